@@ -1,0 +1,100 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""PRIVATE to gpuops.preflight: run an external tool (rocm-smi, amd-smi, journalctl) under a hard timeout.
+
+A rig with a dead SMU makes rocm-smi take minutes or hang for ever, so every call goes through
+coreutils ``timeout``: it puts the tool in a process group of its own, sends SIGTERM to the whole
+group when the time is up and SIGKILL ``kill_after`` seconds later. ``run_command`` itself has no
+timeout; a tool stuck in an uninterruptible kernel read is caught by the task's ``timeout:``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+ROCM_BIN_DIRS = ["/opt/rocm/bin", "/opt/rocm/libexec/rocm_smi"]
+
+
+class ToolRun(object):
+    """The outcome of one tool call: what ran, how it ended and what it printed."""
+
+    __slots__ = ("cmd", "rc", "stdout", "stderr", "elapsed", "timed_out", "not_found", "error", "timeout")
+
+    def __init__(self, cmd, timeout):
+        self.cmd = cmd
+        self.timeout = timeout
+        self.rc = None
+        self.stdout = ""
+        self.stderr = ""
+        self.elapsed = 0.0
+        self.timed_out = False
+        self.not_found = False
+        self.error = None
+
+    @property
+    def ran(self):
+        """The tool started and ended by itself (whatever it printed or returned)."""
+        return not (self.timed_out or self.not_found or self.error)
+
+    def describe(self):
+        name = os.path.basename(self.cmd[0]) if self.cmd else "tool"
+        if self.not_found:
+            return "%s not found" % name
+        if self.timed_out:
+            return "%s timed out after %ss and was killed" % (name, _fmt(self.timeout))
+        if self.error:
+            return "%s could not run: %s" % (name, self.error)
+        return "%s exited %s" % (name, self.rc)
+
+    def as_dict(self):
+        return {
+            "cmd": self.cmd,
+            "rc": self.rc,
+            "elapsed_s": round(self.elapsed, 3),
+            "timed_out": self.timed_out,
+            "not_found": self.not_found,
+            "error": self.error,
+            "timeout_s": self.timeout,
+        }
+
+
+def _fmt(seconds):
+    return ("%.1f" % seconds).rstrip("0").rstrip(".")
+
+
+def find_tool(module, name_or_path, opt_dirs=None):
+    """Resolve a tool: an absolute path is taken as is (None when not executable), a bare name on PATH."""
+    if not name_or_path:
+        return None
+    if os.path.isabs(name_or_path):
+        return name_or_path if os.access(name_or_path, os.X_OK) and os.path.isfile(name_or_path) else None
+    return module.get_bin_path(name_or_path, opt_dirs=opt_dirs or [])
+
+
+def run_tool(module, argv, timeout, kill_after=2, clock=time.monotonic):
+    """Run ``argv`` (argv[0] already resolved) under a hard timeout. Never raises."""
+    run = ToolRun(list(argv), timeout)
+    timeout_bin = module.get_bin_path("timeout")
+    if not timeout_bin:
+        run.error = "coreutils 'timeout' not found: refusing to run %s without a hard timeout" % argv[0]
+        return run
+    cmd = [timeout_bin, "-k", _fmt(kill_after), _fmt(timeout)] + list(argv)
+    start = clock()
+    try:
+        rc, out, err = module.run_command(cmd, environ_update={"LC_ALL": "C", "LANG": "C"},
+                                          errors="surrogate_then_replace", handle_exceptions=False)
+    except (OSError, ValueError) as exc:
+        run.error = str(exc)
+        return run
+    finally:
+        run.elapsed = clock() - start
+    run.rc, run.stdout, run.stderr = rc, out or "", err or ""
+    # 124: timeout sent SIGTERM and the tool ended; 137: it had to be killed. Only a run that
+    # lasted the whole timeout counts (the OOM killer also gives 137, but early).
+    if rc in (124, 137) and run.elapsed >= timeout * 0.9:
+        run.timed_out = True
+    elif rc == 127:
+        run.not_found = True
+    return run
