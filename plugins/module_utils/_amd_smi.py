@@ -1,0 +1,142 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""PRIVATE to gpuops.preflight: pure parser of amd-smi's JSON, used where rocm-smi is absent.
+
+Two top-level shapes exist: a list of per-GPU objects (up to amd-smi 25.x, and ``list``,
+``process``, ``topology`` everywhere) and ``{"gpu_data": [...]}`` (amd-smi 26, ROCm 7). Leaves are
+``{"value": N, "unit": "..."}`` or ``"N/A"`` since ROCm 6.1; 6.0 used bare numbers and other key
+names. Whole sections can be ``"N/A"``. GPUs are numbered in PCI-address order (since 6.0).
+"""
+
+from __future__ import annotations
+
+import json
+
+from ansible_collections.gpuops.preflight.plugins.module_utils._pci import normalize_bdf
+
+# One call: metrics (usage, power, temperature, VRAM). It does not print the PCI address on
+# every build; where it does not, GPUs are matched to sysfs by amd-smi's own (PCI) order.
+METRIC_ARGS = ["metric", "--json"]
+
+_MIB = 1024 * 1024
+
+
+def extract_json(stdout):
+    """The amd-smi document (list or dict) in ``stdout``, or None. Watch mode prints a text banner first."""
+    if not stdout:
+        return None
+    lines = stdout.splitlines()
+    starts = [pos for pos, line in enumerate(lines) if line.lstrip()[:1] in ("[", "{")]
+    # A few candidates only: garbage full of brackets must not cost quadratic time.
+    for pos in starts[:5]:
+        try:
+            return json.loads("\n".join(lines[pos:]))
+        except (ValueError, RecursionError):  # garbage nested deeply enough hits the recursion limit
+            continue
+    return None
+
+
+def gpu_entries(doc):
+    """The per-GPU objects, whatever the top-level shape."""
+    if isinstance(doc, dict):
+        doc = doc.get("gpu_data", [doc] if "gpu" in doc else [])
+    if not isinstance(doc, list):
+        return []
+    return [entry for entry in doc if isinstance(entry, dict)]
+
+
+def value(node, unit_scale=None):
+    """A leaf as a number: {"value": 6, "unit": "W"}, a bare number, or None for "N/A"."""
+    unit = None
+    if isinstance(node, dict):
+        unit = node.get("unit")
+        node = node.get("value")
+    if isinstance(node, bool) or not isinstance(node, (int, float)):
+        if isinstance(node, str):
+            try:
+                node = float(node) if "." in node else int(node)
+            except ValueError:
+                return None
+        else:
+            return None
+    if unit_scale and unit in unit_scale:
+        node = node * unit_scale[unit]
+    return node
+
+
+def _path(entry, *keys):
+    node = entry
+    for key in keys:
+        if not isinstance(node, dict):
+            return None
+        node = node.get(key)
+    return node
+
+
+def _first(entry, *paths):
+    for path in paths:
+        got = _path(entry, *path)
+        if got is not None and got != "N/A":
+            return got
+    return None
+
+
+_MEM_SCALE = {"MB": _MIB, "MiB": _MIB, "GB": 1024 * _MIB, "KB": 1024, "B": 1}
+
+
+def _mem_bytes(node):
+    # amd-smi reports VRAM in MB meaning MiB (integer-divided); ROCm 6.0 printed a bare MB integer.
+    got = value(node, _MEM_SCALE)
+    if got is None:
+        return None
+    if not isinstance(node, dict):
+        got = got * _MIB
+    return int(got)
+
+
+def parse_entry(entry):
+    """One GPU's facts from a ``metric`` (or ``static``/``list``) entry."""
+    index = entry.get("gpu")
+    bdf = normalize_bdf(_first(entry, ("bdf",), ("bus", "bdf")))
+    temp = value(_first(entry, ("temperature", "edge"), ("temperature", "hotspot")))
+    device_id = _first(entry, ("asic", "device_id"))
+    model = _first(entry, ("asic", "market_name"))
+    gfx = _first(entry, ("asic", "target_graphics_version"))
+    return {
+        "index": index if isinstance(index, int) and not isinstance(index, bool) else None,
+        "bdf": bdf,
+        "model": model if isinstance(model, str) else None,
+        "device_id": device_id.lower() if isinstance(device_id, str) else None,
+        "gfx_version": gfx if isinstance(gfx, str) else None,
+        "vram_total_bytes": _mem_bytes(_first(entry, ("mem_usage", "total_vram"), ("vram", "size"))),
+        "vram_used_bytes": _mem_bytes(_first(entry, ("mem_usage", "used_vram"))),
+        "vram_used_percent": None,
+        "busy_percent": value(_first(entry, ("usage", "gfx_activity"), ("usage", "gfx_usage"))),
+        "temperature_edge_c": _float(temp),
+        "temperature_junction_c": _float(value(_first(entry, ("temperature", "hotspot")))),
+        "power_w": value(_first(entry, ("power", "socket_power"), ("power", "current_power"),
+                                ("power", "average_socket_power"))),
+        "perf_level": _perf_level(entry.get("perf_level")),
+        "unique_id": None,
+        "vbios_version": _first(entry, ("vbios", "part_number")),
+        "key_count": len(entry),
+    }
+
+
+def _float(num):
+    return None if num is None else float(num)
+
+
+def _perf_level(raw):
+    # "AMDSMI_DEV_PERF_LEVEL_AUTO" -> "auto", the sysfs spelling
+    if not isinstance(raw, str) or raw == "N/A":
+        return None
+    return raw.rsplit("PERF_LEVEL_", 1)[-1].lower()
+
+
+def parse(doc):
+    """(cards sorted by index, system info) from an amd-smi document."""
+    cards = [parse_entry(entry) for entry in gpu_entries(doc)]
+    cards.sort(key=lambda card: (card["index"] is None, card["index"] or 0))
+    return cards, {"driver_version": None, "processes": []}

@@ -1,0 +1,240 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""PRIVATE to gpuops.preflight: pure parser of rocm-smi's JSON, ROCm 4.3 to 7.x.
+
+What the output really looks like (docs/gpu-formats.md in the project notes): one line of
+``json.dumps`` on stdout, every value a string, keys renamed across versions (GPU ID -> Device ID
+at 6.0, Card series -> Card Series at 6.2, power key per hardware), failed metrics OMITTED (not
+N/A), a card with no readable key removed entirely, and exit status 0 even on failure. Stray text
+can precede the JSON, so only a line that starts with ``{`` is taken as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from ansible_collections.gpuops.preflight.plugins.module_utils._pci import normalize_bdf
+
+# The one call the preflight makes: a concise set of facts. -a is slower, noisier and prints
+# text on stdout (the KFD PID warning); VRAM holders are read from KFD sysfs instead of --showpids.
+SHOW_ARGS = [
+    "--showuse", "--showmeminfo", "vram", "--showtemp", "--showpower", "--showbus",
+    "--showproductname", "--showid", "--showdriverversion", "--json",
+]
+
+# Outcome of a rocm-smi run, as far as its output tells.
+ANSWERED = "answered"          # JSON with at least one card
+NO_DATA = "no_data"            # 'No JSON data to report': no card had a readable value
+NO_DRIVER = "no_driver"        # amdgpu is not loaded
+MUTEX = "mutex"                # the shared-memory mutex of rocm_smi_lib is stuck
+UNPARSEABLE = "unparseable"    # stdout is not rocm-smi JSON
+FAILED = "failed"              # non-zero exit without JSON
+
+_CARD_KEY = re.compile(r"^card(\d+)$")
+_NUMBER = re.compile(r"^\s*[-+]?\d+(?:\.\d+)?\s*$")
+_HEX = re.compile(r"^0x[0-9a-fA-F]+$")
+
+_MODEL_KEYS = ("Device Name", "Card Series", "Card series")
+_POWER_KEYS = ("Current Socket Graphics Package Power (W)", "Average Graphics Package Power (W)")
+
+
+def extract_json(stdout):
+    """The rocm-smi document in ``stdout``, or None.
+
+    rocm-smi prints one JSON line; anything else on stdout (warnings, the KFD PID notice) is
+    noise. Recordings re-indented by other tools are accepted too.
+    """
+    if not stdout:
+        return None
+    lines = stdout.splitlines()
+    for line in lines:
+        if line.lstrip().startswith("{"):
+            doc = _loads_dict(line)
+            if doc is not None:
+                return doc
+    # A pretty-printed document: from a line that opens an object to the end. A few candidates
+    # only: garbage full of braces must not cost quadratic time.
+    starts = [pos for pos, line in enumerate(lines) if line.startswith("{")]
+    for pos in starts[:5]:
+        doc = _loads_dict("\n".join(lines[pos:]))
+        if doc is not None:
+            return doc
+    return None
+
+
+def _loads_dict(text):
+    try:
+        doc = json.loads(text)
+    except (ValueError, RecursionError):  # garbage nested deeply enough hits the recursion limit
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def classify(stdout, stderr, rc):
+    """(outcome, document, reason) for one run that ended by itself."""
+    doc = extract_json(stdout)
+    if doc is not None and any(_CARD_KEY.match(k) for k in doc):
+        return ANSWERED, doc, None
+    text = "%s\n%s" % (stdout or "", stderr or "")
+    if "RSMI device mutex" in text or "rocm_smi* shared memory" in text:
+        return MUTEX, doc, ("rocm_smi_lib's shared-memory mutex is stuck (a previous rocm-smi did not exit "
+                            "cleanly): stop all rocm-smi users and delete /dev/shm/rocm_smi*")
+    if "Driver not initialized" in text or "amdgpu not found in modules" in text:
+        return NO_DRIVER, doc, "the amdgpu driver is not loaded"
+    if "No JSON data to report" in text or (doc is not None and not rc):
+        return NO_DATA, doc, "rocm-smi reported no data for any GPU"
+    if rc:
+        return FAILED, doc, "rocm-smi exited %s: %s" % (rc, first_line(stderr) or first_line(stdout) or "no output")
+    return UNPARSEABLE, doc, "rocm-smi printed no JSON: %s" % (first_line(stdout) or first_line(stderr) or "no output")
+
+
+def first_line(text, limit=200):
+    for line in (text or "").splitlines():
+        line = line.strip()
+        if line:
+            return line[:limit]
+    return ""
+
+
+def number(value):
+    """rocm-smi values are strings: '45.0', '0', 'N/A', 'N/A (Secondary die)'. None when not a number."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and _NUMBER.match(value):
+        return float(value) if "." in value else int(value)
+    return None
+
+
+def _int(value):
+    num = number(value)
+    return None if num is None else int(num)
+
+
+def _float(value):
+    num = number(value)
+    return None if num is None else float(num)
+
+
+def _text(value):
+    """A meaningful string: not empty, not N/A, not a placeholder."""
+    if not isinstance(value, str):
+        return None
+    value = value.strip()
+    if not value or value.upper().startswith("N/A") or value.lower() in ("unknown", "unsupported", "none"):
+        return None
+    return value
+
+
+def normalize_gfx(value):
+    """rocm-smi prints 'gfx' + major, minor and stepping in decimal: gfx90a appears as 'gfx9010'."""
+    text = _text(value)
+    if not text or not text.lower().startswith("gfx"):
+        return text
+    digits = text[3:]
+    if not digits.isdigit() or len(digits) < 3:
+        return text.lower()
+    major_len = 2 if digits[0] == "1" and len(digits) >= 4 else 1
+    major, minor, step = int(digits[:major_len]), int(digits[major_len]), int(digits[major_len + 1:])
+    return "gfx%d%d%x" % (major, minor, step)
+
+
+def gfx_from_target_version(value):
+    """KFD's gfx_target_version (major*10000 + minor*100 + stepping) -> 'gfx1032', 'gfx90a'."""
+    try:
+        value = int(value)
+    except (TypeError, ValueError):
+        return None
+    if value <= 0:
+        return None
+    return "gfx%d%d%x" % (value // 10000, (value // 100) % 100, value % 100)
+
+
+def _model(card):
+    for key in _MODEL_KEYS:
+        text = _text(card.get(key))
+        # ROCm 4.3 on RDNA2 filled the product keys with the vendor id "0x1002".
+        if text and not _HEX.match(text):
+            return text
+    return None
+
+
+def parse_card(index, card):
+    """One GPU's facts from its rocm-smi entry; absent keys stay None (absent = the read failed)."""
+    power = None
+    for key in _POWER_KEYS:
+        power = _float(card.get(key))
+        if power is not None:
+            break
+    device_id = _text(card.get("Device ID")) or _text(card.get("GPU ID"))
+    return {
+        "index": index,
+        "bdf": normalize_bdf(card.get("PCI Bus")),
+        "model": _model(card),
+        "device_id": device_id.lower() if device_id else None,
+        "gfx_version": normalize_gfx(card.get("GFX Version")),
+        "vram_total_bytes": _int(card.get("VRAM Total Memory (B)")),
+        "vram_used_bytes": _int(card.get("VRAM Total Used Memory (B)")),
+        "vram_used_percent": _int(card.get("GPU Memory Allocated (VRAM%)")),
+        "busy_percent": _int(card.get("GPU use (%)")),
+        "temperature_edge_c": _float(card.get("Temperature (Sensor edge) (C)")),
+        "temperature_junction_c": _float(card.get("Temperature (Sensor junction) (C)")),
+        "power_w": power,
+        "perf_level": _text(card.get("Performance Level")),
+        "unique_id": _text(card.get("Unique ID")),
+        "vbios_version": _text(card.get("VBIOS version")),
+        "key_count": len(card),
+    }
+
+
+def parse(doc):
+    """(cards sorted by index, system info) from a rocm-smi document."""
+    cards = []
+    for key, value in doc.items():
+        match = _CARD_KEY.match(key)
+        if match and isinstance(value, dict):
+            cards.append(parse_card(int(match.group(1)), value))
+    cards.sort(key=lambda card: card["index"])
+    system = doc.get("system") if isinstance(doc.get("system"), dict) else {}
+    return cards, {
+        "driver_version": _text(system.get("Driver version")),
+        "processes": _processes(system),
+    }
+
+
+def _processes(system):
+    """--showpids (or -a) entries: "PID<pid>": "<name>, <gpu count>, <vram bytes>, <sdma>, <cu%>"."""
+    procs = []
+    for key, value in system.items():
+        if not key.startswith("PID") or not key[3:].isdigit() or not isinstance(value, str):
+            continue
+        fields = [f.strip() for f in value.split(",")]
+        procs.append({
+            "pid": int(key[3:]),
+            "name": fields[0] if fields else None,
+            "gpu_count": _int(fields[1]) if len(fields) > 1 else None,
+            "vram_bytes": _int(fields[2]) if len(fields) > 2 else None,
+        })
+    return procs
+
+
+def index_order(doc):
+    """How this rocm-smi numbers GPUs, told by its id keys: 'bdf' (ROCm >= 6.0), 'drm' (<= 5.7), or None."""
+    seen = set()
+    for key, value in doc.items():
+        if _CARD_KEY.match(key) and isinstance(value, dict):
+            seen.update(value)
+    if "Device ID" in seen or "Device Name" in seen or "Card Series" in seen:
+        return "bdf"
+    if "GPU ID" in seen or "Card series" in seen:
+        return "drm"
+    return None
+
+
+def index_order_from_rocm_version(version):
+    """'5.7.1' -> 'drm', '6.0.2' -> 'bdf' (rocm_smi_main.cc sorts by BDF since 6.0)."""
+    match = re.match(r"^\s*(\d+)\.", version or "")
+    if not match:
+        return None
+    return "bdf" if int(match.group(1)) >= 6 else "drm"

@@ -1,0 +1,25 @@
+"""Locate the recorded real tool output shipped in tests/fixtures (see its SOURCES.md)."""
+
+from __future__ import annotations
+
+import os
+
+FIXTURES = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", "..", "..", "fixtures", "gpu"))
+
+
+def path(*parts):
+    return os.path.join(FIXTURES, *parts)
+
+
+def read(*parts):
+    with open(path(*parts), encoding="utf-8") as handle:
+        return handle.read()
+
+
+def recording(*parts):
+    """A recording without the recorder's own '# Source: ...' header lines (never part of real output)."""
+    return "\n".join(line for line in read(*parts).splitlines() if not line.startswith("# ")) + "\n"
+
+
+def listing(folder):
+    return sorted(os.listdir(path(folder)))

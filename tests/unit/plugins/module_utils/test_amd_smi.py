@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ansible_collections.gpuops.preflight.plugins.module_utils import _amd_smi as amd_smi
+
+from ansible_collections.gpuops.preflight.tests.unit.plugins.module_utils.fixtures import listing, recording
+
+MIB = 1024 * 1024
+
+
+def test_rx6600_metric_list_form():
+    cards, _system = amd_smi.parse(amd_smi.extract_json(recording("amd-smi", "rx6600_gfx1032_metric_proxmox.json")))
+    assert cards == [dict(cards[0], index=0, bdf=None, busy_percent=1, power_w=6, temperature_edge_c=36.0,
+                          vram_total_bytes=8176 * MIB, vram_used_bytes=202 * MIB, perf_level="auto")]
+
+
+def test_gpu_data_wrapped_form_gives_the_same_facts():
+    listed = json.loads(recording("amd-smi", "rx6600_gfx1032_metric_proxmox.json"))
+    wrapped = json.dumps({"gpu_data": listed, "cpu_data": []}, indent=4)
+    assert amd_smi.parse(amd_smi.extract_json(wrapped)) == amd_smi.parse(listed)
+
+
+def test_static_gives_pci_address_model_and_vram():
+    cards, _system = amd_smi.parse(amd_smi.extract_json(recording("amd-smi", "rx6600_gfx1032_static_proxmox.json")))
+    assert cards[0]["bdf"] == "0000:0b:00.0"
+    assert cards[0]["model"] == "Navi 23 [Radeon RX 6600/6600 XT"  # amd-smi truncates it: recorded quirk
+    assert cards[0]["device_id"] == "0x73ff"
+    assert cards[0]["vram_total_bytes"] == 8176 * MIB
+
+
+def test_rocm61_power_leaf():
+    cards, _system = amd_smi.parse(amd_smi.extract_json(recording("amd-smi", "rocm6.1_metric_power_json_changelog.json")))
+    assert cards[0]["power_w"] == 10
+
+
+def test_rocm60_bare_numbers():
+    doc = [{"gpu": 0, "usage": {"gfx_usage": 55}, "power": {"current_power": 120},
+            "mem_usage": {"total_vram": 8176, "used_vram": 100}}]
+    card = amd_smi.parse(doc)[0][0]
+    assert (card["busy_percent"], card["power_w"], card["vram_total_bytes"]) == (55, 120, 8176 * MIB)
+
+
+def test_all_na_sections_give_no_numbers():
+    doc = [{"gpu": 0, "usage": "N/A", "power": {"socket_power": "N/A"}, "temperature": {"edge": "N/A"}}]
+    card = amd_smi.parse(doc)[0][0]
+    assert card["busy_percent"] is None and card["power_w"] is None and card["temperature_edge_c"] is None
+
+
+@pytest.mark.parametrize("name", listing("amd-smi"))
+def test_every_recording_parses_or_is_rejected_cleanly(name):
+    doc = amd_smi.extract_json(recording("amd-smi", name))
+    cards, _system = amd_smi.parse(doc) if doc is not None else ([], {})
+    if name.endswith(".json"):
+        assert cards and all(c["index"] == 0 for c in cards)
+    else:
+        # text output, pprint of the Python API, excerpts cut mid-document: no JSON, no crash
+        assert doc is None
+
+
+def test_garbage_with_many_brackets_is_rejected():
+    assert amd_smi.extract_json("[\n" * 2000 + "{oops") is None

@@ -1,0 +1,126 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ansible_collections.gpuops.preflight.plugins.module_utils import _rocm_smi as rocm_smi
+
+from ansible_collections.gpuops.preflight.tests.unit.plugins.module_utils.fixtures import listing, recording
+
+# What each real recording must give: (outcome, cards, index order, card0 expectations).
+EXPECTED = {
+    "rocm5.4_2x_rx6800_showmemuse_rocm_smi_lib-pr120.json": (rocm_smi.ANSWERED, 2, None, {"bdf": None}),
+    "rocm5.x_mi250_showallinfo_oneline_wandb-mock.json": (rocm_smi.ANSWERED, 1, "drm", {
+        "bdf": "0000:2f:00.0", "model": "AMD INSTINCT MI250 (MCM) OAM AC MBA", "device_id": "0x740c",
+        "temperature_edge_c": 32.0, "power_w": 89.0, "busy_percent": 10}),
+    "rocm6.x_mi200_showproductname_rocm_smi_lib-159.json": (rocm_smi.ANSWERED, 1, "bdf", {
+        "model": "AMD INSTINCT MI200 (MCM) OAM LC MBA HPE C2", "gfx_version": "gfx90a"}),
+    "rocm6.x_mi250_showallinfo_oneline_wandb-mock.json": (rocm_smi.ANSWERED, 1, "bdf", {
+        "bdf": "0000:29:00.0", "gfx_version": "gfx90a", "power_w": 91.0, "temperature_edge_c": 43.0}),
+    "rocm6.x_rx6600_gfx1032_showallinfo_proxmox.json": (rocm_smi.ANSWERED, 1, "bdf", {
+        "bdf": "0000:0b:00.0", "model": "Navi 23 [Radeon RX 6600/6600 XT/6600M]", "device_id": "0x73ff",
+        "gfx_version": "gfx1032", "temperature_edge_c": None, "power_w": None, "vram_total_bytes": None,
+        "vram_used_percent": 1, "busy_percent": 0, "perf_level": None}),
+    "telegraf_mi100_rocm571.json": (rocm_smi.ANSWERED, 6, "drm", {
+        "bdf": "0000:1e:00.0", "model": "Arcturus GL-XL [Instinct MI100]", "power_w": 39.0,
+        "vram_total_bytes": 34342961152, "vram_used_bytes": 6782976}),
+    "telegraf_mi100_rocm602.json": (rocm_smi.ANSWERED, 4, "bdf", {"bdf": "0000:83:00.0", "device_id": "0x738c"}),
+    "telegraf_rx6700xt_rocm430.json": (rocm_smi.ANSWERED, 1, "drm", {
+        "bdf": "0000:07:00.0", "model": None, "temperature_edge_c": 45.0, "power_w": 6.0}),
+    "telegraf_rx6700xt_rocm571.json": (rocm_smi.ANSWERED, 1, "drm", {
+        "model": "Navi 22 [Radeon RX 6700/6700 XT / 6800M]", "vram_used_bytes": 1564491776}),
+    "telegraf_rx6700xt_rocm602.json": (rocm_smi.ANSWERED, 1, "bdf", {"power_w": None, "device_id": "0x73df"}),
+    "telegraf_vega-10-XT.json": (rocm_smi.ANSWERED, 1, "drm", {"model": None, "device_id": "0x6861", "power_w": 15.0}),
+    "telegraf_vega-20-WKS-GL-XE.json": (rocm_smi.ANSWERED, 1, "drm", {"model": "Radeon Instinct MI50 32GB"}),
+    "rocm5.2_stderr_mutex_init_failure_multigpu_rocm_smi_lib-88.txt": (rocm_smi.MUTEX, 0, None, None),
+    "rocm6.x_json_showrasinfo_no_json_data_legacy-rocm-build-4374.txt": (rocm_smi.NO_DATA, 0, None, None),
+}
+TEXT_ONLY = rocm_smi.UNPARSEABLE  # concise tables, CSV, tracebacks: not JSON, never crash
+
+
+def test_every_recording_has_an_expectation_or_is_text():
+    for name in listing("rocm-smi"):
+        assert name in EXPECTED or not name.endswith(".json"), name
+
+
+@pytest.mark.parametrize("name", listing("rocm-smi"))
+def test_recording(name):
+    outcome, doc, reason = rocm_smi.classify(recording("rocm-smi", name), "", 0)
+    want_outcome, want_cards, want_order, want_card0 = EXPECTED.get(name, (TEXT_ONLY, 0, None, None))
+    assert outcome == want_outcome, reason
+    if outcome != rocm_smi.ANSWERED:
+        assert reason
+        return
+    cards, _system = rocm_smi.parse(doc)
+    assert len(cards) == want_cards
+    assert [c["index"] for c in cards] == sorted(c["index"] for c in cards)
+    assert rocm_smi.index_order(doc) == want_order
+    for key, value in want_card0.items():
+        assert cards[0][key] == value, key
+
+
+def test_mi100_system_section_processes_and_driver():
+    _outcome, doc, _reason = rocm_smi.classify(recording("rocm-smi", "telegraf_mi100_rocm571.json"), "", 0)
+    cards, system = rocm_smi.parse(doc)
+    assert [c["bdf"] for c in cards] == ["0000:1e:00.0", "0000:22:00.0", "0000:3f:00.0", "0000:43:00.0",
+                                         "0000:46:00.0", "0000:49:00.0"]
+    assert system["driver_version"] == "6.2.4"
+    assert system["processes"] == [{"pid": 104225, "name": "mlir-cpu-runner", "gpu_count": 0, "vram_bytes": 0}]
+
+
+def test_only_the_line_starting_with_brace_is_json():
+    doc = {"card0": {"PCI Bus": "0000:0B:00.0", "GPU use (%)": "7"}}
+    stdout = "WARNING: Unable to get list of KFD PIDs\n" + json.dumps(doc) + "\n"
+    outcome, parsed, _reason = rocm_smi.classify(stdout, "", 0)
+    assert outcome == rocm_smi.ANSWERED and parsed == doc
+
+
+def test_dead_gpu_missing_from_json_leaves_a_gap():
+    doc = {"card0": {"PCI Bus": "0000:03:00.0"}, "card2": {"PCI Bus": "0000:09:00.0"}}
+    cards, _system = rocm_smi.parse(doc)
+    assert [c["index"] for c in cards] == [0, 2]
+
+
+@pytest.mark.parametrize("stdout,stderr,rc,outcome", [
+    ("", "WARNING: No JSON data to report\n", 0, rocm_smi.NO_DATA),
+    ("ERROR: Cannot print JSON/CSV output for concise output\n", "", 1, rocm_smi.FAILED),
+    ("Driver not initialized (amdgpu not found in modules)\n", "", 0, rocm_smi.NO_DRIVER),
+    ("{not json at all\n\x00\x01garbage\n", "", 0, rocm_smi.UNPARSEABLE),
+    ("", "", 0, rocm_smi.UNPARSEABLE),
+    ('{"system": {"Driver version": "6.3.6"}}\n', "", 0, rocm_smi.NO_DATA),
+])
+def test_failures_with_exit_zero_are_recognised(stdout, stderr, rc, outcome):
+    got, _doc, reason = rocm_smi.classify(stdout, stderr, rc)
+    assert got == outcome
+    assert reason
+
+
+@pytest.mark.parametrize("raw,expected", [
+    ("gfx1032", "gfx1032"), ("gfx9010", "gfx90a"), ("gfx942", "gfx942"), ("gfx1100", "gfx1100"),
+    ("gfx906", "gfx906"), ("N/A", None), (None, None),
+])
+def test_gfx_normalisation(raw, expected):
+    assert rocm_smi.normalize_gfx(raw) == expected
+
+
+@pytest.mark.parametrize("raw,expected", [(100302, "gfx1032"), (90010, "gfx90a"), (90402, "gfx942"), (0, None)])
+def test_gfx_from_kfd_target_version(raw, expected):
+    assert rocm_smi.gfx_from_target_version(raw) == expected
+
+
+@pytest.mark.parametrize("raw,expected", [
+    ("45.0", 45.0), ("0", 0), ("N/A", None), ("N/A (Secondary die)", None), ("", None), ("4294967295", 4294967295),
+])
+def test_number(raw, expected):
+    assert rocm_smi.number(raw) == expected
+
+
+@pytest.mark.parametrize("version,order", [("5.7.1", "drm"), ("6.0.2", "bdf"), ("7.1.0", "bdf"), ("", None)])
+def test_order_from_rocm_version(version, order):
+    assert rocm_smi.index_order_from_rocm_version(version) == order
+
+
+def test_deeply_nested_garbage_is_unparseable_not_a_crash():
+    outcome, _doc, _reason = rocm_smi.classify("{" + '{"a":' * 5000 + "\n", "", 0)
+    assert outcome == rocm_smi.UNPARSEABLE
