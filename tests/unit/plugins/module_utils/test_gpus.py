@@ -1,0 +1,177 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ansible_collections.gpuops.preflight.plugins.module_utils import _gpus as gpus
+from ansible_collections.gpuops.preflight.tests.unit.plugins.module_utils.fixtures import recording
+from ansible_collections.gpuops.preflight.tests.unit.plugins.module_utils.sysfs_tree import add_gpu, add_kfd
+
+
+class FakeModule(object):
+    """Stands in for AnsibleModule: tools on a fake PATH, run_command replaying a recorded answer."""
+
+    def __init__(self, tools=("rocm-smi", "timeout"), answer=(0, "", "")):
+        self.tools = set(tools)
+        self.answer = answer
+        self.calls = []
+
+    def get_bin_path(self, name, required=False, opt_dirs=None):
+        return "/usr/bin/%s" % name if name in self.tools else None
+
+    def run_command(self, cmd, **kwargs):
+        self.calls.append(cmd)
+        return self.answer
+
+
+def rocm_doc(*buses, template="telegraf_rx6700xt_rocm602.json"):
+    """A rocm-smi answer for GPUs at the given PCI buses, from a real recorded card."""
+    card = json.loads(recording("rocm-smi", template))["card0"]
+    doc = {}
+    for index, bus in buses:
+        doc["card%d" % index] = dict(card, **{"PCI Bus": "0000:%02X:00.0" % bus})
+    doc["system"] = {"Driver version": "6.3.6"}
+    return json.dumps(doc)
+
+
+@pytest.fixture
+def rig(tmp_path):
+    """Three GPUs; DRM card numbers deliberately not in PCI order."""
+    root = str(tmp_path / "sys")
+    add_gpu(root, "0000:03:00.0", card=2)
+    add_gpu(root, "0000:06:00.0", card=1)
+    add_gpu(root, "0000:09:00.0", card=3)
+    return root
+
+
+def by_bdf(result):
+    return dict((g["bdf"], g) for g in result["gpus"])
+
+
+def test_all_answer_ok_one_tool_call(rig):
+    module = FakeModule(answer=(0, rocm_doc((0, 3), (1, 6), (2, 9)), ""))
+    result = gpus.probe(module, sysfs_root=rig)
+    assert [(g["index"], g["bdf"], g["health"]) for g in result["gpus"]] == [
+        (0, "0000:03:00.0", "ok"), (1, "0000:06:00.0", "ok"), (2, "0000:09:00.0", "ok")]
+    assert len(module.calls) == 1
+    assert module.calls[0][:4] == ["/usr/bin/timeout", "-k", "2", "15"]
+    assert module.calls[0][4:6] == ["/usr/bin/rocm-smi", "--showuse"]
+    gpu = result["gpus"][0]
+    assert (gpu["temperature_edge_c"], gpu["drm_card"], gpu["model"]) == (45.0, 2, "Navi 22 [Radeon RX 6700/6700 XT / 6800M]")
+    assert result["tool"]["answered"] and result["index_order"] == "bdf"
+
+
+def test_vanished_gpu_keeps_its_pci_order_place_and_is_degraded(rig):
+    module = FakeModule(answer=(0, rocm_doc((0, 3), (2, 9)), ""))
+    result = by_bdf(gpus.probe(module, sysfs_root=rig))
+    gone = result["0000:06:00.0"]
+    assert (gone["index"], gone["health"], gone["responding"]) == (1, "degraded", False)
+    assert "no longer reports it" in gone["problems"][0]
+
+
+def test_vanished_gpu_in_drm_order_for_old_rocm(rig):
+    # ROCm <= 5.7 numbers GPUs by DRM card: card1 (06:00.0) is index 0, card2 (03:00.0) index 1.
+    module = FakeModule(answer=(0, rocm_doc((1, 3), (2, 9), template="telegraf_rx6700xt_rocm571.json"), ""))
+    result = gpus.probe(module, sysfs_root=rig)
+    assert result["index_order"] == "drm"
+    assert by_bdf(result)["0000:06:00.0"]["index"] == 0
+
+
+def test_lost_gpu_from_config_space(tmp_path):
+    root = str(tmp_path / "sys")
+    add_gpu(root, "0000:03:00.0", card=1)
+    add_gpu(root, "0000:06:00.0", card=2, lost=True)
+    module = FakeModule(answer=(0, rocm_doc((0, 3)), ""))
+    lost = by_bdf(gpus.probe(module, sysfs_root=root))["0000:06:00.0"]
+    assert lost["health"] == "lost" and lost["index"] == 1 and lost["responding"] is False
+    assert "all-ones" in lost["problems"][0]
+
+
+def test_tool_timeout_gives_unknown_with_sysfs_facts(rig):
+    ticks = iter(range(0, 10000, 16))  # every clock reading 16 s later: the tool ran past its 15 s
+    module = FakeModule(answer=(124, "", ""))
+    result = gpus.probe(module, sysfs_root=rig, clock=lambda: float(next(ticks)))
+    assert result["tool"]["outcome"] == gpus.TIMEOUT and result["tool"]["timed_out"]
+    assert "timed out after 15s" in result["gpus"][0]["problems"][0]
+    for gpu in result["gpus"]:
+        assert gpu["health"] == "unknown" and gpu["responding"] is None
+        assert gpu["vram_total_bytes"] == 8573157376  # sysfs facts are still there
+
+
+def test_quick_exit_124_is_a_failure_not_a_timeout(rig):
+    result = gpus.probe(FakeModule(answer=(124, "", "")), sysfs_root=rig)
+    assert result["tool"]["outcome"] == "failed" and not result["tool"]["timed_out"]
+
+
+def test_exit_zero_no_json_is_unknown_not_hardware(rig):
+    module = FakeModule(answer=(0, "", "WARNING: No JSON data to report\n"))
+    result = gpus.probe(module, sysfs_root=rig)
+    assert result["tool"]["outcome"] == "no_data"
+    assert set(g["health"] for g in result["gpus"]) == {"unknown"}
+
+
+def test_no_tool_installed_uses_sysfs_metrics(tmp_path):
+    root = str(tmp_path / "sys")
+    add_gpu(root, "0000:03:00.0", card=1, busy=12, temp_mc=48000, power_uw=35000000)
+    add_gpu(root, "0000:06:00.0", card=2, runtime_status="suspended", busy=0, temp_mc=30000)
+    result = by_bdf(gpus.probe(FakeModule(tools=("timeout",)), sysfs_root=root))
+    awake, asleep = result["0000:03:00.0"], result["0000:06:00.0"]
+    assert (awake["busy_percent"], awake["temperature_edge_c"], awake["power_w"]) == (12, 48.0, 35.0)
+    assert awake["health"] == "ok" and awake["responding"] is True
+    assert asleep["temperature_edge_c"] is None  # never woken to read it
+    assert asleep["health"] == "unknown"
+
+
+def test_smu_and_bus_findings_from_kernel_log(rig):
+    findings = [
+        {"category": "smu_no_response", "bdf": "0000:06:00.0", "summary": "SMU not answering (0xFFFFFFFF)", "count": 3},
+        {"category": "bus_lost", "bdf": "0000:0C:00.0", "summary": "device lost from bus", "count": 1},
+        {"category": "ring_timeout", "bdf": "0000:03:00.0", "summary": "ring timeout", "count": 1},
+    ]
+    module = FakeModule(answer=(0, rocm_doc((0, 3), (1, 6), (2, 9)), ""))
+    result = by_bdf(gpus.probe(module, sysfs_root=rig, kernel_findings=findings))
+    assert result["0000:06:00.0"]["health"] == "degraded"
+    assert result["0000:06:00.0"]["problems"] == ["kernel log: SMU not answering (0xFFFFFFFF) (x3)"]
+    assert result["0000:03:00.0"]["health"] == "ok"  # a ring timeout is the kernel_log check's business
+    ghost = result["0000:0c:00.0"]  # gone from sysfs and the tool, known only from the kernel log
+    assert ghost["health"] == "lost" and ghost["sources"] == ["kernel_log"]
+
+
+def test_non_amd_display_and_unbound_gpu(tmp_path):
+    root = str(tmp_path / "sys")
+    add_gpu(root, "0000:02:00.0", card=0, vendor="0x1a03", device="0x2000", driver="ast")  # BMC
+    add_gpu(root, "0000:03:00.0", card=1)
+    add_gpu(root, "0000:06:00.0", card=None, driver=None)  # on the bus, amdgpu let go of it
+    module = FakeModule(answer=(0, rocm_doc((0, 3)), ""))
+    result = by_bdf(gpus.probe(module, sysfs_root=root))
+    assert "0000:02:00.0" not in result
+    unbound = result["0000:06:00.0"]
+    assert unbound["health"] == "degraded" and unbound["index"] is None
+
+
+def test_kfd_vram_holders_and_gfx(rig):
+    add_kfd(rig, [(41840, "0000:03:00.0", 100302), (5122, "0000:06:00.0", 100302)],
+            procs=[(4242, 5122, 2147483648), (4243, 41840, 0)])
+    module = FakeModule(answer=(0, rocm_doc((0, 3), (1, 6), (2, 9)), ""))
+    result = gpus.probe(module, sysfs_root=rig)
+    holders = [(p["pid"], p["bdf"], p["index"], p["vram_bytes"]) for p in result["processes"]]
+    assert holders == [(4242, "0000:06:00.0", 1, 2147483648), (4243, "0000:03:00.0", 0, 0)]
+    assert by_bdf(result)["0000:03:00.0"]["gfx_version"] == "gfx1032"
+
+
+def test_amd_smi_without_addresses_matched_by_pci_order(rig):
+    listed = json.loads(recording("amd-smi", "rx6600_gfx1032_metric_proxmox.json"))
+    doc = [dict(listed[0], gpu=i) for i in range(3)]
+    module = FakeModule(tools=("amd-smi", "timeout"), answer=(0, json.dumps(doc, indent=4), ""))
+    result = gpus.probe(module, sysfs_root=rig)
+    assert result["tool"]["name"] == "amd-smi"
+    assert [(g["index"], g["bdf"], g["temperature_edge_c"]) for g in result["gpus"]] == [
+        (0, "0000:03:00.0", 36.0), (1, "0000:06:00.0", 36.0), (2, "0000:09:00.0", 36.0)]
+
+
+def test_no_sysfs_at_all_keeps_tool_facts(tmp_path):
+    module = FakeModule(answer=(0, rocm_doc((0, 3), (1, 6)), ""))
+    result = gpus.probe(module, sysfs_root=str(tmp_path / "nowhere"))
+    assert [g["health"] for g in result["gpus"]] == ["ok", "ok"]
+    assert result["notes"] == ["sysfs: no AMD GPU found under %s" % (tmp_path / "nowhere")]
