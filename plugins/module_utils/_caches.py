@@ -1,0 +1,469 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""PRIVATE to gpuops.preflight: GPU runtime caches of users, found and removed without following links.
+
+A cache *pattern* is a glob relative to a user's home (``.cache/hip_*``); its first component is the
+cache *root* (``.cache``, ``.config``, ``.triton``), which must be a plain name. Matching is done one
+component at a time with ``os.lstat``/``os.scandir`` (hidden names match wildcards), and:
+
+* a root, or any directory between the root and a match, that is a symlink is never descended: it is
+  reported as skipped and nothing under it is removed;
+* a match that is itself a symlink is a target of kind ``symlink``: the link is removed, never what it
+  points to;
+* sizes are the sum of ``lstat`` sizes of the non-directory entries under a target (links not followed).
+
+``remove_targets`` opens the home and then every directory down to the target's parent with
+``O_NOFOLLOW``, checks with ``lstat`` that the target is still the file it planned (same kind, same
+inode), and only then unlinks it or removes the tree with ``shutil.rmtree`` relative to that parent
+(fd-based, symlink-attack safe). A target that is not below a cache root of its home is never touched.
+Errors are collected per path, never raised.
+"""
+
+from __future__ import annotations
+
+import errno
+import fnmatch
+import os
+import pwd
+import shutil
+import stat
+import sys
+
+DEFAULT_PATTERNS = (".cache/hip_*", ".cache/comgr_cache", ".cache/miopen")
+MIOPEN_USER_DB = ".config/miopen"
+CACHE_ROOTS = (".cache", ".config")
+_GLOB_CHARS = ("*", "?", "[")
+
+DIR = "dir"
+FILE = "file"
+SYMLINK = "symlink"
+
+_O_DIR = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+# shutil.rmtree(dir_fd=...) exists from Python 3.11; onexc replaces onerror from 3.12.
+_RMTREE_DIR_FD = sys.version_info >= (3, 11)
+_RMTREE_ONEXC = sys.version_info >= (3, 12)
+
+
+# --------------------------------------------------------------------------------------------
+# input: patterns and homes (bad input raises ValueError with a message that names it)
+
+def _split(pattern):
+    """A relative pattern's components, without empty and '.' components."""
+    return [part for part in pattern.split("/") if part not in ("", ".")]
+
+
+def _is_glob(part):
+    return any(char in part for char in _GLOB_CHARS)
+
+
+def validate_extra_paths(extra_paths):
+    """Normalised extra patterns; ValueError for one that could leave the home or has no plain root."""
+    if extra_paths is None:
+        return []
+    if isinstance(extra_paths, (str, bytes)) or not isinstance(extra_paths, (list, tuple)):
+        raise ValueError("extra_paths must be a list of paths relative to the home, not %s"
+                         % type(extra_paths).__name__)
+    clean = []
+    for raw in extra_paths:
+        if not isinstance(raw, str):
+            raise ValueError("extra_paths: %r is not a string" % (raw,))
+        if "\0" in raw:
+            raise ValueError("extra_paths: %r contains a NUL byte" % raw)
+        if raw.startswith("/"):
+            raise ValueError("extra_paths: %s is an absolute path; give it relative to the home (e.g. .triton/cache)"
+                             % raw)
+        if raw.startswith("~"):
+            raise ValueError("extra_paths: %s starts with '~'; give it relative to the home without '~/'" % raw)
+        parts = _split(raw)
+        if ".." in parts:
+            raise ValueError("extra_paths: %s has a '..' component; it must stay inside the home" % raw)
+        if not parts:
+            raise ValueError("extra_paths: %r names the home itself, not a cache inside it" % raw)
+        if _is_glob(parts[0]):
+            raise ValueError("extra_paths: the first component of %s must be a plain name (it is the cache root), "
+                             "not a pattern" % raw)
+        pattern = "/".join(parts)
+        if pattern not in clean:
+            clean.append(pattern)
+    return clean
+
+
+def cache_patterns(include_miopen_user_db=False, extra_paths=()):
+    """The patterns to clean, relative to each home (ValueError for a bad extra path)."""
+    patterns = list(DEFAULT_PATTERNS)
+    if include_miopen_user_db:
+        patterns.append(MIOPEN_USER_DB)
+    for pattern in validate_extra_paths(extra_paths):
+        if pattern not in patterns:
+            patterns.append(pattern)
+    return patterns
+
+
+def keep_paths(include_miopen_user_db=False):
+    """The paths never removed, relative to each home: the MIOpen user database unless it is included."""
+    return () if include_miopen_user_db else (MIOPEN_USER_DB,)
+
+
+def resolve_homes(users=(), home_dirs=(), getpwnam=None, getpwuid=None, geteuid=None):
+    """[(label, home)] for the named users and home folders; the running user's home when both are empty."""
+    getpwnam = getpwnam or pwd.getpwnam
+    homes = []
+    for user in users or ():
+        if not isinstance(user, str) or not user or "\0" in user:
+            raise ValueError("users: %r is not a user name" % (user,))
+        try:
+            entry = getpwnam(user)
+        except KeyError:
+            raise ValueError("users: unknown user %r (not in the passwd database of this host)" % user)
+        if not entry.pw_dir or not entry.pw_dir.startswith("/"):
+            raise ValueError("users: user %r has no absolute home directory (%r)" % (user, entry.pw_dir))
+        homes.append((user, entry.pw_dir))
+    for home in home_dirs or ():
+        if not isinstance(home, str) or not home or "\0" in home:
+            raise ValueError("home_dirs: %r is not a path" % (home,))
+        if not home.startswith("/"):
+            raise ValueError("home_dirs: %s is not an absolute path" % home)
+        homes.append((home, home))
+    if not homes:
+        entry = (getpwuid or pwd.getpwuid)((geteuid or os.geteuid)())
+        homes.append((entry.pw_name, entry.pw_dir))
+    unique, seen = [], set()
+    for label, home in homes:
+        key = os.path.normpath(home)
+        if key not in seen:
+            seen.add(key)
+            unique.append((label, key))
+    return unique
+
+
+# --------------------------------------------------------------------------------------------
+# finding
+
+def _kind(mode):
+    if stat.S_ISLNK(mode):
+        return SYMLINK
+    if stat.S_ISDIR(mode):
+        return DIR
+    return FILE
+
+
+def measure(path):
+    """(bytes, entries) under ``path`` without following links: lstat sizes of every non-directory."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return 0, 0
+    if not stat.S_ISDIR(st.st_mode):
+        return st.st_size, 1
+    total, count = 0, 1
+    stack = [path]
+    while stack:
+        current = stack.pop()
+        try:
+            with os.scandir(current) as entries:
+                for entry in entries:
+                    count += 1
+                    try:
+                        if entry.is_dir(follow_symlinks=False):
+                            stack.append(entry.path)
+                        else:
+                            total += entry.stat(follow_symlinks=False).st_size
+                    except OSError:
+                        continue
+        except OSError:
+            continue
+    return total, count
+
+
+def _inside(path, base):
+    return path == base or path.startswith(base.rstrip("/") + "/")
+
+
+def _protected(path, home, keep):
+    """The kept path that ``path`` is, holds or lies in, or None.
+
+    Compared both as written and with links resolved, so that a kept folder which is a symlink into
+    a cache (``.config/miopen -> ../.cache/miopen/db``) keeps that cache too. The last component of
+    ``path`` is not resolved: a target that is a link is removed as a link, which keeps its target.
+    """
+    real_path = os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path))
+    for rel in keep:
+        kept = os.path.join(home, rel)
+        real_kept = os.path.realpath(kept)
+        for one, other in ((path, kept), (real_path, real_kept)):
+            if _inside(one, other) or _inside(other, one):
+                return kept
+    return None
+
+
+def _kept_reason(path, kept, home):
+    what = "the MIOpen user database" if kept == os.path.join(home, MIOPEN_USER_DB) else "a kept path"
+    how = " (set include_miopen_user_db to remove it)" if what != "a kept path" else ""
+    if path == kept:
+        return "%s is %s%s" % (path, what, how)
+    if _inside(path, kept):
+        return "%s lies in %s %s%s" % (path, what, kept, how)
+    return "%s holds %s %s%s" % (path, what, kept, how)
+
+
+def _matches(directory, part):
+    """Names in ``directory`` that match the pattern component ``part`` (hidden names included)."""
+    if not _is_glob(part):
+        return [part]
+    with os.scandir(directory) as entries:
+        return sorted(entry.name for entry in entries if fnmatch.fnmatchcase(entry.name, part))
+
+
+def find_cache_targets(homes, patterns, keep=(MIOPEN_USER_DB,), errors=None):
+    """Cache paths to remove under each home: (targets, skipped).
+
+    ``homes``: [(label, home_path)]; ``patterns``: globs relative to each home whose first component
+    is a plain name (the cache root); ``keep``: paths relative to each home that are never targets
+    (by default the MIOpen user database), nor is anything that holds them.
+    targets: [{home, label, root, path, kind, bytes, entries, dev, ino}], nested matches folded into the outer one;
+    skipped: [{path, reason}], left alone on purpose.
+    A path that cannot be looked at (permissions) is appended to ``errors`` as {path, message} when a
+    list is given, else reported in skipped with the reason; it is never raised.
+    """
+    patterns = list(patterns)
+    for pattern in patterns:
+        parts = _split(pattern) if isinstance(pattern, str) else []
+        if not parts or ".." in parts or pattern.startswith("/") or "\0" in pattern or _is_glob(parts[0]):
+            raise ValueError("cache pattern %r must be relative, stay in the home and start with a plain name"
+                             % (pattern,))
+    targets, skipped, seen = [], [], set()
+
+    def skip(path, reason):
+        if path not in seen:
+            seen.add(path)
+            skipped.append({"path": path, "reason": reason})
+
+    def fail(path, exc, what):
+        if path not in seen:
+            seen.add(path)
+            message = "cannot %s %s: %s" % (what, path, _message(exc))
+            if errors is None:
+                skipped.append({"path": path, "reason": message})
+            else:
+                errors.append({"path": path, "message": message})
+
+    for label, home in homes:
+        home = os.path.normpath(home)
+        if not os.path.isdir(home):
+            if os.path.lexists(home):
+                skip(home, "the home of %s is not a directory" % label)
+            else:
+                skip(home, "the home of %s does not exist" % label)
+            continue
+        found = {}
+        for pattern in patterns:
+            _match_pattern(home, _split(pattern), found, skip, fail)
+        for path in sorted(found):
+            st = found[path]
+            kept = _protected(path, home, keep)
+            if kept is not None:
+                skip(path, _kept_reason(path, kept, home))
+                continue
+            if any(_inside(path, t["path"]) for t in targets if t["home"] == home):
+                continue  # inside a target already planned
+            nbytes, entries = measure(path) if stat.S_ISDIR(st.st_mode) else (st.st_size, 1)
+            targets.append({"home": home, "label": label, "root": os.path.join(home, _split(
+                os.path.relpath(path, home))[0]), "path": path, "kind": _kind(st.st_mode), "bytes": nbytes,
+                "entries": entries, "dev": st.st_dev, "ino": st.st_ino})
+    return targets, skipped
+
+
+def _match_pattern(home, parts, found, skip, fail):
+    root = os.path.join(home, parts[0])
+    try:
+        st = os.lstat(root)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOENT, errno.ENOTDIR):
+            fail(root, exc, "look at")
+        return
+    if stat.S_ISLNK(st.st_mode):
+        skip(root, "cache root is a symlink (to %s): not followed, nothing under it removed" % _readlink(root))
+        return
+    if len(parts) == 1:
+        found[root] = st
+        return
+    if not stat.S_ISDIR(st.st_mode):
+        return
+    level = [root]
+    for index, part in enumerate(parts[1:], start=1):
+        last = index == len(parts) - 1
+        following = []
+        for directory in level:
+            try:
+                names = _matches(directory, part)
+            except OSError as exc:
+                fail(directory, exc, "list")
+                continue
+            for name in names:
+                path = os.path.join(directory, name)
+                try:
+                    st = os.lstat(path)
+                except OSError as exc:
+                    if exc.errno not in (errno.ENOENT, errno.ENOTDIR):
+                        fail(path, exc, "look at")
+                    continue
+                if last:
+                    found[path] = st
+                elif stat.S_ISLNK(st.st_mode):
+                    skip(path, "directory on the way to a cache is a symlink (to %s): not followed" % _readlink(path))
+                elif stat.S_ISDIR(st.st_mode):
+                    following.append(path)
+        level = following
+
+
+def _readlink(path):
+    try:
+        return os.readlink(path)
+    except OSError:
+        return "?"
+
+
+# --------------------------------------------------------------------------------------------
+# removing
+
+def _relative_parts(target):
+    """The target's path components below its home, checked to lie below the target's cache root."""
+    home, path = target.get("home"), target.get("path")
+    if not isinstance(home, str) or not isinstance(path, str) or "\0" in home or "\0" in path:
+        return None
+    if target.get("kind") not in (DIR, FILE, SYMLINK) or not isinstance(target.get("bytes"), int):
+        return None
+    home = os.path.normpath(home)
+    if not home.startswith("/") or os.path.normpath(path) != path:
+        return None
+    if not _inside(path, home) or path == home:
+        return None
+    parts = os.path.relpath(path, home).split("/")
+    if ".." in parts or "." in parts or "" in parts:
+        return None
+    root = target.get("root")
+    if root is not None and (root != os.path.join(home, parts[0]) or not _inside(path, root)):
+        return None
+    return parts
+
+
+def _open_parent(home, parts):
+    """An fd of the target's parent, opened from the home one directory at a time without following links."""
+    fd = os.open(home, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        for part in parts[:-1]:
+            child = os.open(part, _O_DIR, dir_fd=fd)
+            os.close(fd)
+            fd = child
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _message(exc):
+    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+
+
+def remove_targets(targets, check_mode):
+    """Remove planned targets; returns (removed, errors, bytes_freed).
+
+    removed: [{path, bytes, kind}] (in check mode: what would be removed); errors: [{path, message}].
+    Nothing is raised for a path that cannot be removed, and a target that moved out of its cache
+    root, changed kind or was replaced since it was planned is left alone and reported as an error.
+    """
+    removed, errors, freed = [], [], 0
+    for target in targets:
+        if not isinstance(target, dict):
+            errors.append({"path": None, "message": "refused to remove %r: not a planned cache target" % (target,)})
+            continue
+        path = target.get("path")
+        parts = _relative_parts(target)
+        if parts is None:
+            errors.append({"path": path, "message": "refused to remove %s: not inside a cache root of %s"
+                           % (path, target.get("home"))})
+            continue
+        if check_mode:
+            removed.append({"path": path, "bytes": target["bytes"], "kind": target["kind"]})
+            freed += target["bytes"]
+            continue
+        done, target_errors, nbytes = _remove_one(target, parts)
+        errors.extend(target_errors)
+        freed += nbytes
+        if done:
+            removed.append({"path": path, "bytes": target["bytes"], "kind": target["kind"]})
+    return removed, errors, freed
+
+
+def _remove_one(target, parts):
+    """(gone, errors, bytes_freed) for one target."""
+    path, home, name = target["path"], os.path.normpath(target["home"]), parts[-1]
+    parent = os.path.dirname(path)
+    try:
+        fd = _open_parent(home, parts)
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            return False, [], 0  # gone already: nothing to do
+        why = "a directory on the way is now a symlink" if exc.errno in (errno.ELOOP, errno.ENOTDIR) else _message(exc)
+        return False, [{"path": path, "message": "cannot remove %s: %s" % (path, why)}], 0
+    try:
+        try:
+            st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+        except OSError as exc:
+            if exc.errno == errno.ENOENT:
+                return False, [], 0
+            return False, [{"path": path, "message": "cannot remove %s: %s" % (path, _message(exc))}], 0
+        if _kind(st.st_mode) != target["kind"] or (target.get("ino") is not None and (
+                st.st_ino != target["ino"] or st.st_dev != target.get("dev"))):
+            return False, [{"path": path, "message": "left %s alone: it was replaced since it was planned (now a %s)"
+                            % (path, _kind(st.st_mode))}], 0
+        if target["kind"] != DIR:
+            try:
+                os.unlink(name, dir_fd=fd)
+            except OSError as exc:
+                return False, [{"path": path, "message": "cannot remove %s: %s" % (path, _message(exc))}], 0
+            return True, [], target["bytes"]
+        failures = []
+        _rmtree(name, fd, parent, failures)
+    finally:
+        os.close(fd)
+    left_bytes, left_entries = measure(path)
+    gone = not os.path.lexists(path)
+    freed = max(target["bytes"] - left_bytes, 0)
+    errors = _root_causes(failures)
+    if not gone:
+        if not errors:
+            errors.append({"path": path, "message": "%s is still there after removal" % path})
+        if left_entries < target.get("entries", left_entries + 1):
+            errors[0]["message"] += " (%s partly removed: %d bytes freed, %d bytes left)" % (path, freed, left_bytes)
+    return gone, errors, freed
+
+
+def _root_causes(failures):
+    """Errors worth reporting: a folder that could not be removed because something in it could not
+    ("Directory not empty") is a consequence, not a cause, when that something is reported too."""
+    errors = []
+    for failed, exc in failures:
+        consequence = getattr(exc, "errno", None) in (errno.ENOTEMPTY, errno.EEXIST) and any(
+            other != failed and _inside(other, failed) for other, dummy in failures)
+        if not consequence:
+            errors.append({"path": failed, "message": "cannot remove %s: %s" % (failed, _message(exc))})
+    return errors
+
+
+def _rmtree(name, fd, parent, failures):
+    """shutil.rmtree of ``name`` in the directory ``fd`` (the folder ``parent``); failures: [(path, exc)]."""
+    def report(func, failed, exc):
+        failed = str(failed)
+        failures.append((failed if os.path.isabs(failed) else os.path.join(parent, failed), exc))
+
+    if _RMTREE_DIR_FD and getattr(shutil.rmtree, "avoids_symlink_attacks", False):
+        if _RMTREE_ONEXC:
+            shutil.rmtree(name, dir_fd=fd, onexc=report)
+        else:
+            shutil.rmtree(name, dir_fd=fd, onerror=lambda func, failed, info: report(func, failed, info[1]))
+    else:
+        # Python < 3.11: rmtree by path; it still refuses a top-level symlink and, where the
+        # platform allows, walks the tree by fd. The parent chain was checked just before.
+        shutil.rmtree(os.path.join(parent, name), onerror=lambda func, failed, info: report(func, failed, info[1]))

@@ -1,0 +1,462 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""PRIVATE to gpuops.preflight: the step's files in the ramdisk, input files, tmpfs and free space.
+
+A step's data is staged under ``<root>/step<N>/`` (``/dev/shm/prng/step3/``). Before a step starts
+its required files must be there: named inside the step folder (no absolute names, no ``..``, no
+symlink that leads out of the folder), present, regular, readable, non-empty, valid JSON where
+asked, and recent enough where asked. Every problem is reported, not only the first.
+
+Each problem is a plain dict: ``file`` (the name as given), ``path``, ``problem`` (a code, see
+``PROBLEM_CODES``) and ``message`` (one line that names the file and its full path). Nothing here
+writes anything.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import math
+import os
+import re
+import stat
+import time
+
+MISSING_STEP_FOLDER = "missing_step_folder"
+ESCAPES_ROOT = "escapes_root"
+NOT_ABSOLUTE = "not_absolute"
+MISSING = "missing"
+NOT_REGULAR = "not_regular"
+UNREADABLE = "unreadable"
+EMPTY = "empty"
+INVALID_JSON = "invalid_json"
+TOO_OLD = "too_old"
+MISSING_ROOT = "missing_root"
+NOT_TMPFS = "not_tmpfs"
+LOW_SPACE = "low_space"
+PROBLEM_CODES = (MISSING_STEP_FOLDER, ESCAPES_ROOT, NOT_ABSOLUTE, MISSING, NOT_REGULAR, UNREADABLE, EMPTY,
+                 INVALID_JSON, TOO_OLD, MISSING_ROOT, NOT_TMPFS, LOW_SPACE)
+
+VALIDATE_JSON_CHOICES = ("auto", "always", "never")
+DEFAULT_ROOT = "/dev/shm/prng"
+DEFAULT_JSON_MAX_BYTES = 64 * 1024 * 1024
+MIB = 1024 * 1024
+
+_FILE_TYPES = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a fifo"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
+# --------------------------------------------------------------------------------------------
+# input validation (bad input raises ValueError with a message that names the problem)
+
+def step_folder(root, step):
+    """``<root>/step<step>`` for a whole ``step`` >= 0."""
+    return os.path.join(_clean_root(root), "step%d" % _check_step(step))
+
+
+def _check_step(step):
+    if isinstance(step, bool) or not isinstance(step, int):
+        raise ValueError("step must be a whole number >= 0, not %r" % (step,))
+    if step < 0:
+        raise ValueError("step must be a whole number >= 0, not %d" % step)
+    return step
+
+
+def _clean_root(root):
+    if not isinstance(root, str) or not root:
+        raise ValueError("root must be a path, not %r" % (root,))
+    if "\0" in root:
+        raise ValueError("root %r contains a NUL byte" % (root,))
+    return root.rstrip("/") or "/"
+
+
+def _check_choice(validate_json):
+    if validate_json not in VALIDATE_JSON_CHOICES:
+        raise ValueError("validate_json must be one of %s, not %r" % (", ".join(VALIDATE_JSON_CHOICES), validate_json))
+    return validate_json
+
+
+def _check_number(name, value, allow_none=True, maximum=None):
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+        raise ValueError("%s must be a number, not %r" % (name, value))
+    if value < 0:
+        raise ValueError("%s must be >= 0, not %s" % (name, value))
+    if maximum is not None and value > maximum:
+        raise ValueError("%s must be <= %s, not %s" % (name, maximum, value))
+    return value
+
+
+def _check_names(option, names):
+    if names is None:
+        return []
+    if isinstance(names, (str, bytes)) or not isinstance(names, (list, tuple)):
+        raise ValueError("%s must be a list of file names, not %s" % (option, type(names).__name__))
+    clean = []
+    for name in names:
+        if not isinstance(name, str):
+            raise ValueError("%s: every entry must be a string, not %r" % (option, name))
+        if name not in clean:
+            clean.append(name)
+    return clean
+
+
+def _with_slash(path):
+    return path if path.endswith("/") else path + "/"
+
+
+def _is_within(path, base):
+    """True when ``path`` is ``base`` or lies under it (both absolute, normalised)."""
+    if path == base:
+        return True
+    return path.startswith(base.rstrip("/") + "/")
+
+
+# --------------------------------------------------------------------------------------------
+# one file
+
+def _problem(name, path, code, message, **extra):
+    item = {"file": name, "path": path, "problem": code, "message": message}
+    item.update(extra)
+    return item
+
+
+def _info(name, path):
+    return {"name": name, "path": path, "size": None, "mtime": None, "age_s": None,
+            "json_checked": False, "note": None}
+
+
+def _fmt_age(seconds):
+    if seconds < 10:
+        return "%.1f s" % seconds
+    seconds = int(round(seconds))
+    if seconds < 120:
+        return "%d s" % seconds
+    if seconds < 7200:
+        return "%d min" % (seconds // 60)
+    if seconds < 2 * 86400:
+        return "%.1f h" % (seconds / 3600.0)
+    return "%.1f days" % (seconds / 86400.0)
+
+
+def _kind(mode):
+    for test, label in _FILE_TYPES:
+        if test(mode):
+            return label
+    return "not a regular file"
+
+
+def _wants_json(validate_json, name):
+    return validate_json == "always" or (validate_json == "auto" and name.lower().endswith(".json"))
+
+
+def _check_one(name, path, subject, missing_message, validate_json, max_age, json_max_bytes, now):
+    """Check one file that is allowed to be looked at; returns (problems, info).
+
+    ``subject`` is how messages name the file ("train.json in /dev/shm/prng/step3/").
+    """
+    problems = []
+    info = _info(name, path)
+    try:
+        st = os.stat(path)  # follows symlinks: the caller has already refused links that lead out
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            problems.append(_problem(name, path, MISSING, missing_message))
+        else:
+            problems.append(_problem(name, path, UNREADABLE, "%s cannot be read: %s"
+                                     % (subject, exc.strerror or exc)))
+        return problems, info
+    info["size"] = st.st_size
+    info["mtime"] = st.st_mtime
+    info["age_s"] = round(now - st.st_mtime, 3)
+    if not stat.S_ISREG(st.st_mode):
+        problems.append(_problem(name, path, NOT_REGULAR, "%s is %s, not a regular file"
+                                 % (subject, _kind(st.st_mode))))
+        return problems, info
+    if st.st_size == 0:
+        problems.append(_problem(name, path, EMPTY, "%s is empty (0 bytes)" % subject))
+    if max_age is not None and now - st.st_mtime > max_age:
+        problems.append(_problem(name, path, TOO_OLD, "%s is %s old, older than max_age (%s)"
+                                 % (subject, _fmt_age(now - st.st_mtime), _fmt_age(max_age)),
+                                 age_s=info["age_s"], max_age=max_age))
+    parse = _wants_json(validate_json, name) and st.st_size > 0
+    if parse and st.st_size > json_max_bytes:
+        parse = False
+        info["note"] = ("not parsed as JSON: %d bytes is larger than the %d byte limit"
+                        % (st.st_size, json_max_bytes))
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+    except OSError as exc:
+        problems.append(_problem(name, path, UNREADABLE, "%s cannot be read: %s" % (subject, exc.strerror or exc)))
+        return problems, info
+    try:
+        try:
+            data = _read(fd, json_max_bytes + 1 if parse else 1)
+        except OSError as exc:
+            problems.append(_problem(name, path, UNREADABLE, "%s cannot be read: %s"
+                                     % (subject, exc.strerror or exc)))
+            return problems, info
+    finally:
+        os.close(fd)
+    if parse:
+        if len(data) > json_max_bytes:  # it grew since the stat
+            info["note"] = "not parsed as JSON: larger than the %d byte limit" % json_max_bytes
+        else:
+            verdict = _parse_json(data)
+            if verdict.get("note"):
+                info["note"] = verdict["note"]
+            else:
+                info["json_checked"] = True
+            if verdict.get("error"):
+                problems.append(_problem(name, path, INVALID_JSON, "%s is not valid JSON: %s"
+                                         % (subject, verdict["error"]),
+                                         line=verdict.get("line"), column=verdict.get("column")))
+    return problems, info
+
+
+def _read(fd, limit):
+    chunks, total = [], 0
+    while total < limit:
+        chunk = os.read(fd, min(limit - total, 1024 * 1024))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        total += len(chunk)
+    return b"".join(chunks)
+
+
+def _parse_json(data):
+    """{} when ``data`` parses; {error, line, column} when it does not; {note} when it cannot be told."""
+    try:
+        json.loads(data)
+    except RecursionError:
+        return {"note": "not parsed as JSON: nested too deeply for the parser"}
+    except json.JSONDecodeError as exc:
+        return {"error": "%s at line %d column %d" % (exc.msg, exc.lineno, exc.colno), "line": exc.lineno,
+                "column": exc.colno}
+    except ValueError as exc:  # UnicodeDecodeError: bytes that are not text
+        return {"error": "not UTF-8, UTF-16 or UTF-32 text (%s)" % exc}
+    return {}
+
+
+# --------------------------------------------------------------------------------------------
+# the step folder
+
+def _refusal(name, step_dir):
+    """Why a required file name is refused before touching the filesystem, or None."""
+    if name == "":
+        return "an empty file name does not name a file inside %s" % _with_slash(step_dir)
+    if "\0" in name:
+        return "file name %r contains a NUL byte" % name
+    if name.startswith("/"):
+        return "%s is an absolute path: required files are named relative to %s" % (name, _with_slash(step_dir))
+    if ".." in name.split("/"):
+        return "%s has a '..' component: required files must stay inside %s" % (name, _with_slash(step_dir))
+    return None
+
+
+def check_step_files(root, step, files, validate_json="auto", max_age=None, json_max_bytes=DEFAULT_JSON_MAX_BYTES,
+                     now=None):
+    """Check the required ``files`` of ``<root>/step<step>/``; returns (problems, files_info).
+
+    Every problem is reported. A missing step folder is one problem that names each required file.
+    Raises ValueError for bad arguments (not for bad file names: those are problems).
+    """
+    step_dir = step_folder(root, step)
+    files = _check_names("files", files)
+    _check_choice(validate_json)
+    _check_number("max_age", max_age)
+    _check_number("json_max_bytes", json_max_bytes, allow_none=False)
+    now = time.time() if now is None else now
+    shown = _with_slash(step_dir)
+
+    problems, infos, good = [], [], []
+    for name in files:
+        why = _refusal(name, step_dir)
+        if why is None:
+            good.append(name)
+            continue
+        path = None if (name == "" or "\0" in name) else os.path.normpath(os.path.join(step_dir, name))
+        problems.append(_problem(name, path, ESCAPES_ROOT, why))
+        infos.append(_info(name, path))
+
+    what = None
+    try:
+        st = os.stat(step_dir)
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            what = "is missing"
+        else:
+            what = "cannot be read (%s)" % (exc.strerror or exc)
+    else:
+        if not stat.S_ISDIR(st.st_mode):
+            what = "is %s, not a directory" % _kind(st.st_mode)
+    if what is not None:
+        required = ", ".join(good) if good else "no files listed"
+        problems.insert(0, _problem(None, shown, MISSING_STEP_FOLDER, "step folder %s %s (required: %s)"
+                                    % (shown, what, required), files=list(good)))
+        infos.extend(_info(name, os.path.join(step_dir, name)) for name in good)
+        return _in_order(files, problems, "file"), _in_order(files, infos, "name")
+
+    real_dir = os.path.realpath(step_dir)
+    for name in good:
+        path = os.path.join(step_dir, name)
+        subject = "%s in %s" % (name, shown)
+        real = os.path.realpath(path)
+        if not _is_within(real, real_dir):
+            problems.append(_problem(name, path, ESCAPES_ROOT, "%s leads outside the step folder (to %s)"
+                                     % (subject, real), target=real))
+            infos.append(_info(name, path))
+            continue
+        found, info = _check_one(name, path, subject, "%s is missing from %s" % (name, shown),
+                                 validate_json, max_age, json_max_bytes, now)
+        problems.extend(found)
+        infos.append(info)
+    return _in_order(files, problems, "file"), _in_order(files, infos, "name")
+
+
+def _in_order(names, items, key):
+    """``items`` sorted in the order of ``names`` (stable: a file's own problems keep their order)."""
+    rank = dict((name, index) for index, name in enumerate(names))
+    return sorted(items, key=lambda item: rank.get(item[key], -1))
+
+
+def check_input_files(paths, validate_json="never", max_age=None, now=None, json_max_bytes=DEFAULT_JSON_MAX_BYTES):
+    """Check input files given by absolute path; returns (problems, files_info)."""
+    paths = _check_names("inputs", paths)
+    _check_choice(validate_json)
+    _check_number("max_age", max_age)
+    _check_number("json_max_bytes", json_max_bytes, allow_none=False)
+    now = time.time() if now is None else now
+    problems, infos = [], []
+    for path in paths:
+        info = _info(path, path)
+        if not path.startswith("/"):
+            problems.append(_problem(path, path, NOT_ABSOLUTE, "input file %r is not an absolute path" % path))
+        elif "\0" in path:
+            info["path"] = None
+            problems.append(_problem(path, None, MISSING, "input file %r contains a NUL byte: no such file can exist"
+                                     % path))
+        else:
+            found, info = _check_one(path, path, "input file %s" % path, "input file %s is missing" % path,
+                                     validate_json, max_age, json_max_bytes, now)
+            problems.extend(found)
+        infos.append(info)
+    return problems, infos
+
+
+# --------------------------------------------------------------------------------------------
+# tmpfs and free space
+
+_ESCAPE = re.compile(r"\\([0-7]{3})")
+
+
+def _unescape(field):
+    return _ESCAPE.sub(lambda m: chr(int(m.group(1), 8)), field)
+
+
+def parse_mountinfo(text):
+    """Mounts from /proc/<pid>/mountinfo text, in file order: [{mount_point, fstype, source}]."""
+    mounts = []
+    for line in text.splitlines():
+        fields = line.split(" ")
+        if len(fields) < 7 or "-" not in fields[6:]:
+            continue
+        sep = fields.index("-", 6)
+        if len(fields) < sep + 2:
+            continue
+        mounts.append({
+            "mount_point": _unescape(fields[4]),
+            "fstype": fields[sep + 1],
+            "source": _unescape(fields[sep + 2]) if len(fields) > sep + 2 else None,
+        })
+    return mounts
+
+
+def find_mount(path, mounts):
+    """The mount that holds ``path`` (absolute, resolved): the longest mount-point prefix, the last of equals."""
+    best = None
+    for mount in mounts:
+        if _is_within(path, mount["mount_point"]):
+            if best is None or len(mount["mount_point"]) >= len(best["mount_point"]):
+                best = mount
+    return best
+
+
+def _fmt_mib(nbytes):
+    value = math.floor(nbytes * 10.0 / MIB) / 10.0
+    return ("%d" % value if value == int(value) else "%.1f" % value) + " MiB"
+
+
+def _fmt_limit_mib(nbytes):
+    if nbytes % MIB == 0:
+        return "%d MiB" % (nbytes // MIB)
+    return "%d bytes" % nbytes
+
+
+def _fmt_percent(value):
+    value = math.floor(value * 10.0) / 10.0
+    return ("%d" % value if value == int(value) else "%.1f" % value) + "%"
+
+
+def check_space(root, min_free_bytes=None, min_free_percent=None, require_tmpfs=True,
+                mountinfo_path="/proc/self/mountinfo"):
+    """Check that ``root`` is on a tmpfs with enough free space; returns (problems, space_info)."""
+    root = _clean_root(root)
+    _check_number("min_free_bytes", min_free_bytes)
+    _check_number("min_free_percent", min_free_percent, maximum=100)
+    info = {"root": root, "realpath": None, "mount_point": None, "fstype": None, "source": None,
+            "total_bytes": None, "free_bytes": None, "free_percent": None, "note": None}
+    problems = []
+    if not os.path.exists(root):
+        problems.append(_problem(None, root, MISSING_ROOT, "ramdisk root %s does not exist" % root))
+        return problems, info
+    real = os.path.realpath(root)
+    info["realpath"] = real
+
+    try:
+        with open(mountinfo_path, "r", errors="surrogateescape") as handle:
+            mount = find_mount(real, parse_mountinfo(handle.read()))
+    except (OSError, UnicodeError) as exc:
+        mount = None
+        info["note"] = "cannot read %s: %s" % (mountinfo_path, getattr(exc, "strerror", None) or exc)
+    if mount is not None:
+        info.update(mount_point=mount["mount_point"], fstype=mount["fstype"], source=mount["source"])
+    if require_tmpfs and info["fstype"] != "tmpfs":
+        if info["fstype"] is None:
+            why = info["note"] or "no mount in %s holds it" % mountinfo_path
+            message = "cannot tell whether %s is on a tmpfs: %s" % (root, why)
+        else:
+            message = "%s is on %s (mounted at %s), not on a tmpfs ramdisk" % (
+                root, info["fstype"], info["mount_point"])
+        problems.append(_problem(None, root, NOT_TMPFS, message, fstype=info["fstype"]))
+
+    try:
+        vfs = os.statvfs(real)
+    except OSError as exc:
+        info["note"] = "cannot read the free space: %s" % (exc.strerror or exc)
+        if min_free_bytes is not None or min_free_percent is not None:
+            problems.append(_problem(None, root, LOW_SPACE, "cannot tell the free space of %s: %s"
+                                     % (root, exc.strerror or exc)))
+        return problems, info
+    total = vfs.f_blocks * vfs.f_frsize
+    free = vfs.f_bavail * vfs.f_frsize
+    percent = (free * 100.0 / total) if total else 0.0
+    info.update(total_bytes=total, free_bytes=free, free_percent=math.floor(percent * 100.0) / 100.0)
+    below = []
+    if min_free_bytes is not None and free < min_free_bytes:
+        below.append("the %s minimum" % _fmt_limit_mib(min_free_bytes))
+    if min_free_percent is not None and percent < min_free_percent:
+        below.append("the %g%% minimum" % min_free_percent)
+    if below:
+        problems.append(_problem(None, root, LOW_SPACE, "%s has %s free (%s), below %s"
+                                 % (root, _fmt_mib(free), _fmt_percent(percent), " and ".join(below)),
+                                 free_bytes=free, free_percent=info["free_percent"]))
+    return problems, info

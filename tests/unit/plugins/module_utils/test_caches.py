@@ -1,0 +1,501 @@
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import shutil
+import tempfile
+
+import pytest
+
+from ansible_collections.gpuops.preflight.plugins.module_utils import _caches as caches
+
+# What make_home creates under the default patterns, and their sizes in bytes.
+CACHE_FILES = {
+    ".cache/hip_abc/kernels/k1.co": 100,
+    ".cache/hip_abc/kernels/k2.co": 20,
+    ".cache/hip_single.bin": 50,
+    ".cache/comgr_cache/ab/cd.o": 200,
+    ".cache/miopen/2.20.0/gfx90a.ukdb": 300,
+}
+KEPT_FILES = {
+    ".config/miopen/gfx90a68.HIP.3_2_0.ufdb.txt": 400,
+    ".config/miopen/miopen.udb.lock": 0,
+    ".cache/pip/wheel.whl": 70,
+    ".cache/hipnot/x": 5,
+    ".config/other/settings": 9,
+    "work/result.json": 11,
+}
+
+
+def write(base, rel, size):
+    path = os.path.join(str(base), rel)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as handle:
+        handle.write(b"x" * size)
+    return path
+
+
+def make_home(base, files=None):
+    home = os.path.join(str(base), "home")
+    os.makedirs(home, exist_ok=True)
+    for rel, size in (files if files is not None else dict(CACHE_FILES, **KEPT_FILES)).items():
+        write(home, rel, size)
+    return home
+
+
+def tree(root):
+    """{relative path: content or link target or None (folder)} under root, links not followed."""
+    found = {}
+    for dirpath, dirnames, filenames in os.walk(str(root)):
+        for name in dirnames + filenames:
+            path = os.path.join(dirpath, name)
+            rel = os.path.relpath(path, str(root))
+            if os.path.islink(path):
+                found[rel] = "-> " + os.readlink(path)
+            elif os.path.isdir(path):
+                found[rel] = None
+            else:
+                with open(path, "rb") as handle:
+                    found[rel] = handle.read()
+    return found
+
+
+def plan(home, include_miopen_user_db=False, extra_paths=()):
+    patterns = caches.cache_patterns(include_miopen_user_db, list(extra_paths))
+    errors = []
+    targets, skipped = caches.find_cache_targets([("tester", home)], patterns,
+                                                 keep=caches.keep_paths(include_miopen_user_db), errors=errors)
+    assert errors == []
+    return targets, skipped
+
+
+def clean(home, **kwargs):
+    targets, skipped = plan(home, **kwargs)
+    removed, errors, freed = caches.remove_targets(targets, check_mode=False)
+    return targets, skipped, removed, errors, freed
+
+
+def test_default_patterns_remove_caches_and_keep_the_miopen_user_db(tmp_path):
+    home = make_home(tmp_path)
+    targets, skipped, removed, errors, freed = clean(home)
+    assert errors == []
+    assert skipped == []
+    assert sorted(r["path"] for r in removed) == sorted(os.path.join(home, p) for p in (
+        ".cache/comgr_cache", ".cache/hip_abc", ".cache/hip_single.bin", ".cache/miopen"))
+    assert dict((r["path"], r["kind"]) for r in removed)[os.path.join(home, ".cache/hip_single.bin")] == "file"
+    assert freed == sum(CACHE_FILES.values()) == 670
+    left = tree(home)
+    for rel in CACHE_FILES:
+        assert rel not in left
+    for rel, size in KEPT_FILES.items():
+        assert left[rel] == b"x" * size
+    assert ".cache/hip_abc" not in left and ".cache" in left
+
+
+def test_include_miopen_user_db_removes_it(tmp_path):
+    home = make_home(tmp_path)
+    targets, skipped, removed, errors, freed = clean(home, include_miopen_user_db=True)
+    assert errors == []
+    assert os.path.join(home, ".config/miopen") in [r["path"] for r in removed]
+    assert freed == 670 + 400
+    assert not os.path.lexists(os.path.join(home, ".config/miopen"))
+    assert os.path.exists(os.path.join(home, ".config/other/settings"))
+
+
+def test_extra_paths_cannot_reach_the_kept_user_db(tmp_path):
+    home = make_home(tmp_path)
+    targets, skipped, removed, errors, freed = clean(home, extra_paths=[".config/*"])
+    assert os.path.join(home, ".config/other") in [r["path"] for r in removed]
+    assert os.path.isfile(os.path.join(home, ".config/miopen/gfx90a68.HIP.3_2_0.ufdb.txt"))
+    assert [s["path"] for s in skipped] == [os.path.join(home, ".config/miopen")]
+    assert "MIOpen user database" in skipped[0]["reason"]
+    targets, skipped = plan(home, extra_paths=[".config"])
+    assert targets == []
+    assert "holds the MIOpen user database" in skipped[0]["reason"]
+
+
+def test_user_db_that_is_a_link_into_a_cache_keeps_that_cache(tmp_path):
+    home = make_home(tmp_path, {".cache/miopen/userdb/gfx90a.ufdb.txt": 8, ".cache/comgr_cache/a": 1})
+    os.makedirs(os.path.join(home, ".config"))
+    os.symlink("../.cache/miopen/userdb", os.path.join(home, ".config/miopen"))
+    targets, skipped, removed, errors, freed = clean(home)
+    assert [r["path"] for r in removed] == [os.path.join(home, ".cache/comgr_cache")]
+    assert [s["path"] for s in skipped] == [os.path.join(home, ".cache/miopen")]
+    assert "holds the MIOpen user database" in skipped[0]["reason"]
+    assert os.path.isfile(os.path.join(home, ".config/miopen/gfx90a.ufdb.txt"))
+
+
+def test_bad_patterns_are_refused_even_without_homes():
+    for pattern in ("../x", "/abs", "", "*/x", "a\x00b"):
+        with pytest.raises(ValueError):
+            caches.find_cache_targets([], [pattern])
+
+
+def test_symlink_to_a_folder_outside_the_home_removes_only_the_link(tmp_path):
+    outside = tmp_path / "precious"
+    write(outside, "model/weights.bin", 1000)
+    write(outside, "notes.txt", 3)
+    before = tree(outside)
+    home = make_home(tmp_path, {".cache/comgr_cache/a.o": 10})
+    os.symlink(str(outside), os.path.join(home, ".cache/miopen"))
+    os.symlink(str(outside / "model"), os.path.join(home, ".cache/hip_link"))
+    # and a link to the outside folder deep inside a real cache folder
+    os.symlink(str(outside), os.path.join(home, ".cache/comgr_cache/escape"))
+    targets, skipped, removed, errors, freed = clean(home)
+    assert errors == []
+    kinds = dict((r["path"], r["kind"]) for r in removed)
+    assert kinds == {os.path.join(home, ".cache/miopen"): "symlink", os.path.join(home, ".cache/hip_link"): "symlink",
+                     os.path.join(home, ".cache/comgr_cache"): "dir"}
+    assert not os.path.lexists(os.path.join(home, ".cache/miopen"))
+    assert not os.path.lexists(os.path.join(home, ".cache/comgr_cache"))
+    assert tree(outside) == before  # target and everything in it untouched, same content
+    # sizes are lstat sizes: a link counts its own length, never what it points to
+    assert freed == len(str(outside)) + len(str(outside / "model")) + 10 + len(str(outside))
+
+
+def test_cache_root_that_is_a_symlink_is_skipped(tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    write(elsewhere, "hip_x/k.co", 10)
+    write(elsewhere, "miopen/db", 10)
+    before = tree(elsewhere)
+    home = make_home(tmp_path, {".config/miopen/db.txt": 4})
+    os.symlink(str(elsewhere), os.path.join(home, ".cache"))
+    targets, skipped, removed, errors, freed = clean(home, include_miopen_user_db=False)
+    assert targets == [] and removed == [] and freed == 0 and errors == []
+    assert skipped == [{"path": os.path.join(home, ".cache"),
+                        "reason": "cache root is a symlink (to %s): not followed, nothing under it removed"
+                                  % elsewhere}]
+    assert tree(elsewhere) == before
+    assert os.path.islink(os.path.join(home, ".cache"))
+
+
+def test_config_root_symlink_is_skipped_even_with_include_miopen_user_db(tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    write(elsewhere, "miopen/db.txt", 4)
+    home = make_home(tmp_path, {".cache/miopen/x": 1})
+    os.symlink(str(elsewhere), os.path.join(home, ".config"))
+    targets, skipped, removed, errors, freed = clean(home, include_miopen_user_db=True)
+    assert [r["path"] for r in removed] == [os.path.join(home, ".cache/miopen")]
+    assert [s["path"] for s in skipped] == [os.path.join(home, ".config")]
+    assert os.path.isfile(str(elsewhere / "miopen/db.txt"))
+
+
+def test_intermediate_symlink_in_an_extra_path_is_skipped(tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    write(elsewhere, "cache/big.bin", 10)
+    home = make_home(tmp_path, {".triton/cache/a.bin": 7, ".local/x/cache/b": 1})
+    os.symlink(str(elsewhere), os.path.join(home, ".local/y"))
+    os.symlink(str(elsewhere), os.path.join(home, ".aiter"))
+    targets, skipped, removed, errors, freed = clean(home, extra_paths=[".triton/cache", ".local/*/cache",
+                                                                        ".aiter/build"])
+    assert sorted(r["path"] for r in removed) == [os.path.join(home, ".local/x/cache"),
+                                                  os.path.join(home, ".triton/cache")]
+    assert freed == 8
+    reasons = dict((s["path"], s["reason"]) for s in skipped)
+    assert set(reasons) == {os.path.join(home, ".local/y"), os.path.join(home, ".aiter")}
+    assert "directory on the way to a cache is a symlink" in reasons[os.path.join(home, ".local/y")]
+    assert "cache root is a symlink" in reasons[os.path.join(home, ".aiter")]
+    assert os.path.isfile(str(elsewhere / "cache/big.bin"))
+
+
+def test_single_component_extra_path(tmp_path):
+    home = make_home(tmp_path, {".composable_kernel/t/a": 5})
+    targets, skipped, removed, errors, freed = clean(home, extra_paths=[".composable_kernel"])
+    assert [r["path"] for r in removed] == [os.path.join(home, ".composable_kernel")]
+    assert freed == 5 and not os.path.lexists(os.path.join(home, ".composable_kernel"))
+
+
+def test_wildcards_match_hidden_names_and_nested_matches_count_once(tmp_path):
+    home = make_home(tmp_path, {".cache/hip_.hidden/a": 3, ".cache/miopen/x/y": 4})
+    targets, skipped = plan(home, extra_paths=[".cache/miopen/*", ".cache/*"])
+    paths = sorted(t["path"] for t in targets)
+    assert paths == [os.path.join(home, ".cache/hip_.hidden"), os.path.join(home, ".cache/miopen")]
+    assert sum(t["bytes"] for t in targets) == 7
+
+
+def test_bytes_freed_equals_the_sizes_created(tmp_path):
+    sizes = {".cache/miopen/%d/f%d" % (i % 3, i): 1000 + i for i in range(30)}
+    home = make_home(tmp_path, sizes)
+    targets, skipped = plan(home)
+    assert [t["bytes"] for t in targets] == [sum(sizes.values())]
+    removed, errors, freed = caches.remove_targets(targets, check_mode=False)
+    assert freed == sum(sizes.values()) == removed[0]["bytes"]
+
+
+def test_check_mode_removes_nothing_but_reports(tmp_path):
+    home = make_home(tmp_path)
+    before = tree(home)
+    targets, skipped = plan(home)
+    removed, errors, freed = caches.remove_targets(targets, check_mode=True)
+    assert tree(home) == before
+    assert len(removed) == 4
+    assert freed == 670
+    assert errors == []
+
+
+def test_second_run_finds_nothing(tmp_path):
+    home = make_home(tmp_path)
+    clean(home)
+    targets, skipped, removed, errors, freed = clean(home)
+    assert (targets, removed, errors, freed) == ([], [], [], 0)
+
+
+def test_missing_home_and_empty_home(tmp_path):
+    targets, skipped = caches.find_cache_targets([("ghost", str(tmp_path / "ghost"))], caches.DEFAULT_PATTERNS)
+    assert targets == []
+    assert skipped == [{"path": str(tmp_path / "ghost"), "reason": "the home of ghost does not exist"}]
+    (tmp_path / "empty").mkdir()
+    assert caches.find_cache_targets([("e", str(tmp_path / "empty"))], caches.DEFAULT_PATTERNS) == ([], [])
+
+
+def test_target_replaced_by_a_symlink_after_planning_is_left_alone(tmp_path):
+    outside = tmp_path / "outside"
+    write(outside, "data.bin", 5)
+    home = make_home(tmp_path, {".cache/miopen/a": 1, ".cache/comgr_cache/b": 2})
+    targets, skipped = plan(home)
+    shutil.rmtree(os.path.join(home, ".cache/miopen"))
+    os.symlink(str(outside), os.path.join(home, ".cache/miopen"))
+    removed, errors, freed = caches.remove_targets(targets, check_mode=False)
+    assert [r["path"] for r in removed] == [os.path.join(home, ".cache/comgr_cache")]
+    assert [e["path"] for e in errors] == [os.path.join(home, ".cache/miopen")]
+    assert "replaced since it was planned" in errors[0]["message"]
+    assert os.path.islink(os.path.join(home, ".cache/miopen"))
+    assert (outside / "data.bin").read_bytes() == b"xxxxx"
+    assert freed == 2
+
+
+def test_cache_root_replaced_by_a_symlink_after_planning_is_not_followed(tmp_path):
+    outside = tmp_path / "outside"
+    write(outside, "miopen/data.bin", 5)
+    home = make_home(tmp_path, {".cache/miopen/a": 1})
+    targets, skipped = plan(home)
+    os.rename(os.path.join(home, ".cache"), os.path.join(home, ".cache.old"))
+    os.symlink(str(outside), os.path.join(home, ".cache"))
+    removed, errors, freed = caches.remove_targets(targets, check_mode=False)
+    assert removed == [] and freed == 0
+    assert "a directory on the way is now a symlink" in errors[0]["message"]
+    assert (outside / "miopen/data.bin").read_bytes() == b"xxxxx"
+
+
+@pytest.mark.parametrize("path", ["/etc", "{home}/../victim", "{home}", "{home}/.cache/../.ssh"])
+def test_targets_outside_a_cache_root_are_never_touched(tmp_path, path):
+    victim = write(tmp_path, "victim/keep", 3)
+    home = make_home(tmp_path, {".cache/miopen/a": 1, ".ssh/id": 1})
+    bad = {"home": home, "root": os.path.join(home, ".cache"), "path": path.format(home=home), "kind": "dir",
+           "bytes": 0}
+    removed, errors, freed = caches.remove_targets([bad], check_mode=False)
+    assert removed == [] and freed == 0
+    assert "refused to remove" in errors[0]["message"]
+    assert os.path.isfile(victim) and os.path.isfile(os.path.join(home, ".ssh/id"))
+    assert os.path.isdir("/etc")
+
+
+def test_malformed_targets_are_refused_not_raised(tmp_path):
+    home = make_home(tmp_path, {".cache/miopen/a": 1})
+    good = plan(home)[0][0]
+    bad = [None, {}, dict(good, home=None), dict(good, kind="weird"), dict(good, bytes=None),
+           dict(good, path=good["path"] + "/../miopen"), dict(good, root=os.path.join(home, ".ssh"))]
+    removed, errors, freed = caches.remove_targets(bad, check_mode=False)
+    assert removed == [] and freed == 0 and len(errors) == len(bad)
+    assert all("refused to remove" in e["message"] for e in errors)
+    assert os.path.isfile(os.path.join(home, ".cache/miopen/a"))
+
+
+def test_a_target_gone_before_removal_is_not_an_error(tmp_path):
+    home = make_home(tmp_path, {".cache/miopen/a": 1})
+    targets, skipped = plan(home)
+    shutil.rmtree(os.path.join(home, ".cache/miopen"))
+    assert caches.remove_targets(targets, check_mode=False) == ([], [], 0)
+
+
+def test_unlink_error_is_collected_not_raised(tmp_path, mocker):
+    home = make_home(tmp_path, {".cache/hip_x.bin": 3, ".cache/miopen/a": 1})
+    targets, skipped = plan(home)
+    mocker.patch.object(caches.os, "unlink", side_effect=PermissionError(13, "Permission denied"))
+    removed, errors, freed = caches.remove_targets(targets, check_mode=False)
+    # the folder's "Directory not empty" is a consequence of the file inside: only the cause is reported
+    assert errors == [{"path": os.path.join(home, ".cache/hip_x.bin"),
+                       "message": "cannot remove %s/.cache/hip_x.bin: Permission denied" % home},
+                      {"path": os.path.join(home, ".cache/miopen/a"),
+                       "message": "cannot remove %s/.cache/miopen/a: Permission denied" % home}]
+    assert removed == [] and freed == 0
+    assert os.path.isfile(os.path.join(home, ".cache/hip_x.bin"))
+    assert os.path.isfile(os.path.join(home, ".cache/miopen/a"))
+
+
+def run_as_nobody(func):
+    """Run func() in a child process as the unprivileged user nobody; returns its JSON-able result."""
+    nobody = pwd.getpwnam("nobody")
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: never return into pytest
+        status = 0
+        try:
+            os.close(read_fd)
+            os.setgroups([])
+            os.setgid(nobody.pw_gid)
+            os.setuid(nobody.pw_uid)
+            out = json.dumps({"value": func()})
+        except BaseException as exc:  # report anything to the parent
+            out = json.dumps({"error": repr(exc)})
+            status = 1
+        try:
+            with os.fdopen(write_fd, "w") as handle:
+                handle.write(out)
+        finally:
+            os._exit(status)
+    os.close(write_fd)
+    with os.fdopen(read_fd) as handle:
+        data = handle.read()
+    os.waitpid(pid, 0)
+    answer = json.loads(data)
+    assert "error" not in answer, answer.get("error")
+    return answer["value"]
+
+
+@pytest.fixture
+def user_home(tmp_path):
+    """A home the test can make unreadable for the user who cleans it (nobody when the tests run as root)."""
+    if os.geteuid() != 0:
+        home_base = str(tmp_path)
+        yield home_base, (lambda func: json.loads(json.dumps(func())))
+        for dirpath, dirnames, filenames in os.walk(home_base):
+            os.chmod(dirpath, 0o700)
+        return
+    try:
+        nobody = pwd.getpwnam("nobody")
+    except KeyError:
+        pytest.skip("no user 'nobody' to run as")
+    base = tempfile.mkdtemp(prefix="gpuops-caches-")
+    try:
+        yield base, run_as_nobody
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    assert nobody
+
+
+def chown_tree(path, uid, gid):
+    os.chown(path, uid, gid)
+    for dirpath, dirnames, filenames in os.walk(path):
+        for name in dirnames + filenames:
+            os.lchown(os.path.join(dirpath, name), uid, gid)
+
+
+def test_unreadable_subdir_is_collected_as_an_error(user_home):
+    base, run = user_home
+    home = make_home(base, {".cache/miopen/ok/a": 10, ".cache/miopen/locked/secret": 20, ".cache/comgr_cache/c": 5})
+    if os.geteuid() == 0:
+        nobody = pwd.getpwnam("nobody")
+        chown_tree(base, nobody.pw_uid, nobody.pw_gid)
+    locked = os.path.join(home, ".cache/miopen/locked")
+    os.chmod(locked, 0)
+
+    def job():
+        targets, skipped = plan(home)
+        return caches.remove_targets(targets, check_mode=False)
+
+    removed, errors, freed = run(job)
+    assert [r["path"] for r in removed] == [os.path.join(home, ".cache/comgr_cache")]
+    assert len(errors) == 1
+    assert errors[0]["path"] == locked
+    assert errors[0]["message"].startswith("cannot remove %s: Permission denied" % locked)
+    assert "partly removed: 10 bytes freed" in errors[0]["message"]
+    assert freed == 15
+    os.chmod(locked, 0o700)
+    assert open(os.path.join(locked, "secret"), "rb").read() == b"x" * 20
+    assert not os.path.exists(os.path.join(home, ".cache/miopen/ok"))
+
+
+# --------------------------------------------------------------------------------------------
+# input
+
+
+@pytest.mark.parametrize("extra, text", [
+    ("/var/cache/x", "is an absolute path"),
+    ("../other/.cache", "'..' component"),
+    (".triton/../../etc", "'..' component"),
+    ("~/.triton/cache", "starts with '~'"),
+    ("", "names the home itself"),
+    ("./", "names the home itself"),
+    ("*/cache", "must be a plain name"),
+    (".cach?/x", "must be a plain name"),
+    ("a\x00b", "NUL byte"),
+])
+def test_bad_extra_paths(extra, text):
+    with pytest.raises(ValueError) as err:
+        caches.cache_patterns(False, [extra])
+    assert text in str(err.value)
+
+
+def test_extra_paths_are_normalised():
+    patterns = caches.cache_patterns(False, ["./.triton//cache/", ".triton/cache", ".cache/miopen"])
+    assert patterns == [".cache/hip_*", ".cache/comgr_cache", ".cache/miopen", ".triton/cache"]
+    assert caches.keep_paths(False) == (".config/miopen",)
+    assert ".config/miopen" in caches.cache_patterns(True, []) and caches.keep_paths(True) == ()
+    # find_cache_targets keeps the MIOpen user database by default
+    assert caches.find_cache_targets.__defaults__[0] == (".config/miopen",)
+
+
+class Entry(object):
+    def __init__(self, name, home):
+        self.pw_name, self.pw_dir = name, home
+
+
+def fake_getpwnam(name):
+    table = {"prng": Entry("prng", "/home/prng"), "svc": Entry("svc", "/srv/svc/"), "nohome": Entry("nohome", "")}
+    return table[name]
+
+
+def test_resolve_homes():
+    homes = caches.resolve_homes(["prng", "svc"], ["/data/train", "/home/prng"], getpwnam=fake_getpwnam)
+    assert homes == [("prng", "/home/prng"), ("svc", "/srv/svc"), ("/data/train", "/data/train")]
+    default = caches.resolve_homes([], [], getpwuid=lambda uid: Entry("me", "/home/me"), geteuid=lambda: 1000)
+    assert default == [("me", "/home/me")]
+    real = caches.resolve_homes()
+    assert real == [(pwd.getpwuid(os.geteuid()).pw_name, os.path.normpath(pwd.getpwuid(os.geteuid()).pw_dir))]
+
+
+@pytest.mark.parametrize("users, home_dirs, text", [
+    (["ghost"], [], "unknown user 'ghost'"),
+    (["nohome"], [], "has no absolute home directory"),
+    ([""], [], "is not a user name"),
+    ([], ["relative/home"], "home_dirs: relative/home is not an absolute path"),
+])
+def test_resolve_homes_bad_input(users, home_dirs, text):
+    with pytest.raises(ValueError) as err:
+        caches.resolve_homes(users, home_dirs, getpwnam=fake_getpwnam)
+    assert text in str(err.value)
+
+
+def test_measure_does_not_follow_links(tmp_path):
+    write(tmp_path, "big/file", 5000)
+    write(tmp_path, "c/small", 7)
+    os.symlink(str(tmp_path / "big"), str(tmp_path / "c" / "link"))
+    assert caches.measure(str(tmp_path / "c")) == (7 + len(str(tmp_path / "big")), 3)
+    assert caches.measure(str(tmp_path / "nope")) == (0, 0)
+
+
+def test_folder_that_cannot_be_listed_is_an_error_of_finding(user_home):
+    base, run = user_home
+    home = make_home(base, {".local/a/cache/x": 1, ".cache/miopen/y": 2})
+    if os.geteuid() == 0:
+        nobody = pwd.getpwnam("nobody")
+        chown_tree(base, nobody.pw_uid, nobody.pw_gid)
+    os.chmod(os.path.join(home, ".local"), 0)
+
+    def job():
+        patterns = caches.cache_patterns(False, [".local/*/cache"])
+        errors = []
+        targets, skipped = caches.find_cache_targets([("tester", home)], patterns, errors=errors)
+        # without an errors list, the same is reported in skipped: never lost, never raised
+        dummy, skipped_only = caches.find_cache_targets([("tester", home)], patterns)
+        return targets, skipped, errors, skipped_only
+
+    targets, skipped, errors, skipped_only = run(job)
+    assert [t["path"] for t in targets] == [os.path.join(home, ".cache/miopen")]
+    assert skipped == []
+    message = "cannot list %s/.local: Permission denied" % home
+    assert errors == [{"path": os.path.join(home, ".local"), "message": message}]
+    assert skipped_only == [{"path": os.path.join(home, ".local"), "reason": message}]
+    os.chmod(os.path.join(home, ".local"), 0o700)

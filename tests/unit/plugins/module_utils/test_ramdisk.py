@@ -1,0 +1,462 @@
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import tempfile
+import time
+import uuid
+
+import pytest
+
+from ansible_collections.gpuops.preflight.plugins.module_utils import _ramdisk as rd
+
+NOW = 1_800_000_000.0
+MIB = 1024 * 1024
+
+
+def make_step(root, step=3, files=None, mtime=NOW - 60):
+    """A step folder with ``files`` ({name: bytes or str}) written, every mtime set to ``mtime``."""
+    folder = root / ("step%d" % step)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, content in (files or {}).items():
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content if isinstance(content, bytes) else content.encode())
+        os.utime(path, (mtime, mtime))
+    return folder
+
+
+def codes(problems):
+    return [(p["file"], p["problem"]) for p in problems]
+
+
+def by_name(infos):
+    return dict((i["name"], i) for i in infos)
+
+
+# --------------------------------------------------------------------------------------------
+# check_step_files
+
+
+def test_all_good_files_pass_and_are_described(tmp_path):
+    folder = make_step(tmp_path, files={"train_history.json": '{"epochs": [1, 2]}', "weights.bin": b"\x00\x01\x02",
+                                        "sub/meta.json": "[]"})
+    problems, infos = rd.check_step_files(str(tmp_path), 3, ["train_history.json", "weights.bin", "sub/meta.json"],
+                                          max_age=3600, now=NOW)
+    assert problems == []
+    info = by_name(infos)
+    assert [i["name"] for i in infos] == ["train_history.json", "weights.bin", "sub/meta.json"]
+    assert info["train_history.json"] == {"name": "train_history.json", "path": str(folder / "train_history.json"),
+                                          "size": 18, "mtime": NOW - 60, "age_s": 60.0, "json_checked": True,
+                                          "note": None}
+    assert info["weights.bin"]["json_checked"] is False  # auto: only names ending in .json are parsed
+    assert info["sub/meta.json"]["json_checked"] is True
+
+
+def test_every_problem_is_reported_together(tmp_path):
+    folder = make_step(tmp_path, files={"empty.bin": b"", "bad.json": '{"a": 1,\n  "b": }\n', "ok.json": "{}"})
+    (folder / "adir").mkdir()
+    os.mkfifo(str(folder / "pipe"))
+    problems, infos = rd.check_step_files(str(tmp_path), 3, ["train_history.json", "empty.bin", "bad.json", "adir",
+                                                             "pipe", "ok.json", "../escape", "/etc/hostname"],
+                                          now=NOW)
+    assert codes(problems) == [
+        ("train_history.json", "missing"),
+        ("empty.bin", "empty"),
+        ("bad.json", "invalid_json"),
+        ("adir", "not_regular"),
+        ("pipe", "not_regular"),
+        ("../escape", "escapes_root"),
+        ("/etc/hostname", "escapes_root"),
+    ]
+    shown = str(folder) + "/"
+    messages = [p["message"] for p in problems]
+    assert messages[0] == "train_history.json is missing from %s" % shown
+    assert messages[1] == "empty.bin in %s is empty (0 bytes)" % shown
+    assert "adir in %s is a directory, not a regular file" % shown == messages[3]
+    assert "is a fifo" in messages[4]
+    for item in problems:
+        assert "\n" not in item["message"]
+        assert item["file"] in item["message"]
+    assert problems[0]["path"] == str(folder / "train_history.json")
+    assert len(infos) == 8
+
+
+def test_socket_is_not_regular(tmp_path):
+    folder = make_step(tmp_path)
+    # AF_UNIX paths are limited to ~107 bytes: bind from inside the folder.
+    old = os.getcwd()
+    sock = socket.socket(socket.AF_UNIX)
+    try:
+        os.chdir(str(folder))
+        sock.bind("sock")
+    finally:
+        os.chdir(old)
+    try:
+        problems, dummy = rd.check_step_files(str(tmp_path), 3, ["sock"], now=NOW)
+    finally:
+        sock.close()
+    assert codes(problems) == [("sock", "not_regular")]
+    assert "is a socket" in problems[0]["message"]
+
+
+def test_invalid_json_names_line_and_column(tmp_path):
+    make_step(tmp_path, files={"history.json": '{\n  "epochs": [1, 2,\n  "loss": 0.5\n}\n'})
+    problems, infos = rd.check_step_files(str(tmp_path), 3, ["history.json"], now=NOW)
+    assert codes(problems) == [("history.json", "invalid_json")]
+    assert problems[0]["line"] == 3
+    assert problems[0]["column"] == 9
+    assert "at line 3 column 9" in problems[0]["message"]
+    assert infos[0]["json_checked"] is True
+
+
+def test_non_utf8_json_is_invalid(tmp_path):
+    make_step(tmp_path, files={"x.json": b"\xff\xfe\xfa{"})
+    problems, dummy = rd.check_step_files(str(tmp_path), 3, ["x.json"], now=NOW)
+    assert codes(problems) == [("x.json", "invalid_json")]
+
+
+def test_validate_json_always_and_never(tmp_path):
+    make_step(tmp_path, files={"meta.txt": "not json", "bad.json": "{"})
+    always, dummy = rd.check_step_files(str(tmp_path), 3, ["meta.txt", "bad.json"], validate_json="always", now=NOW)
+    assert codes(always) == [("meta.txt", "invalid_json"), ("bad.json", "invalid_json")]
+    never, infos = rd.check_step_files(str(tmp_path), 3, ["meta.txt", "bad.json"], validate_json="never", now=NOW)
+    assert never == []
+    assert [i["json_checked"] for i in infos] == [False, False]
+
+
+def test_json_larger_than_the_limit_is_not_parsed_and_says_so(tmp_path):
+    make_step(tmp_path, files={"big.json": "[" + "1," * 50 + "oops"})
+    problems, infos = rd.check_step_files(str(tmp_path), 3, ["big.json"], json_max_bytes=64, now=NOW)
+    assert problems == []
+    assert infos[0]["json_checked"] is False
+    assert "larger than the 64 byte limit" in infos[0]["note"]
+    problems, dummy = rd.check_step_files(str(tmp_path), 3, ["big.json"], now=NOW)
+    assert codes(problems) == [("big.json", "invalid_json")]
+
+
+def test_deeply_nested_json_does_not_crash(tmp_path):
+    make_step(tmp_path, files={"deep.json": "[" * 200000 + "]" * 200000})
+    problems, infos = rd.check_step_files(str(tmp_path), 3, ["deep.json"], now=NOW)
+    assert problems == []
+    assert infos[0]["json_checked"] is False
+    assert "nested too deeply" in infos[0]["note"]
+
+
+def test_max_age(tmp_path):
+    make_step(tmp_path, files={"old.json": "{}"}, mtime=NOW - 7200)
+    make_step(tmp_path, files={"new.json": "{}"}, mtime=NOW - 10)
+    problems, infos = rd.check_step_files(str(tmp_path), 3, ["old.json", "new.json"], max_age=3600, now=NOW)
+    assert codes(problems) == [("old.json", "too_old")]
+    assert problems[0]["age_s"] == 7200.0
+    assert "is 2.0 h old, older than max_age (60 min)" in problems[0]["message"]
+    assert by_name(infos)["new.json"]["age_s"] == 10.0
+    assert rd.check_step_files(str(tmp_path), 3, ["old.json"], now=NOW)[0] == []  # no max_age, no limit
+
+
+def test_empty_and_too_old_are_both_reported(tmp_path):
+    make_step(tmp_path, files={"e.json": b""}, mtime=NOW - 100)
+    problems, dummy = rd.check_step_files(str(tmp_path), 3, ["e.json"], max_age=10, now=NOW)
+    assert codes(problems) == [("e.json", "empty"), ("e.json", "too_old")]
+
+
+def test_missing_step_folder_is_one_problem_naming_each_file(tmp_path):
+    problems, infos = rd.check_step_files(str(tmp_path), 7, ["a.json", "b.bin", "../x"], now=NOW)
+    assert codes(problems) == [(None, "missing_step_folder"), ("../x", "escapes_root")]
+    step = problems[0]
+    assert step["files"] == ["a.json", "b.bin"]
+    assert step["path"] == str(tmp_path / "step7") + "/"
+    assert step["message"] == "step folder %s/step7/ is missing (required: a.json, b.bin)" % tmp_path
+    assert [i["name"] for i in infos] == ["a.json", "b.bin", "../x"]
+
+
+def test_step_folder_that_is_a_file(tmp_path):
+    (tmp_path / "step2").write_text("x")
+    problems, dummy = rd.check_step_files(str(tmp_path), 2, ["a"], now=NOW)
+    assert codes(problems) == [(None, "missing_step_folder")]
+    assert "not a directory" in problems[0]["message"]
+
+
+def test_symlink_inside_the_folder_is_followed(tmp_path):
+    folder = make_step(tmp_path, files={"real/history.json": '{"ok": true}'})
+    os.symlink("real/history.json", str(folder / "history.json"))
+    os.symlink("real", str(folder / "linkdir"))
+    problems, infos = rd.check_step_files(str(tmp_path), 3, ["history.json", "linkdir/history.json"], now=NOW)
+    assert problems == []
+    assert all(i["json_checked"] for i in infos)
+    assert infos[0]["size"] == len('{"ok": true}')
+
+
+def test_symlink_leading_out_is_refused_not_read(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.json").write_text("{not json")
+    folder = make_step(tmp_path / "ram", files={"ok.json": "{}"})
+    os.symlink(str(outside / "secret.json"), str(folder / "file.json"))
+    os.symlink("../../outside", str(folder / "dirlink"))
+    os.symlink("/nonexistent/nothing", str(folder / "dangling"))
+    problems, infos = rd.check_step_files(str(tmp_path / "ram"), 3, ["file.json", "dirlink/secret.json", "dangling"],
+                                          now=NOW)
+    assert codes(problems) == [("file.json", "escapes_root"), ("dirlink/secret.json", "escapes_root"),
+                               ("dangling", "escapes_root")]
+    assert problems[0]["target"] == str(outside / "secret.json")
+    assert "leads outside the step folder" in problems[0]["message"]
+    assert all(i["json_checked"] is False and i["size"] is None for i in infos)
+
+
+def test_dangling_link_inside_is_missing(tmp_path):
+    folder = make_step(tmp_path)
+    os.symlink("not-there.json", str(folder / "h.json"))
+    problems, dummy = rd.check_step_files(str(tmp_path), 3, ["h.json"], now=NOW)
+    assert codes(problems) == [("h.json", "missing")]
+
+
+def test_root_and_step_folder_may_be_symlinks(tmp_path):
+    real = tmp_path / "real"
+    make_step(real, files={"a.json": "{}"})
+    os.symlink(str(real), str(tmp_path / "ram"))
+    problems, dummy = rd.check_step_files(str(tmp_path / "ram") + "/", 3, ["a.json"], now=NOW)
+    assert problems == []
+
+
+@pytest.mark.parametrize("name, why", [
+    ("../step4/a.json", "'..' component"),
+    ("sub/../a.json", "'..' component"),
+    ("/dev/shm/prng/step3/a.json", "absolute path"),
+    ("", "empty file name"),
+    ("a\x00.json", "NUL byte"),
+])
+def test_names_that_escape_are_refused(tmp_path, name, why):
+    make_step(tmp_path, files={"a.json": "{}"})
+    make_step(tmp_path, step=4, files={"a.json": "{}"})
+    problems, dummy = rd.check_step_files(str(tmp_path), 3, [name], now=NOW)
+    assert codes(problems) == [(name, "escapes_root")]
+    assert why in problems[0]["message"]
+
+
+def test_unreadable_file(tmp_path, mocker):
+    folder = make_step(tmp_path, files={"locked.json": "{}", "open.json": "{}"})
+    locked = str(folder / "locked.json")
+    os.chmod(locked, 0)
+    if os.geteuid() == 0:  # root reads mode-000 files: make the open fail the way it does for a user
+        real_open = os.open
+
+        def fake_open(path, *args, **kwargs):
+            if path == locked:
+                raise PermissionError(13, "Permission denied", path)
+            return real_open(path, *args, **kwargs)
+
+        mocker.patch.object(rd.os, "open", side_effect=fake_open)
+    problems, infos = rd.check_step_files(str(tmp_path), 3, ["locked.json", "open.json"], now=NOW)
+    assert codes(problems) == [("locked.json", "unreadable")]
+    assert problems[0]["message"] == "locked.json in %s/ cannot be read: Permission denied" % folder
+    assert infos[0]["size"] == 2  # stat still works
+
+
+def test_duplicate_names_are_checked_once(tmp_path):
+    make_step(tmp_path)
+    problems, infos = rd.check_step_files(str(tmp_path), 3, ["a", "a"], now=NOW)
+    assert codes(problems) == [("a", "missing")]
+    assert len(infos) == 1
+
+
+@pytest.mark.parametrize("kwargs, text", [
+    (dict(step=-1), "step must be a whole number >= 0"),
+    (dict(step=True), "step must be a whole number >= 0"),
+    (dict(step="3"), "step must be a whole number >= 0"),
+    (dict(step=1.5), "step must be a whole number >= 0"),
+    (dict(validate_json="yes"), "validate_json must be one of auto, always, never"),
+    (dict(max_age=-5), "max_age must be >= 0"),
+    (dict(files="a.json"), "files must be a list"),
+    (dict(root=""), "root must be a path"),
+])
+def test_bad_arguments_raise_value_error(tmp_path, kwargs, text):
+    args = dict(root=str(tmp_path), step=3, files=["a.json"])
+    args.update(kwargs)
+    with pytest.raises(ValueError) as err:
+        rd.check_step_files(**args)
+    assert text in str(err.value)
+
+
+def test_real_time_is_used_when_now_is_not_given(tmp_path):
+    make_step(tmp_path, files={"a.json": "{}"}, mtime=time.time() - 30)
+    problems, infos = rd.check_step_files(str(tmp_path), 3, ["a.json"], max_age=3600)
+    assert problems == []
+    assert 25 < infos[0]["age_s"] < 600
+
+
+# --------------------------------------------------------------------------------------------
+# check_input_files
+
+
+def test_input_files(tmp_path):
+    good = tmp_path / "seeds.bin"
+    good.write_bytes(b"1234")
+    empty = tmp_path / "empty.bin"
+    empty.write_bytes(b"")
+    bad = tmp_path / "conf.json"
+    bad.write_text("{,}")
+    for path in (good, empty, bad):
+        os.utime(str(path), (NOW - 5, NOW - 5))
+    paths = [str(good), "relative/seeds.bin", str(tmp_path / "nope"), str(empty), str(tmp_path), str(bad)]
+    problems, infos = rd.check_input_files(paths, now=NOW)
+    assert codes(problems) == [("relative/seeds.bin", "not_absolute"), (str(tmp_path / "nope"), "missing"),
+                               (str(empty), "empty"), (str(tmp_path), "not_regular")]
+    assert problems[1]["message"] == "input file %s is missing" % (tmp_path / "nope")
+    assert len(infos) == 6 and infos[0]["size"] == 4
+    problems, dummy = rd.check_input_files([str(bad)], validate_json="auto", now=NOW)
+    assert codes(problems) == [(str(bad), "invalid_json")]
+    problems, dummy = rd.check_input_files([str(good)], max_age=1, now=NOW)
+    assert codes(problems) == [(str(good), "too_old")]
+
+
+def test_input_with_nul_byte_is_a_problem_not_a_crash():
+    problems, dummy = rd.check_input_files(["/data/a\x00b"])
+    assert codes(problems) == [("/data/a\x00b", "missing")]
+
+
+# --------------------------------------------------------------------------------------------
+# check_space
+
+MOUNTINFO = """\
+22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw,errors=remount-ro
+25 22 0:21 / /dev rw,nosuid shared:2 - devtmpfs udev rw,size=4096k
+27 25 0:23 / /dev/shm rw,nosuid,nodev shared:4 - tmpfs tmpfs rw
+40 22 0:40 / {ram} rw,relatime shared:9 - tmpfs ramfs\\040disk rw,size=1048576k
+41 22 0:41 / {ram_sub} rw,relatime master:3 - tmpfs none rw
+"""
+
+
+def write_mountinfo(tmp_path, **mounts):
+    path = tmp_path / "mountinfo"
+    path.write_text(MOUNTINFO.format(**mounts))
+    return str(path)
+
+
+def test_parse_mountinfo_decodes_escapes_and_optional_fields():
+    mounts = rd.parse_mountinfo(MOUNTINFO.format(ram="/mnt/my\\040ram\\011x\\134y", ram_sub="/x"))
+    assert mounts[0] == {"mount_point": "/", "fstype": "ext4", "source": "/dev/sda1"}
+    assert mounts[3] == {"mount_point": "/mnt/my ram\tx\\y", "fstype": "tmpfs", "source": "ramfs disk"}
+    assert rd.find_mount("/dev/shm/prng", mounts)["mount_point"] == "/dev/shm"
+    assert rd.find_mount("/dev/shmx", mounts)["mount_point"] == "/dev"  # a prefix by component, not by text
+    assert rd.find_mount("/mnt/my ram\tx\\y/step3", mounts)["fstype"] == "tmpfs"
+    assert rd.find_mount("/home/x", mounts)["fstype"] == "ext4"
+
+
+def test_later_mount_on_the_same_point_wins():
+    text = ("1 0 8:1 / / rw - ext4 /dev/sda1 rw\n2 1 0:5 / /data rw - ext4 /dev/sdb1 rw\n"
+            "3 1 0:6 / /data rw - tmpfs tmpfs rw\n")
+    assert rd.find_mount("/data/x", rd.parse_mountinfo(text))["fstype"] == "tmpfs"
+
+
+def test_check_space_on_a_tmpfs_mount_with_an_escaped_name(tmp_path):
+    ram = tmp_path / "my ram"
+    ram.mkdir()
+    info_path = write_mountinfo(tmp_path, ram=str(ram).replace(" ", "\\040"), ram_sub="/unused")
+    problems, info = rd.check_space(str(ram / "."), mountinfo_path=info_path)
+    assert problems == []
+    assert info["fstype"] == "tmpfs"
+    assert info["mount_point"] == str(ram)
+    assert info["source"] == "ramfs disk"
+    vfs = os.statvfs(str(ram))
+    assert info["total_bytes"] == vfs.f_blocks * vfs.f_frsize
+    assert info["free_bytes"] > 0
+
+
+def test_check_space_not_tmpfs(tmp_path):
+    info_path = write_mountinfo(tmp_path, ram="/mnt/ram", ram_sub="/mnt/ram/sub")
+    problems, info = rd.check_space(str(tmp_path), mountinfo_path=info_path)
+    assert [p["problem"] for p in problems] == ["not_tmpfs"]
+    assert problems[0]["message"] == "%s is on ext4 (mounted at /), not on a tmpfs ramdisk" % tmp_path
+    assert rd.check_space(str(tmp_path), require_tmpfs=False, mountinfo_path=info_path)[0] == []
+
+
+def test_check_space_follows_a_symlinked_root_to_its_mount(tmp_path):
+    ram = tmp_path / "ram"
+    ram.mkdir()
+    os.symlink(str(ram), str(tmp_path / "link"))
+    info_path = write_mountinfo(tmp_path, ram=str(ram), ram_sub="/unused")
+    problems, info = rd.check_space(str(tmp_path / "link"), mountinfo_path=info_path)
+    assert problems == []
+    assert info["realpath"] == str(ram)
+
+
+def test_check_space_missing_root_and_unreadable_mountinfo(tmp_path):
+    problems, info = rd.check_space(str(tmp_path / "nope"))
+    assert [p["problem"] for p in problems] == ["missing_root"]
+    assert problems[0]["message"] == "ramdisk root %s does not exist" % (tmp_path / "nope")
+    problems, info = rd.check_space(str(tmp_path), mountinfo_path=str(tmp_path / "no-mountinfo"))
+    assert [p["problem"] for p in problems] == ["not_tmpfs"]
+    assert "cannot tell whether" in problems[0]["message"]
+    assert "No such file" in problems[0]["message"]
+
+
+def test_check_space_low_space(tmp_path, mocker):
+    info_path = write_mountinfo(tmp_path, ram=str(tmp_path), ram_sub="/unused")
+
+    class Vfs(object):
+        f_frsize = 4096
+        f_blocks = 26214400 // 4096 * 1024  # 25 GiB
+        f_bavail = 312 * MIB // 4096  # 312 MiB
+
+    mocker.patch.object(rd.os, "statvfs", return_value=Vfs())
+    problems, info = rd.check_space(str(tmp_path), min_free_bytes=1024 * MIB, mountinfo_path=info_path)
+    assert [p["problem"] for p in problems] == ["low_space"]
+    assert problems[0]["message"] == "%s has 312 MiB free (1.2%%), below the 1024 MiB minimum" % tmp_path
+    assert info["free_bytes"] == 312 * MIB
+    problems, dummy = rd.check_space(str(tmp_path), min_free_percent=5, mountinfo_path=info_path)
+    assert problems[0]["message"].endswith("below the 5% minimum")
+    problems, dummy = rd.check_space(str(tmp_path), min_free_bytes=2048 * MIB, min_free_percent=2.5,
+                                     mountinfo_path=info_path)
+    assert problems[0]["message"].endswith("below the 2048 MiB minimum and the 2.5% minimum")
+    assert rd.check_space(str(tmp_path), min_free_bytes=300 * MIB, min_free_percent=1,
+                          mountinfo_path=info_path)[0] == []
+
+
+@pytest.mark.parametrize("kwargs, text", [
+    (dict(min_free_bytes=-1), "min_free_bytes must be >= 0"),
+    (dict(min_free_percent=101), "min_free_percent must be <= 100"),
+    (dict(min_free_percent="5"), "min_free_percent must be a number"),
+])
+def test_check_space_bad_thresholds(tmp_path, kwargs, text):
+    with pytest.raises(ValueError) as err:
+        rd.check_space(str(tmp_path), **kwargs)
+    assert text in str(err.value)
+
+
+@pytest.fixture
+def shm_root():
+    if not os.path.isdir("/dev/shm"):
+        pytest.skip("no /dev/shm on this machine")
+    root = tempfile.mkdtemp(prefix="gpuops-test-%s-" % uuid.uuid4().hex[:8], dir="/dev/shm")
+    try:
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_real_dev_shm_is_a_tmpfs_with_real_free_space(shm_root):
+    with open("/proc/self/mountinfo") as handle:
+        mount = rd.find_mount(os.path.realpath(shm_root), rd.parse_mountinfo(handle.read()))
+    if mount is None or mount["fstype"] != "tmpfs":
+        pytest.skip("/dev/shm is not a tmpfs on this machine")
+    problems, info = rd.check_space(shm_root, min_free_bytes=1)
+    assert problems == []
+    assert info["fstype"] == "tmpfs"
+    assert info["mount_point"] == "/dev/shm"
+    assert 0 < info["free_bytes"] <= info["total_bytes"]
+    problems, info = rd.check_space(shm_root, min_free_bytes=info["total_bytes"] + MIB)
+    assert [p["problem"] for p in problems] == ["low_space"]
+
+
+def test_real_ramdisk_step_folder(shm_root):
+    folder = os.path.join(shm_root, "step0")
+    os.mkdir(folder)
+    with open(os.path.join(folder, "config.json"), "w") as handle:
+        json.dump({"seed": 1}, handle)
+    problems, infos = rd.check_step_files(shm_root, 0, ["config.json", "train_history.json"])
+    assert codes(problems) == [("train_history.json", "missing")]
+    assert problems[0]["message"] == "train_history.json is missing from %s/step0/" % shm_root
+    assert infos[0]["json_checked"] is True
