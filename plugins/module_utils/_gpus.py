@@ -182,15 +182,19 @@ def assess(gpu, sysgpu, tool_info, kernel_findings, metrics_ok):
         elif sysgpu.get("driver") != "amdgpu":
             health = DEGRADED
             problems.append("no amdgpu driver bound to it (driver: %s)" % (sysgpu.get("driver") or "none"))
+    seen = {}  # the same failure worded several ways is one problem, with the counts added up
     for finding in kernel_findings:
-        times = " (x%d)" % finding["count"] if finding.get("count", 1) > 1 else ""
         if finding["category"] in KERNEL_LOST:
             health = LOST
-            problems.append("kernel log: %s%s" % (finding.get("summary") or finding["category"], times))
         elif finding["category"] in KERNEL_DEGRADED:
-            if health != LOST:
-                health = DEGRADED
-            problems.append("kernel log: %s%s" % (finding.get("summary") or finding["category"], times))
+            health = DEGRADED if health != LOST else health
+        else:
+            continue
+        text = finding.get("summary") or finding["category"]
+        seen[text] = seen.get(text, 0) + finding.get("count", 1)
+    if seen:
+        problems.append("kernel log: " + ", ".join(
+            "%s%s" % (text, " (x%d)" % count if count > 1 else "") for text, count in seen.items()))
     if tool_info["answered"]:
         gpu["responding"] = bool(gpu["in_tool_output"]) and health != LOST
         if not gpu["in_tool_output"] and health == OK:

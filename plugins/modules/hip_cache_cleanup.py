@@ -188,7 +188,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.gpuops.preflight.plugins.module_utils import _caches
+from ansible_collections.gpuops.preflight.plugins.module_utils import _caches, _clocks
 
 
 def main():
@@ -236,16 +236,12 @@ def main():
                           "before_header": "GPU cache paths", "after_header": "GPU cache paths"}
 
     if params["reset_clocks"]:
-        try:
-            from ansible_collections.gpuops.preflight.plugins.module_utils import _clocks
-        except ImportError as exc:
-            module.fail_json(msg="reset_clocks is not available: %s" % exc, **result)
-
         clocks = _clocks.reset_clocks(module, rocm_smi=params["rocm_smi"], sysfs_root=params["sysfs_root"],
                                       timeout=params["timeout"], check_mode=module.check_mode)
         result["clocks"] = clocks
-        if isinstance(clocks, dict) and clocks.get("changed"):
-            result["changed"] = True
+        result["changed"] = result["changed"] or clocks["changed"]
+        for text in clocks["problems"]:
+            module.warn(text)
 
     module.exit_json(**result)
 

@@ -126,13 +126,16 @@ def test_no_tool_installed_uses_sysfs_metrics(tmp_path):
 def test_smu_and_bus_findings_from_kernel_log(rig):
     findings = [
         {"category": "smu_no_response", "bdf": "0000:06:00.0", "summary": "SMU not answering (0xFFFFFFFF)", "count": 3},
+        {"category": "smu_message_failed", "bdf": "0000:06:00.0", "summary": "SMU metrics export failed", "count": 1},
+        {"category": "smu_no_response", "bdf": "0000:06:00.0", "summary": "SMU not answering (0xFFFFFFFF)", "count": 2},
         {"category": "bus_lost", "bdf": "0000:0C:00.0", "summary": "device lost from bus", "count": 1},
         {"category": "ring_timeout", "bdf": "0000:03:00.0", "summary": "ring timeout", "count": 1},
     ]
     module = FakeModule(answer=(0, rocm_doc((0, 3), (1, 6), (2, 9)), ""))
     result = by_bdf(gpus.probe(module, sysfs_root=rig, kernel_findings=findings))
     assert result["0000:06:00.0"]["health"] == "degraded"
-    assert result["0000:06:00.0"]["problems"] == ["kernel log: SMU not answering (0xFFFFFFFF) (x3)"]
+    assert result["0000:06:00.0"]["problems"] == [
+        "kernel log: SMU not answering (0xFFFFFFFF) (x5), SMU metrics export failed"]
     assert result["0000:03:00.0"]["health"] == "ok"  # a ring timeout is the kernel_log check's business
     ghost = result["0000:0c:00.0"]  # gone from sysfs and the tool, known only from the kernel log
     assert ghost["health"] == "lost" and ghost["sources"] == ["kernel_log"]

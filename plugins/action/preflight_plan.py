@@ -1,0 +1,51 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Validate a preflight or cleanup run before any host is contacted (documented in modules/preflight_plan.py)."""
+
+from __future__ import annotations
+
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.gpuops.preflight.plugins.module_utils import _summary
+
+HOST_SETTINGS = ("expected_gpu_count", "excluded_gpus", "gpu_watchlist")
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _requires_connection = False
+
+    ARGUMENT_SPEC = dict(
+        kind=dict(type="str", choices=["preflight", "cleanup"], default="preflight"),
+        step=dict(type="raw"),
+        steps=dict(type="raw"),
+        skip=dict(type="raw"),
+        downgrade=dict(type="raw"),
+        timeouts=dict(type="dict", default={}),
+        hosts=dict(type="list", elements="str", default=[]),
+        cleanup_steps=dict(type="list", elements="raw"),
+        since=dict(type="raw"),
+        summary_dir=dict(type="path"),
+    )
+
+    def run(self, tmp=None, task_vars=None):
+        result = super(ActionModule, self).run(tmp, task_vars)
+        _validation, args = self.validate_argument_spec(argument_spec=self.ARGUMENT_SPEC)
+        hostvars = (task_vars or {}).get("hostvars", {})
+        settings = {}
+        for host in args["hosts"]:
+            known = hostvars[host] if host in hostvars else {}
+            settings[host] = dict((key, known.get(key)) for key in HOST_SETTINGS)
+        try:
+            plan = _summary.build_plan(
+                args["kind"], args["step"], steps=args["steps"], skip=args["skip"], downgrade=args["downgrade"],
+                hosts=args["hosts"], hostvars=settings, timeouts=args["timeouts"],
+                cleanup_steps=args["cleanup_steps"], since=args["since"], summary_dir=args["summary_dir"])
+        except _summary.PlanError as exc:
+            word = "Preflight" if args["kind"] == "preflight" else "Cleanup"
+            result.update(failed=True, problems=exc.problems,
+                          msg="%s cannot run: %s" % (word, "; ".join(exc.problems)))
+            return result
+        result.update(changed=False, plan=plan)
+        return result

@@ -1,0 +1,43 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: summary
+type: aggregate
+short_description: Print the preflight or cleanup verdict block after the play recap
+version_added: 1.0.0
+description:
+  - Reads the summary the C(preflight) and C(cleanup) roles publish with C(set_stats) (keys C(gpuops_preflight) and
+    C(gpuops_cleanup)) and prints its verdict block as the very last output, after the play recap.
+  - Each hard failure and warning is one line with its host, check and message, followed by the suggested fix.
+requirements:
+  - Enable it in C(ansible.cfg) (C(callbacks_enabled = gpuops.preflight.summary)); the repository's ansible.cfg does.
+author:
+  - gpuops maintainers (@gpuops)
+"""
+
+from ansible.plugins.callback import CallbackBase
+
+from ansible_collections.gpuops.preflight.plugins.module_utils import _summary
+
+
+class CallbackModule(CallbackBase):
+    CALLBACK_VERSION = 2.0
+    CALLBACK_TYPE = "aggregate"
+    CALLBACK_NAME = "gpuops.preflight.summary"
+    CALLBACK_NEEDS_ENABLED = True
+
+    def v2_playbook_on_stats(self, stats):
+        custom = (getattr(stats, "custom", None) or {}).get("_run", {})
+        for key in ("gpuops_preflight", "gpuops_cleanup"):
+            summary = custom.get(key)
+            if not isinstance(summary, dict) or summary.get("schema") != _summary.SCHEMA:
+                continue
+            blocked = summary.get("blocked")
+            color = "bright red" if blocked else ("bright purple" if summary.get("warnings") else "bright green")
+            self._display.display("")
+            for number, line in enumerate(_summary.render_lines(summary)):
+                self._display.display(line, color=color if number == 0 else None)

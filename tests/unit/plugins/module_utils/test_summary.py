@@ -1,0 +1,135 @@
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from ansible_collections.gpuops.preflight.plugins.module_utils import _checks, _summary
+
+
+def plan(**kwargs):
+    args = dict(kind="preflight", step="3", steps={3: {"ramdisk": ["train_history.json"], "inputs": []}},
+                hosts=["rig-6600"], hostvars={"rig-6600": {}}, now=1000.0)
+    args.update(kwargs)
+    return _summary.build_plan(**args)
+
+
+@pytest.mark.parametrize("step", ["3", 3, " 3 "])
+def test_step_as_string_or_number(step):
+    assert plan(step=step)["step"] == 3
+
+
+@pytest.mark.parametrize("step,fragment", [
+    (None, "step is required"), ("", "step is required"), ("three", "whole number"), ("3.0", "whole number"),
+    (-1, "whole number"), (True, "whole number"), ("7", "step 7 is not in preflight_steps (steps defined: 3)"),
+])
+def test_bad_step_fails_with_a_clear_message(step, fragment):
+    with pytest.raises(_summary.PlanError) as err:
+        plan(step=step)
+    assert fragment in str(err.value)
+
+
+def test_string_and_int_step_keys_both_work():
+    assert plan(steps={"3": {"ramdisk": ["a.json"]}})["requirements"] == {"ramdisk": ["a.json"], "inputs": []}
+    assert plan(steps={3: {"ramdisk": ["a.json"]}})["requirements"]["ramdisk"] == ["a.json"]
+
+
+def test_every_problem_reported_at_once_naming_host_and_field():
+    with pytest.raises(_summary.PlanError) as err:
+        plan(steps={3: {"ramdisk": ["../escape.json"], "inputs": ["relative.txt"], "extra": 1}},
+             skip=["gpu_helth"], hosts=["rig-6600", "rig-6600b"],
+             hostvars={"rig-6600": {"expected_gpu_count": "twelve"}, "rig-6600b": {"excluded_gpus": ["ten"]}})
+    text = str(err.value)
+    for fragment in ("unknown key(s) extra", "'../escape.json' must be a name inside", "'relative.txt' is not an absolute path",
+                     "preflight_skip: unknown check 'gpu_helth'; valid checks are: ssh, probe",
+                     "rig-6600: expected_gpu_count must be a whole number", "rig-6600b: excluded_gpus: 'ten' is not"):
+        assert fragment in text
+
+
+def test_skip_removes_host_checks_and_sets_backstop():
+    got = plan(skip="kernel_log,gpu_temperature", timeouts={"gpu_health": 60})
+    assert "kernel_log" not in got["host_checks"] and "gpu_temperature" not in got["host_checks"]
+    assert got["host_timeout"] == 60 + _summary.BACKSTOP_MARGIN
+
+
+def test_cleanup_applies_only_to_distributed_steps(tmp_path):
+    assert plan(kind="cleanup", step=5, cleanup_steps=[1, 2, 3])["applies"] is False
+    assert plan(kind="cleanup", step=2)["applies"] is True
+
+
+def test_cleanup_since_comes_from_the_newest_preflight_summary(tmp_path):
+    for stamp, started in (("20261125T100000.000000Z", "2026-11-25T10:00:00+00:00"),
+                           ("20261125T110000.000000Z", "2026-11-25T11:00:00+00:00")):
+        (tmp_path / ("summary_step3_%s.json" % stamp)).write_text(json.dumps({"started_at": started}))
+    got = plan(kind="cleanup", summary_dir=str(tmp_path))
+    assert got["since"] == 1795604400.0 and got["since_source"] == "preflight summary"
+    assert plan(kind="cleanup", since="2026-11-25T12:00:00Z", summary_dir=str(tmp_path))["since"] == 1795608000.0
+
+
+def node_result(*problems, **extra):
+    checks = {"gpu_health": _checks.result("gpu_health", list(problems))}
+    result = {"checks": checks, "gpus": [], "usable_gpus": [0, 1], "changed": False}
+    result.update(extra)
+    return result
+
+
+def test_judging_blocks_only_hard_fails():
+    lost = _checks.problem("gpu_health", _checks.FAIL, "GPU 3 (0000:0b:00.0) is lost", "reboot",
+                           gpu={"index": 3, "bdf": "0000:0b:00.0", "excluded": False})
+    summary = _summary.build_summary(plan(), [
+        ("rig-6600", "192.168.3.120", node_result(lost)),
+        ("rig-6600b", "192.168.3.121", {"unreachable": True, "msg": "Failed to connect to the host via ssh: ssh: "
+                                        "connect to host 192.168.3.121 port 22: No route to host"}),
+    ], finished=1004.5)
+    assert summary["passed"] is False and summary["blocked"] is True
+    assert [(i["host"], i["check"]) for i in summary["hard_failures"]] == [("rig-6600", "gpu_health"), ("rig-6600b", "ssh")]
+    assert summary["hard_failures"][1]["message"] == (
+        "rig-6600b (192.168.3.121) unreachable: connect to host 192.168.3.121 port 22: No route to host")
+    assert summary["hosts"]["rig-6600"]["usable_gpus"] == [0, 1]
+    assert summary["hosts"]["rig-6600b"]["reachable"] is False
+    assert summary["duration_s"] == 4.5 and summary["schema_version"] == 1
+    lines = _summary.render_lines(summary)
+    assert lines[0].startswith("Preflight BLOCKED for step 3: 2 hard failure(s), 0 warning(s)")
+    assert "Preflight BLOCKED: ssh: rig-6600b (192.168.3.121) unreachable: connect to host" in lines[3]
+
+
+def test_downgrade_and_excluded_become_warnings_that_say_why():
+    bad = _checks.problem("gpu_health", _checks.FAIL, "GPU 10 (0000:22:00.0) is degraded", "x",
+                          gpu={"index": 10, "bdf": "0000:22:00.0", "excluded": True})
+    summary = _summary.build_summary(plan(downgrade=["ssh"]), [
+        ("rig-6600b", "rig-6600b", node_result(bad)),
+        ("rig-6600", "10.0.0.1", {"unreachable": True, "msg": "timeout"}),
+    ])
+    assert summary["passed"] is True and summary["hard_failures"] == []
+    messages = [w["message"] for w in summary["warnings"]]
+    assert messages[0].endswith("(GPU 10 (0000:22:00.0) is in excluded_gpus)")
+    assert messages[1].endswith("(downgraded by preflight_downgrade)")
+
+
+def test_module_failure_and_timeout_are_probe_failures():
+    summary = _summary.build_summary(plan(), [
+        ("a", "a", {"failed": True, "msg": "MODULE FAILURE", "module_stderr": "Traceback...\nImportError: boom"}),
+        ("b", "b", {"failed": True, "msg": "Task failed: Timed out after 50 second(s).", "timedout": {"period": 50}}),
+        ("c", "c", None),
+    ])
+    assert [i["check"] for i in summary["hard_failures"]] == ["probe", "probe", "probe"]
+    assert "ImportError: boom" in summary["hard_failures"][0]["message"]
+    assert "did not finish within" in summary["hard_failures"][1]["message"]
+
+
+def test_cleanup_never_blocks():
+    bad = _checks.problem("gpu_health", _checks.FAIL, "GPU 1 lost", "x")
+    summary = _summary.build_summary(plan(kind="cleanup"), [("a", "a", node_result(bad)), ("b", "b", {"unreachable": True})])
+    assert summary["passed"] is True and len(summary["warnings"]) == 2
+
+
+def test_write_summary_one_file_per_run_and_keep(tmp_path):
+    summary = _summary.build_summary(plan(), [])
+    folder = tmp_path / "new" / "dir"
+    paths = [_summary.write_summary(dict(summary), str(folder), keep=2) for _ in range(3)]
+    assert len(set(paths)) == 3
+    left = sorted(os.listdir(folder))
+    assert len(left) == 2 and all(n.startswith("summary_step3_") for n in left)
+    with open(paths[-1]) as handle:
+        assert json.load(handle)["summary_file"] == paths[-1]
