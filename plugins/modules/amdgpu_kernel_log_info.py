@@ -1,0 +1,257 @@
+#!/usr/bin/python
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: amdgpu_kernel_log_info
+short_description: Scan the kernel log for amdgpu failures
+version_added: 1.0.0
+description:
+  - Reads the kernel log of the current boot (systemd journal, C(dmesg), or a file) and reports
+    amdgpu failures as findings, one per distinct message and GPU, with repeats counted.
+  - Each finding has a category (for example C(smu_no_response), C(gpu_reset_failed),
+    C(ring_timeout)), a severity (C(hard) or C(soft)), the GPU's PCI address when the driver
+    printed one, a summary and a suggested fix.
+  - "Lines that look alarming but appear on healthy boots (for example C(SMU driver if version not
+    matched), C(SMU is resuming...), C(RAP: optional rap ta ucode is not available)) never give a
+    finding."
+  - Report only; it changes nothing on the host.
+  - External commands run under coreutils C(timeout) in their own process group, so a hung
+    C(journalctl) cannot hang the task.
+options:
+  source:
+    description:
+      - Where to read the kernel log from.
+      - C(journal) runs C(journalctl -k -b 0 -o short-iso-precise --no-pager -q), adding
+        C(--since @<epoch>) when O(since) is set.
+      - C(dmesg) runs C(dmesg --time-format iso). With C(kernel.dmesg_restrict=1) this needs root
+        or CAP_SYSLOG (use C(become)).
+      - C(file) reads O(path); a file larger than 64 MiB is read from its tail.
+      - C(auto) uses the journal when C(journalctl) exists and returns at least one line, else
+        C(dmesg); when O(path) is given, C(auto) reads that file.
+    type: str
+    default: auto
+    choices: [auto, journal, dmesg, file]
+  path:
+    description:
+      - The log file to read. Required when O(source=file); giving O(path) with the default
+        O(source=auto) also reads the file.
+      - Dmesg monotonic timestamps (C([ 1234.567890])) in the file are taken as seconds since
+        the current boot.
+    type: path
+  since:
+    description:
+      - Only report lines logged at or after this time.
+      - Epoch seconds (C(1767225600), C(1767225600.5)) or ISO 8601 (C(2026-01-01T00:00:00Z),
+        C(2026-01-01T01:00:00+01:00); without a zone it is the host's local time).
+      - Lines without a readable timestamp take the time of the line before them; lines with no
+        time at all are kept, since they cannot be shown to be older.
+    type: str
+  timeout:
+    description:
+      - Seconds before a log command is killed (at least 1). With O(source=auto), C(dmesg) gets the
+        time the journal left, and at least 1 second.
+    type: int
+    default: 15
+  severity:
+    description:
+      - Only return findings of these severities. The counts in RV(hard_count) and
+        RV(soft_count) are always of all findings.
+    type: list
+    elements: str
+    choices: [hard, soft]
+attributes:
+  check_mode:
+    support: full
+    description: The module only reads; it runs normally in check mode.
+  diff_mode:
+    support: none
+    description: Nothing changes, so there is no diff.
+notes:
+  - Categories and severities. C(hard) - C(smu_no_response), C(smu_message_failed),
+    C(register_access_failed), C(bus_lost), C(gpu_hang), C(gpu_reset_failed),
+    C(ras_uncorrectable), C(init_failed). C(soft) - C(ring_timeout), C(gpu_reset), C(page_fault),
+    C(ras_correctable).
+  - A C(pcieport)/C(pciehp) line names a PCIe bridge, not a GPU, so its finding has no C(bdf).
+author: [gpuops maintainers (@gpuops)]
+"""
+
+EXAMPLES = r"""
+- name: Scan this boot's kernel log for amdgpu failures
+  gpuops.preflight.amdgpu_kernel_log_info:
+  become: true
+  register: klog
+
+- name: Stop when the kernel log shows a hard failure
+  ansible.builtin.assert:
+    that: klog.hard_count == 0
+    fail_msg: "{{ klog.findings | selectattr('severity', '==', 'hard') | map(attribute='message') | list }}"
+    quiet: true
+
+- name: Only what happened since the step started (epoch seconds)
+  gpuops.preflight.amdgpu_kernel_log_info:
+    since: "{{ step_started_epoch }}"
+    severity: [hard]
+  become: true
+
+- name: Scan a saved log file
+  gpuops.preflight.amdgpu_kernel_log_info:
+    path: /var/log/kern.log
+    since: "2026-01-01T00:00:00Z"
+"""
+
+RETURN = r"""
+findings:
+  description:
+    - One entry per distinct failure, in the order of its first line. Repeats of the same message
+      for the same GPU (numbers, addresses and pids aside) are collapsed into one entry.
+  returned: success
+  type: list
+  elements: dict
+  contains:
+    category:
+      description: Stable category name, for example C(smu_no_response).
+      type: str
+      sample: smu_no_response
+    severity:
+      description: C(hard) (the GPU should not get work) or C(soft) (a warning).
+      type: str
+      sample: hard
+    bdf:
+      description: The GPU's PCI address (lower case), or null when the line names no GPU.
+      type: str
+      sample: "0000:03:00.0"
+    summary:
+      description: Short description of the failure.
+      type: str
+      sample: SMU not answering (0xFFFFFFFF)
+    fix:
+      description: Suggested fix.
+      type: str
+    message:
+      description: The first matching line without its timestamp and host prefix.
+      type: str
+      sample: "amdgpu 0000:03:00.0: amdgpu: SMU: response:0xFFFFFFFF for index:59 param:0x00000000 message:DFCstateControl?"
+    line:
+      description: The first matching line as read.
+      type: str
+    count:
+      description: How many lines gave this finding.
+      type: int
+      sample: 3
+    first_seen:
+      description: Timestamp of the first line as written in the log (dmesg monotonic stamps are seconds since boot), or null.
+      type: str
+      sample: "2026-11-25T15:00:00.123456+0000"
+    last_seen:
+      description: Timestamp of the last line as written in the log, or null.
+      type: str
+hard_count:
+  description: Number of hard findings (collapsed entries, before the O(severity) filter).
+  returned: success
+  type: int
+  sample: 2
+soft_count:
+  description: Number of soft findings (collapsed entries, before the O(severity) filter).
+  returned: success
+  type: int
+  sample: 1
+source:
+  description: What was read, C(journal), C(dmesg) or C(file).
+  returned: always
+  type: str
+  sample: journal
+cmd:
+  description: The command that read the log, or null for a file.
+  returned: always
+  type: list
+  elements: str
+note:
+  description: Remarks about the read, for example a file read from its tail, or why C(auto) fell back to C(dmesg); null when none.
+  returned: always
+  type: str
+lines_scanned:
+  description: Number of log lines examined. For C(dmesg) and files this includes lines older than O(since).
+  returned: success
+  type: int
+  sample: 1532
+since:
+  description: O(since) as epoch seconds, or null.
+  returned: always
+  type: float
+  sample: 1767225600.0
+elapsed_s:
+  description: Seconds spent reading and scanning.
+  returned: always
+  type: float
+  sample: 0.084
+timed_out:
+  description: Whether a log command ran out of time (then the module fails).
+  returned: failure
+  type: bool
+"""
+
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.gpuops.preflight.plugins.module_utils import _kernel_log
+from ansible_collections.gpuops.preflight.plugins.module_utils._timeparse import parse_time
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            source=dict(type="str", default="auto", choices=["auto", "journal", "dmesg", "file"]),
+            path=dict(type="path"),
+            since=dict(type="str"),
+            timeout=dict(type="int", default=15),
+            severity=dict(type="list", elements="str", choices=["hard", "soft"]),
+        ),
+        required_if=[("source", "file", ("path",))],
+        supports_check_mode=True,
+    )
+    params = module.params
+    source, path = params["source"], params["path"]
+    if path and source == "auto":
+        source = "file"
+    elif path and source != "file":
+        module.fail_json(msg="path is only read with source=file (or source=auto), not source=%s" % source)
+    if params["timeout"] < 1:
+        module.fail_json(msg="timeout must be at least 1 second, got %d" % params["timeout"])
+    try:
+        since = parse_time(params["since"], "since")
+    except ValueError as exc:
+        module.fail_json(msg=str(exc))
+
+    start = time.monotonic()
+    stats = {}
+    read, findings = _kernel_log.scan_kernel_log(
+        module, source=source, path=path, since=since, timeout=params["timeout"], stats=stats)
+    elapsed = round(time.monotonic() - start, 3)
+    if read.error is not None:
+        module.fail_json(msg="could not read the kernel log: %s" % read.error, source=read.source,
+                         cmd=read.cmd, note=read.note, timed_out=read.timed_out, since=since, elapsed_s=elapsed)
+    if read.note and read.source == "file":
+        module.warn(read.note)  # a file read only from its tail: say so loudly
+    counts = _kernel_log.severity_counts(findings)
+    if params["severity"]:
+        findings = [f for f in findings if f["severity"] in params["severity"]]
+    module.exit_json(
+        changed=False,
+        findings=findings,
+        hard_count=counts[_kernel_log.HARD],
+        soft_count=counts[_kernel_log.SOFT],
+        source=read.source,
+        cmd=read.cmd,
+        note=read.note,
+        lines_scanned=stats.get("lines", len(read.lines)),
+        since=since,
+        elapsed_s=elapsed,
+    )
+
+
+if __name__ == "__main__":
+    main()
