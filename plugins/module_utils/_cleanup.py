@@ -102,7 +102,7 @@ def run(module, params, clock=time.monotonic):
     log_source, log_path = _preflight.kernel_log_source(params["kernel_log"])
     if set(enabled) & set(["gpu_health", "kernel_log"]) and log_source != "none":
         verify["kernel_log"] = (lambda: _kernel_log.scan_kernel_log(
-            module, log_source, log_path, params["kernel_log_since"], max(timeouts["kernel_log"] - 1, 1)),
+            module, log_source, log_path, params["kernel_log_since"], max(timeouts["kernel_log"] - 3, 1)),
             timeouts["kernel_log"])
     checked = _deadline.run_all(verify)
 

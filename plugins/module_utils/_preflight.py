@@ -69,13 +69,17 @@ def parse_policy(values, option):
 
 
 def attribute_host_findings(findings, gpus):
-    """On a one-GPU host a kernel-log line that names no PCI address can only be about that GPU."""
+    """On a one-GPU host, an amdgpu line that names no PCI address can only be about that GPU.
+
+    Only the amdgpu driver's own lines: a PCIe bridge's line (pcieport) or a job's stderr
+    (``Memory access fault by GPU node-2``) says nothing about which device failed.
+    """
     real = [g for g in gpus if g.get("bdf")]
     if len(real) != 1:
         return findings
     out = []
     for finding in findings:
-        if not finding.get("bdf"):
+        if not finding.get("bdf") and "amdgpu" in (finding.get("line") or ""):
             finding = dict(finding, bdf=real[0]["bdf"], attributed=True)
         out.append(finding)
     return out
@@ -269,7 +273,8 @@ def run(module, params, clock=time.monotonic):
     if "kernel_log" in needed and log_source != "none":
         log_deadline = timeouts["kernel_log"]
         collectors["kernel_log"] = (lambda: _kernel_log.scan_kernel_log(
-            module, log_source, log_path, params["kernel_log_since"], max(log_deadline - 1, 1)), log_deadline)
+            # room inside the deadline for auto's fallback from the journal to dmesg
+            module, log_source, log_path, params["kernel_log_since"], max(log_deadline - 3, 1)), log_deadline)
 
     outcomes = _deadline.run_all(collectors)
     results = {}
