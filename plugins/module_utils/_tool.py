@@ -91,9 +91,10 @@ def run_tool(module, argv, timeout, kill_after=2, clock=time.monotonic):
     finally:
         run.elapsed = clock() - start
     run.rc, run.stdout, run.stderr = rc, out or "", err or ""
-    # 124: timeout sent SIGTERM and the tool ended; 137: it had to be killed. Only a run that
-    # lasted the whole timeout counts (the OOM killer also gives 137, but early).
-    if rc in (124, 137) and run.elapsed >= timeout * 0.9:
+    # 124: timeout sent SIGTERM and the tool ended; 137: it had to be killed. When SIGKILL goes to
+    # the whole process group, timeout itself dies with it and run_command sees -9. Only a run that
+    # lasted the whole timeout counts (the OOM killer also kills, but early).
+    if (rc in (124, 137) or (rc is not None and rc < 0)) and run.elapsed >= timeout * 0.9:
         run.timed_out = True
     elif rc == 127:
         run.not_found = True

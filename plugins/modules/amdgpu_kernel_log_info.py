@@ -62,13 +62,17 @@ options:
     type: list
     elements: str
     choices: [hard, soft]
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
-    description: The module only reads; it runs normally in check mode.
+    details: The module only reads; it runs normally in check mode.
   diff_mode:
     support: none
-    description: Nothing changes, so there is no diff.
+    details: Nothing changes, so there is no diff.
+  platform:
+    platforms: posix
 notes:
   - Categories and severities. C(hard) - C(smu_no_response), C(smu_message_failed),
     C(register_access_failed), C(bus_lost), C(gpu_hang), C(gpu_reset_failed),

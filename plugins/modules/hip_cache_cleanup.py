@@ -66,13 +66,15 @@ options:
     description: Seconds before C(rocm-smi) is killed when O(reset_clocks=true).
     type: int
     default: 30
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: In check mode nothing is removed; RV(removed) and RV(bytes_freed) say what would be.
+  platform:
+    platforms: posix
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details: The diff lists the cache paths present before and those left after.
 author: [gpuops maintainers (@gpuops)]

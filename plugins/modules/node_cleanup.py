@@ -96,11 +96,16 @@ options:
 seealso:
   - module: gpuops.preflight.hip_cache_cleanup
   - module: gpuops.preflight.node_preflight
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
+    details: Reports what would be removed or reset, and still verifies (read-only).
   diff_mode:
     support: none
+  platform:
+    platforms: posix
 author:
   - gpuops maintainers (@gpuops)
 """

@@ -103,7 +103,7 @@ options:
   excluded_gpus:
     description:
       - GPUs not to be used, by rocm-smi index (V(10)) or PCI address (V(0000:22:00.0)), or as
-        C({gpu: 10, reason: "..."}). Their problems become warnings that name them, and they are left out of
+        a mapping with keys C(gpu) and C(reason). Their problems become warnings that name them, and they are left out of
         C(usable_gpus) and of the expected count.
     type: list
     elements: raw
@@ -126,11 +126,16 @@ seealso:
   - module: gpuops.preflight.amdgpu_kernel_log_info
   - module: gpuops.preflight.ramdisk_check
   - module: gpuops.preflight.preflight_report
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
+    details: It only reads; check mode changes nothing.
   diff_mode:
     support: none
+  platform:
+    platforms: posix
 author:
   - gpuops maintainers (@gpuops)
 """

@@ -28,7 +28,7 @@ options:
     description: The pipeline step. Required; a whole number.
     type: raw
   steps:
-    description: The C(preflight_steps) mapping of step number to C({ramdisk: [...], inputs: [...]}).
+    description: The C(preflight_steps) mapping of step number to a mapping with C(ramdisk) and C(inputs) lists.
     type: raw
   skip:
     description: Check names not to run (a list, or a comma-separated string).
@@ -55,16 +55,30 @@ options:
   summary_dir:
     description: Where preflight summaries are written, to find when the step's preflight started.
     type: path
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.conn
+  - ansible.builtin.action_common_attributes.flow
 attributes:
   action:
     support: full
+  async:
+    support: none
+  become:
+    support: none
+  bypass_host_loop:
+    support: none
   check_mode:
     support: full
-  diff_mode:
+  connection:
     support: none
   delegation:
     support: none
     details: Runs on the controller; it never contacts a host.
+  diff_mode:
+    support: none
+  platform:
+    platforms: all
 author:
   - gpuops maintainers (@gpuops)
 """
@@ -91,7 +105,10 @@ plan:
     host_checks: {description: The host checks to run (the registry minus O(skip))., type: list, elements: str, returned: success}
     host_timeout: {description: Seconds for the task backstop of the host module., type: int, returned: success}
     applies: {description: False for a cleanup of a step outside O(cleanup_steps)., type: bool, returned: success}
-    since: {description: Epoch seconds from which a cleanup reads the kernel log, or null., type: float, returned: success}
+    since:
+      description: Epoch seconds from which a cleanup reads the kernel log; null for the current boot.
+      type: float
+      returned: success
 problems:
   description: Every problem found, when the run cannot go ahead.
   returned: failure

@@ -19,7 +19,7 @@ description:
   - Writes the summary document (schema C(gpuops.preflight.summary), version 1; see C(docs/SUMMARY_SCHEMA.md)) as
     C(summary_step<N>_<timestamp>.json) (cleanup C(cleanup_step<N>_<timestamp>.json)) under O(summary_dir),
     creating the folder, one new file per run; keeps the newest O(keep) files of that kind.
-  - Reports C(changed=false): it changes nothing on the hosts.
+  - Reports C(changed=false), as it changes nothing on the hosts.
 options:
   plan:
     description: The C(plan) returned by M(gpuops.preflight.preflight_plan).
@@ -41,16 +41,30 @@ options:
     description: How many summary files of this kind to keep in O(summary_dir) (0 keeps all).
     type: int
     default: 500
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.conn
+  - ansible.builtin.action_common_attributes.flow
 attributes:
   action:
     support: full
+  async:
+    support: none
+  become:
+    support: none
+  bypass_host_loop:
+    support: none
   check_mode:
     support: full
-  diff_mode:
+  connection:
     support: none
   delegation:
     support: none
     details: Runs on the controller; it never contacts a host.
+  diff_mode:
+    support: none
+  platform:
+    platforms: all
 author:
   - gpuops maintainers (@gpuops)
 """
@@ -76,8 +90,14 @@ summary:
     step: {description: The step., type: int, returned: always}
     hard_failures: {description: "Items with C(host), C(address), C(check), C(message), C(fix).", type: list, elements: dict, returned: always}
     warnings: {description: Items as in C(hard_failures)., type: list, elements: dict, returned: always}
-    hosts: {description: Per host its GPUs, C(usable_gpus) and check results., type: dict, returned: always}
-    summary_file: {description: Path of the summary written, or null., type: str, returned: always}
+    hosts:
+      description: Per host, its GPUs, C(usable_gpus) and check results.
+      type: dict
+      returned: always
+    summary_file:
+      description: Path of the summary written; null when none was written.
+      type: str
+      returned: always
 lines:
   description: The verdict block, one string per line.
   returned: always

@@ -61,15 +61,17 @@ options:
   min_free_percent:
     description: When set, less free space than this percentage of the ramdisk's size is a problem.
     type: float
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: The module only reads, so check mode changes nothing about what it does.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: N/A
     details: This action does not modify state.
+  platform:
+    platforms: posix
 notes:
   - Free space is what an unprivileged process may use (C(f_bavail)).
 author: [gpuops maintainers (@gpuops)]

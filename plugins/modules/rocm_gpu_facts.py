@@ -15,7 +15,7 @@ description:
     minutes or hang for ever.
   - Parses rocm-smi JSON of every ROCm release from 4.3 to 7.x (keys differ between versions, values are
     strings, failed metrics are omitted, a dead GPU can vanish from the output, the exit status is 0 on
-    failure) and amd-smi JSON in both of its shapes (a list, or C({"gpu_data": [...]})).
+    failure) and amd-smi JSON in both of its shapes (a list, or an object with a C(gpu_data) list).
   - Joins the tool's output with sysfs on the PCI address, never on C(cardN). Reads sysfs directly too, for
     identity and liveness (a GPU whose PCI config space reads all-ones is lost from the bus); when the tool is
     missing, hangs or prints nothing, the sysfs facts are the fallback.
@@ -28,7 +28,7 @@ options:
   tool:
     description:
       - Which GPU tool to call. V(auto) calls rocm-smi when it is installed, else amd-smi.
-      - V(sysfs) calls no tool: facts come from sysfs only.
+      - V(sysfs) calls no tool; facts then come from sysfs only.
     type: str
     choices: [auto, rocm-smi, amd-smi, sysfs]
     default: auto
@@ -76,13 +76,19 @@ notes:
     C(kernel.dmesg_restrict=1).
 seealso:
   - module: gpuops.preflight.amdgpu_kernel_log_info
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.facts
 attributes:
   check_mode:
     support: full
+    details: It only reads; check mode changes nothing.
   diff_mode:
     support: none
   facts:
     support: full
+  platform:
+    platforms: posix
 author:
   - gpuops maintainers (@gpuops)
 """
@@ -143,8 +149,14 @@ ansible_facts:
       returned: always
       type: dict
       contains:
-        name: {description: Tool used, V(rocm-smi) or V(amd-smi); null with O(tool=sysfs)., type: str, returned: always}
-        path: {description: Path of the tool, null when it is not installed., type: str, returned: always}
+        name:
+          description: The tool used, V(rocm-smi) or V(amd-smi); null with O(tool=sysfs).
+          type: str
+          returned: always
+        path:
+          description: The tool's path; null when it is not installed.
+          type: str
+          returned: always
         outcome:
           description:
             - V(answered), V(no_data), V(no_driver), V(mutex), V(unparseable), V(failed), V(timeout), V(missing),
@@ -152,10 +164,16 @@ ansible_facts:
           type: str
           returned: always
         answered: {description: Whether the tool reported at least one GPU., type: bool, returned: always}
-        reason: {description: Why the tool gave no answer, or null., type: str, returned: always}
+        reason:
+          description: Why the tool gave no answer; null when it answered.
+          type: str
+          returned: always
         elapsed_s: {description: Seconds the tool ran., type: float, returned: always}
         timed_out: {description: Whether the tool was killed at its timeout., type: bool, returned: always}
-        index_order: {description: V(bdf) or V(drm), how GPUs are numbered., type: str, returned: always}
+        index_order:
+          description: How GPUs are numbered, V(bdf) or V(drm).
+          type: str
+          returned: always
     rocm_gpu_processes:
       description: Processes known to KFD with the VRAM they hold per GPU (0 bytes for a process that only opened it).
       returned: always

@@ -127,7 +127,7 @@ def test_cleanup_never_blocks():
 def test_write_summary_one_file_per_run_and_keep(tmp_path):
     summary = _summary.build_summary(plan(), [])
     folder = tmp_path / "new" / "dir"
-    paths = [_summary.write_summary(dict(summary), str(folder), keep=2) for _ in range(3)]
+    paths = [_summary.write_summary(dict(summary), str(folder), keep=2) for _run in range(3)]
     assert len(set(paths)) == 3
     left = sorted(os.listdir(folder))
     assert len(left) == 2 and all(n.startswith("summary_step3_") for n in left)
