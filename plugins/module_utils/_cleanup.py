@@ -65,7 +65,8 @@ def run(module, params, clock=time.monotonic):
         actions["caches"] = (lambda: clean_caches(params, module.check_mode), timeouts["caches"])
     if "clocks" in enabled and params["reset_clocks"]:
         actions["clocks"] = (lambda: _clocks.reset_clocks(
-            module, params["rocm_smi"], params["sysfs_root"], max(timeouts["clocks"] - 2, 1), module.check_mode),
+            # room inside the deadline for the SIGKILL grace (2 s) and reading the levels back
+            module, params["rocm_smi"], params["sysfs_root"], max(timeouts["clocks"] - 4, 1), module.check_mode),
             timeouts["clocks"])
     done = _deadline.run_all(actions)
     caches_report, clocks_report, changed = None, None, False

@@ -332,6 +332,7 @@ def build_summary(plan, host_results, finished=None):
             "reachable": len([h for h in hosts.values() if h["reachable"]]),
             "gpus": gpus_total,
             "usable_gpus": sum(len(h["usable_gpus"]) for h in hosts.values()),
+            "unverified_gpus": sum(len(h["unverified_gpus"]) for h in hosts.values()),
         },
         "hosts": hosts,
         "summary_file": None,
@@ -406,6 +407,8 @@ def headline(summary):
             step, cleaned, totals["hosts"], human_bytes(totals.get("bytes_freed", 0)))
         return text + (", %d warning(s)" % len(summary["warnings"]) if summary["warnings"] else "")
     scope = "%d host(s), %d usable GPU(s)" % (totals["hosts"], totals["usable_gpus"])
+    if totals.get("unverified_gpus"):
+        scope += ", %d unverified" % totals["unverified_gpus"]
     if summary["blocked"]:
         return "Preflight BLOCKED for step %s: %d hard failure(s), %d warning(s) (%s)" % (
             step, len(summary["hard_failures"]), len(summary["warnings"]), scope)

@@ -1,0 +1,164 @@
+"""playbooks/preflight.yml end to end: exit codes and summary contents (issue 2's list and more)."""
+
+from __future__ import annotations
+
+RIG, RIG_B = "rig-6600", "rig-6600b"
+
+
+def test_healthy_cluster_passes(cluster, preflight):
+    made = cluster({RIG: {}, RIG_B: {}})
+    run = preflight(made.write_inventory())
+    assert run.rc == 0, run.output
+    assert run.summary["passed"] is True and run.summary["hard_failures"] == [] and run.summary["warnings"] == []
+    assert run.summary["schema"] == "gpuops.preflight.summary" and run.summary["schema_version"] == 1
+    for name in (RIG, RIG_B):
+        host = run.host(name)
+        assert host["usable_gpus"] == list(range(12))
+        assert set(host["checks"]) == {"ramdisk", "inputs", "gpu_health", "gpu_count", "kernel_log", "vram",
+                                       "gpu_temperature", "ramdisk_space"}
+        assert set(c["status"] for c in host["checks"].values()) == {"ok"}
+        # the preflight costs one GPU-tool call per host
+        assert len(made[name].tool_calls("rocm-smi")) == 1
+    assert run.output.rstrip().splitlines()[-2].startswith("Preflight PASSED for step 3")
+
+
+def test_missing_ramdisk_file_blocks_and_names_it(cluster, preflight):
+    made = cluster({RIG: {}, RIG_B: {}})
+    made[RIG_B].remove_ramdisk_file(3, "holdout_history.json")
+    run = preflight(made.write_inventory())
+    assert run.rc != 0
+    assert run.summary["passed"] is False
+    [(host, check, message)] = run.items("hard_failures")
+    assert (host, check) == (RIG_B, "ramdisk")
+    assert "holdout_history.json is missing from %s/step3/" % made[RIG_B].ramdisk_root in message
+    assert "Preflight BLOCKED: ramdisk: rig-6600b: holdout_history.json is missing" in run.output
+
+
+def test_lost_gpu_blocks(cluster, preflight):
+    made = cluster({RIG: {}})
+    made[RIG].lose_gpu(4)
+    bdf = made[RIG].gpu(4).bdf
+    run = preflight(made.write_inventory())
+    assert run.rc != 0
+    [(host, check, message)] = run.items("hard_failures")
+    assert (host, check) == (RIG, "gpu_health")
+    assert "GPU 4 (%s) is lost: PCI config space reads all-ones" % bdf in message
+    assert 4 not in run.host(RIG)["usable_gpus"] and len(run.host(RIG)["usable_gpus"]) == 11
+    # the count check says it too, as a warning
+    assert (RIG, "gpu_count") in [(h, c) for h, c, _m in run.items("warnings")]
+
+
+def test_smu_failure_on_a_gpu_blocks(cluster, preflight):
+    made = cluster({RIG: {}})
+    made[RIG].smu_failure(2, fixture="mi300x")
+    run = preflight(made.write_inventory())
+    assert run.rc != 0
+    [(host, check, message)] = run.items("hard_failures")
+    assert (host, check) == (RIG, "gpu_health")
+    assert message.startswith("rig-6600: GPU 2 (%s) is degraded: kernel log: " % made[RIG].gpu(2).bdf)
+    assert "0xFFFFFFFF" in message
+
+
+def test_smu_failure_on_an_excluded_gpu_only_warns_and_names_it(cluster, preflight):
+    made = cluster({RIG: {"excluded_gpus": [2]}})
+    made[RIG].smu_failure(2, fixture="mi300x")
+    run = preflight(made.write_inventory())
+    assert run.rc == 0, run.output
+    assert run.summary["passed"] is True
+    warning = [w for w in run.summary["warnings"] if w["check"] == "gpu_health"][0]
+    assert warning["gpu"] == {"index": 2, "bdf": made[RIG].gpu(2).bdf, "excluded": True}
+    assert warning["message"].endswith("(GPU 2 (%s) is in excluded_gpus)" % made[RIG].gpu(2).bdf)
+    assert run.host(RIG)["usable_gpus"] == [0, 1] + list(range(3, 12))
+
+
+def test_excluded_gpu_by_pci_address(cluster, preflight):
+    made = cluster({RIG: {}})
+    bdf = made[RIG].gpu(5).bdf
+    made[RIG].set_inventory(excluded_gpus=[bdf.upper()])  # rocm-smi spells it upper case
+    made[RIG].lose_gpu(5)
+    run = preflight(made.write_inventory())
+    assert run.rc == 0, run.output
+    assert run.host(RIG)["excluded_gpus"] == [5]
+
+
+def test_count_mismatch_only_warns(cluster, preflight):
+    made = cluster({RIG: {"gpus": 10, "expected_gpu_count": 12}})
+    run = preflight(made.write_inventory())
+    assert run.rc == 0, run.output
+    assert run.items("warnings") == [(RIG, "gpu_count", "rig-6600: expected 12 GPUs, found 10")]
+
+
+def test_hanging_rocm_smi_is_unknown_with_sysfs_facts_within_its_timeout(cluster, preflight):
+    made = cluster({RIG: {}})
+    made[RIG].set_tool_mode("hang")
+    run = preflight(made.write_inventory(), 3, "preflight_gpu_tool_timeout=3")
+    assert run.rc == 0, run.output   # a tool that could not answer is a warning, not a block
+    host = run.host(RIG)
+    assert host["gpu_tool"]["timed_out"] is True and host["gpu_tool"]["outcome"] == "timeout"
+    assert host["checks"]["gpu_health"]["status"] == "unknown"
+    assert [g["health"] for g in host["gpus"]] == ["unknown"] * 12
+    assert host["gpus"][0]["vram_total_bytes"] and "sysfs" in host["gpus"][0]["sources"]
+    assert host["usable_gpus"] == [] and host["unverified_gpus"] == list(range(12))
+    [warning] = run.summary["warnings"]
+    assert warning["check"] == "gpu_health" and "rocm-smi timed out after 3s and was killed" in warning["message"]
+
+
+def test_unreachable_host_blocks_and_names_host_and_address(cluster, preflight):
+    made = cluster({RIG: {}}, unreachable=["rig-gone"])
+    run = preflight(made.write_inventory())
+    assert run.rc != 0
+    [(host, check, message)] = run.items("hard_failures")
+    assert (host, check) == ("rig-gone", "ssh")
+    assert message.startswith("rig-gone (127.0.0.1) unreachable: ")
+    assert run.host("rig-gone")["reachable"] is False
+    assert run.host(RIG)["usable_gpus"] == list(range(12))  # the others are complete
+
+
+def test_downgrade_turns_a_block_into_a_warning(cluster, preflight):
+    made = cluster({RIG: {}}, unreachable=["rig-gone"])
+    run = preflight(made.write_inventory(), 3, "preflight_downgrade=ssh")
+    assert run.rc == 0, run.output
+    assert run.summary["hard_failures"] == []
+    assert run.summary["warnings"][0]["message"].endswith("(downgraded by preflight_downgrade)")
+    assert run.summary["downgraded_checks"] == ["ssh"]
+
+
+def test_skip_does_not_run_the_check(cluster, preflight):
+    made = cluster({RIG: {}})
+    made[RIG].remove_ramdisk_file(3, "train_history.json")
+    run = preflight(made.write_inventory(), 3, {"preflight_skip": ["ramdisk", "kernel_log"]})
+    assert run.rc == 0
+    assert run.host(RIG)["checks"]["ramdisk"]["status"] == "skipped"
+    assert run.host(RIG)["checks"]["kernel_log"]["status"] == "skipped"
+
+
+def test_soft_finding_on_a_watchlisted_gpu_warns(cluster, preflight):
+    made = cluster({RIG: {"gpu_watchlist": [7]}})
+    made[RIG].kernel_lines("ring_gfx_timeout_kiq_test_failed_rx6800_rocm5.2_rocm-arch-829.txt", gpu=7)
+    made[RIG].kernel_lines(["amdgpu 0000:99:00.0: amdgpu: [gfxhub] page fault (src_id:0 ring:24 vmid:8 pasid:32776)"])
+    run = preflight(made.write_inventory())
+    kinds = [(c, m) for _h, c, m in run.items("warnings") + run.items("hard_failures")]
+    assert any(c == "kernel_log" and "watchlisted GPU 7" in m for c, m in kinds), kinds
+
+
+def test_step_is_validated_before_any_host_is_contacted(cluster, preflight):
+    made = cluster({RIG: {}})
+    inventory = made.write_inventory()
+    for step, fragment in (("three", "step must be a whole number"), ("9", "step 9 is not in preflight_steps"),
+                           ("", "step is required")):
+        run = preflight(inventory, step)
+        assert run.rc != 0 and fragment in run.output, run.output
+        assert run.summary is None
+    run = preflight(inventory, 3, {"preflight_skip": ["gpu_helth"]})
+    assert run.rc != 0
+    assert "preflight_skip: unknown check 'gpu_helth'; valid checks are: ssh, probe, ramdisk" in run.output
+    assert made[RIG].tool_calls("rocm-smi") == []
+
+
+def test_no_rigs_in_the_inventory_is_an_error(workdir, preflight):
+    import os
+    inventory = os.path.join(workdir, "empty.yml")
+    with open(inventory, "w") as handle:
+        handle.write("all:\n  hosts: {}\n")
+    run = preflight(inventory)
+    assert run.rc != 0 and "no hosts in group 'rigs'" in run.output
