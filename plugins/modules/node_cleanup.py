@@ -56,47 +56,11 @@ options:
     description: Reset GPU clocks with C(rocm-smi --resetclocks) where a GPU is not at C(auto); needs root (become).
     type: bool
     default: false
-  gpu_tool:
-    description: GPU tool for the verification, as in M(gpuops.preflight.rocm_gpu_facts).
-    type: str
-    choices: [auto, rocm-smi, amd-smi, sysfs]
-    default: auto
-  rocm_smi:
-    description: The rocm-smi executable.
-    type: str
-    default: rocm-smi
-  amd_smi:
-    description: The amd-smi executable.
-    type: str
-    default: amd-smi
-  gpu_tool_timeout:
-    description: Seconds the GPU tool may run before it is killed.
-    type: int
-    default: 15
-  sysfs_root:
-    description: Where sysfs is mounted.
-    type: path
-    default: /sys
-  kernel_log:
-    description: auto, journal, dmesg, none, or the path of a file.
-    type: str
-    default: auto
-  kernel_log_since:
-    description: When the step started (epoch seconds or ISO 8601); only later kernel-log lines are read. Unset, the current boot.
-    type: str
-  excluded_gpus:
-    description: GPUs not in use (rocm-smi index or PCI address); they are named as excluded in the report.
-    type: list
-    elements: raw
-    default: []
-  vram_min_mb:
-    description: A process holding more VRAM than this (MiB) is reported.
-    type: int
-    default: 0
 seealso:
   - module: gpuops.preflight.hip_cache_cleanup
   - module: gpuops.preflight.node_preflight
 extends_documentation_fragment:
+  - gpuops.preflight.node
   - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
@@ -155,50 +119,25 @@ kernel_log:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.gpuops.preflight.plugins.module_utils import _cleanup
-from ansible_collections.gpuops.preflight.plugins.module_utils._pci import parse_gpu_refs
-from ansible_collections.gpuops.preflight.plugins.module_utils._timeparse import parse_time
+from ansible_collections.gpuops.preflight.plugins.module_utils import _cleanup, _node
 
 
 def main():
     host_checks = _cleanup.HOST_CHECKS
-    module = AnsibleModule(
-        argument_spec=dict(
-            step=dict(type="int", required=True),
-            checks=dict(type="list", elements="str", choices=host_checks, default=host_checks),
-            timeouts=dict(type="dict", default={}),
-            users=dict(type="list", elements="str", default=[]),
-            home_dirs=dict(type="list", elements="path", default=[]),
-            include_miopen_user_db=dict(type="bool", default=False),
-            extra_paths=dict(type="list", elements="str", default=[]),
-            reset_clocks=dict(type="bool", default=False),
-            gpu_tool=dict(type="str", choices=["auto", "rocm-smi", "amd-smi", "sysfs"], default="auto"),
-            rocm_smi=dict(type="str", default="rocm-smi"),
-            amd_smi=dict(type="str", default="amd-smi"),
-            gpu_tool_timeout=dict(type="int", default=15),
-            sysfs_root=dict(type="path", default="/sys"),
-            kernel_log=dict(type="str", default="auto"),
-            kernel_log_since=dict(type="str"),
-            excluded_gpus=dict(type="list", elements="raw", default=[]),
-            vram_min_mb=dict(type="int", default=0),
-        ),
-        supports_check_mode=True,
+    argument_spec = dict(
+        step=dict(type="int", required=True),
+        checks=dict(type="list", elements="str", choices=host_checks, default=host_checks),
+        timeouts=dict(type="dict", default={}),
+        users=dict(type="list", elements="str", default=[]),
+        home_dirs=dict(type="list", elements="path", default=[]),
+        include_miopen_user_db=dict(type="bool", default=False),
+        extra_paths=dict(type="list", elements="str", default=[]),
+        reset_clocks=dict(type="bool", default=False),
     )
+    argument_spec.update(_node.probe_argument_spec())
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     params = dict(module.params)
-    problems = []
-    for name, seconds in params["timeouts"].items():
-        if name not in host_checks:
-            problems.append("timeouts: unknown check %r; valid checks are: %s" % (name, ", ".join(host_checks)))
-            continue
-        try:
-            params["timeouts"][name] = max(int(seconds), 1)
-        except (TypeError, ValueError):
-            problems.append("timeouts: %s must be a whole number of seconds, got %r" % (name, seconds))
-    try:
-        parse_gpu_refs(params["excluded_gpus"], "excluded_gpus")
-        params["kernel_log_since"] = parse_time(params["kernel_log_since"], "kernel_log_since")
-    except ValueError as exc:
-        problems.append(str(exc))
+    problems = _node.validate(params, host_checks)
     if problems:
         module.fail_json(msg="; ".join(problems))
     module.exit_json(**_cleanup.run(module, params))

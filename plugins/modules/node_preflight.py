@@ -67,47 +67,9 @@ options:
     description: Warn when the ramdisk has less free space than this (MiB).
     type: int
     default: 512
-  gpu_tool:
-    description: GPU tool to call, as O(gpuops.preflight.rocm_gpu_facts#module:tool).
-    type: str
-    choices: [auto, rocm-smi, amd-smi, sysfs]
-    default: auto
-  rocm_smi:
-    description: The rocm-smi executable (a name on E(PATH) or in C(/opt/rocm/bin), or a path).
-    type: str
-    default: rocm-smi
-  amd_smi:
-    description: The amd-smi executable (a name on E(PATH) or in C(/opt/rocm/bin), or a path).
-    type: str
-    default: amd-smi
-  gpu_tool_timeout:
-    description: Seconds the GPU tool may run before it is killed; kept below the GPU checks' timeout.
-    type: int
-    default: 15
-  sysfs_root:
-    description: Where sysfs is mounted.
-    type: path
-    default: /sys
-  kernel_log:
-    description:
-      - Which kernel log to read. V(auto) reads the journal of the current boot, else C(dmesg); V(journal), V(dmesg)
-        force one; V(none) disables the kernel-log check; any other value is the path of a file to read.
-    type: str
-    default: auto
-  kernel_log_since:
-    description: Only read kernel-log lines from this time on (epoch seconds or ISO 8601). Default, the current boot.
-    type: str
   expected_gpu_count:
     description: GPUs the host should have, excluded ones included. Not set, the count is reported but not compared.
     type: int
-  excluded_gpus:
-    description:
-      - GPUs not to be used, by rocm-smi index (V(10)) or PCI address (V(0000:22:00.0)), or as
-        a mapping with keys C(gpu) and C(reason). Their problems become warnings that name them, and they are left out of
-        C(usable_gpus) and of the expected count.
-    type: list
-    elements: raw
-    default: []
   gpu_watchlist:
     description: GPUs to watch (named as in O(excluded_gpus)); any kernel-log finding on them is a warning.
     type: list
@@ -117,16 +79,13 @@ options:
     description: Warn about a GPU whose edge temperature is at or above this (degrees C).
     type: float
     default: 85.0
-  vram_min_mb:
-    description: A process holding more than this much VRAM (MiB) is reported.
-    type: int
-    default: 0
 seealso:
   - module: gpuops.preflight.rocm_gpu_facts
   - module: gpuops.preflight.amdgpu_kernel_log_info
   - module: gpuops.preflight.ramdisk_check
   - module: gpuops.preflight.preflight_report
 extends_documentation_fragment:
+  - gpuops.preflight.node
   - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
@@ -227,66 +186,37 @@ step:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.gpuops.preflight.plugins.module_utils import _preflight
+from ansible_collections.gpuops.preflight.plugins.module_utils import _node, _preflight
 from ansible_collections.gpuops.preflight.plugins.module_utils._pci import parse_gpu_refs
-from ansible_collections.gpuops.preflight.plugins.module_utils._timeparse import parse_time
 
 
 def main():
     host_checks = _preflight.HOST_CHECKS
-    module = AnsibleModule(
-        argument_spec=dict(
-            step=dict(type="int", required=True),
-            checks=dict(type="list", elements="str", choices=host_checks, default=host_checks),
-            timeouts=dict(type="dict", default={}),
-            ramdisk_root=dict(type="path", default="/dev/shm/prng"),
-            ramdisk_files=dict(type="list", elements="str", default=[]),
-            input_files=dict(type="list", elements="str", default=[]),
-            validate_json=dict(type="str", choices=["auto", "always", "never"], default="auto"),
-            max_age=dict(type="int"),
-            require_tmpfs=dict(type="bool", default=True),
-            ramdisk_min_free_mb=dict(type="int", default=512),
-            gpu_tool=dict(type="str", choices=["auto", "rocm-smi", "amd-smi", "sysfs"], default="auto"),
-            rocm_smi=dict(type="str", default="rocm-smi"),
-            amd_smi=dict(type="str", default="amd-smi"),
-            gpu_tool_timeout=dict(type="int", default=15),
-            sysfs_root=dict(type="path", default="/sys"),
-            kernel_log=dict(type="str", default="auto"),
-            kernel_log_since=dict(type="str"),
-            expected_gpu_count=dict(type="int"),
-            excluded_gpus=dict(type="list", elements="raw", default=[]),
-            gpu_watchlist=dict(type="list", elements="raw", default=[]),
-            gpu_temp_warn_c=dict(type="float", default=85.0),
-            vram_min_mb=dict(type="int", default=0),
-        ),
-        supports_check_mode=True,
+    argument_spec = dict(
+        step=dict(type="int", required=True),
+        checks=dict(type="list", elements="str", choices=host_checks, default=host_checks),
+        timeouts=dict(type="dict", default={}),
+        ramdisk_root=dict(type="path", default="/dev/shm/prng"),
+        ramdisk_files=dict(type="list", elements="str", default=[]),
+        input_files=dict(type="list", elements="str", default=[]),
+        validate_json=dict(type="str", choices=["auto", "always", "never"], default="auto"),
+        max_age=dict(type="int"),
+        require_tmpfs=dict(type="bool", default=True),
+        ramdisk_min_free_mb=dict(type="int", default=512),
+        expected_gpu_count=dict(type="int"),
+        gpu_watchlist=dict(type="list", elements="raw", default=[]),
+        gpu_temp_warn_c=dict(type="float", default=85.0),
     )
+    argument_spec.update(_node.probe_argument_spec())
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     params = dict(module.params)
-    problems = []
+    problems = _node.validate(params, host_checks)
     if params["step"] < 0:
         problems.append("step must be a whole number of 0 or more, got %s" % params["step"])
-    for name, seconds in params["timeouts"].items():
-        if name not in host_checks:
-            problems.append("timeouts: unknown check %r; valid checks are: %s" % (name, ", ".join(host_checks)))
-            continue
-        try:
-            params["timeouts"][name] = int(seconds)
-        except (TypeError, ValueError):
-            problems.append("timeouts: %s must be a whole number of seconds, got %r" % (name, seconds))
-            continue
-        if params["timeouts"][name] < 1:
-            problems.append("timeouts: %s must be at least 1 second" % name)
-    if params["gpu_tool_timeout"] < 1:
-        problems.append("gpu_tool_timeout must be at least 1 second")
     if params["expected_gpu_count"] is not None and params["expected_gpu_count"] < 0:
         problems.append("expected_gpu_count must be 0 or more, got %s" % params["expected_gpu_count"])
-    for option in ("excluded_gpus", "gpu_watchlist"):
-        try:
-            parse_gpu_refs(params[option], option)
-        except ValueError as exc:
-            problems.append(str(exc))
     try:
-        params["kernel_log_since"] = parse_time(params["kernel_log_since"], "kernel_log_since")
+        parse_gpu_refs(params["gpu_watchlist"], "gpu_watchlist")
     except ValueError as exc:
         problems.append(str(exc))
     if problems:

@@ -1,0 +1,54 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+
+class ModuleDocFragment(object):
+    # Options of the host modules (node_preflight, node_cleanup) that probe the GPUs and the kernel log.
+    DOCUMENTATION = r"""
+options:
+  gpu_tool:
+    description: GPU tool to call, as O(gpuops.preflight.rocm_gpu_facts#module:tool); V(sysfs) calls none.
+    type: str
+    choices: [auto, rocm-smi, amd-smi, sysfs]
+    default: auto
+  rocm_smi:
+    description: The rocm-smi executable (a name on E(PATH) or in C(/opt/rocm/bin), or a path).
+    type: str
+    default: rocm-smi
+  amd_smi:
+    description: The amd-smi executable (a name on E(PATH) or in C(/opt/rocm/bin), or a path).
+    type: str
+    default: amd-smi
+  gpu_tool_timeout:
+    description: Seconds the GPU tool may run before its process group is killed; kept below the GPU checks' timeout.
+    type: int
+    default: 15
+  sysfs_root:
+    description: Where sysfs is mounted.
+    type: path
+    default: /sys
+  kernel_log:
+    description:
+      - Which kernel log to read. V(auto) reads the journal of the current boot, else C(dmesg); V(journal) and
+        V(dmesg) force one; V(none) disables the kernel-log check; any other value is the path of a file to read.
+    type: str
+    default: auto
+  kernel_log_since:
+    description: Only read kernel-log lines from this time on (epoch seconds or ISO 8601). Default, the current boot.
+    type: str
+  excluded_gpus:
+    description:
+      - GPUs not to be used, by rocm-smi index (V(10)) or PCI address (V(0000:22:00.0)), or as a mapping with keys
+        C(gpu) and C(reason). Their problems carry C(excluded=true), which the controller turns into warnings
+        that name them; they are left out of C(usable_gpus).
+    type: list
+    elements: raw
+    default: []
+  vram_min_mb:
+    description: A process holding more than this much VRAM (MiB) is reported.
+    type: int
+    default: 0
+"""
