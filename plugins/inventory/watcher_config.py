@@ -1,0 +1,271 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: watcher_config
+short_description: Inventory of the GPU rigs from WATCHER's distributed_config.json
+version_added: 1.0.0
+description:
+  - Reads the cluster description WATCHER (the pipeline orchestrator) already keeps in C(distributed_config.json),
+    so that the cluster is described once.
+  - Every node becomes a host of group O(group) (default C(rigs)), named by its C(name) (else by its address), with
+    C(ansible_host) set to its address (the key under C(nodes)), C(ansible_user) from C(user) or C(ssh_user),
+    C(ansible_port) from C(port) or C(ssh_port), C(expected_gpu_count) from C(gpus), C(excluded_gpus) as a list of
+    C({gpu, reason}) mappings (the node's C(reason) applies to entries without their own), C(gpu_watchlist), and
+    any extra variables given in the node's C(vars).
+  - A top-level C(preflight_steps) becomes a variable of group O(group); a top-level C(vars) mapping adds more group
+    variables. Other top-level keys (WATCHER's own settings) are ignored.
+  - The source is either a file named C(distributed_config.json) given directly as the inventory, or a YAML
+    configuration file ending in C(.watcher.yml) or C(.watcher.yaml) with C(plugin) and O(path).
+  - A malformed file fails with every problem at once, each naming the field, for example
+    C(nodes.192.168.3.120.gpus must be a whole number, got "twelve").
+  - The accepted schema is documented in docs/WATCHER.md of the collection.
+options:
+  plugin:
+    description: The name of this plugin; required in a C(*.watcher.yml) configuration file.
+    type: str
+    choices: [gpuops.preflight.watcher_config]
+  path:
+    description:
+      - The C(distributed_config.json) to read. A relative path is relative to the configuration file's folder.
+      - Required in a C(*.watcher.yml) configuration file; not used when the JSON file is the inventory source.
+    type: str
+  group:
+    description: The group the nodes are put in; the preflight and cleanup playbooks run on C(rigs).
+    type: str
+    default: rigs
+author:
+  - gpuops maintainers (@gpuops)
+"""
+
+EXAMPLES = r"""
+# rigs.watcher.yml, used as: ansible-playbook gpuops.preflight.preflight -i rigs.watcher.yml -e step=3
+plugin: gpuops.preflight.watcher_config
+path: /etc/watcher/distributed_config.json
+
+# Or the JSON file directly: ansible-playbook gpuops.preflight.preflight -i /etc/watcher/distributed_config.json -e step=3
+# {
+#   "nodes": {
+#     "192.168.3.120": {"name": "rig-6600", "gpus": 12, "user": "watcher"},
+#     "192.168.3.121": {"name": "rig-6600b", "gpus": 12, "excluded_gpus": [10], "reason": "SMU 0xFFFFFFFF errors",
+#                       "gpu_watchlist": ["0000:22:00.0"]}
+#   },
+#   "preflight_steps": {"3": {"ramdisk": ["train_history.json", "holdout_history.json"], "inputs": []}}
+# }
+"""
+
+import json
+import os
+import re
+from collections.abc import Mapping
+
+from ansible.errors import AnsibleParserError
+from ansible.module_utils.common.text.converters import to_native
+from ansible.plugins.inventory import BaseInventoryPlugin
+
+from ansible_collections.gpuops.preflight.plugins.module_utils._pci import parse_gpu_ref
+
+JSON_NAME = "distributed_config.json"
+CONFIG_SUFFIXES = (".watcher.yml", ".watcher.yaml")
+# Per-node keys and what they become; anything else in a node is WATCHER's and is ignored.
+USER_KEYS = ("user", "ssh_user")
+PORT_KEYS = ("port", "ssh_port")
+_HOST_NAME = re.compile(r"^[A-Za-z0-9_.\-\[\]:]+$")
+
+
+class ConfigError(ValueError):
+    """Every problem of a config, each naming its field."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        ValueError.__init__(self, "; ".join(self.problems))
+
+
+def _show(value: object) -> str:
+    """How an error quotes a bad value: as it reads in the JSON file."""
+    try:
+        return json.dumps(value)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def _whole(value: object) -> int | None:
+    """A JSON integer, or a string of digits; None for anything else (bools are not numbers here)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return None
+
+
+def _gpu_list(value: object, field: str, problems: list[str], reason: str | None = None) -> list:
+    """A list of GPU names (index, PCI address or {gpu, reason}); reasons are kept, entries checked."""
+    if not isinstance(value, list):
+        problems.append("%s must be a list of GPU indices or PCI addresses, got %s" % (field, _show(value)))
+        return []
+    out = []
+    for position, entry in enumerate(value):
+        where = "%s[%d]" % (field, position)
+        own_reason = None
+        gpu = entry
+        if isinstance(entry, Mapping):
+            unknown = sorted(set(entry) - {"gpu", "reason"})
+            if "gpu" not in entry:
+                problems.append("%s has no 'gpu' key (expected {\"gpu\": 10, \"reason\": \"...\"})" % where)
+                continue
+            if unknown:
+                problems.append("%s: unknown key(s) %s; allowed: gpu, reason" % (where, ", ".join(unknown)))
+            gpu, own_reason = entry["gpu"], entry.get("reason")
+            if own_reason is not None and not isinstance(own_reason, str):
+                problems.append("%s.reason must be text, got %s" % (where, _show(own_reason)))
+                own_reason = None
+        try:
+            kind, parsed = parse_gpu_ref(gpu)
+        except ValueError:
+            problems.append("%s must be a GPU index (e.g. 10) or PCI address (e.g. \"0000:22:00.0\"), got %s"
+                            % (where, _show(gpu)))
+            continue
+        item = {"gpu": parsed}
+        if own_reason or reason:
+            item["reason"] = own_reason or reason
+        out.append(item)
+    return out
+
+
+def _one_of(node: Mapping, keys: tuple[str, ...], field: str, problems: list[str]) -> object:
+    """The value of whichever of ``keys`` is set; two different values is a problem."""
+    given = [(k, node[k]) for k in keys if node.get(k) not in (None, "")]
+    if len(set(_show(v) for _k, v in given)) > 1:
+        values = ", ".join("%s=%s" % (k, _show(v)) for k, v in given)
+        problems.append("%s: %s disagree (%s)" % (field, " and ".join(k for k, _v in given), values))
+    return given[0][1] if given else None
+
+
+def read_config(data: object) -> tuple[dict[str, dict], dict[str, object]]:
+    """Validate a distributed_config document; returns ({host name: host vars}, group vars).
+
+    Raises ConfigError listing every problem, each naming its field (``nodes.<address>.<key>``).
+    """
+    if not isinstance(data, Mapping):
+        raise ConfigError(["the file must hold a JSON object with a \"nodes\" object, got %s" % type(data).__name__])
+    problems: list[str] = []
+    nodes = data.get("nodes")
+    if not isinstance(nodes, Mapping):
+        problems.append("nodes must be an object of node address to node settings, got %s"
+                        % ("nothing" if nodes is None else _show(nodes)))
+        nodes = {}
+    hosts: dict[str, dict] = {}
+    named_by: dict[str, str] = {}
+    for address, node in nodes.items():
+        field = "nodes.%s" % address
+        if not isinstance(address, str) or not address.strip() or any(c.isspace() for c in address):
+            problems.append("%s: the key must be the node's address (a host name or IP address)" % field)
+            continue
+        if not isinstance(node, Mapping):
+            problems.append("%s must be an object (name, gpus, ...), got %s" % (field, _show(node)))
+            continue
+        name = node.get("name", address)
+        if not isinstance(name, str) or not _HOST_NAME.match(name):
+            problems.append("%s.name must be a host name (letters, digits, '.', '-', '_'), got %s"
+                            % (field, _show(name)))
+            continue
+        if name in named_by:
+            problems.append("%s.name %s is also the name of %s" % (field, _show(name), named_by[name]))
+            continue
+        named_by[name] = field
+        hostvars: dict[str, object] = {"ansible_host": address}
+        user = _one_of(node, USER_KEYS, field, problems)
+        if user is not None:
+            if isinstance(user, str) and user.strip():
+                hostvars["ansible_user"] = user
+            else:
+                problems.append("%s.user must be a user name, got %s" % (field, _show(user)))
+        port = _one_of(node, PORT_KEYS, field, problems)
+        if port is not None:
+            number = _whole(port)
+            if number is None or not 0 < number < 65536:
+                problems.append("%s.port must be a TCP port number (1-65535), got %s" % (field, _show(port)))
+            else:
+                hostvars["ansible_port"] = number
+        if "gpus" in node:
+            count = _whole(node["gpus"])
+            if count is None or count < 0:
+                problems.append("%s.gpus must be a whole number, got %s" % (field, _show(node["gpus"])))
+            else:
+                hostvars["expected_gpu_count"] = count
+        reason = node.get("reason")
+        if reason is not None and not isinstance(reason, str):
+            problems.append("%s.reason must be text, got %s" % (field, _show(reason)))
+            reason = None
+        hostvars["excluded_gpus"] = _gpu_list(node.get("excluded_gpus", []), field + ".excluded_gpus",
+                                              problems, reason)
+        watch = _gpu_list(node.get("gpu_watchlist", []), field + ".gpu_watchlist", problems)
+        hostvars["gpu_watchlist"] = [item["gpu"] for item in watch]
+        extra = node.get("vars", {})
+        if not isinstance(extra, Mapping):
+            problems.append("%s.vars must be an object of inventory variables, got %s" % (field, _show(extra)))
+        else:
+            hostvars.update(extra)
+        hosts[name] = hostvars
+    group_vars: dict[str, object] = {}
+    extra = data.get("vars", {})
+    if not isinstance(extra, Mapping):
+        problems.append("vars must be an object of group variables, got %s" % _show(extra))
+    else:
+        group_vars.update(extra)
+    if "preflight_steps" in data:
+        steps = data["preflight_steps"]
+        if not isinstance(steps, Mapping):
+            problems.append("preflight_steps must be an object of step number to {\"ramdisk\": [...], "
+                            "\"inputs\": [...]}, got %s" % _show(steps))
+        else:
+            group_vars["preflight_steps"] = dict(steps)
+    if problems:
+        raise ConfigError(problems)
+    return hosts, group_vars
+
+
+class InventoryModule(BaseInventoryPlugin):
+    NAME = "gpuops.preflight.watcher_config"
+
+    def verify_file(self, path: str) -> bool:
+        if not super().verify_file(path):
+            return False
+        return os.path.basename(path) == JSON_NAME or path.endswith(CONFIG_SUFFIXES)
+
+    def parse(self, inventory, loader, path: str, cache: bool = True) -> None:
+        super().parse(inventory, loader, path, cache)
+        if path.endswith(CONFIG_SUFFIXES):
+            self._read_config_data(path)
+            source = self.get_option("path")
+            if not source:
+                raise AnsibleParserError("%s: 'path' is required (the distributed_config.json to read)" % path)
+            # Relative to the configuration file, not to wherever ansible runs from.
+            source = os.path.join(os.path.dirname(os.path.abspath(path)), os.path.expanduser(source))
+        else:
+            self.set_options()
+            source = path
+        group = self.get_option("group") or "rigs"
+        try:
+            with open(source, encoding="utf-8") as handle:
+                data = json.load(handle)
+        except OSError as exc:
+            raise AnsibleParserError("%s: cannot read it: %s" % (source, to_native(exc.strerror or exc)))
+        except ValueError as exc:
+            raise AnsibleParserError("%s: not valid JSON: %s" % (source, to_native(exc)))
+        try:
+            hosts, group_vars = read_config(data)
+        except ConfigError as exc:
+            raise AnsibleParserError("%s: %s" % (source, exc))
+        self.inventory.add_group(group)
+        for name, hostvars in hosts.items():
+            self.inventory.add_host(name, group=group)
+            for key, value in hostvars.items():
+                self.inventory.set_variable(name, key, value)
+        for key, value in group_vars.items():
+            self.inventory.set_variable(group, key, value)

@@ -1,0 +1,190 @@
+"""gpuops-preflight: the preflight and the cleanup from a shell, through the same API WATCHER uses.
+
+Exit codes (docs/WATCHER.md): 0 passed (warnings included) / cleanup done, 1 blocked,
+2 could not run (bad input, timeout, canceled, ansible-runner or the collection missing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shlex
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from . import failures, oplog
+from .events import HostResult
+from .report import BLOCKED, PASSED, Report
+from .runner import INVENTORY_ENV, run_cleanup, run_preflight
+
+EXIT_PASSED, EXIT_BLOCKED, EXIT_NOT_RUN = 0, 1, 2
+
+
+def exit_code(report: Report) -> int:
+    if report.status == PASSED:
+        return EXIT_PASSED
+    return EXIT_BLOCKED if report.status == BLOCKED else EXIT_NOT_RUN
+
+
+def _extra_vars(items: Sequence[str]) -> dict[str, Any]:
+    """-e as ansible-playbook takes it: key=value pairs (text), a JSON object, or @file (JSON/YAML)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        text = item.strip()
+        if text.startswith("@"):
+            with open(text[1:], encoding="utf-8") as handle:
+                content = handle.read()
+            try:
+                data = json.loads(content)
+            except ValueError:
+                import yaml  # PyYAML comes with ansible-core; only needed for a YAML file
+                data = yaml.safe_load(content)
+        elif text.startswith("{"):
+            data = json.loads(text)
+        else:
+            data = {}
+            for pair in shlex.split(text):
+                key, sep, value = pair.partition("=")
+                if not sep or not key:
+                    raise ValueError("-e %r: expected key=value, a JSON object or @file" % item)
+                data[key] = value
+        if not isinstance(data, dict):
+            raise ValueError("-e %r: extra variables must be a mapping" % item)
+        out.update(data)
+    return out
+
+
+def _names(values: Sequence[str] | None) -> list[str] | None:
+    """--skip a --skip b,c -> [a, b, c]."""
+    if not values:
+        return None
+    return [n.strip() for value in values for n in value.split(",") if n.strip()]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gpuops-preflight", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--step", required=True, help="the pipeline step (a whole number)")
+    common.add_argument("-i", "--inventory", action="append",
+                        help="inventory (repeatable): a file, folder, distributed_config.json or *.watcher.yml; "
+                             "default $%s" % INVENTORY_ENV)
+    common.add_argument("-e", "--extra-vars", action="append", default=[], metavar="VARS",
+                        help="extra variables: key=value, a JSON object or @file (repeatable)")
+    common.add_argument("--json", action="store_true", help="print the summary document (JSON) instead of the report")
+    common.add_argument("--timeout", type=float, help="overall timeout in seconds (default: none)")
+    common.add_argument("--skip", action="append", metavar="CHECK", help="checks not to run (repeatable, or a,b)")
+    common.add_argument("--summary-dir", help="where the summary file is written (default: the role's)")
+    common.add_argument("--failure-log", help="append failed tasks to this JSON-lines file "
+                                              "(default $%s)" % failures.FAILURE_LOG_ENV)
+    common.add_argument("--keep-artifacts", type=int, default=0, metavar="N",
+                        help="keep the run's private folder, and at most N kept ones")
+    common.add_argument("--artifacts-dir", help="where private run folders are made")
+    common.add_argument("--progress", action="store_true", help="print each host's checks as they arrive (stderr)")
+    common.add_argument("-v", "--verbose", action="count", default=0, help="log INFO (-v) or DEBUG (-vv) to stderr")
+    common.add_argument("-q", "--quiet", action="store_true", help="no log lines on stderr")
+    pre = sub.add_parser("preflight", parents=[common], help="check the rigs before a step")
+    pre.add_argument("--downgrade", action="append", metavar="CHECK",
+                     help="checks whose hard failures become warnings (repeatable, or a,b)")
+    clean = sub.add_parser("cleanup", parents=[common], help="clean up the rigs after a distributed step")
+    clean.add_argument("--cleanup-steps", help="steps that need a cleanup, e.g. 1,2,3 (default: the role's)")
+    clean.add_argument("--since", help="when the step started (epoch seconds or ISO 8601)")
+    query = sub.add_parser("failures", help="query the JSON-lines failure log")
+    query.add_argument("--log", help="the failure log (default $%s)" % failures.FAILURE_LOG_ENV)
+    query.add_argument("--host")
+    query.add_argument("--step")
+    query.add_argument("--kind", choices=("preflight", "cleanup"))
+    query.add_argument("--task", help="a part of the task name")
+    query.add_argument("--run-id")
+    query.add_argument("--since", help="epoch seconds or ISO 8601")
+    query.add_argument("--no-verdicts", action="store_true", help="leave out the verdict task's failures")
+    query.add_argument("--limit", type=int, help="only the newest N")
+    query.add_argument("--json", action="store_true", help="JSON lines instead of one summary line each")
+    return parser
+
+
+def _setup_logging(verbose: int, quiet: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("[%(levelname)s] %(message)s"))
+    logger = logging.getLogger("gpuops_preflight")
+    logger.addHandler(handler)
+    logger.propagate = False
+    level = logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING
+    logger.setLevel(logging.CRITICAL + 1 if quiet else level)
+
+
+def _print_progress(result: HostResult) -> None:
+    facts = {"reachable": result.status != "unreachable", "checks": result.checks}
+    detail = oplog.check_line(facts) if result.status == "checked" else result.message
+    print("%s: %s: %s" % (result.host, result.status, detail), file=sys.stderr, flush=True)
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        extravars = _extra_vars(args.extra_vars)
+    except (OSError, ValueError) as exc:
+        print("gpuops-preflight: %s" % exc, file=sys.stderr)
+        return EXIT_NOT_RUN
+    stop = threading.Event()
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        # Ctrl-C / SIGTERM: stop the run cleanly (every process of it), then report.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, lambda *_: stop.set())
+    try:
+        report = _execute(args, extravars, stop)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if args.json:
+        document = report.summary if report.summary is not None else report.as_dict()
+        print(json.dumps(document, indent=2, sort_keys=True, default=str))
+    else:
+        lines = list(report.lines)
+        if report.summary is not None and report.status not in (PASSED, BLOCKED):
+            lines.insert(0, report.reason())
+        print("\n".join(lines))
+    return exit_code(report)
+
+
+def _execute(args: argparse.Namespace, extravars: dict[str, Any], stop: threading.Event) -> Report:
+    common = dict(inventory=args.inventory, extravars=extravars, timeout=args.timeout, cancel=stop,
+                  progress=_print_progress if args.progress else None, skip=_names(args.skip),
+                  summary_dir=args.summary_dir, failure_log=args.failure_log, keep_artifacts=args.keep_artifacts,
+                  artifacts_dir=args.artifacts_dir)
+    if args.command == "preflight":
+        return run_preflight(args.step, downgrade=_names(args.downgrade), **common)
+    # Step numbers are validated by the playbook's plan, with the other input.
+    steps = [s.strip() for s in args.cleanup_steps.split(",") if s.strip()] if args.cleanup_steps else None
+    return run_cleanup(args.step, cleanup_steps=steps, since=args.since, **common)
+
+
+def _query(args: argparse.Namespace) -> int:
+    try:
+        records = failures.query(args.log, host=args.host, step=args.step, kind=args.kind, run_id=args.run_id,
+                                 task=args.task, since=args.since, include_verdicts=not args.no_verdicts,
+                                 limit=args.limit)
+    except (OSError, ValueError) as exc:
+        print("gpuops-preflight: %s" % exc, file=sys.stderr)
+        return EXIT_NOT_RUN
+    for rec in records:
+        if args.json:
+            print(json.dumps(rec, sort_keys=True, default=str))
+        else:
+            print("%s %s step %s %s %s: %s: %s" % (rec.get("time"), rec.get("kind"), rec.get("step"),
+                                                   "unreachable" if rec.get("unreachable") else "failed",
+                                                   rec.get("host"), rec.get("task"), rec.get("message")))
+    return EXIT_PASSED
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    _setup_logging(getattr(args, "verbose", 0), getattr(args, "quiet", False))
+    if args.command == "failures":
+        return _query(args)
+    return _run(args)

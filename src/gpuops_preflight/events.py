@@ -1,0 +1,212 @@
+"""Read a run's ansible-runner event stream into what the report is built from.
+
+The playbooks publish their summary with ``set_stats`` (per_host false): it arrives in the
+``playbook_on_stats`` event's ``event_data['artifact_data']`` (not in ``Runner.stats``,
+ansible-runner #949). The per-task events give what a summary cannot when the run stops early:
+each host's node result (live progress), unreachable hosts, failed tasks, the plan.
+
+Unreachable hosts: the roles run the node task with ``ignore_unreachable: true`` (the verdict is
+taken once, for every host), so the play recap counts such a host as ``ignored``, not ``dark``;
+ansible-runner still sends a ``runner_on_unreachable`` event for it. Both are read.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import failures
+
+LOG = logging.getLogger("gpuops_preflight.events")
+
+NODE_ACTION = {"preflight": "node_preflight", "cleanup": "node_cleanup"}
+STATS_KEY = {"preflight": "gpuops_preflight", "cleanup": "gpuops_cleanup"}
+PLAN_ACTION, REPORT_ACTION = "preflight_plan", "preflight_report"
+STAT_KEYS = ("ok", "changed", "failures", "dark", "ignored", "skipped", "rescued", "processed")
+MAX_LINES = 200
+
+
+@dataclass
+class HostResult:
+    """One host's result as it arrives: what a progress callback receives.
+
+    ``checks`` are the host's raw check results ({name: {status, message, problems, ...}}), not
+    yet judged: the verdict (excluded GPUs, downgraded checks) is the report's.
+    """
+
+    kind: str
+    host: str
+    status: str  # "checked", "failed" (the module did not report), "unreachable"
+    checks: dict[str, dict] = field(default_factory=dict)
+    message: str | None = None
+    usable_gpus: list | None = None
+    elapsed_s: float | None = None
+
+
+_INVENTORY_ERROR = re.compile(r"Failed to parse inventory with '(?:[\w.]*\.)?(\w+)' plugin: (.+)")
+
+
+def _clean(line: str) -> str:
+    """``[WARNING]: Failed to parse inventory with 'ansible_collections....watcher_config' plugin: X``
+    -> ``cannot parse the inventory (watcher_config): X``; display prefixes dropped."""
+    match = _INVENTORY_ERROR.search(line)
+    if match:
+        return "cannot parse the inventory (%s): %s" % match.groups()
+    return re.sub(r"^(\[(ERROR|WARNING)\]:?|ERROR!)\s*", "", line)
+
+
+def _action(data: Mapping[str, Any]) -> str:
+    """``gpuops.preflight.node_preflight`` -> ``node_preflight``."""
+    return str(data.get("resolved_action") or data.get("task_action") or "").rsplit(".", 1)[-1]
+
+
+class Collector:
+    """Event handler for ansible-runner; state is read by the report once the run ends."""
+
+    def __init__(self, kind: str, run_id: str, step: object,
+                 progress: Callable[[HostResult], object] | None = None, failure_log: str | None = None) -> None:
+        self.kind, self.run_id, self.step = kind, run_id, step
+        self.progress = progress
+        self.failure_log = failure_log
+        self.play_hosts: list[str] = []
+        self.node_started: list[str] = []
+        self.node_results: dict[str, dict] = {}
+        self.unreachable: dict[str, dict] = {}
+        self.plan: dict | None = None
+        self.plan_error: str | None = None
+        self.report_result: dict | None = None
+        self.summary: dict | None = None
+        self.stats: dict | None = None
+        self.failed_tasks: list[dict] = []
+        self.fatal: list[str] = []  # messages of failed tasks that were not ignored
+        self.error_lines: list[str] = []
+
+    # ---- the handler
+
+    def __call__(self, event: Mapping[str, Any]) -> None:
+        name = event.get("event")
+        data = event.get("event_data") or {}
+        host = data.get("host")
+        action = _action(data)
+        if name == "runner_on_start" and data.get("role"):
+            self._add(self.play_hosts, host)
+            if action == NODE_ACTION[self.kind]:
+                self._add(self.node_started, host)
+        elif name == "runner_on_ok":
+            self._on_ok(host, action, data.get("res") or {})
+        elif name == "runner_on_failed":
+            self._on_failed(event, host, action, data)
+        elif name == "runner_on_unreachable":
+            self._on_unreachable(event, host, data.get("res") or {})
+        elif name == "playbook_on_stats":
+            self.stats = {k: dict(data.get(k) or {}) for k in STAT_KEYS}
+            summary = (data.get("artifact_data") or {}).get(STATS_KEY[self.kind])
+            if isinstance(summary, dict):
+                self.summary = summary
+        elif name in ("error", "warning", "verbose"):
+            self._on_text(name, event.get("stdout") or "")
+
+    @staticmethod
+    def _add(items: list[str], host: str | None) -> None:
+        if host and host not in items:
+            items.append(host)
+
+    def _on_ok(self, host: str, action: str, res: dict) -> None:
+        if action == PLAN_ACTION and isinstance(res.get("plan"), dict):
+            self.plan = res["plan"]
+        elif action == REPORT_ACTION:
+            self.report_result = res
+            if self.summary is None and isinstance(res.get("summary"), dict):
+                self.summary = res["summary"]  # set_stats may never come (a cancel right after)
+        elif action == NODE_ACTION[self.kind]:
+            self.node_results[host] = res
+            failures.GPU_STATES.remember(host, res, self.run_id)
+            self._emit(HostResult(self.kind, host, "checked", dict(res.get("checks") or {}),
+                                  usable_gpus=res.get("usable_gpus"), elapsed_s=res.get("elapsed_s")))
+
+    def _on_failed(self, event: Mapping[str, Any], host: str, action: str, data: Mapping[str, Any]) -> None:
+        res = data.get("res") or {}
+        verdict = bool(self.report_result and res.get("msg")
+                       and res.get("msg") == self.report_result.get("blocked_message"))
+        if verdict and self.summary:
+            gpu = {h["host"]: self._gpu_of(h["host"]) for h in self.summary.get("hard_failures", [])}
+        else:
+            gpu = self._gpu_of(host, res)
+        rec = failures.record(event, run_id=self.run_id, kind=self.kind, step=self.step, gpu=gpu, verdict=verdict)
+        self._capture(rec)
+        if action == PLAN_ACTION:
+            self.plan_error = res.get("msg") or "the plan failed"
+        elif action == NODE_ACTION[self.kind]:
+            self.node_results[host] = res
+            self._emit(HostResult(self.kind, host, "failed", dict(res.get("checks") or {}), message=res.get("msg")))
+        if not data.get("ignore_errors") and not verdict:
+            self.fatal.append(str(res.get("msg") or "task %s failed on %s" % (data.get("task"), host)))
+
+    def _on_unreachable(self, event: Mapping[str, Any], host: str, res: dict) -> None:
+        self.unreachable[host] = res
+        self._capture(failures.record(event, run_id=self.run_id, kind=self.kind, step=self.step,
+                                      gpu=self._gpu_of(host)))
+        self._emit(HostResult(self.kind, host, "unreachable", message=res.get("msg")))
+
+    def _on_text(self, name: str, text: str) -> None:
+        for line in text.splitlines():
+            line = line.strip()
+            if len(self.error_lines) < MAX_LINES and line and (
+                    name == "error" or line.startswith(("[ERROR]", "ERROR!")) or _INVENTORY_ERROR.search(line)):
+                self.error_lines.append(_clean(line))
+
+    # ---- helpers
+
+    def _gpu_of(self, host: str, res: Mapping[str, Any] | None = None) -> dict | None:
+        state = failures.gpu_state(res) if res else None
+        if state is None and host in self.node_results:
+            state = failures.gpu_state(self.node_results[host])
+        if state is not None:
+            return dict(state, source="this run")
+        return failures.GPU_STATES.get(host)
+
+    def _capture(self, rec: dict) -> None:
+        self.failed_tasks.append(rec)
+        failures.log_record(rec)
+        if self.failure_log:
+            try:
+                failures.append(self.failure_log, [rec])
+            except OSError as exc:
+                LOG.warning("cannot append to the failure log %s: %s", self.failure_log, exc)
+
+    def _emit(self, result: HostResult) -> None:
+        if self.progress is None:
+            return
+        try:
+            self.progress(result)
+        except Exception:  # a broken callback must not stop the run or hide its result
+            LOG.exception("progress callback failed for %s", result.host)
+
+    # ---- what the report asks
+
+    def dark_hosts(self) -> dict[str, dict]:
+        """Unreachable hosts: runner_on_unreachable events, and the recap's ``dark`` count."""
+        hosts = dict(self.unreachable)
+        for host in (self.stats or {}).get("dark", {}):
+            hosts.setdefault(host, {"msg": "unreachable (play recap)"})
+        return hosts
+
+    def pending(self) -> dict:
+        """Where the run was, and which hosts and checks had not reported."""
+        done = set(self.node_results) | set(self.unreachable)
+        checks = list((self.plan or {}).get("host_checks") or [])
+        if self.plan is None:
+            stage = "plan"
+        elif len(done) < len(self.play_hosts) or not self.play_hosts:
+            stage = "host checks"
+        elif self.summary is None:
+            stage = "verdict"
+        else:
+            stage = "done"
+        hosts = [h for h in self.play_hosts if h not in done] if stage in ("plan", "host checks") else []
+        return {"stage": stage, "hosts": hosts,
+                "checks": {h: checks for h in hosts if checks},
+                "started": [h for h in self.node_started if h not in done]}

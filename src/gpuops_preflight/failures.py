@@ -1,0 +1,190 @@
+"""Failed tasks, captured the moment their event arrives (before WATCHER retries anything).
+
+Each failed or unreachable task becomes a record: the full error (message, stdout, stderr, rc,
+module arguments, exception) and the host's GPU state (from this run's result, else the last one
+this process saw). Records are logged, and appended to a JSON-lines file when one is configured
+(``failure_log=`` or ``$GPUOPS_PREFLIGHT_FAILURE_LOG``); ``query`` reads them back.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+LOG = logging.getLogger("gpuops_preflight.failures")
+FAILURE_LOG_ENV = "GPUOPS_PREFLIGHT_FAILURE_LOG"
+MAX_TEXT = 64 * 1024
+TOOL_KEYS = ("name", "outcome", "rc", "timed_out", "reason", "driver_version")
+GPU_KEYS = ("index", "bdf", "model", "health", "problems", "excluded", "responding", "vram_used_bytes",
+            "busy_percent", "temperature_edge_c", "perf_level", "runtime_status")
+
+
+def iso(epoch: float) -> str:
+    """ISO 8601 in UTC, as the summary writes its times."""
+    return datetime.fromtimestamp(epoch, timezone.utc).isoformat()
+
+
+def _text(value: object) -> str | None:
+    if value in (None, ""):
+        return None
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text if len(text) <= MAX_TEXT else text[:MAX_TEXT] + "\n[... %d more characters]" % (len(text) - MAX_TEXT)
+
+
+def ssh_address(message: str | None) -> str | None:
+    """The address in an SSH connection error ("connect to host 10.0.0.5 port 22: ..."), if any."""
+    match = re.search(r"(?:connect to host|resolve hostname|connection to) ([^\s:]+)", message or "")
+    return match.group(1) if match else None
+
+
+def gpu_state(result: Mapping[str, Any]) -> dict | None:
+    """The GPU part of a node_preflight / node_cleanup result, small enough to log."""
+    if not isinstance(result, Mapping) or "gpus" not in result:
+        return None
+    return {
+        "gpu_count": result.get("gpu_count"),
+        "expected_gpu_count": result.get("expected_gpu_count"),
+        "usable_gpus": result.get("usable_gpus"),
+        "unverified_gpus": result.get("unverified_gpus"),
+        "gpu_tool": {k: v for k, v in (result.get("gpu_tool") or {}).items() if k in TOOL_KEYS} or None,
+        "processes": result.get("processes"),
+        "gpus": [{k: g.get(k) for k in GPU_KEYS if k in g} for g in result.get("gpus") or []],
+    }
+
+
+class GpuStates:
+    """The last GPU state seen per host in this process, for failures of runs that got none."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._states: dict[str, dict] = {}
+
+    def remember(self, host: str, result: Mapping[str, Any], run_id: str) -> None:
+        state = gpu_state(result)
+        if state is not None:
+            with self._lock:
+                self._states[host] = dict(state, as_of=iso(time.time()), run_id=run_id)
+
+    def get(self, host: str) -> dict | None:
+        with self._lock:
+            state = self._states.get(host)
+        return dict(state, source="earlier run") if state else None
+
+
+GPU_STATES = GpuStates()
+
+
+def record(event: Mapping[str, Any], *, run_id: str, kind: str, step: object,
+           gpu: dict | None, verdict: bool = False) -> dict:
+    """One failure record from a runner_on_failed / runner_on_unreachable event."""
+    data = event.get("event_data") or {}
+    res = data.get("res") or {}
+    unreachable = event.get("event") == "runner_on_unreachable"
+    message = res.get("msg")
+    invocation = res.get("invocation") or {}
+    exception = res.get("exception")
+    now = time.time()
+    return {
+        "time": iso(now),
+        "epoch": round(now, 3),
+        "run_id": run_id,
+        "kind": kind,
+        "step": step,
+        "event": event.get("event"),
+        "host": data.get("host"),
+        "address": ssh_address(message) if unreachable else None,
+        "task": data.get("task"),
+        "action": data.get("resolved_action") or data.get("task_action"),
+        "ignored": bool(data.get("ignore_errors")) or unreachable,
+        "unreachable": unreachable,
+        "verdict": verdict,
+        "message": _text(message),
+        "rc": res.get("rc"),
+        "stdout": _text(res.get("stdout") or res.get("module_stdout")),
+        "stderr": _text(res.get("stderr") or res.get("module_stderr")),
+        "module_args": invocation.get("module_args") or data.get("task_args") or None,
+        "exception": _text(exception) if exception and "traceback unavailable" not in str(exception) else None,
+        "timedout": res.get("timedout"),
+        "duration_s": data.get("duration"),
+        "gpu_state": gpu,
+    }
+
+
+def log_record(rec: Mapping[str, Any]) -> None:
+    """The verdict task's failure is the verdict (already logged as such): debug only."""
+    level = logging.DEBUG if rec["verdict"] else logging.WARNING if rec["ignored"] else logging.ERROR
+    what = "unreachable" if rec["unreachable"] else "failed"
+    LOG.log(level, "Task %s on %s: %s: %s | %s", what, rec["host"], rec["task"], rec["message"],
+            json.dumps(rec, default=str, sort_keys=True))
+
+
+def append(path: str, records: Iterable[Mapping[str, Any]]) -> None:
+    """Append records as JSON lines; an exclusive lock keeps concurrent runs' lines whole."""
+    lines = "".join(json.dumps(r, default=str, sort_keys=True) + "\n" for r in records)
+    if not lines:
+        return
+    path = os.path.expanduser(path)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "a", encoding="utf-8") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            handle.write(lines)
+            handle.flush()
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _epoch(value: object) -> float:
+    if isinstance(value, (int, float)):
+        return float(value)
+    moment = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.timestamp()
+
+
+def query(path: str | None = None, *, host: str | None = None, step: object = None, kind: str | None = None,
+          run_id: str | None = None, task: str | None = None, since: object = None,
+          include_verdicts: bool = True, limit: int | None = None) -> list[dict]:
+    """Records of the JSON-lines log matching every given filter, oldest first (``limit``: newest N).
+
+    ``since``: epoch seconds or ISO 8601. ``task``: a substring of the task name. Lines that are
+    not JSON (a crash mid-write) are skipped.
+    """
+    path = os.path.expanduser(path or os.environ.get(FAILURE_LOG_ENV) or "")
+    if not path or not os.path.exists(path):
+        return []
+    floor = _epoch(since) if since is not None else None
+    out = []
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if not isinstance(rec, dict):
+                continue
+            if host is not None and rec.get("host") != host:
+                continue
+            if step is not None and str(rec.get("step")) != str(step):
+                continue
+            if kind is not None and rec.get("kind") != kind:
+                continue
+            if run_id is not None and rec.get("run_id") != run_id:
+                continue
+            if task is not None and task.lower() not in str(rec.get("task") or "").lower():
+                continue
+            if floor is not None and float(rec.get("epoch") or 0) < floor:
+                continue
+            if not include_verdicts and rec.get("verdict"):
+                continue
+            out.append(rec)
+    return out[-limit:] if limit else out

@@ -1,0 +1,77 @@
+"""guard_step: what WATCHER's run_step() needs in one call.
+
+Preflight; the step only if the preflight passed; then, for a distributed step, the cleanup.
+The step's result is never changed by the cleanup: its problems are logged as warnings. When the
+integration is unavailable (ansible-runner or the collection missing), the step runs with a
+warning, as WATCHER treats its other optional modules.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
+
+from .report import UNAVAILABLE, Report
+from .runner import Cancel, Progress, run_cleanup, run_preflight
+
+LOG = logging.getLogger("gpuops_preflight")
+DEFAULT_CLEANUP_STEPS = (1, 2, 3)
+T = TypeVar("T")
+
+
+def is_distributed(step: Any, cleanup_steps: Iterable[Any]) -> bool:
+    try:
+        return int(str(step).strip()) in {int(str(s).strip()) for s in cleanup_steps}
+    except ValueError:
+        return False
+
+
+def guard_step(step: Any, run: Callable[[], T], *, inventory: Any = None, extravars: Mapping[str, Any] | None = None,
+               timeout: float | None = None, cancel: Cancel = None, progress: Progress = None,
+               skip: Iterable[str] | None = None, downgrade: Iterable[str] | None = None,
+               cleanup: bool = True, cleanup_steps: Iterable[Any] = DEFAULT_CLEANUP_STEPS,
+               cleanup_timeout: float | None = None, cleanup_extravars: Mapping[str, Any] | None = None,
+               cleanup_skip: Iterable[str] | None = None,
+               on_report: Callable[[Report], object] | None = None, **options: Any) -> T | dict:
+    """Run ``run()`` for ``step`` behind the preflight; returns run()'s result or the blocked result.
+
+    ``options`` go to both runs (summary_dir, failure_log, keep_artifacts, artifacts_dir,
+    ansible_cfg, envvars, verbosity). ``on_report`` receives each report (preflight, then cleanup).
+    """
+    cleanup_steps = tuple(cleanup_steps)
+    report = run_preflight(step, inventory=inventory, extravars=extravars, timeout=timeout, cancel=cancel,
+                           progress=progress, skip=skip, downgrade=downgrade, **options)
+    _hand(on_report, report)
+    if report.status == UNAVAILABLE:
+        LOG.warning("Preflight unavailable (%s): running step %s without it", report.error, step)
+        return run()
+    if not report.passed:
+        return report.as_step_result()
+    try:
+        return run()
+    finally:
+        if cleanup and is_distributed(step, cleanup_steps):
+            _cleanup(step, inventory, cleanup_extravars if cleanup_extravars is not None else extravars,
+                     cleanup_timeout, cancel, progress, cleanup_skip, cleanup_steps, on_report, options)
+
+
+def _cleanup(step: Any, inventory: Any, extravars: Mapping[str, Any] | None, timeout: float | None,
+             cancel: Cancel, progress: Progress, skip: Iterable[str] | None, cleanup_steps: tuple,
+             on_report: Callable[[Report], object] | None, options: dict) -> None:
+    try:
+        report = run_cleanup(step, inventory=inventory, extravars=extravars, timeout=timeout, cancel=cancel,
+                             progress=progress, skip=skip, cleanup_steps=cleanup_steps, **options)
+    except Exception as exc:  # never let the cleanup change the step's outcome
+        LOG.warning("[CLEANUP] Failed for step %s: %s", step, exc, exc_info=True)
+        return
+    _hand(on_report, report)
+
+
+def _hand(on_report: Callable[[Report], object] | None, report: Report) -> None:
+    if on_report is None:
+        return
+    try:
+        on_report(report)
+    except Exception:
+        LOG.exception("on_report callback failed")

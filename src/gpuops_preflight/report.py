@@ -1,0 +1,224 @@
+"""The report of one preflight or cleanup run, built from the summary document and the events.
+
+When the playbook produced its summary (docs/SUMMARY_SCHEMA.md), the report is that summary:
+its judged hard failures and warnings, its hosts, its verdict lines. When it did not (a timeout,
+a cancel, an error), the report is built from the events that did arrive: unreachable hosts are
+hard ``ssh`` failures naming host and address, hosts that reported are judged with the
+collection's own check model, and what was still pending is listed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from . import codes
+from .events import Collector
+
+# Report.status values; blocked_by names the cause in as_step_result().
+PASSED, BLOCKED, TIMEOUT, CANCELED, ERROR, UNAVAILABLE = (
+    "passed", "blocked", "timeout", "canceled", "error", "unavailable")
+# as_step_result()'s blocked_by: "<kind>_<cause>", e.g. preflight_check, preflight_timeout.
+CAUSE = {BLOCKED: "check", TIMEOUT: "timeout", CANCELED: "canceled", ERROR: "error", UNAVAILABLE: "unavailable"}
+WORD = {"preflight": "Preflight", "cleanup": "Cleanup"}
+# What a host's node result gives the report when there is no summary to take it from.
+HOST_FACTS = ("gpus", "gpu_count", "expected_gpu_count", "usable_gpus", "unverified_gpus", "gpu_tool", "elapsed_s")
+
+
+@dataclass
+class Item:
+    """A hard failure or a warning: as in the summary document."""
+
+    host: str
+    check: str
+    message: str
+    fix: str | None = None
+    address: str | None = None
+    status: str = "fail"
+    gpu: dict | None = None
+
+    @classmethod
+    def from_summary(cls, item: Mapping[str, Any]) -> Item:
+        return cls(host=item["host"], check=item["check"], message=item["message"], fix=item.get("fix"),
+                   address=item.get("address"), status=item.get("status", "fail"), gpu=item.get("gpu"))
+
+    @property
+    def code(self) -> str:
+        return codes.code(self.check)
+
+    def log_text(self) -> str:
+        """How WATCHER's log names it: ``SSH unreachable: 192.168.3.120``, ``GPU_COUNT_MISMATCH: <message>``."""
+        if self.check == "ssh":
+            return "SSH unreachable: %s" % (self.address or self.host)
+        return "%s: %s" % (self.code, self.message)
+
+    def lines(self, word: str, label: str) -> list[str]:
+        """The verdict-block form of the summary callback (used only where the playbook gave none)."""
+        out = ["%s %s: %s: %s" % (word, label, self.check, self.message)]
+        if self.fix:
+            out.append("    fix: %s" % self.fix)
+        return out
+
+
+@dataclass
+class Report:
+    """One preflight or cleanup run, as WATCHER reads it (docs/WATCHER.md, "Report")."""
+
+    kind: str
+    step: Any
+    status: str
+    run_id: str
+    started_at: str
+    finished_at: str
+    duration_s: float
+    hard_failures: list[Item] = field(default_factory=list)
+    warnings: list[Item] = field(default_factory=list)
+    hosts: dict[str, dict] = field(default_factory=dict)
+    summary: dict | None = None
+    lines: list[str] = field(default_factory=list)
+    error: str | None = None
+    pending: dict | None = None
+    failures: list[dict] = field(default_factory=list)
+    stats: dict | None = None  # the play recap: ok, failures, dark, ignored, ... (host -> count)
+    runner_status: str | None = None
+    rc: int | None = None
+    timeout_s: float | None = None
+    private_dir: str | None = None
+
+    @property
+    def passed(self) -> bool:
+        return self.status == PASSED
+
+    @property
+    def blocked(self) -> bool:
+        return not self.passed
+
+    @property
+    def blocked_by(self) -> str | None:
+        cause = CAUSE.get(self.status)
+        return "%s_%s" % (self.kind, cause) if cause else None
+
+    @property
+    def usable_gpus(self) -> dict[str, list]:
+        return {host: list(facts.get("usable_gpus") or []) for host, facts in self.hosts.items()}
+
+    @property
+    def word(self) -> str:
+        return WORD[self.kind]
+
+    def warning_texts(self) -> list[str]:
+        return [item.log_text() for item in self.warnings]
+
+    def reason(self) -> str:
+        """One line: why the step may not run (or, on a pass, the verdict's headline)."""
+        return " ".join(self._reason().split())
+
+    def _reason(self) -> str:
+        if self.status == PASSED:
+            return self.lines[0] if self.lines else "%s passed for step %s" % (self.word, self.step)
+        if self.status == BLOCKED:
+            return "%s BLOCKED: %s" % (self.word, "; ".join(i.log_text() for i in self.hard_failures))
+        if self.status == TIMEOUT:
+            text = "%s timed out after %ss" % (self.word, _seconds(self.timeout_s))
+            pending = (self.pending or {}).get("hosts")
+            if pending:
+                checks = self.pending.get("checks") or {}
+                text += "; still pending: %s" % ", ".join(
+                    "%s (%s)" % (h, ", ".join(checks[h])) if checks.get(h) else h for h in pending)
+            elif self.pending:
+                text += " (at the %s)" % self.pending["stage"]
+        elif self.status == CANCELED:
+            text = "%s canceled (at the %s)" % (self.word, (self.pending or {}).get("stage", "start"))
+        elif str(self.error).startswith("%s cannot run" % self.word):
+            text = str(self.error)  # the plan's own message ("Preflight cannot run: step 9 is not ...")
+        else:
+            text = "%s %s: %s" % (self.word, "unavailable" if self.status == UNAVAILABLE else "could not run",
+                                  self.error)
+        # What was already known to block still says so (an unreachable host, a missing file).
+        if self.hard_failures:
+            text += "; " + "; ".join(i.log_text() for i in self.hard_failures)
+        return text
+
+    def as_step_result(self) -> dict:
+        """What WATCHER's run_step() returns for a step the preflight stopped, or its warnings on a pass."""
+        if self.passed:
+            return {"success": True, "warnings": self.warning_texts()}
+        return {"success": False, "error": self.reason(), "blocked_by": self.blocked_by}
+
+    def as_dict(self) -> dict:
+        out = asdict(self)
+        out.update(passed=self.passed, blocked_by=self.blocked_by, usable_gpus=self.usable_gpus,
+                   reason=self.reason())
+        return out
+
+
+def _seconds(value: float | None) -> str:
+    return "?" if value is None else ("%.1f" % value).rstrip("0").rstrip(".")
+
+
+# ---------------------------------------------------------------- building
+
+
+def from_summary(report: Report, summary: dict, lines: list[str] | None) -> None:
+    report.summary = summary
+    report.step = summary.get("step", report.step)
+    report.hard_failures = [Item.from_summary(i) for i in summary.get("hard_failures", [])]
+    report.warnings = [Item.from_summary(i) for i in summary.get("warnings", [])]
+    report.hosts = dict(summary.get("hosts") or {})
+    report.lines = list(lines or [])
+    report.status = BLOCKED if summary.get("blocked") else PASSED
+
+
+def from_events(report: Report, events: Collector, checks: Any, addresses: Mapping[str, str]) -> None:
+    """Judge what arrived, with the collection's check model (``checks``: its _checks module)."""
+    registry = checks.REGISTRIES[report.kind]
+    plan = events.plan or {}
+    skip = set(plan.get("skip") or [])
+    never_block = report.kind == "cleanup"
+
+    def add(item: dict, host: str) -> None:
+        verdict, message = checks.judge(item, registry, plan.get("downgrade") or [], never_block=never_block)
+        entry = Item(host=host, check=item["check"], message=message, fix=item.get("fix"),
+                     address=addresses.get(host, host), status=item["status"], gpu=item.get("gpu"))
+        (report.hard_failures if verdict == checks.BLOCK else report.warnings).append(entry)
+
+    for host, res in events.dark_hosts().items():
+        address = addresses.get(host, host)
+        where = host if address == host else "%s (%s)" % (host, address)
+        message = "%s unreachable: %s" % (where, _last_line(res.get("msg")) or "no answer")
+        report.hosts[host] = {"address": address, "reachable": False, "status": "unreachable", "error": message}
+        if "ssh" not in skip:
+            add(checks.problem("ssh", checks.FAIL, message, registry["ssh"].fix), host)
+    for host, res in events.node_results.items():
+        address = addresses.get(host, host)
+        facts = {k: res[k] for k in HOST_FACTS if k in res}
+        entry = dict(facts, address=address, reachable=True, status="reported",
+                     checks={n: {k: r.get(k) for k in ("status", "message", "elapsed_s", "timed_out")}
+                             for n, r in (res.get("checks") or {}).items()})
+        if res.get("failed") or "checks" not in res:
+            message = "%s: the %s module failed: %s" % (host, report.kind, _last_line(res.get("msg")) or "no result")
+            entry.update(status="failed", error=message)
+            if "probe" not in skip:
+                add(checks.problem("probe", checks.FAIL, message, registry["probe"].fix), host)
+        else:
+            for result in (res.get("checks") or {}).values():
+                for problem in result.get("problems", []):
+                    add(dict(problem, message="%s: %s" % (host, problem["message"])), host)
+        report.hosts[host] = entry
+    for host in events.play_hosts:
+        report.hosts.setdefault(host, {"address": addresses.get(host, host), "reachable": None, "status": "pending"})
+
+
+def _last_line(text: object) -> str:
+    lines = str(text or "").strip().splitlines()
+    return lines[-1].strip()[:400] if lines else ""
+
+
+def fallback_lines(report: Report) -> list[str]:
+    """Verdict lines for a run without a summary, in the summary callback's form."""
+    lines = [report.reason()]
+    for label, items in (("BLOCKED", report.hard_failures), ("WARNING", report.warnings)):
+        for item in items:
+            lines.extend(item.lines(report.word, label))
+    return lines

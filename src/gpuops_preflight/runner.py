@@ -1,0 +1,274 @@
+"""Run the preflight or cleanup playbook through ansible-runner and build its report.
+
+Each run: its own private folder (artifacts, collection link, Ansible temp files; removed after,
+kept only on request), its own environment (environment.py), extra variables on the command line
+only (``suppress_env_files``), ``ansible-playbook`` beside this interpreter (``binary=``), and a
+cancel callback that enforces the overall timeout and the caller's cancel by stopping every
+process of the run (procs.py). Runs share nothing, so threads may run them concurrently.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Union
+
+from . import addresses, environment, failures, locate, oplog, procs, workdir
+from .events import Collector, HostResult
+from .report import CANCELED, ERROR, TIMEOUT, UNAVAILABLE, Report, fallback_lines, from_events, from_summary
+
+LOG = logging.getLogger("gpuops_preflight.runner")
+PLAYBOOK = {"preflight": "gpuops.preflight.preflight", "cleanup": "gpuops.preflight.cleanup"}
+INVENTORY_ENV = "GPUOPS_PREFLIGHT_INVENTORY"
+# How often (seconds) ansible-runner checks the cancel callback while the playbook is quiet.
+POLL_S = 0.2
+
+Cancel = Union[Callable[[], bool], threading.Event, None]
+Progress = Union[Callable[[HostResult], object], None]
+
+
+class InputError(ValueError):
+    """Bad input found before anything runs."""
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run (the same for a preflight and a cleanup); see run_preflight."""
+
+    extravars: Mapping[str, Any] | None = None
+    timeout: float | None = None
+    cancel: Cancel = None
+    progress: Progress = None
+    failure_log: str | None = None
+    keep_artifacts: int = 0
+    artifacts_dir: str | None = None
+    ansible_cfg: str | None = None
+    envvars: Mapping[str, str] | None = None
+    verbosity: int = 0
+    log: bool = True
+
+
+class _Stopper:
+    """ansible-runner's cancel_callback: the overall deadline, then the caller's cancel."""
+
+    def __init__(self, token: str, timeout: float | None, cancel: Cancel) -> None:
+        self.token = token
+        self.deadline = time.monotonic() + timeout if timeout else None
+        self.cancel = cancel.is_set if isinstance(cancel, threading.Event) else cancel
+        self.reason: str | None = None
+
+    def requested(self) -> bool:
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            self.reason = TIMEOUT
+        elif self.cancel is not None:
+            try:
+                if self.cancel():
+                    self.reason = CANCELED
+            except Exception:  # a cancel check that breaks stops the run rather than the caller
+                LOG.exception("cancel callback failed; stopping the run")
+                self.reason = CANCELED
+        return self.reason is not None
+
+    def __call__(self) -> bool:
+        if self.reason is None and not self.requested():
+            return False
+        # Before ansible-runner kills ansible-playbook's group: the tools live in groups of their own.
+        procs.stop(self.token)
+        return True
+
+
+def _inventory(inventory: Any) -> Any:
+    """The inventory for ansible-runner: a dict as is, paths made absolute and checked."""
+    if inventory is None:
+        inventory = os.environ.get(INVENTORY_ENV) or None
+    if inventory is None:
+        raise InputError("no inventory: pass inventory= (a path, a list of paths or a dict) or set %s"
+                         % INVENTORY_ENV)
+    if isinstance(inventory, Mapping):
+        return dict(inventory)
+    sources = [inventory] if isinstance(inventory, (str, os.PathLike)) else list(inventory)
+    if not sources:
+        raise InputError("no inventory: the list of inventory sources is empty")
+    paths = []
+    for source in sources:
+        path = os.path.abspath(os.path.expanduser(os.fspath(source)))
+        if not os.path.exists(path):
+            raise InputError("inventory not found: %s" % path)
+        paths.append(path)
+    return paths[0] if len(paths) == 1 else paths
+
+
+def execute(kind: str, step: Any, inventory: Any, own_vars: Mapping[str, Any], options: RunOptions) -> Report:
+    """Run one playbook and return its report; problems of the run are in the report, not raised."""
+    started, clock = time.time(), time.monotonic()
+    report = Report(kind=kind, step=step, status=ERROR, run_id=uuid.uuid4().hex, started_at=failures.iso(started),
+                    finished_at=failures.iso(started), duration_s=0.0, timeout_s=options.timeout)
+    try:
+        _execute(report, inventory, own_vars, options)
+    except locate.IntegrationUnavailable as exc:
+        report.status, report.error = UNAVAILABLE, str(exc)
+    except InputError as exc:
+        report.status, report.error = ERROR, str(exc)
+    except Exception as exc:  # the bridge must hand WATCHER a report, whatever broke
+        LOG.exception("%s run failed", kind)
+        report.status, report.error = ERROR, "%s: %s" % (type(exc).__name__, exc)
+    report.finished_at, report.duration_s = failures.iso(time.time()), round(time.monotonic() - clock, 3)
+    if not report.lines:
+        report.lines = fallback_lines(report)
+    if options.log:
+        oplog.log_report(report)
+    return report
+
+
+def _execute(report: Report, inventory: Any, own_vars: Mapping[str, Any], options: RunOptions) -> None:
+    integration = locate.find_integration()
+    try:
+        import ansible_runner
+    except ImportError as exc:
+        raise locate.IntegrationUnavailable("ansible-runner cannot be imported: %s" % exc)
+    inventory = _inventory(inventory)
+    stopper = _Stopper(report.run_id, options.timeout, options.cancel)
+    if stopper.requested() and stopper.reason == CANCELED:
+        report.status, report.pending = CANCELED, {"stage": "start", "hosts": [], "checks": {}, "started": []}
+        return
+    variables = dict(options.extravars or {})
+    variables.update(own_vars)
+    variables["step"] = report.step
+    keep = max(0, int(options.keep_artifacts or 0))
+    failure_log = options.failure_log or os.environ.get(failures.FAILURE_LOG_ENV) or None
+    private = workdir.create(report.kind, report.step, options.artifacts_dir)
+    try:
+        collections = locate.link_collection(integration, private)
+        env = environment.build(collections_dir=collections, private_dir=private, token=report.run_id,
+                                ansible_cfg=options.ansible_cfg or integration.ansible_cfg, inventory=inventory,
+                                extra=options.envvars)
+        events = Collector(report.kind, report.run_id, report.step, options.progress, failure_log)
+        _write_settings(private)
+
+        def on_event(event: dict) -> bool:
+            try:
+                events(event)
+            except Exception:  # an exception here would abort ansible-runner mid-run
+                LOG.exception("could not read event %s of run %s", event.get("event"), report.run_id)
+            return bool(keep)  # events are written to the private folder only when it is kept
+
+        try:
+            result = ansible_runner.run(
+                private_data_dir=private, ident=report.run_id, binary=integration.playbook_bin,
+                cmdline=PLAYBOOK[report.kind], inventory=inventory, extravars=variables, envvars=env,
+                quiet=True, suppress_env_files=True,
+                event_handler=on_event, cancel_callback=stopper, verbosity=options.verbosity or None)
+            report.runner_status, report.rc = result.status, result.rc
+        except BaseException:
+            stopper.reason = stopper.reason or CANCELED  # e.g. KeyboardInterrupt: leave nothing running
+            raise
+        finally:
+            if stopper.reason:
+                procs.stop(report.run_id)  # anything started between the stop and the kill
+                left = procs.wait_gone(report.run_id)
+                if left:
+                    LOG.warning("processes of run %s still alive after the stop: %s", report.run_id, left)
+        _build(report, events, stopper.reason, integration, env, inventory)
+    finally:
+        report.private_dir = workdir.finish(private, keep)
+
+
+def _write_settings(private: str) -> None:
+    """ansible-runner 2.4 drops a ``settings=`` argument when env/settings does not exist (it
+    replaces it with the file's content), so the poll interval goes in the file. No secrets here."""
+    folder = os.path.join(private, "env")
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    with open(os.path.join(folder, "settings"), "w", encoding="utf-8") as handle:
+        json.dump({"pexpect_timeout": POLL_S}, handle)
+
+
+def _build(report: Report, events: Collector, stopped: str | None, integration: locate.Integration,
+           env: Mapping[str, str], inventory: Any) -> None:
+    report.failures = events.failed_tasks
+    report.stats = events.stats
+    if events.summary is not None:
+        # The verdict was taken before the stop: it stands (a cancel still cancels).
+        from_summary(report, events.summary, (events.report_result or {}).get("lines"))
+        if stopped == CANCELED:
+            report.status, report.pending = CANCELED, events.pending()
+        return
+    dark = events.dark_hosts()
+    known: dict[str, str] = {}
+    if dark or (stopped and not events.play_hosts):
+        known, rigs = addresses.lookup(integration, env, inventory)
+        if not events.play_hosts:
+            events.play_hosts = rigs  # stopped before the play named its hosts: all are pending
+    for host, res in dark.items():
+        known.setdefault(host, failures.ssh_address(res.get("msg")) or host)
+    from_events(report, events, locate.collection_checks(integration.collection_root), known)
+    report.pending = events.pending()
+    if stopped:
+        report.status = stopped
+    else:
+        report.status = ERROR
+        report.error = (events.plan_error or _first(events.fatal) or _first(events.error_lines)
+                        or "the playbook ended without a summary (ansible-runner status %s, rc %s)"
+                        % (report.runner_status, report.rc))
+
+
+def _first(items: Sequence[str]) -> str | None:
+    return items[0] if items else None
+
+
+# ---------------------------------------------------------------- the API
+
+
+def _names(value: str | Iterable[str] | None) -> list[str] | None:
+    if value is None:
+        return None
+    return [value] if isinstance(value, str) else list(value)
+
+
+def _own_vars(prefix: str, **values: Any) -> dict[str, Any]:
+    """The role variables set by keyword arguments (``skip`` -> ``preflight_skip``), only those given."""
+    out = {}
+    for name, value in values.items():
+        if value is None:
+            continue
+        if name in ("skip", "downgrade"):
+            value = _names(value)
+        elif name == "summary_dir":
+            value = os.path.abspath(os.path.expanduser(value))
+        elif name == "cleanup_steps":
+            value = list(value)
+        out[name if name.startswith(prefix) else "%s_%s" % (prefix, name)] = value
+    return out
+
+
+def run_preflight(step: Any, inventory: Any = None, extravars: Mapping[str, Any] | None = None,
+                  timeout: float | None = None, cancel: Cancel = None, progress: Progress = None, *,
+                  skip: Iterable[str] | None = None, downgrade: Iterable[str] | None = None,
+                  summary_dir: str | None = None, failure_log: str | None = None, keep_artifacts: int = 0,
+                  artifacts_dir: str | None = None, ansible_cfg: str | None = None,
+                  envvars: Mapping[str, str] | None = None, verbosity: int = 0, log: bool = True) -> Report:
+    """Run the preflight for ``step``; see docs/WATCHER.md. Never raises for problems of the run."""
+    options = RunOptions(extravars=extravars, timeout=timeout, cancel=cancel, progress=progress,
+                         failure_log=failure_log, keep_artifacts=keep_artifacts, artifacts_dir=artifacts_dir,
+                         ansible_cfg=ansible_cfg, envvars=envvars, verbosity=verbosity, log=log)
+    own = _own_vars("preflight", skip=skip, downgrade=downgrade, summary_dir=summary_dir)
+    return execute("preflight", step, inventory, own, options)
+
+
+def run_cleanup(step: Any, inventory: Any = None, extravars: Mapping[str, Any] | None = None,
+                timeout: float | None = None, cancel: Cancel = None, progress: Progress = None, *,
+                skip: Iterable[str] | None = None, cleanup_steps: Iterable[Any] | None = None,
+                since: Any = None, summary_dir: str | None = None, failure_log: str | None = None,
+                keep_artifacts: int = 0, artifacts_dir: str | None = None, ansible_cfg: str | None = None,
+                envvars: Mapping[str, str] | None = None, verbosity: int = 0, log: bool = True) -> Report:
+    """Run the cleanup after ``step``; never raises for cleanup problems (they are in the report)."""
+    options = RunOptions(extravars=extravars, timeout=timeout, cancel=cancel, progress=progress,
+                         failure_log=failure_log, keep_artifacts=keep_artifacts, artifacts_dir=artifacts_dir,
+                         ansible_cfg=ansible_cfg, envvars=envvars, verbosity=verbosity, log=log)
+    own = _own_vars("cleanup", skip=skip, cleanup_steps=cleanup_steps, since=since, summary_dir=summary_dir)
+    return execute("cleanup", step, inventory, own, options)

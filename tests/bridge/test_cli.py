@@ -1,0 +1,100 @@
+"""gpuops-preflight: output and exit codes, run as WATCHER's host would (a subprocess, no venv activated)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from bridge.helpers import BIN
+
+from gpuops_preflight.cli import EXIT_BLOCKED, EXIT_NOT_RUN, EXIT_PASSED, exit_code
+from gpuops_preflight.report import Report
+
+CLI = os.path.join(BIN, "gpuops-preflight")
+
+
+def bare_env(**extra):
+    """No activated venv: the venv's bin is not on PATH, no VIRTUAL_ENV, nothing of Ansible's."""
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": os.environ["HOME"], "LANG": "C.UTF-8"}
+    env.update(extra)
+    return env
+
+
+def cli(args, cwd, command=(CLI,), **env):
+    return subprocess.run(list(command) + list(args), cwd=str(cwd), env=bare_env(**env), capture_output=True,
+                          text=True, timeout=300, check=False)
+
+
+def opts(tmp_path):
+    return ["--summary-dir", str(tmp_path / "summaries"), "--artifacts-dir", str(tmp_path / "runs")]
+
+
+def test_json_summary_and_exit_0_from_any_folder_without_the_venv(scenario, tmp_path):
+    sc = scenario("healthy")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    # python -m, with the venv's interpreter only: no PATH entry, no activation, not the repo's folder
+    done = cli(["preflight", "--step", "3", "-i", sc.inventory, "--json"] + opts(tmp_path), elsewhere,
+               command=(sys.executable, "-m", "gpuops_preflight"))
+    assert done.returncode == EXIT_PASSED, done.stderr + done.stdout
+    summary = json.loads(done.stdout)
+    assert summary["schema"] == "gpuops.preflight.summary" and summary["kind"] == "preflight"
+    assert summary["passed"] is True and summary["hosts"]["rig-6600"]["usable_gpus"] == list(range(12))
+    assert os.listdir(elsewhere) == []  # nothing written where it ran
+
+
+def test_blocked_readable_report_and_exit_1(scenario, tmp_path):
+    sc = scenario("missing_ramdisk_file")
+    done = cli(["preflight", "--step", "3", "-i", sc.inventory] + opts(tmp_path), tmp_path)
+    assert done.returncode == EXIT_BLOCKED, done.stderr + done.stdout
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("Preflight BLOCKED for step 3: 1 hard failure(s)")
+    assert any(line.startswith("Preflight BLOCKED: ramdisk: rig-6600: ") and "holdout_history.json" in line
+               for line in lines)
+    assert any(line.startswith("    fix: ") for line in lines)
+    assert "[ERROR] Preflight BLOCKED: RAMDISK_NOT_READY: rig-6600: " in done.stderr
+
+
+def test_bad_input_exit_2_with_json_report(scenario, tmp_path):
+    sc = scenario("healthy")
+    done = cli(["preflight", "--step", "9", "-i", sc.inventory, "--json", "-q"] + opts(tmp_path), tmp_path)
+    assert done.returncode == EXIT_NOT_RUN
+    report = json.loads(done.stdout)
+    assert report["summary"] is None and report["status"] == "error" and report["blocked_by"] == "preflight_error"
+    assert "step 9 is not in preflight_steps" in report["error"]
+    assert done.stderr == ""  # -q
+
+
+def test_missing_inventory_exit_2(tmp_path):
+    done = cli(["preflight", "--step", "3", "-i", str(tmp_path / "missing.yml")] + opts(tmp_path), tmp_path)
+    assert done.returncode == EXIT_NOT_RUN
+    assert "Preflight could not run: inventory not found: %s" % (tmp_path / "missing.yml") in done.stdout
+
+
+def test_runner_missing_exit_2(tmp_path):
+    code = ("import sys; sys.modules['ansible_runner'] = None\n"
+            "from gpuops_preflight.cli import main\n"
+            "sys.exit(main(sys.argv[1:]))\n")
+    done = cli(["preflight", "--step", "3", "-i", str(tmp_path)], tmp_path, command=(sys.executable, "-c", code))
+    assert done.returncode == EXIT_NOT_RUN
+    assert done.stdout.startswith("Preflight unavailable: ansible-runner is not installed")
+
+
+def test_cleanup_exit_0_and_nothing_to_do_for_a_local_step(scenario, tmp_path):
+    sc = scenario("dirty_after_step")
+    done = cli(["cleanup", "--step", "3", "-i", sc.inventory, "-v"] + opts(tmp_path), tmp_path)
+    assert done.returncode == EXIT_PASSED, done.stderr + done.stdout
+    assert done.stdout.startswith("Cleanup for step 3 complete: 1 of 1 node(s) cleaned")
+    assert "[INFO] [CLEANUP] Complete: 1 nodes cleaned" in done.stderr
+    done = cli(["cleanup", "--step", "5", "--cleanup-steps", "1,2,3", "-i", sc.inventory] + opts(tmp_path), tmp_path)
+    assert done.returncode == EXIT_PASSED, done.stderr + done.stdout
+    assert done.stdout.startswith("Cleanup: nothing to do for step 5 (not a distributed step)")
+
+
+def test_exit_code_of_every_status():
+    def code(status):
+        return exit_code(Report(kind="preflight", step=3, status=status, run_id="x", started_at="",
+                                finished_at="", duration_s=0.0))
+    assert [code(s) for s in ("passed", "blocked", "timeout", "canceled", "error", "unavailable")] == [0, 1, 2, 2, 2, 2]

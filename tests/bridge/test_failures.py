@@ -1,0 +1,44 @@
+"""Failed tasks are captured as they happen: logged, appended to a JSON-lines log, queried afterwards.
+
+(The unreachable host's record, its log line and the CLI query are in test_api.py, on its shared run.)"""
+
+from __future__ import annotations
+
+import gpuops_preflight as gp
+from gpuops_preflight import failures
+from bridge.helpers import run_options
+
+
+def test_failed_module_record_has_the_full_error(scenario, tmp_path):
+    sc = scenario("healthy")
+    log = str(tmp_path / "failures.jsonl")
+    report = gp.run_preflight(sc.step, inventory=sc.inventory, failure_log=log,
+                              extravars={"ansible_python_interpreter": "/nonexistent/python3"}, **run_options(tmp_path))
+    assert [(i.host, i.check) for i in report.hard_failures] == [("rig-6600", "probe")]
+    [rec] = gp.query_failures(log, include_verdicts=False)
+    assert rec["ignored"] and not rec["unreachable"]
+    assert rec["rc"] == 127 and "/nonexistent/python3" in rec["stderr"]
+    assert rec["message"] and rec["module_args"]
+    # no GPU facts from this run: the last state this process saw for the host, marked as such
+    assert rec["gpu_state"] is None or rec["gpu_state"]["source"] == "earlier run"
+
+
+def test_query_filters_and_skips_broken_lines(tmp_path):
+    log = tmp_path / "f.jsonl"
+    failures.append(str(log), [{"host": "a", "step": 1, "kind": "preflight", "epoch": 100.0, "task": "X one"},
+                               {"host": "b", "step": 2, "kind": "cleanup", "epoch": 200.0, "task": "Y two"}])
+    with open(log, "a") as handle:
+        handle.write('{"host": "c", "cut')
+    assert [r["host"] for r in failures.query(str(log))] == ["a", "b"]
+    assert [r["host"] for r in failures.query(str(log), since=150)] == ["b"]
+    assert [r["host"] for r in failures.query(str(log), since="1970-01-01T00:02:30Z")] == ["b"]
+    assert [r["host"] for r in failures.query(str(log), task="one")] == ["a"]
+    assert [r["host"] for r in failures.query(str(log), step="2", kind="cleanup")] == ["b"]
+    assert [r["host"] for r in failures.query(str(log), limit=1)] == ["b"]
+    assert failures.query(str(tmp_path / "none.jsonl")) == []
+
+
+def test_ssh_address():
+    assert failures.ssh_address("ssh: connect to host 10.0.0.5 port 22: No route to host") == "10.0.0.5"
+    assert failures.ssh_address("ssh: Could not resolve hostname rig-9: Name or service not known") == "rig-9"
+    assert failures.ssh_address("something else") is None

@@ -1,0 +1,83 @@
+"""guard_step: the step runs only behind a passed preflight; the cleanup never changes its result."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import pytest
+
+import gpuops_preflight as gp
+from bridge.helpers import run_options
+
+
+def test_blocked_step_is_never_run_and_the_blocked_result_returned(scenario, tmp_path):
+    sc = scenario("missing_ramdisk_file")
+    called, reports = [], []
+    result = gp.guard_step(sc.step, lambda: called.append(1), inventory=sc.inventory, on_report=reports.append,
+                           **run_options(tmp_path))
+    assert called == []
+    assert [r.kind for r in reports] == ["preflight"]  # no cleanup after a step that did not run
+    assert result == reports[0].as_step_result()
+    assert result["success"] is False and result["blocked_by"] == "preflight_check"
+    assert "RAMDISK_NOT_READY" in result["error"]
+
+
+def test_failing_cleanup_does_not_change_the_steps_result(scenario, tmp_path, caplog):
+    sc = scenario("healthy")
+    outcome = {"success": True, "rows": 42}
+    called, reports = [], []
+
+    def step():
+        called.append(1)
+        return outcome
+
+    with caplog.at_level(logging.WARNING, logger="gpuops_preflight"):
+        # the cleanup's plan rejects a zero timeout: the cleanup cannot run at all
+        result = gp.guard_step(sc.step, step, inventory=sc.inventory, on_report=reports.append,
+                               cleanup_extravars={"cleanup_timeouts": {"caches": 0}}, **run_options(tmp_path))
+    assert result is outcome and called == [1]
+    assert [(r.kind, r.status) for r in reports] == [("preflight", "passed"), ("cleanup", "error")]
+    assert "caches" in reports[1].error
+    assert any(level == logging.WARNING and msg.startswith("[CLEANUP] Cleanup cannot run")
+               for _name, level, msg in caplog.record_tuples), caplog.record_tuples
+
+
+def test_cleanup_runs_after_a_step_that_raises(scenario, tmp_path):
+    sc = scenario("dirty_after_step")
+    reports = []
+
+    def step():
+        raise RuntimeError("step crashed")
+
+    with pytest.raises(RuntimeError, match="step crashed"):
+        gp.guard_step(sc.step, step, inventory=sc.inventory, on_report=reports.append, **run_options(tmp_path))
+    assert [(r.kind, r.status) for r in reports] == [("preflight", "passed"), ("cleanup", "passed")]
+    assert reports[1].summary["totals"]["bytes_freed"] > 0
+
+
+def test_no_cleanup_after_a_step_that_is_not_distributed(scenario, tmp_path):
+    sc = scenario("healthy")
+    reports = []
+    result = gp.guard_step(sc.step, lambda: "done", inventory=sc.inventory, cleanup_steps=(1, 2),
+                           on_report=reports.append, **run_options(tmp_path))
+    assert result == "done"
+    assert [r.kind for r in reports] == ["preflight"]
+
+
+def test_canceled_preflight_blocks_without_running_anything(tmp_path):
+    stop = threading.Event()
+    stop.set()
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text("all: {}\n")
+    called = []
+    result = gp.guard_step(3, lambda: called.append(1), inventory=str(inventory), cancel=stop,
+                           **run_options(tmp_path))
+    assert called == []
+    assert result["success"] is False and result["blocked_by"] == "preflight_canceled"
+
+
+def test_is_distributed():
+    assert gp.guard.is_distributed("3", gp.DEFAULT_CLEANUP_STEPS)
+    assert not gp.guard.is_distributed(4, gp.DEFAULT_CLEANUP_STEPS)
+    assert not gp.guard.is_distributed("x", gp.DEFAULT_CLEANUP_STEPS)
