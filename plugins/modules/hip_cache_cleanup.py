@@ -49,8 +49,9 @@ options:
     default: []
   reset_clocks:
     description:
-      - Also reset the GPU clocks after the caches are removed, by running C(rocm-smi --resetclocks), and
-        verify through sysfs that every GPU's C(power_dpm_force_performance_level) reads C(auto).
+      - Also reset the GPU clocks after the caches are removed, when any GPU is not at C(auto), by running
+        C(rocm-smi --resetclocks) (it resets every GPU), and verify through sysfs that every GPU's
+        C(power_dpm_force_performance_level) reads C(auto). Nothing runs when all are at C(auto).
       - This needs root; use C(become). In check mode the clocks are not reset.
     type: bool
     default: false

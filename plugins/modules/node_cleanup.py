@@ -53,7 +53,9 @@ options:
     elements: str
     default: []
   reset_clocks:
-    description: Reset GPU clocks with C(rocm-smi --resetclocks) where a GPU is not at C(auto); needs root (become).
+    description:
+      - When any GPU is not at C(auto), run C(rocm-smi --resetclocks) (it resets every GPU) and read every level back.
+      - Needs root (become). Nothing runs when every GPU is already at C(auto).
     type: bool
     default: false
 seealso:
