@@ -13,6 +13,18 @@ from ansible_collections.gpuops.preflight.plugins.module_utils._pci import parse
 from ansible_collections.gpuops.preflight.plugins.module_utils._timeparse import parse_time
 
 
+def argument_spec(host_checks, **own):
+    """The full argument spec of a host module: step, checks, timeouts, the probe options and its own."""
+    spec = dict(
+        step=dict(type="int", required=True),
+        checks=dict(type="list", elements="str", choices=host_checks, default=host_checks),
+        timeouts=dict(type="dict", default={}),
+    )
+    spec.update(probe_argument_spec())
+    spec.update(own)
+    return spec
+
+
 def probe_argument_spec():
     return dict(
         gpu_tool=dict(type="str", choices=["auto", "rocm-smi", "amd-smi", "sysfs"], default="auto"),

@@ -126,17 +126,14 @@ from ansible_collections.gpuops.preflight.plugins.module_utils import _cleanup, 
 
 def main():
     host_checks = _cleanup.HOST_CHECKS
-    argument_spec = dict(
-        step=dict(type="int", required=True),
-        checks=dict(type="list", elements="str", choices=host_checks, default=host_checks),
-        timeouts=dict(type="dict", default={}),
+    argument_spec = _node.argument_spec(
+        host_checks,
         users=dict(type="list", elements="str", default=[]),
         home_dirs=dict(type="list", elements="path", default=[]),
         include_miopen_user_db=dict(type="bool", default=False),
         extra_paths=dict(type="list", elements="str", default=[]),
         reset_clocks=dict(type="bool", default=False),
     )
-    argument_spec.update(_node.probe_argument_spec())
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     params = dict(module.params)
     problems = _node.validate(params, host_checks)

@@ -192,10 +192,8 @@ from ansible_collections.gpuops.preflight.plugins.module_utils._pci import parse
 
 def main():
     host_checks = _preflight.HOST_CHECKS
-    argument_spec = dict(
-        step=dict(type="int", required=True),
-        checks=dict(type="list", elements="str", choices=host_checks, default=host_checks),
-        timeouts=dict(type="dict", default={}),
+    argument_spec = _node.argument_spec(
+        host_checks,
         ramdisk_root=dict(type="path", default="/dev/shm/prng"),
         ramdisk_files=dict(type="list", elements="str", default=[]),
         input_files=dict(type="list", elements="str", default=[]),
@@ -207,7 +205,6 @@ def main():
         gpu_watchlist=dict(type="list", elements="raw", default=[]),
         gpu_temp_warn_c=dict(type="float", default=85.0),
     )
-    argument_spec.update(_node.probe_argument_spec())
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     params = dict(module.params)
     problems = _node.validate(params, host_checks)

@@ -189,7 +189,7 @@ kernel_log:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.gpuops.preflight.plugins.module_utils import _gpus
+from ansible_collections.gpuops.preflight.plugins.module_utils import _gpus, _kernel_log
 
 
 def kernel_findings(module):
@@ -197,8 +197,6 @@ def kernel_findings(module):
     source = module.params["kernel_log"]
     if source == "none":
         return [], None
-    from ansible_collections.gpuops.preflight.plugins.module_utils import _kernel_log
-
     path = None
     if source not in ("auto", "journal", "dmesg"):
         source, path = "file", source
