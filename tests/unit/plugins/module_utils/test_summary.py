@@ -133,3 +133,20 @@ def test_write_summary_one_file_per_run_and_keep(tmp_path):
     assert len(left) == 2 and all(n.startswith("summary_step3_") for n in left)
     with open(paths[-1]) as handle:
         assert json.load(handle)["summary_file"] == paths[-1]
+
+
+def test_every_summary_field_is_documented():
+    """docs/SUMMARY_SCHEMA.md is the interface: a field the code writes must be in it."""
+    doc_path = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "docs", "SUMMARY_SCHEMA.md")
+    with open(doc_path) as handle:
+        documented = handle.read()
+    result = node_result(_checks.problem("gpu_health", _checks.FAIL, "x", "y", gpu={"index": 1, "bdf": "b", "excluded": False}))
+    result.update(caches={"removed": []}, clocks=None, bytes_freed=0, gpu_count=1, expected_gpu_count=1,
+                  unverified_gpus=[], gpu_tool={}, processes=[], kernel_log={}, elapsed_s=1.0)
+    for kind in ("preflight", "cleanup"):
+        summary = _summary.build_summary(plan(kind=kind), [("a", "a", result)])
+        fields = set(summary) | set(summary["totals"]) | set(summary["hosts"]["a"])
+        for item in summary["hard_failures"] + summary["warnings"]:
+            fields |= set(item)
+        missing = sorted(f for f in fields if "`%s`" % f not in documented)
+        assert missing == [], "undocumented summary fields (%s): %s" % (kind, missing)
