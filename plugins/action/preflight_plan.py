@@ -5,6 +5,9 @@
 
 from __future__ import annotations
 
+import re
+
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.gpuops.preflight.plugins.module_utils import _summary
@@ -32,6 +35,7 @@ class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):
         result = super(ActionModule, self).run(tmp, task_vars)
         _validation, args = self.validate_argument_spec(argument_spec=self.ARGUMENT_SPEC)
+        role_problems = self.role_variable_problems(task_vars or {})
         hostvars = (task_vars or {}).get("hostvars", {})
         settings = {}
         for host in args["hosts"]:
@@ -43,9 +47,27 @@ class ActionModule(ActionBase):
                 hosts=args["hosts"], hostvars=settings, timeouts=args["timeouts"],
                 cleanup_steps=args["cleanup_steps"], since=args["since"], summary_dir=args["summary_dir"])
         except _summary.PlanError as exc:
+            role_problems = role_problems + exc.problems
+        if role_problems:
             word = "Preflight" if args["kind"] == "preflight" else "Cleanup"
-            result.update(failed=True, problems=exc.problems,
-                          msg="%s cannot run: %s" % (word, "; ".join(exc.problems)))
+            result.update(failed=True, problems=role_problems,
+                          msg="%s cannot run: %s" % (word, "; ".join(role_problems)))
             return result
         result.update(changed=False, plan=plan)
         return result
+
+    def role_variable_problems(self, task_vars):
+        """Validate the calling role's variables against its meta/argument_specs.yml, once per run.
+
+        The playbooks import the roles with rolespec_validate: false because Ansible would otherwise
+        run that validation as a task on every host (it grows linearly with the cluster).
+        """
+        role = getattr(self._task, "_role", None)
+        if role is None:
+            return []
+        options = ((role._get_role_argspecs() or {}).get("main") or {}).get("options") or {}
+        values = self._templar.template(dict((name, task_vars[name]) for name in options if name in task_vars))
+        validation = ArgumentSpecValidator(options).validate(values, validate_role_argument_spec=True)
+        # Ansible's conversion errors end with the internal class of the value: noise for an operator.
+        return ["role %s: %s" % (role.get_name(), re.sub(r": <class '[^']*'> cannot be converted to an? \w+$", "", message))
+                for message in validation.error_messages]

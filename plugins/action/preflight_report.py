@@ -53,5 +53,8 @@ class ActionModule(ActionBase):
             blocked_message=_summary.blocked_message(summary) if summary["blocked"] else None,
             callback_active=CALLBACK in enabled,
             stats_key=_summary.STATS_KEY[plan["kind"]],
+            # Published as set_stats publishes (per_host false): for ansible-runner's artifact_data and the
+            # summary callback. A separate set_stats task would template the whole summary once more.
+            ansible_stats={"data": {_summary.STATS_KEY[plan["kind"]]: summary}, "per_host": False, "aggregate": False},
         )
         return result

@@ -19,6 +19,9 @@ description:
   - Writes the summary document (schema C(gpuops.preflight.summary), version 1; see C(docs/SUMMARY_SCHEMA.md)) as
     C(summary_step<N>_<timestamp>.json) (cleanup C(cleanup_step<N>_<timestamp>.json)) under O(summary_dir),
     creating the folder, one new file per run; keeps the newest O(keep) files of that kind.
+  - Publishes the summary as C(ansible.builtin.set_stats) does (C(per_host=false)), under the key C(gpuops_preflight)
+    or C(gpuops_cleanup), for ansible-runner (C(artifact_data) of the C(playbook_on_stats) event) and the summary
+    callback.
   - Reports C(changed=false), as it changes nothing on the hosts.
 options:
   plan:

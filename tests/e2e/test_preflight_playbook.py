@@ -162,3 +162,15 @@ def test_no_rigs_in_the_inventory_is_an_error(workdir, preflight):
         handle.write("all:\n  hosts: {}\n")
     run = preflight(inventory)
     assert run.rc != 0 and "no hosts in group 'rigs'" in run.output
+
+
+def test_role_variables_are_validated_once_before_any_host(cluster, preflight):
+    made = cluster({RIG: {}, RIG_B: {}})
+    run = preflight(made.write_inventory(), 3, "preflight_gpu_tool=bogus", "preflight_gpu_temp_warn_c=hot")
+    assert run.rc != 0 and run.summary is None
+    assert "value of preflight_gpu_tool must be one of: auto, rocm-smi, amd-smi, sysfs, got: bogus" in run.output
+    assert "argument 'preflight_gpu_temp_warn_c' is of type str and we were unable to convert to float" in run.output
+    assert "<class" not in run.output
+    # one validation for the run, not a validation task per host
+    assert "Validating arguments against arg spec" not in run.output
+    assert made[RIG].tool_calls("rocm-smi") == [] and made[RIG_B].tool_calls("rocm-smi") == []
