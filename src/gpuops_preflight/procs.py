@@ -37,6 +37,40 @@ def marked(token: str) -> list[int]:
     return found
 
 
+def ssh_masters(control_dir: str) -> list[int]:
+    """The run's SSH ControlPersist masters. ssh rewrites its process title to ``ssh: <socket> [mux]``
+    (which also wipes what /proc shows of its environment, so ``marked`` cannot see them); the
+    socket is in the run's own control folder."""
+    needle = control_dir.encode()
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % name, "rb") as handle:
+                if needle in handle.read():
+                    found.append(int(name))
+        except OSError:
+            continue
+    return found
+
+
+def close_ssh_masters(control_dir: str, seconds: float = 3.0) -> list[int]:
+    """SIGTERM the run's SSH masters (ssh removes its socket and exits), SIGKILL the stubborn ones."""
+    pids = ssh_masters(control_dir)
+    for pid in pids:
+        _signal(pid, signal.SIGTERM)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        alive = [pid for pid in ssh_masters(control_dir) if not _zombie(pid)]
+        if not alive:
+            return pids
+        time.sleep(0.05)
+    for pid in ssh_masters(control_dir):
+        _signal(pid, signal.SIGKILL)
+    return pids
+
+
 def _signal(pid: int, sig: int) -> None:
     try:
         os.kill(pid, sig)

@@ -143,6 +143,10 @@ def _execute(report: Report, inventory: Any, own_vars: Mapping[str, Any], option
     keep = max(0, int(options.keep_artifacts or 0))
     failure_log = options.failure_log or os.environ.get(failures.FAILURE_LOG_ENV) or None
     private = workdir.create(report.kind, report.step, options.artifacts_dir)
+    control = workdir.control_dir()
+    # The run's own SSH ControlPersist sockets (an extra variable: it wins over any inventory's
+    # ansible_control_path_dir), so that its masters can be found and closed when the run ends.
+    variables["ansible_control_path_dir"] = control
     try:
         collections = locate.link_collection(integration, private)
         env = environment.build(collections_dir=collections, private_dir=private, token=report.run_id,
@@ -176,6 +180,9 @@ def _execute(report: Report, inventory: Any, own_vars: Mapping[str, Any], option
                     LOG.warning("processes of run %s still alive after the stop: %s", report.run_id, left)
         _build(report, events, stopper.reason, integration, env, inventory)
     finally:
+        # Nothing of the run outlives it: not even idle SSH masters waiting out ControlPersist.
+        procs.close_ssh_masters(control)
+        workdir.remove(control)
         report.private_dir = workdir.finish(private, keep)
 
 

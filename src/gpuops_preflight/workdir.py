@@ -33,6 +33,12 @@ def create(kind: str, step: object, base: str | None = None) -> str:
                             dir=base_dir(base))
 
 
+def control_dir() -> str:
+    """A short private folder for the run's SSH ControlPath sockets (a socket path must stay under
+    108 bytes, so never inside a caller's artifacts folder, which can be long)."""
+    return tempfile.mkdtemp(prefix="ssh-", dir=base_dir())
+
+
 def finish(path: str, keep: int = 0) -> str | None:
     """Remove the run's folder, or keep it (returns its path) and prune older kept ones."""
     if keep <= 0:
