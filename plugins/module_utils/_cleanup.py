@@ -27,13 +27,29 @@ def clean_caches(params, check_mode):
     keep = () if params["include_miopen_user_db"] else (_caches.MIOPEN_USER_DB,)
     targets, skipped = _caches.find_cache_targets(homes, patterns, keep=keep)
     removed, errors, freed = _caches.remove_targets(targets, check_mode)
-    problems = [problem("caches", WARN, e["message"], CHECKS["caches"].fix)
-                for e in errors]
+    problems = [problem("caches", WARN, text, CHECKS["caches"].fix) for text in group_errors(errors, targets)]
     problems += [problem("caches", WARN, "left %s alone: %s" % (s["path"], s["reason"]), CHECKS["caches"].fix)
                  for s in skipped]
     report = {"removed": removed, "bytes_freed": freed, "skipped": skipped, "errors": errors,
               "homes": [home for _label, home in homes]}
     return problems, report
+
+
+def group_errors(errors, targets):
+    """One message per cache folder: a read-only ~/.cache must not give one warning per file."""
+    grouped = {}
+    for error in errors:
+        path = error.get("path") or ""
+        owner = next((t["path"] for t in targets
+                      if path == t["path"] or path.startswith(t["path"].rstrip("/") + "/")), path)
+        grouped.setdefault(owner, []).append(error["message"])
+    messages = []
+    for owner, texts in grouped.items():
+        if len(texts) == 1:
+            messages.append(texts[0])
+        else:
+            messages.append("could not remove %d paths in %s, e.g. %s" % (len(texts), owner, texts[0]))
+    return messages
 
 
 def check_new_kernel_findings(findings, gpus):

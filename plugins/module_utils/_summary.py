@@ -243,6 +243,10 @@ def _short_ssh_error(message):
     text = (message or "").strip().splitlines()
     text = text[-1] if text else "no answer"
     text = re.sub(r"^(Task failed:\s*)?(Failed to connect to the host via ssh:\s*)?(ssh:\s*)?", "", text)
+    if text.endswith(":"):
+        # e.g. 'Data could not be sent to remote host "x". Make sure that this host can be reached over ssh:'
+        # with nothing after it: ssh died mid-run without a word.
+        text += " the SSH connection was lost during the run"
     return text[:240]
 
 

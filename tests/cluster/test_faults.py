@@ -359,11 +359,15 @@ def test_cleanup_with_every_action_failing_on_every_host(testcluster):
         by_check = {}
         for w in warnings:
             by_check.setdefault(w["check"], []).append((w["status"], w["message"][len(host.name) + 2:]))
-        # caches: every entry under the read-only folder could not be removed, each listed
+        # caches: every entry under the read-only folder could not be removed: each is in the module's
+        # errors, and the warnings say so once per cache folder (not once per file)
         errors = entry["caches"]["errors"]
         assert errors and entry["bytes_freed"] == 0 and entry["caches"]["removed"] == []
-        assert by_check["caches"] == [("warn", e["message"]) for e in errors]
         assert all(e["message"].endswith(": Read-only file system") for e in errors)
+        cache_dirs = [os.path.join(caches[host.name]["home"], ".cache", d) for d in ("hip_1234", "comgr_cache", "miopen")]
+        assert len(by_check["caches"]) <= len(cache_dirs) + 1  # + the hip_5678 trap link
+        for folder in cache_dirs:
+            assert any(folder in text for _status, text in by_check["caches"]), (folder, by_check["caches"])
         assert {os.path.join(caches[host.name]["home"], ".cache", d) for d in ("hip_1234", "comgr_cache", "miopen")} \
             <= {e["path"] for e in errors}
         assert host.rig.precious_intact("trainer")

@@ -150,3 +150,11 @@ def test_every_summary_field_is_documented():
             fields |= set(item)
         missing = sorted(f for f in fields if "`%s`" % f not in documented)
         assert missing == [], "undocumented summary fields (%s): %s" % (kind, missing)
+
+
+def test_connection_lost_mid_run_says_so():
+    msg = ('Task failed: Data could not be sent to remote host "169.254.1.2". Make sure that this host can be '
+           'reached over ssh: ')
+    summary = _summary.build_summary(plan(), [("rig02", "169.254.1.2", {"unreachable": True, "msg": msg})])
+    assert summary["hard_failures"][0]["message"].endswith(
+        "can be reached over ssh: the SSH connection was lost during the run")
