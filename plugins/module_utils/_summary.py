@@ -357,15 +357,22 @@ def not_applicable_summary(plan, finished=None):
     return summary
 
 
-def write_summary(summary, summary_dir, keep=500):
+def file_stamp(epoch):
+    """UTC time for file names, sortable as text: 20261125T150212.000001Z (one clock reading)."""
+    seconds, micros = divmod(int(round(epoch * 1000000)), 1000000)
+    return time.strftime("%Y%m%dT%H%M%S", time.gmtime(seconds)) + ".%06dZ" % micros
+
+
+def write_summary(summary, summary_dir, keep=500, now=None):
     """Write the summary as <dir>/<prefix>_step<N>_<UTC timestamp>.json (one new file per run).
 
-    Returns the path. Older files of this kind beyond ``keep`` are removed. Raises OSError.
+    Returns the path. The oldest files of this kind beyond ``keep`` (all steps together, by the
+    time in their names) are removed. Raises OSError.
     """
     folder = os.path.expanduser(summary_dir)
     os.makedirs(folder, exist_ok=True)
     prefix = FILE_PREFIX[summary["kind"]]
-    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + ".%06dZ" % (int(time.time() * 1e6) % 1000000)
+    stamp = file_stamp(time.time() if now is None else now)
     base = os.path.join(folder, "%s_step%s_%s" % (prefix, summary["step"], stamp))
     path, attempt = base + ".json", 0
     while True:
@@ -380,8 +387,13 @@ def write_summary(summary, summary_dir, keep=500):
         json.dump(summary, handle, indent=2, sort_keys=True)
         handle.write("\n")
     if keep:
-        ours = sorted(n for n in os.listdir(folder) if re.match(r"^%s_step\d+_.*\.json$" % prefix, n))
-        for name in ours[:-keep]:
+        named = re.compile(r"^%s_step\d+_(\d{8}T\d{6}\.\d{6}Z)(?:-(\d+))?\.json$" % prefix)
+        ours = []
+        for name in os.listdir(folder):
+            match = named.match(name)
+            if match:
+                ours.append((match.group(1), int(match.group(2) or 0), name))
+        for _stamp, _attempt, name in sorted(ours)[:-keep]:
             try:
                 os.remove(os.path.join(folder, name))
             except OSError:

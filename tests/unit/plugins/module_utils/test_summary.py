@@ -135,6 +135,21 @@ def test_write_summary_one_file_per_run_and_keep(tmp_path):
         assert json.load(handle)["summary_file"] == paths[-1]
 
 
+def test_keep_removes_the_oldest_by_time_across_steps_and_second_boundaries(tmp_path):
+    folder = str(tmp_path)
+    times = [1795604399.999999, 1795604400.000001, 1795604400.5]  # across a second boundary
+    written = []
+    for step, when in zip((10, 3, 2), times):  # step numbers that sort against time as text
+        summary = _summary.build_summary(plan(step=str(step), steps={step: {}}), [])
+        written.append(_summary.write_summary(summary, folder, keep=0, now=when))
+    assert [os.path.basename(p) for p in written] == [
+        "summary_step10_20261125T105959.999999Z.json", "summary_step3_20261125T110000.000001Z.json",
+        "summary_step2_20261125T110000.500000Z.json"]
+    last = _summary.build_summary(plan(step="3"), [])
+    newest = _summary.write_summary(last, folder, keep=2, now=1795604401.0)
+    assert sorted(os.listdir(folder)) == sorted([os.path.basename(written[2]), os.path.basename(newest)])
+
+
 def test_every_summary_field_is_documented():
     """docs/SUMMARY_SCHEMA.md is the interface: a field the code writes must be in it."""
     doc_path = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "docs", "SUMMARY_SCHEMA.md")
