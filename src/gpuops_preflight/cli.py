@@ -65,12 +65,19 @@ def _names(values: Sequence[str] | None) -> list[str] | None:
     return [n.strip() for value in values for n in value.split(",") if n.strip()]
 
 
+def _step(value: str) -> int:
+    """--step: a whole number, refused here with the CLI's own wording (argparse exits 2)."""
+    if not value.strip().isdigit():
+        raise argparse.ArgumentTypeError("must be a whole number (the pipeline step, e.g. --step 3), got %r" % value)
+    return int(value)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gpuops-preflight", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--step", required=True, help="the pipeline step (a whole number)")
+    common.add_argument("--step", required=True, type=_step, help="the pipeline step (a whole number)")
     common.add_argument("-i", "--inventory", action="append",
                         help="inventory (repeatable): a file, folder, distributed_config.json or *.watcher.yml; "
                              "default $%s" % INVENTORY_ENV)

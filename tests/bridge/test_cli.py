@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from bridge.helpers import BIN
 
 from gpuops_preflight.cli import EXIT_BLOCKED, EXIT_NOT_RUN, EXIT_PASSED, exit_code
@@ -98,3 +100,12 @@ def test_exit_code_of_every_status():
         return exit_code(Report(kind="preflight", step=3, status=status, run_id="x", started_at="",
                                 finished_at="", duration_s=0.0))
     assert [code(s) for s in ("passed", "blocked", "timeout", "canceled", "error", "unavailable")] == [0, 1, 2, 2, 2, 2]
+
+
+def test_bad_step_is_refused_by_the_cli_itself(capsys):
+    from gpuops_preflight import cli
+
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["preflight", "--step", "three", "-i", "/nonexistent/inventory.yml"])
+    assert exc.value.code == EXIT_NOT_RUN == 2
+    assert "--step: must be a whole number (the pipeline step, e.g. --step 3), got 'three'" in capsys.readouterr().err
