@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 
 from ansible_collections.gpuops.preflight.plugins.module_utils import _caches, _checks, _clocks, _deadline, _gpus, _kernel_log
+from ansible_collections.gpuops.preflight.plugins.module_utils import _node
 from ansible_collections.gpuops.preflight.plugins.module_utils import _preflight
 from ansible_collections.gpuops.preflight.plugins.module_utils._checks import WARN, problem
 
@@ -69,9 +70,7 @@ def check_new_kernel_findings(findings, gpus):
 def run(module, params, clock=time.monotonic):
     """Clean up, then verify; returns the module result. Never raises for a problem found."""
     start = clock()
-    enabled = [c for c in HOST_CHECKS if c in params["checks"]]
-    timeouts = dict((name, CHECKS[name].timeout) for name in HOST_CHECKS)
-    timeouts.update(params.get("timeouts") or {})
+    enabled, timeouts = _node.enabled_and_timeouts(CHECKS, HOST_CHECKS, params)
     results = {}
 
     # 1. Actions: caches and clocks are independent, so they run side by side.

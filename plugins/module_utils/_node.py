@@ -25,6 +25,14 @@ def argument_spec(host_checks, **own):
     return spec
 
 
+def enabled_and_timeouts(registry, host_checks, params):
+    """The checks to run (in registry order) and every host check's timeout, defaults overridden."""
+    enabled = [name for name in host_checks if name in params["checks"]]
+    timeouts = dict((name, registry[name].timeout) for name in host_checks)
+    timeouts.update(params.get("timeouts") or {})
+    return enabled, timeouts
+
+
 def probe_argument_spec():
     return dict(
         gpu_tool=dict(type="str", choices=["auto", "rocm-smi", "amd-smi", "sysfs"], default="auto"),

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 
-from ansible_collections.gpuops.preflight.plugins.module_utils import _checks, _deadline, _gpus, _kernel_log, _ramdisk
+from ansible_collections.gpuops.preflight.plugins.module_utils import _checks, _deadline, _gpus, _kernel_log, _node, _ramdisk
 from ansible_collections.gpuops.preflight.plugins.module_utils._checks import FAIL, UNKNOWN, WARN, problem
 from ansible_collections.gpuops.preflight.plugins.module_utils._pci import parse_gpu_refs, ref_matches
 
@@ -235,9 +235,7 @@ def file_problems(check, found, status=FAIL):
 def run(module, params, clock=time.monotonic):
     """Run the enabled host checks; returns the module result (checks, gpus, facts, timings)."""
     start = clock()
-    enabled = [c for c in HOST_CHECKS if c in params["checks"]]
-    timeouts = dict((name, CHECKS[name].timeout) for name in HOST_CHECKS)
-    timeouts.update(params.get("timeouts") or {})
+    enabled, timeouts = _node.enabled_and_timeouts(CHECKS, HOST_CHECKS, params)
 
     collectors = {}
 
