@@ -274,13 +274,20 @@ def find_cache_targets(homes, patterns, keep=(MIOPEN_USER_DB,), errors=None):
     return targets, skipped
 
 
-def _match_pattern(home, parts, found, skip, fail):
-    root = os.path.join(home, parts[0])
+def _lstat(path, fail):
+    """lstat, or None: a path that is not there is no error, any other failure is reported."""
     try:
-        st = os.lstat(root)
+        return os.lstat(path)
     except OSError as exc:
         if exc.errno not in (errno.ENOENT, errno.ENOTDIR):
-            fail(root, exc, "look at")
+            fail(path, exc, "look at")
+        return None
+
+
+def _match_pattern(home, parts, found, skip, fail):
+    root = os.path.join(home, parts[0])
+    st = _lstat(root, fail)
+    if st is None:
         return
     if stat.S_ISLNK(st.st_mode):
         skip(root, "cache root is a symlink (to %s): not followed, nothing under it removed" % _readlink(root))
@@ -302,11 +309,8 @@ def _match_pattern(home, parts, found, skip, fail):
                 continue
             for name in names:
                 path = os.path.join(directory, name)
-                try:
-                    st = os.lstat(path)
-                except OSError as exc:
-                    if exc.errno not in (errno.ENOENT, errno.ENOTDIR):
-                        fail(path, exc, "look at")
+                st = _lstat(path, fail)
+                if st is None:
                     continue
                 if last:
                     found[path] = st
