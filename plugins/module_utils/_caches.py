@@ -32,7 +32,6 @@ import sys
 
 DEFAULT_PATTERNS = (".cache/hip_*", ".cache/comgr_cache", ".cache/miopen")
 MIOPEN_USER_DB = ".config/miopen"
-CACHE_ROOTS = (".cache", ".config")
 _GLOB_CHARS = ("*", "?", "[")
 
 DIR = "dir"

@@ -24,7 +24,6 @@ WARN = "warn"
 FAIL = "fail"
 UNKNOWN = "unknown"
 SKIPPED = "skipped"
-STATUSES = (OK, WARN, FAIL, UNKNOWN, SKIPPED)
 _RANK = {SKIPPED: 0, OK: 1, WARN: 2, UNKNOWN: 3, FAIL: 4}
 
 # Where a check runs: on the controller (it judges the connection or the module run itself),
@@ -45,9 +44,6 @@ class CheckSpec(object):
         self.summary = summary
         self.fix = fix
         self.where = where
-
-    def as_dict(self):
-        return dict((k, getattr(self, k)) for k in self.__slots__)
 
 
 def _registry(*specs):

@@ -121,15 +121,8 @@ def run(module, params, clock=time.monotonic):
             timeouts["kernel_log"])
     checked = _deadline.run_all(verify)
 
-    findings, log_info, log_failure = [], {"source": log_source, "since": params["kernel_log_since"]}, None
-    if "kernel_log" in checked:
-        outcome = checked["kernel_log"]
-        if outcome.ok and not (outcome.value[0].error or outcome.value[0].timed_out):
-            read, findings = outcome.value
-            log_info.update(source=read.source, lines_scanned=len(read.lines), read=True)
-        else:
-            log_failure = outcome.describe_failure() if not outcome.ok else (
-                outcome.value[0].error or "timed out after %ss" % timeouts["kernel_log"])
+    findings, log_info, log_failure = _preflight.kernel_log_outcome(
+        checked.get("kernel_log"), log_source, params["kernel_log_since"])
     gpus, gpu_result = [], None
     if "gpus" in checked and checked["gpus"].ok:
         collected = checked["gpus"].value

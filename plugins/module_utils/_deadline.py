@@ -80,8 +80,3 @@ def run_all(jobs, clock=time.monotonic):
             outcome.timed_out = True
             outcome.elapsed = clock() - start
     return outcomes
-
-
-def call(func, timeout, name="work"):
-    """Run one callable under a deadline; returns its Outcome."""
-    return run_all({name: (func, timeout)})[name]

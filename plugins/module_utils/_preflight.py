@@ -283,16 +283,8 @@ def run(module, params, clock=time.monotonic):
             elapsed=outcome.elapsed, timed_out=outcome.timed_out)
 
     # Kernel log first: gpu_health needs its SMU and bus findings.
-    findings, log_info = [], {"source": log_source, "read": False, "findings": []}
     log_outcome = outcomes.get("kernel_log")
-    if log_outcome is not None and log_outcome.ok:
-        read, findings = log_outcome.value
-        log_info = {"source": read.source, "read": not (read.error or read.timed_out), "error": read.error,
-                    "timed_out": read.timed_out, "lines_scanned": len(read.lines), "since": params["kernel_log_since"],
-                    "elapsed_s": round(read.elapsed, 3)}
-        if read.error or read.timed_out:
-            log_outcome.error = ValueError(read.error or "timed out")
-            findings = []
+    findings, log_info, log_failure = kernel_log_outcome(log_outcome, log_source, params["kernel_log_since"])
 
     gpus, gpu_result = [], None
     unmatched = []
@@ -315,6 +307,11 @@ def run(module, params, clock=time.monotonic):
             continue
         if collector == "kernel_log" and log_source == "none":
             results[name] = _checks.skipped(name, "kernel log reading disabled (preflight_kernel_log: none)")
+            continue
+        if collector == "kernel_log" and log_failure:
+            results[name] = _checks.could_not_run(
+                name, "reading the kernel log (%s): %s" % (log_source, log_failure), CHECKS[name].fix,
+                elapsed=outcome.elapsed, timed_out=outcome.timed_out or log_info.get("timed_out", False))
             continue
         if outcome is None or not outcome.ok:
             what = {"gpus": "GPU probe", "kernel_log": "reading the kernel log (%s)" % log_source,
@@ -341,9 +338,9 @@ def run(module, params, clock=time.monotonic):
                 found, text = check_kernel_log(findings, gpus)
             elif name == "gpu_health":
                 found, text = check_gpu_health(gpus, gpu_result["tool"])
-                if log_outcome is not None and not log_outcome.ok:
+                if log_failure:
                     found.append(problem("gpu_health", UNKNOWN, "SMU failures not checked: could not read the kernel log (%s)"
-                                         % log_outcome.describe_failure(), CHECKS["kernel_log"].fix))
+                                         % log_failure, CHECKS["kernel_log"].fix))
             elif name == "gpu_count":
                 found, text = check_gpu_count(gpus, params["expected_gpu_count"], unmatched)
             elif name == "vram":
@@ -381,6 +378,22 @@ def _space_text(info):
     if free is None:
         return "ok"
     return "%s: %.1f GiB free (%s)" % (info.get("mount_point") or "ramdisk", free / GIB, info.get("fstype") or "?")
+
+
+def kernel_log_outcome(outcome, source, since):
+    """(findings, info, failure) of the kernel-log collector; ``failure`` says why the log could not
+    be read (the collector timed out or failed, or the read itself did), else None."""
+    info = {"source": source, "read": False, "since": since}
+    if outcome is None:
+        return [], info, None
+    if not outcome.ok:
+        return [], info, outcome.describe_failure()
+    read, findings = outcome.value
+    info.update(source=read.source, read=not (read.error or read.timed_out), error=read.error,
+                timed_out=read.timed_out, lines_scanned=len(read.lines), elapsed_s=round(read.elapsed, 3))
+    if read.error or read.timed_out:
+        return [], info, read.error or "timed out after %ss" % outcome.timeout
+    return findings, info, None
 
 
 def kernel_log_source(value):

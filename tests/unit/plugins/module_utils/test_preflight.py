@@ -62,3 +62,20 @@ def test_hot_gpu_and_vram_holders():
     problems, _text = pre.check_vram(procs, gpus, 0, True)
     assert [p["message"] for p in problems] == ["pid 7 (python3) holds 3.00 GiB of VRAM on GPU 1 (0000:06:00.0)"]
     assert pre.check_vram([], gpus, 0, False)[0][0]["status"] == "unknown"
+
+
+def test_kernel_log_outcome_reports_why_the_log_could_not_be_read():
+    from ansible_collections.gpuops.preflight.plugins.module_utils import _deadline
+
+    class Read(object):
+        def __init__(self, error=None, timed_out=False):
+            self.source, self.error, self.timed_out, self.lines, self.elapsed = "file", error, timed_out, ["l"], 0.1
+
+    good = _deadline.run_all({"k": (lambda: (Read(), [finding("gpu_hang", "hard")]), 5)})["k"]
+    findings, info, failure = pre.kernel_log_outcome(good, "file", None)
+    assert failure is None and len(findings) == 1 and info["read"] is True and info["lines_scanned"] == 1
+    bad = _deadline.run_all({"k": (lambda: (Read(error="cannot read /x: No such file or directory"), []), 5)})["k"]
+    assert pre.kernel_log_outcome(bad, "file", None)[2] == "cannot read /x: No such file or directory"
+    stuck = _deadline.run_all({"k": (lambda: 1 / 0, 5)})["k"]
+    assert pre.kernel_log_outcome(stuck, "auto", None)[2].startswith("failed: ZeroDivisionError")
+    assert pre.kernel_log_outcome(None, "none", None) == ([], {"source": "none", "read": False, "since": None}, None)
