@@ -86,6 +86,21 @@ def installed_collection() -> tuple[str, str] | None:
     return None
 
 
+def collection_root() -> str:
+    """The collection this package runs with: the clone it lives in, else an installed copy."""
+    return clone_root() or _installed()[0]
+
+
+def _installed() -> tuple[str, str]:
+    found = installed_collection()
+    if found is None:
+        raise IntegrationUnavailable(
+            "the gpuops.preflight collection is not installed (ansible-galaxy collection install "
+            "gpuops.preflight, or set ANSIBLE_COLLECTIONS_PATH); searched: %s"
+            % ", ".join(collection_search_path()[:6]))
+    return found
+
+
 def _beside_interpreter(name: str) -> str | None:
     """An executable next to sys.executable (not resolved: a venv's bin/python is a link), else in
     this interpreter's scripts folder (user installs)."""
@@ -106,16 +121,9 @@ def find_integration() -> Integration:
     if not playbook or not inventory:
         raise IntegrationUnavailable("ansible-playbook is not installed beside %s (pip install ansible-core)"
                                      % sys.executable)
-    root = clone_root()
-    holder = None
+    root, holder = clone_root(), None
     if root is None:
-        found = installed_collection()
-        if found is None:
-            raise IntegrationUnavailable(
-                "the gpuops.preflight collection is not installed (ansible-galaxy collection install "
-                "gpuops.preflight, or set ANSIBLE_COLLECTIONS_PATH); searched: %s"
-                % ", ".join(collection_search_path()[:6]))
-        root, holder = found
+        root, holder = _installed()
     cfg = os.path.join(root, "ansible.cfg")
     return Integration(python=sys.executable, playbook_bin=playbook, inventory_bin=inventory,
                        collection_root=root, collections_dir=holder,
