@@ -16,7 +16,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from . import failures, oplog
+from . import commands, failures, oplog
 from .events import HostResult
 from .report import BLOCKED, PASSED, Report
 from .runner import INVENTORY_ENV, run_cleanup, run_preflight
@@ -112,6 +112,8 @@ def _parser() -> argparse.ArgumentParser:
     query.add_argument("--no-verdicts", action="store_true", help="leave out the verdict task's failures")
     query.add_argument("--limit", type=int, help="only the newest N")
     query.add_argument("--json", action="store_true", help="JSON lines instead of one summary line each")
+    for command in commands.discover():
+        command.add_parser(sub)
     return parser
 
 
@@ -194,4 +196,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     _setup_logging(getattr(args, "verbose", 0), getattr(args, "quiet", False))
     if args.command == "failures":
         return _query(args)
+    if getattr(args, "handler", None) is not None:
+        return args.handler(args)
     return _run(args)
