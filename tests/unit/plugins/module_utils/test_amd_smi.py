@@ -49,12 +49,34 @@ def test_all_na_sections_give_no_numbers():
     assert card["busy_percent"] is None and card["power_w"] is None and card["temperature_edge_c"] is None
 
 
+# What each JSON recording must give: (cards, card0 expectations). Text recordings give no JSON.
+EXPECTED = {
+    "rx6600_gfx1032_metric_proxmox.json": (1, {"index": 0, "busy_percent": 1, "power_w": 6}),
+    "rx6600_gfx1032_static_proxmox.json": (1, {"index": 0, "bdf": "0000:0b:00.0", "device_id": "0x73ff"}),
+    "rx6600_gfx1032_topology_proxmox.json": (1, {"index": 0}),
+    "rocm6.1_metric_power_json_changelog.json": (1, {"index": 0, "power_w": 10}),
+    "rocm6.2_process_json_multi_process_changelog.json": (1, {"index": 0}),
+    "rocm6.3_metric_json_list_1gpu_46064MB_jkoudela-amd-smi-exporter.json": (1, {
+        "index": 0, "bdf": None, "model": None, "busy_percent": 0, "power_w": 34, "temperature_edge_c": 43.0,
+        "temperature_junction_c": 49.0, "vram_total_bytes": 46064 * MIB, "vram_used_bytes": 1758 * MIB,
+        "perf_level": "auto"}),
+}
+
+
+def test_every_json_recording_has_an_expectation():
+    for name in listing("amd-smi"):
+        assert name in EXPECTED or not name.endswith(".json"), name
+
+
 @pytest.mark.parametrize("name", listing("amd-smi"))
 def test_every_recording_parses_or_is_rejected_cleanly(name):
     doc = amd_smi.extract_json(recording("amd-smi", name))
     cards, _system = amd_smi.parse(doc) if doc is not None else ([], {})
-    if name.endswith(".json"):
-        assert cards and all(c["index"] == 0 for c in cards)
+    if name in EXPECTED:
+        want_cards, want_card0 = EXPECTED[name]
+        assert len(cards) == want_cards
+        for key, value in want_card0.items():
+            assert cards[0][key] == value, key
     else:
         # text output, pprint of the Python API, excerpts cut mid-document: no JSON, no crash
         assert doc is None

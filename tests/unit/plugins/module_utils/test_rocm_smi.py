@@ -33,6 +33,20 @@ EXPECTED = {
     "telegraf_rx6700xt_rocm602.json": (rocm_smi.ANSWERED, 1, "bdf", {"power_w": None, "device_id": "0x73df"}),
     "telegraf_vega-10-XT.json": (rocm_smi.ANSWERED, 1, "drm", {"model": None, "device_id": "0x6861", "power_w": 15.0}),
     "telegraf_vega-20-WKS-GL-XE.json": (rocm_smi.ANSWERED, 1, "drm", {"model": "Radeon Instinct MI50 32GB"}),
+    "telegraf_rx6700xt_rocm612.json": (rocm_smi.ANSWERED, 1, "bdf", {
+        "bdf": "0000:07:00.0", "model": "Navi 22 [Radeon RX 6700/6700 XT / 6800M]", "device_id": "0x73df",
+        "gfx_version": "gfx1031", "temperature_edge_c": 45.0, "power_w": 6.0, "busy_percent": 0,
+        "vram_total_bytes": 12868124672, "vram_used_bytes": 1572745216, "perf_level": "auto"}),
+    "rocm6.2.4_showid_meminfo_power_serial_use_temp_productname_rx7800xt_gpustack.json": (rocm_smi.ANSWERED, 1, "bdf", {
+        "bdf": None, "model": "Navi 32 [Radeon RX 7700 XT / 7800 XT]", "device_id": "0x747e", "gfx_version": "gfx1101",
+        "vram_total_bytes": 17163091968, "vram_used_bytes": 11615076352, "busy_percent": 100,
+        "temperature_edge_c": 45.0, "temperature_junction_c": 51.0, "power_w": 53.0,
+        "unique_id": "0x5c88007d760374f3"}),
+    "rocm6.x_a_json_rx7900xtx_plus_raphael_igpu_arch_rocm-smi-gui.json": (rocm_smi.ANSWERED, 2, "bdf", {
+        "bdf": "0000:03:00.0", "model": "Navi 31 [Radeon RX 7900 XT/7900 XTX/7900 GRE/7900M]", "device_id": "0x744c",
+        "temperature_edge_c": 49.0, "temperature_junction_c": 52.0, "power_w": 40.0, "busy_percent": 0,
+        "vram_used_percent": 8, "perf_level": "auto", "gfx_version": "gfx1100", "vram_total_bytes": None,
+        "vram_used_bytes": None}),
     "rocm5.2_stderr_mutex_init_failure_multigpu_rocm_smi_lib-88.txt": (rocm_smi.MUTEX, 0, None, None),
     "rocm6.x_json_showrasinfo_no_json_data_legacy-rocm-build-4374.txt": (rocm_smi.NO_DATA, 0, None, None),
 }
@@ -67,6 +81,19 @@ def test_mi100_system_section_processes_and_driver():
                                          "0000:46:00.0", "0000:49:00.0"]
     assert system["driver_version"] == "6.2.4"
     assert system["processes"] == [{"pid": 104225, "name": "mlir-cpu-runner", "gpu_count": 0, "vram_bytes": 0}]
+
+
+def test_dgpu_plus_igpu_second_card_and_driver():
+    """The iGPU has only the socket power key and no junction sensor; the driver is a kernel release."""
+    name = "rocm6.x_a_json_rx7900xtx_plus_raphael_igpu_arch_rocm-smi-gui.json"
+    _outcome, doc, _reason = rocm_smi.classify(recording("rocm-smi", name), "", 0)
+    cards, system = rocm_smi.parse(doc)
+    igpu = cards[1]
+    assert (igpu["index"], igpu["bdf"], igpu["model"], igpu["device_id"], igpu["gfx_version"]) == (
+        1, "0000:13:00.0", "Raphael", "0x164e", "gfx1036")
+    assert (igpu["temperature_edge_c"], igpu["temperature_junction_c"], igpu["power_w"]) == (49.0, None, 1.065)
+    assert (igpu["busy_percent"], igpu["vram_used_percent"]) == (0, 4)
+    assert system["driver_version"] == "6.14.2-arch1-1"
 
 
 def test_only_the_line_starting_with_brace_is_json():
