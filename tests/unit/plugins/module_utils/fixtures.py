@@ -23,3 +23,16 @@ def recording(*parts):
 
 def listing(folder):
     return sorted(os.listdir(path(folder)))
+
+
+TRAINING = os.path.normpath(os.path.join(FIXTURES, "..", "training"))
+
+
+def training(*parts):
+    """A training-host recording as the tool printed it (those files carry no header line; see SOURCES.md)."""
+    with open(os.path.join(TRAINING, *parts), encoding="utf-8", newline="") as handle:
+        return handle.read()
+
+
+def training_listing(folder):
+    return sorted(os.listdir(os.path.join(TRAINING, folder)))

@@ -1,0 +1,724 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""PRIVATE to gpuops.preflight: pure parser of what nvidia-smi prints, whatever it was asked.
+
+The preflight calls ``nvidia-smi -q -x`` once; this module reads whatever came back:
+
+- the XML of every schema (``nvsmi_device_v10.dtd`` to ``v13`` and later): v10 counts ECC errors
+  by bit width (``single_bit``/``double_bit``), v11/v12 by location (``sram_uncorrectable``,
+  ``dram_uncorrectable``), v13 splits SRAM into ``_parity``/``_secded``; the throttle block
+  ``clocks_throttle_reasons`` became ``clocks_event_reasons``; ``power_readings/power_draw``
+  became ``gpu_power_readings/{power_draw,average_power_draw,instant_power_draw}``. Elements are
+  looked up by several names and ECC counts summed over whatever leaves the schema has;
+- the CSV of ``--query-gpu=... --format=csv[,noheader][,nounits]`` (units from the header);
+- the default table (best effort: identity, memory, utilisation, ERR! fields, processes);
+- the error texts nvidia-smi prints instead of any of these: the driver not answering ("couldn't
+  communicate with the NVIDIA driver", "Failed to initialize NVML"), one GPU it cannot open
+  ("Unable to determine the device handle for GPU <bdf>: GPU is lost / Unknown Error"), wrapped
+  over lines or behind a Windows prompt.
+
+Values: ``N/A``, ``[N/A]``, ``[Not Supported]``, ``Requested functionality has been deprecated``
+and ``Insufficient Permissions`` are unknown (None, never 0). ``ERR!`` and ``Unknown Error`` are
+failed reads: unknown too, and counted per field: one is a warning naming the field, most of a
+GPU's fields failing means the GPU stopped answering (degraded). Under MIG, N/A utilisation is
+normal and says nothing. The XML comes from a local tool, but it is still parsed defensively: its
+size is bounded and a document that declares entities is refused.
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+
+from ansible_collections.gpuops.preflight.plugins.module_utils._pci import normalize_bdf
+
+# The one call the probe makes.
+QUERY_ARGS = ["-q", "-x"]
+
+# Outcomes, in rocm-smi's vocabulary where the meaning is the same.
+ANSWERED = "answered"        # at least one GPU described
+GPU_ERRORS = "gpu_errors"    # only per-GPU "Unable to determine the device handle" lines
+NO_DRIVER = "no_driver"      # the driver does not answer (not loaded, version mismatch, NVML init failed)
+NO_DATA = "no_data"          # "No devices were found"
+UNPARSEABLE = "unparseable"  # none of the formats, exit 0
+FAILED = "failed"            # none of the formats, non-zero exit
+
+OK = "ok"
+DEGRADED = "degraded"
+LOST = "lost"
+
+MAX_OUTPUT_CHARS = 32 * 1024 * 1024  # 64 GPUs of -q -x with every supported clock are ~6 MiB
+_MIB = 1024 * 1024
+_UNIT_BYTES = {"b": 1, "kib": 1024, "kb": 1024, "mib": _MIB, "mb": _MIB, "gib": 1024 * _MIB, "gb": 1024 * _MIB}
+
+# What a field can say instead of a value (compared lower case, without brackets).
+_UNKNOWN = ("n/a", "not supported", "not available", "requested functionality has been deprecated",
+            "insufficient permissions", "unknown", "")
+_FAILED = ("err!", "unknown error")
+_LOST = ("gpu is lost",)
+_RESET = ("gpu requires reset",)
+
+# Facts whose reads count towards "most fields failed" (the key fields of every format).
+FIELD_NAMES = {
+    "model": "name", "persistence_mode": "persistence mode", "fan_percent": "fan speed",
+    "performance_state": "performance state", "vram_total": "memory total", "vram_used": "memory used",
+    "busy_percent": "GPU utilisation", "memory_busy_percent": "memory utilisation", "temperature": "temperature",
+    "power": "power draw", "power_limit": "power limit", "ecc_mode": "ECC mode",
+    "volatile_ecc": "volatile uncorrected ECC", "compute_mode": "compute mode", "mig_mode": "MIG mode",
+    "display_active": "display active",
+}
+KEY_FIELDS = tuple(FIELD_NAMES)
+
+# Clock event reasons worth a warning (the others - idle, power cap, sync boost - are normal).
+SLOWDOWN_REASONS = ("hw_slowdown", "hw_thermal_slowdown", "hw_power_brake_slowdown", "sw_thermal_slowdown")
+USER_DEFINED_CLOCKS = "applications_clocks_setting"  # NVML's "user defined clocks": -ac, -lgc, -lmc
+
+_NUMBER = re.compile(r"^\s*([-+]?\d+(?:\.\d+)?)\s*([A-Za-z%/]*)\s*$")
+_BDF_TEXT = r"([0-9A-Fa-f]{4,8}:[0-9A-Fa-f]{2}:[0-9A-Fa-f]{2}\.[0-7])"
+_HANDLE_ERROR = re.compile(r"Unable to determine the device handle for (?:GPU|gpu)\s*" + _BDF_TEXT + r"\s*:\s*(.*?)"
+                           r"(?=Unable to determine the device handle|NVIDIA-SMI |No devices were found|$)")
+_FELL_OFF = re.compile(r"(?:GPU|gpu)\s*" + _BDF_TEXT + r"\s*(?::\s*(?:GPU\s+)?)?(?:has fallen off the bus|is lost)")
+_DRIVER_DOWN = (
+    "couldn't communicate with the nvidia driver",
+    "failed to initialize nvml",
+    "couldn't find libnvidia-ml",
+    "driver/library version mismatch",
+    "nvml library version mismatch",
+    "unable to load the nvidia",
+)
+_NO_DEVICES = "no devices were found"
+_DOCTYPE = re.compile(r"<!DOCTYPE[^>\[]*>", re.IGNORECASE)
+_SCHEMA = re.compile(r"nvsmi_device_(v\d+)\.dtd")
+
+
+# --------------------------------------------------------------------------------------------
+# values
+
+def reading(text):
+    """(value text or None, state): state is 'ok', 'unknown', 'failed', 'lost', 'reset' or 'absent'."""
+    if text is None:
+        return None, "absent"
+    value = " ".join(text.split())
+    key = value.strip("[]").strip().rstrip(".").lower()
+    if key in _UNKNOWN:
+        return None, "unknown"
+    if key in _FAILED:
+        return None, "failed"
+    if key in _LOST:
+        return None, "lost"
+    if key in _RESET:
+        return None, "reset"
+    return value, "ok"
+
+
+def number(text, unit=None):
+    """'24576 MiB' -> 24576, '27.23 W' -> 27.23, '37 C' -> 37; None when not a number."""
+    value, state = reading(text)
+    if state != "ok":
+        return None
+    match = _NUMBER.match(value)
+    if not match:
+        return None
+    raw = match.group(1)
+    return float(raw) if "." in raw else int(raw)
+
+
+def mem_bytes(text, unit=None):
+    """A memory reading in bytes: '22437 MiB', or a bare number in ``unit`` (CSV nounits)."""
+    value, state = reading(text)
+    if state != "ok":
+        return None
+    match = _NUMBER.match(value)
+    if not match:
+        return None
+    scale = _UNIT_BYTES.get((match.group(2) or unit or "MiB").lower())
+    if scale is None:
+        return None
+    return int(float(match.group(1)) * scale)
+
+
+def flag(text):
+    """'Enabled'/'Yes'/'Active' -> True, 'Disabled'/'No'/'Not Active' -> False, else None."""
+    value, state = reading(text)
+    if state != "ok":
+        return None
+    key = value.lower()
+    if key in ("enabled", "yes", "active", "on"):
+        return True
+    if key in ("disabled", "no", "not active", "off"):
+        return False
+    return None
+
+
+def _mode(text):
+    got = flag(text)
+    return None if got is None else ("enabled" if got else "disabled")
+
+
+def clean_text(text):
+    """Text that is valid UTF-8 whatever bytes the tool printed (surrogate escapes replaced)."""
+    if not text:
+        return ""
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8", "replace")
+
+
+# --------------------------------------------------------------------------------------------
+# one GPU, whatever the format
+
+def blank_card(position):
+    return {
+        "index": None, "position": position, "bdf": None, "model": None, "uuid": None,
+        "vram_total_bytes": None, "vram_used_bytes": None, "vram_free_bytes": None, "busy_percent": None,
+        "memory_busy_percent": None, "temperature_edge_c": None, "power_w": None, "power_limit_w": None,
+        "performance_state": None, "fan_percent": None, "persistence_mode": None, "mig_mode": None,
+        "mig_devices": 0, "compute_mode": None, "ecc": {"mode": None, "volatile_uncorrected": None,
+                                                       "aggregate_uncorrected": None, "volatile_corrected": None,
+                                                       "aggregate_corrected": None},
+        "retired_pages": {"single_bit": None, "double_bit": None, "pending": None},
+        "remapped_rows": {"corrected": None, "uncorrected": None, "pending": None, "failure": None},
+        "clocks_event_reasons": None, "recovery_action": None, "minor_number": None,
+        "failed_fields": [], "fields_read": 0, "markers": [],
+    }
+
+
+class _Reads(object):
+    """Book-keeping of the key fields' states, for the ERR! rules."""
+
+    def __init__(self, card):
+        self.card = card
+
+    def note(self, field, state):
+        if state == "absent" or field not in KEY_FIELDS:
+            return
+        self.card["fields_read"] += 1
+        if state == "failed" and field not in self.card["failed_fields"]:
+            self.card["failed_fields"].append(field)
+        if state in ("lost", "reset") and state not in self.card["markers"]:
+            self.card["markers"].append(state)
+
+
+def judge_card(card):
+    """(health, problems, warnings) from what the tool said about one GPU (sysfs and the kernel log aside)."""
+    health, problems, warnings = OK, [], []
+
+    def worse(level, text):
+        problems.append(text)
+        return LOST if LOST in (health, level) else DEGRADED
+
+    if "lost" in card["markers"]:
+        health = worse(LOST, "nvidia-smi reports the GPU is lost")
+    if "reset" in card["markers"]:
+        health = worse(DEGRADED, "nvidia-smi says the GPU requires a reset")
+    failed, read = [FIELD_NAMES.get(f, f) for f in card["failed_fields"]], card["fields_read"]
+    if failed and len(failed) * 2 > read:
+        health = worse(DEGRADED, "nvidia-smi answers ERR! for %d of %d fields (%s): the GPU stopped answering"
+                       % (len(failed), read, ", ".join(failed)))
+    else:
+        warnings.extend("nvidia-smi could not read the %s (ERR!)" % field for field in failed)
+    ecc = card["ecc"]
+    if ecc["volatile_uncorrected"]:
+        health = worse(DEGRADED, "%d uncorrectable ECC error(s) since the driver loaded" % ecc["volatile_uncorrected"])
+    elif ecc["aggregate_uncorrected"]:
+        warnings.append("%d uncorrectable ECC error(s) in the GPU's lifetime (none since the driver loaded)"
+                        % ecc["aggregate_uncorrected"])
+    if card["retired_pages"]["pending"]:
+        health = worse(DEGRADED, "retired memory pages are pending: reset the GPU (or reboot) to retire them")
+    rows = card["remapped_rows"]
+    if rows["failure"]:
+        health = worse(DEGRADED, "memory row remapping failed: the GPU has no spare rows left")
+    if rows["pending"]:
+        health = worse(DEGRADED, "memory row remapping is pending: reset the GPU (or reboot) to apply it")
+    action = card["recovery_action"]
+    if action and action.lower() not in ("none", "gpu_recovery_action_none"):
+        health = worse(DEGRADED, "the driver asks for recovery action %r" % action)
+    for reason in card["clocks_event_reasons"] or ():
+        if reason in SLOWDOWN_REASONS:
+            warnings.append("clocks held down: %s active" % reason)
+    return health, problems, warnings
+
+
+# --------------------------------------------------------------------------------------------
+# XML (nvidia-smi -q -x)
+
+def _safe_xml(stdout):
+    """(text from the XML declaration or root on, None) or (None, reason)."""
+    start = stdout.find("<?xml")
+    if start < 0:
+        start = stdout.find("<nvidia_smi_log")
+    if start < 0:
+        return None, None
+    text = stdout[start:]
+    if "<!ENTITY" in text or re.search(r"<!DOCTYPE[^>]*\[", text):
+        return None, "nvidia-smi XML declares entities: refused (it is never written that way)"
+    end = text.rfind("</nvidia_smi_log>")
+    if end >= 0:
+        text = text[:end + len("</nvidia_smi_log>")]
+    return _DOCTYPE.sub("", text, count=1), None
+
+
+def parse_xml(stdout):
+    """(cards, processes, system, error) from ``nvidia-smi -q -x`` output; cards in document order."""
+    text, refused = _safe_xml(stdout)
+    if text is None:
+        return [], [], {}, refused
+    try:
+        root = ET.fromstring(text)
+    except (ET.ParseError, ValueError, RecursionError) as exc:
+        return [], [], {}, "nvidia-smi XML does not parse: %s" % exc
+    if root.tag != "nvidia_smi_log":
+        return [], [], {}, "not nvidia-smi XML (root element <%s>)" % root.tag
+    schema = _SCHEMA.search(stdout[:4096])
+    system = {
+        "driver_version": reading(root.findtext("driver_version"))[0],
+        "cuda_version": reading(root.findtext("cuda_version"))[0],
+        "attached_gpus": number(root.findtext("attached_gpus")),
+        "schema": schema.group(1) if schema else None,
+    }
+    cards, processes = [], []
+    for position, gpu in enumerate(root.findall("gpu")):
+        card = _xml_card(gpu, position)
+        cards.append(card)
+        for proc in gpu.findall("processes/process_info"):
+            processes.append(_xml_process(proc, card))
+    return cards, processes, system, None
+
+
+def _first(gpu, reads, field, *paths):
+    """The text of the first of ``paths`` that is present; its state is noted under ``field``."""
+    for path in paths:
+        text = gpu.findtext(path)
+        if text is not None:
+            reads.note(field, reading(text)[1])
+            return text
+    return None
+
+
+def _xml_card(gpu, position):
+    card = blank_card(position)
+    reads = _Reads(card)
+    card["bdf"] = normalize_bdf(gpu.findtext("pci/pci_bus_id") or gpu.get("id") or "")
+    card["model"] = reading(_first(gpu, reads, "model", "product_name"))[0]
+    card["uuid"] = reading(gpu.findtext("uuid"))[0]
+    card["minor_number"] = number(gpu.findtext("minor_number"))
+    card["persistence_mode"] = flag(_first(gpu, reads, "persistence_mode", "persistence_mode"))
+    _first(gpu, reads, "display_active", "display_active")
+    card["mig_mode"] = _mode(_first(gpu, reads, "mig_mode", "mig_mode/current_mig"))
+    card["mig_devices"] = len(gpu.findall("mig_devices/mig_device"))
+    card["fan_percent"] = number(_first(gpu, reads, "fan_percent", "fan_speed"))
+    card["performance_state"] = reading(_first(gpu, reads, "performance_state", "performance_state"))[0]
+    card["compute_mode"] = reading(_first(gpu, reads, "compute_mode", "compute_mode"))[0]
+    card["vram_total_bytes"] = mem_bytes(_first(gpu, reads, "vram_total", "fb_memory_usage/total"))
+    card["vram_used_bytes"] = mem_bytes(_first(gpu, reads, "vram_used", "fb_memory_usage/used"))
+    card["vram_free_bytes"] = mem_bytes(gpu.findtext("fb_memory_usage/free"))
+    card["busy_percent"] = number(_first(gpu, reads, "busy_percent", "utilization/gpu_util"))
+    card["memory_busy_percent"] = number(_first(gpu, reads, "memory_busy_percent", "utilization/memory_util"))
+    card["temperature_edge_c"] = _float(number(_first(gpu, reads, "temperature", "temperature/gpu_temp")))
+    card["power_w"] = _float(number(_first(
+        gpu, reads, "power", "gpu_power_readings/power_draw", "gpu_power_readings/average_power_draw",
+        "gpu_power_readings/instant_power_draw", "power_readings/power_draw", "power_readings/average_power_draw",
+        "power_readings/instant_power_draw")))
+    card["power_limit_w"] = _float(number(_first(
+        gpu, reads, "power_limit", "gpu_power_readings/current_power_limit", "gpu_power_readings/power_limit",
+        "power_readings/power_limit", "power_readings/enforced_power_limit")))
+    card["ecc"] = {
+        "mode": _mode(_first(gpu, reads, "ecc_mode", "ecc_mode/current_ecc")),
+        "volatile_uncorrected": _ecc_count(gpu.find("ecc_errors/volatile"), "uncorrectable"),
+        "aggregate_uncorrected": _ecc_count(gpu.find("ecc_errors/aggregate"), "uncorrectable"),
+        "volatile_corrected": _ecc_count(gpu.find("ecc_errors/volatile"), "correctable"),
+        "aggregate_corrected": _ecc_count(gpu.find("ecc_errors/aggregate"), "correctable"),
+    }
+    pending = [flag(gpu.findtext(p)) for p in ("retired_pages/pending_retirement", "retired_pages/pending_blacklist")]
+    card["retired_pages"] = {
+        "single_bit": number(gpu.findtext("retired_pages/multiple_single_bit_retirement/retired_count")),
+        "double_bit": number(gpu.findtext("retired_pages/double_bit_retirement/retired_count")),
+        "pending": True if True in pending else (False if False in pending else None),
+    }
+    card["remapped_rows"] = {
+        "corrected": number(gpu.findtext("remapped_rows/remapped_row_corr")),
+        "uncorrected": number(gpu.findtext("remapped_rows/remapped_row_unc")),
+        "pending": flag(gpu.findtext("remapped_rows/remapped_row_pending")),
+        "failure": flag(gpu.findtext("remapped_rows/remapped_row_failure")),
+    }
+    card["clocks_event_reasons"] = _xml_reasons(gpu)
+    card["recovery_action"] = reading(gpu.findtext("gpu_recovery_action"))[0]
+    return card
+
+
+def _float(num):
+    return None if num is None else float(num)
+
+
+def _ecc_count(section, kind):
+    """Uncorrectable (or correctable) ECC errors in a volatile/aggregate section, whatever its schema.
+
+    v10: single_bit/double_bit blocks with a ``total``; v11+: leaves named ``*_uncorrectable*`` and
+    ``*_correctable``. None when nothing is known (N/A everywhere, ECC off, the section absent).
+    """
+    if section is None:
+        return None
+    counts = []
+    bit_block = "double_bit" if kind == "uncorrectable" else "single_bit"
+    block = section.find(bit_block)
+    if block is not None:
+        total = number(block.findtext("total"))
+        if total is None:
+            counts = [number(child.text) for child in block]
+        else:
+            counts = [total]
+    for child in section:
+        tag = child.tag
+        if "threshold" in tag or len(child):
+            continue
+        is_unc = "uncorrectable" in tag
+        if (kind == "uncorrectable" and is_unc) or (kind == "correctable" and "correctable" in tag and not is_unc):
+            counts.append(number(child.text))
+    known = [c for c in counts if c is not None]
+    return int(sum(known)) if known else None
+
+
+def _xml_reasons(gpu):
+    for block_name, prefix in (("clocks_event_reasons", "clocks_event_reason_"),
+                               ("clocks_throttle_reasons", "clocks_throttle_reason_")):
+        block = gpu.find(block_name)
+        if block is None:
+            continue
+        active, known = [], False
+        for child in block:
+            state = flag(child.text)
+            if state is None:
+                continue
+            known = True
+            if state:
+                active.append(child.tag[len(prefix):] if child.tag.startswith(prefix) else child.tag)
+        return active if known else None
+    return None
+
+
+def _xml_process(proc, card):
+    pid = number(proc.findtext("pid"))
+    command = reading(proc.findtext("process_name"))[0]
+    return {
+        "pid": pid if isinstance(pid, int) else None,
+        "name": process_name(command),
+        "command": command,
+        "type": reading(proc.findtext("type"))[0],
+        "bdf": card["bdf"],
+        "gpu_position": card["position"],
+        "vram_bytes": mem_bytes(proc.findtext("used_memory")),
+        "gpu_instance_id": number(proc.findtext("gpu_instance_id")),
+    }
+
+
+def process_name(command):
+    """'/root/src/llama.cpp/build/bin/llama-server --port 1' -> 'llama-server' (as comm names it)."""
+    if not command:
+        return None
+    first = command.split()[0] if command.split() else command
+    return first.replace("\\", "/").rsplit("/", 1)[-1] or command
+
+
+# --------------------------------------------------------------------------------------------
+# CSV (--query-gpu=... --format=csv[,noheader][,nounits])
+
+# query field -> (card key, converter). Memory converters take the header's unit.
+_CSV_FIELDS = {
+    "index": ("index", "int"), "name": ("model", "text"), "gpu_name": ("model", "text"),
+    "uuid": ("uuid", "text"), "gpu_uuid": ("uuid", "text"), "pci.bus_id": ("bdf", "bdf"), "gpu_bus_id": ("bdf", "bdf"),
+    "memory.total": ("vram_total_bytes", "mem"), "memory.used": ("vram_used_bytes", "mem"),
+    "memory.free": ("vram_free_bytes", "mem"), "utilization.gpu": ("busy_percent", "num"),
+    "utilization.memory": ("memory_busy_percent", "num"), "temperature.gpu": ("temperature_edge_c", "float"),
+    "power.draw": ("power_w", "float"), "power.draw.average": ("power_w", "float"),
+    "power.draw.instant": ("power_w", "float"), "power.limit": ("power_limit_w", "float"),
+    "pstate": ("performance_state", "text"), "fan.speed": ("fan_percent", "num"),
+    "persistence_mode": ("persistence_mode", "flag"), "mig.mode.current": ("mig_mode", "mode"),
+    "compute_mode": ("compute_mode", "text"), "ecc.mode.current": ("ecc.mode", "mode"),
+    "ecc.errors.uncorrected.volatile.total": ("ecc.volatile_uncorrected", "int"),
+    "ecc.errors.uncorrected.aggregate.total": ("ecc.aggregate_uncorrected", "int"),
+    "ecc.errors.corrected.volatile.total": ("ecc.volatile_corrected", "int"),
+    "ecc.errors.corrected.aggregate.total": ("ecc.aggregate_corrected", "int"),
+    "retired_pages.pending": ("retired_pages.pending", "flag"),
+    "retired_pages.sbe": ("retired_pages.single_bit", "int"), "retired_pages.dbe": ("retired_pages.double_bit", "int"),
+    "remapped_rows.pending": ("remapped_rows.pending", "flag"), "remapped_rows.failure": ("remapped_rows.failure", "flag"),
+    "remapped_rows.correctable": ("remapped_rows.corrected", "int"),
+    "remapped_rows.uncorrectable": ("remapped_rows.uncorrected", "int"),
+}
+_CSV_KEY_FIELD = {"model": "model", "vram_total_bytes": "vram_total", "vram_used_bytes": "vram_used",
+                  "busy_percent": "busy_percent", "memory_busy_percent": "memory_busy_percent",
+                  "temperature_edge_c": "temperature", "power_w": "power", "performance_state": "performance_state",
+                  "fan_percent": "fan_percent", "persistence_mode": "persistence_mode", "compute_mode": "compute_mode",
+                  "mig_mode": "mig_mode", "ecc.mode": "ecc_mode", "power_limit_w": "power_limit"}
+_REASON_PREFIXES = ("clocks_event_reasons.", "clocks_throttle_reasons.", "clocks_throttle_reason.")
+_HEADER_CELL = re.compile(r"^([a-z_][a-z0-9_.]*)(?:\s*\[([^\]]*)\])?$")
+
+
+def _csv_header(cells):
+    """[(field, unit)] when ``cells`` is a --format=csv header line, else None."""
+    parsed = []
+    for cell in cells:
+        match = _HEADER_CELL.match(cell.strip())
+        if not match:
+            return None
+        parsed.append((match.group(1), match.group(2)))
+    known = sum(1 for field, _unit in parsed if field in _CSV_FIELDS or field.startswith(_REASON_PREFIXES))
+    return parsed if known else None
+
+
+def parse_csv(stdout, fields=None):
+    """(cards, error) from --query-gpu CSV. ``fields``: the query's field names when there is no header."""
+    lines = [line.strip() for line in stdout.splitlines() if line.strip() and "," in line]
+    lines = [line for line in lines if not _HANDLE_ERROR.search(line)]
+    if not lines:
+        return [], None
+    header = _csv_header(lines[0].split(","))
+    if header is not None:
+        lines = lines[1:]
+    elif fields:
+        header = [(f.strip(), None) for f in fields]
+    else:
+        return [], "CSV without a header line and without the query's field names"
+    cards = []
+    for position, line in enumerate(lines):
+        cells = [c.strip() for c in line.split(",")]
+        if len(cells) != len(header):
+            continue  # a wrapped or foreign line
+        card = blank_card(position)
+        reads = _Reads(card)
+        reasons = []
+        for (field, unit), cell in zip(header, cells):
+            if field.startswith(_REASON_PREFIXES):
+                if flag(cell):
+                    reasons.append(field.split(".", 1)[1])
+                card["clocks_event_reasons"] = reasons
+                continue
+            spec = _CSV_FIELDS.get(field)
+            if spec is None:
+                continue
+            key, kind = spec
+            _put(card, key, _convert(cell, kind, unit))
+            reads.note(_CSV_KEY_FIELD.get(key, key), reading(cell)[1])
+        cards.append(card)
+    return cards, None
+
+
+def _convert(cell, kind, unit):
+    if kind == "mem":
+        return mem_bytes(cell, unit)
+    if kind == "int":
+        got = number(cell)
+        return int(got) if got is not None else None
+    if kind == "num":
+        return number(cell)
+    if kind == "float":
+        return _float(number(cell))
+    if kind == "flag":
+        return flag(cell)
+    if kind == "mode":
+        return _mode(cell)
+    if kind == "bdf":
+        return normalize_bdf(reading(cell)[0] or "")
+    return reading(cell)[0]
+
+
+def _put(card, key, value):
+    if "." in key:
+        group, name = key.split(".", 1)
+        card[group][name] = value
+    else:
+        card[key] = value
+
+
+# --------------------------------------------------------------------------------------------
+# the default table (plain nvidia-smi): best effort
+
+_TABLE_ROW1 = re.compile(r"^\s*(\d+)\s+(.*?)\s+(On|Off|ERR!|N/A)\s*$")
+_TABLE_PROC = re.compile(r"^\s*(\d+)\s+(\S+)\s+(\S+)\s+(\d+)\s+(\S+)\s+(.*?)\s+(\d+MiB|N/A)\s*$")
+
+
+def parse_table(stdout):
+    """(cards, processes) from the default table; cards carry the table's own GPU index."""
+    lines = stdout.splitlines()
+    cards, processes, section = [], [], None
+    block = []
+    for line in lines:
+        stripped = line.strip()
+        if "GPU  Name" in line:
+            section = "gpus"
+            continue
+        if "Processes:" in line:
+            section = "processes"
+            continue
+        if section is None or not stripped.startswith("|"):
+            if stripped.startswith("+") and block:
+                _table_card(block, cards)
+                block = []
+            continue
+        cells = [c for c in stripped.strip("|").split("|")]
+        if set(stripped) <= set("|=+- "):
+            block = []  # the ==== line under the column titles: GPU rows start after it
+            continue
+        if section == "gpus" and len(cells) >= 3:
+            block.append(cells)
+        elif section == "processes":
+            match = _TABLE_PROC.match(stripped.strip("|"))
+            if match:
+                processes.append({"table_index": int(match.group(1)), "pid": int(match.group(4)),
+                                  "type": match.group(5), "command": match.group(6),
+                                  "name": process_name(match.group(6)), "vram_bytes": mem_bytes(match.group(7))})
+    if block:
+        _table_card(block, cards)
+    by_index = dict((c["index"], c) for c in cards)
+    for proc in processes:
+        card = by_index.get(proc.pop("table_index"))
+        proc["bdf"] = card["bdf"] if card else None
+        proc["gpu_position"] = card["position"] if card else None
+        proc["gpu_instance_id"] = None
+    return cards, processes
+
+
+def _table_card(block, cards):
+    """One GPU from its three table rows (index/name/persistence | bus-id/disp | ECC ; fan ... ; MIG)."""
+    first = block[0]
+    match = _TABLE_ROW1.match(first[0])
+    if not match or len(block) < 2:
+        return
+    card = blank_card(len(cards))
+    reads = _Reads(card)
+    card["index"] = int(match.group(1))
+
+    def cell(field, text):
+        reads.note(field, reading(text)[1])
+        return text
+
+    card["model"] = reading(cell("model", match.group(2)))[0]
+    card["persistence_mode"] = flag(cell("persistence_mode", match.group(3)))
+    bus = first[1].split()
+    card["bdf"] = normalize_bdf(bus[0]) if bus else None
+    if len(bus) > 1:
+        cell("display_active", bus[1])
+    ecc = first[2].strip()
+    cell("volatile_ecc", ecc)
+    card["ecc"]["volatile_uncorrected"] = number(ecc)
+    second = block[1]
+    parts = second[0].split()
+    if len(parts) >= 4:
+        card["fan_percent"] = number(cell("fan_percent", parts[0]).rstrip("%"))
+        card["temperature_edge_c"] = _float(number(cell("temperature", parts[1]).rstrip("C")))
+        card["performance_state"] = reading(cell("performance_state", parts[2]))[0]
+        watts = " ".join(parts[3:]).split("/")
+        card["power_w"] = _float(number(cell("power", watts[0].strip()).rstrip("W")))
+        if len(watts) > 1:
+            card["power_limit_w"] = _float(number(cell("power_limit", watts[1].strip()).rstrip("W")))
+    memory = second[1].split("/")
+    if len(memory) == 2:
+        card["vram_used_bytes"] = mem_bytes(cell("vram_used", memory[0].strip()))
+        card["vram_total_bytes"] = mem_bytes(cell("vram_total", memory[1].strip()))
+        if card["vram_used_bytes"] is not None and card["vram_total_bytes"] is not None:
+            card["vram_free_bytes"] = card["vram_total_bytes"] - card["vram_used_bytes"]
+    util = second[2].split()
+    if util:
+        card["busy_percent"] = number(cell("busy_percent", util[0]).rstrip("%"))
+    if len(util) > 1:
+        card["compute_mode"] = reading(cell("compute_mode", util[1]))[0]
+    if len(block) > 2:
+        card["mig_mode"] = _mode(cell("mig_mode", block[2][-1].strip()))
+    cards.append(card)
+
+
+# --------------------------------------------------------------------------------------------
+# error texts, and the whole output
+
+def gpu_errors(text):
+    """Per-GPU failures nvidia-smi printed: [{bdf, health, message}] (wrapped lines joined).
+
+    Only the prose counts: the XML document and the table's framed lines are left out.
+    """
+    text = text or ""
+    start = text.find("<?xml")
+    if start < 0:
+        start = text.find("<nvidia_smi_log")
+    if start >= 0:
+        end = text.find("</nvidia_smi_log>", start)
+        text = text[:start] + "\n" + (text[end + len("</nvidia_smi_log>"):] if end >= 0 else "")
+    prose = " ".join(line.strip() for line in text.splitlines()
+                     if line.strip() and not line.lstrip().startswith(("|", "+")))
+    found = {}
+    for match in _HANDLE_ERROR.finditer(prose):
+        bdf = normalize_bdf(match.group(1))
+        reason = " ".join(match.group(2).split())[:200].rstrip(" .") or "no reason given"
+        lowered = reason.lower()
+        lost = "lost" in lowered or "fallen off the bus" in lowered or "unknown error" in lowered
+        found[bdf] = {"bdf": bdf, "health": LOST if lost else DEGRADED,
+                      "message": "nvidia-smi cannot open the GPU: %s" % reason}
+    for match in _FELL_OFF.finditer(prose):
+        bdf = normalize_bdf(match.group(1))
+        if bdf not in found:
+            found[bdf] = {"bdf": bdf, "health": LOST, "message": "nvidia-smi: %s" % " ".join(match.group(0).split())}
+    return [found[bdf] for bdf in sorted(found)]
+
+
+def _driver_down(text):
+    for line in (text or "").splitlines():
+        lowered = line.lower()
+        if any(marker in lowered for marker in _DRIVER_DOWN):
+            return " ".join(line.split())[:300]
+    return None
+
+
+def _first_line(text, limit=200):
+    for line in (text or "").splitlines():
+        if line.strip():
+            return " ".join(line.split())[:limit]
+    return ""
+
+
+def parse_output(stdout, stderr="", rc=0, csv_fields=None):
+    """Everything nvidia-smi said, whatever it was asked.
+
+    Returns {outcome, format, cards, processes, errors, system, reason}: ``format`` is 'xml', 'csv',
+    'table' or None; ``errors`` the per-GPU failures (see ``gpu_errors``); ``reason`` one line when
+    the outcome is not ``answered``.
+    """
+    stdout, stderr = clean_text(stdout), clean_text(stderr)
+    result = {"outcome": None, "format": None, "cards": [], "processes": [], "errors": [], "system": {},
+              "reason": None}
+    if len(stdout) + len(stderr) > MAX_OUTPUT_CHARS:
+        result.update(outcome=UNPARSEABLE, reason="nvidia-smi printed %d characters, over the %d limit: not parsed"
+                      % (len(stdout) + len(stderr), MAX_OUTPUT_CHARS))
+        return result
+    combined = stdout + "\n" + stderr
+    result["errors"] = gpu_errors(combined)
+    parse_error = None
+    if "<nvidia_smi_log" in stdout:
+        cards, processes, system, parse_error = parse_xml(stdout)
+        result.update(format="xml", cards=cards, processes=processes, system=system)
+    elif "NVIDIA-SMI" in stdout and "|" in stdout:
+        cards, processes = parse_table(stdout)
+        result.update(format="table", cards=cards, processes=processes)
+        match = re.search(r"Driver Version:\s*(\S+)", stdout)
+        result["system"] = {"driver_version": match.group(1) if match else None}
+    else:
+        cards, parse_error = parse_csv(stdout, csv_fields)
+        if cards:
+            result.update(format="csv", cards=cards)
+    if result["cards"]:
+        result["outcome"] = ANSWERED
+        return result
+    driver = _driver_down(combined)
+    if result["errors"]:
+        result.update(outcome=GPU_ERRORS, reason="; ".join(
+            "%s: %s" % (e["bdf"], e["message"]) for e in result["errors"]))
+    elif driver:
+        result.update(outcome=NO_DRIVER, reason="nvidia-smi cannot talk to the NVIDIA driver: %s" % driver)
+    elif _NO_DEVICES in combined.lower():
+        result.update(outcome=NO_DATA, reason="nvidia-smi found no GPU (No devices were found)")
+    elif rc:
+        result.update(outcome=FAILED, reason="nvidia-smi exited %s: %s" % (
+            rc, parse_error or _first_line(stderr) or _first_line(stdout) or "no output"))
+    else:
+        result.update(outcome=UNPARSEABLE, reason="nvidia-smi printed nothing readable: %s" % (
+            parse_error or _first_line(stdout) or _first_line(stderr) or "no output"))
+    return result

@@ -1,0 +1,323 @@
+"""_nvidia_smi: every recording to its written expectation (tests/fixtures/training/SOURCES.md), every
+schema, the CSV and the error texts, and the value rules (unknown is never zero, ERR! is counted)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from ansible_collections.gpuops.preflight.plugins.module_utils import _nvidia_smi as nv
+from ansible_collections.gpuops.preflight.tests.unit.plugins.module_utils.fixtures import training, training_listing
+
+MIB = 1024 * 1024
+RTX3090 = "telegraf_1x_rtx3090_525.147.05_q-x.xml"
+A5000 = "telegraf_2x_rtx-a5000_590.44.01_q-x.xml"
+A100_MIG = "netdata_1x_a100-sxm4-40gb_mig_510.47.03_q-x.xml"
+
+# Per recording: outcome, format, and per GPU (bdf, health, MiB free, processes on it).
+# SOURCES.md's "healthy"/"busy" are both health ok here (busy = memory held by processes).
+EXPECTED = {
+    RTX3090: (nv.ANSWERED, "xml", [("0000:00:10.0", nv.OK, 24258, 0)]),
+    A5000: (nv.ANSWERED, "xml", [("0000:81:00.0", nv.OK, 1678, 1), ("0000:c1:00.0", nv.OK, 6862, 1)]),
+    A100_MIG: (nv.ANSWERED, "xml", [("0000:00:04.0", nv.OK, 40315, 0)]),
+    "netdata_1x_tesla-p100_510.47.03_query-gpu.csv": (nv.ANSWERED, "csv", [(None, nv.OK, 16280, 0)]),
+    "nvidia_gpu_exporter_1x_h100-80gb_590.48.01_table_under_load.txt": (
+        nv.ANSWERED, "table", [("0000:00:09.0", nv.OK, 61741, 3)]),
+    "gpu-operator-559_multi_a40_525.125.06_table_gpu0_ERR.txt": (
+        nv.ANSWERED, "table", [("0000:19:00.0", nv.DEGRADED, 46068, 0), ("0000:1a:00.0", nv.OK, 46068, 0)]),
+    "nvidia-docker-1553_query_one_gpu_unknown_error.txt": (nv.GPU_ERRORS, None, [("0000:09:00.0", nv.LOST, None, 0)]),
+    "darknet-86_windows_gpu_is_lost.txt": (nv.GPU_ERRORS, None, [("0000:03:00.0", nv.LOST, None, 0)]),
+    "shine-cluster-50_nvidia-smi_failed_to_communicate_with_driver.txt": (nv.NO_DRIVER, None, []),
+}
+
+
+def test_every_recording_has_an_expectation():
+    assert sorted(EXPECTED) == training_listing("nvidia-smi")
+
+
+@pytest.mark.parametrize("name", training_listing("nvidia-smi"))
+def test_recording(name):
+    outcome, fmt, gpus = EXPECTED[name]
+    got = nv.parse_output(training("nvidia-smi", name))
+    assert (got["outcome"], got["format"]) == (outcome, fmt), got["reason"]
+    if outcome != nv.ANSWERED:
+        assert got["reason"] and "\n" not in got["reason"]
+        assert [(e["bdf"], e["health"]) for e in got["errors"]] == [(bdf, health) for bdf, health, _f, _p in gpus]
+        assert got["cards"] == []
+        return
+    assert got["reason"] is None and got["errors"] == []
+    seen = []
+    for card in got["cards"]:
+        health, _problems, _warnings = nv.judge_card(card)
+        free = card["vram_free_bytes"] // MIB if card["vram_free_bytes"] is not None else None
+        on_it = [p for p in got["processes"] if p["gpu_position"] == card["position"]]
+        seen.append((card["bdf"], health, free, len(on_it)))
+    assert seen == gpus
+
+
+def test_driver_down_names_the_driver_and_keeps_one_line():
+    got = nv.parse_output(training("nvidia-smi", "shine-cluster-50_nvidia-smi_failed_to_communicate_with_driver.txt"))
+    assert got["reason"].startswith("nvidia-smi cannot talk to the NVIDIA driver: NVIDIA-SMI has failed because it "
+                                    "couldn't communicate with the NVIDIA driver")
+
+
+def test_wrapped_windows_error_is_joined():
+    got = nv.parse_output(training("nvidia-smi", "darknet-86_windows_gpu_is_lost.txt"))
+    assert got["errors"][0]["message"] == ("nvidia-smi cannot open the GPU: GPU is lost. Reboot the system to "
+                                           "recover this GPU")
+
+
+def test_rtx3090_v12_facts():
+    card = nv.parse_output(training("nvidia-smi", RTX3090))["cards"][0]
+    assert (card["model"], card["uuid"], card["vram_total_bytes"], card["vram_used_bytes"]) == (
+        "NVIDIA GeForce RTX 3090", "GPU-12345678-aaaa-bbbb-cccc-0123456789ab", 24576 * MIB, 1 * MIB)
+    assert (card["busy_percent"], card["temperature_edge_c"], card["power_w"]) == (0, 37.0, 27.23)
+    assert (card["persistence_mode"], card["mig_mode"], card["performance_state"]) == (True, None, "P8")
+    # GeForce: ECC N/A everywhere is unknown, never zero
+    assert card["ecc"] == {"mode": None, "volatile_uncorrected": None, "aggregate_uncorrected": None,
+                           "volatile_corrected": None, "aggregate_corrected": None}
+    assert card["remapped_rows"] == {"corrected": None, "uncorrected": None, "pending": None, "failure": None}
+    assert card["clocks_event_reasons"] == ["gpu_idle"] and card["minor_number"] == 0
+
+
+def test_a5000_v13_facts_and_processes():
+    got = nv.parse_output(training("nvidia-smi", A5000))
+    first, second = got["cards"]
+    assert got["system"] == {"driver_version": "590.44.01", "cuda_version": "13.1", "attached_gpus": 2,
+                             "schema": "v13"}
+    assert (first["minor_number"], second["minor_number"]) == (1, 0)  # minor numbers are not PCI order
+    assert (first["power_w"], first["vram_used_bytes"]) == (6.41, 22437 * MIB)  # average_power_draw (v13)
+    assert first["remapped_rows"] == {"corrected": 0, "uncorrected": 0, "pending": False, "failure": False}
+    assert first["ecc"]["mode"] == "disabled" and first["ecc"]["volatile_uncorrected"] is None
+    assert [(p["pid"], p["name"], p["bdf"], p["vram_bytes"]) for p in got["processes"]] == [
+        (100477, "llama-server", "0000:81:00.0", 22430 * MIB), (100477, "llama-server", "0000:c1:00.0", 17246 * MIB)]
+
+
+def test_a100_mig_na_utilisation_is_normal():
+    card = nv.parse_output(training("nvidia-smi", A100_MIG))["cards"][0]
+    assert (card["mig_mode"], card["mig_devices"], card["busy_percent"]) == ("enabled", 2, None)
+    assert card["ecc"]["aggregate_uncorrected"] == 0 and card["ecc"]["volatile_uncorrected"] is None
+    assert card["clocks_event_reasons"] == []  # the v11 throttle block, every reason "Not Active"
+    assert nv.judge_card(card) == (nv.OK, [], [])
+
+
+def test_table_err_gpu_names_the_failed_fields():
+    got = nv.parse_output(training("nvidia-smi", "gpu-operator-559_multi_a40_525.125.06_table_gpu0_ERR.txt"))
+    bad = got["cards"][0]
+    assert bad["index"] == 0 and bad["model"] is None and bad["temperature_edge_c"] is None
+    health, problems, warnings = nv.judge_card(bad)
+    assert health == nv.DEGRADED and warnings == []
+    assert problems == ["nvidia-smi answers ERR! for 9 of 14 fields (name, volatile uncorrected ECC, fan speed, "
+                        "temperature, performance state, power draw, power limit, GPU utilisation, MIG mode): "
+                        "the GPU stopped answering"]
+
+
+# ------------------------------------------------------------------------------ other schemas
+
+def _v12(replace=(), gpu_extra=""):
+    text = training("nvidia-smi", RTX3090)
+    for old, new in replace:
+        assert old in text, old
+        text = text.replace(old, new)
+    if gpu_extra:
+        text = text.replace("</gpu>", gpu_extra + "</gpu>", 1)
+    return text
+
+
+V10_ECC = """<ecc_errors><volatile>
+  <single_bit><device_memory>4</device_memory><register_file>0</register_file><total>4</total></single_bit>
+  <double_bit><device_memory>2</device_memory><register_file>N/A</register_file><total>2</total></double_bit>
+</volatile><aggregate>
+  <single_bit><device_memory>9</device_memory><total>9</total></single_bit>
+  <double_bit><device_memory>3</device_memory><l2_cache>1</l2_cache><total>N/A</total></double_bit>
+</aggregate></ecc_errors>"""
+
+
+def _ecc_block(text):
+    return re.search(r"<ecc_errors>.*?</ecc_errors>", text, re.S).group(0)
+
+
+def test_v10_ecc_by_bit_width_and_old_names():
+    base = training("nvidia-smi", RTX3090)
+    text = _v12(replace=[(_ecc_block(base), V10_ECC), ("nvsmi_device_v12.dtd", "nvsmi_device_v10.dtd")])
+    got = nv.parse_output(text)
+    card = got["cards"][0]
+    assert got["system"]["schema"] == "v10"
+    assert card["ecc"]["volatile_uncorrected"] == 2 and card["ecc"]["volatile_corrected"] == 4
+    assert card["ecc"]["aggregate_uncorrected"] == 4  # no total: the leaves are summed
+    health, problems, _warnings = nv.judge_card(card)
+    assert health == nv.DEGRADED and problems == ["2 uncorrectable ECC error(s) since the driver loaded"]
+
+
+def test_v13_sram_parity_and_secded_are_summed():
+    block = ("<ecc_errors><volatile><sram_correctable>5</sram_correctable><sram_uncorrectable_parity>1"
+             "</sram_uncorrectable_parity><sram_uncorrectable_secded>2</sram_uncorrectable_secded><dram_correctable>0"
+             "</dram_correctable><dram_uncorrectable>0</dram_uncorrectable></volatile><aggregate>"
+             "<sram_threshold_exceeded>No</sram_threshold_exceeded><dram_uncorrectable>7</dram_uncorrectable>"
+             "</aggregate></ecc_errors>")
+    base = training("nvidia-smi", RTX3090)
+    card = nv.parse_output(_v12(replace=[(_ecc_block(base), block)]))["cards"][0]
+    assert (card["ecc"]["volatile_uncorrected"], card["ecc"]["volatile_corrected"],
+            card["ecc"]["aggregate_uncorrected"]) == (3, 5, 7)
+
+
+def test_power_readings_of_every_schema():
+    old = "<power_readings>"
+    for element, value in (("power_draw", 11.5), ("average_power_draw", 12.5), ("instant_power_draw", 13.5)):
+        text = _v12(replace=[("<power_draw>27.23 W</power_draw>", "<%s>%s W</%s>" % (element, value, element)),
+                             (old, "<gpu_power_readings>"), ("</power_readings>", "</gpu_power_readings>")])
+        assert nv.parse_output(text)["cards"][0]["power_w"] == value
+
+
+@pytest.mark.parametrize("extra,health,text", [
+    ("<remapped_rows><remapped_row_pending>Yes</remapped_row_pending></remapped_rows>", nv.DEGRADED,
+     "memory row remapping is pending: reset the GPU (or reboot) to apply it"),
+    ("<remapped_rows><remapped_row_failure>Yes</remapped_row_failure></remapped_rows>", nv.DEGRADED,
+     "memory row remapping failed: the GPU has no spare rows left"),
+    ("<retired_pages><pending_retirement>Yes</pending_retirement></retired_pages>", nv.DEGRADED,
+     "retired memory pages are pending: reset the GPU (or reboot) to retire them"),
+    ("<gpu_recovery_action>Node Reboot</gpu_recovery_action>", nv.DEGRADED,
+     "the driver asks for recovery action 'Node Reboot'"),
+])
+def test_pending_memory_repairs_degrade(extra, health, text):
+    base = training("nvidia-smi", RTX3090)
+    base = base.replace("<remapped_rows>N/A</remapped_rows>", "")
+    base = re.sub(r"<retired_pages>.*?</retired_pages>", "", base, flags=re.S)
+    card = nv.parse_output(base.replace("</gpu>", extra + "</gpu>", 1))["cards"][0]
+    assert nv.judge_card(card)[:2] == (health, [text])
+
+
+def test_one_err_field_is_a_warning_most_fields_degraded():
+    one = _v12(replace=[("<gpu_temp>37 C</gpu_temp>", "<gpu_temp>ERR!</gpu_temp>")])
+    card = nv.parse_output(one)["cards"][0]
+    assert card["temperature_edge_c"] is None  # unknown, never 0
+    assert nv.judge_card(card) == (nv.OK, [], ["nvidia-smi could not read the temperature (ERR!)"])
+    text = training("nvidia-smi", RTX3090)
+    for tag in ("product_name", "fan_speed", "performance_state", "gpu_temp", "power_draw", "gpu_util",
+                "memory_util", "total", "used", "compute_mode"):
+        text = re.sub(r"<%s>[^<]*</%s>" % (tag, tag), "<%s>Unknown Error</%s>" % (tag, tag), text, count=1)
+    health, problems, _warnings = nv.judge_card(nv.parse_output(text)["cards"][0])
+    assert health == nv.DEGRADED and "the GPU stopped answering" in problems[0]
+
+
+@pytest.mark.parametrize("raw,expected", [
+    ("N/A", None), ("[N/A]", None), ("[Not Supported]", None), ("Unknown Error", None), ("ERR!", None),
+    ("[Unknown Error]", None), ("Requested functionality has been deprecated", None), ("0 MiB", 0),
+    ("24576 MiB", 24576), ("27.23 W", 27.23), ("37 C", 37), ("0 %", 0), (None, None), ("", None),
+])
+def test_unknown_values_are_never_zero(raw, expected):
+    assert nv.number(raw) == expected
+
+
+def test_aggregate_only_ecc_and_slowdown_are_warnings():
+    base = training("nvidia-smi", RTX3090)
+    block = ("<ecc_errors><volatile><dram_uncorrectable>0</dram_uncorrectable></volatile><aggregate>"
+             "<dram_uncorrectable>2</dram_uncorrectable></aggregate></ecc_errors>")
+    text = _v12(replace=[(_ecc_block(base), block), (
+        "<clocks_throttle_reason_hw_thermal_slowdown>Not Active</clocks_throttle_reason_hw_thermal_slowdown>",
+        "<clocks_throttle_reason_hw_thermal_slowdown>Active</clocks_throttle_reason_hw_thermal_slowdown>")])
+    card = nv.parse_output(text)["cards"][0]
+    assert card["clocks_event_reasons"] == ["gpu_idle", "hw_thermal_slowdown"]
+    assert nv.judge_card(card) == (nv.OK, [], [
+        "2 uncorrectable ECC error(s) in the GPU's lifetime (none since the driver loaded)",
+        "clocks held down: hw_thermal_slowdown active"])
+
+
+def test_gpu_is_lost_and_requires_reset_inside_the_xml():
+    lost = nv.parse_output(_v12(replace=[("<gpu_temp>37 C</gpu_temp>", "<gpu_temp>GPU is lost</gpu_temp>")]))
+    assert nv.judge_card(lost["cards"][0])[0] == nv.LOST
+    reset = nv.parse_output(_v12(replace=[("<gpu_util>0 %</gpu_util>", "<gpu_util>[GPU requires reset]</gpu_util>")]))
+    assert nv.judge_card(reset["cards"][0])[:2] == (nv.DEGRADED, ["nvidia-smi says the GPU requires a reset"])
+
+
+# ------------------------------------------------------------------------------ CSV
+
+def test_csv_noheader_nounits_with_the_query_fields():
+    text = "0, 00000000:3B:00.0, NVIDIA A100-SXM4-80GB, 81920, 1024, 7, 45, 88.5, Enabled, 0, No\n" \
+           "1, 00000000:86:00.0, NVIDIA A100-SXM4-80GB, 81920, [N/A], ERR!, 44, [N/A], Enabled, 3, Yes\n"
+    fields = ["index", "pci.bus_id", "name", "memory.total", "memory.used", "utilization.gpu", "temperature.gpu",
+              "power.draw", "persistence_mode", "ecc.errors.uncorrected.volatile.total", "remapped_rows.pending"]
+    got = nv.parse_output(text)
+    assert got["outcome"] == nv.UNPARSEABLE  # no header, no field names: not guessed
+    cards, error = nv.parse_csv(text, fields)
+    assert error is None
+    first, second = cards
+    assert (first["index"], first["bdf"], first["vram_total_bytes"], first["vram_used_bytes"], first["power_w"]) == (
+        0, "0000:3b:00.0", 81920 * MIB, 1024 * MIB, 88.5)
+    assert (second["vram_used_bytes"], second["busy_percent"], second["power_w"]) == (None, None, None)
+    health, problems, warnings = nv.judge_card(second)
+    assert health == nv.DEGRADED and warnings == ["nvidia-smi could not read the GPU utilisation (ERR!)"]
+    assert problems == ["3 uncorrectable ECC error(s) since the driver loaded",
+                        "memory row remapping is pending: reset the GPU (or reboot) to apply it"]
+
+
+def test_csv_header_with_units_and_reasons():
+    text = ("index, pci.bus_id, memory.total [MiB], memory.used [MiB], clocks_event_reasons.hw_slowdown, "
+            "clocks_event_reasons.applications_clocks_setting\r\n"
+            "0, 00000000:01:00.0, 24564 MiB, 10 MiB, Active, Not Active\r\n")
+    got = nv.parse_output(text)
+    card = got["cards"][0]
+    assert (got["outcome"], card["vram_total_bytes"], card["clocks_event_reasons"]) == (
+        nv.ANSWERED, 24564 * MIB, ["hw_slowdown"])
+
+
+# ------------------------------------------------------------------------------ error texts and bad input
+
+@pytest.mark.parametrize("text,bdf,health", [
+    ("Unable to determine the device handle for GPU0000:3B:00.0: Unknown Error\r\n", "0000:3b:00.0", nv.LOST),
+    ("Unable to determine the device handle for gpu 0000:01:00.0: Unable to communicate with GPU because it is "
+     "insufficiently powered.\nThis may be because not all required external power cables are\nattached.\n",
+     "0000:01:00.0", nv.DEGRADED),
+    ("Unable to determine the device handle for GPU 00000000:02:00.0: GPU is lost.  Reboot\n"
+     "         the system to recover this GPU\n", "0000:02:00.0", nv.LOST),
+    ("GPU 0000:04:00.0: GPU has fallen off the bus.\n", "0000:04:00.0", nv.LOST),
+])
+def test_handle_errors_whatever_the_wrapping(text, bdf, health):
+    got = nv.parse_output("", text, 15)
+    assert got["outcome"] == nv.GPU_ERRORS
+    assert [(e["bdf"], e["health"]) for e in got["errors"]] == [(bdf, health)]
+
+
+def test_one_gpu_error_beside_the_xml_of_the_others():
+    text = "Unable to determine the device handle for GPU 0000:07:00.0: GPU is lost.\n" + training("nvidia-smi", A5000)
+    got = nv.parse_output(text)
+    assert got["outcome"] == nv.ANSWERED and len(got["cards"]) == 2
+    assert got["errors"] == [{"bdf": "0000:07:00.0", "health": nv.LOST,
+                              "message": "nvidia-smi cannot open the GPU: GPU is lost"}]
+
+
+@pytest.mark.parametrize("stdout,stderr,rc,outcome", [
+    ("", "Failed to initialize NVML: Driver/library version mismatch\n", 18, nv.NO_DRIVER),
+    ("NVIDIA-SMI couldn't find libnvidia-ml.so library in your system.\n", "", 12, nv.NO_DRIVER),
+    ("No devices were found\n", "", 6, nv.NO_DATA),
+    ("", "", 0, nv.UNPARSEABLE),
+    ("\x00\x01 garbage { < >\n", "", 0, nv.UNPARSEABLE),
+    ("", "Segmentation fault\n", 139, nv.FAILED),
+    ("<nvidia_smi_log><gpu id='0'>", "", 0, nv.UNPARSEABLE),
+])
+def test_failures_are_named_never_crash(stdout, stderr, rc, outcome):
+    got = nv.parse_output(stdout, stderr, rc)
+    assert got["outcome"] == outcome and got["reason"] and got["cards"] == []
+
+
+def test_entity_declarations_are_refused_without_expansion():
+    bomb = ('<?xml version="1.0"?>\n<!DOCTYPE nvidia_smi_log [<!ENTITY a "aaaaaaaaaa">'
+            + "".join('<!ENTITY a%d "&a%s;&a%s;&a%s;&a%s;&a%s;&a%s;&a%s;&a%s;&a%s;&a%s;">' % ((i,) + (i - 1 if i > 1 else "",) * 10)
+                      for i in range(1, 10))
+            + ']>\n<nvidia_smi_log><driver_version>&a9;</driver_version><gpu id="00000000:01:00.0"/></nvidia_smi_log>')
+    got = nv.parse_output(bomb)
+    assert got["outcome"] == nv.UNPARSEABLE and "declares entities" in got["reason"]
+
+
+def test_output_over_the_limit_is_not_parsed(monkeypatch):
+    monkeypatch.setattr(nv, "MAX_OUTPUT_CHARS", 1000)
+    got = nv.parse_output(training("nvidia-smi", RTX3090))
+    assert got["outcome"] == nv.UNPARSEABLE and "over the 1000 limit" in got["reason"]
+
+
+def test_undecodable_bytes_become_valid_text():
+    got = nv.parse_output("", "Unable to determine the device handle for GPU 0000:05:00.0: Unknown \udcff Error\n", 1)
+    message = got["errors"][0]["message"]
+    message.encode("utf-8")  # no lone surrogate left: the module result stays deliverable
+    assert "\ufffd" in message
