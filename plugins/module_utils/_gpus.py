@@ -1,20 +1,29 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""PRIVATE to gpuops.preflight: one view of a host's GPUs, with a health verdict per GPU.
+"""PRIVATE to gpuops.preflight: one view of a host's GPUs, AMD and NVIDIA, with a health verdict per GPU.
 
-Joins the GPU tool's output (rocm-smi, else amd-smi; ONE call, under a hard timeout) with sysfs,
-on the PCI address. sysfs is always read for identity and liveness, and for metrics only where the
-tool gave none. Health per GPU:
+Joins each vendor's GPU tool (AMD: rocm-smi, else amd-smi; NVIDIA: ``nvidia-smi -q -x``; ONE call
+per vendor, under a hard timeout, in a process group of its own) with sysfs, on the PCI address.
+Which vendors are probed: ``vendor="amd"|"nvidia"``, or ``"auto"``: the vendors whose GPUs sysfs
+shows (PCI vendor 0x1002 / 0x10de and a GPU class). sysfs is always read for identity and
+liveness, each GPU under its own deadline, concurrently with the tools; metrics are read from
+sysfs only for AMD GPUs the tool gave none for. Health per GPU:
 
-- ``lost``: PCI config space reads all-ones, or the kernel log says it fell off the bus;
-- ``degraded``: SMU failures in the kernel log, or the tool answered for other GPUs but no longer
-  for this one (rocm-smi drops a GPU whose every read fails), or no driver is bound to it;
-- ``unknown``: the tool failed, timed out or printed nothing, and sysfs shows nothing wrong;
-- ``ok``: the tool answered for it (or, with no tool installed, sysfs metric reads worked).
+- ``lost``: PCI config space reads all-ones, the kernel log says it fell off the bus, or
+  nvidia-smi says "GPU is lost" / cannot open it ("Unknown Error");
+- ``degraded``: SMU failures in the kernel log; the tool answered for other GPUs but no longer for
+  this one; no driver (or the wrong one) is bound to it; NVIDIA: uncorrectable ECC errors since the
+  driver loaded, retired pages or remapped rows pending, row remapping failed, a recovery action
+  asked for, ERR! in most of its fields;
+- ``unknown``: the tool failed, timed out, is missing or the driver does not answer, and sysfs
+  shows nothing wrong; or a sysfs read of this GPU did not return in time (the file is named);
+- ``ok``: the tool answered for it (or, AMD with no tool installed, sysfs metric reads worked).
 
-A GPU that vanished from the tool keeps its place in rocm-smi's numbering: PCI-address order
-since ROCm 6.0, DRM card order before.
+``index`` is the vendor tool's: rocm-smi's (PCI-address order since ROCm 6.0, DRM card order
+before; a GPU that vanished from the tool keeps its place), nvidia-smi's (PCI order of the GPUs
+the nvidia driver holds; never the device minor number). On a host with GPUs of both vendors the
+indices collide: ``mixed_vendors`` is true and GPUs are best named by PCI address.
 """
 
 from __future__ import annotations
@@ -22,7 +31,8 @@ from __future__ import annotations
 import os
 import time
 
-from ansible_collections.gpuops.preflight.plugins.module_utils import _amd_smi, _rocm_smi, _sysfs, _tool
+from ansible_collections.gpuops.preflight.plugins.module_utils import _amd_smi, _deadline, _nvidia_smi
+from ansible_collections.gpuops.preflight.plugins.module_utils import _rocm_smi, _sysfs, _tool, _toolpath
 from ansible_collections.gpuops.preflight.plugins.module_utils._pci import normalize_bdf
 
 OK = "ok"
@@ -30,8 +40,14 @@ DEGRADED = "degraded"
 LOST = "lost"
 UNKNOWN = "unknown"
 HEALTH_STATES = (OK, DEGRADED, LOST, UNKNOWN)
+_SEVERITY = {OK: 0, UNKNOWN: 1, DEGRADED: 2, LOST: 3}
+
+AMD = "amd"
+NVIDIA = "nvidia"
+VENDORS = (AMD, NVIDIA)
 
 # Kernel-log categories that speak about a GPU's health (the rest belong to the kernel_log check).
+# A finding may also carry ``gpu_health`` ('lost' or 'degraded') itself, as the NVIDIA Xid table does.
 KERNEL_LOST = ("bus_lost",)
 KERNEL_DEGRADED = ("smu_no_response", "smu_message_failed", "register_access_failed")
 
@@ -42,70 +58,121 @@ ERROR = "error"
 NOT_USED = "not_used"
 
 METRIC_KEYS = ("busy_percent", "temperature_edge_c", "power_w")
+SYSFS_TIMEOUT = 2  # seconds for one GPU's identity reads (microseconds when healthy)
+_KILL_AFTER = 2    # _tool.run_tool's SIGKILL grace
+
+
+def worst(*healths):
+    return max(healths, key=lambda h: _SEVERITY.get(h, 0))
+
+
+# --------------------------------------------------------------------------------------------
+# the tools
+
+def _tool_info(name, vendor, path, timeout):
+    return {"name": name, "vendor": vendor, "path": path, "cmd": None, "rc": None, "elapsed_s": 0.0,
+            "timed_out": False, "answered": False, "outcome": NOT_USED, "reason": None, "stderr": "",
+            "timeout_s": timeout}
 
 
 def choose_tool(module, tool, rocm_smi, amd_smi):
-    """(name, path, looked_for) of the GPU tool to call; path None when it is not installed."""
-    opt_dirs = _tool.ROCM_BIN_DIRS
+    """(name, path, why_not) of the AMD tool to call; path None (and why_not says why) when unusable."""
     if tool == "sysfs":
-        return None, None, []
+        return None, None, None
     candidates = []
     if tool in ("auto", "rocm-smi"):
         candidates.append(("rocm-smi", rocm_smi or "rocm-smi"))
     if tool in ("auto", "amd-smi"):
         candidates.append(("amd-smi", amd_smi or "amd-smi"))
+    reasons = []
     for name, wanted in candidates:
-        path = _tool.find_tool(module, wanted, opt_dirs)
+        path, why = _toolpath.locate(module, wanted, _tool.ROCM_BIN_DIRS)
         if path:
-            return name, path, [c[1] for c in candidates]
-    return candidates[0][0], None, [c[1] for c in candidates]
+            return name, path, None
+        reasons.append(why)
+    return candidates[0][0], None, "no GPU tool found: %s" % "; ".join(reasons)
 
 
-def run_gpu_tool(module, tool, rocm_smi, amd_smi, timeout, clock=time.monotonic):
-    """Call the GPU tool once. Returns (info, cards, system, doc)."""
-    name, path, looked_for = choose_tool(module, tool, rocm_smi, amd_smi)
-    info = {"name": name, "path": path, "cmd": None, "rc": None, "elapsed_s": 0.0, "timed_out": False,
-            "answered": False, "outcome": NOT_USED, "reason": None, "stderr": "", "timeout_s": timeout}
-    if tool == "sysfs":
-        info["reason"] = "GPU tool disabled (tool=sysfs): facts from sysfs only"
-        return info, [], {}, None
-    if not path:
-        info["outcome"] = MISSING
-        info["reason"] = "no GPU tool found (looked for %s on PATH and in /opt/rocm/bin)" % " and ".join(looked_for)
-        return info, [], {}, None
-    args = _rocm_smi.SHOW_ARGS if name == "rocm-smi" else _amd_smi.METRIC_ARGS
-    run = _tool.run_tool(module, [path] + args, timeout, clock=clock)
+def _run(module, info, argv, timeout, clock):
+    """Run the tool; fill ``info``. Returns the ToolRun when the tool ran and ended by itself, else None."""
+    run = _tool.run_tool(module, argv, timeout, clock=clock)
     info.update(cmd=run.cmd, rc=run.rc, elapsed_s=round(run.elapsed, 3), timed_out=run.timed_out,
                 stderr=_excerpt(run.stderr))
     if run.timed_out:
         info.update(outcome=TIMEOUT, reason=run.describe())
-        return info, [], {}, None
+        return None
+    exit_why = _toolpath.describe_exit(info["path"], run.rc)
+    if run.not_found or exit_why:
+        info.update(outcome=MISSING, reason=exit_why or run.describe())
+        return None
     if not run.ran:
-        info.update(outcome=MISSING if run.not_found else ERROR, reason=run.describe())
+        info.update(outcome=ERROR, reason=_nvidia_smi.clean_text(run.describe()))
+        return None
+    return run
+
+
+def run_gpu_tool(module, tool, rocm_smi, amd_smi, timeout, clock=time.monotonic):
+    """Call the AMD GPU tool once. Returns (info, cards, system, doc)."""
+    name, path, why_not = choose_tool(module, tool, rocm_smi, amd_smi)
+    info = _tool_info(name, AMD, path, timeout)
+    if tool == "sysfs":
+        info["reason"] = "GPU tool disabled (tool=sysfs): facts from sysfs only"
         return info, [], {}, None
+    if not path:
+        info.update(outcome=MISSING, reason=why_not)
+        return info, [], {}, None
+    args = _rocm_smi.SHOW_ARGS if name == "rocm-smi" else _amd_smi.METRIC_ARGS
+    run = _run(module, info, [path] + args, timeout, clock)
+    if run is None:
+        return info, [], {}, None
+    stdout, stderr = _nvidia_smi.clean_text(run.stdout), _nvidia_smi.clean_text(run.stderr)
     if name == "rocm-smi":
-        outcome, doc, reason = _rocm_smi.classify(run.stdout, run.stderr, run.rc)
+        outcome, doc, reason = _rocm_smi.classify(stdout, stderr, run.rc)
         cards, system = _rocm_smi.parse(doc) if doc is not None else ([], {})
     else:
-        doc = _amd_smi.extract_json(run.stdout)
+        doc = _amd_smi.extract_json(stdout)
         cards, system = _amd_smi.parse(doc) if doc is not None else ([], {})
         outcome, reason = _rocm_smi.ANSWERED, None
         if not cards:
             outcome = _rocm_smi.NO_DATA if doc is not None else (_rocm_smi.FAILED if run.rc else _rocm_smi.UNPARSEABLE)
             reason = "amd-smi %s: %s" % ("reported no GPU" if doc is not None else "printed no JSON",
-                                         _rocm_smi.first_line(run.stderr) or _rocm_smi.first_line(run.stdout)
+                                         _rocm_smi.first_line(stderr) or _rocm_smi.first_line(stdout)
                                          or "exit %s" % run.rc)
     info.update(outcome=outcome, reason=reason, answered=outcome == _rocm_smi.ANSWERED)
     return info, cards, system, doc
 
 
+def run_nvidia_tool(module, nvidia_smi, timeout, clock=time.monotonic, tool="auto"):
+    """Call ``nvidia-smi -q -x`` once. Returns (info, parsed) with parsed as ``_nvidia_smi.parse_output``."""
+    parsed = {"outcome": None, "format": None, "cards": [], "processes": [], "errors": [], "system": {},
+              "reason": None}
+    path, why_not = (None, None) if tool == "sysfs" else _toolpath.locate(module, nvidia_smi or "nvidia-smi")
+    info = _tool_info("nvidia-smi", NVIDIA, path, timeout)
+    info.update(format=None, index_order="bdf", driver_version=None, cuda_version=None, schema=None)
+    if tool == "sysfs":
+        info["reason"] = "GPU tool disabled (tool=sysfs): facts from sysfs only"
+        return info, parsed
+    if not path:
+        info.update(outcome=MISSING, reason=why_not)
+        return info, parsed
+    run = _run(module, info, [path] + _nvidia_smi.QUERY_ARGS, timeout, clock)
+    if run is None:
+        return info, parsed
+    parsed = _nvidia_smi.parse_output(run.stdout, run.stderr, run.rc)
+    system = parsed["system"]
+    info.update(outcome=parsed["outcome"], reason=parsed["reason"], answered=parsed["outcome"] == _nvidia_smi.ANSWERED,
+                format=parsed["format"], driver_version=system.get("driver_version"),
+                cuda_version=system.get("cuda_version"), schema=system.get("schema"))
+    return info, parsed
+
+
 def _excerpt(text, lines=5):
-    kept = [line.strip() for line in (text or "").splitlines() if line.strip()]
+    kept = [line.strip() for line in _nvidia_smi.clean_text(text).splitlines() if line.strip()]
     return "\n".join(kept[:lines])
 
 
 def resolve_index_order(requested, tool_name, doc, tool_path):
-    """'bdf' or 'drm': how the tool numbers GPUs (see the module docstring)."""
+    """'bdf' or 'drm': how the AMD tool numbers GPUs (see the module docstring)."""
     if requested in ("bdf", "drm"):
         return requested
     if tool_name == "amd-smi":
@@ -117,23 +184,43 @@ def resolve_index_order(requested, tool_name, doc, tool_path):
     return _rocm_smi.index_order_from_rocm_version(_sysfs.rocm_version(tool_path)) or "bdf"
 
 
+# --------------------------------------------------------------------------------------------
+# joining tool and sysfs
+
 def positions(sysfs_gpus, order):
-    """{bdf: index} the tool gives GPUs it enumerates: those bound to a DRM card."""
+    """{bdf: index} rocm-smi gives GPUs it enumerates: those bound to a DRM card."""
     bound = [g for g in sysfs_gpus if g.get("drm_card") is not None]
     key = (lambda g: g["drm_card"]) if order == "drm" else (lambda g: g["bdf"])
     return dict((g["bdf"], i) for i, g in enumerate(sorted(bound, key=key)))
 
 
-def _blank(index, bdf):
-    gpu = {"index": index, "bdf": bdf, "drm_card": None, "model": None, "device_id": None, "gfx_version": None,
-           "vram_total_bytes": None, "vram_used_bytes": None, "busy_percent": None, "temperature_edge_c": None,
-           "power_w": None, "perf_level": None, "runtime_status": None, "health": UNKNOWN, "problems": [],
-           "sources": [], "in_tool_output": None, "responding": None}
+def _blank(index, bdf, vendor=AMD):
+    gpu = {"index": index, "bdf": bdf, "vendor": vendor, "drm_card": None, "model": None, "device_id": None,
+           "gfx_version": None, "vram_total_bytes": None, "vram_used_bytes": None, "busy_percent": None,
+           "temperature_edge_c": None, "power_w": None, "perf_level": None, "runtime_status": None,
+           "health": UNKNOWN, "problems": [], "warnings": [], "sources": [], "in_tool_output": None,
+           "responding": None}
+    if vendor == NVIDIA:
+        gpu.update(uuid=None, mig_mode=None, persistence_mode=None, xid_errors=[], ecc=None, retired_pages=None,
+                   remapped_rows=None, clocks_event_reasons=None, performance_state=None, vram_free_bytes=None)
     return gpu
 
 
+def _sort_key(gpu):
+    return (gpu["index"] is None, gpu["index"] if gpu["index"] is not None else 0, gpu["bdf"] or "")
+
+
+def _add_sysfs(gpu, sysgpu):
+    gpu["drm_card"] = sysgpu.get("drm_card")
+    gpu["runtime_status"] = sysgpu.get("runtime_status")
+    for field in ("device_id", "vram_total_bytes", "vram_used_bytes", "perf_level"):
+        if gpu.get(field) is None and sysgpu.get(field) is not None:
+            gpu[field] = sysgpu[field]
+    gpu["sources"].append("sysfs")
+
+
 def join(cards, sysfs_gpus, order, tool_name, tool_answered):
-    """GPU entries from the tool's cards and the sysfs scan, joined on the PCI address."""
+    """AMD GPU entries from the tool's cards and the sysfs scan, joined on the PCI address."""
     place = positions(sysfs_gpus, order)
     bdf_at = dict((i, bdf) for bdf, i in place.items())
     by_bdf = dict((g["bdf"], g) for g in sysfs_gpus)
@@ -160,41 +247,108 @@ def join(cards, sysfs_gpus, order, tool_name, tool_answered):
                 index = None
             gpu = gpus[bdf] = _blank(index, bdf)
             gpu["in_tool_output"] = False if tool_answered else None
-        gpu["drm_card"] = sysgpu.get("drm_card")
-        gpu["runtime_status"] = sysgpu.get("runtime_status")
-        for field in ("device_id", "vram_total_bytes", "vram_used_bytes", "perf_level"):
-            if gpu.get(field) is None and sysgpu.get(field) is not None:
-                gpu[field] = sysgpu[field]
-        gpu["sources"].append("sysfs")
-    ordered = sorted(gpus.values(), key=lambda g: (g["index"] is None, g["index"] if g["index"] is not None else 0,
-                                                   g["bdf"] or ""))
-    return ordered, notes
+        _add_sysfs(gpu, sysgpu)
+    return sorted(gpus.values(), key=_sort_key), notes
+
+
+_NVIDIA_CARD_FIELDS = ("model", "uuid", "vram_total_bytes", "vram_used_bytes", "vram_free_bytes", "busy_percent",
+                       "temperature_edge_c", "power_w", "persistence_mode", "mig_mode", "performance_state",
+                       "clocks_event_reasons")
+
+
+def join_nvidia(parsed, sysfs_gpus, tool_answered):
+    """NVIDIA GPU entries from nvidia-smi's answer (cards and per-GPU errors) and sysfs, on the PCI address.
+
+    nvidia-smi numbers the GPUs the nvidia driver holds in PCI-address order; a GPU it cannot open
+    keeps its place. The XML prints no index, so it is that rank; the table and CSV print their own.
+    """
+    cards, errors = parsed["cards"], parsed["errors"]
+    held = [g["bdf"] for g in sysfs_gpus if g.get("driver") == "nvidia"]
+    known = set(held) | set(c["bdf"] for c in cards if c["bdf"]) | set(e["bdf"] for e in errors)
+    rank = dict((bdf, i) for i, bdf in enumerate(sorted(known)))
+    held_at = dict((i, bdf) for i, bdf in enumerate(sorted(held)))
+    gpus, notes = {}, []
+    for card in cards:
+        index = card["index"] if card["index"] is not None else rank.get(card["bdf"])
+        if index is None:
+            index = card["position"]
+        bdf = card["bdf"] or held_at.get(index)  # a CSV without pci.bus_id: its order is PCI order
+        gpu = gpus.setdefault(bdf or "index:%s" % index, _blank(index, bdf, NVIDIA))
+        for field in _NVIDIA_CARD_FIELDS:
+            gpu[field] = card[field]
+        gpu["ecc"] = dict(card["ecc"])
+        gpu["retired_pages"] = dict(card["retired_pages"])
+        gpu["remapped_rows"] = dict(card["remapped_rows"])
+        gpu["sources"].append("nvidia-smi")
+        gpu["in_tool_output"] = True
+        gpu["_tool_verdict"] = _nvidia_smi.judge_card(card)
+    for error in errors:
+        gpu = gpus.get(error["bdf"])
+        if gpu is None:
+            gpu = gpus[error["bdf"]] = _blank(rank.get(error["bdf"]), error["bdf"], NVIDIA)
+            gpu["in_tool_output"] = False
+            gpu["sources"].append("nvidia-smi")
+        health, problems, warnings = gpu.pop("_tool_verdict", (OK, [], []))
+        gpu["_tool_verdict"] = (worst(health, error["health"]), problems + [error["message"]], warnings)
+    for sysgpu in sysfs_gpus:
+        gpu = gpus.get(sysgpu["bdf"])
+        if gpu is None:
+            index = rank.get(sysgpu["bdf"]) if sysgpu.get("driver") == "nvidia" else None
+            if index is not None and any(g["index"] == index for g in gpus.values()):
+                notes.append("cannot place GPU %s in nvidia-smi's numbering (index %s is another GPU's)"
+                             % (sysgpu["bdf"], index))
+                index = None
+            gpu = gpus[sysgpu["bdf"]] = _blank(index, sysgpu["bdf"], NVIDIA)
+            gpu["in_tool_output"] = False if tool_answered else None
+        _add_sysfs(gpu, sysgpu)
+        gpu["perf_level"] = None  # an amdgpu file; NVIDIA's is performance_state
+    return sorted(gpus.values(), key=_sort_key), notes
+
+
+# --------------------------------------------------------------------------------------------
+# health
+
+def _kernel_level(finding):
+    level = finding.get("gpu_health")
+    if level in (LOST, DEGRADED):
+        return level
+    if finding.get("category") in KERNEL_LOST:
+        return LOST
+    if finding.get("category") in KERNEL_DEGRADED:
+        return DEGRADED
+    return None
 
 
 def assess(gpu, sysgpu, tool_info, kernel_findings, metrics_ok):
-    """Set gpu['health'], gpu['problems'] and gpu['responding'] from all the evidence."""
+    """Set gpu['health'], gpu['problems'], gpu['warnings'] and gpu['responding'] from all the evidence."""
     problems = []
     health = OK
+    vendor_id = _sysfs.VENDOR_IDS.get(gpu.get("vendor") or AMD, _sysfs.AMD_VENDOR)
+    driver = _sysfs.DRIVERS[vendor_id]
     if sysgpu is not None:
         if sysgpu.get("lost"):
             health = LOST
             problems.append("PCI config space reads all-ones: the GPU is lost from the bus")
-        elif sysgpu.get("driver") != "amdgpu":
+        elif sysgpu.get("driver") != driver:
             health = DEGRADED
-            problems.append("no amdgpu driver bound to it (driver: %s)" % (sysgpu.get("driver") or "none"))
+            problems.append("no %s driver bound to it (driver: %s)" % (driver, sysgpu.get("driver") or "none"))
     seen = {}  # the same failure worded several ways is one problem, with the counts added up
     for finding in kernel_findings:
-        if finding["category"] in KERNEL_LOST:
-            health = LOST
-        elif finding["category"] in KERNEL_DEGRADED:
-            health = DEGRADED if health != LOST else health
-        else:
+        level = _kernel_level(finding)
+        if level is None:
             continue
+        health = worst(health, level)
         text = finding.get("summary") or finding["category"]
         seen[text] = seen.get(text, 0) + finding.get("count", 1)
     if seen:
         problems.append("kernel log: " + ", ".join(
             "%s%s" % (text, " (x%d)" % count if count > 1 else "") for text, count in seen.items()))
+    verdict = gpu.pop("_tool_verdict", None)
+    if verdict is not None:
+        tool_health, tool_problems, tool_warnings = verdict
+        health = worst(health, tool_health)
+        problems.extend(tool_problems)
+        gpu["warnings"] = list(gpu.get("warnings") or []) + list(tool_warnings)
     if tool_info["answered"]:
         gpu["responding"] = bool(gpu["in_tool_output"]) and health != LOST
         if not gpu["in_tool_output"] and health == OK:
@@ -207,36 +361,130 @@ def assess(gpu, sysgpu, tool_info, kernel_findings, metrics_ok):
         if health == OK:
             health = UNKNOWN
             problems.append("%s; sysfs shows it on the bus" % (tool_info["reason"] or "GPU tool gave no answer"))
+    hung = (sysgpu or {}).get("hung")
+    if hung:
+        problems.append("sysfs read of %s timed out after %ss" % (hung["file"], hung["timeout_s"]))
+        if health == OK:
+            health = UNKNOWN
     if gpu.get("runtime_status") == "suspended" and not problems:
         problems.append("runtime-suspended (idle): metrics not read, to avoid waking it")
     gpu["health"] = health
     gpu["problems"] = problems
+    gpu.setdefault("warnings", [])
     return gpu
 
 
+# --------------------------------------------------------------------------------------------
+# the probe
+
+def _vendors_to_probe(module, vendor, found, tool, nvidia_smi):
+    """The vendors to probe: asked for, or (auto) those sysfs shows; with none in sysfs, AMD as ever,
+    plus NVIDIA where nvidia-smi is installed (a container that hides sysfs)."""
+    if vendor in VENDORS:
+        return [vendor]
+    if vendor not in (None, "auto"):
+        raise ValueError("vendor must be auto, amd or nvidia, not %r" % (vendor,))
+    present = [v for v in VENDORS if any(g[3] == _sysfs.VENDOR_IDS[v] for g in found)]
+    if present:
+        return present
+    vendors = [AMD]
+    if tool != "sysfs" and _toolpath.locate(module, nvidia_smi or "nvidia-smi")[0]:
+        vendors.append(NVIDIA)
+    return vendors
+
+
 def collect(module, tool="auto", rocm_smi="rocm-smi", amd_smi="amd-smi", sysfs_root="/sys", timeout=15,
-            metrics_timeout=5, index_order="auto", proc_root="/proc", clock=time.monotonic):
-    """Everything the GPU tool and sysfs say about the host's GPUs, before any health verdict."""
+            metrics_timeout=5, index_order="auto", proc_root="/proc", clock=time.monotonic, vendor="auto",
+            nvidia_smi="nvidia-smi", sysfs_timeout=SYSFS_TIMEOUT):
+    """Everything the GPU tools and sysfs say about the host's GPUs, before any health verdict."""
     start = clock()
-    sysfs_gpus = _sysfs.scan_gpus(sysfs_root)
-    notes = [] if sysfs_gpus else ["sysfs: no AMD GPU found under %s" % sysfs_root]
-    tool_info, cards, system, doc = run_gpu_tool(module, tool, rocm_smi, amd_smi, timeout, clock)
-    order = resolve_index_order(index_order, tool_info["name"], doc, tool_info["path"])
-    tool_info["index_order"] = order
-    tool_info["driver_version"] = system.get("driver_version")
-    gpus, join_notes = join(cards, sysfs_gpus, order, tool_info["name"] or "tool", tool_info["answered"])
-    notes.extend(join_notes)
+    found = _sysfs.enumerate_gpus(sysfs_root, [_sysfs.AMD_VENDOR, _sysfs.NVIDIA_VENDOR])
+    vendors = _vendors_to_probe(module, vendor, found, tool, nvidia_smi)
+    wanted_ids = [_sysfs.VENDOR_IDS[v] for v in vendors]
+
+    # The tools and every GPU's sysfs identity reads run side by side, each under its own deadline.
+    jobs = {"sysfs": (lambda: _sysfs.scan_gpus(sysfs_root, wanted_ids, timeout=sysfs_timeout, found=found),
+                      sysfs_timeout + 3)}
+    tool_deadline = timeout + _KILL_AFTER + 3
+    if AMD in vendors:
+        jobs[AMD] = (lambda: run_gpu_tool(module, tool, rocm_smi, amd_smi, timeout, clock), tool_deadline)
+    if NVIDIA in vendors:
+        jobs[NVIDIA] = (lambda: run_nvidia_tool(module, nvidia_smi, timeout, clock, tool), tool_deadline)
+    done = _deadline.run_all(jobs)
+    sysfs_gpus = done["sysfs"].value if done["sysfs"].ok else []
+    notes = [] if done["sysfs"].ok else ["sysfs scan %s" % done["sysfs"].describe_failure()]
+
+    gpus, tools, processes, order = [], {}, [], "bdf"
+    process_lists = []
+    for name in vendors:
+        mine = [g for g in sysfs_gpus if g.get("vendor_name") == name]
+        if not mine:
+            notes.append("sysfs: no %s GPU found under %s" % (name.upper() if name == AMD else "NVIDIA", sysfs_root))
+        outcome = done[name]
+        if name == AMD:
+            if outcome.ok:
+                info, cards, system, doc = outcome.value
+            else:
+                info, cards, system, doc = _failed_job(module, name, outcome, timeout), [], {}, None
+            order = resolve_index_order(index_order, info["name"], doc, info["path"])
+            info["index_order"] = order
+            info["driver_version"] = system.get("driver_version")
+            joined, join_notes = join(cards, mine, order, info["name"] or "tool", info["answered"])
+            kfd_dir = os.path.isdir(os.path.join(sysfs_root, "class", "kfd", "kfd"))
+            process_lists.append(kfd_dir)
+        else:
+            if outcome.ok:
+                info, parsed = outcome.value
+            else:
+                info, parsed = _failed_job(module, name, outcome, timeout), {"cards": [], "errors": [], "processes": []}
+            joined, join_notes = join_nvidia(parsed, mine, info["answered"])
+            processes.extend(_nvidia_processes(parsed["processes"]))
+            process_lists.append(info["answered"] and info.get("format") in ("xml", "table"))
+        tools[name] = info
+        gpus.extend(joined)
+        notes.extend(join_notes)
 
     by_bdf = dict((g["bdf"], g) for g in sysfs_gpus)
+    if AMD in vendors:
+        _amd_extras(gpus, by_bdf, sysfs_root, proc_root, metrics_timeout, processes)
+    for gpu in gpus:
+        gpu.setdefault("_metrics_ok", False)
+    primary = _primary(vendors, gpus)
+    tools[primary]["probe_elapsed_s"] = round(clock() - start, 3)
+    present = set(g["vendor"] for g in gpus)
+    return {"gpus": gpus, "tool": tools[primary], "tools": tools, "processes": processes, "index_order": order,
+            "notes": notes, "kfd_available": os.path.isdir(os.path.join(sysfs_root, "class", "kfd", "kfd")),
+            "processes_available": all(process_lists), "vendors": vendors,
+            "mixed_vendors": len(present) > 1, "_sysfs": by_bdf}
+
+
+def _failed_job(module, vendor, outcome, timeout):
+    """The tool info of a tool call whose thread did not come back (it never should: the tool is killed)."""
+    info = _tool_info("nvidia-smi" if vendor == NVIDIA else "rocm-smi", vendor, None, timeout)
+    info.update(outcome=TIMEOUT if outcome.timed_out else ERROR, timed_out=outcome.timed_out,
+                reason="GPU tool call %s" % outcome.describe_failure())
+    if vendor == NVIDIA:
+        info.update(format=None, index_order="bdf", driver_version=None, cuda_version=None, schema=None)
+    return info
+
+
+def _primary(vendors, gpus):
+    """The vendor whose tool ``tool`` describes: the one with most GPUs (AMD on a tie)."""
+    return max(vendors, key=lambda v: (sum(1 for g in gpus if g["vendor"] == v), v == AMD))
+
+
+def _amd_extras(gpus, by_bdf, sysfs_root, proc_root, metrics_timeout, processes):
+    """AMD only: sysfs metrics where the tool gave none, gfx versions and VRAM holders from KFD."""
+    amd = [g for g in gpus if g["vendor"] == AMD]
     # Metrics from sysfs only where the tool gave none: each sysfs metric read costs SMU traffic.
-    need = [by_bdf[g["bdf"]] for g in gpus
-            if g["bdf"] in by_bdf and not by_bdf[g["bdf"]].get("lost")
+    need = [by_bdf[g["bdf"]] for g in amd
+            if g["bdf"] in by_bdf and not by_bdf[g["bdf"]].get("lost") and not by_bdf[g["bdf"]].get("hung")
             and all(g[k] is None for k in METRIC_KEYS)]
     metrics = _sysfs.read_metrics_all(need, metrics_timeout) if need else {}
     kfd = _sysfs.kfd_nodes(sysfs_root)
     gfx_by_bdf = dict((node["bdf"], _rocm_smi.gfx_from_target_version(node["gfx_target_version"]))
                       for node in kfd.values())
-    for gpu in gpus:
+    for gpu in amd:
         got = metrics.get(gpu["bdf"]) or {}
         for key in METRIC_KEYS:
             if gpu[key] is None:
@@ -244,37 +492,58 @@ def collect(module, tool="auto", rocm_smi="rocm-smi", amd_smi="amd-smi", sysfs_r
         gpu["_metrics_ok"] = any(got.get(k) is not None for k in METRIC_KEYS)
         if gpu["gfx_version"] is None:
             gpu["gfx_version"] = gfx_by_bdf.get(gpu["bdf"])
-    processes = _sysfs.kfd_processes(sysfs_root, kfd, proc_root)
-    tool_info["probe_elapsed_s"] = round(clock() - start, 3)
-    return {"gpus": gpus, "tool": tool_info, "processes": processes, "index_order": order, "notes": notes,
-            "kfd_available": os.path.isdir(os.path.join(sysfs_root, "class", "kfd", "kfd")),
-            "_sysfs": by_bdf}
+    for proc in _sysfs.kfd_processes(sysfs_root, kfd, proc_root):
+        proc["vendor"] = AMD
+        processes.append(proc)
+
+
+def _nvidia_processes(procs):
+    """nvidia-smi's process list in the KFD shape: {pid, name, bdf, index, vram_bytes} plus its own keys."""
+    out = []
+    for proc in procs:
+        out.append({"pid": proc["pid"], "name": proc["name"], "bdf": proc["bdf"], "index": None,
+                    "vram_bytes": proc["vram_bytes"], "vendor": NVIDIA, "type": proc.get("type"),
+                    "command": proc.get("command"), "gpu_instance_id": proc.get("gpu_instance_id")})
+    return out
 
 
 def apply_health(collected, kernel_findings=()):
     """Give every GPU its health verdict; returns the public result {gpus, count, tool, processes, ...}."""
     gpus, by_bdf, tool_info = collected["gpus"], collected["_sysfs"], collected["tool"]
+    tools = collected.get("tools") or {tool_info.get("vendor") or AMD: tool_info}
     findings_by_bdf = {}
     for finding in kernel_findings or ():
         bdf = normalize_bdf(finding.get("bdf") or "")
-        if bdf and finding["category"] in KERNEL_LOST + KERNEL_DEGRADED:
+        if bdf and _kernel_level(finding):
             findings_by_bdf.setdefault(bdf, []).append(finding)
     for bdf in sorted(findings_by_bdf):
         if not any(g["bdf"] == bdf for g in gpus):
-            ghost = _blank(None, bdf)  # known only from the kernel log: gone from sysfs and the tool
-            ghost["in_tool_output"] = False if tool_info["answered"] else None
-            gpus.append(ghost)
+            ghost = _blank(None, bdf, _ghost_vendor(findings_by_bdf[bdf], tools))
+            ghost["in_tool_output"] = False if tools[_ghost_vendor(findings_by_bdf[bdf], tools)]["answered"] else None
+            gpus.append(ghost)  # known only from the kernel log: gone from sysfs and the tool
     for gpu in gpus:
-        assess(gpu, by_bdf.get(gpu["bdf"]), tool_info, findings_by_bdf.get(gpu["bdf"], []),
+        info = tools.get(gpu["vendor"], tool_info)
+        assess(gpu, by_bdf.get(gpu["bdf"]), info, findings_by_bdf.get(gpu["bdf"], []),
                gpu.pop("_metrics_ok", False))
         if findings_by_bdf.get(gpu["bdf"]) and "kernel_log" not in gpu["sources"]:
             gpu["sources"].append("kernel_log")
     index_by_bdf = dict((g["bdf"], g["index"]) for g in gpus)
     for proc in collected["processes"]:
         proc["index"] = index_by_bdf.get(proc["bdf"])
-    return {"gpus": gpus, "count": len(gpus), "tool": tool_info, "processes": collected["processes"],
+    present = set(g["vendor"] for g in gpus)
+    return {"gpus": gpus, "count": len(gpus), "tool": tool_info, "tools": tools, "processes": collected["processes"],
             "index_order": collected["index_order"], "notes": collected["notes"],
-            "kfd_available": collected["kfd_available"]}
+            "kfd_available": collected["kfd_available"],
+            "processes_available": collected.get("processes_available", collected["kfd_available"]),
+            "vendors": collected.get("vendors", [AMD]), "mixed_vendors": len(present) > 1}
+
+
+def _ghost_vendor(findings, tools):
+    """The vendor of a GPU known only from the kernel log: the finding's, else the only one probed."""
+    for finding in findings:
+        if finding.get("vendor") in tools:
+            return finding["vendor"]
+    return AMD if AMD in tools else next(iter(tools))
 
 
 def probe(module, kernel_findings=(), **kwargs):

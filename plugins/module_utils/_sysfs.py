@@ -1,12 +1,18 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""PRIVATE to gpuops.preflight: AMD GPUs as sysfs shows them, without any GPU tool.
+"""PRIVATE to gpuops.preflight: GPUs (AMD and NVIDIA) as sysfs shows them, without any GPU tool.
+
+A GPU is a PCI function of a known vendor (``0x1002`` AMD, ``0x10de`` NVIDIA) and a GPU class
+(AMD: any display controller ``0x03xxxx`` or processing accelerator ``0x12xxxx``; NVIDIA: VGA
+``0x0300`` or 3D controller ``0x0302``). A card's HD-audio, USB-C or UCSI functions are not GPUs.
 
 Two kinds of reads, kept apart on purpose:
 - identity and liveness (``scan_gpus``): PCI ids, config space, driver, VRAM counters, runtime-PM
   state. These do not talk to the SMU, so they are cheap and safe on a sick GPU. A first
-  config-space dword of all-ones is the kernel's own "device lost from bus" test.
+  config-space dword of all-ones is the kernel's own "device lost from bus" test. With a
+  ``timeout``, each GPU is read in a thread of its own under that deadline: a read that blocks
+  on one GPU is reported for that GPU (which file, after how long) and hides no other GPU.
 - metrics (``read_metrics``): busy %, temperature, power. These go through the SMU (about 2 s per
   read when it does not answer), may return EPERM while the GPU resets or sleeps, and a read of
   gpu_busy_percent wakes a runtime-suspended GPU. They are read only when the GPU tool did not
@@ -20,24 +26,49 @@ from __future__ import annotations
 import errno
 import os
 import re
+import stat
 
 from ansible_collections.gpuops.preflight.plugins.module_utils import _deadline
 from ansible_collections.gpuops.preflight.plugins.module_utils._pci import bdf_from_location_id, normalize_bdf
 
 AMD_VENDOR = "0x1002"
+NVIDIA_VENDOR = "0x10de"
+VENDOR_NAMES = {AMD_VENDOR: "amd", NVIDIA_VENDOR: "nvidia"}
+VENDOR_IDS = dict((name, vid) for vid, name in VENDOR_NAMES.items())
+# The kernel driver a healthy GPU of each vendor is bound to.
+DRIVERS = {AMD_VENDOR: "amdgpu", NVIDIA_VENDOR: "nvidia"}
 _CARD = re.compile(r"^card(\d+)$")
-# PCI classes of GPUs: 0x03xxxx display controllers, 0x12xxxx processing accelerators (Instinct).
-_GPU_CLASSES = ("0x03", "0x12")
+# PCI classes of GPUs, per vendor (class prefixes): AMD 0x03xxxx display controllers and 0x12xxxx
+# processing accelerators (Instinct); NVIDIA 0x0300 VGA and 0x0302 3D controllers (Tesla, A100, H100).
+GPU_CLASSES = {AMD_VENDOR: ("0x03", "0x12"), NVIDIA_VENDOR: ("0x0300", "0x0302")}
+_O_READ = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
 def _read(path, limit=4096):
-    """(text, error): the stripped content of a small sysfs file, or the errno name it failed with."""
+    """(text, error): the stripped content of a small sysfs file, or the errno name it failed with.
+
+    Opened without blocking, and only read when it is a regular file (sysfs attributes are): a FIFO
+    or a device node planted in a tree is refused, never waited on. At most ``limit`` bytes.
+    """
+    data, err = _read_bytes(path, limit)
+    if err:
+        return None, err
+    return data.decode("utf-8", "replace").strip(), None
+
+
+def _read_bytes(path, limit):
     try:
-        with open(path, "rb") as handle:
-            data = handle.read(limit)
+        fd = os.open(path, _O_READ)
     except OSError as exc:
         return None, errno.errorcode.get(exc.errno, str(exc)) if exc.errno else str(exc)
-    return data.decode("utf-8", "replace").strip(), None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None, "not a regular file"
+        return os.read(fd, limit), None
+    except OSError as exc:
+        return None, errno.errorcode.get(exc.errno, str(exc)) if exc.errno else str(exc)
+    finally:
+        os.close(fd)
 
 
 def _read_text(path):
@@ -63,12 +94,8 @@ def _link_name(path):
 
 def config_space_lost(device_dir):
     """True when PCI config space reads all-ones (GPU lost from the bus), False when sane, None when unreadable."""
-    try:
-        with open(os.path.join(device_dir, "config"), "rb") as handle:
-            head = handle.read(8)
-    except OSError:
-        return None
-    if len(head) < 4:
+    head, err = _read_bytes(os.path.join(device_dir, "config"), 8)
+    if err or len(head) < 4:
         return None
     return head[:4] == b"\xff\xff\xff\xff"
 
@@ -91,8 +118,27 @@ def _drm_cards(sysfs_root):
     return cards
 
 
-def _pci_gpus(sysfs_root):
-    """{bdf: device dir} of AMD GPUs on the PCI bus, bound to a driver or not."""
+def _vendor_ids(vendors):
+    """('amd', 'nvidia') or vendor ids -> vendor ids; ValueError for an unknown vendor."""
+    ids = []
+    for vendor in vendors:
+        vid = VENDOR_IDS.get(vendor, vendor)
+        if vid not in VENDOR_NAMES:
+            raise ValueError("unknown GPU vendor %r (known: %s)" % (vendor, ", ".join(sorted(VENDOR_IDS))))
+        ids.append(vid)
+    return tuple(ids)
+
+
+def is_gpu(vendor, pci_class):
+    """Whether a PCI function of this vendor and class is a GPU we know."""
+    return bool(vendor in GPU_CLASSES and pci_class and pci_class.lower().startswith(GPU_CLASSES[vendor]))
+
+
+def _pci_gpus(sysfs_root, vendors):
+    """{bdf: (device dir, vendor id)} of the vendors' GPUs on the PCI bus, bound to a driver or not.
+
+    ``vendor`` and ``class`` come from the kernel's copy of the device's header: they never block.
+    """
     base = os.path.join(sysfs_root, "bus", "pci", "devices")
     found = {}
     try:
@@ -105,67 +151,124 @@ def _pci_gpus(sysfs_root):
             continue
         device_dir = os.path.join(base, name)
         vendor = (_read_text(os.path.join(device_dir, "vendor")) or "").lower()
-        pci_class = (_read_text(os.path.join(device_dir, "class")) or "").lower()
-        if vendor == AMD_VENDOR and pci_class.startswith(_GPU_CLASSES):
-            found[bdf] = device_dir
+        if vendor not in vendors:
+            continue
+        if is_gpu(vendor, _read_text(os.path.join(device_dir, "class"))):
+            found[bdf] = (device_dir, vendor)
     return found
 
 
-def scan_gpus(sysfs_root="/sys"):
-    """AMD GPUs from sysfs, identity and liveness only (no SMU traffic). Sorted by PCI address.
+def enumerate_gpus(sysfs_root="/sys", vendors=(AMD_VENDOR,)):
+    """[(bdf, device_dir, drm_card, vendor id)] of the vendors' GPUs, sorted by PCI address. Cheap: no device read.
 
-    Each entry: bdf, drm_card, device_dir, driver, vendor, device_id, revision, lost (config space
-    all-ones; None when unreadable), runtime_status, perf_level, vram_total_bytes, vram_used_bytes,
-    unique_id, vbios_version, hwmon (folder or None), read_errors ({file: errno name}).
+    A DRM card whose PCI function is not listed under bus/pci (a partial tree) is kept when its
+    vendor is one of ``vendors``, or, vendor unreadable, when its driver is theirs.
     """
+    vendors = _vendor_ids(vendors)
     cards = _drm_cards(sysfs_root)
-    devices = _pci_gpus(sysfs_root)
+    devices = _pci_gpus(sysfs_root, vendors)
+    drivers = dict((DRIVERS[v], v) for v in vendors)
     for bdf in cards:
-        if bdf not in devices:
-            devices[bdf] = os.path.join(sysfs_root, "class", "drm", "card%d" % cards[bdf], "device")
+        if bdf in devices:
+            continue
+        device_dir = os.path.join(sysfs_root, "class", "drm", "card%d" % cards[bdf], "device")
+        vendor = (_read_text(os.path.join(device_dir, "vendor")) or "").lower()
+        if vendor not in vendors:
+            vendor = drivers.get(_link_name(os.path.join(device_dir, "driver")))
+        if vendor in vendors:  # a BMC's ASPEED card or another vendor's GPU is not ours
+            devices[bdf] = (device_dir, vendor)
+    return [(bdf, devices[bdf][0], cards.get(bdf), devices[bdf][1]) for bdf in sorted(devices)]
+
+
+def scan_gpus(sysfs_root="/sys", vendors=(AMD_VENDOR,), timeout=None, found=None):
+    """The vendors' GPUs from sysfs, identity and liveness only (no SMU traffic). Sorted by PCI address.
+
+    Each entry: bdf, drm_card, device_dir, driver, vendor, vendor_name ('amd'/'nvidia'), device_id,
+    revision, lost (config space all-ones; None when unreadable), runtime_status, perf_level,
+    vram_total_bytes, vram_used_bytes, unique_id, vbios_version, hwmon (folder or None),
+    read_errors ({file: errno name}), hung (None, or {file, timeout_s}: the read that did not return).
+    With ``timeout`` (seconds) every GPU is read in its own thread under that deadline. ``found``:
+    the ``enumerate_gpus`` answer when the caller has it already.
+    """
+    vendors = _vendor_ids(vendors)
+    if found is None:
+        found = enumerate_gpus(sysfs_root, vendors)
+    else:
+        found = [entry for entry in found if entry[3] in vendors]
+    if not timeout:
+        return [_identity(bdf, device_dir, card, vendor) for bdf, device_dir, card, vendor in found]
+    progress = dict((bdf, {}) for bdf, _dir, _card, _vendor in found)
+    outcomes = _deadline.run_all(dict(
+        (bdf, (lambda bdf=bdf, device_dir=device_dir, card=card, vendor=vendor:
+               _identity(bdf, device_dir, card, vendor, progress[bdf]), timeout))
+        for bdf, device_dir, card, vendor in found))
     gpus = []
-    for bdf in sorted(devices):
-        gpu = _identity(bdf, devices[bdf], cards.get(bdf))
-        if gpu["vendor"] == AMD_VENDOR or gpu["driver"] == "amdgpu":
-            gpus.append(gpu)  # a BMC's ASPEED card or another vendor's GPU is not ours
+    for bdf, device_dir, card, vendor in found:
+        outcome = outcomes[bdf]
+        if outcome.ok:
+            gpus.append(outcome.value)
+        else:
+            gpus.append(_unread(bdf, device_dir, card, vendor, progress[bdf].get("file") or "identity files",
+                                outcome, timeout))
     return gpus
 
 
-def _identity(bdf, device_dir, drm_card):
-    errors = {}
+def _base_entry(bdf, device_dir, drm_card, vendor):
+    return {
+        "bdf": bdf, "drm_card": drm_card, "device_dir": device_dir,
+        "driver": _link_name(os.path.join(device_dir, "driver")), "vendor": vendor,
+        "vendor_name": VENDOR_NAMES.get(vendor), "device_id": None, "revision": None, "lost": None,
+        "runtime_status": None, "perf_level": None, "vram_total_bytes": None, "vram_used_bytes": None,
+        "unique_id": None, "vbios_version": None, "hwmon": None, "read_errors": {}, "hung": None,
+    }
+
+
+def _unread(bdf, device_dir, drm_card, vendor, name, outcome, timeout):
+    """The entry of a GPU whose identity reads did not finish: which file blocked, nothing guessed."""
+    gpu = _base_entry(bdf, device_dir, drm_card, vendor)
+    if outcome.timed_out:
+        gpu["hung"] = {"file": name, "timeout_s": timeout}
+        gpu["read_errors"][name] = "timed out after %ss" % timeout
+    else:
+        gpu["read_errors"][name] = outcome.describe_failure()
+    return gpu
+
+
+def _identity(bdf, device_dir, drm_card, vendor=None, progress=None):
+    gpu = _base_entry(bdf, device_dir, drm_card, vendor)
+    errors = gpu["read_errors"]
+    progress = {} if progress is None else progress
 
     def text(name):
+        progress["file"] = name
         value, err = _read(os.path.join(device_dir, name))
         if err and err != "ENOENT":
             errors[name] = err
         return value
 
     def integer(name):
+        progress["file"] = name
         value, err = _read_int(os.path.join(device_dir, name))
         if err and err != "ENOENT":
             errors[name] = err
         return value
 
-    vendor = (text("vendor") or "").lower() or None
-    device_id = (text("device") or "").lower() or None
-    return {
-        "bdf": bdf,
-        "drm_card": drm_card,
-        "device_dir": device_dir,
-        "driver": _link_name(os.path.join(device_dir, "driver")),
-        "vendor": vendor,
-        "device_id": device_id,
-        "revision": text("revision"),
-        "lost": config_space_lost(device_dir),
-        "runtime_status": text(os.path.join("power", "runtime_status")),
-        "perf_level": text("power_dpm_force_performance_level"),
-        "vram_total_bytes": integer("mem_info_vram_total"),
-        "vram_used_bytes": integer("mem_info_vram_used"),
-        "unique_id": text("unique_id") or None,
-        "vbios_version": text("vbios_version") or None,
-        "hwmon": _hwmon_dir(device_dir),
-        "read_errors": errors,
-    }
+    gpu["vendor"] = (text("vendor") or "").lower() or vendor
+    gpu["vendor_name"] = VENDOR_NAMES.get(gpu["vendor"])
+    gpu["device_id"] = (text("device") or "").lower() or None
+    gpu["revision"] = text("revision")
+    progress["file"] = "config"
+    gpu["lost"] = config_space_lost(device_dir)
+    gpu["runtime_status"] = text(os.path.join("power", "runtime_status"))
+    gpu["perf_level"] = text("power_dpm_force_performance_level")
+    gpu["vram_total_bytes"] = integer("mem_info_vram_total")
+    gpu["vram_used_bytes"] = integer("mem_info_vram_used")
+    gpu["unique_id"] = text("unique_id") or None
+    gpu["vbios_version"] = text("vbios_version") or None
+    progress["file"] = "hwmon"
+    gpu["hwmon"] = _hwmon_dir(device_dir)
+    progress["file"] = None
+    return gpu
 
 
 def _hwmon_dir(device_dir):

@@ -64,3 +64,31 @@ def add_kfd(root, nodes, procs=()):
                "location_id %d\ndomain 0\ngfx_target_version %d\n" % (location, gfx))
     for pid, gpu_id, vram in procs:
         _write(os.path.join(base, "proc", str(pid), "vram_%d" % gpu_id), "%d\n" % vram)
+
+
+def add_pci_function(root, bdf, vendor, device, pci_class, driver=None, lost=False):
+    """Any PCI function (a GPU's HD-audio or USB-C controller, a NIC): vendor, device, class, config, driver."""
+    dev = os.path.join(root, "devices", "pci0000:00", bdf)
+    os.makedirs(dev, exist_ok=True)
+    _write(os.path.join(dev, "vendor"), vendor + "\n")
+    _write(os.path.join(dev, "device"), device + "\n")
+    _write(os.path.join(dev, "class"), pci_class + "\n")
+    _write(os.path.join(dev, "power", "runtime_status"), "active\n")
+    config = b"\xff" * 64 if lost else struct.pack("<HH", int(vendor, 16), int(device, 16)) + b"\x07\x04" + b"\0" * 58
+    _write(os.path.join(dev, "config"), config, "wb")
+    if driver:
+        drv = os.path.join(root, "bus", "pci", "drivers", driver)
+        os.makedirs(drv, exist_ok=True)
+        os.symlink(os.path.relpath(drv, dev), os.path.join(dev, "driver"))
+    pci = os.path.join(root, "bus", "pci", "devices")
+    os.makedirs(pci, exist_ok=True)
+    os.symlink(os.path.relpath(dev, pci), os.path.join(pci, bdf))
+    return dev
+
+
+def add_nvidia_gpu(root, bdf, device="0x2231", pci_class="0x030000", driver="nvidia", lost=False, audio=True):
+    """An NVIDIA GPU as the nvidia driver shows it in sysfs (no hwmon, no amdgpu files), with its HD-audio function."""
+    dev = add_pci_function(root, bdf, "0x10de", device, pci_class, driver=driver, lost=lost)
+    if audio:
+        add_pci_function(root, bdf[:-1] + "1", "0x10de", "0x1aef", "0x040300", driver="snd_hda_intel")
+    return dev
