@@ -1,0 +1,308 @@
+"""gpuops_preflight.history and ``gpuops-preflight history``: counts, suggestions, filters, bad files, the index."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+
+import pytest
+
+from gpuops_preflight import cli, history
+from gpuops_preflight.commands import history as history_command
+from report.series import HOUR, START, fixture, write_run, write_series
+
+GPU4 = ("rig-6600", "0000:0f:00.0")
+GPU10B = ("rig-6600b", "0000:21:00.0")
+
+
+def gpu(doc, host, bdf):
+    found = [g for g in doc["gpus"] if g["host"] == host and g["bdf"] == bdf]
+    assert len(found) == 1, [(g["host"], g["bdf"]) for g in doc["gpus"]]
+    return found[0]
+
+
+def finding(entry, key):
+    found = [f for f in entry["findings"] if f["key"] == key]
+    assert found, [f["key"] for f in entry["findings"]]
+    return found[0]
+
+
+def analyse(folder, **kwargs):
+    return history.analyse(history.scan(str(folder)), **kwargs)
+
+
+def test_a_finding_that_came_back_is_counted_per_gpu_with_how_long_ago(smu_series):
+    folder, epochs = smu_series
+    now = epochs[-1] + 2 * HOUR
+    doc = analyse(folder, now=now)
+    assert doc["runs"] == 20
+    smu = gpu(doc, *GPU4)
+    assert smu["runs"] == 20 and smu["index"] == 4 and smu["health"] == "lost"
+    assert smu["timeline"] == ["lost" if n % 4 == 3 else "ok" for n in range(20)]
+    hung = finding(smu, "kernel:SMU not answering (0xFFFFFFFF)")
+    assert (hung["runs"], hung["severity"], hung["distinct_events"]) == (5, "hard", 1)
+    assert hung["first_seen"] == epochs[3] and hung["last_seen"] == epochs[19]
+    assert finding(smu, "health:lost")["runs"] == 5
+    lines = history.render_lines(doc)
+    assert ("rig-6600 GPU 4 (0000:0f:00.0): SMU not answering (0xFFFFFFFF) in 5 of the last 20 preflights "
+            "(1 distinct kernel-log event), last 2 h ago") in lines
+    # Healthy GPUs have no finding and no line.
+    assert gpu(doc, "rig-6600", "0000:03:00.0")["findings"] == []
+    assert not [line for line in lines if line.startswith("rig-6600 GPU 0 ")]
+
+
+def test_suggestions_follow_the_thresholds_and_the_inventory(smu_series):
+    folder, _epochs = smu_series
+    doc = analyse(folder)
+    assert doc["suggestions"] == [{
+        "add_to": "excluded_gpus", "host": "rig-6600", "gpu": 4, "threshold": 3,
+        "reason": "hard findings in 5 of the last 20 preflights"}]
+    # GPU 10 of rig-6600b is lost in every run, but it is already in excluded_gpus.
+    lost = gpu(doc, *GPU10B)
+    assert lost["excluded"] and lost["hard_runs"] == 15 and lost["suggestion"] is None
+    line = [x for x in history.render_lines(doc) if "add to excluded_gpus" in x]
+    assert line == ["  rig-6600 GPU 4: add to excluded_gpus (hard findings in 5 of the last 20 preflights; "
+                    "threshold 3) -> host_vars/rig-6600: excluded_gpus: [4]"]
+    # A higher exclusion threshold: the watchlist instead.
+    doc = analyse(folder, exclude_after=6)
+    assert [(s["add_to"], s["gpu"]) for s in doc["suggestions"]] == [("gpu_watchlist", 4)]
+    # Higher than both: nothing.
+    assert analyse(folder, exclude_after=6, watch_after=6)["suggestions"] == []
+
+
+def test_a_watchlisted_gpu_is_not_suggested_for_the_watchlist_again(summary_dir):
+    hot = fixture("hot_gpu")
+    hot["hosts"]["rig-6600"]["gpus"][2]["watchlisted"] = True
+    write_series(summary_dir, [hot, hot, "hot_gpu"])
+    doc = analyse(summary_dir)
+    assert finding(gpu(doc, "rig-6600", "0000:09:00.0"), "check:gpu_temperature")["severity"] == "soft"
+    assert [(s["add_to"], s["gpu"]) for s in doc["suggestions"]] == [("gpu_watchlist", 2)]
+    write_series(summary_dir, [hot, hot, hot], start=START + 10 * HOUR)
+    assert analyse(summary_dir)["suggestions"] == []  # watchlisted in its newest run
+
+
+def test_unknown_is_listed_but_never_leads_to_a_suggestion(summary_dir):
+    write_series(summary_dir, ["empty_tool"] * 6)
+    doc = analyse(summary_dir)
+    entry = gpu(doc, "rig-6600", "0000:03:00.0")
+    assert finding(entry, "health:unknown")["runs"] == 6
+    assert finding(entry, "health:unknown")["severity"] == "unknown"
+    assert doc["suggestions"] == []
+
+
+def test_the_window_counts_only_each_hosts_last_runs(smu_series):
+    folder, _epochs = smu_series
+    doc = analyse(folder, window=4)
+    smu = gpu(doc, *GPU4)
+    assert smu["runs"] == 4 and finding(smu, "health:lost")["runs"] == 1
+    assert len(doc["recent_runs"]) == 4
+    assert doc["suggestions"] == []
+
+
+def test_a_gpu_that_vanished_is_a_missing_finding(summary_dir):
+    gone = fixture("demo")
+    gone["hosts"]["rig-6600"]["gpus"] = [g for g in gone["hosts"]["rig-6600"]["gpus"] if g["index"] != 5]
+    gone["hosts"]["rig-6600"]["gpu_count"] = 11
+    write_series(summary_dir, ["demo", "demo", gone, gone, gone])
+    entry = gpu(analyse(summary_dir), "rig-6600", "0000:12:00.0")
+    assert entry["timeline"] == ["ok", "ok", "missing", "missing", "missing"]
+    assert finding(entry, "missing")["runs"] == 3 and entry["health"] == "missing"
+    assert entry["suggestion"]["add_to"] == "excluded_gpus"
+
+
+def test_an_unreachable_host_does_not_count_as_a_run_of_its_gpus(summary_dir):
+    gone = fixture("demo")
+    gone["hosts"]["rig-6600b"] = copy.deepcopy(fixture("unreachable_host")["hosts"]["rig-6600-gone"])
+    write_series(summary_dir, ["demo", gone, "demo"])
+    entry = gpu(analyse(summary_dir), *GPU10B)
+    assert entry["runs"] == 2 and entry["timeline"] == ["lost", "lost"]
+
+
+def test_filters_host_gpu_and_since(smu_series):
+    folder, epochs = smu_series
+    assert {g["host"] for g in analyse(folder, host="rig-6600b")["gpus"]} == {"rig-6600b"}
+    assert {g["host"] for g in analyse(folder, host="rig-66*")["gpus"]} == {"rig-6600", "rig-6600b"}
+    assert analyse(folder, host="rig-7*")["gpus"] == []
+    by_index = analyse(folder, gpu=history.parse_gpu("4"))
+    assert {(g["host"], g["index"]) for g in by_index["gpus"]} == {("rig-6600", 4), ("rig-6600b", 4)}
+    by_bdf = analyse(folder, gpu=history.parse_gpu("0000:0F:00.0"))
+    assert [(g["host"], g["bdf"]) for g in by_bdf["gpus"]] == [("rig-6600", "0000:0f:00.0"), ("rig-6600b", "0000:0f:00.0")]
+    recent = analyse(folder, since=epochs[16])
+    assert recent["runs"] == 4 and finding(gpu(recent, *GPU4), "health:lost")["runs"] == 1
+    assert history.parse_since("5h", epochs[-1]) == epochs[-1] - 5 * HOUR
+    assert history.parse_since("2026-11-30T16:00:00Z", 0) == epochs[16]
+    with pytest.raises(ValueError, match="span ago"):
+        history.parse_since("yesterday", 0)
+    with pytest.raises(ValueError, match="GPU index"):
+        history.parse_gpu("card3")
+
+
+def test_runs_of_another_kind_are_not_mixed_in(summary_dir):
+    write_series(summary_dir, ["demo", "dirty_after_step", "demo"])
+    assert analyse(summary_dir)["runs"] == 2
+    cleanup = analyse(summary_dir, kind="cleanup")
+    assert cleanup["runs"] == 1 and {g["host"] for g in cleanup["gpus"]} == {"rig-6600"}
+
+
+def test_bad_files_are_skipped_and_counted_never_fatal(smu_series, monkeypatch):
+    folder, _epochs = smu_series
+    name = "summary_step3_20261129T%02d0000.000000Z.json"
+    (folder / (name % 0)).write_text('{"schema": "gpuops.preflight.summary", "kind": "pre')  # truncated
+    (folder / (name % 1)).write_bytes(b"\xff\xfe\x00not json at all")
+    (folder / (name % 2)).write_text("[1, 2, 3]")
+    (folder / (name % 3)).write_text(json.dumps({"schema": "something.else", "kind": "preflight", "hosts": {}}))
+    (folder / (name % 4)).mkdir()
+    os.mkfifo(str(folder / (name % 5)))  # reading it would block for ever
+    (folder / (name % 6)).write_text(json.dumps(fixture("demo")) + " " * 4096)
+    (folder / (name % 7)).write_text("[" * 100000)  # deeper than the JSON parser recurses
+    os.symlink(str(folder / "nowhere"), str(folder / (name % 8)))
+    (folder / "notes.txt").write_text("not named like a summary: ignored, not counted")
+    monkeypatch.setattr(history, "MAX_SUMMARY_BYTES", 4096)
+    found = history.scan(str(folder))
+    assert dict(found.skipped) == {"not JSON": 2, "not a summary document": 2, "not a regular file": 2,
+                                   "too large": 22, "unreadable": 1}
+    monkeypatch.setattr(history, "MAX_SUMMARY_BYTES", 64 << 20)
+    found = history.scan(str(folder), use_cache=False)
+    assert dict(found.skipped) == {"not JSON": 3, "not a summary document": 2, "not a regular file": 2,
+                                   "unreadable": 1}
+    doc = history.analyse(found)
+    assert doc["runs"] == 21 and doc["files"]["skipped"] == 8  # the padded demo is a run again
+    assert "Skipped 8 file(s): 3 not JSON, 2 not a regular file, 2 not a summary document, 1 unreadable" \
+        in history.render_lines(doc)
+
+
+def test_a_second_scan_reads_only_new_or_changed_files(smu_series, private_cache):
+    folder, epochs = smu_series
+    first = history.scan(str(folder))
+    assert (first.read, first.cached) == (20, 0)
+    assert first.index_path.startswith(str(private_cache)) and os.path.isfile(first.index_path)
+    second = history.scan(str(folder))
+    assert (second.read, second.cached) == (0, 20)
+    assert dict(history.analyse(second, now=0), files=None) == dict(history.analyse(first, now=0), files=None)
+    write_run(folder, fixture("smu_failure"), epochs[-1] + HOUR)
+    third = history.scan(str(folder))
+    assert (third.read, third.cached) == (1, 20)
+    newest = sorted(os.listdir(str(folder)))[-1]
+    changed = fixture("demo")
+    changed["finished_at"] = "2026-12-01T00:00:00+00:00"
+    (folder / newest).write_text(json.dumps(changed))  # rewritten in place: size and mtime differ
+    fourth = history.scan(str(folder))
+    assert (fourth.read, fourth.cached) == (1, 20)
+    os.remove(str(folder / newest))
+    fifth = history.scan(str(folder))
+    assert (fifth.read, fifth.cached, len(fifth.records)) == (0, 20, 20)
+    with open(fifth.index_path) as handle:
+        assert newest not in json.load(handle)["files"]
+
+
+def test_a_corrupt_or_foreign_index_is_rebuilt(smu_series, tmp_path):
+    folder, _epochs = smu_series
+    cache = tmp_path / "index.json"
+    cache.write_text("{not json")
+    assert history.scan(str(folder), cache_path=str(cache)).read == 20
+    assert history.scan(str(folder), cache_path=str(cache)).read == 0
+    other = tmp_path / "other"
+    write_series(other, ["demo"])
+    assert history.scan(str(other), cache_path=str(cache)).read == 1  # the index names another folder
+    bad = json.loads(cache.read_text())
+    bad["files"] = dict((name, [1, 2, {"kind": "preflight"}]) for name in bad["files"])  # stale keys
+    cache.write_text(json.dumps(bad))
+    assert history.scan(str(other), cache_path=str(cache)).read == 1
+
+
+def test_an_index_that_cannot_be_written_is_a_note_not_an_error(smu_series, tmp_path):
+    folder, _epochs = smu_series
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    found = history.scan(str(folder), cache_path=str(blocker / "index.json"))
+    assert len(found.records) == 20
+    assert found.notes and found.notes[0].startswith("history index not written to %s" % (blocker / "index.json"))
+
+
+def test_a_missing_or_non_folder_summary_dir_is_a_clear_error(tmp_path):
+    with pytest.raises(OSError, match="summary folder .*nope: no such folder"):
+        history.scan(str(tmp_path / "nope"))
+    (tmp_path / "f").write_text("")
+    with pytest.raises(OSError, match="not a folder"):
+        history.scan(str(tmp_path / "f"))
+
+
+def test_thresholds_and_window_must_be_at_least_one(smu_series):
+    folder, _epochs = smu_series
+    for bad in (dict(window=0), dict(watch_after=-1), dict(exclude_after=True), dict(window="3")):
+        with pytest.raises(ValueError, match="at least 1"):
+            analyse(folder, **bad)
+
+
+# ---------------------------------------------------------------- the command
+
+
+def run_cli(argv, capsys, now=None):
+    args = cli._parser().parse_args(argv)  # pylint: disable=protected-access
+    code = args.handler(args, now=now) if now is not None else cli.main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_the_command_prints_the_history_and_exits_0(smu_series, capsys):
+    folder, epochs = smu_series
+    code, out, err = run_cli(["history", "--summary-dir", str(folder), "--gpu", "4", "--host", "rig-6600"], capsys,
+                             now=epochs[-1] + 2 * HOUR)
+    assert code == 0 and err == ""
+    assert "rig-6600 GPU 4 (0000:0f:00.0): SMU not answering (0xFFFFFFFF) in 5 of the last 20 preflights " \
+           "(1 distinct kernel-log event), last 2 h ago" in out.splitlines()
+    assert "add to excluded_gpus" in out
+
+
+def test_the_command_prints_json(smu_series, capsys):
+    folder, _epochs = smu_series
+    code, out, _err = run_cli(["history", "--summary-dir", str(folder), "--json", "--runs", "8"], capsys)
+    doc = json.loads(out)
+    assert code == 0 and doc["schema"] == "gpuops.preflight.history" and doc["window"] == 8
+    # Runs 12 to 19: GPU 4 failed in 2 of them (15, 19): the watchlist, not yet excluded_gpus.
+    assert [(s["add_to"], s["gpu"]) for s in doc["suggestions"]] == [("gpu_watchlist", 4)]
+
+
+def test_the_default_folder_is_the_preflights(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    write_series(tmp_path / ".local" / "state" / "gpuops-preflight", ["demo", "smu_failure"])
+    code, out, _err = run_cli(["history"], capsys)
+    assert code == 0 and out.startswith("Preflight history: 2 run(s) in %s" % (tmp_path / ".local/state/gpuops-preflight"))
+
+
+def test_an_empty_folder_says_so(summary_dir, capsys):
+    code, out, _err = run_cli(["history", "--summary-dir", str(summary_dir)], capsys)
+    assert code == 0 and "No finding about any GPU: no preflight summary found." in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--summary-dir", "/nonexistent/gpuops"], "summary folder /nonexistent/gpuops: no such folder"),
+    (["--since", "last tuesday"], "--since: invalid time 'last tuesday'"),
+    (["--gpu", "card0"], "'card0' is not a GPU index"),
+])
+def test_bad_input_exits_2_with_a_clear_message(argv, message, summary_dir, capsys):
+    argv = argv if "--summary-dir" in argv else argv + ["--summary-dir", str(summary_dir)]
+    code, out, err = run_cli(["history"] + argv, capsys)
+    assert code == 2 and out == "" and message in err
+
+
+@pytest.mark.parametrize("option", ["--runs", "--watchlist-after", "--exclude-after"])
+def test_a_count_below_one_is_refused_by_the_parser(option, capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["history", option, "0"])
+    assert exc.value.code == 2 and "at least 1" in capsys.readouterr().err
+
+
+def test_the_command_module_is_a_subcommand():
+    assert history_command.add_parser and "history" in cli._parser().format_help()  # pylint: disable=protected-access
+
+
+def test_since_on_a_file_without_a_time_uses_the_name(summary_dir):
+    document = fixture("demo")
+    path = write_run(summary_dir, document, START)
+    broken = json.loads(path.read_text())
+    broken["finished_at"] = "garbage"
+    path.write_text(json.dumps(broken))
+    found = history.scan(str(summary_dir))
+    assert found.records[0]["finished"] == START
