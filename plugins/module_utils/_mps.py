@@ -1,0 +1,167 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""PRIVATE to gpuops.preflight: the state of NVIDIA's Multi-Process Service (MPS) on a host.
+
+What NVIDIA's MPS documentation says a working set-up has, read without changing anything:
+
+- the control daemon, ``nvidia-cuda-mps-control -d`` (or ``-f``). It writes its PID to
+  ``nvidia-cuda-mps-control.pid`` in the pipe directory; that PID is checked against /proc (the
+  process must still be a control daemon), and /proc is searched when there is no PID file. The
+  kernel truncates ``comm`` to 15 characters ("nvidia-cuda-mps" for the daemon and the servers
+  alike), so processes are told apart by their command line;
+- the pipe directory (``CUDA_MPS_PIPE_DIRECTORY``, default /tmp/nvidia-mps) where the daemon's
+  ``control`` FIFO lives, and the log directory (``CUDA_MPS_LOG_DIRECTORY``, default
+  /var/log/nvidia-mps), both present and writable by the user that runs the clients;
+- the servers: ``echo get_server_list | nvidia-cuda-mps-control`` prints one server PID a line.
+  It is asked only when the daemon runs (the front end would otherwise wait for a daemon), through
+  ``_tool.run_tool`` (hard timeout, own process group) with the pipe directory in its environment.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import stat
+
+from ansible_collections.gpuops.preflight.plugins.module_utils import _tool, _toolpath
+from ansible_collections.gpuops.preflight.plugins.module_utils._nvidia_smi import clean_text
+
+PID_FILE = "nvidia-cuda-mps-control.pid"
+CONTROL = "nvidia-cuda-mps-control"
+SERVER = "nvidia-cuda-mps-server"
+_DAEMON_FLAGS = ("-d", "-f", "-S", "--static-partitioning")
+_READ_LIMIT = 64 * 1024
+_O_READ = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+# The front end reads commands from stdin; the pipe directory is passed as an argument, never
+# spliced into the script.
+_QUERY = 'echo get_server_list | CUDA_MPS_PIPE_DIRECTORY="$1" "$0"'
+
+
+def _read_small(path):
+    """Text of a small regular file (never a FIFO: the pipe directory holds some), or None."""
+    try:
+        fd = os.open(path, _O_READ)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        return os.read(fd, _READ_LIMIT).decode("utf-8", "replace")
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def cmdline(proc_root, pid):
+    """argv of a process, or None when it is gone or unreadable."""
+    text = _read_small(os.path.join(proc_root, str(pid), "cmdline"))
+    if not text:
+        return None
+    return [arg for arg in text.split("\0") if arg]
+
+
+def _owner(proc_root, pid):
+    """(uid, user name) of a process from /proc/<pid>/status, (None, None) when unreadable."""
+    for line in (_read_small(os.path.join(proc_root, str(pid), "status")) or "").splitlines():
+        if line.startswith("Uid:"):
+            fields = line.split()
+            if len(fields) > 1 and fields[1].isdigit():
+                uid = int(fields[1])
+                try:
+                    return uid, pwd.getpwuid(uid).pw_name
+                except KeyError:
+                    return uid, None
+    return None, None
+
+
+def _is_daemon(argv):
+    return bool(argv) and os.path.basename(argv[0]) == CONTROL and any(a in _DAEMON_FLAGS for a in argv[1:])
+
+
+def find_daemon(proc_root, pipe_dir):
+    """(pid or None, running: True/False/None). None when /proc cannot be read."""
+    text = _read_small(os.path.join(pipe_dir, PID_FILE))
+    if text and text.strip().isdigit():
+        pid = int(text.strip())
+        if _is_daemon(cmdline(proc_root, pid)):
+            return pid, True
+    try:
+        names = os.listdir(proc_root)
+    except OSError:
+        return None, None
+    for name in sorted((n for n in names if n.isdigit()), key=int):
+        if _is_daemon(cmdline(proc_root, name)):
+            return int(name), True
+    return None, False
+
+
+def directory(path):
+    """{path, exists, writable} of a directory (a file or a link to nowhere does not count as existing)."""
+    exists = os.path.isdir(path)
+    return {"path": path, "exists": exists, "writable": bool(exists and os.access(path, os.W_OK | os.X_OK))}
+
+
+def parse_server_list(stdout):
+    """PIDs, one a line; anything else on stdout is ignored."""
+    pids = []
+    for line in (stdout or "").splitlines():
+        line = line.strip()
+        if line.isdigit() and int(line) not in pids:
+            pids.append(int(line))
+    return pids
+
+
+def status(module, pipe_dir="/tmp/nvidia-mps", log_dir="/var/log/nvidia-mps", control=CONTROL, timeout=5,
+           proc_root="/proc", shell="/bin/sh"):
+    """The MPS facts: {control_daemon_running, control_daemon_pid, pipe_dir, log_dir, servers, error}.
+
+    ``control_daemon_running``: True / False, None when /proc could not be read. ``pipe_dir`` and
+    ``log_dir``: {path, exists, writable}; ``pipe_dir`` also says whether the ``control`` FIFO is
+    there. ``servers``: [{pid, uid, user, command}] from ``get_server_list`` (empty when no daemon
+    runs). ``error``: one line when something could not be read or asked, else None.
+    """
+    result = {"control_daemon_running": None, "control_daemon_pid": None, "pipe_dir": directory(pipe_dir),
+              "log_dir": directory(log_dir), "servers": [], "error": None}
+    control_pipe = os.path.join(pipe_dir, "control")
+    try:
+        result["pipe_dir"]["control_pipe"] = stat.S_ISFIFO(os.lstat(control_pipe).st_mode)
+    except OSError:
+        result["pipe_dir"]["control_pipe"] = False
+    pid, running = find_daemon(proc_root, pipe_dir)
+    result["control_daemon_running"], result["control_daemon_pid"] = running, pid
+    if running is None:
+        result["error"] = "cannot read %s to look for the MPS control daemon" % proc_root
+        return result
+    if not running:
+        return result
+    path, why_not = _toolpath.locate(module, control)
+    if not path:
+        result["error"] = "cannot list MPS servers: %s" % why_not
+        return result
+    run = _tool.run_tool(module, [shell, "-c", _QUERY, path, pipe_dir], timeout)
+    if run.timed_out:
+        detail = "timed out after %ss and was killed" % timeout
+    elif not run.ran:
+        detail = "could not run: %s" % (run.error or "%s not found" % shell)
+    elif run.rc:
+        detail = "exited %s: %s" % (run.rc, _first_line(run.stderr or run.stdout))
+    else:
+        detail = None
+    if detail:
+        result["error"] = clean_text("echo get_server_list | %s %s" % (path, detail))
+        return result
+    for server in parse_server_list(run.stdout):
+        uid, user = _owner(proc_root, server)
+        argv = cmdline(proc_root, server)
+        result["servers"].append({"pid": server, "uid": uid, "user": user,
+                                  "command": " ".join(argv) if argv else None})
+    return result
+
+
+def _first_line(text):
+    for line in (text or "").splitlines():
+        if line.strip():
+            return " ".join(line.split())[:200]
+    return "no output"

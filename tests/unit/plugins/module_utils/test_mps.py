@@ -1,0 +1,121 @@
+"""_mps: the control daemon from its PID file or /proc, the pipe and log folders, the server list."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from ansible_collections.gpuops.preflight.plugins.module_utils import _mps
+
+CONTROL = """#!/bin/sh
+# nvidia-cuda-mps-control front end stand-in: answers get_server_list from $CUDA_MPS_PIPE_DIRECTORY/servers
+read -r command
+echo "$command" >> "$CUDA_MPS_PIPE_DIRECTORY/commands.log"
+[ "$command" = get_server_list ] || exit 1
+cat "$CUDA_MPS_PIPE_DIRECTORY/servers"
+"""
+
+
+class RealModule(object):
+    """Runs commands for real (the stand-in control program and coreutils timeout)."""
+
+    def __init__(self, path_dirs):
+        self.path_dirs = path_dirs
+
+    def get_bin_path(self, name, required=False, opt_dirs=None):
+        return shutil.which(name, path=os.pathsep.join(self.path_dirs + ["/usr/bin", "/bin"]))
+
+    def run_command(self, cmd, environ_update=None, errors=None, handle_exceptions=True):
+        env = dict(os.environ, **(environ_update or {}))
+        done = subprocess.run(cmd, capture_output=True, env=env, check=False)
+        return done.returncode, done.stdout.decode("utf-8", "replace"), done.stderr.decode("utf-8", "replace")
+
+
+def add_process(proc, pid, argv, uid=0):
+    folder = proc / str(pid)
+    folder.mkdir(parents=True)
+    (folder / "cmdline").write_bytes(b"\0".join(a.encode() for a in argv) + b"\0")
+    (folder / "status").write_text("Name:\t%s\nUid:\t%d\t%d\t%d\t%d\n" % (os.path.basename(argv[0])[:15], uid, uid, uid, uid))
+
+
+@pytest.fixture
+def host(tmp_path):
+    bin_dir, proc, pipe, logs = tmp_path / "bin", tmp_path / "proc", tmp_path / "pipe", tmp_path / "log"
+    for folder in (bin_dir, proc, pipe, logs):
+        folder.mkdir()
+    control = bin_dir / "nvidia-cuda-mps-control"
+    control.write_text(CONTROL)
+    control.chmod(0o755)
+    return {"module": RealModule([str(bin_dir)]), "proc": proc, "pipe": pipe, "logs": logs, "control": control}
+
+
+def status(host, **kwargs):
+    return _mps.status(host["module"], pipe_dir=str(host["pipe"]), log_dir=str(host["logs"]), proc_root=str(host["proc"]),
+                       **kwargs)
+
+
+def test_daemon_from_its_pid_file_and_servers_listed(host):
+    add_process(host["proc"], 900, ["nvidia-cuda-mps-control", "-d"])
+    add_process(host["proc"], 1201, ["nvidia-cuda-mps-server"], uid=os.getuid())
+    (host["pipe"] / _mps.PID_FILE).write_text("900\n")
+    os.mkfifo(str(host["pipe"] / "control"))
+    (host["pipe"] / "servers").write_text("1201\n")
+    got = status(host)
+    assert (got["control_daemon_running"], got["control_daemon_pid"], got["error"]) == (True, 900, None)
+    assert got["pipe_dir"] == {"path": str(host["pipe"]), "exists": True, "writable": True, "control_pipe": True}
+    assert got["log_dir"] == {"path": str(host["logs"]), "exists": True, "writable": True}
+    assert [(s["pid"], s["uid"], s["command"]) for s in got["servers"]] == [(1201, os.getuid(), "nvidia-cuda-mps-server")]
+    assert (host["pipe"] / "commands.log").read_text() == "get_server_list\n"
+
+
+def test_stale_pid_file_falls_back_to_proc(host):
+    (host["pipe"] / _mps.PID_FILE).write_text("4242\n")  # a PID now used by something else
+    add_process(host["proc"], 4242, ["/usr/bin/python3", "train.py"])
+    add_process(host["proc"], 77, ["/usr/bin/nvidia-cuda-mps-control", "-f"])
+    add_process(host["proc"], 78, ["nvidia-cuda-mps-control"])  # a front end, not the daemon
+    (host["pipe"] / "servers").write_text("")
+    got = status(host)
+    assert (got["control_daemon_running"], got["control_daemon_pid"], got["servers"]) == (True, 77, [])
+
+
+def test_no_daemon_no_query(host, tmp_path):
+    add_process(host["proc"], 78, ["nvidia-cuda-mps-control"])
+    got = status(host, control=str(tmp_path / "missing"))
+    assert (got["control_daemon_running"], got["servers"], got["error"]) == (False, [], None)
+    assert not (host["pipe"] / "commands.log").exists()
+
+
+def test_missing_folders_and_unreadable_proc(host, tmp_path):
+    got = _mps.status(host["module"], pipe_dir=str(tmp_path / "none"), log_dir=str(host["control"]),
+                      proc_root=str(tmp_path / "noproc"))
+    assert got["pipe_dir"] == {"path": str(tmp_path / "none"), "exists": False, "writable": False, "control_pipe": False}
+    assert got["log_dir"]["exists"] is False  # a file is not a log folder
+    assert got["control_daemon_running"] is None and "cannot read" in got["error"]
+
+
+def test_control_program_missing_or_failing_is_an_error_line(host, tmp_path):
+    add_process(host["proc"], 900, ["nvidia-cuda-mps-control", "-d"])
+    got = status(host, control=str(tmp_path / "nope"))
+    assert got["control_daemon_running"] is True
+    assert got["error"] == "cannot list MPS servers: %s not found" % (tmp_path / "nope")
+    broken = tmp_path / "broken"
+    broken.write_text("#!/bin/sh\necho 'Cannot find MPS control daemon process' >&2\nexit 1\n")
+    broken.chmod(0o755)
+    got = status(host, control=str(broken))
+    assert got["error"] == "echo get_server_list | %s exited 1: Cannot find MPS control daemon process" % broken
+
+
+def test_hanging_control_program_is_killed(host, tmp_path):
+    add_process(host["proc"], 900, ["nvidia-cuda-mps-control", "-d"])
+    hang = tmp_path / "hang"
+    hang.write_text("#!/bin/sh\nexec sleep 60\n")
+    hang.chmod(0o755)
+    got = status(host, control=str(hang), timeout=1)
+    assert got["error"] == "echo get_server_list | %s timed out after 1s and was killed" % hang
+
+
+def test_server_list_ignores_noise():
+    assert _mps.parse_server_list("1201\n\n 1305 \nNo server\n1201\n") == [1201, 1305]
