@@ -10,7 +10,7 @@ import re
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.gpuops.preflight.plugins.module_utils import _summary
+from ansible_collections.gpuops.preflight.plugins.module_utils import _families, _plan
 
 HOST_SETTINGS = ("expected_gpu_count", "excluded_gpus", "gpu_watchlist")
 
@@ -20,7 +20,7 @@ class ActionModule(ActionBase):
     _requires_connection = False
 
     ARGUMENT_SPEC = dict(
-        kind=dict(type="str", choices=["preflight", "cleanup"], default="preflight"),
+        kind=dict(type="str", choices=list(_families.FAMILIES), default="preflight"),
         step=dict(type="raw"),
         steps=dict(type="raw"),
         skip=dict(type="raw"),
@@ -42,14 +42,14 @@ class ActionModule(ActionBase):
             known = hostvars[host] if host in hostvars else {}
             settings[host] = dict((key, known.get(key)) for key in HOST_SETTINGS)
         try:
-            plan = _summary.build_plan(
+            plan = _plan.build_plan(
                 args["kind"], args["step"], steps=args["steps"], skip=args["skip"], downgrade=args["downgrade"],
                 hosts=args["hosts"], hostvars=settings, timeouts=args["timeouts"],
                 cleanup_steps=args["cleanup_steps"], since=args["since"], summary_dir=args["summary_dir"])
-        except _summary.PlanError as exc:
+        except _plan.PlanError as exc:
             role_problems = role_problems + exc.problems
         if role_problems:
-            word = "Preflight" if args["kind"] == "preflight" else "Cleanup"
+            word = _families.family(args["kind"]).word
             result.update(failed=True, problems=role_problems,
                           msg="%s cannot run: %s" % (word, "; ".join(role_problems)))
             return result

@@ -8,7 +8,7 @@ from __future__ import annotations
 from ansible import constants as C
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.gpuops.preflight.plugins.module_utils import _summary
+from ansible_collections.gpuops.preflight.plugins.module_utils import _families, _summary
 
 CALLBACK = "gpuops.preflight.summary"
 
@@ -30,7 +30,8 @@ class ActionModule(ActionBase):
         _validation, args = self.validate_argument_spec(argument_spec=self.ARGUMENT_SPEC)
         plan = args["plan"]
         hostvars = (task_vars or {}).get("hostvars", {})
-        if plan.get("kind") == "cleanup" and not plan.get("applies"):
+        stats_key = _families.family(plan.get("kind")).stats_key
+        if not plan.get("applies"):
             summary = _summary.not_applicable_summary(plan)
         else:
             results = []
@@ -42,8 +43,9 @@ class ActionModule(ActionBase):
         if args["summary_dir"]:
             try:
                 _summary.write_summary(summary, args["summary_dir"], args["keep"])
-            except OSError as exc:
-                summary["notes"].append("summary not written to %s: %s" % (args["summary_dir"], exc.strerror or exc))
+            except (OSError, ValueError) as exc:
+                summary["notes"].append("summary not written to %s: %s" % (args["summary_dir"],
+                                                                          getattr(exc, "strerror", None) or exc))
         enabled = C.config.get_config_value("CALLBACKS_ENABLED") or []
         result.update(
             changed=False,
@@ -52,9 +54,9 @@ class ActionModule(ActionBase):
             headline=_summary.headline(summary),
             blocked_message=_summary.blocked_message(summary) if summary["blocked"] else None,
             callback_active=CALLBACK in enabled,
-            stats_key=_summary.STATS_KEY[plan["kind"]],
+            stats_key=stats_key,
             # Published as set_stats publishes (per_host false): for ansible-runner's artifact_data and the
             # summary callback. A separate set_stats task would template the whole summary once more.
-            ansible_stats={"data": {_summary.STATS_KEY[plan["kind"]]: summary}, "per_host": False, "aggregate": False},
+            ansible_stats={"data": {stats_key: summary}, "per_host": False, "aggregate": False},
         )
         return result

@@ -21,7 +21,7 @@ author:
 
 from ansible.plugins.callback import CallbackBase
 
-from ansible_collections.gpuops.preflight.plugins.module_utils import _summary
+from ansible_collections.gpuops.preflight.plugins.module_utils import _families, _summary
 
 
 class CallbackModule(CallbackBase):
@@ -32,7 +32,7 @@ class CallbackModule(CallbackBase):
 
     def v2_playbook_on_stats(self, stats):
         custom = (getattr(stats, "custom", None) or {}).get("_run", {})
-        for key in ("gpuops_preflight", "gpuops_cleanup"):
+        for key in _families.STATS_KEYS:
             summary = custom.get(key)
             if not isinstance(summary, dict) or summary.get("schema") != _summary.SCHEMA:
                 continue

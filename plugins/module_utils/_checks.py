@@ -33,73 +33,82 @@ HOST = "host"
 
 
 class CheckSpec(object):
-    """The static description of a check: the part that is an interface."""
+    """One check, declared once: the part that is an interface, and for a host check how it runs.
 
-    __slots__ = ("name", "severity", "timeout", "summary", "fix", "where")
+    ``code`` and ``label`` are how operators read it (``GPU_COUNT_MISMATCH`` in WATCHER's log,
+    ``GPU count`` in a per-host line). A host check (``where=HOST``) names the collectors it
+    ``needs`` (their values are read from the run's context; one that could not run makes the
+    check ``unknown``) and its ``evaluate(ctx, spec)``, which returns ``(problems, ok_text)`` or
+    ``(problems, ok_text, details)``. ``applies(params)`` may return a reason not to run it
+    (the check is then ``skipped`` with that reason). Everything else (enabled checks,
+    timeouts, deadlines, unknown and skipped results) is the host runner's job (``_host_runner``).
+    """
 
-    def __init__(self, name, severity, timeout, summary, fix, where=HOST):
+    __slots__ = ("name", "severity", "timeout", "summary", "fix", "code", "label", "where", "needs",
+                 "evaluate", "applies")
+
+    def __init__(self, name, severity, timeout, summary, fix, code, label, where=HOST, needs=(), evaluate=None,
+                 applies=None):
         self.name = name
         self.severity = severity
         self.timeout = timeout
         self.summary = summary
         self.fix = fix
+        self.code = code
+        self.label = label
         self.where = where
+        self.needs = tuple(needs)
+        self.evaluate = evaluate
+        self.applies = applies
+
+    @property
+    def fail_status(self):
+        """What a broken condition is for this check: ``fail`` for a hard check, ``warn`` for a soft one."""
+        return FAIL if self.severity == HARD else WARN
+
+    def __repr__(self):
+        return "CheckSpec(%s, %s)" % (self.name, self.severity)
 
 
-def _registry(*specs):
+def registry(*specs):
+    """{name: spec} in declaration order; a duplicate name, or a host check without its evaluation, is a bug."""
     names = [s.name for s in specs]
     if len(names) != len(set(names)):
         raise ValueError("duplicate check name in %s" % names)
+    for spec in specs:
+        if spec.where == HOST and (spec.evaluate is None or not spec.needs):
+            raise ValueError("host check %s needs its collectors and an evaluate function" % spec.name)
     return dict((s.name, s) for s in specs)
 
 
-# The preflight's checks. Names are part of the interface (preflight_skip, preflight_downgrade,
-# the summary document, WATCHER's log lines): add new ones, never rename.
-PREFLIGHT_CHECKS = _registry(
-    CheckSpec("ssh", HARD, 10, "The host answers over SSH.",
-              "Check that the host is up and sshd runs, and that its address in the inventory is right.",
-              where=CONTROLLER),
-    CheckSpec("probe", HARD, 90, "The host-side preflight module ran and reported.",
-              "Run the preflight with -vvv to see the module error; check that python3 works on the host.",
-              where=CONTROLLER),
-    CheckSpec("ramdisk", HARD, 10, "The step's files are staged in the ramdisk: present, regular, non-empty, valid.",
-              "Re-stage the step's files under the ramdisk folder (re-run the step that produces them)."),
-    CheckSpec("inputs", HARD, 10, "The step's input files exist and are readable.",
-              "Restore the input file at that path, or correct preflight_steps in the inventory."),
-    CheckSpec("gpu_health", HARD, 30, "No GPU is lost from the bus, has SMU failures, or stopped answering the GPU tool.",
-              "Reboot the rig (a GPU in this state rarely recovers without a power cycle), "
-              "or add the GPU to excluded_gpus for this host."),
-    CheckSpec("gpu_count", SOFT, 30, "The responding GPU count matches expected_gpu_count minus excluded_gpus.",
-              "Find the missing GPU (lspci, dmesg, riser and power cables), or correct expected_gpu_count."),
-    CheckSpec("kernel_log", HARD, 15, "The kernel log holds no amdgpu failures (ring timeouts, failed resets, RAS errors).",
-              "Read the kernel log on the host (journalctl -k -b); reboot the rig to clear a GPU that failed a reset."),
-    CheckSpec("vram", SOFT, 30, "No process still holds VRAM on the GPUs.",
-              "Stop the leftover process (kill <pid>), or run the cleanup playbook for the previous step."),
-    CheckSpec("gpu_temperature", SOFT, 30, "No GPU is hotter than the warning threshold before work starts.",
-              "Check the rig's fans and airflow; let the GPUs cool down before a long step."),
-    CheckSpec("ramdisk_space", SOFT, 10, "The ramdisk root is a tmpfs with enough free space.",
-              "Free space in the ramdisk (remove old step folders), or enlarge the tmpfs."),
-)
+def host_checks(checks):
+    """The names of a registry's host checks, in registry order."""
+    return [name for name, spec in checks.items() if spec.where == HOST]
 
-# The cleanup's checks: every problem is a warning, the cleanup never blocks.
-CLEANUP_CHECKS = _registry(
-    CheckSpec("ssh", SOFT, 10, "The host answers over SSH.",
-              "Check that the host is up and sshd runs; clean it up by hand when it is back.", where=CONTROLLER),
-    CheckSpec("probe", SOFT, 120, "The host-side cleanup module ran and reported.",
-              "Run the cleanup with -vvv to see the module error.", where=CONTROLLER),
-    CheckSpec("caches", SOFT, 60, "GPU runtime caches of the step's users are removed.",
-              "Remove the cache folders by hand; check their ownership and permissions."),
-    CheckSpec("clocks", SOFT, 30, "GPU clocks are back to automatic (power_dpm_force_performance_level = auto).",
-              "Run 'rocm-smi --resetclocks' as root on the host."),
-    CheckSpec("gpu_health", SOFT, 30, "Every GPU still responds after the step.",
-              "Reboot the rig before the next step, or add the GPU to excluded_gpus."),
-    CheckSpec("kernel_log", SOFT, 15, "No new amdgpu failures in the kernel log since the step started.",
-              "Read the kernel log on the host (journalctl -k --since <step start>)."),
-    CheckSpec("vram", SOFT, 30, "No process still holds VRAM after the step.",
-              "Stop the leftover process (kill <pid>) before the next step."),
-)
 
-REGISTRIES = {"preflight": PREFLIGHT_CHECKS, "cleanup": CLEANUP_CHECKS}
+class Family(object):
+    """A family of checks run together: the preflight, the cleanup, later the training-host health check
+    and the serving gate. Everything that differs between families is declared here once; the plan,
+    the host runner, the judge, the summary, the callback and the Python bridge read it."""
+
+    __slots__ = ("kind", "word", "checks", "collectors", "node_module", "stats_key", "file_prefix", "option_prefix",
+                 "never_block")
+
+    def __init__(self, kind, word, checks, collectors, node_module, stats_key, file_prefix, option_prefix,
+                 never_block=False):
+        self.kind = kind
+        self.word = word                  # "Preflight": how the verdict block names a run
+        self.checks = checks              # registry(...)
+        self.collectors = collectors      # {name: _host_runner.Collector}
+        self.node_module = node_module    # the one module run per host
+        self.stats_key = stats_key        # set_stats key of the summary
+        self.file_prefix = file_prefix    # <prefix>_step<N>_<stamp>.json
+        self.option_prefix = option_prefix  # <prefix>_skip, <prefix>_downgrade, <prefix>_timeouts
+        self.never_block = never_block    # every problem is a warning (the cleanup)
+
+    @property
+    def host_checks(self):
+        return host_checks(self.checks)
 
 
 def worst(statuses, default=OK):

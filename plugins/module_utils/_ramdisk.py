@@ -23,6 +23,8 @@ import re
 import stat
 import time
 
+from ansible_collections.gpuops.preflight.plugins.module_utils import _steps
+
 MISSING_STEP_FOLDER = "missing_step_folder"
 ESCAPES_ROOT = "escapes_root"
 NOT_ABSOLUTE = "not_absolute"
@@ -55,17 +57,15 @@ _FILE_TYPES = (
 # --------------------------------------------------------------------------------------------
 # input validation (bad input raises ValueError with a message that names the problem)
 
-def step_folder(root, step):
-    """``<root>/step<step>`` for a whole ``step`` >= 0."""
-    return os.path.join(_clean_root(root), "step%d" % _check_step(step))
-
-
-def _check_step(step):
-    if isinstance(step, bool) or not isinstance(step, int):
-        raise ValueError("step must be a whole number >= 0, not %r" % (step,))
-    if step < 0:
-        raise ValueError("step must be a whole number >= 0, not %d" % step)
-    return step
+def step_folder(root, step, folder=None):
+    """``<root>/<folder>``: the step's own folder, ``step<N>`` (``step3``, ``step2.5``) unless the
+    pipeline names it otherwise (``folder``, a name inside the root)."""
+    if folder is None:
+        folder = _steps.folder_name(_steps.parse_step(step))
+    elif not isinstance(folder, str) or not folder.strip("/") or folder.startswith("/") or "\0" in folder \
+            or ".." in folder.split("/"):
+        raise ValueError("the step's ramdisk folder must be a name inside the ramdisk root, not %r" % (folder,))
+    return os.path.join(_clean_root(root), folder.strip("/"))
 
 
 def _clean_root(root):
@@ -263,13 +263,14 @@ def _refusal(name, step_dir):
 
 
 def check_step_files(root, step, files, validate_json="auto", max_age=None, json_max_bytes=DEFAULT_JSON_MAX_BYTES,
-                     now=None):
-    """Check the required ``files`` of ``<root>/step<step>/``; returns (problems, files_info).
+                     now=None, folder=None):
+    """Check the required ``files`` of the step's folder (``<root>/step<step>/``, or ``<root>/<folder>/``);
+    returns (problems, files_info).
 
     Every problem is reported. A missing step folder is one problem that names each required file.
     Raises ValueError for bad arguments (not for bad file names: those are problems).
     """
-    step_dir = step_folder(root, step)
+    step_dir = step_folder(root, step, folder)
     files = _check_names("files", files)
     _check_choice(validate_json)
     _check_number("max_age", max_age)

@@ -1,13 +1,13 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""PRIVATE to gpuops.preflight: the controller side of a preflight or cleanup run.
+"""PRIVATE to gpuops.preflight: the one judge, and the summary document it writes.
 
-``build_plan`` validates everything an operator or WATCHER passes in (the step, preflight_steps,
-check names, every host's GPU naming) before any host is contacted, and fails with every problem
-at once. ``build_summary`` judges each host's results once for the whole cluster and produces the
-versioned summary document (docs/SUMMARY_SCHEMA.md); ``render_lines`` makes the verdict block.
-This runs on the controller only (action plugins and the summary callback import it).
+``build_summary`` judges each host's results once for the whole cluster (``_checks.judge``) and
+produces the versioned summary document (docs/SUMMARY_SCHEMA.md); ``write_summary`` writes it
+atomically; ``render_lines`` makes the verdict block. The ``preflight_report`` action plugin, the
+summary callback and the Python bridge (for a run that ended without a summary) all use it, so
+there is one verdict and one wording. Families come from ``_families``.
 """
 
 from __future__ import annotations
@@ -17,223 +17,14 @@ import os
 import re
 import time
 
-from ansible_collections.gpuops.preflight.plugins.module_utils import _checks
-from ansible_collections.gpuops.preflight.plugins.module_utils._pci import parse_gpu_refs
-from ansible_collections.gpuops.preflight.plugins.module_utils._timeparse import iso, parse_time
+from ansible_collections.gpuops.preflight.plugins.module_utils import _checks, _families, _files, _plan, _steps
+from ansible_collections.gpuops.preflight.plugins.module_utils._timeparse import iso
 
 SCHEMA = "gpuops.preflight.summary"
 SCHEMA_VERSION = 1
-STATS_KEY = {"preflight": "gpuops_preflight", "cleanup": "gpuops_cleanup"}
-FILE_PREFIX = {"preflight": "summary", "cleanup": "cleanup"}
-STEP_KEYS = ("ramdisk", "inputs")
-# Seconds the task backstop allows beyond the longest check timeout (connection, module start-up).
-BACKSTOP_MARGIN = 20
-
-
-class PlanError(ValueError):
-    """Bad input: every problem found, in one message."""
-
-    def __init__(self, problems):
-        self.problems = list(problems)
-        ValueError.__init__(self, "; ".join(self.problems))
-
-
-def parse_step(value):
-    """-e step=3 arrives as a string, YAML gives an int: both are fine, nothing else is."""
-    if value is None or (isinstance(value, str) and not value.strip()):
-        raise ValueError("step is required: run it for a pipeline step, e.g. "
-                         "ansible-playbook playbooks/preflight.yml -e step=3")
-    if isinstance(value, bool) or isinstance(value, float):
-        raise ValueError("step must be a whole number (the pipeline step, e.g. -e step=3), got %r" % (value,))
-    text = str(value).strip()
-    if not re.match(r"^\d+$", text):
-        raise ValueError("step must be a whole number (the pipeline step, e.g. -e step=3), got %r" % (value,))
-    return int(text)
-
-
-def normalize_steps(steps):
-    """preflight_steps with int keys (YAML) or string keys (JSON, extra vars): {int: {ramdisk, inputs}}."""
-    if steps is None or steps == "":
-        return {}
-    if not isinstance(steps, dict):
-        raise ValueError("preflight_steps must be a mapping of step number to {ramdisk: [...], inputs: [...]}, "
-                         "got %s" % type(steps).__name__)
-    problems, clean = [], {}
-    for key, spec in steps.items():
-        try:
-            number = parse_step(key)
-        except ValueError:
-            problems.append("preflight_steps: key %r is not a step number" % (key,))
-            continue
-        spec = spec or {}
-        if not isinstance(spec, dict):
-            problems.append("preflight_steps[%s] must be a mapping with ramdisk and inputs, got %s"
-                            % (number, type(spec).__name__))
-            continue
-        unknown = sorted(set(spec) - set(STEP_KEYS))
-        if unknown:
-            problems.append("preflight_steps[%s]: unknown key(s) %s; allowed: %s"
-                            % (number, ", ".join(map(str, unknown)), ", ".join(STEP_KEYS)))
-        entry = {}
-        for field in STEP_KEYS:
-            items = spec.get(field) or []
-            if isinstance(items, str) or not isinstance(items, list) or not all(isinstance(i, str) and i for i in items):
-                problems.append("preflight_steps[%s].%s must be a list of file names" % (number, field))
-                items = []
-            entry[field] = list(items)
-        for path in entry["inputs"]:
-            if not path.startswith("/"):
-                problems.append("preflight_steps[%s].inputs: %r is not an absolute path" % (number, path))
-        for name in entry["ramdisk"]:
-            if name.startswith("/") or ".." in name.split("/"):
-                problems.append("preflight_steps[%s].ramdisk: %r must be a name inside the step's ramdisk folder"
-                                % (number, name))
-        if number in clean:
-            problems.append("preflight_steps: step %s is defined twice" % number)
-        clean[number] = entry
-    if problems:
-        raise PlanError(problems)
-    return clean
-
-
-def _int_or_none(value, option):
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool):
-        raise ValueError("%s must be a whole number, got %r" % (option, value))
-    try:
-        number = int(str(value).strip())
-    except ValueError:
-        raise ValueError("%s must be a whole number, got %r" % (option, value))
-    if number < 0:
-        raise ValueError("%s must be 0 or more, got %s" % (option, number))
-    return number
-
-
-def validate_host(host, hostvars):
-    """Problems with one host's GPU settings, each naming the host and the field."""
-    problems = []
-    try:
-        _int_or_none(hostvars.get("expected_gpu_count"), "expected_gpu_count")
-    except ValueError as exc:
-        problems.append("%s: %s" % (host, exc))
-    for option in ("excluded_gpus", "gpu_watchlist"):
-        value = hostvars.get(option)
-        if value in (None, ""):
-            continue
-        if not isinstance(value, list):
-            problems.append("%s: %s must be a list of GPU indices or PCI addresses, got %r" % (host, option, value))
-            continue
-        try:
-            parse_gpu_refs(value, option)
-        except ValueError as exc:
-            problems.append("%s: %s" % (host, exc))
-    return problems
-
-
-def build_plan(kind, step, steps=None, skip=None, downgrade=None, hosts=(), hostvars=None, timeouts=None,
-               cleanup_steps=None, since=None, summary_dir=None, now=None):
-    """Validate the run's input; returns the plan or raises PlanError listing every problem."""
-    registry = _checks.REGISTRIES[kind]
-    prefix = "preflight" if kind == "preflight" else "cleanup"
-    problems = []
-    step_number = None
-    try:
-        step_number = parse_step(step)
-    except ValueError as exc:
-        problems.append(str(exc))
-    try:
-        steps = normalize_steps(steps)
-    except PlanError as exc:
-        problems.extend(exc.problems)
-        steps = {}
-    except ValueError as exc:
-        problems.append(str(exc))
-        steps = {}
-    if kind == "preflight" and step_number is not None and steps and step_number not in steps:
-        problems.append("step %s is not in preflight_steps (steps defined: %s)"
-                        % (step_number, ", ".join(str(s) for s in sorted(steps))))
-    names = {}
-    for option, value in (("skip", skip), ("downgrade", downgrade)):
-        try:
-            names[option] = _checks.validate_names(value, registry, "%s_%s" % (prefix, option))
-        except ValueError as exc:
-            problems.append(str(exc))
-            names[option] = []
-    clean_timeouts = {}
-    for name, seconds in (timeouts or {}).items():
-        if name not in registry or registry[name].where != _checks.HOST:
-            problems.append("%s_timeouts: %r is not a host check; valid: %s"
-                            % (prefix, name, ", ".join(n for n, s in registry.items() if s.where == _checks.HOST)))
-            continue
-        try:
-            clean_timeouts[name] = _int_or_none(seconds, "%s_timeouts.%s" % (prefix, name))
-        except ValueError as exc:
-            problems.append(str(exc))
-            continue
-        if not clean_timeouts[name]:
-            problems.append("%s_timeouts.%s must be at least 1 second" % (prefix, name))
-    hostvars = hostvars or {}
-    for host in hosts:
-        problems.extend(validate_host(host, hostvars.get(host) or {}))
-    applies = True
-    if kind == "cleanup":
-        try:
-            wanted = [parse_step(s) for s in (cleanup_steps if cleanup_steps is not None else [1, 2, 3])]
-        except ValueError:
-            problems.append("cleanup_steps must be a list of step numbers, got %r" % (cleanup_steps,))
-            wanted = []
-        applies = step_number in wanted
-    try:
-        since_epoch = parse_time(since, "%s_since" % prefix)
-    except ValueError as exc:
-        problems.append(str(exc))
-        since_epoch = None
-    if problems:
-        raise PlanError(problems)
-
-    now = time.time() if now is None else now
-    since_source = "given" if since_epoch is not None else None
-    if kind == "cleanup" and since_epoch is None and summary_dir:
-        since_epoch = latest_preflight_start(summary_dir, step_number)
-        since_source = "preflight summary" if since_epoch is not None else "current boot"
-    effective = dict((n, s.timeout) for n, s in registry.items() if s.where == _checks.HOST)
-    effective.update(clean_timeouts)
-    host_checks = [n for n, s in registry.items() if s.where == _checks.HOST and n not in names["skip"]]
-    requirements = steps.get(step_number, {"ramdisk": [], "inputs": []})
-    return {
-        "kind": kind,
-        "step": step_number,
-        "applies": applies,
-        "requirements": requirements,
-        "step_defined": step_number in steps,
-        "skip": names["skip"],
-        "downgrade": names["downgrade"],
-        "host_checks": host_checks,
-        "timeouts": clean_timeouts,
-        "host_timeout": max([effective[n] for n in host_checks] or [10]) + BACKSTOP_MARGIN,
-        "started_at": iso(now),
-        "started_epoch": now,
-        "since": since_epoch,
-        "since_source": since_source,
-        "cleanup_steps": list(cleanup_steps) if cleanup_steps is not None else [1, 2, 3],
-    }
-
-
-def latest_preflight_start(summary_dir, step):
-    """When the newest preflight of ``step`` started, from its summary file; None when there is none."""
-    try:
-        names = sorted(n for n in os.listdir(os.path.expanduser(summary_dir))
-                       if n.startswith("summary_step%d_" % step) and n.endswith(".json"))
-    except OSError:
-        return None
-    for name in reversed(names):
-        try:
-            with open(os.path.join(os.path.expanduser(summary_dir), name)) as handle:
-                return parse_time(json.load(handle).get("started_at"))
-        except (OSError, ValueError, AttributeError):
-            continue
-    return None
+# Host facts a node result gives the summary, when it has them.
+HOST_FACTS = ("gpus", "gpu_count", "expected_gpu_count", "usable_gpus", "unverified_gpus", "gpu_tool", "processes",
+              "kernel_log", "elapsed_s", "caches", "clocks", "bytes_freed")
 
 
 # ---------------------------------------------------------------- judging
@@ -270,19 +61,24 @@ def _host_problem(kind, host, address, res, plan):
     return "probe", "%s: the %s module failed: %s" % (where, kind, detail[:400])
 
 
-def build_summary(plan, host_results, finished=None):
-    """The summary document. host_results: [(host, address, registered result or None)] in inventory order."""
-    kind = plan["kind"]
-    registry = _checks.REGISTRIES[kind]
-    never_block = kind == "cleanup"
+def build_summary(plan, host_results, finished=None, pending=()):
+    """The summary document. host_results: [(host, address, registered result or None)] in inventory order.
+
+    ``pending``: hosts still running when the run stopped (the bridge builds a summary from the events
+    of a run that timed out): listed as pending, judged for nothing.
+    """
+    family = _families.family(plan["kind"])
+    registry = family.checks
     hard, warnings, hosts = [], [], {}
     for host, address, res in host_results:
         entry = {"address": address, "reachable": True, "status": "passed", "checks": {}, "gpus": [],
                  "gpu_count": None, "expected_gpu_count": None, "usable_gpus": [], "unverified_gpus": [],
                  "excluded_gpus": [], "gpu_tool": None, "processes": [], "kernel_log": None, "elapsed_s": None}
         problems = []
-        failure = _host_problem(kind, host, address, res, plan)
-        if failure:
+        failure = None if host in pending else _host_problem(family.kind, host, address, res, plan)
+        if host in pending:
+            entry.update(reachable=None, status="pending")
+        elif failure:
             check, message = failure
             entry["reachable"] = check != "ssh"
             entry["status"] = "unreachable" if check == "ssh" else "failed"
@@ -294,14 +90,13 @@ def build_summary(plan, host_results, finished=None):
                 entry["checks"][name] = dict((k, result.get(k)) for k in ("status", "message", "elapsed_s", "timed_out"))
                 for item in result.get("problems", []):
                     problems.append(dict(item, message="%s: %s" % (host, item["message"])))
-            for key in ("gpus", "gpu_count", "expected_gpu_count", "usable_gpus", "unverified_gpus", "gpu_tool",
-                        "processes", "kernel_log", "elapsed_s", "caches", "clocks", "bytes_freed"):
+            for key in HOST_FACTS:
                 if key in res:
                     entry[key] = res[key]
             entry["excluded_gpus"] = [g.get("index") if g.get("index") is not None else g.get("bdf")
-                                      for g in res.get("gpus", []) if g.get("excluded")]
+                                      for g in res.get("gpus") or [] if g.get("excluded")]
         for item in problems:
-            verdict, message = _checks.judge(item, registry, plan["downgrade"], never_block=never_block)
+            verdict, message = _checks.judge(item, registry, plan["downgrade"], never_block=family.never_block)
             record = {"host": host, "address": address, "check": item["check"], "status": item["status"],
                       "message": message, "fix": item.get("fix")}
             if item.get("gpu"):
@@ -318,8 +113,8 @@ def build_summary(plan, host_results, finished=None):
     summary = {
         "schema": SCHEMA,
         "schema_version": SCHEMA_VERSION,
-        "kind": kind,
-        "step": plan["step"],
+        "kind": family.kind,
+        "step": _steps.step_value(plan["step"]) if plan.get("step") is not None else None,
         "passed": not hard,
         "blocked": bool(hard),
         "applies": plan["applies"],
@@ -342,7 +137,7 @@ def build_summary(plan, host_results, finished=None):
         "summary_file": None,
         "notes": [],
     }
-    if kind == "cleanup":
+    if "since_source" in plan and family.never_block:
         summary["since"] = iso(plan["since"]) if plan.get("since") else None
         summary["since_source"] = plan.get("since_source")
         summary["totals"]["bytes_freed"] = sum(h.get("bytes_freed") or 0 for h in hosts.values())
@@ -366,33 +161,43 @@ def file_stamp(epoch):
 def write_summary(summary, summary_dir, keep=500, now=None):
     """Write the summary as <dir>/<prefix>_step<N>_<UTC timestamp>.json (one new file per run).
 
-    Returns the path. The oldest files of this kind beyond ``keep`` (all steps together, by the
-    time in their names) are removed. Raises OSError.
+    Returns the path. The file is written under a temporary name and renamed: a full disk leaves no
+    truncated summary behind. The oldest files of this kind beyond ``keep`` (all steps together, by
+    the time in their names) are removed; ``keep`` 0 keeps them all. Raises OSError, ValueError for a
+    negative ``keep``.
     """
+    if isinstance(keep, bool) or not isinstance(keep, int) or keep < 0:
+        raise ValueError("keep must be a whole number of 0 or more (0 keeps every summary), got %r" % (keep,))
     folder = os.path.expanduser(summary_dir)
     os.makedirs(folder, exist_ok=True)
-    prefix = FILE_PREFIX[summary["kind"]]
+    prefix = _families.family(summary["kind"]).file_prefix
+    step = _steps.parse_step(summary["step"])
     stamp = file_stamp(time.time() if now is None else now)
-    base = os.path.join(folder, "%s_step%s_%s" % (prefix, summary["step"], stamp))
+    base = os.path.join(folder, "%s_step%s_%s" % (prefix, step, stamp))
+    # The content is complete on disk before it gets its name (a full disk leaves no truncated
+    # summary, a reader never sees half of one); link() takes a name no other run has.
+    temp = os.path.join(folder, ".%s_step%s.tmp-%d" % (prefix, step, os.getpid()))
     path, attempt = base + ".json", 0
-    while True:
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            break
-        except FileExistsError:
-            attempt += 1
-            path = "%s-%d.json" % (base, attempt)
+    try:
+        while True:
+            _files.write_atomic(temp, json.dumps(dict(summary, summary_file=path), indent=2, sort_keys=True) + "\n")
+            try:
+                os.link(temp, path)
+                break
+            except FileExistsError:
+                attempt += 1
+                path = "%s-%d.json" % (base, attempt)
+    finally:
+        if os.path.lexists(temp):
+            os.remove(temp)
     summary["summary_file"] = path
-    with os.fdopen(fd, "w") as handle:
-        json.dump(summary, handle, indent=2, sort_keys=True)
-        handle.write("\n")
     if keep:
-        named = re.compile(r"^%s_step\d+_(\d{8}T\d{6}\.\d{6}Z)(?:-(\d+))?\.json$" % prefix)
+        named = _plan.summary_name_pattern(prefix)
         ours = []
         for name in os.listdir(folder):
             match = named.match(name)
             if match:
-                ours.append((match.group(1), int(match.group(2) or 0), name))
+                ours.append((match.group(2), int(match.group(3) or 0), name))
         for _stamp, _attempt, name in sorted(ours)[:-keep]:
             try:
                 os.remove(os.path.join(folder, name))
@@ -413,29 +218,29 @@ def human_bytes(num):
 
 
 def headline(summary):
-    kind, step = summary["kind"], summary["step"]
-    totals = summary["totals"]
-    if kind == "cleanup":
+    family = _families.family(summary["kind"])
+    word, step, totals = family.word, summary["step"], summary["totals"]
+    if family.never_block:
         if not summary["applies"]:
-            return "Cleanup: nothing to do for step %s (not a distributed step)" % step
+            return "%s: nothing to do for step %s (not a distributed step)" % (word, step)
         cleaned = len([h for h in summary["hosts"].values() if h["reachable"] and h["status"] != "failed"])
-        text = "Cleanup for step %s complete: %d of %d node(s) cleaned, %s freed" % (
-            step, cleaned, totals["hosts"], human_bytes(totals.get("bytes_freed", 0)))
+        text = "%s for step %s complete: %d of %d node(s) cleaned, %s freed" % (
+            word, step, cleaned, totals["hosts"], human_bytes(totals.get("bytes_freed", 0)))
         return text + (", %d warning(s)" % len(summary["warnings"]) if summary["warnings"] else "")
     scope = "%d host(s), %d usable GPU(s)" % (totals["hosts"], totals["usable_gpus"])
     if totals.get("unverified_gpus"):
         scope += ", %d unverified" % totals["unverified_gpus"]
     if summary["blocked"]:
-        return "Preflight BLOCKED for step %s: %d hard failure(s), %d warning(s) (%s)" % (
-            step, len(summary["hard_failures"]), len(summary["warnings"]), scope)
+        return "%s BLOCKED for step %s: %d hard failure(s), %d warning(s) (%s)" % (
+            word, step, len(summary["hard_failures"]), len(summary["warnings"]), scope)
     if summary["warnings"]:
-        return "Preflight PASSED for step %s with %d warning(s) (%s)" % (step, len(summary["warnings"]), scope)
-    return "Preflight PASSED for step %s (%s)" % (step, scope)
+        return "%s PASSED for step %s with %d warning(s) (%s)" % (word, step, len(summary["warnings"]), scope)
+    return "%s PASSED for step %s (%s)" % (word, step, scope)
 
 
 def render_lines(summary):
     """The short block that ends the output: every hard failure and warning with its fix."""
-    word = "Preflight" if summary["kind"] == "preflight" else "Cleanup"
+    word = _families.family(summary["kind"]).word
     lines = [headline(summary)]
     for label, items in (("BLOCKED", summary["hard_failures"]), ("WARNING", summary["warnings"])):
         for item in items:

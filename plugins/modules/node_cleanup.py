@@ -119,27 +119,19 @@ kernel_log:
   type: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.gpuops.preflight.plugins.module_utils import _cleanup, _node
+
+OPTIONS = dict(
+    users=dict(type="list", elements="str", default=[]),
+    home_dirs=dict(type="list", elements="path", default=[]),
+    include_miopen_user_db=dict(type="bool", default=False),
+    extra_paths=dict(type="list", elements="str", default=[]),
+    reset_clocks=dict(type="bool", default=False),
+)
 
 
 def main():
-    host_checks = _cleanup.HOST_CHECKS
-    argument_spec = _node.argument_spec(
-        host_checks,
-        users=dict(type="list", elements="str", default=[]),
-        home_dirs=dict(type="list", elements="path", default=[]),
-        include_miopen_user_db=dict(type="bool", default=False),
-        extra_paths=dict(type="list", elements="str", default=[]),
-        reset_clocks=dict(type="bool", default=False),
-    )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    params = dict(module.params)
-    problems = _node.validate(params, host_checks)
-    if problems:
-        module.fail_json(msg="; ".join(problems))
-    module.exit_json(**_cleanup.run(module, params))
+    _node.run_module(_cleanup.FAMILY, OPTIONS)
 
 
 if __name__ == "__main__":

@@ -21,8 +21,11 @@ description:
   - The GPU tool is called once, under a hard timeout in its own process group (see M(gpuops.preflight.rocm_gpu_facts)).
 options:
   step:
-    description: The pipeline step the preflight is for; its files are under O(ramdisk_root)/step<step>/.
-    type: int
+    description:
+      - The pipeline step the preflight is for, a number of 0 or more, whole or decimal (V(3), V(2.5)).
+      - Its files are under O(ramdisk_root)/step<step>/, the step in its shortest form (C(step3), C(step2.5)),
+        unless O(ramdisk_dir) names the folder.
+    type: str
     required: true
   checks:
     description: The host checks to run; the others are reported V(skipped).
@@ -41,6 +44,10 @@ options:
     description: The ramdisk root; the step's folder is C(step<step>) below it.
     type: path
     default: /dev/shm/prng
+  ramdisk_dir:
+    description: The step's folder under O(ramdisk_root) when the pipeline names it otherwise than C(step<step>).
+    type: str
+    version_added: 2.0.0
   ramdisk_files:
     description: File names required in the step's ramdisk folder (relative; names that escape the folder are refused).
     type: list
@@ -103,7 +110,11 @@ EXAMPLES = r"""
 - name: Check this host for step 3
   gpuops.preflight.node_preflight:
     step: 3
-    ramdisk_files: [train_history.json, holdout_history.json]
+    ramdisk_dir:
+    description: The step's folder under O(ramdisk_root) when the pipeline names it otherwise than C(step<step>).
+    type: str
+    version_added: 2.0.0
+  ramdisk_files: [train_history.json, holdout_history.json]
     expected_gpu_count: 12
     excluded_gpus:
       - {gpu: 10, reason: "SMU 0xFFFFFFFF errors"}
@@ -179,46 +190,43 @@ elapsed_s:
   returned: always
   type: float
 step:
-  description: O(step), echoed.
+  description: O(step), echoed in its shortest form (V(3), V(2.5)).
   returned: always
-  type: int
+  type: str
 """
-
-from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.gpuops.preflight.plugins.module_utils import _node, _preflight
 from ansible_collections.gpuops.preflight.plugins.module_utils._pci import parse_gpu_refs
 
+OPTIONS = dict(
+    ramdisk_root=dict(type="path", default="/dev/shm/prng"),
+    ramdisk_dir=dict(type="str"),
+    ramdisk_files=dict(type="list", elements="str", default=[]),
+    input_files=dict(type="list", elements="str", default=[]),
+    validate_json=dict(type="str", choices=["auto", "always", "never"], default="auto"),
+    max_age=dict(type="int"),
+    require_tmpfs=dict(type="bool", default=True),
+    ramdisk_min_free_mb=dict(type="int", default=512),
+    expected_gpu_count=dict(type="int"),
+    gpu_watchlist=dict(type="list", elements="raw", default=[]),
+    gpu_temp_warn_c=dict(type="float", default=85.0),
+)
 
-def main():
-    host_checks = _preflight.HOST_CHECKS
-    argument_spec = _node.argument_spec(
-        host_checks,
-        ramdisk_root=dict(type="path", default="/dev/shm/prng"),
-        ramdisk_files=dict(type="list", elements="str", default=[]),
-        input_files=dict(type="list", elements="str", default=[]),
-        validate_json=dict(type="str", choices=["auto", "always", "never"], default="auto"),
-        max_age=dict(type="int"),
-        require_tmpfs=dict(type="bool", default=True),
-        ramdisk_min_free_mb=dict(type="int", default=512),
-        expected_gpu_count=dict(type="int"),
-        gpu_watchlist=dict(type="list", elements="raw", default=[]),
-        gpu_temp_warn_c=dict(type="float", default=85.0),
-    )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    params = dict(module.params)
-    problems = _node.validate(params, host_checks)
-    if params["step"] < 0:
-        problems.append("step must be a whole number of 0 or more, got %s" % params["step"])
-    if params["expected_gpu_count"] is not None and params["expected_gpu_count"] < 0:
-        problems.append("expected_gpu_count must be 0 or more, got %s" % params["expected_gpu_count"])
+
+def validate(params):
+    problems = []
+    for name in ("expected_gpu_count", "max_age", "ramdisk_min_free_mb"):
+        if params[name] is not None and params[name] < 0:
+            problems.append("%s must be 0 or more, got %s" % (name, params[name]))
     try:
         parse_gpu_refs(params["gpu_watchlist"], "gpu_watchlist")
     except ValueError as exc:
         problems.append(str(exc))
-    if problems:
-        module.fail_json(msg="; ".join(problems))
-    module.exit_json(**_preflight.run(module, params))
+    return problems
+
+
+def main():
+    _node.run_module(_preflight.FAMILY, OPTIONS, validate)
 
 
 if __name__ == "__main__":

@@ -24,9 +24,15 @@ options:
     type: path
     default: /dev/shm/prng
   step:
-    description: The step number, a whole number >= 0; its folder is C(<root>/step<step>/).
-    type: int
+    description:
+      - The pipeline step, a number of 0 or more, whole or decimal (V(3), V(2.5)); its folder is C(<root>/step<step>/)
+        with the step in its shortest form (C(step3), C(step2.5)), unless O(folder) names it.
+    type: str
     required: true
+  folder:
+    description: The step's folder under O(root) when the pipeline names it otherwise than C(step<step>).
+    type: str
+    version_added: 2.0.0
   files:
     description:
       - Names of the step's required files, relative to the step folder (C(sub/name.json) is allowed).
@@ -228,14 +234,12 @@ space:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.gpuops.preflight.plugins.module_utils import _ramdisk
+from ansible_collections.gpuops.preflight.plugins.module_utils import _ramdisk, _steps
 
 
 def run_checks(params):
     """All the checks for the module's parameters: (problems, files, inputs, space). Raises ValueError on bad input."""
-    step = params["step"]
-    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
-        raise ValueError("'step' must be a whole number >= 0, not %r" % (step,))
+    step = _steps.parse_step(params["step"])
     for name in ("max_age", "min_free_mb", "min_free_percent"):
         if params[name] is not None and params[name] < 0:
             raise ValueError("'%s' must be >= 0, not %s" % (name, params[name]))
@@ -244,7 +248,7 @@ def run_checks(params):
     min_free = None if params["min_free_mb"] is None else params["min_free_mb"] * _ramdisk.MIB
     file_problems, files = _ramdisk.check_step_files(params["root"], step, params["files"],
                                                      validate_json=params["validate_json"],
-                                                     max_age=params["max_age"])
+                                                     max_age=params["max_age"], folder=params["folder"])
     input_problems, inputs = _ramdisk.check_input_files(params["inputs"], max_age=params["max_age"])
     space_problems, space = _ramdisk.check_space(params["root"], min_free_bytes=min_free,
                                                  min_free_percent=params["min_free_percent"],
@@ -256,7 +260,8 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(
             root=dict(type="path", default=_ramdisk.DEFAULT_ROOT),
-            step=dict(type="int", required=True),
+            step=dict(type="str", required=True),
+            folder=dict(type="str"),
             files=dict(type="list", elements="str", default=[]),
             inputs=dict(type="list", elements="path", default=[]),
             validate_json=dict(type="str", choices=list(_ramdisk.VALIDATE_JSON_CHOICES), default="auto"),

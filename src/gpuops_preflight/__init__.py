@@ -10,12 +10,21 @@ from __future__ import annotations
 
 from .events import HostResult
 from .failures import query as query_failures
-from .guard import DEFAULT_CLEANUP_STEPS, guard_step
+from .guard import guard_step
 from .locate import availability
 from .report import Item, Report
 from .runner import run_cleanup, run_preflight
 
 __version__ = "1.0.0"
+
+
+def __getattr__(name: str):
+    if name == "DEFAULT_CLEANUP_STEPS":  # the collection's own default, read when asked
+        from . import guard
+
+        return guard.DEFAULT_CLEANUP_STEPS
+    raise AttributeError("module %r has no attribute %r" % (__name__, name))
+
 
 # Checked once at import (file look-ups only); every run checks again and reports "unavailable".
 INTEGRATION_AVAILABLE, UNAVAILABLE_REASON = availability()

@@ -17,11 +17,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from . import commands, failures, oplog
+from .collection import module_utils
 from .events import HostResult
 from .report import BLOCKED, PASSED, Report
 from .runner import INVENTORY_ENV, run_cleanup, run_preflight
 
 EXIT_PASSED, EXIT_BLOCKED, EXIT_NOT_RUN = 0, 1, 2
+# An extra-variables file larger than this is refused (it is read whole).
+EXTRA_VARS_MAX_BYTES = 16 * 1024 * 1024
 
 
 def exit_code(report: Report) -> int:
@@ -36,13 +39,11 @@ def _extra_vars(items: Sequence[str]) -> dict[str, Any]:
     for item in items:
         text = item.strip()
         if text.startswith("@"):
-            with open(text[1:], encoding="utf-8") as handle:
-                content = handle.read()
+            content = module_utils("_files").read_regular(text[1:], EXTRA_VARS_MAX_BYTES).decode("utf-8", "replace")
             try:
                 data = json.loads(content)
             except ValueError:
-                import yaml  # PyYAML comes with ansible-core; only needed for a YAML file
-                data = yaml.safe_load(content)
+                data = _yaml(text[1:], content)
         elif text.startswith("{"):
             data = json.loads(text)
         else:
@@ -58,6 +59,17 @@ def _extra_vars(items: Sequence[str]) -> dict[str, Any]:
     return out
 
 
+def _yaml(path: str, content: str) -> Any:
+    try:
+        import yaml  # PyYAML comes with ansible-core; only needed for a YAML file
+    except ImportError:
+        raise ValueError("-e @%s: not JSON, and PyYAML is not installed to read it as YAML" % path) from None
+    try:
+        return yaml.safe_load(content)
+    except yaml.YAMLError as exc:
+        raise ValueError("-e @%s: neither JSON nor YAML: %s" % (path, " ".join(str(exc).split()))) from None
+
+
 def _names(values: Sequence[str] | None) -> list[str] | None:
     """--skip a --skip b,c -> [a, b, c]."""
     if not values:
@@ -65,11 +77,14 @@ def _names(values: Sequence[str] | None) -> list[str] | None:
     return [n.strip() for value in values for n in value.split(",") if n.strip()]
 
 
-def _step(value: str) -> int:
-    """--step: a whole number, refused here with the CLI's own wording (argparse exits 2)."""
-    if not value.strip().isdigit():
-        raise argparse.ArgumentTypeError("must be a whole number (the pipeline step, e.g. --step 3), got %r" % value)
-    return int(value)
+def _step(value: str) -> str:
+    """--step: a step number (3, 2.5), checked by the collection's own rule, refused with the CLI's
+    wording (argparse exits 2)."""
+    try:
+        return module_utils("_steps").parse_step(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError("must be a step number of 0 or more, whole or decimal "
+                                         "(e.g. --step 3 or --step 2.5), got %r" % value) from None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -77,7 +92,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="gpuops-preflight", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--step", required=True, type=_step, help="the pipeline step (a whole number)")
+    common.add_argument("--step", required=True, type=_step, help="the pipeline step (3, 2.5)")
     common.add_argument("-i", "--inventory", action="append",
                         help="inventory (repeatable): a file, folder, distributed_config.json or *.watcher.yml; "
                              "default $%s" % INVENTORY_ENV)

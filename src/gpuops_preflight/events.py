@@ -19,11 +19,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import failures
+from .collection import module_utils
 
 LOG = logging.getLogger("gpuops_preflight.events")
 
-NODE_ACTION = {"preflight": "node_preflight", "cleanup": "node_cleanup"}
-STATS_KEY = {"preflight": "gpuops_preflight", "cleanup": "gpuops_cleanup"}
 PLAN_ACTION, REPORT_ACTION = "preflight_plan", "preflight_report"
 STAT_KEYS = ("ok", "changed", "failures", "dark", "ignored", "skipped", "rescued", "processed")
 MAX_LINES = 200
@@ -69,6 +68,8 @@ class Collector:
     def __init__(self, kind: str, run_id: str, step: object,
                  progress: Callable[[HostResult], object] | None = None, failure_log: str | None = None) -> None:
         self.kind, self.run_id, self.step = kind, run_id, step
+        family = module_utils("_families").family(kind)
+        self.node_action, self.stats_key = family.node_module, family.stats_key
         self.progress = progress
         self.failure_log = failure_log
         self.play_hosts: list[str] = []
@@ -93,7 +94,7 @@ class Collector:
         action = _action(data)
         if name == "runner_on_start" and data.get("role"):
             self._add(self.play_hosts, host)
-            if action == NODE_ACTION[self.kind]:
+            if action == self.node_action:
                 self._add(self.node_started, host)
         elif name == "runner_on_ok":
             self._on_ok(host, action, data.get("res") or {})
@@ -103,7 +104,7 @@ class Collector:
             self._on_unreachable(event, host, data.get("res") or {})
         elif name == "playbook_on_stats":
             self.stats = {k: dict(data.get(k) or {}) for k in STAT_KEYS}
-            summary = (data.get("artifact_data") or {}).get(STATS_KEY[self.kind])
+            summary = (data.get("artifact_data") or {}).get(self.stats_key)
             if isinstance(summary, dict):
                 self.summary = summary
         elif name in ("error", "warning", "verbose"):
@@ -121,7 +122,7 @@ class Collector:
             self.report_result = res
             if self.summary is None and isinstance(res.get("summary"), dict):
                 self.summary = res["summary"]  # set_stats may never come (a cancel right after)
-        elif action == NODE_ACTION[self.kind]:
+        elif action == self.node_action:
             self.node_results[host] = res
             failures.GPU_STATES.remember(host, res, self.run_id)
             self._emit(HostResult(self.kind, host, "checked", dict(res.get("checks") or {}),
@@ -139,7 +140,7 @@ class Collector:
         self._capture(rec)
         if action == PLAN_ACTION:
             self.plan_error = res.get("msg") or "the plan failed"
-        elif action == NODE_ACTION[self.kind]:
+        elif action == self.node_action:
             self.node_results[host] = res
             self._emit(HostResult(self.kind, host, "failed", dict(res.get("checks") or {}), message=res.get("msg")))
         if not data.get("ignore_errors") and not verdict:

@@ -16,8 +16,9 @@ import re
 import threading
 import time
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timezone
 from typing import Any
+
+from .collection import module_utils
 
 LOG = logging.getLogger("gpuops_preflight.failures")
 FAILURE_LOG_ENV = "GPUOPS_PREFLIGHT_FAILURE_LOG"
@@ -25,11 +26,6 @@ MAX_TEXT = 64 * 1024
 TOOL_KEYS = ("name", "outcome", "rc", "timed_out", "reason", "driver_version")
 GPU_KEYS = ("index", "bdf", "model", "health", "problems", "excluded", "responding", "vram_used_bytes",
             "busy_percent", "temperature_edge_c", "perf_level", "runtime_status")
-
-
-def iso(epoch: float) -> str:
-    """ISO 8601 in UTC, as the summary writes its times."""
-    return datetime.fromtimestamp(epoch, timezone.utc).isoformat()
 
 
 def _text(value: object) -> str | None:
@@ -71,7 +67,7 @@ class GpuStates:
         state = gpu_state(result)
         if state is not None:
             with self._lock:
-                self._states[host] = dict(state, as_of=iso(time.time()), run_id=run_id)
+                self._states[host] = dict(state, as_of=module_utils("_timeparse").iso(time.time()), run_id=run_id)
 
     def get(self, host: str) -> dict | None:
         with self._lock:
@@ -93,7 +89,7 @@ def record(event: Mapping[str, Any], *, run_id: str, kind: str, step: object,
     exception = res.get("exception")
     now = time.time()
     return {
-        "time": iso(now),
+        "time": module_utils("_timeparse").iso(now),
         "epoch": round(now, 3),
         "run_id": run_id,
         "kind": kind,
@@ -142,13 +138,12 @@ def append(path: str, records: Iterable[Mapping[str, Any]]) -> None:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _epoch(value: object) -> float:
-    if isinstance(value, (int, float)):
-        return float(value)
-    moment = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.timestamp()
+def _epoch(value: object, option: str = "since") -> float:
+    """Epoch seconds or ISO 8601, read by the collection's one time parser."""
+    epoch = module_utils("_timeparse").parse_time(value, option)
+    if epoch is None:
+        raise ValueError("%s: a time is required" % option)
+    return epoch
 
 
 def query(path: str | None = None, *, host: str | None = None, step: object = None, kind: str | None = None,
@@ -159,22 +154,28 @@ def query(path: str | None = None, *, host: str | None = None, step: object = No
     ``since``: epoch seconds or ISO 8601. ``task``: a substring of the task name. Lines that are
     not JSON (a crash mid-write) are skipped.
     """
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ValueError("limit must be a whole number of 1 or more, got %r" % (limit,))
     path = os.path.expanduser(path or os.environ.get(FAILURE_LOG_ENV) or "")
     if not path or not os.path.exists(path):
         return []
     floor = _epoch(since) if since is not None else None
+    steps = module_utils("_steps")
+    wanted_step = steps.parse_step(step) if step is not None else None
     out = []
-    with open(path, encoding="utf-8") as handle:
-        for line in handle:
+    # Only a regular file, opened without blocking (a FIFO named like the log must not hang the query);
+    # a line that is not UTF-8 or not JSON (a crash mid-write) is skipped.
+    with os.fdopen(module_utils("_files").open_regular(path), "rb") as handle:
+        for raw in handle:
             try:
-                rec = json.loads(line)
+                rec = json.loads(raw.decode("utf-8"))
             except ValueError:
                 continue
             if not isinstance(rec, dict):
                 continue
             if host is not None and rec.get("host") != host:
                 continue
-            if step is not None and str(rec.get("step")) != str(step):
+            if wanted_step is not None and not _same_step(steps, rec.get("step"), wanted_step):
                 continue
             if kind is not None and rec.get("kind") != kind:
                 continue
@@ -182,9 +183,23 @@ def query(path: str | None = None, *, host: str | None = None, step: object = No
                 continue
             if task is not None and task.lower() not in str(rec.get("task") or "").lower():
                 continue
-            if floor is not None and float(rec.get("epoch") or 0) < floor:
+            if floor is not None and _number(rec.get("epoch")) < floor:
                 continue
             if not include_verdicts and rec.get("verdict"):
                 continue
             out.append(rec)
     return out[-limit:] if limit else out
+
+
+def _same_step(steps: Any, value: object, wanted: str) -> bool:
+    try:
+        return steps.parse_step(value) == wanted
+    except ValueError:
+        return False
+
+
+def _number(value: object) -> float:
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return 0.0

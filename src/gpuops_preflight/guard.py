@@ -12,17 +12,27 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
+from .collection import module_utils
 from .report import UNAVAILABLE, Report
 from .runner import Cancel, Progress, run_cleanup, run_preflight
 
 LOG = logging.getLogger("gpuops_preflight")
-DEFAULT_CLEANUP_STEPS = (1, 2, 3)
 T = TypeVar("T")
 
 
-def is_distributed(step: Any, cleanup_steps: Iterable[Any]) -> bool:
+def __getattr__(name: str) -> Any:
+    # The collection's own default (_plan.DEFAULT_CLEANUP_STEPS), read when asked, not at import.
+    if name == "DEFAULT_CLEANUP_STEPS":
+        return tuple(module_utils("_plan").DEFAULT_CLEANUP_STEPS)
+    raise AttributeError("module %r has no attribute %r" % (__name__, name))
+
+
+def is_distributed(step: Any, cleanup_steps: Iterable[Any] | None = None) -> bool:
+    """Whether ``step`` needs a cleanup: one of ``cleanup_steps`` (default 1, 2, 3), compared as numbers."""
+    steps = module_utils("_steps")
+    wanted = module_utils("_plan").DEFAULT_CLEANUP_STEPS if cleanup_steps is None else cleanup_steps
     try:
-        return int(str(step).strip()) in {int(str(s).strip()) for s in cleanup_steps}
+        return steps.parse_step(step) in steps.parse_steps(list(wanted), "cleanup_steps")
     except ValueError:
         return False
 
@@ -30,7 +40,7 @@ def is_distributed(step: Any, cleanup_steps: Iterable[Any]) -> bool:
 def guard_step(step: Any, run: Callable[[], T], *, inventory: Any = None, extravars: Mapping[str, Any] | None = None,
                timeout: float | None = None, cancel: Cancel = None, progress: Progress = None,
                skip: Iterable[str] | None = None, downgrade: Iterable[str] | None = None,
-               cleanup: bool = True, cleanup_steps: Iterable[Any] = DEFAULT_CLEANUP_STEPS,
+               cleanup: bool = True, cleanup_steps: Iterable[Any] | None = None,
                cleanup_timeout: float | None = None, cleanup_extravars: Mapping[str, Any] | None = None,
                cleanup_skip: Iterable[str] | None = None,
                on_report: Callable[[Report], object] | None = None, **options: Any) -> T | dict:
@@ -39,7 +49,7 @@ def guard_step(step: Any, run: Callable[[], T], *, inventory: Any = None, extrav
     ``options`` go to both runs (summary_dir, failure_log, keep_artifacts, artifacts_dir,
     ansible_cfg, envvars, verbosity). ``on_report`` receives each report (preflight, then cleanup).
     """
-    cleanup_steps = tuple(cleanup_steps)
+    cleanup_steps = tuple(cleanup_steps) if cleanup_steps is not None else None
     report = run_preflight(step, inventory=inventory, extravars=extravars, timeout=timeout, cancel=cancel,
                            progress=progress, skip=skip, downgrade=downgrade, **options)
     _hand(on_report, report)
@@ -57,7 +67,7 @@ def guard_step(step: Any, run: Callable[[], T], *, inventory: Any = None, extrav
 
 
 def _cleanup(step: Any, inventory: Any, extravars: Mapping[str, Any] | None, timeout: float | None,
-             cancel: Cancel, progress: Progress, skip: Iterable[str] | None, cleanup_steps: tuple,
+             cancel: Cancel, progress: Progress, skip: Iterable[str] | None, cleanup_steps: tuple | None,
              on_report: Callable[[Report], object] | None, options: dict) -> None:
     try:
         report = run_cleanup(step, inventory=inventory, extravars=extravars, timeout=timeout, cancel=cancel,

@@ -12,14 +12,12 @@ Nothing here imports Ansible or ansible-runner, so the package imports without t
 
 from __future__ import annotations
 
-import functools
 import importlib.util
 import os
 import re
 import sys
 import sysconfig
 from dataclasses import dataclass
-from types import ModuleType
 
 NAMESPACE, NAME = "gpuops", "preflight"
 DEFAULT_COLLECTIONS_PATHS = ("~/.ansible/collections", "/usr/share/ansible/collections")
@@ -149,19 +147,3 @@ def link_collection(integration: Integration, private_dir: str) -> str:
     os.makedirs(parent, exist_ok=True)
     os.symlink(integration.collection_root, os.path.join(parent, NAME))
     return holder
-
-
-@functools.lru_cache(maxsize=4)
-def collection_checks(collection_root: str) -> ModuleType:
-    """The collection's check model (_checks.py: registries, fixes, ``judge``), loaded by path.
-
-    It imports nothing but the standard library, so it loads without Ansible's collection loader;
-    used only where the playbook's own summary is missing (a timeout, a cancel).
-    """
-    path = os.path.join(collection_root, "plugins", "module_utils", "_checks.py")
-    spec = importlib.util.spec_from_file_location("gpuops_preflight._collection_checks", path)
-    if spec is None or spec.loader is None:
-        raise IntegrationUnavailable("cannot load %s" % path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 
-from . import codes
+from .collection import module_utils
 from .report import BLOCKED, CANCELED, PASSED, Report
 
 LOG = logging.getLogger("gpuops_preflight")
@@ -22,8 +22,9 @@ def check_line(facts: dict) -> str:
     """``SSH OK, Ramdisk OK, Inputs OK, GPU count WARN`` for one host of the report."""
     reachable = facts.get("reachable")
     parts = ["SSH %s" % ("OK" if reachable else "PENDING" if reachable is None else "FAIL")]
+    label = module_utils("_families").label
     for name, result in (facts.get("checks") or {}).items():
-        parts.append("%s %s" % (codes.label(name), str(result.get("status") or "?").upper()))
+        parts.append("%s %s" % (label(name), str(result.get("status") or "?").upper()))
     return ", ".join(parts)
 
 

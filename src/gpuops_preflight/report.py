@@ -2,9 +2,10 @@
 
 When the playbook produced its summary (docs/SUMMARY_SCHEMA.md), the report is that summary:
 its judged hard failures and warnings, its hosts, its verdict lines. When it did not (a timeout,
-a cancel, an error), the report is built from the events that did arrive: unreachable hosts are
-hard ``ssh`` failures naming host and address, hosts that reported are judged with the
-collection's own check model, and what was still pending is listed.
+a cancel, an error), the report is built from the events that did arrive, judged by the SAME
+judge the playbook uses (the collection's ``_summary.build_summary``, imported through
+``collection``): unreachable hosts are hard ``ssh`` failures naming host and address, hosts
+that reported are judged, and what was still pending is listed.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from . import codes
+from . import locate
+from .collection import module_utils
 from .events import Collector
 
 # Report.status values; blocked_by names the cause in as_step_result().
@@ -21,9 +23,6 @@ PASSED, BLOCKED, TIMEOUT, CANCELED, ERROR, UNAVAILABLE = (
     "passed", "blocked", "timeout", "canceled", "error", "unavailable")
 # as_step_result()'s blocked_by: "<kind>_<cause>", e.g. preflight_check, preflight_timeout.
 CAUSE = {BLOCKED: "check", TIMEOUT: "timeout", CANCELED: "canceled", ERROR: "error", UNAVAILABLE: "unavailable"}
-WORD = {"preflight": "Preflight", "cleanup": "Cleanup"}
-# What a host's node result gives the report when there is no summary to take it from.
-HOST_FACTS = ("gpus", "gpu_count", "expected_gpu_count", "usable_gpus", "unverified_gpus", "gpu_tool", "elapsed_s")
 
 
 @dataclass
@@ -45,20 +44,13 @@ class Item:
 
     @property
     def code(self) -> str:
-        return codes.code(self.check)
+        return module_utils("_families").code(self.check)
 
     def log_text(self) -> str:
         """How WATCHER's log names it: ``SSH unreachable: 192.168.3.120``, ``GPU_COUNT_MISMATCH: <message>``."""
         if self.check == "ssh":
             return "SSH unreachable: %s" % (self.address or self.host)
         return "%s: %s" % (self.code, self.message)
-
-    def lines(self, word: str, label: str) -> list[str]:
-        """The verdict-block form of the summary callback (used only where the playbook gave none)."""
-        out = ["%s %s: %s: %s" % (word, label, self.check, self.message)]
-        if self.fix:
-            out.append("    fix: %s" % self.fix)
-        return out
 
 
 @dataclass
@@ -69,8 +61,8 @@ class Report:
     step: Any
     status: str
     run_id: str
-    started_at: str
-    finished_at: str
+    started_at: str | None
+    finished_at: str | None
     duration_s: float
     hard_failures: list[Item] = field(default_factory=list)
     warnings: list[Item] = field(default_factory=list)
@@ -105,7 +97,10 @@ class Report:
 
     @property
     def word(self) -> str:
-        return WORD[self.kind]
+        try:
+            return module_utils("_families").family(self.kind).word
+        except (locate.IntegrationUnavailable, ValueError):  # no collection to ask (the report says why)
+            return self.kind.capitalize()
 
     def warning_texts(self) -> list[str]:
         return [item.log_text() for item in self.warnings]
@@ -166,59 +161,27 @@ def from_summary(report: Report, summary: dict, lines: list[str] | None) -> None
     report.hard_failures = [Item.from_summary(i) for i in summary.get("hard_failures", [])]
     report.warnings = [Item.from_summary(i) for i in summary.get("warnings", [])]
     report.hosts = dict(summary.get("hosts") or {})
-    report.lines = list(lines or [])
+    report.lines = list(lines or module_utils("_summary").render_lines(summary))
     report.status = BLOCKED if summary.get("blocked") else PASSED
 
 
-def from_events(report: Report, events: Collector, checks: Any, addresses: Mapping[str, str]) -> None:
-    """Judge what arrived, with the collection's check model (``checks``: its _checks module)."""
-    registry = checks.REGISTRIES[report.kind]
-    plan = events.plan or {}
-    skip = set(plan.get("skip") or [])
-    never_block = report.kind == "cleanup"
-
-    def add(item: dict, host: str) -> None:
-        verdict, message = checks.judge(item, registry, plan.get("downgrade") or [], never_block=never_block)
-        entry = Item(host=host, check=item["check"], message=message, fix=item.get("fix"),
-                     address=addresses.get(host, host), status=item["status"], gpu=item.get("gpu"))
-        (report.hard_failures if verdict == checks.BLOCK else report.warnings).append(entry)
-
-    for host, res in events.dark_hosts().items():
-        address = addresses.get(host, host)
-        where = host if address == host else "%s (%s)" % (host, address)
-        message = "%s unreachable: %s" % (where, _last_line(res.get("msg")) or "no answer")
-        report.hosts[host] = {"address": address, "reachable": False, "status": "unreachable", "error": message}
-        if "ssh" not in skip:
-            add(checks.problem("ssh", checks.FAIL, message, registry["ssh"].fix), host)
-    for host, res in events.node_results.items():
-        address = addresses.get(host, host)
-        facts = {k: res[k] for k in HOST_FACTS if k in res}
-        entry = dict(facts, address=address, reachable=True, status="reported",
-                     checks={n: {k: r.get(k) for k in ("status", "message", "elapsed_s", "timed_out")}
-                             for n, r in (res.get("checks") or {}).items()})
-        if res.get("failed") or "checks" not in res:
-            message = "%s: the %s module failed: %s" % (host, report.kind, _last_line(res.get("msg")) or "no result")
-            entry.update(status="failed", error=message)
-            if "probe" not in skip:
-                add(checks.problem("probe", checks.FAIL, message, registry["probe"].fix), host)
-        else:
-            for result in (res.get("checks") or {}).values():
-                for problem in result.get("problems", []):
-                    add(dict(problem, message="%s: %s" % (host, problem["message"])), host)
-        report.hosts[host] = entry
-    for host in events.play_hosts:
-        report.hosts.setdefault(host, {"address": addresses.get(host, host), "reachable": None, "status": "pending"})
-
-
-def _last_line(text: object) -> str:
-    lines = str(text or "").strip().splitlines()
-    return lines[-1].strip()[:400] if lines else ""
+def from_events(report: Report, events: Collector, addresses: Mapping[str, str]) -> None:
+    """Judge what arrived, with the collection's own judge; hosts still running are listed as pending."""
+    summary_mod = module_utils("_summary")
+    plan = events.plan or module_utils("_plan").empty_plan(report.kind, report.step)
+    dark = events.dark_hosts()
+    hosts = list(events.play_hosts) + [h for h in list(dark) + list(events.node_results) if h not in events.play_hosts]
+    results = []
+    for host in hosts:
+        res = dict(dark[host], unreachable=True) if host in dark else events.node_results.get(host)
+        results.append((host, addresses.get(host, host), res))
+    summary = summary_mod.build_summary(plan, results, pending=[h for h, _a, res in results if res is None])
+    report.hard_failures = [Item.from_summary(i) for i in summary["hard_failures"]]
+    report.warnings = [Item.from_summary(i) for i in summary["warnings"]]
+    report.hosts = summary["hosts"]
+    report.lines = summary_mod.render_lines(summary)[1:]  # the report's reason() stands in for the headline
 
 
 def fallback_lines(report: Report) -> list[str]:
-    """Verdict lines for a run without a summary, in the summary callback's form."""
-    lines = [report.reason()]
-    for label, items in (("BLOCKED", report.hard_failures), ("WARNING", report.warnings)):
-        for item in items:
-            lines.extend(item.lines(report.word, label))
-    return lines
+    """Verdict lines for a run without a summary: why it stopped, then what was judged (from_events)."""
+    return [report.reason()] + list(report.lines)

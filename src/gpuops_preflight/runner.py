@@ -21,10 +21,10 @@ from typing import Any, Union
 
 from . import addresses, environment, failures, locate, oplog, procs, workdir
 from .events import Collector, HostResult
+from .collection import module_utils
 from .report import CANCELED, ERROR, TIMEOUT, UNAVAILABLE, Report, fallback_lines, from_events, from_summary
 
 LOG = logging.getLogger("gpuops_preflight.runner")
-PLAYBOOK = {"preflight": "gpuops.preflight.preflight", "cleanup": "gpuops.preflight.cleanup"}
 INVENTORY_ENV = "GPUOPS_PREFLIGHT_INVENTORY"
 # How often (seconds) ansible-runner checks the cancel callback while the playbook is quiet.
 POLL_S = 0.2
@@ -104,11 +104,19 @@ def _inventory(inventory: Any) -> Any:
     return paths[0] if len(paths) == 1 else paths
 
 
+def _iso(epoch: float) -> str | None:
+    """The collection's time format; None when the collection itself cannot be found (the report says why)."""
+    try:
+        return module_utils("_timeparse").iso(epoch)
+    except locate.IntegrationUnavailable:
+        return None
+
+
 def execute(kind: str, step: Any, inventory: Any, own_vars: Mapping[str, Any], options: RunOptions) -> Report:
     """Run one playbook and return its report; problems of the run are in the report, not raised."""
     started, clock = time.time(), time.monotonic()
-    report = Report(kind=kind, step=step, status=ERROR, run_id=uuid.uuid4().hex, started_at=failures.iso(started),
-                    finished_at=failures.iso(started), duration_s=0.0, timeout_s=options.timeout)
+    report = Report(kind=kind, step=step, status=ERROR, run_id=uuid.uuid4().hex, started_at=_iso(started),
+                    finished_at=None, duration_s=0.0, timeout_s=options.timeout)
     try:
         _execute(report, inventory, own_vars, options)
     except locate.IntegrationUnavailable as exc:
@@ -118,8 +126,8 @@ def execute(kind: str, step: Any, inventory: Any, own_vars: Mapping[str, Any], o
     except Exception as exc:  # the bridge must hand WATCHER a report, whatever broke
         LOG.exception("%s run failed", kind)
         report.status, report.error = ERROR, "%s: %s" % (type(exc).__name__, exc)
-    report.finished_at, report.duration_s = failures.iso(time.time()), round(time.monotonic() - clock, 3)
-    if not report.lines:
+    report.finished_at, report.duration_s = _iso(time.time()), round(time.monotonic() - clock, 3)
+    if report.summary is None:
         report.lines = fallback_lines(report)
     if options.log:
         oplog.log_report(report)
@@ -165,7 +173,7 @@ def _execute(report: Report, inventory: Any, own_vars: Mapping[str, Any], option
         try:
             result = ansible_runner.run(
                 private_data_dir=private, ident=report.run_id, binary=integration.playbook_bin,
-                cmdline=PLAYBOOK[report.kind], inventory=inventory, extravars=variables, envvars=env,
+                cmdline="%s.%s.%s" % (locate.NAMESPACE, locate.NAME, report.kind), inventory=inventory, extravars=variables, envvars=env,
                 quiet=True, suppress_env_files=True,
                 event_handler=on_event, cancel_callback=stopper, verbosity=options.verbosity or None)
             report.runner_status, report.rc = result.status, result.rc
@@ -213,7 +221,7 @@ def _build(report: Report, events: Collector, stopped: str | None, integration: 
             events.play_hosts = rigs  # stopped before the play named its hosts: all are pending
     for host, res in dark.items():
         known.setdefault(host, failures.ssh_address(res.get("msg")) or host)
-    from_events(report, events, locate.collection_checks(integration.collection_root), known)
+    from_events(report, events, known)
     report.pending = events.pending()
     if stopped:
         report.status = stopped

@@ -108,4 +108,5 @@ def test_bad_step_is_refused_by_the_cli_itself(capsys):
     with pytest.raises(SystemExit) as exc:
         cli.main(["preflight", "--step", "three", "-i", "/nonexistent/inventory.yml"])
     assert exc.value.code == EXIT_NOT_RUN == 2
-    assert "--step: must be a whole number (the pipeline step, e.g. --step 3), got 'three'" in capsys.readouterr().err
+    assert ("--step: must be a step number of 0 or more, whole or decimal (e.g. --step 3 or --step 2.5), got 'three'"
+            in capsys.readouterr().err)

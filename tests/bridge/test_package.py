@@ -8,7 +8,7 @@ import sys
 import time
 
 import gpuops_preflight as gp
-from gpuops_preflight import codes, environment, locate, workdir
+from gpuops_preflight import collection, environment, locate, workdir
 from bridge.helpers import BIN, REPO
 
 BLOCKED_IMPORT = """
@@ -65,13 +65,18 @@ def test_the_clone_is_linked_into_a_private_collections_folder(tmp_path):
     assert not os.path.exists(str(tmp_path)) and os.path.isfile(os.path.join(REPO, "galaxy.yml"))
 
 
-def test_every_check_has_a_code_and_a_label():
-    checks = locate.collection_checks(REPO)
-    names = set(checks.PREFLIGHT_CHECKS) | set(checks.CLEANUP_CHECKS)
-    assert names <= set(codes.CHECKS), "add a code in codes.py for: %s" % sorted(names - set(codes.CHECKS))
-    assert len({c for c, _l in codes.CHECKS.values()}) == len(codes.CHECKS)  # codes are distinct
-    assert codes.code("gpu_count") == "GPU_COUNT_MISMATCH" and codes.label("gpu_health") == "GPU health"
-    assert codes.code("future_check") == "FUTURE_CHECK"
+def test_codes_and_labels_come_from_the_collection_s_registry():
+    families = collection.module_utils("_families")
+    code_of = {}
+    for family in families.FAMILIES.values():
+        for name, spec in family.checks.items():
+            assert spec.code and spec.label, name
+            # one check name, one operator code, whatever the family
+            assert code_of.setdefault(name, spec.code) == spec.code, name
+    assert len(set(code_of.values())) == len(code_of)  # distinct checks have distinct codes
+    assert families.code("gpu_count") == "GPU_COUNT_MISMATCH" and families.label("gpu_health") == "GPU health"
+    assert families.code("future_check") == "FUTURE_CHECK"
+    assert gp.Item(host="h", check="vram", message="m").code == "VRAM_IN_USE"
 
 
 def test_run_environment():

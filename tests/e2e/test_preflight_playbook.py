@@ -144,7 +144,8 @@ def test_soft_finding_on_a_watchlisted_gpu_warns(cluster, preflight):
 def test_step_is_validated_before_any_host_is_contacted(cluster, preflight):
     made = cluster({RIG: {}})
     inventory = made.write_inventory()
-    for step, fragment in (("three", "step must be a whole number"), ("9", "step 9 is not in preflight_steps"),
+    for step, fragment in (("three", "step must be a step number of 0 or more, whole or decimal (e.g. -e step=3 or "
+                                     "-e step=2.5), got 'three' (steps defined: 1, 2, 3)"), ("9", "step 9 is not in preflight_steps"),
                            ("", "step is required")):
         run = preflight(inventory, step)
         assert run.rc != 0 and fragment in run.output, run.output

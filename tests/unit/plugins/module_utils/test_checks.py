@@ -4,6 +4,7 @@ import pytest
 
 from ansible_collections.gpuops.preflight.plugins.module_utils import _checks as checks
 from ansible_collections.gpuops.preflight.plugins.module_utils import _pci as pci
+from ansible_collections.gpuops.preflight.plugins.module_utils import _cleanup, _preflight
 
 
 def test_result_status_is_worst_problem():
@@ -23,10 +24,10 @@ def test_problem_rejects_ok_status():
 
 def test_validate_names_rejects_unknown_and_lists_valid():
     with pytest.raises(ValueError) as err:
-        checks.validate_names(["gpu_health", "gpu_helth"], checks.PREFLIGHT_CHECKS, "preflight_skip")
+        checks.validate_names(["gpu_health", "gpu_helth"], _preflight.CHECKS, "preflight_skip")
     assert "gpu_helth" in str(err.value)
     assert "gpu_health, gpu_count" in str(err.value) or "gpu_health" in str(err.value).split("valid checks are:")[1]
-    assert checks.validate_names("kernel_log, VRAM", checks.PREFLIGHT_CHECKS, "x") == ["kernel_log", "vram"]
+    assert checks.validate_names("kernel_log, VRAM", _preflight.CHECKS, "x") == ["kernel_log", "vram"]
 
 
 @pytest.mark.parametrize("item,downgrade,expected", [
@@ -38,7 +39,7 @@ def test_validate_names_rejects_unknown_and_lists_valid():
       "gpu": {"index": 10, "bdf": "0000:22:00.0", "excluded": True}}, (), checks.WARNING),
 ])
 def test_judge(item, downgrade, expected):
-    verdict, message = checks.judge(item, checks.PREFLIGHT_CHECKS, downgrade)
+    verdict, message = checks.judge(item, _preflight.CHECKS, downgrade)
     assert verdict == expected
     if item.get("gpu"):
         assert "10 (0000:22:00.0) is in excluded_gpus" in message
@@ -48,7 +49,7 @@ def test_judge(item, downgrade, expected):
 
 def test_cleanup_never_blocks():
     item = {"check": "gpu_health", "status": "fail", "message": "m"}
-    assert checks.judge(item, checks.CLEANUP_CHECKS)[0] == checks.WARNING
+    assert checks.judge(item, _cleanup.CHECKS)[0] == checks.WARNING
 
 
 @pytest.mark.parametrize("raw,expected", [

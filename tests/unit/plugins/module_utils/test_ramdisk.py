@@ -263,10 +263,12 @@ def test_duplicate_names_are_checked_once(tmp_path):
 
 
 @pytest.mark.parametrize("kwargs, text", [
-    (dict(step=-1), "step must be a whole number >= 0"),
-    (dict(step=True), "step must be a whole number >= 0"),
-    (dict(step="3"), "step must be a whole number >= 0"),
-    (dict(step=1.5), "step must be a whole number >= 0"),
+    (dict(step=-1), "step must be a step number of 0 or more"),
+    (dict(step=True), "step must be a step number"),
+    (dict(step="three"), "step must be a step number of 0 or more"),
+    (dict(step=[3]), "step must be a step number (e.g. -e step=3 or -e step=2.5), got a list"),
+    (dict(folder="../out"), "the step's ramdisk folder must be a name inside the ramdisk root"),
+    (dict(folder="/abs"), "the step's ramdisk folder must be a name inside the ramdisk root"),
     (dict(validate_json="yes"), "validate_json must be one of auto, always, never"),
     (dict(max_age=-5), "max_age must be >= 0"),
     (dict(files="a.json"), "files must be a list"),
@@ -460,3 +462,14 @@ def test_real_ramdisk_step_folder(shm_root):
     assert codes(problems) == [("train_history.json", "missing")]
     assert problems[0]["message"] == "train_history.json is missing from %s/step0/" % shm_root
     assert infos[0]["json_checked"] is True
+
+
+@pytest.mark.parametrize("step,folder,expected", [
+    (2.5, None, "step2.5"), ("2.50", None, "step2.5"), ("03", None, "step3"), (3.0, None, "step3"),
+    ("2.5", "stage_2_5", "stage_2_5"), (3, "nested/step3/", "nested/step3"),
+])
+def test_decimal_steps_and_named_folders(tmp_path, step, folder, expected):
+    (tmp_path / expected).mkdir(parents=True)
+    (tmp_path / expected / "a.json").write_text("{}")
+    problems, infos = rd.check_step_files(str(tmp_path), step, ["a.json"], folder=folder, now=NOW)
+    assert problems == [] and infos[0]["path"] == str(tmp_path / expected / "a.json")

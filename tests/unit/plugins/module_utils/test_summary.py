@@ -5,66 +5,14 @@ import os
 
 import pytest
 
-from ansible_collections.gpuops.preflight.plugins.module_utils import _checks, _summary
+from ansible_collections.gpuops.preflight.plugins.module_utils import _checks, _plan, _summary
 
 
 def plan(**kwargs):
     args = dict(kind="preflight", step="3", steps={3: {"ramdisk": ["train_history.json"], "inputs": []}},
                 hosts=["rig-6600"], hostvars={"rig-6600": {}}, now=1000.0)
     args.update(kwargs)
-    return _summary.build_plan(**args)
-
-
-@pytest.mark.parametrize("step", ["3", 3, " 3 "])
-def test_step_as_string_or_number(step):
-    assert plan(step=step)["step"] == 3
-
-
-@pytest.mark.parametrize("step,fragment", [
-    (None, "step is required"), ("", "step is required"), ("three", "whole number"), ("3.0", "whole number"),
-    (-1, "whole number"), (True, "whole number"), ("7", "step 7 is not in preflight_steps (steps defined: 3)"),
-])
-def test_bad_step_fails_with_a_clear_message(step, fragment):
-    with pytest.raises(_summary.PlanError) as err:
-        plan(step=step)
-    assert fragment in str(err.value)
-
-
-def test_string_and_int_step_keys_both_work():
-    assert plan(steps={"3": {"ramdisk": ["a.json"]}})["requirements"] == {"ramdisk": ["a.json"], "inputs": []}
-    assert plan(steps={3: {"ramdisk": ["a.json"]}})["requirements"]["ramdisk"] == ["a.json"]
-
-
-def test_every_problem_reported_at_once_naming_host_and_field():
-    with pytest.raises(_summary.PlanError) as err:
-        plan(steps={3: {"ramdisk": ["../escape.json"], "inputs": ["relative.txt"], "extra": 1}},
-             skip=["gpu_helth"], hosts=["rig-6600", "rig-6600b"],
-             hostvars={"rig-6600": {"expected_gpu_count": "twelve"}, "rig-6600b": {"excluded_gpus": ["ten"]}})
-    text = str(err.value)
-    for fragment in ("unknown key(s) extra", "'../escape.json' must be a name inside", "'relative.txt' is not an absolute path",
-                     "preflight_skip: unknown check 'gpu_helth'; valid checks are: ssh, probe",
-                     "rig-6600: expected_gpu_count must be a whole number", "rig-6600b: excluded_gpus: 'ten' is not"):
-        assert fragment in text
-
-
-def test_skip_removes_host_checks_and_sets_backstop():
-    got = plan(skip="kernel_log,gpu_temperature", timeouts={"gpu_health": 60})
-    assert "kernel_log" not in got["host_checks"] and "gpu_temperature" not in got["host_checks"]
-    assert got["host_timeout"] == 60 + _summary.BACKSTOP_MARGIN
-
-
-def test_cleanup_applies_only_to_distributed_steps(tmp_path):
-    assert plan(kind="cleanup", step=5, cleanup_steps=[1, 2, 3])["applies"] is False
-    assert plan(kind="cleanup", step=2)["applies"] is True
-
-
-def test_cleanup_since_comes_from_the_newest_preflight_summary(tmp_path):
-    for stamp, started in (("20261125T100000.000000Z", "2026-11-25T10:00:00+00:00"),
-                           ("20261125T110000.000000Z", "2026-11-25T11:00:00+00:00")):
-        (tmp_path / ("summary_step3_%s.json" % stamp)).write_text(json.dumps({"started_at": started}))
-    got = plan(kind="cleanup", summary_dir=str(tmp_path))
-    assert got["since"] == 1795604400.0 and got["since_source"] == "preflight summary"
-    assert plan(kind="cleanup", since="2026-11-25T12:00:00Z", summary_dir=str(tmp_path))["since"] == 1795608000.0
+    return _plan.build_plan(**args)
 
 
 def node_result(*problems, **extra):

@@ -117,10 +117,9 @@ def test_low_space_from_min_free_percent(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("step, text", [
-    ("three", "argument 'step' is of type str and we were unable to convert to int"),
-    (2.5, "argument 'step' is of type float and we were unable to convert to int"),
-    (-1, "'step' must be a whole number >= 0, not -1"),
-    (True, "'step' must be a whole number >= 0, not True"),
+    ("three", "step must be a step number of 0 or more, whole or decimal (e.g. -e step=3 or -e step=2.5), got 'three'"),
+    ("2.5.1", "got '2.5.1'"),
+    (-1, "got '-1'"),
 ])
 def test_bad_step_is_a_clear_error(tmp_path, capsys, step, text):
     rc, result = run_module(capsys, {"root": str(tmp_path), "step": step})

@@ -1,0 +1,103 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""PRIVATE to gpuops.preflight: reading and writing files that an operator, a tool or a job controls.
+
+Every such file may be something else than it claims: a FIFO (opening it blocks for ever), a
+directory, a device, a huge file, half-written. So:
+
+* ``read_regular(path, limit)``: opens without blocking (``O_NONBLOCK``), refuses anything but a
+  regular file and anything larger than ``limit`` with a message that names the path and what it
+  is; ``FileProblem`` (a ValueError) for those, OSError for the rest (missing, permission).
+* ``write_atomic(path, data)``: a temporary file in the same folder, flushed, then renamed over
+  the target, so a reader (or a full disk) never sees half a file; the temporary file is removed
+  when anything fails.
+* ``kind(mode)``: "a fifo", "a directory", ... for messages.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import tempfile
+
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a fifo"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISLNK, "a symbolic link"),
+)
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+CHUNK = 1024 * 1024
+
+
+class FileProblem(ValueError):
+    """The path is not a regular file, or is larger than allowed: the message says which."""
+
+
+def kind(mode):
+    for test, label in _KINDS:
+        if test(mode):
+            return label
+    return "not a regular file"
+
+
+def open_regular(path):
+    """A file descriptor of ``path``, opened without blocking; FileProblem unless it is a regular file."""
+    fd = os.open(path, _OPEN_FLAGS)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise FileProblem("%s is %s, not a regular file" % (path, kind(st.st_mode)))
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def read_fd(fd, limit):
+    """At most ``limit`` bytes from ``fd``."""
+    chunks, total = [], 0
+    while total < limit:
+        chunk = os.read(fd, min(limit - total, CHUNK))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        total += len(chunk)
+    return b"".join(chunks)
+
+
+def read_regular(path, limit):
+    """The bytes of a regular file of at most ``limit`` bytes; FileProblem naming the limit when larger."""
+    fd = open_regular(path)
+    try:
+        data = read_fd(fd, limit + 1)
+    finally:
+        os.close(fd)
+    if len(data) > limit:
+        raise FileProblem("%s is larger than the %d byte limit" % (path, limit))
+    return data
+
+
+def write_atomic(path, data, mode=0o644):
+    """Write ``data`` (bytes or text) to ``path`` through a temporary file and a rename. Raises OSError."""
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, temp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temp, mode)
+        os.rename(temp, path)
+    except BaseException:
+        try:
+            os.unlink(temp)
+        except OSError:
+            pass
+        raise
+    return path

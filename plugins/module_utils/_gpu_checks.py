@@ -1,0 +1,342 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""PRIVATE to gpuops.preflight: the GPU and kernel-log evidence and checks that families share.
+
+Collectors (``collectors()``): ``gpus`` (the GPU probe: one GPU-tool call joined with sysfs),
+``kernel_log`` (read and scanned ONCE per run, whatever checks need it) and ``gpu_view`` (derived
+from both: host-level kernel findings attributed, health per GPU, the host's GPU-naming policy
+applied — ``excluded_gpus``, ``gpu_watchlist``). A family lists them with its own collectors.
+
+Evaluations (``evaluate_*``): each takes the run's context and the family's OWN ``CheckSpec``, so
+a problem carries that family's suggested fix and its severity (a soft family check turns what
+would fail into a warning). A family declares e.g.
+``CheckSpec("gpu_health", ..., needs=GPU_NEEDS, evaluate=_gpu_checks.evaluate_health)``.
+"""
+
+from __future__ import annotations
+
+from ansible_collections.gpuops.preflight.plugins.module_utils import _checks, _gpus, _kernel_log
+from ansible_collections.gpuops.preflight.plugins.module_utils._checks import UNKNOWN, WARN, problem
+from ansible_collections.gpuops.preflight.plugins.module_utils._host_runner import Collector, CollectorError
+from ansible_collections.gpuops.preflight.plugins.module_utils._pci import parse_gpu_refs, ref_matches
+
+GIB = 1024.0 ** 3
+# What GPU checks and the kernel-log check read.
+GPU_NEEDS = ("gpus", "gpu_view")
+KERNEL_LOG_NEEDS = ("kernel_log", "gpu_view")
+
+
+# ---------------------------------------------------------------- naming GPUs
+
+
+def gpu_ref(gpu):
+    """The small GPU identity carried by problems and summaries."""
+    ref = {"index": gpu.get("index"), "bdf": gpu.get("bdf"), "excluded": bool(gpu.get("excluded"))}
+    if gpu.get("exclusion_reason"):
+        ref["exclusion_reason"] = gpu["exclusion_reason"]
+    return ref
+
+
+def label(gpu):
+    return "GPU %s" % _checks.gpu_label(gpu)
+
+
+def times_text(finding):
+    count = finding.get("count", 1)
+    return " (x%d)" % count if count > 1 else ""
+
+
+def parse_policy(values, option):
+    """GPU names with their optional reasons: [(('index', 10), 'SMU 0xFFFFFFFF errors'), ...]."""
+    values = values or []
+    refs = parse_gpu_refs(values, option)
+    reasons = [v.get("reason") if isinstance(v, dict) else None for v in values]
+    return list(zip(refs, reasons))
+
+
+def mark_policy(gpus, excluded, watchlist):
+    """Flag excluded and watchlisted GPUs; returns the names that matched no GPU."""
+    unmatched = []
+    for refs, flag in ((excluded, "excluded"), (watchlist, "watchlisted")):
+        for ref, reason in refs:
+            hits = [g for g in gpus if ref_matches(ref, g)]
+            for gpu in hits:
+                gpu[flag] = True
+                if flag == "excluded" and reason:
+                    gpu["exclusion_reason"] = reason
+            if not hits:
+                unmatched.append((flag, ref))
+    for gpu in gpus:
+        gpu.setdefault("excluded", False)
+        gpu.setdefault("watchlisted", False)
+    return unmatched
+
+
+def attribute_host_findings(findings, gpus):
+    """On a one-GPU host, an amdgpu line that names no PCI address can only be about that GPU.
+
+    Only the amdgpu driver's own lines: a PCIe bridge's line (pcieport) or a job's stderr
+    (``Memory access fault by GPU node-2``) says nothing about which device failed.
+    """
+    real = [g for g in gpus if g.get("bdf")]
+    if len(real) != 1:
+        return findings
+    out = []
+    for finding in findings:
+        if not finding.get("bdf") and "amdgpu" in (finding.get("line") or ""):
+            finding = dict(finding, bdf=real[0]["bdf"], attributed=True)
+        out.append(finding)
+    return out
+
+
+# ---------------------------------------------------------------- collectors
+
+
+def kernel_log_source(value):
+    """The kernel_log option: 'auto', 'journal', 'dmesg', 'none', or the path of a file."""
+    if value in ("auto", "journal", "dmesg", "none"):
+        return value, None
+    return "file", value
+
+
+def _collect_gpus(ctx, deadline):
+    params = ctx.params
+    return _gpus.collect(
+        ctx.module, tool=params["gpu_tool"], rocm_smi=params["rocm_smi"], amd_smi=params["amd_smi"],
+        sysfs_root=params["sysfs_root"], timeout=min(params["gpu_tool_timeout"], max(deadline - 3, 1)),
+        metrics_timeout=min(5, max(deadline - params["gpu_tool_timeout"], 1)))
+
+
+def _collect_kernel_log(ctx, deadline):
+    source, path = kernel_log_source(ctx.params["kernel_log"])
+    since = ctx.params.get("kernel_log_since")
+    # room inside the deadline for auto's fallback from the journal to dmesg
+    read, findings = _kernel_log.scan_kernel_log(ctx.module, source, path, since, max(deadline - 3, 1))
+    info = {"source": read.source, "read": not (read.error or read.timed_out), "since": since, "error": read.error,
+            "timed_out": read.timed_out, "lines_scanned": len(read.lines), "elapsed_s": round(read.elapsed, 3)}
+    if read.note:
+        info["note"] = read.note
+    if read.error or read.timed_out:
+        raise CollectorError(read.error or "timed out after %ss" % deadline, timed_out=read.timed_out, info=info)
+    return {"info": info, "findings": findings}
+
+
+def _derive_view(ctx, _deadline):
+    """The host's GPUs with health, policy marks and the kernel-log findings that belong to them."""
+    params = ctx.params
+    source = kernel_log_source(params.get("kernel_log", "none"))[0]
+    log = ctx.value("kernel_log")
+    log_failure = None
+    info = {"source": source, "read": False, "since": params.get("kernel_log_since")}
+    if log is not None:
+        info = dict(log["info"])
+    elif "kernel_log" in ctx.outcomes:
+        error = ctx.outcomes["kernel_log"].error
+        info.update(getattr(error, "info", None) or {})
+        log_failure = str(error) if isinstance(error, CollectorError) else ctx.failure("kernel_log")
+    findings = list(log["findings"]) if log is not None else []
+    view = {"gpus": [], "probe": None, "findings": findings, "log_info": info, "log_failure": log_failure,
+            "log_source": source, "unmatched": []}
+    collected = ctx.value("gpus")
+    if collected is not None:
+        findings = attribute_host_findings(findings, collected["gpus"])
+        probe = _gpus.apply_health(collected, findings)
+        view.update(gpus=probe["gpus"], probe=probe, findings=findings)
+        view["unmatched"] = mark_policy(probe["gpus"], parse_policy(params.get("excluded_gpus"), "excluded_gpus"),
+                                        parse_policy(params.get("gpu_watchlist"), "gpu_watchlist"))
+    view["log_info"]["findings"] = findings
+    return view
+
+
+def _publish_view(ctx):
+    view = ctx.value("gpu_view") or {}
+    gpus = view.get("gpus") or []
+    probe = view.get("probe") or {}
+    usable = [g["index"] for g in gpus if g["health"] == _gpus.OK and not g["excluded"] and g["index"] is not None]
+    unverified = [g["index"] for g in gpus
+                  if g["health"] == _gpus.UNKNOWN and not g["excluded"] and g["index"] is not None]
+    out = {
+        "gpus": gpus,
+        "gpu_count": len(gpus),
+        "usable_gpus": usable,
+        "unverified_gpus": unverified,
+        "gpu_tool": probe.get("tool"),
+        "processes": probe.get("processes") or [],
+        "notes": probe.get("notes") or [],
+        "kernel_log": view.get("log_info") or {"source": None, "read": False},
+    }
+    if "expected_gpu_count" in ctx.params:
+        out["expected_gpu_count"] = ctx.params["expected_gpu_count"]
+    return out
+
+
+def collectors(after=()):
+    """The shared GPU collectors; ``after``: collectors of the family that must be done first."""
+    return {
+        "gpus": Collector("gpus", _collect_gpus, lambda params: "GPU probe", after=after),
+        "kernel_log": Collector(
+            "kernel_log", _collect_kernel_log,
+            lambda params: "reading the kernel log (%s)" % kernel_log_source(params["kernel_log"])[0],
+            after=after, wanted=lambda params: kernel_log_source(params["kernel_log"])[0] != "none",
+            timeout_check="kernel_log",
+            hint="Read the kernel log on the host by hand (journalctl -k -b); it needs root or the systemd-journal "
+                 "group (dmesg: kernel.dmesg_restrict)."),
+        "gpu_view": Collector("gpu_view", _derive_view, lambda params: "GPU view", after=("gpus", "kernel_log"),
+                              inline=True, publish=_publish_view),
+    }
+
+
+def kernel_log_disabled(params):
+    """``applies`` of a kernel-log check: the reason it does not run, or None."""
+    if kernel_log_source(params.get("kernel_log"))[0] == "none":
+        return "kernel log reading disabled (kernel_log: none)"
+    return None
+
+
+# ---------------------------------------------------------------- evaluations
+
+
+def _health_counts(gpus):
+    counts = {}
+    for gpu in gpus:
+        counts[gpu["health"]] = counts.get(gpu["health"], 0) + 1
+    return ", ".join("%d %s" % (counts[h], h) for h in _gpus.HEALTH_STATES if h in counts) or "none found"
+
+
+def evaluate_health(ctx, spec):
+    """Lost and degraded GPUs fail (warn for a soft spec); unknown ones are unknown, one line per host
+    when the GPU tool itself gave no answer."""
+    view = ctx.value("gpu_view")
+    gpus, tool = view["gpus"], view["probe"]["tool"]
+    problems = []
+    unknown = [g for g in gpus if g["health"] == _gpus.UNKNOWN]
+    tool_level_unknown = unknown and not tool["answered"] and tool["outcome"] not in (_gpus.MISSING, _gpus.NOT_USED)
+    for gpu in gpus:
+        if gpu["health"] in (_gpus.LOST, _gpus.DEGRADED):
+            problems.append(problem(spec.name, spec.fail_status, "%s is %s: %s" % (
+                label(gpu), gpu["health"], "; ".join(gpu["problems"])), spec.fix, gpu=gpu_ref(gpu)))
+        elif gpu["health"] == _gpus.UNKNOWN and not tool_level_unknown:
+            problems.append(problem(spec.name, UNKNOWN, "%s state unknown: %s" % (label(gpu), "; ".join(gpu["problems"])),
+                                    "Check the GPU by hand (rocm-smi, dmesg).", gpu=gpu_ref(gpu)))
+    if tool_level_unknown:
+        problems.append(problem(
+            spec.name, UNKNOWN,
+            "GPU state unknown: %s; sysfs shows %d GPU(s) on the bus and none lost" % (tool["reason"], len(unknown)),
+            "Check the GPU tool on the host by hand (rocm-smi --showuse); a hung rocm-smi often means a hung GPU: "
+            "read the kernel log. Clear a stuck rocm_smi mutex by deleting /dev/shm/rocm_smi*."))
+    if view["log_failure"]:
+        problems.append(problem(spec.name, UNKNOWN, "SMU failures not checked: could not read the kernel log (%s)"
+                                % view["log_failure"], ctx.family.collectors["kernel_log"].hint))
+    return problems, "%d GPU(s): %s" % (len(gpus), _health_counts(gpus))
+
+
+def evaluate_count(ctx, spec):
+    """Responding GPUs against expected_gpu_count minus the excluded ones; GPU names that match nothing."""
+    view = ctx.value("gpu_view")
+    gpus, expected = view["gpus"], ctx.params.get("expected_gpu_count")
+    problems = []
+    for flag, (_kind, value) in view["unmatched"]:
+        what = "excluded_gpus" if flag == "excluded" else "gpu_watchlist"
+        problems.append(problem(spec.name, WARN, "%s names GPU %s, which this host does not have" % (what, value),
+                                "Correct %s in the inventory (GPUs are named by rocm-smi index or PCI address)." % what))
+    counted = [g for g in gpus if not g["excluded"]]
+    found = [g for g in counted if g["responding"] is not False]
+    unverified = [g for g in found if g["responding"] is None]
+    if expected is None:
+        return problems, "%d GPU(s) responding (expected_gpu_count not set)" % len(found)
+    excluded_count = len([g for g in gpus if g["excluded"]])
+    want = max(expected - excluded_count, 0)
+    want_text = "%d" % want if not excluded_count else "%d (%d minus %d excluded)" % (want, expected, excluded_count)
+    note = " (%d not verified: the GPU tool gave no answer)" % len(unverified) if unverified else ""
+    if len(found) != want:
+        missing = [g for g in counted if g["responding"] is False]
+        detail = ""
+        if missing:
+            detail = "; not responding: " + ", ".join("%s %s" % (label(g), g["health"]) for g in missing)
+        problems.append(problem(spec.name, spec.fail_status, "expected %s GPUs, found %d%s%s"
+                                % (want_text, len(found), note, detail), spec.fix))
+    return problems, "expected %s GPUs, found %d%s" % (want_text, len(found), note)
+
+
+def evaluate_vram(ctx, spec):
+    """Processes still holding VRAM (from KFD); unknown when KFD is not available."""
+    view = ctx.value("gpu_view")
+    gpus, probe = view["gpus"], view["probe"]
+    if not probe["kfd_available"] and gpus:
+        return [problem(spec.name, UNKNOWN, "KFD is not available (no /sys/class/kfd): cannot list processes holding VRAM",
+                        "Check that the amdgpu driver exposes KFD (ls /sys/class/kfd/kfd/proc).")], "KFD not available"
+    min_bytes = ctx.params["vram_min_mb"] * 1024 * 1024
+    by_bdf = dict((g["bdf"], g) for g in gpus)
+    problems = []
+    for proc in probe["processes"]:
+        if (proc.get("vram_bytes") or 0) <= min_bytes:
+            continue
+        gpu = by_bdf.get(proc.get("bdf")) or {"index": proc.get("index"), "bdf": proc.get("bdf")}
+        problems.append(problem(spec.name, WARN, "pid %s (%s) holds %.2f GiB of VRAM on %s"
+                                % (proc["pid"], proc.get("name") or "?", proc["vram_bytes"] / GIB, label(gpu)),
+                                spec.fix.replace("<pid>", str(proc["pid"])), gpu=gpu_ref(gpu)))
+    return problems, "%d process(es) holding VRAM" % len(problems)
+
+
+def evaluate_temperature(ctx, spec):
+    """GPUs at or above the warning temperature before work starts."""
+    gpus, warn_c = ctx.value("gpu_view")["gpus"], ctx.params["gpu_temp_warn_c"]
+    problems = []
+    for gpu in gpus:
+        temp = gpu.get("temperature_edge_c")
+        if temp is not None and temp >= warn_c:
+            problems.append(problem(spec.name, WARN, "%s is at %.0f C (edge), at or above %.0f C before work starts"
+                                    % (label(gpu), temp, warn_c), spec.fix, gpu=gpu_ref(gpu)))
+    temps = [g["temperature_edge_c"] for g in gpus if g.get("temperature_edge_c") is not None]
+    return problems, "hottest GPU %s" % ("%.0f C" % max(temps) if temps else "unknown")
+
+
+def evaluate_kernel_log(ctx, spec):
+    """Findings gpu_health does not already report: hard ones fail, soft ones warn on watchlisted GPUs."""
+    view = ctx.value("gpu_view")
+    findings, gpus = view["findings"], view["gpus"]
+    by_bdf = dict((g["bdf"], g) for g in gpus)
+    health_categories = _gpus.KERNEL_LOST + _gpus.KERNEL_DEGRADED
+    problems, quiet, folded = [], 0, 0
+    for finding in findings:
+        gpu = by_bdf.get(finding.get("bdf"))
+        what = finding.get("summary") or finding["category"]
+        if gpu is not None and (finding["category"] in health_categories
+                                or gpu["health"] in (_gpus.LOST, _gpus.DEGRADED)):
+            folded += 1  # gpu_health already reports this GPU: one line per sick GPU, not one per log line
+            continue
+        hard = finding.get("severity") == _checks.HARD
+        if gpu is not None:
+            text = "%s%s: %s" % (what, times_text(finding), finding.get("message", ""))
+            if hard:
+                problems.append(problem(spec.name, spec.fail_status, "%s: %s" % (label(gpu), text), finding.get("fix"),
+                                        gpu=gpu_ref(gpu)))
+            elif gpu.get("watchlisted"):
+                problems.append(problem(spec.name, WARN, "watchlisted %s: %s" % (label(gpu), text), finding.get("fix"),
+                                        gpu=gpu_ref(gpu)))
+            else:
+                quiet += 1
+        elif hard:
+            where = ("device %s" % finding["bdf"]) if finding.get("bdf") else "a GPU the log line does not name"
+            problems.append(problem(spec.name, spec.fail_status, "%s on %s: %s%s" % (
+                what, where, finding.get("message", ""), times_text(finding)), finding.get("fix")))
+        else:
+            quiet += 1
+    return problems, "%d finding(s): %d reported here, %d under gpu_health, %d soft on GPUs not watchlisted" % (
+        len(findings), len(problems), folded, quiet)
+
+
+def evaluate_new_kernel_findings(ctx, spec):
+    """After a step: every finding since the step started is news worth a warning."""
+    view = ctx.value("gpu_view")
+    by_bdf = dict((g["bdf"], g) for g in view["gpus"])
+    problems = []
+    for finding in view["findings"]:
+        gpu = by_bdf.get(finding.get("bdf"))
+        where = label(gpu) if gpu else (finding.get("bdf") or "a GPU the log line does not name")
+        problems.append(problem(spec.name, WARN, "new since the step started on %s: %s%s: %s" % (
+            where, finding.get("summary") or finding["category"], times_text(finding), finding.get("message", "")),
+            finding.get("fix"), gpu=gpu_ref(gpu) if gpu else None))
+    since = "the step started" if ctx.params.get("kernel_log_since") else "boot"
+    return problems, "no new amdgpu failures since %s" % since

@@ -1,0 +1,265 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""PRIVATE to gpuops.preflight: the plan of a run, built on the controller before any host is contacted.
+
+``build_plan`` validates everything an operator or WATCHER passes in (the step, preflight_steps,
+check names, timeouts, every host's GPU naming) and fails with every problem at once
+(``PlanError``). The plan it returns is what the host task and the judge read: the step in its
+canonical form, the step's requirements, the host checks to run and their timeouts, the task
+backstop, when the run started. The ``preflight_plan`` action plugin runs it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+
+from ansible_collections.gpuops.preflight.plugins.module_utils import _checks, _families, _files, _steps
+from ansible_collections.gpuops.preflight.plugins.module_utils._pci import parse_gpu_refs
+from ansible_collections.gpuops.preflight.plugins.module_utils._timeparse import iso, parse_time
+from ansible_collections.gpuops.preflight.plugins.module_utils._values import type_name
+
+# What a preflight_steps entry may say about its step.
+STEP_KEYS = ("ramdisk", "inputs", "ramdisk_dir")
+# The steps that run on the rigs, and so need a cleanup, unless cleanup_steps says otherwise.
+DEFAULT_CLEANUP_STEPS = ("1", "2", "3")
+# Seconds the task backstop allows beyond the longest check timeout (connection, module start-up).
+BACKSTOP_MARGIN = 20
+# A summary file read for the cleanup's start time is never larger than this.
+SUMMARY_MAX_BYTES = 16 * 1024 * 1024
+
+
+class PlanError(ValueError):
+    """Bad input: every problem found, in one message."""
+
+    def __init__(self, problems):
+        self.problems = list(problems)
+        ValueError.__init__(self, "; ".join(self.problems))
+
+
+def normalize_steps(steps):
+    """preflight_steps, keys compared as numbers (YAML ints, JSON strings, '2.5'): {step: {ramdisk, inputs, ramdisk_dir}}."""
+    if steps is None or steps == "":
+        return {}
+    if not isinstance(steps, dict):
+        raise ValueError("preflight_steps must be a mapping of step number to {ramdisk: [...], inputs: [...]}, "
+                         "got a %s" % type_name(steps))
+    problems, clean = [], {}
+    for key, spec in steps.items():
+        try:
+            step = _steps.parse_step(key, "preflight_steps key")
+        except ValueError:
+            problems.append("preflight_steps: key %r is not a step number (a number of 0 or more, e.g. 3 or 2.5)"
+                            % (key,))
+            continue
+        spec = spec or {}
+        if not isinstance(spec, dict):
+            problems.append("preflight_steps[%s] must be a mapping with ramdisk and inputs, got a %s"
+                            % (step, type_name(spec)))
+            continue
+        unknown = sorted(str(k) for k in set(spec) - set(STEP_KEYS))
+        if unknown:
+            problems.append("preflight_steps[%s]: unknown key(s) %s; allowed: %s"
+                            % (step, ", ".join(unknown), ", ".join(STEP_KEYS)))
+        entry = {"ramdisk_dir": None}
+        for field in ("ramdisk", "inputs"):
+            items = spec.get(field) or []
+            if isinstance(items, str) or not isinstance(items, list) or not all(isinstance(i, str) and i for i in items):
+                problems.append("preflight_steps[%s].%s must be a list of file names" % (step, field))
+                items = []
+            entry[field] = list(items)
+        for path in entry["inputs"]:
+            if not path.startswith("/"):
+                problems.append("preflight_steps[%s].inputs: %r is not an absolute path" % (step, path))
+        for name in entry["ramdisk"]:
+            if name.startswith("/") or ".." in name.split("/"):
+                problems.append("preflight_steps[%s].ramdisk: %r must be a name inside the step's ramdisk folder"
+                                % (step, name))
+        folder = spec.get("ramdisk_dir")
+        if folder not in (None, ""):
+            if not isinstance(folder, str) or folder.startswith("/") or ".." in folder.split("/") \
+                    or not folder.strip("/"):
+                problems.append("preflight_steps[%s].ramdisk_dir: %r must be a folder name inside the ramdisk root"
+                                % (step, folder))
+            else:
+                entry["ramdisk_dir"] = folder.strip("/")
+        if step in clean:
+            problems.append("preflight_steps: step %s is defined twice (keys are compared as numbers)" % step)
+        clean[step] = entry
+    if problems:
+        raise PlanError(problems)
+    return clean
+
+
+def _int_or_none(value, option):
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or isinstance(value, float) and value != int(value):
+        raise ValueError("%s must be a whole number, got %r" % (option, value))
+    try:
+        number = int(str(value).strip()) if not isinstance(value, float) else int(value)
+    except ValueError:
+        raise ValueError("%s must be a whole number, got %r" % (option, value))
+    if number < 0:
+        raise ValueError("%s must be 0 or more, got %s" % (option, number))
+    return number
+
+
+def validate_host(host, hostvars):
+    """Problems with one host's GPU settings, each naming the host and the field."""
+    problems = []
+    try:
+        _int_or_none(hostvars.get("expected_gpu_count"), "expected_gpu_count")
+    except ValueError as exc:
+        problems.append("%s: %s" % (host, exc))
+    for option in ("excluded_gpus", "gpu_watchlist"):
+        value = hostvars.get(option)
+        if value in (None, ""):
+            continue
+        if not isinstance(value, list):
+            problems.append("%s: %s must be a list of GPU indices or PCI addresses, got %r" % (host, option, value))
+            continue
+        try:
+            parse_gpu_refs(value, option)
+        except ValueError as exc:
+            problems.append("%s: %s" % (host, exc))
+    return problems
+
+
+def _defined_steps(steps):
+    return ", ".join(sorted(steps, key=float)) or "none"
+
+
+def build_plan(kind, step, steps=None, skip=None, downgrade=None, hosts=(), hostvars=None, timeouts=None,
+               cleanup_steps=None, since=None, summary_dir=None, now=None):
+    """Validate the run's input; returns the plan or raises PlanError listing every problem."""
+    family = _families.family(kind)
+    registry, prefix = family.checks, family.option_prefix
+    problems = []
+    try:
+        steps = normalize_steps(steps)
+    except PlanError as exc:
+        problems.extend(exc.problems)
+        steps = {}
+    except ValueError as exc:
+        problems.append(str(exc))
+        steps = {}
+    step_id = None
+    try:
+        step_id = _steps.parse_step(step)
+    except ValueError as exc:
+        problems.insert(0, "%s (steps defined: %s)" % (exc, _defined_steps(steps)) if steps else str(exc))
+    if kind == "preflight" and step_id is not None and steps and step_id not in steps:
+        problems.append("step %s is not in preflight_steps (steps defined: %s)" % (step_id, _defined_steps(steps)))
+    names = {}
+    for option, value in (("skip", skip), ("downgrade", downgrade)):
+        try:
+            names[option] = _checks.validate_names(value, registry, "%s_%s" % (prefix, option))
+        except ValueError as exc:
+            problems.append(str(exc))
+            names[option] = []
+    host_checks = family.host_checks
+    clean_timeouts = {}
+    if not isinstance(timeouts or {}, dict):
+        problems.append("%s_timeouts must be a mapping of check name to seconds, got a %s"
+                        % (prefix, type_name(timeouts)))
+        timeouts = {}
+    for name, seconds in (timeouts or {}).items():
+        if name not in host_checks:
+            problems.append("%s_timeouts: %r is not a host check; valid: %s" % (prefix, name, ", ".join(host_checks)))
+            continue
+        try:
+            clean_timeouts[name] = _int_or_none(seconds, "%s_timeouts.%s" % (prefix, name))
+        except ValueError as exc:
+            problems.append(str(exc))
+            continue
+        if not clean_timeouts[name]:
+            problems.append("%s_timeouts.%s must be at least 1 second" % (prefix, name))
+    hostvars = hostvars or {}
+    for host in hosts:
+        problems.extend(validate_host(host, hostvars.get(host) or {}))
+    applies = True
+    wanted = list(DEFAULT_CLEANUP_STEPS)
+    if kind == "cleanup":
+        try:
+            wanted = _steps.parse_steps(cleanup_steps if cleanup_steps is not None else DEFAULT_CLEANUP_STEPS,
+                                        "cleanup_steps")
+        except ValueError as exc:
+            problems.append(str(exc))
+        applies = step_id in wanted
+    try:
+        since_epoch = parse_time(since, "%s_since" % prefix)
+    except ValueError as exc:
+        problems.append(str(exc))
+        since_epoch = None
+    if problems:
+        raise PlanError(problems)
+
+    now = time.time() if now is None else now
+    since_source = "given" if since_epoch is not None else None
+    if kind == "cleanup" and since_epoch is None and summary_dir:
+        since_epoch = latest_preflight_start(summary_dir, step_id)
+        since_source = "preflight summary" if since_epoch is not None else "current boot"
+    effective = dict((n, registry[n].timeout) for n in host_checks)
+    effective.update(clean_timeouts)
+    run_checks = [n for n in host_checks if n not in names["skip"]]
+    requirements = steps.get(step_id, {"ramdisk": [], "inputs": [], "ramdisk_dir": None})
+    return {
+        "kind": kind,
+        "step": step_id,
+        "applies": applies,
+        "requirements": requirements,
+        "step_defined": step_id in steps,
+        "skip": names["skip"],
+        "downgrade": names["downgrade"],
+        "host_checks": run_checks,
+        "timeouts": clean_timeouts,
+        "host_timeout": max([effective[n] for n in run_checks] or [10]) + BACKSTOP_MARGIN,
+        "started_at": iso(now),
+        "started_epoch": now,
+        "since": since_epoch,
+        "since_source": since_source,
+        "cleanup_steps": wanted,
+    }
+
+
+def empty_plan(kind, step, now=None):
+    """The plan of a run that stopped before its own plan was made: nothing skipped or downgraded,
+    so whatever did arrive is judged as it is (the bridge, for a run cancelled at its start)."""
+    try:
+        step_id = _steps.parse_step(step)
+    except ValueError:
+        step_id = None
+    now = time.time() if now is None else now
+    return {"kind": kind, "step": step_id, "applies": True, "requirements": {}, "step_defined": False, "skip": [],
+            "downgrade": [], "host_checks": [], "timeouts": {}, "host_timeout": None, "started_at": iso(now),
+            "started_epoch": now, "since": None, "since_source": None, "cleanup_steps": list(DEFAULT_CLEANUP_STEPS)}
+
+
+def summary_name_pattern(prefix):
+    """File names of one kind's summaries: <prefix>_step<N>_<UTC stamp>[-<n>].json (N whole or decimal)."""
+    return re.compile(r"^%s_step(\d+(?:\.\d+)?)_(\d{8}T\d{6}\.\d{6}Z)(?:-(\d+))?\.json$" % re.escape(prefix))
+
+
+def latest_preflight_start(summary_dir, step):
+    """When the newest preflight of ``step`` started, from its summary file; None when there is none.
+
+    Only regular files are opened, without blocking (a FIFO named like a summary must not hang the plan).
+    """
+    folder = os.path.expanduser(summary_dir)
+    named = summary_name_pattern(_families.family("preflight").file_prefix)
+    try:
+        found = [(m.group(2), int(m.group(3) or 0), name) for name, m in
+                 ((name, named.match(name)) for name in os.listdir(folder)) if m and m.group(1) == step]
+    except OSError:
+        return None
+    for _stamp, _attempt, name in sorted(found, reverse=True):
+        try:
+            document = json.loads(_files.read_regular(os.path.join(folder, name), SUMMARY_MAX_BYTES).decode("utf-8"))
+            return parse_time(document.get("started_at"))
+        except (OSError, ValueError, AttributeError):
+            continue
+    return None

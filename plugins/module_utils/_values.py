@@ -1,0 +1,46 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""PRIVATE to gpuops.preflight: small helpers for values that cross a boundary (input checks, results).
+
+* ``type_name``: how a message names a value's type. Ansible hands variables over as its own tagged
+  containers (``_AnsibleTaggedList``); an operator reads "list".
+* ``clean_text``: every text a module returns must be valid UTF-8, or Ansible refuses the whole
+  result ("Refusing to deserialize an invalid UTF8 string") and a healthy host looks broken. Tool
+  output decoded with surrogate escapes, or a kernel-log line with a stray byte, is replaced here.
+"""
+
+from __future__ import annotations
+
+_NAMES = (("bool", (bool,)), ("list", (list, tuple, set)), ("mapping", (dict,)), ("text", (str,)),
+          ("number", (int, float)))
+
+
+def type_name(value):
+    """'list', 'mapping', 'text', 'number', 'bool', 'null', else the class name without a leading '_'."""
+    if value is None:
+        return "null"
+    for name, types in _NAMES:
+        if isinstance(value, types):
+            return name
+    return type(value).__name__.lstrip("_")
+
+
+def clean_text(value):
+    """``value`` with every str made valid UTF-8 (lone surrogates replaced), recursively; other values as they are."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+            return value
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "surrogateescape" if _escaped(value) else "replace").decode("utf-8", "replace")
+    if isinstance(value, dict):
+        return dict((clean_text(k), clean_text(v)) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return [clean_text(v) for v in value]
+    return value
+
+
+def _escaped(text):
+    """Only surrogate escapes (U+DC80..U+DCFF, from bytes decoded with surrogateescape) can be turned back into bytes."""
+    return all(not (0xD800 <= ord(c) <= 0xDFFF) or 0xDC80 <= ord(c) <= 0xDCFF for c in text)

@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ansible_collections.gpuops.preflight.plugins.module_utils import _plan
+
+
+def plan(**kwargs):
+    args = dict(kind="preflight", step="3", steps={3: {"ramdisk": ["train_history.json"], "inputs": []}},
+                hosts=["rig-6600"], hostvars={"rig-6600": {}}, now=1000.0)
+    args.update(kwargs)
+    return _plan.build_plan(**args)
+
+
+@pytest.mark.parametrize("step", ["3", 3, " 3 ", "03", 3.0, "3.0", "3.00"])
+def test_step_as_string_or_number(step):
+    assert plan(step=step)["step"] == "3"
+
+
+@pytest.mark.parametrize("step,canonical", [(2.5, "2.5"), ("2.5", "2.5"), ("2.50", "2.5"), ("02.5", "2.5")])
+def test_decimal_steps_mean_what_they_say(step, canonical):
+    got = plan(step=step, steps={"2.5": {"ramdisk": ["a.json"], "ramdisk_dir": "step2_5"}, 3: {}})
+    assert got["step"] == canonical
+    assert got["requirements"] == {"ramdisk": ["a.json"], "inputs": [], "ramdisk_dir": "step2_5"}
+
+
+@pytest.mark.parametrize("step,fragment", [
+    (None, "step is required"), ("", "step is required"), ("three", "step number"), ("1e3", "step number"),
+    (-1, "step number"), (True, "step number"), (float("nan"), "step number"), ("2.5.1", "step number"),
+    ([3], "step number"), ("7", "step 7 is not in preflight_steps (steps defined: 3)"),
+    ("2.5", "step 2.5 is not in preflight_steps (steps defined: 3)"),
+])
+def test_bad_step_fails_with_a_clear_message(step, fragment):
+    with pytest.raises(_plan.PlanError) as err:
+        plan(step=step)
+    assert fragment in str(err.value)
+
+
+def test_string_and_int_step_keys_both_work():
+    assert plan(steps={"3": {"ramdisk": ["a.json"]}})["requirements"] == {"ramdisk": ["a.json"], "inputs": [],
+                                                                          "ramdisk_dir": None}
+    assert plan(steps={3: {"ramdisk": ["a.json"]}})["requirements"]["ramdisk"] == ["a.json"]
+    assert plan(steps={"3.0": {"ramdisk": ["b.json"]}})["requirements"]["ramdisk"] == ["b.json"]
+
+
+def test_step_keys_are_compared_as_numbers():
+    with pytest.raises(_plan.PlanError) as err:
+        plan(steps={3: {}, "3.0": {}})
+    assert "preflight_steps: step 3 is defined twice (keys are compared as numbers)" in str(err.value)
+    with pytest.raises(_plan.PlanError) as err:
+        plan(steps={3: {"ramdisk_dir": "../elsewhere"}})
+    assert "preflight_steps[3].ramdisk_dir: '../elsewhere' must be a folder name inside the ramdisk root" in str(err.value)
+
+
+def test_every_problem_reported_at_once_naming_host_and_field():
+    with pytest.raises(_plan.PlanError) as err:
+        plan(steps={3: {"ramdisk": ["../escape.json"], "inputs": ["relative.txt"], "extra": 1}},
+             skip=["gpu_helth"], hosts=["rig-6600", "rig-6600b"],
+             hostvars={"rig-6600": {"expected_gpu_count": "twelve"}, "rig-6600b": {"excluded_gpus": ["ten"]}})
+    text = str(err.value)
+    for fragment in ("unknown key(s) extra", "'../escape.json' must be a name inside", "'relative.txt' is not an absolute path",
+                     "preflight_skip: unknown check 'gpu_helth'; valid checks are: ssh, probe",
+                     "rig-6600: expected_gpu_count must be a whole number", "rig-6600b: excluded_gpus: 'ten' is not"):
+        assert fragment in text
+
+
+def test_skip_removes_host_checks_and_sets_backstop():
+    got = plan(skip="kernel_log,gpu_temperature", timeouts={"gpu_health": 60})
+    assert "kernel_log" not in got["host_checks"] and "gpu_temperature" not in got["host_checks"]
+    assert got["host_timeout"] == 60 + _plan.BACKSTOP_MARGIN
+
+
+def test_cleanup_applies_only_to_distributed_steps(tmp_path):
+    assert plan(kind="cleanup", step=5, cleanup_steps=[1, 2, 3])["applies"] is False
+    assert plan(kind="cleanup", step=2)["applies"] is True
+    assert plan(kind="cleanup", step=2.5)["applies"] is False
+    assert plan(kind="cleanup", step="2.5", cleanup_steps=["1", 2.5, "3.0"])["applies"] is True
+    assert plan(kind="cleanup", step=3, cleanup_steps="1, 2.5, 3.0")["cleanup_steps"] == ["1", "2.5", "3"]
+    with pytest.raises(_plan.PlanError) as err:
+        plan(kind="cleanup", step=3, cleanup_steps=[1, "two"])
+    assert "cleanup_steps must be a step number" in str(err.value)
+
+
+def test_cleanup_since_comes_from_the_newest_preflight_summary(tmp_path):
+    for stamp, started in (("20261125T100000.000000Z", "2026-11-25T10:00:00+00:00"),
+                           ("20261125T110000.000000Z", "2026-11-25T11:00:00+00:00")):
+        (tmp_path / ("summary_step3_%s.json" % stamp)).write_text(json.dumps({"started_at": started}))
+    got = plan(kind="cleanup", summary_dir=str(tmp_path))
+    assert got["since"] == 1795604400.0 and got["since_source"] == "preflight summary"
+    assert plan(kind="cleanup", since="2026-11-25T12:00:00Z", summary_dir=str(tmp_path))["since"] == 1795608000.0
