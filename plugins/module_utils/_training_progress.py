@@ -656,12 +656,13 @@ def _process_list_known(probed):
 
 
 def verify_vram(module, pids, timeout, probe_options=None, proc_root="/proc", clock=time.monotonic,
-                sleep=time.sleep):
+                sleep=time.sleep, release_wait=3.0):
     """Whether the GPU memory ``pids`` held is released, through the GPU probe, within ``timeout``
     seconds. The driver frees a dead process's memory shortly after it exits, so the probe is
-    repeated while an orphan's process is gone and time is left.
+    repeated for up to ``release_wait`` seconds while an orphan's process is gone.
     Returns {vram_released: True / False / None (unknown), orphans, error}."""
     deadline = clock() + timeout
+    settle = None
     out = {"vram_released": None, "orphans": [], "error": None}
     options = dict(probe_options or {})
     while True:
@@ -683,7 +684,8 @@ def verify_vram(module, pids, timeout, probe_options=None, proc_root="/proc", cl
         orphans = vram_orphans(probed.get("processes"), pids)
         out.update(vram_released=not orphans, orphans=orphans, error=None)
         lingering = [o for o in orphans if process_info(o["pid"], proc_root)["alive"]]
-        if not orphans or lingering or deadline - clock() < 0.3:
+        settle = clock() + release_wait if settle is None else settle
+        if not orphans or lingering or min(deadline, settle) - clock() < 0.3:
             return out
         sleep(0.25)
 
@@ -808,7 +810,7 @@ def inside(base_dir, path, default):
     if os.path.isabs(path):
         return os.path.normpath(path)
     full = os.path.normpath(os.path.join(base_dir, path))
-    if os.path.relpath(full, base_dir).split(os.sep)[0] == os.pardir:
+    if os.path.relpath(full, base_dir).split(os.sep, 1)[0] == os.pardir:
         raise ValueError("%r leaves the training base dir %s" % (path, base_dir))
     return full
 
