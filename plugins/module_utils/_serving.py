@@ -1,0 +1,1736 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""PRIVATE to gpuops.preflight: the model-serving readiness gate (checks of the ``serving_gate`` family).
+
+A GPU orchestrator serves models to agent services; before an agent starts, the gate makes sure
+that every model of the agent -> model map is materialised in the model store (nothing would be
+downloaded), readable by the service user, and loaded by the orchestrator. The pieces here are:
+
+- the family's static declarations (check names, severities, timeouts, summaries, fixes from the
+  runbook's common causes, operator codes): the marked table right below;
+- collectors, which only observe: ``read_model_map`` (bounded read of the JSON map),
+  ``inspect_model_store`` (stat walk of the store as the service user would see it),
+  ``Client`` (HTTP on ``http.client`` with hard per-call deadlines), ``wait_for_health``,
+  ``run_preload`` (POST /models/preload, poll /models/status), ``get_gpu_info``, ``probe_bus``;
+- pure evaluation functions ``evaluate_<check>(observations..., fix=...) -> (problems, ok_text,
+  details)``, which decide and word the verdict with ``_checks.problem``;
+- ``verdict_lines`` and ``apply_gate_policy`` for a summary of this family, and
+  ``write_gate_summary`` (``summary_<instance>_<timestamp>.json``, atomic, pruned).
+
+Standard library only; runs on Python 3.9.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import re
+import socket
+import stat
+import struct
+import threading
+import time
+
+from ansible_collections.gpuops.preflight.plugins.module_utils import _checks, _files
+
+# ====================================================================================================
+# SERVING GATE FAMILY: static declarations. The lead moves this block into the check registry
+# (_checks.REGISTRIES["serving_gate"]) and the operator codes into gpuops_preflight/codes.py.
+# ====================================================================================================
+KIND = "serving_gate"
+CHECK_ORDER = ("orchestrator", "model_map", "model_store", "preload", "mps", "bus")
+DEFAULT_URL = "http://127.0.0.1:8014"
+DEFAULT_GATE_TIMEOUT = 300
+HTTP_CALL_LIMIT = 5.0          # seconds: one HTTP call waits at most min(time left, this)
+DEFAULT_MPS_PIPE_DIR = "/tmp/nvidia-mps"     # CUDA_MPS_PIPE_DIRECTORY's default (NVIDIA MPS docs)
+DEFAULT_MPS_LOG_DIR = "/var/log/nvidia-mps"  # CUDA_MPS_LOG_DIRECTORY's default
+# Instance names that are the orchestrator itself: it must not wait for the bus that depends on it.
+ORCHESTRATOR_INSTANCES = ("orchestrator", "gpu-orchestrator")
+
+# Suggested fixes, from the runbook's common causes, by check and cause.
+FIXES = {
+    "orchestrator": {
+        "down": "Start the orchestrator (systemctl start <orchestrator unit>) and read its journal "
+                "(journalctl -u <orchestrator unit>); check GPU_ORCHESTRATOR_URL and the port (default 8014).",
+        "unhealthy": "Read the orchestrator's journal for why /health is not ok (GPU not visible, CUDA/driver "
+                     "error, out of memory); restart it once the cause is fixed.",
+        "protocol": "GPU_ORCHESTRATOR_URL points at something that is not the orchestrator's API: correct the "
+                    "URL (scheme, host, port 8014, no extra path).",
+    },
+    "model_map": {
+        "invalid": "Correct AGENT_MODEL_MAP: a JSON object of agent key -> {\"model\": \"<model id>\", \"path\": "
+                   "\"<model folder under MODEL_STORE_ROOT>\"}, one entry per agent, no duplicate or misspelt ids.",
+    },
+    "model_store": {
+        "missing": "Copy the model into the store before starting the agent (e.g. huggingface-cli download "
+                   "<model> --local-dir <store>/<path> on a host with network, then rsync); with "
+                   "STRICT_MODEL_STORE=1 nothing is downloaded at start-up.",
+        "incomplete": "The model folder is half-copied or truncated: copy it again completely (rsync -a --checksum), "
+                      "then re-run the gate.",
+        "missing_snapshot": "The Hugging Face cache folder lacks the snapshot its refs point to: download the model "
+                            "again into the store, or point the map's path at a complete snapshot folder.",
+        "unreadable": "Give the service user read access (chown -R <service user>: <folder>, or chmod -R g+rX "
+                      "with the service user in the folder's group).",
+        "no_search": "Give the service user search (x) permission on every parent directory of the store "
+                     "(chmod o+x or g+x <dir>, or add the user to the directory's group).",
+        "escapes": "Keep every model under MODEL_STORE_ROOT: correct the map's path, or replace the symbolic link "
+                   "that leads outside the store with the real files.",
+        "root": "Set MODEL_STORE_ROOT to the model store's folder (it must exist and be searchable by the service "
+                "user).",
+    },
+    "preload": {
+        "failed": "Read the orchestrator's error for the model (out of GPU memory, missing or corrupt weights, "
+                  "wrong model id) and fix its cause, then run the gate again with --refresh (PRELOAD_REFRESH=1) "
+                  "so that the orchestrator loads it again.",
+        "timeout": "The models were not ready in time: raise GATE_TIMEOUT (keep it below the unit's "
+                   "TimeoutStartSec), or read the orchestrator's journal for a model stuck loading.",
+        "refused": "The orchestrator refused the preload request: read its answer and its journal; check the "
+                   "orchestrator version against the runbook's API.",
+    },
+    "mps": {
+        "daemon": "Start the MPS control daemon as the GPU's owner (nvidia-cuda-mps-control -d, or its systemd "
+                  "unit), with CUDA_MPS_PIPE_DIRECTORY and CUDA_MPS_LOG_DIRECTORY as the services use.",
+        "pipe_dir": "Create the MPS pipe directory (CUDA_MPS_PIPE_DIRECTORY, default /tmp/nvidia-mps) by starting "
+                    "the control daemon, and let the service user write to it.",
+        "disabled": "Start the orchestrator with MPS enabled (its MPS setting), after the MPS control daemon is up.",
+        "unknown": "Install nvidia-cuda-mps-control (NVIDIA driver utilities) on the host, or run the gate with "
+                   "REQUIRE_MPS=0 where MPS is not used.",
+    },
+    "bus": {
+        "down": "Start the bus service (systemctl start <bus unit>) and check BUS_URL; agents start after it.",
+    },
+}
+
+# name, severity, default timeout (s), operator code, label, summary, default fix
+DECLARED = (
+    ("orchestrator", _checks.HARD, 5, "ORCHESTRATOR_DOWN", "Orchestrator",
+     "The orchestrator answers on its port and /health says ok (each try within 5 s).",
+     FIXES["orchestrator"]["down"]),
+    ("model_map", _checks.HARD, 5, "MODEL_MAP_INVALID", "Model map",
+     "The agent -> model map is valid JSON, every agent key known, no duplicate or misspelt ids.",
+     FIXES["model_map"]["invalid"]),
+    ("model_store", _checks.HARD, 30, "MODEL_STORE_INCOMPLETE", "Model store",
+     "Every model of the map is complete under the store root, readable by the service user (search "
+     "permission on every parent included); nothing would be downloaded.",
+     FIXES["model_store"]["missing"]),
+    ("preload", _checks.HARD, DEFAULT_GATE_TIMEOUT, "MODELS_NOT_READY", "Preload",
+     "The orchestrator loaded every model (POST /models/preload, /models/status all_ready).",
+     FIXES["preload"]["failed"]),
+    ("mps", _checks.HARD, 10, "MPS_NOT_OPERATIONAL", "MPS",
+     "NVIDIA MPS works: control daemon running, pipe directory present, /gpu/info mps_enabled.",
+     FIXES["mps"]["daemon"]),
+    ("bus", _checks.HARD, 5, "BUS_DOWN", "Bus",
+     "The upstream bus answers (not for the orchestrator's own instance).",
+     FIXES["bus"]["down"]),
+)
+SERVING_GATE_CHECKS = dict(
+    (row[0], _checks.CheckSpec(name=row[0], severity=row[1], timeout=row[2], code=row[3], label=row[4],
+                               summary=row[5], fix=row[6]))
+    for row in DECLARED)
+# ====================================================================================================
+
+MAP_MAX_BYTES = 1024 * 1024
+CONFIG_MAX_BYTES = 4 * 1024 * 1024
+INDEX_MAX_BYTES = 32 * 1024 * 1024
+SAFETENSORS_MAX_HEADER = 100 * 1024 * 1024   # the safetensors reference implementation's limit
+SAFETENSORS_PARSE_LIMIT = 32 * 1024 * 1024   # headers above this are size-checked, not parsed
+BODY_MAX_BYTES = 1024 * 1024
+MAX_DIR_ENTRIES = 100000
+ERROR_TEXT_LIMIT = 2000
+MAP_FIELDS = ("model", "path", "files")
+_AGENT_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@\\-]{0,199}$")
+_SHARD = re.compile(r"^(?P<prefix>.+)-(?P<num>\d+)-of-(?P<total>\d+)(?P<ext>\.safetensors|\.bin)$")
+_HEX_REF = re.compile(r"^[0-9a-f]{7,64}$")
+OK_STATES = ("ok", "healthy", "up", "ready", "pass", "passing", "alive", "running", "serving")
+READY_STATES = ("ready", "loaded", "ok", "done", "available", "serving", "running")
+
+
+# ---------------------------------------------------------------- small helpers
+
+
+def _fmt(seconds):
+    return ("%.1f" % seconds).rstrip("0").rstrip(".") or "0"
+
+
+def _took(seconds):
+    """'4 ms', '1.2 s': how long something took, for ok texts."""
+    seconds = seconds or 0.0
+    return "%d ms" % round(seconds * 1000) if seconds < 1 else "%.1f s" % seconds
+
+
+def one_line(text, limit=ERROR_TEXT_LIMIT):
+    """Text on one line, word for word: line breaks, tabs and other control characters written as
+    escapes (\\n, \\t, \\x07); bounded to ``limit`` characters, saying how many were left out."""
+    if not isinstance(text, str):
+        text = json.dumps(text, sort_keys=True, default=str)
+    out = text.replace("\r\n", "\n").replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
+    out = "".join(ch if ch >= " " and ch != "\x7f" else "\\x%02x" % ord(ch) for ch in out)
+    if len(out) > limit:
+        out = "%s... (%d more characters)" % (out[:limit], len(out) - limit)
+    return out
+
+
+def _quote_list(names):
+    return ", ".join("'%s'" % n for n in names)
+
+
+def _who(agents, model):
+    """"agent 'crawler' (model 'org/m')" / "agents 'a', 'b' (model 'org/m')"."""
+    agents = list(agents)
+    if not agents:
+        return "model '%s'" % model
+    word = "agent" if len(agents) == 1 else "agents"
+    return "%s %s (model '%s')" % (word, _quote_list(agents), model)
+
+
+def _suggest(word, candidates):
+    import difflib  # only when something is misspelt
+    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    return " (did you mean '%s'?)" % close[0] if close else ""
+
+
+def parse_bool(value, option):
+    """1/0, true/false, yes/no, on/off (any case) -> bool; ValueError naming the option otherwise."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on", "y"):
+        return True
+    if text in ("0", "false", "no", "off", "n", ""):
+        return False
+    raise ValueError("%s must be 1 or 0 (true/false, yes/no, on/off), got %r" % (option, value))
+
+
+def parse_seconds(value, option, minimum=0.001, maximum=7 * 86400):
+    """A positive number of seconds (GATE_TIMEOUT); ValueError naming the option otherwise."""
+    if isinstance(value, bool):
+        raise ValueError("%s must be a number of seconds, got %r" % (option, value))
+    try:
+        number = float(str(value).strip())
+    except ValueError:
+        raise ValueError("%s must be a number of seconds, got %r" % (option, value))
+    if number != number or number < minimum or number > maximum:
+        raise ValueError("%s must be between %s and %s seconds, got %r" % (option, _fmt(minimum), maximum, value))
+    return number
+
+
+def read_bounded(path, limit, what="file"):
+    """(bytes, None) or (None, error naming ``what`` and the path): a regular file of at most ``limit``
+    bytes, read without blocking on a FIFO."""
+    try:
+        return _files.read_regular(path, limit), None
+    except _files.FileProblem as exc:
+        return None, "%s %s" % (what, exc)
+    except OSError as exc:
+        return None, "%s %s cannot be read: %s" % (what, path, exc.strerror or exc)
+
+
+def _json_error(exc):
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    if isinstance(exc, UnicodeDecodeError):
+        return "not valid UTF-8 (byte %d)" % exc.start
+    msg = getattr(exc, "msg", None)
+    if msg and getattr(exc, "lineno", None):
+        return "%s at line %d column %d" % (msg, exc.lineno, exc.colno)
+    return str(exc)
+
+
+def decode_json(data, duplicates=None):
+    """(value, None) or (None, error) for UTF-8 JSON bytes. ``duplicates``: a list collecting
+    object keys that appear twice in one object (JSON allows it, a map must not)."""
+    def pairs(items):
+        seen = {}
+        for key, value in items:
+            if key in seen and duplicates is not None:
+                duplicates.append(key)
+            seen[key] = value
+        return seen
+    try:
+        text = data.decode("utf-8") if isinstance(data, bytes) else data
+        if text.startswith("\ufeff"):
+            text = text[1:]
+        return json.loads(text, object_pairs_hook=pairs), None
+    except (ValueError, RecursionError) as exc:
+        return None, _json_error(exc)
+
+
+# ---------------------------------------------------------------- the model map
+
+
+def read_model_map(path, limit=MAP_MAX_BYTES):
+    """Collector: ``{"path", "data", "error", "duplicates"}`` for the JSON file at ``path`` (bounded read)."""
+    out = {"path": path, "data": None, "error": None, "duplicates": []}
+    if not path or not isinstance(path, str):
+        out["error"] = "no model map given (AGENT_MODEL_MAP / --model-map)"
+        return out
+    data, error = read_bounded(path, limit, "model map")
+    if error:
+        out["error"] = error
+        return out
+    if not data.strip():
+        out["error"] = "model map %s is empty" % path
+        return out
+    value, error = decode_json(data, out["duplicates"])
+    if error:
+        out["error"] = "model map %s is not valid JSON: %s" % (path, error)
+    else:
+        out["data"] = value
+    return out
+
+
+def _model_id_norm(model):
+    return re.sub(r"[^a-z0-9]", "", model.lower())
+
+
+def _path_problem(text):
+    """Why a map path or file name cannot be used, or None."""
+    if "\x00" in text or any(ord(ch) < 32 for ch in text):
+        return "contains control characters"
+    parts = [p for p in text.split("/") if p not in ("", ".")]
+    if not parts:
+        return "names no folder"
+    depth = 0
+    for part in parts:
+        depth += -1 if part == ".." else 1
+        if depth < 0:
+            return "climbs out of the store root with '..'"
+    return None
+
+
+def evaluate_model_map(loaded, known_agents=None, fix=None):
+    """Pure: problems of the loaded map (``read_model_map``), each naming its agent key.
+
+    ``known_agents``: the agent keys that exist (e.g. the instances of the template unit); when
+    given, every key of the map must be one of them. Returns ``(problems, ok_text, details)``;
+    ``details["entries"]`` lists the valid entries ``{"agent", "model", "path", "files"}``.
+    """
+    fixes = fix or FIXES["model_map"]
+    problems = []
+
+    def bad(message):
+        problems.append(_checks.problem("model_map", _checks.FAIL, message, fixes["invalid"]))
+
+    details = {"path": loaded.get("path"), "entries": [], "agents": 0, "models": 0}
+    if loaded.get("error"):
+        bad(loaded["error"])
+        return problems, None, details
+    data = loaded.get("data")
+    where = "model map %s" % loaded.get("path")
+    if not isinstance(data, dict):
+        bad("%s must be a JSON object of agent key -> {model, path}, not %s" % (where, _json_type(data)))
+        return problems, None, details
+    if not data:
+        bad("%s names no agent" % where)
+        return problems, None, details
+    for key in sorted(set(loaded.get("duplicates") or [])):
+        bad("%s: key '%s' appears more than once in one object (agent keys and fields must be unique)"
+            % (where, one_line(key, 200)))
+    known = list(known_agents) if known_agents else None
+    by_model, by_path = {}, {}
+    for agent, entry in data.items():
+        label = "%s: agent '%s'" % (where, one_line(agent, 200))
+        if not _AGENT_KEY.match(agent):
+            bad("%s: not a valid agent key (letters, digits and _ . : @ - only, starting with a letter or digit)"
+                % label)
+            continue
+        if known is not None and agent not in known:
+            bad("%s is not a known agent%s; known agents: %s" % (label, _suggest(agent, known), _quote_list(known)))
+            continue
+        if not isinstance(entry, dict):
+            bad("%s: expected an object with model and path, got %s" % (label, _json_type(entry)))
+            continue
+        entry_ok = True
+        for field in entry:
+            if field not in MAP_FIELDS:
+                bad("%s: unknown field '%s'%s; allowed fields: %s"
+                    % (label, one_line(field, 100), _suggest(field, MAP_FIELDS), ", ".join(MAP_FIELDS)))
+                entry_ok = False
+        model, path, files = entry.get("model"), entry.get("path"), entry.get("files", [])
+        if not isinstance(model, str) or not model.strip():
+            bad("%s: 'model' must be a non-empty model id (e.g. \"Qwen/Qwen2.5-7B-Instruct\"), got %s"
+                % (label, json.dumps(model) if model is not None else "nothing"))
+            entry_ok = False
+        elif model != model.strip() or any(ch.isspace() or ord(ch) < 32 for ch in model) or len(model) > 256:
+            bad("%s: model id %s has spaces or control characters, or is too long" % (label, json.dumps(model)))
+            entry_ok = False
+        if not isinstance(path, str) or not path.strip():
+            bad("%s: 'path' must be the model's folder under the store root, got %s"
+                % (label, json.dumps(path) if path is not None else "nothing"))
+            entry_ok = False
+        else:
+            why = _path_problem(path)
+            if why:
+                bad("%s: path %s %s" % (label, json.dumps(path), why))
+                entry_ok = False
+        if not isinstance(files, list) or not all(isinstance(f, str) and f for f in files):
+            bad("%s: 'files' must be a list of file names inside the model folder" % label)
+            entry_ok = False
+        else:
+            for name in files:
+                why = _path_problem(name) or ("is absolute" if name.startswith("/") else None)
+                if why:
+                    bad("%s: file %s %s" % (label, json.dumps(name), why))
+                    entry_ok = False
+        if not entry_ok:
+            continue
+        norm_path = os.path.normpath(path)
+        details["entries"].append({"agent": agent, "model": model, "path": path, "files": list(files)})
+        by_model.setdefault(model, []).append((agent, norm_path))
+        by_path.setdefault(norm_path, []).append((agent, model))
+    for model, uses in sorted(by_model.items()):
+        paths = sorted(set(p for _a, p in uses))
+        if len(paths) > 1:
+            bad("%s: model '%s' has %d different paths: %s" % (
+                where, model, len(paths), "; ".join("agent '%s' -> %s" % (a, p) for a, p in uses)))
+    for path, uses in sorted(by_path.items()):
+        models = sorted(set(m for _a, m in uses))
+        if len(models) > 1:
+            bad("%s: path %s is mapped to different model ids: %s" % (
+                where, path, "; ".join("agent '%s' -> '%s'" % (a, m) for a, m in uses)))
+    seen_norm = {}
+    for model in sorted(by_model):
+        norm = _model_id_norm(model)
+        if norm in seen_norm and seen_norm[norm] != model:
+            other = seen_norm[norm]
+            bad("%s: model ids '%s' (%s) and '%s' (%s) differ only in case or punctuation: a typo?" % (
+                where, other, _quote_list(a for a, _p in by_model[other]),
+                model, _quote_list(a for a, _p in by_model[model])))
+        seen_norm.setdefault(norm, model)
+    details["agents"] = len(details["entries"])
+    details["models"] = len(by_model)
+    if problems:
+        details["entries"] = []
+        return problems, None, details
+    return problems, "%d agent(s), %d model(s) in %s" % (details["agents"], details["models"],
+                                                          loaded.get("path")), details
+
+
+def _json_type(value):
+    for kind, name in ((dict, "an object"), (list, "a list"), (str, "a string"), (bool, "a boolean"),
+                       (int, "a number"), (float, "a number")):
+        if isinstance(value, kind):
+            return name
+    return "null"
+
+
+# ---------------------------------------------------------------- the service user and permissions
+
+R_OK, W_OK, X_OK = 4, 2, 1
+_ACL_XATTR = "system.posix_acl_access"
+_ACL_USER_OBJ, _ACL_USER, _ACL_GROUP_OBJ, _ACL_GROUP, _ACL_MASK, _ACL_OTHER = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
+
+
+def service_identity(user=None, environ=None):
+    """The user the service runs as: ``{"name", "uid", "gid", "groups", "source"}``.
+
+    ``user`` (a name or a uid) when given; else, under sudo as root, the user who ran sudo
+    (SUDO_UID); else this process's own credentials. ValueError for an unknown user.
+    """
+    import pwd  # POSIX only, imported where it is used
+    environ = os.environ if environ is None else environ
+    if user not in (None, ""):
+        text = str(user).strip()
+        try:
+            entry = pwd.getpwuid(int(text)) if text.isdigit() else pwd.getpwnam(text)
+        except (KeyError, OverflowError):
+            raise ValueError("service user %r does not exist on this host" % (user,))
+        return {"name": entry.pw_name, "uid": entry.pw_uid, "gid": entry.pw_gid,
+                "groups": sorted(set(os.getgrouplist(entry.pw_name, entry.pw_gid))), "source": "given"}
+    euid = os.geteuid()
+    sudo_uid = environ.get("SUDO_UID", "")
+    if euid == 0 and sudo_uid.isdigit() and int(sudo_uid) != 0:
+        uid = int(sudo_uid)
+        try:
+            entry = pwd.getpwuid(uid)
+        except KeyError:
+            gid = int(environ.get("SUDO_GID", "0") or 0) if str(environ.get("SUDO_GID", "")).isdigit() else uid
+            return {"name": str(uid), "uid": uid, "gid": gid, "groups": [gid], "source": "sudo"}
+        return {"name": entry.pw_name, "uid": uid, "gid": entry.pw_gid,
+                "groups": sorted(set(os.getgrouplist(entry.pw_name, entry.pw_gid))), "source": "sudo"}
+    try:
+        name = pwd.getpwuid(euid).pw_name
+    except KeyError:
+        name = str(euid)
+    return {"name": name, "uid": euid, "gid": os.getegid(), "groups": sorted(set(os.getgroups()) | {os.getegid()}),
+            "source": "process"}
+
+
+def _read_acl(path):
+    """The POSIX access ACL of ``path`` as [(tag, perm, id)], or None when it has none (or it cannot be read)."""
+    getxattr = getattr(os, "getxattr", None)
+    if getxattr is None:
+        return None
+    try:
+        raw = getxattr(path, _ACL_XATTR)
+    except OSError:
+        return None
+    if len(raw) < 4 or (len(raw) - 4) % 8 or struct.unpack("<I", raw[:4])[0] != 2:
+        return None
+    return [struct.unpack("<HHI", raw[i:i + 8]) for i in range(4, len(raw), 8)]
+
+
+def may_access(st, ident, want, acl=None):
+    """Would the user ``ident`` get ``want`` (R_OK|W_OK|X_OK bits) on a file with stat ``st``?
+
+    Linux's rules, computed, never os.access (the gate may run as root for another user): root
+    may read and search anything, and execute a file only with some x bit; the owner gets the
+    owner bits only; then named users, the owning and named groups (through the ACL mask) and
+    others, as the POSIX ACL (when there is one) or the mode says.
+    """
+    mode = st.st_mode
+    if ident["uid"] == 0:
+        return not (want & X_OK) or stat.S_ISDIR(mode) or bool(mode & 0o111)
+    if st.st_uid == ident["uid"]:
+        return ((mode >> 6) & want) == want
+    groups = set(ident.get("groups") or []) | {ident["gid"]}
+    if acl:
+        mask = 7
+        for tag, perm, _id in acl:
+            if tag == _ACL_MASK:
+                mask = perm
+        for tag, perm, qid in acl:
+            if tag == _ACL_USER and qid == ident["uid"]:
+                return ((perm & mask) & want) == want
+        matched = False
+        for tag, perm, qid in acl:
+            if (tag == _ACL_GROUP_OBJ and st.st_gid in groups) or (tag == _ACL_GROUP and qid in groups):
+                matched = True
+                if ((perm & mask) & want) == want:
+                    return True
+        if matched:
+            return False
+        for tag, perm, _id in acl:
+            if tag == _ACL_OTHER:
+                return (perm & want) == want
+        return False
+    if st.st_gid in groups:
+        return ((mode >> 3) & want) == want
+    return (mode & want) == want
+
+
+def _owner_text(st):
+    import grp  # POSIX only, imported where it is used
+    import pwd
+    try:
+        owner = pwd.getpwuid(st.st_uid).pw_name
+    except KeyError:
+        owner = str(st.st_uid)
+    try:
+        group = grp.getgrgid(st.st_gid).gr_name
+    except KeyError:
+        group = str(st.st_gid)
+    return "mode %04o %s:%s" % (stat.S_IMODE(st.st_mode), owner, group)
+
+
+def _user_text(ident):
+    return "user '%s' (uid %d)" % (ident["name"], ident["uid"])
+
+
+def _within(path, root):
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+def _ancestors(path):
+    """'/a/b/c' -> ['/', '/a', '/a/b'] (the directories one passes through to reach ``path``)."""
+    out, current = [], os.path.dirname(path)
+    while True:
+        out.append(current)
+        parent = os.path.dirname(current)
+        if parent == current:
+            break
+        current = parent
+    return list(reversed(out))
+
+
+# ---------------------------------------------------------------- the model store (collector)
+
+
+class _StoreWalk(object):
+    """Stat walk of the model store as the service user sees it; one per gate run (stats and ACLs cached)."""
+
+    def __init__(self, root, ident):
+        self.root = root
+        self.real_root = os.path.realpath(root)
+        self.ident = ident
+        self._stats = {}
+        self._acls = {}
+
+    def stat(self, path):
+        if path not in self._stats:
+            try:
+                self._stats[path] = (os.stat(path), None)
+            except OSError as exc:
+                self._stats[path] = (None, exc)
+        return self._stats[path]
+
+    def allows(self, path, st, want):
+        if path not in self._acls:
+            self._acls[path] = _read_acl(path)
+        return may_access(st, self.ident, want, self._acls[path])
+
+    def search_problem(self, path):
+        """(cause, path, text) for the first directory on the way to ``path`` that the user cannot
+        search; None when every one can be searched (or one is missing: the caller reports that)."""
+        for directory in _ancestors(path):
+            st, exc = self.stat(directory)
+            if st is None:
+                if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+                    return None
+                return ("unreadable", directory, "%s cannot be examined: %s" % (directory, exc.strerror or exc))
+            if not self.allows(directory, st, X_OK):
+                return ("no_search", directory, "parent directory %s is not searchable (x) by %s: %s"
+                        % (directory, _user_text(self.ident), _owner_text(st)))
+        return None
+
+    def resolve(self, path):
+        """(real path, (cause, path, text) or None): the path's target must be inside the store root."""
+        real = os.path.realpath(path)
+        if not _within(real, self.real_root):
+            return real, ("escapes", path, "%s leads outside the store root %s (to %s)" % (path, self.root, real))
+        return real, None
+
+
+def _finding(cause, path, text):
+    return {"cause": cause, "path": path, "text": text}
+
+
+def _check_file(walk, folder, name, findings, checked, content=None):
+    """Check one required file of a model folder: present, inside the store, regular, not empty,
+    readable by the service user (parents searchable), and its content when asked. Returns the
+    real path or None."""
+    path = os.path.join(folder, name)
+    try:
+        lst = os.lstat(path)
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            findings.append(_finding("incomplete", path, "%s is missing" % path))
+        else:
+            findings.append(_finding("unreadable", path, "%s cannot be examined: %s" % (path, exc.strerror or exc)))
+        return None
+    real, escape = walk.resolve(path)
+    if escape:
+        findings.append(_finding(*escape))
+        return None
+    if stat.S_ISLNK(lst.st_mode) and not os.path.exists(real):
+        findings.append(_finding("incomplete", path, "%s is a symbolic link to %s, which is missing "
+                                                     "(a blob not downloaded or not copied)" % (path, real)))
+        return None
+    blocked = walk.search_problem(real)
+    if blocked:
+        findings.append(_finding(*blocked))
+        return None
+    st, exc = walk.stat(real)
+    if st is None:
+        findings.append(_finding("unreadable", path, "%s cannot be examined: %s" % (path, exc.strerror or exc)))
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        findings.append(_finding("incomplete", path, "%s is %s, not a regular file" % (path, _files.kind(st.st_mode))))
+        return None
+    if st.st_size == 0:
+        findings.append(_finding("incomplete", path, "%s is empty (0 bytes)" % path))
+        return None
+    if not walk.allows(real, st, R_OK):
+        findings.append(_finding("unreadable", path, "%s is not readable by %s: %s"
+                                 % (path, _user_text(walk.ident), _owner_text(st))))
+        return None
+    checked.append({"name": name, "bytes": st.st_size})
+    if content is not None:
+        why = content(real, st.st_size)
+        if why:
+            findings.append(_finding("incomplete", path, "%s %s" % (path, why)))
+            return None
+    return real
+
+
+def _json_object_content(limit):
+    def check(path, _size):
+        data, error = read_bounded(path, limit)
+        if error:
+            return "cannot be read: %s" % error
+        value, error = decode_json(data)
+        if error:
+            return "is not valid JSON (%s): truncated or corrupt" % error
+        if not isinstance(value, dict):
+            return "is not a JSON object"
+        return None
+    return check
+
+
+def _open_weights(path):
+    """(fd, None) or (None, why) for a weights file, opened without blocking."""
+    try:
+        return _files.open_regular(path), None
+    except _files.FileProblem as exc:
+        return None, str(exc)
+    except OSError as exc:
+        return None, "cannot be opened: %s" % (exc.strerror or exc)
+
+
+def safetensors_problem(path, size):
+    """Why a .safetensors file is truncated or not one, or None. The format: 8 bytes little-endian
+    header length N, N bytes of JSON ({tensor: {dtype, shape, data_offsets: [begin, end]}, optional
+    __metadata__}), then the data, whose length is the largest ``end``: a complete file is exactly
+    8 + N + that long (the reference implementation refuses anything else)."""
+    fd, why = _open_weights(path)
+    if fd is None:
+        return why
+    try:
+        head = _files.read_fd(fd, 8)
+        if len(head) < 8:
+            return "is %d bytes, too short for a safetensors header" % size
+        length = struct.unpack("<Q", head)[0]
+        if length < 2 or length > SAFETENSORS_MAX_HEADER:
+            return "is not a safetensors file (header length %d)" % length
+        if 8 + length > size:
+            return "is truncated: its header alone needs %d bytes, the file has %d" % (8 + length, size)
+        if length > SAFETENSORS_PARSE_LIMIT:
+            return None
+        raw = _files.read_fd(fd, length)
+    except OSError as exc:
+        return "cannot be read: %s" % (exc.strerror or exc)
+    finally:
+        os.close(fd)
+    header, error = decode_json(raw)
+    if error or not isinstance(header, dict):
+        return "has a corrupt safetensors header (%s)" % (error or "not an object")
+    end = 0
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        offsets = info.get("data_offsets") if isinstance(info, dict) else None
+        if (not isinstance(offsets, list) or len(offsets) != 2
+                or not all(isinstance(o, int) and not isinstance(o, bool) and o >= 0 for o in offsets)):
+            return "has a corrupt safetensors header (tensor %s without valid data_offsets)" % one_line(name, 80)
+        end = max(end, offsets[1])
+    expected = 8 + length + end
+    if expected > size:
+        return "is truncated: %d of %d bytes (a copy that did not finish)" % (size, expected)
+    if expected < size:
+        return "has %d bytes after its last tensor: not a complete safetensors file" % (size - expected)
+    return None
+
+
+def zip_weights_problem(path, size):
+    """A torch.save zip (pytorch_model*.bin since PyTorch 1.6) must end with its end-of-central-directory
+    record; a legacy pickle is only checked for being there and not empty."""
+    fd, why = _open_weights(path)
+    if fd is None:
+        return why
+    try:
+        if _files.read_fd(fd, 4) != b"PK\x03\x04":
+            return None
+        tail_len = min(size, 65536 + 22)
+        os.lseek(fd, size - tail_len, os.SEEK_SET)
+        tail = _files.read_fd(fd, tail_len)
+    except OSError as exc:
+        return "cannot be read: %s" % (exc.strerror or exc)
+    finally:
+        os.close(fd)
+    if b"PK\x05\x06" not in tail:
+        return "is truncated: a zip archive (torch.save) without its end record"
+    return None
+
+
+def _weights_content(name):
+    if name.endswith(".safetensors"):
+        return safetensors_problem
+    if name.endswith(".bin"):
+        return zip_weights_problem
+    return None
+
+
+def _list_dir(folder, findings):
+    names = []
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                names.append(entry.name)
+                if len(names) >= MAX_DIR_ENTRIES:
+                    break
+    except OSError as exc:
+        findings.append(_finding("unreadable", folder, "%s cannot be listed: %s" % (folder, exc.strerror or exc)))
+    return sorted(names)
+
+
+def _check_weights(walk, folder, names, findings, checked):
+    """The weights of a Hugging Face model folder: by their index (sharded), else *.safetensors,
+    else pytorch_model*.bin, with every shard of an -NNNNN-of-NNNNN series present."""
+    indexes = [n for n in names if n.endswith(".safetensors.index.json") or
+               (n.startswith("pytorch_model") and n.endswith(".bin.index.json"))]
+    shards = []
+    for index in indexes:
+        real = _check_file(walk, folder, index, findings, checked)
+        if real is None:
+            continue
+        data, error = read_bounded(real, INDEX_MAX_BYTES, "weights index")
+        doc, jerror = (None, error) if error else decode_json(data)
+        weight_map = doc.get("weight_map") if isinstance(doc, dict) else None
+        if jerror or not isinstance(weight_map, dict) or not weight_map:
+            findings.append(_finding("incomplete", os.path.join(folder, index), "%s is not a valid weights index (%s)"
+                                     % (os.path.join(folder, index), jerror or "no weight_map")))
+            continue
+        for shard in sorted(set(v for v in weight_map.values() if isinstance(v, str))):
+            why = _path_problem(shard) or ("is absolute" if shard.startswith("/") else None)
+            if why:
+                findings.append(_finding("escapes", os.path.join(folder, index), "%s names shard %s, which %s"
+                                         % (os.path.join(folder, index), json.dumps(shard), why)))
+                continue
+            shards.append(shard)
+    if not indexes:
+        safetensors = [n for n in names if n.endswith(".safetensors")]
+        bins = [n for n in names if n.startswith("pytorch_model") and n.endswith(".bin")]
+        shards = safetensors or bins
+        series = {}
+        for name in shards:
+            match = _SHARD.match(name)
+            if match:
+                key = (match.group("prefix"), match.group("total"), match.group("ext"))
+                series.setdefault(key, set()).add(int(match.group("num")))
+        for (prefix, total, ext), present in sorted(series.items()):
+            width, count = len(total), int(total)
+            for number in range(1, count + 1):
+                if number not in present:
+                    missing = "%s-%0*d-of-%s%s" % (prefix, width, number, total, ext)
+                    findings.append(_finding("incomplete", os.path.join(folder, missing),
+                                             "%s is missing (shard %d of %d)"
+                                             % (os.path.join(folder, missing), number, count)))
+    if not shards:
+        findings.append(_finding("incomplete", folder, "%s has no weights (*.safetensors, pytorch_model*.bin, "
+                                                       "or a sharded index)" % folder))
+        return
+    for shard in shards:
+        _check_file(walk, folder, shard, findings, checked, _weights_content(shard))
+
+
+def _hf_cache_snapshot(walk, folder, findings):
+    """A Hugging Face cache repo folder (models--org--name with refs/, snapshots/, blobs/): the
+    snapshot its refs/main names (or its only snapshot); None with a finding when there is none."""
+    snapshots = os.path.join(folder, "snapshots")
+    ref_file = os.path.join(folder, "refs", "main")
+    blobs = os.path.join(folder, "blobs")
+    try:
+        partial = [n for n in os.listdir(blobs) if n.endswith(".incomplete")] if os.path.isdir(blobs) else []
+    except OSError:
+        partial = []
+    if partial:
+        findings.append(_finding("incomplete", blobs, "%s holds %d unfinished download(s) (*.incomplete)"
+                                 % (blobs, len(partial))))
+    revision = None
+    if os.path.lexists(ref_file):
+        data, error = read_bounded(ref_file, 256, "ref")
+        if error:
+            findings.append(_finding("unreadable", ref_file, error))
+            return None
+        revision = data.decode("utf-8", "replace").strip()
+        if not _HEX_REF.match(revision):
+            findings.append(_finding("missing_snapshot", ref_file, "%s does not hold a commit hash" % ref_file))
+            return None
+    else:
+        try:
+            found = sorted(n for n in os.listdir(snapshots) if not n.startswith("."))
+        except OSError:
+            found = []
+        if len(found) != 1:
+            findings.append(_finding("missing_snapshot", snapshots, "%s has %s snapshot(s) and no refs/main to "
+                                                                    "choose one" % (snapshots, len(found) or "no")))
+            return None
+        revision = found[0]
+    snapshot = os.path.join(snapshots, revision)
+    if not os.path.isdir(snapshot):
+        findings.append(_finding("missing_snapshot", snapshot, "snapshot %s named by refs/main is missing from %s"
+                                 % (revision, snapshots)))
+        return None
+    return snapshot
+
+
+def _inspect_model(walk, entry, base):
+    """Findings and facts for one model folder of the map."""
+    folder = os.path.normpath(os.path.join(base, entry["path"]))
+    facts = {"dir": folder, "layout": None, "snapshot": None, "files": [], "bytes": 0}
+    findings = []
+    if not _within(folder, os.path.normpath(walk.root)):
+        findings.append(_finding("escapes", folder, "%s is outside the store root %s" % (folder, walk.root)))
+        return findings, facts
+    blocked = walk.search_problem(folder)
+    try:
+        lst = os.lstat(folder)
+    except OSError as exc:
+        if blocked:
+            findings.append(_finding(*blocked))
+        elif exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            findings.append(_finding("missing", folder, "%s is not in the store" % folder))
+        else:
+            findings.append(_finding("unreadable", folder, "%s cannot be examined: %s"
+                                     % (folder, exc.strerror or exc)))
+        return findings, facts
+    real, escape = walk.resolve(folder)
+    if escape:
+        findings.append(_finding(*escape))
+        return findings, facts
+    blocked = blocked or walk.search_problem(real)
+    if blocked:
+        findings.append(_finding(*blocked))
+        return findings, facts
+    st, exc = walk.stat(real)
+    if st is None or not stat.S_ISDIR(st.st_mode):
+        why = "cannot be examined: %s" % (exc.strerror or exc) if st is None else "is %s, not a folder" % _files.kind(
+            st.st_mode)
+        if stat.S_ISLNK(lst.st_mode) and st is None:
+            why = "is a symbolic link to %s, which is missing" % real
+        findings.append(_finding("missing" if st is None else "incomplete", folder, "%s %s" % (folder, why)))
+        return findings, facts
+    if not walk.allows(real, st, R_OK | X_OK):
+        findings.append(_finding("unreadable", folder, "%s cannot be listed and entered (r-x) by %s: %s"
+                                 % (folder, _user_text(walk.ident), _owner_text(st))))
+        return findings, facts
+    model_dir = real
+    facts["layout"] = "model_dir"
+    if (not os.path.lexists(os.path.join(real, "config.json")) and os.path.isdir(os.path.join(real, "snapshots"))):
+        facts["layout"] = "hf_cache"
+        model_dir = _hf_cache_snapshot(walk, real, findings)
+        if model_dir is None:
+            return findings, facts
+        facts["snapshot"] = model_dir
+        sst, _exc = walk.stat(model_dir)
+        if sst is None or not walk.allows(model_dir, sst, R_OK | X_OK):
+            findings.append(_finding("unreadable", model_dir, "%s cannot be listed and entered (r-x) by %s%s"
+                                     % (model_dir, _user_text(walk.ident),
+                                        ": " + _owner_text(sst) if sst is not None else "")))
+            return findings, facts
+    checked = []
+    _check_file(walk, model_dir, "config.json", findings, checked, _json_object_content(CONFIG_MAX_BYTES))
+    names = _list_dir(model_dir, findings)
+    _check_weights(walk, model_dir, names, findings, checked)
+    for name in entry.get("files") or []:
+        _check_file(walk, model_dir, name, findings, checked)
+    facts["files"] = [c["name"] for c in checked]
+    facts["bytes"] = sum(c["bytes"] for c in checked)
+    return findings, facts
+
+
+def inspect_model_store(entries, root, ident, base_dir=None):
+    """Collector: what the store holds for each model of the map, as the service user ``ident`` sees it.
+
+    ``entries``: the model map's valid entries (``evaluate_model_map`` details). Paths are relative
+    to ``base_dir`` (BASE_MODEL_DIR, itself under ``root``) when given, else to ``root``; an absolute
+    path must lie under ``root``. Returns ``{"root", "root_error", "models": [{"model", "agents",
+    "path", "dir", "layout", "snapshot", "files", "bytes", "findings": [{"cause", "path", "text"}]}],
+    "user"}``. Each model folder is inspected once, however many agents share it.
+    """
+    out = {"root": root, "root_error": None, "models": [], "user": dict(ident)}
+    if not root or not os.path.isabs(root):
+        out["root_error"] = ("root", "MODEL_STORE_ROOT must be an absolute path, got %r" % (root,))
+        return out
+    root = os.path.normpath(root)
+    out["root"] = root
+    walk = _StoreWalk(root, ident)
+    blocked = walk.search_problem(root)
+    st, exc = walk.stat(root)
+    if blocked:
+        out["root_error"] = (blocked[0], "store root: %s" % blocked[2])
+        return out
+    if st is None or not stat.S_ISDIR(st.st_mode):
+        why = (exc.strerror or str(exc)) if st is None else "%s, not a folder" % _files.kind(st.st_mode)
+        out["root_error"] = ("root", "store root %s: %s" % (root, why))
+        return out
+    if not walk.allows(root, st, X_OK):
+        out["root_error"] = ("no_search", "store root %s is not searchable (x) by %s: %s"
+                             % (root, _user_text(ident), _owner_text(st)))
+        return out
+    base = root
+    if base_dir:
+        base = os.path.normpath(base_dir if os.path.isabs(base_dir) else os.path.join(root, base_dir))
+        if not _within(base, root):
+            out["root_error"] = ("escapes", "BASE_MODEL_DIR %s is not under MODEL_STORE_ROOT %s" % (base, root))
+            return out
+    by_dir = {}
+    for entry in entries:
+        folder = os.path.normpath(os.path.join(base, entry["path"]))
+        key = (folder, entry["model"])
+        if key not in by_dir:
+            by_dir[key] = {"model": entry["model"], "agents": [], "path": entry["path"], "files": list(entry.get("files") or [])}
+            out["models"].append(by_dir[key])
+        by_dir[key]["agents"].append(entry["agent"])
+        for name in entry.get("files") or []:
+            if name not in by_dir[key]["files"]:
+                by_dir[key]["files"].append(name)
+    for item in out["models"]:
+        findings, facts = _inspect_model(walk, {"path": item["path"], "files": item["files"]}, base)
+        item.update(facts)
+        item["findings"] = findings
+    return out
+
+
+def evaluate_model_store(store, strict=True, fix=None):
+    """Pure: the model_store check from ``inspect_model_store``'s observations.
+
+    STRICT (the default): a model that is not in the store fails (the orchestrator would download
+    it); otherwise that is a warning. A half-copied, unreadable or escaping model always fails.
+    """
+    fixes = fix or FIXES["model_store"]
+    problems = []
+    details = {"root": store.get("root"), "strict": bool(strict), "user": store.get("user"), "models": []}
+    if store.get("root_error"):
+        cause, text = store["root_error"]
+        problems.append(_checks.problem("model_store", _checks.FAIL, text, fixes.get(cause, fixes["root"])))
+        return problems, None, details
+    complete = 0
+    for item in store.get("models", []):
+        who = _who(item["agents"], item["model"])
+        details["models"].append(dict((k, item.get(k)) for k in ("model", "agents", "dir", "layout", "snapshot",
+                                                                 "files", "bytes")))
+        details["models"][-1]["complete"] = not item["findings"]
+        if not item["findings"]:
+            complete += 1
+        for found in item["findings"]:
+            status = _checks.FAIL
+            text = found["text"]
+            if found["cause"] == "missing":
+                if strict:
+                    text += " (STRICT_MODEL_STORE=1: nothing may be downloaded at start-up)"
+                else:
+                    status = _checks.WARN
+                    text += " (the orchestrator would download it: STRICT_MODEL_STORE=0)"
+            problems.append(_checks.problem("model_store", status, "%s: %s" % (who, text),
+                                            fixes.get(found["cause"], fixes["incomplete"]),
+                                            agents=item["agents"], model=item["model"], cause=found["cause"],
+                                            path=found["path"]))
+    total = len(store.get("models", []))
+    ok_text = None
+    if not any(p["status"] == _checks.FAIL for p in problems):
+        user = store.get("user")
+        ok_text = "%d of %d model(s) complete under %s, readable by %s" % (
+            complete, total, store.get("root"), _user_text(user) if user else "the service user")
+        if user and user.get("uid") == 0:
+            ok_text += " (root reads everything: give --service-user to check the service's own user)"
+    return problems, ok_text, details
+
+
+# ---------------------------------------------------------------- HTTP with hard deadlines
+
+
+def parse_url(url, option="url"):
+    """(scheme, host, port, path prefix) of an http(s) URL; ValueError naming the option."""
+    if not isinstance(url, str) or not url.strip():
+        raise ValueError("%s is empty: expected e.g. %s" % (option, DEFAULT_URL))
+    text = url.strip()
+    match = re.match(r"^(https?)://([^/?#]*)([^?#]*)$", text, re.IGNORECASE)
+    if not match:
+        raise ValueError("%s %r is not an http:// or https:// URL (e.g. %s)" % (option, url, DEFAULT_URL))
+    scheme, netloc, path = match.group(1).lower(), match.group(2), match.group(3)
+    if "@" in netloc:
+        raise ValueError("%s %r: user names or passwords in the URL are not supported" % (option, url))
+    host_match = re.match(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(?::(\d{1,5}))?$", netloc)
+    if not host_match:
+        raise ValueError("%s %r has no valid host[:port]" % (option, url))
+    host = host_match.group(1).strip("[]")
+    port = int(host_match.group(2)) if host_match.group(2) else (443 if scheme == "https" else 80)
+    if not 0 < port < 65536:
+        raise ValueError("%s %r: port %d is out of range" % (option, url, port))
+    return scheme, host, port, path.rstrip("/")
+
+
+def _is_json_type(content_type):
+    media = (content_type or "").split(";")[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
+class Reply(object):
+    """One HTTP exchange: ``status`` (None when no answer), ``data`` (parsed JSON), ``text`` (body,
+    one line, bounded), ``error`` (one line, None when the answer is usable), ``timed_out``, ``refused``."""
+
+    __slots__ = ("method", "url", "status", "content_type", "data", "text", "error", "timed_out", "refused",
+                 "elapsed")
+
+    def __init__(self, method, url):
+        self.method, self.url = method, url
+        self.status = self.content_type = self.data = self.text = self.error = None
+        self.timed_out = self.refused = False
+        self.elapsed = 0.0
+
+    @property
+    def ok(self):
+        return self.error is None
+
+    def as_dict(self):
+        return dict((k, getattr(self, k)) for k in self.__slots__)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+def _exchange(conn, method, target, body, headers, limit):
+    conn.request(method, target, body=body, headers=headers)
+    resp = conn.getresponse()
+    length = resp.getheader("Content-Length")
+    if length and length.strip().isdigit() and int(length) > limit:
+        raise _BodyTooLarge(int(length))
+    data = resp.read(limit + 1)
+    if len(data) > limit:
+        raise _BodyTooLarge(len(data))
+    return resp.status, resp.reason, resp.getheader("Content-Type"), data
+
+
+def _abort(conn):
+    sock = getattr(conn, "sock", None)
+    try:
+        if sock is not None:
+            sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    try:
+        conn.close()
+    except Exception:  # closing a socket another thread uses: nothing more to do
+        pass
+
+
+class Client(object):
+    """HTTP to one service with hard deadlines: each call waits at most min(time left, ``per_call``).
+
+    The call runs in a daemon thread; when its time is up the socket is shut down and the call is
+    reported as timed out, so a server that accepts and never answers (or a name lookup that hangs)
+    cannot hold the gate. Bodies are bounded (``max_bytes``); JSON answers must say so in their
+    content type. No proxy is used (http.client reads no proxy settings).
+    """
+
+    def __init__(self, url, deadline, clock=time.monotonic, per_call=HTTP_CALL_LIMIT, max_bytes=BODY_MAX_BYTES,
+                 option="url"):
+        self.url = url.strip()
+        self.scheme, self.host, self.port, self.prefix = parse_url(url, option)
+        self.deadline = deadline
+        self.clock = clock
+        self.per_call = per_call
+        self.max_bytes = max_bytes
+
+    def left(self):
+        return self.deadline - self.clock()
+
+    def get(self, path, want_json=True):
+        return self.call("GET", path, want_json=want_json)
+
+    def post(self, path, doc, want_json=False):
+        return self.call("POST", path, doc=doc, want_json=want_json)
+
+    def _connection(self, timeout):
+        import http.client  # the client's own import: the gate's local checks need none of it
+        if self.scheme == "https":
+            import ssl
+            return http.client.HTTPSConnection(self.host, self.port, timeout=timeout,
+                                               context=ssl.create_default_context())
+        return http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+
+    def call(self, method, path, doc=None, want_json=True):
+        target = self.prefix + path
+        reply = Reply(method, "%s://%s:%d%s" % (self.scheme, self.host, self.port, target))
+        budget = min(self.left(), self.per_call)
+        if budget <= 0:
+            reply.timed_out = True
+            reply.error = "%s %s: not tried, the gate's time is up" % (method, path)
+            return reply
+        body = None
+        headers = {"Accept": "application/json", "Connection": "close", "User-Agent": "gpuops-preflight-gate"}
+        if doc is not None:
+            body = json.dumps(doc).encode("utf-8")
+            headers["Content-Type"] = "application/json"
+        conn = self._connection(budget)
+        box = {}
+        done = threading.Event()
+
+        def work():
+            try:
+                box["answer"] = _exchange(conn, method, target, body, headers, self.max_bytes)
+            except BaseException as exc:  # reported by the caller, never raised in this thread
+                box["error"] = exc
+            finally:
+                done.set()
+
+        start = self.clock()
+        worker = threading.Thread(target=work, name="gpuops-gate-http")
+        worker.daemon = True
+        worker.start()
+        finished = done.wait(budget)
+        if finished:
+            conn.close()
+        else:
+            _abort(conn)  # unblocks the worker; it ends on its own
+        reply.elapsed = round(self.clock() - start, 3)
+        if not finished:
+            reply.timed_out = True
+            reply.error = "%s %s: no answer within %ss (the server accepted the connection but did not answer)" % (
+                method, path, _fmt(budget))
+            return reply
+        if "error" in box:
+            self._describe_error(reply, box["error"], budget)
+            return reply
+        status, reason, content_type, data = box["answer"]
+        reply.status, reply.content_type = status, content_type
+        text = data.decode("utf-8", "replace")
+        reply.text = one_line(text.strip(), 500)
+        if status >= 400:
+            reply.error = "%s %s answered %d %s%s" % (method, path, status, reason or "",
+                                                     ": %s" % reply.text if reply.text else "")
+            if _is_json_type(content_type):
+                reply.data = decode_json(data)[0]
+            return reply
+        if want_json:
+            if not data.strip():
+                reply.error = "%s %s answered %d with an empty body, expected JSON" % (method, path, status)
+            elif not _is_json_type(content_type):
+                reply.error = "%s %s answered with content type %r, not JSON: %s" % (
+                    method, path, content_type or "(none)", one_line(text.strip(), 120))
+            else:
+                value, error = decode_json(data)
+                if error:
+                    reply.error = "%s %s answered malformed JSON: %s" % (method, path, error)
+                else:
+                    reply.data = value
+        elif data.strip() and _is_json_type(content_type):
+            reply.data = decode_json(data)[0]
+        return reply
+
+    def _describe_error(self, reply, exc, budget):
+        where = "%s:%d" % (self.host, self.port)
+        if isinstance(exc, _BodyTooLarge):
+            reply.error = "%s %s: the answer is larger than %d bytes" % (reply.method, reply.url, self.max_bytes)
+        elif isinstance(exc, ConnectionRefusedError):
+            reply.refused = True
+            reply.error = "connection refused: nothing listens on %s" % where
+        elif isinstance(exc, socket.timeout) or isinstance(exc, TimeoutError):
+            reply.timed_out = True
+            reply.error = "%s %s: no answer within %ss" % (reply.method, reply.url, _fmt(budget))
+        elif isinstance(exc, socket.gaierror):
+            reply.error = "cannot resolve %s: %s" % (self.host, exc.strerror or exc)
+        elif isinstance(exc, OSError):
+            reply.error = "cannot talk to %s: %s" % (where, exc.strerror or exc)
+        else:
+            name = type(exc).__name__
+            reply.error = "%s %s: not an HTTP answer (%s%s)" % (
+                reply.method, reply.url, name, ": %s" % one_line(str(exc), 200) if str(exc) else "")
+
+
+# ---------------------------------------------------------------- orchestrator
+
+
+def health_state(reply):
+    """(verdict, text) for a /health answer: ("ok"|"retry"|"fail", why)."""
+    if reply.error:
+        if reply.refused or reply.timed_out or reply.status is None or reply.status >= 500:
+            return "retry", reply.error
+        return "fail", reply.error
+    content = (reply.content_type or "").split(";")[0].strip().lower()
+    if reply.data is None and content not in ("text/plain", ""):
+        return "fail", "GET /health answered with content type %r: not the orchestrator's API" % content
+    if isinstance(reply.data, dict):
+        status = reply.data.get("status", reply.data.get("state"))
+        if isinstance(status, str) and status.strip().lower() not in OK_STATES:
+            return "retry", "/health says status %r" % one_line(status, 200)
+        if reply.data.get("ok") is False or reply.data.get("healthy") is False:
+            return "retry", "/health says it is not ok: %s" % one_line(reply.data, 300)
+    return "ok", "/health ok"
+
+
+def wait_for_health(client, interval=0.5, max_interval=2.0, sleep=time.sleep):
+    """Collector: GET /health until it is ok, the answer shows it is not the orchestrator, or the
+    client's deadline. Returns ``{"url", "ok", "attempts", "reason", "reply", "elapsed_s", "health"}``."""
+    start = client.clock()
+    attempts, wait = 0, interval
+    while True:
+        attempts += 1
+        reply = client.get("/health", want_json=False)
+        verdict, why = health_state(reply)
+        if verdict != "retry" or client.left() <= wait:
+            break
+        sleep(wait)
+        wait = min(wait * 1.5, max_interval)
+    return {"url": client.url, "ok": verdict == "ok", "verdict": verdict, "attempts": attempts, "reason": why,
+            "reply": reply.as_dict(), "health": reply.data if isinstance(reply.data, dict) else None,
+            "elapsed_s": round(client.clock() - start, 3)}
+
+
+def evaluate_orchestrator(observed, fix=None):
+    """Pure: the orchestrator check from ``wait_for_health``."""
+    fixes = fix or FIXES["orchestrator"]
+    details = dict((k, observed.get(k)) for k in ("url", "attempts", "elapsed_s", "health"))
+    if observed.get("ok"):
+        return [], "%s answers, /health ok (%d attempt(s), %s)" % (
+            observed.get("url"), observed.get("attempts", 1), _took(observed.get("elapsed_s"))), details
+    reply = observed.get("reply") or {}
+    cause = "protocol" if observed.get("verdict") == "fail" else (
+        "down" if reply.get("refused") or reply.get("timed_out") or reply.get("status") is None else "unhealthy")
+    text = "orchestrator at %s is not ready after %d attempt(s) in %ss: %s" % (
+        observed.get("url"), observed.get("attempts", 1), _fmt(observed.get("elapsed_s") or 0), observed.get("reason"))
+    return [_checks.problem("orchestrator", _checks.FAIL, text, fixes[cause], cause=cause)], None, details
+
+
+# ---------------------------------------------------------------- preload
+
+
+def _status_shape_error(doc):
+    if not isinstance(doc, dict):
+        return "GET /models/status answered %s, not an object" % _json_type(doc)
+    if not isinstance(doc.get("all_ready"), bool):
+        return "GET /models/status has no boolean all_ready (got %s): not the orchestrator's API" % (
+            json.dumps(doc.get("all_ready")) if "all_ready" in doc else "nothing")
+    if "errors" in doc and not isinstance(doc["errors"], (list, type(None))):
+        return "GET /models/status: errors must be a list, got %s" % _json_type(doc["errors"])
+    return None
+
+
+def preload_state(doc):
+    """"ready" (all_ready), "failed" (no longer in progress, with errors), "waiting" otherwise."""
+    if doc.get("all_ready") is True:
+        return "ready"
+    if doc.get("in_progress") is False and doc.get("errors"):
+        return "failed"
+    return "waiting"
+
+
+def _first_str(item, keys):
+    for key in keys:
+        value = item.get(key)
+        if isinstance(value, str) and value.strip():
+            return value
+    return None
+
+
+def preload_errors(doc, entries):
+    """The orchestrator's ``errors``, each ``{"agents", "model", "error"}`` with its own text word for
+    word. Items are strings or objects with model / agent / error (also model_id / id / name, and
+    message / detail / reason for the text); a string names its model or agent somewhere in it."""
+    out = []
+    models = {}
+    for entry in entries:
+        models.setdefault(entry["model"], []).append(entry["agent"])
+    for item in doc.get("errors") or []:
+        if isinstance(item, dict):
+            text = _first_str(item, ("error", "message", "detail", "reason"))
+            if text is None:
+                text = json.dumps(item, sort_keys=True)
+            model = _first_str(item, ("model", "model_id", "id", "name"))
+            agent = _first_str(item, ("agent", "agent_key", "key", "service"))
+            agents = [agent] if agent else list(models.get(model, []))
+            if agent and model is None:
+                model = next((e["model"] for e in entries if e["agent"] == agent), None)
+        else:
+            text = item if isinstance(item, str) else json.dumps(item, sort_keys=True)
+            model, agents = None, []
+            for candidate in sorted(models, key=len, reverse=True):
+                if candidate in text:
+                    model, agents = candidate, list(models[candidate])
+                    break
+            if model is None:
+                agents = [e["agent"] for e in entries if re.search(r"(?<![\w-])%s(?![\w-])" % re.escape(e["agent"]),
+                                                                    text)]
+                model = next((e["model"] for e in entries if agents and e["agent"] == agents[0]), None)
+        out.append({"agents": agents, "model": model, "error": text})
+    return out
+
+
+_COUNT_KEYS = ("ready", "loaded", "loading", "pending", "failed", "total", "in_progress")
+
+
+def model_states(summary, known=None):
+    """{model id: state} from a /models/status summary, whatever its shape: {"models": {id: state or
+    {"status"/"state": ...}}}, {"models": [{"model"/"id"/"name", "status"/"state"/"ready"}]},
+    {"ready": [ids], "loading": [ids], ...} or {id: state}. Counts (ints) are left out; in the last
+    shape only the ``known`` model ids count (other keys may be anything)."""
+    states = {}
+    if not isinstance(summary, dict):
+        return states
+    flat = "models" not in summary
+    source = summary.get("models", summary)
+
+    def state_of(value):
+        if isinstance(value, str):
+            return value.strip().lower()
+        if isinstance(value, bool):
+            return "ready" if value else "not ready"
+        if isinstance(value, dict):
+            text = _first_str(value, ("status", "state", "phase"))
+            if text:
+                return text.strip().lower()
+            if isinstance(value.get("ready"), bool):
+                return "ready" if value["ready"] else "not ready"
+        return None
+
+    if isinstance(source, list):
+        for item in source:
+            if isinstance(item, dict):
+                name = _first_str(item, ("model", "model_id", "id", "name"))
+                if name and state_of(item):
+                    states[name] = state_of(item)
+        return states
+    if isinstance(source, dict):
+        for key, value in source.items():
+            if isinstance(value, list) and all(isinstance(v, str) for v in value):
+                for name in value:
+                    states[name] = key.lower()
+            elif not isinstance(value, (int, float)) or isinstance(value, bool):
+                state = state_of(value)
+                if state and key not in _COUNT_KEYS and (not flat or known is None or key in known):
+                    states[key] = state
+    return states
+
+
+def describe_progress(doc, entries=()):
+    """One line: what the orchestrator says while loading, e.g. 'in progress: 1 of 2 model(s) ready
+    (loading: org/b)'."""
+    summary = doc.get("summary") if isinstance(doc, dict) else None
+    states = model_states(summary, set(e["model"] for e in entries))
+    head = "in progress" if doc.get("in_progress") else ("all ready" if doc.get("all_ready") else "not ready")
+    if states:
+        ready = [m for m, s in states.items() if s in READY_STATES]
+        waiting = sorted(m for m, s in states.items() if s not in READY_STATES)
+        text = "%s: %d of %d model(s) ready" % (head, len(ready), len(states))
+        if waiting:
+            text += " (%s)" % "; ".join("%s: %s" % (states[m], m) for m in waiting[:10])
+        return text
+    if isinstance(summary, dict):
+        counts = ["%s=%s" % (k, v) for k, v in sorted(summary.items())
+                  if isinstance(v, (int, float, str)) and not isinstance(v, bool)]
+        if counts:
+            return one_line("%s: %s" % (head, ", ".join(counts[:12])), 300)
+    return head
+
+
+def run_preload(client, entries, refresh=False, interval=0.5, max_interval=2.0, sleep=time.sleep, on_progress=None):
+    """Collector: GET /models/status; when not all ready (or ``refresh``), POST /models/preload
+    {"refresh": bool} (503 is retried, 202 accepted) and poll /models/status until all_ready, a
+    finished preload with errors, or the client's deadline. ``on_progress(text)`` is called with
+    each new progress line. Returns the observations ``evaluate_preload`` judges."""
+    start = client.clock()
+    out = {"url": client.url, "refresh": bool(refresh), "triggered": False, "trigger": None, "polls": 0,
+           "status": None, "error": None, "fatal": False, "timed_out": False, "progress": [], "elapsed_s": None}
+    last_line = [None]
+
+    def poll():
+        reply = client.get("/models/status")
+        out["polls"] += 1
+        if reply.error:
+            out["error"] = reply.error
+            if not (reply.refused or reply.timed_out or reply.status is None or reply.status >= 500):
+                out["fatal"] = True
+            return None
+        shape = _status_shape_error(reply.data)
+        if shape:
+            out["error"], out["fatal"] = shape, True
+            return None
+        out["status"], out["error"] = reply.data, None
+        line = describe_progress(reply.data, entries)
+        if line != last_line[0]:
+            last_line[0] = line
+            out["progress"] = (out["progress"] + [line])[-20:]
+            if on_progress is not None:
+                on_progress(line)
+        return preload_state(reply.data)
+
+    def finish():
+        out["elapsed_s"] = round(client.clock() - start, 3)
+        return out
+
+    state = poll()
+    if out["fatal"] or (state == "ready" and not refresh):
+        return finish()
+    wait = interval
+    trigger = {"status": None, "attempts": 0, "answer": None, "error": None}
+    out["trigger"] = trigger
+    while True:
+        trigger["attempts"] += 1
+        reply = client.post("/models/preload", {"refresh": bool(refresh)})
+        trigger["status"], trigger["answer"] = reply.status, reply.data if reply.data is not None else reply.text
+        if reply.status is not None and (200 <= reply.status < 300 or reply.status == 409):
+            trigger["error"] = None
+            out["triggered"] = True
+            break
+        trigger["error"] = reply.error
+        retry = reply.status == 503 or reply.refused or reply.timed_out or reply.status is None
+        if not retry:
+            out["fatal"] = True
+            return finish()
+        if client.left() <= wait:
+            out["timed_out"] = True
+            return finish()
+        sleep(wait)
+        wait = min(wait * 1.5, max_interval)
+    wait = interval
+    while True:
+        left = client.left()
+        if left <= 0:
+            out["timed_out"] = True
+            break
+        sleep(min(wait, left))
+        if client.left() <= 0:
+            out["timed_out"] = True
+            break
+        state = poll()
+        if out["fatal"] or state in ("ready", "failed"):
+            break
+        wait = min(wait * 1.5, max_interval)
+    return finish()
+
+
+def evaluate_preload(observed, entries, timeout=None, fix=None):
+    """Pure: the preload check from ``run_preload``'s observations. A failing model is named with its
+    agent key(s) and the orchestrator's own error text, word for word."""
+    fixes = fix or FIXES["preload"]
+    problems = []
+    doc = observed.get("status") or {}
+    details = {"url": observed.get("url"), "refresh": observed.get("refresh"), "triggered": observed.get("triggered"),
+               "polls": observed.get("polls"), "elapsed_s": observed.get("elapsed_s"), "trigger": observed.get("trigger"),
+               "progress": observed.get("progress"), "all_ready": doc.get("all_ready"),
+               "in_progress": doc.get("in_progress"), "errors": [], "not_ready": []}
+
+    def fail(text, cause, **extra):
+        problems.append(_checks.problem("preload", _checks.FAIL, text, fixes[cause], cause=cause, **extra))
+
+    trigger = observed.get("trigger") or {}
+    if observed.get("fatal") and trigger.get("error"):
+        fail("the orchestrator refused POST /models/preload: %s" % trigger["error"], "refused")
+        return problems, None, details
+    if observed.get("fatal") and observed.get("error"):
+        fail("cannot read the preload state: %s" % observed["error"], "refused")
+        return problems, None, details
+    errors = preload_errors(doc, entries)
+    details["errors"] = errors
+    if doc.get("all_ready") is True and not errors:
+        return problems, "all %d model(s) ready%s (%d poll(s), %s)" % (
+            len(set(e["model"] for e in entries)), ", preload triggered" if observed.get("triggered") else "",
+            observed.get("polls") or 0, _took(observed.get("elapsed_s"))), details
+    for item in errors:
+        who = _who(item["agents"], item["model"]) if item["model"] or item["agents"] else "a model"
+        fail("%s failed to load; the orchestrator says: %s" % (who, one_line(item["error"])), "failed",
+             agents=item["agents"], model=item["model"], error=item["error"])
+    if doc.get("all_ready") is True:
+        return problems, None, details
+    states = model_states(doc.get("summary"), set(e["model"] for e in entries))
+    failed_models = set(i["model"] for i in errors)
+    waiting = []
+    for entry in entries:
+        state = states.get(entry["model"])
+        if entry["model"] in failed_models or (state is not None and state in READY_STATES):
+            continue
+        waiting.append((entry["agent"], entry["model"], state))
+    details["not_ready"] = [{"agent": a, "model": m, "state": s} for a, m, s in waiting]
+    if errors and doc.get("in_progress") is False:
+        return problems, None, details
+    progress = describe_progress(doc, entries) if doc else (observed.get("error") or "no answer")
+    if trigger.get("error") and not observed.get("triggered"):
+        reason = "POST /models/preload was not accepted within %ss: %s" % (_fmt(timeout or 0), trigger["error"])
+    else:
+        reason = "models not ready within %ss: %s" % (_fmt(timeout or observed.get("elapsed_s") or 0), progress)
+    if observed.get("error") and doc:
+        reason += "; last poll: %s" % observed["error"]
+    if waiting and states:
+        reason += "; not ready: %s" % ", ".join("%s (%s)" % (_who([a], m), s or "not listed") for a, m, s in waiting[:10])
+    fail(reason, "timeout")
+    return problems, None, details
+
+
+# ---------------------------------------------------------------- MPS and the bus
+
+
+def get_gpu_info(client):
+    """Collector: GET /gpu/info as a Reply dict."""
+    return client.get("/gpu/info").as_dict()
+
+
+def evaluate_mps(host, gpu_info, fix=None):
+    """Pure: MPS operational from the host's MPS facts (``_mps.status``: ``{control_daemon_running,
+    pipe_dir: {path, exists, writable}, log_dir, servers, error}``, or None when they could not be
+    read) and the orchestrator's /gpu/info (a Reply dict, or None when not asked)."""
+    fixes = fix or FIXES["mps"]
+    problems = []
+    details = {"host": host, "gpu_info": (gpu_info or {}).get("data")}
+
+    def add(status, text, cause):
+        problems.append(_checks.problem("mps", status, text, fixes[cause], cause=cause))
+
+    if not isinstance(host, dict):
+        add(_checks.UNKNOWN, "MPS state could not be read on this host", "unknown")
+    else:
+        running = host.get("control_daemon_running")
+        if running is False:
+            add(_checks.FAIL, "the MPS control daemon (nvidia-cuda-mps-control -d) is not running", "daemon")
+        elif running is None:
+            add(_checks.UNKNOWN, "cannot tell whether the MPS control daemon runs: %s"
+                % (host.get("error") or "no answer"), "unknown")
+        pipe = host.get("pipe_dir") or {}
+        if pipe.get("exists") is False:
+            add(_checks.FAIL, "the MPS pipe directory %s does not exist" % pipe.get("path"), "pipe_dir")
+        elif pipe.get("writable") is False:
+            add(_checks.FAIL, "the MPS pipe directory %s is not writable by the service user" % pipe.get("path"),
+                "pipe_dir")
+    if gpu_info is not None:
+        data = gpu_info.get("data")
+        if gpu_info.get("error"):
+            add(_checks.FAIL, "cannot read the orchestrator's GPU info: %s" % gpu_info["error"], "disabled")
+        elif not isinstance(data, dict) or "mps_enabled" not in data:
+            add(_checks.FAIL, "GET /gpu/info does not say mps_enabled", "disabled")
+        elif data.get("mps_enabled") is not True:
+            add(_checks.FAIL, "the orchestrator's /gpu/info says mps_enabled: %s" % json.dumps(data.get("mps_enabled")),
+                "disabled")
+    if problems:
+        return problems, None, details
+    pipe = (host or {}).get("pipe_dir") or {}
+    return problems, "MPS control daemon running, pipe directory %s, %d server(s)%s" % (
+        pipe.get("path"), len(host.get("servers") or []), ", /gpu/info mps_enabled" if gpu_info else ""), details
+
+
+def is_orchestrator_instance(instance, orchestrator_instances=ORCHESTRATOR_INSTANCES):
+    return (instance or "").strip().lower() in [i.lower() for i in orchestrator_instances]
+
+
+def probe_bus(client):
+    """Collector: GET <BUS_URL> (its /health when the URL has no path) as a Reply dict; any 2xx answers."""
+    return client.get("" if client.prefix else "/health", want_json=False).as_dict()
+
+
+def evaluate_bus(reply, fix=None):
+    """Pure: the bus check from ``probe_bus``."""
+    fixes = fix or FIXES["bus"]
+    details = {"url": reply.get("url"), "status": reply.get("status"), "elapsed_s": reply.get("elapsed")}
+    if reply.get("error"):
+        return [_checks.problem("bus", _checks.FAIL, "the bus at %s does not answer: %s" % (reply.get("url"),
+                                                                                         reply["error"]),
+                                fixes["down"])], None, details
+    return [], "the bus at %s answers (%s)" % (reply.get("url"), reply.get("status")), details
+
+
+# ---------------------------------------------------------------- verdict, policy, summary file
+
+
+SCHEMA = "gpuops.preflight.summary"   # _summary.SCHEMA (a test holds them equal)
+SCHEMA_VERSION = 1                     # _summary.SCHEMA_VERSION
+
+
+def judge_gate(item, registry=None):
+    """(``_checks.BLOCK`` or ``_checks.WARNING``, message) for one problem of a gate run: the one
+    judge, plus the gate's rule that it never passes on what it could not verify (an ``unknown`` of a
+    hard check blocks, and says why)."""
+    registry = registry or SERVING_GATE_CHECKS
+    verdict, message = _checks.judge(item, registry, ())
+    spec = registry.get(item.get("check"))
+    if (verdict == _checks.WARNING and item.get("status") == _checks.UNKNOWN and spec is not None
+            and spec.severity == _checks.HARD):
+        return _checks.BLOCK, "%s (not verified: the gate does not pass on an unknown)" % message
+    return verdict, message
+
+
+def gate_summary(results, host, instance, started, finished, serving=None, registry=None):
+    """The summary document of one gate run (docs/SUMMARY_SCHEMA.md, ``kind: serving_gate``, one
+    host: this one). ``results``: {check: ``_checks.result``}; ``started``/``finished``: epoch
+    seconds; ``serving``: the run's settings and facts, kept under ``serving``."""
+    from ansible_collections.gpuops.preflight.plugins.module_utils._timeparse import iso
+    hard, warnings, checks = [], [], {}
+    for name in CHECK_ORDER:
+        res = results.get(name)
+        if res is None:
+            continue
+        checks[name] = dict((k, res.get(k)) for k in ("status", "message", "elapsed_s", "timed_out"))
+        for item in res.get("problems", []):
+            verdict, message = judge_gate(dict(item, message="%s: %s" % (host, item["message"])), registry)
+            record = {"host": host, "address": host, "check": item["check"], "status": item["status"],
+                      "message": message, "fix": item.get("fix")}
+            (hard if verdict == _checks.BLOCK else warnings).append(record)
+    status = "blocked" if hard else ("warnings" if warnings else "passed")
+    return {
+        "schema": SCHEMA,
+        "schema_version": SCHEMA_VERSION,
+        "kind": KIND,
+        "step": None,
+        "instance": instance,
+        "ready": not hard,
+        "passed": not hard,
+        "blocked": bool(hard),
+        "applies": True,
+        "started_at": iso(started),
+        "finished_at": iso(finished),
+        "duration_s": round(finished - started, 3),
+        "hard_failures": hard,
+        "warnings": warnings,
+        "skipped_checks": [n for n in CHECK_ORDER if n in results and results[n]["status"] == _checks.SKIPPED],
+        "downgraded_checks": [],
+        "requirements": {"ramdisk": [], "inputs": []},
+        "totals": {"hosts": 1, "reachable": 1, "gpus": 0, "usable_gpus": 0, "unverified_gpus": 0},
+        "hosts": {host: {"address": host, "reachable": True, "status": status, "checks": checks,
+                         "elapsed_s": round(finished - started, 3)}},
+        "serving": serving or {},
+        "summary_file": None,
+        "notes": [],
+    }
+
+
+_LABEL = {_checks.OK: "ok", _checks.WARN: "WARN", _checks.FAIL: "FAIL", _checks.UNKNOWN: "UNKNOWN",
+          _checks.SKIPPED: "skipped"}
+
+
+def verdict_lines(results, instance, ready, exit_code=None, summary_file=None):
+    """One line per check (in CHECK_ORDER) with its fixes, then the gate's verdict."""
+    lines = []
+    width = max(len(n) for n in CHECK_ORDER)
+    for name in CHECK_ORDER:
+        res = results.get(name)
+        if res is None:
+            continue
+        label = _LABEL.get(res["status"], res["status"])
+        if res["problems"]:
+            first = True
+            for item in res["problems"]:
+                lines.append("%-*s  %-7s  %s" % (width, name if first else "", _LABEL[item["status"]], item["message"]))
+                if item.get("fix"):
+                    lines.append("%-*s           fix: %s" % (width, "", item["fix"]))
+                first = False
+        else:
+            lines.append("%-*s  %-7s  %s" % (width, name, label, res["message"]))
+    failing = [n for n in CHECK_ORDER if n in results and results[n]["status"] in (_checks.FAIL, _checks.UNKNOWN)]
+    if ready:
+        lines.append("GATE READY: instance %s may start" % instance)
+    else:
+        lines.append("GATE NOT READY: instance %s must not start (%s)%s" % (
+            instance, ", ".join(failing) or "see above", " (exit %d)" % exit_code if exit_code is not None else ""))
+    if summary_file:
+        lines.append("Summary: %s" % summary_file)
+    return lines
+
+
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def file_instance(instance):
+    """An instance name as it appears in a file name (anything else than letters, digits . _ - as _)."""
+    return _SAFE_NAME.sub("_", instance)[:100] or "_"
+
+
+def write_gate_summary(summary, folder, instance, stamp, keep=500):
+    """Write ``summary_<instance>_<stamp>.json`` in ``folder`` atomically (``_files.write_atomic``) and prune the oldest of these files beyond ``keep``
+    (all instances together, by the time in their names). Returns the path; raises OSError."""
+    folder = os.path.expanduser(folder)
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    base = os.path.join(folder, "summary_%s_%s" % (file_instance(instance), stamp))
+    path, attempt = base + ".json", 0
+    while os.path.lexists(path):  # two runs in one microsecond: never replace the other's file
+        attempt += 1
+        path = "%s-%d.json" % (base, attempt)
+    summary["summary_file"] = path
+    try:
+        _files.write_atomic(path, json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    except OSError:
+        summary["summary_file"] = None
+        raise
+    if keep:
+        named = re.compile(r"^summary_.+_(\d{8}T\d{6}\.\d{6}Z)(?:-(\d+))?\.json$")
+        ours = []
+        for name in os.listdir(folder):
+            match = named.match(name)
+            if match:
+                ours.append((match.group(1), int(match.group(2) or 0), name))
+        for _stamp, _attempt, name in sorted(ours)[:-keep]:
+            try:
+                os.remove(os.path.join(folder, name))
+            except OSError:
+                pass
+    return path

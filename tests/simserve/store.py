@@ -1,0 +1,107 @@
+"""Model stores laid out in a temp dir, as Hugging Face writes them, for the serving gate's tests.
+
+- ``model_dir(folder, shards=1, fmt="safetensors")``: a model folder (``save_pretrained`` /
+  ``--local-dir`` layout): config.json, tokenizer.json, weights as real safetensors files (8-byte
+  header length, JSON header with data_offsets, the data) or torch zip files, with an index when
+  sharded (``model-00001-of-00002.safetensors`` + ``model.safetensors.index.json``).
+- ``hf_cache_repo(root, model_id)``: the hub cache layout (``models--org--name/{refs/main,
+  snapshots/<commit>/<file> -> ../../blobs/<sha>, blobs/}``).
+- ``model_map(path, entries)``: the agent -> model map file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import struct
+import zipfile
+
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+def safetensors_bytes(tensors=(("weight", 64),), metadata=None):
+    """A valid safetensors file: tensors as (name, byte length), float32 zeros."""
+    header, offset = {}, 0
+    if metadata is not None:
+        header["__metadata__"] = metadata
+    for name, length in tensors:
+        header[name] = {"dtype": "F32", "shape": [length // 4], "data_offsets": [offset, offset + length]}
+        offset += length
+    raw = json.dumps(header).encode()
+    raw += b" " * (-len(raw) % 8)  # padded to 8 like the reference writer
+    return struct.pack("<Q", len(raw)) + raw + b"\0" * offset
+
+
+def torch_zip_bytes():
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as archive:
+        archive.writestr("archive/data.pkl", b"\x80\x02}q\x00.")
+        archive.writestr("archive/data/0", b"\0" * 256)
+    return buf.getvalue()
+
+
+def write(path, data):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as handle:
+        handle.write(data if isinstance(data, bytes) else data.encode())
+    return path
+
+
+def model_dir(folder, shards=1, fmt="safetensors", tensors_per_shard=2):
+    """A complete model folder; returns its path."""
+    write(os.path.join(folder, "config.json"), json.dumps({"model_type": "llama", "hidden_size": 64}))
+    write(os.path.join(folder, "tokenizer.json"), json.dumps({"version": "1.0"}))
+    ext = ".safetensors" if fmt == "safetensors" else ".bin"
+    stem = "model" if fmt == "safetensors" else "pytorch_model"
+    if shards == 1:
+        names = [stem + ext]
+    else:
+        names = ["%s-%05d-of-%05d%s" % (stem, i, shards, ext) for i in range(1, shards + 1)]
+    weight_map = {}
+    for number, name in enumerate(names):
+        tensors = [("layers.%d.w%d" % (number, t), 128) for t in range(tensors_per_shard)]
+        data = safetensors_bytes(tensors, {"format": "pt"}) if fmt == "safetensors" else torch_zip_bytes()
+        write(os.path.join(folder, name), data)
+        for tname, _length in tensors:
+            weight_map[tname] = name
+    if shards > 1:
+        index = "%s%s.index.json" % (stem, ext)
+        write(os.path.join(folder, index), json.dumps({"metadata": {"total_size": 1}, "weight_map": weight_map}))
+    return folder
+
+
+def hf_cache_repo(root, model_id, shards=1):
+    """``<root>/models--org--name`` in the hub cache layout (files are links into blobs/); returns it."""
+    repo = os.path.join(root, "models--" + model_id.replace("/", "--"))
+    staging = os.path.join(repo, ".staging")
+    model_dir(staging, shards=shards)
+    snapshot = os.path.join(repo, "snapshots", COMMIT)
+    os.makedirs(snapshot)
+    os.makedirs(os.path.join(repo, "blobs"), exist_ok=True)
+    for name in sorted(os.listdir(staging)):
+        with open(os.path.join(staging, name), "rb") as handle:
+            data = handle.read()
+        blob = hashlib.sha256(data).hexdigest()
+        write(os.path.join(repo, "blobs", blob), data)
+        os.symlink(os.path.join("..", "..", "blobs", blob), os.path.join(snapshot, name))
+        os.remove(os.path.join(staging, name))
+    os.rmdir(staging)
+    write(os.path.join(repo, "refs", "main"), COMMIT)
+    return repo
+
+
+def model_map(path, entries):
+    """entries: {agent: (model, path)} or {agent: {...}} -> the JSON map file; returns its path."""
+    doc = {}
+    for agent, value in entries.items():
+        doc[agent] = {"model": value[0], "path": value[1]} if isinstance(value, tuple) else value
+    write(path, json.dumps(doc, indent=2))
+    return path
+
+
+def truncate(path, keep):
+    """Cut a file to its first ``keep`` bytes (a copy that did not finish)."""
+    with open(path, "r+b") as handle:
+        handle.truncate(keep)

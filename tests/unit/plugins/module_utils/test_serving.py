@@ -1,0 +1,837 @@
+"""_serving: the serving gate's collectors and pure evaluations.
+
+The HTTP parts run against a REAL HTTP server (tests/simserve, stdlib http.server on 127.0.0.1,
+free port) that plays the orchestrator; the store parts against model stores laid out in temp dirs
+as Hugging Face writes them (tests/simserve/store.py). Permissions are checked for a service user
+by uid/gid/mode (and POSIX ACL), never with os.access (the tests run as root).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import shutil
+import stat
+import tempfile
+import struct
+import threading
+
+import pytest
+
+import simserve
+from simserve import store as st
+
+from ansible_collections.gpuops.preflight.plugins.module_utils import _checks, _serving
+
+SVC = {"name": "svc", "uid": 4242, "gid": 4242, "groups": [4242], "source": "given"}
+
+
+@pytest.fixture
+def tmp_path():
+    """A temp dir the service user can reach (pytest's own is below a 0700 folder: the gate rightly
+    reports that the service user cannot search it)."""
+    path = tempfile.mkdtemp(prefix="gpuops-serving-")
+    os.chmod(path, 0o755)
+    yield pathlib.Path(path)
+    for folder, _dirs, _files in os.walk(path):
+        os.chmod(folder, 0o755)
+    shutil.rmtree(path)
+
+
+class FakeClock(object):
+    """A clock the fake sleep advances; HTTP calls themselves take no fake time."""
+
+    def __init__(self):
+        self.now = 1000.0
+        self.slept = []
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+# ---------------------------------------------------------------- declarations
+
+
+def test_every_check_is_declared_once_in_order_with_code_label_and_fix():
+    assert tuple(_serving.SERVING_GATE_CHECKS) == _serving.CHECK_ORDER
+    for name, spec in _serving.SERVING_GATE_CHECKS.items():
+        assert spec.severity == _checks.HARD and spec.timeout > 0
+        assert spec.code.isupper() and spec.label and spec.fix and spec.summary
+        assert name in _serving.FIXES
+    assert len(set(s.code for s in _serving.SERVING_GATE_CHECKS.values())) == len(_serving.CHECK_ORDER)
+
+
+def test_schema_matches_the_summary_module():
+    from ansible_collections.gpuops.preflight.plugins.module_utils import _summary
+    assert (_serving.SCHEMA, _serving.SCHEMA_VERSION) == (_summary.SCHEMA, _summary.SCHEMA_VERSION)
+
+
+# ---------------------------------------------------------------- the model map
+
+
+def load(tmp_path, doc, name="map.json"):
+    path = tmp_path / name
+    path.write_text(doc if isinstance(doc, str) else json.dumps(doc))
+    return _serving.read_model_map(str(path))
+
+
+def messages(problems):
+    return [p["message"] for p in problems]
+
+
+def test_valid_map_gives_its_entries(tmp_path):
+    loaded = load(tmp_path, {"crawler": {"model": "Qwen/Qwen2.5-7B-Instruct", "path": "qwen7b"},
+                             "bus": {"model": "org/small", "path": "small", "files": ["tokenizer.json"]},
+                             "mcp": {"model": "Qwen/Qwen2.5-7B-Instruct", "path": "qwen7b"}})
+    problems, ok_text, details = _serving.evaluate_model_map(loaded)
+    assert problems == []
+    assert ok_text.startswith("3 agent(s), 2 model(s)")
+    assert [e["agent"] for e in details["entries"]] == ["crawler", "bus", "mcp"]
+    assert details["entries"][1]["files"] == ["tokenizer.json"]
+
+
+@pytest.mark.parametrize("doc, expected", [
+    ("{not json", "is not valid JSON: Expecting property name enclosed in double quotes at line 1 column 2"),
+    ("[]", "must be a JSON object of agent key -> {model, path}, not a list"),
+    ("{}", "names no agent"),
+    ("   ", "is empty"),
+    ('{"crawler": {"model": "a", "path": "a"}, "crawler": {"model": "b", "path": "b"}}',
+     "key 'crawler' appears more than once"),
+    ({"crawler": "org/a"}, "agent 'crawler': expected an object with model and path, got a string"),
+    ({"crawler": {"modle": "org/a", "path": "a"}}, "agent 'crawler': unknown field 'modle' (did you mean 'model'?)"),
+    ({"crawler": {"path": "a"}}, "agent 'crawler': 'model' must be a non-empty model id"),
+    ({"crawler": {"model": "org/a"}}, "agent 'crawler': 'path' must be the model's folder under the store root"),
+    ({"crawler": {"model": "org a", "path": "a"}}, "agent 'crawler': model id \"org a\" has spaces"),
+    ({"crawler": {"model": "org/a", "path": "../../etc"}}, "path \"../../etc\" climbs out of the store root"),
+    ({"crawler": {"model": "org/a", "path": "a", "files": "x"}}, "'files' must be a list of file names"),
+    ({"crawler": {"model": "org/a", "path": "a", "files": ["../x"]}}, "file \"../x\" climbs out"),
+    ({"bad key": {"model": "org/a", "path": "a"}}, "agent 'bad key': not a valid agent key"),
+    ({"a": {"model": "org/m", "path": "m1"}, "b": {"model": "org/m", "path": "m2"}},
+     "model 'org/m' has 2 different paths: agent 'a' -> m1; agent 'b' -> m2"),
+    ({"a": {"model": "org/m", "path": "m"}, "b": {"model": "org/n", "path": "m"}},
+     "path m is mapped to different model ids: agent 'a' -> 'org/m'; agent 'b' -> 'org/n'"),
+    ({"a": {"model": "Qwen/Qwen2.5-7B", "path": "m"}, "b": {"model": "qwen/qwen2.5_7b", "path": "n"}},
+     "model ids 'Qwen/Qwen2.5-7B' ('a') and 'qwen/qwen2.5_7b' ('b') differ only in case or punctuation: a typo?"),
+])
+def test_bad_maps_name_the_problem_and_the_key(tmp_path, doc, expected):
+    problems, ok_text, details = _serving.evaluate_model_map(load(tmp_path, doc))
+    assert ok_text is None and details["entries"] == []
+    assert all(p["status"] == _checks.FAIL and p["fix"] for p in problems)
+    assert any(expected in m for m in messages(problems)), messages(problems)
+
+
+def test_unknown_agent_key_is_named_with_a_suggestion(tmp_path):
+    loaded = load(tmp_path, {"crawlr": {"model": "org/a", "path": "a"}})
+    problems, _ok, _d = _serving.evaluate_model_map(loaded, known_agents=["crawler", "bus"])
+    assert messages(problems) == ["model map %s: agent 'crawlr' is not a known agent (did you mean 'crawler'?); "
+                                  "known agents: 'crawler', 'bus'" % (tmp_path / "map.json")]
+
+
+def test_map_that_is_not_a_regular_file_or_too_big_or_not_utf8(tmp_path):
+    fifo = tmp_path / "fifo.json"
+    os.mkfifo(str(fifo))
+    assert "is a fifo, not a regular file" in _serving.read_model_map(str(fifo))["error"]  # and no hang
+    assert "is a directory" in _serving.read_model_map(str(tmp_path))["error"]
+    assert "cannot be read: No such file" in _serving.read_model_map(str(tmp_path / "nope.json"))["error"]
+    big = tmp_path / "big.json"
+    big.write_text(json.dumps({"a": {"model": "x" * 100, "path": "p"}}))
+    assert "larger than the 50 byte limit" in _serving.read_model_map(str(big), limit=50)["error"]
+    raw = tmp_path / "latin1.json"
+    raw.write_bytes(b'{"caf\xe9": {"model": "a", "path": "a"}}')
+    error = _serving.read_model_map(str(raw))["error"]
+    assert "not valid UTF-8 (byte 5)" in error
+    error.encode("utf-8")
+    assert _serving.read_model_map(None)["error"].startswith("no model map given")
+
+
+# ---------------------------------------------------------------- permissions
+
+
+def fake_stat(mode, uid=0, gid=0):
+    return os.stat_result((mode, 0, 0, 1, uid, gid, 0, 0, 0, 0))
+
+
+@pytest.mark.parametrize("mode, uid, gid, want, allowed", [
+    (0o100640, 4242, 0, _serving.R_OK, True),        # owner
+    (0o100040, 4242, 4242, _serving.R_OK, False),    # owner bits only, even when the group could
+    (0o100640, 0, 4242, _serving.R_OK, True),        # group
+    (0o100600, 0, 4242, _serving.R_OK, False),
+    (0o100604, 0, 0, _serving.R_OK, True),           # other
+    (0o040750, 0, 0, _serving.X_OK, False),          # a directory others cannot search
+    (0o040751, 0, 0, _serving.X_OK, True),
+])
+def test_may_access_follows_the_mode_for_the_service_user(mode, uid, gid, want, allowed):
+    assert _serving.may_access(fake_stat(mode, uid, gid), SVC, want) is allowed
+
+
+def test_root_reads_everything_but_executes_only_with_an_x_bit():
+    root = dict(SVC, uid=0, gid=0, groups=[0])
+    assert _serving.may_access(fake_stat(0o100000), root, _serving.R_OK)
+    assert _serving.may_access(fake_stat(0o040000), root, _serving.X_OK)
+    assert not _serving.may_access(fake_stat(0o100600), root, _serving.X_OK)
+
+
+def test_posix_acl_named_user_and_mask():
+    acl = [(0x01, 6, 0), (0x02, 4, 4242), (0x04, 0, 0), (0x10, 4, 0), (0x20, 0, 0)]
+    assert _serving.may_access(fake_stat(0o100640), SVC, _serving.R_OK, acl)
+    masked = [(0x01, 6, 0), (0x02, 6, 4242), (0x04, 0, 0), (0x10, 0, 0), (0x20, 0, 0)]
+    assert not _serving.may_access(fake_stat(0o100600), SVC, _serving.R_OK, masked)
+    group = [(0x01, 6, 0), (0x04, 0, 0), (0x08, 4, 4242), (0x10, 4, 0), (0x20, 0, 0)]
+    assert _serving.may_access(fake_stat(0o100640), SVC, _serving.R_OK, group)
+
+
+def set_acl(path, entries):
+    os.setxattr(path, "system.posix_acl_access",
+                struct.pack("<I", 2) + b"".join(struct.pack("<HHI", t, p, i) for t, p, i in entries))
+
+
+def test_acl_read_from_the_file_grants_the_service_user(tmp_path):
+    path = tmp_path / "f"
+    path.write_text("x")
+    os.chmod(str(path), 0o600)
+    assert not _serving.may_access(os.stat(str(path)), SVC, _serving.R_OK, _serving._read_acl(str(path)))
+    set_acl(str(path), [(0x01, 6, 0xFFFFFFFF), (0x02, 4, 4242), (0x04, 0, 0xFFFFFFFF), (0x10, 4, 0xFFFFFFFF),
+                        (0x20, 0, 0xFFFFFFFF)])
+    assert _serving.may_access(os.stat(str(path)), SVC, _serving.R_OK, _serving._read_acl(str(path)))
+
+
+def test_service_identity_of_a_named_user_and_under_sudo():
+    ident = _serving.service_identity("root")
+    assert (ident["uid"], ident["gid"], ident["source"]) == (0, 0, "given")
+    with pytest.raises(ValueError, match="service user 'no-such-user-here' does not exist"):
+        _serving.service_identity("no-such-user-here")
+    if os.geteuid() == 0:
+        ident = _serving.service_identity(environ={"SUDO_UID": "65534", "SUDO_GID": "65534"})
+        assert ident["uid"] == 65534 and ident["source"] == "sudo"
+
+
+# ---------------------------------------------------------------- the model store
+
+
+def make_store(tmp_path, **models):
+    """models: agent=(model id, relative path, builder or None)."""
+    root = tmp_path / "store"
+    root.mkdir(exist_ok=True)
+    os.chmod(str(tmp_path), 0o755)
+    entries = []
+    for agent, (model, rel, build) in models.items():
+        if build is not None:
+            build(str(root / rel))
+        entries.append({"agent": agent, "model": model, "path": rel, "files": []})
+    return str(root), entries
+
+
+def inspect(root, entries, ident=None, strict=True, base_dir=None):
+    found = _serving.inspect_model_store(entries, root, ident or dict(SVC, uid=0, gid=0, groups=[0]), base_dir)
+    return _serving.evaluate_model_store(found, strict=strict)
+
+
+def readable_by_all(root):
+    for folder, dirs, files in os.walk(root):
+        os.chmod(folder, 0o755)
+        for name in files:
+            if not os.path.islink(os.path.join(folder, name)):
+                os.chmod(os.path.join(folder, name), 0o644)
+
+
+def test_complete_models_in_every_layout_pass(tmp_path):
+    root, entries = make_store(
+        tmp_path,
+        a=("org/a", "org/a", lambda p: st.model_dir(p)),
+        b=("org/b", "org/b", lambda p: st.model_dir(p, shards=3)),
+        c=("org/c", "org/c", lambda p: st.model_dir(p, fmt="bin")),
+        d=("org/d", "org/d", lambda p: st.model_dir(p, shards=2, fmt="bin")),
+        e=("org/e", "models--org--e", None),
+    )
+    st.hf_cache_repo(root, "org/e", shards=2)
+    readable_by_all(root)
+    problems, ok_text, details = inspect(root, entries, SVC)
+    assert problems == [], messages(problems)
+    assert ok_text.startswith("5 of 5 model(s) complete under %s, readable by user 'svc' (uid 4242)" % root)
+    layouts = dict((m["model"], m["layout"]) for m in details["models"])
+    assert layouts == {"org/a": "model_dir", "org/b": "model_dir", "org/c": "model_dir", "org/d": "model_dir",
+                       "org/e": "hf_cache"}
+    assert "model-00003-of-00003.safetensors" in details["models"][1]["files"]
+
+
+def test_a_model_shared_by_agents_is_inspected_once_and_names_every_agent(tmp_path):
+    root, entries = make_store(tmp_path, a=("org/m", "m", None), b=("org/m", "m", None))
+    problems, _ok, details = inspect(root, entries)
+    assert len(problems) == 1 and len(details["models"]) == 1
+    assert problems[0]["message"].startswith("agents 'a', 'b' (model 'org/m'): %s/m is not in the store" % root)
+
+
+def test_missing_model_fails_in_strict_mode_and_warns_otherwise(tmp_path):
+    root, entries = make_store(tmp_path, crawler=("org/a", "org/a", None))
+    problems, ok_text, _d = inspect(root, entries)
+    assert ok_text is None and problems[0]["status"] == _checks.FAIL
+    assert problems[0]["message"] == ("agent 'crawler' (model 'org/a'): %s/org/a is not in the store "
+                                      "(STRICT_MODEL_STORE=1: nothing may be downloaded at start-up)" % root)
+    assert problems[0]["fix"] == _serving.FIXES["model_store"]["missing"]
+    problems, ok_text, _d = inspect(root, entries, strict=False)
+    assert problems[0]["status"] == _checks.WARN and "would download it" in problems[0]["message"]
+    assert ok_text.startswith("0 of 1 model(s) complete")
+
+
+@pytest.mark.parametrize("damage, cause, expected", [
+    (lambda d: st.truncate(os.path.join(d, "model-00002-of-00003.safetensors"), 100), "incomplete",
+     "model-00002-of-00003.safetensors is truncated"),
+    (lambda d: os.remove(os.path.join(d, "model-00003-of-00003.safetensors")), "incomplete",
+     "model-00003-of-00003.safetensors is missing"),
+    (lambda d: os.remove(os.path.join(d, "model.safetensors.index.json")) or
+     os.remove(os.path.join(d, "model-00002-of-00003.safetensors")), "incomplete",
+     "model-00002-of-00003.safetensors is missing (shard 2 of 3)"),
+    (lambda d: open(os.path.join(d, "config.json"), "w").close(), "incomplete", "config.json is empty (0 bytes)"),
+    (lambda d: open(os.path.join(d, "config.json"), "w").write('{"model_type": "lla'), "incomplete",
+     "config.json is not valid JSON (Unterminated string"),
+    (lambda d: os.remove(os.path.join(d, "config.json")), "incomplete", "config.json is missing"),
+    (lambda d: [os.remove(os.path.join(d, n)) for n in os.listdir(d) if "model" in n], "incomplete",
+     "has no weights (*.safetensors, pytorch_model*.bin, or a sharded index)"),
+    (lambda d: open(os.path.join(d, "model-00001-of-00003.safetensors"), "ab").write(b"junk"), "incomplete",
+     "has 4 bytes after its last tensor"),
+    (lambda d: os.remove(os.path.join(d, "model-00001-of-00003.safetensors")) or
+     os.symlink("/etc/hostname", os.path.join(d, "model-00001-of-00003.safetensors")), "escapes",
+     "model-00001-of-00003.safetensors leads outside the store root"),
+])
+def test_half_copied_models_are_named_with_what_is_wrong(tmp_path, damage, cause, expected):
+    root, entries = make_store(tmp_path, crawler=("org/a", "org/a", lambda p: st.model_dir(p, shards=3)))
+    damage(os.path.join(root, "org/a"))
+    problems, ok_text, _d = inspect(root, entries)
+    assert ok_text is None
+    assert any(p["details"]["cause"] == cause and expected in p["message"] for p in problems), messages(problems)
+    assert all(p["message"].startswith("agent 'crawler' (model 'org/a'): ") for p in problems)
+
+
+def test_truncated_torch_zip_weights(tmp_path):
+    root, entries = make_store(tmp_path, crawler=("org/a", "org/a", lambda p: st.model_dir(p, fmt="bin")))
+    path = os.path.join(root, "org/a", "pytorch_model.bin")
+    st.truncate(path, os.path.getsize(path) - 30)
+    problems, _ok, _d = inspect(root, entries)
+    assert messages(problems) == ["agent 'crawler' (model 'org/a'): %s is truncated: a zip archive (torch.save) "
+                                  "without its end record" % path]
+
+
+def test_hf_cache_missing_snapshot_incomplete_blob_and_dangling_link(tmp_path):
+    root, entries = make_store(tmp_path, crawler=("org/e", "models--org--e", None))
+    repo = st.hf_cache_repo(root, "org/e")
+    with open(os.path.join(repo, "refs", "main"), "w") as handle:
+        handle.write("f" * 40)
+    problems, _ok, _d = inspect(root, entries)
+    assert [p["details"]["cause"] for p in problems] == ["missing_snapshot"]
+    assert "snapshot %s named by refs/main is missing from %s/snapshots" % ("f" * 40, repo) in problems[0]["message"]
+    assert problems[0]["fix"] == _serving.FIXES["model_store"]["missing_snapshot"]
+
+    with open(os.path.join(repo, "refs", "main"), "w") as handle:
+        handle.write(st.COMMIT)
+    blobs = os.path.join(repo, "blobs")
+    weights = os.path.realpath(os.path.join(repo, "snapshots", st.COMMIT, "model.safetensors"))
+    os.rename(weights, weights + ".incomplete")
+    problems, _ok, _d = inspect(root, entries)
+    found = messages(problems)
+    assert any("%s holds 1 unfinished download(s) (*.incomplete)" % blobs in m for m in found), found
+    assert any("model.safetensors is a symbolic link to %s, which is missing" % weights in m for m in found), found
+
+
+def test_hf_cache_without_refs_uses_its_only_snapshot_and_refuses_to_guess_between_two(tmp_path):
+    root, entries = make_store(tmp_path, crawler=("org/e", "models--org--e", None))
+    repo = st.hf_cache_repo(root, "org/e")
+    os.remove(os.path.join(repo, "refs", "main"))
+    assert inspect(root, entries)[0] == []
+    os.makedirs(os.path.join(repo, "snapshots", "1" * 40))
+    problems, _ok, _d = inspect(root, entries)
+    assert "has 2 snapshot(s) and no refs/main to choose one" in problems[0]["message"]
+
+
+def test_unreadable_file_for_the_service_user(tmp_path):
+    root, entries = make_store(tmp_path, crawler=("org/a", "org/a", lambda p: st.model_dir(p)))
+    readable_by_all(root)
+    weights = os.path.join(root, "org/a", "model.safetensors")
+    os.chmod(weights, 0o600)
+    problems, _ok, _d = inspect(root, entries, SVC)
+    assert messages(problems) == ["agent 'crawler' (model 'org/a'): %s is not readable by user 'svc' (uid 4242): "
+                                  "mode 0600 root:root" % weights]
+    assert problems[0]["details"]["cause"] == "unreadable"
+    assert problems[0]["fix"] == _serving.FIXES["model_store"]["unreadable"]
+    assert inspect(root, entries)[0] == []  # root itself may read it: the check is for the service user
+
+
+def test_parent_directory_without_search_permission(tmp_path):
+    root, entries = make_store(tmp_path, crawler=("org/a", "org/a", lambda p: st.model_dir(p)))
+    readable_by_all(root)
+    os.chmod(os.path.join(root, "org"), 0o750)
+    problems, _ok, _d = inspect(root, entries, SVC)
+    assert messages(problems) == ["agent 'crawler' (model 'org/a'): parent directory %s/org is not searchable (x) "
+                                  "by user 'svc' (uid 4242): mode 0750 root:root" % root]
+    assert problems[0]["details"]["cause"] == "no_search"
+    os.chmod(os.path.join(root, "org"), 0o755)
+    os.chmod(str(tmp_path), 0o700)  # above the store root too
+    problems, _ok, _d = inspect(root, entries, SVC)
+    assert problems[0]["message"] == ("store root: parent directory %s is not searchable (x) by user 'svc' "
+                                      "(uid 4242): mode 0700 root:root" % tmp_path)
+
+
+def test_group_membership_and_an_acl_grant_access(tmp_path):
+    root, entries = make_store(tmp_path, crawler=("org/a", "org/a", lambda p: st.model_dir(p)))
+    readable_by_all(root)
+    folder = os.path.join(root, "org/a")
+    os.chown(folder, 0, 4242)
+    os.chmod(folder, 0o750)
+    assert inspect(root, entries, SVC)[0] == []
+    os.chown(folder, 0, 0)
+    problems, _ok, _d = inspect(root, entries, SVC)
+    assert "cannot be listed and entered (r-x) by user 'svc'" in problems[0]["message"]
+    set_acl(folder, [(0x01, 7, 0xFFFFFFFF), (0x02, 5, 4242), (0x04, 5, 0xFFFFFFFF), (0x10, 5, 0xFFFFFFFF),
+                     (0x20, 0, 0xFFFFFFFF)])
+    assert inspect(root, entries, SVC)[0] == []
+
+
+def test_paths_escaping_the_store_root(tmp_path):
+    outside = tmp_path / "outside"
+    st.model_dir(str(outside))
+    root, entries = make_store(tmp_path, crawler=("org/a", "linked", None), bus=("org/b", str(outside), None))
+    os.symlink(str(outside), os.path.join(root, "linked"))
+    problems, _ok, _d = inspect(root, entries)
+    found = messages(problems)
+    assert "agent 'crawler' (model 'org/a'): %s/linked leads outside the store root %s (to %s)" % (
+        root, root, outside) in found
+    assert "agent 'bus' (model 'org/b'): %s is outside the store root %s" % (outside, root) in found
+    assert set(p["details"]["cause"] for p in problems) == {"escapes"}
+
+
+def test_special_files_never_block_and_are_named(tmp_path):
+    root, entries = make_store(tmp_path, crawler=("org/a", "org/a", lambda p: st.model_dir(p)))
+    config = os.path.join(root, "org/a", "config.json")
+    os.remove(config)
+    os.mkfifo(config)
+    problems, _ok, _d = inspect(root, entries)
+    assert messages(problems) == ["agent 'crawler' (model 'org/a'): %s is a fifo, not a regular file" % config]
+
+
+def test_store_root_and_base_dir_problems(tmp_path):
+    entries = [{"agent": "a", "model": "org/a", "path": "a", "files": []}]
+    for root, expected in ((str(tmp_path / "nope"), "store root %s: No such file or directory" % (tmp_path / "nope")),
+                           ("relative/root", "MODEL_STORE_ROOT must be an absolute path")):
+        problems, _ok, _d = inspect(root, entries)
+        assert expected in problems[0]["message"] and problems[0]["status"] == _checks.FAIL
+    root, entries = make_store(tmp_path, a=("org/a", "a", lambda p: st.model_dir(p)))
+    problems, _ok, _d = inspect(root, entries, base_dir="/elsewhere")
+    assert "BASE_MODEL_DIR /elsewhere is not under MODEL_STORE_ROOT" in problems[0]["message"]
+    os.makedirs(os.path.join(root, "base"))
+    os.rename(os.path.join(root, "a"), os.path.join(root, "base", "a"))
+    assert inspect(root, entries, base_dir="base")[0] == []
+
+
+def test_extra_files_of_the_map_are_required(tmp_path):
+    root, entries = make_store(tmp_path, a=("org/a", "a", lambda p: st.model_dir(p)))
+    entries[0]["files"] = ["tokenizer.json", "generation_config.json"]
+    problems, _ok, _d = inspect(root, entries)
+    assert messages(problems) == ["agent 'a' (model 'org/a'): %s/a/generation_config.json is missing" % root]
+
+
+@pytest.mark.parametrize("data, expected", [
+    (b"\x01\x00", "too short for a safetensors header"),
+    (struct.pack("<Q", 1 << 40) + b"{}", "is not a safetensors file"),
+    (struct.pack("<Q", 64) + b"{}", "its header alone needs 72 bytes"),
+    (struct.pack("<Q", 4) + b"[1,]", "corrupt safetensors header"),
+    (struct.pack("<Q", 30) + b'{"w": {"data_offsets": [0]}}  ', "tensor w without valid data_offsets"),
+])
+def test_safetensors_headers(tmp_path, data, expected):
+    path = tmp_path / "x.safetensors"
+    path.write_bytes(data)
+    assert expected in _serving.safetensors_problem(str(path), len(data))
+
+
+def test_a_valid_safetensors_file_passes(tmp_path):
+    path = tmp_path / "x.safetensors"
+    path.write_bytes(st.safetensors_bytes([("a", 16), ("b", 32)], {"format": "pt"}))
+    assert _serving.safetensors_problem(str(path), path.stat().st_size) is None
+
+
+# ---------------------------------------------------------------- HTTP against a real server
+
+
+@pytest.fixture
+def orchestrator():
+    servers = []
+
+    def start(**behaviour):
+        server = simserve.SimOrchestrator(**behaviour).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def client(url, seconds=5.0, **kw):
+    import time
+    return _serving.Client(url, time.monotonic() + seconds, **kw)
+
+
+def test_client_reads_json_and_names_http_errors(orchestrator):
+    sim = orchestrator(models=["m"])
+    reply = client(sim.url).get("/gpu/info")
+    assert reply.ok and reply.status == 200 and reply.data["mps_enabled"] is True
+    missing = client(sim.url).get("/nope")
+    assert missing.status == 404 and missing.error == 'GET /nope answered 404 Not Found: {"detail": "Not Found"}'
+
+
+def test_client_refuses_wrong_content_types_and_malformed_json(orchestrator):
+    sim = orchestrator(models=["m"], status_content_type="text/html; charset=utf-8")
+    reply = client(sim.url).get("/models/status")
+    assert reply.error.startswith("GET /models/status answered with content type 'text/html; charset=utf-8', not JSON")
+    sim.behaviour.status_content_type = "application/json"
+    sim.behaviour.status_body = '{"all_ready": tru'
+    reply = client(sim.url).get("/models/status")
+    assert reply.error.startswith("GET /models/status answered malformed JSON: Expecting value")
+    sim.behaviour.status_body = b'{"all_ready": "\xff"}'
+    assert "not valid UTF-8" in client(sim.url).get("/models/status").error
+
+
+def test_client_bounds_the_body(orchestrator):
+    sim = orchestrator(models=["m%d" % i for i in range(200)])
+    reply = client(sim.url, max_bytes=500).get("/models/status")
+    assert reply.error.endswith("the answer is larger than 500 bytes") and reply.data is None
+
+
+def test_refused_connection():
+    port = simserve.free_port()
+    reply = client("http://127.0.0.1:%d" % port).get("/health")
+    assert reply.refused and reply.error == "connection refused: nothing listens on 127.0.0.1:%d" % port
+
+
+def test_a_server_that_accepts_and_never_answers_cannot_hold_the_call():
+    with simserve.HangingServer() as hang:
+        reply = client(hang.url, per_call=0.3).get("/health")
+    assert reply.timed_out and reply.status is None
+    assert reply.error == ("GET /health: no answer within 0.3s (the server accepted the connection but did "
+                           "not answer)")
+
+
+def test_no_call_once_the_time_is_up():
+    reply = client("http://127.0.0.1:1", seconds=-1).get("/health")
+    assert reply.timed_out and reply.error == "GET /health: not tried, the gate's time is up"
+
+
+@pytest.mark.parametrize("url, expected", [
+    ("", "url is empty"), ("ftp://x", "is not an http:// or https:// URL"), ("http://", "has no valid host"),
+    ("http://u:p@h:1", "user names or passwords"), ("http://h:99999", "port 99999 is out of range"),
+    ("http://h:8014/x?y", "is not an http:// or https:// URL"),
+])
+def test_bad_urls(url, expected):
+    with pytest.raises(ValueError, match=expected.replace("(", r"\(").replace("/", "/")):
+        _serving.parse_url(url)
+
+
+def test_urls():
+    assert _serving.parse_url("http://127.0.0.1:8014") == ("http", "127.0.0.1", 8014, "")
+    assert _serving.parse_url("HTTPS://gw.example/api/") == ("https", "gw.example", 443, "/api")
+    assert _serving.parse_url("http://[::1]:9") == ("http", "::1", 9, "")
+
+
+# ---------------------------------------------------------------- orchestrator health
+
+
+def test_health_ok_and_a_starting_orchestrator_is_waited_for(orchestrator):
+    sim = orchestrator(models=["m"])
+    observed = _serving.wait_for_health(client(sim.url))
+    problems, ok_text, details = _serving.evaluate_orchestrator(observed)
+    assert problems == [] and ok_text.startswith("%s answers, /health ok (1 attempt(s), " % sim.url)
+    sim.behaviour.health = "starting"
+    clock = FakeClock()
+    observed = _serving.wait_for_health(_serving.Client(sim.url, clock() + 3, clock=clock), sleep=clock.sleep)
+    problems, ok_text, _d = _serving.evaluate_orchestrator(observed)
+    assert observed["attempts"] == len(clock.slept) + 1 > 2
+    assert problems[0]["message"].endswith("/health says status 'starting'")
+    assert problems[0]["fix"] == _serving.FIXES["orchestrator"]["unhealthy"]
+
+
+def test_orchestrator_down_is_retried_until_the_deadline():
+    clock = FakeClock()
+    url = "http://127.0.0.1:%d" % simserve.free_port()
+    observed = _serving.wait_for_health(_serving.Client(url, clock() + 4, clock=clock), sleep=clock.sleep)
+    problems, _ok, _d = _serving.evaluate_orchestrator(observed)
+    assert observed["attempts"] >= 3 and sum(clock.slept) <= 4
+    assert problems[0]["message"].startswith("orchestrator at %s is not ready after %d attempt(s)"
+                                             % (url, observed["attempts"]))
+    assert problems[0]["message"].endswith("connection refused: nothing listens on %s" % url[7:])
+    assert problems[0]["details"]["cause"] == "down"
+
+
+def test_something_else_on_the_port_fails_at_once(orchestrator):
+    sim = orchestrator(models=["m"], health_content_type="text/html")
+    observed = _serving.wait_for_health(client(sim.url))
+    problems, _ok, _d = _serving.evaluate_orchestrator(observed)
+    assert observed["attempts"] == 1
+    assert "content type 'text/html': not the orchestrator's API" in problems[0]["message"]
+    assert problems[0]["fix"] == _serving.FIXES["orchestrator"]["protocol"]
+
+
+# ---------------------------------------------------------------- preload
+
+
+ENTRIES = [{"agent": "crawler", "model": "org/a", "path": "a", "files": []},
+           {"agent": "mcp", "model": "org/b", "path": "b", "files": []},
+           {"agent": "bus", "model": "org/b", "path": "b", "files": []}]
+
+
+def preload(sim, seconds=10.0, refresh=False, interval=0.05):
+    progress = []
+    observed = _serving.run_preload(client(sim.url, seconds), ENTRIES, refresh=refresh, interval=interval,
+                                    max_interval=0.1, on_progress=progress.append)
+    return _serving.evaluate_preload(observed, ENTRIES, timeout=seconds), observed, progress
+
+
+def test_models_ready_after_a_delay(orchestrator):
+    sim = orchestrator(models=["org/a", "org/b"], ready_after=0.3)
+    (problems, ok_text, details), observed, progress = preload(sim)
+    assert problems == [] and ok_text.startswith("all 2 model(s) ready, preload triggered (")
+    assert ("POST", "/models/preload", {"refresh": False}) in sim.requests
+    assert progress[0] == "in progress: 0 of 2 model(s) ready (pending: org/a; pending: org/b)"
+    assert progress[-1] == "all ready: 2 of 2 model(s) ready"
+    assert "in progress: 0 of 2 model(s) ready (loading: org/a; loading: org/b)" in progress
+
+
+def test_a_ready_orchestrator_is_not_asked_to_preload_unless_refresh(orchestrator):
+    sim = orchestrator(models=["org/a", "org/b"], already_ready=True)
+    (problems, ok_text, _d), observed, _p = preload(sim)
+    assert problems == [] and ok_text.startswith("all 2 model(s) ready (1 poll(s), ")
+    assert [r[:2] for r in sim.requests] == [("GET", "/models/status")]
+    (problems, _ok, _d), observed, _p = preload(sim, refresh=True)
+    assert ("POST", "/models/preload", {"refresh": True}) in sim.requests and observed["triggered"]
+
+
+def test_preload_503_is_retried_then_accepted(orchestrator):
+    sim = orchestrator(models=["org/a", "org/b"], preload_503=2)
+    (problems, _ok, details), observed, _p = preload(sim)
+    assert problems == []
+    assert observed["trigger"]["attempts"] == 3 and observed["trigger"]["status"] == 202
+    assert [r[1] for r in sim.requests].count("/models/preload") == 3
+
+
+def test_preload_503_until_the_deadline():
+    with simserve.SimOrchestrator(models=["org/a"], preload_503=10 ** 6) as sim:
+        (problems, _ok, _d), observed, _p = preload(sim, seconds=0.6)
+    assert observed["timed_out"] and not observed["triggered"]
+    assert problems[0]["message"].startswith("POST /models/preload was not accepted within 0.6s: "
+                                             "POST /models/preload answered 503 Service Unavailable")
+
+
+@pytest.mark.parametrize("errors_as", ["objects", "strings"])
+def test_a_failing_model_is_named_with_its_agents_and_the_orchestrators_own_text(orchestrator, errors_as):
+    text = "CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 23.69 GiB total capacity)\n\tat load()"
+    sim = orchestrator(models=["org/a", "org/b"], fail={"org/b": text}, errors_as=errors_as)
+    (problems, ok_text, details), observed, _p = preload(sim)
+    assert ok_text is None and len(problems) == 1
+    shown = text.replace("\n", "\\n").replace("\t", "\\t")
+    prefix = "" if errors_as == "objects" else "org/b: "
+    assert problems[0]["message"] == ("agents 'mcp', 'bus' (model 'org/b') failed to load; the orchestrator says: "
+                                      "%s%s" % (prefix, shown))
+    assert problems[0]["details"]["error"] == prefix + text  # word for word
+    assert problems[0]["fix"] == _serving.FIXES["preload"]["failed"]
+
+
+def test_all_ready_false_for_ever_times_out_with_the_progress():
+    with simserve.SimOrchestrator(models=["org/a", "org/b"], never_ready=True) as sim:
+        (problems, _ok, details), observed, progress = preload(sim, seconds=0.8)
+    assert observed["timed_out"] and observed["polls"] >= 2
+    assert problems[0]["message"] == (
+        "models not ready within 0.8s: in progress: 0 of 2 model(s) ready (loading: org/a; loading: org/b); "
+        "not ready: agent 'crawler' (model 'org/a') (loading), agent 'mcp' (model 'org/b') (loading), "
+        "agent 'bus' (model 'org/b') (loading)")
+    assert problems[0]["fix"] == _serving.FIXES["preload"]["timeout"]
+    assert [d["agent"] for d in details["not_ready"]] == ["crawler", "mcp", "bus"]
+
+
+def test_counts_only_summary_is_shown_as_is():
+    with simserve.SimOrchestrator(models=["org/a"], never_ready=True, summary_shape="counts") as sim:
+        (problems, _ok, _d), _obs, progress = preload(sim, seconds=0.4)
+    assert progress[-1] == "in progress: failed=0, loading=1, ready=0, total=1"
+    assert problems[0]["message"] == "models not ready within 0.4s: in progress: failed=0, loading=1, ready=0, total=1"
+
+
+@pytest.mark.parametrize("behaviour, expected", [
+    ({"status_body": "{oops"}, "cannot read the preload state: GET /models/status answered malformed JSON"),
+    ({"status_content_type": "text/plain"}, "cannot read the preload state: GET /models/status answered with "
+                                            "content type 'text/plain', not JSON"),
+    ({"status_body": {"ready": True}}, "cannot read the preload state: GET /models/status has no boolean all_ready "
+                                        "(got nothing): not the orchestrator's API"),
+    ({"preload_status": 400}, "the orchestrator refused POST /models/preload: POST /models/preload answered 400 "
+                              "Bad Request: {\"detail\": \"preload refused by the stand-in\"}"),
+])
+def test_protocol_errors_fail_at_once(orchestrator, behaviour, expected):
+    sim = orchestrator(models=["org/a"], **behaviour)
+    (problems, _ok, _d), observed, _p = preload(sim, seconds=30)
+    assert observed["fatal"] and not observed["timed_out"]
+    assert problems[0]["message"].startswith(expected), problems[0]["message"]
+
+
+def test_errors_items_of_every_shape():
+    doc = {"all_ready": False, "in_progress": False, "errors": [
+        {"agent": "crawler", "message": "bad weights"},
+        {"model_id": "org/b", "detail": "OOM"},
+        "loading mcp failed: timeout",
+        {"model": "org/zzz", "error": "unknown model"},
+        "something else broke",
+        {"weird": 1},
+    ]}
+    found = _serving.preload_errors(doc, ENTRIES)
+    assert [(e["agents"], e["model"], e["error"]) for e in found] == [
+        (["crawler"], "org/a", "bad weights"),
+        (["mcp", "bus"], "org/b", "OOM"),
+        (["mcp"], "org/b", "loading mcp failed: timeout"),
+        ([], "org/zzz", "unknown model"),
+        ([], None, "something else broke"),
+        ([], None, '{"weird": 1}'),
+    ]
+    problems, _ok, _d = _serving.evaluate_preload({"status": doc, "polls": 1}, ENTRIES, timeout=5)
+    assert "a model failed to load; the orchestrator says: something else broke" in messages(problems)
+    assert "model 'org/zzz' failed to load; the orchestrator says: unknown model" in messages(problems)
+
+
+@pytest.mark.parametrize("summary, expected", [
+    ({"models": {"org/a": "ready", "org/b": {"state": "Loading"}}}, {"org/a": "ready", "org/b": "loading"}),
+    ({"models": [{"id": "org/a", "ready": True}, {"name": "org/b", "status": "failed"}]},
+     {"org/a": "ready", "org/b": "failed"}),
+    ({"ready": ["org/a"], "loading": ["org/b"], "total": 2}, {"org/a": "ready", "org/b": "loading"}),
+    ({"org/a": "ready", "message": "warming up", "total": 2}, {"org/a": "ready"}),
+    ({"total": 2, "ready": 1}, {}),
+    ("not a mapping", {}),
+])
+def test_model_states_from_every_summary_shape(summary, expected):
+    assert _serving.model_states(summary, {"org/a", "org/b"}) == expected
+
+
+# ---------------------------------------------------------------- MPS and bus
+
+
+MPS_OK = {"control_daemon_running": True, "pipe_dir": {"path": "/tmp/nvidia-mps", "exists": True, "writable": True},
+          "log_dir": {"path": "/var/log/nvidia-mps", "exists": True, "writable": True}, "servers": [{"pid": 7}],
+          "error": None}
+
+
+@pytest.mark.parametrize("host, gpu_info, expected", [
+    (MPS_OK, {"data": {"mps_enabled": True}, "error": None}, []),
+    (dict(MPS_OK, control_daemon_running=False), None,
+     [("fail", "the MPS control daemon (nvidia-cuda-mps-control -d) is not running")]),
+    (dict(MPS_OK, pipe_dir={"path": "/tmp/nvidia-mps", "exists": False, "writable": None}), None,
+     [("fail", "the MPS pipe directory /tmp/nvidia-mps does not exist")]),
+    (dict(MPS_OK, pipe_dir={"path": "/p", "exists": True, "writable": False}), None,
+     [("fail", "the MPS pipe directory /p is not writable by the service user")]),
+    (dict(MPS_OK, control_daemon_running=None, error="nvidia-cuda-mps-control not found"), None,
+     [("unknown", "cannot tell whether the MPS control daemon runs: nvidia-cuda-mps-control not found")]),
+    (None, None, [("unknown", "MPS state could not be read on this host")]),
+    (MPS_OK, {"data": {"mps_enabled": False}, "error": None},
+     [("fail", "the orchestrator's /gpu/info says mps_enabled: false")]),
+    (MPS_OK, {"data": {"gpus": []}, "error": None}, [("fail", "GET /gpu/info does not say mps_enabled")]),
+    (MPS_OK, {"data": None, "error": "GET /gpu/info answered 500"},
+     [("fail", "cannot read the orchestrator's GPU info: GET /gpu/info answered 500")]),
+])
+def test_evaluate_mps(host, gpu_info, expected):
+    problems, ok_text, _d = _serving.evaluate_mps(host, gpu_info)
+    assert [(p["status"], p["message"]) for p in problems] == expected
+    assert (ok_text is None) == bool(expected)
+    if not expected:
+        assert ok_text == "MPS control daemon running, pipe directory /tmp/nvidia-mps, 1 server(s), /gpu/info mps_enabled"
+
+
+def test_bus(orchestrator):
+    sim = orchestrator(models=[])
+    problems, ok_text, _d = _serving.evaluate_bus(_serving.probe_bus(client(sim.url)))
+    assert problems == [] and ok_text == "the bus at %s/health answers (200)" % sim.url
+    url = "http://127.0.0.1:%d/ready" % simserve.free_port()
+    problems, _ok, _d = _serving.evaluate_bus(_serving.probe_bus(client(url)))
+    assert problems[0]["message"].startswith("the bus at %s does not answer: connection refused" % url)
+    assert _serving.is_orchestrator_instance("Orchestrator") and not _serving.is_orchestrator_instance("crawler")
+
+
+# ---------------------------------------------------------------- verdict, summary
+
+
+def results(**statuses):
+    out = {}
+    for name, status in statuses.items():
+        if status == "skipped":
+            out[name] = _checks.skipped(name, "not required")
+        elif status == "ok":
+            out[name] = _checks.result(name, [], message="fine")
+        else:
+            out[name] = _checks.result(name, [_checks.problem(name, status, "%s is %s" % (name, status), "do X")])
+    return out
+
+
+def test_an_unknown_of_a_hard_check_blocks_the_gate():
+    summary = _serving.gate_summary(results(orchestrator="ok", mps="unknown", bus="skipped"), "host1", "crawler",
+                                    100.0, 101.5)
+    assert summary["blocked"] and not summary["ready"] and summary["kind"] == "serving_gate"
+    assert summary["hard_failures"][0]["message"] == (
+        "host1: mps is unknown (not verified: the gate does not pass on an unknown)")
+    assert summary["skipped_checks"] == ["bus"] and summary["hosts"]["host1"]["status"] == "blocked"
+    assert summary["duration_s"] == 1.5 and summary["started_at"].startswith("1970-01-01T00:01:40")
+
+
+def test_a_warning_does_not_block():
+    summary = _serving.gate_summary(results(model_store="warn", preload="ok"), "h", "crawler", 0, 1)
+    assert summary["ready"] and summary["warnings"][0]["check"] == "model_store"
+    assert summary["hosts"]["h"]["status"] == "warnings"
+
+
+def test_verdict_lines():
+    res = results(orchestrator="ok", model_store="fail", mps="skipped")
+    lines = _serving.verdict_lines(res, "crawler", False, 1, "/c/summary.json")
+    assert lines == [
+        "orchestrator  ok       fine",
+        "model_store   FAIL     model_store is fail",
+        "                       fix: do X",
+        "mps           skipped  not required",
+        "GATE NOT READY: instance crawler must not start (model_store) (exit 1)",
+        "Summary: /c/summary.json",
+    ]
+    assert _serving.verdict_lines(results(orchestrator="ok"), "crawler", True)[-1] == "GATE READY: instance crawler may start"
+
+
+def test_summary_files_are_written_whole_pruned_and_never_replaced(tmp_path):
+    folder = str(tmp_path / "gate")
+    doc = {"kind": "serving_gate"}
+    first = _serving.write_gate_summary(dict(doc), folder, "crawler/../x y", "20260101T000000.000001Z", keep=3)
+    assert os.path.basename(first) == "summary_crawler_.._x_y_20260101T000000.000001Z.json"
+    again = _serving.write_gate_summary(dict(doc), folder, "crawler/../x y", "20260101T000000.000001Z", keep=3)
+    assert again.endswith("Z-1.json")
+    with open(again) as handle:
+        assert json.load(handle)["summary_file"] == again
+    for second in range(2, 6):
+        _serving.write_gate_summary(dict(doc), folder, "bus", "20260101T00000%d.000000Z" % second, keep=3)
+    assert sorted(os.listdir(folder)) == ["summary_bus_20260101T000003.000000Z.json",
+                                          "summary_bus_20260101T000004.000000Z.json",
+                                          "summary_bus_20260101T000005.000000Z.json"]
+    assert stat.S_IMODE(os.stat(folder).st_mode) == 0o700
+
+
+def test_small_parsers():
+    assert _serving.parse_bool("Yes", "X") is True and _serving.parse_bool("0", "X") is False
+    with pytest.raises(ValueError, match="REQUIRE_MPS must be 1 or 0"):
+        _serving.parse_bool("maybe", "REQUIRE_MPS")
+    assert _serving.parse_seconds("2.5", "GATE_TIMEOUT") == 2.5
+    for bad in ("abc", "0", "-1", "nan", True):
+        with pytest.raises(ValueError, match="GATE_TIMEOUT must be"):
+            _serving.parse_seconds(bad, "GATE_TIMEOUT")
+    assert _serving.one_line("a\nb\tc\x07") == "a\\nb\\tc\\x07"
+    assert _serving.one_line("x" * 30, limit=10) == "xxxxxxxxxx... (20 more characters)"
+
+
+def test_collectors_are_safe_to_run_concurrently(tmp_path, orchestrator):
+    """The gate may run its HTTP calls while another thread walks the store (the host runner does)."""
+    sim = orchestrator(models=["org/a"], already_ready=True)
+    root, entries = make_store(tmp_path, a=("org/a", "org/a", lambda p: st.model_dir(p)))
+    out = {}
+    walker = threading.Thread(target=lambda: out.update(store=inspect(root, entries)))
+    walker.start()
+    out["http"] = client(sim.url).get("/models/status")
+    walker.join(10)
+    assert out["store"][0] == [] and out["http"].data["all_ready"] is True
