@@ -32,6 +32,14 @@ import sys
 
 DEFAULT_PATTERNS = (".cache/hip_*", ".cache/comgr_cache", ".cache/miopen")
 MIOPEN_USER_DB = ".config/miopen"
+# Per vendor: the runtime's own per-user caches. NVIDIA: CUDA's JIT ComputeCache (CUDA_CACHE_PATH,
+# default ~/.nv/ComputeCache). Framework caches serve both vendors: PyTorch's jitted-kernel cache
+# (PYTORCH_KERNEL_CACHE_PATH, default ~/.cache/torch/kernels; NVRTC on CUDA, hipRTC on ROCm) and
+# Triton's compiled kernels (TRITON_CACHE_DIR, default ~/.triton/cache). Downloaded models
+# (~/.cache/torch/hub, ~/.cache/huggingface) are data, never caches to remove.
+VENDOR_PATTERNS = {"amd": DEFAULT_PATTERNS, "nvidia": (".nv/ComputeCache",)}
+FRAMEWORK_PATTERNS = (".cache/torch/kernels", ".triton/cache")
+VENDOR_CHOICES = ("amd", "nvidia", "all")
 _GLOB_CHARS = ("*", "?", "[")
 
 DIR = "dir"
@@ -88,10 +96,24 @@ def validate_extra_paths(extra_paths):
     return clean
 
 
-def cache_patterns(include_miopen_user_db=False, extra_paths=()):
-    """The patterns to clean, relative to each home (ValueError for a bad extra path)."""
-    patterns = list(DEFAULT_PATTERNS)
-    if include_miopen_user_db:
+def cache_patterns(include_miopen_user_db=False, extra_paths=(), vendor="amd", framework_caches=None):
+    """The patterns to clean, relative to each home (ValueError for a bad extra path or vendor).
+
+    ``vendor``: 'amd' (ROCm/HIP caches), 'nvidia' (CUDA's) or 'all'. ``framework_caches``: also the
+    PyTorch and Triton kernel caches; None means yes for 'nvidia' and 'all', no for 'amd' (which
+    keeps what the AMD cleanup always removed).
+    """
+    if vendor not in VENDOR_CHOICES:
+        raise ValueError("vendor must be one of %s, not %r" % (", ".join(VENDOR_CHOICES), vendor))
+    if framework_caches is None:
+        framework_caches = vendor != "amd"
+    patterns = []
+    for name in ("amd", "nvidia"):
+        if vendor in (name, "all"):
+            patterns.extend(VENDOR_PATTERNS[name])
+    if framework_caches:
+        patterns.extend(FRAMEWORK_PATTERNS)
+    if include_miopen_user_db and vendor != "nvidia":
         patterns.append(MIOPEN_USER_DB)
     for pattern in validate_extra_paths(extra_paths):
         if pattern not in patterns:

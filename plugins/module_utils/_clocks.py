@@ -1,24 +1,62 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""PRIVATE to gpuops.preflight: put GPU clocks back to automatic, and prove it through sysfs.
+"""PRIVATE to gpuops.preflight: put GPU clocks back to their defaults, and prove it.
 
-``rocm-smi --resetclocks`` sets overdrive to 0 and the performance level to auto. It prints text
-only (no JSON, exit 0 either way) and re-runs itself through ``sudo`` when not root, which prompts
-or hangs without passwordless sudo; so it runs only as root (Ansible ``become``) and success is
-read back from ``power_dpm_force_performance_level``. GPUs already at ``auto`` are left alone,
-which keeps the cleanup idempotent.
+AMD: ``rocm-smi --resetclocks`` sets overdrive to 0 and the performance level to auto. It prints
+text only (no JSON, exit 0 either way) and re-runs itself through ``sudo`` when not root, which
+prompts or hangs without passwordless sudo; so it runs only as root (Ansible ``become``) and
+success is read back from ``power_dpm_force_performance_level``. GPUs already at ``auto`` are
+left alone, which keeps the cleanup idempotent.
+
+NVIDIA: clocks locked with ``nvidia-smi -lgc``/``-lmc`` (or application clocks set with ``-ac``)
+show as the clock event reason ``applications_clocks_setting`` being active: NVML's "user defined
+clocks" reason (``nvmlClocksEventReasonUserDefinedClocks`` is the same bit). Only when a GPU has it
+are ``nvidia-smi -rgc`` and ``-rmc`` run (both need root; ``-rmc`` is "not supported" before
+Ampere, which is no failure), and the reasons are read back through ``nvidia-smi -q -x -d
+PERFORMANCE``: a GPU that still has it is reported (application clocks need ``-rac``).
 """
 
 from __future__ import annotations
 
 import os
 
-from ansible_collections.gpuops.preflight.plugins.module_utils import _sysfs, _tool
+from ansible_collections.gpuops.preflight.plugins.module_utils import _nvidia_smi, _sysfs, _tool, _toolpath
+
+NVIDIA_QUERY = ["-q", "-x", "-d", "PERFORMANCE"]
+NVIDIA_RESETS = ("-rgc", "-rmc")
+USER_DEFINED = "user_defined"
+DEFAULT = "default"
 
 
-def reset_clocks(module, rocm_smi="rocm-smi", sysfs_root="/sys", timeout=30, check_mode=False, geteuid=os.geteuid):
-    """Reset clocks where a GPU is not at 'auto'. Returns {changed, needed, gpus, problems, tool}."""
+def reset_clocks(module, rocm_smi="rocm-smi", sysfs_root="/sys", timeout=30, check_mode=False, geteuid=os.geteuid,
+                 vendor="amd", nvidia_smi="nvidia-smi"):
+    """Reset clocks where a GPU is not at its default. Returns {changed, needed, gpus, problems, tool}.
+
+    ``vendor``: 'amd', 'nvidia' or 'auto' (the vendors whose GPUs sysfs shows; both on a mixed
+    host, their answers merged, with ``vendors`` listing them). ``gpus``: [{bdf, before, after}]
+    (AMD: performance levels; NVIDIA: 'user_defined' or 'default', None when unreadable).
+    """
+    if vendor == "amd":
+        return reset_amd_clocks(module, rocm_smi, sysfs_root, timeout, check_mode, geteuid)
+    if vendor == "nvidia":
+        return reset_nvidia_clocks(module, nvidia_smi, timeout, check_mode, geteuid)
+    if vendor != "auto":
+        raise ValueError("vendor must be auto, amd or nvidia, not %r" % (vendor,))
+    present = set(v for _b, _d, _c, v in _sysfs.enumerate_gpus(sysfs_root, ["amd", "nvidia"]))
+    vendors = [name for name in ("amd", "nvidia") if _sysfs.VENDOR_IDS[name] in present] or ["amd"]
+    merged = {"changed": False, "needed": [], "gpus": [], "problems": [], "tool": None, "vendors": vendors}
+    for name in vendors:
+        got = reset_clocks(module, rocm_smi, sysfs_root, timeout, check_mode, geteuid, name, nvidia_smi)
+        merged["changed"] = merged["changed"] or got["changed"]
+        for key in ("needed", "gpus", "problems"):
+            merged[key].extend(got[key])
+        merged["tool"] = merged["tool"] or got["tool"]
+    return merged
+
+
+def reset_amd_clocks(module, rocm_smi="rocm-smi", sysfs_root="/sys", timeout=30, check_mode=False, geteuid=os.geteuid):
+    """``rocm-smi --resetclocks`` where an AMD GPU is not at 'auto', verified through sysfs."""
     gpus = [g for g in _sysfs.scan_gpus(sysfs_root) if g.get("driver") == "amdgpu" and not g.get("lost")]
     levels = [{"bdf": g["bdf"], "before": g.get("perf_level"), "after": g.get("perf_level")} for g in gpus]
     needed = [item["bdf"] for item in levels if item["before"] not in (None, "auto")]
@@ -33,10 +71,10 @@ def reset_clocks(module, rocm_smi="rocm-smi", sysfs_root="/sys", timeout=30, che
         outcome["problems"].append("resetting clocks needs root (rocm-smi re-runs itself through sudo otherwise): "
                                    "run the cleanup with become")
         return outcome
-    path = _tool.find_tool(module, rocm_smi or "rocm-smi", _tool.ROCM_BIN_DIRS)
+    path, why_not = _toolpath.locate(module, rocm_smi or "rocm-smi", _tool.ROCM_BIN_DIRS)
     if not path:
         outcome["changed"] = False
-        outcome["problems"].append("cannot reset clocks: %s not found" % (rocm_smi or "rocm-smi"))
+        outcome["problems"].append("cannot reset clocks: %s" % why_not)
         return outcome
     run = _tool.run_tool(module, [path, "--resetclocks"], timeout)
     outcome["tool"] = run.as_dict()
@@ -49,3 +87,75 @@ def reset_clocks(module, rocm_smi="rocm-smi", sysfs_root="/sys", timeout=30, che
             outcome["problems"].append("GPU %s is still at performance level %r after rocm-smi --resetclocks"
                                        % (item["bdf"], item["after"]))
     return outcome
+
+
+def nvidia_clock_states(module, path, timeout):
+    """({bdf: 'user_defined' | 'default' | None}, error line or None) through ``nvidia-smi -q -x -d PERFORMANCE``."""
+    run = _tool.run_tool(module, [path] + NVIDIA_QUERY, timeout)
+    if not run.ran:
+        return {}, "nvidia-smi %s: %s" % (" ".join(NVIDIA_QUERY), run.describe())
+    parsed = _nvidia_smi.parse_output(run.stdout, run.stderr, run.rc)
+    if parsed["outcome"] != _nvidia_smi.ANSWERED:
+        return {}, "cannot read the clocks: %s" % parsed["reason"]
+    states = {}
+    for card in parsed["cards"]:
+        reasons = card["clocks_event_reasons"]
+        if card["bdf"]:
+            states[card["bdf"]] = None if reasons is None else (
+                USER_DEFINED if _nvidia_smi.USER_DEFINED_CLOCKS in reasons else DEFAULT)
+    return states, None
+
+
+def reset_nvidia_clocks(module, nvidia_smi="nvidia-smi", timeout=30, check_mode=False, geteuid=os.geteuid):
+    """``nvidia-smi -rgc`` and ``-rmc`` where an NVIDIA GPU runs user-defined clocks, verified through nvidia-smi.
+
+    At most four calls (read, -rgc, -rmc, read back), each under a quarter of ``timeout``.
+    ``tool`` is the -rgc run; ``runs`` every reset run.
+    """
+    outcome = {"changed": False, "needed": [], "gpus": [], "problems": [], "tool": None, "runs": []}
+    path, why_not = _toolpath.locate(module, nvidia_smi or "nvidia-smi")
+    if not path:
+        outcome["problems"].append("cannot check NVIDIA clocks: %s" % why_not)
+        return outcome
+    each = max(timeout / 4.0, 1)
+    before, error = nvidia_clock_states(module, path, each)
+    if error:
+        outcome["problems"].append(error)
+        return outcome
+    outcome["gpus"] = [{"bdf": bdf, "before": state, "after": state} for bdf, state in sorted(before.items())]
+    outcome["needed"] = [bdf for bdf, state in sorted(before.items()) if state == USER_DEFINED]
+    if not outcome["needed"]:
+        return outcome
+    outcome["changed"] = True
+    if check_mode:
+        return outcome
+    if geteuid() != 0:
+        outcome["changed"] = False
+        outcome["problems"].append("resetting NVIDIA clocks needs root (nvidia-smi -rgc/-rmc): run the cleanup with become")
+        return outcome
+    for flag in NVIDIA_RESETS:
+        run = _tool.run_tool(module, [path, flag], each)
+        outcome["runs"].append(run.as_dict())
+        said = _nvidia_smi.clean_text("%s\n%s" % (run.stdout, run.stderr))
+        if not run.ran:
+            outcome["problems"].append("nvidia-smi %s: %s" % (flag, run.describe()))
+        elif run.rc and "not supported" not in said.lower():
+            outcome["problems"].append("nvidia-smi %s exited %s: %s" % (flag, run.rc, _first_line(said)))
+    outcome["tool"] = outcome["runs"][0]
+    after, error = nvidia_clock_states(module, path, each)
+    if error:
+        outcome["problems"].append("could not verify the clock reset: %s" % error)
+    for item in outcome["gpus"]:
+        item["after"] = after.get(item["bdf"])
+        if item["bdf"] in outcome["needed"] and not error and item["after"] != DEFAULT:
+            outcome["problems"].append(
+                "GPU %s still runs user-defined clocks after nvidia-smi -rgc/-rmc (application clocks set with -ac "
+                "need nvidia-smi -rac)" % item["bdf"])
+    return outcome
+
+
+def _first_line(text):
+    for line in (text or "").splitlines():
+        if line.strip():
+            return " ".join(line.split())[:200]
+    return "no output"

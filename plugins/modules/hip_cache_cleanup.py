@@ -40,6 +40,14 @@ options:
     description: Also remove the MIOpen user database C(.config/miopen) (tuned kernels; slow to rebuild).
     type: bool
     default: false
+  framework_caches:
+    description:
+      - Also remove the kernel caches that GPU frameworks keep per user on ROCm and CUDA alike, PyTorch's
+        jitted kernels C(.cache/torch/kernels) and Triton's compiled kernels C(.triton/cache).
+      - Downloaded models (C(.cache/torch/hub), C(.cache/huggingface)) are never removed.
+    type: bool
+    default: false
+    version_added: 2.0.0
   extra_paths:
     description:
       - Further caches to remove, as globs relative to each home (for example C(.triton/cache)).
@@ -87,10 +95,10 @@ EXAMPLES = r"""
     users: [prng, svc-train]
   become: true
 
-- name: Also remove Triton's cache and the MIOpen user database, and reset the clocks
+- name: Also remove the PyTorch and Triton kernel caches and the MIOpen user database, and reset the clocks
   gpuops.preflight.hip_cache_cleanup:
     users: [prng]
-    extra_paths: [.triton/cache]
+    framework_caches: true
     include_miopen_user_db: true
     reset_clocks: true
   become: true
@@ -200,6 +208,7 @@ def main():
             users=dict(type="list", elements="str", default=[]),
             home_dirs=dict(type="list", elements="path", default=[]),
             include_miopen_user_db=dict(type="bool", default=False),
+            framework_caches=dict(type="bool", default=False),
             extra_paths=dict(type="list", elements="str", default=[]),
             reset_clocks=dict(type="bool", default=False),
             rocm_smi=dict(type="str", default="rocm-smi"),
@@ -212,7 +221,8 @@ def main():
     try:
         if params["reset_clocks"] and params["timeout"] <= 0:
             raise ValueError("timeout must be a positive number of seconds, not %s" % params["timeout"])
-        patterns = _caches.cache_patterns(params["include_miopen_user_db"], params["extra_paths"])
+        patterns = _caches.cache_patterns(params["include_miopen_user_db"], params["extra_paths"],
+                                          framework_caches=params["framework_caches"])
         keep = _caches.keep_paths(params["include_miopen_user_db"])
         homes = _caches.resolve_homes(params["users"], params["home_dirs"])
         find_errors = []

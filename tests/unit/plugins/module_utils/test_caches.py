@@ -499,3 +499,65 @@ def test_folder_that_cannot_be_listed_is_an_error_of_finding(user_home):
     assert errors == [{"path": os.path.join(home, ".local"), "message": message}]
     assert skipped_only == [{"path": os.path.join(home, ".local"), "reason": message}]
     os.chmod(os.path.join(home, ".local"), 0o700)
+
+
+# ------------------------------------------------------------------------------ per vendor
+
+CUDA_FILES = {
+    ".nv/ComputeCache/1/2/abcdef": 1000,
+    ".nv/ComputeCache/index": 24,
+    ".cache/torch/kernels/abs_kernel_vectorized4_arch8.6_nvrtc12.1_sass_45424_d1cd": 300,
+    ".triton/cache/4f/matmul_kernel.cubin": 500,
+}
+CUDA_KEPT = {
+    ".cache/torch/hub/checkpoints/resnet50.pth": 77,
+    ".cache/huggingface/hub/model.safetensors": 88,
+    ".nv/nsight-compute/settings": 5,
+    ".triton/dump/x.ttir": 6,
+}
+
+
+def clean_vendor(home, vendor, framework_caches=None, check_mode=False):
+    patterns = caches.cache_patterns(vendor=vendor, framework_caches=framework_caches)
+    targets, skipped = caches.find_cache_targets([("tester", home)], patterns, keep=caches.keep_paths(False))
+    removed, errors, freed = caches.remove_targets(targets, check_mode=check_mode)
+    return skipped, removed, errors, freed
+
+
+def test_nvidia_caches_removed_models_kept(tmp_path):
+    home = make_home(tmp_path, dict(CUDA_FILES, **CUDA_KEPT))
+    skipped, removed, errors, freed = clean_vendor(home, "nvidia")
+    assert (skipped, errors) == ([], [])
+    assert sorted(r["path"] for r in removed) == sorted(os.path.join(home, p) for p in (
+        ".nv/ComputeCache", ".cache/torch/kernels", ".triton/cache"))
+    assert freed == sum(CUDA_FILES.values())
+    left = tree(home)
+    for rel, size in CUDA_KEPT.items():
+        assert left[rel] == b"x" * size
+    assert not any(rel.startswith(".nv/ComputeCache") for rel in left)
+
+
+def test_vendor_sets(tmp_path):
+    assert caches.cache_patterns() == list(caches.DEFAULT_PATTERNS)  # amd: unchanged, no framework caches
+    assert caches.cache_patterns(vendor="nvidia") == [".nv/ComputeCache", ".cache/torch/kernels", ".triton/cache"]
+    assert caches.cache_patterns(vendor="nvidia", framework_caches=False) == [".nv/ComputeCache"]
+    assert caches.cache_patterns(True, vendor="all") == list(caches.DEFAULT_PATTERNS) + [
+        ".nv/ComputeCache", ".cache/torch/kernels", ".triton/cache", ".config/miopen"]
+    assert caches.cache_patterns(True, vendor="nvidia") == caches.cache_patterns(vendor="nvidia")
+    with pytest.raises(ValueError, match="vendor must be one of amd, nvidia, all, not 'intel'"):
+        caches.cache_patterns(vendor="intel")
+
+
+def test_nvidia_root_symlink_skipped_and_check_mode(tmp_path):
+    home = make_home(tmp_path, dict(CUDA_FILES))
+    outside = tmp_path / "elsewhere"
+    os.makedirs(str(outside / "ComputeCache"))
+    shutil.rmtree(os.path.join(home, ".nv"))
+    os.symlink(str(outside), os.path.join(home, ".nv"))
+    before = tree(home)
+    skipped, removed, errors, freed = clean_vendor(home, "nvidia", check_mode=True)
+    assert [s["path"] for s in skipped] == [os.path.join(home, ".nv")]
+    assert "cache root is a symlink" in skipped[0]["reason"]
+    assert sorted(r["path"] for r in removed) == sorted(os.path.join(home, p) for p in (
+        ".cache/torch/kernels", ".triton/cache"))
+    assert tree(home) == before and os.path.isdir(str(outside / "ComputeCache"))

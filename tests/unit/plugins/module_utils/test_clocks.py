@@ -3,7 +3,8 @@ from __future__ import annotations
 import os
 
 from ansible_collections.gpuops.preflight.plugins.module_utils import _clocks
-from ansible_collections.gpuops.preflight.tests.unit.plugins.module_utils.sysfs_tree import add_gpu
+from ansible_collections.gpuops.preflight.tests.unit.plugins.module_utils.fixtures import training
+from ansible_collections.gpuops.preflight.tests.unit.plugins.module_utils.sysfs_tree import add_gpu, add_nvidia_gpu
 
 
 class Module(object):
@@ -64,3 +65,79 @@ def test_check_mode_and_non_root_do_not_run_the_tool(tmp_path):
     out = _clocks.reset_clocks(module, sysfs_root=root, geteuid=lambda: 1000)
     assert out["changed"] is False and "needs root" in out["problems"][0]
     assert module.cmds == []
+
+
+# ------------------------------------------------------------------------------ NVIDIA
+
+NOT_ACTIVE = "<clocks_event_reason_applications_clocks_setting>Not Active</clocks_event_reason_applications_clocks_setting>"
+ACTIVE = "<clocks_event_reason_applications_clocks_setting>Active</clocks_event_reason_applications_clocks_setting>"
+
+
+class NvidiaModule(object):
+    """nvidia-smi stand-in: GPUs with user-defined clocks show the reason active until -rgc works."""
+
+    def __init__(self, locked=(0,), works=True, rmc=(0, "All done.\n", "")):
+        self.locked, self.works, self.rmc, self.cmds = set(locked), works, rmc, []
+
+    def get_bin_path(self, name, required=False, opt_dirs=None):
+        return "/usr/bin/%s" % name
+
+    def xml(self):
+        text = training("nvidia-smi", "telegraf_2x_rtx-a5000_590.44.01_q-x.xml")
+        parts = text.split("<gpu id=")
+        for n in self.locked:
+            parts[n + 1] = parts[n + 1].replace(NOT_ACTIVE, ACTIVE)
+        return "<gpu id=".join(parts)
+
+    def run_command(self, cmd, **kwargs):
+        self.cmds.append(cmd[4:])
+        if cmd[5] == "-rgc":
+            if self.works:
+                self.locked.clear()
+            return 0, "All done.\n", ""
+        if cmd[5] == "-rmc":
+            return self.rmc
+        return 0, self.xml(), ""
+
+
+def test_nvidia_locked_clocks_reset_and_verified():
+    module = NvidiaModule(locked=(1,))
+    out = _clocks.reset_clocks(module, vendor="nvidia", timeout=20, geteuid=lambda: 0)
+    assert (out["changed"], out["needed"], out["problems"]) == (True, ["0000:c1:00.0"], [])
+    assert out["gpus"] == [{"bdf": "0000:81:00.0", "before": "default", "after": "default"},
+                           {"bdf": "0000:c1:00.0", "before": "user_defined", "after": "default"}]
+    assert module.cmds == [["/usr/bin/nvidia-smi", "-q", "-x", "-d", "PERFORMANCE"], ["/usr/bin/nvidia-smi", "-rgc"],
+                           ["/usr/bin/nvidia-smi", "-rmc"], ["/usr/bin/nvidia-smi", "-q", "-x", "-d", "PERFORMANCE"]]
+
+
+def test_nvidia_default_clocks_change_nothing():
+    module = NvidiaModule(locked=())
+    out = _clocks.reset_clocks(module, vendor="nvidia", geteuid=lambda: 0)
+    assert (out["changed"], out["needed"], len(module.cmds)) == (False, [], 1)
+
+
+def test_nvidia_reset_that_did_not_take_and_rmc_not_supported():
+    module = NvidiaModule(locked=(0,), works=False,
+                          rmc=(3, "Setting locked memory clocks is not supported for GPU 00000000:81:00.0.\n", ""))
+    out = _clocks.reset_clocks(module, vendor="nvidia", geteuid=lambda: 0)
+    assert out["problems"] == ["GPU 0000:81:00.0 still runs user-defined clocks after nvidia-smi -rgc/-rmc "
+                               "(application clocks set with -ac need nvidia-smi -rac)"]
+
+
+def test_nvidia_check_mode_non_root_and_driver_down():
+    module = NvidiaModule(locked=(0,))
+    assert _clocks.reset_clocks(module, vendor="nvidia", check_mode=True, geteuid=lambda: 0)["changed"] is True
+    out = _clocks.reset_clocks(module, vendor="nvidia", geteuid=lambda: 1000)
+    assert out["changed"] is False and "needs root" in out["problems"][0]
+    assert [c[1] for c in module.cmds] == ["-q", "-q"]
+    down = NvidiaModule()
+    down.xml = lambda: "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver.\n"
+    out = _clocks.reset_clocks(down, vendor="nvidia", geteuid=lambda: 0)
+    assert out["changed"] is False and out["problems"][0].startswith("cannot read the clocks: nvidia-smi cannot talk")
+
+
+def test_auto_takes_the_vendors_sysfs_shows(tmp_path):
+    root = str(tmp_path / "sys")
+    add_nvidia_gpu(root, "0000:81:00.0")
+    out = _clocks.reset_clocks(NvidiaModule(locked=()), sysfs_root=root, vendor="auto", geteuid=lambda: 0)
+    assert out["vendors"] == ["nvidia"] and out["changed"] is False

@@ -193,3 +193,16 @@ def test_default_home_is_the_running_users(tmp_path, capsys, mocker):
     getpwuid.assert_called_once_with(os.geteuid())
     assert result["bytes_freed"] == 600
     assert os.path.isdir(os.path.join(home, ".cache/miopen"))
+
+
+def test_framework_caches_only_when_asked(tmp_path, capsys):
+    files = dict(FILES, **{".cache/torch/kernels/abs_kernel": 10, ".triton/cache/ab/k.cubin": 20,
+                           ".cache/torch/hub/checkpoints/model.pth": 30})
+    home = make_home(tmp_path, files=files)
+    rc, result = run_module(capsys, {"home_dirs": [home]})
+    assert os.path.isdir(os.path.join(home, ".cache/torch/kernels")) and result["bytes_freed"] == 600
+    rc, result = run_module(capsys, {"home_dirs": [home], "framework_caches": True})
+    assert rc == 0 and result["bytes_freed"] == 30
+    assert sorted(r["path"] for r in result["removed"]) == [os.path.join(home, p) for p in (
+        ".cache/torch/kernels", ".triton/cache")]
+    assert os.path.isfile(os.path.join(home, ".cache/torch/hub/checkpoints/model.pth"))
