@@ -116,7 +116,7 @@ def _strip_host(message: str, host: str) -> str:
 
 
 def _gpu_findings(host: str, entry: dict, gpu: dict, items: list[dict]) -> list[list]:
-    """[key, text, severity, event] for each finding about this GPU in this run (event: '' or an id)."""
+    """[key, text, severity, event] for each finding about this GPU in this run (event: '' or a digest)."""
     found: dict[str, list] = {}
     health = _str(gpu.get("health"))
     if health and health != HEALTHY:
@@ -134,9 +134,11 @@ def _gpu_findings(host: str, entry: dict, gpu: dict, items: list[dict]) -> list[
         summary = _str(finding.get("summary")) or _str(finding.get("category")) or "kernel log finding"
         key = "kernel:" + summary
         severity = HARD if finding.get("severity") == HARD else SOFT
-        event = "%s|%s" % (finding.get("first_seen"), finding.get("message"))
+        # The same kernel line read again by a later run is the same event: a short digest of it.
+        event = hashlib.sha1(("%s|%s" % (finding.get("first_seen"), finding.get("message"))).encode(
+            "utf-8", "surrogatepass")).hexdigest()[:12]
         if key not in found:
-            found[key] = [key, summary, severity, event]
+            found[key] = [key, "", severity, event]  # the text is the key's: kept once
         else:
             found[key][3] = min(found[key][3], event)
     for item in items:
@@ -437,6 +439,7 @@ def _new_gpu(host: str, key: str, index: int | None, model: str | None) -> dict:
 def _count(gpu: dict, findings: list, when: float | None) -> None:
     hard = soft = False
     for key, text, severity, event in findings:
+        text = text or key.split(":", 1)[-1]
         entry = gpu["findings"].setdefault(key, {"key": key, "text": text, "severity": severity, "runs": 0,
                                                  "first_seen": when, "last_seen": when, "events": set()})
         entry["runs"] += 1
