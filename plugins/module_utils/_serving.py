@@ -212,7 +212,7 @@ def parse_seconds(value, option, minimum=0.001, maximum=7 * 86400):
     except ValueError:
         raise ValueError("%s must be a number of seconds, got %r" % (option, value))
     if number != number or number < minimum or number > maximum:
-        raise ValueError("%s must be between %s and %s seconds, got %r" % (option, _fmt(minimum), maximum, value))
+        raise ValueError("%s must be a number of seconds above 0 and at most %d, got %r" % (option, maximum, value))
     return number
 
 
@@ -1136,7 +1136,7 @@ class Client(object):
         if doc is not None:
             body = json.dumps(doc).encode("utf-8")
             headers["Content-Type"] = "application/json"
-        conn = self._connection(budget)
+        conn = self._connection(budget + 1.0)  # the socket's own timeout is a backstop: the deadline below rules
         box = {}
         done = threading.Event()
 
@@ -1153,6 +1153,7 @@ class Client(object):
         worker.daemon = True
         worker.start()
         finished = done.wait(budget)
+        connected = getattr(conn, "sock", None) is not None
         if finished:
             conn.close()
         else:
@@ -1160,8 +1161,9 @@ class Client(object):
         reply.elapsed = round(self.clock() - start, 3)
         if not finished:
             reply.timed_out = True
-            reply.error = "%s %s: no answer within %ss (the server accepted the connection but did not answer)" % (
-                method, path, _fmt(budget))
+            reply.error = "%s %s: no answer within %ss (%s)" % (
+                method, path, _fmt(budget), "the server accepted the connection but did not answer" if connected
+                else "no connection to %s:%d" % (self.host, self.port))
             return reply
         if "error" in box:
             self._describe_error(reply, box["error"], budget)

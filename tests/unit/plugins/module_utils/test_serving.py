@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-import pathlib
-import shutil
 import stat
-import tempfile
 import struct
 import threading
 
@@ -21,22 +18,11 @@ import pytest
 
 import simserve
 from simserve import store as st
+from simserve.fixtures import open_tmp, orchestrator  # noqa: F401 (fixtures)
 
 from ansible_collections.gpuops.preflight.plugins.module_utils import _checks, _serving
 
 SVC = {"name": "svc", "uid": 4242, "gid": 4242, "groups": [4242], "source": "given"}
-
-
-@pytest.fixture
-def tmp_path():
-    """A temp dir the service user can reach (pytest's own is below a 0700 folder: the gate rightly
-    reports that the service user cannot search it)."""
-    path = tempfile.mkdtemp(prefix="gpuops-serving-")
-    os.chmod(path, 0o755)
-    yield pathlib.Path(path)
-    for folder, _dirs, _files in os.walk(path):
-        os.chmod(folder, 0o755)
-    shutil.rmtree(path)
 
 
 class FakeClock(object):
@@ -74,8 +60,8 @@ def test_schema_matches_the_summary_module():
 # ---------------------------------------------------------------- the model map
 
 
-def load(tmp_path, doc, name="map.json"):
-    path = tmp_path / name
+def load(open_tmp, doc, name="map.json"):
+    path = open_tmp / name
     path.write_text(doc if isinstance(doc, str) else json.dumps(doc))
     return _serving.read_model_map(str(path))
 
@@ -84,8 +70,8 @@ def messages(problems):
     return [p["message"] for p in problems]
 
 
-def test_valid_map_gives_its_entries(tmp_path):
-    loaded = load(tmp_path, {"crawler": {"model": "Qwen/Qwen2.5-7B-Instruct", "path": "qwen7b"},
+def test_valid_map_gives_its_entries(open_tmp):
+    loaded = load(open_tmp, {"crawler": {"model": "Qwen/Qwen2.5-7B-Instruct", "path": "qwen7b"},
                              "bus": {"model": "org/small", "path": "small", "files": ["tokenizer.json"]},
                              "mcp": {"model": "Qwen/Qwen2.5-7B-Instruct", "path": "qwen7b"}})
     problems, ok_text, details = _serving.evaluate_model_map(loaded)
@@ -118,30 +104,30 @@ def test_valid_map_gives_its_entries(tmp_path):
     ({"a": {"model": "Qwen/Qwen2.5-7B", "path": "m"}, "b": {"model": "qwen/qwen2.5_7b", "path": "n"}},
      "model ids 'Qwen/Qwen2.5-7B' ('a') and 'qwen/qwen2.5_7b' ('b') differ only in case or punctuation: a typo?"),
 ])
-def test_bad_maps_name_the_problem_and_the_key(tmp_path, doc, expected):
-    problems, ok_text, details = _serving.evaluate_model_map(load(tmp_path, doc))
+def test_bad_maps_name_the_problem_and_the_key(open_tmp, doc, expected):
+    problems, ok_text, details = _serving.evaluate_model_map(load(open_tmp, doc))
     assert ok_text is None and details["entries"] == []
     assert all(p["status"] == _checks.FAIL and p["fix"] for p in problems)
     assert any(expected in m for m in messages(problems)), messages(problems)
 
 
-def test_unknown_agent_key_is_named_with_a_suggestion(tmp_path):
-    loaded = load(tmp_path, {"crawlr": {"model": "org/a", "path": "a"}})
+def test_unknown_agent_key_is_named_with_a_suggestion(open_tmp):
+    loaded = load(open_tmp, {"crawlr": {"model": "org/a", "path": "a"}})
     problems, _ok, _d = _serving.evaluate_model_map(loaded, known_agents=["crawler", "bus"])
     assert messages(problems) == ["model map %s: agent 'crawlr' is not a known agent (did you mean 'crawler'?); "
-                                  "known agents: 'crawler', 'bus'" % (tmp_path / "map.json")]
+                                  "known agents: 'crawler', 'bus'" % (open_tmp / "map.json")]
 
 
-def test_map_that_is_not_a_regular_file_or_too_big_or_not_utf8(tmp_path):
-    fifo = tmp_path / "fifo.json"
+def test_map_that_is_not_a_regular_file_or_too_big_or_not_utf8(open_tmp):
+    fifo = open_tmp / "fifo.json"
     os.mkfifo(str(fifo))
     assert "is a fifo, not a regular file" in _serving.read_model_map(str(fifo))["error"]  # and no hang
-    assert "is a directory" in _serving.read_model_map(str(tmp_path))["error"]
-    assert "cannot be read: No such file" in _serving.read_model_map(str(tmp_path / "nope.json"))["error"]
-    big = tmp_path / "big.json"
+    assert "is a directory" in _serving.read_model_map(str(open_tmp))["error"]
+    assert "cannot be read: No such file" in _serving.read_model_map(str(open_tmp / "nope.json"))["error"]
+    big = open_tmp / "big.json"
     big.write_text(json.dumps({"a": {"model": "x" * 100, "path": "p"}}))
     assert "larger than the 50 byte limit" in _serving.read_model_map(str(big), limit=50)["error"]
-    raw = tmp_path / "latin1.json"
+    raw = open_tmp / "latin1.json"
     raw.write_bytes(b'{"caf\xe9": {"model": "a", "path": "a"}}')
     error = _serving.read_model_map(str(raw))["error"]
     assert "not valid UTF-8 (byte 5)" in error
@@ -190,8 +176,8 @@ def set_acl(path, entries):
                 struct.pack("<I", 2) + b"".join(struct.pack("<HHI", t, p, i) for t, p, i in entries))
 
 
-def test_acl_read_from_the_file_grants_the_service_user(tmp_path):
-    path = tmp_path / "f"
+def test_acl_read_from_the_file_grants_the_service_user(open_tmp):
+    path = open_tmp / "f"
     path.write_text("x")
     os.chmod(str(path), 0o600)
     assert not _serving.may_access(os.stat(str(path)), SVC, _serving.R_OK, _serving._read_acl(str(path)))
@@ -213,11 +199,11 @@ def test_service_identity_of_a_named_user_and_under_sudo():
 # ---------------------------------------------------------------- the model store
 
 
-def make_store(tmp_path, **models):
+def make_store(open_tmp, **models):
     """models: agent=(model id, relative path, builder or None)."""
-    root = tmp_path / "store"
+    root = open_tmp / "store"
     root.mkdir(exist_ok=True)
-    os.chmod(str(tmp_path), 0o755)
+    os.chmod(str(open_tmp), 0o755)
     entries = []
     for agent, (model, rel, build) in models.items():
         if build is not None:
@@ -239,9 +225,9 @@ def readable_by_all(root):
                 os.chmod(os.path.join(folder, name), 0o644)
 
 
-def test_complete_models_in_every_layout_pass(tmp_path):
+def test_complete_models_in_every_layout_pass(open_tmp):
     root, entries = make_store(
-        tmp_path,
+        open_tmp,
         a=("org/a", "org/a", lambda p: st.model_dir(p)),
         b=("org/b", "org/b", lambda p: st.model_dir(p, shards=3)),
         c=("org/c", "org/c", lambda p: st.model_dir(p, fmt="bin")),
@@ -259,15 +245,15 @@ def test_complete_models_in_every_layout_pass(tmp_path):
     assert "model-00003-of-00003.safetensors" in details["models"][1]["files"]
 
 
-def test_a_model_shared_by_agents_is_inspected_once_and_names_every_agent(tmp_path):
-    root, entries = make_store(tmp_path, a=("org/m", "m", None), b=("org/m", "m", None))
+def test_a_model_shared_by_agents_is_inspected_once_and_names_every_agent(open_tmp):
+    root, entries = make_store(open_tmp, a=("org/m", "m", None), b=("org/m", "m", None))
     problems, _ok, details = inspect(root, entries)
     assert len(problems) == 1 and len(details["models"]) == 1
     assert problems[0]["message"].startswith("agents 'a', 'b' (model 'org/m'): %s/m is not in the store" % root)
 
 
-def test_missing_model_fails_in_strict_mode_and_warns_otherwise(tmp_path):
-    root, entries = make_store(tmp_path, crawler=("org/a", "org/a", None))
+def test_missing_model_fails_in_strict_mode_and_warns_otherwise(open_tmp):
+    root, entries = make_store(open_tmp, crawler=("org/a", "org/a", None))
     problems, ok_text, _d = inspect(root, entries)
     assert ok_text is None and problems[0]["status"] == _checks.FAIL
     assert problems[0]["message"] == ("agent 'crawler' (model 'org/a'): %s/org/a is not in the store "
@@ -298,8 +284,8 @@ def test_missing_model_fails_in_strict_mode_and_warns_otherwise(tmp_path):
      os.symlink("/etc/hostname", os.path.join(d, "model-00001-of-00003.safetensors")), "escapes",
      "model-00001-of-00003.safetensors leads outside the store root"),
 ])
-def test_half_copied_models_are_named_with_what_is_wrong(tmp_path, damage, cause, expected):
-    root, entries = make_store(tmp_path, crawler=("org/a", "org/a", lambda p: st.model_dir(p, shards=3)))
+def test_half_copied_models_are_named_with_what_is_wrong(open_tmp, damage, cause, expected):
+    root, entries = make_store(open_tmp, crawler=("org/a", "org/a", lambda p: st.model_dir(p, shards=3)))
     damage(os.path.join(root, "org/a"))
     problems, ok_text, _d = inspect(root, entries)
     assert ok_text is None
@@ -307,8 +293,8 @@ def test_half_copied_models_are_named_with_what_is_wrong(tmp_path, damage, cause
     assert all(p["message"].startswith("agent 'crawler' (model 'org/a'): ") for p in problems)
 
 
-def test_truncated_torch_zip_weights(tmp_path):
-    root, entries = make_store(tmp_path, crawler=("org/a", "org/a", lambda p: st.model_dir(p, fmt="bin")))
+def test_truncated_torch_zip_weights(open_tmp):
+    root, entries = make_store(open_tmp, crawler=("org/a", "org/a", lambda p: st.model_dir(p, fmt="bin")))
     path = os.path.join(root, "org/a", "pytorch_model.bin")
     st.truncate(path, os.path.getsize(path) - 30)
     problems, _ok, _d = inspect(root, entries)
@@ -316,8 +302,8 @@ def test_truncated_torch_zip_weights(tmp_path):
                                   "without its end record" % path]
 
 
-def test_hf_cache_missing_snapshot_incomplete_blob_and_dangling_link(tmp_path):
-    root, entries = make_store(tmp_path, crawler=("org/e", "models--org--e", None))
+def test_hf_cache_missing_snapshot_incomplete_blob_and_dangling_link(open_tmp):
+    root, entries = make_store(open_tmp, crawler=("org/e", "models--org--e", None))
     repo = st.hf_cache_repo(root, "org/e")
     with open(os.path.join(repo, "refs", "main"), "w") as handle:
         handle.write("f" * 40)
@@ -337,8 +323,8 @@ def test_hf_cache_missing_snapshot_incomplete_blob_and_dangling_link(tmp_path):
     assert any("model.safetensors is a symbolic link to %s, which is missing" % weights in m for m in found), found
 
 
-def test_hf_cache_without_refs_uses_its_only_snapshot_and_refuses_to_guess_between_two(tmp_path):
-    root, entries = make_store(tmp_path, crawler=("org/e", "models--org--e", None))
+def test_hf_cache_without_refs_uses_its_only_snapshot_and_refuses_to_guess_between_two(open_tmp):
+    root, entries = make_store(open_tmp, crawler=("org/e", "models--org--e", None))
     repo = st.hf_cache_repo(root, "org/e")
     os.remove(os.path.join(repo, "refs", "main"))
     assert inspect(root, entries)[0] == []
@@ -347,8 +333,8 @@ def test_hf_cache_without_refs_uses_its_only_snapshot_and_refuses_to_guess_betwe
     assert "has 2 snapshot(s) and no refs/main to choose one" in problems[0]["message"]
 
 
-def test_unreadable_file_for_the_service_user(tmp_path):
-    root, entries = make_store(tmp_path, crawler=("org/a", "org/a", lambda p: st.model_dir(p)))
+def test_unreadable_file_for_the_service_user(open_tmp):
+    root, entries = make_store(open_tmp, crawler=("org/a", "org/a", lambda p: st.model_dir(p)))
     readable_by_all(root)
     weights = os.path.join(root, "org/a", "model.safetensors")
     os.chmod(weights, 0o600)
@@ -360,8 +346,8 @@ def test_unreadable_file_for_the_service_user(tmp_path):
     assert inspect(root, entries)[0] == []  # root itself may read it: the check is for the service user
 
 
-def test_parent_directory_without_search_permission(tmp_path):
-    root, entries = make_store(tmp_path, crawler=("org/a", "org/a", lambda p: st.model_dir(p)))
+def test_parent_directory_without_search_permission(open_tmp):
+    root, entries = make_store(open_tmp, crawler=("org/a", "org/a", lambda p: st.model_dir(p)))
     readable_by_all(root)
     os.chmod(os.path.join(root, "org"), 0o750)
     problems, _ok, _d = inspect(root, entries, SVC)
@@ -369,14 +355,14 @@ def test_parent_directory_without_search_permission(tmp_path):
                                   "by user 'svc' (uid 4242): mode 0750 root:root" % root]
     assert problems[0]["details"]["cause"] == "no_search"
     os.chmod(os.path.join(root, "org"), 0o755)
-    os.chmod(str(tmp_path), 0o700)  # above the store root too
+    os.chmod(str(open_tmp), 0o700)  # above the store root too
     problems, _ok, _d = inspect(root, entries, SVC)
     assert problems[0]["message"] == ("store root: parent directory %s is not searchable (x) by user 'svc' "
-                                      "(uid 4242): mode 0700 root:root" % tmp_path)
+                                      "(uid 4242): mode 0700 root:root" % open_tmp)
 
 
-def test_group_membership_and_an_acl_grant_access(tmp_path):
-    root, entries = make_store(tmp_path, crawler=("org/a", "org/a", lambda p: st.model_dir(p)))
+def test_group_membership_and_an_acl_grant_access(open_tmp):
+    root, entries = make_store(open_tmp, crawler=("org/a", "org/a", lambda p: st.model_dir(p)))
     readable_by_all(root)
     folder = os.path.join(root, "org/a")
     os.chown(folder, 0, 4242)
@@ -390,10 +376,10 @@ def test_group_membership_and_an_acl_grant_access(tmp_path):
     assert inspect(root, entries, SVC)[0] == []
 
 
-def test_paths_escaping_the_store_root(tmp_path):
-    outside = tmp_path / "outside"
+def test_paths_escaping_the_store_root(open_tmp):
+    outside = open_tmp / "outside"
     st.model_dir(str(outside))
-    root, entries = make_store(tmp_path, crawler=("org/a", "linked", None), bus=("org/b", str(outside), None))
+    root, entries = make_store(open_tmp, crawler=("org/a", "linked", None), bus=("org/b", str(outside), None))
     os.symlink(str(outside), os.path.join(root, "linked"))
     problems, _ok, _d = inspect(root, entries)
     found = messages(problems)
@@ -403,8 +389,8 @@ def test_paths_escaping_the_store_root(tmp_path):
     assert set(p["details"]["cause"] for p in problems) == {"escapes"}
 
 
-def test_special_files_never_block_and_are_named(tmp_path):
-    root, entries = make_store(tmp_path, crawler=("org/a", "org/a", lambda p: st.model_dir(p)))
+def test_special_files_never_block_and_are_named(open_tmp):
+    root, entries = make_store(open_tmp, crawler=("org/a", "org/a", lambda p: st.model_dir(p)))
     config = os.path.join(root, "org/a", "config.json")
     os.remove(config)
     os.mkfifo(config)
@@ -412,13 +398,13 @@ def test_special_files_never_block_and_are_named(tmp_path):
     assert messages(problems) == ["agent 'crawler' (model 'org/a'): %s is a fifo, not a regular file" % config]
 
 
-def test_store_root_and_base_dir_problems(tmp_path):
+def test_store_root_and_base_dir_problems(open_tmp):
     entries = [{"agent": "a", "model": "org/a", "path": "a", "files": []}]
-    for root, expected in ((str(tmp_path / "nope"), "store root %s: No such file or directory" % (tmp_path / "nope")),
+    for root, expected in ((str(open_tmp / "nope"), "store root %s: No such file or directory" % (open_tmp / "nope")),
                            ("relative/root", "MODEL_STORE_ROOT must be an absolute path")):
         problems, _ok, _d = inspect(root, entries)
         assert expected in problems[0]["message"] and problems[0]["status"] == _checks.FAIL
-    root, entries = make_store(tmp_path, a=("org/a", "a", lambda p: st.model_dir(p)))
+    root, entries = make_store(open_tmp, a=("org/a", "a", lambda p: st.model_dir(p)))
     problems, _ok, _d = inspect(root, entries, base_dir="/elsewhere")
     assert "BASE_MODEL_DIR /elsewhere is not under MODEL_STORE_ROOT" in problems[0]["message"]
     os.makedirs(os.path.join(root, "base"))
@@ -426,8 +412,8 @@ def test_store_root_and_base_dir_problems(tmp_path):
     assert inspect(root, entries, base_dir="base")[0] == []
 
 
-def test_extra_files_of_the_map_are_required(tmp_path):
-    root, entries = make_store(tmp_path, a=("org/a", "a", lambda p: st.model_dir(p)))
+def test_extra_files_of_the_map_are_required(open_tmp):
+    root, entries = make_store(open_tmp, a=("org/a", "a", lambda p: st.model_dir(p)))
     entries[0]["files"] = ["tokenizer.json", "generation_config.json"]
     problems, _ok, _d = inspect(root, entries)
     assert messages(problems) == ["agent 'a' (model 'org/a'): %s/a/generation_config.json is missing" % root]
@@ -440,33 +426,19 @@ def test_extra_files_of_the_map_are_required(tmp_path):
     (struct.pack("<Q", 4) + b"[1,]", "corrupt safetensors header"),
     (struct.pack("<Q", 30) + b'{"w": {"data_offsets": [0]}}  ', "tensor w without valid data_offsets"),
 ])
-def test_safetensors_headers(tmp_path, data, expected):
-    path = tmp_path / "x.safetensors"
+def test_safetensors_headers(open_tmp, data, expected):
+    path = open_tmp / "x.safetensors"
     path.write_bytes(data)
     assert expected in _serving.safetensors_problem(str(path), len(data))
 
 
-def test_a_valid_safetensors_file_passes(tmp_path):
-    path = tmp_path / "x.safetensors"
+def test_a_valid_safetensors_file_passes(open_tmp):
+    path = open_tmp / "x.safetensors"
     path.write_bytes(st.safetensors_bytes([("a", 16), ("b", 32)], {"format": "pt"}))
     assert _serving.safetensors_problem(str(path), path.stat().st_size) is None
 
 
 # ---------------------------------------------------------------- HTTP against a real server
-
-
-@pytest.fixture
-def orchestrator():
-    servers = []
-
-    def start(**behaviour):
-        server = simserve.SimOrchestrator(**behaviour).start()
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
 
 
 def client(url, seconds=5.0, **kw):
@@ -796,8 +768,8 @@ def test_verdict_lines():
     assert _serving.verdict_lines(results(orchestrator="ok"), "crawler", True)[-1] == "GATE READY: instance crawler may start"
 
 
-def test_summary_files_are_written_whole_pruned_and_never_replaced(tmp_path):
-    folder = str(tmp_path / "gate")
+def test_summary_files_are_written_whole_pruned_and_never_replaced(open_tmp):
+    folder = str(open_tmp / "gate")
     doc = {"kind": "serving_gate"}
     first = _serving.write_gate_summary(dict(doc), folder, "crawler/../x y", "20260101T000000.000001Z", keep=3)
     assert os.path.basename(first) == "summary_crawler_.._x_y_20260101T000000.000001Z.json"
@@ -819,16 +791,16 @@ def test_small_parsers():
         _serving.parse_bool("maybe", "REQUIRE_MPS")
     assert _serving.parse_seconds("2.5", "GATE_TIMEOUT") == 2.5
     for bad in ("abc", "0", "-1", "nan", True):
-        with pytest.raises(ValueError, match="GATE_TIMEOUT must be"):
+        with pytest.raises(ValueError, match="GATE_TIMEOUT must be a number of seconds"):
             _serving.parse_seconds(bad, "GATE_TIMEOUT")
     assert _serving.one_line("a\nb\tc\x07") == "a\\nb\\tc\\x07"
     assert _serving.one_line("x" * 30, limit=10) == "xxxxxxxxxx... (20 more characters)"
 
 
-def test_collectors_are_safe_to_run_concurrently(tmp_path, orchestrator):
+def test_collectors_are_safe_to_run_concurrently(open_tmp, orchestrator):
     """The gate may run its HTTP calls while another thread walks the store (the host runner does)."""
     sim = orchestrator(models=["org/a"], already_ready=True)
-    root, entries = make_store(tmp_path, a=("org/a", "org/a", lambda p: st.model_dir(p)))
+    root, entries = make_store(open_tmp, a=("org/a", "org/a", lambda p: st.model_dir(p)))
     out = {}
     walker = threading.Thread(target=lambda: out.update(store=inspect(root, entries)))
     walker.start()

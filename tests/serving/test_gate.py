@@ -1,0 +1,201 @@
+"""The gate run in-process (gpuops_preflight.gate.run_gate) against the stand-in orchestrator."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+import simserve
+
+from gpuops_preflight import gate
+
+
+def settings(host, env_url, **flags):
+    env = host.env(env_url)
+    env.update(flags.pop("env", {}))
+    flags.setdefault("instance", "crawler")
+    return gate.settings_from(flags, env)
+
+
+def run(host, env_url, **flags):
+    progress = []
+    outcome = gate.run_gate(settings(host, env_url, **flags), progress=progress.append)
+    outcome.progress = progress
+    return outcome
+
+
+def statuses(outcome):
+    return dict((n, c["status"]) for n, c in list(outcome.summary["hosts"].values())[0]["checks"].items())
+
+
+def test_ready_orchestrator(host, orchestrator):
+    sim = orchestrator(models=host.models, already_ready=True)
+    outcome = run(host, sim.url)
+    assert outcome.exit_code == gate.EXIT_READY
+    assert statuses(outcome) == {"orchestrator": "ok", "model_map": "ok", "model_store": "ok", "preload": "ok",
+                                 "mps": "skipped", "bus": "skipped"}
+    assert outcome.lines[-2] == "GATE READY: instance crawler may start"
+    assert [r[:2] for r in sim.requests] == [("GET", "/health"), ("GET", "/models/status")]
+    summary = outcome.summary
+    assert summary["kind"] == "serving_gate" and summary["instance"] == "crawler" and summary["ready"]
+    assert summary["serving"]["exit_code"] == 0 and summary["serving"]["settings"]["url"] == sim.url
+    assert summary["serving"]["sources"]["url"] == "environment"
+    (name,) = host.summaries()
+    assert name.startswith("summary_crawler_") and outcome.lines[-1] == "Summary: %s" % os.path.join(host.cache, name)
+    with open(os.path.join(host.cache, name)) as handle:
+        assert json.load(handle) == summary
+
+
+def test_models_ready_after_a_delay_with_progress(host, orchestrator):
+    sim = orchestrator(models=host.models, ready_after=0.4)
+    outcome = run(host, sim.url)
+    assert outcome.exit_code == 0, outcome.lines
+    assert outcome.progress[0].startswith("in progress: 0 of 2 model(s) ready")
+    assert outcome.progress[-1] == "all ready: 2 of 2 model(s) ready"
+    assert ("POST", "/models/preload", {"refresh": False}) in sim.requests
+
+
+def test_refresh_from_the_environment(host, orchestrator):
+    sim = orchestrator(models=host.models, already_ready=True)
+    assert run(host, sim.url, env={"PRELOAD_REFRESH": "1"}).exit_code == 0
+    assert ("POST", "/models/preload", {"refresh": True}) in sim.requests
+
+
+def test_a_failing_model_blocks_with_its_agent_and_error_text(host, orchestrator):
+    text = "RuntimeError: CUDA error: out of memory (while loading shard 2/2)"
+    sim = orchestrator(models=host.models, fail={"org/tools-3b": text}, errors_as="strings")
+    outcome = run(host, sim.url)
+    assert outcome.exit_code == gate.EXIT_NOT_READY
+    assert ("preload       FAIL     agent 'mcp' (model 'org/tools-3b') failed to load; the orchestrator says: "
+            "org/tools-3b: %s" % text) in outcome.lines
+    assert outcome.lines[-2] == "GATE NOT READY: instance crawler must not start (preload) (exit 1)"
+    item = outcome.summary["hard_failures"][0]
+    assert item["check"] == "preload" and text in item["message"]
+    assert outcome.summary["serving"]["details"]["preload"]["errors"][0]["error"] == "org/tools-3b: " + text
+
+
+def test_never_ready_within_the_timeout(host, orchestrator):
+    sim = orchestrator(models=host.models, never_ready=True)
+    outcome = run(host, sim.url, timeout="1")
+    assert outcome.exit_code == 1
+    assert statuses(outcome)["preload"] == "fail"
+    assert any(line.startswith("preload       FAIL     models not ready within 1s: in progress:") for line in
+               outcome.lines), outcome.lines
+
+
+def test_orchestrator_not_answering(host):
+    url = "http://127.0.0.1:%d" % simserve.free_port()
+    outcome = run(host, url, timeout="0.5")
+    assert outcome.exit_code == 1
+    assert statuses(outcome)["orchestrator"] == "fail" and statuses(outcome)["preload"] == "skipped"
+    assert outcome.summary["hosts"][list(outcome.summary["hosts"])[0]]["checks"]["preload"]["message"] == (
+        "not run: the orchestrator is not ready")
+
+
+def test_a_server_that_accepts_and_never_answers(host):
+    with simserve.HangingServer() as hang:
+        outcome = run(host, hang.url, timeout="1")
+    assert outcome.exit_code == 1
+    line = [x for x in outcome.lines if x.startswith("orchestrator")][0]
+    assert "no answer within" in line and "the server accepted the connection but did not answer" in line
+
+
+def test_a_model_missing_from_the_store(host, orchestrator):
+    sim = orchestrator(models=host.models, already_ready=True)
+    os.rename(os.path.join(host.root, "org"), os.path.join(host.root, "elsewhere"))
+    outcome = run(host, sim.url)
+    assert outcome.exit_code == 1
+    assert statuses(outcome)["model_store"] == "fail" and statuses(outcome)["preload"] == "skipped"
+    assert ("model_store   FAIL     agents 'crawler', 'bus' (model 'org/crawl-7b'): %s/org/crawl-7b is not in the "
+            "store (STRICT_MODEL_STORE=1: nothing may be downloaded at start-up)" % host.root) in outcome.lines
+    outcome = run(host, sim.url, env={"STRICT_MODEL_STORE": "0"})
+    assert outcome.exit_code == 0 and statuses(outcome)["model_store"] == "warn"
+
+
+def test_the_store_as_the_service_user(host, orchestrator):
+    sim = orchestrator(models=host.models, already_ready=True)
+    os.chmod(os.path.join(host.root, "org"), 0o700)
+    assert run(host, sim.url).exit_code == 0  # root
+    outcome = run(host, sim.url, service_user="nobody")
+    assert outcome.exit_code == 1
+    assert "parent directory %s/org is not searchable (x) by user 'nobody'" % host.root in "\n".join(outcome.lines)
+
+
+@pytest.mark.parametrize("doc", ["{broken", json.dumps({"crawler": {"modle": "x", "path": "x"}})])
+def test_an_invalid_map_is_bad_input(host, orchestrator, doc):
+    sim = orchestrator(models=host.models, already_ready=True)
+    with open(host.map, "w") as handle:
+        handle.write(doc)
+    outcome = run(host, sim.url)
+    assert outcome.exit_code == gate.EXIT_BAD_INPUT
+    assert statuses(outcome) == {"orchestrator": "skipped", "model_map": "fail", "model_store": "skipped",
+                                 "preload": "skipped", "mps": "skipped", "bus": "skipped"}
+    assert sim.requests == []  # the orchestrator was not asked anything
+    assert outcome.lines[-2].startswith("GATE NOT READY: instance crawler must not start (model_map) (exit 2)")
+
+
+def test_the_bus(host, orchestrator):
+    sim = orchestrator(models=host.models, already_ready=True)
+    down = "http://127.0.0.1:%d" % simserve.free_port()
+    outcome = run(host, sim.url, env={"REQUIRE_BUS": "1", "BUS_URL": down}, timeout="2")
+    assert outcome.exit_code == 1 and statuses(outcome)["bus"] == "fail"
+    outcome = run(host, sim.url, bus_url=sim.url)
+    assert outcome.exit_code == 0 and statuses(outcome)["bus"] == "ok"
+    outcome = run(host, sim.url, instance="orchestrator", env={"REQUIRE_BUS": "1", "BUS_URL": down})
+    assert outcome.exit_code == 0 and statuses(outcome)["bus"] == "skipped"
+    assert "instance orchestrator is the orchestrator" in outcome.summary["hosts"][
+        list(outcome.summary["hosts"])[0]]["checks"]["bus"]["message"]
+
+
+def test_summary_that_cannot_be_written_is_a_note_not_a_failure(host, orchestrator):
+    sim = orchestrator(models=host.models, already_ready=True)
+    with open(host.cache, "w") as handle:
+        handle.write("a file where the folder should be")
+    outcome = run(host, sim.url)
+    assert outcome.exit_code == 0 and outcome.summary["summary_file"] is None
+    assert outcome.summary["notes"][0].startswith("summary not written to %s:" % host.cache)
+    assert outcome.lines[-1] == "note: %s" % outcome.summary["notes"][0]
+
+
+# ---------------------------------------------------------------- settings
+
+
+def test_a_flag_wins_over_the_environment(host):
+    got = settings(host, "http://env:1", url="http://flag:2", timeout="7", env={"GATE_TIMEOUT": "9"})
+    assert (got.url, got.timeout, got.sources["url"], got.sources["timeout"]) == ("http://flag:2", 7.0, "flag", "flag")
+    got = settings(host, "http://env:1", env={"GATE_TIMEOUT": "9", "REQUIRE_MPS": "yes"})
+    assert (got.url, got.timeout, got.require_mps, got.strict) == ("http://env:1", 9.0, True, True)
+    got = gate.settings_from({"instance": "x", "model_map": "/m", "strict": "0"}, {})
+    assert (got.url, got.timeout, got.strict, got.store_root) == ("http://127.0.0.1:8014", 300.0, False, None)
+    assert got.cache_dir == gate.DEFAULT_CACHE_DIR
+    got = gate.settings_from({"instance": "x", "model_map": "/m", "strict": "0"}, {"XDG_CACHE_HOME": "/xdg"})
+    assert got.cache_dir == "/xdg/gpuops-preflight/gate"
+
+
+@pytest.mark.parametrize("flags, env, expected", [
+    ({}, {"GATE_TIMEOUT": "soon"}, "GATE_TIMEOUT must be a number of seconds, got 'soon'"),
+    ({"timeout": "-3"}, {}, "--timeout must be a number of seconds above 0 and at most 604800, got '-3'"),
+    ({}, {"REQUIRE_MPS": "perhaps"}, "REQUIRE_MPS must be 1 or 0"),
+    ({}, {"GPU_ORCHESTRATOR_URL": "localhost:8014"}, "GPU_ORCHESTRATOR_URL 'localhost:8014' is not an http://"),
+    ({}, {"REQUIRE_BUS": "1"}, "REQUIRE_BUS is on but no BUS_URL is set"),
+    ({}, {"AGENT_MODEL_MAP": ""}, "no model map: give --model-map or set AGENT_MODEL_MAP"),
+    ({}, {"MODEL_STORE_ROOT": ""}, "STRICT_MODEL_STORE=1 needs the store root"),
+    ({"store_root": "relative"}, {}, "--store-root must be an absolute path"),
+    ({"instance": ""}, {}, "--instance is required"),
+    ({"instance": "a/b"}, {}, "--instance 'a/b' is not a service instance name"),
+])
+def test_bad_settings_name_the_flag_or_variable(host, flags, env, expected):
+    base = host.env("http://127.0.0.1:8014")
+    base.update(env)
+    flags.setdefault("instance", "crawler")
+    with pytest.raises(gate.GateInputError) as exc:
+        gate.settings_from(flags, base)
+    assert expected in str(exc.value)
+
+
+def test_unknown_service_user_is_bad_input(host, orchestrator):
+    sim = orchestrator(models=host.models, already_ready=True)
+    with pytest.raises(gate.GateInputError, match="service user 'no-such-svc' does not exist"):
+        run(host, sim.url, service_user="no-such-svc")
