@@ -47,9 +47,12 @@ NVIDIA = "nvidia"
 VENDORS = (AMD, NVIDIA)
 
 # Kernel-log categories that speak about a GPU's health (the rest belong to the kernel_log check).
-# A finding may also carry ``gpu_health`` ('lost' or 'degraded') itself, as the NVIDIA Xid table does.
+# NVIDIA: every hard finding that was not recovered (an Xid that means the GPU, its memory, firmware,
+# links or bus; application Xids are soft) is degraded. A finding may also carry ``gpu_health``
+# ('lost' or 'degraded') itself.
 KERNEL_LOST = ("bus_lost",)
 KERNEL_DEGRADED = ("smu_no_response", "smu_message_failed", "register_access_failed")
+_HARD = "hard"  # _checks.HARD
 
 # How the tool run ended, beyond rocm-smi's own outcomes.
 TIMEOUT = "timeout"
@@ -316,6 +319,8 @@ def _kernel_level(finding):
         return LOST
     if finding.get("category") in KERNEL_DEGRADED:
         return DEGRADED
+    if finding.get("vendor") == NVIDIA and finding.get("severity") == _HARD and not finding.get("recovered"):
+        return DEGRADED
     return None
 
 
@@ -517,9 +522,10 @@ def apply_health(collected, kernel_findings=()):
         if bdf and _kernel_level(finding):
             findings_by_bdf.setdefault(bdf, []).append(finding)
     for bdf in sorted(findings_by_bdf):
-        if not any(g["bdf"] == bdf for g in gpus):
-            ghost = _blank(None, bdf, _ghost_vendor(findings_by_bdf[bdf], tools))
-            ghost["in_tool_output"] = False if tools[_ghost_vendor(findings_by_bdf[bdf], tools)]["answered"] else None
+        vendor = _ghost_vendor(findings_by_bdf[bdf], tools)
+        if vendor and not any(g["bdf"] == bdf for g in gpus):
+            ghost = _blank(None, bdf, vendor)
+            ghost["in_tool_output"] = False if tools[vendor]["answered"] else None
             gpus.append(ghost)  # known only from the kernel log: gone from sysfs and the tool
     for gpu in gpus:
         info = tools.get(gpu["vendor"], tool_info)
@@ -539,10 +545,12 @@ def apply_health(collected, kernel_findings=()):
 
 
 def _ghost_vendor(findings, tools):
-    """The vendor of a GPU known only from the kernel log: the finding's, else the only one probed."""
-    for finding in findings:
-        if finding.get("vendor") in tools:
-            return finding["vendor"]
+    """The vendor of a GPU known only from the kernel log: the findings' (None when that vendor was not
+    probed: no AMD ghost from an NVIDIA line), else AMD when probed, else the one probed."""
+    named = set(f.get("vendor") for f in findings if f.get("vendor") in VENDORS)
+    if named:
+        probed = [v for v in VENDORS if v in named and v in tools]
+        return probed[0] if probed else None
     return AMD if AMD in tools else next(iter(tools))
 
 

@@ -117,13 +117,16 @@ ansible_facts:
     rocm_gpus:
       description:
         - One entry per GPU, sorted by rocm-smi index. Metrics are null when unknown.
-        - C(health) is V(ok), V(degraded), V(lost) or V(unknown); C(problems) says why it is not V(ok).
+        - C(health) is V(ok), V(degraded), V(lost) or V(unknown); C(problems) says why it is not V(ok);
+          C(warnings) lists what is worth a look on a GPU that is still usable. C(vendor) is V(amd).
+        - On a host with NVIDIA GPUs too, only the AMD GPUs are listed here (see M(gpuops.preflight.nvidia_gpu_facts)).
       returned: always
       type: list
       elements: dict
       sample:
         - index: 0
           bdf: "0000:0b:00.0"
+          vendor: amd
           drm_card: 1
           model: "Navi 23 [Radeon RX 6600/6600 XT/6600M]"
           device_id: "0x73ff"
@@ -137,6 +140,7 @@ ansible_facts:
           runtime_status: active
           health: ok
           problems: []
+          warnings: []
           sources: [rocm-smi, sysfs]
           in_tool_output: true
           responding: true
@@ -165,7 +169,7 @@ ansible_facts:
           returned: always
         answered: {description: Whether the tool reported at least one GPU., type: bool, returned: always}
         reason:
-          description: Why the tool gave no answer; null when it answered.
+          description: Why the tool gave no answer (naming the path when it is missing or not executable); null when it answered.
           type: str
           returned: always
         elapsed_s: {description: Seconds the tool ran., type: float, returned: always}
@@ -189,23 +193,7 @@ kernel_log:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.gpuops.preflight.plugins.module_utils import _gpus, _kernel_log
-
-
-def kernel_findings(module):
-    """SMU and bus findings for the health verdict; (findings, info)."""
-    source = module.params["kernel_log"]
-    if source == "none":
-        return [], None
-    path = None
-    if source not in ("auto", "journal", "dmesg"):
-        source, path = "file", source
-    read, findings = _kernel_log.scan_kernel_log(module, source, path, None, module.params["kernel_log_timeout"])
-    info = {"source": read.source, "error": read.error, "timed_out": read.timed_out,
-            "findings": findings}
-    if read.error or read.timed_out:
-        module.warn("could not read the kernel log: %s" % (read.error or "timed out"))
-    return findings, info
+from ansible_collections.gpuops.preflight.plugins.module_utils import _gpu_facts, _gpus
 
 
 def main():
@@ -223,13 +211,13 @@ def main():
         ),
         supports_check_mode=True,
     )
-    for name in ("timeout", "metrics_timeout", "kernel_log_timeout"):
-        if module.params[name] < 1:
-            module.fail_json(msg="%s must be at least 1 second, got %s" % (name, module.params[name]))
+    _gpu_facts.check_timeouts(module, ("timeout", "metrics_timeout", "kernel_log_timeout"))
 
-    findings, log_info = kernel_findings(module)
-    result = _gpus.probe(
+    findings, log_info = _gpu_facts.kernel_findings(module, vendors="amd")
+    result = _gpu_facts.probe(
         module,
+        findings,
+        vendor=_gpus.AMD,
         tool=module.params["tool"],
         rocm_smi=module.params["rocm_smi"],
         amd_smi=module.params["amd_smi"],
@@ -237,7 +225,6 @@ def main():
         timeout=module.params["timeout"],
         metrics_timeout=module.params["metrics_timeout"],
         index_order=module.params["index_order"],
-        kernel_findings=findings,
     )
     if not result["tool"]["answered"] and result["tool"]["outcome"] != _gpus.NOT_USED:
         module.warn("GPU tool gave no answer: %s" % result["tool"]["reason"])

@@ -195,6 +195,19 @@ def test_kernel_finding_with_its_own_gpu_health(nvrig):
     assert result["0000:81:00.0"]["health"] == "ok"  # an application Xid is the kernel_log check's business
 
 
+def test_hard_nvidia_xid_degrades_soft_and_recovered_do_not(nvrig):
+    findings = [{"category": "ras_uncorrectable", "bdf": "0000:81:00.0", "summary": "Xid 48: double-bit ECC error",
+                 "vendor": "nvidia", "severity": "hard", "count": 2},
+                {"category": "app_fault", "bdf": "0000:c1:00.0", "summary": "Xid 43", "vendor": "nvidia",
+                 "severity": "soft"},
+                {"category": "gpu_reset", "bdf": "0000:c1:00.0", "summary": "GPU recovered", "vendor": "nvidia",
+                 "severity": "hard", "recovered": True}]
+    result = by_bdf(gpus.probe(FakeModule({"nvidia-smi": xml()}), sysfs_root=nvrig, kernel_findings=findings))
+    assert result["0000:81:00.0"]["health"] == "degraded"
+    assert result["0000:81:00.0"]["problems"] == ["kernel log: Xid 48: double-bit ECC error (x2)"]
+    assert result["0000:c1:00.0"]["health"] == "ok"
+
+
 # ------------------------------------------------------------------------------ per-GPU deadlines
 
 @pytest.fixture

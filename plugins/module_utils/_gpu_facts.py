@@ -1,0 +1,46 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""PRIVATE to gpuops.preflight: what the standalone GPU facts modules (rocm_gpu_facts, nvidia_gpu_facts) share.
+
+Their kernel-log option (read the log, keep the findings that speak about GPU health) and the
+check of their timeout options. The probe itself is ``_gpus.probe``.
+"""
+
+from __future__ import annotations
+
+from ansible_collections.gpuops.preflight.plugins.module_utils import _gpus, _kernel_log
+
+
+def check_timeouts(module, names):
+    """Fail the module when a timeout option is below one second, naming it."""
+    for name in names:
+        if module.params[name] < 1:
+            module.fail_json(msg="%s must be at least 1 second, got %s" % (name, module.params[name]))
+
+
+def kernel_findings(module, vendors=None):
+    """Findings for the health verdict from the kernel_log option: (findings, info or None).
+
+    ``kernel_log``: 'none' reads nothing; 'auto', 'journal' and 'dmesg' read the current boot's log;
+    anything else is the path of a file. A log that cannot be read is a warning, never a failure.
+    """
+    source = module.params["kernel_log"]
+    if source == "none":
+        return [], None
+    path = None
+    if source not in ("auto", "journal", "dmesg"):
+        source, path = "file", source
+    read, findings = _kernel_log.scan_kernel_log(module, source, path, None, module.params["kernel_log_timeout"],
+                                                 vendors=vendors)
+    info = {"source": read.source, "error": read.error, "timed_out": read.timed_out, "findings": findings}
+    if read.error or read.timed_out:
+        module.warn("could not read the kernel log: %s" % (read.error or "timed out"))
+    return findings, info
+
+
+def probe(module, findings, **kwargs):
+    """``_gpus.probe`` with the kernel findings' NVRM partial addresses ('0000:01:00') completed to the GPUs found."""
+    collected = _gpus.collect(module, **kwargs)
+    findings = _kernel_log.resolve_addresses(findings, [g["bdf"] for g in collected["gpus"] if g["bdf"]])
+    return _gpus.apply_health(collected, findings)
