@@ -110,3 +110,14 @@ def test_bad_step_is_refused_by_the_cli_itself(capsys):
     assert exc.value.code == EXIT_NOT_RUN == 2
     assert ("--step: must be a step number of 0 or more, whole or decimal (e.g. --step 3 or --step 2.5), got 'three'"
             in capsys.readouterr().err)
+
+
+def test_a_decimal_step_from_the_cli(scenario, tmp_path):
+    sc = scenario("between_steps")
+    done = cli(["preflight", "--step", "2.50", "-i", sc.inventory, "--json"] + opts(tmp_path), tmp_path)
+    assert done.returncode == EXIT_PASSED, done.stderr + done.stdout
+    summary = json.loads(done.stdout)
+    assert summary["step"] == 2.5 and summary["requirements"]["ramdisk"] == ["survivors.json"]
+    done = cli(["preflight", "--step", "2.25", "-i", sc.inventory] + opts(tmp_path), tmp_path)
+    assert done.returncode == EXIT_NOT_RUN
+    assert "step 2.25 is not in preflight_steps (steps defined: 1, 2, 2.5, 3, 3.5)" in done.stdout

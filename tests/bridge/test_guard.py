@@ -81,3 +81,22 @@ def test_is_distributed():
     assert gp.guard.is_distributed("3", gp.DEFAULT_CLEANUP_STEPS)
     assert not gp.guard.is_distributed(4, gp.DEFAULT_CLEANUP_STEPS)
     assert not gp.guard.is_distributed("x", gp.DEFAULT_CLEANUP_STEPS)
+    assert gp.DEFAULT_CLEANUP_STEPS == ("1", "2", "3")
+    assert gp.guard.is_distributed("3.0") and gp.guard.is_distributed(2.5, [1, "2.50"])
+    assert not gp.guard.is_distributed(2.5)
+
+
+def test_a_decimal_step_behind_the_guard(scenario, tmp_path):
+    sc = scenario("between_steps")
+    sc["rig-6600"].add_caches("trainer")
+    reports = []
+    result = gp.guard_step(2.5, lambda: "ran 2.5", inventory=sc.inventory, cleanup_steps=("1", "2", "2.5", "3"),
+                           on_report=reports.append, **run_options(tmp_path))
+    assert result == "ran 2.5"
+    assert [(r.kind, r.status, r.step) for r in reports] == [("preflight", "passed", 2.5), ("cleanup", "passed", 2.5)]
+    assert reports[1].summary["totals"]["bytes_freed"] > 0
+    # not a distributed step by default: no cleanup
+    reports.clear()
+    assert gp.guard_step("2.5", lambda: "again", inventory=sc.inventory, on_report=reports.append,
+                         **run_options(tmp_path)) == "again"
+    assert [r.kind for r in reports] == ["preflight"]

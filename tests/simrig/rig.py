@@ -28,6 +28,7 @@ import shutil
 import sys
 import tempfile
 import zlib
+from decimal import Decimal
 
 from . import fixtures, kernel, models, standin, sysfs
 
@@ -48,8 +49,19 @@ _PM_KEY_PARTS = ("Temperature", "Graphics Package Power", "clock", "GPU use (%)"
                  "Performance Level", "GFX Activity")
 
 
+def step_number(step):
+    """A step as the inventory writes it: 3 for '3' or 3.0, 2.5 for '2.5' (steps between whole numbers exist)."""
+    number = Decimal(str(step)).normalize()
+    return int(number) if number == number.to_integral_value() else float(number)
+
+
+def step_folder(step, spec=None):
+    """The step's ramdisk folder: step<N> in its shortest form (step3, step2.5), unless the step names one."""
+    return (spec or {}).get("ramdisk_dir") or "step%s" % step_number(step)
+
+
 def _steps_key(steps):
-    return {int(k): v for k, v in (steps or {}).items()}
+    return {step_number(k): v for k, v in (steps or {}).items()}
 
 
 class Gpu(object):
@@ -306,6 +318,8 @@ class Rig(object):
         for step, spec in _steps_key(self.state["steps"]).items():
             out[step] = {"ramdisk": list(spec.get("ramdisk", [])),
                          "inputs": [self.input_path(n) for n in spec.get("inputs", [])]}
+            if spec.get("ramdisk_dir"):
+                out[step]["ramdisk_dir"] = spec["ramdisk_dir"]
         return out
 
     def tool_dir(self, tool="rocm-smi"):
@@ -864,7 +878,7 @@ class Rig(object):
 
     def ramdisk_path(self, step, name):
         if self.state["ramdisk_layout"] == "per_step":
-            return os.path.join(self.ramdisk_root, "step%d" % int(step), name)
+            return os.path.join(self.ramdisk_root, step_folder(step, self.steps.get(step_number(step))), name)
         return os.path.join(self.ramdisk_root, name)
 
     def write_ramdisk(self, step, files=None):
@@ -872,7 +886,7 @@ class Rig(object):
         files, and its input files that live under ``inputs_root``)."""
         written = []
         if files is None:
-            spec = self.steps.get(int(step), {})
+            spec = self.steps.get(step_number(step), {})
             for path in spec.get("inputs", []):
                 if _inside(path, self.inputs_root):
                     written.append(_put_file(path, _default_content(path)))

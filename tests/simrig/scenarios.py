@@ -225,3 +225,18 @@ def _dirty(out, defaults):
     for index in (0, 5):
         rig.set_perf_level(index, "manual")
     return Scenario("dirty_after_step", "", cluster, focus={RIG: {"manual": [0, 5], "user": "trainer"}})
+
+
+# Steps between whole numbers: the proposal stages ramdisk files "for Steps 2.5+".
+BETWEEN_STEPS = {1: {"ramdisk": ["run_config.json"], "inputs": ["train.parquet"]},
+                 2: {"ramdisk": ["run_config.json"], "inputs": []},
+                 2.5: {"ramdisk": ["survivors.json"], "inputs": []},
+                 3: {"ramdisk": ["train_history.json"], "inputs": []},
+                 3.5: {"ramdisk": ["report.json"], "inputs": [], "ramdisk_dir": "stage_3_5"}}
+
+
+@scenario("between_steps", "steps 1, 2, 2.5, 3 and 3.5 (3.5's folder is named stage_3_5), all staged")
+def _between(out, defaults):
+    cluster = build_cluster(out, {RIG: {}}, steps=BETWEEN_STEPS, defaults=defaults)
+    return Scenario("between_steps", "", cluster, step=2.5, expect={RIG: {"status": {"passed"}}},
+                    focus={RIG: {"folders": ["step2.5", "stage_3_5"]}})
