@@ -1582,6 +1582,18 @@ def evaluate_mps(host, gpu_info, fix=None):
         pipe.get("path"), len(host.get("servers") or []), ", /gpu/info mps_enabled" if gpu_info else ""), details
 
 
+def writable_by(path, ident):
+    """Can the user ``ident`` create files in the folder ``path`` (w and x on it, x on every parent)?
+    None when it cannot be told (the folder cannot be examined)."""
+    walk = _StoreWalk(path, ident)
+    st, _exc = walk.stat(path)
+    if st is None:
+        return None
+    if not stat.S_ISDIR(st.st_mode) or walk.search_problem(path):
+        return False
+    return walk.allows(path, st, W_OK | X_OK)
+
+
 def is_orchestrator_instance(instance, orchestrator_instances=ORCHESTRATOR_INSTANCES):
     return (instance or "").strip().lower() in [i.lower() for i in orchestrator_instances]
 

@@ -260,6 +260,9 @@ def _mps(run: _Run) -> None:
         host, why = run.bounded("mps", lambda: mps.status(
             collection.LocalModule(), pipe_dir=run.settings.mps_pipe_dir, log_dir=run.settings.mps_log_dir,
             control=run.settings.mps_control, timeout=max(0.5, min(spec.timeout / 2.0, run.left()))), spec.timeout)
+    if isinstance(host, dict) and isinstance(host.get("pipe_dir"), dict) and host["pipe_dir"].get("exists"):
+        # The clients (the service) write to the pipe folder: judge it for the service user, not for us.
+        host["pipe_dir"]["writable"] = run.s.writable_by(host["pipe_dir"]["path"], run.ident)
     gpu_info = None
     if run.status("orchestrator") == "ok":
         gpu_info = run.s.get_gpu_info(run.client(run.settings.url, "GPU_ORCHESTRATOR_URL"))

@@ -199,3 +199,106 @@ def test_unknown_service_user_is_bad_input(host, orchestrator):
     sim = orchestrator(models=host.models, already_ready=True)
     with pytest.raises(gate.GateInputError, match="service user 'no-such-svc' does not exist"):
         run(host, sim.url, service_user="no-such-svc")
+
+
+# ---------------------------------------------------------------- MPS, through a stand-in control binary
+
+
+STAND_IN_CONTROL = """#!/bin/sh
+# Stand-in for nvidia-cuda-mps-control: the front end answers get_server_list with one server PID.
+read command
+[ "$command" = get_server_list ] && echo 4242
+"""
+
+
+@pytest.fixture
+def mps(open_tmp, monkeypatch):
+    """A stand-in MPS set-up: the control binary on PATH, a pipe folder, and (``start()``) a process
+    that looks like the control daemon (argv ``nvidia-cuda-mps-control -d``) with its PID file."""
+    import subprocess
+    bindir = open_tmp / "bin"
+    bindir.mkdir()
+    control = bindir / "nvidia-cuda-mps-control"
+    control.write_text(STAND_IN_CONTROL)
+    control.chmod(0o755)
+    pipe = open_tmp / "mps-pipe"
+    pipe.mkdir()
+    pipe.chmod(0o777)
+    monkeypatch.setenv("PATH", "%s:%s" % (bindir, os.environ["PATH"]))
+    procs = []
+
+    class Mps(object):
+        pipe_dir = str(pipe)
+
+        def start(self):
+            # /bin/sh named nvidia-cuda-mps-control with -d in its arguments (": " keeps it from exec'ing sleep)
+            proc = subprocess.Popen(["bash", "-c", 'exec -a nvidia-cuda-mps-control /bin/sh -c "sleep 600; :" -d'],
+                                    start_new_session=True)
+            procs.append(proc)
+            for _ in range(200):  # until exec has replaced bash's command line
+                try:
+                    with open("/proc/%d/cmdline" % proc.pid, "rb") as handle:
+                        if handle.read().startswith(b"nvidia-cuda-mps-control\0"):
+                            break
+                except OSError:
+                    pass
+                import time
+                time.sleep(0.01)
+            (pipe / "nvidia-cuda-mps-control.pid").write_text("%d\n" % proc.pid)
+            return proc
+
+    yield Mps()
+    for proc in procs:
+        os.killpg(proc.pid, 9)
+        proc.wait()
+
+
+def mps_env(mps, **extra):
+    env = {"REQUIRE_MPS": "1", "CUDA_MPS_PIPE_DIRECTORY": mps.pipe_dir, "CUDA_MPS_LOG_DIRECTORY": mps.pipe_dir}
+    env.update(extra)
+    return env
+
+
+def mps_line(outcome):
+    return [line for line in outcome.lines if line.startswith("mps ")]
+
+
+def test_mps_operational(host, orchestrator, mps):
+    sim = orchestrator(models=host.models, already_ready=True)
+    mps.start()
+    outcome = run(host, sim.url, env=mps_env(mps))
+    assert outcome.exit_code == 0, outcome.lines
+    assert mps_line(outcome) == ["mps           ok       MPS control daemon running, pipe directory %s, 1 server(s), "
+                                 "/gpu/info mps_enabled" % mps.pipe_dir]
+    assert ("GET", "/gpu/info", None) in sim.requests
+
+
+def test_mps_daemon_not_running(host, orchestrator, mps):
+    sim = orchestrator(models=host.models, already_ready=True)
+    outcome = run(host, sim.url, env=mps_env(mps))
+    assert outcome.exit_code == 1
+    assert mps_line(outcome) == ["mps           FAIL     the MPS control daemon (nvidia-cuda-mps-control -d) is not running"]
+
+
+def test_mps_disabled_in_the_orchestrator_and_pipe_folder_problems(host, orchestrator, mps):
+    sim = orchestrator(models=host.models, already_ready=True, mps_enabled=False)
+    mps.start()
+    outcome = run(host, sim.url, env=mps_env(mps))
+    assert outcome.exit_code == 1
+    assert mps_line(outcome) == ["mps           FAIL     the orchestrator's /gpu/info says mps_enabled: false"]
+    sim.behaviour.mps_enabled = True
+    os.chmod(mps.pipe_dir, 0o755)
+    assert run(host, sim.url, env=mps_env(mps)).exit_code == 0  # root may write there
+    outcome = run(host, sim.url, env=mps_env(mps), service_user="nobody")
+    assert outcome.exit_code == 1
+    assert mps_line(outcome) == ["mps           FAIL     the MPS pipe directory %s is not writable by the service "
+                                 "user" % mps.pipe_dir]
+    outcome = run(host, sim.url, env=mps_env(mps, CUDA_MPS_PIPE_DIRECTORY=mps.pipe_dir + "-missing"))
+    assert "the MPS pipe directory %s-missing does not exist" % mps.pipe_dir in "\n".join(mps_line(outcome))
+
+
+def test_mps_not_required_is_skipped(host, orchestrator):
+    sim = orchestrator(models=host.models, already_ready=True)
+    outcome = run(host, sim.url)
+    assert mps_line(outcome) == ["mps           skipped  not required (REQUIRE_MPS=0)"]
+    assert ("GET", "/gpu/info", None) not in sim.requests

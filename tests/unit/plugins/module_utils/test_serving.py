@@ -807,3 +807,15 @@ def test_collectors_are_safe_to_run_concurrently(open_tmp, orchestrator):
     out["http"] = client(sim.url).get("/models/status")
     walker.join(10)
     assert out["store"][0] == [] and out["http"].data["all_ready"] is True
+
+
+def test_writable_by_the_service_user(open_tmp):
+    folder = open_tmp / "pipe"
+    folder.mkdir()
+    os.chmod(str(folder), 0o755)
+    assert _serving.writable_by(str(folder), SVC) is False
+    os.chmod(str(folder), 0o1777)
+    assert _serving.writable_by(str(folder), SVC) is True
+    os.chmod(str(open_tmp), 0o700)
+    assert _serving.writable_by(str(folder), SVC) is False  # cannot reach it
+    assert _serving.writable_by(str(open_tmp / "nope"), SVC) is None
