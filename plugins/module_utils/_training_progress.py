@@ -32,7 +32,7 @@ import socket
 import stat
 import time
 
-from ansible_collections.gpuops.preflight.plugins.module_utils import _checks, _deadline, _files, _gpus
+from ansible_collections.gpuops.preflight.plugins.module_utils import _checks, _deadline, _files
 from ansible_collections.gpuops.preflight.plugins.module_utils import _timeparse, _tool
 from ansible_collections.gpuops.preflight.plugins.module_utils._values import clean_text, type_name
 
@@ -651,8 +651,11 @@ def vram_orphans(gpu_processes, pids):
 
 
 def _process_list_known(probed):
-    """Whether the probe's process list can be trusted to be complete (KFD, or a tool that lists processes)."""
-    return bool(probed.get("kfd_available") or probed.get("processes_known"))
+    """Whether the probe's process list is complete: every vendor probed lists its GPU processes (AMD:
+    the KFD process list; NVIDIA: nvidia-smi answered), and at least one vendor was probed."""
+    if "processes_available" in probed:
+        return bool(probed["processes_available"]) and bool(probed.get("vendors") or probed.get("kfd_available"))
+    return bool(probed.get("kfd_available"))
 
 
 def verify_vram(module, pids, timeout, probe_options=None, proc_root="/proc", clock=time.monotonic,
@@ -661,6 +664,9 @@ def verify_vram(module, pids, timeout, probe_options=None, proc_root="/proc", cl
     seconds. The driver frees a dead process's memory shortly after it exits, so the probe is
     repeated for up to ``release_wait`` seconds while an orphan's process is gone.
     Returns {vram_released: True / False / None (unknown), orphans, error}."""
+    # Imported here: the GPU probe is needed only after a stop, and the check runs every minute.
+    from ansible_collections.gpuops.preflight.plugins.module_utils import _gpus
+
     deadline = clock() + timeout
     settle = None
     out = {"vram_released": None, "orphans": [], "error": None}
@@ -679,7 +685,7 @@ def verify_vram(module, pids, timeout, probe_options=None, proc_root="/proc", cl
         probed = outcome.value
         if not _process_list_known(probed):
             out.update(vram_released=None, orphans=[], error="the GPU probe cannot list GPU processes here "
-                                                             "(no KFD process list)")
+                                                             "(no KFD process list, no answer from nvidia-smi)")
             return out
         orphans = vram_orphans(probed.get("processes"), pids)
         out.update(vram_released=not orphans, orphans=orphans, error=None)

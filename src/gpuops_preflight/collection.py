@@ -5,7 +5,8 @@ registries, the judge, the summary and its verdict lines, time formatting, the h
 locally by ``--local`` and the gates). ``module_utils("_summary")`` imports
 ``ansible_collections.gpuops.preflight.plugins.module_utils._summary`` from the collection this
 package runs with (``locate``: the clone it lives in, else an installed copy), or from the
-package's own bundle (a zipapp laid down on a host by a role: ``use_bundled()``).
+package's own bundle (what the ``host_tool`` role lays down on a host: ``use_bundled()``, or the
+environment variable ``GPUOPS_PREFLIGHT_BUNDLED=1``, which its ``gpuops-preflight-local`` wrapper sets).
 
 Those modules are standard library only, so importing them needs neither Ansible nor
 ansible-runner. ``LocalModule`` is the small part of ``AnsibleModule`` they use (run a command,
@@ -27,6 +28,8 @@ from typing import Any
 from . import locate
 
 PACKAGE = "ansible_collections.%s.%s.plugins.module_utils" % (locate.NAMESPACE, locate.NAME)
+# "1": the collection's module_utils are importable as they are (sys.path holds a bundle of them).
+BUNDLED_ENV = "GPUOPS_PREFLIGHT_BUNDLED"
 _LOCK = threading.Lock()
 _STATE: dict[str, Any] = {"ready": False, "bundled": False}
 
@@ -62,6 +65,8 @@ def _prepare() -> None:
     with _LOCK:
         if _STATE["ready"]:
             return
+        if os.environ.get(BUNDLED_ENV) == "1":
+            _STATE["bundled"] = True
         if not _STATE["bundled"]:
             root = locate.collection_root()
             holder = _holder_of(root)

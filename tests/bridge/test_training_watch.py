@@ -1,0 +1,135 @@
+"""gpuops-preflight training-watch --once [--act]: exit codes, output, and running from the host tool's
+bundle (the package and the collection's module_utils in one folder) with neither Ansible nor ansible-runner."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import types
+
+import pytest
+
+from gpuops_preflight import cli
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+SLEEPER = "import time; print('ready', flush=True); time.sleep(600)"
+
+
+def utc_naive(seconds_ago):
+    stamp = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=seconds_ago)
+    return stamp.replace(tzinfo=None).isoformat()
+
+
+@pytest.fixture
+def base(tmp_path):
+    """A training base dir with a running stand-in daemon (its PID file) and a fresh status file."""
+    folder = tmp_path / "training"
+    (folder / "status").mkdir(parents=True)
+    (folder / "logs").mkdir()
+    proc = subprocess.Popen([sys.executable, "-c", SLEEPER], stdout=subprocess.PIPE, start_new_session=True)
+    assert proc.stdout.readline().strip() == b"ready"
+    (folder / ".daemon.pid").write_text("%d\n" % proc.pid)
+    write_status(folder, current_step=10, updated_at=utc_naive(5))
+    yield types.SimpleNamespace(dir=folder, proc=proc)
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(5)
+
+
+def write_status(folder, **doc):
+    (folder / "status" / "training_status.json").write_text(json.dumps(doc))
+
+
+def run_cli(capsys, *args):
+    code = cli.main(["training-watch"] + list(args))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_progressing_daemon_exits_0(capsys, base):
+    code, out, _err = run_cli(capsys, "--once", "--base-dir", str(base.dir))
+    assert code == 0 and out.startswith("training-watch: ok ok: progressing, step 10")
+
+
+def test_a_stall_exits_1_and_is_stopped_only_with_act(capsys, base):
+    write_status(base.dir, current_step=10, updated_at=utc_naive(3600))
+    time.sleep(1.2)   # the daemon must have run longer than the (scaled down) stall timeout
+    code, out, _err = run_cli(capsys, "--once", "--base-dir", str(base.dir), "--stall-timeout", "1")
+    assert code == 1 and "fail step_stall: training stalled" in out and "fix: " in out
+    assert base.proc.poll() is None
+    code, out, _err = run_cli(capsys, "--once", "--act", "--check", "--base-dir", str(base.dir), "--stall-timeout", "1")
+    assert code == 1 and "would stop PID %d (check mode)" % base.proc.pid in out and base.proc.poll() is None
+    code, out, _err = run_cli(capsys, "--once", "--act", "--base-dir", str(base.dir), "--stall-timeout", "1",
+                              "--kill-timeout", "5", "--gpu-tool", "sysfs", "--sysfs-root", str(base.dir / "nosys"),
+                              "--json")
+    result = json.loads(out)
+    assert code == 1 and result["action"]["terminated"] is True and base.proc.wait(5) == -signal.SIGTERM
+    assert result["action"]["vram_released"] is None   # no GPU process list in this test's sysfs
+    logged = [json.loads(line) for line in (base.dir / "logs" / "watchdog.log").read_text().splitlines()]
+    assert [(e["event"], e["pid"], e["reason"]) for e in logged] == [("stopped", base.proc.pid, "step_stall")]
+
+
+def test_a_dead_daemon_exits_1(capsys, base):
+    os.killpg(base.proc.pid, signal.SIGKILL)
+    base.proc.wait(5)
+    code, out, _err = run_cli(capsys, "--once", "--base-dir", str(base.dir))
+    assert code == 1 and "fail daemon_dead: the daemon (PID %d" % base.proc.pid in out
+
+
+def test_an_unreadable_status_exits_2(capsys, base):
+    (base.dir / "status" / "training_status.json").unlink()
+    os.mkfifo(base.dir / "status" / "training_status.json")
+    code, out, _err = run_cli(capsys, "--once", "--base-dir", str(base.dir))
+    assert code == 2 and "unknown status_corrupt" in out and "is a fifo" in out
+
+
+def test_bad_input_exits_2(capsys, base, monkeypatch):
+    monkeypatch.delenv("TRAINING_BASE_DIR", raising=False)
+    code, _out, err = run_cli(capsys, "--once")
+    assert code == 2 and "--base-dir (or $TRAINING_BASE_DIR) is required" in err
+    code, _out, err = run_cli(capsys, "--once", "--base-dir", str(base.dir), "--status-file", "../../etc/shadow")
+    assert code == 2 and "leaves the training base dir" in err
+    for args in (["--base-dir", str(base.dir)], ["--once", "--stall-timeout", "0"], ["--once", "--kill-timeout", "x"]):
+        with pytest.raises(SystemExit) as exc:   # argparse: no --once (no loop mode), bad numbers
+            cli.main(["training-watch"] + args)
+        assert exc.value.code == 2
+    assert "must be a positive number of seconds, got '0'" in capsys.readouterr().err
+
+
+def make_bundle(folder):
+    """The layout the host_tool role lays down: the package and the collection's module_utils, one folder."""
+    lib = folder / "lib"
+    shutil.copytree(os.path.join(REPO, "src", "gpuops_preflight"), lib / "gpuops_preflight",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    utils = lib / "ansible_collections" / "gpuops" / "preflight" / "plugins" / "module_utils"
+    shutil.copytree(os.path.join(REPO, "plugins", "module_utils"), utils, ignore=shutil.ignore_patterns("__pycache__"))
+    for package in (utils, utils.parent, utils.parent.parent, utils.parent.parent.parent, lib / "ansible_collections"):
+        (package / "__init__.py").touch()
+    return lib
+
+
+def test_runs_from_the_bundle_without_ansible_or_ansible_runner(tmp_path, base):
+    lib = make_bundle(tmp_path)
+    # -I: no PYTHONPATH, no user site, no current folder; -S: no site-packages (no Ansible, no ansible-runner).
+    isolated = [sys.executable, "-I", "-S", "-c",
+                "import sys, runpy; sys.path.insert(0, %r); sys.argv[0] = 'gpuops-preflight-local'; "
+                "runpy.run_module('gpuops_preflight', run_name='__main__', alter_sys=True)" % str(lib)]
+    probe = subprocess.run([sys.executable, "-I", "-S", "-c", "import ansible"], capture_output=True)
+    assert probe.returncode != 0   # the interpreter below really has no Ansible
+    env = dict(os.environ, GPUOPS_PREFLIGHT_BUNDLED="1")
+    done = subprocess.run(isolated + ["training-watch", "--once", "--base-dir", str(base.dir)], env=env,
+                          capture_output=True, text=True, cwd=str(tmp_path), timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("training-watch: ok ok: progressing, step 10")
+    write_status(base.dir, current_step=10, updated_at=utc_naive(3600))
+    time.sleep(1.2)
+    done = subprocess.run(isolated + ["training-watch", "--once", "--act", "--base-dir", str(base.dir),
+                                      "--stall-timeout", "1", "--gpu-tool", "sysfs"],
+                          env=env, capture_output=True, text=True, cwd=str(tmp_path), timeout=60)
+    assert done.returncode == 1 and "stopped PID %d with SIGTERM" % base.proc.pid in done.stdout, done.stderr
