@@ -183,10 +183,10 @@ class Rig(object):
 
     @staticmethod
     def _make_gpus(name, count, cards, drm_order, index_order, bmc, bus_start, bus_step):
-        if count < 1:
-            raise ValueError("a rig needs at least one GPU")
+        if count < 0:
+            raise ValueError("a rig cannot have a negative number of GPUs")
         buses = [bus_start + i * bus_step for i in range(count)]
-        if buses[-1] > 0xFF:
+        if buses and buses[-1] > 0xFF:
             raise ValueError("too many GPUs for bus_start/bus_step")
         if drm_order == "bdf":
             ranks = list(range(count))
@@ -375,6 +375,9 @@ class Rig(object):
         }
         if self.amd_smi:
             out["preflight_amd_smi"] = self.amd_smi
+        if self.state.get("nvidia"):
+            from .nvidia import NvidiaGpus  # NVIDIA GPUs beside (or instead of) the AMD ones
+            out.update(NvidiaGpus(self).host_vars())
         out.update(overrides)
         return out
 
@@ -519,7 +522,7 @@ class Rig(object):
 
     def _garbage(self):
         """Real pieces, broken: a rocm-smi JSON line cut in half between concise-table text lines."""
-        doc = self.rocm_smi_stdout().strip() or json.dumps({"card0": self._template(self.gpus[0])})
+        doc = self.rocm_smi_stdout().strip() or (json.dumps({"card0": self._template(self.gpus[0])}) if self.gpus else "{")
         table = [l for l in fixtures.body_lines("rocm-smi", fixtures.EXPECTED_INTEGER) if l.startswith(("=", "GPU "))]
         return "\n".join(table[:2] + [doc[: len(doc) // 2]] + table[2:]) + "\n"
 
