@@ -1,48 +1,58 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""PRIVATE to gpuops.preflight: the amdgpu kernel-log scanner.
+"""PRIVATE to gpuops.preflight: the kernel-log scanner, for amdgpu and NVIDIA GPUs.
 
-Three parts:
+Four parts:
 
-* ``PATTERNS`` / ``BENIGN``: the pattern table. Each kernel line gives at most one finding, from
-  the first pattern that matches (more specific patterns come first); a line that matches
-  ``BENIGN`` (alarming-looking but seen on healthy boots) never gives one.
-* ``scan(lines, since, boot_time)``: pure. Strips timestamps and prefixes, filters by time, and
-  collapses repeats into findings keyed on (category, GPU address, message with numbers
-  normalised).
-* ``read_kernel_log(module, ...)``: reads the kernel log from the journal, dmesg or a file, every
-  external command through ``_tool.run_tool`` (hard timeout, own process group). Never raises;
-  a failure is reported in ``error`` so that the caller can turn it into an ``unknown`` check.
+* The pattern tables are data (``_kernel_patterns_amdgpu``, ``_kernel_patterns_nvidia`` with
+  NVIDIA's Xid table, ``_kernel_patterns_pcie`` for PCIe bridges, every vendor); one engine runs
+  them all. A new failure wording is a table row, never code here. Each line gives at most one
+  finding, from the first row that matches; a line that matches a table's ``BENIGN`` never gives one.
+* ``scan(lines, ...)``: pure. Strips stamps and prefixes (``_kernel_time``), dates every line,
+  filters by ``since``, collapses repeats into findings, and reads recoveries in sequence (below).
+* ``read_kernel_log(module, ...)``: the journal, dmesg or a file, every external command through
+  ``_tool.run_tool`` (hard timeout, own process group). A file is opened without blocking, must be
+  a regular file, and is read in chunks, never whole; its lines (and a command's) are produced
+  lazily while ``scan`` consumes them, within the timeout. What could not be scanned in time is
+  described in ``KernelLogRead.unscanned``. Never raises; a failure is in ``error``.
+* ``resolve_addresses(findings, gpu_bdfs)``: NVRM names GPUs ``PCI:0000:01:00`` (no function);
+  this completes such an address to the one GPU function that matches it.
 
-Timestamps understood (``since`` filtering and ``first_seen``/``last_seen``):
+Recovery in sequence, per GPU: a hang (ring timeout, a per-queue ring reset that failed, a
+firmware or queue hang: rows with role ``hang``) followed by a reset that succeeded (role
+``recovered``: "GPU reset(N) succeeded!", "Ring X reset succeeded", "device wedged, but recovered
+through reset", NVIDIA's Xid 154 back to None; role ``resumed``, "GPU reset succeeded, trying to
+resume", counts only when no reset step failed), with no resume, init or reset failure after it
+(role ``failed``), is ONE soft ``gpu_reset`` finding with ``recovered: True`` and ``hung`` naming
+what hung, instead of the lines' own findings. A reset that did not succeed, or a failure after
+it, leaves every finding as it is (hard ones stay hard). Lines without a role (SMU, bus loss, RAS,
+page faults) are never folded. A hang line that names no GPU joins the one GPU whose recovery is
+under way, or the next GPU that starts one within 50 lines; else it stays on its own. A line of
+role ``failed`` that names no GPU cancels every recovery under way; other GPU-less lines of a
+recovery (``[drm] VRAM is lost due to GPU reset!``) join it when only one GPU is recovering.
 
-* ISO 8601: ``journalctl -o short-iso-precise`` (``2026-11-25T15:00:00.123456+0000 host kernel:``)
-  and ``dmesg --time-format iso`` (``2026-11-25T15:00:00,123456+00:00``), also after the
-  ``kern  :err   :`` prefix of ``dmesg --decode``. No zone means local time.
-* syslog: ``Feb 25 19:15:17 host kernel: ...``, English month names, local time, the current
-  year (the previous year when that would put the line more than two days in the future).
-  Other languages (``kvě 25 19:29:48``) cannot be dated: such lines inherit the time of the
-  previous dated line.
-* ``dmesg -T``: ``[Mon Feb 25 19:15:17 2026]``, local time.
-* dmesg monotonic ``[ 1234.567890]``: seconds since boot, epoch = ``boot_time`` + value, where
-  ``boot_time`` defaults to now minus ``/proc/uptime`` (so a file from another boot is dated
-  wrongly: pass ``boot_time``).
-
-A line without a time of its own inherits the previous line's time. A line with no time and
-nothing to inherit is KEPT by the ``since`` filter: we cannot prove it is old, and a preflight
-that drops evidence it cannot date would pass a broken GPU.
+Times: every finding has ``first_seen``/``last_seen`` (the stamps as written) and
+``first_epoch``/``last_epoch`` (wall-clock epoch seconds, or None when the line cannot be dated).
+A line without a stamp (a continuation) takes the time of the line before it; a line whose own
+stamp cannot be read is not dated. Monotonic stamps count from ``boot_time``, by default this
+boot's (now minus ``/proc/uptime``). ``since`` drops lines dated before it and KEEPS undated ones:
+a preflight that drops evidence it cannot date would pass a broken GPU.
 """
 
 from __future__ import annotations
 
-import calendar
 import math
 import os
 import re
+import stat
 import time
 
 from ansible_collections.gpuops.preflight.plugins.module_utils import _checks
+from ansible_collections.gpuops.preflight.plugins.module_utils import _kernel_patterns_amdgpu
+from ansible_collections.gpuops.preflight.plugins.module_utils import _kernel_patterns_nvidia
+from ansible_collections.gpuops.preflight.plugins.module_utils import _kernel_patterns_pcie
+from ansible_collections.gpuops.preflight.plugins.module_utils import _kernel_time
 from ansible_collections.gpuops.preflight.plugins.module_utils import _pci
 from ansible_collections.gpuops.preflight.plugins.module_utils import _tool
 
@@ -50,355 +60,154 @@ HARD = _checks.HARD
 SOFT = _checks.SOFT
 
 SOURCES = ("auto", "journal", "dmesg", "file")
-# A file larger than this is read from its tail: the newest lines matter most.
-MAX_FILE_BYTES = 64 * 1024 * 1024
-# printk lines are at most ~1 KiB; anything longer is garbage, and a cap keeps regexes linear.
-MAX_LINE_CHARS = 4096
+VENDORS = ("amd", "nvidia")
+MAX_LINE_CHARS = _kernel_time.MAX_LINE_CHARS
 MAX_MESSAGE_CHARS = 512
+# Distinct findings kept; beyond it, new messages collapse per (category, GPU). Bounds memory on
+# floods whose messages differ in more than numbers.
+MAX_FINDINGS = 1000
+# A file is read this many bytes at a time; the deadline is checked between chunks.
+CHUNK_BYTES = 1024 * 1024
+# A line longer than this (no newline in sight) is cut; the rest of it is skipped.
+MAX_LINE_BYTES = 64 * 1024
 
-# Category -> (severity, suggested fix). Names are part of the interface.
+split_line = _kernel_time.split_line
+read_boot_time = _kernel_time.read_boot_time
+
+# How a row's line takes part in a recovery sequence (see the module docstring).
+ROLES = ("hang", "reset", "step_failed", "resumed", "recovered", "failed")
+
+# Category -> (default severity, vendor-neutral fix). Names are part of the interface; a
+# table may give its own fix per category (its FIXES) or per row.
 CATEGORIES = {
-    "smu_no_response": (
-        HARD,
-        "The GPU's power-management firmware (SMU) stopped answering. Power-cycle the rig (a warm "
-        "reboot rarely clears it); if it comes back, check that GPU's riser and PCIe power cables, "
-        "or add it to excluded_gpus."),
-    "smu_message_failed": (
-        HARD,
-        "The SMU rejected or did not finish a command. Reboot the rig; if it recurs, reduce SMU "
-        "polling (monitoring tools, watch rocm-smi) and check the card's power cables."),
-    "register_access_failed": (
-        HARD,
-        "Register reads return all-ones: the GPU no longer answers on the bus. Power-cycle the rig "
-        "and reseat that GPU's riser and cables."),
-    "bus_lost": (
-        HARD,
-        "A GPU or a PCIe slot went off the bus. Power-cycle the rig and check the riser, its cable "
-        "and the PCIe power. A pcieport/pciehp line names the bridge, not the GPU: find the GPU "
-        "behind it with 'lspci -tv'."),
-    "ring_timeout": (
-        SOFT,
-        "A GPU job hung (ring timeout). Check the named process; if it recurs, check clocks, "
-        "undervolt, temperatures and power of that GPU."),
-    "gpu_hang": (
-        HARD,
-        "The GPU's command processor or scheduler firmware (MES/KIQ/CP) hung. Reboot the rig before "
-        "new work; a GPU in this state rarely recovers by itself."),
-    "gpu_reset": (
-        SOFT,
-        "The driver reset the GPU and killed the work on it. Check what ran (see the ring timeout "
-        "line); reboot the rig if resets repeat."),
-    "gpu_reset_failed": (
-        HARD,
-        "The GPU did not come back from a reset or resume. Power-cycle the rig."),
-    "page_fault": (
-        SOFT,
-        "A GPU program accessed an invalid address: usually an application bug, sometimes corrupted "
-        "memory under unstable clocks. Check the named process."),
-    "ras_uncorrectable": (
-        HARD,
-        "Uncorrectable hardware (ECC/RAS) error. Take the GPU out of service, check its error counts "
-        "and bad pages (amd-smi metric --ecc, amd-smi bad-pages); replace it if it recurs."),
-    "ras_correctable": (
-        SOFT,
-        "Correctable hardware (ECC) errors: no action needed now; watch the counts "
-        "(amd-smi metric --ecc)."),
-    "init_failed": (
-        HARD,
-        "amdgpu failed to initialise a GPU. Read the kernel log around it (firmware files, VBIOS, "
-        "PCIe errors), reboot, and reseat the card if it persists."),
+    "smu_no_response": (HARD, "The GPU's power-management firmware stopped answering. Power-cycle the rig and "
+                              "check that GPU's riser and PCIe power cables."),
+    "smu_message_failed": (HARD, "The GPU's power-management firmware rejected or did not finish a command. "
+                                 "Reboot the rig; check the card's power cables if it recurs."),
+    "register_access_failed": (HARD, "Register reads return all-ones: the GPU no longer answers on the bus. "
+                                     "Power-cycle the rig and reseat that GPU's riser and cables."),
+    "bus_lost": (HARD, "A GPU or a PCIe slot went off the bus. Power-cycle the rig and check the riser, its cable "
+                       "and the PCIe power. A pcieport/pciehp/AER line names the bridge, not the GPU: find the GPU "
+                       "behind it with 'lspci -tv'."),
+    "pcie_error": (HARD, "An uncorrected PCIe error on the link to a GPU. Check the riser, cable, slot and PCIe "
+                         "power; a pcieport/AER line names the bridge: find the GPU behind it with 'lspci -tv'."),
+    "ring_timeout": (SOFT, "A GPU job hung (ring timeout). Check the named process; if it recurs, check clocks, "
+                           "undervolt, temperatures and power of that GPU."),
+    "gpu_hang": (HARD, "The GPU's command processor or scheduler firmware hung. Reboot the rig (or reset the GPU) "
+                       "before new work; a GPU in this state rarely recovers by itself."),
+    "gpu_reset": (SOFT, "The driver reset the GPU and killed the work on it. Check what ran (see what hung); "
+                        "reboot the rig if resets repeat."),
+    "gpu_reset_failed": (HARD, "The GPU did not come back from a reset or resume. Power-cycle the rig."),
+    "page_fault": (SOFT, "A GPU program accessed an invalid address: usually an application bug, sometimes "
+                         "corrupted memory under unstable clocks. Check the named process."),
+    "app_fault": (SOFT, "An application's GPU work failed; the GPU stays usable. Check the named process."),
+    "ras_uncorrectable": (HARD, "Uncorrectable hardware (ECC/RAS) error. Take the GPU out of service and check its "
+                                "error counts; replace it if it recurs."),
+    "ras_correctable": (SOFT, "Correctable hardware (ECC) errors: no action needed now; watch the counts."),
+    "memory_remap": (SOFT, "GPU memory was marked for remapping; reset the GPU when idle so it takes effect."),
+    "memory_remap_failed": (HARD, "The GPU could not remap or retire failing memory: take it out of service."),
+    "nvlink_error": (HARD, "GPU interconnect (NVLink) error: reset the GPU or reboot before new multi-GPU work."),
+    "firmware_error": (HARD, "The GPU's firmware halted or timed out: reset the GPU or reboot the node."),
+    "gpu_error": (HARD, "The driver reported a GPU error: reset the GPU or reboot before new work."),
+    "recovery_required": (HARD, "The driver says the GPU needs a reset or a reboot: do it before new work."),
+    "init_failed": (HARD, "The driver failed to initialise a GPU. Read the kernel log around it (firmware, VBIOS, "
+                          "PCIe errors), reboot, and reseat the card if it persists."),
 }
+
+TABLES = (_kernel_patterns_pcie, _kernel_patterns_amdgpu, _kernel_patterns_nvidia)
 
 
 class Pattern(object):
-    """One row of the pattern table.
+    """One compiled row of a pattern table (see ``_kernel_patterns_amdgpu`` for the row format).
 
-    ``key`` is a lower-case literal that every match contains: lines without any key are skipped
-    without running a regex, which keeps a scan of a long journal fast.
+    ``key`` is a lower-case literal every match contains: lines without any key are skipped without
+    running a regex, which keeps a scan of a long journal fast. ``needs`` is a word the line must
+    contain (the driver's name) for wording other drivers print too.
     """
 
-    __slots__ = ("category", "severity", "regex", "summary", "fix", "amdgpu_only", "key")
+    __slots__ = ("category", "severity", "regex", "summary", "fix", "fixes", "key", "needs", "vendor", "role",
+                 "lookup", "unknown", "xid", "addresses")
 
-    def __init__(self, category, key, regex, summary, amdgpu_only=False):
+    def __init__(self, table, row):
+        category, key, regex, summary, options = row
         self.category = category
-        self.severity, self.fix = CATEGORIES[category]
+        self.severity = options.get("severity") or CATEGORIES[category][0]
+        self.fixes = getattr(table, "FIXES", {})
+        self.fix = options.get("fix") or self.fixes.get(category) or CATEGORIES[category][1]
         self.key = key
         self.regex = re.compile(regex, re.IGNORECASE)
         self.summary = summary
-        # Wording that other drivers could print too only counts on lines that name amdgpu.
-        self.amdgpu_only = amdgpu_only
+        self.needs = table.NEEDS if options.get("own") else None
+        self.vendor = table.VENDOR
+        self.role = options.get("role")
+        self.lookup = options.get("lookup")
+        self.unknown = options.get("unknown")
+        self.xid = options.get("xid")
+        self.addresses = _ADDRESSES[table.__name__]
 
     def __repr__(self):
         return "Pattern(%s, %r)" % (self.category, self.regex.pattern)
 
+    def rule(self, match):
+        """(category, severity, summary, fix, xid, follow-up xid) of one match of this row."""
+        if self.lookup is None:
+            return self.category, self.severity, self.summary, self.fix, self.xid, None
+        own = int(match.group("xid"))
+        cause = match.group("cause") if "cause" in self.regex.groupindex else None
+        xid = int(cause) if cause else own
+        entry = self.lookup.get(xid)
+        if entry is None:
+            category, severity, summary, fix = self.unknown
+            summary = summary % xid
+        else:
+            category, severity, summary, fix = entry
+        fix = fix or self.fixes.get(category) or CATEGORIES[category][1]
+        return category, severity, summary, fix, xid, (own if cause else None)
 
-_BDF = r"[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]"
-_P = Pattern
 
-# Ordered: the first match wins, so more specific wording comes before more general wording
-# (0xFFFFFFFF before any SMU response, "reset failed" before "reset").
-PATTERNS = [
-    # The SMU does not answer at all: all-ones reads, or the driver gave up on it.
-    _P("smu_no_response", "smu", r"SMU: response:\s*0xFFFFFFFF\b", "SMU not answering (0xFFFFFFFF)"),
-    _P("smu_no_response", "smu", r"SMU: No response msg_reg", "SMU not answering (no response)"),
-    _P("smu_no_response", "smu", r"SMU is in hanged state", "SMU marked hung by the driver"),
-    _P("smu_no_response", "timeout", r"is timeout \(no response\)", "SMU message timed out (no response)"),
-    _P("smu_no_response", "smc", r"\bSMC is not ready", "SMC not ready", amdgpu_only=True),
-    _P("smu_no_response", "smc", r"SMC engine is not correctly up", "SMC engine not up"),
-    # The SMU answers, but a message failed.
-    _P("smu_message_failed", "smu", r"SMU: I'm not done with your previous command", "SMU busy with a previous command"),
-    _P("smu_message_failed", "smu", r"SMU: I'm very busy", "SMU too busy for a command"),
-    _P("smu_message_failed", "smu", r"SMU: valid command, bad prerequisites", "SMU refused a command (bad prerequisites)"),
-    _P("smu_message_failed", "smu", r"SMU: unknown command", "SMU rejected an unknown command"),
-    _P("smu_message_failed", "smu", r"SMU: I'm debugging", "SMU in debug state"),
-    _P("smu_message_failed", "smu", r"SMU: response:\s*0x[0-9a-f]+", "SMU message failed"),
-    _P("smu_message_failed", "fail", r"Failed to export SMU metrics table", "SMU metrics table export failed"),
-    _P("smu_message_failed", "fail", r"\[powerplay\]\s*failed send message", "SMU message failed (powerplay)"),
-    _P("smu_message_failed", "fail", r"failed to send (?:pre )?message \S+ ret is", "SMU message failed (powerplay)"),
-    _P("smu_message_failed", "fail", r"last message was failed", "SMU message failed (powerplay)"),
-    _P("smu_message_failed", "fail", r"Msg issuing pre-check failed", "SMU not ready for a message"),
-    _P("smu_message_failed", "fail", r"Failed to disallow (?:df cstate|cf state)", "SMU failed to change DF C-state"),
-    _P("smu_message_failed", "fail", r"\[SetDfCstate\] failed", "SMU failed to change DF C-state"),
-    _P("smu_message_failed", "fail", r"\[PrepareMp1\] Failed", "SMU failed to prepare MP1"),
-    _P("smu_message_failed", "fail", r"Failed to disable smu features", "SMU failed to disable features"),
-    _P("smu_message_failed", "smc", r"SMC failed to set mp1 state", "SMU failed to set MP1 state"),
-    _P("smu_message_failed", "fail", r"Failed to get current clock freq", "SMU clock query failed"),
-    _P("smu_message_failed", "fail", r"Failed to disable gfxoff", "SMU failed to disable GFXOFF"),
-    # All-ones MMIO reads: the device is gone.
-    _P("register_access_failed", "fail", r"failed to (?:read|write) reg\b", "register access failed", amdgpu_only=True),
-    _P("register_access_failed", "0xffffffff", r"L2_PROTECTION_FAULT_STATUS:\s*0xFFFFFFFF\b", "fault status reads all-ones"),
-    # Off the bus. pcieport/pciehp lines name the bridge: never attributed to a GPU (see _bdf_of).
-    _P("bus_lost", "lost", r"device lost from bus", "GPU lost from the PCIe bus", amdgpu_only=True),
-    _P("bus_lost", "inaccessible", r"(?:^|\s)(?:amdgpu|pcieport) " + _BDF + r":.*\bdevice inaccessible", "device inaccessible on the PCIe bus"),
-    _P("bus_lost", "pciehp", r"\bpciehp\b.*\b(?:Link Down|Card not present)\b", "PCIe slot link down"),
-    # Init failures.
-    _P("init_failed", "fail", r"\bhw_init of IP block <?[^>\s]+>? failed", "IP block init failed", amdgpu_only=True),
-    _P("init_failed", "fatal", r"Fatal error during GPU init", "fatal error during GPU init", amdgpu_only=True),
-    _P("init_failed", "fail", r"memory training failed", "memory training failed", amdgpu_only=True),
-    _P("init_failed", "fail", r"\bamdgpu: probe of (?P<bdf>" + _BDF + r") failed", "amdgpu probe failed"),
-    _P("init_failed", "fail", r"probe with driver amdgpu failed", "amdgpu probe failed"),
-    # Failed resets and resumes (before the plain reset lines).
-    _P("gpu_reset_failed", "fail", r"GPU reset\(\d+\) failed", "GPU reset failed", amdgpu_only=True),
-    _P("gpu_reset_failed", "fail", r"\bmode[12] reset failed", "GPU mode reset failed", amdgpu_only=True),
-    _P("gpu_reset_failed", "fail", r"ASIC reset failed with error", "ASIC reset failed", amdgpu_only=True),
-    _P("gpu_reset_failed", "fail", r"GPU Recovery Failed", "GPU recovery failed", amdgpu_only=True),
-    _P("gpu_reset_failed", "reset", r"GPU reset end with ret = -\d+", "GPU reset failed", amdgpu_only=True),
-    _P("gpu_reset_failed", "fail", r"\bRing \S+ reset failed", "ring reset failed", amdgpu_only=True),
-    _P("gpu_reset_failed", "fail", r"\bresume of IP block <?[^>\s]+>? failed", "IP block resume failed", amdgpu_only=True),
-    _P("gpu_reset_failed", "fail", r"amdgpu_device_ip_resume failed", "device resume failed"),
-    _P("gpu_reset_failed", "fail", r"PSP resume failed", "PSP resume failed", amdgpu_only=True),
-    _P("gpu_reset_failed", "fail", r"\bsuspend of IP block <?[^>\s]+>? failed", "IP block suspend failed", amdgpu_only=True),
-    # Firmware / queue hangs.
-    _P("gpu_hang", "fail", r"\bMES(?:\(\d+\))? failed to respon", "MES firmware not responding"),
-    _P("gpu_hang", "unrecoverable", r"MES might be in unrecoverable state", "MES in unrecoverable state"),
-    _P("gpu_hang", "fail", r"failed to remove hardware queue from MES", "MES could not remove a queue"),
-    _P("gpu_hang", "hung", r"IP block:\s*\S+ is hung", "IP block hung"),
-    _P("gpu_hang", "fail", r"\bring kiq_\S* test failed", "KIQ ring test failed"),
-    _P("gpu_hang", "kiq", r"timeout waiting for kiq fence|wait for kiq fence error", "KIQ fence timeout", amdgpu_only=True),
-    _P("gpu_hang", "timeout", r"qcm fence wait loop timeout expired", "queue preemption timed out"),
-    _P("gpu_hang", "unrecoverable", r"The cp might be in an unrecoverable state", "CP in unrecoverable state", amdgpu_only=True),
-    _P("gpu_hang", "fail", r"Failed to evict (?:process )?queues?\b", "queue eviction failed", amdgpu_only=True),
-    _P("gpu_hang", "fail", r"Failed to suspend process", "process suspend failed", amdgpu_only=True),
-    _P("gpu_hang", "fail", r"failed to halt cp gfx", "CP halt failed", amdgpu_only=True),
-    _P("gpu_hang", "fail", r"failed to unmap legacy queue", "queue unmap failed", amdgpu_only=True),
-    _P("gpu_hang", "timed out", r"IB test timed out", "IB test timed out", amdgpu_only=True),
-    _P("gpu_hang", "hang", r"HW Exception by GPU node-?\d+.*GPU Hang", "GPU hang reported to the application"),
-    # RAS.
-    _P("ras_uncorrectable", "hardware error", r"(?<!\b0 )\buncorrectable hardware errors?\b", "uncorrectable hardware error", amdgpu_only=True),
-    _P("ras_uncorrectable", "hardware error", r"\[Hardware Error\]:?\s*Accelerator Check Architecture events logged",
-       "ACA hardware error logged", amdgpu_only=True),
-    _P("ras_uncorrectable", "poison", r"\bpoison", "RAS poison", amdgpu_only=True),
-    _P("ras_correctable", "hardware error", r"(?<!\b0 )\bcorrectable hardware errors? detected", "correctable hardware errors",
-       amdgpu_only=True),
-    _P("ras_correctable", "count", r"\bce[ _]count\b(?![:=\s]*0\b)", "correctable error count", amdgpu_only=True),
-    # Timeouts (soft: the driver may recover).
-    _P("ring_timeout", "timeout", r"\bring \S+ timeout\b", "ring timeout", amdgpu_only=True),
-    _P("ring_timeout", "timed out", r"Waiting for fences timed out", "fence wait timed out", amdgpu_only=True),
-    # Resets that did not (yet) fail.
-    _P("gpu_reset", "reset", r"GPU reset begin", "GPU reset", amdgpu_only=True),
-    _P("gpu_reset", "reset", r"GPU reset succeeded, trying to resume", "GPU reset", amdgpu_only=True),
-    _P("gpu_reset", "reset", r"GPU reset\(\d+\) succeeded", "GPU reset", amdgpu_only=True),
-    _P("gpu_reset", "reset", r"\bStarting \S+ ring reset", "ring reset", amdgpu_only=True),
-    _P("gpu_reset", "reset", r"\bRing \S+ reset succeeded", "ring reset", amdgpu_only=True),
-    _P("gpu_reset", "reset", r"device wedged, but recovered through reset", "GPU wedged, recovered by reset", amdgpu_only=True),
-    _P("gpu_reset", "reset", r"VRAM is lost due to GPU reset", "VRAM lost in a GPU reset"),
-    _P("gpu_reset", "reset", r"soft reset failed, will fallback to full reset", "soft reset failed, full reset",
-       amdgpu_only=True),
-    _P("gpu_reset", "reset", r"\bmode[12] reset\b", "GPU mode reset", amdgpu_only=True),
-    # Page faults: header lines only; the detail lines that follow belong to the same fault.
-    _P("page_fault", "fault", r"\[(?:gfx|mm)hub\d*\][^(]{0,40}\bpage fault\b", "GPU page fault"),
-    _P("page_fault", "fault", r"\bGPU fault detected:", "GPU page fault", amdgpu_only=True),
-    _P("page_fault", "fault", r"Memory access fault by GPU node-?\d+", "GPU memory access fault (application)"),
-]
-
-# Alarming-looking lines that healthy boots and resumes print. They never give a finding.
-BENIGN = [re.compile(r, re.IGNORECASE) for r in (
-    r"SMU driver if version not matched",
-    r"SMU is resuming",
-    r"SMU is resumed successfully",
-    r"\bta ucode is not available",           # RAP/RAS/HDCP/SECUREDISPLAY optional firmware
-    r"\binit context\b",                      # reset while the driver initialises (AMD node-agent rule)
-    r"poison setting is inconsistent",        # DF/UMC poison setting on consumer boards at boot
-    r"\b(?:MEM|SRAM) ECC is not presented",
-    r"\bras initialized successfully",
-)]
-
+_ADDRESSES = dict((table.__name__, [re.compile(r) for r in getattr(table, "ADDRESSES", [])]) for table in TABLES)
+PATTERNS = [Pattern(table, row) for table in TABLES for row in table.ROWS]
+BENIGN = [re.compile(r, re.IGNORECASE) for table in TABLES for r in getattr(table, "BENIGN", [])]
 # The literal keys, each looked up once per line (see Pattern.key).
 _KEYS = tuple(sorted(set(p.key for p in PATTERNS)))
 
-# -- line prefixes and timestamps -------------------------------------------------------------
-
-_DECODE_PREFIX = re.compile(
-    r"^(?:kern|user|mail|daemon|auth|syslog|lpr|news|uucp|cron|authpriv|ftp|local[0-7])\s*:\s*"
-    r"(?:emerg|alert|crit|err|warn|notice|info|debug)\s*:\s*")
-_PRIORITY_PREFIX = re.compile(r"^<\d{1,3}>")
-_ISO = re.compile(r"^(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)(?:[.,](\d{1,9}))?(Z|[+-]\d\d(?::?\d\d)?)?(?=\s|$)")
-_CTIME = re.compile(r"^\[(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) ([A-Za-z]{3}) +(\d{1,2}) (\d\d):(\d\d):(\d\d) (\d{4})\]")
-_SYSLOG = re.compile(r"^([^\W\d_]{3,5}\.?) +(\d{1,2}) (\d\d):(\d\d):(\d\d) +(\S+) +")
-_MONOTONIC = re.compile(r"^\[\s*(\d{1,10}\.\d{1,9})\]")
-_CALLER = re.compile(r"^\[\s*[TC]\d+\]\s*")            # printk caller id: [    T140]
-_HOST_KERNEL = re.compile(r"^(?:\S+\s+)?kernel(?:\[\d+\])?:\s*")
-_MONTHS = dict((m, i + 1) for i, m in enumerate(
-    ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")))
-
 # -- attribution and collapsing ---------------------------------------------------------------
 
-_DEVICE_PREFIX = re.compile(r"(?:^|[\s\]}])amdgpu (" + _BDF + r"):")
-_DRM_DEV = re.compile(r"for drm dev,? (" + _BDF + r")")
-_DRM_CONTEXT = re.compile(r"\[drm[:\]]")
-_ANY_BDF = re.compile(r"(?<![0-9A-Za-z:])(" + _BDF + r")(?![0-9])")
-_PROTECTED = re.compile(_BDF + r"|\bnode-\d+", re.IGNORECASE)
+_BDF = r"[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]"
+_PARTIAL = re.compile(r"^([0-9a-fA-F]{4}):([0-9a-fA-F]{2}):([0-9a-fA-F]{2})$")
+_PROTECTED = re.compile(r"[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}(?:\.[0-7])?|\bnode-\d+", re.IGNORECASE)
 # A number: decimal or hex with at least one digit, or any hex word right after ':' or '='
 # (register offsets such as "reg:abcd").
 _NUMBER = re.compile(r"(?<![0-9A-Za-z])(?:0[xX])?[0-9a-fA-F]*[0-9][0-9a-fA-F]*(?![0-9A-Za-z])"
                      r"|(?<=[:=])[0-9a-fA-F]+(?![0-9A-Za-z])")
 
 
-def _to_text(raw):
-    if isinstance(raw, str):
-        if len(raw) <= MAX_LINE_CHARS and not raw.endswith(("\n", "\r")):
-            return raw  # the common case, kept cheap
-    elif isinstance(raw, bytes):
-        raw = raw.decode("utf-8", "replace")
-    elif not isinstance(raw, str):
-        raw = str(raw)
-    raw = raw.rstrip("\r\n")
-    if len(raw) > MAX_LINE_CHARS:
-        raw = raw[:MAX_LINE_CHARS]
-    return raw
-
-
-def _local_epoch(year, month, day, hour, minute, second):
-    if not (1 <= month <= 12 and 1 <= day <= 31 and hour <= 23 and minute <= 59 and second <= 60):
+def normalize_address(value):
+    """A full PCI address normalised ('0000:0b:00.0'), NVRM's partial one ('0000:0b:00'), or None."""
+    if not isinstance(value, str):
         return None
-    try:
-        return time.mktime((year, month, day, hour, minute, second, 0, 0, -1))
-    except (OverflowError, ValueError):
-        return None
-
-
-_ISO_CACHE = {}
-
-
-def _iso_epoch(match):
-    # Lines of one second share the conversion (a flood has thousands per second).
-    key = match.string[match.start(1):match.end(6)] + (match.group(8) or "")
-    base = _ISO_CACHE.get(key)
-    if base is None:
-        base = _iso_base(match)
-        if base is None:
-            return None
-        if len(_ISO_CACHE) >= 4096:
-            _ISO_CACHE.clear()
-        _ISO_CACHE[key] = base
-    return base + (float("0." + match.group(7)) if match.group(7) else 0.0)
-
-
-def _iso_base(match):
-    year, month, day, hour, minute, second = (int(match.group(i)) for i in range(1, 7))
-    zone = match.group(8)
-    if zone is None:
-        return _local_epoch(year, month, day, hour, minute, second)
-    if not (1 <= month <= 12 and 1 <= day <= 31 and hour <= 23 and minute <= 59 and second <= 60):
-        return None
-    try:
-        base = calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0))
-    except (OverflowError, ValueError):
-        return None
-    if zone.upper() != "Z":
-        digits = zone[1:].replace(":", "")
-        offset = int(digits[:2]) * 3600 + (int(digits[2:4]) * 60 if len(digits) >= 4 else 0)
-        base -= offset if zone[0] == "+" else -offset
-    return base
-
-
-def _syslog_epoch(month_name, day, hour, minute, second, now):
-    month = _MONTHS.get(month_name.rstrip(".").lower()[:3])
-    if month is None or not month_name.rstrip(".").isascii():
-        return None
-    year = time.localtime(now).tm_year
-    epoch = _local_epoch(year, month, day, hour, minute, second)
-    # syslog has no year: a December line read in January belongs to last year.
-    if epoch is not None and epoch > now + 2 * 86400:
-        epoch = _local_epoch(year - 1, month, day, hour, minute, second)
-    return epoch
-
-
-def split_line(line, boot_time=None, now=None):
-    """Split a raw log line into (stamp text or None, epoch or None, message body).
-
-    ``boot_time`` is a number, None (monotonic stamps then give no epoch), or a callable that
-    returns one (asked only when a monotonic stamp is met).
-    """
-    text = _to_text(line)
-    body = _PRIORITY_PREFIX.sub("", _DECODE_PREFIX.sub("", text, count=1), count=1)
-    stamp, epoch = None, None
-    match = _ISO.match(body)
+    full = _pci.normalize_bdf(value)
+    if full:
+        return full
+    match = _PARTIAL.match(value.strip())
     if match:
-        stamp, epoch = match.group(0), _iso_epoch(match)
-        body = _HOST_KERNEL.sub("", body[match.end():].lstrip(), count=1)
-    else:
-        match = _CTIME.match(body)
-        if match:
-            stamp = match.group(0)[1:-1]
-            month = _MONTHS.get(match.group(1).lower())
-            if month:
-                epoch = _local_epoch(int(match.group(6)), month, int(match.group(2)), int(match.group(3)),
-                                     int(match.group(4)), int(match.group(5)))
-            body = body[match.end():].lstrip()
-        else:
-            match = _SYSLOG.match(body)
-            if match:
-                stamp = "%s %s %s:%s:%s" % match.group(1, 2, 3, 4, 5)
-                epoch = _syslog_epoch(match.group(1), int(match.group(2)), int(match.group(3)),
-                                      int(match.group(4)), int(match.group(5)),
-                                      time.time() if now is None else now)
-                body = _HOST_KERNEL.sub("", body[match.end():], count=1)
-    # A monotonic stamp: on its own (dmesg) or inside a syslog line (then the wall clock wins).
-    match = _MONOTONIC.match(body)
-    if match:
-        if stamp is None:
-            stamp = match.group(1)
-            base = boot_time() if callable(boot_time) else boot_time
-            if base is not None:
-                epoch = base + float(match.group(1))
-        body = body[match.end():].lstrip()
-        body = _HOST_KERNEL.sub("", _CALLER.sub("", body, count=1), count=1)
-    return stamp, epoch, body.strip()
+        return "%s:%s:%s" % tuple(part.lower() for part in match.groups())
+    return None
 
 
-def _bdf_of(body, match):
-    """The GPU a line is about: only addresses the amdgpu driver prints, never a bridge's."""
+def is_partial(address):
+    """Whether an address is NVRM's domain:bus:device without the function."""
+    return bool(address) and _PARTIAL.match(address) is not None
+
+
+def _bdf_of(pattern, body, match):
+    """The GPU a line is about: the row's own group, else the table's address forms; never a bridge's."""
     if "bdf" in match.re.groupindex and match.group("bdf"):
-        return _pci.normalize_bdf(match.group("bdf"))
-    for regex in (_DEVICE_PREFIX, _DRM_DEV):
+        return normalize_address(match.group("bdf"))
+    for regex in pattern.addresses:
         found = regex.search(body)
         if found:
-            return _pci.normalize_bdf(found.group(1))
-    if _DRM_CONTEXT.search(body):
-        found = _ANY_BDF.search(body)
-        if found:
-            return _pci.normalize_bdf(found.group(1))
+            return normalize_address(found.group(1))
     return None
 
 
@@ -416,12 +225,36 @@ def _normalise(message):
     return "".join(parts)
 
 
+def clean_text(text):
+    """Valid UTF-8 text: escaped undecodable bytes (surrogates) and other lone surrogates replaced."""
+    if text is None:
+        return None
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    except UnicodeError:
+        return text.encode("utf-8", "replace").decode("utf-8", "replace")
+
+
 def _keys_in(lower):
     return [key for key in _KEYS if key in lower]
 
 
-def classify(body):
+def vendor_set(vendors):
+    """The vendors to scan for: None, 'auto' or 'all' -> every vendor; 'amd', 'nvidia' or a list of them."""
+    if vendors is None or vendors in ("auto", "all"):
+        return frozenset(VENDORS)
+    if isinstance(vendors, str):
+        vendors = [vendors]
+    chosen = frozenset(vendors)
+    unknown = sorted(str(v) for v in chosen - frozenset(VENDORS))
+    if unknown or not chosen:
+        raise ValueError("vendors: %s is not one of auto, %s" % (", ".join(unknown) or "nothing", ", ".join(VENDORS)))
+    return chosen
+
+
+def classify(body, vendors=None):
     """(pattern, match) for a message body, or (None, None) for benign and unknown lines."""
+    chosen = vendor_set(vendors) if not isinstance(vendors, frozenset) else vendors
     lower = body.lower()
     keys = _keys_in(lower)
     if not keys:
@@ -430,41 +263,35 @@ def classify(body):
         if benign.search(body):
             return None, None
     for pattern in PATTERNS:
-        if pattern.key not in keys:
+        if pattern.key not in keys or (pattern.vendor is not None and pattern.vendor not in chosen):
             continue
         match = pattern.regex.search(body)
-        if match and (not pattern.amdgpu_only or "amdgpu" in lower):
+        if match and (pattern.needs is None or pattern.needs in lower):
             return pattern, match
     return None, None
 
 
-def read_boot_time(uptime_path="/proc/uptime", now=None):
-    """Epoch seconds of this boot (now minus the first field of /proc/uptime), or None."""
-    try:
-        with open(uptime_path) as handle:
-            uptime = float(handle.read().split()[0])
-    except (IOError, OSError, ValueError, IndexError):
-        return None
-    return (time.time() if now is None else now) - uptime
-
+# -- scanning ---------------------------------------------------------------------------------
 
 # Lines kept back, unparsed, in case a following line must inherit their time. Continuations
 # are a few lines long; 64 is plenty and bounds the work.
 _PENDING = 64
 _CACHE_SIZE = 4096
+# Yielded by a line source where it skipped part of the log (see _LineSource): times and
+# recoveries do not carry across it.
+GAP = object()
 
 
 class _Clock(object):
     """The time state of a scan: the last stamp and epoch seen, and lines not parsed yet.
 
     Only lines that may give a finding are parsed; the others wait in ``pending`` and are parsed
-    (newest first) only when a finding needs a time to inherit.
+    (newest first) only when a finding's line has no stamp of its own and must inherit one.
     """
 
-    def __init__(self, boot_time, now, want_epoch):
+    def __init__(self, boot_time, now):
         self.boot_time = boot_time
         self.now = now
-        self.want_epoch = want_epoch  # only a since filter needs epochs; stamps are always shown
         self.stamp = None
         self.epoch = None
         self.pending = []
@@ -474,65 +301,267 @@ class _Clock(object):
         if len(self.pending) > 2 * _PENDING:
             del self.pending[:-_PENDING]
 
+    def gap(self):
+        self.stamp, self.epoch, self.pending = None, None, []
+
     def parse(self, text):
-        """Parse a line; return (stamp, epoch, body) with the stamp and epoch inherited."""
+        """Parse a line; return (stamp, epoch, body), inheriting both when it has no stamp."""
         stamp, epoch, body = split_line(text, self.boot_time, self.now)
-        if stamp is None or (epoch is None and self.want_epoch):
-            self._resolve(need_stamp=stamp is None)
         if stamp is None:
-            stamp = self.stamp
-        if epoch is None:
-            epoch = self.epoch
+            for older in reversed(self.pending[-_PENDING:]):
+                older_stamp, older_epoch = split_line(older, self.boot_time, self.now)[:2]
+                if older_stamp is not None:
+                    self.stamp, self.epoch = older_stamp, older_epoch
+                    break
+            stamp, epoch = self.stamp, self.epoch
         self.pending = []
         self.stamp, self.epoch = stamp, epoch
         return stamp, epoch, body
 
-    def _resolve(self, need_stamp):
-        """Take the newest stamp and epoch from the lines skipped since the last parsed one."""
-        found_stamp = not need_stamp
-        for text in reversed(self.pending[-_PENDING:]):
-            stamp, epoch = split_line(text, self.boot_time, self.now)[:2]
-            if not found_stamp and stamp is not None:
-                self.stamp, found_stamp = stamp, True
-            if epoch is not None:
-                self.epoch = epoch
-                return
-            if found_stamp and not self.want_epoch:
-                return
+
+class _Findings(object):
+    """Findings keyed on (category, GPU, collapsing key), in the order of their first line."""
+
+    def __init__(self):
+        self.by_key = {}
+        self.seq = {}
+
+    def add(self, key, known, text, stamp, epoch, index):
+        """Count one line into its finding; return (key, state of the finding before it)."""
+        pattern, rule, bdf, message = known[:4]
+        finding = self.by_key.get(key)
+        if finding is None and len(self.by_key) >= MAX_FINDINGS:
+            key = (rule[0], bdf, "overflow")
+            finding = self.by_key.get(key)
+        if finding is None:
+            before = None
+            finding = self.by_key[key] = {
+                "category": rule[0],
+                "severity": rule[1],
+                "bdf": bdf,
+                "vendor": pattern.vendor,
+                "xid": rule[4],
+                "summary": rule[2],
+                "fix": rule[3],
+                "message": message,
+                "line": clean_text(text),
+                "count": 0,
+                "first_seen": clean_text(stamp),
+                "last_seen": None,
+                "first_epoch": epoch,
+                "last_epoch": None,
+                "recovered": False,
+                "hung": None,
+                "caused_xids": [],
+            }
+            self.seq[key] = index
+        else:
+            before = (finding["count"], finding["last_seen"], finding["last_epoch"])
+        finding["count"] += 1
+        finding["last_seen"] = clean_text(stamp)
+        finding["last_epoch"] = epoch
+        follow_up = rule[5]
+        if follow_up is not None and follow_up not in finding["caused_xids"]:
+            finding["caused_xids"] = sorted(finding["caused_xids"] + [follow_up])
+        return key, before
+
+    def remove(self, key):
+        self.by_key.pop(key, None)
+        self.seq.pop(key, None)
+
+    def ordered(self):
+        return [self.by_key[key] for key in sorted(self.by_key, key=lambda k: self.seq[k])]
 
 
-def scan(lines, since=None, boot_time=None, stats=None):
-    """Classify kernel log lines into collapsed findings (see the module docstring).
+class _Episode(object):
+    """One GPU's hang-and-reset sequence under way (see the module docstring)."""
 
-    ``lines``: an iterable of str (bytes are decoded, a single str is split into lines).
-    ``since``: epoch seconds; findings from lines older than it are dropped. ``boot_time``: epoch
-    of the boot that dmesg monotonic stamps count from (default: from /proc/uptime, read only
-    when needed). ``stats``: an optional dict that receives the counts ``lines`` (examined),
-    ``matched`` (lines that gave a finding) and ``too_old`` (matching lines dropped by ``since``).
+    __slots__ = ("bdf", "vendor", "first", "hung", "keys", "needs_strong", "succeeded", "success")
 
-    Findings come in the order of their first line. Repeats collapse on (category, bdf, message
-    with numbers normalised); ``count`` counts the lines.
-    """
-    if isinstance(lines, bytes):
-        lines = lines.decode("utf-8", "replace")
+    def __init__(self, bdf, vendor, event):
+        self.bdf = bdf
+        self.vendor = vendor
+        self.first = event          # (index, stamp, epoch, ...)
+        self.hung = None
+        self.keys = {}              # finding key -> [lines joined, state of the finding before the first]
+        self.needs_strong = False   # a reset step failed: "trying to resume" is not enough
+        self.succeeded = False
+        self.success = None
+
+    def join(self, key, before, role, event):
+        entry = self.keys.get(key)
+        if entry is None:
+            self.keys[key] = [1, before]
+        else:
+            entry[0] += 1
+        if role == "hang" and self.hung is None:
+            self.hung = event[5]
+        if role == "step_failed":
+            self.needs_strong = True
+
+
+class _Recovery(object):
+    """Reads hang -> reset -> recovered sequences per GPU and folds the recovered ones."""
+
+    WINDOW = 50  # lines: a hang line that names no GPU joins a GPU's recovery starting this close after it
+
+    def __init__(self, findings):
+        self.findings = findings
+        self.episodes = {}
+        self.pending = []
+        self.folded = 0
+
+    def line(self, role, bdf, vendor, key, before, event):
+        if bdf is None:
+            self._line_without_gpu(role, key, before, event)
+            return
+        episode = self.episodes.get(bdf)
+        if role in ("hang", "reset", "step_failed"):
+            if episode is not None and episode.succeeded:
+                self._fold(episode)
+                episode = None
+            if episode is None:
+                episode = self.episodes[bdf] = _Episode(bdf, vendor, event)
+                self._adopt(episode, event[0])
+            episode.join(key, before, role, event)
+        elif role in ("resumed", "recovered"):
+            if episode is None:
+                return  # a reset nothing hung before (or before ``since``): its own soft finding
+            episode.join(key, before, role, event)
+            if role == "recovered" or not episode.needs_strong:
+                episode.succeeded, episode.success = True, event
+        elif role == "failed" and episode is not None:
+            del self.episodes[bdf]  # the recovery failed: every finding stays as it is
+
+    def _line_without_gpu(self, role, key, before, event):
+        if role == "failed":
+            self.episodes, self.pending = {}, []
+            return
+        if len(self.episodes) == 1:
+            episode = list(self.episodes.values())[0]
+            # A new hang after the recovery is not part of it; the reset's own lines are.
+            if role != "hang" or not episode.succeeded:
+                episode.join(key, before, role, event)
+        elif not self.episodes and role == "hang":
+            self.pending.append((key, before, event))
+            del self.pending[:-16]
+
+    def _adopt(self, episode, index):
+        for key, before, event in self.pending:
+            if index - event[0] <= self.WINDOW:
+                episode.join(key, before, "hang", event)
+                if episode.first[0] > event[0]:
+                    episode.first = event
+        self.pending = []
+
+    def gap(self):
+        self.episodes, self.pending = {}, []
+
+    def finish(self):
+        for episode in list(self.episodes.values()):
+            if episode.succeeded:
+                self._fold(episode)
+        self.episodes = {}
+
+    def _fold(self, episode):
+        self.episodes.pop(episode.bdf, None)
+        by_key = self.findings.by_key
+        for key, (joined, before) in episode.keys.items():
+            finding = by_key.get(key)
+            if finding is None:
+                continue
+            finding["count"] -= joined
+            if finding["count"] <= 0:
+                self.findings.remove(key)
+            elif before is not None:
+                finding["last_seen"], finding["last_epoch"] = before[1], before[2]
+        index, stamp, epoch, message, text, _hung, pattern, rule = episode.success
+        first = episode.first
+        hung = episode.hung
+        key = ("gpu_reset", episode.bdf, "recovered", _normalise(hung or ""))
+        finding = by_key.get(key)
+        if finding is None:
+            finding = by_key[key] = {
+                "category": "gpu_reset",
+                "severity": SOFT,
+                "bdf": episode.bdf,
+                "vendor": episode.vendor,
+                "xid": rule[4],
+                "summary": "GPU recovered by a reset after a hang" if hung else "GPU reset, recovered",
+                "fix": pattern.fix if pattern.category == "gpu_reset" else CATEGORIES["gpu_reset"][1],
+                "message": message,
+                "line": clean_text(text),
+                "count": 0,
+                "first_seen": clean_text(first[1]),
+                "last_seen": None,
+                "first_epoch": first[2],
+                "last_epoch": None,
+                "recovered": True,
+                "hung": hung,
+                "caused_xids": [],
+            }
+            self.findings.seq[key] = first[0]
+        finding["count"] += 1
+        finding["last_seen"], finding["last_epoch"] = clean_text(stamp), epoch
+        self.folded += 1
+
+
+def _lines_of(lines):
+    if isinstance(lines, (bytes, bytearray)):
+        lines = bytes(lines).decode("utf-8", "replace")
     if isinstance(lines, str):
         lines = lines.split("\n")
-    if boot_time is None and since is not None:
+    return lines
+
+
+def scan(lines, since=None, boot_time=None, stats=None, vendors=None, now=None):
+    """Classify kernel log lines into collapsed findings (see the module docstring).
+
+    ``lines``: an iterable of str (bytes are decoded, a single str or bytes is split into lines).
+    ``since``: epoch seconds; lines dated before it are dropped. ``boot_time``: epoch of the boot
+    that monotonic stamps count from (default: now minus /proc/uptime, read only when needed).
+    ``vendors``: None/'auto' (every table), 'amd', 'nvidia' or a list. ``now``: epoch used to date
+    syslog stamps (they have no year) and to bound monotonic ones (default: the clock). ``stats``:
+    an optional dict that receives the counts ``lines`` (examined), ``matched`` (lines that gave a
+    finding), ``too_old`` (matching lines dropped by ``since``) and ``recovered`` (recoveries folded).
+
+    Returns a list of findings (dicts), in the order of their first line. Repeats collapse on
+    (category, GPU, message with numbers normalised; for NVIDIA the Xid number). Each finding has:
+    ``category``, ``severity`` (``_checks.HARD``/``SOFT``), ``bdf`` (the GPU's PCI address, NVRM's
+    partial ``0000:01:00`` for NVIDIA until ``resolve_addresses``, or None when the line names no
+    GPU), ``vendor`` ('amd', 'nvidia', or None for a PCIe bridge's line), ``xid`` (int, NVIDIA;
+    else None), ``summary``, ``fix``, ``message`` (the first line without stamp and host, at most
+    512 characters), ``line`` (the first line as read), ``count`` (lines; for a recovered reset:
+    recoveries), ``first_seen``/``last_seen`` (stamps as written), ``first_epoch``/``last_epoch``
+    (epoch seconds or None), ``recovered`` (True for a hang the GPU recovered from by a reset),
+    ``hung`` (what hung, for a recovered reset; else None) and ``caused_xids`` (Xids logged as
+    "caused by previous Xid" this one, folded into it). Every text is valid UTF-8.
+    """
+    chosen = vendor_set(vendors)
+    now = time.time() if now is None else now
+    if boot_time is None:
         cache = []
 
         def boot_time():
             if not cache:
-                cache.append(read_boot_time())
+                cache.append(read_boot_time(now=now))
             return cache[0]
-    clock = _Clock(boot_time if since is not None else None, time.time(), since is not None)
-    findings, order, classified = {}, [], {}
+    clock = _Clock(boot_time, now)
+    findings = _Findings()
+    recovery = _Recovery(findings)
+    classified = {}
     counts = {"lines": 0, "matched": 0, "too_old": 0}
-    for raw in lines:
+    index = 0
+    for raw in _lines_of(lines):
+        if raw is GAP:
+            clock.gap()
+            recovery.gap()
+            continue
+        index += 1
         counts["lines"] += 1
         try:
-            text = _to_text(raw)
-            lower = text.lower()
-            if not _keys_in(lower):
+            text = _kernel_time.to_text(raw)
+            if not _keys_in(text.lower()):
                 clock.skip(text)
                 continue
             stamp, epoch, body = clock.parse(text)
@@ -543,42 +572,44 @@ def scan(lines, since=None, boot_time=None, stats=None):
             if known is None:
                 if len(classified) >= _CACHE_SIZE:
                     classified.clear()
-                pattern, match = classify(body)
-                if pattern is None:
-                    known = classified[body] = (None,)
-                else:
-                    message = " ".join(body.split())[:MAX_MESSAGE_CHARS]
-                    bdf = _bdf_of(body, match)
-                    known = classified[body] = (pattern, bdf, message, (pattern.category, bdf, _normalise(message)))
-            if known[0] is None:
+                known = classified[body] = _known(body, chosen)
+            if known is None or known[0] is None:
                 continue
             if since is not None and epoch is not None and epoch < since:
                 counts["too_old"] += 1
                 continue
         except Exception:  # one unreadable line must not hide the others
             continue
-        pattern, bdf, message, key = known
         counts["matched"] += 1
-        finding = findings.get(key)
-        if finding is None:
-            finding = findings[key] = {
-                "category": pattern.category,
-                "severity": pattern.severity,
-                "bdf": bdf,
-                "summary": pattern.summary,
-                "fix": pattern.fix,
-                "message": message,
-                "line": text,
-                "count": 0,
-                "first_seen": stamp,
-                "last_seen": stamp,
-            }
-            order.append(key)
-        finding["count"] += 1
-        finding["last_seen"] = stamp
+        pattern, rule, bdf, message, key, hung = known
+        key, before = findings.add(key, known, text, stamp, epoch, index)
+        if pattern.role:
+            recovery.line(pattern.role, bdf, pattern.vendor, key, before,
+                          (index, stamp, epoch, message, text, hung, pattern, rule))
+    recovery.finish()
     if stats is not None:
+        counts["recovered"] = recovery.folded
         stats.update(counts)
-    return [findings[key] for key in order]
+    return findings.ordered()
+
+
+def _known(body, chosen):
+    """What a message body gives: (pattern, rule, bdf, message, key, hung), or (None,)."""
+    pattern, match = classify(body, chosen)
+    if pattern is None:
+        return (None,)
+    rule = pattern.rule(match)
+    message = clean_text(" ".join(body.split())[:MAX_MESSAGE_CHARS])
+    bdf = _bdf_of(pattern, body, match)
+    if rule[4] is not None:
+        key = (rule[0], bdf, "xid", rule[4])
+    else:
+        key = (rule[0], bdf, _normalise(message))
+    hung = None
+    if pattern.role == "hang":
+        hung = match.group("hung") if "hung" in match.re.groupindex and match.group("hung") else rule[2]
+        hung = clean_text(" ".join(hung.split()))
+    return pattern, rule, bdf, message, key, hung
 
 
 def severity_counts(findings):
@@ -589,12 +620,67 @@ def severity_counts(findings):
     }
 
 
+def resolve_addresses(findings, gpu_bdfs):
+    """Complete NVRM's partial addresses ('0000:01:00') to the one GPU function that matches.
+
+    ``gpu_bdfs``: the GPUs' PCI addresses (any case). A finding whose partial address matches
+    exactly one of them gets that address; one that matches none or several (a card's GPU and
+    audio functions, when both are listed) is left alone. Returns a new list; changed findings
+    are copies.
+    """
+    known = sorted(set(b for b in (_pci.normalize_bdf(v) for v in (gpu_bdfs or ())) if b))
+    resolved = []
+    for finding in findings:
+        bdf = finding.get("bdf")
+        if is_partial(bdf):
+            matches = [b for b in known if b.startswith(bdf + ".")]
+            if len(matches) == 1:
+                finding = dict(finding, bdf=matches[0])
+        resolved.append(finding)
+    return resolved
+
+
+def display_functions(sysfs_root, partials):
+    """PCI display-class functions (class 0x03xxxx) under ``<sysfs_root>/bus/pci/devices`` whose
+    address starts with one of the partial addresses. Unreadable entries are left out."""
+    wanted = set(p + "." for p in partials if is_partial(p))
+    if not wanted:
+        return []
+    base = os.path.join(sysfs_root or "/sys", "bus", "pci", "devices")
+    try:
+        names = os.listdir(base)
+    except OSError:
+        return []
+    found = []
+    for name in sorted(names):
+        bdf = _pci.normalize_bdf(name)
+        if not bdf or bdf[:-1] not in wanted:
+            continue
+        try:
+            fd = os.open(os.path.join(base, name, "class"), os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+            try:
+                value = os.read(fd, 64).decode("ascii", "replace").strip().lower()
+            finally:
+                os.close(fd)
+        except OSError:
+            continue
+        if value.startswith("0x03"):
+            found.append(bdf)
+    return found
+
+
 # -- reading ---------------------------------------------------------------------------------
 
 class KernelLogRead(object):
-    """What ``read_kernel_log`` got: lines, where from, and why not when it failed."""
+    """What ``read_kernel_log`` got, and (after a scan) how much of it was scanned.
 
-    __slots__ = ("lines", "source", "cmd", "error", "timed_out", "elapsed", "note")
+    ``lines``: the log's lines, produced lazily (once) from the file or the command's output while
+    they are scanned; ``len(lines)`` is the number produced so far. ``unscanned``: None when the
+    whole log was scanned, else a dict: ``description`` (one line for a warning), ``bytes`` (not
+    scanned), ``lines`` (not scanned, or None when not counted: a file's skipped part is not read).
+    """
+
+    __slots__ = ("lines", "source", "cmd", "error", "timed_out", "elapsed", "note", "unscanned")
 
     def __init__(self, source):
         self.lines = []
@@ -604,6 +690,7 @@ class KernelLogRead(object):
         self.timed_out = False
         self.elapsed = 0.0
         self.note = None
+        self.unscanned = None
 
     @property
     def ok(self):
@@ -618,6 +705,173 @@ class KernelLogRead(object):
             "elapsed_s": round(self.elapsed, 3),
             "note": self.note,
             "lines": len(self.lines),
+            "unscanned": self.unscanned,
+        }
+
+
+class _FileChunks(object):
+    binary = True
+
+    def __init__(self, handle, size):
+        self.handle = handle
+        self.size = size
+
+    def read(self, count):
+        return self.handle.read(count)
+
+    def seek(self, position):
+        self.handle.seek(position)
+
+    def measure(self, start, end):
+        return end - start, None
+
+    def close(self):
+        self.handle.close()
+
+
+class _TextChunks(object):
+    binary = False
+
+    def __init__(self, text):
+        self.text = text
+        self.size = len(text)
+        self.position = 0
+
+    def read(self, count):
+        chunk = self.text[self.position:self.position + count]
+        self.position += len(chunk)
+        return chunk
+
+    def seek(self, position):
+        self.position = position
+
+    def measure(self, start, end):
+        """(bytes, lines) of text[start:end], in slices to avoid copying it whole."""
+        size = 0
+        for offset in range(start, end, CHUNK_BYTES):
+            size += len(self.text[offset:min(end, offset + CHUNK_BYTES)].encode("utf-8", "surrogateescape"))
+        lines = self.text.count("\n", start, end) + (1 if end > start and not self.text.endswith("\n", start, end) else 0)
+        return size, lines
+
+    def close(self):
+        self.text = ""
+
+
+def _size(size):
+    """'812 bytes', '3.5 KiB', '120.0 MiB', '1.2 GiB'."""
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if size >= scale:
+            return "%.1f %s" % (size / float(scale), unit)
+    return "%d bytes" % size
+
+
+class _LineSource(object):
+    """Lines of a log, produced in chunks while a scan consumes them, within a deadline.
+
+    When the rest will not fit in the time left (measured on what was scanned so far), it skips
+    ahead so that the newest lines are scanned, and yields ``GAP`` where it did; everything not
+    scanned is recorded in ``read.unscanned``.
+    """
+
+    def __init__(self, chunks, name, read, deadline, clock, drop=None, keep_last=None):
+        self.chunks = chunks
+        self.name = name
+        self.read = read
+        self.deadline = deadline
+        self.clock = clock
+        self.drop = drop
+        self.keep_last = keep_last
+        self.count = 0
+        self.skipped = []   # [(start, end, why)]
+
+    def __len__(self):
+        return self.count
+
+    def __bool__(self):
+        return True  # there are lines to read (len() counts only those produced so far)
+
+    __nonzero__ = __bool__
+
+    def __iter__(self):
+        try:
+            for line in self._lines():
+                yield line
+        finally:
+            self._report()
+            self.chunks.close()
+
+    def _lines(self):
+        chunks, newline = self.chunks, (b"\n" if self.chunks.binary else "\n")
+        empty = newline[:0]
+        position, scanned, start = 0, 0, self.clock()
+        buffer, dropping = empty, False
+        if self.keep_last is not None and chunks.size > self.keep_last:
+            position = chunks.size - self.keep_last
+            self.skipped.append((0, position, "only its last %s were to be read" % _size(self.keep_last)))
+            chunks.seek(position)
+            dropping = True
+        while True:
+            now = self.clock()
+            if now >= self.deadline:
+                self.skipped.append((position - len(buffer), max(chunks.size, position), "the time ran out"))
+                return
+            left = self.deadline - now
+            if scanned >= 4 * CHUNK_BYTES and now > start and chunks.size - position > scanned / (now - start) * left * 0.9:
+                target = chunks.size - int(scanned / (now - start) * left * 0.6)
+                if target > position + CHUNK_BYTES:
+                    self.skipped.append((position - len(buffer), target, "skipped to scan the newest lines in time"))
+                    chunks.seek(target)
+                    position, buffer, dropping = target, empty, True
+                    yield GAP
+            data = chunks.read(CHUNK_BYTES)
+            if not data:
+                break
+            position += len(data)
+            scanned += len(data)
+            parts = (buffer + data).split(newline)
+            buffer = parts.pop()
+            for raw in parts:
+                if dropping:
+                    dropping = False
+                    continue
+                line = self._line(raw)
+                if line is not None:
+                    yield line
+            if len(buffer) > MAX_LINE_BYTES:
+                if not dropping:
+                    line = self._line(buffer[:MAX_LINE_BYTES])
+                    if line is not None:
+                        yield line
+                buffer, dropping = empty, True
+        if buffer and not dropping:
+            line = self._line(buffer)
+            if line is not None:
+                yield line
+
+    def _line(self, raw):
+        line = _kernel_time.to_text(raw)
+        if not line.strip() or (self.drop is not None and self.drop.match(line)):
+            return None
+        self.count += 1
+        return line
+
+    def _report(self):
+        if not self.skipped:
+            return
+        total_bytes, total_lines, whys = 0, 0, []
+        for start, end, why in self.skipped:
+            size, lines = self.chunks.measure(max(start, 0), max(end, start, 0))
+            total_bytes += size
+            total_lines = None if lines is None or total_lines is None else total_lines + lines
+            if why not in whys:
+                whys.append(why)
+        if not total_bytes:
+            return
+        what = "%s" % _size(total_bytes) if total_lines is None else "%s (%d lines)" % (_size(total_bytes), total_lines)
+        self.read.unscanned = {
+            "description": "%s: %s of %s not scanned (%s)" % (self.name, what, _size(self.chunks.size), "; ".join(whys)),
+            "bytes": total_bytes,
+            "lines": total_lines,
         }
 
 
@@ -625,18 +879,26 @@ class KernelLogRead(object):
 _JOURNAL_META = re.compile(r"^-- (?:No entries|Journal begins|Logs begin|Boot |Reboot)")
 
 
-def _split_output(text):
-    return [line.rstrip("\r") for line in text.split("\n") if line.strip()]
-
-
 def _first_line(text):
     for line in (text or "").splitlines():
         if line.strip():
-            return line.strip()[:300]
+            return clean_text(line.strip()[:300])
     return ""
 
 
-def _run(module, result, name, args, timeout, clock):
+def _has_lines(text, drop):
+    start = 0
+    while start < len(text):
+        end = text.find("\n", start)
+        end = len(text) if end < 0 else end
+        line = text[start:end]
+        if line.strip() and not (drop is not None and drop.match(line)):
+            return True
+        start = end + 1
+    return False
+
+
+def _run(module, result, name, args, timeout, clock, deadline):
     """Run a tool; fill result.cmd/lines or return the reason it failed (str)."""
     binary = _tool.find_tool(module, name)
     if not binary:
@@ -646,7 +908,7 @@ def _run(module, result, name, args, timeout, clock):
     if run.timed_out:
         result.timed_out = True
     if not run.ran:
-        return run.describe()
+        return clean_text(run.describe())
     if run.rc != 0:
         why = "%s exited %s" % (name, run.rc)
         detail = _first_line(run.stderr) or _first_line(run.stdout)
@@ -656,9 +918,12 @@ def _run(module, result, name, args, timeout, clock):
             why += (" (kernel.dmesg_restrict=1: reading the kernel log needs root or CAP_SYSLOG;"
                     " run the task with become: true)")
         return why
-    result.lines = _split_output(run.stdout)
-    if name == "journalctl":
-        result.lines = [line for line in result.lines if not _JOURNAL_META.match(line)]
+    drop = _JOURNAL_META if name == "journalctl" else None
+    if _has_lines(run.stdout, drop):
+        result.lines = _LineSource(_TextChunks(run.stdout), "%s output" % name, result,
+                                   max(deadline, clock() + 1.0), clock, drop=drop)
+    else:
+        result.lines = []
     return None
 
 
@@ -672,45 +937,56 @@ def _journal_args(since):
 
 DMESG_ARGS = ["--time-format", "iso"]
 
+_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
 
-def _read_file(result, path, cap):
-    if not path:
+
+def _open_file(result, path, deadline, clock, keep_last):
+    if not path or not isinstance(path, str):
         result.error = "source=file needs a path"
         return
     try:
-        with open(path, "rb") as handle:
-            size = os.fstat(handle.fileno()).st_size
-            if size > cap:
-                handle.seek(size - cap)
-                data = handle.read(cap)
-                newline = data.find(b"\n")
-                data = data[newline + 1:] if newline >= 0 else data
-                result.note = ("%s is %d bytes: scanned only its last %d MiB"
-                               % (path, size, cap // (1024 * 1024)))
-            else:
-                data = handle.read(cap)
-    except (IOError, OSError) as exc:
-        result.error = "cannot read %s: %s" % (path, exc.strerror or exc)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+    except (OSError, ValueError) as exc:
+        result.error = clean_text("cannot read %s: %s" % (path, getattr(exc, "strerror", None) or exc))
         return
-    result.lines = [line.rstrip("\r") for line in data.decode("utf-8", "replace").split("\n") if line.strip()]
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            kind = next((name for test, name in _KINDS if test(info.st_mode)), "not a regular file")
+            result.error = clean_text("cannot read %s: it is %s, not a regular file" % (path, kind))
+            os.close(fd)
+            return
+        handle = os.fdopen(fd, "rb", 0)
+    except OSError as exc:
+        os.close(fd)
+        result.error = clean_text("cannot read %s: %s" % (path, exc.strerror or exc))
+        return
+    result.lines = _LineSource(_FileChunks(handle, info.st_size), os.path.basename(path) or path, result,
+                               deadline, clock, keep_last=keep_last)
 
 
 def read_kernel_log(module, source="auto", path=None, since=None, timeout=15, clock=time.monotonic,
-                    max_file_bytes=MAX_FILE_BYTES):
+                    max_file_bytes=None):
     """Read the kernel log of this boot. Never raises; see ``KernelLogRead``.
 
     source ``journal``: ``journalctl -k -b 0 -o short-iso-precise --no-pager -q [--since @<epoch>]``;
-    ``dmesg``: ``dmesg --time-format iso``; ``file``: ``path`` (its tail when larger than
-    ``max_file_bytes``); ``auto``: the journal when journalctl exists and gives at least one line,
-    else dmesg with the time left (at least 1 s), and both reasons when both fail.
+    ``dmesg``: ``dmesg --time-format iso``; ``file``: ``path`` (a regular file; opened without
+    blocking); ``auto``: the journal when journalctl exists and gives at least one line, else dmesg
+    with the time left (at least 1 s), and both reasons when both fail. The lines are produced
+    while they are scanned, within ``timeout`` seconds from this call (at least 1 s more after a
+    command); ``max_file_bytes`` (optional) scans only that many bytes at the end of a file.
     """
     start = clock()
     result = KernelLogRead(source)
     try:
-        if source == "file":
-            _read_file(result, path, max_file_bytes)
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0 \
+                or timeout != timeout or timeout == float("inf"):
+            result.error = "timeout must be a positive number of seconds, got %r" % (timeout,)
+        elif source == "file":
+            _open_file(result, path, start + timeout, clock, max_file_bytes)
         elif source == "journal":
-            result.error = _run(module, result, "journalctl", _journal_args(since), timeout, clock)
+            result.error = _run(module, result, "journalctl", _journal_args(since), timeout, clock, start + timeout)
             if result.error is None and not result.lines:
                 if since is None:
                     # A boot always has kernel lines: none means we may not read the journal.
@@ -720,23 +996,23 @@ def read_kernel_log(module, source="auto", path=None, since=None, timeout=15, cl
                     result.note = ("journalctl returned no kernel messages since the given time (an "
                                    "unreadable journal looks the same: run as root)")
         elif source == "dmesg":
-            result.error = _run(module, result, "dmesg", DMESG_ARGS, timeout, clock)
+            result.error = _run(module, result, "dmesg", DMESG_ARGS, timeout, clock, start + timeout)
         elif source == "auto":
-            _read_auto(module, result, since, timeout, clock)
+            _read_auto(module, result, since, timeout, clock, start + timeout)
         else:
             result.error = "unknown kernel log source %r (use one of %s)" % (source, ", ".join(SOURCES))
     except Exception as exc:  # a check reports, it never crashes the module
-        result.error = "reading the kernel log failed: %s: %s" % (type(exc).__name__, exc)
+        result.error = clean_text("reading the kernel log failed: %s: %s" % (type(exc).__name__, exc))
     result.elapsed = clock() - start
     return result
 
 
-def _read_auto(module, result, since, timeout, clock):
+def _read_auto(module, result, since, timeout, clock, deadline):
     start = clock()
     first_error = None
     if _tool.find_tool(module, "journalctl"):
         result.source = "journal"
-        first_error = _run(module, result, "journalctl", _journal_args(since), timeout, clock)
+        first_error = _run(module, result, "journalctl", _journal_args(since), timeout, clock, deadline)
         if first_error is None and result.lines:
             return
         if first_error is None:
@@ -746,7 +1022,7 @@ def _read_auto(module, result, since, timeout, clock):
     journal_timed_out = result.timed_out
     result.source, result.lines, result.timed_out = "dmesg", [], False
     left = max(1.0, timeout - (clock() - start))
-    second_error = _run(module, result, "dmesg", DMESG_ARGS, left, clock)
+    second_error = _run(module, result, "dmesg", DMESG_ARGS, left, clock, clock() + left)
     if second_error is None:
         result.note = "journal not used (%s): read dmesg instead" % first_error
         return
@@ -754,9 +1030,19 @@ def _read_auto(module, result, since, timeout, clock):
     result.error = "journal: %s; dmesg: %s" % (first_error, second_error)
 
 
-def scan_kernel_log(module, source="auto", path=None, since=None, timeout=15, boot_time=None, stats=None):
-    """Read and scan in one call: (KernelLogRead, findings). No findings when the read failed."""
-    read = read_kernel_log(module, source=source, path=path, since=since, timeout=timeout)
+def scan_kernel_log(module, source="auto", path=None, since=None, timeout=15, boot_time=None, stats=None,
+                    vendors=None, now=None, clock=time.monotonic, max_file_bytes=None):
+    """Read and scan in one call: (KernelLogRead, findings). No findings when the read failed.
+
+    The scan runs within ``timeout`` (see ``read_kernel_log``); whatever it could not scan in time
+    is described in ``read.unscanned``. ``read.elapsed`` includes the scan. See ``scan`` for the
+    findings and the other arguments.
+    """
+    start = clock()
+    read = read_kernel_log(module, source=source, path=path, since=since, timeout=timeout, clock=clock,
+                           max_file_bytes=max_file_bytes)
     if read.error is not None:
         return read, []
-    return read, scan(read.lines, since=since, boot_time=boot_time, stats=stats)
+    findings = scan(read.lines, since=since, boot_time=boot_time, stats=stats, vendors=vendors, now=now)
+    read.elapsed = clock() - start
+    return read, findings

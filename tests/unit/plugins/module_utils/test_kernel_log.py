@@ -1,234 +1,29 @@
-"""Tests of the amdgpu kernel-log scanner against real recorded logs and composed healthy boots."""
+"""The kernel-log scan engine and its tables: every row reachable, benign lines, attribution,
+recovery in sequence, NVIDIA Xids, times, and garbage."""
 
 from __future__ import annotations
 
-import collections
-import pathlib
 import random
 import time
 
 import pytest
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.testing import patch_module_args
-
 from ansible_collections.gpuops.preflight.plugins.module_utils import _kernel_log as kl
+from ansible_collections.gpuops.preflight.plugins.module_utils import _kernel_patterns_amdgpu as amd_table
+from ansible_collections.gpuops.preflight.plugins.module_utils import _kernel_patterns_nvidia as nv_table
 
-FIXTURES = pathlib.Path(__file__).resolve().parents[3] / "fixtures"
-DMESG = FIXTURES / "gpu" / "dmesg"
-HEALTHY = FIXTURES / "kernel_log_healthy"
-
-
-def load(path):
-    """A fixture's log lines: the recorder's '# ' header comments are not part of the log."""
-    return [line for line in path.read_text(encoding="utf-8").split("\n") if not line.startswith("# ")]
+GPU03, GPU83 = "0000:03:00.0", "0000:83:00.0"
+T = 1767225600.0  # 2026-01-01T00:00:00Z
+FIELDS = {"category", "severity", "bdf", "vendor", "xid", "summary", "fix", "message", "line", "count",
+          "first_seen", "last_seen", "first_epoch", "last_epoch", "recovered", "hung", "caused_xids"}
 
 
 def kinds(findings):
-    """(category, bdf) -> number of distinct findings."""
-    return collections.Counter((f["category"], f["bdf"]) for f in findings)
+    return [(f["category"], f["severity"], f["bdf"]) for f in findings]
 
 
-def one(findings, category, bdf, text):
-    """The single finding of that category/GPU whose message contains ``text``."""
-    found = [f for f in findings if f["category"] == category and f["bdf"] == bdf and text in f["message"]]
-    assert len(found) == 1, (category, bdf, text, [f["message"] for f in findings])
-    return found[0]
-
-
-GPU03, GPU83 = "0000:03:00.0", "0000:83:00.0"
-
-# Every recorded log and what it must give: distinct findings per (category, bdf), the hard/soft
-# split of the findings, and the line count of chosen findings (category, bdf, message part).
-EXPECTED = {
-    "gcvm_l2_protection_fault_opencl_legacy-rocm-build-2766.txt": dict(
-        # The first six lines are the tail of a fault whose header was cut: not counted again.
-        kinds={("page_fault", GPU83): 1},
-        hard=0, soft=1,
-        counts={("page_fault", GPU83, "[gfxhub] page fault"): 1}),
-    "mi300x_aca_uncorrectable_hw_error_legacy-rocm-build-4021.txt": dict(
-        kinds={("ras_uncorrectable", "0000:dd:00.0"): 1, ("ras_uncorrectable", "0000:4e:00.0"): 1},
-        hard=2, soft=0,
-        # Two ACA headers; the aca entry[..] lines under them are not findings.
-        counts={("ras_uncorrectable", "0000:4e:00.0", "Accelerator Check Architecture events logged"): 2,
-                ("ras_uncorrectable", "0000:dd:00.0", "uncorrectable hardware error"): 1}),
-    "mi300x_smu_0xffffffff_failed_read_reg_counts_ROCm-4268.txt": dict(
-        # A table of messages with counts: each row is one occurrence (the count column is not parsed).
-        kinds={("register_access_failed", None): 2, ("smu_message_failed", None): 1, ("smu_no_response", None): 1},
-        hard=4, soft=0,
-        counts={("register_access_failed", None, "failed to read reg"): 3,
-                ("register_access_failed", None, "failed to write reg"): 1,
-                ("smu_no_response", None, "SMU: response:0xFFFFFFFF"): 1}),
-    "navi33_smu_no_response_msg_reg_ring_timeout_cachyos-1002.txt": dict(
-        kinds={("smu_no_response", GPU03): 1, ("smu_message_failed", GPU03): 1, ("ring_timeout", GPU03): 1},
-        hard=2, soft=1,
-        counts={("smu_no_response", GPU03, "SMU: No response msg_reg: 12"): 1,
-                ("smu_message_failed", GPU03, "Failed to disable gfxoff"): 1,
-                ("ring_timeout", GPU03, "ring gfx_0.0.0 timeout"): 1}),
-    "powerplay_failed_send_message_response_0xffffffc2_sysfs_read_oserror_amdgpu-fan-22.txt": dict(
-        # The amdgpu-fan traceback lines mention amdgpu but are not kernel failures.
-        kinds={("smu_message_failed", None): 2},
-        hard=2, soft=0,
-        counts={("smu_message_failed", None, "[powerplay] failed send message: TransferTableSmu2Dram"): 1,
-                ("smu_message_failed", None, "Failed to export SMU metrics table"): 1}),
-    "powerplay_failed_to_send_pre_message_rx590_freebsd-kms-drm-216.txt": dict(
-        kinds={("smu_message_failed", None): 2},
-        hard=2, soft=0,
-        counts={("smu_message_failed", None, "failed to send pre message"): 2,
-                ("smu_message_failed", None, "failed to send message"): 2}),
-    "ring_comp_timeout_ring_reset_device_wedged_rocm7.2_legacy-rocm-build-5997.txt": dict(
-        kinds={("ring_timeout", GPU03): 1, ("gpu_reset", GPU03): 3, ("page_fault", GPU03): 1},
-        hard=0, soft=5,
-        counts={("gpu_reset", GPU03, "Starting comp_1.1.0 ring reset"): 1,
-                ("gpu_reset", GPU03, "Ring comp_1.1.0 reset succeeded"): 1,
-                ("gpu_reset", GPU03, "device wedged, but recovered through reset"): 1,
-                ("page_fault", GPU03, "[gfxhub] page fault"): 1}),
-    "ring_gfx_timeout_kiq_test_failed_rx6800_rocm5.2_rocm-arch-829.txt": dict(
-        kinds={("ring_timeout", None): 2, ("gpu_reset", "0000:0c:00.0"): 1, ("gpu_hang", None): 2,
-               ("gpu_hang", "0000:0c:00.0"): 1},
-        hard=3, soft=3,
-        counts={("gpu_hang", "0000:0c:00.0", "ring kiq_2.1.0 test failed"): 2,
-                ("ring_timeout", None, "Waiting for fences timed out"): 1,
-                ("gpu_hang", None, "Failed to suspend process"): 1,
-                ("gpu_hang", None, "failed to halt cp gfx"): 1}),
-    "ring_gfx_timeout_ring_reset_failed_gpu_reset_mes_bazzite-4464.txt": dict(
-        kinds={("ring_timeout", "0000:08:00.0"): 1, ("gpu_reset", "0000:08:00.0"): 2,
-               ("gpu_reset_failed", "0000:08:00.0"): 1, ("gpu_hang", "0000:08:00.0"): 2, ("gpu_hang", None): 1},
-        hard=4, soft=3,
-        counts={("gpu_reset_failed", "0000:08:00.0", "Ring gfx_0.0.0 reset failed"): 1,
-                ("gpu_hang", "0000:08:00.0", "MES(1) failed to respond to msg=REMOVE_QUEUE"): 1}),
-    "rocm5.7_2x7900xtx_pagefault_mes_gpureset_smu_0xffffffff_ROCm-2494.txt": dict(
-        kinds={
-            # KFD user-space faults (node-1, node-2: two GPUs) and the kernel's, one per GPU.
-            ("page_fault", None): 2, ("page_fault", GPU03): 1, ("page_fault", GPU83): 1,
-            # MES failed x3, remove queue, unrecoverable, evict, IB test, unmap, halt cp gfx.
-            ("gpu_hang", None): 7, ("gpu_hang", GPU03): 2, ("gpu_hang", GPU83): 2,
-            # begin, soft reset failed, MODE1, GPU mode1, GPU smu mode1, reset succeeded; VRAM lost.
-            ("gpu_reset", GPU03): 6, ("gpu_reset", GPU83): 6, ("gpu_reset", None): 1,
-            # DFCstateControl and Mode1Reset answered 0xFFFFFFFF on both GPUs.
-            ("smu_no_response", GPU03): 2, ("smu_no_response", GPU83): 2,
-            ("smu_message_failed", GPU03): 2, ("smu_message_failed", GPU83): 2,
-            # mode1 reset failed + ASIC reset failed per GPU; suspend/resume of <psp>, PSP resume.
-            ("gpu_reset_failed", GPU03): 2, ("gpu_reset_failed", GPU83): 2, ("gpu_reset_failed", None): 3,
-        },
-        hard=26, soft=17,
-        counts={("page_fault", GPU83, "[gfxhub] page fault"): 2,
-                ("page_fault", GPU03, "[gfxhub] page fault"): 1,
-                ("gpu_hang", None, "MES failed to response msg=3"): 3,
-                ("smu_no_response", GPU03, "message:DFCstateControl?"): 1,
-                ("smu_no_response", GPU83, "message:Mode1Reset?"): 1,
-                ("gpu_reset_failed", GPU03, "GPU mode1 reset failed"): 1,
-                ("gpu_reset_failed", GPU83, "ASIC reset failed with error, -121"): 1,
-                ("gpu_reset_failed", None, "resume of IP block <psp> failed"): 2,
-                ("gpu_reset", None, "VRAM is lost due to GPU reset"): 2}),
-    "sdma_timeout_mes_failed_rdna3_rocm5.7_legacy-rocm-build-2533.txt": dict(
-        kinds={("ring_timeout", None): 1, ("gpu_reset", "0000:0a:00.0"): 1, ("gpu_hang", None): 4},
-        hard=4, soft=2,
-        counts={("ring_timeout", None, "ring sdma0 timeout"): 1}),
-    "sdma_timeout_qcm_fence_evict_failed_kiq_bc250_legacy-rocm-build-6313.txt": dict(
-        kinds={("ring_timeout", "0000:01:00.0"): 1, ("gpu_reset", "0000:01:00.0"): 1,
-               ("gpu_hang", "0000:01:00.0"): 4, ("gpu_hang", None): 1},
-        hard=5, soft=2,
-        counts={("gpu_hang", "0000:01:00.0", "qcm fence wait loop timeout expired"): 2,
-                ("gpu_hang", "0000:01:00.0", "timeout waiting for kiq fence"): 1,
-                ("gpu_hang", "0000:01:00.0", "Failed to evict process queues"): 1}),
-    "smu_0xffffffff_hanged_state_pcie_link_down_lkml-2025-11.txt": dict(
-        kinds={
-            # pciehp Link Down + Card not present, two bridges inaccessible: host level, no GPU.
-            ("bus_lost", None): 4, ("bus_lost", GPU03): 2,
-            ("smu_no_response", GPU03): 2, ("smu_message_failed", GPU03): 2, ("smu_message_failed", None): 1,
-            ("gpu_reset_failed", GPU03): 2,
-        },
-        hard=13, soft=0,
-        counts={("smu_no_response", GPU03, "SMU is in hanged state"): 1,
-                ("bus_lost", None, "pciehp: Slot(0): Link Down"): 1,
-                ("bus_lost", GPU03, "D3cold to D0, device inaccessible"): 1,
-                ("gpu_reset_failed", GPU03, "resume of IP block <gfx_v10_0> failed -110"): 1}),
-    "smu_not_done_export_metrics_ring_gfx_timeout_legacy-rocm-build-2196.txt": dict(
-        kinds={("smu_message_failed", "0000:0d:00.0"): 3, ("ring_timeout", None): 1},
-        hard=3, soft=1,
-        counts={("smu_message_failed", "0000:0d:00.0", "I'm not done with your previous command"): 3,
-                ("smu_message_failed", "0000:0d:00.0", "Failed to export SMU metrics table"): 3,
-                ("smu_message_failed", "0000:0d:00.0", "Failed to get current clock freq"): 1}),
-    "smu_resume_failed_smc_not_ready_mi100_ROCm-amdgpu-183.txt": dict(
-        kinds={("smu_no_response", GPU03): 2, ("smu_no_response", GPU83): 1, ("gpu_reset_failed", GPU03): 2},
-        hard=5, soft=0,
-        counts={("smu_no_response", GPU83, "SMC is not ready"): 1,
-                ("gpu_reset_failed", GPU03, "resume of IP block <smu> failed -5"): 1}),
-    "vm_l2_protection_fault_mmhub_ROCm-amdgpu-150.txt": dict(
-        kinds={("page_fault", "0000:88:00.0"): 1},
-        hard=0, soft=1,
-        counts={("page_fault", "0000:88:00.0", "[mmhub0] no-retry page fault"): 2}),
-    "vm_l2_protection_fault_no_retry_ROCm-amdgpu-172.txt": dict(
-        kinds={("page_fault", "0000:c6:00.0"): 1},
-        hard=0, soft=1,
-        counts={("page_fault", "0000:c6:00.0", "[gfxhub0] no-retry page fault"): 2}),
-}
-
-
-def test_every_recorded_log_has_an_expectation():
-    names = sorted(p.name for p in DMESG.glob("*.txt"))
-    assert names == sorted(EXPECTED), "add the new recording to EXPECTED"
-
-
-@pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_recorded_log_classified(name):
-    expected = EXPECTED[name]
-    findings = kl.scan(load(DMESG / name))
-    assert dict(kinds(findings)) == expected["kinds"]
-    counts = kl.severity_counts(findings)
-    assert (counts["hard"], counts["soft"]) == (expected["hard"], expected["soft"])
-    for (category, bdf, text), count in expected["counts"].items():
-        assert one(findings, category, bdf, text)["count"] == count
-    for finding in findings:
-        spec_severity, spec_fix = kl.CATEGORIES[finding["category"]]
-        assert finding["severity"] == spec_severity and finding["fix"] == spec_fix
-        assert finding["summary"] and finding["line"].strip()
-        # The message is the line without its stamp: it never starts with one.
-        assert not finding["message"].startswith("[") or finding["message"].startswith(("[drm", "[Hardware"))
-
-
-def test_7900xtx_call_trace_and_bridges_give_nothing():
-    lines = load(DMESG / "rocm5.7_2x7900xtx_pagefault_mes_gpureset_smu_0xffffffff_ROCm-2494.txt")
-    trace = lines[next(i for i, line in enumerate(lines) if "blocked for more than" in line):]
-    assert len(trace) > 20 and kl.scan(trace) == []
-    # Hung-task report and call trace lines name amdgpu reset functions but are not findings.
-    assert not [f for f in kl.scan(lines) if f["line"] in trace]
-
-
-def test_bridge_addresses_are_never_a_gpu():
-    findings = kl.scan(load(DMESG / "smu_0xffffffff_hanged_state_pcie_link_down_lkml-2025-11.txt"))
-    bridges = {"0000:00:01.1", "0000:02:00.0", "0000:01:00.0"}
-    assert not bridges & {f["bdf"] for f in findings}
-    assert {f["message"].split(":")[0] for f in findings if f["category"] == "bus_lost" and f["bdf"] is None} \
-        == {"pcieport 0000"}
-    # Benign resume lines in the same log give nothing.
-    assert not [f for f in findings if "resum" in f["message"] and "failed" not in f["message"]]
-
-
-def test_repeats_collapse_with_count_and_first_last_seen():
-    findings = kl.scan(load(DMESG / "smu_not_done_export_metrics_ring_gfx_timeout_legacy-rocm-build-2196.txt"))
-    busy = one(findings, "smu_message_failed", "0000:0d:00.0", "I'm not done")
-    assert busy["count"] == 3
-    assert (busy["first_seen"], busy["last_seen"]) == ("31317.644104", "31326.191767")
-    assert busy["summary"] == "SMU busy with a previous command"
-    assert busy["line"].startswith("[31317.644104] amdgpu 0000:0d:00.0")
-    assert busy["message"].startswith("amdgpu 0000:0d:00.0: amdgpu: SMU: I'm not done")
-
-
-def test_same_message_on_two_gpus_stays_two_findings():
-    lines = [
-        "[1.0] amdgpu 0000:03:00.0: amdgpu: SMU: response:0xFFFFFFFF for index:59 param:0x00000000 message:DFCstateControl?",
-        "[2.0] amdgpu 0000:83:00.0: amdgpu: SMU: response:0xFFFFFFFF for index:59 param:0x00000000 message:DFCstateControl?",
-        "[3.0] amdgpu 0000:83:00.0: amdgpu: SMU: response:0xFFFFFFFF for index:60 param:0x00000001 message:DFCstateControl?",
-    ]
-    findings = kl.scan(lines)
-    assert [(f["bdf"], f["count"], f["summary"]) for f in findings] == [
-        (GPU03, 1, "SMU not answering (0xFFFFFFFF)"), (GPU83, 2, "SMU not answering (0xFFFFFFFF)")]
-
-
-# One sample per pattern at least: every row of the table must be reachable, in its category.
-SAMPLES = [
+# One sample per row at least: every row of every table must be reachable, in its category.
+AMD_SAMPLES = [
     ("amdgpu 0000:0b:00.0: amdgpu: SMU: response:0xffffffff for index:9 param:0x00000000 message:GetMetricsTable?", "smu_no_response"),
     ("amdgpu 0000:0b:00.0: SMU: No response msg_reg: 12 resp_reg: 0", "smu_no_response"),
     ("amdgpu 0000:0b:00.0: amdgpu: SMU is in hanged state, failed to send smu message!", "smu_no_response"),
@@ -243,8 +38,18 @@ SAMPLES = [
     ("amdgpu 0000:0b:00.0: amdgpu: SMU: response:0xFFFFFFFE for index:9 param:0x00000000 message:GetMetricsTable?", "smu_message_failed"),
     ("amdgpu 0000:0b:00.0: amdgpu: Failed to export SMU metrics table!", "smu_message_failed"),
     ("amdgpu: [powerplay] failed send message: TransferTableSmu2Dram (18) param: 0x00000006 response 0xffffffc2", "smu_message_failed"),
-    (" failed to send message 200 ret is 0", "smu_message_failed"),
-    ("amdgpu: [powerplay] last message was failed ret is 0", "smu_message_failed"),
+    (" failed to send message 200 ret is 0", "smu_no_response"),
+    (" failed to send message 200 ret is -62", "smu_message_failed"),
+    ("amdgpu: [powerplay] failed send message: SetSoftMinGfxclkByFreq (45) param: 0x00000898 response 0", "smu_no_response"),
+    ("amdgpu: [powerplay] failed send message: TransferTableSmu2Dram (18) param: 0x00000006 response 0xffffffc2",
+     "smu_message_failed"),
+    ("amdgpu: [powerplay] Failed to send message 0x1d, response 0xfffffffb param 0x0", "smu_message_failed"),
+    ("amdgpu: [powerplay] Failed to read message arg 0x1d, response 0xfffffffb param 0x0", "smu_message_failed"),
+    ("amdgpu: [powerplay] Failed message: 0x2c, input parameter: 0x10, error code: 0xfe", "smu_message_failed"),
+    ("amdgpu: [powerplay] [DisableAllSMUFeatures] Failed to disable all smu features!", "smu_message_failed"),
+    ("amdgpu: [powerplay] [PowerOffAsic] Failed to disable DPM!", "smu_message_failed"),
+    ("amdgpu: [powerplay] last message was failed ret is 255", "smu_message_failed"),
+    ("amdgpu: [powerplay] last message was failed ret is 0", "smu_no_response"),
     ("amdgpu 0000:0b:00.0: amdgpu: Msg issuing pre-check failed and SMU may be not in the right state!", "smu_message_failed"),
     ("amdgpu 0000:0b:00.0: amdgpu: Failed to disallow df cstate", "smu_message_failed"),
     ("amdgpu 0000:0b:00.0: amdgpu: [SetDfCstate] failed!", "smu_message_failed"),
@@ -258,7 +63,13 @@ SAMPLES = [
     ("amdgpu 0000:0b:00.0: amdgpu: device lost from bus!", "bus_lost"),
     ("amdgpu 0000:0b:00.0: Unable to change power state from D3cold to D0, device inaccessible", "bus_lost"),
     ("pcieport 0000:00:01.1: pciehp: Slot(0): Card not present", "bus_lost"),
+    ("pcieport 0000:00:01.1: Unable to change power state from D0 to D3hot, device inaccessible", "bus_lost"),
+    ("pcieport 0000:00:02.0:    [ 5] Surprise Down Error    (First)", "bus_lost"),
+    ("pcieport 0000:00:02.0: AER: Uncorrected (Fatal) error received: id=0010", "pcie_error"),
+    ("pcieport 0000:00:02.0: AER: Multiple Uncorrected (Non-Fatal) error received: 0000:02:00.0", "pcie_error"),
     ("[drm:amdgpu_device_ip_init [amdgpu]] *ERROR* hw_init of IP block <gfx_v10_0> failed -110", "init_failed"),
+    ("[drm:amdgpu_device_ip_init [amdgpu]] *ERROR* sw_init of IP block <gfx_v11_0> failed -22", "init_failed"),
+    ("amdgpu 0000:03:00.0: amdgpu: early_init of IP block <smu> failed -19", "init_failed"),
     ("amdgpu 0000:05:00.0: amdgpu: Fatal error during GPU init", "init_failed"),
     ("amdgpu 0000:05:00.0: amdgpu: memory training failed", "init_failed"),
     ("amdgpu: probe of 0000:05:00.0 failed with error -22", "init_failed"),
@@ -269,6 +80,7 @@ SAMPLES = [
     ("[drm:amdgpu_device_gpu_recover [amdgpu]] *ERROR* GPU Recovery Failed: -110", "gpu_reset_failed"),
     ("amdgpu 0000:0b:00.0: amdgpu: GPU reset end with ret = -62", "gpu_reset_failed"),
     ("amdgpu 0000:0b:00.0: amdgpu: Ring gfx_0.0.0 reset failed", "gpu_reset_failed"),
+    ("amdgpu 0000:0b:00.0: amdgpu: Ring comp_1.0.0 reset failure", "gpu_reset_failed"),
     ("amdgpu 0000:0b:00.0: amdgpu: resume of IP block <smu> failed -5", "gpu_reset_failed"),
     ("amdgpu 0000:0b:00.0: amdgpu: amdgpu_device_ip_resume failed (-5).", "gpu_reset_failed"),
     ("[drm:psp_resume [amdgpu]] *ERROR* PSP resume failed", "gpu_reset_failed"),
@@ -278,6 +90,8 @@ SAMPLES = [
     ("amdgpu: failed to remove hardware queue from MES, doorbell=0x1216", "gpu_hang"),
     ("amdgpu 0000:0b:00.0: amdgpu: IP block:gfx_v11_0 is hung!", "gpu_hang"),
     ("amdgpu 0000:0b:00.0: [drm:amdgpu_ring_test_helper [amdgpu]] *ERROR* ring kiq_2.1.0 test failed (-110)", "gpu_hang"),
+    ("amdgpu 0000:03:00.0: amdgpu: ring mes_kiq_3.1.0 test failed (-110)", "gpu_hang"),
+    ("[drm:amdgpu_ib_ring_tests [amdgpu]] *ERROR* IB test failed on gfx_0.0.0 (-110).", "gpu_hang"),
     ("amdgpu 0000:0b:00.0: amdgpu: wait for kiq fence error: 0.", "gpu_hang"),
     ("amdgpu 0000:0b:00.0: qcm fence wait loop timeout expired", "gpu_hang"),
     ("amdgpu 0000:0b:00.0: The cp might be in an unrecoverable state due to an unsuccessful queues preemption", "gpu_hang"),
@@ -300,6 +114,7 @@ SAMPLES = [
     ("amdgpu 0000:0b:00.0: amdgpu: GPU reset(3) succeeded!", "gpu_reset"),
     ("amdgpu 0000:0b:00.0: amdgpu: Starting gfx_0.0.0 ring reset", "gpu_reset"),
     ("amdgpu 0000:0b:00.0: amdgpu: Ring sdma0 reset succeeded", "gpu_reset"),
+    ("amdgpu 0000:0b:00.0: amdgpu: Ring sdma0 reset success", "gpu_reset"),
     ("amdgpu 0000:0b:00.0: [drm] device wedged, but recovered through reset", "gpu_reset"),
     ("[drm] VRAM is lost due to GPU reset!", "gpu_reset"),
     ("amdgpu 0000:0b:00.0: amdgpu: soft reset failed, will fallback to full reset!", "gpu_reset"),
@@ -310,27 +125,160 @@ SAMPLES = [
      "Reason: Page not present or supervisor privilege.", "page_fault"),
 ]
 
+NVIDIA_SAMPLES = [
+    ("NVRM: Xid (PCI:0000:01:00): 154, pid='<unknown>', name=<unknown>, GPU recovery action changed from 0x1 "
+     "(GPU Reset Required) to 0x0 (None)", "gpu_reset"),
+    ("NVRM: Xid (PCI:0000:01:00): 154, GPU recovery action changed from 0x0 (None) to 0x2 (Node Reboot Required)",
+     "recovery_required"),
+    ("NVRM: Xid (PCI:0000:01:00): 79, pid='<unknown>', name=<unknown>, GPU has fallen off the bus.", "bus_lost"),
+    ("NVRM: GPU at 0000:01:00.0 has fallen off the bus.", "bus_lost"),
+    ("NVRM: GPU 0000:0a:00.0: RmInitAdapter failed! (0x24:0x72:1568)", "init_failed"),
+    ("NVRM: GPU 0000:0a:00.0: rm_init_adapter failed, device minor number 5", "init_failed"),
+    ("NVRM: The NVIDIA probe routine failed for 1 device(s).", "init_failed"),
+    ("nvidia: probe of 0000:01:00.0 failed with error -1", "init_failed"),
+    ("NVRM: GPU 0000:01:00.0: GPU does not have the necessary power cables connected.", "init_failed"),
+    ("NVRM: GPU0 krcWatchdog_IMPL: RC watchdog: GPU is probably locked!  Notify Timeout Seconds: 7", "gpu_hang"),
+    ("NVRM: GPU0 _kgspRpcRecvPoll: GSP RM heartbeat timed out (diff ~8000ms > timeout 5200ms)", "firmware_error"),
+]
 
-@pytest.mark.parametrize("line,category", SAMPLES)
+
+@pytest.mark.parametrize("line,category", AMD_SAMPLES + NVIDIA_SAMPLES)
 def test_sample_line_category(line, category):
     pattern, match = kl.classify(line)
-    assert pattern is not None and pattern.category == category
+    assert pattern is not None and pattern.rule(match)[0] == category
     assert pattern.key in line.lower()  # the prefilter literal really is in every match
 
 
-def test_every_pattern_has_a_sample_and_order_is_specific_first():
-    used = set()
-    for line, _category in SAMPLES:
-        used.add(id(kl.classify(line)[0]))
-    unused = [p for p in kl.PATTERNS if id(p) not in used]
-    assert unused == []
-    order = [p.category for p in kl.PATTERNS]
+def test_every_row_has_a_sample_and_the_tables_are_well_formed():
+    used = set(id(kl.classify(line)[0]) for line, _category in AMD_SAMPLES + NVIDIA_SAMPLES)
+    used.add(id(kl.classify("NVRM: Xid (PCI:0000:01:00): 13, Graphics Exception")[0]))
+    assert [p for p in kl.PATTERNS if id(p) not in used] == []
+    order = [p.category for p in kl.PATTERNS if p.vendor == "amd"]
     assert order.index("smu_no_response") < order.index("smu_message_failed")
     assert order.index("gpu_reset_failed") < order.index("gpu_reset")
-    assert set(order) == set(kl.CATEGORIES)
+    used_categories = set(p.category for p in kl.PATTERNS) | set(e[0] for e in nv_table.XIDS.values())
+    assert used_categories == set(kl.CATEGORIES)
     for pattern in kl.PATTERNS:
         assert pattern.severity in (kl.HARD, kl.SOFT) and pattern.summary and pattern.fix
         assert pattern.key == pattern.key.lower()
+        assert pattern.role is None or pattern.role in kl.ROLES
+    for table in kl.TABLES:
+        for category in getattr(table, "FIXES", {}):
+            assert category in kl.CATEGORIES
+    for xid, (category, severity, summary, fix) in nv_table.XIDS.items():
+        assert category in kl.CATEGORIES and severity in (kl.HARD, kl.SOFT)
+        assert summary.startswith("Xid %d: " % xid) and fix is None or isinstance(fix, str)
+
+
+# The Xids issue 9 names, with the severity the table must give them.
+@pytest.mark.parametrize("xid,category,severity", [
+    (13, "app_fault", kl.SOFT), (31, "page_fault", kl.SOFT), (43, "app_fault", kl.SOFT), (45, "app_fault", kl.SOFT),
+    (32, "pcie_error", kl.HARD), (48, "ras_uncorrectable", kl.HARD), (61, "firmware_error", kl.HARD),
+    (62, "firmware_error", kl.HARD), (63, "memory_remap", kl.SOFT), (64, "memory_remap_failed", kl.HARD),
+    (68, "gpu_error", kl.HARD), (69, "gpu_error", kl.HARD), (74, "nvlink_error", kl.HARD), (79, "bus_lost", kl.HARD),
+    (92, "ras_correctable", kl.SOFT), (94, "ras_uncorrectable", kl.HARD), (95, "ras_uncorrectable", kl.HARD),
+    (109, "gpu_hang", kl.HARD), (119, "firmware_error", kl.HARD), (120, "firmware_error", kl.HARD),
+    (144, "nvlink_error", kl.HARD), (145, "nvlink_error", kl.HARD), (146, "nvlink_error", kl.HARD),
+    (147, "nvlink_error", kl.HARD), (148, "nvlink_error", kl.HARD), (149, "nvlink_error", kl.HARD),
+    (150, "nvlink_error", kl.HARD), (154, "recovery_required", kl.HARD),
+    (999, "gpu_error", kl.HARD),  # not in the table: hard (see _kernel_patterns_nvidia)
+])
+def test_xid_table(xid, category, severity):
+    line = "[ 12.5] NVRM: Xid (PCI:0000:41:00): %d, pid=1234, name=python3, something happened" % xid
+    findings = kl.scan([line], boot_time=0.0)
+    assert [(f["category"], f["severity"], f["xid"], f["vendor"], f["bdf"]) for f in findings] == [
+        (category, severity, xid, "nvidia", "0000:41:00")]
+    assert ("not in the Xid table" in findings[0]["summary"]) == (xid == 999)
+    assert findings[0]["fix"] == nv_table.FIXES[category]  # NVIDIA's own wording, not amdgpu's
+
+
+def test_xid_forms_and_collapse_per_gpu_and_xid():
+    lines = [
+        "NVRM: Xid (PCI:0000:41:00): 13, pid=1, name=a, Graphics Exception: ESR 0x404490=0x80000001",
+        "NVRM: Xid (PCI:0000:41:00): 13, pid=2, name=b, Graphics SM Warp Exception on (GPC 0, TPC 1)",
+        "NVRM: Xid (0000:42:00): 13, C 00000005 SC 00000007 M 00001ffc Data ffffffff",      # old drivers
+        "NVRM: Xid (PCI:0000:43:00 GPU-I:05): 94, pid=7194, Contained: CE User Channel (0x9). RST: No, D-RST: No",
+    ]
+    findings = kl.scan(lines)
+    assert [(f["bdf"], f["xid"], f["count"]) for f in findings] == [
+        ("0000:41:00", 13, 2), ("0000:42:00", 13, 1), ("0000:43:00", 94, 1)]
+
+
+def test_caused_by_previous_xid_is_folded_into_its_cause():
+    lines = [
+        "[ 10.0] NVRM: Xid (PCI:0000:dc:00): 149, pid=1, name=python3, NETIR_LINK_DOWN",
+        "[ 10.1] NVRM: Xid (PCI:0000:dc:00): 45, pid=1, name=python3, Ch 00000001 caused by previous Xid 149",
+        "[ 10.2] NVRM: Xid (PCI:0000:dc:00): 45, pid=2, name=python3, Ch 00000002 caused by previous Xid 149",
+        "[ 10.3] NVRM: Xid (PCI:0000:ed:00): 45, pid=3, name=python3, Ch 00000003",   # on its own: application
+        "[ 10.4] NVRM: Xid (PCI:0000:ed:00): 45, pid=4, name=python3, caused by previous Xid 48",
+    ]
+    findings = kl.scan(lines, boot_time=0.0)
+    assert [(f["bdf"], f["category"], f["severity"], f["xid"], f["count"], f["caused_xids"]) for f in findings] == [
+        ("0000:dc:00", "nvlink_error", kl.HARD, 149, 3, [45]),
+        ("0000:ed:00", "app_fault", kl.SOFT, 45, 1, []),
+        ("0000:ed:00", "ras_uncorrectable", kl.HARD, 48, 1, [45]),
+    ]
+    assert findings[0]["message"].startswith("NVRM: Xid (PCI:0000:dc:00): 149")
+    assert (findings[0]["first_epoch"], findings[0]["last_epoch"]) == (10.0, 10.2)
+
+
+def test_xid_154_back_to_none_recovers_what_it_asked_for():
+    lines = [
+        "[ 20.0] NVRM: Xid (PCI:0000:01:00): 119, pid='N/A', Timeout waiting for RPC from GSP",
+        "[ 20.1] NVRM: Xid (PCI:0000:01:00): 154, GPU recovery action changed from 0x0 (None) to 0x1 (GPU Reset Required)",
+        "[ 90.0] NVRM: Xid (PCI:0000:01:00): 154, GPU recovery action changed from 0x1 (GPU Reset Required) to 0x0 (None)",
+    ]
+    findings = kl.scan(lines, boot_time=0.0)
+    assert [(f["category"], f["severity"], f["xid"], f["recovered"], f["hung"]) for f in findings] == [
+        ("firmware_error", kl.HARD, 119, False, None),   # what broke stays
+        ("gpu_reset", kl.SOFT, 154, True, "GPU Reset Required"),
+    ]
+    assert kinds(kl.scan(lines[:2], boot_time=0.0))[1] == ("recovery_required", kl.HARD, "0000:01:00")
+
+
+def test_resolve_addresses_completes_a_partial_address_to_the_one_gpu():
+    findings = kl.scan([
+        "NVRM: Xid (PCI:0000:01:00): 79, GPU has fallen off the bus.",
+        "NVRM: Xid (PCI:0000:02:00): 13, pid=1, name=a, Graphics Exception",
+        "NVRM: Xid (PCI:0000:03:00): 48, pid=1, name=a, DBE",
+        "NVRM: GPU 0000:04:00.0: RmInitAdapter failed! (0x24:0x72:1568)",
+    ])
+    gpus = ["0000:01:00.0", "0000:02:00.0", "0000:02:00.1", "0000:04:00.0", "garbage", None]
+    resolved = kl.resolve_addresses(findings, gpus)
+    # 01:00 -> its one function; 02:00 matches two (left alone); 03:00 matches none (left alone).
+    assert [f["bdf"] for f in resolved] == ["0000:01:00.0", "0000:02:00", "0000:03:00", "0000:04:00.0"]
+    assert findings[0]["bdf"] == "0000:01:00"  # the input is not changed
+    assert kl.resolve_addresses(findings, ["0000:01:00.0".upper()])[0]["bdf"] == "0000:01:00.0"
+    assert kl.resolve_addresses([], gpus) == [] and kl.resolve_addresses(findings, None) == findings
+
+
+def test_display_functions_read_from_sysfs(tmp_path):
+    devices = tmp_path / "bus" / "pci" / "devices"
+    for name, cls in (("0000:01:00.0", "0x030000"), ("0000:01:00.1", "0x040300"), ("0000:02:00.0", "0x030200"),
+                      ("0000:05:00.0", "0x030000")):
+        (devices / name).mkdir(parents=True)
+        (devices / name / "class").write_text(cls + "\n")
+    assert kl.display_functions(str(tmp_path), ["0000:01:00", "0000:02:00", "0000:09:00"]) == [
+        "0000:01:00.0", "0000:02:00.0"]
+    assert kl.display_functions(str(tmp_path / "missing"), ["0000:01:00"]) == []
+    assert kl.display_functions(str(tmp_path), ["0000:01:00.0", None]) == []
+
+
+@pytest.mark.parametrize("vendors,expected", [
+    (None, ["amd", "nvidia", None]), ("auto", ["amd", "nvidia", None]), ("amd", ["amd", None]),
+    ("nvidia", ["nvidia", None]), (["amd", "nvidia"], ["amd", "nvidia", None]),
+])
+def test_vendors_choose_the_tables_bridges_always_count(vendors, expected):
+    lines = ["amdgpu 0000:03:00.0: amdgpu: SMU is in hanged state, failed to send smu message!",
+             "NVRM: Xid (PCI:0000:01:00): 79, GPU has fallen off the bus.",
+             "pcieport 0000:00:01.1: pciehp: Slot(0): Link Down"]
+    assert [f["vendor"] for f in kl.scan(lines, vendors=vendors)] == expected
+
+
+@pytest.mark.parametrize("vendors", ["intel", ["amd", "xe"], []])
+def test_unknown_vendor_is_a_clear_error(vendors):
+    with pytest.raises(ValueError, match="vendors: .* is not one of auto, amd, nvidia"):
+        kl.scan([], vendors=vendors)
 
 
 @pytest.mark.parametrize("line", [
@@ -343,9 +291,15 @@ def test_every_pattern_has_a_sample_and_order_is_specific_first():
     "amdgpu 0000:03:00.0: amdgpu: Poison setting is inconsistent in DF/UMC(0:1)!",
     "amdgpu 0000:03:00.0: amdgpu: ring kiq_2.1.0 uses VM inv eng 11 on hub 0",
     "[drm] kiq ring mec 2 pipe 1 q 0",
+    "NVRM: loading NVIDIA UNIX x86_64 Kernel Module  535.183.01  Sun May 12 19:39:15 UTC 2024",
+    "NVRM: GPU at PCI:0000:00:05: GPU-efbdfde9-5798-a6e7-4c46-12518fa15375",
+    "nvidia_uvm: module uses symbols from proprietary module nvidia, inheriting taint.",
+    "nvidia 0000:02:00.0: device has no AER-aware driver",
+    "pcieport 0000:00:02.0: AER: Corrected error received: id=0010",
+    "pcieport 0000:00:01.1: pciehp: Slot #0 AttnBtn- PwrCtrl- MRL- AttnInd- PwrInd- HotPlug+ Surprise+",
     # A reset while the driver initialises (AMD's node-agent excludes "init context").
     "amdgpu 0000:03:00.0: amdgpu: GPU reset succeeded in init context",
-    # Zero counts are not errors.
+    # Zero counts and non-zero responses are not "no response".
     "amdgpu 0000:03:00.0: amdgpu: 0 uncorrectable hardware errors detected in umc block",
     "amdgpu 0000:03:00.0: amdgpu: umc ce count: 0",
     # The same words from other drivers.
@@ -355,11 +309,12 @@ def test_every_pattern_has_a_sample_and_order_is_specific_first():
     "nvme 0000:01:00.0: Unable to change power state from D3cold to D0, device inaccessible",
     "radeon 0000:01:00.0: GPU fault detected: 146 0x0c88480c",
     "applesmc: SMC is not ready",
+    "i915 0000:00:02.0: [drm] GPU HANG: ecode 12:1:85dffffb, in Xorg [1234]",
+    "postgres: Xid wraparound warning",
     # Page-fault detail lines belong to the header line.
     "amdgpu 0000:03:00.0: amdgpu:   in page starting at address 0x00000002e4cd2000 from client 10",
     "amdgpu 0000:03:00.0: amdgpu: GCVM_L2_PROTECTION_FAULT_STATUS:0x00801031",
     "amdgpu 0000:03:00.0: amdgpu:      Faulty UTCL2 client ID: TCP (0x8)",
-    "amdgpu 0000:03:00.0: amdgpu:      WALKER_ERROR: 0x0",
     "amdgpu 0000:4e:00.0: {1}[Hardware Error]: aca entry[00].STATUS=0xfaa00000000d080b",
     # Call trace lines naming reset functions.
     " amdgpu_device_gpu_recover.cold+0x47a/0xb3f [amdgpu]",
@@ -368,20 +323,6 @@ def test_every_pattern_has_a_sample_and_order_is_specific_first():
 def test_no_finding(line):
     assert kl.scan([line]) == []
     assert kl.scan(["[  12.345678] " + line, "2026-11-25T15:00:00,000000+00:00 " + line]) == []
-
-
-@pytest.mark.parametrize("path", sorted(HEALTHY.glob("*.txt")), ids=lambda p: p.name)
-def test_healthy_logs_give_no_findings(path):
-    lines = load(path)
-    assert len(lines) > 20
-    stats = {}
-    assert kl.scan(lines, stats=stats) == []
-    assert stats["lines"] == len(lines) and stats["matched"] == 0
-    assert kl.scan(lines, since=0.0, boot_time=1.0) == []
-
-
-def test_healthy_fixtures_exist():
-    assert len(list(HEALTHY.glob("*.txt"))) >= 2
 
 
 @pytest.mark.parametrize("line,bdf", [
@@ -393,96 +334,189 @@ def test_healthy_fixtures_exist():
     ("pcieport 0000:00:01.1: pciehp: Slot(0): Link Down", None),
     # A GPU address named by a non-amdgpu device's line is not attributed.
     ("pcieport 0000:00:01.1: Unable to change power state from D0 to D3hot, device inaccessible 0000:03:00.0", None),
+    ("pcieport 0000:00:02.0: AER: Uncorrected (Fatal) error received: 0000:02:00.0", None),
+    ("NVRM: Xid (PCI:0000:0A:00): 79, GPU has fallen off the bus.", "0000:0a:00"),
+    ("NVRM: GPU 0000:2b:00.0: GPU has fallen off the bus.", "0000:2b:00.0"),
+    ("NVRM: GPU at PCI:0000:2b:00: GPU has fallen off the bus.", "0000:2b:00"),
+    ("NVRM: GPU0 krcWatchdog_IMPL: RC watchdog: GPU is probably locked!", None),
 ])
 def test_bdf_attribution(line, bdf):
     findings = kl.scan([line])
     assert len(findings) == 1 and findings[0]["bdf"] == bdf
 
 
-# -- timestamps and since -----------------------------------------------------------------------
-
-T = 1767225600.0  # 2026-01-01T00:00:00Z
-
-
-def test_since_iso_journal_and_dmesg_formats():
+def test_same_message_on_two_gpus_stays_two_findings():
     lines = [
-        "2025-12-31T23:58:20.000000+0000 rig07 kernel: amdgpu 0000:0b:00.0: amdgpu: GPU reset begin!",
-        "2026-01-01T00:00:00.000000+0000 rig07 kernel: amdgpu 0000:0c:00.0: amdgpu: GPU reset begin!",
-        "2026-01-01T01:01:40,000000+01:00 amdgpu 0000:0d:00.0: amdgpu: GPU reset begin!",
-        "kern  :err   : 2025-12-31T19:00:01,000000-05:00 amdgpu 0000:0e:00.0: amdgpu: GPU reset begin!",
+        "[1.0] amdgpu 0000:03:00.0: amdgpu: SMU: response:0xFFFFFFFF for index:59 param:0x00000000 message:DFCstateControl?",
+        "[2.0] amdgpu 0000:83:00.0: amdgpu: SMU: response:0xFFFFFFFF for index:59 param:0x00000000 message:DFCstateControl?",
+        "[3.0] amdgpu 0000:83:00.0: amdgpu: SMU: response:0xFFFFFFFF for index:60 param:0x00000001 message:DFCstateControl?",
     ]
+    findings = kl.scan(lines, boot_time=0.0)
+    assert [(f["bdf"], f["count"], f["first_epoch"], f["last_epoch"]) for f in findings] == [
+        (GPU03, 1, 1.0, 1.0), (GPU83, 2, 2.0, 3.0)]
+
+
+# -- recovery in sequence -------------------------------------------------------------------------
+
+def amd(bdf, text, seconds):
+    return "[%10.6f] amdgpu %s: amdgpu: %s" % (seconds, bdf, text)
+
+
+HANG = [amd(GPU03, "ring gfx_0.0.0 timeout, signaled seq=1, emitted seq=3", 100.0),
+        amd(GPU03, " Process Main pid 65975 thread vkd3d_queue pid 66181", 100.0),
+        amd(GPU03, "Starting gfx_0.0.0 ring reset", 100.1),
+        amd(GPU03, "Ring gfx_0.0.0 reset failed", 102.3),
+        amd(GPU03, "GPU reset begin!", 102.3),
+        amd(GPU03, "MES(1) failed to respond to msg=REMOVE_QUEUE", 108.4),
+        "[ 108.500000] [drm:gfx_v12_0_hw_fini [amdgpu]] *ERROR* failed to halt cp gfx",
+        amd(GPU03, "MODE1 reset", 109.0)]
+
+
+def test_hang_then_full_reset_that_succeeded_is_one_soft_recovered_reset():
+    lines = HANG + [amd(GPU03, "GPU reset succeeded, trying to resume", 110.0),
+                    "[ 110.100000] [drm] VRAM is lost due to GPU reset!",
+                    amd(GPU03, "GPU reset(1) succeeded!", 111.0),
+                    amd(GPU03, "[gfxhub] page fault (src_id:0 ring:24 vmid:8 pasid:32776)", 500.0)]
     stats = {}
-    findings = kl.scan(lines, since=T, stats=stats)
-    assert [f["bdf"] for f in findings] == ["0000:0c:00.0", "0000:0d:00.0", "0000:0e:00.0"]
+    findings = kl.scan(lines, boot_time=1000.0, stats=stats)
+    assert [(f["category"], f["severity"], f["bdf"], f["recovered"], f["hung"], f["count"]) for f in findings] == [
+        ("gpu_reset", kl.SOFT, GPU03, True, "ring gfx_0.0.0 timeout", 1),
+        ("page_fault", kl.SOFT, GPU03, False, None, 1),   # not part of the recovery
+    ]
+    recovered = findings[0]
+    assert (recovered["first_epoch"], recovered["last_epoch"]) == (1100.0, 1111.0)
+    assert recovered["message"] == "amdgpu 0000:03:00.0: amdgpu: GPU reset(1) succeeded!"
+    assert recovered["summary"] == "GPU recovered by a reset after a hang" and recovered["vendor"] == "amd"
+    assert stats["recovered"] == 1
+
+
+@pytest.mark.parametrize("after,why", [
+    ([], "no success line"),
+    ([amd(GPU03, "GPU reset(1) failed", 110.0)], "the reset failed"),
+    ([amd(GPU03, "GPU reset end with ret = -110", 110.0)], "the reset failed"),
+    ([amd(GPU03, "GPU reset succeeded, trying to resume", 110.0),
+      amd(GPU03, "resume of IP block <psp> failed -62", 110.5)], "the resume failed"),
+    ([amd(GPU03, "GPU reset(1) succeeded!", 110.0),
+      "[ 120.0] [drm:amdgpu_device_ip_init [amdgpu]] *ERROR* hw_init of IP block <gfx_v11_0> failed -110"],
+     "an init failure after it, naming no GPU"),
+    ([amd(GPU03, "GPU mode1 reset failed", 109.5), amd(GPU03, "GPU reset succeeded, trying to resume", 110.0)],
+     "a reset step failed and only 'trying to resume' followed"),
+])
+def test_a_reset_that_did_not_recover_stays_hard(after, why):
+    findings = kl.scan(HANG + after, boot_time=0.0)
+    assert not [f for f in findings if f["recovered"]], why
+    assert ("gpu_reset_failed", kl.HARD, GPU03) in kinds(findings)   # the ring reset that failed
+    assert ("gpu_hang", kl.HARD, GPU03) in kinds(findings)
+
+
+def test_a_failed_step_then_the_final_success_line_recovers():
+    lines = HANG + [amd(GPU03, "GPU mode1 reset failed", 109.5), amd(GPU03, "GPU reset(2) succeeded!", 115.0)]
+    assert [(f["category"], f["recovered"]) for f in kl.scan(lines, boot_time=0.0)] == [("gpu_reset", True)]
+
+
+def test_smu_bus_and_ras_findings_stay_hard_whatever_follows():
+    lines = [amd(GPU03, "ring gfx_0.0.0 timeout, signaled seq=1, emitted seq=3", 1.0),
+             amd(GPU03, "SMU: response:0xFFFFFFFF for index:59 param:0x00000000 message:DFCstateControl?", 2.0),
+             amd(GPU03, "2 uncorrectable hardware errors detected in umc block", 3.0),
+             "[ 4.0] pcieport 0000:00:01.1: pciehp: Slot(0): Link Down",
+             amd(GPU03, "GPU reset(1) succeeded!", 5.0)]
+    assert kinds(kl.scan(lines, boot_time=0.0)) == [
+        ("gpu_reset", kl.SOFT, GPU03), ("smu_no_response", kl.HARD, GPU03), ("ras_uncorrectable", kl.HARD, GPU03),
+        ("bus_lost", kl.HARD, None)]
+
+
+def test_per_queue_reset_that_succeeded_and_repeats_collapse():
+    episode = [amd(GPU03, "ring comp_1.1.0 timeout, signaled seq=125, emitted seq=129", 1.0),
+               amd(GPU03, "Starting comp_1.1.0 ring reset", 1.0),
+               amd(GPU03, "Ring comp_1.1.0 reset succeeded", 1.1),
+               "[ 1.2] amdgpu 0000:03:00.0: [drm] device wedged, but recovered through reset"]
+    later = [line.replace("[  ", "[ 9") for line in episode]
+    findings = kl.scan(episode + later, boot_time=0.0)
+    assert [(f["category"], f["recovered"], f["count"], f["hung"]) for f in findings] == [
+        ("gpu_reset", True, 2, "ring comp_1.1.0 timeout")]
+
+
+def test_recoveries_are_per_gpu():
+    lines = [amd(GPU03, "ring gfx_0.0.0 timeout, signaled seq=1, emitted seq=3", 1.0),
+             amd(GPU83, "ring sdma0 timeout, signaled seq=1, emitted seq=3", 1.5),
+             amd(GPU83, "GPU reset begin!", 2.0),
+             amd(GPU03, "GPU reset begin!", 2.0),
+             amd(GPU83, "GPU reset(1) failed", 3.0),
+             amd(GPU03, "GPU reset(1) succeeded!", 3.0)]
+    findings = kl.scan(lines, boot_time=0.0)
+    assert [(f["category"], f["bdf"], f["recovered"]) for f in findings] == [
+        ("gpu_reset", GPU03, True), ("ring_timeout", GPU83, False), ("gpu_reset", GPU83, False),
+        ("gpu_reset_failed", GPU83, False)]
+
+
+def test_hang_lines_that_name_no_gpu_join_the_gpu_that_resets():
+    lines = ["[ 2237.944235] [drm:amdgpu_job_timedout [amdgpu]] *ERROR* ring sdma0 timeout, signaled seq=1, emitted seq=3",
+             "[ 2237.944505] [drm:amdgpu_job_timedout [amdgpu]] *ERROR* Process information: process  pid 0 thread  pid 0",
+             amd("0000:0a:00.0", "GPU reset begin!", 2237.95),
+             "[ 2238.057611] amdgpu: failed to remove hardware queue from MES, doorbell=0x1002",
+             "[ 2238.057615] amdgpu: Failed to evict queue 1",
+             amd("0000:0a:00.0", "GPU reset(1) succeeded!", 2240.0)]
+    findings = kl.scan(lines, boot_time=0.0)
+    assert [(f["category"], f["bdf"], f["recovered"], f["hung"]) for f in findings] == [
+        ("gpu_reset", "0000:0a:00.0", True, "ring sdma0 timeout")]
+    assert findings[0]["first_epoch"] == 2237.944235
+    # Too far before the reset, the GPU-less hang line stays on its own.
+    far = lines[:1] + ["[ 2237.95] usb 1-4: new device"] * 60 + lines[2:]
+    assert kinds(kl.scan(far, boot_time=0.0))[:2] == [("ring_timeout", kl.SOFT, None), ("gpu_reset", kl.SOFT, "0000:0a:00.0")]
+
+
+def test_a_reset_nothing_hung_before_is_its_own_soft_finding():
+    findings = kl.scan([amd(GPU03, "GPU reset(1) succeeded!", 1.0)], boot_time=0.0)
+    assert [(f["category"], f["severity"], f["recovered"]) for f in findings] == [("gpu_reset", kl.SOFT, False)]
+
+
+def test_since_applies_before_the_sequence():
+    lines = HANG + [amd(GPU03, "GPU reset(1) succeeded!", 111.0)]
+    findings = kl.scan(lines, since=1110.5, boot_time=1000.0)
+    assert [(f["category"], f["recovered"]) for f in findings] == [("gpu_reset", False)]
+
+
+# -- times ----------------------------------------------------------------------------------------
+
+def test_epochs_are_always_computed_and_since_filters():
+    lines = [
+        "2025-12-31T23:58:20.000000+0000 rig07 kernel: amdgpu 0000:0b:00.0: amdgpu: SMU is in hanged state",
+        "2026-01-01T00:00:00.000000+0000 rig07 kernel: amdgpu 0000:0c:00.0: amdgpu: SMU is in hanged state",
+        "2026-01-01T01:01:40,000000+01:00 amdgpu 0000:0d:00.0: amdgpu: SMU is in hanged state",
+        "kern  :err   : 2025-12-31T19:00:01,000000-05:00 amdgpu 0000:0e:00.0: amdgpu: SMU is in hanged state",
+        "172.20.0.2: kern:    err: [2026-01-01T00:00:02.5Z]: amdgpu 0000:0f:00.0: amdgpu: SMU is in hanged state",
+    ]
+    findings = kl.scan(lines)
+    assert [f["first_epoch"] for f in findings] == [T - 100, T, T + 100, T + 1, T + 2.5]
+    assert [f["first_seen"] for f in findings][4] == "2026-01-01T00:00:02.5Z"
+    stats = {}
+    assert [f["bdf"] for f in kl.scan(lines, since=T, stats=stats)] == [
+        "0000:0c:00.0", "0000:0d:00.0", "0000:0e:00.0", "0000:0f:00.0"]
     assert stats["too_old"] == 1
-    assert findings[0]["first_seen"] == "2026-01-01T00:00:00.000000+0000"
-    assert findings[1]["first_seen"] == "2026-01-01T01:01:40,000000+01:00"
-    assert findings[0]["message"] == "amdgpu 0000:0c:00.0: amdgpu: GPU reset begin!"
-    assert findings[2]["message"] == "amdgpu 0000:0e:00.0: amdgpu: GPU reset begin!"
-    assert len(kl.scan(lines)) == 4
 
 
-def _syslog_stamp(epoch):
-    return time.strftime("%b %d %H:%M:%S", time.localtime(epoch))
-
-
-def test_since_syslog_local_time_current_year():
-    now = time.time()
-    old, new = int(now - 7200), int(now - 60)
-    lines = [
-        "%s rig07 kernel: amdgpu 0000:0b:00.0: amdgpu: GPU reset begin!" % _syslog_stamp(old),
-        "%s rig07 kernel: amdgpu 0000:0c:00.0: amdgpu: GPU reset begin!" % _syslog_stamp(new),
-    ]
-    findings = kl.scan(lines, since=now - 3600)
-    assert [f["bdf"] for f in findings] == ["0000:0c:00.0"]
-    assert findings[0]["first_seen"] == " ".join(_syslog_stamp(new).split())
-    assert findings[0]["message"] == "amdgpu 0000:0c:00.0: amdgpu: GPU reset begin!"
-
-
-def test_syslog_in_the_future_is_last_year():
-    now = time.mktime((2026, 1, 1, 0, 30, 0, 0, 0, -1))
-    stamp, epoch, body = kl.split_line("Dec 31 23:59:00 rig07 kernel: amdgpu: x", now=now)
-    assert stamp == "Dec 31 23:59:00" and body == "amdgpu: x"
-    assert epoch == time.mktime((2025, 12, 31, 23, 59, 0, 0, 0, -1))
-
-
-def test_since_monotonic_with_injected_boot_time():
-    lines = [
-        "[  100.000000] amdgpu 0000:0b:00.0: amdgpu: GPU reset begin!",
-        "[  200.500000] amdgpu 0000:0c:00.0: amdgpu: GPU reset begin!",
-    ]
-    findings = kl.scan(lines, since=1000150.0, boot_time=1000000.0)
-    assert [(f["bdf"], f["first_seen"]) for f in findings] == [("0000:0c:00.0", "200.500000")]
-
-
-def test_monotonic_boot_time_defaults_to_proc_uptime_read_once(monkeypatch):
+def test_monotonic_stamps_count_from_this_boot_by_default(monkeypatch):
     calls = []
 
-    def fake_boot_time():
+    def fake_boot_time(*args, **kwargs):
         calls.append(1)
-        return 1000000.0
+        return T - 1000.0
     monkeypatch.setattr(kl, "read_boot_time", fake_boot_time)
     iso = ["2026-01-01T00:00:00.000000+0000 rig07 kernel: amdgpu 0000:0b:00.0: amdgpu: GPU reset begin!"]
-    assert len(kl.scan(iso, since=0.0)) == 1 and calls == []
+    assert len(kl.scan(iso, now=T)) == 1 and calls == []
     mono = ["[  100.0] amdgpu 0000:0b:00.0: amdgpu: GPU reset begin!",
-            "[  300.0] amdgpu 0000:0c:00.0: amdgpu: GPU reset begin!"]
-    assert [f["bdf"] for f in kl.scan(mono, since=1000200.0)] == ["0000:0c:00.0"]
+            "[  300.0] amdgpu 0000:0c:00.0: amdgpu: GPU reset begin!",
+            "[ 5000.0] amdgpu 0000:0d:00.0: amdgpu: GPU reset begin!"]   # later than now: another boot
+    findings = kl.scan(mono, now=T)
+    assert [f["first_epoch"] for f in findings] == [T - 900.0, T - 700.0, None]
     assert calls == [1]
+    assert [f["bdf"] for f in kl.scan(mono, since=T - 800.0, now=T)] == ["0000:0c:00.0", "0000:0d:00.0"]
 
 
-def test_read_boot_time(tmp_path):
-    uptime = tmp_path / "uptime"
-    uptime.write_text("12345.67 890123.45\n")
-    assert kl.read_boot_time(str(uptime), now=100000.0) == pytest.approx(100000.0 - 12345.67)
-    assert kl.read_boot_time(str(tmp_path / "missing")) is None
-    uptime.write_text("garbage\n")
-    assert kl.read_boot_time(str(uptime)) is None
-
-
-def test_monotonic_without_boot_time_keeps_lines(monkeypatch):
-    monkeypatch.setattr(kl, "read_boot_time", lambda: None)
+def test_without_a_boot_time_monotonic_lines_are_undated_and_kept(monkeypatch):
+    monkeypatch.setattr(kl, "read_boot_time", lambda *a, **k: None)
     findings = kl.scan(["[  1.0] amdgpu 0000:0b:00.0: amdgpu: GPU reset begin!"], since=time.time())
-    assert len(findings) == 1  # cannot be dated, so cannot be proven old
+    assert len(findings) == 1 and findings[0]["first_epoch"] is None and findings[0]["first_seen"] == "1.0"
 
 
 def test_continuation_lines_inherit_the_previous_time():
@@ -494,98 +528,77 @@ def test_continuation_lines_inherit_the_previous_time():
     ]
     findings = kl.scan(lines, since=T)
     assert [f["message"] for f in findings] == ["failed to send pre message 16a ret is 0"]
-    assert findings[0]["first_seen"] == "2026-01-01T00:00:05.000000+0000"
+    assert (findings[0]["first_seen"], findings[0]["first_epoch"]) == ("2026-01-01T00:00:05.000000+0000", T + 5)
 
 
 def test_inheritance_through_several_unmatched_lines():
     lines = ["2026-01-01T00:00:05.000000+0000 rig07 kernel: usb 1-4: new device"] + \
         ["   continuation %d" % i for i in range(10)] + \
         ["amdgpu 0000:0b:00.0: amdgpu: GPU reset begin!"]
-    assert len(kl.scan(lines, since=T)) == 1
+    assert kl.scan(lines, since=T)[0]["first_epoch"] == T + 5
     assert kl.scan(lines, since=T + 10) == []
 
 
-def test_unparseable_stamp_inherits_epoch_but_keeps_its_text():
+def test_a_stamp_that_cannot_be_read_is_stripped_and_not_dated():
     lines = [
         "Feb 25 19:29:40 bc250 kernel: amdgpu 0000:01:00.0: ring sdma0 uses VM inv eng 12 on hub 0",
-        "kvě 25 19:29:48 bc250 kernel: amdgpu 0000:01:00.0: ring sdma0 timeout, signaled seq=309, emitted seq=313",
+        "Qqq 25 19:29:48 bc250 kernel: amdgpu 0000:01:00.0: ring sdma0 timeout, signaled seq=309, emitted seq=313",
     ]
-    stamp, epoch, body = kl.split_line(lines[1])
-    assert (stamp, epoch) == ("kvě 25 19:29:48", None)
-    assert body.startswith("amdgpu 0000:01:00.0: ring sdma0 timeout")
-    feb25 = kl.split_line(lines[0])[1]
-    assert kl.scan(lines, since=feb25 + 1) == []  # inherited the old February time
-    findings = kl.scan(lines, since=feb25)
-    assert findings[0]["first_seen"] == "kvě 25 19:29:48"
+    findings = kl.scan(lines, since=time.time() + 86400)   # kept: it cannot be shown to be old
+    assert [(f["first_seen"], f["first_epoch"], f["message"][:31]) for f in findings] == [
+        ("Qqq 25 19:29:48", None, "amdgpu 0000:01:00.0: ring sdma0")]
 
 
-def test_undated_lines_are_kept():
-    lines = load(DMESG / "sdma_timeout_qcm_fence_evict_failed_kiq_bc250_legacy-rocm-build-6313.txt")
-    assert len(kl.scan(lines, since=time.time() + 86400)) == len(kl.scan(lines)) == 7
-    bare = ["amdgpu 0000:0b:00.0: amdgpu: GPU reset begin!"]
-    assert len(kl.scan(bare, since=time.time())) == 1
+# -- robustness -------------------------------------------------------------------------------------
 
-
-@pytest.mark.parametrize("line,stamp,body", [
-    ("[13600.971642] [  T53331] amdgpu 0000:03:00.0: amdgpu: x", "13600.971642", "amdgpu 0000:03:00.0: amdgpu: x"),
-    ("Oct  7 12:58:23 Ubuntu-Desktop kernel: [ 2237.944235] [drm:amdgpu_job_timedout [amdgpu]] x", "Oct 7 12:58:23",
-     "[drm:amdgpu_job_timedout [amdgpu]] x"),
-    ("[ 1234.567890] rig07 kernel: amdgpu: x", "1234.567890", "amdgpu: x"),
-    ("[Mon Feb 25 19:15:17 2026] amdgpu: x", "Mon Feb 25 19:15:17 2026", "amdgpu: x"),
-    ("<3>[    5.1] amdgpu: x", "5.1", "amdgpu: x"),
-    ("plain text", None, "plain text"),
-])
-def test_split_line_formats(line, stamp, body):
-    got = kl.split_line(line)
-    assert (got[0], got[2]) == (stamp, body)
-
-
-def test_ctime_and_iso_epochs():
-    assert kl.split_line("2026-01-01T00:00:00Z amdgpu: x")[1] == T
-    assert kl.split_line("2026-01-01T05:30:00.5+05:30 amdgpu: x")[1] == T + 0.5
-    assert kl.split_line("[Thu Jan  1 00:00:00 2026] amdgpu: x")[1] == time.mktime((2026, 1, 1, 0, 0, 0, 0, 0, -1))
-    assert kl.split_line("2026-13-01T00:00:00Z amdgpu: x")[1] is None  # month 13: no epoch, no crash
-
-
-# -- robustness ---------------------------------------------------------------------------------
-
-def test_garbage_never_raises():
+def test_garbage_never_raises_and_every_text_is_valid_utf8():
     rng = random.Random(4268)
     fragments = ["amdgpu ", "0000:zz:00.0: ", "0000:03:00.0: ", "[drm", "SMU: response:0x", "[gfxhub", "ring ",
-                 " timeout", "[ 12.5]", "2026-99-99T99:99:99Z ", "kvě 25 ", "Feb 30 25:61:61 h kernel: ",
-                 "\x00", "\ufffd", "\u2028", "\x1b[31m", "GPU reset(", "node-", "fail", "reset", "\t"]
+                 " timeout", "[ 12.5]", "2026-99-99T99:99:99Z ", "kv\u011b 25 ", "Feb 30 25:61:61 h kernel: ",
+                 "NVRM: Xid (PCI:0000:01:00): ", "caused by previous Xid ", "154", "\x00", "\ufffd", "\u2028",
+                 "\x1b[31m", "GPU reset(", "node-", "fail", "reset", "\t", "\udcff", "\ud800"]
     lines = []
     for _line in range(3000):
         parts = [rng.choice(fragments) if rng.random() < 0.5 else
                  "".join(chr(rng.randrange(0, 0x3000)) for _char in range(rng.randrange(0, 40)))
                  for _part in range(rng.randrange(0, 8))]
         lines.append("".join(parts))
-    lines += [b"\xff\xfe amdgpu 0000:03:00.0: amdgpu: GPU reset begin! \x80", None, 12345, "", "\n", "\r\n"]
+    lines += [b"\xff\xfe amdgpu 0000:03:00.0: amdgpu: GPU reset begin! \x80", None, 12345, "", "\n", "\r\n",
+              "amdgpu 0000:03:00.0: amdgpu: SMU is in hanged state \udcff\udc80 \ud800", kl.GAP]
     findings = kl.scan(lines, since=0.0, boot_time=0.0)
-    assert isinstance(findings, list)
     assert any(f["bdf"] == GPU03 and f["category"] == "gpu_reset" for f in findings)  # the bytes line
+    assert any(f["bdf"] == GPU03 and f["category"] == "smu_no_response" for f in findings)
     for finding in findings:
-        assert set(finding) == {"category", "severity", "bdf", "summary", "fix", "message", "line", "count",
-                                "first_seen", "last_seen"}
+        assert set(finding) == FIELDS
+        for value in finding.values():
+            if isinstance(value, str):
+                value.encode("utf-8")   # raises on a lone surrogate
 
 
-def test_extremely_long_lines_are_capped_and_fast():
+def test_extremely_long_lines_are_capped():
     long_line = "amdgpu 0000:03:00.0: " + "amdgpu " * 300000 + "device inaccessible"
-    start = time.monotonic()
     findings = kl.scan([long_line, "x" * 5000000, "[" * 100000 + "amdgpu: GPU reset begin!"])
-    assert time.monotonic() - start < 5
     assert findings == []  # the interesting part is past the cap
     assert all(len(f["line"]) <= kl.MAX_LINE_CHARS for f in kl.scan(["amdgpu: GPU reset begin!" + "x" * 9000]))
 
 
 def test_scan_accepts_a_whole_text_and_bytes():
-    text = "\n".join(load(DMESG / "smu_not_done_export_metrics_ring_gfx_timeout_legacy-rocm-build-2196.txt"))
-    assert len(kl.scan(text)) == 4
-    assert len(kl.scan(text.encode())) == 4
+    text = "\n".join(["[1.0] amdgpu 0000:0d:00.0: amdgpu: SMU: I'm not done with your previous command: x",
+                      "[2.0] amdgpu 0000:0d:00.0: amdgpu: Failed to export SMU metrics table!"])
+    assert len(kl.scan(text)) == 2
+    assert len(kl.scan(text.encode())) == 2
     assert kl.scan([]) == [] and kl.scan("") == []
 
 
-def test_flood_is_scanned_quickly():
+def test_distinct_messages_beyond_the_cap_collapse_per_category_and_gpu():
+    lines = ["amdgpu 0000:03:00.0: amdgpu: IP block:block_%s is hung!" % "".join(chr(97 + (i // 26 ** k) % 26) for k in range(3))
+             for i in range(kl.MAX_FINDINGS + 50)]
+    findings = kl.scan(lines)
+    assert len(findings) == kl.MAX_FINDINGS + 1
+    assert sum(f["count"] for f in findings) == kl.MAX_FINDINGS + 50
+
+
+def test_flood_collapses_into_one_finding():
     lines = []
     for i in range(100000):
         if i % 3:
@@ -594,208 +607,5 @@ def test_flood_is_scanned_quickly():
         else:
             lines.append("2026-01-01T00:%02d:%02d.%06d+0000 rig07 kernel: amdgpu: failed to read reg:%x"
                          % (i // 3600 % 60, i // 60 % 60, i, i))
-    start = time.monotonic()
     findings = kl.scan(lines, since=T)
-    assert time.monotonic() - start < 20  # ~1 s on a laptop; guards against quadratic behaviour
     assert [(f["category"], f["count"]) for f in findings] == [("register_access_failed", 33334)]
-
-
-# -- reading ------------------------------------------------------------------------------------
-
-@pytest.fixture
-def module(mocker):
-    with patch_module_args({}):
-        mod = AnsibleModule(argument_spec={})
-    mocker.patch.object(mod, "get_bin_path", side_effect=lambda name, *a, **k: "/testbin/%s" % name)
-    return mod
-
-
-class FakeClock(object):
-    def __init__(self):
-        self.now = 100.0
-
-    def __call__(self):
-        return self.now
-
-
-def commands(module, mocker, outputs, clock=None):
-    """Mock run_command: outputs maps a tool name to (rc, stdout, stderr) or to a callable."""
-    seen = []
-
-    def run_command(cmd, **kwargs):
-        seen.append(cmd)
-        answer = outputs[cmd[4].rsplit("/", 1)[-1]]
-        return answer(cmd) if callable(answer) else answer
-    mocker.patch.object(module, "run_command", side_effect=run_command)
-    return seen
-
-
-JOURNAL = ("2026-01-01T00:00:05.000000+0000 rig07 kernel: amdgpu 0000:0b:00.0: amdgpu: GPU reset begin!\n"
-           "2026-01-01T00:00:06.000000+0000 rig07 kernel: [drm] VRAM is lost due to GPU reset!\n")
-DMESG_OUT = "2026-01-01T00:00:05,000000+00:00 amdgpu 0000:0c:00.0: amdgpu: GPU reset begin!\n"
-
-
-def test_journal_argv_and_lines(module, mocker):
-    seen = commands(module, mocker, {"journalctl": (0, JOURNAL + "-- No entries --\n", "")})
-    read = kl.read_kernel_log(module, source="journal", since=T + 0.7)
-    assert seen == [["/testbin/timeout", "-k", "2", "15", "/testbin/journalctl", "-k", "-b", "0", "-o",
-                     "short-iso-precise", "--no-pager", "-q", "--since", "@1767225600"]]
-    assert (read.source, read.error, read.timed_out) == ("journal", None, False)
-    assert read.lines == JOURNAL.splitlines()  # the journal's "-- No entries --" line is dropped
-    assert read.cmd == seen[0][4:]  # the log command itself, without the timeout wrapper
-
-
-def test_journal_without_since_has_no_since_argument(module, mocker):
-    seen = commands(module, mocker, {"journalctl": (0, JOURNAL, "")})
-    kl.read_kernel_log(module, source="journal", timeout=7)
-    assert seen[0] == ["/testbin/timeout", "-k", "2", "7", "/testbin/journalctl", "-k", "-b", "0", "-o",
-                       "short-iso-precise", "--no-pager", "-q"]
-
-
-def test_journal_timed_out(module, mocker):
-    clock = FakeClock()
-
-    def hang(cmd):
-        clock.now += 15
-        return 124, "", ""
-    commands(module, mocker, {"journalctl": hang})
-    read = kl.read_kernel_log(module, source="journal", timeout=15, clock=clock)
-    assert read.timed_out is True
-    assert read.error == "journalctl timed out after 15s and was killed"
-    assert read.lines == [] and read.elapsed == 15
-
-
-def test_journal_empty_without_since_is_an_error_with_since_a_note(module, mocker):
-    commands(module, mocker, {"journalctl": (0, "", "")})
-    read = kl.read_kernel_log(module, source="journal")
-    assert "no kernel messages" in read.error and "systemd-journal" in read.error
-    read = kl.read_kernel_log(module, source="journal", since=T)
-    assert read.error is None and read.lines == [] and "no kernel messages since" in read.note
-
-
-def test_auto_prefers_the_journal(module, mocker):
-    seen = commands(module, mocker, {"journalctl": (0, JOURNAL, "")})
-    read = kl.read_kernel_log(module)
-    assert read.source == "journal" and len(seen) == 1 and len(read.lines) == 2
-
-
-def test_auto_empty_journal_falls_back_to_dmesg(module, mocker):
-    seen = commands(module, mocker, {"journalctl": (0, "", ""), "dmesg": (0, DMESG_OUT, "")})
-    read = kl.read_kernel_log(module, source="auto", timeout=15, clock=FakeClock())
-    assert seen[1] == ["/testbin/timeout", "-k", "2", "15", "/testbin/dmesg", "--time-format", "iso"]
-    assert (read.source, read.error, read.lines) == ("dmesg", None, DMESG_OUT.splitlines())
-    assert "journalctl returned no kernel messages" in read.note
-    assert read.cmd == seen[1][4:]
-
-
-def test_auto_dmesg_gets_the_time_the_journal_left(module, mocker):
-    clock = FakeClock()
-
-    def slow_journal(cmd):
-        clock.now += 14.6
-        return 1, "", "Failed to open journal"
-    seen = commands(module, mocker, {"journalctl": slow_journal, "dmesg": (0, DMESG_OUT, "")})
-    read = kl.read_kernel_log(module, timeout=15, clock=clock)
-    assert seen[1][3] == "1"  # at least one second
-    assert read.source == "dmesg" and "journalctl exited 1: Failed to open journal" in read.note
-
-
-def test_auto_without_journalctl_uses_dmesg(module, mocker):
-    module.get_bin_path.side_effect = lambda name, *a, **k: None if name == "journalctl" else "/testbin/" + name
-    seen = commands(module, mocker, {"dmesg": (0, DMESG_OUT, "")})
-    read = kl.read_kernel_log(module)
-    assert [cmd[4] for cmd in seen] == ["/testbin/dmesg"]
-    assert read.source == "dmesg" and "journalctl not found" in read.note
-
-
-def test_auto_both_fail_reports_both_reasons(module, mocker):
-    clock = FakeClock()
-
-    def hang(cmd):
-        clock.now += 15
-        return 124, "", ""
-    commands(module, mocker, {
-        "journalctl": hang,
-        "dmesg": (1, "", "dmesg: read kernel buffer failed: Operation not permitted\n")})
-    read = kl.read_kernel_log(module, timeout=15, clock=clock)
-    assert read.error.startswith("journal: journalctl timed out after 15s and was killed; dmesg: dmesg exited 1: "
-                                 "dmesg: read kernel buffer failed: Operation not permitted")
-    assert "CAP_SYSLOG" in read.error and "become" in read.error
-    assert read.timed_out is True and read.lines == []
-
-
-def test_dmesg_permission_denied_is_explained(module, mocker):
-    commands(module, mocker, {"dmesg": (1, "", "dmesg: read kernel buffer failed: Operation not permitted\n")})
-    read = kl.read_kernel_log(module, source="dmesg")
-    assert read.error.startswith("dmesg exited 1: dmesg: read kernel buffer failed: Operation not permitted")
-    assert "dmesg_restrict" in read.error and read.timed_out is False
-
-
-def test_missing_timeout_binary_refuses_to_run(module, mocker):
-    module.get_bin_path.side_effect = lambda name, *a, **k: None if name == "timeout" else "/testbin/" + name
-    run = mocker.patch.object(module, "run_command")
-    read = kl.read_kernel_log(module, source="dmesg")
-    assert "coreutils 'timeout' not found" in read.error
-    run.assert_not_called()
-
-
-def test_run_command_exception_is_reported(module, mocker):
-    mocker.patch.object(module, "run_command", side_effect=OSError("exec format error"))
-    read = kl.read_kernel_log(module, source="dmesg")
-    assert read.error == "dmesg could not run: exec format error"
-
-
-def test_unknown_source(module):
-    read = kl.read_kernel_log(module, source="syslog")
-    assert "unknown kernel log source 'syslog'" in read.error
-
-
-def test_file_source(tmp_path, module):
-    log = tmp_path / "kern.log"
-    log.write_bytes(b"[ 1.0] amdgpu 0000:0b:00.0: amdgpu: GPU reset begin!\r\n\xff\xfe broken\n\n")
-    read = kl.read_kernel_log(module, source="file", path=str(log))
-    assert (read.source, read.error, read.cmd, read.note) == ("file", None, None, None)
-    assert read.lines == ["[ 1.0] amdgpu 0000:0b:00.0: amdgpu: GPU reset begin!", "\ufffd\ufffd broken"]
-
-
-@pytest.mark.parametrize("name", ["missing.log", "."])
-def test_file_errors_are_reported_not_raised(tmp_path, module, name):
-    read = kl.read_kernel_log(module, source="file", path=str(tmp_path / name))
-    assert read.error.startswith("cannot read %s: " % (tmp_path / name))
-    assert read.lines == []
-
-
-def test_file_without_path(module):
-    assert kl.read_kernel_log(module, source="file").error == "source=file needs a path"
-
-
-def test_big_file_reads_the_tail(tmp_path, module):
-    log = tmp_path / "kern.log"
-    old = "[ 1.0] amdgpu 0000:0b:00.0: amdgpu: GPU reset begin!\n" * 100
-    new = "[ 9.0] amdgpu 0000:0c:00.0: amdgpu: GPU reset begin!\n" * 10
-    log.write_text(old + new)
-    read = kl.read_kernel_log(module, source="file", path=str(log), max_file_bytes=len(new) + 20)
-    assert read.lines == new.splitlines()  # the cut first line is dropped
-    assert "scanned only its last" in read.note
-    assert kl.read_kernel_log(module, source="file", path=str(log)).note is None
-
-
-def test_scan_kernel_log(tmp_path, module, mocker):
-    log = tmp_path / "kern.log"
-    log.write_text("\n".join(load(DMESG / "smu_resume_failed_smc_not_ready_mi100_ROCm-amdgpu-183.txt")))
-    read, findings = kl.scan_kernel_log(module, source="file", path=str(log))
-    assert read.error is None and len(findings) == 5
-    read, findings = kl.scan_kernel_log(module, source="file", path=str(tmp_path / "nope"))
-    assert read.error and findings == []
-    commands(module, mocker, {"journalctl": (0, JOURNAL, "")})
-    stats = {}
-    read, findings = kl.scan_kernel_log(module, source="journal", since=T, stats=stats)
-    assert [(f["category"], f["bdf"]) for f in findings] == [("gpu_reset", "0000:0b:00.0"), ("gpu_reset", None)]
-    assert stats["lines"] == 2
-
-
-def test_read_result_as_dict(module, mocker):
-    commands(module, mocker, {"journalctl": (0, JOURNAL, "")})
-    info = kl.read_kernel_log(module, source="journal", clock=FakeClock()).as_dict()
-    assert info == {"source": "journal", "cmd": info["cmd"], "error": None, "timed_out": False,
-                    "elapsed_s": 0.0, "note": None, "lines": 2}

@@ -1,0 +1,185 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""PRIVATE to gpuops.preflight: the amdgpu kernel-log pattern table (data only).
+
+Read by the one scan engine in ``_kernel_log``. Every row is
+``(category, key, regex, summary, options)``:
+
+* ``category``: a name of ``_kernel_log.CATEGORIES`` (it gives the default severity and fix);
+* ``key``: a lower-case literal every match contains (lines without any key are skipped unparsed);
+* ``regex``: searched case-insensitively in the message body (stamp and host prefix removed). A
+  named group ``bdf`` names the GPU; a group ``hung`` names what hung (see roles);
+* ``summary``: short text of the finding;
+* ``options``: ``own`` (the line must contain ``NEEDS``: wording other drivers print too),
+  ``role`` (how the line takes part in a recovery sequence, see ``_kernel_log.ROLES``),
+  ``severity`` / ``fix`` (override the category's).
+
+Rows are ordered: the first row that matches wins, so specific wording comes before general.
+The wording is the driver's own (drivers/gpu/drm/amd: amdgpu_device.c, amdgpu_job.c,
+amdgpu_ring.c, pm/powerplay smu7/smu9/vega*, pm/swsmu smu_v11_0/smu_v12_0/smu_cmn.c, mes_v1x).
+"""
+
+from __future__ import annotations
+
+VENDOR = "amd"
+NEEDS = "amdgpu"
+
+_BDF = r"[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]"
+
+# Where an amdgpu line names its GPU when the row itself does not: dev_*() prefixes, "for drm
+# dev, <bdf>", and a PCI address inside a [drm...] line. A PCIe bridge's address is never used.
+ADDRESSES = [
+    r"(?:^|[\s\]}])amdgpu (" + _BDF + r"):",
+    r"for drm dev,? (" + _BDF + r")",
+    r"\[drm[:\]].*?(?<![0-9A-Za-z:])(" + _BDF + r")(?![0-9])",
+]
+
+# Fix texts for this vendor (the categories' own are vendor-neutral).
+FIXES = {
+    "smu_no_response": (
+        "The GPU's power-management firmware (SMU) stopped answering. Power-cycle the rig (a warm "
+        "reboot rarely clears it); if it comes back, check that GPU's riser and PCIe power cables, "
+        "or add it to excluded_gpus."),
+    "smu_message_failed": (
+        "The SMU rejected or did not finish a command. Reboot the rig; if it recurs, reduce SMU "
+        "polling (monitoring tools, watch rocm-smi) and check the card's power cables."),
+    "gpu_hang": (
+        "The GPU's command processor or scheduler firmware (MES/KIQ/CP) hung. Reboot the rig before "
+        "new work; a GPU in this state rarely recovers by itself."),
+    "ras_uncorrectable": (
+        "Uncorrectable hardware (ECC/RAS) error. Take the GPU out of service, check its error counts "
+        "and bad pages (amd-smi metric --ecc, amd-smi bad-pages); replace it if it recurs."),
+    "ras_correctable": (
+        "Correctable hardware (ECC) errors: no action needed now; watch the counts "
+        "(amd-smi metric --ecc)."),
+    "init_failed": (
+        "amdgpu failed to initialise a GPU. Read the kernel log around it (firmware files, VBIOS, "
+        "PCIe errors), reboot, and reseat the card if it persists."),
+}
+
+_HANG = {"role": "hang"}
+_RESET = {"role": "reset"}
+
+ROWS = [
+    # The SMU does not answer at all: all-ones reads, no response, or a message whose response
+    # register still reads 0 when the driver gives up (smu7 "ret is 0", smu_v11/v12 "response 0x0").
+    ("smu_no_response", "smu", r"SMU: response:\s*0xFFFFFFFF\b", "SMU not answering (0xFFFFFFFF)", {}),
+    ("smu_no_response", "smu", r"SMU: No response msg_reg", "SMU not answering (no response)", {}),
+    ("smu_no_response", "smu", r"SMU is in hanged state", "SMU marked hung by the driver", {}),
+    ("smu_no_response", "timeout", r"is timeout \(no response\)", "SMU message timed out (no response)", {}),
+    ("smu_no_response", "fail",
+     r"\b(?:failed to send (?:pre )?message|last message was failed|failed send message|failed message)\b"
+     r".*?\b(?:ret is|response|error code:?)\s+(?:0x)?0+(?![0-9a-fx])",
+     "SMU never answered a message (response 0)", {}),
+    ("smu_no_response", "smc", r"\bSMC is not ready", "SMC not ready", {"own": True}),
+    ("smu_no_response", "smc", r"SMC engine is not correctly up", "SMC engine not up", {}),
+    # The SMU answers, but a message failed (smu_cmn.c wording, then older powerplay/swsmu).
+    ("smu_message_failed", "smu", r"SMU: I'm not done with your (?:previous )?command", "SMU busy with a previous command", {}),
+    ("smu_message_failed", "smu", r"SMU: I'm very busy", "SMU too busy for a command", {}),
+    ("smu_message_failed", "smu", r"SMU: valid command, bad prerequisites", "SMU refused a command (bad prerequisites)", {}),
+    ("smu_message_failed", "smu", r"SMU: unknown command", "SMU rejected an unknown command", {}),
+    ("smu_message_failed", "smu", r"SMU: I'm debugging", "SMU in debug state", {}),
+    ("smu_message_failed", "smu", r"SMU: response:\s*0x[0-9a-f]+", "SMU message failed", {}),
+    ("smu_message_failed", "fail", r"Failed to export SMU metrics table", "SMU metrics table export failed", {}),
+    ("smu_message_failed", "fail", r"\bfailed send message\b", "SMU message failed (powerplay)", {}),
+    ("smu_message_failed", "fail", r"failed to send (?:pre )?message \S+ ret is", "SMU message failed (powerplay)", {}),
+    ("smu_message_failed", "fail", r"\bFailed to send message\b.*\bresponse\b", "SMU message failed (swsmu)", {}),
+    ("smu_message_failed", "fail", r"\bFailed to read message arg\b", "SMU message answer unreadable", {}),
+    ("smu_message_failed", "fail", r"\bFailed message: 0x[0-9a-f]+, input parameter", "SMU message failed (powerplay)", {}),
+    ("smu_message_failed", "fail", r"last message was failed", "SMU message failed (powerplay)", {}),
+    ("smu_message_failed", "fail", r"Msg issuing pre-check failed", "SMU not ready for a message", {}),
+    ("smu_message_failed", "fail", r"Failed to disallow (?:df cstate|cf state)", "SMU failed to change DF C-state", {}),
+    ("smu_message_failed", "fail", r"\[SetDfCstate\] failed", "SMU failed to change DF C-state", {}),
+    ("smu_message_failed", "fail", r"\[PrepareMp1\] Failed", "SMU failed to prepare MP1", {}),
+    ("smu_message_failed", "fail", r"Failed to disable (?:all )?smu features", "SMU failed to disable features", {}),
+    ("smu_message_failed", "fail", r"Failed to disable DPM\b", "SMU failed to disable DPM", {"own": True}),
+    ("smu_message_failed", "smc", r"SMC failed to set mp1 state", "SMU failed to set MP1 state", {}),
+    ("smu_message_failed", "fail", r"Failed to get current clock freq", "SMU clock query failed", {}),
+    ("smu_message_failed", "fail", r"Failed to disable gfxoff", "SMU failed to disable GFXOFF", {}),
+    # All-ones MMIO reads: the device is gone.
+    ("register_access_failed", "fail", r"failed to (?:read|write) reg\b", "register access failed", {"own": True}),
+    ("register_access_failed", "0xffffffff", r"L2_PROTECTION_FAULT_STATUS:\s*0xFFFFFFFF\b", "fault status reads all-ones", {}),
+    # Off the bus (a bridge's own lines are in the PCIe table).
+    ("bus_lost", "lost", r"device lost from bus", "GPU lost from the PCIe bus", {"own": True}),
+    ("bus_lost", "inaccessible", r"(?:^|\s)amdgpu " + _BDF + r":.*\bdevice inaccessible", "device inaccessible on the PCIe bus", {}),
+    # Init failures (any init phase of an IP block: early_init, sw_init, hw_init, late_init).
+    ("init_failed", "init of ip block", r"\b(?:early_init|sw_init|hw_init|late_init) of IP block <?[^>\s]+>? failed",
+     "IP block init failed", {"own": True, "role": "failed"}),
+    ("init_failed", "fatal", r"Fatal error during GPU init", "fatal error during GPU init", {"own": True, "role": "failed"}),
+    ("init_failed", "fail", r"memory training failed", "memory training failed", {"own": True}),
+    ("init_failed", "fail", r"\bamdgpu: probe of (?P<bdf>" + _BDF + r") failed", "amdgpu probe failed", {}),
+    ("init_failed", "fail", r"probe with driver amdgpu failed", "amdgpu probe failed", {}),
+    # Failed resets and resumes (before the plain reset lines).
+    ("gpu_reset_failed", "fail", r"GPU reset\(\d+\) failed", "GPU reset failed", {"own": True, "role": "failed"}),
+    ("gpu_reset_failed", "fail", r"\bmode[12] reset failed", "GPU mode reset failed", {"own": True, "role": "step_failed"}),
+    ("gpu_reset_failed", "fail", r"ASIC reset failed with error", "ASIC reset failed", {"own": True, "role": "step_failed"}),
+    ("gpu_reset_failed", "fail", r"GPU Recovery Failed", "GPU recovery failed", {"own": True, "role": "failed"}),
+    ("gpu_reset_failed", "reset", r"GPU reset end with ret = -\d+", "GPU reset failed", {"own": True, "role": "failed"}),
+    ("gpu_reset_failed", "fail", r"\b(?P<hung>Ring \S+ reset) (?:failed|failure)\b", "ring reset failed",
+     {"own": True, "role": "hang"}),
+    ("gpu_reset_failed", "fail", r"\bresume of IP block <?[^>\s]+>? failed", "IP block resume failed",
+     {"own": True, "role": "failed"}),
+    ("gpu_reset_failed", "fail", r"amdgpu_device_ip_resume failed", "device resume failed", {"role": "failed"}),
+    ("gpu_reset_failed", "fail", r"PSP resume failed", "PSP resume failed", {"own": True, "role": "failed"}),
+    ("gpu_reset_failed", "fail", r"\bsuspend of IP block <?[^>\s]+>? failed", "IP block suspend failed",
+     {"own": True, "role": "step_failed"}),
+    # Firmware / queue hangs (MES, KIQ and MES-era mes_kiq rings, CP, SDMA).
+    ("gpu_hang", "fail", r"\bMES(?:\(\d+\))? failed to respon", "MES firmware not responding", _HANG),
+    ("gpu_hang", "unrecoverable", r"MES might be in unrecoverable state", "MES in unrecoverable state", _HANG),
+    ("gpu_hang", "fail", r"failed to remove hardware queue from MES", "MES could not remove a queue", _HANG),
+    ("gpu_hang", "hung", r"IP block:\s*(?P<hung>\S+) is hung", "IP block hung", _HANG),
+    ("gpu_hang", "fail", r"\bring (?P<hung>\S+) test failed", "ring test failed", _HANG),
+    ("gpu_hang", "fail", r"\bIB test failed on (?P<hung>\S+)", "IB test failed", {"own": True, "role": "hang"}),
+    ("gpu_hang", "kiq", r"timeout waiting for kiq fence|wait for kiq fence error", "KIQ fence timeout",
+     {"own": True, "role": "hang"}),
+    ("gpu_hang", "timeout", r"qcm fence wait loop timeout expired", "queue preemption timed out", _HANG),
+    ("gpu_hang", "unrecoverable", r"The cp might be in an unrecoverable state", "CP in unrecoverable state",
+     {"own": True, "role": "hang"}),
+    ("gpu_hang", "fail", r"Failed to evict (?:process )?queues?\b", "queue eviction failed", {"own": True, "role": "hang"}),
+    ("gpu_hang", "fail", r"Failed to suspend process", "process suspend failed", {"own": True, "role": "hang"}),
+    ("gpu_hang", "fail", r"failed to halt cp gfx", "CP halt failed", {"own": True, "role": "hang"}),
+    ("gpu_hang", "fail", r"failed to unmap legacy queue", "queue unmap failed", {"own": True, "role": "hang"}),
+    ("gpu_hang", "timed out", r"IB test timed out", "IB test timed out", {"own": True, "role": "hang"}),
+    ("gpu_hang", "hang", r"HW Exception by GPU node-?\d+.*GPU Hang", "GPU hang reported to the application", _HANG),
+    # RAS.
+    ("ras_uncorrectable", "hardware error", r"(?<!\b0 )\buncorrectable hardware errors?\b", "uncorrectable hardware error",
+     {"own": True}),
+    ("ras_uncorrectable", "hardware error", r"\[Hardware Error\]:?\s*Accelerator Check Architecture events logged",
+     "ACA hardware error logged", {"own": True}),
+    ("ras_uncorrectable", "poison", r"\bpoison", "RAS poison", {"own": True}),
+    ("ras_correctable", "hardware error", r"(?<!\b0 )\bcorrectable hardware errors? detected", "correctable hardware errors",
+     {"own": True}),
+    ("ras_correctable", "count", r"\bce[ _]count\b(?![:=\s]*0\b)", "correctable error count", {"own": True}),
+    # Job and queue hangs the driver may recover from (soft unless nothing recovers them).
+    ("ring_timeout", "timeout", r"\b(?P<hung>ring \S+ timeout)\b", "ring timeout", {"own": True, "role": "hang"}),
+    ("ring_timeout", "timed out", r"Waiting for fences timed out", "fence wait timed out", {"own": True, "role": "hang"}),
+    # Resets: in progress, and how they ended.
+    ("gpu_reset", "reset", r"GPU reset begin", "GPU reset", {"own": True, "role": "reset"}),
+    ("gpu_reset", "reset", r"GPU reset succeeded, trying to resume", "GPU reset", {"own": True, "role": "resumed"}),
+    ("gpu_reset", "reset", r"GPU reset\(\d+\) succeeded", "GPU reset", {"own": True, "role": "recovered"}),
+    ("gpu_reset", "reset", r"\bStarting \S+ ring reset", "ring reset", {"own": True, "role": "reset"}),
+    ("gpu_reset", "reset", r"\bRing \S+ reset (?:succeeded|success)\b", "ring reset", {"own": True, "role": "recovered"}),
+    ("gpu_reset", "reset", r"device wedged, but recovered through reset", "GPU wedged, recovered by reset",
+     {"own": True, "role": "recovered"}),
+    ("gpu_reset", "reset", r"VRAM is lost due to GPU reset", "VRAM lost in a GPU reset", _RESET),
+    ("gpu_reset", "reset", r"soft reset failed, will fallback to full reset", "soft reset failed, full reset",
+     {"own": True, "role": "reset"}),
+    ("gpu_reset", "reset", r"\bmode[12] reset\b", "GPU mode reset", {"own": True, "role": "reset"}),
+    # Page faults: header lines only; the detail lines that follow belong to the same fault.
+    ("page_fault", "fault", r"\[(?:gfx|mm)hub\d*\][^(]{0,40}\bpage fault\b", "GPU page fault", {}),
+    ("page_fault", "fault", r"\bGPU fault detected:", "GPU page fault", {"own": True}),
+    ("page_fault", "fault", r"Memory access fault by GPU node-?\d+", "GPU memory access fault (application)", {}),
+]
+
+# Alarming-looking lines that healthy boots and resumes print. They never give a finding.
+BENIGN = [
+    r"SMU driver if version not matched",
+    r"SMU is resuming",
+    r"SMU is resumed successfully",
+    r"\bta ucode is not available",           # RAP/RAS/HDCP/SECUREDISPLAY optional firmware
+    r"\binit context\b",                      # reset while the driver initialises (AMD node-agent rule)
+    r"poison setting is inconsistent",        # DF/UMC poison setting on consumer boards at boot
+    r"\b(?:MEM|SRAM) ECC is not presented",
+    r"\bras initialized successfully",
+]

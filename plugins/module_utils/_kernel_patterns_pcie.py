@@ -1,0 +1,35 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""PRIVATE to gpuops.preflight: the PCIe kernel-log pattern table (data only), for every vendor.
+
+A PCIe bridge (pcieport, pciehp, AER) reports the link to a GPU going down. Its lines name the
+bridge, not the GPU, so their findings carry no GPU address (``bdf`` None) and no vendor: find
+the GPU behind the bridge with ``lspci -tv``. Same row format as ``_kernel_patterns_amdgpu``.
+The wording is the kernel's own (drivers/pci/hotplug/pciehp_ctrl.c, drivers/pci/pcie/aer.c,
+drivers/pci/pci.c).
+"""
+
+from __future__ import annotations
+
+from ansible_collections.gpuops.preflight.plugins.module_utils import _checks
+
+VENDOR = None
+NEEDS = None
+
+_BDF = r"[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]"
+
+ADDRESSES = []
+
+FIXES = {}
+
+ROWS = [
+    ("bus_lost", "pciehp", r"\bpciehp\b.*\b(?:Link Down|Card not present)\b", "PCIe slot link down", {}),
+    ("bus_lost", "inaccessible", r"(?:^|\s)pcieport " + _BDF + r":.*\bdevice inaccessible", "PCIe bridge inaccessible", {}),
+    ("bus_lost", "surprise down", r"\bSurprise Down Error\b", "PCIe link went down (AER Surprise Down)", {}),
+    ("pcie_error", "uncorrected", r"\bAER: (?:Multiple )?Uncorrected \(Fatal\) error", "fatal uncorrected PCIe error (AER)", {}),
+    ("pcie_error", "uncorrected", r"\bAER: (?:Multiple )?Uncorrected \(Non-Fatal\) error",
+     "non-fatal uncorrected PCIe error (AER)", {"severity": _checks.SOFT}),
+]
+
+BENIGN = []

@@ -1,0 +1,270 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""PRIVATE to gpuops.preflight: the stamps in front of kernel log lines, and what time they mean.
+
+``split_line(line)`` -> ``(stamp text or None, epoch or None, message body)``. The stamp and the
+host/facility prefixes never stay in the body, even when the time cannot be read. Formats:
+
+* ISO 8601: ``journalctl -o short-iso[-precise]`` (``2026-11-25T15:00:00.123456+0000 host kernel:``),
+  ``dmesg --time-format iso`` (``2026-11-25T15:00:00,123456+00:00``), also after the
+  ``kern  :err   :`` prefix of ``dmesg --decode``. No zone means local time.
+* ``talosctl dmesg``: ``[<node>: ]<facility>: <priority>: [<RFC 3339 time>]: <message>`` (Talos
+  machined formats each message as ``%s: %7s: [%s]: %s``).
+* ``journalctl -o short-full``: ``Mon 2026-11-25 15:00:00 CET host kernel:`` (local time unless
+  the zone is UTC/GMT or an offset).
+* syslog / ``journalctl -o short[-precise]``: ``Feb 25 19:15:17[.123456] host kernel:``. The month
+  name is the locale's (strftime ``%b``): English, German, French, Spanish, Italian, Portuguese,
+  Dutch, Swedish, Czech, Polish, Russian names and the CJK ``5月``/``5월`` forms are dated; the
+  year is the current one, or the one before when that would put the line more than two days in
+  the future. An unknown month name is stripped but not dated.
+* ``dmesg -T``: ``[Mon Feb 25 19:15:17 2026]`` (strftime ``%a %b %e %H:%M:%S %Y`` in the locale,
+  so ``[po úno 25 ...]`` or ``[水  2月 25 ...]``), local time.
+* ``dmesg -e`` / ``--reltime``: ``[Feb25 19:15]``, ``[  +0.000012]``: stripped, not dated.
+* dmesg monotonic ``[ 1234.567890]`` (also ``[ 1234.5 <  0.000123>]`` of ``dmesg -d``): seconds
+  since the boot, epoch = ``boot_time`` + value. A value larger than this boot's uptime cannot be
+  from this boot and is not dated.
+* ``<3>`` priority prefixes (``dmesg -r``) and printk caller ids (``[    T140]``) are dropped.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+import time
+
+MAX_LINE_CHARS = 4096
+
+_FACILITY = r"(?:kern|user|mail|daemon|auth|syslog|lpr|news|uucp|cron|authpriv|ftp|local[0-7])"
+_PRIORITY = r"(?:emerg|alert|crit|err|warning|warn|notice|info|debug)"
+# dmesg --decode ("kern  :err   : ") and Talos ("172.20.0.2: kern:    info: ").
+_DECODE_PREFIX = re.compile(r"^(?:\S+:\s+)?" + _FACILITY + r"\s*:\s*" + _PRIORITY + r"\s*:\s*")
+_PRIORITY_PREFIX = re.compile(r"^<\d{1,3}>")
+_ISO_TEXT = r"(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)(?:[.,](\d{1,9}))?(Z|[+-]\d\d(?::?\d\d)?)?"
+_ISO = re.compile(r"^" + _ISO_TEXT + r"(?=\s|$)")
+_BRACKET_ISO = re.compile(r"^\[" + _ISO_TEXT + r"\]:?(?=\s|$)")
+_FULL = re.compile(r"^[^\W\d_]{2,4}\.?,? (\d{4})-(\d\d)-(\d\d) (\d\d):(\d\d):(\d\d)(?:\.\d{1,9})? "
+                   r"([A-Za-z]{1,6}|[+-]\d{4}) +(\S+) +")
+_CTIME = re.compile(r"^\[([^\[\]]{1,40}?)\s+(\d{1,2}) (\d\d):(\d\d):(\d\d) (\d{4})\]")
+_SYSLOG = re.compile(r"^\s*([^\W\d_]{2,9}\.?|\d{1,2}\s?[\u6708\uc6d4]) +(\d{1,2}) (\d\d):(\d\d):(\d\d)(?:\.\d{1,9})? +(\S+) +")
+_RELTIME = re.compile(r"^\[(?:[^\W\d_]{2,9}\.?\d{1,2} \d\d:\d\d|\s*[+-]\d+\.\d+)\]")
+_MONOTONIC = re.compile(r"^\[\s*(\d{1,10}\.\d{1,9})(?:\s*<\s*[\d.]+>)?\]")
+_CALLER = re.compile(r"^\[\s*[TC]\d+\]\s*")            # printk caller id: [    T140]
+_HOST_KERNEL = re.compile(r"^(?:\S+\s+)?kernel(?:\[\d+\])?:\s*")
+_BARE_KERNEL = re.compile(r"^kernel(?:\[\d+\])?:\s+")        # a journal line pasted without its stamp
+_CJK_MONTH = re.compile(r"(\d{1,2})\s?[\u6708\uc6d4]")    # 5月 (zh, ja), 5월 (ko)
+
+# strftime %b in the locales rigs are run in (abbreviations, and the full names some use).
+_MONTH_NAMES = (
+    ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"),        # en
+    ("jan", "feb", "m\u00e4r", "apr", "mai", "jun", "jul", "aug", "sep", "okt", "nov", "dez"),    # de
+    ("j\u00e4n", "", "mrz", "", "", "", "", "", "", "", "", ""),                                    # de-AT, old de
+    ("janv", "f\u00e9vr", "mars", "avr", "mai", "juin", "juil", "ao\u00fbt", "sept", "oct", "nov", "d\u00e9c"),  # fr
+    ("ene", "feb", "mar", "abr", "may", "jun", "jul", "ago", "sep", "oct", "nov", "dic"),         # es
+    ("gen", "feb", "mar", "apr", "mag", "giu", "lug", "ago", "set", "ott", "nov", "dic"),         # it
+    ("jan", "fev", "mar", "abr", "mai", "jun", "jul", "ago", "set", "out", "nov", "dez"),         # pt
+    ("jan", "feb", "mrt", "apr", "mei", "jun", "jul", "aug", "sep", "okt", "nov", "dec"),         # nl
+    ("jan", "feb", "mar", "apr", "maj", "jun", "jul", "aug", "sep", "okt", "nov", "dec"),         # sv, da
+    ("led", "\u00fano", "b\u0159e", "dub", "kv\u011b", "\u010dvn", "\u010dvc", "srp", "z\u00e1\u0159",
+     "\u0159\u00edj", "lis", "pro"),                                                               # cs
+    ("sty", "lut", "mar", "kwi", "maj", "cze", "lip", "sie", "wrz", "pa\u017a", "lis", "gru"),    # pl
+    ("\u044f\u043d\u0432", "\u0444\u0435\u0432", "\u043c\u0430\u0440", "\u0430\u043f\u0440",
+     "\u043c\u0430\u044f", "\u0438\u044e\u043d", "\u0438\u044e\u043b", "\u0430\u0432\u0433",
+     "\u0441\u0435\u043d", "\u043e\u043a\u0442", "\u043d\u043e\u044f", "\u0434\u0435\u043a"),      # ru
+    ("", "", "", "", "\u043c\u0430\u0439", "", "", "", "", "", "", ""),                            # ru nominative
+)
+MONTHS = {}
+for _names in _MONTH_NAMES:
+    for _number, _name in enumerate(_names):
+        if _name:
+            MONTHS[_name] = _number + 1
+
+
+def month_number(token):
+    """1-12 for a month name of a known locale ('Feb', 'févr.', 'kvě', '5月'), else None."""
+    found = _CJK_MONTH.search(token)
+    if found:
+        number = int(found.group(1))
+        return number if 1 <= number <= 12 else None
+    name = token.strip().rstrip(".,").lower()
+    for candidate in (name, name[:4], name[:3]):
+        if candidate in MONTHS:
+            return MONTHS[candidate]
+    return None
+
+
+def to_text(raw):
+    """Any line as a str without its line end, cut at MAX_LINE_CHARS (bytes decoded, errors replaced)."""
+    if isinstance(raw, str):
+        if len(raw) <= MAX_LINE_CHARS and not raw.endswith(("\n", "\r")):
+            return raw  # the common case, kept cheap
+    elif isinstance(raw, (bytes, bytearray)):
+        raw = bytes(raw).decode("utf-8", "replace")
+    else:
+        raw = "" if raw is None else str(raw)
+    raw = raw.rstrip("\r\n")
+    if len(raw) > MAX_LINE_CHARS:
+        raw = raw[:MAX_LINE_CHARS]
+    return raw
+
+
+def _valid(month, day, hour, minute, second):
+    return 1 <= month <= 12 and 1 <= day <= 31 and hour <= 23 and minute <= 59 and second <= 60
+
+
+def local_epoch(year, month, day, hour, minute, second):
+    if not _valid(month, day, hour, minute, second):
+        return None
+    try:
+        return time.mktime((year, month, day, hour, minute, second, 0, 0, -1))
+    except (OverflowError, ValueError):
+        return None
+
+
+def _utc_epoch(year, month, day, hour, minute, second, offset_s=0):
+    if not _valid(month, day, hour, minute, second):
+        return None
+    try:
+        return float(calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0)) - offset_s)
+    except (OverflowError, ValueError):
+        return None
+
+
+_ISO_CACHE = {}
+
+
+def _iso_epoch(match):
+    # Lines of one second share the conversion (a flood has thousands per second).
+    key = match.string[match.start(1):match.end(6)] + (match.group(8) or "")
+    base = _ISO_CACHE.get(key)
+    if base is None:
+        base = _iso_base(match)
+        if base is None:
+            return None
+        if len(_ISO_CACHE) >= 4096:
+            _ISO_CACHE.clear()
+        _ISO_CACHE[key] = base
+    return base + (float("0." + match.group(7)) if match.group(7) else 0.0)
+
+
+def _iso_base(match):
+    year, month, day, hour, minute, second = (int(match.group(i)) for i in range(1, 7))
+    zone = match.group(8)
+    if zone is None:
+        return local_epoch(year, month, day, hour, minute, second)
+    return _utc_epoch(year, month, day, hour, minute, second, _zone_offset(zone))
+
+
+def _zone_offset(zone):
+    """Seconds east of UTC of 'Z', '+05:30', '-0500', '+02'."""
+    if zone.upper() == "Z":
+        return 0
+    digits = zone[1:].replace(":", "")
+    offset = int(digits[:2]) * 3600 + (int(digits[2:4]) * 60 if len(digits) >= 4 else 0)
+    return offset if zone[0] == "+" else -offset
+
+
+def _syslog_epoch(month, day, hour, minute, second, now):
+    if month is None:
+        return None
+    year = time.localtime(now).tm_year
+    epoch = local_epoch(year, month, day, hour, minute, second)
+    # syslog has no year: a December line read in January belongs to last year.
+    if epoch is not None and epoch > now + 2 * 86400:
+        epoch = local_epoch(year - 1, month, day, hour, minute, second)
+    return epoch
+
+
+def _full_epoch(match):
+    year, month, day, hour, minute, second = (int(match.group(i)) for i in range(1, 7))
+    zone = match.group(7)
+    if zone.upper() in ("UTC", "GMT", "Z"):
+        return _utc_epoch(year, month, day, hour, minute, second)
+    if zone[0] in "+-":
+        return _utc_epoch(year, month, day, hour, minute, second, _zone_offset(zone))
+    return local_epoch(year, month, day, hour, minute, second)
+
+
+def _ctime_epoch(match):
+    # "%a %b": the month is the last name (a weekday can look like a month: French "mar." is Tuesday).
+    names = match.group(1)
+    month = month_number(names) if _CJK_MONTH.search(names) else None
+    for token in reversed(names.split()):
+        if month:
+            break
+        month = month_number(token)
+    if month is None:
+        return None
+    return local_epoch(int(match.group(6)), month, int(match.group(2)), int(match.group(3)),
+                       int(match.group(4)), int(match.group(5)))
+
+
+def split_line(line, boot_time=None, now=None):
+    """Split a raw log line into (stamp text or None, epoch or None, message body).
+
+    ``boot_time`` is a number, None (monotonic stamps then give no epoch), or a callable that
+    returns one (asked only when a monotonic stamp is met). ``now`` (epoch, default the clock)
+    dates syslog stamps, which have no year, and bounds monotonic ones.
+    """
+    text = to_text(line)
+    body = _PRIORITY_PREFIX.sub("", _DECODE_PREFIX.sub("", text, count=1), count=1)
+    stamp, epoch = None, None
+    match = _ISO.match(body) or _BRACKET_ISO.match(body)
+    if match:
+        stamp, epoch = match.group(0).strip("[]:"), _iso_epoch(match)
+        body = _HOST_KERNEL.sub("", body[match.end():].lstrip(), count=1)
+    elif body[:1] == "[":
+        match = _CTIME.match(body)
+        if match:
+            stamp, epoch = match.group(0)[1:-1], _ctime_epoch(match)
+            body = body[match.end():].lstrip()
+        else:
+            match = _RELTIME.match(body)
+            if match:
+                stamp = match.group(0)[1:-1].strip()
+                body = body[match.end():].lstrip()
+    else:
+        match = _FULL.match(body)
+        if match:
+            stamp, epoch = body[:match.end(7)], _full_epoch(match)
+            body = _HOST_KERNEL.sub("", body[match.end():], count=1)
+        else:
+            match = _SYSLOG.match(body)
+            if match:
+                stamp = "%s %s %s:%s:%s" % match.group(1, 2, 3, 4, 5)
+                epoch = _syslog_epoch(month_number(match.group(1)), int(match.group(2)), int(match.group(3)),
+                                      int(match.group(4)), int(match.group(5)),
+                                      time.time() if now is None else now)
+                body = _HOST_KERNEL.sub("", body[match.end():], count=1)
+            else:
+                body = _BARE_KERNEL.sub("", body, count=1)
+    # A monotonic stamp: on its own (dmesg) or inside a syslog line (then the wall clock wins).
+    match = _MONOTONIC.match(body)
+    if match:
+        if stamp is None:
+            stamp = match.group(1)
+            epoch = _monotonic_epoch(float(match.group(1)), boot_time, now)
+        body = body[match.end():].lstrip()
+        body = _HOST_KERNEL.sub("", _CALLER.sub("", body, count=1), count=1)
+    return stamp, epoch, body.strip()
+
+
+def _monotonic_epoch(seconds, boot_time, now):
+    base = boot_time() if callable(boot_time) else boot_time
+    if base is None:
+        return None
+    epoch = base + seconds
+    # Later than now: the line is from an earlier, longer boot (a saved file), not from this one.
+    if epoch > (time.time() if now is None else now) + 60:
+        return None
+    return epoch
+
+
+def read_boot_time(uptime_path="/proc/uptime", now=None):
+    """Epoch seconds of this boot (now minus the first field of /proc/uptime), or None."""
+    try:
+        with open(uptime_path) as handle:
+            uptime = float(handle.read(64).split()[0])
+    except (IOError, OSError, ValueError, IndexError):
+        return None
+    return (time.time() if now is None else now) - uptime

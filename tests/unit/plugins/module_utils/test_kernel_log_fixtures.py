@@ -1,0 +1,292 @@
+"""Every kernel log in the shared fixture folders, with its written expectation.
+
+One entry per file: its findings in order, each as (category, severity, GPU address, NVIDIA Xid,
+line count). Healthy boots give no finding. A log added to these folders without an entry here
+fails ``test_every_log_has_an_expectation``.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import re
+
+import pytest
+
+from ansible_collections.gpuops.preflight.plugins.module_utils import _kernel_log as kl
+from ansible_collections.gpuops.preflight.plugins.module_utils import _kernel_time
+
+FIXTURES = pathlib.Path(__file__).resolve().parents[3] / "fixtures"
+FOLDERS = (FIXTURES / "gpu" / "dmesg", FIXTURES / "kernel_log_healthy", FIXTURES / "training" / "kernel-nvidia")
+H, S = kl.HARD, kl.SOFT
+
+
+def load(path):
+    """A fixture's log lines: the recorder's '# ' header comments are not part of the log."""
+    return [line for line in path.read_text(encoding="utf-8").split("\n") if not line.startswith("# ")]
+
+
+def logs():
+    return sorted((p for folder in FOLDERS for p in folder.glob("*") if p.is_file() and p.suffix != ".md"),
+                  key=lambda p: p.name)
+
+
+def shape(findings):
+    return [(f["category"], f["severity"], f["bdf"], f["xid"], f["count"]) for f in findings]
+
+
+EXPECTED = {
+    # The first six lines are the tail of a fault whose header was cut: not counted again.
+    'gcvm_l2_protection_fault_opencl_legacy-rocm-build-2766.txt': [
+        ('page_fault', S, '0000:83:00.0', None, 1),
+    ],
+    'mi300x_aca_uncorrectable_hw_error_legacy-rocm-build-4021.txt': [
+        ('ras_uncorrectable', H, '0000:dd:00.0', None, 1),
+        ('ras_uncorrectable', H, '0000:4e:00.0', None, 2),
+    ],
+    # A table of messages with counts: each row is one occurrence (the count column is not parsed).
+    'mi300x_smu_0xffffffff_failed_read_reg_counts_ROCm-4268.txt': [
+        ('register_access_failed', H, None, None, 3),
+        ('smu_message_failed', H, None, None, 1),
+        ('register_access_failed', H, None, None, 1),
+        ('smu_no_response', H, None, None, 1),
+    ],
+    'navi33_smu_no_response_msg_reg_ring_timeout_cachyos-1002.txt': [
+        ('smu_no_response', H, '0000:03:00.0', None, 1),
+        ('smu_message_failed', H, '0000:03:00.0', None, 1),
+        ('ring_timeout', S, '0000:03:00.0', None, 1),
+    ],
+    'powerplay_failed_send_message_response_0xffffffc2_sysfs_read_oserror_amdgpu-fan-22.txt': [
+        ('smu_message_failed', H, None, None, 1),
+        ('smu_message_failed', H, None, None, 1),
+    ],
+    # smu7 powerplay: 'ret is 0' means the SMU never answered (response register still 0).
+    'powerplay_failed_to_send_pre_message_rx590_freebsd-kms-drm-216.txt': [
+        ('smu_no_response', H, None, None, 2),
+        ('smu_no_response', H, None, None, 2),
+    ],
+    # Ring timeout -> ring reset -> 'Ring reset succeeded' -> 'device wedged, but recovered':
+    # ONE recovered reset (soft); the page fault that follows is its own finding.
+    'ring_comp_timeout_ring_reset_device_wedged_rocm7.2_legacy-rocm-build-5997.txt': [
+        ('gpu_reset', S, '0000:03:00.0', None, 1),
+        ('page_fault', S, '0000:03:00.0', None, 1),
+    ],
+    'ring_gfx_timeout_kiq_test_failed_rx6800_rocm5.2_rocm-arch-829.txt': [
+        ('ring_timeout', S, None, None, 1),
+        ('ring_timeout', S, None, None, 1),
+        ('gpu_reset', S, '0000:0c:00.0', None, 1),
+        ('gpu_hang', H, None, None, 1),
+        ('gpu_hang', H, '0000:0c:00.0', None, 2),
+        ('gpu_hang', H, None, None, 1),
+    ],
+    # Ring reset failed, full reset begun, MES hung: no success line follows, so nothing is folded.
+    'ring_gfx_timeout_ring_reset_failed_gpu_reset_mes_bazzite-4464.txt': [
+        ('ring_timeout', S, '0000:08:00.0', None, 1),
+        ('gpu_reset', S, '0000:08:00.0', None, 1),
+        ('gpu_reset_failed', H, '0000:08:00.0', None, 1),
+        ('gpu_reset', S, '0000:08:00.0', None, 1),
+        ('gpu_hang', H, '0000:08:00.0', None, 1),
+        ('gpu_hang', H, '0000:08:00.0', None, 1),
+        ('gpu_hang', H, None, None, 1),
+    ],
+    # Two GPUs hang together; mode1 and ASIC resets fail, 'trying to resume' is not enough after a
+    # failed reset step, and the PSP resume fails: nothing is folded, everything stays.
+    'rocm5.7_2x7900xtx_pagefault_mes_gpureset_smu_0xffffffff_ROCm-2494.txt': [
+        ('page_fault', S, None, None, 1),
+        ('page_fault', S, None, None, 1),
+        ('page_fault', S, '0000:03:00.0', None, 1),
+        ('page_fault', S, '0000:83:00.0', None, 2),
+        ('gpu_hang', H, None, None, 3),
+        ('gpu_hang', H, None, None, 2),
+        ('gpu_hang', H, None, None, 2),
+        ('gpu_hang', H, None, None, 2),
+        ('gpu_reset', S, '0000:03:00.0', None, 1),
+        ('gpu_reset', S, '0000:83:00.0', None, 1),
+        ('gpu_hang', H, '0000:83:00.0', None, 1),
+        ('gpu_hang', H, '0000:03:00.0', None, 1),
+        ('gpu_hang', H, None, None, 2),
+        ('gpu_hang', H, '0000:03:00.0', None, 1),
+        ('gpu_hang', H, '0000:83:00.0', None, 1),
+        ('gpu_reset', S, '0000:83:00.0', None, 1),
+        ('gpu_reset', S, '0000:03:00.0', None, 1),
+        ('smu_no_response', H, '0000:83:00.0', None, 1),
+        ('smu_message_failed', H, '0000:83:00.0', None, 1),
+        ('smu_message_failed', H, '0000:83:00.0', None, 1),
+        ('smu_no_response', H, '0000:03:00.0', None, 1),
+        ('smu_message_failed', H, '0000:03:00.0', None, 1),
+        ('smu_message_failed', H, '0000:03:00.0', None, 1),
+        ('gpu_hang', H, None, None, 1),
+        ('gpu_hang', H, None, None, 2),
+        ('gpu_reset_failed', H, None, None, 2),
+        ('gpu_reset', S, '0000:83:00.0', None, 1),
+        ('gpu_reset', S, '0000:83:00.0', None, 1),
+        ('gpu_reset', S, '0000:83:00.0', None, 1),
+        ('smu_no_response', H, '0000:83:00.0', None, 1),
+        ('gpu_reset_failed', H, '0000:83:00.0', None, 1),
+        ('gpu_reset', S, '0000:03:00.0', None, 1),
+        ('gpu_reset', S, '0000:03:00.0', None, 1),
+        ('gpu_reset', S, '0000:03:00.0', None, 1),
+        ('smu_no_response', H, '0000:03:00.0', None, 1),
+        ('gpu_reset_failed', H, '0000:03:00.0', None, 1),
+        ('gpu_reset_failed', H, '0000:83:00.0', None, 1),
+        ('gpu_reset_failed', H, '0000:03:00.0', None, 1),
+        ('gpu_reset', S, '0000:83:00.0', None, 1),
+        ('gpu_reset', S, None, None, 2),
+        ('gpu_reset', S, '0000:03:00.0', None, 1),
+        ('gpu_reset_failed', H, None, None, 2),
+        ('gpu_reset_failed', H, None, None, 2),
+    ],
+    'sdma_timeout_mes_failed_rdna3_rocm5.7_legacy-rocm-build-2533.txt': [
+        ('ring_timeout', S, None, None, 1),
+        ('gpu_reset', S, '0000:0a:00.0', None, 1),
+        ('gpu_hang', H, None, None, 1),
+        ('gpu_hang', H, None, None, 1),
+        ('gpu_hang', H, None, None, 1),
+        ('gpu_hang', H, None, None, 1),
+    ],
+    'sdma_timeout_qcm_fence_evict_failed_kiq_bc250_legacy-rocm-build-6313.txt': [
+        ('ring_timeout', S, '0000:01:00.0', None, 1),
+        ('gpu_reset', S, '0000:01:00.0', None, 1),
+        ('gpu_hang', H, '0000:01:00.0', None, 2),
+        ('gpu_hang', H, '0000:01:00.0', None, 1),
+        ('gpu_hang', H, '0000:01:00.0', None, 1),
+        ('gpu_hang', H, None, None, 1),
+        ('gpu_hang', H, '0000:01:00.0', None, 1),
+    ],
+    # pciehp Link Down / Card not present and the bridges' 'device inaccessible': host level (no GPU).
+    'smu_0xffffffff_hanged_state_pcie_link_down_lkml-2025-11.txt': [
+        ('bus_lost', H, None, None, 1),
+        ('bus_lost', H, None, None, 1),
+        ('smu_no_response', H, '0000:03:00.0', None, 1),
+        ('smu_message_failed', H, '0000:03:00.0', None, 1),
+        ('smu_no_response', H, '0000:03:00.0', None, 1),
+        ('smu_message_failed', H, '0000:03:00.0', None, 1),
+        ('smu_message_failed', H, None, None, 1),
+        ('bus_lost', H, '0000:03:00.0', None, 1),
+        ('bus_lost', H, '0000:03:00.0', None, 1),
+        ('gpu_reset_failed', H, '0000:03:00.0', None, 1),
+        ('gpu_reset_failed', H, '0000:03:00.0', None, 1),
+        ('bus_lost', H, None, None, 1),
+        ('bus_lost', H, None, None, 1),
+    ],
+    'smu_not_done_export_metrics_ring_gfx_timeout_legacy-rocm-build-2196.txt': [
+        ('smu_message_failed', H, '0000:0d:00.0', None, 3),
+        ('smu_message_failed', H, '0000:0d:00.0', None, 3),
+        ('smu_message_failed', H, '0000:0d:00.0', None, 1),
+        ('ring_timeout', S, None, None, 1),
+    ],
+    'smu_resume_failed_smc_not_ready_mi100_ROCm-amdgpu-183.txt': [
+        ('smu_no_response', H, '0000:03:00.0', None, 1),
+        ('smu_no_response', H, '0000:03:00.0', None, 1),
+        ('gpu_reset_failed', H, '0000:03:00.0', None, 1),
+        ('gpu_reset_failed', H, '0000:03:00.0', None, 1),
+        ('smu_no_response', H, '0000:83:00.0', None, 1),
+    ],
+    'vm_l2_protection_fault_mmhub_ROCm-amdgpu-150.txt': [
+        ('page_fault', S, '0000:88:00.0', None, 2),
+    ],
+    'vm_l2_protection_fault_no_retry_ROCm-amdgpu-172.txt': [
+        ('page_fault', S, '0000:c6:00.0', None, 2),
+    ],
+    'rdna_boot_kern_log_syslog.txt': [
+    ],
+    'rx6600_2gpu_boot_dmesg.txt': [
+    ],
+    'rx6600_runtime_resume_journal.txt': [
+    ],
+    # dmesg -T. Application Xids 43 (x2) and 31 soft; 94 (contained ECC error) hard. NVRM's partial addresses.
+    'akash-support-244_multi_gpu_535.183.01_dmesg-T_xid43_xid31_xid94.txt': [
+        ('app_fault', S, '0000:00:05', 43, 2),
+        ('page_fault', S, '0000:00:07', 31, 1),
+        ('ras_uncorrectable', H, '0000:00:08', 94, 1),
+    ],
+    # AER fatal error and Surprise Down on the root port (no GPU), then Xid 79 on the GPU behind it.
+    'gpu-burn-1_k40m_390.30_dmesg_aer_surprise_down_xid79.txt': [
+        ('pcie_error', H, None, None, 1),
+        ('bus_lost', H, None, None, 1),
+        ('bus_lost', H, '0000:02:00', 79, 1),
+    ],
+    # syslog: GPU 0a:00.0 never initialises (two wordings); Xid 48 + 64 on 07:00 (memory, RMA class).
+    'gpu-operator-1146_syslog_xid48_dbe_xid64_rminitadapter_failed.txt': [
+        ('init_failed', H, '0000:0a:00.0', None, 4),
+        ('init_failed', H, '0000:0a:00.0', None, 3),
+        ('ras_uncorrectable', H, '0000:07:00', 48, 1),
+        ('memory_remap_failed', H, '0000:07:00', 64, 1),
+    ],
+    'ollama-1769_multi_gpu_dmesg_healthy_nvidia_drm_uvm_load.txt': [
+    ],
+    # Xid 45 'caused by previous Xid 149/145': folded into the NVLink cause, which is what is judged.
+    'open-gpu-kernel-modules-1150_590.48.01_journal_xid45_after_nvlink_xid149_xid145.txt': [
+        ('nvlink_error', H, '0000:dc:00', 149, 2),
+        ('nvlink_error', H, '0000:ed:00', 145, 2),
+        ('nvlink_error', H, '0000:ba:00', 145, 2),
+        ('nvlink_error', H, '0000:97:00', 145, 1),
+    ],
+}
+
+PATHS = dict((p.name, p) for p in logs())
+
+
+def test_every_log_has_an_expectation():
+    assert sorted(PATHS) == sorted(EXPECTED), "write the expectation of every log in %s" % ", ".join(map(str, FOLDERS))
+    assert len(PATHS) == len(logs()), "two fixture logs share a name"
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_log_gives_its_expected_findings(name):
+    findings = kl.scan(load(PATHS[name]))
+    assert shape(findings) == EXPECTED[name]
+    for finding in findings:
+        severity, fix = kl.CATEGORIES[finding["category"]]
+        assert finding["summary"] and finding["fix"] and finding["line"].strip()
+        assert finding["vendor"] in ("amd", "nvidia", None)
+        assert (finding["xid"] is not None) == ("Xid (" in finding["message"])
+        # The message is the line without its stamp, host and facility prefixes.
+        stamp = _kernel_time.split_line(finding["line"])[0]
+        assert stamp is None or stamp not in finding["message"]
+        assert not re.match(r"^(?:\[\s*\d+\.\d+\]|\d{4}-\d\d-\d\d|[A-Za-z]{3} +\d+ \d\d:|kernel:)", finding["message"])
+
+
+@pytest.mark.parametrize("name", [n for n in sorted(EXPECTED) if not EXPECTED[n]])
+def test_healthy_logs_give_nothing_whatever_the_vendor_or_time(name):
+    lines = load(PATHS[name])
+    assert len(lines) >= 10
+    for vendors in (None, "amd", "nvidia"):
+        stats = {}
+        assert kl.scan(lines, vendors=vendors, stats=stats) == []
+        assert stats["lines"] == len(lines) and stats["matched"] == 0
+    assert kl.scan(lines, since=0.0, boot_time=1.0) == []
+
+
+# The same message bodies under every other stamp format a rig may write: the findings must not
+# change, and no stamp may end up in a message.
+RESTAMP = {
+    "journal": lambda body: "2026-11-25T15:00:00.123456+0000 rig07 kernel: " + body,
+    "dmesg_iso": lambda body: "2026-11-25T15:00:00,123456+00:00 " + body,
+    "decode": lambda body: "kern  :err   : 2026-11-25T15:00:00,123456+00:00 " + body,
+    "talosctl": lambda body: "172.20.0.2: kern:    info: [2026-11-25T15:00:00.123456789Z]: " + body,
+    "dmesg_T_cs": lambda body: "[st lis 25 15:00:00 2026] " + body,
+    "dmesg_T_ja": lambda body: "[\u6c34 11\u6708 25 15:00:00 2026] " + body,
+    "syslog_de": lambda body: "Mai 25 15:00:00 rig07 kernel: [ 1234.567890] " + body,
+    "syslog_fr": lambda body: "nov. 25 15:00:00 rig07 kernel: " + body,
+    "syslog_unknown_locale": lambda body: "Qqq 25 15:00:00 rig07 kernel: " + body,
+    "short_full": lambda body: "Wed 2026-11-25 15:00:00 CET rig07 kernel: " + body,
+    "reltime": lambda body: "[  +0.000012] " + body,
+    "monotonic_caller": lambda body: "[ 1234.567890] [    T140] " + body,
+}
+
+
+@pytest.mark.parametrize("fmt", sorted(RESTAMP))
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_same_findings_under_every_stamp_format(name, fmt):
+    bodies = [_kernel_time.split_line(line)[2] for line in load(PATHS[name])]
+    lines = [RESTAMP[fmt](body) for body in bodies if body]
+    findings = kl.scan(lines, boot_time=0.0)
+    assert shape(findings) == EXPECTED[name]
+    for finding in findings:
+        assert finding["message"] == " ".join(bodies_of(finding["line"]).split())[:kl.MAX_MESSAGE_CHARS]
+        if fmt not in ("reltime", "syslog_unknown_locale"):
+            assert finding["first_epoch"] is not None, (fmt, finding["line"])
+
+
+def bodies_of(line):
+    return _kernel_time.split_line(line)[2]
