@@ -1,31 +1,37 @@
-"""Tests of the amdgpu_kernel_log_info module: run main() and read its JSON result."""
+"""Tests of the gpu_kernel_log_info module (formerly amdgpu_kernel_log_info): run main() and read its JSON result."""
 
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import time
+
+import yaml
 
 import pytest
 
 from ansible.module_utils.testing import patch_module_args
 
-from ansible_collections.gpuops.preflight.plugins.modules import amdgpu_kernel_log_info
+from ansible_collections.gpuops.preflight.plugins.module_utils import _kernel_log
+from ansible_collections.gpuops.preflight.plugins.modules import gpu_kernel_log_info
 
-FIXTURES = pathlib.Path(__file__).resolve().parents[3] / "fixtures"
+ROOT = pathlib.Path(__file__).resolve().parents[4]
+FIXTURES = ROOT / "tests" / "fixtures"
 DMESG = FIXTURES / "gpu" / "dmesg"
+NVIDIA = FIXTURES / "training" / "kernel-nvidia"
 T = 1767225600.0  # 2026-01-01T00:00:00Z
 
 
 def run_module(capsys, args):
     with patch_module_args(args), pytest.raises(SystemExit) as exc:
-        amdgpu_kernel_log_info.main()
+        gpu_kernel_log_info.main()
     return exc.value.code, json.loads(capsys.readouterr().out)
 
 
-def log_file(tmp_path, name):
+def log_file(tmp_path, name, folder=DMESG):
     """A recorded log as it would be on disk: without the recorder's '# ' header."""
-    text = (DMESG / name).read_text(encoding="utf-8")
+    text = (folder / name).read_text(encoding="utf-8")
     path = tmp_path / "kern.log"
     path.write_text("\n".join(line for line in text.split("\n") if not line.startswith("# ")), encoding="utf-8")
     return str(path)
@@ -48,10 +54,14 @@ def test_file_source_on_a_recorded_log(capsys, tmp_path):
     assert isinstance(result["elapsed_s"], float)
     first = result["findings"][0]
     assert first == {
-        "category": "bus_lost", "severity": "hard", "bdf": None, "summary": "PCIe slot link down",
+        "category": "bus_lost", "severity": "hard", "bdf": None, "vendor": None, "xid": None,
+        "summary": "PCIe slot link down",
         "fix": first["fix"], "message": "pcieport 0000:00:01.1: pciehp: Slot(0): Link Down",
         "line": "[13600.900669] [    T140] pcieport 0000:00:01.1: pciehp: Slot(0): Link Down",
-        "count": 1, "first_seen": "13600.900669", "last_seen": "13600.900669"}
+        "count": 1, "first_seen": "13600.900669", "last_seen": "13600.900669",
+        "first_epoch": first["first_epoch"], "last_epoch": first["first_epoch"],
+        "recovered": False, "hung": None, "caused_xids": []}
+    assert result["unscanned"] is None
     hanged = [f for f in result["findings"] if "SMU is in hanged state" in f["message"]]
     assert [(f["category"], f["bdf"]) for f in hanged] == [("smu_no_response", "0000:03:00.0")]
 
@@ -149,3 +159,84 @@ def test_check_mode_runs(capsys, tmp_path):
     rc, result = run_module(capsys, {"path": path, "_ansible_check_mode": True})
     assert rc == 0 and result["changed"] is False
     assert [(f["category"], f["count"]) for f in result["findings"]] == [("page_fault", 2)]
+
+
+def test_nvidia_log_with_partial_addresses_completed_from_sysfs(capsys, tmp_path):
+    path = log_file(tmp_path, "akash-support-244_multi_gpu_535.183.01_dmesg-T_xid43_xid31_xid94.txt", NVIDIA)
+    devices = tmp_path / "sys" / "bus" / "pci" / "devices"
+    for name, cls in (("0000:00:05.0", "0x030200"), ("0000:00:07.0", "0x030200"), ("0000:00:07.1", "0x040300")):
+        (devices / name).mkdir(parents=True)
+        (devices / name / "class").write_text(cls + "\n")
+    rc, result = run_module(capsys, {"path": path, "sysfs_root": str(tmp_path / "sys")})
+    assert rc == 0 and (result["hard_count"], result["soft_count"]) == (1, 2)
+    assert [(f["xid"], f["bdf"], f["severity"], f["count"]) for f in result["findings"]] == [
+        (43, "0000:00:05.0", "soft", 2),      # completed: one display function
+        (31, "0000:00:07.0", "soft", 1),      # the audio function 07:00.1 is not a GPU
+        (94, "0000:00:08", "hard", 1),        # not in sysfs: left as logged
+    ]
+    assert all(f["vendor"] == "nvidia" and f["first_epoch"] for f in result["findings"])
+
+
+@pytest.mark.parametrize("vendor,expected", [("auto", 4), ("nvidia", 4), ("amd", 0)])
+def test_vendor_option(capsys, tmp_path, vendor, expected):
+    path = log_file(tmp_path, "open-gpu-kernel-modules-1150_590.48.01_journal_xid45_after_nvlink_xid149_xid145.txt", NVIDIA)
+    rc, result = run_module(capsys, {"path": path, "vendor": vendor})
+    assert rc == 0 and len(result["findings"]) == expected
+    if expected:
+        assert {(f["category"], f["xid"]) for f in result["findings"]} == {("nvlink_error", 149), ("nvlink_error", 145)}
+        assert all(f["caused_xids"] == [45] for f in result["findings"])
+
+
+def test_recovered_reset_is_one_soft_finding(capsys, tmp_path):
+    path = log_file(tmp_path, "ring_comp_timeout_ring_reset_device_wedged_rocm7.2_legacy-rocm-build-5997.txt")
+    rc, result = run_module(capsys, {"path": path, "severity": ["soft"]})
+    recovered = [f for f in result["findings"] if f["recovered"]]
+    assert [(f["category"], f["bdf"], f["hung"]) for f in recovered] == [
+        ("gpu_reset", "0000:03:00.0", "ring comp_1.1.0 timeout")]
+    assert result["hard_count"] == 0
+
+
+@pytest.mark.timeout(30)
+def test_fifo_path_fails_at_once(capsys, tmp_path):
+    fifo = tmp_path / "kern.log"
+    os.mkfifo(str(fifo))
+    rc, result = run_module(capsys, {"path": str(fifo)})
+    assert rc == 1
+    assert result["msg"] == "could not read the kernel log: cannot read %s: it is a FIFO (named pipe), not a regular file" % fifo
+
+
+def test_non_utf8_bytes_never_reach_the_result(capsys, tmp_path):
+    path = tmp_path / "kern.log"
+    path.write_bytes(b"[ 1.0] amdgpu 0000:03:00.0: amdgpu: SMU is in hanged state \xff\xfe\x80!\n")
+    rc, result = run_module(capsys, {"path": str(path)})
+    assert rc == 0 and "\ufffd" in result["findings"][0]["message"]
+
+
+def test_unscanned_part_is_returned_and_warned(capsys, tmp_path, mocker):
+    path = tmp_path / "kern.log"
+    path.write_text("[ 1.0] usb 1-4: new device\n" * 1000)
+    readings = iter(range(0, 100000, 10))   # every reading of the monotonic clock: 10 s later
+    real = _kernel_log.scan_kernel_log
+    mocker.patch.object(_kernel_log, "scan_kernel_log",
+                        side_effect=lambda *a, **k: real(*a, clock=lambda: float(next(readings)), **k))
+    rc, result = run_module(capsys, {"path": str(path), "timeout": 5})
+    assert rc == 0 and "not scanned" in result["unscanned"]["description"]
+    assert result["unscanned"]["bytes"] == path.stat().st_size
+    assert result["unscanned"]["description"] == "kern.log: 26.4 KiB of 26.4 KiB not scanned (the time ran out)"
+    assert result["unscanned"]["description"] in json.dumps(result["warnings"])
+
+
+def test_old_name_is_redirected_here():
+    runtime = yaml.safe_load((ROOT / "meta" / "runtime.yml").read_text())
+    assert runtime["plugin_routing"]["modules"]["amdgpu_kernel_log_info"] == {
+        "redirect": "gpuops.preflight.gpu_kernel_log_info"}
+
+
+def test_documentation_matches_the_argument_spec():
+    doc = yaml.safe_load(gpu_kernel_log_info.DOCUMENTATION)
+    assert doc["module"] == "gpu_kernel_log_info" and doc["version_added"] == "2.0.0"
+    assert set(doc["options"]) == {"source", "path", "since", "timeout", "severity", "vendor", "sysfs_root"}
+    returned = yaml.safe_load(gpu_kernel_log_info.RETURN)
+    assert set(returned["findings"]["contains"]) == {
+        "category", "severity", "bdf", "vendor", "xid", "summary", "fix", "message", "line", "count",
+        "first_seen", "last_seen", "first_epoch", "last_epoch", "recovered", "hung", "caused_xids"}

@@ -5,21 +5,34 @@
 from __future__ import annotations
 
 DOCUMENTATION = r"""
-module: amdgpu_kernel_log_info
-short_description: Scan the kernel log for amdgpu failures
-version_added: 1.0.0
+module: gpu_kernel_log_info
+short_description: Scan the kernel log for AMD (amdgpu) and NVIDIA (NVRM Xid) GPU failures
+version_added: 2.0.0
 description:
   - Reads the kernel log of the current boot (systemd journal, C(dmesg), or a file) and reports
-    amdgpu failures as findings, one per distinct message and GPU, with repeats counted.
-  - Each finding has a category (for example C(smu_no_response), C(gpu_reset_failed),
-    C(ring_timeout)), a severity (C(hard) or C(soft)), the GPU's PCI address when the driver
-    printed one, a summary and a suggested fix.
+    GPU failures as findings, one per distinct message and GPU (one per Xid and GPU for NVIDIA),
+    with repeats counted.
+  - Each finding has a category (for example C(smu_no_response), C(gpu_reset_failed), C(bus_lost),
+    C(ras_uncorrectable), C(app_fault)), a severity (C(hard) or C(soft)), the GPU's PCI address when
+    the driver printed one, the vendor, the NVIDIA Xid, a summary, a suggested fix, and the times of
+    its first and last line.
+  - A hang (ring timeout, a per-queue ring reset that failed) that a GPU reset then recovered from,
+    with no resume or init failure after it, is one soft C(gpu_reset) finding with C(recovered=true)
+    that names what hung. A reset that did not succeed stays a hard finding.
+  - NVIDIA's application Xids (13, 31, 43, 45) are soft; Xids that mean the GPU, its memory, its
+    firmware, NVLink or the bus are hard; an Xid the table does not know is hard. A follow-up Xid
+    logged as "caused by previous Xid N" counts as Xid N.
   - "Lines that look alarming but appear on healthy boots (for example C(SMU driver if version not
     matched), C(SMU is resuming...), C(RAP: optional rap ta ucode is not available)) never give a
     finding."
+  - The log is scanned whole, as a stream, within O(timeout); when the time is too short the scan
+    skips ahead so that the newest lines are scanned, and the part left out is reported in
+    RV(unscanned), with a warning.
   - Report only; it changes nothing on the host.
   - External commands run under coreutils C(timeout) in their own process group, so a hung
     C(journalctl) cannot hang the task.
+  - This module was called C(gpuops.preflight.amdgpu_kernel_log_info) before 2.0.0; that name
+    still works (it is redirected here).
 options:
   source:
     description:
@@ -28,7 +41,8 @@ options:
         C(--since @<epoch>) when O(since) is set.
       - C(dmesg) runs C(dmesg --time-format iso). With C(kernel.dmesg_restrict=1) this needs root
         or CAP_SYSLOG (use C(become)).
-      - C(file) reads O(path); a file larger than 64 MiB is read from its tail.
+      - C(file) reads O(path), which must be a regular file (a FIFO, directory or device is refused,
+        never waited on).
       - C(auto) uses the journal when C(journalctl) exists and returns at least one line, else
         C(dmesg); when O(path) is given, C(auto) reads that file.
     type: str
@@ -38,21 +52,24 @@ options:
     description:
       - The log file to read. Required when O(source=file); giving O(path) with the default
         O(source=auto) also reads the file.
-      - Dmesg monotonic timestamps (C([ 1234.567890])) in the file are taken as seconds since
-        the current boot.
+      - Understood stamps are ISO 8601 (journal, C(dmesg --time-format iso)), C(talosctl dmesg),
+        syslog and C(journalctl -o short) in English and other locales, C(dmesg -T) in any of
+        those locales, and dmesg monotonic stamps (C([ 1234.567890])), which are taken as seconds
+        since the current boot. Stamps that cannot be read are removed from the messages.
     type: path
   since:
     description:
       - Only report lines logged at or after this time.
       - Epoch seconds (C(1767225600), C(1767225600.5)) or ISO 8601 (C(2026-01-01T00:00:00Z),
         C(2026-01-01T01:00:00+01:00); without a zone it is the host's local time).
-      - Lines without a readable timestamp take the time of the line before them; lines with no
-        time at all are kept, since they cannot be shown to be older.
+      - Lines without a stamp take the time of the line before them; lines whose time cannot be
+        read are kept, since they cannot be shown to be older.
     type: str
   timeout:
     description:
-      - Seconds before a log command is killed (at least 1). With O(source=auto), C(dmesg) gets the
-        time the journal left, and at least 1 second.
+      - Seconds for reading and scanning the log (at least 1). A log command is killed when it
+        runs longer. With O(source=auto), C(dmesg) gets the time the journal left, and at least
+        1 second.
     type: int
     default: 15
   severity:
@@ -62,6 +79,20 @@ options:
     type: list
     elements: str
     choices: [hard, soft]
+  vendor:
+    description:
+      - Which drivers' wording to look for. C(auto) reads both C(amdgpu) and NVIDIA (C(NVRM))
+        lines; PCIe bridge lines (link down, fatal AER errors) are read for every choice.
+    type: str
+    default: auto
+    choices: [auto, amd, nvidia]
+  sysfs_root:
+    description:
+      - Where sysfs is mounted. NVIDIA names a GPU by domain, bus and device only
+        (C(PCI:0000:01:00)); the module completes such an address from the display-class PCI
+        functions under C(<sysfs_root>/bus/pci/devices) when exactly one matches.
+    type: path
+    default: /sys
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:
@@ -74,17 +105,21 @@ attributes:
   platform:
     platforms: posix
 notes:
-  - Categories and severities. C(hard) - C(smu_no_response), C(smu_message_failed),
-    C(register_access_failed), C(bus_lost), C(gpu_hang), C(gpu_reset_failed),
-    C(ras_uncorrectable), C(init_failed). C(soft) - C(ring_timeout), C(gpu_reset), C(page_fault),
-    C(ras_correctable).
-  - A C(pcieport)/C(pciehp) line names a PCIe bridge, not a GPU, so its finding has no C(bdf).
+  - Categories and their default severities. C(hard) - C(smu_no_response), C(smu_message_failed),
+    C(register_access_failed), C(bus_lost), C(pcie_error), C(gpu_hang), C(gpu_reset_failed),
+    C(ras_uncorrectable), C(memory_remap_failed), C(nvlink_error), C(firmware_error), C(gpu_error),
+    C(recovery_required), C(init_failed). C(soft) - C(ring_timeout), C(gpu_reset), C(page_fault),
+    C(app_fault), C(ras_correctable), C(memory_remap). The tables are in the collection's
+    C(docs/KERNEL_LOG.md).
+  - A C(pcieport)/C(pciehp)/AER line names a PCIe bridge, not a GPU, so its finding has no C(bdf).
+seealso:
+  - module: gpuops.preflight.rocm_gpu_facts
 author: [gpuops maintainers (@gpuops)]
 """
 
 EXAMPLES = r"""
-- name: Scan this boot's kernel log for amdgpu failures
-  gpuops.preflight.amdgpu_kernel_log_info:
+- name: Scan this boot's kernel log for GPU failures
+  gpuops.preflight.gpu_kernel_log_info:
   become: true
   register: klog
 
@@ -94,14 +129,15 @@ EXAMPLES = r"""
     fail_msg: "{{ klog.findings | selectattr('severity', '==', 'hard') | map(attribute='message') | list }}"
     quiet: true
 
-- name: Only what happened since the step started (epoch seconds)
-  gpuops.preflight.amdgpu_kernel_log_info:
+- name: Only NVIDIA Xids since the step started (epoch seconds)
+  gpuops.preflight.gpu_kernel_log_info:
+    vendor: nvidia
     since: "{{ step_started_epoch }}"
     severity: [hard]
   become: true
 
 - name: Scan a saved log file
-  gpuops.preflight.amdgpu_kernel_log_info:
+  gpuops.preflight.gpu_kernel_log_info:
     path: /var/log/kern.log
     since: "2026-01-01T00:00:00Z"
 """
@@ -110,7 +146,8 @@ RETURN = r"""
 findings:
   description:
     - One entry per distinct failure, in the order of its first line. Repeats of the same message
-      for the same GPU (numbers, addresses and pids aside) are collapsed into one entry.
+      for the same GPU (numbers, addresses and pids aside; for NVIDIA, of the same Xid) are collapsed
+      into one entry.
   returned: success
   type: list
   elements: dict
@@ -124,9 +161,20 @@ findings:
       type: str
       sample: hard
     bdf:
-      description: The GPU's PCI address (lower case), or null when the line names no GPU.
+      description:
+        - The GPU's PCI address (lower case), or null when the line names no GPU.
+        - NVIDIA's partial address (C(0000:01:00)) when no single display function under
+          O(sysfs_root) completes it.
       type: str
       sample: "0000:03:00.0"
+    vendor:
+      description: C(amd), C(nvidia), or null for a PCIe bridge's line.
+      type: str
+      sample: amd
+    xid:
+      description: The NVIDIA Xid (for a folded chain, the cause's), or null.
+      type: int
+      sample: 79
     summary:
       description: Short description of the failure.
       type: str
@@ -142,7 +190,7 @@ findings:
       description: The first matching line as read.
       type: str
     count:
-      description: How many lines gave this finding.
+      description: How many lines gave this finding (for a recovered reset, how many recoveries).
       type: int
       sample: 3
     first_seen:
@@ -152,6 +200,25 @@ findings:
     last_seen:
       description: Timestamp of the last line as written in the log, or null.
       type: str
+    first_epoch:
+      description: Wall-clock time of the first line in epoch seconds, or null when it cannot be dated.
+      type: float
+      sample: 1795618800.123456
+    last_epoch:
+      description: Wall-clock time of the last line in epoch seconds, or null when it cannot be dated.
+      type: float
+    recovered:
+      description: True for a hang the GPU recovered from by a reset (category C(gpu_reset), soft).
+      type: bool
+      sample: false
+    hung:
+      description: For a recovered reset, what hung (for example C(ring gfx_0.0.0 timeout)); else null.
+      type: str
+    caused_xids:
+      description: NVIDIA Xids logged as "caused by previous Xid" this one, folded into this finding.
+      type: list
+      elements: int
+      sample: [45]
 hard_count:
   description: Number of hard findings (collapsed entries, before the O(severity) filter).
   returned: success
@@ -173,9 +240,25 @@ cmd:
   type: list
   elements: str
 note:
-  description: Remarks about the read, for example a file read from its tail, or why C(auto) fell back to C(dmesg); null when none.
+  description: Remarks about the read, for example why C(auto) fell back to C(dmesg); null when none.
   returned: always
   type: str
+unscanned:
+  description:
+    - What could not be scanned within O(timeout) (the module also warns), or null when the whole
+      log was scanned.
+  returned: success
+  type: dict
+  contains:
+    description:
+      description: One line saying how much was left out and why.
+      type: str
+    bytes:
+      description: Bytes not scanned.
+      type: int
+    lines:
+      description: Lines not scanned, or null when they were not counted (a file's skipped part is not read).
+      type: int
 lines_scanned:
   description: Number of log lines examined. For C(dmesg) and files this includes lines older than O(since).
   returned: success
@@ -213,6 +296,8 @@ def main():
             since=dict(type="str"),
             timeout=dict(type="int", default=15),
             severity=dict(type="list", elements="str", choices=["hard", "soft"]),
+            vendor=dict(type="str", default="auto", choices=["auto", "amd", "nvidia"]),
+            sysfs_root=dict(type="path", default="/sys"),
         ),
         required_if=[("source", "file", ("path",))],
         supports_check_mode=True,
@@ -233,13 +318,18 @@ def main():
     start = time.monotonic()
     stats = {}
     read, findings = _kernel_log.scan_kernel_log(
-        module, source=source, path=path, since=since, timeout=params["timeout"], stats=stats)
+        module, source=source, path=path, since=since, timeout=params["timeout"], stats=stats,
+        vendors=params["vendor"])
+    partial = [f["bdf"] for f in findings if _kernel_log.is_partial(f["bdf"])]
+    if partial:
+        findings = _kernel_log.resolve_addresses(
+            findings, _kernel_log.display_functions(params["sysfs_root"], partial))
     elapsed = round(time.monotonic() - start, 3)
     if read.error is not None:
         module.fail_json(msg="could not read the kernel log: %s" % read.error, source=read.source,
                          cmd=read.cmd, note=read.note, timed_out=read.timed_out, since=since, elapsed_s=elapsed)
-    if read.note and read.source == "file":
-        module.warn(read.note)  # a file read only from its tail: say so loudly
+    if read.unscanned:
+        module.warn(read.unscanned["description"])
     counts = _kernel_log.severity_counts(findings)
     if params["severity"]:
         findings = [f for f in findings if f["severity"] in params["severity"]]
@@ -251,6 +341,7 @@ def main():
         source=read.source,
         cmd=read.cmd,
         note=read.note,
+        unscanned=read.unscanned,
         lines_scanned=stats.get("lines", len(read.lines)),
         since=since,
         elapsed_s=elapsed,
