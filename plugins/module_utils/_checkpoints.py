@@ -1,0 +1,271 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""PRIVATE to gpuops.preflight: Hugging Face Trainer checkpoints: layout, resumability, the newest one.
+
+A checkpoint is a folder ``checkpoint-<global step>`` under the training's output folder, as the
+Hugging Face Trainer writes it (``PREFIX_CHECKPOINT_DIR``), or a folder named directly (``last-checkpoint``,
+a final export). What is in it (names as transformers and PEFT write them):
+
+* weights, full model: ``model.safetensors`` or ``pytorch_model.bin``, or shards
+  ``model-00001-of-00003.safetensors`` / ``pytorch_model-00001-of-00003.bin`` with their index
+  ``model.safetensors.index.json`` / ``pytorch_model.bin.index.json``;
+* weights, LoRA/PEFT: ``adapter_model.safetensors`` or ``adapter_model.bin`` plus ``adapter_config.json``;
+* training state, needed to resume (``RESUME_PARTS``): the optimizer (``optimizer.pt``, accelerate's
+  ``optimizer.bin``, FSDP's ``optimizer_0/`` or DeepSpeed's ``global_step<N>/``), ``scheduler.pt``,
+  the RNG state (``rng_state.pth``, or ``rng_state_<rank>.pth`` per process) and ``trainer_state.json``
+  (present, readable, its ``global_step`` a whole number). A final export has weights only: not resumable.
+
+Nothing here writes. Sizes are not checked beyond "not empty" (weights are not opened), so a
+checkpoint is judged by its listing; ``trainer_state.json`` and shard indexes are read bounded.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import stat
+
+from ansible_collections.gpuops.preflight.plugins.module_utils import _files
+from ansible_collections.gpuops.preflight.plugins.module_utils import _training_config as _config
+
+FULL = "full"
+LORA = "lora"
+AUTO = "auto"
+EXPECT_CHOICES = (AUTO, FULL, LORA)
+
+CHECKPOINT_DIR = re.compile(r"^checkpoint-(\d+)$")
+_SHARD = re.compile(r"^(model|pytorch_model)-(\d+)-of-(\d+)\.(safetensors|bin)$")
+MAX_ENTRIES = 20000          # folder entries looked at in the checkpoint root
+STATE_LIMIT = 16 * 1024 * 1024   # trainer_state.json and shard indexes
+
+FULL_SINGLE = ("model.safetensors", "pytorch_model.bin")
+FULL_INDEXES = (("model.safetensors.index.json", "model", "safetensors"),
+                ("pytorch_model.bin.index.json", "pytorch_model", "bin"))
+LORA_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
+LORA_CONFIG = "adapter_config.json"
+TRAINER_STATE = "trainer_state.json"
+_RNG = re.compile(r"^rng_state(?:_\d+)?\.pth$")
+_DEEPSPEED = re.compile(r"^global_step\d+$")
+
+# What resuming needs besides the weights: (the name reported as missing, test on the folder's listing).
+# The test gets {name: is_dir} and returns True when the part is there.
+RESUME_PARTS = (
+    ("optimizer.pt", lambda names: any(
+        (n in ("optimizer.pt", "optimizer.bin") and not d) or (d and (n == "optimizer_0" or _DEEPSPEED.match(n)))
+        for n, d in names.items())),
+    ("scheduler.pt", lambda names: names.get("scheduler.pt") is False),
+    ("rng_state.pth", lambda names: any(_RNG.match(n) and not d for n, d in names.items())),
+    (TRAINER_STATE, lambda names: names.get(TRAINER_STATE) is False),
+)
+
+# Any of these names makes a folder a checkpoint (or an export) by itself.
+_CHECKPOINT_MARKERS = frozenset(FULL_SINGLE + LORA_WEIGHTS + (TRAINER_STATE, "optimizer.pt", LORA_CONFIG)
+                                + tuple(index for index, _, _ in FULL_INDEXES))
+
+
+def _listing(path):
+    """{name: is_dir} for a folder (symlinks followed for the type), or raises OSError."""
+    names = {}
+    with os.scandir(path) as entries:
+        for count, entry in enumerate(entries):
+            if count >= MAX_ENTRIES:
+                break
+            try:
+                names[entry.name] = entry.is_dir()
+            except OSError:
+                names[entry.name] = False
+    return names
+
+
+def _size(path):
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return None
+
+
+def _sharded(folder, names):
+    """(found, missing) for sharded full-model weights: the index and every shard it or the names announce."""
+    found, missing = [], []
+    for index, prefix, ext in FULL_INDEXES:
+        shards = [n for n in names if _SHARD.match(n) and n.startswith(prefix + "-") and n.endswith("." + ext)]
+        if index not in names and not shards:
+            continue
+        wanted = set()
+        if index in names:
+            found.append(index)
+            try:
+                doc = _config.read_json(os.path.join(folder, index), STATE_LIMIT)
+                weight_map = doc.get("weight_map") if isinstance(doc, dict) else None
+                if isinstance(weight_map, dict):
+                    wanted.update(v for v in weight_map.values() if isinstance(v, str))
+            except _config.JsonFileError:
+                pass  # fall back to what the shard names announce
+        else:
+            missing.append(index)
+        for name in shards:
+            match = _SHARD.match(name)
+            total, width = int(match.group(3)), len(match.group(2))
+            if total <= 10000:
+                wanted.update("%s-%0*d-of-%s.%s" % (prefix, width, i, match.group(3), ext) for i in range(1, total + 1))
+        found.extend(sorted(n for n in wanted if n in names))
+        missing.extend(sorted(n for n in wanted if n not in names))
+    return found, missing
+
+
+def _full_weights(folder, names):
+    found = [n for n in FULL_SINGLE if names.get(n) is False]
+    shard_found, shard_missing = _sharded(folder, names)
+    found.extend(shard_found)
+    if found:
+        return found, shard_missing
+    return [], ["model.safetensors"]
+
+
+def _lora_weights(folder, names):
+    found = [n for n in LORA_WEIGHTS if names.get(n) is False]
+    if not found:
+        return [], ["adapter_model.safetensors"] + ([] if names.get(LORA_CONFIG) is False else [LORA_CONFIG])
+    if names.get(LORA_CONFIG) is not False:
+        return found, [LORA_CONFIG]
+    return found + [LORA_CONFIG], []
+
+
+# layout -> weights(folder, names) -> (files found, expected files missing)
+LAYOUTS = {FULL: _full_weights, LORA: _lora_weights}
+
+
+def detect_layout(folder, names):
+    """full, lora or None: full when full-model weights are there, lora when only an adapter is."""
+    if _full_weights(folder, names)[0]:
+        return FULL
+    if any(names.get(n) is False for n in LORA_WEIGHTS):
+        return LORA
+    return None
+
+
+def _trainer_state(folder):
+    """(global_step or None, max_steps or None, error or None) from trainer_state.json."""
+    path = os.path.join(folder, TRAINER_STATE)
+    try:
+        doc = _config.read_json(path, STATE_LIMIT)
+    except _config.JsonFileError as exc:
+        return None, None, None if exc.state == _config.MISSING else exc.message
+    if not isinstance(doc, dict):
+        return None, None, "%s holds no JSON object" % path
+    step = doc.get("global_step")
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        return None, None, "%s: global_step is %r, not a whole number >= 0" % (path, step)
+    max_steps = doc.get("max_steps")
+    return step, max_steps if isinstance(max_steps, int) and not isinstance(max_steps, bool) else None, None
+
+
+def inspect(folder, expect_layout=AUTO):
+    """One checkpoint folder.
+
+    Returns {path, name, step, layout, resumable, missing, empty, global_step, max_steps, mtime, problems}.
+
+    ``missing`` lists the expected file names that are absent: the weights of ``expect_layout``
+    (of the detected layout for ``auto``) and the training state of ``RESUME_PARTS``.
+    """
+    folder = os.path.normpath(folder)
+    name = os.path.basename(folder)
+    entry = {"path": folder, "name": name, "step": None, "layout": None, "resumable": False, "missing": [],
+             "empty": [], "global_step": None, "max_steps": None, "mtime": None, "problems": []}
+    try:
+        names = _listing(folder)
+        st = os.stat(folder)
+    except OSError as exc:
+        entry["problems"].append("%s cannot be listed: %s" % (folder, exc.strerror or exc))
+        entry["missing"] = ["model.safetensors", TRAINER_STATE]
+        return entry
+    entry["mtime"] = st.st_mtime
+    entry["layout"] = detect_layout(folder, names)
+    expected = entry["layout"] if expect_layout == AUTO else expect_layout
+    if expected is None:
+        found, missing = [], ["model.safetensors or adapter_model.safetensors"]
+    else:
+        found, missing = LAYOUTS[expected](folder, names)
+    for label, present in RESUME_PARTS:
+        if not present(names):
+            missing.append(label)
+    entry["missing"] = missing
+    for fname in found + [n for n in (TRAINER_STATE, "optimizer.pt", "scheduler.pt") if names.get(n) is False]:
+        if _size(os.path.join(folder, fname)) == 0 and fname not in entry["empty"]:
+            entry["empty"].append(fname)
+            entry["problems"].append("%s/%s is empty (0 bytes)" % (folder, fname))
+    if names.get(TRAINER_STATE) is False:
+        try:
+            entry["mtime"] = max(entry["mtime"], os.stat(os.path.join(folder, TRAINER_STATE)).st_mtime)
+        except OSError:
+            pass
+    step, max_steps, error = _trainer_state(folder)
+    entry["global_step"], entry["max_steps"] = step, max_steps
+    if error:
+        entry["problems"].append(error)
+    match = CHECKPOINT_DIR.match(name)
+    entry["step"] = int(match.group(1)) if match else step
+    if match and step is not None and step != entry["step"]:
+        entry["problems"].append("%s: trainer_state.json says global_step %d, the folder name says %d"
+                                 % (folder, step, entry["step"]))
+    entry["resumable"] = not missing and not entry["empty"] and error is None and step is not None
+    return entry
+
+
+def _is_checkpoint(path, names):
+    return bool(CHECKPOINT_DIR.match(os.path.basename(os.path.normpath(path)))) or bool(_CHECKPOINT_MARKERS & set(
+        n for n, is_dir in names.items() if not is_dir))
+
+
+def _order(entry):
+    return (entry["step"] is not None, entry["step"] or 0, entry["mtime"] or 0)
+
+
+def find(path, expect_layout=AUTO):
+    """{path, single, checkpoints (newest first), latest, error}.
+
+    ``path`` is the checkpoint root (its ``checkpoint-<N>`` folders are the checkpoints) or, when it
+    has no such folder and holds checkpoint files itself, one checkpoint or a final export (the
+    only entry). The newest checkpoint is the one with the highest step number (numeric order).
+    """
+    if expect_layout not in EXPECT_CHOICES:
+        raise ValueError("expect_layout must be one of %s, not %r" % (", ".join(EXPECT_CHOICES), expect_layout))
+    report = {"path": path, "single": False, "checkpoints": [], "latest": None, "error": None}
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        report["error"] = ("%s does not exist" % path if exc.errno in (errno.ENOENT, errno.ENOTDIR)
+                           else "%s cannot be read: %s" % (path, exc.strerror or exc))
+        return report
+    if not stat.S_ISDIR(st.st_mode):
+        report["error"] = "%s is %s, not a folder" % (path, _files.kind(st.st_mode))
+        return report
+    try:
+        names = _listing(path)
+    except OSError as exc:
+        report["error"] = "%s cannot be listed: %s" % (path, exc.strerror or exc)
+        return report
+    children = [n for n, is_dir in names.items() if is_dir and CHECKPOINT_DIR.match(n)]
+    if not children and _is_checkpoint(path, names):
+        report["single"] = True
+        entries = [inspect(path, expect_layout)]
+    else:
+        entries = [inspect(os.path.join(path, n), expect_layout) for n in children]
+    entries.sort(key=_order, reverse=True)
+    report["checkpoints"] = entries
+    report["latest"] = entries[0] if entries else None
+    return report
+
+
+def describe(report):
+    """How messages name the checkpoints found: '2 checkpoints in /x/current_model, newest checkpoint-1000'."""
+    entries = report.get("checkpoints") or []
+    if not entries:
+        return "no checkpoint in %s" % report.get("path")
+    latest = entries[0]
+    if report.get("single"):
+        return latest["path"]
+    return "%d checkpoint%s in %s, newest %s" % (len(entries), "" if len(entries) == 1 else "s", report["path"],
+                                                 latest["name"])

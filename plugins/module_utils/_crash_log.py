@@ -1,0 +1,595 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""PRIVATE to gpuops.preflight: the training crash-log scanner.
+
+Parts:
+
+* ``read_tail(path, lines)``: the last N lines of a log, read backwards from its end in blocks
+  (never the whole file), within a byte budget and a deadline. Refuses what is not a regular file
+  and never blocks on a FIFO.
+* ``PATTERNS`` / ``harmless``: the pattern table. A line gives at most one category, from the first
+  pattern that matches (more specific wording first: the CUDA/HIP allocator's out-of-memory before
+  the kernel's OOM killer, GPU errors before NCCL errors, NCCL/collective timeouts before plain
+  timeouts). Harmless lines give nothing: warnings (Python ``...Warning:``, logging level WARNING,
+  glog ``W`` lines), source lines that a traceback prints under ``File "...", line N``, and metrics
+  whose names only look alarming (``eval_loss``, ``error_rate``) with finite values.
+* ``scan_lines`` / ``collapse``: matches per (file, category) collapsed into one crash
+  ``{category, severity, file, line, count, first_seen, last_seen, fix}`` (``line`` is the newest
+  matching line), and split into *events* (matches more than ``EVENT_GAP_LINES`` lines or
+  ``EVENT_GAP_S`` seconds apart are separate events).
+* The history (``.crash_history.json``): each new event is appended once (its fingerprint is the
+  byte offset and text of its last line, stable while a log only grows), written atomically.
+  Recurrence counts the events of a category in the last 24 hours ("3rd cuda_oom in 24 h"). A
+  history file that exists but is not ours is reported and never overwritten.
+
+Line times: ISO 8601-like stamps anywhere in the first 160 characters (``2024-03-15 16:13:12,728``,
+``2024-09-09_09:36:56``; no zone = local time, as Python's logging writes), glog / c10 stamps
+(``E0321 02:07:08.408``, ``[E321 02:07:08.408271257 ...]``; no year: the current one), syslog
+(``Mar 21 02:07:08 host ...``) and ``dmesg -T`` (``[Thu Mar 21 02:07:08 2024]``). A line without a
+time of its own takes the time of the line before it.
+"""
+
+from __future__ import annotations
+
+import errno
+import glob
+import hashlib
+import os
+import re
+import time
+
+from ansible_collections.gpuops.preflight.plugins.module_utils import _checks
+from ansible_collections.gpuops.preflight.plugins.module_utils import _timeparse
+from ansible_collections.gpuops.preflight.plugins.module_utils import _files
+from ansible_collections.gpuops.preflight.plugins.module_utils import _training_config as _config
+
+HARD = _checks.HARD
+SOFT = _checks.SOFT
+
+DEFAULT_LINES = 1000
+MAX_LINES = 100000
+MAX_LINE_CHARS = 4096         # a line is matched on its first 4096 characters
+MAX_MESSAGE_CHARS = 400       # the line reported in a crash
+BLOCK = 64 * 1024
+BYTES_PER_LINE = 8192         # the byte budget of a tail read: lines x this, at most MAX_TAIL_BYTES
+MAX_TAIL_BYTES = 64 * 1024 * 1024
+MAX_FILES = 256
+EVENT_GAP_LINES = 200
+EVENT_GAP_S = 600
+RECURRENCE_WINDOW_S = 86400
+HISTORY_LIMIT = 16 * 1024 * 1024
+HISTORY_KIND = "gpuops.preflight.crash_history"
+HISTORY_VERSION = 1
+
+# Category -> (severity, suggested fix). Names are part of the interface.
+CATEGORIES = {
+    "cuda_oom": (
+        HARD,
+        "The GPU ran out of memory (CUDA/HIP allocator). Lower the batch size or sequence length, enable "
+        "gradient checkpointing, or set PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True when reserved memory "
+        "is far above allocated; check that no other process holds VRAM."),
+    "gpu_error": (
+        HARD,
+        "A GPU kernel failed (illegal memory access, device-side assert, ECC error or launch failure). Re-run "
+        "with CUDA_LAUNCH_BLOCKING=1 to find the operation; a device-side assert is usually a label or token id "
+        "out of range; an ECC error or a GPU that fell off the bus needs the GPU checked (nvidia-smi -q, dmesg)."),
+    "nccl_timeout": (
+        HARD,
+        "A collective (NCCL/RCCL, gloo, the c10d store) failed or timed out: one rank hung, died or could not "
+        "connect. Find the rank that stopped first; check the GPUs and the network between ranks; raise the "
+        "process-group timeout only when a step really needs longer."),
+    "process_killed": (
+        HARD,
+        "The process was killed (SIGKILL), usually by the kernel's or a cgroup's OOM killer: host memory ran "
+        "out. Check 'journalctl -k | grep -i oom', lower the dataloader workers or the data held in memory, "
+        "or raise the memory limit."),
+    "timeout": (
+        SOFT,
+        "An operation timed out (network, Hub or storage access). Check connectivity from the host (proxy, "
+        "HF_HUB_OFFLINE=1 for a host without internet) and the storage it writes to."),
+    "import_error": (
+        HARD,
+        "A Python module or shared library is missing. Install the training environment's requirements into "
+        "the daemon's environment (the same venv it runs in) and check LD_LIBRARY_PATH for CUDA/ROCm libraries."),
+    "nan_loss": (
+        HARD,
+        "The loss or the gradient norm became NaN/inf. Lower the learning rate, use bf16 instead of fp16, "
+        "clip gradients (max_grad_norm), and check the data for empty or broken samples; resume from the last "
+        "checkpoint before the NaN."),
+    "disk_full": (
+        HARD,
+        "The disk is full (ENOSPC or a failed checkpoint write). Free space on the output folder's filesystem "
+        "(old checkpoints, save_total_limit) and check the checkpoint written last: it may be incomplete."),
+}
+
+
+class Pattern(object):
+    """One row of the pattern table: a category and the regex (case-insensitive) that gives it."""
+
+    __slots__ = ("category", "severity", "fix", "regex", "summary")
+
+    def __init__(self, category, regex, summary):
+        self.category = category
+        self.severity, self.fix = CATEGORIES[category]
+        self.regex = re.compile(regex, re.IGNORECASE)
+        self.summary = summary
+
+    def __repr__(self):
+        return "Pattern(%s, %r)" % (self.category, self.regex.pattern)
+
+
+_P = Pattern
+_NONFINITE = r"['\"]?[-+]?(?:nan|inf(?:inity)?)\b"
+
+# Ordered: the first match wins, so the most specific wording comes first.
+PATTERNS = [
+    # The GPU allocator's out-of-memory (PyTorch CUDA/HIP, cuBLAS/cuDNN/rocBLAS/MIOpen, XLA on GPU).
+    _P("cuda_oom", r"\b(?:CUDA|HIP|cuda|hip)\b.{0,24}?\bout of memory\b", "CUDA/HIP out of memory"),
+    _P("cuda_oom", r"\b(?:torch(?:\.cuda)?\.)OutOfMemoryError\b|\bOutOfMemoryError:\s*(?:CUDA|HIP)\b",
+       "PyTorch OutOfMemoryError"),
+    _P("cuda_oom", r"\b(?:cudaErrorMemoryAllocation|hipErrorOutOfMemory|CUBLAS_STATUS_ALLOC_FAILED|"
+                   r"CUDNN_STATUS_ALLOC_FAILED|HIPBLAS_STATUS_ALLOC_FAILED|rocblas_status_memory_error|"
+                   r"miopenStatusAllocFailed|HSA_STATUS_ERROR_OUT_OF_RESOURCES)\b", "GPU library allocation failed"),
+    _P("cuda_oom", r"\bcudaMalloc\w*\b.{0,60}\bout of memory\b", "cudaMalloc out of memory"),
+    _P("cuda_oom", r"\bRESOURCE_EXHAUSTED:\s*Out of memory while trying to allocate\b", "XLA GPU out of memory"),
+    _P("cuda_oom", r"\bOOM when allocating tensor\b.*\bGPU\b", "TensorFlow GPU out of memory"),
+    # Killed: SIGKILL, the kernel's or a cgroup's OOM killer (before anything that says "out of memory").
+    _P("process_killed", r"\bOut of memory: Kill(?:ed)? process\b", "kernel OOM killer"),
+    _P("process_killed", r"\bMemory cgroup out of memory\b", "cgroup OOM killer"),
+    _P("process_killed", r"\binvoked oom-killer\b|\boom-kill:|\boom_reaper\b|\bkilled by the OOM killer\b|"
+                         r"\bresult '?oom-kill'?", "OOM killer"),
+    _P("process_killed", r"\bexit ?code\s*[:=]?\s*-9\b|\bexit (?:code|status)\s*[:=]?\s*(?:-9|137)\b|"
+                         r"\breturned non-zero exit status (?:-9|137)\b", "exit code -9 / 137 (SIGKILL)"),
+    _P("process_killed", r"\bSignal 9 \(SIGKILL\)|\bSignals\.SIGKILL\b|"
+                         r"\bkilled by signal:?\s*(?:9\b|SIGKILL\b|Killed\b)|"
+                         r"\b(?:received|got|terminated by|died with)\b.{0,20}\bSIGKILL\b|status=9/KILL\b",
+       "SIGKILL"),
+    _P("process_killed", r"^\W{0,3}Killed\s*$|(?:^|:\s)\d+\s+Killed\s+\S", "Killed (shell)"),
+    # GPU kernel failures.
+    _P("gpu_error", r"\billegal memory access\b", "illegal memory access"),
+    _P("gpu_error", r"\bdevice-side assert", "device-side assert"),
+    _P("gpu_error", r"\.(?:cu|cuh|hip)[:\]]\d*\b.*\bAssertion\b.*\bfailed\b", "device-side assertion failed"),
+    _P("gpu_error", r"\buncorrectable ECC error\b|\bECC error(?:s)? (?:encountered|detected)\b", "ECC error"),
+    _P("gpu_error", r"\bunspecified launch failure\b|\blaunch failed\b|\bthe launch timed out and was terminated\b|"
+                    r"\bmisaligned address\b", "kernel launch failure"),
+    _P("gpu_error", r"\b(?:CUDA|HIP) (?:driver )?error:", "CUDA/HIP error"),
+    _P("gpu_error", r"\b(?:cudaError(?!MemoryAllocation)\w+|hipError(?!OutOfMemory)\w+|"
+                    r"CUBLAS_STATUS_(?:EXECUTION_FAILED|INTERNAL_ERROR|NOT_INITIALIZED|ARCH_MISMATCH|MAPPING_ERROR)|"
+                    r"CUDNN_STATUS_(?:EXECUTION_FAILED|INTERNAL_ERROR|MAPPING_ERROR|NOT_INITIALIZED)|"
+                    r"HSA_STATUS_ERROR_\w+)\b", "CUDA/HIP library error"),
+    _P("gpu_error", r"\bMemory access fault by GPU\b", "GPU memory access fault"),
+    _P("gpu_error", r"\bGPU has fallen off the bus\b|\bNVRM: Xid\b", "GPU fault (Xid / off the bus)"),
+    # Collectives: NCCL/RCCL, gloo, the c10d store and rendezvous.
+    _P("nccl_timeout", r"\bWatchdog caught collective operation timeout\b|\bcollective operation timeout\b",
+       "collective operation timeout (watchdog)"),
+    _P("nccl_timeout", r"\bdetected by watchdog\b|\bwatchdog (?:thread terminated|got stuck|timed out)\b|"
+                       r"\bHeartbeat monitor timed out\b", "NCCL watchdog"),
+    _P("nccl_timeout", r"\bNCCL communicator was aborted\b|\bSome NCCL operations have failed or timed out\b",
+       "NCCL communicator aborted"),
+    _P("nccl_timeout", r"\b(?:NCCL|RCCL) (?:error|timeout)\b|\b(?:nccl|rccl)(?:SystemError|InternalError|"
+                       r"InvalidUsage|UnhandledCudaError|RemoteError|InvalidArgument)\b", "NCCL error"),
+    _P("nccl_timeout", r"\bDistBackendError\b|\bDistStoreError\b|\bDistNetworkError\b|\bRendezvousTimeoutError\b",
+       "distributed backend error"),
+    _P("nccl_timeout", r"\bProcessGroup(?:NCCL|Gloo)\b.*\b(?:timed out|timeout)\b|\bgloo\b.*\bTimed out\b",
+       "collective timeout"),
+    # Disk full and failed checkpoint writes.
+    _P("disk_full", r"\bNo space left on device\b|\[Errno 28\]|\bENOSPC\b|\bStorageFull\b", "no space left on device"),
+    _P("disk_full", r"\bDisk quota exceeded\b|\[Errno 122\]|\bEDQUOT\b", "disk quota exceeded"),
+    _P("disk_full", r"\bPytorchStreamWriter failed writing\b|\bunexpected pos \d+ vs \d+\b|"
+                    r"\bError while serializing: IoError\b", "checkpoint write failed"),
+    # NaN/inf loss or gradient norm.
+    _P("nan_loss", r"\b\w*loss['\"]?\s*[:=]\s*" + _NONFINITE, "loss is NaN/inf"),
+    _P("nan_loss", r"\bgrad_?norm['\"]?\s*[:=]\s*" + _NONFINITE, "gradient norm is NaN/inf"),
+    _P("nan_loss", r"\bloss\b.{0,30}\b(?:is|became|was|of)\s+(?:nan|inf)\b|\bnan loss\b|\bnon-finite loss\b",
+       "loss is NaN/inf"),
+    _P("nan_loss", r"\breturned nan values in its \d+\w* output\b|\bis non-finite, so it cannot be clipped\b",
+       "NaN in the backward pass"),
+    # Missing modules and libraries.
+    _P("import_error", r"\bModuleNotFoundError\b|\bImportError\b|\bNo module named\b|\bcannot import name\b",
+       "Python import failed"),
+    _P("import_error", r"\bcannot open shared object file\b|\bDLL load failed\b", "shared library missing"),
+    # Plain timeouts (after the collectives and the GPU launch timeout).
+    _P("timeout", r"\bTimeoutError\b|\btimed out\b|\bsocket\.timeout\b|\b(?:Read|Connect|Connection|Pool)"
+                  r"Timeout(?:Error)?\b|\bTimeoutExpired\b|\bDeadline ?Exceeded\b|\btimeout (?:expired|exceeded)\b",
+       "operation timed out"),
+]
+
+# -- harmless lines ---------------------------------------------------------------------------
+
+# The first level marker of a line decides: a Python warning class, a logging level WARNING/WARN or a
+# c10/glog W line ("W0321 02:07:08", "[W socket.cpp:663]") before any error marker makes the line a
+# warning. NCCL's "NCCL WARN" reports failures: not a warning here.
+_LEVEL = re.compile(
+    r"(?P<warn>\b[A-Z]\w*Warning\b:|(?<![\w.])(?<!NCCL )(?:WARNING|WARN|Warning|warning)(?=[\s\]|:>),-]|$)|"
+    r"(?:^|[\s\[\]:])W\d{3,4} \d\d:\d\d:\d\d|\[W [\w.]+:\d+\])"
+    r"|(?P<error>\b\w*(?:Error|Exception)\b:|\b(?:ERROR|CRITICAL|FATAL|Traceback)\b|"
+    r"(?:^|[\s\[\]:])[EF]\d{3,4} \d\d:\d\d|\[[EF] [\w.]+:\d+\])")
+_WARN_CALL = re.compile(r"^\s*warnings\.warn(?:_explicit)?\(")
+_TRACEBACK_FRAME = re.compile(r'\bFile "[^"]*", line \d+')
+_LEVEL_WINDOW = 200
+
+
+def _source_line(text, previous):
+    """A traceback prints a frame ('  File "x.py", line 3, in f') and then, indented deeper, its source line."""
+    frame = _TRACEBACK_FRAME.search(previous)
+    if not frame or _TRACEBACK_FRAME.search(text):
+        return False
+    column = frame.start()
+    return len(text) > column and text[:column + 1].endswith((" ", "\t"))
+
+
+def harmless(text, previous=""):
+    """True for lines that never give a category: warnings and the source lines of a traceback."""
+    if _source_line(text, previous):
+        return True
+    if _WARN_CALL.match(text):
+        return True
+    found = _LEVEL.search(text[:_LEVEL_WINDOW])
+    return bool(found and found.group("warn"))
+
+
+def classify(text, previous=""):
+    """The pattern a line matches, or None (harmless lines and lines of no category)."""
+    text = text[:MAX_LINE_CHARS]
+    if harmless(text, previous):
+        return None
+    for pattern in PATTERNS:
+        if pattern.regex.search(text):
+            return pattern
+    return None
+
+
+# -- line times -------------------------------------------------------------------------------
+
+_ISO = re.compile(r"(?<!\d)(\d{4}-\d\d-\d\d)[T _](\d\d:\d\d:\d\d(?:[.,]\d{1,9})?)(Z|[+-]\d\d:?\d\d)?(?!\d)")
+_GLOG = re.compile(r"(?:^|[\s\[\]:])[IWEF](\d{3,4}) (\d\d):(\d\d):(\d\d)(?:\.\d+)?\b")
+_SYSLOG = re.compile(r"^([A-Z][a-z]{2}) +(\d{1,2}) (\d\d):(\d\d):(\d\d)\b")
+_CTIME = re.compile(r"\[(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) ([A-Z][a-z]{2}) +(\d{1,2}) (\d\d):(\d\d):(\d\d) (\d{4})\]")
+_MONTHS = dict((m, i + 1) for i, m in enumerate(
+    ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")))
+_TIME_WINDOW = 160
+
+
+def _local(year, month, day, hour, minute, second):
+    if not (1 <= month <= 12 and 1 <= day <= 31 and hour <= 23 and minute <= 59 and second <= 60):
+        return None
+    try:
+        return time.mktime((year, month, day, hour, minute, second, 0, 0, -1))
+    except (OverflowError, ValueError):
+        return None
+
+
+def _yearless(month, day, hour, minute, second, now):
+    """A stamp without a year: this year, or last year when that would put it more than 2 days ahead."""
+    year = time.localtime(now).tm_year
+    epoch = _local(year, month, day, hour, minute, second)
+    if epoch is not None and epoch > now + 2 * 86400:
+        epoch = _local(year - 1, month, day, hour, minute, second)
+    return epoch
+
+
+def _iso_time(match, now):
+    try:
+        return _timeparse.parse_time("%sT%s%s" % (match.group(1), match.group(2), match.group(3) or ""))
+    except ValueError:
+        return None
+
+
+def _glog_time(match, now):
+    digits = match.group(1)
+    return _yearless(int(digits[:-2]), int(digits[-2:]), int(match.group(2)), int(match.group(3)),
+                     int(match.group(4)), now)
+
+
+def _syslog_time(match, now):
+    month = _MONTHS.get(match.group(1))
+    return None if month is None else _yearless(month, int(match.group(2)), int(match.group(3)),
+                                                int(match.group(4)), int(match.group(5)), now)
+
+
+def _ctime_time(match, now):
+    month = _MONTHS.get(match.group(1))
+    return None if month is None else _local(int(match.group(6)), month, int(match.group(2)), int(match.group(3)),
+                                             int(match.group(4)), int(match.group(5)))
+
+
+# (regex, converter): the first stamp found in a line's first characters gives its time.
+_STAMPS = ((_ISO, _iso_time), (_CTIME, _ctime_time), (_SYSLOG, _syslog_time), (_GLOG, _glog_time))
+
+
+def line_time(text, now):
+    """Epoch seconds of the stamp in a log line, or None."""
+    head = text[:_TIME_WINDOW]
+    for regex, convert in _STAMPS:
+        match = regex.search(head)
+        if match:
+            epoch = convert(match, now)
+            if epoch is not None:
+                return epoch
+    return None
+
+
+# -- reading the end of a file ----------------------------------------------------------------
+
+class Tail(object):
+    """The last lines of one file: ``lines`` [(byte offset, text)], and how the read went."""
+
+    __slots__ = ("path", "lines", "size", "bytes_read", "complete", "note", "error")
+
+    def __init__(self, path):
+        self.path = path
+        self.lines = []
+        self.size = None
+        self.bytes_read = 0
+        self.complete = False   # got the lines asked for, or the whole file
+        self.note = None
+        self.error = None
+
+    def as_dict(self):
+        return {"path": self.path, "lines": len(self.lines), "size": self.size, "bytes_read": self.bytes_read,
+                "complete": self.complete, "note": self.note, "error": self.error}
+
+
+def _decode(raw):
+    text = raw.decode("utf-8", "replace").replace("\x00", "")
+    return text[:-1] if text.endswith("\r") else text
+
+
+def read_tail(path, lines=DEFAULT_LINES, max_bytes=None, deadline=None, clock=time.monotonic):
+    """Read the last ``lines`` lines of ``path`` from its end, in blocks; never raises.
+
+    Reads at most ``max_bytes`` (default ``lines`` x 8 KiB, at most 64 MiB) and stops at
+    ``deadline`` (a ``clock`` value); either way the lines read so far are kept and ``note`` says why
+    the read is short. A partial first line (the read began mid-line) is dropped.
+    """
+    tail = Tail(path)
+    budget = max_bytes if max_bytes is not None else min(lines * BYTES_PER_LINE, MAX_TAIL_BYTES)
+    try:
+        fd = _files.open_regular(path)
+    except _files.FileProblem as exc:
+        tail.error = str(exc)
+        return tail
+    except OSError as exc:
+        tail.error = ("%s is missing" % path if exc.errno in (errno.ENOENT, errno.ENOTDIR)
+                      else "%s cannot be read: %s" % (path, exc.strerror or exc))
+        return tail
+    try:
+        tail.size = pos = os.fstat(fd).st_size
+        chunks, newlines = [], 0
+        while pos > 0:
+            if tail.bytes_read >= budget:
+                tail.note = ("read stopped at the %s limit before %d lines were found (lines longer than %s on "
+                             "average)" % (_config.human_bytes(budget), lines, _config.human_bytes(BYTES_PER_LINE)))
+                break
+            if deadline is not None and clock() >= deadline:
+                tail.note = "read stopped by the timeout after %s" % _config.human_bytes(tail.bytes_read)
+                break
+            size = min(BLOCK, pos, budget - tail.bytes_read)
+            pos -= size
+            chunk = os.pread(fd, size, pos)
+            if len(chunk) < size:  # the file shrank under us: start again from its new end next time
+                tail.note = "the file shrank while it was read"
+                pos += size - len(chunk)
+                break
+            chunks.append(chunk)
+            tail.bytes_read += size
+            newlines += chunk.count(b"\n")
+            if newlines > lines:
+                break
+    except OSError as exc:
+        tail.error = "%s cannot be read: %s" % (path, exc.strerror or exc)
+        return tail
+    finally:
+        os.close(fd)
+    data = b"".join(reversed(chunks))
+    start = pos
+    pieces = data.split(b"\n")
+    if pieces and pieces[-1] == b"":
+        pieces.pop()  # the newline that ends the last line
+    offsets, cursor = [], start
+    for piece in pieces:
+        offsets.append(cursor)
+        cursor += len(piece) + 1
+    first = 1 if start > 0 and pieces else 0   # began mid-line: that piece is partial
+    keep = list(zip(offsets, pieces))[first:]
+    keep = keep[-lines:]
+    tail.lines = [(offset, _decode(raw[:MAX_LINE_CHARS * 4])) for offset, raw in keep]
+    tail.complete = tail.note is None
+    return tail
+
+
+# -- scanning ---------------------------------------------------------------------------------
+
+def scan_lines(lines, path, now=None):
+    """Matches of the pattern table in ``lines`` ([(offset, text)] or texts).
+
+    Each match: {category, pattern, offset, index, text, epoch, file}.
+    """
+    now = time.time() if now is None else now
+    matches, previous, current_time = [], "", None
+    for index, item in enumerate(lines):
+        offset, text = item if isinstance(item, tuple) else (None, item)
+        text = text[:MAX_LINE_CHARS]
+        stamp = line_time(text, now)
+        if stamp is not None:
+            current_time = stamp
+        pattern = classify(text, previous)
+        previous = text
+        if pattern is not None:
+            matches.append({"category": pattern.category, "pattern": pattern, "offset": offset, "index": index,
+                            "text": text.strip()[:MAX_MESSAGE_CHARS], "epoch": current_time, "file": path})
+    return matches
+
+
+def _iso(epoch):
+    return None if epoch is None else _config.iso_now(epoch)
+
+
+def _fingerprint(match):
+    key = "%s\0%s\0%s\0%s" % (match["category"], match["file"], match["offset"], match["text"])
+    return hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()[:32]
+
+
+def _split_events(group):
+    """Matches of one file and category (in file order) -> events: runs of nearby matches."""
+    events, current = [], []
+    for match in group:
+        if current:
+            last = current[-1]
+            far_lines = match["index"] - last["index"] > EVENT_GAP_LINES
+            far_time = (match["epoch"] is not None and last["epoch"] is not None
+                        and match["epoch"] - last["epoch"] > EVENT_GAP_S)
+            if far_lines or far_time:
+                events.append(current)
+                current = []
+        current.append(match)
+    if current:
+        events.append(current)
+    return [{"fingerprint": _fingerprint(ev[-1]), "category": ev[-1]["category"], "file": ev[-1]["file"],
+             "line": ev[-1]["text"], "count": len(ev), "first_seen": _iso(ev[0]["epoch"]),
+             "last_seen": _iso(ev[-1]["epoch"]), "epoch": ev[-1]["epoch"], "severity": ev[-1]["pattern"].severity}
+            for ev in events]
+
+
+def collapse(matches):
+    """Matches -> (crashes, events). One crash per (file, category), in the order first met."""
+    groups, order = {}, []
+    for match in matches:
+        key = (match["file"], match["category"])
+        if key not in groups:
+            groups[key] = []
+            order.append(key)
+        groups[key].append(match)
+    crashes, events = [], []
+    for key in order:
+        group = groups[key]
+        first, last = group[0], group[-1]
+        times = [m["epoch"] for m in group if m["epoch"] is not None]
+        pattern = last["pattern"]
+        crashes.append({"category": pattern.category, "severity": pattern.severity, "file": last["file"],
+                        "line": last["text"], "count": len(group),
+                        "first_seen": _iso(min(times)) if times else None,
+                        "last_seen": _iso(max(times)) if times else None,
+                        "fix": pattern.fix, "summary": first["pattern"].summary})
+        events.extend(_split_events(group))
+    return crashes, events
+
+
+def expand_logs(patterns):
+    """Paths and globs -> ([paths], note): globs expanded and sorted, plain paths kept even when missing."""
+    found, note = [], None
+    for pattern in patterns:
+        if glob.has_magic(pattern):
+            matches = sorted(glob.glob(pattern))
+        else:
+            matches = [pattern]
+        for path in matches:
+            if path not in found:
+                found.append(path)
+    if len(found) > MAX_FILES:
+        note = "%d log files match; only the last %d (by name) are scanned" % (len(found), MAX_FILES)
+        found = found[-MAX_FILES:]
+    return found, note
+
+
+# -- the history ------------------------------------------------------------------------------
+
+def load_history(path):
+    """{path, state, records, error}.
+
+    state: ok | missing | unparseable | not_regular | too_large | unreadable | disabled.
+    """
+    report = {"path": path, "state": "ok", "records": [], "error": None}
+    if not path:
+        report["state"] = "disabled"
+        return report
+    doc, report["state"], error = _config.read_owned(
+        path, HISTORY_KIND, lambda d: isinstance(d.get("crashes"), list) and all(
+            isinstance(r, dict) for r in d["crashes"]), "a crash history", HISTORY_LIMIT)
+    report["error"] = "%s, nothing recorded" % error if error else None
+    report["records"] = doc["crashes"] if doc else []
+    return report
+
+
+def _record_time(record):
+    for key in ("last_seen", "recorded_at"):
+        try:
+            epoch = _timeparse.parse_time(record.get(key), key)
+        except ValueError:
+            epoch = None
+        if epoch is not None:
+            return epoch
+    return None
+
+
+def ordinal(number):
+    """1 -> '1st', 2 -> '2nd', 11 -> '11th', 23 -> '23rd'."""
+    if 10 <= number % 100 <= 20:
+        return "%dth" % number
+    return "%d%s" % (number, {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th"))
+
+
+def recurrence(records, category, now, window=RECURRENCE_WINDOW_S):
+    """How many recorded events of ``category`` fall in the last ``window`` seconds (undated: when recorded)."""
+    count = 0
+    for record in records:
+        if record.get("category") != category:
+            continue
+        epoch = _record_time(record)
+        if epoch is not None and now - window <= epoch <= now + 2 * 86400:
+            count += 1
+    return count
+
+
+def scan(patterns, lines=DEFAULT_LINES, history_file=None, record=True, check_mode=False, now=None,
+         deadline=None, clock=time.monotonic):
+    """Scan the logs, record new events in the history and count recurrences; never raises.
+
+    Returns {crashes, categories, files, history: {path, state, recorded, would_record, error}, new_events, note}.
+    Each crash also carries ``recurrence`` (events of its category in 24 h, this scan included) and
+    ``recurrence_text`` ('3rd cuda_oom in 24 h').
+    """
+    now = time.time() if now is None else now
+    paths, note = expand_logs(patterns)
+    files, matches = [], []
+    for path in paths:
+        tail = read_tail(path, lines, deadline=deadline, clock=clock)
+        files.append(tail.as_dict())
+        matches.extend(scan_lines(tail.lines, path, now))
+    crashes, events = collapse(matches)
+    history = load_history(history_file if record else None)
+    known = set(r.get("fingerprint") for r in history["records"])
+    new = [ev for ev in events if ev["fingerprint"] not in known]
+    stamp = _config.iso_now(now)
+    new_records = [dict((k, v) for k, v in ev.items() if k != "epoch") for ev in new]
+    for item in new_records:
+        item["recorded_at"] = stamp
+    outcome = {"path": history["path"], "state": history["state"], "recorded": 0, "would_record": 0,
+               "error": history["error"]}
+    writable = history["state"] in ("ok", "missing")
+    if writable and new_records:
+        if check_mode:
+            outcome["would_record"] = len(new_records)
+        else:
+            try:
+                _config.write_json_atomic(history_file, {"kind": HISTORY_KIND, "version": HISTORY_VERSION,
+                                                        "crashes": history["records"] + new_records})
+                outcome["recorded"] = len(new_records)
+            except (_config.JsonFileError, OSError) as exc:
+                outcome["state"] = "error"
+                outcome["error"] = "%s could not be written: %s" % (
+                    history_file, getattr(exc, "message", None) or getattr(exc, "strerror", None) or exc)
+    pool = history["records"] + new_records
+    if not writable:  # no history to count from: this scan's events only
+        pool = [dict(ev, recorded_at=stamp) for ev in events]
+    for crash in crashes:
+        count = recurrence(pool, crash["category"], now)
+        crash["recurrence"] = count
+        crash["recurrence_text"] = "%s %s in 24 h" % (ordinal(count), crash["category"]) if count else None
+    categories = []
+    for crash in crashes:
+        if crash["category"] not in categories:
+            categories.append(crash["category"])
+    return {"crashes": crashes, "categories": categories, "files": files, "history": outcome,
+            "new_events": new_records, "note": note}

@@ -1,0 +1,815 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""PRIVATE to gpuops.preflight: the training-health checks: declarations, collectors, pure evaluations, fix mode.
+
+The training host (``training_base_dir``) is described in docs/TRAINING.md. This module holds:
+
+1. ``CHECK_TABLE``: the family's static declarations (name, severity, default timeout, summary,
+   suggested fix, operator code), for the check registry.
+2. ``DEFAULTS`` / ``settings()``: the paths and thresholds of a host, every one overridable.
+3. Collectors (``COLLECTORS``): read the host (PID file and /proc, statvfs, /proc/meminfo,
+   config.json, the lock, the checkpoints, the status file, the logs, the layout and its modes).
+   Each takes the settings and returns a plain dict; none raises for a problem of the host.
+4. Evaluations (``evaluate_<check>``): PURE functions ``(collected inputs..., fix=..., **thresholds)
+   -> (problems, ok_text, details)``. ``CHECKS`` maps each check to its evaluation, the collectors
+   whose results it takes (in order) and the settings it takes as keywords.
+5. Fix mode (``plan_fixes`` / ``apply_fixes``): create missing daemon folders with the service
+   user's owner and mode, and repair owner/mode of the daemon's own folders. Never deletes,
+   never edits config.json, never touches checkpoints, never follows a symlink; idempotent; in
+   check mode nothing is changed and the changes that would be made are returned.
+
+``progress`` and ``gpu`` are declared here but evaluated elsewhere (the stall check and the
+shared GPU probe).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import stat
+import time
+
+from ansible_collections.gpuops.preflight.plugins.module_utils import _checks
+from ansible_collections.gpuops.preflight.plugins.module_utils import _checkpoints
+from ansible_collections.gpuops.preflight.plugins.module_utils import _crash_log
+from ansible_collections.gpuops.preflight.plugins.module_utils import _files
+from ansible_collections.gpuops.preflight.plugins.module_utils import _training_config as _config
+from ansible_collections.gpuops.preflight.plugins.module_utils import _training_progress as _progress
+
+HARD, SOFT = _checks.HARD, _checks.SOFT
+OK, WARN, FAIL, UNKNOWN = _checks.OK, _checks.WARN, _checks.FAIL, _checks.UNKNOWN
+
+# ============================================================================================
+# THE TRAINING-HEALTH FAMILY: STATIC DECLARATIONS (to be moved into the check registry)
+# name, severity, default timeout (s), one-line summary, suggested fix, operator code, label.
+# Names are interface: add, never rename.
+# ============================================================================================
+_FIX_HINT = "run the health check with training_health_fix: true"
+CHECK_TABLE = (
+    ("daemon", HARD, 10, "The PID file names a live process, and that process is the training daemon.",
+     "Start the training daemon (systemctl start <unit>); remove a stale .daemon.pid only after checking that "
+     "no daemon runs.", "TRAINING_DAEMON_DOWN", "Training daemon"),
+    ("progress", SOFT, 10, "The status file is fresh: the daemon is making progress (evaluated by the stall check).",
+     "Look at the daemon's log for a hang; the watchdog restarts a stalled daemon.", "TRAINING_STALLED", "Progress"),
+    ("disk_space", SOFT, 10, "The base folder's filesystem has at least training_min_free_gb (50 GB) free.",
+     "Free space on that filesystem: old checkpoints (save_total_limit), logs, the inbox.",
+     "TRAINING_DISK_LOW", "Disk space"),
+    ("memory", SOFT, 5, "At least training_min_memory_gb (4 GB) of memory is available.",
+     "Stop what else uses memory on the host, or lower the dataloader workers.", "TRAINING_MEMORY_LOW", "Memory"),
+    ("gpu", SOFT, 30, "The host's GPUs are visible and healthy (shared GPU probe; hard when no GPU is usable).",
+     "Check the GPU with the vendor tool (nvidia-smi -q, rocm-smi) and the kernel log; reboot a lost GPU.",
+     "TRAINING_GPU_UNHEALTHY", "GPU"),
+    ("config", HARD, 10,
+     "config.json is present, valid JSON, its keys have the right types and ranges, its paths exist.",
+     "Correct config.json (the message names the key); restore it from the deployment when it is missing.",
+     "TRAINING_CONFIG_INVALID", "Config"),
+    ("permissions", SOFT, 10, "The service user can read its code and config and write its own folders.",
+     "Repair owner and mode (%s repairs the daemon's own folders), or chown/chmod by hand." % _FIX_HINT,
+     "TRAINING_PERMISSIONS", "Permissions"),
+    ("layout", HARD, 10, "The required folders and files of the training host exist.",
+     "Create missing folders (%s); restore missing files from the deployment." % _FIX_HINT,
+     "TRAINING_LAYOUT_BROKEN", "Layout"),
+    ("checkpoint", SOFT, 15, "While training is active, the newest checkpoint is younger than 24 h.",
+     "Check save_steps in config.json and the daemon's log for failed checkpoint writes.",
+     "TRAINING_CHECKPOINT_STALE", "Checkpoint age"),
+    ("crash_log", SOFT, 30,
+     "The last lines of the training logs show no crash (OOM, GPU error, NCCL, killed, NaN, ...).",
+     "Read the crash's line in its log; the crash's own fix says what to try.", "TRAINING_CRASH_FOUND", "Crash log"),
+    ("config_lock", HARD, 10, "config.json has no dangerous change since the lock taken at training start.",
+     "Restore the locked value, or start a new run (new output_dir) and lock again.",
+     "TRAINING_CONFIG_CHANGED", "Config lock"),
+    ("checkpoint_resume", HARD, 30, "The newest checkpoint fits the config and training would resume from it.",
+     "Set resume_from_checkpoint, or move the checkpoints away when a new run is intended.",
+     "TRAINING_RESUME_BROKEN", "Checkpoint resume"),
+)
+EVALUATED_ELSEWHERE = ("progress", "gpu")
+TABLE = dict((row[0], dict(zip(("name", "severity", "timeout", "summary", "fix", "code", "label"), row)))
+             for row in CHECK_TABLE)
+
+# ============================================================================================
+# Paths and thresholds of a host (relative paths are under training_base_dir)
+# ============================================================================================
+GB = 1000 ** 3
+DEFAULTS = {
+    "config_file": "config.json",
+    "pid_file": ".daemon.pid",
+    "status_file": "status/training_status.json",
+    "logs": ["logs/*.log"],
+    "checkpoint_dir": "current_model",
+    "lock_file": ".config_lock.json",
+    "history_file": ".crash_history.json",
+    "required_dirs": ["inbox", "logs", "status", "queue", "current_model"],
+    "required_files": ["config.json", "core/train.py", "core/training_daemon.py"],
+    "daemon_match": "training_daemon",
+    "service_user": None,           # default: the owner of training_base_dir
+    "dir_mode": 0o750,
+    "min_free_bytes": 50 * GB,
+    "min_available_bytes": 4 * GB,
+    "checkpoint_max_age_s": 86400,
+    "crash_log_lines": _crash_log.DEFAULT_LINES,
+    "record_crashes": True,
+    "expect_layout": _checkpoints.AUTO,
+    "proc_root": "/proc",
+    "meminfo": "/proc/meminfo",
+    "check_mode": False,            # fix mode and the crash history change nothing in check mode
+    "deadline": None,               # a time.monotonic() value: long reads (the logs) stop there
+}
+_PATH_KEYS = ("config_file", "pid_file", "status_file", "checkpoint_dir", "lock_file", "history_file")
+
+
+def settings(base_dir, now=None, **overrides):
+    """The settings of one host: DEFAULTS with ``overrides``, paths made absolute. Raises ValueError on bad input."""
+    if not isinstance(base_dir, str) or not base_dir or "\0" in base_dir:
+        raise ValueError("training_base_dir must be a path, not %r" % (base_dir,))
+    unknown = sorted(set(overrides) - set(DEFAULTS))
+    if unknown:
+        raise ValueError("unknown training setting(s): %s; valid: %s"
+                         % (", ".join(unknown), ", ".join(sorted(DEFAULTS))))
+    ctx = dict(DEFAULTS)
+    ctx.update(dict((k, v) for k, v in overrides.items() if v is not None))
+    for key in ("min_free_bytes", "min_available_bytes", "checkpoint_max_age_s", "crash_log_lines"):
+        value = ctx[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise ValueError("%s must be a number >= 0, not %r" % (key, value))
+    if ctx["crash_log_lines"] < 1:
+        raise ValueError("crash_log_lines must be at least 1")
+    mode = ctx["dir_mode"]
+    if isinstance(mode, bool) or not isinstance(mode, int) or not 0 <= mode <= 0o7777 or mode & 0o700 != 0o700:
+        raise ValueError("dir_mode must let the owner read, write and enter (0o700 set), not %r" % (mode,))
+    if ctx["expect_layout"] not in _checkpoints.EXPECT_CHOICES:
+        raise ValueError("expect_layout must be one of %s" % ", ".join(_checkpoints.EXPECT_CHOICES))
+    if not isinstance(ctx["daemon_match"], str) or not ctx["daemon_match"]:
+        raise ValueError("daemon_match must be a non-empty string, not %r" % (ctx["daemon_match"],))
+    for key in ("logs", "required_dirs", "required_files"):
+        if isinstance(ctx[key], str) or not all(isinstance(v, str) and v for v in ctx[key]):
+            raise ValueError("%s must be a list of non-empty strings, not %r" % (key, ctx[key]))
+    for rel in list(ctx["required_dirs"]) + list(ctx["required_files"]):
+        if os.path.isabs(rel) or ".." in rel.split("/"):
+            raise ValueError("required folders and files are relative to training_base_dir without '..', not %r" % rel)
+    base = os.path.normpath(base_dir)
+    ctx["base_dir"] = base
+    for key in _PATH_KEYS:
+        if ctx[key] and ctx[key] != "none":
+            ctx[key] = ctx[key] if os.path.isabs(ctx[key]) else os.path.join(base, ctx[key])
+        else:
+            ctx[key] = None
+    ctx["logs"] = [p if os.path.isabs(p) else os.path.join(base, p) for p in ctx["logs"]]
+    ctx["now"] = time.time() if now is None else now
+    return ctx
+
+
+# ============================================================================================
+# Collectors: read the host; a problem of the host is data, never an exception
+# ============================================================================================
+
+def collect_daemon(ctx):
+    """_training_progress.daemon_info: {pid, alive, pgid, started_at, message, pid_file}."""
+    return _progress.daemon_info(ctx["pid_file"], ctx["proc_root"], ctx["now"], ctx["daemon_match"])
+
+
+def collect_disk(ctx):
+    """{path, free_bytes, total_bytes, error} of the base folder's filesystem (space an unprivileged user may use)."""
+    try:
+        st = os.statvfs(ctx["base_dir"])
+    except OSError as exc:
+        return {"path": ctx["base_dir"], "free_bytes": None, "total_bytes": None,
+                "error": "statvfs %s failed: %s" % (ctx["base_dir"], exc.strerror or exc)}
+    return {"path": ctx["base_dir"], "free_bytes": st.f_bavail * st.f_frsize, "total_bytes": st.f_blocks * st.f_frsize,
+            "error": None}
+
+
+def parse_meminfo(text):
+    """/proc/meminfo -> {available_bytes, total_bytes, estimated}: MemAvailable, else MemFree + Buffers + Cached."""
+    values = {}
+    for line in text.splitlines():
+        match = re.match(r"^(\w+):\s+(\d+)(?:\s+kB)?\s*$", line)
+        if match:
+            values[match.group(1)] = int(match.group(2)) * 1024
+    if "MemAvailable" in values:
+        return {"available_bytes": values["MemAvailable"], "total_bytes": values.get("MemTotal"), "estimated": False}
+    parts = [values.get(k) for k in ("MemFree", "Buffers", "Cached")]
+    if parts[0] is None:
+        return None
+    return {"available_bytes": sum(p or 0 for p in parts), "total_bytes": values.get("MemTotal"), "estimated": True}
+
+
+def collect_memory(ctx):
+    try:
+        parsed = parse_meminfo(_config.read_bounded(ctx["meminfo"], 65536).decode("utf-8", "replace"))
+    except _config.JsonFileError as exc:
+        return {"available_bytes": None, "error": exc.message, "source": ctx["meminfo"]}
+    if parsed is None:
+        return {"available_bytes": None, "error": "%s has no MemAvailable or MemFree line" % ctx["meminfo"],
+                "source": ctx["meminfo"]}
+    parsed.update(error=None, source=ctx["meminfo"])
+    return parsed
+
+
+def collect_config(ctx):
+    if not ctx["config_file"]:
+        return {"path": None, "config": None, "error": None, "state": "disabled", "problems": []}
+    return _config.load_and_validate(ctx["config_file"], ctx["base_dir"])
+
+
+def collect_lock(ctx):
+    if not ctx["lock_file"]:
+        return {"path": None, "state": "disabled", "lock": None, "error": None}
+    return _config.read_lock(ctx["lock_file"])
+
+
+def collect_checkpoints(ctx):
+    return _checkpoints.find(ctx["checkpoint_dir"], ctx["expect_layout"])
+
+
+def collect_status(ctx):
+    """{path, state, current_step, phase, error}: the daemon's status file (``_training_progress.read_status``)."""
+    report = {"path": ctx["status_file"], "state": "ok", "current_step": None, "phase": None, "error": None}
+    if not ctx["status_file"]:
+        report["state"] = "disabled"
+        return report
+    doc = _progress.read_status(ctx["status_file"])
+    if isinstance(doc, _progress.StatusError):
+        report["state"], report["error"] = doc.reason, doc.message
+        return report
+    step = doc.get("current_step")
+    if isinstance(step, int) and not isinstance(step, bool) and step >= 0:
+        report["current_step"] = step
+    if isinstance(doc.get("phase"), str):
+        report["phase"] = doc["phase"]
+    return report
+
+
+def collect_crash_log(ctx):
+    return _crash_log.scan(ctx["logs"], lines=int(ctx["crash_log_lines"]),
+                           history_file=ctx["history_file"], record=bool(ctx["record_crashes"]),
+                           check_mode=bool(ctx["check_mode"]), now=ctx["now"], deadline=ctx["deadline"])
+
+
+def _lstat(path):
+    try:
+        return os.lstat(path), None
+    except OSError as exc:
+        return None, None if exc.errno in (errno.ENOENT, errno.ENOTDIR) else (exc.strerror or str(exc))
+
+
+def _entry(base, rel, kind):
+    path = os.path.join(base, rel) if rel else base
+    entry = {"rel": rel or ".", "path": path, "kind": kind, "actual": "missing", "is_link": False, "mode": None,
+             "uid": None, "gid": None, "error": None}
+    lst, error = _lstat(path)
+    if error:
+        entry["actual"], entry["error"] = "unknown", error
+        return entry
+    if lst is None:
+        return entry
+    entry["is_link"] = stat.S_ISLNK(lst.st_mode)
+    try:
+        st = os.stat(path)
+    except OSError:
+        entry["actual"] = "broken link"
+        return entry
+    entry["actual"] = "dir" if stat.S_ISDIR(st.st_mode) else "file" if stat.S_ISREG(st.st_mode) else _files.kind(
+        st.st_mode)
+    entry["mode"], entry["uid"], entry["gid"] = stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid
+    return entry
+
+
+def collect_layout(ctx):
+    """{base, entries}: the base folder, each required folder and file, with type, mode and owner."""
+    base = ctx["base_dir"]
+    entries = [_entry(base, "", "dir")]
+    entries += [_entry(base, rel, "dir") for rel in ctx["required_dirs"]]
+    entries += [_entry(base, rel, "file") for rel in ctx["required_files"]]
+    return {"base": base, "entries": entries}
+
+
+def resolve_user(user, base_entry=None):
+    """{name, uid, gid, gids, error}: a user name or uid; None = the owner of the base folder."""
+    import grp
+    import pwd
+    info = {"name": None, "uid": None, "gid": None, "gids": [], "error": None}
+    try:
+        if user is None:
+            if not base_entry or base_entry.get("uid") is None:
+                info["error"] = "the service user is unknown: the base folder cannot be looked at"
+                return info
+            try:
+                record = pwd.getpwuid(base_entry["uid"])
+            except KeyError:
+                info.update(name=str(base_entry["uid"]), uid=base_entry["uid"], gid=base_entry["gid"],
+                            gids=[base_entry["gid"]])
+                return info
+        elif isinstance(user, int) or (isinstance(user, str) and user.isdigit()):
+            try:
+                record = pwd.getpwuid(int(user))
+            except KeyError:
+                info.update(name=str(user), uid=int(user), gid=None, gids=[])
+                return info
+        else:
+            record = pwd.getpwnam(user)
+    except KeyError:
+        info["error"] = "service user %r does not exist" % (user,)
+        return info
+    gids = set([record.pw_gid])
+    for group in grp.getgrall():
+        if record.pw_name in group.gr_mem:
+            gids.add(group.gr_gid)
+    info.update(name=record.pw_name, uid=record.pw_uid, gid=record.pw_gid, gids=sorted(gids))
+    return info
+
+
+# What the service user needs: (path relative to the base folder, kind, access, optional).
+PERMISSION_NEEDS = (
+    ("", "dir", "rwx", False),
+    ("config_file", "file", "r", False),
+    ("pid_file", "file", "rw", True),
+    ("status_file", "file", "rw", True),
+)
+
+
+def collect_permissions(ctx):
+    """{user, entries}: every path the service user needs, with what it needs, its mode and owner."""
+    base = ctx["base_dir"]
+    base_entry = _entry(base, "", "dir")
+    user = resolve_user(ctx["service_user"], base_entry)
+    entries = []
+    for key, kind, need, optional in PERMISSION_NEEDS:
+        path = ctx[key] if key else base
+        if not path:
+            continue
+        entry = _entry(os.path.dirname(path), os.path.basename(path), kind) if key else base_entry
+        entry.update(need=need, optional=optional, own=False)
+        entries.append(entry)
+    for rel in ctx["required_files"]:
+        entry = _entry(base, rel, "file")
+        entry.update(need="r", optional=False, own=False)
+        if entry["path"] not in [e["path"] for e in entries]:
+            entries.append(entry)
+    for rel in ctx["required_dirs"]:
+        entry = _entry(base, rel, "dir")
+        entry.update(need="rwx", optional=False, own=True)  # the daemon's own folders: fix mode repairs them
+        entries.append(entry)
+    return {"user": user, "entries": entries}
+
+
+# collector name -> function(ctx). The runner calls each collector a check needs once per host.
+COLLECTORS = {
+    "daemon": collect_daemon,
+    "disk": collect_disk,
+    "memory": collect_memory,
+    "config": collect_config,
+    "lock": collect_lock,
+    "checkpoints": collect_checkpoints,
+    "status": collect_status,
+    "crash_log": collect_crash_log,
+    "layout": collect_layout,
+    "permissions": collect_permissions,
+}
+
+
+# ============================================================================================
+# Evaluations: pure (inputs in, (problems, ok_text, details) out)
+# ============================================================================================
+
+def _fix(name, fix):
+    return fix if fix is not None else TABLE[name]["fix"]
+
+
+def _p(name, status, message, fix, **details):
+    return _checks.problem(name, status, message, _fix(name, fix), **details)
+
+
+def _gb(count):
+    return "%.1f GB" % (count / float(GB))
+
+
+def _age(seconds):
+    if seconds < 120:
+        return "%d s" % seconds
+    if seconds < 7200:
+        return "%d min" % (seconds // 60)
+    return "%.1f h" % (seconds / 3600.0)
+
+
+def evaluate_daemon(daemon, fix=None):
+    """The PID file names a live process, started before the file was written, whose command line is the daemon's."""
+    details = {"pid": daemon.get("pid"), "pid_file": daemon.get("pid_file")}
+    if not daemon.get("alive"):
+        return [_p("daemon", FAIL, daemon.get("message") or "the training daemon is not running", fix)], None, details
+    return [], "training daemon pid %d (from %s) is running" % (daemon["pid"], daemon["pid_file"]), details
+
+
+def evaluate_disk_space(disk, fix=None, min_free_bytes=DEFAULTS["min_free_bytes"]):
+    name = "disk_space"
+    details = {"free_bytes": disk.get("free_bytes"), "min_free_bytes": min_free_bytes, "path": disk.get("path")}
+    if disk.get("error"):
+        return [_p(name, UNKNOWN, disk["error"], "Check that the base folder exists and is readable.")], None, details
+    if disk["free_bytes"] < min_free_bytes:
+        return [_p(name, WARN, "only %s free on the filesystem of %s (needs %s)" % (
+            _gb(disk["free_bytes"]), disk["path"], _gb(min_free_bytes)), fix)], None, details
+    return [], "%s free on the filesystem of %s" % (_gb(disk["free_bytes"]), disk["path"]), details
+
+
+def evaluate_memory(memory, fix=None, min_available_bytes=DEFAULTS["min_available_bytes"]):
+    name = "memory"
+    details = {"available_bytes": memory.get("available_bytes"), "min_available_bytes": min_available_bytes,
+               "estimated": memory.get("estimated")}
+    if memory.get("error"):
+        return [_p(name, UNKNOWN, memory["error"], "Check that /proc is mounted.")], None, details
+    how = " (estimated: no MemAvailable)" if memory.get("estimated") else ""
+    if memory["available_bytes"] < min_available_bytes:
+        return [_p(name, WARN, "only %s of memory available%s (needs %s)" % (
+            _gb(memory["available_bytes"]), how, _gb(min_available_bytes)), fix)], None, details
+    return [], "%s of memory available%s" % (_gb(memory["available_bytes"]), how), details
+
+
+def evaluate_config(config, fix=None):
+    name = "config"
+    details = {"path": config["path"], "codes": [p["code"] for p in config.get("problems") or []]}
+    if config.get("error"):
+        return [_p(name, FAIL, config["error"], fix)], None, details
+    problems = [_p(name, FAIL, item["message"], fix, key=item["key"], code=item["code"])
+                for item in config["problems"]]
+    if problems:
+        return problems, None, details
+    cfg = config["config"]
+    mode, _ = _config.training_mode(cfg)
+    return [], "%s is valid (base_model %s, output_dir %s, %s)" % (
+        config["path"], cfg.get("base_model"), cfg.get("output_dir"),
+        "LoRA" if mode == "lora" else "full fine-tuning" if mode == "full" else "mode not stated"), details
+
+
+def _access(entry, user):
+    """The letters of entry['need'] the user lacks ('' when it has them all)."""
+    mode, need = entry["mode"], entry["need"]
+    if user["uid"] == 0:
+        lacking = ""
+        if "x" in need and entry["actual"] != "dir" and not mode & 0o111:
+            lacking = "x"
+        return lacking
+    if entry["uid"] == user["uid"]:
+        bits = (mode >> 6) & 7
+    elif entry["gid"] in user["gids"]:
+        bits = (mode >> 3) & 7
+    else:
+        bits = mode & 7
+    return "".join(letter for letter, bit in (("r", 4), ("w", 2), ("x", 1)) if letter in need and not bits & bit)
+
+
+_VERBS = {"r": "read", "w": "write", "x": "enter"}
+
+
+def _owner(entry):
+    kind = stat.S_IFDIR if entry["actual"] == "dir" else stat.S_IFREG
+    return "%s, owner %s:%s" % (stat.filemode(kind | entry["mode"]), entry["uid"], entry["gid"])
+
+
+def evaluate_permissions(permissions, fix=None):
+    name = "permissions"
+    user = permissions["user"]
+    details = {"user": user.get("name"), "uid": user.get("uid")}
+    if user.get("error"):
+        return [_p(name, UNKNOWN, user["error"], "Set training_service_user to the daemon's user.")], None, details
+    problems = []
+    for entry in permissions["entries"]:
+        if entry["actual"] == "missing" or entry["mode"] is None:
+            continue  # the layout check names what is missing
+        lacking = _access(entry, user)
+        if lacking:
+            verbs = " or ".join(_VERBS[c] if entry["actual"] == "dir" or c != "x" else "execute" for c in lacking)
+            how = ("It is one of the daemon's own folders: %s repairs owner and mode." % _FIX_HINT if entry["own"]
+                   else "chown/chmod %s so that %s can %s it." % (entry["path"], user["name"], verbs))
+            problems.append(_checks.problem(name, WARN, "service user %s (uid %s) cannot %s %s (%s)" % (
+                user["name"], user["uid"], verbs, entry["path"], _owner(entry)), how if fix is None else fix,
+                path=entry["path"], lacking=lacking))
+    if problems:
+        return problems, None, details
+    return [], "service user %s can use every path it needs (%d checked)" % (
+        user["name"], len([e for e in permissions["entries"] if e["mode"] is not None])), details
+
+
+def evaluate_layout(layout, fix=None):
+    name = "layout"
+    entries = layout["entries"]
+    base = entries[0]
+    details = {"missing": [e["rel"] for e in entries if e["actual"] == "missing"]}
+    if base["actual"] != "dir":
+        what = "is missing" if base["actual"] == "missing" else "is %s, not a folder" % base["actual"]
+        return [_p(name, FAIL, "training base folder %s %s" % (base["path"], what),
+                   "Check training_base_dir in the inventory; deploy the training host.")], None, details
+    problems = []
+    for entry in entries[1:]:
+        if entry["actual"] == entry["kind"]:
+            continue
+        kind = "folder" if entry["kind"] == "dir" else "file"
+        if entry["actual"] == "missing":
+            how = ("Create it: %s." % _FIX_HINT if entry["kind"] == "dir"
+                   else "Restore it from the deployment of the training host.")
+            problems.append(_p(name, FAIL, "required %s %s is missing" % (kind, entry["path"]), how,
+                               path=entry["path"]))
+        elif entry["actual"] == "unknown":
+            problems.append(_p(name, UNKNOWN, "required %s %s cannot be looked at: %s" % (kind, entry["path"],
+                                                                                           entry["error"]),
+                               "Check the permissions of the base folder.", path=entry["path"]))
+        else:
+            problems.append(_p(name, FAIL, "required %s %s is %s, not a %s" % (
+                kind, entry["path"], entry["actual"], kind),
+                "Move it away and restore the %s (nothing is removed automatically)." % kind, path=entry["path"]))
+    if problems:
+        return problems, None, details
+    return [], "all %d required folders and files are present under %s" % (len(entries) - 1, base["path"]), details
+
+
+def _active(daemon):
+    return bool(daemon and daemon.get("alive"))
+
+
+def evaluate_checkpoint(checkpoints, daemon, status, config, fix=None, now=None,
+                        checkpoint_max_age_s=DEFAULTS["checkpoint_max_age_s"]):
+    """While the daemon runs, the newest checkpoint is younger than ``checkpoint_max_age_s``."""
+    name = "checkpoint"
+    now = time.time() if now is None else now
+    latest = checkpoints.get("latest")
+    details = {"latest": latest["path"] if latest else None, "active": _active(daemon)}
+    if not _active(daemon):
+        return [], "training is not active: checkpoint age not checked", details
+    if checkpoints.get("error") and not checkpoints["error"].endswith("does not exist"):
+        return [_p(name, UNKNOWN, checkpoints["error"], "Check the checkpoint folder's permissions.")], None, details
+    step = (status or {}).get("current_step")
+    cfg = (config or {}).get("config") if isinstance((config or {}).get("config"), dict) else {}
+    save_steps = cfg.get("save_steps")
+    if latest is None:
+        saves = isinstance(save_steps, int) and not isinstance(save_steps, bool) and save_steps > 0
+        if step is not None and saves and save_steps <= step:
+            return [_p(name, WARN, "training is at step %d with save_steps %d, but there is no checkpoint in %s" % (
+                step, save_steps, checkpoints["path"]), fix)], None, details
+        return [], "no checkpoint yet in %s (training at step %s)" % (checkpoints["path"], step), details
+    age = now - (latest["mtime"] or now)
+    details["age_s"] = round(age, 1)
+    if age > checkpoint_max_age_s:
+        return [_p(name, WARN, "newest checkpoint %s is %s old (limit %s) while training is active" % (
+            latest["path"], _age(age), _age(checkpoint_max_age_s)), fix, age_s=round(age, 1))], None, details
+    return [], "newest checkpoint %s is %s old" % (latest["name"], _age(max(age, 0))), details
+
+
+def evaluate_crash_log(scan, fix=None):
+    name = "crash_log"
+    details = {"categories": scan["categories"], "files": len(scan["files"]),
+               "recorded": scan["history"]["recorded"], "would_record": scan["history"]["would_record"]}
+    problems = []
+    for crash in scan["crashes"]:
+        extra = ["%d line%s" % (crash["count"], "" if crash["count"] == 1 else "s")]
+        if crash["last_seen"]:
+            extra.append("last %s" % crash["last_seen"])
+        if crash.get("recurrence_text"):
+            extra.append(crash["recurrence_text"])
+        problems.append(_checks.problem(name, FAIL if crash["severity"] == HARD else WARN, "%s in %s: %s (%s)" % (
+            crash["category"], crash["file"], crash["line"][:200], ", ".join(extra)), crash["fix"],
+            category=crash["category"], file=crash["file"], count=crash["count"]))
+    for item in scan["files"]:
+        if item["error"]:
+            problems.append(_p(name, UNKNOWN, "log not scanned: %s" % item["error"],
+                               "Check the path in training_logs and the file's type and permissions."))
+    history = scan["history"]
+    if history.get("error"):
+        problems.append(_p(name, WARN, "crash history: %s" % history["error"],
+                           "Move the old history file away (it is never overwritten); a new one is started then."))
+    if problems:
+        return problems, None, details
+    if not scan["files"]:
+        return [], "no log file to scan", details
+    return [], "no crash in the last lines of %d log file%s" % (len(scan["files"]),
+                                                                  "" if len(scan["files"]) == 1 else "s"), details
+
+
+def evaluate_config_lock(lock, config, checkpoints, fix=None):
+    name = "config_lock"
+    details = {"lock": lock.get("path"), "state": lock.get("state"), "changes": []}
+    if lock["state"] in ("disabled", _config.MISSING):
+        return [], "no config lock (%s): nothing to compare" % (lock.get("path") or "disabled"), details
+    if lock["state"] != "ok":
+        return [_p(name, UNKNOWN, "config lock not compared: %s" % lock["error"],
+                   "Move the old lock file away (it is never overwritten) and lock again at the next training start.")
+                ], None, details
+    if config.get("error") or not isinstance(config.get("config"), dict):
+        why = config.get("error") or "config.json holds no object"
+        return [_p(name, UNKNOWN, "config lock not compared: %s" % why,
+                   "Correct config.json first (see the config check).")], None, details
+    doc = lock["lock"]
+    if _config.config_hash(config["config"]) == doc["sha256"]:
+        return [], "config.json matches the lock of %s" % doc.get("locked_at"), details
+    exist = bool(checkpoints.get("checkpoints"))
+    changes = _config.compare(doc["config"], config["config"], exist, _checkpoints.describe(checkpoints))
+    details["changes"] = [dict(c, message=c["message"]) for c in changes]
+    problems = [_p(name, FAIL if c["severity"] == _config.FAIL else WARN, c["message"], fix, key=c["key"])
+                for c in changes if c["severity"] in (_config.FAIL, _config.WARN)]
+    if problems:
+        return problems, None, details
+    return [], "config.json changed since the lock of %s, nothing dangerous: %s" % (
+        doc.get("locked_at"), ", ".join(c["key"] for c in changes) or "formatting only"), details
+
+
+_LAYOUT_WORDS = {"full": "full-model weights", "lora": "a LoRA adapter", None: "no model weights"}
+
+
+def evaluate_checkpoint_resume(checkpoints, config, status, fix=None, expect_layout=_checkpoints.AUTO):
+    """The newest checkpoint fits the config (full vs LoRA), is resumable, and training would resume from it."""
+    name = "checkpoint_resume"
+    entries = checkpoints.get("checkpoints") or []
+    latest = checkpoints.get("latest")
+    details = {"latest": latest["path"] if latest else None, "checkpoints": len(entries)}
+    if checkpoints.get("error"):
+        if checkpoints["error"].endswith("does not exist"):
+            return [], "no checkpoint folder (%s): a new run starts from step 0" % checkpoints["path"], details
+        return [_p(name, UNKNOWN, checkpoints["error"], "Check the checkpoint folder's type and permissions.")
+                ], None, details
+    if not entries:
+        return [], "no checkpoints in %s: a new run starts from step 0" % checkpoints["path"], details
+    cfg = config.get("config") if isinstance(config.get("config"), dict) else None
+    mode, why = _config.training_mode(cfg) if cfg is not None else (None, "config.json unreadable")
+    expected = expect_layout if expect_layout != _checkpoints.AUTO else mode
+    problems = []
+    if expected is not None and latest["layout"] != expected:
+        wanted = "a LoRA adapter" if expected == _checkpoints.LORA else "the full model"
+        source = ("config.json trains %s (%s)" % (wanted, why) if expect_layout == _checkpoints.AUTO
+                  else "expect_layout asks for %s" % wanted)
+        problems.append(_p(name, FAIL, "newest checkpoint %s holds %s, but %s: resuming would not load it" % (
+            latest["path"], _LAYOUT_WORDS[latest["layout"]], source),
+            "Point output_dir/current_model at the checkpoints of this config, or correct finetuning_type; "
+            "a LoRA checkpoint cannot resume a full fine-tune nor the reverse.", layout=latest["layout"],
+            expected=expected))
+    resumable = [e for e in entries if e["resumable"]]
+    if not latest["resumable"]:
+        reasons = (["missing %s" % ", ".join(latest["missing"])] if latest["missing"] else []) + latest["problems"]
+        older = ("training would resume from %s (step %s)" % (resumable[0]["name"], resumable[0]["step"])
+                 if resumable else "no checkpoint is resumable")
+        problems.append(_p(name, WARN, "newest checkpoint %s is not resumable (%s): %s" % (
+            latest["path"], "; ".join(reasons), older),
+            "A final export (weights only) cannot resume training; keep the optimizer, scheduler and RNG state "
+            "(do not set save_only_model).", missing=latest["missing"]))
+    for text in latest["problems"]:
+        if "global_step" in text and "folder name" in text:
+            problems.append(_p(name, WARN, text, "Check that the folder was not renamed or copied from another run."))
+    step = (status or {}).get("current_step")
+    if resumable:
+        target = resumable[0]
+        where = "%s (step %s, resumable)" % (target["path"], target["step"])
+        if step == 0:
+            problems.append(_p(name, FAIL, "%s says current_step 0 while %s exists: the daemon would start from "
+                               "scratch" % (status["path"], where), fix))
+        elif step is not None and target["step"] is not None and step < target["step"]:
+            problems.append(_p(name, WARN, "%s says current_step %d, behind %s: the daemon may have started over"
+                               % (status["path"], step, where), fix))
+        if cfg is not None and "resume_from_checkpoint" in cfg:
+            value = cfg["resume_from_checkpoint"]
+            if value is None or value is False or (isinstance(value, str) and not value.strip()):
+                problems.append(_p(name, FAIL, "config.json sets resume_from_checkpoint to %s while %s exists: the "
+                                   "daemon would start from scratch" % (
+                                       "null" if value is None else "false" if value is False else '""', where), fix))
+            elif isinstance(value, str):
+                named = _config.resolve(os.path.dirname(config["path"]), value)
+                match = [e for e in entries if os.path.normpath(e["path"]) == os.path.normpath(named)]
+                if not match:
+                    problems.append(_p(name, FAIL, "config.json: resume_from_checkpoint names %s, which is none of the "
+                                       "checkpoints in %s" % (named, checkpoints["path"]), fix))
+                elif match[0] is not target:
+                    problems.append(_p(name, WARN, "config.json resumes from %s although %s is newer" % (
+                        match[0]["name"], target["name"]), fix))
+    if problems:
+        return problems, None, details
+    return [], "newest checkpoint %s (%s, step %s) is resumable%s" % (
+        latest["name"], latest["layout"], latest["step"],
+        "; training status at step %s" % step if step is not None else ""), details
+
+
+# check -> (evaluate, collectors whose results it takes in order, settings it takes as keywords)
+CHECKS = {
+    "daemon": (evaluate_daemon, ("daemon",), ()),
+    "disk_space": (evaluate_disk_space, ("disk",), ("min_free_bytes",)),
+    "memory": (evaluate_memory, ("memory",), ("min_available_bytes",)),
+    "config": (evaluate_config, ("config",), ()),
+    "permissions": (evaluate_permissions, ("permissions",), ()),
+    "layout": (evaluate_layout, ("layout",), ()),
+    "checkpoint": (evaluate_checkpoint, ("checkpoints", "daemon", "status", "config"),
+                   ("now", "checkpoint_max_age_s")),
+    "crash_log": (evaluate_crash_log, ("crash_log",), ()),
+    "config_lock": (evaluate_config_lock, ("lock", "config", "checkpoints"), ()),
+    "checkpoint_resume": (evaluate_checkpoint_resume, ("checkpoints", "config", "status"), ("expect_layout",)),
+}
+
+
+def evaluate(name, collected, ctx, fix=None):
+    """Run one check's evaluation on collected inputs: (problems, ok_text, details)."""
+    func, needs, keywords = CHECKS[name]
+    return func(*[collected[c] for c in needs], fix=fix, **dict((k, ctx[k]) for k in keywords))
+
+
+# ============================================================================================
+# Fix mode: create missing daemon folders, repair the daemon's own folders. Never deletes.
+# ============================================================================================
+
+def plan_fixes(layout, permissions, dir_mode=DEFAULTS["dir_mode"], euid=None):
+    """The changes fix mode would make: [{action, path, before, after, possible, reason}].
+
+    ``mkdir``: a required folder that is missing (its parent must exist or be planned).
+    ``chown`` / ``chmod``: a required folder (never a symlink) not owned by the service user or
+    without u+rwx. Nothing is planned for files, the base folder, or anything under the folders.
+    """
+    euid = os.geteuid() if euid is None else euid
+    user = permissions["user"]
+    base = layout["entries"][0]
+    if base["actual"] != "dir" or user.get("error") or user.get("uid") is None:
+        return []
+    actions = []
+    planned = set([base["path"]])
+    for entry in [e for e in permissions["entries"] if e.get("own")]:
+        path = entry["path"]
+        if entry["actual"] == "missing":
+            chain, cursor = [], path
+            while cursor not in planned and not os.path.lexists(cursor):
+                chain.append(cursor)
+                cursor = os.path.dirname(cursor)
+            if cursor not in planned and not os.path.isdir(cursor):
+                continue
+            for folder in reversed(chain):
+                possible = euid == 0 or euid == user["uid"]
+                actions.append({"action": "mkdir", "path": folder, "before": None,
+                                "after": "%s %s:%s" % (oct(dir_mode), user["uid"], user["gid"]),
+                                "mode": dir_mode, "uid": user["uid"], "gid": user["gid"], "possible": possible,
+                                "reason": None if possible else "only root can create it for uid %s" % user["uid"]})
+                planned.add(folder)
+            continue
+        if entry["actual"] != "dir" or entry["is_link"]:
+            continue  # not ours to repair: the layout check reports it
+        if entry["uid"] != user["uid"]:
+            gid = user["gid"] if user["gid"] is not None else entry["gid"]
+            actions.append({"action": "chown", "path": path, "before": "%s:%s" % (entry["uid"], entry["gid"]),
+                            "after": "%s:%s" % (user["uid"], gid), "uid": user["uid"], "gid": gid,
+                            "possible": euid == 0, "reason": None if euid == 0 else "only root can change the owner"})
+        if entry["mode"] & 0o700 != 0o700:
+            mode = entry["mode"] | 0o700
+            possible = euid == 0 or euid == entry["uid"]
+            actions.append({"action": "chmod", "path": path, "before": oct(entry["mode"]), "after": oct(mode),
+                            "mode": mode, "possible": possible,
+                            "reason": None if possible else "only root or the folder's owner can change its mode"})
+    return actions
+
+
+def _open_dir(path):
+    return os.open(path, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_NOFOLLOW", 0))
+
+
+def _apply_one(action):
+    """Apply one action through a no-follow folder descriptor (a symlink swapped in is refused)."""
+    path = action["path"]
+    if action["action"] == "mkdir":
+        parent_fd = _open_dir(os.path.dirname(path))
+        try:
+            os.mkdir(os.path.basename(path), 0o700, dir_fd=parent_fd)
+        finally:
+            os.close(parent_fd)
+    fd = _open_dir(path)
+    try:
+        if action["action"] in ("mkdir", "chown") and action.get("uid") is not None and os.geteuid() == 0:
+            st = os.fstat(fd)
+            gid = action["gid"] if action.get("gid") is not None else st.st_gid
+            if (st.st_uid, st.st_gid) != (action["uid"], gid):
+                os.fchown(fd, action["uid"], gid)
+        if action["action"] in ("mkdir", "chmod"):
+            os.fchmod(fd, action["mode"])
+    finally:
+        os.close(fd)
+
+
+def apply_fixes(actions, check_mode=False):
+    """{changed, changes, errors}: every possible action applied (none in check mode), each reported."""
+    changes, errors = [], []
+    for action in actions:
+        shown = dict((k, action[k]) for k in ("action", "path", "before", "after"))
+        if not action["possible"]:
+            errors.append(dict(shown, error=action["reason"]))
+            continue
+        if check_mode:
+            changes.append(shown)
+            continue
+        try:
+            _apply_one(action)
+        except OSError as exc:
+            errors.append(dict(shown, error="%s: %s" % (action["path"], exc.strerror or exc)))
+            continue
+        changes.append(shown)
+    return {"changed": bool(changes), "changes": changes, "errors": errors}
+
+
+def fix_host(ctx):
+    """Plan and apply the safe fixes on one host (none in ``ctx['check_mode']``): {changed, changes, errors, diff}."""
+    actions = plan_fixes(collect_layout(ctx), collect_permissions(ctx), ctx["dir_mode"])
+    outcome = apply_fixes(actions, bool(ctx["check_mode"]))
+    outcome["diff"] = {
+        "before": "".join("%s %s: %s\n" % (c["action"], c["path"], c["before"] or "absent")
+                          for c in outcome["changes"]),
+        "after": "".join("%s %s: %s\n" % (c["action"], c["path"], c["after"]) for c in outcome["changes"]),
+        "before_header": "training folders", "after_header": "training folders"}
+    return outcome

@@ -1,0 +1,206 @@
+"""Checkpoints: the recorded real listings laid out as sparse files, layouts, resumability, numeric order."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import pytest
+
+from ansible_collections.gpuops.preflight.plugins.module_utils import _checkpoints as ck
+from simtrain import fixtures
+from simtrain.host import sparse
+
+RESUME = ["optimizer.pt", "scheduler.pt", "rng_state.pth", "trainer_state.json"]
+
+
+def lay_out(root, listing, name=None, state=None, global_step=None, drop=()):
+    """A recorded listing as sparse files under root/<name>; the real trainer_state.json when given."""
+    rows = fixtures.listing(listing)
+    folder = os.path.join(str(root), name or rows[0][0].split("/", 1)[0])
+    for rel, size in rows:
+        fname = rel.split("/", 1)[1]
+        if fname in drop:
+            continue
+        target = os.path.join(folder, fname)
+        if fname == "trainer_state.json" and state:
+            os.makedirs(folder, exist_ok=True)
+            doc = json.loads(fixtures.trainer_state_path(state).read_text())
+            if global_step is not None:
+                doc["global_step"] = global_step
+            with open(target, "w") as handle:
+                json.dump(doc, handle)
+        else:
+            sparse(target, size)
+    return folder
+
+
+def files(folder, names, size=10):
+    for name in names:
+        sparse(os.path.join(str(folder), name), size)
+    return str(folder)
+
+
+def state(folder, step):
+    with open(os.path.join(str(folder), "trainer_state.json"), "w") as handle:
+        json.dump({"global_step": step, "max_steps": 9000}, handle)
+
+
+def test_recorded_full_checkpoint_with_its_real_state_is_resumable(tmp_path):
+    folder = lay_out(tmp_path, fixtures.FULL_LISTING, "checkpoint-5000", fixtures.FULL_STATE)
+    entry = ck.inspect(folder)
+    assert (entry["layout"], entry["step"], entry["global_step"], entry["max_steps"]) == ("full", 5000, 5000, 5000)
+    assert entry["resumable"] is True and entry["missing"] == [] and entry["problems"] == []
+
+
+def test_recorded_lora_checkpoint_is_lora_and_resumable(tmp_path):
+    folder = lay_out(tmp_path, fixtures.LORA_LISTING, state=fixtures.LORA_STATE)
+    entry = ck.inspect(folder)
+    assert (entry["layout"], entry["step"], entry["global_step"]) == ("lora", 1000, 1000)
+    assert entry["resumable"] is True
+
+
+def test_recorded_safetensors_listing_without_its_state_is_full_but_not_resumable(tmp_path):
+    # The spam-classifier listing's trainer_state.json was not recorded: laid out sparse (zeros), it does not parse.
+    folder = lay_out(tmp_path, fixtures.FULL_SAFETENSORS_LISTING)
+    entry = ck.inspect(folder)
+    assert entry["layout"] == "full" and entry["step"] == 500 and entry["resumable"] is False
+    assert "is not valid JSON" in entry["problems"][0]
+
+
+def test_a_folder_named_directly_is_the_only_entry_and_its_step_comes_from_the_state(tmp_path):
+    folder = lay_out(tmp_path, fixtures.FULL_LISTING, state=fixtures.FULL_STATE)  # "last-checkpoint"
+    report = ck.find(folder)
+    assert report["single"] is True and report["error"] is None
+    assert [(e["name"], e["step"], e["resumable"]) for e in report["checkpoints"]] == [("last-checkpoint", 5000, True)]
+    assert report["latest"] is report["checkpoints"][0]
+
+
+def test_newest_is_by_step_number_not_by_name(tmp_path):
+    for step in (50, 999, 1000, 200):
+        folder = files(tmp_path / ("checkpoint-%d" % step), ["model.safetensors", "optimizer.pt", "scheduler.pt",
+                                                              "rng_state.pth"])
+        state(folder, step)
+    os.makedirs(str(tmp_path / "runs"))
+    os.makedirs(str(tmp_path / "tmp-checkpoint-1100"))
+    files(tmp_path, ["checkpoint-2000"])  # a file, not a folder: not a checkpoint
+    report = ck.find(str(tmp_path))
+    assert [e["step"] for e in report["checkpoints"]] == [1000, 999, 200, 50]
+    assert report["latest"]["name"] == "checkpoint-1000" and report["single"] is False
+    assert ck.describe(report) == "4 checkpoints in %s, newest checkpoint-1000" % tmp_path
+
+
+def test_final_export_is_not_resumable_and_names_what_is_missing(tmp_path):
+    export = files(tmp_path / "final", ["model.safetensors", "config.json", "generation_config.json"])
+    entry = ck.find(export)["latest"]
+    assert entry["layout"] == "full" and entry["resumable"] is False
+    assert entry["missing"] == RESUME and entry["step"] is None
+
+
+def test_expect_layout_follows_the_config_and_lists_the_missing_weights(tmp_path):
+    folder = lay_out(tmp_path, fixtures.LORA_LISTING, state=fixtures.LORA_STATE)
+    as_full = ck.inspect(folder, "full")
+    assert as_full["layout"] == "lora" and as_full["missing"] == ["model.safetensors"] and not as_full["resumable"]
+    assert ck.inspect(folder, "lora")["resumable"] is True
+    full = lay_out(tmp_path, fixtures.FULL_LISTING, "checkpoint-5000", fixtures.FULL_STATE)
+    as_lora = ck.inspect(full, "lora")
+    assert as_lora["missing"] == ["adapter_model.safetensors", "adapter_config.json"]
+
+
+def test_adapter_without_its_config_is_incomplete(tmp_path):
+    folder = lay_out(tmp_path, fixtures.LORA_LISTING, state=fixtures.LORA_STATE, drop=("adapter_config.json",))
+    entry = ck.inspect(folder)
+    assert entry["layout"] == "lora" and entry["missing"] == ["adapter_config.json"] and not entry["resumable"]
+
+
+def test_sharded_weights_index_and_missing_shards(tmp_path):
+    folder = tmp_path / "checkpoint-300"
+    files(folder, ["model-00001-of-00003.safetensors", "model-00003-of-00003.safetensors"] + RESUME[:3])
+    state(folder, 300)
+    with open(str(folder / "model.safetensors.index.json"), "w") as handle:
+        json.dump({"metadata": {"total_size": 3}, "weight_map": {
+            "a": "model-00001-of-00003.safetensors", "b": "model-00002-of-00003.safetensors",
+            "c": "model-00003-of-00003.safetensors"}}, handle)
+    entry = ck.inspect(str(folder))
+    assert entry["layout"] == "full" and entry["missing"] == ["model-00002-of-00003.safetensors"]
+    assert not entry["resumable"]
+    files(folder, ["model-00002-of-00003.safetensors"])
+    assert ck.inspect(str(folder))["resumable"] is True
+    os.unlink(str(folder / "model.safetensors.index.json"))
+    assert ck.inspect(str(folder))["missing"] == ["model.safetensors.index.json"]
+    legacy = tmp_path / "checkpoint-301"
+    files(legacy, ["pytorch_model-00001-of-00002.bin", "pytorch_model-00002-of-00002.bin",
+                   "pytorch_model.bin.index.json"] + RESUME[:3])
+    state(legacy, 301)
+    entry = ck.inspect(str(legacy))
+    assert entry["layout"] == "full" and entry["resumable"] is True  # an index that is not JSON: the names decide
+
+
+def test_other_forms_of_the_training_state(tmp_path):
+    accelerate = tmp_path / "checkpoint-10"
+    files(accelerate, ["model.safetensors", "optimizer.bin", "scheduler.pt", "rng_state_0.pth", "rng_state_1.pth"])
+    state(accelerate, 10)
+    assert ck.inspect(str(accelerate))["resumable"] is True
+    deepspeed = tmp_path / "checkpoint-20"
+    files(deepspeed, ["model.safetensors", "scheduler.pt", "rng_state.pth", "latest"])
+    files(deepspeed / "global_step20", ["mp_rank_00_model_states.pt", "bf16_zero_pp_rank_0_mp_rank_00_optim_states.pt"])
+    state(deepspeed, 20)
+    assert ck.inspect(str(deepspeed))["resumable"] is True
+
+
+def test_empty_files_and_step_mismatch(tmp_path):
+    folder = files(tmp_path / "checkpoint-700", ["model.safetensors", "scheduler.pt", "rng_state.pth"])
+    files(folder, ["optimizer.pt"], size=0)
+    state(folder, 650)
+    entry = ck.inspect(folder)
+    assert entry["empty"] == ["optimizer.pt"] and entry["resumable"] is False
+    assert entry["step"] == 700 and entry["global_step"] == 650
+    assert any("global_step 650, the folder name says 700" in p for p in entry["problems"])
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "larger than the 16.0 MiB limit"),
+    (b'{"global_step": 1', "is not valid JSON"),
+    (b'{"global_step": "1000"}', "not a whole number"),
+    (b"[1, 2]", "holds no JSON object"),
+    (b"\xff\xfe\x00garbage", "not valid JSON"),
+])
+def test_a_bad_trainer_state_is_named_and_makes_it_not_resumable(tmp_path, content, message):
+    folder = files(tmp_path / "checkpoint-9", ["model.safetensors"] + RESUME[:3])
+    path = os.path.join(folder, "trainer_state.json")
+    if content is None:
+        sparse(path, 1024 ** 3)  # 1 GB: refused with the limit named, never read
+    else:
+        with open(path, "wb") as handle:
+            handle.write(content)
+    entry = ck.inspect(folder)
+    assert entry["resumable"] is False and entry["global_step"] is None
+    assert any(message in p for p in entry["problems"]), entry["problems"]
+
+
+def test_a_fifo_in_place_of_trainer_state_does_not_block(tmp_path):
+    folder = files(tmp_path / "checkpoint-9", ["model.safetensors"] + RESUME[:3])
+    os.mkfifo(os.path.join(folder, "trainer_state.json"))
+    entry = ck.inspect(folder)
+    assert entry["resumable"] is False and entry["global_step"] is None
+    assert any("is a fifo, not a regular file" in p for p in entry["problems"]), entry["problems"]
+
+
+def test_bad_paths(tmp_path):
+    assert ck.find(str(tmp_path / "nothing"))["error"].endswith("does not exist")
+    files(tmp_path, ["a-file"])
+    assert "not a folder" in ck.find(str(tmp_path / "a-file"))["error"]
+    empty = ck.find(str(tmp_path))
+    assert empty["checkpoints"] == [] and empty["latest"] is None and empty["error"] is None
+    assert ck.describe(empty) == "no checkpoint in %s" % tmp_path
+    with pytest.raises(ValueError):
+        ck.find(str(tmp_path), "adapter")
+
+
+def test_an_unreadable_checkpoint_folder_is_reported(tmp_path):
+    folder = tmp_path / "checkpoint-5"
+    folder.mkdir()
+    shutil.rmtree(str(folder))
+    entry = ck.inspect(str(folder))
+    assert entry["resumable"] is False and "cannot be listed" in entry["problems"][0]

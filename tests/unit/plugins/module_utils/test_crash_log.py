@@ -1,0 +1,357 @@
+"""The crash-log scanner: every recorded real crash log, the pattern table's precedence, tail reads, the history."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import pytest
+
+from ansible_collections.gpuops.preflight.plugins.module_utils import _crash_log as crash
+from simtrain import fixtures
+
+NOW = time.mktime((2026, 3, 21, 12, 0, 0, 0, 0, -1))
+
+
+def write(path, text):
+    with open(str(path), "w", encoding="utf-8") as handle:
+        handle.write(text)
+    return str(path)
+
+
+# -- the recorded real logs --------------------------------------------------------------------
+
+def test_every_recorded_crash_log_has_a_written_expectation():
+    expected = fixtures.crash_expectations()
+    assert sorted(expected) == fixtures.crash_logs(), "a crash log without an expectation in SOURCES.md"
+
+
+@pytest.mark.parametrize("name", fixtures.crash_logs())
+def test_recorded_crash_log_is_classified_as_written(name):
+    want = fixtures.crash_expectations()[name]
+    report = crash.scan([str(fixtures.crash_log_path(name))], record=False, now=NOW)
+    assert report["categories"] == ([] if want == "none" else [want])
+    assert report["files"][0]["error"] is None and report["files"][0]["complete"] is True
+    for item in report["crashes"]:
+        assert item["fix"] == crash.CATEGORIES[want][1]
+        assert item["line"] and "\n" not in item["line"]
+
+
+def test_recorded_logs_keep_their_evidence_and_times():
+    report = crash.scan([str(fixtures.crash_log_path("LlamaFactory-7396_multi_rank_nccl_allreduce_watchdog_timeout.txt"))],
+                        record=False, now=NOW)
+    (item,) = report["crashes"]
+    assert item["count"] == 4  # two watchdog lines and two "detected by watchdog" lines
+    assert item["first_seen"] == crash._iso(time.mktime((2026, 3, 21, 2, 7, 8, 0, 0, -1)))
+    report = crash.scan([str(fixtures.crash_log_path("gemma_pytorch-24_hf_trainer_loss_nan_grad_norm_nan.txt"))],
+                        record=False, now=NOW)
+    assert report["crashes"][0]["count"] == 7  # six "'loss': nan" lines and one "'grad_norm': nan"
+    report = crash.scan([str(fixtures.crash_log_path("autotrain-advanced-737_rocm_20gb_hip_oom.txt"))], record=False,
+                        now=NOW)
+    assert report["crashes"][0]["count"] == 2  # the amdsmi UserWarning and its warnings.warn line give nothing
+    assert report["crashes"][0]["last_seen"] == crash._iso(time.mktime((2024, 8, 21, 22, 56, 4, 0, 0, -1)))
+
+
+# -- the pattern table -------------------------------------------------------------------------
+
+CASES = [
+    # the GPU allocator's OOM, in its wordings (PyTorch 1.x/2.x CUDA and HIP, NCCL's CUDA failure, libraries)
+    ("RuntimeError: CUDA out of memory. Tried to allocate 36.00 MiB (GPU 0; 7.93 GiB total capacity)", "cuda_oom"),
+    ("RuntimeError: HIP out of memory. Tried to allocate 2.00 GiB (GPU 0; 15.98 GiB total capacity)", "cuda_oom"),
+    ("RuntimeError: CUDA error: out of memory", "cuda_oom"),
+    ("Export failed: HIP error: out of memory", "cuda_oom"),
+    ("host:123:456 [0] NCCL WARN Cuda failure 'out of memory'", "cuda_oom"),
+    ("RuntimeError: CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`", "cuda_oom"),
+    ("jaxlib.xla_extension.XlaRuntimeError: RESOURCE_EXHAUSTED: Out of memory while trying to allocate 1.2GiB.",
+     "cuda_oom"),
+    # the kernel's or a cgroup's OOM killer, SIGKILL: process_killed, never cuda_oom
+    ("[12345.678] Out of memory: Killed process 4242 (python3) total-vm:81234567kB, anon-rss:60123456kB", "process_killed"),
+    ("Memory cgroup out of memory: Killed process 4242 (python) total-vm:1kB", "process_killed"),
+    ("[ 99.1] python3 invoked oom-killer: gfp_mask=0x140cca(GFP_HIGHUSER_MOVABLE|__GFP_COMP), order=0", "process_killed"),
+    ("training.service: Failed with result 'oom-kill'.", "process_killed"),
+    ("RuntimeError: DataLoader worker (pid 1234) is killed by signal: Killed.", "process_killed"),
+    ("torch.distributed.elastic.multiprocessing.api:failed (exitcode: -9) local_rank: 0 (pid: 77)", "process_killed"),
+    ("subprocess.CalledProcessError: Command '['python', 'train.py']' returned non-zero exit status -9.", "process_killed"),
+    ("./run.sh: line 3: 12345 Killed                  python train.py", "process_killed"),
+    ("Container exited with exit code 137", "process_killed"),
+    # GPU kernel failures
+    ("RuntimeError: CUDA error: device-side assert triggered", "gpu_error"),
+    ("RuntimeError: CUDA error: an illegal instruction was encountered", "gpu_error"),
+    ("RuntimeError: CUDA error: unspecified launch failure", "gpu_error"),
+    ("RuntimeError: CUDA error: uncorrectable ECC error encountered", "gpu_error"),
+    ("RuntimeError: CUDA error: the launch timed out and was terminated", "gpu_error"),
+    ("RuntimeError: HIP error: hipErrorLaunchFailure", "gpu_error"),
+    ("Memory access fault by GPU node-1 (Agent handle: 0x55e0) on address 0x7f00. Reason: Page not present", "gpu_error"),
+    ("[rank0]: NCCL watchdog thread terminated with exception: CUDA error: an illegal memory access was encountered",
+     "gpu_error"),
+    # collectives
+    ("torch.distributed.DistBackendError: NCCL error in: ProcessGroupNCCL.cpp:1970, unhandled cuda error", "nccl_timeout"),
+    ("RuntimeError: NCCL communicator was aborted on rank 1. Original reason: timeout", "nccl_timeout"),
+    ("torch.distributed.DistStoreError: Timed out after 901 seconds waiting for clients. 1/2 clients joined.",
+     "nccl_timeout"),
+    ("RuntimeError: [../third_party/gloo/gloo/transport/tcp/pair.cc:598] Timed out waiting 1800000ms for recv",
+     "nccl_timeout"),
+    # disk
+    ("OSError: [Errno 28] No space left on device: '/srv/training/current_model/checkpoint-500'", "disk_full"),
+    ("OSError: [Errno 122] Disk quota exceeded", "disk_full"),
+    ("RuntimeError: [enforce fail at inline_container.cc:595] . unexpected pos 1471349952 vs 1471349840", "disk_full"),
+    ("RuntimeError: PytorchStreamWriter failed writing file data/12: file write failed", "disk_full"),
+    ("safetensors_rust.SafetensorError: Error while serializing: IoError(Os { code: 28, kind: StorageFull })",
+     "disk_full"),
+    # NaN / inf
+    ("Steps:  12%|#2 | 300/2500 [01:00<07:20, 5.00it/s, loss=nan, lr=1e-5]", "nan_loss"),
+    ('{"loss": NaN, "learning_rate": 1e-05, "epoch": 0.5}', "nan_loss"),
+    ("{'train_loss': inf, 'epoch': 1.0}", "nan_loss"),
+    ("{'eval_loss': nan, 'eval_runtime': 12.3}", "nan_loss"),
+    ("{'loss': 2.1, 'grad_norm': inf, 'learning_rate': 0.0002}", "nan_loss"),
+    ("ValueError: Loss is nan, stopping training", "nan_loss"),
+    ("RuntimeError: Function 'MulBackward0' returned nan values in its 0th output.", "nan_loss"),
+    ("RuntimeError: The total norm of order 2.0 for gradients from `parameters` is non-finite, so it cannot be clipped.",
+     "nan_loss"),
+    # imports
+    ("ImportError: cannot import name 'is_torch_xla_available' from 'transformers.utils'", "import_error"),
+    ("OSError: libcudart.so.12: cannot open shared object file: No such file or directory", "import_error"),
+    # plain timeouts, after everything more specific
+    ("requests.exceptions.ReadTimeout: HTTPSConnectionPool(host='huggingface.co', port=443): Read timed out.", "timeout"),
+    ("socket.timeout: timed out", "timeout"),
+    ("subprocess.TimeoutExpired: Command '['git', 'lfs', 'pull']' timed out after 300 seconds", "timeout"),
+]
+
+
+@pytest.mark.parametrize("line, category", CASES)
+def test_pattern_table_gives_the_most_specific_category(line, category):
+    pattern = crash.classify(line)
+    assert pattern is not None, line
+    assert pattern.category == category
+
+
+HARMLESS = [
+    "{'eval_loss': 0.9336, 'eval_error_rate': 0.12, 'error_rate': 0.1, 'epoch': 0.34}",
+    "{'loss': 0.0923, 'grad_norm': 14.958441912749135, 'learning_rate': 9.6e-05, 'epoch': 0.38}",
+    "/venv/lib/python3.11/site-packages/torch/cuda/__init__.py:641: UserWarning: Can't initialize amdsmi - Error code: 34",
+    '  warnings.warn(f"Can\'t initialize amdsmi - Error code: {e.err_code}")',
+    "[W socket.cpp:663] [c10d] The client socket has timed out after 600s while trying to connect to (127.0.0.1, 29500).",
+    "[rank0]:[W321 02:07:08.408 ProcessGroupNCCL.cpp:1168] Warning: WorkNCCL timeout detected, dumping debug info",
+    "2024-03-01 10:00:00 - WARNING - transformers.trainer - No module named 'wandb'; logging to wandb disabled",
+    "FutureWarning: `resume_download` is deprecated and will be removed; ImportError is raised in 5.0",
+    "Gradient overflow.  Skipping step, loss scaler 0 reducing loss scale to 32768.0",
+    "ddp_timeout=1800, save_steps=500, logging_nan_inf_filter=True",
+    "Saving model checkpoint to /srv/training/current_model/checkpoint-500",
+]
+
+
+@pytest.mark.parametrize("line", HARMLESS)
+def test_harmless_lines_give_nothing(line):
+    assert crash.classify(line) is None
+
+
+def test_source_line_of_a_traceback_frame_is_not_a_crash():
+    frame = '  File "/venv/lib/python3.10/site-packages/transformers/utils/import_utils.py", line 1510, in _get_module'
+    assert crash.classify("    except ImportError as e:", frame) is None
+    assert crash.classify("ModuleNotFoundError: No module named 'flash_attn'", frame).category == "import_error"
+    assert crash.classify("    except ImportError as e:", "an ordinary line").category == "import_error"
+    prefixed = "2023-04-29 06:01:12.977 [pid 28936] [09c5]   File \"/opt/x.py\", line 379, in save"
+    assert crash.classify("2023-04-29 06:01:12.977 [pid 28936] [09c5]     raise ImportError(msg)", prefixed) is None
+    assert crash.classify("2023-04-29 06:01:12.977 [pid 28936] [09c5] OSError: [Errno 28] No space left on device",
+                          prefixed).category == "disk_full"
+
+
+def test_very_long_and_odd_lines_are_bounded():
+    assert crash.classify("x" * 1000000 + " CUDA out of memory") is None  # only the first 4096 characters count
+    assert crash.classify("\x00\x01\ufffd garbage \udcff") is None
+
+
+# -- line times --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("line, parts", [
+    ("2023-04-29 06:01:12.977 [177/train/578 (pid 28936)] ERROR main failed", (2023, 4, 29, 6, 1, 12)),
+    ("[INFO|trainer.py:3067] 2024-03-15 16:13:12,728 >> Saving model checkpoint", (2024, 3, 15, 16, 13, 12)),
+    ("  time      : 2024-09-09_09:36:56", (2024, 9, 9, 9, 36, 56)),
+    ("[rank0]:[E321 02:07:08.408271257 ProcessGroupNCCL.cpp:607] [Rank 0] Watchdog", (2026, 3, 21, 2, 7, 8)),
+    ("E1130 23:59:01.000 pg.cpp:1] x", (2025, 11, 30, 23, 59, 1)),  # glog: no year, in the future -> last year
+    ("Mar 21 02:07:08 host kernel: Out of memory: Killed process 1", (2026, 3, 21, 2, 7, 8)),
+    ("[Thu Mar 21 02:07:08 2024] python3 invoked oom-killer", (2024, 3, 21, 2, 7, 8)),
+])
+def test_line_times(line, parts):
+    assert int(crash.line_time(line, NOW)) == time.mktime(parts + (0, 0, -1))
+
+
+def test_iso_time_with_zone_and_no_time():
+    assert crash.line_time("2026-01-01T00:00:00Z job failed", NOW) == 1767225600
+    assert crash.line_time("2026-01-01T01:00:00+01:00 job failed", NOW) == 1767225600
+    assert crash.line_time("{'loss': nan, 'epoch': 0.09}", NOW) is None
+    assert crash.line_time("2026-13-45 99:99:99 not a time", NOW) is None
+
+
+def test_a_line_without_a_stamp_takes_the_time_of_the_line_before():
+    lines = ["2024-08-21 22:56:04 | starting", "torch.OutOfMemoryError: CUDA out of memory."]
+    (match,) = crash.scan_lines(lines, "x.log", NOW)
+    assert match["epoch"] == time.mktime((2024, 8, 21, 22, 56, 4, 0, 0, -1))
+
+
+# -- reading the end of a file -----------------------------------------------------------------
+
+def test_read_tail_returns_the_last_lines_with_their_offsets(tmp_path):
+    path = write(tmp_path / "a.log", "".join("line %d\n" % i for i in range(5000)))
+    tail = crash.read_tail(path, 3)
+    assert [t for _, t in tail.lines] == ["line 4997", "line 4998", "line 4999"]
+    with open(path, "rb") as handle:
+        data = handle.read()
+    for offset, text in tail.lines:
+        assert data[offset:offset + len(text)].decode() == text
+    assert tail.complete and tail.bytes_read < 70000  # one block from the end, not the file
+
+
+def test_read_tail_small_file_partial_last_line_crlf_and_bad_bytes(tmp_path):
+    path = tmp_path / "b.log"
+    path.write_bytes(b"first\r\nsecond \xff\xfe\nunterminated")
+    tail = crash.read_tail(str(path), 10)
+    assert [t for _, t in tail.lines] == ["first", "second \ufffd\ufffd", "unterminated"]
+    assert tail.lines[0][0] == 0 and tail.complete
+
+
+def test_read_tail_drops_the_partial_first_line(tmp_path):
+    path = write(tmp_path / "c.log", "a" * 100 + "\nkeep\n")
+    tail = crash.read_tail(path, 5, max_bytes=20)
+    assert [t for _, t in tail.lines] == ["keep"]
+    assert tail.complete is False and "limit" in tail.note
+
+
+def test_read_tail_of_a_huge_sparse_file_reads_only_its_budget(tmp_path):
+    path = str(tmp_path / "huge.log")
+    with open(path, "wb") as handle:
+        handle.truncate(1024 ** 3)
+        handle.seek(0, 2)
+        handle.write(b"\nRuntimeError: CUDA error: an illegal memory access was encountered\n")
+    tail = crash.read_tail(path, 1000)
+    assert tail.bytes_read <= 1000 * crash.BYTES_PER_LINE
+    assert tail.size > 1024 ** 3
+    assert tail.lines[-1][1].startswith("RuntimeError: CUDA error")
+    no_newlines = str(tmp_path / "zeros.log")
+    with open(no_newlines, "wb") as handle:
+        handle.truncate(1024 ** 3)
+    tail = crash.read_tail(no_newlines, 1000)
+    assert tail.lines == [] and tail.bytes_read == 1000 * crash.BYTES_PER_LINE and "limit" in tail.note
+
+
+def test_read_tail_stops_at_the_deadline(tmp_path):
+    path = write(tmp_path / "d.log", "x\n" * 200000)
+    ticks = iter([0.0, 0.0, 5.0, 5.0, 5.0])
+    tail = crash.read_tail(path, 100000, deadline=1.0, clock=lambda: next(ticks))
+    assert "timeout" in tail.note and tail.complete is False
+    assert 0 < len(tail.lines) < 100000
+
+
+def test_read_tail_refuses_what_is_not_a_regular_file(tmp_path):
+    fifo = str(tmp_path / "fifo.log")
+    os.mkfifo(fifo)
+    assert "fifo" in crash.read_tail(fifo).error  # and it did not block
+    assert "directory" in crash.read_tail(str(tmp_path)).error
+    assert crash.read_tail(str(tmp_path / "gone.log")).error.endswith("is missing")
+
+
+def test_expand_logs_globs_plain_paths_and_the_file_limit(tmp_path, monkeypatch):
+    for name in ("b.log", "a.log", "c.txt"):
+        write(tmp_path / name, "")
+    paths, note = crash.expand_logs([str(tmp_path / "*.log"), str(tmp_path / "a.log"), str(tmp_path / "none.log")])
+    assert paths == [str(tmp_path / "a.log"), str(tmp_path / "b.log"), str(tmp_path / "none.log")] and note is None
+    monkeypatch.setattr(crash, "MAX_FILES", 1)
+    paths, note = crash.expand_logs([str(tmp_path / "*.log")])
+    assert paths == [str(tmp_path / "b.log")] and "2 log files match" in note
+
+
+# -- events and the history --------------------------------------------------------------------
+
+OOM = "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB\n"
+
+
+def test_history_records_each_crash_once_and_counts_recurrence(tmp_path):
+    log = write(tmp_path / "train.log", "2026-03-21 10:00:00 step 1\n" + OOM)
+    history = str(tmp_path / ".crash_history.json")
+    first = crash.scan([log], history_file=history, now=NOW)
+    assert first["history"]["recorded"] == 1 and first["history"]["state"] == "missing"
+    assert first["crashes"][0]["recurrence_text"] == "1st cuda_oom in 24 h"
+    again = crash.scan([log], history_file=history, now=NOW + 60)
+    assert again["history"]["recorded"] == 0  # already recorded: never twice
+    assert again["crashes"][0]["recurrence"] == 1
+    with open(log, "a") as handle:
+        handle.write("2026-03-21 11:00:00 restarted\n" + "step\n" * 300 + OOM)
+    third = crash.scan([log], history_file=history, now=NOW + 120)
+    assert third["history"]["recorded"] == 1
+    assert third["crashes"][0]["count"] == 2 and third["crashes"][0]["recurrence_text"] == "2nd cuda_oom in 24 h"
+    with open(history) as handle:
+        doc = json.load(handle)
+    assert doc["kind"] == crash.HISTORY_KIND and len(doc["crashes"]) == 2
+    assert [r["last_seen"] for r in doc["crashes"]] == [crash._iso(time.mktime((2026, 3, 21, 10, 0, 0, 0, 0, -1))),
+                                                       crash._iso(time.mktime((2026, 3, 21, 11, 0, 0, 0, 0, -1)))]
+    assert sorted(os.listdir(str(tmp_path))) == [".crash_history.json", "train.log"]  # no temp file left
+
+
+def test_recurrence_window_is_24_hours(tmp_path):
+    history = str(tmp_path / "h.json")
+    old = {"fingerprint": "x", "category": "cuda_oom", "last_seen": crash._iso(NOW - 2 * 86400)}
+    recent = {"fingerprint": "y", "category": "cuda_oom", "last_seen": None, "recorded_at": crash._iso(NOW - 3600)}
+    other = {"fingerprint": "z", "category": "nan_loss", "last_seen": crash._iso(NOW - 60)}
+    with open(history, "w") as handle:
+        json.dump({"kind": crash.HISTORY_KIND, "version": 1, "crashes": [old, recent, other]}, handle)
+    log = write(tmp_path / "t.log", OOM)
+    report = crash.scan([log], history_file=history, now=NOW)
+    assert report["crashes"][0]["recurrence_text"] == "2nd cuda_oom in 24 h"
+
+
+def test_ordinals():
+    assert [crash.ordinal(n) for n in (1, 2, 3, 4, 11, 12, 13, 21, 22, 23, 101, 111)] == [
+        "1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "23rd", "101st", "111th"]
+
+
+def test_check_mode_writes_nothing(tmp_path):
+    log = write(tmp_path / "t.log", OOM)
+    history = str(tmp_path / "h.json")
+    report = crash.scan([log], history_file=history, check_mode=True, now=NOW)
+    assert report["history"]["would_record"] == 1 and report["history"]["recorded"] == 0
+    assert not os.path.exists(history)
+
+
+@pytest.mark.parametrize("content", [
+    b'[{"time": "2024-01-01", "error": "OOM"}]\n',   # an old tool's format: valid JSON, not ours
+    b'{"crashes": [1, 2]}',                            # not ours either
+    b'{"kind": "gpuops.preflight.crash_history", "crashes": [',  # cut in half
+    b"\xff\xfe not text",
+])
+def test_a_history_that_is_not_ours_is_reported_and_never_overwritten(tmp_path, content):
+    history = tmp_path / "h.json"
+    history.write_bytes(content)
+    log = write(tmp_path / "t.log", OOM)
+    report = crash.scan([log], history_file=str(history), now=NOW)
+    assert report["history"]["state"] == "unparseable" and "left as it is" in report["history"]["error"]
+    assert report["history"]["recorded"] == 0
+    assert history.read_bytes() == content
+    assert report["crashes"][0]["recurrence"] == 1  # counted from this scan alone
+
+
+def test_a_history_path_that_is_a_folder_or_a_fifo_is_left_alone(tmp_path):
+    log = write(tmp_path / "t.log", OOM)
+    folder = tmp_path / "hist"
+    folder.mkdir()
+    report = crash.scan([log], history_file=str(folder), now=NOW)
+    assert report["history"]["state"] == "not_regular" and folder.is_dir()
+    fifo = str(tmp_path / "fifo.json")
+    os.mkfifo(fifo)
+    report = crash.scan([log], history_file=fifo, now=NOW)
+    assert report["history"]["state"] == "not_regular"
+
+
+def test_events_split_on_distance_and_collapse_per_file_and_category(tmp_path):
+    text = OOM + "ok\n" * (crash.EVENT_GAP_LINES + 1) + OOM + OOM + "{'loss': nan}\n"
+    matches = crash.scan_lines([(i, t) for i, t in enumerate(text.splitlines())], "t.log", NOW)
+    crashes, events = crash.collapse(matches)
+    assert [(c["category"], c["count"]) for c in crashes] == [("cuda_oom", 3), ("nan_loss", 1)]
+    assert [(e["category"], e["count"]) for e in events] == [("cuda_oom", 1), ("cuda_oom", 2), ("nan_loss", 1)]
+    assert len(set(e["fingerprint"] for e in events)) == 3
+
+
+def test_scan_reports_unreadable_logs_and_records_nothing_when_disabled(tmp_path):
+    report = crash.scan([str(tmp_path / "missing.log"), str(tmp_path / "*.nothing")], history_file=None, now=NOW)
+    assert report["categories"] == [] and report["history"]["state"] == "disabled"
+    assert [f["error"] for f in report["files"]] == ["%s is missing" % (tmp_path / "missing.log")]
