@@ -44,8 +44,8 @@ class ActionModule(ActionBase):
             try:
                 _summary.write_summary(summary, args["summary_dir"], args["keep"])
             except (OSError, ValueError) as exc:
-                summary["notes"].append("summary not written to %s: %s" % (args["summary_dir"],
-                                                                          getattr(exc, "strerror", None) or exc))
+                why = getattr(exc, "strerror", None) or exc
+                summary["notes"].append("summary not written to %s: %s" % (args["summary_dir"], why))
         enabled = C.config.get_config_value("CALLBACKS_ENABLED") or []
         result.update(
             changed=False,

@@ -12,6 +12,7 @@ the ramdisk folder ``step<N>``, summary file names) it is in its shortest form: 
 
 from __future__ import annotations
 
+import math
 import re
 from decimal import Decimal
 
@@ -28,7 +29,7 @@ def parse_step(value, option="step"):
     if isinstance(value, bool):
         raise ValueError("%s must be a step number (%s), got %r" % (option, EXAMPLE, value))
     if isinstance(value, float):
-        if value != value or value in (float("inf"), float("-inf")):
+        if math.isnan(value) or math.isinf(value):
             raise ValueError("%s must be a step number (%s), got %r" % (option, EXAMPLE, value))
         text = repr(value)
     elif isinstance(value, int):
@@ -71,4 +72,3 @@ def parse_steps(values, option):
 def folder_name(step):
     """The step's ramdisk folder under the ramdisk root: step3, step2.5."""
     return "step%s" % step
-

@@ -112,11 +112,7 @@ EXAMPLES = r"""
 - name: Check this host for step 3
   gpuops.preflight.node_preflight:
     step: 3
-    ramdisk_dir:
-    description: The step's folder under O(ramdisk_root) when the pipeline names it otherwise than C(step<step>).
-    type: str
-    version_added: 2.0.0
-  ramdisk_files: [train_history.json, holdout_history.json]
+    ramdisk_files: [train_history.json, holdout_history.json]
     expected_gpu_count: 12
     excluded_gpus:
       - {gpu: 10, reason: "SMU 0xFFFFFFFF errors"}

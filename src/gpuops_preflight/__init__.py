@@ -30,6 +30,6 @@ def __getattr__(name: str):
 INTEGRATION_AVAILABLE, UNAVAILABLE_REASON = availability()
 
 __all__ = [
-    "DEFAULT_CLEANUP_STEPS", "HostResult", "INTEGRATION_AVAILABLE", "Item", "Report", "UNAVAILABLE_REASON",
+    "HostResult", "INTEGRATION_AVAILABLE", "Item", "Report", "UNAVAILABLE_REASON",
     "availability", "guard_step", "query_failures", "run_cleanup", "run_preflight",
 ]

@@ -23,7 +23,7 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
 
 def load_sync():
-    loader = importlib.machinery.SourceFileLoader("sync_checks", os.path.join(ROOT, "scripts", "sync-checks"))
+    loader = importlib.machinery.SourceFileLoader("sync_checks", os.path.join(ROOT, "scripts", "sync_checks.py"))
     spec = importlib.util.spec_from_loader("sync_checks", loader)
     module = importlib.util.module_from_spec(spec)
     loader.exec_module(module)
@@ -61,8 +61,8 @@ def throwaway(monkeypatch):
                               "Nothing to fix: it is a test.", "DUMMY_CHECKED", "Dummy",
                               needs=("dummy",), evaluate=dummy_evaluate)
     base = _preflight.FAMILY
-    collectors = dict(base.collectors, dummy=_host_runner.Collector("dummy", lambda ctx, deadline: 42,
-                                                                     lambda params: "the dummy collector"))
+    dummy_collector = _host_runner.Collector("dummy", lambda ctx, deadline: 42, lambda params: "the dummy collector")
+    collectors = dict(base.collectors, dummy=dummy_collector)
     family = _checks.Family(base.kind, base.word, _checks.registry(*(list(base.checks.values()) + [dummy])),
                             collectors, base.node_module, base.stats_key, base.file_prefix, base.option_prefix)
     monkeypatch.setitem(_families.FAMILIES, base.kind, family)

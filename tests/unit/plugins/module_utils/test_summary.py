@@ -3,8 +3,6 @@ from __future__ import annotations
 import json
 import os
 
-import pytest
-
 from ansible_collections.gpuops.preflight.plugins.module_utils import _checks, _plan, _summary
 
 
