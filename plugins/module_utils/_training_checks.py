@@ -428,6 +428,8 @@ def evaluate_memory(memory, fix=None, min_available_bytes=DEFAULTS["min_availabl
 def evaluate_config(config, fix=None):
     name = "config"
     details = {"path": config["path"], "codes": [p["code"] for p in config.get("problems") or []]}
+    if config.get("state") == "disabled":
+        return [], "no config file configured", details
     if config.get("error"):
         return [_p(name, FAIL, config["error"], fix)], None, details
     problems = [_p(name, FAIL, item["message"], fix, key=item["key"], code=item["code"])
