@@ -816,7 +816,7 @@ class _LineSource(object):
                 self.skipped.append((position - len(buffer), max(chunks.size, position), "the time ran out"))
                 return
             left = self.deadline - now
-            if scanned >= 4 * CHUNK_BYTES and now > start and chunks.size - position > scanned / (now - start) * left * 0.9:
+            if scanned >= 2 * CHUNK_BYTES and now > start and chunks.size - position > scanned / (now - start) * left * 0.9:
                 target = chunks.size - int(scanned / (now - start) * left * 0.6)
                 if target > position + CHUNK_BYTES:
                     self.skipped.append((position - len(buffer), target, "skipped to scan the newest lines in time"))

@@ -44,6 +44,8 @@ AMD_SAMPLES = [
     ("amdgpu: [powerplay] failed send message: TransferTableSmu2Dram (18) param: 0x00000006 response 0xffffffc2",
      "smu_message_failed"),
     ("amdgpu: [powerplay] Failed to send message 0x1d, response 0xfffffffb param 0x0", "smu_message_failed"),
+    ("amdgpu: [powerplay] Failed to send message 0x1d, response 0x0 param 0x0", "smu_no_response"),
+    ("amdgpu: [powerplay] Failed message: 0x2c, input parameter: 0x10, error code: 0x0", "smu_no_response"),
     ("amdgpu: [powerplay] Failed to read message arg 0x1d, response 0xfffffffb param 0x0", "smu_message_failed"),
     ("amdgpu: [powerplay] Failed message: 0x2c, input parameter: 0x10, error code: 0xfe", "smu_message_failed"),
     ("amdgpu: [powerplay] [DisableAllSMUFeatures] Failed to disable all smu features!", "smu_message_failed"),
@@ -311,6 +313,8 @@ def test_unknown_vendor_is_a_clear_error(vendors):
     "applesmc: SMC is not ready",
     "i915 0000:00:02.0: [drm] GPU HANG: ecode 12:1:85dffffb, in Xorg [1234]",
     "postgres: Xid wraparound warning",
+    "ipmi_si: Failed to send message 0x12, response 0x0",       # not amdgpu's
+    "mlx5_core: failed message, response 0",
     # Page-fault detail lines belong to the header line.
     "amdgpu 0000:03:00.0: amdgpu:   in page starting at address 0x00000002e4cd2000 from client 10",
     "amdgpu 0000:03:00.0: amdgpu: GCVM_L2_PROTECTION_FAULT_STATUS:0x00801031",
@@ -463,6 +467,15 @@ def test_hang_lines_that_name_no_gpu_join_the_gpu_that_resets():
     # Too far before the reset, the GPU-less hang line stays on its own.
     far = lines[:1] + ["[ 2237.95] usb 1-4: new device"] * 60 + lines[2:]
     assert kinds(kl.scan(far, boot_time=0.0))[:2] == [("ring_timeout", kl.SOFT, None), ("gpu_reset", kl.SOFT, "0000:0a:00.0")]
+
+
+def test_what_hung_is_named_by_the_first_hang_line():
+    lines = [amd(GPU03, "IP block:gfx_v11_0 is hung!", 1.0), amd(GPU03, "ring mes_kiq_3.1.0 test failed (-110)", 2.0),
+             amd(GPU03, "GPU reset(1) succeeded!", 3.0)]
+    assert [f["hung"] for f in kl.scan(lines, boot_time=0.0)] == ["IP block:gfx_v11_0 is hung"]
+    lines = ["[ 1.0] amdgpu: Failed to evict queue 10", amd(GPU03, "GPU reset begin!", 1.5),
+             amd(GPU03, "GPU reset(1) succeeded!", 3.0)]
+    assert [(f["hung"], f["first_epoch"]) for f in kl.scan(lines, boot_time=0.0)] == [("queue eviction failed", 1.0)]
 
 
 def test_a_reset_nothing_hung_before_is_its_own_soft_finding():
