@@ -3,6 +3,7 @@ recovery in sequence, NVIDIA Xids, times, and garbage."""
 
 from __future__ import annotations
 
+import pathlib
 import random
 import time
 
@@ -622,3 +623,41 @@ def test_flood_collapses_into_one_finding():
                          % (i // 3600 % 60, i // 60 % 60, i, i))
     findings = kl.scan(lines, since=T)
     assert [(f["category"], f["count"]) for f in findings] == [("register_access_failed", 33334)]
+
+
+# -- docs/KERNEL_LOG.md is held to the tables ----------------------------------------------------------
+
+DOC = (pathlib.Path(__file__).resolve().parents[4] / "docs" / "KERNEL_LOG.md").read_text(encoding="utf-8")
+
+
+def doc_rows(heading):
+    section = DOC.split("\n## " + heading, 1)[1].split("\n## ", 1)[0]
+    return [[cell.strip() for cell in line.strip("|").split("|")] for line in section.splitlines()
+            if line.startswith("| ") and not line.startswith("| ---")][1:]
+
+
+def test_doc_lists_every_category_with_its_severity():
+    rows = dict((row[0].strip("`"), row[1]) for row in doc_rows("Categories"))
+    assert sorted(rows) == sorted(kl.CATEGORIES)
+    for category, (severity, _fix) in kl.CATEGORIES.items():
+        assert rows[category].startswith(severity)
+
+
+def test_doc_lists_every_xid_with_its_category_and_severity():
+    documented = {}
+    for row in doc_rows("NVIDIA table"):
+        if row[0] == "any other":
+            documented["other"] = (row[1].strip("`"), row[2])
+            continue
+        first, _, last = row[0].partition("-")
+        for xid in range(int(first), int(last or first) + 1):
+            documented[xid] = (row[1].strip("`"), row[2])
+    assert sorted(x for x in documented if x != "other") == sorted(nv_table.XIDS)
+    for xid, (category, severity, _summary, _fix) in nv_table.XIDS.items():
+        assert documented[xid] == (category, severity), xid
+    assert documented["other"] == nv_table.UNKNOWN_XID[:2]
+
+
+def test_doc_amdgpu_table_names_every_amdgpu_category():
+    assert sorted(row[0].strip("`") for row in doc_rows("amdgpu table")) == sorted(
+        set(p.category for p in kl.PATTERNS if p.vendor == "amd"))
