@@ -175,9 +175,9 @@ def blank_card(position):
         "vram_total_bytes": None, "vram_used_bytes": None, "vram_free_bytes": None, "busy_percent": None,
         "memory_busy_percent": None, "temperature_edge_c": None, "power_w": None, "power_limit_w": None,
         "performance_state": None, "fan_percent": None, "persistence_mode": None, "mig_mode": None,
-        "mig_devices": 0, "compute_mode": None, "ecc": {"mode": None, "volatile_uncorrected": None,
-                                                       "aggregate_uncorrected": None, "volatile_corrected": None,
-                                                       "aggregate_corrected": None},
+        "mig_devices": 0, "compute_mode": None,
+        "ecc": {"mode": None, "volatile_uncorrected": None, "aggregate_uncorrected": None, "volatile_corrected": None,
+                "aggregate_corrected": None},
         "retired_pages": {"single_bit": None, "double_bit": None, "pending": None},
         "remapped_rows": {"corrected": None, "uncorrected": None, "pending": None, "failure": None},
         "clocks_event_reasons": None, "recovery_action": None, "minor_number": None,
@@ -556,7 +556,7 @@ def parse_table(stdout):
                 _table_card(block, cards)
                 block = []
             continue
-        cells = [c for c in stripped.strip("|").split("|")]
+        cells = stripped.strip("|").split("|")
         if set(stripped) <= set("|=+- "):
             block = []  # the ==== line under the column titles: GPU rows start after it
             continue

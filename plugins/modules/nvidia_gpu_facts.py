@@ -193,7 +193,10 @@ ansible_facts:
           type: str
           returned: always
         format: {description: "What nvidia-smi printed: V(xml), V(csv), V(table) or null.", type: str, returned: always}
-        schema: {description: The XML schema (V(v10) ... V(v13)), when the DOCTYPE names it., type: str, returned: always}
+        schema:
+          description: The XML schema (V(v10) ... V(v13)) when the DOCTYPE names it, else null.
+          type: str
+          returned: always
         driver_version: {description: The driver version nvidia-smi reported., type: str, returned: always}
         elapsed_s: {description: Seconds the tool ran., type: float, returned: always}
         timed_out: {description: Whether the tool was killed at its timeout., type: bool, returned: always}
