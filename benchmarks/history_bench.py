@@ -62,7 +62,7 @@ def one_round(folder: str, cache: str) -> dict:
     cold_scan, found = timed(lambda: history.scan(folder, cache_path=cache))
     cold_analyse, doc = timed(lambda: history.analyse(found))
     warm_scan, again = timed(lambda: history.scan(folder, cache_path=cache))
-    warm_analyse, _ = timed(lambda: history.analyse(again))
+    warm_analyse = timed(lambda: history.analyse(again))[0]
     assert again.read == 0 and again.cached == found.read, (again.read, again.cached)
     newest = max((r for r in found.records), key=lambda r: r["finished"])
     write_run(pathlib.Path(folder), fixture("smu_failure"), newest["finished"] + 3600.0)
@@ -101,7 +101,7 @@ def main(argv=None) -> int:
         folder = os.path.join(work, "summaries")
         os.mkdir(folder)
         build_s, size = timed(lambda: build(folder, args.files))
-        rounds = [one_round(folder, os.path.join(work, "index.json")) for _ in range(args.repeats)]
+        rounds = [one_round(folder, os.path.join(work, "index.json")) for _round in range(args.repeats)]
     finally:
         shutil.rmtree(work, ignore_errors=True)
     result = {"files": args.files, "bytes": size, "build_s": build_s, "rounds": rounds, "machine": machine()}

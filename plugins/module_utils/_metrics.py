@@ -21,6 +21,7 @@ No sample carries a timestamp (the textfile collector refuses them); the run's t
 
 from __future__ import annotations
 
+import math
 import os
 import re
 
@@ -99,9 +100,9 @@ def _number(value):
     if isinstance(value, int):
         return value
     if isinstance(value, float):
-        if value != value:
+        if math.isnan(value):
             return "NaN"
-        if value in (float("inf"), float("-inf")):
+        if math.isinf(value):
             return "+Inf" if value > 0 else "-Inf"
         return value
     return None

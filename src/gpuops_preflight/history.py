@@ -294,8 +294,33 @@ def _write_index(path: str, summary_dir: str, files: dict, gpusets: GpuSets) -> 
                 for h, e in record["hosts"].items()))
         out[name] = [size, mtime, record]
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    files_module().write_atomic(path, json.dumps({"version": INDEX_VERSION, "summary_dir": os.path.realpath(summary_dir),
-                                             "gpusets": kept.sets, "files": out}, separators=(",", ":")))
+    index = {"version": INDEX_VERSION, "summary_dir": os.path.realpath(summary_dir), "gpusets": kept.sets,
+             "files": out}
+    files_module().write_atomic(path, json.dumps(index, separators=(",", ":")))
+
+
+_HOST_FIELDS = (("status", str), ("observed", bool), ("set", int), ("health", list), ("excluded", list),
+                ("watch", list), ("findings", dict))
+
+
+def _valid_record(record: Any, gpusets: GpuSets) -> bool:
+    """An index entry as extract() makes it (a skip reason, or a record whose parts analyse() reads)."""
+    if isinstance(record, str):
+        return record in (NOT_REGULAR, TOO_LARGE, UNREADABLE, NOT_JSON, NOT_SUMMARY)
+    if not isinstance(record, dict) or not isinstance(record.get("kind"), str) or not isinstance(
+            record.get("file"), str) or not isinstance(record.get("hosts"), dict):
+        return False
+    if record.get("finished") is not None and not isinstance(record["finished"], (int, float)):
+        return False
+    for entry in record["hosts"].values():
+        if not isinstance(entry, dict) or not all(isinstance(entry.get(k), t) for k, t in _HOST_FIELDS):
+            return False
+        if not 0 <= entry["set"] < len(gpusets.sets) or len(entry["health"]) != len(gpusets.sets[entry["set"]]):
+            return False
+        for findings in entry["findings"].values():
+            if not isinstance(findings, list) or not all(isinstance(f, list) and len(f) == 4 for f in findings):
+                return False
+    return True
 
 
 def _read_one(path: str, name: str, gpusets: GpuSets) -> dict | str:
@@ -349,7 +374,7 @@ def scan(summary_dir: str | None = None, cache_path: str | None = None, use_cach
             continue
         cached = old.get(entry.name)
         if (isinstance(cached, list) and len(cached) == 3 and cached[0] == info.st_size
-                and cached[1] == info.st_mtime_ns and isinstance(cached[2], (dict, str))):
+                and cached[1] == info.st_mtime_ns and _valid_record(cached[2], gpusets)):
             record = cached[2]
             result.cached += 1
         else:

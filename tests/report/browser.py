@@ -68,7 +68,7 @@ class _Pipe(object):
             left = self.deadline - time.monotonic()
             if left <= 0:
                 raise BrowserError("chromium did not answer in time")
-            ready, _, _ = select.select([self.read_fd], [], [], left)
+            ready = select.select([self.read_fd], [], [], left)[0]
             if ready:
                 chunk = os.read(self.read_fd, 1 << 20)
                 if not chunk:

@@ -209,6 +209,18 @@ def test_a_corrupt_or_foreign_index_is_rebuilt(smu_series, tmp_path):
     bad["files"] = dict((name, [1, 2, {"kind": "preflight"}]) for name in bad["files"])  # stale keys
     cache.write_text(json.dumps(bad))
     assert history.scan(str(other), cache_path=str(cache)).read == 1
+    # Entries with the right keys but a shape analyse() cannot read are read again from the file.
+    index = json.loads(cache.read_text())
+    for name, (size, mtime, record) in list(index["files"].items()):
+        index["files"][name] = [size, mtime, dict(record, hosts={"rig-6600": {"set": 99}})]
+    cache.write_text(json.dumps(index))
+    again = history.scan(str(other), cache_path=str(cache))
+    assert again.read == 1 and history.analyse(again)["runs"] == 1
+    index = json.loads(cache.read_text())
+    for name, (size, mtime, record) in list(index["files"].items()):
+        index["files"][name] = [size, mtime, "a reason nobody gives"]
+    cache.write_text(json.dumps(index))
+    assert history.scan(str(other), cache_path=str(cache)).read == 1
 
 
 def test_an_index_that_cannot_be_written_is_a_note_not_an_error(smu_series, tmp_path):

@@ -99,7 +99,8 @@ def test_a_lost_gpu_on_an_excluded_slot_reads_as_lost_and_excluded():
     assert value(parsed, "gpuops_host_status", kind="preflight", host="rig-6600b", status="warnings") == 1
     assert value(parsed, "gpuops_host_warnings", kind="preflight", host="rig-6600b") == 1
     assert value(parsed, "gpuops_host_hard_failures", kind="preflight", host="rig-6600b") == 0
-    watch = dict(labels, index=7, bdf="0000:18:00.0")
+    watch = dict(labels)
+    watch.update(index=7, bdf="0000:18:00.0")
     assert value(parsed, "gpuops_gpu_watchlisted", **watch) == 1
 
 
@@ -185,7 +186,7 @@ def test_hostile_label_values_are_escaped_and_read_back_exactly():
 
 def test_odd_documents_give_valid_output_not_a_traceback():
     summary = {
-        "kind": "preflight", "step": "3", "passed": None, "finished_at": "not a time", "duration_s": "1.5",
+        "kind": "preflight", "step": "3", "passed": None, "finished_at": "not a time", "duration_s": float("inf"),
         "hard_failures": [None, {"host": "a", "check": "ssh", "status": "bogus"}], "warnings": "nope",
         "totals": [], "hosts": {
             "a": {"status": 7, "checks": {"vram": {"status": None, "elapsed_s": "x"}, "caches": "odd"},
@@ -198,6 +199,8 @@ def test_odd_documents_give_valid_output_not_a_traceback():
     parsed = samples(_metrics.render(summary))
     assert value(parsed, "gpuops_run_passed", kind="preflight") == 0  # a hard failure is listed
     assert not series(parsed, "gpuops_run_step")  # "3" is not a number of the document's type
+    assert not series(parsed, "gpuops_run_finished_timestamp_seconds")
+    assert value(parsed, "gpuops_run_duration_seconds", kind="preflight") == float("inf")
     # A health outside the known states is still one current state, never a silent 'ok'.
     gpu = dict(kind="preflight", host="a", index=1, bdf="0000:0b:00.0", model="")
     assert value(parsed, "gpuops_gpu_health", state="on fire", **gpu) == 1
