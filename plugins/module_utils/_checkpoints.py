@@ -62,7 +62,7 @@ RESUME_PARTS = (
 
 # Any of these names makes a folder a checkpoint (or an export) by itself.
 _CHECKPOINT_MARKERS = frozenset(FULL_SINGLE + LORA_WEIGHTS + (TRAINER_STATE, "optimizer.pt", LORA_CONFIG)
-                                + tuple(index for index, _, _ in FULL_INDEXES))
+                                + tuple(row[0] for row in FULL_INDEXES))
 
 
 def _listing(path):
@@ -206,10 +206,11 @@ def inspect(folder, expect_layout=AUTO):
     if error:
         entry["problems"].append(error)
     match = CHECKPOINT_DIR.match(name)
-    entry["step"] = int(match.group(1)) if match else step
-    if match and step is not None and step != entry["step"]:
+    folder_step = int(match.group(1)) if match else None
+    entry["step"] = folder_step if folder_step is not None else step
+    if folder_step is not None and step is not None and step != folder_step:
         entry["problems"].append("%s: trainer_state.json says global_step %d, the folder name says %d"
-                                 % (folder, step, entry["step"]))
+                                 % (folder, step, folder_step))
     entry["resumable"] = not missing and not entry["empty"] and error is None and step is not None
     return entry
 

@@ -573,8 +573,9 @@ def scan(patterns, lines=DEFAULT_LINES, history_file=None, record=True, check_mo
             outcome["would_record"] = len(new_records)
         else:
             try:
-                _config.write_json_atomic(history_file, {"kind": HISTORY_KIND, "version": HISTORY_VERSION,
-                                                        "crashes": history["records"] + new_records})
+                document = {"kind": HISTORY_KIND, "version": HISTORY_VERSION,
+                            "crashes": history["records"] + new_records}
+                _config.write_json_atomic(history_file, document)
                 outcome["recorded"] = len(new_records)
             except (_config.JsonFileError, OSError) as exc:
                 outcome["state"] = "error"

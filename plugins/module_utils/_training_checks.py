@@ -437,7 +437,7 @@ def evaluate_config(config, fix=None):
     if problems:
         return problems, None, details
     cfg = config["config"]
-    mode, _ = _config.training_mode(cfg)
+    mode = _config.training_mode(cfg)[0]
     return [], "%s is valid (base_model %s, output_dir %s, %s)" % (
         config["path"], cfg.get("base_model"), cfg.get("output_dir"),
         "LoRA" if mode == "lora" else "full fine-tuning" if mode == "full" else "mode not stated"), details
@@ -512,8 +512,8 @@ def evaluate_layout(layout, fix=None):
             problems.append(_p(name, FAIL, "required %s %s is missing" % (kind, entry["path"]), how,
                                path=entry["path"]))
         elif entry["actual"] == "unknown":
-            problems.append(_p(name, UNKNOWN, "required %s %s cannot be looked at: %s" % (kind, entry["path"],
-                                                                                           entry["error"]),
+            problems.append(_p(name, UNKNOWN, "required %s %s cannot be looked at: %s"
+                               % (kind, entry["path"], entry["error"]),
                                "Check the permissions of the base folder.", path=entry["path"]))
         else:
             problems.append(_p(name, FAIL, "required %s %s is %s, not a %s" % (
@@ -582,8 +582,8 @@ def evaluate_crash_log(scan, fix=None):
         return problems, None, details
     if not scan["files"]:
         return [], "no log file to scan", details
-    return [], "no crash in the last lines of %d log file%s" % (len(scan["files"]),
-                                                                  "" if len(scan["files"]) == 1 else "s"), details
+    count = len(scan["files"])
+    return [], "no crash in the last lines of %d log file%s" % (count, "" if count == 1 else "s"), details
 
 
 def evaluate_config_lock(lock, config, checkpoints, fix=None):

@@ -457,10 +457,10 @@ def validate(config, base_dir):
     if not any(key in config for key in DATASET_KEYS):
         problems.append(_problem("dataset_path", MISSING_KEY, "config.json names no training data: set one of %s"
                                  % ", ".join(DATASET_KEYS)))
-    modes = set(mode for _, _, mode in mode_signals(config))
-    if len(modes) > 1:
+    signals = mode_signals(config)
+    if len(set(signal[2] for signal in signals)) > 1:
         problems.append(_problem("finetuning_type", CONFLICT, "config.json says both full fine-tuning and LoRA: %s"
-                                 % ", ".join("%s: %s" % (k, _show(v)) for k, v, _ in mode_signals(config))))
+                                 % ", ".join("%s: %s" % (key, _show(value)) for key, value, mode in signals)))
     if config.get("fp16") is True and config.get("bf16") is True:
         problems.append(_problem("bf16", CONFLICT, "config.json: fp16 and bf16 are both true; choose one"))
     return problems

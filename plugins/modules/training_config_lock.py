@@ -51,7 +51,7 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    details: In check mode the lock is not written; RV(changed) says whether it would be.
+    details: In check mode the lock is not written; C(changed) says whether it would be.
   diff_mode:
     support: full
     details: With O(state=locked), the diff shows the locked config before and after.
@@ -165,6 +165,27 @@ checkpoints_exist:
   description: Whether any checkpoint exists in O(checkpoint_dir).
   returned: always
   type: bool
+diff:
+  description: The locked config before and after (pretty JSON), when O(state=locked) writes a new lock.
+  returned: in diff mode, when the lock changes
+  type: dict
+  contains:
+    before:
+      description: The config of the old lock, or empty when there was none.
+      type: str
+      returned: always
+    after:
+      description: The config locked now.
+      type: str
+      returned: always
+    before_header:
+      description: The header of the diff's before side.
+      type: str
+      returned: always
+    after_header:
+      description: The header of the diff's after side.
+      type: str
+      returned: always
 """
 
 import json
