@@ -84,9 +84,8 @@ KNOBS: dict[str, tuple[str | None, Any, Callable[[Any, str], Any]]] = {
     "mps_control": (None, "nvidia-cuda-mps-control", _text),
     "orchestrator_instances": ("ORCHESTRATOR_INSTANCE", "orchestrator,gpu-orchestrator", _text),
 }
-FLAG_NAMES = {"url": "--url", "model_map": "--model-map", "store_root": "--store-root", "timeout": "--timeout",
-              "require_mps": "--require-mps", "bus_url": "--require-bus", "refresh": "--refresh",
-              "service_user": "--service-user", "cache_dir": "--cache-dir", "strict": "--strict-model-store"}
+# Flags not named --<setting with dashes>.
+FLAG_NAMES = {"bus_url": "--require-bus", "strict": "--strict-model-store"}
 
 
 class Settings:

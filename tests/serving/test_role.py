@@ -1,0 +1,185 @@
+"""Role gpuops.preflight.serving_gate_unit with the real ansible-playbook, into a temp systemd folder:
+the drop-ins' content, idempotence, check mode, the timeout rule, the sudoers drop-in's validation
+(the real visudo runs in the systemd container test; here a stand-in shows the role calls it and
+installs nothing it refused), removal. The units themselves start for real in tests/systemd."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BIN = os.path.dirname(sys.executable)
+DROPIN = "50-gpuops-serving-gate.conf"
+
+
+class Role(object):
+    def __init__(self, base):
+        self.base = str(base)
+        self.systemd = os.path.join(self.base, "systemd")
+        self.sudoers = os.path.join(self.base, "sudoers.d")
+        os.makedirs(self.sudoers)
+        self.playbook = os.path.join(self.base, "play.yml")
+        with open(self.playbook, "w") as handle:
+            handle.write("- hosts: localhost\n  connection: local\n  gather_facts: false\n  roles:\n"
+                         "    - role: gpuops.preflight.serving_gate_unit\n")
+
+    def vars(self, **extra):
+        base = {"serving_gate_unit_template": "agent@.service", "serving_gate_unit_instances": ["crawler", "mcp"],
+                "serving_gate_unit_model_map": "/etc/gpuops/agent_models.json",
+                "serving_gate_unit_store_root": "/srv/models", "serving_gate_unit_systemd_dir": self.systemd,
+                "serving_gate_unit_sudoers_dir": self.sudoers, "serving_gate_unit_daemon_reload": False,
+                "serving_gate_unit_timeout_start_sec": 360, "ansible_python_interpreter": sys.executable}
+        base.update(extra)
+        return base
+
+    def run(self, *args, **extra):
+        path = os.path.join(self.base, "vars.json")
+        with open(path, "w") as handle:
+            json.dump(self.vars(**extra), handle)
+        proc = subprocess.run([os.path.join(BIN, "ansible-playbook"), "-i", "localhost,", self.playbook,
+                               "-e", "@" + path] + list(args), cwd=ROOT,
+                              env=dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0"),
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, timeout=300,
+                              check=False)
+        recap = re.search(r"localhost\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=\d+\s+failed=(\d+)", proc.stdout)
+        proc.changed = int(recap.group(2)) if recap else None
+        proc.failed = int(recap.group(3)) if recap else None
+        return proc
+
+    def files(self):
+        out = []
+        for folder in (self.systemd, self.sudoers):
+            for path, _dirs, names in os.walk(folder):
+                out.extend(os.path.relpath(os.path.join(path, n), self.base) for n in names)
+        return sorted(out)
+
+    def read(self, rel):
+        with open(os.path.join(self.base, rel)) as handle:
+            return handle.read()
+
+
+@pytest.fixture
+def role(tmp_path):
+    return Role(tmp_path)
+
+
+def test_drop_ins_idempotent_and_removed(role):
+    first = role.run()
+    assert first.returncode == 0 and first.failed == 0 and first.changed == 2, first.stdout
+    assert role.files() == ["systemd/agent@crawler.service.d/%s" % DROPIN, "systemd/agent@mcp.service.d/%s" % DROPIN]
+    text = role.read("systemd/agent@crawler.service.d/%s" % DROPIN)
+    assert "\n[Service]\n" in text
+    assert 'Environment="GPU_ORCHESTRATOR_URL=http://127.0.0.1:8014"\n' in text
+    assert 'Environment="AGENT_MODEL_MAP=/etc/gpuops/agent_models.json"\n' in text
+    assert 'Environment="MODEL_STORE_ROOT=/srv/models"\n' in text
+    assert 'Environment="STRICT_MODEL_STORE=1"\n' in text and 'Environment="GATE_TIMEOUT=300"\n' in text
+    assert 'Environment="REQUIRE_MPS=0"\n' in text and 'Environment="REQUIRE_BUS=0"\n' in text
+    assert "\nTimeoutStartSec=360\n" in text
+    assert text.rstrip().endswith("\nExecStartPre=/usr/local/bin/gpuops-preflight-local gate --instance crawler")
+    again = role.run()
+    assert again.returncode == 0 and again.changed == 0, again.stdout
+    gone = role.run(serving_gate_unit_state="absent")
+    assert gone.returncode == 0 and gone.changed > 0
+    assert role.files() == [] and os.listdir(role.systemd) == []
+    assert role.run(serving_gate_unit_state="absent").changed == 0
+
+
+def test_check_mode_changes_nothing(role):
+    proc = role.run("--check")
+    assert proc.returncode == 0 and proc.changed == 2
+    assert not os.path.exists(role.systemd)
+
+
+def test_instances_no_longer_named_lose_the_gate_but_keep_their_other_drop_ins(role):
+    assert role.run().returncode == 0
+    other = os.path.join(role.systemd, "agent@mcp.service.d", "10-local.conf")
+    with open(other, "w") as handle:
+        handle.write("[Service]\nNice=5\n")
+    proc = role.run(serving_gate_unit_instances=["crawler"])
+    assert proc.returncode == 0 and proc.changed == 1
+    assert role.files() == ["systemd/agent@crawler.service.d/%s" % DROPIN, "systemd/agent@mcp.service.d/10-local.conf"]
+    assert role.run(serving_gate_unit_state="absent").returncode == 0
+    assert role.files() == ["systemd/agent@mcp.service.d/10-local.conf"]
+
+
+def test_values_are_quoted_for_systemd(role):
+    proc = role.run(serving_gate_unit_environment={"NOTE": '100% "sure" \\ $HOME'},
+                    serving_gate_unit_instances=["crawler"])
+    assert proc.returncode == 0, proc.stdout
+    text = role.read("systemd/agent@crawler.service.d/%s" % DROPIN)
+    assert 'Environment="NOTE=100%% \\"sure\\" \\\\ $HOME"\n' in text
+
+
+@pytest.mark.parametrize("extra, expected", [
+    ({"serving_gate_unit_timeout_start_sec": "5min"},
+     "GATE_TIMEOUT (300 s) is not below the TimeoutStartSec of agent@crawler.service (300.0 s)"),
+    ({"serving_gate_unit_timeout_start_sec": "soon"}, "(unreadable: soon)"),
+    ({"serving_gate_unit_template": "agent.service"}, "serving_gate_unit_template must be a template unit"),
+    ({"serving_gate_unit_instances": ["crawler", "bad name"]}, "serving_gate_unit_instances a list of instance names"),
+    ({"serving_gate_unit_model_map": "relative.json"}, "serving_gate_unit_model_map (an absolute path)"),
+    ({"serving_gate_unit_store_root": ""}, "required while serving_gate_unit_strict_model_store is true"),
+    ({"serving_gate_unit_environment": {"X": "a\nb"}}, "no control characters in any setting"),
+    ({"serving_gate_unit_sudoers": True}, "the sudoers drop-in needs serving_gate_unit_service_user"),
+])
+def test_bad_settings_fail_before_anything_changes(role, extra, expected):
+    proc = role.run(**extra)
+    assert proc.returncode != 0 and proc.failed == 1
+    assert expected in " ".join(proc.stdout.split()), proc.stdout
+    assert not os.path.exists(role.systemd)
+
+
+def test_timeouts_in_systemd_spans_below_the_gate_pass(role):
+    proc = role.run(serving_gate_unit_timeout_start_sec="1min 30s", serving_gate_unit_timeout=60)
+    assert proc.returncode == 0, proc.stdout
+    assert "\nTimeoutStartSec=1min 30s\n" in role.read("systemd/agent@crawler.service.d/%s" % DROPIN)
+    assert role.run(serving_gate_unit_timeout_start_sec="infinity").returncode == 0
+
+
+def stand_in_visudo(base, verdict):
+    """A visudo that records what it was asked to check and answers ``verdict`` (0 or 1)."""
+    path = os.path.join(str(base), "visudo")
+    with open(path, "w") as handle:
+        handle.write("#!/bin/sh\n[ \"$1\" = -cf ] || exit 2\ncp \"$2\" %s/checked\necho \"$2: parsed OK\"\nexit %d\n"
+                     % (base, verdict))
+    os.chmod(path, 0o755)
+    return path
+
+
+def test_sudoers_drop_in_is_validated_and_the_units_call_the_gate_through_sudo(role):
+    visudo = stand_in_visudo(role.base, 0)
+    proc = role.run(serving_gate_unit_sudoers=True, serving_gate_unit_service_user="svc",
+                    serving_gate_unit_visudo=visudo, serving_gate_unit_bus_url="http://bus:9000/ready",
+                    serving_gate_unit_require_bus=True)
+    assert proc.returncode == 0, proc.stdout
+    sudoers = role.read("sudoers.d/gpuops-serving-gate-agent")
+    assert sudoers == role.read("checked")
+    assert oct(os.stat(os.path.join(role.sudoers, "gpuops-serving-gate-agent")).st_mode & 0o777) == "0o440"
+    flags = ("--url http\\://127.0.0.1\\:8014 --model-map /etc/gpuops/agent_models.json --timeout 300 "
+             "--strict-model-store 1 --store-root /srv/models --require-bus http\\://bus\\:9000/ready")
+    assert ("Cmnd_Alias GPUOPS_SERVING_GATE_AGENT = \\\n"
+            "    /usr/local/bin/gpuops-preflight-local gate --instance crawler %s, \\\n"
+            "    /usr/local/bin/gpuops-preflight-local gate --instance mcp %s\n"
+            "svc ALL = (root) NOPASSWD: GPUOPS_SERVING_GATE_AGENT\n" % (flags, flags)) in sudoers
+    unit = role.read("systemd/agent@mcp.service.d/%s" % DROPIN)
+    assert ("\nExecStartPre=/usr/bin/sudo -n -- /usr/local/bin/gpuops-preflight-local gate --instance mcp --url "
+            "http://127.0.0.1:8014 --model-map /etc/gpuops/agent_models.json --timeout 300 --strict-model-store 1 "
+            "--store-root /srv/models --require-bus http://bus:9000/ready\n") in unit
+    assert role.run(serving_gate_unit_sudoers=True, serving_gate_unit_service_user="svc",
+                    serving_gate_unit_visudo=visudo, serving_gate_unit_bus_url="http://bus:9000/ready",
+                    serving_gate_unit_require_bus=True).changed == 0
+    # Not asked any more: the sudoers drop-in goes, the units call the gate directly (two tasks changed).
+    assert role.run().changed == 2
+    assert role.files() == ["systemd/agent@crawler.service.d/%s" % DROPIN, "systemd/agent@mcp.service.d/%s" % DROPIN]
+
+
+def test_a_sudoers_drop_in_that_visudo_refuses_is_not_installed(role):
+    proc = role.run(serving_gate_unit_sudoers=True, serving_gate_unit_service_user="svc",
+                    serving_gate_unit_visudo=stand_in_visudo(role.base, 1))
+    assert proc.returncode != 0 and "failed to validate" in proc.stdout
+    assert not os.path.exists(os.path.join(role.sudoers, "gpuops-serving-gate-agent"))
