@@ -173,7 +173,6 @@ _KEYS = tuple(sorted(set(p.key for p in PATTERNS)))
 
 # -- attribution and collapsing ---------------------------------------------------------------
 
-_BDF = r"[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]"
 _PARTIAL = re.compile(r"^([0-9a-fA-F]{4}):([0-9a-fA-F]{2}):([0-9a-fA-F]{2})$")
 _PROTECTED = re.compile(r"[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}(?:\.[0-7])?|\bnode-\d+", re.IGNORECASE)
 # A number: decimal or hex with at least one digit, or any hex word right after ':' or '='
@@ -794,8 +793,7 @@ class _LineSource(object):
 
     def __iter__(self):
         try:
-            for line in self._lines():
-                yield line
+            yield from self._lines()
         finally:
             self._report()
             self.chunks.close()
@@ -980,8 +978,7 @@ def read_kernel_log(module, source="auto", path=None, since=None, timeout=15, cl
     start = clock()
     result = KernelLogRead(source)
     try:
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0 \
-                or timeout != timeout or timeout == float("inf"):
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < float("inf"):
             result.error = "timeout must be a positive number of seconds, got %r" % (timeout,)
         elif source == "file":
             _open_file(result, path, start + timeout, clock, max_file_bytes)
