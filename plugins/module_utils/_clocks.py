@@ -61,15 +61,8 @@ def reset_amd_clocks(module, rocm_smi="rocm-smi", sysfs_root="/sys", timeout=30,
     levels = [{"bdf": g["bdf"], "before": g.get("perf_level"), "after": g.get("perf_level")} for g in gpus]
     needed = [item["bdf"] for item in levels if item["before"] not in (None, "auto")]
     outcome = {"changed": False, "needed": needed, "gpus": levels, "problems": [], "tool": None}
-    if not needed:
-        return outcome
-    outcome["changed"] = True
-    if check_mode:
-        return outcome
-    if geteuid() != 0:
-        outcome["changed"] = False
-        outcome["problems"].append("resetting clocks needs root (rocm-smi re-runs itself through sudo otherwise): "
-                                   "run the cleanup with become")
+    if not _may_reset(outcome, check_mode, geteuid, "resetting clocks needs root (rocm-smi re-runs itself through "
+                                                    "sudo otherwise): run the cleanup with become"):
         return outcome
     path, why_not = _toolpath.locate(module, rocm_smi or "rocm-smi", _tool.ROCM_BIN_DIRS)
     if not path:
@@ -87,6 +80,20 @@ def reset_amd_clocks(module, rocm_smi="rocm-smi", sysfs_root="/sys", timeout=30,
             outcome["problems"].append("GPU %s is still at performance level %r after rocm-smi --resetclocks"
                                        % (item["bdf"], item["after"]))
     return outcome
+
+
+def _may_reset(outcome, check_mode, geteuid, needs_root):
+    """Whether to run the reset now: something needs it, not check mode (which still says changed), and root."""
+    if not outcome["needed"]:
+        return False
+    outcome["changed"] = True
+    if check_mode:
+        return False
+    if geteuid() != 0:
+        outcome["changed"] = False
+        outcome["problems"].append(needs_root)
+        return False
+    return True
 
 
 def nvidia_clock_states(module, path, timeout):
@@ -124,14 +131,8 @@ def reset_nvidia_clocks(module, nvidia_smi="nvidia-smi", timeout=30, check_mode=
         return outcome
     outcome["gpus"] = [{"bdf": bdf, "before": state, "after": state} for bdf, state in sorted(before.items())]
     outcome["needed"] = [bdf for bdf, state in sorted(before.items()) if state == USER_DEFINED]
-    if not outcome["needed"]:
-        return outcome
-    outcome["changed"] = True
-    if check_mode:
-        return outcome
-    if geteuid() != 0:
-        outcome["changed"] = False
-        outcome["problems"].append("resetting NVIDIA clocks needs root (nvidia-smi -rgc/-rmc): run the cleanup with become")
+    if not _may_reset(outcome, check_mode, geteuid, "resetting NVIDIA clocks needs root (nvidia-smi -rgc/-rmc): "
+                                                    "run the cleanup with become"):
         return outcome
     for flag in NVIDIA_RESETS:
         run = _tool.run_tool(module, [path, flag], each)
@@ -140,7 +141,8 @@ def reset_nvidia_clocks(module, nvidia_smi="nvidia-smi", timeout=30, check_mode=
         if not run.ran:
             outcome["problems"].append("nvidia-smi %s: %s" % (flag, run.describe()))
         elif run.rc and "not supported" not in said.lower():
-            outcome["problems"].append("nvidia-smi %s exited %s: %s" % (flag, run.rc, _first_line(said)))
+            outcome["problems"].append("nvidia-smi %s exited %s: %s" % (
+                flag, run.rc, _nvidia_smi.first_line(said) or "no output"))
     outcome["tool"] = outcome["runs"][0]
     after, error = nvidia_clock_states(module, path, each)
     if error:
@@ -153,9 +155,3 @@ def reset_nvidia_clocks(module, nvidia_smi="nvidia-smi", timeout=30, check_mode=
                 "need nvidia-smi -rac)" % item["bdf"])
     return outcome
 
-
-def _first_line(text):
-    for line in (text or "").splitlines():
-        if line.strip():
-            return " ".join(line.split())[:200]
-    return "no output"

@@ -25,7 +25,7 @@ import pwd
 import stat
 
 from ansible_collections.gpuops.preflight.plugins.module_utils import _tool, _toolpath
-from ansible_collections.gpuops.preflight.plugins.module_utils._nvidia_smi import clean_text
+from ansible_collections.gpuops.preflight.plugins.module_utils._nvidia_smi import clean_text, first_line
 
 PID_FILE = "nvidia-cuda-mps-control.pid"
 CONTROL = "nvidia-cuda-mps-control"
@@ -146,7 +146,7 @@ def status(module, pipe_dir="/tmp/nvidia-mps", log_dir="/var/log/nvidia-mps", co
     elif not run.ran:
         detail = "could not run: %s" % (run.error or "%s not found" % shell)
     elif run.rc:
-        detail = "exited %s: %s" % (run.rc, _first_line(run.stderr or run.stdout))
+        detail = "exited %s: %s" % (run.rc, first_line(run.stderr or run.stdout) or "no output")
     else:
         detail = None
     if detail:
@@ -159,9 +159,3 @@ def status(module, pipe_dir="/tmp/nvidia-mps", log_dir="/var/log/nvidia-mps", co
                                   "command": " ".join(argv) if argv else None})
     return result
 
-
-def _first_line(text):
-    for line in (text or "").splitlines():
-        if line.strip():
-            return " ".join(line.split())[:200]
-    return "no output"

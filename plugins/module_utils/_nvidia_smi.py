@@ -112,30 +112,26 @@ def reading(text):
     return value, "ok"
 
 
-def number(text, unit=None):
-    """'24576 MiB' -> 24576, '27.23 W' -> 27.23, '37 C' -> 37; None when not a number."""
+def _measure(text):
+    """(number text, unit) of a reading like '24576 MiB', None when it is unknown or not a number."""
     value, state = reading(text)
-    if state != "ok":
+    match = _NUMBER.match(value) if state == "ok" else None
+    return (match.group(1), match.group(2)) if match else None
+
+
+def number(text):
+    """'24576 MiB' -> 24576, '27.23 W' -> 27.23, '37 C' -> 37; None when not a number."""
+    got = _measure(text)
+    if got is None:
         return None
-    match = _NUMBER.match(value)
-    if not match:
-        return None
-    raw = match.group(1)
-    return float(raw) if "." in raw else int(raw)
+    return float(got[0]) if "." in got[0] else int(got[0])
 
 
 def mem_bytes(text, unit=None):
     """A memory reading in bytes: '22437 MiB', or a bare number in ``unit`` (CSV nounits)."""
-    value, state = reading(text)
-    if state != "ok":
-        return None
-    match = _NUMBER.match(value)
-    if not match:
-        return None
-    scale = _UNIT_BYTES.get((match.group(2) or unit or "MiB").lower())
-    if scale is None:
-        return None
-    return int(float(match.group(1)) * scale)
+    got = _measure(text)
+    scale = _UNIT_BYTES.get((got[1] or unit or "MiB").lower()) if got else None
+    return None if scale is None else int(float(got[0]) * scale)
 
 
 def flag(text):
@@ -668,7 +664,8 @@ def _driver_down(text):
     return None
 
 
-def _first_line(text, limit=200):
+def first_line(text, limit=200):
+    """The first non-blank line, whitespace runs collapsed, at most ``limit`` characters ('' when none)."""
     for line in (text or "").splitlines():
         if line.strip():
             return " ".join(line.split())[:limit]
@@ -717,8 +714,8 @@ def parse_output(stdout, stderr="", rc=0, csv_fields=None):
         result.update(outcome=NO_DATA, reason="nvidia-smi found no GPU (No devices were found)")
     elif rc:
         result.update(outcome=FAILED, reason="nvidia-smi exited %s: %s" % (
-            rc, parse_error or _first_line(stderr) or _first_line(stdout) or "no output"))
+            rc, parse_error or first_line(stderr) or first_line(stdout) or "no output"))
     else:
         result.update(outcome=UNPARSEABLE, reason="nvidia-smi printed nothing readable: %s" % (
-            parse_error or _first_line(stdout) or _first_line(stderr) or "no output"))
+            parse_error or first_line(stdout) or first_line(stderr) or "no output"))
     return result

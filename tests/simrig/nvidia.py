@@ -36,7 +36,7 @@ import re
 import stat
 import zlib
 
-from . import kernel, sysfs
+from . import kernel, standin, sysfs
 
 NVIDIA_SMI_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fixtures", "training",
                               "nvidia-smi")
@@ -57,33 +57,14 @@ ERR_TAGS = ("product_name", "fan_speed", "performance_state", "gpu_temp", "power
 SCRIPT = r"""#!/bin/sh
 # simrig nvidia-smi stand-in (tests only, never installed by the product): replays a recording of
 # real nvidia-smi output from <rig>/nvidia-smi.d/ whatever the arguments. See tests/simrig/nvidia.py.
-self=$0
-while [ -h "$self" ]; do
-    link=$(readlink "$self")
-    case $link in
-        /*) self=$link ;;
-        *) case $self in */*) self=${self%/*}/$link ;; *) self=$link ;; esac ;;
-    esac
-done
-case $self in */*) bindir=${self%/*} ;; *) bindir=. ;; esac
-rig=$(cd "$bindir/.." && pwd -P) || exit 127
+""" + standin.RIG_FROM_SELF + r"""rig=$(cd "$bindir/.." && pwd -P) || exit 127
 d=$rig/nvidia-smi.d
 printf '%s\n' "$*" >> "$d/calls.log" 2>/dev/null
 
 mode=replay
 [ -f "$d/mode" ] && read -r mode < "$d/mode"
 case $mode in
-    hang)
-        trap '' TERM INT HUP
-        sleep 86400 &
-        while :; do wait; sleep 1; done
-        ;;
-    slow)
-        delay=1
-        [ -f "$d/delay" ] && read -r delay < "$d/delay"
-        sleep "$delay"
-        ;;
-    fail)
+""" + standin.HANG_AND_SLOW + r"""    fail)
         [ -f "$d/fail_stdout" ] && cat "$d/fail_stdout"
         [ -f "$d/fail_stderr" ] && cat "$d/fail_stderr" >&2
         rc=9

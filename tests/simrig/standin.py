@@ -28,10 +28,9 @@ from __future__ import annotations
 
 import os
 
-SCRIPT = r"""#!/bin/sh
-# simrig stand-in (tests only, never installed by the product): replays a recording of real
-# tool output from <rig>/<tool>.d/. See tests/simrig/standin.py for the file protocol.
-self=$0
+# The shell pieces both stand-ins share (the NVIDIA one too: nvidia.py): find the rig from $0,
+# following links; the hang and slow modes.
+RIG_FROM_SELF = r"""self=$0
 while [ -h "$self" ]; do
     link=$(readlink "$self")
     case $link in
@@ -40,16 +39,8 @@ while [ -h "$self" ]; do
     esac
 done
 case $self in */*) bindir=${self%/*} ;; *) bindir=. ;; esac
-tool=${self##*/}
-rig=$(cd "$bindir/.." && pwd -P) || exit 127
-d=$rig/$tool.d
-printf '%s\n' "$*" >> "$d/calls.log" 2>/dev/null
-
-mode=replay
-[ -f "$d/mode" ] && read -r mode < "$d/mode"
-
-case $mode in
-    hang)
+"""
+HANG_AND_SLOW = r"""    hang)
         trap '' TERM INT HUP
         sleep 86400 &
         while :; do wait; sleep 1; done
@@ -59,7 +50,21 @@ case $mode in
         [ -f "$d/delay" ] && read -r delay < "$d/delay"
         sleep "$delay"
         ;;
-    fail)
+"""
+
+SCRIPT = r"""#!/bin/sh
+# simrig stand-in (tests only, never installed by the product): replays a recording of real
+# tool output from <rig>/<tool>.d/. See tests/simrig/standin.py for the file protocol.
+""" + RIG_FROM_SELF + r"""tool=${self##*/}
+rig=$(cd "$bindir/.." && pwd -P) || exit 127
+d=$rig/$tool.d
+printf '%s\n' "$*" >> "$d/calls.log" 2>/dev/null
+
+mode=replay
+[ -f "$d/mode" ] && read -r mode < "$d/mode"
+
+case $mode in
+""" + HANG_AND_SLOW + r"""    fail)
         [ -f "$d/fail_stderr" ] && cat "$d/fail_stderr" >&2
         rc=1
         [ -f "$d/fail_rc" ] && read -r rc < "$d/fail_rc"

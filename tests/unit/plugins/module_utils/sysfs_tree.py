@@ -14,17 +14,11 @@ def _write(path, text, mode="w"):
 
 def add_gpu(root, bdf, card, device="0x73ff", lost=False, driver="amdgpu", runtime_status="active",
             busy=None, temp_mc=None, power_uw=None, vram=(8573157376, 15728640), vendor="0x1002"):
-    dev = os.path.join(root, "devices", "pci0000:00", bdf)
-    os.makedirs(dev, exist_ok=True)
-    _write(os.path.join(dev, "vendor"), vendor + "\n")
-    _write(os.path.join(dev, "device"), device + "\n")
-    _write(os.path.join(dev, "class"), "0x030000\n")
-    _write(os.path.join(dev, "power", "runtime_status"), runtime_status + "\n")
+    dev = add_pci_function(root, bdf, vendor, device, "0x030000", driver=driver, lost=lost,
+                           runtime_status=runtime_status)
     _write(os.path.join(dev, "power_dpm_force_performance_level"), "auto\n")
     _write(os.path.join(dev, "mem_info_vram_total"), "%d\n" % vram[0])
     _write(os.path.join(dev, "mem_info_vram_used"), "%d\n" % vram[1])
-    config = b"\xff" * 64 if lost else struct.pack("<HH", int(vendor, 16), int(device, 16)) + b"\x07\x04" + b"\0" * 58
-    _write(os.path.join(dev, "config"), config, "wb")
     if busy is not None:
         _write(os.path.join(dev, "gpu_busy_percent"), "%d\n" % busy)
     hwmon = os.path.join(dev, "hwmon", "hwmon%d" % (card or 0))
@@ -34,13 +28,6 @@ def add_gpu(root, bdf, card, device="0x73ff", lost=False, driver="amdgpu", runti
         _write(os.path.join(hwmon, "temp1_input"), "%d\n" % temp_mc)
     if power_uw is not None:
         _write(os.path.join(hwmon, "power1_average"), "%d\n" % power_uw)
-    if driver:
-        drv = os.path.join(root, "bus", "pci", "drivers", driver)
-        os.makedirs(drv, exist_ok=True)
-        os.symlink(os.path.relpath(drv, dev), os.path.join(dev, "driver"))
-    pci = os.path.join(root, "bus", "pci", "devices")
-    os.makedirs(pci, exist_ok=True)
-    os.symlink(os.path.relpath(dev, pci), os.path.join(pci, bdf))
     if card is not None and driver:
         card_dir = os.path.join(dev, "drm", "card%d" % card)
         os.makedirs(card_dir, exist_ok=True)
@@ -66,14 +53,14 @@ def add_kfd(root, nodes, procs=()):
         _write(os.path.join(base, "proc", str(pid), "vram_%d" % gpu_id), "%d\n" % vram)
 
 
-def add_pci_function(root, bdf, vendor, device, pci_class, driver=None, lost=False):
-    """Any PCI function (a GPU's HD-audio or USB-C controller, a NIC): vendor, device, class, config, driver."""
+def add_pci_function(root, bdf, vendor, device, pci_class, driver=None, lost=False, runtime_status="active"):
+    """Any PCI function (a GPU, its HD-audio or USB-C controller, a NIC): vendor, device, class, config, driver."""
     dev = os.path.join(root, "devices", "pci0000:00", bdf)
     os.makedirs(dev, exist_ok=True)
     _write(os.path.join(dev, "vendor"), vendor + "\n")
     _write(os.path.join(dev, "device"), device + "\n")
     _write(os.path.join(dev, "class"), pci_class + "\n")
-    _write(os.path.join(dev, "power", "runtime_status"), "active\n")
+    _write(os.path.join(dev, "power", "runtime_status"), runtime_status + "\n")
     config = b"\xff" * 64 if lost else struct.pack("<HH", int(vendor, 16), int(device, 16)) + b"\x07\x04" + b"\0" * 58
     _write(os.path.join(dev, "config"), config, "wb")
     if driver:
