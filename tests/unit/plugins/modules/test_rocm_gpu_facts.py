@@ -10,7 +10,7 @@ from ansible.module_utils.testing import patch_module_args
 from ansible_collections.gpuops.preflight.plugins.module_utils import _amd_smi, _rocm_smi
 from ansible_collections.gpuops.preflight.plugins.modules import rocm_gpu_facts
 from ansible_collections.gpuops.preflight.tests.unit.plugins.module_utils.fixtures import listing, recording
-from ansible_collections.gpuops.preflight.tests.unit.plugins.module_utils.sysfs_tree import add_gpu
+from ansible_collections.gpuops.preflight.tests.unit.plugins.module_utils.sysfs_tree import add_gpu, add_nvidia_gpu
 
 
 def run_module(mocker, capsys, args, answer, tools=("rocm-smi", "amd-smi", "timeout")):
@@ -103,3 +103,29 @@ def test_check_mode_is_supported_and_bad_timeout_rejected(mocker, capsys, tmp_pa
     assert rc == 0 and result["ansible_facts"]["rocm_gpu_count"] == 1
     rc, result, _run = run_module(mocker, capsys, {"timeout": 0}, (0, "", ""))
     assert rc == 1 and result["msg"] == "timeout must be at least 1 second, got 0"
+
+
+def test_only_amd_gpus_on_a_two_vendor_host(mocker, capsys, tmp_path):
+    root = str(tmp_path)
+    add_gpu(root, "0000:07:00.0", card=0)
+    add_nvidia_gpu(root, "0000:81:00.0")
+    stdout = recording("rocm-smi", "telegraf_rx6700xt_rocm602.json")
+    rc, result, run = run_module(mocker, capsys, {"sysfs_root": root}, (0, stdout, ""),
+                                 tools=("rocm-smi", "nvidia-smi", "timeout"))
+    gpus = result["ansible_facts"]["rocm_gpus"]
+    assert [(g["bdf"], g["vendor"], g["health"]) for g in gpus] == [("0000:07:00.0", "amd", "ok")]
+    assert run.call_count == 1 and run.call_args[0][0][4] == "/testbin/rocm-smi"
+
+
+def test_non_executable_rocm_smi_is_named(mocker, capsys, tmp_path):
+    root = str(tmp_path / "sys")
+    add_gpu(root, "0000:07:00.0", card=0)
+    plain = tmp_path / "rocm-smi"
+    plain.write_text("#!/bin/sh\n")
+    plain.chmod(0o644)
+    rc, result, run = run_module(mocker, capsys, {"sysfs_root": root, "tool": "rocm-smi", "rocm_smi": str(plain)},
+                                 (0, "", ""))
+    tool = result["ansible_facts"]["rocm_gpu_tool"]
+    assert (tool["outcome"], run.call_count) == ("missing", 0)
+    assert tool["reason"] == "no GPU tool found: %s is not executable (mode 0o644)" % plain
+    assert "is not executable" in json.dumps(result.get("warnings", []))
