@@ -311,7 +311,8 @@ def join_nvidia(parsed, sysfs_gpus, tool_answered):
 # --------------------------------------------------------------------------------------------
 # health
 
-def _kernel_level(finding):
+def health_level(finding):
+    """The health a kernel-log finding gives its GPU (lost, degraded), or None: the one rule for every caller."""
     level = finding.get("gpu_health")
     if level in (LOST, DEGRADED):
         return level
@@ -339,7 +340,7 @@ def assess(gpu, sysgpu, tool_info, kernel_findings, metrics_ok):
             problems.append("no %s driver bound to it (driver: %s)" % (driver, sysgpu.get("driver") or "none"))
     seen = {}  # the same failure worded several ways is one problem, with the counts added up
     for finding in kernel_findings:
-        level = _kernel_level(finding)
+        level = health_level(finding)
         if level is None:
             continue
         health = worst(health, level)
@@ -519,7 +520,7 @@ def apply_health(collected, kernel_findings=()):
     findings_by_bdf = {}
     for finding in kernel_findings or ():
         bdf = normalize_bdf(finding.get("bdf") or "")
-        if bdf and _kernel_level(finding):
+        if bdf and health_level(finding):
             findings_by_bdf.setdefault(bdf, []).append(finding)
     for bdf in sorted(findings_by_bdf):
         vendor = _ghost_vendor(findings_by_bdf[bdf], tools)
