@@ -175,6 +175,11 @@ def _strip_html(timeline: list) -> str:
     return '<div class="strip">%s</div>' % "".join(marks)
 
 
+def _has_problems(gpu: dict) -> bool:
+    """What the "only GPUs with problems" filter keeps: a finding in the window, or a state other than ok."""
+    return bool(gpu.get("findings")) or (gpu.get("health") or "unknown") != "ok"
+
+
 def _cell_html(gpu: dict, current: dict | None) -> str:
     health = gpu.get("health") or "unknown"
     klass = HEALTH_CLASSES.get(health, HEALTH_CLASSES["unknown"])[0]
@@ -192,7 +197,7 @@ def _cell_html(gpu: dict, current: dict | None) -> str:
     if suggestion:
         lines.append('<li class="suggest">suggested: %s</li>' % e("add to %s" % suggestion["add_to"]))
     name = "GPU %s" % gpu["index"] if gpu.get("index") is not None else "GPU"
-    bad = "1" if gpu.get("findings") or health != "ok" else "0"
+    bad = "1" if _has_problems(gpu) else "0"
     return ('<td class="gpu %s" data-problems="%s" title="%s"><div class="name">%s%s</div>'
             '<div class="bdf">%s</div><div class="model">%s</div>%s%s</td>'
             % (klass, bad, e("%s: %s" % (name, health)), e(name), badges, e(gpu.get("bdf") or ""),
@@ -216,8 +221,7 @@ def _grid_html(doc: dict, latest: dict | None) -> str:
         cells += ['<td class="empty"></td>'] * (width - len(gpus))
         status = entry.get("status") or "not in the last run"
         error = '<span class="error">%s</span>' % e(entry.get("error")) if entry.get("error") else ""
-        bad = "1" if status not in ("passed",) or any(c.startswith('<td class="gpu') and 'data-problems="1"' in c
-                                                      for c in cells) else "0"
+        bad = "1" if status != "passed" or any(_has_problems(g) for g in gpus) else "0"
         rows.append('<tr class="host-row" data-host="%s" data-problems="%s"><th class="host" scope="row">%s'
                     '<span class="status">%s</span>%s</th>%s</tr>'
                     % (e(host), bad, e(host), e(status), error, "".join(cells)))
