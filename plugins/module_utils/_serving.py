@@ -1719,6 +1719,14 @@ def file_instance(instance):
     return _SAFE_NAME.sub("_", instance)[:100] or "_"
 
 
+def file_stamp(epoch):
+    """UTC time for a summary's file name, sortable as text (20261125T150212.000001Z), as the preflight's
+    summaries have it (``_summary`` has the same; imported from there it would cost the gate the whole
+    check registry of every family)."""
+    seconds, micros = divmod(int(round(epoch * 1000000)), 1000000)
+    return time.strftime("%Y%m%dT%H%M%S", time.gmtime(seconds)) + ".%06dZ" % micros
+
+
 def write_gate_summary(summary, folder, instance, stamp, keep=500):
     """Write ``summary_<instance>_<stamp>.json`` in ``folder`` atomically (``_files.write_atomic``) and prune the oldest of these files beyond ``keep``
     (all instances together, by the time in their names). Returns the path; raises OSError."""

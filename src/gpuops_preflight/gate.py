@@ -326,8 +326,8 @@ def run_gate(settings: Settings, clock: Callable[[], float] = time.monotonic,
     serving["exit_code"] = exit_code
     if write:
         try:
-            stamp = collection.module_utils("_summary").file_stamp(finished)
-            run.s.write_gate_summary(summary, settings.cache_dir, settings.instance, stamp, keep=keep)
+            run.s.write_gate_summary(summary, settings.cache_dir, settings.instance, run.s.file_stamp(finished),
+                                     keep=keep)
         except OSError as exc:
             summary["summary_file"] = None
             summary["notes"].append("summary not written to %s: %s" % (settings.cache_dir, exc.strerror or exc))

@@ -52,9 +52,11 @@ def test_every_check_is_declared_once_in_order_with_code_label_and_fix():
     assert len(set(s.code for s in _serving.SERVING_GATE_CHECKS.values())) == len(_serving.CHECK_ORDER)
 
 
-def test_schema_matches_the_summary_module():
+def test_schema_and_file_stamps_match_the_summary_module():
     from ansible_collections.gpuops.preflight.plugins.module_utils import _summary
     assert (_serving.SCHEMA, _serving.SCHEMA_VERSION) == (_summary.SCHEMA, _summary.SCHEMA_VERSION)
+    for epoch in (0, 1767225600.000001, 1767225600.5, 4102444799.999999):
+        assert _serving.file_stamp(epoch) == _summary.file_stamp(epoch)
 
 
 # ---------------------------------------------------------------- the model map
