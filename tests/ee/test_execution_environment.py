@@ -92,3 +92,17 @@ def test_a_missing_output_folder_argument_is_refused():
     proc = subprocess.run([str(ROOT / "scripts" / "ee-context")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           timeout=60, check=False, universal_newlines=True)
     assert proc.returncode != 0 and "usage: scripts/ee-context OUT" in proc.stdout
+
+
+def test_a_debian_base_gets_apt_get_and_its_own_pip(tmp_path):
+    """What scripts/build-ee asks for (it builds the image on a Debian base it makes itself)."""
+    env = dict(os.environ, GPUOPS_VENV_BIN=str(BIN), GPUOPS_EE_PYTHON="python3.13",
+               GPUOPS_EE_PACKAGE_MANAGER="/usr/bin/apt-get", GPUOPS_EE_PIP_IN_BASE="1")
+    run([ROOT / "scripts" / "ee-context", tmp_path, "localhost/gpuops-ee-base:trixie"], env=env)
+    definition = yaml.safe_load((tmp_path / "definition" / "execution-environment.yml").read_text())
+    assert definition["options"] == {"package_manager_path": "/usr/bin/apt-get", "skip_pip_install": True}
+    assert definition["dependencies"]["python_interpreter"] == {"package_system": "python3.13",
+                                                                "python_path": "/usr/bin/python3.13"}
+    containerfile = (tmp_path / "context" / "Containerfile").read_text()
+    assert 'ARG PKGMGR="/usr/bin/apt-get"' in containerfile and 'ARG PYCMD="/usr/bin/python3.13"' in containerfile
+    assert "pip_install" not in containerfile  # Debian's python has no ensurepip
