@@ -27,10 +27,9 @@ import json
 import math
 import os
 import stat
-import tempfile
 import time
 
-from ansible_collections.gpuops.preflight.plugins.module_utils import _checks, _timeparse
+from ansible_collections.gpuops.preflight.plugins.module_utils import _checks, _files, _timeparse
 
 CHECK = "run_budget"
 KEYS = ("time", "step", "trials", "completed_trials", "max_seeds", "survivors", "duration_s", "study", "outcome")
@@ -87,28 +86,28 @@ def _num(value):
     return format(value, ",") if isinstance(value, int) else str(value)
 
 
+def _entries(mapping, what, known, example):
+    """The items of an options mapping; ValueError for another type or an unknown key."""
+    if not isinstance(mapping, dict):
+        raise ValueError("%s must be a mapping like %s, got %s" % (what, example, _shown(mapping)))
+    for name in mapping:
+        if name not in known:
+            raise ValueError("%s: unknown key %r (known: %s)" % (what, name, ", ".join(known)))
+    return mapping.items()
+
+
 def settings(bounds=None, thresholds=None):
     """Bounds and thresholds with the defaults filled in, checked; ValueError naming the bad one."""
     cfg = {"bounds": dict(DEFAULT_BOUNDS), "thresholds": dict(DEFAULT_THRESHOLDS)}
-    if bounds is not None:
-        if not isinstance(bounds, dict):
-            raise ValueError("bounds must be a mapping like {'trials': [10, 500]}, got %s" % _shown(bounds))
-        for name, pair in bounds.items():
-            if name not in PARAMS:
-                raise ValueError("bounds: unknown parameter %r (adjustable: %s)" % (name, ", ".join(PARAMS)))
-            if not isinstance(pair, (list, tuple)) or len(pair) != 2:
-                raise ValueError("bounds.%s must be [lowest, highest], got %s" % (name, _shown(pair)))
-            low, high = _count(pair[0], "bounds.%s lowest" % name, 1), _count(pair[1], "bounds.%s highest" % name, 1)
-            if low > high:
-                raise ValueError("bounds.%s: lowest %s is above highest %s" % (name, _num(low), _num(high)))
-            cfg["bounds"][name] = (low, high)
-    if thresholds is not None:
-        if not isinstance(thresholds, dict):
-            raise ValueError("thresholds must be a mapping, got %s" % _shown(thresholds))
-        for name, value in thresholds.items():
-            if name not in DEFAULT_THRESHOLDS:
-                raise ValueError("thresholds: unknown key %r (known: %s)" % (name, ", ".join(DEFAULT_THRESHOLDS)))
-            cfg["thresholds"][name] = _count(value, "thresholds.%s" % name, 2 if name.endswith("_factor") else 1)
+    for name, pair in _entries({} if bounds is None else bounds, "bounds", PARAMS, "{'trials': [10, 500]}"):
+        if not isinstance(pair, (list, tuple)) or len(pair) != 2:
+            raise ValueError("bounds.%s must be [lowest, highest], got %s" % (name, _shown(pair)))
+        low, high = _count(pair[0], "bounds.%s lowest" % name, 1), _count(pair[1], "bounds.%s highest" % name, 1)
+        if low > high:
+            raise ValueError("bounds.%s: lowest %s is above highest %s" % (name, _num(low), _num(high)))
+        cfg["bounds"][name] = (low, high)
+    for name, value in _entries({} if thresholds is None else thresholds, "thresholds", tuple(DEFAULT_THRESHOLDS), "{'enough_survivors': 50000}"):
+        cfg["thresholds"][name] = _count(value, "thresholds.%s" % name, 2 if name.endswith("_factor") else 1)
     return cfg
 
 
@@ -173,6 +172,18 @@ def _empty(path, exists):
     return {"path": path, "exists": exists, "records": [], "corrupt": 0, "corrupt_lines": [], "truncated": False}
 
 
+def _open(path):
+    """A descriptor of the history, None when it does not exist; HistoryError when it is not a readable file."""
+    try:
+        return _files.open_regular(path)
+    except _files.FileProblem as exc:
+        raise HistoryError("run history %s" % exc)
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            return None
+        raise HistoryError("run history %s cannot be opened: %s" % (path, exc.strerror or exc))
+
+
 def read_history(path, max_bytes=MAX_HISTORY_BYTES):
     """Read a JSON-lines run history: ``{path, exists, records, corrupt, corrupt_lines, truncated}``.
 
@@ -182,23 +193,16 @@ def read_history(path, max_bytes=MAX_HISTORY_BYTES):
     numbers). Raises HistoryError for anything that is not a readable regular file.
     """
     path = os.fspath(path)
+    fd = _open(path)
+    if fd is None:
+        return _empty(path, False)
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+        start = max(0, os.fstat(fd).st_size - max_bytes)
+        if start:
+            os.lseek(fd, start, os.SEEK_SET)
+        data = _files.read_fd(fd, max_bytes)
     except OSError as exc:
-        if exc.errno == errno.ENOENT:
-            return _empty(path, False)
-        raise HistoryError("run history %s cannot be opened: %s" % (path, exc.strerror or exc))
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise HistoryError("run history %s is not a regular file (%s)" % (path, _kind(st.st_mode)))
-        start = max(0, st.st_size - max_bytes)
-        try:
-            if start:
-                os.lseek(fd, start, os.SEEK_SET)
-            data = _read_at_most(fd, max_bytes)
-        except OSError as exc:
-            raise HistoryError("run history %s cannot be read: %s" % (path, exc.strerror or exc))
+        raise HistoryError("run history %s cannot be read: %s" % (path, exc.strerror or exc))
     finally:
         os.close(fd)
     out = _empty(path, True)
@@ -215,25 +219,6 @@ def read_history(path, max_bytes=MAX_HISTORY_BYTES):
             out["corrupt"] += 1
             out["corrupt_lines"].append(number)
     return out
-
-
-def _read_at_most(fd, limit):
-    chunks, total = [], 0
-    while total < limit:
-        chunk = os.read(fd, min(limit - total, 1024 * 1024))
-        if not chunk:
-            break
-        chunks.append(chunk)
-        total += len(chunk)
-    return b"".join(chunks)
-
-
-def _kind(mode):
-    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
-                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")):
-        if test(mode):
-            return name
-    return "not a plain file"
 
 
 def records_of(history, max_bytes=MAX_HISTORY_BYTES):
@@ -277,10 +262,11 @@ def _lock(directory, base, timeout):
 def append_record(path, record, timeout=LOCK_TIMEOUT, max_bytes=MAX_APPEND_BYTES):
     """Append one record (a dict, checked with ``normalize``) to the history at ``path``, atomically.
 
-    The old content is copied, byte for byte, to a temporary file beside it with the new line after
-    it, and that file is renamed over the history: a reader sees the old or the new file, never half
-    a line, and a crash loses nothing. Writers queue on a lock file (at most ``timeout`` seconds).
-    The parent folder is made when missing; a symlink is followed (its target is rewritten).
+    The old content, byte for byte, and the new line after it are written to a temporary file
+    beside the history, which is then renamed over it: a reader sees the old or the new file, never
+    half a line, and a crash loses nothing. Writers queue on a lock file (at most ``timeout``
+    seconds). The parent folder is made when missing; a symlink is followed (its target is
+    rewritten); the file's permissions are kept (0644 for a new one).
     """
     normalize(record)
     line = (json.dumps(record, sort_keys=True, allow_nan=False) + "\n").encode("utf-8")
@@ -291,70 +277,32 @@ def append_record(path, record, timeout=LOCK_TIMEOUT, max_bytes=MAX_APPEND_BYTES
         lock = _lock(directory, base, timeout)
     except OSError as exc:
         raise HistoryError("run history %s: cannot prepare its folder: %s" % (path, exc.strerror or exc))
-    temp = None
     try:
-        fd, temp = tempfile.mkstemp(prefix=".%s." % base, suffix=".tmp", dir=directory)
-        with os.fdopen(fd, "wb") as out:
-            mode = _copy_old(path, out, max_bytes)
-            out.write(line)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(temp, mode)
-        os.replace(temp, path)
-        temp = None
-        _sync_dir(directory)
+        old, mode = _current(path, max_bytes)
+        if old and not old.endswith(b"\n"):  # a line cut short by some other writer: kept, on a line of its own
+            old += b"\n"
+        _files.write_atomic(path, old + line, mode)
     except OSError as exc:
         raise HistoryError("run history %s cannot be written: %s" % (path, exc.strerror or exc))
     finally:
-        if temp is not None:
-            try:
-                os.unlink(temp)
-            except OSError:
-                pass
         os.close(lock)
     return record
 
 
-def _copy_old(path, out, max_bytes):
-    """Copy the current history into ``out`` (ending it with a newline); its mode, 0644 for a new one."""
+def _current(path, max_bytes):
+    """The history's bytes and permissions; (b"", 0o644) when there is none yet."""
+    fd = _open(path)
+    if fd is None:
+        return b"", 0o644
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
-    except OSError as exc:
-        if exc.errno == errno.ENOENT:
-            return 0o644
-        raise
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise HistoryError("run history %s is not a regular file (%s)" % (path, _kind(st.st_mode)))
-        if st.st_size > max_bytes:
-            raise HistoryError("run history %s is %s bytes, more than the %s byte limit: move it aside (rotate it) "
-                               "and start a new one" % (path, _num(st.st_size), _num(max_bytes)))
-        last = b"\n"
-        while True:
-            chunk = os.read(fd, 1024 * 1024)
-            if not chunk:
-                break
-            out.write(chunk)
-            last = chunk[-1:]
-        if last != b"\n":  # a line cut short by some other writer: keep it, but on a line of its own
-            out.write(b"\n")
-        return stat.S_IMODE(st.st_mode)
+        mode = stat.S_IMODE(os.fstat(fd).st_mode)
+        data = _files.read_fd(fd, max_bytes + 1)
     finally:
         os.close(fd)
-
-
-def _sync_dir(directory):
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    if len(data) > max_bytes:
+        raise HistoryError("run history %s is more than the %s byte limit: move it aside (rotate it) and start a new "
+                           "one" % (path, _num(max_bytes)))
+    return data, mode
 
 
 # ---------------------------------------------------------------- advice

@@ -126,8 +126,8 @@ def test_advise_schema(capsys):
 
 
 @pytest.mark.parametrize("make,words", [
-    (lambda p: str(p), "is not a regular file (a directory)"),
-    (lambda p: (os.mkfifo(str(p / "fifo")), str(p / "fifo"))[1], "is not a regular file (a FIFO)"),
+    (lambda p: str(p), "is a directory, not a regular file"),
+    (lambda p: (os.mkfifo(str(p / "fifo")), str(p / "fifo"))[1], "is a fifo, not a regular file"),
 ])
 def test_advise_bad_history_exits_2_with_a_message(tmp_path, capsys, make, words):
     assert cli.main(["advise", "--history", make(tmp_path)]) == 2

@@ -127,11 +127,12 @@ def test_a_kept_configuration_outside_the_bounds_is_brought_inside():
 
 @pytest.mark.parametrize("bounds,thresholds,words", [
     ({"trials": [500, 10]}, None, "bounds.trials: lowest 500 is above highest 10"),
-    ({"seeds": [1, 2]}, None, "unknown parameter 'seeds'"),
+    ({"seeds": [1, 2]}, None, "bounds: unknown key 'seeds' (known: trials, max_seeds)"),
     ({"trials": 5}, None, "bounds.trials must be [lowest, highest]"),
     ({"trials": [0, 10]}, None, "bounds.trials lowest must be at least 1"),
     ({"trials": ["a", 10]}, None, "bounds.trials lowest must be a whole number, got text 'a'"),
-    ([1, 2], None, "bounds must be a mapping"),
+    ([1, 2], None, "bounds must be a mapping like {'trials': [10, 500]}, got list"),
+    ({}, [], "thresholds must be a mapping"),
     (None, {"enough": 1}, "thresholds: unknown key 'enough'"),
     (None, {"seed_factor": 1}, "thresholds.seed_factor must be at least 2"),
     (None, {"enough_survivors": True}, "thresholds.enough_survivors must be a whole number, got bool True"),
@@ -224,13 +225,13 @@ def test_a_missing_history_is_an_empty_one(tmp_path):
 
 
 def test_a_directory_or_a_fifo_is_refused_without_hanging(tmp_path):
-    with pytest.raises(_advice.HistoryError, match="is not a regular file \\(a directory\\)"):
+    with pytest.raises(_advice.HistoryError, match="is a directory, not a regular file"):
         _advice.read_history(str(tmp_path))
     fifo = str(tmp_path / "fifo")
     os.mkfifo(fifo)
-    with pytest.raises(_advice.HistoryError, match="is not a regular file \\(a FIFO\\)"):
+    with pytest.raises(_advice.HistoryError, match="is a fifo, not a regular file"):
         _advice.read_history(fifo)
-    with pytest.raises(_advice.HistoryError, match="is not a regular file \\(a FIFO\\)"):
+    with pytest.raises(_advice.HistoryError, match="is a fifo, not a regular file"):
         _advice.append_record(fifo, PROVEN)
 
 
@@ -292,7 +293,7 @@ def test_append_refuses_an_invalid_record_and_writes_nothing(tmp_path):
 
 def test_append_refuses_a_history_too_large_to_rewrite(tmp_path):
     path = write(tmp_path / "h.jsonl", json.dumps(PROVEN) + "\n")
-    with pytest.raises(_advice.HistoryError, match="more than the 10 byte limit: move it aside"):
+    with pytest.raises(_advice.HistoryError, match="is more than the 10 byte limit: move it aside"):
         _advice.append_record(path, BRUTE, max_bytes=10)
     assert _advice.read_history(path)["records"] == [PROVEN]
 
@@ -462,7 +463,7 @@ def test_run_budget_warns_on_a_plan_out_of_bounds_or_malformed():
 def test_run_budget_is_unknown_when_the_history_cannot_be_read(tmp_path):
     problems, ok_text, _ = _advice.run_budget_problems({"trials": 50, "max_seeds": 100000}, str(tmp_path), FIX)
     assert [p["status"] for p in problems] == ["unknown"] and ok_text == ""
-    assert "run_history_file: run history %s is not a regular file (a directory)" % tmp_path == problems[0]["message"]
+    assert "run_history_file: run history %s is a directory, not a regular file" % tmp_path == problems[0]["message"]
 
 
 def test_run_budget_counts_corrupt_lines_in_its_ok_text(tmp_path):
