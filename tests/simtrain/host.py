@@ -237,7 +237,9 @@ class TrainHost(object):
             if self.proc.poll() is not None:
                 break
             time.sleep(0.02)
-        raise RuntimeError("the stand-in daemon did not start: %s" % self.daemon_output())
+        hint = (" (it runs as uid %d: every folder above %s must let it in, as scratch_dir() does)"
+                % (self.owner[0], self.base) if os.geteuid() == 0 else "")
+        raise RuntimeError("the stand-in daemon did not start%s: %s" % (hint, self.daemon_output()))
 
     def daemon_output(self):
         try:

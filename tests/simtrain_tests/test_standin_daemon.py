@@ -51,3 +51,16 @@ def test_hang_writes_once_and_never_again(hosts):
     first = status(host)
     time.sleep(0.2)
     assert status(host) == first and first["current_step"] == 0
+
+
+def test_the_command_line_builds_a_running_host_and_destroys_it(parent, capsys):
+    from simtrain.__main__ import main
+    out = os.path.join(parent, "cli")
+    assert main(["build", "--scenario", "crash_oom", "--out", out]) == 0
+    base = capsys.readouterr().out.strip()
+    with open(os.path.join(base, ".daemon.pid")) as handle:
+        pid = int(handle.read())
+    assert os.path.exists("/proc/%d" % pid)
+    assert main(["destroy", out]) == 0
+    assert not os.path.exists(out) and wait_for(lambda: not os.path.exists("/proc/%d" % pid) or
+                                                open("/proc/%d/stat" % pid).read().split(")")[-1].split()[0] == "Z")

@@ -428,3 +428,25 @@ def test_collectors_report_instead_of_raising(tmp_path):
                    for name in tc.CHECKS)
     assert statuses(results["layout"][0]) == ["fail"] and statuses(results["daemon"][0]) == ["fail"]
     assert statuses(results["memory"][0]) == ["unknown"] and statuses(results["permissions"][0]) == ["unknown"]
+
+
+# -- docs/TRAINING.md is held to the tables ------------------------------------------------------
+
+def test_training_doc_lists_every_check_category_and_rule():
+    import re
+
+    from ansible_collections.gpuops.preflight.plugins.module_utils import _crash_log, _training_config
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "docs", "TRAINING.md")
+    with open(path, encoding="utf-8") as handle:
+        doc = handle.read()
+    rows = dict((m.group(1), m.group(2)) for m in re.finditer(r"^\| `(\w+)` \| (hard|soft)[^|]*\|", doc, re.M))
+    for name, row in tc.TABLE.items():
+        assert rows.get(name) == row["severity"], name
+        assert row["code"] in doc, row["code"]
+    for category, (severity, _fix) in _crash_log.CATEGORIES.items():
+        assert re.search(r"^\| `%s` \| %s \|" % (category, severity), doc, re.M), category
+    for rule in _training_config.RULES:
+        assert "`%s`" % rule.key in doc, rule.key
+    for key, _level, _why in _training_config.LOCK_RULES:
+        assert "`%s`" % key in doc, key
+    assert "## Watchdog and job control\n\nSee TRAINING_WATCHDOG.md (merged here later)\n" in doc

@@ -1,0 +1,58 @@
+"""python -m simtrain list | build --scenario NAME --out DIR [--no-daemon] | destroy DIR (tests and demo only)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import sys
+
+from .scenarios import SCENARIOS, names
+
+
+def _destroy(root):
+    """Stop the daemon of every host under ``root`` (by its PID file) and remove the folder."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        if ".daemon.pid" in filenames:
+            try:
+                with open(os.path.join(dirpath, ".daemon.pid")) as handle:
+                    pid = int(handle.read().split()[0])
+                with open("/proc/%d/cmdline" % pid, "rb") as handle:
+                    if b"training_daemon.py" in handle.read():
+                        os.killpg(pid, signal.SIGKILL)
+            except (OSError, ValueError, IndexError):
+                pass
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m simtrain")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("list")
+    build = sub.add_parser("build")
+    build.add_argument("--scenario", required=True, choices=names())
+    build.add_argument("--out", required=True)
+    build.add_argument("--no-daemon", action="store_true")
+    destroy = sub.add_parser("destroy")
+    destroy.add_argument("folder")
+    args = parser.parse_args(argv)
+    if args.command == "list":
+        for name in names():
+            print("%-30s %s" % (name, SCENARIOS[name].about))
+    elif args.command == "build":
+        os.makedirs(args.out, exist_ok=True)
+        os.chmod(args.out, 0o755)
+        scenario = SCENARIOS[args.scenario]
+        if args.no_daemon:
+            scenario = type(scenario)(scenario.name, scenario.about, scenario.expect, scenario.mode, False,
+                                      scenario.prepare, scenario.settings, scenario.messages)
+        host = scenario.build(args.out)
+        print(host.base)  # the daemon keeps running: 'destroy' stops it
+    else:
+        _destroy(args.folder)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
