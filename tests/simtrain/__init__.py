@@ -7,9 +7,9 @@ checks run in order over ``_training_checks``) and ``fixtures`` (tests/fixtures/
 
 from __future__ import annotations
 
-from .host import DELETE, TrainHost, scratch_dir
+from .host import DELETE, TrainHost, scratch_dir, temporary_host
 from .runner import run_checks, statuses
 from .scenarios import SCENARIOS, Scenario, build_scenario, names
 
 __all__ = ["DELETE", "SCENARIOS", "Scenario", "TrainHost", "build_scenario", "names", "run_checks", "scratch_dir",
-           "statuses"]
+           "statuses", "temporary_host"]

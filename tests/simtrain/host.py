@@ -28,6 +28,7 @@ as ``nobody``, as on a real host where the daemon does not run as root.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -88,6 +89,20 @@ def scratch_dir(prefix="simtrain-"):
     path = tempfile.mkdtemp(prefix=prefix, dir=parent)
     os.chmod(path, 0o755)
     return path
+
+
+@contextlib.contextmanager
+def temporary_host(name="host", mode="full", **kw):
+    """A TrainHost in a fresh scratch folder, destroyed (daemon stopped, files removed) afterwards."""
+    parent = scratch_dir()
+    host = None
+    try:
+        host = TrainHost.build(parent, name, mode=mode, **kw)
+        yield host
+    finally:
+        if host is not None:
+            host.destroy()
+        shutil.rmtree(parent, ignore_errors=True)
 
 
 def write_json(path, doc):

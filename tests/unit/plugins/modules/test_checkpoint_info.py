@@ -6,7 +6,7 @@ import pytest
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.gpuops.preflight.plugins.modules import checkpoint_info
-from simtrain import TrainHost, fixtures, scratch_dir
+from simtrain import fixtures, temporary_host
 
 
 def run_module(capsys, args):
@@ -16,15 +16,19 @@ def run_module(capsys, args):
 
 
 @pytest.fixture
-def parent():
-    import shutil
-    path = scratch_dir()
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
+def full():
+    with temporary_host(mode="full") as host:
+        yield host
 
 
-def test_healthy_full_host(parent, capsys):
-    host = TrainHost.build(parent, "h", mode="full")
+@pytest.fixture
+def lora():
+    with temporary_host(mode="lora") as host:
+        yield host
+
+
+def test_healthy_full_host(full, capsys):
+    host = full
     with open(host.path("status", "training_status.json"), "w") as handle:
         json.dump({"current_step": 5100, "updated_at": "2026-01-01T00:00:00"}, handle)
     rc, result = run_module(capsys, {"training_base_dir": host.base})
@@ -36,16 +40,16 @@ def test_healthy_full_host(parent, capsys):
     assert result["message"].startswith("newest checkpoint checkpoint-5000 (full, step 5000) is resumable")
 
 
-def test_lora_checkpoint_under_a_full_config_fails(parent, capsys):
-    host = TrainHost.build(parent, "h", mode="full")
+def test_lora_checkpoint_under_a_full_config_fails(full, capsys):
+    host = full
     host.add_checkpoint(fixtures.LORA_LISTING, fixtures.LORA_STATE, step=6000, global_step=6000)
     rc, result = run_module(capsys, {"training_base_dir": host.base})
     assert rc == 1 and "holds a LoRA adapter, but config.json trains the full model" in result["msg"]
     assert [c["step"] for c in result["checkpoints"]] == [6000, 5000]
 
 
-def test_status_step_zero_would_start_from_scratch(parent, capsys):
-    host = TrainHost.build(parent, "h", mode="lora")
+def test_status_step_zero_would_start_from_scratch(lora, capsys):
+    host = lora
     with open(host.path("status", "training_status.json"), "w") as handle:
         json.dump({"current_step": 0, "updated_at": "2026-01-01T00:00:00"}, handle)
     rc, result = run_module(capsys, {"training_base_dir": host.base})
@@ -53,9 +57,8 @@ def test_status_step_zero_would_start_from_scratch(parent, capsys):
     assert result["problems"][0]["status"] == "fail" and result["problems"][0]["fix"]
 
 
-def test_one_folder_named_directly_with_expect_layout_and_no_config(parent, capsys):
-    host = TrainHost.build(parent, "h", mode="lora")
-    folder = host.path("current_model", "checkpoint-1000")
+def test_one_folder_named_directly_with_expect_layout_and_no_config(lora, capsys):
+    folder = lora.path("current_model", "checkpoint-1000")
     rc, result = run_module(capsys, {"path": folder, "expect_layout": "lora"})
     assert rc == 0 and result["latest"]["path"] == folder and result["latest"]["resumable"] is True
     rc, result = run_module(capsys, {"path": folder, "expect_layout": "full"})
@@ -63,7 +66,7 @@ def test_one_folder_named_directly_with_expect_layout_and_no_config(parent, caps
     assert result["latest"]["missing"] == ["model.safetensors"]
 
 
-def test_final_export_warns_and_a_missing_path_is_no_failure(parent, capsys, tmp_path):
+def test_final_export_warns_and_a_missing_path_is_no_failure(capsys, tmp_path):
     export = tmp_path / "export"
     export.mkdir()
     for name in ("model.safetensors", "config.json"):

@@ -7,7 +7,7 @@ import pytest
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.gpuops.preflight.plugins.modules import training_config_lock
-from simtrain import TrainHost, scratch_dir
+from simtrain import temporary_host
 
 
 def run_module(capsys, args, check_mode=False, diff=False):
@@ -23,10 +23,8 @@ def run_module(capsys, args, check_mode=False, diff=False):
 
 @pytest.fixture
 def host():
-    import shutil
-    parent = scratch_dir()
-    yield TrainHost.build(parent, "h", mode="full", lock=False)
-    shutil.rmtree(parent, ignore_errors=True)
+    with temporary_host(lock=False) as made:
+        yield made
 
 
 def read(path):
