@@ -92,6 +92,13 @@ CASES = [
      "nccl_timeout"),
     ("RuntimeError: [../third_party/gloo/gloo/transport/tcp/pair.cc:598] Timed out waiting 1800000ms for recv",
      "nccl_timeout"),
+    ("[E ProcessGroupNCCL.cpp:828] [Rank 1] Watchdog caught collective operation timeout: WorkNCCL(SeqNum=1, "
+     "OpType=ALLREDUCE, Timeout(ms)=1800000) ran for 1800117 milliseconds before timing out.", "nccl_timeout"),
+    ("[E ProcessGroupNCCL.cpp:489] Some NCCL operations have failed or timed out.", "nccl_timeout"),
+    ("RuntimeError: HIP error: hipErrorNoBinaryForGpu: Unable to find code object for all current devices!",
+     "gpu_error"),
+    ("RuntimeError: cuDNN error: CUDNN_STATUS_INTERNAL_ERROR", "gpu_error"),
+    ("[ 812.3] Out of memory: Kill process 3101 (python) score 912 or sacrifice child", "process_killed"),
     # disk
     ("OSError: [Errno 28] No space left on device: '/srv/training/current_model/checkpoint-500'", "disk_full"),
     ("OSError: [Errno 122] Disk quota exceeded", "disk_full"),
@@ -138,6 +145,8 @@ HARMLESS = [
     "Gradient overflow.  Skipping step, loss scaler 0 reducing loss scale to 32768.0",
     "ddp_timeout=1800, save_steps=500, logging_nan_inf_filter=True",
     "Saving model checkpoint to /srv/training/current_model/checkpoint-500",
+    "[W ProcessGroupNCCL.cpp:1250] Warning: 0NCCL_AVOID_RECORD_STREAMS=1 has no effect for point-to-point collectives.",
+    "[rank1]:[W1121 10:00:00.000 ProcessGroupNCCL.cpp:4115] [PG ID 0 PG GUID 0 Rank 1] using GPU 1; a timeout may follow",
 ]
 
 
