@@ -806,7 +806,12 @@ def apply_fixes(actions, check_mode=False):
 
 
 def fix_host(ctx):
-    """Plan and apply the safe fixes on one host (none in ``ctx['check_mode']``): {changed, changes, errors, diff}."""
+    """Plan and apply the safe fixes on one host (none in ``ctx['check_mode']``): {changed, changes, errors, diff}.
+
+    The base folder is the operator's choice and may be a symlink: it is resolved once; below it no
+    symlink is followed.
+    """
+    ctx = dict(ctx, base_dir=os.path.realpath(ctx["base_dir"]))
     actions = plan_fixes(collect_layout(ctx), collect_permissions(ctx), ctx["dir_mode"])
     outcome = apply_fixes(actions, bool(ctx["check_mode"]))
     outcome["diff"] = {

@@ -390,6 +390,14 @@ def test_fix_never_follows_a_symlink_and_never_touches_files(host, tmp_path):
     assert after == before
 
 
+def test_fix_through_a_symlinked_base_folder(host, tmp_path):
+    link = str(tmp_path / "training")
+    os.symlink(host, link)
+    outcome = tc.fix_host(tc.settings(link, now=NOW))
+    assert [(c["action"], c["path"]) for c in outcome["changes"]] == [("mkdir", os.path.join(host, "queue"))]
+    assert outcome["errors"] == [] and os.path.isdir(os.path.join(host, "queue"))
+
+
 def test_fix_without_the_right_to_change_reports_instead(host):
     ctx = tc.settings(host, now=NOW)
     layout, permissions = tc.collect_layout(ctx), tc.collect_permissions(ctx)
