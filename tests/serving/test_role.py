@@ -13,6 +13,8 @@ import sys
 
 import pytest
 
+from ansible_collections.gpuops.preflight.roles.serving_gate_unit.files import timeout_start
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BIN = os.path.dirname(sys.executable)
 DROPIN = "50-gpuops-serving-gate.conf"
@@ -34,7 +36,8 @@ class Role(object):
                 "serving_gate_unit_model_map": "/etc/gpuops/agent_models.json",
                 "serving_gate_unit_store_root": "/srv/models", "serving_gate_unit_systemd_dir": self.systemd,
                 "serving_gate_unit_sudoers_dir": self.sudoers, "serving_gate_unit_daemon_reload": False,
-                "serving_gate_unit_timeout_start_sec": 360, "ansible_python_interpreter": sys.executable}
+                "serving_gate_unit_timeout_start_sec": 360, "ansible_python_interpreter": sys.executable,
+                "serving_gate_unit_python": sys.executable}
         base.update(extra)
         return base
 
@@ -118,8 +121,10 @@ def test_values_are_quoted_for_systemd(role):
 
 @pytest.mark.parametrize("extra, expected", [
     ({"serving_gate_unit_timeout_start_sec": "5min"},
-     "GATE_TIMEOUT (300 s) is not below the TimeoutStartSec of agent@crawler.service (300.0 s)"),
-    ({"serving_gate_unit_timeout_start_sec": "soon"}, "(unreadable: soon)"),
+     "GATE_TIMEOUT (300 s) is not below the TimeoutStartSec of agent@crawler.service (5min, from "
+     "serving_gate_unit_timeout_start_sec): systemd would kill the gate"),
+    ({"serving_gate_unit_timeout_start_sec": "soon"},
+     "cannot tell the TimeoutStartSec of agent@crawler.service: not a systemd time span: 'soon'"),
     ({"serving_gate_unit_template": "agent.service"}, "serving_gate_unit_template must be a template unit"),
     ({"serving_gate_unit_instances": ["crawler", "bad name"]}, "serving_gate_unit_instances a list of instance names"),
     ({"serving_gate_unit_model_map": "relative.json"}, "serving_gate_unit_model_map (an absolute path)"),
@@ -183,3 +188,25 @@ def test_a_sudoers_drop_in_that_visudo_refuses_is_not_installed(role):
                     serving_gate_unit_visudo=stand_in_visudo(role.base, 1))
     assert proc.returncode != 0 and "failed to validate" in proc.stdout
     assert not os.path.exists(os.path.join(role.sudoers, "gpuops-serving-gate-agent"))
+
+
+@pytest.mark.parametrize("text, seconds", [
+    ("90", 90.0), ("90s", 90.0), ("1min 30s", 90.0), ("1min30s", 90.0), ("5m", 300.0), ("500ms", 0.5),
+    ("2h", 7200.0), ("1.5min", 90.0), ("infinity", None), ("0", None),
+])
+def test_systemd_time_spans(text, seconds):
+    assert timeout_start.span(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["soon", "-1", "", "5 parsecs", "1min x"])
+def test_bad_time_spans(text):
+    with pytest.raises(ValueError, match="not a systemd time span"):
+        timeout_start.span(text)
+
+
+def test_unit_file_assignments_of_the_service_section(tmp_path):
+    path = tmp_path / "agent@.service"
+    path.write_text("[Unit]\nTimeoutStartSec=1\n# TimeoutStartSec=2\n[Service]\nExecStart=/bin/a \\\n  --b\n"
+                    "; comment\nTimeoutSec=30\nTimeoutStartSec=\n")
+    assert list(timeout_start.assignments(str(path))) == [("ExecStart", "/bin/a    --b"), ("TimeoutSec", "30"),
+                                                          ("TimeoutStartSec", "")]
