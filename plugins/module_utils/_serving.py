@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import os
 import re
 import socket
@@ -211,7 +212,7 @@ def parse_seconds(value, option, minimum=0.001, maximum=7 * 86400):
         number = float(str(value).strip())
     except ValueError:
         raise ValueError("%s must be a number of seconds, got %r" % (option, value))
-    if number != number or number < minimum or number > maximum:
+    if math.isnan(number) or number < minimum or number > maximum:
         raise ValueError("%s must be a number of seconds above 0 and at most %d, got %r" % (option, maximum, value))
     return number
 
@@ -404,8 +405,8 @@ def evaluate_model_map(loaded, known_agents=None, fix=None):
     if problems:
         details["entries"] = []
         return problems, None, details
-    return problems, "%d agent(s), %d model(s) in %s" % (details["agents"], details["models"],
-                                                          loaded.get("path")), details
+    ok_text = "%d agent(s), %d model(s) in %s" % (details["agents"], details["models"], loaded.get("path"))
+    return problems, ok_text, details
 
 
 def _json_type(value):
@@ -1173,8 +1174,8 @@ class Client(object):
         text = data.decode("utf-8", "replace")
         reply.text = one_line(text.strip(), 500)
         if status >= 400:
-            reply.error = "%s %s answered %d %s%s" % (method, path, status, reason or "",
-                                                     ": %s" % reply.text if reply.text else "")
+            detail = ": %s" % reply.text if reply.text else ""
+            reply.error = "%s %s answered %d %s%s" % (method, path, status, reason or "", detail)
             if _is_json_type(content_type):
                 reply.data = decode_json(data)[0]
             return reply
@@ -1325,8 +1326,8 @@ def preload_errors(doc, entries):
                     model, agents = candidate, list(models[candidate])
                     break
             if model is None:
-                agents = [e["agent"] for e in entries if re.search(r"(?<![\w-])%s(?![\w-])" % re.escape(e["agent"]),
-                                                                    text)]
+                agents = [e["agent"] for e in entries
+                          if re.search(r"(?<![\w-])%s(?![\w-])" % re.escape(e["agent"]), text)]
                 model = next((e["model"] for e in entries if agents and e["agent"] == agents[0]), None)
         out.append({"agents": agents, "model": model, "error": text})
     return out
@@ -1608,9 +1609,8 @@ def evaluate_bus(reply, fix=None):
     fixes = fix or FIXES["bus"]
     details = {"url": reply.get("url"), "status": reply.get("status"), "elapsed_s": reply.get("elapsed")}
     if reply.get("error"):
-        return [_checks.problem("bus", _checks.FAIL, "the bus at %s does not answer: %s" % (reply.get("url"),
-                                                                                         reply["error"]),
-                                fixes["down"])], None, details
+        text = "the bus at %s does not answer: %s" % (reply.get("url"), reply["error"])
+        return [_checks.problem("bus", _checks.FAIL, text, fixes["down"])], None, details
     return [], "the bus at %s answers (%s)" % (reply.get("url"), reply.get("status")), details
 
 
