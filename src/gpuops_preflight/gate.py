@@ -318,8 +318,11 @@ def run_gate(settings: Settings, clock: Callable[[], float] = time.monotonic,
         step(run)
         bad_input = name == "model_map" and run.status(name) != "ok"
     finished = now()
+    # Names read from the disk may hold bytes that are not UTF-8: every text that leaves is made valid first.
+    clean = collection.module_utils("_values").clean_text
+    run.results = clean(run.results)
     serving = {"settings": settings.as_dict(), "sources": settings.sources, "user": run.ident,
-               "details": run.details}
+               "details": clean(run.details)}
     summary = run.s.gate_summary(run.results, socket.gethostname(), settings.instance, started_epoch, finished,
                                  serving=serving)
     exit_code = EXIT_BAD_INPUT if bad_input else (EXIT_READY if summary["ready"] else EXIT_NOT_READY)

@@ -302,3 +302,20 @@ def test_mps_not_required_is_skipped(host, orchestrator):
     outcome = run(host, sim.url)
     assert mps_line(outcome) == ["mps           skipped  not required (REQUIRE_MPS=0)"]
     assert ("GET", "/gpu/info", None) not in sim.requests
+
+
+def test_names_that_are_not_utf8_leave_as_valid_utf8(host, orchestrator):
+    sim = orchestrator(models=host.models, already_ready=True)
+    folder = os.path.join(host.root, "org", "crawl-7b").encode()
+    os.remove(os.path.join(folder, b"model.safetensors.index.json"))
+    os.rename(os.path.join(folder, b"model-00002-of-00002.safetensors"),
+              os.path.join(folder, b"model-\xff-00002-of-00002.safetensors"))
+    outcome = run(host, sim.url)
+    assert outcome.exit_code == 1
+    text = "\n".join(outcome.lines)
+    text.encode("utf-8")
+    assert "model-00002-of-00002.safetensors is missing (shard 2 of 2)" in text
+    assert "model-\ufffd-00001-of-00002.safetensors is missing (shard 1 of 2)" in text
+    json.dumps(outcome.summary).encode("utf-8")
+    with open(outcome.summary["summary_file"], encoding="utf-8") as handle:
+        assert json.load(handle)["ready"] is False
