@@ -1503,12 +1503,19 @@ def evaluate_preload(observed, entries, timeout=None, fix=None):
         return problems, "all %d model(s) ready%s (%d poll(s), %s)" % (
             len(set(e["model"] for e in entries)), ", preload triggered" if observed.get("triggered") else "",
             observed.get("polls") or 0, _took(observed.get("elapsed_s"))), details
+    all_ready = doc.get("all_ready") is True
     for item in errors:
         who = _who(item["agents"], item["model"]) if item["model"] or item["agents"] else "a model"
-        fail("%s failed to load; the orchestrator says: %s" % (who, one_line(item["error"])), "failed",
-             agents=item["agents"], model=item["model"], error=item["error"])
-    if doc.get("all_ready") is True:
-        return problems, None, details
+        text = "%s failed to load; the orchestrator says: %s" % (who, one_line(item["error"]))
+        if all_ready:  # an old error next to all_ready: shown, but the orchestrator says every model is ready
+            problems.append(_checks.problem("preload", _checks.WARN, text + " (yet all_ready is true)",
+                                            fixes["failed"], cause="failed", agents=item["agents"],
+                                            model=item["model"], error=item["error"]))
+        else:
+            fail(text, "failed", agents=item["agents"], model=item["model"], error=item["error"])
+    if all_ready:
+        return problems, "all %d model(s) ready, with %d error(s) reported" % (
+            len(set(e["model"] for e in entries)), len(errors)), details
     states = model_states(doc.get("summary"), set(e["model"] for e in entries))
     failed_models = set(i["model"] for i in errors)
     waiting = []

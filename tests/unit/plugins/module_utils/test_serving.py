@@ -821,3 +821,12 @@ def test_writable_by_the_service_user(open_tmp):
     os.chmod(str(open_tmp), 0o700)
     assert _serving.writable_by(str(folder), SVC) is False  # cannot reach it
     assert _serving.writable_by(str(open_tmp / "nope"), SVC) is None
+
+
+def test_errors_next_to_all_ready_are_warnings():
+    doc = {"all_ready": True, "in_progress": False, "errors": [{"model": "org/a", "error": "old failure"}]}
+    problems, ok_text, _d = _serving.evaluate_preload({"status": doc, "polls": 1}, ENTRIES, timeout=5)
+    assert [(p["status"], p["message"]) for p in problems] == [
+        ("warn", "agent 'crawler' (model 'org/a') failed to load; the orchestrator says: old failure "
+                 "(yet all_ready is true)")]
+    assert ok_text == "all 2 model(s) ready, with 1 error(s) reported"
