@@ -35,7 +35,7 @@ class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):
         result = super(ActionModule, self).run(tmp, task_vars)
         _validation, args = self.validate_argument_spec(argument_spec=self.ARGUMENT_SPEC)
-        role_problems = self.role_variable_problems(task_vars or {})
+        role_problems = self.role_variable_problems(task_vars or {}, _families.family(args["kind"]).option_prefix)
         hostvars = (task_vars or {}).get("hostvars", {})
         settings = {}
         for host in args["hosts"]:
@@ -56,11 +56,12 @@ class ActionModule(ActionBase):
         result.update(changed=False, plan=plan)
         return result
 
-    def role_variable_problems(self, task_vars):
+    def role_variable_problems(self, task_vars, prefix):
         """Validate the calling role's variables against its meta/argument_specs.yml, once per run.
 
         The playbooks import the roles with rolespec_validate: false because Ansible would otherwise
-        run that validation as a task on every host (it grows linearly with the cluster).
+        run that validation as a task on every host (it grows linearly with the cluster). The ranges a
+        spec cannot say (a negative max_age, an empty path) are checked too (``_plan.VARIABLE_RULES``).
         """
         role = getattr(self._task, "_role", None)
         if role is None:
@@ -69,5 +70,8 @@ class ActionModule(ActionBase):
         values = self._templar.template(dict((name, task_vars[name]) for name in options if name in task_vars))
         validation = ArgumentSpecValidator(options).validate(values, validate_role_argument_spec=True)
         # Ansible's conversion errors end with the internal class of the value: noise for an operator.
-        return ["role %s: %s" % (role.get_name(), re.sub(r": <class '[^']*'> cannot be converted to an? \w+$", "", message))
-                for message in validation.error_messages]
+        problems = ["role %s: %s" % (role.get_name(), re.sub(r": <class '[^']*'> cannot be converted to an? \w+$", "",
+                                                               message))
+                    for message in validation.error_messages]
+        checked = dict((name, validation.validated_parameters.get(name)) for name in values)
+        return problems + ["role %s: %s" % (role.get_name(), p) for p in _plan.variable_problems(prefix, checked)]

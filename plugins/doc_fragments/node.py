@@ -9,6 +9,14 @@ class ModuleDocFragment(object):
     # Options of the host modules (node_preflight, node_cleanup) that probe the GPUs and the kernel log.
     DOCUMENTATION = r"""
 options:
+  gpu_vendor:
+    description:
+      - Whose GPUs to probe. V(auto) finds them in sysfs by PCI vendor id (AMD C(0x1002), NVIDIA C(0x10de)) and probes
+        each vendor present with its own tool; V(amd) or V(nvidia) probes only that vendor.
+    type: str
+    choices: [auto, amd, nvidia]
+    default: auto
+    version_added: 2.0.0
   gpu_tool:
     description: GPU tool to call, as O(gpuops.preflight.rocm_gpu_facts#module:tool); V(sysfs) calls none.
     type: str
@@ -22,6 +30,11 @@ options:
     description: The amd-smi executable (a name on E(PATH) or in C(/opt/rocm/bin), or a path).
     type: str
     default: amd-smi
+  nvidia_smi:
+    description: The nvidia-smi executable (a name on E(PATH), or a path).
+    type: str
+    default: nvidia-smi
+    version_added: 2.0.0
   gpu_tool_timeout:
     description: Seconds the GPU tool may run before its process group is killed; kept below the GPU checks' timeout.
     type: int
@@ -47,6 +60,14 @@ options:
     type: list
     elements: raw
     default: []
+  index_map:
+    description:
+      - The GPU tool's numbering from the last run in which it answered, C({index: PCI address}), as the controller
+        knows it from earlier summaries. When the tool does not answer this run, an index in O(excluded_gpus) or
+        C(gpu_watchlist) is resolved through it instead of a guessed order.
+    type: dict
+    default: {}
+    version_added: 2.0.0
   vram_min_mb:
     description: A process holding more than this much VRAM (MiB) is reported.
     type: int

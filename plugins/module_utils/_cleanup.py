@@ -11,7 +11,7 @@ actions. Every check is soft and the family never blocks: every problem is a war
 
 from __future__ import annotations
 
-from ansible_collections.gpuops.preflight.plugins.module_utils import _caches, _clocks, _gpu_checks
+from ansible_collections.gpuops.preflight.plugins.module_utils import _caches, _clocks, _gpu_checks, _sysfs
 from ansible_collections.gpuops.preflight.plugins.module_utils._checks import (
     CONTROLLER, SOFT, WARN, CheckSpec, Family, problem, registry)
 from ansible_collections.gpuops.preflight.plugins.module_utils._gpu_checks import GPU_NEEDS, KERNEL_LOG_NEEDS
@@ -38,13 +38,21 @@ def group_errors(errors, targets):
 # ---------------------------------------------------------------- collectors (the actions)
 
 
+def cache_vendor(params):
+    """Whose runtime caches to remove: the vendor asked for, else (auto) those sysfs shows; 'all' for both or none."""
+    if params["gpu_vendor"] != "auto":
+        return params["gpu_vendor"]
+    ids = set(found[3] for found in _sysfs.enumerate_gpus(params["sysfs_root"], [_sysfs.AMD_VENDOR, _sysfs.NVIDIA_VENDOR]))
+    present = [name for name, vid in (("amd", _sysfs.AMD_VENDOR), ("nvidia", _sysfs.NVIDIA_VENDOR)) if vid in ids]
+    return present[0] if len(present) == 1 else "all"
+
+
 def _clean_caches(ctx, _deadline):
     """Remove the GPU runtime caches of the step's users: the report of what was removed and what not."""
     params = ctx.params
     homes = _caches.resolve_homes(params["users"], params["home_dirs"])
-    patterns = _caches.cache_patterns(params["include_miopen_user_db"], params["extra_paths"])
-    keep = () if params["include_miopen_user_db"] else (_caches.MIOPEN_USER_DB,)
-    targets, skipped = _caches.find_cache_targets(homes, patterns, keep=keep)
+    patterns = _caches.cache_patterns(params["include_miopen_user_db"], params["extra_paths"], cache_vendor(params))
+    targets, skipped = _caches.find_cache_targets(homes, patterns, keep=_caches.keep_paths(params["include_miopen_user_db"]))
     removed, errors, freed = _caches.remove_targets(targets, ctx.check_mode)
     return {"removed": removed, "bytes_freed": freed, "skipped": skipped, "errors": errors,
             "homes": [home for _label, home in homes], "grouped_errors": group_errors(errors, targets)}
@@ -53,7 +61,7 @@ def _clean_caches(ctx, _deadline):
 def _reset_clocks(ctx, deadline):
     # room inside the deadline for the SIGKILL grace (2 s) and reading the levels back
     return _clocks.reset_clocks(ctx.module, ctx.params["rocm_smi"], ctx.params["sysfs_root"], max(deadline - 4, 1),
-                                ctx.check_mode)
+                                ctx.check_mode, vendor=ctx.params["gpu_vendor"], nvidia_smi=ctx.params["nvidia_smi"])
 
 
 def _publish_actions(ctx):

@@ -16,6 +16,8 @@ would fail into a warning). A family declares e.g.
 
 from __future__ import annotations
 
+import time
+
 from ansible_collections.gpuops.preflight.plugins.module_utils import _checks, _gpus, _kernel_log
 from ansible_collections.gpuops.preflight.plugins.module_utils._checks import UNKNOWN, WARN, problem
 from ansible_collections.gpuops.preflight.plugins.module_utils._host_runner import Collector, CollectorError
@@ -55,12 +57,37 @@ def parse_policy(values, option):
     return list(zip(refs, reasons))
 
 
-def mark_policy(gpus, excluded, watchlist):
-    """Flag excluded and watchlisted GPUs; returns the names that matched no GPU."""
-    unmatched = []
+def mark_policy(gpus, excluded, watchlist, index_map=None, order_known=True, mixed_vendors=False):
+    """Flag excluded and watchlisted GPUs; returns (unmatched names, notes about names not applied).
+
+    An index names a GPU in the GPU tool's numbering. When the tool did not answer, that numbering
+    is a guess (PCI or DRM order): ``index_map`` ({index: bdf}, from the last run in which the tool
+    answered) then says which GPU an index meant; without it, an index is not applied to a lost
+    GPU (the guess could put the exclusion on the wrong card and hide a loss). On a host with GPUs
+    of both vendors indices collide: an index is not applied at all.
+    """
+    unmatched, notes = [], []
+    index_map = dict((int(k), v) for k, v in (index_map or {}).items())
     for refs, flag in ((excluded, "excluded"), (watchlist, "watchlisted")):
+        what = "excluded_gpus" if flag == "excluded" else "gpu_watchlist"
         for ref, reason in refs:
+            kind, value = ref
+            if kind == "index" and mixed_vendors:
+                notes.append("%s names GPU %s by index, but this host has AMD and NVIDIA GPUs whose indices "
+                             "collide: not applied; name it by PCI address" % (what, value))
+                continue
+            if kind == "index" and not order_known and value in index_map:
+                ref = ("bdf", index_map[value])
             hits = [g for g in gpus if ref_matches(ref, g)]
+            if kind == "index" and not order_known and ref[0] == "index":
+                lost = [g for g in hits if g.get("health") == _gpus.LOST]
+                if lost:
+                    notes.append("%s names GPU %s by index, but the GPU tool did not answer and the index order is "
+                                 "a guess: not applied to the lost GPU at %s; name GPUs by PCI address"
+                                 % (what, value, lost[0]["bdf"]))
+                    hits = [g for g in hits if g not in lost]
+                    if not hits:
+                        continue
             for gpu in hits:
                 gpu[flag] = True
                 if flag == "excluded" and reason:
@@ -70,7 +97,7 @@ def mark_policy(gpus, excluded, watchlist):
     for gpu in gpus:
         gpu.setdefault("excluded", False)
         gpu.setdefault("watchlisted", False)
-    return unmatched
+    return unmatched, notes
 
 
 def attribute_host_findings(findings, gpus):
@@ -105,7 +132,8 @@ def _collect_gpus(ctx, deadline):
     return _gpus.collect(
         ctx.module, tool=params["gpu_tool"], rocm_smi=params["rocm_smi"], amd_smi=params["amd_smi"],
         sysfs_root=params["sysfs_root"], timeout=min(params["gpu_tool_timeout"], max(deadline - 3, 1)),
-        metrics_timeout=min(5, max(deadline - params["gpu_tool_timeout"], 1)))
+        metrics_timeout=min(5, max(deadline - params["gpu_tool_timeout"], 1)), vendor=params["gpu_vendor"],
+        nvidia_smi=params["nvidia_smi"])
 
 
 def _collect_kernel_log(ctx, deadline):
@@ -117,6 +145,8 @@ def _collect_kernel_log(ctx, deadline):
             "timed_out": read.timed_out, "lines_scanned": len(read.lines), "elapsed_s": round(read.elapsed, 3)}
     if read.note:
         info["note"] = read.note
+    if read.unscanned:
+        info["unscanned"] = read.unscanned
     if read.error or read.timed_out:
         raise CollectorError(read.error or "timed out after %ss" % deadline, timed_out=read.timed_out, info=info)
     return {"info": info, "findings": findings}
@@ -137,16 +167,37 @@ def _derive_view(ctx, _deadline):
         log_failure = str(error) if isinstance(error, CollectorError) else ctx.failure("kernel_log")
     findings = list(log["findings"]) if log is not None else []
     view = {"gpus": [], "probe": None, "findings": findings, "log_info": info, "log_failure": log_failure,
-            "log_source": source, "unmatched": []}
+            "log_source": source, "unmatched": [], "policy_notes": [], "watch_hits": {}}
     collected = ctx.value("gpus")
     if collected is not None:
+        findings = _kernel_log.resolve_addresses(findings, [g["bdf"] for g in collected["gpus"] if g.get("bdf")])
         findings = attribute_host_findings(findings, collected["gpus"])
         probe = _gpus.apply_health(collected, findings)
         view.update(gpus=probe["gpus"], probe=probe, findings=findings)
-        view["unmatched"] = mark_policy(probe["gpus"], parse_policy(params.get("excluded_gpus"), "excluded_gpus"),
-                                        parse_policy(params.get("gpu_watchlist"), "gpu_watchlist"))
+        order_known = all(t.get("answered") for t in (probe.get("tools") or {"": probe["tool"]}).values())
+        view["unmatched"], view["policy_notes"] = mark_policy(
+            probe["gpus"], parse_policy(params.get("excluded_gpus"), "excluded_gpus"),
+            parse_policy(params.get("gpu_watchlist"), "gpu_watchlist"), params.get("index_map"), order_known,
+            probe.get("mixed_vendors", False))
+        view["watch_hits"] = watch_hits(probe["gpus"], findings, params.get("gpu_watch_window"), ctx.now)
     view["log_info"]["findings"] = findings
     return view
+
+
+def watch_hits(gpus, findings, window, now):
+    """{bdf: findings} of watchlisted GPUs seen within ``window`` seconds of ``now`` (a finding whose time
+    cannot be read counts as inside: evidence is never dropped for want of a date). No window: none."""
+    if window is None:
+        return {}
+    hits = {}
+    for gpu in gpus:
+        if not gpu.get("watchlisted") or not gpu.get("bdf"):
+            continue
+        recent = [f for f in findings if f.get("bdf") == gpu["bdf"]
+                  and (f.get("last_epoch") is None or f["last_epoch"] >= now - window)]
+        if recent:
+            hits[gpu["bdf"]] = recent
+    return hits
 
 
 def _publish_view(ctx):
@@ -204,31 +255,104 @@ def _health_counts(gpus):
     return ", ".join("%d %s" % (counts[h], h) for h in _gpus.HEALTH_STATES if h in counts) or "none found"
 
 
+# What an excluded GPU's problems suggest, instead of "add it to excluded_gpus".
+EXCLUDED_FIX = ("It is in excluded_gpus (not used): repair or replace it when convenient, and take it out of "
+                "excluded_gpus once it is healthy again.")
+WATCH_FIX = ("A watched GPU with recent kernel-log findings is not trusted with a long step: read the lines "
+             "(journalctl -k -b), then power-cycle the rig or add the GPU to excluded_gpus. "
+             "preflight_watch_window sets what counts as recent.")
+MISSING_TOOL_FIX = ("Install the GPU tool on the host (ROCm's rocm-smi or amd-smi, NVIDIA's nvidia-smi) or point "
+                    "preflight_rocm_smi / preflight_nvidia_smi at it; set preflight_gpu_tool: sysfs to rely on "
+                    "sysfs on purpose.")
+
+
+def seen_text(finding, now):
+    """'x3, last seen 2026-12-01 09:12:00 UTC, 2 h ago' for a finding (its count and last time)."""
+    parts = ["x%d" % finding["count"]] if finding.get("count", 1) > 1 else []
+    epoch = finding.get("last_epoch")
+    if epoch is not None:
+        parts.append("last seen %s UTC, %s ago" % (time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(epoch)),
+                                                   ago(now - epoch)))
+    elif finding.get("last_seen"):
+        parts.append("last seen %s" % finding["last_seen"])
+    return ", ".join(parts)
+
+
+def ago(seconds):
+    seconds = max(seconds, 0)
+    for limit, unit, size in ((120, "s", 1), (7200, "min", 60), (2 * 86400, "h", 3600)):
+        if seconds < limit:
+            return "%d %s" % (seconds // size, unit)
+    return "%d days" % (seconds // 86400)
+
+
+def _fix_for(gpu, fix):
+    return EXCLUDED_FIX if gpu.get("excluded") else fix
+
+
 def evaluate_health(ctx, spec):
-    """Lost and degraded GPUs fail (warn for a soft spec); unknown ones are unknown, one line per host
-    when the GPU tool itself gave no answer."""
+    """Lost and degraded GPUs fail (warn for a soft spec), and so does a watched GPU with findings within the
+    watch window; unknown ones are unknown, one line per host when the GPU tool itself gave no answer."""
     view = ctx.value("gpu_view")
-    gpus, tool = view["gpus"], view["probe"]["tool"]
+    gpus, probe = view["gpus"], view["probe"]
+    tools = probe.get("tools") or {"": probe["tool"]}
     problems = []
     unknown = [g for g in gpus if g["health"] == _gpus.UNKNOWN]
-    tool_level_unknown = unknown and not tool["answered"] and tool["outcome"] not in (_gpus.MISSING, _gpus.NOT_USED)
+    silent = [t for t in tools.values() if not t["answered"] and t["outcome"] not in (_gpus.MISSING, _gpus.NOT_USED)]
+    tool_level_unknown = bool(unknown and silent)
     for gpu in gpus:
         if gpu["health"] in (_gpus.LOST, _gpus.DEGRADED):
             problems.append(problem(spec.name, spec.fail_status, "%s is %s: %s" % (
-                label(gpu), gpu["health"], "; ".join(gpu["problems"])), spec.fix, gpu=gpu_ref(gpu)))
+                label(gpu), gpu["health"], "; ".join(gpu["problems"])), _fix_for(gpu, spec.fix), gpu=gpu_ref(gpu)))
         elif gpu["health"] == _gpus.UNKNOWN and not tool_level_unknown:
             problems.append(problem(spec.name, UNKNOWN, "%s state unknown: %s" % (label(gpu), "; ".join(gpu["problems"])),
-                                    "Check the GPU by hand (rocm-smi, dmesg).", gpu=gpu_ref(gpu)))
-    if tool_level_unknown:
+                                    "Check the GPU by hand (rocm-smi or nvidia-smi, dmesg).", gpu=gpu_ref(gpu)))
+        elif view["watch_hits"].get(gpu["bdf"]):
+            hits = view["watch_hits"][gpu["bdf"]]
+            newest = max(hits, key=lambda f: (f.get("last_epoch") is None, f.get("last_epoch") or 0))
+            problems.append(problem(spec.name, spec.fail_status, "%s is on gpu_watchlist and the kernel log shows %s "
+                                    "within the watch window (%s)" % (
+                                        label(gpu), "; ".join("%s (%s)" % (f.get("summary") or f["category"],
+                                                                          seen_text(f, ctx.now)) for f in hits),
+                                        ago(ctx.params["gpu_watch_window"])),
+                                    _fix_for(gpu, WATCH_FIX), gpu=gpu_ref(gpu), last_epoch=newest.get("last_epoch")))
+    for tool in silent if tool_level_unknown else []:
         problems.append(problem(
             spec.name, UNKNOWN,
             "GPU state unknown: %s; sysfs shows %d GPU(s) on the bus and none lost" % (tool["reason"], len(unknown)),
-            "Check the GPU tool on the host by hand (rocm-smi --showuse); a hung rocm-smi often means a hung GPU: "
-            "read the kernel log. Clear a stuck rocm_smi mutex by deleting /dev/shm/rocm_smi*."))
+            "Check the GPU tool on the host by hand (rocm-smi --showuse, nvidia-smi); a hung tool often means a hung "
+            "GPU: read the kernel log. Clear a stuck rocm_smi mutex by deleting /dev/shm/rocm_smi*."))
+    for tool in tools.values():
+        if tool["outcome"] == _gpus.MISSING and ctx.params.get("gpu_tool") != "sysfs":
+            problems.append(problem(spec.name, UNKNOWN, "%s: GPU health read from sysfs only (no tool, no SMU check)"
+                                    % tool["reason"], MISSING_TOOL_FIX))
+    for note in view["policy_notes"]:
+        problems.append(problem(spec.name, UNKNOWN, note, "Name GPUs in excluded_gpus and gpu_watchlist by PCI "
+                                                          "address (e.g. 0000:22:00.0) on such hosts."))
     if view["log_failure"]:
         problems.append(problem(spec.name, UNKNOWN, "SMU failures not checked: could not read the kernel log (%s)"
                                 % view["log_failure"], ctx.family.collectors["kernel_log"].hint))
     return problems, "%d GPU(s): %s" % (len(gpus), _health_counts(gpus))
+
+
+def evaluate_available(ctx, spec):
+    """A rig expected to have GPUs with none usable: none found, or every one excluded, lost or degraded.
+    GPUs only ``unknown`` because the tool failed while sysfs looks healthy still count (gpu_health warns)."""
+    gpus, expected = ctx.value("gpu_view")["gpus"], ctx.params.get("expected_gpu_count")
+    if expected == 0:
+        return [], "no GPU expected (expected_gpu_count: 0)"
+    usable = [g for g in gpus if not g["excluded"] and g["health"] in (_gpus.OK, _gpus.UNKNOWN)]
+    if usable:
+        return [], "%d usable GPU(s)" % len(usable)
+    if not gpus:
+        why = "no GPU found (sysfs shows none, and the GPU tool reports none)"
+    else:
+        counts = {}
+        for gpu in gpus:
+            state = "excluded" if gpu["excluded"] else gpu["health"]
+            counts[state] = counts.get(state, 0) + 1
+        why = "%d GPU(s), none usable: %s" % (len(gpus), ", ".join("%d %s" % (n, s) for s, n in sorted(counts.items())))
+    return [problem(spec.name, spec.fail_status, why, spec.fix)], why
 
 
 def evaluate_count(ctx, spec):
@@ -260,12 +384,14 @@ def evaluate_count(ctx, spec):
 
 
 def evaluate_vram(ctx, spec):
-    """Processes still holding VRAM (from KFD); unknown when KFD is not available."""
+    """Processes still holding VRAM (from KFD, or the NVIDIA tool's process list); unknown when no list is available."""
     view = ctx.value("gpu_view")
     gpus, probe = view["gpus"], view["probe"]
-    if not probe["kfd_available"] and gpus:
-        return [problem(spec.name, UNKNOWN, "KFD is not available (no /sys/class/kfd): cannot list processes holding VRAM",
-                        "Check that the amdgpu driver exposes KFD (ls /sys/class/kfd/kfd/proc).")], "KFD not available"
+    if not probe.get("processes_available", probe.get("kfd_available")) and gpus:
+        return [problem(spec.name, UNKNOWN, "no process list: KFD is not available (no /sys/class/kfd) and no GPU "
+                                            "tool listed processes; cannot tell who holds VRAM",
+                        "Check that the amdgpu driver exposes KFD (ls /sys/class/kfd/kfd/proc), or that nvidia-smi "
+                        "answers.")], "no process list"
     min_bytes = ctx.params["vram_min_mb"] * 1024 * 1024
     by_bdf = dict((g["bdf"], g) for g in gpus)
     problems = []
@@ -292,46 +418,64 @@ def evaluate_temperature(ctx, spec):
     return problems, "hottest GPU %s" % ("%.0f C" % max(temps) if temps else "unknown")
 
 
+def _unscanned(view, spec):
+    unscanned = view["log_info"].get("unscanned")
+    if not unscanned:
+        return []
+    return [problem(spec.name, UNKNOWN, "kernel log not scanned whole: %s" % unscanned.get("description"),
+                    "Give the kernel_log check more time (preflight_timeouts: {kernel_log: 60}), or rotate the log "
+                    "file it reads.")]
+
+
+def _where(gpu, finding):
+    if gpu is not None:
+        return label(gpu)
+    return ("device %s" % finding["bdf"]) if finding.get("bdf") else "a GPU the log line does not name"
+
+
 def evaluate_kernel_log(ctx, spec):
-    """Findings gpu_health does not already report: hard ones fail, soft ones warn on watchlisted GPUs."""
+    """Findings gpu_health does not already report: hard ones fail; soft ones warn, one warning per GPU and
+    category with the count and the last time seen."""
     view = ctx.value("gpu_view")
     findings, gpus = view["findings"], view["gpus"]
     by_bdf = dict((g["bdf"], g) for g in gpus)
-    health_categories = _gpus.KERNEL_LOST + _gpus.KERNEL_DEGRADED
-    problems, quiet, folded = [], 0, 0
+    problems, folded, groups, order = _unscanned(view, spec), 0, {}, []
     for finding in findings:
         gpu = by_bdf.get(finding.get("bdf"))
         what = finding.get("summary") or finding["category"]
-        if gpu is not None and (finding["category"] in health_categories
-                                or gpu["health"] in (_gpus.LOST, _gpus.DEGRADED)):
+        if gpu is not None and (_gpus.health_level(finding) or gpu["health"] in (_gpus.LOST, _gpus.DEGRADED)
+                                or gpu["bdf"] in view["watch_hits"]):
             folded += 1  # gpu_health already reports this GPU: one line per sick GPU, not one per log line
             continue
-        hard = finding.get("severity") == _checks.HARD
-        if gpu is not None:
-            text = "%s%s: %s" % (what, times_text(finding), finding.get("message", ""))
-            if hard:
-                problems.append(problem(spec.name, spec.fail_status, "%s: %s" % (label(gpu), text), finding.get("fix"),
-                                        gpu=gpu_ref(gpu)))
-            elif gpu.get("watchlisted"):
-                problems.append(problem(spec.name, WARN, "watchlisted %s: %s" % (label(gpu), text), finding.get("fix"),
-                                        gpu=gpu_ref(gpu)))
-            else:
-                quiet += 1
-        elif hard:
-            where = ("device %s" % finding["bdf"]) if finding.get("bdf") else "a GPU the log line does not name"
-            problems.append(problem(spec.name, spec.fail_status, "%s on %s: %s%s" % (
-                what, where, finding.get("message", ""), times_text(finding)), finding.get("fix")))
-        else:
-            quiet += 1
-    return problems, "%d finding(s): %d reported here, %d under gpu_health, %d soft on GPUs not watchlisted" % (
-        len(findings), len(problems), folded, quiet)
+        if finding.get("severity") == _checks.HARD:
+            where = _where(gpu, finding)
+            times = seen_text(finding, ctx.now)
+            problems.append(problem(spec.name, spec.fail_status, "%s: %s (%s): %s" % (
+                where, what, times, finding.get("message", "")) if times else "%s: %s: %s" % (
+                where, what, finding.get("message", "")), _fix_for(gpu or {}, finding.get("fix")),
+                gpu=gpu_ref(gpu) if gpu else None))
+            continue
+        key = (finding.get("bdf"), finding["category"])
+        if key not in groups:
+            groups[key] = {"gpu": gpu, "findings": []}
+            order.append(key)
+        groups[key]["findings"].append(finding)
+    for key in order:
+        gpu, same = groups[key]["gpu"], groups[key]["findings"]
+        newest = max(same, key=lambda f: (f.get("last_epoch") is not None, f.get("last_epoch") or 0))
+        merged = dict(newest, count=sum(f.get("count", 1) for f in same))
+        where = _where(gpu, newest)
+        problems.append(problem(spec.name, WARN, "%s: %s (%s): %s" % (
+            where, newest.get("summary") or newest["category"], seen_text(merged, ctx.now), newest.get("message", "")),
+            _fix_for(gpu or {}, newest.get("fix")), gpu=gpu_ref(gpu) if gpu else None))
+    return problems, "%d finding(s): %d reported here, %d under gpu_health" % (len(findings), len(problems), folded)
 
 
 def evaluate_new_kernel_findings(ctx, spec):
     """After a step: every finding since the step started is news worth a warning."""
     view = ctx.value("gpu_view")
     by_bdf = dict((g["bdf"], g) for g in view["gpus"])
-    problems = []
+    problems = _unscanned(view, spec)
     for finding in view["findings"]:
         gpu = by_bdf.get(finding.get("bdf"))
         where = label(gpu) if gpu else (finding.get("bdf") or "a GPU the log line does not name")
@@ -339,4 +483,4 @@ def evaluate_new_kernel_findings(ctx, spec):
             where, finding.get("summary") or finding["category"], times_text(finding), finding.get("message", "")),
             finding.get("fix"), gpu=gpu_ref(gpu) if gpu else None))
     since = "the step started" if ctx.params.get("kernel_log_since") else "boot"
-    return problems, "no new amdgpu failures since %s" % since
+    return problems, "no new GPU failures since %s" % since

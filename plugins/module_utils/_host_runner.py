@@ -63,8 +63,9 @@ class Collector(object):
 class Context(object):
     """What the checks of one run see: the module, its parameters, every collector's outcome."""
 
-    def __init__(self, family, module, params, enabled, timeouts):
+    def __init__(self, family, module, params, enabled, timeouts, now=None):
         self.family = family
+        self.now = time.time() if now is None else now  # wall clock, for "seen within the last 24 h"
         self.module = module
         self.params = params
         self.enabled = enabled
@@ -201,11 +202,11 @@ class CollectorError(Exception):
         self.info = info or {}
 
 
-def run(family, module, params, clock=time.monotonic):
+def run(family, module, params, clock=time.monotonic, now=None):
     """Run the family's enabled host checks; returns the module result."""
     start = clock()
     enabled, timeouts = enabled_and_timeouts(family, params)
-    ctx = Context(family, module, params, enabled, timeouts)
+    ctx = Context(family, module, params, enabled, timeouts, now)
     _collect(ctx, _needed(family, enabled, params), clock)
     checks = {}
     for name in family.host_checks:

@@ -14,18 +14,21 @@ from __future__ import annotations
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.gpuops.preflight.plugins.module_utils import _host_runner, _steps
-from ansible_collections.gpuops.preflight.plugins.module_utils._pci import parse_gpu_refs
+from ansible_collections.gpuops.preflight.plugins.module_utils._pci import normalize_bdf, parse_gpu_refs
 from ansible_collections.gpuops.preflight.plugins.module_utils._timeparse import parse_time
 
 PROBE_OPTIONS = dict(
+    gpu_vendor=dict(type="str", choices=["auto", "amd", "nvidia"], default="auto"),
     gpu_tool=dict(type="str", choices=["auto", "rocm-smi", "amd-smi", "sysfs"], default="auto"),
     rocm_smi=dict(type="str", default="rocm-smi"),
     amd_smi=dict(type="str", default="amd-smi"),
+    nvidia_smi=dict(type="str", default="nvidia-smi"),
     gpu_tool_timeout=dict(type="int", default=15),
     sysfs_root=dict(type="path", default="/sys"),
     kernel_log=dict(type="str", default="auto"),
     kernel_log_since=dict(type="str"),
     excluded_gpus=dict(type="list", elements="raw", default=[]),
+    index_map=dict(type="dict", default={}),
     vram_min_mb=dict(type="int", default=0),
 )
 
@@ -70,6 +73,9 @@ def validate(params, family):
         parse_gpu_refs(params["excluded_gpus"], "excluded_gpus")
     except ValueError as exc:
         problems.append(str(exc))
+    for index, bdf in params["index_map"].items():
+        if not str(index).isdigit() or normalize_bdf(str(bdf)) is None:
+            problems.append("index_map: %r: %r is not a GPU index and its PCI address" % (index, bdf))
     try:
         params["kernel_log_since"] = parse_time(params["kernel_log_since"], "kernel_log_since")
     except ValueError as exc:

@@ -32,6 +32,64 @@ BACKSTOP_MARGIN = 20
 SUMMARY_MAX_BYTES = 16 * 1024 * 1024
 
 
+def _at_least(low, what="a number"):
+    def rule(value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or value < low:
+            return "must be %s of %s or more, got %r" % (what, low, value)
+        return None
+    return rule
+
+
+def _between(low, high):
+    def rule(value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or not low < value < high:
+            return "must be a number between %s and %s, got %r" % (low, high, value)
+        return None
+    return rule
+
+
+def _absolute_path(value):
+    if not isinstance(value, str) or not value.startswith("/"):
+        return "must be an absolute path, got %r" % (value,)
+    return None
+
+
+def _kernel_log(value):
+    if value in ("auto", "journal", "dmesg", "none") or (isinstance(value, str) and value.startswith("/")):
+        return None
+    return "must be auto, journal, dmesg, none or the absolute path of a file, got %r" % (value,)
+
+
+# Role variables (their name after the family's prefix) and the ranges their argument spec cannot say.
+# Checked in the plan, before any host is contacted: a bad value must never turn a hard check into
+# an "unknown" warning on every host (a negative max_age once did), nor lose data (a negative keep).
+VARIABLE_RULES = {
+    "max_age": _at_least(0, "a whole number of seconds"),
+    "ramdisk_root": _absolute_path,
+    "sysfs_root": _absolute_path,
+    "kernel_log": _kernel_log,
+    "gpu_tool_timeout": _at_least(1, "a whole number of seconds"),
+    "ramdisk_min_free_mb": _at_least(0),
+    "vram_min_mb": _at_least(0),
+    "gpu_temp_warn_c": _between(0, 200),
+    "watch_window": _at_least(0, "a whole number of seconds"),
+    "summary_keep": _at_least(0, "a whole number (0 keeps every summary)"),
+    "json_max_mb": _at_least(1, "a whole number of MiB"),
+}
+
+
+def variable_problems(prefix, values):
+    """Problems with a role's variables (``{full name: value}``, types already checked), each naming it."""
+    problems = []
+    for name, value in sorted(values.items()):
+        rule = VARIABLE_RULES.get(name[len(prefix) + 1:]) if name.startswith(prefix + "_") else None
+        if rule is not None and value is not None:
+            why = rule(value)
+            if why:
+                problems.append("%s %s" % (name, why))
+    return problems
+
+
 class PlanError(ValueError):
     """Bad input: every problem found, in one message."""
 
@@ -139,6 +197,8 @@ def build_plan(kind, step, steps=None, skip=None, downgrade=None, hosts=(), host
     family = _families.family(kind)
     registry, prefix = family.checks, family.option_prefix
     problems = []
+    # preflight_steps: {} is a definition (no step is known), not the absence of one.
+    steps_defined = steps is not None and steps != ""
     try:
         steps = normalize_steps(steps)
     except PlanError as exc:
@@ -152,7 +212,7 @@ def build_plan(kind, step, steps=None, skip=None, downgrade=None, hosts=(), host
         step_id = _steps.parse_step(step)
     except ValueError as exc:
         problems.insert(0, "%s (steps defined: %s)" % (exc, _defined_steps(steps)) if steps else str(exc))
-    if kind == "preflight" and step_id is not None and steps and step_id not in steps:
+    if kind == "preflight" and step_id is not None and steps_defined and step_id not in steps:
         problems.append("step %s is not in preflight_steps (steps defined: %s)" % (step_id, _defined_steps(steps)))
     names = {}
     for option, value in (("skip", skip), ("downgrade", downgrade)):
@@ -223,6 +283,7 @@ def build_plan(kind, step, steps=None, skip=None, downgrade=None, hosts=(), host
         "since": since_epoch,
         "since_source": since_source,
         "cleanup_steps": wanted,
+        "index_maps": index_maps(summary_dir, hosts) if summary_dir else {},
     }
 
 
@@ -237,6 +298,38 @@ def empty_plan(kind, step, now=None):
     return {"kind": kind, "step": step_id, "applies": True, "requirements": {}, "step_defined": False, "skip": [],
             "downgrade": [], "host_checks": [], "timeouts": {}, "host_timeout": None, "started_at": iso(now),
             "started_epoch": now, "since": None, "since_source": None, "cleanup_steps": list(DEFAULT_CLEANUP_STEPS)}
+
+
+def index_maps(summary_dir, hosts, limit=20):
+    """{host: {index: bdf}}: each host's GPU numbering from the newest summaries in which its GPU tool
+    answered (at most ``limit`` files read, newest first). A run in which the tool does not answer must
+    guess the order; this says which GPU an index in excluded_gpus meant."""
+    folder = os.path.expanduser(summary_dir or "")
+    wanted, maps = set(hosts), {}
+    patterns = [summary_name_pattern(f.file_prefix) for f in _families.FAMILIES.values()]
+    try:
+        names = [n for n in os.listdir(folder) if any(p.match(n) for p in patterns)]
+    except OSError:
+        return {}
+    stamped = sorted(((next(p.match(n) for p in patterns if p.match(n)).group(2), n) for n in names), reverse=True)
+    for _stamp, name in stamped[:limit]:
+        if not wanted - set(maps):
+            break
+        try:
+            document = json.loads(_files.read_regular(os.path.join(folder, name), SUMMARY_MAX_BYTES).decode("utf-8"))
+            entries = document.get("hosts") or {}
+        except (OSError, ValueError, AttributeError):
+            continue
+        for host in wanted - set(maps):
+            entry = entries.get(host) if isinstance(entries, dict) else None
+            if not isinstance(entry, dict) or not (entry.get("gpu_tool") or {}).get("answered"):
+                continue
+            known = dict((str(g["index"]), g["bdf"]) for g in entry.get("gpus") or []
+                         if isinstance(g, dict) and g.get("index") is not None and g.get("bdf")
+                         and g.get("in_tool_output"))
+            if known:
+                maps[host] = known
+    return maps
 
 
 def summary_name_pattern(prefix):

@@ -32,6 +32,8 @@ FILE_FIXES = {
     "unreadable": "Fix the file's permissions for the user the pipeline runs as.",
     "invalid_json": "Re-create the file: it is truncated or corrupted (a full disk or an interrupted write).",
     "too_old": "Re-run the step that produces it: it is stale.",
+    "too_large": "Raise preflight_json_max_mb to validate it (it is read whole into memory), or set "
+                 "preflight_validate_json: never if the step writes JSON this large on purpose.",
     "missing_root": "Create the ramdisk root (mkdir -p) or correct preflight_ramdisk_root.",
     "not_tmpfs": "Put the ramdisk root on a tmpfs (/dev/shm is one), or set preflight_require_tmpfs: false.",
 }
@@ -50,11 +52,12 @@ def _collect_ramdisk(ctx, _deadline):
     params = ctx.params
     return _ramdisk.check_step_files(params["ramdisk_root"], params["step"], params["ramdisk_files"],
                                      validate_json=params["validate_json"], max_age=params["max_age"],
-                                     folder=params.get("ramdisk_dir"))
+                                     json_max_bytes=params["json_max_mb"] * _ramdisk.MIB, folder=params.get("ramdisk_dir"))
 
 
 def _collect_inputs(ctx, _deadline):
-    return _ramdisk.check_input_files(ctx.params["input_files"], validate_json=ctx.params["validate_json"])
+    return _ramdisk.check_input_files(ctx.params["input_files"], validate_json=ctx.params["validate_json"],
+                                      json_max_bytes=ctx.params["json_max_mb"] * _ramdisk.MIB)
 
 
 def _collect_space(ctx, _deadline):
@@ -124,6 +127,10 @@ CHECKS = registry(
               "Reboot the rig (a GPU in this state rarely recovers without a power cycle), "
               "or add the GPU to excluded_gpus for this host.",
               "GPU_UNHEALTHY", "GPU health", needs=GPU_NEEDS, evaluate=_gpu_checks.evaluate_health),
+    CheckSpec("gpu_available", HARD, 30,
+              "A rig expected to have GPUs has at least one usable (not excluded, lost or degraded).",
+              "Reboot the rig or repair its GPUs before the step; set expected_gpu_count: 0 for a host that has none.",
+              "NO_USABLE_GPU", "GPU available", needs=GPU_NEEDS, evaluate=_gpu_checks.evaluate_available),
     CheckSpec("gpu_count", SOFT, 30, "The responding GPU count matches expected_gpu_count minus excluded_gpus.",
               "Find the missing GPU (lspci, dmesg, riser and power cables), or correct expected_gpu_count.",
               "GPU_COUNT_MISMATCH", "GPU count", needs=GPU_NEEDS, evaluate=_gpu_checks.evaluate_count),

@@ -24,6 +24,7 @@ import stat
 import time
 
 from ansible_collections.gpuops.preflight.plugins.module_utils import _steps
+from ansible_collections.gpuops.preflight.plugins.module_utils._values import human_bytes
 
 MISSING_STEP_FOLDER = "missing_step_folder"
 ESCAPES_ROOT = "escapes_root"
@@ -37,8 +38,9 @@ TOO_OLD = "too_old"
 MISSING_ROOT = "missing_root"
 NOT_TMPFS = "not_tmpfs"
 LOW_SPACE = "low_space"
+TOO_LARGE = "too_large"
 PROBLEM_CODES = (MISSING_STEP_FOLDER, ESCAPES_ROOT, NOT_ABSOLUTE, MISSING, NOT_REGULAR, UNREADABLE, EMPTY,
-                 INVALID_JSON, TOO_OLD, MISSING_ROOT, NOT_TMPFS, LOW_SPACE)
+                 INVALID_JSON, TOO_LARGE, TOO_OLD, MISSING_ROOT, NOT_TMPFS, LOW_SPACE)
 
 VALIDATE_JSON_CHOICES = ("auto", "always", "never")
 DEFAULT_ROOT = "/dev/shm/prng"
@@ -188,9 +190,11 @@ def _check_one(name, path, subject, missing_message, validate_json, max_age, jso
                                  age_s=info["age_s"], max_age=max_age))
     parse = _wants_json(validate_json, name) and st.st_size > 0
     if parse and st.st_size > json_max_bytes:
+        # Never pass a file that was not checked: a truncated 1 GB history must not slip through.
         parse = False
-        info["note"] = ("not parsed as JSON: %d bytes is larger than the %d byte limit"
-                        % (st.st_size, json_max_bytes))
+        problems.append(_problem(name, path, TOO_LARGE, "%s is %s, over the %s limit for JSON validation: it was not "
+                                 "checked" % (subject, human_bytes(st.st_size), human_bytes(json_max_bytes)),
+                                 size=st.st_size, limit=json_max_bytes))
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
     except OSError as exc:
@@ -207,7 +211,9 @@ def _check_one(name, path, subject, missing_message, validate_json, max_age, jso
         os.close(fd)
     if parse:
         if len(data) > json_max_bytes:  # it grew since the stat
-            info["note"] = "not parsed as JSON: larger than the %d byte limit" % json_max_bytes
+            problems.append(_problem(name, path, TOO_LARGE, "%s grew over the %s limit for JSON validation while it "
+                                     "was read: it was not checked" % (subject, human_bytes(json_max_bytes)),
+                                     limit=json_max_bytes))
         else:
             verdict = _parse_json(data)
             if verdict.get("note"):
@@ -307,6 +313,14 @@ def check_step_files(root, step, files, validate_json="auto", max_age=None, json
         return _in_order(files, problems, "file"), _in_order(files, infos, "name")
 
     real_dir = os.path.realpath(step_dir)
+    real_root = os.path.realpath(_clean_root(root))
+    if not _is_within(real_dir, real_root):
+        # A step folder that is a link out of the ramdisk: its files may be anywhere (a disk, another user's).
+        problems.insert(0, _problem(None, shown, ESCAPES_ROOT, "step folder %s leads outside the ramdisk root %s "
+                                    "(to %s)" % (shown, _with_slash(real_root), real_dir), target=real_dir,
+                                    files=list(good)))
+        infos.extend(_info(name, os.path.join(step_dir, name)) for name in good)
+        return _in_order(files, problems, "file"), _in_order(files, infos, "name")
     for name in good:
         path = os.path.join(step_dir, name)
         subject = "%s in %s" % (name, shown)

@@ -19,6 +19,7 @@ import time
 
 from ansible_collections.gpuops.preflight.plugins.module_utils import _checks, _families, _files, _plan, _steps
 from ansible_collections.gpuops.preflight.plugins.module_utils._timeparse import iso
+from ansible_collections.gpuops.preflight.plugins.module_utils._values import human_bytes
 
 SCHEMA = "gpuops.preflight.summary"
 SCHEMA_VERSION = 1
@@ -85,6 +86,10 @@ def build_summary(plan, host_results, finished=None, pending=()):
             entry["error"] = message
             if check not in plan["skip"]:
                 problems.append(_checks.problem(check, _checks.FAIL, message, registry[check].fix))
+            else:
+                # Skipping the check does not make the host's silence a pass: none of its checks ran.
+                problems.append(_checks.problem(check, _checks.UNKNOWN, "%s; none of its checks ran (%s is in %s_skip)"
+                                                % (message, check, family.option_prefix), registry[check].fix))
         else:
             for name, result in res["checks"].items():
                 entry["checks"][name] = dict((k, result.get(k)) for k in ("status", "message", "elapsed_s", "timed_out"))
@@ -207,14 +212,6 @@ def write_summary(summary, summary_dir, keep=500, now=None):
 
 
 # ---------------------------------------------------------------- the verdict block
-
-
-def human_bytes(num):
-    """1536 -> '1.5 KiB': sizes in the verdict block."""
-    for unit in ("bytes", "KiB", "MiB", "GiB"):
-        if num < 1024 or unit == "GiB":
-            return "%d bytes" % num if unit == "bytes" else "%.1f %s" % (num, unit)
-        num /= 1024.0
 
 
 def headline(summary):

@@ -26,6 +26,15 @@ def type_name(value):
     return type(value).__name__.lstrip("_")
 
 
+def human_bytes(num):
+    """1536 -> '1.5 KiB', 512 -> '512 bytes': sizes in messages."""
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if num < 1024 or unit == "GiB":
+            return "%d bytes" % num if unit == "bytes" else "%.1f %s" % (num, unit)
+        num /= 1024.0
+    return None  # not reached
+
+
 def clean_text(value):
     """``value`` with every str made valid UTF-8 (lone surrogates replaced), recursively; other values as they are."""
     if isinstance(value, str):

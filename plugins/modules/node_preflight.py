@@ -32,12 +32,12 @@ options:
     description: The preflight host checks to run; the others are reported V(skipped).
     type: list
     elements: str
-    choices: [ramdisk, inputs, gpu_health, gpu_count, kernel_log, vram, gpu_temperature, ramdisk_space]
-    default: [ramdisk, inputs, gpu_health, gpu_count, kernel_log, vram, gpu_temperature, ramdisk_space]
+    choices: [ramdisk, inputs, gpu_health, gpu_available, gpu_count, kernel_log, vram, gpu_temperature, ramdisk_space]
+    default: [ramdisk, inputs, gpu_health, gpu_available, gpu_count, kernel_log, vram, gpu_temperature, ramdisk_space]
   timeouts:
     description:
-      - Seconds per check, overriding the defaults (C(ramdisk) 10, C(inputs) 10, C(gpu_health) 30, C(gpu_count) 30,
-        C(kernel_log) 15, C(vram) 30, C(gpu_temperature) 30, C(ramdisk_space) 10).
+      - Seconds per check, overriding the defaults (C(ramdisk) 10, C(inputs) 10, C(gpu_health) 30, C(gpu_available) 30,
+        C(gpu_count) 30, C(kernel_log) 15, C(vram) 30, C(gpu_temperature) 30, C(ramdisk_space) 10).
       - Checks that need the same collector (the GPU checks share the GPU probe) share the longest of their timeouts.
     type: dict
     default: {}
@@ -65,6 +65,13 @@ options:
     type: str
     choices: [auto, always, never]
     default: auto
+  json_max_mb:
+    description:
+      - A file to be validated as JSON that is larger than this (MiB) is a problem of its check, never passed
+        unchecked (the file is read whole to validate it).
+    type: int
+    default: 64
+    version_added: 2.0.0
   max_age:
     description: Seconds; required ramdisk files older than this are reported.
     type: int
@@ -80,10 +87,18 @@ options:
     description: GPUs the host should have, excluded ones included. Not set, the count is reported but not compared.
     type: int
   gpu_watchlist:
-    description: GPUs to watch (named as in O(excluded_gpus)); any kernel-log finding on them is a warning.
+    description:
+      - GPUs to watch (named as in O(excluded_gpus)). Any kernel-log finding on a watched GPU seen within
+        O(gpu_watch_window), soft ones included, is a C(gpu_health) failure that says the GPU is watched, what was
+        seen and when; a finding whose time cannot be read counts as inside the window.
     type: list
     elements: raw
     default: []
+  gpu_watch_window:
+    description: Seconds back from now in which kernel-log findings on a watched GPU count (default 24 h).
+    type: int
+    default: 86400
+    version_added: 2.0.0
   gpu_temp_warn_c:
     description: Warn about a GPU whose edge temperature is at or above this (degrees C).
     type: float
@@ -202,20 +217,28 @@ OPTIONS = dict(
     ramdisk_files=dict(type="list", elements="str", default=[]),
     input_files=dict(type="list", elements="str", default=[]),
     validate_json=dict(type="str", choices=["auto", "always", "never"], default="auto"),
+    json_max_mb=dict(type="int", default=64),
     max_age=dict(type="int"),
     require_tmpfs=dict(type="bool", default=True),
     ramdisk_min_free_mb=dict(type="int", default=512),
     expected_gpu_count=dict(type="int"),
     gpu_watchlist=dict(type="list", elements="raw", default=[]),
+    gpu_watch_window=dict(type="int", default=86400),
     gpu_temp_warn_c=dict(type="float", default=85.0),
 )
 
 
 def validate(params):
     problems = []
-    for name in ("expected_gpu_count", "max_age", "ramdisk_min_free_mb"):
+    if params["json_max_mb"] < 1:
+        problems.append("json_max_mb must be at least 1, got %s" % params["json_max_mb"])
+    for name in ("expected_gpu_count", "max_age", "ramdisk_min_free_mb", "gpu_watch_window"):
         if params[name] is not None and params[name] < 0:
             problems.append("%s must be 0 or more, got %s" % (name, params[name]))
+    if not params["ramdisk_root"] or not params["ramdisk_root"].startswith("/"):
+        problems.append("ramdisk_root must be an absolute path, got %r" % (params["ramdisk_root"],))
+    if params["gpu_temp_warn_c"] != params["gpu_temp_warn_c"] or not 0 < params["gpu_temp_warn_c"] < 200:
+        problems.append("gpu_temp_warn_c must be a temperature between 0 and 200 C, got %s" % params["gpu_temp_warn_c"])
     try:
         parse_gpu_refs(params["gpu_watchlist"], "gpu_watchlist")
     except ValueError as exc:

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import re
+import stat
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -129,7 +130,12 @@ def append(path: str, records: Iterable[Mapping[str, Any]]) -> None:
         return
     path = os.path.expanduser(path)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "a", encoding="utf-8") as handle:
+    # Never block on open (a FIFO named like the log would hang the run), and only ever append to a
+    # regular file.
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | os.O_NOCTTY, 0o644)
+    with os.fdopen(fd, "a", encoding="utf-8") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError("%s is %s, not a regular file" % (path, module_utils("_files").kind(os.fstat(fd).st_mode)))
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             handle.write(lines)

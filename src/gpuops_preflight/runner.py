@@ -91,13 +91,13 @@ def _inventory(inventory: Any) -> Any:
         raise InputError("no inventory: pass inventory= (a path, a list of paths or a dict) or set %s"
                          % INVENTORY_ENV)
     if isinstance(inventory, Mapping):
-        return dict(inventory)
-    sources = [inventory] if isinstance(inventory, (str, os.PathLike)) else list(inventory)
+        return dict(inventory)  # written into the run's folder by _inventory_file
+    sources = [inventory] if isinstance(inventory, (str, os.PathLike)) else _listed("inventory", inventory)
     if not sources:
         raise InputError("no inventory: the list of inventory sources is empty")
     paths = []
     for source in sources:
-        path = os.path.abspath(os.path.expanduser(os.fspath(source)))
+        path = _path("inventory", source)
         if not os.path.exists(path):
             raise InputError("inventory not found: %s" % path)
         paths.append(path)
@@ -112,13 +112,17 @@ def _iso(epoch: float) -> str | None:
         return None
 
 
-def execute(kind: str, step: Any, inventory: Any, own_vars: Mapping[str, Any], options: RunOptions) -> Report:
-    """Run one playbook and return its report; problems of the run are in the report, not raised."""
+def execute(kind: str, step: Any, inventory: Any, own_values: Mapping[str, Any], options: RunOptions) -> Report:
+    """Run one playbook and return its report; problems of the run are in the report, not raised.
+
+    ``own_values``: the API's keyword arguments that are role variables (``skip`` for ``<kind>_skip``).
+    """
     started, clock = time.time(), time.monotonic()
     report = Report(kind=kind, step=step, status=ERROR, run_id=uuid.uuid4().hex, started_at=_iso(started),
                     finished_at=None, duration_s=0.0, timeout_s=options.timeout)
     try:
-        _execute(report, inventory, own_vars, options)
+        _check_options(options)
+        _execute(report, inventory, _own_vars(kind, own_values), options)
     except locate.IntegrationUnavailable as exc:
         report.status, report.error = UNAVAILABLE, str(exc)
     except InputError as exc:
@@ -151,6 +155,7 @@ def _execute(report: Report, inventory: Any, own_vars: Mapping[str, Any], option
     keep = max(0, int(options.keep_artifacts or 0))
     failure_log = options.failure_log or os.environ.get(failures.FAILURE_LOG_ENV) or None
     private = workdir.create(report.kind, report.step, options.artifacts_dir)
+    inventory = _inventory_file(inventory, private)
     control = workdir.control_dir()
     # The run's own SSH ControlPersist sockets (an extra variable: it wins over any inventory's
     # ansible_control_path_dir), so that its masters can be found and closed when the run ends.
@@ -192,6 +197,21 @@ def _execute(report: Report, inventory: Any, own_vars: Mapping[str, Any], option
         procs.close_ssh_masters(control)
         workdir.remove(control)
         report.private_dir = workdir.finish(private, keep)
+
+
+def _inventory_file(inventory: Any, private: str) -> Any:
+    """A dict inventory as a file of the run: ansible-runner would write it as hosts.json, which the
+    collection's ansible.cfg leaves to the watcher_config plugin (the yaml plugin reads .yml only)."""
+    if not isinstance(inventory, dict):
+        return inventory
+    path = os.path.join(private, "inventory.yml")
+    try:
+        text = json.dumps(inventory)  # JSON is YAML
+    except (TypeError, ValueError) as exc:
+        raise InputError("inventory: a mapping that cannot be written as YAML: %s" % exc) from None
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    return path
 
 
 def _write_settings(private: str) -> None:
@@ -239,26 +259,65 @@ def _first(items: Sequence[str]) -> str | None:
 # ---------------------------------------------------------------- the API
 
 
-def _names(value: str | Iterable[str] | None) -> list[str] | None:
+def _names(option: str, value: str | Iterable[str] | None) -> list[str] | None:
     if value is None:
         return None
-    return [value] if isinstance(value, str) else list(value)
+    names = [value] if isinstance(value, str) else _listed(option, value)
+    if not all(isinstance(n, str) for n in names):
+        raise InputError("%s: check names must be text, got %r" % (option, value))
+    return names
 
 
-def _own_vars(prefix: str, **values: Any) -> dict[str, Any]:
+def _listed(option: str, value: Any) -> list:
+    if isinstance(value, (Mapping, bytes)) or not isinstance(value, Iterable):
+        raise InputError("%s must be a list, got %s" % (option, type(value).__name__))
+    return list(value)
+
+
+def _path(option: str, value: Any) -> str:
+    if not isinstance(value, (str, os.PathLike)) or not os.fspath(value):
+        raise InputError("%s must be a path, got %r" % (option, value))
+    return os.path.abspath(os.path.expanduser(os.fspath(value)))
+
+
+def _own_vars(prefix: str, values: Mapping[str, Any]) -> dict[str, Any]:
     """The role variables set by keyword arguments (``skip`` -> ``preflight_skip``), only those given."""
     out = {}
     for name, value in values.items():
         if value is None:
             continue
         if name in ("skip", "downgrade"):
-            value = _names(value)
+            value = _names(name, value)
         elif name == "summary_dir":
-            value = os.path.abspath(os.path.expanduser(value))
+            value = _path(name, value)
         elif name == "cleanup_steps":
-            value = list(value)
+            value = _listed(name, value)  # each entry is checked by the plan, as -e would be
         out[name if name.startswith(prefix) else "%s_%s" % (prefix, name)] = value
     return out
+
+
+def _check_options(options: RunOptions) -> None:
+    """Wrong types in the Python API are bad input with a message, never a TypeError deep in a run."""
+    if options.extravars is not None and not (isinstance(options.extravars, Mapping)
+                                              and all(isinstance(k, str) for k in options.extravars)):
+        raise InputError("extravars must be a mapping of variable names to values, got %r" % (options.extravars,))
+    if options.timeout is not None and (isinstance(options.timeout, bool) or not isinstance(options.timeout, (int, float))
+                                        or not 0 <= options.timeout < float("inf")):
+        raise InputError("timeout must be a number of seconds (0 or None: no timeout), got %r" % (options.timeout,))
+    if options.cancel is not None and not (isinstance(options.cancel, threading.Event) or callable(options.cancel)):
+        raise InputError("cancel must be a threading.Event or a callable, got %r" % (options.cancel,))
+    if options.progress is not None and not callable(options.progress):
+        raise InputError("progress must be a callable, got %r" % (options.progress,))
+    for name in ("failure_log", "artifacts_dir", "ansible_cfg"):
+        if getattr(options, name) is not None:
+            _path(name, getattr(options, name))
+    if isinstance(options.keep_artifacts, bool) or not isinstance(options.keep_artifacts, int) or options.keep_artifacts < 0:
+        raise InputError("keep_artifacts must be a whole number of 0 or more, got %r" % (options.keep_artifacts,))
+    if isinstance(options.verbosity, bool) or not isinstance(options.verbosity, int) or not 0 <= options.verbosity <= 6:
+        raise InputError("verbosity must be a whole number from 0 to 6, got %r" % (options.verbosity,))
+    if options.envvars is not None and not (isinstance(options.envvars, Mapping)
+                                            and all(isinstance(k, str) for k in options.envvars)):
+        raise InputError("envvars must be a mapping of names to values, got %r" % (options.envvars,))
 
 
 def run_preflight(step: Any, inventory: Any = None, extravars: Mapping[str, Any] | None = None,
@@ -271,8 +330,7 @@ def run_preflight(step: Any, inventory: Any = None, extravars: Mapping[str, Any]
     options = RunOptions(extravars=extravars, timeout=timeout, cancel=cancel, progress=progress,
                          failure_log=failure_log, keep_artifacts=keep_artifacts, artifacts_dir=artifacts_dir,
                          ansible_cfg=ansible_cfg, envvars=envvars, verbosity=verbosity, log=log)
-    own = _own_vars("preflight", skip=skip, downgrade=downgrade, summary_dir=summary_dir)
-    return execute("preflight", step, inventory, own, options)
+    return execute("preflight", step, inventory, dict(skip=skip, downgrade=downgrade, summary_dir=summary_dir), options)
 
 
 def run_cleanup(step: Any, inventory: Any = None, extravars: Mapping[str, Any] | None = None,
@@ -285,5 +343,5 @@ def run_cleanup(step: Any, inventory: Any = None, extravars: Mapping[str, Any] |
     options = RunOptions(extravars=extravars, timeout=timeout, cancel=cancel, progress=progress,
                          failure_log=failure_log, keep_artifacts=keep_artifacts, artifacts_dir=artifacts_dir,
                          ansible_cfg=ansible_cfg, envvars=envvars, verbosity=verbosity, log=log)
-    own = _own_vars("cleanup", skip=skip, cleanup_steps=cleanup_steps, since=since, summary_dir=summary_dir)
-    return execute("cleanup", step, inventory, own, options)
+    return execute("cleanup", step, inventory,
+                   dict(skip=skip, cleanup_steps=cleanup_steps, since=since, summary_dir=summary_dir), options)

@@ -15,7 +15,7 @@ import gpuops_preflight as gp
 from bridge.helpers import BIN, captured_logs, new_token, processes_with, run_dirs, run_options
 
 RIG, GONE = "rig-6600", "rig-6600-gone"
-HOST_CHECKS = {"ramdisk", "inputs", "gpu_health", "gpu_count", "kernel_log", "vram", "gpu_temperature",
+HOST_CHECKS = {"ramdisk", "inputs", "gpu_health", "gpu_available", "gpu_count", "kernel_log", "vram", "gpu_temperature",
                "ramdisk_space"}
 # A stand-in rocm-smi that hangs, with per-check and tool timeouts far beyond the overall timeout.
 HANG_VARS = {"preflight_gpu_tool_timeout": 600,

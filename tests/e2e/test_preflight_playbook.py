@@ -14,7 +14,7 @@ def test_healthy_cluster_passes(cluster, preflight):
     for name in (RIG, RIG_B):
         host = run.host(name)
         assert host["usable_gpus"] == list(range(12))
-        assert set(host["checks"]) == {"ramdisk", "inputs", "gpu_health", "gpu_count", "kernel_log", "vram",
+        assert set(host["checks"]) == {"ramdisk", "inputs", "gpu_health", "gpu_available", "gpu_count", "kernel_log", "vram",
                                        "gpu_temperature", "ramdisk_space"}
         assert set(c["status"] for c in host["checks"].values()) == {"ok"}
         # the preflight costs one GPU-tool call per host
@@ -132,13 +132,18 @@ def test_skip_does_not_run_the_check(cluster, preflight):
     assert run.host(RIG)["checks"]["kernel_log"]["status"] == "skipped"
 
 
-def test_soft_finding_on_a_watchlisted_gpu_warns(cluster, preflight):
+def test_recent_findings_on_a_watchlisted_gpu_block_and_other_soft_findings_warn(cluster, preflight):
     made = cluster({RIG: {"gpu_watchlist": [7]}})
     made[RIG].kernel_lines("ring_gfx_timeout_kiq_test_failed_rx6800_rocm5.2_rocm-arch-829.txt", gpu=7)
     made[RIG].kernel_lines(["amdgpu 0000:99:00.0: amdgpu: [gfxhub] page fault (src_id:0 ring:24 vmid:8 pasid:32776)"])
     run = preflight(made.write_inventory())
-    kinds = [(c, m) for _h, c, m in run.items("warnings") + run.items("hard_failures")]
-    assert any(c == "kernel_log" and "watchlisted GPU 7" in m for c, m in kinds), kinds
+    assert run.rc != 0
+    [(host, check, message)] = run.items("hard_failures")
+    assert (host, check) == (RIG, "gpu_health")
+    assert message.startswith("rig-6600: GPU 7 (%s) is on gpu_watchlist and the kernel log shows " % made[RIG].gpu(7).bdf)
+    assert message.endswith("within the watch window (24 h)")
+    assert [(c, m.split(" (")[0]) for _h, c, m in run.items("warnings")] == [
+        ("kernel_log", "rig-6600: device 0000:99:00.0: GPU page fault")]
 
 
 def test_step_is_validated_before_any_host_is_contacted(cluster, preflight):

@@ -5,24 +5,30 @@ import pytest
 from ansible_collections.gpuops.preflight.plugins.module_utils import _cleanup, _gpu_checks, _preflight
 from ansible_collections.gpuops.preflight.plugins.module_utils._host_runner import Context
 
+NOW = 1796116800.0  # 2026-12-01 09:20:00 UTC
+
 
 def gpu(index, bdf, health="ok", excluded=False, watchlisted=False, responding=True, temp=40.0):
     return {"index": index, "bdf": bdf, "health": health, "excluded": excluded, "watchlisted": watchlisted,
             "responding": responding, "temperature_edge_c": temp, "problems": []}
 
 
-def finding(category, severity, bdf=None, line="amdgpu: something", count=1):
+def finding(category, severity, bdf=None, line="amdgpu: something", count=1, last_epoch=None):
     return {"category": category, "severity": severity, "bdf": bdf, "summary": category, "message": line,
-            "line": line, "count": count, "fix": "fix it"}
+            "line": line, "count": count, "fix": "fix it", "last_epoch": last_epoch, "last_seen": None}
 
 
-def evaluate(family, check, gpus=(), findings=(), unmatched=(), processes=(), kfd=True, log_failure=None, **params):
+def evaluate(family, check, gpus=(), findings=(), unmatched=(), processes=(), kfd=True, log_failure=None,
+             watch_hits=None, tool=None, notes=(), log_info=None, now=NOW, **params):
     """Evaluate one check of ``family`` on a GPU view, as the host runner would."""
+    tool = tool or {"answered": True, "outcome": "answered", "reason": None}
     view = {"gpus": list(gpus), "findings": list(findings), "unmatched": list(unmatched), "log_failure": log_failure,
-            "probe": {"tool": {"answered": True, "outcome": "answered", "reason": None},
-                      "processes": list(processes), "kfd_available": kfd}}
+            "probe": {"tool": tool, "tools": {"amd": tool}, "processes": list(processes), "kfd_available": kfd,
+                      "processes_available": kfd},
+            "log_info": log_info or {}, "policy_notes": list(notes), "watch_hits": watch_hits or {}}
     params.setdefault("vram_min_mb", 0)
-    ctx = Context(family, None, params, [check], {})
+    params.setdefault("gpu_watch_window", 86400)
+    ctx = Context(family, None, params, [check], {}, now=now)
     ctx.values["gpu_view"] = view
     spec = family.checks[check]
     return spec.evaluate(ctx, spec)
@@ -40,20 +46,100 @@ def test_one_gpu_host_takes_amdgpu_lines_but_never_bridge_or_job_lines():
 
 
 def test_kernel_log_rules():
-    gpus = [gpu(0, "0000:03:00.0"), gpu(1, "0000:06:00.0", watchlisted=True), gpu(2, "0000:09:00.0", health="degraded")]
+    gpus = [gpu(0, "0000:03:00.0"), gpu(1, "0000:06:00.0"), gpu(2, "0000:09:00.0", health="degraded")]
     problems, text = evaluate(_preflight.FAMILY, "kernel_log", gpus, [
         finding("gpu_reset_failed", "hard", "0000:03:00.0"),            # hard on a GPU: fail
-        finding("ring_timeout", "soft", "0000:03:00.0"),                # soft, not watchlisted: kept quiet
-        finding("ring_timeout", "soft", "0000:06:00.0", count=3),       # soft, watchlisted: warn
+        finding("ring_timeout", "soft", "0000:03:00.0", last_epoch=NOW - 7200),  # soft on any GPU: warn...
+        finding("ring_timeout", "soft", "0000:03:00.0", count=3, line="amdgpu: ring sdma0 timeout",
+                last_epoch=NOW - 60),                                  # ...collapsed per GPU and category
+        finding("page_fault", "soft", "0000:06:00.0"),
         finding("gpu_hang", "hard", "0000:09:00.0"),                    # on a degraded GPU: under gpu_health
         finding("smu_no_response", "hard", None, line="amdgpu: SMU: response:0xFFFFFFFF"),  # names no GPU: fail
-        finding("page_fault", "soft", None),                            # host-level soft: kept quiet
+        finding("page_fault", "soft", None),                            # host-level soft: warn too
     ])
     assert [(p["status"], (p.get("gpu") or {}).get("index")) for p in problems] == [
-        ("fail", 0), ("warn", 1), ("fail", None)]
-    assert problems[1]["message"].startswith("watchlisted GPU 1 (0000:06:00.0): ring_timeout (x3)")
-    assert "a GPU the log line does not name" in problems[2]["message"]
-    assert text == "6 finding(s): 3 reported here, 1 under gpu_health, 2 soft on GPUs not watchlisted"
+        ("fail", 0), ("fail", None), ("warn", 0), ("warn", 1), ("warn", None)]
+    assert problems[2]["message"] == ("GPU 0 (0000:03:00.0): ring_timeout (x4, last seen 2026-12-01 09:19:00 UTC, "
+                                      "60 s ago): amdgpu: ring sdma0 timeout")
+    assert "a GPU the log line does not name" in problems[1]["message"]
+    assert text == "7 finding(s): 5 reported here, 1 under gpu_health"
+
+
+def test_a_watched_gpu_with_a_recent_finding_blocks_and_an_old_one_warns():
+    watched = gpu(7, "0000:0c:00.0", watchlisted=True)
+    recent = finding("ring_timeout", "soft", "0000:0c:00.0", count=2, last_epoch=NOW - 3600)
+    problems, _text = evaluate(_preflight.FAMILY, "gpu_health", [watched], [recent],
+                               watch_hits={"0000:0c:00.0": [recent]})
+    [only] = problems
+    assert only["status"] == "fail" and only["gpu"]["index"] == 7
+    assert only["message"] == ("GPU 7 (0000:0c:00.0) is on gpu_watchlist and the kernel log shows ring_timeout (x2, "
+                               "last seen 2026-12-01 08:20:00 UTC, 60 min ago) within the watch window (24 h)")
+    # the kernel_log check does not say it twice
+    assert evaluate(_preflight.FAMILY, "kernel_log", [watched], [recent], watch_hits={"0000:0c:00.0": [recent]})[0] == []
+    # excluded as well: everything on it is a warning (the judge), with a fix that does not say "exclude it"
+    excluded = dict(watched, excluded=True)
+    assert evaluate(_preflight.FAMILY, "gpu_health", [excluded], [recent],
+                    watch_hits={"0000:0c:00.0": [recent]})[0][0]["fix"] == _gpu_checks.EXCLUDED_FIX
+
+
+@pytest.mark.parametrize("last_epoch,inside", [(NOW - 3600, True), (NOW - 90000, False), (None, True)])
+def test_the_watch_window(last_epoch, inside):
+    gpus = [gpu(7, "0000:0c:00.0", watchlisted=True), gpu(8, "0000:0d:00.0")]
+    found = [finding("page_fault", "soft", "0000:0c:00.0", last_epoch=last_epoch),
+             finding("page_fault", "soft", "0000:0d:00.0", last_epoch=NOW - 60)]
+    hits = _gpu_checks.watch_hits(gpus, found, 86400, NOW)
+    assert list(hits) == (["0000:0c:00.0"] if inside else [])
+    assert _gpu_checks.watch_hits(gpus, found, None, NOW) == {}
+
+
+def test_no_usable_gpu_on_a_rig_that_expects_some_blocks():
+    lost = [gpu(0, "0000:03:00.0", health="lost"), gpu(1, "0000:06:00.0", excluded=True)]
+    problems, text = evaluate(_preflight.FAMILY, "gpu_available", lost, expected_gpu_count=2)
+    assert [(p["status"], p["message"]) for p in problems] == [("fail", "2 GPU(s), none usable: 1 excluded, 1 lost")]
+    assert evaluate(_preflight.FAMILY, "gpu_available", [], expected_gpu_count=None)[0][0]["message"].startswith(
+        "no GPU found")
+    assert evaluate(_preflight.FAMILY, "gpu_available", [], expected_gpu_count=0)[0] == []
+    # unknown because the tool failed while sysfs looks fine: still available (gpu_health warns)
+    assert evaluate(_preflight.FAMILY, "gpu_available", [gpu(0, "0000:03:00.0", health="unknown")])[0] == []
+
+
+def test_a_missing_gpu_tool_is_said_and_an_excluded_gpu_is_not_told_to_be_excluded():
+    tool = {"answered": False, "outcome": "missing", "reason": "no GPU tool found: rocm-smi not found"}
+    problems, _text = evaluate(_preflight.FAMILY, "gpu_health", [gpu(10, "0000:22:00.0", health="degraded",
+                                                                      excluded=True)], tool=tool, gpu_tool="auto")
+    assert [(p["status"], p["message"][:40]) for p in problems] == [
+        ("fail", "GPU 10 (0000:22:00.0) is degraded: "), ("unknown", "no GPU tool found: rocm-smi not found: G")]
+    assert problems[0]["fix"] == _gpu_checks.EXCLUDED_FIX and "excluded_gpus for this host" not in problems[0]["fix"]
+    assert evaluate(_preflight.FAMILY, "gpu_health", [], tool=tool, gpu_tool="sysfs")[0] == []
+
+
+def test_an_unscanned_part_of_the_kernel_log_is_a_warning():
+    problems, _text = evaluate(_preflight.FAMILY, "kernel_log", log_info={"unscanned": {
+        "description": "/var/log/kern.log: 40 MiB at its start not scanned within 15 s"}})
+    assert [(p["status"], p["message"]) for p in problems] == [
+        ("unknown", "kernel log not scanned whole: /var/log/kern.log: 40 MiB at its start not scanned within 15 s")]
+
+
+def test_index_names_when_the_order_is_a_guess():
+    gpus = [gpu(0, "0000:03:00.0"), gpu(1, "0000:06:00.0", health="lost"), gpu(2, "0000:09:00.0")]
+    excluded = _gpu_checks.parse_policy([1, 2], "excluded_gpus")
+    # the tool answered: indices are the tool's own
+    unmatched, notes = _gpu_checks.mark_policy([dict(g) for g in gpus], excluded, [])
+    assert unmatched == [] and notes == []
+    # it did not, and the last run that answered knew index 1 as 0000:09:00.0
+    marked = [dict(g) for g in gpus]
+    unmatched, notes = _gpu_checks.mark_policy(marked, excluded, [], {"1": "0000:09:00.0"}, order_known=False)
+    assert [g["excluded"] for g in marked] == [False, False, True] and notes == []
+    # no map: an index is not applied to a lost GPU (the guess could hide the loss), and that is said
+    marked = [dict(g) for g in gpus]
+    unmatched, notes = _gpu_checks.mark_policy(marked, excluded, [], {}, order_known=False)
+    assert [g["excluded"] for g in marked] == [False, False, True]
+    assert notes == ["excluded_gpus names GPU 1 by index, but the GPU tool did not answer and the index order is a "
+                     "guess: not applied to the lost GPU at 0000:06:00.0; name GPUs by PCI address"]
+    # two vendors: indices collide, never applied
+    marked = [dict(g) for g in gpus]
+    unmatched, notes = _gpu_checks.mark_policy(marked, excluded, [], mixed_vendors=True)
+    assert not any(g["excluded"] for g in marked) and len(notes) == 2 and "collide" in notes[0]
 
 
 def test_gpu_count_with_excluded_and_unknown_names():
@@ -106,3 +192,17 @@ def test_after_a_step_every_new_finding_warns():
     assert [(p["status"], p["message"]) for p in problems] == [
         ("warn", "new since the step started on GPU 0 (0000:03:00.0): gpu_reset_failed (x2): amdgpu: something"),
         ("warn", "new since the step started on a GPU the log line does not name: page_fault: amdgpu: something")]
+    assert text == "no new GPU failures since the step started"
+
+
+def test_a_kernel_log_that_cannot_be_read_is_unknown_never_ok(tmp_path):
+    from ansible_collections.gpuops.preflight.plugins.module_utils import _host_runner
+
+    params = {"step": "3", "checks": ["kernel_log"], "timeouts": {}, "kernel_log": str(tmp_path / "missing.log"),
+              "kernel_log_since": None}
+    result = _host_runner.run(_cleanup.FAMILY, None, params)
+    check = result["checks"]["kernel_log"]
+    assert check["status"] == "unknown"
+    assert check["message"] == "reading the kernel log (file): cannot read %s: No such file or directory" % (
+        tmp_path / "missing.log")
+    assert result["kernel_log"]["read"] is False and result["kernel_log"]["error"].startswith("cannot read")

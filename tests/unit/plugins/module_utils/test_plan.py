@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -90,3 +91,47 @@ def test_cleanup_since_comes_from_the_newest_preflight_summary(tmp_path):
     got = plan(kind="cleanup", summary_dir=str(tmp_path))
     assert got["since"] == 1795604400.0 and got["since_source"] == "preflight summary"
     assert plan(kind="cleanup", since="2026-11-25T12:00:00Z", summary_dir=str(tmp_path))["since"] == 1795608000.0
+
+
+def test_an_empty_preflight_steps_defines_no_step_instead_of_every_step():
+    with pytest.raises(_plan.PlanError) as err:
+        plan(steps={})
+    assert "step 3 is not in preflight_steps (steps defined: none)" in str(err.value)
+    assert plan(steps=None)["requirements"]["ramdisk"] == []  # not defined at all: any step, nothing required
+
+
+@pytest.mark.parametrize("name,value,fragment", [
+    ("preflight_max_age", -1, "preflight_max_age must be a whole number of seconds of 0 or more, got -1"),
+    ("preflight_ramdisk_root", "", "preflight_ramdisk_root must be an absolute path, got ''"),
+    ("preflight_ramdisk_root", "shm/prng", "must be an absolute path"),
+    ("preflight_gpu_tool_timeout", 0, "preflight_gpu_tool_timeout must be a whole number of seconds of 1 or more"),
+    ("preflight_gpu_temp_warn_c", float("nan"), "preflight_gpu_temp_warn_c must be a number between 0 and 200"),
+    ("preflight_summary_keep", -3, "preflight_summary_keep must be a whole number (0 keeps every summary) of 0"),
+    ("preflight_kernel_log", "kern.log", "must be auto, journal, dmesg, none or the absolute path of a file"),
+    ("cleanup_vram_min_mb", -5, "cleanup_vram_min_mb must be a number of 0 or more, got -5"),
+])
+def test_role_variables_out_of_range_are_refused_by_name(name, value, fragment):
+    prefix = name.split("_", 1)[0]
+    problems = _plan.variable_problems(prefix, {name: value, prefix + "_watch_window": None, "unrelated": -1})
+    assert len(problems) == 1 and fragment in problems[0]
+
+
+def test_the_cleanup_plan_never_opens_a_fifo_named_like_a_summary(tmp_path):
+    (tmp_path / "summary_step3_20261125T100000.000000Z.json").write_text('{"started_at": "2026-11-25T10:00:00Z"}')
+    os.mkfifo(str(tmp_path / "summary_step3_20261125T110000.000000Z.json"))  # newer, and a trap
+    os.mkdir(str(tmp_path / "summary_step3_20261125T120000.000000Z.json"))
+    got = plan(kind="cleanup", summary_dir=str(tmp_path))
+    assert got["since"] == 1795600800.0 and got["since_source"] == "preflight summary"
+
+
+def test_index_maps_come_from_the_newest_summary_in_which_the_tool_answered(tmp_path):
+    def summary(stamp, answered, gpus):
+        doc = {"hosts": {"rig": {"gpu_tool": {"answered": answered}, "gpus": gpus}}}
+        (tmp_path / ("summary_step3_%s.json" % stamp)).write_text(json.dumps(doc))
+
+    summary("20261125T100000.000000Z", True, [{"index": 0, "bdf": "0000:03:00.0", "in_tool_output": True},
+                                               {"index": 1, "bdf": "0000:06:00.0", "in_tool_output": True}])
+    summary("20261125T110000.000000Z", False, [{"index": 0, "bdf": "0000:06:00.0", "in_tool_output": None}])
+    os.mkfifo(str(tmp_path / "cleanup_step3_20261125T120000.000000Z.json"))
+    assert _plan.index_maps(str(tmp_path), ["rig", "other"]) == {"rig": {"0": "0000:03:00.0", "1": "0000:06:00.0"}}
+    assert plan(summary_dir=str(tmp_path), hosts=["rig"], hostvars={})["index_maps"]["rig"]["1"] == "0000:06:00.0"

@@ -127,12 +127,13 @@ def test_validate_json_always_and_never(tmp_path):
     assert [i["json_checked"] for i in infos] == [False, False]
 
 
-def test_json_larger_than_the_limit_is_not_parsed_and_says_so(tmp_path):
+def test_json_larger_than_the_limit_is_never_passed_unchecked(tmp_path):
     make_step(tmp_path, files={"big.json": "[" + "1," * 50 + "oops"})
     problems, infos = rd.check_step_files(str(tmp_path), 3, ["big.json"], json_max_bytes=64, now=NOW)
-    assert problems == []
+    assert codes(problems) == [("big.json", "too_large")]
+    assert problems[0]["message"] == ("big.json in %s/step3/ is 105 bytes, over the 64 bytes limit for JSON validation: "
+                                      "it was not checked" % tmp_path)
     assert infos[0]["json_checked"] is False
-    assert "larger than the 64 byte limit" in infos[0]["note"]
     problems, dummy = rd.check_step_files(str(tmp_path), 3, ["big.json"], now=NOW)
     assert codes(problems) == [("big.json", "invalid_json")]
 
@@ -473,3 +474,22 @@ def test_decimal_steps_and_named_folders(tmp_path, step, folder, expected):
     (tmp_path / expected / "a.json").write_text("{}")
     problems, infos = rd.check_step_files(str(tmp_path), step, ["a.json"], folder=folder, now=NOW)
     assert problems == [] and infos[0]["path"] == str(tmp_path / expected / "a.json")
+
+
+def test_a_step_folder_that_links_out_of_the_ramdisk_is_refused(tmp_path):
+    elsewhere = tmp_path / "disk" / "step3"
+    elsewhere.mkdir(parents=True)
+    (elsewhere / "a.json").write_text("{}")
+    root = tmp_path / "ramdisk"
+    root.mkdir()
+    os.symlink(str(elsewhere), str(root / "step3"))
+    problems, _infos = rd.check_step_files(str(root), 3, ["a.json"], now=NOW)
+    assert codes(problems) == [(None, "escapes_root")]
+    assert problems[0]["message"] == "step folder %s/step3/ leads outside the ramdisk root %s/ (to %s)" % (
+        root, root, elsewhere)
+    # a link that stays inside the root is fine
+    os.unlink(str(root / "step3"))
+    (root / "real3").mkdir()
+    (root / "real3" / "a.json").write_text("{}")
+    os.symlink("real3", str(root / "step3"))
+    assert rd.check_step_files(str(root), 3, ["a.json"], now=NOW)[0] == []

@@ -64,6 +64,18 @@ def test_module_failure_and_timeout_are_probe_failures():
     assert "did not finish within" in summary["hard_failures"][1]["message"]
 
 
+def test_a_skipped_ssh_check_never_makes_a_silent_host_pass():
+    summary = _summary.build_summary(plan(skip=["ssh", "probe"]), [
+        ("a", "10.0.0.5", {"unreachable": True, "msg": "ssh: connect to host 10.0.0.5 port 22: No route to host"}),
+        ("b", "b", None)])
+    assert summary["passed"] is True and summary["hard_failures"] == []
+    assert [(w["host"], w["check"], w["status"]) for w in summary["warnings"]] == [
+        ("a", "ssh", "unknown"), ("b", "probe", "unknown")]
+    assert summary["warnings"][0]["message"] == ("a (10.0.0.5) unreachable: connect to host 10.0.0.5 port 22: No route "
+                                                 "to host; none of its checks ran (ssh is in preflight_skip)")
+    assert summary["hosts"]["a"]["status"] == "unreachable"
+
+
 def test_cleanup_never_blocks():
     bad = _checks.problem("gpu_health", _checks.FAIL, "GPU 1 lost", "x")
     summary = _summary.build_summary(plan(kind="cleanup"), [("a", "a", node_result(bad)), ("b", "b", {"unreachable": True})])

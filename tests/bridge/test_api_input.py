@@ -1,0 +1,60 @@
+"""Bad input to the Python API and hostile paths: a clear error in the report, never a TypeError or a hang."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import pytest
+import yaml
+
+import gpuops_preflight as gp
+from bridge.helpers import run_options
+
+
+@pytest.mark.parametrize("kwargs,fragment", [
+    (dict(skip=5), "skip must be a list, got int"),
+    (dict(skip=["gpu_health", 3]), "skip: check names must be text"),
+    (dict(summary_dir=3), "summary_dir must be a path, got 3"),
+    (dict(timeout=float("nan")), "timeout must be a number of seconds"),
+    (dict(timeout=-1), "timeout must be a number of seconds"),
+    (dict(extravars=["step=3"]), "extravars must be a mapping"),
+    (dict(inventory=7), "inventory must be a list, got int"),
+    (dict(keep_artifacts=-1), "keep_artifacts must be a whole number of 0 or more"),
+    (dict(cancel="soon"), "cancel must be a threading.Event or a callable"),
+    (dict(verbosity="loud"), "verbosity must be a whole number"),
+])
+def test_wrong_argument_types_are_bad_input_in_the_report(tmp_path, kwargs, fragment):
+    kwargs.setdefault("inventory", str(tmp_path))
+    report = gp.run_preflight(3, log=False, **kwargs)
+    assert report.status == "error" and fragment in report.error, report.error
+    assert report.as_step_result()["success"] is False
+
+
+def test_cleanup_steps_of_the_wrong_type(tmp_path):
+    report = gp.run_cleanup(3, inventory=str(tmp_path), cleanup_steps=3, log=False)
+    assert report.status == "error" and report.error == "cleanup_steps must be a list, got int"
+
+
+def test_an_inventory_given_as_a_dict_is_used(scenario, tmp_path):
+    sc = scenario("healthy")
+    with open(sc.inventory) as handle:
+        document = yaml.safe_load(handle)
+    report = gp.run_preflight(sc.step, inventory=document, **run_options(tmp_path))
+    assert report.status == "passed", report.reason()
+    assert report.hosts["rig-6600"]["usable_gpus"] == list(range(12))
+
+
+def test_a_fifo_where_the_failure_log_should_be_never_hangs_the_run(scenario, tmp_path):
+    sc = scenario("missing_ramdisk_file")
+    fifo = str(tmp_path / "failures.jsonl")
+    os.mkfifo(fifo)
+    done = {}
+    worker = threading.Thread(target=lambda: done.update(report=gp.run_preflight(
+        sc.step, inventory=sc.inventory, failure_log=fifo, timeout=120, **run_options(tmp_path))))
+    worker.start()
+    worker.join(150)
+    assert not worker.is_alive(), "the run hung on the FIFO"
+    assert done["report"].status == "blocked"
+    with pytest.raises(ValueError, match="not a regular file"):
+        gp.query_failures(fifo)
