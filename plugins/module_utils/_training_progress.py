@@ -473,12 +473,14 @@ def assess(status, now, stall_timeout=DEFAULT_STALL_TIMEOUT, eval_timeout=DEFAUL
                                                                  _skew_cause(offset)),
                             seconds=round(now - stamp, 3), **facts)
     reason = EVAL_STALL if evaluating else STEP_STALL
-    moved = "updated_at has not changed" if measured == "updated_at" else (
-        "current_step has not moved" if measured == "current_step" else "nothing was written since the daemon started")
+    inside_file = " in %s" % path if path else ""
+    moved = "updated_at%s has not changed" % inside_file if measured == "updated_at" else (
+        "current_step%s has not moved" % inside_file if measured == "current_step"
+        else "nothing was written%s since the daemon started" % (" to %s" % path if path else ""))
     step_text = " at step %d" % step if step is not None else ""
-    return _verdict(reason, "%s: %s for %s%s (limit %s)%s" % (
+    return _verdict(reason, "%s: %s for %s%s (limit %s)" % (
         "evaluation stalled" if evaluating else "training stalled", moved, duration(age), step_text,
-        duration(timeout), where), stalled=True, seconds=round(age, 3), **facts)
+        duration(timeout)), stalled=True, seconds=round(age, 3), **facts)
 
 
 def _skew_cause(offset):

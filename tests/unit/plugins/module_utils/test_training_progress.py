@@ -132,7 +132,8 @@ def test_stale_status_is_a_step_stall_naming_how_long(tmp_path):
     res = assess_file(tmp_path, daemon_status(updated=NOW - 960), pid_info=alive())
     assert (res["stalled"], res["reason"], res["status"]) == (True, "step_stall", "fail")
     assert res["seconds_since_update"] == pytest.approx(960)
-    assert "training stalled: updated_at has not changed for 16 min at step 1200 (limit 15 min)" in res["message"]
+    assert res["message"] == ("training stalled: updated_at in %s has not changed for 16 min at step 1200 "
+                              "(limit 15 min)" % (tmp_path / "training_status.json"))
     assert res["fix"] and "\n" not in res["message"]
 
 
@@ -228,7 +229,7 @@ def test_a_restarted_daemon_is_measured_from_its_own_start(tmp_path):
     assert (res["reason"], res["measured_from"]) == ("ok", "daemon_start")
     assert res["seconds_since_update"] == pytest.approx(100)
     res = assess_file(tmp_path, old, pid_info=alive(started=NOW - 1000))
-    assert res["reason"] == "step_stall" and "nothing was written since the daemon started" in res["message"]
+    assert res["reason"] == "step_stall" and "since the daemon started" in res["message"]
 
 
 def test_idle_or_finished_daemon_is_not_stalled(tmp_path):
@@ -248,7 +249,7 @@ def test_without_updated_at_the_step_must_move(tmp_path):
     assert since == NOW - 100 and kept is state
     res = tp.assess(status, NOW + 1000, step_since=since)
     assert (res["reason"], res["measured_from"]) == ("step_stall", "current_step")
-    assert "current_step has not moved for 18 min at step 300" in res["message"]
+    assert "has not moved for 18 min at step 300" in res["message"]
     # the step moves: the clock starts again
     status = tp.read_status(write_status(tmp_path, dict(doc, current_step=301), mtime=NOW + 1010))
     since, state = tp.track_step(status, kept, NOW + 1020)
