@@ -140,6 +140,7 @@ SAFETENSORS_PARSE_LIMIT = 32 * 1024 * 1024   # headers above this are size-check
 BODY_MAX_BYTES = 1024 * 1024
 MAX_DIR_ENTRIES = 100000
 ERROR_TEXT_LIMIT = 2000
+STALE_POLLS = 3  # polls after a preload before errors shown unchanged since before it count as its outcome
 MAP_FIELDS = ("model", "path", "files")
 _AGENT_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@\\-]{0,199}$")
 _SHARD = re.compile(r"^(?P<prefix>.+)-(?P<num>\d+)-of-(?P<total>\d+)(?P<ext>\.safetensors|\.bin)$")
@@ -1459,7 +1460,10 @@ def run_preload(client, entries, refresh=False, interval=0.5, max_interval=2.0, 
             return finish()
         sleep(wait)
         wait = min(wait * 1.5, max_interval)
-    wait = interval
+    # Errors the orchestrator still shows from before this preload are not its verdict on it: a
+    # "failed" state counts once it has been loading since, its answer changed, or a few polls passed.
+    before = out["status"]
+    wait, polls, loading = interval, 0, False
     while True:
         left = client.left()
         if left <= 0:
@@ -1470,7 +1474,11 @@ def run_preload(client, entries, refresh=False, interval=0.5, max_interval=2.0, 
             out["timed_out"] = True
             break
         state = poll()
-        if out["fatal"] or state in ("ready", "failed"):
+        polls += 1
+        loading = loading or bool((out["status"] or {}).get("in_progress"))
+        if out["fatal"] or state == "ready":
+            break
+        if state == "failed" and (loading or out["status"] != before or polls >= STALE_POLLS):
             break
         wait = min(wait * 1.5, max_interval)
     return finish()

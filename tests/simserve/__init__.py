@@ -31,7 +31,7 @@ class Behaviour:
 
     FIELDS = ("models", "ready_after", "preload_503", "fail", "errors_as", "never_ready", "already_ready",
               "health", "status_body", "status_content_type", "health_content_type", "mps_enabled",
-              "summary_shape", "preload_status", "ready_file")
+              "summary_shape", "preload_status", "ready_file", "stale_errors", "stale_polls")
 
     def __init__(self, **kw):
         self.models = list(kw.pop("models", []))
@@ -49,6 +49,8 @@ class Behaviour:
         self.summary_shape = kw.pop("summary_shape", "models")  # "models", "counts", "lists"
         self.preload_status = int(kw.pop("preload_status", 202))
         self.ready_file = kw.pop("ready_file", None)           # all_ready only once this file exists
+        self.stale_errors = dict(kw.pop("stale_errors", {}))   # model -> error shown until a preload is accepted
+        self.stale_polls = int(kw.pop("stale_polls", 0))       # ... and for this many status answers after it
         if kw:
             raise TypeError("unknown behaviour: %s" % ", ".join(sorted(kw)))
 
@@ -62,6 +64,7 @@ class _State:
         self.state_file = state_file
         self.lock = threading.Lock()
         self.accepted_at = None
+        self.status_after_accept = 0
         self.preload_calls = 0
         self.requests = []
 
@@ -93,6 +96,13 @@ class _State:
         return out
 
     def status_doc(self, beh, now):
+        if self.accepted_at is not None:
+            self.status_after_accept += 1
+        if beh.stale_errors and (self.accepted_at is None or self.status_after_accept <= beh.stale_polls):
+            # what the orchestrator still shows from its last preload: not in progress, with its errors
+            errors = [{"model": m, "error": t} for m, t in sorted(beh.stale_errors.items())]
+            return {"in_progress": False, "summary": {"models": dict((m, {"status": "pending"}) for m in beh.models)},
+                    "errors": errors, "all_ready": False}
         states = self.states(beh, now)
         ready = [m for m, s in states.items() if s == "ready"]
         failed = [m for m in beh.models if states.get(m) == "failed"]
@@ -168,6 +178,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             if state.accepted_at is None or (isinstance(body, dict) and body.get("refresh")):
                 state.accepted_at = time.monotonic()
+                state.status_after_accept = 0
         self._send(202, {"accepted": True})
 
 

@@ -830,3 +830,21 @@ def test_errors_next_to_all_ready_are_warnings():
         ("warn", "agent 'crawler' (model 'org/a') failed to load; the orchestrator says: old failure "
                  "(yet all_ready is true)")]
     assert ok_text == "all 2 model(s) ready, with 1 error(s) reported"
+
+
+def test_errors_from_before_the_preload_are_not_its_outcome(orchestrator):
+    """The orchestrator still shows last time's error, not in progress, for two answers after it accepted
+    the preload: the gate waits for this preload's outcome."""
+    sim = orchestrator(models=["org/a", "org/b"], stale_errors={"org/b": "last week's OOM"}, stale_polls=2)
+    (problems, ok_text, _d), observed, progress = preload(sim)
+    assert problems == [] and observed["triggered"], progress
+    assert progress[0] == "not ready: 0 of 2 model(s) ready (pending: org/a; pending: org/b)"
+    assert observed["polls"] >= 4  # the one before the preload, two stale ones, then this preload's answer
+
+
+def test_errors_that_stay_after_the_preload_are_its_outcome(orchestrator):
+    sim = orchestrator(models=["org/a", "org/b"], stale_errors={"org/b": "CUDA out of memory"}, stale_polls=100)
+    (problems, _ok, _d), observed, _p = preload(sim)
+    assert observed["polls"] == 1 + _serving.STALE_POLLS and not observed["timed_out"]
+    assert messages(problems) == ["agents 'mcp', 'bus' (model 'org/b') failed to load; the orchestrator says: "
+                                  "CUDA out of memory"]
