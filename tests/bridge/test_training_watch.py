@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -103,15 +102,20 @@ def test_bad_input_exits_2(capsys, base, monkeypatch):
 
 
 def make_bundle(folder):
-    """The layout the host_tool role lays down: the package and the collection's module_utils, one folder."""
-    lib = folder / "lib"
-    shutil.copytree(os.path.join(REPO, "src", "gpuops_preflight"), lib / "gpuops_preflight",
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    utils = lib / "ansible_collections" / "gpuops" / "preflight" / "plugins" / "module_utils"
-    shutil.copytree(os.path.join(REPO, "plugins", "module_utils"), utils, ignore=shutil.ignore_patterns("__pycache__"))
-    for package in (utils, utils.parent, utils.parent.parent, utils.parent.parent.parent, lib / "ansible_collections"):
-        (package / "__init__.py").touch()
-    return lib
+    """The host tool as the host_tool role lays it down: its own scripts build the bundle (make_bundle.py, on
+    the controller) and install it (install_bundle.py, on the host: extract, compile, check, switch lib)."""
+    scripts = os.path.join(REPO, "roles", "host_tool", "files")
+    tar = str(folder / "bundle.tar")
+    subprocess.run([sys.executable, os.path.join(scripts, "make_bundle.py"), "--collection", REPO,
+                    "--package", os.path.join(REPO, "src", "gpuops_preflight"), "--out", tar], check=True,
+                   capture_output=True)
+    done = subprocess.run([sys.executable, os.path.join(scripts, "install_bundle.py"), "--bundle", tar, "--root",
+                           str(folder / "opt")], check=True, capture_output=True, text=True)
+    assert json.loads(done.stdout)["changed"] is True
+    again = subprocess.run([sys.executable, os.path.join(scripts, "install_bundle.py"), "--bundle", tar, "--root",
+                            str(folder / "opt")], check=True, capture_output=True, text=True)
+    assert json.loads(again.stdout)["changed"] is False   # idempotent
+    return folder / "opt" / "lib"
 
 
 def test_runs_from_the_bundle_without_ansible_or_ansible_runner(tmp_path, base):
