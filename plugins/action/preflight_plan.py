@@ -30,6 +30,7 @@ class ActionModule(ActionBase):
         cleanup_steps=dict(type="list", elements="raw"),
         since=dict(type="raw"),
         summary_dir=dict(type="path"),
+        inputs=dict(type="dict", default={}),
     )
 
     def run(self, tmp=None, task_vars=None):
@@ -45,7 +46,8 @@ class ActionModule(ActionBase):
             plan = _plan.build_plan(
                 args["kind"], args["step"], steps=args["steps"], skip=args["skip"], downgrade=args["downgrade"],
                 hosts=args["hosts"], hostvars=settings, timeouts=args["timeouts"],
-                cleanup_steps=args["cleanup_steps"], since=args["since"], summary_dir=args["summary_dir"])
+                cleanup_steps=args["cleanup_steps"], since=args["since"], summary_dir=args["summary_dir"],
+                inputs=args["inputs"])
         except _plan.PlanError as exc:
             role_problems = role_problems + exc.problems
         if role_problems:

@@ -495,6 +495,11 @@ def validate_proposal(proposal, history, bounds=None, thresholds=None):
 
 # ---------------------------------------------------------------- the run_budget check
 
+def evaluate_run_budget(inputs, spec):
+    """The preflight's ``run_budget`` check, from the plan's inputs (run_budget_params, run_history_file)."""
+    return run_budget_problems(inputs["run_budget_params"], inputs["run_history_file"], spec.fix)
+
+
 def run_budget_problems(params, history, fix, bounds=None, thresholds=None):
     """Evaluate the soft ``run_budget`` check: ``(problems, ok_text, details)``; it never blocks.
 

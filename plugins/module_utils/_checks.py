@@ -16,6 +16,8 @@ Results and problems are plain dicts so that they cross the module/controller bo
 
 from __future__ import annotations
 
+import importlib
+
 HARD = "hard"
 SOFT = "soft"
 
@@ -36,7 +38,9 @@ class CheckSpec(object):
     """One check, declared once: the part that is an interface, and for a host check how it runs.
 
     ``code`` and ``label`` are how operators read it (``GPU_COUNT_MISMATCH`` in WATCHER's log,
-    ``GPU count`` in a per-host line). A host check (``where=HOST``) names the collectors it
+    ``GPU count`` in a per-host line). A controller check with an ``evaluate`` (``run_budget``) is
+    evaluated once per run by the plan, from the run's inputs: ``evaluate(inputs, spec)``; the
+    others (``ssh``, ``probe``) are judged from the connection. A host check (``where=HOST``) names the collectors it
     ``needs`` (their values are read from the run's context; one that could not run makes the
     check ``unknown``) and its ``evaluate(ctx, spec)``, which returns ``(problems, ok_text)`` or
     ``(problems, ok_text, details)``. ``applies(params)`` may return a reason not to run it
@@ -78,7 +82,19 @@ def registry(*specs):
     for spec in specs:
         if spec.where == HOST and (spec.evaluate is None or not spec.needs):
             raise ValueError("host check %s needs its collectors and an evaluate function" % spec.name)
+        if spec.where not in (HOST, CONTROLLER):
+            raise ValueError("check %s: where must be %s or %s" % (spec.name, HOST, CONTROLLER))
     return dict((s.name, s) for s in specs)
+
+
+def controller_evaluation(spec):
+    """A controller check's evaluate function. It may be declared as ``"_module.function"``: a host module
+    imports its family's declarations, and a string keeps controller-only code out of its payload."""
+    if not isinstance(spec.evaluate, str):
+        return spec.evaluate
+    module, _sep, function = spec.evaluate.partition(".")
+    return getattr(importlib.import_module("ansible_collections.gpuops.preflight.plugins.module_utils." + module),
+                   function)
 
 
 def host_checks(checks):
@@ -92,10 +108,10 @@ class Family(object):
     the host runner, the judge, the summary, the callback and the Python bridge read it."""
 
     __slots__ = ("kind", "word", "checks", "collectors", "node_module", "stats_key", "file_prefix", "option_prefix",
-                 "never_block")
+                 "never_block", "steps")
 
     def __init__(self, kind, word, checks, collectors, node_module, stats_key, file_prefix, option_prefix,
-                 never_block=False):
+                 never_block=False, steps=True):
         self.kind = kind
         self.word = word                  # "Preflight": how the verdict block names a run
         self.checks = checks              # registry(...)
@@ -105,6 +121,7 @@ class Family(object):
         self.file_prefix = file_prefix    # <prefix>_step<N>_<stamp>.json
         self.option_prefix = option_prefix  # <prefix>_skip, <prefix>_downgrade, <prefix>_timeouts
         self.never_block = never_block    # every problem is a warning (the cleanup)
+        self.steps = steps                # runs are for a pipeline step (the training-host check is not)
 
     @property
     def host_checks(self):

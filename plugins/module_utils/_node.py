@@ -37,7 +37,7 @@ def argument_spec(family, **own):
     """The full argument spec of a family's host module: step, checks, timeouts, the probe options and its own."""
     host_checks = family.host_checks
     spec = dict(
-        step=dict(type="str", required=True),
+        step=dict(type="str", required=family.steps),
         checks=dict(type="list", elements="str", choices=host_checks, default=host_checks),
         timeouts=dict(type="dict", default={}),
     )
@@ -49,10 +49,11 @@ def argument_spec(family, **own):
 def validate(params, family):
     """Problems with the shared input, each naming the option; normalises step, timeouts and the since time."""
     problems = []
-    try:
-        params["step"] = _steps.parse_step(params["step"])
-    except ValueError as exc:
-        problems.append(str(exc))
+    if family.steps or params.get("step") is not None:
+        try:
+            params["step"] = _steps.parse_step(params["step"])
+        except ValueError as exc:
+            problems.append(str(exc))
     host_checks = family.host_checks
     for name, seconds in list(params["timeouts"].items()):
         if name not in host_checks:

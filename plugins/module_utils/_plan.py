@@ -17,7 +17,7 @@ import os
 import re
 import time
 
-from ansible_collections.gpuops.preflight.plugins.module_utils import _checks, _families, _files, _steps
+from ansible_collections.gpuops.preflight.plugins.module_utils import _checks, _deadline, _families, _files, _steps
 from ansible_collections.gpuops.preflight.plugins.module_utils._pci import parse_gpu_refs
 from ansible_collections.gpuops.preflight.plugins.module_utils._timeparse import iso, parse_time
 from ansible_collections.gpuops.preflight.plugins.module_utils._values import type_name
@@ -192,7 +192,7 @@ def _defined_steps(steps):
 
 
 def build_plan(kind, step, steps=None, skip=None, downgrade=None, hosts=(), hostvars=None, timeouts=None,
-               cleanup_steps=None, since=None, summary_dir=None, now=None):
+               cleanup_steps=None, since=None, summary_dir=None, now=None, inputs=None):
     """Validate the run's input; returns the plan or raises PlanError listing every problem."""
     family = _families.family(kind)
     registry, prefix = family.checks, family.option_prefix
@@ -208,10 +208,11 @@ def build_plan(kind, step, steps=None, skip=None, downgrade=None, hosts=(), host
         problems.append(str(exc))
         steps = {}
     step_id = None
-    try:
-        step_id = _steps.parse_step(step)
-    except ValueError as exc:
-        problems.insert(0, "%s (steps defined: %s)" % (exc, _defined_steps(steps)) if steps else str(exc))
+    if family.steps:
+        try:
+            step_id = _steps.parse_step(step)
+        except ValueError as exc:
+            problems.insert(0, "%s (steps defined: %s)" % (exc, _defined_steps(steps)) if steps else str(exc))
     if kind == "preflight" and step_id is not None and steps_defined and step_id not in steps:
         problems.append("step %s is not in preflight_steps (steps defined: %s)" % (step_id, _defined_steps(steps)))
     names = {}
@@ -265,7 +266,7 @@ def build_plan(kind, step, steps=None, skip=None, downgrade=None, hosts=(), host
         since_source = "preflight summary" if since_epoch is not None else "current boot"
     effective = dict((n, registry[n].timeout) for n in host_checks)
     effective.update(clean_timeouts)
-    run_checks = [n for n in host_checks if n not in names["skip"]]
+    enabled = [n for n in host_checks if n not in names["skip"]]
     requirements = steps.get(step_id, {"ramdisk": [], "inputs": [], "ramdisk_dir": None})
     return {
         "kind": kind,
@@ -275,15 +276,16 @@ def build_plan(kind, step, steps=None, skip=None, downgrade=None, hosts=(), host
         "step_defined": step_id in steps,
         "skip": names["skip"],
         "downgrade": names["downgrade"],
-        "host_checks": run_checks,
+        "host_checks": enabled,
         "timeouts": clean_timeouts,
-        "host_timeout": max([effective[n] for n in run_checks] or [10]) + BACKSTOP_MARGIN,
+        "host_timeout": max([effective[n] for n in enabled] or [10]) + BACKSTOP_MARGIN,
         "started_at": iso(now),
         "started_epoch": now,
         "since": since_epoch,
         "since_source": since_source,
         "cleanup_steps": wanted,
         "index_maps": index_maps(summary_dir, hosts) if summary_dir else {},
+        "run_checks": run_checks(family, inputs, step_id, names["skip"]),
     }
 
 
@@ -332,9 +334,38 @@ def index_maps(summary_dir, hosts, limit=20):
     return maps
 
 
+def run_checks(family, inputs, step, skip=()):
+    """The family's controller checks that have an evaluation, run once for the run from its ``inputs``
+    (``{name: value}`` the role passes, e.g. run_budget_params), each under its own timeout:
+    {name: result}. A check that does not apply here is left out; one named in ``skip`` is skipped."""
+    inputs = dict(inputs or {}, step=step)
+    results = {}
+    for name, spec in family.checks.items():
+        if spec.where != _checks.CONTROLLER or spec.evaluate is None:
+            continue
+        if name in skip:
+            results[name] = _checks.skipped(name, "skipped by %s_skip" % family.option_prefix)
+            continue
+        if spec.applies is not None and spec.applies(inputs):
+            continue
+        evaluate = _checks.controller_evaluation(spec)
+        outcome = _deadline.run_all({name: (lambda spec=spec, evaluate=evaluate: evaluate(inputs, spec),
+                                            spec.timeout)})[name]
+        if not outcome.ok:
+            results[name] = _checks.could_not_run(name, "%s: %s" % (name, outcome.describe_failure()), spec.fix,
+                                                  elapsed=outcome.elapsed, timed_out=outcome.timed_out)
+            continue
+        problems, ok_text = outcome.value[0], outcome.value[1]
+        details = outcome.value[2] if len(outcome.value) > 2 else None
+        results[name] = _checks.result(name, problems, elapsed=outcome.elapsed, details=details,
+                                       message=None if problems else ok_text)
+    return results
+
+
 def summary_name_pattern(prefix):
-    """File names of one kind's summaries: <prefix>_step<N>_<UTC stamp>[-<n>].json (N whole or decimal)."""
-    return re.compile(r"^%s_step(\d+(?:\.\d+)?)_(\d{8}T\d{6}\.\d{6}Z)(?:-(\d+))?\.json$" % re.escape(prefix))
+    """File names of one kind's summaries: <prefix>[_step<N>]_<UTC stamp>[-<n>].json (N whole or decimal; no
+    step for a family whose runs are not for a pipeline step)."""
+    return re.compile(r"^%s(?:_step(\d+(?:\.\d+)?))?_(\d{8}T\d{6}\.\d{6}Z)(?:-(\d+))?\.json$" % re.escape(prefix))
 
 
 def latest_preflight_start(summary_dir, step):

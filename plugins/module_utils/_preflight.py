@@ -107,6 +107,15 @@ def evaluate_space(ctx, spec):
     return _file_problems(spec, found), text, info
 
 
+def _run_budget_applies(inputs):
+    # Only step 1 searches parameters, and the check needs both variables (docs/RUN_ADVICE.md).
+    if inputs.get("step") != "1":
+        return "only step 1 runs the parameter search"
+    if inputs.get("run_budget_params") in (None, "") or inputs.get("run_history_file") in (None, ""):
+        return "run_budget_params or run_history_file not set"
+    return None
+
+
 # ---------------------------------------------------------------- the family
 
 CHECKS = registry(
@@ -116,6 +125,10 @@ CHECKS = registry(
     CheckSpec("probe", HARD, 90, "The host-side preflight module ran and reported.",
               "Run the preflight with -vvv to see the module error; check that python3 works on the host.",
               "PROBE_FAILED", "Probe", where=CONTROLLER),
+    CheckSpec("run_budget", SOFT, 10, "The planned step-1 trials and seeds do not repeat a run history says failed.",
+              "Follow the suggestion (more trials, fewer seeds), or accept the plan knowingly.",
+              "RUN_BUDGET_RISKY", "Run budget", where=CONTROLLER, evaluate="_advice.evaluate_run_budget",
+              applies=_run_budget_applies),
     CheckSpec("ramdisk", HARD, 10, "The step's files are staged in the ramdisk: present, regular, non-empty, valid.",
               "Re-stage the step's files under the ramdisk folder (re-run the step that produces them).",
               "RAMDISK_NOT_READY", "Ramdisk", needs=("ramdisk",), evaluate=evaluate_ramdisk),

@@ -23,6 +23,8 @@ from ansible_collections.gpuops.preflight.plugins.module_utils._values import hu
 
 SCHEMA = "gpuops.preflight.summary"
 SCHEMA_VERSION = 1
+# The "host" of a problem of the run itself (a controller check such as run_budget).
+RUN_HOST = "controller"
 # Host facts a node result gives the summary, when it has them.
 HOST_FACTS = ("gpus", "gpu_count", "expected_gpu_count", "usable_gpus", "unverified_gpus", "gpu_tool", "processes",
               "kernel_log", "elapsed_s", "caches", "clocks", "bytes_freed")
@@ -113,6 +115,14 @@ def build_summary(plan, host_results, finished=None, pending=()):
             entry["status"] = "warnings"
         hosts[host] = entry
 
+    # Checks of the run itself (run_budget), judged like the hosts' problems; their host is the controller.
+    for result in (plan.get("run_checks") or {}).values():
+        for item in result.get("problems", []):
+            verdict, message = _checks.judge(item, registry, plan["downgrade"], never_block=family.never_block)
+            (hard if verdict == _checks.BLOCK else warnings).append(
+                {"host": RUN_HOST, "address": None, "check": item["check"], "status": item["status"], "message": message,
+                 "fix": item.get("fix")})
+
     finished = time.time() if finished is None else finished
     gpus_total = sum(len(h["gpus"]) for h in hosts.values())
     summary = {
@@ -139,6 +149,8 @@ def build_summary(plan, host_results, finished=None, pending=()):
             "unverified_gpus": sum(len(h["unverified_gpus"]) for h in hosts.values()),
         },
         "hosts": hosts,
+        "run_checks": dict((name, dict((k, r.get(k)) for k in ("status", "message", "elapsed_s", "timed_out", "details")))
+                           for name, r in (plan.get("run_checks") or {}).items()),
         "summary_file": None,
         "notes": [],
     }
@@ -176,12 +188,13 @@ def write_summary(summary, summary_dir, keep=500, now=None):
     folder = os.path.expanduser(summary_dir)
     os.makedirs(folder, exist_ok=True)
     prefix = _families.family(summary["kind"]).file_prefix
-    step = _steps.parse_step(summary["step"])
+    if summary.get("step") is not None:
+        prefix = "%s_step%s" % (prefix, _steps.parse_step(summary["step"]))
     stamp = file_stamp(time.time() if now is None else now)
-    base = os.path.join(folder, "%s_step%s_%s" % (prefix, step, stamp))
+    base = os.path.join(folder, "%s_%s" % (prefix, stamp))
     # The content is complete on disk before it gets its name (a full disk leaves no truncated
     # summary, a reader never sees half of one); link() takes a name no other run has.
-    temp = os.path.join(folder, ".%s_step%s.tmp-%d" % (prefix, step, os.getpid()))
+    temp = os.path.join(folder, ".%s.tmp-%d" % (prefix, os.getpid()))
     path, attempt = base + ".json", 0
     try:
         while True:
@@ -197,7 +210,7 @@ def write_summary(summary, summary_dir, keep=500, now=None):
             os.remove(temp)
     summary["summary_file"] = path
     if keep:
-        named = _plan.summary_name_pattern(prefix)
+        named = _plan.summary_name_pattern(_families.family(summary["kind"]).file_prefix)
         ours = []
         for name in os.listdir(folder):
             match = named.match(name)
@@ -216,23 +229,24 @@ def write_summary(summary, summary_dir, keep=500, now=None):
 
 def headline(summary):
     family = _families.family(summary["kind"])
-    word, step, totals = family.word, summary["step"], summary["totals"]
+    word, totals = family.word, summary["totals"]
+    step = " for step %s" % summary["step"] if summary.get("step") is not None else ""
     if family.never_block:
         if not summary["applies"]:
-            return "%s: nothing to do for step %s (not a distributed step)" % (word, step)
+            return "%s: nothing to do%s (not a distributed step)" % (word, step)
         cleaned = len([h for h in summary["hosts"].values() if h["reachable"] and h["status"] != "failed"])
-        text = "%s for step %s complete: %d of %d node(s) cleaned, %s freed" % (
+        text = "%s%s complete: %d of %d node(s) cleaned, %s freed" % (
             word, step, cleaned, totals["hosts"], human_bytes(totals.get("bytes_freed", 0)))
         return text + (", %d warning(s)" % len(summary["warnings"]) if summary["warnings"] else "")
     scope = "%d host(s), %d usable GPU(s)" % (totals["hosts"], totals["usable_gpus"])
     if totals.get("unverified_gpus"):
         scope += ", %d unverified" % totals["unverified_gpus"]
     if summary["blocked"]:
-        return "%s BLOCKED for step %s: %d hard failure(s), %d warning(s) (%s)" % (
+        return "%s BLOCKED%s: %d hard failure(s), %d warning(s) (%s)" % (
             word, step, len(summary["hard_failures"]), len(summary["warnings"]), scope)
     if summary["warnings"]:
-        return "%s PASSED for step %s with %d warning(s) (%s)" % (word, step, len(summary["warnings"]), scope)
-    return "%s PASSED for step %s (%s)" % (word, step, scope)
+        return "%s PASSED%s with %d warning(s) (%s)" % (word, step, len(summary["warnings"]), scope)
+    return "%s PASSED%s (%s)" % (word, step, scope)
 
 
 def render_lines(summary):

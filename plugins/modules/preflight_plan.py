@@ -55,8 +55,17 @@ options:
     description: For a cleanup, when the step started (epoch seconds or ISO 8601).
     type: raw
   summary_dir:
-    description: Where preflight summaries are written, to find when the step's preflight started.
+    description:
+      - Where summaries are written. The cleanup finds in them when the step's preflight started; both find each host's
+        GPU numbering from the last run in which its GPU tool answered (C(index_maps)).
     type: path
+  inputs:
+    description:
+      - The run's own inputs for the family's controller checks, e.g. C(run_budget_params) and C(run_history_file) for
+        the preflight's C(run_budget) check. Those checks run once, here, each under its own timeout.
+    type: dict
+    default: {}
+    version_added: 2.0.0
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.conn

@@ -135,3 +135,28 @@ def test_index_maps_come_from_the_newest_summary_in_which_the_tool_answered(tmp_
     os.mkfifo(str(tmp_path / "cleanup_step3_20261125T120000.000000Z.json"))
     assert _plan.index_maps(str(tmp_path), ["rig", "other"]) == {"rig": {"0": "0000:03:00.0", "1": "0000:06:00.0"}}
     assert plan(summary_dir=str(tmp_path), hosts=["rig"], hostvars={})["index_maps"]["rig"]["1"] == "0000:06:00.0"
+
+
+FAILED_RUN = {"time": "2026-11-20T10:00:00Z", "step": 1, "trials": 50, "completed_trials": 50, "max_seeds": 10000000,
+              "survivors": 0, "duration_s": 7200, "study": "window_opt_1763632800", "outcome": "completed"}
+
+
+def test_run_budget_warns_on_a_plan_that_repeats_a_failed_run_and_never_blocks(tmp_path):
+    history = tmp_path / "runs.jsonl"
+    history.write_text(json.dumps(FAILED_RUN) + "\n")
+    inputs = {"run_budget_params": {"trials": 50, "max_seeds": 10000000}, "run_history_file": str(history)}
+    got = plan(step=1, steps={1: {}}, inputs=inputs)
+    result = got["run_checks"]["run_budget"]
+    assert result["status"] == "warn" and "run_budget_params" in result["message"]
+    from ansible_collections.gpuops.preflight.plugins.module_utils import _summary
+
+    summary = _summary.build_summary(got, [], finished=1001.0)
+    assert summary["passed"] is True
+    assert [(w["host"], w["check"]) for w in summary["warnings"]] == [("controller", "run_budget")]
+    assert summary["run_checks"]["run_budget"]["status"] == "warn"
+    # another step, or a variable missing: the check does not run at all
+    assert plan(step=3, inputs=inputs)["run_checks"] == {}
+    assert plan(step=1, steps={1: {}}, inputs={"run_history_file": str(history)})["run_checks"] == {}
+    # and it can be skipped by name like any other check
+    assert plan(step=1, steps={1: {}}, inputs=inputs, skip=["run_budget"])["run_checks"]["run_budget"]["status"] == \
+        "skipped"
