@@ -8,7 +8,7 @@ from __future__ import annotations
 from ansible import constants as C
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.gpuops.preflight.plugins.module_utils import _families, _summary
+from ansible_collections.gpuops.preflight.plugins.module_utils import _families, _metrics, _summary
 
 CALLBACK = "gpuops.preflight.summary"
 
@@ -23,6 +23,7 @@ class ActionModule(ActionBase):
         hosts=dict(type="list", elements="str", required=True),
         summary_dir=dict(type="path"),
         keep=dict(type="int", default=500),
+        textfile_dir=dict(type="path"),
     )
 
     def run(self, tmp=None, task_vars=None):
@@ -40,6 +41,11 @@ class ActionModule(ActionBase):
                 address = known.get("ansible_host") or host
                 results.append((host, str(address), known.get(args["result_var"])))
             summary = _summary.build_summary(plan, results)
+        if args["textfile_dir"]:
+            try:
+                _metrics.write_textfile(summary, args["textfile_dir"])
+            except (OSError, ValueError) as exc:
+                summary["notes"].append("metrics not written to %s: %s" % (args["textfile_dir"], exc))
         if args["summary_dir"]:
             try:
                 _summary.write_summary(summary, args["summary_dir"], args["keep"])

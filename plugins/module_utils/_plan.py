@@ -75,6 +75,7 @@ VARIABLE_RULES = {
     "watch_window": _at_least(0, "a whole number of seconds"),
     "summary_keep": _at_least(0, "a whole number (0 keeps every summary)"),
     "json_max_mb": _at_least(1, "a whole number of MiB"),
+    "textfile_dir": _absolute_path,
 }
 
 

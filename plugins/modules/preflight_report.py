@@ -44,6 +44,13 @@ options:
     description: How many summary files of this kind to keep in O(summary_dir) (0 keeps all).
     type: int
     default: 500
+  textfile_dir:
+    description:
+      - node_exporter's textfile collector folder. When set, the run's metrics replace C(gpuops_<kind>.prom) there
+        atomically (GPU health as a state set, each check's status, the verdict, time and duration, the counts); a
+        failure to write is a note in the summary, never a failed run. Unset, nothing is written.
+    type: path
+    version_added: 2.0.0
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.conn

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 RIG, RIG_B = "rig-6600", "rig-6600b"
 
 
@@ -180,3 +182,25 @@ def test_role_variables_are_validated_once_before_any_host(cluster, preflight):
     # one validation for the run, not a validation task per host
     assert "Validating arguments against arg spec" not in run.output
     assert made[RIG].tool_calls("rocm-smi") == [] and made[RIG_B].tool_calls("rocm-smi") == []
+
+
+def test_metrics_for_node_exporter_when_asked(cluster, preflight, cleanup, tmp_path):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    made = cluster({RIG: {}})
+    made[RIG].lose_gpu(4)
+    inventory = made.write_inventory()
+    folder = tmp_path / "textfiles"
+    folder.mkdir()
+    run = preflight(inventory, 3, "preflight_textfile_dir=%s" % folder)
+    assert run.rc != 0
+    assert sorted(os.listdir(str(folder))) == ["gpuops_preflight.prom"]
+    families = {f.name: f for f in text_string_to_metric_families((folder / "gpuops_preflight.prom").read_text())}
+    lost = [s for s in families["gpuops_gpu_health"].samples if s.labels["index"] == "4" and s.value == 1]
+    assert [s.labels["state"] for s in lost] == ["lost"]
+    # the cleanup writes its own file beside it, from the preflight's setting
+    assert cleanup(inventory, 3, "preflight_textfile_dir=%s" % folder).rc == 0
+    assert sorted(os.listdir(str(folder))) == ["gpuops_cleanup.prom", "gpuops_preflight.prom"]
+    # off by default, and a folder that is not there is a note, never a failed run
+    run = preflight(inventory, 3, "preflight_textfile_dir=%s" % (tmp_path / "missing"))
+    assert any(n.startswith("metrics not written to") for n in run.summary["notes"])

@@ -22,7 +22,7 @@ from ansible_collections.gpuops.preflight.plugins.module_utils import _metrics
 from ansible_collections.gpuops.preflight.plugins.module_utils._timeparse import parse_time
 from report.tools import require_tool
 
-SUMMARIES = pathlib.Path(__file__).resolve().parents[3] / "report" / "fixtures" / "summaries"
+SUMMARIES = pathlib.Path(__file__).resolve().parent / "fixtures" / "summaries"
 FIXTURES = sorted(glob.glob(str(SUMMARIES / "*.json")))
 
 
