@@ -108,10 +108,10 @@ class Family(object):
     the host runner, the judge, the summary, the callback and the Python bridge read it."""
 
     __slots__ = ("kind", "word", "checks", "collectors", "node_module", "stats_key", "file_prefix", "option_prefix",
-                 "never_block", "steps")
+                 "never_block", "steps", "unknown_blocks")
 
     def __init__(self, kind, word, checks, collectors, node_module, stats_key, file_prefix, option_prefix,
-                 never_block=False, steps=True):
+                 never_block=False, steps=True, unknown_blocks=False):
         self.kind = kind
         self.word = word                  # "Preflight": how the verdict block names a run
         self.checks = checks              # registry(...)
@@ -122,6 +122,7 @@ class Family(object):
         self.option_prefix = option_prefix  # <prefix>_skip, <prefix>_downgrade, <prefix>_timeouts
         self.never_block = never_block    # every problem is a warning (the cleanup)
         self.steps = steps                # runs are for a pipeline step (the training-host check is not)
+        self.unknown_blocks = unknown_blocks  # a hard check that could not run blocks too (a readiness gate)
 
     @property
     def host_checks(self):
@@ -199,21 +200,24 @@ BLOCK = "hard_failure"
 WARNING = "warning"
 
 
-def judge(item, registry, downgrade=(), never_block=False):
-    """Decide what a problem means for the step: (BLOCK or WARNING, message).
+def judge(item, family, downgrade=()):
+    """Decide what a problem means for the run: (BLOCK or WARNING, message).
 
-    Only a ``fail`` of a hard check blocks. A problem about an excluded GPU, or of a check named
-    in ``downgrade``, becomes a warning that says why; it is never hidden.
+    Only a ``fail`` of a hard check blocks (and, in a family that must never pass on what it could
+    not verify, such as the serving gate, an ``unknown`` of a hard check too). A problem about an
+    excluded GPU, or of a check named in ``downgrade``, becomes a warning that says why; it is never
+    hidden. A family that never blocks (the cleanup) only warns.
     """
     message = item["message"]
-    spec = registry.get(item["check"])
-    if never_block or item["status"] != FAIL or spec is None or spec.severity != HARD:
+    spec = family.checks.get(item["check"])
+    blocking = (FAIL, UNKNOWN) if family.unknown_blocks else (FAIL,)
+    if family.never_block or item["status"] not in blocking or spec is None or spec.severity != HARD:
         return WARNING, message
     gpu = item.get("gpu") or {}
     if gpu.get("excluded"):
         return WARNING, "%s (GPU %s is in excluded_gpus)" % (message, gpu_label(gpu))
     if item["check"] in downgrade:
-        return WARNING, "%s (downgraded by preflight_downgrade)" % message
+        return WARNING, "%s (downgraded by %s_downgrade)" % (message, family.option_prefix)
     return BLOCK, message
 
 

@@ -81,6 +81,27 @@ def read_regular(path, limit):
     return data
 
 
+def prune(folder, pattern, keep, key):
+    """Remove the oldest of ``folder``'s files whose names match ``pattern`` (a compiled regex), ordered
+    by ``key(match)``, beyond the ``keep`` newest; 0 keeps all. Errors on single files are ignored:
+    pruning never fails the run that has just written a new file."""
+    if not keep:
+        return []
+    ours = []
+    for name in os.listdir(folder):
+        match = pattern.match(name)
+        if match:
+            ours.append((key(match), name))
+    removed = []
+    for _key, name in sorted(ours)[:-keep]:
+        try:
+            os.remove(os.path.join(folder, name))
+            removed.append(name)
+        except OSError:
+            pass
+    return removed
+
+
 def write_atomic(path, data, mode=0o644):
     """Write ``data`` (bytes or text) to ``path`` through a temporary file and a rename. Raises OSError."""
     if isinstance(data, str):

@@ -18,7 +18,7 @@ import re
 import time
 
 from ansible_collections.gpuops.preflight.plugins.module_utils import _checks, _families, _files, _plan, _steps
-from ansible_collections.gpuops.preflight.plugins.module_utils._timeparse import iso
+from ansible_collections.gpuops.preflight.plugins.module_utils._timeparse import file_stamp, iso
 from ansible_collections.gpuops.preflight.plugins.module_utils._values import human_bytes
 
 SCHEMA = "gpuops.preflight.summary"
@@ -103,7 +103,7 @@ def build_summary(plan, host_results, finished=None, pending=()):
             entry["excluded_gpus"] = [g.get("index") if g.get("index") is not None else g.get("bdf")
                                       for g in res.get("gpus") or [] if g.get("excluded")]
         for item in problems:
-            verdict, message = _checks.judge(item, registry, plan["downgrade"], never_block=family.never_block)
+            verdict, message = _checks.judge(item, family, plan["downgrade"])
             record = {"host": host, "address": address, "check": item["check"], "status": item["status"],
                       "message": message, "fix": item.get("fix")}
             if item.get("gpu"):
@@ -118,7 +118,7 @@ def build_summary(plan, host_results, finished=None, pending=()):
     # Checks of the run itself (run_budget), judged like the hosts' problems; their host is the controller.
     for result in (plan.get("run_checks") or {}).values():
         for item in result.get("problems", []):
-            verdict, message = _checks.judge(item, registry, plan["downgrade"], never_block=family.never_block)
+            verdict, message = _checks.judge(item, family, plan["downgrade"])
             (hard if verdict == _checks.BLOCK else warnings).append(
                 {"host": RUN_HOST, "address": None, "check": item["check"], "status": item["status"], "message": message,
                  "fix": item.get("fix")})
@@ -154,6 +154,9 @@ def build_summary(plan, host_results, finished=None, pending=()):
         "summary_file": None,
         "notes": [],
     }
+    # A family's own top-level fields (the serving gate's instance), from its plan; never a core field.
+    for key, value in (plan.get("extra") or {}).items():
+        summary.setdefault(key, value)
     if "since_source" in plan and family.never_block:
         summary["since"] = iso(plan["since"]) if plan.get("since") else None
         summary["since_source"] = plan.get("since_source")
@@ -167,12 +170,6 @@ def not_applicable_summary(plan, finished=None):
     summary["notes"].append("nothing to do: step %s is not a distributed step (cleanup_steps: %s)"
                             % (plan["step"], ", ".join(str(s) for s in plan["cleanup_steps"])))
     return summary
-
-
-def file_stamp(epoch):
-    """UTC time for file names, sortable as text: 20261125T150212.000001Z (one clock reading)."""
-    seconds, micros = divmod(int(round(epoch * 1000000)), 1000000)
-    return time.strftime("%Y%m%dT%H%M%S", time.gmtime(seconds)) + ".%06dZ" % micros
 
 
 def write_summary(summary, summary_dir, keep=500, now=None):
@@ -209,18 +206,9 @@ def write_summary(summary, summary_dir, keep=500, now=None):
         if os.path.lexists(temp):
             os.remove(temp)
     summary["summary_file"] = path
-    if keep:
-        named = _plan.summary_name_pattern(_families.family(summary["kind"]).file_prefix)
-        ours = []
-        for name in os.listdir(folder):
-            match = named.match(name)
-            if match:
-                ours.append((match.group(2), int(match.group(3) or 0), name))
-        for _stamp, _attempt, name in sorted(ours)[:-keep]:
-            try:
-                os.remove(os.path.join(folder, name))
-            except OSError:
-                pass
+    # Oldest first by the time in the name, then the -N of a name taken twice in one microsecond.
+    _files.prune(folder, _plan.summary_name_pattern(_families.family(summary["kind"]).file_prefix), keep,
+                 key=lambda match: (match.group(2), int(match.group(3) or 0)))
     return path
 
 

@@ -70,6 +70,12 @@ def _iso_epoch(text):
     return base + (float("0." + match.group(7)) if match.group(7) else 0.0)
 
 
+def file_stamp(epoch):
+    """UTC time for file names, sortable as text: 20261125T150212.000001Z (one clock reading)."""
+    seconds, micros = divmod(int(round(epoch * 1000000)), 1000000)
+    return time.strftime("%Y%m%dT%H%M%S", time.gmtime(seconds)) + ".%06dZ" % micros
+
+
 def iso(epoch):
     """Epoch seconds -> ISO 8601 in UTC with microseconds, as summaries write it."""
     return datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc).isoformat()

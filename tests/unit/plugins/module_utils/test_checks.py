@@ -39,7 +39,7 @@ def test_validate_names_rejects_unknown_and_lists_valid():
       "gpu": {"index": 10, "bdf": "0000:22:00.0", "excluded": True}}, (), checks.WARNING),
 ])
 def test_judge(item, downgrade, expected):
-    verdict, message = checks.judge(item, _preflight.CHECKS, downgrade)
+    verdict, message = checks.judge(item, _preflight.FAMILY, downgrade)
     assert verdict == expected
     if item.get("gpu"):
         assert "10 (0000:22:00.0) is in excluded_gpus" in message
@@ -49,7 +49,18 @@ def test_judge(item, downgrade, expected):
 
 def test_cleanup_never_blocks():
     item = {"check": "gpu_health", "status": "fail", "message": "m"}
-    assert checks.judge(item, _cleanup.CHECKS)[0] == checks.WARNING
+    assert checks.judge(item, _cleanup.FAMILY)[0] == checks.WARNING
+
+
+def test_a_gate_family_blocks_on_what_a_hard_check_could_not_verify():
+    base = _preflight.FAMILY
+    gate = checks.Family("gate", "Gate", base.checks, {}, "node_gate", "gpuops_gate", "gate", "gate",
+                         unknown_blocks=True)
+    unknown = {"check": "gpu_health", "status": "unknown", "message": "m"}
+    assert checks.judge(unknown, base)[0] == checks.WARNING
+    assert checks.judge(unknown, gate)[0] == checks.BLOCK
+    assert checks.judge(unknown, gate, ("gpu_health",)) == (checks.WARNING, "m (downgraded by gate_downgrade)")
+    assert checks.judge({"check": "gpu_count", "status": "unknown", "message": "m"}, gate)[0] == checks.WARNING
 
 
 @pytest.mark.parametrize("raw,expected", [
