@@ -853,10 +853,11 @@ def watch(module, base_dir, status_file=None, pid_file=None, log_file=None, stat
     if files["pid_file"]:
         jobs["daemon"] = (lambda: daemon_info(files["pid_file"], proc_root, now, daemon_match), read_timeout)
     seen = _deadline.run_all(jobs, clock=clock)
-    status = seen["status"].value if seen["status"].ok else StatusError(
-        STATUS_CORRUPT, "status file %s could not be read: %s" % (files["status_file"],
-                                                                 seen["status"].describe_failure()),
-        files["status_file"], unreadable=True)
+    if seen["status"].ok:
+        status = seen["status"].value
+    else:
+        why = "status file %s could not be read: %s" % (files["status_file"], seen["status"].describe_failure())
+        status = StatusError(STATUS_CORRUPT, why, files["status_file"], unreadable=True)
     daemon = None
     if "daemon" in seen:
         daemon = seen["daemon"].value if seen["daemon"].ok else {

@@ -95,6 +95,10 @@ options:
     description: The amd-smi executable, a name looked up on E(PATH) and in C(/opt/rocm/bin), or a path.
     type: str
     default: amd-smi
+  nvidia_smi:
+    description: The nvidia-smi executable (a name on E(PATH), or a path); its process list tells the GPU memory of NVIDIA GPUs.
+    type: str
+    default: nvidia-smi
   sysfs_root:
     description: Where sysfs is mounted (the KFD process list is read there).
     type: path
@@ -106,7 +110,7 @@ options:
 notes:
   - Stopping a daemon of another user needs root (O(act=true) with C(become)).
   - Whether GPU memory is released is known only where the probe can list GPU processes (the KFD process list
-    of AMD GPUs); elsewhere C(vram_released) in RV(action) is null.
+    of AMD GPUs, nvidia-smi's for NVIDIA GPUs); elsewhere C(vram_released) in RV(action) is null.
 seealso:
   - module: gpuops.preflight.rocm_gpu_facts
 extends_documentation_fragment:
@@ -244,6 +248,7 @@ def main():
             gpu_tool=dict(type="str", default="auto", choices=["auto", "rocm-smi", "amd-smi", "sysfs"]),
             rocm_smi=dict(type="str", default="rocm-smi"),
             amd_smi=dict(type="str", default="amd-smi"),
+            nvidia_smi=dict(type="str", default="nvidia-smi"),
             sysfs_root=dict(type="path", default="/sys"),
             gpu_timeout=dict(type="int", default=15),
         ),
@@ -264,7 +269,8 @@ def main():
             unit=params["unit"], daemon_match=params["daemon_match"], read_timeout=params["read_timeout"],
             log_lines=params["log_lines"], gpu_timeout=params["gpu_timeout"],
             probe_options=dict(tool=params["gpu_tool"], rocm_smi=params["rocm_smi"], amd_smi=params["amd_smi"],
-                               sysfs_root=params["sysfs_root"], timeout=params["gpu_timeout"]))
+                               nvidia_smi=params["nvidia_smi"], sysfs_root=params["sysfs_root"],
+                               timeout=params["gpu_timeout"]))
     except ValueError as exc:
         module.fail_json(msg=str(exc))
     if result["severity"] == "hard" and result["status"] == "fail":

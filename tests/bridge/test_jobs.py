@@ -302,3 +302,48 @@ def test_the_next_job_starts_after_a_timed_out_and_after_a_cancelled_one(rig):
     assert runner.done[1][:2] == ("b", "cancelled") and "its GPU memory is released" in runner.done[1][2]
     assert b_proc.returncode == 0 and not os.path.exists(rig.record(b_proc.pid))
     assert runner.running[0] == "c" and runner.queue == []
+
+
+# ---------------------------------------------------------------------------------------------
+# NVIDIA: the same verification through nvidia-smi's process list (the training host's RTX 3090)
+
+RTX3090 = os.path.join(os.path.dirname(__file__), "..", "fixtures", "training", "nvidia-smi",
+                       "telegraf_1x_rtx3090_525.147.05_q-x.xml")
+NVIDIA_SMI = r"""#!%(python)s
+# Stand-in nvidia-smi -q -x: a recorded RTX 3090 answer with the processes of holders.json, each listed while
+# it lives (the driver frees a dead process's memory) or always when "sticky" (memory not released).
+import json, os
+held = json.load(open(%(holders)r))
+rows = ""
+for pid, sticky in held:
+    try:
+        state = open("/proc/%%d/stat" %% pid).read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        state = None
+    if sticky or state not in (None, "Z"):
+        rows += ("<process_info><gpu_instance_id>N/A</gpu_instance_id><compute_instance_id>N/A</compute_instance_id>"
+                 "<pid>%%d</pid><type>C</type><process_name>python3</process_name>"
+                 "<used_memory>2048 MiB</used_memory></process_info>" %% pid)
+text = open(%(xml)r).read()
+print(text.replace("<processes>\n                </processes>", "<processes>" + rows + "</processes>", 1))
+"""
+
+
+def nvidia(tmp_path, holders):
+    (tmp_path / "holders.json").write_text(json.dumps(holders))
+    tool = tmp_path / "nvidia-smi"
+    tool.write_text(NVIDIA_SMI % {"python": sys.executable, "holders": str(tmp_path / "holders.json"),
+                                  "xml": os.path.abspath(RTX3090)})
+    tool.chmod(0o755)
+    return {"vendor": "nvidia", "nvidia_smi": str(tool), "sysfs_root": str(tmp_path / "no-sysfs")}
+
+
+def test_cancel_verifies_gpu_memory_through_nvidia_smi(rig, tmp_path):
+    job = rig.start(vram=False)
+    res = jobs.cancel(job, timeout=5, **nvidia(tmp_path, [[job.pid, False]]))
+    assert res.terminated and res.vram_released is True and res.orphans == []
+    stuck = rig.start(vram=False, ignore_term=True)
+    res = jobs.cancel(stuck, timeout=3, **nvidia(tmp_path, [[stuck.pid, True]]))
+    assert res.killed and res.vram_released is False
+    assert [(o["pid"], o["gpu"], o["bdf"], o["vram_bytes"]) for o in res.orphans] == [
+        (stuck.pid, 0, "0000:00:10.0", 2048 << 20)]

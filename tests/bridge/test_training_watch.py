@@ -124,16 +124,16 @@ def test_runs_from_the_bundle_without_ansible_or_ansible_runner(tmp_path, base):
     isolated = [sys.executable, "-I", "-S", "-c",
                 "import sys, runpy; sys.path.insert(0, %r); sys.argv[0] = 'gpuops-preflight-local'; "
                 "runpy.run_module('gpuops_preflight', run_name='__main__', alter_sys=True)" % str(lib)]
-    probe = subprocess.run([sys.executable, "-I", "-S", "-c", "import ansible"], capture_output=True)
+    probe = subprocess.run([sys.executable, "-I", "-S", "-c", "import ansible"], capture_output=True, check=False)
     assert probe.returncode != 0   # the interpreter below really has no Ansible
     env = dict(os.environ, GPUOPS_PREFLIGHT_BUNDLED="1")
     done = subprocess.run(isolated + ["training-watch", "--once", "--base-dir", str(base.dir)], env=env,
-                          capture_output=True, text=True, cwd=str(tmp_path), timeout=60)
+                          capture_output=True, text=True, cwd=str(tmp_path), timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("training-watch: ok ok: progressing, step 10")
     write_status(base.dir, current_step=10, updated_at=utc_naive(3600))
     time.sleep(1.2)
     done = subprocess.run(isolated + ["training-watch", "--once", "--act", "--base-dir", str(base.dir),
                                       "--stall-timeout", "1", "--gpu-tool", "sysfs"],
-                          env=env, capture_output=True, text=True, cwd=str(tmp_path), timeout=60)
+                          env=env, capture_output=True, text=True, cwd=str(tmp_path), timeout=60, check=False)
     assert done.returncode == 1 and "stopped PID %d with SIGTERM" % base.proc.pid in done.stdout, done.stderr

@@ -40,10 +40,10 @@ def podman_env():
 
 def _podman(*args, check=True, timeout=120, input=None):
     done = subprocess.run(["podman"] + list(args), env=podman_env(), capture_output=True, text=True,
-                          timeout=timeout, input=input)
+                          timeout=timeout, input=input, check=False)
     if check and done.returncode != 0:
-        raise AssertionError("podman %s failed (exit %s): %s" % (" ".join(args), done.returncode,
-                                                                (done.stderr or done.stdout).strip()[-2000:]))
+        said = (done.stderr or done.stdout).strip()[-2000:]
+        raise AssertionError("podman %s failed (exit %s): %s" % (" ".join(args), done.returncode, said))
     return done
 
 
@@ -133,7 +133,7 @@ class SystemdContainer(object):
         env.update(ANSIBLE_COLLECTIONS_PATH=os.pathsep.join([os.path.join(REPO, ".collections"), PODMAN_COLLECTIONS]),
                    ANSIBLE_NOCOLOR="1", ANSIBLE_RETRY_FILES_ENABLED="0",
                    ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_INVENTORY_UNPARSED_WARNING="0")
-        done = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+        done = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout, check=False)
         output = done.stdout + done.stderr
         recap = {}
         for match in RECAP.finditer(done.stdout):

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """A stand-in training daemon for the systemd tests: it behaves like the team's training daemon as far as
 the watchdog can see, and can be told to misbehave.
 

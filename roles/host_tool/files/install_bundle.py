@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Install the host tool's bundle on a host: extract, compile, check, switch over atomically.
@@ -68,7 +67,7 @@ def check(target):
             "import gpuops_preflight.cli; from gpuops_preflight import collection; "
             "collection.module_utils('_checks')" % target)
     done = subprocess.run([sys.executable, "-I", "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          universal_newlines=True)
+                          universal_newlines=True, check=False)
     if done.returncode != 0:
         lines = [line for line in done.stderr.splitlines() if line.strip()]
         fail("the bundle does not run on %s (Python %s): %s" % (
@@ -90,7 +89,7 @@ def switch(root, version):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("--bundle", required=True)
     parser.add_argument("--root", required=True)
     args = parser.parse_args(argv)

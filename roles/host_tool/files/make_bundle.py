@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Build the host tool's bundle on the controller: one deterministic tar of what local commands need.
@@ -102,7 +101,7 @@ def build(collection, package, out):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("--collection", required=True, help="the collection root (plugins/module_utils under it)")
     parser.add_argument("--package", required=True, help="the gpuops_preflight package folder")
     parser.add_argument("--out", required=True, help="the tar to write")

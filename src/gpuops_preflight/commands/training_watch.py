@@ -66,6 +66,7 @@ def add_parser(subparsers: Any) -> None:
                         help="the GPU tool the probe calls when verifying GPU memory after a stop")
     parser.add_argument("--rocm-smi", default="rocm-smi")
     parser.add_argument("--amd-smi", default="amd-smi")
+    parser.add_argument("--nvidia-smi", default="nvidia-smi")
     parser.add_argument("--sysfs-root", default="/sys")
     parser.add_argument("--gpu-timeout", type=_seconds, default=15, metavar="S")
     parser.add_argument("--json", action="store_true", help="print the whole result as JSON")
@@ -87,7 +88,8 @@ def run(args: argparse.Namespace) -> int:
             eval_timeout=args.eval_timeout, act=args.act, kill_timeout=args.kill_timeout, unit=args.unit,
             daemon_match=args.daemon_match, gpu_timeout=int(args.gpu_timeout),
             probe_options={"tool": args.gpu_tool, "rocm_smi": args.rocm_smi, "amd_smi": args.amd_smi,
-                           "sysfs_root": args.sysfs_root, "timeout": int(args.gpu_timeout)})
+                           "nvidia_smi": args.nvidia_smi, "sysfs_root": args.sysfs_root,
+                           "timeout": int(args.gpu_timeout)})
     except (ValueError, OSError, RuntimeError) as exc:
         print("gpuops-preflight training-watch: %s" % exc, file=sys.stderr)
         return EXIT_NOT_RUN

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -317,7 +318,7 @@ def test_process_info_of_a_live_a_zombie_and_a_gone_process(children):
     assert info["alive"] and info["pgid"] == proc.pid and info["ppid"] == os.getpid()
     assert abs(info["started_at"] - time.time()) < 30
     os.kill(proc.pid, signal.SIGKILL)
-    for _ in range(200):
+    for _attempt in range(200):
         if tp.process_info(proc.pid)["state"] == "Z":
             break
         time.sleep(0.01)
@@ -516,3 +517,20 @@ def test_paths_stay_inside_the_base_dir(tmp_path):
         tp.paths(str(tmp_path), status_file="../../etc/shadow")
     with pytest.raises(ValueError, match="must be an absolute path"):
         tp.paths("relative/dir")
+
+
+# ---------------------------------------------------------------------------------------------
+# docs/TRAINING_WATCHDOG.md is held to the tables here
+
+DOC = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "docs", "TRAINING_WATCHDOG.md")
+
+
+def test_the_docs_list_every_reason_with_its_status_and_every_phase_word():
+    with open(DOC, encoding="utf-8") as handle:
+        text = handle.read()
+    table = text.split("### The verdicts", 1)[1].split("\n## ", 1)[0]
+    rows = dict((m.group(1), m.group(2)) for m in re.finditer(r"^\| `(\w+)` \| (\w+) \|", table, re.M))
+    assert rows == dict((reason, status) for reason, (status, _fix) in tp.VERDICTS.items())
+    for word in tp.EVAL_PHASES | tp.IDLE_PHASES:
+        assert "`%s`" % word in text, word
+    assert "more than %d s in the future" % tp.SKEW_TOLERANCE in text
