@@ -1,26 +1,26 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""PRIVATE to gpuops.preflight: the training-health checks: declarations, collectors, pure evaluations, fix mode.
+"""PRIVATE to gpuops.preflight: the training-health checks: collectors, pure evaluations, fix mode.
 
-The training host (``training_base_dir``) is described in docs/TRAINING.md. This module holds:
+The training host (``training_base_dir``) is described in docs/TRAINING.md. The checks themselves
+(name, severity, timeout, summary, fix, code, label) are declared once, in ``_training_health``
+(the family); this module holds what they run:
 
-1. ``CHECK_TABLE``: the family's static declarations (name, severity, default timeout, summary,
-   suggested fix, operator code), for the check registry.
-2. ``DEFAULTS`` / ``settings()``: the paths and thresholds of a host, every one overridable.
-3. Collectors (``COLLECTORS``): read the host (PID file and /proc, statvfs, /proc/meminfo,
+1. ``DEFAULTS`` / ``settings()``: the paths and thresholds of a host, every one overridable.
+2. Collectors (``COLLECTORS``): read the host (PID file and /proc, statvfs, /proc/meminfo,
    config.json, the lock, the checkpoints, the status file, the logs, the layout and its modes).
    Each takes the settings and returns a plain dict; none raises for a problem of the host.
-4. Evaluations (``evaluate_<check>``): PURE functions ``(collected inputs..., fix=..., **thresholds)
-   -> (problems, ok_text, details)``. ``CHECKS`` maps each check to its evaluation, the collectors
+3. Evaluations (``evaluate_<check>``): PURE functions ``(collected inputs..., fix, **thresholds)
+   -> (problems, ok_text, details)``; ``fix`` is the check's own suggested fix (its ``CheckSpec``). ``CHECKS`` maps each check to its evaluation, the collectors
    whose results it takes (in order) and the settings it takes as keywords.
-5. Fix mode (``plan_fixes`` / ``apply_fixes``): create missing daemon folders with the service
+4. Fix mode (``plan_fixes`` / ``apply_fixes``): create missing daemon folders with the service
    user's owner and mode, and repair owner/mode of the daemon's own folders. Never deletes,
    never edits config.json, never touches checkpoints, never follows a symlink; idempotent; in
    check mode nothing is changed and the changes that would be made are returned.
 
-``progress`` and ``gpu`` are declared here but evaluated elsewhere (the stall check and the
-shared GPU probe).
+``progress`` and ``gpu`` are evaluated by the family itself (the stall check of
+``_training_progress`` and the shared GPU probe of ``_gpu_checks``).
 """
 
 from __future__ import annotations
@@ -38,55 +38,11 @@ from ansible_collections.gpuops.preflight.plugins.module_utils import _files
 from ansible_collections.gpuops.preflight.plugins.module_utils import _training_config as _config
 from ansible_collections.gpuops.preflight.plugins.module_utils import _training_progress as _progress
 
-HARD, SOFT = _checks.HARD, _checks.SOFT
+HARD = _checks.HARD
 OK, WARN, FAIL, UNKNOWN = _checks.OK, _checks.WARN, _checks.FAIL, _checks.UNKNOWN
 
-# ============================================================================================
-# THE TRAINING-HEALTH FAMILY: STATIC DECLARATIONS (to be moved into the check registry)
-# name, severity, default timeout (s), one-line summary, suggested fix, operator code, label.
-# Names are interface: add, never rename.
-# ============================================================================================
-_FIX_HINT = "run the health check with training_health_fix: true"
-CHECK_TABLE = (
-    ("daemon", HARD, 10, "The PID file names a live process, and that process is the training daemon.",
-     "Start the training daemon (systemctl start <unit>); remove a stale .daemon.pid only after checking that "
-     "no daemon runs.", "TRAINING_DAEMON_DOWN", "Training daemon"),
-    ("progress", SOFT, 10, "The status file is fresh: the daemon is making progress (evaluated by the stall check).",
-     "Look at the daemon's log for a hang; the watchdog restarts a stalled daemon.", "TRAINING_STALLED", "Progress"),
-    ("disk_space", SOFT, 10, "The base folder's filesystem has at least training_min_free_gb (50 GB) free.",
-     "Free space on that filesystem: old checkpoints (save_total_limit), logs, the inbox.",
-     "TRAINING_DISK_LOW", "Disk space"),
-    ("memory", SOFT, 5, "At least training_min_memory_gb (4 GB) of memory is available.",
-     "Stop what else uses memory on the host, or lower the dataloader workers.", "TRAINING_MEMORY_LOW", "Memory"),
-    ("gpu", SOFT, 30, "The host's GPUs are visible and healthy (shared GPU probe; hard when no GPU is usable).",
-     "Check the GPU with the vendor tool (nvidia-smi -q, rocm-smi) and the kernel log; reboot a lost GPU.",
-     "TRAINING_GPU_UNHEALTHY", "GPU"),
-    ("config", HARD, 10,
-     "config.json is present, valid JSON, its keys have the right types and ranges, its paths exist.",
-     "Correct config.json (the message names the key); restore it from the deployment when it is missing.",
-     "TRAINING_CONFIG_INVALID", "Config"),
-    ("permissions", SOFT, 10, "The service user can read its code and config and write its own folders.",
-     "Repair owner and mode (%s repairs the daemon's own folders), or chown/chmod by hand." % _FIX_HINT,
-     "TRAINING_PERMISSIONS", "Permissions"),
-    ("layout", HARD, 10, "The required folders and files of the training host exist.",
-     "Create missing folders (%s); restore missing files from the deployment." % _FIX_HINT,
-     "TRAINING_LAYOUT_BROKEN", "Layout"),
-    ("checkpoint", SOFT, 15, "While training is active, the newest checkpoint is younger than 24 h.",
-     "Check save_steps in config.json and the daemon's log for failed checkpoint writes.",
-     "TRAINING_CHECKPOINT_STALE", "Checkpoint age"),
-    ("crash_log", SOFT, 30,
-     "The last lines of the training logs show no crash (OOM, GPU error, NCCL, killed, NaN, ...).",
-     "Read the crash's line in its log; the crash's own fix says what to try.", "TRAINING_CRASH_FOUND", "Crash log"),
-    ("config_lock", HARD, 10, "config.json has no dangerous change since the lock taken at training start.",
-     "Restore the locked value, or start a new run (new output_dir) and lock again.",
-     "TRAINING_CONFIG_CHANGED", "Config lock"),
-    ("checkpoint_resume", HARD, 30, "The newest checkpoint fits the config and training would resume from it.",
-     "Set resume_from_checkpoint, or move the checkpoints away when a new run is intended.",
-     "TRAINING_RESUME_BROKEN", "Checkpoint resume"),
-)
-EVALUATED_ELSEWHERE = ("progress", "gpu")
-TABLE = dict((row[0], dict(zip(("name", "severity", "timeout", "summary", "fix", "code", "label"), row)))
-             for row in CHECK_TABLE)
+# What the evaluations tell an operator to run to repair the daemon's own folders (fix mode).
+FIX_HINT = "run the health check with training_health_fix: true"
 
 # ============================================================================================
 # Paths and thresholds of a host (relative paths are under training_base_dir)
@@ -373,12 +329,7 @@ COLLECTORS = {
 # Evaluations: pure (inputs in, (problems, ok_text, details) out)
 # ============================================================================================
 
-def _fix(name, fix):
-    return fix if fix is not None else TABLE[name]["fix"]
-
-
-def _p(name, status, message, fix, **details):
-    return _checks.problem(name, status, message, _fix(name, fix), **details)
+_p = _checks.problem
 
 
 def _gb(count):
@@ -393,7 +344,7 @@ def _age(seconds):
     return "%.1f h" % (seconds / 3600.0)
 
 
-def evaluate_daemon(daemon, fix=None):
+def evaluate_daemon(daemon, fix):
     """The PID file names a live process, started before the file was written, whose command line is the daemon's."""
     details = {"pid": daemon.get("pid"), "pid_file": daemon.get("pid_file")}
     if not daemon.get("alive"):
@@ -401,7 +352,7 @@ def evaluate_daemon(daemon, fix=None):
     return [], "training daemon pid %d (from %s) is running" % (daemon["pid"], daemon["pid_file"]), details
 
 
-def evaluate_disk_space(disk, fix=None, min_free_bytes=DEFAULTS["min_free_bytes"]):
+def evaluate_disk_space(disk, fix, min_free_bytes=DEFAULTS["min_free_bytes"]):
     name = "disk_space"
     details = {"free_bytes": disk.get("free_bytes"), "min_free_bytes": min_free_bytes, "path": disk.get("path")}
     if disk.get("error"):
@@ -412,7 +363,7 @@ def evaluate_disk_space(disk, fix=None, min_free_bytes=DEFAULTS["min_free_bytes"
     return [], "%s free on the filesystem of %s" % (_gb(disk["free_bytes"]), disk["path"]), details
 
 
-def evaluate_memory(memory, fix=None, min_available_bytes=DEFAULTS["min_available_bytes"]):
+def evaluate_memory(memory, fix, min_available_bytes=DEFAULTS["min_available_bytes"]):
     name = "memory"
     details = {"available_bytes": memory.get("available_bytes"), "min_available_bytes": min_available_bytes,
                "estimated": memory.get("estimated")}
@@ -425,7 +376,7 @@ def evaluate_memory(memory, fix=None, min_available_bytes=DEFAULTS["min_availabl
     return [], "%s of memory available%s" % (_gb(memory["available_bytes"]), how), details
 
 
-def evaluate_config(config, fix=None):
+def evaluate_config(config, fix):
     name = "config"
     details = {"path": config["path"], "codes": [p["code"] for p in config.get("problems") or []]}
     if config.get("state") == "disabled":
@@ -468,7 +419,7 @@ def _owner(entry):
     return "%s, owner %s:%s" % (stat.filemode(kind | entry["mode"]), entry["uid"], entry["gid"])
 
 
-def evaluate_permissions(permissions, fix=None):
+def evaluate_permissions(permissions, fix):
     name = "permissions"
     user = permissions["user"]
     details = {"user": user.get("name"), "uid": user.get("uid")}
@@ -481,10 +432,10 @@ def evaluate_permissions(permissions, fix=None):
         lacking = _access(entry, user)
         if lacking:
             verbs = " or ".join(_VERBS[c] if entry["actual"] == "dir" or c != "x" else "execute" for c in lacking)
-            how = ("It is one of the daemon's own folders: %s repairs owner and mode." % _FIX_HINT if entry["own"]
+            how = ("It is one of the daemon's own folders: %s repairs owner and mode." % FIX_HINT if entry["own"]
                    else "chown/chmod %s so that %s can %s it." % (entry["path"], user["name"], verbs))
             problems.append(_checks.problem(name, WARN, "service user %s (uid %s) cannot %s %s (%s)" % (
-                user["name"], user["uid"], verbs, entry["path"], _owner(entry)), how if fix is None else fix,
+                user["name"], user["uid"], verbs, entry["path"], _owner(entry)), how,
                 path=entry["path"], lacking=lacking))
     if problems:
         return problems, None, details
@@ -492,7 +443,7 @@ def evaluate_permissions(permissions, fix=None):
         user["name"], len([e for e in permissions["entries"] if e["mode"] is not None])), details
 
 
-def evaluate_layout(layout, fix=None):
+def evaluate_layout(layout, fix):
     name = "layout"
     entries = layout["entries"]
     base = entries[0]
@@ -507,7 +458,7 @@ def evaluate_layout(layout, fix=None):
             continue
         kind = "folder" if entry["kind"] == "dir" else "file"
         if entry["actual"] == "missing":
-            how = ("Create it: %s." % _FIX_HINT if entry["kind"] == "dir"
+            how = ("Create it: %s." % FIX_HINT if entry["kind"] == "dir"
                    else "Restore it from the deployment of the training host.")
             problems.append(_p(name, FAIL, "required %s %s is missing" % (kind, entry["path"]), how,
                                path=entry["path"]))
@@ -528,7 +479,7 @@ def _active(daemon):
     return bool(daemon and daemon.get("alive"))
 
 
-def evaluate_checkpoint(checkpoints, daemon, status, config, fix=None, now=None,
+def evaluate_checkpoint(checkpoints, daemon, status, config, fix, now=None,
                         checkpoint_max_age_s=DEFAULTS["checkpoint_max_age_s"]):
     """While the daemon runs, the newest checkpoint is younger than ``checkpoint_max_age_s``."""
     name = "checkpoint"
@@ -556,7 +507,7 @@ def evaluate_checkpoint(checkpoints, daemon, status, config, fix=None, now=None,
     return [], "newest checkpoint %s is %s old" % (latest["name"], _age(max(age, 0))), details
 
 
-def evaluate_crash_log(scan, fix=None):
+def evaluate_crash_log(scan, fix):
     name = "crash_log"
     details = {"categories": scan["categories"], "files": len(scan["files"]),
                "recorded": scan["history"]["recorded"], "would_record": scan["history"]["would_record"]}
@@ -586,7 +537,7 @@ def evaluate_crash_log(scan, fix=None):
     return [], "no crash in the last lines of %d log file%s" % (count, "" if count == 1 else "s"), details
 
 
-def evaluate_config_lock(lock, config, checkpoints, fix=None):
+def evaluate_config_lock(lock, config, checkpoints, fix):
     name = "config_lock"
     details = {"lock": lock.get("path"), "state": lock.get("state"), "changes": []}
     if lock["state"] in ("disabled", _config.MISSING):
@@ -616,7 +567,7 @@ def evaluate_config_lock(lock, config, checkpoints, fix=None):
 _LAYOUT_WORDS = {"full": "full-model weights", "lora": "a LoRA adapter", None: "no model weights"}
 
 
-def evaluate_checkpoint_resume(checkpoints, config, status, fix=None, expect_layout=_checkpoints.AUTO):
+def evaluate_checkpoint_resume(checkpoints, config, status, fix, expect_layout=_checkpoints.AUTO):
     """The newest checkpoint fits the config (full vs LoRA), is resumable, and training would resume from it."""
     name = "checkpoint_resume"
     entries = checkpoints.get("checkpoints") or []
@@ -702,7 +653,7 @@ CHECKS = {
 }
 
 
-def evaluate(name, collected, ctx, fix=None):
+def evaluate(name, collected, ctx, fix):
     """Run one check's evaluation on collected inputs: (problems, ok_text, details)."""
     func, needs, keywords = CHECKS[name]
     return func(*[collected[c] for c in needs], fix=fix, **dict((k, ctx[k]) for k in keywords))

@@ -182,7 +182,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.gpuops.preflight.plugins.module_utils import _checkpoints, _training_checks
+from ansible_collections.gpuops.preflight.plugins.module_utils import _checkpoints, _training_checks, _training_health
 from ansible_collections.gpuops.preflight.plugins.module_utils._values import clean_text
 
 DEFAULTS = _training_checks.DEFAULTS
@@ -223,7 +223,7 @@ def run(ctx):
     config = _training_checks.collect_config(ctx)
     status = _training_checks.collect_status(ctx)
     problems, ok_text, _details = _training_checks.evaluate_checkpoint_resume(
-        report, config, status, expect_layout=ctx["expect_layout"])
+        report, config, status, _training_health.CHECKS["checkpoint_resume"].fix, expect_layout=ctx["expect_layout"])
     return report, problems, ok_text
 
 

@@ -45,8 +45,7 @@ def main(argv=None):
         os.chmod(args.out, 0o755)
         scenario = SCENARIOS[args.scenario]
         if args.no_daemon:
-            scenario = type(scenario)(scenario.name, scenario.about, scenario.expect, scenario.mode, False,
-                                      scenario.prepare, scenario.settings, scenario.messages)
+            scenario = scenario.replace(daemon=False)
         host = scenario.build(args.out)
         print(host.base)  # the daemon keeps running: 'destroy' stops it
     else:

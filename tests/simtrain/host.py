@@ -13,7 +13,12 @@ base/logs/train.log              a recorded HEALTHY trainer log (crash logs are 
 base/current_model/checkpoint-N  a recorded checkpoint listing laid out as SPARSE files of the listed
                                  sizes, with the real trainer_state.json that belongs to the run
 base/.config_lock.json           the config locked (as training_config_lock state=locked writes it)
+sim/gpu/                         the host's GPU: a simrig NVIDIA rig with one RTX 3090 (recorded nvidia-smi -q -x,
+                                 sysfs tree, kernel log); ``host.gpu`` faults it (``lose_gpu``, ...)
 ```
+
+``host.params(**options)`` are the options of the node module (``node_training_health``) that point
+the checks at this host; ``host.host_vars()`` the same as inventory variables for the playbook.
 
 Checkpoints: full = the Whisper large-v2 listing (recorded as ``last-checkpoint``; laid out as
 ``checkpoint-5000``, the name the Trainer gave it: its trainer_state.json says global_step 5000).
@@ -81,6 +86,10 @@ CHECKPOINT_SETS = {
 MEMINFO = ("MemTotal:       65796908 kB\nMemFree:         2043100 kB\nMemAvailable:   29296356 kB\n"
            "Buffers:          801320 kB\nCached:         25893308 kB\nSwapCached:            0 kB\n")
 NOBODY = 65534
+# The training host's GPU: the recorded nvidia-smi -q -x of one RTX 3090 (tests/fixtures/training/nvidia-smi).
+RTX3090 = "telegraf_1x_rtx3090_525.147.05_q-x.xml"
+# Free space the simulated host asks for: its scratch folder's filesystem (often /dev/shm) has less than 50 GB.
+MIN_FREE_GB = 0.001
 
 
 def scratch_dir(prefix="simtrain-"):
@@ -128,12 +137,15 @@ class TrainHost(object):
         self.proc = None
         self.others = []
         self.mode = "full"
+        self.rig = None
+        self.gpu = None
         self.owner = (NOBODY, NOBODY) if os.geteuid() == 0 else (os.geteuid(), os.getegid())
 
     # -- building ------------------------------------------------------------------------
 
     @classmethod
-    def build(cls, parent, name="train-host", mode="full", checkpoints=True, lock=True, log=fixtures.HEALTHY_LOG):
+    def build(cls, parent, name="train-host", mode="full", checkpoints=True, lock=True, log=fixtures.HEALTHY_LOG,
+              gpus=1):
         host = cls(os.path.join(parent, name))
         host.mode = mode
         if os.path.exists(host.root):
@@ -154,6 +166,8 @@ class TrainHost(object):
             listing, state, step = CHECKPOINT_SETS[mode]
             host.add_checkpoint(listing, state, step=step)
         host.set_meminfo(MEMINFO)
+        if gpus:
+            host.add_gpus(gpus)
         if lock:
             host.lock_config()
         host.give_to_owner()
@@ -221,18 +235,28 @@ class TrainHost(object):
         self.give_to_owner()
         return folder
 
+    def add_gpus(self, count=1, fixture=RTX3090):
+        """The host's GPUs: a simrig NVIDIA rig under sim/gpu (no AMD GPU, no ramdisk on /dev/shm)."""
+        from simrig import build_nvidia_rig
+        rig, self.gpu = build_nvidia_rig(self.sim, "gpu", gpus=count, fixture=fixture, ramdisk="rig", users=())
+        self.rig = rig
+        return self.gpu
+
     def set_meminfo(self, text):
         with open(os.path.join(self.sim, "meminfo"), "w") as handle:
             handle.write(text)
 
     # -- the daemon ----------------------------------------------------------------------
 
-    def start_daemon(self, start_step=None, hang=False, interval=0.2, wait=10.0):
-        """Start core/training_daemon.py as a real child (as nobody under root); wait for its PID and status files."""
+    def start_daemon(self, start_step=None, hang=False, interval=0.2, wait=10.0, stale_s=0, warmup_s=0):
+        """Start core/training_daemon.py as a real child (as nobody under root); wait for its PID and status files.
+        ``hang``: it writes its status once (``stale_s`` seconds old) and never again; ``warmup_s``: it runs that
+        long before writing anything (so that it is older than a 1 s stall_timeout when it hangs)."""
         if start_step is None:
             start_step = CHECKPOINT_SETS[self.mode][2] + 10
         argv = [PYTHON, self.path("core", "training_daemon.py"), "--base", self.base, "--start-step", str(start_step),
-                "--interval", str(interval)] + (["--hang"] if hang else [])
+                "--interval", str(interval), "--warmup-s", str(warmup_s)] + (
+                    ["--hang", "--stale-s", str(stale_s)] if hang else [])
         for stale in (self.path(".daemon.pid"), self.path("status", "training_status.json")):
             if os.path.lexists(stale):
                 os.unlink(stale)
@@ -295,6 +319,32 @@ class TrainHost(object):
         values = {"meminfo": os.path.join(self.sim, "meminfo"), "min_free_bytes": 1024 * 1024}
         values.update(overrides)
         return _training_checks.settings(self.base, **values)
+
+    def params(self, **options):
+        """The options of node_training_health (every one: the module's defaults, with the shared GPU-probe
+        options) that point the checks at this host; ``options`` win."""
+        from ansible_collections.gpuops.preflight.plugins.module_utils import _node, _training_health
+        spec = _node.argument_spec(_training_health.FAMILY, **_training_health.OPTIONS)
+        out = dict((name, value.get("default")) for name, value in spec.items())
+        out["checks"] = list(_training_health.FAMILY.host_checks)
+        out["timeouts"] = {}
+        for key, value in self.host_vars(prefix="").items():
+            out[key] = value
+        out.update(options)
+        return out
+
+    def host_vars(self, prefix="training_health_"):
+        """Inventory variables that point the training-health checks at this host (``training_base_dir`` and
+        ``<prefix><option>``); the GPU options only when the host has a GPU rig."""
+        out = {"training_base_dir": self.base}
+        own = {"meminfo": os.path.join(self.sim, "meminfo"), "min_free_gb": MIN_FREE_GB}
+        if self.rig is not None:
+            own.update(nvidia_smi=self.gpu.nvidia_smi, sysfs_root=self.rig.sys_root, kernel_log=self.rig.kernel_log)
+        else:
+            own.update(gpu_tool="sysfs", kernel_log="none")
+        for key, value in own.items():
+            out[prefix + key] = value
+        return out
 
     def destroy(self):
         self.stop_daemon()

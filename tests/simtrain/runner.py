@@ -1,47 +1,35 @@
-"""Run the training-health checks on a simulated host, in order, without deadlines (tests only).
+"""Run the training-health family on a simulated host through the product's own host runner (tests only).
 
-The product's host runner (deadlines, unknown/skipped, GPU marking) is the lead's ``_host_runner``;
-this is the smallest glue over ``_training_checks.COLLECTORS`` / ``CHECKS`` that lets the tests
-assert what each check says about a simulated host. A collector that raises makes the checks that
-need it ``unknown`` (the product's runner does the same), so a bug cannot look like a pass.
+``run_family(host, ...)`` is what ``node_training_health`` does on a host, without Ansible: the
+family's options as the module would receive them (``host.params``), validated by the family, then
+``_host_runner.run`` with the package's ``LocalModule`` (what ``training-health --local`` runs with: check
+mode, warnings, commands; the GPU probe calls the rig's nvidia-smi stand-in). ``run_checks`` keeps the check results.
 """
 
 from __future__ import annotations
 
-from ansible_collections.gpuops.preflight.plugins.module_utils import _checks
-from ansible_collections.gpuops.preflight.plugins.module_utils import _training_checks as tc
+from gpuops_preflight.collection import LocalModule
+
+from ansible_collections.gpuops.preflight.plugins.module_utils import _host_runner
+from ansible_collections.gpuops.preflight.plugins.module_utils import _training_health as th
 
 
-def collect(ctx, names):
-    """({collector: value}, {collector: exception}) for the collectors the checks ``names`` need."""
-    needed = []
-    for name in names:
-        for collector in tc.CHECKS[name][1]:
-            if collector not in needed:
-                needed.append(collector)
-    values, errors = {}, {}
-    for collector in needed:
-        try:
-            values[collector] = tc.COLLECTORS[collector](ctx)
-        except Exception as exc:  # reported as unknown, never hidden
-            errors[collector] = exc
-    return values, errors
+def run_family(host, checks=None, check_mode=False, now=None, **options):
+    """The module result of one training-health run on ``host`` (a TrainHost); ValueError for bad options."""
+    params = host.params(**options)
+    if checks is not None:
+        params["checks"] = list(checks)
+    problems = th.validate(params)
+    if problems:
+        raise ValueError("; ".join(problems))
+    return _host_runner.run(th.FAMILY, LocalModule(check_mode=check_mode), params, now=now)
 
 
-def run_checks(ctx, names=None):
-    """{check: _checks.result(...)} for the checks ``names`` (default: every check evaluated here)."""
-    names = list(names or tc.CHECKS)
-    values, errors = collect(ctx, names)
-    results = {}
-    for name in names:
-        failed = [c for c in tc.CHECKS[name][1] if c in errors]
-        if failed:
-            results[name] = _checks.could_not_run(name, "collector %s failed: %r" % (failed[0], errors[failed[0]]),
-                                                  "a bug: see the test output")
-            continue
-        problems, ok_text, details = tc.evaluate(name, values, ctx)
-        results[name] = _checks.result(name, problems, None if problems else ok_text, details=details)
-    return results
+def run_checks(host, names=None, check_mode=False, **options):
+    """{check: result} of the checks ``names`` (default: every host check of the family)."""
+    result = run_family(host, names, check_mode=check_mode, **options)
+    wanted = names or th.FAMILY.host_checks
+    return dict((name, result["checks"][name]) for name in wanted)
 
 
 def statuses(results):

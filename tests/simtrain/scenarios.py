@@ -2,8 +2,9 @@
 
 Each scenario starts from a healthy host (daemon running, full fine-tuning or LoRA, a resumable
 checkpoint that fits the config, a matching config lock, a healthy log) and changes ONE thing, so
-that exactly the checks in ``expect`` are not ``ok``. ``settings`` are the health-check settings the
-scenario needs (thresholds, as an inventory would set them).
+that exactly the checks in ``expect`` are not ``ok``. ``settings`` are the options of the family
+(``node_training_health``) the scenario needs (thresholds, as an inventory would set them, without
+the ``training_health_`` prefix). ``gpus``: how many GPUs the host has (an RTX 3090 each).
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ GB = 1000 ** 3
 
 
 class Scenario(object):
-    __slots__ = ("name", "mode", "daemon", "prepare", "expect", "settings", "about", "messages")
+    __slots__ = ("name", "mode", "daemon", "prepare", "expect", "settings", "about", "messages", "gpus")
 
     def __init__(self, name, about, expect=None, mode="full", daemon=True, prepare=None, settings=None,
-                 messages=None):
+                 messages=None, gpus=1):
         self.name = name
         self.about = about
         self.mode = mode
@@ -31,9 +32,16 @@ class Scenario(object):
         self.expect = expect or {}      # {check: status}; every other check must be ok
         self.settings = settings or {}
         self.messages = messages or {}  # {check: text that must appear in its message}
+        self.gpus = gpus
+
+    def replace(self, **changes):
+        """A copy with some fields changed (``python -m simtrain build --no-daemon``)."""
+        fields = dict((name, getattr(self, name)) for name in self.__slots__)
+        fields.update(changes)
+        return Scenario(**fields)
 
     def build(self, parent):
-        host = TrainHost.build(parent, self.name, mode=self.mode)
+        host = TrainHost.build(parent, self.name, mode=self.mode, gpus=self.gpus)
         if self.prepare:
             self.prepare(host)
             host.give_to_owner()
@@ -150,6 +158,12 @@ def _foreign_history(host):
     _copy_log(fixtures.OOM_LOG)(host)
 
 
+def _lose_gpu(index):
+    def prepare(host):
+        host.gpu.lose_gpu(index)  # config space all-ones, nvidia-smi's recorded error, the recorded Xid 79 lines
+    return prepare
+
+
 def _low_memory(host):
     host.set_meminfo("MemTotal:       65796908 kB\nMemFree:          200000 kB\nMemAvailable:    1000000 kB\n")
 
@@ -161,7 +175,7 @@ SCENARIOS = dict((s.name, s) for s in (
              prepare=_stale_pid, expect={"daemon": "fail"}, messages={"daemon": "is gone"}),
     Scenario("daemon_pid_reused", "the PID file names a live process that is not the daemon", daemon=False,
              prepare=_reused_pid, expect={"daemon": "fail"}, messages={"daemon": "not the daemon"}),
-    Scenario("disk_low", "less free space than training_min_free_gb", settings={"min_free_bytes": 10 ** 18},
+    Scenario("disk_low", "less free space than training_min_free_gb", settings={"min_free_gb": 10 ** 9},
              expect={"disk_space": "warn"}, messages={"disk_space": "free on the filesystem"}),
     Scenario("memory_low", "1 GB of memory available", prepare=_low_memory, expect={"memory": "warn"},
              messages={"memory": "only 1.0 GB of memory available"}),
@@ -200,6 +214,13 @@ SCENARIOS = dict((s.name, s) for s in (
              messages={"checkpoint_resume": "is not valid JSON"}),
     Scenario("trainer_state_huge", "the newest checkpoint's trainer_state.json is 1 GB", prepare=_huge_trainer_state,
              expect={"checkpoint_resume": "warn"}, messages={"checkpoint_resume": "larger than the 16.0 MiB limit"}),
+    Scenario("stalled", "the daemon hangs: its status stopped moving an hour ago (stall_timeout scaled down to 1 s, "
+                        "the daemon older than that)", daemon={"hang": True, "stale_s": 3600, "warmup_s": 1.2},
+             settings={"stall_timeout": 1}, expect={"progress": "warn"}, messages={"progress": "training stalled: "}),
+    Scenario("gpu_lost", "the only GPU fell off the bus: no GPU is usable", prepare=_lose_gpu(0),
+             expect={"gpu": "fail"}, messages={"gpu": "none usable: 1 lost"}),
+    Scenario("gpu_one_of_two_lost", "one of two GPUs fell off the bus: a warning, the other one is usable", gpus=2,
+             prepare=_lose_gpu(1), expect={"gpu": "warn"}, messages={"gpu": "GPU 1 (0000:51:00.0) is lost"}),
     Scenario("history_foreign", "an old tool's .crash_history.json and an OOM in the logs",
              prepare=_foreign_history, expect={"crash_log": "fail"}, messages={"crash_log": "left as it is"}),
 ))

@@ -10,6 +10,7 @@ import pytest
 
 from ansible_collections.gpuops.preflight.plugins.module_utils import _deadline
 from ansible_collections.gpuops.preflight.plugins.module_utils import _training_checks as tc
+from ansible_collections.gpuops.preflight.plugins.module_utils import _training_health as th
 from simtrain import run_checks
 
 GIB = 1024 ** 3
@@ -27,7 +28,7 @@ def within_timeout_and_memory(check, ctx, limit=64 * 1024 * 1024):
     needs = tc.CHECKS[check][1]
     tracemalloc.start()
     try:
-        outcomes = _deadline.run_all(dict((c, (lambda c=c: tc.COLLECTORS[c](ctx), tc.TABLE[check]["timeout"]))
+        outcomes = _deadline.run_all(dict((c, (lambda c=c: tc.COLLECTORS[c](ctx), th.CHECKS[check].timeout))
                                           for c in needs))
         peak = tracemalloc.get_traced_memory()[1]
     finally:
@@ -35,7 +36,7 @@ def within_timeout_and_memory(check, ctx, limit=64 * 1024 * 1024):
     for name, outcome in outcomes.items():
         assert outcome.ok, "%s: %s" % (name, outcome.describe_failure())
     assert peak < limit, "peak %d bytes" % peak
-    return tc.evaluate(check, dict((c, o.value) for c, o in outcomes.items()), ctx)
+    return tc.evaluate(check, dict((c, o.value) for c, o in outcomes.items()), ctx, th.CHECKS[check].fix)
 
 
 def test_a_1gb_log_is_read_from_its_end(hosts):
@@ -76,7 +77,7 @@ def test_bad_config_json_gives_a_clear_error(hosts, writer, text):
     writer(host.path("config.json"))
     problems, _, _ = within_timeout_and_memory("config", host.settings())
     assert [p["status"] for p in problems] == ["fail"] and text in problems[0]["message"]
-    resume = run_checks(host.settings(), ["checkpoint_resume", "config_lock"])
+    resume = run_checks(host, ["checkpoint_resume", "config_lock"])
     assert resume["checkpoint_resume"]["status"] == "ok"  # auto layout: no false alarm without a config
 
 
@@ -116,7 +117,7 @@ def test_bad_status_file_and_pid_file(hosts):
     sparse(host.path("status", "training_status.json"), GIB)
     with open(host.path(".daemon.pid"), "w") as handle:
         handle.write("not-a-pid\n")
-    results = run_checks(host.settings(), ["daemon", "checkpoint_resume"])
+    results = run_checks(host, ["daemon", "checkpoint_resume"])
     assert results["daemon"]["status"] == "fail" and "does not hold a PID" in results["daemon"]["message"]
     assert results["checkpoint_resume"]["status"] == "ok"  # an unreadable status says nothing about step 0
     os.unlink(host.path(".daemon.pid"))

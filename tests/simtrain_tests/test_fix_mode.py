@@ -90,7 +90,7 @@ def test_check_mode_changes_nothing_and_fix_repairs_only_the_safe_things_once(ho
         assert (st.st_uid, st.st_gid) == owner and st.st_mode & 0o700 == 0o700, folder
     assert stat.S_IMODE(os.stat(host.path("queue")).st_mode) == 0o750
 
-    results = run_checks(ctx, ["layout", "permissions", "config"])
+    results = run_checks(host, ["layout", "permissions", "config"])
     assert statuses(results) == {"layout": "fail", "permissions": "ok", "config": "fail"}
     assert results["layout"]["message"].endswith("core/train.py is missing")  # only what fix mode must not do
 

@@ -1,7 +1,8 @@
-"""The training-health family: declarations, settings, the pure evaluations and fix mode."""
+"""The training-health checks: settings, the pure evaluations and fix mode (the family: test_training_health.py)."""
 
 from __future__ import annotations
 
+import functools
 import os
 import stat
 
@@ -9,13 +10,22 @@ import pytest
 
 from ansible_collections.gpuops.preflight.plugins.module_utils import _checks
 from ansible_collections.gpuops.preflight.plugins.module_utils import _training_checks as tc
+from ansible_collections.gpuops.preflight.plugins.module_utils import _training_health as th
 
 NOW = 1767225600.0
+FIX = "the check's own suggested fix (its CheckSpec's)"
 
-# The severities issue 10 gives each check.
-ISSUE_SEVERITY = {"daemon": "hard", "progress": "soft", "disk_space": "soft", "memory": "soft", "gpu": "soft",
-                  "config": "hard", "permissions": "soft", "layout": "hard", "checkpoint": "soft",
-                  "crash_log": "soft", "config_lock": "hard", "checkpoint_resume": "hard"}
+# The evaluations with the fix a family passes them (its spec's).
+evaluate_daemon = functools.partial(tc.evaluate_daemon, fix=FIX)
+evaluate_disk_space = functools.partial(tc.evaluate_disk_space, fix=FIX)
+evaluate_memory = functools.partial(tc.evaluate_memory, fix=FIX)
+evaluate_config = functools.partial(tc.evaluate_config, fix=FIX)
+evaluate_permissions = functools.partial(tc.evaluate_permissions, fix=FIX)
+evaluate_layout = functools.partial(tc.evaluate_layout, fix=FIX)
+evaluate_checkpoint = functools.partial(tc.evaluate_checkpoint, fix=FIX)
+evaluate_crash_log = functools.partial(tc.evaluate_crash_log, fix=FIX)
+evaluate_config_lock = functools.partial(tc.evaluate_config_lock, fix=FIX)
+evaluate_checkpoint_resume = functools.partial(tc.evaluate_checkpoint_resume, fix=FIX)
 
 
 def statuses(problems):
@@ -24,15 +34,8 @@ def statuses(problems):
 
 # -- declarations --------------------------------------------------------------------------------
 
-def test_table_declares_every_check_of_the_issue_with_its_severity():
-    assert dict((name, row["severity"]) for name, row in tc.TABLE.items()) == ISSUE_SEVERITY
-    assert sorted(tc.CHECKS) == sorted(set(ISSUE_SEVERITY) - set(tc.EVALUATED_ELSEWHERE))
-    codes = [row["code"] for row in tc.TABLE.values()]
-    assert len(set(codes)) == len(codes) and all(c.startswith("TRAINING_") for c in codes)
-    assert tc.TABLE["daemon"]["code"] == "TRAINING_DAEMON_DOWN"
-    for row in tc.TABLE.values():
-        assert row["timeout"] > 0 and row["summary"].endswith(")") or row["summary"].endswith(".")
-        assert row["fix"] and row["label"]
+def test_every_check_but_progress_and_gpu_has_a_pure_evaluation_here():
+    assert sorted(tc.CHECKS) == sorted(set(th.FAMILY.host_checks) - {"progress", "gpu"})
 
 
 def test_every_check_names_real_collectors_and_settings():
@@ -79,22 +82,22 @@ def test_bad_base_dir(base):
 
 def test_daemon():
     alive = {"pid": 42, "alive": True, "pid_file": "/t/.daemon.pid", "message": None}
-    problems, text, details = tc.evaluate_daemon(alive)
+    problems, text, details = evaluate_daemon(alive)
     assert problems == [] and text == "training daemon pid 42 (from /t/.daemon.pid) is running" and details["pid"] == 42
     gone = {"pid": 42, "alive": False, "pid_file": "/t/.daemon.pid", "message": "the daemon (PID 42) is gone"}
-    problems, text, _ = tc.evaluate_daemon(gone, fix="custom fix")
+    problems, text, _ = evaluate_daemon(gone, fix="custom fix")
     assert statuses(problems) == ["fail"] and problems[0]["message"] == "the daemon (PID 42) is gone"
     assert problems[0]["fix"] == "custom fix" and problems[0]["check"] == "daemon" and text is None
-    assert tc.evaluate_daemon({"alive": False})[0][0]["fix"] == tc.TABLE["daemon"]["fix"]
+    assert evaluate_daemon({"alive": False})[0][0]["fix"] == FIX
 
 
 def test_disk_space():
-    problems, _, details = tc.evaluate_disk_space({"path": "/t", "free_bytes": 12 * 10 ** 9, "error": None},
+    problems, _, details = evaluate_disk_space({"path": "/t", "free_bytes": 12 * 10 ** 9, "error": None},
                                                   min_free_bytes=50 * 10 ** 9)
     assert statuses(problems) == ["warn"] and problems[0]["message"] == "only 12.0 GB free on the filesystem of /t (needs 50.0 GB)"
-    assert tc.evaluate_disk_space({"path": "/t", "free_bytes": 60 * 10 ** 9, "error": None})[1] == (
+    assert evaluate_disk_space({"path": "/t", "free_bytes": 60 * 10 ** 9, "error": None})[1] == (
         "60.0 GB free on the filesystem of /t")
-    assert statuses(tc.evaluate_disk_space({"path": "/t", "error": "statvfs /t failed: gone"})[0]) == ["unknown"]
+    assert statuses(evaluate_disk_space({"path": "/t", "error": "statvfs /t failed: gone"})[0]) == ["unknown"]
 
 
 def test_memory_and_meminfo():
@@ -103,21 +106,21 @@ def test_memory_and_meminfo():
     old_kernel = tc.parse_meminfo("MemTotal: 100 kB\nMemFree: 1 kB\nBuffers: 2 kB\nCached: 3 kB\n")
     assert old_kernel["available_bytes"] == 6 * 1024 and old_kernel["estimated"] is True
     assert tc.parse_meminfo("garbage\n\x00") is None
-    problems, _, _ = tc.evaluate_memory(dict(old_kernel, error=None))
+    problems, _, _ = evaluate_memory(dict(old_kernel, error=None))
     assert statuses(problems) == ["warn"] and "(estimated: no MemAvailable)" in problems[0]["message"]
-    assert tc.evaluate_memory(dict(parsed, error=None))[0] == []
+    assert evaluate_memory(dict(parsed, error=None))[0] == []
 
 
 def test_config_evaluation():
     report = {"path": "/t/config.json", "error": None, "config": {"base_model": "m", "output_dir": "o",
                                                                   "finetuning_type": "lora"},
               "problems": []}
-    assert tc.evaluate_config(report)[1] == "/t/config.json is valid (base_model m, output_dir o, LoRA)"
+    assert evaluate_config(report)[1] == "/t/config.json is valid (base_model m, output_dir o, LoRA)"
     bad = dict(report, problems=[{"key": "seed", "code": "out_of_range", "message": "config.json: seed is -1"}])
-    problems, _, details = tc.evaluate_config(bad)
+    problems, _, details = evaluate_config(bad)
     assert statuses(problems) == ["fail"] and problems[0]["details"] == {"key": "seed", "code": "out_of_range"}
     assert details["codes"] == ["out_of_range"]
-    assert statuses(tc.evaluate_config(dict(report, error="/t/config.json is missing"))[0]) == ["fail"]
+    assert statuses(evaluate_config(dict(report, error="/t/config.json is missing"))[0]) == ["fail"]
 
 
 def entry(rel, kind, mode, uid=1000, gid=1000, need="rwx", own=True, actual=None):
@@ -150,13 +153,13 @@ def test_permissions_evaluation():
     permissions = {"user": USER, "entries": [entry("logs", "dir", 0o755, uid=0, gid=0),
                                              entry("config.json", "file", 0o600, uid=0, gid=0, need="r", own=False),
                                              entry("queue", "dir", 0o700, actual="missing")]}
-    problems, _, details = tc.evaluate_permissions(permissions)
+    problems, _, details = evaluate_permissions(permissions)
     assert statuses(problems) == ["warn", "warn"] and details == {"user": "svc", "uid": 1000}
     assert problems[0]["message"] == "service user svc (uid 1000) cannot write /t/logs (drwxr-xr-x, owner 0:0)"
     assert "training_health_fix: true" in problems[0]["fix"]
     assert problems[1]["message"].startswith("service user svc (uid 1000) cannot read /t/config.json")
     assert "chown/chmod /t/config.json" in problems[1]["fix"]
-    unknown = tc.evaluate_permissions({"user": dict(USER, error="service user 'x' does not exist"), "entries": []})
+    unknown = evaluate_permissions({"user": dict(USER, error="service user 'x' does not exist"), "entries": []})
     assert statuses(unknown[0]) == ["unknown"]
 
 
@@ -164,14 +167,14 @@ def test_layout_evaluation():
     layout = {"entries": [entry("", "dir", 0o755), entry("inbox", "dir", None, actual="missing"),
                           entry("core/train.py", "file", None, actual="missing"),
                           entry("logs", "dir", 0o644, actual="file")]}
-    problems, _, details = tc.evaluate_layout(layout)
+    problems, _, details = evaluate_layout(layout)
     assert [p["message"] for p in problems] == ["required folder /t/inbox is missing",
                                                 "required file /t/core/train.py is missing",
                                                 "required folder /t/logs is file, not a folder"]
     assert "training_health_fix" in problems[0]["fix"] and "deployment" in problems[1]["fix"]
     assert details["missing"] == ["inbox", "core/train.py"]
     no_base = {"entries": [entry("", "dir", None, actual="missing")]}
-    assert tc.evaluate_layout(no_base)[0][0]["message"] == "training base folder /t/ is missing"
+    assert evaluate_layout(no_base)[0][0]["message"] == "training base folder /t/ is missing"
 
 
 def checkpoint_report(*entries, path="/t/current_model", error=None):
@@ -190,17 +193,17 @@ ALIVE = {"alive": True, "pid": 7}
 
 def test_checkpoint_age_only_while_training_is_active():
     old = checkpoint_report(ck(500, mtime=NOW - 30 * 3600))
-    problems, _, details = tc.evaluate_checkpoint(old, ALIVE, {"current_step": 900}, None, now=NOW)
+    problems, _, details = evaluate_checkpoint(old, ALIVE, {"current_step": 900}, None, now=NOW)
     assert statuses(problems) == ["warn"] and "is 30.0 h old (limit 24.0 h)" in problems[0]["message"]
     assert details["age_s"] == 30 * 3600
-    assert tc.evaluate_checkpoint(old, {"alive": False}, None, None, now=NOW)[1].startswith("training is not active")
+    assert evaluate_checkpoint(old, {"alive": False}, None, None, now=NOW)[1].startswith("training is not active")
     fresh = checkpoint_report(ck(500, mtime=NOW - 600))
-    assert tc.evaluate_checkpoint(fresh, ALIVE, None, None, now=NOW)[1] == "newest checkpoint checkpoint-500 is 10 min old"
+    assert evaluate_checkpoint(fresh, ALIVE, None, None, now=NOW)[1] == "newest checkpoint checkpoint-500 is 10 min old"
     none = checkpoint_report()
     config = {"config": {"save_steps": 500}}
-    assert statuses(tc.evaluate_checkpoint(none, ALIVE, {"current_step": 800}, config, now=NOW)[0]) == ["warn"]
-    assert tc.evaluate_checkpoint(none, ALIVE, {"current_step": 100}, config, now=NOW)[0] == []
-    assert tc.evaluate_checkpoint(none, ALIVE, {"current_step": 800}, {"config": None}, now=NOW)[0] == []
+    assert statuses(evaluate_checkpoint(none, ALIVE, {"current_step": 800}, config, now=NOW)[0]) == ["warn"]
+    assert evaluate_checkpoint(none, ALIVE, {"current_step": 100}, config, now=NOW)[0] == []
+    assert evaluate_checkpoint(none, ALIVE, {"current_step": 800}, {"config": None}, now=NOW)[0] == []
 
 
 def scan(crashes=(), files=None, history=None):
@@ -213,18 +216,18 @@ def test_crash_log_evaluation():
     oom = {"category": "cuda_oom", "severity": "hard", "file": "/t/logs/a.log", "line": "CUDA out of memory",
            "count": 2, "last_seen": "2026-01-01T00:00:00Z", "recurrence_text": "3rd cuda_oom in 24 h", "fix": "lower bs"}
     timeout = dict(oom, category="timeout", severity="soft", count=1, last_seen=None, recurrence_text=None)
-    problems, _, details = tc.evaluate_crash_log(scan([oom, timeout]))
+    problems, _, details = evaluate_crash_log(scan([oom, timeout]))
     assert statuses(problems) == ["fail", "warn"]
     assert problems[0]["message"] == ("cuda_oom in /t/logs/a.log: CUDA out of memory (2 lines, last "
                                       "2026-01-01T00:00:00Z, 3rd cuda_oom in 24 h)")
     assert problems[0]["fix"] == "lower bs" and problems[0]["details"]["category"] == "cuda_oom"
     assert problems[1]["message"].endswith("(1 line)")
     unreadable = scan(files=[{"path": "/t/logs/f.log", "error": "/t/logs/f.log is a fifo, not a regular file"}])
-    assert statuses(tc.evaluate_crash_log(unreadable)[0]) == ["unknown"]
+    assert statuses(evaluate_crash_log(unreadable)[0]) == ["unknown"]
     foreign = scan(history={"recorded": 0, "would_record": 0, "error": "h.json is not ours: left as it is"})
-    assert statuses(tc.evaluate_crash_log(foreign)[0]) == ["warn"]
-    assert tc.evaluate_crash_log(scan(files=[]))[1] == "no log file to scan"
-    assert tc.evaluate_crash_log(scan())[1] == "no crash in the last lines of 1 log file"
+    assert statuses(evaluate_crash_log(foreign)[0]) == ["warn"]
+    assert evaluate_crash_log(scan(files=[]))[1] == "no log file to scan"
+    assert evaluate_crash_log(scan())[1] == "no crash in the last lines of 1 log file"
 
 
 def lock_report(config, state="ok"):
@@ -237,19 +240,19 @@ def test_config_lock_evaluation():
     locked = {"base_model": "a/b", "output_dir": "o", "seed": 1}
     config = {"path": "/t/config.json", "config": dict(locked), "error": None}
     ckpts = checkpoint_report(ck(100))
-    assert tc.evaluate_config_lock(lock_report(locked), config, ckpts)[1].startswith("config.json matches the lock")
+    assert evaluate_config_lock(lock_report(locked), config, ckpts)[1].startswith("config.json matches the lock")
     info_only = dict(config, config=dict(locked, seed=2))
-    problems, text, details = tc.evaluate_config_lock(lock_report(locked), info_only, ckpts)
+    problems, text, details = evaluate_config_lock(lock_report(locked), info_only, ckpts)
     assert problems == [] and text.endswith("nothing dangerous: seed") and details["changes"][0]["key"] == "seed"
     changed = dict(config, config=dict(locked, base_model="c/d"))
-    problems = tc.evaluate_config_lock(lock_report(locked), changed, ckpts)[0]
+    problems = evaluate_config_lock(lock_report(locked), changed, ckpts)[0]
     assert statuses(problems) == ["fail"] and '"a/b" to "c/d"' in problems[0]["message"]
     assert "checkpoint-100" in problems[0]["message"]
-    assert statuses(tc.evaluate_config_lock(lock_report(locked), changed, checkpoint_report())[0]) == ["warn"]
-    assert tc.evaluate_config_lock(lock_report(None, "missing"), config, ckpts)[0] == []
-    assert statuses(tc.evaluate_config_lock(lock_report(None, "unparseable"), config, ckpts)[0]) == ["unknown"]
+    assert statuses(evaluate_config_lock(lock_report(locked), changed, checkpoint_report())[0]) == ["warn"]
+    assert evaluate_config_lock(lock_report(None, "missing"), config, ckpts)[0] == []
+    assert statuses(evaluate_config_lock(lock_report(None, "unparseable"), config, ckpts)[0]) == ["unknown"]
     broken = {"path": "/t/config.json", "config": None, "error": "/t/config.json is not valid JSON"}
-    assert statuses(tc.evaluate_config_lock(lock_report(locked), broken, ckpts)[0]) == ["unknown"]
+    assert statuses(evaluate_config_lock(lock_report(locked), broken, ckpts)[0]) == ["unknown"]
 
 
 FULL = {"path": "/t/config.json", "config": {"finetuning_type": "full", "resume_from_checkpoint": True},
@@ -259,7 +262,7 @@ STATUS = {"path": "/t/status/training_status.json", "current_step": 1200}
 
 
 def resume(checkpoints, config=FULL, status=STATUS, **kw):
-    return tc.evaluate_checkpoint_resume(checkpoints, config, status, **kw)
+    return evaluate_checkpoint_resume(checkpoints, config, status, **kw)
 
 
 def test_checkpoint_resume_ok_and_nothing_to_resume():
@@ -432,7 +435,7 @@ def test_collectors_report_instead_of_raising(tmp_path):
     assert tc.collect_checkpoints(ctx)["error"].endswith("does not exist")
     assert tc.collect_crash_log(ctx)["files"] == []
     assert tc.collect_permissions(ctx)["user"]["error"]
-    results = dict((name, tc.evaluate(name, dict((c, tc.COLLECTORS[c](ctx)) for c in tc.CHECKS[name][1]), ctx))
+    results = dict((name, tc.evaluate(name, dict((c, tc.COLLECTORS[c](ctx)) for c in tc.CHECKS[name][1]), ctx, FIX))
                    for name in tc.CHECKS)
     assert statuses(results["layout"][0]) == ["fail"] and statuses(results["daemon"][0]) == ["fail"]
     assert statuses(results["memory"][0]) == ["unknown"] and statuses(results["permissions"][0]) == ["unknown"]
@@ -448,9 +451,10 @@ def test_training_doc_lists_every_check_category_and_rule():
     with open(path, encoding="utf-8") as handle:
         doc = handle.read()
     rows = dict((m.group(1), m.group(2)) for m in re.finditer(r"^\| `(\w+)` \| (hard|soft)[^|]*\|", doc, re.M))
-    for name, row in tc.TABLE.items():
-        assert rows.get(name) == row["severity"], name
-        assert row["code"] in doc, row["code"]
+    for name in th.FAMILY.host_checks:
+        spec = th.CHECKS[name]
+        assert rows.get(name) == spec.severity, name
+        assert spec.code in doc, spec.code
     for category, (severity, _fix) in _crash_log.CATEGORIES.items():
         assert re.search(r"^\| `%s` \| %s \|" % (category, severity), doc, re.M), category
     for rule in _training_config.RULES:
