@@ -5,6 +5,11 @@ The playbooks publish their summary with ``set_stats`` (per_host false): it arri
 ansible-runner #949). The per-task events give what a summary cannot when the run stops early:
 each host's node result (live progress), unreachable hosts, failed tasks, the plan.
 
+Live progress: each host's "started at" is the ``runner_on_start`` of its node task (Ansible sends it when
+a worker takes the host, so with fewer forks than hosts the later ones start later). A progress object
+that has a ``run_progress`` method also gets a ``RunProgress`` after every event that changes where the
+run stands (progress.py draws the CLI's live line from it); a plain callable gets only each ``HostResult``.
+
 Unreachable hosts: the roles run the node task with ``ignore_unreachable: true`` (the verdict is
 taken once, for every host), so the play recap counts such a host as ``ignored``, not ``dark``;
 ansible-runner still sends a ``runner_on_unreachable`` event for it. Both are read.
@@ -14,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,6 +51,36 @@ class HostResult:
     elapsed_s: float | None = None
 
 
+# RunProgress.stage, in order: before the plan's result; hosts being checked; the verdict task; the recap.
+PLAN, CHECKS, VERDICT, DONE = "plan", "host checks", "verdict", "done"
+_STAGES = (PLAN, CHECKS, VERDICT, DONE)
+
+
+@dataclass(frozen=True)
+class RunProgress:
+    """Where a run stands, for a live display; times are the collector's clock (``time.monotonic``).
+
+    ``total``: the hosts of the play, from the plan when it lists them (``plan["hosts"]``), else the hosts
+    whose node task started so far (0 before the first; exact from the verdict stage on, when every host
+    has run its node task, and before it whenever there are at least as many forks as hosts).
+    ``slowest``: the host running longest (its node task started first among those still running).
+    ``finished``: the host whose result came with this update, ``finished_after_s`` the seconds from its
+    node task's start to its result.
+    """
+
+    kind: str
+    word: str
+    stage: str
+    total: int
+    done: int
+    running: int
+    slowest: str | None
+    slowest_started: float | None
+    at: float
+    finished: HostResult | None = None
+    finished_after_s: float | None = None
+
+
 _INVENTORY_ERROR = re.compile(r"Failed to parse inventory with '(?:[\w.]*\.)?(\w+)' plugin: (.+)")
 
 
@@ -66,11 +102,19 @@ class Collector:
     """Event handler for ansible-runner; state is read by the report once the run ends."""
 
     def __init__(self, kind: str, run_id: str, step: object,
-                 progress: Callable[[HostResult], object] | None = None, failure_log: str | None = None) -> None:
+                 progress: Callable[[HostResult], object] | None = None, failure_log: str | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.kind, self.run_id, self.step = kind, run_id, step
         family = module_utils("_families").family(kind)
-        self.node_action, self.stats_key = family.node_module, family.stats_key
+        self.node_action, self.stats_key, self.word = family.node_module, family.stats_key, family.word
         self.progress = progress
+        watch = getattr(progress, "run_progress", None)
+        self._watch: Callable[[RunProgress], object] | None = watch if callable(watch) else None
+        self.clock = clock
+        self.stage = PLAN
+        self.started_at: dict[str, float] = {}  # host -> when its node task started (clock)
+        self.running: dict[str, float] = {}     # the same, for hosts without a result yet, oldest first
+        self.done: set[str] = set()             # hosts whose node result arrived (or that were unreachable)
         self.failure_log = failure_log
         self.play_hosts: list[str] = []
         self.node_started: list[str] = []
@@ -95,7 +139,11 @@ class Collector:
         if name == "runner_on_start" and data.get("role"):
             self._add(self.play_hosts, host)
             if action == self.node_action:
-                self._add(self.node_started, host)
+                self._on_node_start(host)
+            elif action == REPORT_ACTION:
+                self._notify(VERDICT)
+            elif action == PLAN_ACTION:
+                self._notify(PLAN)
         elif name == "runner_on_ok":
             self._on_ok(host, action, data.get("res") or {})
         elif name == "runner_on_failed":
@@ -107,6 +155,7 @@ class Collector:
             summary = (data.get("artifact_data") or {}).get(self.stats_key)
             if isinstance(summary, dict):
                 self.summary = summary
+            self._notify(DONE)
         elif name in ("error", "warning", "verbose"):
             self._on_text(name, event.get("stdout") or "")
 
@@ -115,9 +164,19 @@ class Collector:
         if host and host not in items:
             items.append(host)
 
+    def _on_node_start(self, host: str | None) -> None:
+        self._add(self.node_started, host)
+        if host and host not in self.started_at:
+            now = self.clock()
+            self.started_at[host] = now
+            if host not in self.done:
+                self.running[host] = now
+        self._notify(CHECKS)
+
     def _on_ok(self, host: str, action: str, res: dict) -> None:
         if action == PLAN_ACTION and isinstance(res.get("plan"), dict):
             self.plan = res["plan"]
+            self._notify(CHECKS)
         elif action == REPORT_ACTION:
             self.report_result = res
             if self.summary is None and isinstance(res.get("summary"), dict):
@@ -179,12 +238,33 @@ class Collector:
                 LOG.warning("cannot append to the failure log %s: %s", self.failure_log, exc)
 
     def _emit(self, result: HostResult) -> None:
-        if self.progress is None:
+        """A host's result: to the progress callback, then (with where the run now stands) to its watcher."""
+        self.done.add(result.host)
+        started = self.running.pop(result.host, None)
+        if self.progress is not None:
+            try:
+                self.progress(result)
+            except Exception:  # a broken callback must not stop the run or hide its result
+                LOG.exception("progress callback failed for %s", result.host)
+        self._notify(self.stage, result, started)
+
+    def _notify(self, stage: str, finished: HostResult | None = None, started: float | None = None) -> None:
+        """Move to ``stage`` (never back) and, when a watcher wants it, say where the run stands: O(1)."""
+        if _STAGES.index(stage) > _STAGES.index(self.stage):
+            self.stage = stage
+        if self._watch is None:
             return
+        now = self.clock()
+        slowest = next(iter(self.running.items()), (None, None))
+        hosts = (self.plan or {}).get("hosts")
+        total = max(len(hosts) if isinstance(hosts, list) else 0, len(self.node_started), len(self.done))
+        state = RunProgress(self.kind, self.word, self.stage, total, len(self.done), len(self.running),
+                            slowest[0], slowest[1], now, finished,
+                            None if started is None else max(0.0, now - started))
         try:
-            self.progress(result)
-        except Exception:  # a broken callback must not stop the run or hide its result
-            LOG.exception("progress callback failed for %s", result.host)
+            self._watch(state)
+        except Exception:  # as for the callback: the run goes on
+            LOG.exception("progress display failed at the %s", self.stage)
 
     # ---- what the report asks
 
