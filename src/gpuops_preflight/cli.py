@@ -13,14 +13,13 @@ import shlex
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from . import commands, failures, oplog
+from . import commands, failures, progress
 from .collection import module_utils
-from .events import HostResult
 from .report import BLOCKED, PASSED, Report
-from .runner import INVENTORY_ENV, run_cleanup, run_preflight
+from .runner import INVENTORY_ENV, Progress, run_cleanup, run_preflight
 
 EXIT_PASSED, EXIT_BLOCKED, EXIT_NOT_RUN = 0, 1, 2
 # An extra-variables file larger than this is refused (it is read whole).
@@ -107,7 +106,10 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--keep-artifacts", type=int, default=0, metavar="N",
                         help="keep the run's private folder, and at most N kept ones")
     common.add_argument("--artifacts-dir", help="where private run folders are made")
-    common.add_argument("--progress", action="store_true", help="print each host's checks as they arrive (stderr)")
+    common.add_argument("--progress", action="store_true",
+                        help="each host's checks on its progress line as it finishes (stderr; also with --json, -q)")
+    common.add_argument("--table", action=argparse.BooleanOptionalAction, default=None,
+                        help="the hosts x GPUs table before the verdict (default: when stdout is a terminal)")
     common.add_argument("-v", "--verbose", action="count", default=0, help="log INFO (-v) or DEBUG (-vv) to stderr")
     common.add_argument("-q", "--quiet", action="store_true", help="no log lines on stderr")
     pre = sub.add_parser("preflight", parents=[common], help="check the rigs before a step")
@@ -132,7 +134,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _setup_logging(verbose: int, quiet: bool) -> None:
+def _setup_logging(verbose: int, quiet: bool) -> logging.StreamHandler:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("[%(levelname)s] %(message)s"))
     logger = logging.getLogger("gpuops_preflight")
@@ -140,15 +142,17 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
     logger.propagate = False
     level = logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING
     logger.setLevel(logging.CRITICAL + 1 if quiet else level)
+    return handler
 
 
-def _print_progress(result: HostResult) -> None:
-    facts = {"reachable": result.status != "unreachable", "checks": result.checks}
-    detail = oplog.check_line(facts) if result.status == "checked" else result.message
-    print("%s: %s: %s" % (result.host, result.status, detail), file=sys.stderr, flush=True)
+# A run command's work: (args, extra variables, the stop event, the progress object) -> its report.
+Execute = Callable[[argparse.Namespace, dict, threading.Event, Progress], Report]
 
 
-def _run(args: argparse.Namespace) -> int:
+def run_command(args: argparse.Namespace, execute: Execute) -> int:
+    """Everything a command that runs a family's playbook (``runner.execute``) does around the run: extra
+    variables, Ctrl-C, the live progress on stderr, then the hosts x GPUs table and the verdict lines (or
+    the JSON document) on stdout, and the exit code. ``args`` has the ``common`` options of ``_parser``."""
     try:
         extravars = _extra_vars(args.extra_vars)
     except (OSError, ValueError) as exc:
@@ -160,25 +164,39 @@ def _run(args: argparse.Namespace) -> int:
         # Ctrl-C / SIGTERM: stop the run cleanly (every process of it), then report.
         for sig in (signal.SIGINT, signal.SIGTERM):
             previous[sig] = signal.signal(sig, lambda *_: stop.set())
+    display = progress.for_command(json_output=args.json, quiet=args.quiet, checks=args.progress)
+    handler, stream = getattr(args, "log_handler", None), None
+    if display is not None and display.live and handler is not None:
+        stream = handler.setStream(progress.AboveLine(display))  # log lines above the live line
     try:
-        report = _execute(args, extravars, stop)
+        report = execute(args, extravars, stop, display)
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        if display is not None:
+            display.close()
+        if stream is not None:
+            handler.setStream(stream)
+        for sig, old in previous.items():
+            signal.signal(sig, old)
     if args.json:
         document = report.summary if report.summary is not None else report.as_dict()
         print(json.dumps(document, indent=2, sort_keys=True, default=str))
-    else:
-        lines = list(report.lines)
-        if report.summary is not None and report.status not in (PASSED, BLOCKED):
-            lines.insert(0, report.reason())
-        print("\n".join(lines))
+        return exit_code(report)
+    lines = list(report.lines)
+    if report.summary is not None and report.status not in (PASSED, BLOCKED):
+        lines.insert(0, report.reason())
+    table = progress.table_lines(report.hosts) if progress.table_wanted(args.table, args.json) else []
+    print("\n".join(table + [""] + lines if table else lines))
     return exit_code(report)
 
 
-def _execute(args: argparse.Namespace, extravars: dict[str, Any], stop: threading.Event) -> Report:
+def _run(args: argparse.Namespace) -> int:
+    return run_command(args, _execute)
+
+
+def _execute(args: argparse.Namespace, extravars: dict[str, Any], stop: threading.Event,
+             display: Progress) -> Report:
     common = dict(inventory=args.inventory, extravars=extravars, timeout=args.timeout, cancel=stop,
-                  progress=_print_progress if args.progress else None, skip=_names(args.skip),
+                  progress=display, skip=_names(args.skip),
                   summary_dir=args.summary_dir, failure_log=args.failure_log, keep_artifacts=args.keep_artifacts,
                   artifacts_dir=args.artifacts_dir)
     if args.command == "preflight":
@@ -208,7 +226,7 @@ def _query(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    _setup_logging(getattr(args, "verbose", 0), getattr(args, "quiet", False))
+    args.log_handler = _setup_logging(getattr(args, "verbose", 0), getattr(args, "quiet", False))
     if args.command == "failures":
         return _query(args)
     if getattr(args, "handler", None) is not None:
