@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.gpuops.preflight.plugins.module_utils import _host_runner, _steps
+from ansible_collections.gpuops.preflight.plugins.module_utils import _host_runner, _steps, _watchdog
 from ansible_collections.gpuops.preflight.plugins.module_utils._pci import normalize_bdf, parse_gpu_refs
 from ansible_collections.gpuops.preflight.plugins.module_utils._timeparse import parse_time
 
@@ -93,4 +93,6 @@ def run_module(family, own_options, validate_own=None):
         problems.extend(validate_own(params))
     if problems:
         module.fail_json(msg="; ".join(problems))
+    # The controller may stop waiting (cancel, timeout, a dropped connection): then stop at once.
+    _watchdog.start()
     module.exit_json(**_host_runner.run(family, module, params))

@@ -83,7 +83,10 @@ MaxStartups 512:30:1024
 MaxSessions 128
 MaxAuthTries 3
 LoginGraceTime 30
-ClientAliveInterval 0
+# As docs/PERFORMANCE.md recommends for rigs: sshd drops a session whose client stopped answering
+# (a pulled cable) after about 4-6 s, which closes the module's result pipe and so stops the module.
+ClientAliveInterval 2
+ClientAliveCountMax 2
 Subsystem sftp internal-sftp
 LogLevel VERBOSE
 """

@@ -1,0 +1,72 @@
+"""_watchdog: a module whose reader is gone stops its tools and ends at once."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+
+from ansible_collections.gpuops.preflight.plugins.module_utils import _watchdog
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", ".."))
+
+# A stand-in module: starts a "tool" in its own process group (as coreutils timeout does), writes
+# the tool's PID, then works for a minute; its stdout is a pipe the test closes.
+MODULE = textwrap.dedent("""
+    import os, subprocess, sys, time
+    sys.path.insert(0, %r)
+    from ansible_collections.gpuops.preflight.plugins.module_utils import _watchdog
+    tool = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    _watchdog.start()
+    with open(sys.argv[1], "w") as handle:
+        handle.write("%%d %%d" %% (os.getpid(), tool.pid))
+    time.sleep(60)
+""") % os.path.join(ROOT, ".collections")
+
+
+def alive(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_a_module_whose_reader_goes_away_stops_with_its_tool(tmp_path):
+    pids = tmp_path / "pids"
+    proc = subprocess.Popen([sys.executable, "-c", MODULE, str(pids)], stdout=subprocess.PIPE)
+    for _wait in range(100):
+        if pids.exists() and pids.read_text():
+            break
+        time.sleep(0.1)
+    module, tool = (int(p) for p in pids.read_text().split())
+    assert alive(module) and alive(tool)
+    proc.stdout.close()  # the controller's end of the result pipe: gone
+    assert proc.wait(timeout=5) == _watchdog.EXIT_ABANDONED
+    for _wait in range(20):
+        if not alive(tool):
+            break
+        time.sleep(0.1)
+    assert not alive(tool), "the tool outlived its abandoned module"
+
+
+def test_nothing_to_watch_on_a_file_or_a_terminal(tmp_path):
+    with open(str(tmp_path / "out"), "w") as handle:
+        assert _watchdog.start(handle.fileno()) is None
+    read, write = os.pipe()
+    try:
+        assert _watchdog.watched(write) is True
+    finally:
+        os.close(read)
+        os.close(write)
+
+
+def test_children_are_found_by_their_parent():
+    child = subprocess.Popen(["sleep", "30"])
+    try:
+        assert child.pid in _watchdog.children()
+    finally:
+        child.kill()
+        child.wait()
