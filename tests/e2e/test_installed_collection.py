@@ -28,8 +28,11 @@ def test_build_install_and_run_by_fqcn(tmp_path, cluster):
     with tarfile.open(tarball) as archive:
         names = archive.getnames()
     assert "playbooks/preflight.yml" in names and "roles/preflight/tasks/main.yml" in names
-    local_state = (".venv", ".collections", ".ansible", ".git", "work", "src", "tests/output")
+    local_state = (".venv", ".collections", ".ansible", ".git", "work", "tests/output")
     assert not [n for n in names if n.split("/")[0] in local_state or n.startswith("tests/output")]
+    # the Python package ships (the host tool role lays it down on hosts), its build leftovers do not
+    assert "src/gpuops_preflight/collection.py" in names
+    assert not [n for n in names if "__pycache__" in n or ".egg-info" in n]
 
     collections = tmp_path / "collections"
     rc, out = sh([os.path.join(BIN, "ansible-galaxy"), "collection", "install", tarball, "-p", str(collections)],
