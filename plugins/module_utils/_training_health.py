@@ -355,7 +355,9 @@ CHECKS = registry(
     CheckSpec("layout", HARD, 10, "The required folders and files of the training host exist.",
               "Create missing folders (%s); restore missing files from the deployment." % FIX_HINT,
               "TRAINING_LAYOUT_BROKEN", "Layout", needs=_needs("layout"), evaluate=_with_fix_report("layout")),
-    CheckSpec("checkpoint", SOFT, 15, "While training is active, the newest checkpoint is younger than 24 h.",
+    CheckSpec("checkpoint", SOFT, 15,
+              "While training is active, the newest checkpoint is younger than training_health_checkpoint_max_age "
+              "(24 h).",
               "Check save_steps in config.json and the daemon's log for failed checkpoint writes.",
               "TRAINING_CHECKPOINT_STALE", "Checkpoint age", needs=_needs("checkpoint"), evaluate=_pure("checkpoint")),
     CheckSpec("crash_log", SOFT, 30,

@@ -214,8 +214,9 @@ SCENARIOS = dict((s.name, s) for s in (
              messages={"checkpoint_resume": "is not valid JSON"}),
     Scenario("trainer_state_huge", "the newest checkpoint's trainer_state.json is 1 GB", prepare=_huge_trainer_state,
              expect={"checkpoint_resume": "warn"}, messages={"checkpoint_resume": "larger than the 16.0 MiB limit"}),
-    Scenario("stalled", "the daemon hangs: its status stopped moving an hour ago (stall_timeout scaled down to 1 s, "
-                        "the daemon older than that)", daemon={"hang": True, "stale_s": 3600, "warmup_s": 1.2},
+    # 4000 s: not a whole time-zone offset, which the stall check would (rightly) take for a local-time stamp
+    Scenario("stalled", "the daemon hangs: its status stopped moving 4000 s ago (stall_timeout scaled down to 1 s, "
+                        "the daemon older than that)", daemon={"hang": True, "stale_s": 4000, "warmup_s": 1.2},
              settings={"stall_timeout": 1}, expect={"progress": "warn"}, messages={"progress": "training stalled: "}),
     Scenario("gpu_lost", "the only GPU fell off the bus: no GPU is usable", prepare=_lose_gpu(0),
              expect={"gpu": "fail"}, messages={"gpu": "none usable: 1 lost"}),
