@@ -1,4 +1,5 @@
-"""python -m simtrain list | build --scenario NAME --out DIR [--no-daemon] | destroy DIR (tests and demo only)."""
+"""python -m simtrain list | build --scenario NAME [--scenario NAME ...] --out DIR [--no-daemon] [--inventory FILE]
+[--python PATH] | destroy DIR (tests and demo only)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import shutil
 import signal
 import sys
 
-from .scenarios import SCENARIOS, names
+from .scenarios import SCENARIOS, names, write_inventory
 
 
 def _destroy(root):
@@ -31,9 +32,11 @@ def main(argv=None):
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list")
     build = sub.add_parser("build")
-    build.add_argument("--scenario", required=True, choices=names())
+    build.add_argument("--scenario", required=True, choices=names(), action="append")
     build.add_argument("--out", required=True)
     build.add_argument("--no-daemon", action="store_true")
+    build.add_argument("--inventory", help="also write an inventory of the hosts (group training_hosts) here")
+    build.add_argument("--python", help="the hosts' ansible_python_interpreter (default: this Python)")
     destroy = sub.add_parser("destroy")
     destroy.add_argument("folder")
     args = parser.parse_args(argv)
@@ -43,11 +46,15 @@ def main(argv=None):
     elif args.command == "build":
         os.makedirs(args.out, exist_ok=True)
         os.chmod(args.out, 0o755)
-        scenario = SCENARIOS[args.scenario]
-        if args.no_daemon:
-            scenario = scenario.replace(daemon=False)
-        host = scenario.build(args.out)
-        print(host.base)  # the daemon keeps running: 'destroy' stops it
+        hosts = {}
+        for name in args.scenario:
+            scenario = SCENARIOS[name]
+            if args.no_daemon:
+                scenario = scenario.replace(daemon=False)
+            hosts[name] = scenario.build(args.out)
+            print(hosts[name].base)  # the daemon keeps running: 'destroy' stops it
+        if args.inventory:
+            write_inventory(args.inventory, hosts, python=args.python)
     else:
         _destroy(args.folder)
     return 0

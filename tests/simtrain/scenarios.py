@@ -9,8 +9,10 @@ the ``training_health_`` prefix). ``gpus``: how many GPUs the host has (an RTX 3
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import sys
 import time
 
 from . import fixtures
@@ -233,3 +235,20 @@ def names():
 
 def build_scenario(name, parent):
     return SCENARIOS[name].build(parent)
+
+
+def write_inventory(path, hosts, python=None, **group_vars):
+    """An inventory (JSON, which is YAML) for playbooks/training_health.yml: each of ``hosts`` ({name: TrainHost})
+    in group training_hosts, on the local connection, pointed at its simulated host; a host named after a scenario
+    gets that scenario's settings as ``training_health_<option>``. Returns ``path``."""
+    entries = {}
+    for name, host in hosts.items():
+        entry = dict(host.host_vars(), ansible_connection="local", ansible_python_interpreter=python or sys.executable)
+        for key, value in (SCENARIOS[name].settings if name in SCENARIOS else {}).items():
+            entry["training_health_" + key] = value
+        entries[name] = entry
+    doc = {"all": {"children": {"training_hosts": {"hosts": entries, "vars": dict(group_vars)}}}}
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(doc, handle, indent=1)
+        handle.write("\n")
+    return path

@@ -1,0 +1,217 @@
+"""playbooks/training_health.yml end to end on simulated training hosts (tests/simtrain): a real stand-in daemon,
+recorded checkpoints, logs and nvidia-smi output, the real playbook over the local connection.
+
+Healthy hosts pass; every scenario's check fails on its own with the right message, judged once; check mode
+changes nothing (the whole tree hashed before and after); fix mode repairs exactly the safe things and a second
+run changes nothing; a base_model change with checkpoints blocks; a LoRA checkpoint under a full fine-tuning config
+blocks, and the reverse.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import subprocess
+
+import pytest
+
+from ansible_collections.gpuops.preflight.plugins.module_utils._training_health import FAMILY
+from e2e.runner import BIN, REPO, Run
+from simtrain import SCENARIOS, TrainHost, build_scenario, fixtures, scratch_dir, write_inventory
+
+PLAYBOOK = os.path.join("playbooks", "training_health.yml")
+
+
+@pytest.fixture
+def training(tmp_path):
+    """training(names=[...]) -> {host name: TrainHost} (scenario hosts, or healthy ones given as 'name:mode'),
+    every daemon stopped and folder removed after the test."""
+    parent, made = scratch_dir("e2e-train-"), []
+
+    def build(*names):
+        hosts = {}
+        for name in names:
+            if name in SCENARIOS:
+                host = build_scenario(name, parent)
+            else:
+                label, _sep, mode = name.partition(":")
+                host = TrainHost.build(parent, label, mode=mode or "full")
+                host.start_daemon()
+            made.append(host)
+            hosts[os.path.basename(host.root)] = host
+        return hosts
+
+    yield build
+    for host in made:
+        host.destroy()
+    shutil.rmtree(parent, ignore_errors=True)
+
+
+def inventory(folder, hosts, **group_vars):
+    """The hosts in group training_hosts, each pointed at its simulated host (simtrain.write_inventory)."""
+    return write_inventory(os.path.join(str(folder), "inventory.yml"), hosts, **group_vars)
+
+
+def play(folder, inventory_path, *extra, flags=()):
+    """ansible-playbook playbooks/training_health.yml; returns a Run with the one summary it wrote."""
+    summaries = os.path.join(str(folder), "summaries")
+    before = set(os.listdir(summaries)) if os.path.isdir(summaries) else set()
+    cmd = [os.path.join(BIN, "ansible-playbook"), "-i", inventory_path, PLAYBOOK,
+           "-e", "training_health_summary_dir=%s" % summaries] + list(flags)
+    for item in extra:
+        cmd += ["-e", item if isinstance(item, str) else json.dumps(item)]
+    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
+    proc = subprocess.run(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          universal_newlines=True, timeout=300, check=False)
+    written = sorted(set(os.listdir(summaries)) - before) if os.path.isdir(summaries) else []
+    summary = None
+    if written:
+        assert len(written) == 1 and written[0].startswith("training_health_"), written
+        with open(os.path.join(summaries, written[0]), encoding="utf-8") as handle:
+            summary = json.load(handle)
+    return Run(proc, summary, summaries)
+
+
+def tree(root, skip=()):
+    """{path: (mode, uid, gid, content)} of everything under root; sparse weights by size (never read)."""
+    found = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in [""] + dirnames + filenames:
+            path = os.path.normpath(os.path.join(dirpath, name))
+            if any(path == s or path.startswith(s + os.sep) for s in skip):
+                continue
+            st = os.lstat(path)
+            content = None
+            if stat.S_ISREG(st.st_mode):
+                content = st.st_size if st.st_size > 1 << 20 else open(path, "rb").read()
+            elif stat.S_ISLNK(st.st_mode):
+                content = os.readlink(path)
+            found[path] = (st.st_mode, st.st_uid, st.st_gid, content)
+    return found
+
+
+def moving(host):
+    """What the running daemon and the GPU stand-in write by themselves."""
+    return (host.path("status"), host.path(".daemon.pid"), os.path.join(host.sim, "gpu", "nvidia-smi.d"),
+            os.path.join(host.sim, "daemon.out"))
+
+
+def test_healthy_hosts_pass(tmp_path, training):
+    hosts = training("train-full:full", "train-lora:lora")
+    run = play(tmp_path, inventory(tmp_path, hosts))
+    assert run.rc == 0, run.output
+    assert "Training health PASSED (2 host(s), 2 usable GPU(s))" in run.output
+    summary = run.summary
+    assert (summary["kind"], summary["step"], summary["passed"]) == ("training_health", None, True)
+    assert summary["hard_failures"] == [] and summary["warnings"] == []
+    for name in hosts:
+        entry = run.host(name)
+        assert entry["status"] == "passed" and entry["usable_gpus"] == [0]
+        assert sorted(entry["checks"]) == sorted(FAMILY.host_checks)
+        assert set(r["status"] for r in entry["checks"].values()) == {"ok"}
+    assert "(lora, step 1000)" in run.host("train-lora")["checks"]["checkpoint_resume"]["message"]
+    assert "changed=0" in run.output
+
+
+# Every scenario that breaks something, all in ONE run (the verdict is taken once, for every host).
+BROKEN = sorted(name for name, scenario in SCENARIOS.items() if scenario.expect)
+
+
+def test_each_check_fails_on_its_own_with_the_right_message(tmp_path, training):
+    hosts = training(*BROKEN)
+    run = play(tmp_path, inventory(tmp_path, hosts))
+    assert run.rc != 0 and run.summary["blocked"] is True, run.output
+    for name in BROKEN:
+        scenario = SCENARIOS[name]
+        entry = run.host(name)
+        statuses = dict((check, result["status"]) for check, result in entry["checks"].items())
+        want = dict((check, "ok") for check in statuses)
+        want.update(scenario.expect)
+        assert statuses == want, (name, dict((c, r["message"]) for c, r in entry["checks"].items()
+                                             if r["status"] != "ok"))
+        for check, text in scenario.messages.items():
+            assert text in entry["checks"][check]["message"], (name, entry["checks"][check]["message"])
+        blocked = sorted(set(c for h, c, _m in run.items("hard_failures") if h == name))
+        hard = sorted(c for c, s in scenario.expect.items() if s == "fail" and FAMILY.checks[c].severity == "hard")
+        assert blocked == hard, (name, blocked)
+        assert entry["status"] == ("blocked" if hard else "warnings"), name
+    for check in ("daemon", "config", "layout", "config_lock", "checkpoint_resume", "gpu"):
+        assert "Training health BLOCKED" in run.output and ": %s:" % check in run.output
+
+
+def test_base_model_change_with_checkpoints_blocks(tmp_path, training):
+    hosts = training("base_model_changed")
+    run = play(tmp_path, inventory(tmp_path, hosts))
+    assert run.rc != 0
+    [(host, check, message)] = run.items("hard_failures")
+    assert (host, check) == ("base_model_changed", "config_lock")
+    assert '"openai/whisper-large-v2" to "meta-llama/Llama-2-7b-hf"' in message and "checkpoint-5000" in message
+
+
+@pytest.mark.parametrize("name, words", [
+    ("lora_checkpoint_full_config", "holds a LoRA adapter, but config.json trains the full model"),
+    ("full_checkpoint_lora_config", "holds full-model weights, but config.json trains a LoRA adapter"),
+])
+def test_lora_and_full_mismatch_blocks_both_ways(tmp_path, training, name, words):
+    run = play(tmp_path, inventory(tmp_path, training(name)))
+    assert run.rc != 0
+    assert [(h, c) for h, c, _m in run.items("hard_failures")] == [(name, "checkpoint_resume")]
+    assert words in run.items("hard_failures")[0][2]
+
+
+def break_host(host):
+    """Safe to fix: a missing daemon folder, one the service user cannot write, one owned by root (as root).
+    Not safe: a missing code file, a config edit, a checkpoint's modes. Plus a crash in the logs (recorded)."""
+    os.rmdir(host.path("queue"))
+    os.chmod(host.path("logs"), 0o500)
+    if os.geteuid() == 0:
+        os.chown(host.path("inbox"), 0, 0)
+    os.unlink(host.path("core", "train.py"))
+    os.chmod(host.path("current_model", "checkpoint-5000"), 0o500)
+    shutil.copyfile(str(fixtures.crash_log_path(fixtures.OOM_LOG)), host.path("logs", "crash.log"))
+
+
+def test_check_mode_changes_nothing(tmp_path, training):
+    hosts = training("train-1:full")
+    host = hosts["train-1"]
+    break_host(host)
+    before = tree(host.root, moving(host))
+    run = play(tmp_path, inventory(tmp_path, hosts, training_health_become=False), "training_health_fix=true",
+               flags=("--check", "--diff"))
+    assert tree(host.root, moving(host)) == before   # no folder made, no mode changed, no crash recorded
+    assert "mkdir %s: absent" % host.path("queue") in run.output   # the diff of what fix mode would do
+    assert "changed=1" in run.output
+    assert run.host("train-1")["checks"]["layout"]["status"] == "fail"
+
+
+def test_fix_mode_repairs_exactly_the_safe_things_and_is_idempotent(tmp_path, training):
+    hosts = training("train-1:full")
+    host = hosts["train-1"]
+    break_host(host)
+    before = tree(host.root, moving(host))
+    path = inventory(tmp_path, hosts, training_health_become=False)
+    run = play(tmp_path, path, "training_health_fix=true")
+    assert "changed=1" in run.output, run.output
+    after = tree(host.root, moving(host))
+    changed = sorted(os.path.relpath(p, host.base) for p in set(before) | set(after) if before.get(p) != after.get(p))
+    expected = ["logs", "queue"] + (["inbox"] if os.geteuid() == 0 else [])
+    # ... and the crash history the scan appends to (recorded once, not a repair)
+    assert changed == sorted(expected + [".crash_history.json"]), changed
+    assert stat.S_IMODE(os.stat(host.path("queue")).st_mode) == 0o750
+    assert (os.stat(host.path("queue")).st_uid, os.stat(host.path("inbox")).st_uid) == (host.owner[0], host.owner[0])
+    checks = run.host("train-1")["checks"]
+    assert checks["permissions"]["status"] == "ok"
+    assert checks["layout"]["status"] == "fail" and checks["layout"]["message"].endswith("core/train.py is missing")
+    again = play(tmp_path, path, "training_health_fix=true")
+    assert "changed=0" in again.output, again.output
+    assert tree(host.root, moving(host)) == after
+
+
+def test_an_inventory_without_training_hosts_fails_clearly(tmp_path):
+    path = os.path.join(str(tmp_path), "empty.yml")
+    with open(path, "w") as handle:
+        handle.write("all:\n  hosts:\n    somewhere: {ansible_connection: local}\n")
+    run = play(tmp_path, path)
+    assert run.rc != 0 and "no hosts in group 'training_hosts'" in run.output and run.summary is None
