@@ -152,9 +152,11 @@ Execute = Callable[[argparse.Namespace, dict, threading.Event, Progress], Report
 def run_command(args: argparse.Namespace, execute: Execute) -> int:
     """Everything a command that runs a family's playbook (``runner.execute``) does around the run: extra
     variables, Ctrl-C, the live progress on stderr, then the hosts x GPUs table and the verdict lines (or
-    the JSON document) on stdout, and the exit code. ``args`` has the ``common`` options of ``_parser``."""
+    the JSON document) on stdout, and the exit code. ``args`` has the ``common`` options of ``_parser``
+    (those about output default to off when a command's parser leaves them out)."""
+    as_json, table = getattr(args, "json", False), getattr(args, "table", None)
     try:
-        extravars = _extra_vars(args.extra_vars)
+        extravars = _extra_vars(getattr(args, "extra_vars", None) or [])
     except (OSError, ValueError) as exc:
         print("gpuops-preflight: %s" % exc, file=sys.stderr)
         return EXIT_NOT_RUN
@@ -164,7 +166,8 @@ def run_command(args: argparse.Namespace, execute: Execute) -> int:
         # Ctrl-C / SIGTERM: stop the run cleanly (every process of it), then report.
         for sig in (signal.SIGINT, signal.SIGTERM):
             previous[sig] = signal.signal(sig, lambda *_: stop.set())
-    display = progress.for_command(json_output=args.json, quiet=args.quiet, checks=args.progress)
+    display = progress.for_command(json_output=as_json, quiet=getattr(args, "quiet", False),
+                                   checks=getattr(args, "progress", False))
     handler, stream = getattr(args, "log_handler", None), None
     if display is not None and display.live and handler is not None:
         stream = handler.setStream(progress.AboveLine(display))  # log lines above the live line
@@ -177,15 +180,15 @@ def run_command(args: argparse.Namespace, execute: Execute) -> int:
             handler.setStream(stream)
         for sig, old in previous.items():
             signal.signal(sig, old)
-    if args.json:
+    if as_json:
         document = report.summary if report.summary is not None else report.as_dict()
         print(json.dumps(document, indent=2, sort_keys=True, default=str))
         return exit_code(report)
     lines = list(report.lines)
     if report.summary is not None and report.status not in (PASSED, BLOCKED):
         lines.insert(0, report.reason())
-    table = progress.table_lines(report.hosts) if progress.table_wanted(args.table, args.json) else []
-    print("\n".join(table + [""] + lines if table else lines))
+    rows = progress.table_lines(report.hosts) if progress.table_wanted(table, as_json) else []
+    print("\n".join(rows + [""] + lines if rows else lines))
     return exit_code(report)
 
 

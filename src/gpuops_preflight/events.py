@@ -141,11 +141,14 @@ class Collector:
             if action == self.node_action:
                 self._on_node_start(host)
             elif action == REPORT_ACTION:
+                self.running.clear()  # the verdict task comes after every host's node task
                 self._notify(VERDICT)
             elif action == PLAN_ACTION:
                 self._notify(PLAN)
         elif name == "runner_on_ok":
             self._on_ok(host, action, data.get("res") or {})
+        elif name == "runner_on_skipped" and action == self.node_action:
+            self._on_node_skipped(host)  # a cleanup with nothing to do: the host is done, with no result
         elif name == "runner_on_failed":
             self._on_failed(event, host, action, data)
         elif name == "runner_on_unreachable":
@@ -171,6 +174,12 @@ class Collector:
             self.started_at[host] = now
             if host not in self.done:
                 self.running[host] = now
+        self._notify(CHECKS)
+
+    def _on_node_skipped(self, host: str | None) -> None:
+        if host:
+            self.done.add(host)
+            self.running.pop(host, None)
         self._notify(CHECKS)
 
     def _on_ok(self, host: str, action: str, res: dict) -> None:

@@ -177,12 +177,16 @@ class Display:
 
     # ---- drawing
 
-    def tick(self) -> None:
-        """Redraw the live line if it is due (the ticker calls this; the running time moves on)."""
+    def tick(self) -> bool:
+        """Redraw the live line if it is due (the ticker calls this; the running time moves on).
+        False once there is nothing more to tick for: the display is closed or the run is over."""
         with self._lock:
+            if not self.live or self._closed:
+                return False
             now = self.clock()
-            if self.live and not self._closed and self._state is not None and self._due(now):
+            if self._state is not None and self._due(now):
                 self._draw(now)
+            return self._state is None or self._state.stage != DONE
 
     def write_above(self, text: str) -> None:
         """Write whole lines (a log record) above the live line; the line comes back at the next draw."""
@@ -252,16 +256,20 @@ class Display:
         self._drawn = None
 
     def _start_ticker(self) -> None:
-        if self._ticker and self._thread is None:
+        """A ticker while a run goes on (one at a time; a display may serve a preflight, then a cleanup)."""
+        if self._ticker and self._state is not None and self._state.stage != DONE and (
+                self._thread is None or not self._thread.is_alive()):
             self._thread = threading.Thread(target=self._tick_loop, name="gpuops-progress", daemon=True)
             self._thread.start()
 
     def _tick_loop(self) -> None:
         while not self._stop.wait(self.interval):
             try:
-                self.tick()
+                if not self.tick():
+                    return
             except Exception:  # never let a drawing problem surface in the run
                 self._give_up()
+                return
 
 
 class AboveLine:

@@ -109,6 +109,18 @@ def test_the_plans_host_list_gives_the_total_before_every_host_started():
     assert (watcher.states[-1].total, watcher.states[-1].running, watcher.states[-1].word) == (4, 1, "Cleanup")
 
 
+def test_skipped_hosts_are_done_and_none_runs_once_the_verdict_is_taken():
+    watcher = Watcher()
+    events = Collector("cleanup", "run-5", 5, progress=watcher, clock=Clock())
+    for host in ("a", "b", "c"):
+        events(event("runner_on_start", host, "node_cleanup", role="cleanup"))
+    events(event("runner_on_skipped", "a", "node_cleanup", role="cleanup"))  # the step needs no cleanup
+    assert (watcher.states[-1].done, watcher.states[-1].running, watcher.states[-1].slowest) == (1, 2, "b")
+    events(event("runner_on_start", "a", "preflight_report", role="cleanup"))  # b and c sent nothing more
+    assert (watcher.states[-1].stage, watcher.states[-1].running, watcher.states[-1].slowest) == (VERDICT, 0, None)
+    assert watcher.results == []  # no HostResult without a result
+
+
 def test_a_plain_callable_gets_only_host_results_and_a_broken_display_does_not_stop_the_run(caplog):
     got = []
     events = Collector("preflight", "run-3", 3, progress=got.append)
@@ -203,11 +215,14 @@ def test_the_live_line_is_redrawn_in_place_at_most_every_interval(terminal, monk
     assert terminal.read() == ERASE + "Preflight 0:12  1/3 hosts done, 2 running, slowest rig-a (12 s)"
     display.run_progress(state(stage=VERDICT, done=3, running=0, slowest=None, started=None))
     assert terminal.read() == ERASE + "Preflight 0:12  3/3 hosts done, taking the verdict"
+    assert display.tick()  # the ticker goes on until the run is over
+    display.run_progress(state(stage=DONE, done=3, running=0, slowest=None, started=None))
+    assert terminal.read() == ERASE + "Preflight 0:12  3/3 hosts done, verdict taken"
+    assert not display.tick()  # nothing moves any more: the ticker stops
     display.close()
     assert terminal.read() == ERASE  # erased: what follows starts on a clean line
-    display.run_progress(state(stage=DONE, done=3, running=0))
-    display.tick()
-    assert terminal.read() == ""
+    display.run_progress(state(stage=CHECKS))
+    assert not display.tick() and terminal.read() == ""
 
 
 def test_the_live_line_fits_the_terminal_and_hostile_host_names_cannot_drive_it(monkeypatch):
@@ -424,3 +439,58 @@ def test_the_cleanup_shows_its_own_word_and_logs_above_the_line_and_q_shows_noth
     done = cli(["cleanup", "--step", "3", "-i", sc.inventory, "-q"] + opts(tmp_path), tmp_path)
     assert done.returncode == 0 and done.stderr == ""
     assert done.stdout.startswith("Cleanup for step 3 complete: 1 of 1 node(s) cleaned")
+
+
+def test_the_ticker_thread_ends_with_the_display(terminal, monkeypatch):
+    monkeypatch.setenv("TERM", "xterm")
+    display = progress.Display(terminal.stream)
+    display.run_progress(state())
+    ticker = display._thread
+    assert ticker is not None and ticker.is_alive() and ticker.daemon
+    display.close()
+    assert not ticker.is_alive()
+    assert terminal.read().endswith(ERASE)
+
+
+# ---------------------------------------------------------------- run_command, without a playbook
+
+
+def fake_report(**hosts):
+    from gpuops_preflight.report import Report
+
+    return Report(kind="preflight", step=3, status="passed", run_id="r", started_at=None, finished_at=None,
+                  duration_s=0.0, hosts=hosts, summary={"passed": True, "hosts": hosts},
+                  lines=["Preflight PASSED for step 3", "Summary: /x.json"])
+
+
+@pytest.mark.parametrize("flags, table, shown", [
+    ([], False, "plain"),                      # stdout and stderr are not terminals here
+    (["--table"], True, "plain"),
+    (["--progress", "--no-table"], False, "plain+checks"),
+    (["-q"], False, None),
+    (["--json"], False, None),
+    (["--json", "--progress", "--table"], False, "plain+checks"),
+])
+def test_run_command_puts_the_display_and_the_table_where_the_options_say(flags, table, shown, capsys):
+    from gpuops_preflight import cli
+
+    args = cli._parser().parse_args(["preflight", "--step", "3"] + flags)
+    seen = []
+
+    def execute(got_args, extravars, stop, display):
+        seen.append(display)
+        return fake_report(**{"rig-1": {"status": "passed", "usable_gpus": [0], "gpus": [gpu(0)]}})
+
+    assert cli.run_command(args, execute) == 0
+    display = seen[0]
+    assert (None if display is None else "plain+checks" if display.checks else "plain") == shown
+    assert display is None or not display.live
+    out = capsys.readouterr().out
+    if "--json" in flags:
+        assert json.loads(out) == {"passed": True, "hosts": {"rig-1": {"status": "passed", "usable_gpus": [0],
+                                                                       "gpus": [gpu(0)]}}}
+    elif table:
+        assert out.splitlines() == ["host   verdict  usable  0", "rig-1  passed   1/1     ok", progress.LEGEND, "",
+                                    "Preflight PASSED for step 3", "Summary: /x.json"]
+    else:
+        assert out.splitlines() == ["Preflight PASSED for step 3", "Summary: /x.json"]
