@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 
 from ansible_collections.gpuops.preflight.plugins.module_utils import _nvidia_smi, _sysfs, _tool, _toolpath
+from ansible_collections.gpuops.preflight.plugins.module_utils._values import clean_text, first_line
 
 NVIDIA_QUERY = ["-q", "-x", "-d", "PERFORMANCE"]
 NVIDIA_RESETS = ("-rgc", "-rmc")
@@ -137,12 +138,12 @@ def reset_nvidia_clocks(module, nvidia_smi="nvidia-smi", timeout=30, check_mode=
     for flag in NVIDIA_RESETS:
         run = _tool.run_tool(module, [path, flag], each)
         outcome["runs"].append(run.as_dict())
-        said = _nvidia_smi.clean_text("%s\n%s" % (run.stdout, run.stderr))
+        said = clean_text("%s\n%s" % (run.stdout, run.stderr))
         if not run.ran:
             outcome["problems"].append("nvidia-smi %s: %s" % (flag, run.describe()))
         elif run.rc and "not supported" not in said.lower():
             outcome["problems"].append("nvidia-smi %s exited %s: %s" % (
-                flag, run.rc, _nvidia_smi.first_line(said) or "no output"))
+                flag, run.rc, first_line(said) or "no output"))
     outcome["tool"] = outcome["runs"][0]
     after, error = nvidia_clock_states(module, path, each)
     if error:

@@ -34,6 +34,7 @@ import time
 from ansible_collections.gpuops.preflight.plugins.module_utils import _amd_smi, _deadline, _nvidia_smi
 from ansible_collections.gpuops.preflight.plugins.module_utils import _rocm_smi, _sysfs, _tool, _toolpath
 from ansible_collections.gpuops.preflight.plugins.module_utils._pci import normalize_bdf
+from ansible_collections.gpuops.preflight.plugins.module_utils._values import clean_text, first_line
 
 OK = "ok"
 DEGRADED = "degraded"
@@ -109,7 +110,7 @@ def _run(module, info, argv, timeout, clock):
         info.update(outcome=MISSING, reason=exit_why or run.describe())
         return None
     if not run.ran:
-        info.update(outcome=ERROR, reason=_nvidia_smi.clean_text(run.describe()))
+        info.update(outcome=ERROR, reason=clean_text(run.describe()))
         return None
     return run
 
@@ -128,7 +129,7 @@ def run_gpu_tool(module, tool, rocm_smi, amd_smi, timeout, clock=time.monotonic)
     run = _run(module, info, [path] + args, timeout, clock)
     if run is None:
         return info, [], {}, None
-    stdout, stderr = _nvidia_smi.clean_text(run.stdout), _nvidia_smi.clean_text(run.stderr)
+    stdout, stderr = clean_text(run.stdout), clean_text(run.stderr)
     if name == "rocm-smi":
         outcome, doc, reason = _rocm_smi.classify(stdout, stderr, run.rc)
         cards, system = _rocm_smi.parse(doc) if doc is not None else ([], {})
@@ -139,7 +140,7 @@ def run_gpu_tool(module, tool, rocm_smi, amd_smi, timeout, clock=time.monotonic)
         if not cards:
             outcome = _rocm_smi.NO_DATA if doc is not None else (_rocm_smi.FAILED if run.rc else _rocm_smi.UNPARSEABLE)
             reason = "amd-smi %s: %s" % ("reported no GPU" if doc is not None else "printed no JSON",
-                                         _rocm_smi.first_line(stderr) or _rocm_smi.first_line(stdout)
+                                         first_line(stderr) or first_line(stdout)
                                          or "exit %s" % run.rc)
     info.update(outcome=outcome, reason=reason, answered=outcome == _rocm_smi.ANSWERED)
     return info, cards, system, doc
@@ -170,7 +171,7 @@ def run_nvidia_tool(module, nvidia_smi, timeout, clock=time.monotonic, tool="aut
 
 
 def _excerpt(text, lines=5):
-    kept = [line.strip() for line in _nvidia_smi.clean_text(text).splitlines() if line.strip()]
+    kept = [line.strip() for line in clean_text(text).splitlines() if line.strip()]
     return "\n".join(kept[:lines])
 
 

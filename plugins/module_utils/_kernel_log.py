@@ -55,6 +55,7 @@ from ansible_collections.gpuops.preflight.plugins.module_utils import _kernel_pa
 from ansible_collections.gpuops.preflight.plugins.module_utils import _kernel_time
 from ansible_collections.gpuops.preflight.plugins.module_utils import _pci
 from ansible_collections.gpuops.preflight.plugins.module_utils import _tool
+from ansible_collections.gpuops.preflight.plugins.module_utils._values import clean_text, first_line
 
 HARD = _checks.HARD
 SOFT = _checks.SOFT
@@ -125,8 +126,8 @@ class Pattern(object):
     contain (the driver's name) for wording other drivers print too.
     """
 
-    __slots__ = ("category", "severity", "regex", "summary", "fix", "fixes", "key", "needs", "vendor", "role",
-                 "lookup", "unknown", "xid", "addresses")
+    __slots__ = ("category", "severity", "source", "_regex", "summary", "fix", "fixes", "key", "needs", "vendor",
+                 "role", "lookup", "unknown", "xid", "addresses")
 
     def __init__(self, table, row):
         category, key, regex, summary, options = row
@@ -135,7 +136,8 @@ class Pattern(object):
         self.fixes = getattr(table, "FIXES", {})
         self.fix = options.get("fix") or self.fixes.get(category) or CATEGORIES[category][1]
         self.key = key
-        self.regex = re.compile(regex, re.IGNORECASE)
+        self.source = regex
+        self._regex = None
         self.summary = summary
         self.needs = table.NEEDS if options.get("own") else None
         self.vendor = table.VENDOR
@@ -145,8 +147,16 @@ class Pattern(object):
         self.xid = options.get("xid")
         self.addresses = _ADDRESSES[table.__name__]
 
+    @property
+    def regex(self):
+        # Compiled on first use: a host module pays only for the rows whose key a line contains
+        # (compiling every row at import cost a host module about 20 ms per run).
+        if self._regex is None:
+            self._regex = re.compile(self.source, re.IGNORECASE)
+        return self._regex
+
     def __repr__(self):
-        return "Pattern(%s, %r)" % (self.category, self.regex.pattern)
+        return "Pattern(%s, %r)" % (self.category, self.source)
 
     def rule(self, match):
         """(category, severity, summary, fix, xid, follow-up xid) of one match of this row."""
@@ -167,7 +177,15 @@ class Pattern(object):
 
 _ADDRESSES = dict((table.__name__, [re.compile(r) for r in getattr(table, "ADDRESSES", [])]) for table in TABLES)
 PATTERNS = [Pattern(table, row) for table in TABLES for row in table.ROWS]
-BENIGN = [re.compile(r, re.IGNORECASE) for table in TABLES for r in getattr(table, "BENIGN", [])]
+BENIGN_SOURCES = [r for table in TABLES for r in getattr(table, "BENIGN", [])]
+_BENIGN = []
+
+
+def benign():
+    """The compiled BENIGN patterns (compiled once, when a line first needs them)."""
+    if not _BENIGN:
+        _BENIGN.extend(re.compile(r, re.IGNORECASE) for r in BENIGN_SOURCES)
+    return _BENIGN
 # The literal keys, each looked up once per line (see Pattern.key).
 _KEYS = tuple(sorted(set(p.key for p in PATTERNS)))
 
@@ -224,16 +242,6 @@ def _normalise(message):
     return "".join(parts)
 
 
-def clean_text(text):
-    """Valid UTF-8 text: escaped undecodable bytes (surrogates) and other lone surrogates replaced."""
-    if text is None:
-        return None
-    try:
-        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-    except UnicodeError:
-        return text.encode("utf-8", "replace").decode("utf-8", "replace")
-
-
 def _keys_in(lower):
     return [key for key in _KEYS if key in lower]
 
@@ -258,8 +266,8 @@ def classify(body, vendors=None):
     keys = _keys_in(lower)
     if not keys:
         return None, None
-    for benign in BENIGN:
-        if benign.search(body):
+    for pattern in benign():
+        if pattern.search(body):
             return None, None
     for pattern in PATTERNS:
         if pattern.key not in keys or (pattern.vendor is not None and pattern.vendor not in chosen):
@@ -877,13 +885,6 @@ class _LineSource(object):
 _JOURNAL_META = re.compile(r"^-- (?:No entries|Journal begins|Logs begin|Boot |Reboot)")
 
 
-def _first_line(text):
-    for line in (text or "").splitlines():
-        if line.strip():
-            return clean_text(line.strip()[:300])
-    return ""
-
-
 def _has_lines(text, drop):
     start = 0
     while start < len(text):
@@ -909,7 +910,7 @@ def _run(module, result, name, args, timeout, clock, deadline):
         return clean_text(run.describe())
     if run.rc != 0:
         why = "%s exited %s" % (name, run.rc)
-        detail = _first_line(run.stderr) or _first_line(run.stdout)
+        detail = first_line(run.stderr) or first_line(run.stdout)
         if detail:
             why += ": %s" % detail
         if name == "dmesg" and re.search(r"Operation not permitted|EPERM", run.stderr or ""):

@@ -25,7 +25,7 @@ import pwd
 import stat
 
 from ansible_collections.gpuops.preflight.plugins.module_utils import _tool, _toolpath
-from ansible_collections.gpuops.preflight.plugins.module_utils._nvidia_smi import clean_text, first_line
+from ansible_collections.gpuops.preflight.plugins.module_utils._values import clean_text, first_line
 
 PID_FILE = "nvidia-cuda-mps-control.pid"
 CONTROL = "nvidia-cuda-mps-control"

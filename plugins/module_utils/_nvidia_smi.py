@@ -32,6 +32,7 @@ import re
 import xml.etree.ElementTree as ET
 
 from ansible_collections.gpuops.preflight.plugins.module_utils._pci import normalize_bdf
+from ansible_collections.gpuops.preflight.plugins.module_utils._values import clean_text, first_line
 
 # The one call the probe makes.
 QUERY_ARGS = ["-q", "-x"]
@@ -150,16 +151,6 @@ def flag(text):
 def _mode(text):
     got = flag(text)
     return None if got is None else ("enabled" if got else "disabled")
-
-
-def clean_text(text):
-    """Text that is valid UTF-8 whatever bytes the tool printed (surrogate escapes replaced)."""
-    if not text:
-        return ""
-    try:
-        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "replace").decode("utf-8", "replace")
 
 
 # --------------------------------------------------------------------------------------------
@@ -662,14 +653,6 @@ def _driver_down(text):
         if any(marker in lowered for marker in _DRIVER_DOWN):
             return " ".join(line.split())[:300]
     return None
-
-
-def first_line(text, limit=200):
-    """The first non-blank line, whitespace runs collapsed, at most ``limit`` characters ('' when none)."""
-    for line in (text or "").splitlines():
-        if line.strip():
-            return " ".join(line.split())[:limit]
-    return ""
 
 
 def parse_output(stdout, stderr="", rc=0, csv_fields=None):

@@ -272,6 +272,7 @@ def build_plan(kind, step, steps=None, skip=None, downgrade=None, hosts=(), host
     return {
         "kind": kind,
         "step": step_id,
+        "hosts": list(hosts),
         "applies": applies,
         "requirements": requirements,
         "step_defined": step_id in steps,

@@ -16,6 +16,7 @@ import json
 import re
 
 from ansible_collections.gpuops.preflight.plugins.module_utils._pci import normalize_bdf
+from ansible_collections.gpuops.preflight.plugins.module_utils._values import first_line
 
 # The one call the preflight makes: a concise set of facts. -a is slower, noisier and prints
 # text on stdout (the KFD PID warning); VRAM holders are read from KFD sysfs instead of --showpids.
@@ -89,13 +90,6 @@ def classify(stdout, stderr, rc):
         return FAILED, doc, "rocm-smi exited %s: %s" % (rc, first_line(stderr) or first_line(stdout) or "no output")
     return UNPARSEABLE, doc, "rocm-smi printed no JSON: %s" % (first_line(stdout) or first_line(stderr) or "no output")
 
-
-def first_line(text, limit=200):
-    for line in (text or "").splitlines():
-        line = line.strip()
-        if line:
-            return line[:limit]
-    return ""
 
 
 def number(value):

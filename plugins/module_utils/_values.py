@@ -36,13 +36,21 @@ def human_bytes(num):
 
 
 def clean_text(value):
-    """``value`` with every str made valid UTF-8 (lone surrogates replaced), recursively; other values as they are."""
+    """``value`` with every str made valid UTF-8, recursively; other values (None included) as they are.
+
+    Bytes a tool printed that were decoded with surrogate escapes become U+FFFD, and so do other
+    lone surrogates.
+    """
     if isinstance(value, str):
         try:
             value.encode("utf-8")
             return value
         except UnicodeEncodeError:
-            return value.encode("utf-8", "surrogateescape" if _escaped(value) else "replace").decode("utf-8", "replace")
+            pass
+        try:
+            return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        except UnicodeError:
+            return value.encode("utf-8", "replace").decode("utf-8", "replace")
     if isinstance(value, dict):
         return dict((clean_text(k), clean_text(v)) for k, v in value.items())
     if isinstance(value, (list, tuple)):
@@ -50,6 +58,10 @@ def clean_text(value):
     return value
 
 
-def _escaped(text):
-    """Only surrogate escapes (U+DC80..U+DCFF, from bytes decoded with surrogateescape) can be turned back into bytes."""
-    return all(not (0xD800 <= ord(c) <= 0xDFFF) or 0xDC80 <= ord(c) <= 0xDCFF for c in text)
+def first_line(text, limit=200):
+    """The first non-blank line of a tool's output, whitespace runs collapsed, valid UTF-8, at most ``limit``
+    characters ('' when there is none): how messages quote what a tool said."""
+    for line in (text or "").splitlines():
+        if line.strip():
+            return clean_text(" ".join(line.split())[:limit])
+    return ""
