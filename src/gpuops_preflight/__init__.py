@@ -1,6 +1,6 @@
 """gpuops_preflight: WATCHER's bridge to the gpuops.preflight collection, through ansible-runner.
 
-    from gpuops_preflight import INTEGRATION_AVAILABLE, guard_step, run_preflight, run_cleanup
+    from gpuops_preflight import INTEGRATION_AVAILABLE, guard_step, run_preflight, run_cleanup, run_training_health
 
 Importing never needs Ansible or ansible-runner: ``INTEGRATION_AVAILABLE`` says whether runs
 can happen, ``UNAVAILABLE_REASON`` why not. docs/WATCHER.md documents the API.
@@ -13,7 +13,7 @@ from .failures import query as query_failures
 from .guard import guard_step
 from .locate import availability
 from .report import Item, Report
-from .runner import run_cleanup, run_preflight
+from .runner import run_cleanup, run_preflight, run_training_health
 
 __version__ = "1.0.0"
 
@@ -31,5 +31,5 @@ INTEGRATION_AVAILABLE, UNAVAILABLE_REASON = availability()
 
 __all__ = [
     "HostResult", "INTEGRATION_AVAILABLE", "Item", "Report", "UNAVAILABLE_REASON",
-    "availability", "guard_step", "query_failures", "run_cleanup", "run_preflight",
+    "availability", "guard_step", "query_failures", "run_cleanup", "run_preflight", "run_training_health",
 ]

@@ -1,4 +1,4 @@
-"""Run the preflight or cleanup playbook through ansible-runner and build its report.
+"""Run the preflight, cleanup or training-health playbook through ansible-runner and build its report.
 
 Each run: its own private folder (artifacts, collection link, Ansible temp files; removed after,
 kept only on request), its own environment (environment.py), extra variables on the command line
@@ -292,6 +292,8 @@ def _own_vars(prefix: str, values: Mapping[str, Any]) -> dict[str, Any]:
             value = _path(name, value)
         elif name == "cleanup_steps":
             value = _listed(name, value)  # each entry is checked by the plan, as -e would be
+        elif name == "fix" and not isinstance(value, bool):
+            raise InputError("fix must be True or False, got %r" % (value,))
         out[name if name.startswith(prefix) else "%s_%s" % (prefix, name)] = value
     return out
 
@@ -345,3 +347,20 @@ def run_cleanup(step: Any, inventory: Any = None, extravars: Mapping[str, Any] |
                          ansible_cfg=ansible_cfg, envvars=envvars, verbosity=verbosity, log=log)
     return execute("cleanup", step, inventory,
                    dict(skip=skip, cleanup_steps=cleanup_steps, since=since, summary_dir=summary_dir), options)
+
+
+def run_training_health(inventory: Any = None, extravars: Mapping[str, Any] | None = None,
+                        timeout: float | None = None, cancel: Cancel = None, progress: Progress = None, *,
+                        fix: bool = False, skip: Iterable[str] | None = None, downgrade: Iterable[str] | None = None,
+                        summary_dir: str | None = None, failure_log: str | None = None, keep_artifacts: int = 0,
+                        artifacts_dir: str | None = None, ansible_cfg: str | None = None,
+                        envvars: Mapping[str, str] | None = None, verbosity: int = 0, log: bool = True) -> Report:
+    """Check the inventory's training hosts (group training_hosts; playbooks/training_health.yml, docs/TRAINING.md).
+
+    ``fix``: also fix what is safe (training_health_fix). Not for a pipeline step: the report's step is None.
+    Never raises for problems of the run (they are in the report)."""
+    options = RunOptions(extravars=extravars, timeout=timeout, cancel=cancel, progress=progress,
+                         failure_log=failure_log, keep_artifacts=keep_artifacts, artifacts_dir=artifacts_dir,
+                         ansible_cfg=ansible_cfg, envvars=envvars, verbosity=verbosity, log=log)
+    return execute("training_health", None, inventory,
+                   dict(fix=fix, skip=skip, downgrade=downgrade, summary_dir=summary_dir), options)
