@@ -10,9 +10,11 @@ A new family is one module declaring its ``Family`` and one line in ``FAMILIES``
 
 from __future__ import annotations
 
-from ansible_collections.gpuops.preflight.plugins.module_utils import _cleanup, _preflight, _training_health
+from ansible_collections.gpuops.preflight.plugins.module_utils import (
+    _cleanup, _preflight, _serving_gate, _training_health)
 
-FAMILIES = dict((family.kind, family) for family in (_preflight.FAMILY, _cleanup.FAMILY, _training_health.FAMILY))
+FAMILIES = dict((family.kind, family) for family in (_preflight.FAMILY, _cleanup.FAMILY, _training_health.FAMILY,
+                                                     _serving_gate.FAMILY))
 REGISTRIES = dict((kind, family.checks) for kind, family in FAMILIES.items())
 STATS_KEYS = dict((family.stats_key, kind) for kind, family in FAMILIES.items())
 

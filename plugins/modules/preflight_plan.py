@@ -23,7 +23,7 @@ options:
   kind:
     description: The family of checks the run is for.
     type: str
-    choices: [preflight, cleanup, training_health]
+    choices: [preflight, cleanup, training_health, serving_gate]
     default: preflight
   # END generated: kinds
   step:

@@ -1,0 +1,153 @@
+"""playbooks/serving_gate.yml end to end: the operators' full validation of the serving hosts, over the local
+connection, against the real stand-in orchestrator (tests/simserve, an HTTP server on 127.0.0.1) and model
+stores laid out in temp dirs (tests/simserve/store.py).
+
+Ready hosts pass; a host whose store lacks a model and a host whose orchestrator fails a model block in one run,
+judged once, every check of every host printed with the fixes; an invalid variable or check name is refused before
+any host is contacted; an empty group is refused; check mode runs the same checks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from e2e.runner import BIN, REPO, Run
+from simserve import store as st
+from simserve.fixtures import open_tmp, orchestrator  # noqa: F401 (fixtures)
+
+PLAYBOOK = os.path.join("playbooks", "serving_gate.yml")
+MODELS = {"crawler": ("org/crawl-7b", "org/crawl-7b"), "mcp": ("org/tools-3b", "models--org--tools-3b")}
+ALL_MODELS = ["org/crawl-7b", "org/tools-3b"]
+
+
+def serving_host(base, name, url, **extra):
+    """A serving host's files (a complete store and the map) and its inventory variables."""
+    folder = os.path.join(str(base), name)
+    root = os.path.join(folder, "store")
+    st.model_dir(os.path.join(root, "org/crawl-7b"), shards=2)
+    st.hf_cache_repo(root, "org/tools-3b")
+    for path, _dirs, _files in os.walk(folder):
+        os.chmod(path, 0o755)
+    variables = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
+                 "serving_gate_url": url, "serving_gate_store_root": root, "serving_gate_timeout": 15,
+                 "serving_gate_model_map": st.model_map(os.path.join(folder, "agent_models.json"), MODELS)}
+    variables.update(extra)
+    return variables
+
+
+def inventory(base, hosts, group="serving_hosts"):
+    path = os.path.join(str(base), "inventory.yml")
+    with open(path, "w") as handle:
+        yaml.safe_dump({"all": {"children": {group: {"hosts": hosts}}}}, handle, sort_keys=False)
+    return path
+
+
+def play(base, inventory_path, *extra, flags=()):
+    """ansible-playbook playbooks/serving_gate.yml; returns a Run with the one summary it wrote."""
+    summaries = os.path.join(str(base), "summaries")
+    before = set(os.listdir(summaries)) if os.path.isdir(summaries) else set()
+    cmd = [os.path.join(BIN, "ansible-playbook"), "-i", inventory_path, PLAYBOOK,
+           "-e", "serving_gate_summary_dir=%s" % summaries] + list(flags)
+    for item in extra:
+        cmd += ["-e", item if isinstance(item, str) else json.dumps(item)]
+    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
+    proc = subprocess.run(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          universal_newlines=True, timeout=300, check=False)
+    written = sorted(set(os.listdir(summaries)) - before) if os.path.isdir(summaries) else []
+    summary = None
+    if written:
+        assert len(written) == 1 and written[0].startswith("serving_gate_"), written
+        with open(os.path.join(summaries, written[0]), encoding="utf-8") as handle:
+            summary = json.load(handle)
+    return Run(proc, summary, summaries)
+
+
+def test_ready_hosts_pass(open_tmp, orchestrator):
+    sim = orchestrator(models=ALL_MODELS, ready_after=0.3)
+    hosts = {"serve-1": serving_host(open_tmp, "serve-1", sim.url),
+             "serve-2": serving_host(open_tmp, "serve-2", sim.url, serving_gate_bus_url=sim.url)}
+    run = play(open_tmp, inventory(open_tmp, hosts), {"serving_gate_instance": "crawler"})
+    assert run.rc == 0, run.output
+    summary = run.summary
+    assert (summary["kind"], summary["step"], summary["passed"], summary["instance"]) == (
+        "serving_gate", None, True, "crawler")
+    assert summary["hard_failures"] == [] and summary["warnings"] == []
+    assert dict((n, c["status"]) for n, c in summary["hosts"]["serve-2"]["checks"].items()) == {
+        "orchestrator": "ok", "model_map": "ok", "model_store": "ok", "preload": "ok", "mps": "skipped", "bus": "ok"}
+    assert summary["hosts"]["serve-1"]["checks"]["bus"]["status"] == "skipped"
+    assert summary["serving"]["hosts"]["serve-1"]["url"] == sim.url and summary["serving"]["gate_timeout"] == 15
+    assert "Serving gate PASSED" in run.output
+    # every check of every host is shown
+    assert "preload  OK  all 2 model(s) ready, preload triggered" in run.output
+
+
+def test_hosts_that_are_not_ready_block_in_one_run_with_the_fixes(open_tmp, orchestrator):
+    ready = orchestrator(models=ALL_MODELS, already_ready=True)
+    failing = orchestrator(models=ALL_MODELS, fail={"org/tools-3b": "CUDA out of memory. Tried to allocate 2.00 GiB"})
+    hosts = {"serve-ok": serving_host(open_tmp, "serve-ok", ready.url),
+             "serve-store": serving_host(open_tmp, "serve-store", ready.url),
+             "serve-oom": serving_host(open_tmp, "serve-oom", failing.url)}
+    store = hosts["serve-store"]["serving_gate_store_root"]
+    os.rename(os.path.join(store, "org"), os.path.join(store, "elsewhere"))
+    run = play(open_tmp, inventory(open_tmp, hosts))
+    assert run.rc != 0
+    summary = run.summary
+    assert summary["blocked"] and summary["hosts"]["serve-ok"]["status"] == "passed"
+    assert [(h, c) for h, c, _m in run.items("hard_failures")] == [
+        ("serve-store", "model_store"), ("serve-store", "preload"), ("serve-oom", "preload")]
+    by_host = dict((h, m) for h, c, m in run.items("hard_failures") if c in ("model_store",) or h == "serve-oom")
+    assert by_host["serve-store"] == ("serve-store: agent 'crawler' (model 'org/crawl-7b'): %s/org/crawl-7b is not "
+                                      "in the store (STRICT_MODEL_STORE=1: nothing may be downloaded at start-up)"
+                                      % store)
+    assert by_host["serve-oom"] == ("serve-oom: agent 'mcp' (model 'org/tools-3b') failed to load; the orchestrator "
+                                    "says: CUDA out of memory. Tried to allocate 2.00 GiB")
+    # the verdict block, with the runbook's fixes, and the play fails naming what blocked
+    assert "Serving gate BLOCKED: 3 hard failure(s)" in run.output
+    assert "fix: Copy the model into the store before starting the agent" in run.output
+    assert "model_store on serve-store; preload on serve-store; preload on serve-oom" in run.output
+    assert "preload  UNKNOWN  preloading the models at %s: not run: the model store is not ready" % ready.url in (
+        run.output)
+
+
+def test_check_mode_runs_the_same_checks(open_tmp, orchestrator):
+    sim = orchestrator(models=ALL_MODELS, already_ready=True)
+    run = play(open_tmp, inventory(open_tmp, {"serve-1": serving_host(open_tmp, "serve-1", sim.url)}),
+               flags=("--check",))
+    assert run.rc == 0, run.output
+    assert run.summary["hosts"]["serve-1"]["checks"]["preload"]["status"] == "ok"
+
+
+@pytest.mark.parametrize("extra, expected", [
+    ({"serving_gate_skip": ["preload", "nope"]},
+     "serving_gate_skip: unknown check 'nope'; valid checks are: ssh, probe, orchestrator, model_map, model_store, "
+     "preload, mps, bus"),
+    ({"serving_gate_timeouts": {"preload": -5}}, "serving_gate_timeouts.preload must be 0 or more"),
+    ({"serving_gate_summary_keep": -1}, "serving_gate_summary_keep must be a whole number (0 keeps every summary)"),
+])
+def test_bad_variables_are_refused_before_any_host_is_contacted(open_tmp, orchestrator, extra, expected):
+    sim = orchestrator(models=ALL_MODELS, already_ready=True)
+    run = play(open_tmp, inventory(open_tmp, {"serve-1": serving_host(open_tmp, "serve-1", sim.url)}), extra)
+    assert run.rc != 0 and run.summary is None
+    assert expected in run.output, run.output
+    assert sim.requests == []
+
+
+def test_the_map_is_required(open_tmp, orchestrator):
+    sim = orchestrator(models=ALL_MODELS, already_ready=True)
+    host = serving_host(open_tmp, "serve-1", sim.url)
+    del host["serving_gate_model_map"]
+    run = play(open_tmp, inventory(open_tmp, {"serve-1": host}))
+    assert run.rc != 0 and run.summary is None and sim.requests == []
+    assert "serving_gate_model_map" in run.output
+
+
+def test_an_empty_group_is_refused(open_tmp):
+    run = play(open_tmp, inventory(open_tmp, {"other": {"ansible_connection": "local"}}, group="rigs"))
+    assert run.rc != 0 and run.summary is None
+    assert "The inventory has no hosts in group 'serving_hosts': nothing to check." in run.output

@@ -1,0 +1,78 @@
+"""node_serving_gate as Ansible runs it (patch_module_args, SystemExit) against the stand-in orchestrator
+(tests/simserve, a real HTTP server) and a model store in a temp dir. The playbook around it:
+tests/e2e/test_serving_gate.py."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from ansible.module_utils.testing import patch_module_args
+
+from simserve import store as st
+from simserve.fixtures import open_tmp, orchestrator  # noqa: F401 (fixtures)
+
+from ansible_collections.gpuops.preflight.plugins.module_utils import _serving_gate
+from ansible_collections.gpuops.preflight.plugins.modules import node_serving_gate
+
+MODELS = {"crawler": ("org/crawl-7b", "org/crawl-7b"), "mcp": ("org/tools-3b", "models--org--tools-3b")}
+
+
+def run(capsys, args, check_mode=False):
+    with patch_module_args(dict(args, _ansible_check_mode=check_mode)), pytest.raises(SystemExit) as exc:
+        node_serving_gate.main()
+    return exc.value.code, json.loads(capsys.readouterr().out)
+
+
+@pytest.fixture
+def layout(open_tmp):
+    root = str(open_tmp / "store")
+    st.model_dir(os.path.join(root, "org/crawl-7b"), shards=2)
+    st.hf_cache_repo(root, "org/tools-3b")
+    for folder, _dirs, _files in os.walk(root):
+        os.chmod(folder, 0o755)
+    return {"store_root": root, "model_map": st.model_map(str(open_tmp / "agent_models.json"), MODELS)}
+
+
+def test_a_ready_host_passes_every_check_in_one_run(capsys, layout, orchestrator):
+    sim = orchestrator(models=["org/crawl-7b", "org/tools-3b"], ready_after=0.2)
+    rc, result = run(capsys, dict(layout, url=sim.url, gate_timeout=20, instance="crawler"), check_mode=True)
+    assert rc == 0 and result["changed"] is False and result["step"] is None
+    assert dict((n, r["status"]) for n, r in result["checks"].items()) == {
+        "orchestrator": "ok", "model_map": "ok", "model_store": "ok", "preload": "ok", "mps": "skipped",
+        "bus": "skipped"}
+    assert result["checks"]["preload"]["details"]["triggered"] is True
+    assert result["serving"]["instance"] == "crawler" and result["serving"]["url"] == sim.url
+
+
+def test_checks_and_timeouts_from_the_plan(capsys, layout, orchestrator):
+    sim = orchestrator(models=["org/crawl-7b", "org/tools-3b"], already_ready=True)
+    rc, result = run(capsys, dict(layout, url=sim.url, checks=["model_map", "model_store"],
+                                  timeouts={"model_store": 7}))
+    assert rc == 0 and sim.requests == []
+    assert result["checks"]["orchestrator"]["message"] == "skipped by serving_gate_skip"
+    assert result["checks"]["model_store"]["status"] == "ok"
+
+
+def test_a_failing_model_is_reported_not_raised(capsys, layout, orchestrator):
+    sim = orchestrator(models=["org/crawl-7b", "org/tools-3b"], fail={"org/tools-3b": "CUDA out of memory"})
+    rc, result = run(capsys, dict(layout, url=sim.url, gate_timeout=20))
+    assert rc == 0 and "failed" not in result
+    preload = result["checks"]["preload"]
+    assert preload["status"] == "fail"
+    assert preload["message"] == ("agent 'mcp' (model 'org/tools-3b') failed to load; the orchestrator says: "
+                                  "CUDA out of memory")
+    assert preload["problems"][0]["fix"] == _serving_gate.CHECKS["preload"].fix
+
+
+def test_bad_input_is_refused_with_every_problem_named(capsys, layout):
+    rc, result = run(capsys, dict(layout, store_root="relative", gate_timeout=-1, bus_url="ftp://x",
+                                  timeouts={"preload": 0, "nope": 3}))
+    assert rc == 1 and result["failed"]
+    for part in ("timeouts: unknown check 'nope'", "timeouts: preload must be at least 1 second",
+                 "gate_timeout must be a number of seconds above 0", "bus_url 'ftp://x' is not an http://",
+                 "store_root must be an absolute path, got 'relative'"):
+        assert part in result["msg"], result["msg"]
+    rc, result = run(capsys, {"store_root": layout["store_root"]})
+    assert rc == 1 and "missing required arguments: model_map" in result["msg"]
