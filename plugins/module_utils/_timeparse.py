@@ -27,8 +27,12 @@ def _bad(option, value):
                       "(e.g. 2026-01-01T00:00:00Z)" % (option, value))
 
 
-def parse_time(value, option="since"):
-    """Epoch seconds as a float, None for None or ''. Raises ValueError naming the option and the value."""
+def parse_time(value, option="since", naive_utc=False):
+    """Epoch seconds as a float, None for None or ''. Raises ValueError naming the option and the value.
+
+    ``naive_utc``: an ISO time without a zone is UTC (as ``datetime.utcnow().isoformat()`` writes it),
+    not local time.
+    """
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     if isinstance(value, bool):
@@ -40,7 +44,7 @@ def parse_time(value, option="since"):
         if _EPOCH.match(text):
             epoch = float(text.lstrip("@"))
         else:
-            epoch = _iso_epoch(text)
+            epoch = _iso_epoch(text, naive_utc)
             if epoch is None:
                 raise _bad(option, value)
     if math.isnan(epoch) or math.isinf(epoch) or epoch < 0:
@@ -48,7 +52,7 @@ def parse_time(value, option="since"):
     return epoch
 
 
-def _iso_epoch(text):
+def _iso_epoch(text, naive_utc=False):
     match = _ISO.match(text)
     if not match:
         return None
@@ -59,11 +63,11 @@ def _iso_epoch(text):
         return None
     fields = (year, month, day, hour, minute, second, 0, 0, -1)
     zone = match.group(8)
-    if zone is None:
+    if zone is None and not naive_utc:
         base = time.mktime(fields)
     else:
         base = calendar.timegm(fields)
-        if zone.upper() != "Z":
+        if zone is not None and zone.upper() != "Z":
             digits = zone[1:].replace(":", "")
             offset = int(digits[:2]) * 3600 + int(digits[2:4] or 0) * 60
             base -= offset if zone[0] == "+" else -offset

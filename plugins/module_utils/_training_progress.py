@@ -34,7 +34,7 @@ import time
 
 from ansible_collections.gpuops.preflight.plugins.module_utils import _checks, _deadline, _files
 from ansible_collections.gpuops.preflight.plugins.module_utils import _timeparse, _tool
-from ansible_collections.gpuops.preflight.plugins.module_utils._values import clean_text, type_name
+from ansible_collections.gpuops.preflight.plugins.module_utils._values import clean_text, duration, type_name
 
 OK = "ok"
 STEP_STALL = "step_stall"
@@ -293,16 +293,6 @@ def daemon_info(pid_file, proc_root="/proc", now=None, match=None):
 # ---------------------------------------------------------------------------------------------
 # The verdict (pure)
 
-def duration(seconds):
-    """42 s, 16 min, 2 h 05 min."""
-    seconds = abs(float(seconds))
-    if seconds < 120:
-        return "%d s" % round(seconds)
-    if seconds < 7200:
-        return "%d min" % (seconds // 60)
-    return "%d h %02d min" % (seconds // 3600, (seconds % 3600) // 60)
-
-
 def parse_stamp(value):
     """``updated_at`` as epoch seconds: ISO 8601 (no offset = UTC) or epoch seconds (a number or
     numeric text; milli-, micro- and nanoseconds are scaled by their size). ValueError when it is
@@ -314,10 +304,8 @@ def parse_stamp(value):
         try:
             value = float(text)
         except ValueError:
-            match = _timeparse._ISO.match(text)
-            if match and match.group(8) is None:
-                text += "Z"   # no offset: UTC, as datetime.utcnow().isoformat() writes it
-            parsed = _timeparse.parse_time(text, "updated_at")
+            # no offset: UTC, as datetime.utcnow().isoformat() writes it
+            parsed = _timeparse.parse_time(text, "updated_at", naive_utc=True)
             if parsed is None:
                 raise ValueError("not a time")
             return parsed

@@ -65,3 +65,16 @@ def first_line(text, limit=200):
         if line.strip():
             return clean_text(" ".join(line.split())[:limit])
     return ""
+
+
+def duration(seconds):
+    """A span in words an operator reads at a glance: 42 s, 16 min, 2 h, 2 h 05 min, 3 days."""
+    seconds = abs(float(seconds))
+    if seconds < 120:
+        return "%d s" % round(seconds)
+    if seconds < 7200:
+        return "%d min" % (seconds // 60)
+    if seconds < 2 * 86400:
+        hours, minutes = int(seconds // 3600), int((seconds % 3600) // 60)
+        return "%d h" % hours if not minutes else "%d h %02d min" % (hours, minutes)
+    return "%d days" % (seconds // 86400)

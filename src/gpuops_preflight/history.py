@@ -437,15 +437,10 @@ def parse_gpu(value: str | None) -> tuple | None:
 
 
 def ago(seconds: float) -> str:
-    """A span in words an operator reads at a glance: 45 s, 12 min, 2 h, 3 d."""
-    seconds = max(0.0, seconds)
-    if seconds < 90:
-        return "%d s" % seconds
-    if seconds < 90 * 60:
-        return "%d min" % round(seconds / 60)
-    if seconds < 36 * 3600:
-        return "%d h" % round(seconds / 3600)
-    return "%d d" % round(seconds / 86400)
+    """A span in words an operator reads at a glance (the collection's one wording)."""
+    from . import collection
+
+    return collection.module_utils("_values").duration(max(0.0, seconds))
 
 
 def _gpu_matches(ref: tuple | None, key: str, index: int | None) -> bool:
