@@ -16,17 +16,26 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from . import commands, failures, progress
+from typing import TYPE_CHECKING
+
+from . import commands
 from .collection import module_utils
-from .report import BLOCKED, PASSED, Report
-from .runner import INVENTORY_ENV, Progress, run_cleanup, run_preflight
+from .names import FAILURE_LOG_ENV, INVENTORY_ENV
+
+if TYPE_CHECKING:  # the bridge is imported by the commands that run it: a host's local check does not pay for it
+    from .report import Report
+    from .runner import Progress
 
 EXIT_PASSED, EXIT_BLOCKED, EXIT_NOT_RUN = 0, 1, 2
+# The commands this module defines itself; the others are modules of gpuops_preflight.commands.
+CORE_COMMANDS = ("preflight", "cleanup", "failures")
 # An extra-variables file larger than this is refused (it is read whole).
 EXTRA_VARS_MAX_BYTES = 16 * 1024 * 1024
 
 
 def exit_code(report: Report) -> int:
+    from .report import BLOCKED, PASSED
+
     if report.status == PASSED:
         return EXIT_PASSED
     return EXIT_BLOCKED if report.status == BLOCKED else EXIT_NOT_RUN
@@ -86,7 +95,9 @@ def _step(value: str) -> str:
                                          "(e.g. --step 3 or --step 2.5), got %r" % value) from None
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The command line; ``only``: build just that command module's parser with the core ones (a host's
+    minute-by-minute check imports no other command)."""
     parser = argparse.ArgumentParser(
         prog="gpuops-preflight", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -102,7 +113,7 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--skip", action="append", metavar="CHECK", help="checks not to run (repeatable, or a,b)")
     common.add_argument("--summary-dir", help="where the summary file is written (default: the role's)")
     common.add_argument("--failure-log", help="append failed tasks to this JSON-lines file "
-                                              "(default $%s)" % failures.FAILURE_LOG_ENV)
+                                              "(default $%s)" % FAILURE_LOG_ENV)
     common.add_argument("--keep-artifacts", type=int, default=0, metavar="N",
                         help="keep the run's private folder, and at most N kept ones")
     common.add_argument("--artifacts-dir", help="where private run folders are made")
@@ -119,7 +130,7 @@ def _parser() -> argparse.ArgumentParser:
     clean.add_argument("--cleanup-steps", help="steps that need a cleanup, e.g. 1,2,3 (default: the role's)")
     clean.add_argument("--since", help="when the step started (epoch seconds or ISO 8601)")
     query = sub.add_parser("failures", help="query the JSON-lines failure log")
-    query.add_argument("--log", help="the failure log (default $%s)" % failures.FAILURE_LOG_ENV)
+    query.add_argument("--log", help="the failure log (default $%s)" % FAILURE_LOG_ENV)
     query.add_argument("--host")
     query.add_argument("--step")
     query.add_argument("--kind", choices=("preflight", "cleanup"))
@@ -129,8 +140,9 @@ def _parser() -> argparse.ArgumentParser:
     query.add_argument("--no-verdicts", action="store_true", help="leave out the verdict task's failures")
     query.add_argument("--limit", type=int, help="only the newest N")
     query.add_argument("--json", action="store_true", help="JSON lines instead of one summary line each")
-    for command in commands.discover():
-        command.add_parser(sub)
+    if only not in CORE_COMMANDS:
+        for command in commands.discover(only):
+            command.add_parser(sub)
     return parser
 
 
@@ -146,7 +158,7 @@ def _setup_logging(verbose: int, quiet: bool) -> logging.StreamHandler:
 
 
 # A run command's work: (args, extra variables, the stop event, the progress object) -> its report.
-Execute = Callable[[argparse.Namespace, dict, threading.Event, Progress], Report]
+Execute = Callable[[argparse.Namespace, dict, threading.Event, "Progress"], "Report"]
 
 
 def run_command(args: argparse.Namespace, execute: Execute) -> int:
@@ -154,6 +166,9 @@ def run_command(args: argparse.Namespace, execute: Execute) -> int:
     variables, Ctrl-C, the live progress on stderr, then the hosts x GPUs table and the verdict lines (or
     the JSON document) on stdout, and the exit code. ``args`` has the ``common`` options of ``_parser``
     (those about output default to off when a command's parser leaves them out)."""
+    from . import progress
+    from .report import BLOCKED, PASSED
+
     as_json, table = getattr(args, "json", False), getattr(args, "table", None)
     try:
         extravars = _extra_vars(getattr(args, "extra_vars", None) or [])
@@ -198,6 +213,8 @@ def _run(args: argparse.Namespace) -> int:
 
 def _execute(args: argparse.Namespace, extravars: dict[str, Any], stop: threading.Event,
              display: Progress) -> Report:
+    from .runner import run_cleanup, run_preflight
+
     common = dict(inventory=args.inventory, extravars=extravars, timeout=args.timeout, cancel=stop,
                   progress=display, skip=_names(args.skip),
                   summary_dir=args.summary_dir, failure_log=args.failure_log, keep_artifacts=args.keep_artifacts,
@@ -210,6 +227,8 @@ def _execute(args: argparse.Namespace, extravars: dict[str, Any], stop: threadin
 
 
 def _query(args: argparse.Namespace) -> int:
+    from . import failures
+
     try:
         records = failures.query(args.log, host=args.host, step=args.step, kind=args.kind, run_id=args.run_id,
                                  task=args.task, since=args.since, include_verdicts=not args.no_verdicts,
@@ -228,7 +247,9 @@ def _query(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    word = argv[0] if argv else None
+    args = _parser(word if word in CORE_COMMANDS else commands.module_of(word or "")).parse_args(argv)
     args.log_handler = _setup_logging(getattr(args, "verbose", 0), getattr(args, "quiet", False))
     if args.command == "failures":
         return _query(args)

@@ -20,9 +20,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .collection import module_utils
+from .names import FAILURE_LOG_ENV
 
 LOG = logging.getLogger("gpuops_preflight.failures")
-FAILURE_LOG_ENV = "GPUOPS_PREFLIGHT_FAILURE_LOG"
 MAX_TEXT = 64 * 1024
 TOOL_KEYS = ("name", "outcome", "rc", "timed_out", "reason", "driver_version")
 GPU_KEYS = ("index", "bdf", "model", "health", "problems", "excluded", "responding", "vram_used_bytes",

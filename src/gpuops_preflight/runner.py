@@ -22,10 +22,10 @@ from typing import Any, Union
 from . import addresses, environment, failures, locate, oplog, procs, workdir
 from .events import Collector, HostResult
 from .collection import module_utils
+from .names import INVENTORY_ENV
 from .report import CANCELED, ERROR, TIMEOUT, UNAVAILABLE, Report, fallback_lines, from_events, from_summary
 
 LOG = logging.getLogger("gpuops_preflight.runner")
-INVENTORY_ENV = "GPUOPS_PREFLIGHT_INVENTORY"
 # How often (seconds) ansible-runner checks the cancel callback while the playbook is quiet.
 POLL_S = 0.2
 

@@ -376,7 +376,7 @@ def test_an_operator_sees_the_live_line_then_the_table_then_the_verdict(scenario
     # every change of stage is drawn, whatever the timing; in between, the hosts' progress
     stages = [re.sub(r"^Preflight \d+:\d\d  ", "", line) for line in live_lines(text)]
     assert [s for s in stages if not re.match(r"[012]/[12] hosts done, [12] running, slowest rig-6600b? \(", s)] == [
-        "planning", "starting the host checks", "2/2 hosts done, taking the verdict", "2/2 hosts done, verdict taken"]
+        "planning", "0/2 hosts done", "2/2 hosts done, taking the verdict", "2/2 hosts done, verdict taken"]
     assert not re.search(r"^\[\d/2\]", text, re.M)  # on a terminal, no plain lines
     before, _, after = text.rpartition(ERASE)  # the line is erased, then only whole lines follow
     assert "Preflight 0:" in before and ESC not in after and "Preflight 0:" not in after

@@ -13,13 +13,24 @@ import pkgutil
 from types import ModuleType
 
 
-def discover() -> list[ModuleType]:
-    """The command modules, in name order (so --help lists them stably)."""
+def names() -> list[str]:
+    """The command modules' names, in name order (so --help lists them stably), without importing them."""
+    return sorted(info.name for info in pkgutil.iter_modules(__path__) if not info.name.startswith("_"))
+
+
+def module_of(word: str) -> str | None:
+    """The module that holds the subcommand ``word`` (``training-watch`` -> ``training_watch``), if it is one."""
+    name = word.replace("-", "_")
+    return name if name in names() else None
+
+
+def discover(only: str | None = None) -> list[ModuleType]:
+    """The command modules (every one, or only ``only``), in name order."""
     found = []
-    for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
-        if info.name.startswith("_"):
+    for name in names():
+        if only is not None and name != only:
             continue
-        module = importlib.import_module("%s.%s" % (__name__, info.name))
+        module = importlib.import_module("%s.%s" % (__name__, name))
         if hasattr(module, "add_parser"):
             found.append(module)
     return found
