@@ -26,11 +26,13 @@ class Run(object):
         return self.summary["hosts"][name]
 
 
-def run_playbook(playbook, inventory, step, summary_dir, *extra):
-    """ansible-playbook from the repository root (its ansible.cfg applies); returns a Run."""
+def run_playbook(playbook, inventory, step, summary_dir, *extra, flags=()):
+    """ansible-playbook from the repository root (its ansible.cfg applies); returns a Run.
+
+    ``extra``: extra variables (-e each); ``flags``: other ansible-playbook options, e.g. ("--check",)."""
     before = set(glob.glob(os.path.join(summary_dir, "*.json")))
     cmd = [os.path.join(BIN, "ansible-playbook"), "-i", inventory, os.path.join("playbooks", playbook),
-           "-e", "step=%s" % step, "-e", "preflight_summary_dir=%s" % summary_dir]
+           "-e", "step=%s" % step, "-e", "preflight_summary_dir=%s" % summary_dir] + list(flags)
     for item in extra:
         cmd += ["-e", item if isinstance(item, str) else json.dumps(item)]
     env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")

@@ -8,6 +8,7 @@ import socket
 
 import yaml
 
+from .nvidia import add_nvidia
 from .rig import DEFAULT_STEPS, Rig, _steps_key
 
 GROUP = "rigs"
@@ -104,7 +105,12 @@ class Cluster(object):
 def build_cluster(root, spec, steps=None, unreachable=(), defaults=None):
     """Build rigs under ``root``: ``spec`` is {name: Rig.build keyword arguments or None} or a list
     of names (12 GPUs each). ``defaults`` are keyword arguments for every rig (a rig's own win),
-    e.g. {"ramdisk": "shm"}. ``unreachable`` names hosts nobody answers."""
+    e.g. {"ramdisk": "shm"}. ``unreachable`` names hosts nobody answers.
+
+    NVIDIA GPUs (``simrig.nvidia``): ``nvidia_gpus`` N adds N of them beside the rig's ``gpus`` AMD
+    ones (``{"gpus": 0, "nvidia_gpus": 8}`` is an NVIDIA rig, ``{"gpus": 1, "nvidia_gpus": 2}`` a
+    two-vendor host), ``nvidia_fixture`` names their recording; ``expected_gpu_count`` counts both
+    unless given."""
     if not isinstance(spec, dict):
         spec = {name: None for name in spec}
     os.makedirs(root, exist_ok=True)
@@ -113,7 +119,11 @@ def build_cluster(root, spec, steps=None, unreachable=(), defaults=None):
         kwargs = dict(defaults or {}, **(kwargs or {}))
         kwargs.setdefault("inputs_root", os.path.join(root, "inputs"))  # shared, like a dataset mount
         kwargs.setdefault("steps", steps)
+        nvidia_gpus, nvidia_fixture = kwargs.pop("nvidia_gpus", 0), kwargs.pop("nvidia_fixture", None)
         rigs[name] = Rig.build(root, name, **kwargs)
+        if nvidia_gpus:
+            add_nvidia(rigs[name], gpus=nvidia_gpus, count_expected="expected_gpu_count" not in kwargs,
+                       **({"fixture": nvidia_fixture} if nvidia_fixture else {}))
     cluster = Cluster(root, rigs, steps=steps)
     for name in unreachable:
         cluster.add_unreachable(name)

@@ -31,6 +31,7 @@ tables, the error texts) is replayed byte for byte, whatever the rig's GPUs.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import stat
@@ -468,18 +469,69 @@ class NvidiaGpus(object):
                        for g in self.gpus)
         _flag(self.tool_dir, "rmc_unsupported", text if unsupported else None)
 
-    def xid(self, ref, recording_name=XID79, age_s=60.0):
-        """Replay the NVRM lines of a kernel-nvidia recording as if about this GPU (its address rewritten)."""
+    def xid(self, ref, recording_name=XID79, age_s=60.0, source=None):
+        """Replay the NVRM lines of a kernel-nvidia recording as if about this GPU (its address rewritten).
+
+        ``source``: which GPU of the recording (``0000:00:07``, as NVRM spells it); default its first."""
         gpu = self.gpu(ref)
         with open(os.path.join(KERNEL_DIR, recording_name), encoding="utf-8") as handle:
             lines = handle.read().splitlines()
-        source = next(m.group(1) for m in (re.search(r"PCI:([0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2})", l)
-                                           for l in lines) if m)
-        messages = [(kernel.line_seconds(l), re.sub(r"^\[\s*\d+\.\d+\]\s?", "", l)) for l in lines
-                    if "NVRM" in l and source in l or ("NVRM:" in l and "Serial" in l)]
+        source = source or next(m.group(1) for m in (re.search(r"PCI:([0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2})", l)
+                                                     for l in lines) if m)
+        # the kernel's message starts at "NVRM:": the recording's stamps and syslog prefixes are dropped
+        messages = [(kernel.line_seconds(l), l[l.index("NVRM:"):]) for l in lines
+                    if "NVRM:" in l and (source in l or "Serial" in l)]
         uuid = re.compile(r"GPU-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
         messages = [(s, uuid.sub(gpu["uuid"], m.replace(source, gpu["bdf"][:-2]))) for s, m in messages]
         kernel.merge_into(self.rig.kernel_log, kernel.stamp(messages, age_s=age_s))
+
+    # ------------------------------------------------------------------ caches
+
+    def add_cuda_caches(self, user=None, with_symlink_trap=True):
+        """CUDA's JIT cache and the PyTorch/Triton kernel caches in ``home/<user>``, downloaded models beside
+        them (data: never removed), and, with the trap, symlinks out to precious files (``rig.precious_intact``).
+
+        Returns {"home", "caches": [dirs], "files", "keep": [paths never removed], "traps": [links], "precious"}.
+        """
+        rig = self.rig
+        user = user or rig.state["users"][0]
+        home = rig.home(user)
+        if user not in rig.state["users"]:
+            rig.state["users"].append(user)
+        files = {
+            ".nv/ComputeCache/index": 4096,
+            ".nv/ComputeCache/3/a/5f2c1e9b7d4a6031": 24576,
+            ".nv/ComputeCache/c/0/9b7d4a60315f2c1e": 8192,
+            ".cache/torch/kernels/1f3b5d7a9c2e4f6081b3d5f7a9c1e3f5": 6144,
+            ".triton/cache/6ad3f1c09e/_attn_fwd.cubin": 16384,
+            ".triton/cache/6ad3f1c09e/_attn_fwd.json": 512,
+        }
+        paths = [_put_file(os.path.join(home, rel), (rel.encode() * (size // len(rel) + 1))[:size])
+                 for rel, size in files.items()]
+        keep = [_put_file(os.path.join(home, rel), content) for rel, content in (
+            (".cache/torch/hub/checkpoints/resnet50-11ad3fa6.pth", b"PK\x03\x04 model weights"),
+            (".cache/huggingface/hub/models--gpt2/refs/main", "607a30d783dfa663caf39e06633721c8d4cfcd7e\n"),
+            (".nv/nvidia-application-profile-globals-rc", "# not a cache\n"))]
+        out = {"home": home, "files": paths, "keep": keep, "traps": [], "precious": {},
+               "caches": [os.path.join(home, p) for p in (".nv/ComputeCache", ".cache/torch/kernels", ".triton/cache")]}
+        if with_symlink_trap:
+            precious = os.path.join(rig.path, "precious", user)
+            for rel, content in (("dataset.parquet", b"PAR1" + b"\x00" * 2044), ("sub/notes.txt", b"do not delete\n")):
+                full = _put_file(os.path.join(precious, rel), content)
+                out["precious"][full] = hashlib.sha256(content).hexdigest()
+            for link in (".nv/ComputeCache/f/shared", ".cache/torch/kernels/shared"):
+                full = os.path.join(home, link)
+                os.makedirs(os.path.dirname(full), exist_ok=True)
+                if os.path.lexists(full):
+                    os.unlink(full)
+                os.symlink(os.path.relpath(precious, os.path.dirname(full)), full)
+                out["traps"].append(full)
+        # beside what add_caches laid out for the same user, so that rig.precious_intact(user) checks both
+        info = rig.state["caches"].setdefault(user, {})
+        info.setdefault("precious", {}).update(out["precious"])
+        info["cuda"] = out
+        rig._save()
+        return out
 
     # ------------------------------------------------------------------ MPS
 
