@@ -54,15 +54,17 @@ options:
     type: str
   excluded_gpus:
     description:
-      - GPUs not to be used, by rocm-smi index (V(10)) or PCI address (V(0000:22:00.0)), or as a mapping with keys
-        C(gpu) and C(reason). Their problems carry C(excluded=true), which the controller turns into warnings
+      - GPUs not to be used, by the GPU tool's index (V(10)) or PCI address (V(0000:22:00.0)), or as a mapping with
+        keys C(gpu) and C(reason). Their problems carry C(excluded=true), which the controller turns into warnings
         that name them; they are left out of C(usable_gpus).
+      - On a host with AMD and NVIDIA GPUs, rocm-smi and nvidia-smi each number their own GPUs from 0, so an index
+        is refused there (a C(gpu_health) failure that says so); name GPUs by PCI address.
     type: list
     elements: raw
     default: []
   index_map:
     description:
-      - The GPU tool's numbering from the last run in which it answered, C({index: PCI address}), as the controller
+      - The GPU tool's numbering from the last run in which it answered (a mapping of index to PCI address), as the controller
         knows it from earlier summaries. When the tool does not answer this run, an index in O(excluded_gpus) or
         C(gpu_watchlist) is resolved through it instead of a guessed order.
     type: dict

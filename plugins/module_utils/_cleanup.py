@@ -55,7 +55,8 @@ def _clean_caches(ctx, _deadline):
     targets, skipped = _caches.find_cache_targets(homes, patterns, keep=_caches.keep_paths(params["include_miopen_user_db"]))
     removed, errors, freed = _caches.remove_targets(targets, ctx.check_mode)
     return {"removed": removed, "bytes_freed": freed, "skipped": skipped, "errors": errors,
-            "homes": [home for _label, home in homes], "grouped_errors": group_errors(errors, targets)}
+            "homes": [home for _label, home in homes], "grouped_errors": group_errors(errors, targets),
+            "check_mode": ctx.check_mode}
 
 
 def _reset_clocks(ctx, deadline):
@@ -94,12 +95,22 @@ def evaluate_caches(ctx, spec):
         len(report["removed"]), "would be " if ctx.check_mode else "", report["bytes_freed"])
 
 
+# How to reset clocks by hand, per vendor (the check's own fix covers both).
+CLOCK_FIXES = {
+    "amd": "Run 'rocm-smi --resetclocks' as root on the host.",
+    "nvidia": "Run 'nvidia-smi -rgc' and 'nvidia-smi -rmc' as root on the host ('nvidia-smi -rac' for application "
+              "clocks set with -ac).",
+}
+
+
 def evaluate_clocks(ctx, spec):
     report = ctx.value("clocks")
-    problems = [problem(spec.name, WARN, text, spec.fix) for text in report["problems"]]
+    vendors = report.get("vendors") or [ctx.params.get("gpu_vendor")]
+    fix = " ".join(CLOCK_FIXES[v] for v in ("amd", "nvidia") if v in vendors) or spec.fix
+    problems = [problem(spec.name, WARN, text, fix) for text in report["problems"]]
     if report["needed"]:
-        return problems, "reset %d GPU(s) to auto" % len(report["needed"])
-    return problems, "every GPU already at auto"
+        return problems, "reset %d GPU(s) to their default clocks" % len(report["needed"])
+    return problems, "every GPU already at its default clocks"
 
 
 def _clocks_not_asked(params):
@@ -117,13 +128,13 @@ CHECKS = registry(
     CheckSpec("caches", SOFT, 60, "GPU runtime caches of the step's users are removed.",
               "Remove the cache folders by hand; check their ownership and permissions.",
               "CACHES_NOT_CLEARED", "Caches", needs=("caches",), evaluate=evaluate_caches),
-    CheckSpec("clocks", SOFT, 30, "GPU clocks are back to automatic (power_dpm_force_performance_level = auto).",
-              "Run 'rocm-smi --resetclocks' as root on the host.", "CLOCKS_NOT_RESET", "Clocks",
+    CheckSpec("clocks", SOFT, 30, "GPU clocks are back to their defaults (AMD: performance level auto; NVIDIA: no "
+              "locked clocks).", " ".join(CLOCK_FIXES.values()), "CLOCKS_NOT_RESET", "Clocks",
               needs=("clocks",), evaluate=evaluate_clocks, applies=_clocks_not_asked),
     CheckSpec("gpu_health", SOFT, 30, "Every GPU still responds after the step.",
               "Reboot the rig before the next step, or add the GPU to excluded_gpus.",
               "GPU_UNHEALTHY", "GPU health", needs=GPU_NEEDS, evaluate=_gpu_checks.evaluate_health),
-    CheckSpec("kernel_log", SOFT, 15, "No new amdgpu failures in the kernel log since the step started.",
+    CheckSpec("kernel_log", SOFT, 15, "No new GPU driver failures (amdgpu, NVIDIA Xids) in the kernel log since the step started.",
               "Read the kernel log on the host (journalctl -k --since <step start>).",
               "KERNEL_LOG_ERRORS", "Kernel log", needs=KERNEL_LOG_NEEDS,
               evaluate=_gpu_checks.evaluate_new_kernel_findings, applies=_gpu_checks.kernel_log_disabled),

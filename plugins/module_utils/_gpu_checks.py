@@ -21,7 +21,8 @@ import time
 from ansible_collections.gpuops.preflight.plugins.module_utils import _checks, _gpus, _kernel_log
 from ansible_collections.gpuops.preflight.plugins.module_utils._checks import UNKNOWN, WARN, problem
 from ansible_collections.gpuops.preflight.plugins.module_utils._host_runner import Collector, CollectorError
-from ansible_collections.gpuops.preflight.plugins.module_utils._pci import parse_gpu_refs, ref_matches
+from ansible_collections.gpuops.preflight.plugins.module_utils._pci import gpu_name, parse_gpu_refs, ref_matches
+from ansible_collections.gpuops.preflight.plugins.module_utils._values import duration
 
 GIB = 1024.0 ** 3
 # What GPU checks and the kernel-log check read.
@@ -58,23 +59,27 @@ def parse_policy(values, option):
 
 
 def mark_policy(gpus, excluded, watchlist, index_map=None, order_known=True, mixed_vendors=False):
-    """Flag excluded and watchlisted GPUs; returns (unmatched names, notes about names not applied).
+    """Flag excluded and watchlisted GPUs; returns (unmatched names, notes about names not applied, refused names).
 
     An index names a GPU in the GPU tool's numbering. When the tool did not answer, that numbering
     is a guess (PCI or DRM order): ``index_map`` ({index: bdf}, from the last run in which the tool
     answered) then says which GPU an index meant; without it, an index is not applied to a lost
     GPU (the guess could put the exclusion on the wrong card and hide a loss). On a host with GPUs
-    of both vendors indices collide: an index is not applied at all.
+    of both vendors indices collide: an index is refused (one line each in ``refused``), since the
+    GPU the operator took out of service cannot be told.
     """
-    unmatched, notes = [], []
+    unmatched, notes, refused = [], [], []
     index_map = dict((int(k), v) for k, v in (index_map or {}).items())
     for refs, flag in ((excluded, "excluded"), (watchlist, "watchlisted")):
         what = "excluded_gpus" if flag == "excluded" else "gpu_watchlist"
         for ref, reason in refs:
             kind, value = ref
             if kind == "index" and mixed_vendors:
-                notes.append("%s names GPU %s by index, but this host has AMD and NVIDIA GPUs whose indices "
-                             "collide: not applied; name it by PCI address" % (what, value))
+                same = ["%s %s" % (g.get("vendor"), g.get("bdf")) for g in gpus if g.get("index") == value]
+                refused.append("%s names GPU %s by index, refused: this host has AMD and NVIDIA GPUs and each vendor's "
+                               "tool numbers its own from 0 (%s); name it by PCI address" % (
+                                   what, value, "index %s: %s" % (value, ", ".join(same)) if same
+                                   else "no GPU has index %s" % value))
                 continue
             if kind == "index" and not order_known and value in index_map:
                 ref = ("bdf", index_map[value])
@@ -97,7 +102,7 @@ def mark_policy(gpus, excluded, watchlist, index_map=None, order_known=True, mix
     for gpu in gpus:
         gpu.setdefault("excluded", False)
         gpu.setdefault("watchlisted", False)
-    return unmatched, notes
+    return unmatched, notes, refused
 
 
 def attribute_host_findings(findings, gpus):
@@ -167,7 +172,7 @@ def _derive_view(ctx, _deadline):
         log_failure = str(error) if isinstance(error, CollectorError) else ctx.failure("kernel_log")
     findings = list(log["findings"]) if log is not None else []
     view = {"gpus": [], "probe": None, "findings": findings, "log_info": info, "log_failure": log_failure,
-            "log_source": source, "unmatched": [], "policy_notes": [], "watch_hits": {}}
+            "log_source": source, "unmatched": [], "policy_notes": [], "policy_refused": [], "watch_hits": {}}
     collected = ctx.value("gpus")
     if collected is not None:
         findings = _kernel_log.resolve_addresses(findings, [g["bdf"] for g in collected["gpus"] if g.get("bdf")])
@@ -175,7 +180,7 @@ def _derive_view(ctx, _deadline):
         probe = _gpus.apply_health(collected, findings)
         view.update(gpus=probe["gpus"], probe=probe, findings=findings)
         order_known = all(t.get("answered") for t in (probe.get("tools") or {"": probe["tool"]}).values())
-        view["unmatched"], view["policy_notes"] = mark_policy(
+        view["unmatched"], view["policy_notes"], view["policy_refused"] = mark_policy(
             probe["gpus"], parse_policy(params.get("excluded_gpus"), "excluded_gpus"),
             parse_policy(params.get("gpu_watchlist"), "gpu_watchlist"), params.get("index_map"), order_known,
             probe.get("mixed_vendors", False))
@@ -204,9 +209,12 @@ def _publish_view(ctx):
     view = ctx.value("gpu_view") or {}
     gpus = view.get("gpus") or []
     probe = view.get("probe") or {}
-    usable = [g["index"] for g in gpus if g["health"] == _gpus.OK and not g["excluded"] and g["index"] is not None]
-    unverified = [g["index"] for g in gpus
-                  if g["health"] == _gpus.UNKNOWN and not g["excluded"] and g["index"] is not None]
+    # GPUs a scheduler may use, by index; by PCI address on a host with GPUs of two vendors (indices collide)
+    mixed = probe.get("mixed_vendors", False)
+    usable = [gpu_name(g, mixed) for g in gpus if g["health"] == _gpus.OK and not g["excluded"]
+              and (mixed or g["index"] is not None)]
+    unverified = [gpu_name(g, mixed) for g in gpus if g["health"] == _gpus.UNKNOWN and not g["excluded"]
+                  and (mixed or g["index"] is not None)]
     out = {
         "gpus": gpus,
         "gpu_count": len(gpus),
@@ -261,6 +269,16 @@ EXCLUDED_FIX = ("It is in excluded_gpus (not used): repair or replace it when co
 WATCH_FIX = ("A watched GPU with recent kernel-log findings is not trusted with a long step: read the lines "
              "(journalctl -k -b), then power-cycle the rig or add the GPU to excluded_gpus. "
              "preflight_watch_window sets what counts as recent.")
+SILENT_TOOL_FIX = {
+    _gpus.AMD: "Check the GPU tool on the host by hand (rocm-smi --showuse); a hung rocm-smi often means a hung GPU: "
+               "read the kernel log. Clear a stuck rocm_smi mutex by deleting /dev/shm/rocm_smi*.",
+    _gpus.NVIDIA: "Check nvidia-smi on the host by hand (nvidia-smi -q); a hung nvidia-smi often means a hung GPU or "
+                  "driver: read the kernel log (NVRM Xid lines). \"couldn't communicate with the NVIDIA driver\" means "
+                  "the nvidia kernel module is not loaded or failed (lsmod | grep nvidia; dmesg | grep NVRM).",
+}
+MIXED_INDEX_FIX = ("Name the GPU by its PCI address in excluded_gpus / gpu_watchlist (e.g. 0000:41:00.0, as lspci "
+                   "-D or the summary's gpus list shows it): on a host with AMD and NVIDIA GPUs, rocm-smi and nvidia-smi "
+                   "each number their own GPUs from 0.")
 MISSING_TOOL_FIX = ("Install the GPU tool on the host (ROCm's rocm-smi or amd-smi, NVIDIA's nvidia-smi) or point "
                     "preflight_rocm_smi / preflight_nvidia_smi at it; set preflight_gpu_tool: sysfs to rely on "
                     "sysfs on purpose.")
@@ -272,18 +290,10 @@ def seen_text(finding, now):
     epoch = finding.get("last_epoch")
     if epoch is not None:
         parts.append("last seen %s UTC, %s ago" % (time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(epoch)),
-                                                   ago(now - epoch)))
+                                                   duration(now - epoch)))
     elif finding.get("last_seen"):
         parts.append("last seen %s" % finding["last_seen"])
     return ", ".join(parts)
-
-
-def ago(seconds):
-    seconds = max(seconds, 0)
-    for limit, unit, size in ((120, "s", 1), (7200, "min", 60), (2 * 86400, "h", 3600)):
-        if seconds < limit:
-            return "%d %s" % (seconds // size, unit)
-    return "%d days" % (seconds // 86400)
 
 
 def _fix_for(gpu, fix):
@@ -297,14 +307,21 @@ def evaluate_health(ctx, spec):
     gpus, probe = view["gpus"], view["probe"]
     tools = probe.get("tools") or {"": probe["tool"]}
     problems = []
-    unknown = [g for g in gpus if g["health"] == _gpus.UNKNOWN]
-    silent = [t for t in tools.values() if not t["answered"] and t["outcome"] not in (_gpus.MISSING, _gpus.NOT_USED)]
-    tool_level_unknown = bool(unknown and silent)
+    # One line per GPU tool that gave no answer, for all of its vendor's GPUs left unknown (not one per GPU).
+    unknown = {}
+    for gpu in gpus:
+        if gpu["health"] == _gpus.UNKNOWN:
+            unknown.setdefault(gpu.get("vendor") or _gpus.AMD, []).append(gpu)
+    silent = {}
+    for key, tool in tools.items():
+        vendor = tool.get("vendor") or key or _gpus.AMD
+        if not tool["answered"] and tool["outcome"] != _gpus.NOT_USED and unknown.get(vendor):
+            silent[vendor] = tool
     for gpu in gpus:
         if gpu["health"] in (_gpus.LOST, _gpus.DEGRADED):
             problems.append(problem(spec.name, spec.fail_status, "%s is %s: %s" % (
                 label(gpu), gpu["health"], "; ".join(gpu["problems"])), _fix_for(gpu, spec.fix), gpu=gpu_ref(gpu)))
-        elif gpu["health"] == _gpus.UNKNOWN and not tool_level_unknown:
+        elif gpu["health"] == _gpus.UNKNOWN and (gpu.get("vendor") or _gpus.AMD) not in silent:
             problems.append(problem(spec.name, UNKNOWN, "%s state unknown: %s" % (label(gpu), "; ".join(gpu["problems"])),
                                     "Check the GPU by hand (rocm-smi or nvidia-smi, dmesg).", gpu=gpu_ref(gpu)))
         elif view["watch_hits"].get(gpu["bdf"]):
@@ -314,21 +331,22 @@ def evaluate_health(ctx, spec):
                                     "within the watch window (%s)" % (
                                         label(gpu), "; ".join("%s (%s)" % (f.get("summary") or f["category"],
                                                                           seen_text(f, ctx.now)) for f in hits),
-                                        ago(ctx.params["gpu_watch_window"])),
+                                        duration(ctx.params["gpu_watch_window"])),
                                     _fix_for(gpu, WATCH_FIX), gpu=gpu_ref(gpu), last_epoch=newest.get("last_epoch")))
-    for tool in silent if tool_level_unknown else []:
+    for vendor, tool in sorted(silent.items()):
         problems.append(problem(
             spec.name, UNKNOWN,
-            "GPU state unknown: %s; sysfs shows %d GPU(s) on the bus and none lost" % (tool["reason"], len(unknown)),
-            "Check the GPU tool on the host by hand (rocm-smi --showuse, nvidia-smi); a hung tool often means a hung "
-            "GPU: read the kernel log. Clear a stuck rocm_smi mutex by deleting /dev/shm/rocm_smi*."))
+            "GPU state unknown: %s; sysfs shows %d GPU(s) on the bus and none lost" % (tool["reason"], len(unknown[vendor])),
+            MISSING_TOOL_FIX if tool["outcome"] == _gpus.MISSING else SILENT_TOOL_FIX.get(vendor, SILENT_TOOL_FIX[_gpus.AMD])))
     for tool in tools.values():
-        if tool["outcome"] == _gpus.MISSING and ctx.params.get("gpu_tool") != "sysfs":
+        if tool["outcome"] == _gpus.MISSING and ctx.params.get("gpu_tool") != "sysfs" and tool not in silent.values():
             problems.append(problem(spec.name, UNKNOWN, "%s: GPU health read from sysfs only (no tool, no SMU check)"
                                     % tool["reason"], MISSING_TOOL_FIX))
     for note in view["policy_notes"]:
         problems.append(problem(spec.name, UNKNOWN, note, "Name GPUs in excluded_gpus and gpu_watchlist by PCI "
                                                           "address (e.g. 0000:22:00.0) on such hosts."))
+    for refusal in view.get("policy_refused") or ():
+        problems.append(problem(spec.name, spec.fail_status, refusal, MIXED_INDEX_FIX))
     if view["log_failure"]:
         problems.append(problem(spec.name, UNKNOWN, "SMU failures not checked: could not read the kernel log (%s)"
                                 % view["log_failure"], ctx.family.collectors["kernel_log"].hint))
@@ -383,15 +401,44 @@ def evaluate_count(ctx, spec):
     return problems, "expected %s GPUs, found %d%s" % (want_text, len(found), note)
 
 
+def missing_process_lists(probe):
+    """[(vendor, why)] for each vendor whose list of processes holding GPU memory could not be read."""
+    lists = probe.get("process_lists")
+    if lists is None:
+        lists = {_gpus.AMD: probe.get("processes_available", probe.get("kfd_available"))}
+    missing = []
+    for vendor in sorted(lists):
+        if lists[vendor]:
+            continue
+        if vendor == _gpus.NVIDIA:
+            tool = (probe.get("tools") or {}).get(vendor) or {}
+            why = tool.get("reason") or "nvidia-smi answered in %s format, which has no process list" % (
+                tool.get("format") or "another")
+            missing.append((vendor, why))
+        else:
+            missing.append((vendor, "KFD is not available (no /sys/class/kfd)"))
+    return missing
+
+
+VENDOR_NAMES = {_gpus.AMD: "AMD", _gpus.NVIDIA: "NVIDIA"}
+VRAM_UNKNOWN_FIX = {
+    _gpus.AMD: "Check that the amdgpu driver exposes KFD (ls /sys/class/kfd/kfd/proc).",
+    _gpus.NVIDIA: "Check that nvidia-smi answers on the host (nvidia-smi -q -x); a hung nvidia-smi often means a hung "
+                  "GPU or driver.",
+}
+
+
 def evaluate_vram(ctx, spec):
-    """Processes still holding VRAM (from KFD, or the NVIDIA tool's process list); unknown when no list is available."""
+    """Processes still holding VRAM (from KFD, or nvidia-smi's process list); unknown for each vendor whose list could
+    not be read, naming why (the processes the other vendor's list shows are still reported)."""
     view = ctx.value("gpu_view")
     gpus, probe = view["gpus"], view["probe"]
-    if not probe.get("processes_available", probe.get("kfd_available")) and gpus:
-        return [problem(spec.name, UNKNOWN, "no process list: KFD is not available (no /sys/class/kfd) and no GPU "
-                                            "tool listed processes; cannot tell who holds VRAM",
-                        "Check that the amdgpu driver exposes KFD (ls /sys/class/kfd/kfd/proc), or that nvidia-smi "
-                        "answers.")], "no process list"
+    vendors = set(g.get("vendor") or _gpus.AMD for g in gpus)
+    missing = [(v, why) for v, why in missing_process_lists(probe) if v in vendors]
+    unknown = [problem(spec.name, UNKNOWN, "no process list for the %s GPUs: %s; cannot tell who holds VRAM on them"
+                       % (VENDOR_NAMES[vendor], why), VRAM_UNKNOWN_FIX[vendor]) for vendor, why in missing]
+    if missing and len(missing) == len(vendors):
+        return unknown, "no process list"
     min_bytes = ctx.params["vram_min_mb"] * 1024 * 1024
     by_bdf = dict((g["bdf"], g) for g in gpus)
     problems = []
@@ -402,7 +449,7 @@ def evaluate_vram(ctx, spec):
         problems.append(problem(spec.name, WARN, "pid %s (%s) holds %.2f GiB of VRAM on %s"
                                 % (proc["pid"], proc.get("name") or "?", proc["vram_bytes"] / GIB, label(gpu)),
                                 spec.fix.replace("<pid>", str(proc["pid"])), gpu=gpu_ref(gpu)))
-    return problems, "%d process(es) holding VRAM" % len(problems)
+    return problems + unknown, "%d process(es) holding VRAM" % len(problems)
 
 
 def evaluate_temperature(ctx, spec):

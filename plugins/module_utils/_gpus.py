@@ -422,7 +422,7 @@ def collect(module, tool="auto", rocm_smi="rocm-smi", amd_smi="amd-smi", sysfs_r
     notes = [] if done["sysfs"].ok else ["sysfs scan %s" % done["sysfs"].describe_failure()]
 
     gpus, tools, processes, order = [], {}, [], "bdf"
-    process_lists = []
+    process_lists = {}  # per vendor: whether its list of processes holding GPU memory could be read
     for name in vendors:
         mine = [g for g in sysfs_gpus if g.get("vendor_name") == name]
         if not mine:
@@ -438,7 +438,7 @@ def collect(module, tool="auto", rocm_smi="rocm-smi", amd_smi="amd-smi", sysfs_r
             info["driver_version"] = system.get("driver_version")
             joined, join_notes = join(cards, mine, order, info["name"] or "tool", info["answered"])
             kfd_dir = os.path.isdir(os.path.join(sysfs_root, "class", "kfd", "kfd"))
-            process_lists.append(kfd_dir)
+            process_lists[name] = kfd_dir
         else:
             if outcome.ok:
                 info, parsed = outcome.value
@@ -446,7 +446,7 @@ def collect(module, tool="auto", rocm_smi="rocm-smi", amd_smi="amd-smi", sysfs_r
                 info, parsed = _failed_job(module, name, outcome, timeout), {"cards": [], "errors": [], "processes": []}
             joined, join_notes = join_nvidia(parsed, mine, info["answered"])
             processes.extend(_nvidia_processes(parsed["processes"]))
-            process_lists.append(info["answered"] and info.get("format") in ("xml", "table"))
+            process_lists[name] = bool(info["answered"] and info.get("format") in ("xml", "table"))
         tools[name] = info
         gpus.extend(joined)
         notes.extend(join_notes)
@@ -461,7 +461,7 @@ def collect(module, tool="auto", rocm_smi="rocm-smi", amd_smi="amd-smi", sysfs_r
     present = set(g["vendor"] for g in gpus)
     return {"gpus": gpus, "tool": tools[primary], "tools": tools, "processes": processes, "index_order": order,
             "notes": notes, "kfd_available": os.path.isdir(os.path.join(sysfs_root, "class", "kfd", "kfd")),
-            "processes_available": all(process_lists), "vendors": vendors,
+            "processes_available": all(process_lists.values()), "process_lists": process_lists, "vendors": vendors,
             "mixed_vendors": len(present) > 1, "_sysfs": by_bdf}
 
 
@@ -543,6 +543,7 @@ def apply_health(collected, kernel_findings=()):
             "index_order": collected["index_order"], "notes": collected["notes"],
             "kfd_available": collected["kfd_available"],
             "processes_available": collected.get("processes_available", collected["kfd_available"]),
+            "process_lists": collected.get("process_lists") or {AMD: collected["kfd_available"]},
             "vendors": collected.get("vendors", [AMD]), "mixed_vendors": len(present) > 1}
 
 

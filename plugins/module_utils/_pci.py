@@ -79,3 +79,16 @@ def ref_matches(ref, gpu):
     if kind == "index":
         return gpu.get("index") == value
     return gpu.get("bdf") == value
+
+
+def mixed_vendors(gpus):
+    """Whether ``gpus`` (dicts with 'vendor') hold GPUs of two vendors, whose tools each number their own from 0."""
+    return len(set(g.get("vendor") for g in gpus if g.get("vendor"))) > 1
+
+
+def gpu_name(gpu, mixed=False):
+    """How lists of GPUs (usable_gpus, excluded_gpus) name one: its index, or its PCI address where it has no
+    index or, on a host with GPUs of two vendors (``mixed``), where indices collide."""
+    if mixed or gpu.get("index") is None:
+        return gpu.get("bdf")
+    return gpu["index"]

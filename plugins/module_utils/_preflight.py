@@ -136,7 +136,8 @@ CHECKS = registry(
               "Restore the input file at that path, or correct preflight_steps in the inventory.",
               "INPUT_MISSING", "Inputs", needs=("inputs",), evaluate=evaluate_inputs),
     CheckSpec("gpu_health", HARD, 30,
-              "No GPU is lost from the bus, has SMU failures, or stopped answering the GPU tool.",
+              "No GPU is lost from the bus, degraded (SMU failures; uncorrectable ECC, pending row remaps, hardware "
+              "Xids) or no longer answering its GPU tool.",
               "Reboot the rig (a GPU in this state rarely recovers without a power cycle), "
               "or add the GPU to excluded_gpus for this host.",
               "GPU_UNHEALTHY", "GPU health", needs=GPU_NEEDS, evaluate=_gpu_checks.evaluate_health),
@@ -148,7 +149,8 @@ CHECKS = registry(
               "Find the missing GPU (lspci, dmesg, riser and power cables), or correct expected_gpu_count.",
               "GPU_COUNT_MISMATCH", "GPU count", needs=GPU_NEEDS, evaluate=_gpu_checks.evaluate_count),
     CheckSpec("kernel_log", HARD, 15,
-              "The kernel log holds no amdgpu failures (ring timeouts, failed resets, RAS errors).",
+              "The kernel log holds no GPU driver failures (amdgpu: failed resets, hangs, RAS errors; NVIDIA: "
+              "hardware Xids).",
               "Read the kernel log on the host (journalctl -k -b); reboot the rig to clear a GPU that failed a reset.",
               "KERNEL_LOG_ERRORS", "Kernel log", needs=KERNEL_LOG_NEEDS, evaluate=_gpu_checks.evaluate_kernel_log,
               applies=_gpu_checks.kernel_log_disabled),

@@ -17,7 +17,7 @@ import os
 import re
 import time
 
-from ansible_collections.gpuops.preflight.plugins.module_utils import _checks, _families, _files, _plan, _steps
+from ansible_collections.gpuops.preflight.plugins.module_utils import _checks, _families, _files, _pci, _plan, _steps
 from ansible_collections.gpuops.preflight.plugins.module_utils._timeparse import file_stamp, iso
 from ansible_collections.gpuops.preflight.plugins.module_utils._values import human_bytes
 
@@ -100,8 +100,9 @@ def build_summary(plan, host_results, finished=None, pending=()):
             for key in HOST_FACTS:
                 if key in res:
                     entry[key] = res[key]
-            entry["excluded_gpus"] = [g.get("index") if g.get("index") is not None else g.get("bdf")
-                                      for g in res.get("gpus") or [] if g.get("excluded")]
+            gpus = res.get("gpus") or []
+            mixed = _pci.mixed_vendors(gpus)
+            entry["excluded_gpus"] = [_pci.gpu_name(g, mixed) for g in gpus if g.get("excluded")]
         for item in problems:
             verdict, message = _checks.judge(item, family, plan["downgrade"])
             record = {"host": host, "address": address, "check": item["check"], "status": item["status"],
@@ -223,8 +224,11 @@ def headline(summary):
         if not summary["applies"]:
             return "%s: nothing to do%s (not a distributed step)" % (word, step)
         cleaned = len([h for h in summary["hosts"].values() if h["reachable"] and h["status"] != "failed"])
-        text = "%s%s complete: %d of %d node(s) cleaned, %s freed" % (
-            word, step, cleaned, totals["hosts"], human_bytes(totals.get("bytes_freed", 0)))
+        # check mode (--check) removes nothing: say what a real run would free
+        dry = any((h.get("caches") or {}).get("check_mode") for h in summary["hosts"].values())
+        text = "%s%s complete: %d of %d node(s) cleaned, %s %s" % (
+            word, step, cleaned, totals["hosts"], human_bytes(totals.get("bytes_freed", 0)),
+            "would be freed (check mode: nothing removed)" if dry else "freed")
         return text + (", %d warning(s)" % len(summary["warnings"]) if summary["warnings"] else "")
     scope = "%d host(s), %d usable GPU(s)" % (totals["hosts"], totals["usable_gpus"])
     if totals.get("unverified_gpus"):

@@ -114,10 +114,11 @@ gpus:
   type: list
   elements: dict
 usable_gpus:
-  description: Indices of GPUs healthy and not excluded after the step.
+  description:
+    - Indices of GPUs healthy and not excluded after the step; PCI addresses on a host with GPUs of two vendors.
   returned: always
   type: list
-  elements: int
+  elements: raw
 kernel_log:
   description: What was read from the kernel log since the step started, and the findings.
   returned: always
@@ -127,10 +128,12 @@ gpu_count:
   returned: always
   type: int
 unverified_gpus:
-  description: Indices of GPUs whose state is unknown (the GPU tool gave no answer), not excluded.
+  description:
+    - Indices (PCI addresses on a host with GPUs of two vendors) of GPUs whose state is unknown (the GPU tool gave
+      no answer), not excluded.
   returned: always
   type: list
-  elements: int
+  elements: raw
 gpu_tool:
   description: How the GPU tool behaved (see M(gpuops.preflight.rocm_gpu_facts)); null when the GPU probe did not finish.
   returned: always

@@ -171,15 +171,19 @@ expected_gpu_count:
   returned: always
   type: int
 usable_gpus:
-  description: Indices of GPUs that are healthy and not excluded.
+  description:
+    - Indices of GPUs that are healthy and not excluded; PCI addresses (C(0000:41:00.0)) on a host with GPUs of
+      two vendors, where rocm-smi's and nvidia-smi's indices collide.
   returned: always
   type: list
-  elements: int
+  elements: raw
 unverified_gpus:
-  description: Indices of GPUs whose state is unknown (the GPU tool gave no answer), not excluded.
+  description:
+    - Indices (PCI addresses on a host with GPUs of two vendors) of GPUs whose state is unknown (the GPU tool gave
+      no answer), not excluded.
   returned: always
   type: list
-  elements: int
+  elements: raw
 gpu_tool:
   description: How the GPU tool behaved (see M(gpuops.preflight.rocm_gpu_facts)); null when the GPU probe did not finish.
   returned: always

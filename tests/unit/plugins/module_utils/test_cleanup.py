@@ -14,3 +14,23 @@ def test_cache_errors_are_grouped_per_folder():
         "cannot remove /h/.cache/comgr_cache: Permission denied",
         "refused to remove 'x': not a planned cache target",
     ]
+
+
+def test_a_clock_reset_problem_gets_its_vendor_s_fix():
+    from ansible_collections.gpuops.preflight.plugins.module_utils._host_runner import Context
+
+    def clocks(report, gpu_vendor="auto"):
+        ctx = Context(_cleanup.FAMILY, None, {"gpu_vendor": gpu_vendor}, ["clocks"], {})
+        ctx.values["clocks"] = report
+        spec = _cleanup.CHECKS["clocks"]
+        return spec.evaluate(ctx, spec)
+
+    still = "GPU 0000:51:00.0 still runs user-defined clocks after nvidia-smi -rgc/-rmc"
+    problems, text = clocks({"needed": ["0000:51:00.0"], "problems": [still], "vendors": ["nvidia"]})
+    assert [(p["status"], p["message"], p["fix"]) for p in problems] == [("warn", still, _cleanup.CLOCK_FIXES["nvidia"])]
+    assert text == "reset 1 GPU(s) to their default clocks"
+    problems, text = clocks({"needed": [], "problems": ["x"]}, gpu_vendor="amd")
+    assert problems[0]["fix"] == "Run 'rocm-smi --resetclocks' as root on the host."
+    assert text == "every GPU already at its default clocks"
+    both = clocks({"needed": [], "problems": ["x"], "vendors": ["amd", "nvidia"]})[0][0]["fix"]
+    assert "rocm-smi --resetclocks" in both and "nvidia-smi -rgc" in both

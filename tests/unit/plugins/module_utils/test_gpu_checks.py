@@ -19,13 +19,14 @@ def finding(category, severity, bdf=None, line="amdgpu: something", count=1, las
 
 
 def evaluate(family, check, gpus=(), findings=(), unmatched=(), processes=(), kfd=True, log_failure=None,
-             watch_hits=None, tool=None, notes=(), log_info=None, now=NOW, **params):
-    """Evaluate one check of ``family`` on a GPU view, as the host runner would."""
+             watch_hits=None, tool=None, notes=(), log_info=None, now=NOW, probe=None, refused=(), **params):
+    """Evaluate one check of ``family`` on a GPU view, as the host runner would (``probe``: keys of the probe to set)."""
     tool = tool or {"answered": True, "outcome": "answered", "reason": None}
     view = {"gpus": list(gpus), "findings": list(findings), "unmatched": list(unmatched), "log_failure": log_failure,
-            "probe": {"tool": tool, "tools": {"amd": tool}, "processes": list(processes), "kfd_available": kfd,
-                      "processes_available": kfd},
-            "log_info": log_info or {}, "policy_notes": list(notes), "watch_hits": watch_hits or {}}
+            "probe": dict({"tool": tool, "tools": {"amd": tool}, "processes": list(processes), "kfd_available": kfd,
+                           "processes_available": kfd}, **(probe or {})),
+            "log_info": log_info or {}, "policy_notes": list(notes), "policy_refused": list(refused),
+            "watch_hits": watch_hits or {}}
     params.setdefault("vram_min_mb", 0)
     params.setdefault("gpu_watch_window", 86400)
     ctx = Context(family, None, params, [check], {}, now=now)
@@ -124,22 +125,29 @@ def test_index_names_when_the_order_is_a_guess():
     gpus = [gpu(0, "0000:03:00.0"), gpu(1, "0000:06:00.0", health="lost"), gpu(2, "0000:09:00.0")]
     excluded = _gpu_checks.parse_policy([1, 2], "excluded_gpus")
     # the tool answered: indices are the tool's own
-    unmatched, notes = _gpu_checks.mark_policy([dict(g) for g in gpus], excluded, [])
-    assert unmatched == [] and notes == []
+    unmatched, notes, refused = _gpu_checks.mark_policy([dict(g) for g in gpus], excluded, [])
+    assert unmatched == [] and notes == [] and refused == []
     # it did not, and the last run that answered knew index 1 as 0000:09:00.0
     marked = [dict(g) for g in gpus]
-    unmatched, notes = _gpu_checks.mark_policy(marked, excluded, [], {"1": "0000:09:00.0"}, order_known=False)
+    unmatched, notes, _refused = _gpu_checks.mark_policy(marked, excluded, [], {"1": "0000:09:00.0"}, order_known=False)
     assert [g["excluded"] for g in marked] == [False, False, True] and notes == []
     # no map: an index is not applied to a lost GPU (the guess could hide the loss), and that is said
     marked = [dict(g) for g in gpus]
-    unmatched, notes = _gpu_checks.mark_policy(marked, excluded, [], {}, order_known=False)
+    unmatched, notes, _refused = _gpu_checks.mark_policy(marked, excluded, [], {}, order_known=False)
     assert [g["excluded"] for g in marked] == [False, False, True]
     assert notes == ["excluded_gpus names GPU 1 by index, but the GPU tool did not answer and the index order is a "
                      "guess: not applied to the lost GPU at 0000:06:00.0; name GPUs by PCI address"]
-    # two vendors: indices collide, never applied
-    marked = [dict(g) for g in gpus]
-    unmatched, notes = _gpu_checks.mark_policy(marked, excluded, [], mixed_vendors=True)
-    assert not any(g["excluded"] for g in marked) and len(notes) == 2 and "collide" in notes[0]
+    # two vendors: indices collide, refused (never applied); PCI addresses still apply
+    marked = [dict(g, vendor="nvidia" if g["index"] else "amd") for g in gpus]
+    marked.append(dict(gpu(0, "0000:41:00.0"), vendor="nvidia"))
+    both = _gpu_checks.parse_policy([0, 5, "0000:09:00.0"], "excluded_gpus")
+    unmatched, notes, refused = _gpu_checks.mark_policy(marked, both, [], mixed_vendors=True)
+    assert [g["excluded"] for g in marked] == [False, False, True, False] and unmatched == [] and notes == []
+    assert refused == [
+        "excluded_gpus names GPU 0 by index, refused: this host has AMD and NVIDIA GPUs and each vendor's tool "
+        "numbers its own from 0 (index 0: amd 0000:03:00.0, nvidia 0000:41:00.0); name it by PCI address",
+        "excluded_gpus names GPU 5 by index, refused: this host has AMD and NVIDIA GPUs and each vendor's tool "
+        "numbers its own from 0 (no GPU has index 5); name it by PCI address"]
 
 
 def test_gpu_count_with_excluded_and_unknown_names():
@@ -206,3 +214,69 @@ def test_a_kernel_log_that_cannot_be_read_is_unknown_never_ok(tmp_path):
     assert check["message"] == "reading the kernel log (file): cannot read %s: No such file or directory" % (
         tmp_path / "missing.log")
     assert result["kernel_log"]["read"] is False and result["kernel_log"]["error"].startswith("cannot read")
+
+
+def two_vendor_host(nvidia_health="ok"):
+    """An AMD iGPU beside two NVIDIA cards: each vendor's tool numbers its own GPUs from 0."""
+    return [dict(gpu(0, "0000:03:00.0"), vendor="amd"), dict(gpu(0, "0000:41:00.0", health=nvidia_health), vendor="nvidia"),
+            dict(gpu(1, "0000:51:00.0", health=nvidia_health), vendor="nvidia")]
+
+
+def test_on_a_two_vendor_host_a_silent_nvidia_smi_is_one_line_and_amd_vram_holders_are_still_reported():
+    rocm = {"name": "rocm-smi", "vendor": "amd", "answered": True, "outcome": "answered", "reason": None}
+    nvsmi = {"name": "nvidia-smi", "vendor": "nvidia", "answered": False, "outcome": "timeout",
+             "reason": "nvidia-smi timed out after 15s and was killed"}
+    probe = {"tools": {"amd": rocm, "nvidia": nvsmi}, "vendors": ["amd", "nvidia"], "mixed_vendors": True,
+             "process_lists": {"amd": True, "nvidia": False}, "processes_available": False}
+    gpus = two_vendor_host(nvidia_health="unknown")
+    problems, _text = evaluate(_preflight.FAMILY, "gpu_health", gpus, tool=rocm, probe=probe)
+    assert [(p["status"], p["message"]) for p in problems] == [
+        ("unknown", "GPU state unknown: nvidia-smi timed out after 15s and was killed; sysfs shows 2 GPU(s) on the bus "
+                    "and none lost")]
+    assert problems[0]["fix"] == _gpu_checks.SILENT_TOOL_FIX["nvidia"] and "rocm_smi" not in problems[0]["fix"]
+    procs = [{"pid": 7, "name": "python3", "bdf": "0000:03:00.0", "vram_bytes": 2 * 1024 ** 3, "vendor": "amd"}]
+    problems, text = evaluate(_preflight.FAMILY, "vram", gpus, processes=procs, tool=rocm, probe=probe)
+    assert [(p["status"], p["message"]) for p in problems] == [
+        ("warn", "pid 7 (python3) holds 2.00 GiB of VRAM on GPU 0 (0000:03:00.0)"),
+        ("unknown", "no process list for the NVIDIA GPUs: nvidia-smi timed out after 15s and was killed; cannot tell "
+                    "who holds VRAM on them")]
+    assert text == "1 process(es) holding VRAM"
+    # an NVIDIA-only host: only the NVIDIA reason, never KFD
+    problems, text = evaluate(_preflight.FAMILY, "vram", gpus[1:], tool=nvsmi, probe=dict(probe, vendors=["nvidia"]))
+    assert [p["message"] for p in problems] == [
+        "no process list for the NVIDIA GPUs: nvidia-smi timed out after 15s and was killed; cannot tell who holds "
+        "VRAM on them"] and text == "no process list"
+    # nvidia-smi answered, but in CSV (no process list there)
+    csv = dict(nvsmi, answered=True, outcome="answered", reason=None, format="csv")
+    problems, _text = evaluate(_preflight.FAMILY, "vram", gpus[1:], tool=csv, probe=dict(probe, tools={"nvidia": csv}))
+    assert "nvidia-smi answered in csv format, which has no process list" in problems[0]["message"]
+
+
+def test_a_missing_nvidia_smi_is_one_line_with_the_install_fix():
+    missing = {"name": "nvidia-smi", "vendor": "nvidia", "answered": False, "outcome": "missing",
+               "reason": "nvidia-smi not found on PATH"}
+    gpus = [dict(gpu(i, "0000:%02x:00.0" % (0x41 + i), health="unknown"), vendor="nvidia") for i in range(3)]
+    problems, _text = evaluate(_preflight.FAMILY, "gpu_health", gpus, tool=missing,
+                               probe={"tools": {"nvidia": missing}}, gpu_tool="auto")
+    assert [(p["status"], p["message"], p["fix"]) for p in problems] == [
+        ("unknown", "GPU state unknown: nvidia-smi not found on PATH; sysfs shows 3 GPU(s) on the bus and none lost",
+         _gpu_checks.MISSING_TOOL_FIX)]
+
+
+def test_an_index_refused_on_a_two_vendor_host_blocks_the_preflight_and_warns_in_the_cleanup():
+    refusal = ("excluded_gpus names GPU 1 by index, refused: this host has AMD and NVIDIA GPUs and each vendor's tool "
+               "numbers its own from 0 (index 1: nvidia 0000:51:00.0); name it by PCI address")
+    for family, status in ((_preflight.FAMILY, "fail"), (_cleanup.FAMILY, "warn")):
+        problems, _text = evaluate(family, "gpu_health", two_vendor_host(), refused=[refusal])
+        assert [(p["status"], p["message"], p["fix"]) for p in problems] == [
+            (status, refusal, _gpu_checks.MIXED_INDEX_FIX)]
+
+
+def test_gpus_are_named_by_pci_address_on_a_two_vendor_host():
+    from ansible_collections.gpuops.preflight.plugins.module_utils import _pci
+
+    gpus = two_vendor_host()
+    assert _pci.mixed_vendors(gpus) is True and _pci.mixed_vendors(gpus[1:]) is False and _pci.mixed_vendors([]) is False
+    assert [_pci.gpu_name(g, True) for g in gpus] == ["0000:03:00.0", "0000:41:00.0", "0000:51:00.0"]
+    assert [_pci.gpu_name(g) for g in gpus[1:]] == [0, 1]
+    assert _pci.gpu_name({"index": None, "bdf": "0000:61:00.0"}) == "0000:61:00.0"   # unbound: no index

@@ -131,3 +131,23 @@ def test_connection_lost_mid_run_says_so():
     summary = _summary.build_summary(plan(), [("rig02", "169.254.1.2", {"unreachable": True, "msg": msg})])
     assert summary["hard_failures"][0]["message"].endswith(
         "can be reached over ssh: the SSH connection was lost during the run")
+
+
+def test_a_two_vendor_host_lists_excluded_gpus_by_pci_address():
+    gpus = [{"index": 0, "bdf": "0000:03:00.0", "vendor": "amd", "excluded": False},
+            {"index": 0, "bdf": "0000:41:00.0", "vendor": "nvidia", "excluded": True},
+            {"index": 1, "bdf": "0000:51:00.0", "vendor": "nvidia", "excluded": False}]
+    summary = _summary.build_summary(plan(), [("rig-6600", "rig-6600", node_result(gpus=gpus))])
+    assert summary["hosts"]["rig-6600"]["excluded_gpus"] == ["0000:41:00.0"]
+    summary = _summary.build_summary(plan(), [("rig-6600", "rig-6600", node_result(gpus=gpus[1:]))])
+    assert summary["hosts"]["rig-6600"]["excluded_gpus"] == [0]
+
+
+def test_a_cleanup_in_check_mode_says_what_it_would_free():
+    cleanup = plan(kind="cleanup", cleanup_steps=[3])
+    for dry, said in ((True, "1.0 KiB would be freed (check mode: nothing removed)"), (False, "1.0 KiB freed")):
+        result = node_result(caches={"removed": [{"path": "/h/.nv/ComputeCache", "kind": "dir", "bytes": 1024}],
+                                     "bytes_freed": 1024, "skipped": [], "errors": [], "homes": ["/h"],
+                                     "check_mode": dry}, bytes_freed=1024)
+        summary = _summary.build_summary(cleanup, [("rig-6600", "rig-6600", result)])
+        assert _summary.headline(summary) == "Cleanup for step 3 complete: 1 of 1 node(s) cleaned, %s" % said
