@@ -289,3 +289,39 @@ def test_what_fix_mode_may_not_do_is_reported_under_its_check(hosts, monkeypatch
     monkeypatch.setattr(tc, "fix_host", broken)
     results = run_family(host, ["layout"], fix=True)["checks"]
     assert results["layout"]["status"] == "unknown" and "fix mode: failed" in results["layout"]["message"]
+
+
+# -- the role and the docs are held to the family -------------------------------------------------------
+
+ROOT = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..")
+
+
+def _yaml(*parts):
+    import yaml
+    with open(os.path.join(ROOT, *parts), encoding="utf-8") as handle:
+        return yaml.safe_load(handle)
+
+
+def test_the_role_passes_every_option_and_documents_every_variable():
+    spec = _yaml("roles", "training_health", "meta", "argument_specs.yml")["argument_specs"]["main"]["options"]
+    defaults = _yaml("roles", "training_health", "defaults", "main.yml")
+    assert sorted(spec) == sorted(defaults)
+    for name, option in spec.items():
+        if "{{" not in str(defaults[name]):
+            assert option.get("default") == defaults[name], name
+    task = [t for t in _yaml("roles", "training_health", "tasks", "main.yml")
+            if "gpuops.preflight.node_training_health" in t][0]["gpuops.preflight.node_training_health"]
+    for option in th.OPTIONS:
+        assert option in task, option   # every path and threshold is a role variable
+        if option not in ("training_base_dir", "expected_gpu_count"):
+            assert "training_health_%s" % option in spec, option
+    with open(os.path.join(ROOT, "docs", "TRAINING.md"), encoding="utf-8") as handle:
+        doc = handle.read()
+    for name in spec:
+        suffix = name[len("training_health"):]
+        assert "`%s`" % name in doc or "`%s`" % suffix in doc or "%s`" % suffix in doc, name
+
+
+def test_the_cli_flags_of_local_are_options_of_the_module():
+    from gpuops_preflight.commands import training_health as command
+    assert set(command.LOCAL_FLAGS) <= set(th.OPTIONS)
