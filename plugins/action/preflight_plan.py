@@ -72,8 +72,8 @@ class ActionModule(ActionBase):
         values = self._templar.template(dict((name, task_vars[name]) for name in options if name in task_vars))
         validation = ArgumentSpecValidator(options).validate(values, validate_role_argument_spec=True)
         # Ansible's conversion errors end with the internal class of the value: noise for an operator.
-        problems = ["role %s: %s" % (role.get_name(), re.sub(r": <class '[^']*'> cannot be converted to an? \w+$", "",
-                                                               message))
+        internal_class = re.compile(r": <class '[^']*'> cannot be converted to an? \w+$")
+        problems = ["role %s: %s" % (role.get_name(), internal_class.sub("", message))
                     for message in validation.error_messages]
         checked = dict((name, validation.validated_parameters.get(name)) for name in values)
         return problems + ["role %s: %s" % (role.get_name(), p) for p in _plan.variable_problems(prefix, checked)]

@@ -155,4 +155,3 @@ def reset_nvidia_clocks(module, nvidia_smi="nvidia-smi", timeout=30, check_mode=
                 "GPU %s still runs user-defined clocks after nvidia-smi -rgc/-rmc (application clocks set with -ac "
                 "need nvidia-smi -rac)" % item["bdf"])
     return outcome
-

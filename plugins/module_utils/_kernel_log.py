@@ -186,6 +186,8 @@ def benign():
     if not _BENIGN:
         _BENIGN.extend(re.compile(r, re.IGNORECASE) for r in BENIGN_SOURCES)
     return _BENIGN
+
+
 # The literal keys, each looked up once per line (see Pattern.key).
 _KEYS = tuple(sorted(set(p.key for p in PATTERNS)))
 

@@ -158,4 +158,3 @@ def status(module, pipe_dir="/tmp/nvidia-mps", log_dir="/var/log/nvidia-mps", co
         result["servers"].append({"pid": server, "uid": uid, "user": user,
                                   "command": " ".join(argv) if argv else None})
     return result
-

@@ -13,6 +13,7 @@ backstop, when the run started. The ``preflight_plan`` action plugin runs it.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import time
@@ -34,7 +35,7 @@ SUMMARY_MAX_BYTES = 16 * 1024 * 1024
 
 def _at_least(low, what="a number"):
     def rule(value):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or value < low:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) or value < low:
             return "must be %s of %s or more, got %r" % (what, low, value)
         return None
     return rule
@@ -42,7 +43,7 @@ def _at_least(low, what="a number"):
 
 def _between(low, high):
     def rule(value):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or not low < value < high:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) or not low < value < high:
             return "must be a number between %s and %s, got %r" % (low, high, value)
         return None
     return rule

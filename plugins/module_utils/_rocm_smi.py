@@ -91,7 +91,6 @@ def classify(stdout, stderr, rc):
     return UNPARSEABLE, doc, "rocm-smi printed no JSON: %s" % (first_line(stdout) or first_line(stderr) or "no output")
 
 
-
 def number(value):
     """rocm-smi values are strings: '45.0', '0', 'N/A', 'N/A (Secondary die)'. None when not a number."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):

@@ -106,8 +106,8 @@ def test_no_usable_gpu_on_a_rig_that_expects_some_blocks():
 
 def test_a_missing_gpu_tool_is_said_and_an_excluded_gpu_is_not_told_to_be_excluded():
     tool = {"answered": False, "outcome": "missing", "reason": "no GPU tool found: rocm-smi not found"}
-    problems, _text = evaluate(_preflight.FAMILY, "gpu_health", [gpu(10, "0000:22:00.0", health="degraded",
-                                                                      excluded=True)], tool=tool, gpu_tool="auto")
+    sick = gpu(10, "0000:22:00.0", health="degraded", excluded=True)
+    problems, _text = evaluate(_preflight.FAMILY, "gpu_health", [sick], tool=tool, gpu_tool="auto")
     assert [(p["status"], p["message"][:40]) for p in problems] == [
         ("fail", "GPU 10 (0000:22:00.0) is degraded: "), ("unknown", "no GPU tool found: rocm-smi not found: G")]
     assert problems[0]["fix"] == _gpu_checks.EXCLUDED_FIX and "excluded_gpus for this host" not in problems[0]["fix"]

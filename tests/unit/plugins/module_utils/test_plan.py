@@ -129,8 +129,9 @@ def test_index_maps_come_from_the_newest_summary_in_which_the_tool_answered(tmp_
         doc = {"hosts": {"rig": {"gpu_tool": {"answered": answered}, "gpus": gpus}}}
         (tmp_path / ("summary_step3_%s.json" % stamp)).write_text(json.dumps(doc))
 
-    summary("20261125T100000.000000Z", True, [{"index": 0, "bdf": "0000:03:00.0", "in_tool_output": True},
-                                               {"index": 1, "bdf": "0000:06:00.0", "in_tool_output": True}])
+    answered = [{"index": 0, "bdf": "0000:03:00.0", "in_tool_output": True},
+                {"index": 1, "bdf": "0000:06:00.0", "in_tool_output": True}]
+    summary("20261125T100000.000000Z", True, answered)
     summary("20261125T110000.000000Z", False, [{"index": 0, "bdf": "0000:06:00.0", "in_tool_output": None}])
     os.mkfifo(str(tmp_path / "cleanup_step3_20261125T120000.000000Z.json"))
     assert _plan.index_maps(str(tmp_path), ["rig", "other"]) == {"rig": {"0": "0000:03:00.0", "1": "0000:06:00.0"}}
