@@ -25,6 +25,7 @@ Check names are interface (``training_health_skip``, summaries): add new ones, n
 
 from __future__ import annotations
 
+import math
 import os
 import time
 
@@ -123,7 +124,7 @@ def validate(params):
             problems.append("%s must be at least 1 second, got %r" % (name, value))
     for name in ("min_free_gb", "min_memory_gb", "checkpoint_max_age"):
         value = params.get(name)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or value < 0:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) or value < 0:
             problems.append("%s must be 0 or more, got %r" % (name, value))
     lines = params.get("crash_log_lines")
     if not isinstance(lines, int) or isinstance(lines, bool) or not 1 <= lines <= _crash_log.MAX_LINES:
@@ -216,6 +217,9 @@ READERS = {
 AFTER = ("settings", "fix")   # every reading waits for the settings and, when asked, for fix mode
 
 
+def _words(text):
+    return lambda params: text
+
 
 def _collectors():
     found = {
@@ -227,7 +231,7 @@ def _collectors():
                               wanted=lambda params: params.get("status_file") != "none"),
     }
     for name, what in READERS.items():
-        found[name] = Collector(name, _reader(name), (lambda text: lambda params: text)(what), after=AFTER,
+        found[name] = Collector(name, _reader(name), _words(what), after=AFTER,
                                 wanted=(lambda params: params.get("pid_file") != "none") if name == "daemon" else None,
                                 changed=_scan_changed if name == "crash_log" else None)
     # The GPU probe and the kernel log: after fix mode too (it never touches them, but nothing reads before it).
