@@ -12,8 +12,10 @@ models: one sharded safetensors folder of 4 shards, one Hugging Face cache folde
   bytecode caches written (as on an installed host) and, apart, with ``PYTHONDONTWRITEBYTECODE=1``
   and no caches (every module compiled on every start: the worst case);
 * floor: ``python -c pass``, the interpreter's own start-up, for comparison;
-* in-process: ``run_gate`` alone (settings, checks, summary file), and its parts (imports of the
-  package and the collection's module_utils are measured in a fresh process with -X importtime).
+* in-process: ``run_gate`` alone (settings, the serving_gate family through the host runner, the judge,
+  the summary file), and its parts (imports of the package and the collection's module_utils, the
+  family, the runner, the plan and the judge with every family they list, measured in a fresh process
+  with -X importtime).
 
 Target (issue 12): under 0.5 s for the whole process on a ready orchestrator. Exits 1 when the
 median process time is over it.
@@ -99,7 +101,7 @@ def process_runs(env, repeat, cold):
 def import_times(env):
     """Cumulative import times (s) of the package and the module_utils the gate loads, one fresh process."""
     code = ("from gpuops_preflight import cli, gate, collection; "
-            "[collection.module_utils(n) for n in ('_serving', '_checks', '_deadline')]")
+            "[collection.module_utils(n) for n in ('_serving_gate', '_host_runner', '_plan', '_summary', '_families')]")
     proc = subprocess.run([sys.executable, "-X", "importtime", "-c", code], env=env, cwd=REPO,
                           stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, universal_newlines=True, check=True)
     out = {}
@@ -107,7 +109,8 @@ def import_times(env):
         parts = [p.strip() for p in line.split("|")]
         if len(parts) == 3 and parts[1].isdigit():
             name = parts[2].strip()
-            if name in ("gpuops_preflight", "gpuops_preflight.cli", "gpuops_preflight.gate") or \
+            if name in ("gpuops_preflight", "gpuops_preflight.cli", "gpuops_preflight.gate",
+                        "importlib.metadata") or \
                     name.startswith("ansible_collections.gpuops.preflight.plugins.module_utils._"):
                 out[name.replace("ansible_collections.gpuops.preflight.plugins.module_utils.", "")] = \
                     round(int(parts[1]) / 1e6, 4)

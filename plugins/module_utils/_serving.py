@@ -7,16 +7,16 @@ A GPU orchestrator serves models to agent services; before an agent starts, the 
 that every model of the agent -> model map is materialised in the model store (nothing would be
 downloaded), readable by the service user, and loaded by the orchestrator. The pieces here are:
 
-- the family's static declarations (check names, severities, timeouts, summaries, fixes from the
-  runbook's common causes, operator codes): the marked table right below;
+- the settings' defaults and the suggested fixes from the runbook's common causes (``FIXES``); the
+  checks themselves are declared once, in ``_serving_gate`` (the family, its collectors and the
+  adapters of the evaluations below);
 - collectors, which only observe: ``read_model_map`` (bounded read of the JSON map),
   ``inspect_model_store`` (stat walk of the store as the service user would see it),
   ``Client`` (HTTP on ``http.client`` with hard per-call deadlines), ``wait_for_health``,
   ``run_preload`` (POST /models/preload, poll /models/status), ``get_gpu_info``, ``probe_bus``;
 - pure evaluation functions ``evaluate_<check>(observations..., fix=...) -> (problems, ok_text,
   details)``, which decide and word the verdict with ``_checks.problem``;
-- ``verdict_lines`` and ``apply_gate_policy`` for a summary of this family, and
-  ``write_gate_summary`` (``summary_<instance>_<timestamp>.json``, atomic, pruned).
+- ``write_gate_summary`` (the local gate's ``summary_<instance>_<timestamp>.json``, atomic, pruned).
 
 Standard library only; runs on Python 3.9.
 """
@@ -37,11 +37,9 @@ import time
 from ansible_collections.gpuops.preflight.plugins.module_utils import _checks, _files
 
 # ====================================================================================================
-# SERVING GATE FAMILY: static declarations. The lead moves this block into the check registry
-# (_checks.REGISTRIES["serving_gate"]) and the operator codes into gpuops_preflight/codes.py.
+# Settings and suggested fixes. The checks themselves (names, severities, timeouts, codes) are
+# declared once, in _serving_gate.py (the serving_gate family).
 # ====================================================================================================
-KIND = "serving_gate"
-CHECK_ORDER = ("orchestrator", "model_map", "model_store", "preload", "mps", "bus")
 DEFAULT_URL = "http://127.0.0.1:8014"
 DEFAULT_GATE_TIMEOUT = 300
 HTTP_CALL_LIMIT = 5.0          # seconds: one HTTP call waits at most min(time left, this)
@@ -104,32 +102,6 @@ FIXES = {
     },
 }
 
-# name, severity, default timeout (s), operator code, label, summary, default fix
-DECLARED = (
-    ("orchestrator", _checks.HARD, 5, "ORCHESTRATOR_DOWN", "Orchestrator",
-     "The orchestrator answers on its port and /health says ok (each try within 5 s).",
-     FIXES["orchestrator"]["down"]),
-    ("model_map", _checks.HARD, 5, "MODEL_MAP_INVALID", "Model map",
-     "The agent -> model map is valid JSON, every agent key known, no duplicate or misspelt ids.",
-     FIXES["model_map"]["invalid"]),
-    ("model_store", _checks.HARD, 30, "MODEL_STORE_INCOMPLETE", "Model store",
-     "Every model of the map is complete under the store root, readable by the service user (search "
-     "permission on every parent included); nothing would be downloaded.",
-     FIXES["model_store"]["missing"]),
-    ("preload", _checks.HARD, DEFAULT_GATE_TIMEOUT, "MODELS_NOT_READY", "Preload",
-     "The orchestrator loaded every model (POST /models/preload, /models/status all_ready).",
-     FIXES["preload"]["failed"]),
-    ("mps", _checks.HARD, 10, "MPS_NOT_OPERATIONAL", "MPS",
-     "NVIDIA MPS works: control daemon running, pipe directory present, /gpu/info mps_enabled.",
-     FIXES["mps"]["daemon"]),
-    ("bus", _checks.HARD, 5, "BUS_DOWN", "Bus",
-     "The upstream bus answers (not for the orchestrator's own instance).",
-     FIXES["bus"]["down"]),
-)
-SERVING_GATE_CHECKS = dict(
-    (row[0], _checks.CheckSpec(name=row[0], severity=row[1], timeout=row[2], code=row[3], label=row[4],
-                               summary=row[5], fix=row[6]))
-    for row in DECLARED)
 # ====================================================================================================
 
 MAP_MAX_BYTES = 1024 * 1024
@@ -1007,7 +979,8 @@ def evaluate_model_store(store, strict=True, fix=None):
         ok_text = "%d of %d model(s) complete under %s, readable by %s" % (
             complete, total, store.get("root"), _user_text(user) if user else "the service user")
         if user and user.get("uid") == 0:
-            ok_text += " (root reads everything: give --service-user to check the service's own user)"
+            ok_text += (" (root reads everything: name the service user, --service-user or serving_gate_service_user, "
+                        "to check its own permissions)")
     return problems, ok_text, details
 
 
@@ -1629,101 +1602,7 @@ def evaluate_bus(reply, fix=None):
     return [], "the bus at %s answers (%s)" % (reply.get("url"), reply.get("status")), details
 
 
-# ---------------------------------------------------------------- verdict, policy, summary file
-
-
-SCHEMA = "gpuops.preflight.summary"   # _summary.SCHEMA (a test holds them equal)
-SCHEMA_VERSION = 1                     # _summary.SCHEMA_VERSION
-
-
-def judge_gate(item, registry=None):
-    """(``_checks.BLOCK`` or ``_checks.WARNING``, message) for one problem of a gate run: the one
-    judge, plus the gate's rule that it never passes on what it could not verify (an ``unknown`` of a
-    hard check blocks, and says why)."""
-    registry = registry or SERVING_GATE_CHECKS
-    verdict, message = _checks.judge(item, registry, ())
-    spec = registry.get(item.get("check"))
-    if (verdict == _checks.WARNING and item.get("status") == _checks.UNKNOWN and spec is not None
-            and spec.severity == _checks.HARD):
-        return _checks.BLOCK, "%s (not verified: the gate does not pass on an unknown)" % message
-    return verdict, message
-
-
-def gate_summary(results, host, instance, started, finished, serving=None, registry=None):
-    """The summary document of one gate run (docs/SUMMARY_SCHEMA.md, ``kind: serving_gate``, one
-    host: this one). ``results``: {check: ``_checks.result``}; ``started``/``finished``: epoch
-    seconds; ``serving``: the run's settings and facts, kept under ``serving``."""
-    from ansible_collections.gpuops.preflight.plugins.module_utils._timeparse import iso
-    hard, warnings, checks = [], [], {}
-    for name in CHECK_ORDER:
-        res = results.get(name)
-        if res is None:
-            continue
-        checks[name] = dict((k, res.get(k)) for k in ("status", "message", "elapsed_s", "timed_out"))
-        for item in res.get("problems", []):
-            verdict, message = judge_gate(dict(item, message="%s: %s" % (host, item["message"])), registry)
-            record = {"host": host, "address": host, "check": item["check"], "status": item["status"],
-                      "message": message, "fix": item.get("fix")}
-            (hard if verdict == _checks.BLOCK else warnings).append(record)
-    status = "blocked" if hard else ("warnings" if warnings else "passed")
-    return {
-        "schema": SCHEMA,
-        "schema_version": SCHEMA_VERSION,
-        "kind": KIND,
-        "step": None,
-        "instance": instance,
-        "ready": not hard,
-        "passed": not hard,
-        "blocked": bool(hard),
-        "applies": True,
-        "started_at": iso(started),
-        "finished_at": iso(finished),
-        "duration_s": round(finished - started, 3),
-        "hard_failures": hard,
-        "warnings": warnings,
-        "skipped_checks": [n for n in CHECK_ORDER if n in results and results[n]["status"] == _checks.SKIPPED],
-        "downgraded_checks": [],
-        "requirements": {"ramdisk": [], "inputs": []},
-        "totals": {"hosts": 1, "reachable": 1, "gpus": 0, "usable_gpus": 0, "unverified_gpus": 0},
-        "hosts": {host: {"address": host, "reachable": True, "status": status, "checks": checks,
-                         "elapsed_s": round(finished - started, 3)}},
-        "serving": serving or {},
-        "summary_file": None,
-        "notes": [],
-    }
-
-
-_LABEL = {_checks.OK: "ok", _checks.WARN: "WARN", _checks.FAIL: "FAIL", _checks.UNKNOWN: "UNKNOWN",
-          _checks.SKIPPED: "skipped"}
-
-
-def verdict_lines(results, instance, ready, exit_code=None, summary_file=None):
-    """One line per check (in CHECK_ORDER) with its fixes, then the gate's verdict."""
-    lines = []
-    width = max(len(n) for n in CHECK_ORDER)
-    for name in CHECK_ORDER:
-        res = results.get(name)
-        if res is None:
-            continue
-        label = _LABEL.get(res["status"], res["status"])
-        if res["problems"]:
-            first = True
-            for item in res["problems"]:
-                lines.append("%-*s  %-7s  %s" % (width, name if first else "", _LABEL[item["status"]], item["message"]))
-                if item.get("fix"):
-                    lines.append("%-*s           fix: %s" % (width, "", item["fix"]))
-                first = False
-        else:
-            lines.append("%-*s  %-7s  %s" % (width, name, label, res["message"]))
-    failing = [n for n in CHECK_ORDER if n in results and results[n]["status"] in (_checks.FAIL, _checks.UNKNOWN)]
-    if ready:
-        lines.append("GATE READY: instance %s may start" % instance)
-    else:
-        lines.append("GATE NOT READY: instance %s must not start (%s)%s" % (
-            instance, ", ".join(failing) or "see above", " (exit %d)" % exit_code if exit_code is not None else ""))
-    if summary_file:
-        lines.append("Summary: %s" % summary_file)
-    return lines
+# ---------------------------------------------------------------- the gate's summary file
 
 
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
@@ -1734,17 +1613,14 @@ def file_instance(instance):
     return _SAFE_NAME.sub("_", instance)[:100] or "_"
 
 
-def file_stamp(epoch):
-    """UTC time for a summary's file name, sortable as text (20261125T150212.000001Z), as the preflight's
-    summaries have it (``_summary`` has the same; imported from there it would cost the gate the whole
-    check registry of every family)."""
-    seconds, micros = divmod(int(round(epoch * 1000000)), 1000000)
-    return time.strftime("%Y%m%dT%H%M%S", time.gmtime(seconds)) + ".%06dZ" % micros
+GATE_SUMMARY_NAME = re.compile(r"^summary_.+_(\d{8}T\d{6}\.\d{6}Z)(?:-(\d+))?\.json$")
 
 
 def write_gate_summary(summary, folder, instance, stamp, keep=500):
-    """Write ``summary_<instance>_<stamp>.json`` in ``folder`` atomically (``_files.write_atomic``) and prune the oldest of these files beyond ``keep``
-    (all instances together, by the time in their names). Returns the path; raises OSError."""
+    """Write ``summary_<instance>_<stamp>.json`` (``stamp``: ``_timeparse.file_stamp``) in ``folder``
+    atomically (``_files.write_atomic``), never over another run's file, and prune the oldest of these
+    files beyond ``keep`` (all instances together, by the time in their names; 0 keeps all). Returns the
+    path; raises OSError."""
     folder = os.path.expanduser(folder)
     os.makedirs(folder, mode=0o700, exist_ok=True)
     base = os.path.join(folder, "summary_%s_%s" % (file_instance(instance), stamp))
@@ -1758,16 +1634,5 @@ def write_gate_summary(summary, folder, instance, stamp, keep=500):
     except OSError:
         summary["summary_file"] = None
         raise
-    if keep:
-        named = re.compile(r"^summary_.+_(\d{8}T\d{6}\.\d{6}Z)(?:-(\d+))?\.json$")
-        ours = []
-        for name in os.listdir(folder):
-            match = named.match(name)
-            if match:
-                ours.append((match.group(1), int(match.group(2) or 0), name))
-        for _stamp, _attempt, name in sorted(ours)[:-keep]:
-            try:
-                os.remove(os.path.join(folder, name))
-            except OSError:
-                pass
+    _files.prune(folder, GATE_SUMMARY_NAME, keep, key=lambda match: (match.group(1), int(match.group(2) or 0)))
     return path

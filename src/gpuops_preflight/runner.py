@@ -364,3 +364,26 @@ def run_training_health(inventory: Any = None, extravars: Mapping[str, Any] | No
                          ansible_cfg=ansible_cfg, envvars=envvars, verbosity=verbosity, log=log)
     return execute("training_health", None, inventory,
                    dict(fix=fix, skip=skip, downgrade=downgrade, summary_dir=summary_dir), options)
+
+
+def run_serving_gate(inventory: Any = None, extravars: Mapping[str, Any] | None = None,
+                     timeout: float | None = None, cancel: Cancel = None, progress: Progress = None, *,
+                     model_map: str | None = None, instance: str | None = None, gate_timeout: float | None = None,
+                     refresh: bool | None = None, skip: Iterable[str] | None = None,
+                     downgrade: Iterable[str] | None = None, summary_dir: str | None = None,
+                     failure_log: str | None = None, keep_artifacts: int = 0, artifacts_dir: str | None = None,
+                     ansible_cfg: str | None = None, envvars: Mapping[str, str] | None = None, verbosity: int = 0,
+                     log: bool = True) -> Report:
+    """Validate the inventory's serving hosts with the serving gate's checks (group serving_hosts;
+    playbooks/serving_gate.yml, docs/SERVING_GATE.md): the orchestrator, the model map and store, every model
+    loaded, MPS and the bus when required. Not for a pipeline step: the report's step is None.
+
+    ``model_map``, ``instance``, ``gate_timeout`` (each host's whole budget, seconds), ``refresh``: the role's
+    serving_gate_model_map, _instance, _timeout, _refresh, only when given (the inventory's otherwise); the
+    rest through ``extravars``. Never raises for problems of the run (they are in the report)."""
+    options = RunOptions(extravars=extravars, timeout=timeout, cancel=cancel, progress=progress,
+                         failure_log=failure_log, keep_artifacts=keep_artifacts, artifacts_dir=artifacts_dir,
+                         ansible_cfg=ansible_cfg, envvars=envvars, verbosity=verbosity, log=log)
+    return execute("serving_gate", None, inventory,
+                   dict(model_map=model_map, instance=instance, serving_gate_timeout=gate_timeout, refresh=refresh,
+                        skip=skip, downgrade=downgrade, summary_dir=summary_dir), options)

@@ -23,20 +23,15 @@ from simserve.fixtures import open_tmp, orchestrator  # noqa: F401 (fixtures)
 
 PLAYBOOK = os.path.join("playbooks", "serving_gate.yml")
 MODELS = {"crawler": ("org/crawl-7b", "org/crawl-7b"), "mcp": ("org/tools-3b", "models--org--tools-3b")}
-ALL_MODELS = ["org/crawl-7b", "org/tools-3b"]
+ALL_MODELS = list(st.MODELS)
 
 
 def serving_host(base, name, url, **extra):
     """A serving host's files (a complete store and the map) and its inventory variables."""
-    folder = os.path.join(str(base), name)
-    root = os.path.join(folder, "store")
-    st.model_dir(os.path.join(root, "org/crawl-7b"), shards=2)
-    st.hf_cache_repo(root, "org/tools-3b")
-    for path, _dirs, _files in os.walk(folder):
-        os.chmod(path, 0o755)
+    made = st.serving_host(os.path.join(str(base), name), MODELS)
     variables = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
-                 "serving_gate_url": url, "serving_gate_store_root": root, "serving_gate_timeout": 15,
-                 "serving_gate_model_map": st.model_map(os.path.join(folder, "agent_models.json"), MODELS)}
+                 "serving_gate_url": url, "serving_gate_store_root": made["store_root"], "serving_gate_timeout": 15,
+                 "serving_gate_model_map": made["model_map"]}
     variables.update(extra)
     return variables
 

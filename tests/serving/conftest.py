@@ -10,8 +10,7 @@ import pytest
 from simserve import store as st
 from simserve.fixtures import open_tmp, orchestrator  # noqa: F401 (fixtures)
 
-MODELS = {"crawler": ("org/crawl-7b", "org/crawl-7b"), "mcp": ("org/tools-3b", "models--org--tools-3b"),
-          "bus": ("org/crawl-7b", "org/crawl-7b")}
+MODELS = st.AGENTS
 
 
 class Host(object):
@@ -22,11 +21,8 @@ class Host(object):
         self.root = os.path.join(self.base, "store")
         self.map = os.path.join(self.base, "agent_models.json")
         self.cache = os.path.join(self.base, "cache")
-        st.model_dir(os.path.join(self.root, "org/crawl-7b"), shards=2)
-        st.hf_cache_repo(self.root, "org/tools-3b")
-        st.model_map(self.map, MODELS)
-        for folder, _dirs, files in os.walk(self.root):
-            os.chmod(folder, 0o755)
+        made = st.serving_host(self.base, MODELS)
+        assert (made["store_root"], made["model_map"]) == (self.root, self.map)
 
     @property
     def models(self):

@@ -89,9 +89,13 @@ def test_orchestrator_not_answering(host):
     url = "http://127.0.0.1:%d" % simserve.free_port()
     outcome = run(host, url, timeout="0.5")
     assert outcome.exit_code == 1
-    assert statuses(outcome)["orchestrator"] == "fail" and statuses(outcome)["preload"] == "skipped"
+    # the preload could not be verified: never a pass, and it says why
+    assert statuses(outcome)["orchestrator"] == "fail" and statuses(outcome)["preload"] == "unknown"
     assert outcome.summary["hosts"][list(outcome.summary["hosts"])[0]]["checks"]["preload"]["message"] == (
-        "not run: the orchestrator is not ready")
+        "preloading the models at %s: not run: the orchestrator is not ready" % url)
+    assert outcome.lines[-2] == ("GATE NOT READY: instance crawler must not start (orchestrator; not verified: "
+                                 "preload) (exit 1)")
+    assert [i["check"] for i in outcome.summary["hard_failures"]] == ["orchestrator", "preload"]
 
 
 def test_a_server_that_accepts_and_never_answers(host):
@@ -107,7 +111,10 @@ def test_a_model_missing_from_the_store(host, orchestrator):
     os.rename(os.path.join(host.root, "org"), os.path.join(host.root, "elsewhere"))
     outcome = run(host, sim.url)
     assert outcome.exit_code == 1
-    assert statuses(outcome)["model_store"] == "fail" and statuses(outcome)["preload"] == "skipped"
+    assert statuses(outcome)["model_store"] == "fail" and statuses(outcome)["preload"] == "unknown"
+    assert ("preload       UNKNOWN  preloading the models at %s: not run: the model store is not ready (loading "
+            "would fail or download)" % sim.url) in outcome.lines
+    assert ("GET", "/models/status", None) not in sim.requests
     assert ("model_store   FAIL     agents 'crawler', 'bus' (model 'org/crawl-7b'): %s/org/crawl-7b is not in the "
             "store (STRICT_MODEL_STORE=1: nothing may be downloaded at start-up)" % host.root) in outcome.lines
     outcome = run(host, sim.url, env={"STRICT_MODEL_STORE": "0"})
@@ -130,10 +137,14 @@ def test_an_invalid_map_is_bad_input(host, orchestrator, doc):
         handle.write(doc)
     outcome = run(host, sim.url)
     assert outcome.exit_code == gate.EXIT_BAD_INPUT
-    assert statuses(outcome) == {"orchestrator": "skipped", "model_map": "fail", "model_store": "skipped",
-                                 "preload": "skipped", "mps": "skipped", "bus": "skipped"}
+    # nothing else runs: the checks that need the map are not verified, those not required are skipped
+    assert statuses(outcome) == {"orchestrator": "unknown", "model_map": "fail", "model_store": "unknown",
+                                 "preload": "unknown", "mps": "skipped", "bus": "skipped"}
     assert sim.requests == []  # the orchestrator was not asked anything
-    assert outcome.lines[-2].startswith("GATE NOT READY: instance crawler must not start (model_map) (exit 2)")
+    assert outcome.lines[-2] == ("GATE NOT READY: instance crawler must not start (model_map; not verified: "
+                                 "orchestrator, model_store, preload) (exit 2)")
+    assert "orchestrator  UNKNOWN  asking the orchestrator at %s: not run: the model map is invalid" % sim.url in (
+        outcome.lines)
 
 
 def test_the_bus(host, orchestrator):
@@ -172,6 +183,18 @@ def test_a_flag_wins_over_the_environment(host):
     assert got.cache_dir == gate.DEFAULT_CACHE_DIR
     got = gate.settings_from({"instance": "x", "model_map": "/m", "strict": "0"}, {"XDG_CACHE_HOME": "/xdg"})
     assert got.cache_dir == "/xdg/gpuops-preflight/gate"
+
+
+def test_the_defaults_are_the_familys():
+    """The gate's settings are the family's options (gate.params_of): their defaults are held equal here."""
+    from gpuops_preflight import collection
+    options = collection.module_utils("_serving_gate").OPTIONS
+    got = gate.params_of(gate.settings_from({"instance": "x", "model_map": "/m", "strict": "1",
+                                             "store_root": "/s"}, {}))
+    assert set(got) - {"checks", "timeouts"} == set(options)
+    for name, spec in options.items():
+        if name not in ("model_map", "store_root", "instance"):
+            assert got[name] == spec.get("default"), name
 
 
 @pytest.mark.parametrize("flags, env, expected", [

@@ -105,3 +105,22 @@ def truncate(path, keep):
     """Cut a file to its first ``keep`` bytes (a copy that did not finish)."""
     with open(path, "r+b") as handle:
         handle.truncate(keep)
+
+
+# The serving host the tests use most: two models, one a save_pretrained folder (2 shards), one a Hugging
+# Face cache folder, and three agents (two of them share a model).
+AGENTS = {"crawler": ("org/crawl-7b", "org/crawl-7b"), "mcp": ("org/tools-3b", "models--org--tools-3b"),
+          "bus": ("org/crawl-7b", "org/crawl-7b")}
+MODELS = ("org/crawl-7b", "org/tools-3b")
+
+
+def serving_host(folder, agents=None):
+    """A complete model store (``folder``/store) and its map (``folder``/agent_models.json), every folder
+    searchable by anyone: {"store_root", "model_map"}."""
+    root = os.path.join(folder, "store")
+    model_dir(os.path.join(root, "org/crawl-7b"), shards=2)
+    hf_cache_repo(root, "org/tools-3b")
+    path = model_map(os.path.join(folder, "agent_models.json"), agents or AGENTS)
+    for current, _dirs, _files in os.walk(folder):
+        os.chmod(current, 0o755)
+    return {"store_root": root, "model_map": path}

@@ -1,4 +1,4 @@
-"""_serving: the serving gate's collectors and pure evaluations.
+"""_serving: the serving gate's collectors and pure evaluations (the family itself: test_serving_gate.py).
 
 The HTTP parts run against a REAL HTTP server (tests/simserve, stdlib http.server on 127.0.0.1,
 free port) that plays the orchestrator; the store parts against model stores laid out in temp dirs
@@ -38,25 +38,6 @@ class FakeClock(object):
     def sleep(self, seconds):
         self.slept.append(seconds)
         self.now += seconds
-
-
-# ---------------------------------------------------------------- declarations
-
-
-def test_every_check_is_declared_once_in_order_with_code_label_and_fix():
-    assert tuple(_serving.SERVING_GATE_CHECKS) == _serving.CHECK_ORDER
-    for name, spec in _serving.SERVING_GATE_CHECKS.items():
-        assert spec.severity == _checks.HARD and spec.timeout > 0
-        assert spec.code.isupper() and spec.label and spec.fix and spec.summary
-        assert name in _serving.FIXES
-    assert len(set(s.code for s in _serving.SERVING_GATE_CHECKS.values())) == len(_serving.CHECK_ORDER)
-
-
-def test_schema_and_file_stamps_match_the_summary_module():
-    from ansible_collections.gpuops.preflight.plugins.module_utils import _summary
-    assert (_serving.SCHEMA, _serving.SCHEMA_VERSION) == (_summary.SCHEMA, _summary.SCHEMA_VERSION)
-    for epoch in (0, 1767225600.000001, 1767225600.5, 4102444799.999999):
-        assert _serving.file_stamp(epoch) == _summary.file_stamp(epoch)
 
 
 # ---------------------------------------------------------------- the model map
@@ -725,49 +706,7 @@ def test_bus(orchestrator):
     assert _serving.is_orchestrator_instance("Orchestrator") and not _serving.is_orchestrator_instance("crawler")
 
 
-# ---------------------------------------------------------------- verdict, summary
-
-
-def results(**statuses):
-    out = {}
-    for name, status in statuses.items():
-        if status == "skipped":
-            out[name] = _checks.skipped(name, "not required")
-        elif status == "ok":
-            out[name] = _checks.result(name, [], message="fine")
-        else:
-            out[name] = _checks.result(name, [_checks.problem(name, status, "%s is %s" % (name, status), "do X")])
-    return out
-
-
-def test_an_unknown_of_a_hard_check_blocks_the_gate():
-    summary = _serving.gate_summary(results(orchestrator="ok", mps="unknown", bus="skipped"), "host1", "crawler",
-                                    100.0, 101.5)
-    assert summary["blocked"] and not summary["ready"] and summary["kind"] == "serving_gate"
-    assert summary["hard_failures"][0]["message"] == (
-        "host1: mps is unknown (not verified: the gate does not pass on an unknown)")
-    assert summary["skipped_checks"] == ["bus"] and summary["hosts"]["host1"]["status"] == "blocked"
-    assert summary["duration_s"] == 1.5 and summary["started_at"].startswith("1970-01-01T00:01:40")
-
-
-def test_a_warning_does_not_block():
-    summary = _serving.gate_summary(results(model_store="warn", preload="ok"), "h", "crawler", 0, 1)
-    assert summary["ready"] and summary["warnings"][0]["check"] == "model_store"
-    assert summary["hosts"]["h"]["status"] == "warnings"
-
-
-def test_verdict_lines():
-    res = results(orchestrator="ok", model_store="fail", mps="skipped")
-    lines = _serving.verdict_lines(res, "crawler", False, 1, "/c/summary.json")
-    assert lines == [
-        "orchestrator  ok       fine",
-        "model_store   FAIL     model_store is fail",
-        "                       fix: do X",
-        "mps           skipped  not required",
-        "GATE NOT READY: instance crawler must not start (model_store) (exit 1)",
-        "Summary: /c/summary.json",
-    ]
-    assert _serving.verdict_lines(results(orchestrator="ok"), "crawler", True)[-1] == "GATE READY: instance crawler may start"
+# ---------------------------------------------------------------- the gate's summary file
 
 
 def test_summary_files_are_written_whole_pruned_and_never_replaced(open_tmp):

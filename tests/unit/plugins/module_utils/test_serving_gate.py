@@ -26,13 +26,8 @@ MODELS = {"crawler": ("org/crawl-7b", "org/crawl-7b"), "mcp": ("org/tools-3b", "
 
 @pytest.fixture
 def layout(open_tmp):
-    root = str(open_tmp / "store")
-    st.model_dir(os.path.join(root, "org/crawl-7b"), shards=2)
-    st.hf_cache_repo(root, "org/tools-3b")
-    path = st.model_map(str(open_tmp / "agent_models.json"), MODELS)
-    for folder, _dirs, _files in os.walk(root):
-        os.chmod(folder, 0o755)
-    return {"root": root, "map": path}
+    made = st.serving_host(str(open_tmp), MODELS)
+    return {"root": made["store_root"], "map": made["model_map"]}
 
 
 def params(layout, orchestrator_url, **extra):

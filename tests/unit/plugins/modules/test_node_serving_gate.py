@@ -5,7 +5,6 @@ tests/e2e/test_serving_gate.py."""
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 from ansible.module_utils.testing import patch_module_args
@@ -27,12 +26,7 @@ def run(capsys, args, check_mode=False):
 
 @pytest.fixture
 def layout(open_tmp):
-    root = str(open_tmp / "store")
-    st.model_dir(os.path.join(root, "org/crawl-7b"), shards=2)
-    st.hf_cache_repo(root, "org/tools-3b")
-    for folder, _dirs, _files in os.walk(root):
-        os.chmod(folder, 0o755)
-    return {"store_root": root, "model_map": st.model_map(str(open_tmp / "agent_models.json"), MODELS)}
+    return st.serving_host(str(open_tmp), MODELS)
 
 
 def test_a_ready_host_passes_every_check_in_one_run(capsys, layout, orchestrator):
