@@ -529,11 +529,14 @@ def apply_health(collected, kernel_findings=()):
             ghost = _blank(None, bdf, vendor)
             ghost["in_tool_output"] = False if tools[vendor]["answered"] else None
             gpus.append(ghost)  # known only from the kernel log: gone from sysfs and the tool
+    xids_by_bdf = xid_errors(kernel_findings)
     for gpu in gpus:
         info = tools.get(gpu["vendor"], tool_info)
         assess(gpu, by_bdf.get(gpu["bdf"]), info, findings_by_bdf.get(gpu["bdf"], []),
                gpu.pop("_metrics_ok", False))
-        if findings_by_bdf.get(gpu["bdf"]) and "kernel_log" not in gpu["sources"]:
+        if gpu["vendor"] == NVIDIA:
+            gpu["xid_errors"] = xids_by_bdf.get(gpu["bdf"], [])
+        if (findings_by_bdf.get(gpu["bdf"]) or gpu.get("xid_errors")) and "kernel_log" not in gpu["sources"]:
             gpu["sources"].append("kernel_log")
     index_by_bdf = dict((g["bdf"], g["index"]) for g in gpus)
     for proc in collected["processes"]:
@@ -545,6 +548,20 @@ def apply_health(collected, kernel_findings=()):
             "processes_available": collected.get("processes_available", collected["kfd_available"]),
             "process_lists": collected.get("process_lists") or {AMD: collected["kfd_available"]},
             "vendors": collected.get("vendors", [AMD]), "mixed_vendors": len(present) > 1}
+
+
+XID_KEYS = ("xid", "count", "severity", "category", "summary", "caused_xids", "recovered", "first_seen", "last_seen",
+            "last_epoch")
+
+
+def xid_errors(findings):
+    """{bdf: [Xid findings, short]}: what an NVIDIA GPU's ``xid_errors`` holds (the kernel log's, joined by address)."""
+    out = {}
+    for finding in findings or ():
+        bdf = normalize_bdf(finding.get("bdf") or "")
+        if bdf and finding.get("xid") is not None:
+            out.setdefault(bdf, []).append(dict((k, finding.get(k)) for k in XID_KEYS))
+    return out
 
 
 def _ghost_vendor(findings, tools):

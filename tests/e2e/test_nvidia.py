@@ -120,6 +120,9 @@ def test_application_xid_warns_with_its_count(cluster, preflight, xid, lines):
     assert "NVRM: Xid (PCI:%s): %d, " % (gpu["bdf"][:-2], xid) in message
     [finding] = run.host(NV)["kernel_log"]["findings"]
     assert (finding["xid"], finding["severity"], finding["count"], finding["bdf"]) == (xid, "soft", count, gpu["bdf"])
+    facts = run.host(NV)["gpus"]
+    assert [(x["xid"], x["count"], x["severity"]) for x in facts[1]["xid_errors"]] == [(xid, count, "soft")]
+    assert [g["xid_errors"] for g in facts if g["bdf"] != gpu["bdf"]] == [[], [], []]
     assert [g["health"] for g in run.host(NV)["gpus"]] == ["ok"] * 4   # the GPU stays usable
     assert run.host(NV)["usable_gpus"] == [0, 1, 2, 3]
 

@@ -208,6 +208,29 @@ def test_hard_nvidia_xid_degrades_soft_and_recovered_do_not(nvrig):
     assert result["0000:c1:00.0"]["health"] == "ok"
 
 
+def test_xid_errors_of_each_nvidia_gpu_come_from_the_kernel_log():
+    findings = [
+        {"category": "app_fault", "bdf": "0000:c1:00.0", "xid": 43, "count": 2, "severity": "soft", "vendor": "nvidia",
+         "summary": "Xid 43: GPU stopped processing (application fault)", "caused_xids": [], "recovered": False,
+         "first_seen": "10.5", "last_seen": "12.5", "last_epoch": 1000.0, "message": "NVRM: Xid ...", "line": "[..]"},
+        {"category": "nvlink_error", "bdf": "0000:81:00", "xid": 149, "count": 1, "severity": "hard",
+         "vendor": "nvidia", "summary": "Xid 149", "caused_xids": [45]},     # NVRM's partial address: not matched here
+        {"category": "bus_lost", "bdf": None, "severity": "hard", "summary": "pciehp Link Down"}]   # no Xid
+    assert gpus.xid_errors(findings) == {"0000:c1:00.0": [{
+        "xid": 43, "count": 2, "severity": "soft", "category": "app_fault",
+        "summary": "Xid 43: GPU stopped processing (application fault)", "caused_xids": [], "recovered": False,
+        "first_seen": "10.5", "last_seen": "12.5", "last_epoch": 1000.0}]}
+
+
+def test_xid_errors_joined_on_the_probe(nvrig):
+    findings = [{"category": "app_fault", "bdf": "0000:c1:00.0", "xid": 43, "count": 2, "severity": "soft",
+                 "vendor": "nvidia", "summary": "Xid 43"}]
+    result = by_bdf(gpus.probe(FakeModule({"nvidia-smi": xml()}), sysfs_root=nvrig, kernel_findings=findings))
+    assert [(x["xid"], x["count"]) for x in result["0000:c1:00.0"]["xid_errors"]] == [(43, 2)]
+    assert "kernel_log" in result["0000:c1:00.0"]["sources"] and result["0000:c1:00.0"]["health"] == "ok"
+    assert result["0000:81:00.0"]["xid_errors"] == [] and "kernel_log" not in result["0000:81:00.0"]["sources"]
+
+
 # ------------------------------------------------------------------------------ per-GPU deadlines
 
 @pytest.fixture
