@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 
@@ -16,30 +15,14 @@ import gpuops_preflight as gp
 from bridge.helpers import run_dirs, run_options
 from bridge.test_training_watch import make_bundle
 from gpuops_preflight import cli
-from simtrain import SCENARIOS, TrainHost, build_scenario, scratch_dir, write_inventory
+from simtrain import host_set, write_inventory
 
 
 @pytest.fixture
 def training():
     """training(*names) -> {name: TrainHost}: scenario hosts, or healthy running ones for other names."""
-    parent, made = scratch_dir("bridge-train-"), []
-
-    def build(*names):
-        hosts = {}
-        for name in names:
-            if name in SCENARIOS:
-                host = build_scenario(name, parent)
-            else:
-                host = TrainHost.build(parent, name)
-                host.start_daemon()
-            made.append(host)
-            hosts[name] = host
-        return hosts
-
-    yield build
-    for host in made:
-        host.destroy()
-    shutil.rmtree(parent, ignore_errors=True)
+    with host_set("bridge-train-") as made:
+        yield made.named
 
 
 def local_args(host, *extra):

@@ -19,34 +19,18 @@ import pytest
 
 from ansible_collections.gpuops.preflight.plugins.module_utils._training_health import FAMILY
 from e2e.runner import BIN, REPO, Run
-from simtrain import SCENARIOS, TrainHost, build_scenario, fixtures, scratch_dir, write_inventory
+from simtrain import SCENARIOS, fixtures, host_set, write_inventory
+from simtrain.trees import changed, tree_hash
 
 PLAYBOOK = os.path.join("playbooks", "training_health.yml")
 
 
 @pytest.fixture
-def training(tmp_path):
-    """training(names=[...]) -> {host name: TrainHost} (scenario hosts, or healthy ones given as 'name:mode'),
+def training():
+    """training(*names) -> {host name: TrainHost}: scenario hosts, or healthy running ones ('name:lora' for LoRA);
     every daemon stopped and folder removed after the test."""
-    parent, made = scratch_dir("e2e-train-"), []
-
-    def build(*names):
-        hosts = {}
-        for name in names:
-            if name in SCENARIOS:
-                host = build_scenario(name, parent)
-            else:
-                label, _sep, mode = name.partition(":")
-                host = TrainHost.build(parent, label, mode=mode or "full")
-                host.start_daemon()
-            made.append(host)
-            hosts[os.path.basename(host.root)] = host
-        return hosts
-
-    yield build
-    for host in made:
-        host.destroy()
-    shutil.rmtree(parent, ignore_errors=True)
+    with host_set("e2e-train-") as made:
+        yield made.named
 
 
 def inventory(folder, hosts, **group_vars):
@@ -72,30 +56,6 @@ def play(folder, inventory_path, *extra, flags=()):
         with open(os.path.join(summaries, written[0]), encoding="utf-8") as handle:
             summary = json.load(handle)
     return Run(proc, summary, summaries)
-
-
-def tree(root, skip=()):
-    """{path: (mode, uid, gid, content)} of everything under root; sparse weights by size (never read)."""
-    found = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in [""] + dirnames + filenames:
-            path = os.path.normpath(os.path.join(dirpath, name))
-            if any(path == s or path.startswith(s + os.sep) for s in skip):
-                continue
-            st = os.lstat(path)
-            content = None
-            if stat.S_ISREG(st.st_mode):
-                content = st.st_size if st.st_size > 1 << 20 else open(path, "rb").read()
-            elif stat.S_ISLNK(st.st_mode):
-                content = os.readlink(path)
-            found[path] = (st.st_mode, st.st_uid, st.st_gid, content)
-    return found
-
-
-def moving(host):
-    """What the running daemon and the GPU stand-in write by themselves."""
-    return (host.path("status"), host.path(".daemon.pid"), os.path.join(host.sim, "gpu", "nvidia-smi.d"),
-            os.path.join(host.sim, "daemon.out"))
 
 
 def test_healthy_hosts_pass(tmp_path, training):
@@ -177,10 +137,10 @@ def test_check_mode_changes_nothing(tmp_path, training):
     hosts = training("train-1:full")
     host = hosts["train-1"]
     break_host(host)
-    before = tree(host.root, moving(host))
+    before = tree_hash(host.root, host.moving())
     run = play(tmp_path, inventory(tmp_path, hosts, training_health_become=False), "training_health_fix=true",
                flags=("--check", "--diff"))
-    assert tree(host.root, moving(host)) == before   # no folder made, no mode changed, no crash recorded
+    assert tree_hash(host.root, host.moving()) == before   # no folder made, no mode changed, no crash recorded
     assert "mkdir %s: absent" % host.path("queue") in run.output   # the diff of what fix mode would do
     assert "changed=1" in run.output
     assert run.host("train-1")["checks"]["layout"]["status"] == "fail"
@@ -190,15 +150,14 @@ def test_fix_mode_repairs_exactly_the_safe_things_and_is_idempotent(tmp_path, tr
     hosts = training("train-1:full")
     host = hosts["train-1"]
     break_host(host)
-    before = tree(host.root, moving(host))
+    before = tree_hash(host.root, host.moving())
     path = inventory(tmp_path, hosts, training_health_become=False)
     run = play(tmp_path, path, "training_health_fix=true")
     assert "changed=1" in run.output, run.output
-    after = tree(host.root, moving(host))
-    changed = sorted(os.path.relpath(p, host.base) for p in set(before) | set(after) if before.get(p) != after.get(p))
+    after = tree_hash(host.root, host.moving())
     expected = ["logs", "queue"] + (["inbox"] if os.geteuid() == 0 else [])
     # ... and the crash history the scan appends to (recorded once, not a repair)
-    assert changed == sorted(expected + [".crash_history.json"]), changed
+    assert changed(before, after, host.base) == sorted(expected + [".crash_history.json"])
     assert stat.S_IMODE(os.stat(host.path("queue")).st_mode) == 0o750
     assert (os.stat(host.path("queue")).st_uid, os.stat(host.path("inbox")).st_uid) == (host.owner[0], host.owner[0])
     checks = run.host("train-1")["checks"]
@@ -206,7 +165,7 @@ def test_fix_mode_repairs_exactly_the_safe_things_and_is_idempotent(tmp_path, tr
     assert checks["layout"]["status"] == "fail" and checks["layout"]["message"].endswith("core/train.py is missing")
     again = play(tmp_path, path, "training_health_fix=true")
     assert "changed=0" in again.output, again.output
-    assert tree(host.root, moving(host)) == after
+    assert tree_hash(host.root, host.moving()) == after
 
 
 def test_an_inventory_without_training_hosts_fails_clearly(tmp_path):

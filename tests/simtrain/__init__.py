@@ -7,9 +7,9 @@ training-health family run through the product's host runner) and ``fixtures`` (
 
 from __future__ import annotations
 
-from .host import DELETE, TrainHost, scratch_dir, temporary_host
+from .host import DELETE, HostSet, TrainHost, host_set, scratch_dir, temporary_host
 from .runner import run_checks, statuses
 from .scenarios import SCENARIOS, Scenario, build_scenario, names, write_inventory
 
-__all__ = ["DELETE", "SCENARIOS", "Scenario", "TrainHost", "build_scenario", "names", "run_checks", "scratch_dir",
-           "statuses", "temporary_host", "write_inventory"]
+__all__ = ["DELETE", "HostSet", "SCENARIOS", "Scenario", "TrainHost", "build_scenario", "host_set", "names",
+           "run_checks", "scratch_dir", "statuses", "temporary_host", "write_inventory"]

@@ -100,6 +100,48 @@ def scratch_dir(prefix="simtrain-"):
     return path
 
 
+class HostSet(object):
+    """Hosts built in one scratch folder, all destroyed (daemons stopped, files removed) by ``destroy``."""
+
+    def __init__(self, prefix="simtrain-"):
+        self.parent = scratch_dir(prefix)
+        self.made = []
+
+    def make(self, name="host", mode="full", scenario=None, start=False, **kw):
+        """A scenario's host, or a healthy one (its daemon started with ``start``)."""
+        from .scenarios import build_scenario
+        host = build_scenario(scenario, self.parent) if scenario else TrainHost.build(self.parent, name, mode=mode, **kw)
+        self.made.append(host)
+        if start and not scenario:
+            host.start_daemon()
+        return host
+
+    def named(self, *names):
+        """{name: host}: a scenario's host for a scenario's name, else a healthy running one ('name:lora' for LoRA)."""
+        from .scenarios import SCENARIOS
+        hosts = {}
+        for name in names:
+            label, _sep, mode = name.partition(":")
+            hosts[label] = (self.make(scenario=label) if label in SCENARIOS
+                            else self.make(label, mode=mode or "full", start=True))
+        return hosts
+
+    def destroy(self):
+        for host in self.made:
+            host.destroy()
+        shutil.rmtree(self.parent, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def host_set(prefix="simtrain-"):
+    """A HostSet for the duration of the block (pytest fixtures yield its ``make`` or ``named``)."""
+    hosts = HostSet(prefix)
+    try:
+        yield hosts
+    finally:
+        hosts.destroy()
+
+
 @contextlib.contextmanager
 def temporary_host(name="host", mode="full", **kw):
     """A TrainHost in a fresh scratch folder, destroyed (daemon stopped, files removed) afterwards."""
@@ -345,6 +387,12 @@ class TrainHost(object):
         for key, value in own.items():
             out[prefix + key] = value
         return out
+
+    def moving(self):
+        """What changes by itself while the host runs, not by any check: the daemon's status and PID files and
+        output, the GPU stand-in's call log. Left out when a test hashes the tree."""
+        return (self.path("status"), self.path(".daemon.pid"), os.path.join(self.sim, "daemon.out"),
+                os.path.join(self.sim, "gpu", "nvidia-smi.d"))
 
     def destroy(self):
         self.stop_daemon()

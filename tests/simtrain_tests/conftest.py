@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from simtrain import TrainHost, build_scenario, scratch_dir
+from simtrain import host_set, scratch_dir
 
 
 @pytest.fixture
@@ -17,15 +17,7 @@ def parent():
 
 
 @pytest.fixture
-def hosts(parent):
+def hosts():
     """make(name=..., mode=..., scenario=...) -> a TrainHost; every daemon is stopped at the end."""
-    made = []
-
-    def make(name="host", mode="full", scenario=None, **kw):
-        host = build_scenario(scenario, parent) if scenario else TrainHost.build(parent, name, mode=mode, **kw)
-        made.append(host)
-        return host
-
-    yield make
-    for host in made:
-        host.destroy()
+    with host_set() as made:
+        yield made.make

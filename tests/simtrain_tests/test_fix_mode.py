@@ -2,51 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import stat
 
 from ansible_collections.gpuops.preflight.plugins.module_utils import _training_checks as tc
 from simtrain import run_checks, statuses
-
-
-def data_digest(path):
-    """SHA-256 of a file's data regions and their offsets: the sparse 12 GB weights are holes, never read."""
-    digest = hashlib.sha256()
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        pos = 0
-        while True:
-            try:
-                start = os.lseek(fd, pos, os.SEEK_DATA)
-            except OSError:  # ENXIO: no data after pos
-                break
-            end = os.lseek(fd, start, os.SEEK_HOLE)
-            digest.update(b"%d:" % start)
-            digest.update(os.pread(fd, end - start, start))
-            pos = end
-    finally:
-        os.close(fd)
-    return digest.hexdigest()
-
-
-def tree_hash(root, skip=()):
-    """{path: (type, mode, uid, gid, sha256 of content or link target)} of everything under root."""
-    found = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in [""] + dirnames + filenames:
-            path = os.path.normpath(os.path.join(dirpath, name))
-            if any(path == s or path.startswith(s + os.sep) for s in skip):
-                continue
-            st = os.lstat(path)
-            if stat.S_ISREG(st.st_mode):
-                content = (st.st_size, data_digest(path))
-            elif stat.S_ISLNK(st.st_mode):
-                content = os.readlink(path)
-            else:
-                content = None
-            found[path] = (stat.S_IFMT(st.st_mode), stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, content)
-    return found
+from simtrain.trees import tree_hash
 
 
 def break_host(host):

@@ -18,8 +18,9 @@ from ansible_collections.gpuops.preflight.plugins.module_utils import _checks, _
 from ansible_collections.gpuops.preflight.plugins.module_utils import _training_checks as tc
 from ansible_collections.gpuops.preflight.plugins.module_utils import _training_health as th
 from ansible_collections.gpuops.preflight.plugins.module_utils._values import clean_text
-from simtrain import SCENARIOS, TrainHost, build_scenario, names, run_checks, scratch_dir, statuses
+from simtrain import SCENARIOS, host_set, names, run_checks, statuses
 from simtrain.runner import run_family
+from simtrain.trees import tree_hash
 
 # The severities issue 10 gives each check. `gpu` is soft "but hard when no GPU is usable": it is declared hard
 # (only a hard check's fail blocks) and fails for that alone; an unhealthy GPU beside a usable one warns.
@@ -31,41 +32,8 @@ ISSUE_SEVERITY = {"daemon": "hard", "progress": "soft", "disk_space": "soft", "m
 @pytest.fixture
 def hosts():
     """make(name=..., mode=..., scenario=..., gpus=...) -> a TrainHost; every daemon stopped and folder removed after."""
-    parent, made = scratch_dir(), []
-
-    def make(name="host", mode="full", scenario=None, **kw):
-        host = build_scenario(scenario, parent) if scenario else TrainHost.build(parent, name, mode=mode, **kw)
-        made.append(host)
-        return host
-
-    yield make
-    for host in made:
-        host.destroy()
-    shutil.rmtree(parent, ignore_errors=True)
-
-
-def tree(root, skip=()):
-    """{path: (type and mode, uid, gid, content or link)} of everything under root (sparse files by size only)."""
-    found = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in [""] + dirnames + filenames:
-            path = os.path.normpath(os.path.join(dirpath, name))
-            if any(path == s or path.startswith(s + os.sep) for s in skip):
-                continue
-            st = os.lstat(path)
-            content = None
-            if stat.S_ISREG(st.st_mode):
-                content = st.st_size if st.st_size > 1 << 20 else open(path, "rb").read()
-            elif stat.S_ISLNK(st.st_mode):
-                content = os.readlink(path)
-            found[path] = (st.st_mode, st.st_uid, st.st_gid, content)
-    return found
-
-
-def moving(host):
-    """What the running daemon and the GPU stand-in change by themselves: not the checks' doing."""
-    return (host.path("status"), host.path(".daemon.pid"), os.path.join(host.sim, "gpu", "nvidia-smi.d"),
-            os.path.join(host.sim, "daemon.out"))
+    with host_set() as made:
+        yield made.make
 
 
 # -- declarations ----------------------------------------------------------------------------------
@@ -252,9 +220,9 @@ def test_fix_runs_first_and_the_checks_see_the_repaired_host(hosts):
 def test_check_mode_changes_nothing_and_says_what_fix_would_do(hosts):
     host = hosts(scenario="crash_oom")
     break_safely(host)
-    before = tree(host.root, moving(host))
+    before = tree_hash(host.root, host.moving())
     result = run_family(host, fix=True, check_mode=True)
-    assert tree(host.root, moving(host)) == before   # no folder, no mode, no crash history written
+    assert tree_hash(host.root, host.moving()) == before   # no folder, no mode, no crash history written
     assert result["changed"] is True
     assert sorted(os.path.basename(c["path"]) for c in result["fix"]["changes"]) == ["logs", "queue"]
     assert result["checks"]["layout"]["status"] == "fail"   # nothing was created
