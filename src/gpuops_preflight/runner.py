@@ -351,13 +351,15 @@ def run_cleanup(step: Any, inventory: Any = None, extravars: Mapping[str, Any] |
 
 def run_training_health(inventory: Any = None, extravars: Mapping[str, Any] | None = None,
                         timeout: float | None = None, cancel: Cancel = None, progress: Progress = None, *,
-                        fix: bool = False, skip: Iterable[str] | None = None, downgrade: Iterable[str] | None = None,
+                        fix: bool | None = None, skip: Iterable[str] | None = None,
+                        downgrade: Iterable[str] | None = None,
                         summary_dir: str | None = None, failure_log: str | None = None, keep_artifacts: int = 0,
                         artifacts_dir: str | None = None, ansible_cfg: str | None = None,
                         envvars: Mapping[str, str] | None = None, verbosity: int = 0, log: bool = True) -> Report:
     """Check the inventory's training hosts (group training_hosts; playbooks/training_health.yml, docs/TRAINING.md).
 
-    ``fix``: also fix what is safe (training_health_fix). Not for a pipeline step: the report's step is None.
+    ``fix``: True also fixes what is safe, False only reports (training_health_fix; None: as the inventory says).
+    Not for a pipeline step: the report's step is None.
     Never raises for problems of the run (they are in the report)."""
     options = RunOptions(extravars=extravars, timeout=timeout, cancel=cancel, progress=progress,
                          failure_log=failure_log, keep_artifacts=keep_artifacts, artifacts_dir=artifacts_dir,

@@ -135,7 +135,7 @@ def run_cluster(args: argparse.Namespace) -> int:
             previous[sig] = signal.signal(sig, lambda *_: stop.set())
     try:
         report = run_training_health(
-            inventory=args.inventory, extravars=extravars, timeout=args.timeout, cancel=stop, fix=args.fix,
+            inventory=args.inventory, extravars=extravars, timeout=args.timeout, cancel=stop, fix=args.fix or None,
             skip=_names(args.skip), downgrade=_names(args.downgrade), summary_dir=args.summary_dir,
             failure_log=args.failure_log, keep_artifacts=args.keep_artifacts, artifacts_dir=args.artifacts_dir)
     finally:
