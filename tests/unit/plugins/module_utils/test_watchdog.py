@@ -10,7 +10,8 @@ import time
 
 from ansible_collections.gpuops.preflight.plugins.module_utils import _watchdog
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", ".."))
+# The folder that holds ansible_collections/, wherever the tests run (a clone, ansible-test's copy).
+HOLDER = os.path.abspath(os.path.join(os.path.dirname(_watchdog.__file__), *[".."] * 5))
 
 # A stand-in module: starts a "tool" in its own process group (as coreutils timeout does), writes
 # the tool's PID, then works for a minute; its stdout is a pipe the test closes.
@@ -23,7 +24,7 @@ MODULE = textwrap.dedent("""
     with open(sys.argv[1], "w") as handle:
         handle.write("%%d %%d" %% (os.getpid(), tool.pid))
     time.sleep(60)
-""") % os.path.join(ROOT, ".collections")
+""") % HOLDER
 
 
 def alive(pid):
