@@ -259,6 +259,7 @@ def _or_map(fix):
     return "%s When it says the model map is invalid: correct the map first (the gate asks nothing else until then)." \
         % fix
 
+
 COLLECTORS = {
     "budget": Collector("budget", _collect_budget, lambda params: "starting the gate's clock", inline=True,
                         publish=_publish),

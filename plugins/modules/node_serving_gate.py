@@ -11,7 +11,7 @@ short_description: Run every check of the model-serving readiness gate on a serv
 version_added: 2.0.0
 description:
   - The host side of the C(gpuops.preflight.serving_gate) role, the operators' full validation of the serving hosts.
-    The same checks as the gate that systemd runs before each agent service (C(gpuops-preflight gate)):
+    The same checks as the gate that systemd runs before each agent service (C(gpuops-preflight gate)) -
     the agent -> model map (C(model_map)), every model of it complete in the model store and readable by the
     service user (C(model_store)), the orchestrator's C(/health) (C(orchestrator)), every model loaded
     (C(preload), POST C(/models/preload) then C(/models/status) polled until C(all_ready)), NVIDIA MPS (C(mps))
@@ -54,7 +54,8 @@ options:
     default: http://127.0.0.1:8014
   model_map:
     description:
-      - The agent -> model map on the host (C(AGENT_MODEL_MAP)), a JSON object of agent key ->
+      - >-
+        The agent -> model map on the host (C(AGENT_MODEL_MAP)), a JSON object of agent key ->
         C({"model": "<model id>", "path": "<its folder under the store root>", "files": [...]}).
     type: str
     required: true
@@ -82,7 +83,7 @@ options:
     type: float
     default: 300.0
   refresh:
-    description: Preload with C({"refresh": true}) (C(PRELOAD_REFRESH)), even when every model is ready.
+    description: 'Preload with C({"refresh": true}) (C(PRELOAD_REFRESH)), even when every model is ready.'
     type: bool
     default: false
   require_mps:

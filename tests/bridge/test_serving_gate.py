@@ -12,7 +12,7 @@ import yaml
 import gpuops_preflight as gp
 from bridge.helpers import run_dirs, run_options
 from simserve import store as st
-from simserve.fixtures import open_tmp, orchestrator  # noqa: F401 (fixtures)
+from simserve.fixtures import open_tmp, orchestrator  # noqa: F401  # pylint: disable=unused-import
 
 AGENTS = {"crawler": ("org/crawl-7b", "org/crawl-7b"), "mcp": ("org/tools-3b", "models--org--tools-3b")}
 

@@ -19,7 +19,7 @@ import yaml
 
 from e2e.runner import BIN, REPO, Run
 from simserve import store as st
-from simserve.fixtures import open_tmp, orchestrator  # noqa: F401 (fixtures)
+from simserve.fixtures import open_tmp, orchestrator  # noqa: F401  # pylint: disable=unused-import
 
 PLAYBOOK = os.path.join("playbooks", "serving_gate.yml")
 MODELS = {"crawler": ("org/crawl-7b", "org/crawl-7b"), "mcp": ("org/tools-3b", "models--org--tools-3b")}

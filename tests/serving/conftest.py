@@ -8,7 +8,7 @@ import os
 import pytest
 
 from simserve import store as st
-from simserve.fixtures import open_tmp, orchestrator  # noqa: F401 (fixtures)
+from simserve.fixtures import open_tmp, orchestrator  # noqa: F401  # pylint: disable=unused-import
 
 MODELS = st.AGENTS
 

@@ -258,7 +258,7 @@ def mps(open_tmp, monkeypatch):
             proc = subprocess.Popen(["bash", "-c", 'exec -a nvidia-cuda-mps-control /bin/sh -c "sleep 600; :" -d'],
                                     start_new_session=True)
             procs.append(proc)
-            for _ in range(200):  # until exec has replaced bash's command line
+            for _attempt in range(200):  # until exec has replaced bash's command line
                 try:
                     with open("/proc/%d/cmdline" % proc.pid, "rb") as handle:
                         if handle.read().startswith(b"nvidia-cuda-mps-control\0"):

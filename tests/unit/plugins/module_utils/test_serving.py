@@ -18,7 +18,7 @@ import pytest
 
 import simserve
 from simserve import store as st
-from simserve.fixtures import open_tmp, orchestrator  # noqa: F401 (fixtures)
+from simserve.fixtures import open_tmp, orchestrator  # noqa: F401  # pylint: disable=unused-import
 
 from ansible_collections.gpuops.preflight.plugins.module_utils import _checks, _serving
 
@@ -211,7 +211,7 @@ def readable_by_all(root):
 def test_complete_models_in_every_layout_pass(open_tmp):
     root, entries = make_store(
         open_tmp,
-        a=("org/a", "org/a", lambda p: st.model_dir(p)),
+        a=("org/a", "org/a", st.model_dir),
         b=("org/b", "org/b", lambda p: st.model_dir(p, shards=3)),
         c=("org/c", "org/c", lambda p: st.model_dir(p, fmt="bin")),
         d=("org/d", "org/d", lambda p: st.model_dir(p, shards=2, fmt="bin")),
@@ -317,7 +317,7 @@ def test_hf_cache_without_refs_uses_its_only_snapshot_and_refuses_to_guess_betwe
 
 
 def test_unreadable_file_for_the_service_user(open_tmp):
-    root, entries = make_store(open_tmp, crawler=("org/a", "org/a", lambda p: st.model_dir(p)))
+    root, entries = make_store(open_tmp, crawler=("org/a", "org/a", st.model_dir))
     readable_by_all(root)
     weights = os.path.join(root, "org/a", "model.safetensors")
     os.chmod(weights, 0o600)
@@ -330,7 +330,7 @@ def test_unreadable_file_for_the_service_user(open_tmp):
 
 
 def test_parent_directory_without_search_permission(open_tmp):
-    root, entries = make_store(open_tmp, crawler=("org/a", "org/a", lambda p: st.model_dir(p)))
+    root, entries = make_store(open_tmp, crawler=("org/a", "org/a", st.model_dir))
     readable_by_all(root)
     os.chmod(os.path.join(root, "org"), 0o750)
     problems, _ok, _d = inspect(root, entries, SVC)
@@ -345,7 +345,7 @@ def test_parent_directory_without_search_permission(open_tmp):
 
 
 def test_group_membership_and_an_acl_grant_access(open_tmp):
-    root, entries = make_store(open_tmp, crawler=("org/a", "org/a", lambda p: st.model_dir(p)))
+    root, entries = make_store(open_tmp, crawler=("org/a", "org/a", st.model_dir))
     readable_by_all(root)
     folder = os.path.join(root, "org/a")
     os.chown(folder, 0, 4242)
@@ -373,7 +373,7 @@ def test_paths_escaping_the_store_root(open_tmp):
 
 
 def test_special_files_never_block_and_are_named(open_tmp):
-    root, entries = make_store(open_tmp, crawler=("org/a", "org/a", lambda p: st.model_dir(p)))
+    root, entries = make_store(open_tmp, crawler=("org/a", "org/a", st.model_dir))
     config = os.path.join(root, "org/a", "config.json")
     os.remove(config)
     os.mkfifo(config)
@@ -387,7 +387,7 @@ def test_store_root_and_base_dir_problems(open_tmp):
                            ("relative/root", "MODEL_STORE_ROOT must be an absolute path")):
         problems, _ok, _d = inspect(root, entries)
         assert expected in problems[0]["message"] and problems[0]["status"] == _checks.FAIL
-    root, entries = make_store(open_tmp, a=("org/a", "a", lambda p: st.model_dir(p)))
+    root, entries = make_store(open_tmp, a=("org/a", "a", st.model_dir))
     problems, _ok, _d = inspect(root, entries, base_dir="/elsewhere")
     assert "BASE_MODEL_DIR /elsewhere is not under MODEL_STORE_ROOT" in problems[0]["message"]
     os.makedirs(os.path.join(root, "base"))
@@ -396,7 +396,7 @@ def test_store_root_and_base_dir_problems(open_tmp):
 
 
 def test_extra_files_of_the_map_are_required(open_tmp):
-    root, entries = make_store(open_tmp, a=("org/a", "a", lambda p: st.model_dir(p)))
+    root, entries = make_store(open_tmp, a=("org/a", "a", st.model_dir))
     entries[0]["files"] = ["tokenizer.json", "generation_config.json"]
     problems, _ok, _d = inspect(root, entries)
     assert messages(problems) == ["agent 'a' (model 'org/a'): %s/a/generation_config.json is missing" % root]
@@ -615,8 +615,8 @@ def test_counts_only_summary_is_shown_as_is():
     ({"status_body": "{oops"}, "cannot read the preload state: GET /models/status answered malformed JSON"),
     ({"status_content_type": "text/plain"}, "cannot read the preload state: GET /models/status answered with "
                                             "content type 'text/plain', not JSON"),
-    ({"status_body": {"ready": True}}, "cannot read the preload state: GET /models/status has no boolean all_ready "
-                                        "(got nothing): not the orchestrator's API"),
+    ({"status_body": {"ready": True}},
+     "cannot read the preload state: GET /models/status has no boolean all_ready (got nothing): not the orchestrator's API"),
     ({"preload_status": 400}, "the orchestrator refused POST /models/preload: POST /models/preload answered 400 "
                               "Bad Request: {\"detail\": \"preload refused by the stand-in\"}"),
 ])
@@ -741,7 +741,7 @@ def test_small_parsers():
 def test_collectors_are_safe_to_run_concurrently(open_tmp, orchestrator):
     """The gate may run its HTTP calls while another thread walks the store (the host runner does)."""
     sim = orchestrator(models=["org/a"], already_ready=True)
-    root, entries = make_store(open_tmp, a=("org/a", "org/a", lambda p: st.model_dir(p)))
+    root, entries = make_store(open_tmp, a=("org/a", "org/a", st.model_dir))
     out = {}
     walker = threading.Thread(target=lambda: out.update(store=inspect(root, entries)))
     walker.start()

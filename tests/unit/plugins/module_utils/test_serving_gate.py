@@ -15,7 +15,7 @@ import pytest
 
 import simserve
 from simserve import store as st
-from simserve.fixtures import open_tmp, orchestrator  # noqa: F401 (fixtures)
+from simserve.fixtures import open_tmp, orchestrator  # noqa: F401  # pylint: disable=unused-import
 
 from ansible_collections.gpuops.preflight.plugins.module_utils import (
     _checks, _families, _host_runner, _plan, _serving, _serving_gate, _summary)
@@ -260,8 +260,8 @@ def test_an_unknown_of_a_hard_check_blocks_and_a_warning_does_not():
     # downgrading is the operator's way out, and says so
     plan = _plan.build_plan("serving_gate", None, downgrade=["mps"], hosts=["h"], now=1.0)
     summary = _summary.build_summary(plan, [("h", "h", node_result(mps="unknown"))], finished=2.0)
-    assert summary["passed"] and summary["warnings"][0]["message"] == "h: mps is unknown (downgraded by " \
-                                                                       "serving_gate_downgrade)"
+    assert summary["passed"]
+    assert summary["warnings"][0]["message"] == "h: mps is unknown (downgraded by serving_gate_downgrade)"
 
 
 def test_an_unreachable_host_blocks():

@@ -10,7 +10,7 @@ import pytest
 from ansible.module_utils.testing import patch_module_args
 
 from simserve import store as st
-from simserve.fixtures import open_tmp, orchestrator  # noqa: F401 (fixtures)
+from simserve.fixtures import open_tmp, orchestrator  # noqa: F401  # pylint: disable=unused-import
 
 from ansible_collections.gpuops.preflight.plugins.module_utils import _serving_gate
 from ansible_collections.gpuops.preflight.plugins.modules import node_serving_gate
