@@ -6,7 +6,8 @@ Each rig is built with ``tests/simrig`` (recorded real GPU tool output, sysfs tr
 kernel log, homes with GPU caches) and then copied INTO its container by the scenario's prepare
 (``shared/prepare_rigs.yml``). Inside every container the layout is the same:
 
-    /opt/simrig/rig/    the rig folder (bin/rocm-smi, sys/, kernel.log, home/<user>/, precious/<user>/)
+    /opt/simrig/rig/    the rig folder (bin/rocm-smi, bin/nvidia-smi on an NVIDIA rig, sys/, kernel.log,
+                        home/<user>/, precious/<user>/)
     /dev/shm/prng/      the rig's ramdisk (step<N>/<file>): a real tmpfs, the product's default root
 
 ``rigs.json`` gives, per host (= container = rig name): the controller-side rig and ramdisk
@@ -26,7 +27,7 @@ import sys
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 sys.path.insert(0, os.path.join(REPO, "tests"))
 
-from simrig import Rig  # noqa: E402  (tests/ is not a package on the path by default)
+from simrig import NvidiaGpus, Rig, add_nvidia  # noqa: E402  (tests/ is not a package on the path by default)
 
 RIG_DIR = "/opt/simrig/rig"      # where the rig folder lies inside its container
 RAMDISK_DIR = "/dev/shm/prng"    # where its ramdisk lies inside its container (tmpfs)
@@ -54,16 +55,27 @@ def _build(out, name, **kw):
     return Rig.build(out, name, ramdisk="rig", **kw)
 
 
+# The recorded NVRM lines of an application fault: Xid 43 twice on one GPU (docs/KERNEL_LOG.md).
+XID43 = "akash-support-244_multi_gpu_535.183.01_dmesg-T_xid43_xid31_xid94.txt"
+
+
 def layout_preflight(out):
-    """Two rigs of 12 GPUs: one healthy; one whose GPU 10 (excluded in the inventory) logs real SMU
-    0xFFFFFFFF failures, with GPU 7 on the watchlist: warnings only, the preflight passes."""
+    """Two AMD rigs of 12 GPUs: one healthy; one whose GPU 10 (excluded in the inventory) logs real SMU
+    0xFFFFFFFF failures, with GPU 7 on the watchlist: warnings only, the preflight passes. And an NVIDIA
+    rig of 4 GPUs (the stand-in nvidia-smi replaying the recorded -q -x of RTX A5000s) whose GPU 1 logs
+    the recorded application Xid 43 twice: a kernel_log warning with its count, the GPU stays usable."""
     healthy = _build(out, "preflight-healthy")
     warn = _build(out, "preflight-warn", excluded_gpus=[10], gpu_watchlist=[7])
     warn.smu_failure(10)
+    nv_rig = _build(out, "preflight-nvidia", gpus=0)
+    nvidia = add_nvidia(nv_rig, gpus=4)
+    nvidia.xid(1, XID43)
     return {
-        healthy: {"expect": "passed"},
-        warn: {"expect": "warnings", "excluded_gpu": 10, "excluded_bdf": warn.gpu(10).bdf,
+        healthy: {"expect": "passed", "tool": "rocm-smi"},
+        warn: {"expect": "warnings", "tool": "rocm-smi", "excluded_gpu": 10, "excluded_bdf": warn.gpu(10).bdf,
                "watch_gpu": 7},
+        nv_rig: {"expect": "warnings", "tool": "nvidia-smi", "xid": 43, "xid_count": 2, "xid_gpu": 1,
+                 "xid_bdf": nvidia.gpu(1)["bdf"]},
     }
 
 
@@ -97,7 +109,7 @@ def build(layout, out):
             "ramdisk": rig.ramdisk_root,
             "host_vars": _translate(host_vars, rig),
             "preflight_steps": _translate({str(k): v for k, v in rig.steps.items()}, rig),
-            "gpus": len(rig.gpus),
+            "gpus": len(rig.gpus) + (len(NvidiaGpus(rig).gpus) if rig.state.get("nvidia") else 0),
             "setup": _translate(extra, rig),
         }
     path = os.path.join(out, "rigs.json")
