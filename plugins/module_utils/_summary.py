@@ -27,7 +27,7 @@ SCHEMA_VERSION = 1
 RUN_HOST = "controller"
 # Host facts a node result gives the summary, when it has them.
 HOST_FACTS = ("gpus", "gpu_count", "expected_gpu_count", "usable_gpus", "unverified_gpus", "gpu_tool", "processes",
-              "kernel_log", "elapsed_s", "caches", "clocks", "bytes_freed")
+              "kernel_log", "elapsed_s", "caches", "clocks", "bytes_freed", "fix")
 
 
 # ---------------------------------------------------------------- judging
