@@ -6,6 +6,7 @@
   list                                   the scenario catalogue
   fault RIG_DIR METHOD [ARG ...] [K=V]   call a Rig fault method on a built rig, e.g.
                                          fault DIR/rig-6600b smu_failure 4 age_s=60
+                                         (nvidia.METHOD: on its NVIDIA GPUs, e.g. nvidia.ecc_error 2)
   show RIG_DIR                           the rig's GPUs (index, bdf, card, gpu_id, state) as JSON
   destroy DIR                            remove the rigs under DIR (or DIR itself, a rig) and their
                                          /dev/shm ramdisks; then any orphaned simrig ramdisk
@@ -28,6 +29,10 @@ FAULTS = ("lose_gpu", "vanish_from_tool", "heal_gpu", "smu_failure", "kernel_lin
           "remove_vram_holder", "suspend_gpu", "resume_gpu", "write_ramdisk", "remove_ramdisk_file",
           "corrupt_json", "symlink_out", "add_caches", "break_resetclocks", "reset_tool", "clear_calls",
           "set_inventory")
+# NvidiaGpus methods (simrig.nvidia), as nvidia.<method>
+NVIDIA_FAULTS = ("lose_gpu", "vanish_gpu", "answer_err", "ecc_error", "remap_pending", "lock_clocks", "unbind",
+                 "heal_gpu", "add_process", "remove_process", "driver_down", "set_mode", "reset_tool", "xid",
+                 "add_cuda_caches", "break_clock_reset")
 
 
 def _value(text):
@@ -56,7 +61,7 @@ def main(argv=None):
     sub.add_parser("list", help="the scenario catalogue")
     fault = sub.add_parser("fault", help="inject a fault into a built rig")
     fault.add_argument("rig_dir")
-    fault.add_argument("method", choices=FAULTS)
+    fault.add_argument("method", choices=FAULTS + tuple("nvidia." + name for name in NVIDIA_FAULTS))
     fault.add_argument("args", nargs="*", help="positional values (JSON or text), then key=value")
     show = sub.add_parser("show", help="describe a built rig")
     show.add_argument("rig_dir")
@@ -105,7 +110,12 @@ def main(argv=None):
             keywords[key] = _value(value)
         else:
             positional.append(_value(item))
-    result = getattr(rig, args.method)(*positional, **keywords)
+    if args.method.startswith("nvidia."):
+        from .nvidia import NvidiaGpus
+        result = getattr(NvidiaGpus(rig), args.method[len("nvidia."):])(*positional, **keywords)
+        result = result if isinstance(result, (list, str)) else None
+    else:
+        result = getattr(rig, args.method)(*positional, **keywords)
     if isinstance(result, (list, str)):
         print(json.dumps(result, indent=2) if isinstance(result, list) else result)
     return 0

@@ -240,3 +240,31 @@ def _between(out, defaults):
     cluster = build_cluster(out, {RIG: {}}, steps=BETWEEN_STEPS, defaults=defaults)
     return Scenario("between_steps", "", cluster, step=2.5, expect={RIG: {"status": {"passed"}}},
                     focus={RIG: {"folders": ["step2.5", "stage_3_5"]}})
+
+
+# ---- NVIDIA and two vendors (simrig.nvidia)
+
+XID43 = "akash-support-244_multi_gpu_535.183.01_dmesg-T_xid43_xid31_xid94.txt"  # the recorded Xid 43, twice
+
+
+@scenario("mixed_vendors", "rig-6600: 12 healthy AMD GPUs; rig-a5000: 4 NVIDIA GPUs, GPU 1 logged an application "
+                           "Xid 43 twice; rig-mixed: an AMD GPU beside two NVIDIA cards, the one at 0000:51:00.0 fell "
+                           "off the bus and is excluded by PCI address (indices collide there)")
+def _mixed(out, defaults):
+    from .nvidia import NvidiaGpus
+    cluster = build_cluster(out, {RIG: {}, "rig-a5000": {"gpus": 0, "nvidia_gpus": 4},
+                                  "rig-mixed": {"gpus": 1, "nvidia_gpus": 2, "excluded_gpus": ["0000:51:00.0"]}},
+                            defaults=defaults)
+    a5000, mixed = NvidiaGpus(cluster["rig-a5000"]), NvidiaGpus(cluster["rig-mixed"])
+    a5000.xid(1, XID43)
+    lost = mixed.lose_gpu("0000:51:00.0")
+    cluster[RIG].add_caches("trainer")
+    a5000.add_cuda_caches("trainer")
+    cluster["rig-mixed"].add_caches("trainer")
+    mixed.add_cuda_caches("trainer")
+    return Scenario("mixed_vendors", "", cluster,
+                    expect={RIG: {"status": {"passed"}},
+                            "rig-a5000": {"status": {"warnings"}, "kernel_log": {"warn"}, "gpu_health": OK},
+                            "rig-mixed": {"status": {"warnings"}, "gpu_health": {"fail"}}},
+                    focus={"rig-a5000": {"gpu": 1, "bdf": a5000.gpu(1)["bdf"], "xid": 43, "count": 2},
+                           "rig-mixed": {"excluded": lost["bdf"], "health": "lost"}})
