@@ -418,3 +418,33 @@ def test_cleanup_reports_orphaned_vram_and_a_new_xid_never_blocking(cluster, pre
     _host, health = only(run.items("warnings"), "gpu_health")
     assert "GPU 2 (%s) is degraded: kernel log: Xid 48: double-bit ECC error" % nv.gpu(2)["bdf"] in health
     assert run.host(AMD)["status"] == "passed"
+
+
+# ---------------------------------------------------------------- the demo's mixed cluster
+
+
+def test_the_mixed_vendors_scenario_as_the_demo_runs_it(workdir, preflight):
+    import subprocess
+    import sys
+
+    from simrig import build_scenario
+
+    scenario = build_scenario("mixed_vendors", os.path.join(workdir, "mixed"))
+    try:
+        run = preflight(scenario.inventory)
+        assert run.rc == 0, run.output
+        for host, expect in scenario.expect.items():
+            entry = run.host(host)
+            assert entry["status"] in expect["status"], (host, entry["status"])
+            for check, allowed in expect.items():
+                if check != "status":
+                    assert entry["checks"][check]["status"] in allowed, (host, check, entry["checks"][check])
+        assert run.host("rig-mixed")["excluded_gpus"] == [scenario.focus["rig-mixed"]["excluded"]]
+        # the demo's next step, through the simrig command line: an uncorrectable ECC error blocks
+        subprocess.run([sys.executable, "-m", "simrig", "fault", scenario["rig-a5000"].path, "nvidia.ecc_error", "2"],
+                       env=dict(os.environ, PYTHONPATH=os.path.join(os.path.dirname(__file__), "..")), check=True)
+        blocked = preflight(scenario.inventory)
+        assert blocked.rc != 0
+        assert [(h, c) for h, c, _m in blocked.items("hard_failures")] == [("rig-a5000", "gpu_health")]
+    finally:
+        scenario.cluster.destroy()
