@@ -36,7 +36,7 @@ class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):
         result = super(ActionModule, self).run(tmp, task_vars)
         _validation, args = self.validate_argument_spec(argument_spec=self.ARGUMENT_SPEC)
-        role_problems = self.role_variable_problems(task_vars or {}, _families.family(args["kind"]).option_prefix)
+        role_problems = self.role_variable_problems(task_vars or {}, _families.family(args["kind"]))
         hostvars = (task_vars or {}).get("hostvars", {})
         settings = {}
         for host in args["hosts"]:
@@ -58,12 +58,12 @@ class ActionModule(ActionBase):
         result.update(changed=False, plan=plan)
         return result
 
-    def role_variable_problems(self, task_vars, prefix):
+    def role_variable_problems(self, task_vars, family):
         """Validate the calling role's variables against its meta/argument_specs.yml, once per run.
 
         The playbooks import the roles with rolespec_validate: false because Ansible would otherwise
         run that validation as a task on every host (it grows linearly with the cluster). The ranges a
-        spec cannot say (a negative max_age, an empty path) are checked too (``_plan.VARIABLE_RULES``).
+        spec cannot say (a negative max_age, an empty path) are checked too (``_plan.variable_problems``).
         """
         role = getattr(self._task, "_role", None)
         if role is None:
@@ -76,4 +76,4 @@ class ActionModule(ActionBase):
         problems = ["role %s: %s" % (role.get_name(), internal_class.sub("", message))
                     for message in validation.error_messages]
         checked = dict((name, validation.validated_parameters.get(name)) for name in values)
-        return problems + ["role %s: %s" % (role.get_name(), p) for p in _plan.variable_problems(prefix, checked)]
+        return problems + ["role %s: %s" % (role.get_name(), p) for p in _plan.variable_problems(family, checked)]

@@ -108,10 +108,10 @@ class Family(object):
     the host runner, the judge, the summary, the callback and the Python bridge read it."""
 
     __slots__ = ("kind", "word", "checks", "collectors", "node_module", "stats_key", "file_prefix", "option_prefix",
-                 "never_block", "steps", "unknown_blocks")
+                 "never_block", "steps", "unknown_blocks", "variable_rules")
 
     def __init__(self, kind, word, checks, collectors, node_module, stats_key, file_prefix, option_prefix,
-                 never_block=False, steps=True, unknown_blocks=False):
+                 never_block=False, steps=True, unknown_blocks=False, variable_rules=None):
         self.kind = kind
         self.word = word                  # "Preflight": how the verdict block names a run
         self.checks = checks              # registry(...)
@@ -123,6 +123,8 @@ class Family(object):
         self.never_block = never_block    # every problem is a warning (the cleanup)
         self.steps = steps                # runs are for a pipeline step (the training-host check is not)
         self.unknown_blocks = unknown_blocks  # a hard check that could not run blocks too (a readiness gate)
+        # {variable name after the prefix: rule}: ranges of the family's own role variables (_plan checks them)
+        self.variable_rules = variable_rules or {}
 
     @property
     def host_checks(self):

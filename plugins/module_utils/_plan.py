@@ -13,7 +13,6 @@ backstop, when the run started. The ``preflight_plan`` action plugin runs it.
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import time
@@ -21,7 +20,7 @@ import time
 from ansible_collections.gpuops.preflight.plugins.module_utils import _checks, _deadline, _families, _files, _steps
 from ansible_collections.gpuops.preflight.plugins.module_utils._pci import parse_gpu_refs
 from ansible_collections.gpuops.preflight.plugins.module_utils._timeparse import iso, parse_time
-from ansible_collections.gpuops.preflight.plugins.module_utils._values import type_name
+from ansible_collections.gpuops.preflight.plugins.module_utils._values import absolute_path, at_least, between, type_name
 
 # What a preflight_steps entry may say about its step.
 STEP_KEYS = ("ramdisk", "inputs", "ramdisk_dir")
@@ -33,58 +32,38 @@ BACKSTOP_MARGIN = 20
 SUMMARY_MAX_BYTES = 16 * 1024 * 1024
 
 
-def _at_least(low, what="a number"):
-    def rule(value):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) or value < low:
-            return "must be %s of %s or more, got %r" % (what, low, value)
-        return None
-    return rule
-
-
-def _between(low, high):
-    def rule(value):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) or not low < value < high:
-            return "must be a number between %s and %s, got %r" % (low, high, value)
-        return None
-    return rule
-
-
-def _absolute_path(value):
-    if not isinstance(value, str) or not value.startswith("/"):
-        return "must be an absolute path, got %r" % (value,)
-    return None
-
-
 def _kernel_log(value):
     if value in ("auto", "journal", "dmesg", "none") or (isinstance(value, str) and value.startswith("/")):
         return None
     return "must be auto, journal, dmesg, none or the absolute path of a file, got %r" % (value,)
 
 
-# Role variables (their name after the family's prefix) and the ranges their argument spec cannot say.
-# Checked in the plan, before any host is contacted: a bad value must never turn a hard check into
-# an "unknown" warning on every host (a negative max_age once did), nor lose data (a negative keep).
-VARIABLE_RULES = {
-    "max_age": _at_least(0, "a whole number of seconds"),
-    "ramdisk_root": _absolute_path,
-    "sysfs_root": _absolute_path,
+# Role variables of every family (their name after the family's prefix) and the ranges their argument
+# spec cannot say; a family adds its own (Family.variable_rules). Checked in the plan, before any host is
+# contacted: a bad value must never turn a hard check into an "unknown" warning on every host (a negative
+# max_age once did), nor lose data (a negative keep).
+COMMON_RULES = {
+    "max_age": at_least(0, "a whole number of seconds"),
+    "ramdisk_root": absolute_path,
+    "sysfs_root": absolute_path,
     "kernel_log": _kernel_log,
-    "gpu_tool_timeout": _at_least(1, "a whole number of seconds"),
-    "ramdisk_min_free_mb": _at_least(0),
-    "vram_min_mb": _at_least(0),
-    "gpu_temp_warn_c": _between(0, 200),
-    "watch_window": _at_least(0, "a whole number of seconds"),
-    "summary_keep": _at_least(0, "a whole number (0 keeps every summary)"),
-    "json_max_mb": _at_least(1, "a whole number of MiB"),
-    "textfile_dir": _absolute_path,
+    "gpu_tool_timeout": at_least(1, "a whole number of seconds"),
+    "ramdisk_min_free_mb": at_least(0),
+    "vram_min_mb": at_least(0),
+    "gpu_temp_warn_c": between(0, 200),
+    "watch_window": at_least(0, "a whole number of seconds"),
+    "summary_keep": at_least(0, "a whole number (0 keeps every summary)"),
+    "json_max_mb": at_least(1, "a whole number of MiB"),
+    "textfile_dir": absolute_path,
 }
 
 
-def variable_problems(prefix, values):
-    """Problems with a role's variables (``{full name: value}``, types already checked), each naming it."""
+def variable_problems(family, values):
+    """Problems with a family's role variables (``{full name: value}``, types already checked), each naming it."""
+    prefix, rules = family.option_prefix, dict(COMMON_RULES, **(family.variable_rules or {}))
     problems = []
     for name, value in sorted(values.items()):
-        rule = VARIABLE_RULES.get(name[len(prefix) + 1:]) if name.startswith(prefix + "_") else None
+        rule = rules.get(name[len(prefix) + 1:]) if name.startswith(prefix + "_") else None
         if rule is not None and value is not None:
             why = rule(value)
             if why:

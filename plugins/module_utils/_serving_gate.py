@@ -86,7 +86,7 @@ def _has_control(text):
 
 def validate(params):
     """Problems with the family's own options, each naming it; normalises ``params['timeouts']`` into
-    what the runner uses (``run_timeouts``). The shared options are checked by ``_node.validate``."""
+    what the runner uses (``run_timeouts``). The shared options are checked by ``_options.validate``."""
     problems = []
     budget = params.get("gate_timeout")
     try:

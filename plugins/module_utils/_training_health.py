@@ -29,13 +29,14 @@ import math
 import os
 import time
 
-from ansible_collections.gpuops.preflight.plugins.module_utils import _crash_log, _gpu_checks
+from ansible_collections.gpuops.preflight.plugins.module_utils import _crash_log, _gpu_checks, _options
 from ansible_collections.gpuops.preflight.plugins.module_utils import _training_checks as tc
 from ansible_collections.gpuops.preflight.plugins.module_utils import _training_progress as _progress
 from ansible_collections.gpuops.preflight.plugins.module_utils._checks import (
     CONTROLLER, HARD, SOFT, UNKNOWN, WARN, CheckSpec, Family, problem, registry)
 from ansible_collections.gpuops.preflight.plugins.module_utils._gpu_checks import GPU_NEEDS
 from ansible_collections.gpuops.preflight.plugins.module_utils._host_runner import Collector
+from ansible_collections.gpuops.preflight.plugins.module_utils._values import absolute_path, at_least
 
 GB = tc.GB
 DEFAULTS = tc.DEFAULTS
@@ -83,7 +84,7 @@ _SAME = ("config_file", "pid_file", "status_file", "logs", "checkpoint_dir", "lo
 
 def defaults():
     """Every own option at its default (``--local`` starts from these, as the module does)."""
-    return dict((name, spec.get("default")) for name, spec in OPTIONS.items())
+    return _options.defaults(OPTIONS)
 
 
 def parse_mode(value):
@@ -377,6 +378,17 @@ CHECKS = registry(
               evaluate=_pure("checkpoint_resume")),
 )
 
+# The ranges of the role's own variables (training_health_<name>), refused by the plan before any host is contacted.
+VARIABLE_RULES = {
+    "base_dir": absolute_path,
+    "stall_timeout": at_least(1, "a whole number of seconds"),
+    "eval_timeout": at_least(1, "a whole number of seconds"),
+    "min_free_gb": at_least(0),
+    "min_memory_gb": at_least(0),
+    "checkpoint_max_age": at_least(0, "a whole number of seconds"),
+    "crash_log_lines": at_least(1, "a whole number of lines"),
+}
+
 FAMILY = Family("training_health", "Training health", CHECKS, COLLECTORS, node_module="node_training_health",
                 stats_key="gpuops_training_health", file_prefix="training_health", option_prefix="training_health",
-                steps=False)
+                steps=False, variable_rules=VARIABLE_RULES)

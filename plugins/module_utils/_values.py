@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+import math
+
 _NAMES = (("bool", (bool,)), ("list", (list, tuple, set)), ("mapping", (dict,)), ("text", (str,)),
           ("number", (int, float)))
 
@@ -78,3 +80,28 @@ def duration(seconds):
         hours, minutes = int(seconds // 3600), int((seconds % 3600) // 60)
         return "%d h" % hours if not minutes else "%d h %02d min" % (hours, minutes)
     return "%d days" % (seconds // 86400)
+
+
+# Range rules for option values (role variables, module options): each returns the problem, or None.
+
+
+def at_least(low, what="a number"):
+    def rule(value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) or value < low:
+            return "must be %s of %s or more, got %r" % (what, low, value)
+        return None
+    return rule
+
+
+def between(low, high):
+    def rule(value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) or not low < value < high:
+            return "must be a number between %s and %s, got %r" % (low, high, value)
+        return None
+    return rule
+
+
+def absolute_path(value):
+    if not isinstance(value, str) or not value.startswith("/"):
+        return "must be an absolute path, got %r" % (value,)
+    return None

@@ -32,8 +32,9 @@ def log_report(report: Report, logger: logging.Logger = LOG) -> None:
     if report.kind == "cleanup":
         _cleanup(report, logger)
         return
+    word = report.word
     for host, facts in report.hosts.items():
-        logger.debug("Preflight check: %s (%s)", check_line(facts), host)
+        logger.debug("%s check: %s (%s)", word, check_line(facts), host)
     if report.status == PASSED:
         logger.info("%s", report.reason())
     elif report.status == CANCELED:
@@ -42,9 +43,9 @@ def log_report(report: Report, logger: logging.Logger = LOG) -> None:
         logger.error("%s", report.reason())
     if report.status == BLOCKED:
         for item in report.hard_failures:
-            logger.info("Preflight fix for %s on %s: %s", item.check, item.host, item.fix)
+            logger.info("%s fix for %s on %s: %s", word, item.check, item.host, item.fix)
     if report.warnings:
-        logger.warning("Preflight warnings: %s", report.warning_texts())
+        logger.warning("%s warnings: %s", word, report.warning_texts())
 
 
 def _cleanup(report: Report, logger: logging.Logger) -> None:

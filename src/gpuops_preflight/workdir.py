@@ -29,8 +29,9 @@ def base_dir(base: str | None = None) -> str:
 
 
 def create(kind: str, step: object, base: str | None = None) -> str:
-    return tempfile.mkdtemp(prefix="%s-step%s-%s-" % (kind, step, time.strftime("%Y%m%dT%H%M%S")),
-                            dir=base_dir(base))
+    """A new private folder named for the run: <kind>[-step<N>]-<time>-<random>."""
+    name = kind if step is None else "%s-step%s" % (kind, step)
+    return tempfile.mkdtemp(prefix="%s-%s-" % (name, time.strftime("%Y%m%dT%H%M%S")), dir=base_dir(base))
 
 
 def control_dir() -> str:

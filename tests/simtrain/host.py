@@ -365,8 +365,8 @@ class TrainHost(object):
     def params(self, **options):
         """The options of node_training_health (every one: the module's defaults, with the shared GPU-probe
         options) that point the checks at this host; ``options`` win."""
-        from ansible_collections.gpuops.preflight.plugins.module_utils import _node, _training_health
-        spec = _node.argument_spec(_training_health.FAMILY, **_training_health.OPTIONS)
+        from ansible_collections.gpuops.preflight.plugins.module_utils import _options, _training_health
+        spec = _options.argument_spec(_training_health.FAMILY, **_training_health.OPTIONS)
         out = dict((name, value.get("default")) for name, value in spec.items())
         out["checks"] = list(_training_health.FAMILY.host_checks)
         out["timeouts"] = {}

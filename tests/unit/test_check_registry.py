@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from ansible_collections.gpuops.preflight.plugins.module_utils import (
-    _checks, _families, _host_runner, _node, _plan, _preflight, _summary)
+    _checks, _families, _host_runner, _options, _plan, _preflight, _summary)
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
@@ -89,7 +89,7 @@ def test_a_new_check_reaches_every_list_from_its_declaration_alone(tmp_path, thr
     # the CLI's operator codes and labels
     assert _families.code("dummy_check") == "DUMMY_CHECKED" and _families.label("dummy_check") == "Dummy"
     # the node module's argument spec, the plan and the judge
-    assert "dummy_check" in _node.argument_spec(throwaway)["checks"]["choices"]
+    assert "dummy_check" in _options.argument_spec(throwaway)["checks"]["choices"]
     plan = _plan.build_plan("preflight", "2.5", skip=["kernel_log"], timeouts={"dummy_check": 9}, now=1.0)
     assert "dummy_check" in plan["host_checks"] and plan["timeouts"] == {"dummy_check": 9}
     result = _host_runner.run(throwaway, None, {"step": "2.5", "checks": ["dummy_check"], "timeouts": {}})

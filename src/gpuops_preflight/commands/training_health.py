@@ -36,11 +36,6 @@ EXIT_PASSED, EXIT_BLOCKED, EXIT_NOT_RUN = 0, 1, 2
 BASE_DIR_ENV = "TRAINING_BASE_DIR"
 PROG = "gpuops-preflight training-health"
 
-# The GPU-probe options every node module takes (plugins/module_utils/_node.py PROBE_OPTIONS), for --local,
-# where Ansible (and so _node) is not importable. The flags below set the ones an operator changes.
-PROBE_DEFAULTS = {"gpu_vendor": "auto", "gpu_tool": "auto", "rocm_smi": "rocm-smi", "amd_smi": "amd-smi",
-                  "nvidia_smi": "nvidia-smi", "gpu_tool_timeout": 15, "sysfs_root": "/sys", "kernel_log": "auto",
-                  "kernel_log_since": None, "excluded_gpus": [], "index_map": {}, "vram_min_mb": 0}
 # --local flags that set an option of node_training_health (dest -> option); -o NAME=VALUE sets any other.
 LOCAL_FLAGS = ("service_user", "daemon_match", "expect_layout", "min_free_gb", "min_memory_gb", "stall_timeout",
                "eval_timeout", "expected_gpu_count")
@@ -179,8 +174,11 @@ def _value(spec: dict, name: str, text: str) -> Any:
 
 def local_params(args: argparse.Namespace, health: Any) -> dict:
     """node_training_health's options for this host: its defaults, the GPU-probe defaults, the flags, -o."""
+    from .. import collection
+
+    options = collection.module_utils("_options")
     params = health.defaults()
-    params.update(PROBE_DEFAULTS)
+    params.update(options.defaults(options.PROBE_OPTIONS))
     params.update(gpu_vendor=args.gpu_vendor, gpu_tool=args.gpu_tool, rocm_smi=args.rocm_smi, amd_smi=args.amd_smi,
                   nvidia_smi=args.nvidia_smi, gpu_tool_timeout=args.gpu_tool_timeout, sysfs_root=args.sysfs_root,
                   kernel_log=args.kernel_log, fix=args.fix)

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from ansible_collections.gpuops.preflight.plugins.module_utils import _plan
+from ansible_collections.gpuops.preflight.plugins.module_utils import _families, _plan
 
 
 def plan(**kwargs):
@@ -112,7 +112,8 @@ def test_an_empty_preflight_steps_defines_no_step_instead_of_every_step():
 ])
 def test_role_variables_out_of_range_are_refused_by_name(name, value, fragment):
     prefix = name.split("_", 1)[0]
-    problems = _plan.variable_problems(prefix, {name: value, prefix + "_watch_window": None, "unrelated": -1})
+    family = _families.family(prefix)
+    problems = _plan.variable_problems(family, {name: value, prefix + "_watch_window": None, "unrelated": -1})
     assert len(problems) == 1 and fragment in problems[0]
 
 
@@ -161,3 +162,11 @@ def test_run_budget_warns_on_a_plan_that_repeats_a_failed_run_and_never_blocks(t
     # and it can be skipped by name like any other check
     assert plan(step=1, steps={1: {}}, inputs=inputs, skip=["run_budget"])["run_checks"]["run_budget"]["status"] == \
         "skipped"
+
+
+def test_a_family_checks_the_ranges_of_its_own_role_variables():
+    health = _families.family("training_health")
+    problems = _plan.variable_problems(health, {"training_health_stall_timeout": 0, "training_health_base_dir": "rel",
+                                                "training_health_min_free_gb": 10, "preflight_max_age": -1})
+    assert problems == ["training_health_base_dir must be an absolute path, got 'rel'",
+                        "training_health_stall_timeout must be a whole number of seconds of 1 or more, got 0"]
