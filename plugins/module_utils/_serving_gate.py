@@ -40,6 +40,7 @@ from ansible_collections.gpuops.preflight.plugins.module_utils import _serving
 from ansible_collections.gpuops.preflight.plugins.module_utils._checks import (
     CONTROLLER, FAIL, HARD, UNKNOWN, CheckSpec, Family, problem, registry)
 from ansible_collections.gpuops.preflight.plugins.module_utils._host_runner import Collector, CollectorError
+from ansible_collections.gpuops.preflight.plugins.module_utils._values import absolute_path
 
 # The clock of the gate's budget and of every HTTP deadline (monotonic: a clock step cannot stretch it).
 CLOCK = time.monotonic
@@ -392,9 +393,41 @@ CHECKS = registry(
               _FIX["bus"]["down"], "BUS_DOWN", "Bus", needs=("bus",), evaluate=evaluate_bus, applies=_bus_applies),
 )
 
+
+def _budget_rule(value):
+    try:
+        _serving.parse_seconds(value, "budget")
+    except ValueError:
+        return "must be a number of seconds above 0 and at most 604800, got %r" % (value,)
+    return None
+
+
+def _url_rule(value):
+    try:
+        _serving.parse_url(value)
+    except ValueError:
+        return "must be an http:// or https:// URL (e.g. %s), got %r" % (_serving.DEFAULT_URL, value)
+    return None
+
+
+def _or_empty(rule):
+    """The rule for a variable whose empty value means "not set"."""
+    return lambda value: None if value == "" else rule(value)
+
+
+# The ranges of the role's own variables (serving_gate_<name>), refused by the plan before any host is contacted.
+VARIABLE_RULES = {
+    "timeout": _budget_rule,
+    "url": _url_rule,
+    "bus_url": _or_empty(_url_rule),
+    "store_root": _or_empty(absolute_path),
+    "mps_pipe_dir": absolute_path,
+    "mps_log_dir": absolute_path,
+}
+
 FAMILY = Family("serving_gate", "Serving gate", CHECKS, COLLECTORS, node_module="node_serving_gate",
                 stats_key="gpuops_serving_gate", file_prefix="serving_gate", option_prefix="serving_gate",
-                steps=False, unknown_blocks=True)
+                steps=False, unknown_blocks=True, variable_rules=VARIABLE_RULES)
 
 
 # ---------------------------------------------------------------- the gate's own output

@@ -124,6 +124,7 @@ def test_check_mode_runs_the_same_checks(open_tmp, orchestrator):
      "preload, mps, bus"),
     ({"serving_gate_timeouts": {"preload": -5}}, "serving_gate_timeouts.preload must be 0 or more"),
     ({"serving_gate_summary_keep": -1}, "serving_gate_summary_keep must be a whole number (0 keeps every summary)"),
+    ({"serving_gate_timeout": 0}, "serving_gate_timeout must be a number of seconds above 0"),
 ])
 def test_bad_variables_are_refused_before_any_host_is_contacted(open_tmp, orchestrator, extra, expected):
     sim = orchestrator(models=ALL_MODELS, already_ready=True)

@@ -100,6 +100,21 @@ def test_bad_input_names_the_option(open_tmp, extra, expected):
     assert values["timeouts"] == {}  # nothing normalised for input that is refused
 
 
+def test_the_roles_variables_are_refused_out_of_range_before_any_host_is_contacted():
+    problems = _plan.variable_problems(FAMILY, {
+        "serving_gate_timeout": 0, "serving_gate_url": "localhost:8014", "serving_gate_bus_url": "",
+        "serving_gate_store_root": "models", "serving_gate_mps_pipe_dir": "/tmp/nvidia-mps",
+        "serving_gate_summary_keep": -1})
+    assert problems == [
+        "serving_gate_store_root must be an absolute path, got 'models'",
+        "serving_gate_summary_keep must be a whole number (0 keeps every summary) of 0 or more, got -1",
+        "serving_gate_timeout must be a number of seconds above 0 and at most 604800, got 0",
+        "serving_gate_url must be an http:// or https:// URL (e.g. http://127.0.0.1:8014), got 'localhost:8014'",
+    ]
+    assert _plan.variable_problems(FAMILY, {"serving_gate_store_root": "", "serving_gate_timeout": 0.5,
+                                            "serving_gate_bus_url": "https://bus:9000/health"}) == []
+
+
 # ---------------------------------------------------------------- the run
 
 
