@@ -31,7 +31,6 @@ tables, the error texts) is replayed byte for byte, whatever the rig's GPUs.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import stat
@@ -515,17 +514,9 @@ class NvidiaGpus(object):
         out = {"home": home, "files": paths, "keep": keep, "traps": [], "precious": {},
                "caches": [os.path.join(home, p) for p in (".nv/ComputeCache", ".cache/torch/kernels", ".triton/cache")]}
         if with_symlink_trap:
-            precious = os.path.join(rig.path, "precious", user)
-            for rel, content in (("dataset.parquet", b"PAR1" + b"\x00" * 2044), ("sub/notes.txt", b"do not delete\n")):
-                full = _put_file(os.path.join(precious, rel), content)
-                out["precious"][full] = hashlib.sha256(content).hexdigest()
-            for link in (".nv/ComputeCache/f/shared", ".cache/torch/kernels/shared"):
-                full = os.path.join(home, link)
-                os.makedirs(os.path.dirname(full), exist_ok=True)
-                if os.path.lexists(full):
-                    os.unlink(full)
-                os.symlink(os.path.relpath(precious, os.path.dirname(full)), full)
-                out["traps"].append(full)
+            out["precious_dir"], out["precious"], out["traps"] = rig.symlink_traps(
+                user, (".nv/ComputeCache/f/shared", ".cache/torch/kernels/shared"),
+                (("dataset.parquet", b"PAR1" + b"\x00" * 2044), ("sub/notes.txt", b"do not delete\n")))
         # beside what add_caches laid out for the same user, so that rig.precious_intact(user) checks both
         info = rig.state["caches"].setdefault(user, {})
         info.setdefault("precious", {}).update(out["precious"])

@@ -960,22 +960,29 @@ class Rig(object):
                "caches": [os.path.join(home, p)
                           for p in (".cache/hip_1234", ".cache/comgr_cache", ".cache/miopen", ".config/miopen")]}
         if with_symlink_trap:
-            precious = os.path.join(self.path, "precious", user)
-            for rel, content in (("dataset.parquet", b"PAR1" + b"\x00" * 2044), ("model.ckpt", os.urandom(4096)),
-                                 ("sub/notes.txt", b"do not delete\n")):
-                full = _put_file(os.path.join(precious, rel), content)
-                out["precious"][full] = hashlib.sha256(content).hexdigest()
-            for link in (".cache/hip_5678", ".cache/miopen/2.19.0/shared_db"):
-                full = os.path.join(home, link)
-                os.makedirs(os.path.dirname(full), exist_ok=True)
-                if os.path.lexists(full):
-                    os.unlink(full)
-                os.symlink(os.path.relpath(precious, os.path.dirname(full)), full)
-                out["traps"].append(full)
-            out["precious_dir"] = precious
+            out["precious_dir"], out["precious"], out["traps"] = self.symlink_traps(
+                user, (".cache/hip_5678", ".cache/miopen/2.19.0/shared_db"),
+                (("dataset.parquet", b"PAR1" + b"\x00" * 2044), ("model.ckpt", os.urandom(4096)),
+                 ("sub/notes.txt", b"do not delete\n")))
         self.state["caches"][user] = out
         self._save()
         return out
+
+    def symlink_traps(self, user, links, files):
+        """Precious ``files`` [(name, bytes)] under <rig>/precious/<user> and symlinks at ``links`` (relative to the
+        user's home) pointing at that folder: what a cleanup that followed links would destroy.
+        Returns (precious folder, {precious file: sha256}, [link paths])."""
+        home, precious, digests, traps = self.home(user), os.path.join(self.path, "precious", user), {}, []
+        for rel, content in files:
+            digests[_put_file(os.path.join(precious, rel), content)] = hashlib.sha256(content).hexdigest()
+        for link in links:
+            full = os.path.join(home, link)
+            os.makedirs(os.path.dirname(full), exist_ok=True)
+            if os.path.lexists(full):
+                os.unlink(full)
+            os.symlink(os.path.relpath(precious, os.path.dirname(full)), full)
+            traps.append(full)
+        return precious, digests, traps
 
     def precious_intact(self, user=DEFAULT_USERS[0]):
         """Every file the cache symlinks point at is still there, unchanged."""
