@@ -72,7 +72,7 @@ def clear_bytecode():
 def floor_runs(env, repeat):
     """The interpreter alone (python -c pass): what every process start costs before the gate's code."""
     times = []
-    for _ in range(repeat):
+    for _run in range(repeat):
         start = time.perf_counter()
         subprocess.run([sys.executable, "-c", "pass"], env=env, check=True)
         times.append(time.perf_counter() - start)
@@ -81,7 +81,7 @@ def floor_runs(env, repeat):
 
 def process_runs(env, repeat, cold):
     times = []
-    for _ in range(repeat):
+    for _run in range(repeat):
         run_env = dict(env)
         if cold:
             clear_bytecode()
@@ -121,7 +121,7 @@ def in_process_runs(env, repeat):
     from gpuops_preflight import gate
     settings = gate.settings_from({"instance": "crawler"}, env)
     times = []
-    for _ in range(repeat):
+    for _run in range(repeat):
         start = time.perf_counter()
         outcome = gate.run_gate(settings)
         times.append(time.perf_counter() - start)

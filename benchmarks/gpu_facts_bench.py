@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Module time of the GPU facts modules on simulated rigs (benchmarks/README.md, "gpu_facts_bench").
 
 ``rocm_gpu_facts`` on a 12-GPU rig built from the default rocm-smi recording, and

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """open_study + warm start on a 10,000-trial SQLite study (issue 13: under 2 s, not counting `import optuna`).
 
     .venv/bin/python benchmarks/study_bench.py [--trials 10000] [--runs 5] [--dir DIR] [--json]
@@ -64,7 +63,7 @@ def build(path: str, trials: int) -> float:
     start = time.perf_counter()
     study = optuna.create_study(storage="sqlite:///" + path, study_name="step1")
     batch = []
-    for _ in range(trials):
+    for _trial in range(trials):
         x, k = rng.uniform(-10, 10), rng.randint(1, 5)
         batch.append(optuna.trial.create_trial(params={"x": x, "k": k}, distributions=dists,
                                                value=(x - 2.0) ** 2 + k))
@@ -103,8 +102,8 @@ def main() -> int:
     parser.add_argument("--trials", type=int, default=10000)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--dir", help="where the measured database lives (default: a temp folder under /var/tmp)")
-    parser.add_argument("--rebuild", action="store_true", help="build the study again instead of reusing the copy "
-                                                                "kept in the temp folder from an earlier run")
+    parser.add_argument("--rebuild", action="store_true",
+                        help="build the study again instead of reusing the copy kept in the temp folder from an earlier run")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     folder = args.dir or tempfile.mkdtemp(prefix="study-bench-", dir="/var/tmp" if os.path.isdir("/var/tmp") else None)
@@ -121,7 +120,7 @@ def main() -> int:
             built_s = None
             shutil.copyfile(cached, pristine)
         results: dict[str, list[dict]] = {"first": [], "again": [], "ask": []}
-        for _ in range(args.runs):
+        for _run in range(args.runs):
             db = os.path.join(folder, "optuna.db")
             for suffix in ("", ".lock"):
                 if os.path.exists(db + suffix):

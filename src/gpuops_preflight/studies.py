@@ -29,7 +29,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any
 
 LOG = logging.getLogger("gpuops_preflight.studies")
@@ -130,8 +130,7 @@ class _Storage:
                 "pool_pre_ping": True, "pool_timeout": self.timeout}
 
     def fail(self, what: str, exc: BaseException) -> StudyError:
-        return StudyError("optuna storage %s: %s: %s (timeout %g s)" % (self.shown, what, _first_line(exc),
-                                                                         self.timeout))
+        return StudyError("optuna storage %s: %s: %s (timeout %g s)" % (self.shown, what, _first_line(exc), self.timeout))
 
     @contextlib.contextmanager
     def exclusive(self, what: str) -> Iterator[None]:
@@ -426,4 +425,3 @@ def describe_study(name: str, storage: str | None = None, timeout: float = DEFAU
                 "direction": ", ".join(d.name.lower() for d in study.directions),
                 "trials": counts, "total": len(trials), "best": best, "waiting": waiting,
                 "legacy_trials": sum(1 for t in trials if LEGACY_ATTR in t.user_attrs)}
-

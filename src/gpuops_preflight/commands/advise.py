@@ -46,8 +46,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(dict(got, history=summary), indent=2, sort_keys=True, default=str))
         return EXIT_OK
-    lines = ["suggested: %s trials x %s seeds (rule %s)" % (format(got["trials"], ","), format(got["max_seeds"], ","),
-                                                           got["rule"]),
+    lines = ["suggested: %s trials x %s seeds (rule %s)" % (format(got["trials"], ","), format(got["max_seeds"], ","), got["rule"]),
              "reason: %s" % got["reason"]]
     if got["based_on"]:
         lines.append("based on:")

@@ -27,8 +27,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--url", help="the orchestrator (env GPU_ORCHESTRATOR_URL, default http://127.0.0.1:8014)")
     parser.add_argument("--model-map", help="the agent -> model map, a JSON file (env AGENT_MODEL_MAP)")
     parser.add_argument("--store-root", help="the model store's root folder (env MODEL_STORE_ROOT)")
-    parser.add_argument("--base-model-dir", help="relative map paths start here, under the store root "
-                                              "(env BASE_MODEL_DIR; default the store root)")
+    parser.add_argument("--base-model-dir",
+                        help="relative map paths start here, under the store root (env BASE_MODEL_DIR; default the store root)")
     parser.add_argument("--strict-model-store", metavar="0|1",
                         help="1: every model must already be in the store (env STRICT_MODEL_STORE, default 1)")
     parser.add_argument("--timeout", metavar="S",
