@@ -51,7 +51,7 @@ def test_suggestion_from_the_file_and_from_a_list_agree(history):
 def test_the_history_comes_from_the_environment_when_not_given(history, monkeypatch):
     monkeypatch.setenv(advice.RUN_HISTORY_ENV, history)
     assert advice.suggest_parameters()["rule"] == "no_survivors"
-    advice.record_run(**dict(PROVEN, time="2026-01-12T10:00:00Z"))
+    advice.record_run(**{**PROVEN, "time": "2026-01-12T10:00:00Z"})
     assert advice.suggest_parameters()["rule"] == "enough_survivors"
     assert len(advice.read_history()["records"]) == 3
 
@@ -126,7 +126,7 @@ def test_advise_schema(capsys):
 
 
 @pytest.mark.parametrize("make,words", [
-    (lambda p: str(p), "is a directory, not a regular file"),
+    (str, "is a directory, not a regular file"),
     (lambda p: (os.mkfifo(str(p / "fifo")), str(p / "fifo"))[1], "is a fifo, not a regular file"),
 ])
 def test_advise_bad_history_exits_2_with_a_message(tmp_path, capsys, make, words):

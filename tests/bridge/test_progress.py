@@ -357,7 +357,7 @@ def in_terminal(args, cwd, columns=200, stdout_too=True):
 
     reader = threading.Thread(target=drain, daemon=True)
     reader.start()
-    stdout, _ = proc.communicate(timeout=300)
+    stdout, _stderr_on_the_pty = proc.communicate(timeout=300)
     reader.join(timeout=60)
     os.close(master)
     text = b"".join(chunks).decode().replace("\r\n", "\n")
@@ -371,14 +371,14 @@ def live_lines(text, word="Preflight"):
 
 def test_an_operator_sees_the_live_line_then_the_table_then_the_verdict(scenario, tmp_path):
     sc = scenario("demo")
-    code, text, _ = in_terminal(["preflight", "--step", "3", "-i", sc.inventory] + opts(tmp_path), tmp_path)
+    code, text, _stdout = in_terminal(["preflight", "--step", "3", "-i", sc.inventory] + opts(tmp_path), tmp_path)
     assert code == 0, text
     # every change of stage is drawn, whatever the timing; in between, the hosts' progress
     stages = [re.sub(r"^Preflight \d+:\d\d  ", "", line) for line in live_lines(text)]
     assert [s for s in stages if not re.match(r"[012]/[12] hosts done, [12] running, slowest rig-6600b? \(", s)] == [
         "planning", "0/2 hosts done", "2/2 hosts done, taking the verdict", "2/2 hosts done, verdict taken"]
     assert not re.search(r"^\[\d/2\]", text, re.M)  # on a terminal, no plain lines
-    before, _, after = text.rpartition(ERASE)  # the line is erased, then only whole lines follow
+    before, _erase, after = text.rpartition(ERASE)  # the line is erased, then only whole lines follow
     assert "Preflight 0:" in before and ESC not in after and "Preflight 0:" not in after
     lines = after.splitlines()
     assert lines[0].startswith("[WARNING] Preflight warnings: ['GPU_UNHEALTHY: rig-6600b: GPU 10")  # the log
@@ -431,7 +431,7 @@ def test_nothing_extra_with_json_even_on_a_terminal(scenario, tmp_path):
 
 def test_the_cleanup_shows_its_own_word_and_logs_above_the_line_and_q_shows_nothing(scenario, tmp_path):
     sc = scenario("dirty_after_step")
-    code, text, _ = in_terminal(["cleanup", "--step", "3", "-i", sc.inventory, "-v"] + opts(tmp_path), tmp_path)
+    code, text, _stdout = in_terminal(["cleanup", "--step", "3", "-i", sc.inventory, "-v"] + opts(tmp_path), tmp_path)
     assert code == 0, text
     assert any("1/1 hosts done" in line for line in live_lines(text, "Cleanup"))
     assert re.search(r"(\n|\r\x1b\[K)\[INFO\] \[CLEANUP\] Complete: 1 nodes cleaned\n", text)  # a line of its own

@@ -114,10 +114,10 @@ def test_local_runs_from_the_host_tool_bundle_without_ansible(tmp_path, training
     isolated = [sys.executable, "-I", "-S", "-c",
                 "import sys, runpy; sys.path.insert(0, %r); sys.argv[0] = 'gpuops-preflight-local'; "
                 "runpy.run_module('gpuops_preflight', run_name='__main__', alter_sys=True)" % str(lib)]
-    assert subprocess.run([sys.executable, "-I", "-S", "-c", "import ansible"], capture_output=True).returncode != 0
+    assert subprocess.run([sys.executable, "-I", "-S", "-c", "import ansible"], capture_output=True, check=False).returncode != 0
     env = dict(os.environ, GPUOPS_PREFLIGHT_BUNDLED="1", TRAINING_BASE_DIR=host.base)
     args = [a for a in local_args(host) if a not in ("--base-dir", host.base)]   # the base folder from the env
-    done = subprocess.run(isolated + args, env=env, capture_output=True, text=True, cwd=str(tmp_path), timeout=120)
+    done = subprocess.run(isolated + args, env=env, capture_output=True, text=True, cwd=str(tmp_path), timeout=120, check=False)
     assert done.returncode == 1, done.stderr
     assert "config_lock" in done.stdout and "base_model changed" in done.stdout
 

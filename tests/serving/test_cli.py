@@ -29,8 +29,7 @@ def test_ready_from_the_environment_alone(host, orchestrator):
     proc = gate(["--instance", "crawler"], host.env(sim.url))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     lines = proc.stdout.splitlines()
-    assert [line.split()[0] for line in lines[:6]] == ["orchestrator", "model_map", "model_store", "preload", "mps",
-                                                        "bus"]
+    assert [line.split()[0] for line in lines[:6]] == ["orchestrator", "model_map", "model_store", "preload", "mps", "bus"]
     assert lines[-2] == "GATE READY: instance crawler may start"
     assert "gate: preload: in progress: 0 of 2 model(s) ready" in proc.stderr
     assert len(host.summaries()) == 1

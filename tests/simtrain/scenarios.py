@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sys
 import time
 
 from . import fixtures
-from .host import DELETE, TrainHost
+from .host import TrainHost
 
 GB = 1000 ** 3
 

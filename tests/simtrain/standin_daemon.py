@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """simtrain stand-in training daemon (tests only, never installed by the product).
 
 Copied to ``<host>/core/training_daemon.py`` and started as a real child process. It writes its PID
@@ -7,7 +6,8 @@ to ``<base>/.daemon.pid`` (atomically) and then, every ``--interval`` seconds, t
 ``--start-step``), ``updated_at`` (UTC, ISO 8601 without an offset, as ``datetime.utcnow()`` writes
 it), ``phase`` and ``total_steps``. ``--hang`` writes the status once and then never again (a stuck
 daemon); with ``--stale-s N`` that one status is stamped N seconds in the past (a daemon that hung that
-long ago). ``--warmup-s N`` waits N seconds (loading a model) before it writes anything. SIGTERM ends it cleanly and removes the PID file, as a well-behaved daemon does.
+long ago). ``--warmup-s N`` waits N seconds (loading a model) before it writes anything. SIGTERM ends
+it cleanly and removes the PID file, as a well-behaved daemon does.
 """
 
 import argparse

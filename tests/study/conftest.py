@@ -130,7 +130,7 @@ class Workers:
             proc.stdin.flush()
         results = []
         for proc, out in zip(started, outs):
-            _, err = proc.communicate(timeout=300)
+            _ready_and_output, err = proc.communicate(timeout=300)
             assert proc.returncode == 0, "worker failed (rc %s): %s" % (proc.returncode, err[-3000:])
             with open(out, encoding="utf-8") as handle:
                 results.append(json.load(handle))
@@ -164,7 +164,7 @@ def silent_server():
         server.settimeout(0.2)
         while not stop.is_set():
             try:
-                conn, _ = server.accept()
+                conn, _client_address = server.accept()
                 held.append(conn)
             except OSError:
                 continue

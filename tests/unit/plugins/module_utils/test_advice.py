@@ -344,9 +344,8 @@ def test_schema_carries_the_bounds_and_refuses_other_keys():
 
 def test_every_suggestion_fits_the_schema():
     schema = _advice.parameter_schema()
-    histories = [[], [PROVEN], [BRUTE], [run(trials=1000, max_seeds=5)], [run(trials=500, completed_trials=500,
-                                                                               survivors=0)],
-                 [run(max_seeds=9000000, survivors=3)]]
+    histories = [[], [PROVEN], [BRUTE], [run(trials=1000, max_seeds=5)],
+                 [run(trials=500, completed_trials=500, survivors=0)], [run(max_seeds=9000000, survivors=3)]]
     for history in histories:
         got = _advice.suggest(history)
         for name in ("trials", "max_seeds"):
@@ -442,7 +441,7 @@ def test_run_budget_warns_when_the_plan_repeats_a_failure(tmp_path):
 def test_run_budget_is_ok_for_a_plan_history_does_not_refute(tmp_path):
     path = str(tmp_path / "h.jsonl")
     _advice.append_record(path, BRUTE)
-    problems, ok_text, _ = _advice.run_budget_problems({"trials": 100, "max_seeds": 100000}, path, FIX)
+    problems, ok_text, _details = _advice.run_budget_problems({"trials": 100, "max_seeds": 100000}, path, FIX)
     assert problems == []
     assert ok_text == "100 trials x 100,000 seeds repeat no failed run (1 run(s) in %s)" % os.path.realpath(path)
 
@@ -454,14 +453,14 @@ def test_run_budget_without_a_history_yet_is_ok_and_says_so(tmp_path):
 
 
 def test_run_budget_warns_on_a_plan_out_of_bounds_or_malformed():
-    problems, _, _ = _advice.run_budget_problems({"trials": 5000, "max_seeds": 100000}, [PROVEN], FIX)
+    problems, _ok_text, _details = _advice.run_budget_problems({"trials": 5000, "max_seeds": 100000}, [PROVEN], FIX)
     assert [p["message"] for p in problems] == ["run_budget_params: trials 5,000 is above the highest allowed 500"]
-    problems, _, _ = _advice.run_budget_problems("50 trials", [PROVEN], FIX)
+    problems, _ok_text, _details = _advice.run_budget_problems("50 trials", [PROVEN], FIX)
     assert problems[0]["status"] == "warn" and "must be a JSON object" in problems[0]["message"]
 
 
 def test_run_budget_is_unknown_when_the_history_cannot_be_read(tmp_path):
-    problems, ok_text, _ = _advice.run_budget_problems({"trials": 50, "max_seeds": 100000}, str(tmp_path), FIX)
+    problems, ok_text, _details = _advice.run_budget_problems({"trials": 50, "max_seeds": 100000}, str(tmp_path), FIX)
     assert [p["status"] for p in problems] == ["unknown"] and ok_text == ""
     assert "run_history_file: run history %s is a directory, not a regular file" % tmp_path == problems[0]["message"]
 

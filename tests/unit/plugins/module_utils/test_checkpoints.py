@@ -79,8 +79,8 @@ def test_a_folder_named_directly_is_the_only_entry_and_its_step_comes_from_the_s
 
 def test_newest_is_by_step_number_not_by_name(tmp_path):
     for step in (50, 999, 1000, 200):
-        folder = files(tmp_path / ("checkpoint-%d" % step), ["model.safetensors", "optimizer.pt", "scheduler.pt",
-                                                              "rng_state.pth"])
+        folder = files(tmp_path / ("checkpoint-%d" % step),
+                       ["model.safetensors", "optimizer.pt", "scheduler.pt", "rng_state.pth"])
         state(folder, step)
     os.makedirs(str(tmp_path / "runs"))
     os.makedirs(str(tmp_path / "tmp-checkpoint-1100"))

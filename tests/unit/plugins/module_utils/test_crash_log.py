@@ -204,7 +204,7 @@ def test_a_line_without_a_stamp_takes_the_time_of_the_line_before():
 def test_read_tail_returns_the_last_lines_with_their_offsets(tmp_path):
     path = write(tmp_path / "a.log", "".join("line %d\n" % i for i in range(5000)))
     tail = crash.read_tail(path, 3)
-    assert [t for _, t in tail.lines] == ["line 4997", "line 4998", "line 4999"]
+    assert [t for _offset, t in tail.lines] == ["line 4997", "line 4998", "line 4999"]
     with open(path, "rb") as handle:
         data = handle.read()
     for offset, text in tail.lines:
@@ -216,14 +216,14 @@ def test_read_tail_small_file_partial_last_line_crlf_and_bad_bytes(tmp_path):
     path = tmp_path / "b.log"
     path.write_bytes(b"first\r\nsecond \xff\xfe\nunterminated")
     tail = crash.read_tail(str(path), 10)
-    assert [t for _, t in tail.lines] == ["first", "second \ufffd\ufffd", "unterminated"]
+    assert [t for _offset, t in tail.lines] == ["first", "second \ufffd\ufffd", "unterminated"]
     assert tail.lines[0][0] == 0 and tail.complete
 
 
 def test_read_tail_drops_the_partial_first_line(tmp_path):
     path = write(tmp_path / "c.log", "a" * 100 + "\nkeep\n")
     tail = crash.read_tail(path, 5, max_bytes=20)
-    assert [t for _, t in tail.lines] == ["keep"]
+    assert [t for _offset, t in tail.lines] == ["keep"]
     assert tail.complete is False and "limit" in tail.note
 
 
@@ -292,8 +292,8 @@ def test_history_records_each_crash_once_and_counts_recurrence(tmp_path):
     with open(history) as handle:
         doc = json.load(handle)
     assert doc["kind"] == crash.HISTORY_KIND and len(doc["crashes"]) == 2
-    assert [r["last_seen"] for r in doc["crashes"]] == [crash._iso(time.mktime((2026, 3, 21, 10, 0, 0, 0, 0, -1))),
-                                                       crash._iso(time.mktime((2026, 3, 21, 11, 0, 0, 0, 0, -1)))]
+    assert [r["last_seen"] for r in doc["crashes"]] == [crash._iso(time.mktime((2026, 3, 21, hour, 0, 0, 0, 0, -1)))
+                                                        for hour in (10, 11)]
     assert sorted(os.listdir(str(tmp_path))) == [".crash_history.json", "train.log"]  # no temp file left
 
 
@@ -353,7 +353,7 @@ def test_a_history_path_that_is_a_folder_or_a_fifo_is_left_alone(tmp_path):
 
 def test_events_split_on_distance_and_collapse_per_file_and_category(tmp_path):
     text = OOM + "ok\n" * (crash.EVENT_GAP_LINES + 1) + OOM + OOM + "{'loss': nan}\n"
-    matches = crash.scan_lines([(i, t) for i, t in enumerate(text.splitlines())], "t.log", NOW)
+    matches = crash.scan_lines(list(enumerate(text.splitlines())), "t.log", NOW)
     crashes, events = crash.collapse(matches)
     assert [(c["category"], c["count"]) for c in crashes] == [("cuda_oom", 3), ("nan_loss", 1)]
     assert [(e["category"], e["count"]) for e in events] == [("cuda_oom", 1), ("cuda_oom", 2), ("nan_loss", 1)]

@@ -10,7 +10,6 @@ import time
 import pytest
 
 from ansible_collections.gpuops.preflight.plugins.module_utils import _kernel_log as kl
-from ansible_collections.gpuops.preflight.plugins.module_utils import _kernel_patterns_amdgpu as amd_table
 from ansible_collections.gpuops.preflight.plugins.module_utils import _kernel_patterns_nvidia as nv_table
 
 GPU03, GPU83 = "0000:03:00.0", "0000:83:00.0"
@@ -649,7 +648,7 @@ def test_doc_lists_every_xid_with_its_category_and_severity():
         if row[0] == "any other":
             documented["other"] = (row[1].strip("`"), row[2])
             continue
-        first, _, last = row[0].partition("-")
+        first, _dash, last = row[0].partition("-")
         for xid in range(int(first), int(last or first) + 1):
             documented[xid] = (row[1].strip("`"), row[2])
     assert sorted(x for x in documented if x != "other") == sorted(nv_table.XIDS)

@@ -85,15 +85,15 @@ def test_daemon():
     problems, text, details = evaluate_daemon(alive)
     assert problems == [] and text == "training daemon pid 42 (from /t/.daemon.pid) is running" and details["pid"] == 42
     gone = {"pid": 42, "alive": False, "pid_file": "/t/.daemon.pid", "message": "the daemon (PID 42) is gone"}
-    problems, text, _ = evaluate_daemon(gone, fix="custom fix")
+    problems, text, _details = tc.evaluate_daemon(gone, fix="custom fix")  # the family's spec gives another fix
     assert statuses(problems) == ["fail"] and problems[0]["message"] == "the daemon (PID 42) is gone"
     assert problems[0]["fix"] == "custom fix" and problems[0]["check"] == "daemon" and text is None
     assert evaluate_daemon({"alive": False})[0][0]["fix"] == FIX
 
 
 def test_disk_space():
-    problems, _, details = evaluate_disk_space({"path": "/t", "free_bytes": 12 * 10 ** 9, "error": None},
-                                                  min_free_bytes=50 * 10 ** 9)
+    problems, _ok_text, details = evaluate_disk_space({"path": "/t", "free_bytes": 12 * 10 ** 9, "error": None},
+                                                      min_free_bytes=50 * 10 ** 9)
     assert statuses(problems) == ["warn"] and problems[0]["message"] == "only 12.0 GB free on the filesystem of /t (needs 50.0 GB)"
     assert evaluate_disk_space({"path": "/t", "free_bytes": 60 * 10 ** 9, "error": None})[1] == (
         "60.0 GB free on the filesystem of /t")
@@ -106,7 +106,7 @@ def test_memory_and_meminfo():
     old_kernel = tc.parse_meminfo("MemTotal: 100 kB\nMemFree: 1 kB\nBuffers: 2 kB\nCached: 3 kB\n")
     assert old_kernel["available_bytes"] == 6 * 1024 and old_kernel["estimated"] is True
     assert tc.parse_meminfo("garbage\n\x00") is None
-    problems, _, _ = evaluate_memory(dict(old_kernel, error=None))
+    problems, _ok_text, _details = evaluate_memory(dict(old_kernel, error=None))
     assert statuses(problems) == ["warn"] and "(estimated: no MemAvailable)" in problems[0]["message"]
     assert evaluate_memory(dict(parsed, error=None))[0] == []
 
@@ -117,7 +117,7 @@ def test_config_evaluation():
               "problems": []}
     assert evaluate_config(report)[1] == "/t/config.json is valid (base_model m, output_dir o, LoRA)"
     bad = dict(report, problems=[{"key": "seed", "code": "out_of_range", "message": "config.json: seed is -1"}])
-    problems, _, details = evaluate_config(bad)
+    problems, _ok_text, details = evaluate_config(bad)
     assert statuses(problems) == ["fail"] and problems[0]["details"] == {"key": "seed", "code": "out_of_range"}
     assert details["codes"] == ["out_of_range"]
     assert statuses(evaluate_config(dict(report, error="/t/config.json is missing"))[0]) == ["fail"]
@@ -153,7 +153,7 @@ def test_permissions_evaluation():
     permissions = {"user": USER, "entries": [entry("logs", "dir", 0o755, uid=0, gid=0),
                                              entry("config.json", "file", 0o600, uid=0, gid=0, need="r", own=False),
                                              entry("queue", "dir", 0o700, actual="missing")]}
-    problems, _, details = evaluate_permissions(permissions)
+    problems, _ok_text, details = evaluate_permissions(permissions)
     assert statuses(problems) == ["warn", "warn"] and details == {"user": "svc", "uid": 1000}
     assert problems[0]["message"] == "service user svc (uid 1000) cannot write /t/logs (drwxr-xr-x, owner 0:0)"
     assert "training_health_fix: true" in problems[0]["fix"]
@@ -167,7 +167,7 @@ def test_layout_evaluation():
     layout = {"entries": [entry("", "dir", 0o755), entry("inbox", "dir", None, actual="missing"),
                           entry("core/train.py", "file", None, actual="missing"),
                           entry("logs", "dir", 0o644, actual="file")]}
-    problems, _, details = evaluate_layout(layout)
+    problems, _ok_text, details = evaluate_layout(layout)
     assert [p["message"] for p in problems] == ["required folder /t/inbox is missing",
                                                 "required file /t/core/train.py is missing",
                                                 "required folder /t/logs is file, not a folder"]
@@ -193,7 +193,7 @@ ALIVE = {"alive": True, "pid": 7}
 
 def test_checkpoint_age_only_while_training_is_active():
     old = checkpoint_report(ck(500, mtime=NOW - 30 * 3600))
-    problems, _, details = evaluate_checkpoint(old, ALIVE, {"current_step": 900}, None, now=NOW)
+    problems, _ok_text, details = evaluate_checkpoint(old, ALIVE, {"current_step": 900}, None, now=NOW)
     assert statuses(problems) == ["warn"] and "is 30.0 h old (limit 24.0 h)" in problems[0]["message"]
     assert details["age_s"] == 30 * 3600
     assert evaluate_checkpoint(old, {"alive": False}, None, None, now=NOW)[1].startswith("training is not active")
@@ -216,7 +216,7 @@ def test_crash_log_evaluation():
     oom = {"category": "cuda_oom", "severity": "hard", "file": "/t/logs/a.log", "line": "CUDA out of memory",
            "count": 2, "last_seen": "2026-01-01T00:00:00Z", "recurrence_text": "3rd cuda_oom in 24 h", "fix": "lower bs"}
     timeout = dict(oom, category="timeout", severity="soft", count=1, last_seen=None, recurrence_text=None)
-    problems, _, details = evaluate_crash_log(scan([oom, timeout]))
+    problems, _ok_text, details = evaluate_crash_log(scan([oom, timeout]))
     assert statuses(problems) == ["fail", "warn"]
     assert problems[0]["message"] == ("cuda_oom in /t/logs/a.log: CUDA out of memory (2 lines, last "
                                       "2026-01-01T00:00:00Z, 3rd cuda_oom in 24 h)")
@@ -261,12 +261,14 @@ LORA = {"path": "/t/config.json", "config": {"use_lora": True}, "error": None}
 STATUS = {"path": "/t/status/training_status.json", "current_step": 1200}
 
 
-def resume(checkpoints, config=FULL, status=STATUS, **kw):
-    return evaluate_checkpoint_resume(checkpoints, config, status, **kw)
+def resume(checkpoints, config=None, status=None, **kw):
+    """evaluate_checkpoint_resume with FULL and STATUS unless the test gives its own."""
+    return evaluate_checkpoint_resume(checkpoints, FULL if config is None else config, STATUS if status is None else status,
+                                      **kw)
 
 
 def test_checkpoint_resume_ok_and_nothing_to_resume():
-    problems, text, _ = resume(checkpoint_report(ck(1000)))
+    problems, text, _details = resume(checkpoint_report(ck(1000)))
     assert problems == [] and text == "newest checkpoint checkpoint-1000 (full, step 1000) is resumable; " \
                                       "training status at step 1200"
     assert resume(checkpoint_report())[1].startswith("no checkpoints in /t/current_model")
@@ -328,7 +330,7 @@ def test_newest_not_resumable_names_the_older_one_and_step_mismatch():
 
 
 def test_results_fit_the_check_model():
-    problems, _, details = resume(checkpoint_report(ck(1000, layout="lora")))
+    problems, _ok_text, details = resume(checkpoint_report(ck(1000, layout="lora")))
     result = _checks.result("checkpoint_resume", problems, details=details)
     assert result["status"] == "fail" and result["details"]["checkpoints"] == 1
 

@@ -34,8 +34,7 @@ def test_healthy_full_host(full, capsys):
     rc, result = run_module(capsys, {"training_base_dir": host.base})
     assert rc == 0 and result["changed"] is False and result["problems"] == []
     latest = result["latest"]
-    assert (latest["name"], latest["step"], latest["layout"], latest["resumable"]) == ("checkpoint-5000", 5000,
-                                                                                      "full", True)
+    assert (latest["name"], latest["step"], latest["layout"], latest["resumable"]) == ("checkpoint-5000", 5000, "full", True)
     assert result["checkpoints"] == [latest]
     assert result["message"].startswith("newest checkpoint checkpoint-5000 (full, step 5000) is resumable")
 
