@@ -26,7 +26,7 @@ def _families():
     sys.path.insert(0, os.path.join(ROOT, ".collections"))
     from ansible_collections.gpuops.preflight.plugins.module_utils import _families
 
-    return _families.FAMILIES
+    return _families.families()
 
 
 def _item(text, indent):

@@ -20,7 +20,7 @@ class ActionModule(ActionBase):
     _requires_connection = False
 
     ARGUMENT_SPEC = dict(
-        kind=dict(type="str", choices=list(_families.FAMILIES), default="preflight"),
+        kind=dict(type="str", choices=_families.kinds(), default="preflight"),
         step=dict(type="raw"),
         steps=dict(type="raw"),
         skip=dict(type="raw"),

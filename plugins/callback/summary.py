@@ -32,7 +32,7 @@ class CallbackModule(CallbackBase):
 
     def v2_playbook_on_stats(self, stats):
         custom = (getattr(stats, "custom", None) or {}).get("_run", {})
-        for key in _families.STATS_KEYS:
+        for key in [fam.stats_key for fam in _families.families().values()]:
             summary = custom.get(key)
             if not isinstance(summary, dict) or summary.get("schema") != _summary.SCHEMA:
                 continue

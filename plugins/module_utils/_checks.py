@@ -130,6 +130,11 @@ class Family(object):
     def host_checks(self):
         return host_checks(self.checks)
 
+    @property
+    def probes_gpus(self):
+        """Whether the family's hosts run the shared GPU probe (and so take its options and count GPUs)."""
+        return "gpus" in self.collectors
+
 
 def worst(statuses, default=OK):
     """The most severe of the given statuses (fail > unknown > warn > ok > skipped)."""

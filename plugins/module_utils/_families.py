@@ -5,26 +5,38 @@
 
 The plan, the judge and summary, the summary callback, the documentation tables and the Python
 bridge read families from here; a host module imports only its own family (a smaller payload).
-A new family is one module declaring its ``Family`` and one line in ``FAMILIES``.
+A new family is one module declaring its ``Family`` and one line in ``MODULES``.
 """
 
 from __future__ import annotations
 
-from ansible_collections.gpuops.preflight.plugins.module_utils import (
-    _cleanup, _preflight, _serving_gate, _training_health)
+from importlib import import_module
 
-FAMILIES = dict((family.kind, family) for family in (_preflight.FAMILY, _cleanup.FAMILY, _training_health.FAMILY,
-                                                     _serving_gate.FAMILY))
-REGISTRIES = dict((kind, family.checks) for kind, family in FAMILIES.items())
-STATS_KEYS = dict((family.stats_key, kind) for kind, family in FAMILIES.items())
+# kind -> the module declaring its FAMILY. A family is imported when first asked for: the serving
+# gate, run before a service starts, does not pay for the training host's checks.
+MODULES = (("preflight", "_preflight"), ("cleanup", "_cleanup"), ("training_health", "_training_health"),
+           ("serving_gate", "_serving_gate"))
+_PACKAGE = __name__.rpartition(".")[0]
+_LOADED = {}
 
 
 def family(kind):
     """The family of ``kind``; ValueError listing the known kinds."""
-    try:
-        return FAMILIES[kind]
-    except (KeyError, TypeError):
-        raise ValueError("unknown kind %r; known: %s" % (kind, ", ".join(FAMILIES)))
+    if kind not in _LOADED:
+        module = dict(MODULES).get(kind) if isinstance(kind, str) else None
+        if module is None:
+            raise ValueError("unknown kind %r; known: %s" % (kind, ", ".join(k for k, _module in MODULES)))
+        _LOADED[kind] = import_module("%s.%s" % (_PACKAGE, module)).FAMILY
+    return _LOADED[kind]
+
+
+def families():
+    """{kind: Family} of every family, in declaration order."""
+    return dict((kind, family(kind)) for kind, _module in MODULES)
+
+
+def kinds():
+    return [kind for kind, _module in MODULES]
 
 
 def code(check):
@@ -40,7 +52,7 @@ def label(check):
 
 
 def _spec(check):
-    for fam in FAMILIES.values():
+    for fam in families().values():
         if check in fam.checks:
             return fam.checks[check]
     return None

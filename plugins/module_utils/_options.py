@@ -38,7 +38,8 @@ def argument_spec(family, **own):
         checks=dict(type="list", elements="str", choices=host_checks, default=host_checks),
         timeouts=dict(type="dict", default={}),
     )
-    spec.update(PROBE_OPTIONS)
+    if family.probes_gpus:
+        spec.update(PROBE_OPTIONS)
     spec.update(own)
     return spec
 
@@ -63,6 +64,14 @@ def validate(params, family):
             continue
         if params["timeouts"][name] < 1:
             problems.append("timeouts: %s must be at least 1 second" % name)
+    if family.probes_gpus:
+        problems.extend(_probe_problems(params))
+    return problems
+
+
+def _probe_problems(params):
+    """Problems with the GPU and kernel-log probe options; normalises the since time."""
+    problems = []
     if params["gpu_tool_timeout"] < 1:
         problems.append("gpu_tool_timeout must be at least 1 second")
     if params["vram_min_mb"] < 0:

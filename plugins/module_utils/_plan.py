@@ -290,7 +290,7 @@ def index_maps(summary_dir, hosts, limit=20):
     guess the order; this says which GPU an index in excluded_gpus meant."""
     folder = os.path.expanduser(summary_dir or "")
     wanted, maps = set(hosts), {}
-    patterns = [summary_name_pattern(f.file_prefix) for f in _families.FAMILIES.values()]
+    patterns = [summary_name_pattern(f.file_prefix) for f in _families.families().values()]
     try:
         names = [n for n in os.listdir(folder) if any(p.match(n) for p in patterns)]
     except OSError:

@@ -158,6 +158,9 @@ def build_summary(plan, host_results, finished=None, pending=()):
     # A family's own top-level fields (the serving gate's instance), from its plan; never a core field.
     for key, value in (plan.get("extra") or {}).items():
         summary.setdefault(key, value)
+    if family.unknown_blocks:
+        # A readiness gate answers one question: may the service start (the local gate also says no to bad input).
+        summary["ready"] = summary["passed"]
     if "since_source" in plan and family.never_block:
         summary["since"] = iso(plan["since"]) if plan.get("since") else None
         summary["since_source"] = plan.get("since_source")
@@ -230,9 +233,11 @@ def headline(summary):
             word, step, cleaned, totals["hosts"], human_bytes(totals.get("bytes_freed", 0)),
             "would be freed (check mode: nothing removed)" if dry else "freed")
         return text + (", %d warning(s)" % len(summary["warnings"]) if summary["warnings"] else "")
-    scope = "%d host(s), %d usable GPU(s)" % (totals["hosts"], totals["usable_gpus"])
-    if totals.get("unverified_gpus"):
-        scope += ", %d unverified" % totals["unverified_gpus"]
+    scope = "%d host(s)" % totals["hosts"]
+    if family.probes_gpus:
+        scope += ", %d usable GPU(s)" % totals["usable_gpus"]
+        if totals.get("unverified_gpus"):
+            scope += ", %d unverified" % totals["unverified_gpus"]
     if summary["blocked"]:
         return "%s BLOCKED%s: %d hard failure(s), %d warning(s) (%s)" % (
             word, step, len(summary["hard_failures"]), len(summary["warnings"]), scope)

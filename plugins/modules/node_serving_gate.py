@@ -122,7 +122,6 @@ options:
 seealso:
   - module: gpuops.preflight.preflight_report
 extends_documentation_fragment:
-  - gpuops.preflight.node
   - ansible.builtin.action_common_attributes
 attributes:
   check_mode:

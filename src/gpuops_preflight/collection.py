@@ -58,6 +58,9 @@ def _holder_of(root: str) -> str:
         temp = "%s.%d" % (link, os.getpid())
         os.symlink(root, temp)
         os.replace(temp, link)
+        # a finder may have listed the folder before the link was there (the only case that needs it:
+        # invalidating costs an import of importlib.metadata on every start)
+        importlib.invalidate_caches()
     return holder
 
 
@@ -72,7 +75,6 @@ def _prepare() -> None:
             holder = _holder_of(root)
             if holder not in sys.path:
                 sys.path.insert(0, holder)
-            importlib.invalidate_caches()
         _STATE["ready"] = True
 
 

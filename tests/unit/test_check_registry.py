@@ -34,7 +34,7 @@ SYNC = load_sync()
 
 
 def test_every_generated_block_matches_the_registry():
-    stale = SYNC.sync(ROOT, _families.FAMILIES, check=True)
+    stale = SYNC.sync(ROOT, _families.families(), check=True)
     assert stale == [], "out of date with the check registry: %s; run scripts/sync-checks" % ", ".join(stale)
 
 
@@ -65,14 +65,13 @@ def throwaway(monkeypatch):
     collectors = dict(base.collectors, dummy=dummy_collector)
     family = _checks.Family(base.kind, base.word, _checks.registry(*(list(base.checks.values()) + [dummy])),
                             collectors, base.node_module, base.stats_key, base.file_prefix, base.option_prefix)
-    monkeypatch.setitem(_families.FAMILIES, base.kind, family)
-    monkeypatch.setitem(_families.REGISTRIES, base.kind, family.checks)
+    monkeypatch.setitem(_families._LOADED, base.kind, family)
     return family
 
 
 def test_a_new_check_reaches_every_list_from_its_declaration_alone(tmp_path, throwaway):
-    copy_targets(tmp_path, _families.FAMILIES)
-    assert sorted(SYNC.sync(str(tmp_path), _families.FAMILIES)) == sorted(
+    copy_targets(tmp_path, _families.families())
+    assert sorted(SYNC.sync(str(tmp_path), _families.families())) == sorted(
         ["docs/CHECKS.md", "plugins/modules/node_preflight.py", "roles/preflight/meta/argument_specs.yml"])
     # the node module's DOCUMENTATION
     options = documentation(str(tmp_path / "plugins/modules/node_preflight.py"))["options"]
@@ -104,7 +103,7 @@ def test_a_new_family_is_told_the_one_place_still_to_edit(tmp_path, monkeypatch)
     base = _preflight.FAMILY
     family = _checks.Family("throwaway", "Throwaway", base.checks, base.collectors, base.node_module,
                             "gpuops_throwaway", "throwaway", base.option_prefix)
-    families = dict(_families.FAMILIES, throwaway=family)
+    families = dict(_families.families(), throwaway=family)
     copy_targets(tmp_path, families)
     with pytest.raises(ValueError) as err:
         SYNC.sync(str(tmp_path), families)

@@ -151,3 +151,27 @@ def test_a_cleanup_in_check_mode_says_what_it_would_free():
                                      "check_mode": dry}, bytes_freed=1024)
         summary = _summary.build_summary(cleanup, [("rig-6600", "rig-6600", result)])
         assert _summary.headline(summary) == "Cleanup for step 3 complete: 1 of 1 node(s) cleaned, %s" % said
+
+
+def test_a_gate_without_gpu_checks_says_ready_and_counts_no_gpus():
+    gate = _plan.build_plan("serving_gate", None, hosts=["serve-1"], now=1000.0)
+    waiting = _checks.problem("orchestrator", _checks.UNKNOWN, "not run: the service bus is not ready", "start it")
+    result = {"checks": {"orchestrator": _checks.result("orchestrator", [waiting])}, "changed": False}
+    summary = _summary.build_summary(gate, [("serve-1", "serve-1", result)], finished=1001.0)
+    # unknown blocks a readiness gate; "ready" says so for the playbook's summary as for the local gate
+    assert summary["blocked"] is True and summary["ready"] is False
+    assert "GPU" not in _summary.headline(summary)
+    assert _summary.headline(summary).endswith("(1 host(s))")
+    preflight = _summary.build_summary(plan(), [("rig-6600", "rig-6600", node_result())], finished=1001.0)
+    assert "ready" not in preflight and preflight["passed"] is True
+    assert _summary.headline(preflight) == "Preflight PASSED for step 3 (1 host(s), 2 usable GPU(s))"
+
+
+def test_only_families_that_probe_gpus_take_the_probe_options():
+    from ansible_collections.gpuops.preflight.plugins.module_utils import _families, _options
+    assert "gpu_vendor" in _options.argument_spec(_families.family("preflight"))
+    gate = _families.family("serving_gate")
+    spec = _options.argument_spec(gate)
+    assert "gpu_vendor" not in spec and "excluded_gpus" not in spec
+    params = dict(_options.defaults(spec), timeouts={"orchestrator": "5"})
+    assert _options.validate(params, gate) == [] and params["timeouts"] == {"orchestrator": 5}
