@@ -328,10 +328,10 @@ def evaluate_health(ctx, spec):
             hits = view["watch_hits"][gpu["bdf"]]
             newest = max(hits, key=lambda f: (f.get("last_epoch") is None, f.get("last_epoch") or 0))
             seen = "; ".join("%s (%s)" % (f.get("summary") or f["category"], seen_text(f, ctx.now)) for f in hits)
-            problems.append(problem(spec.name, spec.fail_status, "%s is on gpu_watchlist and the kernel log shows %s "
-                                    "within the watch window (%s)" % (
-                                        label(gpu), seen, duration(ctx.params["gpu_watch_window"])),
-                                    _fix_for(gpu, WATCH_FIX), gpu=gpu_ref(gpu), last_epoch=newest.get("last_epoch")))
+            message = "%s is on gpu_watchlist and the kernel log shows %s within the watch window (%s)" % (
+                label(gpu), seen, duration(ctx.params["gpu_watch_window"]))
+            problems.append(problem(spec.name, spec.fail_status, message, _fix_for(gpu, WATCH_FIX), gpu=gpu_ref(gpu),
+                                    last_epoch=newest.get("last_epoch")))
     for vendor, tool in sorted(silent.items()):
         problems.append(problem(
             spec.name, UNKNOWN,

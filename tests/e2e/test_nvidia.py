@@ -22,8 +22,8 @@ AMD_RIG = {"gpus": 4}
 XID43 = "akash-support-244_multi_gpu_535.183.01_dmesg-T_xid43_xid31_xid94.txt"   # first GPU: Xid 43 twice
 XID48 = "gpu-operator-1146_syslog_xid48_dbe_xid64_rminitadapter_failed.txt"      # Xid 48 (DBE) + 64
 XID149 = "open-gpu-kernel-modules-1150_590.48.01_journal_xid45_after_nvlink_xid149_xid145.txt"
-PREFLIGHT_CHECKS = {"ramdisk", "inputs", "gpu_health", "gpu_available", "gpu_count", "kernel_log", "vram", "gpu_temperature",
-              "ramdisk_space"}
+PREFLIGHT_CHECKS = {"ramdisk", "inputs", "gpu_health", "gpu_available", "gpu_count", "kernel_log", "vram",
+                    "gpu_temperature", "ramdisk_space"}
 
 
 def nvidia(made, name=NV):

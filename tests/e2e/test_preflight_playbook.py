@@ -159,7 +159,7 @@ def test_step_is_validated_before_any_host_is_contacted(cluster, preflight):
         assert run.summary is None
     run = preflight(inventory, 3, {"preflight_skip": ["gpu_helth"]})
     assert run.rc != 0
-    assert "preflight_skip: unknown check 'gpu_helth'; valid checks are: ssh, probe, ramdisk" in run.output
+    assert "preflight_skip: unknown check 'gpu_helth'; valid checks are: ssh, probe, run_budget, ramdisk" in run.output
     assert made[RIG].tool_calls("rocm-smi") == []
 
 

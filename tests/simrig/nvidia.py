@@ -356,7 +356,7 @@ class NvidiaGpus(object):
             sysfs.remove(root, "class/drm/" + card)
         audio = gpu["bdf"][:-1] + "1"
         adev = sysfs.dev_rel(audio)
-        aids = dict(ids, device=0x10F0)
+        aids = {**ids, "device": 0x10F0}
         for rel, content in {"vendor": "0x10de\n", "device": "0x10f0\n", "class": "0x040300\n",
                              "uevent": sysfs.uevent("snd_hda_intel", bdf=audio, class_code=0x040300, **aids)}.items():
             sysfs.write(root, adev + "/" + rel, content)
