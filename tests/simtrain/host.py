@@ -107,10 +107,15 @@ class HostSet(object):
         self.parent = scratch_dir(prefix)
         self.made = []
 
-    def make(self, name="host", mode="full", scenario=None, start=False, **kw):
-        """A scenario's host, or a healthy one (its daemon started with ``start``)."""
-        from .scenarios import build_scenario
-        host = build_scenario(scenario, self.parent) if scenario else TrainHost.build(self.parent, name, mode=mode, **kw)
+    def make(self, name="host", mode="full", scenario=None, start=False, daemon=True, **kw):
+        """A scenario's host (``daemon=False``: without the daemon it runs, the tree as a unit's start gate sees
+        it), or a healthy one (its daemon started with ``start``)."""
+        from .scenarios import SCENARIOS
+        if scenario:
+            spec = SCENARIOS[scenario] if daemon else SCENARIOS[scenario].replace(daemon=False)
+            host = spec.build(self.parent)
+        else:
+            host = TrainHost.build(self.parent, name, mode=mode, **kw)
         self.made.append(host)
         if start and not scenario:
             host.start_daemon()

@@ -6,9 +6,10 @@ Needs root, podman and the image ``localhost/gpuops-systemd:bookworm`` (``script
 command that provides it: these tests are never skipped.
 
 Fixture ``systemd_container`` (one container per test module, removed with ``podman rm -f`` after it):
-a ``SystemdContainer`` with ``exec``/``sh``/``put``/``write``/``read``, ``show`` (systemctl show as a
-dict), ``journal``, ``wait_for`` (polling with a bound, never a timing assertion) and ``playbook``
-(ansible-playbook against it through the containers.podman.podman connection).
+a ``SystemdContainer`` with ``exec``/``sh``/``put``/``write``/``read``, ``put_tree`` (a folder, sparse files
+kept), ``show`` (systemctl show as a dict), ``journal`` (with ``cursor``: only what came after), ``wait_for``
+(polling with a bound, never a timing assertion) and ``playbook`` (ansible-playbook against it through the
+containers.podman.podman connection).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 import time
 import uuid
 
@@ -79,6 +81,28 @@ class SystemdContainer(object):
     def put(self, local, remote):
         _podman("cp", local, "%s:%s" % (self.name, remote))
 
+    def put_tree(self, local, remote, members=(".",)):
+        """Replace the folder ``remote`` with ``members`` of the folder ``local``, through a tar stream that keeps
+        owners, modes and holes: a checkpoint listing's multi-GB sparse files stay sparse (podman cp writes them
+        out in full)."""
+        with tempfile.TemporaryFile() as errors:
+            tar = subprocess.Popen(["tar", "--sparse", "--numeric-owner", "-C", local, "-cf", "-", "--"]
+                                   + list(members), stdout=subprocess.PIPE, stderr=errors)
+            try:
+                done = subprocess.run(["podman", "exec", "-i", self.name, "sh", "-c",
+                                       'rm -rf "$1" && mkdir -p "$1" && tar --numeric-owner -C "$1" -xf -', "-",
+                                       remote], stdin=tar.stdout, env=podman_env(), capture_output=True, timeout=120,
+                                      check=False)
+            finally:
+                tar.stdout.close()
+                tar.wait()
+            errors.seek(0)
+            said = errors.read().decode(errors="replace")
+        if tar.returncode or done.returncode:
+            raise AssertionError("copying %s to %s:%s failed: tar exit %s %s; in the container: exit %s %s" % (
+                local, self.name, remote, tar.returncode, said[-1000:], done.returncode,
+                done.stderr.decode(errors="replace")[-1000:]))
+
     def write(self, path, text, mode="0644"):
         self.exec("bash", "-c", 'mkdir -p "$(dirname "$1")" && cat > "$1" && chmod %s "$1"' % mode, "-", path,
                   input=text)
@@ -94,8 +118,15 @@ class SystemdContainer(object):
         out = self.exec("systemctl", "show", unit, "--property=%s" % ",".join(props)).stdout
         return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
 
-    def journal(self, unit, lines=200):
-        return self.exec("journalctl", "-u", unit, "-n", str(lines), "--no-pager", "-q", check=False).stdout
+    def journal(self, unit, lines=200, after=None):
+        """The unit's last ``lines`` journal lines; ``after``: only those after a ``cursor()``."""
+        since = ["--after-cursor=%s" % after] if after else []
+        return self.exec("journalctl", "-u", unit, "-n", str(lines), "--no-pager", "-q", *since, check=False).stdout
+
+    def cursor(self):
+        """The journal's position now, for ``journal(unit, after=...)``."""
+        out = self.exec("journalctl", "-n", "0", "--show-cursor", "-q").stdout
+        return out.strip().split("-- cursor: ", 1)[1]
 
     def wait_for(self, what, predicate, timeout=60, pause=0.25):
         """Poll ``predicate`` until it returns a true value; fail naming ``what`` after ``timeout`` seconds."""

@@ -3,18 +3,26 @@
 The roles host_tool and training_watchdog are applied with ansible-playbook (playbooks/training_watchdog.yml)
 to a container running a stand-in training daemon as a real unit. Then: a hang is detected and the daemon
 restarted by systemd; a daemon ignoring SIGTERM is killed after kill_timeout; a 4th failure within the window
-leaves the unit failed (exact NRestarts) and the check reports it hard; the start gate refuses a start with
-its reason in the journal; the role's second run changes nothing; removing it leaves no unit, timer or drop-in.
+leaves the unit failed (exact NRestarts) and the check reports it hard; the role's second run changes nothing;
+removing it leaves no unit, timer or drop-in. The start gate is the real one, the role's default command
+(gpuops-preflight-local training-health --local --skip daemon from the host tool), on training trees built by
+tests/simtrain and laid out in the container: a changed base_model with checkpoints, or a start from scratch
+while a resumable checkpoint exists, never starts the daemon (systemd's restarts included) and the journal says
+why; a healthy tree starts; the gate's own time, as systemd measured it, stays below TimeoutStartSec.
 The tests run in order on one container (each scenario resets the daemon first).
 """
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
+import re
 import shutil
 
 import pytest
+
+from simtrain import SCENARIOS, HostSet
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -37,7 +45,17 @@ Description=stand-in training daemon (tests/systemd)
 [Service]
 ExecStart=/usr/bin/python3 /usr/local/bin/stand_in_daemon.py --base-dir %s --step-interval 0.3
 """ % BASE
-GATE = "#!/bin/sh\necho 'training-health: config_lock: base_model changed (llama-7b -> mistral-7b) while checkpoints exist'\nexit %d\n"
+# The start gate as the role installs it by default (gpuops-preflight-local training-health --local --skip daemon),
+# with TimeoutStartSec scaled down from 300 s (still above the gate's worst case: its checks' longest timeout, 30 s).
+GATE_TIMEOUT = 60
+GATE = {"training_watchdog_start_gate": True, "training_watchdog_start_gate_timeout": GATE_TIMEOUT}
+GATE_DROPIN = "/etc/systemd/system/%s.d/51-gpuops-training-start-gate.conf" % UNIT
+# The container's GPU: the simrig nvidia-smi stand-in (a recorded RTX 3090) on PATH, as a container with the NVIDIA
+# runtime has nvidia-smi; its /sys shows no GPU (the gate refuses on a host without a usable GPU: docs/TRAINING.md).
+GPU_RIG = "/opt/sim/gpu"
+# One ExecStartPre= run as systemctl show --timestamp=us+utc prints it.
+EXEC_RUN = re.compile(r"start_time=\[\w+ ([^\]]+) UTC\] ; stop_time=\[\w+ ([^\]]+) UTC\] ; pid=\d+ ; "
+                      r"code=(\w+) ; status=([^ ]+) \}")
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +84,33 @@ def box(systemd_container, snapshot):
     return box
 
 
+@pytest.fixture(scope="module")
+def trees():
+    """trees(scenario) -> a simulated training host of tests/simtrain, built here without its daemon (the tree a
+    unit's start gate sees before the daemon starts); start_on() lays its base folder out in the container."""
+    hosts, built = HostSet("systemd-gate-"), {}
+
+    def tree(scenario):
+        if scenario not in built:
+            built[scenario] = hosts.make(scenario=scenario, daemon=False)
+        return built[scenario]
+
+    try:
+        yield tree
+    finally:
+        hosts.destroy()
+
+
+@pytest.fixture(scope="module")
+def gpu(box, trees):
+    """The simrig nvidia-smi stand-in of a healthy host's GPU, as /usr/local/bin/nvidia-smi in the container."""
+    rig = trees("healthy").rig.path
+    box.put_tree(rig, GPU_RIG, members=("bin/nvidia-smi", "nvidia-smi.d"))
+    box.exec("ln", "-sfn", "%s/bin/nvidia-smi" % GPU_RIG, "/usr/local/bin/nvidia-smi")
+    yield GPU_RIG
+    box.exec("rm", "-rf", "/usr/local/bin/nvidia-smi", GPU_RIG)
+
+
 def main_pid(box):
     return int(box.show(UNIT, "MainPID")["MainPID"])
 
@@ -89,6 +134,54 @@ def fresh_daemon(box, **flags):
     return box.wait_for("the daemon's MainPID", lambda: main_pid(box))
 
 
+def start_on(box, host):
+    """Stop the daemon (and a restart systemd has pending), forget its failures, make the simulated host's tree the
+    base dir, start the unit: (systemctl start's exit status, the journal's cursor before the start)."""
+    box.exec("systemctl", "stop", UNIT)
+    box.exec("systemctl", "reset-failed", UNIT, check=False)
+    box.put_tree(host.base, BASE)
+    cursor = box.cursor()
+    return box.exec("systemctl", "start", UNIT, check=False).returncode, cursor
+
+
+def gate_run(box):
+    """The unit's last ExecStartPre= run, as systemd saw it: {code, status, seconds}."""
+    text = box.exec("systemctl", "show", "--timestamp=us+utc", UNIT, "--property=ExecStartPre").stdout
+    match = EXEC_RUN.search(text)
+    assert match, text
+    began, ended = (datetime.datetime.strptime(t, "%Y-%m-%d %H:%M:%S.%f") for t in match.group(1, 2))
+    return {"code": match.group(3), "status": match.group(4), "seconds": (ended - began).total_seconds()}
+
+
+def refused(box, trees, scenario, check):
+    """The real gate refuses every start on the tree of ``scenario`` (tests/simtrain: ``check`` fails there),
+    systemd's restarts included, until systemd gives up; its reason, in the scenario's own words, is in the unit's
+    journal."""
+    code, cursor = start_on(box, trees(scenario))
+    assert code != 0, box.journal(UNIT, after=cursor)
+    # A refused start is a failure: the first start and 3 restarts (the restart budget), each refused by the gate,
+    # then systemd gives up.
+    box.wait_for("the unit failed after 4 refused starts", lambda: box.show(UNIT, "ActiveState", "NRestarts", "Result")
+                 == {"ActiveState": "failed", "NRestarts": "4", "Result": "exit-code"}, timeout=60)
+    verdict = "Training health BLOCKED: 1 hard failure(s)"
+
+    def four_refusals():
+        text = box.journal(UNIT, after=cursor)
+        return text if text.count(verdict) >= 4 else None
+
+    journal = box.wait_for("the gate's 4 refusals in the journal", four_refusals, timeout=30)
+    assert journal.count(verdict) == 4, journal
+    reason = re.compile(r"gpuops-preflight-local\[\d+\]: Training health BLOCKED: %s: [^:]+: .*%s" % (
+        check, re.escape(SCENARIOS[scenario].messages[check])))
+    assert len(reason.findall(journal)) == 4, journal
+    assert "%s: Control process exited, code=exited, status=1/FAILURE" % UNIT in journal, journal
+    gate = gate_run(box)
+    assert (gate["code"], gate["status"]) == ("exited", "1") and gate["seconds"] < GATE_TIMEOUT, gate
+    # The daemon itself never ran: it records every start, and writes its PID file first thing.
+    assert not box.exists("%s/starts.log" % BASE) and not box.exists("%s/.daemon.pid" % BASE)
+    return journal
+
+
 def test_role_installs_and_second_run_changes_nothing(box):
     first = box.playbook(PLAYBOOK, SCALED)
     assert first.rc == 0 and first.changed > 0, first.output
@@ -97,7 +190,7 @@ def test_role_installs_and_second_run_changes_nothing(box):
                  "/opt/gpuops-preflight/lib/gpuops_preflight/__init__.py",
                  "/opt/gpuops-preflight/lib/ansible_collections/gpuops/preflight/plugins/module_utils/_training_progress.py"):
         assert box.exists(path), path
-    assert not box.exists("/etc/systemd/system/%s.d/51-gpuops-training-start-gate.conf" % UNIT)   # off by default
+    assert not box.exists(GATE_DROPIN)   # off by default
     props = box.show(UNIT, "Restart", "RestartUSec", "StartLimitBurst", "StartLimitIntervalUSec", "TimeoutStopUSec",
                      "RestartForceExitStatus")
     assert props == {"Restart": "on-failure", "RestartUSec": "1s", "StartLimitBurst": "4",
@@ -176,23 +269,42 @@ def test_a_fourth_failure_in_the_window_leaves_the_unit_failed_and_is_reported_h
     box.exec("rm", "-f", "%s/standin.json" % BASE)
 
 
-def test_the_start_gate_refuses_a_start_with_its_reason_in_the_journal(box):
-    box.write("/usr/local/bin/stand-in-gate", GATE % 1, mode="0755")
-    gated = dict(SCALED, training_watchdog_start_gate=True,
-                 training_watchdog_start_gate_command="/usr/local/bin/stand-in-gate")
-    run = box.playbook(PLAYBOOK, gated)
+def test_the_start_gate_is_installed_with_its_default_command(box, gpu):
+    run = box.playbook(PLAYBOOK, dict(SCALED, **GATE))
     assert run.rc == 0 and run.changed > 0, run.output
-    assert box.show(UNIT, "TimeoutStartUSec")["TimeoutStartUSec"] == "5min"
-    box.exec("systemctl", "reset-failed", UNIT, check=False)
-    assert box.exec("systemctl", "start", UNIT, check=False).returncode != 0
-    assert "base_model changed (llama-7b -> mistral-7b) while checkpoints exist" in box.journal(UNIT)
-    box.write("/usr/local/bin/stand-in-gate", GATE % 0, mode="0755")
-    box.exec("systemctl", "reset-failed", UNIT, check=False)
-    box.exec("systemctl", "start", UNIT)
-    assert box.show(UNIT, "ActiveState")["ActiveState"] == "active"
+    pre = box.show(UNIT, "ExecStartPre")["ExecStartPre"]
+    assert "argv[]=%s training-health --local --skip daemon ;" % LOCAL in pre, pre   # the role's default gate
+    assert box.show(UNIT, "TimeoutStartUSec", "Environment") == {
+        "TimeoutStartUSec": "1min", "Environment": "TRAINING_BASE_DIR=%s" % BASE}   # GATE_TIMEOUT
+
+
+def test_the_gate_refuses_a_changed_base_model_with_its_reason_in_the_journal(box, gpu, trees):
+    refused(box, trees, "base_model_changed", "config_lock")
+
+
+def test_the_gate_refuses_to_start_from_scratch_while_a_resumable_checkpoint_exists(box, gpu, trees):
+    refused(box, trees, "resume_off", "checkpoint_resume")
+
+
+def test_the_gate_starts_the_daemon_on_a_healthy_tree(box, gpu, trees):
+    code, cursor = start_on(box, trees("healthy"))
+    assert code == 0, box.journal(UNIT, after=cursor)
+    assert box.show(UNIT, "ActiveState", "NRestarts") == {"ActiveState": "active", "NRestarts": "0"}
+    gate = gate_run(box)
+    assert (gate["code"], gate["status"]) == ("exited", "0") and gate["seconds"] < GATE_TIMEOUT, gate
+    pid = box.wait_for("the daemon's MainPID", lambda: main_pid(box))
+    assert starts(box) == [pid]   # the daemon itself ran, once
+    box.wait_for("the daemon's first status", lambda: box.exists("%s/status/training_status.json" % BASE))
+    journal = box.journal(UNIT, after=cursor)
+    assert "Training health PASSED" in journal and "BLOCKED" not in journal, journal
+
+
+def test_the_start_gate_switched_off_removes_its_drop_in(box):
     off = box.playbook(PLAYBOOK, SCALED)
-    assert off.rc == 0 and off.changed > 0 and not box.exists(
-        "/etc/systemd/system/%s.d/51-gpuops-training-start-gate.conf" % UNIT)
+    assert off.rc == 0 and off.changed > 0, off.output
+    assert not box.exists(GATE_DROPIN)
+    assert box.show(UNIT, "ExecStartPre").get("ExecStartPre", "") == ""   # systemctl show leaves an empty one out
+    assert box.show(UNIT, "ActiveState")["ActiveState"] == "active"   # the running daemon is left alone
 
 
 def test_removal_leaves_no_unit_timer_or_drop_in(box):
