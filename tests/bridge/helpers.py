@@ -10,6 +10,7 @@ import contextlib
 import json
 import logging
 import os
+import subprocess
 import sys
 import uuid
 
@@ -90,3 +91,20 @@ def captured_logs(name="gpuops_preflight"):
     finally:
         logger.removeHandler(handler)
         logger.setLevel(level)
+
+
+def make_bundle(folder):
+    """The host tool as the host_tool role lays it down: its own scripts build the bundle (make_bundle.py, on
+    the controller) and install it (install_bundle.py, on the host: extract, compile, check, switch lib)."""
+    scripts = os.path.join(REPO, "roles", "host_tool", "files")
+    tar = str(folder / "bundle.tar")
+    subprocess.run([sys.executable, os.path.join(scripts, "make_bundle.py"), "--collection", REPO,
+                    "--package", os.path.join(REPO, "src", "gpuops_preflight"), "--out", tar], check=True,
+                   capture_output=True)
+    done = subprocess.run([sys.executable, os.path.join(scripts, "install_bundle.py"), "--bundle", tar, "--root",
+                           str(folder / "opt")], check=True, capture_output=True, text=True)
+    assert json.loads(done.stdout)["changed"] is True
+    again = subprocess.run([sys.executable, os.path.join(scripts, "install_bundle.py"), "--bundle", tar, "--root",
+                            str(folder / "opt")], check=True, capture_output=True, text=True)
+    assert json.loads(again.stdout)["changed"] is False   # idempotent
+    return folder / "opt" / "lib"

@@ -12,8 +12,7 @@ import sys
 import pytest
 
 import gpuops_preflight as gp
-from bridge.helpers import run_dirs, run_options
-from bridge.test_training_watch import make_bundle
+from bridge.helpers import make_bundle, run_dirs, run_options
 from gpuops_preflight import cli
 from simtrain import host_set, write_inventory
 
@@ -63,6 +62,23 @@ def test_local_as_a_start_gate_skips_the_daemon_that_is_not_running_yet(capsys, 
     assert run_cli(capsys, *local_args(host))[0] == 1          # as a check: a dead daemon blocks
     code, out, _err = run_cli(capsys, *local_args(host, "--skip", "daemon"))
     assert code == 0, out                                      # before the unit starts it: nothing else is wrong
+
+
+def test_local_as_a_start_gate_refuses_a_host_without_a_gpu_unless_told_it_has_none(capsys, tmp_path):
+    """The gate's decision on a host without GPUs (docs/TRAINING.md, "The start gate"): the daemon is not started
+    (it would crash, or train on the CPU for days); a host that trains without GPUs on purpose says so."""
+    with host_set("bridge-train-") as made:
+        host = made.make("gpuless", gpus=0)
+        (tmp_path / "sys").mkdir()   # sysfs with no GPU, and no GPU tool
+        gate = ["training-health", "--local", "--skip", "daemon", "--base-dir", host.base, "--sysfs-root",
+                str(tmp_path / "sys"), "--kernel-log", "none", "--min-free-gb", "0.001", "-o",
+                "meminfo=%s" % host.host_vars(prefix="")["meminfo"]] + [
+                    "--%s=%s" % (tool, tmp_path / "missing" / tool) for tool in ("nvidia-smi", "rocm-smi", "amd-smi")]
+        code, out, _err = run_cli(capsys, *gate)
+        assert code == 1 and out.startswith("Training health BLOCKED: 1 hard failure(s)"), out
+        assert "gpu: " in out and "no GPU found (sysfs shows none, and the GPU tool reports none)" in out
+        code, out, _err = run_cli(capsys, *(gate + ["--expected-gpu-count", "0", "--gpu-tool", "sysfs"]))
+        assert code == 0 and out.startswith("Training health PASSED (1 host(s), 0 usable GPU(s))"), out
 
 
 def test_local_warnings_exit_0_and_json_is_the_summary(capsys, training):

@@ -14,9 +14,9 @@ import types
 
 import pytest
 
+from bridge.helpers import make_bundle
 from gpuops_preflight import cli
 
-REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 SLEEPER = "import time; print('ready', flush=True); time.sleep(600)"
 
 
@@ -99,23 +99,6 @@ def test_bad_input_exits_2(capsys, base, monkeypatch):
             cli.main(["training-watch"] + args)
         assert exc.value.code == 2
     assert "must be a positive number of seconds, got '0'" in capsys.readouterr().err
-
-
-def make_bundle(folder):
-    """The host tool as the host_tool role lays it down: its own scripts build the bundle (make_bundle.py, on
-    the controller) and install it (install_bundle.py, on the host: extract, compile, check, switch lib)."""
-    scripts = os.path.join(REPO, "roles", "host_tool", "files")
-    tar = str(folder / "bundle.tar")
-    subprocess.run([sys.executable, os.path.join(scripts, "make_bundle.py"), "--collection", REPO,
-                    "--package", os.path.join(REPO, "src", "gpuops_preflight"), "--out", tar], check=True,
-                   capture_output=True)
-    done = subprocess.run([sys.executable, os.path.join(scripts, "install_bundle.py"), "--bundle", tar, "--root",
-                           str(folder / "opt")], check=True, capture_output=True, text=True)
-    assert json.loads(done.stdout)["changed"] is True
-    again = subprocess.run([sys.executable, os.path.join(scripts, "install_bundle.py"), "--bundle", tar, "--root",
-                            str(folder / "opt")], check=True, capture_output=True, text=True)
-    assert json.loads(again.stdout)["changed"] is False   # idempotent
-    return folder / "opt" / "lib"
 
 
 def test_runs_from_the_bundle_without_ansible_or_ansible_runner(tmp_path, base):
