@@ -21,7 +21,7 @@ author:
 
 from ansible.plugins.callback import CallbackBase
 
-from ansible_collections.gpuops.preflight.plugins.module_utils import _families, _summary
+from ansible_collections.gpuops.preflight.plugins.module_utils import _summary
 
 
 class CallbackModule(CallbackBase):
@@ -32,8 +32,8 @@ class CallbackModule(CallbackBase):
 
     def v2_playbook_on_stats(self, stats):
         custom = (getattr(stats, "custom", None) or {}).get("_run", {})
-        for key in [fam.stats_key for fam in _families.families().values()]:
-            summary = custom.get(key)
+        # Any published summary document: only its own family is imported (render_lines asks for it).
+        for summary in custom.values():
             if not isinstance(summary, dict) or summary.get("schema") != _summary.SCHEMA:
                 continue
             blocked = summary.get("blocked")

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 
-from ansible_collections.gpuops.preflight.plugins.module_utils import _checks, _gpus, _kernel_log
+from ansible_collections.gpuops.preflight.plugins.module_utils import _checks, _gpus
 from ansible_collections.gpuops.preflight.plugins.module_utils._checks import UNKNOWN, WARN, problem
 from ansible_collections.gpuops.preflight.plugins.module_utils._host_runner import Collector, CollectorError
 from ansible_collections.gpuops.preflight.plugins.module_utils._pci import gpu_name, parse_gpu_refs, ref_matches
@@ -141,11 +141,19 @@ def _collect_gpus(ctx, deadline):
         nvidia_smi=params["nvidia_smi"])
 
 
+def _kernel_log():
+    """The kernel-log scanner, imported on the hosts that read the log: the controller imports this
+    module for the declarations and never compiles the scanner and its pattern tables."""
+    from ansible_collections.gpuops.preflight.plugins.module_utils import _kernel_log as scanner
+
+    return scanner
+
+
 def _collect_kernel_log(ctx, deadline):
     source, path = kernel_log_source(ctx.params["kernel_log"])
     since = ctx.params.get("kernel_log_since")
     # room inside the deadline for auto's fallback from the journal to dmesg
-    read, findings = _kernel_log.scan_kernel_log(ctx.module, source, path, since, max(deadline - 3, 1))
+    read, findings = _kernel_log().scan_kernel_log(ctx.module, source, path, since, max(deadline - 3, 1))
     info = {"source": read.source, "read": not (read.error or read.timed_out), "since": since, "error": read.error,
             "timed_out": read.timed_out, "lines_scanned": len(read.lines), "elapsed_s": round(read.elapsed, 3)}
     if read.note:
@@ -175,7 +183,7 @@ def _derive_view(ctx, _deadline):
             "log_source": source, "unmatched": [], "policy_notes": [], "policy_refused": [], "watch_hits": {}}
     collected = ctx.value("gpus")
     if collected is not None:
-        findings = _kernel_log.resolve_addresses(findings, [g["bdf"] for g in collected["gpus"] if g.get("bdf")])
+        findings = _kernel_log().resolve_addresses(findings, [g["bdf"] for g in collected["gpus"] if g.get("bdf")])
         findings = attribute_host_findings(findings, collected["gpus"])
         probe = _gpus.apply_health(collected, findings)
         view.update(gpus=probe["gpus"], probe=probe, findings=findings)

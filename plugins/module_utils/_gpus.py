@@ -31,8 +31,7 @@ from __future__ import annotations
 import os
 import time
 
-from ansible_collections.gpuops.preflight.plugins.module_utils import _amd_smi, _deadline, _nvidia_smi
-from ansible_collections.gpuops.preflight.plugins.module_utils import _rocm_smi, _sysfs, _tool, _toolpath
+from ansible_collections.gpuops.preflight.plugins.module_utils import _deadline, _rocm_smi, _sysfs, _tool, _toolpath
 from ansible_collections.gpuops.preflight.plugins.module_utils._pci import normalize_bdf
 from ansible_collections.gpuops.preflight.plugins.module_utils._values import clean_text, first_line
 
@@ -125,6 +124,10 @@ def run_gpu_tool(module, tool, rocm_smi, amd_smi, timeout, clock=time.monotonic)
     if not path:
         info.update(outcome=MISSING, reason=why_not)
         return info, [], {}, None
+    # amd-smi's and nvidia-smi's parsers are imported when their tool runs: a host (or the controller,
+    # which reads only this module's vocabulary) that never calls them does not compile them
+    from ansible_collections.gpuops.preflight.plugins.module_utils import _amd_smi
+
     args = _rocm_smi.SHOW_ARGS if name == "rocm-smi" else _amd_smi.METRIC_ARGS
     run = _run(module, info, [path] + args, timeout, clock)
     if run is None:
@@ -148,6 +151,8 @@ def run_gpu_tool(module, tool, rocm_smi, amd_smi, timeout, clock=time.monotonic)
 
 def run_nvidia_tool(module, nvidia_smi, timeout, clock=time.monotonic, tool="auto"):
     """Call ``nvidia-smi -q -x`` once. Returns (info, parsed) with parsed as ``_nvidia_smi.parse_output``."""
+    from ansible_collections.gpuops.preflight.plugins.module_utils import _nvidia_smi
+
     parsed = {"outcome": None, "format": None, "cards": [], "processes": [], "errors": [], "system": {},
               "reason": None}
     path, why_not = (None, None) if tool == "sysfs" else _toolpath.locate(module, nvidia_smi or "nvidia-smi")
@@ -266,6 +271,8 @@ def join_nvidia(parsed, sysfs_gpus, tool_answered):
     nvidia-smi numbers the GPUs the nvidia driver holds in PCI-address order; a GPU it cannot open
     keeps its place. The XML prints no index, so it is that rank; the table and CSV print their own.
     """
+    from ansible_collections.gpuops.preflight.plugins.module_utils._nvidia_smi import judge_card
+
     cards, errors = parsed["cards"], parsed["errors"]
     held = [g["bdf"] for g in sysfs_gpus if g.get("driver") == "nvidia"]
     known = set(held) | set(c["bdf"] for c in cards if c["bdf"]) | set(e["bdf"] for e in errors)
@@ -285,7 +292,7 @@ def join_nvidia(parsed, sysfs_gpus, tool_answered):
         gpu["remapped_rows"] = dict(card["remapped_rows"])
         gpu["sources"].append("nvidia-smi")
         gpu["in_tool_output"] = True
-        gpu["_tool_verdict"] = _nvidia_smi.judge_card(card)
+        gpu["_tool_verdict"] = judge_card(card)
     for error in errors:
         gpu = gpus.get(error["bdf"])
         if gpu is None:
