@@ -8,7 +8,7 @@ from __future__ import annotations
 from ansible import constants as C
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.gpuops.preflight.plugins.module_utils import _families, _metrics, _summary
+from ansible_collections.gpuops.preflight.plugins.module_utils import _families, _summary
 
 CALLBACK = "gpuops.preflight.summary"
 
@@ -42,6 +42,9 @@ class ActionModule(ActionBase):
                 results.append((host, str(address), known.get(args["result_var"])))
             summary = _summary.build_summary(plan, results)
         if args["textfile_dir"]:
+            # imported only when metrics are on: a run without them pays nothing for them
+            from ansible_collections.gpuops.preflight.plugins.module_utils import _metrics
+
             try:
                 _metrics.write_textfile(summary, args["textfile_dir"])
             except (OSError, ValueError) as exc:
