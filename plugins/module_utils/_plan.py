@@ -30,6 +30,8 @@ DEFAULT_CLEANUP_STEPS = ("1", "2", "3")
 BACKSTOP_MARGIN = 20
 # A summary file read for the cleanup's start time is never larger than this.
 SUMMARY_MAX_BYTES = 16 * 1024 * 1024
+# The summary document's schema name (_summary writes it; here because the plan reads earlier summaries).
+SUMMARY_SCHEMA = "gpuops.preflight.summary"
 
 
 def _kernel_log(value):
@@ -290,18 +292,18 @@ def index_maps(summary_dir, hosts, limit=20):
     guess the order; this says which GPU an index in excluded_gpus meant."""
     folder = os.path.expanduser(summary_dir or "")
     wanted, maps = set(hosts), {}
-    patterns = [summary_name_pattern(f.file_prefix) for f in _families.families().values()]
     try:
-        names = [n for n in os.listdir(folder) if any(p.match(n) for p in patterns)]
+        matches = [ANY_SUMMARY.match(n) for n in os.listdir(folder)]
     except OSError:
         return {}
-    stamped = sorted(((next(p.match(n) for p in patterns if p.match(n)).group(2), n) for n in names), reverse=True)
+    # every family's summaries: a GPU numbering is the host's, whichever run saw it (the schema is checked below)
+    stamped = sorted(((m.group(2), m.group(0)) for m in matches if m), reverse=True)
     for _stamp, name in stamped[:limit]:
         if not wanted - set(maps):
             break
         try:
             document = json.loads(_files.read_regular(os.path.join(folder, name), SUMMARY_MAX_BYTES).decode("utf-8"))
-            entries = document.get("hosts") or {}
+            entries = document.get("hosts") or {} if document.get("schema") == SUMMARY_SCHEMA else {}
         except (OSError, ValueError, AttributeError):
             continue
         for host in wanted - set(maps):
@@ -344,10 +346,16 @@ def run_checks(family, inputs, step, skip=()):
     return results
 
 
+# After the prefix: [_step<N>]_<UTC stamp>[-<n>].json; groups: step, stamp, n.
+_NAME_TAIL = r"(?:_step(\d+(?:\.\d+)?))?_(\d{8}T\d{6}\.\d{6}Z)(?:-(\d+))?\.json$"
+# The summary file of any family (<prefix> is lower case and underscores): no family needs importing to find them.
+ANY_SUMMARY = re.compile(r"^[a-z][a-z_]*?" + _NAME_TAIL)
+
+
 def summary_name_pattern(prefix):
     """File names of one kind's summaries: <prefix>[_step<N>]_<UTC stamp>[-<n>].json (N whole or decimal; no
     step for a family whose runs are not for a pipeline step)."""
-    return re.compile(r"^%s(?:_step(\d+(?:\.\d+)?))?_(\d{8}T\d{6}\.\d{6}Z)(?:-(\d+))?\.json$" % re.escape(prefix))
+    return re.compile("^" + re.escape(prefix) + _NAME_TAIL)
 
 
 def latest_preflight_start(summary_dir, step):

@@ -21,7 +21,7 @@ from ansible_collections.gpuops.preflight.plugins.module_utils import _checks, _
 from ansible_collections.gpuops.preflight.plugins.module_utils._timeparse import file_stamp, iso
 from ansible_collections.gpuops.preflight.plugins.module_utils._values import human_bytes
 
-SCHEMA = "gpuops.preflight.summary"
+SCHEMA = _plan.SUMMARY_SCHEMA
 SCHEMA_VERSION = 1
 # The "host" of a problem of the run itself (a controller check such as run_budget).
 RUN_HOST = "controller"

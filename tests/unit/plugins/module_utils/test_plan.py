@@ -126,9 +126,9 @@ def test_the_cleanup_plan_never_opens_a_fifo_named_like_a_summary(tmp_path):
 
 
 def test_index_maps_come_from_the_newest_summary_in_which_the_tool_answered(tmp_path):
-    def summary(stamp, answered, gpus):
-        doc = {"hosts": {"rig": {"gpu_tool": {"answered": answered}, "gpus": gpus}}}
-        (tmp_path / ("summary_step3_%s.json" % stamp)).write_text(json.dumps(doc))
+    def summary(stamp, answered, gpus, prefix="summary_step3", schema=_plan.SUMMARY_SCHEMA):
+        doc = {"schema": schema, "hosts": {"rig": {"gpu_tool": {"answered": answered}, "gpus": gpus}}}
+        (tmp_path / ("%s_%s.json" % (prefix, stamp))).write_text(json.dumps(doc))
 
     answered = [{"index": 0, "bdf": "0000:03:00.0", "in_tool_output": True},
                 {"index": 1, "bdf": "0000:06:00.0", "in_tool_output": True}]
@@ -137,6 +137,12 @@ def test_index_maps_come_from_the_newest_summary_in_which_the_tool_answered(tmp_
     os.mkfifo(str(tmp_path / "cleanup_step3_20261125T120000.000000Z.json"))
     assert _plan.index_maps(str(tmp_path), ["rig", "other"]) == {"rig": {"0": "0000:03:00.0", "1": "0000:06:00.0"}}
     assert plan(summary_dir=str(tmp_path), hosts=["rig"], hostvars={})["index_maps"]["rig"]["1"] == "0000:06:00.0"
+    # any family's summary counts (a training-health run saw the same host); a file of another schema does not
+    summary("20261125T130000.000000Z", True, [{"index": 0, "bdf": "0000:0a:00.0", "in_tool_output": True}],
+            prefix="training_health")
+    summary("20261125T140000.000000Z", True, [{"index": 0, "bdf": "0000:0b:00.0", "in_tool_output": True}],
+            prefix="notes", schema="someone.else")
+    assert _plan.index_maps(str(tmp_path), ["rig"]) == {"rig": {"0": "0000:0a:00.0"}}
 
 
 FAILED_RUN = {"time": "2026-11-20T10:00:00Z", "step": 1, "trials": 50, "completed_trials": 50, "max_seeds": 10000000,
