@@ -521,7 +521,8 @@ def run_budget_problems(params, history, fix, bounds=None, thresholds=None):
     suggestion = verdict["suggestion"]
     advice = "plan %s trials x %s seeds in run_budget_params (rule %s)" % (
         _num(suggestion["trials"]), _num(suggestion["max_seeds"]), suggestion["rule"])
-    full_fix = "%s; %s" % (fix, advice) if fix else advice
+    # one sentence: the check's fix ends with a full stop of its own ("... knowingly."), the advice follows it
+    full_fix = "%s; %s" % (fix.rstrip().rstrip("."), advice) if fix and fix.strip() else advice
     problems = [_checks.problem(CHECK, _checks.WARN, "run_budget_params: %s" % text, full_fix)
                 for text in verdict["reasons"]]
     problems += [_checks.problem(CHECK, _checks.WARN, "run_budget_params: %s" % text, full_fix)

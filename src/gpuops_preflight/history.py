@@ -1,7 +1,9 @@
 """GPU health history: how often each finding came back, per GPU, over the summary files.
 
-Every preflight (and cleanup, and later family) writes one summary document per run
-(docs/SUMMARY_SCHEMA.md). ``scan(summary_dir)`` reads them in one pass and keeps, per file, a
+Every run of a family (preflight, cleanup, training health, serving gate) writes one summary document
+(docs/SUMMARY_SCHEMA.md), named as the family's ``file_prefix`` says: ``summary_step3_<stamp>.json``,
+``summary_step2.5_<stamp>.json``, ``cleanup_step3_<stamp>.json``, ``training_health_<stamp>.json``,
+``serving_gate_<stamp>.json`` (and the local serving gate's ``summary_<instance>_<stamp>.json``). ``scan(summary_dir)`` reads them in one pass and keeps, per file, a
 compact extract (per host and GPU: health, excluded/watchlisted, and the run's findings about
 that GPU); the extracts are kept in an index cache file keyed by file name, size and mtime, so a
 second scan reads only the files that are new or changed. ``analyse(scan, ...)`` then tells per
@@ -32,6 +34,7 @@ import errno
 import fnmatch
 import hashlib
 import json
+import math
 import os
 import re
 import stat
@@ -44,9 +47,8 @@ SCHEMA = "gpuops.preflight.summary"
 HISTORY_SCHEMA = "gpuops.preflight.history"
 HISTORY_SCHEMA_VERSION = 1
 # Bump when extract() changes what it keeps: an index of another version is rebuilt from the files.
-INDEX_VERSION = 1
-# <prefix>_step<N>_<UTC stamp>[-<attempt>].json, whatever the family's prefix (summary_, cleanup_, ...)
-FILE_NAME = re.compile(r"^[a-z][a-z0-9_]*_step\d+_(\d{8}T\d{6}\.\d{6}Z)(?:-\d+)?\.json$")
+# 2: decimal steps kept, and whether a host has GPUs of two vendors.
+INDEX_VERSION = 2
 MAX_SUMMARY_BYTES = 64 * 1024 * 1024  # a summary of 1,000 rigs is a few MiB
 DEFAULT_WINDOW = 20
 DEFAULT_WATCHLIST_AFTER = 2
@@ -82,20 +84,66 @@ def _str(value: Any) -> str | None:
 
 def epoch(value: Any) -> float | None:
     """A summary's ISO 8601 time as epoch seconds; None when it is not one."""
-    from . import collection
-
     try:
-        return collection.module_utils("_timeparse").parse_time(value, "finished_at")
+        return _collection("_timeparse").parse_time(value, "finished_at")
     except (TypeError, ValueError):
         return None
 
 
+def _collection(name: str) -> Any:
+    """One of the collection's module_utils (``_plan``, ``_pci``, ...)."""
+    from . import collection
+
+    return collection.module_utils(name)
+
+
+_NAME_PATTERNS: list = []
+
+
+def _name_patterns() -> list:
+    """(pattern, group of the UTC stamp) of every summary file name: each family's
+    (``_plan.summary_name_pattern`` of its ``file_prefix``: ``<prefix>[_step<N>]_<stamp>[-<n>].json``, N whole
+    or decimal, no step for a family without steps), then the local serving gate's ``summary_<instance>_<stamp>``."""
+    if not _NAME_PATTERNS:
+        plan = _collection("_plan")
+        patterns = [(plan.summary_name_pattern(f.file_prefix), 2) for f in _collection("_families").families().values()]
+        patterns.append((_collection("_serving").GATE_SUMMARY_NAME, 1))
+        _NAME_PATTERNS[:] = patterns
+    return _NAME_PATTERNS
+
+
+def summary_stamp(name: str) -> str | None:
+    """The UTC stamp in a summary file's name (``20261125T150212.000001Z``); None when the name is no summary's."""
+    for pattern, group in _name_patterns():
+        match = pattern.match(name)
+        if match:
+            return match.group(group)
+    return None
+
+
+def family(kind: Any) -> Any:
+    """The collection's family of ``kind``; ValueError listing the known kinds."""
+    return _collection("_families").family(kind)
+
+
+def runs_word(kind: str) -> str:
+    """How texts count a kind's runs: ``preflights``, ``cleanups``, ``training health runs``."""
+    word = family(kind).word.lower()
+    return word + " runs" if " " in word else word + "s"
+
+
+def _step(value: Any) -> int | float | None:
+    """A summary's step: a number, whole or decimal (3, 2.5); None for a run without one."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return value if math.isfinite(value) else None
+
+
 def _stamp_epoch(name: str) -> float | None:
     """The UTC time in a summary file's name (20261125T150212.000001Z)."""
-    match = FILE_NAME.match(name)
-    if not match:
+    text = summary_stamp(name)
+    if text is None:
         return None
-    text = match.group(1)
     try:
         return calendar.timegm(time.strptime(text[:15], "%Y%m%dT%H%M%S")) + int(text[16:22]) / 1e6
     except (ValueError, OverflowError):
@@ -168,6 +216,7 @@ def extract(document: Any, name: str, gpusets: "GpuSets") -> dict:
     if finished is None:
         finished = _stamp_epoch(name)
     items = [i for i in _list(document.get("hard_failures")) + _list(document.get("warnings")) if isinstance(i, dict)]
+    pci = _collection("_pci")
     record_hosts = {}
     for host, entry in hosts.items():
         entry = _dict(entry)
@@ -183,17 +232,18 @@ def extract(document: Any, name: str, gpusets: "GpuSets") -> dict:
         record_hosts[host] = {
             "status": _str(entry.get("status")) or "",
             "observed": observed,
+            # GPUs of two vendors: each tool numbers its own from 0, so an index names no GPU there
+            "mixed": bool(pci.mixed_vendors(gpus)),
             "set": gpusets.intern(identity),
             "health": [_str(g.get("health")) or UNKNOWN for g in gpus],
             "excluded": [pos for pos, g in enumerate(gpus) if g.get("excluded") is True],
             "watch": [pos for pos, g in enumerate(gpus) if g.get("watchlisted") is True],
             "findings": findings,
         }
-    step = document.get("step")
     return {
         "file": name,
         "kind": kind,
-        "step": step if isinstance(step, int) and not isinstance(step, bool) else None,
+        "step": _step(document.get("step")),
         "finished": finished,
         "passed": document.get("passed") is not False,
         "hard_failures": len(_list(document.get("hard_failures"))),
@@ -248,9 +298,7 @@ def default_cache_path(summary_dir: str) -> str:
 
 def files_module() -> Any:
     """The collection's _files (non-blocking bounded reads, atomic writes)."""
-    from . import collection
-
-    return collection.module_utils("_files")
+    return _collection("_files")
 
 
 def _read_bounded(path: str, limit: int) -> bytes:
@@ -299,8 +347,8 @@ def _write_index(path: str, summary_dir: str, files: dict, gpusets: GpuSets) -> 
     files_module().write_atomic(path, json.dumps(index, separators=(",", ":")))
 
 
-_HOST_FIELDS = (("status", str), ("observed", bool), ("set", int), ("health", list), ("excluded", list),
-                ("watch", list), ("findings", dict))
+_HOST_FIELDS = (("status", str), ("observed", bool), ("mixed", bool), ("set", int), ("health", list),
+                ("excluded", list), ("watch", list), ("findings", dict))
 
 
 def _valid_record(record: Any, gpusets: GpuSets) -> bool:
@@ -362,7 +410,7 @@ def scan(summary_dir: str | None = None, cache_path: str | None = None, use_cach
     except OSError as exc:
         raise OSError("summary folder %s: cannot list it: %s" % (folder, exc.strerror or exc))
     for entry in entries:
-        if not FILE_NAME.match(entry.name):
+        if summary_stamp(entry.name) is None:
             continue
         try:
             info = entry.stat()
@@ -418,10 +466,8 @@ def parse_since(value: str | None, now: float) -> float | None:
     match = re.match(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", str(value))
     if match:
         return now - float(match.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[match.group(2)]
-    from . import collection
-
     try:
-        return collection.module_utils("_timeparse").parse_time(value, "--since")
+        return _collection("_timeparse").parse_time(value, "--since")
     except ValueError as exc:
         raise ValueError("%s, or a span ago such as 30m, 24h, 7d" % exc) from None
 
@@ -430,17 +476,13 @@ def parse_gpu(value: str | None) -> tuple | None:
     """--gpu: an index (3) or a PCI address, as an inventory names GPUs."""
     if value is None:
         return None
-    from . import collection
-
     text = value.strip()
-    return collection.module_utils("_pci").parse_gpu_ref(int(text) if text.isdigit() else text)
+    return _collection("_pci").parse_gpu_ref(int(text) if text.isdigit() else text)
 
 
 def ago(seconds: float) -> str:
     """A span in words an operator reads at a glance (the collection's one wording)."""
-    from . import collection
-
-    return collection.module_utils("_values").duration(max(0.0, seconds))
+    return _collection("_values").duration(max(0.0, seconds))
 
 
 def _gpu_matches(ref: tuple | None, key: str, index: int | None) -> bool:
@@ -514,23 +556,32 @@ def _gpus_of_host(host: str, runs: list[tuple[dict, dict]], gpusets: GpuSets, re
     return sorted(gpus.values(), key=lambda g: (g["index"] is None, g["index"] or 0, g["bdf"] or ""))
 
 
-def _suggest(gpu: dict, window: int, watch_after: int, exclude_after: int, word: str) -> dict | None:
-    name = gpu["index"] if gpu["index"] is not None else gpu["bdf"]
+def _suggest(gpu: dict, window: int, watch_after: int, exclude_after: int, word: str,
+             mixed: bool = False) -> dict | None:
+    """What to add the GPU to, if anything. It is named as the preflight accepts it (``_pci.gpu_name``): by index,
+    or by PCI address where it has no index or its host has GPUs of two vendors (``mixed``: indices collide, and
+    the preflight refuses an index there)."""
     if gpu["excluded"]:
         return None
+    name = _collection("_pci").gpu_name(gpu, mixed)
+    if name is None:
+        name = gpu["index"]
     if gpu["hard_runs"] >= exclude_after:
         return {"add_to": "excluded_gpus", "host": gpu["host"], "gpu": name, "threshold": exclude_after,
-                "reason": "hard findings in %d of the last %d %ss" % (gpu["hard_runs"], window, word)}
+                "reason": "hard findings in %d of the last %d %s" % (gpu["hard_runs"], window, word)}
     if gpu["finding_runs"] >= watch_after and not gpu["watchlisted"]:
         return {"add_to": "gpu_watchlist", "host": gpu["host"], "gpu": name, "threshold": watch_after,
-                "reason": "findings in %d of the last %d %ss" % (gpu["finding_runs"], window, word)}
+                "reason": "findings in %d of the last %d %s" % (gpu["finding_runs"], window, word)}
     return None
 
 
 def analyse(result: Scan, kind: str = "preflight", host: str | None = None, gpu: tuple | None = None,
             since: float | None = None, window: int = DEFAULT_WINDOW, watch_after: int = DEFAULT_WATCHLIST_AFTER,
             exclude_after: int = DEFAULT_EXCLUDE_AFTER, now: float | None = None) -> dict:
-    """The history document (JSON-ready): per GPU its findings over the last ``window`` runs of its host."""
+    """The history document (JSON-ready): per GPU its findings over the last ``window`` runs of its host.
+
+    ValueError for an unknown ``kind`` (naming the known ones) or a window or threshold below 1."""
+    word = runs_word(kind)
     for option, value in (("window", window), ("watchlist threshold", watch_after),
                           ("exclude threshold", exclude_after)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -539,14 +590,17 @@ def analyse(result: Scan, kind: str = "preflight", host: str | None = None, gpu:
     records = [r for r in result.records if r.get("kind") == kind
                and (since is None or (r.get("finished") is not None and r["finished"] >= since))]
     gpus: list[dict] = []
+    mixed = set()  # hosts with GPUs of two vendors in a run of the window
     for name, runs in _host_runs(records).items():
         if host is not None and not fnmatch.fnmatchcase(name, host):
             continue
+        if any(entry.get("mixed") for _record, entry in runs[-window:]):
+            mixed.add(name)
         gpus.extend(_gpus_of_host(name, runs[-window:], result.gpusets, gpu))
     suggestions = []
     for item in gpus:
         seen = item["runs"]
-        item["suggestion"] = _suggest(item, seen, watch_after, exclude_after, kind)
+        item["suggestion"] = _suggest(item, seen, watch_after, exclude_after, word, item["host"] in mixed)
         if item["suggestion"]:
             suggestions.append(item["suggestion"])
         findings = sorted(item.pop("findings").values(),
@@ -592,9 +646,9 @@ def _utc(epoch: float | None) -> str:
 
 def render_lines(doc: dict) -> list[str]:
     """The history as text: one line per GPU finding, then the suggestions."""
-    word = doc["kind"]
+    word = runs_word(doc["kind"])
     files = doc["files"]
-    head = "%s history: %d run(s) in %s" % (word.capitalize(), doc["runs"], doc["summary_dir"])
+    head = "%s history: %d run(s) in %s" % (family(doc["kind"]).word, doc["runs"], doc["summary_dir"])
     if doc["runs"]:
         head += " from %s to %s" % (_utc(doc["first_run"]), _utc(doc["last_run"]))
     head += " (per host, the last %d)" % doc["window"]
@@ -611,11 +665,12 @@ def render_lines(doc: dict) -> list[str]:
             extra = " (%d distinct kernel-log event%s)" % (events, "" if events == 1 else "s") \
                 if events and events < finding["runs"] else ""
             last = finding["last_seen"]
-            lines.append("%s: %s in %d of the last %d %ss%s, last %s ago" % (
+            lines.append("%s: %s in %d of the last %d %s%s, last %s ago" % (
                 gpu_label(gpu), finding["text"], finding["runs"], gpu["runs"], word, extra,
                 ago(doc["generated_at"] - last) if last is not None else "?"))
     if not found:
-        lines.append("No finding about any GPU%s." % (" in these runs" if doc["runs"] else ": no %s summary found" % word))
+        lines.append("No finding about any GPU%s." % (" in these runs" if doc["runs"] else ": no %s summary found"
+                                                      % family(doc["kind"]).word.lower()))
     if doc["suggestions"]:
         lines.append("Suggestions:")
         for item in doc["suggestions"]:

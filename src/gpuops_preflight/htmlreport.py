@@ -119,7 +119,12 @@ def _headline(summary: dict) -> str:
     except Exception:  # noqa: BLE001 - an odd document still gets a page
         word = str(summary.get("kind") or "run").capitalize()
         verdict = "BLOCKED" if summary.get("blocked") else "PASSED"
-        return "%s %s for step %s" % (word, verdict, summary.get("step"))
+        return "%s %s%s" % (word, verdict, _for_step(summary.get("step")))
+
+
+def _for_step(step: Any) -> str:
+    """`` for step 2.5``; nothing for a run without a step (training health, serving gate)."""
+    return "" if step is None else " for step %s" % step
 
 
 def _verdict_class(passed: Any, warnings: Any) -> str:
@@ -155,8 +160,8 @@ def _runs_html(doc: dict) -> str:
     cells = []
     for run in doc.get("recent_runs", []):
         klass = _verdict_class(run.get("passed"), run.get("warnings"))
-        title = "%s, step %s: %s, %s hard failure(s), %s warning(s)" % (
-            _utc(run.get("finished")), run.get("step"), klass, run.get("hard_failures"), run.get("warnings"))
+        title = "%s%s: %s, %s hard failure(s), %s warning(s)" % (
+            _utc(run.get("finished")), _for_step(run.get("step")), klass, run.get("hard_failures"), run.get("warnings"))
         cells.append('<span class="run %s" title="%s"></span>' % (klass, e(title)))
     return '<div class="runs" id="runs">%s</div>' % "".join(cells)
 

@@ -11,8 +11,11 @@ collector (events.py) sends it a ``RunProgress`` after every event that changes 
 - Elsewhere (a pipe, a file, a log): one plain line per host as its result arrives.
 
 ``table_lines(hosts)`` renders a report's hosts (the summary's ``hosts``) as a compact table: one row per
-host (its verdict, usable GPUs) and one column per GPU index, each GPU's health in a short form with the
-excluded and watchlisted ones marked. Both are pure text: nothing here runs a playbook.
+host (its verdict, usable GPUs) and one column per GPU name, each GPU's health in a short form with the
+excluded and watchlisted ones marked. A GPU is named as the collection names it (``_pci.gpu_name``): by
+index, or by PCI address where it has no index or where its host has GPUs of two vendors (each vendor's
+tool numbers its own from 0, so an index there would put two GPUs in one cell). Both are pure text:
+nothing here runs a playbook.
 """
 
 from __future__ import annotations
@@ -313,6 +316,29 @@ def _index(gpu: Mapping[str, Any]) -> int | None:
     return index if isinstance(index, int) and not isinstance(index, bool) and index >= 0 else None
 
 
+def _text(gpu: Mapping[str, Any], key: str) -> str | None:
+    value = gpu.get(key)
+    return value if isinstance(value, str) and value else None
+
+
+def gpu_columns(gpus: list[Mapping[str, Any]]) -> list[int | str | None]:
+    """Each GPU's column in the table, as ``_pci.gpu_name`` names it: its index; its PCI address where it has
+    no index, or where its host has GPUs of two vendors (or two GPUs share an index all the same); None for
+    a GPU with neither (a ``?`` column)."""
+    from . import collection  # the collection's one naming rule: imported when a table is drawn
+
+    pci = collection.module_utils("_pci")
+    named = [{"index": _index(g), "bdf": _text(g, "bdf"), "vendor": _text(g, "vendor")} for g in gpus]
+    indexes = [g["index"] for g in named if g["index"] is not None]
+    mixed = pci.mixed_vendors(named) or len(set(indexes)) < len(indexes)
+    columns: list[int | str | None] = []
+    for gpu in named:
+        name = pci.gpu_name(gpu, mixed)
+        name = gpu["index"] if name is None else name
+        columns.append(None if name in columns else name)  # never two GPUs in one cell
+    return columns
+
+
 def _gpus(entry: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     gpus = entry.get("gpus")
     return [g for g in gpus if isinstance(g, Mapping)] if isinstance(gpus, list) else []
@@ -338,22 +364,27 @@ def _verdict(entry: Mapping[str, Any]) -> str:
 def table_lines(hosts: Any) -> list[str]:
     """The hosts x GPUs table of a report's ``hosts`` (host -> summary host entry); ``[]`` for no host.
 
-    A GPU without an index (the tool did not number it) gets a column of its own after the numbered
-    ones, headed ``?``. A host that gave no GPU facts (unreachable, failed, still pending) has empty cells:
-    its verdict says why (``blocked (unreachable)``, ``blocked (no result)``, ``pending``).
+    One column per GPU name (``gpu_columns``): indices in order, then PCI addresses (GPUs without an index,
+    and every GPU of a host with GPUs of two vendors), then ``?`` columns for GPUs with neither. A host that
+    gave no GPU facts (unreachable, failed, still pending) has empty cells: its verdict says why
+    (``blocked (unreachable)``, ``blocked (no result)``, ``pending``).
     """
     if not isinstance(hosts, Mapping) or not hosts:
         return []
-    entries = [(printable(host), entry if isinstance(entry, Mapping) else {}) for host, entry in hosts.items()]
-    indexes = sorted({i for _h, entry in entries for i in map(_index, _gpus(entry)) if i is not None})
-    extra = max([sum(1 for g in _gpus(entry) if _index(g) is None) for _h, entry in entries] or [0])
-    rows = [["host", "verdict", "usable"] + [str(i) for i in indexes] + ["?"] * extra]
-    for host, entry in entries:
+    entries = []
+    for host, entry in hosts.items():
+        entry = entry if isinstance(entry, Mapping) else {}
         gpus = _gpus(entry)
-        by_index = {_index(g): gpu_cell(g) for g in gpus if _index(g) is not None}
-        unnumbered = [gpu_cell(g) for g in gpus if _index(g) is None]
+        entries.append((printable(host), entry, gpus, gpu_columns(gpus)))
+    named = {c for _h, _e, _g, columns in entries for c in columns if c is not None}
+    order = sorted(c for c in named if isinstance(c, int)) + sorted(c for c in named if isinstance(c, str))
+    extra = max([columns.count(None) for _h, _e, _g, columns in entries] or [0])
+    rows = [["host", "verdict", "usable"] + [printable(c) for c in order] + ["?"] * extra]
+    for host, entry, gpus, columns in entries:
+        by_name = {c: gpu_cell(g) for g, c in zip(gpus, columns) if c is not None}
+        unnamed = [gpu_cell(g) for g, c in zip(gpus, columns) if c is None]
         filler = NO_GPU if gpus else ""
-        cells = [by_index.get(i, filler) for i in indexes] + unnumbered + [filler] * (extra - len(unnumbered))
+        cells = [by_name.get(c, filler) for c in order] + unnamed + [filler] * (extra - len(unnamed))
         rows.append([host, _verdict(entry), _usable(entry, gpus)] + cells)
     widths = [max(len(row[col]) for row in rows) for col in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
@@ -386,5 +417,5 @@ def table_wanted(option: bool | None, json_output: bool, stream: TextIO | None =
         return False
 
 
-__all__ = ["AboveLine", "Display", "for_command", "gpu_cell", "host_line", "is_terminal", "live_text",
+__all__ = ["AboveLine", "Display", "for_command", "gpu_cell", "gpu_columns", "host_line", "is_terminal", "live_text",
            "table_lines", "table_wanted", "width"]

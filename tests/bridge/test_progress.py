@@ -12,6 +12,7 @@ import io
 import json
 import logging
 import os
+import pathlib
 import pty
 import re
 import struct
@@ -27,6 +28,7 @@ from gpuops_preflight import progress
 from gpuops_preflight.events import CHECKS, DONE, PLAN, VERDICT, Collector, HostResult, RunProgress
 
 ERASE = "\r\x1b[K"
+REPORT_FIXTURES = pathlib.Path(__file__).resolve().parents[1] / "report" / "fixtures" / "summaries"
 ESC = "\x1b"
 
 
@@ -306,15 +308,16 @@ def test_the_table_of_hosts_and_gpus():
     hosts = {
         "rig-1": {"status": "warnings", "reachable": True, "usable_gpus": [0, 1],
                   "gpus": [gpu(0), gpu(1, watchlisted=True), gpu(2, "degraded", excluded=True), gpu(3, "lost")]},
-        "rig-2": {"status": "blocked", "usable_gpus": [], "gpus": [gpu(0, "unknown"), gpu(None, "ok")]},
+        "rig-2": {"status": "blocked", "usable_gpus": [], "gpus": [gpu(0, "unknown"), gpu(None, "ok"),
+                                                                   {"index": None, "bdf": None, "health": "lost"}]},
         "rig-gone": {"status": "blocked", "reachable": False, "error": "rig-gone unreachable", "checks": {}, "gpus": []},
         "rig-broke": {"status": "blocked", "reachable": True, "error": "rig-broke: module failure", "checks": {}},
         "rig-late": {"status": "pending", "reachable": None, "checks": {}, "gpus": []},
     }
     assert progress.table_lines(hosts) == [
-        "host       verdict                usable  0   1    2      3     ?",
-        "rig-1      warnings               2/4     ok  ok*  (DEG)  LOST  -",
-        "rig-2      blocked                0/2     ?   -    -      -     ok",
+        "host       verdict                usable  0   1    2      3     0000:00:00.0  ?",
+        "rig-1      warnings               2/4     ok  ok*  (DEG)  LOST  -             -",
+        "rig-2      blocked                0/3     ?   -    -      -     ok            LOST",
         "rig-gone   blocked (unreachable)  -",
         "rig-broke  blocked (no result)    -",
         "rig-late   pending                -",
@@ -327,10 +330,46 @@ def test_the_table_survives_what_a_summary_should_not_hold():
                             "usable_gpus": "all"},
              "rig-b": None, "rig-c": {"gpus": {"0": {}}}}
     lines = progress.table_lines(hosts)
-    assert lines[0].split() == ["host", "verdict", "usable", "1", "2", "?"]
+    # gpu(True) is no index: named by its PCI address
+    assert lines[0].split() == ["host", "verdict", "usable", "1", "2", "0000:01:00.0"]
     assert lines[1].split() == ["rig?[2J", "passed", "0/3", "7", "wei...", "ok"]
+    odd = {"rig": {"gpus": [{"index": 0, "bdf": ["x"], "vendor": ["amd"], "health": "ok"},
+                            {"index": 0, "bdf": 7, "vendor": {}, "health": "lost"}]}}
+    assert progress.table_lines(odd)[:2] == ["host  verdict  usable  0   ?", "rig   ?        0/2     ok  LOST"]
     assert lines[2].split() == ["rig-b", "?", "-"] and lines[3].split() == ["rig-c", "?", "-"]
     assert progress.table_lines({}) == [] and progress.table_lines(None) == []
+
+
+def test_a_host_with_gpus_of_two_vendors_shows_every_gpu_by_pci_address():
+    """Both vendors' tools number from 0: keyed by index, NVIDIA GPU 0 hid AMD GPU 0 (issue 14, bug 4)."""
+    hosts = {
+        "rig-6600": {"status": "passed", "usable_gpus": [0, 1],
+                     "gpus": [dict(gpu(0), vendor="amd"), dict(gpu(1), vendor="amd")]},
+        "rig-mixed": {"status": "warnings", "usable_gpus": ["0000:03:00.0", "0000:41:00.0"], "gpus": [
+            {"index": 0, "bdf": "0000:03:00.0", "vendor": "amd", "health": "ok"},
+            {"index": 0, "bdf": "0000:41:00.0", "vendor": "nvidia", "health": "degraded"},
+            {"index": 1, "bdf": "0000:51:00.0", "vendor": "nvidia", "health": "lost", "excluded": True}]},
+    }
+    assert progress.table_lines(hosts) == [
+        "host       verdict   usable  0   1   0000:03:00.0  0000:41:00.0  0000:51:00.0",
+        "rig-6600   passed    2/2     ok  ok  -             -             -",
+        "rig-mixed  warnings  2/3     -   -   ok            DEG           (LOST)",
+        progress.LEGEND,
+    ]
+    # The same column names as the collection's lists of GPUs (usable_gpus, excluded_gpus) on such a host.
+    assert progress.gpu_columns(hosts["rig-mixed"]["gpus"]) == ["0000:03:00.0", "0000:41:00.0", "0000:51:00.0"]
+
+
+def test_a_real_two_vendor_summary_has_a_cell_for_every_gpu():
+    summary = json.loads((REPORT_FIXTURES / "mixed_vendors.json").read_text())
+    lines = progress.table_lines(summary["hosts"])
+    mixed = [line for line in lines if line.startswith("rig-mixed ")]
+    assert len(mixed) == 1 and mixed[0].split()[-3:] == ["ok", "ok", "(LOST)"]
+    header = lines[0].split()
+    assert header[-3:] == ["0000:03:00.0", "0000:41:00.0", "0000:51:00.0"]
+    for host, entry in summary["hosts"].items():
+        row = [line for line in lines if line.split()[0] == host][0].split()
+        assert len([cell for cell in row[3:] if cell != "-"]) == len(entry["gpus"])
 
 
 # ---------------------------------------------------------------- the CLI on simulated clusters

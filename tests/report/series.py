@@ -12,8 +12,9 @@ import datetime
 import json
 import pathlib
 
+from gpuops_preflight import collection
+
 SUMMARIES = pathlib.Path(__file__).resolve().parent / "fixtures" / "summaries"
-PREFIX = {"preflight": "summary", "cleanup": "cleanup"}
 # 2026-11-30T00:00:00Z: the first run of every series; runs are an hour apart.
 START = 1795996800.0
 HOUR = 3600.0
@@ -28,20 +29,13 @@ def iso(epoch: float) -> str:
     return datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc).isoformat()
 
 
-def file_name(document: dict, epoch: float) -> str:
-    stamp = datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
-    return "%s_step%s_%s.json" % (PREFIX[document["kind"]], document["step"], stamp)
-
-
 def write_run(folder: pathlib.Path, document: dict, epoch: float) -> pathlib.Path:
-    """One summary file as the collection writes it, finished at ``epoch``."""
+    """One summary file, finished at ``epoch``, written by the collection's own writer (_summary.write_summary:
+    the family's file name, <prefix>[_step<N>]_<stamp>.json, and its format); nothing is pruned."""
     document = copy.deepcopy(document)
     document["started_at"] = iso(epoch - document.get("duration_s", 1.0))
     document["finished_at"] = iso(epoch)
-    path = folder / file_name(document, epoch)
-    document["summary_file"] = str(path)
-    path.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
-    return path
+    return pathlib.Path(collection.module_utils("_summary").write_summary(document, str(folder), keep=0, now=epoch))
 
 
 def write_series(folder: pathlib.Path, names: list, start: float = START, step: float = HOUR) -> list:

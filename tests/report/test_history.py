@@ -318,3 +318,131 @@ def test_since_on_a_file_without_a_time_uses_the_name(summary_dir):
     path.write_text(json.dumps(broken))
     found = history.scan(str(summary_dir))
     assert found.records[0]["finished"] == START
+
+
+# ---------------------------------------------------------------- issue 14's operator-view bugs
+
+
+def decimal(name):
+    """A recorded run moved to step 2.5 (decimal_step.json is a real step-2.5 preflight; the others are step 3)."""
+    document = fixture(name)
+    document["step"] = 2.5
+    return document
+
+
+def test_decimal_step_runs_are_read_with_their_step(summary_dir, capsys):
+    """summary_step2.5_<stamp>.json was skipped by the file-name pattern, and its step dropped (bug 1)."""
+    write_series(summary_dir, ["decimal_step", "demo", decimal("smu_failure"), decimal("smu_failure"),
+                               decimal("smu_failure")])
+    assert len([n for n in os.listdir(str(summary_dir)) if n.startswith("summary_step2.5_")]) == 4
+    doc = analyse(summary_dir)
+    assert doc["runs"] == 5 and [r["step"] for r in doc["recent_runs"]] == [2.5, 3, 2.5, 2.5, 2.5]
+    smu = gpu(doc, *GPU4)
+    assert smu["runs"] == 5 and finding(smu, "health:lost")["runs"] == 3
+    assert [(s["add_to"], s["host"], s["gpu"]) for s in doc["suggestions"]] == [("excluded_gpus", "rig-6600", 4)]
+    code, out, _err = run_cli(["history", "--summary-dir", str(summary_dir)], capsys)
+    assert code == 0 and out.startswith("Preflight history: 5 run(s)")
+    # The index keeps the decimal step: a second scan reads nothing and says the same.
+    again = history.scan(str(summary_dir))
+    assert again.read == 0 and [r["step"] for r in history.analyse(again)["recent_runs"]] == [2.5, 3, 2.5, 2.5, 2.5]
+
+
+def test_an_index_of_the_old_version_is_rebuilt(smu_series, tmp_path):
+    folder, _epochs = smu_series
+    cache = tmp_path / "index.json"
+    assert history.scan(str(folder), cache_path=str(cache)).read == 20
+    index = json.loads(cache.read_text())
+    index["version"] = 1  # kept whole steps only, and no two-vendor flag
+    cache.write_text(json.dumps(index))
+    assert history.scan(str(folder), cache_path=str(cache)).read == 20
+
+
+def test_training_health_and_serving_gate_runs_are_found_by_their_familys_file_names(summary_dir, capsys):
+    """training_health_<stamp>.json and serving_gate_<stamp>.json have no _step<N>: 0 runs were found (bug 2)."""
+    sick = fixture("training_health")
+    sick["hosts"]["train-lora"]["gpus"][0]["health"] = "degraded"
+    write_series(summary_dir, ["training_health", "serving_gate", sick, "demo", sick, "serving_gate", sick])
+    names = sorted(os.listdir(str(summary_dir)))
+    assert len([n for n in names if n.startswith("training_health_") and "_step" not in n]) == 4
+    assert len([n for n in names if n.startswith("serving_gate_") and "_step" not in n]) == 2
+    health = analyse(summary_dir, kind="training_health")
+    assert health["runs"] == 4 and [r["step"] for r in health["recent_runs"]] == [None] * 4
+    assert {(g["host"], g["index"], g["bdf"]) for g in health["gpus"]} == {
+        ("train-full", 0, "0000:41:00.0"), ("train-lora", 0, "0000:41:00.0")}
+    lora = gpu(health, "train-lora", "0000:41:00.0")
+    assert lora["timeline"] == ["ok", "degraded", "degraded", "degraded"]
+    assert health["suggestions"] == [{"add_to": "excluded_gpus", "host": "train-lora", "gpu": 0, "threshold": 3,
+                                      "reason": "hard findings in 3 of the last 4 training health runs"}]
+    gate = analyse(summary_dir, kind="serving_gate")
+    assert gate["runs"] == 2 and gate["gpus"] == [] and gate["suggestions"] == []
+    code, out, err = run_cli(["history", "--summary-dir", str(summary_dir), "--kind", "training_health"], capsys)
+    assert code == 0 and err == ""
+    lines = out.splitlines()
+    assert lines[0].startswith("Training health history: 4 run(s) in %s" % summary_dir)
+    assert "train-lora GPU 0 (0000:41:00.0): degraded in 3 of the last 4 training health runs" in out
+    code, out, err = run_cli(["history", "--summary-dir", str(summary_dir), "--kind", "serving_gate"], capsys)
+    assert code == 0 and out.startswith("Serving gate history: 2 run(s)")
+    assert out.splitlines()[1] == "No finding about any GPU in these runs."
+
+
+def test_the_local_serving_gates_files_are_read_too(summary_dir):
+    """The ExecStartPre gate writes summary_<instance>_<stamp>.json in its cache folder (docs/SUMMARY_SCHEMA.md)."""
+    from gpuops_preflight import collection
+
+    serving = collection.module_utils("_serving")
+    for number, instance in enumerate(("crawler", "mcp", "step3")):
+        serving.write_gate_summary(fixture("serving_gate"), str(summary_dir), instance,
+                                   "20261130T0%d0000.000000Z" % number)
+    doc = analyse(summary_dir, kind="serving_gate")
+    assert doc["runs"] == 3 and analyse(summary_dir)["runs"] == 0  # summary_step3_...: a gate's, by its kind
+
+
+def test_an_unknown_kind_is_refused_naming_the_known_ones(summary_dir, capsys):
+    code, out, err = run_cli(["history", "--summary-dir", str(summary_dir), "--kind", "trainig_health"], capsys)
+    assert code == 2 and out == ""
+    assert "unknown kind 'trainig_health'; known: preflight, cleanup, training_health, serving_gate" in err
+
+
+def mixed_not_excluded():
+    """rig-mixed (one AMD and two NVIDIA GPUs) before anyone excluded its lost NVIDIA GPU 1 at 0000:51:00.0."""
+    document = fixture("mixed_vendors")
+    for entry in document["hosts"]["rig-mixed"]["gpus"]:
+        entry["excluded"] = False
+    return document
+
+
+def test_on_a_host_with_gpus_of_two_vendors_the_suggestion_names_the_pci_address(summary_dir):
+    """Suggesting an index there gave a line the preflight refuses (both vendors number from 0) (bug 3)."""
+    write_series(summary_dir, [mixed_not_excluded()] * 3)
+    doc = analyse(summary_dir)
+    by_host = dict((s["host"], s) for s in doc["suggestions"])
+    assert by_host["rig-mixed"]["gpu"] == "0000:51:00.0" and by_host["rig-mixed"]["add_to"] == "excluded_gpus"
+    # One vendor on rig-a5000 (NVIDIA GPU 1 with an application Xid): the index is right there.
+    assert (by_host["rig-a5000"]["gpu"], by_host["rig-a5000"]["add_to"]) == (1, "gpu_watchlist")
+    assert ('  rig-mixed GPU 0000:51:00.0: add to excluded_gpus (hard findings in 3 of the last 3 preflights; '
+            'threshold 3) -> host_vars/rig-mixed: excluded_gpus: ["0000:51:00.0"]') in history.render_lines(doc)
+    # The suggested name is one the preflight applies on that host; the index it suggested before is refused.
+    from gpuops_preflight import collection
+
+    pci, checks = collection.module_utils("_pci"), collection.module_utils("_gpu_checks")
+    gpus = copy.deepcopy(mixed_not_excluded()["hosts"]["rig-mixed"]["gpus"])
+    for name, refused in ((by_host["rig-mixed"]["gpu"], False), (1, True)):
+        for entry in gpus:
+            entry["excluded"] = False
+        refs = [(ref, None) for ref in pci.parse_gpu_refs([name], "excluded_gpus")]
+        _unmatched, _notes, refusals = checks.mark_policy(gpus, refs, [], mixed_vendors=True)
+        assert bool(refusals) is refused
+        assert [g["bdf"] for g in gpus if g["excluded"]] == ([] if refused else ["0000:51:00.0"])
+
+
+def test_a_host_that_had_two_vendors_in_the_window_is_named_by_pci_address(summary_dir):
+    """The NVIDIA cards missing from the newest run (their driver failed) do not make an index safe again."""
+    only_amd = mixed_not_excluded()
+    only_amd["hosts"]["rig-mixed"]["gpus"] = [g for g in only_amd["hosts"]["rig-mixed"]["gpus"] if g["vendor"] == "amd"]
+    amd_lost = mixed_not_excluded()
+    amd_lost["hosts"]["rig-mixed"]["gpus"][0]["health"] = "lost"
+    newest = copy.deepcopy(only_amd)
+    newest["hosts"]["rig-mixed"]["gpus"][0]["health"] = "lost"
+    write_series(summary_dir, [amd_lost, amd_lost, only_amd, newest])
+    suggestion = gpu(analyse(summary_dir), "rig-mixed", "0000:03:00.0")["suggestion"]
+    assert suggestion["gpu"] == "0000:03:00.0"

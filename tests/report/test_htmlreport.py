@@ -247,3 +247,36 @@ def test_the_history_json_and_the_page_agree_on_counts(smu_series):
     entry = [g for g in doc["gpus"] if g["host"] == "rig-6600" and g["index"] == 4][0]
     assert "SMU not answering (0xFFFFFFFF) <b>5/20</b>" in page_for(folder)
     assert entry["runs"] == 20
+
+
+# ---------------------------------------------------------------- issue 14's operator-view bugs
+
+
+def test_the_page_counts_decimal_step_runs(summary_dir, capsys):
+    """summary_step2.5_<stamp>.json runs were left out of the page (bug 1)."""
+    smu = fixture("smu_failure")
+    smu["step"] = 2.5
+    write_series(summary_dir, ["decimal_step", "demo", smu])
+    target = summary_dir.parent / "r.html"
+    assert cli.main(["report", "--summary-dir", str(summary_dir), "--html", str(target)]) == 0
+    parsed = parse(target.read_text(encoding="utf-8"))
+    assert "Preflight BLOCKED for step 2.5" in "".join(parsed.text)
+    runs = [a["title"] for t, a in parsed.tags if t == "span" and a.get("class", "").startswith("run ")]
+    assert [title.split(" UTC")[1].split(":")[0] for title in runs] == [" for step 2.5", " for step 3", " for step 2.5"]
+    assert "3 preflight run(s)" in "".join(parsed.text)
+
+
+@pytest.mark.parametrize("kind, hosts, cells", [("training_health", ["train-full", "train-lora"], 2),
+                                                ("serving_gate", ["serve-1", "serve-2"], 0)])
+def test_the_page_of_a_family_without_steps(kind, hosts, cells, summary_dir, capsys):
+    """training_health_<stamp>.json and serving_gate_<stamp>.json were not found: an empty page (bug 2)."""
+    write_series(summary_dir, [kind, "demo", kind])
+    target = summary_dir.parent / "r.html"
+    assert cli.main(["report", "--summary-dir", str(summary_dir), "--kind", kind, "--html", str(target)]) == 0
+    assert capsys.readouterr().err == ""
+    parsed = parse(target.read_text(encoding="utf-8"))
+    text = "".join(parsed.text)
+    assert "2 %s run(s)" % kind in text and "step None" not in target.read_text(encoding="utf-8")
+    assert any(t == "div" and a.get("class") == "verdict passed" for t, a in parsed.tags)
+    assert [a["data-host"] for t, a in parsed.tags if t == "tr" and "data-host" in a] == hosts
+    assert len([1 for t, a in parsed.tags if t == "td" and a.get("class", "").startswith("gpu ")]) == cells

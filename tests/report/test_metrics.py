@@ -65,7 +65,10 @@ def test_every_recorded_summary_parses_and_each_state_set_has_one_current_state(
     parsed = samples(_metrics.render(summary))
     kind = summary["kind"]
     assert value(parsed, "gpuops_run_passed", kind=kind) == (1 if summary["passed"] else 0)
-    assert value(parsed, "gpuops_run_step", kind=kind) == summary["step"]
+    if summary["step"] is None:  # training health, serving gate: not for a pipeline step
+        assert not series(parsed, "gpuops_run_step")
+    else:
+        assert value(parsed, "gpuops_run_step", kind=kind) == summary["step"]
     assert value(parsed, "gpuops_run_hard_failures", kind=kind) == len(summary["hard_failures"])
     assert value(parsed, "gpuops_run_warnings", kind=kind) == len(summary["warnings"])
     assert value(parsed, "gpuops_run_duration_seconds", kind=kind) == pytest.approx(summary["duration_s"])
@@ -131,6 +134,75 @@ def test_the_cleanup_has_its_own_kind_label_file_name_and_freed_bytes():
     assert value(parsed, "gpuops_check_status", kind="cleanup", host="rig-6600", check="clocks", status="skipped") == 1
     assert all(dict(labels)["kind"] == "cleanup" for _name, labels in parsed)
     assert _metrics.textfile_name("cleanup") == "gpuops_cleanup.prom"
+
+
+def test_a_decimal_step_is_the_number():
+    parsed = samples(_metrics.render(load("decimal_step")))
+    assert value(parsed, "gpuops_run_step", kind="preflight") == 2.5
+
+
+def test_a_training_health_run_writes_its_own_file_with_its_gpus(tmp_path):
+    """Issue 14: the training-health runs write gpuops_training_health.prom (training_health_textfile_dir)."""
+    summary = load("training_health")
+    path = _metrics.write_textfile(summary, str(tmp_path))
+    assert path == str(tmp_path / "gpuops_training_health.prom")
+    with open(path, encoding="utf-8") as handle:
+        parsed = samples(handle.read())
+    assert all(dict(labels)["kind"] == "training_health" for _name, labels in parsed)
+    assert not series(parsed, "gpuops_run_step")  # no step: no series, never a made-up 0
+    assert value(parsed, "gpuops_run_passed", kind="training_health") == 1
+    assert value(parsed, "gpuops_run_gpus_usable", kind="training_health") == 2
+    for host in ("train-full", "train-lora"):
+        assert value(parsed, "gpuops_host_status", kind="training_health", host=host, status="passed") == 1
+        assert value(parsed, "gpuops_host_gpus", kind="training_health", host=host) == 1
+        assert value(parsed, "gpuops_gpu_health", kind="training_health", host=host, index=0, bdf="0000:41:00.0",
+                     model=summary["hosts"][host]["gpus"][0]["model"], state="ok") == 1
+        for check in summary["hosts"][host]["checks"]:
+            assert sum(series(parsed, "gpuops_check_status", kind="training_health", host=host, check=check).values()) == 1
+    assert value(parsed, "gpuops_check_status", kind="training_health", host="train-lora", check="checkpoint_resume",
+                 status="ok") == 1
+
+
+def test_a_serving_gate_run_writes_its_own_file_without_gpu_series(tmp_path):
+    """Issue 14: the serving gate's runs write gpuops_serving_gate.prom (serving_gate_textfile_dir); no GPUs there."""
+    summary = load("serving_gate")
+    path = _metrics.write_textfile(summary, str(tmp_path))
+    assert path == str(tmp_path / "gpuops_serving_gate.prom")
+    with open(path, encoding="utf-8") as handle:
+        parsed = samples(handle.read())
+    assert all(dict(labels)["kind"] == "serving_gate" for _name, labels in parsed)
+    assert not series(parsed, "gpuops_run_step")
+    assert not [name for name, _labels in parsed if name.startswith(("gpuops_gpu_", "gpuops_host_gpus"))]
+    assert value(parsed, "gpuops_run_passed", kind="serving_gate") == 1
+    assert value(parsed, "gpuops_run_gpus", kind="serving_gate") == 0
+    assert value(parsed, "gpuops_check_status", kind="serving_gate", host="serve-2", check="bus", status="ok") == 1
+    assert value(parsed, "gpuops_check_status", kind="serving_gate", host="serve-1", check="bus", status="skipped") == 1
+    assert value(parsed, "gpuops_check_status", kind="serving_gate", host="serve-1", check="preload", status="ok") == 1
+    # A blocked gate reads as blocked; an unknown result of a hard check (which blocks a gate) is 'unknown'.
+    blocked = copy.deepcopy(summary)
+    blocked["passed"], blocked["blocked"] = False, True
+    blocked["hosts"]["serve-1"]["status"] = "blocked"
+    blocked["hosts"]["serve-1"]["checks"]["preload"]["status"] = "unknown"
+    parsed = samples(_metrics.render(blocked))
+    assert value(parsed, "gpuops_run_passed", kind="serving_gate") == 0
+    assert value(parsed, "gpuops_host_status", kind="serving_gate", host="serve-1", status="blocked") == 1
+    assert value(parsed, "gpuops_check_status", kind="serving_gate", host="serve-1", check="preload",
+                 status="unknown") == 1
+
+
+def test_the_four_families_files_sit_side_by_side(tmp_path):
+    for name in ("demo", "dirty_after_step", "training_health", "serving_gate"):
+        _metrics.write_textfile(load(name), str(tmp_path))
+    assert sorted(os.listdir(str(tmp_path))) == ["gpuops_cleanup.prom", "gpuops_preflight.prom",
+                                                 "gpuops_serving_gate.prom", "gpuops_training_health.prom"]
+    # node_exporter merges them: no series twice, and the same HELP for a family in every file
+    texts = [path.read_text(encoding="utf-8") for path in sorted(tmp_path.iterdir())]
+    keys = [set(samples(text)) for text in texts]
+    assert sum(len(k) for k in keys) == len(set().union(*keys))
+    helps = {}
+    for line in "".join(texts).splitlines():
+        if line.startswith("# HELP"):
+            assert helps.setdefault(line.split()[2], line) == line
 
 
 def test_help_and_type_lines_do_not_depend_on_the_run():

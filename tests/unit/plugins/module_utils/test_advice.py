@@ -438,6 +438,27 @@ def test_run_budget_warns_when_the_plan_repeats_a_failure(tmp_path):
     assert all("\n" not in p["message"] and "\n" not in p["fix"] for p in problems)
 
 
+def test_run_budget_fix_joins_the_checks_fix_and_the_advice_without_a_stray_full_stop(tmp_path):
+    """The check's own fix ends with "knowingly.": the advice follows with "; ", not ".; " (issue 14, bug 5)."""
+    from ansible_collections.gpuops.preflight.plugins.module_utils import _families
+
+    spec = _families.family("preflight").checks["run_budget"]
+    assert spec.fix.endswith(".")
+    path = str(tmp_path / "h.jsonl")
+    for rec in (PROVEN, BRUTE):
+        _advice.append_record(path, rec)
+    problems, _ok_text, details = _advice.evaluate_run_budget(
+        {"run_budget_params": {"trials": 50, "max_seeds": 10000000}, "run_history_file": path}, spec)
+    assert problems and all(".;" not in p["fix"] for p in problems)
+    assert problems[0]["fix"] == spec.fix[:-1] + "; plan 100 trials x 100,000 seeds in run_budget_params (rule %s)" % (
+        details["suggestion"]["rule"])
+    # A fix without a full stop, or none at all, is joined the same way.
+    problems, _ok_text, _details = _advice.run_budget_problems({"trials": 50, "max_seeds": 10000000}, path, "see it. ")
+    assert problems[0]["fix"].startswith("see it; plan 100 trials")
+    problems, _ok_text, _details = _advice.run_budget_problems({"trials": 50, "max_seeds": 10000000}, path, "")
+    assert problems[0]["fix"].startswith("plan 100 trials")
+
+
 def test_run_budget_is_ok_for_a_plan_history_does_not_refute(tmp_path):
     path = str(tmp_path / "h.jsonl")
     _advice.append_record(path, BRUTE)
