@@ -355,8 +355,10 @@ def evaluate_health(ctx, spec):
     for refusal in view.get("policy_refused") or ():
         problems.append(problem(spec.name, spec.fail_status, refusal, MIXED_INDEX_FIX))
     if view["log_failure"]:
-        problems.append(problem(spec.name, UNKNOWN, "SMU failures not checked: could not read the kernel log (%s)"
-                                % view["log_failure"], ctx.family.collectors["kernel_log"].hint))
+        vendors = set(g.get("vendor") or _gpus.AMD for g in gpus) or set([_gpus.AMD])
+        unchecked = " and ".join(LOG_FINDINGS[v] for v in _gpus.VENDORS if v in vendors)
+        problems.append(problem(spec.name, UNKNOWN, "%s not checked: could not read the kernel log (%s)"
+                                % (unchecked, view["log_failure"]), ctx.family.collectors["kernel_log"].hint))
     return problems, "%d GPU(s): %s" % (len(gpus), _health_counts(gpus))
 
 
@@ -428,6 +430,8 @@ def missing_process_lists(probe):
 
 
 VENDOR_NAMES = {_gpus.AMD: "AMD", _gpus.NVIDIA: "NVIDIA"}
+# What the kernel log would have told about a vendor's GPUs (said when it could not be read).
+LOG_FINDINGS = {_gpus.AMD: "SMU failures", _gpus.NVIDIA: "Xid errors"}
 VRAM_UNKNOWN_FIX = {
     _gpus.AMD: "Check that the amdgpu driver exposes KFD (ls /sys/class/kfd/kfd/proc).",
     _gpus.NVIDIA: "Check that nvidia-smi answers on the host (nvidia-smi -q -x); a hung nvidia-smi often means a hung "

@@ -391,20 +391,22 @@ def assess(gpu, sysgpu, tool_info, kernel_findings, metrics_ok):
 # --------------------------------------------------------------------------------------------
 # the probe
 
-def _vendors_to_probe(module, vendor, found, tool, nvidia_smi):
-    """The vendors to probe: asked for, or (auto) those sysfs shows; with none in sysfs, AMD as ever,
-    plus NVIDIA where nvidia-smi is installed (a container that hides sysfs)."""
+def _vendors_to_probe(module, vendor, found, tool, nvidia_smi, rocm_smi="rocm-smi", amd_smi="amd-smi"):
+    """The vendors to probe: asked for, or (auto) those sysfs shows. With none in sysfs (a container that
+    hides it), the vendors whose tool is installed; AMD when none is (its missing tool is then reported)."""
     if vendor in VENDORS:
         return [vendor]
     if vendor not in (None, "auto"):
         raise ValueError("vendor must be auto, amd or nvidia, not %r" % (vendor,))
     present = [v for v in VENDORS if any(g[3] == _sysfs.VENDOR_IDS[v] for g in found)]
-    if present:
-        return present
-    vendors = [AMD]
-    if tool != "sysfs" and _toolpath.locate(module, nvidia_smi or "nvidia-smi")[0]:
-        vendors.append(NVIDIA)
-    return vendors
+    if present or tool == "sysfs":
+        return present or [AMD]
+    installed = []
+    if choose_tool(module, tool, rocm_smi, amd_smi)[1]:
+        installed.append(AMD)
+    if _toolpath.locate(module, nvidia_smi or "nvidia-smi")[0]:
+        installed.append(NVIDIA)
+    return installed or [AMD]
 
 
 def collect(module, tool="auto", rocm_smi="rocm-smi", amd_smi="amd-smi", sysfs_root="/sys", timeout=15,
@@ -413,7 +415,7 @@ def collect(module, tool="auto", rocm_smi="rocm-smi", amd_smi="amd-smi", sysfs_r
     """Everything the GPU tools and sysfs say about the host's GPUs, before any health verdict."""
     start = clock()
     found = _sysfs.enumerate_gpus(sysfs_root, [_sysfs.AMD_VENDOR, _sysfs.NVIDIA_VENDOR])
-    vendors = _vendors_to_probe(module, vendor, found, tool, nvidia_smi)
+    vendors = _vendors_to_probe(module, vendor, found, tool, nvidia_smi, rocm_smi, amd_smi)
     wanted_ids = [_sysfs.VENDOR_IDS[v] for v in vendors]
 
     # The tools and every GPU's sysfs identity reads run side by side, each under its own deadline.

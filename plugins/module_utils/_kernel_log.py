@@ -916,8 +916,13 @@ def _run(module, result, name, args, timeout, clock, deadline):
         if detail:
             why += ": %s" % detail
         if name == "dmesg" and re.search(r"Operation not permitted|EPERM", run.stderr or ""):
-            why += (" (kernel.dmesg_restrict=1: reading the kernel log needs root or CAP_SYSLOG;"
-                    " run the task with become: true)")
+            if os.geteuid() == 0:
+                # root and still refused: a container without CAP_SYSLOG, or a kernel that hides its log
+                why += (" (refused even as root: no CAP_SYSLOG here, e.g. in a container; give kernel_log a"
+                        " file the host writes)")
+            else:
+                why += (" (kernel.dmesg_restrict=1: reading the kernel log needs root or CAP_SYSLOG;"
+                        " run the task with become: true)")
         return why
     drop = _JOURNAL_META if name == "journalctl" else None
     if _has_lines(run.stdout, drop):

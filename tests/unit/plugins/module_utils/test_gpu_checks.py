@@ -191,6 +191,9 @@ def test_a_kernel_log_that_could_not_be_read_leaves_smu_failures_unchecked():
                                log_failure="journalctl exited 1: Permission denied")
     assert [(p["status"], p["message"]) for p in problems] == [
         ("unknown", "SMU failures not checked: could not read the kernel log (journalctl exited 1: Permission denied)")]
+    nvidia = dict(gpu(0, "0000:81:00.0"), vendor="nvidia")
+    problems, _text = evaluate(_preflight.FAMILY, "gpu_health", [nvidia], log_failure="dmesg exited 1")
+    assert [p["message"] for p in problems] == ["Xid errors not checked: could not read the kernel log (dmesg exited 1)"]
 
 
 def test_after_a_step_every_new_finding_warns():

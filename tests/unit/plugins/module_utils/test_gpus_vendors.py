@@ -182,7 +182,15 @@ def test_no_sysfs_probes_nvidia_only_where_nvidia_smi_is_installed(tmp_path):
     result = gpus.probe(FakeModule({"nvidia-smi": xml()}, tools=["nvidia-smi", "timeout"]), sysfs_root=nowhere)
     nvidia = [g for g in result["gpus"] if g["vendor"] == "nvidia"]
     assert [(g["index"], g["bdf"], g["health"]) for g in nvidia] == [(0, "0000:81:00.0", "ok"), (1, "0000:c1:00.0", "ok")]
-    assert result["vendors"] == ["amd", "nvidia"] and "sysfs: no NVIDIA GPU found under %s" % nowhere in result["notes"]
+    # only nvidia-smi is installed: no AMD probe, so no "no GPU tool found: rocm-smi" beside an answering nvidia-smi
+    assert result["vendors"] == ["nvidia"] and "sysfs: no NVIDIA GPU found under %s" % nowhere in result["notes"]
+    assert "missing" not in [t["outcome"] for t in result["tools"].values()]
+
+
+def test_no_sysfs_and_no_tool_reports_the_missing_amd_tool(tmp_path):
+    result = gpus.probe(FakeModule({}, tools=["timeout"]), sysfs_root=str(tmp_path / "nowhere"))
+    assert result["vendors"] == ["amd"] and result["tool"]["outcome"] == "missing"
+    assert result["tool"]["reason"].startswith("no GPU tool found: rocm-smi")
 
 
 def test_kernel_finding_with_its_own_gpu_health(nvrig):

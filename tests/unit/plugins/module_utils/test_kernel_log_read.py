@@ -141,6 +141,7 @@ def test_auto_both_fail_reports_both_reasons(module, mocker):
     commands(module, mocker, {
         "journalctl": hang,
         "dmesg": (1, "", "dmesg: read kernel buffer failed: Operation not permitted\n")})
+    mocker.patch.object(kl.os, "geteuid", return_value=1000)
     read = kl.read_kernel_log(module, timeout=15, clock=clock)
     assert read.error.startswith("journal: journalctl timed out after 15s and was killed; dmesg: dmesg exited 1: "
                                  "dmesg: read kernel buffer failed: Operation not permitted")
@@ -148,11 +149,18 @@ def test_auto_both_fail_reports_both_reasons(module, mocker):
     assert read.timed_out is True and len(read.lines) == 0
 
 
-def test_dmesg_permission_denied_is_explained(module, mocker):
+@pytest.mark.parametrize("euid, words, not_words", [
+    (1000, ("dmesg_restrict", "become: true"), ("as root",)),
+    # root and still refused (a container without CAP_SYSLOG): become would not help, so it is not suggested
+    (0, ("refused even as root", "give kernel_log a file"), ("become",)),
+])
+def test_dmesg_permission_denied_is_explained(module, mocker, euid, words, not_words):
     commands(module, mocker, {"dmesg": (1, "", "dmesg: read kernel buffer failed: Operation not permitted\n")})
+    mocker.patch.object(kl.os, "geteuid", return_value=euid)
     read = kl.read_kernel_log(module, source="dmesg")
     assert read.error.startswith("dmesg exited 1: dmesg: read kernel buffer failed: Operation not permitted")
-    assert "dmesg_restrict" in read.error and read.timed_out is False
+    assert all(w in read.error for w in words) and not any(w in read.error for w in not_words)
+    assert read.timed_out is False
 
 
 def test_missing_timeout_binary_refuses_to_run(module, mocker):
