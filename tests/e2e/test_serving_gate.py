@@ -147,3 +147,29 @@ def test_an_empty_group_is_refused(open_tmp):
     run = play(open_tmp, inventory(open_tmp, {"other": {"ansible_connection": "local"}}, group="rigs"))
     assert run.rc != 0 and run.summary is None
     assert "The inventory has no hosts in group 'serving_hosts': nothing to check." in run.output
+
+
+def test_metrics_for_node_exporter_when_asked(open_tmp, orchestrator):
+    """serving_gate_textfile_dir (issue 14): gpuops_serving_gate.prom, the hosts' checks; no GPU series."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    sim = orchestrator(models=ALL_MODELS, already_ready=True)
+    path = inventory(open_tmp, {"serve-1": serving_host(open_tmp, "serve-1", sim.url)})
+    folder = os.path.join(str(open_tmp), "textfiles")
+    os.mkdir(folder)
+    run = play(open_tmp, path, "serving_gate_textfile_dir=%s" % folder)
+    assert run.rc == 0, run.output
+    assert os.listdir(folder) == ["gpuops_serving_gate.prom"]
+    with open(os.path.join(folder, "gpuops_serving_gate.prom"), encoding="utf-8") as handle:
+        families = dict((f.name, f) for f in text_string_to_metric_families(handle.read()))
+    assert set(s.labels["kind"] for f in families.values() for s in f.samples) == {"serving_gate"}
+    assert [s.value for s in families["gpuops_run_passed"].samples] == [1]
+    current = dict((s.labels["check"], s.labels["status"]) for s in families["gpuops_check_status"].samples
+                   if s.labels["host"] == "serve-1" and s.value == 1)
+    # every host check, and the controller's own (ssh, probe)
+    assert current == dict([(c, r["status"]) for c, r in run.summary["hosts"]["serve-1"]["checks"].items()]
+                           + [("ssh", "ok"), ("probe", "ok")])
+    assert current["preload"] == "ok" and not [n for n in families if n.startswith("gpuops_gpu_")]
+    # a folder that is not there is a note, never a failed gate
+    missing = play(open_tmp, path, "serving_gate_textfile_dir=%s" % os.path.join(str(open_tmp), "missing"))
+    assert missing.rc == 0 and any(n.startswith("metrics not written to") for n in missing.summary["notes"])

@@ -174,3 +174,33 @@ def test_an_inventory_without_training_hosts_fails_clearly(tmp_path):
         handle.write("all:\n  hosts:\n    somewhere: {ansible_connection: local}\n")
     run = play(tmp_path, path)
     assert run.rc != 0 and "no hosts in group 'training_hosts'" in run.output and run.summary is None
+
+
+def test_metrics_for_node_exporter_when_asked(tmp_path, training):
+    """training_health_textfile_dir (issue 14): gpuops_training_health.prom beside the other families' files."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    hosts = training("train-full:full", "train-lora:lora")
+    path = inventory(tmp_path, hosts)
+    folder = tmp_path / "textfiles"
+    folder.mkdir()
+    (folder / "gpuops_preflight.prom").write_text("# another family's file: left alone\n")
+    run = play(tmp_path, path, "training_health_textfile_dir=%s" % folder)
+    assert run.rc == 0, run.output
+    assert sorted(os.listdir(str(folder))) == ["gpuops_preflight.prom", "gpuops_training_health.prom"]
+    assert (folder / "gpuops_preflight.prom").read_text() == "# another family's file: left alone\n"
+    families = dict((f.name, f) for f in text_string_to_metric_families(
+        (folder / "gpuops_training_health.prom").read_text(encoding="utf-8")))
+    health = [(s.labels["host"], s.labels["bdf"]) for s in families["gpuops_gpu_health"].samples
+              if s.labels["state"] == "ok" and s.value == 1]
+    assert sorted(health) == [("train-full", "0000:41:00.0"), ("train-lora", "0000:41:00.0")]
+    assert [s.value for s in families["gpuops_run_passed"].samples] == [1]
+    assert set(s.labels["kind"] for f in families.values() for s in f.samples) == {"training_health"}
+    # off by default: no file written
+    (folder / "gpuops_training_health.prom").unlink()
+    assert play(tmp_path, path).rc == 0
+    assert os.listdir(str(folder)) == ["gpuops_preflight.prom"]
+    # a relative path is refused before any host is contacted
+    refused = play(tmp_path, path, "training_health_textfile_dir=rel/dir")
+    assert refused.rc != 0 and refused.summary is None
+    assert "training_health_textfile_dir must be an absolute path, got 'rel/dir'" in refused.output

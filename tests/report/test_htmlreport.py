@@ -280,3 +280,10 @@ def test_the_page_of_a_family_without_steps(kind, hosts, cells, summary_dir, cap
     assert any(t == "div" and a.get("class") == "verdict passed" for t, a in parsed.tags)
     assert [a["data-host"] for t, a in parsed.tags if t == "tr" and "data-host" in a] == hosts
     assert len([1 for t, a in parsed.tags if t == "td" and a.get("class", "").startswith("gpu ")]) == cells
+
+
+def test_an_unknown_kind_exits_2_and_writes_no_page(summary_dir, capsys):
+    target = summary_dir.parent / "r.html"
+    assert cli.main(["report", "--summary-dir", str(summary_dir), "--kind", "gate", "--html", str(target)]) == 2
+    assert "unknown kind 'gate'; known: preflight, cleanup, training_health, serving_gate" in capsys.readouterr().err
+    assert not target.exists()

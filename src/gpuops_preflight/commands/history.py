@@ -1,7 +1,7 @@
 """``gpuops-preflight history``: how often each GPU finding came back over the summary files.
 
 Exit codes: 0 (the history was read, whatever it says), 2 bad input (an unreadable summary
-folder, a bad --since, --gpu, --runs or threshold).
+folder, an unknown --kind, a bad --since, --gpu, --runs or threshold).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def add_summary_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--summary-dir", default=DEFAULT_SUMMARY_DIR,
                         help="the folder of summary files (default: %(default)s, the preflight's)")
     parser.add_argument("--kind", default="preflight",
-                        help="which runs: preflight (default), cleanup, or a later family's kind")
+                        help="which family's runs: preflight (default), cleanup, training_health or serving_gate")
     parser.add_argument("--no-cache", action="store_true",
                         help="read every file again, without the history index cache")
     parser.add_argument("--cache-file", help="the history index cache (default: under $XDG_CACHE_HOME)")

@@ -1,7 +1,7 @@
 """``gpuops-preflight report``: the HTML cluster report (one self-contained page) from the summary files.
 
 Exit codes: 0 the page was written (also when there is no summary yet: the page says so),
-2 bad input (an unreadable summary folder, a page path that cannot be written, a bad --runs).
+2 bad input (an unreadable summary folder, an unknown --kind, a page path that cannot be written, a bad --runs).
 """
 
 from __future__ import annotations
