@@ -141,15 +141,23 @@ def test_a_decimal_step_is_the_number():
     assert value(parsed, "gpuops_run_step", kind="preflight") == 2.5
 
 
+def written(summary, folder):
+    """write_textfile's file, read back with prometheus_client's parser: its own name, only its kind's series,
+    and no step series for a family without steps (never a made-up 0)."""
+    kind = summary["kind"]
+    path = _metrics.write_textfile(summary, str(folder))
+    assert path == str(folder / ("gpuops_%s.prom" % kind))
+    with open(path, encoding="utf-8") as handle:
+        parsed = samples(handle.read())
+    assert all(dict(labels)["kind"] == kind for _name, labels in parsed)
+    assert not series(parsed, "gpuops_run_step")
+    return parsed
+
+
 def test_a_training_health_run_writes_its_own_file_with_its_gpus(tmp_path):
     """Issue 14: the training-health runs write gpuops_training_health.prom (training_health_textfile_dir)."""
     summary = load("training_health")
-    path = _metrics.write_textfile(summary, str(tmp_path))
-    assert path == str(tmp_path / "gpuops_training_health.prom")
-    with open(path, encoding="utf-8") as handle:
-        parsed = samples(handle.read())
-    assert all(dict(labels)["kind"] == "training_health" for _name, labels in parsed)
-    assert not series(parsed, "gpuops_run_step")  # no step: no series, never a made-up 0
+    parsed = written(summary, tmp_path)
     assert value(parsed, "gpuops_run_passed", kind="training_health") == 1
     assert value(parsed, "gpuops_run_gpus_usable", kind="training_health") == 2
     for host in ("train-full", "train-lora"):
@@ -166,12 +174,7 @@ def test_a_training_health_run_writes_its_own_file_with_its_gpus(tmp_path):
 def test_a_serving_gate_run_writes_its_own_file_without_gpu_series(tmp_path):
     """Issue 14: the serving gate's runs write gpuops_serving_gate.prom (serving_gate_textfile_dir); no GPUs there."""
     summary = load("serving_gate")
-    path = _metrics.write_textfile(summary, str(tmp_path))
-    assert path == str(tmp_path / "gpuops_serving_gate.prom")
-    with open(path, encoding="utf-8") as handle:
-        parsed = samples(handle.read())
-    assert all(dict(labels)["kind"] == "serving_gate" for _name, labels in parsed)
-    assert not series(parsed, "gpuops_run_step")
+    parsed = written(summary, tmp_path)
     assert not [name for name, _labels in parsed if name.startswith(("gpuops_gpu_", "gpuops_host_gpus"))]
     assert value(parsed, "gpuops_run_passed", kind="serving_gate") == 1
     assert value(parsed, "gpuops_run_gpus", kind="serving_gate") == 0
