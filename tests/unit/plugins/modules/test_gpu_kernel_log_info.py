@@ -228,8 +228,9 @@ def test_unscanned_part_is_returned_and_warned(capsys, tmp_path, mocker):
 
 def test_old_name_is_redirected_here():
     runtime = yaml.safe_load((ROOT / "meta" / "runtime.yml").read_text())
-    assert runtime["plugin_routing"]["modules"]["amdgpu_kernel_log_info"] == {
-        "redirect": "gpuops.preflight.gpu_kernel_log_info"}
+    route = runtime["plugin_routing"]["modules"]["amdgpu_kernel_log_info"]
+    assert route["redirect"] == "gpuops.preflight.gpu_kernel_log_info"
+    assert route["deprecation"]["removal_version"] == "3.0.0"  # deprecated first, removed in the next major
 
 
 def test_documentation_matches_the_argument_spec():
