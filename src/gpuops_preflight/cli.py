@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import shlex
 import signal
 import sys
@@ -23,6 +22,7 @@ from .collection import module_utils
 from .names import FAILURE_LOG_ENV, INVENTORY_ENV
 
 if TYPE_CHECKING:  # the bridge is imported by the commands that run it: a host's local check does not pay for it
+    import logging
     from .report import Report
     from .runner import Progress
 
@@ -147,6 +147,8 @@ def _parser(only: str | None = None) -> argparse.ArgumentParser:
 
 
 def _setup_logging(verbose: int, quiet: bool) -> logging.StreamHandler:
+    import logging  # here: commands without -v/-q (the local checks run every minute) never log
+
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("[%(levelname)s] %(message)s"))
     logger = logging.getLogger("gpuops_preflight")
@@ -250,7 +252,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     word = argv[0] if argv else None
     args = _parser(word if word in CORE_COMMANDS else commands.module_of(word or "")).parse_args(argv)
-    args.log_handler = _setup_logging(getattr(args, "verbose", 0), getattr(args, "quiet", False))
+    if hasattr(args, "verbose") or hasattr(args, "quiet"):
+        args.log_handler = _setup_logging(getattr(args, "verbose", 0), getattr(args, "quiet", False))
     if args.command == "failures":
         return _query(args)
     if getattr(args, "handler", None) is not None:

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import shutil
-import subprocess
 import sys
 import threading
 from collections.abc import Mapping, Sequence
@@ -99,6 +97,8 @@ class LocalModule:
         self.warnings.append(message)
 
     def get_bin_path(self, name: str, required: bool = False, opt_dirs: Sequence[str] | None = None) -> str | None:
+        import shutil  # here: the stall check (run every minute) never looks for a tool
+
         path = os.pathsep.join(list(opt_dirs or []) + [os.environ.get("PATH") or os.defpath, "/usr/sbin", "/sbin"])
         found = shutil.which(name, path=path)
         if found is None and required:
@@ -108,6 +108,8 @@ class LocalModule:
     def run_command(self, args: Sequence[str], environ_update: Mapping[str, str] | None = None,
                     errors: str = "surrogate_then_replace", handle_exceptions: bool = True,
                     **_ignored: Any) -> tuple[int, str, str]:
+        import subprocess  # here, as shutil above
+
         env = dict(os.environ)
         env.update(environ_update or {})
         proc = subprocess.run(list(args), env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
