@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import importlib
 
-__version__ = "1.0.0"
+__version__ = "2.0.0"
 
 # Public name -> (module, attribute in it).
 _EXPORTS = {
