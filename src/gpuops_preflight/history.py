@@ -4,8 +4,8 @@ Every run of a family (preflight, cleanup, training health, serving gate) writes
 (docs/SUMMARY_SCHEMA.md), named as the family's ``file_prefix`` says: ``summary_step3_<stamp>.json``,
 ``summary_step2.5_<stamp>.json``, ``cleanup_step3_<stamp>.json``, ``training_health_<stamp>.json``,
 ``serving_gate_<stamp>.json`` (and the local serving gate's ``summary_<instance>_<stamp>.json``).
-``scan(summary_dir)`` reads them in one pass and keeps, per file, a compact extract (per host and GPU: health, excluded/watchlisted, and the run's findings about
-that GPU); the extracts are kept in an index cache file keyed by file name, size and mtime, so a
+``scan(summary_dir)`` reads them in one pass and keeps, per file, a compact extract (per host and GPU:
+health, excluded/watchlisted, and the run's findings about that GPU); the extracts are kept in an index cache file keyed by file name, size and mtime, so a
 second scan reads only the files that are new or changed. ``analyse(scan, ...)`` then tells per
 GPU how often each finding came back in the last N runs that checked its host ("rig-6600 GPU 10:
 SMU not answering in 5 of the last 20 preflights, last 2 h ago") and suggests ``gpu_watchlist`` or
