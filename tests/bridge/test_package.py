@@ -68,7 +68,7 @@ def test_the_clone_is_linked_into_a_private_collections_folder(tmp_path):
 def test_codes_and_labels_come_from_the_collection_s_registry():
     families = collection.module_utils("_families")
     code_of = {}
-    for family in families.FAMILIES.values():
+    for family in families.families().values():
         for name, spec in family.checks.items():
             assert spec.code and spec.label, name
             # one check name, one operator code, whatever the family
