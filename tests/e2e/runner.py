@@ -45,3 +45,24 @@ def run_playbook(playbook, inventory, step, summary_dir, *extra, flags=()):
         with open(written[0]) as handle:
             summary = json.load(handle)
     return Run(proc, summary, summary_dir)
+
+
+def run_family_playbook(kind, inventory, folder, *extra, flags=()):
+    """ansible-playbook playbooks/<kind>.yml for a family without steps (training_health, serving_gate), its
+    summaries in <folder>/summaries (the role's <kind>_summary_dir); returns a Run with the one summary it wrote."""
+    summaries = os.path.join(str(folder), "summaries")
+    before = set(os.listdir(summaries)) if os.path.isdir(summaries) else set()
+    cmd = [os.path.join(BIN, "ansible-playbook"), "-i", inventory, os.path.join("playbooks", kind + ".yml"),
+           "-e", "%s_summary_dir=%s" % (kind, summaries)] + list(flags)
+    for item in extra:
+        cmd += ["-e", item if isinstance(item, str) else json.dumps(item)]
+    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
+    proc = subprocess.run(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          universal_newlines=True, timeout=300, check=False)
+    written = sorted(set(os.listdir(summaries)) - before) if os.path.isdir(summaries) else []
+    summary = None
+    if written:
+        assert len(written) == 1 and written[0].startswith(kind + "_"), written
+        with open(os.path.join(summaries, written[0]), encoding="utf-8") as handle:
+            summary = json.load(handle)
+    return Run(proc, summary, summaries)

@@ -9,15 +9,13 @@ any host is contacted; an empty group is refused; check mode runs the same check
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 import sys
 
 import pytest
 import yaml
 
-from e2e.runner import BIN, REPO, Run
+from e2e.runner import run_family_playbook
 from simserve import store as st
 from simserve.fixtures import open_tmp, orchestrator  # noqa: F401  # pylint: disable=unused-import
 
@@ -45,22 +43,7 @@ def inventory(base, hosts, group="serving_hosts"):
 
 def play(base, inventory_path, *extra, flags=()):
     """ansible-playbook playbooks/serving_gate.yml; returns a Run with the one summary it wrote."""
-    summaries = os.path.join(str(base), "summaries")
-    before = set(os.listdir(summaries)) if os.path.isdir(summaries) else set()
-    cmd = [os.path.join(BIN, "ansible-playbook"), "-i", inventory_path, PLAYBOOK,
-           "-e", "serving_gate_summary_dir=%s" % summaries] + list(flags)
-    for item in extra:
-        cmd += ["-e", item if isinstance(item, str) else json.dumps(item)]
-    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
-    proc = subprocess.run(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          universal_newlines=True, timeout=300, check=False)
-    written = sorted(set(os.listdir(summaries)) - before) if os.path.isdir(summaries) else []
-    summary = None
-    if written:
-        assert len(written) == 1 and written[0].startswith("serving_gate_"), written
-        with open(os.path.join(summaries, written[0]), encoding="utf-8") as handle:
-            summary = json.load(handle)
-    return Run(proc, summary, summaries)
+    return run_family_playbook("serving_gate", inventory_path, base, *extra, flags=flags)
 
 
 def test_ready_hosts_pass(open_tmp, orchestrator):

@@ -9,16 +9,14 @@ blocks, and the reverse.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import stat
-import subprocess
 
 import pytest
 
 from ansible_collections.gpuops.preflight.plugins.module_utils._training_health import FAMILY
-from e2e.runner import BIN, REPO, Run
+from e2e.runner import run_family_playbook
 from simtrain import SCENARIOS, fixtures, host_set, write_inventory
 from simtrain.trees import changed, tree_hash
 
@@ -40,22 +38,7 @@ def inventory(folder, hosts, **group_vars):
 
 def play(folder, inventory_path, *extra, flags=()):
     """ansible-playbook playbooks/training_health.yml; returns a Run with the one summary it wrote."""
-    summaries = os.path.join(str(folder), "summaries")
-    before = set(os.listdir(summaries)) if os.path.isdir(summaries) else set()
-    cmd = [os.path.join(BIN, "ansible-playbook"), "-i", inventory_path, PLAYBOOK,
-           "-e", "training_health_summary_dir=%s" % summaries] + list(flags)
-    for item in extra:
-        cmd += ["-e", item if isinstance(item, str) else json.dumps(item)]
-    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
-    proc = subprocess.run(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          universal_newlines=True, timeout=300, check=False)
-    written = sorted(set(os.listdir(summaries)) - before) if os.path.isdir(summaries) else []
-    summary = None
-    if written:
-        assert len(written) == 1 and written[0].startswith("training_health_"), written
-        with open(os.path.join(summaries, written[0]), encoding="utf-8") as handle:
-            summary = json.load(handle)
-    return Run(proc, summary, summaries)
+    return run_family_playbook("training_health", inventory_path, folder, *extra, flags=flags)
 
 
 def test_healthy_hosts_pass(tmp_path, training):
