@@ -268,7 +268,8 @@ def build_plan(kind, step, steps=None, skip=None, downgrade=None, hosts=(), host
         "since": since_epoch,
         "since_source": since_source,
         "cleanup_steps": wanted,
-        "index_maps": index_maps(summary_dir, hosts) if summary_dir else {},
+        # only a family that probes GPUs numbers them (the serving gate reads no earlier summary)
+        "index_maps": index_maps(summary_dir, hosts) if summary_dir and family.probes_gpus else {},
         "run_checks": run_checks(family, inputs, step_id, names["skip"]),
     }
 

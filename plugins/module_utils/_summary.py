@@ -188,7 +188,8 @@ def write_summary(summary, summary_dir, keep=500, now=None):
         raise ValueError("keep must be a whole number of 0 or more (0 keeps every summary), got %r" % (keep,))
     folder = os.path.expanduser(summary_dir)
     os.makedirs(folder, exist_ok=True)
-    prefix = _families.family(summary["kind"]).file_prefix
+    family_prefix = _families.family(summary["kind"]).file_prefix
+    prefix = family_prefix
     if summary.get("step") is not None:
         prefix = "%s_step%s" % (prefix, _steps.parse_step(summary["step"]))
     stamp = file_stamp(time.time() if now is None else now)
@@ -211,7 +212,7 @@ def write_summary(summary, summary_dir, keep=500, now=None):
             os.remove(temp)
     summary["summary_file"] = path
     # Oldest first by the time in the name, then the -N of a name taken twice in one microsecond.
-    _files.prune(folder, _plan.summary_name_pattern(_families.family(summary["kind"]).file_prefix), keep,
+    _files.prune(folder, _plan.summary_name_pattern(family_prefix), keep,
                  key=lambda match: (match.group(2), int(match.group(3) or 0)))
     return path
 

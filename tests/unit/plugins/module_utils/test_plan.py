@@ -143,6 +143,9 @@ def test_index_maps_come_from_the_newest_summary_in_which_the_tool_answered(tmp_
     summary("20261125T140000.000000Z", True, [{"index": 0, "bdf": "0000:0b:00.0", "in_tool_output": True}],
             prefix="notes", schema="someone.else")
     assert _plan.index_maps(str(tmp_path), ["rig"]) == {"rig": {"0": "0000:0a:00.0"}}
+    # a family that probes no GPU reads no earlier summary for them
+    gate = _plan.build_plan("serving_gate", None, hosts=["rig"], summary_dir=str(tmp_path))
+    assert gate["index_maps"] == {}
 
 
 FAILED_RUN = {"time": "2026-11-20T10:00:00Z", "step": 1, "trials": 50, "completed_trials": 50, "max_seeds": 10000000,
