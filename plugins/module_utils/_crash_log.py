@@ -315,7 +315,7 @@ def line_time(text, now):
 class Tail(object):
     """The last lines of one file: ``lines`` [(byte offset, text)], and how the read went."""
 
-    __slots__ = ("path", "lines", "size", "bytes_read", "complete", "note", "error")
+    __slots__ = ("path", "lines", "size", "bytes_read", "complete", "note", "error", "timed_out")
 
     def __init__(self, path):
         self.path = path
@@ -325,10 +325,11 @@ class Tail(object):
         self.complete = False   # got the lines asked for, or the whole file
         self.note = None
         self.error = None
+        self.timed_out = False  # the deadline stopped the read: the lines asked for were not all looked at
 
     def as_dict(self):
         return {"path": self.path, "lines": len(self.lines), "size": self.size, "bytes_read": self.bytes_read,
-                "complete": self.complete, "note": self.note, "error": self.error}
+                "complete": self.complete, "note": self.note, "error": self.error, "timed_out": self.timed_out}
 
 
 def _decode(raw):
@@ -340,8 +341,8 @@ def read_tail(path, lines=DEFAULT_LINES, max_bytes=None, deadline=None, clock=ti
     """Read the last ``lines`` lines of ``path`` from its end, in blocks; never raises.
 
     Reads at most ``max_bytes`` (default ``lines`` x 8 KiB, at most 64 MiB) and stops at
-    ``deadline`` (a ``clock`` value); either way the lines read so far are kept and ``note`` says why
-    the read is short. A partial first line (the read began mid-line) is dropped.
+    ``deadline`` (a ``clock`` value, then ``timed_out``); either way the lines read so far are kept and
+    ``note`` says why the read is short. A partial first line (the read began mid-line) is dropped.
     """
     tail = Tail(path)
     budget = max_bytes if max_bytes is not None else min(lines * BYTES_PER_LINE, MAX_TAIL_BYTES)
@@ -364,6 +365,7 @@ def read_tail(path, lines=DEFAULT_LINES, max_bytes=None, deadline=None, clock=ti
                 break
             if deadline is not None and clock() >= deadline:
                 tail.note = "read stopped by the timeout after %s" % _config.human_bytes(tail.bytes_read)
+                tail.timed_out = True
                 break
             size = min(BLOCK, pos, budget - tail.bytes_read)
             pos -= size

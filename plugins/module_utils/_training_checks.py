@@ -525,6 +525,10 @@ def evaluate_crash_log(scan, fix):
         if item["error"]:
             problems.append(_p(name, UNKNOWN, "log not scanned: %s" % item["error"],
                                "Check the path in training_logs and the file's type and permissions."))
+        elif item.get("timed_out"):  # its last lines were not all looked at: never a clean log
+            problems.append(_p(name, UNKNOWN, "log not fully scanned: %s: %s" % (item["path"], item["note"]),
+                               "Raise the check's timeout (training_health_timeouts: {crash_log: 60}) or lower "
+                               "training_health_crash_log_lines; look for a slow or hung filesystem under the logs."))
     history = scan["history"]
     if history.get("error"):
         problems.append(_p(name, WARN, "crash history: %s" % history["error"],

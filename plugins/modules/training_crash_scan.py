@@ -184,6 +184,12 @@ files:
       description: Why the read is short (byte limit, timeout), or null.
       type: str
       returned: always
+    timed_out:
+      description: >-
+        Whether O(timeout) stopped the read before the lines asked for were read: the file's last lines were not all
+        scanned (a warning says so).
+      type: bool
+      returned: always
     error:
       description: Why the file was not scanned (missing, not a regular file, permission), or null.
       type: str
@@ -308,6 +314,8 @@ def main():
     for item in report["files"]:
         if item["error"]:
             module.warn(item["error"])
+        elif item["timed_out"]:
+            module.warn("%s not fully scanned: %s" % (item["path"], item["note"]))
     if report["history"]["error"]:
         module.warn(report["history"]["error"])
     result = dict(changed=report["history"]["recorded"] > 0 or report["history"]["would_record"] > 0,

@@ -252,6 +252,15 @@ def test_read_tail_stops_at_the_deadline(tmp_path):
     assert 0 < len(tail.lines) < 100000
 
 
+def test_a_scan_past_its_deadline_marks_each_log_timed_out(tmp_path):
+    path = write(tmp_path / "e.log", "RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB\n")
+    report = crash.scan([path], record=False, now=NOW, deadline=1.0, clock=lambda: 5.0)
+    assert report["crashes"] == [] and report["files"][0]["timed_out"] is True
+    assert report["files"][0]["note"] == "read stopped by the timeout after 0 bytes"
+    report = crash.scan([path], record=False, now=NOW, deadline=10.0, clock=lambda: 5.0)
+    assert report["categories"] == ["cuda_oom"] and report["files"][0]["timed_out"] is False
+
+
 def test_read_tail_refuses_what_is_not_a_regular_file(tmp_path):
     fifo = str(tmp_path / "fifo.log")
     os.mkfifo(fifo)

@@ -230,6 +230,17 @@ def test_crash_log_evaluation():
     assert evaluate_crash_log(scan())[1] == "no crash in the last lines of 1 log file"
 
 
+def test_a_log_the_timeout_cut_short_is_unknown_never_clean():
+    cut = scan(files=[{"path": "/t/logs/a.log", "error": None, "timed_out": True,
+                       "note": "read stopped by the timeout after 64.0 KiB"}])
+    problems, ok_text, _details = evaluate_crash_log(cut)
+    assert statuses(problems) == ["unknown"] and ok_text is None
+    assert problems[0]["message"] == "log not fully scanned: /t/logs/a.log: read stopped by the timeout after 64.0 KiB"
+    oom = {"category": "cuda_oom", "severity": "hard", "file": "/t/logs/a.log", "line": "CUDA out of memory",
+           "count": 1, "last_seen": None, "recurrence_text": None, "fix": "lower bs"}
+    assert statuses(evaluate_crash_log(dict(cut, crashes=[oom], categories=["cuda_oom"]))[0]) == ["fail", "unknown"]
+
+
 def lock_report(config, state="ok"):
     from ansible_collections.gpuops.preflight.plugins.module_utils import _training_config
     doc = _training_config.lock_document(config, "/t/config.json", NOW) if config is not None else None

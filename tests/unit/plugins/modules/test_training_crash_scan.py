@@ -88,3 +88,21 @@ def test_a_foreign_history_is_reported_and_kept(base, capsys):
 def test_bad_options_fail_clearly(capsys, args, text):
     rc, result = run_module(capsys, args)
     assert rc == 1 and result["failed"] is True and text in result["msg"]
+
+
+class _LateClock(object):
+    """``time`` for the module with monotonic() an hour behind: its deadline has passed before the scan starts."""
+
+    @staticmethod
+    def monotonic():
+        import time
+        return time.monotonic() - 3600
+
+
+def test_a_log_the_timeout_cut_short_is_said_to_be_not_fully_scanned(base, capsys, monkeypatch):
+    monkeypatch.setattr(training_crash_scan, "time", _LateClock)
+    rc, result = run_module(capsys, {"training_base_dir": str(base), "history_file": "none"})
+    assert rc == 0 and result["categories"] == []   # nothing was read: the OOM in train.log is not seen
+    assert [f["timed_out"] for f in result["files"]] == [True, True]
+    train = str(base / "logs" / "train.log")
+    assert "%s not fully scanned: read stopped by the timeout after 0 bytes" % train in warning_texts(result)
