@@ -112,12 +112,12 @@ class Collector:
         self._watch: Callable[[RunProgress], object] | None = watch if callable(watch) else None
         self.clock = clock
         self.stage = PLAN
-        self.started_at: dict[str, float] = {}  # host -> when its node task started (clock)
+        # host -> when its node task started (clock), in the order they started
+        self.started_at: dict[str, float] = {}
         self.running: dict[str, float] = {}     # the same, for hosts without a result yet, oldest first
         self.done: set[str] = set()             # hosts whose node result arrived (or that were unreachable)
         self.failure_log = failure_log
         self.play_hosts: list[str] = []
-        self.node_started: list[str] = []
         self.node_results: dict[str, dict] = {}
         self.unreachable: dict[str, dict] = {}
         self.plan: dict | None = None
@@ -168,7 +168,6 @@ class Collector:
             items.append(host)
 
     def _on_node_start(self, host: str | None) -> None:
-        self._add(self.node_started, host)
         if host and host not in self.started_at:
             now = self.clock()
             self.started_at[host] = now
@@ -266,7 +265,7 @@ class Collector:
         now = self.clock()
         slowest = next(iter(self.running.items()), (None, None))
         hosts = (self.plan or {}).get("hosts")
-        total = max(len(hosts) if isinstance(hosts, list) else 0, len(self.node_started), len(self.done))
+        total = max(len(hosts) if isinstance(hosts, list) else 0, len(self.started_at), len(self.done))
         state = RunProgress(self.kind, self.word, self.stage, total, len(self.done), len(self.running),
                             slowest[0], slowest[1], now, finished,
                             None if started is None else max(0.0, now - started))
@@ -299,4 +298,4 @@ class Collector:
         hosts = [h for h in self.play_hosts if h not in done] if stage in ("plan", "host checks") else []
         return {"stage": stage, "hosts": hosts,
                 "checks": {h: checks for h in hosts if checks},
-                "started": [h for h in self.node_started if h not in done]}
+                "started": [h for h in self.started_at if h not in done]}
