@@ -43,6 +43,7 @@ from ansible_collections.gpuops.preflight.plugins.module_utils import _checks
 from ansible_collections.gpuops.preflight.plugins.module_utils import _timeparse
 from ansible_collections.gpuops.preflight.plugins.module_utils import _files
 from ansible_collections.gpuops.preflight.plugins.module_utils import _training_config as _config
+from ansible_collections.gpuops.preflight.plugins.module_utils._kernel_time import local_epoch
 
 HARD = _checks.HARD
 SOFT = _checks.SOFT
@@ -251,21 +252,12 @@ _MONTHS = dict((m, i + 1) for i, m in enumerate(
 _TIME_WINDOW = 160
 
 
-def _local(year, month, day, hour, minute, second):
-    if not (1 <= month <= 12 and 1 <= day <= 31 and hour <= 23 and minute <= 59 and second <= 60):
-        return None
-    try:
-        return time.mktime((year, month, day, hour, minute, second, 0, 0, -1))
-    except (OverflowError, ValueError):
-        return None
-
-
 def _yearless(month, day, hour, minute, second, now):
     """A stamp without a year: this year, or last year when that would put it more than 2 days ahead."""
     year = time.localtime(now).tm_year
-    epoch = _local(year, month, day, hour, minute, second)
+    epoch = local_epoch(year, month, day, hour, minute, second)
     if epoch is not None and epoch > now + 2 * 86400:
-        epoch = _local(year - 1, month, day, hour, minute, second)
+        epoch = local_epoch(year - 1, month, day, hour, minute, second)
     return epoch
 
 
@@ -290,8 +282,8 @@ def _syslog_time(match, now):
 
 def _ctime_time(match, now):
     month = _MONTHS.get(match.group(1))
-    return None if month is None else _local(int(match.group(6)), month, int(match.group(2)), int(match.group(3)),
-                                             int(match.group(4)), int(match.group(5)))
+    return None if month is None else local_epoch(int(match.group(6)), month, int(match.group(2)),
+                                                  int(match.group(3)), int(match.group(4)), int(match.group(5)))
 
 
 # (regex, converter): the first stamp found in a line's first characters gives its time.
