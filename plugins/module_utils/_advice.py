@@ -215,7 +215,7 @@ def read_history(path, max_bytes=MAX_HISTORY_BYTES):
             continue
         try:
             out["records"].append(normalize(json.loads(line)))
-        except ValueError:  # json's own errors are ValueErrors too
+        except (ValueError, RecursionError):  # json's own errors are ValueErrors; a line nested too deep recurses
             out["corrupt"] += 1
             out["corrupt_lines"].append(number)
     return out

@@ -212,6 +212,15 @@ def test_corrupt_lines_are_skipped_and_counted_never_fatal(tmp_path):
     assert advice["rule"] == "no_survivors" and "6 corrupt history line(s) skipped" in advice["reason"]
 
 
+def test_a_line_nested_deeper_than_the_json_parser_recurses_is_a_corrupt_line(tmp_path):
+    path = write(tmp_path / "h.jsonl", "\n".join([json.dumps(PROVEN), "[" * 100000, json.dumps(BRUTE)]))
+    got = _advice.read_history(path)
+    assert got["records"] == [PROVEN, BRUTE] and got["corrupt_lines"] == [2]
+    assert _advice.suggest(path)["rule"] == "no_survivors"
+    problems, _ok, details = _advice.run_budget_problems({"trials": 100, "max_seeds": 100000}, path, "fix.")
+    assert problems == [] and details["corrupt_lines"] == 1
+
+
 def test_non_utf8_bytes_inside_a_text_value_keep_the_record(tmp_path):
     raw = json.dumps(dict(PROVEN, study="STUDY")).encode().replace(b"STUDY", b"win\xffdow")
     got = _advice.read_history(write(tmp_path / "h.jsonl", raw + b"\n"))
