@@ -658,9 +658,10 @@ CHECKS = {
 
 
 def evaluate(name, collected, ctx, fix):
-    """Run one check's evaluation on collected inputs: (problems, ok_text, details)."""
+    """Run one check's evaluation on collected inputs ({collector: value}; one that gave nothing, such as the
+    daemon without a PID file, is None) and the settings ``ctx``: (problems, ok_text, details)."""
     func, needs, keywords = CHECKS[name]
-    return func(*[collected[c] for c in needs], fix=fix, **dict((k, ctx[k]) for k in keywords))
+    return func(*[collected.get(c) for c in needs], fix=fix, **dict((k, ctx[k]) for k in keywords))
 
 
 # ============================================================================================

@@ -153,14 +153,12 @@ def _settings(ctx, _deadline):
 
 
 def _reader(name):
-    """A collector of _training_checks.COLLECTORS run with the run's settings (the log scan stops at its deadline)."""
+    """A collector of _training_checks.COLLECTORS run with the run's settings; a long read (the log scan)
+    stops a second before the collector's own deadline."""
     read = tc.COLLECTORS[name]
 
     def collect(ctx, deadline):
-        settings = ctx.value("settings")
-        if name == "crash_log":
-            settings = dict(settings, deadline=time.monotonic() + max(deadline - 1, 1))
-        return read(settings)
+        return read(dict(ctx.value("settings"), deadline=time.monotonic() + max(deadline - 1, 1)))
     return collect
 
 
@@ -202,18 +200,19 @@ def _scan_changed(scan):
     return bool(history["recorded"] or history["would_record"])
 
 
-# What each reader of _training_checks looks at, as an operator reads "<what>: timed out after 10s".
+# Each reader of _training_checks: what it looks at, as an operator reads "<what>: timed out after 10s",
+# and what its Collector has beyond the shared part (the reading, its words, coming after AFTER).
 READERS = {
-    "daemon": "reading the PID file and /proc",
-    "disk": "statvfs of the base folder",
-    "memory": "reading /proc/meminfo",
-    "config": "reading config.json",
-    "lock": "reading the config lock",
-    "checkpoints": "listing the checkpoints",
-    "status": "reading the status file",
-    "crash_log": "scanning the training logs",
-    "layout": "looking at the required folders and files",
-    "permissions": "looking at owners and modes",
+    "daemon": ("reading the PID file and /proc", {"wanted": lambda params: params.get("pid_file") != "none"}),
+    "disk": ("statvfs of the base folder", {}),
+    "memory": ("reading /proc/meminfo", {}),
+    "config": ("reading config.json", {}),
+    "lock": ("reading the config lock", {}),
+    "checkpoints": ("listing the checkpoints", {}),
+    "status": ("reading the status file", {}),
+    "crash_log": ("scanning the training logs", {"changed": _scan_changed}),
+    "layout": ("looking at the required folders and files", {}),
+    "permissions": ("looking at owners and modes", {}),
 }
 AFTER = ("settings", "fix")   # every reading waits for the settings and, when asked, for fix mode
 
@@ -231,10 +230,8 @@ def _collectors():
         "progress": Collector("progress", _progress_seen, lambda params: "reading the status file", after=AFTER,
                               wanted=lambda params: params.get("status_file") != "none"),
     }
-    for name, what in READERS.items():
-        found[name] = Collector(name, _reader(name), _words(what), after=AFTER,
-                                wanted=(lambda params: params.get("pid_file") != "none") if name == "daemon" else None,
-                                changed=_scan_changed if name == "crash_log" else None)
+    for name, (what, extra) in READERS.items():
+        found[name] = Collector(name, _reader(name), _words(what), after=AFTER, **extra)
     # The GPU probe and the kernel log: after fix mode too (it never touches them, but nothing reads before it).
     found.update(_gpu_checks.collectors(after=("fix",)))
     return found
@@ -248,11 +245,8 @@ COLLECTORS = _collectors()
 
 def _pure(name):
     """The evaluation of _training_checks for check ``name``, fed from the run's collectors and settings."""
-    func, inputs, keywords = tc.CHECKS[name]
-
     def evaluate(ctx, spec):
-        settings = ctx.value("settings")
-        return func(*[ctx.value(c) for c in inputs], fix=spec.fix, **dict((k, settings[k]) for k in keywords))
+        return tc.evaluate(name, ctx.values, ctx.value("settings"), spec.fix)
     return evaluate
 
 
