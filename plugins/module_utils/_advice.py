@@ -29,7 +29,7 @@ import os
 import stat
 import time
 
-from ansible_collections.gpuops.preflight.plugins.module_utils import _checks, _files, _timeparse
+from ansible_collections.gpuops.preflight.plugins.module_utils import _checks, _files, _timeparse, _values
 
 CHECK = "run_budget"
 KEYS = ("time", "step", "trials", "completed_trials", "max_seeds", "survivors", "duration_s", "study", "outcome")
@@ -117,11 +117,13 @@ def normalize(record):
     """A history record with checked values (a copy), or raise ValueError saying what is wrong.
 
     ``trials`` and ``max_seeds`` are required; ``completed_trials`` and ``survivors`` may be null
-    (unknown; a run still in progress has no survivors yet). Other keys are kept as they are.
+    (unknown; a run still in progress has no survivors yet). Other keys are kept as they are, their
+    texts made valid UTF-8 (``_values.clean_text``: a JSON ``\\udcff`` escape reads back as a lone
+    surrogate, which no UTF-8 output can carry).
     """
     if not isinstance(record, dict):
         raise ValueError("a run record must be a JSON object, got %s" % _shown(record))
-    out = dict(record)
+    out = _values.clean_text(record)
     out["trials"] = _count(record.get("trials"), "trials", 1)
     out["max_seeds"] = _count(record.get("max_seeds"), "max_seeds", 1)
     out["completed_trials"] = _count(record.get("completed_trials"), "completed_trials", 0, allow_none=True)

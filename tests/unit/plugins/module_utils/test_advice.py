@@ -227,6 +227,18 @@ def test_non_utf8_bytes_inside_a_text_value_keep_the_record(tmp_path):
     assert got["corrupt"] == 0 and got["records"][0]["study"] == "win\ufffddow"
 
 
+def test_lone_surrogates_from_json_escapes_become_u_fffd(tmp_path):
+    """json writes a surrogate-escaped byte as \\udcff; read back it is a lone surrogate no UTF-8 output can carry."""
+    line = json.dumps(dict(BRUTE, study="win\udcffdow", time="2026-01-11T10:00:00\udcff"))
+    assert "\\udcff" in line
+    got = _advice.read_history(write(tmp_path / "h.jsonl", line + "\n"))
+    assert got["corrupt"] == 0 and got["records"][0]["study"] == "win\ufffddow"
+    advice = _advice.suggest(got)
+    assert advice["based_on"][0]["study"] == "win\ufffddow"
+    advice["reason"].encode("utf-8")  # the record's time is in the reason
+    assert _advice.make_record(50, 50, 100000, 0, study="win\udcffdow")["study"] == "win\ufffddow"
+
+
 def test_a_missing_history_is_an_empty_one(tmp_path):
     got = _advice.read_history(str(tmp_path / "none.jsonl"))
     assert (got["exists"], got["records"], got["corrupt"]) == (False, [], 0)
