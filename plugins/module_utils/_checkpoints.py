@@ -137,11 +137,12 @@ def _lora_weights(folder, names):
 LAYOUTS = {FULL: _full_weights, LORA: _lora_weights}
 
 
-def detect_layout(folder, names):
-    """full, lora or None: full when full-model weights are there, lora when only an adapter is."""
-    if _full_weights(folder, names)[0]:
+def detect_layout(weights):
+    """full, lora or None from ``{layout: (found, missing)}``: full when full-model weights are there, lora
+    when only an adapter is."""
+    if weights[FULL][0]:
         return FULL
-    if any(names.get(n) is False for n in LORA_WEIGHTS):
+    if weights[LORA][0]:
         return LORA
     return None
 
@@ -182,12 +183,14 @@ def inspect(folder, expect_layout=AUTO):
         entry["missing"] = ["model.safetensors", TRAINER_STATE]
         return entry
     entry["mtime"] = st.st_mtime
-    entry["layout"] = detect_layout(folder, names)
+    # each layout's weights looked at once (a shard index is read and parsed for the layout and its files)
+    weights = dict((layout, look(folder, names)) for layout, look in LAYOUTS.items())
+    entry["layout"] = detect_layout(weights)
     expected = entry["layout"] if expect_layout == AUTO else expect_layout
     if expected is None:
         found, missing = [], ["model.safetensors or adapter_model.safetensors"]
     else:
-        found, missing = LAYOUTS[expected](folder, names)
+        found, missing = weights[expected]
     for label, present in RESUME_PARTS:
         if not present(names):
             missing.append(label)
