@@ -73,12 +73,14 @@ def _count(value, name, minimum=0, allow_none=False):
 
 
 def _shown(value):
-    if value is None:
-        return "null"
+    """How a message shows a value: ``text 'abc'``, ``int 5``, ``bool True``, else its type as
+    ``_values.type_name`` names it (``list`` for Ansible's ``_AnsibleTaggedList`` of an inventory value)."""
     if isinstance(value, str):
         return "text %r" % value[:40]
-    return "%s %r" % (type(value).__name__.lstrip("_"), value) if isinstance(value, (bool, int, float)) \
-        else type(value).__name__.lstrip("_")
+    for word, types in (("bool", bool), ("int", int), ("float", float)):
+        if isinstance(value, types):
+            return "%s %r" % (word, value)
+    return _values.type_name(value)
 
 
 def _num(value):

@@ -415,6 +415,22 @@ def test_unusable_proposals_are_rejected_and_the_suggestion_fills_in(proposal, w
     assert 10 <= got["clamped"]["trials"] <= 500 and 10000 <= got["clamped"]["max_seeds"] <= 10000000
 
 
+class _AnsibleTaggedList(list):
+    """What an inventory's list reaches the plan as (ansible-core's data tagging)."""
+
+
+class _AnsibleTaggedInt(int):
+    pass
+
+
+def test_values_from_the_inventory_are_named_by_their_kind_not_ansibles_class():
+    got = _advice.validate_proposal(_AnsibleTaggedList([100, 100000]), [])
+    assert got["reasons"][0] == "the proposal must be a JSON object with trials and max_seeds, got list"
+    clash = _advice.validate_proposal({"max_seeds": _AnsibleTaggedInt(200000), "seed_count": 300000}, [])
+    assert "max_seeds and its alias disagree: int 200000 and int 300000" in clash["reasons"]
+    assert not [r for r in got["reasons"] + clash["reasons"] if "Tagged" in r]
+
+
 def test_a_proposal_that_repeats_the_failed_run_is_flagged():
     for proposal in ({"trials": 50, "max_seeds": 10000000}, {"trials": 30, "seed_count": 10000000},
                      {"trials": 50, "max_seeds": 10000000.0}):
