@@ -34,7 +34,7 @@ import time
 
 from ansible_collections.gpuops.preflight.plugins.module_utils import _checks, _deadline, _files
 from ansible_collections.gpuops.preflight.plugins.module_utils import _timeparse, _tool
-from ansible_collections.gpuops.preflight.plugins.module_utils._values import clean_text, duration, type_name
+from ansible_collections.gpuops.preflight.plugins.module_utils._values import clean_text, duration, first_line, type_name
 
 OK = "ok"
 STEP_STALL = "step_stall"
@@ -725,7 +725,7 @@ def unit_state(module, unit, timeout=5, log_lines=0):
                                   "--property=%s" % ",".join(UNIT_PROPERTIES)], timeout)
     if not run.ran or run.rc != 0:
         out["error"] = "systemctl show %s: %s" % (unit, run.describe() if not run.ran else (
-            run.stderr.strip().splitlines() or ["exit %s" % run.rc])[0])
+            first_line(run.stderr) or "exit %s" % run.rc))
         return out
     out["properties"] = parse_unit_show(run.stdout)
     journalctl = module.get_bin_path("journalctl") if log_lines else None

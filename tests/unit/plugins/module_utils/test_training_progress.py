@@ -536,3 +536,24 @@ def test_the_docs_list_every_reason_with_its_status_and_every_phase_word():
     for word in tp.EVAL_PHASES | tp.IDLE_PHASES:
         assert "`%s`" % word in text, word
     assert "more than %d s in the future" % tp.SKEW_TOLERANCE in text
+
+
+class FailingSystemctl(LocalProbeModule):
+    """systemctl that exits 1 with ``stderr``."""
+
+    def __init__(self, stderr):
+        self.stderr = stderr
+
+    def get_bin_path(self, name, required=False, opt_dirs=None):
+        return "/testbin/%s" % name
+
+    def run_command(self, cmd, **_kw):
+        return 1, "", self.stderr
+
+
+def test_a_failing_systemctl_is_named_by_the_first_line_it_printed_bounded():
+    out = tp.unit_state(FailingSystemctl("\n  Failed to connect to bus:\t No such file  \nsecond\n"), "t.service")
+    assert out["error"] == "systemctl show t.service: Failed to connect to bus: No such file"
+    out = tp.unit_state(FailingSystemctl("x" * 100000 + "\n"), "t.service")
+    assert out["error"] == "systemctl show t.service: " + "x" * 200
+    assert tp.unit_state(FailingSystemctl(" \n"), "t.service")["error"] == "systemctl show t.service: exit 1"
