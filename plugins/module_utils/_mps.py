@@ -67,7 +67,7 @@ def _owner(proc_root, pid):
     for line in (_read_small(os.path.join(proc_root, str(pid), "status")) or "").splitlines():
         if line.startswith("Uid:"):
             fields = line.split()
-            if len(fields) > 1 and fields[1].isdigit():
+            if len(fields) > 1 and fields[1].isdecimal():
                 uid = int(fields[1])
                 try:
                     return uid, pwd.getpwuid(uid).pw_name
@@ -83,7 +83,7 @@ def _is_daemon(argv):
 def find_daemon(proc_root, pipe_dir):
     """(pid or None, running: True/False/None). None when /proc cannot be read."""
     text = _read_small(os.path.join(pipe_dir, PID_FILE))
-    if text and text.strip().isdigit():
+    if text and text.strip().isdecimal():
         pid = int(text.strip())
         if _is_daemon(cmdline(proc_root, pid)):
             return pid, True
@@ -91,7 +91,7 @@ def find_daemon(proc_root, pipe_dir):
         names = os.listdir(proc_root)
     except OSError:
         return None, None
-    for name in sorted((n for n in names if n.isdigit()), key=int):
+    for name in sorted((n for n in names if n.isdecimal()), key=int):
         if _is_daemon(cmdline(proc_root, name)):
             return int(name), True
     return None, False
@@ -108,7 +108,7 @@ def parse_server_list(stdout):
     pids = []
     for line in (stdout or "").splitlines():
         line = line.strip()
-        if line.isdigit() and int(line) not in pids:
+        if line.isdecimal() and int(line) not in pids:
             pids.append(int(line))
     return pids
 

@@ -45,7 +45,7 @@ def parse_gpu_ref(value):
         return ("index", value)
     if isinstance(value, str):
         text = value.strip()
-        if text.isdigit():
+        if text.isdecimal():
             return ("index", int(text))
         bdf = normalize_bdf(text)
         if bdf:

@@ -126,7 +126,7 @@ def normalize_gfx(value):
     if not text or not text.lower().startswith("gfx"):
         return text
     digits = text[3:]
-    if not digits.isdigit() or len(digits) < 3:
+    if not digits.isdecimal() or len(digits) < 3:
         return text.lower()
     major_len = 2 if digits[0] == "1" and len(digits) >= 4 else 1
     major, minor, step = int(digits[:major_len]), int(digits[major_len]), int(digits[major_len + 1:])
@@ -200,7 +200,7 @@ def _processes(system):
     """--showpids (or -a) entries: "PID<pid>": "<name>, <gpu count>, <vram bytes>, <sdma>, <cu%>"."""
     procs = []
     for key, value in system.items():
-        if not key.startswith("PID") or not key[3:].isdigit() or not isinstance(value, str):
+        if not key.startswith("PID") or not key[3:].isdecimal() or not isinstance(value, str):
             continue
         fields = [f.strip() for f in value.split(",")]
         procs.append({

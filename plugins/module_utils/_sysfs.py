@@ -349,7 +349,7 @@ def kfd_nodes(sysfs_root="/sys"):
         props = {}
         for line in (_read_text(os.path.join(base, name, "properties")) or "").splitlines():
             parts = line.split()
-            if len(parts) == 2 and parts[1].lstrip("-").isdigit():
+            if len(parts) == 2 and parts[1].lstrip("-").isdecimal():
                 props[parts[0]] = int(parts[1])
         if "location_id" in props:
             nodes[gpu_id] = {
@@ -368,7 +368,7 @@ def kfd_processes(sysfs_root="/sys", nodes=None, proc_root="/proc"):
     base = os.path.join(sysfs_root, "class", "kfd", "kfd", "proc")
     procs = []
     try:
-        pids = sorted(int(p) for p in os.listdir(base) if p.isdigit())
+        pids = sorted(int(p) for p in os.listdir(base) if p.isdecimal())
     except OSError:
         return procs
     for pid in pids:
@@ -382,12 +382,12 @@ def kfd_processes(sysfs_root="/sys", nodes=None, proc_root="/proc"):
                 continue
             gpu_id = entry[len("vram_"):]
             vram, _err = _read_int(os.path.join(base, str(pid), entry))
-            node = nodes.get(int(gpu_id)) if gpu_id.isdigit() else None
+            node = nodes.get(int(gpu_id)) if gpu_id.isdecimal() else None
             procs.append({
                 "pid": pid,
                 "name": name,
                 "bdf": node["bdf"] if node else None,
-                "gpu_id": int(gpu_id) if gpu_id.isdigit() else gpu_id,
+                "gpu_id": int(gpu_id) if gpu_id.isdecimal() else gpu_id,
                 "vram_bytes": vram,
             })
     return procs

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -161,6 +162,22 @@ def test_kfd_vram_holders_and_gfx(rig):
     holders = [(p["pid"], p["bdf"], p["index"], p["vram_bytes"]) for p in result["processes"]]
     assert holders == [(4242, "0000:06:00.0", 1, 2147483648), (4243, "0000:03:00.0", 0, 0)]
     assert by_bdf(result)["0000:03:00.0"]["gfx_version"] == "gfx1032"
+
+
+def test_kfd_entries_with_other_digits_are_skipped(rig):
+    """'\u00b2' is a digit to str.isdigit but not to int(): such a KFD entry is skipped, never a traceback."""
+    add_kfd(rig, [(41840, "0000:03:00.0", 100302)], procs=[(4242, 41840, 1024)])
+    kfd = os.path.join(rig, "class", "kfd", "kfd")
+    os.makedirs(os.path.join(kfd, "proc", "\u00b2"))
+    with open(os.path.join(kfd, "proc", "4242", "vram_\u00b2"), "w") as handle:
+        handle.write("5\n")
+    os.makedirs(os.path.join(kfd, "topology", "nodes", "9"))
+    for name, text in (("gpu_id", "7\n"), ("properties", "location_id \u00b2\ndomain 0\n")):
+        with open(os.path.join(kfd, "topology", "nodes", "9", name), "w") as handle:
+            handle.write(text)
+    result = gpus.probe(FakeModule(answer=(0, rocm_doc((0, 3), (1, 6), (2, 9)), "")), sysfs_root=rig)
+    holders = [(p["pid"], p["gpu_id"], p["bdf"], p["vram_bytes"]) for p in result["processes"]]
+    assert holders == [(4242, 41840, "0000:03:00.0", 1024), (4242, "\u00b2", None, 5)]
 
 
 def test_amd_smi_without_addresses_matched_by_pci_order(rig):

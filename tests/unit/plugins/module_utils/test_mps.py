@@ -119,3 +119,15 @@ def test_hanging_control_program_is_killed(host, tmp_path):
 
 def test_server_list_ignores_noise():
     assert _mps.parse_server_list("1201\n\n 1305 \nNo server\n1201\n") == [1201, 1305]
+
+
+def test_other_digits_in_the_pid_file_proc_and_server_list_are_no_pids(host):
+    """'\u00b2' is a digit to str.isdigit but not to int(): a PID file, a /proc entry or a server-list line
+    holding one is no PID, never a traceback."""
+    (host["pipe"] / _mps.PID_FILE).write_text("\u00b2\n")
+    (host["proc"] / "\u00b2").mkdir()
+    add_process(host["proc"], 77, ["nvidia-cuda-mps-control", "-d"])
+    (host["pipe"] / "servers").write_text("1201\n\u00b2\n")
+    got = status(host)
+    assert (got["control_daemon_running"], got["control_daemon_pid"], got["error"]) == (True, 77, None)
+    assert [s["pid"] for s in got["servers"]] == [1201]

@@ -83,6 +83,15 @@ def test_mi100_system_section_processes_and_driver():
     assert system["processes"] == [{"pid": 104225, "name": "mlir-cpu-runner", "gpu_count": 0, "vram_bytes": 0}]
 
 
+def test_process_keys_with_other_digits_are_not_pids():
+    """'\u00b2' is a digit to str.isdigit but not to int(): such a key is no process, never a crash."""
+    _outcome, doc, _reason = rocm_smi.classify(json.dumps({
+        "card0": {"PCI Bus": "0000:0B:00.0"},
+        "system": {"PID\u00b2": "python3, 1, 0, 0, 0", "PID4242": "python3, 1, 2147483648, 0, 0"}}), "", 0)
+    _cards, system = rocm_smi.parse(doc)
+    assert system["processes"] == [{"pid": 4242, "name": "python3", "gpu_count": 1, "vram_bytes": 2147483648}]
+
+
 def test_dgpu_plus_igpu_second_card_and_driver():
     """The iGPU has only the socket power key and no junction sensor; the driver is a kernel release."""
     name = "rocm6.x_a_json_rx7900xtx_plus_raphael_igpu_arch_rocm-smi-gui.json"
@@ -125,7 +134,7 @@ def test_failures_with_exit_zero_are_recognised(stdout, stderr, rc, outcome):
 
 @pytest.mark.parametrize("raw,expected", [
     ("gfx1032", "gfx1032"), ("gfx9010", "gfx90a"), ("gfx942", "gfx942"), ("gfx1100", "gfx1100"),
-    ("gfx906", "gfx906"), ("N/A", None), (None, None),
+    ("gfx906", "gfx906"), ("N/A", None), (None, None), ("gfx\u00b2\u00b2\u00b2", "gfx\u00b2\u00b2\u00b2"),
 ])
 def test_gfx_normalisation(raw, expected):
     assert rocm_smi.normalize_gfx(raw) == expected
