@@ -101,14 +101,12 @@ _NAME_PATTERNS: list = []
 
 
 def _name_patterns() -> list:
-    """(pattern, group of the UTC stamp) of every summary file name: each family's
-    (``_plan.summary_name_pattern`` of its ``file_prefix``: ``<prefix>[_step<N>]_<stamp>[-<n>].json``, N whole
-    or decimal, no step for a family without steps), then the local serving gate's ``summary_<instance>_<stamp>``."""
+    """(pattern, group of the UTC stamp) of every summary file name: any family's (``_plan.ANY_SUMMARY``:
+    ``<prefix>[_step<N>]_<stamp>[-<n>].json``, N whole or decimal, no step for a family without steps; found
+    without importing every family to list their prefixes), then the local serving gate's
+    ``summary_<instance>_<stamp>``. Which kind a file is comes from its document (``extract``)."""
     if not _NAME_PATTERNS:
-        plan = _collection("_plan")
-        patterns = [(plan.summary_name_pattern(f.file_prefix), 2) for f in _collection("_families").families().values()]
-        patterns.append((_collection("_serving").GATE_SUMMARY_NAME, 1))
-        _NAME_PATTERNS[:] = patterns
+        _NAME_PATTERNS[:] = [(_collection("_plan").ANY_SUMMARY, 2), (_collection("_serving").GATE_SUMMARY_NAME, 1)]
     return _NAME_PATTERNS
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import copy
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -395,6 +397,29 @@ def test_the_local_serving_gates_files_are_read_too(summary_dir):
                                    "20261130T0%d0000.000000Z" % number)
     doc = analyse(summary_dir, kind="serving_gate")
     assert doc["runs"] == 3 and analyse(summary_dir)["runs"] == 0  # summary_step3_...: a gate's, by its kind
+
+
+FIND_IN_A_FRESH_PROCESS = """
+import json, sys
+from gpuops_preflight import history
+found = history.scan(sys.argv[1], use_cache=False)
+families = ("_preflight", "_cleanup", "_training_health", "_serving_gate")
+print(json.dumps([sorted(r["kind"] for r in found.records), dict(found.skipped),
+                  sorted(m for m in sys.modules if m.rsplit(".", 1)[-1] in families)]))
+"""
+
+
+def test_every_familys_files_are_found_without_importing_the_families(summary_dir):
+    """Names are matched by _plan.ANY_SUMMARY (any lower-case prefix; the kind comes from the document): listing
+    each family's file_prefix imported all four families on every history and report command."""
+    write_series(summary_dir, ["demo", "dirty_after_step", "training_health", "serving_gate", "decimal_step"])
+    (summary_dir / "other_20261201T000000.000000Z.json").write_text("{}")  # named like a summary, none inside
+    done = subprocess.run([sys.executable, "-c", FIND_IN_A_FRESH_PROCESS, str(summary_dir)], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, universal_newlines=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    kinds, skipped, imported = json.loads(done.stdout)
+    assert kinds == ["cleanup", "preflight", "preflight", "serving_gate", "training_health"]
+    assert skipped == {"not a summary document": 1} and imported == []
 
 
 def test_an_unknown_kind_is_refused_naming_the_known_ones(summary_dir, capsys):
