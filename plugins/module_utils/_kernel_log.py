@@ -55,6 +55,7 @@ from ansible_collections.gpuops.preflight.plugins.module_utils import _kernel_pa
 from ansible_collections.gpuops.preflight.plugins.module_utils import _kernel_time
 from ansible_collections.gpuops.preflight.plugins.module_utils import _pci
 from ansible_collections.gpuops.preflight.plugins.module_utils import _tool
+from ansible_collections.gpuops.preflight.plugins.module_utils import _toolpath
 from ansible_collections.gpuops.preflight.plugins.module_utils._values import clean_text, first_line
 
 HARD = _checks.HARD
@@ -901,9 +902,9 @@ def _has_lines(text, drop):
 
 def _run(module, result, name, args, timeout, clock, deadline):
     """Run a tool; fill result.cmd/lines or return the reason it failed (str)."""
-    binary = _tool.find_tool(module, name)
+    binary, why_not = _toolpath.locate(module, name)
     if not binary:
-        return "%s not found on PATH" % name
+        return why_not
     run = _tool.run_tool(module, [binary] + list(args), timeout, clock=clock)
     result.cmd = list(run.cmd)
     if run.timed_out:
@@ -1015,7 +1016,7 @@ def read_kernel_log(module, source="auto", path=None, since=None, timeout=15, cl
 def _read_auto(module, result, since, timeout, clock, deadline):
     start = clock()
     first_error = None
-    if _tool.find_tool(module, "journalctl"):
+    if _toolpath.locate(module, "journalctl")[0]:
         result.source = "journal"
         first_error = _run(module, result, "journalctl", _journal_args(since), timeout, clock, deadline)
         if first_error is None and result.lines:

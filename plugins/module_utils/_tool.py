@@ -64,15 +64,6 @@ def _fmt(seconds):
     return ("%.1f" % seconds).rstrip("0").rstrip(".")
 
 
-def find_tool(module, name_or_path, opt_dirs=None):
-    """Resolve a tool: an absolute path is taken as is (None when not executable), a bare name on PATH."""
-    if not name_or_path:
-        return None
-    if os.path.isabs(name_or_path):
-        return name_or_path if os.access(name_or_path, os.X_OK) and os.path.isfile(name_or_path) else None
-    return module.get_bin_path(name_or_path, opt_dirs=opt_dirs or [])
-
-
 def run_tool(module, argv, timeout, kill_after=2, clock=time.monotonic):
     """Run ``argv`` (argv[0] already resolved) under a hard timeout. Never raises."""
     run = ToolRun(list(argv), timeout)

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""PRIVATE to gpuops.preflight: find a GPU tool, or say exactly why it cannot be used.
+"""PRIVATE to gpuops.preflight: find a tool (a GPU tool, journalctl, dmesg), or say exactly why it cannot be used.
 
 An operator names a tool by name (looked up on PATH and in the vendor's folders) or by path. When
 it cannot be used the reason names what was looked for and what is wrong with it: "not found",
