@@ -280,6 +280,23 @@ def resolve(base_dir, value):
     return os.path.join(base_dir, value)
 
 
+def option_path(value, base_dir, default, option):
+    """A module's path option: unset -> ``default`` under ``base_dir`` (None without one), ``none`` -> None,
+    relative -> under ``base_dir``. ValueError naming ``option`` for an empty value, a NUL byte, or a
+    relative path without ``base_dir``."""
+    if value is None:
+        return os.path.join(base_dir, default) if base_dir else None
+    if value.strip().lower() == "none":
+        return None
+    if "\0" in value or not value.strip():
+        raise ValueError("%s must be a path or 'none'" % option)
+    if not os.path.isabs(value):
+        if not base_dir:
+            raise ValueError("a relative %s needs training_base_dir" % option)
+        return os.path.join(base_dir, value)
+    return value
+
+
 def _path_state(path):
     """None when ``path`` exists; otherwise why not, in words."""
     if "\0" in path:

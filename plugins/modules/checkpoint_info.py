@@ -183,23 +183,10 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.gpuops.preflight.plugins.module_utils import _checkpoints, _training_checks, _training_health
+from ansible_collections.gpuops.preflight.plugins.module_utils._training_config import option_path
 from ansible_collections.gpuops.preflight.plugins.module_utils._values import clean_text
 
 DEFAULTS = _training_checks.DEFAULTS
-
-
-def _default(value, base, rel, option):
-    if value is None:
-        return os.path.join(base, rel) if base else None
-    if value.strip().lower() == "none":
-        return None
-    if "\0" in value or not value.strip():
-        raise ValueError("%s must be a path or 'none'" % option)
-    if not os.path.isabs(value):
-        if not base:
-            raise ValueError("a relative %s needs training_base_dir" % option)
-        return os.path.join(base, value)
-    return value
 
 
 def resolve_options(params):
@@ -212,8 +199,8 @@ def resolve_options(params):
     if "\0" in path:
         raise ValueError("path contains a NUL byte")
     return {"checkpoint_dir": path, "base_dir": base or os.path.dirname(os.path.normpath(path)),
-            "status_file": _default(params["status_file"], base, DEFAULTS["status_file"], "status_file"),
-            "config_file": _default(params["config_file"], base, DEFAULTS["config_file"], "config_file"),
+            "status_file": option_path(params["status_file"], base, DEFAULTS["status_file"], "status_file"),
+            "config_file": option_path(params["config_file"], base, DEFAULTS["config_file"], "config_file"),
             "expect_layout": params["expect_layout"]}
 
 

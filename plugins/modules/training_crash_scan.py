@@ -255,6 +255,7 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.gpuops.preflight.plugins.module_utils import _crash_log, _deadline
+from ansible_collections.gpuops.preflight.plugins.module_utils._training_config import option_path
 from ansible_collections.gpuops.preflight.plugins.module_utils._values import clean_text
 
 
@@ -274,18 +275,7 @@ def resolve_options(params):
     if not logs or any(not isinstance(p, str) or not p.strip() or "\0" in p for p in logs):
         raise ValueError("logs must be a non-empty list of paths or globs")
     logs = [p if os.path.isabs(p) or not base else os.path.join(base, p) for p in logs]
-    history = params["history_file"]
-    if history is None:
-        history = os.path.join(base, ".crash_history.json") if base else None
-    elif history.strip().lower() == "none":
-        history = None
-    elif "\0" in history or not history.strip():
-        raise ValueError("history_file must be a path or 'none'")
-    elif not os.path.isabs(history):
-        if not base:
-            raise ValueError("a relative history_file needs training_base_dir")
-        history = os.path.join(base, history)
-    return logs, history
+    return logs, option_path(params["history_file"], base, ".crash_history.json", "history_file")
 
 
 def main():

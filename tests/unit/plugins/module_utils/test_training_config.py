@@ -211,3 +211,17 @@ def test_nan_in_a_config_is_hashable_and_compared():
     config = dict(FULL_CONFIG, learning_rate=float("nan"))
     assert len(tc.config_hash(config)) == 64
     assert math.isnan(tc.compare(FULL_CONFIG, config, False)[0]["after"])
+
+
+def test_a_path_option_defaults_under_the_base_folder_and_none_switches_it_off():
+    assert tc.option_path(None, "/t", "status/s.json", "status_file") == "/t/status/s.json"
+    assert tc.option_path(None, None, "status/s.json", "status_file") is None
+    assert tc.option_path(" None ", "/t", "status/s.json", "status_file") is None
+    assert tc.option_path("x.json", "/t", "status/s.json", "status_file") == "/t/x.json"
+    assert tc.option_path("/abs/x.json", None, "status/s.json", "status_file") == "/abs/x.json"
+    for value, base, text in (("", "/t", "status_file must be a path or 'none'"),
+                              ("a\0b", "/t", "status_file must be a path or 'none'"),
+                              ("x.json", None, "a relative status_file needs training_base_dir")):
+        with pytest.raises(ValueError) as err:
+            tc.option_path(value, base, "status/s.json", "status_file")
+        assert str(err.value) == text
