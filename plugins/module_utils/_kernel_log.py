@@ -56,7 +56,7 @@ from ansible_collections.gpuops.preflight.plugins.module_utils import _kernel_ti
 from ansible_collections.gpuops.preflight.plugins.module_utils import _pci
 from ansible_collections.gpuops.preflight.plugins.module_utils import _tool
 from ansible_collections.gpuops.preflight.plugins.module_utils import _toolpath
-from ansible_collections.gpuops.preflight.plugins.module_utils._values import clean_text, first_line
+from ansible_collections.gpuops.preflight.plugins.module_utils._values import clean_text, first_line, human_bytes
 
 HARD = _checks.HARD
 SOFT = _checks.SOFT
@@ -767,14 +767,6 @@ class _TextChunks(object):
         self.text = ""
 
 
-def _size(size):
-    """'812 bytes', '3.5 KiB', '120.0 MiB', '1.2 GiB'."""
-    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if size >= scale:
-            return "%.1f %s" % (size / float(scale), unit)
-    return "%d bytes" % size
-
-
 class _LineSource(object):
     """Lines of a log, produced in chunks while a scan consumes them, within a deadline.
 
@@ -816,7 +808,7 @@ class _LineSource(object):
         buffer, dropping = empty, False
         if self.keep_last is not None and chunks.size > self.keep_last:
             position = chunks.size - self.keep_last
-            self.skipped.append((0, position, "only its last %s were to be read" % _size(self.keep_last)))
+            self.skipped.append((0, position, "only its last %s were to be read" % human_bytes(self.keep_last)))
             chunks.seek(position)
             dropping = True
         while True:
@@ -876,9 +868,9 @@ class _LineSource(object):
                 whys.append(why)
         if not total_bytes:
             return
-        what = "%s" % _size(total_bytes) if total_lines is None else "%s (%d lines)" % (_size(total_bytes), total_lines)
+        what = "%s" % human_bytes(total_bytes) if total_lines is None else "%s (%d lines)" % (human_bytes(total_bytes), total_lines)
         self.read.unscanned = {
-            "description": "%s: %s of %s not scanned (%s)" % (self.name, what, _size(self.chunks.size), "; ".join(whys)),
+            "description": "%s: %s of %s not scanned (%s)" % (self.name, what, human_bytes(self.chunks.size), "; ".join(whys)),
             "bytes": total_bytes,
             "lines": total_lines,
         }
