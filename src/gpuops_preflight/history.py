@@ -643,7 +643,8 @@ def _utc(epoch: float | None) -> str:
 
 
 def render_lines(doc: dict) -> list[str]:
-    """The history as text: one line per GPU finding, then the suggestions."""
+    """The history as text: one line per GPU finding, then the suggestions; valid UTF-8 (``_values.clean_text``:
+    a summary's JSON may carry a lone surrogate escape in a host name or a message, which no output can print)."""
     word = runs_word(doc["kind"])
     files = doc["files"]
     head = "%s history: %d run(s) in %s" % (family(doc["kind"]).word, doc["runs"], doc["summary_dir"])
@@ -675,4 +676,4 @@ def render_lines(doc: dict) -> list[str]:
             lines.append("  %s GPU %s: add to %s (%s; threshold %d) -> host_vars/%s: %s: [%s]" % (
                 item["host"], item["gpu"], item["add_to"], item["reason"], item["threshold"], item["host"],
                 item["add_to"], json.dumps(item["gpu"])))
-    return lines
+    return _collection("_values").clean_text(lines)

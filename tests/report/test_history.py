@@ -422,6 +422,16 @@ def test_every_familys_files_are_found_without_importing_the_families(summary_di
     assert skipped == {"not a summary document": 1} and imported == []
 
 
+def test_a_lone_surrogate_escape_in_a_summary_prints_as_u_fffd(summary_dir):
+    """JSON may carry \\udcff in a host name or a message; the text printed it and died (UnicodeEncodeError)."""
+    smu = fixture("smu_failure")
+    smu["hosts"]["rig-\udcff"] = smu["hosts"].pop("rig-6600")
+    write_series(summary_dir, [smu, smu])
+    text = "\n".join(history.render_lines(analyse(summary_dir)))
+    text.encode("utf-8")
+    assert "rig-\ufffd GPU 4 (0000:0f:00.0): lost in 2 of the last 2 preflights" in text
+
+
 def test_an_unknown_kind_is_refused_naming_the_known_ones(summary_dir, capsys):
     code, out, err = run_cli(["history", "--summary-dir", str(summary_dir), "--kind", "trainig_health"], capsys)
     assert code == 2 and out == ""
