@@ -173,12 +173,12 @@ def _value(spec: dict, name: str, text: str) -> Any:
 
 
 def local_params(args: argparse.Namespace, health: Any) -> dict:
-    """node_training_health's options for this host: its defaults, the GPU-probe defaults, the flags, -o."""
+    """node_training_health's options for this host: the module's defaults (its own, the GPU probe's, checks and
+    timeouts), the flags, -o."""
     from .. import collection
 
     options = collection.module_utils("_options")
-    params = health.defaults()
-    params.update(options.defaults(options.PROBE_OPTIONS))
+    params = options.defaults(options.argument_spec(health.FAMILY, **health.OPTIONS))
     params.update(gpu_vendor=args.gpu_vendor, gpu_tool=args.gpu_tool, rocm_smi=args.rocm_smi, amd_smi=args.amd_smi,
                   nvidia_smi=args.nvidia_smi, gpu_tool_timeout=args.gpu_tool_timeout, sysfs_root=args.sysfs_root,
                   kernel_log=args.kernel_log, fix=args.fix)
@@ -196,8 +196,6 @@ def local_params(args: argparse.Namespace, health: Any) -> dict:
     if not args.base_dir:
         raise ValueError("--base-dir (or $%s) is required with --local" % BASE_DIR_ENV)
     params["training_base_dir"] = os.path.abspath(os.path.expanduser(args.base_dir))
-    if params["gpu_tool_timeout"] < 1:
-        raise ValueError("--gpu-tool-timeout must be at least 1 second")
     return params
 
 
@@ -215,15 +213,16 @@ def run_local(args: argparse.Namespace) -> int:
 
     try:
         health = collection.module_utils("_training_health")
-        host_runner, plan_mod, summary_mod = (collection.module_utils(name)
-                                              for name in ("_host_runner", "_plan", "_summary"))
+        host_runner, options, plan_mod, summary_mod = (collection.module_utils(name)
+                                                       for name in ("_host_runner", "_options", "_plan", "_summary"))
     except locate.IntegrationUnavailable as exc:
         print("%s: %s" % (PROG, exc), file=sys.stderr)
         return EXIT_NOT_RUN
     host = socket.gethostname()
     try:
         params = local_params(args, health)
-        problems = health.validate(params)
+        # every input at once, as the module checks it (_node.run_module): the shared options, then its own
+        problems = options.validate(params, health.FAMILY) + health.validate(params)
         if problems:
             raise ValueError("; ".join(problems))
         plan = plan_mod.build_plan("training_health", None, skip=_names(args.skip), downgrade=_names(args.downgrade),
