@@ -438,6 +438,18 @@ def test_an_unknown_kind_is_refused_naming_the_known_ones(summary_dir, capsys):
     assert "unknown kind 'trainig_health'; known: preflight, cleanup, training_health, serving_gate" in err
 
 
+@pytest.mark.parametrize("command", [["history"], ["report", "--html", "page.html"]])
+def test_an_unknown_kind_is_refused_before_the_folder_is_read(command, smu_series, private_cache, capsys, tmp_path,
+                                                              monkeypatch):
+    """A cold scan of thousands of files (and an index written) came before the kind was checked."""
+    folder, _epochs = smu_series
+    monkeypatch.chdir(str(tmp_path))
+    code, out, err = run_cli(command + ["--summary-dir", str(folder), "--kind", "trainig_health"], capsys)
+    assert code == 2 and "unknown kind 'trainig_health'" in err
+    assert not private_cache.exists()  # no index: no file was read
+    assert not (tmp_path / "page.html").exists()
+
+
 def mixed_not_excluded():
     """rig-mixed (one AMD and two NVIDIA GPUs) before anyone excluded its lost NVIDIA GPU 1 at 0000:51:00.0."""
     document = fixture("mixed_vendors")

@@ -66,6 +66,7 @@ def run(args: argparse.Namespace, now: float | None = None) -> int:
 
     now = time.time() if now is None else now
     try:
+        history.family(args.kind)  # an unknown kind is refused before the folder is read
         since = history.parse_since(args.since, now)
         gpu = history.parse_gpu(args.gpu)
         found = history.scan(args.summary_dir, cache_path=args.cache_file, use_cache=not args.no_cache)

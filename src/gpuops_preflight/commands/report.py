@@ -31,6 +31,7 @@ def run(args: argparse.Namespace, now: float | None = None) -> int:
 
     now = time.time() if now is None else now
     try:
+        history.family(args.kind)  # an unknown kind is refused before the folder is read
         found = history.scan(args.summary_dir, cache_path=args.cache_file, use_cache=not args.no_cache)
         doc = history.analyse(found, kind=args.kind, window=args.runs, now=now)
         latest = history.latest_summary(found, args.kind)
