@@ -193,6 +193,8 @@ def test_a_sudoers_drop_in_that_visudo_refuses_is_not_installed(role):
 @pytest.mark.parametrize("text, seconds", [
     ("90", 90.0), ("90s", 90.0), ("1min 30s", 90.0), ("1min30s", 90.0), ("5m", 300.0), ("500ms", 0.5),
     ("2h", 7200.0), ("1.5min", 90.0), ("infinity", None), ("0", None),
+    # systemd reads TimeoutStartSec= with parse_sec_fix_0: a span of 0 in any spelling is no timeout
+    ("0s", None), ("0 min", None), ("00", None), ("2\u03bcs", 2e-6), ("2\u00b5s", 2e-6),
 ])
 def test_systemd_time_spans(text, seconds):
     assert timeout_start.span(text) == seconds

@@ -26,7 +26,7 @@ import subprocess
 import sys
 
 UNITS = {
-    "us": 1e-6, "usec": 1e-6, "\u00b5s": 1e-6, "ms": 1e-3, "msec": 1e-3,
+    "us": 1e-6, "usec": 1e-6, "\u00b5s": 1e-6, "\u03bcs": 1e-6, "ms": 1e-3, "msec": 1e-3,
     "s": 1.0, "sec": 1.0, "second": 1.0, "seconds": 1.0, "": 1.0,
     "m": 60.0, "min": 60.0, "minute": 60.0, "minutes": 60.0,
     "h": 3600.0, "hr": 3600.0, "hour": 3600.0, "hours": 3600.0,
@@ -34,14 +34,17 @@ UNITS = {
     "M": 2629800.0, "month": 2629800.0, "months": 2629800.0, "y": 31557600.0, "year": 31557600.0,
     "years": 31557600.0,
 }
-_PART = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z\u00b5]*)")
+_PART = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z\u00b5\u03bc]*)")
 
 
 def span(text):
-    """Seconds (float), or None for no timeout ("infinity", 0); ValueError for anything else."""
+    """Seconds (float), or None for no timeout ("infinity", or any span of 0: "0", "0s", "0min", as
+    systemd's parse_sec_fix_0 reads TimeoutStartSec=); ValueError for anything else."""
     text = str(text).strip()
-    if text in ("infinity", "0"):
+    if text == "infinity":
         return None
+    if not text:
+        raise ValueError("not a systemd time span: %r" % text)
     total, pos = 0.0, 0
     while pos < len(text):
         match = _PART.match(text, pos)
@@ -51,9 +54,7 @@ def span(text):
         pos = match.end()
         while pos < len(text) and text[pos] == " ":
             pos += 1
-    if not text or total <= 0:
-        raise ValueError("not a systemd time span: %r" % text)
-    return total
+    return total or None
 
 
 def show(*args):
