@@ -206,6 +206,18 @@ def test_bad_time_spans(text):
         timeout_start.span(text)
 
 
+def test_a_systemctl_that_never_answers_is_an_error_not_a_hang(tmp_path, monkeypatch, capsys):
+    stand_in = tmp_path / "systemctl"
+    stand_in.write_text("#!/bin/sh\nexec sleep 60\n")
+    stand_in.chmod(0o755)
+    monkeypatch.setenv("PATH", "%s:%s" % (tmp_path, os.environ["PATH"]))
+    monkeypatch.setattr(timeout_start, "SHOW_TIMEOUT", 0.2)
+    assert timeout_start.main(["--unit", "agent@crawler.service", "--ignore", DROPIN]) == 0
+    assert json.loads(capsys.readouterr().out) == {"error": "systemctl show agent@crawler.service "
+                                                            "--property=FragmentPath,DropInPaths,Type: no answer within "
+                                                            "0.2 s (is systemd answering?)"}
+
+
 def test_unit_file_assignments_of_the_service_section(tmp_path):
     path = tmp_path / "agent@.service"
     path.write_text("[Unit]\nTimeoutStartSec=1\n# TimeoutStartSec=2\n[Service]\nExecStart=/bin/a \\\n  --b\n"

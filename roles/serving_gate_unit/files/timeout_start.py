@@ -34,6 +34,8 @@ UNITS = {
     "M": 2629800.0, "month": 2629800.0, "months": 2629800.0, "y": 31557600.0, "year": 31557600.0,
     "years": 31557600.0,
 }
+# Seconds systemctl show may take: a manager that does not answer is an error, never a hung task.
+SHOW_TIMEOUT = 30
 _PART = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z\u00b5\u03bc]*)")
 
 
@@ -58,8 +60,12 @@ def span(text):
 
 
 def show(*args):
-    done = subprocess.run(["systemctl", "show"] + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          universal_newlines=True, check=False)
+    try:
+        done = subprocess.run(["systemctl", "show"] + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              universal_newlines=True, check=False, timeout=SHOW_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        raise OSError("systemctl show %s: no answer within %s s (is systemd answering?)"
+                      % (" ".join(args), SHOW_TIMEOUT)) from None
     if done.returncode != 0:
         raise OSError("systemctl show %s: %s" % (" ".join(args), (done.stderr or done.stdout).strip()))
     return dict(line.split("=", 1) for line in done.stdout.splitlines() if "=" in line)
