@@ -14,7 +14,7 @@ downloaded), readable by the service user, and loaded by the orchestrator. The p
   ``inspect_model_store`` (stat walk of the store as the service user would see it),
   ``Client`` (HTTP on ``http.client`` with hard per-call deadlines), ``wait_for_health``,
   ``run_preload`` (POST /models/preload, poll /models/status), ``get_gpu_info``, ``probe_bus``;
-- pure evaluation functions ``evaluate_<check>(observations..., fix=...) -> (problems, ok_text,
+- pure evaluation functions ``evaluate_<check>(observations...) -> (problems, ok_text,
   details)``, which decide and word the verdict with ``_checks.problem``;
 - ``write_gate_summary`` (the local gate's ``summary_<instance>_<timestamp>.json``, atomic, pruned).
 
@@ -274,14 +274,14 @@ def _path_problem(text):
     return None
 
 
-def evaluate_model_map(loaded, known_agents=None, fix=None):
+def evaluate_model_map(loaded, known_agents=None):
     """Pure: problems of the loaded map (``read_model_map``), each naming its agent key.
 
     ``known_agents``: the agent keys that exist (e.g. the instances of the template unit); when
     given, every key of the map must be one of them. Returns ``(problems, ok_text, details)``;
     ``details["entries"]`` lists the valid entries ``{"agent", "model", "path", "files"}``.
     """
-    fixes = fix or FIXES["model_map"]
+    fixes = FIXES["model_map"]
     problems = []
 
     def bad(message):
@@ -938,13 +938,13 @@ def inspect_model_store(entries, root, ident, base_dir=None):
     return out
 
 
-def evaluate_model_store(store, strict=True, fix=None):
+def evaluate_model_store(store, strict=True):
     """Pure: the model_store check from ``inspect_model_store``'s observations.
 
     STRICT (the default): a model that is not in the store fails (the orchestrator would download
     it); otherwise that is a warning. A half-copied, unreadable or escaping model always fails.
     """
-    fixes = fix or FIXES["model_store"]
+    fixes = FIXES["model_store"]
     problems = []
     details = {"root": store.get("root"), "strict": bool(strict), "user": store.get("user"), "models": []}
     if store.get("root_error"):
@@ -1228,9 +1228,9 @@ def wait_for_health(client, interval=0.5, max_interval=2.0, sleep=time.sleep):
             "elapsed_s": round(client.clock() - start, 3)}
 
 
-def evaluate_orchestrator(observed, fix=None):
+def evaluate_orchestrator(observed):
     """Pure: the orchestrator check from ``wait_for_health``."""
-    fixes = fix or FIXES["orchestrator"]
+    fixes = FIXES["orchestrator"]
     details = dict((k, observed.get(k)) for k in ("url", "attempts", "elapsed_s", "health"))
     if observed.get("ok"):
         return [], "%s answers, /health ok (%d attempt(s), %s)" % (
@@ -1457,10 +1457,10 @@ def run_preload(client, entries, refresh=False, interval=0.5, max_interval=2.0, 
     return finish()
 
 
-def evaluate_preload(observed, entries, timeout=None, fix=None):
+def evaluate_preload(observed, entries, timeout=None):
     """Pure: the preload check from ``run_preload``'s observations. A failing model is named with its
     agent key(s) and the orchestrator's own error text, word for word."""
-    fixes = fix or FIXES["preload"]
+    fixes = FIXES["preload"]
     problems = []
     doc = observed.get("status") or {}
     details = {"url": observed.get("url"), "refresh": observed.get("refresh"), "triggered": observed.get("triggered"),
@@ -1529,11 +1529,11 @@ def get_gpu_info(client):
     return client.get("/gpu/info").as_dict()
 
 
-def evaluate_mps(host, gpu_info, fix=None):
+def evaluate_mps(host, gpu_info):
     """Pure: MPS operational from the host's MPS facts (``_mps.status``: ``{control_daemon_running,
     pipe_dir: {path, exists, writable}, log_dir, servers, error}``, or None when they could not be
     read) and the orchestrator's /gpu/info (a Reply dict, or None when not asked)."""
-    fixes = fix or FIXES["mps"]
+    fixes = FIXES["mps"]
     problems = []
     details = {"host": host, "gpu_info": (gpu_info or {}).get("data")}
 
@@ -1592,9 +1592,9 @@ def probe_bus(client):
     return client.get("" if client.prefix else "/health", want_json=False).as_dict()
 
 
-def evaluate_bus(reply, fix=None):
+def evaluate_bus(reply):
     """Pure: the bus check from ``probe_bus``."""
-    fixes = fix or FIXES["bus"]
+    fixes = FIXES["bus"]
     details = {"url": reply.get("url"), "status": reply.get("status"), "elapsed_s": reply.get("elapsed")}
     if reply.get("error"):
         text = "the bus at %s does not answer: %s" % (reply.get("url"), reply["error"])
