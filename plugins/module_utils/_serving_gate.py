@@ -398,7 +398,7 @@ def _budget_rule(value):
     try:
         _serving.parse_seconds(value, "budget")
     except ValueError:
-        return "must be a number of seconds above 0 and at most 604800, got %r" % (value,)
+        return "must be a number of seconds above 0 and at most %d, got %r" % (_serving.MAX_SECONDS, value)
     return None
 
 
