@@ -29,7 +29,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--store-root", help="the model store's root folder (env MODEL_STORE_ROOT)")
     parser.add_argument("--base-model-dir",
                         help="relative map paths start here, under the store root (env BASE_MODEL_DIR; default the store root)")
-    parser.add_argument("--strict-model-store", metavar="0|1",
+    parser.add_argument("--strict-model-store", metavar="0|1", dest="strict",
                         help="1: every model must already be in the store (env STRICT_MODEL_STORE, default 1)")
     parser.add_argument("--timeout", metavar="S",
                         help="the gate's whole wall-clock budget in seconds (env GATE_TIMEOUT, default 300)")
@@ -52,8 +52,6 @@ def run(args: argparse.Namespace) -> int:
 
     flags = {name: getattr(args, name, None) for name in gate.KNOBS}
     flags["instance"] = args.instance
-    flags["timeout"] = args.timeout
-    flags["strict"] = args.strict_model_store
 
     def progress(line: str) -> None:
         print("gate: preload: %s" % line, file=sys.stderr, flush=True)
