@@ -262,7 +262,7 @@ def _model_id_norm(model):
 
 def _path_problem(text):
     """Why a map path or file name cannot be used, or None."""
-    if "\x00" in text or any(ord(ch) < 32 for ch in text):
+    if any(ord(ch) < 32 for ch in text):
         return "contains control characters"
     parts = [p for p in text.split("/") if p not in ("", ".")]
     if not parts:
