@@ -329,6 +329,37 @@ class _Clock(object):
         return stamp, epoch, body
 
 
+def _new_finding(rule, bdf, vendor, message, text, stamp, epoch, recovered=False, hung=None):
+    """A finding (see ``scan``) from its first line, ``rule`` as ``Pattern.rule`` gives it; count 0 until
+    ``_count_line`` counts the line in."""
+    category, severity, summary, fix, xid = rule[:5]
+    return {
+        "category": category,
+        "severity": severity,
+        "bdf": bdf,
+        "vendor": vendor,
+        "xid": xid,
+        "summary": summary,
+        "fix": fix,
+        "message": message,
+        "line": clean_text(text),
+        "count": 0,
+        "first_seen": clean_text(stamp),
+        "last_seen": None,
+        "first_epoch": epoch,
+        "last_epoch": None,
+        "recovered": recovered,
+        "hung": hung,
+        "caused_xids": [],
+    }
+
+
+def _count_line(finding, stamp, epoch):
+    finding["count"] += 1
+    finding["last_seen"] = clean_text(stamp)
+    finding["last_epoch"] = epoch
+
+
 class _Findings(object):
     """Findings keyed on (category, GPU, collapsing key), in the order of their first line."""
 
@@ -345,31 +376,11 @@ class _Findings(object):
             finding = self.by_key.get(key)
         if finding is None:
             before = None
-            finding = self.by_key[key] = {
-                "category": rule[0],
-                "severity": rule[1],
-                "bdf": bdf,
-                "vendor": pattern.vendor,
-                "xid": rule[4],
-                "summary": rule[2],
-                "fix": rule[3],
-                "message": message,
-                "line": clean_text(text),
-                "count": 0,
-                "first_seen": clean_text(stamp),
-                "last_seen": None,
-                "first_epoch": epoch,
-                "last_epoch": None,
-                "recovered": False,
-                "hung": None,
-                "caused_xids": [],
-            }
+            finding = self.by_key[key] = _new_finding(rule, bdf, pattern.vendor, message, text, stamp, epoch)
             self.seq[key] = index
         else:
             before = (finding["count"], finding["last_seen"], finding["last_epoch"])
-        finding["count"] += 1
-        finding["last_seen"] = clean_text(stamp)
-        finding["last_epoch"] = epoch
+        _count_line(finding, stamp, epoch)
         follow_up = rule[5]
         if follow_up is not None and follow_up not in finding["caused_xids"]:
             finding["caused_xids"] = sorted(finding["caused_xids"] + [follow_up])
@@ -491,28 +502,12 @@ class _Recovery(object):
         key = ("gpu_reset", episode.bdf, "recovered", _normalise(hung or ""))
         finding = by_key.get(key)
         if finding is None:
-            finding = by_key[key] = {
-                "category": "gpu_reset",
-                "severity": SOFT,
-                "bdf": episode.bdf,
-                "vendor": episode.vendor,
-                "xid": rule[4],
-                "summary": "GPU recovered by a reset after a hang" if hung else "GPU reset, recovered",
-                "fix": pattern.fix if pattern.category == "gpu_reset" else CATEGORIES["gpu_reset"][1],
-                "message": message,
-                "line": clean_text(text),
-                "count": 0,
-                "first_seen": clean_text(first[1]),
-                "last_seen": None,
-                "first_epoch": first[2],
-                "last_epoch": None,
-                "recovered": True,
-                "hung": hung,
-                "caused_xids": [],
-            }
+            summary = "GPU recovered by a reset after a hang" if hung else "GPU reset, recovered"
+            fix = pattern.fix if pattern.category == "gpu_reset" else CATEGORIES["gpu_reset"][1]
+            finding = by_key[key] = _new_finding(("gpu_reset", SOFT, summary, fix, rule[4]), episode.bdf, episode.vendor,
+                                                 message, text, first[1], first[2], recovered=True, hung=hung)
             self.findings.seq[key] = first[0]
-        finding["count"] += 1
-        finding["last_seen"], finding["last_epoch"] = clean_text(stamp), epoch
+        _count_line(finding, stamp, epoch)
         self.folded += 1
 
 
