@@ -79,6 +79,8 @@ def test_valid_map_gives_its_entries(open_tmp):
     ({"crawler": {"model": "org/a", "path": "../../etc"}}, "path \"../../etc\" climbs out of the store root"),
     ({"crawler": {"model": "org/a", "path": "a", "files": "x"}}, "'files' must be a list of file names"),
     ({"crawler": {"model": "org/a", "path": "a", "files": ["../x"]}}, "file \"../x\" climbs out"),
+    ({"crawler": {"model": "org/a", "path": "a\x00b"}}, "path \"a\\u0000b\" contains control characters"),
+    ({"crawler": {"model": "org/a", "path": "a", "files": ["x\ny"]}}, "file \"x\\ny\" contains control characters"),
     ({"bad key": {"model": "org/a", "path": "a"}}, "agent 'bad key': not a valid agent key"),
     ({"a": {"model": "org/m", "path": "m1"}, "b": {"model": "org/m", "path": "m2"}},
      "model 'org/m' has 2 different paths: agent 'a' -> m1; agent 'b' -> m2"),
