@@ -259,7 +259,7 @@ def daemon_info(pid_file, proc_root="/proc", now=None, match=None):
         info["message"] = "PID file %s could not be read: %s" % (pid_file, exc.strerror or exc)
         return info
     words = data.decode("utf-8", "replace").split()
-    if not words or not words[0].isdigit() or int(words[0]) < 1:
+    if not words or not words[0].isdecimal() or int(words[0]) < 1:
         info["message"] = "PID file %s does not hold a PID (%r)" % (pid_file, data[:40].decode("utf-8", "replace"))
         return info
     pid = info["pid"] = int(words[0])
@@ -325,7 +325,7 @@ def _number(value):
         return value
     if isinstance(value, float) and value.is_integer():
         return int(value)
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and value.strip().isdecimal():
         return int(value.strip())
     return None
 
@@ -708,7 +708,7 @@ def parse_unit_show(text):
         key, sep, value = line.partition("=")
         if sep and key.strip():
             value = value.strip()
-            if key in ("NRestarts", "MainPID", "ExecMainStatus") and value.lstrip("-").isdigit():
+            if key in ("NRestarts", "MainPID", "ExecMainStatus") and value.lstrip("-").isdecimal():
                 value = int(value)
             props[key.strip()] = value
     return props

@@ -149,6 +149,10 @@ def test_root_can_do_everything_but_execute_a_file_without_x():
     assert tc._access(entry("x", "file", 0o600, need="rx"), root) == "x"
 
 
+def test_a_service_user_of_digits_int_refuses_is_a_name_that_does_not_exist():
+    assert tc.resolve_user("\u00b2")["error"] == "service user '\u00b2' does not exist"
+
+
 def test_permissions_evaluation():
     permissions = {"user": USER, "entries": [entry("logs", "dir", 0o755, uid=0, gid=0),
                                              entry("config.json", "file", 0o600, uid=0, gid=0, need="r", own=False),

@@ -347,6 +347,7 @@ def test_daemon_info_from_the_pid_file(tmp_path, children):
 @pytest.mark.parametrize("content, words", [
     (None, "no PID file at"), ("", "does not hold a PID"), ("daemon\n", "does not hold a PID"),
     ("0\n", "does not hold a PID"), ("999999999\n", "is gone"),
+    ("\u00b2\n", "does not hold a PID"),   # a digit to str.isdigit, none to int()
 ])
 def test_daemon_info_bad_pid_files(tmp_path, content, words):
     pid_file = tmp_path / ".daemon.pid"
@@ -557,3 +558,13 @@ def test_a_failing_systemctl_is_named_by_the_first_line_it_printed_bounded():
     out = tp.unit_state(FailingSystemctl("x" * 100000 + "\n"), "t.service")
     assert out["error"] == "systemctl show t.service: " + "x" * 200
     assert tp.unit_state(FailingSystemctl(" \n"), "t.service")["error"] == "systemctl show t.service: exit 1"
+
+
+def test_digits_int_refuses_are_no_step_and_no_unit_number(tmp_path):
+    path = str(tmp_path / "status.json")
+    with open(path, "w") as handle:
+        json.dump({"current_step": "\u00b2"}, handle)
+    verdict = tp.assess(tp.read_status(path), NOW)
+    assert verdict["reason"] == tp.STATUS_CORRUPT and "current_step '\u00b2'" in verdict["message"]
+    assert tp.track_step(tp.read_status(path), None, NOW) == (None, None)
+    assert tp.parse_unit_show("NRestarts=\u00b2\nMainPID=12\n") == {"NRestarts": "\u00b2", "MainPID": 12}
