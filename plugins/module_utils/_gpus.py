@@ -73,9 +73,17 @@ def worst(*healths):
 # the tools
 
 def _tool_info(name, vendor, path, timeout):
-    return {"name": name, "vendor": vendor, "path": path, "cmd": None, "rc": None, "elapsed_s": 0.0,
+    info = {"name": name, "vendor": vendor, "path": path, "cmd": None, "rc": None, "elapsed_s": 0.0,
             "timed_out": False, "answered": False, "outcome": NOT_USED, "reason": None, "stderr": "",
             "timeout_s": timeout}
+    if vendor == NVIDIA:
+        info.update(format=None, index_order="bdf", driver_version=None, cuda_version=None, schema=None)
+    return info
+
+
+def _no_nvidia_answer():
+    """What ``run_nvidia_tool`` returns as parsed when nvidia-smi was not asked or did not answer."""
+    return {"outcome": None, "format": None, "cards": [], "processes": [], "errors": [], "system": {}, "reason": None}
 
 
 def choose_tool(module, tool, rocm_smi, amd_smi):
@@ -153,11 +161,9 @@ def run_nvidia_tool(module, nvidia_smi, timeout, clock=time.monotonic, tool="aut
     """Call ``nvidia-smi -q -x`` once. Returns (info, parsed) with parsed as ``_nvidia_smi.parse_output``."""
     from ansible_collections.gpuops.preflight.plugins.module_utils import _nvidia_smi
 
-    parsed = {"outcome": None, "format": None, "cards": [], "processes": [], "errors": [], "system": {},
-              "reason": None}
+    parsed = _no_nvidia_answer()
     path, why_not = (None, None) if tool == "sysfs" else _toolpath.locate(module, nvidia_smi or "nvidia-smi")
     info = _tool_info("nvidia-smi", NVIDIA, path, timeout)
-    info.update(format=None, index_order="bdf", driver_version=None, cuda_version=None, schema=None)
     if tool == "sysfs":
         info["reason"] = "GPU tool disabled (tool=sysfs): facts from sysfs only"
         return info, parsed
@@ -452,7 +458,7 @@ def collect(module, tool="auto", rocm_smi="rocm-smi", amd_smi="amd-smi", sysfs_r
             if outcome.ok:
                 info, parsed = outcome.value
             else:
-                info, parsed = _failed_job(module, name, outcome, timeout), {"cards": [], "errors": [], "processes": []}
+                info, parsed = _failed_job(module, name, outcome, timeout), _no_nvidia_answer()
             joined, join_notes = join_nvidia(parsed, mine, info["answered"])
             processes.extend(_nvidia_processes(parsed["processes"]))
             process_lists[name] = bool(info["answered"] and info.get("format") in ("xml", "table"))
@@ -479,8 +485,6 @@ def _failed_job(module, vendor, outcome, timeout):
     info = _tool_info("nvidia-smi" if vendor == NVIDIA else "rocm-smi", vendor, None, timeout)
     info.update(outcome=TIMEOUT if outcome.timed_out else ERROR, timed_out=outcome.timed_out,
                 reason="GPU tool call %s" % outcome.describe_failure())
-    if vendor == NVIDIA:
-        info.update(format=None, index_order="bdf", driver_version=None, cuda_version=None, schema=None)
     return info
 
 
