@@ -476,6 +476,80 @@ def test_no_call_once_the_time_is_up():
     assert reply.timed_out and reply.error == "GET /health: not tried, the gate's time is up"
 
 
+@pytest.fixture
+def https_server(tmp_path):
+    """A real HTTPS server on 127.0.0.1 answering /health with a self-signed certificate: (url, cert path)."""
+    import datetime
+    import ipaddress
+    import ssl
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+
+    class Health(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            body = b'{"status": "ok"}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Health)
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(str(cert_path), str(key_path))
+    httpd.socket = tls.wrap_socket(httpd.socket, server_side=True)
+    worker = threading.Thread(target=httpd.serve_forever, daemon=True)
+    worker.start()
+    yield "https://127.0.0.1:%d" % httpd.server_address[1], str(cert_path)
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_https_to_a_server_the_host_does_not_trust_is_refused_naming_why(https_server, monkeypatch):
+    monkeypatch.setattr(_serving, "_TLS", {})
+    url, _cert = https_server
+    reply = client(url).get("/health")
+    assert reply.status is None and reply.data is None
+    assert reply.error.startswith("cannot talk to %s: " % url[len("https://"):]) and "CERTIFICATE_VERIFY_FAILED" in (
+        reply.error), reply.error
+
+
+def test_https_calls_of_a_run_share_one_tls_context(https_server, monkeypatch):
+    import ssl
+    url, cert = https_server
+    monkeypatch.setenv("SSL_CERT_FILE", cert)  # the host trusts this server (ssl's default verify paths)
+    monkeypatch.setattr(_serving, "_TLS", {})
+    made = []
+    real = ssl.create_default_context
+    monkeypatch.setattr(ssl, "create_default_context", lambda *a, **kw: made.append(1) or real(*a, **kw))
+    for _call in range(2):
+        reply = client(url).get("/health", want_json=False)
+        assert reply.ok and reply.status == 200 and reply.data == {"status": "ok"}, reply.error
+    assert made == [1]  # the CA bundle is read once, however often the gate polls
+
+
 @pytest.mark.parametrize("url, expected", [
     ("", "url is empty"), ("ftp://x", "is not an http:// or https:// URL"), ("http://", "has no valid host"),
     ("http://u:p@h:1", "user names or passwords"), ("http://h:99999", "port 99999 is out of range"),
