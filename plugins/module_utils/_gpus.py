@@ -32,7 +32,7 @@ import os
 import time
 
 from ansible_collections.gpuops.preflight.plugins.module_utils import _deadline, _rocm_smi, _sysfs, _tool, _toolpath
-from ansible_collections.gpuops.preflight.plugins.module_utils._pci import normalize_bdf
+from ansible_collections.gpuops.preflight.plugins.module_utils._pci import mixed_vendors, normalize_bdf
 from ansible_collections.gpuops.preflight.plugins.module_utils._values import clean_text, first_line
 
 OK = "ok"
@@ -437,6 +437,7 @@ def collect(module, tool="auto", rocm_smi="rocm-smi", amd_smi="amd-smi", sysfs_r
     notes = [] if done["sysfs"].ok else ["sysfs scan %s" % done["sysfs"].describe_failure()]
 
     gpus, tools, processes, order = [], {}, [], "bdf"
+    kfd_available = os.path.isdir(os.path.join(sysfs_root, "class", "kfd", "kfd"))
     process_lists = {}  # per vendor: whether its list of processes holding GPU memory could be read
     for name in vendors:
         mine = [g for g in sysfs_gpus if g.get("vendor_name") == name]
@@ -452,8 +453,7 @@ def collect(module, tool="auto", rocm_smi="rocm-smi", amd_smi="amd-smi", sysfs_r
             info["index_order"] = order
             info["driver_version"] = system.get("driver_version")
             joined, join_notes = join(cards, mine, order, info["name"] or "tool", info["answered"])
-            kfd_dir = os.path.isdir(os.path.join(sysfs_root, "class", "kfd", "kfd"))
-            process_lists[name] = kfd_dir
+            process_lists[name] = kfd_available
         else:
             if outcome.ok:
                 info, parsed = outcome.value
@@ -473,11 +473,9 @@ def collect(module, tool="auto", rocm_smi="rocm-smi", amd_smi="amd-smi", sysfs_r
         gpu.setdefault("_metrics_ok", False)
     primary = _primary(vendors, gpus)
     tools[primary]["probe_elapsed_s"] = round(clock() - start, 3)
-    present = set(g["vendor"] for g in gpus)
     return {"gpus": gpus, "tool": tools[primary], "tools": tools, "processes": processes, "index_order": order,
-            "notes": notes, "kfd_available": os.path.isdir(os.path.join(sysfs_root, "class", "kfd", "kfd")),
-            "processes_available": all(process_lists.values()), "process_lists": process_lists, "vendors": vendors,
-            "mixed_vendors": len(present) > 1, "_sysfs": by_bdf}
+            "notes": notes, "kfd_available": kfd_available, "processes_available": all(process_lists.values()),
+            "process_lists": process_lists, "vendors": vendors, "_sysfs": by_bdf}
 
 
 def _failed_job(module, vendor, outcome, timeout):
@@ -529,8 +527,7 @@ def _nvidia_processes(procs):
 
 def apply_health(collected, kernel_findings=()):
     """Give every GPU its health verdict; returns the public result {gpus, count, tool, processes, ...}."""
-    gpus, by_bdf, tool_info = collected["gpus"], collected["_sysfs"], collected["tool"]
-    tools = collected.get("tools") or {tool_info.get("vendor") or AMD: tool_info}
+    gpus, by_bdf, tool_info, tools = collected["gpus"], collected["_sysfs"], collected["tool"], collected["tools"]
     findings_by_bdf = {}
     for finding in kernel_findings or ():
         bdf = normalize_bdf(finding.get("bdf") or "")
@@ -554,13 +551,10 @@ def apply_health(collected, kernel_findings=()):
     index_by_bdf = dict((g["bdf"], g["index"]) for g in gpus)
     for proc in collected["processes"]:
         proc["index"] = index_by_bdf.get(proc["bdf"])
-    present = set(g["vendor"] for g in gpus)
     return {"gpus": gpus, "count": len(gpus), "tool": tool_info, "tools": tools, "processes": collected["processes"],
             "index_order": collected["index_order"], "notes": collected["notes"],
-            "kfd_available": collected["kfd_available"],
-            "processes_available": collected.get("processes_available", collected["kfd_available"]),
-            "process_lists": collected.get("process_lists") or {AMD: collected["kfd_available"]},
-            "vendors": collected.get("vendors", [AMD]), "mixed_vendors": len(present) > 1}
+            "kfd_available": collected["kfd_available"], "processes_available": collected["processes_available"],
+            "process_lists": collected["process_lists"], "vendors": collected["vendors"], "mixed_vendors": mixed_vendors(gpus)}
 
 
 XID_KEYS = ("xid", "count", "severity", "category", "summary", "caused_xids", "recovered", "first_seen", "last_seen",
