@@ -187,7 +187,7 @@ def _derive_view(ctx, _deadline):
         findings = attribute_host_findings(findings, collected["gpus"])
         probe = _gpus.apply_health(collected, findings)
         view.update(gpus=probe["gpus"], probe=probe, findings=findings)
-        order_known = all(t.get("answered") for t in (probe.get("tools") or {"": probe["tool"]}).values())
+        order_known = all(t.get("answered") for t in probe["tools"].values())
         view["unmatched"], view["policy_notes"], view["policy_refused"] = mark_policy(
             probe["gpus"], parse_policy(params.get("excluded_gpus"), "excluded_gpus"),
             parse_policy(params.get("gpu_watchlist"), "gpu_watchlist"), params.get("index_map"), order_known,
@@ -312,8 +312,7 @@ def evaluate_health(ctx, spec):
     """Lost and degraded GPUs fail (warn for a soft spec), and so does a watched GPU with findings within the
     watch window; unknown ones are unknown, one line per host when the GPU tool itself gave no answer."""
     view = ctx.value("gpu_view")
-    gpus, probe = view["gpus"], view["probe"]
-    tools = probe.get("tools") or {"": probe["tool"]}
+    gpus, tools = view["gpus"], view["probe"]["tools"]
     problems = []
     # One line per GPU tool that gave no answer, for all of its vendor's GPUs left unknown (not one per GPU).
     unknown = {}
@@ -321,8 +320,7 @@ def evaluate_health(ctx, spec):
         if gpu["health"] == _gpus.UNKNOWN:
             unknown.setdefault(gpu.get("vendor") or _gpus.AMD, []).append(gpu)
     silent = {}
-    for key, tool in tools.items():
-        vendor = tool.get("vendor") or key or _gpus.AMD
+    for vendor, tool in tools.items():
         if not tool["answered"] and tool["outcome"] != _gpus.NOT_USED and unknown.get(vendor):
             silent[vendor] = tool
     for gpu in gpus:
