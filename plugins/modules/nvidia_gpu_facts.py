@@ -76,7 +76,7 @@ notes:
   - Runs no C(sudo); nvidia-smi needs no root to read. Reading the kernel log may need root when
     C(kernel.dmesg_restrict=1), and seeing other users' MPS processes needs root where /proc is mounted with
     C(hidepid).
-  - Xid errors are read by the kernel-log scanner; C(xid_errors) stays empty here.
+  - C(xid_errors) lists a GPU's Xid errors from the kernel log when O(kernel_log) is set; it is empty otherwise.
 seealso:
   - module: gpuops.preflight.rocm_gpu_facts
 extends_documentation_fragment:

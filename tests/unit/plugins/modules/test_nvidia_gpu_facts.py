@@ -76,7 +76,8 @@ def test_kernel_log_xid_79_on_an_nvrm_address(mocker, capsys, tmp_path):
                                   (0, training("nvidia-smi", A5000), ""))
     gpus = dict((g["bdf"], g) for g in result["ansible_facts"]["nvidia_gpus"])
     assert gpus["0000:c1:00.0"]["health"] == "lost" and "kernel_log" in gpus["0000:c1:00.0"]["sources"]
-    assert gpus["0000:81:00.0"]["health"] == "ok"
+    assert [(x["xid"], x["category"], x["count"]) for x in gpus["0000:c1:00.0"]["xid_errors"]] == [(79, "bus_lost", 1)]
+    assert gpus["0000:81:00.0"]["health"] == "ok" and gpus["0000:81:00.0"]["xid_errors"] == []
     assert result["kernel_log"]["source"] == "file"
 
 
