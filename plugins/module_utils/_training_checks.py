@@ -180,12 +180,14 @@ def collect_checkpoints(ctx):
 
 
 def collect_status(ctx):
-    """{path, state, current_step, phase, error}: the daemon's status file (``_training_progress.read_status``)."""
-    report = {"path": ctx["status_file"], "state": "ok", "current_step": None, "phase": None, "error": None}
+    """{path, state, current_step, phase, error, document}: the daemon's status file; ``document`` is what
+    ``_training_progress.read_status`` gave (the stall check judges it), None when it is switched off."""
+    report = {"path": ctx["status_file"], "state": "ok", "current_step": None, "phase": None, "error": None,
+              "document": None}
     if not ctx["status_file"]:
         report["state"] = "disabled"
         return report
-    doc = _progress.read_status(ctx["status_file"])
+    doc = report["document"] = _progress.read_status(ctx["status_file"])
     if isinstance(doc, _progress.StatusError):
         report["state"], report["error"] = doc.reason, doc.message
         return report

@@ -15,8 +15,8 @@ module wraps them for the one host runner and adds what is not pure reading:
 * ``fix`` (only with ``fix: true``): fix mode (``_training_checks.fix_host``), run FIRST so that the
   checks see the repaired host; it reports ``changed`` and a diff, and in check mode what it would
   change. What it may not do (not root) is reported under ``layout`` / ``permissions``.
-* ``progress``: the status file (and the watchdog's step state, read only) for the stall check of
-  ``_training_progress.assess``.
+* ``progress``: the status file as the ``status`` reader read it (once a run) and the watchdog's step
+  state (read only), for the stall check of ``_training_progress.assess``.
 * the shared GPU probe (``_gpu_checks.collectors``): ``gpu`` is hard only when no GPU is usable; an
   unhealthy GPU beside a usable one is a warning. Either vendor.
 
@@ -35,7 +35,7 @@ from ansible_collections.gpuops.preflight.plugins.module_utils import _training_
 from ansible_collections.gpuops.preflight.plugins.module_utils._checks import (
     CONTROLLER, HARD, SOFT, UNKNOWN, WARN, CheckSpec, Family, problem, registry)
 from ansible_collections.gpuops.preflight.plugins.module_utils._gpu_checks import GPU_NEEDS
-from ansible_collections.gpuops.preflight.plugins.module_utils._host_runner import Collector
+from ansible_collections.gpuops.preflight.plugins.module_utils._host_runner import Collector, CollectorError
 from ansible_collections.gpuops.preflight.plugins.module_utils._values import absolute_path, at_least
 
 GB = tc.GB
@@ -184,10 +184,14 @@ def _state_file(params, base):
 
 
 def _progress_seen(ctx, _deadline):
-    """The status document (or why there is none), and for a status without updated_at since when its
-    step has stood, from the watchdog's step state (read, never written here)."""
+    """The status document (or why there is none) as the status reader read it (the file is read once a
+    run), and for a status without updated_at since when its step has stood, from the watchdog's step
+    state (read, never written here)."""
     settings = ctx.value("settings")
-    status = _progress.read_status(settings["status_file"])
+    read = ctx.value("status")
+    if read is None:  # the progress check is unknown for the status reader's own reason (it needs it)
+        raise CollectorError("the status file was not read: %s" % (ctx.failure("status") or "no result"))
+    status = read["document"]
     since = None
     state_file = _state_file(ctx.params, settings["base_dir"])
     if state_file and isinstance(status, dict) and status.get("updated_at") is None:
@@ -227,8 +231,8 @@ def _collectors():
         "fix": Collector("fix", _fix, lambda params: "fix mode", after=("settings",),
                          wanted=lambda params: bool(params.get("fix")), publish=_publish_fix,
                          changed=lambda outcome: outcome["changed"], timeout_check="layout"),
-        "progress": Collector("progress", _progress_seen, lambda params: "reading the status file", after=AFTER,
-                              wanted=lambda params: params.get("status_file") != "none"),
+        "progress": Collector("progress", _progress_seen, lambda params: "reading the watchdog's step state",
+                              after=AFTER + ("status",), wanted=lambda params: params.get("status_file") != "none"),
     }
     for name, (what, extra) in READERS.items():
         found[name] = Collector(name, _reader(name), _words(what), after=AFTER, **extra)
@@ -331,7 +335,7 @@ CHECKS = registry(
               "The status file moves: no step stall (training_health_stall_timeout, 900 s) or eval stall (1800 s).",
               "Look at the daemon's log for a hang; the watchdog (role training_watchdog) stops a stalled daemon and "
               "systemd restarts it.", "TRAINING_STALLED", "Progress",
-              needs=("settings", "progress", "daemon"), evaluate=evaluate_progress, applies=_status_off),
+              needs=("settings", "status", "progress", "daemon"), evaluate=evaluate_progress, applies=_status_off),
     CheckSpec("disk_space", SOFT, 10,
               "The base folder's filesystem has at least training_health_min_free_gb (50 GB) free.",
               "Free space on that filesystem: old checkpoints (save_total_limit), logs, the inbox.",

@@ -173,6 +173,23 @@ def test_without_a_pid_file_the_daemon_is_skipped_and_progress_still_measured(ho
     assert results["progress"]["status"] == "warn" and "training stalled" in results["progress"]["message"]
 
 
+def test_the_status_file_is_read_once_a_run_for_every_check_that_reads_it(hosts, monkeypatch):
+    host = hosts(scenario="stalled")
+    read = []
+    real = tc._progress.read_status
+    monkeypatch.setattr(tc._progress, "read_status", lambda path, *a: read.append(path) or real(path, *a))
+    results = run_checks(host, ["progress", "checkpoint", "checkpoint_resume"], stall_timeout=1)
+    assert read == [host.path("status", "training_status.json")]
+    assert results["progress"]["status"] == "warn" and "training stalled" in results["progress"]["message"]
+
+
+def test_progress_is_unknown_for_the_status_readers_reason(hosts, monkeypatch):
+    host = hosts(scenario="healthy")
+    monkeypatch.setattr(tc._progress, "read_status", lambda path, *a: 1 / 0)
+    result = run_checks(host, ["progress"])["progress"]
+    assert result["status"] == "unknown" and result["message"].startswith("reading the status file: failed: ")
+
+
 def test_a_dead_daemon_is_the_daemon_checks_alone(hosts):
     host = hosts(scenario="daemon_dead")
     results = run_checks(host, ["daemon", "progress"])
