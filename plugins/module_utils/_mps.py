@@ -24,7 +24,7 @@ import os
 import pwd
 import stat
 
-from ansible_collections.gpuops.preflight.plugins.module_utils import _tool, _toolpath
+from ansible_collections.gpuops.preflight.plugins.module_utils import _files, _tool, _toolpath
 from ansible_collections.gpuops.preflight.plugins.module_utils._values import clean_text, first_line
 
 PID_FILE = "nvidia-cuda-mps-control.pid"
@@ -32,7 +32,6 @@ CONTROL = "nvidia-cuda-mps-control"
 SERVER = "nvidia-cuda-mps-server"
 _DAEMON_FLAGS = ("-d", "-f", "-S", "--static-partitioning")
 _READ_LIMIT = 64 * 1024
-_O_READ = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
 # The front end reads commands from stdin; the pipe directory is passed as an argument, never
 # spliced into the script.
 _QUERY = 'echo get_server_list | CUDA_MPS_PIPE_DIRECTORY="$1" "$0"'
@@ -41,12 +40,10 @@ _QUERY = 'echo get_server_list | CUDA_MPS_PIPE_DIRECTORY="$1" "$0"'
 def _read_small(path):
     """Text of a small regular file (never a FIFO: the pipe directory holds some), or None."""
     try:
-        fd = os.open(path, _O_READ)
-    except OSError:
+        fd = _files.open_regular(path)
+    except (OSError, _files.FileProblem):
         return None
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
         return os.read(fd, _READ_LIMIT).decode("utf-8", "replace")
     except OSError:
         return None

@@ -26,9 +26,8 @@ from __future__ import annotations
 import errno
 import os
 import re
-import stat
 
-from ansible_collections.gpuops.preflight.plugins.module_utils import _deadline
+from ansible_collections.gpuops.preflight.plugins.module_utils import _deadline, _files
 from ansible_collections.gpuops.preflight.plugins.module_utils._pci import bdf_from_location_id, normalize_bdf
 
 AMD_VENDOR = "0x1002"
@@ -41,7 +40,6 @@ _CARD = re.compile(r"^card(\d+)$")
 # PCI classes of GPUs, per vendor (class prefixes): AMD 0x03xxxx display controllers and 0x12xxxx
 # processing accelerators (Instinct); NVIDIA 0x0300 VGA and 0x0302 3D controllers (Tesla, A100, H100).
 GPU_CLASSES = {AMD_VENDOR: ("0x03", "0x12"), NVIDIA_VENDOR: ("0x0300", "0x0302")}
-_O_READ = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
 def _read(path, limit=4096):
@@ -58,17 +56,21 @@ def _read(path, limit=4096):
 
 def _read_bytes(path, limit):
     try:
-        fd = os.open(path, _O_READ)
+        fd = _files.open_regular(path)
+    except _files.FileProblem:
+        return None, "not a regular file"
     except OSError as exc:
-        return None, errno.errorcode.get(exc.errno, str(exc)) if exc.errno else str(exc)
+        return None, _errno_name(exc)
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None, "not a regular file"
         return os.read(fd, limit), None
     except OSError as exc:
-        return None, errno.errorcode.get(exc.errno, str(exc)) if exc.errno else str(exc)
+        return None, _errno_name(exc)
     finally:
         os.close(fd)
+
+
+def _errno_name(exc):
+    return errno.errorcode.get(exc.errno, str(exc)) if exc.errno else str(exc)
 
 
 def _read_text(path):
