@@ -28,6 +28,7 @@ import re
 from ansible_collections.gpuops.preflight.plugins.module_utils import _checks, _files
 from ansible_collections.gpuops.preflight.plugins.module_utils._gpus import HEALTH_STATES
 from ansible_collections.gpuops.preflight.plugins.module_utils._timeparse import parse_time
+from ansible_collections.gpuops.preflight.plugins.module_utils._values import clean_text
 
 PREFIX = "gpuops_"
 # Host entry statuses (docs/SUMMARY_SCHEMA.md, "Host entries").
@@ -36,7 +37,6 @@ CHECK_STATES = (_checks.OK, _checks.WARN, _checks.FAIL, _checks.UNKNOWN, _checks
 # Checks judged on the controller: they appear as items, never in hosts.<h>.checks.
 CONTROLLER_CHECKS = ("ssh", "probe")
 _KIND = re.compile(r"^[a-z][a-z0-9_]*$")
-_SURROGATE = re.compile("[\ud800-\udfff]")
 
 # name -> (help, label names). Declared once; HELP never depends on the run, so the files of every
 # family agree on it (node_exporter rejects a family whose HELP differs between files).
@@ -80,7 +80,7 @@ def _text(value):
         return ""
     if not isinstance(value, str):
         value = str(value)
-    return _SURROGATE.sub("\ufffd", value)
+    return clean_text(value)
 
 
 def escape_label_value(value):

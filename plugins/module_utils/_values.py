@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 _NAMES = (("bool", (bool,)), ("list", (list, tuple, set)), ("mapping", (dict,)), ("text", (str,)),
           ("number", (int, float)))
@@ -37,11 +38,15 @@ def human_bytes(num):
     return None  # not reached
 
 
+# Lone surrogates that are not surrogate-escaped bytes (those are U+DC80..U+DCFF).
+_LONE_SURROGATE = re.compile("[\ud800-\udc7f\udd00-\udfff]")
+
+
 def clean_text(value):
     """``value`` with every str made valid UTF-8, recursively; other values (None included) as they are.
 
-    Bytes a tool printed that were decoded with surrogate escapes become U+FFFD, and so do other
-    lone surrogates.
+    Bytes a tool printed that were decoded with surrogate escapes are decoded again (an invalid
+    byte becomes U+FFFD); every other lone surrogate (a JSON ``\\ud800`` escape) becomes U+FFFD.
     """
     if isinstance(value, str):
         try:
@@ -49,10 +54,8 @@ def clean_text(value):
             return value
         except UnicodeEncodeError:
             pass
-        try:
-            return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-        except UnicodeError:
-            return value.encode("utf-8", "replace").decode("utf-8", "replace")
+        text = _LONE_SURROGATE.sub("\ufffd", value)
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     if isinstance(value, dict):
         return dict((clean_text(k), clean_text(v)) for k, v in value.items())
     if isinstance(value, (list, tuple)):

@@ -16,11 +16,11 @@ from __future__ import annotations
 import html
 import json
 import os
-import re
 import time
 from typing import Any
 
 from . import history
+from .collection import module_utils
 
 # health -> (CSS class, words in the legend)
 HEALTH_CLASSES = {
@@ -96,14 +96,13 @@ JS = """
 }());
 """.strip()
 
-_SURROGATE = re.compile("[\ud800-\udfff]")  # not encodable as UTF-8
 CSP = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'"
 
 
 def e(value: Any) -> str:
     """Escaped text for an element or a quoted attribute (untrusted input)."""
     text = "" if value is None else value if isinstance(value, str) else str(value)
-    return html.escape(_SURROGATE.sub("\ufffd", text), quote=True)
+    return html.escape(text, quote=True)
 
 
 def _utc(epoch: float | None) -> str:
@@ -253,7 +252,7 @@ def render(doc: dict, latest: dict | None) -> str:
         "; %d file(s) skipped (%s)" % (skipped, ", ".join("%d %s" % (n, r) for r, n in
                                                           doc["files"]["skipped_by_reason"].items()))
         if skipped else "")
-    return """<!DOCTYPE html>
+    page = """<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
@@ -281,6 +280,8 @@ def render(doc: dict, latest: dict | None) -> str:
 """.format(csp=e(CSP), word=e(word), css=CSS, meta=e(meta), verdict=_verdict_html(latest, doc),
            window=len(doc.get("recent_runs", [])), runs=_runs_html(doc), legend=_legend_html(), grid=_grid_html(doc, latest),
            suggestions=_suggestions_html(doc), js=JS)
+    # once for the whole page: a lone surrogate from a summary's JSON cannot be UTF-8 (it becomes U+FFFD)
+    return module_utils("_values").clean_text(page)
 
 
 def write(path: str, text: str) -> str:
