@@ -1,0 +1,22 @@
+"""_values: the shared small helpers of every family (valid UTF-8 text, sizes, durations, rules)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ansible_collections.gpuops.preflight.plugins.module_utils._values import clean_text
+
+
+@pytest.mark.parametrize("text, clean", [
+    ("plain é", "plain é"),
+    # bytes a tool printed, decoded with surrogate escapes: decoded again, an invalid byte is U+FFFD
+    (b"caf\xc3\xa9 \xff".decode("utf-8", "surrogateescape"), "café \ufffd"),
+    # a lone surrogate from a JSON escape is U+FFFD, and so is an escaped byte beside it (not '?')
+    ("\ud800 é " + b"\xff".decode("utf-8", "surrogateescape") + " \udfff", "\ufffd é \ufffd \ufffd"),
+])
+def test_every_text_becomes_valid_utf8(text, clean):
+    assert clean_text(text) == clean
+    assert clean_text({"k" + text: [text, None, 3]}) == {"k" + clean: [clean, None, 3]}
+    json.dumps(clean_text(text)).encode("utf-8")
