@@ -22,7 +22,6 @@ Everything here is pure except the two file functions.
 from __future__ import annotations
 
 import errno
-import fcntl
 import json
 import math
 import os
@@ -247,20 +246,13 @@ def records_of(history, max_bytes=MAX_HISTORY_BYTES):
 
 def _lock(directory, base, timeout):
     """An exclusive flock on ``.<base>.lock`` beside the history (the history itself is replaced on every write)."""
-    fd = os.open(os.path.join(directory, ".%s.lock" % base), os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0),
-                 0o644)
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return fd
-        except OSError as exc:
-            if exc.errno not in (errno.EAGAIN, errno.EACCES) or time.monotonic() >= deadline:
-                os.close(fd)
-                raise HistoryError("run history %s/%s: another writer holds its lock for more than %s s"
-                                   % (directory, base, timeout) if exc.errno in (errno.EAGAIN, errno.EACCES)
-                                   else "run history %s/%s: cannot lock: %s" % (directory, base, exc.strerror))
-            time.sleep(0.02)
+    try:
+        return _files.lock_exclusive(os.path.join(directory, ".%s.lock" % base), timeout)
+    except TimeoutError:
+        raise HistoryError("run history %s/%s: another writer holds its lock for more than %s s"
+                           % (directory, base, timeout))
+    except OSError as exc:
+        raise HistoryError("run history %s/%s: cannot lock: %s" % (directory, base, exc.strerror))
 
 
 def append_record(path, record, timeout=LOCK_TIMEOUT, max_bytes=MAX_APPEND_BYTES):

@@ -12,14 +12,19 @@ directory, a device, a huge file, half-written. So:
 * ``write_atomic(path, data)``: a temporary file in the same folder, flushed, then renamed over
   the target, so a reader (or a full disk) never sees half a file; the temporary file is removed
   when anything fails.
+* ``lock_exclusive(path, timeout)``: an exclusive ``flock`` on a lock file, waited for at most
+  ``timeout`` seconds (writers that replace a file by rename queue on a lock file beside it).
 * ``kind(mode)``: "a fifo", "a directory", ... for messages.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import os
 import stat
 import tempfile
+import time
 
 _KINDS = (
     (stat.S_ISDIR, "a directory"),
@@ -122,3 +127,24 @@ def write_atomic(path, data, mode=0o644):
             pass
         raise
     return path
+
+
+def lock_exclusive(path, timeout, poll=0.02):
+    """An exclusive ``flock`` on ``path`` (created 0644 when missing): the open fd, whose closing releases it.
+
+    Waits at most ``timeout`` seconds for another holder: then TimeoutError. OSError when the lock file
+    cannot be opened or locked."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except OSError as exc:
+            busy = exc.errno in (errno.EAGAIN, errno.EACCES)
+            if not busy or time.monotonic() >= deadline:
+                os.close(fd)
+                if busy:
+                    raise TimeoutError("%s: another process held the lock for more than %s s" % (path, timeout))
+                raise
+        time.sleep(poll)

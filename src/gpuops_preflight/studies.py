@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import fcntl
 import hashlib
 import logging
 import math
@@ -31,6 +30,8 @@ import threading
 import time
 from collections.abc import Iterator
 from typing import Any
+
+from .collection import module_utils
 
 LOG = logging.getLogger("gpuops_preflight.studies")
 STUDY_DB_ENV = "GPUOPS_PREFLIGHT_STUDY_DB"
@@ -160,19 +161,14 @@ class _Storage:
         folder = os.path.dirname(os.path.abspath(self.sqlite_path))
         try:
             os.makedirs(folder, exist_ok=True)
-            fd = os.open(os.path.abspath(self.sqlite_path) + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            fd = module_utils("_files").lock_exclusive(os.path.abspath(self.sqlite_path) + ".lock",
+                                                       max(0.0, deadline - time.monotonic()))
+        except TimeoutError:
+            raise StudyError("optuna storage %s: %s: another process held the study lock (%s.lock) for "
+                             "more than %g s" % (self.shown, what, self.sqlite_path, self.timeout)) from None
         except OSError as exc:
             raise self.fail("%s: cannot create its lock file" % what, exc) from exc
         try:
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() >= deadline:
-                        raise StudyError("optuna storage %s: %s: another process held the study lock (%s.lock) for "
-                                         "more than %g s" % (self.shown, what, self.sqlite_path, self.timeout))
-                    time.sleep(0.02)
             yield
         finally:
             os.close(fd)
