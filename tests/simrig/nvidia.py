@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import os
 import re
-import stat
 import zlib
 
 from . import kernel, standin, sysfs
@@ -319,11 +318,11 @@ class NvidiaGpus(object):
         document = self.document()
         stdout = document if document is not None else recording(self.state["fixture"])
         lost = any(g["lost"] for g in self.gpus)
-        _put(d, "stdout", override.get("stdout", stdout))
-        _put(d, "stdout.reset", override.get("stdout", self.document(unlocked=True) or stdout))
-        _put(d, "stderr", override.get("stderr", self._stderr()))
-        _put(d, "rc", "%d\n" % override.get("rc", 15 if lost else 0))
-        _put(d, "garbage_stdout", stdout[: len(stdout) // 2])
+        sysfs.write(d, "stdout", override.get("stdout", stdout))
+        sysfs.write(d, "stdout.reset", override.get("stdout", self.document(unlocked=True) or stdout))
+        sysfs.write(d, "stderr", override.get("stderr", self._stderr()))
+        sysfs.write(d, "rc", "%d\n" % override.get("rc", 15 if lost else 0))
+        sysfs.write(d, "garbage_stdout", stdout[: len(stdout) // 2])
 
     # ------------------------------------------------------------------ sysfs
 
@@ -445,11 +444,11 @@ class NvidiaGpus(object):
     def set_mode(self, mode, delay=None, rc=None):
         if mode not in MODES:
             raise ValueError("mode must be one of %s" % ", ".join(MODES))
-        _put(self.tool_dir, "mode", mode + "\n")
+        sysfs.write(self.tool_dir, "mode", mode + "\n")
         if delay is not None:
-            _put(self.tool_dir, "delay", "%s\n" % delay)
+            sysfs.write(self.tool_dir, "delay", "%s\n" % delay)
         if rc is not None:
-            _put(self.tool_dir, "fail_rc", "%d\n" % rc)
+            sysfs.write(self.tool_dir, "fail_rc", "%d\n" % rc)
         self.state["mode"] = mode
         self.rig._save()
 
@@ -505,9 +504,8 @@ class NvidiaGpus(object):
             ".triton/cache/6ad3f1c09e/_attn_fwd.cubin": 16384,
             ".triton/cache/6ad3f1c09e/_attn_fwd.json": 512,
         }
-        paths = [_put_file(os.path.join(home, rel), (rel.encode() * (size // len(rel) + 1))[:size])
-                 for rel, size in files.items()]
-        keep = [_put_file(os.path.join(home, rel), content) for rel, content in (
+        paths = [sysfs.write(home, rel, (rel.encode() * (size // len(rel) + 1))[:size]) for rel, size in files.items()]
+        keep = [sysfs.write(home, rel, content) for rel, content in (
             (".cache/torch/hub/checkpoints/resnet50-11ad3fa6.pth", b"PK\x03\x04 model weights"),
             (".cache/huggingface/hub/models--gpt2/refs/main", "607a30d783dfa663caf39e06633721c8d4cfcd7e\n"),
             (".nv/nvidia-application-profile-globals-rc", "# not a cache\n"))]
@@ -545,11 +543,9 @@ class NvidiaGpus(object):
         _process(proc, 6001, ["nvidia-cuda-mps-control", "-d"], 0, present=daemon)
         for pid, uid in servers:
             _process(proc, pid, ["nvidia-cuda-mps-server"], uid, present=daemon)
-        _put(os.path.join(self.rig.path, "mps"), "servers", "".join("%d\n" % pid for pid, _uid in servers) if daemon else "")
+        sysfs.write(os.path.join(self.rig.path, "mps"), "servers", "".join("%d\n" % pid for pid, _uid in servers) if daemon else "")
         os.chmod(pipe, 0o755 if pipe_writable else 0o555)
-        path = os.path.join(self.rig.bin_dir, "nvidia-cuda-mps-control")
-        _put_file(path, MPS_CONTROL)
-        os.chmod(path, 0o755)
+        sysfs.write(self.rig.bin_dir, "nvidia-cuda-mps-control", MPS_CONTROL, mode=0o755)
         self.state["mps"] = {"daemon": bool(daemon), "servers": [list(s) for s in servers]}
         self.rig._save()
 
@@ -590,13 +586,11 @@ def add_nvidia(rig, gpus=8, fixture=DEFAULT_XML, bus_start=0x41, bus_step=0x10, 
         rig.state["expected_gpu_count"] = len(rig.gpus_by_position) + gpus
     side = NvidiaGpus(rig)
     os.makedirs(side.tool_dir, exist_ok=True)
-    path = os.path.join(rig.bin_dir, TOOL)
-    _put_file(path, SCRIPT)
-    os.chmod(path, 0o755)
-    _put(side.tool_dir, "mode", "replay\n")
-    _put(side.tool_dir, "calls.log", "")
-    _put(side.tool_dir, "fail_stdout", _body(recording(DRIVER_DOWN)))
-    _put(side.tool_dir, "fail_rc", "9\n")
+    sysfs.write(rig.bin_dir, TOOL, SCRIPT, mode=0o755)
+    sysfs.write(side.tool_dir, "mode", "replay\n")
+    sysfs.write(side.tool_dir, "calls.log", "")
+    sysfs.write(side.tool_dir, "fail_stdout", _body(recording(DRIVER_DOWN)))
+    sysfs.write(side.tool_dir, "fail_rc", "9\n")
     for gpu in entries:
         side._write_sysfs(gpu)
     side._save()
@@ -656,27 +650,13 @@ def _process(proc, pid, argv, uid, present=True):
             if os.path.exists(os.path.join(folder, name)):
                 os.unlink(os.path.join(folder, name))
         return
-    _put(folder, "cmdline", b"\0".join(a.encode() for a in argv) + b"\0")
-    _put(folder, "status", "Name:\t%s\nUid:\t%d\t%d\t%d\t%d\n" % (os.path.basename(argv[0])[:15], uid, uid, uid, uid))
+    sysfs.write(folder, "cmdline", b"\0".join(a.encode() for a in argv) + b"\0")
+    sysfs.write(folder, "status", "Name:\t%s\nUid:\t%d\t%d\t%d\t%d\n" % (os.path.basename(argv[0])[:15], uid, uid, uid, uid))
 
 
 def _flag(folder, name, content):
-    path = os.path.join(folder, name)
+    """``folder/name`` holds ``content``, or is absent when it is None."""
     if content is None:
-        if os.path.lexists(path):
-            os.unlink(path)
+        sysfs.remove(folder, name)
     else:
-        _put(folder, name, content)
-
-
-def _put(folder, name, content):
-    return _put_file(os.path.join(folder, name), content)
-
-
-def _put_file(path, content):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    if os.path.islink(path) or (os.path.exists(path) and not stat.S_ISREG(os.stat(path).st_mode)):
-        os.unlink(path)
-    with open(path, "wb" if isinstance(content, bytes) else "w", encoding=None if isinstance(content, bytes) else "utf-8") as handle:
-        handle.write(content)
-    return path
+        sysfs.write(folder, name, content)

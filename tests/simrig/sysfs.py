@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import struct
 
 PCI_ROOT = "devices/pci0000:00"
@@ -20,11 +21,12 @@ SUSPENDED_UNREADABLE = re.compile(r"^(gpu_busy_percent|mem_busy_percent|hwmon/hw
 
 
 def write(root, rel, content, mode=None):
+    """``root/rel`` holds ``content`` (text as UTF-8): a link or a FIFO there is replaced, never written through."""
     full = os.path.join(root, rel)
     os.makedirs(os.path.dirname(full), exist_ok=True)
     if isinstance(content, str):
         content = content.encode("utf-8")
-    if os.path.islink(full):
+    if os.path.islink(full) or (os.path.exists(full) and not stat.S_ISREG(os.stat(full).st_mode)):
         os.unlink(full)
     with open(full, "wb") as handle:
         handle.write(content)
