@@ -388,7 +388,8 @@ def evaluate_count(ctx, spec):
     for flag, (_kind, value) in view["unmatched"]:
         what = "excluded_gpus" if flag == "excluded" else "gpu_watchlist"
         problems.append(problem(spec.name, WARN, "%s names GPU %s, which this host does not have" % (what, value),
-                                "Correct %s in the inventory (GPUs are named by rocm-smi index or PCI address)." % what))
+                                "Correct %s in the inventory (GPUs are named by the GPU tool's index, rocm-smi's or "
+                                "nvidia-smi's, or by PCI address)." % what))
     counted = [g for g in gpus if not g["excluded"]]
     found = [g for g in counted if g["responding"] is not False]
     unverified = [g for g in found if g["responding"] is None]

@@ -160,6 +160,7 @@ def test_gpu_count_with_excluded_and_unknown_names():
     messages = [p["message"] for p in problems]
     assert messages[0] == "excluded_gpus names GPU 15, which this host does not have"
     assert messages[1] == "expected 11 (12 minus 1 excluded) GPUs, found 9; not responding: GPU 4 (0000:04:00.0) lost"
+    assert "nvidia-smi" in problems[0]["fix"] and "rocm-smi" in problems[0]["fix"]  # either vendor's numbering
 
 
 def test_hot_gpu_and_vram_holders():
