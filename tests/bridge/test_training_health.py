@@ -179,3 +179,19 @@ def test_the_cli_on_an_inventory(capsys, tmp_path, training):
     code, out, _err = run_cli(capsys, "training-health", "-i", inventory, "--json", "--skip", "layout",
                               "--summary-dir", str(tmp_path / "s"), "--artifacts-dir", str(tmp_path / "runs"), "-q")
     assert code == 0 and json.loads(out)["skipped_checks"] == ["layout"]
+
+
+def test_the_cli_on_an_inventory_runs_as_the_preflight_does(capsys, tmp_path, training):
+    """Without --local the command is the bridge's one run command: the reason of a run that could not start is
+    said once, the progress is on stderr (one plain line per host here: stderr is not a terminal), the table on
+    request, before the verdict."""
+    code, out, _err = run_cli(capsys, "training-health", "-i", str(tmp_path / "missing.yml"), "-q")
+    assert code == 2 and out.splitlines() == ["Training health could not run: inventory not found: %s"
+                                              % (tmp_path / "missing.yml")]
+    inventory = write_inventory(str(tmp_path / "inventory.yml"), training("train-1"))
+    code, out, err = run_cli(capsys, "training-health", "-i", inventory, "--table", "--summary-dir",
+                             str(tmp_path / "s"), "--artifacts-dir", str(tmp_path / "runs"))
+    assert code == 0 and "train-1" in err
+    lines = out.splitlines()
+    verdict = next(i for i, line in enumerate(lines) if line.startswith("Training health PASSED"))
+    assert verdict > 0 and any("train-1" in line for line in lines[:verdict])   # the table comes first

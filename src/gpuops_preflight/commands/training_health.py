@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import socket
 import sys
 import threading
@@ -67,6 +66,10 @@ def add_parser(subparsers: Any) -> None:
     cluster.add_argument("--keep-artifacts", type=int, default=0, metavar="N",
                          help="keep the run's private folder, and at most N kept ones")
     cluster.add_argument("--artifacts-dir", help="where private run folders are made")
+    cluster.add_argument("--progress", action="store_true",
+                         help="each host's checks on its progress line as it finishes (stderr; also with --json, -q)")
+    cluster.add_argument("--table", action=argparse.BooleanOptionalAction, default=None,
+                         help="the hosts x GPUs table before the verdict (default: when stdout is a terminal)")
     local = parser.add_argument_group("on this host (--local)")
     local.add_argument("--base-dir", default=os.environ.get(BASE_DIR_ENV),
                        help="the training base folder (default $%s)" % BASE_DIR_ENV)
@@ -114,37 +117,19 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_cluster(args: argparse.Namespace) -> int:
+    """Through the bridge, as every command that runs a family's playbook (``cli.run_command``)."""
     from .. import cli
-    from ..report import BLOCKED, PASSED
+
+    return cli.run_command(args, _execute)
+
+
+def _execute(args: argparse.Namespace, extravars: dict, stop: threading.Event, display: Any) -> Any:
     from ..runner import run_training_health
 
-    try:
-        extravars = cli._extra_vars(args.extra_vars)
-    except (OSError, ValueError) as exc:
-        print("%s: %s" % (PROG, exc), file=sys.stderr)
-        return EXIT_NOT_RUN
-    stop = threading.Event()
-    previous = {}
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGINT, signal.SIGTERM):   # stop the run cleanly (every process of it), then report
-            previous[sig] = signal.signal(sig, lambda *_: stop.set())
-    try:
-        report = run_training_health(
-            inventory=args.inventory, extravars=extravars, timeout=args.timeout, cancel=stop, fix=args.fix or None,
-            skip=_names(args.skip), downgrade=_names(args.downgrade), summary_dir=args.summary_dir,
-            failure_log=args.failure_log, keep_artifacts=args.keep_artifacts, artifacts_dir=args.artifacts_dir)
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    if args.json:
-        print(json.dumps(report.summary if report.summary is not None else report.as_dict(), indent=2,
-                         sort_keys=True, default=str))
-    else:
-        lines = list(report.lines)
-        if report.summary is None or report.status not in (PASSED, BLOCKED):
-            lines.insert(0, report.reason())
-        print("\n".join(lines))
-    return cli.exit_code(report)
+    return run_training_health(
+        inventory=args.inventory, extravars=extravars, timeout=args.timeout, cancel=stop, progress=display,
+        fix=args.fix or None, skip=_names(args.skip), downgrade=_names(args.downgrade), summary_dir=args.summary_dir,
+        failure_log=args.failure_log, keep_artifacts=args.keep_artifacts, artifacts_dir=args.artifacts_dir)
 
 
 # ---------------------------------------------------------------- this host
