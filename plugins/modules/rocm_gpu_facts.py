@@ -75,7 +75,7 @@ notes:
   - Runs no C(sudo); rocm-smi and amd-smi need no root to read. Reading the kernel log may need root when
     C(kernel.dmesg_restrict=1).
 seealso:
-  - module: gpuops.preflight.amdgpu_kernel_log_info
+  - module: gpuops.preflight.gpu_kernel_log_info
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.facts
