@@ -31,6 +31,7 @@ class ActionModule(ActionBase):
         since=dict(type="raw"),
         summary_dir=dict(type="path"),
         inputs=dict(type="dict", default={}),
+        budget=dict(type="raw"),
     )
 
     def run(self, tmp=None, task_vars=None):
@@ -47,7 +48,9 @@ class ActionModule(ActionBase):
                 args["kind"], args["step"], steps=args["steps"], skip=args["skip"], downgrade=args["downgrade"],
                 hosts=args["hosts"], hostvars=settings, timeouts=args["timeouts"],
                 cleanup_steps=args["cleanup_steps"], since=args["since"], summary_dir=args["summary_dir"],
-                inputs=args["inputs"])
+                inputs=args["inputs"],
+                # a budget from a role variable its rules refused is said once, by them
+                budget=None if role_problems else args["budget"])
         except _plan.PlanError as exc:
             role_problems = role_problems + exc.problems
         if role_problems:

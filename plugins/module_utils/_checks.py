@@ -108,10 +108,10 @@ class Family(object):
     the host runner, the judge, the summary, the callback and the Python bridge read it."""
 
     __slots__ = ("kind", "word", "checks", "collectors", "node_module", "stats_key", "file_prefix", "option_prefix",
-                 "never_block", "steps", "unknown_blocks", "variable_rules")
+                 "never_block", "steps", "unknown_blocks", "variable_rules", "backstop_margin")
 
     def __init__(self, kind, word, checks, collectors, node_module, stats_key, file_prefix, option_prefix,
-                 never_block=False, steps=True, unknown_blocks=False, variable_rules=None):
+                 never_block=False, steps=True, unknown_blocks=False, variable_rules=None, backstop_margin=None):
         self.kind = kind
         self.word = word                  # "Preflight": how the verdict block names a run
         self.checks = checks              # registry(...)
@@ -125,6 +125,8 @@ class Family(object):
         self.unknown_blocks = unknown_blocks  # a hard check that could not run blocks too (a readiness gate)
         # {variable name after the prefix: rule}: ranges of the family's own role variables (_plan checks them)
         self.variable_rules = variable_rules or {}
+        # seconds the host module's task may run past its checks' time (None: the plan's default)
+        self.backstop_margin = backstop_margin
 
     @property
     def host_checks(self):

@@ -13,6 +13,7 @@ backstop, when the run started. The ``preflight_plan`` action plugin runs it.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import time
@@ -175,8 +176,11 @@ def _defined_steps(steps):
 
 
 def build_plan(kind, step, steps=None, skip=None, downgrade=None, hosts=(), hostvars=None, timeouts=None,
-               cleanup_steps=None, since=None, summary_dir=None, now=None, inputs=None):
-    """Validate the run's input; returns the plan or raises PlanError listing every problem."""
+               cleanup_steps=None, since=None, summary_dir=None, now=None, inputs=None, budget=None):
+    """Validate the run's input; returns the plan or raises PlanError listing every problem.
+
+    ``budget``: seconds a family's host run has in all (the serving gate's timeout), when it has one: the
+    task backstop (``host_timeout``) is then that budget, not the longest check timeout, plus the margin."""
     family = _families.family(kind)
     registry, prefix = family.checks, family.option_prefix
     problems = []
@@ -239,6 +243,14 @@ def build_plan(kind, step, steps=None, skip=None, downgrade=None, hosts=(), host
     except ValueError as exc:
         problems.append(str(exc))
         since_epoch = None
+    if budget is not None:
+        given = budget
+        try:
+            budget = None if isinstance(given, bool) else float(str(given).strip())
+        except ValueError:
+            budget = None
+        if budget is None or not 0 < budget < float("inf"):
+            problems.append("budget must be a number of seconds above 0, got %r" % (given,))
     if problems:
         raise PlanError(problems)
 
@@ -262,7 +274,8 @@ def build_plan(kind, step, steps=None, skip=None, downgrade=None, hosts=(), host
         "downgrade": names["downgrade"],
         "host_checks": enabled,
         "timeouts": clean_timeouts,
-        "host_timeout": max([effective[n] for n in enabled] or [10]) + BACKSTOP_MARGIN,
+        "host_timeout": int(math.ceil(budget if budget is not None else max([effective[n] for n in enabled] or [10])))
+        + (BACKSTOP_MARGIN if family.backstop_margin is None else family.backstop_margin),
         "started_at": iso(now),
         "started_epoch": now,
         "since": since_epoch,

@@ -66,6 +66,13 @@ options:
     type: dict
     default: {}
     version_added: 2.0.0
+  budget:
+    description:
+      - Seconds a host's module run has in all, for a family whose checks share one budget (the serving gate's
+        C(serving_gate_timeout)). C(host_timeout) is then this budget plus the family's margin, instead of the
+        longest check timeout plus 20 seconds.
+    type: raw
+    version_added: 2.0.0
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.conn

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from ansible_collections.gpuops.preflight.plugins.module_utils import _families, _plan
+from ansible_collections.gpuops.preflight.plugins.module_utils import _families, _plan, _serving_gate
 
 
 def plan(**kwargs):
@@ -179,3 +179,16 @@ def test_a_family_checks_the_ranges_of_its_own_role_variables():
                                                 "training_health_min_free_gb": 10, "preflight_max_age": -1})
     assert problems == ["training_health_base_dir must be an absolute path, got 'rel'",
                         "training_health_stall_timeout must be a whole number of seconds of 1 or more, got 0"]
+
+
+def test_a_family_with_one_budget_has_it_as_its_backstop():
+    # the serving gate: every check ends within serving_gate_timeout; the task may take its margin more
+    gate = _plan.build_plan("serving_gate", None, hosts=["serve-1"], budget="15")
+    assert gate["host_timeout"] == 15 + _serving_gate.BACKSTOP_MARGIN
+    assert _plan.build_plan("serving_gate", None, hosts=["serve-1"], budget=0.5)["host_timeout"] == 1 + 60
+    without = _plan.build_plan("serving_gate", None, hosts=["serve-1"])
+    assert without["host_timeout"] == max(c.timeout for c in _serving_gate.CHECKS.values()
+                                          if c.where == "host") + _serving_gate.BACKSTOP_MARGIN
+    for bad in (0, -1, "abc", True, float("nan")):
+        with pytest.raises(_plan.PlanError, match="budget must be a number of seconds above 0, got"):
+            _plan.build_plan("serving_gate", None, hosts=["serve-1"], budget=bad)
