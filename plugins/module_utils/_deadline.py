@@ -15,6 +15,8 @@ from __future__ import annotations
 import threading
 import time
 
+from ansible_collections.gpuops.preflight.plugins.module_utils._values import seconds_text
+
 
 class Outcome(object):
     """What became of one piece of work."""
@@ -35,14 +37,10 @@ class Outcome(object):
 
     def describe_failure(self):
         if self.timed_out:
-            return "timed out after %ss" % _fmt(self.timeout)
+            return "timed out after %ss" % seconds_text(self.timeout)
         if self.error is not None:
             return "failed: %s" % _describe(self.error)
         return ""
-
-
-def _fmt(seconds):
-    return ("%.1f" % seconds).rstrip("0").rstrip(".")
 
 
 def _describe(exc):

@@ -24,7 +24,7 @@ import stat
 import time
 
 from ansible_collections.gpuops.preflight.plugins.module_utils import _steps
-from ansible_collections.gpuops.preflight.plugins.module_utils._values import human_bytes
+from ansible_collections.gpuops.preflight.plugins.module_utils._values import human_bytes, is_within
 
 MISSING_STEP_FOLDER = "missing_step_folder"
 ESCAPES_ROOT = "escapes_root"
@@ -112,13 +112,6 @@ def _check_names(option, names):
 
 def _with_slash(path):
     return path if path.endswith("/") else path + "/"
-
-
-def _is_within(path, base):
-    """True when ``path`` is ``base`` or lies under it (both absolute, normalised)."""
-    if path == base:
-        return True
-    return path.startswith(base.rstrip("/") + "/")
 
 
 # --------------------------------------------------------------------------------------------
@@ -314,7 +307,7 @@ def check_step_files(root, step, files, validate_json="auto", max_age=None, json
 
     real_dir = os.path.realpath(step_dir)
     real_root = os.path.realpath(_clean_root(root))
-    if not _is_within(real_dir, real_root):
+    if not is_within(real_dir, real_root):
         # A step folder that is a link out of the ramdisk: its files may be anywhere (a disk, another user's).
         problems.insert(0, _problem(None, shown, ESCAPES_ROOT, "step folder %s leads outside the ramdisk root %s "
                                     "(to %s)" % (shown, _with_slash(real_root), real_dir), target=real_dir,
@@ -325,7 +318,7 @@ def check_step_files(root, step, files, validate_json="auto", max_age=None, json
         path = os.path.join(step_dir, name)
         subject = "%s in %s" % (name, shown)
         real = os.path.realpath(path)
-        if not _is_within(real, real_dir):
+        if not is_within(real, real_dir):
             problems.append(_problem(name, path, ESCAPES_ROOT, "%s leads outside the step folder (to %s)"
                                      % (subject, real), target=real))
             infos.append(_info(name, path))
@@ -399,7 +392,7 @@ def find_mount(path, mounts):
     """The mount that holds ``path`` (absolute, resolved): the longest mount-point prefix, the last of equals."""
     best = None
     for mount in mounts:
-        if _is_within(path, mount["mount_point"]):
+        if is_within(path, mount["mount_point"]):
             if best is None or len(mount["mount_point"]) >= len(best["mount_point"]):
                 best = mount
     return best

@@ -35,6 +35,7 @@ import threading
 import time
 
 from ansible_collections.gpuops.preflight.plugins.module_utils import _checks, _files
+from ansible_collections.gpuops.preflight.plugins.module_utils._values import is_within, seconds_text
 
 # ====================================================================================================
 # Settings and suggested fixes. The checks themselves (names, severities, timeouts, codes) are
@@ -123,10 +124,6 @@ READY_STATES = ("ready", "loaded", "ok", "done", "available", "serving", "runnin
 
 
 # ---------------------------------------------------------------- small helpers
-
-
-def _fmt(seconds):
-    return ("%.1f" % seconds).rstrip("0").rstrip(".") or "0"
 
 
 def _took(seconds):
@@ -504,10 +501,6 @@ def _user_text(ident):
     return "user '%s' (uid %d)" % (ident["name"], ident["uid"])
 
 
-def _within(path, root):
-    return path == root or path.startswith(root.rstrip("/") + "/")
-
-
 def _ancestors(path):
     """'/a/b/c' -> ['/', '/a', '/a/b'] (the directories one passes through to reach ``path``)."""
     out, current = [], os.path.dirname(path)
@@ -563,7 +556,7 @@ class _StoreWalk(object):
     def resolve(self, path):
         """(real path, (cause, path, text) or None): the path's target must be inside the store root."""
         real = os.path.realpath(path)
-        if not _within(real, self.real_root):
+        if not is_within(real, self.real_root):
             return real, ("escapes", path, "%s leads outside the store root %s (to %s)" % (path, self.root, real))
         return real, None
 
@@ -826,7 +819,7 @@ def _inspect_model(walk, entry, base):
     folder = os.path.normpath(os.path.join(base, entry["path"]))
     facts = {"dir": folder, "layout": None, "snapshot": None, "files": [], "bytes": 0}
     findings = []
-    if not _within(folder, os.path.normpath(walk.root)):
+    if not is_within(folder, os.path.normpath(walk.root)):
         findings.append(_finding("escapes", folder, "%s is outside the store root %s" % (folder, walk.root)))
         return findings, facts
     blocked = walk.search_problem(folder)
@@ -918,7 +911,7 @@ def inspect_model_store(entries, root, ident, base_dir=None):
     base = root
     if base_dir:
         base = os.path.normpath(base_dir if os.path.isabs(base_dir) else os.path.join(root, base_dir))
-        if not _within(base, root):
+        if not is_within(base, root):
             out["root_error"] = ("escapes", "BASE_MODEL_DIR %s is not under MODEL_STORE_ROOT %s" % (base, root))
             return out
     by_dir = {}
@@ -1148,7 +1141,7 @@ class Client(object):
         if not finished:
             reply.timed_out = True
             reply.error = "%s %s: no answer within %ss (%s)" % (
-                method, path, _fmt(budget), "the server accepted the connection but did not answer" if connected
+                method, path, seconds_text(budget), "the server accepted the connection but did not answer" if connected
                 else "no connection to %s:%d" % (self.host, self.port))
             return reply
         if "error" in box:
@@ -1189,7 +1182,7 @@ class Client(object):
             reply.error = "connection refused: nothing listens on %s" % where
         elif isinstance(exc, socket.timeout) or isinstance(exc, TimeoutError):
             reply.timed_out = True
-            reply.error = "%s %s: no answer within %ss" % (reply.method, reply.url, _fmt(budget))
+            reply.error = "%s %s: no answer within %ss" % (reply.method, reply.url, seconds_text(budget))
         elif isinstance(exc, socket.gaierror):
             reply.error = "cannot resolve %s: %s" % (self.host, exc.strerror or exc)
         elif isinstance(exc, OSError):
@@ -1250,7 +1243,7 @@ def evaluate_orchestrator(observed):
     cause = "protocol" if observed.get("verdict") == "fail" else (
         "down" if reply.get("refused") or reply.get("timed_out") or reply.get("status") is None else "unhealthy")
     text = "orchestrator at %s is not ready after %d attempt(s) in %ss: %s" % (
-        observed.get("url"), observed.get("attempts", 1), _fmt(observed.get("elapsed_s") or 0), observed.get("reason"))
+        observed.get("url"), observed.get("attempts", 1), seconds_text(observed.get("elapsed_s") or 0), observed.get("reason"))
     return [_checks.problem("orchestrator", _checks.FAIL, text, fixes[cause], cause=cause)], None, details
 
 
@@ -1521,9 +1514,9 @@ def evaluate_preload(observed, entries, timeout=None):
         return problems, None, details
     progress = describe_progress(doc, entries) if doc else (observed.get("error") or "no answer")
     if trigger.get("error") and not observed.get("triggered"):
-        reason = "POST /models/preload was not accepted within %ss: %s" % (_fmt(timeout or 0), trigger["error"])
+        reason = "POST /models/preload was not accepted within %ss: %s" % (seconds_text(timeout or 0), trigger["error"])
     else:
-        reason = "models not ready within %ss: %s" % (_fmt(timeout or observed.get("elapsed_s") or 0), progress)
+        reason = "models not ready within %ss: %s" % (seconds_text(timeout or observed.get("elapsed_s") or 0), progress)
     if observed.get("error") and doc:
         reason += "; last poll: %s" % observed["error"]
     if waiting and states:

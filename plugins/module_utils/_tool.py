@@ -14,6 +14,8 @@ from __future__ import annotations
 import os
 import time
 
+from ansible_collections.gpuops.preflight.plugins.module_utils._values import seconds_text
+
 ROCM_BIN_DIRS = ["/opt/rocm/bin", "/opt/rocm/libexec/rocm_smi"]
 
 
@@ -43,7 +45,7 @@ class ToolRun(object):
         if self.not_found:
             return "%s not found" % name
         if self.timed_out:
-            return "%s timed out after %ss and was killed" % (name, _fmt(self.timeout))
+            return "%s timed out after %ss and was killed" % (name, seconds_text(self.timeout))
         if self.error:
             return "%s could not run: %s" % (name, self.error)
         return "%s exited %s" % (name, self.rc)
@@ -60,10 +62,6 @@ class ToolRun(object):
         }
 
 
-def _fmt(seconds):
-    return ("%.1f" % seconds).rstrip("0").rstrip(".")
-
-
 def run_tool(module, argv, timeout, kill_after=2, clock=time.monotonic):
     """Run ``argv`` (argv[0] already resolved) under a hard timeout. Never raises."""
     run = ToolRun(list(argv), timeout)
@@ -71,7 +69,7 @@ def run_tool(module, argv, timeout, kill_after=2, clock=time.monotonic):
     if not timeout_bin:
         run.error = "coreutils 'timeout' not found: refusing to run %s without a hard timeout" % argv[0]
         return run
-    cmd = [timeout_bin, "-k", _fmt(kill_after), _fmt(timeout)] + list(argv)
+    cmd = [timeout_bin, "-k", seconds_text(kill_after), seconds_text(timeout)] + list(argv)
     start = clock()
     try:
         rc, out, err = module.run_command(cmd, environ_update={"LC_ALL": "C", "LANG": "C"},

@@ -72,6 +72,16 @@ def first_line(text, limit=200):
     return ""
 
 
+def seconds_text(seconds):
+    """'2', '0.5', '0': seconds as messages and commands write them (one decimal at most, no trailing zero)."""
+    return ("%.1f" % seconds).rstrip("0").rstrip(".") or "0"
+
+
+def is_within(path, base):
+    """True when ``path`` is ``base`` or lies under it (both absolute and normalised)."""
+    return path == base or path.startswith(base.rstrip("/") + "/")
+
+
 def duration(seconds):
     """A span in words an operator reads at a glance: 42 s, 16 min, 2 h, 2 h 05 min, 3 days."""
     seconds = abs(float(seconds))
