@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from ansible_collections.gpuops.preflight.plugins.module_utils._values import clean_text
+from ansible_collections.gpuops.preflight.plugins.module_utils._values import clean_text, is_within, seconds_text
 
 
 @pytest.mark.parametrize("text, clean", [
@@ -20,3 +20,13 @@ def test_every_text_becomes_valid_utf8(text, clean):
     assert clean_text(text) == clean
     assert clean_text({"k" + text: [text, None, 3]}) == {"k" + clean: [clean, None, 3]}
     json.dumps(clean_text(text)).encode("utf-8")
+
+
+def test_seconds_as_messages_and_commands_write_them():
+    assert [seconds_text(s) for s in (2, 2.0, 0.5, 0.25, 15.04, 0, 0.01)] == ["2", "2", "0.5", "0.2", "15", "0", "0"]
+
+
+def test_within_is_the_folder_or_under_it_never_a_sibling_with_the_same_start():
+    assert is_within("/dev/shm/prng", "/dev/shm/prng") and is_within("/dev/shm/prng/step3", "/dev/shm/prng/")
+    assert not is_within("/dev/shm/prng2/x", "/dev/shm/prng") and not is_within("/dev", "/dev/shm")
+    assert is_within("/etc", "/")
