@@ -44,6 +44,7 @@ from ansible_collections.gpuops.preflight.plugins.module_utils import _timeparse
 from ansible_collections.gpuops.preflight.plugins.module_utils import _files
 from ansible_collections.gpuops.preflight.plugins.module_utils import _training_config as _config
 from ansible_collections.gpuops.preflight.plugins.module_utils._kernel_time import local_epoch
+from ansible_collections.gpuops.preflight.plugins.module_utils._values import human_bytes
 
 HARD = _checks.HARD
 SOFT = _checks.SOFT
@@ -353,10 +354,10 @@ def read_tail(path, lines=DEFAULT_LINES, max_bytes=None, deadline=None, clock=ti
         while pos > 0:
             if tail.bytes_read >= budget:
                 tail.note = ("read stopped at the %s limit before %d lines were found (lines longer than %s on "
-                             "average)" % (_config.human_bytes(budget), lines, _config.human_bytes(BYTES_PER_LINE)))
+                             "average)" % (human_bytes(budget), lines, human_bytes(BYTES_PER_LINE)))
                 break
             if deadline is not None and clock() >= deadline:
-                tail.note = "read stopped by the timeout after %s" % _config.human_bytes(tail.bytes_read)
+                tail.note = "read stopped by the timeout after %s" % human_bytes(tail.bytes_read)
                 tail.timed_out = True
                 break
             size = min(BLOCK, pos, budget - tail.bytes_read)

@@ -32,7 +32,7 @@ import re
 import stat
 
 from ansible_collections.gpuops.preflight.plugins.module_utils import _files
-from ansible_collections.gpuops.preflight.plugins.module_utils._values import type_name
+from ansible_collections.gpuops.preflight.plugins.module_utils._values import human_bytes, type_name
 
 # -- bounded JSON files -----------------------------------------------------------------------
 
@@ -55,14 +55,6 @@ class JsonFileError(Exception):
         Exception.__init__(self, message)
         self.state = state
         self.message = message
-
-
-def human_bytes(count):
-    """1073741824 -> '1.0 GiB', 16777216 -> '16.0 MiB', 900 -> '900 bytes'."""
-    for unit, size in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if count >= size:
-            return "%.1f %s" % (count / float(size), unit)
-    return "%d bytes" % count
 
 
 def _oserror(path, exc):

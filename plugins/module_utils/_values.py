@@ -31,8 +31,8 @@ def type_name(value):
 
 def human_bytes(num):
     """1536 -> '1.5 KiB', 512 -> '512 bytes': sizes in messages."""
-    for unit in ("bytes", "KiB", "MiB", "GiB"):
-        if num < 1024 or unit == "GiB":
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
+        if num < 1024 or unit == "TiB":
             return "%d bytes" % num if unit == "bytes" else "%.1f %s" % (num, unit)
         num /= 1024.0
     return None  # not reached
