@@ -35,6 +35,8 @@ _KINDS = (
     (stat.S_ISLNK, "a symbolic link"),
 )
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+# Appending: created when missing, never blocking on open (a FIFO named like the file would hang).
+_APPEND_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
 CHUNK = 1024 * 1024
 
 
@@ -49,9 +51,17 @@ def kind(mode):
     return "not a regular file"
 
 
-def open_regular(path):
-    """A file descriptor of ``path``, opened without blocking; FileProblem unless it is a regular file."""
-    fd = os.open(path, _OPEN_FLAGS)
+def open_regular(path, append=False):
+    """A file descriptor of ``path``, opened without blocking; FileProblem unless it is a regular file.
+    ``append``: opened to append to, created (0644) when missing."""
+    try:
+        fd = os.open(path, _APPEND_FLAGS, 0o644) if append else os.open(path, _OPEN_FLAGS)
+    except OSError as exc:
+        if exc.errno not in (errno.ENXIO, errno.EISDIR):
+            raise
+        # opened for writing without blocking, a FIFO nobody reads (or a device) is ENXIO, a folder
+        # EISDIR: say what it is
+        raise FileProblem("%s is %s, not a regular file" % (path, kind(os.stat(path).st_mode)))
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
@@ -135,16 +145,25 @@ def lock_exclusive(path, timeout, poll=0.02):
     Waits at most ``timeout`` seconds for another holder: then TimeoutError. OSError when the lock file
     cannot be opened or locked."""
     fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+    try:
+        flock_within(fd, timeout, path, poll)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def flock_within(fd, timeout, name, poll=0.02):
+    """An exclusive ``flock`` on the open ``fd``, waited for at most ``timeout`` seconds: TimeoutError
+    (naming ``name``) when another process holds it longer, OSError when it cannot be locked."""
     deadline = time.monotonic() + timeout
     while True:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return fd
+            return
         except OSError as exc:
-            busy = exc.errno in (errno.EAGAIN, errno.EACCES)
-            if not busy or time.monotonic() >= deadline:
-                os.close(fd)
-                if busy:
-                    raise TimeoutError("%s: another process held the lock for more than %s s" % (path, timeout))
+            if exc.errno not in (errno.EAGAIN, errno.EACCES):
                 raise
+            if time.monotonic() >= deadline:
+                raise TimeoutError("%s: another process held the lock for more than %s s" % (name, timeout))
         time.sleep(poll)

@@ -8,12 +8,10 @@ this process saw). Records are logged, and appended to a JSON-lines file when on
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
 import re
-import stat
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -24,6 +22,8 @@ from .names import FAILURE_LOG_ENV
 
 LOG = logging.getLogger("gpuops_preflight.failures")
 MAX_TEXT = 64 * 1024
+# Seconds an append waits for another writer's lock on the log (a writer holds it for one write).
+APPEND_LOCK_TIMEOUT = 10
 TOOL_KEYS = ("name", "outcome", "rc", "timed_out", "reason", "driver_version")
 GPU_KEYS = ("index", "bdf", "model", "health", "problems", "excluded", "responding", "vram_used_bytes",
             "busy_percent", "temperature_edge_c", "perf_level", "runtime_status")
@@ -130,18 +130,17 @@ def append(path: str, records: Iterable[Mapping[str, Any]]) -> None:
         return
     path = os.path.expanduser(path)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    # Never block on open (a FIFO named like the log would hang the run), and only ever append to a
-    # regular file.
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | os.O_NOCTTY, 0o644)
+    files = module_utils("_files")
+    # Never block on open (a FIFO named like the log would hang the run), only ever append to a regular
+    # file, and never wait for ever on another process's lock: each is an OSError the run logs and goes on.
+    try:
+        fd = files.open_regular(path, append=True)
+    except files.FileProblem as exc:
+        raise OSError(str(exc)) from None
     with os.fdopen(fd, "a", encoding="utf-8") as handle:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError("%s is %s, not a regular file" % (path, module_utils("_files").kind(os.fstat(fd).st_mode)))
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            handle.write(lines)
-            handle.flush()
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+        files.flock_within(fd, APPEND_LOCK_TIMEOUT, path)
+        handle.write(lines)
+        handle.flush()
 
 
 def _epoch(value: object, option: str = "since") -> float:

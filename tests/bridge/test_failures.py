@@ -4,6 +4,11 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
+
+import pytest
+
 import gpuops_preflight as gp
 from gpuops_preflight import failures
 from bridge.helpers import run_options
@@ -42,3 +47,23 @@ def test_ssh_address():
     assert failures.ssh_address("ssh: connect to host 10.0.0.5 port 22: No route to host") == "10.0.0.5"
     assert failures.ssh_address("ssh: Could not resolve hostname rig-9: Name or service not known") == "rig-9"
     assert failures.ssh_address("something else") is None
+
+
+def test_append_never_waits_for_ever_and_never_writes_into_something_else(tmp_path, monkeypatch):
+    """A writer that holds the log's lock (a stuck process) costs a bounded wait and an OSError the run logs;
+    a FIFO or a folder named like the log is refused, never written into or waited on."""
+    log = tmp_path / "f.jsonl"
+    failures.append(str(log), [{"host": "a"}])
+    monkeypatch.setattr(failures, "APPEND_LOCK_TIMEOUT", 0.2)
+    with open(log, "a") as holder:
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        with pytest.raises(OSError, match="another process held the lock for more than 0.2 s"):
+            failures.append(str(log), [{"host": "b"}])
+    assert [r["host"] for r in failures.query(str(log))] == ["a"]
+    failures.append(str(log), [{"host": "c"}])   # the lock is free again
+    assert [r["host"] for r in failures.query(str(log))] == ["a", "c"]
+    os.mkfifo(str(tmp_path / "fifo.jsonl"))
+    (tmp_path / "dir.jsonl").mkdir()
+    for other, what in (("fifo.jsonl", "a fifo"), ("dir.jsonl", "a directory")):
+        with pytest.raises(OSError, match="is %s, not a regular file" % what):
+            failures.append(str(tmp_path / other), [{"host": "d"}])
