@@ -43,7 +43,7 @@ from ansible_collections.gpuops.preflight.plugins.module_utils import _checks
 from ansible_collections.gpuops.preflight.plugins.module_utils import _timeparse
 from ansible_collections.gpuops.preflight.plugins.module_utils import _files
 from ansible_collections.gpuops.preflight.plugins.module_utils import _training_config as _config
-from ansible_collections.gpuops.preflight.plugins.module_utils._kernel_time import local_epoch
+from ansible_collections.gpuops.preflight.plugins.module_utils._kernel_time import local_epoch, yearless_epoch
 from ansible_collections.gpuops.preflight.plugins.module_utils._values import human_bytes
 
 HARD = _checks.HARD
@@ -253,15 +253,6 @@ _MONTHS = dict((m, i + 1) for i, m in enumerate(
 _TIME_WINDOW = 160
 
 
-def _yearless(month, day, hour, minute, second, now):
-    """A stamp without a year: this year, or last year when that would put it more than 2 days ahead."""
-    year = time.localtime(now).tm_year
-    epoch = local_epoch(year, month, day, hour, minute, second)
-    if epoch is not None and epoch > now + 2 * 86400:
-        epoch = local_epoch(year - 1, month, day, hour, minute, second)
-    return epoch
-
-
 def _iso_time(match, now):
     try:
         return _timeparse.parse_time("%sT%s%s" % (match.group(1), match.group(2), match.group(3) or ""))
@@ -271,14 +262,14 @@ def _iso_time(match, now):
 
 def _glog_time(match, now):
     digits = match.group(1)
-    return _yearless(int(digits[:-2]), int(digits[-2:]), int(match.group(2)), int(match.group(3)),
-                     int(match.group(4)), now)
+    return yearless_epoch(int(digits[:-2]), int(digits[-2:]), int(match.group(2)), int(match.group(3)),
+                          int(match.group(4)), now)
 
 
 def _syslog_time(match, now):
     month = _MONTHS.get(match.group(1))
-    return None if month is None else _yearless(month, int(match.group(2)), int(match.group(3)),
-                                                int(match.group(4)), int(match.group(5)), now)
+    return yearless_epoch(month, int(match.group(2)), int(match.group(3)), int(match.group(4)), int(match.group(5)),
+                          now)
 
 
 def _ctime_time(match, now):

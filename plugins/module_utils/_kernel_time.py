@@ -164,7 +164,9 @@ def _zone_offset(zone):
     return offset if zone[0] == "+" else -offset
 
 
-def _syslog_epoch(month, day, hour, minute, second, now):
+def yearless_epoch(month, day, hour, minute, second, now):
+    """Epoch of a local stamp without a year (syslog, glog): this year, or last year when that would put it
+    more than 2 days ahead of ``now``; None for an unknown month or an impossible date."""
     if month is None:
         return None
     year = time.localtime(now).tm_year
@@ -232,9 +234,9 @@ def split_line(line, boot_time=None, now=None):
             match = _SYSLOG.match(body)
             if match:
                 stamp = "%s %s %s:%s:%s" % match.group(1, 2, 3, 4, 5)
-                epoch = _syslog_epoch(month_number(match.group(1)), int(match.group(2)), int(match.group(3)),
-                                      int(match.group(4)), int(match.group(5)),
-                                      time.time() if now is None else now)
+                epoch = yearless_epoch(month_number(match.group(1)), int(match.group(2)), int(match.group(3)),
+                                       int(match.group(4)), int(match.group(5)),
+                                       time.time() if now is None else now)
                 body = _HOST_KERNEL.sub("", body[match.end():], count=1)
             else:
                 body = _BARE_KERNEL.sub("", body, count=1)
