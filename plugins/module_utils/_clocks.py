@@ -57,8 +57,12 @@ def reset_clocks(module, rocm_smi="rocm-smi", sysfs_root="/sys", timeout=30, che
 
 
 def reset_amd_clocks(module, rocm_smi="rocm-smi", sysfs_root="/sys", timeout=30, check_mode=False, geteuid=os.geteuid):
-    """``rocm-smi --resetclocks`` where an AMD GPU is not at 'auto', verified through sysfs."""
-    gpus = [g for g in _sysfs.scan_gpus(sysfs_root) if g.get("driver") == "amdgpu" and not g.get("lost")]
+    """``rocm-smi --resetclocks`` where an AMD GPU is not at 'auto', verified through sysfs.
+
+    Every GPU is read under the probe's per-GPU deadline: a read stuck in a hung driver leaves that GPU
+    out (its state is the GPU probe's to report), never the module hanging."""
+    gpus = [g for g in _sysfs.scan_gpus(sysfs_root, timeout=_sysfs.GPU_READ_TIMEOUT)
+            if g.get("driver") == "amdgpu" and not g.get("lost") and not g.get("hung")]
     levels = [{"bdf": g["bdf"], "before": g.get("perf_level"), "after": g.get("perf_level")} for g in gpus]
     needed = [item["bdf"] for item in levels if item["before"] not in (None, "auto")]
     outcome = {"changed": False, "needed": needed, "gpus": levels, "problems": [], "tool": None}

@@ -61,7 +61,7 @@ ERROR = "error"
 NOT_USED = "not_used"
 
 METRIC_KEYS = ("busy_percent", "temperature_edge_c", "power_w")
-SYSFS_TIMEOUT = 2  # seconds for one GPU's identity reads (microseconds when healthy)
+SYSFS_TIMEOUT = _sysfs.GPU_READ_TIMEOUT
 _KILL_AFTER = 2    # _tool.run_tool's SIGKILL grace
 
 

@@ -39,6 +39,8 @@ DRIVERS = {AMD_VENDOR: "amdgpu", NVIDIA_VENDOR: "nvidia"}
 _CARD = re.compile(r"^card(\d+)$")
 # PCI classes of GPUs, per vendor (class prefixes): AMD 0x03xxxx display controllers and 0x12xxxx
 # processing accelerators (Instinct); NVIDIA 0x0300 VGA and 0x0302 3D controllers (Tesla, A100, H100).
+# Seconds for one GPU's identity reads (microseconds when healthy; a read stuck in a hung driver never returns).
+GPU_READ_TIMEOUT = 2
 GPU_CLASSES = {AMD_VENDOR: ("0x03", "0x12"), NVIDIA_VENDOR: ("0x0300", "0x0302")}
 
 

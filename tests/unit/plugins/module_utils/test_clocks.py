@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 import os
+import threading
 
-from ansible_collections.gpuops.preflight.plugins.module_utils import _clocks
+from ansible_collections.gpuops.preflight.plugins.module_utils import _clocks, _sysfs
 from ansible_collections.gpuops.preflight.tests.unit.plugins.module_utils.fixtures import training
 from ansible_collections.gpuops.preflight.tests.unit.plugins.module_utils.sysfs_tree import add_gpu, add_nvidia_gpu
 
@@ -141,3 +142,23 @@ def test_auto_takes_the_vendors_sysfs_shows(tmp_path):
     add_nvidia_gpu(root, "0000:81:00.0")
     out = _clocks.reset_clocks(NvidiaModule(locked=()), sysfs_root=root, vendor="auto", geteuid=lambda: 0)
     assert out["vendors"] == ["nvidia"] and out["changed"] is False
+
+
+def test_a_gpu_whose_sysfs_read_hangs_is_left_out_not_waited_for(tmp_path, monkeypatch):
+    """hip_cache_cleanup with reset_clocks runs this outside any collector deadline: a read stuck in a hung driver
+    must cost the per-GPU deadline, not the module."""
+    root, devices = rig(tmp_path, ["manual", "manual"])
+    release, real = threading.Event(), _sysfs._read_bytes
+
+    def read(path, limit):   # the driver-served file; PCI ids (vendor, class) come from the kernel's own copy
+        if "0000:06:00.0" in path and path.endswith("power_dpm_force_performance_level"):
+            release.wait(30)
+        return real(path, limit)
+    monkeypatch.setattr(_sysfs, "_read_bytes", read)
+    monkeypatch.setattr(_sysfs, "GPU_READ_TIMEOUT", 0.3)
+    try:
+        out = _clocks.reset_clocks(Module(devices[:1]), sysfs_root=root, timeout=20, geteuid=lambda: 0)
+    finally:
+        release.set()
+    assert out["needed"] == ["0000:03:00.0"] and [g["bdf"] for g in out["gpus"]] == ["0000:03:00.0"]
+    assert out["gpus"][0]["after"] == "auto" and out["problems"] == []
