@@ -21,7 +21,10 @@ author:
 
 from ansible.plugins.callback import CallbackBase
 
-from ansible_collections.gpuops.preflight.plugins.module_utils import _summary
+from ansible_collections.gpuops.preflight.plugins.module_utils import _families, _summary
+
+# The tasks whose family the main process imports when they start (see v2_playbook_on_task_start).
+PLAN_ACTIONS = ("gpuops.preflight.preflight_plan", "preflight_plan")
 
 
 class CallbackModule(CallbackBase):
@@ -29,6 +32,15 @@ class CallbackModule(CallbackBase):
     CALLBACK_TYPE = "aggregate"
     CALLBACK_NAME = "gpuops.preflight.summary"
     CALLBACK_NEEDS_ENABLED = True
+
+    def v2_playbook_on_task_start(self, task, is_conditional):
+        # Import the run's family once, here in the main process, when its plan starts: the workers of the
+        # plan and the judge are forked from this process and find it imported instead of each compiling it
+        # again (Ansible's collection loader keeps no bytecode cache), and the verdict below reuses it.
+        if task.action in PLAN_ACTIONS:
+            kind = (task.args or {}).get("kind", "preflight")
+            if isinstance(kind, str) and kind in _families.kinds():
+                _families.family(kind)
 
     def v2_playbook_on_stats(self, stats):
         custom = (getattr(stats, "custom", None) or {}).get("_run", {})
