@@ -19,7 +19,7 @@ import time
 
 from ansible_collections.gpuops.preflight.plugins.module_utils import _checks, _families, _files, _pci, _plan, _steps
 from ansible_collections.gpuops.preflight.plugins.module_utils._timeparse import file_stamp, iso
-from ansible_collections.gpuops.preflight.plugins.module_utils._values import human_bytes
+from ansible_collections.gpuops.preflight.plugins.module_utils._values import human_bytes, printable
 
 SCHEMA = _plan.SUMMARY_SCHEMA
 SCHEMA_VERSION = 1
@@ -248,7 +248,11 @@ def headline(summary):
 
 
 def render_lines(summary):
-    """The short block that ends the output: every hard failure and warning with its fix."""
+    """The short block that ends the output: every hard failure and warning with its fix, one line each.
+
+    Messages quote log lines and tool output: each line is ``printable`` (no escape sequence or control
+    character reaches the operator's terminal, a newline does not break the block).
+    """
     word = _families.family(summary["kind"]).word
     lines = [headline(summary)]
     for label, items in (("BLOCKED", summary["hard_failures"]), ("WARNING", summary["warnings"])):
@@ -259,10 +263,10 @@ def render_lines(summary):
     lines.extend("%s note: %s" % (word, note) for note in summary.get("notes", []))
     if summary.get("summary_file"):
         lines.append("Summary: %s" % summary["summary_file"])
-    return lines
+    return [printable(line) for line in lines]
 
 
 def blocked_message(summary):
     """One line for the failing task: what blocked, where."""
     where = "; ".join("%s on %s" % (item["check"], item["host"]) for item in summary["hard_failures"])
-    return "%s: %s" % (headline(summary), where)
+    return printable("%s: %s" % (headline(summary), where))

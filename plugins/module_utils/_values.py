@@ -8,6 +8,10 @@
 * ``clean_text``: every text a module returns must be valid UTF-8, or Ansible refuses the whole
   result ("Refusing to deserialize an invalid UTF8 string") and a healthy host looks broken. Tool
   output decoded with surrogate escapes, or a kernel-log line with a stray byte, is replaced here.
+* ``without_escapes`` and ``printable``: log lines and tool output carry terminal escape sequences
+  (colored logging, progress bars) and control characters. Patterns match the text without the
+  sequences; whatever is printed for an operator has no control character left to move the cursor,
+  recolor the terminal or hide the start of its line (a carriage return).
 """
 
 from __future__ import annotations
@@ -36,6 +40,32 @@ def human_bytes(num):
             return "%d bytes" % num if unit == "bytes" else "%.1f %s" % (num, unit)
         num /= 1024.0
     return None  # not reached
+
+
+# ECMA-48 escape sequences: CSI (colors, cursor moves: ESC [ ... final byte, or its 8-bit form U+009B),
+# OSC (window titles, links: ESC ] ... ended by BEL or ESC \\), and the two-byte ESC sequences.
+_ESCAPE = re.compile("(?:\x1b\\[|\x9b)[0-?]*[ -/]*[@-~]"
+                     "|(?:\x1b\\]|\x9d)[^\x07\x1b\x9c]*(?:\x07|\x1b\\\\|\x9c)?"
+                     "|\x1b[ -/]*[0-~]")
+
+
+def without_escapes(text):
+    """``text`` without terminal escape sequences (colors, cursor moves, titles): what a terminal shows."""
+    return _ESCAPE.sub("", text) if ("\x1b" in text or "\x9b" in text or "\x9d" in text) else text
+
+
+def printable(value, limit=None):
+    """``value`` as text safe to print on one line of an operator's terminal, at most ``limit`` characters.
+
+    Escape sequences are removed; a tab, newline or carriage return becomes a space and every other
+    character that is not printable (BEL, a stray ESC, a format character) a ``?``.
+    """
+    text = without_escapes(str(value))
+    if not text.isprintable():
+        text = "".join(ch if ch.isprintable() else (" " if ch.isspace() else "?") for ch in text)
+    if limit is not None and len(text) > limit:
+        text = text[:max(0, limit - 3)] + "..."
+    return text
 
 
 # Lone surrogates that are not surrogate-escaped bytes (those are U+DC80..U+DCFF).

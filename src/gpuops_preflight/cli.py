@@ -205,7 +205,7 @@ def run_command(args: argparse.Namespace, execute: Execute) -> int:
     if report.summary is not None and report.status not in (PASSED, BLOCKED):
         lines.insert(0, report.reason())
     rows = progress.table_lines(report.hosts) if progress.table_wanted(table, as_json) else []
-    print("\n".join(rows + [""] + lines if rows else lines))
+    commands.say(*(rows + [""] + lines if rows else lines))
     return exit_code(report)
 
 
@@ -242,9 +242,9 @@ def _query(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(rec, sort_keys=True, default=str))
         else:
-            print("%s %s step %s %s %s: %s: %s" % (rec.get("time"), rec.get("kind"), rec.get("step"),
-                                                   "unreachable" if rec.get("unreachable") else "failed",
-                                                   rec.get("host"), rec.get("task"), rec.get("message")))
+            commands.say("%s %s step %s %s %s: %s: %s" % (rec.get("time"), rec.get("kind"), rec.get("step"),
+                                                          "unreachable" if rec.get("unreachable") else "failed",
+                                                          rec.get("host"), rec.get("task"), rec.get("message")))
     return EXIT_PASSED
 
 

@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, TextIO
 
+from .collection import module_utils
 from .events import DONE, PLAN, VERDICT, HostResult, RunProgress
 
 # Seconds between two redraws of the live line (a change of stage is drawn at once).
@@ -43,11 +44,8 @@ HOST_MAX = 40
 
 
 def printable(value: Any, limit: int | None = None) -> str:
-    """Text safe to put on a terminal: control characters (escapes, carriage returns) become ``?``."""
-    text = "".join(ch if ch.isprintable() else "?" for ch in str(value))
-    if limit is not None and len(text) > limit:
-        text = text[:max(0, limit - 3)] + "..."
-    return text
+    """Text safe to put on a terminal (``_values.printable``: no escape sequence, no control character)."""
+    return module_utils("_values").printable(value, limit)
 
 
 def seconds(value: float | None) -> str:

@@ -34,3 +34,12 @@ def discover(only: str | None = None) -> list[ModuleType]:
         if hasattr(module, "add_parser"):
             found.append(module)
     return found
+
+
+def say(*lines: object) -> None:
+    """Print lines for an operator, each ``printable``: they quote log lines, tool output and answers from
+    services, whose escape sequences and control characters must not reach the terminal."""
+    from ..collection import module_utils
+
+    printable = module_utils("_values").printable
+    print("\n".join(printable(line) for line in lines), flush=True)

@@ -9,6 +9,8 @@ import argparse
 import json
 import sys
 
+from . import say
+
 EXIT_OK, EXIT_NOT_RUN = 0, 2
 
 
@@ -56,5 +58,5 @@ def run(args: argparse.Namespace) -> int:
         state += ", %d corrupt line(s) skipped (lines %s)" % (
             summary["corrupt"], ", ".join(str(n) for n in summary["corrupt_lines"][:10]))
     lines.append("history: %s (%s)" % (summary["path"], state))
-    print("\n".join(lines))
+    say(*lines)
     return EXIT_OK

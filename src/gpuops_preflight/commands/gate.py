@@ -17,6 +17,8 @@ import json
 import os
 import sys
 
+from . import say
+
 EXIT_BAD_INPUT = 2
 
 
@@ -68,5 +70,5 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(outcome.summary, indent=2, sort_keys=True, default=str))
     else:
-        print("\n".join(outcome.lines), flush=True)
+        say(*outcome.lines)
     return outcome.exit_code

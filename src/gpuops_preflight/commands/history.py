@@ -10,6 +10,8 @@ import argparse
 import json
 import sys
 
+from . import say
+
 EXIT_OK, EXIT_BAD_INPUT = 0, 2
 
 
@@ -77,5 +79,5 @@ def run(args: argparse.Namespace, now: float | None = None) -> int:
     if args.json:
         print(json.dumps(doc, indent=2, sort_keys=True))
     else:
-        print("\n".join(history.render_lines(doc)))
+        say(*history.render_lines(doc))
     return EXIT_OK

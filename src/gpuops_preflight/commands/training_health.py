@@ -31,6 +31,8 @@ import sys
 import threading
 from typing import Any
 
+from . import say
+
 EXIT_PASSED, EXIT_BLOCKED, EXIT_NOT_RUN = 0, 1, 2
 BASE_DIR_ENV = "TRAINING_BASE_DIR"
 PROG = "gpuops-preflight training-health"
@@ -233,5 +235,5 @@ def run_local(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(dict(summary, fix=result.get("fix")), indent=2, sort_keys=True, default=str))
     else:
-        print("\n".join(fix_lines(result) + summary_mod.render_lines(summary)))
+        say(*(fix_lines(result) + summary_mod.render_lines(summary)))
     return EXIT_BLOCKED if summary["blocked"] else EXIT_PASSED

@@ -19,6 +19,8 @@ import os
 import sys
 from typing import Any
 
+from . import say
+
 EXIT_OK, EXIT_PROBLEM, EXIT_NOT_RUN = 0, 1, 2
 BASE_DIR_ENV = "TRAINING_BASE_DIR"
 EXIT_BY_STATUS = {"ok": EXIT_OK, "warn": EXIT_OK, "fail": EXIT_PROBLEM, "unknown": EXIT_NOT_RUN}
@@ -99,9 +101,9 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(result, indent=2, sort_keys=True, default=str))
     else:
         hard = " (hard)" if result["severity"] == "hard" and result["status"] == "fail" else ""
-        print("training-watch: %s%s %s: %s" % (result["status"], hard, result["reason"], result["message"]))
+        lines = ["training-watch: %s%s %s: %s" % (result["status"], hard, result["reason"], result["message"])]
         if result["status"] != "ok" and result.get("fix"):
-            print("  fix: %s" % result["fix"])
-        for line in (result.get("unit") or {}).get("log") or []:
-            print("  | %s" % line)
+            lines.append("  fix: %s" % result["fix"])
+        lines.extend("  | %s" % line for line in (result.get("unit") or {}).get("log") or [])
+        say(*lines)
     return EXIT_BY_STATUS.get(result["status"], EXIT_NOT_RUN)

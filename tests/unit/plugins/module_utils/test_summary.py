@@ -175,3 +175,17 @@ def test_only_families_that_probe_gpus_take_the_probe_options():
     assert "gpu_vendor" not in spec and "excluded_gpus" not in spec
     params = dict(_options.defaults(spec), timeouts={"orchestrator": "5"})
     assert _options.validate(params, gate) == [] and params["timeouts"] == {"orchestrator": 5}
+
+
+def test_quoted_log_lines_and_tool_output_cannot_drive_the_terminal():
+    # a colored crash line, a progress bar's carriage return, a window title in a tool's error text
+    colored = _checks.problem("gpu_health", _checks.FAIL, "GPU 3: \x1b[1;31mCUDA error: out of memory\x1b[0m\r 12%|#",
+                              "reboot\nnow", gpu={"index": 3, "bdf": "0000:0b:00.0", "excluded": False})
+    summary = _summary.build_summary(plan(), [
+        ("rig-6600", "rig-6600", node_result(colored)),
+        ("rig\x1b]0;owned\x07", "x", {"unreachable": True, "msg": "timeout"})])
+    lines = _summary.render_lines(summary)
+    assert "Preflight BLOCKED: gpu_health: rig-6600: GPU 3: CUDA error: out of memory  12%|#" in lines
+    assert "    fix: reboot now" in lines
+    assert all(line.isprintable() for line in lines)
+    assert _summary.blocked_message(summary).endswith("gpu_health on rig-6600; ssh on rig")

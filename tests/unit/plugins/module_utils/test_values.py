@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from ansible_collections.gpuops.preflight.plugins.module_utils._values import clean_text, is_within, seconds_text
+from ansible_collections.gpuops.preflight.plugins.module_utils._values import (
+    clean_text, is_within, printable, seconds_text, without_escapes)
 
 
 @pytest.mark.parametrize("text, clean", [
@@ -30,3 +31,28 @@ def test_within_is_the_folder_or_under_it_never_a_sibling_with_the_same_start():
     assert is_within("/dev/shm/prng", "/dev/shm/prng") and is_within("/dev/shm/prng/step3", "/dev/shm/prng/")
     assert not is_within("/dev/shm/prng2/x", "/dev/shm/prng") and not is_within("/dev", "/dev/shm")
     assert is_within("/etc", "/")
+
+
+@pytest.mark.parametrize("text, shown", [
+    ("\x1b[1;31mERROR\x1b[0m CUDA out of memory", "ERROR CUDA out of memory"),   # SGR colors
+    ("\x1b[2K\x1b[1G 45%|####", " 45%|####"),                                    # cursor moves of a progress bar
+    ("\x1b]0;title\x07after", "after"),                                          # a window title (OSC, BEL)
+    ("\x1b]8;;http://x/\x1b\\link\x1b]8;;\x1b\\", "link"),                      # a hyperlink (OSC, ST)
+    ("\x1b(B\x1b[m plain", " plain"),                                            # charset selection, reset
+    ("\x9b31mC1 form", "C1 form"),                                               # the 8-bit CSI
+    ("no escapes at all", "no escapes at all"),
+])
+def test_escape_sequences_are_removed_as_a_terminal_would_not_show_them(text, shown):
+    assert without_escapes(text) == shown
+
+
+@pytest.mark.parametrize("value, limit, shown", [
+    ("a\tb\nc\rd", None, "a b c d"),
+    ("bell\x07 stray\x1b", None, "bell? stray?"),
+    ("\x1b[31mred\x1b[0m", None, "red"),
+    ("zero\u200bwidth \ufffd kept", None, "zero?width \ufffd kept"),
+    ("x" * 20, 10, "xxxxxxx..."),
+    (3, None, "3"),
+])
+def test_printable_text_has_no_control_character_left(value, limit, shown):
+    assert printable(value, limit) == shown
