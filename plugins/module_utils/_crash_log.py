@@ -44,14 +44,16 @@ from ansible_collections.gpuops.preflight.plugins.module_utils import _timeparse
 from ansible_collections.gpuops.preflight.plugins.module_utils import _files
 from ansible_collections.gpuops.preflight.plugins.module_utils import _training_config as _config
 from ansible_collections.gpuops.preflight.plugins.module_utils._kernel_time import local_epoch, yearless_epoch
-from ansible_collections.gpuops.preflight.plugins.module_utils._values import human_bytes
+from ansible_collections.gpuops.preflight.plugins.module_utils._values import human_bytes, without_escapes
 
 HARD = _checks.HARD
 SOFT = _checks.SOFT
 
 DEFAULT_LINES = 1000
 MAX_LINES = 100000
-MAX_LINE_CHARS = 4096         # a line is matched on its first 4096 characters
+MAX_LINE_CHARS = 4096         # a line (each carriage-return part of it) is matched on its first 4096 characters
+MAX_LINE_BYTES = MAX_LINE_CHARS * 4  # read of a line: its first bytes (and its last part, see _decode)
+MAX_SEGMENTS = 64             # carriage-return parts of one line looked at: the last ones (segments)
 MAX_MESSAGE_CHARS = 400       # the line reported in a crash
 BLOCK = 64 * 1024
 BYTES_PER_LINE = 8192         # the byte budget of a tail read: lines x this, at most MAX_TAIL_BYTES
@@ -317,8 +319,26 @@ class Tail(object):
 
 
 def _decode(raw):
-    text = raw.decode("utf-8", "replace").replace("\x00", "")
+    """One raw line as text: its first ``MAX_LINE_BYTES``, and for a longer line redrawn with carriage returns
+    (a progress bar), its last part too (the one a terminal shows, where a crash writes over the bar)."""
+    kept = raw[:MAX_LINE_BYTES]
+    if len(raw) > MAX_LINE_BYTES:
+        last = raw.rfind(b"\r", MAX_LINE_BYTES)
+        if last >= 0:
+            kept += b"\r" + raw[last + 1:][:MAX_LINE_BYTES]
+    text = kept.decode("utf-8", "replace").replace("\x00", "")
     return text[:-1] if text.endswith("\r") else text
+
+
+def segments(text):
+    """What a terminal shows of one log line, as the parts the scanner classifies one by one.
+
+    Escape sequences (colored logging, cursor moves) are removed; a line redrawn with carriage returns
+    (tqdm's progress bar, then the error written over it) is split at them, and only its last
+    ``MAX_SEGMENTS`` non-blank parts are kept, each cut to ``MAX_LINE_CHARS``. A blank line is one empty part.
+    """
+    parts = [part for part in without_escapes(text).split("\r") if part.strip()]
+    return [part[:MAX_LINE_CHARS] for part in parts[-MAX_SEGMENTS:]] or [""]
 
 
 def read_tail(path, lines=DEFAULT_LINES, max_bytes=None, deadline=None, clock=time.monotonic):
@@ -380,7 +400,7 @@ def read_tail(path, lines=DEFAULT_LINES, max_bytes=None, deadline=None, clock=ti
     first = 1 if start > 0 and pieces else 0   # began mid-line: that piece is partial
     keep = list(zip(offsets, pieces))[first:]
     keep = keep[-lines:]
-    tail.lines = [(offset, _decode(raw[:MAX_LINE_CHARS * 4])) for offset, raw in keep]
+    tail.lines = [(offset, _decode(raw)) for offset, raw in keep]
     tail.complete = tail.note is None
     return tail
 
@@ -395,14 +415,18 @@ def scan_lines(lines, path, now=None):
     now = time.time() if now is None else now
     matches, previous, current_time = [], "", None
     for index, item in enumerate(lines):
-        offset, text = item if isinstance(item, tuple) else (None, item)
-        text = text[:MAX_LINE_CHARS]
-        stamp = line_time(text, now)
-        if stamp is not None:
-            current_time = stamp
-        pattern = classify(text, previous)
-        previous = text
-        if pattern is not None:
+        offset, line = item if isinstance(item, tuple) else (None, item)
+        found = None  # (rank, pattern, text): a line redrawn in parts still gives one category, the most specific
+        for text in segments(line):
+            stamp = line_time(text, now)
+            if stamp is not None:
+                current_time = stamp
+            pattern = classify(text, previous)
+            previous = text
+            if pattern is not None and (found is None or PATTERNS.index(pattern) < found[0]):
+                found = (PATTERNS.index(pattern), pattern, text)
+        if found is not None:
+            _rank, pattern, text = found
             matches.append({"category": pattern.category, "pattern": pattern, "offset": offset, "index": index,
                             "text": text.strip()[:MAX_MESSAGE_CHARS], "epoch": current_time, "file": path})
     return matches

@@ -171,6 +171,46 @@ def test_very_long_and_odd_lines_are_bounded():
     assert crash.classify("\x00\x01\ufffd garbage \udcff") is None
 
 
+# -- what a terminal shows: colors and progress bars --------------------------------------------
+
+BAR = " 12%%|\u2588\u258f        | %d/1000 [02:03<15:01,  1.02s/it]"
+
+
+@pytest.mark.parametrize("line, category, text", [
+    # the error written over tqdm's bar: reported without the bar
+    ("".join("\r" + BAR % n for n in range(115, 121)) + "\rtorch.OutOfMemoryError: CUDA out of memory. Tried to "
+     "allocate 2.00 GiB", "cuda_oom", "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB"),
+    # colored logging: the escape sequences are not part of the text, and do not hide an anchored pattern
+    ("\x1b[31m[rank0]: RuntimeError: CUDA error: an illegal memory access was encountered\x1b[0m", "gpu_error",
+     "[rank0]: RuntimeError: CUDA error: an illegal memory access was encountered"),
+    ("\x1b[1mKilled\x1b[0m", "process_killed", "Killed"),
+    # one category for one line, the most specific, whatever part of the line says it
+    ("\rKilled\rtorch.OutOfMemoryError: CUDA out of memory.", "cuda_oom", "torch.OutOfMemoryError: CUDA out of memory."),
+])
+def test_a_line_is_classified_as_a_terminal_shows_it(line, category, text):
+    found = crash.scan_lines([(0, line)], "train.log", now=NOW)
+    assert [(m["category"], m["text"]) for m in found] == [(category, text)]
+
+
+@pytest.mark.parametrize("line", [
+    "\x1b[33mWARNING\x1b[0m: torch.distributed: store timed out, retrying",   # a colored warning stays harmless
+    "".join("\r" + BAR % n for n in range(1, 500)),                          # a progress bar alone
+    "\x1b[2K\x1b[1G{'loss': 0.4123, 'grad_norm': 1.03, 'eval_loss': 0.51}",
+])
+def test_colored_warnings_and_progress_bars_give_nothing(line):
+    assert crash.scan_lines([(0, line)], "train.log", now=NOW) == []
+
+
+def test_a_huge_redrawn_line_is_read_at_its_start_and_its_last_part(tmp_path):
+    # a whole epoch of progress on one line (hundreds of KiB), the crash written over the bar at its end
+    line = "".join("\r" + BAR % (n % 1000) for n in range(6000)) + "\rRuntimeError: CUDA error: out of memory\n"
+    path = write(tmp_path / "train.log", "step 1\n" + line)
+    assert os.path.getsize(path) > 10 * crash.MAX_LINE_BYTES
+    report = crash.scan([path], history_file=None, now=NOW)
+    assert [(c["category"], c["line"]) for c in report["crashes"]] == [
+        ("cuda_oom", "RuntimeError: CUDA error: out of memory")]
+
+
 # -- line times --------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("line, parts", [
