@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -40,6 +39,7 @@ sys.path.insert(0, os.path.join(REPO, "tests"))
 sys.path.insert(0, os.path.join(REPO, "src"))
 
 import simserve  # noqa: E402
+from _machine import machine  # noqa: E402
 from simserve import store  # noqa: E402
 
 TARGET_S = 0.5
@@ -127,16 +127,6 @@ def in_process_runs(env, repeat):
         times.append(time.perf_counter() - start)
         assert outcome.exit_code == 0, outcome.lines
     return stats(times)
-
-
-def machine():
-    try:
-        with open("/proc/cpuinfo") as handle:
-            model = next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), None)
-    except OSError:
-        model = None
-    return {"cpu": model, "cpus": os.cpu_count(), "python": platform.python_version(), "kernel": platform.release(),
-            "load_average": [round(v, 2) for v in os.getloadavg()]}
 
 
 def main(argv=None):

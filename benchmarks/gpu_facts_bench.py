@@ -23,7 +23,6 @@ import contextlib
 import io
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -37,6 +36,7 @@ for extra in (os.path.join(REPO, ".collections"), os.path.join(REPO, "tests")):
 
 from ansible.module_utils.testing import patch_module_args  # noqa: E402
 
+from _machine import machine  # noqa: E402
 from simrig import Rig, build_nvidia_rig, scratch_dir  # noqa: E402
 
 MODULES = "ansible_collections.gpuops.preflight.plugins.modules"
@@ -106,17 +106,6 @@ def measure(name, module_name, args, facts_key, repeat):
             "health": sorted(set(g["health"] for g in gpus)),
             "warm_main": stats(warm), "cold_module": stats(cold_module),
             "cold_ansible_import": stats(cold_ansible), "cold_process_wall": stats(cold_wall)}
-
-
-def machine():
-    cpu = platform.processor()
-    try:
-        with open("/proc/cpuinfo") as handle:
-            cpu = next((l.split(":", 1)[1].strip() for l in handle if l.startswith("model name")), cpu)
-    except OSError:
-        pass
-    return {"cpus": os.cpu_count(), "cpu": cpu, "python": platform.python_version(), "kernel": platform.release(),
-            "loadavg": os.getloadavg()}
 
 
 def main(argv=None):

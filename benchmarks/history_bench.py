@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import pathlib
-import platform
 import shutil
 import statistics
 import sys
@@ -32,6 +31,7 @@ import time
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 sys.path[:0] = [os.path.join(ROOT, "src"), os.path.join(ROOT, "tests")]
 
+from _machine import machine  # noqa: E402
 from gpuops_preflight import history  # noqa: E402
 from report.series import fixture, write_run  # noqa: E402
 
@@ -73,21 +73,6 @@ def one_round(folder: str, cache: str) -> dict:
             "warm_analyse_s": warm_analyse, "one_new_file_scan_s": new_scan, "runs": doc["runs"],
             "skipped": doc["files"]["skipped"], "index_bytes": os.path.getsize(cache),
             "suggestions": len(doc["suggestions"])}
-
-
-def machine() -> dict:
-    model = ""
-    try:
-        with open("/proc/cpuinfo") as handle:
-            model = next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), "")
-    except OSError:
-        pass
-    try:
-        load = os.getloadavg()
-    except OSError:
-        load = None
-    return {"cpu": model, "cpus": os.cpu_count(), "python": platform.python_version(),
-            "system": platform.platform(), "load_average": load}
 
 
 def main(argv=None) -> int:

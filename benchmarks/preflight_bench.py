@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import resource
 import shutil
@@ -43,6 +42,8 @@ sys.path.insert(0, os.path.join(REPO, "tests"))
 
 from cluster import SshCluster, environment_problem  # noqa: E402
 from cluster.playbook import bin_dir  # noqa: E402
+import _machine  # noqa: E402
+from _machine import command_output  # noqa: E402
 
 STEP = 3
 
@@ -186,27 +187,11 @@ def _timer(path):
 
 
 def machine():
-    def out(argv):
-        try:
-            return subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            return None
-
-    cpu = None
-    try:
-        with open("/proc/cpuinfo") as handle:
-            cpu = next((l.split(":", 1)[1].strip() for l in handle if l.startswith("model name")), None)
-    except OSError:
-        pass
-    core = out([os.path.join(bin_dir(), "ansible"), "--version"]) or ""
-    ssh = subprocess.run(["ssh", "-V"], capture_output=True, text=True, check=False).stderr.strip()
-    return {
-        "nproc": os.cpu_count(), "cpu": cpu, "kernel": platform.release(), "os": out(["sh", "-c", ". /etc/os-release; echo $PRETTY_NAME"]),
-        "controller_python": platform.python_version(),
-        "ansible_core": (re.search(r"core ([\d.]+)", core.replace("[", " ")) or [None, None])[1],
-        "remote_python": out(["/usr/bin/python3", "-c", "import platform; print(platform.python_version())"]),
-        "openssh": ssh, "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9, 1),
-    }
+    core = command_output([os.path.join(bin_dir(), "ansible"), "--version"]) or ""
+    return _machine.machine(
+        ansible_core=(re.search(r"core ([\d.]+)", core.replace("[", " ")) or [None, None])[1],
+        remote_python=command_output(["/usr/bin/python3", "-c", "import platform; print(platform.python_version())"]),
+        openssh=command_output(["ssh", "-V"], stream="stderr"))
 
 
 def settings(repo):

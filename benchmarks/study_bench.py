@@ -18,13 +18,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+
+import _machine
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.path.join(os.path.dirname(HERE), "src")
@@ -78,23 +79,11 @@ def measure(url: str, ask: bool = False) -> dict:
 
 
 def machine(folder: str) -> dict:
-    model = ""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            model = next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), "")
-    except OSError:
-        pass
-    fstype = ""
-    try:
-        fstype = subprocess.run(["stat", "-f", "-c", "%T", folder], capture_output=True, text=True,
-                                check=False).stdout.strip()
-    except OSError:
-        pass
     import optuna
     import sqlalchemy
-    return {"cpu": model, "cores": os.cpu_count(), "python": platform.python_version(), "optuna": optuna.__version__,
-            "sqlalchemy": sqlalchemy.__version__, "sqlite": __import__("sqlite3").sqlite_version,
-            "filesystem": fstype, "kernel": platform.release(), "load_avg": os.getloadavg()}
+    return _machine.machine(optuna=optuna.__version__, sqlalchemy=sqlalchemy.__version__,
+                            sqlite=__import__("sqlite3").sqlite_version,
+                            filesystem=_machine.command_output(["stat", "-f", "-c", "%T", folder]) or "")
 
 
 def main() -> int:

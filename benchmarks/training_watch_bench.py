@@ -19,7 +19,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import signal
 import statistics
 import subprocess
@@ -30,6 +29,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(REPO, "tests"))
+
+from _machine import machine  # noqa: E402
 
 TARGET_S = 0.05
 PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
@@ -110,8 +111,7 @@ def main(argv=None):
             proc.wait(5)
     version = subprocess.run([PYTHON, "-c", "import platform; print(platform.python_version())"], capture_output=True,
                              text=True, check=False).stdout.strip()
-    result = {"machine": {"nproc": os.cpu_count(), "cpu": platform.processor() or platform.machine(),
-                          "python": version, "interpreter": PYTHON, "loadavg": os.getloadavg()},
+    result = {"machine": machine(python=version, interpreter=PYTHON),
               "command": stats(runs), "interpreter_floor": stats(floor), "check_elapsed_s": inner[0],
               "target_s": TARGET_S}
     print(json.dumps(result, indent=1))

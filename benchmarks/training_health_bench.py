@@ -1,0 +1,160 @@
+"""Benchmark: the training health check on one host against the ping floor, and where the difference goes.
+
+    .venv/bin/python benchmarks/training_health_bench.py               # 7 rounds, the first dropped
+    .venv/bin/python benchmarks/training_health_bench.py --repeat 11 --json benchmarks/results/th.json
+
+A script, not a test. It builds one healthy simulated training host (tests/simtrain: the real layout, a
+stand-in daemon process, a stand-in ``nvidia-smi`` replaying a recorded RTX 3090), writes the inventory
+the tests use (local connection) and runs, alternating, ``ansible training_hosts -m ping`` and
+``ansible-playbook playbooks/training_health.yml`` over it. It reports, medians:
+
+* wall time of each, from exec to exit, and the difference;
+* the playbook's timeline (the bench_timer callback): start-up to the first task, each task from its start
+  to its host's answer, and the end (last answer to exit);
+* the host's own work (the summary's ``elapsed_s``) and the GPU probe in it (``gpu_tool.probe_elapsed_s``);
+* building the module's AnsiballZ payload on the controller, in-process, for ``node_training_health`` and for
+  ``ping`` (Ansible parses every module_utils file it ships, on every run: no cache between runs).
+
+Goal (issue 10): the check on one host costs about one module run (the ping floor) plus the GPU probe;
+"about" is taken as 0.15 s. Exits 1 when the median is over ``ping + probe + 0.15 s``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(REPO, "tests"))
+sys.path.insert(0, os.path.join(REPO, ".collections"))  # tests/simtrain runs the collection's host runner
+
+from _machine import machine  # noqa: E402
+from cluster.playbook import bin_dir  # noqa: E402
+from simtrain import host_set, write_inventory  # noqa: E402
+
+SLACK_S = 0.15
+
+
+def timed(argv, env):
+    start = time.monotonic()
+    done = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, check=False)
+    return time.monotonic() - start, done
+
+
+def timeline(doc, started, seconds):
+    """{phase: seconds} of one run from the bench_timer document: start-up to the first task, each task from its
+    start to its host's answer, and the end (last answer to exit). ``started``: time.time() at exec."""
+    phases = {"start-up, to the first task": doc["tasks"][0]["start"] - started}
+    last = doc["tasks"][0]["start"]
+    for task in doc["tasks"]:
+        answers = [when for when, _status in task["hosts"].values()]
+        last = max(answers) if answers else task["start"]
+        phases[task["name"].split(" : ")[-1].split(" (")[0]] = last - task["start"]
+    phases["end, last answer to exit"] = started + seconds - last
+    return phases
+
+
+def run(argv, env, timer):
+    """(seconds, {phase: seconds}) of one run; SystemExit when it fails."""
+    open(timer, "w").close()  # the timer callback writes only to a file that exists
+    started = time.time()
+    seconds, done = timed(argv, env)
+    if done.returncode != 0:
+        raise SystemExit("%s failed (rc %s): %s" % (argv[0], done.returncode, (done.stdout + done.stderr)[-3000:]))
+    with open(timer) as handle:
+        return seconds, timeline(json.load(handle), started, seconds)
+
+
+def payload_seconds(modules):
+    """{module: seconds} to build each module's AnsiballZ payload, in a fresh controller process each."""
+    code = """
+import sys, time
+from ansible.plugins.loader import init_plugin_loader, module_loader, shell_loader
+init_plugin_loader([%r])
+from ansible.executor import module_common
+from ansible.parsing.dataloader import DataLoader
+from ansible.template import Templar
+found = module_loader.find_plugin_with_context(sys.argv[1])
+start = time.perf_counter()
+module_common.modify_module(module_name=found.resolved_fqcn, module_path=found.plugin_resolved_path, module_args={},
+                            templar=Templar(loader=DataLoader()), task_vars={"ansible_python_interpreter": "python3"},
+                            module_compression="ZIP_DEFLATED", shell_plugin=shell_loader.get("sh"))
+print(time.perf_counter() - start)
+""" % os.path.join(REPO, ".collections")
+    out = {}
+    for module in modules:
+        runs = []
+        for _attempt in range(3):
+            done = subprocess.run([os.path.join(bin_dir(), "python"), "-c", code, module], capture_output=True,
+                                  text=True, check=False)
+            if done.returncode != 0:
+                raise SystemExit("building the payload of %s failed: %s" % (module, done.stderr[-2000:]))
+            runs.append(float(done.stdout.strip()))
+        out[module] = round(statistics.median(runs), 3)
+    return out
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=7, help="rounds of ping and health check (the first dropped)")
+    parser.add_argument("--json", help="write the results here")
+    args = parser.parse_args(argv)
+    work = tempfile.mkdtemp(prefix="th-bench-")
+    timer = os.path.join(work, "timer.json")
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_NOCOLOR="1",
+               ANSIBLE_CALLBACK_PLUGINS=os.path.join(HERE, "callback_plugins"),
+               ANSIBLE_CALLBACKS_ENABLED="bench_timer,gpuops.preflight.summary", GPUOPS_BENCH_TIMER_OUT=timer)
+    # ad-hoc ansible runs the timer callback too (the ping's own timeline), and only that one
+    ping_env = dict(env, ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_CALLBACKS_ENABLED="bench_timer")
+    ping, health, ping_phases, phases, host_s, probe_s = [], [], [], [], [], []
+    try:
+        with host_set("th-bench-") as made:
+            inventory = write_inventory(os.path.join(work, "inventory.yml"), made.named("healthy"))
+            for number in range(args.repeat):
+                ping_run = run([os.path.join(bin_dir(), "ansible"), "training_hosts", "-i", inventory, "-m", "ping"],
+                               ping_env, timer)
+                summaries = tempfile.mkdtemp(dir=work)
+                health_run = run([os.path.join(bin_dir(), "ansible-playbook"), "-i", inventory,
+                                  "playbooks/training_health.yml", "-e", "training_health_summary_dir=%s" % summaries],
+                                 env, timer)
+                if not number:  # the first round warms the page cache: dropped
+                    continue
+                ping.append(ping_run[0])
+                ping_phases.append(ping_run[1])
+                health.append(health_run[0])
+                phases.append(health_run[1])
+                name = [n for n in os.listdir(summaries) if n.endswith(".json")][0]
+                with open(os.path.join(summaries, name)) as handle:
+                    entry = list(json.load(handle)["hosts"].values())[0]
+                host_s.append(entry.get("elapsed_s"))
+                probe_s.append((entry.get("gpu_tool") or {}).get("probe_elapsed_s"))
+        payload = payload_seconds(["gpuops.preflight.node_training_health", "ansible.builtin.ping"])
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    median = lambda values: round(statistics.median(values), 3)  # noqa: E731
+    medians = lambda runs: dict((phase, median([one[phase] for one in runs])) for phase in runs[0])  # noqa: E731
+    result = {
+        "machine": machine(), "rounds": len(ping), "ping_s": median(ping), "health_s": median(health),
+        "difference_s": median([h - p for h, p in zip(health, ping)]),
+        "timeline_s": {"ping": medians(ping_phases), "training_health": medians(phases)},
+        "host_elapsed_s": median(host_s), "gpu_probe_s": median(probe_s), "payload_build_s": payload,
+        "goal_s": None, "runs": {"ping_s": [round(v, 3) for v in ping], "health_s": [round(v, 3) for v in health]},
+    }
+    result["goal_s"] = round(result["ping_s"] + result["gpu_probe_s"] + SLACK_S, 3)
+    print(json.dumps(result, indent=1))
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(result, handle, indent=1)
+    return 0 if result["health_s"] <= result["goal_s"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
