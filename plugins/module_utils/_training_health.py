@@ -25,7 +25,6 @@ Check names are interface (``training_health_skip``, summaries): add new ones, n
 
 from __future__ import annotations
 
-import math
 import os
 import time
 
@@ -36,7 +35,7 @@ from ansible_collections.gpuops.preflight.plugins.module_utils._checks import (
     CONTROLLER, HARD, SOFT, UNKNOWN, WARN, CheckSpec, Family, problem, registry)
 from ansible_collections.gpuops.preflight.plugins.module_utils._gpu_checks import GPU_NEEDS
 from ansible_collections.gpuops.preflight.plugins.module_utils._host_runner import Collector, CollectorError
-from ansible_collections.gpuops.preflight.plugins.module_utils._values import absolute_path, at_least
+from ansible_collections.gpuops.preflight.plugins.module_utils._values import absolute_path, at_least, from_to
 
 GB = tc.GB
 DEFAULTS = tc.DEFAULTS
@@ -114,22 +113,17 @@ def host_settings(params, now=None, check_mode=False):
 
 
 def validate(params):
-    """Problems with the family's own options (every one at once), each naming the option."""
+    """Problems with the family's own options (every one at once), each naming the option.
+
+    The ranges are ``VARIABLE_RULES``, stated once: the plan applies them to the role's variables before any
+    host is contacted, this to the module's options and to ``--local``'s.
+    """
     problems = []
-    base = params.get("training_base_dir")
-    if not isinstance(base, str) or not os.path.isabs(base):
-        problems.append("training_base_dir must be an absolute path, got %r" % (base,))
-    for name in ("stall_timeout", "eval_timeout"):
-        value = params.get(name)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 1:
-            problems.append("%s must be at least 1 second, got %r" % (name, value))
-    for name in ("min_free_gb", "min_memory_gb", "checkpoint_max_age"):
-        value = params.get(name)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) or value < 0:
-            problems.append("%s must be 0 or more, got %r" % (name, value))
-    lines = params.get("crash_log_lines")
-    if not isinstance(lines, int) or isinstance(lines, bool) or not 1 <= lines <= _crash_log.MAX_LINES:
-        problems.append("crash_log_lines must be from 1 to %d, got %r" % (_crash_log.MAX_LINES, lines))
+    for name, rule in sorted(VARIABLE_RULES.items()):
+        option = _OPTION_OF_RULE.get(name, name)
+        why = rule(params.get(option))
+        if why:
+            problems.append("%s %s" % (option, why))
     count = params.get("expected_gpu_count")
     if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 0):
         problems.append("expected_gpu_count must be 0 or more, got %r" % (count,))
@@ -384,8 +378,10 @@ VARIABLE_RULES = {
     "min_free_gb": at_least(0),
     "min_memory_gb": at_least(0),
     "checkpoint_max_age": at_least(0, "a whole number of seconds"),
-    "crash_log_lines": at_least(1, "a whole number of lines"),
+    "crash_log_lines": from_to(1, _crash_log.MAX_LINES, "a whole number of lines"),
 }
+# rule name (after the role's prefix) -> the module option it checks, where the two differ
+_OPTION_OF_RULE = {"base_dir": "training_base_dir"}
 
 FAMILY = Family("training_health", "Training health", CHECKS, COLLECTORS, node_module="node_training_health",
                 stats_key="gpuops_training_health", file_prefix="training_health", option_prefix="training_health",

@@ -136,6 +136,15 @@ def at_least(low, what="a number"):
     return rule
 
 
+def from_to(low, high, what="a number"):
+    """Rule: ``what`` from ``low`` to ``high``, both included."""
+    def rule(value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) or not low <= value <= high:
+            return "must be %s from %s to %s, got %r" % (what, low, high, value)
+        return None
+    return rule
+
+
 def between(low, high):
     def rule(value):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) or not low < value < high:

@@ -108,7 +108,7 @@ def test_local_fix_check_then_fix_then_nothing_left(capsys, training):
     (["-o", "record_crashes=maybe"], "-o record_crashes: 'maybe' is not true or false"),
     (["-o", "crash_log_lines=many"], "-o crash_log_lines: 'many' is not a whole number"),
     (["--skip", "gpu_health"], "training_health_skip: unknown check 'gpu_health'"),
-    (["--stall-timeout", "0"], "stall_timeout must be at least 1 second"),
+    (["--stall-timeout", "0"], "stall_timeout must be a whole number of seconds of 1 or more"),
     (["--gpu-tool-timeout", "0"], "gpu_tool_timeout must be at least 1 second"),
 ])
 def test_local_bad_input_exits_2(capsys, training, extra, text):

@@ -176,8 +176,10 @@ def test_run_budget_warns_on_a_plan_that_repeats_a_failed_run_and_never_blocks(t
 def test_a_family_checks_the_ranges_of_its_own_role_variables():
     health = _families.family("training_health")
     problems = _plan.variable_problems(health, {"training_health_stall_timeout": 0, "training_health_base_dir": "rel",
-                                                "training_health_min_free_gb": 10, "preflight_max_age": -1})
+                                                "training_health_min_free_gb": 10, "preflight_max_age": -1,
+                                                "training_health_crash_log_lines": 10 ** 6})
     assert problems == ["training_health_base_dir must be an absolute path, got 'rel'",
+                        "training_health_crash_log_lines must be a whole number of lines from 1 to 100000, got 1000000",
                         "training_health_stall_timeout must be a whole number of seconds of 1 or more, got 0"]
 
 

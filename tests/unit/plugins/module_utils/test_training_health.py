@@ -73,10 +73,11 @@ def test_options_default_to_the_hosts_documented_defaults():
 
 @pytest.mark.parametrize("changes, text", [
     ({"training_base_dir": "relative/dir"}, "training_base_dir must be an absolute path"),
-    ({"stall_timeout": 0}, "stall_timeout must be at least 1 second"),
-    ({"min_free_gb": -1.0}, "min_free_gb must be 0 or more"),
-    ({"checkpoint_max_age": -5}, "checkpoint_max_age must be 0 or more"),
-    ({"crash_log_lines": 0}, "crash_log_lines must be from 1 to 100000"),
+    ({"stall_timeout": 0}, "stall_timeout must be a whole number of seconds of 1 or more, got 0"),
+    ({"min_free_gb": -1.0}, "min_free_gb must be a number of 0 or more, got -1.0"),
+    ({"min_memory_gb": float("nan")}, "min_memory_gb must be a number of 0 or more, got nan"),
+    ({"checkpoint_max_age": -5}, "checkpoint_max_age must be a whole number of seconds of 0 or more, got -5"),
+    ({"crash_log_lines": 0}, "crash_log_lines must be a whole number of lines from 1 to 100000, got 0"),
     ({"expected_gpu_count": -1}, "expected_gpu_count must be 0 or more"),
     ({"dir_mode": "0500"}, "dir_mode must let the owner read, write and enter"),
     ({"dir_mode": "rwxr-x---"}, "dir_mode must be an octal mode such as '0750'"),

@@ -62,10 +62,10 @@ def test_fix_in_check_mode_changes_nothing_and_shows_the_diff(capsys, host):
 
 @pytest.mark.parametrize("extra, fragment", [
     ({"training_base_dir": "relative"}, "training_base_dir must be an absolute path"),
-    ({"stall_timeout": 0}, "stall_timeout must be at least 1 second"),
+    ({"stall_timeout": 0}, "stall_timeout must be a whole number of seconds of 1 or more, got 0"),
     ({"dir_mode": "0400"}, "dir_mode must let the owner read, write and enter"),
     ({"timeouts": {"gpu_health": 5}}, "timeouts: unknown check 'gpu_health'; valid checks are: daemon"),
-    ({"crash_log_lines": 10 ** 6}, "crash_log_lines must be from 1 to 100000"),
+    ({"crash_log_lines": 10 ** 6}, "crash_log_lines must be a whole number of lines from 1 to 100000, got 1000000"),
     ({"excluded_gpus": ["ten"]}, "excluded_gpus: 'ten' is not a GPU index"),
 ])
 def test_bad_input_is_refused_with_every_problem_named(capsys, tmp_path, extra, fragment):
