@@ -19,7 +19,8 @@ Parts:
   matching line), and split into *events* (matches more than ``EVENT_GAP_LINES`` lines or
   ``EVENT_GAP_S`` seconds apart are separate events).
 * The history (``.crash_history.json``): each new event is appended once (its fingerprint is the
-  byte offset and text of its last line, stable while a log only grows), written atomically.
+  byte offset and text of its last line, stable while a log only grows), written atomically; the
+  newest ``HISTORY_MAX_RECORDS`` (5000) events are kept.
   Recurrence counts the events of a category in the last 24 hours ("3rd cuda_oom in 24 h"). A
   history file that exists but is not ours is reported and never overwritten.
 
@@ -63,6 +64,10 @@ EVENT_GAP_LINES = 200
 EVENT_GAP_S = 600
 RECURRENCE_WINDOW_S = 86400
 HISTORY_LIMIT = 16 * 1024 * 1024
+# Events the history keeps, the newest: a daemon crash-looping for weeks must not grow the file to the
+# size limit (where recording stops). Far more than a scan can see again (its lines x its files), so an
+# event dropped here is never recorded twice.
+HISTORY_MAX_RECORDS = 5000
 HISTORY_KIND = "gpuops.preflight.crash_history"
 HISTORY_VERSION = 1
 
@@ -576,17 +581,19 @@ def scan(patterns, lines=DEFAULT_LINES, history_file=None, record=True, check_mo
     for item in new_records:
         item["recorded_at"] = stamp
     outcome = {"path": history["path"], "state": history["state"], "recorded": 0, "would_record": 0,
-               "error": history["error"]}
+               "pruned": 0, "error": history["error"]}
     writable = history["state"] in ("ok", "missing")
     if writable and new_records:
+        kept = (history["records"] + new_records)[-HISTORY_MAX_RECORDS:]
+        pruned = len(history["records"]) + len(new_records) - len(kept)
         if check_mode:
             outcome["would_record"] = len(new_records)
         else:
             try:
-                document = {"kind": HISTORY_KIND, "version": HISTORY_VERSION,
-                            "crashes": history["records"] + new_records}
-                _config.write_json_atomic(history_file, document)
+                _config.write_json_atomic(history_file, {"kind": HISTORY_KIND, "version": HISTORY_VERSION,
+                                                         "crashes": kept})
                 outcome["recorded"] = len(new_records)
+                outcome["pruned"] = pruned
             except (_config.JsonFileError, OSError) as exc:
                 outcome["state"] = "error"
                 outcome["error"] = "%s could not be written: %s" % (

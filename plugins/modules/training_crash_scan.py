@@ -217,6 +217,11 @@ history:
       description: In check mode, how many would have been appended.
       type: int
       returned: always
+    pruned:
+      description: >-
+        How many of the oldest events were dropped when the history was written: it keeps the newest 5000.
+      type: int
+      returned: always
     error:
       description: The problem with the history file, or null.
       type: str

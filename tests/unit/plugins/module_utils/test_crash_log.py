@@ -346,6 +346,23 @@ def test_history_records_each_crash_once_and_counts_recurrence(tmp_path):
     assert sorted(os.listdir(str(tmp_path))) == [".crash_history.json", "train.log"]  # no temp file left
 
 
+def test_the_history_keeps_the_newest_events_and_never_records_one_twice(tmp_path, monkeypatch):
+    monkeypatch.setattr(crash, "HISTORY_MAX_RECORDS", 3)
+    history = str(tmp_path / ".crash_history.json")
+    old = [{"category": "cuda_oom", "fingerprint": "old%d" % n, "recorded_at": "2026-03-01T00:00:00Z"} for n in range(3)]
+    with open(history, "w") as handle:
+        json.dump({"kind": crash.HISTORY_KIND, "version": 1, "crashes": old}, handle)
+    log = write(tmp_path / "train.log", "2026-03-21 10:00:00 step 1\n" + OOM + "step\n" * 300 +
+                "2026-03-21 11:00:00 again\n" + OOM)
+    first = crash.scan([log], history_file=history, now=NOW)
+    assert (first["history"]["recorded"], first["history"]["pruned"]) == (2, 2)
+    with open(history) as handle:
+        kept = json.load(handle)["crashes"]
+    assert [r["fingerprint"] for r in kept][:1] == ["old2"] and len(kept) == 3  # the oldest went first
+    again = crash.scan([log], history_file=history, now=NOW + 60)
+    assert (again["history"]["recorded"], again["history"]["pruned"]) == (0, 0)  # what is kept is not recorded again
+
+
 def test_recurrence_window_is_24_hours(tmp_path):
     history = str(tmp_path / "h.json")
     old = {"fingerprint": "x", "category": "cuda_oom", "last_seen": crash._iso(NOW - 2 * 86400)}
