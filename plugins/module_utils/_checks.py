@@ -108,10 +108,12 @@ class Family(object):
     the host runner, the judge, the summary, the callback and the Python bridge read it."""
 
     __slots__ = ("kind", "word", "checks", "collectors", "node_module", "stats_key", "file_prefix", "option_prefix",
-                 "never_block", "steps", "unknown_blocks", "variable_rules", "backstop_margin")
+                 "never_block", "steps", "unknown_blocks", "variable_rules", "backstop_margin", "defined_steps_only",
+                 "listed_steps", "since_from")
 
     def __init__(self, kind, word, checks, collectors, node_module, stats_key, file_prefix, option_prefix,
-                 never_block=False, steps=True, unknown_blocks=False, variable_rules=None, backstop_margin=None):
+                 never_block=False, steps=True, unknown_blocks=False, variable_rules=None, backstop_margin=None,
+                 defined_steps_only=False, listed_steps=False, since_from=None):
         self.kind = kind
         self.word = word                  # "Preflight": how the verdict block names a run
         self.checks = checks              # registry(...)
@@ -127,6 +129,13 @@ class Family(object):
         self.variable_rules = variable_rules or {}
         # seconds the host module's task may run past its checks' time (None: the plan's default)
         self.backstop_margin = backstop_margin
+        # the step must be in the run's step table (preflight_steps) when one is given
+        self.defined_steps_only = defined_steps_only
+        # the family runs only for the steps the plan is given (cleanup_steps); for others it does nothing
+        self.listed_steps = listed_steps
+        # kind whose newest summary of the same step gives the run's since time when none is given (the
+        # cleanup looks at what happened since the step's preflight)
+        self.since_from = since_from
 
     @property
     def host_checks(self):

@@ -144,4 +144,5 @@ CHECKS = registry(
 )
 
 FAMILY = Family("cleanup", "Cleanup", CHECKS, COLLECTORS, node_module="node_cleanup", stats_key="gpuops_cleanup",
-                file_prefix="cleanup", option_prefix="cleanup", never_block=True)
+                file_prefix="cleanup", option_prefix="cleanup", never_block=True, listed_steps=True,
+                since_from="preflight")

@@ -200,8 +200,8 @@ def build_plan(kind, step, steps=None, skip=None, downgrade=None, hosts=(), host
             step_id = _steps.parse_step(step)
         except ValueError as exc:
             problems.insert(0, "%s (steps defined: %s)" % (exc, _defined_steps(steps)) if steps else str(exc))
-    if kind == "preflight" and step_id is not None and steps_defined and step_id not in steps:
-        problems.append("step %s is not in preflight_steps (steps defined: %s)" % (step_id, _defined_steps(steps)))
+    if family.defined_steps_only and step_id is not None and steps_defined and step_id not in steps:
+        problems.append("step %s is not in %s_steps (steps defined: %s)" % (step_id, prefix, _defined_steps(steps)))
     names = {}
     for option, value in (("skip", skip), ("downgrade", downgrade)):
         try:
@@ -231,7 +231,7 @@ def build_plan(kind, step, steps=None, skip=None, downgrade=None, hosts=(), host
         problems.extend(validate_host(host, hostvars.get(host) or {}))
     applies = True
     wanted = list(DEFAULT_CLEANUP_STEPS)
-    if kind == "cleanup":
+    if family.listed_steps:
         try:
             wanted = _steps.parse_steps(cleanup_steps if cleanup_steps is not None else DEFAULT_CLEANUP_STEPS,
                                         "cleanup_steps")
@@ -256,9 +256,9 @@ def build_plan(kind, step, steps=None, skip=None, downgrade=None, hosts=(), host
 
     now = time.time() if now is None else now
     since_source = "given" if since_epoch is not None else None
-    if kind == "cleanup" and since_epoch is None and summary_dir:
-        since_epoch = latest_preflight_start(summary_dir, step_id)
-        since_source = "preflight summary" if since_epoch is not None else "current boot"
+    if family.since_from and since_epoch is None and summary_dir:
+        since_epoch = latest_start(summary_dir, family.since_from, step_id)
+        since_source = "%s summary" % family.since_from if since_epoch is not None else "current boot"
     effective = dict((n, registry[n].timeout) for n in host_checks)
     effective.update(clean_timeouts)
     enabled = [n for n in host_checks if n not in names["skip"]]
@@ -372,13 +372,13 @@ def summary_name_pattern(prefix):
     return re.compile("^" + re.escape(prefix) + _NAME_TAIL)
 
 
-def latest_preflight_start(summary_dir, step):
-    """When the newest preflight of ``step`` started, from its summary file; None when there is none.
+def latest_start(summary_dir, kind, step):
+    """When the newest run of family ``kind`` for ``step`` started, from its summary file; None when there is none.
 
     Only regular files are opened, without blocking (a FIFO named like a summary must not hang the plan).
     """
     folder = os.path.expanduser(summary_dir)
-    named = summary_name_pattern(_families.family("preflight").file_prefix)
+    named = summary_name_pattern(_families.family(kind).file_prefix)
     try:
         found = [(m.group(2), int(m.group(3) or 0), name) for name, m in
                  ((name, named.match(name)) for name in os.listdir(folder)) if m and m.group(1) == step]

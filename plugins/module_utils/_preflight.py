@@ -166,4 +166,5 @@ CHECKS = registry(
 )
 
 FAMILY = Family("preflight", "Preflight", CHECKS, COLLECTORS, node_module="node_preflight",
-                stats_key="gpuops_preflight", file_prefix="summary", option_prefix="preflight")
+                stats_key="gpuops_preflight", file_prefix="summary", option_prefix="preflight",
+                defined_steps_only=True)
