@@ -33,6 +33,12 @@ _RANK = {SKIPPED: 0, OK: 1, WARN: 2, UNKNOWN: 3, FAIL: 4}
 CONTROLLER = "controller"
 HOST = "host"
 
+# The two checks every family declares (where=CONTROLLER) and the judge decides from what came back of a
+# host: it answered over SSH, and its module ran and reported.
+SSH = "ssh"
+PROBE = "probe"
+CONNECTION_CHECKS = (SSH, PROBE)
+
 
 class CheckSpec(object):
     """One check, declared once: the part that is an interface, and for a host check how it runs.

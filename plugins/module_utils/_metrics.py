@@ -34,8 +34,6 @@ PREFIX = "gpuops_"
 # Host entry statuses (docs/SUMMARY_SCHEMA.md, "Host entries").
 HOST_STATES = ("passed", "warnings", "blocked", "unreachable", "failed")
 CHECK_STATES = (_checks.OK, _checks.WARN, _checks.FAIL, _checks.UNKNOWN, _checks.SKIPPED)
-# Checks judged on the controller: they appear as items, never in hosts.<h>.checks.
-CONTROLLER_CHECKS = ("ssh", "probe")
 _KIND = re.compile(r"^[a-z][a-z0-9_]*$")
 
 # name -> (help, label names). Declared once; HELP never depends on the run, so the files of every
@@ -176,16 +174,16 @@ def _controller_check_status(summary, host, entry, items):
     """ssh/probe are items, not host checks: their status from the host's items, else what the host did."""
     out = {}
     skipped = _list(summary.get("skipped_checks"))
-    for check in CONTROLLER_CHECKS:
+    for check in _checks.CONNECTION_CHECKS:
         statuses = [i.get("status") for i in items
                     if i.get("host") == host and i.get("check") == check and i.get("status") in CHECK_STATES]
         if check in skipped:
             out[check] = _checks.SKIPPED
         elif statuses:
             out[check] = _checks.worst(statuses)
-        elif check == "ssh" and entry.get("reachable") is not False:
+        elif check == _checks.SSH and entry.get("reachable") is not False:
             out[check] = _checks.OK
-        elif check == "probe" and entry.get("reachable") is not False and entry.get("status") != "failed":
+        elif check == _checks.PROBE and entry.get("reachable") is not False and entry.get("status") != "failed":
             out[check] = _checks.OK
     return out
 

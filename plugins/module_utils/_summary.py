@@ -48,20 +48,20 @@ def _host_problem(kind, host, address, res, plan):
     """(check, message) when the host gave no check results, else None."""
     where = host if not address or address == host else "%s (%s)" % (host, address)
     if res is None:
-        return "probe", "%s: no result from the host (it did not run the %s)" % (where, kind)
+        return _checks.PROBE, "%s: no result from the host (it did not run the %s)" % (where, kind)
     if res.get("unreachable"):
-        return "ssh", "%s unreachable: %s" % (where, _short_ssh_error(res.get("msg")))
+        return _checks.SSH, "%s unreachable: %s" % (where, _short_ssh_error(res.get("msg")))
     if "checks" in res and not res.get("failed"):
         return None
     msg = (res.get("msg") or "").strip()
     if res.get("timedout") or "timed out" in msg:
-        return "probe", "%s: the %s module did not finish within %ss; no check result came back" % (
+        return _checks.PROBE, "%s: the %s module did not finish within %ss; no check result came back" % (
             where, kind, plan.get("host_timeout"))
     detail = msg or "module failure"
     stderr = (res.get("module_stderr") or "").strip().splitlines()
     if stderr:
         detail += ": " + stderr[-1]
-    return "probe", "%s: the %s module failed: %s" % (where, kind, detail[:400])
+    return _checks.PROBE, "%s: the %s module failed: %s" % (where, kind, detail[:400])
 
 
 def build_summary(plan, host_results, finished=None, pending=()):
@@ -83,8 +83,8 @@ def build_summary(plan, host_results, finished=None, pending=()):
             entry.update(reachable=None, status="pending")
         elif failure:
             check, message = failure
-            entry["reachable"] = check != "ssh"
-            entry["status"] = "unreachable" if check == "ssh" else "failed"
+            entry["reachable"] = check != _checks.SSH
+            entry["status"] = "unreachable" if check == _checks.SSH else "failed"
             entry["error"] = message
             if check not in plan["skip"]:
                 problems.append(_checks.problem(check, _checks.FAIL, message, registry[check].fix))

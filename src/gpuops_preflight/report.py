@@ -48,7 +48,7 @@ class Item:
 
     def log_text(self) -> str:
         """How WATCHER's log names it: ``SSH unreachable: 192.168.3.120``, ``GPU_COUNT_MISMATCH: <message>``."""
-        if self.check == "ssh":
+        if self.check == module_utils("_checks").SSH:
             return "SSH unreachable: %s" % (self.address or self.host)
         return "%s: %s" % (self.code, self.message)
 
