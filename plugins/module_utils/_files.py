@@ -7,8 +7,9 @@ Every such file may be something else than it claims: a FIFO (opening it blocks 
 directory, a device, a huge file, half-written. So:
 
 * ``read_regular(path, limit)``: opens without blocking (``O_NONBLOCK``), refuses anything but a
-  regular file and anything larger than ``limit`` with a message that names the path and what it
-  is; ``FileProblem`` (a ValueError) for those, OSError for the rest (missing, permission).
+  regular file (``NotRegular``) and anything larger than ``limit`` (``TooLarge``) with a message that
+  names the path and what it is; both are ``FileProblem`` (a ValueError), OSError for the rest
+  (missing, permission).
 * ``write_atomic(path, data)``: a temporary file in the same folder, flushed, then renamed over
   the target, so a reader (or a full disk) never sees half a file; the temporary file is removed
   when anything fails.
@@ -25,6 +26,8 @@ import os
 import stat
 import tempfile
 import time
+
+from ansible_collections.gpuops.preflight.plugins.module_utils._values import human_bytes
 
 _KINDS = (
     (stat.S_ISDIR, "a directory"),
@@ -44,6 +47,14 @@ class FileProblem(ValueError):
     """The path is not a regular file, or is larger than allowed: the message says which."""
 
 
+class NotRegular(FileProblem):
+    """The path is a FIFO, a folder, a device...: not a regular file."""
+
+
+class TooLarge(FileProblem):
+    """The file is larger than the reader's limit: it was not read."""
+
+
 def kind(mode):
     for test, label in _KINDS:
         if test(mode):
@@ -61,11 +72,11 @@ def open_regular(path, append=False):
             raise
         # opened for writing without blocking, a FIFO nobody reads (or a device) is ENXIO, a folder
         # EISDIR: say what it is
-        raise FileProblem("%s is %s, not a regular file" % (path, kind(os.stat(path).st_mode)))
+        raise NotRegular("%s is %s, not a regular file" % (path, kind(os.stat(path).st_mode)))
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise FileProblem("%s is %s, not a regular file" % (path, kind(st.st_mode)))
+            raise NotRegular("%s is %s, not a regular file" % (path, kind(st.st_mode)))
     except BaseException:
         os.close(fd)
         raise
@@ -84,16 +95,25 @@ def read_fd(fd, limit):
     return b"".join(chunks)
 
 
-def read_regular(path, limit):
-    """The bytes of a regular file of at most ``limit`` bytes; FileProblem naming the limit when larger."""
+def read_regular(path, limit, with_stat=False):
+    """The bytes of a regular file of at most ``limit`` bytes (with ``with_stat``: ``(bytes, os.stat_result)``).
+
+    ``NotRegular`` for a FIFO, a folder or a device (never blocking on it), ``TooLarge`` naming the size and
+    the limit for a larger file (not read), OSError for the rest. Every bounded read of a file an operator,
+    a tool or a job controls goes through here.
+    """
     fd = open_regular(path)
     try:
+        st = os.fstat(fd)
+        if st.st_size > limit:
+            raise TooLarge("%s is %s, larger than its limit of %s: not read"
+                           % (path, human_bytes(st.st_size), human_bytes(limit)))
         data = read_fd(fd, limit + 1)
     finally:
         os.close(fd)
-    if len(data) > limit:
-        raise FileProblem("%s is larger than the %d byte limit" % (path, limit))
-    return data
+    if len(data) > limit:  # it grew since the stat, or its size is not what it holds (procfs)
+        raise TooLarge("%s is larger than its limit of %s: not read" % (path, human_bytes(limit)))
+    return (data, st) if with_stat else data
 
 
 def prune(folder, pattern, keep, key):

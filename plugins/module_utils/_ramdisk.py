@@ -23,7 +23,7 @@ import re
 import stat
 import time
 
-from ansible_collections.gpuops.preflight.plugins.module_utils import _steps
+from ansible_collections.gpuops.preflight.plugins.module_utils import _files, _steps
 from ansible_collections.gpuops.preflight.plugins.module_utils._values import human_bytes, is_within
 
 MISSING_STEP_FOLDER = "missing_step_folder"
@@ -195,7 +195,7 @@ def _check_one(name, path, subject, missing_message, validate_json, max_age, jso
         return problems, info
     try:
         try:
-            data = _read(fd, json_max_bytes + 1 if parse else 1)
+            data = _files.read_fd(fd, json_max_bytes + 1 if parse else 1)
         except OSError as exc:
             problems.append(_problem(name, path, UNREADABLE, "%s cannot be read: %s"
                                      % (subject, exc.strerror or exc)))
@@ -218,17 +218,6 @@ def _check_one(name, path, subject, missing_message, validate_json, max_age, jso
                                          % (subject, verdict["error"]),
                                          line=verdict.get("line"), column=verdict.get("column")))
     return problems, info
-
-
-def _read(fd, limit):
-    chunks, total = [], 0
-    while total < limit:
-        chunk = os.read(fd, min(limit - total, 1024 * 1024))
-        if not chunk:
-            break
-        chunks.append(chunk)
-        total += len(chunk)
-    return b"".join(chunks)
 
 
 def _parse_json(data):

@@ -66,24 +66,13 @@ def _oserror(path, exc):
 def read_bounded(path, limit):
     """The bytes of the regular file ``path``; raises JsonFileError. Never blocks on a FIFO, never reads past ``limit``."""
     try:
-        fd = _files.open_regular(path)
-    except _files.FileProblem as exc:
+        return _files.read_regular(path, limit)
+    except _files.NotRegular as exc:
         raise JsonFileError(NOT_REGULAR, str(exc))
+    except _files.TooLarge as exc:
+        raise JsonFileError(TOO_LARGE, str(exc))
     except OSError as exc:
         raise _oserror(path, exc)
-    try:
-        size = os.fstat(fd).st_size
-        if size > limit:
-            raise JsonFileError(TOO_LARGE, "%s is %s, larger than the %s limit: not read"
-                                % (path, human_bytes(size), human_bytes(limit)))
-        data = _files.read_fd(fd, limit + 1)
-    except OSError as exc:
-        raise _oserror(path, exc)
-    finally:
-        os.close(fd)
-    if len(data) > limit:  # it grew since the stat
-        raise JsonFileError(TOO_LARGE, "%s is larger than the %s limit: not read" % (path, human_bytes(limit)))
-    return data
 
 
 def parse_json_bytes(data, path):

@@ -118,15 +118,8 @@ class StatusError(object):
 
 def _read_file(path, limit):
     """(bytes, mtime) of a regular file of at most ``limit`` bytes; OSError / _files.FileProblem otherwise."""
-    fd = _files.open_regular(path)
-    try:
-        mtime = os.fstat(fd).st_mtime
-        data = _files.read_fd(fd, limit + 1)
-    finally:
-        os.close(fd)
-    if len(data) > limit:
-        raise _files.FileProblem("%s is larger than the %d byte limit" % (path, limit))
-    return data, mtime
+    data, st = _files.read_regular(path, limit, with_stat=True)
+    return data, st.st_mtime
 
 
 def _mtime(path):

@@ -303,16 +303,11 @@ def _read_bounded(path: str, limit: int) -> bytes:
     """A regular file's bytes, never blocking on a FIFO or device; ValueError(reason) or OSError."""
     files = files_module()
     try:
-        fd = files.open_regular(path)
-    except files.FileProblem:
+        return files.read_regular(path, limit)
+    except files.NotRegular:
         raise ValueError(NOT_REGULAR) from None
-    try:
-        data = files.read_fd(fd, limit + 1)
-    finally:
-        os.close(fd)
-    if len(data) > limit:
-        raise ValueError(TOO_LARGE)
-    return data
+    except files.TooLarge:
+        raise ValueError(TOO_LARGE) from None
 
 
 def _load_index(path: str, summary_dir: str) -> tuple[dict, GpuSets]:

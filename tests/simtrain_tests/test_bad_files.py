@@ -65,7 +65,7 @@ def test_non_utf8_crash_line_is_reported_as_valid_text(hosts):
 
 
 @pytest.mark.parametrize("writer, text", [
-    (lambda p: sparse(p, GIB), "larger than the 16.0 MiB limit: not read"),
+    (lambda p: sparse(p, GIB), "larger than its limit of 16.0 MiB: not read"),
     (lambda p: open(p, "w").write('{"base_model": "openai/whisper'), "is not valid JSON"),
     (lambda p: open(p, "wb").write(b'{"base_model": "Ger\xe4t"}'), "not UTF-8 text"),
     (os.mkfifo, "is a fifo, not a regular file"),
@@ -82,7 +82,7 @@ def test_bad_config_json_gives_a_clear_error(hosts, writer, text):
 
 
 @pytest.mark.parametrize("writer, text", [
-    (lambda p: sparse(p, GIB), "larger than the 16.0 MiB limit"),
+    (lambda p: sparse(p, GIB), "larger than its limit of 16.0 MiB"),
     (lambda p: open(p, "w").write('{"global_step": 50'), "is not valid JSON"),
     (os.mkfifo, "is a fifo"),
 ])

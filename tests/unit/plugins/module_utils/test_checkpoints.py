@@ -160,7 +160,7 @@ def test_empty_files_and_step_mismatch(tmp_path):
 
 
 @pytest.mark.parametrize("content, message", [
-    (None, "larger than the 16.0 MiB limit"),
+    (None, "larger than its limit of 16.0 MiB"),
     (b'{"global_step": 1', "is not valid JSON"),
     (b'{"global_step": "1000"}', "not a whole number"),
     (b"[1, 2]", "holds no JSON object"),

@@ -111,7 +111,7 @@ def test_map_that_is_not_a_regular_file_or_too_big_or_not_utf8(open_tmp):
     assert "cannot be read: No such file" in _serving.read_model_map(str(open_tmp / "nope.json"))["error"]
     big = open_tmp / "big.json"
     big.write_text(json.dumps({"a": {"model": "x" * 100, "path": "p"}}))
-    assert "larger than the 50 byte limit" in _serving.read_model_map(str(big), limit=50)["error"]
+    assert "larger than its limit of 50 bytes" in _serving.read_model_map(str(big), limit=50)["error"]
     raw = open_tmp / "latin1.json"
     raw.write_bytes(b'{"caf\xe9": {"model": "a", "path": "a"}}')
     error = _serving.read_model_map(str(raw))["error"]

@@ -105,7 +105,7 @@ def test_read_json_refuses_huge_fifo_folder_and_names_the_problem(tmp_path):
     sparse(huge, 1024 ** 3)
     with pytest.raises(tc.JsonFileError) as err:
         tc.read_json(huge)
-    assert err.value.state == tc.TOO_LARGE and "1.0 GiB, larger than the 16.0 MiB limit" in err.value.message
+    assert err.value.state == tc.TOO_LARGE and "1.0 GiB, larger than its limit of 16.0 MiB" in err.value.message
     fifo = str(tmp_path / "fifo.json")
     os.mkfifo(fifo)
     with pytest.raises(tc.JsonFileError) as err:

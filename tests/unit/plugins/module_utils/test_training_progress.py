@@ -111,7 +111,7 @@ def test_read_status_never_blocks_on_a_fifo_nor_reads_a_directory_or_a_huge_file
     with open(huge, "wb") as handle:
         handle.truncate(50 * 1024 * 1024)   # sparse: 50 MB of nothing
     err = tp.read_status(str(huge), limit=1024)
-    assert err.unreadable and "larger than the 1024 byte limit" in err.message
+    assert err.unreadable and "larger than its limit of 1.0 KiB" in err.message
 
 
 # ---------------------------------------------------------------------------------------------
