@@ -112,9 +112,8 @@ def _run(module, info, argv, timeout, clock):
     if run.timed_out:
         info.update(outcome=TIMEOUT, reason=run.describe())
         return None
-    exit_why = _toolpath.describe_exit(info["path"], run.rc)
-    if run.not_found or exit_why:
-        info.update(outcome=MISSING, reason=exit_why or run.describe())
+    if run.not_found or run.launch_failure:
+        info.update(outcome=MISSING, reason=run.describe())
         return None
     if not run.ran:
         info.update(outcome=ERROR, reason=clean_text(run.describe()))

@@ -19,10 +19,18 @@ from ansible_collections.gpuops.preflight.plugins.module_utils._values import se
 ROCM_BIN_DIRS = ["/opt/rocm/bin", "/opt/rocm/libexec/rocm_smi"]
 
 
+# coreutils timeout's own exit codes when it could not start the tool (it runs every tool, see run_tool)
+_LAUNCH_FAILURES = {
+    126: "%s is not executable (timeout could not run it, exit 126)",
+    127: "%s not found (timeout could not run it, exit 127)",
+}
+
+
 class ToolRun(object):
     """The outcome of one tool call: what ran, how it ended and what it printed."""
 
-    __slots__ = ("cmd", "rc", "stdout", "stderr", "elapsed", "timed_out", "not_found", "error", "timeout")
+    __slots__ = ("cmd", "rc", "stdout", "stderr", "elapsed", "timed_out", "not_found", "error", "timeout",
+                 "launch_failure")
 
     def __init__(self, cmd, timeout):
         self.cmd = cmd
@@ -34,14 +42,17 @@ class ToolRun(object):
         self.timed_out = False
         self.not_found = False
         self.error = None
+        self.launch_failure = None  # why timeout could not start the tool (exit 126 or 127)
 
     @property
     def ran(self):
         """The tool started and ended by itself (whatever it printed or returned)."""
-        return not (self.timed_out or self.not_found or self.error)
+        return not (self.timed_out or self.not_found or self.error or self.launch_failure)
 
     def describe(self):
         name = os.path.basename(self.cmd[0]) if self.cmd else "tool"
+        if self.launch_failure:
+            return self.launch_failure
         if self.not_found:
             return "%s not found" % name
         if self.timed_out:
@@ -85,6 +96,7 @@ def run_tool(module, argv, timeout, kill_after=2, clock=time.monotonic):
     # lasted the whole timeout counts (the OOM killer also kills, but early).
     if (rc in (124, 137) or (rc is not None and rc < 0)) and run.elapsed >= timeout * 0.9:
         run.timed_out = True
-    elif rc == 127:
-        run.not_found = True
+    elif rc in _LAUNCH_FAILURES:
+        run.launch_failure = _LAUNCH_FAILURES[rc] % argv[0]
+        run.not_found = rc == 127
     return run

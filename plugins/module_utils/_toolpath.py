@@ -35,12 +35,3 @@ def locate(module, wanted, opt_dirs=()):
         return path, None
     where = "PATH" + (" or in %s" % ", ".join(opt_dirs) if opt_dirs else "")
     return None, "%s not found on %s" % (wanted, where)
-
-
-def describe_exit(name, rc):
-    """What coreutils ``timeout`` exiting 126/127 means (it could not start the tool), else None."""
-    if rc == 126:
-        return "%s is not executable (timeout could not run it, exit 126)" % name
-    if rc == 127:
-        return "%s not found (timeout could not run it, exit 127)" % name
-    return None

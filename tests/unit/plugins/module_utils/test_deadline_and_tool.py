@@ -65,6 +65,12 @@ def test_oom_kill_early_is_not_a_timeout():
 
 
 def test_not_found_and_os_errors():
-    assert _tool.run_tool(Module(rc=127), ["x"], 5).not_found
+    missing = _tool.run_tool(Module(rc=127), ["/usr/bin/dmesg"], 5)
+    assert missing.not_found and not missing.ran
+    assert missing.describe() == "/usr/bin/dmesg not found (timeout could not run it, exit 127)"
+    # 126: there, but not executable; every caller of run_tool reads it the same way (not a tool that failed)
+    denied = _tool.run_tool(Module(rc=126), ["/usr/bin/dmesg"], 5)
+    assert not denied.ran and not denied.not_found
+    assert denied.describe() == "/usr/bin/dmesg is not executable (timeout could not run it, exit 126)"
     run = _tool.run_tool(Module(raises=OSError("Permission denied")), ["x"], 5)
     assert run.error == "Permission denied" and not run.ran
