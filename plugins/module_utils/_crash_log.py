@@ -44,7 +44,8 @@ from ansible_collections.gpuops.preflight.plugins.module_utils import _checks
 from ansible_collections.gpuops.preflight.plugins.module_utils import _timeparse
 from ansible_collections.gpuops.preflight.plugins.module_utils import _files
 from ansible_collections.gpuops.preflight.plugins.module_utils import _training_config as _config
-from ansible_collections.gpuops.preflight.plugins.module_utils._kernel_time import local_epoch, yearless_epoch
+from ansible_collections.gpuops.preflight.plugins.module_utils._kernel_time import yearless_epoch
+from ansible_collections.gpuops.preflight.plugins.module_utils._timeparse import local_epoch
 from ansible_collections.gpuops.preflight.plugins.module_utils._values import human_bytes, without_escapes
 
 HARD = _checks.HARD

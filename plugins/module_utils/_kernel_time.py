@@ -29,9 +29,10 @@ host/facility prefixes never stay in the body, even when the time cannot be read
 
 from __future__ import annotations
 
-import calendar
 import re
 import time
+
+from ansible_collections.gpuops.preflight.plugins.module_utils._timeparse import local_epoch, utc_epoch, zone_offset
 
 MAX_LINE_CHARS = 4096
 
@@ -108,28 +109,6 @@ def to_text(raw):
     return raw
 
 
-def _valid(month, day, hour, minute, second):
-    return 1 <= month <= 12 and 1 <= day <= 31 and hour <= 23 and minute <= 59 and second <= 60
-
-
-def local_epoch(year, month, day, hour, minute, second):
-    if not _valid(month, day, hour, minute, second):
-        return None
-    try:
-        return time.mktime((year, month, day, hour, minute, second, 0, 0, -1))
-    except (OverflowError, ValueError):
-        return None
-
-
-def _utc_epoch(year, month, day, hour, minute, second, offset_s=0):
-    if not _valid(month, day, hour, minute, second):
-        return None
-    try:
-        return float(calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0)) - offset_s)
-    except (OverflowError, ValueError):
-        return None
-
-
 _ISO_CACHE = {}
 
 
@@ -152,16 +131,7 @@ def _iso_base(match):
     zone = match.group(8)
     if zone is None:
         return local_epoch(year, month, day, hour, minute, second)
-    return _utc_epoch(year, month, day, hour, minute, second, _zone_offset(zone))
-
-
-def _zone_offset(zone):
-    """Seconds east of UTC of 'Z', '+05:30', '-0500', '+02'."""
-    if zone.upper() == "Z":
-        return 0
-    digits = zone[1:].replace(":", "")
-    offset = int(digits[:2]) * 3600 + (int(digits[2:4]) * 60 if len(digits) >= 4 else 0)
-    return offset if zone[0] == "+" else -offset
+    return utc_epoch(year, month, day, hour, minute, second, zone_offset(zone))
 
 
 def yearless_epoch(month, day, hour, minute, second, now):
@@ -171,8 +141,9 @@ def yearless_epoch(month, day, hour, minute, second, now):
         return None
     year = time.localtime(now).tm_year
     epoch = local_epoch(year, month, day, hour, minute, second)
-    # syslog has no year: a December line read in January belongs to last year.
-    if epoch is not None and epoch > now + 2 * 86400:
+    # syslog has no year: a December line read in January belongs to last year, and so does a
+    # February 29 that this year does not have.
+    if epoch is None or epoch > now + 2 * 86400:
         epoch = local_epoch(year - 1, month, day, hour, minute, second)
     return epoch
 
@@ -181,9 +152,9 @@ def _full_epoch(match):
     year, month, day, hour, minute, second = (int(match.group(i)) for i in range(1, 7))
     zone = match.group(7)
     if zone.upper() in ("UTC", "GMT", "Z"):
-        return _utc_epoch(year, month, day, hour, minute, second)
+        return utc_epoch(year, month, day, hour, minute, second)
     if zone[0] in "+-":
-        return _utc_epoch(year, month, day, hour, minute, second, _zone_offset(zone))
+        return utc_epoch(year, month, day, hour, minute, second, zone_offset(zone))
     return local_epoch(year, month, day, hour, minute, second)
 
 

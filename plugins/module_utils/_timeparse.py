@@ -57,21 +57,51 @@ def _iso_epoch(text, naive_utc=False):
     if not match:
         return None
     year, month, day, hour, minute, second = (int(match.group(i) or 0) for i in range(1, 7))
-    try:
-        datetime.datetime(year, month, day, hour, minute, second)  # rejects Feb 30, hour 25
-    except ValueError:
-        return None
-    fields = (year, month, day, hour, minute, second, 0, 0, -1)
     zone = match.group(8)
     if zone is None and not naive_utc:
-        base = time.mktime(fields)
+        base = local_epoch(year, month, day, hour, minute, second)
     else:
-        base = calendar.timegm(fields)
-        if zone is not None and zone.upper() != "Z":
-            digits = zone[1:].replace(":", "")
-            offset = int(digits[:2]) * 3600 + int(digits[2:4] or 0) * 60
-            base -= offset if zone[0] == "+" else -offset
+        base = utc_epoch(year, month, day, hour, minute, second, zone_offset(zone) if zone else 0)
+    if base is None:
+        return None
     return base + (float("0." + match.group(7)) if match.group(7) else 0.0)
+
+
+# -- calendar fields to epoch seconds: the one place (operators' times, summaries, kernel and training logs)
+
+def _possible(year, month, day, hour, minute, second):
+    """A real date and time (no February 30, no hour 25); second 60 is a leap second."""
+    try:
+        datetime.datetime(year, month, day, hour, minute, min(second, 59))
+    except (ValueError, OverflowError, TypeError):
+        return False
+    return second <= 60
+
+
+def local_epoch(year, month, day, hour=0, minute=0, second=0):
+    """Epoch seconds of a local wall-clock time, or None for an impossible one."""
+    if not _possible(year, month, day, hour, minute, second):
+        return None
+    try:
+        return time.mktime((year, month, day, hour, minute, second, 0, 0, -1))
+    except (OverflowError, ValueError):
+        return None
+
+
+def utc_epoch(year, month, day, hour=0, minute=0, second=0, offset_s=0):
+    """Epoch seconds of a time ``offset_s`` seconds east of UTC, or None for an impossible one."""
+    if not _possible(year, month, day, hour, minute, second):
+        return None
+    return float(calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0)) - offset_s)
+
+
+def zone_offset(zone):
+    """Seconds east of UTC of 'Z', '+05:30', '-0500', '+02'."""
+    if zone.upper() == "Z":
+        return 0
+    digits = zone[1:].replace(":", "")
+    offset = int(digits[:2]) * 3600 + (int(digits[2:4]) * 60 if len(digits) >= 4 else 0)
+    return offset if zone[0] == "+" else -offset
 
 
 def file_stamp(epoch):
