@@ -73,6 +73,15 @@ def run(argv, env, timer):
         return seconds, timeline(json.load(handle), started, seconds)
 
 
+def median(values):
+    return round(statistics.median(values), 3)
+
+
+def medians(runs):
+    """{phase: median seconds} over runs of {phase: seconds}."""
+    return dict((phase, median([one[phase] for one in runs])) for phase in runs[0])
+
+
 def payload_seconds(modules):
     """{module: seconds} to build each module's AnsiballZ payload, in a fresh controller process each."""
     code = """
@@ -139,8 +148,6 @@ def main(argv=None):
         payload = payload_seconds(["gpuops.preflight.node_training_health", "ansible.builtin.ping"])
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    median = lambda values: round(statistics.median(values), 3)  # noqa: E731
-    medians = lambda runs: dict((phase, median([one[phase] for one in runs])) for phase in runs[0])  # noqa: E731
     result = {
         "machine": machine(), "rounds": len(ping), "ping_s": median(ping), "health_s": median(health),
         "difference_s": median([h - p for h, p in zip(health, ping)]),

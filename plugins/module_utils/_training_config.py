@@ -32,7 +32,7 @@ import re
 import stat
 
 from ansible_collections.gpuops.preflight.plugins.module_utils import _files
-from ansible_collections.gpuops.preflight.plugins.module_utils._values import human_bytes, type_name
+from ansible_collections.gpuops.preflight.plugins.module_utils._values import type_name
 
 # -- bounded JSON files -----------------------------------------------------------------------
 
