@@ -34,7 +34,7 @@ import struct
 import threading
 import time
 
-from ansible_collections.gpuops.preflight.plugins.module_utils import _checks, _files
+from ansible_collections.gpuops.preflight.plugins.module_utils import _checks, _deadline, _files
 from ansible_collections.gpuops.preflight.plugins.module_utils._values import is_within, seconds_text
 
 # ====================================================================================================
@@ -395,12 +395,29 @@ _ACL_XATTR = "system.posix_acl_access"
 _ACL_USER_OBJ, _ACL_USER, _ACL_GROUP_OBJ, _ACL_GROUP, _ACL_MASK, _ACL_OTHER = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
 
 
-def service_identity(user=None, environ=None):
+# The user database may be a directory service (LDAP, SSSD) that stops answering: a lookup waits this long.
+IDENTITY_TIMEOUT = 5.0
+
+
+def service_identity(user=None, environ=None, timeout=IDENTITY_TIMEOUT):
     """The user the service runs as: ``{"name", "uid", "gid", "groups", "source"}``.
 
     ``user`` (a name or a uid) when given; else, under sudo as root, the user who ran sudo
-    (SUDO_UID); else this process's own credentials. ValueError for an unknown user.
+    (SUDO_UID); else this process's own credentials. ValueError for an unknown user, and for a
+    lookup that did not end within ``timeout`` seconds (None: no bound).
     """
+    if timeout is None:
+        return _identity(user, environ)
+    outcome = _deadline.run_all({"identity": (lambda: _identity(user, environ), timeout)})["identity"]
+    if outcome.timed_out:
+        raise ValueError("looking up the service user%s took over %ss: is the user database (LDAP, SSSD) answering?"
+                         % (" %r" % (user,) if user not in (None, "") else "", seconds_text(timeout)))
+    if outcome.error is not None:
+        raise outcome.error
+    return outcome.value
+
+
+def _identity(user, environ):
     import pwd  # POSIX only, imported where it is used
     environ = os.environ if environ is None else environ
     if user not in (None, ""):

@@ -181,6 +181,24 @@ def test_service_identity_of_a_named_user_and_under_sudo():
         assert ident["uid"] == 65534 and ident["source"] == "sudo"
 
 
+def test_a_user_database_that_does_not_answer_is_a_clear_error_within_the_bound(monkeypatch):
+    import pwd
+    import threading
+
+    released = threading.Event()
+
+    def hung(name):  # an LDAP/SSSD lookup that never comes back
+        released.wait(30)
+        raise KeyError(name)
+
+    monkeypatch.setattr(pwd, "getpwnam", hung)
+    try:
+        with pytest.raises(ValueError, match="looking up the service user 'svc' took over 0.2s: is the user database"):
+            _serving.service_identity("svc", timeout=0.2)
+    finally:
+        released.set()
+
+
 # ---------------------------------------------------------------- the model store
 
 
