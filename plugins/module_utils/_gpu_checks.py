@@ -287,9 +287,13 @@ SILENT_TOOL_FIX = {
 MIXED_INDEX_FIX = ("Name the GPU by its PCI address in excluded_gpus / gpu_watchlist (e.g. 0000:41:00.0, as lspci "
                    "-D or the summary's gpus list shows it): on a host with AMD and NVIDIA GPUs, rocm-smi and nvidia-smi "
                    "each number their own GPUs from 0.")
-MISSING_TOOL_FIX = ("Install the GPU tool on the host (ROCm's rocm-smi or amd-smi, NVIDIA's nvidia-smi) or point "
-                    "preflight_rocm_smi / preflight_nvidia_smi at it; set preflight_gpu_tool: sysfs to rely on "
-                    "sysfs on purpose.")
+
+
+def missing_tool_fix(family):
+    """What to do when no GPU tool is found, in the family's own variable names (training_health_rocm_smi...)."""
+    return ("Install the GPU tool on the host (ROCm's rocm-smi or amd-smi, NVIDIA's nvidia-smi) or point "
+            "{0}_rocm_smi / {0}_nvidia_smi at it; set {0}_gpu_tool: sysfs to rely on sysfs on purpose."
+            .format(family.option_prefix))
 
 
 def seen_text(finding, now):
@@ -342,11 +346,12 @@ def evaluate_health(ctx, spec):
         problems.append(problem(
             spec.name, UNKNOWN,
             "GPU state unknown: %s; sysfs shows %d GPU(s) on the bus and none lost" % (tool["reason"], len(unknown[vendor])),
-            MISSING_TOOL_FIX if tool["outcome"] == _gpus.MISSING else SILENT_TOOL_FIX.get(vendor, SILENT_TOOL_FIX[_gpus.AMD])))
+            missing_tool_fix(ctx.family) if tool["outcome"] == _gpus.MISSING
+            else SILENT_TOOL_FIX.get(vendor, SILENT_TOOL_FIX[_gpus.AMD])))
     for tool in tools.values():
         if tool["outcome"] == _gpus.MISSING and ctx.params.get("gpu_tool") != "sysfs" and tool not in silent.values():
             problems.append(problem(spec.name, UNKNOWN, "%s: GPU health read from sysfs only (no tool, no SMU check)"
-                                    % tool["reason"], MISSING_TOOL_FIX))
+                                    % tool["reason"], missing_tool_fix(ctx.family)))
     for note in view["policy_notes"]:
         problems.append(problem(spec.name, UNKNOWN, note, "Name GPUs in excluded_gpus and gpu_watchlist by PCI "
                                                           "address (e.g. 0000:22:00.0) on such hosts."))

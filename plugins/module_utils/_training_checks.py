@@ -426,7 +426,7 @@ def evaluate_permissions(permissions, fix):
     user = permissions["user"]
     details = {"user": user.get("name"), "uid": user.get("uid")}
     if user.get("error"):
-        return [_p(name, UNKNOWN, user["error"], "Set training_service_user to the daemon's user.")], None, details
+        return [_p(name, UNKNOWN, user["error"], "Set training_health_service_user (--service-user with --local) to the daemon's user.")], None, details
     problems = []
     for entry in permissions["entries"]:
         if entry["actual"] == "missing" or entry["mode"] is None:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.gpuops.preflight.plugins.module_utils import _cleanup, _gpu_checks, _preflight
+from ansible_collections.gpuops.preflight.plugins.module_utils import _cleanup, _families, _gpu_checks, _preflight
 from ansible_collections.gpuops.preflight.plugins.module_utils._host_runner import Context
 
 NOW = 1796116800.0  # 2026-12-01 09:20:00 UTC
@@ -264,7 +264,11 @@ def test_a_missing_nvidia_smi_is_one_line_with_the_install_fix():
                                probe={"tools": {"nvidia": missing}}, gpu_tool="auto")
     assert [(p["status"], p["message"], p["fix"]) for p in problems] == [
         ("unknown", "GPU state unknown: nvidia-smi not found on PATH; sysfs shows 3 GPU(s) on the bus and none lost",
-         _gpu_checks.MISSING_TOOL_FIX)]
+         "Install the GPU tool on the host (ROCm's rocm-smi or amd-smi, NVIDIA's nvidia-smi) or point preflight_rocm_smi "
+         "/ preflight_nvidia_smi at it; set preflight_gpu_tool: sysfs to rely on sysfs on purpose.")]
+    # each family names its own variables
+    assert "training_health_rocm_smi / training_health_nvidia_smi" in _gpu_checks.missing_tool_fix(
+        _families.family("training_health"))
 
 
 def test_an_index_refused_on_a_two_vendor_host_blocks_the_preflight_and_warns_in_the_cleanup():
