@@ -480,13 +480,13 @@ def evaluate_temperature(ctx, spec):
     return problems, "hottest GPU %s" % ("%.0f C" % max(temps) if temps else "unknown")
 
 
-def _unscanned(view, spec):
+def _unscanned(ctx, view, spec):
     unscanned = view["log_info"].get("unscanned")
     if not unscanned:
         return []
     return [problem(spec.name, UNKNOWN, "kernel log not scanned whole: %s" % unscanned.get("description"),
-                    "Give the kernel_log check more time (preflight_timeouts: {kernel_log: 60}), or rotate the log "
-                    "file it reads.")]
+                    "Give the %s check more time (%s_timeouts: {%s: 60}), or rotate the log file it reads."
+                    % (spec.name, ctx.family.option_prefix, spec.name))]
 
 
 def _where(gpu, finding):
@@ -501,7 +501,7 @@ def evaluate_kernel_log(ctx, spec):
     view = ctx.value("gpu_view")
     findings, gpus = view["findings"], view["gpus"]
     by_bdf = dict((g["bdf"], g) for g in gpus)
-    problems, folded, groups, order = _unscanned(view, spec), 0, {}, []
+    problems, folded, groups, order = _unscanned(ctx, view, spec), 0, {}, []
     for finding in findings:
         gpu = by_bdf.get(finding.get("bdf"))
         what = finding.get("summary") or finding["category"]
@@ -537,7 +537,7 @@ def evaluate_new_kernel_findings(ctx, spec):
     """After a step: every finding since the step started is news worth a warning."""
     view = ctx.value("gpu_view")
     by_bdf = dict((g["bdf"], g) for g in view["gpus"])
-    problems = _unscanned(view, spec)
+    problems = _unscanned(ctx, view, spec)
     for finding in view["findings"]:
         gpu = by_bdf.get(finding.get("bdf"))
         where = label(gpu) if gpu else (finding.get("bdf") or "a GPU the log line does not name")
