@@ -1395,14 +1395,18 @@ def describe_progress(doc, entries=()):
     return head
 
 
-def run_preload(client, entries, refresh=False, interval=0.5, max_interval=2.0, sleep=time.sleep, on_progress=None):
+def run_preload(client, entries, refresh=False, interval=0.5, max_interval=2.0, sleep=time.sleep, on_progress=None,
+                send=True):
     """Collector: GET /models/status; when not all ready (or ``refresh``), POST /models/preload
     {"refresh": bool} (503 is retried, 202 accepted) and poll /models/status until all_ready, a
     finished preload with errors, or the client's deadline. ``on_progress(text)`` is called with
-    each new progress line. Returns the observations ``evaluate_preload`` judges."""
+    each new progress line. ``send=False`` (check mode): the status is read, nothing is asked of the
+    orchestrator (``not_sent`` says that a real run would have). Returns the observations
+    ``evaluate_preload`` judges."""
     start = client.clock()
     out = {"url": client.url, "refresh": bool(refresh), "triggered": False, "trigger": None, "polls": 0,
-           "status": None, "error": None, "fatal": False, "timed_out": False, "progress": [], "elapsed_s": None}
+           "status": None, "error": None, "fatal": False, "timed_out": False, "progress": [], "elapsed_s": None,
+           "not_sent": False}
     last_line = [None]
 
     def poll():
@@ -1432,6 +1436,9 @@ def run_preload(client, entries, refresh=False, interval=0.5, max_interval=2.0, 
 
     state = poll()
     if out["fatal"] or (state == "ready" and not refresh):
+        return finish()
+    if not send:
+        out["not_sent"] = True
         return finish()
     wait = interval
     trigger = {"status": None, "attempts": 0, "answer": None, "error": None}
@@ -1501,9 +1508,20 @@ def evaluate_preload(observed, entries, timeout=None):
         return problems, None, details
     errors = preload_errors(doc, entries)
     details["errors"] = errors
+    details["not_sent"] = bool(observed.get("not_sent"))
+    if observed.get("not_sent") and not (doc.get("all_ready") is True and not errors):
+        # check mode: what the status says now is not what a preload would end in
+        now = (observed.get("progress") or ["no status"])[-1]
+        problems.append(_checks.problem(
+            "preload", _checks.UNKNOWN, "check mode: not every model is ready (%s); a real run would ask the "
+            "orchestrator to preload them (POST /models/preload, not sent in check mode)" % now,
+            "Run the gate without check mode to load the models, or load them on the orchestrator first.",
+            cause="check_mode"))
+        return problems, None, details
     if doc.get("all_ready") is True and not errors:
         return problems, "all %d model(s) ready%s (%d poll(s), %s)" % (
-            len(set(e["model"] for e in entries)), ", preload triggered" if observed.get("triggered") else "",
+            len(set(e["model"] for e in entries)), ", preload triggered" if observed.get("triggered")
+            else ", refresh not sent in check mode" if observed.get("not_sent") else "",
             observed.get("polls") or 0, _took(observed.get("elapsed_s"))), details
     all_ready = doc.get("all_ready") is True
     for item in errors:

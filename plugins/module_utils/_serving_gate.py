@@ -217,8 +217,9 @@ def _collect_preload(ctx, deadline):
     if _store_blocks(ctx):
         raise CollectorError("not run: the model store is not ready (loading would fail or download)")
     # A caller without Ansible (the local gate) may hand progress lines on: module.progress(line).
+    # Check mode reads the status and asks nothing: loading models is a change on the orchestrator.
     return _serving.run_preload(_client(ctx, deadline, "url"), entries, refresh=ctx.params["refresh"],
-                                on_progress=getattr(ctx.module, "progress", None))
+                                on_progress=getattr(ctx.module, "progress", None), send=not ctx.check_mode)
 
 
 def _collect_mps_host(ctx, deadline):

@@ -20,8 +20,9 @@ description:
     left and 5 s. An invalid map stops the run (nothing else is asked). A check that could not run is V(unknown) and
     says why; the controller (M(gpuops.preflight.preflight_report)) blocks on it as on a failure (a readiness gate
     never passes on what it did not see).
-  - It only reads, except that it asks the orchestrator to preload its models (as the gate does); in check mode too,
-    since loading models is what the orchestrator is for.
+  - It only reads, except that it asks the orchestrator to preload its models (as the gate does). In check mode it
+    only reads the models' status: a model not ready makes C(preload) V(unknown), saying that a real run would ask
+    for the preload.
   - The GPU and kernel-log options of the shared fragment are accepted, as every node module does; no check of this
     family uses them.
 options:
@@ -126,7 +127,7 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    details: It changes nothing on the host; the orchestrator is still asked to preload its models.
+    details: It changes nothing on the host and asks the orchestrator for nothing; C(preload) reads the status only.
   diff_mode:
     support: none
   platform:

@@ -99,6 +99,7 @@ def test_check_mode_runs_the_same_checks(open_tmp, orchestrator):
                flags=("--check",))
     assert run.rc == 0, run.output
     assert run.summary["hosts"]["serve-1"]["checks"]["preload"]["status"] == "ok"
+    assert [r for r in sim.requests if r[0] == "POST"] == []  # check mode asks the orchestrator for nothing
 
 
 @pytest.mark.parametrize("extra, expected", [

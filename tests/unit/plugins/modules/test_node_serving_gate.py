@@ -31,13 +31,30 @@ def layout(open_tmp):
 
 def test_a_ready_host_passes_every_check_in_one_run(capsys, layout, orchestrator):
     sim = orchestrator(models=["org/crawl-7b", "org/tools-3b"], ready_after=0.2)
-    rc, result = run(capsys, dict(layout, url=sim.url, gate_timeout=20, instance="crawler"), check_mode=True)
+    rc, result = run(capsys, dict(layout, url=sim.url, gate_timeout=20, instance="crawler"))
     assert rc == 0 and result["changed"] is False and result["step"] is None
     assert dict((n, r["status"]) for n, r in result["checks"].items()) == {
         "orchestrator": "ok", "model_map": "ok", "model_store": "ok", "preload": "ok", "mps": "skipped",
         "bus": "skipped"}
     assert result["checks"]["preload"]["details"]["triggered"] is True
     assert result["serving"]["instance"] == "crawler" and result["serving"]["url"] == sim.url
+
+
+def test_check_mode_reads_the_models_status_and_asks_nothing(capsys, layout, orchestrator):
+    sim = orchestrator(models=["org/crawl-7b", "org/tools-3b"], ready_after=0.2)
+    rc, result = run(capsys, dict(layout, url=sim.url, gate_timeout=20, instance="crawler"), check_mode=True)
+    preload = result["checks"]["preload"]
+    assert rc == 0 and preload["status"] == "unknown" and preload["details"]["not_sent"] is True
+    assert "a real run would ask the orchestrator to preload them (POST /models/preload, not sent in check mode)" \
+        in preload["message"]
+    assert [r for r in sim.requests if r[0] == "POST"] == []
+    # models already loaded: check mode says so, still without a request that changes anything
+    ready = orchestrator(models=["org/crawl-7b", "org/tools-3b"], already_ready=True)
+    rc, result = run(capsys, dict(layout, url=ready.url, gate_timeout=20, instance="crawler", refresh=True),
+                     check_mode=True)
+    assert result["checks"]["preload"]["status"] == "ok"
+    assert "refresh not sent in check mode" in result["checks"]["preload"]["message"]
+    assert [r for r in ready.requests if r[0] == "POST"] == []
 
 
 def test_checks_and_timeouts_from_the_plan(capsys, layout, orchestrator):
