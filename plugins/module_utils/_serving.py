@@ -88,6 +88,7 @@ FIXES = {
                    "TimeoutStartSec), or read the orchestrator's journal for a model stuck loading.",
         "refused": "The orchestrator refused the preload request: read its answer and its journal; check the "
                    "orchestrator version against the runbook's API.",
+        "check_mode": "Run the gate without check mode to load the models, or load them on the orchestrator first.",
     },
     "mps": {
         "daemon": "Start the MPS control daemon as the GPU's owner (nvidia-cuda-mps-control -d, or its systemd "
@@ -1515,8 +1516,7 @@ def evaluate_preload(observed, entries, timeout=None):
         problems.append(_checks.problem(
             "preload", _checks.UNKNOWN, "check mode: not every model is ready (%s); a real run would ask the "
             "orchestrator to preload them (POST /models/preload, not sent in check mode)" % now,
-            "Run the gate without check mode to load the models, or load them on the orchestrator first.",
-            cause="check_mode"))
+            fixes["check_mode"], cause="check_mode"))
         return problems, None, details
     if doc.get("all_ready") is True and not errors:
         return problems, "all %d model(s) ready%s (%d poll(s), %s)" % (
