@@ -21,8 +21,8 @@ description:
     says why; the controller (M(gpuops.preflight.preflight_report)) blocks on it as on a failure (a readiness gate
     never passes on what it did not see).
   - It only reads, except that it asks the orchestrator to preload its models (as the gate does). In check mode it
-    only reads the models' status: a model not ready makes C(preload) V(unknown), saying that a real run would ask
-    for the preload.
+    only reads the models' status, and a model not ready makes C(preload) V(unknown), saying that a real run would
+    ask for the preload.
   - The GPU and kernel-log options of the shared fragment are accepted, as every node module does; no check of this
     family uses them.
 options:
