@@ -112,7 +112,7 @@ def _run(module, info, argv, timeout, clock):
     if run.timed_out:
         info.update(outcome=TIMEOUT, reason=run.describe())
         return None
-    if run.not_found or run.launch_failure:
+    if run.launch_failure:  # timeout could not start it: not found, or not executable
         info.update(outcome=MISSING, reason=run.describe())
         return None
     if not run.ran:

@@ -29,8 +29,7 @@ _LAUNCH_FAILURES = {
 class ToolRun(object):
     """The outcome of one tool call: what ran, how it ended and what it printed."""
 
-    __slots__ = ("cmd", "rc", "stdout", "stderr", "elapsed", "timed_out", "not_found", "error", "timeout",
-                 "launch_failure")
+    __slots__ = ("cmd", "rc", "stdout", "stderr", "elapsed", "timed_out", "error", "timeout", "launch_failure")
 
     def __init__(self, cmd, timeout):
         self.cmd = cmd
@@ -40,21 +39,23 @@ class ToolRun(object):
         self.stderr = ""
         self.elapsed = 0.0
         self.timed_out = False
-        self.not_found = False
         self.error = None
         self.launch_failure = None  # why timeout could not start the tool (exit 126 or 127)
 
     @property
+    def not_found(self):
+        """timeout could not find the tool (exit 127)."""
+        return self.launch_failure is not None and self.rc == 127
+
+    @property
     def ran(self):
         """The tool started and ended by itself (whatever it printed or returned)."""
-        return not (self.timed_out or self.not_found or self.error or self.launch_failure)
+        return not (self.timed_out or self.error or self.launch_failure)
 
     def describe(self):
         name = os.path.basename(self.cmd[0]) if self.cmd else "tool"
         if self.launch_failure:
             return self.launch_failure
-        if self.not_found:
-            return "%s not found" % name
         if self.timed_out:
             return "%s timed out after %ss and was killed" % (name, seconds_text(self.timeout))
         if self.error:
@@ -98,5 +99,4 @@ def run_tool(module, argv, timeout, kill_after=2, clock=time.monotonic):
         run.timed_out = True
     elif rc in _LAUNCH_FAILURES:
         run.launch_failure = _LAUNCH_FAILURES[rc] % argv[0]
-        run.not_found = rc == 127
     return run
