@@ -429,8 +429,10 @@ def scan_lines(lines, path, now=None):
                 current_time = stamp
             pattern = classify(text, previous)
             previous = text
-            if pattern is not None and (found is None or PATTERNS.index(pattern) < found[0]):
-                found = (PATTERNS.index(pattern), pattern, text)
+            if pattern is not None:
+                rank = PATTERNS.index(pattern)  # PATTERNS is ordered from the most specific
+                if found is None or rank < found[0]:
+                    found = (rank, pattern, text)
         if found is not None:
             _rank, pattern, text = found
             matches.append({"category": pattern.category, "pattern": pattern, "offset": offset, "index": index,

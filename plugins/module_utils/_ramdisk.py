@@ -24,7 +24,7 @@ import stat
 import time
 
 from ansible_collections.gpuops.preflight.plugins.module_utils import _files, _steps
-from ansible_collections.gpuops.preflight.plugins.module_utils._values import human_bytes, is_within
+from ansible_collections.gpuops.preflight.plugins.module_utils._values import human_bytes, is_number, is_within
 
 MISSING_STEP_FOLDER = "missing_step_folder"
 ESCAPES_ROOT = "escapes_root"
@@ -87,7 +87,7 @@ def _check_choice(validate_json):
 def _check_number(name, value, allow_none=True, maximum=None):
     if value is None and allow_none:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+    if not is_number(value):
         raise ValueError("%s must be a number, not %r" % (name, value))
     if value < 0:
         raise ValueError("%s must be >= 0, not %s" % (name, value))

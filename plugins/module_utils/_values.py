@@ -128,9 +128,14 @@ def duration(seconds):
 # Range rules for option values (role variables, module options): each returns the problem, or None.
 
 
+def is_number(value):
+    """True for an int or float that is not NaN (a bool is not a number here)."""
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and not math.isnan(value)
+
+
 def at_least(low, what="a number"):
     def rule(value):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) or value < low:
+        if not is_number(value) or value < low:
             return "must be %s of %s or more, got %r" % (what, low, value)
         return None
     return rule
@@ -139,7 +144,7 @@ def at_least(low, what="a number"):
 def from_to(low, high, what="a number"):
     """Rule: ``what`` from ``low`` to ``high``, both included."""
     def rule(value):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) or not low <= value <= high:
+        if not is_number(value) or not low <= value <= high:
             return "must be %s from %s to %s, got %r" % (what, low, high, value)
         return None
     return rule
@@ -147,7 +152,7 @@ def from_to(low, high, what="a number"):
 
 def between(low, high):
     def rule(value):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) or not low < value < high:
+        if not is_number(value) or not low < value < high:
             return "must be a number between %s and %s, got %r" % (low, high, value)
         return None
     return rule
