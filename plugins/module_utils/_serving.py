@@ -1510,7 +1510,8 @@ def evaluate_preload(observed, entries, timeout=None):
     errors = preload_errors(doc, entries)
     details["errors"] = errors
     details["not_sent"] = bool(observed.get("not_sent"))
-    if observed.get("not_sent") and not (doc.get("all_ready") is True and not errors):
+    ready = doc.get("all_ready") is True and not errors
+    if observed.get("not_sent") and not ready:
         # check mode: what the status says now is not what a preload would end in
         now = (observed.get("progress") or ["no status"])[-1]
         problems.append(_checks.problem(
@@ -1518,7 +1519,7 @@ def evaluate_preload(observed, entries, timeout=None):
             "orchestrator to preload them (POST /models/preload, not sent in check mode)" % now,
             fixes["check_mode"], cause="check_mode"))
         return problems, None, details
-    if doc.get("all_ready") is True and not errors:
+    if ready:
         return problems, "all %d model(s) ready%s (%d poll(s), %s)" % (
             len(set(e["model"] for e in entries)), ", preload triggered" if observed.get("triggered")
             else ", refresh not sent in check mode" if observed.get("not_sent") else "",
