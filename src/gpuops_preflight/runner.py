@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Union
 
 from . import addresses, environment, failures, locate, oplog, procs, workdir
@@ -322,6 +322,11 @@ def _check_options(options: RunOptions) -> None:
         raise InputError("envvars must be a mapping of names to values, got %r" % (options.envvars,))
 
 
+def _run_options(arguments: Mapping[str, Any]) -> RunOptions:
+    """The run options from a public run_* function's arguments (its locals()): every kind takes the same ones."""
+    return RunOptions(**{field.name: arguments[field.name] for field in fields(RunOptions)})
+
+
 def run_preflight(step: Any, inventory: Any = None, extravars: Mapping[str, Any] | None = None,
                   timeout: float | None = None, cancel: Cancel = None, progress: Progress = None, *,
                   skip: Iterable[str] | None = None, downgrade: Iterable[str] | None = None,
@@ -329,9 +334,7 @@ def run_preflight(step: Any, inventory: Any = None, extravars: Mapping[str, Any]
                   artifacts_dir: str | None = None, ansible_cfg: str | None = None,
                   envvars: Mapping[str, str] | None = None, verbosity: int = 0, log: bool = True) -> Report:
     """Run the preflight for ``step``; see docs/WATCHER.md. Never raises for problems of the run."""
-    options = RunOptions(extravars=extravars, timeout=timeout, cancel=cancel, progress=progress,
-                         failure_log=failure_log, keep_artifacts=keep_artifacts, artifacts_dir=artifacts_dir,
-                         ansible_cfg=ansible_cfg, envvars=envvars, verbosity=verbosity, log=log)
+    options = _run_options(locals())
     return execute("preflight", step, inventory, dict(skip=skip, downgrade=downgrade, summary_dir=summary_dir), options)
 
 
@@ -342,9 +345,7 @@ def run_cleanup(step: Any, inventory: Any = None, extravars: Mapping[str, Any] |
                 keep_artifacts: int = 0, artifacts_dir: str | None = None, ansible_cfg: str | None = None,
                 envvars: Mapping[str, str] | None = None, verbosity: int = 0, log: bool = True) -> Report:
     """Run the cleanup after ``step``; never raises for cleanup problems (they are in the report)."""
-    options = RunOptions(extravars=extravars, timeout=timeout, cancel=cancel, progress=progress,
-                         failure_log=failure_log, keep_artifacts=keep_artifacts, artifacts_dir=artifacts_dir,
-                         ansible_cfg=ansible_cfg, envvars=envvars, verbosity=verbosity, log=log)
+    options = _run_options(locals())
     return execute("cleanup", step, inventory,
                    dict(skip=skip, cleanup_steps=cleanup_steps, since=since, summary_dir=summary_dir), options)
 
@@ -361,9 +362,7 @@ def run_training_health(inventory: Any = None, extravars: Mapping[str, Any] | No
     ``fix``: True also fixes what is safe, False only reports (training_health_fix; None: as the inventory says).
     Not for a pipeline step: the report's step is None.
     Never raises for problems of the run (they are in the report)."""
-    options = RunOptions(extravars=extravars, timeout=timeout, cancel=cancel, progress=progress,
-                         failure_log=failure_log, keep_artifacts=keep_artifacts, artifacts_dir=artifacts_dir,
-                         ansible_cfg=ansible_cfg, envvars=envvars, verbosity=verbosity, log=log)
+    options = _run_options(locals())
     return execute("training_health", None, inventory,
                    dict(fix=fix, skip=skip, downgrade=downgrade, summary_dir=summary_dir), options)
 
@@ -383,9 +382,7 @@ def run_serving_gate(inventory: Any = None, extravars: Mapping[str, Any] | None 
     ``model_map``, ``instance``, ``gate_timeout`` (each host's whole budget, seconds), ``refresh``: the role's
     serving_gate_model_map, _instance, _timeout, _refresh, only when given (the inventory's otherwise); the
     rest through ``extravars``. Never raises for problems of the run (they are in the report)."""
-    options = RunOptions(extravars=extravars, timeout=timeout, cancel=cancel, progress=progress,
-                         failure_log=failure_log, keep_artifacts=keep_artifacts, artifacts_dir=artifacts_dir,
-                         ansible_cfg=ansible_cfg, envvars=envvars, verbosity=verbosity, log=log)
+    options = _run_options(locals())
     return execute("serving_gate", None, inventory,
                    dict(model_map=model_map, instance=instance, serving_gate_timeout=gate_timeout, refresh=refresh,
                         skip=skip, downgrade=downgrade, summary_dir=summary_dir), options)
