@@ -87,7 +87,8 @@ def _has_control(text):
 
 def validate(params):
     """Problems with the family's own options, each naming it; normalises ``params['timeouts']`` into
-    what the runner uses (``run_timeouts``). The shared options are checked by ``_options.validate``."""
+    what the runner uses (``run_timeouts``) and adds the service user (``params['identity']``). The shared
+    options are checked by ``_options.validate``."""
     problems = []
     budget = params.get("gate_timeout")
     try:
@@ -114,7 +115,8 @@ def validate(params):
     if instance not in (None, "") and (len(instance) > 200 or "/" in instance or _has_control(instance)):
         problems.append("instance %r is not a service instance name" % (instance,))
     try:
-        _serving.service_identity(params.get("service_user"))
+        # Looked up once per run, here (it may wait on LDAP or SSSD); the identity collector reads it.
+        params["identity"] = _serving.service_identity(params.get("service_user"))
     except ValueError as exc:
         problems.append(str(exc))
     if not problems:
@@ -148,10 +150,8 @@ def _collect_budget(ctx, _deadline):
 
 
 def _collect_identity(ctx, _deadline):
-    try:
-        return _serving.service_identity(ctx.params.get("service_user"))
-    except ValueError as exc:
-        raise CollectorError(str(exc))
+    """The service user as ``validate`` found it."""
+    return ctx.params["identity"]
 
 
 def _collect_model_map(ctx, _deadline):
