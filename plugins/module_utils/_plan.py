@@ -21,7 +21,8 @@ import time
 from ansible_collections.gpuops.preflight.plugins.module_utils import _checks, _deadline, _families, _files, _steps
 from ansible_collections.gpuops.preflight.plugins.module_utils._pci import parse_gpu_refs
 from ansible_collections.gpuops.preflight.plugins.module_utils._timeparse import iso, parse_time
-from ansible_collections.gpuops.preflight.plugins.module_utils._values import absolute_path, at_least, between, type_name
+from ansible_collections.gpuops.preflight.plugins.module_utils._values import (
+    absolute_path, at_least, between, parse_seconds, type_name)
 
 # What a preflight_steps entry may say about its step.
 STEP_KEYS = ("ramdisk", "inputs", "ramdisk_dir")
@@ -244,13 +245,10 @@ def build_plan(kind, step, steps=None, skip=None, downgrade=None, hosts=(), host
         problems.append(str(exc))
         since_epoch = None
     if budget is not None:
-        given = budget
         try:
-            budget = None if isinstance(given, bool) else float(str(given).strip())
-        except ValueError:
-            budget = None
-        if budget is None or not 0 < budget < float("inf"):
-            problems.append("budget must be a number of seconds above 0, got %r" % (given,))
+            budget = parse_seconds(budget, "budget")
+        except ValueError as exc:
+            problems.append(str(exc))
     if problems:
         raise PlanError(problems)
 

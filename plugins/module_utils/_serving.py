@@ -114,7 +114,6 @@ SAFETENSORS_PARSE_LIMIT = 32 * 1024 * 1024   # headers above this are size-check
 BODY_MAX_BYTES = 1024 * 1024
 MAX_DIR_ENTRIES = 100000
 ERROR_TEXT_LIMIT = 2000
-MAX_SECONDS = 7 * 86400  # the longest gate budget taken (GATE_TIMEOUT, serving_gate_timeout)
 STALE_POLLS = 3  # polls after a preload before errors shown unchanged since before it count as its outcome
 MAP_FIELDS = ("model", "path", "files")
 _AGENT_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@\\-]{0,199}$")
@@ -174,19 +173,6 @@ def parse_bool(value, option):
     if text in ("0", "false", "no", "off", "n", ""):
         return False
     raise ValueError("%s must be 1 or 0 (true/false, yes/no, on/off), got %r" % (option, value))
-
-
-def parse_seconds(value, option, minimum=0.001, maximum=MAX_SECONDS):
-    """A positive number of seconds (GATE_TIMEOUT); ValueError naming the option otherwise."""
-    if isinstance(value, bool):
-        raise ValueError("%s must be a number of seconds, got %r" % (option, value))
-    try:
-        number = float(str(value).strip())
-    except ValueError:
-        raise ValueError("%s must be a number of seconds, got %r" % (option, value))
-    if math.isnan(number) or number < minimum or number > maximum:
-        raise ValueError("%s must be a number of seconds above 0 and at most %d, got %r" % (option, maximum, value))
-    return number
 
 
 def read_bounded(path, limit, what="file"):

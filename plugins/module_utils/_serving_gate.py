@@ -40,7 +40,7 @@ from ansible_collections.gpuops.preflight.plugins.module_utils import _serving
 from ansible_collections.gpuops.preflight.plugins.module_utils._checks import (
     CONTROLLER, FAIL, HARD, UNKNOWN, CheckSpec, Family, problem, registry)
 from ansible_collections.gpuops.preflight.plugins.module_utils._host_runner import Collector, CollectorError
-from ansible_collections.gpuops.preflight.plugins.module_utils._values import absolute_path
+from ansible_collections.gpuops.preflight.plugins.module_utils._values import MAX_SECONDS, absolute_path, parse_seconds
 
 # The clock of the gate's budget and of every HTTP deadline (monotonic: a clock step cannot stretch it).
 CLOCK = time.monotonic
@@ -92,7 +92,7 @@ def validate(params):
     problems = []
     budget = params.get("gate_timeout")
     try:
-        params["gate_timeout"] = _serving.parse_seconds(budget, "gate_timeout")
+        params["gate_timeout"] = parse_seconds(budget, "gate_timeout")
     except ValueError as exc:
         problems.append(str(exc))
     for option in ("url", "bus_url"):
@@ -397,9 +397,9 @@ CHECKS = registry(
 
 def _budget_rule(value):
     try:
-        _serving.parse_seconds(value, "budget")
+        parse_seconds(value, "budget")
     except ValueError:
-        return "must be a number of seconds above 0 and at most %d, got %r" % (_serving.MAX_SECONDS, value)
+        return "must be a number of seconds above 0 and at most %d, got %r" % (MAX_SECONDS, value)
     return None
 
 

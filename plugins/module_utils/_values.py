@@ -125,6 +125,23 @@ def duration(seconds):
     return "%d days" % (seconds // 86400)
 
 
+# The longest budget taken (the serving gate's GATE_TIMEOUT and serving_gate_timeout, a family's run budget).
+MAX_SECONDS = 7 * 86400
+
+
+def parse_seconds(value, option, minimum=0.001, maximum=MAX_SECONDS):
+    """A positive number of seconds, given as a number or its text; ValueError naming the option otherwise."""
+    if isinstance(value, bool):
+        raise ValueError("%s must be a number of seconds, got %r" % (option, value))
+    try:
+        number = float(str(value).strip())
+    except ValueError:
+        raise ValueError("%s must be a number of seconds, got %r" % (option, value))
+    if math.isnan(number) or number < minimum or number > maximum:
+        raise ValueError("%s must be a number of seconds above 0 and at most %d, got %r" % (option, maximum, value))
+    return number
+
+
 # Range rules for option values (role variables, module options): each returns the problem, or None.
 
 

@@ -64,7 +64,7 @@ def _bool(value: Any, option: str) -> bool:
 
 
 def _seconds(value: Any, option: str) -> float:
-    return _serving().parse_seconds(value, option)
+    return collection.module_utils("_values").parse_seconds(value, option)
 
 
 # setting -> (environment variable or None, default, parser). The flag of the same name wins.

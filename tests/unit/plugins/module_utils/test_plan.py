@@ -191,6 +191,6 @@ def test_a_family_with_one_budget_has_it_as_its_backstop():
     without = _plan.build_plan("serving_gate", None, hosts=["serve-1"])
     assert without["host_timeout"] == max(c.timeout for c in _serving_gate.CHECKS.values()
                                           if c.where == "host") + _serving_gate.BACKSTOP_MARGIN
-    for bad in (0, -1, "abc", True, float("nan")):
-        with pytest.raises(_plan.PlanError, match="budget must be a number of seconds above 0, got"):
+    for bad in (0, -1, "abc", True, float("nan"), 8 * 86400):
+        with pytest.raises(_plan.PlanError, match="budget must be a number of seconds"):
             _plan.build_plan("serving_gate", None, hosts=["serve-1"], budget=bad)

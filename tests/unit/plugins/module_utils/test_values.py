@@ -7,7 +7,7 @@ import json
 import pytest
 
 from ansible_collections.gpuops.preflight.plugins.module_utils._values import (
-    clean_text, is_within, printable, seconds_text, without_escapes)
+    clean_text, is_within, parse_seconds, printable, seconds_text, without_escapes)
 
 
 @pytest.mark.parametrize("text, clean", [
@@ -56,3 +56,12 @@ def test_escape_sequences_are_removed_as_a_terminal_would_not_show_them(text, sh
 ])
 def test_printable_text_has_no_control_character_left(value, limit, shown):
     assert printable(value, limit) == shown
+
+
+def test_seconds_are_a_positive_number_or_its_text_within_a_week():
+    assert parse_seconds("2.5", "GATE_TIMEOUT") == 2.5 and parse_seconds(7 * 86400, "budget") == 7 * 86400
+    for bad in ("abc", "0", "-1", "nan", True, None):
+        with pytest.raises(ValueError, match="GATE_TIMEOUT must be a number of seconds"):
+            parse_seconds(bad, "GATE_TIMEOUT")
+    with pytest.raises(ValueError, match="budget must be a number of seconds above 0 and at most 604800, got 604801"):
+        parse_seconds(604801, "budget")
