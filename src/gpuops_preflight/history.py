@@ -43,7 +43,6 @@ from collections import Counter
 from typing import Any, Iterable
 
 DEFAULT_SUMMARY_DIR = "~/.local/state/gpuops-preflight"
-SCHEMA = "gpuops.preflight.summary"
 HISTORY_SCHEMA = "gpuops.preflight.history"
 HISTORY_SCHEMA_VERSION = 1
 # Bump when extract() changes what it keeps: an index of another version is rebuilt from the files.
@@ -204,7 +203,7 @@ def _gpu_findings(host: str, entry: dict, gpu: dict, items: list[dict]) -> list[
 
 def extract(document: Any, name: str, gpusets: "GpuSets") -> dict:
     """The compact record of one summary document; ValueError when it is not a summary."""
-    if not isinstance(document, dict) or document.get("schema") != SCHEMA:
+    if not isinstance(document, dict) or document.get("schema") != _collection("_plan").SUMMARY_SCHEMA:
         raise ValueError(NOT_SUMMARY)
     kind = _str(document.get("kind"))
     hosts = document.get("hosts")
@@ -444,7 +443,8 @@ def latest_summary(result: Scan, kind: str) -> dict | None:
             document = json.loads(_read_bounded(os.path.join(result.summary_dir, record["file"]), MAX_SUMMARY_BYTES))
         except (OSError, ValueError, RecursionError):
             continue  # replaced or removed since the scan: the one before it
-        if isinstance(document, dict) and document.get("schema") == SCHEMA and document.get("kind") == kind:
+        if (isinstance(document, dict) and document.get("schema") == _collection("_plan").SUMMARY_SCHEMA
+                and document.get("kind") == kind):
             return document
     return None
 
