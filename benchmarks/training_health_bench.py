@@ -13,7 +13,10 @@ the tests use (local connection) and runs, alternating, ``ansible training_hosts
   to its host's answer, and the end (last answer to exit);
 * the host's own work (the summary's ``elapsed_s``) and the GPU probe in it (``gpu_tool.probe_elapsed_s``);
 * building the module's AnsiballZ payload on the controller, in-process, for ``node_training_health`` and for
-  ``ping`` (Ansible parses every module_utils file it ships, on every run: no cache between runs).
+  ``ping`` (Ansible parses every module_utils file it ships, on every run: no cache between runs);
+* compiling the payload's sources on the host, the collection's and Ansible's apart: the payload is built and
+  run as Ansible runs it (from its zip), with ``compile`` timed. AnsiballZ keeps no bytecode, and Python's
+  zipimport compiles each source twice (CPython gh-141276: once for the spec's file name, once to run it).
 
 Goal (issue 10): the check on one host costs about one module run (the ping floor) plus the GPU probe;
 "about" is taken as 0.15 s. Exits 1 when the median is over ``ping + probe + 0.15 s``.
@@ -111,6 +114,66 @@ print(time.perf_counter() - start)
     return out
 
 
+HOST_COMPILE = """
+import builtins, json, runpy, sys, time
+spent, calls, files = {}, {}, set()
+real = builtins.compile
+def timed(source, filename, *args, **kwargs):
+    start = time.perf_counter()
+    try:
+        return real(source, filename, *args, **kwargs)
+    finally:
+        key = "collection" if "ansible_collections" in str(filename) else "ansible"
+        spent[key] = spent.get(key, 0.0) + time.perf_counter() - start
+        calls[key + "_compiles"] = calls.get(key + "_compiles", 0) + 1
+        files.add(str(filename))
+builtins.compile = timed
+sys.argv = sys.argv[1:]
+try:
+    runpy.run_path(sys.argv[0], run_name="__main__")
+except SystemExit:
+    pass  # the module ends in exit_json or fail_json (it is given no arguments), its imports done
+spent.update(calls, sources=len(files))
+sys.stderr.write("\\nHOST_COMPILE " + json.dumps(spent) + "\\n")
+"""
+
+
+def host_compile_seconds(module):
+    """{"collection": s, "ansible": s, ...}: compiling the payload's sources when the host runs it (seconds,
+    median of 3), and how many compile calls and distinct sources that took."""
+    work = tempfile.mkdtemp(prefix="th-bench-payload-")
+    code = """
+import sys
+from ansible.plugins.loader import init_plugin_loader, module_loader, shell_loader
+init_plugin_loader([%r])
+from ansible.executor import module_common
+from ansible.parsing.dataloader import DataLoader
+from ansible.template import Templar
+found = module_loader.find_plugin_with_context(sys.argv[1])
+built = module_common.modify_module(module_name=found.resolved_fqcn, module_path=found.plugin_resolved_path,
+                                    module_args={}, templar=Templar(loader=DataLoader()),
+                                    task_vars={"ansible_python_interpreter": sys.executable},
+                                    module_compression="ZIP_DEFLATED", shell_plugin=shell_loader.get("sh"))
+open(sys.argv[2], "wb").write(built.b_module_data)
+""" % os.path.join(REPO, ".collections")
+    try:
+        script = os.path.join(work, "AnsiballZ_module.py")
+        python = os.path.join(bin_dir(), "python")
+        done = subprocess.run([python, "-c", code, module, script], capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise SystemExit("building %s's payload failed: %s" % (module, done.stderr[-2000:]))
+        runs = []
+        for _attempt in range(3):
+            done = subprocess.run([python, "-c", HOST_COMPILE, script], capture_output=True, text=True, check=False)
+            marked = [line for line in done.stderr.splitlines() if line.startswith("HOST_COMPILE ")]
+            if not marked:
+                raise SystemExit("importing %s's payload failed: %s" % (module, done.stderr[-2000:]))
+            runs.append(json.loads(marked[-1].split(" ", 1)[1]))
+        return dict((key, median([run.get(key, 0) for run in runs])) for key in runs[0])
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=7, help="rounds of ping and health check (the first dropped)")
@@ -146,6 +209,8 @@ def main(argv=None):
                 host_s.append(entry.get("elapsed_s"))
                 probe_s.append((entry.get("gpu_tool") or {}).get("probe_elapsed_s"))
         payload = payload_seconds(["gpuops.preflight.node_training_health", "ansible.builtin.ping"])
+        compiled = dict((module, host_compile_seconds(module))
+                        for module in ("gpuops.preflight.node_training_health", "ansible.builtin.ping"))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     result = {
@@ -153,6 +218,7 @@ def main(argv=None):
         "difference_s": median([h - p for h, p in zip(health, ping)]),
         "timeline_s": {"ping": medians(ping_phases), "training_health": medians(phases)},
         "host_elapsed_s": median(host_s), "gpu_probe_s": median(probe_s), "payload_build_s": payload,
+        "host_compile_s": compiled,
         "goal_s": None, "runs": {"ping_s": [round(v, 3) for v in ping], "health_s": [round(v, 3) for v in health]},
     }
     result["goal_s"] = round(result["ping_s"] + result["gpu_probe_s"] + SLACK_S, 3)
