@@ -95,6 +95,26 @@ def _step(value: str) -> str:
                                          "(e.g. --step 3 or --step 2.5), got %r" % value) from None
 
 
+def add_run_flags(parser: Any) -> None:
+    """The flags of a run over the inventory's hosts, as ``run_command`` reads them: every command that runs a
+    family's playbook has them (a parser or an argument group)."""
+    parser.add_argument("-i", "--inventory", action="append",
+                        help="inventory (repeatable): a file, folder, distributed_config.json or *.watcher.yml; "
+                             "default $%s" % INVENTORY_ENV)
+    parser.add_argument("-e", "--extra-vars", action="append", default=[], metavar="VARS",
+                        help="extra variables: key=value, a JSON object or @file (repeatable)")
+    parser.add_argument("--timeout", type=float, help="overall timeout in seconds (default: none)")
+    parser.add_argument("--failure-log", help="append failed tasks to this JSON-lines file "
+                                              "(default $%s)" % FAILURE_LOG_ENV)
+    parser.add_argument("--keep-artifacts", type=int, default=0, metavar="N",
+                        help="keep the run's private folder, and at most N kept ones")
+    parser.add_argument("--artifacts-dir", help="where private run folders are made")
+    parser.add_argument("--progress", action="store_true",
+                        help="each host's checks on its progress line as it finishes (stderr; also with --json, -q)")
+    parser.add_argument("--table", action=argparse.BooleanOptionalAction, default=None,
+                        help="the hosts x GPUs table before the verdict (default: when stdout is a terminal)")
+
+
 def _parser(only: str | None = None) -> argparse.ArgumentParser:
     """The command line; ``only``: build just that command module's parser with the core ones (a host's
     minute-by-minute check imports no other command)."""
@@ -103,26 +123,12 @@ def _parser(only: str | None = None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--step", required=True, type=_step, help="the pipeline step (3, 2.5)")
-    common.add_argument("-i", "--inventory", action="append",
-                        help="inventory (repeatable): a file, folder, distributed_config.json or *.watcher.yml; "
-                             "default $%s" % INVENTORY_ENV)
-    common.add_argument("-e", "--extra-vars", action="append", default=[], metavar="VARS",
-                        help="extra variables: key=value, a JSON object or @file (repeatable)")
     common.add_argument("--json", action="store_true", help="print the summary document (JSON) instead of the report")
-    common.add_argument("--timeout", type=float, help="overall timeout in seconds (default: none)")
     common.add_argument("--skip", action="append", metavar="CHECK", help="checks not to run (repeatable, or a,b)")
     common.add_argument("--summary-dir", help="where the summary file is written (default: the role's)")
-    common.add_argument("--failure-log", help="append failed tasks to this JSON-lines file "
-                                              "(default $%s)" % FAILURE_LOG_ENV)
-    common.add_argument("--keep-artifacts", type=int, default=0, metavar="N",
-                        help="keep the run's private folder, and at most N kept ones")
-    common.add_argument("--artifacts-dir", help="where private run folders are made")
-    common.add_argument("--progress", action="store_true",
-                        help="each host's checks on its progress line as it finishes (stderr; also with --json, -q)")
-    common.add_argument("--table", action=argparse.BooleanOptionalAction, default=None,
-                        help="the hosts x GPUs table before the verdict (default: when stdout is a terminal)")
     common.add_argument("-v", "--verbose", action="count", default=0, help="log INFO (-v) or DEBUG (-vv) to stderr")
     common.add_argument("-q", "--quiet", action="store_true", help="no log lines on stderr")
+    add_run_flags(common)
     pre = sub.add_parser("preflight", parents=[common], help="check the rigs before a step")
     pre.add_argument("--downgrade", action="append", metavar="CHECK",
                      help="checks whose hard failures become warnings (repeatable, or a,b)")

@@ -58,20 +58,9 @@ def add_parser(subparsers: Any) -> None:
                                               "none unless given)")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="log INFO (-v) or DEBUG (-vv) to stderr")
     parser.add_argument("-q", "--quiet", action="store_true", help="no log lines on stderr")
-    cluster = parser.add_argument_group("on the inventory's training hosts (without --local)")
-    cluster.add_argument("-i", "--inventory", action="append",
-                         help="inventory (repeatable); default $GPUOPS_PREFLIGHT_INVENTORY")
-    cluster.add_argument("-e", "--extra-vars", action="append", default=[], metavar="VARS",
-                         help="extra variables: key=value, a JSON object or @file (repeatable)")
-    cluster.add_argument("--timeout", type=float, help="overall timeout in seconds (default: none)")
-    cluster.add_argument("--failure-log", help="append failed tasks to this JSON-lines file")
-    cluster.add_argument("--keep-artifacts", type=int, default=0, metavar="N",
-                         help="keep the run's private folder, and at most N kept ones")
-    cluster.add_argument("--artifacts-dir", help="where private run folders are made")
-    cluster.add_argument("--progress", action="store_true",
-                         help="each host's checks on its progress line as it finishes (stderr; also with --json, -q)")
-    cluster.add_argument("--table", action=argparse.BooleanOptionalAction, default=None,
-                         help="the hosts x GPUs table before the verdict (default: when stdout is a terminal)")
+    from ..cli import add_run_flags  # cli builds this parser: it is loaded already
+
+    add_run_flags(parser.add_argument_group("on the inventory's training hosts (without --local)"))
     local = parser.add_argument_group("on this host (--local)")
     local.add_argument("--base-dir", default=os.environ.get(BASE_DIR_ENV),
                        help="the training base folder (default $%s)" % BASE_DIR_ENV)
