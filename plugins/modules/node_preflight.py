@@ -105,7 +105,7 @@ options:
     default: 85.0
 seealso:
   - module: gpuops.preflight.rocm_gpu_facts
-  - module: gpuops.preflight.amdgpu_kernel_log_info
+  - module: gpuops.preflight.gpu_kernel_log_info
   - module: gpuops.preflight.ramdisk_check
   - module: gpuops.preflight.preflight_report
 extends_documentation_fragment:
