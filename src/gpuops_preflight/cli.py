@@ -47,16 +47,30 @@ def _extra_vars(items: Sequence[str]) -> dict[str, Any]:
     for item in items:
         text = item.strip()
         if text.startswith("@"):
-            content = module_utils("_files").read_regular(text[1:], EXTRA_VARS_MAX_BYTES).decode("utf-8", "replace")
+            files = module_utils("_files")
+            try:
+                raw = files.read_regular(text[1:], EXTRA_VARS_MAX_BYTES)
+            except files.FileProblem as exc:
+                raise ValueError("-e %r: %s" % (item, exc)) from None
+            except OSError as exc:
+                raise ValueError("-e %r: cannot be read: %s" % (item, exc.strerror or exc)) from None
+            content = raw.decode("utf-8", "replace")
             try:
                 data = json.loads(content)
             except ValueError:
                 data = _yaml(text[1:], content)
         elif text.startswith("{"):
-            data = json.loads(text)
+            try:
+                data = json.loads(text)
+            except ValueError as exc:
+                raise ValueError("-e %r: not valid JSON: %s" % (item, exc)) from None
         else:
             data = {}
-            for pair in shlex.split(text):
+            try:
+                pairs = shlex.split(text)
+            except ValueError as exc:  # an unclosed quote
+                raise ValueError("-e %r: %s" % (item, exc)) from None
+            for pair in pairs:
                 key, sep, value = pair.partition("=")
                 if not sep or not key:
                     raise ValueError("-e %r: expected key=value, a JSON object or @file" % item)
@@ -71,11 +85,11 @@ def _yaml(path: str, content: str) -> Any:
     try:
         import yaml  # PyYAML comes with ansible-core; only needed for a YAML file
     except ImportError:
-        raise ValueError("-e @%s: not JSON, and PyYAML is not installed to read it as YAML" % path) from None
+        raise ValueError("-e %r: not JSON, and PyYAML is not installed to read it as YAML" % ("@" + path)) from None
     try:
         return yaml.safe_load(content)
     except yaml.YAMLError as exc:
-        raise ValueError("-e @%s: neither JSON nor YAML: %s" % (path, " ".join(str(exc).split()))) from None
+        raise ValueError("-e %r: neither JSON nor YAML: %s" % ("@" + path, " ".join(str(exc).split()))) from None
 
 
 def _names(values: Sequence[str] | None) -> list[str] | None:

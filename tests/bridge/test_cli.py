@@ -121,3 +121,38 @@ def test_a_decimal_step_from_the_cli(scenario, tmp_path):
     done = cli(["preflight", "--step", "2.25", "-i", sc.inventory] + opts(tmp_path), tmp_path)
     assert done.returncode == EXIT_NOT_RUN
     assert "step 2.25 is not in preflight_steps (steps defined: 1, 2, 2.5, 3, 3.5)" in done.stdout
+
+
+def test_extra_vars_as_ansible_playbook_takes_them(tmp_path):
+    from gpuops_preflight.cli import EXTRA_VARS_MAX_BYTES, _extra_vars
+
+    as_json, as_yaml = tmp_path / "vars.json", tmp_path / "vars.yml"
+    as_json.write_text('{"preflight_skip": ["vram"], "n": 2}')
+    as_yaml.write_text("expected_gpu_count: 12\nexcluded_gpus: [10]\n")
+    assert _extra_vars(["a=1 b='two words'", '{"c": [1]}', "@%s" % as_json, "@%s" % as_yaml]) == {
+        "a": "1", "b": "two words", "c": [1], "preflight_skip": ["vram"], "n": 2, "expected_gpu_count": 12,
+        "excluded_gpus": [10]}
+    big, listed, garbled = tmp_path / "big.json", tmp_path / "list.json", tmp_path / "garbled.yml"
+    big.write_bytes(b" " * (EXTRA_VARS_MAX_BYTES + 1))
+    listed.write_text("[1, 2]")
+    garbled.write_text("a: [1, 2\n")
+    for item, said in [("@%s" % (tmp_path / "none.yml"), "-e '@%s': cannot be read: No such file or directory"
+                        % (tmp_path / "none.yml")),
+                       ("@%s" % tmp_path, "-e '@%s': %s is a directory, not a regular file" % (tmp_path, tmp_path)),
+                       ("@%s" % big, "-e '@%s': %s is " % (big, big)),
+                       ("justaword", "-e 'justaword': expected key=value, a JSON object or @file"),
+                       ("a='x", "-e \"a='x\": No closing quotation"),
+                       ('{"a": ', "-e '{\"a\": ': not valid JSON: Expecting value"),
+                       ("@%s" % listed, "-e '@%s': extra variables must be a mapping" % listed),
+                       ("@%s" % garbled, "-e '@%s': neither JSON nor YAML: " % garbled)]:
+        with pytest.raises(ValueError) as exc:
+            _extra_vars([item])
+        assert str(exc.value).startswith(said), (item, str(exc.value))
+
+
+def test_an_unreadable_extra_vars_file_is_bad_input_exit_2(capsys, tmp_path):
+    from gpuops_preflight import cli
+
+    assert cli.main(["preflight", "--step", "3", "-i", "/nonexistent/inventory.yml",
+                     "-e", "@%s" % (tmp_path / "none.yml")]) == EXIT_NOT_RUN
+    assert "-e '@%s': cannot be read: No such file or directory" % (tmp_path / "none.yml") in capsys.readouterr().err
