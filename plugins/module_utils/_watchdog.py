@@ -12,7 +12,9 @@ What the module does see is its standard output: the pipe (or socket) that sshd,
 connection's worker, reads its result from. When the reader is gone, the kernel reports an error
 or a hang-up on it. A daemon thread waits for exactly that (``poll`` with no event asked: errors and
 hang-ups only, no busy loop), then kills the process group of every child of the module (coreutils
-``timeout`` leads the group of the tool it runs) and ends the module at once.
+``timeout`` leads the group of the tool it runs), removes the folder AnsiballZ unpacked the module into
+(ending at once skips AnsiballZ's own clean-up, which would leave it in the host's temp folder), and
+ends the module at once.
 
 A standard output that is a terminal or a file (the module run by hand) has nobody to lose: no watch.
 """
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import os
 import select
+import shutil
 import signal
 import stat
 import threading
@@ -67,6 +70,20 @@ def stop_children(pid=None, proc_root="/proc"):
             pass  # already gone
 
 
+def payload_dir(path=None):
+    """The folder AnsiballZ unpacked this module into (``<temp>/ansible_<module>_payload_<random>``, holding
+    ``ansible_<module>_payload.zip`` that ``path`` lies in); None when the module does not run from one."""
+    path = __file__ if path is None else path
+    archive, inside, _rest = path.partition(".zip" + os.sep)
+    if not inside:
+        return None
+    folder, name = os.path.split(archive)
+    if not (os.path.isabs(folder) and name.startswith("ansible_") and name.endswith("_payload")
+            and os.path.basename(folder).startswith(name + "_")):
+        return None
+    return folder
+
+
 def _watch(fd, on_abandoned):
     poller = select.poll()
     poller.register(fd, 0)  # no event asked for: poll() still reports errors and hang-ups
@@ -81,8 +98,11 @@ def _watch(fd, on_abandoned):
 
 
 def abandon():
-    """Stop the module's tools and end the module now: nobody waits for its result."""
+    """Stop the module's tools, remove its unpacked payload and end the module now: nobody waits for its result."""
     stop_children()
+    folder = payload_dir()
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)
     os._exit(EXIT_ABANDONED)
 
 

@@ -87,6 +87,8 @@ LoginGraceTime 30
 # (a pulled cable) after about 4-6 s, which closes the module's result pipe and so stops the module.
 ClientAliveInterval 2
 ClientAliveCountMax 2
+# The host's own temp folder (the namespaces share /tmp): what its modules leave there is the host's.
+SetEnv TMPDIR={temp_dir}
 Subsystem sftp internal-sftp
 LogLevel VERBOSE
 """
@@ -162,6 +164,7 @@ class SshHost(object):
         self.host_key = os.path.join(self.dir, "ssh_host_ed25519_key")
         self.pid_file = os.path.join(self.dir, "sshd.pid")
         self.log_file = os.path.join(self.dir, "sshd.log")
+        self.temp_dir = os.path.join(self.dir, "tmp")  # its sessions' TMPDIR
         self.rig_path = rig_path
         self._rig = None
 
@@ -193,6 +196,10 @@ class SshHost(object):
     def processes(self):
         """[(pid, comm, cmdline)] of the host's processes."""
         return [(p, netns.process_name(p), netns.process_cmdline(p)) for p in self.pids()]
+
+    def unpacked_payloads(self):
+        """Modules AnsiballZ unpacked into the host's temp folder and left there."""
+        return sorted(n for n in os.listdir(self.temp_dir) if n.startswith("ansible_") and "_payload_" in n)
 
     def sshd_pid(self):
         """The listening sshd's pid, when it runs (from its PidFile, checked against the namespace)."""
@@ -518,7 +525,7 @@ class SshCluster(object):
             self._create_network()
         # Keys and rigs while nothing waits on them.
         for host in self.hosts:
-            os.makedirs(host.dir, exist_ok=True)
+            os.makedirs(host.temp_dir, exist_ok=True)
         keygens = [self._keygen(self.client_key, "gpuops-testcluster-client")]
         keygens += [self._keygen(h.host_key, "gpuops-testcluster-%s" % h.name) for h in self.hosts]
         with open(self.masked_rc, "w") as handle:
@@ -542,7 +549,7 @@ class SshCluster(object):
             with open(host.sshd_config, "w") as handle:
                 handle.write(SSHD_CONFIG.format(name=host.name, port=host.port, address=host.address,
                                                 host_key=host.host_key, pid_file=host.pid_file,
-                                                authorized_keys=authorized_keys))
+                                                authorized_keys=authorized_keys, temp_dir=host.temp_dir))
         with open(self.known_hosts, "w") as handle:
             handle.writelines(known)
         os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # sshd's privilege separation folder

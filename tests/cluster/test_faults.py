@@ -189,6 +189,7 @@ def test_network_cut_during_preflight(testcluster):
     while time.monotonic() < deadline and any(name != "sshd" for _pid, name, _cmdline in victim.processes()):
         time.sleep(0.1)
     assert_only_sshd(victim)
+    assert victim.unpacked_payloads() == []
 
 
 @pytest.mark.timeout(120)
@@ -421,7 +422,8 @@ def test_bridge_overall_timeout_expires_mid_run(testcluster):
     rig01 and rig03 reported before the stop (12 usable GPUs each). Nothing of the run is left on
     the controller (no process carries its marker), and rig02's module, which no signal reaches
     over SSH, sees its result pipe closed and stops with its rocm-smi within 2 s: afterwards only
-    sshd runs in rig02's namespace (1.0 left it running until its tool deadline, 14 s)."""
+    sshd runs in rig02's namespace (1.0 left it running until its tool deadline, 14 s), and the folder
+    AnsiballZ unpacked it into is gone with it (ending at once skips AnsiballZ's own clean-up)."""
     import gpuops_preflight
     from gpuops_preflight import procs
 
@@ -448,6 +450,7 @@ def test_bridge_overall_timeout_expires_mid_run(testcluster):
     while time.monotonic() < deadline and any(name != "sshd" for _pid, name, _cmdline in slow.processes()):
         time.sleep(0.1)
     assert_only_sshd(slow)
+    assert slow.unpacked_payloads() == []
     # No SSH ControlPersist master of the run is left either (the bridge gives each run its own
     # control folder and closes the masters in it, whose process title names their socket).
     folders = (testcluster.control_dir, "gpuops-preflight-%d" % os.getuid())

@@ -71,3 +71,40 @@ def test_children_are_found_by_their_parent():
     finally:
         child.kill()
         child.wait()
+
+
+def test_the_unpacked_payload_is_known_by_its_layout():
+    inside = "ansible_collections/gpuops/preflight/plugins/module_utils/_watchdog.py"
+    folder = "/tmp/ansible_gpuops.preflight.node_preflight_payload_k2x9"
+    assert _watchdog.payload_dir("%s/ansible_gpuops.preflight.node_preflight_payload.zip/%s" % (folder, inside)) \
+        == folder
+    for path in (HOLDER + "/" + inside,                                    # a clone, the host tool: no payload
+                 "/tmp/other_payload_k2x9/ansible_x_payload.zip/" + inside,  # not the folder AnsiballZ made
+                 "/tmp/ansible_x_payload_k2x9/ansible_y_payload.zip/" + inside,
+                 "/tmp/ansible_x_payload_k2x9/data.zip/" + inside,
+                 "ansible_x_payload_k2x9/ansible_x_payload.zip/" + inside):   # not absolute
+        assert _watchdog.payload_dir(path) is None, path
+
+
+def test_an_abandoned_module_removes_its_unpacked_payload(tmp_path):
+    # The module's code as AnsiballZ runs it: imported from ansible_<module>_payload.zip in a folder of its own.
+    import zipfile
+
+    folder = tmp_path / "ansible_gpuops.preflight.node_preflight_payload_k2x9"
+    folder.mkdir()
+    archive = folder / "ansible_gpuops.preflight.node_preflight_payload.zip"
+    with zipfile.ZipFile(str(archive), "w") as zipped:
+        for name in ("__init__.py", "gpuops/__init__.py", "gpuops/preflight/__init__.py",
+                     "gpuops/preflight/plugins/__init__.py", "gpuops/preflight/plugins/module_utils/__init__.py"):
+            zipped.writestr("ansible_collections/" + name, "")
+        zipped.write(_watchdog.__file__, "ansible_collections/gpuops/preflight/plugins/module_utils/_watchdog.py")
+    module = MODULE.replace("sys.path.insert(0, %r)" % HOLDER, "sys.path.insert(0, %r)" % str(archive))
+    pids = tmp_path / "pids"
+    proc = subprocess.Popen([sys.executable, "-c", module, str(pids)], stdout=subprocess.PIPE)
+    for _wait in range(100):
+        if pids.exists() and pids.read_text():
+            break
+        time.sleep(0.1)
+    proc.stdout.close()
+    assert proc.wait(timeout=5) == _watchdog.EXIT_ABANDONED
+    assert not folder.exists()
