@@ -3,8 +3,9 @@
 ansible-runner starts ansible-playbook with the caller's environment plus these. They make the
 run independent of the caller's current folder and shell: the collection's ansible.cfg (its
 settings: forks, timeout, gathering, SSH multiplexing, the summary callback, enabled inventory
-plugins), the collection path, Ansible's temp files inside the run's private folder, and the
-run's process marker. ansible-runner would otherwise switch host key checking off; the
+plugins), the collection path, Ansible's temp files inside the run's private folder, the run's
+own temp folder as TMPDIR (``workdir.temp_dir``: what a killed process leaves there goes with the
+run), and the run's process marker. ansible-runner would otherwise switch host key checking off; the
 ansible.cfg's setting is kept.
 """
 
@@ -37,13 +38,15 @@ def is_watcher_source(source: object) -> bool:
     return name == "distributed_config.json" or name.endswith((".watcher.yml", ".watcher.yaml"))
 
 
-def build(*, collections_dir: str, private_dir: str, token: str, ansible_cfg: str | None,
+def build(*, collections_dir: str, private_dir: str, temp_dir: str, token: str, ansible_cfg: str | None,
           inventory: object, extra: Mapping[str, str] | None = None) -> dict[str, str]:
     existing = os.environ.get("ANSIBLE_COLLECTIONS_PATH") or os.pathsep.join(DEFAULT_COLLECTIONS_PATHS)
     env = {
         MARKER: token,
         "ANSIBLE_COLLECTIONS_PATH": os.pathsep.join([collections_dir, existing]),
         "ANSIBLE_LOCAL_TEMP": os.path.join(private_dir, "tmp"),
+        # A module run as another user (become) that cannot write there falls back to /tmp (Python's tempfile).
+        "TMPDIR": temp_dir,
         "ANSIBLE_NOCOLOR": "1",
         "ANSIBLE_FORCE_COLOR": "0",
         "ANSIBLE_RETRY_FILES_ENABLED": "False",

@@ -157,14 +157,15 @@ def _execute(report: Report, inventory: Any, own_vars: Mapping[str, Any], option
     private = workdir.create(report.kind, report.step, options.artifacts_dir)
     inventory = _inventory_file(inventory, private)
     control = workdir.control_dir()
+    temp = workdir.temp_dir()
     # The run's own SSH ControlPersist sockets (an extra variable: it wins over any inventory's
     # ansible_control_path_dir), so that its masters can be found and closed when the run ends.
     variables["ansible_control_path_dir"] = control
     try:
         collections = locate.link_collection(integration, private)
-        env = environment.build(collections_dir=collections, private_dir=private, token=report.run_id,
-                                ansible_cfg=options.ansible_cfg or integration.ansible_cfg, inventory=inventory,
-                                extra=options.envvars)
+        env = environment.build(collections_dir=collections, private_dir=private, temp_dir=temp,
+                                token=report.run_id, ansible_cfg=options.ansible_cfg or integration.ansible_cfg,
+                                inventory=inventory, extra=options.envvars)
         events = Collector(report.kind, report.run_id, report.step, options.progress, failure_log)
         _write_settings(private)
 
@@ -196,6 +197,7 @@ def _execute(report: Report, inventory: Any, own_vars: Mapping[str, Any], option
         # Nothing of the run outlives it: not even idle SSH masters waiting out ControlPersist.
         procs.close_ssh_masters(control)
         workdir.remove(control)
+        workdir.remove(temp)
         report.private_dir = workdir.finish(private, keep)
 
 

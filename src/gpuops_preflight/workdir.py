@@ -40,6 +40,14 @@ def control_dir() -> str:
     return tempfile.mkdtemp(prefix="ssh-", dir=base_dir())
 
 
+def temp_dir() -> str:
+    """A short private folder for the temp files of the run's processes (their TMPDIR): Ansible's own
+    sockets, and the folders that modules run on this machine (the local connection) are unpacked into.
+    A stopped run's processes are killed before they can remove theirs: the run removes this folder.
+    Short for the same reason as ``control_dir``: Ansible puts a socket in it."""
+    return tempfile.mkdtemp(prefix="tmp-", dir=base_dir())
+
+
 def finish(path: str, keep: int = 0) -> str | None:
     """Remove the run's folder, or keep it (returns its path) and prune older kept ones."""
     if keep <= 0:

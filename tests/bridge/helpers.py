@@ -38,6 +38,16 @@ def new_token():
     return {"BRIDGE_TEST_TOKEN": uuid.uuid4().hex}
 
 
+def environ_of(pid):
+    """{name: value} of a process's environment; {} when it is gone."""
+    try:
+        with open("/proc/%d/environ" % pid, "rb") as handle:
+            entries = handle.read().split(b"\0")
+    except OSError:
+        return {}
+    return dict(e.decode(errors="replace").partition("=")[::2] for e in entries if b"=" in e)
+
+
 def processes_with(env):
     """Live (non-zombie) processes whose environment holds every KEY=VALUE of ``env``."""
     needles = {("%s=%s" % kv).encode() for kv in env.items()}

@@ -12,7 +12,8 @@ import pytest
 from simrig import build_scenario, scratch_dir
 
 import gpuops_preflight as gp
-from bridge.helpers import BIN, captured_logs, new_token, processes_with, run_dirs, run_options
+from gpuops_preflight import workdir
+from bridge.helpers import BIN, captured_logs, environ_of, new_token, processes_with, run_dirs, run_options
 
 RIG, GONE = "rig-6600", "rig-6600-gone"
 HOST_CHECKS = {"ramdisk", "inputs", "gpu_health", "gpu_available", "gpu_count", "kernel_log", "vram", "gpu_temperature",
@@ -168,11 +169,14 @@ def test_cancel_mid_run_keeps_the_unreachable_host_as_a_hard_ssh_failure(scenari
     sc.cluster.add_unreachable(GONE)
     inventory = sc.cluster.write_inventory()
     calls = os.path.join(sc[RIG].tool_dir("rocm-smi"), "calls.log")
-    seen, token = [], new_token()
+    seen, token, temps = [], new_token(), set()
 
     def cancel():
         # once the hung rocm-smi runs and the unreachable host has been reported: no summary will come
-        return os.path.getsize(calls) > 0 and any(r.status == "unreachable" for r in seen)
+        if os.path.getsize(calls) > 0 and any(r.status == "unreachable" for r in seen):
+            temps.update(environ_of(pid).get("TMPDIR") for pid, _cmdline in processes_with(token))
+            return True
+        return False
 
     report = gp.run_preflight(sc.step, inventory=inventory, extravars=HANG_VARS, envvars=token, cancel=cancel,
                               progress=seen.append, **run_options(tmp_path))
@@ -187,6 +191,10 @@ def test_cancel_mid_run_keeps_the_unreachable_host_as_a_hard_ssh_failure(scenari
     assert report.as_step_result()["error"] == "Preflight canceled (at the host checks); SSH unreachable: 127.0.0.1"
     assert processes_with(token) == []
     assert run_dirs(tmp_path) == []
+    # every process of the run, the rig's module (killed before it could remove its unpacked payload) and
+    # its hung tool among them, had the run's own temp folder, gone with the run
+    [temp] = temps - {None}
+    assert os.path.dirname(temp) == workdir.base_dir() and not os.path.exists(temp)
 
 
 def test_cancel_before_start_runs_nothing(tmp_path):

@@ -80,18 +80,19 @@ def test_codes_and_labels_come_from_the_collection_s_registry():
 
 
 def test_run_environment():
-    env = environment.build(collections_dir="/c", private_dir="/p", token="t", ansible_cfg=os.path.join(REPO, "ansible.cfg"),
-                            inventory="/x/distributed_config.json", extra={"HTTPS_PROXY": "http://proxy:3128"})
+    env = environment.build(collections_dir="/c", private_dir="/p", temp_dir="/t", token="t",
+                            ansible_cfg=os.path.join(REPO, "ansible.cfg"), inventory="/x/distributed_config.json",
+                            extra={"HTTPS_PROXY": "http://proxy:3128"})
     assert env["ANSIBLE_CONFIG"] == os.path.join(REPO, "ansible.cfg")
     assert env["ANSIBLE_COLLECTIONS_PATH"].startswith("/c" + os.pathsep)
     assert env["ANSIBLE_HOST_KEY_CHECKING"] == "true"  # the ansible.cfg's, not ansible-runner's False
-    assert env["ANSIBLE_LOCAL_TEMP"] == "/p/tmp" and env["GPUOPS_PREFLIGHT_RUN"] == "t"
+    assert env["ANSIBLE_LOCAL_TEMP"] == "/p/tmp" and env["GPUOPS_PREFLIGHT_RUN"] == "t" and env["TMPDIR"] == "/t"
     assert env["ANSIBLE_INVENTORY_ENABLED"] == "gpuops.preflight.watcher_config"
     assert env["HTTPS_PROXY"] == "http://proxy:3128"
-    other = environment.build(collections_dir="/c", private_dir="/p", token="t", ansible_cfg=None,
-                              inventory=["/x/hosts.yml", "/x/distributed_config.json"])
+    other = environment.build(collections_dir="/c", private_dir="/p", temp_dir="/t", token="t", ansible_cfg=None,
+                              inventory=["/x/hosts.yml", "/x/distributed_config.json"], extra={"TMPDIR": "/mine"})
     assert "ANSIBLE_INVENTORY_ENABLED" not in other and "ANSIBLE_CONFIG" not in other
-    assert other["ANSIBLE_HOST_KEY_CHECKING"] == "True"
+    assert other["ANSIBLE_HOST_KEY_CHECKING"] == "True" and other["TMPDIR"] == "/mine"  # the caller's envvars win
 
 
 def test_kept_run_folders_prune_oldest_first(tmp_path):
