@@ -197,6 +197,14 @@ class SshHost(object):
         """[(pid, comm, cmdline)] of the host's processes."""
         return [(p, netns.process_name(p), netns.process_cmdline(p)) for p in self.pids()]
 
+    def clear_temp(self):
+        for name in os.listdir(self.temp_dir):
+            path = os.path.join(self.temp_dir, name)
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                os.unlink(path)
+
     def unpacked_payloads(self):
         """Modules AnsiballZ unpacked into the host's temp folder and left there."""
         return sorted(n for n in os.listdir(self.temp_dir) if n.startswith("ansible_") and "_payload_" in n)
@@ -675,6 +683,7 @@ class SshCluster(object):
         chosen = [self[n] for n in hosts] if hosts else self.hosts
         for host in chosen:
             host.kill_all()
+            host.clear_temp()  # as a reboot empties a tmpfs /tmp: what killed modules left there
         self._reap_children()
         if rebuild_rigs:
             simrig = _simrig()
