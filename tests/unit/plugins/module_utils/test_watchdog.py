@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import zipfile
 
 from ansible_collections.gpuops.preflight.plugins.module_utils import _watchdog
 
@@ -35,14 +36,21 @@ def alive(pid):
         return False
 
 
-def test_a_module_whose_reader_goes_away_stops_with_its_tool(tmp_path):
+def start_module(tmp_path, holder=HOLDER):
+    """The stand-in module importing the collection from ``holder``, once its tool runs: (process, pid, tool)."""
     pids = tmp_path / "pids"
-    proc = subprocess.Popen([sys.executable, "-c", MODULE, str(pids)], stdout=subprocess.PIPE)
+    code = MODULE.replace("sys.path.insert(0, %r)" % HOLDER, "sys.path.insert(0, %r)" % str(holder))
+    proc = subprocess.Popen([sys.executable, "-c", code, str(pids)], stdout=subprocess.PIPE)
     for _wait in range(100):
         if pids.exists() and pids.read_text():
             break
         time.sleep(0.1)
     module, tool = (int(p) for p in pids.read_text().split())
+    return proc, module, tool
+
+
+def test_a_module_whose_reader_goes_away_stops_with_its_tool(tmp_path):
+    proc, module, tool = start_module(tmp_path)
     assert alive(module) and alive(tool)
     proc.stdout.close()  # the controller's end of the result pipe: gone
     assert proc.wait(timeout=5) == _watchdog.EXIT_ABANDONED
@@ -88,8 +96,6 @@ def test_the_unpacked_payload_is_known_by_its_layout():
 
 def test_an_abandoned_module_removes_its_unpacked_payload(tmp_path):
     # The module's code as AnsiballZ runs it: imported from ansible_<module>_payload.zip in a folder of its own.
-    import zipfile
-
     folder = tmp_path / "ansible_gpuops.preflight.node_preflight_payload_k2x9"
     folder.mkdir()
     archive = folder / "ansible_gpuops.preflight.node_preflight_payload.zip"
@@ -98,13 +104,7 @@ def test_an_abandoned_module_removes_its_unpacked_payload(tmp_path):
                      "gpuops/preflight/plugins/__init__.py", "gpuops/preflight/plugins/module_utils/__init__.py"):
             zipped.writestr("ansible_collections/" + name, "")
         zipped.write(_watchdog.__file__, "ansible_collections/gpuops/preflight/plugins/module_utils/_watchdog.py")
-    module = MODULE.replace("sys.path.insert(0, %r)" % HOLDER, "sys.path.insert(0, %r)" % str(archive))
-    pids = tmp_path / "pids"
-    proc = subprocess.Popen([sys.executable, "-c", module, str(pids)], stdout=subprocess.PIPE)
-    for _wait in range(100):
-        if pids.exists() and pids.read_text():
-            break
-        time.sleep(0.1)
+    proc, _module, _tool = start_module(tmp_path, holder=archive)
     proc.stdout.close()
     assert proc.wait(timeout=5) == _watchdog.EXIT_ABANDONED
     assert not folder.exists()
