@@ -91,7 +91,12 @@ def _inventory(inventory: Any) -> Any:
         raise InputError("no inventory: pass inventory= (a path, a list of paths or a dict) or set %s"
                          % INVENTORY_ENV)
     if isinstance(inventory, Mapping):
-        return dict(inventory)  # written into the run's folder by _inventory_file
+        inventory = dict(inventory)  # written into the run's folder by _inventory_file: checked here, first
+        try:
+            json.dumps(inventory)
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise InputError("inventory: a mapping that cannot be written as YAML: %s" % exc) from None
+        return inventory
     sources = [inventory] if isinstance(inventory, (str, os.PathLike)) else _listed("inventory", inventory)
     if not sources:
         raise InputError("no inventory: the list of inventory sources is empty")
@@ -155,13 +160,13 @@ def _execute(report: Report, inventory: Any, own_vars: Mapping[str, Any], option
     keep = max(0, int(options.keep_artifacts or 0))
     failure_log = options.failure_log or os.environ.get(failures.FAILURE_LOG_ENV) or None
     private = workdir.create(report.kind, report.step, options.artifacts_dir)
-    inventory = _inventory_file(inventory, private)
     control = workdir.control_dir()
     temp = workdir.temp_dir()
     # The run's own SSH ControlPersist sockets (an extra variable: it wins over any inventory's
     # ansible_control_path_dir), so that its masters can be found and closed when the run ends.
     variables["ansible_control_path_dir"] = control
     try:
+        inventory = _inventory_file(inventory, private)
         collections = locate.link_collection(integration, private)
         env = environment.build(collections_dir=collections, private_dir=private, temp_dir=temp,
                                 token=report.run_id, ansible_cfg=options.ansible_cfg or integration.ansible_cfg,
@@ -207,12 +212,8 @@ def _inventory_file(inventory: Any, private: str) -> Any:
     if not isinstance(inventory, dict):
         return inventory
     path = os.path.join(private, "inventory.yml")
-    try:
-        text = json.dumps(inventory)  # JSON is YAML
-    except (TypeError, ValueError) as exc:
-        raise InputError("inventory: a mapping that cannot be written as YAML: %s" % exc) from None
     with open(path, "w", encoding="utf-8") as handle:
-        handle.write(text)
+        handle.write(json.dumps(inventory))  # JSON is YAML; _inventory checked that it can be written
     return path
 
 

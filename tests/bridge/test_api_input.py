@@ -45,6 +45,17 @@ def test_an_inventory_given_as_a_dict_is_used(scenario, tmp_path):
     assert report.hosts["rig-6600"]["usable_gpus"] == list(range(12))
 
 
+def test_a_dict_inventory_that_cannot_be_written_is_bad_input_before_anything_is_made(tmp_path):
+    looped = {"all": {"vars": {}}}
+    looped["all"]["vars"]["self"] = looped
+    for inventory, fragment in (({"all": {"hosts": {"rig-6600": {"gpus": object()}}}}, "is not JSON serializable"),
+                                (looped, "Circular reference detected")):
+        report = gp.run_preflight(3, inventory=inventory, log=False, **run_options(tmp_path))
+        assert report.status == "error" and report.error.startswith(
+            "inventory: a mapping that cannot be written as YAML: ") and fragment in report.error, report.error
+    assert not os.path.exists(str(tmp_path / "runs")) or os.listdir(str(tmp_path / "runs")) == []
+
+
 def test_a_fifo_where_the_failure_log_should_be_never_hangs_the_run(scenario, tmp_path):
     sc = scenario("missing_ramdisk_file")
     fifo = str(tmp_path / "failures.jsonl")
