@@ -159,9 +159,7 @@ def _execute(report: Report, inventory: Any, own_vars: Mapping[str, Any], option
     variables["step"] = report.step
     keep = max(0, int(options.keep_artifacts or 0))
     failure_log = options.failure_log or os.environ.get(failures.FAILURE_LOG_ENV) or None
-    private = workdir.create(report.kind, report.step, options.artifacts_dir)
-    control = workdir.control_dir()
-    temp = workdir.temp_dir()
+    private, control, temp = _run_folders(report, options.artifacts_dir)
     # The run's own SSH ControlPersist sockets (an extra variable: it wins over any inventory's
     # ansible_control_path_dir), so that its masters can be found and closed when the run ends.
     variables["ansible_control_path_dir"] = control
@@ -204,6 +202,22 @@ def _execute(report: Report, inventory: Any, own_vars: Mapping[str, Any], option
         workdir.remove(control)
         workdir.remove(temp)
         report.private_dir = workdir.finish(private, keep)
+
+
+def _run_folders(report: Report, artifacts_dir: str | None) -> tuple[str, str, str]:
+    """The run's private folder, SSH control folder and temp folder; InputError naming the folder and the
+    problem (a file where the folder should be, no permission, a full disk) when one cannot be made."""
+    made: list[str] = []
+    try:
+        for make in (lambda: workdir.create(report.kind, report.step, artifacts_dir), workdir.control_dir,
+                     workdir.temp_dir):
+            made.append(make())
+    except OSError as exc:
+        for path in made:
+            workdir.remove(path)
+        problem = "%s: %s" % (exc.filename, exc.strerror) if exc.strerror and exc.filename else str(exc)
+        raise InputError("the run's folders cannot be made: %s" % problem) from None
+    return made[0], made[1], made[2]
 
 
 def _inventory_file(inventory: Any, private: str) -> Any:

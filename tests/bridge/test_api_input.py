@@ -56,6 +56,17 @@ def test_a_dict_inventory_that_cannot_be_written_is_bad_input_before_anything_is
     assert not os.path.exists(str(tmp_path / "runs")) or os.listdir(str(tmp_path / "runs")) == []
 
 
+def test_an_artifacts_dir_that_cannot_hold_a_run_folder_is_a_clear_error(tmp_path, caplog):
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text("all: {}\n")
+    for where, said in ((afile, "%s: File exists" % afile), (afile / "sub", "%s: Not a directory" % (afile / "sub"))):
+        report = gp.run_preflight(3, inventory=str(inventory), artifacts_dir=str(where))
+        assert report.status == "error" and report.error == "the run's folders cannot be made: " + said, report.error
+    assert "Traceback" not in caplog.text
+
+
 def test_a_fifo_where_the_failure_log_should_be_never_hangs_the_run(scenario, tmp_path):
     sc = scenario("missing_ramdisk_file")
     fifo = str(tmp_path / "failures.jsonl")
