@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import signal
 import sys
@@ -251,6 +252,12 @@ def _execute(args: argparse.Namespace, extravars: dict[str, Any], stop: threadin
 def _query(args: argparse.Namespace) -> int:
     from . import failures
 
+    path = failures.log_path(args.log)
+    if not path:
+        print("gpuops-preflight failures: no failure log: give --log or set $%s" % FAILURE_LOG_ENV, file=sys.stderr)
+        return EXIT_NOT_RUN
+    if not os.path.exists(path):  # nothing recorded there yet, or a mistyped path: say which
+        print("gpuops-preflight failures: %s does not exist: no failure is recorded there" % path, file=sys.stderr)
     try:
         records = failures.query(args.log, host=args.host, step=args.step, kind=args.kind, run_id=args.run_id,
                                  task=args.task, since=args.since, include_verdicts=not args.no_verdicts,

@@ -151,6 +151,11 @@ def _epoch(value: object, option: str = "since") -> float:
     return epoch
 
 
+def log_path(path: str | None = None) -> str:
+    """The failure log: ``path``, else ``$GPUOPS_PREFLIGHT_FAILURE_LOG``, ``~`` expanded; "" when neither is set."""
+    return os.path.expanduser(path or os.environ.get(FAILURE_LOG_ENV) or "")
+
+
 def query(path: str | None = None, *, host: str | None = None, step: object = None, kind: str | None = None,
           run_id: str | None = None, task: str | None = None, since: object = None,
           include_verdicts: bool = True, limit: int | None = None) -> list[dict]:
@@ -161,7 +166,7 @@ def query(path: str | None = None, *, host: str | None = None, step: object = No
     """
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise ValueError("limit must be a whole number of 1 or more, got %r" % (limit,))
-    path = os.path.expanduser(path or os.environ.get(FAILURE_LOG_ENV) or "")
+    path = log_path(path)
     if not path or not os.path.exists(path):
         return []
     floor = _epoch(since) if since is not None else None

@@ -67,3 +67,15 @@ def test_append_never_waits_for_ever_and_never_writes_into_something_else(tmp_pa
     for other, what in (("fifo.jsonl", "a fifo"), ("dir.jsonl", "a directory")):
         with pytest.raises(OSError, match="is %s, not a regular file" % what):
             failures.append(str(tmp_path / other), [{"host": "d"}])
+
+
+def test_the_query_command_says_when_there_is_no_log_to_read(tmp_path, capsys, monkeypatch):
+    from gpuops_preflight import cli
+
+    monkeypatch.delenv("GPUOPS_PREFLIGHT_FAILURE_LOG", raising=False)
+    assert cli.main(["failures"]) == 2
+    assert "no failure log: give --log or set $GPUOPS_PREFLIGHT_FAILURE_LOG" in capsys.readouterr().err
+    missing = tmp_path / "failures.jsonl"
+    assert cli.main(["failures", "--log", str(missing)]) == 0
+    out = capsys.readouterr()
+    assert out.out == "" and "%s does not exist: no failure is recorded there" % missing in out.err
