@@ -165,8 +165,8 @@ def local_params(args: argparse.Namespace, health: Any) -> dict:
         name, sep, text = item.partition("=")
         name = name.strip().replace("-", "_")
         if not sep or name not in health.OPTIONS or name in ("training_base_dir", "fix"):
-            raise ValueError("-o %r: expected NAME=VALUE with NAME an option of node_training_health (not "
-                             "training_base_dir or fix: --base-dir, --fix); valid: %s"
+            raise ValueError("-o %r: expected NAME=VALUE with NAME one of node_training_health's own options "
+                             "(--base-dir, --fix and the GPU flags set the others); valid: %s"
                              % (item, ", ".join(sorted(set(health.OPTIONS) - {"training_base_dir", "fix"}))))
         params[name] = _value(health.OPTIONS[name], name, text)
     if not args.base_dir:
