@@ -218,7 +218,8 @@ def run_local(args: argparse.Namespace) -> int:
         try:
             summary_mod.write_summary(summary, args.summary_dir)
         except (OSError, ValueError) as exc:
-            summary["notes"].append("summary not written to %s: %s" % (args.summary_dir, exc))
+            summary["notes"].append("summary not written to %s: %s" % (args.summary_dir,
+                                                                       getattr(exc, "strerror", None) or exc))
     for warning in module.warnings:
         print("%s: warning: %s" % (PROG, warning), file=sys.stderr)
     if args.json:
