@@ -85,9 +85,9 @@ def medians(runs):
     return dict((phase, median([one[phase] for one in runs])) for phase in runs[0])
 
 
-def payload_seconds(modules):
-    """{module: seconds} to build each module's AnsiballZ payload, in a fresh controller process each."""
-    code = """
+# Builds the AnsiballZ payload of module argv[1] as a task would, in a fresh controller process; prints the
+# seconds it took, and writes the payload to argv[2] when given.
+BUILD_PAYLOAD = """
 import sys, time
 from ansible.plugins.loader import init_plugin_loader, module_loader, shell_loader
 init_plugin_loader([%r])
@@ -96,22 +96,28 @@ from ansible.parsing.dataloader import DataLoader
 from ansible.template import Templar
 found = module_loader.find_plugin_with_context(sys.argv[1])
 start = time.perf_counter()
-module_common.modify_module(module_name=found.resolved_fqcn, module_path=found.plugin_resolved_path, module_args={},
-                            templar=Templar(loader=DataLoader()), task_vars={"ansible_python_interpreter": "python3"},
-                            module_compression="ZIP_DEFLATED", shell_plugin=shell_loader.get("sh"))
+built = module_common.modify_module(module_name=found.resolved_fqcn, module_path=found.plugin_resolved_path,
+                                    module_args={}, templar=Templar(loader=DataLoader()),
+                                    task_vars={"ansible_python_interpreter": sys.executable},
+                                    module_compression="ZIP_DEFLATED", shell_plugin=shell_loader.get("sh"))
 print(time.perf_counter() - start)
+if len(sys.argv) > 2:
+    open(sys.argv[2], "wb").write(built.b_module_data)
 """ % os.path.join(REPO, ".collections")
-    out = {}
-    for module in modules:
-        runs = []
-        for _attempt in range(3):
-            done = subprocess.run([os.path.join(bin_dir(), "python"), "-c", code, module], capture_output=True,
-                                  text=True, check=False)
-            if done.returncode != 0:
-                raise SystemExit("building the payload of %s failed: %s" % (module, done.stderr[-2000:]))
-            runs.append(float(done.stdout.strip()))
-        out[module] = round(statistics.median(runs), 3)
-    return out
+
+
+def build_payload(module, out=None):
+    """Seconds building ``module``'s payload took (written to ``out`` when given); SystemExit when it fails."""
+    done = subprocess.run([os.path.join(bin_dir(), "python"), "-c", BUILD_PAYLOAD, module] + ([out] if out else []),
+                          capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit("building the payload of %s failed: %s" % (module, done.stderr[-2000:]))
+    return float(done.stdout.strip())
+
+
+def payload_seconds(modules):
+    """{module: seconds} to build each module's AnsiballZ payload, in a fresh controller process each."""
+    return dict((module, median([build_payload(module) for _attempt in range(3)])) for module in modules)
 
 
 HOST_COMPILE = """
@@ -142,26 +148,10 @@ def host_compile_seconds(module):
     """{"collection": s, "ansible": s, ...}: compiling the payload's sources when the host runs it (seconds,
     median of 3), and how many compile calls and distinct sources that took."""
     work = tempfile.mkdtemp(prefix="th-bench-payload-")
-    code = """
-import sys
-from ansible.plugins.loader import init_plugin_loader, module_loader, shell_loader
-init_plugin_loader([%r])
-from ansible.executor import module_common
-from ansible.parsing.dataloader import DataLoader
-from ansible.template import Templar
-found = module_loader.find_plugin_with_context(sys.argv[1])
-built = module_common.modify_module(module_name=found.resolved_fqcn, module_path=found.plugin_resolved_path,
-                                    module_args={}, templar=Templar(loader=DataLoader()),
-                                    task_vars={"ansible_python_interpreter": sys.executable},
-                                    module_compression="ZIP_DEFLATED", shell_plugin=shell_loader.get("sh"))
-open(sys.argv[2], "wb").write(built.b_module_data)
-""" % os.path.join(REPO, ".collections")
     try:
         script = os.path.join(work, "AnsiballZ_module.py")
+        build_payload(module, script)
         python = os.path.join(bin_dir(), "python")
-        done = subprocess.run([python, "-c", code, module, script], capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            raise SystemExit("building %s's payload failed: %s" % (module, done.stderr[-2000:]))
         runs = []
         for _attempt in range(3):
             done = subprocess.run([python, "-c", HOST_COMPILE, script], capture_output=True, text=True, check=False)
