@@ -259,7 +259,7 @@ def _query(args: argparse.Namespace) -> int:
     if not os.path.exists(path):  # nothing recorded there yet, or a mistyped path: say which
         print("gpuops-preflight failures: %s does not exist: no failure is recorded there" % path, file=sys.stderr)
     try:
-        records = failures.query(args.log, host=args.host, step=args.step, kind=args.kind, run_id=args.run_id,
+        records = failures.query(path, host=args.host, step=args.step, kind=args.kind, run_id=args.run_id,
                                  task=args.task, since=args.since, include_verdicts=not args.no_verdicts,
                                  limit=args.limit)
     except (OSError, ValueError) as exc:

@@ -158,7 +158,7 @@ def _execute(report: Report, inventory: Any, own_vars: Mapping[str, Any], option
     variables.update(own_vars)
     variables["step"] = report.step
     keep = max(0, int(options.keep_artifacts or 0))
-    failure_log = options.failure_log or os.environ.get(failures.FAILURE_LOG_ENV) or None
+    failure_log = failures.log_path(options.failure_log) or None
     private, control, temp = _run_folders(report, options.artifacts_dir)
     # The run's own SSH ControlPersist sockets (an extra variable: it wins over any inventory's
     # ansible_control_path_dir), so that its masters can be found and closed when the run ends.
