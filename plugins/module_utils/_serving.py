@@ -1494,9 +1494,9 @@ def evaluate_preload(observed, entries, timeout=None):
         return problems, None, details
     errors = preload_errors(doc, entries)
     details["errors"] = errors
-    details["not_sent"] = bool(observed.get("not_sent"))
+    not_sent = details["not_sent"] = bool(observed.get("not_sent"))
     ready = doc.get("all_ready") is True and not errors
-    if observed.get("not_sent") and not ready:
+    if not_sent and not ready:
         # check mode: what the status says now is not what a preload would end in
         now = (observed.get("progress") or ["no status"])[-1]
         problems.append(_checks.problem(
@@ -1507,7 +1507,7 @@ def evaluate_preload(observed, entries, timeout=None):
     if ready:
         return problems, "all %d model(s) ready%s (%d poll(s), %s)" % (
             len(set(e["model"] for e in entries)), ", preload triggered" if observed.get("triggered")
-            else ", refresh not sent in check mode" if observed.get("not_sent") else "",
+            else ", refresh not sent in check mode" if not_sent else "",
             observed.get("polls") or 0, _took(observed.get("elapsed_s"))), details
     all_ready = doc.get("all_ready") is True
     for item in errors:
