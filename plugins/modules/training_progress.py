@@ -103,10 +103,13 @@ options:
     description: Where sysfs is mounted (the KFD process list is read there).
     type: path
     default: /sys
-  gpu_timeout:
-    description: Seconds the GPU probe may take when verifying the GPU memory.
+  gpu_tool_timeout:
+    description:
+      - Seconds the GPU probe may take when verifying the GPU memory.
+      - Named as in O(gpuops.preflight.node_training_health#module:gpu_tool_timeout); O(gpu_timeout) is its old name.
     type: int
     default: 15
+    aliases: [gpu_timeout]
 notes:
   - Stopping a daemon of another user needs root (O(act=true) with C(become)).
   - Whether GPU memory is released is known only where the probe can list GPU processes (the KFD process list
@@ -226,7 +229,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.gpuops.preflight.plugins.module_utils import _training_progress
 
-POSITIVE = ("stall_timeout", "eval_timeout", "read_timeout", "gpu_timeout")
+POSITIVE = ("stall_timeout", "eval_timeout", "read_timeout", "gpu_tool_timeout")
 
 
 def main():
@@ -250,7 +253,7 @@ def main():
             amd_smi=dict(type="str", default="amd-smi"),
             nvidia_smi=dict(type="str", default="nvidia-smi"),
             sysfs_root=dict(type="path", default="/sys"),
-            gpu_timeout=dict(type="int", default=15),
+            gpu_tool_timeout=dict(type="int", default=15, aliases=["gpu_timeout"]),
         ),
         supports_check_mode=True,
     )
@@ -267,10 +270,10 @@ def main():
             log_file=params["log_file"], state_file=params["state_file"], stall_timeout=params["stall_timeout"],
             eval_timeout=params["eval_timeout"], act=params["act"], kill_timeout=params["kill_timeout"],
             unit=params["unit"], daemon_match=params["daemon_match"], read_timeout=params["read_timeout"],
-            log_lines=params["log_lines"], gpu_timeout=params["gpu_timeout"],
+            log_lines=params["log_lines"], gpu_timeout=params["gpu_tool_timeout"],
             probe_options=dict(tool=params["gpu_tool"], rocm_smi=params["rocm_smi"], amd_smi=params["amd_smi"],
                                nvidia_smi=params["nvidia_smi"], sysfs_root=params["sysfs_root"],
-                               timeout=params["gpu_timeout"]))
+                               timeout=params["gpu_tool_timeout"]))
     except ValueError as exc:
         module.fail_json(msg=str(exc))
     if result["severity"] == "hard" and result["status"] == "fail":

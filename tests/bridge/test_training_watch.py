@@ -94,7 +94,8 @@ def test_bad_input_exits_2(capsys, base, monkeypatch):
     assert code == 2 and "--base-dir (or $TRAINING_BASE_DIR) is required" in err
     code, _out, err = run_cli(capsys, "--once", "--base-dir", str(base.dir), "--status-file", "../../etc/shadow")
     assert code == 2 and "leaves the training base dir" in err
-    for args in (["--base-dir", str(base.dir)], ["--once", "--stall-timeout", "0"], ["--once", "--kill-timeout", "x"]):
+    for args in (["--base-dir", str(base.dir)], ["--once", "--stall-timeout", "0"], ["--once", "--kill-timeout", "x"],
+                 ["--once", "--gpu-tool-timeout", "0"], ["--once", "--gpu-timeout", "0"]):   # and its old name
         with pytest.raises(SystemExit) as exc:   # argparse: no --once (no loop mode), bad numbers
             cli.main(["training-watch"] + args)
         assert exc.value.code == 2

@@ -70,7 +70,8 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--amd-smi", default="amd-smi")
     parser.add_argument("--nvidia-smi", default="nvidia-smi")
     parser.add_argument("--sysfs-root", default="/sys")
-    parser.add_argument("--gpu-timeout", type=_seconds, default=15, metavar="S")
+    parser.add_argument("--gpu-tool-timeout", "--gpu-timeout", dest="gpu_tool_timeout", type=_seconds, default=15,
+                        metavar="S", help="seconds the GPU probe may take (default 15; --gpu-timeout is its old name)")
     parser.add_argument("--json", action="store_true", help="print the whole result as JSON")
     parser.set_defaults(handler=run)
 
@@ -88,10 +89,10 @@ def run(args: argparse.Namespace) -> int:
             module, os.path.abspath(args.base_dir), status_file=args.status_file, pid_file=args.pid_file,
             log_file=args.log_file, state_file=args.state_file, stall_timeout=args.stall_timeout,
             eval_timeout=args.eval_timeout, act=args.act, kill_timeout=args.kill_timeout, unit=args.unit,
-            daemon_match=args.daemon_match, gpu_timeout=int(args.gpu_timeout),
+            daemon_match=args.daemon_match, gpu_timeout=int(args.gpu_tool_timeout),
             probe_options={"tool": args.gpu_tool, "rocm_smi": args.rocm_smi, "amd_smi": args.amd_smi,
                            "nvidia_smi": args.nvidia_smi, "sysfs_root": args.sysfs_root,
-                           "timeout": int(args.gpu_timeout)})
+                           "timeout": int(args.gpu_tool_timeout)})
     except (ValueError, OSError, RuntimeError) as exc:
         print("gpuops-preflight training-watch: %s" % exc, file=sys.stderr)
         return EXIT_NOT_RUN

@@ -90,7 +90,7 @@ class Host(object):
             return [json.loads(line) for line in handle]
 
     def args(self, **more):
-        args = {"base_dir": self.base, "sysfs_root": self.sysfs, "gpu_tool": "sysfs", "gpu_timeout": 2}
+        args = {"base_dir": self.base, "sysfs_root": self.sysfs, "gpu_tool": "sysfs", "gpu_tool_timeout": 2}
         args.update(more)
         return args
 
@@ -143,7 +143,7 @@ def test_a_daemon_ignoring_sigterm_is_killed_and_its_held_memory_reported(capsys
     host.start_daemon(ignore_term=True)
     host.status(current_step=7, updated_at=utc_naive(4000))
     host.older_than(1)
-    rc, result = run_module(capsys, host.args(act=True, stall_timeout=1, kill_timeout=1, gpu_timeout=1))
+    rc, result = run_module(capsys, host.args(act=True, stall_timeout=1, kill_timeout=1, gpu_tool_timeout=1))
     action = result["action"]
     assert rc == 0 and (action["terminated"], action["killed"], action["gone"]) == (False, True, True)
     assert host.proc.wait(5) == -signal.SIGKILL
@@ -223,12 +223,20 @@ def test_a_unit_being_restarted_is_a_warning(mocker, capsys, host):
 @pytest.mark.parametrize("args, words", [
     ({"stall_timeout": 0}, "stall_timeout must be at least 1 second, got 0"),
     ({"kill_timeout": -1}, "kill_timeout must be 0 or more, got -1"),
+    ({"gpu_tool_timeout": 0}, "gpu_tool_timeout must be at least 1 second, got 0"),
     ({"status_file": "../../etc/shadow"}, "'../../etc/shadow' leaves the training base dir"),
     ({"base_dir": "relative/dir"}, "base_dir must be an absolute path"),
 ])
 def test_bad_input_gets_a_clear_error(capsys, host, args, words):
     rc, result = run_module(capsys, host.args(**args))
     assert rc == 1 and words in result["msg"]
+
+
+def test_the_old_name_gpu_timeout_still_sets_gpu_tool_timeout(capsys, host):
+    args = host.args(gpu_timeout=0)
+    del args["gpu_tool_timeout"]
+    rc, result = run_module(capsys, args)
+    assert rc == 1 and "gpu_tool_timeout must be at least 1 second, got 0" in result["msg"]
 
 
 def test_a_status_file_of_garbage_bytes_gives_valid_utf8_output(capsys, host):
