@@ -40,7 +40,7 @@ from ansible_collections.gpuops.preflight.plugins.module_utils import _serving
 from ansible_collections.gpuops.preflight.plugins.module_utils._checks import (
     CONTROLLER, FAIL, HARD, UNKNOWN, CheckSpec, Family, problem, registry)
 from ansible_collections.gpuops.preflight.plugins.module_utils._host_runner import Collector, CollectorError
-from ansible_collections.gpuops.preflight.plugins.module_utils._values import MAX_SECONDS, absolute_path, parse_seconds
+from ansible_collections.gpuops.preflight.plugins.module_utils._values import absolute_path, parse_seconds, seconds_problem
 
 # The clock of the gate's budget and of every HTTP deadline (monotonic: a clock step cannot stretch it).
 CLOCK = time.monotonic
@@ -395,14 +395,6 @@ CHECKS = registry(
 )
 
 
-def _budget_rule(value):
-    try:
-        parse_seconds(value, "budget")
-    except ValueError:
-        return "must be a number of seconds above 0 and at most %d, got %r" % (MAX_SECONDS, value)
-    return None
-
-
 def _url_rule(value):
     try:
         _serving.parse_url(value)
@@ -418,7 +410,7 @@ def _or_empty(rule):
 
 # The ranges of the role's own variables (serving_gate_<name>), refused by the plan before any host is contacted.
 VARIABLE_RULES = {
-    "timeout": _budget_rule,
+    "timeout": seconds_problem,
     "url": _url_rule,
     "bus_url": _or_empty(_url_rule),
     "store_root": _or_empty(absolute_path),

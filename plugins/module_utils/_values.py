@@ -129,17 +129,26 @@ def duration(seconds):
 MAX_SECONDS = 7 * 86400
 
 
-def parse_seconds(value, option, minimum=0.001, maximum=MAX_SECONDS):
-    """A positive number of seconds, given as a number or its text; ValueError naming the option otherwise."""
+def seconds_problem(value, minimum=0.001, maximum=MAX_SECONDS):
+    """What is wrong with ``value`` as a positive number of seconds (a number or its text), or None: also the
+    range rule of a role variable that takes seconds."""
     if isinstance(value, bool):
-        raise ValueError("%s must be a number of seconds, got %r" % (option, value))
+        return "must be a number of seconds, got %r" % (value,)
     try:
         number = float(str(value).strip())
     except ValueError:
-        raise ValueError("%s must be a number of seconds, got %r" % (option, value))
+        return "must be a number of seconds, got %r" % (value,)
     if math.isnan(number) or number < minimum or number > maximum:
-        raise ValueError("%s must be a number of seconds above 0 and at most %d, got %r" % (option, maximum, value))
-    return number
+        return "must be a number of seconds above 0 and at most %d, got %r" % (maximum, value)
+    return None
+
+
+def parse_seconds(value, option, minimum=0.001, maximum=MAX_SECONDS):
+    """A positive number of seconds, given as a number or its text; ValueError naming the option otherwise."""
+    problem = seconds_problem(value, minimum, maximum)
+    if problem:
+        raise ValueError("%s %s" % (option, problem))
+    return float(str(value).strip())
 
 
 # Range rules for option values (role variables, module options): each returns the problem, or None.

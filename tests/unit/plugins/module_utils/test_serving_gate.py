@@ -113,6 +113,8 @@ def test_the_roles_variables_are_refused_out_of_range_before_any_host_is_contact
     ]
     assert _plan.variable_problems(FAMILY, {"serving_gate_store_root": "", "serving_gate_timeout": 0.5,
                                             "serving_gate_bus_url": "https://bus:9000/health"}) == []
+    assert _plan.variable_problems(FAMILY, {"serving_gate_timeout": "soon"}) == [
+        "serving_gate_timeout must be a number of seconds, got 'soon'"]
 
 
 # ---------------------------------------------------------------- the run
