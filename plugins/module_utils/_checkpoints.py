@@ -4,17 +4,22 @@
 """PRIVATE to gpuops.preflight: Hugging Face Trainer checkpoints: layout, resumability, the newest one.
 
 A checkpoint is a folder ``checkpoint-<global step>`` under the training's output folder, as the
-Hugging Face Trainer writes it (``PREFIX_CHECKPOINT_DIR``), or a folder named directly (``last-checkpoint``,
-a final export). What is in it (names as transformers and PEFT write them):
+Hugging Face Trainer writes it (``PREFIX_CHECKPOINT_DIR``), ``last-checkpoint`` (``hub_strategy="checkpoint"``),
+or a folder named directly (a final export). What is in it (names as transformers, PEFT, accelerate and
+DeepSpeed write them):
 
 * weights, full model: ``model.safetensors`` or ``pytorch_model.bin``, or shards
   ``model-00001-of-00003.safetensors`` / ``pytorch_model-00001-of-00003.bin`` with their index
   ``model.safetensors.index.json`` / ``pytorch_model.bin.index.json``;
 * weights, LoRA/PEFT: ``adapter_model.safetensors`` or ``adapter_model.bin`` plus ``adapter_config.json``;
-* training state, needed to resume (``RESUME_PARTS``): the optimizer (``optimizer.pt``, accelerate's
-  ``optimizer.bin``, FSDP's ``optimizer_0/`` or DeepSpeed's ``global_step<N>/``), ``scheduler.pt``,
-  the RNG state (``rng_state.pth``, or ``rng_state_<rank>.pth`` per process) and ``trainer_state.json``
-  (present, readable, its ``global_step`` a whole number). A final export has weights only: not resumable.
+* weights kept by the training engine itself, whose layout the files do not tell: DeepSpeed ZeRO-3's
+  ``global_step<N>/*model_states.pt``, FSDP's ``pytorch_model_fsdp_0/`` or ``pytorch_model_fsdp.bin``;
+* training state, needed to resume, by the engine that wrote it (``ENGINES``): the Trainer's ``optimizer.pt``
+  and ``scheduler.pt``; FSDP's ``optimizer.bin`` or ``optimizer_0/`` and ``scheduler.pt``; DeepSpeed's
+  ``latest`` and the optimizer states in the ``global_step<N>/`` it names (DeepSpeed keeps the scheduler
+  there too); always the RNG state (``rng_state.pth``, or ``rng_state_<rank>.pth`` per process) and
+  ``trainer_state.json`` (present, readable, its ``global_step`` a whole number). A final export has
+  weights only: not resumable.
 
 Nothing here writes. Sizes are not checked beyond "not empty" (weights are not opened), so a
 checkpoint is judged by its listing; ``trainer_state.json`` and shard indexes are read bounded.
@@ -29,6 +34,7 @@ import stat
 
 from ansible_collections.gpuops.preflight.plugins.module_utils import _files
 from ansible_collections.gpuops.preflight.plugins.module_utils import _training_config as _config
+from ansible_collections.gpuops.preflight.plugins.module_utils._values import human_bytes
 
 FULL = "full"
 LORA = "lora"
@@ -36,9 +42,11 @@ AUTO = "auto"
 EXPECT_CHOICES = (AUTO, FULL, LORA)
 
 CHECKPOINT_DIR = re.compile(r"^checkpoint-(\d+)$")
+LAST_CHECKPOINT = "last-checkpoint"   # the Trainer's hub_strategy="checkpoint" copy of the newest checkpoint
 _SHARD = re.compile(r"^(model|pytorch_model)-(\d+)-of-(\d+)\.(safetensors|bin)$")
 MAX_ENTRIES = 20000          # folder entries looked at in the checkpoint root
-STATE_LIMIT = 16 * 1024 * 1024   # trainer_state.json and shard indexes
+STATE_LIMIT = 16 * 1024 * 1024   # trainer_state.json and shard indexes, parsed whole
+EDGE_BYTES = 64 * 1024           # read at each end of a larger trainer_state.json
 
 FULL_SINGLE = ("model.safetensors", "pytorch_model.bin")
 FULL_INDEXES = (("model.safetensors.index.json", "model", "safetensors"),
@@ -46,18 +54,76 @@ FULL_INDEXES = (("model.safetensors.index.json", "model", "safetensors"),
 LORA_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
 LORA_CONFIG = "adapter_config.json"
 TRAINER_STATE = "trainer_state.json"
+DEEPSPEED_LATEST = "latest"
 _RNG = re.compile(r"^rng_state(?:_\d+)?\.pth$")
-_DEEPSPEED = re.compile(r"^global_step\d+$")
+_DEEPSPEED_TAG = re.compile(r"^global_step(\d+)$")
+_FSDP_WEIGHTS = re.compile(r"^pytorch_model_fsdp(?:_\d+|_rank\d+)?(?:\.bin)?$")   # accelerate's save_fsdp_model
+_FSDP_OPTIMIZER = re.compile(r"^optimizer_\d+$")                                   # a folder: sharded state dict
 
-# What resuming needs besides the weights: (the name reported as missing, test on the folder's listing).
-# The test gets {name: is_dir} and returns True when the part is there.
-RESUME_PARTS = (
-    ("optimizer.pt", lambda names: any(
-        (n in ("optimizer.pt", "optimizer.bin") and not d) or (d and (n == "optimizer_0" or _DEEPSPEED.match(n)))
-        for n, d in names.items())),
-    ("scheduler.pt", lambda names: names.get("scheduler.pt") is False),
-    ("rng_state.pth", lambda names: any(_RNG.match(n) and not d for n, d in names.items())),
-    (TRAINER_STATE, lambda names: names.get(TRAINER_STATE) is False),
+
+def _named(names, test):
+    """The regular files of a listing ({name: is_dir}) whose name passes ``test``."""
+    return sorted(n for n, is_dir in names.items() if not is_dir and test(n))
+
+
+def _deepspeed_tag(folder, names):
+    """The DeepSpeed checkpoint folder (global_step<N>) that ``latest`` names, or None."""
+    if names.get(DEEPSPEED_LATEST) is not False:
+        return None
+    try:
+        tag = _files.read_regular(os.path.join(folder, DEEPSPEED_LATEST), 4096).decode("utf-8", "replace").strip()
+    except (OSError, _files.FileProblem):
+        return None
+    return tag if names.get(tag) is True else None
+
+
+def _in_tag(folder, names, suffix):
+    """The files ending in ``suffix`` in the DeepSpeed folder ``latest`` names ('global_step500/x'), or []."""
+    tag = _deepspeed_tag(folder, names)
+    if tag is None:
+        return []
+    try:
+        inside = _listing(os.path.join(folder, tag))
+    except OSError:
+        return []
+    return ["%s/%s" % (tag, n) for n in _named(inside, lambda n: n.endswith(suffix))]
+
+
+class Engine(object):
+    """How one training engine keeps a checkpoint's training state (and maybe its weights)."""
+
+    __slots__ = ("name", "marker", "weights", "parts")
+
+    def __init__(self, name, marker, weights, parts):
+        self.name = name
+        self.marker = marker      # (names) -> True when the folder is this engine's
+        self.weights = weights    # (folder, names) -> the engine's own weight files, [] when it keeps none
+        self.parts = parts        # ((the name reported as missing, (folder, names) -> the files that hold it), ...)
+
+
+_RNG_PART = ("rng_state.pth", lambda folder, names: _named(names, _RNG.match))
+_STATE_PART = (TRAINER_STATE, lambda folder, names: _named(names, lambda n: n == TRAINER_STATE))
+_SCHEDULER_PART = ("scheduler.pt", lambda folder, names: _named(names, lambda n: n == "scheduler.pt"))
+
+# The first engine whose marker is in the folder says what resuming needs besides the weights (names as
+# transformers' Trainer, accelerate and DeepSpeed write them); the Trainer alone is the last, and always applies.
+ENGINES = (
+    # DeepSpeed restores optimizer and scheduler from its own folder (transformers writes scheduler.pt only for
+    # a scheduler DeepSpeed does not wrap) and finds that folder through ``latest``.
+    Engine("deepspeed", lambda names: any(d and _DEEPSPEED_TAG.match(n) for n, d in names.items()),
+           lambda folder, names: _in_tag(folder, names, "model_states.pt"),
+           ((DEEPSPEED_LATEST, lambda folder, names: [DEEPSPEED_LATEST] if _deepspeed_tag(folder, names) else []),
+            ("global_step<N>/*optim_states.pt", lambda folder, names: _in_tag(folder, names, "optim_states.pt")),
+            _RNG_PART, _STATE_PART)),
+    Engine("fsdp", lambda names: any(_FSDP_WEIGHTS.match(n) or (d and _FSDP_OPTIMIZER.match(n))
+                                     for n, d in names.items()),
+           lambda folder, names: sorted(n for n in names if _FSDP_WEIGHTS.match(n)),
+           (("optimizer.bin", lambda folder, names: sorted(
+               n for n, d in names.items() if (n == "optimizer.bin" and not d) or (d and _FSDP_OPTIMIZER.match(n)))),
+            _SCHEDULER_PART, _RNG_PART, _STATE_PART)),
+    Engine("trainer", lambda names: True, lambda folder, names: [],
+           (("optimizer.pt", lambda folder, names: _named(names, lambda n: n in ("optimizer.pt", "optimizer.bin"))),
+            _SCHEDULER_PART, _RNG_PART, _STATE_PART)),
 )
 
 # Any of these names makes a folder a checkpoint (or an export) by itself.
@@ -147,13 +213,8 @@ def detect_layout(weights):
     return None
 
 
-def _trainer_state(folder):
-    """(global_step or None, max_steps or None, error or None) from trainer_state.json."""
-    path = os.path.join(folder, TRAINER_STATE)
-    try:
-        doc = _config.read_json(path, STATE_LIMIT)
-    except _config.JsonFileError as exc:
-        return None, None, None if exc.state == _config.MISSING else exc.message
+def _state_fields(doc, path):
+    """(global_step, max_steps, error) of a parsed trainer_state.json."""
     if not isinstance(doc, dict):
         return None, None, "%s holds no JSON object" % path
     step = doc.get("global_step")
@@ -163,18 +224,80 @@ def _trainer_state(folder):
     return step, max_steps if isinstance(max_steps, int) and not isinstance(max_steps, bool) else None, None
 
 
+def _top_level_int(text, key):
+    # transformers writes trainer_state.json with indent=2: a top-level key is the only one indented by 2 spaces
+    match = re.search(r'^  "%s": (-?\d{1,18}),?\r?$' % key, text, re.M)
+    return int(match.group(1)) if match else None
+
+
+def _large_state(path):
+    """(global_step, max_steps, error) of a trainer_state.json over STATE_LIMIT, from its ends only.
+
+    A long run that logs every step makes the file large, its ``log_history`` above all. transformers writes it
+    with sorted keys, so ``global_step`` comes before ``log_history`` and ``max_steps`` after it; the file must
+    end its object (not cut off while being written)."""
+    try:
+        fd = _files.open_regular(path)
+        try:
+            size = os.fstat(fd).st_size
+            head = _files.read_fd(fd, EDGE_BYTES)
+            os.lseek(fd, max(0, size - EDGE_BYTES), os.SEEK_SET)
+            tail = _files.read_fd(fd, EDGE_BYTES)
+        finally:
+            os.close(fd)
+    except (OSError, _files.FileProblem) as exc:
+        return None, None, "%s cannot be read: %s" % (path, getattr(exc, "strerror", None) or exc)
+    head, tail = head.decode("utf-8", "replace"), tail.decode("utf-8", "replace")
+    if not head.lstrip("\ufeff \t\r\n").startswith("{") or not tail.rstrip().endswith("}"):
+        return None, None, "%s is %s, larger than its limit of %s, and its ends are not those of one JSON object " \
+            "(cut off while being written?)" % (path, human_bytes(size), human_bytes(STATE_LIMIT))
+    step = _top_level_int(head, "global_step")
+    if step is None:
+        return None, None, "%s is %s, larger than its limit of %s, and global_step is not near its start, where " \
+            "transformers writes it" % (path, human_bytes(size), human_bytes(STATE_LIMIT))
+    return step, _top_level_int(tail, "max_steps"), None
+
+
+def _trainer_state(folder):
+    """(global_step or None, max_steps or None, error or None) from trainer_state.json."""
+    path = os.path.join(folder, TRAINER_STATE)
+    try:
+        doc = _config.read_json(path, STATE_LIMIT)
+    except _config.JsonFileError as exc:
+        if exc.state == _config.TOO_LARGE:
+            return _large_state(path)
+        return None, None, None if exc.state == _config.MISSING else exc.message
+    return _state_fields(doc, path)
+
+
+def _empty_files(folder, names):
+    """The regular files among ``names`` (relative to ``folder``) that are empty."""
+    empty = []
+    for name in names:
+        try:
+            st = os.stat(os.path.join(folder, name))
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode) and st.st_size == 0 and name not in empty:
+            empty.append(name)
+    return empty
+
+
 def inspect(folder, expect_layout=AUTO):
     """One checkpoint folder.
 
-    Returns {path, name, step, layout, resumable, missing, empty, global_step, max_steps, mtime, problems}.
+    Returns {path, name, step, layout, engine, engine_weights, resumable, missing, empty, global_step, max_steps,
+    mtime, problems}.
 
     ``missing`` lists the expected file names that are absent: the weights of ``expect_layout``
-    (of the detected layout for ``auto``) and the training state of ``RESUME_PARTS``.
+    (of the detected layout for ``auto``) and the training state its engine (``ENGINES``) needs.
+    ``engine_weights``: the weights are the engine's own shards (DeepSpeed, FSDP), whose layout is not told.
     """
     folder = os.path.normpath(folder)
     name = os.path.basename(folder)
-    entry = {"path": folder, "name": name, "step": None, "layout": None, "resumable": False, "missing": [],
-             "empty": [], "global_step": None, "max_steps": None, "mtime": None, "problems": []}
+    entry = {"path": folder, "name": name, "step": None, "layout": None, "engine": None, "engine_weights": False,
+             "resumable": False, "missing": [], "empty": [], "global_step": None, "max_steps": None, "mtime": None,
+             "problems": []}
     try:
         names = _listing(folder)
         st = os.stat(folder)
@@ -183,22 +306,28 @@ def inspect(folder, expect_layout=AUTO):
         entry["missing"] = ["model.safetensors", TRAINER_STATE]
         return entry
     entry["mtime"] = st.st_mtime
+    engine = next(e for e in ENGINES if e.marker(names))
+    entry["engine"] = engine.name
     # each layout's weights looked at once (a shard index is read and parsed for the layout and its files)
     weights = dict((layout, look(folder, names)) for layout, look in LAYOUTS.items())
     entry["layout"] = detect_layout(weights)
     expected = entry["layout"] if expect_layout == AUTO else expect_layout
-    if expected is None:
+    own = engine.weights(folder, names) if entry["layout"] is None else []
+    if own:
+        found, missing = list(own), []
+        entry["engine_weights"] = True
+    elif expected is None:
         found, missing = [], ["model.safetensors or adapter_model.safetensors"]
     else:
-        found, missing = weights[expected]
-    for label, present in RESUME_PARTS:
-        if not present(names):
+        found, missing = list(weights[expected][0]), list(weights[expected][1])
+    for label, held in engine.parts:
+        files = held(folder, names)
+        found.extend(files)
+        if not files:
             missing.append(label)
     entry["missing"] = missing
-    for fname in found + [n for n in (TRAINER_STATE, "optimizer.pt", "scheduler.pt") if names.get(n) is False]:
-        if _size(os.path.join(folder, fname)) == 0 and fname not in entry["empty"]:
-            entry["empty"].append(fname)
-            entry["problems"].append("%s/%s is empty (0 bytes)" % (folder, fname))
+    entry["empty"] = _empty_files(folder, found)
+    entry["problems"].extend("%s/%s is empty (0 bytes)" % (folder, n) for n in entry["empty"])
     if names.get(TRAINER_STATE) is False:
         try:
             entry["mtime"] = max(entry["mtime"], os.stat(os.path.join(folder, TRAINER_STATE)).st_mtime)
@@ -230,7 +359,7 @@ def _order(entry):
 def find(path, expect_layout=AUTO):
     """{path, single, checkpoints (newest first), latest, error}.
 
-    ``path`` is the checkpoint root (its ``checkpoint-<N>`` folders are the checkpoints) or, when it
+    ``path`` is the checkpoint root (its ``checkpoint-<N>`` folders and ``last-checkpoint`` are the checkpoints) or, when it
     has no such folder and holds checkpoint files itself, one checkpoint or a final export (the
     only entry). The newest checkpoint is the one with the highest step number (numeric order).
     """
@@ -251,7 +380,7 @@ def find(path, expect_layout=AUTO):
     except OSError as exc:
         report["error"] = "%s cannot be listed: %s" % (path, exc.strerror or exc)
         return report
-    children = [n for n, is_dir in names.items() if is_dir and CHECKPOINT_DIR.match(n)]
+    children = [n for n, is_dir in names.items() if is_dir and (CHECKPOINT_DIR.match(n) or n == LAST_CHECKPOINT)]
     if not children and _is_checkpoint(path, names):
         report["single"] = True
         entries = [inspect(path, expect_layout)]

@@ -573,6 +573,14 @@ def evaluate_config_lock(lock, config, checkpoints, fix):
 _LAYOUT_WORDS = {"full": "full-model weights", "lora": "a LoRA adapter", None: "no model weights"}
 
 
+def _same_path(one, other):
+    """Both name the same folder, through symlinks too (a base dir is often reached through a link)."""
+    try:
+        return os.path.realpath(one) == os.path.realpath(other)
+    except ValueError:   # a NUL byte, or text the file system cannot encode
+        return os.path.normpath(one) == os.path.normpath(other)
+
+
 def evaluate_checkpoint_resume(checkpoints, config, status, fix, expect_layout=_checkpoints.AUTO):
     """The newest checkpoint fits the config (full vs LoRA), is resumable, and training would resume from it."""
     name = "checkpoint_resume"
@@ -590,7 +598,8 @@ def evaluate_checkpoint_resume(checkpoints, config, status, fix, expect_layout=_
     mode, why = _config.training_mode(cfg) if cfg is not None else (None, "config.json unreadable")
     expected = expect_layout if expect_layout != _checkpoints.AUTO else mode
     problems = []
-    if expected is not None and latest["layout"] != expected:
+    # weights an engine keeps in its own shards (DeepSpeed ZeRO-3, FSDP) do not tell their layout: no mismatch to see
+    if expected is not None and latest["layout"] != expected and not latest.get("engine_weights"):
         wanted = "a LoRA adapter" if expected == _checkpoints.LORA else "the full model"
         source = ("config.json trains %s (%s)" % (wanted, why) if expect_layout == _checkpoints.AUTO
                   else "expect_layout asks for %s" % wanted)
@@ -600,14 +609,26 @@ def evaluate_checkpoint_resume(checkpoints, config, status, fix, expect_layout=_
             "a LoRA checkpoint cannot resume a full fine-tune nor the reverse.", layout=latest["layout"],
             expected=expected))
     resumable = [e for e in entries if e["resumable"]]
+    resume = cfg.get("resume_from_checkpoint") if cfg is not None else None
     if not latest["resumable"]:
         reasons = (["missing %s" % ", ".join(latest["missing"])] if latest["missing"] else []) + latest["problems"]
-        older = ("training would resume from %s (step %s)" % (resumable[0]["name"], resumable[0]["step"])
+        older = ("the newest resumable one is %s (step %s)" % (resumable[0]["name"], resumable[0]["step"])
                  if resumable else "no checkpoint is resumable")
-        problems.append(_p(name, WARN, "newest checkpoint %s is not resumable (%s): %s" % (
-            latest["path"], "; ".join(reasons), older),
-            "A final export (weights only) cannot resume training; keep the optimizer, scheduler and RNG state "
-            "(do not set save_only_model).", missing=latest["missing"]))
+        if resume is True and not checkpoints.get("single"):
+            # resume_from_checkpoint=True takes the highest-numbered checkpoint as it is (transformers'
+            # get_last_checkpoint): it would fail on this one, or load it and start over at step 0
+            problems.append(_p(name, FAIL, "newest checkpoint %s is not resumable (%s), and config.json's "
+                               "resume_from_checkpoint true takes the newest: the daemon would fail on it or start "
+                               "over at step 0; %s" % (latest["path"], "; ".join(reasons), older),
+                               "Move %s out of %s (nothing here deletes it), or set resume_from_checkpoint to the "
+                               "path of a resumable checkpoint." % (latest["name"], checkpoints["path"]),
+                               missing=latest["missing"]))
+        else:
+            problems.append(_p(name, WARN, "newest checkpoint %s is not resumable (%s); a resume that takes the "
+                               "newest checkpoint would use it; %s" % (latest["path"], "; ".join(reasons), older),
+                               "A final export (weights only) cannot resume training; keep the optimizer, scheduler "
+                               "and RNG state (do not set save_only_model), and move a checkpoint cut off while "
+                               "saving out of the checkpoint folder.", missing=latest["missing"]))
     for text in latest["problems"]:
         if "global_step" in text and "folder name" in text:
             problems.append(_p(name, WARN, text, "Check that the folder was not renamed or copied from another run."))
@@ -622,14 +643,14 @@ def evaluate_checkpoint_resume(checkpoints, config, status, fix, expect_layout=_
             problems.append(_p(name, WARN, "%s says current_step %d, behind %s: the daemon may have started over"
                                % (status["path"], step, where), fix))
         if cfg is not None and "resume_from_checkpoint" in cfg:
-            value = cfg["resume_from_checkpoint"]
+            value = resume
             if value is None or value is False or (isinstance(value, str) and not value.strip()):
                 problems.append(_p(name, FAIL, "config.json sets resume_from_checkpoint to %s while %s exists: the "
                                    "daemon would start from scratch" % (
                                        "null" if value is None else "false" if value is False else '""', where), fix))
             elif isinstance(value, str):
                 named = _config.resolve(os.path.dirname(config["path"]), value)
-                match = [e for e in entries if os.path.normpath(e["path"]) == os.path.normpath(named)]
+                match = [e for e in entries if _same_path(e["path"], named)]
                 if not match:
                     problems.append(_p(name, FAIL, "config.json: resume_from_checkpoint names %s, which is none of the "
                                        "checkpoints in %s" % (named, checkpoints["path"]), fix))
@@ -639,7 +660,7 @@ def evaluate_checkpoint_resume(checkpoints, config, status, fix, expect_layout=_
     if problems:
         return problems, None, details
     return [], "newest checkpoint %s (%s, step %s) is resumable%s" % (
-        latest["name"], latest["layout"], latest["step"],
+        latest["name"], latest["layout"] or "weights in %s's shards" % latest.get("engine"), latest["step"],
         "; training status at step %s" % step if step is not None else ""), details
 
 

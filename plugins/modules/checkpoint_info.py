@@ -9,19 +9,24 @@ module: checkpoint_info
 short_description: Find the newest training checkpoint, tell its layout, and check that training would resume from it
 version_added: 2.0.0
 description:
-  - Lists the Hugging Face Trainer checkpoints (C(checkpoint-<step>) folders) under O(path), newest first by
-    step number (numeric order, so C(checkpoint-1000) is newer than C(checkpoint-999)).
+  - Lists the Hugging Face Trainer checkpoints (C(checkpoint-<step>) folders, and C(last-checkpoint)) under O(path),
+    newest first by step number (numeric order, so C(checkpoint-1000) is newer than C(checkpoint-999)).
   - Tells each checkpoint's layout - V(full) (C(model.safetensors), sharded C(model-0000x-of-0000y.safetensors)
     with C(model.safetensors.index.json), or C(pytorch_model.bin)) or V(lora) (C(adapter_model.safetensors)
-    or C(adapter_model.bin) with C(adapter_config.json)) - and whether it is resumable - the optimizer,
-    scheduler and RNG state and a readable C(trainer_state.json) are there. A final export without optimizer
-    state is not resumable.
+    or C(adapter_model.bin) with C(adapter_config.json)) - and whether it is resumable - the training state
+    the engine that wrote it needs (the Trainer's C(optimizer.pt) and C(scheduler.pt); FSDP's C(optimizer.bin)
+    or C(optimizer_0/) and C(scheduler.pt); DeepSpeed's C(latest) and the optimizer states in the
+    C(global_step<N>/) it names), the RNG state and a readable C(trainer_state.json) are there, none of them
+    empty. A final export without optimizer state is not resumable.
+  - Weights DeepSpeed ZeRO-3 or FSDP keep in their own shards count as weights of any layout.
   - Compares C(trainer_state.json)'s C(global_step) with the folder name and with the training status file,
     and checks the config - a LoRA checkpoint under a full fine-tuning config, or the reverse, fails.
   - Fails when a resumable checkpoint exists but training would start from scratch - the status file says
-    step 0, or the config sets C(resume_from_checkpoint) to false or null. Other doubts (the newest checkpoint
-    not resumable, a step that does not match) are warnings.
-  - Reads are bounded - a C(trainer_state.json) larger than 16 MiB is not read, and says so. Nothing is written.
+    step 0, or the config sets C(resume_from_checkpoint) to false or null - and when the newest checkpoint is
+    not resumable while the config sets C(resume_from_checkpoint) to true, which takes the newest as it is.
+    Other doubts (the newest checkpoint not resumable, a step that does not match) are warnings.
+  - Reads are bounded - a C(trainer_state.json) larger than 16 MiB is read only at its ends, where transformers
+    writes C(global_step) and C(max_steps). Nothing is written.
 options:
   training_base_dir:
     description: >-
@@ -101,8 +106,17 @@ checkpoints:
       type: int
       returned: always
     layout:
-      description: V(full), V(lora), or null when the folder holds no model weights.
+      description: V(full), V(lora), or null when the folder holds no model weights, or only an engine's shards.
       type: str
+      returned: always
+    engine:
+      description: >-
+        What wrote its training state, and so what resuming needs - V(deepspeed), V(fsdp) or V(trainer).
+      type: str
+      returned: always
+    engine_weights:
+      description: The weights are DeepSpeed's or FSDP's own shards, whose layout the files do not tell.
+      type: bool
       returned: always
     resumable:
       description: >-
@@ -142,6 +156,8 @@ checkpoints:
       name: checkpoint-1000
       step: 1000
       layout: lora
+      engine: trainer
+      engine_weights: false
       resumable: true
       missing: []
       empty: []

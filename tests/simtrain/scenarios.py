@@ -210,11 +210,12 @@ SCENARIOS = dict((s.name, s) for s in (
              messages={"checkpoint_resume": "holds full-model weights, but config.json trains a LoRA adapter"}),
     Scenario("huge_log", "a 1 GB sparse log ending in a CUDA OOM", prepare=_huge_log,
              expect={"crash_log": "fail"}, messages={"crash_log": "huge.log"}),
+    # resume_from_checkpoint true takes the newest checkpoint as it is: the daemon would fail on it
     Scenario("trainer_state_truncated", "the newest checkpoint's trainer_state.json cut in half",
-             prepare=_truncated_trainer_state, expect={"checkpoint_resume": "warn"},
+             prepare=_truncated_trainer_state, expect={"checkpoint_resume": "fail"},
              messages={"checkpoint_resume": "is not valid JSON"}),
     Scenario("trainer_state_huge", "the newest checkpoint's trainer_state.json is 1 GB", prepare=_huge_trainer_state,
-             expect={"checkpoint_resume": "warn"}, messages={"checkpoint_resume": "larger than its limit of 16.0 MiB"}),
+             expect={"checkpoint_resume": "fail"}, messages={"checkpoint_resume": "larger than its limit of 16.0 MiB"}),
     # 4000 s: not a whole time-zone offset, which the stall check would (rightly) take for a local-time stamp
     Scenario("stalled", "the daemon hangs: its status stopped moving 4000 s ago (stall_timeout scaled down to 1 s, "
                         "the daemon older than that)", daemon={"hang": True, "stale_s": 4000, "warmup_s": 1.2},

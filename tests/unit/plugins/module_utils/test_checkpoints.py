@@ -137,16 +137,110 @@ def test_sharded_weights_index_and_missing_shards(tmp_path):
     assert entry["layout"] == "full" and entry["resumable"] is True  # an index that is not JSON: the names decide
 
 
-def test_other_forms_of_the_training_state(tmp_path):
-    accelerate = tmp_path / "checkpoint-10"
-    files(accelerate, ["model.safetensors", "optimizer.bin", "scheduler.pt", "rng_state_0.pth", "rng_state_1.pth"])
-    state(accelerate, 10)
-    assert ck.inspect(str(accelerate))["resumable"] is True
-    deepspeed = tmp_path / "checkpoint-20"
-    files(deepspeed, ["model.safetensors", "scheduler.pt", "rng_state.pth", "latest"])
-    files(deepspeed / "global_step20", ["mp_rank_00_model_states.pt", "bf16_zero_pp_rank_0_mp_rank_00_optim_states.pt"])
-    state(deepspeed, 20)
-    assert ck.inspect(str(deepspeed))["resumable"] is True
+def deepspeed(folder, step, model_states=("mp_rank_00_model_states.pt",), ranks=2, latest=True):
+    """A checkpoint as transformers writes it under DeepSpeed: its own global_step<N>/ folder, named by ``latest``;
+    no scheduler.pt (DeepSpeed keeps the scheduler it wraps)."""
+    tag = "global_step%d" % step
+    files(os.path.join(str(folder), tag), list(model_states)
+          + ["bf16_zero_pp_rank_%d_mp_rank_00_optim_states.pt" % r for r in range(ranks)])
+    files(folder, ["zero_to_fp32.py", "training_args.bin"] + ["rng_state_%d.pth" % r for r in range(ranks)])
+    if latest:
+        with open(os.path.join(str(folder), "latest"), "w") as handle:
+            handle.write(tag)
+    state(folder, step)
+    return str(folder)
+
+
+def test_the_trainer_with_accelerate_s_optimizer_bin_and_per_process_rng_is_resumable(tmp_path):
+    folder = files(tmp_path / "checkpoint-10",
+                   ["model.safetensors", "optimizer.bin", "scheduler.pt", "rng_state_0.pth", "rng_state_1.pth"])
+    state(folder, 10)
+    entry = ck.inspect(folder)
+    assert (entry["engine"], entry["resumable"], entry["missing"]) == ("trainer", True, [])
+
+
+def test_a_deepspeed_checkpoint_needs_no_scheduler_pt(tmp_path):
+    # as a real 2-GPU ZeRO run writes it (transformers writes scheduler.pt only for a scheduler DeepSpeed does not wrap)
+    folder = deepspeed(tmp_path / "checkpoint-1000", 1000)
+    files(folder, ["model.safetensors"])
+    entry = ck.inspect(folder)
+    assert (entry["engine"], entry["layout"], entry["resumable"], entry["missing"]) == ("deepspeed", "full", True, [])
+
+
+def test_a_deepspeed_checkpoint_cut_off_while_saving_is_not_resumable(tmp_path):
+    folder = str(tmp_path / "checkpoint-1000")
+    os.makedirs(os.path.join(folder, "global_step1000"))       # killed before DeepSpeed wrote into it
+    files(folder, ["model.safetensors", "rng_state_0.pth"])
+    state(folder, 1000)
+    entry = ck.inspect(folder)
+    assert entry["resumable"] is False
+    assert entry["missing"] == ["latest", "global_step<N>/*optim_states.pt"]
+
+
+def test_deepspeed_s_latest_must_name_a_folder_that_holds_the_optimizer_states(tmp_path):
+    folder = deepspeed(tmp_path / "checkpoint-1000", 1000)
+    files(folder, ["model.safetensors"])
+    with open(os.path.join(folder, "latest"), "w") as handle:
+        handle.write("global_step999")                          # a tag that is not there
+    assert ck.inspect(folder)["missing"] == ["latest", "global_step<N>/*optim_states.pt"]
+
+
+def test_zero3_weights_kept_by_deepspeed_alone_count_as_weights_of_an_untold_layout(tmp_path):
+    # ZeRO-3 without stage3_gather_16bit_weights_on_model_save: transformers removes its dummy model.safetensors
+    folder = deepspeed(tmp_path / "checkpoint-40", 40, model_states=["zero_pp_rank_0_mp_rank_00_model_states.pt",
+                                                                     "zero_pp_rank_1_mp_rank_00_model_states.pt"])
+    for expect in ("auto", "full", "lora"):
+        entry = ck.inspect(folder, expect)
+        assert (entry["layout"], entry["engine_weights"], entry["resumable"], entry["missing"]) == (
+            None, True, True, []), expect
+
+
+def test_an_fsdp_sharded_checkpoint_is_resumable_and_its_layout_untold(tmp_path):
+    # accelerate's SHARDED_STATE_DICT: weights and optimizer in folders, no model file at the top
+    folder = files(tmp_path / "checkpoint-5060", ["pytorch_model_fsdp_0/.metadata", "pytorch_model_fsdp_0/__0_0.distcp",
+                                                  "optimizer_0/.metadata", "optimizer_0/__0_0.distcp", "scheduler.pt",
+                                                  "rng_state_0.pth", "rng_state_1.pth"])
+    state(folder, 5060)
+    entry = ck.inspect(folder)
+    assert (entry["engine"], entry["layout"], entry["engine_weights"], entry["resumable"]) == ("fsdp", None, True, True)
+    os.remove(os.path.join(folder, "scheduler.pt"))   # FSDP, unlike DeepSpeed, leaves the scheduler to the Trainer
+    assert ck.inspect(folder)["missing"] == ["scheduler.pt"]
+
+
+@pytest.mark.parametrize("empty", ["rng_state_1.pth", "global_step20/bf16_zero_pp_rank_1_mp_rank_00_optim_states.pt",
+                                   "global_step20/mp_rank_00_model_states.pt"])
+def test_any_empty_file_resuming_needs_makes_it_not_resumable(tmp_path, empty):
+    # a power loss leaves files of 0 bytes; torch.load would fail on any of them
+    folder = deepspeed(tmp_path / "checkpoint-20", 20)
+    files(folder, [empty], size=0)
+    entry = ck.inspect(folder)
+    assert entry["empty"] == [empty] and entry["resumable"] is False
+
+
+def test_a_large_trainer_state_written_by_transformers_is_read_from_its_ends(tmp_path):
+    folder = files(tmp_path / "checkpoint-150000", ["model.safetensors"] + RESUME[:3])
+    path = os.path.join(folder, "trainer_state.json")
+    history = [{"epoch": i / 1000.0, "grad_norm": 0.5, "learning_rate": 2e-05, "loss": 1.25, "step": i}
+               for i in range(1, 150001)]   # logging_steps=1 over a long run: about 20 MiB
+    with open(path, "w") as handle:
+        json.dump({"epoch": 3.0, "global_step": 150000, "log_history": history, "logging_steps": 1,
+                   "max_steps": 150000, "trial_name": None}, handle, indent=2, sort_keys=True)
+    assert os.path.getsize(path) > ck.STATE_LIMIT
+    entry = ck.inspect(folder)
+    assert (entry["global_step"], entry["max_steps"], entry["resumable"]) == (150000, 150000, True), entry["problems"]
+    with open(path, "r+") as handle:   # cut off while being written
+        handle.truncate(ck.STATE_LIMIT + 10)
+    entry = ck.inspect(folder)
+    assert entry["resumable"] is False and "cut off while being written" in entry["problems"][0]
+
+
+def test_last_checkpoint_beside_a_final_export_is_the_checkpoint(tmp_path):
+    # a clone of a hub_strategy="checkpoint" repository: the final weights at the top, the resumable copy below
+    root = files(tmp_path / "model", ["model.safetensors", "config.json"])
+    files(os.path.join(root, "last-checkpoint"), ["model.safetensors"] + RESUME[:3])
+    state(os.path.join(root, "last-checkpoint"), 900)
+    report = ck.find(root)
+    assert [(e["name"], e["step"], e["resumable"]) for e in report["checkpoints"]] == [("last-checkpoint", 900, True)]
 
 
 def test_empty_files_and_step_mismatch(tmp_path):

@@ -319,7 +319,9 @@ def test_would_start_from_scratch():
     behind = resume(ckpts, status=dict(STATUS, current_step=400))[0]
     assert statuses(behind) == ["warn"] and "may have started over" in behind[0]["message"]
     not_resumable = checkpoint_report(ck(1000, resumable=False, missing=["optimizer.pt"]))
-    assert statuses(resume(not_resumable, status=dict(STATUS, current_step=0))[0]) == ["warn"]  # nothing to resume
+    # nothing to resume: no start from scratch to block, but resume_from_checkpoint true would take the broken one
+    assert statuses(resume(not_resumable, config=absent, status=dict(STATUS, current_step=0))[0]) == ["warn"]
+    assert statuses(resume(not_resumable, status=dict(STATUS, current_step=0))[0]) == ["fail"]
 
 
 def test_resume_from_a_named_checkpoint():
@@ -335,13 +337,52 @@ def test_resume_from_a_named_checkpoint():
 
 def test_newest_not_resumable_names_the_older_one_and_step_mismatch():
     ckpts = checkpoint_report(ck(1000, resumable=False, missing=["optimizer.pt", "scheduler.pt"]), ck(500))
-    problems = resume(ckpts)[0]
+    silent = {"path": "/t/config.json", "config": {"finetuning_type": "full"}, "error": None}
+    problems = resume(ckpts, config=silent)[0]
     assert statuses(problems) == ["warn"]
     assert problems[0]["message"] == ("newest checkpoint /t/current_model/checkpoint-1000 is not resumable (missing "
-                                      "optimizer.pt, scheduler.pt): training would resume from checkpoint-500 (step 500)")
+                                      "optimizer.pt, scheduler.pt); a resume that takes the newest checkpoint would "
+                                      "use it; the newest resumable one is checkpoint-500 (step 500)")
     mismatch = checkpoint_report(ck(700, problems=["/t/c: trainer_state.json says global_step 650, the folder name "
                                                    "says 700"]))
     assert statuses(resume(mismatch)[0]) == ["warn"]
+
+
+def test_a_newest_checkpoint_cut_off_while_saving_fails_when_resuming_takes_the_newest():
+    # transformers' resume_from_checkpoint=True takes the highest-numbered checkpoint as it is: it would load this one
+    # (or fail on it) and start over at step 0, not fall back to checkpoint-500
+    ckpts = checkpoint_report(ck(1000, resumable=False, missing=["trainer_state.json"]), ck(500))
+    problems = resume(ckpts)[0]
+    assert statuses(problems) == ["fail"]
+    assert "resume_from_checkpoint true takes the newest: the daemon would fail on it or start over at step 0; " \
+        "the newest resumable one is checkpoint-500 (step 500)" in problems[0]["message"]
+    assert problems[0]["fix"].startswith("Move checkpoint-1000 out of /t/current_model")
+    named = {"path": "/t/config.json", "config": {"resume_from_checkpoint": "current_model/checkpoint-500"},
+             "error": None}
+    assert statuses(resume(ckpts, config=named)[0]) == ["warn"]   # it names the good one: only the warning stays
+
+
+def test_weights_sharded_by_deepspeed_or_fsdp_are_no_layout_mismatch():
+    sharded = dict(ck(1000, layout=None), engine="fsdp", engine_weights=True)   # the files do not tell the layout
+    for config in (FULL, LORA):
+        problems, text, _details = resume(checkpoint_report(sharded), config=config)
+        assert problems == [] and "checkpoint-1000 (weights in fsdp's shards, step 1000) is resumable" in text
+    no_weights = ck(1000, layout=None)
+    assert statuses(resume(checkpoint_report(no_weights))[0]) == ["fail"]
+
+
+def test_resume_from_checkpoint_through_a_symlinked_base_dir_is_the_same_checkpoint(tmp_path):
+    real = tmp_path / "data" / "training"
+    (real / "current_model" / "checkpoint-500").mkdir(parents=True)
+    (tmp_path / "srv").mkdir()
+    os.symlink(str(real), str(tmp_path / "srv" / "training"))
+    linked = str(tmp_path / "srv" / "training")
+    entry = dict(ck(500), path=os.path.join(linked, "current_model", "checkpoint-500"))
+    ckpts = {"path": os.path.join(linked, "current_model"), "single": False, "checkpoints": [entry], "latest": entry,
+             "error": None}
+    config = {"path": os.path.join(linked, "config.json"), "error": None,
+              "config": {"resume_from_checkpoint": str(real / "current_model" / "checkpoint-500")}}
+    assert resume(ckpts, config=config)[0] == []
 
 
 def test_results_fit_the_check_model():
