@@ -86,8 +86,10 @@ def parse_json_bytes(data, path):
     except json.JSONDecodeError as exc:
         raise JsonFileError(INVALID, "%s is not valid JSON: %s (line %d column %d)"
                             % (path, exc.msg, exc.lineno, exc.colno))
-    except ValueError:  # UnicodeDecodeError: bytes that are not text
+    except UnicodeDecodeError:
         raise JsonFileError(INVALID, "%s is not valid JSON: not UTF-8 text" % path)
+    except ValueError as exc:  # a number too long for Python to convert, and the like
+        raise JsonFileError(INVALID, "%s cannot be read as JSON: %s" % (path, exc))
 
 
 def read_json(path, limit=DEFAULT_JSON_LIMIT):
@@ -212,7 +214,7 @@ RULES = (
     Rule("save_steps", "number", low=0, low_open=True),
     Rule("logging_steps", "number", low=0, low_open=True),
     Rule("eval_steps", "number", low=0, low_open=True, nullable=True),
-    Rule("save_total_limit", "int", low=1, nullable=True),
+    Rule("save_total_limit", "int", low=0, nullable=True),   # 0 keeps every checkpoint, as null does
     Rule("seed", "int", low=0),
     Rule("max_seq_length", "int", low=1),
     Rule("cutoff_len", "int", low=1),
@@ -288,6 +290,8 @@ def _path_state(path):
         if exc.errno in (errno.ENOENT, errno.ENOTDIR):
             return "does not exist"
         return "cannot be checked: %s" % (exc.strerror or exc)
+    except ValueError:   # text the file system cannot take (a lone surrogate from JSON's \ud800)
+        return "is not a path this system can look up"
     return None
 
 
@@ -369,6 +373,9 @@ def _kind_output_dir(rule, value, base_dir):
     if not isinstance(value, str) or not value.strip():
         return _wrong_type(rule, value, "a path")
     path = resolve(base_dir, value)
+    why = _path_state(path)
+    if why and why != "does not exist":
+        return [_missing_path(rule, value, path, why)]
     try:
         st = os.stat(path)
     except OSError:

@@ -50,7 +50,7 @@ def test_required_keys_are_named_one_by_one(base):
     ("gradient_accumulation_steps", 0, "out_of_range", ">= 1"),
     ("warmup_ratio", 1, "out_of_range", "< 1"),
     ("lora_dropout", -0.5, "out_of_range", ">= 0"),
-    ("save_total_limit", 0, "out_of_range", ">= 1"),
+    ("save_total_limit", -1, "out_of_range", ">= 0"),   # 0 keeps every checkpoint (transformers), as null does
     ("finetuning_type", "qlora-ish", "bad_choice", "full, freeze, lora, oft"),
     ("fp16", "yes", "wrong_type", "true or false"),
     ("resume_from_checkpoint", 3, "wrong_type", "the path of a checkpoint"),
@@ -63,6 +63,9 @@ def test_required_keys_are_named_one_by_one(base):
     ("base_model", "/models/llama-missing", "missing_path", "does not exist"),
     ("output_dir", "nowhere/deeper/out", "missing_path", "nor does its parent"),
     ("output_dir", "data/train.jsonl", "bad_value", "not a folder"),
+    ("output_dir", "out\u0000", "missing_path", "contains a NUL byte"),
+    ("output_dir", "out\ud800", "missing_path", "is not a path this system can look up"),   # legal JSON: "\ud800"
+    ("resume_from_checkpoint", "ckpt\ud800", "missing_path", "is not a path this system can look up"),
 ])
 def test_each_rule_names_the_key_and_the_value(base, key, value, code, text):
     config = dict(FULL_CONFIG)
@@ -124,6 +127,7 @@ def test_read_json_refuses_huge_fifo_folder_and_names_the_problem(tmp_path):
     (b'{"a": ', "not valid JSON"),
     (b"\xff\xfe\xfa", "not UTF-8"),
     (b"[" * 100000, "nested too deeply"),
+    (b'{"global_step": ' + b"1" * 5000 + b"}", "cannot be read as JSON: Exceeds the limit"),   # Python's digit limit
 ])
 def test_read_json_invalid(tmp_path, data, text):
     path = tmp_path / "x.json"
