@@ -15,8 +15,10 @@ component at a time with ``os.lstat``/``os.scandir`` (hidden names match wildcar
 
 ``remove_targets`` opens the home and then every directory down to the target's parent with
 ``O_NOFOLLOW``, checks with ``lstat`` that the target is still the file it planned (same kind, same
-inode), and only then unlinks it or removes the tree with ``shutil.rmtree`` relative to that parent
-(fd-based, symlink-attack safe). A target that is not below a cache root of its home is never touched.
+inode), and only then unlinks it or removes its tree (``_remove_tree``): one directory fd at a time, on
+every Python, without recursion; a link in it is removed, never followed; a directory on another file
+system (a mount inside the cache, such as a shared cache over NFS) is never entered nor removed; a tree
+deeper than ``MAX_DEPTH`` is left. A target that is not below a cache root of its home is never touched.
 Errors are collected per path, never raised.
 """
 
@@ -26,9 +28,9 @@ import errno
 import fnmatch
 import os
 import pwd
-import shutil
 import stat
-import sys
+
+from ansible_collections.gpuops.preflight.plugins.module_utils import _mounts
 
 DEFAULT_PATTERNS = (".cache/hip_*", ".cache/comgr_cache", ".cache/miopen")
 MIOPEN_USER_DB = ".config/miopen"
@@ -47,9 +49,8 @@ FILE = "file"
 SYMLINK = "symlink"
 
 _O_DIR = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
-# shutil.rmtree(dir_fd=...) exists from Python 3.11; onexc replaces onerror from 3.12.
-_RMTREE_DIR_FD = sys.version_info >= (3, 11)
-_RMTREE_ONEXC = sys.version_info >= (3, 12)
+MAX_DEPTH = 256      # levels below a cache folder removed (one open fd each); no real cache comes near
+_SHOWN_PATH = 240    # characters of a path a message shows (a pathological tree has paths of megabytes)
 
 
 # --------------------------------------------------------------------------------------------
@@ -170,7 +171,8 @@ def _kind(mode):
 
 
 def measure(path):
-    """(bytes, entries) under ``path`` without following links: lstat sizes of every non-directory."""
+    """(bytes, entries) under ``path`` without following links nor entering another file system: lstat sizes
+    of every non-directory."""
     try:
         st = os.lstat(path)
     except OSError:
@@ -186,10 +188,11 @@ def measure(path):
                 for entry in entries:
                     count += 1
                     try:
-                        if entry.is_dir(follow_symlinks=False):
+                        entry_st = entry.stat(follow_symlinks=False)
+                        if not stat.S_ISDIR(entry_st.st_mode):
+                            total += entry_st.st_size
+                        elif entry_st.st_dev == st.st_dev:
                             stack.append(entry.path)
-                        else:
-                            total += entry.stat(follow_symlinks=False).st_size
                     except OSError:
                         continue
         except OSError:
@@ -391,7 +394,16 @@ def _message(exc):
     return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
 
 
-def remove_targets(targets, check_mode):
+def _shown(path):
+    """``path`` for a message: its start and its end when it is very long."""
+    path = str(path)
+    if len(path) <= _SHOWN_PATH:
+        return path
+    half = _SHOWN_PATH // 2
+    return "%s...(%d characters)...%s" % (path[:half], len(path) - 2 * half, path[-half:])
+
+
+def remove_targets(targets, check_mode, mountinfo=_mounts.MOUNTINFO):
     """Remove planned targets; returns (removed, errors, bytes_freed).
 
     removed: [{path, bytes, kind}] (in check mode: what would be removed); errors: [{path, message}].
@@ -399,6 +411,7 @@ def remove_targets(targets, check_mode):
     root, changed kind or was replaced since it was planned is left alone and reported as an error.
     """
     removed, errors, freed = [], [], 0
+    mounted = None if check_mode else _mounts.mount_points(_mounts.read_mounts(mountinfo)[0])
     for target in targets:
         if not isinstance(target, dict):
             errors.append({"path": None, "message": "refused to remove %r: not a planned cache target" % (target,)})
@@ -413,7 +426,11 @@ def remove_targets(targets, check_mode):
             removed.append({"path": path, "bytes": target["bytes"], "kind": target["kind"]})
             freed += target["bytes"]
             continue
-        done, target_errors, nbytes = _remove_one(target, parts)
+        try:
+            done, target_errors, nbytes = _remove_one(target, parts, mounted)
+        except Exception as exc:  # one target's surprise must not stop the others, nor end the module
+            done, target_errors, nbytes = False, [{"path": path, "message": "cannot remove %s: %s: %s" % (
+                _shown(path), type(exc).__name__, _message(exc))}], 0
         errors.extend(target_errors)
         freed += nbytes
         if done:
@@ -421,7 +438,7 @@ def remove_targets(targets, check_mode):
     return removed, errors, freed
 
 
-def _remove_one(target, parts):
+def _remove_one(target, parts, mounted=frozenset()):
     """(gone, errors, bytes_freed) for one target."""
     path, home, name = target["path"], os.path.normpath(target["home"]), parts[-1]
     parent = os.path.dirname(path)
@@ -450,18 +467,25 @@ def _remove_one(target, parts):
                 return False, [{"path": path, "message": "cannot remove %s: %s" % (path, _message(exc))}], 0
             return True, [], target["bytes"]
         failures = []
-        _rmtree(name, fd, parent, failures)
+        _remove_tree(fd, name, path, failures, mounted)
+        try:
+            after = os.stat(name, dir_fd=fd, follow_symlinks=False)
+            gone = False
+        except OSError:
+            gone = True
     finally:
         os.close(fd)
-    left_bytes, left_entries = measure(path)
-    gone = not os.path.lexists(path)
+    # what is left is measured only where the target still is (not through a link swapped in since)
+    left_bytes, left_entries = (0, 0) if gone or (after.st_dev, after.st_ino) != (st.st_dev, st.st_ino) \
+        else measure(path)
     freed = max(target["bytes"] - left_bytes, 0)
     errors = _root_causes(failures)
     if not gone:
         if not errors:
-            errors.append({"path": path, "message": "%s is still there after removal" % path})
+            errors.append({"path": path, "message": "%s is still there after removal" % _shown(path)})
         if left_entries < target.get("entries", left_entries + 1):
-            errors[0]["message"] += " (%s partly removed: %d bytes freed, %d bytes left)" % (path, freed, left_bytes)
+            errors[0]["message"] += " (%s partly removed: %d bytes freed, %d bytes left)" % (
+                _shown(path), freed, left_bytes)
     return gone, errors, freed
 
 
@@ -473,22 +497,91 @@ def _root_causes(failures):
         consequence = getattr(exc, "errno", None) in (errno.ENOTEMPTY, errno.EEXIST) and any(
             other != failed and _inside(other, failed) for other, dummy in failures)
         if not consequence:
-            errors.append({"path": failed, "message": "cannot remove %s: %s" % (failed, _message(exc))})
+            errors.append({"path": failed, "message": "cannot remove %s: %s" % (_shown(failed), _message(exc))})
     return errors
 
 
-def _rmtree(name, fd, parent, failures):
-    """shutil.rmtree of ``name`` in the directory ``fd`` (the folder ``parent``); failures: [(path, exc)]."""
-    def report(func, failed, exc):
-        failed = str(failed)
-        failures.append((failed if os.path.isabs(failed) else os.path.join(parent, failed), exc))
+def _left(path, why, code=errno.EPERM):
+    return path, OSError(code, why)
 
-    if _RMTREE_DIR_FD and getattr(shutil.rmtree, "avoids_symlink_attacks", False):
-        if _RMTREE_ONEXC:
-            shutil.rmtree(name, dir_fd=fd, onexc=report)
-        else:
-            shutil.rmtree(name, dir_fd=fd, onerror=lambda func, failed, info: report(func, failed, info[1]))
-    else:
-        # Python < 3.11: rmtree by path; it still refuses a top-level symlink and, where the
-        # platform allows, walks the tree by fd. The parent chain was checked just before.
-        shutil.rmtree(os.path.join(parent, name), onerror=lambda func, failed, info: report(func, failed, info[1]))
+
+def _real_path(fd, path):
+    """Where the open directory ``fd`` really is (its path as the kernel knows it), else ``path``."""
+    try:
+        return os.readlink("/proc/self/fd/%d" % fd)
+    except OSError:
+        return path
+
+
+def _remove_tree(parent_fd, name, path, failures, mounted=frozenset()):
+    """Remove the folder ``name`` of the directory ``parent_fd`` (the folder ``path``) and everything in it.
+
+    One directory fd per level, no recursion: a link is unlinked, never followed; a directory something is
+    mounted on (another device, or a path of ``mounted``: a bind mount keeps its device number), one deeper
+    than MAX_DEPTH, or one replaced between its lstat and its open, is left as it is.
+    failures: [(path, OSError)] for everything that could not be removed."""
+    try:
+        top = os.open(name, _O_DIR, dir_fd=parent_fd)
+    except OSError as exc:
+        failures.append((path, exc))
+        return
+    try:
+        device = os.fstat(top).st_dev
+        names = iter(sorted(os.listdir(top)))
+    except OSError as exc:
+        os.close(top)
+        failures.append((path, exc))
+        return
+    stack = [(top, path, names)]
+    try:
+        while stack:
+            fd, folder, names = stack[-1]
+            child = next(names, None)
+            if child is None:   # the folder is empty now (or holds what could not go): remove it from its parent
+                stack.pop()
+                os.close(fd)
+                try:
+                    os.rmdir(os.path.basename(folder), dir_fd=stack[-1][0] if stack else parent_fd)
+                except OSError as exc:
+                    failures.append((folder, exc))
+                continue
+            child_path = os.path.join(folder, child)
+            try:
+                st = os.stat(child, dir_fd=fd, follow_symlinks=False)
+                if not stat.S_ISDIR(st.st_mode):
+                    os.unlink(child, dir_fd=fd)
+                    continue
+            except OSError as exc:
+                if exc.errno != errno.ENOENT:
+                    failures.append((child_path, exc))
+                continue
+            if st.st_dev != device:
+                failures.append(_left(child_path, "a mount point (another file system): left as it is", errno.EXDEV))
+                continue
+            if len(stack) >= MAX_DEPTH:
+                failures.append(_left(child_path, "more than %d levels deep: left as it is" % MAX_DEPTH))
+                continue
+            try:
+                child_fd = os.open(child, _O_DIR, dir_fd=fd)
+            except OSError as exc:   # ELOOP/ENOTDIR: swapped for a link or a file since its lstat
+                failures.append((child_path, exc))
+                continue
+            opened = os.fstat(child_fd)
+            if (opened.st_dev, opened.st_ino) != (st.st_dev, st.st_ino):
+                os.close(child_fd)
+                failures.append(_left(child_path, "replaced while being removed: left as it is"))
+                continue
+            if mounted and _real_path(child_fd, child_path) in mounted:
+                os.close(child_fd)
+                failures.append(_left(child_path, "a mount point (another file system): left as it is", errno.EXDEV))
+                continue
+            try:
+                names_in = iter(sorted(os.listdir(child_fd)))
+            except OSError as exc:
+                os.close(child_fd)
+                failures.append((child_path, exc))
+                continue
+            stack.append((child_fd, child_path, names_in))
+    finally:
+        for fd, _folder, _names in stack:
+            os.close(fd)

@@ -19,11 +19,10 @@ import errno
 import json
 import math
 import os
-import re
 import stat
 import time
 
-from ansible_collections.gpuops.preflight.plugins.module_utils import _files, _steps
+from ansible_collections.gpuops.preflight.plugins.module_utils import _files, _mounts, _steps
 from ansible_collections.gpuops.preflight.plugins.module_utils._values import human_bytes, is_number, is_within
 
 MISSING_STEP_FOLDER = "missing_step_folder"
@@ -352,41 +351,6 @@ def check_input_files(paths, validate_json="never", max_age=None, now=None, json
 # --------------------------------------------------------------------------------------------
 # tmpfs and free space
 
-_ESCAPE = re.compile(r"\\([0-7]{3})")
-
-
-def _unescape(field):
-    return _ESCAPE.sub(lambda m: chr(int(m.group(1), 8)), field)
-
-
-def parse_mountinfo(text):
-    """Mounts from /proc/<pid>/mountinfo text, in file order: [{mount_point, fstype, source}]."""
-    mounts = []
-    for line in text.splitlines():
-        fields = line.split(" ")
-        if len(fields) < 7 or "-" not in fields[6:]:
-            continue
-        sep = fields.index("-", 6)
-        if len(fields) < sep + 2:
-            continue
-        mounts.append({
-            "mount_point": _unescape(fields[4]),
-            "fstype": fields[sep + 1],
-            "source": _unescape(fields[sep + 2]) if len(fields) > sep + 2 else None,
-        })
-    return mounts
-
-
-def find_mount(path, mounts):
-    """The mount that holds ``path`` (absolute, resolved): the longest mount-point prefix, the last of equals."""
-    best = None
-    for mount in mounts:
-        if is_within(path, mount["mount_point"]):
-            if best is None or len(mount["mount_point"]) >= len(best["mount_point"]):
-                best = mount
-    return best
-
-
 def _fmt_mib(nbytes):
     value = math.floor(nbytes * 10.0 / MIB) / 10.0
     return ("%d" % value if value == int(value) else "%.1f" % value) + " MiB"
@@ -418,12 +382,8 @@ def check_space(root, min_free_bytes=None, min_free_percent=None, require_tmpfs=
     real = os.path.realpath(root)
     info["realpath"] = real
 
-    try:
-        with open(mountinfo_path, "r", errors="surrogateescape") as handle:
-            mount = find_mount(real, parse_mountinfo(handle.read()))
-    except (OSError, UnicodeError) as exc:
-        mount = None
-        info["note"] = "cannot read %s: %s" % (mountinfo_path, getattr(exc, "strerror", None) or exc)
+    mounts, info["note"] = _mounts.read_mounts(mountinfo_path)
+    mount = _mounts.find_mount(real, mounts)
     if mount is not None:
         info.update(mount_point=mount["mount_point"], fstype=mount["fstype"], source=mount["source"])
     if require_tmpfs and info["fstype"] != "tmpfs":

@@ -407,6 +407,105 @@ def test_unreadable_subdir_is_collected_as_an_error(user_home):
     assert not os.path.exists(os.path.join(home, ".cache/miopen/ok"))
 
 
+def swap_during_removal(monkeypatch, name, swap):
+    """Run ``swap()`` right after the removal lstats the directory ``name``, before it opens it: the race a
+    user who owns the cache can try against a root cleanup."""
+    real_stat = os.stat
+
+    def stat(path, *args, **kwargs):
+        result = real_stat(path, *args, **kwargs)
+        if path == name and kwargs.get("dir_fd") is not None:
+            swap()
+        return result
+    monkeypatch.setattr(os, "stat", stat)
+
+
+def test_a_folder_swapped_for_a_link_mid_removal_is_not_followed(tmp_path, monkeypatch):
+    home = make_home(tmp_path, {".cache/miopen/2.20.0/sub/k.ukdb": 10})
+    outside = write(tmp_path, "precious/sub/data.bin", 33)
+    sub = os.path.join(home, ".cache/miopen/2.20.0/sub")
+    targets, _skipped = plan(home)
+
+    def swap():
+        shutil.rmtree(sub)
+        os.symlink(os.path.dirname(outside), sub)
+    swap_during_removal(monkeypatch, "sub", swap)
+    removed, errors, _freed = caches.remove_targets(targets, check_mode=False)
+    assert open(outside, "rb").read() == b"x" * 33   # nothing outside the cache is touched
+    assert removed == [] and any(e["path"] == sub for e in errors), errors
+
+
+def test_a_folder_swapped_for_another_folder_mid_removal_is_left(tmp_path, monkeypatch):
+    home = make_home(tmp_path, {".cache/miopen/2.20.0/sub/k.ukdb": 10, ".cache/other/keep.bin": 5})
+    sub = os.path.join(home, ".cache/miopen/2.20.0/sub")
+    elsewhere = os.path.join(home, ".cache/other")
+    targets, _skipped = plan(home)
+
+    def swap():   # a bind mount or a rename puts another folder (another inode) at the name
+        os.rename(sub, os.path.join(home, ".cache/was_sub"))
+        os.rename(elsewhere, sub)
+    swap_during_removal(monkeypatch, "sub", swap)
+    removed, errors, _freed = caches.remove_targets(targets, check_mode=False)
+    assert os.path.exists(os.path.join(sub, "keep.bin"))
+    assert [e["message"] for e in errors if e["path"] == sub] == [
+        "cannot remove %s: replaced while being removed: left as it is" % sub]
+
+
+def test_a_mount_inside_a_cache_is_neither_entered_nor_removed(tmp_path, monkeypatch):
+    # a cache shared over NFS, or bind-mounted data: stat tells it by its other device
+    home = make_home(tmp_path, {".cache/miopen/a.ukdb": 10, ".cache/miopen/shared/data.bin": 20})
+    shared = os.path.join(home, ".cache/miopen/shared")
+    real_stat = os.stat
+
+    class Other(object):
+        def __init__(self, st):
+            self.st_mode, self.st_ino, self.st_size, self.st_dev = st.st_mode, st.st_ino, st.st_size, st.st_dev + 1
+
+    def stat(path, *args, **kwargs):
+        result = real_stat(path, *args, **kwargs)
+        return Other(result) if path == "shared" and kwargs.get("dir_fd") is not None else result
+    targets, _skipped = plan(home)
+    monkeypatch.setattr(os, "stat", stat)
+    removed, errors, _freed = caches.remove_targets(targets, check_mode=False)
+    assert open(os.path.join(shared, "data.bin"), "rb").read() == b"x" * 20
+    assert not os.path.exists(os.path.join(home, ".cache/miopen/a.ukdb"))
+    assert len(errors) == 1 and errors[0]["message"].startswith(
+        "cannot remove %s: a mount point (another file system): left as it is (%s partly removed: 10 bytes freed"
+        % (shared, os.path.dirname(shared)))
+
+
+def test_a_bind_mount_inside_a_cache_is_told_by_the_mount_table_and_left(tmp_path):
+    # a bind mount of a folder of the same file system keeps its device number: only the mount table tells it
+    home = make_home(tmp_path, {".cache/miopen/a.ukdb": 10, ".cache/miopen/shared/train.bin": 20})
+    shared = os.path.join(home, ".cache/miopen/shared")
+    table = write(tmp_path, "mountinfo", 0)
+    with open(table, "w") as handle:
+        handle.write("22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n"
+                     "99 22 8:1 /data/sets %s rw,relatime shared:1 - ext4 /dev/sda1 rw\n"
+                     % shared.replace(" ", "\\040"))
+    targets, _skipped = plan(home)
+    removed, errors, _freed = caches.remove_targets(targets, check_mode=False, mountinfo=table)
+    assert open(os.path.join(shared, "train.bin"), "rb").read() == b"x" * 20
+    assert not os.path.exists(os.path.join(home, ".cache/miopen/a.ukdb"))
+    assert len(errors) == 1 and errors[0]["message"].startswith(
+        "cannot remove %s: a mount point (another file system): left as it is" % shared)
+
+
+def test_a_deep_tree_is_removed_without_recursion_and_a_pathological_one_left_with_a_short_message(tmp_path):
+    home = make_home(tmp_path, {".cache/comgr_cache/x": 1})
+    deep = os.path.join(home, ".cache/miopen")
+    os.makedirs(os.path.join(deep, *(["d"] * 200)))
+    targets, _skipped = plan(home)
+    removed, errors, _freed = caches.remove_targets(targets, check_mode=False)
+    assert errors == [] and not os.path.exists(deep)
+    os.makedirs(os.path.join(deep, *(["d"] * (caches.MAX_DEPTH + 20))))
+    targets, _skipped = plan(home)
+    removed, errors, _freed = caches.remove_targets(targets, check_mode=False)
+    assert [r["path"] for r in removed] == [] and len(errors) == 1
+    assert "more than %d levels deep: left as it is" % caches.MAX_DEPTH in errors[0]["message"]
+    assert len(errors[0]["message"]) < 1000
+
+
 # --------------------------------------------------------------------------------------------
 # input
 

@@ -10,6 +10,7 @@ import uuid
 
 import pytest
 
+from ansible_collections.gpuops.preflight.plugins.module_utils import _mounts
 from ansible_collections.gpuops.preflight.plugins.module_utils import _ramdisk as rd
 
 NOW = 1_800_000_000.0
@@ -339,19 +340,19 @@ def write_mountinfo(tmp_path, **mounts):
 
 
 def test_parse_mountinfo_decodes_escapes_and_optional_fields():
-    mounts = rd.parse_mountinfo(MOUNTINFO.format(ram="/mnt/my\\040ram\\011x\\134y", ram_sub="/x"))
+    mounts = _mounts.parse_mountinfo(MOUNTINFO.format(ram="/mnt/my\\040ram\\011x\\134y", ram_sub="/x"))
     assert mounts[0] == {"mount_point": "/", "fstype": "ext4", "source": "/dev/sda1"}
     assert mounts[3] == {"mount_point": "/mnt/my ram\tx\\y", "fstype": "tmpfs", "source": "ramfs disk"}
-    assert rd.find_mount("/dev/shm/prng", mounts)["mount_point"] == "/dev/shm"
-    assert rd.find_mount("/dev/shmx", mounts)["mount_point"] == "/dev"  # a prefix by component, not by text
-    assert rd.find_mount("/mnt/my ram\tx\\y/step3", mounts)["fstype"] == "tmpfs"
-    assert rd.find_mount("/home/x", mounts)["fstype"] == "ext4"
+    assert _mounts.find_mount("/dev/shm/prng", mounts)["mount_point"] == "/dev/shm"
+    assert _mounts.find_mount("/dev/shmx", mounts)["mount_point"] == "/dev"  # a prefix by component, not by text
+    assert _mounts.find_mount("/mnt/my ram\tx\\y/step3", mounts)["fstype"] == "tmpfs"
+    assert _mounts.find_mount("/home/x", mounts)["fstype"] == "ext4"
 
 
 def test_later_mount_on_the_same_point_wins():
     text = ("1 0 8:1 / / rw - ext4 /dev/sda1 rw\n2 1 0:5 / /data rw - ext4 /dev/sdb1 rw\n"
             "3 1 0:6 / /data rw - tmpfs tmpfs rw\n")
-    assert rd.find_mount("/data/x", rd.parse_mountinfo(text))["fstype"] == "tmpfs"
+    assert _mounts.find_mount("/data/x", _mounts.parse_mountinfo(text))["fstype"] == "tmpfs"
 
 
 def test_check_space_on_a_tmpfs_mount_with_an_escaped_name(tmp_path):
@@ -442,7 +443,7 @@ def shm_root():
 
 def test_real_dev_shm_is_a_tmpfs_with_real_free_space(shm_root):
     with open("/proc/self/mountinfo") as handle:
-        mount = rd.find_mount(os.path.realpath(shm_root), rd.parse_mountinfo(handle.read()))
+        mount = _mounts.find_mount(os.path.realpath(shm_root), _mounts.parse_mountinfo(handle.read()))
     if mount is None or mount["fstype"] != "tmpfs":
         pytest.skip("/dev/shm is not a tmpfs on this machine")
     problems, info = rd.check_space(shm_root, min_free_bytes=1)

@@ -1,0 +1,68 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""PRIVATE to gpuops.preflight: the mount table (``/proc/self/mountinfo``), read and looked up.
+
+``read_mounts(path)`` returns ``(mounts, error)``: the mounts in file order, each {mount_point, fstype, source}
+(escapes such as ``\\040`` decoded), or [] and why the table could not be read. ``find_mount`` tells which
+mount holds a path; ``mount_points`` the set of paths something is mounted on (a bind mount of a folder of
+the same file system has the same device number, so only the table tells it).
+"""
+
+from __future__ import annotations
+
+import re
+
+from ansible_collections.gpuops.preflight.plugins.module_utils import _files
+from ansible_collections.gpuops.preflight.plugins.module_utils._values import is_within
+
+MOUNTINFO = "/proc/self/mountinfo"
+MOUNTINFO_LIMIT = 8 * 1024 * 1024   # a host with thousands of container mounts stays far below
+
+_ESCAPE = re.compile(r"\\([0-7]{3})")
+
+
+def _unescape(field):
+    return _ESCAPE.sub(lambda m: chr(int(m.group(1), 8)), field)
+
+
+def parse_mountinfo(text):
+    """Mounts from /proc/<pid>/mountinfo text, in file order: [{mount_point, fstype, source}]."""
+    mounts = []
+    for line in text.splitlines():
+        fields = line.split(" ")
+        if len(fields) < 7 or "-" not in fields[6:]:
+            continue
+        sep = fields.index("-", 6)
+        if len(fields) < sep + 2:
+            continue
+        mounts.append({
+            "mount_point": _unescape(fields[4]),
+            "fstype": fields[sep + 1],
+            "source": _unescape(fields[sep + 2]) if len(fields) > sep + 2 else None,
+        })
+    return mounts
+
+
+def read_mounts(path=MOUNTINFO):
+    """(mounts, error): the mount table, or [] and why it could not be read."""
+    try:
+        data = _files.read_regular(path, MOUNTINFO_LIMIT)
+    except (OSError, _files.FileProblem) as exc:
+        return [], "cannot read %s: %s" % (path, getattr(exc, "strerror", None) or exc)
+    return parse_mountinfo(data.decode("utf-8", "surrogateescape")), None
+
+
+def find_mount(path, mounts):
+    """The mount that holds ``path`` (absolute, resolved): the longest mount-point prefix, the last of equals."""
+    best = None
+    for mount in mounts:
+        if is_within(path, mount["mount_point"]):
+            if best is None or len(mount["mount_point"]) >= len(best["mount_point"]):
+                best = mount
+    return best
+
+
+def mount_points(mounts):
+    """The paths something is mounted on."""
+    return frozenset(mount["mount_point"] for mount in mounts)
