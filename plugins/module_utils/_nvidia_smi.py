@@ -15,8 +15,8 @@ The preflight calls ``nvidia-smi -q -x`` once; this module reads whatever came b
 - the default table (best effort: identity, memory, utilisation, ERR! fields, processes);
 - the error texts nvidia-smi prints instead of any of these: the driver not answering ("couldn't
   communicate with the NVIDIA driver", "Failed to initialize NVML"), one GPU it cannot open
-  ("Unable to determine the device handle for GPU <bdf>: GPU is lost / Unknown Error"), wrapped
-  over lines or behind a Windows prompt.
+  ("Unable to determine the device handle for GPU <bdf>: GPU is lost / Unknown Error", newer
+  drivers "for GPU<index>: <bdf>: ..."), wrapped over lines or behind a Windows prompt.
 
 Values: ``N/A``, ``[N/A]``, ``[Not Supported]``, ``Requested functionality has been deprecated``
 and ``Insufficient Permissions`` are unknown (None, never 0). ``ERR!`` and ``Unknown Error`` are
@@ -77,7 +77,9 @@ USER_DEFINED_CLOCKS = "applications_clocks_setting"  # NVML's "user defined cloc
 
 _NUMBER = re.compile(r"^\s*([-+]?\d+(?:\.\d+)?)\s*([A-Za-z%/]*)\s*$")
 _BDF_TEXT = r"([0-9A-Fa-f]{4,8}:[0-9A-Fa-f]{2}:[0-9A-Fa-f]{2}\.[0-7])"
-_HANDLE_ERROR = re.compile(r"Unable to determine the device handle for (?:GPU|gpu)\s*" + _BDF_TEXT + r"\s*:\s*(.*?)"
+# "for GPU 0000:01:00.0: <reason>" (older drivers), "for GPU0: 0000:01:00.0: <reason>" (newer: index first).
+_HANDLE_ERROR = re.compile(r"Unable to determine the device handle for (?:GPU|gpu)\s*(?:\d{1,3}\s*:\s*)?" + _BDF_TEXT
+                           + r"\s*:\s*(.*?)"
                            r"(?=Unable to determine the device handle|NVIDIA-SMI |No devices were found|$)")
 _FELL_OFF = re.compile(r"(?:GPU|gpu)\s*" + _BDF_TEXT + r"\s*(?::\s*(?:GPU\s+)?)?(?:has fallen off the bus|is lost)")
 _DRIVER_DOWN = (

@@ -110,6 +110,18 @@ def test_lost_wrong_driver_and_handle_errors(tmp_path):
     assert (result["0000:81:00.0"]["index"], result["0000:c1:00.0"]["index"]) == (2, 3)
 
 
+def test_new_handle_error_wording_makes_the_gpu_lost_not_unknown(tmp_path):
+    # nvidia-smi 595.71.05 after an Xid 79, verbatim from a warranty report: index before the address, exit 6.
+    root = str(tmp_path / "sys")
+    add_nvidia_gpu(root, "0000:01:00.0")
+    answer = (6, "Unable to determine the device handle for GPU0: 0000:01:00.0: Unknown Error\nNo devices were found\n", "")
+    result = gpus.probe(FakeModule({"nvidia-smi": answer}), sysfs_root=root)
+    assert result["tool"]["outcome"] == "gpu_errors"
+    gpu = result["gpus"][0]
+    assert (gpu["bdf"], gpu["index"], gpu["health"], gpu["responding"]) == ("0000:01:00.0", 0, "lost", False)
+    assert gpu["problems"][0] == "nvidia-smi cannot open the GPU: Unknown Error"
+
+
 @pytest.mark.parametrize("answer,outcome,text", [
     ((0, training("nvidia-smi", "shine-cluster-50_nvidia-smi_failed_to_communicate_with_driver.txt"), ""),
      "no_driver", "nvidia-smi cannot talk to the NVIDIA driver"),

@@ -279,6 +279,35 @@ def test_handle_errors_whatever_the_wrapping(text, bdf, health):
     assert [(e["bdf"], e["health"]) for e in got["errors"]] == [(bdf, health)]
 
 
+# Newer drivers put the index before the address (595.71.05, recorded in a warranty report after an Xid 79).
+NEW_HANDLE = "Unable to determine the device handle for GPU0: 0000:01:00.0: Unknown Error\n"
+NEW_LOST = ("Unable to determine the device handle for GPU0: 0000:03:00.0: GPU is lost.  Reboot the system to "
+            "recover this GPU\n")
+
+
+@pytest.mark.parametrize("stdout,stderr,bdf,health,reason", [
+    ("", NEW_LOST, "0000:03:00.0", nv.LOST, "GPU is lost. Reboot the system to recover this GPU"),
+    (NEW_HANDLE + "No devices were found\n", "", "0000:01:00.0", nv.LOST, "Unknown Error"),
+    ("", "Unable to determine the device handle for GPU1: 00000000:34:00.0: Unknown\n   Error\n", "0000:34:00.0",
+     nv.LOST, "Unknown Error"),
+])
+def test_handle_error_with_the_index_before_the_address(stdout, stderr, bdf, health, reason):
+    got = nv.parse_output(stdout, stderr, 6)
+    assert got["outcome"] == nv.GPU_ERRORS and got["cards"] == []
+    assert got["errors"] == [{"bdf": bdf, "health": health, "message": "nvidia-smi cannot open the GPU: " + reason}]
+    assert got["reason"] == "%s: nvidia-smi cannot open the GPU: %s" % (bdf, reason)
+
+
+def test_new_handle_error_beside_the_xml_and_the_table_of_the_others():
+    got = nv.parse_output(NEW_HANDLE.replace("0000:01:00.0", "0000:21:00.0") + training("nvidia-smi", A5000))
+    assert got["outcome"] == nv.ANSWERED and [c["bdf"] for c in got["cards"]] == ["0000:81:00.0", "0000:c1:00.0"]
+    assert got["errors"] == [{"bdf": "0000:21:00.0", "health": nv.LOST,
+                              "message": "nvidia-smi cannot open the GPU: Unknown Error"}]
+    table = training("nvidia-smi", "nvidia_gpu_exporter_1x_h100-80gb_590.48.01_table_under_load.txt")
+    got = nv.parse_output(NEW_HANDLE + table)
+    assert got["format"] == "table" and [e["bdf"] for e in got["errors"]] == ["0000:01:00.0"]
+
+
 def test_one_gpu_error_beside_the_xml_of_the_others():
     text = "Unable to determine the device handle for GPU 0000:07:00.0: GPU is lost.\n" + training("nvidia-smi", A5000)
     got = nv.parse_output(text)
