@@ -75,6 +75,33 @@ KEY_FIELDS = tuple(FIELD_NAMES)
 SLOWDOWN_REASONS = ("hw_slowdown", "hw_thermal_slowdown", "hw_power_brake_slowdown", "sw_thermal_slowdown")
 USER_DEFINED_CLOCKS = "applications_clocks_setting"  # NVML's "user defined clocks": -ac, -lgc, -lmc
 
+# Yes/No conditions, each declared once for every format: Yes degrades the GPU; No, N/A and
+# "Requested functionality has been deprecated" say nothing.
+# name -> (XML paths, --query-gpu CSV fields, problem). nvidia-smi --help-query-gpu: reset_required
+# and drain_and_reset_recommended are Yes after an unrecoverable error. The v13 repairs (HBM channel,
+# TPC) take effect at the next reset; past the SRAM threshold NVIDIA asks for the GPU to be serviced.
+CONDITIONS = {
+    "reset_required": (("gpu_reset_status/reset_required",), ("reset_status.reset_required",),
+                       "nvidia-smi says the GPU needs a reset: an unrecoverable error happened"),
+    "drain_and_reset_recommended": (
+        ("gpu_reset_status/drain_and_reset_recommended",), ("reset_status.drain_and_reset_recommended",),
+        "nvidia-smi recommends draining and resetting the GPU: an unrecoverable error happened"),
+    "channel_repair_pending": (("ecc_errors/channel_repair_pending",), (),
+                               "a memory channel repair is pending: reset the GPU (or reboot) to apply it"),
+    "tpc_repair_pending": (("ecc_errors/tpc_repair_pending",), (),
+                           "a TPC repair is pending: reset the GPU (or reboot) to apply it"),
+    "sram_threshold_exceeded": (("ecc_errors/aggregate/sram_threshold_exceeded",), (),
+                                "uncorrectable SRAM errors are over NVIDIA's threshold: the GPU needs service"),
+}
+
+# Fabric (NVSwitch/NVLink systems): until the fabric manager has registered the GPU (state
+# Completed, status Success), CUDA fails on it with error 802 "system not yet initialized".
+# State N/A (or Not Supported) means the GPU has no fabric: nothing to say.
+FABRIC_READY = ("completed", "success")
+
+# Compute modes that let no work run on the GPU (the others only limit how many processes share it).
+CLOSED_COMPUTE_MODES = {"prohibited": "compute mode is Prohibited: no CUDA context is allowed on the GPU"}
+
 _NUMBER = re.compile(r"^\s*([-+]?\d+(?:\.\d+)?)\s*([A-Za-z%/]*)\s*$")
 _BDF_TEXT = r"([0-9A-Fa-f]{4,8}:[0-9A-Fa-f]{2}:[0-9A-Fa-f]{2}\.[0-7])"
 # "for GPU 0000:01:00.0: <reason>" (older drivers), "for GPU0: 0000:01:00.0: <reason>" (newer: index first).
@@ -91,6 +118,12 @@ _DRIVER_DOWN = (
     "unable to load the nvidia",
 )
 _NO_DEVICES = "no devices were found"
+# Warnings nvidia-smi prints about one GPU before its answer: (regex naming the address, warning).
+_GPU_NOTICES = (
+    (re.compile(r"infoROM is corrupted at gpu\s*" + _BDF_TEXT, re.IGNORECASE),
+     "nvidia-smi warns the infoROM is corrupted: the GPU runs, but the ECC and retirement records it keeps "
+     "there may be lost (have it serviced)"),
+)
 _DOCTYPE = re.compile(r"<!DOCTYPE[^>\[]*>", re.IGNORECASE)
 _SCHEMA = re.compile(r"nvsmi_device_(v\d+)\.dtd")
 
@@ -170,7 +203,8 @@ def blank_card(position):
         "retired_pages": {"single_bit": None, "double_bit": None, "pending": None},
         "remapped_rows": {"corrected": None, "uncorrected": None, "pending": None, "failure": None},
         "clocks_event_reasons": None, "recovery_action": None, "minor_number": None,
-        "failed_fields": [], "fields_read": 0, "markers": [],
+        "conditions": dict.fromkeys(CONDITIONS), "fabric": {"state": None, "status": None},
+        "failed_fields": [], "fields_read": 0, "markers": [], "notices": [],
     }
 
 
@@ -224,10 +258,31 @@ def judge_card(card):
     action = card["recovery_action"]
     if action and action.lower() not in ("none", "gpu_recovery_action_none"):
         health = worse(DEGRADED, "the driver asks for recovery action %r" % action)
+    for name, (_paths, _fields, problem) in CONDITIONS.items():
+        if card["conditions"].get(name):
+            health = worse(DEGRADED, problem)
+    fabric = _fabric_problem(card["fabric"])
+    if fabric:
+        health = worse(DEGRADED, fabric)
+    closed = CLOSED_COMPUTE_MODES.get((card["compute_mode"] or "").lower())
+    if closed:
+        health = worse(DEGRADED, closed)
+    warnings.extend(card["notices"])
     for reason in card["clocks_event_reasons"] or ():
         if reason in SLOWDOWN_REASONS:
             warnings.append("clocks held down: %s active" % reason)
     return health, problems, warnings
+
+
+def _fabric_problem(fabric):
+    state, status = fabric["state"], fabric["status"]
+    if state is None:
+        return None
+    if state.lower() != FABRIC_READY[0]:
+        return "fabric manager not ready (fabric state %s): CUDA fails with error 802" % state
+    if status and status.lower() != FABRIC_READY[1] and reading(status)[1] not in ("unknown", "absent"):
+        return "GPU fabric registration failed (status %s): CUDA fails with error 802" % status
+    return None
 
 
 # --------------------------------------------------------------------------------------------
@@ -334,6 +389,12 @@ def _xml_card(gpu, position):
     }
     card["clocks_event_reasons"] = _xml_reasons(gpu)
     card["recovery_action"] = reading(gpu.findtext("gpu_recovery_action"))[0]
+    for name, (paths, _fields, _problem) in CONDITIONS.items():
+        card["conditions"][name] = flag(next((t for t in map(gpu.findtext, paths) if t is not None), None))
+    # The status is kept as written: "Unknown Error" is a failed registration here, not a failed read.
+    status = gpu.findtext("fabric/status")
+    card["fabric"] = {"state": reading(gpu.findtext("fabric/state"))[0],
+                      "status": " ".join(status.split()) if status else None}
     return card
 
 
@@ -435,6 +496,10 @@ _CSV_FIELDS = {
     "remapped_rows.correctable": ("remapped_rows.corrected", "int"),
     "remapped_rows.uncorrectable": ("remapped_rows.uncorrected", "int"),
 }
+# Only a parse table: the probe asks for -q -x, never for these names, so a driver that does not know
+# one (nvidia-smi refuses the whole query: "Field ... is not a valid field to query") breaks nothing.
+_CSV_FIELDS.update((field, ("conditions." + name, "flag"))
+                   for name, (_paths, fields, _problem) in CONDITIONS.items() for field in fields)
 _CSV_KEY_FIELD = {"model": "model", "vram_total_bytes": "vram_total", "vram_used_bytes": "vram_used",
                   "busy_percent": "busy_percent", "memory_busy_percent": "memory_busy_percent",
                   "temperature_edge_c": "temperature", "power_w": "power", "performance_state": "performance_state",
@@ -649,6 +714,16 @@ def gpu_errors(text):
     return [found[bdf] for bdf in sorted(found)]
 
 
+def _add_notices(cards, text):
+    """Each _GPU_NOTICES warning onto the card of the GPU it names (a GPU without a card has a worse verdict)."""
+    by_bdf = dict((card["bdf"], card) for card in cards if card["bdf"])
+    for regex, warning in _GPU_NOTICES:
+        for match in regex.finditer(text):
+            card = by_bdf.get(normalize_bdf(match.group(1)))
+            if card is not None and warning not in card["notices"]:
+                card["notices"].append(warning)
+
+
 def _driver_down(text):
     for line in (text or "").splitlines():
         lowered = line.lower()
@@ -687,6 +762,7 @@ def parse_output(stdout, stderr="", rc=0, csv_fields=None):
         if cards:
             result.update(format="csv", cards=cards)
     if result["cards"]:
+        _add_notices(result["cards"], combined)
         result["outcome"] = ANSWERED
         return result
     driver = _driver_down(combined)

@@ -231,6 +231,86 @@ def test_gpu_is_lost_and_requires_reset_inside_the_xml():
     assert nv.judge_card(reset["cards"][0])[:2] == (nv.DEGRADED, ["nvidia-smi says the GPU requires a reset"])
 
 
+# The block of the 535-5xx schemas (as in a recorded A100 -q -x of 535.54.03), absent from the fixtures.
+RESET_STATUS = ("<gpu_reset_status><reset_required>%s</reset_required>"
+                "<drain_and_reset_recommended>%s</drain_and_reset_recommended></gpu_reset_status>")
+H100_TABLE = "nvidia_gpu_exporter_1x_h100-80gb_590.48.01_table_under_load.txt"
+
+
+def _a5000(old, new):
+    text = training("nvidia-smi", A5000)
+    assert old in text, old
+    return text.replace(old, new, 1)  # the first GPU only
+
+
+@pytest.mark.parametrize("text,problem", [
+    (_v12(gpu_extra=RESET_STATUS % ("Yes", "No")),
+     "nvidia-smi says the GPU needs a reset: an unrecoverable error happened"),
+    (_v12(gpu_extra=RESET_STATUS % ("No", "Yes")),
+     "nvidia-smi recommends draining and resetting the GPU: an unrecoverable error happened"),
+    (_a5000("<channel_repair_pending>No", "<channel_repair_pending>Yes"),
+     "a memory channel repair is pending: reset the GPU (or reboot) to apply it"),
+    (_a5000("<tpc_repair_pending>No", "<tpc_repair_pending>Yes"), "a TPC repair is pending: reset the GPU (or reboot) to apply it"),
+    (_a5000("<sram_threshold_exceeded>N/A", "<sram_threshold_exceeded>Yes"),
+     "uncorrectable SRAM errors are over NVIDIA's threshold: the GPU needs service"),
+    (_v12(replace=[("<state>N/A</state>", "<state>In Progress</state>")]),
+     "fabric manager not ready (fabric state In Progress): CUDA fails with error 802"),
+    (_v12(replace=[("<state>N/A</state>", "<state>Not Started</state>")]),
+     "fabric manager not ready (fabric state Not Started): CUDA fails with error 802"),
+    (_v12(replace=[("<state>N/A</state>", "<state>Completed</state>"), ("<status>N/A</status>", "<status>Failure</status>")]),
+     "GPU fabric registration failed (status Failure): CUDA fails with error 802"),
+    (_v12(replace=[("<state>N/A</state>", "<state>Completed</state>"),
+                   ("<status>N/A</status>", "<status>Unknown Error</status>")]),
+     "GPU fabric registration failed (status Unknown Error): CUDA fails with error 802"),
+    (_v12(replace=[("<compute_mode>Default</compute_mode>", "<compute_mode>Prohibited</compute_mode>")]),
+     "compute mode is Prohibited: no CUDA context is allowed on the GPU"),
+])
+def test_xml_health_conditions_degrade_the_gpu(text, problem):
+    card = nv.parse_output(text)["cards"][0]
+    assert nv.judge_card(card) == (nv.DEGRADED, [problem], [])
+
+
+@pytest.mark.parametrize("text", [
+    _v12(gpu_extra=RESET_STATUS % ("No", "No")),
+    _v12(gpu_extra=RESET_STATUS % ("N/A", "N/A")),
+    _v12(gpu_extra=RESET_STATUS % (("Requested functionality has been deprecated",) * 2)),
+    _v12(replace=[("<state>N/A</state>", "<state>Completed</state>"), ("<status>N/A</status>", "<status>Success</status>")]),
+    _v12(replace=[("<state>N/A</state>", "<state>Completed</state>")]),  # status unknown: not a failure
+    _v12(replace=[("<compute_mode>Default</compute_mode>", "<compute_mode>Exclusive_Process</compute_mode>")]),
+])
+def test_conditions_that_say_nothing(text):
+    assert nv.judge_card(nv.parse_output(text)["cards"][0])[:2] == (nv.OK, [])
+
+
+def test_csv_reset_status_fields():
+    text = ("index, pci.bus_id, reset_status.reset_required, reset_status.drain_and_reset_recommended\n"
+            "0, 00000000:3B:00.0, No, No\n1, 00000000:86:00.0, Yes, No\n"
+            "2, 00000000:87:00.0, [Requested functionality has been deprecated], Yes\n")
+    got = nv.parse_output(text)
+    assert [nv.judge_card(card)[:2] for card in got["cards"]] == [
+        (nv.OK, []), (nv.DEGRADED, ["nvidia-smi says the GPU needs a reset: an unrecoverable error happened"]),
+        (nv.DEGRADED, ["nvidia-smi recommends draining and resetting the GPU: an unrecoverable error happened"])]
+
+
+def test_prohibited_compute_mode_in_the_csv_and_the_table():
+    csv = nv.parse_output("index, compute_mode\n0, Prohibited\n1, Default\n")
+    assert [nv.judge_card(card)[0] for card in csv["cards"]] == [nv.DEGRADED, nv.OK]
+    table = training("nvidia-smi", H100_TABLE).replace("Default |", "Prohibited |")
+    assert nv.judge_card(nv.parse_output(table)["cards"][0])[1] == [
+        "compute mode is Prohibited: no CUDA context is allowed on the GPU"]
+
+
+def test_corrupted_inforom_is_a_warning_on_the_gpu_it_names():
+    warning = ("nvidia-smi warns the infoROM is corrupted: the GPU runs, but the ECC and retirement records it keeps "
+               "there may be lost (have it serviced)")
+    got = nv.parse_output("WARNING: infoROM is corrupted at gpu 0000:C1:00.0\n" + training("nvidia-smi", A5000))
+    assert [nv.judge_card(card) for card in got["cards"]] == [(nv.OK, [], []), (nv.OK, [], [warning])]
+    table = nv.parse_output(training("nvidia-smi", H100_TABLE), "WARNING: infoROM is corrupted at gpu 0000:00:09.0\n")
+    assert nv.judge_card(table["cards"][0]) == (nv.OK, [], [warning])
+    elsewhere = nv.parse_output("WARNING: infoROM is corrupted at gpu 0000:05:00.0\n" + training("nvidia-smi", A5000))
+    assert all(nv.judge_card(card) == (nv.OK, [], []) for card in elsewhere["cards"]) and elsewhere["errors"] == []
+
+
 # ------------------------------------------------------------------------------ CSV
 
 def test_csv_noheader_nounits_with_the_query_fields():
