@@ -9,6 +9,9 @@ host/facility prefixes never stay in the body, even when the time cannot be read
 * ISO 8601: ``journalctl -o short-iso[-precise]`` (``2026-11-25T15:00:00.123456+0000 host kernel:``),
   ``dmesg --time-format iso`` (``2026-11-25T15:00:00,123456+00:00``), also after the
   ``kern  :err   :`` prefix of ``dmesg --decode``. No zone means local time.
+* RFC 5424 syslog (rsyslog ``RSYSLOG_SyslogProtocol23Format``, syslog-ng ``syslog()``):
+  ``<4>1 2026-11-25T15:00:00.123456+00:00 host kernel - - - <message>``: version 1, ISO stamp, then
+  host, app, procid, msgid and structured data (``-`` or ``[...]``), all dropped.
 * ``talosctl dmesg``: ``[<node>: ]<facility>: <priority>: [<RFC 3339 time>]: <message>`` (Talos
   machined formats each message as ``%s: %7s: [%s]: %s``).
 * ``journalctl -o short-full``: ``Mon 2026-11-25 15:00:00 CET host kernel:`` (local time unless
@@ -17,14 +20,16 @@ host/facility prefixes never stay in the body, even when the time cannot be read
   name is the locale's (strftime ``%b``): English, German, French, Spanish, Italian, Portuguese,
   Dutch, Swedish, Czech, Polish, Russian names and the CJK ``5月``/``5월`` forms are dated; the
   year is the current one, or the one before when that would put the line more than two days in
-  the future. An unknown month name is stripped but not dated.
+  the future. An unknown month name is stripped but not dated. With the year in front
+  (``2026 Nov 25 15:00:00 host kernel:``, syslog-ng ``$YEAR $DATE``) that year is used.
 * ``dmesg -T``: ``[Mon Feb 25 19:15:17 2026]`` (strftime ``%a %b %e %H:%M:%S %Y`` in the locale,
   so ``[po úno 25 ...]`` or ``[水  2月 25 ...]``), local time.
 * ``dmesg -e`` / ``--reltime``: ``[Feb25 19:15]``, ``[  +0.000012]``: stripped, not dated.
 * dmesg monotonic ``[ 1234.567890]`` (also ``[ 1234.5 <  0.000123>]`` of ``dmesg -d``): seconds
   since the boot, epoch = ``boot_time`` + value. A value larger than this boot's uptime cannot be
   from this boot and is not dated.
-* ``<3>`` priority prefixes (``dmesg -r``) and printk caller ids (``[    T140]``) are dropped.
+* ``<3>`` priority prefixes (``dmesg -r``) and printk caller ids (``[    T140]``, after any stamp
+  or none) are dropped.
 """
 
 from __future__ import annotations
@@ -44,10 +49,14 @@ _PRIORITY_PREFIX = re.compile(r"^<\d{1,3}>")
 _ISO_TEXT = r"(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)(?:[.,](\d{1,9}))?(Z|[+-]\d\d(?::?\d\d)?)?"
 _ISO = re.compile(r"^" + _ISO_TEXT + r"(?=\s|$)")
 _BRACKET_ISO = re.compile(r"^\[" + _ISO_TEXT + r"\]:?(?=\s|$)")
+_RFC5424_VERSION = re.compile(r"^1 (?=\d{4}-\d\d-\d\dT)")
+# HOSTNAME APP-NAME PROCID MSGID STRUCTURED-DATA, then the message (maybe behind a UTF-8 BOM).
+_RFC5424_HEADER = re.compile(r"^\S+ \S+ \S+ \S+ (?:-|(?:\[(?:[^\]\\]|\\.)*\])+)(?: \ufeff?|$)")
 _FULL = re.compile(r"^[^\W\d_]{2,4}\.?,? (\d{4})-(\d\d)-(\d\d) (\d\d):(\d\d):(\d\d)(?:\.\d{1,9})? "
                    r"([A-Za-z]{1,6}|[+-]\d{4}) +(\S+) +")
 _CTIME = re.compile(r"^\[([^\[\]]{1,40}?)\s+(\d{1,2}) (\d\d):(\d\d):(\d\d) (\d{4})\]")
-_SYSLOG = re.compile(r"^\s*([^\W\d_]{2,9}\.?|\d{1,2}\s?[\u6708\uc6d4]) +(\d{1,2}) (\d\d):(\d\d):(\d\d)(?:\.\d{1,9})? +(\S+) +")
+_SYSLOG = re.compile(r"^\s*(?:(\d{4}) +)?([^\W\d_]{2,9}\.?|\d{1,2}\s?[\u6708\uc6d4]) +(\d{1,2}) (\d\d):(\d\d):(\d\d)"
+                     r"(?:\.\d{1,9})? +(\S+) +")
 _RELTIME = re.compile(r"^\[(?:[^\W\d_]{2,9}\.?\d{1,2} \d\d:\d\d|\s*[+-]\d+\.\d+)\]")
 _MONOTONIC = re.compile(r"^\[\s*(\d{1,10}\.\d{1,9})(?:\s*<\s*[\d.]+>)?\]")
 _CALLER = re.compile(r"^\[\s*[TC]\d+\]\s*")            # printk caller id: [    T140]
@@ -182,10 +191,15 @@ def split_line(line, boot_time=None, now=None):
     text = to_text(line)
     body = _PRIORITY_PREFIX.sub("", _DECODE_PREFIX.sub("", text, count=1), count=1)
     stamp, epoch = None, None
+    rfc5424 = _RFC5424_VERSION.match(body)
+    if rfc5424:
+        body = body[rfc5424.end():]
     match = _ISO.match(body) or _BRACKET_ISO.match(body)
     if match:
         stamp, epoch = match.group(0).strip("[]:"), _iso_epoch(match)
-        body = _HOST_KERNEL.sub("", body[match.end():].lstrip(), count=1)
+        body = body[match.end():].lstrip()
+        header = _RFC5424_HEADER.match(body) if rfc5424 else None
+        body = body[header.end():] if header else _HOST_KERNEL.sub("", body, count=1)
     elif body[:1] == "[":
         match = _CTIME.match(body)
         if match:
@@ -204,10 +218,8 @@ def split_line(line, boot_time=None, now=None):
         else:
             match = _SYSLOG.match(body)
             if match:
-                stamp = "%s %s %s:%s:%s" % match.group(1, 2, 3, 4, 5)
-                epoch = yearless_epoch(month_number(match.group(1)), int(match.group(2)), int(match.group(3)),
-                                       int(match.group(4)), int(match.group(5)),
-                                       time.time() if now is None else now)
+                stamp = " ".join(part for part in (match.group(1), "%s %s %s:%s:%s" % match.group(2, 3, 4, 5, 6)) if part)
+                epoch = _syslog_epoch(match, time.time() if now is None else now)
                 body = _HOST_KERNEL.sub("", body[match.end():], count=1)
             else:
                 body = _BARE_KERNEL.sub("", body, count=1)
@@ -219,7 +231,16 @@ def split_line(line, boot_time=None, now=None):
             epoch = _monotonic_epoch(float(match.group(1)), boot_time, now)
         body = body[match.end():].lstrip()
         body = _HOST_KERNEL.sub("", _CALLER.sub("", body, count=1), count=1)
+    else:
+        body = _CALLER.sub("", body.lstrip(), count=1)  # dmesg -T, --time-format iso: the caller after the stamp
     return stamp, epoch, body.strip()
+
+
+def _syslog_epoch(match, now):
+    month, numbers = month_number(match.group(2)), [int(match.group(i)) for i in range(3, 7)]
+    if match.group(1) is None:
+        return yearless_epoch(month, *numbers, now=now)
+    return None if month is None else local_epoch(int(match.group(1)), month, *numbers)
 
 
 def _monotonic_epoch(seconds, boot_time, now):

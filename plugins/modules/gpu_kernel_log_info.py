@@ -52,8 +52,9 @@ options:
     description:
       - The log file to read. Required when O(source=file); giving O(path) with the default
         O(source=auto) also reads the file.
-      - Understood stamps are ISO 8601 (journal, C(dmesg --time-format iso)), C(talosctl dmesg),
-        syslog and C(journalctl -o short) in English and other locales, C(dmesg -T) in any of
+      - Understood stamps are ISO 8601 (journal, C(dmesg --time-format iso)), RFC 5424 syslog,
+        C(talosctl dmesg), syslog and C(journalctl -o short) in English and other locales (also
+        with the year in front, as syslog-ng can write it), C(dmesg -T) in any of
         those locales, and dmesg monotonic stamps (C([ 1234.567890])), which are taken as seconds
         since the current boot. Stamps that cannot be read are removed from the messages.
     type: path

@@ -11,6 +11,7 @@ import pytest
 
 from ansible_collections.gpuops.preflight.plugins.module_utils import _kernel_log as kl
 from ansible_collections.gpuops.preflight.plugins.module_utils import _kernel_patterns_nvidia as nv_table
+from ansible_collections.gpuops.preflight.plugins.module_utils import _timeparse
 
 GPU03, GPU83 = "0000:03:00.0", "0000:83:00.0"
 T = 1767225600.0  # 2026-01-01T00:00:00Z
@@ -506,6 +507,31 @@ def test_epochs_are_always_computed_and_since_filters():
     assert [f["bdf"] for f in kl.scan(lines, since=T, stats=stats)] == [
         "0000:0c:00.0", "0000:0d:00.0", "0000:0e:00.0", "0000:0f:00.0"]
     assert stats["too_old"] == 1
+
+
+def test_rfc5424_and_year_first_syslog_lines_are_dated_and_their_headers_dropped():
+    xid = "NVRM: Xid (PCI:0000:3b:00): 79, pid='<unknown>', name=<unknown>, GPU has fallen off the bus."
+    lines = ["<4>1 2025-12-31T23:58:20.123456+00:00 rig07 kernel - - - " + xid.replace("3b", "3c"),
+             "1 2026-01-01T00:00:00Z rig07 kernel - - [origin software=\"rsyslogd\"] " + xid.replace("3b", "3d"),
+             "2026 Jan 01 00:00:05 rig07 kernel: " + xid.replace("3b", "3e")]
+    findings = kl.scan(lines, since=T - 50)
+    assert [(f["bdf"], f["message"]) for f in findings] == [
+        ("0000:3d:00", xid.replace("3b", "3d")), ("0000:3e:00", xid.replace("3b", "3e"))]
+    assert findings[0]["first_epoch"] == T and findings[0]["first_seen"] == "2026-01-01T00:00:00Z"
+    assert findings[1]["first_seen"] == "2026 Jan 01 00:00:05"
+    assert findings[1]["first_epoch"] == _timeparse.local_epoch(2026, 1, 1, 0, 0, 5)
+    assert kl.scan(lines[:1])[0]["first_epoch"] == T - 100 + 0.123456
+
+
+@pytest.mark.parametrize("line", [
+    "[Thu Jan  1 00:00:00 2026] [ T1234] NVRM: Xid (PCI:0000:3b:00): 79, GPU has fallen off the bus.",
+    "2026-01-01T00:00:00,000000+00:00 [    T140] NVRM: Xid (PCI:0000:3b:00): 79, GPU has fallen off the bus.",
+    "[ 12.000000] [ T1234] NVRM: Xid (PCI:0000:3b:00): 79, GPU has fallen off the bus.",
+])
+def test_the_printk_caller_id_never_stays_in_the_message(line):
+    finding = kl.scan([line], boot_time=T)[0]
+    assert finding["message"] == "NVRM: Xid (PCI:0000:3b:00): 79, GPU has fallen off the bus."
+    assert finding["first_epoch"] is not None
 
 
 def test_monotonic_stamps_count_from_this_boot_by_default(monkeypatch):

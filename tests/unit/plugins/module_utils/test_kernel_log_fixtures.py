@@ -272,6 +272,11 @@ RESTAMP = {
     "short_full": lambda body: "Wed 2026-11-25 15:00:00 CET rig07 kernel: " + body,
     "reltime": lambda body: "[  +0.000012] " + body,
     "monotonic_caller": lambda body: "[ 1234.567890] [    T140] " + body,
+    "rfc5424": lambda body: "<4>1 2026-11-25T15:00:00.123456+00:00 rig07 kernel - - - " + body,
+    "rfc5424_sd": lambda body: '1 2026-11-25T15:00:00Z rig07 kernel - - [meta sequenceId="7"] ' + body,
+    "syslog_ng_year": lambda body: "2026 Nov 25 15:00:00 rig07 kernel: " + body,
+    "dmesg_T_caller": lambda body: "[Wed Nov 25 15:00:00 2026] [ T1234] " + body,
+    "dmesg_iso_caller": lambda body: "2026-11-25T15:00:00,123456+00:00 [    C3] " + body,
 }
 
 
