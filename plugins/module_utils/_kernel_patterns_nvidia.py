@@ -21,6 +21,10 @@ finding is the cause's, keyed and judged as Xid N, with the follow-up Xids in ``
 
 NVRM names a GPU ``PCI:0000:01:00`` (domain, bus, device; no function): such findings carry that
 partial address until ``_kernel_log.resolve_addresses`` completes it.
+
+NVSwitch SXids (``nvidia-nvswitchN: SXid (PCI:<switch>): <n>, Fatal|Non-fatal, ...``) name the
+switch, not a GPU: their findings are host-level (no address), hard when the driver says Fatal (the
+NVLink fabric is broken for every GPU behind the switch), soft when Non-fatal.
 """
 
 from __future__ import annotations
@@ -91,6 +95,11 @@ FIXES = {
         "The GPU recovered (recovery action back to None); no action unless it repeats."),
 }
 
+_SXID_FIX = (
+    "An NVSwitch reported an NVLink fabric error (SXid, in the message): check nvidia-fabricmanager's log and "
+    "nvidia-smi nvlink -s on the GPUs; a fatal SXid needs the GPUs and switches reset (or the node rebooted) "
+    "before new multi-GPU work, and look the number up in NVIDIA's NVSwitch SXid catalogue.")
+
 XIDS = {
     8: ("app_fault", SOFT, "Xid 8: GPU stopped processing (application timeout)", None),
     13: ("app_fault", SOFT, "Xid 13: graphics engine exception (application fault)", None),
@@ -144,6 +153,11 @@ ROWS = [
     # Every other Xid: looked up in XIDS; "caused by previous Xid N" is judged as Xid N.
     ("gpu_error", "xid", _XID + r"(?P<xid>\d{1,4})\b(?:.*?\bcaused by previous Xid (?P<cause>\d{1,4}))?",
      "Xid", {"lookup": XIDS, "unknown": UNKNOWN_XID}),
+    # NVSwitch SXids: the address is the switch's (no bdf group), so the finding stays host-level.
+    ("nvlink_error", "sxid", r"\bSXid \([^)]*\):\s*\d+,\s*Fatal\b", "NVSwitch fatal SXid (NVLink fabric error)",
+     {"fix": _SXID_FIX}),
+    ("nvlink_error", "sxid", r"\bSXid \([^)]*\):\s*\d+,\s*Non-fatal\b", "NVSwitch non-fatal SXid (NVLink fabric)",
+     {"severity": SOFT, "fix": _SXID_FIX}),
     # Without an Xid line.
     ("bus_lost", "fallen", r"\bfallen off the bus\b", "GPU has fallen off the bus", {"own": True}),
     ("init_failed", "rminitadapter", r"\bRmInitAdapter failed\b", "RmInitAdapter failed (GPU not initialised)", {}),

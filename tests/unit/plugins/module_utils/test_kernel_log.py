@@ -142,6 +142,8 @@ NVIDIA_SAMPLES = [
     ("NVRM: GPU 0000:01:00.0: GPU does not have the necessary power cables connected.", "init_failed"),
     ("NVRM: GPU0 krcWatchdog_IMPL: RC watchdog: GPU is probably locked!  Notify Timeout Seconds: 7", "gpu_hang"),
     ("NVRM: GPU0 _kgspRpcRecvPoll: GSP RM heartbeat timed out (diff ~8000ms > timeout 5200ms)", "firmware_error"),
+    ("nvidia-nvswitch2: SXid (PCI:0000:07:00.0): 24007, Fatal, Link 45 LTSSM Fault Up", "nvlink_error"),
+    ("nvidia-nvswitch0: SXid (PCI:0000:05:00.0): 19084, Non-fatal, Link 32 AN1 Heartbeat Timeout Error", "nvlink_error"),
 ]
 
 
@@ -237,6 +239,20 @@ def test_xid_154_back_to_none_recovers_what_it_asked_for():
         ("gpu_reset", kl.SOFT, 154, True, "GPU Reset Required"),
     ]
     assert kinds(kl.scan(lines[:2], boot_time=0.0))[1] == ("recovery_required", kl.HARD, "0000:01:00")
+
+
+def test_nvswitch_sxids_are_host_level_fatal_hard_non_fatal_soft():
+    lines = ["[ 30.0] nvidia-nvswitch2: SXid (PCI:0000:07:00.0): 24007, Fatal, Link 45 LTSSM Fault Up",
+             "[ 30.1] nvidia-nvswitch2: SXid (PCI:0000:07:00.0): 24007, Severity 1 Engine instance 45 Sub-engine 0",
+             "[ 30.2] nvidia-nvswitch2: SXid (PCI:0000:07:00.0): 20034, Fatal, Link 45 LTSSM Fault Up",
+             "[ 31.0] nvidia-nvswitch0: SXid (PCI:0000:05:00.0): 19084, Non-fatal, Link 32 AN1 Heartbeat Timeout Error"]
+    findings = kl.scan(lines, vendors="nvidia", boot_time=0.0)
+    assert [(f["category"], f["severity"], f["bdf"], f["xid"], f["vendor"], f["count"]) for f in findings] == [
+        ("nvlink_error", kl.HARD, None, None, "nvidia", 2), ("nvlink_error", kl.SOFT, None, None, "nvidia", 1)]
+    assert findings[0]["summary"] == "NVSwitch fatal SXid (NVLink fabric error)" and "SXid" in findings[0]["fix"]
+    assert kl.scan(lines, vendors="amd") == []
+    # resolving addresses never turns the switch's address into a GPU's
+    assert [f["bdf"] for f in kl.resolve_addresses(findings, ["0000:07:00.0"])] == [None, None]
 
 
 def test_resolve_addresses_completes_a_partial_address_to_the_one_gpu():

@@ -239,7 +239,7 @@ def test_log_gives_its_expected_findings(name):
         severity, fix = kl.CATEGORIES[finding["category"]]
         assert finding["summary"] and finding["fix"] and finding["line"].strip()
         assert finding["vendor"] in ("amd", "nvidia", None)
-        assert (finding["xid"] is not None) == ("Xid (" in finding["message"])
+        assert (finding["xid"] is not None) == bool(re.search(r"\bXid \(", finding["message"]))  # not an SXid
         # The message is the line without its stamp, host and facility prefixes.
         stamp = _kernel_time.split_line(finding["line"])[0]
         assert stamp is None or stamp not in finding["message"]
