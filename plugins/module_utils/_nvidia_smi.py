@@ -588,7 +588,12 @@ def _put(card, key, value):
 # --------------------------------------------------------------------------------------------
 # the default table (plain nvidia-smi): best effort
 
-_TABLE_ROW1 = re.compile(r"^\s*(\d+)\s+(.*?)\s+(On|Off|ERR!|N/A)\s*$")
+# The first row's last column: persistence mode (Linux), or the driver model (Windows, "Driver-Model").
+_DRIVER_MODELS = ("WDDM", "TCC", "MCDM")
+_TABLE_ROW1 = re.compile(r"^\s*(\d+)\s+(.*?)\s+(On|Off|ERR!|N/A|" + "|".join(_DRIVER_MODELS) + r")\s*$")
+# The banner: "Driver Version:" / "CUDA Version:", since 610 "KMD Version:" / "CUDA UMD Version:".
+_TABLE_VERSIONS = (("driver_version", re.compile(r"(?:Driver|KMD) Version:\s*(\S+)")),
+                   ("cuda_version", re.compile(r"CUDA (?:UMD )?Version:\s*(\S+)")))
 _TABLE_PROC = re.compile(r"^\s*(\d+)\s+(\S+)\s+(\S+)\s+(\d+)\s+(\S+)\s+(.*?)\s+(\d+MiB|N/A)\s*$")
 
 
@@ -648,7 +653,8 @@ def _table_card(block, cards):
         return text
 
     card["model"] = reading(cell("model", match.group(2)))[0]
-    card["persistence_mode"] = flag(cell("persistence_mode", match.group(3)))
+    if match.group(3) not in _DRIVER_MODELS:
+        card["persistence_mode"] = flag(cell("persistence_mode", match.group(3)))
     bus = first[1].split()
     card["bdf"] = normalize_bdf(bus[0]) if bus else None
     if len(bus) > 1:
@@ -755,8 +761,8 @@ def parse_output(stdout, stderr="", rc=0, csv_fields=None):
     elif "NVIDIA-SMI" in stdout and "|" in stdout:
         cards, processes = parse_table(stdout)
         result.update(format="table", cards=cards, processes=processes)
-        match = re.search(r"Driver Version:\s*(\S+)", stdout)
-        result["system"] = {"driver_version": match.group(1) if match else None}
+        found = [(key, regex.search(stdout)) for key, regex in _TABLE_VERSIONS]
+        result["system"] = dict((key, match.group(1) if match else None) for key, match in found)
     else:
         cards, parse_error = parse_csv(stdout, csv_fields)
         if cards:

@@ -311,6 +311,44 @@ def test_corrupted_inforom_is_a_warning_on_the_gpu_it_names():
     assert all(nv.judge_card(card) == (nv.OK, [], []) for card in elsewhere["cards"]) and elsewhere["errors"] == []
 
 
+# ------------------------------------------------------------------------------ the table
+
+# nvidia-smi 617.14 on Windows, as pasted in a public report: the 610+ banner and the Driver-Model column.
+WINDOWS_TABLE = """\
++-----------------------------------------------------------------------------------------+
+| NVIDIA-SMI 617.14                 KMD Version: 617.14        CUDA UMD Version: 13.4     |
++-----------------------------------------+------------------------+----------------------+
+| GPU  Name                  Driver-Model | Bus-Id          Disp.A | Volatile Uncorr. ECC |
+| Fan  Temp   Perf          Pwr:Usage/Cap |           Memory-Usage | GPU-Util  Compute M. |
+|                                         |                        |               MIG M. |
+|=========================================+========================+======================|
+|   0  NVIDIA GeForce RTX 3050 ...  WDDM  |   00000000:01:00.0  On |                  N/A |
+| N/A   40C    P8              1W /   65W |    1070MiB /   4094MiB |     27%      Default |
++-----------------------------------------+------------------------+----------------------+
+"""
+
+
+def test_table_610_banner_gives_the_driver_and_cuda_versions():
+    table = training("nvidia-smi", H100_TABLE).replace(
+        "| NVIDIA-SMI 590.48.01              Driver Version: 590.48.01      CUDA Version: 13.1     |",
+        "| NVIDIA-SMI 610.43.02              KMD Version: 610.43.02     CUDA UMD Version: 13.3     |")
+    assert nv.parse_output(table)["system"] == {"driver_version": "610.43.02", "cuda_version": "13.3"}
+    assert nv.parse_output(training("nvidia-smi", H100_TABLE))["system"] == {
+        "driver_version": "590.48.01", "cuda_version": "13.1"}
+
+
+def test_windows_table_rows_with_the_driver_model_column():
+    got = nv.parse_output(WINDOWS_TABLE)
+    assert (got["outcome"], got["format"], got["system"]["driver_version"]) == (nv.ANSWERED, "table", "617.14")
+    card = got["cards"][0]
+    assert (card["index"], card["bdf"], card["model"], card["persistence_mode"]) == (
+        0, "0000:01:00.0", "NVIDIA GeForce RTX 3050 ...", None)  # WDDM is a driver model, not persistence
+    assert (card["vram_used_bytes"], card["vram_total_bytes"], card["busy_percent"]) == (1070 * MIB, 4094 * MIB, 27)
+    assert nv.judge_card(card) == (nv.OK, [], [])
+    tcc = nv.parse_output(WINDOWS_TABLE.replace("  WDDM  |", "   TCC  |"))["cards"][0]
+    assert (tcc["bdf"], tcc["persistence_mode"]) == ("0000:01:00.0", None)
+
+
 # ------------------------------------------------------------------------------ CSV
 
 def test_csv_noheader_nounits_with_the_query_fields():
