@@ -24,7 +24,14 @@ ADDRESSES = []
 FIXES = {}
 
 ROWS = [
-    ("bus_lost", "pciehp", r"\bpciehp\b.*\b(?:Link Down|Card not present)\b", "PCIe slot link down", {}),
+    ("bus_lost", "pciehp", r"\bpciehp\b.*\bLink Down\b", "PCIe slot link down", {}),
+    # Printed for any hot-plug slot whose card goes (an NVMe drive pulled): the line names the bridge,
+    # never the GPU, so alone it cannot say a GPU was lost. Soft; a GPU that fell off has its own lines.
+    ("bus_lost", "pciehp", r"\bpciehp\b.*\bCard not present\b", "PCIe slot reports its card removed (any device)",
+     {"severity": _checks.SOFT, "fix": (
+         "A PCIe hot-plug slot reports its card gone. Find what sat behind this bridge with 'lspci -tv': "
+         "a drive or another card needs no GPU action; a GPU there is lost (power-cycle the rig and check "
+         "its riser, cable and PCIe power).")}),
     ("bus_lost", "inaccessible", r"(?:^|\s)pcieport " + _BDF + r":.*\bdevice inaccessible", "PCIe bridge inaccessible", {}),
     ("bus_lost", "surprise down", r"\bSurprise Down Error\b", "PCIe link went down (AER Surprise Down)", {}),
     ("pcie_error", "uncorrected", r"\bAER: (?:Multiple )?Uncorrected \(Fatal\) error", "fatal uncorrected PCIe error (AER)", {}),

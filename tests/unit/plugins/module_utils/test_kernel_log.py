@@ -66,6 +66,7 @@ AMD_SAMPLES = [
     ("amdgpu 0000:0b:00.0: amdgpu: device lost from bus!", "bus_lost"),
     ("amdgpu 0000:0b:00.0: Unable to change power state from D3cold to D0, device inaccessible", "bus_lost"),
     ("pcieport 0000:00:01.1: pciehp: Slot(0): Card not present", "bus_lost"),
+    ("pcieport 0000:00:01.1: pciehp: Slot(0): Link Down", "bus_lost"),
     ("pcieport 0000:00:01.1: Unable to change power state from D0 to D3hot, device inaccessible", "bus_lost"),
     ("pcieport 0000:00:02.0:    [ 5] Surprise Down Error    (First)", "bus_lost"),
     ("pcieport 0000:00:02.0: AER: Uncorrected (Fatal) error received: id=0010", "pcie_error"),
@@ -239,6 +240,17 @@ def test_xid_154_back_to_none_recovers_what_it_asked_for():
         ("gpu_reset", kl.SOFT, 154, True, "GPU Reset Required"),
     ]
     assert kinds(kl.scan(lines[:2], boot_time=0.0))[1] == ("recovery_required", kl.HARD, "0000:01:00")
+
+
+@pytest.mark.parametrize("line,severity", [
+    ("pciehp 0000:00:1c.5:pcie004: Slot(0-1): Card not present", kl.SOFT),   # an NVMe drive pulled
+    ("pcieport 0000:00:01.1: pciehp: Slot(0): Card not present", kl.SOFT),
+    ("pcieport 0000:00:01.1: pciehp: Slot(0): Link Down", kl.HARD),
+])
+def test_pciehp_card_not_present_is_soft_because_any_slot_prints_it(line, severity):
+    findings = kl.scan(["[ 7.2] " + line], boot_time=0.0, vendors="nvidia")
+    assert [(f["category"], f["severity"], f["bdf"], f["vendor"]) for f in findings] == [
+        ("bus_lost", severity, None, None)]
 
 
 def test_nvswitch_sxids_are_host_level_fatal_hard_non_fatal_soft():
