@@ -112,7 +112,9 @@ notes:
     C(recovery_required), C(init_failed). C(soft) - C(ring_timeout), C(gpu_reset), C(page_fault),
     C(app_fault), C(ras_correctable), C(memory_remap). The tables are in the collection's
     C(docs/KERNEL_LOG.md).
-  - A C(pcieport)/C(pciehp)/AER line names a PCIe bridge, not a GPU, so its finding has no C(bdf).
+  - A C(pcieport)/C(pciehp)/AER line names a PCIe bridge, and an NVSwitch C(SXid) line a switch, not
+    a GPU, so its finding has no C(bdf). C(pciehp ... Card not present) is soft (any hot-plug slot
+    prints it); a C(Fatal) SXid is a hard C(nvlink_error), a C(Non-fatal) one soft.
 seealso:
   - module: gpuops.preflight.rocm_gpu_facts
 author: [gpuops maintainers (@gpuops)]
