@@ -48,6 +48,7 @@ FAILED = "failed"            # none of the formats, non-zero exit
 OK = "ok"
 DEGRADED = "degraded"
 LOST = "lost"
+UNKNOWN = "unknown"
 
 MAX_OUTPUT_CHARS = 32 * 1024 * 1024  # 64 GPUs of -q -x with every supported clock are ~6 MiB
 _MIB = 1024 * 1024
@@ -108,6 +109,13 @@ _BDF_TEXT = r"([0-9A-Fa-f]{4,8}:[0-9A-Fa-f]{2}:[0-9A-Fa-f]{2}\.[0-7])"
 _HANDLE_ERROR = re.compile(r"Unable to determine the device handle for (?:GPU|gpu)\s*(?:\d{1,3}\s*:\s*)?" + _BDF_TEXT
                            + r"\s*:\s*(.*?)"
                            r"(?=Unable to determine the device handle|NVIDIA-SMI |No devices were found|$)")
+# What the reason of a handle error says about the GPU: the first entry it contains; else degraded.
+# NVML's "Insufficient Permissions" (the device node denied: a container, NVreg_DeviceFileMode) and
+# "Driver Not Loaded" are about who asks and the driver, not the hardware: unknown, never broken.
+_HANDLE_REASONS = (
+    ("insufficient permissions", UNKNOWN), ("driver not loaded", UNKNOWN),
+    ("lost", LOST), ("fallen off the bus", LOST), ("unknown error", LOST),
+)
 _FELL_OFF = re.compile(r"(?:GPU|gpu)\s*" + _BDF_TEXT + r"\s*(?::\s*(?:GPU\s+)?)?(?:has fallen off the bus|is lost)")
 _DRIVER_DOWN = (
     "couldn't communicate with the nvidia driver",
@@ -692,7 +700,8 @@ def _table_card(block, cards):
 # error texts, and the whole output
 
 def gpu_errors(text):
-    """Per-GPU failures nvidia-smi printed: [{bdf, health, message}] (wrapped lines joined).
+    """Per-GPU failures nvidia-smi printed: [{bdf, health, message}] (wrapped lines joined); health is
+    lost, degraded, or unknown where the reason is not the GPU's (see _HANDLE_REASONS).
 
     Only the prose counts: the XML document and the table's framed lines are left out.
     """
@@ -710,9 +719,8 @@ def gpu_errors(text):
         bdf = normalize_bdf(match.group(1))
         reason = " ".join(match.group(2).split())[:200].rstrip(" .") or "no reason given"
         lowered = reason.lower()
-        lost = "lost" in lowered or "fallen off the bus" in lowered or "unknown error" in lowered
-        found[bdf] = {"bdf": bdf, "health": LOST if lost else DEGRADED,
-                      "message": "nvidia-smi cannot open the GPU: %s" % reason}
+        health = next((level for words, level in _HANDLE_REASONS if words in lowered), DEGRADED)
+        found[bdf] = {"bdf": bdf, "health": health, "message": "nvidia-smi cannot open the GPU: %s" % reason}
     for match in _FELL_OFF.finditer(prose):
         bdf = normalize_bdf(match.group(1))
         if bdf not in found:

@@ -122,6 +122,19 @@ def test_new_handle_error_wording_makes_the_gpu_lost_not_unknown(tmp_path):
     assert gpu["problems"][0] == "nvidia-smi cannot open the GPU: Unknown Error"
 
 
+def test_gpu_nvidia_smi_may_not_open_is_unknown_not_broken(tmp_path):
+    root = str(tmp_path / "sys")
+    for bdf in ("0000:07:00.0", "0000:81:00.0", "0000:c1:00.0"):
+        add_nvidia_gpu(root, bdf)
+    stdout = ("Unable to determine the device handle for GPU0: 0000:07:00.0: Insufficient Permissions\n"
+              + training("nvidia-smi", A5000))
+    result = by_bdf(gpus.probe(FakeModule({"nvidia-smi": (0, stdout, "")}), sysfs_root=root))
+    denied = result["0000:07:00.0"]
+    assert (denied["health"], denied["responding"], denied["index"]) == ("unknown", False, 0)
+    assert denied["problems"] == ["nvidia-smi cannot open the GPU: Insufficient Permissions"]
+    assert [result[b]["health"] for b in ("0000:81:00.0", "0000:c1:00.0")] == ["ok", "ok"]
+
+
 @pytest.mark.parametrize("answer,outcome,text", [
     ((0, training("nvidia-smi", "shine-cluster-50_nvidia-smi_failed_to_communicate_with_driver.txt"), ""),
      "no_driver", "nvidia-smi cannot talk to the NVIDIA driver"),

@@ -416,6 +416,16 @@ def test_handle_error_with_the_index_before_the_address(stdout, stderr, bdf, hea
     assert got["reason"] == "%s: nvidia-smi cannot open the GPU: %s" % (bdf, reason)
 
 
+@pytest.mark.parametrize("reason", ["Insufficient Permissions", "Driver Not Loaded"])
+def test_handle_error_that_is_not_the_gpus_fault_is_unknown(reason):
+    for line in ("Unable to determine the device handle for GPU0: 0000:01:00.0: %s\n" % reason,
+                 "Unable to determine the device handle for GPU 0000:01:00.0: %s\n" % reason):
+        got = nv.parse_output("", line, 15)
+        assert got["outcome"] == nv.GPU_ERRORS
+        assert got["errors"] == [{"bdf": "0000:01:00.0", "health": nv.UNKNOWN,
+                                  "message": "nvidia-smi cannot open the GPU: " + reason}]
+
+
 def test_new_handle_error_beside_the_xml_and_the_table_of_the_others():
     got = nv.parse_output(NEW_HANDLE.replace("0000:01:00.0", "0000:21:00.0") + training("nvidia-smi", A5000))
     assert got["outcome"] == nv.ANSWERED and [c["bdf"] for c in got["cards"]] == ["0000:81:00.0", "0000:c1:00.0"]
