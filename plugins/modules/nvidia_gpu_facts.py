@@ -17,6 +17,12 @@ description:
     the default table and the error texts nvidia-smi prints instead (the driver not answering, a GPU it cannot
     open), whatever it was asked. C(N/A), C([Not Supported]), C(Unknown Error) and C(ERR!) are unknown values,
     never zeros; C(ERR!) in one field is a warning, in most fields of a GPU it makes the GPU C(degraded).
+  - A GPU nvidia-smi cannot open ("Unable to determine the device handle for GPU 0000:01:00.0" or, newer, "for
+    GPU0 0000:01:00.0") is C(lost) when the reason is "GPU is lost" or "Unknown Error", C(unknown) when it is
+    "Insufficient Permissions" or "Driver Not Loaded" (not the hardware), else C(degraded).
+  - Also C(degraded) - a reset required or a drain and reset recommended (an unrecoverable error happened), a
+    memory channel or TPC repair pending, SRAM errors over NVIDIA's threshold, a fabric (NVSwitch systems) whose
+    state is not Completed or whose status is not Success (CUDA fails with error 802), compute mode Prohibited.
   - Joins the tool's answer with sysfs on the PCI address. A GPU is a PCI function of vendor C(0x10de) and class
     C(0x0300) or C(0x0302) (a card's HD-audio or USB functions are not GPUs). A GPU bound to another driver than
     C(nvidia) is C(degraded); one whose PCI config space reads all-ones is C(lost); one in sysfs that nvidia-smi
@@ -123,7 +129,7 @@ ansible_facts:
         - One entry per GPU, sorted by nvidia-smi index. Metrics are null when unknown.
         - C(health) is V(ok), V(degraded), V(lost) or V(unknown); C(problems) says why it is not V(ok);
           C(warnings) lists what is worth a look on a GPU that is still usable (a field read as C(ERR!),
-          lifetime ECC errors, clocks held down by a hardware slowdown).
+          lifetime ECC errors, clocks held down by a hardware slowdown, a corrupted infoROM).
         - C(ecc) has C(mode), C(volatile_uncorrected), C(aggregate_uncorrected), C(volatile_corrected) and
           C(aggregate_corrected); C(retired_pages) has C(single_bit), C(double_bit) and C(pending);
           C(remapped_rows) has C(corrected), C(uncorrected), C(pending) and C(failure);
