@@ -699,11 +699,18 @@ def _table_card(block, cards):
 # --------------------------------------------------------------------------------------------
 # error texts, and the whole output
 
+def _is_prose(line):
+    # Not the table's framed lines, nor CSV rows (a reason wrapped over lines has no comma in it).
+    stripped = line.strip()
+    return bool(stripped) and not stripped.startswith(("|", "+")) and (
+        "," not in stripped or "device handle" in stripped)
+
+
 def gpu_errors(text):
     """Per-GPU failures nvidia-smi printed: [{bdf, health, message}] (wrapped lines joined); health is
     lost, degraded, or unknown where the reason is not the GPU's (see _HANDLE_REASONS).
 
-    Only the prose counts: the XML document and the table's framed lines are left out.
+    Only the prose counts: the XML document, the table's framed lines and CSV rows are left out.
     """
     text = text or ""
     start = text.find("<?xml")
@@ -712,8 +719,7 @@ def gpu_errors(text):
     if start >= 0:
         end = text.find("</nvidia_smi_log>", start)
         text = text[:start] + "\n" + (text[end + len("</nvidia_smi_log>"):] if end >= 0 else "")
-    prose = " ".join(line.strip() for line in text.splitlines()
-                     if line.strip() and not line.lstrip().startswith(("|", "+")))
+    prose = " ".join(line.strip() for line in text.splitlines() if _is_prose(line))
     found = {}
     for match in _HANDLE_ERROR.finditer(prose):
         bdf = normalize_bdf(match.group(1))

@@ -416,6 +416,16 @@ def test_handle_error_with_the_index_before_the_address(stdout, stderr, bdf, hea
     assert got["reason"] == "%s: nvidia-smi cannot open the GPU: %s" % (bdf, reason)
 
 
+def test_handle_error_before_csv_rows_keeps_only_its_own_reason():
+    # nvidia-smi on Windows/WSL: the lost GPU's line, then the query's row for the GPU that answered.
+    stdout = ("Unable to determine the device handle for GPU0: 0000:24:00.0: GPU is lost.  Reboot the system to "
+              "recover this GPU\n1, NVIDIA GeForce RTX 5070 Ti, 300.00 W, 34.61 W\n")
+    got = nv.parse_output(stdout, "", 15, csv_fields=["index", "name", "power.limit", "power.draw"])
+    assert got["errors"] == [{"bdf": "0000:24:00.0", "health": nv.LOST, "message": (
+        "nvidia-smi cannot open the GPU: GPU is lost. Reboot the system to recover this GPU")}]
+    assert [(c["index"], c["model"], c["power_w"]) for c in got["cards"]] == [(1, "NVIDIA GeForce RTX 5070 Ti", 34.61)]
+
+
 @pytest.mark.parametrize("reason", ["Insufficient Permissions", "Driver Not Loaded"])
 def test_handle_error_that_is_not_the_gpus_fault_is_unknown(reason):
     for line in ("Unable to determine the device handle for GPU0: 0000:01:00.0: %s\n" % reason,
