@@ -143,6 +143,25 @@ CHECKS = registry(
               "VRAM_IN_USE", "VRAM", needs=GPU_NEEDS, evaluate=_gpu_checks.evaluate_vram),
 )
 
+def _refused_by(validate):
+    """A role-variable rule from a host-side validator that raises ValueError naming the problem."""
+    def rule(value):
+        try:
+            validate(value)
+        except ValueError as exc:
+            return "is refused: %s" % exc
+        return None
+    return rule
+
+
+# Checked in the plan, before any host is contacted: on the host a bad value would only make the caches
+# check "unknown" on every rig, run after run, and leave the caches in place. (Users are looked up per host.)
+VARIABLE_RULES = {
+    "extra_paths": _refused_by(_caches.validate_extra_paths),
+    "home_dirs": _refused_by(lambda homes: _caches.resolve_homes((), homes, getpwuid=lambda uid: None) if homes
+                             else None),
+}
+
 FAMILY = Family("cleanup", "Cleanup", CHECKS, COLLECTORS, node_module="node_cleanup", stats_key="gpuops_cleanup",
                 file_prefix="cleanup", option_prefix="cleanup", never_block=True, listed_steps=True,
-                since_from="preflight")
+                since_from="preflight", variable_rules=VARIABLE_RULES)

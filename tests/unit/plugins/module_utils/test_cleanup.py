@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from ansible_collections.gpuops.preflight.plugins.module_utils import _cleanup
+from ansible_collections.gpuops.preflight.plugins.module_utils import _cleanup, _plan
 
 
 def test_cache_errors_are_grouped_per_folder():
@@ -34,3 +34,13 @@ def test_a_clock_reset_problem_gets_its_vendor_s_fix():
     assert text == "every GPU already at its default clocks"
     both = clocks({"needed": [], "problems": ["x"], "vendors": ["amd", "nvidia"]})[0][0]["fix"]
     assert "rocm-smi --resetclocks" in both and "nvidia-smi -rgc" in both
+
+
+def test_bad_cache_paths_are_refused_by_the_plan_before_any_host():
+    problems = _plan.variable_problems(_cleanup.FAMILY, {"cleanup_extra_paths": ["../x"], "cleanup_home_dirs": ["rel/home"]})
+    assert problems == [
+        "cleanup_extra_paths is refused: extra_paths: ../x has a '..' component; it must stay inside the home",
+        "cleanup_home_dirs is refused: home_dirs: rel/home is not an absolute path",
+    ]
+    assert _plan.variable_problems(_cleanup.FAMILY, {"cleanup_extra_paths": [".triton/cache"], "cleanup_home_dirs": [],
+                                            "cleanup_users": ["nobody-here"]}) == []
