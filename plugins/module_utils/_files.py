@@ -36,6 +36,7 @@ _KINDS = (
     (stat.S_ISCHR, "a character device"),
     (stat.S_ISBLK, "a block device"),
     (stat.S_ISLNK, "a symbolic link"),
+    (stat.S_ISREG, "a regular file"),
 )
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
 # Appending: created when missing, never blocking on open (a FIFO named like the file would hang).
@@ -59,7 +60,7 @@ def kind(mode):
     for test, label in _KINDS:
         if test(mode):
             return label
-    return "not a regular file"
+    return "an unknown kind of file"
 
 
 def open_regular(path, append=False):

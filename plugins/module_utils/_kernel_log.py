@@ -49,6 +49,7 @@ import stat
 import time
 
 from ansible_collections.gpuops.preflight.plugins.module_utils import _checks
+from ansible_collections.gpuops.preflight.plugins.module_utils import _files
 from ansible_collections.gpuops.preflight.plugins.module_utils import _kernel_patterns_amdgpu
 from ansible_collections.gpuops.preflight.plugins.module_utils import _kernel_patterns_nvidia
 from ansible_collections.gpuops.preflight.plugins.module_utils import _kernel_patterns_pcie
@@ -931,10 +932,6 @@ def _journal_args(since):
 
 DMESG_ARGS = ["--time-format", "iso"]
 
-_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
-          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
-
-
 def _open_file(result, path, deadline, clock, keep_last):
     if not path or not isinstance(path, str):
         result.error = "source=file needs a path"
@@ -947,8 +944,7 @@ def _open_file(result, path, deadline, clock, keep_last):
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            kind = next((name for test, name in _KINDS if test(info.st_mode)), "not a regular file")
-            result.error = clean_text("cannot read %s: it is %s, not a regular file" % (path, kind))
+            result.error = clean_text("cannot read %s: it is %s, not a regular file" % (path, _files.kind(info.st_mode)))
             os.close(fd)
             return
         handle = os.fdopen(fd, "rb", 0)

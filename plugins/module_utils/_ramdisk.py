@@ -46,15 +46,6 @@ DEFAULT_ROOT = "/dev/shm/prng"
 DEFAULT_JSON_MAX_BYTES = 64 * 1024 * 1024
 MIB = 1024 * 1024
 
-_FILE_TYPES = (
-    (stat.S_ISDIR, "a directory"),
-    (stat.S_ISFIFO, "a fifo"),
-    (stat.S_ISSOCK, "a socket"),
-    (stat.S_ISCHR, "a character device"),
-    (stat.S_ISBLK, "a block device"),
-)
-
-
 # --------------------------------------------------------------------------------------------
 # input validation (bad input raises ValueError with a message that names the problem)
 
@@ -64,7 +55,7 @@ def step_folder(root, step, folder=None):
     if folder is None:
         folder = _steps.folder_name(_steps.parse_step(step))
     elif not isinstance(folder, str) or not folder.strip("/") or folder.startswith("/") or "\0" in folder \
-            or ".." in folder.split("/"):
+            or ".." in folder.split("/") or os.path.normpath(folder.strip("/")) == ".":
         raise ValueError("the step's ramdisk folder must be a name inside the ramdisk root, not %r" % (folder,))
     return os.path.join(_clean_root(root), folder.strip("/"))
 
@@ -140,13 +131,6 @@ def _fmt_age(seconds):
     return "%.1f days" % (seconds / 86400.0)
 
 
-def _kind(mode):
-    for test, label in _FILE_TYPES:
-        if test(mode):
-            return label
-    return "not a regular file"
-
-
 def _wants_json(validate_json, name):
     return validate_json == "always" or (validate_json == "auto" and name.lower().endswith(".json"))
 
@@ -172,7 +156,7 @@ def _check_one(name, path, subject, missing_message, validate_json, max_age, jso
     info["age_s"] = round(now - st.st_mtime, 3)
     if not stat.S_ISREG(st.st_mode):
         problems.append(_problem(name, path, NOT_REGULAR, "%s is %s, not a regular file"
-                                 % (subject, _kind(st.st_mode))))
+                                 % (subject, _files.kind(st.st_mode))))
         return problems, info
     if st.st_size == 0:
         problems.append(_problem(name, path, EMPTY, "%s is empty (0 bytes)" % subject))
@@ -208,10 +192,10 @@ def _check_one(name, path, subject, missing_message, validate_json, max_age, jso
                                      limit=json_max_bytes))
         else:
             verdict = _parse_json(data)
-            if verdict.get("note"):
-                info["note"] = verdict["note"]
-            else:
-                info["json_checked"] = True
+            info["json_checked"] = "unchecked" not in verdict
+            if verdict.get("unchecked"):
+                problems.append(_problem(name, path, INVALID_JSON, "%s cannot be checked as JSON: %s"
+                                         % (subject, verdict["unchecked"])))
             if verdict.get("error"):
                 problems.append(_problem(name, path, INVALID_JSON, "%s is not valid JSON: %s"
                                          % (subject, verdict["error"]),
@@ -220,11 +204,11 @@ def _check_one(name, path, subject, missing_message, validate_json, max_age, jso
 
 
 def _parse_json(data):
-    """{} when ``data`` parses; {error, line, column} when it does not; {note} when it cannot be told."""
+    """{} when ``data`` parses; {error, line, column} when it does not; {unchecked} when it cannot be told."""
     try:
         json.loads(data)
-    except RecursionError:
-        return {"note": "not parsed as JSON: nested too deeply for the parser"}
+    except RecursionError:   # not checked is never passed: deeper than any real step file, and often a cut-off one
+        return {"unchecked": "it is nested more deeply than the JSON parser takes (no real step file is)"}
     except json.JSONDecodeError as exc:
         return {"error": "%s at line %d column %d" % (exc.msg, exc.lineno, exc.colno), "line": exc.lineno,
                 "column": exc.colno}
@@ -285,7 +269,7 @@ def check_step_files(root, step, files, validate_json="auto", max_age=None, json
             what = "cannot be read (%s)" % (exc.strerror or exc)
     else:
         if not stat.S_ISDIR(st.st_mode):
-            what = "is %s, not a directory" % _kind(st.st_mode)
+            what = "is %s, not a directory" % _files.kind(st.st_mode)
     if what is not None:
         required = ", ".join(good) if good else "no files listed"
         problems.insert(0, _problem(None, shown, MISSING_STEP_FOLDER, "step folder %s %s (required: %s)"

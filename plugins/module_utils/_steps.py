@@ -18,7 +18,10 @@ from decimal import Decimal
 
 from ansible_collections.gpuops.preflight.plugins.module_utils._values import type_name
 
-_STEP = re.compile(r"^\d+(?:\.\d+)?$")
+# ASCII digits only (\d takes any script's digits); at most MAX_DIGITS on each side of the point, so the step
+# stays exact in Decimal's default precision (28 digits; longer ones were rounded to another step)
+_STEP = re.compile(r"^[0-9]+(?:\.[0-9]+)?$")
+MAX_DIGITS = 9
 EXAMPLE = "e.g. -e step=3 or -e step=2.5"
 
 
@@ -41,6 +44,9 @@ def parse_step(value, option="step"):
     if not _STEP.match(text):
         raise ValueError("%s must be a step number of 0 or more, whole or decimal (%s), got %r"
                          % (option, EXAMPLE, value if not isinstance(value, str) else text))
+    if any(len(side) > MAX_DIGITS for side in text.split(".")):
+        raise ValueError("%s %s has more than %d digits on a side of the point: not a pipeline step (%s)"
+                         % (option, text, MAX_DIGITS, EXAMPLE))
     return canonical(Decimal(text))
 
 

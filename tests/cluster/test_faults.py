@@ -399,7 +399,7 @@ def test_cleanup_with_every_action_failing_on_every_host(testcluster):
     assert klog["rig02"] == ("reading the kernel log (file): cannot read %s: it is a directory, not a regular file"
                              % rig02.rig.kernel_log)
     # a FIFO is refused at once (1.0 hung on it until the check's timeout)
-    assert klog["rig03"] == ("reading the kernel log (file): cannot read %s: it is a FIFO (named pipe), not a regular "
+    assert klog["rig03"] == ("reading the kernel log (file): cannot read %s: it is a fifo, not a regular "
                              "file" % rig03.rig.kernel_log)
     health = {h.name: summary["hosts"][h.name]["checks"]["gpu_health"] for h in hosts}
     assert health["rig01"]["status"] == "unknown"

@@ -233,7 +233,7 @@ def test_a_symlink_to_a_log_file_is_read(tmp_path, module):
 
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize("kind,expected", [
-    ("fifo", "it is a FIFO (named pipe), not a regular file"),
+    ("fifo", "it is a fifo, not a regular file"),
     ("dir", "it is a directory, not a regular file"),
     ("device", "it is a character device, not a regular file"),
     ("missing", "No such file or directory"),

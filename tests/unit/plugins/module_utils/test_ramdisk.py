@@ -139,12 +139,13 @@ def test_json_larger_than_the_limit_is_never_passed_unchecked(tmp_path):
     assert codes(problems) == [("big.json", "invalid_json")]
 
 
-def test_deeply_nested_json_does_not_crash(tmp_path):
-    make_step(tmp_path, files={"deep.json": "[" * 200000 + "]" * 200000})
+@pytest.mark.parametrize("content", ["[" * 200000 + "]" * 200000, "[" * 100000])   # the second one is cut off
+def test_json_too_deep_to_parse_is_never_passed_unchecked(tmp_path, content):
+    make_step(tmp_path, files={"deep.json": content})
     problems, infos = rd.check_step_files(str(tmp_path), 3, ["deep.json"], now=NOW)
-    assert problems == []
-    assert infos[0]["json_checked"] is False
-    assert "nested too deeply" in infos[0]["note"]
+    assert codes(problems) == [("deep.json", "invalid_json")] and infos[0]["json_checked"] is False
+    assert problems[0]["message"].endswith("cannot be checked as JSON: it is nested more deeply than the JSON parser "
+                                           "takes (no real step file is)")
 
 
 def test_max_age(tmp_path):
@@ -178,7 +179,7 @@ def test_step_folder_that_is_a_file(tmp_path):
     (tmp_path / "step2").write_text("x")
     problems, dummy = rd.check_step_files(str(tmp_path), 2, ["a"], now=NOW)
     assert codes(problems) == [(None, "missing_step_folder")]
-    assert "not a directory" in problems[0]["message"]
+    assert "is a regular file, not a directory" in problems[0]["message"]
 
 
 def test_symlink_inside_the_folder_is_followed(tmp_path):
@@ -271,6 +272,8 @@ def test_duplicate_names_are_checked_once(tmp_path):
     (dict(step=[3]), "step must be a step number (e.g. -e step=3 or -e step=2.5), got a list"),
     (dict(folder="../out"), "the step's ramdisk folder must be a name inside the ramdisk root"),
     (dict(folder="/abs"), "the step's ramdisk folder must be a name inside the ramdisk root"),
+    (dict(folder="."), "the step's ramdisk folder must be a name inside the ramdisk root"),   # the root itself
+    (dict(folder="./"), "the step's ramdisk folder must be a name inside the ramdisk root"),
     (dict(validate_json="yes"), "validate_json must be one of auto, always, never"),
     (dict(max_age=-5), "max_age must be >= 0"),
     (dict(files="a.json"), "files must be a list"),

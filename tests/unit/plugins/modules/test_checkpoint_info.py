@@ -90,4 +90,4 @@ def test_bad_options(capsys, args, text):
 def test_a_file_as_path_fails(capsys, tmp_path):
     (tmp_path / "f").write_text("x")
     rc, result = run_module(capsys, {"path": str(tmp_path / "f")})
-    assert rc == 1 and "is a regular file" not in result["msg"] and "not a folder" in result["msg"]
+    assert rc == 1 and result["msg"].endswith("%s is a regular file, not a folder" % (tmp_path / "f"))

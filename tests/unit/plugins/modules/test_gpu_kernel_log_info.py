@@ -202,7 +202,7 @@ def test_fifo_path_fails_at_once(capsys, tmp_path):
     os.mkfifo(str(fifo))
     rc, result = run_module(capsys, {"path": str(fifo)})
     assert rc == 1
-    assert result["msg"] == "could not read the kernel log: cannot read %s: it is a FIFO (named pipe), not a regular file" % fifo
+    assert result["msg"] == "could not read the kernel log: cannot read %s: it is a fifo, not a regular file" % fifo
 
 
 def test_non_utf8_bytes_never_reach_the_result(capsys, tmp_path):
