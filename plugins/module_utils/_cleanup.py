@@ -75,7 +75,8 @@ def _publish_actions(ctx):
 
 COLLECTORS = {
     "caches": Collector("caches", _clean_caches, lambda params: "removing the caches", publish=_publish_actions,
-                        changed=lambda report: bool(report["removed"])),
+                        # a cache partly removed (a file in it could not go) changed the host too
+                        changed=lambda report: bool(report["removed"] or report["bytes_freed"])),
     "clocks": Collector("clocks", _reset_clocks, lambda params: "resetting the clocks",
                         changed=lambda report: report["changed"]),
 }
