@@ -12,8 +12,8 @@ sysfs only for AMD GPUs the tool gave none for. Health per GPU:
 
 - ``lost``: PCI config space reads all-ones, the kernel log says it fell off the bus, or
   nvidia-smi says "GPU is lost" / cannot open it ("Unknown Error");
-- ``degraded``: SMU failures in the kernel log; the tool answered for other GPUs but no longer for
-  this one; no driver (or the wrong one) is bound to it; NVIDIA: uncorrectable ECC errors since the
+- ``degraded``: SMU failures in the kernel log; the tool answered (listing other GPUs, or none: rocm-smi's
+  "No JSON data to report") but no longer for this one; no driver (or the wrong one) is bound to it; NVIDIA: uncorrectable ECC errors since the
   driver loaded, retired pages or remapped rows pending, row remapping failed, a recovery action
   asked for, ERR! in most of its fields;
 - ``unknown``: the tool failed, timed out, is missing or the driver does not answer, and sysfs
@@ -65,6 +65,12 @@ SYSFS_TIMEOUT = _sysfs.GPU_READ_TIMEOUT
 _KILL_AFTER = 2    # _tool.run_tool's SIGKILL grace
 
 
+def listed(tool_info):
+    """Whether the tool's answer is its list of GPUs (possibly empty): a GPU sysfs shows that it leaves out is
+    missing from it. A tool that could not run lists nothing (its GPUs are unknown, not missing)."""
+    return bool(tool_info.get("listed", tool_info.get("answered")))
+
+
 def worst(*healths):
     return max(healths, key=lambda h: _SEVERITY.get(h, 0))
 
@@ -74,8 +80,8 @@ def worst(*healths):
 
 def _tool_info(name, vendor, path, timeout):
     info = {"name": name, "vendor": vendor, "path": path, "cmd": None, "rc": None, "elapsed_s": 0.0,
-            "timed_out": False, "answered": False, "outcome": NOT_USED, "reason": None, "stderr": "",
-            "timeout_s": timeout}
+            "timed_out": False, "answered": False, "listed": False, "outcome": NOT_USED, "reason": None,
+            "stderr": "", "timeout_s": timeout}
     if vendor == NVIDIA:
         info.update(format=None, index_order="bdf", driver_version=None, cuda_version=None, schema=None)
     return info
@@ -152,7 +158,9 @@ def run_gpu_tool(module, tool, rocm_smi, amd_smi, timeout, clock=time.monotonic)
             reason = "amd-smi %s: %s" % ("reported no GPU" if doc is not None else "printed no JSON",
                                          first_line(stderr) or first_line(stdout)
                                          or "exit %s" % run.rc)
-    info.update(outcome=outcome, reason=reason, answered=outcome == _rocm_smi.ANSWERED)
+    # NO_DATA is an answer too: the tool ran and listed no GPU, so every GPU sysfs shows is missing from it
+    info.update(outcome=outcome, reason=reason, answered=outcome == _rocm_smi.ANSWERED,
+                listed=outcome in (_rocm_smi.ANSWERED, _rocm_smi.NO_DATA))
     return info, cards, system, doc
 
 
@@ -174,7 +182,8 @@ def run_nvidia_tool(module, nvidia_smi, timeout, clock=time.monotonic, tool="aut
         return info, parsed
     parsed = _nvidia_smi.parse_output(run.stdout, run.stderr, run.rc)
     system = parsed["system"]
-    info.update(outcome=parsed["outcome"], reason=parsed["reason"], answered=parsed["outcome"] == _nvidia_smi.ANSWERED,
+    answered = parsed["outcome"] == _nvidia_smi.ANSWERED
+    info.update(outcome=parsed["outcome"], reason=parsed["reason"], answered=answered, listed=answered,
                 format=parsed["format"], driver_version=system.get("driver_version"),
                 cuda_version=system.get("cuda_version"), schema=system.get("schema"))
     return info, parsed
@@ -233,7 +242,7 @@ def _add_sysfs(gpu, sysgpu):
     gpu["sources"].append("sysfs")
 
 
-def join(cards, sysfs_gpus, order, tool_name, tool_answered):
+def join(cards, sysfs_gpus, order, tool_name, tool_listed):
     """AMD GPU entries from the tool's cards and the sysfs scan, joined on the PCI address."""
     place = positions(sysfs_gpus, order)
     bdf_at = dict((i, bdf) for bdf, i in place.items())
@@ -260,7 +269,7 @@ def join(cards, sysfs_gpus, order, tool_name, tool_answered):
                 notes.append("cannot place GPU %s in %s's numbering (index %s is another GPU's)" % (bdf, tool_name, index))
                 index = None
             gpu = gpus[bdf] = _blank(index, bdf)
-            gpu["in_tool_output"] = False if tool_answered else None
+            gpu["in_tool_output"] = False if tool_listed else None
         _add_sysfs(gpu, sysgpu)
     return sorted(gpus.values(), key=_sort_key), notes
 
@@ -270,7 +279,7 @@ _NVIDIA_CARD_FIELDS = ("model", "uuid", "vram_total_bytes", "vram_used_bytes", "
                        "clocks_event_reasons")
 
 
-def join_nvidia(parsed, sysfs_gpus, tool_answered):
+def join_nvidia(parsed, sysfs_gpus, tool_listed):
     """NVIDIA GPU entries from nvidia-smi's answer (cards and per-GPU errors) and sysfs, on the PCI address.
 
     nvidia-smi numbers the GPUs the nvidia driver holds in PCI-address order; a GPU it cannot open
@@ -315,7 +324,7 @@ def join_nvidia(parsed, sysfs_gpus, tool_answered):
                              % (sysgpu["bdf"], index))
                 index = None
             gpu = gpus[sysgpu["bdf"]] = _blank(index, sysgpu["bdf"], NVIDIA)
-            gpu["in_tool_output"] = False if tool_answered else None
+            gpu["in_tool_output"] = False if tool_listed else None
         _add_sysfs(gpu, sysgpu)
         gpu["perf_level"] = None  # an amdgpu file; NVIDIA's is performance_state
     return sorted(gpus.values(), key=_sort_key), notes
@@ -368,7 +377,7 @@ def assess(gpu, sysgpu, tool_info, kernel_findings, metrics_ok):
         health = worst(health, tool_health)
         problems.extend(tool_problems)
         gpu["warnings"] = list(gpu.get("warnings") or []) + list(tool_warnings)
-    if tool_info["answered"]:
+    if listed(tool_info):
         gpu["responding"] = bool(gpu["in_tool_output"]) and health != LOST
         if not gpu["in_tool_output"] and health == OK:
             health = DEGRADED
@@ -451,14 +460,14 @@ def collect(module, tool="auto", rocm_smi="rocm-smi", amd_smi="amd-smi", sysfs_r
             order = resolve_index_order(index_order, info["name"], doc, info["path"])
             info["index_order"] = order
             info["driver_version"] = system.get("driver_version")
-            joined, join_notes = join(cards, mine, order, info["name"] or "tool", info["answered"])
+            joined, join_notes = join(cards, mine, order, info["name"] or "tool", info["listed"])
             process_lists[name] = kfd_available
         else:
             if outcome.ok:
                 info, parsed = outcome.value
             else:
                 info, parsed = _failed_job(module, name, outcome, timeout), _no_nvidia_answer()
-            joined, join_notes = join_nvidia(parsed, mine, info["answered"])
+            joined, join_notes = join_nvidia(parsed, mine, info["listed"])
             processes.extend(_nvidia_processes(parsed["processes"]))
             process_lists[name] = bool(info["answered"] and info.get("format") in ("xml", "table"))
         tools[name] = info
@@ -536,7 +545,7 @@ def apply_health(collected, kernel_findings=()):
         vendor = _ghost_vendor(findings_by_bdf[bdf], tools)
         if vendor and not any(g["bdf"] == bdf for g in gpus):
             ghost = _blank(None, bdf, vendor)
-            ghost["in_tool_output"] = False if tools[vendor]["answered"] else None
+            ghost["in_tool_output"] = False if listed(tools[vendor]) else None
             gpus.append(ghost)  # known only from the kernel log: gone from sysfs and the tool
     xids_by_bdf = xid_errors(kernel_findings)
     for gpu in gpus:

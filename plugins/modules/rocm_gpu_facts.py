@@ -168,6 +168,12 @@ ansible_facts:
           type: str
           returned: always
         answered: {description: Whether the tool reported at least one GPU., type: bool, returned: always}
+        listed:
+          description:
+            - Whether the tool answered with its list of GPUs, at least one or none (V(no_data)). A GPU that sysfs
+              shows bound to amdgpu and the list leaves out is C(degraded), as one that vanished from the output.
+          type: bool
+          returned: always
         reason:
           description: Why the tool gave no answer (naming the path when it is missing or not executable); null when it answered.
           type: str

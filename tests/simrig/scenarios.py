@@ -170,11 +170,12 @@ def _unreachable(out, defaults):
 
 # ---- more faults, for the tests that need them
 
-@scenario("empty_tool", "rocm-smi prints no JSON (WARNING: No JSON data to report, exit 0): sysfs fallback")
+@scenario("empty_tool", "rocm-smi lists no GPU (WARNING: No JSON data to report, exit 0) while sysfs shows them all: "
+                       "every GPU vanished from it, degraded")
 def _empty(out, defaults):
     cluster = build_cluster(out, {RIG: {}}, defaults=defaults)
     cluster[RIG].set_tool_mode("empty")
-    return Scenario("empty_tool", "", cluster, expect={RIG: {"status": {"warnings"}, "gpu_health": {"unknown"}}},
+    return Scenario("empty_tool", "", cluster, expect={RIG: {"status": {"blocked"}, "gpu_health": {"fail"}}},
                     focus={RIG: {"tool": "rocm-smi", "mode": "empty"}})
 
 

@@ -105,10 +105,38 @@ def test_quick_exit_124_is_a_failure_not_a_timeout(rig):
     assert result["tool"]["outcome"] == "failed" and not result["tool"]["timed_out"]
 
 
-def test_exit_zero_no_json_is_unknown_not_hardware(rig):
-    module = FakeModule(answer=(0, "", "WARNING: No JSON data to report\n"))
+@pytest.mark.parametrize("answer", [
+    (0, "", "WARNING: No JSON data to report\n"),                    # older rocm-smi: nothing on stdout
+    (0, json.dumps({"system": {"Driver version": "6.8.0"}}), ""),    # --showdriverversion keeps "system"
+])
+def test_tool_that_lists_no_gpu_makes_every_sysfs_gpu_vanished(rig, answer):
+    """rocm-smi ran and listed no GPU: each GPU sysfs shows is judged as a single vanished one is."""
+    alone = by_bdf(gpus.probe(FakeModule(answer=(0, rocm_doc((0, 3), (2, 9)), "")), sysfs_root=rig))["0000:06:00.0"]
+    result = gpus.probe(FakeModule(answer=answer), sysfs_root=rig)
+    assert result["tool"]["outcome"] == "no_data"
+    assert result["tool"]["listed"] and not result["tool"]["answered"]  # its numbering stays a guess
+    for gpu in result["gpus"]:
+        assert (gpu["health"], gpu["responding"], gpu["in_tool_output"]) == ("degraded", False, False)
+        assert gpu["problems"] == alone["problems"]
+
+
+def test_amd_smi_listing_no_gpu_is_the_same(rig):
+    module = FakeModule(tools=("amd-smi", "timeout"), answer=(0, json.dumps({"gpu_data": []}), ""))
     result = gpus.probe(module, sysfs_root=rig)
     assert result["tool"]["outcome"] == "no_data"
+    assert set(g["health"] for g in result["gpus"]) == {"degraded"}
+
+
+def test_tool_listing_no_gpu_on_a_host_without_amdgpu_gpus(tmp_path):
+    """Nothing in sysfs: nothing is judged missing (the tool listing none is then no news)."""
+    result = gpus.probe(FakeModule(answer=(0, "", "WARNING: No JSON data to report\n")), sysfs_root=str(tmp_path))
+    assert result["gpus"] == []
+
+
+def test_driver_not_loaded_stays_unknown(rig):
+    module = FakeModule(answer=(0, "Driver not initialized (amdgpu not found in modules)\n", ""))
+    result = gpus.probe(module, sysfs_root=rig)
+    assert result["tool"]["outcome"] == "no_driver" and not result["tool"]["listed"]
     assert set(g["health"] for g in result["gpus"]) == {"unknown"}
 
 
