@@ -46,12 +46,10 @@ AMD = "amd"
 NVIDIA = "nvidia"
 VENDORS = (AMD, NVIDIA)
 
-# Kernel-log categories that speak about a GPU's health (the rest belong to the kernel_log check).
-# NVIDIA: every hard finding that was not recovered (an Xid that means the GPU, its memory, firmware,
-# links or bus; application Xids are soft) is degraded. A finding may also carry ``gpu_health``
-# ('lost' or 'degraded') itself.
-KERNEL_LOST = ("bus_lost",)
-KERNEL_DEGRADED = ("smu_no_response", "smu_message_failed", "register_access_failed")
+# Which kernel-log findings speak about a GPU's health (the rest belong to the kernel_log check): the
+# pattern row that gave a finding says it (its ``gpu_health``: 'lost' or 'degraded'). NVIDIA besides: every
+# hard finding that was not recovered (an Xid that means the GPU, its memory, firmware, links or bus;
+# application Xids are soft) is degraded.
 _HARD = "hard"  # _checks.HARD
 
 # How the tool run ended, beyond rocm-smi's own outcomes.
@@ -338,10 +336,6 @@ def health_level(finding):
     level = finding.get("gpu_health")
     if level in (LOST, DEGRADED):
         return level
-    if finding.get("category") in KERNEL_LOST:
-        return LOST
-    if finding.get("category") in KERNEL_DEGRADED:
-        return DEGRADED
     if finding.get("vendor") == NVIDIA and finding.get("severity") == _HARD and not finding.get("recovered"):
         return DEGRADED
     return None

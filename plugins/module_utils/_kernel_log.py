@@ -26,8 +26,10 @@ through reset", NVIDIA's Xid 154 back to None; role ``resumed``, "GPU reset succ
 resume", counts only when no reset step failed), with no resume, init or reset failure after it
 (role ``failed``), is ONE soft ``gpu_reset`` finding with ``recovered: True`` and ``hung`` naming
 what hung, instead of the lines' own findings. A reset that did not succeed, or a failure after
-it, leaves every finding as it is (hard ones stay hard). Lines without a role (SMU, bus loss, RAS,
-page faults) are never folded. A hang line that names no GPU joins the one GPU whose recovery is
+it, leaves every finding as it is (hard ones stay hard). A line of role ``no_recovery`` ("GPU
+recovery disabled.": the driver will not reset the GPU) ends a hang under way unrecovered; it gives
+its own finding only after a hang (of its GPU, or one that named no GPU within 50 lines): alone, as
+at boot, it is no finding. Lines without a role (SMU, bus loss, RAS, page faults) are never folded. A hang line that names no GPU joins the one GPU whose recovery is
 under way, or the next GPU that starts one within 50 lines; else it stays on its own. A line of
 role ``failed`` that names no GPU cancels every recovery under way; other GPU-less lines of a
 recovery (``[drm] VRAM is lost due to GPU reset!``) join it when only one GPU is recovering.
@@ -78,7 +80,7 @@ split_line = _kernel_time.split_line
 read_boot_time = _kernel_time.read_boot_time
 
 # How a row's line takes part in a recovery sequence (see the module docstring).
-ROLES = ("hang", "reset", "step_failed", "resumed", "recovered", "failed")
+ROLES = ("hang", "reset", "step_failed", "resumed", "recovered", "failed", "no_recovery")
 
 # Category -> (default severity, vendor-neutral fix). Names are part of the interface; a
 # table may give its own fix per category (its FIXES) or per row.
@@ -129,7 +131,7 @@ class Pattern(object):
     """
 
     __slots__ = ("category", "severity", "source", "_regex", "summary", "fix", "fixes", "key", "needs", "vendor",
-                 "role", "lookup", "unknown", "xid", "addresses")
+                 "role", "lookup", "unknown", "xid", "addresses", "gpu_health")
 
     def __init__(self, table, row):
         category, key, regex, summary, options = row
@@ -144,6 +146,7 @@ class Pattern(object):
         self.needs = table.NEEDS if options.get("own") else None
         self.vendor = table.VENDOR
         self.role = options.get("role")
+        self.gpu_health = options.get("gpu")
         self.lookup = options.get("lookup")
         self.unknown = options.get("unknown")
         self.xid = options.get("xid")
@@ -161,9 +164,9 @@ class Pattern(object):
         return "Pattern(%s, %r)" % (self.category, self.source)
 
     def rule(self, match):
-        """(category, severity, summary, fix, xid, follow-up xid) of one match of this row."""
+        """(category, severity, summary, fix, xid, follow-up xid, gpu health) of one match of this row."""
         if self.lookup is None:
-            return self.category, self.severity, self.summary, self.fix, self.xid, None
+            return self.category, self.severity, self.summary, self.fix, self.xid, None, self.gpu_health
         own = int(match.group("xid"))
         cause = match.group("cause") if "cause" in self.regex.groupindex else None
         xid = int(cause) if cause else own
@@ -174,7 +177,8 @@ class Pattern(object):
         else:
             category, severity, summary, fix = entry
         fix = fix or self.fixes.get(category) or CATEGORIES[category][1]
-        return category, severity, summary, fix, xid, (own if cause else None)
+        # a lookup row's ``gpu`` maps the categories it looks up to the health they give
+        return category, severity, summary, fix, xid, (own if cause else None), (self.gpu_health or {}).get(category)
 
 
 _ADDRESSES = dict((table.__name__, [re.compile(r) for r in getattr(table, "ADDRESSES", [])]) for table in TABLES)
@@ -337,6 +341,7 @@ def _new_finding(rule, bdf, vendor, message, text, stamp, epoch, recovered=False
     return {
         "category": category,
         "severity": severity,
+        "gpu_health": rule[6] if len(rule) > 6 else None,
         "bdf": bdf,
         "vendor": vendor,
         "xid": xid,
@@ -391,6 +396,17 @@ class _Findings(object):
         self.by_key.pop(key, None)
         self.seq.pop(key, None)
 
+    def uncount(self, key, lines, before):
+        """Take ``lines`` lines back out of a finding (``before``: its state before the first of them)."""
+        finding = self.by_key.get(key)
+        if finding is None:
+            return
+        finding["count"] -= lines
+        if finding["count"] <= 0:
+            self.remove(key)
+        elif before is not None:
+            finding["last_seen"], finding["last_epoch"] = before[1], before[2]
+
     def ordered(self):
         return [self.by_key[key] for key in sorted(self.by_key, key=lambda k: self.seq[k])]
 
@@ -434,9 +450,12 @@ class _Recovery(object):
         self.folded = 0
 
     def line(self, role, bdf, vendor, key, before, event):
+        """Read one line of a role; False when the line gives no finding after all (it was taken back out)."""
+        if role == "no_recovery":
+            return self._no_recovery(bdf, key, before, event)
         if bdf is None:
             self._line_without_gpu(role, key, before, event)
-            return
+            return True
         episode = self.episodes.get(bdf)
         if role in ("hang", "reset", "step_failed"):
             if episode is not None and episode.succeeded:
@@ -448,12 +467,29 @@ class _Recovery(object):
             episode.join(key, before, role, event)
         elif role in ("resumed", "recovered"):
             if episode is None:
-                return  # a reset nothing hung before (or before ``since``): its own soft finding
+                return True  # a reset nothing hung before (or before ``since``): its own soft finding
             episode.join(key, before, role, event)
             if role == "recovered" or not episode.needs_strong:
                 episode.succeeded, episode.success = True, event
         elif role == "failed" and episode is not None:
             del self.episodes[bdf]  # the recovery failed: every finding stays as it is
+        return True
+
+    def _no_recovery(self, bdf, key, before, event):
+        """The driver will not reset after a hang: the hang under way stays unrecovered (this line is a
+        finding); with no hang before it (at boot) the line says nothing and is taken back out."""
+        if bdf is None:
+            hung = [b for b, e in self.episodes.items() if not e.succeeded]
+            bdf = hung[0] if len(hung) == 1 else None
+        episode = self.episodes.get(bdf) if bdf is not None else None
+        if episode is not None and not episode.succeeded:
+            del self.episodes[bdf]
+            return True
+        if any(event[0] - pending[2][0] <= self.WINDOW for pending in self.pending):
+            self.pending = []
+            return True
+        self.findings.uncount(key, 1, before)
+        return False
 
     def _line_without_gpu(self, role, key, before, event):
         if role == "failed":
@@ -489,14 +525,7 @@ class _Recovery(object):
         self.episodes.pop(episode.bdf, None)
         by_key = self.findings.by_key
         for key, (joined, before) in episode.keys.items():
-            finding = by_key.get(key)
-            if finding is None:
-                continue
-            finding["count"] -= joined
-            if finding["count"] <= 0:
-                self.findings.remove(key)
-            elif before is not None:
-                finding["last_seen"], finding["last_epoch"] = before[1], before[2]
+            self.findings.uncount(key, joined, before)
         index, stamp, epoch, message, text, _hung, pattern, rule = episode.success
         first = episode.first
         hung = episode.hung
@@ -589,9 +618,9 @@ def scan(lines, since=None, boot_time=None, stats=None, vendors=None, now=None):
         counts["matched"] += 1
         pattern, rule, bdf, message, key, hung = known
         key, before = findings.add(key, known, text, stamp, epoch, index)
-        if pattern.role:
-            recovery.line(pattern.role, bdf, pattern.vendor, key, before,
-                          (index, stamp, epoch, message, text, hung, pattern, rule))
+        if pattern.role and recovery.line(pattern.role, bdf, pattern.vendor, key, before,
+                                          (index, stamp, epoch, message, text, hung, pattern, rule)) is False:
+            counts["matched"] -= 1
     recovery.finish()
     if stats is not None:
         counts["recovered"] = recovery.folded

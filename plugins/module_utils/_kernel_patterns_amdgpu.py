@@ -13,7 +13,9 @@ Read by the one scan engine in ``_kernel_log``. Every row is
 * ``summary``: short text of the finding;
 * ``options``: ``own`` (the line must contain ``NEEDS``: wording other drivers print too),
   ``role`` (how the line takes part in a recovery sequence, see ``_kernel_log.ROLES``),
-  ``severity`` / ``fix`` (override the category's).
+  ``severity`` / ``fix`` (override the category's), ``gpu`` (the health the finding gives the GPU
+  it names, ``degraded`` or ``lost``; without it the finding is the kernel_log check's alone; a
+  lookup row maps the categories it looks up instead).
 
 Rows are ordered: the first row that matches wins, so specific wording comes before general.
 The wording is the driver's own (drivers/gpu/drm/amd: amdgpu_device.c, amdgpu_job.c,
@@ -60,73 +62,84 @@ FIXES = {
 
 _HANG = {"role": "hang"}
 _RESET = {"role": "reset"}
+# What a finding does to the GPU it names (see ``gpu`` above).
+DEGRADED = "degraded"
+LOST = "lost"
+_DEGRADES = {"gpu": DEGRADED}
+_OWN_DEGRADES = {"own": True, "gpu": DEGRADED}
+_FAILED_DEGRADES = {"own": True, "role": "failed", "gpu": DEGRADED}
+_STEP_FAILED_DEGRADES = {"own": True, "role": "step_failed", "gpu": DEGRADED}
 
 ROWS = [
     # The SMU does not answer at all: all-ones reads, no response, or a message whose response
     # register still reads 0 when the driver gives up (smu7 "ret is 0", smu_v11/v12 "response 0x0").
-    ("smu_no_response", "smu", r"SMU: response:\s*0xFFFFFFFF\b", "SMU not answering (0xFFFFFFFF)", {}),
-    ("smu_no_response", "smu", r"SMU: No response msg_reg", "SMU not answering (no response)", {}),
-    ("smu_no_response", "smu", r"SMU is in hanged state", "SMU marked hung by the driver", {}),
-    ("smu_no_response", "timeout", r"is timeout \(no response\)", "SMU message timed out (no response)", {}),
+    ("smu_no_response", "smu", r"SMU: response:\s*0xFFFFFFFF\b", "SMU not answering (0xFFFFFFFF)", _DEGRADES),
+    ("smu_no_response", "smu", r"SMU: No response msg_reg", "SMU not answering (no response)", _DEGRADES),
+    ("smu_no_response", "smu", r"SMU is in hanged state", "SMU marked hung by the driver", _DEGRADES),
+    ("smu_no_response", "timeout", r"is timeout \(no response\)", "SMU message timed out (no response)", _DEGRADES),
     # smu7 (its continuation lines, split from "amdgpu: [powerplay]", name no driver) ...
     ("smu_no_response", "fail", r"(?:\bfailed to send (?:pre )?message \S+|\blast message was failed) ret is\s+0+(?![0-9a-fx])",
-     "SMU never answered a message (response 0)", {}),
+     "SMU never answered a message (response 0)", _DEGRADES),
     # ... smu9/vega, smu_v11, smu_v12.
     ("smu_no_response", "fail",
      r"(?:\bfailed send message:.*?\bresponse|\bFailed to send message 0x[0-9a-f]+, response"
      r"|\bFailed message: 0x[0-9a-f]+, input parameter: 0x[0-9a-f]+, error code:)\s+(?:0x)?0+(?![0-9a-fx])",
-     "SMU never answered a message (response 0)", {"own": True}),
-    ("smu_no_response", "smc", r"\bSMC is not ready", "SMC not ready", {"own": True}),
-    ("smu_no_response", "smc", r"SMC engine is not correctly up", "SMC engine not up", {}),
+     "SMU never answered a message (response 0)", _OWN_DEGRADES),
+    ("smu_no_response", "smc", r"\bSMC is not ready", "SMC not ready", _OWN_DEGRADES),
+    ("smu_no_response", "smc", r"SMC engine is not correctly up", "SMC engine not up", _DEGRADES),
     # The SMU answers, but a message failed (smu_cmn.c wording, then older powerplay/swsmu).
-    ("smu_message_failed", "smu", r"SMU: I'm not done with your (?:previous )?command", "SMU busy with a previous command", {}),
-    ("smu_message_failed", "smu", r"SMU: I'm very busy", "SMU too busy for a command", {}),
-    ("smu_message_failed", "smu", r"SMU: valid command, bad prerequisites", "SMU refused a command (bad prerequisites)", {}),
-    ("smu_message_failed", "smu", r"SMU: unknown command", "SMU rejected an unknown command", {}),
-    ("smu_message_failed", "smu", r"SMU: I'm debugging", "SMU in debug state", {}),
-    ("smu_message_failed", "smu", r"SMU: response:\s*0x[0-9a-f]+", "SMU message failed", {}),
-    ("smu_message_failed", "fail", r"Failed to export SMU metrics table", "SMU metrics table export failed", {}),
-    ("smu_message_failed", "fail", r"\bfailed send message\b", "SMU message failed (powerplay)", {}),
-    ("smu_message_failed", "fail", r"failed to send (?:pre )?message \S+ ret is", "SMU message failed (powerplay)", {}),
-    ("smu_message_failed", "fail", r"\bFailed to send message\b.*\bresponse\b", "SMU message failed (swsmu)", {"own": True}),
-    ("smu_message_failed", "fail", r"\bFailed to read message arg\b", "SMU message answer unreadable", {"own": True}),
+    ("smu_message_failed", "smu", r"SMU: I'm not done with your (?:previous )?command", "SMU busy with a previous command", _DEGRADES),
+    ("smu_message_failed", "smu", r"SMU: I'm very busy", "SMU too busy for a command", _DEGRADES),
+    ("smu_message_failed", "smu", r"SMU: valid command, bad prerequisites", "SMU refused a command (bad prerequisites)", _DEGRADES),
+    ("smu_message_failed", "smu", r"SMU: unknown command", "SMU rejected an unknown command", _DEGRADES),
+    ("smu_message_failed", "smu", r"SMU: I'm debugging", "SMU in debug state", _DEGRADES),
+    ("smu_message_failed", "smu", r"SMU: response:\s*0x[0-9a-f]+", "SMU message failed", _DEGRADES),
+    ("smu_message_failed", "fail", r"Failed to export SMU metrics table", "SMU metrics table export failed", _DEGRADES),
+    ("smu_message_failed", "fail", r"\bfailed send message\b", "SMU message failed (powerplay)", _DEGRADES),
+    ("smu_message_failed", "fail", r"failed to send (?:pre )?message \S+ ret is", "SMU message failed (powerplay)", _DEGRADES),
+    ("smu_message_failed", "fail", r"\bFailed to send message\b.*\bresponse\b", "SMU message failed (swsmu)", _OWN_DEGRADES),
+    ("smu_message_failed", "fail", r"\bFailed to read message arg\b", "SMU message answer unreadable", _OWN_DEGRADES),
     ("smu_message_failed", "fail", r"\bFailed message: 0x[0-9a-f]+, input parameter", "SMU message failed (powerplay)",
-     {"own": True}),
-    ("smu_message_failed", "fail", r"last message was failed", "SMU message failed (powerplay)", {}),
-    ("smu_message_failed", "fail", r"Msg issuing pre-check failed", "SMU not ready for a message", {}),
-    ("smu_message_failed", "fail", r"Failed to disallow (?:df cstate|cf state)", "SMU failed to change DF C-state", {}),
-    ("smu_message_failed", "fail", r"\[SetDfCstate\] failed", "SMU failed to change DF C-state", {}),
-    ("smu_message_failed", "fail", r"\[PrepareMp1\] Failed", "SMU failed to prepare MP1", {}),
-    ("smu_message_failed", "fail", r"Failed to disable (?:all )?smu features", "SMU failed to disable features", {}),
-    ("smu_message_failed", "fail", r"Failed to disable DPM\b", "SMU failed to disable DPM", {"own": True}),
-    ("smu_message_failed", "smc", r"SMC failed to set mp1 state", "SMU failed to set MP1 state", {}),
-    ("smu_message_failed", "fail", r"Failed to get current clock freq", "SMU clock query failed", {}),
-    ("smu_message_failed", "fail", r"Failed to disable gfxoff", "SMU failed to disable GFXOFF", {}),
+     _OWN_DEGRADES),
+    ("smu_message_failed", "fail", r"last message was failed", "SMU message failed (powerplay)", _DEGRADES),
+    ("smu_message_failed", "fail", r"Msg issuing pre-check failed", "SMU not ready for a message", _DEGRADES),
+    ("smu_message_failed", "fail", r"Failed to disallow (?:df cstate|cf state)", "SMU failed to change DF C-state", _DEGRADES),
+    ("smu_message_failed", "fail", r"\[SetDfCstate\] failed", "SMU failed to change DF C-state", _DEGRADES),
+    ("smu_message_failed", "fail", r"\[PrepareMp1\] Failed", "SMU failed to prepare MP1", _DEGRADES),
+    ("smu_message_failed", "fail", r"Failed to disable (?:all )?smu features", "SMU failed to disable features", _DEGRADES),
+    ("smu_message_failed", "fail", r"Failed to disable DPM\b", "SMU failed to disable DPM", _OWN_DEGRADES),
+    ("smu_message_failed", "smc", r"SMC failed to set mp1 state", "SMU failed to set MP1 state", _DEGRADES),
+    ("smu_message_failed", "fail", r"Failed to get current clock freq", "SMU clock query failed", _DEGRADES),
+    ("smu_message_failed", "fail", r"Failed to disable gfxoff", "SMU failed to disable GFXOFF", _DEGRADES),
     # All-ones MMIO reads: the device is gone.
-    ("register_access_failed", "fail", r"failed to (?:read|write) reg\b", "register access failed", {"own": True}),
-    ("register_access_failed", "0xffffffff", r"L2_PROTECTION_FAULT_STATUS:\s*0xFFFFFFFF\b", "fault status reads all-ones", {}),
+    ("register_access_failed", "fail", r"failed to (?:read|write) reg\b", "register access failed", _OWN_DEGRADES),
+    ("register_access_failed", "0xffffffff", r"L2_PROTECTION_FAULT_STATUS:\s*0xFFFFFFFF\b", "fault status reads all-ones", _DEGRADES),
     # Off the bus (a bridge's own lines are in the PCIe table).
-    ("bus_lost", "lost", r"device lost from bus", "GPU lost from the PCIe bus", {"own": True}),
-    ("bus_lost", "inaccessible", r"(?:^|\s)amdgpu " + _BDF + r":.*\bdevice inaccessible", "device inaccessible on the PCIe bus", {}),
+    ("bus_lost", "lost", r"device lost from bus", "GPU lost from the PCIe bus", {"own": True, "gpu": LOST}),
+    ("bus_lost", "inaccessible", r"(?:^|\s)amdgpu " + _BDF + r":.*\bdevice inaccessible", "device inaccessible on the PCIe bus",
+     {"gpu": LOST}),
     # Init failures (any init phase of an IP block: early_init, sw_init, hw_init, late_init).
     ("init_failed", "init of ip block", r"\b(?:early_init|sw_init|hw_init|late_init) of IP block <?[^>\s]+>? failed",
-     "IP block init failed", {"own": True, "role": "failed"}),
-    ("init_failed", "fatal", r"Fatal error during GPU init", "fatal error during GPU init", {"own": True, "role": "failed"}),
-    ("init_failed", "fail", r"memory training failed", "memory training failed", {"own": True}),
-    ("init_failed", "fail", r"\bamdgpu: probe of (?P<bdf>" + _BDF + r") failed", "amdgpu probe failed", {}),
-    ("init_failed", "fail", r"probe with driver amdgpu failed", "amdgpu probe failed", {}),
-    # Failed resets and resumes (before the plain reset lines).
-    ("gpu_reset_failed", "fail", r"GPU reset\(\d+\) failed", "GPU reset failed", {"own": True, "role": "failed"}),
-    ("gpu_reset_failed", "fail", r"\bmode[12] reset failed", "GPU mode reset failed", {"own": True, "role": "step_failed"}),
-    ("gpu_reset_failed", "fail", r"ASIC reset failed with error", "ASIC reset failed", {"own": True, "role": "step_failed"}),
-    ("gpu_reset_failed", "fail", r"GPU Recovery Failed", "GPU recovery failed", {"own": True, "role": "failed"}),
-    ("gpu_reset_failed", "reset", r"GPU reset end with ret = -\d+", "GPU reset failed", {"own": True, "role": "failed"}),
+     "IP block init failed", {"own": True, "role": "failed", "gpu": DEGRADED}),
+    ("init_failed", "fatal", r"Fatal error during GPU init", "fatal error during GPU init",
+     {"own": True, "role": "failed", "gpu": DEGRADED}),
+    ("init_failed", "fail", r"memory training failed", "memory training failed", _OWN_DEGRADES),
+    ("init_failed", "fail", r"\bamdgpu: probe of (?P<bdf>" + _BDF + r") failed", "amdgpu probe failed", _DEGRADES),
+    ("init_failed", "fail", r"probe with driver amdgpu failed", "amdgpu probe failed", _DEGRADES),
+    # Failed resets and resumes (before the plain reset lines). A reset or resume that failed degrades its
+    # GPU (a reset that succeeded after a failed step folds the step away); a failed per-ring reset (a full
+    # reset follows) or suspend step does not by itself.
+    ("gpu_reset_failed", "fail", r"GPU reset\(\d+\) failed", "GPU reset failed", _FAILED_DEGRADES),
+    ("gpu_reset_failed", "fail", r"\bmode[12] reset failed", "GPU mode reset failed", _STEP_FAILED_DEGRADES),
+    ("gpu_reset_failed", "fail", r"ASIC reset failed with error", "ASIC reset failed", _STEP_FAILED_DEGRADES),
+    ("gpu_reset_failed", "fail", r"GPU Recovery Failed", "GPU recovery failed", _FAILED_DEGRADES),
+    ("gpu_reset_failed", "reset", r"GPU reset end with ret = -\d+", "GPU reset failed", _FAILED_DEGRADES),
     ("gpu_reset_failed", "fail", r"\b(?P<hung>Ring \S+ reset) (?:failed|failure)\b", "ring reset failed",
      {"own": True, "role": "hang"}),
-    ("gpu_reset_failed", "fail", r"\bresume of IP block <?[^>\s]+>? failed", "IP block resume failed",
-     {"own": True, "role": "failed"}),
-    ("gpu_reset_failed", "fail", r"amdgpu_device_ip_resume failed", "device resume failed", {"role": "failed"}),
-    ("gpu_reset_failed", "fail", r"PSP resume failed", "PSP resume failed", {"own": True, "role": "failed"}),
+    ("gpu_reset_failed", "fail", r"\bresume of IP block <?[^>\s]+>? failed", "IP block resume failed", _FAILED_DEGRADES),
+    ("gpu_reset_failed", "fail", r"amdgpu_device_ip_resume failed", "device resume failed",
+     {"role": "failed", "gpu": DEGRADED}),
+    ("gpu_reset_failed", "fail", r"PSP resume failed", "PSP resume failed", _FAILED_DEGRADES),
     ("gpu_reset_failed", "fail", r"\bsuspend of IP block <?[^>\s]+>? failed", "IP block suspend failed",
      {"own": True, "role": "step_failed"}),
     # Firmware / queue hangs (MES, KIQ and MES-era mes_kiq rings, CP, SDMA).
@@ -147,12 +160,20 @@ ROWS = [
     ("gpu_hang", "fail", r"failed to unmap legacy queue", "queue unmap failed", {"own": True, "role": "hang"}),
     ("gpu_hang", "timed out", r"IB test timed out", "IB test timed out", {"own": True, "role": "hang"}),
     ("gpu_hang", "hang", r"HW Exception by GPU node-?\d+.*GPU Hang", "GPU hang reported to the application", _HANG),
+    # After a hang: no reset will come, the GPU stays hung until a reboot (alone, at boot, it says nothing).
+    ("gpu_hang", "recovery disabled", r"\bGPU recovery disabled\b", "GPU hang not recovered (GPU recovery disabled)",
+     {"own": True, "role": "no_recovery", "gpu": DEGRADED,
+      "fix": "The GPU hung and the driver will not reset it (GPU recovery is disabled, amdgpu.gpu_recovery=0): it "
+             "stays hung until the rig reboots. Reboot before new work."}),
     # RAS.
     ("ras_uncorrectable", "hardware error", r"(?<!\b0 )\buncorrectable hardware errors?\b", "uncorrectable hardware error",
-     {"own": True}),
+     _OWN_DEGRADES),
+    # Deferred errors: uncorrectable data the hardware marked poisoned instead of halting on it.
+    ("ras_uncorrectable", "hardware error", r"(?<!\b0 )\bdeferred hardware errors?\b", "deferred (uncorrectable) hardware error",
+     _OWN_DEGRADES),
     ("ras_uncorrectable", "hardware error", r"\[Hardware Error\]:?\s*Accelerator Check Architecture events logged",
-     "ACA hardware error logged", {"own": True}),
-    ("ras_uncorrectable", "poison", r"\bpoison", "RAS poison", {"own": True}),
+     "ACA hardware error logged", _OWN_DEGRADES),
+    ("ras_uncorrectable", "poison", r"\bpoison", "RAS poison", _OWN_DEGRADES),
     ("ras_correctable", "hardware error", r"(?<!\b0 )\bcorrectable hardware errors? detected", "correctable hardware errors",
      {"own": True}),
     ("ras_correctable", "count", r"\bce[ _]count\b(?![:=\s]*0\b)", "correctable error count", {"own": True}),

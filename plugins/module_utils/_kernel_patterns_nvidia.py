@@ -152,14 +152,14 @@ ROWS = [
      "Xid 154: GPU needs recovery", {"role": "hang", "xid": 154}),
     # Every other Xid: looked up in XIDS; "caused by previous Xid N" is judged as Xid N.
     ("gpu_error", "xid", _XID + r"(?P<xid>\d{1,4})\b(?:.*?\bcaused by previous Xid (?P<cause>\d{1,4}))?",
-     "Xid", {"lookup": XIDS, "unknown": UNKNOWN_XID}),
+     "Xid", {"lookup": XIDS, "unknown": UNKNOWN_XID, "gpu": {"bus_lost": "lost"}}),
     # NVSwitch SXids: the address is the switch's (no bdf group), so the finding stays host-level.
     ("nvlink_error", "sxid", r"\bSXid \([^)]*\):\s*\d+,\s*Fatal\b", "NVSwitch fatal SXid (NVLink fabric error)",
      {"fix": _SXID_FIX}),
     ("nvlink_error", "sxid", r"\bSXid \([^)]*\):\s*\d+,\s*Non-fatal\b", "NVSwitch non-fatal SXid (NVLink fabric)",
      {"severity": SOFT, "fix": _SXID_FIX}),
     # Without an Xid line.
-    ("bus_lost", "fallen", r"\bfallen off the bus\b", "GPU has fallen off the bus", {"own": True}),
+    ("bus_lost", "fallen", r"\bfallen off the bus\b", "GPU has fallen off the bus", {"own": True, "gpu": "lost"}),
     ("init_failed", "rminitadapter", r"\bRmInitAdapter failed\b", "RmInitAdapter failed (GPU not initialised)", {}),
     ("init_failed", "rm_init_adapter", r"\brm_init_adapter failed\b", "rm_init_adapter failed (GPU not initialised)", {}),
     ("init_failed", "probe", r"\bNVIDIA probe routine failed\b", "NVIDIA probe failed", {}),

@@ -23,8 +23,11 @@ ADDRESSES = []
 
 FIXES = {}
 
+# A link that went down takes the GPU behind it off the bus (when a finding is joined to a GPU).
+_LOST = {"gpu": "lost"}
+
 ROWS = [
-    ("bus_lost", "pciehp", r"\bpciehp\b.*\bLink Down\b", "PCIe slot link down", {}),
+    ("bus_lost", "pciehp", r"\bpciehp\b.*\bLink Down\b", "PCIe slot link down", _LOST),
     # Printed for any hot-plug slot whose card goes (an NVMe drive pulled): the line names the bridge,
     # never the GPU, so alone it cannot say a GPU was lost. Soft; a GPU that fell off has its own lines.
     ("bus_lost", "pciehp", r"\bpciehp\b.*\bCard not present\b", "PCIe slot reports its card removed (any device)",
@@ -32,8 +35,8 @@ ROWS = [
          "A PCIe hot-plug slot reports its card gone. Find what sat behind this bridge with 'lspci -tv': "
          "a drive or another card needs no GPU action; a GPU there is lost (power-cycle the rig and check "
          "its riser, cable and PCIe power).")}),
-    ("bus_lost", "inaccessible", r"(?:^|\s)pcieport " + _BDF + r":.*\bdevice inaccessible", "PCIe bridge inaccessible", {}),
-    ("bus_lost", "surprise down", r"\bSurprise Down Error\b", "PCIe link went down (AER Surprise Down)", {}),
+    ("bus_lost", "inaccessible", r"(?:^|\s)pcieport " + _BDF + r":.*\bdevice inaccessible", "PCIe bridge inaccessible", _LOST),
+    ("bus_lost", "surprise down", r"\bSurprise Down Error\b", "PCIe link went down (AER Surprise Down)", _LOST),
     ("pcie_error", "uncorrected", r"\bAER: (?:Multiple )?Uncorrected \(Fatal\) error", "fatal uncorrected PCIe error (AER)", {}),
     ("pcie_error", "uncorrected", r"\bAER: (?:Multiple )?Uncorrected \(Non-Fatal\) error",
      "non-fatal uncorrected PCIe error (AER)", {"severity": _checks.SOFT}),

@@ -163,6 +163,15 @@ findings:
       description: C(hard) (the GPU should not get work) or C(soft) (a warning).
       type: str
       sample: hard
+    gpu_health:
+      description:
+        - What the finding makes the GPU it names in the GPU health verdict, C(degraded) or C(lost), as its
+          pattern declares; null when it is only a kernel-log finding.
+        - C(degraded) - SMU and register-access failures, a GPU reset or resume that failed, uncorrectable or
+          deferred RAS errors, a failed GPU init, a hang the driver will not reset (C(GPU recovery disabled.)).
+          C(lost) - off the bus.
+      type: str
+      sample: degraded
     bdf:
       description:
         - The GPU's PCI address (lower case), or null when the line names no GPU.

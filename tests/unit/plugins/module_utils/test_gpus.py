@@ -154,11 +154,14 @@ def test_no_tool_installed_uses_sysfs_metrics(tmp_path):
 
 def test_smu_and_bus_findings_from_kernel_log(rig):
     findings = [
-        {"category": "smu_no_response", "bdf": "0000:06:00.0", "summary": "SMU not answering (0xFFFFFFFF)", "count": 3},
-        {"category": "smu_message_failed", "bdf": "0000:06:00.0", "summary": "SMU metrics export failed", "count": 1},
-        {"category": "smu_no_response", "bdf": "0000:06:00.0", "summary": "SMU not answering (0xFFFFFFFF)", "count": 2},
-        {"category": "bus_lost", "bdf": "0000:0C:00.0", "summary": "device lost from bus", "count": 1},
-        {"category": "ring_timeout", "bdf": "0000:03:00.0", "summary": "ring timeout", "count": 1},
+        {"category": "smu_no_response", "bdf": "0000:06:00.0", "summary": "SMU not answering (0xFFFFFFFF)", "count": 3,
+         "gpu_health": "degraded"},
+        {"category": "smu_message_failed", "bdf": "0000:06:00.0", "summary": "SMU metrics export failed", "count": 1,
+         "gpu_health": "degraded"},
+        {"category": "smu_no_response", "bdf": "0000:06:00.0", "summary": "SMU not answering (0xFFFFFFFF)", "count": 2,
+         "gpu_health": "degraded"},
+        {"category": "bus_lost", "bdf": "0000:0C:00.0", "summary": "device lost from bus", "count": 1, "gpu_health": "lost"},
+        {"category": "ring_timeout", "bdf": "0000:03:00.0", "summary": "ring timeout", "count": 1, "gpu_health": None},
     ]
     module = FakeModule(answer=(0, rocm_doc((0, 3), (1, 6), (2, 9)), ""))
     result = by_bdf(gpus.probe(module, sysfs_root=rig, kernel_findings=findings))
@@ -223,3 +226,35 @@ def test_no_sysfs_at_all_keeps_tool_facts(tmp_path):
     result = gpus.probe(module, sysfs_root=str(tmp_path / "nowhere"))
     assert [g["health"] for g in result["gpus"]] == ["ok", "ok"]
     assert result["notes"] == ["sysfs: no AMD GPU found under %s" % (tmp_path / "nowhere")]
+
+
+B03 = "0000:03:00.0"
+
+
+@pytest.mark.parametrize("lines,health", [
+    # a hang the driver will not reset: hung until reboot
+    (["[ 4000.1] amdgpu %s: [drm] *ERROR* ring gfx_0.0.0 timeout, signaled seq=1, emitted seq=3" % B03,
+      "[ 4000.2] amdgpu %s: amdgpu: GPU recovery disabled." % B03], "degraded"),
+    (["[ 4000.1] amdgpu %s: [drm] *ERROR* ring gfx_0.0.0 timeout, signaled seq=1, emitted seq=3" % B03,
+      "[ 4000.3] amdgpu %s: amdgpu: GPU reset begin!" % B03,
+      "[ 4003.0] amdgpu %s: amdgpu: GPU reset(1) failed" % B03], "degraded"),
+    (["[  900.1] amdgpu %s: amdgpu: socket: 0, die: 0, 1 new uncorrectable hardware errors detected in umc block" % B03],
+     "degraded"),
+    (["[  900.1] amdgpu %s: amdgpu: socket: 0, die: 0, 1 new deferred hardware errors detected in umc block" % B03],
+     "degraded"),
+    (["[    5.1] amdgpu %s: amdgpu: Fatal error during GPU init" % B03], "degraded"),
+    # a hang that a reset recovered, a hang alone, and the recovery line alone (at boot) leave the GPU ok
+    (["[ 4000.1] amdgpu %s: [drm] *ERROR* ring gfx_0.0.0 timeout, signaled seq=1, emitted seq=3" % B03,
+      "[ 4000.3] amdgpu %s: amdgpu: GPU reset begin!" % B03,
+      "[ 4001.0] amdgpu %s: amdgpu: GPU reset(1) succeeded!" % B03], "ok"),
+    (["[  800.0] amdgpu %s: amdgpu: MES failed to respond to msg=REMOVE_QUEUE" % B03], "ok"),
+    (["[    5.0] amdgpu %s: amdgpu: GPU recovery disabled." % B03], "ok"),
+])
+def test_hard_amdgpu_findings_make_their_gpu_unhealthy(tmp_path, lines, health):
+    from ansible_collections.gpuops.preflight.plugins.module_utils import _kernel_log
+
+    root = str(tmp_path / "sys")
+    add_gpu(root, B03, card=1)
+    findings = _kernel_log.scan(lines, boot_time=1.7e9, now=1.8e9)
+    result = gpus.probe(FakeModule(answer=(0, rocm_doc((0, 3)), "")), sysfs_root=root, kernel_findings=findings)
+    assert result["gpus"][0]["health"] == health

@@ -15,7 +15,7 @@ from ansible_collections.gpuops.preflight.plugins.module_utils import _timeparse
 
 GPU03, GPU83 = "0000:03:00.0", "0000:83:00.0"
 T = 1767225600.0  # 2026-01-01T00:00:00Z
-FIELDS = {"category", "severity", "bdf", "vendor", "xid", "summary", "fix", "message", "line", "count",
+FIELDS = {"category", "severity", "gpu_health", "bdf", "vendor", "xid", "summary", "fix", "message", "line", "count",
           "first_seen", "last_seen", "first_epoch", "last_epoch", "recovered", "hung", "caused_xids"}
 
 
@@ -105,9 +105,12 @@ AMD_SAMPLES = [
     ("[drm:amdgpu_mes_unmap_legacy_queue [amdgpu]] *ERROR* failed to unmap legacy queue", "gpu_hang"),
     ("[drm:sdma_v6_0_ring_test_ib [amdgpu]] *ERROR* amdgpu: IB test timed out", "gpu_hang"),
     ("HW Exception by GPU node-1 (Agent handle: 0x55d1c3e0a0f0) reason :GPU Hang", "gpu_hang"),
+    ("amdgpu 0000:0b:00.0: amdgpu: GPU recovery disabled.", "gpu_hang"),
     ("amdgpu 0000:0b:00.0: amdgpu: 2 uncorrectable hardware errors detected in umc block", "ras_uncorrectable"),
     ("amdgpu 0000:4e:00.0: {1}[Hardware Error]: Accelerator Check Architecture events logged", "ras_uncorrectable"),
     ("amdgpu 0000:8a:00.0: amdgpu: Poison detected in VCN0, sub_block0", "ras_uncorrectable"),
+    ("amdgpu 0000:05:00.0: amdgpu: socket: 0, die: 0, 1 new deferred hardware errors detected in umc block",
+     "ras_uncorrectable"),
     ("amdgpu 0000:c1:00.0: amdgpu: socket: 4, die: 0 1 correctable hardware errors detected in total in gfx block, "
      "no user action is needed.", "ras_correctable"),
     ("amdgpu 0000:c1:00.0: amdgpu: umc ce count: 3", "ras_correctable"),
@@ -714,3 +717,61 @@ def test_doc_lists_every_xid_with_its_category_and_severity():
 def test_doc_amdgpu_table_names_every_amdgpu_category():
     assert sorted(row[0].strip("`") for row in doc_rows("amdgpu table")) == sorted(
         set(p.category for p in kl.PATTERNS if p.vendor == "amd"))
+
+
+# What a finding does to the GPU it names, as its row declares it (None: the kernel_log check's alone).
+@pytest.mark.parametrize("line,health", [
+    ("amdgpu 0000:0b:00.0: amdgpu: SMU: response:0xffffffff for index:9 param:0x00000000 message:X?", "degraded"),
+    ("amdgpu 0000:0b:00.0: amdgpu: device lost from bus!", "lost"),
+    ("pcieport 0000:00:01.1: pciehp: Slot(0): Card not present", "lost"),
+    ("NVRM: Xid (PCI:0000:01:00): 79, pid='<unknown>', name=<unknown>, GPU has fallen off the bus.", "lost"),
+    ("NVRM: Xid (PCI:0000:01:00): 48, pid=1, name=python3, DBE", None),  # NVIDIA's own rule in _gpus
+    ("amdgpu 0000:0b:00.0: amdgpu: GPU reset(2) failed", "degraded"),
+    ("[drm:amdgpu_device_gpu_recover [amdgpu]] *ERROR* GPU Recovery Failed: -110", "degraded"),
+    ("amdgpu 0000:0b:00.0: amdgpu: GPU reset end with ret = -62", "degraded"),
+    ("amdgpu 0000:0b:00.0: amdgpu: resume of IP block <smu> failed -5", "degraded"),
+    ("amdgpu 0000:0b:00.0: amdgpu: Ring gfx_0.0.0 reset failed", None),   # a full reset follows
+    ("amdgpu 0000:05:00.0: amdgpu: socket: 0, die: 0, 1 new uncorrectable hardware errors detected in umc block",
+     "degraded"),
+    ("amdgpu 0000:05:00.0: amdgpu: socket: 0, die: 0, 1 new deferred hardware errors detected in umc block", "degraded"),
+    ("amdgpu 0000:05:00.0: amdgpu: socket: 0, die: 0 0 deferred hardware errors detected in total", None),
+    ("amdgpu 0000:05:00.0: amdgpu: Fatal error during GPU init", "degraded"),
+    ("amdgpu 0000:0b:00.0: amdgpu: MES failed to respond to msg=REMOVE_QUEUE", None),   # a reset may recover it
+    ("amdgpu 0000:0b:00.0: ring gfx_0.0.0 timeout, signaled seq=5, emitted seq=7", None),
+])
+def test_rows_declare_the_health_their_finding_gives(line, health):
+    pattern, match = kl.classify(line)
+    got = pattern.rule(match)[6] if pattern is not None else None
+    assert got == health
+
+
+HANG_03 = "[ 4000.1] amdgpu 0000:03:00.0: [drm] *ERROR* ring gfx_0.0.0 timeout, signaled seq=1, emitted seq=3"
+DISABLED_03 = "[ 4000.2] amdgpu 0000:03:00.0: amdgpu: GPU recovery disabled."
+
+
+def test_hang_then_recovery_disabled_degrades_the_gpu():
+    stats = {}
+    findings = kl.scan([HANG_03, DISABLED_03], boot_time=0.0, stats=stats)
+    assert [(f["category"], f["severity"], f["bdf"], f["gpu_health"]) for f in findings] == [
+        ("ring_timeout", kl.SOFT, GPU03, None), ("gpu_hang", kl.HARD, GPU03, "degraded")]
+    assert stats["matched"] == 2
+
+
+def test_mes_hang_naming_no_gpu_then_recovery_disabled():
+    mes = "[  800.0] [drm:mes_v11_0_submit_pkt_and_poll_completion.constprop.0 [amdgpu]] *ERROR* MES failed to response msg=3"
+    findings = kl.scan([mes, DISABLED_03.replace("4000.2", "800.1")], boot_time=0.0)
+    assert [(f["category"], f["gpu_health"]) for f in findings] == [("gpu_hang", None), ("gpu_hang", "degraded")]
+
+
+def test_recovery_disabled_alone_is_no_finding():
+    """At boot (amdgpu.gpu_recovery=0, or a timeout with no hardware hang) the line alone says nothing."""
+    stats = {}
+    assert kl.scan([DISABLED_03, DISABLED_03.replace("4000.2", "4100.0")], boot_time=0.0, stats=stats) == []
+    assert stats["matched"] == 0
+
+
+def test_recovery_disabled_after_a_recovered_hang_is_no_finding():
+    reset = ["[ 4000.3] amdgpu 0000:03:00.0: amdgpu: GPU reset begin!",
+             "[ 4001.0] amdgpu 0000:03:00.0: amdgpu: GPU reset(1) succeeded!"]
+    findings = kl.scan([HANG_03] + reset + [DISABLED_03.replace("4000.2", "4002.0")], boot_time=0.0)
+    assert [(f["category"], f["recovered"], f["gpu_health"]) for f in findings] == [("gpu_reset", True, None)]
