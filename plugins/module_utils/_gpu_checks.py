@@ -109,14 +109,15 @@ def attribute_host_findings(findings, gpus):
     """On a one-GPU host, an amdgpu line that names no PCI address can only be about that GPU.
 
     Only the amdgpu driver's own lines: a PCIe bridge's line (pcieport) or a job's stderr
-    (``Memory access fault by GPU node-2``) says nothing about which device failed.
+    (``Memory access fault by GPU node-2``) says nothing about which device failed; a line that names
+    a device by PCI id (``pci_id``) is about that device, joined by ``_gpus.join_findings`` or not at all.
     """
     real = [g for g in gpus if g.get("bdf")]
     if len(real) != 1:
         return findings
     out = []
     for finding in findings:
-        if not finding.get("bdf") and "amdgpu" in (finding.get("line") or ""):
+        if not finding.get("bdf") and not finding.get("pci_id") and "amdgpu" in (finding.get("line") or ""):
             finding = dict(finding, bdf=real[0]["bdf"], attributed=True)
         out.append(finding)
     return out
@@ -184,7 +185,7 @@ def _derive_view(ctx, _deadline):
     collected = ctx.value("gpus")
     if collected is not None:
         findings = _kernel_log().resolve_addresses(findings, [g["bdf"] for g in collected["gpus"] if g.get("bdf")])
-        findings = attribute_host_findings(findings, collected["gpus"])
+        findings = attribute_host_findings(_gpus.join_findings(findings, collected["gpus"]), collected["gpus"])
         probe = _gpus.apply_health(collected, findings)
         view.update(gpus=probe["gpus"], probe=probe, findings=findings)
         order_known = all(t.get("answered") for t in probe["tools"].values())

@@ -527,6 +527,27 @@ def _nvidia_processes(procs):
     return out
 
 
+def join_findings(findings, gpus):
+    """Kernel findings that name their device by PCI id only (``pci_id`` '1002:67df', KFD's) get the address of
+    the one GPU with that vendor and device id; with none or several (identical cards) the finding stays the
+    host's. Returns a new list; changed findings are copies marked ``attributed``."""
+    out = []
+    for finding in findings or ():
+        pci_id = finding.get("pci_id")
+        if pci_id and not finding.get("bdf"):
+            matches = [g["bdf"] for g in gpus if g.get("bdf") and _pci_id(g) == pci_id]
+            if len(matches) == 1:
+                finding = dict(finding, bdf=matches[0], attributed=True)
+        out.append(finding)
+    return out
+
+
+def _pci_id(gpu):
+    vendor = _sysfs.VENDOR_IDS.get(gpu.get("vendor") or AMD, "")
+    device = gpu.get("device_id") or ""
+    return "%s:%s" % (vendor[2:], device[2:]) if vendor and device.startswith("0x") else None
+
+
 def apply_health(collected, kernel_findings=()):
     """Give every GPU its health verdict; returns the public result {gpus, count, tool, processes, ...}."""
     gpus, by_bdf, tool_info, tools = collected["gpus"], collected["_sysfs"], collected["tool"], collected["tools"]

@@ -27,9 +27,11 @@ resume", counts only when no reset step failed), with no resume, init or reset f
 (role ``failed``), is ONE soft ``gpu_reset`` finding with ``recovered: True`` and ``hung`` naming
 what hung, instead of the lines' own findings. A reset that did not succeed, or a failure after
 it, leaves every finding as it is (hard ones stay hard). A line of role ``no_recovery`` ("GPU
-recovery disabled.": the driver will not reset the GPU) ends a hang under way unrecovered; it gives
-its own finding only after a hang (of its GPU, or one that named no GPU within 50 lines): alone, as
-at boot, it is no finding. Lines without a role (SMU, bus loss, RAS, page faults) are never folded. A hang line that names no GPU joins the one GPU whose recovery is
+recovery disabled.": the driver will not reset the GPU) ends a hang under way unrecovered. A row
+with ``after_hang`` gives a finding only while a hang or reset of its GPU is under way (or a hang
+that named no GPU came within 50 lines): alone, as at boot or resume ("MODE2 reset" on APUs, "GPU
+recovery disabled."), it is no finding. Lines without a role (SMU, bus loss, RAS, page faults) are
+never folded. A hang line that names no GPU joins the one GPU whose recovery is
 under way, or the next GPU that starts one within 50 lines; else it stays on its own. A line of
 role ``failed`` that names no GPU cancels every recovery under way; other GPU-less lines of a
 recovery (``[drm] VRAM is lost due to GPU reset!``) join it when only one GPU is recovering.
@@ -131,7 +133,7 @@ class Pattern(object):
     """
 
     __slots__ = ("category", "severity", "source", "_regex", "summary", "fix", "fixes", "key", "needs", "vendor",
-                 "role", "lookup", "unknown", "xid", "addresses", "gpu_health")
+                 "role", "lookup", "unknown", "xid", "addresses", "gpu_health", "after_hang")
 
     def __init__(self, table, row):
         category, key, regex, summary, options = row
@@ -147,6 +149,7 @@ class Pattern(object):
         self.vendor = table.VENDOR
         self.role = options.get("role")
         self.gpu_health = options.get("gpu")
+        self.after_hang = bool(options.get("after_hang"))
         self.lookup = options.get("lookup")
         self.unknown = options.get("unknown")
         self.xid = options.get("xid")
@@ -334,7 +337,7 @@ class _Clock(object):
         return stamp, epoch, body
 
 
-def _new_finding(rule, bdf, vendor, message, text, stamp, epoch, recovered=False, hung=None):
+def _new_finding(rule, bdf, vendor, message, text, stamp, epoch, recovered=False, hung=None, pci_id=None):
     """A finding (see ``scan``) from its first line, ``rule`` as ``Pattern.rule`` gives it; count 0 until
     ``_count_line`` counts the line in."""
     category, severity, summary, fix, xid = rule[:5]
@@ -343,6 +346,7 @@ def _new_finding(rule, bdf, vendor, message, text, stamp, epoch, recovered=False
         "severity": severity,
         "gpu_health": rule[6] if len(rule) > 6 else None,
         "bdf": bdf,
+        "pci_id": pci_id,
         "vendor": vendor,
         "xid": xid,
         "summary": summary,
@@ -382,7 +386,8 @@ class _Findings(object):
             finding = self.by_key.get(key)
         if finding is None:
             before = None
-            finding = self.by_key[key] = _new_finding(rule, bdf, pattern.vendor, message, text, stamp, epoch)
+            finding = self.by_key[key] = _new_finding(rule, bdf, pattern.vendor, message, text, stamp, epoch,
+                                                      pci_id=known[6])
             self.seq[key] = index
         else:
             before = (finding["count"], finding["last_seen"], finding["last_epoch"])
@@ -449,13 +454,26 @@ class _Recovery(object):
         self.pending = []
         self.folded = 0
 
+    def under_way(self, bdf, index):
+        """Whether a hang or reset of this GPU (bdf None: of the one GPU recovering) is under way, or a hang
+        that named no GPU came within WINDOW lines before ``index``."""
+        if bdf is None:
+            open_ = [e for e in self.episodes.values() if not e.succeeded]
+            if len(open_) == 1:
+                return True
+        else:
+            episode = self.episodes.get(bdf)
+            if episode is not None and not episode.succeeded:
+                return True
+        return any(index - event[0] <= self.WINDOW for _key, _before, event in self.pending)
+
     def line(self, role, bdf, vendor, key, before, event):
-        """Read one line of a role; False when the line gives no finding after all (it was taken back out)."""
         if role == "no_recovery":
-            return self._no_recovery(bdf, key, before, event)
+            self._no_recovery(bdf)
+            return
         if bdf is None:
             self._line_without_gpu(role, key, before, event)
-            return True
+            return
         episode = self.episodes.get(bdf)
         if role in ("hang", "reset", "step_failed"):
             if episode is not None and episode.succeeded:
@@ -467,29 +485,20 @@ class _Recovery(object):
             episode.join(key, before, role, event)
         elif role in ("resumed", "recovered"):
             if episode is None:
-                return True  # a reset nothing hung before (or before ``since``): its own soft finding
+                return  # a reset nothing hung before (or before ``since``): its own soft finding
             episode.join(key, before, role, event)
             if role == "recovered" or not episode.needs_strong:
                 episode.succeeded, episode.success = True, event
         elif role == "failed" and episode is not None:
             del self.episodes[bdf]  # the recovery failed: every finding stays as it is
-        return True
 
-    def _no_recovery(self, bdf, key, before, event):
-        """The driver will not reset after a hang: the hang under way stays unrecovered (this line is a
-        finding); with no hang before it (at boot) the line says nothing and is taken back out."""
+    def _no_recovery(self, bdf):
+        """The driver will not reset after a hang: the hang under way stays as it is, unrecovered."""
         if bdf is None:
             hung = [b for b, e in self.episodes.items() if not e.succeeded]
             bdf = hung[0] if len(hung) == 1 else None
-        episode = self.episodes.get(bdf) if bdf is not None else None
-        if episode is not None and not episode.succeeded:
-            del self.episodes[bdf]
-            return True
-        if any(event[0] - pending[2][0] <= self.WINDOW for pending in self.pending):
-            self.pending = []
-            return True
-        self.findings.uncount(key, 1, before)
-        return False
+        self.episodes.pop(bdf, None)
+        self.pending = []
 
     def _line_without_gpu(self, role, key, before, event):
         if role == "failed":
@@ -562,9 +571,11 @@ def scan(lines, since=None, boot_time=None, stats=None, vendors=None, now=None):
 
     Returns a list of findings (dicts), in the order of their first line. Repeats collapse on
     (category, GPU, message with numbers normalised; for NVIDIA the Xid number). Each finding has:
-    ``category``, ``severity`` (``_checks.HARD``/``SOFT``), ``bdf`` (the GPU's PCI address, NVRM's
+    ``category``, ``severity`` (``_checks.HARD``/``SOFT``), ``gpu_health`` (what it makes the GPU it
+    names, 'degraded' or 'lost', as its row declares; else None), ``bdf`` (the GPU's PCI address, NVRM's
     partial ``0000:01:00`` for NVIDIA until ``resolve_addresses``, or None when the line names no
-    GPU), ``vendor`` ('amd', 'nvidia', or None for a PCIe bridge's line), ``xid`` (int, NVIDIA;
+    GPU), ``pci_id`` ('1002:67df' when the line names its device by PCI id only, KFD's; else None;
+    ``_gpus.join_findings`` joins it to the one GPU with that id), ``vendor`` ('amd', 'nvidia', or None for a PCIe bridge's line), ``xid`` (int, NVIDIA;
     else None), ``summary``, ``fix``, ``message`` (the first line without stamp and host, at most
     512 characters), ``line`` (the first line as read), ``count`` (lines; for a recovered reset:
     recoveries), ``first_seen``/``last_seen`` (stamps as written), ``first_epoch``/``last_epoch``
@@ -615,12 +626,14 @@ def scan(lines, since=None, boot_time=None, stats=None, vendors=None, now=None):
                 continue
         except Exception:  # one unreadable line must not hide the others
             continue
+        pattern, rule, bdf, message, key, hung = known[:6]
+        if pattern.after_hang and not recovery.under_way(bdf, index):
+            continue  # alone (at boot or resume) it says nothing
         counts["matched"] += 1
-        pattern, rule, bdf, message, key, hung = known
         key, before = findings.add(key, known, text, stamp, epoch, index)
-        if pattern.role and recovery.line(pattern.role, bdf, pattern.vendor, key, before,
-                                          (index, stamp, epoch, message, text, hung, pattern, rule)) is False:
-            counts["matched"] -= 1
+        if pattern.role:
+            recovery.line(pattern.role, bdf, pattern.vendor, key, before,
+                          (index, stamp, epoch, message, text, hung, pattern, rule))
     recovery.finish()
     if stats is not None:
         counts["recovered"] = recovery.folded
@@ -629,22 +642,24 @@ def scan(lines, since=None, boot_time=None, stats=None, vendors=None, now=None):
 
 
 def _known(body, chosen):
-    """What a message body gives: (pattern, rule, bdf, message, key, hung), or (None,)."""
+    """What a message body gives: (pattern, rule, bdf, message, key, hung, pci_id), or (None,)."""
     pattern, match = classify(body, chosen)
     if pattern is None:
         return (None,)
     rule = pattern.rule(match)
     message = clean_text(" ".join(body.split())[:MAX_MESSAGE_CHARS])
     bdf = _bdf_of(pattern, body, match)
+    # a line that names its device by PCI id only (KFD's "skipped device 1002:67df"): vendor:device, lower case
+    pci_id = match.group("pci_id").lower() if "pci_id" in match.re.groupindex and match.group("pci_id") else None
     if rule[4] is not None:
         key = (rule[0], bdf, "xid", rule[4])
     else:
-        key = (rule[0], bdf, _normalise(message))
+        key = (rule[0], bdf, pci_id, _normalise(message))
     hung = None
     if pattern.role == "hang":
         hung = match.group("hung") if "hung" in match.re.groupindex and match.group("hung") else rule[2]
         hung = clean_text(" ".join(hung.split()))
-    return pattern, rule, bdf, message, key, hung
+    return pattern, rule, bdf, message, key, hung, pci_id
 
 
 def severity_counts(findings):

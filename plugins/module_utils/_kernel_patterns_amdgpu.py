@@ -15,7 +15,8 @@ Read by the one scan engine in ``_kernel_log``. Every row is
   ``role`` (how the line takes part in a recovery sequence, see ``_kernel_log.ROLES``),
   ``severity`` / ``fix`` (override the category's), ``gpu`` (the health the finding gives the GPU
   it names, ``degraded`` or ``lost``; without it the finding is the kernel_log check's alone; a
-  lookup row maps the categories it looks up instead).
+  lookup row maps the categories it looks up instead), ``after_hang`` (a finding only while a hang
+  or reset of its GPU is under way: wording healthy boots and resumes print too).
 
 Rows are ordered: the first row that matches wins, so specific wording comes before general.
 The wording is the driver's own (drivers/gpu/drm/amd: amdgpu_device.c, amdgpu_job.c,
@@ -126,6 +127,13 @@ ROWS = [
     ("init_failed", "fail", r"memory training failed", "memory training failed", _OWN_DEGRADES),
     ("init_failed", "fail", r"\bamdgpu: probe of (?P<bdf>" + _BDF + r") failed", "amdgpu probe failed", _DEGRADES),
     ("init_failed", "fail", r"probe with driver amdgpu failed", "amdgpu probe failed", _DEGRADES),
+    # KFD (ROCm's compute side) leaves out a GPU whose PCIe path has no atomics (common behind risers and
+    # chipset slots); graphics still work. The line names the device by PCI id only.
+    ("init_failed", "rejects atomics", r"\bskipped device (?P<pci_id>[0-9a-f]{4}:[0-9a-f]{4}),? PCI rejects atomics",
+     "not usable by ROCm: PCI rejects atomics",
+     {"gpu": DEGRADED, "fix": "KFD skipped this GPU: the PCIe path to it does not support atomic operations, so ROCm "
+                              "cannot use it. Move it to a slot or riser with PCIe atomics (a CPU-attached slot), "
+                              "or add it to excluded_gpus."}),
     # Failed resets and resumes (before the plain reset lines). A reset or resume that failed degrades its
     # GPU (a reset that succeeded after a failed step folds the step away); a failed per-ring reset (a full
     # reset follows) or suspend step does not by itself.
@@ -162,7 +170,7 @@ ROWS = [
     ("gpu_hang", "hang", r"HW Exception by GPU node-?\d+.*GPU Hang", "GPU hang reported to the application", _HANG),
     # After a hang: no reset will come, the GPU stays hung until a reboot (alone, at boot, it says nothing).
     ("gpu_hang", "recovery disabled", r"\bGPU recovery disabled\b", "GPU hang not recovered (GPU recovery disabled)",
-     {"own": True, "role": "no_recovery", "gpu": DEGRADED,
+     {"own": True, "role": "no_recovery", "after_hang": True, "gpu": DEGRADED,
       "fix": "The GPU hung and the driver will not reset it (GPU recovery is disabled, amdgpu.gpu_recovery=0): it "
              "stays hung until the rig reboots. Reboot before new work."}),
     # RAS.
@@ -191,7 +199,8 @@ ROWS = [
     ("gpu_reset", "reset", r"VRAM is lost due to GPU reset", "VRAM lost in a GPU reset", _RESET),
     ("gpu_reset", "reset", r"soft reset failed, will fallback to full reset", "soft reset failed, full reset",
      {"own": True, "role": "reset"}),
-    ("gpu_reset", "reset", r"\bmode[12] reset\b", "GPU mode reset", {"own": True, "role": "reset"}),
+    # Printed at every boot and resume on APUs (MODE2) and some dGPUs (MODE1): a finding only within a recovery.
+    ("gpu_reset", "reset", r"\bmode[12] reset\b", "GPU mode reset", {"own": True, "role": "reset", "after_hang": True}),
     # Page faults: header lines only; the detail lines that follow belong to the same fault.
     ("page_fault", "fault", r"\[(?:gfx|mm)hub\d*\][^(]{0,40}\bpage fault\b", "GPU page fault", {}),
     ("page_fault", "fault", r"\bGPU fault detected:", "GPU page fault", {"own": True}),

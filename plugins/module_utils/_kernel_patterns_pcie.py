@@ -37,8 +37,9 @@ ROWS = [
          "its riser, cable and PCIe power).")}),
     ("bus_lost", "inaccessible", r"(?:^|\s)pcieport " + _BDF + r":.*\bdevice inaccessible", "PCIe bridge inaccessible", _LOST),
     ("bus_lost", "surprise down", r"\bSurprise Down Error\b", "PCIe link went down (AER Surprise Down)", _LOST),
-    ("pcie_error", "uncorrected", r"\bAER: (?:Multiple )?Uncorrected \(Fatal\) error", "fatal uncorrected PCIe error (AER)", {}),
-    ("pcie_error", "uncorrected", r"\bAER: (?:Multiple )?Uncorrected \(Non-Fatal\) error",
+    # "Uncorrected" until kernel 6.x, "Uncorrectable" since ("... error message received from <bdf>").
+    ("pcie_error", "uncorrect", r"\bAER: (?:Multiple )?Uncorrect(?:ed|able) \(Fatal\) error", "fatal uncorrected PCIe error (AER)", {}),
+    ("pcie_error", "uncorrect", r"\bAER: (?:Multiple )?Uncorrect(?:ed|able) \(Non-Fatal\) error",
      "non-fatal uncorrected PCIe error (AER)", {"severity": _checks.SOFT}),
 ]
 

@@ -168,7 +168,8 @@ findings:
         - What the finding makes the GPU it names in the GPU health verdict, C(degraded) or C(lost), as its
           pattern declares; null when it is only a kernel-log finding.
         - C(degraded) - SMU and register-access failures, a GPU reset or resume that failed, uncorrectable or
-          deferred RAS errors, a failed GPU init, a hang the driver will not reset (C(GPU recovery disabled.)).
+          deferred RAS errors, a failed GPU init, KFD skipping the GPU (C(PCI rejects atomics)), a hang the
+          driver will not reset (C(GPU recovery disabled.)).
           C(lost) - off the bus.
       type: str
       sample: degraded
@@ -179,6 +180,13 @@ findings:
           O(sysfs_root) completes it.
       type: str
       sample: "0000:03:00.0"
+    pci_id:
+      description:
+        - The device's PCI vendor and device id (C(1002:67df)) when the line names it that way only (KFD's
+          C(skipped device 1002:67df, PCI rejects atomics)); else null. The GPU health verdict joins such a
+          finding to the one GPU with that id; with several (identical cards) it stays the host's.
+      type: str
+      sample: "1002:67df"
     vendor:
       description: C(amd), C(nvidia), or null for a PCIe bridge's line.
       type: str

@@ -46,6 +46,12 @@ def test_one_gpu_host_takes_amdgpu_lines_but_never_bridge_or_job_lines():
     assert _gpu_checks.attribute_host_findings([finding("smu_message_failed", "hard")], gpus * 2)[0]["bdf"] is None
 
 
+def test_one_gpu_host_does_not_take_a_line_naming_another_device_id():
+    kfd = finding("init_failed", "hard", line="kfd kfd: amdgpu: skipped device 1002:67df, PCI rejects atomics 730<0")
+    kfd["pci_id"] = "1002:67df"
+    assert _gpu_checks.attribute_host_findings([kfd], [gpu(0, "0000:0b:00.0")])[0]["bdf"] is None
+
+
 def test_kernel_log_rules():
     gpus = [gpu(0, "0000:03:00.0"), gpu(1, "0000:06:00.0"), gpu(2, "0000:09:00.0", health="degraded")]
     problems, text = evaluate(_preflight.FAMILY, "kernel_log", gpus, [

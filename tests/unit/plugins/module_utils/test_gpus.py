@@ -258,3 +258,44 @@ def test_hard_amdgpu_findings_make_their_gpu_unhealthy(tmp_path, lines, health):
     findings = _kernel_log.scan(lines, boot_time=1.7e9, now=1.8e9)
     result = gpus.probe(FakeModule(answer=(0, rocm_doc((0, 3)), "")), sysfs_root=root, kernel_findings=findings)
     assert result["gpus"][0]["health"] == health
+
+
+KFD_ATOMICS = "[    2.101433] kfd kfd: amdgpu: skipped device 1002:67df, PCI rejects atomics 730<0"
+
+
+def rocm_doc_ids(*gpus_at):
+    """rocm_doc for (index, bus, device id) triples: each card with its own device id, as sysfs has it."""
+    doc = json.loads(rocm_doc(*[(index, bus) for index, bus, _id in gpus_at]))
+    for index, _bus, device_id in gpus_at:
+        doc["card%d" % index]["Device ID"] = device_id
+    return json.dumps(doc)
+
+
+def test_kfd_skipped_gpu_is_degraded_when_its_device_id_is_unambiguous(tmp_path):
+    from ansible_collections.gpuops.preflight.plugins.module_utils import _kernel_log
+
+    root = str(tmp_path / "sys")
+    add_gpu(root, "0000:01:00.0", card=1, device="0x73ff")
+    add_gpu(root, "0000:02:00.0", card=2, device="0x67df")   # behind a riser without PCIe atomics
+    answer = rocm_doc_ids((0, 1, "0x73ff"), (1, 2, "0x67df"))
+    collected = gpus.collect(FakeModule(answer=(0, answer, "")), sysfs_root=root)
+    findings = gpus.join_findings(_kernel_log.scan([KFD_ATOMICS], boot_time=1.7e9, now=1.8e9), collected["gpus"])
+    assert [(f["bdf"], f["attributed"]) for f in findings] == [("0000:02:00.0", True)]
+    result = by_bdf(gpus.apply_health(collected, findings))
+    assert result["0000:01:00.0"]["health"] == "ok"
+    skipped = result["0000:02:00.0"]
+    assert skipped["health"] == "degraded"
+    assert skipped["problems"] == ["kernel log: not usable by ROCm: PCI rejects atomics"]
+
+
+def test_kfd_skipped_device_id_shared_by_several_gpus_stays_the_hosts(tmp_path):
+    from ansible_collections.gpuops.preflight.plugins.module_utils import _kernel_log
+
+    root = str(tmp_path / "sys")
+    add_gpu(root, "0000:01:00.0", card=1, device="0x67df")
+    add_gpu(root, "0000:02:00.0", card=2, device="0x67df")
+    answer = rocm_doc_ids((0, 1, "0x67df"), (1, 2, "0x67df"))
+    collected = gpus.collect(FakeModule(answer=(0, answer, "")), sysfs_root=root)
+    findings = gpus.join_findings(_kernel_log.scan([KFD_ATOMICS], boot_time=1.7e9, now=1.8e9), collected["gpus"])
+    assert findings[0]["bdf"] is None and "attributed" not in findings[0]
+    assert set(g["health"] for g in gpus.apply_health(collected, findings)["gpus"]) == {"ok"}

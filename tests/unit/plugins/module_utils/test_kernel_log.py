@@ -15,7 +15,7 @@ from ansible_collections.gpuops.preflight.plugins.module_utils import _timeparse
 
 GPU03, GPU83 = "0000:03:00.0", "0000:83:00.0"
 T = 1767225600.0  # 2026-01-01T00:00:00Z
-FIELDS = {"category", "severity", "gpu_health", "bdf", "vendor", "xid", "summary", "fix", "message", "line", "count",
+FIELDS = {"category", "severity", "gpu_health", "bdf", "pci_id", "vendor", "xid", "summary", "fix", "message", "line", "count",
           "first_seen", "last_seen", "first_epoch", "last_epoch", "recovered", "hung", "caused_xids"}
 
 
@@ -71,6 +71,8 @@ AMD_SAMPLES = [
     ("pcieport 0000:00:02.0:    [ 5] Surprise Down Error    (First)", "bus_lost"),
     ("pcieport 0000:00:02.0: AER: Uncorrected (Fatal) error received: id=0010", "pcie_error"),
     ("pcieport 0000:00:02.0: AER: Multiple Uncorrected (Non-Fatal) error received: 0000:02:00.0", "pcie_error"),
+    ("pcieport 0000:00:01.1: AER: Uncorrectable (Fatal) error message received from 0000:03:00.0", "pcie_error"),
+    ("pcieport 0000:00:01.1: AER: Uncorrectable (Non-Fatal) error message received from 0000:03:00.0", "pcie_error"),
     ("[drm:amdgpu_device_ip_init [amdgpu]] *ERROR* hw_init of IP block <gfx_v10_0> failed -110", "init_failed"),
     ("[drm:amdgpu_device_ip_init [amdgpu]] *ERROR* sw_init of IP block <gfx_v11_0> failed -22", "init_failed"),
     ("amdgpu 0000:03:00.0: amdgpu: early_init of IP block <smu> failed -19", "init_failed"),
@@ -78,6 +80,8 @@ AMD_SAMPLES = [
     ("amdgpu 0000:05:00.0: amdgpu: memory training failed", "init_failed"),
     ("amdgpu: probe of 0000:05:00.0 failed with error -22", "init_failed"),
     ("amdgpu 0000:05:00.0: probe with driver amdgpu failed with error -22", "init_failed"),
+    ("kfd kfd: amdgpu: skipped device 1002:67e3, PCI rejects atomics 730<0", "init_failed"),
+    ("kfd kfd: skipped device 1002:67df, PCI rejects atomics", "init_failed"),
     ("amdgpu 0000:0b:00.0: amdgpu: GPU reset(2) failed", "gpu_reset_failed"),
     ("amdgpu 0000:0b:00.0: amdgpu: GPU mode1 reset failed", "gpu_reset_failed"),
     ("amdgpu 0000:0b:00.0: amdgpu: ASIC reset failed with error, -121 for drm dev, 0000:0b:00.0", "gpu_reset_failed"),
@@ -775,3 +779,46 @@ def test_recovery_disabled_after_a_recovered_hang_is_no_finding():
              "[ 4001.0] amdgpu 0000:03:00.0: amdgpu: GPU reset(1) succeeded!"]
     findings = kl.scan([HANG_03] + reset + [DISABLED_03.replace("4000.2", "4002.0")], boot_time=0.0)
     assert [(f["category"], f["recovered"], f["gpu_health"]) for f in findings] == [("gpu_reset", True, None)]
+
+
+@pytest.mark.parametrize("wording", ["Uncorrected", "Uncorrectable"])
+def test_aer_old_and_new_wording_judged_alike(wording):
+    fatal = "[ 9.0] pcieport 0000:00:01.1: AER: %s (Fatal) error message received from 0000:03:00.0" % wording
+    non_fatal = "[ 9.1] pcieport 0000:00:01.1: AER: %s (Non-Fatal) error message received from 0000:03:00.0" % wording
+    assert [(f["category"], f["severity"], f["bdf"]) for f in kl.scan([fatal, non_fatal], boot_time=0.0)] == [
+        ("pcie_error", kl.HARD, None), ("pcie_error", kl.SOFT, None)]
+
+
+APU = "0000:04:00.0"
+
+
+def test_mode2_reset_at_boot_or_resume_is_no_finding():
+    """Renoir/Cezanne/Barcelo print it at every boot and resume."""
+    lines = [amd(APU, "MODE2 reset", 3.0), amd(APU, "MODE2 reset", 5000.0), amd(GPU03, "MODE1 reset", 6.0)]
+    stats = {}
+    assert kl.scan(lines, boot_time=0.0, stats=stats) == []
+    assert stats["matched"] == 0
+
+
+def test_mode2_reset_after_a_hang_is_part_of_its_recovery():
+    lines = [amd(APU, "ring gfx_0.0.0 timeout, signaled seq=1, emitted seq=3", 100.0), amd(APU, "MODE2 reset", 100.5)]
+    assert [(f["category"], f["bdf"]) for f in kl.scan(lines, boot_time=0.0)] == [
+        ("ring_timeout", APU), ("gpu_reset", APU)]
+    recovered = lines + [amd(APU, "GPU reset(1) succeeded!", 101.0)]
+    assert [(f["category"], f["recovered"]) for f in kl.scan(recovered, boot_time=0.0)] == [("gpu_reset", True)]
+
+
+def test_mode2_reset_within_a_reported_gpu_reset_is_a_finding():
+    lines = [amd(APU, "GPU reset begin!", 100.0), amd(APU, "MODE2 reset", 100.5)]
+    assert [(f["category"], f["summary"]) for f in kl.scan(lines, boot_time=0.0)] == [
+        ("gpu_reset", "GPU reset"), ("gpu_reset", "GPU mode reset")]
+
+
+def test_kfd_skipped_device_names_its_pci_id_and_degrades():
+    lines = ["[    2.1] kfd kfd: amdgpu: skipped device 1002:67E3, PCI rejects atomics 730<0",
+             "[    2.2] kfd kfd: amdgpu: skipped device 1002:73ff, PCI rejects atomics 730<0"]
+    findings = kl.scan(lines, boot_time=0.0)
+    assert [(f["category"], f["severity"], f["bdf"], f["pci_id"], f["gpu_health"]) for f in findings] == [
+        ("init_failed", kl.HARD, None, "1002:67e3", "degraded"), ("init_failed", kl.HARD, None, "1002:73ff", "degraded")]
+    assert findings[0]["summary"] == "not usable by ROCm: PCI rejects atomics"
+    assert "atomics" in findings[0]["fix"]

@@ -54,7 +54,8 @@ def test_file_source_on_a_recorded_log(capsys, tmp_path):
     assert isinstance(result["elapsed_s"], float)
     first = result["findings"][0]
     assert first == {
-        "category": "bus_lost", "severity": "hard", "gpu_health": "lost", "bdf": None, "vendor": None, "xid": None,
+        "category": "bus_lost", "severity": "hard", "gpu_health": "lost", "bdf": None, "pci_id": None, "vendor": None,
+        "xid": None,
         "summary": "PCIe slot link down",
         "fix": first["fix"], "message": "pcieport 0000:00:01.1: pciehp: Slot(0): Link Down",
         "line": "[13600.900669] [    T140] pcieport 0000:00:01.1: pciehp: Slot(0): Link Down",
@@ -239,5 +240,5 @@ def test_documentation_matches_the_argument_spec():
     assert set(doc["options"]) == {"source", "path", "since", "timeout", "severity", "vendor", "sysfs_root"}
     returned = yaml.safe_load(gpu_kernel_log_info.RETURN)
     assert set(returned["findings"]["contains"]) == {
-        "category", "severity", "gpu_health", "bdf", "vendor", "xid", "summary", "fix", "message", "line", "count",
+        "category", "severity", "gpu_health", "bdf", "pci_id", "vendor", "xid", "summary", "fix", "message", "line", "count",
         "first_seen", "last_seen", "first_epoch", "last_epoch", "recovered", "hung", "caused_xids"}
