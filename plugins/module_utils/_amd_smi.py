@@ -99,7 +99,6 @@ def parse_entry(entry):
     """One GPU's facts from a ``metric`` (or ``static``/``list``) entry."""
     index = entry.get("gpu")
     bdf = normalize_bdf(_first(entry, ("bdf",), ("bus", "bdf")))
-    temp = value(_first(entry, ("temperature", "edge"), ("temperature", "hotspot")))
     device_id = _first(entry, ("asic", "device_id"))
     model = _first(entry, ("asic", "market_name"))
     gfx = _first(entry, ("asic", "target_graphics_version"))
@@ -113,7 +112,7 @@ def parse_entry(entry):
         "vram_used_bytes": _mem_bytes(_first(entry, ("mem_usage", "used_vram"))),
         "vram_used_percent": None,
         "busy_percent": value(_first(entry, ("usage", "gfx_activity"), ("usage", "gfx_usage"))),
-        "temperature_edge_c": _float(temp),
+        "temperature_edge_c": _float(value(_first(entry, ("temperature", "edge")))),
         "temperature_junction_c": _float(value(_first(entry, ("temperature", "hotspot")))),
         "power_w": value(_first(entry, ("power", "socket_power"), ("power", "current_power"),
                                 ("power", "average_socket_power"))),

@@ -256,6 +256,9 @@ def join(cards, sysfs_gpus, order, tool_name, tool_listed):
                       "busy_percent", "temperature_edge_c", "power_w", "perf_level"):
             if card.get(field) is not None:
                 gpu[field] = card[field]
+        if gpu["temperature_edge_c"] is None:
+            # no edge sensor (MI300X): its junction (amd-smi's hotspot) is the temperature it reports
+            gpu["temperature_edge_c"] = card.get("temperature_junction_c")
         gpu["sources"].append(tool_name)
         gpu["in_tool_output"] = True
         taken.add(card.get("index"))

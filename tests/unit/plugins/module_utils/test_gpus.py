@@ -299,3 +299,25 @@ def test_kfd_skipped_device_id_shared_by_several_gpus_stays_the_hosts(tmp_path):
     findings = gpus.join_findings(_kernel_log.scan([KFD_ATOMICS], boot_time=1.7e9, now=1.8e9), collected["gpus"])
     assert findings[0]["bdf"] is None and "attributed" not in findings[0]
     assert set(g["health"] for g in gpus.apply_health(collected, findings)["gpus"]) == {"ok"}
+
+
+@pytest.mark.parametrize("tools,answer", [
+    # rocm-smi on an MI300X: no edge sensor, the junction is its temperature
+    (("rocm-smi", "timeout"), {"card0": {"Temperature (Sensor junction) (C)": "96.0",
+                                         "Temperature (Sensor memory) (C)": "85.0", "GPU use (%)": "100",
+                                         "Current Socket Graphics Package Power (W)": "700.0",
+                                         "PCI Bus": "0000:05:00.0", "Device ID": "0x74a1"}}),
+    # amd-smi: edge N/A, hotspot
+    (("amd-smi", "timeout"), [{"gpu": 0, "temperature": {"edge": "N/A", "hotspot": {"value": 96, "unit": "C"}},
+                               "power": {"socket_power": {"value": 700, "unit": "W"}}}]),
+])
+def test_junction_is_the_temperature_of_a_gpu_without_edge_sensor(tmp_path, tools, answer):
+    root = str(tmp_path / "sys")
+    add_gpu(root, "0000:05:00.0", card=1, device="0x74a1")
+    result = gpus.probe(FakeModule(tools=tools, answer=(0, json.dumps(answer), "")), sysfs_root=root)
+    assert result["gpus"][0]["temperature_edge_c"] == 96.0
+
+
+def test_edge_sensor_wins_over_junction(rig):
+    result = gpus.probe(FakeModule(answer=(0, rocm_doc((0, 3), (1, 6), (2, 9)), "")), sysfs_root=rig)
+    assert result["gpus"][0]["temperature_edge_c"] == 45.0   # the recorded card's junction is higher
