@@ -12,10 +12,13 @@ sysfs only for AMD GPUs the tool gave none for. Health per GPU:
 
 - ``lost``: PCI config space reads all-ones, the kernel log says it fell off the bus, or
   nvidia-smi says "GPU is lost" / cannot open it ("Unknown Error");
-- ``degraded``: SMU failures in the kernel log; the tool answered (listing other GPUs, or none: rocm-smi's
-  "No JSON data to report") but no longer for this one; no driver (or the wrong one) is bound to it; NVIDIA: uncorrectable ECC errors since the
-  driver loaded, retired pages or remapped rows pending, row remapping failed, a recovery action
-  asked for, ERR! in most of its fields;
+- ``degraded``: a kernel-log finding whose pattern row says so (SMU failures, a failed reset or
+  init, uncorrectable RAS errors, an unrecovered hang, KFD skipping it); the tool answered (listing
+  other GPUs, or none: rocm-smi's "No JSON data to report") but no longer for this one; the tool
+  lists it but gives neither temperature nor power and its sysfs hwmon reads fail too (its SMU may be
+  hung; not judged while it is runtime-suspended); no driver (or the wrong one) is bound to it;
+  NVIDIA: uncorrectable ECC errors since the driver loaded, retired pages or remapped rows pending,
+  row remapping failed, a recovery action asked for, ERR! in most of its fields;
 - ``unknown``: the tool failed, timed out, is missing or the driver does not answer, and sysfs
   shows nothing wrong; or a sysfs read of this GPU did not return in time (the file is named);
 - ``ok``: the tool answered for it (or, AMD with no tool installed, sysfs metric reads worked).
@@ -379,6 +382,11 @@ def assess(gpu, sysgpu, tool_info, kernel_findings, metrics_ok):
         if not gpu["in_tool_output"] and health == OK:
             health = DEGRADED
             problems.append("%s no longer reports it while it is still on the PCI bus" % tool_info["name"])
+        silent = gpu.pop("_sensors_silent", None)
+        if silent and gpu["in_tool_output"]:
+            health = worst(health, DEGRADED)
+            problems.append("%s lists it but its sensors do not answer (no temperature or power from it, sysfs hwmon "
+                            "reads failed: %s): its SMU may be hung" % (tool_info["name"], silent))
     elif tool_info["outcome"] in (MISSING, NOT_USED) and metrics_ok:
         gpu["responding"] = health != LOST  # no tool installed: sysfs metric reads are the GPU answering
     else:
@@ -499,10 +507,11 @@ def _primary(vendors, gpus):
 def _amd_extras(gpus, by_bdf, sysfs_root, proc_root, metrics_timeout, processes):
     """AMD only: sysfs metrics where the tool gave none, gfx versions and VRAM holders from KFD."""
     amd = [g for g in gpus if g["vendor"] == AMD]
-    # Metrics from sysfs only where the tool gave none: each sysfs metric read costs SMU traffic.
+    # Metrics from sysfs only where the tool gave none, or no temperature and no power (its sensor reads
+    # failed): each sysfs metric read costs SMU traffic.
     need = [by_bdf[g["bdf"]] for g in amd
             if g["bdf"] in by_bdf and not by_bdf[g["bdf"]].get("lost") and not by_bdf[g["bdf"]].get("hung")
-            and all(g[k] is None for k in METRIC_KEYS)]
+            and (all(g[k] is None for k in METRIC_KEYS) or _no_sensors(g))]
     metrics = _sysfs.read_metrics_all(need, metrics_timeout) if need else {}
     kfd = _sysfs.kfd_nodes(sysfs_root)
     gfx_by_bdf = dict((node["bdf"], _rocm_smi.gfx_from_target_version(node["gfx_target_version"]))
@@ -513,11 +522,24 @@ def _amd_extras(gpus, by_bdf, sysfs_root, proc_root, metrics_timeout, processes)
             if gpu[key] is None:
                 gpu[key] = got.get(key)
         gpu["_metrics_ok"] = any(got.get(k) is not None for k in METRIC_KEYS)
+        failed = sorted("%s %s" % (name, why) for name, why in (got.get("read_errors") or {}).items()
+                        if name in _SENSOR_FILES)
+        if gpu["in_tool_output"] and _no_sensors(gpu) and failed and gpu.get("runtime_status") != "suspended":
+            gpu["_sensors_silent"] = ", ".join(failed)
         if gpu["gfx_version"] is None:
             gpu["gfx_version"] = gfx_by_bdf.get(gpu["bdf"])
     for proc in _sysfs.kfd_processes(sysfs_root, kfd, proc_root):
         proc["vendor"] = AMD
         processes.append(proc)
+
+
+# read_metrics' names of the hwmon reads (temperature and power), and "all" when the reads did not return
+_SENSOR_FILES = ("temp_input", "power1_input", "power1_average", "all")
+
+
+def _no_sensors(gpu):
+    """Neither temperature nor power: what a GPU whose SMU hangs looks like (the tool omits what it failed to read)."""
+    return gpu["temperature_edge_c"] is None and gpu["power_w"] is None
 
 
 def _nvidia_processes(procs):

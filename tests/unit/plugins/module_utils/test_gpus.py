@@ -321,3 +321,68 @@ def test_junction_is_the_temperature_of_a_gpu_without_edge_sensor(tmp_path, tool
 def test_edge_sensor_wins_over_junction(rig):
     result = gpus.probe(FakeModule(answer=(0, rocm_doc((0, 3), (1, 6), (2, 9)), "")), sysfs_root=rig)
     assert result["gpus"][0]["temperature_edge_c"] == 45.0   # the recorded card's junction is higher
+
+
+HUNG_SMU_STDERR = ('Expected integer value from monitor, but got ""\n'
+                   "ERROR: 15 GPU[1]: power: Data (usually from reading a file) was not of the type that was expected\n")
+
+
+def silent_sensors(root, bdf):
+    """hwmon files that read empty, as amdgpu's do when the SMU does not answer (rocm_smi_lib #85)."""
+    hwmon = os.path.join(root, "devices", "pci0000:00", bdf, "hwmon")
+    folder = os.path.join(hwmon, os.listdir(hwmon)[0])
+    for name in ("temp1_input", "power1_average"):
+        with open(os.path.join(folder, name), "w"):
+            pass
+
+
+def listed_without_sensors(*buses):
+    """rocm-smi's answer with the cards at ``buses`` still listed but without temperature and power keys."""
+    doc = json.loads(rocm_doc((0, 3), (1, 6), (2, 9)))
+    for key, card in doc.items():
+        if key.startswith("card") and int(card["PCI Bus"][5:7], 16) in buses:
+            for name in [k for k in card if k.startswith("Temperature") or "Power (W)" in k]:
+                del card[name]
+    return json.dumps(doc)
+
+
+def test_listed_gpu_whose_sensors_do_not_answer_is_degraded(rig):
+    silent_sensors(rig, "0000:06:00.0")
+    result = by_bdf(gpus.probe(FakeModule(answer=(0, listed_without_sensors(6), HUNG_SMU_STDERR)), sysfs_root=rig))
+    hung = result["0000:06:00.0"]
+    assert (hung["health"], hung["responding"]) == ("degraded", True)
+    assert len(hung["problems"]) == 1 and "sensors do not answer" in hung["problems"][0]
+    assert "SMU may be hung" in hung["problems"][0] and "temp_input EINVAL" in hung["problems"][0]
+    assert result["0000:03:00.0"]["health"] == "ok"
+
+
+def test_sensors_of_a_runtime_suspended_gpu_are_not_judged(tmp_path):
+    root = str(tmp_path / "sys")
+    add_gpu(root, "0000:03:00.0", card=1)
+    add_gpu(root, "0000:06:00.0", card=2, runtime_status="suspended")
+    add_gpu(root, "0000:09:00.0", card=3)
+    silent_sensors(root, "0000:06:00.0")
+    result = by_bdf(gpus.probe(FakeModule(answer=(0, listed_without_sensors(6), "")), sysfs_root=root))
+    assert result["0000:06:00.0"]["health"] == "ok"
+
+
+def test_tool_without_sensor_keys_but_sysfs_answering_is_ok(tmp_path):
+    """The RX 6600 Proxmox recording: rocm-smi gave no temperature or power keys, amd-smi and sysfs read them."""
+    root = str(tmp_path / "sys")
+    add_gpu(root, "0000:0b:00.0", card=1, temp_mc=41000, power_uw=9000000)
+    answer = recording("rocm-smi", "rocm6.x_rx6600_gfx1032_showallinfo_proxmox.json")
+    gpu = gpus.probe(FakeModule(answer=(0, answer, "")), sysfs_root=root)["gpus"][0]
+    assert (gpu["health"], gpu["temperature_edge_c"], gpu["power_w"], gpu["problems"]) == ("ok", 41.0, 9.0, [])
+
+
+def test_amd_smi_entry_with_every_metric_na_and_silent_sensors_is_degraded(rig):
+    silent_sensors(rig, "0000:06:00.0")
+    na = {"gpu": 1, "usage": "N/A", "power": {"socket_power": "N/A"}, "temperature": {"edge": "N/A", "hotspot": "N/A"},
+          "mem_usage": {"total_vram": "N/A", "used_vram": "N/A"}}
+    good = [{"gpu": i, "usage": {"gfx_activity": {"value": 0, "unit": "%"}},
+             "temperature": {"edge": {"value": 40, "unit": "C"}}} for i in (0, 2)]
+    module = FakeModule(tools=("amd-smi", "timeout"), answer=(0, json.dumps([good[0], na, good[1]]), ""))
+    result = by_bdf(gpus.probe(module, sysfs_root=rig))
+    assert result["0000:06:00.0"]["health"] == "degraded"
+    assert "amd-smi lists it but its sensors do not answer" in result["0000:06:00.0"]["problems"][0]
+    assert result["0000:03:00.0"]["health"] == result["0000:09:00.0"]["health"] == "ok"
