@@ -590,11 +590,13 @@ def apply_health(collected, kernel_findings=()):
     xids_by_bdf = xid_errors(kernel_findings)
     for gpu in gpus:
         info = tools.get(gpu["vendor"], tool_info)
-        assess(gpu, by_bdf.get(gpu["bdf"]), info, findings_by_bdf.get(gpu["bdf"], []),
+        physical = _physical(gpu["bdf"])
+        mine = findings_by_bdf.get(gpu["bdf"], []) + findings_by_bdf.get(physical, [])
+        assess(gpu, _partition_sysfs(by_bdf.get(gpu["bdf"]), by_bdf.get(physical)), info, mine,
                gpu.pop("_metrics_ok", False))
         if gpu["vendor"] == NVIDIA:
             gpu["xid_errors"] = xids_by_bdf.get(gpu["bdf"], [])
-        if (findings_by_bdf.get(gpu["bdf"]) or gpu.get("xid_errors")) and "kernel_log" not in gpu["sources"]:
+        if (mine or gpu.get("xid_errors")) and "kernel_log" not in gpu["sources"]:
             gpu["sources"].append("kernel_log")
     index_by_bdf = dict((g["bdf"], g["index"]) for g in gpus)
     for proc in collected["processes"]:
@@ -603,6 +605,20 @@ def apply_health(collected, kernel_findings=()):
             "index_order": collected["index_order"], "notes": collected["notes"],
             "kfd_available": collected["kfd_available"], "processes_available": collected["processes_available"],
             "process_lists": collected["process_lists"], "vendors": collected["vendors"], "mixed_vendors": mixed_vendors(gpus)}
+
+
+def _physical(bdf):
+    """The PCI function 0 of a GPU's device, for a GPU at another function: an MI300-style partition
+    (0000:01:00.1, .2 ...) is a slice of it, so a kernel finding or a lost status of 0000:01:00.0 is its too.
+    (A card's other functions, HD audio or USB-C, are never GPUs.)"""
+    return bdf[:-1] + "0" if bdf and not bdf.endswith(".0") else None
+
+
+def _partition_sysfs(own, physical):
+    """A GPU's sysfs entry: its own (its physical device's loss still counts), else its physical device's."""
+    if own is None or physical is None:
+        return own or physical
+    return dict(own, lost=True) if physical.get("lost") and not own.get("lost") else own
 
 
 XID_KEYS = ("xid", "count", "severity", "category", "summary", "caused_xids", "recovered", "first_seen", "last_seen",

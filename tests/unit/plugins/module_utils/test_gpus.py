@@ -386,3 +386,41 @@ def test_amd_smi_entry_with_every_metric_na_and_silent_sensors_is_degraded(rig):
     assert result["0000:06:00.0"]["health"] == "degraded"
     assert "amd-smi lists it but its sensors do not answer" in result["0000:06:00.0"]["problems"][0]
     assert result["0000:03:00.0"]["health"] == result["0000:09:00.0"]["health"] == "ok"
+
+
+def mi300_tpx():
+    """rocm-smi on an MI300X in TPX mode (legacy-rocm-build #4261): partitions 0000:01:00.0/.1/.2; sysfs has .0."""
+    doc = {}
+    for i in range(3):
+        doc["card%d" % i] = {"Device Name": "AMD Instinct MI300X", "Device ID": "0x74a1", "GPU use (%)": "0",
+                             "Temperature (Sensor junction) (C)": "41.0", "PCI Bus": "0000:01:00.%d" % i,
+                             "Current Socket Graphics Package Power (W)": "142.0" if i == 0 else "N/A"}
+    return json.dumps(doc)
+
+
+SMU_01 = {"category": "smu_no_response", "severity": "hard", "bdf": "0000:01:00.0", "vendor": "amd",
+          "summary": "SMU not answering (0xFFFFFFFF)", "count": 3, "gpu_health": "degraded"}
+
+
+def test_kernel_finding_on_the_physical_gpu_is_every_partitions(tmp_path):
+    root = str(tmp_path / "sys")
+    add_gpu(root, "0000:01:00.0", card=1, device="0x74a1")
+    result = gpus.probe(FakeModule(answer=(0, mi300_tpx(), "")), sysfs_root=root, kernel_findings=[SMU_01])
+    assert [(g["bdf"], g["health"]) for g in result["gpus"]] == [
+        ("0000:01:00.0", "degraded"), ("0000:01:00.1", "degraded"), ("0000:01:00.2", "degraded")]
+    assert result["gpus"][2]["problems"] == ["kernel log: SMU not answering (0xFFFFFFFF) (x3)"]
+
+
+def test_a_partitions_own_finding_stays_its_own(tmp_path):
+    root = str(tmp_path / "sys")
+    add_gpu(root, "0000:01:00.0", card=1, device="0x74a1")
+    finding = dict(SMU_01, bdf="0000:01:00.2")
+    result = gpus.probe(FakeModule(answer=(0, mi300_tpx(), "")), sysfs_root=root, kernel_findings=[finding])
+    assert [g["health"] for g in result["gpus"]] == ["ok", "ok", "degraded"]
+
+
+def test_lost_physical_gpu_takes_its_partitions(tmp_path):
+    root = str(tmp_path / "sys")
+    add_gpu(root, "0000:01:00.0", card=1, device="0x74a1", lost=True)
+    result = gpus.probe(FakeModule(answer=(0, mi300_tpx(), "")), sysfs_root=root)
+    assert [g["health"] for g in result["gpus"]] == ["lost", "lost", "lost"]
