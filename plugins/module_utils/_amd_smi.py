@@ -12,6 +12,7 @@ names. Whole sections can be ``"N/A"``. GPUs are numbered in PCI-address order (
 from __future__ import annotations
 
 import json
+import math
 
 from ansible_collections.gpuops.preflight.plugins.module_utils._pci import normalize_bdf
 
@@ -60,6 +61,8 @@ def value(node, unit_scale=None):
                 return None
         else:
             return None
+    if isinstance(node, float) and not math.isfinite(node):
+        return None  # a bare NaN/Infinity token: an unreadable value
     if unit_scale and unit in unit_scale:
         node = node * unit_scale[unit]
     return node

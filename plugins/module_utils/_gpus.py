@@ -154,7 +154,9 @@ def run_gpu_tool(module, tool, rocm_smi, amd_smi, timeout, clock=time.monotonic)
         doc = _amd_smi.extract_json(stdout)
         cards, system = _amd_smi.parse(doc) if doc is not None else ([], {})
         outcome, reason = _rocm_smi.ANSWERED, None
-        if not cards:
+        if not cards and doc is None and _rocm_smi.says_no_driver("%s\n%s" % (stdout, stderr)):
+            outcome, reason = _rocm_smi.NO_DRIVER, _rocm_smi.NO_DRIVER_REASON
+        elif not cards:
             outcome = _rocm_smi.NO_DATA if doc is not None else (_rocm_smi.FAILED if run.rc else _rocm_smi.UNPARSEABLE)
             reason = "amd-smi %s: %s" % ("reported no GPU" if doc is not None else "printed no JSON",
                                          first_line(stderr) or first_line(stdout)
@@ -462,6 +464,12 @@ def collect(module, tool="auto", rocm_smi="rocm-smi", amd_smi="amd-smi", sysfs_r
                 info, cards, system, doc = outcome.value
             else:
                 info, cards, system, doc = _failed_job(module, name, outcome, timeout), [], {}, None
+            bound = sum(1 for g in mine if g.get("driver") == "amdgpu")
+            if info["outcome"] == _rocm_smi.NO_DRIVER and bound:
+                # the tools look for amdgpu in /proc/modules: a built-in driver is "not found" though it runs
+                info["reason"] = ("%s says amdgpu is not loaded (\"amdgpu not found in modules\"), but sysfs shows "
+                                  "%d GPU(s) bound to amdgpu: the driver is built into the kernel, which this %s "
+                                  "does not recognise" % (info["name"], bound, info["name"]))
             order = resolve_index_order(index_order, info["name"], doc, info["path"])
             info["index_order"] = order
             info["driver_version"] = system.get("driver_version")

@@ -13,6 +13,7 @@ can precede the JSON, so only a line that starts with ``{`` is taken as JSON.
 from __future__ import annotations
 
 import json
+import math
 import re
 
 from ansible_collections.gpuops.preflight.plugins.module_utils._pci import normalize_bdf
@@ -82,8 +83,8 @@ def classify(stdout, stderr, rc):
     if "RSMI device mutex" in text or "rocm_smi* shared memory" in text:
         return MUTEX, doc, ("rocm_smi_lib's shared-memory mutex is stuck (a previous rocm-smi did not exit "
                             "cleanly): stop all rocm-smi users and delete /dev/shm/rocm_smi*")
-    if "Driver not initialized" in text or "amdgpu not found in modules" in text:
-        return NO_DRIVER, doc, "the amdgpu driver is not loaded"
+    if says_no_driver(text):
+        return NO_DRIVER, doc, NO_DRIVER_REASON
     if "No JSON data to report" in text or (doc is not None and not rc):
         return NO_DATA, doc, "rocm-smi reported no data for any GPU"
     if rc:
@@ -91,8 +92,21 @@ def classify(stdout, stderr, rc):
     return UNPARSEABLE, doc, "rocm-smi printed no JSON: %s" % (first_line(stdout) or first_line(stderr) or "no output")
 
 
+NO_DRIVER_REASON = "the amdgpu driver is not loaded"
+
+
+def says_no_driver(text):
+    """Whether rocm-smi's or amd-smi's output says amdgpu is not loaded: 'Driver not initialized (amdgpu not found
+    in modules)' (both tools look for the module in /proc/modules, so a built-in amdgpu reads the same)."""
+    lower = (text or "").lower()
+    return "driver not initialized" in lower or "amdgpu not found in modules" in lower
+
+
 def number(value):
-    """rocm-smi values are strings: '45.0', '0', 'N/A', 'N/A (Secondary die)'. None when not a number."""
+    """rocm-smi values are strings: '45.0', '0', 'N/A', 'N/A (Secondary die)'. None when not a number
+    (bare NaN/Infinity JSON tokens included: an unreadable value)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return value
     if isinstance(value, str) and _NUMBER.match(value):

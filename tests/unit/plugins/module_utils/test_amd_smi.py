@@ -84,3 +84,10 @@ def test_every_recording_parses_or_is_rejected_cleanly(name):
 
 def test_garbage_with_many_brackets_is_rejected():
     assert amd_smi.extract_json("[\n" * 2000 + "{oops") is None
+
+
+def test_bare_nan_and_infinity_tokens_are_unreadable_values():
+    doc = amd_smi.extract_json('[{"gpu": 0, "mem_usage": {"total_vram": {"value": NaN, "unit": "MB"}, '
+                               '"used_vram": Infinity}, "power": {"socket_power": {"value": -Infinity, "unit": "W"}}}]')
+    card = amd_smi.parse(doc)[0][0]
+    assert (card["vram_total_bytes"], card["vram_used_bytes"], card["power_w"]) == (None, None, None)

@@ -424,3 +424,24 @@ def test_lost_physical_gpu_takes_its_partitions(tmp_path):
     add_gpu(root, "0000:01:00.0", card=1, device="0x74a1", lost=True)
     result = gpus.probe(FakeModule(answer=(0, mi300_tpx(), "")), sysfs_root=root)
     assert [g["health"] for g in result["gpus"]] == ["lost", "lost", "lost"]
+
+
+@pytest.mark.parametrize("tools,answer", [
+    (("rocm-smi", "timeout"), (0, "", "ERROR:root:Driver not initialized (amdgpu not found in modules)\n")),
+    (("amd-smi", "timeout"), (255, "", "ERROR:root:Unable to get devices, driver not initialized (amdgpu not found in "
+                                       "modules)\nERROR:root:Unable to detect any GPU devices\n")),
+])
+def test_built_in_amdgpu_is_not_called_unloaded(rig, tools, answer):
+    """Both tools look for amdgpu in /proc/modules; sysfs shows the GPUs bound to it: the driver is built in."""
+    result = gpus.probe(FakeModule(tools=tools, answer=answer), sysfs_root=rig)
+    assert result["tool"]["outcome"] == "no_driver"
+    assert "built into the kernel" in result["tool"]["reason"] and "3 GPU(s) bound to amdgpu" in result["tool"]["reason"]
+    assert set(g["health"] for g in result["gpus"]) == {"unknown"}
+
+
+def test_driver_not_loaded_without_amdgpu_gpus_says_so(tmp_path):
+    root = str(tmp_path / "sys")
+    add_gpu(root, "0000:03:00.0", card=None, driver=None)
+    result = gpus.probe(FakeModule(answer=(0, "Driver not initialized (amdgpu not found in modules)\n", "")),
+                        sysfs_root=root)
+    assert result["tool"]["reason"] == "the amdgpu driver is not loaded"

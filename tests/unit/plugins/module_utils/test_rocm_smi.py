@@ -160,3 +160,13 @@ def test_order_from_rocm_version(version, order):
 def test_deeply_nested_garbage_is_unparseable_not_a_crash():
     outcome, _doc, _reason = rocm_smi.classify("{" + '{"a":' * 5000 + "\n", "", 0)
     assert outcome == rocm_smi.UNPARSEABLE
+
+
+def test_bare_nan_and_infinity_tokens_are_unreadable_values():
+    """Python's json accepts NaN/Infinity; such a value is unreadable, never a traceback."""
+    _outcome, doc, _reason = rocm_smi.classify(
+        '{"card0": {"VRAM Total Memory (B)": NaN, "GPU use (%)": Infinity, "Temperature (Sensor edge) (C)": -Infinity,'
+        ' "PCI Bus": "0000:03:00.0"}}', "", 0)
+    card = rocm_smi.parse(doc)[0][0]
+    assert (card["vram_total_bytes"], card["busy_percent"], card["temperature_edge_c"]) == (None, None, None)
+    assert card["bdf"] == "0000:03:00.0"
