@@ -19,11 +19,16 @@ description:
   - Joins the tool's output with sysfs on the PCI address, never on C(cardN). Reads sysfs directly too, for
     identity and liveness (a GPU whose PCI config space reads all-ones is lost from the bus); when the tool is
     missing, hangs or prints nothing, the sysfs facts are the fallback.
-  - Metrics are read from sysfs only for GPUs the tool did not report (each such read costs SMU traffic), and
-    never from a runtime-suspended GPU, which a read would wake.
+  - Metrics are read from sysfs only for GPUs the tool did not report or gave neither temperature nor power for
+    (each such read costs SMU traffic), and never from a runtime-suspended GPU, which a read would wake. A GPU
+    the tool lists whose temperature and power neither the tool nor sysfs can read is C(degraded) (its SMU may
+    be hung).
+  - A tool that answers but lists no GPU (rocm-smi's C(No JSON data to report)) makes every GPU sysfs shows
+    bound to amdgpu C(degraded), as one GPU that vanished from its output is.
   - Reports the processes holding VRAM, from the KFD sysfs tree.
   - Optionally reads the kernel log, so that a GPU with SMU failures (which only the kernel log shows, as
-    C(0xFFFFFFFF) responses) or one that fell off the bus is reported C(degraded) or C(lost).
+    C(0xFFFFFFFF) responses), a failed reset or init, uncorrectable RAS errors or an unrecovered hang is
+    reported C(degraded), and one that fell off the bus C(lost).
 options:
   tool:
     description:
@@ -62,8 +67,9 @@ options:
     default: auto
   kernel_log:
     description:
-      - Also read the kernel log and mark GPUs with SMU failures C(degraded) and GPUs that fell off the bus
-        C(lost). V(none) does not read it; V(auto), V(journal) and V(dmesg) read the current boot's log; any
+      - Also read the kernel log and mark GPUs with hard findings (SMU failures, a failed reset or init,
+        uncorrectable RAS errors, an unrecovered hang, KFD skipping them) C(degraded) and GPUs that fell off the
+        bus C(lost). V(none) does not read it; V(auto), V(journal) and V(dmesg) read the current boot's log; any
         other value is the path of a file to read.
     type: str
     default: none
