@@ -575,8 +575,8 @@ def scan(lines, since=None, boot_time=None, stats=None, vendors=None, now=None):
     names, 'degraded' or 'lost', as its row declares; else None), ``bdf`` (the GPU's PCI address, NVRM's
     partial ``0000:01:00`` for NVIDIA until ``resolve_addresses``, or None when the line names no
     GPU), ``pci_id`` ('1002:67df' when the line names its device by PCI id only, KFD's; else None;
-    ``_gpus.join_findings`` joins it to the one GPU with that id), ``vendor`` ('amd', 'nvidia', or None for a PCIe bridge's line), ``xid`` (int, NVIDIA;
-    else None), ``summary``, ``fix``, ``message`` (the first line without stamp and host, at most
+    ``_gpus.join_findings`` joins it to the one GPU with that id), ``vendor`` ('amd', 'nvidia', or None
+    for a PCIe bridge's line), ``xid`` (int, NVIDIA; else None), ``summary``, ``fix``, ``message`` (the first line without stamp and host, at most
     512 characters), ``line`` (the first line as read), ``count`` (lines; for a recovered reset:
     recoveries), ``first_seen``/``last_seen`` (stamps as written), ``first_epoch``/``last_epoch``
     (epoch seconds or None), ``recovered`` (True for a hang the GPU recovered from by a reset),
