@@ -728,7 +728,8 @@ def test_doc_amdgpu_table_names_every_amdgpu_category():
 @pytest.mark.parametrize("line,health", [
     ("amdgpu 0000:0b:00.0: amdgpu: SMU: response:0xffffffff for index:9 param:0x00000000 message:X?", "degraded"),
     ("amdgpu 0000:0b:00.0: amdgpu: device lost from bus!", "lost"),
-    ("pcieport 0000:00:01.1: pciehp: Slot(0): Card not present", "lost"),
+    ("pcieport 0000:00:01.1: pciehp: Slot(0): Link Down", "lost"),
+    ("pcieport 0000:00:01.1: pciehp: Slot(0): Card not present", None),   # any hot-plug slot's card: not a GPU's
     ("NVRM: Xid (PCI:0000:01:00): 79, pid='<unknown>', name=<unknown>, GPU has fallen off the bus.", "lost"),
     ("NVRM: Xid (PCI:0000:01:00): 48, pid=1, name=python3, DBE", None),  # NVIDIA's own rule in _gpus
     ("amdgpu 0000:0b:00.0: amdgpu: GPU reset(2) failed", "degraded"),
