@@ -32,6 +32,7 @@ indices collide: ``mixed_vendors`` is true and GPUs are best named by PCI addres
 from __future__ import annotations
 
 import os
+import re
 import time
 
 from ansible_collections.gpuops.preflight.plugins.module_utils import _deadline, _rocm_smi, _sysfs, _tool, _toolpath
@@ -586,7 +587,7 @@ def apply_health(collected, kernel_findings=()):
     gpus, by_bdf, tool_info, tools = collected["gpus"], collected["_sysfs"], collected["tool"], collected["tools"]
     findings_by_bdf = {}
     for finding in kernel_findings or ():
-        bdf = normalize_bdf(finding.get("bdf") or "")
+        bdf = normalize_bdf(finding.get("bdf") or "") or _function_zero(finding)
         if bdf and health_level(finding):
             findings_by_bdf.setdefault(bdf, []).append(finding)
     for bdf in sorted(findings_by_bdf):
@@ -613,6 +614,19 @@ def apply_health(collected, kernel_findings=()):
             "index_order": collected["index_order"], "notes": collected["notes"],
             "kfd_available": collected["kfd_available"], "processes_available": collected["processes_available"],
             "process_lists": collected["process_lists"], "vendors": collected["vendors"], "mixed_vendors": mixed_vendors(gpus)}
+
+
+_PARTIAL_BDF = re.compile(r"^[0-9a-fA-F]{4,8}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}$")
+
+
+def _function_zero(finding):
+    """The GPU an NVRM line names by device only ('0000:02:00'), when no GPU took it (``resolve_addresses``
+    matched none: the GPU is gone from sysfs too, after Xid 79): its function 0, where NVIDIA puts the GPU
+    (the card's audio is function 1). None for anything else."""
+    partial = finding.get("bdf") or ""
+    if finding.get("vendor") == NVIDIA and _PARTIAL_BDF.match(partial):
+        return normalize_bdf(partial + ".0")
+    return None
 
 
 def _physical(bdf):

@@ -324,3 +324,13 @@ def test_gpu_classes_per_vendor(tmp_path):
     add_pci_function(root, "0000:03:00.0", "0x1002", "0x740f", "0x120000", driver="amdgpu")  # Instinct accelerator
     found = [(bdf, vendor) for bdf, _dir, _card, vendor in _sysfs.enumerate_gpus(root, ["amd", "nvidia"])]
     assert found == [("0000:01:00.0", "0x10de"), ("0000:03:00.0", "0x1002")]
+
+
+def test_a_gpu_gone_from_sysfs_after_xid_79_is_a_lost_ghost_at_function_0(nvrig):
+    # NVRM names the device only ('PCI:0000:02:00'); the GPU fell off the bus and left sysfs and nvidia-smi's list
+    findings = [{"category": "bus_lost", "bdf": "0000:02:00", "summary": "Xid 79: GPU has fallen off the bus",
+                 "vendor": "nvidia", "severity": "hard", "gpu_health": "lost", "count": 1}]
+    result = by_bdf(gpus.probe(FakeModule({"nvidia-smi": xml()}), sysfs_root=nvrig, kernel_findings=findings))
+    ghost = result["0000:02:00.0"]
+    assert (ghost["vendor"], ghost["health"], ghost["sources"]) == ("nvidia", "lost", ["kernel_log"])
+    assert result["0000:81:00.0"]["health"] == "ok" and len(result) == 3
