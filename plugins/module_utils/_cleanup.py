@@ -144,6 +144,7 @@ CHECKS = registry(
               "VRAM_IN_USE", "VRAM", needs=GPU_NEEDS, evaluate=_gpu_checks.evaluate_vram),
 )
 
+
 def _refused_by(validate):
     """A role-variable rule from a host-side validator that raises ValueError naming the problem."""
     def rule(value):

@@ -976,6 +976,7 @@ def _journal_args(since):
 
 DMESG_ARGS = ["--time-format", "iso"]
 
+
 def _open_file(result, path, deadline, clock, keep_last):
     if not path or not isinstance(path, str):
         result.error = "source=file needs a path"

@@ -46,6 +46,7 @@ DEFAULT_ROOT = "/dev/shm/prng"
 DEFAULT_JSON_MAX_BYTES = 64 * 1024 * 1024
 MIB = 1024 * 1024
 
+
 # --------------------------------------------------------------------------------------------
 # input validation (bad input raises ValueError with a message that names the problem)
 

@@ -42,5 +42,5 @@ def test_bad_cache_paths_are_refused_by_the_plan_before_any_host():
         "cleanup_extra_paths is refused: extra_paths: ../x has a '..' component; it must stay inside the home",
         "cleanup_home_dirs is refused: home_dirs: rel/home is not an absolute path",
     ]
-    assert _plan.variable_problems(_cleanup.FAMILY, {"cleanup_extra_paths": [".triton/cache"], "cleanup_home_dirs": [],
-                                            "cleanup_users": ["nobody-here"]}) == []
+    fine = {"cleanup_extra_paths": [".triton/cache"], "cleanup_home_dirs": [], "cleanup_users": ["nobody-here"]}
+    assert _plan.variable_problems(_cleanup.FAMILY, fine) == []
