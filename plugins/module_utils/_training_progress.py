@@ -43,7 +43,8 @@ STATUS_MISSING = "status_missing"
 STATUS_CORRUPT = "status_corrupt"
 DAEMON_DEAD = "daemon_dead"
 CLOCK_SKEW = "clock_skew"
-REASONS = (OK, STEP_STALL, EVAL_STALL, STATUS_MISSING, STATUS_CORRUPT, DAEMON_DEAD, CLOCK_SKEW)
+DAEMON_ERROR = "daemon_error"
+REASONS = (OK, STEP_STALL, EVAL_STALL, STATUS_MISSING, STATUS_CORRUPT, DAEMON_DEAD, CLOCK_SKEW, DAEMON_ERROR)
 
 DEFAULT_STALL_TIMEOUT = 900
 DEFAULT_EVAL_TIMEOUT = 1800
@@ -51,6 +52,7 @@ DEFAULT_KILL_TIMEOUT = 30
 STATUS_LIMIT = 1024 * 1024          # bytes of the status file read at most
 SMALL_LIMIT = 4096                  # a PID file, /proc/<pid>/stat, /proc/uptime
 SKEW_TOLERANCE = 60                 # seconds a stamp may lie in the future before it is clock skew
+MIN_WALL_CLOCK = 946684800.0        # 2000-01-01 UTC: an updated_at before it is no wall-clock time (a monotonic clock)
 PID_REUSE_SLACK = 5                 # seconds: a process started this long after its PID file was written is another one
 LOG_MAX_BYTES = 10 * 1024 * 1024    # watchdog.log is rotated to watchdog.log.1 beyond this
 
@@ -60,11 +62,22 @@ PID_FILE = ".daemon.pid"
 LOG_FILE = os.path.join("logs", "watchdog.log")
 STATE_FILE = os.path.join("logs", ".watchdog_state.json")
 
-# What the status says the daemon is doing (``phase``, else ``state`` or ``status`` when it is text).
+# What the status says the daemon is doing (``phase``, else ``state`` or ``status`` when it is text), and
+# what each word means for the stall check: one table. A word not listed (train, running, ...) is TRAINING.
+TRAINING = "training"       # judged against stall_timeout
+EVALUATING = "evaluating"   # judged against eval_timeout
+SETTLED = "settled"         # idle or done: no progress expected, never a stall
+FAILING = "failing"         # the daemon says it failed: a warning, never "no progress expected", never stopped
 PHASE_KEYS = ("phase", "state", "status")
-EVAL_PHASES = frozenset(("eval", "evaluate", "evaluating", "evaluation", "validate", "validating", "validation"))
-IDLE_PHASES = frozenset(("idle", "waiting", "queued", "paused", "stopped", "completed", "complete", "finished",
-                         "done", "failed", "error", "cancelled", "canceled", "exited"))
+PHASES = dict([(word, EVALUATING) for word in ("eval", "evaluate", "evaluating", "evaluation", "validate",
+                                               "validating", "validation")]
+              + [(word, SETTLED) for word in ("idle", "waiting", "queued", "paused", "stopped", "completed",
+                                              "complete", "finished", "done", "cancelled", "canceled")]
+              + [(word, FAILING) for word in ("error", "errored", "failed", "failure", "crashed", "aborted",
+                                              "killed", "exited", "dead", "oom")])
+EVAL_PHASES = frozenset(word for word, meaning in PHASES.items() if meaning == EVALUATING)
+IDLE_PHASES = frozenset(word for word, meaning in PHASES.items() if meaning == SETTLED)
+FAILED_PHASES = frozenset(word for word, meaning in PHASES.items() if meaning == FAILING)
 
 # The check-model status and the suggested fix of each reason (one table; the docs list it).
 VERDICTS = {
@@ -83,6 +96,8 @@ VERDICTS = {
                                 "(journalctl -u <unit>, logs/*.log)."),
     CLOCK_SKEW: (_checks.WARN, "Synchronise the clocks (timedatectl, chrony); updated_at must be UTC or carry its "
                                "offset (datetime.now(timezone.utc).isoformat())."),
+    DAEMON_ERROR: (_checks.WARN, "Read the daemon's log (logs/*.log, journalctl -u <unit>) for the error it reports; "
+                                "restart it (systemctl restart <unit>) once the cause is fixed."),
 }
 
 
@@ -331,16 +346,29 @@ def _phase(doc):
     return None
 
 
-def _local_time_offset(stamp, mtime, now, timeout):
-    """When ``updated_at`` is stale but the file was written recently, and the two differ by a whole
-    time-zone offset, the daemon wrote local time without an offset: that offset in seconds, else None."""
-    if mtime is None or now - mtime > timeout:
+def _zone_offset(stamp, mtime):
+    """When ``updated_at`` and the file's last write differ by a whole time-zone offset (30 min to 14 h,
+    in quarters of an hour, give or take 2 min), the daemon wrote local time without an offset: that
+    offset in seconds, else None."""
+    if mtime is None:
         return None
     offset = stamp - mtime
     quarters = round(offset / 900.0)
     if abs(quarters) < 2 or abs(quarters) > 56 or abs(offset - quarters * 900) > 120:
         return None
     return quarters * 900
+
+
+def _stamp(value, where):
+    """(``updated_at`` as epoch seconds, None) or (None, why it cannot be used)."""
+    try:
+        stamp = parse_stamp(value)
+    except ValueError:
+        return None, "updated_at %r in the status file%s is not a time (ISO 8601 or epoch seconds)" % (value, where)
+    if stamp < MIN_WALL_CLOCK:
+        return None, ("updated_at %r in the status file%s is no wall-clock time (before 2000: a monotonic clock?)"
+                      % (value, where))
+    return stamp, None
 
 
 def _check_thresholds(stall_timeout, eval_timeout):
@@ -405,33 +433,52 @@ def assess(status, now, stall_timeout=DEFAULT_STALL_TIMEOUT, eval_timeout=DEFAUL
         return _verdict(STATUS_CORRUPT, "current_step %r in the status file%s is not a step number"
                         % (step_value, where), **facts)
     stamp_value = status.get("updated_at")
-    stamp = None
+    stamp = stamp_problem = None
     if stamp_value is not None:
-        try:
-            stamp = parse_stamp(stamp_value)
-        except ValueError:
-            return _verdict(STATUS_CORRUPT, "updated_at %r in the status file%s is not a time (ISO 8601 or epoch "
-                                            "seconds)" % (stamp_value, where), **facts)
-        facts["updated_at"] = _timeparse.iso(stamp)
+        stamp, stamp_problem = _stamp(stamp_value, where)
+        if stamp is not None:
+            facts["updated_at"] = _timeparse.iso(stamp)
     elif step is None:
         return _verdict(STATUS_CORRUPT, "the status file%s has neither updated_at nor current_step" % where, **facts)
+    mtime = getattr(status, "mtime", None)
+    if stamp_problem and mtime is None:
+        return _verdict(STATUS_CORRUPT, stamp_problem, **facts)
 
-    if phase in IDLE_PHASES:
-        return _verdict(OK, "the daemon is %s: no progress expected" % phase, **facts)
-    if step is not None and total and step >= total:
-        return _verdict(OK, "training finished: step %d of %d" % (step, total), **facts)
-    evaluating = phase in EVAL_PHASES
+    meaning = PHASES.get(phase, TRAINING)
+    if meaning == FAILING:
+        return _verdict(DAEMON_ERROR, "the daemon reports phase %r in the status file%s" % (phase, where), **facts)
+    # total_steps 0 or less is no total (Hugging Face's max_steps is -1 when it trains by epochs)
+    finished = step is not None and total is not None and total > 0 and step >= total
+    if meaning == SETTLED or finished:
+        if stamp_problem:
+            return _verdict(STATUS_CORRUPT, stamp_problem, **facts)
+        return _verdict(OK, "the daemon is %s: no progress expected" % phase if meaning == SETTLED
+                        else "training finished: step %d of %d" % (step, total), **facts)
+    evaluating = meaning == EVALUATING
     timeout = eval_timeout if evaluating else stall_timeout
     facts["timeout_s"] = timeout
-    mtime = getattr(status, "mtime", None)
 
+    # Since when nothing moved. The file's last write stands in for an updated_at that cannot be used
+    # (not a time, no wall-clock time) or misleads: local time written without an offset (it differs
+    # from the last write by a whole zone offset), or a stamp in the future.
+    note = stamp_problem
     if stamp is not None:
         since, measured = stamp, "updated_at"
-        if stamp > now + skew_tolerance:
-            return _verdict(CLOCK_SKEW, "updated_at %s in the status file%s is %s in the future: %s, not a stall"
-                            % (facts["updated_at"], where, duration(stamp - now),
-                               _skew_cause(_local_time_offset(stamp, mtime, now, timeout))),
-                            seconds=round(now - stamp, 3), measured_from=measured, **facts)
+        ahead = stamp > now + skew_tolerance
+        offset = _zone_offset(stamp, mtime) if ahead or now - stamp > timeout else None
+        if offset is not None or (ahead and mtime is not None):
+            if now - mtime <= timeout:   # written recently: the stamp is wrong, the daemon is not stalled
+                return _verdict(CLOCK_SKEW, _skew_message(stamp, mtime, now, offset, facts, where),
+                                seconds=round(now - stamp, 3), measured_from="updated_at", **facts)
+            since, measured = mtime, "file_mtime"
+            note = "updated_at %s %s" % (facts["updated_at"], "looks like local time (UTC%s) written without an offset"
+                                         % _zone(offset) if offset is not None
+                                         else "is %s in the future" % duration(stamp - now))
+        elif ahead:
+            return _verdict(CLOCK_SKEW, _skew_message(stamp, mtime, now, None, facts, where),
+                            seconds=round(now - stamp, 3), measured_from="updated_at", **facts)
+    elif stamp_problem:
+        since, measured = mtime, "file_mtime"
     else:
         since, measured = (step_since if step_since is not None else (mtime if mtime is not None else now),
                            "current_step")
@@ -440,28 +487,32 @@ def assess(status, now, stall_timeout=DEFAULT_STALL_TIMEOUT, eval_timeout=DEFAUL
     age = max(now - since, 0.0)
     facts["measured_from"] = measured
     if age <= timeout:
+        if stamp_problem:
+            return _verdict(STATUS_CORRUPT, stamp_problem, seconds=round(age, 3), **facts)
         what = "evaluating" if evaluating else "progressing"
         step_text = ", step %d" % step if step is not None else ""
         text = ("daemon restarted %s ago" % duration(age) if measured == "daemon_start"
                 else "last update %s ago" % duration(age))
         return _verdict(OK, "%s%s: %s (limit %s)" % (what, step_text, text, duration(timeout)),
                         seconds=round(age, 3), **facts)
-    if measured == "updated_at":
-        offset = _local_time_offset(stamp, mtime, now, timeout)
-        if offset is not None:
-            return _verdict(CLOCK_SKEW, "updated_at %s in the status file%s lags the file's last write by exactly "
-                                        "%s: %s, not a stall" % (facts["updated_at"], where, duration(offset),
-                                                                 _skew_cause(offset)),
-                            seconds=round(now - stamp, 3), **facts)
     reason = EVAL_STALL if evaluating else STEP_STALL
     inside_file = " in %s" % path if path else ""
-    moved = "updated_at%s has not changed" % inside_file if measured == "updated_at" else (
-        "current_step%s has not moved" % inside_file if measured == "current_step"
-        else "nothing was written%s since the daemon started" % (" to %s" % path if path else ""))
+    moved = {"updated_at": "updated_at%s has not changed" % inside_file,
+             "current_step": "current_step%s has not moved" % inside_file,
+             "file_mtime": "the status file%s has not been written" % where,
+             "daemon_start": "nothing was written%s since the daemon started" % (" to %s" % path if path else "")}
     step_text = " at step %d" % step if step is not None else ""
-    return _verdict(reason, "%s: %s for %s%s (limit %s)" % (
-        "evaluation stalled" if evaluating else "training stalled", moved, duration(age), step_text,
-        duration(timeout)), stalled=True, seconds=round(age, 3), **facts)
+    return _verdict(reason, "%s: %s for %s%s (limit %s)%s" % (
+        "evaluation stalled" if evaluating else "training stalled", moved[measured], duration(age), step_text,
+        duration(timeout), "; " + note if note else ""), stalled=True, seconds=round(age, 3), **facts)
+
+
+def _skew_message(stamp, mtime, now, offset, facts, where):
+    if stamp > now:
+        return "updated_at %s in the status file%s is %s in the future: %s, not a stall" % (
+            facts["updated_at"], where, duration(stamp - now), _skew_cause(offset))
+    return "updated_at %s in the status file%s lags the file's last write by exactly %s: %s, not a stall" % (
+        facts["updated_at"], where, duration(mtime - stamp), _skew_cause(offset))
 
 
 def _skew_cause(offset):

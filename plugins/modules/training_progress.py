@@ -155,7 +155,7 @@ stalled:
   returned: always
   type: bool
 reason:
-  description: V(ok), V(step_stall), V(eval_stall), V(status_missing), V(status_corrupt), V(daemon_dead) or V(clock_skew).
+  description: V(ok), V(step_stall), V(eval_stall), V(status_missing), V(status_corrupt), V(daemon_dead), V(clock_skew) or V(daemon_error).
   returned: always
   type: str
 message:
@@ -196,7 +196,9 @@ timeout_s:
   returned: always
   type: int
 measured_from:
-  description: What the time without progress is measured from, V(updated_at), V(current_step) or V(daemon_start).
+  description: >-
+    What the time without progress is measured from, V(updated_at), V(current_step), V(daemon_start) or V(file_mtime)
+    (the status file's last write, when C(updated_at) is no time or looks like local time written without an offset).
   returned: always
   type: str
 files:

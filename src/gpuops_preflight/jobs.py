@@ -57,7 +57,7 @@ class ProgressResult(_Mapping):
     stalled: bool
     reason: str                          # text: "no progress for 11 minutes (...)", or what else was found
     seconds_since_update: float | None
-    code: str                            # ok, step_stall, eval_stall, status_missing, status_corrupt, clock_skew
+    code: str                            # a reason of _training_progress (ok, step_stall, clock_skew, ...)
     status: str                          # the check model's ok / warn / fail / unknown
     updated_at: str | None = None        # ISO 8601 UTC
     current_step: Any = None

@@ -118,6 +118,13 @@ def test_read_status_never_blocks_on_a_fifo_nor_reads_a_directory_or_a_huge_file
 # assess: the verdict
 
 def assess_file(tmp_path, doc, mtime=None, **kw):
+    """The verdict on ``doc`` written to a file last written at ``mtime`` (default: when its updated_at says,
+    as a daemon writing its status does; NOW when that is no time)."""
+    if mtime is None:
+        try:
+            mtime = min(tp.parse_stamp(doc.get("updated_at")), NOW)
+        except ValueError:
+            mtime = NOW
     return tp.assess(tp.read_status(write_status(tmp_path, doc, mtime)), NOW, **kw)
 
 
@@ -155,10 +162,13 @@ def test_eval_phase_has_its_own_longer_timeout(tmp_path):
 
 
 def test_future_stamp_is_clock_skew_not_a_stall(tmp_path):
-    res = assess_file(tmp_path, daemon_status(updated=NOW + 7200))
+    res = assess_file(tmp_path, daemon_status(updated=NOW + 7620), mtime=NOW - 5)   # not a whole zone ahead
     assert (res["stalled"], res["reason"], res["status"]) == (False, "clock_skew", "warn")
-    assert "2 h in the future: clock skew between the daemon and this host" in res["message"]
-    assert res["seconds_since_update"] == pytest.approx(-7200)
+    assert "2 h 07 min in the future: clock skew between the daemon and this host" in res["message"]
+    assert res["seconds_since_update"] == pytest.approx(-7620)
+    # no file time to compare with (a document, not a file): the same
+    res = tp.assess(daemon_status(updated=NOW + 7620), NOW)
+    assert (res["stalled"], res["reason"]) == (False, "clock_skew") and "clock skew between" in res["message"]
     # a few seconds ahead (sub-second stamps, a slewing clock) is simply fresh
     assert assess_file(tmp_path, daemon_status(updated=NOW + 5))["reason"] == "ok"
 
@@ -237,6 +247,90 @@ def test_idle_or_finished_daemon_is_not_stalled(tmp_path):
     assert assess_file(tmp_path, daemon_status(updated=NOW - 90000, phase="idle"))["reason"] == "ok"
     res = assess_file(tmp_path, daemon_status(step=10000, total=10000, updated=NOW - 90000))
     assert res["reason"] == "ok" and res["message"] == "training finished: step 10000 of 10000"
+
+
+@pytest.mark.parametrize("total", [-1, 0, "-1"])
+def test_a_total_of_zero_or_less_is_no_total(tmp_path, total):
+    # Hugging Face's max_steps is -1 when training by epochs: a hung daemon there is not "finished"
+    res = assess_file(tmp_path, daemon_status(step=500, total=total, updated=NOW - 5000), pid_info=alive())
+    assert (res["stalled"], res["reason"]) == (True, "step_stall")
+    assert assess_file(tmp_path, daemon_status(step=500, total=total, updated=NOW - 30))["reason"] == "ok"
+
+
+@pytest.mark.parametrize("word", ["error", "failed", "crashed", "Error", "aborted"])
+def test_a_daemon_reporting_a_failure_is_a_warning_not_no_progress_expected(tmp_path, word):
+    res = assess_file(tmp_path, daemon_status(updated=NOW - 90000, phase=word), pid_info=alive())
+    assert (res["stalled"], res["reason"], res["status"]) == (False, "daemon_error", "warn")
+    assert "the daemon reports phase %r" % word.lower() in res["message"] and res["fix"]
+    # the same word under "status" (no phase key)
+    doc = daemon_status(updated=NOW - 30, phase=None, status=word)
+    del doc["phase"]
+    assert assess_file(tmp_path, doc)["reason"] == "daemon_error"
+
+
+def test_the_phase_table_gives_every_word_one_meaning():
+    assert set(tp.PHASES.values()) == {tp.EVALUATING, tp.SETTLED, tp.FAILING}
+    assert not (tp.IDLE_PHASES & tp.FAILED_PHASES) and not (tp.EVAL_PHASES & tp.FAILED_PHASES)
+    for word in ("error", "failed", "crashed", "exited"):
+        assert tp.PHASES[word] == tp.FAILING, word
+    for word in ("idle", "finished", "done", "completed"):
+        assert tp.PHASES[word] == tp.SETTLED, word
+
+
+IST = 5 * 3600 + 1800   # a host in India writing datetime.now().isoformat(): local time, no offset
+
+
+def test_local_time_east_of_utc_does_not_hide_a_stall(tmp_path):
+    # hung 20 min ago: its last stamp reads 5 h 10 min in the future, the file was last written 20 min ago
+    res = assess_file(tmp_path, daemon_status(updated=NOW - 1200 + IST), mtime=NOW - 1200, pid_info=alive())
+    assert (res["stalled"], res["reason"], res["measured_from"]) == (True, "step_stall", "file_mtime")
+    assert res["seconds_since_update"] == pytest.approx(1200)
+    assert "the status file (%s) has not been written for 20 min" % (tmp_path / "training_status.json") \
+        in res["message"]
+    assert "looks like local time (UTC+05:30) written without an offset" in res["message"]
+    # hung 7 h ago: the stamp is in the past, but only by 1 h 30 min
+    res = assess_file(tmp_path, daemon_status(updated=NOW - 7 * 3600 + IST), mtime=NOW - 7 * 3600,
+                      pid_info=alive(started=NOW - 9 * 3600))
+    assert res["stalled"] and res["seconds_since_update"] == pytest.approx(7 * 3600)
+    # the same stamp in a file written just now is the daemon's clock, not a stall
+    res = assess_file(tmp_path, daemon_status(updated=NOW - 30 + IST), mtime=NOW - 30, pid_info=alive())
+    assert (res["stalled"], res["reason"]) == (False, "clock_skew") and "UTC+05:30" in res["message"]
+
+
+def test_local_time_west_of_utc_measures_a_stall_without_the_zone_offset(tmp_path):
+    west = -5 * 3600
+    res = assess_file(tmp_path, daemon_status(updated=NOW - 3600 + west), mtime=NOW - 3600, pid_info=alive())
+    assert (res["stalled"], res["measured_from"]) == (True, "file_mtime")
+    assert res["seconds_since_update"] == pytest.approx(3600) and "for 1 h " not in res["message"]
+    assert "looks like local time (UTC-05:00)" in res["message"]
+
+
+def test_a_stamp_in_the_future_in_a_file_not_written_for_long_is_a_stall(tmp_path):
+    res = assess_file(tmp_path, daemon_status(updated=NOW + 7620), mtime=NOW - 2000, pid_info=alive())
+    assert (res["stalled"], res["measured_from"]) == (True, "file_mtime")
+    assert res["seconds_since_update"] == pytest.approx(2000) and "is 2 h 07 min in the future" in res["message"]
+
+
+@pytest.mark.parametrize("stamp", ["Wed, 02 Dec 2026 06:35:36 +0000", "2026-12-02 06:35:36 UTC",
+                                   "Wed Dec  2 06:35:36 2026"])
+def test_an_updated_at_that_is_no_time_falls_back_to_the_files_last_write(tmp_path, stamp):
+    res = assess_file(tmp_path, daemon_status(updated_at=stamp), mtime=NOW - 30, pid_info=alive())
+    assert (res["stalled"], res["reason"], res["status"]) == (False, "status_corrupt", "warn")
+    assert "updated_at %r in the status file" % stamp in res["message"] and "is not a time" in res["message"]
+    res = assess_file(tmp_path, daemon_status(updated_at=stamp), mtime=NOW - 2000, pid_info=alive())
+    assert (res["stalled"], res["reason"], res["measured_from"]) == (True, "step_stall", "file_mtime")
+    assert res["seconds_since_update"] == pytest.approx(2000) and "is not a time" in res["message"]
+
+
+@pytest.mark.parametrize("stamp", [3600.0, "12.5", 946684799])
+def test_an_updated_at_that_is_no_wall_clock_time_is_corrupt_not_a_stall(tmp_path, stamp):
+    # time.monotonic() written by mistake, in a file the daemon keeps writing: it is healthy
+    res = assess_file(tmp_path, daemon_status(updated_at=stamp), mtime=NOW - 10, pid_info=alive(started=NOW - 2000))
+    assert (res["stalled"], res["reason"], res["status"]) == (False, "status_corrupt", "warn")
+    assert "no wall-clock time" in res["message"] and "since the daemon started" not in res["message"]
+    res = assess_file(tmp_path, daemon_status(updated_at=stamp), mtime=NOW - 2000, pid_info=alive(started=NOW - 5000))
+    assert (res["stalled"], res["measured_from"]) == (True, "file_mtime")
+    assert res["seconds_since_update"] == pytest.approx(2000)
 
 
 def test_without_updated_at_the_step_must_move(tmp_path):
