@@ -349,6 +349,10 @@ def _age(seconds):
 def evaluate_daemon(daemon, fix):
     """The PID file names a live process, started before the file was written, whose command line is the daemon's."""
     details = {"pid": daemon.get("pid"), "pid_file": daemon.get("pid_file")}
+    if daemon.get("unknown"):   # /proc hides it, its command line cannot be read: never "gone"
+        return [_p("daemon", UNKNOWN, daemon.get("message") or "cannot tell whether the daemon runs",
+                   "Run the check as root or as the daemon's user (/proc mounted with hidepid hides other users' "
+                   "processes).")], None, details
     if not daemon.get("alive"):
         return [_p("daemon", FAIL, daemon.get("message") or "the training daemon is not running", fix)], None, details
     return [], "training daemon pid %d (from %s) is running" % (daemon["pid"], daemon["pid_file"]), details
@@ -488,6 +492,9 @@ def evaluate_checkpoint(checkpoints, daemon, status, config, fix, now=None,
     now = time.time() if now is None else now
     latest = checkpoints.get("latest")
     details = {"latest": latest["path"] if latest else None, "active": _active(daemon)}
+    if daemon and daemon.get("unknown"):
+        return [_p(name, UNKNOWN, "checkpoint age not checked: %s" % daemon.get("message"),
+                   "See the daemon check.")], None, details
     if not _active(daemon):
         return [], "training is not active: checkpoint age not checked", details
     if checkpoints.get("error") and not checkpoints["error"].endswith("does not exist"):

@@ -280,7 +280,7 @@ def _with_fix_report(name):
 def evaluate_progress(ctx, spec):
     """The stall check (``_training_progress.assess``) on the status file, against the daemon's PID file."""
     daemon = ctx.value("daemon")
-    if daemon is not None and not daemon.get("alive"):
+    if daemon is not None and not daemon.get("alive") and not daemon.get("unknown"):
         # The daemon check reports (and blocks on) a dead daemon: no second verdict about the same thing.
         return [], "no progress expected: the training daemon is not running (see the daemon check)", {
             "reason": _progress.DAEMON_DEAD}

@@ -34,7 +34,8 @@ import time
 
 from ansible_collections.gpuops.preflight.plugins.module_utils import _checks, _deadline, _files
 from ansible_collections.gpuops.preflight.plugins.module_utils import _timeparse, _tool
-from ansible_collections.gpuops.preflight.plugins.module_utils._values import clean_text, duration, first_line, type_name
+from ansible_collections.gpuops.preflight.plugins.module_utils._values import (clean_text, duration, first_line,
+                                                                                human_bytes, type_name)
 
 OK = "ok"
 STEP_STALL = "step_stall"
@@ -51,9 +52,11 @@ DEFAULT_EVAL_TIMEOUT = 1800
 DEFAULT_KILL_TIMEOUT = 30
 STATUS_LIMIT = 1024 * 1024          # bytes of the status file read at most
 SMALL_LIMIT = 4096                  # a PID file, /proc/<pid>/stat, /proc/uptime
+CMDLINE_LIMIT = 128 * 1024          # bytes of /proc/<pid>/cmdline read: torchrun and deepspeed launches run past 4 KiB
+PF_KTHREAD = 0x00200000             # /proc/<pid>/stat flags: a kernel thread
 SKEW_TOLERANCE = 60                 # seconds a stamp may lie in the future before it is clock skew
 MIN_WALL_CLOCK = 946684800.0        # 2000-01-01 UTC: an updated_at before it is no wall-clock time (a monotonic clock)
-PID_REUSE_SLACK = 5                 # seconds: a process started this long after its PID file was written is another one
+PID_REUSE_SLACK = 5                 # seconds a process may start after its PID file was written (see _reused)
 LOG_MAX_BYTES = 10 * 1024 * 1024    # watchdog.log is rotated to watchdog.log.1 beyond this
 
 # Relative to the training base dir (issue 10's layout).
@@ -188,14 +191,22 @@ def read_text(path, limit=SMALL_LIMIT):
 # ---------------------------------------------------------------------------------------------
 # Processes (procfs)
 
-def _stat_fields(pid, proc_root):
-    """The fields of /proc/<pid>/stat after the command name (state first), or None when it is gone."""
+def _read_stat(pid, proc_root):
+    """(the fields of /proc/<pid>/stat after the command name, state first; None when it is gone or
+    cannot be read, the reason it cannot be read: the text of an error other than "gone")."""
     try:
         text = read_text(os.path.join(proc_root, str(pid), "stat"))
-    except (OSError, ValueError):
-        return None
+    except (FileNotFoundError, ProcessLookupError, NotADirectoryError):
+        return None, None
+    except (OSError, ValueError) as exc:
+        return None, getattr(exc, "strerror", None) or str(exc)
     head, sep, tail = text.rpartition(")")
-    return tail.split() if sep else None
+    return (tail.split() if sep else None), None
+
+
+def _stat_fields(pid, proc_root):
+    """The fields of /proc/<pid>/stat after the command name (state first), or None when it is gone."""
+    return _read_stat(pid, proc_root)[0]
 
 
 def _uptime(proc_root):
@@ -206,16 +217,19 @@ def _uptime(proc_root):
 
 
 def process_info(pid, proc_root="/proc", now=None, uptime=None):
-    """{pid, alive, state, ppid, pgid, started_at}: ``alive`` is False for a process that is gone or
-    a zombie; ``started_at`` is epoch seconds (from its start time in clock ticks since boot)."""
-    info = {"pid": pid, "alive": False, "state": None, "ppid": None, "pgid": None, "started_at": None}
-    fields = _stat_fields(pid, proc_root)
+    """{pid, alive, state, ppid, pgid, started_at, kthread, error}: ``alive`` is False for a process
+    that is gone or a zombie, or whose stat cannot be read (``error`` then says why); ``started_at``
+    is epoch seconds (from its start time in clock ticks since boot); ``kthread``: a kernel thread."""
+    info = {"pid": pid, "alive": False, "state": None, "ppid": None, "pgid": None, "started_at": None,
+            "kthread": False, "error": None}
+    fields, info["error"] = _read_stat(pid, proc_root)
     if not fields or len(fields) < 20:
         return info
     info["state"] = fields[0]
     info["alive"] = fields[0] not in ("Z", "X", "x")
     try:
         info["ppid"], info["pgid"] = int(fields[1]), int(fields[2])
+        info["kthread"] = bool(int(fields[6]) & PF_KTHREAD)
         ticks = int(fields[19])
     except ValueError:
         return info
@@ -225,6 +239,36 @@ def process_info(pid, proc_root="/proc", now=None, uptime=None):
         now = time.time() if now is None else now
         info["started_at"] = now - max(uptime - float(ticks) / hertz, 0.0)
     return info
+
+
+def _cmdline(pid, proc_root):
+    """(the command line, its words joined by spaces; cut at CMDLINE_LIMIT; the reason it cannot be
+    read, or "gone")."""
+    try:
+        fd = _files.open_regular(os.path.join(proc_root, str(pid), "cmdline"))
+        try:
+            data = _files.read_fd(fd, CMDLINE_LIMIT + 1)
+        finally:
+            os.close(fd)
+    except (FileNotFoundError, ProcessLookupError, NotADirectoryError):
+        return "", False, "gone"
+    except (OSError, ValueError) as exc:
+        return "", False, getattr(exc, "strerror", None) or str(exc)
+    cut = len(data) > CMDLINE_LIMIT
+    return data[:CMDLINE_LIMIT].decode("utf-8", "replace").replace("\0", " ").strip(), cut, None
+
+
+def _exists(pid):
+    """Whether ``pid`` exists, by the kernel's word (signal 0 sends nothing): True, False, or None."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True   # it exists, it is another user's
+    except OSError:
+        return None
+    return True
 
 
 def processes(proc_root="/proc"):
@@ -247,14 +291,86 @@ def processes(proc_root="/proc"):
     return found
 
 
-def daemon_info(pid_file, proc_root="/proc", now=None, match=None):
-    """What the PID file says about the daemon: {pid, alive, pgid, started_at, message, pid_file}.
+# Who the PID file's process is. Each rule looks at the facts ({pid, pid_file, written, proc, cmdline,
+# cut, cmdline_error, match, real_proc}) and says (False, why: not the daemon) or (None, why: cannot
+# tell), or nothing; the first that speaks decides, and a process no rule speaks against is the daemon.
+# "Cannot tell" is never "gone" nor "not the daemon": the check is unknown and nothing is stopped.
 
-    ``alive`` is False when the PID file is missing or unreadable, names a process that is gone, a
-    process started after the file was written (its PID was reused), or, with ``match``, a process
-    whose command line does not contain ``match``. ``message`` says which."""
+def _own_process(f):
+    if f["pid"] == os.getpid():
+        return False, "PID file %s names PID %d, this check's own process, not the daemon" % (f["pid_file"], f["pid"])
+    return None
+
+
+def _stat_unreadable(f):
+    if f["proc"]["error"]:
+        return None, "cannot tell whether PID %d is the daemon: its stat cannot be read: %s" % (
+            f["pid"], f["proc"]["error"])
+    return None
+
+
+def _gone(f):
+    proc = f["proc"]
+    if proc["alive"] and f["cmdline_error"] != "gone":
+        return None
+    if proc["state"] is None and f["real_proc"] and _exists(f["pid"]):
+        return None, ("cannot tell whether PID %d is the daemon: it exists, but /proc hides it (mounted with "
+                      "hidepid?)" % f["pid"])
+    return False, "the daemon (PID %d, from %s) is gone%s" % (
+        f["pid"], f["pid_file"], " (a zombie)" if proc["state"] == "Z" else "")
+
+
+def _kernel_thread(f):
+    if f["proc"]["kthread"]:
+        return False, "PID %d from %s is a kernel thread, not the daemon" % (f["pid"], f["pid_file"])
+    return None
+
+
+def _not_matching(f):
+    if not f["match"] or f["match"] in f["cmdline"]:
+        return None
+    if f["cmdline_error"]:
+        return None, "cannot tell whether PID %d is the daemon: its command line cannot be read: %s" % (
+            f["pid"], f["cmdline_error"])
+    if f["cut"]:
+        return None, ("cannot tell whether PID %d is the daemon: the first %s of its command line do not "
+                      "contain %r" % (f["pid"], human_bytes(CMDLINE_LIMIT), f["match"]))
+    if not f["cmdline"]:
+        return False, "PID %d from %s has an empty command line, not the daemon (no %r in it)" % (
+            f["pid"], f["pid_file"], f["match"])
+    return False, "PID %d from %s is %r, not the daemon (no %r in its command line)" % (
+        f["pid"], f["pid_file"], f["cmdline"][:80], f["match"])
+
+
+def _reused(f):
+    # PID reuse: a process that started clearly after its PID file was written did not write it;
+    # unless the file's time is off (a clock stepped at boot, an NFS server's clock). Then daemon_match
+    # decides: a process whose command line contains it is the daemon (one that does not was refused
+    # above), and only without daemon_match does the start time alone say "reused". A reused PID is
+    # caught either way: by another program's command line, or by its start time.
+    started = f["proc"]["started_at"]
+    if f["match"] or started is None or started <= f["written"] + PID_REUSE_SLACK:
+        return None
+    return False, "PID %d from %s is another process, started %s after the PID file was written: the daemon " \
+                  "is gone (set daemon_match to accept a PID file written before its process started)" % (
+                      f["pid"], f["pid_file"], duration(started - f["written"]))
+
+
+IDENTITY_RULES = (_own_process, _stat_unreadable, _gone, _kernel_thread, _not_matching, _reused)
+
+
+def daemon_info(pid_file, proc_root="/proc", now=None, match=None):
+    """What the PID file says about the daemon: {pid, alive, unknown, pgid, started_at, message, pid_file}.
+
+    ``alive`` is True only for a process proven to be the daemon (``IDENTITY_RULES``); False when the
+    PID file is missing or unreadable, names a process that is gone, a kernel thread, a process started
+    after the file was written (its PID was reused), or, with ``match``, a process whose command line
+    does not contain ``match``. ``unknown`` when it cannot be told (/proc hides the process, its command
+    line cannot be read). ``message`` says which. PID 1 may be the daemon (in a container): only
+    stopping it is refused (``refuse_to_stop``)."""
     now = time.time() if now is None else now
-    info = {"pid": None, "alive": False, "pgid": None, "started_at": None, "message": None, "pid_file": pid_file}
+    info = {"pid": None, "alive": False, "unknown": False, "pgid": None, "started_at": None, "message": None,
+            "pid_file": pid_file}
     try:
         data, written = _read_file(pid_file, SMALL_LIMIT)
     except (FileNotFoundError, NotADirectoryError):
@@ -264,35 +380,24 @@ def daemon_info(pid_file, proc_root="/proc", now=None, match=None):
         info["message"] = "PID file %s" % _strip_path(str(exc), pid_file)
         return info
     except OSError as exc:
-        info["message"] = "PID file %s could not be read: %s" % (pid_file, exc.strerror or exc)
+        info.update(unknown=True, message="PID file %s could not be read: %s" % (pid_file, exc.strerror or exc))
         return info
     words = data.decode("utf-8", "replace").split()
     if not words or not words[0].isdecimal() or int(words[0]) < 1:
-        info["message"] = "PID file %s does not hold a PID (%r)" % (pid_file, data[:40].decode("utf-8", "replace"))
+        info["message"] = "PID file %s does not hold a PID (%s)" % (
+            pid_file, repr(data[:40].decode("utf-8", "replace")) if data.strip() else "it is empty")
         return info
     pid = info["pid"] = int(words[0])
-    refused = refuse_to_stop(pid, proc_root, quick=True)
-    if refused:
-        info["message"] = "PID file %s names PID %d, which is not the daemon (%s)" % (pid_file, pid, refused)
-        return info
     proc = process_info(pid, proc_root, now)
     info.update(pgid=proc["pgid"], started_at=proc["started_at"])
-    if not proc["alive"]:
-        info["message"] = "the daemon (PID %d, from %s) is gone%s" % (
-            pid, pid_file, " (a zombie)" if proc["state"] == "Z" else "")
-        return info
-    if proc["started_at"] is not None and proc["started_at"] > written + PID_REUSE_SLACK:
-        info["message"] = ("PID %d from %s is another process, started %s after the PID file was written: "
-                           "the daemon is gone" % (pid, pid_file, duration(proc["started_at"] - written)))
-        return info
-    if match:
-        try:
-            cmdline = read_text(os.path.join(proc_root, str(pid), "cmdline")).replace("\0", " ").strip()
-        except (OSError, ValueError):
-            cmdline = ""
-        if match not in cmdline:
-            info["message"] = "PID %d from %s is %r, not the daemon (no %r in its command line)" % (
-                pid, pid_file, cmdline[:80], match)
+    cmdline, cut, cmdline_error = _cmdline(pid, proc_root) if proc["alive"] else ("", False, None)
+    facts = {"pid": pid, "pid_file": pid_file, "written": written, "proc": proc, "cmdline": cmdline, "cut": cut,
+             "cmdline_error": cmdline_error, "match": match,
+             "real_proc": os.path.realpath(proc_root) == os.path.realpath("/proc")}
+    for rule in IDENTITY_RULES:
+        verdict = rule(facts)
+        if verdict:
+            info.update(unknown=verdict[0] is None, message=verdict[1])
             return info
     info["alive"] = True
     return info
@@ -391,14 +496,23 @@ def assess(status, now, stall_timeout=DEFAULT_STALL_TIMEOUT, eval_timeout=DEFAUL
     """The stall verdict. ``status``: the status document (a dict; a ``StatusDoc`` also carries the
     file's mtime) or a ``StatusError``. ``now``: epoch seconds. ``pid_info``: ``daemon_info``'s dict
     (at least ``alive`` and ``started_at``), or None when the daemon is not looked at.
-    ``step_since``: since when ``current_step`` has had its value (``track_step``), for a status
-    without ``updated_at``.
+    With ``unknown`` in ``pid_info`` (cannot tell whether its PID is the daemon) the status is judged
+    alone and a failure is unknown. ``step_since``: since when ``current_step`` has had its value
+    (``track_step``), for a status without ``updated_at``.
 
     Returns {stalled, reason, message, seconds_since_update, status, fix, current_step, phase,
     updated_at, timeout_s, measured_from}; ``reason`` is one of REASONS, ``status`` the check-model
     status (ok, warn, fail, unknown), ``stalled`` whether stopping the daemon is the remedy.
     Raises ValueError for thresholds that are not positive numbers."""
     _check_thresholds(stall_timeout, eval_timeout)
+    if pid_info is not None and pid_info.get("unknown"):
+        # Cannot tell whether the PID file's process is the daemon: the status is judged alone, and what
+        # would be a failure is unknown (the daemon may be dead or hung; nothing proves which, nothing is stopped).
+        result = assess(status, now, stall_timeout, eval_timeout, None, step_since, skew_tolerance)
+        if result["status"] == _checks.FAIL:
+            result.update(status=_checks.UNKNOWN, stalled=False,
+                          message="%s; %s" % (result["message"], pid_info.get("message")))
+        return result
     path = getattr(status, "path", None)
     where = " (%s)" % path if path else ""
     started = (pid_info or {}).get("started_at")
@@ -605,14 +719,10 @@ def _wait_gone(pid, pgid, by_group, deadline, proc_root, clock, sleep):
         pause = min(pause * 2, 0.1)
 
 
-def refuse_to_stop(pid, proc_root="/proc", quick=False):
-    """Why ``pid`` must never be stopped (init, this process, one of its ancestors), else None.
-    ``quick`` looks only at this process and its parent (no scan of every process)."""
+def refuse_to_stop(pid, proc_root="/proc"):
+    """Why ``pid`` must never be stopped (init, this process, one of its ancestors), else None."""
     if isinstance(pid, bool) or not isinstance(pid, int) or pid < 2:
         return "refusing to stop PID %r: not a process that can be stopped" % (pid,)
-    if quick:
-        return "refusing to stop PID %d: it is this process or its parent" % pid \
-            if pid in (os.getpid(), os.getppid()) else None
     table = processes(proc_root)
     mine, hops = os.getpid(), 0
     while mine and hops < 4096:
@@ -621,6 +731,19 @@ def refuse_to_stop(pid, proc_root="/proc", quick=False):
         mine = table.get(mine, (0,))[0]
         hops += 1
     return None
+
+
+def stop_refusal(daemon, daemon_match, proc_root="/proc"):
+    """Why the PID file's process is not stopped although the daemon stalled, else None. Only a
+    process proven to be the daemon is stopped: alive by ``daemon_info`` AND matching ``daemon_match``
+    (without it a PID from another PID namespace, or a reused one written just before, would pass),
+    and never PID 1, this process or its parents."""
+    if not daemon.get("alive"):
+        return daemon.get("message") or "PID %s is not known to be the daemon" % daemon.get("pid")
+    if not daemon_match:
+        return ("no daemon_match is set, so nothing proves that PID %d is the daemon: set daemon_match "
+                "(--daemon-match, training_watchdog_daemon_match) to a text of its command line" % daemon["pid"])
+    return refuse_to_stop(daemon["pid"], proc_root)
 
 
 def stop_group(pid, term_wait, kill_wait=5.0, leader_gone=False, proc_root="/proc", clock=time.monotonic,
@@ -873,8 +996,8 @@ def watch(module, base_dir, status_file=None, pid_file=None, log_file=None, stat
 
     Returns the ``assess`` dict plus: severity (hard when systemd gave up on the unit, or the daemon
     could not be stopped), files, daemon, unit (systemd's view, looked up only when the daemon is
-    dead or stalled), action (what stopping it did), changed, elapsed_s. Raises ValueError for bad
-    input (thresholds, paths)."""
+    dead or stalled), action (what stopping it did; {refused, pid} when it was not stopped:
+    ``stop_refusal``), changed, elapsed_s. Raises ValueError for bad input (thresholds, paths)."""
     start = clock()
     _check_thresholds(stall_timeout, eval_timeout)
     if isinstance(kill_timeout, bool) or not isinstance(kill_timeout, (int, float)) or kill_timeout < 0:
@@ -893,10 +1016,9 @@ def watch(module, base_dir, status_file=None, pid_file=None, log_file=None, stat
     daemon = None
     if "daemon" in seen:
         daemon = seen["daemon"].value if seen["daemon"].ok else {
-            "pid": None, "alive": False, "pgid": None, "started_at": None, "pid_file": files["pid_file"],
+            "pid": None, "alive": False, "unknown": True, "pgid": None, "started_at": None,
+            "pid_file": files["pid_file"],
             "message": "PID file %s could not be read: %s" % (files["pid_file"], seen["daemon"].describe_failure())}
-        if not seen["daemon"].ok:
-            daemon["unreadable"] = True
 
     step_since, state = None, None
     if files["state_file"] and isinstance(status, dict) and status.get("updated_at") is None:
@@ -908,8 +1030,6 @@ def watch(module, base_dir, status_file=None, pid_file=None, log_file=None, stat
             except OSError as exc:
                 module.warn("could not keep the step state in %s: %s" % (files["state_file"], exc))
     result = assess(status, now, stall_timeout, eval_timeout, daemon, step_since)
-    if daemon is not None and daemon.get("unreadable"):
-        result["status"] = _checks.UNKNOWN
     result.update(severity="soft", files=files, daemon=daemon, unit=None, action=None, changed=False)
 
     if unit and result["reason"] == DAEMON_DEAD:
@@ -924,7 +1044,12 @@ def watch(module, base_dir, status_file=None, pid_file=None, log_file=None, stat
         elif info["error"]:
             result["message"] += "; unit %s: %s" % (unit, info["error"])
 
-    if act and result["stalled"] and daemon is not None and daemon.get("pid"):
+    refused = stop_refusal(daemon, daemon_match, proc_root) if act and result["stalled"] and daemon else None
+    if refused:
+        result["action"] = {"refused": refused, "pid": daemon.get("pid")}
+        result["message"] += "; not stopped: %s" % refused
+        module.warn("the stalled daemon was not stopped: %s" % refused)
+    elif act and result["stalled"] and daemon is not None and daemon.get("pid"):
         result["changed"] = True
         if module.check_mode:
             result["action"] = {"would_stop": daemon["pid"], "pgid": daemon.get("pgid")}

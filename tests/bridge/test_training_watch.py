@@ -62,10 +62,11 @@ def test_a_stall_exits_1_and_is_stopped_only_with_act(capsys, base):
     code, out, _err = run_cli(capsys, "--once", "--base-dir", str(base.dir), "--stall-timeout", "1")
     assert code == 1 and "fail step_stall: training stalled" in out and "fix: " in out
     assert base.proc.poll() is None
-    code, out, _err = run_cli(capsys, "--once", "--act", "--check", "--base-dir", str(base.dir), "--stall-timeout", "1")
+    code, out, _err = run_cli(capsys, "--once", "--act", "--check", "--base-dir", str(base.dir), "--stall-timeout", "1",
+                              "--daemon-match", "time.sleep")
     assert code == 1 and "would stop PID %d (check mode)" % base.proc.pid in out and base.proc.poll() is None
     code, out, _err = run_cli(capsys, "--once", "--act", "--base-dir", str(base.dir), "--stall-timeout", "1",
-                              "--kill-timeout", "5", "--gpu-tool", "sysfs", "--sysfs-root", str(base.dir / "nosys"),
+                              "--daemon-match", "time.sleep", "--kill-timeout", "5", "--gpu-tool", "sysfs", "--sysfs-root", str(base.dir / "nosys"),
                               "--json")
     result = json.loads(out)
     assert code == 1 and result["action"]["terminated"] is True and base.proc.wait(5) == -signal.SIGTERM
@@ -118,6 +119,6 @@ def test_runs_from_the_bundle_without_ansible_or_ansible_runner(tmp_path, base):
     write_status(base.dir, current_step=10, updated_at=utc_naive(3600))
     time.sleep(1.2)
     done = subprocess.run(isolated + ["training-watch", "--once", "--act", "--base-dir", str(base.dir),
-                                      "--stall-timeout", "1", "--gpu-tool", "sysfs"],
+                                      "--stall-timeout", "1", "--gpu-tool", "sysfs", "--daemon-match", "time.sleep"],
                           env=env, capture_output=True, text=True, cwd=str(tmp_path), timeout=60, check=False)
     assert done.returncode == 1 and "stopped PID %d with SIGTERM" % base.proc.pid in done.stdout, done.stderr

@@ -91,6 +91,16 @@ def test_daemon():
     assert evaluate_daemon({"alive": False})[0][0]["fix"] == FIX
 
 
+def test_a_daemon_that_cannot_be_told_is_unknown_never_gone():
+    hidden = {"pid": 42, "alive": False, "unknown": True, "pid_file": "/t/.daemon.pid",
+              "message": "cannot tell whether PID 42 is the daemon: it exists, but /proc hides it (mounted with hidepid?)"}
+    problems, text, _details = evaluate_daemon(hidden)
+    assert statuses(problems) == ["unknown"] and problems[0]["message"] == hidden["message"] and text is None
+    # nor is training "not active" for the checkpoint age
+    problems, _text, _details = evaluate_checkpoint(checkpoint_report(ck(5)), hidden, None, None, now=NOW)
+    assert statuses(problems) == ["unknown"] and "checkpoint age not checked: cannot tell" in problems[0]["message"]
+
+
 def test_disk_space():
     problems, _ok_text, details = evaluate_disk_space({"path": "/t", "free_bytes": 12 * 10 ** 9, "error": None},
                                                       min_free_bytes=50 * 10 ** 9)

@@ -419,7 +419,7 @@ def test_process_info_of_a_live_a_zombie_and_a_gone_process(children):
     assert tp.process_info(proc.pid)["alive"] is False        # a zombie is gone
     proc.wait()
     assert tp.process_info(proc.pid) == {"pid": proc.pid, "alive": False, "state": None, "ppid": None,
-                                         "pgid": None, "started_at": None}
+                                         "pgid": None, "started_at": None, "kthread": False, "error": None}
 
 
 def test_daemon_info_from_the_pid_file(tmp_path, children):
@@ -455,6 +455,116 @@ def test_daemon_info_does_not_hang_on_a_fifo(tmp_path):
     os.mkfifo(tmp_path / ".daemon.pid")
     info = tp.daemon_info(str(tmp_path / ".daemon.pid"))
     assert not info["alive"] and "is a fifo" in info["message"]
+
+
+def pid_file_for(tmp_path, pid, mtime=None):
+    path = tmp_path / ".daemon.pid"
+    path.write_text("%d\n" % pid)
+    if mtime is not None:
+        os.utime(path, (mtime, mtime))
+    return str(path)
+
+
+def test_a_command_line_longer_than_4_kib_is_read(tmp_path, children):
+    # torchrun / deepspeed launches with many arguments: the match may sit past the first 4 KiB
+    args = ["--dataset_path=/data/shard-%05d.parquet" % i for i in range(150)] + ["--role=training_daemon"]
+    proc = subprocess.Popen([sys.executable, "-c", SLEEPER] + args, stdout=subprocess.PIPE, start_new_session=True)
+    children.append(proc)
+    assert proc.stdout.readline().strip() == b"ready"
+    with open("/proc/%d/cmdline" % proc.pid, "rb") as handle:
+        assert len(handle.read()) > 4096
+    info = tp.daemon_info(pid_file_for(tmp_path, proc.pid), match="training_daemon")
+    assert info["alive"] and info["message"] is None
+
+
+def test_a_command_line_that_cannot_be_read_is_unknown_not_another_process(tmp_path, children, monkeypatch):
+    proc = spawn(SLEEPER)
+    children.append(proc)
+    real_open = tp._files.open_regular
+
+    def refuse(path, *args):
+        if path.endswith("/cmdline"):
+            raise PermissionError(13, "Permission denied", path)
+        return real_open(path, *args)
+    monkeypatch.setattr(tp._files, "open_regular", refuse)
+    info = tp.daemon_info(pid_file_for(tmp_path, proc.pid), match="training_daemon")
+    assert (info["alive"], info["unknown"]) == (False, True)
+    assert info["message"] == ("cannot tell whether PID %d is the daemon: its command line cannot be read: "
+                               "Permission denied" % proc.pid)
+    assert "''" not in info["message"]
+
+
+def test_a_stat_that_cannot_be_read_is_unknown(tmp_path, children, monkeypatch):
+    proc = spawn(SLEEPER)
+    children.append(proc)
+    real_read = tp.read_text
+
+    def refuse(path, *args):
+        if path.endswith("/%d/stat" % proc.pid):
+            raise PermissionError(13, "Permission denied", path)
+        return real_read(path, *args)
+    monkeypatch.setattr(tp, "read_text", refuse)
+    info = tp.daemon_info(pid_file_for(tmp_path, proc.pid))
+    assert (info["alive"], info["unknown"]) == (False, True) and "its stat cannot be read: Permission denied" \
+        in info["message"]
+
+
+def test_a_process_hidden_by_hidepid_is_unknown_not_gone(tmp_path, monkeypatch):
+    hidden = 999999999   # no /proc entry; the kernel answers EPERM: it exists, another user's (hidepid=2)
+    real_kill = os.kill
+
+    def kill(pid, sig):
+        if pid == hidden and sig == 0:
+            raise PermissionError(1, "Operation not permitted")
+        return real_kill(pid, sig)
+    monkeypatch.setattr(tp.os, "kill", kill)
+    info = tp.daemon_info(pid_file_for(tmp_path, hidden), match="training_daemon")
+    assert (info["alive"], info["unknown"]) == (False, True)
+    assert "cannot tell whether PID %d is the daemon: it exists, but /proc hides it" % hidden in info["message"]
+    monkeypatch.setattr(tp.os, "kill", real_kill)
+    info = tp.daemon_info(pid_file_for(tmp_path, hidden), match="training_daemon")
+    assert (info["alive"], info["unknown"]) == (False, False) and "is gone" in info["message"]
+
+
+def test_a_kernel_thread_is_never_the_daemon(tmp_path):
+    for match in (None, ""):   # also without daemon_match
+        info = tp.daemon_info(pid_file_for(tmp_path, 2), match=match)
+        assert not info["alive"] and "PID 2 from %s is a kernel thread, not the daemon" % (tmp_path / ".daemon.pid") \
+            in info["message"]
+
+
+def test_a_pid_file_written_before_its_process_started_is_reuse_only_without_a_matching_command_line(
+        tmp_path, children):
+    proc = spawn(SLEEPER)
+    children.append(proc)
+    # the PID file's time is 30 s before the process started (a clock stepped at boot, an NFS server's clock)
+    early = pid_file_for(tmp_path, proc.pid, mtime=tp.process_info(proc.pid)["started_at"] - 30)
+    assert tp.daemon_info(early, match="time.sleep")["alive"]
+    info = tp.daemon_info(early)   # no daemon_match: the start time alone decides
+    assert not info["alive"] and "is another process, started 30 s after the PID file was written" in info["message"]
+    info = tp.daemon_info(early, match="training_daemon")   # another program under a reused number
+    assert not info["alive"] and "not the daemon (no 'training_daemon' in its command line)" in info["message"]
+
+
+def test_only_a_process_proven_to_be_the_daemon_is_stopped(tmp_path, children):
+    proc = spawn(SLEEPER)
+    children.append(proc)
+    info = tp.daemon_info(pid_file_for(tmp_path, proc.pid))
+    assert info["alive"]
+    assert "no daemon_match is set, so nothing proves that PID %d is the daemon" % proc.pid \
+        in tp.stop_refusal(info, None)
+    assert tp.stop_refusal(info, "") and tp.stop_refusal(info, "time.sleep") is None
+    unknown = {"pid": proc.pid, "alive": False, "unknown": True, "message": "cannot tell whether PID 7 is the daemon"}
+    assert tp.stop_refusal(unknown, "time.sleep") == unknown["message"]
+
+
+def test_an_unknown_daemon_leaves_a_stall_unknown_and_unstopped(tmp_path):
+    unknown = {"pid": 4242, "alive": False, "unknown": True, "started_at": None,
+               "message": "cannot tell whether PID 4242 is the daemon: its command line cannot be read: Permission denied"}
+    res = assess_file(tmp_path, daemon_status(updated=NOW - 5000), pid_info=unknown)
+    assert (res["stalled"], res["reason"], res["status"]) == (False, "step_stall", "unknown")
+    assert res["message"].endswith("; " + unknown["message"])
+    assert assess_file(tmp_path, daemon_status(updated=NOW - 30), pid_info=unknown)["status"] == "ok"
 
 
 def test_stop_group_terminates_with_sigterm(children):
@@ -508,10 +618,14 @@ def test_stop_group_refuses_init_itself_and_its_parents(which):
         tp.stop_group(pid, term_wait=1)
 
 
-def test_daemon_info_refuses_a_pid_file_naming_init(tmp_path):
+def test_a_daemon_running_as_pid_1_is_alive_but_never_stopped(tmp_path):
+    # in a container, checked with --local, the daemon is init: only stopping it is refused
     (tmp_path / ".daemon.pid").write_text("1\n")
-    info = tp.daemon_info(str(tmp_path / ".daemon.pid"))
-    assert not info["alive"] and "names PID 1, which is not the daemon" in info["message"]
+    with open("/proc/1/cmdline", "rb") as handle:
+        word = os.path.basename(handle.read().split(b"\0")[0].decode())
+    info = tp.daemon_info(str(tmp_path / ".daemon.pid"), match=word)
+    assert info["alive"] and info["message"] is None and not info["unknown"]
+    assert "refusing to stop PID 1" in tp.stop_refusal(info, word)
 
 
 def test_stop_group_leaves_a_reused_number_alone(children):

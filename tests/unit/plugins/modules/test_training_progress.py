@@ -90,7 +90,9 @@ class Host(object):
             return [json.loads(line) for line in handle]
 
     def args(self, **more):
-        args = {"base_dir": self.base, "sysfs_root": self.sysfs, "gpu_tool": "sysfs", "gpu_tool_timeout": 2}
+        # daemon_match: the stand-in's command line (python -c DAEMON) holds DAEMON's code
+        args = {"base_dir": self.base, "sysfs_root": self.sysfs, "gpu_tool": "sysfs", "gpu_tool_timeout": 2,
+                "daemon_match": "vram_"}
         args.update(more)
         return args
 
@@ -162,6 +164,19 @@ def test_check_mode_stops_nothing_and_writes_nothing(capsys, host):
     assert rc == 0 and result["changed"] is True and result["stalled"] is True
     assert result["action"] == {"would_stop": host.proc.pid, "pgid": host.proc.pid}
     assert "would stop PID %d (check mode)" % host.proc.pid in result["message"]
+    assert host.proc.poll() is None and host.log() == []
+
+
+def test_act_without_daemon_match_stops_nothing_and_says_to_set_it(capsys, host):
+    host.start_daemon()
+    host.status(current_step=3, updated_at=utc_naive(4000))
+    host.older_than(1)
+    rc, result = run_module(capsys, host.args(act=True, stall_timeout=1, daemon_match=None))
+    assert rc == 0 and result["stalled"] is True and result["changed"] is False
+    assert result["action"]["refused"].startswith("no daemon_match is set, so nothing proves that PID %d is the "
+                                                  "daemon" % host.proc.pid)
+    assert "; not stopped: no daemon_match is set" in result["message"]
+    assert "set daemon_match" in json.dumps(result["warnings"])
     assert host.proc.poll() is None and host.log() == []
 
 
