@@ -96,7 +96,10 @@ options:
     elements: str
     default: [config.json, core/train.py, core/training_daemon.py]
   daemon_match:
-    description: Text the daemon's command line must contain (a PID file naming another process is stale).
+    description:
+      - Text the daemon's command line must contain (a PID file naming another process is stale).
+      - A matching process started a little after its PID file was written (a clock stepped at boot, an NFS
+        server's clock) is still the daemon.
     type: str
     default: training_daemon
   service_user:

@@ -61,7 +61,11 @@ options:
     type: int
     default: 1800
   act:
-    description: Stop a stalled daemon (not in check mode, where the result says what would be stopped).
+    description:
+      - Stop a stalled daemon (not in check mode, where the result says what would be stopped).
+      - Only a process proven to be the daemon is stopped, one whose command line contains O(daemon_match);
+        without O(daemon_match) nothing is stopped (a warning says so). PID 1, this process and its parents
+        are never stopped.
     type: bool
     default: false
   kill_timeout:
@@ -72,7 +76,11 @@ options:
     description: The daemon's systemd unit, asked about its state (and last log lines) when the daemon is dead.
     type: str
   daemon_match:
-    description: A text the daemon's command line must contain; a PID file naming another process is then stale.
+    description:
+      - A text the daemon's command line must contain; a PID file naming another process is then stale.
+      - With it, a process started a little after its PID file was written (a clock stepped at boot, an NFS
+        server's clock) is still the daemon; without it, that is a reused PID.
+      - Needed for O(act) to stop anything.
     type: str
   read_timeout:
     description: Seconds allowed for reading the status and PID files (a hung filesystem), and for systemctl.
@@ -206,7 +214,10 @@ files:
   returned: always
   type: dict
 daemon:
-  description: What the PID file says (pid, alive, pgid, started_at, message); null with O(pid_file=none).
+  description:
+    - What the PID file says (pid, alive, unknown, pgid, started_at, message); null with O(pid_file=none).
+    - C(unknown) when it cannot be told whether the PID is the daemon (C(/proc) hides it, its command line cannot
+      be read); a stall is then V(unknown) and nothing is stopped.
   returned: always
   type: dict
 unit:
@@ -216,6 +227,8 @@ unit:
 action:
   description:
     - What stopping the daemon did, null when nothing was stopped. In check mode only C(would_stop) and C(pgid).
+    - C(refused) and C(pid) when the stalled daemon was not stopped, saying why (no O(daemon_match), a process
+      not proven to be the daemon, PID 1).
     - C(terminated) (gone after SIGTERM), C(killed) (SIGKILL was needed), C(gone), C(remaining), C(pids),
       C(vram_released) (true, false, or null when unknown), C(orphans) (C(pid), C(gpu), C(bdf), C(vram_bytes)
       of processes still holding GPU memory).
