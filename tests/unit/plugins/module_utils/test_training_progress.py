@@ -747,6 +747,22 @@ def test_the_docs_list_every_reason_with_its_status_and_every_phase_word():
     assert "more than %d s in the future" % tp.SKEW_TOLERANCE in text
 
 
+def test_the_watchdog_matches_the_daemon_as_training_health_does():
+    # the watchdog stops only a process proven to be the daemon: it needs a daemon_match by default
+    import yaml
+    root = os.path.join(os.path.dirname(DOC), "..")
+
+    def load(*parts):
+        with open(os.path.join(root, *parts), encoding="utf-8") as handle:
+            return yaml.safe_load(handle)
+    watchdog = load("roles", "training_watchdog", "defaults", "main.yml")["training_watchdog_daemon_match"]
+    assert watchdog and watchdog == load("roles", "training_health", "defaults", "main.yml")["training_health_daemon_match"]
+    spec = load("roles", "training_watchdog", "meta", "argument_specs.yml")["argument_specs"]["main"]["options"]
+    assert spec["training_watchdog_daemon_match"]["default"] == watchdog
+    with open(DOC, encoding="utf-8") as handle:
+        assert "| `training_watchdog_daemon_match` | `%s` |" % watchdog in handle.read()
+
+
 class FailingSystemctl(LocalProbeModule):
     """systemctl that exits 1 with ``stderr``."""
 
