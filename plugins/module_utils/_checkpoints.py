@@ -287,7 +287,10 @@ def inspect(folder, expect_layout=AUTO):
     """One checkpoint folder.
 
     Returns {path, name, step, layout, engine, engine_weights, resumable, missing, empty, global_step, max_steps,
-    mtime, problems}.
+    mtime, problems, error}.
+
+    ``error``: why the folder could not be looked at (it cannot be listed), else None; nothing is known
+    of it then but its name (``step`` from ``checkpoint-<N>``).
 
     ``missing`` lists the expected file names that are absent: the weights of ``expect_layout``
     (of the detected layout for ``auto``) and the training state its engine (``ENGINES``) needs.
@@ -297,13 +300,17 @@ def inspect(folder, expect_layout=AUTO):
     name = os.path.basename(folder)
     entry = {"path": folder, "name": name, "step": None, "layout": None, "engine": None, "engine_weights": False,
              "resumable": False, "missing": [], "empty": [], "global_step": None, "max_steps": None, "mtime": None,
-             "problems": []}
+             "problems": [], "error": None}
+    match = CHECKPOINT_DIR.match(name)
+    folder_step = int(match.group(1)) if match else None
     try:
         names = _listing(folder)
         st = os.stat(folder)
     except OSError as exc:
-        entry["problems"].append("%s cannot be listed: %s" % (folder, exc.strerror or exc))
+        entry["error"] = "%s cannot be listed: %s" % (folder, exc.strerror or exc)
+        entry["problems"].append(entry["error"])
         entry["missing"] = ["model.safetensors", TRAINER_STATE]
+        entry["step"] = folder_step   # still the newest by its name, as the trainer picks it
         return entry
     entry["mtime"] = st.st_mtime
     engine = next(e for e in ENGINES if e.marker(names))
@@ -337,8 +344,6 @@ def inspect(folder, expect_layout=AUTO):
     entry["global_step"], entry["max_steps"] = step, max_steps
     if error:
         entry["problems"].append(error)
-    match = CHECKPOINT_DIR.match(name)
-    folder_step = int(match.group(1)) if match else None
     entry["step"] = folder_step if folder_step is not None else step
     if folder_step is not None and step is not None and step != folder_step:
         entry["problems"].append("%s: trainer_state.json says global_step %d, the folder name says %d"

@@ -508,7 +508,11 @@ def evaluate_checkpoint(checkpoints, daemon, status, config, fix, now=None,
             return [_p(name, WARN, "training is at step %d with save_steps %d, but there is no checkpoint in %s" % (
                 step, save_steps, checkpoints["path"]), fix)], None, details
         return [], "no checkpoint yet in %s (training at step %s)" % (checkpoints["path"], step), details
-    age = now - (latest["mtime"] or now)
+    if latest.get("error") or latest["mtime"] is None:   # its age is not known: never "0 s old"
+        why = latest.get("error") or "%s has no modification time" % latest["path"]
+        return [_p(name, UNKNOWN, "newest checkpoint %s" % why, "Check the checkpoint folder's permissions.")
+                ], None, details
+    age = now - latest["mtime"]
     details["age_s"] = round(age, 1)
     if age > checkpoint_max_age_s:
         return [_p(name, WARN, "newest checkpoint %s is %s old (limit %s) while training is active" % (
@@ -601,6 +605,9 @@ def evaluate_checkpoint_resume(checkpoints, config, status, fix, expect_layout=_
                 ], None, details
     if not entries:
         return [], "no checkpoints in %s: a new run starts from step 0" % checkpoints["path"], details
+    if latest.get("error"):   # nothing is known of it: not "holds no model weights"
+        return [_p(name, UNKNOWN, "newest checkpoint %s" % latest["error"],
+                   "Check the checkpoint folder's permissions.")], None, details
     cfg = config.get("config") if isinstance(config.get("config"), dict) else None
     mode, why = _config.training_mode(cfg) if cfg is not None else (None, "config.json unreadable")
     expected = expect_layout if expect_layout != _checkpoints.AUTO else mode

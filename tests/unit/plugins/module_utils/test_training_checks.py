@@ -220,6 +220,38 @@ def test_checkpoint_age_only_while_training_is_active():
     assert evaluate_checkpoint(none, ALIVE, {"current_step": 800}, {"config": None}, now=NOW)[0] == []
 
 
+def unlistable_report(tmp_path, monkeypatch):
+    """The checkpoints of a folder whose newest checkpoint cannot be listed (EACCES, simulated: tests run as root)."""
+    from ansible_collections.gpuops.preflight.plugins.module_utils import _checkpoints
+    root = tmp_path / "current_model"
+    for step in (500, 900):
+        (root / ("checkpoint-%d" % step)).mkdir(parents=True)
+    real = _checkpoints._listing
+
+    def listing(path):
+        if path.endswith("checkpoint-900"):
+            raise PermissionError(13, "Permission denied", path)
+        return real(path)
+    monkeypatch.setattr(_checkpoints, "_listing", listing)
+    return _checkpoints.find(str(root)), str(root / "checkpoint-900")
+
+
+def test_a_newest_checkpoint_that_cannot_be_listed_is_unknown_not_fresh(tmp_path, monkeypatch):
+    report, newest = unlistable_report(tmp_path, monkeypatch)
+    assert report["latest"]["path"] == newest and report["latest"]["error"].endswith("Permission denied")
+    problems, text, _details = evaluate_checkpoint(report, ALIVE, {"current_step": 950}, None, now=NOW)
+    assert statuses(problems) == ["unknown"] and text is None
+    assert problems[0]["message"] == "newest checkpoint %s cannot be listed: Permission denied" % newest
+
+
+def test_checkpoint_resume_of_a_newest_checkpoint_that_cannot_be_listed_is_unknown(tmp_path, monkeypatch):
+    report, newest = unlistable_report(tmp_path, monkeypatch)
+    problems, text, _details = resume(report)
+    assert statuses(problems) == ["unknown"] and text is None
+    assert problems[0]["message"] == "newest checkpoint %s cannot be listed: Permission denied" % newest
+    assert "no model weights" not in problems[0]["message"]
+
+
 def scan(crashes=(), files=None, history=None):
     return {"crashes": list(crashes), "categories": [c["category"] for c in crashes],
             "files": files if files is not None else [{"path": "/t/logs/a.log", "error": None}],
