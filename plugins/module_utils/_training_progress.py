@@ -153,7 +153,8 @@ def read_status(path, limit=STATUS_LIMIT):
     try:
         data, mtime = _read_file(path, limit)
     except _files.FileProblem as exc:
-        return StatusError(STATUS_CORRUPT, "status file %s" % _strip_path(str(exc), path), path, unreadable=True)
+        return StatusError(STATUS_CORRUPT, "status file %s %s" % (path, _strip_path(str(exc), path)), path,
+                           unreadable=True)
     except OSError as exc:
         if isinstance(exc, (FileNotFoundError, NotADirectoryError)):
             return StatusError(STATUS_MISSING, "status file %s does not exist" % path, path)
@@ -162,15 +163,22 @@ def read_status(path, limit=STATUS_LIMIT):
     if not data.strip():
         return StatusError(STATUS_CORRUPT, "status file %s is empty (written in place, not atomically?)" % path,
                            path, mtime)
+    if not data.strip(b"\0 \t\r\n"):
+        return StatusError(STATUS_CORRUPT, "status file %s is zero-filled (%d NUL bytes: probably cut off by a "
+                                           "crash while it was written in place)" % (path, len(data)), path, mtime)
     try:
-        text = data.decode("utf-8")
+        text = data.decode("utf-8-sig")   # a byte-order mark (Windows tools, PowerShell) is not content
     except UnicodeDecodeError as exc:
         return StatusError(STATUS_CORRUPT, "status file %s is not UTF-8 text (byte 0x%02x at offset %d)"
                            % (path, data[exc.start], exc.start), path, mtime)
     try:
         doc = json.loads(text)
     except ValueError as exc:
-        return StatusError(STATUS_CORRUPT, "status file %s is not valid JSON (%s)" % (path, exc), path, mtime)
+        cut = "; it holds NUL bytes: probably cut off by a crash" if "\0" in text else ""
+        return StatusError(STATUS_CORRUPT, "status file %s is not valid JSON (%s)%s" % (path, exc, cut), path, mtime)
+    except RecursionError:
+        return StatusError(STATUS_CORRUPT, "status file %s is not a status document: its JSON is nested too deeply "
+                                           "to read" % path, path, mtime)
     if not isinstance(doc, dict):
         return StatusError(STATUS_CORRUPT, "status file %s holds a JSON %s, not an object" % (path, type_name(doc)),
                            path, mtime)
@@ -377,7 +385,7 @@ def daemon_info(pid_file, proc_root="/proc", now=None, match=None):
         info["message"] = "no PID file at %s (the daemon is not running)" % pid_file
         return info
     except _files.FileProblem as exc:
-        info["message"] = "PID file %s" % _strip_path(str(exc), pid_file)
+        info["message"] = "PID file %s %s" % (pid_file, _strip_path(str(exc), pid_file))
         return info
     except OSError as exc:
         info.update(unknown=True, message="PID file %s could not be read: %s" % (pid_file, exc.strerror or exc))

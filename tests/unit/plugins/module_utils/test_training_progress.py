@@ -104,14 +104,44 @@ def test_read_status_never_blocks_on_a_fifo_nor_reads_a_directory_or_a_huge_file
     fifo = str(tmp_path / "fifo.json")
     os.mkfifo(fifo)
     err = tp.read_status(fifo)   # opening a FIFO without a writer would block for ever without O_NONBLOCK
-    assert err.reason == tp.STATUS_CORRUPT and err.unreadable and "is a fifo, not a regular file" in err.message
+    assert err.reason == tp.STATUS_CORRUPT and err.unreadable
+    assert err.message == "status file %s is a fifo, not a regular file" % fifo
     err = tp.read_status(str(tmp_path))
-    assert err.unreadable and "is a directory" in err.message
+    assert err.unreadable and err.message == "status file %s is a directory, not a regular file" % tmp_path
     huge = tmp_path / "huge.json"
     with open(huge, "wb") as handle:
         handle.truncate(50 * 1024 * 1024)   # sparse: 50 MB of nothing
     err = tp.read_status(str(huge), limit=1024)
-    assert err.unreadable and "larger than its limit of 1.0 KiB" in err.message
+    assert err.unreadable and err.message.startswith("status file %s is " % huge)
+    assert "larger than its limit of 1.0 KiB" in err.message
+
+
+@pytest.mark.parametrize("content, words", [
+    (b"\0" * 4096, "is zero-filled (4096 NUL bytes: probably cut off by a crash"),
+    (b'{"current_step": 12}' + b"\0" * 100, "it holds NUL bytes: probably cut off by a crash"),
+    (b'{"a": ' + b"[" * 100000 + b"]" * 100000 + b"}", "its JSON is nested too deeply to read"),
+])
+def test_read_status_names_a_crash_cut_or_a_too_deep_file(tmp_path, content, words):
+    path = str(tmp_path / "training_status.json")
+    with open(path, "wb") as handle:
+        handle.write(content)
+    err = tp.read_status(path)
+    assert isinstance(err, tp.StatusError) and err.reason == tp.STATUS_CORRUPT and not err.unreadable
+    assert words in err.message and path in err.message
+
+
+def test_read_status_accepts_a_byte_order_mark(tmp_path):
+    path = str(tmp_path / "training_status.json")
+    with open(path, "wb") as handle:
+        handle.write(b"\xef\xbb\xbf" + json.dumps(daemon_status()).encode())
+    doc = tp.read_status(path)
+    assert isinstance(doc, tp.StatusDoc) and doc["current_step"] == 1200
+
+
+def test_a_pid_file_that_is_no_regular_file_is_named(tmp_path):
+    os.mkdir(tmp_path / ".daemon.pid")
+    info = tp.daemon_info(str(tmp_path / ".daemon.pid"))
+    assert info["message"] == "PID file %s is a directory, not a regular file" % (tmp_path / ".daemon.pid")
 
 
 # ---------------------------------------------------------------------------------------------
