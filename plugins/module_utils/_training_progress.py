@@ -274,6 +274,8 @@ def _exists(pid):
         return False
     except PermissionError:
         return True   # it exists, it is another user's
+    except (OverflowError, ValueError):
+        return False  # beyond what a PID can be
     except OSError:
         return None
     return True
@@ -390,7 +392,8 @@ def daemon_info(pid_file, proc_root="/proc", now=None, match=None):
     except OSError as exc:
         info.update(unknown=True, message="PID file %s could not be read: %s" % (pid_file, exc.strerror or exc))
         return info
-    words = data.decode("utf-8", "replace").split()
+    # a byte-order mark, NUL padding (a file cut by a crash) are no part of the PID
+    words = data.decode("utf-8", "replace").lstrip("\ufeff").replace("\0", " ").split()
     if not words or not words[0].isdecimal() or int(words[0]) < 1:
         info["message"] = "PID file %s does not hold a PID (%s)" % (
             pid_file, repr(data[:40].decode("utf-8", "replace")) if data.strip() else "it is empty")

@@ -470,7 +470,7 @@ def test_daemon_info_from_the_pid_file(tmp_path, children):
 
 @pytest.mark.parametrize("content, words", [
     (None, "no PID file at"), ("", "does not hold a PID"), ("daemon\n", "does not hold a PID"),
-    ("0\n", "does not hold a PID"), ("999999999\n", "is gone"),
+    ("0\n", "does not hold a PID"), ("999999999\n", "is gone"), ("99999999999999999999\n", "is gone"),
     ("\u00b2\n", "does not hold a PID"),   # a digit to str.isdigit, none to int()
 ])
 def test_daemon_info_bad_pid_files(tmp_path, content, words):
