@@ -163,7 +163,9 @@ stalled:
   returned: always
   type: bool
 reason:
-  description: V(ok), V(step_stall), V(eval_stall), V(status_missing), V(status_corrupt), V(daemon_dead), V(clock_skew) or V(daemon_error).
+  description: >-
+    V(ok), V(step_stall), V(eval_stall), V(status_missing), V(status_corrupt), V(daemon_dead), V(clock_skew) or
+    V(daemon_error).
   returned: always
   type: str
 message:

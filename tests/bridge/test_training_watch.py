@@ -66,7 +66,8 @@ def test_a_stall_exits_1_and_is_stopped_only_with_act(capsys, base):
                               "--daemon-match", "time.sleep")
     assert code == 1 and "would stop PID %d (check mode)" % base.proc.pid in out and base.proc.poll() is None
     code, out, _err = run_cli(capsys, "--once", "--act", "--base-dir", str(base.dir), "--stall-timeout", "1",
-                              "--daemon-match", "time.sleep", "--kill-timeout", "5", "--gpu-tool", "sysfs", "--sysfs-root", str(base.dir / "nosys"),
+                              "--daemon-match", "time.sleep", "--kill-timeout", "5", "--gpu-tool", "sysfs",
+                              "--sysfs-root", str(base.dir / "nosys"),
                               "--json")
     result = json.loads(out)
     assert code == 1 and result["action"]["terminated"] is True and base.proc.wait(5) == -signal.SIGTERM
