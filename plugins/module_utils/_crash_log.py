@@ -148,14 +148,18 @@ PATTERNS = [
     _P("process_killed", r"\bOut of memory: Kill(?:ed)? process\b", "kernel OOM killer"),
     _P("process_killed", r"\bMemory cgroup out of memory\b", "cgroup OOM killer"),
     _P("process_killed", r"\binvoked oom-killer\b|\boom-kill:|\boom_reaper\b|\bkilled by the OOM killer\b|"
-                         r"\bresult '?oom-kill'?", "OOM killer"),
-    _P("process_killed", r"\bexit ?code\s*[:=]?\s*-9\b|\bexit (?:code|status)\s*[:=]?\s*(?:-9|137)\b|"
-                         r"\breturned non-zero exit status (?:-9|137)\b", "exit code -9 / 137 (SIGKILL)"),
+                         r"\bresult '?oom-kill'?|\boom[-_]kill event|\bOOM[- ]?Killed\b|\btask \d+: Out Of Memory\b",
+       "OOM killer"),  # Slurm's step cgroup ("Detected 1 oom-kill event", srun's "task 0: Out Of Memory"), k8s
+    # "[:=]" is optional after its own spaces only: "\s*[:=]?\s*" would backtrack over a run of spaces.
+    _P("process_killed", r"\b(?:exit|return) ?(?:code|status)\s*(?:[:=]\s*)?(?:-9|137)\b|"
+                         r"\bexited with code\s+(?:-9|137)\b|\breturned non-zero exit status (?:-9|137)\b",
+       "exit code -9 / 137 (SIGKILL)"),
     _P("process_killed", r"\bSignal 9 \(SIGKILL\)|\bSignals\.SIGKILL\b|"
                          r"\bkilled by signal:?\s*(?:9\b|SIGKILL\b|Killed\b)|"
                          r"\b(?:received|got|terminated by|died with)\b.{0,20}\bSIGKILL\b|status=9/KILL\b",
        "SIGKILL"),
-    _P("process_killed", r"^\W{0,3}Killed\s*$|(?:^|:\s)\d+\s+Killed\s+\S", "Killed (shell)"),
+    # bash's job report pads the PID: "line 28:  8156 Killed    python3 main.py"
+    _P("process_killed", r"^\W{0,3}Killed\s*$|(?:^|:\s+)\d+\s+Killed\s+\S", "Killed (shell)"),
     # GPU kernel failures.
     _P("gpu_error", r"\billegal memory access\b", "illegal memory access"),
     _P("gpu_error", r"\bdevice-side assert", "device-side assert"),

@@ -75,6 +75,20 @@ CASES = [
     ("subprocess.CalledProcessError: Command '['python', 'train.py']' returned non-zero exit status -9.", "process_killed"),
     ("./run.sh: line 3: 12345 Killed                  python train.py", "process_killed"),
     ("Container exited with exit code 137", "process_killed"),
+    # https://github.com/deepspeedai/DeepSpeed/issues/3232 (the DeepSpeed launcher)
+    ("[2023-04-14 13:11:27,885] [ERROR] [launch.py:434:sigkill_handler] ['/usr/bin/python3', '-u', 'main.py', "
+     "'--local_rank=0', '--zero_stage', '2', '--deepspeed'] exits with return code = -9", "process_killed"),
+    # https://github.com/ArjunaCluster/ArjunaUsers/issues/52 (Slurm: the batch script's shell, the step's cgroup)
+    ("/var/spool/slurmd/job00191/slurm_script: line 28:  8156 Killed                  python3 main.py --prop hform "
+     "--epochs 400", "process_killed"),
+    ("slurmstepd: error: Detected 1 oom-kill event(s) in StepId=191.batch cgroup. Some of your processes may have "
+     "been killed by the cgroup out-of-memory handler.", "process_killed"),
+    # https://github.com/nextflow-io/nextflow/issues/5932
+    ("slurmstepd: error: Detected 1 oom_kill event in StepId=11300781.0. Some of the step tasks have been OOM Killed.",
+     "process_killed"),
+    ("srun: error: sdumont6156: task 0: Out Of Memory", "process_killed"),
+    ("train-1 exited with code 137", "process_killed"),  # docker compose
+    ("      Reason:       OOMKilled", "process_killed"),  # kubectl describe pod
     # GPU kernel failures
     ("RuntimeError: CUDA error: device-side assert triggered", "gpu_error"),
     ("RuntimeError: CUDA error: an illegal instruction was encountered", "gpu_error"),
@@ -164,6 +178,16 @@ def test_source_line_of_a_traceback_frame_is_not_a_crash():
     assert crash.classify("2023-04-29 06:01:12.977 [pid 28936] [09c5]     raise ImportError(msg)", prefixed) is None
     assert crash.classify("2023-04-29 06:01:12.977 [pid 28936] [09c5] OSError: [Errno 28] No space left on device",
                           prefixed).category == "disk_full"
+
+
+def test_the_patterns_stay_linear_on_lines_made_to_backtrack():
+    # runs of what a pattern repeats (spaces between "exit code" and its number, colons, words) cost one pass
+    lines = ["exit code" + " " * 4090, "exit status " + " " * 4080 + "x", ": " * 2048, "loss" + " " * 4090,
+             "killed by signal" + " " * 4080, "NCCL WARN " * 409, "Error " * 682, "at line 1 in file " * 227]
+    start = time.perf_counter()
+    for line in lines * 5:
+        crash.classify(line)
+    assert time.perf_counter() - start < 1.0
 
 
 def test_very_long_and_odd_lines_are_bounded():
