@@ -12,8 +12,9 @@ Parts:
   pattern that matches (more specific wording first: the CUDA/HIP allocator's out-of-memory before
   the kernel's OOM killer, GPU errors before NCCL errors, NCCL/collective timeouts before plain
   timeouts). Harmless lines give nothing: warnings (Python ``...Warning:``, logging level WARNING,
-  glog ``W`` lines), source lines that a traceback prints under ``File "...", line N``, and metrics
-  whose names only look alarming (``eval_loss``, ``error_rate``) with finite values.
+  glog/absl ``W`` and ``I`` lines), ``NCCL INFO`` lines, known notices (xformers' missing triton,
+  wandb's retry loop), source lines that a traceback prints under ``File "...", line N`` or in rich's
+  box, and metrics whose names only look alarming (``eval_loss``, ``error_rate``) with finite values.
 * ``scan_lines`` / ``collapse``: matches per (file, category) collapsed into one crash
   ``{category, severity, file, line, count, first_seen, last_seen, fix}`` (``line`` is the newest
   matching line), and split into *events* (matches more than ``EVENT_GAP_LINES`` lines or
@@ -211,15 +212,23 @@ PATTERNS = [
 
 # -- harmless lines ---------------------------------------------------------------------------
 
-# The first level marker of a line decides: a Python warning class, a logging level WARNING/WARN or a
-# c10/glog W line ("W0321 02:07:08", "[W socket.cpp:663]") before any error marker makes the line a
-# warning. NCCL's "NCCL WARN" reports failures: not a warning here.
+# The first level marker of a line decides: a quiet marker before any error marker makes the line harmless.
+# Quiet: a Python warning class, a logging level WARNING/WARN, a glog/absl/c10 W or I line ("W0321 02:07:08",
+# "[W socket.cpp:663]", TensorFlow's "...268417: W tensorflow/.../dso_loader.cc:64]"; E and F are errors), and
+# NCCL INFO: NCCL's debug output (a missing optional plugin, a connect it retries). "NCCL WARN" reports failures:
+# not a warning here.
 _LEVEL = re.compile(
-    r"(?P<warn>\b[A-Z]\w*Warning\b:|(?<![\w.])(?<!NCCL )(?:WARNING|WARN|Warning|warning)(?=[\s\]|:>),-]|$)|"
-    r"(?:^|[\s\[\]:])W\d{3,4} \d\d:\d\d:\d\d|\[W [\w.]+:\d+\])"
+    r"(?P<quiet>\b[A-Z]\w*Warning\b:|(?<![\w.])(?<!NCCL )(?:WARNING|WARN|Warning|warning)(?=[\s\]|:>),-]|$)|"
+    r"\bNCCL INFO\b|(?:^|[\s\[\]:])[WI](?:\d{3,4} \d\d:\d\d:\d\d| [\w./-]+:\d+\]))"
     r"|(?P<error>\b\w*(?:Error|Exception)\b:|\b(?:ERROR|CRITICAL|FATAL|Traceback)\b|"
-    r"(?:^|[\s\[\]:])[EF]\d{3,4} \d\d:\d\d|\[[EF] [\w.]+:\d+\])")
-_WARN_CALL = re.compile(r"^\s*warnings\.warn(?:_explicit)?\(")
+    r"(?:^|[\s\[\]:])[EF](?:\d{3,4} \d\d:\d\d| [\w./-]+:\d+\]))")
+# Lines that are notices, whatever words they hold.
+_QUIET_LINES = re.compile("|".join((
+    r"^\s*warnings\.warn(?:_explicit)?\(",       # the source line a Python warning prints under itself
+    r"^\s*\u2502\s*(?:\u2771\s*)?\d+\s*\u2502",     # a source line in rich's traceback box (box-drawing bars)
+    r"^Error caught was: ",                        # xformers: an optional dependency (triton) is missing
+    r"\bentering retry loop\b",                    # wandb retries a network error on its own
+)))
 _TRACEBACK_FRAME = re.compile(r'\bFile "[^"]*", line \d+')
 _LEVEL_WINDOW = 200
 
@@ -234,13 +243,12 @@ def _source_line(text, previous):
 
 
 def harmless(text, previous=""):
-    """True for lines that never give a category: warnings and the source lines of a traceback."""
-    if _source_line(text, previous):
-        return True
-    if _WARN_CALL.match(text):
+    """True for lines that never give a category: warnings, info-level lines of NCCL and glog, notices, and the
+    source lines of a traceback."""
+    if _source_line(text, previous) or _QUIET_LINES.search(text):
         return True
     found = _LEVEL.search(text[:_LEVEL_WINDOW])
-    return bool(found and found.group("warn"))
+    return bool(found and found.group("quiet"))
 
 
 def classify(text, previous=""):

@@ -161,12 +161,53 @@ HARMLESS = [
     "Saving model checkpoint to /srv/training/current_model/checkpoint-500",
     "[W ProcessGroupNCCL.cpp:1250] Warning: 0NCCL_AVOID_RECORD_STREAMS=1 has no effect for point-to-point collectives.",
     "[rank1]:[W1121 10:00:00.000 ProcessGroupNCCL.cpp:4115] [PG ID 0 PG GUID 0 Rank 1] using GPU 1; a timeout may follow",
+    # NCCL INFO is NCCL's debug level: a missing optional plugin, a connect it retries
+    # https://github.com/NVIDIA/nccl/issues/1059
+    "MLVM2: MLVM2:10792:10792 [0] NCCL INFO NET/Plugin : Plugin load (libnccl-net.so) returned 2 : libnccl-net.so: "
+    "cannot open shared object file: No such file or directory",
+    # https://github.com/sgl-project/sglang/issues/4289
+    "node17-2:36748:36748 [0] NCCL INFO NET/Plugin: Plugin load returned 2 : libnccl-net.so: cannot open shared object "
+    "file: No such file or directory : when loading libnccl-net.so",
+    # https://github.com/NVIDIA/nccl/issues/1231 (the maintainer: harmless)
+    "VM-0-14-tencentos:162637:162637 [6] NCCL INFO NET/Plugin : dlerror=libnccl-net.so: cannot open shared object file: "
+    "No such file or directory No plugin found (libnccl-net.so), using internal implementation",
+    # https://github.com/NVIDIA/nccl/pull/1618
+    "[03/16][2025-02-25 15:46:48,390] [misc/socket.cc:551] [s11gn1268:pid=3987720] NCCL INFO socketPollConnect: connect "
+    "returned Connection timed out, retrying (1/34) after sleep for 100 msec",
+    # TensorFlow/absl level letters (W and I; E and F can be failures), https://github.com/gnobitab/RectifiedFlow/issues/29
+    "2024-12-02 14:46:38.268417: W tensorflow/compiler/xla/stream_executor/platform/default/dso_loader.cc:64] Could not "
+    "load dynamic library 'libcudart.so.11.0'; dlerror: libcudart.so.11.0: cannot open shared object file: No such "
+    "file or directory; LD_LIBRARY_PATH: =/opt/OpenBLAS/lib",
+    "2024-12-02 14:46:38.731561: W tensorflow/compiler/xla/stream_executor/platform/default/dso_loader.cc:64] Could not "
+    "load dynamic library 'libnvinfer.so.7'; dlerror: libnvinfer.so.7: cannot open shared object file: No such file or "
+    "directory",
+    "2024-12-02 14:46:38.268417: I tensorflow/core/util/port.cc:113] oneDNN custom operations are on. You may see "
+    "slightly different numerical results due to floating-point round-off errors from different computation orders.",
+    # xformers without triton: a notice, https://github.com/bmaltais/kohya_ss/issues/2203 (maintainer: just warnings)
+    "Error caught was: No module named 'triton'",
+    # rich's traceback box prints source lines (as "File ..., line N" frames do), not the error
+    "\u2502   1510 \u2502   \u2502   except ImportError as e:                                                  \u2502",
+    # https://github.com/bitsandbytes-foundation/bitsandbytes/issues/492
+    "\u2502   21 \u2502   \u2502   CUDA Setup failed despite GPU being available. Please run the f \u2502",
+    "\u2502 \u2771 1512 \u2502   \u2502   raise RuntimeError(                                        \u2502",
+    "wandb: Network error (ReadTimeout), entering retry loop.",  # wandb retries on its own
 ]
 
 
 @pytest.mark.parametrize("line", HARMLESS)
 def test_harmless_lines_give_nothing(line):
     assert crash.classify(line) is None
+
+
+@pytest.mark.parametrize("line, category", [
+    # a failure at an error level, or after one, is not made harmless by a level letter or NCCL INFO after it
+    ("2024-12-02 14:46:38.268417: E tensorflow/compiler/xla/stream_executor/cuda/cuda_driver.cc:266] failed call to "
+     "cuInit: CUDA_ERROR_NO_DEVICE: no CUDA-capable device is detected; ImportError: libcuda.so.1", "import_error"),
+    ("RuntimeError: NCCL error: unhandled system error, NCCL version 2.18.1; last: NCCL INFO Bootstrap", "nccl_timeout"),
+    ("host:123:456 [0] NCCL WARN Cuda failure 'out of memory'", "cuda_oom"),
+])
+def test_quiet_markers_do_not_hide_failures(line, category):
+    assert crash.classify(line).category == category
 
 
 def test_source_line_of_a_traceback_frame_is_not_a_crash():
