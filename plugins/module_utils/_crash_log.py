@@ -105,9 +105,9 @@ CATEGORIES = {
         "the daemon's environment (the same venv it runs in) and check LD_LIBRARY_PATH for CUDA/ROCm libraries."),
     "nan_loss": (
         HARD,
-        "The loss or the gradient norm became NaN/inf. Lower the learning rate, use bf16 instead of fp16, "
-        "clip gradients (max_grad_norm), and check the data for empty or broken samples; resume from the last "
-        "checkpoint before the NaN."),
+        "The loss became NaN/inf (or fp16 loss scaling gave up, or sampling met NaN probabilities). Lower the "
+        "learning rate, use bf16 instead of fp16, clip gradients (max_grad_norm), and check the data for empty or "
+        "broken samples; resume from the last checkpoint before the NaN."),
     "disk_full": (
         HARD,
         "The disk is full (ENOSPC or a failed checkpoint write). Free space on the output folder's filesystem "
@@ -131,7 +131,7 @@ class Pattern(object):
 
 
 _P = Pattern
-_NONFINITE = r"['\"]?[-+]?(?:nan|inf(?:inity)?)\b"
+_NONFINITE = r"['\"]?(?:tensor\()?[-+]?(?:nan|inf(?:inity)?)\b"  # nan, 'inf', -Infinity, tensor(nan, ...)
 
 # Ordered: the first match wins, so the most specific wording comes first.
 PATTERNS = [
@@ -193,11 +193,15 @@ PATTERNS = [
     _P("disk_full", r"\bDisk quota exceeded\b|\[Errno 122\]|\bEDQUOT\b", "disk quota exceeded"),
     _P("disk_full", r"\bPytorchStreamWriter failed writing\b|\bunexpected pos \d+ vs \d+\b|"
                     r"\bError while serializing: IoError\b", "checkpoint write failed"),
-    # NaN/inf loss or gradient norm.
+    # NaN/inf loss. A NaN/inf grad_norm beside a finite loss gives nothing: under fp16/AMP it is a step the
+    # loss scaler skips (normal); a real divergence shows in the loss, the loss scale at its minimum, or sampling.
     _P("nan_loss", r"\b\w*loss['\"]?\s*[:=]\s*" + _NONFINITE, "loss is NaN/inf"),
-    _P("nan_loss", r"\bgrad_?norm['\"]?\s*[:=]\s*" + _NONFINITE, "gradient norm is NaN/inf"),
-    _P("nan_loss", r"\bloss\b.{0,30}\b(?:is|became|was|of)\s+(?:nan|inf)\b|\bnan loss\b|\bnon-finite loss\b",
-       "loss is NaN/inf"),
+    _P("nan_loss", r"\bloss\b.{0,30}\b(?:is|became|was|of)\s+(?:nan|inf)\b|\bnan loss\b|\bnon-finite loss\b|"
+                   r"\bloss\s+[-+]?(?:nan|inf)\b", "loss is NaN/inf"),
+    _P("nan_loss", r"\b(?:rewards|logps|logits)/(?:chosen|rejected)['\"]?\s*[:=]\s*" + _NONFINITE,
+       "DPO rewards/log-probabilities are NaN/inf"),
+    _P("nan_loss", r"\bloss scale already at minimum\b", "fp16 loss scale at its minimum"),
+    _P("nan_loss", r"\bprobability tensor contains either\b", "sampling from NaN/inf probabilities"),
     _P("nan_loss", r"\breturned nan values in its \d+\w* output\b|\bis non-finite, so it cannot be clipped\b",
        "NaN in the backward pass"),
     # Missing modules and libraries.
