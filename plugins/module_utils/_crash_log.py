@@ -184,8 +184,18 @@ PATTERNS = [
        "NCCL communicator aborted"),
     _P("nccl_timeout", r"\b(?:NCCL|RCCL) (?:error|timeout)\b|\b(?:nccl|rccl)(?:SystemError|InternalError|"
                        r"InvalidUsage|UnhandledCudaError|RemoteError|InvalidArgument)\b", "NCCL error"),
-    _P("nccl_timeout", r"\bDistBackendError\b|\bDistStoreError\b|\bDistNetworkError\b|\bRendezvousTimeoutError\b",
-       "distributed backend error"),
+    _P("nccl_timeout", r"\bDistBackendError\b|\bDistStoreError\b|\bDistNetworkError\b|"
+                       r"\bRendezvous(?:Timeout|Connection|Closed|State)Error\b", "distributed backend error"),
+    # A rank that cannot reach the c10d store or its peers (whatever exception class carries it: TimeoutError,
+    # RuntimeError): the job's rendezvous failed, not a plain network timeout.
+    _P("nccl_timeout", r"\b(?:client|server) socket has (?:timed out|failed to (?:connect|listen|bind))\b|"
+                       r"\bTCP client failed to connect\b|\bTimed out initializing process group\b|"
+                       r"\bc10d key-value store\b.{0,200}?\bgot error\b|\bRuntimeError: Socket Timeout\b|"
+                       r"\bconnectFullMesh failed\b", "c10d store or peers unreachable"),
+    # NCCL's network failures (its NCCL INFO lines, retries included, are harmless).
+    _P("nccl_timeout", r"\bNET/IB\s*:\s*Got completion from peer\b|\bNCCL WARN\b.{0,200}?"
+                       r"(?:\bpoll\(\) failed\b|\bConnection (?:timed out|refused|reset|closed)\b)",
+       "NCCL network failure"),
     _P("nccl_timeout", r"\bProcessGroup(?:NCCL|Gloo)\b.*\b(?:timed out|timeout)\b|\bgloo\b.*\bTimed out\b",
        "collective timeout"),
     # Disk full and failed checkpoint writes.

@@ -110,6 +110,43 @@ CASES = [
     ("[E ProcessGroupNCCL.cpp:828] [Rank 1] Watchdog caught collective operation timeout: WorkNCCL(SeqNum=1, "
      "OpType=ALLREDUCE, Timeout(ms)=1800000) ran for 1800117 milliseconds before timing out.", "nccl_timeout"),
     ("[E ProcessGroupNCCL.cpp:489] Some NCCL operations have failed or timed out.", "nccl_timeout"),
+    # the c10d store and rendezvous: a rank that cannot reach the store is a collective failure, not a plain timeout
+    # https://github.com/pytorch/pytorch/issues/107021
+    ("[E socket.cpp:860] [c10d] The client socket has timed out after 60s while trying to connect to 192.0.0.1:1234",
+     "nccl_timeout"),
+    ("torch.distributed.elastic.rendezvous.api.RendezvousConnectionError: The connection to the C10d store has failed. "
+     "See inner exception for details.", "nccl_timeout"),
+    # https://github.com/lllyasviel/ControlNet/issues/382
+    ("TimeoutError: The client socket has timed out after 1800s while trying to connect to (127.0.0.1, 48391).",
+     "nccl_timeout"),
+    # https://github.com/pytorch/pytorch/issues/105782
+    ("[E108 20:04:34.467642512 socket.cpp:957] [c10d] The client socket has timed out after 900s while trying to "
+     "connect to (33.145.124.128, 29500).", "nccl_timeout"),
+    # https://github.com/lzhxmu/CPPO/issues/6
+    ("[E521 15:43:02.707888867 TCPStore.cpp:318] [c10d] TCP client failed to connect/validate to host "
+     "172.18.21.4:37907 - timed out (try=1, timeout=600000ms): The client socket has timed out after 600000ms while "
+     "trying to connect to (172.18.21.4, 37907).", "nccl_timeout"),
+    # https://github.com/ofsoundof/GRL-Image-Restoration/issues/27
+    ("trainer/0 [1]:[E socket.cpp:610] [c10d] The client socket has failed to connect to any network address of "
+     "(05, 40323).", "nccl_timeout"),
+    ("RuntimeError: Timed out initializing process group in store based barrier on rank: 0, for key: "
+     "store_based_barrier_key:1 (world_size=2, worker_count=1, timeout=0:30:00)", "nccl_timeout"),  # torch < 2.0
+    ("RuntimeError: The server socket has failed to listen on any local network address. The server socket has "
+     "failed to bind to [::]:29500 (errno: 98 - Address already in use).", "nccl_timeout"),
+    ("RuntimeError: Gloo connectFullMesh failed with [../third_party/gloo/gloo/transport/tcp/pair.cc:144] no error",
+     "nccl_timeout"),
+    ("RuntimeError: [1] is setting up NCCL communicator and retrieving ncclUniqueId from [0] via c10d key-value store "
+     "by key '0', but store->get('0') got error: Connection reset by peer", "nccl_timeout"),  # torch 2.0/2.1
+    # NCCL's network failures (NCCL WARN), https://github.com/NVIDIA/nccl/issues/1814
+    ("hostname-test:984:1357 [4] ib_plugin.c:1615 NCCL WARN NET/IB : Got completion from peer 172.36.143.59<44206> "
+     "with status=12 opcode=129 len=65536 vendor err 129 (Recv) localGid ::ffff:29.87.88.182 "
+     "remoteGids::ffff:29.87.4.221", "nccl_timeout"),
+    # https://github.com/NVIDIA/nccl/issues/928
+    ("H100-2:19989:20082 [1] transport/net_ib.cc:1295 NCCL WARN NET/IB : Got completion from peer "
+     "fe80::966d:ae03:8b:df78%ib0<53249> with error 4, opcode 32564, len 32564, vendor err 81 (Send)", "nccl_timeout"),
+    # https://github.com/NVIDIA/nccl/pull/1618
+    ("[03/16][2025-02-25 15:46:48,389] [misc/socket.cc:602] [s11gn1268:pid=3987720] NCCL WARN socketPollConnect "
+     "poll() failed, ret 1, error Connection timed out, revents 8, connect to 172.16.30.229:39953", "nccl_timeout"),
     ("RuntimeError: HIP error: hipErrorNoBinaryForGpu: Unable to find code object for all current devices!",
      "gpu_error"),
     ("RuntimeError: cuDNN error: CUDNN_STATUS_INTERNAL_ERROR", "gpu_error"),
@@ -201,6 +238,9 @@ HARMLESS = [
     "\u2502   21 \u2502   \u2502   CUDA Setup failed despite GPU being available. Please run the f \u2502",
     "\u2502 \u2771 1512 \u2502   \u2502   raise RuntimeError(                                        \u2502",
     "wandb: Network error (ReadTimeout), entering retry loop.",  # wandb retries on its own
+    # a c10d connect it retries, https://github.com/ofsoundof/GRL-Image-Restoration/issues/27
+    "trainer/0 [1]:[W socket.cpp:558] [c10d] The client socket has failed to connect to 0.0.0.5:40323 (errno: 110 - "
+    "Connection timed out).",
     # a NaN/inf grad_norm beside a finite loss: a step mixed precision skips (a real divergence shows in the loss)
     "{'loss': 2.1, 'grad_norm': inf, 'learning_rate': 0.0002}",
     "{'loss': 0.0, 'grad_norm': tensor(nan, device='cuda:0'), 'learning_rate': 2e-05, 'epoch': 0.1}",
