@@ -145,6 +145,8 @@ PATTERNS = [
     _P("cuda_oom", r"\bcudaMalloc\w*\b.{0,60}\bout of memory\b", "cudaMalloc out of memory"),
     _P("cuda_oom", r"\bRESOURCE_EXHAUSTED:\s*Out of memory while trying to allocate\b", "XLA GPU out of memory"),
     _P("cuda_oom", r"\bOOM when allocating tensor\b.*\bGPU\b", "TensorFlow GPU out of memory"),
+    # accelerate's find_executable_batch_size halved the batch on each GPU OOM down to nothing
+    _P("cuda_oom", r"\bNo executable batch size found\b", "no batch size fits in GPU memory"),
     # Killed: SIGKILL, the kernel's or a cgroup's OOM killer (before anything that says "out of memory").
     _P("process_killed", r"\bOut of memory: Kill(?:ed)? process\b", "kernel OOM killer"),
     _P("process_killed", r"\bMemory cgroup out of memory\b", "cgroup OOM killer"),
@@ -169,10 +171,13 @@ PATTERNS = [
     _P("gpu_error", r"\bunspecified launch failure\b|\blaunch failed\b|\bthe launch timed out and was terminated\b|"
                     r"\bmisaligned address\b", "kernel launch failure"),
     _P("gpu_error", r"\b(?:CUDA|HIP) (?:driver )?error:", "CUDA/HIP error"),
-    _P("gpu_error", r"\b(?:cudaError(?!MemoryAllocation)\w+|hipError(?!OutOfMemory)\w+|"
-                    r"CUBLAS_STATUS_(?:EXECUTION_FAILED|INTERNAL_ERROR|NOT_INITIALIZED|ARCH_MISMATCH|MAPPING_ERROR)|"
-                    r"CUDNN_STATUS_(?:EXECUTION_FAILED|INTERNAL_ERROR|MAPPING_ERROR|NOT_INITIALIZED)|"
-                    r"HSA_STATUS_ERROR_\w+)\b", "CUDA/HIP library error"),
+    # Any status but success (an allocation failure is cuda_oom, above).
+    _P("gpu_error", r"\b(?:cudaError(?!MemoryAllocation)\w+|hipError(?!OutOfMemory)\w+|CUBLAS_STATUS_(?!SUCCESS\b)\w+|"
+                    r"CUDNN_STATUS_(?!SUCCESS\b)\w+|HSA_STATUS_ERROR_\w+)\b|"
+                    r"\b(?:rocBLAS|hipBLAS(?:Lt)?|MIOpen|cuBLAS(?:Lt)?|cuDNN) error:", "CUDA/HIP library error"),
+    # NCCL's and bitsandbytes' checks of a CUDA call, torch's first CUDA call.
+    _P("gpu_error", r"\b(?:Cuda|HIP) failure\b|^\W{0,3}Error .{1,200}? at line \d+ in file .{1,300}?\.(?:cu|cuh)\b|"
+                    r"\berror from (?:cuda|hip)GetDeviceCount\(\)", "CUDA call failed"),
     _P("gpu_error", r"\bMemory access fault by GPU\b", "GPU memory access fault"),
     _P("gpu_error", r"\bGPU has fallen off the bus\b|\bNVRM: Xid\b", "GPU fault (Xid / off the bus)"),
     # Collectives: NCCL/RCCL, gloo, the c10d store and rendezvous.
@@ -215,9 +220,11 @@ PATTERNS = [
     _P("nan_loss", r"\breturned nan values in its \d+\w* output\b|\bis non-finite, so it cannot be clipped\b",
        "NaN in the backward pass"),
     # Missing modules and libraries.
-    _P("import_error", r"\bModuleNotFoundError\b|\bImportError\b|\bNo module named\b|\bcannot import name\b",
-       "Python import failed"),
-    _P("import_error", r"\bcannot open shared object file\b|\bDLL load failed\b", "shared library missing"),
+    _P("import_error", r"\bModuleNotFoundError\b|\bImportError\b|\bNo module named\b|\bcannot import name\b|"
+                       r"\bPackageNotFoundError\b|\bDistributionNotFound\b", "Python import failed"),
+    _P("import_error", r"\bcannot open shared object file\b|\bDLL load failed\b|\.so[\w.]*: undefined symbol\b",
+       "shared library missing or mismatched"),
+    _P("import_error", r"\bCUDA Setup failed\b", "bitsandbytes found no usable CUDA library"),
     # Plain timeouts (after the collectives and the GPU launch timeout).
     _P("timeout", r"\bTimeoutError\b|\btimed out\b|\bsocket\.timeout\b|\b(?:Read|Connect|Connection|Pool)"
                   r"Timeout(?:Error)?\b|\bTimeoutExpired\b|\bDeadline ?Exceeded\b|\btimeout (?:expired|exceeded)\b",

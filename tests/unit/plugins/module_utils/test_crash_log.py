@@ -66,6 +66,8 @@ CASES = [
     ("RuntimeError: CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`", "cuda_oom"),
     ("jaxlib.xla_extension.XlaRuntimeError: RESOURCE_EXHAUSTED: Out of memory while trying to allocate 1.2GiB.",
      "cuda_oom"),
+    # https://github.com/huggingface/accelerate/issues/1934 (auto_find_batch_size halved the batch to zero on OOMs)
+    ("RuntimeError: No executable batch size found, reached zero.", "cuda_oom"),
     # the kernel's or a cgroup's OOM killer, SIGKILL: process_killed, never cuda_oom
     ("[12345.678] Out of memory: Killed process 4242 (python3) total-vm:81234567kB, anon-rss:60123456kB", "process_killed"),
     ("Memory cgroup out of memory: Killed process 4242 (python) total-vm:1kB", "process_killed"),
@@ -100,6 +102,25 @@ CASES = [
     ("Memory access fault by GPU node-1 (Agent handle: 0x55e0) on address 0x7f00. Reason: Page not present", "gpu_error"),
     ("[rank0]: NCCL watchdog thread terminated with exception: CUDA error: an illegal memory access was encountered",
      "gpu_error"),
+    # GPU libraries: https://github.com/ROCm/rocBLAS/issues/1339, https://github.com/brknsoul/ROCmLibs/issues/4
+    ("rocBLAS error: Cannot read /opt/rocm-5.4.0/lib/rocblas/library/TensileLibrary.dat: Illegal seek", "gpu_error"),
+    ("rocBLAS error: Cannot read C:\\Program Files\\AMD\\ROCm\\6.1\\bin\\/rocblas/library/TensileLibrary.dat: No such "
+     "file or directory for GPU arch : gfx1103", "gpu_error"),
+    # https://github.com/open-mmlab/mmaction2/issues/493, https://github.com/pytorch/pytorch/issues/11065
+    ("RuntimeError: cuDNN error: CUDNN_STATUS_NOT_SUPPORTED. This error may appear if you passed in a non-contiguous "
+     "input.", "gpu_error"),
+    ("RuntimeError: CuDNN error: CUDNN_STATUS_NOT_SUPPORTED. This error may appear if you passed in a non-contiguous "
+     "input.", "gpu_error"),
+    ("RuntimeError: CUDA error: CUBLAS_STATUS_NOT_SUPPORTED when calling `cublasGemmStridedBatchedExFix`", "gpu_error"),
+    ("Cuda failure 802 'system not yet initialized'", "gpu_error"),  # NCCL, https://github.com/NVIDIA/nccl/issues/1231
+    # bitsandbytes' CUDA_CHECK_RETURN ("Error %s at line %d in file %s")
+    ("Error invalid device function at line 1290 in file /mmfs1/gscratch/zlab/timdettmers/git/bitsandbytes/csrc/ops.cu",
+     "gpu_error"),
+    ("Error no kernel image is available for execution on the device at line 167 in file "
+     "D:\\ai\\tool\\bitsandbytes\\csrc\\ops.cu", "gpu_error"),
+    ("RuntimeError: Unexpected error from cudaGetDeviceCount(). Did you run some cuda functions before calling "
+     "NumCudaDevices() that might have already set an error? Error 804: forward compatibility was attempted on non "
+     "supported HW", "gpu_error"),
     # collectives
     ("torch.distributed.DistBackendError: NCCL error in: ProcessGroupNCCL.cpp:1970, unhandled cuda error", "nccl_timeout"),
     ("RuntimeError: NCCL communicator was aborted on rank 1. Original reason: timeout", "nccl_timeout"),
@@ -180,6 +201,15 @@ CASES = [
     # imports
     ("ImportError: cannot import name 'is_torch_xla_available' from 'transformers.utils'", "import_error"),
     ("OSError: libcudart.so.12: cannot open shared object file: No such file or directory", "import_error"),
+    # https://github.com/bitsandbytes-foundation/bitsandbytes/issues/828 and /305
+    ("CUDA Setup failed despite GPU being available. Please run the following command to get more information:",
+     "import_error"),
+    ("RuntimeError: CUDA Setup failed despite GPU being available. Inspect the CUDA SETUP outputs above to fix your "
+     "environment!", "import_error"),
+    # https://github.com/bitsandbytes-foundation/bitsandbytes/issues/459
+    ("AttributeError: /opt/conda/lib/python3.10/site-packages/bitsandbytes/libbitsandbytes_cpu.so: undefined symbol: "
+     "cget_col_row_stats", "import_error"),
+    ("importlib.metadata.PackageNotFoundError: No package metadata was found for bitsandbytes", "import_error"),
     # plain timeouts, after everything more specific
     ("requests.exceptions.ReadTimeout: HTTPSConnectionPool(host='huggingface.co', port=443): Read timed out.", "timeout"),
     ("socket.timeout: timed out", "timeout"),
@@ -238,6 +268,10 @@ HARMLESS = [
     "\u2502   21 \u2502   \u2502   CUDA Setup failed despite GPU being available. Please run the f \u2502",
     "\u2502 \u2771 1512 \u2502   \u2502   raise RuntimeError(                                        \u2502",
     "wandb: Network error (ReadTimeout), entering retry loop.",  # wandb retries on its own
+    # torch warns when CUDA cannot start; the failure, if any, comes later
+    "/usr/lib/python3/dist-packages/torch/cuda/__init__.py:138: UserWarning: CUDA initialization: Unexpected error from "
+    "cudaGetDeviceCount(). Did you run some cuda functions before calling NumCudaDevices() that might have already "
+    "set an error? Error 804: forward compatibility was attempted on non supported HW",
     # a c10d connect it retries, https://github.com/ofsoundof/GRL-Image-Restoration/issues/27
     "trainer/0 [1]:[W socket.cpp:558] [c10d] The client socket has failed to connect to 0.0.0.5:40323 (errno: 110 - "
     "Connection timed out).",
