@@ -115,14 +115,27 @@ CATEGORIES = {
 }
 
 
+# Fixes of single rows, where their category's fix would point the wrong way.
+SHM_FIX = (
+    "Shared memory (/dev/shm) is full: DataLoader workers and NCCL pass tensors through it, and a container gets "
+    "64 MiB by default. Give it more (docker --shm-size=16g; in Kubernetes an emptyDir with medium: Memory mounted "
+    "on /dev/shm), lower num_workers, and remove what crashed runs left there (/dev/shm/torch_*, nccl-*).")
+HOST_MEMORY_FIX = (
+    "Host memory ran out: PyTorch's CPU allocator (DefaultCPUAllocator) could not allocate a tensor. Hold less in "
+    "host memory (fewer dataloader workers, load the model with low_cpu_mem_usage=True or straight to the GPU) or "
+    "raise the memory limit; 'free -g' shows what is left.")
+
+
 class Pattern(object):
-    """One row of the pattern table: a category and the regex (case-insensitive) that gives it."""
+    """One row of the pattern table: a category, the regex (case-insensitive) that gives it, and the fix
+    (the category's, unless the row names its own)."""
 
     __slots__ = ("category", "severity", "fix", "regex", "summary")
 
-    def __init__(self, category, regex, summary):
+    def __init__(self, category, regex, summary, fix=None):
         self.category = category
-        self.severity, self.fix = CATEGORIES[category]
+        self.severity, category_fix = CATEGORIES[category]
+        self.fix = fix or category_fix
         self.regex = re.compile(regex, re.IGNORECASE)
         self.summary = summary
 
@@ -161,6 +174,8 @@ PATTERNS = [
                          r"\bkilled by signal:?\s*(?:9\b|SIGKILL\b|Killed\b)|"
                          r"\b(?:received|got|terminated by|died with)\b.{0,20}\bSIGKILL\b|status=9/KILL\b",
        "SIGKILL"),
+    _P("process_killed", r"\bDefaultCPUAllocator: (?:can't allocate|not enough) memory\b", "host memory exhausted",
+       fix=HOST_MEMORY_FIX),
     # bash's job report pads the PID: "line 28:  8156 Killed    python3 main.py"
     _P("process_killed", r"^\W{0,3}Killed\s*$|(?:^|:\s+)\d+\s+Killed\s+\S", "Killed (shell)"),
     # GPU kernel failures.
@@ -203,7 +218,10 @@ PATTERNS = [
        "NCCL network failure"),
     _P("nccl_timeout", r"\bProcessGroup(?:NCCL|Gloo)\b.*\b(?:timed out|timeout)\b|\bgloo\b.*\bTimed out\b",
        "collective timeout"),
-    # Disk full and failed checkpoint writes.
+    # Disk full and failed checkpoint writes; first /dev/shm, where DataLoader workers (torch_*) and NCCL
+    # (posix_fallocate) share tensors.
+    _P("disk_full", r"\bunable to write to file </torch_|\bposix_fallocate failed\b|"
+                    r"\b(?:out of|insufficient) shared memory\b", "shared memory (/dev/shm) full", fix=SHM_FIX),
     _P("disk_full", r"\bNo space left on device\b|\[Errno 28\]|\bENOSPC\b|\bStorageFull\b", "no space left on device"),
     _P("disk_full", r"\bDisk quota exceeded\b|\[Errno 122\]|\bEDQUOT\b", "disk quota exceeded"),
     _P("disk_full", r"\bPytorchStreamWriter failed writing\b|\bunexpected pos \d+ vs \d+\b|"

@@ -224,6 +224,30 @@ def test_pattern_table_gives_the_most_specific_category(line, category):
     assert pattern.category == category
 
 
+# A row whose category's fix would point the wrong way carries its own.
+@pytest.mark.parametrize("line, category, fix_names", [
+    # /dev/shm, not the output folder: https://github.com/logicalclocks/hopsworks/issues/1557
+    ("RuntimeError: unable to write to file </torch_739_144252761_4>: No space left on device (28)", "disk_full",
+     "/dev/shm"),
+    ("RuntimeError: DataLoader worker (pid 729) is killed by signal: Bus error. It is possible that dataloader's "
+     "workers are out of shared memory. Please try to raise your shared memory limit.", "disk_full", "/dev/shm"),
+    # https://github.com/pangeo-data/pangeo-docker-images/issues/258
+    ("ERROR: Unexpected bus error encountered in worker. This might be caused by insufficient shared memory (shm).",
+     "disk_full", "/dev/shm"),
+    ("host:12:34 [0] NCCL WARN Call to posix_fallocate failed : No space left on device", "disk_full", "/dev/shm"),
+    # host memory, not a kill: https://github.com/JingyunLiang/VRT/issues/49
+    ("RuntimeError: [enforce fail at alloc_cpu.cpp:73] . DefaultCPUAllocator: can't allocate memory: you tried to "
+     "allocate 116813856768 bytes. Error code 12 (Cannot allocate memory)", "process_killed", "DefaultCPUAllocator"),
+])
+def test_a_pattern_can_carry_its_own_fix(line, category, fix_names):
+    pattern = crash.classify(line)
+    assert (pattern.category, pattern.severity) == (category, crash.CATEGORIES[category][0])
+    assert fix_names in pattern.fix and pattern.fix != crash.CATEGORIES[category][1]
+    (item,) = crash.collapse(crash.scan_lines([(0, line)], "train.log", now=NOW))[0]
+    assert item["fix"] == pattern.fix
+    assert crash.classify("OSError: [Errno 28] No space left on device").fix == crash.CATEGORIES["disk_full"][1]
+
+
 HARMLESS = [
     "{'eval_loss': 0.9336, 'eval_error_rate': 0.12, 'error_rate': 0.1, 'epoch': 0.34}",
     "{'loss': 0.0923, 'grad_norm': 14.958441912749135, 'learning_rate': 9.6e-05, 'epoch': 0.38}",
