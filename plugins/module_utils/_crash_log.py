@@ -124,6 +124,9 @@ HOST_MEMORY_FIX = (
     "Host memory ran out: PyTorch's CPU allocator (DefaultCPUAllocator) could not allocate a tensor. Hold less in "
     "host memory (fewer dataloader workers, load the model with low_cpu_mem_usage=True or straight to the GPU) or "
     "raise the memory limit; 'free -g' shows what is left.")
+TIME_LIMIT_FIX = (
+    "Slurm stopped the job at its time limit. Raise the limit (sbatch --time) or save checkpoints often enough to "
+    "resume from the last one in a requeued job.")
 
 
 class Pattern(object):
@@ -244,9 +247,12 @@ PATTERNS = [
        "shared library missing or mismatched"),
     _P("import_error", r"\bCUDA Setup failed\b", "bitsandbytes found no usable CUDA library"),
     # Plain timeouts (after the collectives and the GPU launch timeout).
-    _P("timeout", r"\bTimeoutError\b|\btimed out\b|\bsocket\.timeout\b|\b(?:Read|Connect|Connection|Pool)"
-                  r"Timeout(?:Error)?\b|\bTimeoutExpired\b|\bDeadline ?Exceeded\b|\btimeout (?:expired|exceeded)\b",
-       "operation timed out"),
+    _P("timeout", r"\bDUE TO TIME LIMIT\b", "Slurm time limit", fix=TIME_LIMIT_FIX),
+    # Any exception class named ...TimeoutError (aiohttp's ServerTimeoutError, fsspec's FSTimeoutError); the Hub
+    # out of reach (transformers' "We couldn't connect to 'https://huggingface.co'", a gateway's 504).
+    _P("timeout", r"\b\w*TimeoutError\b|\btimed out\b|\bsocket\.timeout\b|\b(?:Read|Connect|Connection|Pool)"
+                  r"Timeout(?:Error)?\b|\bTimeoutExpired\b|\bDeadline ?Exceeded\b|\btimeout (?:expired|exceeded)\b|"
+                  r"\bGateway Time-?out\b|\bcould(?:n't| not) connect to\b", "operation timed out"),
 ]
 
 # -- harmless lines ---------------------------------------------------------------------------

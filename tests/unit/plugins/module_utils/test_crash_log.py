@@ -214,6 +214,19 @@ CASES = [
     ("requests.exceptions.ReadTimeout: HTTPSConnectionPool(host='huggingface.co', port=443): Read timed out.", "timeout"),
     ("socket.timeout: timed out", "timeout"),
     ("subprocess.TimeoutExpired: Command '['git', 'lfs', 'pull']' timed out after 300 seconds", "timeout"),
+    # the Hub out of reach: https://github.com/PromtEngineer/localGPT/issues/822
+    ("OSError: We couldn't connect to 'https://huggingface.co' to load this file, couldn't find it in the cached files "
+     "and it looks like meta-llama/Meta-Llama-3-8B-Instruct is not the path to a directory containing a file named "
+     "config.json.", "timeout"),
+    # https://github.com/yxKryptonite/OpenFMNav/issues/4
+    ("=====> [ERROR]: We couldn't connect to 'https://huggingface.co' to load this file, couldn't find it in the "
+     "cached files and it looks like bert-base-uncased is not the path to a directory containing a file named "
+     "config.json.", "timeout"),
+    ("huggingface_hub.errors.HfHubHTTPError: 504 Server Error: Gateway Time-out for url: "
+     "https://huggingface.co/api/models/meta-llama/Llama-2-7b-hf", "timeout"),
+    # any exception class named ...TimeoutError (datasets streaming through fsspec/aiohttp)
+    ("aiohttp.client_exceptions.ServerTimeoutError: Timeout on reading data from socket", "timeout"),
+    ("fsspec.exceptions.FSTimeoutError", "timeout"),
 ]
 
 
@@ -235,6 +248,9 @@ def test_pattern_table_gives_the_most_specific_category(line, category):
     ("ERROR: Unexpected bus error encountered in worker. This might be caused by insufficient shared memory (shm).",
      "disk_full", "/dev/shm"),
     ("host:12:34 [0] NCCL WARN Call to posix_fallocate failed : No space left on device", "disk_full", "/dev/shm"),
+    # the job's own time limit, not the network
+    ("slurmstepd: error: *** JOB 1234567 ON gpu042 CANCELLED AT 2024-05-01T03:00:12 DUE TO TIME LIMIT ***", "timeout",
+     "--time"),
     # host memory, not a kill: https://github.com/JingyunLiang/VRT/issues/49
     ("RuntimeError: [enforce fail at alloc_cpu.cpp:73] . DefaultCPUAllocator: can't allocate memory: you tried to "
      "allocate 116813856768 bytes. Error code 12 (Cannot allocate memory)", "process_killed", "DefaultCPUAllocator"),
