@@ -55,9 +55,12 @@ SOFT = _checks.SOFT
 DEFAULT_LINES = 1000
 MAX_LINES = 100000
 MAX_LINE_CHARS = 4096         # a line (each carriage-return part of it) is matched on its first 4096 characters
-MAX_LINE_BYTES = MAX_LINE_CHARS * 4  # read of a line: its first bytes (and its last part, see _decode)
+MAX_END_CHARS = 1024          # and a longer one on its last 1024 too (a verdict after a long argv or dump)
+MAX_LINE_BYTES = MAX_LINE_CHARS * 4  # read of a line: its first bytes and its last ones (see _decode)
+MAX_END_BYTES = MAX_END_CHARS * 4
 MAX_SEGMENTS = 64             # carriage-return parts of one line looked at: the last ones (segments)
 MAX_MESSAGE_CHARS = 400       # the line reported in a crash
+_CUT = " ... "                # where the middle of a long line was left out
 BLOCK = 64 * 1024
 BYTES_PER_LINE = 8192         # the byte budget of a tail read: lines x this, at most MAX_TAIL_BYTES
 MAX_TAIL_BYTES = 64 * 1024 * 1024
@@ -297,12 +300,17 @@ def harmless(text, previous=""):
 
 
 def classify(text, previous=""):
-    """The pattern a line matches, or None (harmless lines and lines of no category)."""
-    text = text[:MAX_LINE_CHARS]
-    if harmless(text, previous):
+    """The pattern a line matches, or None (harmless lines and lines of no category).
+
+    A line is matched on its first ``MAX_LINE_CHARS`` and, when longer, its last ``MAX_END_CHARS``; its start
+    alone says whether it is harmless.
+    """
+    head = text[:MAX_LINE_CHARS]
+    end = text[-MAX_END_CHARS:] if len(text) > MAX_LINE_CHARS else ""
+    if harmless(head, previous):
         return None
     for pattern in PATTERNS:
-        if pattern.regex.search(text):
+        if pattern.regex.search(head) or (end and pattern.regex.search(end)):
             return pattern
     return None
 
@@ -381,14 +389,21 @@ class Tail(object):
                 "complete": self.complete, "note": self.note, "error": self.error, "timed_out": self.timed_out}
 
 
+def _ends(seq, head, end, cut):
+    """``seq`` (text or bytes) whole, or for a longer one its first ``head`` and last ``end`` items joined by ``cut``:
+    what the scanner keeps of a long line (classify matches those two ends)."""
+    return seq if len(seq) <= head + end else seq[:head] + cut + seq[-end:]
+
+
 def _decode(raw):
-    """One raw line as text: its first ``MAX_LINE_BYTES``, and for a longer line redrawn with carriage returns
-    (a progress bar), its last part too (the one a terminal shows, where a crash writes over the bar)."""
-    kept = raw[:MAX_LINE_BYTES]
+    """One raw line as text: its first ``MAX_LINE_BYTES`` and its last ``MAX_END_BYTES``; for a longer line redrawn
+    with carriage returns (a progress bar), its start and its last part (the one a terminal shows, where a crash
+    writes over the bar), that part's ends if it is long."""
+    kept = _ends(raw, MAX_LINE_BYTES, MAX_END_BYTES, _CUT.encode())
     if len(raw) > MAX_LINE_BYTES:
         last = raw.rfind(b"\r", MAX_LINE_BYTES)
         if last >= 0:
-            kept += b"\r" + raw[last + 1:][:MAX_LINE_BYTES]
+            kept = raw[:MAX_LINE_BYTES] + b"\r" + _ends(raw[last + 1:], MAX_LINE_BYTES, MAX_END_BYTES, _CUT.encode())
     text = kept.decode("utf-8", "replace").replace("\x00", "")
     return text[:-1] if text.endswith("\r") else text
 
@@ -398,10 +413,21 @@ def segments(text):
 
     Escape sequences (colored logging, cursor moves) are removed; a line redrawn with carriage returns
     (tqdm's progress bar, then the error written over it) is split at them, and only its last
-    ``MAX_SEGMENTS`` non-blank parts are kept, each cut to ``MAX_LINE_CHARS``. A blank line is one empty part.
+    ``MAX_SEGMENTS`` non-blank parts are kept, each cut to its first ``MAX_LINE_CHARS`` and last ``MAX_END_CHARS``.
+    A blank line is one empty part.
     """
     parts = [part for part in without_escapes(text).split("\r") if part.strip()]
-    return [part[:MAX_LINE_CHARS] for part in parts[-MAX_SEGMENTS:]] or [""]
+    return [_ends(part, MAX_LINE_CHARS, MAX_END_CHARS, _CUT) for part in parts[-MAX_SEGMENTS:]] or [""]
+
+
+def _shown(text):
+    """The line a crash reports: its start, and for a line longer than ``MAX_LINE_CHARS`` (matched at its end
+    too) its start and its end."""
+    text = text.strip()
+    if len(text) <= MAX_LINE_CHARS:
+        return text[:MAX_MESSAGE_CHARS]
+    half = (MAX_MESSAGE_CHARS - len(_CUT)) // 2
+    return text[:half] + _CUT + text[-half:]
 
 
 def read_tail(path, lines=DEFAULT_LINES, max_bytes=None, deadline=None, clock=time.monotonic):
@@ -493,7 +519,7 @@ def scan_lines(lines, path, now=None):
         if found is not None:
             _rank, pattern, text = found
             matches.append({"category": pattern.category, "pattern": pattern, "offset": offset, "index": index,
-                            "text": text.strip()[:MAX_MESSAGE_CHARS], "epoch": current_time, "file": path})
+                            "text": _shown(text), "epoch": current_time, "file": path})
     return matches
 
 

@@ -369,7 +369,10 @@ def test_the_patterns_stay_linear_on_lines_made_to_backtrack():
 
 
 def test_very_long_and_odd_lines_are_bounded():
-    assert crash.classify("x" * 1000000 + " CUDA out of memory") is None  # only the first 4096 characters count
+    # the first 4096 characters and the last 1024 count, not the middle
+    assert crash.classify("x" * 1000000 + " CUDA out of memory").category == "cuda_oom"
+    assert crash.classify("x" * 5000 + " CUDA out of memory " + "x" * 2000) is None
+    assert crash.classify("UserWarning: " + "x" * 6000 + " CUDA out of memory") is None  # its start decides: a warning
     assert crash.classify("\x00\x01\ufffd garbage \udcff") is None
 
 
@@ -411,6 +414,23 @@ def test_a_huge_redrawn_line_is_read_at_its_start_and_its_last_part(tmp_path):
     report = crash.scan([path], history_file=None, now=NOW)
     assert [(c["category"], c["line"]) for c in report["crashes"]] == [
         ("cuda_oom", "RuntimeError: CUDA error: out of memory")]
+
+
+@pytest.mark.parametrize("line, category", [
+    # the verdict at the end of a long argv (the DeepSpeed launcher, subprocess)
+    ("[2023-04-14 13:11:27,885] [ERROR] [launch.py:434:sigkill_handler] ['/usr/bin/python3', '-u', 'main.py', " +
+     ", ".join("'--arg%d'" % i for i in range(600)) + "] exits with return code = -9", "process_killed"),
+    ("subprocess.CalledProcessError: Command '[" + ", ".join("'--arg%d', 'value%d'" % (i, i) for i in range(3000)) +
+     "]' died with <Signals.SIGKILL: 9>.", "process_killed"),
+])
+def test_a_long_line_is_read_at_its_start_and_its_end(tmp_path, line, category):
+    path = write(tmp_path / "train.log", "step 1\n" + line + "\n")
+    report = crash.scan([path], history_file=None, now=NOW)
+    assert report["categories"] == [category]
+    shown = report["crashes"][0]["line"]
+    assert shown.startswith(line[:100]) and shown.endswith(line[-100:]) and len(shown) <= crash.MAX_MESSAGE_CHARS + 5
+    tail = crash.read_tail(path)
+    assert len(tail.lines[-1][1]) <= crash.MAX_LINE_BYTES + crash.MAX_END_BYTES + 5  # memory stays bounded
 
 
 # -- line times --------------------------------------------------------------------------------
