@@ -5,7 +5,7 @@
 
 A script, not a test (the test suite asserts outcomes, never durations). It times ``_crash_log.classify``:
 
-* real: every line of the real crash and healthy logs of ../shared/fixtures/training/crash-logs, repeated to
+* real: every line of the real crash and healthy logs of tests/fixtures/training/crash-logs, repeated to
   1000 lines (what one log's scan reads by default);
 * adversarial: 1000 lines of 4 KiB built from what the patterns repeat (runs of spaces after "exit code",
   colons, "NCCL WARN", "Error"), the worst a log line can cost.
@@ -31,7 +31,7 @@ sys.path.insert(0, os.path.join(REPO, ".collections"))
 from _machine import machine  # noqa: E402
 from ansible_collections.gpuops.preflight.plugins.module_utils import _crash_log  # noqa: E402
 
-FIXTURES = os.path.join(REPO, "..", "shared", "fixtures", "training", "crash-logs")
+FIXTURES = os.path.join(REPO, "tests", "fixtures", "training", "crash-logs")
 ADVERSARIAL = ["exit code" + " " * 4090, "exit status " + " " * 4080 + "x", ": " * 2048, "loss" + " " * 4090,
                "killed by signal" + " " * 4080, "NCCL WARN " * 409, "Error " * 682, "at line 1 in file " * 227]
 
