@@ -56,12 +56,12 @@ def seconds(lines):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--json", help="write every measurement here")
     args = parser.parse_args()
     sets = {"real": real_lines(), "adversarial": (ADVERSARIAL * 125)[:1000]}
-    runs = dict((name, [seconds(lines) for _ in range(args.repeat)]) for name, lines in sets.items())
+    runs = dict((name, [seconds(lines) for _round in range(args.repeat)]) for name, lines in sets.items())
     result = {"machine": machine(), "repeat": args.repeat,
               "median_s_per_1000_lines": dict((name, round(statistics.median(v), 4)) for name, v in runs.items()),
               "runs": runs}

@@ -34,8 +34,8 @@ import time
 
 from ansible_collections.gpuops.preflight.plugins.module_utils import _checks, _deadline, _files
 from ansible_collections.gpuops.preflight.plugins.module_utils import _timeparse, _tool
-from ansible_collections.gpuops.preflight.plugins.module_utils._values import (clean_text, duration, first_line,
-                                                                                human_bytes, type_name)
+from ansible_collections.gpuops.preflight.plugins.module_utils._values import (
+    clean_text, duration, first_line, human_bytes, type_name)
 
 OK = "ok"
 STEP_STALL = "step_stall"
@@ -100,7 +100,7 @@ VERDICTS = {
     CLOCK_SKEW: (_checks.WARN, "Synchronise the clocks (timedatectl, chrony); updated_at must be UTC or carry its "
                                "offset (datetime.now(timezone.utc).isoformat())."),
     DAEMON_ERROR: (_checks.WARN, "Read the daemon's log (logs/*.log, journalctl -u <unit>) for the error it reports; "
-                                "restart it (systemctl restart <unit>) once the cause is fixed."),
+                                 "restart it (systemctl restart <unit>) once the cause is fixed."),
 }
 
 

@@ -170,8 +170,9 @@ def _unreachable(out, defaults):
 
 # ---- more faults, for the tests that need them
 
-@scenario("empty_tool", "rocm-smi lists no GPU (WARNING: No JSON data to report, exit 0) while sysfs shows them all: "
-                      "every GPU vanished from it, degraded")
+@scenario("empty_tool",
+          "rocm-smi lists no GPU (WARNING: No JSON data to report, exit 0) while sysfs shows them all: "
+          "every GPU vanished from it, degraded")
 def _empty(out, defaults):
     cluster = build_cluster(out, {RIG: {}}, defaults=defaults)
     cluster[RIG].set_tool_mode("empty")
