@@ -1035,6 +1035,17 @@ class _BodyTooLarge(Exception):
     pass
 
 
+def _redirect_target(location):
+    """'to h:p' / 'to a path on the same host' / 'without a Location' for a 3xx answer's Location."""
+    if not location or not location.strip():
+        return "without a Location"
+    match = re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://([^/?#]*)", location.strip())
+    if not match:
+        return "to a path on the same host"
+    netloc = match.group(1).rpartition("@")[2]  # never the user name or password
+    return "to %s" % (one_line(netloc, 200) or "no host")
+
+
 def _exchange(conn, method, target, body, headers, limit):
     conn.request(method, target, body=body, headers=headers)
     resp = conn.getresponse()
@@ -1044,7 +1055,7 @@ def _exchange(conn, method, target, body, headers, limit):
     data = resp.read(limit + 1)
     if len(data) > limit:
         raise _BodyTooLarge(len(data))
-    return resp.status, resp.reason, resp.getheader("Content-Type"), data
+    return resp.status, resp.reason, resp.getheader("Content-Type"), data, resp.getheader("Location")
 
 
 def _abort(conn):
@@ -1078,7 +1089,8 @@ class Client(object):
     The call runs in a daemon thread; when its time is up the socket is shut down and the call is
     reported as timed out, so a server that accepts and never answers (or a name lookup that hangs)
     cannot hold the gate. Bodies are bounded (``max_bytes``); JSON answers must say so in their
-    content type. No proxy is used (http.client reads no proxy settings).
+    content type. Only a 2xx status is an answer: a redirect is an error naming where it leads, never
+    followed. No proxy is used (http.client reads no proxy settings).
     """
 
     def __init__(self, url, deadline, clock=time.monotonic, per_call=HTTP_CALL_LIMIT, max_bytes=BODY_MAX_BYTES,
@@ -1150,12 +1162,14 @@ class Client(object):
         if "error" in box:
             self._describe_error(reply, box["error"], budget)
             return reply
-        status, reason, content_type, data = box["answer"]
+        status, reason, content_type, data, location = box["answer"]
         reply.status, reply.content_type = status, content_type
         text = data.decode("utf-8", "replace")
         reply.text = one_line(text.strip(), 500)
-        if status >= 400:
+        if not 200 <= status < 300:  # only 2xx is an answer; a redirect is not followed (it may lead anywhere)
             detail = ": %s" % reply.text if reply.text else ""
+            if 300 <= status < 400:
+                detail = ", a redirect %s (not followed)" % _redirect_target(location)
             reply.error = "%s %s answered %d %s%s" % (method, path, status, reason or "", detail)
             if _is_json_type(content_type):
                 reply.data = decode_json(data)[0]
@@ -1613,7 +1627,8 @@ def is_orchestrator_instance(instance, orchestrator_instances=ORCHESTRATOR_INSTA
 
 
 def probe_bus(client):
-    """Collector: GET <BUS_URL> (its /health when the URL has no path) as a Reply dict; any 2xx answers."""
+    """Collector: GET <BUS_URL> (its /health when the URL has no path) as a Reply dict; any 2xx answers
+    (``Client.call``: anything else, a redirect included, is an error)."""
     return client.get("" if client.prefix else "/health", want_json=False).as_dict()
 
 

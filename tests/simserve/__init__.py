@@ -8,7 +8,8 @@ on 127.0.0.1, on a free port, that plays the orchestrator's API as its runbook d
 
 Behaviour (``Behaviour`` fields, changeable while it runs): models ready a delay after the preload
 was accepted; models that fail with an error text (``errors`` as strings or objects); preload
-answering 503 first; all_ready false for ever; malformed JSON; wrong content types; and
+answering 503 first; all_ready false for ever; malformed JSON; wrong content types; a fixed
+answer for a path (``canned``: a redirect, an empty or ``null`` body, bytes that are not UTF-8); and
 ``HangingServer``, which accepts connections and never answers. Standard library only: the
 systemd tests copy this file into a container and run it there (``python3 simserve.py --port P
 --state FILE``: the behaviour is read again from the JSON FILE on every request).
@@ -31,7 +32,7 @@ class Behaviour:
 
     FIELDS = ("models", "ready_after", "preload_503", "fail", "errors_as", "never_ready", "already_ready",
               "health", "status_body", "status_content_type", "health_content_type", "mps_enabled",
-              "summary_shape", "preload_status", "ready_file", "stale_errors", "stale_polls")
+              "summary_shape", "preload_status", "ready_file", "stale_errors", "stale_polls", "canned")
 
     def __init__(self, **kw):
         self.models = list(kw.pop("models", []))
@@ -51,6 +52,8 @@ class Behaviour:
         self.ready_file = kw.pop("ready_file", None)           # all_ready only once this file exists
         self.stale_errors = dict(kw.pop("stale_errors", {}))   # model -> error shown until a preload is accepted
         self.stale_polls = int(kw.pop("stale_polls", 0))       # ... and for this many status answers after it
+        # path -> {"status", "body", "content_type" (None: no header), "headers"}: a fixed answer for that path
+        self.canned = dict(kw.pop("canned", {}))
         if kw:
             raise TypeError("unknown behaviour: %s" % ", ".join(sorted(kw)))
 
@@ -129,10 +132,13 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, *args):  # quiet
         pass
 
-    def _send(self, status, body, content_type="application/json"):
+    def _send(self, status, body, content_type="application/json", headers=None):
         data = body if isinstance(body, bytes) else (body if isinstance(body, str) else json.dumps(body)).encode()
         self.send_response(status)
-        self.send_header("Content-Type", content_type)
+        if content_type is not None:
+            self.send_header("Content-Type", content_type)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Length", str(len(data)))
         self.send_header("Connection", "close")
         self.end_headers()
@@ -143,7 +149,12 @@ class _Handler(BaseHTTPRequestHandler):
         state = self.server.state
         beh = state.current()
         state.requests.append(("GET", self.path, None))
-        if self.path == "/health":
+        canned = beh.canned.get(self.path)
+        if canned is not None:
+            body = canned.get("body", "")
+            self._send(canned.get("status", 200), body.encode("latin-1") if isinstance(body, str) else body,
+                       canned.get("content_type"), canned.get("headers"))
+        elif self.path == "/health":
             self._send(200, {"status": beh.health}, beh.health_content_type)
         elif self.path == "/models/status":
             with state.lock:

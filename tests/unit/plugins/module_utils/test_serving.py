@@ -457,6 +457,29 @@ def test_client_reads_json_and_names_http_errors(orchestrator):
     assert missing.status == 404 and missing.error == 'GET /nope answered 404 Not Found: {"detail": "Not Found"}'
 
 
+def redirect(status, location):
+    return {"status": status, "body": "", "content_type": None, "headers": {"Location": location}}
+
+
+@pytest.mark.parametrize("status, location, shown", [
+    (302, "https://user:pw@sso.example/login?next=%2F", "a redirect to sso.example (not followed)"),
+    (301, "http://10.9.9.9:8014/health", "a redirect to 10.9.9.9:8014 (not followed)"),
+    (307, "/login", "a redirect to a path on the same host (not followed)"),
+    (304, None, "a redirect without a Location (not followed)"),
+])
+def test_only_2xx_is_an_answer_and_a_redirect_names_where_it_leads(orchestrator, status, location, shown):
+    sim = orchestrator(models=["m"], canned={"/health": redirect(status, location) if location else
+                                             {"status": status, "content_type": None}})
+    reply = client(sim.url).get("/health", want_json=False)
+    assert not reply.ok and reply.status == status
+    assert reply.error.startswith("GET /health answered %d " % status) and reply.error.endswith(shown), reply.error
+    assert "pw" not in reply.error and "next" not in reply.error
+    assert [r[1] for r in sim.requests] == ["/health"]  # not followed
+    assert _serving.health_state(reply)[0] == "fail"  # an empty 302 is not a healthy orchestrator
+    problems, ok_text, _d = _serving.evaluate_bus(_serving.probe_bus(client(sim.url)))
+    assert ok_text is None and problems[0]["status"] == "fail" and problems[0]["message"].endswith(shown)
+
+
 def test_client_refuses_wrong_content_types_and_malformed_json(orchestrator):
     sim = orchestrator(models=["m"], status_content_type="text/html; charset=utf-8")
     reply = client(sim.url).get("/models/status")
