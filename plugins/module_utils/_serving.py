@@ -88,6 +88,8 @@ FIXES = {
         "refused": "The orchestrator refused the preload request: read its answer and its journal; check the "
                    "orchestrator version against the runbook's API.",
         "check_mode": "Run the gate without check mode to load the models, or load them on the orchestrator first.",
+        "unlisted": "The orchestrator does not list the model in GET /models/status: check that the map's model id is "
+                    "the one the orchestrator serves (its configuration), then run the gate again with --refresh.",
     },
     "mps": {
         "daemon": "Start the MPS control daemon as the GPU's owner (nvidia-cuda-mps-control -d, or its systemd "
@@ -120,6 +122,7 @@ _SHARD = re.compile(r"^(?P<prefix>.+)-(?P<num>\d+)-of-(?P<total>\d+)(?P<ext>\.sa
 _HEX_REF = re.compile(r"^[0-9a-f]{7,64}$")
 OK_STATES = ("ok", "healthy", "up", "ready", "pass", "passing", "alive", "running", "serving")
 READY_STATES = ("ready", "loaded", "ok", "done", "available", "serving", "running")
+FAILED_STATES = ("failed", "error", "errored")
 
 
 # ---------------------------------------------------------------- small helpers
@@ -1278,11 +1281,29 @@ def _status_shape_error(doc):
     return None
 
 
-def preload_state(doc):
-    """"ready" (all_ready), "failed" (no longer in progress, with errors), "waiting" otherwise."""
-    if doc.get("all_ready") is True:
+def unready_models(doc, entries):
+    """[(agent, model, state)] for each map entry whose model /models/status does not show ready: its
+    listed state, or None when the status lists its models (``summary.models``) and not this one.
+    A status without per-model states (counts only) names none: ``all_ready`` alone speaks then."""
+    summary = doc.get("summary")
+    states = model_states(summary, set(e["model"] for e in entries))
+    listed = isinstance(summary, dict) and isinstance(summary.get("models"), (dict, list))
+    return [(e["agent"], e["model"], states.get(e["model"])) for e in entries
+            if states.get(e["model"]) not in READY_STATES and (listed or e["model"] in states)]
+
+
+def preload_state(doc, entries=()):
+    """"ready": all_ready, no preload in progress, and every model of the map (``entries``) ready where
+    the status lists its models; "failed": no longer in progress, with errors, a map model failed, or
+    all_ready while a map model is not ready (the orchestrator will load nothing more); else "waiting".
+    A refresh under way (in_progress) is waiting even with all_ready: the ready marks may be the old load's."""
+    unready = unready_models(doc, entries)
+    if doc.get("in_progress") is True:
+        return "waiting"
+    if doc.get("all_ready") is True and not unready:
         return "ready"
-    if doc.get("in_progress") is False and doc.get("errors"):
+    if doc.get("in_progress") is False and (doc.get("errors") or any(s in FAILED_STATES for _a, _m, s in unready)
+                                            or (doc.get("all_ready") is True and unready)):
         return "failed"
     return "waiting"
 
@@ -1428,7 +1449,7 @@ def run_preload(client, entries, refresh=False, interval=0.5, max_interval=2.0, 
             out["progress"] = (out["progress"] + [line])[-20:]
             if on_progress is not None:
                 on_progress(line)
-        return preload_state(reply.data)
+        return preload_state(reply.data, entries)
 
     def finish():
         out["elapsed_s"] = round(client.clock() - start, 3)
@@ -1509,7 +1530,8 @@ def evaluate_preload(observed, entries, timeout=None):
     errors = preload_errors(doc, entries)
     details["errors"] = errors
     not_sent = details["not_sent"] = bool(observed.get("not_sent"))
-    ready = doc.get("all_ready") is True and not errors
+    all_ready = bool(doc) and preload_state(doc, entries) == "ready"
+    ready = all_ready and not errors
     if not_sent and not ready:
         # check mode: what the status says now is not what a preload would end in
         now = (observed.get("progress") or ["no status"])[-1]
@@ -1523,7 +1545,6 @@ def evaluate_preload(observed, entries, timeout=None):
             len(set(e["model"] for e in entries)), ", preload triggered" if observed.get("triggered")
             else ", refresh not sent in check mode" if not_sent else "",
             observed.get("polls") or 0, _took(observed.get("elapsed_s"))), details
-    all_ready = doc.get("all_ready") is True
     for item in errors:
         who = _who(item["agents"], item["model"]) if item["model"] or item["agents"] else "a model"
         text = "%s failed to load; the orchestrator says: %s" % (who, one_line(item["error"]))
@@ -1538,20 +1559,45 @@ def evaluate_preload(observed, entries, timeout=None):
             len(set(e["model"] for e in entries)), len(errors)), details
     states = model_states(doc.get("summary"), set(e["model"] for e in entries))
     failed_models = set(i["model"] for i in errors)
+    unready = dict(((a, m), s) for a, m, s in unready_models(doc, entries)) if doc else {}
+    silent = {}  # failed in the status's own words, with no error text
+    for (agent, model), state in unready.items():
+        if state in FAILED_STATES and model not in failed_models:
+            silent.setdefault(model, []).append(agent)
+    for model, agents in sorted(silent.items()):
+        fail("%s failed to load; /models/status says '%s' (no error text)"
+             % (_who(agents, model), unready[(agents[0], model)]), "failed", agents=agents, model=model, error=None)
+    failed_models.update(silent)
     waiting = []
     for entry in entries:
         state = states.get(entry["model"])
-        if entry["model"] in failed_models or (state is not None and state in READY_STATES):
+        if entry["model"] in failed_models or state in READY_STATES:
             continue
         waiting.append((entry["agent"], entry["model"], state))
     details["not_ready"] = [{"agent": a, "model": m, "state": s} for a, m, s in waiting]
-    if errors and doc.get("in_progress") is False:
-        return problems, None, details
+    if doc.get("in_progress") is False and preload_state(doc, entries) == "failed":
+        # the orchestrator loads nothing more: its failures say why, else what it left not ready is named
+        left = {}
+        for agent, model, state in ([] if problems else waiting):
+            if (agent, model) in unready:
+                left.setdefault((model, state), []).append(agent)
+        for (model, state), agents in left.items():
+            if state is None:
+                fail("%s is not listed in GET /models/status (summary.models) and the orchestrator loads nothing "
+                     "more (in_progress: false, all_ready: %s)" % (_who(agents, model), json.dumps(doc.get("all_ready"))),
+                     "unlisted", agents=agents, model=model)
+            else:
+                fail("%s is '%s' and the orchestrator loads nothing more (in_progress: false)"
+                     % (_who(agents, model), state), "timeout", agents=agents, model=model)
+        if problems:
+            return problems, None, details
     progress = describe_progress(doc, entries) if doc else (observed.get("error") or "no answer")
     if trigger.get("error") and not observed.get("triggered"):
         reason = "POST /models/preload was not accepted within %ss: %s" % (seconds_text(timeout or 0), trigger["error"])
     else:
         reason = "models not ready within %ss: %s" % (seconds_text(timeout or observed.get("elapsed_s") or 0), progress)
+    if doc.get("in_progress") is True and doc.get("all_ready") is True:
+        reason += " (all_ready is true, but a preload is still in progress: the models may be loading again)"
     if observed.get("error") and doc:
         reason += "; last poll: %s" % observed["error"]
     if waiting and states:

@@ -767,6 +767,60 @@ def test_errors_items_of_every_shape():
     assert "model 'org/zzz' failed to load; the orchestrator says: unknown model" in messages(problems)
 
 
+def status_doc(models=None, all_ready=True, in_progress=False, errors=()):
+    doc = {"all_ready": all_ready, "in_progress": in_progress, "errors": list(errors)}
+    if models is not None:
+        doc["summary"] = {"models": models}
+    return doc
+
+
+@pytest.mark.parametrize("doc, state", [
+    (status_doc(), "ready"),  # no per-model states: all_ready speaks
+    (status_doc({"org/a": "ready", "org/b": "loaded"}), "ready"),
+    (status_doc({"org/a": "ready", "org/other": "ready"}), "failed"),  # org/b not listed, nothing more will load
+    (status_doc({"org/a": "ready", "org/b": "failed"}), "failed"),
+    (status_doc({"org/a": "ready", "org/b": "ready"}, in_progress=True), "waiting"),  # a refresh under way
+    (status_doc({"org/a": "pending", "org/b": "pending"}, all_ready=False), "waiting"),
+    (status_doc({"org/a": "ready", "org/b": "failed"}, all_ready=False), "failed"),
+    (dict(status_doc(), summary={"total": 2, "ready": 2}), "ready"),
+    (dict(status_doc(all_ready=True), summary={"ready": ["org/a"], "loading": ["org/b"]}), "failed"),
+])
+def test_preload_state_needs_every_model_of_the_map_listed_ready(doc, state):
+    assert _serving.preload_state(doc, ENTRIES) == state
+
+
+@pytest.mark.parametrize("doc, expected", [
+    (status_doc({"org/a": "ready", "org/other": "ready"}),
+     [("fail", "agents 'mcp', 'bus' (model 'org/b') is not listed"), ]),
+    (status_doc({"org/a": "ready", "org/b": {"status": "failed"}}),
+     [("fail", "agents 'mcp', 'bus' (model 'org/b') failed to load; /models/status says 'failed' (no error text)")]),
+    (status_doc({"org/a": "ready", "org/b": "failed"}, errors=[{"model": "org/b", "error": "OOM"}]),
+     [("fail", "agents 'mcp', 'bus' (model 'org/b') failed to load; the orchestrator says: OOM")]),
+    (status_doc({"org/a": "ready", "org/b": "ready"}, in_progress=True),
+     [("fail", "models not ready within 5s: in progress: 2 of 2 model(s) ready (all_ready is true, but a preload is "
+               "still in progress: the models may be loading again)")]),
+])
+def test_all_ready_alone_is_not_ready(doc, expected):
+    problems, ok_text, _d = _serving.evaluate_preload({"status": doc, "polls": 1}, ENTRIES, timeout=5)
+    assert ok_text is None
+    got = [(p["status"], p["message"]) for p in problems]
+    assert len(got) == len(expected)
+    for (status, text), (want_status, want) in zip(got, expected):
+        assert status == want_status and text.startswith(want), got
+
+
+def test_a_model_the_orchestrator_does_not_list_ends_the_wait_naming_it(orchestrator):
+    doc = status_doc({"org/a": "ready", "org/other": "ready"})
+    sim = orchestrator(models=["org/a"], canned={"/models/status": {
+        "status": 200, "content_type": "application/json", "body": json.dumps(doc)}})
+    (problems, ok_text, _d), observed, _p = preload(sim, seconds=30)
+    assert ok_text is None and observed["triggered"] and not observed["timed_out"]  # no wait for the budget
+    assert messages(problems) == [
+        "agents 'mcp', 'bus' (model 'org/b') is not listed in GET /models/status (summary.models) and the "
+        "orchestrator loads nothing more (in_progress: false, all_ready: true)"]
+    assert problems[0]["fix"] == _serving.FIXES["preload"]["unlisted"]
+
+
 @pytest.mark.parametrize("summary, expected", [
     ({"models": {"org/a": "ready", "org/b": {"state": "Loading"}}}, {"org/a": "ready", "org/b": "loading"}),
     ({"models": [{"id": "org/a", "ready": True}, {"name": "org/b", "status": "failed"}]},
