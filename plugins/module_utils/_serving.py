@@ -78,6 +78,8 @@ FIXES = {
                    "that leads outside the store with the real files.",
         "root": "Set MODEL_STORE_ROOT to the model store's folder (it must exist and be searchable by the service "
                 "user).",
+        "lfs_pointer": "The model was cloned with git without git-lfs: run git lfs pull in the model's folder (or "
+                       "download it with huggingface-cli), then run the gate again.",
     },
     "preload": {
         "failed": "Read the orchestrator's error for the model (out of GPU memory, missing or corrupt weights, "
@@ -120,6 +122,10 @@ MAP_FIELDS = ("model", "path", "files")
 _AGENT_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@\\-]{0,199}$")
 _SHARD = re.compile(r"^(?P<prefix>.+)-(?P<num>\d+)-of-(?P<total>\d+)(?P<ext>\.safetensors|\.bin)$")
 _HEX_REF = re.compile(r"^[0-9a-f]{7,64}$")
+# A file cloned with git but without git-lfs is a small text pointer in place of its content (the
+# git-lfs spec: a pointer starts with this line and is under 1024 bytes).
+LFS_POINTER = b"version https://git-lfs.github.com/spec/v1"
+LFS_POINTER_MAX_BYTES = 1024
 OK_STATES = ("ok", "healthy", "up", "ready", "pass", "passing", "alive", "running", "serving")
 READY_STATES = ("ready", "loaded", "ok", "done", "available", "serving", "running")
 FAILED_STATES = ("failed", "error", "errored")
@@ -611,12 +617,20 @@ def _check_file(walk, folder, name, findings, checked, content=None):
                                  % (path, _user_text(walk.ident), _owner_text(st))))
         return None
     checked.append({"name": name, "bytes": st.st_size})
+    if st.st_size <= LFS_POINTER_MAX_BYTES and _is_lfs_pointer(real):
+        findings.append(_finding("lfs_pointer", path, "%s is a git-lfs pointer, not the file: run git lfs pull" % path))
+        return None
     if content is not None:
         why = content(real, st.st_size)
         if why:
             findings.append(_finding("incomplete", path, "%s %s" % (path, why)))
             return None
     return real
+
+
+def _is_lfs_pointer(path):
+    data, _error = read_bounded(path, LFS_POINTER_MAX_BYTES)
+    return bool(data) and data.startswith(LFS_POINTER)
 
 
 def _json_object_content(limit):

@@ -415,6 +415,24 @@ def test_store_root_and_base_dir_problems(open_tmp):
     assert inspect(root, entries, base_dir="base")[0] == []
 
 
+LFS = b"version https://git-lfs.github.com/spec/v1\noid sha256:" + b"a" * 64 + b"\nsize 4976698672\n"
+
+
+@pytest.mark.parametrize("fmt, name", [
+    ("safetensors", "model.safetensors"), ("bin", "pytorch_model.bin"), ("safetensors", "tokenizer.json"),
+    ("safetensors", "config.json"),
+])
+def test_a_git_lfs_pointer_is_not_the_file(open_tmp, fmt, name):
+    root, entries = make_store(open_tmp, a=("org/a", "a", lambda p: st.model_dir(p, fmt=fmt)))
+    entries[0]["files"] = ["tokenizer.json"]
+    with open(os.path.join(root, "a", name), "wb") as handle:
+        handle.write(LFS)
+    problems, ok_text, _d = inspect(root, entries)
+    assert ok_text is None and messages(problems) == [
+        "agent 'a' (model 'org/a'): %s/a/%s is a git-lfs pointer, not the file: run git lfs pull" % (root, name)]
+    assert problems[0]["fix"] == _serving.FIXES["model_store"]["lfs_pointer"]
+
+
 def test_extra_files_of_the_map_are_required(open_tmp):
     root, entries = make_store(open_tmp, a=("org/a", "a", st.model_dir))
     entries[0]["files"] = ["tokenizer.json", "generation_config.json"]
