@@ -8,6 +8,7 @@ import pathlib
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-for path in (ROOT / ".collections", ROOT / "tests"):
+# src: the package of this clone, not the one a shared venv's editable install points at (another clone).
+for path in (ROOT / "src", ROOT / ".collections", ROOT / "tests"):
     if path.is_dir() and str(path) not in sys.path:
         sys.path.insert(0, str(path))
