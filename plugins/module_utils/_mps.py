@@ -9,10 +9,13 @@ What NVIDIA's MPS documentation says a working set-up has, read without changing
   ``nvidia-cuda-mps-control.pid`` in the pipe directory; that PID is checked against /proc (the
   process must still be a control daemon), and /proc is searched when there is no PID file. The
   kernel truncates ``comm`` to 15 characters ("nvidia-cuda-mps" for the daemon and the servers
-  alike), so processes are told apart by their command line;
+  alike), so processes are told apart by their command line. A daemon found in /proc counts only
+  when it serves this pipe directory (the ``CUDA_MPS_PIPE_DIRECTORY`` of its environment, else the
+  default): one started for another folder cannot serve clients that look in this one;
 - the pipe directory (``CUDA_MPS_PIPE_DIRECTORY``, default /tmp/nvidia-mps) where the daemon's
-  ``control`` FIFO lives, and the log directory (``CUDA_MPS_LOG_DIRECTORY``, default
-  /var/log/nvidia-mps), both present and writable by the user that runs the clients;
+  ``control`` entry lives (a UNIX socket on current drivers, a FIFO on older ones), and the log
+  directory (``CUDA_MPS_LOG_DIRECTORY``, default /var/log/nvidia-mps), both present and writable
+  by the user that runs the clients;
 - the servers: ``echo get_server_list | nvidia-cuda-mps-control`` prints one server PID a line.
   It is asked only when the daemon runs (the front end would otherwise wait for a daemon), through
   ``_tool.run_tool`` (hard timeout, own process group) with the pipe directory in its environment.
@@ -20,6 +23,7 @@ What NVIDIA's MPS documentation says a working set-up has, read without changing
 
 from __future__ import annotations
 
+import errno
 import os
 import pwd
 import stat
@@ -28,6 +32,8 @@ from ansible_collections.gpuops.preflight.plugins.module_utils import _files, _t
 from ansible_collections.gpuops.preflight.plugins.module_utils._values import clean_text, first_line
 
 PID_FILE = "nvidia-cuda-mps-control.pid"
+DEFAULT_PIPE_DIR = "/tmp/nvidia-mps"  # the daemon's pipe directory when its environment names none
+PIPE_DIR_VARIABLE = b"CUDA_MPS_PIPE_DIRECTORY="
 CONTROL = "nvidia-cuda-mps-control"
 SERVER = "nvidia-cuda-mps-server"
 _DAEMON_FLAGS = ("-d", "-f", "-S", "--static-partitioning")
@@ -77,21 +83,57 @@ def _is_daemon(argv):
     return bool(argv) and os.path.basename(argv[0]) == CONTROL and any(a in _DAEMON_FLAGS for a in argv[1:])
 
 
+def daemon_pipe_dir(proc_root, pid):
+    """The pipe directory a daemon serves (its environment's CUDA_MPS_PIPE_DIRECTORY, else the default),
+    normalised; None when its environment cannot be read (another user's process, hidepid)."""
+    try:
+        fd = _files.open_regular(os.path.join(proc_root, str(pid), "environ"))
+    except (OSError, _files.FileProblem):
+        return None
+    try:
+        data = _files.read_fd(fd, 1024 * 1024)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    for item in data.split(b"\0"):
+        if item.startswith(PIPE_DIR_VARIABLE) and item[len(PIPE_DIR_VARIABLE):]:
+            return os.path.normpath(item[len(PIPE_DIR_VARIABLE):].decode("utf-8", "replace"))
+    return DEFAULT_PIPE_DIR
+
+
 def find_daemon(proc_root, pipe_dir):
-    """(pid or None, running: True/False/None). None when /proc cannot be read."""
+    """(pid or None, running: True/False/None, others): the control daemon serving ``pipe_dir``. Its PID
+    file there names it; else /proc is searched for a daemon whose pipe directory is ``pipe_dir``.
+    ``others``: the daemons found that serve another folder, [{pid, pipe_dir}] (pipe_dir None when it
+    cannot be read). running is None when /proc cannot be read."""
     text = _read_small(os.path.join(pipe_dir, PID_FILE))
     if text and text.strip().isdecimal():
         pid = int(text.strip())
         if _is_daemon(cmdline(proc_root, pid)):
-            return pid, True
+            return pid, True, []
     try:
         names = os.listdir(proc_root)
     except OSError:
-        return None, None
+        return None, None, []
+    ours, others = os.path.normpath(pipe_dir), []
     for name in sorted((n for n in names if n.isdecimal()), key=int):
         if _is_daemon(cmdline(proc_root, name)):
-            return int(name), True
-    return None, False
+            served = daemon_pipe_dir(proc_root, name)
+            if served == ours:
+                return int(name), True, others
+            others.append({"pid": int(name), "pipe_dir": served})
+    return None, False, others
+
+
+def control_entry(pipe_dir):
+    """Whether the daemon's ``control`` entry is in ``pipe_dir``: a UNIX socket (current drivers) or a FIFO
+    (older ones). False when it is missing or something else; None when it cannot be examined."""
+    try:
+        mode = os.lstat(os.path.join(pipe_dir, "control")).st_mode
+    except OSError as exc:
+        return False if exc.errno in (errno.ENOENT, errno.ENOTDIR) else None
+    return stat.S_ISSOCK(mode) or stat.S_ISFIFO(mode)
 
 
 def directory(path):
@@ -114,22 +156,32 @@ def status(module, pipe_dir="/tmp/nvidia-mps", log_dir="/var/log/nvidia-mps", co
            proc_root="/proc", shell="/bin/sh"):
     """The MPS facts: {control_daemon_running, control_daemon_pid, pipe_dir, log_dir, servers, error}.
 
-    ``control_daemon_running``: True / False, None when /proc could not be read. ``pipe_dir`` and
-    ``log_dir``: {path, exists, writable}; ``pipe_dir`` also says whether the ``control`` FIFO is
-    there. ``servers``: [{pid, uid, user, command}] from ``get_server_list`` (empty when no daemon
-    runs). ``error``: one line when something could not be read or asked, else None.
+    ``control_daemon_running``: True / False, None when it cannot be told (/proc unreadable, or a
+    daemon whose pipe directory cannot be read while ``pipe_dir`` holds no control entry).
+    ``pipe_dir`` and ``log_dir``: {path, exists, writable}; ``pipe_dir`` also says whether the
+    daemon's ``control`` socket or FIFO is there (``control_pipe``: True/False, None when it cannot be
+    examined). ``daemons_elsewhere``: the daemons that serve another folder, [{pid, pipe_dir}].
+    ``servers``: [{pid, uid, user, command}] from ``get_server_list`` (empty when no daemon runs).
+    ``error``: one line when something could not be read or asked (the server list then is not
+    known), else None.
     """
     result = {"control_daemon_running": None, "control_daemon_pid": None, "pipe_dir": directory(pipe_dir),
-              "log_dir": directory(log_dir), "servers": [], "error": None}
-    control_pipe = os.path.join(pipe_dir, "control")
-    try:
-        result["pipe_dir"]["control_pipe"] = stat.S_ISFIFO(os.lstat(control_pipe).st_mode)
-    except OSError:
-        result["pipe_dir"]["control_pipe"] = False
-    pid, running = find_daemon(proc_root, pipe_dir)
+              "log_dir": directory(log_dir), "servers": [], "daemons_elsewhere": [], "error": None}
+    result["pipe_dir"]["control_pipe"] = control_entry(pipe_dir)
+    pid, running, others = find_daemon(proc_root, pipe_dir)
+    unread = [o["pid"] for o in others if o["pipe_dir"] is None]
+    if running is False and unread:
+        # its folder cannot be read: the control entry in ours says whether a daemon serves it
+        if result["pipe_dir"]["control_pipe"]:
+            pid, running = unread[0], True
+        else:
+            running = None
+            result["error"] = ("an MPS control daemon runs (pid %s) but its pipe directory cannot be read (%s/%s/"
+                               "environ)" % (unread[0], proc_root, unread[0]))
     result["control_daemon_running"], result["control_daemon_pid"] = running, pid
+    result["daemons_elsewhere"] = [o for o in others if o["pid"] != pid and o["pipe_dir"] is not None]
     if running is None:
-        result["error"] = "cannot read %s to look for the MPS control daemon" % proc_root
+        result["error"] = result["error"] or "cannot read %s to look for the MPS control daemon" % proc_root
         return result
     if not running:
         return result

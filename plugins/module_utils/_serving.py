@@ -1643,17 +1643,30 @@ def evaluate_mps(host, gpu_info):
         add(_checks.UNKNOWN, "MPS state could not be read on this host", "unknown")
     else:
         running = host.get("control_daemon_running")
+        pipe = host.get("pipe_dir") or {}
         if running is False:
-            add(_checks.FAIL, "the MPS control daemon (nvidia-cuda-mps-control -d) is not running", "daemon")
+            elsewhere = "; ".join("pid %s serves %s" % (d.get("pid"), d.get("pipe_dir"))
+                                  for d in host.get("daemons_elsewhere") or [])
+            add(_checks.FAIL, "the MPS control daemon (nvidia-cuda-mps-control -d) is not running%s" % (
+                " for the pipe directory %s (%s)" % (pipe.get("path"), elsewhere) if elsewhere else ""), "daemon")
         elif running is None:
             add(_checks.UNKNOWN, "cannot tell whether the MPS control daemon runs: %s"
                 % (host.get("error") or "no answer"), "unknown")
-        pipe = host.get("pipe_dir") or {}
         if pipe.get("exists") is False:
             add(_checks.FAIL, "the MPS pipe directory %s does not exist" % pipe.get("path"), "pipe_dir")
-        elif pipe.get("writable") is False:
-            add(_checks.FAIL, "the MPS pipe directory %s is not writable by the service user" % pipe.get("path"),
-                "pipe_dir")
+        else:
+            if pipe.get("writable") is False:
+                add(_checks.FAIL, "the MPS pipe directory %s is not writable by the service user" % pipe.get("path"),
+                    "pipe_dir")
+            # the clients reach the daemon through its control entry in their pipe folder, nothing else
+            control = pipe.get("control_pipe")
+            if control is False and running is not False:
+                add(_checks.FAIL, "the MPS pipe directory %s holds no control socket or FIFO (control): no control "
+                    "daemon serves it (is the daemon's CUDA_MPS_PIPE_DIRECTORY another folder?)" % pipe.get("path"),
+                    "daemon")
+            elif control is None and running is not False:
+                add(_checks.UNKNOWN, "cannot tell whether the MPS pipe directory %s holds the daemon's control entry "
+                    "(it cannot be examined)" % pipe.get("path"), "pipe_dir")
     if gpu_info is not None:
         data = gpu_info.get("data")
         if gpu_info.get("error"):
@@ -1666,8 +1679,10 @@ def evaluate_mps(host, gpu_info):
     if problems:
         return problems, None, details
     pipe = (host or {}).get("pipe_dir") or {}
-    return problems, "MPS control daemon running, pipe directory %s, %d server(s)%s" % (
-        pipe.get("path"), len(host.get("servers") or []), ", /gpu/info mps_enabled" if gpu_info else ""), details
+    servers = ("%d server(s)" % len(host.get("servers") or []) if not host.get("error")
+               else "server list unknown (%s)" % host["error"])
+    return problems, "MPS control daemon running, pipe directory %s, %s%s" % (
+        pipe.get("path"), servers, ", /gpu/info mps_enabled" if gpu_info else ""), details
 
 
 def writable_by(path, ident):

@@ -224,15 +224,25 @@ ansible_facts:
       type: dict
       contains:
         control_daemon_running:
-          description: Whether C(nvidia-cuda-mps-control -d) runs; null when /proc could not be read.
+          description: >-
+            Whether C(nvidia-cuda-mps-control -d) runs for O(mps_pipe_dir) (its PID file there, or a daemon whose
+            C(CUDA_MPS_PIPE_DIRECTORY) is that folder); null when it cannot be told (/proc unreadable, or a daemon
+            whose environment cannot be read while the folder holds no control entry).
           type: bool
           returned: always
         control_daemon_pid: {description: Its process id., type: int, returned: always}
         pipe_dir:
-          description: "{path, exists, writable, control_pipe}: the pipe directory and whether its C(control) FIFO is there."
+          description: >-
+            {path, exists, writable, control_pipe}: the pipe directory and whether the daemon's C(control) entry is
+            there (a UNIX socket on current drivers, a FIFO on older ones; null when it cannot be examined).
           type: dict
           returned: always
         log_dir: {description: "{path, exists, writable}: the log directory.", type: dict, returned: always}
+        daemons_elsewhere:
+          description: Control daemons that serve another pipe directory, as {pid, pipe_dir}.
+          type: list
+          elements: dict
+          returned: always
         servers:
           description: The MPS servers C(get_server_list) names, as {pid, uid, user, command}.
           type: list

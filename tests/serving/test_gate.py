@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 
 import pytest
 
@@ -268,12 +269,19 @@ def mps(open_tmp, monkeypatch):
                 import time
                 time.sleep(0.01)
             (pipe / "nvidia-cuda-mps-control.pid").write_text("%d\n" % proc.pid)
+            # the daemon's control entry, a UNIX socket as current drivers make it
+            control_sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            control_sock.bind(str(pipe / "control"))
+            sockets.append(control_sock)
             return proc
 
+    sockets = []
     yield Mps()
     for proc in procs:
         os.killpg(proc.pid, 9)
         proc.wait()
+    for control_sock in sockets:
+        control_sock.close()
 
 
 def mps_env(mps, **extra):
@@ -317,7 +325,18 @@ def test_mps_disabled_in_the_orchestrator_and_pipe_folder_problems(host, orchest
     assert mps_line(outcome) == ["mps           FAIL     the MPS pipe directory %s is not writable by the service "
                                  "user" % mps.pipe_dir]
     outcome = run(host, sim.url, env=mps_env(mps, CUDA_MPS_PIPE_DIRECTORY=mps.pipe_dir + "-missing"))
-    assert "the MPS pipe directory %s-missing does not exist" % mps.pipe_dir in "\n".join(mps_line(outcome))
+    assert "the MPS pipe directory %s-missing does not exist" % mps.pipe_dir in "\n".join(outcome.lines)
+
+
+def test_a_pipe_directory_without_the_daemons_control_entry_is_not_served(host, orchestrator, mps):
+    sim = orchestrator(models=host.models, already_ready=True)
+    mps.start()
+    os.remove(os.path.join(mps.pipe_dir, "control"))  # the daemon serves another folder, or it is gone
+    outcome = run(host, sim.url, env=mps_env(mps))
+    assert outcome.exit_code == 1
+    assert mps_line(outcome) == ["mps           FAIL     the MPS pipe directory %s holds no control socket or FIFO "
+                                 "(control): no control daemon serves it (is the daemon's CUDA_MPS_PIPE_DIRECTORY "
+                                 "another folder?)" % mps.pipe_dir]
 
 
 def test_mps_not_required_is_skipped(host, orchestrator):

@@ -34,10 +34,15 @@ class RealModule(object):
         return done.returncode, done.stdout.decode("utf-8", "replace"), done.stderr.decode("utf-8", "replace")
 
 
-def add_process(proc, pid, argv, uid=0):
+def add_process(proc, pid, argv, uid=0, pipe_dir=None):
+    """A /proc entry; ``pipe_dir``: the CUDA_MPS_PIPE_DIRECTORY of its environment (None: no environ file,
+    as for another user's process)."""
     folder = proc / str(pid)
     folder.mkdir(parents=True)
     (folder / "cmdline").write_bytes(b"\0".join(a.encode() for a in argv) + b"\0")
+    if pipe_dir is not None:
+        env = ["PATH=/usr/bin"] + (["CUDA_MPS_PIPE_DIRECTORY=%s" % pipe_dir] if pipe_dir else [])
+        (folder / "environ").write_bytes("\0".join(env).encode() + b"\0")
     (folder / "status").write_text("Name:\t%s\nUid:\t%d\t%d\t%d\t%d\n" % (os.path.basename(argv[0])[:15], uid, uid, uid, uid))
 
 
@@ -74,7 +79,7 @@ def test_daemon_from_its_pid_file_and_servers_listed(host):
 def test_stale_pid_file_falls_back_to_proc(host):
     (host["pipe"] / _mps.PID_FILE).write_text("4242\n")  # a PID now used by something else
     add_process(host["proc"], 4242, ["/usr/bin/python3", "train.py"])
-    add_process(host["proc"], 77, ["/usr/bin/nvidia-cuda-mps-control", "-f"])
+    add_process(host["proc"], 77, ["/usr/bin/nvidia-cuda-mps-control", "-f"], pipe_dir=host["pipe"])
     add_process(host["proc"], 78, ["nvidia-cuda-mps-control"])  # a front end, not the daemon
     (host["pipe"] / "servers").write_text("")
     got = status(host)
@@ -97,7 +102,7 @@ def test_missing_folders_and_unreadable_proc(host, tmp_path):
 
 
 def test_control_program_missing_or_failing_is_an_error_line(host, tmp_path):
-    add_process(host["proc"], 900, ["nvidia-cuda-mps-control", "-d"])
+    add_process(host["proc"], 900, ["nvidia-cuda-mps-control", "-d"], pipe_dir=host["pipe"])
     got = status(host, control=str(tmp_path / "nope"))
     assert got["control_daemon_running"] is True
     assert got["error"] == "cannot list MPS servers: %s not found" % (tmp_path / "nope")
@@ -109,12 +114,59 @@ def test_control_program_missing_or_failing_is_an_error_line(host, tmp_path):
 
 
 def test_hanging_control_program_is_killed(host, tmp_path):
-    add_process(host["proc"], 900, ["nvidia-cuda-mps-control", "-d"])
+    add_process(host["proc"], 900, ["nvidia-cuda-mps-control", "-d"], pipe_dir=host["pipe"])
     hang = tmp_path / "hang"
     hang.write_text("#!/bin/sh\nexec sleep 60\n")
     hang.chmod(0o755)
     got = status(host, control=str(hang), timeout=1)
     assert got["error"] == "echo get_server_list | %s timed out after 1s and was killed" % hang
+
+
+def control_socket(folder):
+    import socket
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(str(folder / "control"))
+    return sock
+
+
+def test_a_daemon_for_another_pipe_directory_does_not_serve_this_one(host, tmp_path):
+    add_process(host["proc"], 4242, ["/usr/bin/nvidia-cuda-mps-control", "-d"], pipe_dir=tmp_path / "elsewhere")
+    add_process(host["proc"], 4243, ["/usr/bin/nvidia-cuda-mps-control", "-d"], pipe_dir="")  # the default folder
+    got = status(host)
+    assert (got["control_daemon_running"], got["control_daemon_pid"], got["pipe_dir"]["control_pipe"]) == (
+        False, None, False)
+    assert got["daemons_elsewhere"] == [{"pid": 4242, "pipe_dir": str(tmp_path / "elsewhere")},
+                                        {"pid": 4243, "pipe_dir": "/tmp/nvidia-mps"}]
+
+
+def test_the_control_entry_is_a_socket_or_a_fifo(host):
+    add_process(host["proc"], 900, ["nvidia-cuda-mps-control", "-d"], pipe_dir=host["pipe"])
+    (host["pipe"] / "servers").write_text("")
+    sock = control_socket(host["pipe"])  # current drivers
+    try:
+        assert status(host)["pipe_dir"]["control_pipe"] is True
+    finally:
+        sock.close()
+    os.remove(str(host["pipe"] / "control"))
+    os.mkfifo(str(host["pipe"] / "control"))  # older ones
+    assert status(host)["pipe_dir"]["control_pipe"] is True
+    os.remove(str(host["pipe"] / "control"))
+    (host["pipe"] / "control").write_text("")
+    assert status(host)["pipe_dir"]["control_pipe"] is False
+
+
+def test_a_daemon_whose_folder_cannot_be_read_counts_only_with_the_control_entry_here(host):
+    add_process(host["proc"], 900, ["nvidia-cuda-mps-control", "-d"])  # no environ: another user's process
+    (host["pipe"] / "servers").write_text("")
+    got = status(host)
+    assert got["control_daemon_running"] is None and got["error"] == (
+        "an MPS control daemon runs (pid 900) but its pipe directory cannot be read (%s/900/environ)" % host["proc"])
+    sock = control_socket(host["pipe"])
+    try:
+        got = status(host)
+    finally:
+        sock.close()
+    assert (got["control_daemon_running"], got["control_daemon_pid"], got["error"]) == (True, 900, None)
 
 
 def test_server_list_ignores_noise():
@@ -126,7 +178,7 @@ def test_other_digits_in_the_pid_file_proc_and_server_list_are_no_pids(host):
     holding one is no PID, never a traceback."""
     (host["pipe"] / _mps.PID_FILE).write_text("\u00b2\n")
     (host["proc"] / "\u00b2").mkdir()
-    add_process(host["proc"], 77, ["nvidia-cuda-mps-control", "-d"])
+    add_process(host["proc"], 77, ["nvidia-cuda-mps-control", "-d"], pipe_dir=host["pipe"])
     (host["pipe"] / "servers").write_text("1201\n\u00b2\n")
     got = status(host)
     assert (got["control_daemon_running"], got["control_daemon_pid"], got["error"]) == (True, 77, None)

@@ -855,9 +855,10 @@ def test_model_states_from_every_summary_shape(summary, expected):
 # ---------------------------------------------------------------- MPS and bus
 
 
-MPS_OK = {"control_daemon_running": True, "pipe_dir": {"path": "/tmp/nvidia-mps", "exists": True, "writable": True},
+MPS_OK = {"control_daemon_running": True,
+          "pipe_dir": {"path": "/tmp/nvidia-mps", "exists": True, "writable": True, "control_pipe": True},
           "log_dir": {"path": "/var/log/nvidia-mps", "exists": True, "writable": True}, "servers": [{"pid": 7}],
-          "error": None}
+          "daemons_elsewhere": [], "error": None}
 
 
 @pytest.mark.parametrize("host, gpu_info, expected", [
@@ -866,8 +867,18 @@ MPS_OK = {"control_daemon_running": True, "pipe_dir": {"path": "/tmp/nvidia-mps"
      [("fail", "the MPS control daemon (nvidia-cuda-mps-control -d) is not running")]),
     (dict(MPS_OK, pipe_dir={"path": "/tmp/nvidia-mps", "exists": False, "writable": None}), None,
      [("fail", "the MPS pipe directory /tmp/nvidia-mps does not exist")]),
-    (dict(MPS_OK, pipe_dir={"path": "/p", "exists": True, "writable": False}), None,
+    (dict(MPS_OK, pipe_dir={"path": "/p", "exists": True, "writable": False, "control_pipe": True}), None,
      [("fail", "the MPS pipe directory /p is not writable by the service user")]),
+    (dict(MPS_OK, control_daemon_running=False, daemons_elsewhere=[{"pid": 4242, "pipe_dir": "/var/run/mps"}],
+          pipe_dir={"path": "/p", "exists": True, "writable": True, "control_pipe": False}), None,
+     [("fail", "the MPS control daemon (nvidia-cuda-mps-control -d) is not running for the pipe directory /p "
+               "(pid 4242 serves /var/run/mps)")]),
+    (dict(MPS_OK, pipe_dir={"path": "/p", "exists": True, "writable": True, "control_pipe": False}), None,
+     [("fail", "the MPS pipe directory /p holds no control socket or FIFO (control): no control daemon serves it "
+               "(is the daemon's CUDA_MPS_PIPE_DIRECTORY another folder?)")]),
+    (dict(MPS_OK, pipe_dir={"path": "/p", "exists": True, "writable": True, "control_pipe": None}), None,
+     [("unknown", "cannot tell whether the MPS pipe directory /p holds the daemon's control entry (it cannot be "
+                  "examined)")]),
     (dict(MPS_OK, control_daemon_running=None, error="nvidia-cuda-mps-control not found"), None,
      [("unknown", "cannot tell whether the MPS control daemon runs: nvidia-cuda-mps-control not found")]),
     (None, None, [("unknown", "MPS state could not be read on this host")]),
@@ -883,6 +894,14 @@ def test_evaluate_mps(host, gpu_info, expected):
     assert (ok_text is None) == bool(expected)
     if not expected:
         assert ok_text == "MPS control daemon running, pipe directory /tmp/nvidia-mps, 1 server(s), /gpu/info mps_enabled"
+
+
+def test_mps_ok_text_never_counts_a_server_list_it_could_not_read():
+    host = dict(MPS_OK, servers=[], error="cannot list MPS servers: nvidia-cuda-mps-control not found")
+    problems, ok_text, _d = _serving.evaluate_mps(host, {"data": {"mps_enabled": True}, "error": None})
+    assert problems == [] and "0 server(s)" not in ok_text
+    assert ok_text == ("MPS control daemon running, pipe directory /tmp/nvidia-mps, server list unknown (cannot list "
+                       "MPS servers: nvidia-cuda-mps-control not found), /gpu/info mps_enabled")
 
 
 def test_bus(orchestrator):

@@ -95,6 +95,7 @@ def test_mps_facts_only_when_asked(mocker, capsys, tmp_path):
     proc, pipe = tmp_path / "proc", tmp_path / "pipe"
     os.makedirs(str(proc / "55"))
     (proc / "55" / "cmdline").write_bytes(b"nvidia-cuda-mps-control\0-d\0")
+    (proc / "55" / "environ").write_bytes(b"CUDA_MPS_PIPE_DIRECTORY=%s\0" % str(pipe).encode())  # it serves pipe
     os.makedirs(str(pipe))
     args = {"sysfs_root": str(tmp_path / "sys"), "proc_root": str(proc), "mps_pipe_dir": str(pipe),
             "mps_log_dir": str(tmp_path / "nolog")}
