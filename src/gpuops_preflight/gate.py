@@ -27,6 +27,9 @@ from . import collection
 EXIT_READY, EXIT_NOT_READY, EXIT_BAD_INPUT = 0, 1, 2
 DEFAULT_CACHE_DIR = "~/.cache/gpuops-preflight/gate"
 DEFAULT_KEEP = 500
+# Seconds the summary write may take at least, even when the checks used the whole budget: it is
+# bounded (a dead NFS home must not hold the unit's start), but a verdict deserves its record.
+SUMMARY_WRITE_MIN = 0.5
 
 
 class GateInputError(ValueError):
@@ -171,10 +174,17 @@ def params_of(settings: Settings) -> dict[str, Any]:
 
 
 def run_gate(settings: Settings, now: Callable[[], float] = time.time, progress: Callable[[str], None] | None = None,
-             keep: int = DEFAULT_KEEP, write: bool = True) -> Outcome:
+             keep: int = DEFAULT_KEEP, write: bool = True, show: Callable[[list[str]], None] | None = None,
+             clock: Callable[[], float] = time.monotonic) -> Outcome:
     """Run the gate for ``settings.instance``: the serving_gate family's host checks on this machine
     (the collection's one host runner), judged by the collection's one judge. Never raises for what it
-    finds; GateInputError for settings the family refuses (a service user that does not exist)."""
+    finds; GateInputError for settings the family refuses (a service user that does not exist).
+
+    ``show(lines)``: called with the verdict lines before the summary is written, then with the rest
+    (the summary's path, the notes), so that the verdict is out even if the write never ends. The
+    write waits at most what is left of the budget (at least ``SUMMARY_WRITE_MIN``); one that does not
+    end by then is a note."""
+    start = clock()
     family = collection.module_utils("_serving_gate")
     params = params_of(settings)
     problems = family.validate(params)
@@ -199,13 +209,31 @@ def run_gate(settings: Settings, now: Callable[[], float] = time.time, progress:
     summary["ready"] = not summary["blocked"] and not bad_input
     exit_code = EXIT_BAD_INPUT if bad_input else (EXIT_READY if summary["ready"] else EXIT_NOT_READY)
     serving["exit_code"] = exit_code
-    if write:
-        stamp = collection.module_utils("_timeparse").file_stamp(finished)
-        try:
-            _serving().write_gate_summary(summary, settings.cache_dir, settings.instance, stamp, keep=keep)
-        except OSError as exc:
-            summary["summary_file"] = None
-            summary["notes"].append("summary not written to %s: %s" % (settings.cache_dir, exc.strerror or exc))
     lines = family.verdict_lines(checks, summary, settings.instance, exit_code)
-    lines.extend("note: %s" % note for note in summary["notes"])
-    return Outcome(exit_code, lines, summary)
+    if show is not None:
+        show(lines)
+    if write:
+        _write_summary(summary, settings, finished, keep, max(settings.timeout - (clock() - start), SUMMARY_WRITE_MIN))
+    tail = ["Summary: %s" % summary["summary_file"]] if summary.get("summary_file") else []
+    tail.extend("note: %s" % note for note in summary["notes"])
+    if show is not None and tail:
+        show(tail)
+    return Outcome(exit_code, lines + tail, summary)
+
+
+def _write_summary(summary: dict[str, Any], settings: Settings, finished: float, keep: int, seconds: float) -> None:
+    """Write the summary file within ``seconds`` (a daemon thread: a hung file system holds only it);
+    ``summary["summary_file"]`` is its path, else None with a note saying why."""
+    stamp = collection.module_utils("_timeparse").file_stamp(finished)
+    copy = dict(summary, notes=list(summary["notes"]))  # the thread's own: it may outlive this call
+    outcome = collection.module_utils("_deadline").run_all({"summary": (
+        lambda: _serving().write_gate_summary(copy, settings.cache_dir, settings.instance, stamp, keep=keep),
+        seconds)})["summary"]
+    summary["summary_file"] = outcome.value if outcome.ok else None
+    if outcome.timed_out:
+        summary["notes"].append("summary not written to %s: the file system did not answer within %ss (a hung "
+                                "mount?)" % (settings.cache_dir, collection.module_utils("_values").seconds_text(seconds)))
+    elif outcome.error is not None:
+        exc = outcome.error
+        summary["notes"].append("summary not written to %s: %s" % (
+            settings.cache_dir, getattr(exc, "strerror", None) or exc))

@@ -161,6 +161,31 @@ def test_the_bus(host, orchestrator):
         list(outcome.summary["hosts"])[0]]["checks"]["bus"]["message"]
 
 
+def test_a_hung_summary_write_is_a_note_after_the_verdict_is_out(host, orchestrator, monkeypatch):
+    """A dead NFS home: writing the summary never returns. The verdict is shown first; the write waits
+    only what is left of the budget, then the gate goes on (its thread is abandoned)."""
+    import threading
+    from ansible_collections.gpuops.preflight.plugins.module_utils import _serving
+    sim = orchestrator(models=host.models, already_ready=True)
+    release, events = threading.Event(), []
+
+    def hung(*_args, **_kw):
+        events.append("write")
+        release.wait(30)  # without the bound, the gate would wait as long as this
+
+    monkeypatch.setattr(_serving, "write_gate_summary", hung)
+    try:
+        outcome = gate.run_gate(settings(host, sim.url, timeout="1"), show=lambda lines: events.append(lines))
+    finally:
+        release.set()
+    assert outcome.exit_code == 0 and outcome.summary["summary_file"] is None
+    assert events[0][-1] == "GATE READY: instance crawler may start" and events[1] == "write"
+    (note,) = events[2]
+    assert note.startswith("note: summary not written to %s: the file system did not answer within " % host.cache)
+    assert note.endswith("s (a hung mount?)")
+    assert outcome.lines == events[0] + events[2]
+
+
 def test_summary_that_cannot_be_written_is_a_note_not_a_failure(host, orchestrator):
     sim = orchestrator(models=host.models, already_ready=True)
     with open(host.cache, "w") as handle:

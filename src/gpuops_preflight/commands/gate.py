@@ -58,9 +58,13 @@ def run(args: argparse.Namespace) -> int:
     def progress(line: str) -> None:
         print("gate: preload: %s" % line, file=sys.stderr, flush=True)
 
+    def show(lines: list[str]) -> None:
+        say(*lines)
+
     try:
         settings = gate.settings_from(flags, os.environ)
-        outcome = gate.run_gate(settings, progress=progress)
+        # the verdict is printed before the summary is written (a hung file system must not keep it unsaid)
+        outcome = gate.run_gate(settings, progress=progress, show=None if args.json else show)
     except (gate.GateInputError, ValueError) as exc:
         print("gpuops-preflight gate: %s" % exc, file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -69,6 +73,4 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     if args.json:
         print(json.dumps(outcome.summary, indent=2, sort_keys=True, default=str))
-    else:
-        say(*outcome.lines)
     return outcome.exit_code
