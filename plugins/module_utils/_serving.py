@@ -140,12 +140,32 @@ def _took(seconds):
     return "%d ms" % round(seconds * 1000) if seconds < 1 else "%.1f s" % seconds
 
 
+# A URL inside any text: scheme, user name and password, the rest up to the query, the query.
+_URL_IN_TEXT = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)([^\s/?#@'\"<>]*@)?([^\s?#'\"<>]*)(\?[^\s#'\"<>]*)?")
+
+
+def _redact_one(match):
+    query = match.group(4)
+    if query:
+        query = "?" + "&".join(part.split("=", 1)[0] + "=***" if "=" in part else ("***" if part else part)
+                               for part in query[1:].split("&"))
+    return match.group(1) + ("***@" if match.group(2) else "") + match.group(3) + (query or "")
+
+
+def redact(text):
+    """``text`` with the credentials of every URL in it replaced by ***: the user name and password
+    (``http://***@host``) and each query value (``?token=***``). Every message goes through here
+    (``one_line``): a URL a setting, a service or its error text names is never echoed whole."""
+    return _URL_IN_TEXT.sub(_redact_one, text)
+
+
 def one_line(text, limit=ERROR_TEXT_LIMIT):
-    """Text on one line, word for word: line breaks, tabs and other control characters written as
-    escapes (\\n, \\t, \\x07); bounded to ``limit`` characters, saying how many were left out."""
+    """Text on one line, word for word but for URL credentials (``redact``): line breaks, tabs and other
+    control characters written as escapes (\\n, \\t, \\x07); bounded to ``limit`` characters, saying
+    how many were left out."""
     if not isinstance(text, str):
         text = json.dumps(text, sort_keys=True, default=str)
-    out = text.replace("\r\n", "\n").replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
+    out = redact(text).replace("\r\n", "\n").replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
     out = "".join(ch if ch >= " " and ch != "\x7f" else "\\x%02x" % ord(ch) for ch in out)
     if len(out) > limit:
         out = "%s... (%d more characters)" % (out[:limit], len(out) - limit)
@@ -1001,25 +1021,48 @@ def evaluate_model_store(store, strict=True):
 # ---------------------------------------------------------------- HTTP with hard deadlines
 
 
-def parse_url(url, option="url"):
-    """(scheme, host, port, path prefix) of an http(s) URL; ValueError naming the option."""
+def url_problem(url):
+    """Why ``url`` cannot be a service's URL for the gate (words to follow the option's name), or None.
+    The URL is quoted with its credentials redacted."""
+    return _split_url(url)[1]
+
+
+def _split_url(url):
+    """((scheme, host, port, path prefix), None) or (None, why)."""
     if not isinstance(url, str) or not url.strip():
-        raise ValueError("%s is empty: expected e.g. %s" % (option, DEFAULT_URL))
+        return None, "is empty: expected e.g. %s" % DEFAULT_URL
     text = url.strip()
-    match = re.match(r"^(https?)://([^/?#]*)([^?#]*)$", text, re.IGNORECASE)
+    shown = one_line(text, 300)
+    match = re.match(r"^(https?)://([^/?#]*)([^?#]*)(\?[^#]*)?(#.*)?$", text, re.IGNORECASE)
     if not match:
-        raise ValueError("%s %r is not an http:// or https:// URL (e.g. %s)" % (option, url, DEFAULT_URL))
+        return None, "%r is not an http:// or https:// URL (e.g. %s)" % (shown, DEFAULT_URL)
     scheme, netloc, path = match.group(1).lower(), match.group(2), match.group(3)
     if "@" in netloc:
-        raise ValueError("%s %r: user names or passwords in the URL are not supported" % (option, url))
+        return None, "%r: user names or passwords in the URL are not supported (the gate sends no credentials)" % shown
+    if match.group(4) is not None or match.group(5) is not None:
+        return None, ("%r: a query string or fragment (?... #...) is not supported: give the service's base URL "
+                      "(the gate adds its own paths)" % shown)
     host_match = re.match(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(?::(\d{1,5}))?$", netloc)
     if not host_match:
-        raise ValueError("%s %r has no valid host[:port]" % (option, url))
+        return None, "%r has no valid host[:port]" % shown
     host = host_match.group(1).strip("[]")
     port = int(host_match.group(2)) if host_match.group(2) else (443 if scheme == "https" else 80)
     if not 0 < port < 65536:
-        raise ValueError("%s %r: port %d is out of range" % (option, url, port))
-    return scheme, host, port, path.rstrip("/")
+        return None, "%r: port %d is out of range" % (shown, port)
+    return (scheme, host, port, path.rstrip("/")), None
+
+
+def parse_url(url, option="url"):
+    """(scheme, host, port, path prefix) of an http(s) URL; ValueError naming the option (``url_problem``)."""
+    parts, why = _split_url(url)
+    if why:
+        raise ValueError("%s %s" % (option, why))
+    return parts
+
+
+def netloc(host, port):
+    """'host:port', an IPv6 address in brackets ('[::1]:9'), as a URL writes it."""
+    return "[%s]:%d" % (host, port) if ":" in host else "%s:%d" % (host, port)
 
 
 def _is_json_type(content_type):
@@ -1136,7 +1179,8 @@ class Client(object):
 
     def call(self, method, path, doc=None, want_json=True):
         target = self.prefix + path
-        reply = Reply(method, "%s://%s:%d%s" % (self.scheme, self.host, self.port, target))
+        reply = Reply(method, "%s://%s%s" % (self.scheme, netloc(self.host, self.port), target))
+        path = path or target or "/"  # as messages name it
         budget = min(self.left(), self.per_call)
         if budget <= 0:
             reply.timed_out = True
@@ -1174,7 +1218,7 @@ class Client(object):
             reply.timed_out = True
             reply.error = "%s %s: no answer within %ss (%s)" % (
                 method, path, seconds_text(budget), "the server accepted the connection but did not answer" if connected
-                else "no connection to %s:%d" % (self.host, self.port))
+                else "no connection to %s" % netloc(self.host, self.port))
             return reply
         if "error" in box:
             self._describe_error(reply, box["error"], budget)
@@ -1208,7 +1252,7 @@ class Client(object):
         return reply
 
     def _describe_error(self, reply, exc, budget):
-        where = "%s:%d" % (self.host, self.port)
+        where = netloc(self.host, self.port)
         if isinstance(exc, _BodyTooLarge):
             reply.error = "%s %s: the answer is larger than %d bytes" % (reply.method, reply.url, self.max_bytes)
         elif isinstance(exc, ConnectionRefusedError):
@@ -1359,7 +1403,7 @@ def preload_errors(doc, entries):
                 agents = [e["agent"] for e in entries
                           if re.search(r"(?<![\w-])%s(?![\w-])" % re.escape(e["agent"]), text)]
                 model = next((e["model"] for e in entries if agents and e["agent"] == agents[0]), None)
-        out.append({"agents": agents, "model": model, "error": text})
+        out.append({"agents": agents, "model": model, "error": redact(text)})
     return out
 
 
@@ -1411,7 +1455,11 @@ def model_states(summary, known=None):
 
 def describe_progress(doc, entries=()):
     """One line: what the orchestrator says while loading, e.g. 'in progress: 1 of 2 model(s) ready
-    (loading: org/b)'."""
+    (loading: org/b)'; its words one line, URL credentials redacted (``one_line``)."""
+    return one_line(_progress_text(doc, entries), 1000)
+
+
+def _progress_text(doc, entries):
     summary = doc.get("summary") if isinstance(doc, dict) else None
     states = model_states(summary, set(e["model"] for e in entries))
     head = "in progress" if doc.get("in_progress") else ("all ready" if doc.get("all_ready") else "not ready")

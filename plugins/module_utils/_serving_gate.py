@@ -396,11 +396,7 @@ CHECKS = registry(
 
 
 def _url_rule(value):
-    try:
-        _serving.parse_url(value)
-    except ValueError:
-        return "must be an http:// or https:// URL (e.g. %s), got %r" % (_serving.DEFAULT_URL, value)
-    return None
+    return _serving.url_problem(value)  # its own words, the URL's credentials redacted
 
 
 def _or_empty(rule):

@@ -612,17 +612,46 @@ def test_https_calls_of_a_run_share_one_tls_context(https_server, monkeypatch):
 @pytest.mark.parametrize("url, expected", [
     ("", "url is empty"), ("ftp://x", "is not an http:// or https:// URL"), ("http://", "has no valid host"),
     ("http://u:p@h:1", "user names or passwords"), ("http://h:99999", "port 99999 is out of range"),
-    ("http://h:8014/x?y", "is not an http:// or https:// URL"),
+    ("http://h:8014/x?y", "a query string or fragment"), ("http://h:8014/#top", "a query string or fragment"),
 ])
 def test_bad_urls(url, expected):
     with pytest.raises(ValueError, match=expected.replace("(", r"\(").replace("/", "/")):
         _serving.parse_url(url)
 
 
+@pytest.mark.parametrize("url, shown", [
+    ("http://admin:S3cretPass@127.0.0.1:8014", "'http://***@127.0.0.1:8014': user names or passwords"),
+    ("http://127.0.0.1:8014/?token=S3cretTok&x=1", "'http://127.0.0.1:8014/?token=***&x=***': a query string"),
+    ("ftp://u:S3cretPass@h/?S3cretTok", "'ftp://***@h/?***' is not an http:// or https:// URL"),
+])
+def test_bad_urls_never_echo_their_credentials(url, shown):
+    with pytest.raises(ValueError) as exc:
+        _serving.parse_url(url, "GPU_ORCHESTRATOR_URL")
+    assert str(exc.value).startswith("GPU_ORCHESTRATOR_URL %s" % shown), str(exc.value)
+    assert "S3cret" not in str(exc.value)
+
+
+def test_credentials_in_any_message_are_redacted():
+    text = "401 for url: https://hf:hf_S3cret@huggingface.co/org/m/resolve/main/config.json?token=S3cret&x=1 (retry)"
+    assert _serving.one_line(text) == ("401 for url: https://***@huggingface.co/org/m/resolve/main/config.json"
+                                       "?token=***&x=*** (retry)")
+    doc = {"all_ready": False, "in_progress": False, "errors": [{"model": "org/a", "error": text}],
+           "summary": {"source": "s3://key:S3cret@bucket/models", "total": 2}}
+    assert "S3cret" not in json.dumps(_serving.preload_errors(doc, ENTRIES))
+    assert _serving.describe_progress(doc, ENTRIES) == "not ready: source=s3://***@bucket/models, total=2"
+
+
 def test_urls():
     assert _serving.parse_url("http://127.0.0.1:8014") == ("http", "127.0.0.1", 8014, "")
     assert _serving.parse_url("HTTPS://gw.example/api/") == ("https", "gw.example", 443, "/api")
     assert _serving.parse_url("http://[::1]:9") == ("http", "::1", 9, "")
+
+
+def test_ipv6_hosts_are_shown_in_brackets():
+    port = simserve.free_port()
+    reply = client("http://[::1]:%d" % port).get("/health")
+    assert reply.url == "http://[::1]:%d/health" % port
+    assert "[::1]:%d" % port in reply.error, reply.error  # refused, or no IPv6 on this host
 
 
 # ---------------------------------------------------------------- orchestrator health

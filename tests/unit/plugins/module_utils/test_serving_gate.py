@@ -109,12 +109,22 @@ def test_the_roles_variables_are_refused_out_of_range_before_any_host_is_contact
         "serving_gate_store_root must be an absolute path, got 'models'",
         "serving_gate_summary_keep must be a whole number (0 keeps every summary) of 0 or more, got -1",
         "serving_gate_timeout must be a number of seconds above 0 and at most 604800, got 0",
-        "serving_gate_url must be an http:// or https:// URL (e.g. http://127.0.0.1:8014), got 'localhost:8014'",
+        "serving_gate_url 'localhost:8014' is not an http:// or https:// URL (e.g. http://127.0.0.1:8014)",
     ]
     assert _plan.variable_problems(FAMILY, {"serving_gate_store_root": "", "serving_gate_timeout": 0.5,
                                             "serving_gate_bus_url": "https://bus:9000/health"}) == []
     assert _plan.variable_problems(FAMILY, {"serving_gate_timeout": "soon"}) == [
         "serving_gate_timeout must be a number of seconds, got 'soon'"]
+
+
+def test_a_url_with_credentials_is_refused_without_echoing_them():
+    problems = _plan.variable_problems(FAMILY, {"serving_gate_url": "http://admin:S3cretPass@127.0.0.1:8014",
+                                                "serving_gate_bus_url": "http://bus:9000/health?token=S3cretTok"})
+    assert problems == [
+        "serving_gate_bus_url 'http://bus:9000/health?token=***': a query string or fragment (?... #...) is not "
+        "supported: give the service's base URL (the gate adds its own paths)",
+        "serving_gate_url 'http://***@127.0.0.1:8014': user names or passwords in the URL are not supported (the "
+        "gate sends no credentials)"]
 
 
 # ---------------------------------------------------------------- the run
