@@ -763,11 +763,25 @@ def _list_dir(folder, findings):
     return sorted(names)
 
 
+# The weights' formats in the order loaders pick them (transformers, vLLM), each (is its index, is a weight
+# file): a folder's weights are those of the first format it has any file of, so one complete format is enough.
+WEIGHT_FORMATS = (
+    (lambda n: n.endswith(".safetensors.index.json"), lambda n: n.endswith(".safetensors")),
+    (lambda n: n.startswith("pytorch_model") and n.endswith(".bin.index.json"),
+     lambda n: n.startswith("pytorch_model") and n.endswith(".bin")),
+)
+
+
 def _check_weights(walk, folder, names, findings, checked):
-    """The weights of a Hugging Face model folder: by their index (sharded), else *.safetensors,
-    else pytorch_model*.bin, with every shard of an -NNNNN-of-NNNNN series present."""
-    indexes = [n for n in names if n.endswith(".safetensors.index.json") or
-               (n.startswith("pytorch_model") and n.endswith(".bin.index.json"))]
+    """The weights of a Hugging Face model folder, in the first of ``WEIGHT_FORMATS`` it has (so a folder
+    with both index files but only the safetensors downloaded is complete): by their index (sharded),
+    else the weight files, with every shard of an -NNNNN-of-NNNNN series present."""
+    indexes, files = [], []
+    for is_index, is_weights in WEIGHT_FORMATS:
+        indexes = [n for n in names if is_index(n)]
+        files = [n for n in names if is_weights(n)]
+        if indexes or files:
+            break
     shards = []
     for index in indexes:
         real = _check_file(walk, folder, index, findings, checked)
@@ -788,9 +802,7 @@ def _check_weights(walk, folder, names, findings, checked):
                 continue
             shards.append(shard)
     if not indexes:
-        safetensors = [n for n in names if n.endswith(".safetensors")]
-        bins = [n for n in names if n.startswith("pytorch_model") and n.endswith(".bin")]
-        shards = safetensors or bins
+        shards = files
         series = {}
         for name in shards:
             match = _SHARD.match(name)
@@ -1072,14 +1084,15 @@ def _is_json_type(content_type):
 
 class Reply(object):
     """One HTTP exchange: ``status`` (None when no answer), ``data`` (parsed JSON), ``text`` (body,
-    one line, bounded), ``error`` (one line, None when the answer is usable), ``timed_out``, ``refused``."""
+    one line, bounded), ``error`` (one line, None when the answer is usable), ``timed_out``, ``refused``,
+    ``json_error`` (why a body that says it is JSON could not be read, when JSON was not required)."""
 
     __slots__ = ("method", "url", "status", "content_type", "data", "text", "error", "timed_out", "refused",
-                 "elapsed")
+                 "elapsed", "json_error")
 
     def __init__(self, method, url):
         self.method, self.url = method, url
-        self.status = self.content_type = self.data = self.text = self.error = None
+        self.status = self.content_type = self.data = self.text = self.error = self.json_error = None
         self.timed_out = self.refused = False
         self.elapsed = 0.0
 
@@ -1248,7 +1261,7 @@ class Client(object):
                 else:
                     reply.data = value
         elif data.strip() and _is_json_type(content_type):
-            reply.data = decode_json(data)[0]
+            reply.data, reply.json_error = decode_json(data)
         return reply
 
     def _describe_error(self, reply, exc, budget):
@@ -1275,13 +1288,18 @@ class Client(object):
 
 
 def health_state(reply):
-    """(verdict, text) for a /health answer: ("ok"|"retry"|"fail", why)."""
+    """(verdict, text) for a /health answer: ("ok"|"retry"|"fail", why). A 2xx with no body, a plain-text
+    body or JSON is healthy unless it says otherwise ({"status": "starting"}, {"ok": false}); ``null`` and
+    an empty JSON body are what a FastAPI handler returning None sends. Anything else (HTML, another
+    content type, JSON that cannot be read) is not the orchestrator's API: it fails at once."""
     if reply.error:
         if reply.refused or reply.timed_out or reply.status is None or reply.status >= 500:
             return "retry", reply.error
         return "fail", reply.error
     content = (reply.content_type or "").split(";")[0].strip().lower()
-    if reply.data is None and content not in ("text/plain", ""):
+    if reply.json_error:
+        return "fail", "GET /health answered malformed JSON, %s: not the orchestrator's API" % reply.json_error
+    if content not in ("text/plain", "") and not _is_json_type(content):
         return "fail", "GET /health answered with content type %r: not the orchestrator's API" % content
     if isinstance(reply.data, dict):
         status = reply.data.get("status", reply.data.get("state"))

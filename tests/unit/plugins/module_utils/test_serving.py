@@ -296,6 +296,33 @@ def test_half_copied_models_are_named_with_what_is_wrong(open_tmp, damage, cause
     assert all(p["message"].startswith("agent 'crawler' (model 'org/a'): ") for p in problems)
 
 
+def bin_index(folder, shards=2):
+    names = ["pytorch_model-%05d-of-%05d.bin" % (i, shards) for i in range(1, shards + 1)]
+    st.write(os.path.join(folder, "pytorch_model.bin.index.json"),
+             json.dumps({"metadata": {"total_size": 1}, "weight_map": dict(("w%d" % i, n) for i, n in enumerate(names))}))
+
+
+def test_one_complete_format_is_enough(open_tmp):
+    """huggingface-cli download --exclude "*.bin": both index files, only the safetensors shards."""
+    root, entries = make_store(open_tmp, a=("org/a", "org/a", lambda p: st.model_dir(p, shards=2)))
+    bin_index(os.path.join(root, "org/a"))
+    problems, ok_text, details = inspect(root, entries)
+    assert problems == [] and ok_text.startswith("1 of 1 model(s) complete"), messages(problems)
+    assert "pytorch_model.bin.index.json" not in details["models"][0]["files"]
+
+
+def test_safetensors_half_there_is_not_saved_by_complete_bins(open_tmp):
+    """Loaders pick safetensors when there are any: a missing safetensors shard fails, whatever the .bin files."""
+    root, entries = make_store(open_tmp, a=("org/a", "org/a", lambda p: st.model_dir(p, shards=2, fmt="bin")))
+    folder = os.path.join(root, "org/a")
+    st.model_dir(folder + ".st", shards=2)
+    for name in ("model.safetensors.index.json", "model-00001-of-00002.safetensors"):
+        os.rename(os.path.join(folder + ".st", name), os.path.join(folder, name))
+    problems, ok_text, _d = inspect(root, entries)
+    assert ok_text is None and messages(problems) == [
+        "agent 'a' (model 'org/a'): %s/model-00002-of-00002.safetensors is missing" % folder]
+
+
 def test_truncated_torch_zip_weights(open_tmp):
     root, entries = make_store(open_tmp, crawler=("org/a", "org/a", lambda p: st.model_dir(p, fmt="bin")))
     path = os.path.join(root, "org/a", "pytorch_model.bin")
@@ -669,6 +696,22 @@ def test_health_ok_and_a_starting_orchestrator_is_waited_for(orchestrator):
     assert observed["attempts"] == len(clock.slept) + 1 > 2
     assert problems[0]["message"].endswith("/health says status 'starting'")
     assert problems[0]["fix"] == _serving.FIXES["orchestrator"]["unhealthy"]
+
+
+@pytest.mark.parametrize("body, content_type, verdict, why", [
+    ("null", "application/json", "ok", "/health ok"),  # a FastAPI handler that returns None
+    ("", "application/json", "ok", "/health ok"),
+    ("", None, "ok", "/health ok"),
+    ("OK", "text/plain; charset=utf-8", "ok", "/health ok"),
+    ('{"status": "starting"}', "application/json", "retry", "/health says status 'starting'"),
+    ("<html>hi</html>", "text/html", "fail", "GET /health answered with content type 'text/html': not the "
+                                             "orchestrator's API"),
+    ('{"status": "\xe9t\xe9"}', "application/json; charset=latin-1", "fail",
+     "GET /health answered malformed JSON, not valid UTF-8 (byte 12): not the orchestrator's API"),
+])
+def test_health_answers(orchestrator, body, content_type, verdict, why):
+    sim = orchestrator(models=["m"], canned={"/health": {"status": 200, "body": body, "content_type": content_type}})
+    assert _serving.health_state(client(sim.url).get("/health", want_json=False)) == (verdict, why)
 
 
 def test_orchestrator_down_is_retried_until_the_deadline():
