@@ -40,14 +40,15 @@ class Collector(object):
     pure derivation run in the runner's thread, without a deadline of its own; ``publish(ctx)``:
     the keys this collector adds to the module result (called whether or not it ran);
     ``changed(value)``: whether it changed the host; ``timeout_check``: the check whose timeout
-    bounds it when no enabled check needs it directly.
+    bounds it when no enabled check needs it directly; ``hung(params)``: what a timeout means, in
+    operators' words ("the model store /srv/models did not answer"), instead of ``what``.
     """
 
     __slots__ = ("name", "collect", "what", "after", "wanted", "inline", "publish", "changed", "timeout_check",
-                 "hint")
+                 "hint", "hung")
 
     def __init__(self, name, collect, what, after=(), wanted=None, inline=False, publish=None, changed=None,
-                 timeout_check=None, hint=None):
+                 timeout_check=None, hint=None, hung=None):
         self.name = name
         self.collect = collect
         self.what = what
@@ -58,6 +59,7 @@ class Collector(object):
         self.changed = changed
         self.timeout_check = timeout_check
         self.hint = hint  # the suggested fix when it could not run; default: re-run, then look by hand
+        self.hung = hung
 
 
 class Context(object):
@@ -170,8 +172,9 @@ def _evaluate(ctx, name):
         outcome = ctx.outcomes[collector_name]
         if not outcome.ok:
             collector = ctx.family.collectors[collector_name]
+            said = collector.hung if outcome.timed_out and collector.hung is not None else collector.what
             return _checks.could_not_run(
-                name, "%s: %s" % (collector.what(ctx.params), _why(outcome)),
+                name, "%s: %s" % (said(ctx.params), _why(outcome)),
                 collector.hint or "Re-run the %s; if it keeps failing, look at the host by hand."
                 % ctx.family.word.lower(),
                 elapsed=elapsed, timed_out=outcome.timed_out or bool(getattr(outcome.error, "timed_out", False)))

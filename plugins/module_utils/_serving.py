@@ -825,19 +825,53 @@ def _check_weights(walk, folder, names, findings, checked):
         _check_file(walk, folder, shard, findings, checked, _weights_content(shard))
 
 
+def _unfinished_downloads(folder, findings):
+    """A finding when ``folder`` holds downloads huggingface_hub has not finished (``*.incomplete``):
+    a cache's ``blobs/``, or a ``--local-dir`` download's ``.cache/huggingface/download/`` (its tree)."""
+    partial = 0
+    for _current, _dirs, files in os.walk(folder):  # nothing there: nothing walked
+        partial += sum(1 for n in files[:MAX_DIR_ENTRIES] if n.endswith(".incomplete"))
+    if partial:
+        findings.append(_finding("incomplete", folder, "%s holds %d unfinished download(s) (*.incomplete)"
+                                 % (folder, partial)))
+
+
+# Where huggingface-cli download --local-dir keeps its state inside the model folder.
+LOCAL_DIR_DOWNLOADS = os.path.join(".cache", "huggingface", "download")
+
+
+def _check_readable(walk, folder, name, findings):
+    """Any other file of the model folder: inside the store, not a link to nothing, readable by the
+    service user (the loader may open it: tokenizer files, generation_config.json). Folders and
+    special files are left alone."""
+    path = os.path.join(folder, name)
+    try:
+        lst = os.lstat(path)
+    except OSError:
+        return
+    if stat.S_ISDIR(lst.st_mode):
+        return
+    real, escape = walk.resolve(path)
+    if escape:
+        findings.append(_finding(*escape))
+        return
+    st, _exc = walk.stat(real)
+    if st is None:
+        if stat.S_ISLNK(lst.st_mode):
+            findings.append(_finding("incomplete", path, "%s is a symbolic link to %s, which is missing "
+                                                         "(a blob not downloaded or not copied)" % (path, real)))
+        return
+    if stat.S_ISREG(st.st_mode) and not walk.allows(real, st, R_OK):
+        findings.append(_finding("unreadable", path, "%s is not readable by %s: %s"
+                                 % (path, _user_text(walk.ident), _owner_text(st))))
+
+
 def _hf_cache_snapshot(walk, folder, findings):
     """A Hugging Face cache repo folder (models--org--name with refs/, snapshots/, blobs/): the
     snapshot its refs/main names (or its only snapshot); None with a finding when there is none."""
     snapshots = os.path.join(folder, "snapshots")
     ref_file = os.path.join(folder, "refs", "main")
-    blobs = os.path.join(folder, "blobs")
-    try:
-        partial = [n for n in os.listdir(blobs) if n.endswith(".incomplete")] if os.path.isdir(blobs) else []
-    except OSError:
-        partial = []
-    if partial:
-        findings.append(_finding("incomplete", blobs, "%s holds %d unfinished download(s) (*.incomplete)"
-                                 % (blobs, len(partial))))
+    _unfinished_downloads(os.path.join(folder, "blobs"), findings)
     revision = None
     if os.path.lexists(ref_file):
         data, error = read_bounded(ref_file, 256, "ref")
@@ -921,11 +955,17 @@ def _inspect_model(walk, entry, base):
                                         ": " + _owner_text(sst) if sst is not None else "")))
             return findings, facts
     checked = []
+    if facts["layout"] == "model_dir":
+        _unfinished_downloads(os.path.join(model_dir, LOCAL_DIR_DOWNLOADS), findings)
     _check_file(walk, model_dir, "config.json", findings, checked, _json_object_content(CONFIG_MAX_BYTES))
     names = _list_dir(model_dir, findings)
     _check_weights(walk, model_dir, names, findings, checked)
     for name in entry.get("files") or []:
         _check_file(walk, model_dir, name, findings, checked)
+    seen = set(c["name"] for c in checked) | set(f["path"] for f in findings)  # names checked, paths found
+    for name in names:
+        if not name.startswith(".") and name not in seen and os.path.join(model_dir, name) not in seen:
+            _check_readable(walk, model_dir, name, findings)
     facts["files"] = [c["name"] for c in checked]
     facts["bytes"] = sum(c["bytes"] for c in checked)
     return findings, facts

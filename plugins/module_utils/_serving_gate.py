@@ -269,12 +269,14 @@ COLLECTORS = {
                           hint="Give the service user that exists on this host (service_user / --service-user)."),
     "model_map": Collector("model_map", _collect_model_map,
                            lambda params: "reading the model map %s" % params.get("model_map"),
+                           hung=lambda params: "the model map %s did not answer" % params.get("model_map"),
                            hint="Check the file system that holds the model map (a hung NFS mount?), then run the "
                                 "gate again."),
     "agents": Collector("agents", _collect_agents, lambda params: "validating the model map", after=("model_map",),
                         inline=True, timeout_check="model_map", hint=_AFTER_MAP),
     "model_store": Collector("model_store", _collect_model_store,
                              lambda params: "examining the model store %s" % params.get("store_root"),
+                             hung=lambda params: "the model store %s did not answer" % params.get("store_root"),
                              after=("agents", "identity"),
                              wanted=lambda params: bool(params.get("store_root")) and _enabled(params, "model_store"),
                              hint=_or_map("Check the store's file system (a hung NFS mount?), then run the gate "

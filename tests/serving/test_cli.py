@@ -44,6 +44,15 @@ def test_not_ready_exits_1_with_the_reason(host, orchestrator):
     assert "GATE NOT READY: instance mcp must not start (preload) (exit 1)" in proc.stdout
 
 
+def test_an_ascii_stdout_gets_escapes_not_a_traceback(host, orchestrator):
+    """systemd with LANG unset (or PYTHONIOENCODING=ascii): the orchestrator's text may hold any character."""
+    sim = orchestrator(models=host.models, fail={"org/crawl-7b": "CUDA out of memory \u2014 tried \u00e9"})
+    proc = gate(["--instance", "mcp"], dict(host.env(sim.url), PYTHONIOENCODING="ascii"))
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert "the orchestrator says: CUDA out of memory \\u2014 tried \\xe9" in proc.stdout
+    assert "GATE NOT READY: instance mcp must not start (preload) (exit 1)" in proc.stdout
+
+
 def test_orchestrator_down_exits_1_within_the_timeout(host):
     proc = gate(["--instance", "crawler", "--timeout", "0.5"],
                 host.env("http://127.0.0.1:%d" % simserve.free_port()))

@@ -42,4 +42,13 @@ def say(*lines: object) -> None:
     from ..collection import module_utils
 
     printable = module_utils("_values").printable
-    print("\n".join(printable(line) for line in lines), flush=True)
+    text = "\n".join(printable(line) for line in lines)
+    try:
+        print(text, flush=True)
+    except UnicodeEncodeError:
+        # stdout is ascii or latin-1 (systemd with LANG unset, PYTHONIOENCODING=ascii): what it cannot hold
+        # is written as an escape, never a traceback in place of the verdict
+        import sys
+
+        encoding = getattr(sys.stdout, "encoding", None) or "ascii"
+        print(text.encode(encoding, "backslashreplace").decode(encoding), flush=True)

@@ -460,6 +460,28 @@ def test_a_git_lfs_pointer_is_not_the_file(open_tmp, fmt, name):
     assert problems[0]["fix"] == _serving.FIXES["model_store"]["lfs_pointer"]
 
 
+def test_a_local_dir_download_in_progress_is_not_ready(open_tmp):
+    """huggingface-cli download --local-dir keeps its unfinished files under <model>/.cache/huggingface/download."""
+    root, entries = make_store(open_tmp, a=("org/a", "a", lambda p: st.model_dir(p, shards=2)))
+    downloads = os.path.join(root, "a", ".cache", "huggingface", "download")
+    st.write(os.path.join(downloads, "tokenizer.json.metadata"), b"abc\nsha\n1712656091.1\n")
+    assert inspect(root, entries)[0] == []  # what a finished download leaves
+    st.write(os.path.join(downloads, "sub", "model-00002-of-00002.safetensors.incomplete"), b"x" * 100)
+    problems, ok_text, _d = inspect(root, entries)
+    assert ok_text is None and messages(problems) == [
+        "agent 'a' (model 'org/a'): %s holds 1 unfinished download(s) (*.incomplete)" % downloads]
+
+
+def test_every_file_of_the_model_folder_must_be_readable(open_tmp):
+    root, entries = make_store(open_tmp, a=("org/a", "a", st.model_dir))
+    readable_by_all(root)
+    os.chmod(os.path.join(root, "a", "tokenizer.json"), 0o600)  # not one the map lists
+    problems, ok_text, _d = inspect(root, entries, SVC)
+    assert ok_text is None and [(p["details"]["cause"], p["message"]) for p in problems] == [
+        ("unreadable", "agent 'a' (model 'org/a'): %s/a/tokenizer.json is not readable by user 'svc' (uid 4242): "
+                       "mode 0600 root:root" % root)]
+
+
 def test_extra_files_of_the_map_are_required(open_tmp):
     root, entries = make_store(open_tmp, a=("org/a", "a", st.model_dir))
     entries[0]["files"] = ["tokenizer.json", "generation_config.json"]
@@ -555,6 +577,11 @@ def test_a_server_that_accepts_and_never_answers_cannot_hold_the_call():
     assert reply.timed_out and reply.status is None
     assert reply.error == ("GET /health: no answer within 0.3s (the server accepted the connection but did "
                            "not answer)")
+
+
+def test_an_empty_path_is_shown_as_the_target():
+    assert client("http://127.0.0.1:1", seconds=-1).get("").error == "GET /: not tried, the gate's time is up"
+    assert client("http://127.0.0.1:1/bus", seconds=-1).get("").error == "GET /bus: not tried, the gate's time is up"
 
 
 def test_no_call_once_the_time_is_up():

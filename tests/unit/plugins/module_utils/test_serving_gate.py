@@ -253,6 +253,21 @@ def test_progress_lines_reach_a_module_that_takes_them(layout, orchestrator):
     assert module.lines[-1] == "all ready: 2 of 2 model(s) ready"
 
 
+def test_a_hung_model_store_is_unknown_and_said_so(layout, orchestrator, monkeypatch):
+    """A dead NFS mount under the store: the walk never returns; the gate says the store did not answer."""
+    import threading
+    release = threading.Event()
+    monkeypatch.setattr(_serving, "inspect_model_store", lambda *a, **k: release.wait(30))
+    sim = orchestrator(models=["org/crawl-7b", "org/tools-3b"], already_ready=True)
+    try:
+        result = run(layout, sim.url, timeouts={"model_store": 0.3})
+    finally:
+        release.set()
+    store = result["checks"]["model_store"]
+    assert store["status"] == "unknown"
+    assert store["message"] == "the model store %s did not answer: timed out after 0.3s" % layout["root"]
+
+
 def test_the_gate_budget_ends_the_wait_and_says_so(layout, orchestrator):
     sim = orchestrator(models=["org/crawl-7b", "org/tools-3b"], never_ready=True)
     result = run(layout, sim.url, gate_timeout=1)
