@@ -14,8 +14,10 @@ description:
     The same checks as the gate that systemd runs before each agent service (C(gpuops-preflight gate)) -
     the agent -> model map (C(model_map)), every model of it complete in the model store and readable by the
     service user (C(model_store)), the orchestrator's C(/health) (C(orchestrator)), every model loaded
-    (C(preload), POST C(/models/preload) then C(/models/status) polled until C(all_ready)), NVIDIA MPS (C(mps))
-    and the bus (C(bus)) when required. docs/SERVING_GATE.md describes each check and its fixes.
+    (C(preload), POST C(/models/preload) then C(/models/status) polled until C(all_ready) with no preload in
+    progress and, where the status lists its models, every model of the map listed ready), NVIDIA MPS (C(mps), the
+    control daemon serving O(mps_pipe_dir), its C(control) socket or FIFO there) and the bus (C(bus), any 2xx; a
+    redirect is not followed) when required. docs/SERVING_GATE.md describes each check and its fixes.
   - One wall-clock budget (O(gate_timeout)) for the whole run; each HTTP call waits at most the smaller of what is
     left and 5 s. An invalid map stops the run (nothing else is asked). A check that could not run is V(unknown) and
     says why; the controller (M(gpuops.preflight.preflight_report)) blocks on it as on a failure (a readiness gate
@@ -50,7 +52,10 @@ options:
       - Every model of the map must be ready, whatever the instance.
     type: str
   url:
-    description: The orchestrator (C(GPU_ORCHESTRATOR_URL)), http or https; a path prefix is kept.
+    description:
+      - The orchestrator (C(GPU_ORCHESTRATOR_URL)), http or https; a path prefix is kept.
+      - A user name or password, a query string or a fragment is refused; messages show URLs with their credentials
+        replaced by C(***).
     type: str
     default: http://127.0.0.1:8014
   model_map:
@@ -92,7 +97,9 @@ options:
     type: bool
     default: false
   mps_pipe_dir:
-    description: The MPS pipe folder (C(CUDA_MPS_PIPE_DIRECTORY)).
+    description: >-
+      The MPS pipe folder (C(CUDA_MPS_PIPE_DIRECTORY)); the control daemon must serve it (its PID file there, or its
+      own C(CUDA_MPS_PIPE_DIRECTORY)) and its C(control) entry must be there.
     type: str
     default: /tmp/nvidia-mps
   mps_log_dir:
@@ -108,7 +115,9 @@ options:
     type: bool
     default: false
   bus_url:
-    description: The bus (C(BUS_URL)); C(GET <bus_url>), or C(<bus_url>/health) when it has no path.
+    description: >-
+      The bus (C(BUS_URL)); C(GET <bus_url>), or C(<bus_url>/health) when it has no path. Any 2xx answers; a redirect
+      is not followed and fails, naming the host it leads to.
     type: str
   orchestrator_instances:
     description: Instance names that are the orchestrator itself (C(ORCHESTRATOR_INSTANCE)).

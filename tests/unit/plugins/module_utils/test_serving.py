@@ -827,9 +827,13 @@ def test_a_failing_model_is_named_with_its_agents_and_the_orchestrators_own_text
 
 
 def test_all_ready_false_for_ever_times_out_with_the_progress():
+    # the budget on a fake clock that only the polls' sleeps advance: the outcome, not how long a loaded host took
+    clock = FakeClock()
     with simserve.SimOrchestrator(models=["org/a", "org/b"], never_ready=True) as sim:
-        (problems, _ok, details), observed, progress = preload(sim, seconds=0.8)
-    assert observed["timed_out"] and observed["polls"] >= 2
+        observed = _serving.run_preload(_serving.Client(sim.url, clock() + 0.8, clock=clock), ENTRIES, interval=0.05,
+                                        max_interval=0.1, sleep=clock.sleep)
+    problems, _ok, details = _serving.evaluate_preload(observed, ENTRIES, timeout=0.8)
+    assert observed["timed_out"] and observed["polls"] >= 2 and sum(clock.slept) <= 0.8 + 1e-9
     assert problems[0]["message"] == (
         "models not ready within 0.8s: in progress: 0 of 2 model(s) ready (loading: org/a; loading: org/b); "
         "not ready: agent 'crawler' (model 'org/a') (loading), agent 'mcp' (model 'org/b') (loading), "
