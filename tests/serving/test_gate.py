@@ -175,7 +175,7 @@ def test_a_hung_summary_write_is_a_note_after_the_verdict_is_out(host, orchestra
 
     monkeypatch.setattr(_serving, "write_gate_summary", hung)
     try:
-        outcome = gate.run_gate(settings(host, sim.url, timeout="1"), show=lambda lines: events.append(lines))
+        outcome = gate.run_gate(settings(host, sim.url, timeout="1"), show=events.append)
     finally:
         release.set()
     assert outcome.exit_code == 0 and outcome.summary["summary_file"] is None
