@@ -12,7 +12,9 @@ directory, a device, a huge file, half-written. So:
   (missing, permission).
 * ``write_atomic(path, data)``: a temporary file in the same folder, flushed, then renamed over
   the target, so a reader (or a full disk) never sees half a file; the temporary file is removed
-  when anything fails.
+  when anything fails. Its mode and owner are set on its descriptor, never by path: in a folder
+  another user can write (a training base dir owned by the service user, written by root), the
+  temporary name may be swapped for a symlink, and a chmod/chown by path would land on its target.
 * ``lock_exclusive(path, timeout)``: an exclusive ``flock`` on a lock file, waited for at most
   ``timeout`` seconds (writers that replace a file by rename queue on a lock file beside it).
 * ``kind(mode)``: "a fifo", "a directory", ... for messages.
@@ -138,25 +140,38 @@ def prune(folder, pattern, keep, key):
     return removed
 
 
-def write_atomic(path, data, mode=0o644):
-    """Write ``data`` (bytes or text) to ``path`` through a temporary file and a rename. Raises OSError."""
+class Replaced(OSError):
+    """The file written was replaced by something else before it took its name (another user's swap)."""
+
+
+def write_atomic(path, data, mode=0o644, owner=None):
+    """Write ``data`` (bytes or text) to ``path`` through a temporary file and a rename. ``owner``: (uid, gid)
+    the file gets (root writing another user's file). Raises OSError; ``Replaced`` when what took the name
+    is not the file written (its data and mode never reach anything else)."""
     if isinstance(data, str):
         data = data.encode("utf-8")
     folder = os.path.dirname(os.path.abspath(path))
     fd, temp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), suffix=".tmp", dir=folder)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temp, mode)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+        os.fchmod(fd, mode)
+        if owner is not None:
+            os.fchown(fd, owner[0], owner[1])
         os.rename(temp, path)
+        written, named = os.fstat(fd), os.lstat(path)
+        if (written.st_dev, written.st_ino) != (named.st_dev, named.st_ino):
+            raise Replaced(errno.EEXIST, "%s was replaced by another file while it was written" % path)
     except BaseException:
         try:
             os.unlink(temp)
         except OSError:
             pass
         raise
+    finally:
+        os.close(fd)
     return path
 
 

@@ -113,9 +113,9 @@ def write_json_atomic(path, document):
         raise JsonFileError(NOT_REGULAR, "%s is %s, not a regular file: left as it is"
                             % (path, _files.kind(old.st_mode)))
     text = json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-    _files.write_atomic(path, text.encode("utf-8", "replace"), stat.S_IMODE(old.st_mode) if old is not None else 0o644)
-    if old is not None and os.geteuid() == 0 and (old.st_uid, old.st_gid) != (0, 0):
-        os.chown(path, old.st_uid, old.st_gid)
+    keep_owner = old is not None and os.geteuid() == 0 and (old.st_uid, old.st_gid) != (0, 0)
+    _files.write_atomic(path, text.encode("utf-8", "replace"), stat.S_IMODE(old.st_mode) if old is not None else 0o644,
+                        owner=(old.st_uid, old.st_gid) if keep_owner else None)
 
 
 UNPARSEABLE = "unparseable"

@@ -152,6 +152,35 @@ def test_write_json_atomic_keeps_the_mode_and_refuses_what_is_not_a_file(tmp_pat
     assert link.is_symlink() and json.loads(path.read_text()) == {"a": "é"}
 
 
+def test_a_temp_file_swapped_for_a_symlink_gives_nothing_of_root_s_to_its_target(tmp_path, monkeypatch):
+    # the service user owns the base dir root writes the lock into: it can swap the temp file for a link to a
+    # root file (as /etc/shadow) between the write and the rename; mode and owner went by path onto the target
+    victim = tmp_path / "outside" / "victim"
+    victim.parent.mkdir()
+    victim.write_text("secret")
+    os.chmod(str(victim), 0o600)
+    path = tmp_path / "base" / ".config_lock.json"
+    path.parent.mkdir()
+    path.write_text("{}")
+    os.chmod(str(path), 0o666)
+    if os.geteuid() == 0:   # root keeps the owner of the file it rewrites: the service user's here
+        os.chown(str(path), 65534, 65534)
+    real_fsync = os.fsync
+
+    def fsync_then_swap(fd):
+        real_fsync(fd)
+        for name in os.listdir(str(path.parent)):
+            if name.endswith(".tmp"):
+                os.unlink(str(path.parent / name))
+                os.symlink(str(victim), str(path.parent / name))
+    monkeypatch.setattr(os, "fsync", fsync_then_swap)
+    with pytest.raises(OSError, match="was replaced by another file while it was written"):
+        tc.write_json_atomic(str(path), {"kind": "x"})
+    st = os.stat(str(victim))
+    assert (st.st_mode & 0o777, st.st_uid, st.st_gid) == (0o600, os.geteuid(), os.getegid())
+    assert victim.read_text() == "secret"
+
+
 def test_load_and_validate_reports_the_file_problem(base):
     report = tc.load_and_validate(os.path.join(base, "config.json"), base)
     assert report["state"] == tc.MISSING and report["error"].endswith("config.json is missing")
