@@ -102,8 +102,12 @@ def settings(base_dir, now=None, **overrides):
         if isinstance(ctx[key], str) or not all(isinstance(v, str) and v for v in ctx[key]):
             raise ValueError("%s must be a list of non-empty strings, not %r" % (key, ctx[key]))
     for rel in list(ctx["required_dirs"]) + list(ctx["required_files"]):
-        if os.path.isabs(rel) or ".." in rel.split("/"):
-            raise ValueError("required folders and files are relative to training_base_dir without '..', not %r" % rel)
+        if os.path.isabs(rel) or ".." in rel.split("/") or os.path.normpath(rel) == ".":
+            raise ValueError("required folders and files are inside training_base_dir (relative, without '..', not "
+                             "the base folder itself), not %r" % rel)
+    # one spelling of each ('logs/', 'logs/.' and 'logs' are one folder)
+    for key in ("required_dirs", "required_files"):
+        ctx[key] = [os.path.normpath(rel) for rel in ctx[key]]
     base = os.path.normpath(base_dir)
     ctx["base_dir"] = base
     for key in _PATH_KEYS:
@@ -215,7 +219,7 @@ def _lstat(path):
 def _entry(base, rel, kind):
     path = os.path.join(base, rel) if rel else base
     entry = {"rel": rel or ".", "path": path, "kind": kind, "actual": "missing", "is_link": False, "mode": None,
-             "uid": None, "gid": None, "error": None}
+             "uid": None, "gid": None, "dev": None, "ino": None, "error": None}
     lst, error = _lstat(path)
     if error:
         entry["actual"], entry["error"] = "unknown", error
@@ -231,6 +235,7 @@ def _entry(base, rel, kind):
     entry["actual"] = "dir" if stat.S_ISDIR(st.st_mode) else "file" if stat.S_ISREG(st.st_mode) else _files.kind(
         st.st_mode)
     entry["mode"], entry["uid"], entry["gid"] = stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid
+    entry["dev"], entry["ino"] = st.st_dev, st.st_ino
     return entry
 
 
@@ -721,6 +726,8 @@ def plan_fixes(layout, permissions, dir_mode=DEFAULTS["dir_mode"], euid=None):
     planned = set([base["path"]])
     for entry in [e for e in permissions["entries"] if e.get("own")]:
         path = entry["path"]
+        if _link_on_the_way(base["path"], path):
+            continue  # below a symlink: not the daemon's own folder to repair (the layout check reports it)
         if entry["actual"] == "missing":
             chain, cursor = [], path
             while cursor not in planned and not os.path.lexists(cursor):
@@ -740,47 +747,107 @@ def plan_fixes(layout, permissions, dir_mode=DEFAULTS["dir_mode"], euid=None):
             continue  # not ours to repair: the layout check reports it
         if entry["uid"] != user["uid"]:
             gid = user["gid"] if user["gid"] is not None else entry["gid"]
-            actions.append({"action": "chown", "path": path, "before": "%s:%s" % (entry["uid"], entry["gid"]),
+            actions.append({"action": "chown", "path": path, "dev": entry["dev"], "ino": entry["ino"],
+                            "before": "%s:%s" % (entry["uid"], entry["gid"]),
                             "after": "%s:%s" % (user["uid"], gid), "uid": user["uid"], "gid": gid,
                             "possible": euid == 0, "reason": None if euid == 0 else "only root can change the owner"})
         if entry["mode"] & 0o700 != 0o700:
             mode = entry["mode"] | 0o700
             possible = euid == 0 or euid == entry["uid"]
-            actions.append({"action": "chmod", "path": path, "before": oct(entry["mode"]), "after": oct(mode),
+            actions.append({"action": "chmod", "path": path, "dev": entry["dev"], "ino": entry["ino"],
+                            "before": oct(entry["mode"]), "after": oct(mode),
                             "mode": mode, "possible": possible,
                             "reason": None if possible else "only root or the folder's owner can change its mode"})
     return actions
 
 
-def _open_dir(path):
-    return os.open(path, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_NOFOLLOW", 0))
+def _link_on_the_way(base, path):
+    """Whether a folder between ``base`` and ``path`` (both excluded) is a symbolic link."""
+    parts = os.path.relpath(path, base).split(os.sep)[:-1]
+    for depth in range(1, len(parts) + 1):
+        if os.path.islink(os.path.join(base, *parts[:depth])):
+            return True
+    return False
 
 
-def _apply_one(action):
-    """Apply one action through a no-follow folder descriptor (a symlink swapped in is refused)."""
-    path = action["path"]
-    if action["action"] == "mkdir":
-        parent_fd = _open_dir(os.path.dirname(path))
-        try:
-            os.mkdir(os.path.basename(path), 0o700, dir_fd=parent_fd)
-        finally:
-            os.close(parent_fd)
-    fd = _open_dir(path)
+_O_DIR = os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def _open_below(base_fd, parts):
+    """A descriptor of the folder ``parts`` below the open base folder, walked one component at a time without
+    following a link (a link anywhere on the way, or swapped in while walking, is refused: ELOOP/ENOTDIR)."""
+    fd = os.dup(base_fd)
     try:
-        if action["action"] in ("mkdir", "chown") and action.get("uid") is not None and os.geteuid() == 0:
-            st = os.fstat(fd)
-            gid = action["gid"] if action.get("gid") is not None else st.st_gid
-            if (st.st_uid, st.st_gid) != (action["uid"], gid):
-                os.fchown(fd, action["uid"], gid)
-        if action["action"] in ("mkdir", "chmod"):
-            os.fchmod(fd, action["mode"])
+        for part in parts:
+            child = os.open(part, _O_DIR, dir_fd=fd)
+            os.close(fd)
+            fd = child
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _apply_one(action, base, base_fd):
+    """Apply one action below the base folder, through descriptors walked from it (``_open_below``): nothing
+    outside the base is reached, through a link on the way or one swapped in between planning and applying."""
+    parts = os.path.relpath(action["path"], base).split(os.sep)
+    if parts[0] in (os.curdir, os.pardir, ""):
+        raise OSError(errno.EPERM, "not below the training base folder: left as it is")
+    parent_fd = _open_below(base_fd, parts[:-1])
+    try:
+        if action["action"] == "mkdir":
+            os.mkdir(parts[-1], 0o700, dir_fd=parent_fd)
+        fd = os.open(parts[-1], _O_DIR, dir_fd=parent_fd)
+    finally:
+        os.close(parent_fd)
+    try:
+        _set_owner_and_mode(action, fd)
+    except OSError as exc:
+        if action["action"] == "mkdir":   # the folder is there now: say so, not only that it failed
+            raise OSError(exc.errno, "created, but its owner and mode could not be set: %s" % (exc.strerror or exc))
+        raise
     finally:
         os.close(fd)
 
 
-def apply_fixes(actions, check_mode=False):
-    """{changed, changes, errors}: every possible action applied (none in check mode), each reported."""
+def _set_owner_and_mode(action, fd):
+    st = os.fstat(fd)
+    # still what was planned: the folder this run made (its own, empty), or the one it looked at
+    if action["action"] == "mkdir":
+        replaced = st.st_uid != os.geteuid() or os.listdir(fd)
+    else:
+        replaced = action.get("ino") is not None and (st.st_dev, st.st_ino) != (action["dev"], action["ino"])
+    if replaced:
+        raise OSError(errno.EEXIST, "replaced since it was planned: left as it is")
+    if action["action"] in ("mkdir", "chown") and action.get("uid") is not None and os.geteuid() == 0:
+        gid = action["gid"] if action.get("gid") is not None else st.st_gid
+        if (st.st_uid, st.st_gid) != (action["uid"], gid):
+            os.fchown(fd, action["uid"], gid)
+    if action["action"] in ("mkdir", "chmod"):
+        os.fchmod(fd, action["mode"])
+
+
+def apply_fixes(actions, base, check_mode=False):
+    """{changed, changes, errors}: every possible action applied below ``base`` (none in check mode), each
+    reported."""
     changes, errors = [], []
+    base_fd = None
+    if actions and not check_mode:
+        try:
+            base_fd = os.open(base, _O_DIR)   # held: a base swapped for a link after planning is not followed
+        except OSError as exc:
+            why = "%s: %s" % (base, exc.strerror or exc)
+            return {"changed": False, "changes": [], "errors": [
+                dict([(k, a[k]) for k in ("action", "path", "before", "after")], error=why) for a in actions]}
+    try:
+        return _apply_all(actions, base, base_fd, check_mode, changes, errors)
+    finally:
+        if base_fd is not None:
+            os.close(base_fd)
+
+
+def _apply_all(actions, base, base_fd, check_mode, changes, errors):
     for action in actions:
         shown = dict((k, action[k]) for k in ("action", "path", "before", "after"))
         if not action["possible"]:
@@ -790,9 +857,12 @@ def apply_fixes(actions, check_mode=False):
             changes.append(shown)
             continue
         try:
-            _apply_one(action)
+            _apply_one(action, base, base_fd)
         except OSError as exc:
-            errors.append(dict(shown, error="%s: %s" % (action["path"], exc.strerror or exc)))
+            why = exc.strerror or str(exc)
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                why = "a folder on the way is a symbolic link (not followed): left as it is"
+            errors.append(dict(shown, error="%s: %s" % (action["path"], why)))
             continue
         changes.append(shown)
     return {"changed": bool(changes), "changes": changes, "errors": errors}
@@ -806,7 +876,7 @@ def fix_host(ctx):
     """
     ctx = dict(ctx, base_dir=os.path.realpath(ctx["base_dir"]))
     actions = plan_fixes(collect_layout(ctx), collect_permissions(ctx), ctx["dir_mode"])
-    outcome = apply_fixes(actions, bool(ctx["check_mode"]))
+    outcome = apply_fixes(actions, ctx["base_dir"], bool(ctx["check_mode"]))
     outcome["diff"] = {
         "before": "".join("%s %s: %s\n" % (c["action"], c["path"], c["before"] or "absent")
                           for c in outcome["changes"]),

@@ -63,7 +63,8 @@ def test_settings_make_paths_absolute_and_keep_defaults():
     ({"dir_mode": 0o500}, "dir_mode must let the owner"),
     ({"expect_layout": "adapter"}, "expect_layout must be one of auto, full, lora"),
     ({"required_dirs": "inbox"}, "required_dirs must be a list"),
-    ({"required_files": ["../etc/passwd"]}, "relative to training_base_dir without '..'"),
+    ({"required_files": ["../etc/passwd"]}, "inside training_base_dir (relative, without '..', not the base folder"),
+    ({"required_dirs": ["./"]}, "not the base folder itself), not './'"),   # fix mode would chown the base
     ({"daemon_match": ""}, "daemon_match must be a non-empty string"),
 ])
 def test_bad_settings_are_named(overrides, text):
@@ -493,6 +494,67 @@ def test_fix_never_follows_a_symlink_and_never_touches_files(host, tmp_path):
     assert after == before
 
 
+def outside_folder(tmp_path, *names):
+    """A root-owned 0500 folder outside the base dir, with ``names`` inside; its (mode, uid) per path."""
+    outside = tmp_path / "outside"
+    for name in ("",) + names:
+        (outside / name).mkdir(parents=True, exist_ok=True)
+        os.chmod(str(outside / name), 0o500)
+    return outside
+
+
+def modes_and_owners(folder):
+    found = {}
+    for dirpath, dirnames, filenames in os.walk(str(folder)):
+        for name in [""] + dirnames + filenames:
+            st = os.lstat(os.path.join(dirpath, name))
+            found[os.path.join(dirpath, name)] = (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid)
+    return found
+
+
+@pytest.mark.parametrize("required", [["logs/sub"], ["logs/sub/new"], ["logs/."], ["logs/"]])
+def test_fix_never_works_through_a_symlinked_parent_folder(host, tmp_path, required):
+    outside = outside_folder(tmp_path, "sub")
+    os.rmdir(os.path.join(host, "logs"))
+    os.symlink(str(outside), os.path.join(host, "logs"))
+    before = modes_and_owners(outside)
+    outcome = tc.fix_host(tc.settings(host, now=NOW, required_dirs=required))
+    assert modes_and_owners(outside) == before
+    assert [c for c in outcome["changes"] if c["path"].startswith(os.path.join(host, "logs"))] == []
+
+
+def test_fix_refuses_a_parent_swapped_for_a_symlink_between_plan_and_apply(host, tmp_path, monkeypatch):
+    outside = outside_folder(tmp_path, "tb")
+    before = modes_and_owners(outside)
+    real_mkdir = os.mkdir
+
+    def mkdir_then_swap(name, mode=0o777, *, dir_fd=None):
+        real_mkdir(name, mode, dir_fd=dir_fd)
+        if name == "tb-parent":   # right after fix mode made it, the service user swaps it for a link
+            os.rename(os.path.join(host, "tb-parent"), os.path.join(host, "moved"))
+            os.symlink(str(outside), os.path.join(host, "tb-parent"))
+    monkeypatch.setattr(os, "mkdir", mkdir_then_swap)
+    outcome = tc.fix_host(tc.settings(host, now=NOW, required_dirs=["tb-parent/tb"]))
+    assert modes_and_owners(outside) == before
+    refused = "a folder on the way is a symbolic link (not followed): left as it is"
+    assert [(os.path.relpath(e["path"], host), e["error"].split(": ", 1)[1]) for e in outcome["errors"]] == [
+        ("tb-parent", refused), ("tb-parent/tb", refused)]
+
+
+def test_fix_leaves_a_folder_replaced_between_plan_and_apply(host, tmp_path):
+    ctx = tc.settings(host, now=NOW)
+    layout, permissions = tc.collect_layout(ctx), tc.collect_permissions(ctx)
+    os.chmod(os.path.join(host, "logs"), 0o500)
+    layout, permissions = tc.collect_layout(ctx), tc.collect_permissions(ctx)
+    actions = [a for a in tc.plan_fixes(layout, permissions) if a["action"] == "chmod"]
+    os.rename(os.path.join(host, "logs"), os.path.join(host, "old-logs"))   # another folder takes the name
+    os.mkdir(os.path.join(host, "logs"), 0o500)
+    outcome = tc.apply_fixes(actions, ctx["base_dir"])
+    assert outcome["changes"] == [] and outcome["errors"][0]["error"].endswith(
+        "replaced since it was planned: left as it is")
+    assert stat.S_IMODE(os.stat(os.path.join(host, "logs")).st_mode) == 0o500
+
+
 def test_fix_through_a_symlinked_base_folder(host, tmp_path):
     link = str(tmp_path / "training")
     os.symlink(host, link)
@@ -510,7 +572,7 @@ def test_fix_without_the_right_to_change_reports_instead(host):
     actions = tc.plan_fixes(layout, permissions, euid=permissions["user"]["uid"] + 1)
     kinds = [(a["action"], a["possible"]) for a in actions]
     assert ("chown", False) in kinds and ("mkdir", False) in kinds
-    outcome = tc.apply_fixes(actions)
+    outcome = tc.apply_fixes(actions, ctx["base_dir"])
     assert outcome["changed"] is False and outcome["changes"] == []
     assert [(e["action"], os.path.basename(e["path"])) for e in outcome["errors"]] == [("chown", "logs"),
                                                                                        ("mkdir", "queue")]

@@ -81,7 +81,7 @@ def test_options_default_to_the_hosts_documented_defaults():
     ({"expected_gpu_count": -1}, "expected_gpu_count must be 0 or more"),
     ({"dir_mode": "0500"}, "dir_mode must let the owner read, write and enter"),
     ({"dir_mode": "rwxr-x---"}, "dir_mode must be an octal mode such as '0750'"),
-    ({"required_dirs": ["../etc"]}, "relative to training_base_dir without '..'"),
+    ({"required_dirs": ["../etc"]}, "inside training_base_dir (relative, without '..', not the base folder"),
 ])
 def test_bad_options_are_named(changes, text):
     params = dict(th.defaults(), training_base_dir="/srv/training")
