@@ -770,10 +770,14 @@ ENTRIES = [{"agent": "crawler", "model": "org/a", "path": "a", "files": []},
            {"agent": "bus", "model": "org/b", "path": "b", "files": []}]
 
 
-def preload(sim, seconds=10.0, refresh=False, interval=0.05):
+def preload(sim, seconds=10.0, refresh=False, interval=0.05, clock=None):
+    """run_preload and evaluate_preload; with ``clock`` (a FakeClock) the budget is spent only by the polls' sleeps,
+    so a loaded test machine cannot change the outcome."""
     progress = []
-    observed = _serving.run_preload(client(sim.url, seconds), ENTRIES, refresh=refresh, interval=interval,
-                                    max_interval=0.1, on_progress=progress.append)
+    timed = {} if clock is None else {"sleep": clock.sleep}
+    http = client(sim.url, seconds) if clock is None else _serving.Client(sim.url, clock() + seconds, clock=clock)
+    observed = _serving.run_preload(http, ENTRIES, refresh=refresh, interval=interval, max_interval=0.1,
+                                    on_progress=progress.append, **timed)
     return _serving.evaluate_preload(observed, ENTRIES, timeout=seconds), observed, progress
 
 
@@ -806,7 +810,7 @@ def test_preload_503_is_retried_then_accepted(orchestrator):
 
 def test_preload_503_until_the_deadline():
     with simserve.SimOrchestrator(models=["org/a"], preload_503=10 ** 6) as sim:
-        (problems, _ok, _d), observed, _p = preload(sim, seconds=0.6)
+        (problems, _ok, _d), observed, _p = preload(sim, seconds=0.6, clock=FakeClock())
     assert observed["timed_out"] and not observed["triggered"]
     assert problems[0]["message"].startswith("POST /models/preload was not accepted within 0.6s: "
                                              "POST /models/preload answered 503 Service Unavailable")
@@ -844,7 +848,7 @@ def test_all_ready_false_for_ever_times_out_with_the_progress():
 
 def test_counts_only_summary_is_shown_as_is():
     with simserve.SimOrchestrator(models=["org/a"], never_ready=True, summary_shape="counts") as sim:
-        (problems, _ok, _d), _obs, progress = preload(sim, seconds=0.4)
+        (problems, _ok, _d), _obs, progress = preload(sim, seconds=0.4, clock=FakeClock())
     assert progress[-1] == "in progress: failed=0, loading=1, ready=0, total=1"
     assert problems[0]["message"] == "models not ready within 0.4s: in progress: failed=0, loading=1, ready=0, total=1"
 
