@@ -75,6 +75,7 @@ HISTORY_LIMIT = 16 * 1024 * 1024
 HISTORY_MAX_RECORDS = 5000
 HISTORY_KIND = "gpuops.preflight.crash_history"
 HISTORY_VERSION = 1
+HISTORY_LOCK_TIMEOUT = 5.0   # seconds a scan waits for another one writing the history
 
 # Category -> (severity, suggested fix). Names are part of the interface.
 CATEGORIES = {
@@ -607,10 +608,48 @@ def load_history(path):
         return report
     doc, report["state"], error = _config.read_owned(
         path, HISTORY_KIND, lambda d: isinstance(d.get("crashes"), list) and all(
-            isinstance(r, dict) for r in d["crashes"]), "a crash history", HISTORY_LIMIT)
+            isinstance(r, dict) for r in d["crashes"]), "a crash history", HISTORY_LIMIT, version=HISTORY_VERSION)
     report["error"] = "%s, nothing recorded" % error if error else None
     report["records"] = doc["crashes"] if doc else []
     return report
+
+
+def _unrecorded(history_file, events, stamp):
+    """(the history, this scan's events it does not hold yet, as records)."""
+    history = load_history(history_file)
+    known = set(r.get("fingerprint") for r in history["records"])
+    records = [dict((k, v) for k, v in ev.items() if k != "epoch") for ev in events if ev["fingerprint"] not in known]
+    for item in records:
+        item["recorded_at"] = stamp
+    return history, records
+
+
+def _record(history_file, events, stamp, outcome):
+    """Append the events the history does not hold, under a lock beside it: two scans at once (two logs, a timer
+    and an operator) each read, merge and replace the file, and the one that wrote last would drop the other's.
+    Fills ``outcome``; returns (the history as read under the lock, the records written)."""
+    try:
+        lock = _files.lock_exclusive(os.path.join(os.path.dirname(os.path.abspath(history_file)), ".%s.lock"
+                                                  % os.path.basename(history_file).lstrip(".")), HISTORY_LOCK_TIMEOUT)
+    except (OSError, TimeoutError) as exc:
+        outcome.update(state="error", error="%s could not be locked: %s" % (
+            history_file, getattr(exc, "strerror", None) or exc))
+        return load_history(None), []
+    try:
+        history, records = _unrecorded(history_file, events, stamp)
+        outcome.update(state=history["state"], error=history["error"])
+        if history["state"] not in ("ok", "missing") or not records:
+            return history, records if history["state"] in ("ok", "missing") else []
+        kept = (history["records"] + records)[-HISTORY_MAX_RECORDS:]
+        try:
+            _config.write_json_atomic(history_file, {"kind": HISTORY_KIND, "version": HISTORY_VERSION, "crashes": kept})
+            outcome.update(recorded=len(records), pruned=len(history["records"]) + len(records) - len(kept))
+        except (_config.JsonFileError, OSError) as exc:
+            outcome.update(state="error", error="%s could not be written: %s" % (
+                history_file, getattr(exc, "message", None) or getattr(exc, "strerror", None) or exc))
+        return history, records
+    finally:
+        os.close(lock)
 
 
 def _record_time(record):
@@ -659,31 +698,16 @@ def scan(patterns, lines=DEFAULT_LINES, history_file=None, record=True, check_mo
         files.append(tail.as_dict())
         matches.extend(scan_lines(tail.lines, path, now))
     crashes, events = collapse(matches)
-    history = load_history(history_file if record else None)
-    known = set(r.get("fingerprint") for r in history["records"])
-    new = [ev for ev in events if ev["fingerprint"] not in known]
     stamp = _config.iso_now(now)
-    new_records = [dict((k, v) for k, v in ev.items() if k != "epoch") for ev in new]
-    for item in new_records:
-        item["recorded_at"] = stamp
+    history, new_records = _unrecorded(history_file if record else None, events, stamp)
     outcome = {"path": history["path"], "state": history["state"], "recorded": 0, "would_record": 0,
                "pruned": 0, "error": history["error"]}
     writable = history["state"] in ("ok", "missing")
-    if writable and new_records:
-        kept = (history["records"] + new_records)[-HISTORY_MAX_RECORDS:]
-        pruned = len(history["records"]) + len(new_records) - len(kept)
-        if check_mode:
-            outcome["would_record"] = len(new_records)
-        else:
-            try:
-                _config.write_json_atomic(history_file, {"kind": HISTORY_KIND, "version": HISTORY_VERSION,
-                                                         "crashes": kept})
-                outcome["recorded"] = len(new_records)
-                outcome["pruned"] = pruned
-            except (_config.JsonFileError, OSError) as exc:
-                outcome["state"] = "error"
-                outcome["error"] = "%s could not be written: %s" % (
-                    history_file, getattr(exc, "message", None) or getattr(exc, "strerror", None) or exc)
+    if writable and new_records and check_mode:
+        outcome["would_record"] = len(new_records)
+    elif writable and new_records:
+        history, new_records = _record(history_file, events, stamp, outcome)
+        writable = history["state"] in ("ok", "missing")
     pool = history["records"] + new_records
     if not writable:  # no history to count from: this scan's events only
         pool = [dict(ev, recorded_at=stamp) for ev in events]

@@ -180,7 +180,9 @@ def lock_exclusive(path, timeout, poll=0.02):
 
     Waits at most ``timeout`` seconds for another holder: then TimeoutError. OSError when the lock file
     cannot be opened or locked."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+    # no-follow: in a folder another user can write, a link named like the lock must not make root create or
+    # open a file elsewhere
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0), 0o644)
     try:
         flock_within(fd, timeout, path, poll)
     except BaseException:

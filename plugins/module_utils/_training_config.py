@@ -121,7 +121,7 @@ def write_json_atomic(path, document):
 UNPARSEABLE = "unparseable"
 
 
-def read_owned(path, kind, accept, what, limit=DEFAULT_JSON_LIMIT):
+def read_owned(path, kind, accept, what, limit=DEFAULT_JSON_LIMIT, version=None):
     """(document or None, state, error): a JSON file this collection writes, tagged ``"kind": kind``.
 
     state: ok | missing | unparseable | not_regular | too_large | unreadable. A file that exists but
@@ -136,6 +136,10 @@ def read_owned(path, kind, accept, what, limit=DEFAULT_JSON_LIMIT):
     if not (isinstance(doc, dict) and doc.get("kind") == kind and accept(doc)):
         return None, UNPARSEABLE, ("%s is not %s written by gpuops.preflight (another tool's format?): left as it is"
                                    % (path, what))
+    if version is not None and doc.get("version") != version:
+        # a newer release's format: rewriting it as ours would drop what this release does not know
+        return None, UNPARSEABLE, ("%s is %s of another format version (%r; this release reads %d): left as it is"
+                                   % (path, what, doc.get("version"), version))
     return doc, "ok", None
 
 
@@ -533,7 +537,7 @@ def read_lock(path, limit=DEFAULT_JSON_LIMIT):
     """
     doc, state, error = read_owned(
         path, LOCK_KIND, lambda d: isinstance(d.get("config"), dict) and isinstance(d.get("sha256"), str),
-        "a config lock", limit)
+        "a config lock", limit, version=LOCK_VERSION)
     return {"path": path, "state": state, "lock": doc, "error": error}
 
 

@@ -9,6 +9,7 @@ import time
 import pytest
 
 from ansible_collections.gpuops.preflight.plugins.module_utils import _crash_log as crash
+from ansible_collections.gpuops.preflight.plugins.module_utils import _files
 from simtrain import fixtures
 
 NOW = time.mktime((2026, 3, 21, 12, 0, 0, 0, 0, -1))
@@ -555,7 +556,51 @@ def test_history_records_each_crash_once_and_counts_recurrence(tmp_path):
     assert doc["kind"] == crash.HISTORY_KIND and len(doc["crashes"]) == 2
     assert [r["last_seen"] for r in doc["crashes"]] == [crash._iso(time.mktime((2026, 3, 21, hour, 0, 0, 0, 0, -1)))
                                                         for hour in (10, 11)]
-    assert sorted(os.listdir(str(tmp_path))) == [".crash_history.json", "train.log"]  # no temp file left
+    # no temp file left; the lock file concurrent scans queue on stays
+    assert sorted(os.listdir(str(tmp_path))) == [".crash_history.json", ".crash_history.json.lock", "train.log"]
+
+
+def test_a_scan_records_under_the_lock_what_another_scan_wrote_meanwhile(tmp_path, monkeypatch):
+    # two scans (two logs) read the history, then both write it: the one that wrote last dropped the other's event
+    first_log = write(tmp_path / "a.log", "2026-03-21 10:00:00 step 1\n" + OOM)
+    other_log = write(tmp_path / "b.log", "2026-03-21 10:30:00 step 1\n" + OOM)
+    history = str(tmp_path / ".crash_history.json")
+    real_lock = _files.lock_exclusive
+    meanwhile = []
+
+    def lock_after_the_other_scan(path, timeout):
+        if not meanwhile:   # the other scan wrote between this scan's first read and its lock
+            meanwhile.append(None)
+            meanwhile[0] = crash.scan([other_log], history_file=history, now=NOW)
+        return real_lock(path, timeout)
+    monkeypatch.setattr(_files, "lock_exclusive", lock_after_the_other_scan)
+    result = crash.scan([first_log], history_file=history, now=NOW)
+    assert meanwhile[0]["history"]["recorded"] == 1 and result["history"]["recorded"] == 1
+    with open(history) as handle:
+        assert sorted(r["file"] for r in json.load(handle)["crashes"]) == [first_log, other_log]
+
+
+def test_a_lock_named_by_a_symlink_is_never_followed(tmp_path):
+    # the service user owns the folder: a link in the lock's name must not make root create a file elsewhere
+    log = write(tmp_path / "train.log", "2026-03-21 10:00:00 step 1\n" + OOM)
+    target = tmp_path / "outside" / "created-by-root"
+    target.parent.mkdir()
+    os.symlink(str(target), str(tmp_path / ".crash_history.json.lock"))
+    result = crash.scan([log], history_file=str(tmp_path / ".crash_history.json"), now=NOW)
+    assert result["history"]["state"] == "error" and "could not be locked" in result["history"]["error"]
+    assert not target.exists() and not (tmp_path / ".crash_history.json").exists()
+    assert result["crashes"][0]["category"] == "cuda_oom"   # the scan itself still reports
+
+
+def test_a_history_of_a_newer_format_version_is_left_as_it_is(tmp_path):
+    log = write(tmp_path / "train.log", "2026-03-21 10:00:00 step 1\n" + OOM)
+    history = tmp_path / ".crash_history.json"
+    text = json.dumps({"kind": crash.HISTORY_KIND, "version": 2, "crashes": [], "retention": "30d"})
+    history.write_text(text)
+    result = crash.scan([log], history_file=str(history), now=NOW)
+    assert result["history"]["state"] == "unparseable" and result["history"]["recorded"] == 0
+    assert "of another format version (2; this release reads 1): left as it is" in result["history"]["error"]
+    assert history.read_text() == text
 
 
 def test_the_history_keeps_the_newest_events_and_never_records_one_twice(tmp_path, monkeypatch):
