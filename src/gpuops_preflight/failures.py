@@ -36,10 +36,25 @@ def _text(value: object) -> str | None:
     return text if len(text) <= MAX_TEXT else text[:MAX_TEXT] + "\n[... %d more characters]" % (len(text) - MAX_TEXT)
 
 
+# The address after ssh's words: "[2001:db8::1]" bracketed, else up to a space or a ": " (an IPv6 address
+# holds colons, so a colon alone does not end it).
+_SSH_ADDRESS = re.compile(r"(?:connect to host|resolve hostname|connection to) "
+                          r"(?:\[([^\]\s]+)\]|(\S+?)(?=:\s|:?$|\s))")
+
+
 def ssh_address(message: str | None) -> str | None:
     """The address in an SSH connection error ("connect to host 10.0.0.5 port 22: ..."), if any."""
-    match = re.search(r"(?:connect to host|resolve hostname|connection to) ([^\s:]+)", message or "")
-    return match.group(1) if match else None
+    match = _SSH_ADDRESS.search(message or "")
+    return (match.group(1) or match.group(2)) if match else None
+
+
+def _args(value: object) -> object:
+    """Module arguments as they are, or their JSON cut to MAX_TEXT when longer (a 5 MB argument once
+    made a 5 MB line in the log)."""
+    if not value:
+        return None
+    text = json.dumps(value, default=str, sort_keys=True)
+    return value if len(text) <= MAX_TEXT else _text(text)
 
 
 def gpu_state(result: Mapping[str, Any]) -> dict | None:
@@ -107,7 +122,7 @@ def record(event: Mapping[str, Any], *, run_id: str, kind: str, step: object,
         "rc": res.get("rc"),
         "stdout": _text(res.get("stdout") or res.get("module_stdout")),
         "stderr": _text(res.get("stderr") or res.get("module_stderr")),
-        "module_args": invocation.get("module_args") or data.get("task_args") or None,
+        "module_args": _args(invocation.get("module_args") or data.get("task_args")),
         "exception": _text(exception) if exception and "traceback unavailable" not in str(exception) else None,
         "timedout": res.get("timedout"),
         "duration_s": data.get("duration"),
@@ -116,11 +131,16 @@ def record(event: Mapping[str, Any], *, run_id: str, kind: str, step: object,
 
 
 def log_record(rec: Mapping[str, Any]) -> None:
-    """The verdict task's failure is the verdict (already logged as such): debug only."""
+    """The verdict task's failure is the verdict (already logged as such): debug only.
+
+    The CLI logs to the operator's terminal: host, task and message (tool output) are ``printable``,
+    one line with no escape sequence; the JSON after them escapes every control character itself.
+    """
     level = logging.DEBUG if rec["verdict"] else logging.WARNING if rec["ignored"] else logging.ERROR
     what = "unreachable" if rec["unreachable"] else "failed"
-    LOG.log(level, "Task %s on %s: %s: %s | %s", what, rec["host"], rec["task"], rec["message"],
-            json.dumps(rec, default=str, sort_keys=True))
+    printable = module_utils("_values").printable
+    LOG.log(level, "Task %s on %s: %s: %s | %s", what, printable(rec["host"]), printable(rec["task"]),
+            printable(rec["message"]), json.dumps(rec, default=str, sort_keys=True))
 
 
 def append(path: str, records: Iterable[Mapping[str, Any]]) -> None:

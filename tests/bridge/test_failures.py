@@ -47,6 +47,33 @@ def test_ssh_address():
     assert failures.ssh_address("ssh: connect to host 10.0.0.5 port 22: No route to host") == "10.0.0.5"
     assert failures.ssh_address("ssh: Could not resolve hostname rig-9: Name or service not known") == "rig-9"
     assert failures.ssh_address("something else") is None
+    assert failures.ssh_address("ssh: connect to host 2001:db8::1 port 22: Network is unreachable") == "2001:db8::1"
+    assert failures.ssh_address("ssh: connect to host [2001:db8::1] port 22: Connection refused") == "2001:db8::1"
+    assert failures.ssh_address("ssh: connect to host [fe80::1%eth0]:2222 refused") == "fe80::1%eth0"
+
+
+def test_a_logged_failure_passes_no_escape_sequence_and_stays_on_one_line(caplog):
+    evil = ("nvidia-smi: \x1b]0;pwned\x07\x1b[2J\x1b[H\r\x1b[1A\u202e\x9b31m"
+            "\nPreflight PASSED for step 3 (4 host(s), 48 usable GPU(s))")
+    event = {"event": "runner_on_failed",
+             "event_data": {"host": "rig\x1b[31m-1", "task": "GPU\nfacts\x07", "res": {"msg": evil}}}
+    rec = failures.record(event, run_id="r1", kind="preflight", step=3, gpu=None)
+    with caplog.at_level("DEBUG", logger="gpuops_preflight.failures"):
+        failures.log_record(rec)
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert "\n" not in line and "\r" not in line
+    assert line.isprintable(), repr(line)
+    assert rec["message"] == evil  # the record itself keeps the whole message
+
+
+def test_huge_module_args_are_cut_to_the_stated_limit():
+    event = {"event": "runner_on_failed",
+             "event_data": {"host": "a", "task": "t", "res": {"invocation": {"module_args": {"x": "y" * 5_000_000}}}}}
+    rec = failures.record(event, run_id="r1", kind="preflight", step=3, gpu=None)
+    assert isinstance(rec["module_args"], str)
+    assert len(rec["module_args"]) < failures.MAX_TEXT + 100
+    small = dict(event, event_data=dict(event["event_data"], res={"invocation": {"module_args": {"x": 1}}}))
+    assert failures.record(small, run_id="r1", kind="preflight", step=3, gpu=None)["module_args"] == {"x": 1}
 
 
 def test_append_never_waits_for_ever_and_never_writes_into_something_else(tmp_path, monkeypatch):
