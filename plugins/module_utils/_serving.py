@@ -16,7 +16,7 @@ downloaded), readable by the service user, and loaded by the orchestrator. The p
   ``run_preload`` (POST /models/preload, poll /models/status), ``get_gpu_info``, ``probe_bus``;
 - pure evaluation functions ``evaluate_<check>(observations...) -> (problems, ok_text,
   details)``, which decide and word the verdict with ``_checks.problem``;
-- ``write_gate_summary`` (the local gate's ``summary_<instance>_<timestamp>.json``, atomic, pruned).
+- ``write_gate_summary`` (the local gate's ``local_gate_<instance>_<timestamp>.json``, atomic, pruned).
 
 Standard library only; runs on Python 3.9.
 """
@@ -1834,17 +1834,24 @@ def file_instance(instance):
     return _SAFE_NAME.sub("_", instance)[:100] or "_"
 
 
-GATE_SUMMARY_NAME = re.compile(r"^summary_.+_(\d{8}T\d{6}\.\d{6}Z)(?:-(\d+))?\.json$")
+# The local gate's one naming rule: <GATE_FILE_PREFIX>_<instance>_<stamp>[-<n>].json. Its prefix is no
+# family's file_prefix, so its prune never matches another family's summaries (it was "summary", a
+# preflight's: a gate writing into a preflight folder deleted preflight runs). Groups: stamp, n.
+GATE_FILE_PREFIX = "local_gate"
+GATE_SUMMARY_NAME = re.compile("^" + GATE_FILE_PREFIX + r"_.+_(\d{8}T\d{6}\.\d{6}Z)(?:-(\d+))?\.json$")
+# The name earlier gates wrote (summary_<instance>_<stamp>.json): read by history, never pruned (a
+# preflight's summary_step3_<stamp>.json has the same shape).
+LEGACY_GATE_SUMMARY_NAME = re.compile(r"^summary_.+_(\d{8}T\d{6}\.\d{6}Z)(?:-(\d+))?\.json$")
 
 
 def write_gate_summary(summary, folder, instance, stamp, keep=500):
-    """Write ``summary_<instance>_<stamp>.json`` (``stamp``: ``_timeparse.file_stamp``) in ``folder``
+    """Write ``local_gate_<instance>_<stamp>.json`` (``stamp``: ``_timeparse.file_stamp``) in ``folder``
     atomically (``_files.write_atomic``), never over another run's file, and prune the oldest of these
     files beyond ``keep`` (all instances together, by the time in their names; 0 keeps all). Returns the
     path; raises OSError."""
     folder = os.path.expanduser(folder)
     os.makedirs(folder, mode=0o700, exist_ok=True)
-    base = os.path.join(folder, "summary_%s_%s" % (file_instance(instance), stamp))
+    base = os.path.join(folder, "%s_%s_%s" % (GATE_FILE_PREFIX, file_instance(instance), stamp))
     path, attempt = base + ".json", 0
     while os.path.lexists(path):  # two runs in one microsecond: never replace the other's file
         attempt += 1

@@ -7,7 +7,7 @@ locally and fast (no SSH, no playbook, no Ansible), prints one verdict line per 
 runner through ``collection.LocalModule`` and judged by its one judge (``_plan.build_plan`` +
 ``_summary.build_summary``), imported through ``collection.module_utils``; this module only reads the
 settings (flag, else environment, else default), hands them to the family as its options, and
-writes the summary as ``summary_<instance>_<timestamp>.json`` under the cache folder.
+writes the summary as ``local_gate_<instance>_<timestamp>.json`` under the cache folder.
 
     from gpuops_preflight.gate import settings_from, run_gate
     outcome = run_gate(settings_from({"instance": "crawler"}, os.environ))

@@ -3,7 +3,7 @@
 Every run of a family (preflight, cleanup, training health, serving gate) writes one summary document
 (docs/SUMMARY_SCHEMA.md), named as the family's ``file_prefix`` says: ``summary_step3_<stamp>.json``,
 ``summary_step2.5_<stamp>.json``, ``cleanup_step3_<stamp>.json``, ``training_health_<stamp>.json``,
-``serving_gate_<stamp>.json`` (and the local serving gate's ``summary_<instance>_<stamp>.json``).
+``serving_gate_<stamp>.json`` (and the local serving gate's ``local_gate_<instance>_<stamp>.json``).
 ``scan(summary_dir)`` reads them in one pass and keeps, per file, a compact extract (per host and GPU:
 health, excluded/watchlisted, and the run's findings about that GPU); the extracts are kept in an index cache file keyed by file name, size and mtime, so a
 second scan reads only the files that are new or changed. ``analyse(scan, ...)`` then tells per
@@ -103,9 +103,12 @@ def _name_patterns() -> list:
     """(pattern, group of the UTC stamp) of every summary file name: any family's (``_plan.ANY_SUMMARY``:
     ``<prefix>[_step<N>]_<stamp>[-<n>].json``, N whole or decimal, no step for a family without steps; found
     without importing every family to list their prefixes), then the local serving gate's
-    ``summary_<instance>_<stamp>``. Which kind a file is comes from its document (``extract``)."""
+    ``local_gate_<instance>_<stamp>`` and the ``summary_<instance>_<stamp>`` it wrote before. Which kind a
+    file is comes from its document (``extract``)."""
     if not _NAME_PATTERNS:
-        _NAME_PATTERNS[:] = [(_collection("_plan").ANY_SUMMARY, 2), (_collection("_serving").GATE_SUMMARY_NAME, 1)]
+        serving = _collection("_serving")
+        _NAME_PATTERNS[:] = [(_collection("_plan").ANY_SUMMARY, 2), (serving.GATE_SUMMARY_NAME, 1),
+                             (serving.LEGACY_GATE_SUMMARY_NAME, 1)]
     return _NAME_PATTERNS
 
 

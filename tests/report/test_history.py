@@ -388,15 +388,18 @@ def test_training_health_and_serving_gate_runs_are_found_by_their_familys_file_n
 
 
 def test_the_local_serving_gates_files_are_read_too(summary_dir):
-    """The ExecStartPre gate writes summary_<instance>_<stamp>.json in its cache folder (docs/SUMMARY_SCHEMA.md)."""
+    """The ExecStartPre gate writes local_gate_<instance>_<stamp>.json in its cache folder (docs/SUMMARY_SCHEMA.md);
+    earlier gates wrote summary_<instance>_<stamp>.json, still read."""
     from gpuops_preflight import collection
 
     serving = collection.module_utils("_serving")
     for number, instance in enumerate(("crawler", "mcp", "step3")):
         serving.write_gate_summary(fixture("serving_gate"), str(summary_dir), instance,
                                    "20261130T0%d0000.000000Z" % number)
+    with open(summary_dir / "summary_old-gate_20261129T000000.000000Z.json", "w") as handle:
+        json.dump(fixture("serving_gate"), handle)
     doc = analyse(summary_dir, kind="serving_gate")
-    assert doc["runs"] == 3 and analyse(summary_dir)["runs"] == 0  # summary_step3_...: a gate's, by its kind
+    assert doc["runs"] == 4 and analyse(summary_dir)["runs"] == 0  # which kind: the document's
 
 
 FIND_IN_A_FRESH_PROCESS = """

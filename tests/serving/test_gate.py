@@ -44,7 +44,7 @@ def test_ready_orchestrator(host, orchestrator):
     assert summary["serving"]["exit_code"] == 0 and summary["serving"]["settings"]["url"] == sim.url
     assert summary["serving"]["sources"]["url"] == "environment"
     (name,) = host.summaries()
-    assert name.startswith("summary_crawler_") and outcome.lines[-1] == "Summary: %s" % os.path.join(host.cache, name)
+    assert name.startswith("local_gate_crawler_") and outcome.lines[-1] == "Summary: %s" % os.path.join(host.cache, name)
     with open(os.path.join(host.cache, name)) as handle:
         assert json.load(handle) == summary
 

@@ -1028,17 +1028,38 @@ def test_summary_files_are_written_whole_pruned_and_never_replaced(open_tmp):
     folder = str(open_tmp / "gate")
     doc = {"kind": "serving_gate"}
     first = _serving.write_gate_summary(dict(doc), folder, "crawler/../x y", "20260101T000000.000001Z", keep=3)
-    assert os.path.basename(first) == "summary_crawler_.._x_y_20260101T000000.000001Z.json"
+    assert os.path.basename(first) == "local_gate_crawler_.._x_y_20260101T000000.000001Z.json"
     again = _serving.write_gate_summary(dict(doc), folder, "crawler/../x y", "20260101T000000.000001Z", keep=3)
     assert again.endswith("Z-1.json")
     with open(again) as handle:
         assert json.load(handle)["summary_file"] == again
     for second in range(2, 6):
         _serving.write_gate_summary(dict(doc), folder, "bus", "20260101T00000%d.000000Z" % second, keep=3)
-    assert sorted(os.listdir(folder)) == ["summary_bus_20260101T000003.000000Z.json",
-                                          "summary_bus_20260101T000004.000000Z.json",
-                                          "summary_bus_20260101T000005.000000Z.json"]
+    assert sorted(os.listdir(folder)) == ["local_gate_bus_20260101T000003.000000Z.json",
+                                          "local_gate_bus_20260101T000004.000000Z.json",
+                                          "local_gate_bus_20260101T000005.000000Z.json"]
     assert stat.S_IMODE(os.stat(folder).st_mode) == 0o700
+
+
+def test_the_gate_prunes_only_its_own_files_in_a_folder_shared_with_other_families(open_tmp):
+    """A gate pointed at the preflight summary folder once pruned the preflight summaries under its keep."""
+    from ansible_collections.gpuops.preflight.plugins.module_utils import _families, _summary
+
+    folder = str(open_tmp / "shared")
+    others = {"kind": "preflight", "step": 3, "hosts": {}, "hard_failures": [], "warnings": [], "notes": []}
+    for second in range(3):
+        _summary.write_summary(dict(others), folder, keep=500, now=1764000000 + second)
+    for name in ("summary_step3_20200101T000000.000000Z.json", "summary_crawler_20200101T000000.000000Z.json",
+                 "cleanup_step3_20200101T000000.000000Z.json", "serving_gate_20200101T000000.000000Z.json"):
+        with open(os.path.join(folder, name), "w") as handle:
+            handle.write("{}")
+    before = set(os.listdir(folder))
+    for second in range(3):
+        _serving.write_gate_summary({"kind": "serving_gate"}, folder, "step3", "20300101T00000%d.000000Z" % second,
+                                    keep=1)
+    after = set(os.listdir(folder))
+    assert before <= after and after - before == {"local_gate_step3_20300101T000002.000000Z.json"}
+    assert all(_serving.GATE_FILE_PREFIX != _families.family(kind).file_prefix for kind in _families.kinds())
 
 
 def test_small_parsers():
