@@ -62,8 +62,9 @@ DIRECT_CHECKS = ("gpu_health", "kernel_log")
 SEVERITY_ORDER = {HARD: 0, SOFT: 1, UNKNOWN: 2}
 ITEM_SEVERITY = {"fail": HARD, "warn": SOFT, "unknown": UNKNOWN}
 # Why a file was skipped (counted per reason).
-NOT_REGULAR, TOO_LARGE, UNREADABLE, NOT_JSON, NOT_SUMMARY = (
-    "not a regular file", "too large", "unreadable", "not JSON", "not a summary document")
+NOT_REGULAR, TOO_LARGE, UNREADABLE, NOT_JSON, NOT_SUMMARY, NEWER_SCHEMA = (
+    "not a regular file", "too large", "unreadable", "not JSON", "not a summary document",
+    "a newer schema_version")
 
 
 # ---------------------------------------------------------------- extracting one summary
@@ -79,6 +80,16 @@ def _list(value: Any) -> list:
 
 def _str(value: Any) -> str | None:
     return value if isinstance(value, str) else None
+
+
+def utc_text(value: Any, form: str = "%Y-%m-%d %H:%M UTC", unknown: str = "?") -> str:
+    """Epoch seconds as UTC text; ``unknown`` for None or a time gmtime cannot hold (1e300, NaN)."""
+    if value is None:
+        return unknown
+    try:
+        return time.strftime(form, time.gmtime(value))
+    except (OverflowError, OSError, ValueError, TypeError):
+        return unknown
 
 
 def epoch(value: Any) -> float | None:
@@ -204,14 +215,63 @@ def _gpu_findings(host: str, entry: dict, gpu: dict, items: list[dict]) -> list[
     return list(found.values())
 
 
-def extract(document: Any, name: str, gpusets: "GpuSets") -> dict:
-    """The compact record of one summary document; ValueError when it is not a summary."""
+# The fields readers use and their types (docs/SUMMARY_SCHEMA.md): one of another type is read as absent.
+_TOP_TYPES = {"hard_failures": list, "warnings": list, "notes": list, "run_checks": dict, "totals": dict,
+              "summary_file": str, "passed": bool, "blocked": bool}
+_HOST_TYPES = {"gpus": list, "checks": dict, "status": str, "error": str, "address": str}
+_GPU_TYPES = {"bdf": str, "model": str, "health": str, "problems": list, "excluded": bool, "watchlisted": bool}
+_ITEM_TYPES = {"check": str, "message": str, "fix": str, "host": str, "status": str}
+
+
+def _drop_mistyped(value: dict, types: dict, where: str, dropped: list) -> None:
+    for key, kind in types.items():
+        if key in value and value[key] is not None and not isinstance(value[key], kind):
+            dropped.append(where + key)
+            del value[key]
+
+
+def typed(document: Any) -> dict:
+    """A summary document whose fields all have the types the schema gives, else ValueError(reason).
+
+    Not a summary (another schema, no kind, no hosts) and a newer ``schema_version`` are reasons to skip
+    the file; a known field of the wrong type (``gpus: 5``, a list as ``bdf``) is removed (read as absent)
+    and named in a note of the document, so one odd field never stops a report. ``document`` is changed.
+    """
     if not isinstance(document, dict) or document.get("schema") != _collection("_plan").SUMMARY_SCHEMA:
         raise ValueError(NOT_SUMMARY)
-    kind = _str(document.get("kind"))
-    hosts = document.get("hosts")
-    if not kind or not isinstance(hosts, dict):
+    version = document.get("schema_version", 1)
+    if isinstance(version, bool) or not isinstance(version, int):
         raise ValueError(NOT_SUMMARY)
+    if version > _collection("_summary").SCHEMA_VERSION:
+        raise ValueError(NEWER_SCHEMA)
+    if not _str(document.get("kind")) or not isinstance(document.get("hosts"), dict):
+        raise ValueError(NOT_SUMMARY)
+    dropped: list[str] = []
+    _drop_mistyped(document, _TOP_TYPES, "", dropped)
+    for key in ("hard_failures", "warnings"):
+        for item in _list(document.get(key)):
+            if isinstance(item, dict):
+                _drop_mistyped(item, _ITEM_TYPES, key + "[].", dropped)
+    for host, entry in list(document["hosts"].items()):
+        if not isinstance(entry, dict):
+            dropped.append("hosts.%s" % host)
+            document["hosts"][host] = entry = {}
+        _drop_mistyped(entry, _HOST_TYPES, "hosts.%s." % host, dropped)
+        for gpu in _list(entry.get("gpus")):
+            if isinstance(gpu, dict):
+                _drop_mistyped(gpu, _GPU_TYPES, "hosts.%s.gpus[]." % host, dropped)
+    if dropped:
+        shown = sorted(set(dropped))
+        document.setdefault("notes", []).append("fields of the wrong type read as absent: %s%s" % (
+            ", ".join(shown[:10]), " and %d more" % (len(shown) - 10) if len(shown) > 10 else ""))
+    return document
+
+
+def extract(document: Any, name: str, gpusets: "GpuSets") -> dict:
+    """The compact record of one summary document (``typed``); ValueError when it is not a summary."""
+    document = typed(document)
+    kind = document["kind"]
+    hosts = document["hosts"]
     finished = epoch(document.get("finished_at"))
     if finished is None:
         finished = _stamp_epoch(name)
@@ -349,7 +409,7 @@ _HOST_FIELDS = (("status", str), ("observed", bool), ("mixed", bool), ("set", in
 def _valid_record(record: Any, gpusets: GpuSets) -> bool:
     """An index entry as extract() makes it (a skip reason, or a record whose parts analyse() reads)."""
     if isinstance(record, str):
-        return record in (NOT_REGULAR, TOO_LARGE, UNREADABLE, NOT_JSON, NOT_SUMMARY)
+        return record in (NOT_REGULAR, TOO_LARGE, UNREADABLE, NOT_JSON, NOT_SUMMARY, NEWER_SCHEMA)
     if not isinstance(record, dict) or not isinstance(record.get("kind"), str) or not isinstance(
             record.get("file"), str) or not isinstance(record.get("hosts"), dict):
         return False
@@ -380,7 +440,9 @@ def _read_one(path: str, name: str, gpusets: GpuSets) -> dict | str:
         return NOT_JSON
     try:
         return extract(document, name, gpusets)
-    except (ValueError, TypeError, AttributeError, KeyError):
+    except ValueError as exc:
+        return NEWER_SCHEMA if str(exc) == NEWER_SCHEMA else NOT_SUMMARY
+    except (TypeError, AttributeError, KeyError):
         return NOT_SUMMARY
 
 
@@ -438,16 +500,16 @@ def scan(summary_dir: str | None = None, cache_path: str | None = None, use_cach
 
 
 def latest_summary(result: Scan, kind: str) -> dict | None:
-    """The newest summary document of ``kind`` in full (read again), or None when there is none."""
+    """The newest summary document of ``kind`` in full (read again, ``typed``), or None when there is none."""
     for record in reversed(result.records):
         if record.get("kind") != kind:
             continue
         try:
-            document = json.loads(_read_bounded(os.path.join(result.summary_dir, record["file"]), MAX_SUMMARY_BYTES))
+            document = typed(json.loads(_read_bounded(os.path.join(result.summary_dir, record["file"]),
+                                                      MAX_SUMMARY_BYTES)))
         except (OSError, ValueError, RecursionError):
             continue  # replaced or removed since the scan: the one before it
-        if (isinstance(document, dict) and document.get("schema") == _collection("_plan").SUMMARY_SCHEMA
-                and document.get("kind") == kind):
+        if document.get("kind") == kind:
             return document
     return None
 
@@ -637,7 +699,7 @@ def gpu_label(gpu: dict) -> str:
 
 
 def _utc(epoch: float | None) -> str:
-    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(epoch)) if epoch is not None else "?"
+    return utc_text(epoch)
 
 
 def render_lines(doc: dict) -> list[str]:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import html
 import json
 import os
-import time
 from typing import Any
 
 from . import history
@@ -106,7 +105,7 @@ def e(value: Any) -> str:
 
 
 def _utc(epoch: float | None) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch)) if epoch is not None else "unknown time"
+    return history.utc_text(epoch, "%Y-%m-%d %H:%M:%S UTC", "unknown time")
 
 
 def _headline(summary: dict) -> str:

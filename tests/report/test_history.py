@@ -496,3 +496,52 @@ def test_a_host_that_had_two_vendors_in_the_window_is_named_by_pci_address(summa
     write_series(summary_dir, [amd_lost, amd_lost, only_amd, newest])
     suggestion = gpu(analyse(summary_dir), "rig-mixed", "0000:03:00.0")["suggestion"]
     assert suggestion["gpu"] == "0000:03:00.0"
+
+
+ODD_FIELDS = {
+    "gpus_int": lambda s: s["hosts"]["rig-6600"].__setitem__("gpus", 5),
+    "bdf_list": lambda s: s["hosts"]["rig-6600"]["gpus"][0].__setitem__("bdf", ["0000:03:00.0"]),
+    "host_int": lambda s: s["hosts"].__setitem__("rig-6600", 5),
+    "hard_failures_int": lambda s: s.__setitem__("hard_failures", 5),
+    "notes_int": lambda s: s.__setitem__("notes", 5),
+    "finished_1e300": lambda s: s.__setitem__("finished_at", 1e300),
+    "finished_1e17": lambda s: s.__setitem__("finished_at", "100000000000000000"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ODD_FIELDS))
+def test_one_odd_field_in_the_newest_summary_never_stops_history_or_the_report(case, summary_dir, tmp_path, capsys):
+    write_run(summary_dir, fixture("smu_failure"), START)
+    epoch = START + HOUR
+    odd = fixture("smu_failure")
+    ODD_FIELDS[case](odd)
+    (summary_dir / "summary_step3_20261201T214010.260337Z.json").write_text(json.dumps(odd))
+    code, out, err = run_cli(["history", "--summary-dir", str(summary_dir), "--no-cache"], capsys, now=epoch)
+    assert code == 0 and out.startswith("Preflight history:"), err
+    page = tmp_path / "report.html"
+    code, out, err = run_cli(["report", "--summary-dir", str(summary_dir), "--no-cache", "--html", str(page)],
+                             capsys, now=epoch)
+    assert code == 0 and page.exists(), err
+
+
+def test_a_time_no_clock_can_show_reads_as_unknown():
+    assert history.utc_text(1e300) == "?" and history.utc_text(float("nan")) == "?"
+    assert history.utc_text(1e17, unknown="unknown time") == "unknown time"
+    assert history.utc_text(0) == "1970-01-01 00:00 UTC"
+
+
+def test_a_mistyped_field_is_read_as_absent_and_said_in_a_note():
+    odd = fixture("smu_failure")
+    odd["notes"], odd["hosts"]["rig-6600"]["gpus"][0]["bdf"] = 5, ["x"]
+    doc = history.typed(odd)
+    assert doc["notes"] == ["fields of the wrong type read as absent: hosts.rig-6600.gpus[].bdf, notes"]
+    assert "bdf" not in doc["hosts"]["rig-6600"]["gpus"][0]
+
+
+def test_a_newer_schema_version_is_skipped_and_counted(summary_dir):
+    newer = fixture("smu_failure")
+    newer["schema_version"] = 2
+    (summary_dir / "summary_step3_20261201T214010.260337Z.json").write_text(json.dumps(newer))
+    found = history.scan(str(summary_dir), use_cache=False)
+    assert found.records == [] and dict(found.skipped) == {history.NEWER_SCHEMA: 1}
+    assert history.latest_summary(found, "preflight") is None
