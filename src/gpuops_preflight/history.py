@@ -46,8 +46,8 @@ DEFAULT_SUMMARY_DIR = "~/.local/state/gpuops-preflight"
 HISTORY_SCHEMA = "gpuops.preflight.history"
 HISTORY_SCHEMA_VERSION = 1
 # Bump when extract() changes what it keeps: an index of another version is rebuilt from the files.
-# 2: decimal steps kept, and whether a host has GPUs of two vendors.
-INDEX_VERSION = 2
+# 2: decimal steps kept, and whether a host has GPUs of two vendors. 3: the run's identity.
+INDEX_VERSION = 3
 MAX_SUMMARY_BYTES = 64 * 1024 * 1024  # a summary of 1,000 rigs is a few MiB
 DEFAULT_WINDOW = 20
 DEFAULT_WATCHLIST_AFTER = 2
@@ -65,6 +65,10 @@ ITEM_SEVERITY = {"fail": HARD, "warn": SOFT, "unknown": UNKNOWN}
 NOT_REGULAR, TOO_LARGE, UNREADABLE, NOT_JSON, NOT_SUMMARY, NEWER_SCHEMA = (
     "not a regular file", "too large", "unreadable", "not JSON", "not a summary document",
     "a newer schema_version")
+# Not bad files, left out of a scan: a run that finished more than FUTURE_SKEW_S after now (a controller
+# clock set ahead would keep it the "latest" run until that date), and a second file of the same run.
+FUTURE_SKEW_S = 24 * 3600
+FUTURE, DUPLICATE = "finished more than 24 h from now", "a copy of another file's run"
 
 
 # ---------------------------------------------------------------- extracting one summary
@@ -300,9 +304,14 @@ def extract(document: Any, name: str, gpusets: "GpuSets") -> dict:
             "watch": [pos for pos, g in enumerate(gpus) if g.get("watchlisted") is True],
             "findings": findings,
         }
+    started, finished_at = _str(document.get("started_at")), document.get("finished_at")
     return {
         "file": name,
         "kind": kind,
+        # the same run in two files (a copy, a restore): the schema has no run id, and these fields, to the
+        # microsecond, are the run's own
+        "identity": json.dumps([kind, document.get("step"), started, finished_at, _str(document.get("instance"))],
+                               default=str) if started and finished_at else None,
         "step": _step(document.get("step")),
         "finished": finished,
         "passed": document.get("passed") is not False,
@@ -415,6 +424,8 @@ def _valid_record(record: Any, gpusets: GpuSets) -> bool:
         return False
     if record.get("finished") is not None and not isinstance(record["finished"], (int, float)):
         return False
+    if record.get("identity") is not None and not isinstance(record["identity"], str):
+        return False
     for entry in record["hosts"].values():
         if not isinstance(entry, dict) or not all(isinstance(entry.get(k), t) for k, t in _HOST_FIELDS):
             return False
@@ -446,11 +457,14 @@ def _read_one(path: str, name: str, gpusets: GpuSets) -> dict | str:
         return NOT_SUMMARY
 
 
-def scan(summary_dir: str | None = None, cache_path: str | None = None, use_cache: bool = True) -> Scan:
+def scan(summary_dir: str | None = None, cache_path: str | None = None, use_cache: bool = True,
+         now: float | None = None) -> Scan:
     """One pass over the summary folder. OSError (naming the folder) when it cannot be listed.
 
     Files already in the index with the same size and mtime are not read again; the index is
-    rewritten when anything changed (a failure to write it is a note, never an error).
+    rewritten when anything changed (a failure to write it is a note, never an error). A run that
+    finished more than FUTURE_SKEW_S after ``now`` and a second file of one run are left out, counted
+    and (the first) named in a note.
     """
     folder = os.path.expanduser(summary_dir or DEFAULT_SUMMARY_DIR)
     result = Scan(folder)
@@ -490,6 +504,7 @@ def scan(summary_dir: str | None = None, cache_path: str | None = None, use_cach
             result.records.append(record)
         else:
             result.skipped[record] += 1
+    result.records = _runs_to_keep(result, time.time() if now is None else now)
     result.records.sort(key=lambda r: (r.get("finished") or 0.0, r.get("file")))
     if use_cache and (result.read or set(files) != set(old)):
         try:
@@ -497,6 +512,26 @@ def scan(summary_dir: str | None = None, cache_path: str | None = None, use_cach
         except (OSError, TypeError, ValueError) as exc:
             result.notes.append("history index not written to %s: %s" % (index_path, exc))
     return result
+
+
+def _runs_to_keep(result: Scan, now: float) -> list[dict]:
+    """The records less future-dated runs and copies of a run (the first file by name is kept)."""
+    kept, seen, future = [], set(), []
+    for record in result.records:
+        finished = record.get("finished")
+        if finished is not None and finished > now + FUTURE_SKEW_S:
+            future.append(record["file"])
+            result.skipped[FUTURE] += 1
+        elif record.get("identity") is not None and record["identity"] in seen:
+            result.skipped[DUPLICATE] += 1
+        else:
+            seen.add(record.get("identity"))
+            kept.append(record)
+    if future:
+        result.notes.append("%d run(s) finished more than 24 h from now (a controller clock set ahead?), left out"
+                            " of the history and the last verdict: %s%s" % (
+                                len(future), ", ".join(future[:5]), ", ..." if len(future) > 5 else ""))
+    return kept
 
 
 def latest_summary(result: Scan, kind: str) -> dict | None:

@@ -250,7 +250,7 @@ def render(doc: dict, latest: dict | None) -> str:
         doc["runs"], word, doc["summary_dir"], _utc(doc["generated_at"]),
         "; %d file(s) skipped (%s)" % (skipped, ", ".join("%d %s" % (n, r) for r, n in
                                                           doc["files"]["skipped_by_reason"].items()))
-        if skipped else "")
+        if skipped else "") + "".join("; note: %s" % note for note in doc.get("notes", []))
     page = """<!DOCTYPE html>
 <html lang="en">
 <head>

@@ -393,11 +393,13 @@ def test_the_local_serving_gates_files_are_read_too(summary_dir):
     from gpuops_preflight import collection
 
     serving = collection.module_utils("_serving")
-    for number, instance in enumerate(("crawler", "mcp", "step3")):
-        serving.write_gate_summary(fixture("serving_gate"), str(summary_dir), instance,
-                                   "20261130T0%d0000.000000Z" % number)
-    with open(summary_dir / "summary_old-gate_20261129T000000.000000Z.json", "w") as handle:
-        json.dump(fixture("serving_gate"), handle)
+    for number, instance in enumerate(("crawler", "mcp", "step3", "old-gate")):
+        doc = dict(fixture("serving_gate"), instance=instance)  # one run per instance, not copies of one
+        if instance == "old-gate":
+            with open(summary_dir / "summary_old-gate_20261129T000000.000000Z.json", "w") as handle:
+                json.dump(doc, handle)
+        else:
+            serving.write_gate_summary(doc, str(summary_dir), instance, "20261130T0%d0000.000000Z" % number)
     doc = analyse(summary_dir, kind="serving_gate")
     assert doc["runs"] == 4 and analyse(summary_dir)["runs"] == 0  # which kind: the document's
 
@@ -545,3 +547,36 @@ def test_a_newer_schema_version_is_skipped_and_counted(summary_dir):
     found = history.scan(str(summary_dir), use_cache=False)
     assert found.records == [] and dict(found.skipped) == {history.NEWER_SCHEMA: 1}
     assert history.latest_summary(found, "preflight") is None
+
+
+def test_a_run_dated_in_the_future_is_left_out_and_said_so(summary_dir, tmp_path, capsys):
+    """A controller clock set to 2036 once: that run must not stay the last verdict until 2036."""
+    write_run(summary_dir, fixture("lost_gpu"), START)
+    ahead = fixture("smu_failure")
+    ahead["finished_at"] = "2036-02-07T06:28:16+00:00"
+    (summary_dir / "summary_step3_20360207T062816.000000Z.json").write_text(json.dumps(ahead))
+    now = START + HOUR
+    found = history.scan(str(summary_dir), use_cache=False, now=now)
+    assert [r["file"] for r in found.records] == [p.name for p in summary_dir.iterdir() if "2036" not in p.name]
+    assert found.skipped == {history.FUTURE: 1}
+    assert history.latest_summary(found, "preflight")["finished_at"] != ahead["finished_at"]
+    code, out, _err = run_cli(["history", "--summary-dir", str(summary_dir), "--no-cache"], capsys, now=now)
+    assert code == 0 and "Note: 1 run(s) finished more than 24 h from now" in out
+    assert "summary_step3_20360207T062816.000000Z.json" in out
+    # within the stated skew, it counts
+    found = history.scan(str(summary_dir), use_cache=False, now=history.epoch(ahead["finished_at"]) - 3600)
+    assert len(found.records) == 2
+
+
+def test_copies_of_one_run_count_once(summary_dir):
+    original = write_run(summary_dir, fixture("smu_failure"), START)
+    for name in (original.name.replace(".json", "-1.json"), "summary_step3_20990101T000000.000000Z.json"):
+        (summary_dir / name).write_bytes(original.read_bytes())
+    assert len(list(summary_dir.iterdir())) == 3
+    found = history.scan(str(summary_dir), use_cache=False)
+    assert len(found.records) == 1 and found.skipped == {history.DUPLICATE: 2}
+    doc = history.analyse(found)
+    assert doc["runs"] == 1 and all(g["runs"] == 1 for g in doc["gpus"])
+    # another run of the same step is another run
+    write_run(summary_dir, fixture("smu_failure"), START + HOUR)
+    assert history.analyse(history.scan(str(summary_dir), use_cache=False))["runs"] == 2

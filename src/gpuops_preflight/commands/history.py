@@ -71,7 +71,7 @@ def run(args: argparse.Namespace, now: float | None = None) -> int:
         history.family(args.kind)  # an unknown kind is refused before the folder is read
         since = history.parse_since(args.since, now)
         gpu = history.parse_gpu(args.gpu)
-        found = history.scan(args.summary_dir, cache_path=args.cache_file, use_cache=not args.no_cache)
+        found = history.scan(args.summary_dir, cache_path=args.cache_file, use_cache=not args.no_cache, now=now)
         doc = history.analyse(found, kind=args.kind, host=args.host, gpu=gpu, since=since, window=args.runs,
                               watch_after=args.watchlist_after, exclude_after=args.exclude_after, now=now)
     except (OSError, ValueError) as exc:

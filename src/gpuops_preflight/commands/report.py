@@ -32,7 +32,7 @@ def run(args: argparse.Namespace, now: float | None = None) -> int:
     now = time.time() if now is None else now
     try:
         history.family(args.kind)  # an unknown kind is refused before the folder is read
-        found = history.scan(args.summary_dir, cache_path=args.cache_file, use_cache=not args.no_cache)
+        found = history.scan(args.summary_dir, cache_path=args.cache_file, use_cache=not args.no_cache, now=now)
         doc = history.analyse(found, kind=args.kind, window=args.runs, now=now)
         latest = history.latest_summary(found, args.kind)
         path = htmlreport.write(args.html, htmlreport.render(doc, latest))
