@@ -25,7 +25,7 @@ import math
 import os
 import re
 
-from ansible_collections.gpuops.preflight.plugins.module_utils import _checks, _files
+from ansible_collections.gpuops.preflight.plugins.module_utils import _checks, _files, _summary
 from ansible_collections.gpuops.preflight.plugins.module_utils._gpus import HEALTH_STATES
 from ansible_collections.gpuops.preflight.plugins.module_utils._timeparse import parse_time
 from ansible_collections.gpuops.preflight.plugins.module_utils._values import clean_text
@@ -34,7 +34,7 @@ PREFIX = "gpuops_"
 # Host entry statuses (docs/SUMMARY_SCHEMA.md, "Host entries").
 HOST_STATES = ("passed", "warnings", "blocked", "unreachable", "failed")
 CHECK_STATES = (_checks.OK, _checks.WARN, _checks.FAIL, _checks.UNKNOWN, _checks.SKIPPED)
-_KIND = re.compile(r"^[a-z][a-z0-9_]*$")
+_KIND = re.compile(r"[a-z][a-z0-9_]*")  # fullmatch: "$" would let "preflight\n" through
 
 # name -> (help, label names). Declared once; HELP never depends on the run, so the files of every
 # family agree on it (node_exporter rejects a family whose HELP differs between files).
@@ -92,17 +92,27 @@ def escape_help(text):
 
 
 def _number(value):
-    """A sample value: int, float or bool; None (or anything else) means no sample."""
+    """A sample value (int, float or bool) as the text format's float; None (or anything else): no sample.
+
+    Every value is a float64 to Prometheus: an int past its range (a 400-digit count) is +Inf / -Inf, as
+    printing its digits would make promtool reject the whole file ("expected float") and node_exporter
+    drop every series in it.
+    """
     if isinstance(value, bool):
-        return 1 if value else 0
+        return "1" if value else "0"
     if isinstance(value, int):
-        return value
+        try:
+            value = float(value) if abs(value) > 2 ** 53 else value
+        except OverflowError:
+            return "+Inf" if value > 0 else "-Inf"
+        if isinstance(value, int):
+            return str(value)
     if isinstance(value, float):
         if math.isnan(value):
             return "NaN"
         if math.isinf(value):
             return "+Inf" if value > 0 else "-Inf"
-        return value
+        return repr(value)
     return None
 
 
@@ -141,7 +151,7 @@ class _Exposition(object):
             lines.append("# TYPE %s gauge" % full)
             for values, number in samples:
                 pairs = ",".join('%s="%s"' % (n, escape_label_value(v)) for n, v in zip(label_names, values))
-                lines.append("%s{%s} %s" % (full, pairs, repr(number) if isinstance(number, float) else number))
+                lines.append("%s{%s} %s" % (full, pairs, number))
         return "\n".join(lines) + "\n" if lines else ""
 
 
@@ -164,7 +174,7 @@ def _kind(summary):
     if not isinstance(summary, dict):
         raise ValueError("a summary document (a mapping) is needed, got %s" % type(summary).__name__)
     kind = summary.get("kind")
-    if not isinstance(kind, str) or not _KIND.match(kind):
+    if not isinstance(kind, str) or not _KIND.fullmatch(kind):
         raise ValueError("the summary's kind must be a lower-case name such as 'preflight' or 'cleanup', got %r"
                          % (kind,))
     return kind
@@ -204,8 +214,8 @@ def _add_host(out, summary, kind, host, entry, items):
     status = entry.get("status")
     out.state_set("host_status", status if isinstance(status, str) else None, HOST_STATES, kind=kind, host=host)
     for family, key in (("host_hard_failures", "hard_failures"), ("host_warnings", "warnings")):
-        out.add(family, len([i for i in _list(summary.get(key)) if isinstance(i, dict) and i.get("host") == host]),
-                kind=kind, host=host)
+        out.add(family, len([i for i in _list(summary.get(key)) if isinstance(i, dict) and i.get("host") == host
+                             and not _summary.is_run_item(i, summary)]), kind=kind, host=host)
     gpus = _list(entry.get("gpus"))
     if entry.get("gpu_count") is not None or gpus:
         out.add("host_gpus", entry.get("gpu_count") if entry.get("gpu_count") is not None else len(gpus),
@@ -241,7 +251,8 @@ def render(summary):
                         ("run_gpus_usable", "usable_gpus"), ("run_gpus_unverified", "unverified_gpus"),
                         ("run_freed_bytes", "bytes_freed")):
         out.add(family, totals.get(key), kind=kind)
-    items = [i for i in hard + warnings if isinstance(i, dict)]
+    # the run's own items (run_budget) are about no host, whatever the hosts are named
+    items = [i for i in hard + warnings if isinstance(i, dict) and not _summary.is_run_item(i, summary)]
     for host, entry in _dict(summary.get("hosts")).items():
         _add_host(out, summary, kind, host, _dict(entry), items)
     return out.render()

@@ -350,3 +350,41 @@ def test_promtool_rejects_a_broken_exposition():
     proc = subprocess.run([promtool, "check", "metrics"], input=broken.encode("utf-8"), stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, timeout=60, check=False)
     assert proc.returncode != 0
+
+
+def test_a_count_past_the_float_range_is_inf_and_every_value_a_float_promtool_reads(tmp_path):
+    """A 400-digit int printed as digits made promtool refuse the whole file (node_exporter drops it all)."""
+    summary = load("demo")
+    summary["totals"]["gpus"] = 10 ** 400
+    summary["totals"]["usable_gpus"] = -(10 ** 400)
+    summary["duration_s"] = 2 ** 60
+    text = _metrics.render(summary)
+    lines = dict(line.split("} ") for line in text.splitlines() if line.startswith("gpuops_run_"))
+    assert lines['gpuops_run_gpus{kind="preflight"'] == "+Inf"
+    assert lines['gpuops_run_gpus_usable{kind="preflight"'] == "-Inf"
+    assert float(lines['gpuops_run_duration_seconds{kind="preflight"']) == 2.0 ** 60
+    assert all(len(line.rsplit(" ", 1)[1]) < 30 for line in text.splitlines() if not line.startswith("#"))
+    promtool = require_tool("promtool")
+    proc = subprocess.run([promtool, "check", "metrics"], input=text.encode("utf-8"), stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stdout.decode("utf-8", "replace")
+
+
+@pytest.mark.parametrize("kind", ["preflight\n", "preflight\n\n"])
+def test_a_kind_with_a_trailing_newline_is_refused(kind):
+    with pytest.raises(ValueError, match="summary"):
+        _metrics.render({"kind": kind, "hosts": {}})
+
+
+def test_a_host_named_controller_does_not_get_the_runs_own_items():
+    summary = load("demo")
+    host = next(iter(summary["hosts"]))
+    summary["hosts"]["controller"] = summary["hosts"].pop(host)
+    summary["run_checks"] = {"run_budget": {"status": "fail", "message": "over budget"}}
+    summary["hard_failures"] = [dict(i, host="controller") if i.get("host") == host else i
+                                for i in summary["hard_failures"]]
+    own = len([i for i in summary["hard_failures"] if i.get("host") == "controller"])
+    summary["hard_failures"].append({"host": "controller", "address": None, "check": "run_budget", "status": "fail",
+                                     "message": "the step's budget is spent", "fix": "x"})
+    parsed = samples(_metrics.render(summary))
+    assert value(parsed, "gpuops_host_hard_failures", kind="preflight", host="controller") == own
