@@ -101,3 +101,20 @@ def test_missing_map_exits_2(host, orchestrator):
     proc = gate(["--instance", "crawler", "--model-map", host.map + ".missing"], host.env(sim.url))
     assert proc.returncode == 2
     assert "model map %s.missing cannot be read: No such file or directory" % host.map in proc.stdout
+
+
+def test_the_progress_line_passes_no_control_character(monkeypatch, capsys):
+    """A model name from the orchestrator with a C1 CSI / OSC or a bidi override must not reach the terminal."""
+    from gpuops_preflight import cli
+    from gpuops_preflight import gate as gate_module
+
+    def run_gate(settings, progress, show):
+        progress("in progress: org/m\x9b2J\x9d0;pwned\x9c\u202eevil\x1b[31m\nforged")
+        raise ValueError("bad \x1b]0;title\x07input")
+
+    monkeypatch.setattr(gate_module, "settings_from", lambda flags, env: None)
+    monkeypatch.setattr(gate_module, "run_gate", run_gate)
+    assert cli.main(["gate", "--instance", "crawler"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("gate: preload: in progress: org/m") and err.count("\n") == 2
+    assert all(line.isprintable() for line in err.splitlines()), ascii(err)

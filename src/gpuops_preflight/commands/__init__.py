@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from types import ModuleType
+from typing import Any
 
 
 def names() -> list[str]:
@@ -36,19 +37,21 @@ def discover(only: str | None = None) -> list[ModuleType]:
     return found
 
 
-def say(*lines: object) -> None:
-    """Print lines for an operator, each ``printable``: they quote log lines, tool output and answers from
-    services, whose escape sequences and control characters must not reach the terminal."""
+def say(*lines: object, stream: Any = None) -> None:
+    """Print lines for an operator (on stdout, else ``stream``), each ``printable``: they quote log lines,
+    tool output and answers from services, whose escape sequences and control characters must not reach
+    the terminal."""
+    import sys
+
     from ..collection import module_utils
 
+    stream = stream or sys.stdout
     printable = module_utils("_values").printable
     text = "\n".join(printable(line) for line in lines)
     try:
-        print(text, flush=True)
+        print(text, file=stream, flush=True)
     except UnicodeEncodeError:
         # stdout is ascii or latin-1 (systemd with LANG unset, PYTHONIOENCODING=ascii): what it cannot hold
         # is written as an escape, never a traceback in place of the verdict
-        import sys
-
-        encoding = getattr(sys.stdout, "encoding", None) or "ascii"
-        print(text.encode(encoding, "backslashreplace").decode(encoding), flush=True)
+        encoding = getattr(stream, "encoding", None) or "ascii"
+        print(text.encode(encoding, "backslashreplace").decode(encoding), file=stream, flush=True)

@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     flags["instance"] = args.instance
 
     def progress(line: str) -> None:
-        print("gate: preload: %s" % line, file=sys.stderr, flush=True)
+        say("gate: preload: %s" % line, stream=sys.stderr)  # the orchestrator's text: printable
 
     def show(lines: list[str]) -> None:
         say(*lines)
@@ -66,10 +66,10 @@ def run(args: argparse.Namespace) -> int:
         # the verdict is printed before the summary is written (a hung file system must not keep it unsaid)
         outcome = gate.run_gate(settings, progress=progress, show=None if args.json else show)
     except (gate.GateInputError, ValueError) as exc:
-        print("gpuops-preflight gate: %s" % exc, file=sys.stderr)
+        say("gpuops-preflight gate: %s" % exc, stream=sys.stderr)
         return EXIT_BAD_INPUT
     except Exception as exc:  # the gate could not run: say so in one line, never a traceback
-        print("gpuops-preflight gate: the gate could not run: %s: %s" % (type(exc).__name__, exc), file=sys.stderr)
+        say("gpuops-preflight gate: the gate could not run: %s: %s" % (type(exc).__name__, exc), stream=sys.stderr)
         return EXIT_BAD_INPUT
     if args.json:
         print(json.dumps(outcome.summary, indent=2, sort_keys=True, default=str))
