@@ -29,6 +29,10 @@ LOG = logging.getLogger("gpuops_preflight.runner")
 # How often (seconds) ansible-runner checks the cancel callback while the playbook is quiet.
 POLL_S = 0.2
 
+# Extra variables the bridge sets itself (the step, the playbooks' copies of it, the run's SSH control
+# folder): a caller's extravars naming one would silently change what runs, so they are refused.
+RESERVED_VARS = frozenset({"step", "preflight_step", "cleanup_step", "ansible_control_path_dir"})
+
 Cancel = Union[Callable[[], bool], threading.Event, None]
 Progress = Union[Callable[[HostResult], object], None]
 
@@ -154,9 +158,7 @@ def _execute(report: Report, inventory: Any, own_vars: Mapping[str, Any], option
     if stopper.requested() and stopper.reason == CANCELED:
         report.status, report.pending = CANCELED, {"stage": "start", "hosts": [], "checks": {}, "started": []}
         return
-    variables = dict(options.extravars or {})
-    variables.update(own_vars)
-    variables["step"] = report.step
+    variables = _variables(report.step, own_vars, options.extravars)
     keep = max(0, int(options.keep_artifacts or 0))
     failure_log = failures.log_path(options.failure_log) or None
     private, control, temp = _run_folders(report, options.artifacts_dir)
@@ -313,6 +315,20 @@ def _own_vars(prefix: str, values: Mapping[str, Any]) -> dict[str, Any]:
             raise InputError("fix must be True or False, got %r" % (value,))
         out[name if name.startswith(prefix) else "%s_%s" % (prefix, name)] = value
     return out
+
+
+def _variables(step: Any, own_vars: Mapping[str, Any], extravars: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The run's extra variables: the caller's, the keyword arguments' and the step; the caller's may not
+    name one the bridge sets (RESERVED_VARS, a keyword argument given)."""
+    variables = dict(extravars or {})
+    for name in variables:
+        if name in RESERVED_VARS:
+            raise InputError("extravars: %s is set by the bridge itself and cannot be given" % name)
+        if name in own_vars:
+            raise InputError("extravars: %s is also set by a keyword argument: give it once" % name)
+    variables.update(own_vars)
+    variables["step"] = step
+    return variables
 
 
 def _check_options(options: RunOptions) -> None:

@@ -80,3 +80,20 @@ def test_a_fifo_where_the_failure_log_should_be_never_hangs_the_run(scenario, tm
     assert done["report"].status == "blocked"
     with pytest.raises(ValueError, match="not a regular file"):
         gp.query_failures(fifo)
+
+
+@pytest.mark.parametrize("kwargs,fragment", [
+    (dict(extravars={"preflight_step": "1"}), "extravars: preflight_step is set by the bridge itself"),
+    (dict(extravars={"step": 5}), "extravars: step is set by the bridge itself"),
+    (dict(extravars={"ansible_control_path_dir": "/tmp"}), "extravars: ansible_control_path_dir is set by"),
+    (dict(extravars={"preflight_skip": ["a"]}, skip=["b"]), "extravars: preflight_skip is also set by a keyword"),
+])
+def test_extravars_cannot_set_the_bridges_own_variables(tmp_path, kwargs, fragment):
+    report = gp.run_preflight(3, inventory=str(tmp_path), log=False, **run_options(tmp_path, **kwargs))
+    assert report.status == "error" and fragment in report.error, report.error
+    assert not os.path.exists(tmp_path / "runs")  # refused before any folder is made
+
+
+def test_cleanup_step_cannot_come_from_extravars(tmp_path):
+    report = gp.run_cleanup(3, inventory=str(tmp_path), extravars={"cleanup_step": "1"}, log=False)
+    assert report.status == "error" and "cleanup_step is set by the bridge itself" in report.error

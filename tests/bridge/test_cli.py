@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from bridge.helpers import BIN
+from bridge.helpers import BIN, REPO
 
 from gpuops_preflight.cli import EXIT_BLOCKED, EXIT_NOT_RUN, EXIT_PASSED, exit_code
 from gpuops_preflight.report import Report
@@ -19,7 +19,9 @@ CLI = os.path.join(BIN, "gpuops-preflight")
 
 def bare_env(**extra):
     """No activated venv: the venv's bin is not on PATH, no VIRTUAL_ENV, nothing of Ansible's."""
-    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": os.environ["HOME"], "LANG": "C.UTF-8"}
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": os.environ["HOME"], "LANG": "C.UTF-8",
+           # This clone's package, not the one a shared venv's editable install points at (another clone).
+           "PYTHONPATH": os.path.join(REPO, "src")}
     env.update(extra)
     return env
 
@@ -156,3 +158,11 @@ def test_an_unreadable_extra_vars_file_is_bad_input_exit_2(capsys, tmp_path):
     assert cli.main(["preflight", "--step", "3", "-i", "/nonexistent/inventory.yml",
                      "-e", "@%s" % (tmp_path / "none.yml")]) == EXIT_NOT_RUN
     assert "-e '@%s': cannot be read: No such file or directory" % (tmp_path / "none.yml") in capsys.readouterr().err
+
+
+def test_extra_vars_cannot_override_the_step(scenario, tmp_path):
+    sc = scenario("healthy")
+    done = cli(["preflight", "--step", "3", "-e", "step=5", "-i", sc.inventory, "--json", "-q"] + opts(tmp_path),
+               tmp_path)
+    assert done.returncode == EXIT_NOT_RUN, done.stdout + done.stderr
+    assert "extravars: step is set by the bridge itself" in json.loads(done.stdout)["error"]
