@@ -19,6 +19,21 @@ from .locate import DEFAULT_COLLECTIONS_PATHS
 from .procs import MARKER
 
 WATCHER_PLUGIN = "gpuops.preflight.watcher_config"
+# What build sets (some only for some runs): a caller's envvars may not override it (the marker is how a
+# stop finds the run's processes). TMPDIR is not here: a caller may move the run's temp files (WATCHER.md).
+RESERVED = frozenset({MARKER, "ANSIBLE_COLLECTIONS_PATH", "ANSIBLE_LOCAL_TEMP", "ANSIBLE_NOCOLOR",
+                      "ANSIBLE_FORCE_COLOR", "ANSIBLE_RETRY_FILES_ENABLED", "ANSIBLE_DISPLAY_ARGS_TO_STDOUT",
+                      "ANSIBLE_INVENTORY_UNPARSED_FAILED", "ANSIBLE_HOST_KEY_CHECKING", "ANSIBLE_CONFIG",
+                      "ANSIBLE_INVENTORY_ENABLED"})
+
+
+def check_extra(extra: Mapping[str, object]) -> None:
+    """A caller's envvars: ValueError naming the first that would override the run's own or cannot be passed."""
+    for name, value in extra.items():
+        if name in RESERVED:
+            raise ValueError("envvars: %s is set by the bridge itself and cannot be given" % name)
+        if not name or "=" in name or "\0" in name or "\0" in str(value):
+            raise ValueError("envvars: %r cannot be passed to a process (empty, '=' or a NUL byte)" % name)
 
 
 def cfg_value(cfg: str | None, section: str, key: str) -> str | None:

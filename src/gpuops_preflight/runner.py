@@ -353,6 +353,10 @@ def _check_options(options: RunOptions) -> None:
     if options.envvars is not None and not (isinstance(options.envvars, Mapping)
                                             and all(isinstance(k, str) for k in options.envvars)):
         raise InputError("envvars must be a mapping of names to values, got %r" % (options.envvars,))
+    try:
+        environment.check_extra(options.envvars or {})
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
 
 
 def _run_options(arguments: Mapping[str, Any]) -> RunOptions:

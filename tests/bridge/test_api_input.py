@@ -97,3 +97,16 @@ def test_extravars_cannot_set_the_bridges_own_variables(tmp_path, kwargs, fragme
 def test_cleanup_step_cannot_come_from_extravars(tmp_path):
     report = gp.run_cleanup(3, inventory=str(tmp_path), extravars={"cleanup_step": "1"}, log=False)
     assert report.status == "error" and "cleanup_step is set by the bridge itself" in report.error
+
+
+@pytest.mark.parametrize("envvars,fragment", [
+    ({"GPUOPS_PREFLIGHT_RUN": "mine"}, "envvars: GPUOPS_PREFLIGHT_RUN is set by the bridge itself"),
+    ({"ANSIBLE_COLLECTIONS_PATH": "/elsewhere"}, "envvars: ANSIBLE_COLLECTIONS_PATH is set by the bridge itself"),
+    ({"ANSIBLE_CONFIG": "/x.cfg"}, "envvars: ANSIBLE_CONFIG is set by the bridge itself"),
+    ({"HTTP_PROXY": "a\x00b"}, "envvars: 'HTTP_PROXY' cannot be passed to a process"),
+    ({"A=B": "c"}, "envvars: 'A=B' cannot be passed to a process"),
+])
+def test_envvars_cannot_override_the_runs_own_environment(tmp_path, envvars, fragment):
+    report = gp.run_preflight(3, inventory=str(tmp_path), envvars=envvars, log=False, **run_options(tmp_path))
+    assert report.status == "error" and fragment in report.error, report.error
+    assert not os.path.exists(tmp_path / "runs")

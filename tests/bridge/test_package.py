@@ -123,3 +123,10 @@ def test_an_installed_collection_is_found_on_the_collections_path(scenario, tmp_
     monkeypatch.setattr(locate, "collection_search_path", lambda: [str(tmp_path / "empty")])
     report = gp.run_preflight(sc.step, inventory=sc.inventory, artifacts_dir=str(tmp_path / "runs"))
     assert report.status == "unavailable" and "collection is not installed" in report.error
+
+
+def test_every_variable_of_the_runs_environment_but_tmpdir_is_reserved():
+    env = environment.build(collections_dir="/c", private_dir="/p", temp_dir="/t", token="t",
+                            ansible_cfg=os.path.join(REPO, "ansible.cfg"), inventory="/x/distributed_config.json")
+    assert set(env) - {"TMPDIR"} <= environment.RESERVED
+    environment.check_extra({"TMPDIR": "/mine", "HTTPS_PROXY": "http://proxy:3128"})  # the caller's may be set
