@@ -57,15 +57,18 @@ path: /etc/watcher/distributed_config.json
 # }
 """
 
+import ipaddress
 import json
 import os
 import re
 from collections.abc import Mapping
 
+import yaml
 from ansible.errors import AnsibleParserError
 from ansible.module_utils.common.text.converters import to_native
 from ansible.plugins.inventory import BaseInventoryPlugin
 
+from ansible_collections.gpuops.preflight.plugins.module_utils._files import FileProblem, read_regular
 from ansible_collections.gpuops.preflight.plugins.module_utils._pci import parse_gpu_ref
 
 JSON_NAME = "distributed_config.json"
@@ -74,6 +77,18 @@ CONFIG_SUFFIXES = (".watcher.yml", ".watcher.yaml")
 USER_KEYS = ("user", "ssh_user")
 PORT_KEYS = ("port", "ssh_port")
 _HOST_NAME = re.compile(r"^[A-Za-z0-9_.\-\[\]:]+$")
+# A node's address: a host name, an IPv4 or IPv6 address (with a %zone); nothing ssh or a shell would read
+# as more than an address. "[v6]" and "[v6]:port" are taken apart below.
+_ADDRESS = re.compile(r"^[A-Za-z0-9_.:%\-]+$")
+_BRACKETED = re.compile(r"^\[([^\]]+)\](?::([0-9]+))?$")
+# Names Ansible keeps for its own groups; a host of that name would shadow them.
+RESERVED_NAMES = ("all", "ungrouped")
+# Far above any real config (a few KiB per node): a FIFO, a device or a runaway file is refused, not read.
+MAX_CONFIG_BYTES = 16 * 1024 * 1024
+# The largest whole number a count or a port may be written with: anything longer is not a count.
+MAX_DIGITS = 9
+# How much of a bad value an error quotes.
+SHOW_CHARS = 80
 
 
 class ConfigError(ValueError):
@@ -87,9 +102,11 @@ class ConfigError(ValueError):
 def _show(value: object) -> str:
     """How an error quotes a bad value: as it reads in the JSON file."""
     try:
-        return json.dumps(value)
-    except (TypeError, ValueError):
-        return repr(value)
+        text = json.dumps(value)
+    except (TypeError, ValueError, RecursionError):
+        # object.__repr__ for what cannot show itself (an int past Python's digit limit, a self-nested list)
+        text = repr(value) if not isinstance(value, (int, list, dict)) else object.__repr__(value)
+    return text if len(text) <= SHOW_CHARS else text[:SHOW_CHARS] + "... (%d characters)" % len(text)
 
 
 def _whole(value: object) -> int | None:
@@ -97,10 +114,34 @@ def _whole(value: object) -> int | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
+        return value if abs(value) < 10 ** MAX_DIGITS else None
+    # ASCII digits only: str.isdigit() is also true for "²", which int() refuses.
+    text = value.strip() if isinstance(value, str) else ""
+    if text and len(text) <= MAX_DIGITS and text.isascii() and text.isdigit():
+        return int(text)
     return None
+
+
+def _address(key: str) -> tuple[str, int | None]:
+    """A node key -> (ansible_host, port or None); ValueError saying what is wrong with it.
+
+    An IPv6 address goes to ssh without brackets, its port (``[v6]:port``) as ansible_port."""
+    if key.startswith("-"):
+        raise ValueError("must not start with '-' (ssh would read it as an option)")
+    match = _BRACKETED.match(key)
+    if match:
+        try:
+            ipaddress.IPv6Address(match.group(1).split("%", 1)[0])
+        except ValueError:
+            raise ValueError("brackets hold an IPv6 address, got %s" % _show(match.group(1))) from None
+        port = _whole(match.group(2)) if match.group(2) else None
+        if match.group(2) and (port is None or not 0 < port < 65536):
+            raise ValueError("the port must be a TCP port number (1-65535)")
+        return match.group(1), port
+    if not _ADDRESS.match(key):
+        raise ValueError("must be a host name or IP address (letters, digits, '.', ':', '-', '_'; "
+                         "no spaces, control characters or shell characters)")
+    return key, None
 
 
 def _gpu_list(value: object, field: str, problems: list[str], reason: str | None = None) -> list:
@@ -146,8 +187,8 @@ def _one_of(node: Mapping, keys: tuple[str, ...], field: str, problems: list[str
     return given[0][1] if given else None
 
 
-def read_config(data: object) -> tuple[dict[str, dict], dict[str, object]]:
-    """Validate a distributed_config document; returns ({host name: host vars}, group vars).
+def read_config(data: object, group: str = "rigs") -> tuple[dict[str, dict], dict[str, object]]:
+    """Validate a distributed_config document for ``group``; returns ({host name: host vars}, group vars).
 
     Raises ConfigError listing every problem, each naming its field (``nodes.<address>.<key>``).
     """
@@ -163,22 +204,30 @@ def read_config(data: object) -> tuple[dict[str, dict], dict[str, object]]:
     named_by: dict[str, str] = {}
     for address, node in nodes.items():
         field = "nodes.%s" % address
-        if not isinstance(address, str) or not address.strip() or any(c.isspace() for c in address):
+        if not isinstance(address, str) or not address.strip():
             problems.append("%s: the key must be the node's address (a host name or IP address)" % field)
+            continue
+        try:
+            host, key_port = _address(address)
+        except ValueError as exc:
+            problems.append("nodes.%s: the node's address %s" % (_show(address), exc))
             continue
         if not isinstance(node, Mapping):
             problems.append("%s must be an object (name, gpus, ...), got %s" % (field, _show(node)))
             continue
         name = node.get("name", address)
-        if not isinstance(name, str) or not _HOST_NAME.match(name):
+        if not isinstance(name, str) or not _HOST_NAME.match(name) or name.startswith("-"):
             problems.append("%s.name must be a host name (letters, digits, '.', '-', '_'), got %s"
                             % (field, _show(name)))
+            continue
+        if name in RESERVED_NAMES + (group,):
+            problems.append("%s.name %s is the name of a group: a host cannot have it" % (field, _show(name)))
             continue
         if name in named_by:
             problems.append("%s.name %s is also the name of %s" % (field, _show(name), named_by[name]))
             continue
         named_by[name] = field
-        hostvars: dict[str, object] = {"ansible_host": address}
+        hostvars: dict[str, object] = {"ansible_host": host}
         user = _one_of(node, USER_KEYS, field, problems)
         if user is not None:
             if isinstance(user, str) and user.strip():
@@ -186,6 +235,10 @@ def read_config(data: object) -> tuple[dict[str, dict], dict[str, object]]:
             else:
                 problems.append("%s.user must be a user name, got %s" % (field, _show(user)))
         port = _one_of(node, PORT_KEYS, field, problems)
+        if key_port is not None:
+            if port is not None and _whole(port) != key_port:
+                problems.append("%s: the address's port %d and port %s disagree" % (field, key_port, _show(port)))
+            port = key_port
         if port is not None:
             number = _whole(port)
             if number is None or not 0 < number < 65536:
@@ -230,6 +283,59 @@ def read_config(data: object) -> tuple[dict[str, dict], dict[str, object]]:
     return hosts, group_vars
 
 
+def _read(path: str) -> bytes:
+    """The file's bytes, read without blocking (a FIFO, a device) and up to MAX_CONFIG_BYTES."""
+    try:
+        return read_regular(path, MAX_CONFIG_BYTES)
+    except FileProblem as exc:
+        raise AnsibleParserError("%s: cannot read it: %s" % (path, to_native(exc)))
+    except OSError as exc:
+        raise AnsibleParserError("%s: cannot read it: %s" % (path, to_native(exc.strerror or exc)))
+
+
+def _check_yaml(path: str) -> None:
+    """A plugin config holds a few plain settings: YAML aliases there could only blow it up (billion laughs)."""
+    try:
+        for event in yaml.parse(_read(path), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+            if isinstance(event, yaml.AliasEvent):
+                raise AnsibleParserError("%s: YAML aliases (*name) are not accepted in a plugin config" % path)
+    except yaml.YAMLError as exc:
+        raise AnsibleParserError("%s: not valid YAML: %s" % (path, to_native(exc)))
+
+
+class _Digits(str):
+    """A JSON integer too long for int() (Python's 4300-digit limit): kept as its text, so that the field
+    holding it gets the field-by-field error instead of the whole file a ValueError."""
+
+
+def _json_int(text: str) -> object:
+    return int(text) if len(text) <= 4000 else _Digits(text)
+
+
+def _load_json(path: str) -> object:
+    """The config's JSON; a key twice in one object is refused (json would keep the last, dropping a node)."""
+    twice: list[str] = []
+
+    def pairs(items: list) -> dict:
+        seen: dict = {}
+        for key, value in items:
+            if key in seen and key not in twice:
+                twice.append(key)
+            seen[key] = value
+        return seen
+
+    try:
+        data = json.loads(_read(path), object_pairs_hook=pairs, parse_int=_json_int)
+    except RecursionError:
+        raise AnsibleParserError("%s: not valid JSON: nested too deeply" % path)
+    except ValueError as exc:
+        raise AnsibleParserError("%s: not valid JSON: %s" % (path, to_native(exc)))
+    if twice:
+        raise AnsibleParserError("%s: %s" % (path, "; ".join("%s appears twice in one object (node or key given twice)"
+                                                             % _show(key) for key in twice)))
+    return data
+
+
 class InventoryModule(BaseInventoryPlugin):
     NAME = "gpuops.preflight.watcher_config"
 
@@ -241,6 +347,7 @@ class InventoryModule(BaseInventoryPlugin):
     def parse(self, inventory, loader, path: str, cache: bool = True) -> None:
         super().parse(inventory, loader, path, cache)
         if path.endswith(CONFIG_SUFFIXES):
+            _check_yaml(path)
             self._read_config_data(path)
             source = self.get_option("path")
             if not source:
@@ -251,15 +358,12 @@ class InventoryModule(BaseInventoryPlugin):
             self.set_options()
             source = path
         group = self.get_option("group") or "rigs"
+        if not isinstance(group, str) or not _HOST_NAME.match(group) or group in RESERVED_NAMES:
+            raise AnsibleParserError("%s: group must be a group name (letters, digits, '_'), not all or "
+                                     "ungrouped, got %s" % (path, _show(group)))
+        data = _load_json(source)
         try:
-            with open(source, encoding="utf-8") as handle:
-                data = json.load(handle)
-        except OSError as exc:
-            raise AnsibleParserError("%s: cannot read it: %s" % (source, to_native(exc.strerror or exc)))
-        except ValueError as exc:
-            raise AnsibleParserError("%s: not valid JSON: %s" % (source, to_native(exc)))
-        try:
-            hosts, group_vars = read_config(data)
+            hosts, group_vars = read_config(data, group)
         except ConfigError as exc:
             raise AnsibleParserError("%s: %s" % (source, exc))
         self.inventory.add_group(group)

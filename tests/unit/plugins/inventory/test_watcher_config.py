@@ -176,3 +176,77 @@ def test_watcher_yml_needs_path_and_an_existing_file(plugin, tmp_path):
     config.write_text("plugin: gpuops.preflight.watcher_config\npath: nowhere.json\n")
     with pytest.raises(AnsibleParserError, match="cannot read it"):
         parse(plugin, config)
+
+
+@pytest.mark.parametrize("node, problem", [
+    ({"gpus": "²"}, 'nodes.h.gpus must be a whole number, got "\\u00b2"'),
+    ({"port": "²"}, 'nodes.h.port must be a TCP port number (1-65535), got "\\u00b2"'),
+    ({"gpus": 10 ** 5000}, "nodes.h.gpus must be a whole number, got "),
+    ({"gpus": "9" * 5000}, "(5002 characters)"),
+    ({"name": "-oProxyCommand=x"}, "nodes.h.name must be a host name"),
+    ({"name": "all"}, 'nodes.h.name "all" is the name of a group'),
+    ({"name": "rigs"}, 'nodes.h.name "rigs" is the name of a group'),
+])
+def test_bad_numbers_and_names_name_their_field(wc, node, problem):
+    with pytest.raises(wc.ConfigError) as info:
+        wc.read_config({"nodes": {"h": node}})
+    assert problem in str(info.value) and len(str(info.value)) < 300
+
+
+@pytest.mark.parametrize("address", ["-oProxyCommand=touch /tmp/x", "-p2222", "a;b", "$(id)", "`id`", "a b",
+                                     "a\x00b", "a\nb", "[not-v6]", "[::1]:99999"])
+def test_addresses_ssh_or_a_shell_would_read_as_more_are_refused(wc, address):
+    with pytest.raises(wc.ConfigError) as info:
+        wc.read_config({"nodes": {address: {"name": "rig"}}})
+    assert "the node's address" in str(info.value)
+
+
+def test_bracketed_ipv6_goes_to_ssh_without_brackets(wc):
+    hosts, _ = wc.read_config({"nodes": {"[2001:db8::1]:2222": {"name": "a"}, "[2001:db8::2]": {"name": "b"},
+                                         "2001:db8::3": {"name": "c"}}})
+    assert (hosts["a"]["ansible_host"], hosts["a"]["ansible_port"]) == ("2001:db8::1", 2222)
+    assert hosts["b"]["ansible_host"] == "2001:db8::2" and "ansible_port" not in hosts["b"]
+    assert hosts["c"]["ansible_host"] == "2001:db8::3"
+    with pytest.raises(wc.ConfigError, match="the address's port 2222 and port 22 disagree"):
+        wc.read_config({"nodes": {"[2001:db8::1]:2222": {"port": 22}}})
+
+
+@pytest.mark.parametrize("text, problem", [
+    ('{"nodes": {"192.0.2.1": {"gpus": 8}, "192.0.2.1": {"gpus": 4}}}', '"192.0.2.1" appears twice'),
+    ('{"nodes": {"h": {"gpus": %s}}}' % ("7" * 5000), "nodes.h.gpus must be a whole number"),
+    ("[" * 100000 + "]" * 100000, "not valid JSON: nested too deeply"),
+])
+def test_plugin_refuses_what_json_would_mangle(plugin, tmp_path, text, problem):
+    from ansible.errors import AnsibleParserError
+
+    path = tmp_path / "distributed_config.json"
+    path.write_text(text)
+    with pytest.raises(AnsibleParserError) as info:
+        parse(plugin, path)
+    assert problem in str(info.value)
+
+
+def test_plugin_never_blocks_on_a_fifo_nor_reads_a_device(plugin, tmp_path):
+    import os
+
+    from ansible.errors import AnsibleParserError
+
+    fifo = tmp_path / "distributed_config.json"
+    os.mkfifo(fifo)
+    with pytest.raises(AnsibleParserError, match="not a regular file|FIFO"):
+        parse(plugin, fifo)
+    config = tmp_path / "rigs.watcher.yml"
+    config.write_text("plugin: gpuops.preflight.watcher_config\npath: /dev/zero\n")
+    with pytest.raises(AnsibleParserError, match="/dev/zero: cannot read it"):
+        parse(plugin, config)
+
+
+def test_plugin_refuses_yaml_aliases_in_its_config(plugin, tmp_path):
+    from ansible.errors import AnsibleParserError
+
+    (tmp_path / "cluster.json").write_text(json.dumps(EXAMPLE))
+    config = tmp_path / "rigs.watcher.yml"
+    config.write_text("plugin: gpuops.preflight.watcher_config\npath: cluster.json\n"
+                      'a: &a ["lol", "lol"]\nb: &b [*a, *a]\ngroup: *b\n')
+    with pytest.raises(AnsibleParserError, match="YAML aliases"):
+        parse(plugin, config)
