@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import logging
+import operator
 import os
+import re
 import threading
 import time
 import uuid
@@ -32,6 +34,14 @@ POLL_S = 0.2
 # Extra variables the bridge sets itself (the step, the playbooks' copies of it, the run's SSH control
 # folder): a caller's extravars naming one would silently change what runs, so they are refused.
 RESERVED_VARS = frozenset({"step", "preflight_step", "cleanup_step", "ansible_control_path_dir"})
+
+# The extra variables travel as one -e argument, and Linux refuses any argument over 128 KiB
+# (MAX_ARG_STRLEN: "Argument list too long" when ansible-playbook starts): a named limit well below it.
+MAX_EXTRAVARS_BYTES = 96 * 1024
+# A longer timeout is no timeout a caller meant (and 10**400 s overflows the clock): a year.
+MAX_TIMEOUT_S = 366 * 24 * 3600
+# ansible-runner writes each key into the -e JSON unquoted: only plain variable names.
+_VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 Cancel = Union[Callable[[], bool], threading.Event, None]
 Progress = Union[Callable[[HostResult], object], None]
@@ -130,6 +140,7 @@ def execute(kind: str, step: Any, inventory: Any, own_values: Mapping[str, Any],
     report = Report(kind=kind, step=step, status=ERROR, run_id=uuid.uuid4().hex, started_at=_iso(started),
                     finished_at=None, duration_s=0.0, timeout_s=options.timeout)
     try:
+        report.step = _step(step)
         _check_options(options)
         _execute(report, inventory, _own_vars(kind, own_values), options)
     except locate.IntegrationUnavailable as exc:
@@ -294,8 +305,10 @@ def _listed(option: str, value: Any) -> list:
 
 
 def _path(option: str, value: Any) -> str:
-    if not isinstance(value, (str, os.PathLike)) or not os.fspath(value):
+    if not isinstance(value, (str, os.PathLike)) or not isinstance(os.fspath(value), str) or not os.fspath(value):
         raise InputError("%s must be a path, got %r" % (option, value))
+    if "\0" in os.fspath(value):
+        raise InputError("%s: a path cannot hold a NUL byte, got %r" % (option, value))
     return os.path.abspath(os.path.expanduser(os.fspath(value)))
 
 
@@ -322,13 +335,40 @@ def _variables(step: Any, own_vars: Mapping[str, Any], extravars: Mapping[str, A
     name one the bridge sets (RESERVED_VARS, a keyword argument given)."""
     variables = dict(extravars or {})
     for name in variables:
+        if not _VAR_NAME.match(name):
+            raise InputError("extravars: %r is not a variable name (letters, digits, '_')" % name)
         if name in RESERVED_VARS:
             raise InputError("extravars: %s is set by the bridge itself and cannot be given" % name)
         if name in own_vars:
             raise InputError("extravars: %s is also set by a keyword argument: give it once" % name)
     variables.update(own_vars)
     variables["step"] = step
+    try:
+        size = len(json.dumps(variables).encode("utf-8"))
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise InputError("extravars: values must be JSON (text, numbers, lists, mappings): %s" % exc) from None
+    if size > MAX_EXTRAVARS_BYTES:
+        raise InputError("extravars: %d bytes as JSON, more than the %d a command line argument may hold"
+                         % (size, MAX_EXTRAVARS_BYTES))
     return variables
+
+
+def _step(step: Any) -> Any:
+    """The step as the collection's plan takes it (_steps.parse_step), checked before anything is made:
+    its text names the run's folder. An int-like (numpy's) becomes an int; None stays None (no step)."""
+    if step is None or isinstance(step, (bool, int, float, str)):
+        value = step
+    else:
+        try:
+            value = operator.index(step)
+        except TypeError:
+            value = step  # parse_step names its type
+    if value is not None:
+        try:
+            module_utils("_steps").parse_step(value)
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
+    return value
 
 
 def _check_options(options: RunOptions) -> None:
@@ -337,8 +377,9 @@ def _check_options(options: RunOptions) -> None:
                                               and all(isinstance(k, str) for k in options.extravars)):
         raise InputError("extravars must be a mapping of variable names to values, got %r" % (options.extravars,))
     if options.timeout is not None and (isinstance(options.timeout, bool) or not isinstance(options.timeout, (int, float))
-                                        or not 0 <= options.timeout < float("inf")):
-        raise InputError("timeout must be a number of seconds (0 or None: no timeout), got %r" % (options.timeout,))
+                                        or not 0 <= options.timeout <= MAX_TIMEOUT_S):
+        raise InputError("timeout must be a number of seconds up to %d (0 or None: no timeout), got %r"
+                         % (MAX_TIMEOUT_S, options.timeout))
     if options.cancel is not None and not (isinstance(options.cancel, threading.Event) or callable(options.cancel)):
         raise InputError("cancel must be a threading.Event or a callable, got %r" % (options.cancel,))
     if options.progress is not None and not callable(options.progress):
@@ -346,6 +387,8 @@ def _check_options(options: RunOptions) -> None:
     for name in ("failure_log", "artifacts_dir", "ansible_cfg"):
         if getattr(options, name) is not None:
             _path(name, getattr(options, name))
+    if options.ansible_cfg is not None and not os.path.isfile(_path("ansible_cfg", options.ansible_cfg)):
+        raise InputError("ansible_cfg not found: %s" % _path("ansible_cfg", options.ansible_cfg))
     if isinstance(options.keep_artifacts, bool) or not isinstance(options.keep_artifacts, int) or options.keep_artifacts < 0:
         raise InputError("keep_artifacts must be a whole number of 0 or more, got %r" % (options.keep_artifacts,))
     if isinstance(options.verbosity, bool) or not isinstance(options.verbosity, int) or not 0 <= options.verbosity <= 6:

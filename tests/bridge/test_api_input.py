@@ -110,3 +110,36 @@ def test_envvars_cannot_override_the_runs_own_environment(tmp_path, envvars, fra
     report = gp.run_preflight(3, inventory=str(tmp_path), envvars=envvars, log=False, **run_options(tmp_path))
     assert report.status == "error" and fragment in report.error, report.error
     assert not os.path.exists(tmp_path / "runs")
+
+
+class _NumpyLikeInt:
+    def __index__(self):
+        return 3
+
+
+@pytest.mark.parametrize("kwargs,fragment", [
+    (dict(step="3; rm -rf /"), "step must be a step number of 0 or more"),
+    (dict(step="a/b"), "step must be a step number of 0 or more"),
+    (dict(step="../../x"), "step must be a step number of 0 or more"),
+    (dict(step=[3]), "step must be a step number"),
+    (dict(extravars={"x": {1, 2}}), "extravars: values must be JSON"),
+    (dict(extravars=(lambda loop: (loop.__setitem__("me", loop), loop))({})[1]), "extravars: values must be JSON"),
+    (dict(extravars={'z":0,"preflight_step":"9","w': 1}), "is not a variable name"),
+    (dict(extravars={"blob": "x" * 200_000}), "more than the 98304 a command line argument may hold"),
+    (dict(timeout=10 ** 400), "timeout must be a number of seconds up to"),
+    (dict(artifacts_dir="/tmp/a\x00b"), "artifacts_dir: a path cannot hold a NUL byte"),
+    (dict(ansible_cfg="/nonexistent/ansible.cfg"), "ansible_cfg not found: /nonexistent/ansible.cfg"),
+])
+def test_bad_input_is_refused_before_any_folder_is_made(tmp_path, kwargs, fragment):
+    step = kwargs.pop("step", 3)
+    options = run_options(tmp_path, **kwargs)
+    report = gp.run_preflight(step, inventory=str(tmp_path), log=False, **options)
+    assert report.status == "error" and fragment in report.error, report.error
+    assert not os.path.exists(tmp_path / "runs") or not os.listdir(tmp_path / "runs")
+
+
+@pytest.mark.parametrize("step", [3, "3", 2.5, " 2.5 ", _NumpyLikeInt()])
+def test_steps_the_plan_accepts_pass_the_input_check(step):
+    from gpuops_preflight import runner
+
+    assert runner._step(step) in (3, "3", 2.5, " 2.5 ")
