@@ -32,6 +32,9 @@ LOG = logging.getLogger("gpuops_preflight.events")
 PLAN_ACTION, REPORT_ACTION = "preflight_plan", "preflight_report"
 STAT_KEYS = ("ok", "changed", "failures", "dark", "ignored", "skipped", "rescued", "processed")
 MAX_LINES = 200
+# Error text kept from the event stream: each line, and all of them together (a 50 MB line is cut, not kept).
+MAX_LINE_CHARS = 4096
+MAX_ERROR_CHARS = 64 * 1024
 
 
 @dataclass
@@ -98,6 +101,14 @@ def _action(data: Mapping[str, Any]) -> str:
     return str(data.get("resolved_action") or data.get("task_action") or "").rsplit(".", 1)[-1]
 
 
+def _res(data: Mapping[str, Any]) -> dict:
+    """A task's result as a mapping: a malformed one becomes its text as the message."""
+    res = data.get("res")
+    if isinstance(res, dict):
+        return res
+    return dict(res) if isinstance(res, Mapping) else ({} if res is None else {"msg": str(res)[:MAX_LINE_CHARS]})
+
+
 class Collector:
     """Event handler for ansible-runner; state is read by the report once the run ends."""
 
@@ -128,13 +139,17 @@ class Collector:
         self.failed_tasks: list[dict] = []
         self.fatal: list[str] = []  # messages of failed tasks that were not ignored
         self.error_lines: list[str] = []
+        self._error_chars = 0
 
     # ---- the handler
 
     def __call__(self, event: Mapping[str, Any]) -> None:
+        if not isinstance(event, Mapping):
+            return
         name = event.get("event")
-        data = event.get("event_data") or {}
-        host = data.get("host")
+        data = event.get("event_data")
+        data = data if isinstance(data, Mapping) else {}
+        host = data.get("host") if isinstance(data.get("host"), str) else None
         action = _action(data)
         if name == "runner_on_start" and data.get("role"):
             self._add(self.play_hosts, host)
@@ -146,21 +161,23 @@ class Collector:
             elif action == PLAN_ACTION:
                 self._notify(PLAN)
         elif name == "runner_on_ok":
-            self._on_ok(host, action, data.get("res") or {})
+            self._on_ok(host, action, _res(data))
         elif name == "runner_on_skipped" and action == self.node_action:
             self._on_node_skipped(host)  # a cleanup with nothing to do: the host is done, with no result
         elif name == "runner_on_failed":
             self._on_failed(event, host, action, data)
         elif name == "runner_on_unreachable":
-            self._on_unreachable(event, host, data.get("res") or {})
+            self._on_unreachable(event, host, _res(data))
         elif name == "playbook_on_stats":
-            self.stats = {k: dict(data.get(k) or {}) for k in STAT_KEYS}
-            summary = (data.get("artifact_data") or {}).get(self.stats_key)
+            # The summary first, and each count only when it is one: a malformed stat never costs the verdict.
+            artifacts = data.get("artifact_data")
+            summary = artifacts.get(self.stats_key) if isinstance(artifacts, Mapping) else None
             if isinstance(summary, dict):
                 self.summary = summary
+            self.stats = {k: dict(data[k]) if isinstance(data.get(k), Mapping) else {} for k in STAT_KEYS}
             self._notify(DONE)
         elif name in ("error", "warning", "verbose"):
-            self._on_text(name, event.get("stdout") or "")
+            self._on_text(name, event.get("stdout"))
 
     @staticmethod
     def _add(items: list[str], host: str | None) -> None:
@@ -196,7 +213,7 @@ class Collector:
                                   usable_gpus=res.get("usable_gpus"), elapsed_s=res.get("elapsed_s")))
 
     def _on_failed(self, event: Mapping[str, Any], host: str, action: str, data: Mapping[str, Any]) -> None:
-        res = data.get("res") or {}
+        res = _res(data)
         verdict = bool(self.report_result and res.get("msg")
                        and res.get("msg") == self.report_result.get("blocked_message"))
         if verdict and self.summary:
@@ -219,12 +236,20 @@ class Collector:
                                       gpu=self._gpu_of(host)))
         self._emit(HostResult(self.kind, host, "unreachable", message=res.get("msg")))
 
-    def _on_text(self, name: str, text: str) -> None:
+    def _on_text(self, name: str, text: object) -> None:
+        if isinstance(text, bytes):
+            text = text.decode("utf-8", "replace")
+        if not isinstance(text, str):
+            return
         for line in text.splitlines():
+            if len(self.error_lines) >= MAX_LINES or self._error_chars >= MAX_ERROR_CHARS:
+                return
             line = line.strip()
-            if len(self.error_lines) < MAX_LINES and line and (
-                    name == "error" or line.startswith(("[ERROR]", "ERROR!")) or _INVENTORY_ERROR.search(line)):
+            if len(line) > MAX_LINE_CHARS:
+                line = "%s... (%d characters)" % (line[:MAX_LINE_CHARS], len(line))
+            if line and (name == "error" or line.startswith(("[ERROR]", "ERROR!")) or _INVENTORY_ERROR.search(line)):
                 self.error_lines.append(_clean(line))
+                self._error_chars += len(self.error_lines[-1])
 
     # ---- helpers
 

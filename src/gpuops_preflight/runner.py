@@ -271,7 +271,11 @@ def _build(report: Report, events: Collector, stopped: str | None, integration: 
             events.play_hosts = rigs  # stopped before the play named its hosts: all are pending
     for host, res in dark.items():
         known.setdefault(host, failures.ssh_address(res.get("msg")) or host)
-    from_events(report, events, known)
+    try:
+        from_events(report, events, known)
+    except Exception:  # a malformed event may not cost a stop its verdict (timeout, canceled) nor the pending list
+        LOG.exception("could not build the report of run %s from its events", report.run_id)
+        report.error = "the run's events could not be read (see the log of run %s)" % report.run_id
     report.pending = events.pending()
     if stopped:
         report.status = stopped
