@@ -20,6 +20,10 @@ description:
     variables. Other top-level keys (WATCHER's own settings) are ignored.
   - The source is either a file named C(distributed_config.json) given directly as the inventory, or a YAML
     configuration file ending in C(.watcher.yml) or C(.watcher.yaml) with C(plugin) and O(path).
+  - A node address is a host name or an IP address; one starting with C(-), or holding spaces, control or shell
+    characters, is refused. C([2001:db8::1]:2222) gives C(ansible_host=2001:db8::1) and C(ansible_port=2222).
+  - The file is read only if it is a regular file of at most 16 MiB; a node listed twice is refused, and so are
+    YAML aliases in a C(.watcher.yml) configuration.
   - A malformed file fails with every problem at once, each naming the field, for example
     C(nodes.192.168.3.120.gpus must be a whole number, got "twelve").
   - The accepted schema is documented in docs/WATCHER.md of the collection.
