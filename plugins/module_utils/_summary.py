@@ -31,6 +31,8 @@ def is_run_item(item, summary):
     """Whether an item is a problem of the run itself (one of its ``run_checks``), not of a host: a host
     may be named "controller" too."""
     return item.get("host") == RUN_HOST and item.get("check") in (summary.get("run_checks") or {})
+
+
 # Host facts a node result gives the summary, when it has them.
 HOST_FACTS = ("gpus", "gpu_count", "expected_gpu_count", "usable_gpus", "unverified_gpus", "gpu_tool", "processes",
               "kernel_log", "elapsed_s", "caches", "clocks", "bytes_freed", "fix")

@@ -139,8 +139,8 @@ def test_fix_mode_repairs_exactly_the_safe_things_and_is_idempotent(tmp_path, tr
     assert "changed=1" in run.output, run.output
     after = tree_hash(host.root, host.moving())
     expected = ["logs", "queue"] + (["inbox"] if os.geteuid() == 0 else [])
-    # ... and the crash history the scan appends to (recorded once, not a repair)
-    assert changed(before, after, host.base) == sorted(expected + [".crash_history.json"])
+    # ... and the crash history the scan appends to (recorded once, not a repair), with the lock file beside it
+    assert changed(before, after, host.base) == sorted(expected + [".crash_history.json", ".crash_history.json.lock"])
     assert stat.S_IMODE(os.stat(host.path("queue")).st_mode) == 0o750
     assert (os.stat(host.path("queue")).st_uid, os.stat(host.path("inbox")).st_uid) == (host.owner[0], host.owner[0])
     checks = run.host("train-1")["checks"]

@@ -202,8 +202,8 @@ def test_addresses_ssh_or_a_shell_would_read_as_more_are_refused(wc, address):
 
 
 def test_bracketed_ipv6_goes_to_ssh_without_brackets(wc):
-    hosts, _ = wc.read_config({"nodes": {"[2001:db8::1]:2222": {"name": "a"}, "[2001:db8::2]": {"name": "b"},
-                                         "2001:db8::3": {"name": "c"}}})
+    nodes = {"[2001:db8::1]:2222": {"name": "a"}, "[2001:db8::2]": {"name": "b"}, "2001:db8::3": {"name": "c"}}
+    hosts, _groups = wc.read_config({"nodes": nodes})
     assert (hosts["a"]["ansible_host"], hosts["a"]["ansible_port"]) == ("2001:db8::1", 2222)
     assert hosts["b"]["ansible_host"] == "2001:db8::2" and "ansible_port" not in hosts["b"]
     assert hosts["c"]["ansible_host"] == "2001:db8::3"
