@@ -87,7 +87,9 @@ def test_fix_mode_created_exactly_the_missing_folder(host):
     diff = rigcheck.compare(before, now)
     moving = ("status",)   # the daemon's own status file (and its temporary files) move every second
     added = [os.path.relpath(p, BASE) for p in diff["added"] if not os.path.relpath(p, BASE).startswith(moving)]
-    recorded = [".crash_history.json"] if HOSTS["hosts"][name]["setup"].get("crash_log") else []
+    # the crash history and the lock file its writers queue on
+    recorded = [".crash_history.json", ".crash_history.json.lock"] if HOSTS["hosts"][name]["setup"].get("crash_log") \
+        else []
     assert sorted(added) == sorted(created + recorded)
     assert [p for p in diff["removed"] if not os.path.relpath(p, BASE).startswith(moving)] == []
     changed = [os.path.relpath(p, BASE) for p in diff["changed"] if not os.path.relpath(p, BASE).startswith(moving)]
