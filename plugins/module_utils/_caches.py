@@ -30,7 +30,7 @@ import os
 import pwd
 import stat
 
-from ansible_collections.gpuops.preflight.plugins.module_utils import _mounts
+from ansible_collections.gpuops.preflight.plugins.module_utils import _files, _mounts
 
 DEFAULT_PATTERNS = (".cache/hip_*", ".cache/comgr_cache", ".cache/miopen")
 MIOPEN_USER_DB = ".config/miopen"
@@ -48,7 +48,6 @@ DIR = "dir"
 FILE = "file"
 SYMLINK = "symlink"
 
-_O_DIR = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 MAX_DEPTH = 256      # levels below a cache folder removed (one open fd each); no real cache comes near
 _SHOWN_PATH = 240    # characters of a path a message shows (a pathological tree has paths of megabytes)
 
@@ -378,16 +377,11 @@ def _relative_parts(target):
 
 def _open_parent(home, parts):
     """An fd of the target's parent, opened from the home one directory at a time without following links."""
-    fd = os.open(home, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0))
+    home_fd = os.open(home, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0))
     try:
-        for part in parts[:-1]:
-            child = os.open(part, _O_DIR, dir_fd=fd)
-            os.close(fd)
-            fd = child
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
+        return _files.open_below(home_fd, parts[:-1])
+    finally:
+        os.close(home_fd)
 
 
 def _message(exc):
@@ -521,7 +515,7 @@ def _remove_tree(parent_fd, name, path, failures, mounted=frozenset()):
     than MAX_DEPTH, or one replaced between its lstat and its open, is left as it is.
     failures: [(path, OSError)] for everything that could not be removed."""
     try:
-        top = os.open(name, _O_DIR, dir_fd=parent_fd)
+        top = os.open(name, _files.O_DIR_NOFOLLOW, dir_fd=parent_fd)
     except OSError as exc:
         failures.append((path, exc))
         return
@@ -562,7 +556,7 @@ def _remove_tree(parent_fd, name, path, failures, mounted=frozenset()):
                 failures.append(_left(child_path, "more than %d levels deep: left as it is" % MAX_DEPTH))
                 continue
             try:
-                child_fd = os.open(child, _O_DIR, dir_fd=fd)
+                child_fd = os.open(child, _files.O_DIR_NOFOLLOW, dir_fd=fd)
             except OSError as exc:   # ELOOP/ENOTDIR: swapped for a link or a file since its lstat
                 failures.append((child_path, exc))
                 continue

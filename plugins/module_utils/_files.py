@@ -17,6 +17,7 @@ directory, a device, a huge file, half-written. So:
   temporary name may be swapped for a symlink, and a chmod/chown by path would land on its target.
 * ``lock_exclusive(path, timeout)``: an exclusive ``flock`` on a lock file, waited for at most
   ``timeout`` seconds (writers that replace a file by rename queue on a lock file beside it).
+* ``open_below(dir_fd, parts)``: a folder below an open one, walked without following a link.
 * ``kind(mode)``: "a fifo", "a directory", ... for messages.
 """
 
@@ -56,6 +57,26 @@ class NotRegular(FileProblem):
 
 class TooLarge(FileProblem):
     """The file is larger than the reader's limit: it was not read."""
+
+
+O_DIR_NOFOLLOW = (os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0)
+                  | getattr(os, "O_CLOEXEC", 0))
+
+
+def open_below(dir_fd, parts):
+    """A descriptor of the folder ``parts`` (names) below the open folder ``dir_fd``, walked one component at a
+    time without following a link: a link on the way, or one swapped in while walking, is refused (ELOOP or
+    ENOTDIR). The caller closes it; ``dir_fd`` stays open."""
+    fd = os.dup(dir_fd)
+    try:
+        for part in parts:
+            child = os.open(part, O_DIR_NOFOLLOW, dir_fd=fd)
+            os.close(fd)
+            fd = child
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def kind(mode):

@@ -770,35 +770,17 @@ def _link_on_the_way(base, path):
     return False
 
 
-_O_DIR = os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
-
-
-def _open_below(base_fd, parts):
-    """A descriptor of the folder ``parts`` below the open base folder, walked one component at a time without
-    following a link (a link anywhere on the way, or swapped in while walking, is refused: ELOOP/ENOTDIR)."""
-    fd = os.dup(base_fd)
-    try:
-        for part in parts:
-            child = os.open(part, _O_DIR, dir_fd=fd)
-            os.close(fd)
-            fd = child
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
-
-
 def _apply_one(action, base, base_fd):
-    """Apply one action below the base folder, through descriptors walked from it (``_open_below``): nothing
+    """Apply one action below the base folder, through descriptors walked from it (``_files.open_below``): nothing
     outside the base is reached, through a link on the way or one swapped in between planning and applying."""
     parts = os.path.relpath(action["path"], base).split(os.sep)
     if parts[0] in (os.curdir, os.pardir, ""):
         raise OSError(errno.EPERM, "not below the training base folder: left as it is")
-    parent_fd = _open_below(base_fd, parts[:-1])
+    parent_fd = _files.open_below(base_fd, parts[:-1])
     try:
         if action["action"] == "mkdir":
             os.mkdir(parts[-1], 0o700, dir_fd=parent_fd)
-        fd = os.open(parts[-1], _O_DIR, dir_fd=parent_fd)
+        fd = os.open(parts[-1], _files.O_DIR_NOFOLLOW, dir_fd=parent_fd)
     finally:
         os.close(parent_fd)
     try:
@@ -835,7 +817,7 @@ def apply_fixes(actions, base, check_mode=False):
     base_fd = None
     if actions and not check_mode:
         try:
-            base_fd = os.open(base, _O_DIR)   # held: a base swapped for a link after planning is not followed
+            base_fd = os.open(base, _files.O_DIR_NOFOLLOW)   # held: a base swapped for a link after planning is not followed
         except OSError as exc:
             why = "%s: %s" % (base, exc.strerror or exc)
             return {"changed": False, "changes": [], "errors": [
