@@ -32,11 +32,10 @@ indices collide: ``mixed_vendors`` is true and GPUs are best named by PCI addres
 from __future__ import annotations
 
 import os
-import re
 import time
 
 from ansible_collections.gpuops.preflight.plugins.module_utils import _deadline, _rocm_smi, _sysfs, _tool, _toolpath
-from ansible_collections.gpuops.preflight.plugins.module_utils._pci import mixed_vendors, normalize_bdf
+from ansible_collections.gpuops.preflight.plugins.module_utils._pci import is_partial, mixed_vendors, normalize_bdf
 from ansible_collections.gpuops.preflight.plugins.module_utils._values import clean_text, first_line
 
 OK = "ok"
@@ -616,15 +615,12 @@ def apply_health(collected, kernel_findings=()):
             "process_lists": collected["process_lists"], "vendors": collected["vendors"], "mixed_vendors": mixed_vendors(gpus)}
 
 
-_PARTIAL_BDF = re.compile(r"^[0-9a-fA-F]{4,8}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}$")
-
-
 def _function_zero(finding):
     """The GPU an NVRM line names by device only ('0000:02:00'), when no GPU took it (``resolve_addresses``
     matched none: the GPU is gone from sysfs too, after Xid 79): its function 0, where NVIDIA puts the GPU
     (the card's audio is function 1). None for anything else."""
     partial = finding.get("bdf") or ""
-    if finding.get("vendor") == NVIDIA and _PARTIAL_BDF.match(partial):
+    if finding.get("vendor") == NVIDIA and is_partial(partial):
         return normalize_bdf(partial + ".0")
     return None
 

@@ -202,7 +202,6 @@ _KEYS = tuple(sorted(set(p.key for p in PATTERNS)))
 
 # -- attribution and collapsing ---------------------------------------------------------------
 
-_PARTIAL = re.compile(r"^([0-9a-fA-F]{4}):([0-9a-fA-F]{2}):([0-9a-fA-F]{2})$")
 _PROTECTED = re.compile(r"[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}(?:\.[0-7])?|\bnode-\d+", re.IGNORECASE)
 # A number: decimal or hex with at least one digit, or any hex word right after ':' or '='
 # (register offsets such as "reg:abcd").
@@ -214,18 +213,7 @@ def normalize_address(value):
     """A full PCI address normalised ('0000:0b:00.0'), NVRM's partial one ('0000:0b:00'), or None."""
     if not isinstance(value, str):
         return None
-    full = _pci.normalize_bdf(value)
-    if full:
-        return full
-    match = _PARTIAL.match(value.strip())
-    if match:
-        return "%s:%s:%s" % tuple(part.lower() for part in match.groups())
-    return None
-
-
-def is_partial(address):
-    """Whether an address is NVRM's domain:bus:device without the function."""
-    return bool(address) and _PARTIAL.match(address) is not None
+    return _pci.normalize_bdf(value) or _pci.normalize_partial(value)
 
 
 def _bdf_of(pattern, body, match):
@@ -682,7 +670,7 @@ def resolve_addresses(findings, gpu_bdfs):
     resolved = []
     for finding in findings:
         bdf = finding.get("bdf")
-        if is_partial(bdf):
+        if _pci.is_partial(bdf):
             matches = [b for b in known if b.startswith(bdf + ".")]
             if len(matches) == 1:
                 finding = dict(finding, bdf=matches[0])
@@ -693,7 +681,7 @@ def resolve_addresses(findings, gpu_bdfs):
 def display_functions(sysfs_root, partials):
     """PCI display-class functions (class 0x03xxxx) under ``<sysfs_root>/bus/pci/devices`` whose
     address starts with one of the partial addresses. Unreadable entries are left out."""
-    wanted = set(p + "." for p in partials if is_partial(p))
+    wanted = set(p + "." for p in partials if _pci.is_partial(p))
     if not wanted:
         return []
     base = os.path.join(sysfs_root or "/sys", "bus", "pci", "devices")

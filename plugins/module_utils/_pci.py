@@ -26,6 +26,21 @@ def normalize_bdf(value):
     return "%04x:%02x:%02x.%s" % (int(domain or "0", 16), int(bus, 16), int(dev, 16), fn)
 
 
+# NVRM's address: domain:bus:device, no function ('0000:01:00')
+_PARTIAL = re.compile(r"^([0-9a-fA-F]{4}):([0-9a-fA-F]{2}):([0-9a-fA-F]{2})$")
+
+
+def normalize_partial(value):
+    """NVRM's partial address lower case ('0000:0b:00'), or None when ``value`` is not one."""
+    match = _PARTIAL.match(value.strip()) if isinstance(value, str) else None
+    return "%s:%s:%s" % tuple(part.lower() for part in match.groups()) if match else None
+
+
+def is_partial(address):
+    """Whether an address is NVRM's domain:bus:device without the function."""
+    return bool(address) and isinstance(address, str) and _PARTIAL.match(address) is not None
+
+
 def bdf_from_location_id(location_id, domain=0):
     """KFD topology encodes the address as (bus << 8) | (device << 3) | function."""
     location_id = int(location_id)

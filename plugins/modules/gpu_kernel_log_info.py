@@ -305,6 +305,7 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.gpuops.preflight.plugins.module_utils import _kernel_log
+from ansible_collections.gpuops.preflight.plugins.module_utils._pci import is_partial
 from ansible_collections.gpuops.preflight.plugins.module_utils._timeparse import parse_time
 
 
@@ -340,7 +341,7 @@ def main():
     read, findings = _kernel_log.scan_kernel_log(
         module, source=source, path=path, since=since, timeout=params["timeout"], stats=stats,
         vendors=params["vendor"])
-    partial = [f["bdf"] for f in findings if _kernel_log.is_partial(f["bdf"])]
+    partial = [f["bdf"] for f in findings if is_partial(f["bdf"])]
     if partial:
         findings = _kernel_log.resolve_addresses(
             findings, _kernel_log.display_functions(params["sysfs_root"], partial))
