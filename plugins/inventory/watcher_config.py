@@ -74,6 +74,7 @@ from ansible.plugins.inventory import BaseInventoryPlugin
 
 from ansible_collections.gpuops.preflight.plugins.module_utils._files import FileProblem, read_regular
 from ansible_collections.gpuops.preflight.plugins.module_utils._pci import parse_gpu_ref
+from ansible_collections.gpuops.preflight.plugins.module_utils._values import pairs_noting_repeats
 
 JSON_NAME = "distributed_config.json"
 CONFIG_SUFFIXES = (".watcher.yml", ".watcher.yaml")
@@ -319,24 +320,15 @@ def _json_int(text: str) -> object:
 def _load_json(path: str) -> object:
     """The config's JSON; a key twice in one object is refused (json would keep the last, dropping a node)."""
     twice: list[str] = []
-
-    def pairs(items: list) -> dict:
-        seen: dict = {}
-        for key, value in items:
-            if key in seen and key not in twice:
-                twice.append(key)
-            seen[key] = value
-        return seen
-
     try:
-        data = json.loads(_read(path), object_pairs_hook=pairs, parse_int=_json_int)
+        data = json.loads(_read(path), object_pairs_hook=pairs_noting_repeats(twice), parse_int=_json_int)
     except RecursionError:
         raise AnsibleParserError("%s: not valid JSON: nested too deeply" % path)
     except ValueError as exc:
         raise AnsibleParserError("%s: not valid JSON: %s" % (path, to_native(exc)))
     if twice:
         raise AnsibleParserError("%s: %s" % (path, "; ".join("%s appears twice in one object (node or key given twice)"
-                                                             % _show(key) for key in twice)))
+                                                             % _show(key) for key in dict.fromkeys(twice))))
     return data
 
 

@@ -34,7 +34,7 @@ import threading
 import time
 
 from ansible_collections.gpuops.preflight.plugins.module_utils import _checks, _deadline, _files
-from ansible_collections.gpuops.preflight.plugins.module_utils._values import is_within, seconds_text
+from ansible_collections.gpuops.preflight.plugins.module_utils._values import is_within, pairs_noting_repeats, seconds_text
 
 # ====================================================================================================
 # Settings and suggested fixes. The checks themselves (names, severities, timeouts, codes) are
@@ -228,13 +228,7 @@ def _json_error(exc):
 def decode_json(data, duplicates=None):
     """(value, None) or (None, error) for UTF-8 JSON bytes. ``duplicates``: a list collecting
     object keys that appear twice in one object (JSON allows it, a map must not)."""
-    def pairs(items):
-        seen = {}
-        for key, value in items:
-            if key in seen and duplicates is not None:
-                duplicates.append(key)
-            seen[key] = value
-        return seen
+    pairs = pairs_noting_repeats([] if duplicates is None else duplicates)
     try:
         text = data.decode("utf-8") if isinstance(data, bytes) else data
         if text.startswith("\ufeff"):

@@ -33,6 +33,19 @@ def type_name(value):
     return type(value).__name__.lstrip("_")
 
 
+def pairs_noting_repeats(repeated):
+    """A ``json.loads`` object_pairs_hook: the object as json builds it (the last value of a key wins), and each
+    key given again in one object appended to ``repeated`` (JSON allows it; a config or a map must not)."""
+    def pairs(items):
+        seen = {}
+        for key, value in items:
+            if key in seen:
+                repeated.append(key)
+            seen[key] = value
+        return seen
+    return pairs
+
+
 def human_bytes(num):
     """1536 -> '1.5 KiB', 512 -> '512 bytes': sizes in messages."""
     for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
