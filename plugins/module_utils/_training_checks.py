@@ -813,40 +813,33 @@ def _set_owner_and_mode(action, fd):
 def apply_fixes(actions, base, check_mode=False):
     """{changed, changes, errors}: every possible action applied below ``base`` (none in check mode), each
     reported."""
-    changes, errors = [], []
-    base_fd = None
+    base_fd, unopened = None, None
     if actions and not check_mode:
-        try:
-            base_fd = os.open(base, _files.O_DIR_NOFOLLOW)   # held: a base swapped for a link after planning is not followed
+        try:   # held: a base swapped for a link after planning is not followed
+            base_fd = os.open(base, _files.O_DIR_NOFOLLOW)
         except OSError as exc:
-            why = "%s: %s" % (base, exc.strerror or exc)
-            return {"changed": False, "changes": [], "errors": [
-                dict([(k, a[k]) for k in ("action", "path", "before", "after")], error=why) for a in actions]}
+            unopened = "%s: %s" % (base, exc.strerror or exc)
+    changes, errors = [], []
     try:
-        return _apply_all(actions, base, base_fd, check_mode, changes, errors)
+        for action in actions:
+            shown = dict((k, action[k]) for k in ("action", "path", "before", "after"))
+            refused = unopened or (None if action["possible"] else action["reason"])
+            if refused:
+                errors.append(dict(shown, error=refused))
+                continue
+            if not check_mode:
+                try:
+                    _apply_one(action, base, base_fd)
+                except OSError as exc:
+                    why = exc.strerror or str(exc)
+                    if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                        why = "a folder on the way is a symbolic link (not followed): left as it is"
+                    errors.append(dict(shown, error="%s: %s" % (action["path"], why)))
+                    continue
+            changes.append(shown)
     finally:
         if base_fd is not None:
             os.close(base_fd)
-
-
-def _apply_all(actions, base, base_fd, check_mode, changes, errors):
-    for action in actions:
-        shown = dict((k, action[k]) for k in ("action", "path", "before", "after"))
-        if not action["possible"]:
-            errors.append(dict(shown, error=action["reason"]))
-            continue
-        if check_mode:
-            changes.append(shown)
-            continue
-        try:
-            _apply_one(action, base, base_fd)
-        except OSError as exc:
-            why = exc.strerror or str(exc)
-            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-                why = "a folder on the way is a symbolic link (not followed): left as it is"
-            errors.append(dict(shown, error="%s: %s" % (action["path"], why)))
-            continue
-        changes.append(shown)
     return {"changed": bool(changes), "changes": changes, "errors": errors}
 
 
