@@ -78,9 +78,6 @@ PHASES = dict([(word, EVALUATING) for word in ("eval", "evaluate", "evaluating",
                                               "complete", "finished", "done", "cancelled", "canceled")]
               + [(word, FAILING) for word in ("error", "errored", "failed", "failure", "crashed", "aborted",
                                               "killed", "exited", "dead", "oom")])
-EVAL_PHASES = frozenset(word for word, meaning in PHASES.items() if meaning == EVALUATING)
-IDLE_PHASES = frozenset(word for word, meaning in PHASES.items() if meaning == SETTLED)
-FAILED_PHASES = frozenset(word for word, meaning in PHASES.items() if meaning == FAILING)
 
 # The check-model status and the suggested fix of each reason (one table; the docs list it).
 VERDICTS = {
