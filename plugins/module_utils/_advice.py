@@ -247,7 +247,7 @@ def records_of(history, max_bytes=MAX_HISTORY_BYTES):
 def _lock(directory, base, timeout):
     """An exclusive flock on ``.<base>.lock`` beside the history (the history itself is replaced on every write)."""
     try:
-        return _files.lock_exclusive(os.path.join(directory, ".%s.lock" % base), timeout)
+        return _files.lock_beside(os.path.join(directory, base), timeout)
     except TimeoutError:
         raise HistoryError("run history %s/%s: another writer holds its lock for more than %s s"
                            % (directory, base, timeout))

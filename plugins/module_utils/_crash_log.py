@@ -629,8 +629,7 @@ def _record(history_file, events, stamp, outcome):
     and an operator) each read, merge and replace the file, and the one that wrote last would drop the other's.
     Fills ``outcome``; returns (the history as read under the lock, the records written)."""
     try:
-        lock = _files.lock_exclusive(os.path.join(os.path.dirname(os.path.abspath(history_file)), ".%s.lock"
-                                                  % os.path.basename(history_file).lstrip(".")), HISTORY_LOCK_TIMEOUT)
+        lock = _files.lock_beside(history_file, HISTORY_LOCK_TIMEOUT)
     except (OSError, TimeoutError) as exc:
         outcome.update(state="error", error="%s could not be locked: %s" % (
             history_file, getattr(exc, "strerror", None) or exc))

@@ -16,7 +16,8 @@ directory, a device, a huge file, half-written. So:
   another user can write (a training base dir owned by the service user, written by root), the
   temporary name may be swapped for a symlink, and a chmod/chown by path would land on its target.
 * ``lock_exclusive(path, timeout)``: an exclusive ``flock`` on a lock file, waited for at most
-  ``timeout`` seconds (writers that replace a file by rename queue on a lock file beside it).
+  ``timeout`` seconds; ``lock_beside(path, timeout)`` takes it on ``.<name>.lock`` beside a file that
+  writers replace by rename (they queue on the lock, since the file itself changes inode).
 * ``open_below(dir_fd, parts)``: a folder below an open one, walked without following a link.
 * ``kind(mode)``: "a fifo", "a directory", ... for messages.
 """
@@ -210,6 +211,13 @@ def lock_exclusive(path, timeout, poll=0.02):
         os.close(fd)
         raise
     return fd
+
+
+def lock_beside(path, timeout):
+    """``lock_exclusive`` on ``.<name>.lock`` in ``path``'s folder (``.history.json`` -> ``.history.json.lock``):
+    the one naming rule for the lock of a file replaced by rename."""
+    folder, name = os.path.split(os.path.abspath(path))
+    return lock_exclusive(os.path.join(folder, ".%s.lock" % name.lstrip(".")), timeout)
 
 
 def flock_within(fd, timeout, name, poll=0.02):
