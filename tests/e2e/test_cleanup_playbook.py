@@ -75,3 +75,13 @@ def test_nothing_to_do_after_a_local_step(cluster, cleanup):
     assert run.summary["applies"] is False
     assert "Cleanup: nothing to do for step 5 (not a distributed step)" in run.output
     assert os.path.isdir(os.path.join(made[RIG].home("trainer"), ".cache", "miopen"))
+
+
+def test_no_rigs_in_the_inventory_is_an_error(workdir, cleanup):
+    # without the check the run "passed" with nothing matched and nothing cleaned (and the bridge said only
+    # that the playbook ended without a summary)
+    inventory = os.path.join(workdir, "empty.yml")
+    with open(inventory, "w") as handle:
+        handle.write("all:\n  hosts: {}\n")
+    run = cleanup(inventory)
+    assert run.rc != 0 and "no hosts in group 'rigs': nothing to clean" in run.output and run.summary is None
