@@ -164,6 +164,7 @@ def _parser(only: str | None = None) -> argparse.ArgumentParser:
     if only not in CORE_COMMANDS:
         for command in commands.discover(only):
             command.add_parser(sub)
+    parser.set_defaults(command_parsers=sub.choices)
     return parser
 
 
@@ -278,7 +279,9 @@ def _query(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     word = argv[0] if argv else None
-    args = _parser(word if word in CORE_COMMANDS else commands.module_of(word or "")).parse_args(argv)
+    args, unknown = _parser(word if word in CORE_COMMANDS else commands.module_of(word or "")).parse_known_args(argv)
+    if unknown:  # said by the command's own parser: its usage, not the top level's (built with this command only)
+        args.command_parsers[args.command].error("unrecognized arguments: %s" % " ".join(unknown))
     if hasattr(args, "verbose") or hasattr(args, "quiet"):
         args.log_handler = _setup_logging(getattr(args, "verbose", 0), getattr(args, "quiet", False))
     if args.command == "failures":

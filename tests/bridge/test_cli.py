@@ -114,6 +114,18 @@ def test_bad_step_is_refused_by_the_cli_itself(capsys):
             in capsys.readouterr().err)
 
 
+def test_an_unknown_option_is_named_by_its_command_with_that_commands_usage(capsys):
+    from gpuops_preflight import cli
+
+    # argparse says it at the top level, whose parser lists only the commands built for this call
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["gate", "--instance", "agent", "--map", "models.json"])
+    err = capsys.readouterr().err
+    assert exc.value.code == EXIT_NOT_RUN
+    assert "gpuops-preflight gate: error: unrecognized arguments: --map models.json" in err
+    assert err.startswith("usage: gpuops-preflight gate ")
+
+
 def test_a_decimal_step_from_the_cli(scenario, tmp_path):
     sc = scenario("between_steps")
     done = cli(["preflight", "--step", "2.50", "-i", sc.inventory, "--json"] + opts(tmp_path), tmp_path)
