@@ -996,6 +996,20 @@ def paths(base_dir, status_file=None, pid_file=None, log_file=None, state_file=N
             "state_file": None if state_file == "none" else inside(base_dir, state_file, STATE_FILE)}
 
 
+def base_problem(base_dir):
+    """Why ``base_dir`` cannot be a training host's base folder (missing, not a folder), else None; a
+    folder that cannot be looked at is left to the reads below it to report."""
+    try:
+        mode = os.stat(base_dir).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return "training base folder %s is missing" % base_dir
+    except OSError:
+        return None
+    if not stat.S_ISDIR(mode):
+        return "training base folder %s is %s, not a folder" % (base_dir, _files.kind(mode))
+    return None
+
+
 def watch(module, base_dir, status_file=None, pid_file=None, log_file=None, state_file=None,
           stall_timeout=DEFAULT_STALL_TIMEOUT, eval_timeout=DEFAULT_EVAL_TIMEOUT, act=False,
           kill_timeout=DEFAULT_KILL_TIMEOUT, unit=None, daemon_match=None, read_timeout=5, probe_options=None,
@@ -1005,17 +1019,20 @@ def watch(module, base_dir, status_file=None, pid_file=None, log_file=None, stat
     Returns the ``assess`` dict plus: severity (hard when systemd gave up on the unit, or the daemon
     could not be stopped), files, daemon, unit (systemd's view, looked up only when the daemon is
     dead or stalled), action (what stopping it did; {refused, pid} when it was not stopped:
-    ``stop_refusal``), changed, elapsed_s. Raises ValueError for bad input (thresholds, paths)."""
+    ``stop_refusal``), changed, elapsed_s. Raises ValueError for bad input (thresholds, paths, a base folder that is missing or not one)."""
     start = clock()
     _check_thresholds(stall_timeout, eval_timeout)
     if isinstance(kill_timeout, bool) or not isinstance(kill_timeout, (int, float)) or kill_timeout < 0:
         raise ValueError("kill_timeout must be a number of seconds (0 or more), got %r" % (kill_timeout,))
     files = paths(base_dir, status_file, pid_file, log_file, state_file)
     now = time.time() if now is None else now
-    jobs = {"status": (lambda: read_status(files["status_file"]), read_timeout)}
+    jobs = {"base": (lambda: base_problem(base_dir), read_timeout),
+            "status": (lambda: read_status(files["status_file"]), read_timeout)}
     if files["pid_file"]:
         jobs["daemon"] = (lambda: daemon_info(files["pid_file"], proc_root, now, daemon_match), read_timeout)
     seen = _deadline.run_all(jobs, clock=clock)
+    if seen["base"].ok and seen["base"].value:   # a wrong path or an unmounted volume, not a dead daemon
+        raise ValueError("%s: nothing to watch (check the base dir given)" % seen["base"].value)
     if seen["status"].ok:
         status = seen["status"].value
     else:

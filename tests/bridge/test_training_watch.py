@@ -123,3 +123,13 @@ def test_runs_from_the_bundle_without_ansible_or_ansible_runner(tmp_path, base):
                                       "--stall-timeout", "1", "--gpu-tool", "sysfs", "--daemon-match", "time.sleep"],
                           env=env, capture_output=True, text=True, cwd=str(tmp_path), timeout=60, check=False)
     assert done.returncode == 1 and "stopped PID %d with SIGTERM" % base.proc.pid in done.stdout, done.stderr
+
+
+def test_a_missing_base_folder_exits_2_not_a_dead_daemon(capsys, tmp_path):
+    # a typo in --base-dir or an unmounted volume: it said "fail daemon_dead: no PID file" every minute
+    code, out, err = run_cli(capsys, "--once", "--base-dir", str(tmp_path / "nowhere"))
+    assert code == 2 and not out
+    assert "training base folder %s is missing: nothing to watch" % (tmp_path / "nowhere") in err
+    (tmp_path / "a-file").write_text("")
+    code, out, err = run_cli(capsys, "--once", "--act", "--base-dir", str(tmp_path / "a-file"))
+    assert code == 2 and "is a regular file, not a folder" in err
