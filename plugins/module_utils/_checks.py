@@ -115,11 +115,11 @@ class Family(object):
 
     __slots__ = ("kind", "word", "checks", "collectors", "node_module", "stats_key", "file_prefix", "option_prefix",
                  "never_block", "steps", "unknown_blocks", "variable_rules", "backstop_margin", "defined_steps_only",
-                 "listed_steps", "since_from")
+                 "listed_steps", "since_from", "redact")
 
     def __init__(self, kind, word, checks, collectors, node_module, stats_key, file_prefix, option_prefix,
                  never_block=False, steps=True, unknown_blocks=False, variable_rules=None, backstop_margin=None,
-                 defined_steps_only=False, listed_steps=False, since_from=None):
+                 defined_steps_only=False, listed_steps=False, since_from=None, redact=None):
         self.kind = kind
         self.word = word                  # "Preflight": how the verdict block names a run
         self.checks = checks              # registry(...)
@@ -142,6 +142,9 @@ class Family(object):
         # kind whose newest summary of the same step gives the run's since time when none is given (the
         # cleanup looks at what happened since the step's preflight)
         self.since_from = since_from
+        # redact(value) -> value: what the host result goes through before it leaves the host (the serving gate
+        # quotes services' answers, whose URLs may carry credentials); None: as it is
+        self.redact = redact
 
     @property
     def host_checks(self):

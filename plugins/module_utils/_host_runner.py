@@ -17,7 +17,8 @@ of evidence). ``run(family, module, params)`` does the rest, the same way for ev
    out of time is ``unknown`` and says which and why; a check that does not apply is ``skipped``
    with the reason; a check not enabled is ``skipped`` by the family's skip option;
 4. the module result: ``checks``, what each collector publishes (GPUs, kernel log, caches...),
-   ``changed`` when a collector changed something, ``elapsed_s``. Every text is valid UTF-8.
+   ``changed`` when a collector changed something, ``elapsed_s``. Every text is valid UTF-8, and went
+   through the family's ``redact`` when it declares one.
 
 Nothing here knows a check or a collector by name.
 """
@@ -224,4 +225,4 @@ def run(family, module, params, clock=time.monotonic, now=None):
         if collector.changed is not None and name in ctx.values and collector.changed(ctx.values[name]):
             result["changed"] = True
     result["elapsed_s"] = round(clock() - start, 3)
-    return clean_text(result)
+    return clean_text(family.redact(result) if family.redact is not None else result)

@@ -152,11 +152,19 @@ def _redact_one(match):
     return match.group(1) + ("***@" if match.group(2) else "") + match.group(3) + (query or "")
 
 
-def redact(text):
-    """``text`` with the credentials of every URL in it replaced by ***: the user name and password
-    (``http://***@host``) and each query value (``?token=***``). Every message goes through here
-    (``one_line``): a URL a setting, a service or its error text names is never echoed whole."""
-    return _URL_IN_TEXT.sub(_redact_one, text)
+def redact(value):
+    """``value`` with the credentials of every URL in it replaced by ***: the user name and password
+    (``http://***@host``) and each query value (``?token=***``); in a dict or list, in every text of it
+    (keys too), at any depth; anything else as it is. Every message goes through here (``one_line``), and
+    so does the whole host result (the family's ``redact``): the details quote services' answers, and a URL
+    a setting, a service or its error text names is never echoed whole."""
+    if isinstance(value, str):
+        return _URL_IN_TEXT.sub(_redact_one, value)
+    if isinstance(value, dict):
+        return dict((redact(k), redact(v)) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return [redact(v) for v in value]
+    return value
 
 
 def one_line(text, limit=ERROR_TEXT_LIMIT):

@@ -418,7 +418,8 @@ VARIABLE_RULES = {
 
 FAMILY = Family("serving_gate", "Serving gate", CHECKS, COLLECTORS, node_module="node_serving_gate",
                 stats_key="gpuops_serving_gate", file_prefix="serving_gate", option_prefix="serving_gate",
-                steps=False, unknown_blocks=True, variable_rules=VARIABLE_RULES, backstop_margin=BACKSTOP_MARGIN)
+                steps=False, unknown_blocks=True, variable_rules=VARIABLE_RULES, backstop_margin=BACKSTOP_MARGIN,
+                redact=_serving.redact)
 
 
 # ---------------------------------------------------------------- the gate's own output

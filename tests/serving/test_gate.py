@@ -390,3 +390,24 @@ def test_names_that_are_not_utf8_leave_as_valid_utf8(host, orchestrator):
     json.dumps(outcome.summary).encode("utf-8")
     with open(outcome.summary["summary_file"], encoding="utf-8") as handle:
         assert json.load(handle)["ready"] is False
+
+
+# ---------------------------------------------------------------- credentials in what the services answer
+
+
+def test_credentials_in_the_answers_never_reach_the_lines_the_summary_or_its_file(host, orchestrator, mps):
+    sim = orchestrator(models=host.models, canned=simserve.canned_with_credentials(host.models))
+    mps.start()
+    outcome = run(host, sim.url, env=mps_env(mps, PRELOAD_REFRESH="1"))
+    assert statuses(outcome) == {"orchestrator": "ok", "model_map": "ok", "model_store": "ok", "preload": "warn",
+                                 "mps": "ok", "bus": "skipped"}, outcome.lines  # warn: the old error
+    assert ("POST", "/models/preload", {"refresh": True}) in sim.requests  # the preload's answer was read
+    with open(outcome.summary["summary_file"], encoding="utf-8") as handle:
+        written = handle.read()
+    details = outcome.summary["serving"]["details"]
+    # what the answers said is kept, with the credentials replaced
+    assert details["orchestrator"]["health"]["db"] == details["mps"]["gpu_info"]["endpoint"] == \
+        simserve.CREDENTIALS_REDACTED
+    for text in ("\n".join(outcome.lines + outcome.progress), json.dumps(outcome.summary), written):
+        assert not any(secret in text for secret in simserve.SECRETS)
+        assert simserve.CREDENTIALS_REDACTED in text

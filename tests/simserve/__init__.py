@@ -53,6 +53,7 @@ class Behaviour:
         self.stale_errors = dict(kw.pop("stale_errors", {}))   # model -> error shown until a preload is accepted
         self.stale_polls = int(kw.pop("stale_polls", 0))       # ... and for this many status answers after it
         # path -> {"status", "body", "content_type" (None: no header), "headers"}: a fixed answer for that path
+        # (GET or POST)
         self.canned = dict(kw.pop("canned", {}))
         if kw:
             raise TypeError("unknown behaviour: %s" % ", ".join(sorted(kw)))
@@ -145,15 +146,18 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
         self.close_connection = True
 
+    def _send_canned(self, canned):
+        body = canned.get("body", "")
+        self._send(canned.get("status", 200), body.encode("latin-1") if isinstance(body, str) else body,
+                   canned.get("content_type"), canned.get("headers"))
+
     def do_GET(self):
         state = self.server.state
         beh = state.current()
         state.requests.append(("GET", self.path, None))
         canned = beh.canned.get(self.path)
         if canned is not None:
-            body = canned.get("body", "")
-            self._send(canned.get("status", 200), body.encode("latin-1") if isinstance(body, str) else body,
-                       canned.get("content_type"), canned.get("headers"))
+            self._send_canned(canned)
         elif self.path == "/health":
             self._send(200, {"status": beh.health}, beh.health_content_type)
         elif self.path == "/models/status":
@@ -176,6 +180,10 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             body = raw
         state.requests.append(("POST", self.path, body))
+        canned = beh.canned.get(self.path)
+        if canned is not None:
+            self._send_canned(canned)
+            return
         if self.path != "/models/preload":
             self._send(404, {"detail": "Not Found"})
             return
@@ -265,6 +273,27 @@ class HangingServer:
         for conn in self.held:
             conn.close()
         self.sock.close()
+
+
+# A URL with a password and a token, as a service may name one in what it answers (a model's source, a
+# database): the gate must never show the secrets, only the URL with them replaced.
+CREDENTIALS_URL = "https://hf:S3cretPw@hub.example/org/m?token=T0kenVal"
+CREDENTIALS_REDACTED = "https://***@hub.example/org/m?token=***"
+SECRETS = ("S3cretPw", "T0kenVal")
+
+
+def canned_with_credentials(models):
+    """``canned`` answers that each name CREDENTIALS_URL: /health, /models/status (all ready, with an old
+    error about a model it names by that URL), the preload's 202 and /gpu/info."""
+    def answer(doc, status=200):
+        return {"status": status, "body": json.dumps(doc), "content_type": "application/json"}
+
+    status = {"all_ready": True, "in_progress": False, "source": CREDENTIALS_URL,
+              "summary": {"models": dict((m, {"status": "ready", "from": CREDENTIALS_URL}) for m in models)},
+              "errors": [{"model": CREDENTIALS_URL, "error": "old failure fetching " + CREDENTIALS_URL}]}
+    return {"/health": answer({"status": "ok", "db": CREDENTIALS_URL}), "/models/status": answer(status),
+            "/models/preload": answer({"accepted": True, "from": CREDENTIALS_URL}, 202),
+            "/gpu/info": answer({"mps_enabled": True, "endpoint": CREDENTIALS_URL})}
 
 
 def free_port():

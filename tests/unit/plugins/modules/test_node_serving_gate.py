@@ -9,6 +9,7 @@ import json
 import pytest
 from ansible.module_utils.testing import patch_module_args
 
+import simserve
 from simserve import store as st
 from simserve.fixtures import open_tmp, orchestrator  # noqa: F401  # pylint: disable=unused-import
 
@@ -87,3 +88,27 @@ def test_bad_input_is_refused_with_every_problem_named(capsys, layout):
         assert part in result["msg"], result["msg"]
     rc, result = run(capsys, {"store_root": layout["store_root"]})
     assert rc == 1 and "missing required arguments: model_map" in result["msg"]
+
+
+def test_credentials_never_reach_the_result_the_summary_or_the_verdict(capsys, layout, orchestrator, open_tmp):
+    """What the orchestrator answers names a URL with a password and a token; a configured URL with either is
+    refused. Neither secret is in the module result, the summary the controller writes from it, or its lines."""
+    from ansible_collections.gpuops.preflight.plugins.module_utils import _plan, _summary
+
+    models = ["org/crawl-7b", "org/tools-3b"]
+    sim = orchestrator(models=models, canned=simserve.canned_with_credentials(models))
+    rc, result = run(capsys, dict(layout, url=sim.url, gate_timeout=20, refresh=True))
+    assert rc == 0 and result["checks"]["preload"]["status"] == "warn"  # the old error, next to all_ready
+    assert result["checks"]["preload"]["details"]["trigger"]["answer"]["from"] == simserve.CREDENTIALS_REDACTED
+    plan = _plan.build_plan("serving_gate", None, hosts=["serve-1"], now=1.0)
+    summary = _summary.build_summary(plan, [("serve-1", "serve-1", result)], finished=2.0)
+    path = _summary.write_summary(summary, str(open_tmp / "summaries"))
+    with open(path, encoding="utf-8") as handle:
+        written = handle.read()
+    for text in (json.dumps(result), written, "\n".join(_summary.render_lines(summary))):
+        assert not any(secret in text for secret in simserve.SECRETS), text
+    assert simserve.CREDENTIALS_REDACTED in "\n".join(_summary.render_lines(summary))
+    rc, result = run(capsys, dict(layout, url="http://gate:S3cretPw@127.0.0.1:%d" % sim.port,
+                                  bus_url="http://127.0.0.1:9/health?token=T0kenVal"))
+    assert rc == 1 and "'http://***@127.0.0.1:%d': user names or passwords" % sim.port in result["msg"]
+    assert not any(secret in json.dumps(result) for secret in simserve.SECRETS)
