@@ -104,6 +104,8 @@ FIXES = {
     },
     "bus": {
         "down": "Start the bus service (systemctl start <bus unit>) and check BUS_URL; agents start after it.",
+        "unhealthy": "The bus answers but says it is not ready: read its journal for why (a dependency down, still "
+                     "starting), fix that, then run the gate again.",
     },
 }
 
@@ -126,7 +128,20 @@ _HEX_REF = re.compile(r"^[0-9a-f]{7,64}$")
 # git-lfs spec: a pointer starts with this line and is under 1024 bytes).
 LFS_POINTER = b"version https://git-lfs.github.com/spec/v1"
 LFS_POINTER_MAX_BYTES = 1024
-OK_STATES = ("ok", "healthy", "up", "ready", "pass", "passing", "alive", "running", "serving")
+# What a 2xx health answer (the orchestrator's /health, the bus) may say about itself, judged by one rule
+# (``not_ready_said``): a phrase of NOT_READY_WORDS, compared word by word (case and the _ - . between words
+# ignored: OUT_OF_SERVICE, "loading model", NOT_SERVING), in the text under a HEALTH_STATE_KEYS key, in a short
+# plain-text body or a JSON string; false under a HEALTH_FLAG_KEYS key, or a JSON false. Anything else a 2xx says
+# is ready: nothing, null, UP, ok, healthy, SERVING, a word not in the table (2xx is the contract).
+HEALTH_STATE_KEYS = ("status", "state", "health", "readiness", "phase")
+HEALTH_FLAG_KEYS = ("ok", "healthy", "ready", "up", "alive", "live", "available")
+NOT_READY_WORDS = (
+    "down", "unhealthy", "not healthy", "not ready", "unready", "not ok", "not serving", "out of service",
+    "unavailable", "not available", "offline", "starting", "loading", "initializing", "initialising", "warming up",
+    "booting", "restarting", "pending", "waiting", "in progress", "fail", "failed", "failing", "failure", "error",
+    "errored", "critical", "fatal", "dead", "crashed", "stopping", "stopped", "shutting down", "draining",
+    "maintenance")
+HEALTH_TEXT_MAX = 100  # characters: a longer text is a page or a report, not a state, and is not read for words
 READY_STATES = ("ready", "loaded", "ok", "done", "available", "serving", "running")
 FAILED_STATES = ("failed", "error", "errored")
 
@@ -1329,11 +1344,60 @@ class Client(object):
 # ---------------------------------------------------------------- orchestrator
 
 
+def _words(text):
+    return tuple(re.findall(r"[a-z0-9]+", text.lower()))
+
+
+_NOT_READY_PHRASES = [_words(phrase) for phrase in NOT_READY_WORDS]
+
+
+def _says_not_ready(text):
+    """Whether a state text (at most HEALTH_TEXT_MAX characters) holds a phrase of NOT_READY_WORDS."""
+    if not isinstance(text, str) or len(text) > HEALTH_TEXT_MAX:
+        return False
+    words = _words(text)
+    return any(words[i:i + len(phrase)] == phrase for phrase in _NOT_READY_PHRASES
+               for i in range(len(words) - len(phrase) + 1))
+
+
+def not_ready_said(reply):
+    """What a 2xx health answer (a Reply dict) says that means not ready, quoted one line and bounded
+    (``status 'DOWN'``, ``ready false``, ``'unhealthy'`` for a text body), or None: see NOT_READY_WORDS."""
+    data = reply.get("data")
+    if isinstance(data, dict):
+        fields = dict((k.lower(), v) for k, v in data.items() if isinstance(k, str))
+        for key in HEALTH_STATE_KEYS:
+            if fields.get(key) is False or _says_not_ready(fields.get(key)):
+                return "%s %s" % (key, "false" if fields[key] is False else "'%s'" % one_line(fields[key]))
+        for key in HEALTH_FLAG_KEYS:
+            if fields.get(key) is False:
+                return "%s false" % key
+        return None
+    if data is False:
+        return "false"
+    text = data if isinstance(data, str) else None
+    media = (reply.get("content_type") or "").split(";")[0].strip().lower()
+    if data is None and media in ("text/plain", ""):
+        text = reply.get("text")
+    return "'%s'" % one_line(text) if _says_not_ready(text) else None
+
+
+def not_ready_answer(reply):
+    """'GET <url> answered 200, but its body says it is not ready: <what>' for a 2xx health answer (a
+    Reply dict) that says so (``not_ready_said``), else None."""
+    said = not_ready_said(reply)
+    if said is None:
+        return None
+    return "%s %s answered %s, but its body says it is not ready: %s" % (
+        reply.get("method"), redact(reply.get("url") or ""), reply.get("status"), said)
+
+
 def health_state(reply):
     """(verdict, text) for a /health answer: ("ok"|"retry"|"fail", why). A 2xx with no body, a plain-text
-    body or JSON is healthy unless it says otherwise ({"status": "starting"}, {"ok": false}); ``null`` and
-    an empty JSON body are what a FastAPI handler returning None sends. Anything else (HTML, another
-    content type, JSON that cannot be read) is not the orchestrator's API: it fails at once."""
+    body or JSON is healthy unless it says it is not ready (``not_ready_said``: {"status": "starting"},
+    {"ok": false}, a text body DOWN), which is waited for like a server that is starting; ``null`` and an
+    empty JSON body are what a FastAPI handler returning None sends. Anything else (HTML, another content
+    type, JSON that cannot be read) is not the orchestrator's API: it fails at once."""
     if reply.error:
         if reply.refused or reply.timed_out or reply.status is None or reply.status >= 500:
             return "retry", reply.error
@@ -1343,12 +1407,9 @@ def health_state(reply):
         return "fail", "GET /health answered malformed JSON, %s: not the orchestrator's API" % reply.json_error
     if content not in ("text/plain", "") and not _is_json_type(content):
         return "fail", "GET /health answered with content type %r: not the orchestrator's API" % content
-    if isinstance(reply.data, dict):
-        status = reply.data.get("status", reply.data.get("state"))
-        if isinstance(status, str) and status.strip().lower() not in OK_STATES:
-            return "retry", "/health says status %r" % one_line(status, 200)
-        if reply.data.get("ok") is False or reply.data.get("healthy") is False:
-            return "retry", "/health says it is not ok: %s" % one_line(reply.data, 300)
+    said = not_ready_answer(reply.as_dict())
+    if said:
+        return "retry", said
     return "ok", "/health ok"
 
 
@@ -1811,7 +1872,8 @@ def is_orchestrator_instance(instance, orchestrator_instances=ORCHESTRATOR_INSTA
 
 def probe_bus(client):
     """Collector: GET <BUS_URL> (its /health when the URL has no path) as a Reply dict; any 2xx answers
-    (``Client.call``: anything else, a redirect included, is an error)."""
+    (``Client.call``: anything else, a redirect included, is an error) unless its body says it is not
+    ready (``not_ready_said``)."""
     return client.get("" if client.prefix else "/health", want_json=False).as_dict()
 
 
@@ -1821,7 +1883,11 @@ def evaluate_bus(reply):
     details = {"url": reply.get("url"), "status": reply.get("status"), "elapsed_s": reply.get("elapsed")}
     if reply.get("error"):
         text = "the bus at %s does not answer: %s" % (reply.get("url"), reply["error"])
-        return [_checks.problem("bus", _checks.FAIL, text, fixes["down"])], None, details
+        return [_checks.problem("bus", _checks.FAIL, text, fixes["down"], cause="down")], None, details
+    said = not_ready_answer(reply)
+    if said:
+        text = "the bus at %s is not ready: %s" % (reply.get("url"), said)
+        return [_checks.problem("bus", _checks.FAIL, text, fixes["unhealthy"], cause="unhealthy")], None, details
     return [], "the bus at %s answers (%s)" % (reply.get("url"), reply.get("status")), details
 
 

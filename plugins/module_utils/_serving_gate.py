@@ -370,8 +370,8 @@ CHECKS = registry(
               "Run the playbook with -vvv to see the module error; check that python3 works on the host.",
               "PROBE_FAILED", "Probe", where=CONTROLLER),
     CheckSpec("orchestrator", HARD, _GATE,
-              "The orchestrator answers on its port and /health says ok; retried until the gate's time is up "
-              "(each try within 5 s).",
+              "The orchestrator answers on its port and /health (2xx) does not say it is not ready; retried until "
+              "the gate's time is up (each try within 5 s).",
               _FIX["orchestrator"]["down"], "ORCHESTRATOR_DOWN", "Orchestrator",
               needs=("orchestrator",), evaluate=evaluate_orchestrator),
     CheckSpec("model_map", HARD, 5,
@@ -392,7 +392,8 @@ CHECKS = registry(
               _FIX["mps"]["daemon"], "MPS_NOT_OPERATIONAL", "MPS",
               needs=("identity", "mps_host", "gpu_info"), evaluate=evaluate_mps, applies=_mps_applies),
     CheckSpec("bus", HARD, 5,
-              "The upstream bus answers (not for the orchestrator's own instance).",
+              "The upstream bus answers (2xx) and does not say it is not ready (not for the orchestrator's own "
+              "instance).",
               _FIX["bus"]["down"], "BUS_DOWN", "Bus", needs=("bus",), evaluate=evaluate_bus, applies=_bus_applies),
 )
 

@@ -13,11 +13,13 @@ description:
   - The host side of the C(gpuops.preflight.serving_gate) role, the operators' full validation of the serving hosts.
     The same checks as the gate that systemd runs before each agent service (C(gpuops-preflight gate)) -
     the agent -> model map (C(model_map)), every model of it complete in the model store and readable by the
-    service user (C(model_store)), the orchestrator's C(/health) (C(orchestrator)), every model loaded
-    (C(preload), POST C(/models/preload) then C(/models/status) polled until C(all_ready) with no preload in
-    progress and, where the status lists its models, every model of the map listed ready), NVIDIA MPS (C(mps), the
-    control daemon serving O(mps_pipe_dir), its C(control) socket or FIFO there) and the bus (C(bus), any 2xx; a
-    redirect is not followed) when required. docs/SERVING_GATE.md describes each check and its fixes.
+    service user (C(model_store)), the orchestrator's C(/health) (C(orchestrator); a 2xx whose body says it is not
+    ready, such as a status of C(DOWN), C(OUT_OF_SERVICE) or C(loading model), or C(ready) false, is waited for),
+    every model loaded (C(preload), POST C(/models/preload) then C(/models/status) polled until C(all_ready) with no
+    preload in progress and, where the status lists its models, every model of the map listed ready), NVIDIA MPS
+    (C(mps), the control daemon serving O(mps_pipe_dir), its C(control) socket or FIFO there) and the bus (C(bus),
+    any 2xx whose body does not say it is not ready; a redirect is not followed) when required. docs/SERVING_GATE.md
+    describes each check and its fixes.
   - One wall-clock budget (O(gate_timeout)) for the whole run; each HTTP call waits at most the smaller of what is
     left and 5 s. An invalid map stops the run (nothing else is asked). A check that could not run is V(unknown) and
     says why; the controller (M(gpuops.preflight.preflight_report)) blocks on it as on a failure (a readiness gate
@@ -116,8 +118,9 @@ options:
     default: false
   bus_url:
     description: >-
-      The bus (C(BUS_URL)); C(GET <bus_url>), or C(<bus_url>/health) when it has no path. Any 2xx answers; a redirect
-      is not followed and fails, naming the host it leads to.
+      The bus (C(BUS_URL)); C(GET <bus_url>), or C(<bus_url>/health) when it has no path. Any 2xx answers unless its
+      body says it is not ready (the rule of the orchestrator's C(/health)); a redirect is not followed and fails,
+      naming the host it leads to.
     type: str
   orchestrator_instances:
     description: Instance names that are the orchestrator itself (C(ORCHESTRATOR_INSTANCE)).

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import struct
 import threading
@@ -721,7 +722,8 @@ def test_health_ok_and_a_starting_orchestrator_is_waited_for(orchestrator):
     observed = _serving.wait_for_health(_serving.Client(sim.url, clock() + 3, clock=clock), sleep=clock.sleep)
     problems, ok_text, _d = _serving.evaluate_orchestrator(observed)
     assert observed["attempts"] == len(clock.slept) + 1 > 2
-    assert problems[0]["message"].endswith("/health says status 'starting'")
+    assert problems[0]["message"].endswith("GET %s/health answered 200, but its body says it is not ready: status "
+                                           "'starting'" % sim.url)
     assert problems[0]["fix"] == _serving.FIXES["orchestrator"]["unhealthy"]
 
 
@@ -730,7 +732,6 @@ def test_health_ok_and_a_starting_orchestrator_is_waited_for(orchestrator):
     ("", "application/json", "ok", "/health ok"),
     ("", None, "ok", "/health ok"),
     ("OK", "text/plain; charset=utf-8", "ok", "/health ok"),
-    ('{"status": "starting"}', "application/json", "retry", "/health says status 'starting'"),
     ("<html>hi</html>", "text/html", "fail", "GET /health answered with content type 'text/html': not the "
                                              "orchestrator's API"),
     ('{"status": "\xe9t\xe9"}', "application/json; charset=latin-1", "fail",
@@ -739,6 +740,82 @@ def test_health_ok_and_a_starting_orchestrator_is_waited_for(orchestrator):
 def test_health_answers(orchestrator, body, content_type, verdict, why):
     sim = orchestrator(models=["m"], canned={"/health": {"status": 200, "body": body, "content_type": content_type}})
     assert _serving.health_state(client(sim.url).get("/health", want_json=False)) == (verdict, why)
+
+
+JSON, TEXT = "application/json", "text/plain; charset=utf-8"
+
+
+@pytest.mark.parametrize("body, content_type", [
+    ('{"status":"UP"}', JSON),                                       # Spring Boot actuator
+    ('{"status":"UP","components":{"db":{"status":"DOWN"}}}', JSON),  # the top level speaks for the whole
+    ('{"status":"UNKNOWN"}', JSON),                                  # Spring: no indicator said (200 there too)
+    ('{"status": "ok"}', JSON),                                      # llama.cpp server, loaded
+    ('{"status": "SERVING"}', JSON),                                 # gRPC health, over HTTP
+    ('{"status": "healthy", "ready": true}', JSON),
+    ('{"status": "pass"}', "application/health+json"),
+    ('{"status": "green"}', JSON),                                   # a word the table does not know: 2xx rules
+    ('"ok"', JSON),
+    ("Ollama is running", TEXT),                                     # Ollama's GET /
+    ("healthy", TEXT),
+    ("ready", None),
+    ("ok: 12 workers; last error 3 days ago, retried; queue empty; uptime 41 days; no pending jobs on any of them",
+     TEXT),                                                          # a report, not a state
+])
+def test_health_bodies_that_say_ready_or_nothing_clear_are_ready(orchestrator, body, content_type):
+    sim = orchestrator(models=["m"], canned={"/health": {"status": 200, "body": body, "content_type": content_type}})
+    assert _serving.health_state(client(sim.url).get("/health", want_json=False)) == ("ok", "/health ok")
+
+
+@pytest.mark.parametrize("body, content_type, said", [
+    ('{"status":"DOWN"}', JSON, "status 'DOWN'"),                     # Spring Boot actuator
+    ('{"status":"OUT_OF_SERVICE"}', JSON, "status 'OUT_OF_SERVICE'"),
+    ('{"Status": "Unhealthy", "totalDuration": "00:00:00.01"}', JSON, "status 'Unhealthy'"),  # ASP.NET Core
+    ('{"status": "unhealthy"}', JSON, "status 'unhealthy'"),
+    ('{"status": "starting"}', JSON, "status 'starting'"),
+    ('{"status": "loading"}', JSON, "status 'loading'"),
+    ('{"status": "loading model"}', JSON, "status 'loading model'"),  # llama.cpp server while it loads
+    ('{"status": "NOT_SERVING"}', JSON, "status 'NOT_SERVING'"),      # gRPC health
+    ('{"state": "not ready"}', JSON, "state 'not ready'"),
+    ('{"status": false}', JSON, "status false"),
+    ('{"healthy": false}', JSON, "healthy false"),
+    ('{"ready": false}', JSON, "ready false"),
+    ('{"status": "ok", "ready": false}', JSON, "ready false"),        # any "not ready" wins
+    ('"DOWN"', JSON, "'DOWN'"),
+    ("false", JSON, "false"),
+    ("DOWN", TEXT, "'DOWN'"),
+    ("unhealthy\n", TEXT, "'unhealthy'"),
+    ("Service Unavailable", None, "'Service Unavailable'"),
+    ("DOWN\x1b[2J\x07", TEXT, "'DOWN\\x1b[2J\\x07'"),                # sanitised: no escape reaches a terminal
+    ("down: https://svc:S3cretPw@db:5432/x?token=T0kenVal", TEXT, "'down: https://***@db:5432/x?token=***'"),
+])
+def test_health_bodies_that_say_not_ready_are_waited_for_and_named(orchestrator, body, content_type, said):
+    sim = orchestrator(models=["m"], canned={"/health": {"status": 200, "body": body, "content_type": content_type}})
+    why = "GET %s/health answered 200, but its body says it is not ready: %s" % (sim.url, said)
+    assert _serving.health_state(client(sim.url).get("/health", want_json=False)) == ("retry", why)
+    clock = FakeClock()
+    observed = _serving.wait_for_health(_serving.Client(sim.url, clock() + 2, clock=clock), sleep=clock.sleep)
+    problems, ok_text, _d = _serving.evaluate_orchestrator(observed)
+    assert ok_text is None and observed["attempts"] > 1
+    assert problems[0]["message"] == "orchestrator at %s is not ready after %d attempt(s) in %ss: %s" % (
+        sim.url, observed["attempts"], _serving.seconds_text(observed["elapsed_s"]), why)
+    assert problems[0]["details"]["cause"] == "unhealthy"
+
+
+def test_the_docs_list_the_health_words_and_keys_of_the_rule():
+    """docs/SERVING_GATE.md ("What a health answer says") names the rule's words and keys, as declared."""
+    docs = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "docs", "SERVING_GATE.md")
+    with open(docs, encoding="utf-8") as handle:
+        text = handle.read()
+    section = text[text.index("### What a health answer says"):text.index("Anything else is ready")]
+
+    def quoted(start, end):
+        part = section[section.index(start):section.index(end, section.index(start))]
+        return tuple(re.findall(r"`([^`]+)`", part))
+
+    assert quoted("The words, compared", ".\n")[1:] == _serving.NOT_READY_WORDS  # [0]: the `_ - .` ignored
+    assert quoted("- a state key", " holds ") == _serving.HEALTH_STATE_KEYS
+    assert quoted("- a flag key", " is `false`") == _serving.HEALTH_FLAG_KEYS
+    assert "more than %d\ncharacters" % _serving.HEALTH_TEXT_MAX in section
 
 
 def test_orchestrator_down_is_retried_until_the_deadline():
@@ -1015,6 +1092,14 @@ def test_bus(orchestrator):
     sim = orchestrator(models=[])
     problems, ok_text, _d = _serving.evaluate_bus(_serving.probe_bus(client(sim.url)))
     assert problems == [] and ok_text == "the bus at %s/health answers (200)" % sim.url
+    sim.behaviour.health = "OUT_OF_SERVICE"  # the same rule as the orchestrator's /health
+    problems, ok_text, _d = _serving.evaluate_bus(_serving.probe_bus(client(sim.url)))
+    assert ok_text is None and [(p["status"], p["message"], p["fix"]) for p in problems] == [
+        ("fail", "the bus at %s/health is not ready: GET %s/health answered 200, but its body says it is not ready: "
+                 "status 'OUT_OF_SERVICE'" % (sim.url, sim.url), _serving.FIXES["bus"]["unhealthy"])]
+    sim.behaviour.canned = {"/ready": {"status": 200, "body": "<html>Status: DOWN</html>", "content_type": "text/html"}}
+    problems, ok_text, _d = _serving.evaluate_bus(_serving.probe_bus(client(sim.url + "/ready")))
+    assert problems == [], problems  # a page, not a state: any 2xx answers
     url = "http://127.0.0.1:%d/ready" % simserve.free_port()
     problems, _ok, _d = _serving.evaluate_bus(_serving.probe_bus(client(url)))
     assert problems[0]["message"].startswith("the bus at %s does not answer: connection refused" % url)
