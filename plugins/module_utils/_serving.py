@@ -117,6 +117,7 @@ INDEX_MAX_BYTES = 32 * 1024 * 1024
 SAFETENSORS_MAX_HEADER = 100 * 1024 * 1024   # the safetensors reference implementation's limit
 SAFETENSORS_PARSE_LIMIT = 32 * 1024 * 1024   # headers above this are size-checked, not parsed
 BODY_MAX_BYTES = 1024 * 1024
+JSON_MAX_DEPTH = 100  # levels of lists and objects in any JSON the gate reads (decode_json)
 MAX_DIR_ENTRIES = 100000
 ERROR_TEXT_LIMIT = 2000
 STALE_POLLS = 3  # polls after a preload before errors shown unchanged since before it count as its outcome
@@ -248,17 +249,34 @@ def _json_error(exc):
     return str(exc)
 
 
+def _deeper_than(value, limit):
+    """Whether lists and objects nest in ``value`` more than ``limit`` levels (walked without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
+
+
 def decode_json(data, duplicates=None):
     """(value, None) or (None, error) for UTF-8 JSON bytes. ``duplicates``: a list collecting
-    object keys that appear twice in one object (JSON allows it, a map must not)."""
+    object keys that appear twice in one object (JSON allows it, a map must not). Lists and objects
+    nested more than JSON_MAX_DEPTH levels are refused: the parser takes thousands, but a host result
+    that quotes them is walked recursively (``redact``, ``clean_text``) and would end in RecursionError."""
     pairs = pairs_noting_repeats([] if duplicates is None else duplicates)
     try:
         text = data.decode("utf-8") if isinstance(data, bytes) else data
         if text.startswith("\ufeff"):
             text = text[1:]
-        return json.loads(text, object_pairs_hook=pairs), None
+        value = json.loads(text, object_pairs_hook=pairs)
     except (ValueError, RecursionError) as exc:
         return None, _json_error(exc)
+    if isinstance(value, (dict, list)) and _deeper_than(value, JSON_MAX_DEPTH):
+        return None, "nested too deeply (more than %d levels)" % JSON_MAX_DEPTH
+    return value, None
 
 
 # ---------------------------------------------------------------- the model map

@@ -392,6 +392,17 @@ def test_names_that_are_not_utf8_leave_as_valid_utf8(host, orchestrator):
         assert json.load(handle)["ready"] is False
 
 
+def test_an_answer_nested_too_deeply_fails_the_check_not_the_gate(host, orchestrator):
+    """600 levels of JSON objects parse; quoted in the result, they ended the gate in a RecursionError."""
+    deep = '{"status": "ok", "x": ' + '{"a": ' * 600 + "1" + "}" * 601
+    sim = orchestrator(models=host.models, already_ready=True,
+                       canned={"/health": {"status": 200, "body": deep, "content_type": "application/json"}})
+    outcome = run(host, sim.url)
+    assert outcome.exit_code == gate.EXIT_NOT_READY and statuses(outcome)["orchestrator"] == "fail"
+    assert outcome.lines[0].endswith("GET /health answered malformed JSON, nested too deeply (more than 100 levels): "
+                                     "not the orchestrator's API"), outcome.lines[0]
+
+
 # ---------------------------------------------------------------- credentials in what the services answer
 
 

@@ -801,6 +801,17 @@ def test_health_bodies_that_say_not_ready_are_waited_for_and_named(orchestrator,
     assert problems[0]["details"]["cause"] == "unhealthy"
 
 
+def test_json_nested_deeper_than_the_limit_is_refused_without_recursion():
+    """The parser takes thousands of levels; the host result quoting them is walked recursively."""
+    def nested(levels):
+        return '{"a": ' * (levels - 1) + "[]" + "}" * (levels - 1)
+
+    limit = _serving.JSON_MAX_DEPTH
+    assert _serving.decode_json(nested(limit))[1] is None
+    assert _serving.decode_json(nested(limit + 1)) == (None, "nested too deeply (more than %d levels)" % limit)
+    assert _serving.decode_json("[" * 50000 + "]" * 50000)[1].startswith("nested too deeply")
+
+
 def test_the_docs_list_the_health_words_and_keys_of_the_rule():
     """docs/SERVING_GATE.md ("What a health answer says") names the rule's words and keys, as declared."""
     docs = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "docs", "SERVING_GATE.md")
