@@ -132,8 +132,8 @@ LFS_POINTER_MAX_BYTES = 1024
 # What a 2xx health answer (the orchestrator's /health, the bus) may say about itself, judged by one rule
 # (``not_ready_said``): a phrase of NOT_READY_WORDS, compared word by word (case and the _ - . between words
 # ignored: OUT_OF_SERVICE, "loading model", NOT_SERVING), in the text under a HEALTH_STATE_KEYS key, in a short
-# plain-text body or a JSON string; false under a HEALTH_FLAG_KEYS key, or a JSON false. Anything else a 2xx says
-# is ready: nothing, null, UP, ok, healthy, SERVING, a word not in the table (2xx is the contract).
+# plain-text body or a JSON string; false under either kind of key, or a JSON false. Anything else a 2xx says is
+# ready: nothing, null, UP, ok, healthy, SERVING, a word not in the table (2xx is the contract).
 HEALTH_STATE_KEYS = ("status", "state", "health", "readiness", "phase")
 HEALTH_FLAG_KEYS = ("ok", "healthy", "ready", "up", "alive", "live", "available")
 NOT_READY_WORDS = (
