@@ -17,6 +17,9 @@ Results and problems are plain dicts so that they cross the module/controller bo
 from __future__ import annotations
 
 import importlib
+import reprlib
+
+from ansible_collections.gpuops.preflight.plugins.module_utils._values import printable, type_name
 
 HARD = "hard"
 SOFT = "soft"
@@ -202,6 +205,100 @@ def skipped(name, reason):
 def could_not_run(name, why, fix, elapsed=None, timed_out=False, details=None):
     """A check that could not run: status unknown, never a pass and never a hardware verdict."""
     return result(name, [problem(name, UNKNOWN, why, fix)], elapsed=elapsed, timed_out=timed_out, details=details)
+
+
+# A host's results cross the wire as JSON from a module that may not be this one (another version, a host
+# that was tampered with): the judge reads each result on its own, and what it cannot read is bounded text.
+MAX_UNREADABLE_CHARS = 300
+UNREADABLE_FIX = ("Run it again; a result that stays unreadable comes from a host module that is not this "
+                  "collection's (another version, or changed on the host): look at the host, or report it as a bug.")
+_PROBLEM_STATUSES = (WARN, FAIL, UNKNOWN)
+
+
+def unreadable_results(checks):
+    """Why a module's ``checks`` cannot be read at all (not a mapping of check names to results), else None."""
+    if isinstance(checks, dict):
+        return None
+    return "its checks are %s (%s), not a mapping of check names to results" % (
+        type_name(checks), _shown(checks))
+
+
+def read_results(checks):
+    """A host's ``checks`` (a mapping: ``unreadable_results``), each result read on its own.
+
+    A well-formed result is kept as it is. A malformed one (not a mapping, no status or one outside
+    ok/warn/fail/unknown/skipped, a status its problems do not give, problems that are not a list of
+    problems, a field of the wrong type) becomes an ``unknown`` result saying what was wrong: never a
+    pass. Its well-formed problems stay with it, so a failure it did report still counts.
+    """
+    out = {}
+    for key, raw in checks.items():
+        name = key if isinstance(key, str) else str(key)
+        faults, kept = _faults(name, raw)
+        if not faults:
+            out[name] = raw
+            continue
+        why = printable("the host's %s result cannot be read: %s" % (name, "; ".join(faults)), MAX_UNREADABLE_CHARS)
+        out[name] = result(name, [problem(name, UNKNOWN, why, UNREADABLE_FIX)] + kept)
+    return out
+
+
+def _shown(value):
+    """A value as a message quotes it: short whatever its size (reprlib cuts long texts and lists)."""
+    return printable(reprlib.repr(value), 40)
+
+
+def _faults(name, raw):
+    """(what is wrong with one check result, its well-formed problems)."""
+    if not isinstance(raw, dict):
+        return ["it is %s (%s), not a mapping" % (type_name(raw), _shown(raw))], []
+    faults, kept = [], []
+    status = raw.get("status")
+    if status is None:
+        faults.append("it has no status")
+    elif not isinstance(status, str) or status not in _RANK:
+        faults.append("its status %s is not one of %s" % (_shown(status), ", ".join(sorted(_RANK))))
+    problems = raw.get("problems", [])
+    if not isinstance(problems, list):
+        faults.append("its problems are %s, not a list" % type_name(problems))
+        problems = []
+    for number, item in enumerate(problems, 1):
+        fault = _problem_fault(item)
+        if fault:
+            faults.append("problem %d %s" % (number, fault))
+        else:
+            kept.append(item)
+    if not faults:
+        given = worst([p["status"] for p in problems], default=None)
+        if given is not None and status != given:
+            faults.append("its status %s is not that of its problems (%s)" % (status, given))
+        elif given is None and status not in (OK, SKIPPED):
+            faults.append("its status is %s but no problem says why" % status)
+    if raw.get("name", name) != name:
+        faults.append("it is named %s" % _shown(raw.get("name")))
+    for field, types, word in (("message", str, "text"), ("elapsed_s", (int, float), "a number"),
+                               ("timed_out", bool, "true or false")):
+        value = raw.get(field)
+        if value is not None and (not isinstance(value, types) or (field == "elapsed_s" and isinstance(value, bool))):
+            faults.append("its %s is %s, not %s" % (field, type_name(value), word))
+    return faults, kept
+
+
+def _problem_fault(item):
+    """What is wrong with one problem of a result, else None."""
+    if not isinstance(item, dict):
+        return "is %s, not a mapping" % type_name(item)
+    for field, required in (("check", True), ("message", True), ("fix", False)):
+        value = item.get(field)
+        if value is None and required:
+            return "has no %s" % field
+        if value is not None and not isinstance(value, str):
+            return "has a %s that is %s, not text" % (field, type_name(value))
+    if not isinstance(item.get("status"), str) or item["status"] not in _PROBLEM_STATUSES:
+        return "has the status %s, not warn, fail or unknown" % _shown(item.get("status"))
+    if item.get("gpu") is not None and not isinstance(item["gpu"], dict):
+        return "has a gpu that is %s, not a mapping" % type_name(item["gpu"])
+    return None
 
 
 def validate_names(names, registry, option):

@@ -60,7 +60,10 @@ def _host_problem(kind, host, address, res, plan):
     if res.get("unreachable"):
         return _checks.SSH, "%s unreachable: %s" % (where, _short_ssh_error(res.get("msg")))
     if "checks" in res and not res.get("failed"):
-        return None
+        unreadable = _checks.unreadable_results(res["checks"])
+        if unreadable is None:
+            return None
+        return _checks.PROBE, "%s: the %s module's result cannot be read: %s" % (where, kind, unreadable)
     msg = (res.get("msg") or "").strip()
     if res.get("timedout") or "timed out" in msg:
         return _checks.PROBE, "%s: the %s module did not finish within %ss; no check result came back" % (
@@ -101,7 +104,7 @@ def build_summary(plan, host_results, finished=None, pending=()):
                 problems.append(_checks.problem(check, _checks.UNKNOWN, "%s; none of its checks ran (%s is in %s_skip)"
                                                 % (message, check, family.option_prefix), registry[check].fix))
         else:
-            for name, result in res["checks"].items():
+            for name, result in _checks.read_results(res["checks"]).items():
                 entry["checks"][name] = dict((k, result.get(k)) for k in ("status", "message", "elapsed_s", "timed_out"))
                 for item in result.get("problems", []):
                     problems.append(dict(item, message="%s: %s" % (host, item["message"])))

@@ -41,13 +41,14 @@ MAX_ERROR_CHARS = 64 * 1024
 class HostResult:
     """One host's result as it arrives: what a progress callback receives.
 
-    ``checks`` are the host's raw check results ({name: {status, message, problems, ...}}), not
-    yet judged: the verdict (excluded GPUs, downgraded checks) is the report's.
+    ``checks`` are the host's check results ({name: {status, message, problems, ...}}) as the judge reads
+    them (a malformed one ``unknown``, saying what was wrong), not yet judged: the verdict (excluded GPUs,
+    downgraded checks) is the report's.
     """
 
     kind: str
     host: str
-    status: str  # "checked", "failed" (the module did not report), "unreachable"
+    status: str  # "checked", "failed" (the module did not report, or reported nothing readable), "unreachable"
     checks: dict[str, dict] = field(default_factory=dict)
     message: str | None = None
     usable_gpus: list | None = None
@@ -107,6 +108,18 @@ def _res(data: Mapping[str, Any]) -> dict:
     if isinstance(res, dict):
         return res
     return dict(res) if isinstance(res, Mapping) else ({} if res is None else {"msg": str(res)[:MAX_LINE_CHARS]})
+
+
+def _checks_of(res: Mapping[str, Any]) -> tuple[dict[str, dict], str | None]:
+    """A node result's checks as the judge reads them (a malformed one unknown, saying why), and, as the
+    judge's probe failure does, why there are none: no ``checks`` (the module failed), or none it can read."""
+    if "checks" not in res:
+        return {}, str(res.get("msg") or "the module returned no check results")
+    model = module_utils("_checks")
+    unreadable = model.unreadable_results(res["checks"])
+    if unreadable is not None:
+        return {}, "the module's result cannot be read: %s" % unreadable
+    return model.read_results(res["checks"]), None
 
 
 class Collector:
@@ -209,7 +222,8 @@ class Collector:
         elif action == self.node_action:
             self.node_results[host] = res
             failures.GPU_STATES.remember(host, res, self.run_id)
-            self._emit(HostResult(self.kind, host, "checked", dict(res.get("checks") or {}),
+            checks, unreadable = _checks_of(res)
+            self._emit(HostResult(self.kind, host, "failed" if unreadable else "checked", checks, message=unreadable,
                                   usable_gpus=res.get("usable_gpus"), elapsed_s=res.get("elapsed_s")))
 
     def _on_failed(self, event: Mapping[str, Any], host: str, action: str, data: Mapping[str, Any]) -> None:
@@ -226,7 +240,8 @@ class Collector:
             self.plan_error = res.get("msg") or "the plan failed"
         elif action == self.node_action:
             self.node_results[host] = res
-            self._emit(HostResult(self.kind, host, "failed", dict(res.get("checks") or {}), message=res.get("msg")))
+            checks, unreadable = _checks_of(res)
+            self._emit(HostResult(self.kind, host, "failed", checks, message=res.get("msg") or unreadable))
         if not data.get("ignore_errors") and not verdict:
             self.fatal.append(str(res.get("msg") or "task %s failed on %s" % (data.get("task"), host)))
 

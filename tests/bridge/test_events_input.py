@@ -43,3 +43,83 @@ def test_a_malformed_node_result_never_turns_a_timeout_into_an_error():
                     duration_s=0.0, timeout_s=5)
     runner._build(report, c, "timeout", None, {}, "/nonexistent")
     assert report.status == "timeout" and report.pending["hosts"] == ["h2"]
+
+
+def _problem(check, status, message):
+    return {"check": check, "status": status, "message": message, "fix": "look"}
+
+
+# One host's check results from the event stream, each row malformed in its own way but two.
+MALFORMED_ROWS = {
+    "ramdisk": "pass",                                                        # not a mapping
+    "inputs": {"status": "passed", "message": "all there"},                   # a status outside the model
+    "gpu_count": {"message": "12 GPUs", "problems": []},                      # no status
+    "vram": {"status": "ok", "problems": "none"},                             # problems not a list
+    "kernel_log": {"status": "warn", "problems": [{"status": "warn", "message": "m"}]},  # a problem naming no check
+    "gpu_temperature": {"status": "ok", "message": "x" * 1_000_000, "elapsed_s": "soon"},  # elapsed_s text
+    "ramdisk_space": {"status": "unknown", "problems": []},                   # unknown, and nothing says why
+    "gpu_health": {"status": "fail", "problems": [_problem("gpu_health", "fail", "GPU 3 is lost"), 7]},
+    "gpu_available": {"status": "ok", "message": "12 usable"},               # well-formed
+}
+
+
+def _stream_with_malformed_results():
+    """h1 reports well, h2 with malformed rows, h3 with checks that are no mapping, h4 with a text result."""
+    seen = []
+    c = ev.Collector("preflight", "run1", "3", progress=seen.append)
+    for host in ("h1", "h2", "h3", "h4", "h5"):
+        c({"event": "runner_on_start", "event_data": dict(NODE, host=host)})
+    good = {"ramdisk": {"name": "ramdisk", "status": "ok", "message": "2 file(s) staged", "problems": []},
+            "vram": {"status": "warn", "message": "busy", "problems": [_problem("vram", "warn", "VRAM in use")]}}
+    for host, res in (("h1", {"checks": good}), ("h2", {"checks": MALFORMED_ROWS}),
+                      ("h3", {"checks": ["ramdisk", "ok"]}), ("h4", "all good, trust me")):
+        c({"event": "runner_on_ok", "event_data": dict(NODE, host=host, res=res)})
+    return c, {r.host: r for r in seen}
+
+
+def test_malformed_check_rows_are_unknown_and_say_why_and_cost_no_other_row_or_host():
+    c, results = _stream_with_malformed_results()
+    report = Report(kind="preflight", step="3", status="error", run_id="r", started_at=None, finished_at=None,
+                    duration_s=0.0, timeout_s=5)
+    runner._build(report, c, "timeout", None, {}, "/nonexistent")
+    assert report.status == "timeout" and report.error is None and report.pending["hosts"] == ["h5"]
+    hosts = report.hosts
+    # the host that reported well keeps every row, as it came
+    assert hosts["h1"]["status"] == "warnings"
+    assert {n: r["status"] for n, r in hosts["h1"]["checks"].items()} == {"ramdisk": "ok", "vram": "warn"}
+    # the malformed rows: unknown, each saying what was wrong, bounded; the well-formed rows as they came
+    rows = hosts["h2"]["checks"]
+    assert {n: r["status"] for n, r in rows.items()} == {
+        "ramdisk": "unknown", "inputs": "unknown", "gpu_count": "unknown", "vram": "unknown", "kernel_log": "unknown",
+        "gpu_temperature": "unknown", "ramdisk_space": "unknown", "gpu_health": "fail", "gpu_available": "ok"}
+    said = {n: r["message"] for n, r in rows.items()}
+    assert said["ramdisk"] == "the host's ramdisk result cannot be read: it is text ('pass'), not a mapping"
+    assert "its status 'passed' is not one of fail, ok, skipped, unknown, warn" in said["inputs"]
+    assert "it has no status" in said["gpu_count"]
+    assert "its problems are text, not a list" in said["vram"]
+    assert "problem 1 has no check" in said["kernel_log"]
+    assert "its elapsed_s is text, not a number" in said["gpu_temperature"]
+    assert "its status is unknown but no problem says why" in said["ramdisk_space"]
+    assert "problem 2 is number, not a mapping" in said["gpu_health"] and "GPU 3 is lost" in said["gpu_health"]
+    assert said["gpu_available"] == "12 usable"
+    assert all(len(m) <= 300 for n, m in said.items() if n != "gpu_available")
+    # judged: never a pass; the failure the malformed gpu_health row did report still blocks
+    assert hosts["h2"]["status"] == "blocked"
+    unknown = sorted(i.check for i in report.warnings if i.host == "h2" and i.status == "unknown")
+    assert unknown == sorted(["ramdisk", "inputs", "gpu_count", "vram", "kernel_log", "gpu_temperature",
+                              "ramdisk_space", "gpu_health"])
+    assert [(i.host, i.check, i.message) for i in report.hard_failures if i.host == "h2"] == [
+        ("h2", "gpu_health", "h2: GPU 3 is lost")]
+    # a host with nothing readable: its module's report failed (probe), said why; the others unaffected
+    probe = {i.host: i.message for i in report.hard_failures if i.check == "probe"}
+    assert probe == {"h3": "h3: the preflight module's result cannot be read: its checks are list (['ramdisk', "
+                           "'ok']), not a mapping of check names to results",
+                     "h4": "h4: the preflight module failed: all good, trust me"}
+    assert hosts["h3"]["checks"] == hosts["h4"]["checks"] == {} and hosts["h3"]["error"] == probe["h3"]
+    # what progress received agrees with the judge
+    assert {h: r.status for h, r in results.items()} == {"h1": "checked", "h2": "checked", "h3": "failed",
+                                                         "h4": "failed"}
+    assert results["h2"].checks["ramdisk"]["status"] == "unknown" and results["h2"].checks["gpu_available"] == {
+        "status": "ok", "message": "12 usable"}
+    assert results["h3"].message.startswith("the module's result cannot be read: its checks are list")
+    assert results["h4"].message == "all good, trust me"

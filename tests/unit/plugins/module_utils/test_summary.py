@@ -189,3 +189,27 @@ def test_quoted_log_lines_and_tool_output_cannot_drive_the_terminal():
     assert "    fix: reboot now" in lines
     assert all(line.isprintable() for line in lines)
     assert _summary.blocked_message(summary).endswith("gpu_health on rig-6600; ssh on rig")
+
+
+def test_the_judge_reads_each_check_row_on_its_own_and_a_malformed_one_is_unknown():
+    """The playbook's judge (preflight_report) reads what the host module returned: a row it cannot read
+    is an unknown result that says why, never a pass, and costs no other row or host."""
+    lost = _checks.problem("gpu_health", _checks.FAIL, "GPU 3 is lost", "reboot")
+    rows = {"gpu_health": _checks.result("gpu_health", [lost]), "ramdisk": "pass",
+            "gpu_count": {"status": "ok", "problems": [{"check": "gpu_count", "status": "ok", "message": "m"}]},
+            "vram": _checks.result("vram")}
+    summary = _summary.build_summary(plan(hosts=["a", "b"], hostvars={"a": {}, "b": {}}), [
+        ("a", "a", {"checks": rows}), ("b", "b", {"checks": "ok"})])
+    checks = summary["hosts"]["a"]["checks"]
+    assert {n: r["status"] for n, r in checks.items()} == {
+        "gpu_health": "fail", "ramdisk": "unknown", "gpu_count": "unknown", "vram": "ok"}
+    assert checks["gpu_count"]["message"] == ("the host's gpu_count result cannot be read: problem 1 has the status "
+                                              "'ok', not warn, fail or unknown")
+    assert [(i["host"], i["check"]) for i in summary["hard_failures"]] == [("a", "gpu_health"), ("b", "probe")]
+    assert [(i["check"], i["status"]) for i in summary["warnings"]] == [("ramdisk", "unknown"), ("gpu_count", "unknown")]
+    assert summary["hard_failures"][1]["message"] == ("b: the preflight module's result cannot be read: its checks are "
+                                                      "text ('ok'), not a mapping of check names to results")
+    # a readiness gate never passes on a result it could not read
+    gate = _plan.build_plan("serving_gate", None, hosts=["serve-1"], now=1000.0)
+    summary = _summary.build_summary(gate, [("serve-1", "serve-1", {"checks": {"orchestrator": {"status": "ok!"}}})])
+    assert summary["ready"] is False and summary["hard_failures"][0]["status"] == "unknown"
