@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import operator
 import os
 import re
+import reprlib
 import threading
 import time
 import uuid
@@ -177,6 +179,12 @@ def _execute(report: Report, inventory: Any, own_vars: Mapping[str, Any], option
     # ansible_control_path_dir), so that its masters can be found and closed when the run ends.
     variables["ansible_control_path_dir"] = control
     try:
+        _check_size(variables)  # with the folder's name in: what the run would pass
+    except InputError:
+        for path in (private, control, temp):
+            workdir.remove(path)
+        raise
+    try:
         inventory = _inventory_file(inventory, private)
         collections = locate.link_collection(integration, private)
         env = environment.build(collections_dir=collections, private_dir=private, temp_dir=temp,
@@ -336,7 +344,8 @@ def _own_vars(prefix: str, values: Mapping[str, Any]) -> dict[str, Any]:
 
 def _variables(step: Any, own_vars: Mapping[str, Any], extravars: Mapping[str, Any] | None) -> dict[str, Any]:
     """The run's extra variables: the caller's, the keyword arguments' and the step; the caller's may not
-    name one the bridge sets (RESERVED_VARS, a keyword argument given)."""
+    name one the bridge sets (RESERVED_VARS, a keyword argument given). Every value must be JSON, every
+    number finite; the size is checked once the run's own variable is in (``_check_size``)."""
     variables = dict(extravars or {})
     for name in variables:
         if not _VAR_NAME.match(name):
@@ -347,14 +356,67 @@ def _variables(step: Any, own_vars: Mapping[str, Any], extravars: Mapping[str, A
             raise InputError("extravars: %s is also set by a keyword argument: give it once" % name)
     variables.update(own_vars)
     variables["step"] = step
+    for name, value in variables.items():
+        bad = _not_finite(value, "extravars[%r]" % name if name in (extravars or {}) else name)
+        if bad:
+            raise InputError("%s: JSON has no NaN or Infinity" % bad)
     try:
-        size = len(json.dumps(variables).encode("utf-8"))
+        _extravars_argument(variables)
     except (TypeError, ValueError, RecursionError) as exc:
         raise InputError("extravars: values must be JSON (text, numbers, lists, mappings): %s" % exc) from None
+    return variables
+
+
+def _not_finite(value: Any, path: str) -> str | None:
+    """Where ``value`` holds a float JSON cannot (NaN, Infinity, -Infinity), in words naming its key path
+    (``extravars['limits']['x'] is not a finite number (nan)``), else None. json.dumps would write the
+    non-JSON tokens NaN/Infinity, Ansible would read them back, and a NaN limit compares false with everything."""
+    # A stack of (value, trail), trail = (key, parent trail): nesting of any depth costs no recursion and no
+    # copied path text; a container seen before (a self-reference) is json.dumps's to name.
+    todo: list[tuple[Any, Any]] = [(value, None)]
+    seen: set[int] = set()
+    while todo:
+        value, trail = todo.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            return "%s is not a finite number (%r)" % (_key_path(path, trail), value)
+        if not isinstance(value, (dict, list, tuple)) or id(value) in seen:
+            continue
+        seen.add(id(value))
+        if isinstance(value, dict):
+            for key in value:
+                if isinstance(key, float) and not math.isfinite(key):
+                    return "%s has a key that is not a finite number (%r)" % (_key_path(path, trail), key)
+            todo.extend(reversed([(item, (key, trail)) for key, item in value.items()]))
+        else:
+            todo.extend(reversed([(item, (index, trail)) for index, item in enumerate(value)]))
+    return None
+
+
+def _key_path(root: str, trail: Any, shown: int = 16) -> str:
+    """``extravars['limits'][2]``: each key short (reprlib), the middle of a very deep path left out."""
+    keys = []
+    while trail is not None:
+        key, trail = trail
+        keys.append("[%s]" % reprlib.repr(key))
+    keys.reverse()
+    if len(keys) > 2 * shown:
+        keys[shown:-shown] = ["[...]"]
+    return root + "".join(keys)
+
+
+def _extravars_argument(variables: Mapping[str, Any]) -> str:
+    """The -e argument exactly as ansible-runner 2.4 writes it from a dict (config/runner.py,
+    generate_ansible_command: each name quoted as it is, its value json.dumps'd, joined by ','): the size
+    check measures what the run passes. allow_nan=False: what _not_finite refuses by name can never pass."""
+    return "{%s}" % ",".join('"%s":%s' % (name, json.dumps(value, allow_nan=False)) for name, value in variables.items())
+
+
+def _check_size(variables: Mapping[str, Any]) -> None:
+    """The run's -e argument, its own variables in, within MAX_EXTRAVARS_BYTES."""
+    size = len(_extravars_argument(variables).encode("utf-8"))
     if size > MAX_EXTRAVARS_BYTES:
         raise InputError("extravars: %d bytes as JSON, more than the %d a command line argument may hold"
                          % (size, MAX_EXTRAVARS_BYTES))
-    return variables
 
 
 def _step(step: Any) -> Any:

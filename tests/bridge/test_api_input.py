@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import threading
 
 import pytest
@@ -129,7 +130,6 @@ LOOP["me"] = LOOP   # a mapping that holds itself: no JSON
     (dict(extravars={"x": {1, 2}}), "extravars: values must be JSON"),
     (dict(extravars=LOOP), "extravars: values must be JSON"),
     (dict(extravars={'z":0,"preflight_step":"9","w': 1}), "is not a variable name"),
-    (dict(extravars={"blob": "x" * 200_000}), "more than the 98304 a command line argument may hold"),
     (dict(timeout=10 ** 400), "timeout must be a number of seconds up to"),
     (dict(artifacts_dir="/tmp/a\x00b"), "artifacts_dir: a path cannot hold a NUL byte"),
     (dict(ansible_cfg="/nonexistent/ansible.cfg"), "ansible_cfg not found: /nonexistent/ansible.cfg"),
@@ -147,3 +147,63 @@ def test_steps_the_plan_accepts_pass_the_input_check(step):
     from gpuops_preflight import runner
 
     assert runner._step(step) in (3, "3", 2.5, " 2.5 ")
+
+
+NAN, INF = float("nan"), float("inf")
+
+
+@pytest.mark.parametrize("kwargs,said", [
+    (dict(extravars={"limits": {"x": NAN}}), "extravars['limits']['x'] is not a finite number (nan)"),
+    (dict(extravars={"preflight_gpu_temp_warn_c": INF}), "extravars['preflight_gpu_temp_warn_c'] is not a finite number (inf)"),
+    (dict(extravars={"limits": [1.5, {"y": [0, -INF]}]}), "extravars['limits'][1]['y'][1] is not a finite number (-inf)"),
+    (dict(extravars={"limits": ({"ok": 1.0}, NAN)}), "extravars['limits'][1] is not a finite number (nan)"),
+    (dict(extravars={"limits": {NAN: 1}}), "extravars['limits'] has a key that is not a finite number (nan)"),
+    (dict(extravars={"me": LOOP, "x": [NAN]}), "extravars['x'][0] is not a finite number (nan)"),
+])
+def test_nan_and_infinity_are_refused_naming_the_key_before_any_folder_is_made(tmp_path, monkeypatch, kwargs, said):
+    """json.dumps would write NaN/Infinity, which are not JSON, into the -e argument Ansible reads."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))  # where the run's SSH and temp folders go
+    report = gp.run_preflight(3, inventory=str(tmp_path), log=False, **run_options(tmp_path, **kwargs))
+    assert report.status == "error" and report.error == said + ": JSON has no NaN or Infinity", report.error
+    assert not os.path.exists(tmp_path / "runs") and not os.path.exists(tmp_path / "tmp")
+
+
+def test_a_keyword_argument_that_is_not_a_finite_number_is_refused_by_its_variable(tmp_path):
+    report = gp.run_cleanup(3, inventory=str(tmp_path), cleanup_steps=[3, NAN], log=False, **run_options(tmp_path))
+    assert report.status == "error" and report.error.startswith("cleanup_steps[1] is not a finite number (nan)")
+    assert not os.path.exists(tmp_path / "runs")
+
+
+def runner_argument(folder, variables):
+    """The -e argument ansible-runner itself builds for ``variables`` (the reference the size check must match)."""
+    from ansible_runner.config.runner import RunnerConfig
+
+    config = RunnerConfig(private_data_dir=str(folder), binary="/bin/true", cmdline="gpuops.preflight.preflight",
+                          extravars=variables, suppress_env_files=True)
+    command = config.generate_ansible_command()
+    return command[command.index("-e") + 1]
+
+
+def test_the_size_check_measures_the_argument_ansible_runner_passes(tmp_path):
+    from gpuops_preflight import runner
+
+    variables = {"text": 'caf\u00e9 "quoted" \\ \u2603', "n": [1, 2.5, -0.0, 10 ** 30, None, True],
+                 "nested": {"a": {"b": ["c"]}, "1": {}}, "step": 3, "ansible_control_path_dir": "/tmp/ssh-x"}
+    assert runner._extravars_argument(variables) == runner_argument(tmp_path / "reference", variables)
+
+
+def test_extravars_over_the_limit_by_one_byte_are_refused_the_runs_own_variable_counted(tmp_path, monkeypatch):
+    """The limit holds for the -e argument the run passes: the caller's variables, the keyword arguments',
+    the step and the run's SSH control folder, written as ansible-runner writes them; nothing is left."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    options = run_options(tmp_path)
+    base = tmp_path / "tmp" / ("gpuops-preflight-%d" % os.getuid())
+    # the control folder's name as the run will make it: <tmp>/gpuops-preflight-<uid>/ssh-<8 characters>
+    rest = runner_argument(tmp_path / "reference", {
+        "blob": "", "preflight_summary_dir": options["summary_dir"], "step": 3,
+        "ansible_control_path_dir": str(base / "ssh-abcdefgh")})
+    blob = "x" * (98304 + 1 - len(rest))
+    report = gp.run_preflight(3, inventory=str(tmp_path), extravars={"blob": blob}, log=False, **options)
+    assert report.status == "error" and report.error == (
+        "extravars: 98305 bytes as JSON, more than the 98304 a command line argument may hold"), report.error
+    assert os.listdir(tmp_path / "runs") == [] and os.listdir(base) == []
