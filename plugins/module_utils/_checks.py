@@ -229,7 +229,9 @@ def read_results(checks):
     A well-formed result is kept as it is. A malformed one (not a mapping, no status or one outside
     ok/warn/fail/unknown/skipped, a status its problems do not give, problems that are not a list of
     problems, a field of the wrong type) becomes an ``unknown`` result saying what was wrong: never a
-    pass. Its well-formed problems stay with it, so a failure it did report still counts.
+    pass, and a ``fail`` when the row itself says fail (what it failed on cannot be read, but that it
+    failed is never weakened to a warning). Its well-formed problems stay with it, so a failure it did
+    report still counts.
     """
     out = {}
     for key, raw in checks.items():
@@ -239,7 +241,8 @@ def read_results(checks):
             out[name] = raw
             continue
         why = printable("the host's %s result cannot be read: %s" % (name, "; ".join(faults)), MAX_UNREADABLE_CHARS)
-        out[name] = result(name, [problem(name, UNKNOWN, why, UNREADABLE_FIX)] + kept)
+        claimed = FAIL if isinstance(raw, dict) and raw.get("status") == FAIL else UNKNOWN
+        out[name] = result(name, [problem(name, claimed, why, UNREADABLE_FIX)] + kept)
     return out
 
 

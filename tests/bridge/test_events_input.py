@@ -107,9 +107,11 @@ def test_malformed_check_rows_are_unknown_and_say_why_and_cost_no_other_row_or_h
     assert hosts["h2"]["status"] == "blocked"
     unknown = sorted(i.check for i in report.warnings if i.host == "h2" and i.status == "unknown")
     assert unknown == sorted(["ramdisk", "inputs", "gpu_count", "vram", "kernel_log", "gpu_temperature",
-                              "ramdisk_space", "gpu_health"])
-    assert [(i.host, i.check, i.message) for i in report.hard_failures if i.host == "h2"] == [
-        ("h2", "gpu_health", "h2: GPU 3 is lost")]
+                              "ramdisk_space"])
+    # the gpu_health row said fail: that it failed stays a failure, beside what it could say
+    assert [(i.check, i.status, i.message) for i in report.hard_failures if i.host == "h2"] == [
+        ("gpu_health", "fail", "h2: the host's gpu_health result cannot be read: problem 2 is number, not a mapping"),
+        ("gpu_health", "fail", "h2: GPU 3 is lost")]
     # a host with nothing readable: its module's report failed (probe), said why; the others unaffected
     probe = {i.host: i.message for i in report.hard_failures if i.check == "probe"}
     assert probe == {"h3": "h3: the preflight module's result cannot be read: its checks are list (['ramdisk', "

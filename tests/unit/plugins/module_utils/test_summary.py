@@ -209,6 +209,12 @@ def test_the_judge_reads_each_check_row_on_its_own_and_a_malformed_one_is_unknow
     assert [(i["check"], i["status"]) for i in summary["warnings"]] == [("ramdisk", "unknown"), ("gpu_count", "unknown")]
     assert summary["hard_failures"][1]["message"] == ("b: the preflight module's result cannot be read: its checks are "
                                                       "text ('ok'), not a mapping of check names to results")
+    # a row that says it failed stays a failure when what it failed on cannot be read
+    summary = _summary.build_summary(plan(hosts=["a"], hostvars={"a": {}}), [
+        ("a", "a", {"checks": {"gpu_health": {"status": "fail", "problems": "GPU 3 is lost"}}})])
+    assert [(i["check"], i["status"]) for i in summary["hard_failures"]] == [("gpu_health", "fail")]
+    assert summary["hard_failures"][0]["message"] == (
+        "a: the host's gpu_health result cannot be read: its problems are text, not a list")
     # a readiness gate never passes on a result it could not read
     gate = _plan.build_plan("serving_gate", None, hosts=["serve-1"], now=1000.0)
     summary = _summary.build_summary(gate, [("serve-1", "serve-1", {"checks": {"orchestrator": {"status": "ok!"}}})])
