@@ -33,9 +33,30 @@ def is_run_item(item, summary):
     return item.get("host") == RUN_HOST and item.get("check") in (summary.get("run_checks") or {})
 
 
-# Host facts a node result gives the summary, when it has them.
-HOST_FACTS = ("gpus", "gpu_count", "expected_gpu_count", "usable_gpus", "unverified_gpus", "gpu_tool", "processes",
-              "kernel_log", "elapsed_s", "caches", "clocks", "bytes_freed", "fix")
+def _mappings(value):
+    return isinstance(value, list) and all(isinstance(item, dict) for item in value)
+
+
+def _whole(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+# Host facts a node result gives the summary, when it has them, each with the shape the judge, the report and
+# the history read it in. The result comes from a host module that may not be this one (another version, a host
+# changed by hand): a fact of another shape is left out and said in the host's ``unreadable_facts``, never a
+# traceback that costs the verdict.
+HOST_FACTS = {
+    "gpus": _mappings, "gpu_count": _whole, "expected_gpu_count": _whole,
+    "usable_gpus": lambda value: isinstance(value, list), "unverified_gpus": lambda value: isinstance(value, list),
+    "gpu_tool": lambda value: isinstance(value, dict), "processes": _mappings,
+    "kernel_log": lambda value: isinstance(value, dict), "elapsed_s": _number,
+    "caches": lambda value: isinstance(value, dict), "clocks": lambda value: isinstance(value, dict),
+    "bytes_freed": _whole, "fix": lambda value: isinstance(value, dict),
+}
 
 
 # ---------------------------------------------------------------- judging
@@ -108,10 +129,16 @@ def build_summary(plan, host_results, finished=None, pending=()):
                 entry["checks"][name] = dict((k, result.get(k)) for k in ("status", "message", "elapsed_s", "timed_out"))
                 for item in result.get("problems", []):
                     problems.append(dict(item, message="%s: %s" % (host, item["message"])))
-            for key in HOST_FACTS:
-                if key in res:
+            for key, shaped in HOST_FACTS.items():
+                if key not in res:
+                    continue
+                if res[key] is None:  # not known: a list keeps its empty default
+                    entry.setdefault(key, None)
+                elif shaped(res[key]):
                     entry[key] = res[key]
-            gpus = res.get("gpus") or []
+                else:
+                    entry.setdefault("unreadable_facts", []).append(key)
+            gpus = entry["gpus"] or []
             mixed = _pci.mixed_vendors(gpus)
             entry["excluded_gpus"] = [_pci.gpu_name(g, mixed) for g in gpus if g.get("excluded")]
         for item in problems:

@@ -61,14 +61,20 @@ def gpu_state(result: Mapping[str, Any]) -> dict | None:
     """The GPU part of a node_preflight / node_cleanup result, small enough to log."""
     if not isinstance(result, Mapping) or "gpus" not in result:
         return None
+    shapes = module_utils("_summary").HOST_FACTS
+
+    def fact(key: str) -> Any:  # of the shape the judge reads it in, else None (a module that is not ours)
+        value = result.get(key)
+        return value if value is not None and shapes[key](value) else None
+
     return {
-        "gpu_count": result.get("gpu_count"),
-        "expected_gpu_count": result.get("expected_gpu_count"),
-        "usable_gpus": result.get("usable_gpus"),
-        "unverified_gpus": result.get("unverified_gpus"),
-        "gpu_tool": {k: v for k, v in (result.get("gpu_tool") or {}).items() if k in TOOL_KEYS} or None,
-        "processes": result.get("processes"),
-        "gpus": [{k: g.get(k) for k in GPU_KEYS if k in g} for g in result.get("gpus") or []],
+        "gpu_count": fact("gpu_count"),
+        "expected_gpu_count": fact("expected_gpu_count"),
+        "usable_gpus": fact("usable_gpus"),
+        "unverified_gpus": fact("unverified_gpus"),
+        "gpu_tool": {k: v for k, v in (fact("gpu_tool") or {}).items() if k in TOOL_KEYS} or None,
+        "processes": fact("processes"),
+        "gpus": [{k: g.get(k) for k in GPU_KEYS if k in g} for g in fact("gpus") or []],
     }
 
 

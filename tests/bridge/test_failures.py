@@ -106,3 +106,14 @@ def test_the_query_command_says_when_there_is_no_log_to_read(tmp_path, capsys, m
     assert cli.main(["failures", "--log", str(missing)]) == 0
     out = capsys.readouterr()
     assert out.out == "" and "%s does not exist: no failure is recorded there" % missing in out.err
+
+
+def test_the_gpu_state_of_a_result_keeps_only_facts_of_their_shape():
+    # a host module that is not this collection's: one GPU entry that is text raised, and the host's
+    # progress result and its failure records were lost
+    state = failures.gpu_state({"gpus": [{"index": 0, "health": "ok", "extra": 1}, "GPU 1"], "gpu_count": "2",
+                                "gpu_tool": ["rocm-smi"], "usable_gpus": [0], "processes": "none"})
+    assert state["gpus"] == [] and state["gpu_count"] is None and state["gpu_tool"] is None
+    assert state["usable_gpus"] == [0] and state["processes"] is None
+    well_formed = failures.gpu_state({"gpus": [{"index": 0, "health": "ok", "extra": 1}], "gpu_count": 1})
+    assert well_formed["gpus"] == [{"index": 0, "health": "ok"}] and well_formed["gpu_count"] == 1

@@ -3,6 +3,8 @@ from __future__ import annotations
 import json
 import os
 
+import pytest
+
 from ansible_collections.gpuops.preflight.plugins.module_utils import _checks, _plan, _summary
 
 
@@ -219,3 +221,19 @@ def test_the_judge_reads_each_check_row_on_its_own_and_a_malformed_one_is_unknow
     gate = _plan.build_plan("serving_gate", None, hosts=["serve-1"], now=1000.0)
     summary = _summary.build_summary(gate, [("serve-1", "serve-1", {"checks": {"orchestrator": {"status": "ok!"}}})])
     assert summary["ready"] is False and summary["hard_failures"][0]["status"] == "unknown"
+
+
+@pytest.mark.parametrize("fact, value", [
+    ("gpus", ["x"]), ("gpus", "x"), ("gpus", None), ("usable_gpus", None), ("unverified_gpus", 3),
+    ("processes", "x"), ("gpu_tool", ["x"]), ("gpu_count", "12"), ("elapsed_s", True)])
+def test_a_host_fact_of_another_shape_is_left_out_and_said_never_a_traceback(fact, value):
+    # a host module that is not this collection's (another version, changed by hand) may send anything
+    res = node_result(**{fact: value})
+    summary = _summary.build_summary(plan(), [("rig-6600", "rig-6600", res)])
+    entry = summary["hosts"]["rig-6600"]
+    assert entry["checks"]["gpu_health"]["status"] == "ok" and summary["passed"] is True
+    if value is None:
+        assert entry[fact] in (None, []) and "unreadable_facts" not in entry
+    else:
+        assert entry["unreadable_facts"] == [fact] and entry[fact] != value
+    assert _summary.render_lines(summary) and json.dumps(summary)
