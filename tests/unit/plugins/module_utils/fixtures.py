@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 FIXTURES = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", "..", "..", "fixtures", "gpu"))
 
@@ -36,3 +37,11 @@ def training(*parts):
 
 def training_listing(folder):
     return sorted(os.listdir(os.path.join(TRAINING, folder)))
+
+
+DPX_CHOICES = "rocm7.0.2_mi300x_dpx_default_table_and_gpu_choices_amdsmi-132.txt"
+
+
+def amd_smi_gpu_choices(name=DPX_CHOICES):
+    """[(amd-smi GPU ID, BDF)] as ``amd-smi set --help`` lists its ``-g`` choices in an amd-smi recording."""
+    return [(int(gpu), bdf) for gpu, bdf in re.findall(r"ID: (\d+)\s+\| BDF: (\S+)", read("amd-smi", name))]

@@ -6,7 +6,8 @@ import pytest
 
 from ansible_collections.gpuops.preflight.plugins.module_utils import _amd_smi as amd_smi
 
-from ansible_collections.gpuops.preflight.tests.unit.plugins.module_utils.fixtures import listing, recording
+from ansible_collections.gpuops.preflight.tests.unit.plugins.module_utils.fixtures import (
+    amd_smi_gpu_choices, listing, recording)
 
 MIB = 1024 * 1024
 
@@ -29,6 +30,25 @@ def test_static_gives_pci_address_model_and_vram():
     assert cards[0]["model"] == "Navi 23 [Radeon RX 6600/6600 XT"  # amd-smi truncates it: recorded quirk
     assert cards[0]["device_id"] == "0x73ff"
     assert cards[0]["vram_total_bytes"] == 8176 * MIB
+
+
+def test_partitions_keep_their_own_addresses_and_numbering():
+    """``amd-smi list --json`` prints ``gpu`` and ``bdf`` per GPU; on the recorded MI300X in DPX each partition is
+    a GPU at a function-numbered address (amdsmi #132)."""
+    recorded = amd_smi_gpu_choices()
+    assert recorded[:2] == [(0, "0000:05:00.0"), (1, "0000:05:00.1")]
+    doc = [{"gpu": gpu, "bdf": bdf.upper()} for gpu, bdf in reversed(recorded)]
+    cards, _system = amd_smi.parse(amd_smi.extract_json(json.dumps(doc, indent=4)))
+    assert [(c["index"], c["bdf"]) for c in cards] == recorded
+
+
+@pytest.mark.parametrize("entry", [
+    {"gpu": 0, "bdf": "AMDSMI_STATUS_NOT_SUPPORTED - Feature not supported"},  # a failed read, as amd-smi prints it
+    {"gpu": 0, "bus": {"bdf": "N/A"}},
+    {"gpu": 0, "bdf": 5},
+])
+def test_an_address_field_that_holds_no_address_gives_none(entry):
+    assert amd_smi.parse([entry])[0][0]["bdf"] is None
 
 
 def test_rocm61_power_leaf():
