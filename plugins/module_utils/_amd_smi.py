@@ -6,7 +6,9 @@
 Two top-level shapes exist: a list of per-GPU objects (up to amd-smi 25.x, and ``list``,
 ``process``, ``topology`` everywhere) and ``{"gpu_data": [...]}`` (amd-smi 26, ROCm 7). Leaves are
 ``{"value": N, "unit": "..."}`` or ``"N/A"`` since ROCm 6.1; 6.0 used bare numbers and other key
-names. Whole sections can be ``"N/A"``. GPUs are numbered in PCI-address order (since 6.0).
+names. Whole sections can be ``"N/A"``. GPUs are numbered in PCI-address order (since 6.0); on a GPU
+split into compute partitions (MI300 DPX ... CPX) each partition is a GPU, at a function-numbered address
+(0000:05:00.1) on the builds that print one (amdsmi #132).
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ import math
 
 from ansible_collections.gpuops.preflight.plugins.module_utils._pci import normalize_bdf
 
-# One call: metrics (usage, power, temperature, VRAM). It does not print the PCI address on
-# every build; where it does not, GPUs are matched to sysfs by amd-smi's own (PCI) order.
+# One call: metrics (usage, power, temperature, VRAM). The builds read print no PCI address with it
+# (``list`` and ``static`` do: ``bdf``, ``bus.bdf``, used when present); _gpus.place_cards says when
+# amd-smi's own (PCI) order may stand for the address.
 METRIC_ARGS = ["metric", "--json"]
 
 _MIB = 1024 * 1024

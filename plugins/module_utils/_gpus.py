@@ -23,8 +23,13 @@ sysfs only for AMD GPUs the tool gave none for. Health per GPU:
   shows nothing wrong; or a sysfs read of this GPU did not return in time (the file is named);
 - ``ok``: the tool answered for it (or, AMD with no tool installed, sysfs metric reads worked).
 
+AMD tool entries are joined to sysfs by the address the tool printed, by the tool's index only where
+that is provably the same GPU (``place_cards``); an entry that cannot be placed is given to no GPU, and the
+GPUs it may describe are ``unknown``.
+
 ``index`` is the vendor tool's: rocm-smi's (PCI-address order since ROCm 6.0, DRM card order
-before; a GPU that vanished from the tool keeps its place), nvidia-smi's (PCI order of the GPUs
+before; a GPU that vanished from the tool keeps its place, unless sysfs shows GPUs split into compute
+partitions, which the tools number one by one), nvidia-smi's (PCI order of the GPUs
 the nvidia driver holds; never the device minor number). On a host with GPUs of both vendors the
 indices collide: ``mixed_vendors`` is true and GPUs are best named by PCI address.
 """
@@ -214,7 +219,10 @@ def resolve_index_order(requested, tool_name, doc, tool_path):
 # joining tool and sysfs
 
 def positions(sysfs_gpus, order):
-    """{bdf: index} rocm-smi gives GPUs it enumerates: those bound to a DRM card."""
+    """{bdf: index} rocm-smi gives GPUs it enumerates: those bound to a DRM card. None of it where sysfs shows a
+    GPU split into compute partitions (or cannot tell): the tools number each partition, so ranks are no index."""
+    if any(_sysfs.partition_mode(g) for g in sysfs_gpus):
+        return {}
     bound = [g for g in sysfs_gpus if g.get("drm_card") is not None]
     key = (lambda g: g["drm_card"]) if order == "drm" else (lambda g: g["bdf"])
     return dict((g["bdf"], i) for i, g in enumerate(sorted(bound, key=key)))
@@ -245,28 +253,76 @@ def _add_sysfs(gpu, sysgpu):
     gpu["sources"].append("sysfs")
 
 
-def join(cards, sysfs_gpus, order, tool_name, tool_listed):
-    """AMD GPU entries from the tool's cards and the sysfs scan, joined on the PCI address."""
-    place = positions(sysfs_gpus, order)
+_CARD_FIELDS = ("model", "device_id", "gfx_version", "vram_total_bytes", "vram_used_bytes", "busy_percent",
+                "temperature_edge_c", "power_w", "perf_level")
+
+
+def place_cards(cards, sysfs_gpus, place, tool_name):
+    """Which GPU each of the tool's cards describes: ([(bdf, card)], unplaced cards, why they are unplaced).
+
+    A card is placed at the PCI address the tool printed for it; by its index (``place``: ``positions``) only
+    where that is provably the same GPU: no card has an address, no GPU sysfs shows is split into partitions,
+    and the tool numbers exactly the GPUs sysfs shows (as many, 0 to n-1). Otherwise a card without an address
+    is placed nowhere: a guess could give it a neighbour's address. With no GPU in sysfs there is nothing to
+    mistake it for: each card stands alone (bdf None).
+    """
+    if any(card.get("bdf") for card in cards):
+        bare = [card for card in cards if not card.get("bdf")]
+        why = "%s printed no PCI address for its GPU %s, only for the others" % (tool_name, _indices(bare))
+        return [(card["bdf"], card) for card in cards if card.get("bdf")], bare, why if bare else None
+    if not cards or not sysfs_gpus:
+        return [(None, card) for card in cards], [], None
     bdf_at = dict((i, bdf) for bdf, i in place.items())
+    indices = sorted(card["index"] for card in cards if card.get("index") is not None)
+    if place and len(indices) == len(cards) and indices == sorted(bdf_at):
+        return [(bdf_at[card["index"]], card) for card in cards], [], None
+    split = ["%s (%s)" % (g["bdf"], _sysfs.partition_mode(g)) for g in sysfs_gpus if _sysfs.partition_mode(g)]
+    if split:
+        why = ("%s printed no PCI addresses and numbers each compute partition as a GPU; sysfs shows split (or "
+               "cannot tell): %s" % (tool_name, ", ".join(split)))
+    else:
+        why = "%s printed no PCI addresses and numbers %d GPU(s) (%s) where sysfs shows %d with a DRM card" % (
+            tool_name, len(cards), _indices(cards), len(place))
+    return [], list(cards), why
+
+
+def _indices(cards):
+    return ", ".join(str(card.get("index")) for card in cards)
+
+
+def join(cards, sysfs_gpus, order, tool_name, tool_listed):
+    """AMD GPU entries from the tool's cards and the sysfs scan, joined on the PCI address (``place_cards``).
+
+    Several cards at one address are partitions of one device: one GPU, each field from the first card that
+    has it. A GPU sysfs shows that no card was placed at is missing from the tool's list, unless some card
+    could not be placed: it may be that one, so its health is unknown, never another GPU's verdict.
+    """
+    place = positions(sysfs_gpus, order)
     by_bdf = dict((g["bdf"], g) for g in sysfs_gpus)
-    gpus, notes, taken = {}, [], set()
-    for card in cards:
-        bdf = card.get("bdf")
-        if bdf is None and card.get("index") is not None:
-            bdf = bdf_at.get(card["index"])  # amd-smi metric prints no address: its order is PCI order
+    placed, unplaced, why = place_cards(cards, sysfs_gpus, place, tool_name)
+    gpus, notes, taken, shared = {}, [], set(), {}
+    if why:
+        notes.append(why + ": that data is given to no GPU")
+    for bdf, card in placed:
         key = bdf or "index:%s" % card.get("index")
-        gpu = gpus.setdefault(key, _blank(card.get("index"), bdf))
-        for field in ("model", "device_id", "gfx_version", "vram_total_bytes", "vram_used_bytes",
-                      "busy_percent", "temperature_edge_c", "power_w", "perf_level"):
-            if card.get(field) is not None:
-                gpu[field] = card[field]
-        if gpu["temperature_edge_c"] is None:
+        gpu = gpus.get(key)
+        if gpu is None:
+            gpu = gpus[key] = _blank(card.get("index"), bdf)
+            gpu["sources"].append(tool_name)
+        else:
+            shared.setdefault(key, [gpu["index"]]).append(card.get("index"))
+        mine = dict((field, card.get(field)) for field in _CARD_FIELDS)
+        if mine["temperature_edge_c"] is None:
             # no edge sensor (MI300X): its junction (amd-smi's hotspot) is the temperature it reports
-            gpu["temperature_edge_c"] = card.get("temperature_junction_c")
-        gpu["sources"].append(tool_name)
+            mine["temperature_edge_c"] = card.get("temperature_junction_c")
+        for field, value in mine.items():
+            if gpu[field] is None and value is not None:
+                gpu[field] = value
         gpu["in_tool_output"] = True
         taken.add(card.get("index"))
+    for key, indices in sorted(shared.items()):
+        notes.append("%s lists GPUs %s at one PCI address, %s: partitions of one device, one GPU here"
+                     % (tool_name, ", ".join(str(i) for i in indices), key))
     for bdf, sysgpu in by_bdf.items():
         gpu = gpus.get(bdf)
         if gpu is None:
@@ -276,6 +332,9 @@ def join(cards, sysfs_gpus, order, tool_name, tool_listed):
                 index = None
             gpu = gpus[bdf] = _blank(index, bdf)
             gpu["in_tool_output"] = False if tool_listed else None
+            if unplaced:
+                gpu["in_tool_output"] = None
+                gpu["_unattributed"] = "which %s entry describes it cannot be told: %s" % (tool_name, why)
         _add_sysfs(gpu, sysgpu)
     return sorted(gpus.values(), key=_sort_key), notes
 
@@ -379,7 +438,8 @@ def assess(gpu, sysgpu, tool_info, kernel_findings, metrics_ok):
         health = worst(health, tool_health)
         problems.extend(tool_problems)
         gpu["warnings"] = list(gpu.get("warnings") or []) + list(tool_warnings)
-    if listed(tool_info):
+    unattributed = gpu.pop("_unattributed", None)  # the tool answered, but may have spoken of it without its address
+    if listed(tool_info) and not unattributed:
         gpu["responding"] = bool(gpu["in_tool_output"]) and health != LOST
         if not gpu["in_tool_output"] and health == OK:
             health = DEGRADED
@@ -395,7 +455,7 @@ def assess(gpu, sysgpu, tool_info, kernel_findings, metrics_ok):
         gpu["responding"] = False if health == LOST else None
         if health == OK:
             health = UNKNOWN
-            problems.append("%s; sysfs shows it on the bus" % (tool_info["reason"] or "GPU tool gave no answer"))
+            problems.append(unattributed or "%s; sysfs shows it on the bus" % (tool_info["reason"] or "GPU tool gave no answer"))
     hung = (sysgpu or {}).get("hung")
     if hung:
         problems.append("sysfs read of %s timed out after %ss" % (hung["file"], hung["timeout_s"]))

@@ -42,6 +42,8 @@ _CARD = re.compile(r"^card(\d+)$")
 # Seconds for one GPU's identity reads (microseconds when healthy; a read stuck in a hung driver never returns).
 GPU_READ_TIMEOUT = 2
 GPU_CLASSES = {AMD_VENDOR: ("0x03", "0x12"), NVIDIA_VENDOR: ("0x0300", "0x0302")}
+# amdgpu's compute partition mode of a partitionable GPU (MI300): SPX (one GPU), DPX, TPX, QPX, CPX
+PARTITION_FILE = "current_compute_partition"
 
 
 def _read(path, limit=4096):
@@ -224,12 +226,14 @@ def _base_entry(bdf, device_dir, drm_card, vendor):
         "vendor_name": VENDOR_NAMES.get(vendor), "device_id": None, "revision": None, "lost": None,
         "runtime_status": None, "perf_level": None, "vram_total_bytes": None, "vram_used_bytes": None,
         "unique_id": None, "vbios_version": None, "hwmon": None, "read_errors": {}, "hung": None,
+        "compute_partition": None,
     }
 
 
 def _unread(bdf, device_dir, drm_card, vendor, name, outcome, timeout):
     """The entry of a GPU whose identity reads did not finish: which file blocked, nothing guessed."""
     gpu = _base_entry(bdf, device_dir, drm_card, vendor)
+    gpu["compute_partition"] = "unknown"  # not read: whether the tools list it as several GPUs cannot be told
     if outcome.timed_out:
         gpu["hung"] = {"file": name, "timeout_s": timeout}
         gpu["read_errors"][name] = "timed out after %ss" % timeout
@@ -269,10 +273,23 @@ def _identity(bdf, device_dir, drm_card, vendor=None, progress=None):
     gpu["vram_used_bytes"] = integer("mem_info_vram_used")
     gpu["unique_id"] = text("unique_id") or None
     gpu["vbios_version"] = text("vbios_version") or None
+    # MI300-style compute partitioning (SPX, DPX, ... CPX): the tools list one GPU per partition
+    gpu["compute_partition"] = text(PARTITION_FILE) or None
     progress["file"] = "hwmon"
     gpu["hwmon"] = _hwmon_dir(device_dir)
     progress["file"] = None
     return gpu
+
+
+def partition_mode(gpu):
+    """The compute partition mode of a GPU sysfs shows split into several ('DPX', 'CPX', ...), 'unknown' when
+    that could not be read, or None for one GPU (SPX, or no partition file: a GPU that cannot be split)."""
+    mode = gpu.get("compute_partition")
+    if PARTITION_FILE in gpu.get("read_errors", {}):
+        return "unknown"
+    if mode is None or mode.upper() == "SPX":
+        return None
+    return mode
 
 
 def _hwmon_dir(device_dir):

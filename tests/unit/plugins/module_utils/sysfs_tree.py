@@ -13,9 +13,11 @@ def _write(path, text, mode="w"):
 
 
 def add_gpu(root, bdf, card, device="0x73ff", lost=False, driver="amdgpu", runtime_status="active",
-            busy=None, temp_mc=None, power_uw=None, vram=(8573157376, 15728640), vendor="0x1002"):
+            busy=None, temp_mc=None, power_uw=None, vram=(8573157376, 15728640), vendor="0x1002", partition=None):
     dev = add_pci_function(root, bdf, vendor, device, "0x030000", driver=driver, lost=lost,
                            runtime_status=runtime_status)
+    if partition is not None:  # amdgpu's compute partition mode of an MI300-style GPU: SPX, DPX, ... CPX
+        _write(os.path.join(dev, "current_compute_partition"), partition + "\n")
     _write(os.path.join(dev, "power_dpm_force_performance_level"), "auto\n")
     _write(os.path.join(dev, "mem_info_vram_total"), "%d\n" % vram[0])
     _write(os.path.join(dev, "mem_info_vram_used"), "%d\n" % vram[1])

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
+import copy
 import json
 import os
 
 import pytest
 
 from ansible_collections.gpuops.preflight.plugins.module_utils import _gpus as gpus
-from ansible_collections.gpuops.preflight.tests.unit.plugins.module_utils.fixtures import recording
+from ansible_collections.gpuops.preflight.tests.unit.plugins.module_utils.fixtures import amd_smi_gpu_choices, recording
 from ansible_collections.gpuops.preflight.tests.unit.plugins.module_utils.sysfs_tree import add_gpu, add_kfd
 
 
@@ -445,3 +446,154 @@ def test_driver_not_loaded_without_amdgpu_gpus_says_so(tmp_path):
     result = gpus.probe(FakeModule(answer=(0, "Driver not initialized (amdgpu not found in modules)\n", "")),
                         sysfs_root=root)
     assert result["tool"]["reason"] == "the amdgpu driver is not loaded"
+
+
+# --------------------------------------------------------------------------------------------
+# amd-smi entries and sysfs GPUs: joined by the address amd-smi prints, by index only where provably safe
+
+def amd_metric(*indices, bdfs=None):
+    """``amd-smi metric --json``: the recorded RX 6600 entry (no address, as metric prints) for each index;
+    with ``bdfs``, the address each entry names (as ``list``/``static`` print it)."""
+    entry = json.loads(recording("amd-smi", "rx6600_gfx1032_metric_proxmox.json"))[0]
+    doc = [dict(copy.deepcopy(entry), gpu=i) for i in indices]
+    for item, bdf in zip(doc, bdfs or ()):
+        item["bdf"] = bdf
+    return doc
+
+
+def amd_probe(root, doc, **kwargs):
+    module = FakeModule(tools=("amd-smi", "timeout"), answer=(0, json.dumps(doc, indent=4), ""))
+    return gpus.probe(module, sysfs_root=root, **kwargs)
+
+
+@pytest.fixture
+def rig_lost_middle(tmp_path):
+    """03 and 09 healthy, 06 fallen off the bus: amd-smi sees two GPUs and numbers them 0 and 1."""
+    root = str(tmp_path / "sys")
+    add_gpu(root, "0000:03:00.0", card=1)
+    add_gpu(root, "0000:06:00.0", card=2, lost=True)
+    add_gpu(root, "0000:09:00.0", card=3)
+    return root
+
+
+@pytest.mark.parametrize("indices", [(0, 1), (0, 2)])
+def test_amd_smi_listing_fewer_gpus_without_addresses_gives_no_gpu_another_ones_verdict(rig_lost_middle, indices):
+    """By index, entry 1 would be the lost GPU's and the healthy 09 "no longer reported": neither is known."""
+    result = amd_probe(rig_lost_middle, amd_metric(*indices))
+    got = by_bdf(result)
+    assert result["count"] == 3 and set(got) == {"0000:03:00.0", "0000:06:00.0", "0000:09:00.0"}
+    assert got["0000:06:00.0"]["health"] == "lost"
+    why = "amd-smi printed no PCI addresses and numbers 2 GPU(s) (%d, %d) where sysfs shows 3 with a DRM card" % indices
+    for bdf in ("0000:03:00.0", "0000:09:00.0"):
+        gpu = got[bdf]
+        assert (gpu["health"], gpu["in_tool_output"], gpu["responding"]) == ("unknown", None, None)
+        assert gpu["temperature_edge_c"] is None and gpu["sources"] == ["sysfs"]  # none of amd-smi's data
+        assert gpu["problems"] == ["which amd-smi entry describes it cannot be told: " + why]
+    assert result["notes"] == [why + ": that data is given to no GPU"]
+
+
+def test_amd_smi_listing_fewer_gpus_with_addresses_is_joined_by_address(rig_lost_middle):
+    doc = amd_metric(0, 1, bdfs=["0000:03:00.0", "0000:09:00.0"])
+    got = by_bdf(amd_probe(rig_lost_middle, doc))
+    assert [(got[b]["index"], got[b]["health"]) for b in sorted(got)] == [(0, "ok"), (None, "lost"), (1, "ok")]
+    assert got["0000:09:00.0"]["temperature_edge_c"] == 36.0
+
+
+def test_amd_smi_with_same_count_and_no_addresses_is_joined_by_pci_order_of_unsplit_gpus(tmp_path):
+    root = str(tmp_path / "sys")
+    add_gpu(root, "0000:03:00.0", card=2, partition="SPX")  # an MI300 in SPX is one GPU
+    add_gpu(root, "0000:06:00.0", card=1)
+    result = amd_probe(root, amd_metric(0, 1))
+    assert [(g["index"], g["bdf"], g["health"]) for g in result["gpus"]] == [
+        (0, "0000:03:00.0", "ok"), (1, "0000:06:00.0", "ok")]
+    assert result["notes"] == []
+
+
+@pytest.mark.parametrize("indices", [(0, 1, 2, 3), (0, 1)])
+def test_amd_smi_numbering_partitions_without_addresses_is_not_matched_by_index(tmp_path, indices):
+    """MI300X in DPX: amd-smi numbers two GPUs per device (amdsmi #132) and ``metric`` prints no address. Even
+    two entries for two devices (the second device unseen) are partitions 0 and 1 of the first, not both devices."""
+    root = str(tmp_path / "sys")
+    add_gpu(root, "0000:05:00.0", card=0, device="0x74a1", partition="DPX")
+    add_gpu(root, "0000:26:00.0", card=8, device="0x74a1", partition="DPX")
+    result = amd_probe(root, amd_metric(*indices))
+    assert [(g["bdf"], g["health"], g["in_tool_output"]) for g in result["gpus"]] == [
+        ("0000:05:00.0", "unknown", None), ("0000:26:00.0", "unknown", None)]
+    assert result["notes"] == ["amd-smi printed no PCI addresses and numbers each compute partition as a GPU; sysfs "
+                               "shows split (or cannot tell): 0000:05:00.0 (DPX), 0000:26:00.0 (DPX): that data is "
+                               "given to no GPU"]
+    assert [g["index"] for g in result["gpus"]] == [None, None]  # PCI ranks are not amd-smi's numbers of partitions
+
+
+def test_unreadable_partition_mode_is_no_proof_for_a_join_by_index(tmp_path):
+    root = str(tmp_path / "sys")
+    add_gpu(root, "0000:03:00.0", card=1)
+    dev = add_gpu(root, "0000:06:00.0", card=2)
+    os.makedirs(os.path.join(dev, "current_compute_partition"))  # a read that fails: not a regular file
+    result = amd_probe(root, amd_metric(0, 1))
+    assert set(g["health"] for g in result["gpus"]) == {"unknown"}
+    assert "0000:06:00.0 (unknown)" in result["notes"][0]
+
+
+def dpx_doc():
+    """amd-smi's entries on the recorded MI300X in DPX (amdsmi #132), each with its address: partition 1 reads no
+    temperature and no power, and half the memory, as recorded."""
+    doc = amd_metric(*[gpu for gpu, _bdf in amd_smi_gpu_choices()], bdfs=[bdf for _gpu, bdf in amd_smi_gpu_choices()])
+    for item in doc:
+        if item["bdf"].endswith(".1"):
+            item["temperature"] = {"edge": "N/A", "hotspot": "N/A", "mem": "N/A"}
+            item["power"]["socket_power"] = "N/A"
+            item["mem_usage"]["total_vram"]["value"] = 98296
+        else:
+            item["mem_usage"]["total_vram"]["value"] = 196592
+    return doc
+
+
+SMU_05 = dict(SMU_01, bdf="0000:05:00.0")
+
+
+def test_amd_smi_partitions_with_addresses_share_their_devices_loss_and_findings(tmp_path):
+    root = str(tmp_path / "sys")
+    add_gpu(root, "0000:05:00.0", card=0, device="0x74a1", partition="DPX")
+    add_gpu(root, "0000:26:00.0", card=8, device="0x74a1", partition="DPX", lost=True)
+    result = amd_probe(root, dpx_doc(), kernel_findings=[SMU_05])
+    assert [(g["index"], g["bdf"], g["health"]) for g in result["gpus"]] == [
+        (0, "0000:05:00.0", "degraded"), (1, "0000:05:00.1", "degraded"),
+        (2, "0000:26:00.0", "lost"), (3, "0000:26:00.1", "lost")]
+    assert result["gpus"][1]["problems"] == ["kernel log: SMU not answering (0xFFFFFFFF) (x3)"]
+    assert result["notes"] == []
+
+
+def test_amd_smi_entries_sharing_one_address_are_one_gpu_with_the_first_ones_facts(tmp_path):
+    """A build that prints the device's address for each of its partitions: one GPU, not partition 1's facts."""
+    root = str(tmp_path / "sys")
+    add_gpu(root, "0000:05:00.0", card=0, device="0x74a1", partition="DPX")
+    doc = dpx_doc()[:2]
+    doc[1]["bdf"] = "0000:05:00.0"
+    result = amd_probe(root, doc)
+    assert result["count"] == 1
+    gpu = result["gpus"][0]
+    assert (gpu["index"], gpu["health"], gpu["temperature_edge_c"]) == (0, "ok", 36.0)
+    assert gpu["vram_total_bytes"] == 196592 * 1024 * 1024 and gpu["sources"] == ["amd-smi", "sysfs"]
+    assert result["notes"] == ["amd-smi lists GPUs 0, 1 at one PCI address, 0000:05:00.0: partitions of one device, "
+                               "one GPU here"]
+
+
+def test_an_entry_without_address_among_addressed_ones_is_given_to_no_gpu(rig):
+    doc = amd_metric(0, 1, 2, bdfs=["0000:03:00.0", "AMDSMI_STATUS_NOT_SUPPORTED - Feature not supported",
+                                    "0000:09:00.0"])
+    result = amd_probe(rig, doc)
+    got = by_bdf(result)
+    assert [got[b]["health"] for b in sorted(got)] == ["ok", "unknown", "ok"]
+    assert got["0000:06:00.0"]["in_tool_output"] is None
+    assert result["notes"][0] == "amd-smi printed no PCI address for its GPU 1, only for the others: that data is given to no GPU"
+
+
+def test_a_rocm_smi_card_without_its_pci_bus_is_given_to_no_gpu(rig):
+    """The same rule for rocm-smi: its card without "PCI Bus" is not placed by its index."""
+    doc = json.loads(rocm_doc((0, 3), (1, 6), (2, 9)))
+    del doc["card1"]["PCI Bus"]
+    got = by_bdf(gpus.probe(FakeModule(answer=(0, json.dumps(doc), "")), sysfs_root=rig))
+    assert [got[b]["health"] for b in sorted(got)] == ["ok", "unknown", "ok"]
+    assert got["0000:06:00.0"]["problems"] == ["which rocm-smi entry describes it cannot be told: rocm-smi printed no "
+                                               "PCI address for its GPU 1, only for the others"]
