@@ -19,6 +19,7 @@ FIXTURES = pathlib.Path(os.environ.get("SIMRIG_FIXTURES") or pathlib.Path(__file
 DEFAULT_ROCM_SMI = "telegraf_rx6700xt_rocm602.json"
 DEFAULT_AMD_SMI_METRIC = "rx6600_gfx1032_metric_proxmox.json"
 DEFAULT_AMD_SMI_STATIC = "rx6600_gfx1032_static_proxmox.json"
+AMD_SMI_LIST = "rocm6.3.1_list_json_strix_halo_gkm.json"  # the shape of one ``amd-smi list --json`` entry
 DEFAULT_SYSFS_DUMP = "rx7800xt_sysfs_dump.txt"
 DEFAULT_SMU_DMESG = "smu_0xffffffff_hanged_state_pcie_link_down_lkml-2025-11.txt"
 MUTEX_FAILURE = "rocm5.2_stderr_mutex_init_failure_multigpu_rocm_smi_lib-88.txt"

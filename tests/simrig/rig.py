@@ -459,11 +459,10 @@ class Rig(object):
         name = fixtures.DEFAULT_AMD_SMI_STATIC if subcommand == "static" else fixtures.DEFAULT_AMD_SMI_METRIC
         template = fixtures.load_json("amd-smi", name)[0]
         items = []
-        for gpu in sorted(self.gpus_by_position, key=lambda g: g.bdf):  # amd-smi >= 6.0 sorts by BDF
-            if not gpu.in_tool:
-                continue
+        seen = [g for g in sorted(self.gpus_by_position, key=lambda g: g.bdf) if g.in_tool]  # amd-smi >= 6.0: BDF order
+        for number, gpu in enumerate(seen):
             entry = copy.deepcopy(template)
-            entry["gpu"] = gpu.position
+            entry["gpu"] = number  # amd-smi numbers the GPUs it sees from 0: no gap for a lost one
             if subcommand == "static":
                 entry["asic"].update(device_id=gpu.device_id, rev_id=gpu.revision, subvendor_id=gpu.subsystem_vendor)
                 if gpu.device_id != "0x73ff":
@@ -497,6 +496,15 @@ class Rig(object):
             return {"gpu_data": items}
         return items
 
+    def amd_smi_list(self):
+        """``amd-smi list --json``: the recorded entry (tests/fixtures/gpu SOURCES.md) per GPU amd-smi sees, numbered
+        as ``metric`` numbers them, each with its address, KFD ids and uuid."""
+        template = fixtures.load_json("amd-smi", fixtures.AMD_SMI_LIST)[0]
+        seen = [g for g in sorted(self.gpus_by_position, key=lambda g: g.bdf) if g.in_tool]
+        return [dict(template, gpu=number, bdf=gpu.bdf, kfd_id=gpu.gpu_id, node_id=gpu.node,
+                     uuid="%02xff%s-0000-1000-8000-%012x" % (number, gpu.device_id[2:], gpu.gpu_id))
+                for number, gpu in enumerate(seen)]
+
     def _write_tools(self):
         self._write_tool("rocm-smi", self.rocm_smi_stdout(), self._rocm_smi_stderr(), 0)
         gpus_lines = "".join("%d %s %s\n" % (g.index, g.dev, "lost" if g.lost else "vanished" if g.vanished else "ok")
@@ -509,6 +517,10 @@ class Rig(object):
             os.makedirs(static, exist_ok=True)
             _put(static, "stdout", json.dumps(self.amd_smi_document("static"), indent=4) + "\n")
             _put(static, "rc", "0\n")
+            listing = os.path.join(self.tool_dir("amd-smi"), "list")
+            os.makedirs(listing, exist_ok=True)
+            _put(listing, "stdout", json.dumps(self.amd_smi_list(), indent=4) + "\n")
+            _put(listing, "rc", "0\n")
             _put(self.tool_dir("amd-smi"), "gpus", gpus_lines)
             _put(self.tool_dir("amd-smi"), "garbage_stdout", self._garbage())
 
@@ -526,13 +538,21 @@ class Rig(object):
         table = [l for l in fixtures.body_lines("rocm-smi", fixtures.EXPECTED_INTEGER) if l.startswith(("=", "GPU "))]
         return "\n".join(table[:2] + [doc[: len(doc) // 2]] + table[2:]) + "\n"
 
-    def set_tool_mode(self, mode, tool="rocm-smi", rc=None, delay=None, stderr=None):
-        """replay | hang | slow (``delay`` s, then replay) | fail (``stderr``/``rc``) | garbage | empty."""
+    def set_tool_mode(self, mode, tool="rocm-smi", rc=None, delay=None, stderr=None, subcommand=None):
+        """replay | hang | slow (``delay`` s, then replay) | fail (``stderr``/``rc``) | garbage | empty; with
+        ``subcommand`` (amd-smi ``list``, ``static``) only for that one."""
         if mode not in MODES:
             raise ValueError("mode must be one of %s" % ", ".join(MODES))
         if tool not in self.tools:
             raise ValueError("%s has no %s" % (self.name, tool))
         d = self.tool_dir(tool)
+        if subcommand:
+            d = os.path.join(d, subcommand)
+            _put(d, "mode", mode + "\n")
+            if mode == "fail":
+                _put(d, "fail_rc", "%d\n" % (1 if rc is None else rc))
+                _put(d, "fail_stderr", stderr or "")
+            return
         _put(d, "mode", mode + "\n")
         if mode == "slow":
             _put(d, "delay", "%s\n" % (2 if delay is None else delay))
@@ -564,6 +584,9 @@ class Rig(object):
     def reset_tool(self, tool="rocm-smi"):
         """Back to replaying the rig's own recording, mode replay."""
         self.state["tool"][tool]["override"] = None
+        for sub in ("list", "static"):
+            if os.path.exists(os.path.join(self.tool_dir(tool), sub, "mode")):
+                os.unlink(os.path.join(self.tool_dir(tool), sub, "mode"))
         self.set_tool_mode("replay", tool)
         self._write_tools()
         self._save()

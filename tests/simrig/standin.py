@@ -8,8 +8,9 @@ tool linked onto PATH) and replays ``<rig>/<tool>.d/``:
 ``delay``                       seconds for ``slow``
 ``fail_stderr``, ``fail_rc``    what ``fail`` prints and returns (the recorded shm-mutex failure)
 ``garbage_stdout``              what ``garbage`` prints (non-JSON, with a broken ``{`` line)
-``<subcommand>/stdout|stderr|rc``  a recording for one subcommand (amd-smi ``static``); the
-                                default recording answers every other argument list
+``<subcommand>/stdout|stderr|rc``  a recording for one subcommand (amd-smi ``static``, ``list``); the
+                                default recording answers every other argument list; ``<subcommand>/mode``
+                                (and its ``fail_*``, ``delay``) overrides the mode for that subcommand
 ``gpus``                        ``<index> <sysfs device path> <ok|lost|vanished>``: the devices
                                 ``--resetclocks`` walks, in tool-index order
 ``resetclocks_broken``          if present, ``--resetclocks`` claims success but writes nothing
@@ -62,6 +63,10 @@ printf '%s\n' "$*" >> "$d/calls.log" 2>/dev/null
 
 mode=replay
 [ -f "$d/mode" ] && read -r mode < "$d/mode"
+# a subcommand folder may hold its own mode (amd-smi list failing while metric answers)
+case $1 in
+    [a-z]*) if [ -f "$d/$1/mode" ]; then d=$d/$1; read -r mode < "$d/mode"; fi ;;
+esac
 
 case $mode in
 """ + HANG_AND_SLOW + r"""    fail)

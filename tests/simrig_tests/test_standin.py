@@ -199,9 +199,20 @@ def test_amd_smi_metric_and_static(work, form):
     static = json.loads(call([rig.amd_smi, "static", "--json"]).stdout)
     static = static["gpu_data"] if form == "wrapped" else static
     assert [s["bus"]["bdf"] for s in static] == [g.bdf for g in rig.gpus]
+    listing = json.loads(call([rig.amd_smi, "list", "--json"]).stdout)
+    assert [(i["gpu"], i["bdf"]) for i in listing] == [(n, g.bdf) for n, g in enumerate(rig.gpus)]
+    assert set(listing[0]) == set(fixtures.load_json("amd-smi", fixtures.AMD_SMI_LIST)[0])
     rig.lose_gpu(1)
     metric = json.loads(call([rig.amd_smi, "metric", "--json"]).stdout)
     items = metric["gpu_data"] if form == "wrapped" else metric
-    assert [i["gpu"] for i in items] == [0, 2]
+    assert [i["gpu"] for i in items] == [0, 1]  # amd-smi renumbers the GPUs it sees from 0
+    listing = json.loads(call([rig.amd_smi, "list", "--json"]).stdout)
+    assert [(i["gpu"], i["bdf"]) for i in listing] == [(0, rig.gpus[0].bdf), (1, rig.gpus[2].bdf)]
+    rig.set_tool_mode("fail", tool="amd-smi", subcommand="list", rc=2)
+    assert call([rig.amd_smi, "list", "--json"]).returncode == 2
+    assert [i["gpu"] for i in json.loads(call([rig.amd_smi, "metric", "--json"]).stdout)[
+        "gpu_data" if form == "wrapped" else slice(None)]] == [0, 1]
+    rig.reset_tool("amd-smi")
+    assert call([rig.amd_smi, "list", "--json"]).returncode == 0
     rig.set_tool_mode("empty", tool="amd-smi")
     assert call([rig.amd_smi, "metric", "--json"]).stdout == b""
