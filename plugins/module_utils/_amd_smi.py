@@ -22,6 +22,9 @@ from ansible_collections.gpuops.preflight.plugins.module_utils._pci import norma
 # (``list`` and ``static`` do: ``bdf``, ``bus.bdf``, used when present); _gpus.place_cards says when
 # amd-smi's own (PCI) order may stand for the address.
 METRIC_ARGS = ["metric", "--json"]
+# Each GPU's index with its PCI address (``gpu``, ``bdf``; newer builds add ``uuid``, ``kfd_id``, ``partition_id``):
+# called only when the metric entries cannot be placed by index (_gpus.place_by_list).
+LIST_ARGS = ["list", "--json"]
 
 _MIB = 1024 * 1024
 
@@ -145,3 +148,11 @@ def parse(doc):
     cards = [parse_entry(entry) for entry in gpu_entries(doc)]
     cards.sort(key=lambda card: (card["index"] is None, card["index"] or 0))
     return cards, {"driver_version": None, "processes": []}
+
+
+def address_map(doc):
+    """({amd-smi GPU index: PCI address}, number of GPU entries) from ``amd-smi list --json`` (list or wrapped
+    form). An entry without an index or a real address (amd-smi prints the error text in its place) maps nothing."""
+    cards, _system = parse(doc)
+    found = dict((card["index"], card["bdf"]) for card in cards if card["index"] is not None and card["bdf"])
+    return found, len(cards)

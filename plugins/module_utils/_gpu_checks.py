@@ -313,6 +313,27 @@ def _fix_for(gpu, fix):
     return EXCLUDED_FIX if gpu.get("excluded") else fix
 
 
+def gone_untold(view):
+    """[(tool, count, text)]: GPUs provably gone from a GPU tool's list that cannot be told apart (amd-smi metric
+    prints no address and ``list`` gave none: ``shortfall``). The GPUs it may be are ``unknown``; lost and
+    excluded ones among them may be the gone ones, so only the rest is counted (never a GPU too many)."""
+    by_bdf = dict((g["bdf"], g) for g in view["gpus"])
+    out = []
+    for _vendor, tool in sorted(view["probe"]["tools"].items()):
+        short = tool.get("shortfall")
+        if not short:
+            continue
+        maybe = [by_bdf[b] for b in short["gpus"] if b in by_bdf]
+        explained = sum(1 for g in maybe if g.get("excluded") or g["health"] == _gpus.LOST)
+        count = max(short["missing"] - explained, 0)
+        if count:
+            out.append((tool, count, "%s lists %d GPU(s) where sysfs shows %d with a DRM card: %d no longer answer%s "
+                                     "it, which cannot be told (%s)" % (
+                                         tool["name"], short["listed"], short["shown"], count,
+                                         "s" if count == 1 else "", short["why"])))
+    return out
+
+
 def evaluate_health(ctx, spec):
     """Lost and degraded GPUs fail (warn for a soft spec), and so does a watched GPU with findings within the
     watch window; unknown ones are unknown, one line per host when the GPU tool itself gave no answer."""
@@ -343,6 +364,8 @@ def evaluate_health(ctx, spec):
                 label(gpu), seen, duration(ctx.params["gpu_watch_window"]))
             problems.append(problem(spec.name, spec.fail_status, message, _fix_for(gpu, WATCH_FIX), gpu=gpu_ref(gpu),
                                     last_epoch=newest.get("last_epoch")))
+    for _tool, _count, text in gone_untold(view):
+        problems.append(problem(spec.name, spec.fail_status, text, spec.fix))  # as a GPU missing from the tool
     for vendor, tool in sorted(silent.items()):
         problems.append(problem(
             spec.name, UNKNOWN,
@@ -369,12 +392,14 @@ def evaluate_health(ctx, spec):
 def evaluate_available(ctx, spec):
     """A rig expected to have GPUs with none usable: none found, or every one excluded, lost or degraded.
     GPUs only ``unknown`` because the tool failed while sysfs looks healthy still count (gpu_health warns)."""
-    gpus, expected = ctx.value("gpu_view")["gpus"], ctx.params.get("expected_gpu_count")
+    view = ctx.value("gpu_view")
+    gpus, expected = view["gpus"], ctx.params.get("expected_gpu_count")
     if expected == 0:
         return [], "no GPU expected (expected_gpu_count: 0)"
     usable = [g for g in gpus if not g["excluded"] and g["health"] in (_gpus.OK, _gpus.UNKNOWN)]
-    if usable:
-        return [], "%d usable GPU(s)" % len(usable)
+    usable_count = len(usable) - sum(count for _tool, count, _text in gone_untold(view))
+    if usable_count > 0:
+        return [], "%d usable GPU(s)" % usable_count
     if not gpus:
         why = "no GPU found (sysfs shows none, and the GPU tool reports none)"
     else:
@@ -399,20 +424,24 @@ def evaluate_count(ctx, spec):
     counted = [g for g in gpus if not g["excluded"]]
     found = [g for g in counted if g["responding"] is not False]
     unverified = [g for g in found if g["responding"] is None]
+    gone = gone_untold(view)
+    found_count = len(found) - sum(count for _tool, count, _text in gone)
     if expected is None:
-        return problems, "%d GPU(s) responding (expected_gpu_count not set)" % len(found)
+        return problems, "%d GPU(s) responding (expected_gpu_count not set)" % found_count
     excluded_count = len([g for g in gpus if g["excluded"]])
     want = max(expected - excluded_count, 0)
     want_text = "%d" % want if not excluded_count else "%d (%d minus %d excluded)" % (want, expected, excluded_count)
     note = " (%d not verified: the GPU tool gave no answer)" % len(unverified) if unverified else ""
-    if len(found) != want:
+    if gone:
+        note = " (%s)" % "; ".join(text for _tool, _count, text in gone)
+    if found_count != want:
         missing = [g for g in counted if g["responding"] is False]
         detail = ""
         if missing:
             detail = "; not responding: " + ", ".join("%s %s" % (label(g), g["health"]) for g in missing)
         problems.append(problem(spec.name, spec.fail_status, "expected %s GPUs, found %d%s%s"
-                                % (want_text, len(found), note, detail), spec.fix))
-    return problems, "expected %s GPUs, found %d%s" % (want_text, len(found), note)
+                                % (want_text, found_count, note, detail), spec.fix))
+    return problems, "expected %s GPUs, found %d%s" % (want_text, found_count, note)
 
 
 def missing_process_lists(probe):

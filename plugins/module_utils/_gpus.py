@@ -90,6 +90,10 @@ def _tool_info(name, vendor, path, timeout):
             "stderr": "", "timeout_s": timeout}
     if vendor == NVIDIA:
         info.update(format=None, index_order="bdf", driver_version=None, cuda_version=None, schema=None)
+    else:
+        # list: the one extra amd-smi call for addresses (place_by_list); shortfall: GPUs gone from the tool's list
+        # that cannot be told apart (join)
+        info.update(list=None, shortfall=None)
     return info
 
 
@@ -170,6 +174,48 @@ def run_gpu_tool(module, tool, rocm_smi, amd_smi, timeout, clock=time.monotonic)
     info.update(outcome=outcome, reason=reason, answered=outcome == _rocm_smi.ANSWERED,
                 listed=outcome in (_rocm_smi.ANSWERED, _rocm_smi.NO_DATA))
     return info, cards, system, doc
+
+
+def place_by_list(module, info, cards, sysfs_gpus, order, budget, clock=time.monotonic):
+    """amd-smi's metric cards, each with the PCI address ``amd-smi list --json`` gives its index, and notes.
+
+    Called only where ``place_cards`` cannot place every card (metric prints no address): ONE more call, within
+    ``budget`` seconds (what is left of the probe's), recorded as ``info["list"]``. Its map is used only when it
+    numbers exactly the GPUs metric numbered (a GPU that vanished between the calls renumbers the rest); otherwise,
+    or when it fails, the cards stay as they were (``join`` then gives their data to no GPU) and a note says why.
+    """
+    from ansible_collections.gpuops.preflight.plugins.module_utils import _amd_smi
+
+    if not place_cards(cards, sysfs_gpus, positions(sysfs_gpus, order), info["name"])[1]:
+        return cards, []
+    record = {"cmd": None, "rc": None, "elapsed_s": 0.0, "timed_out": False, "outcome": None, "reason": None}
+    info["list"] = record
+    if budget < 1:
+        record.update(outcome=NOT_USED, reason="no time left in the probe's %ss for amd-smi list" % info["timeout_s"])
+        return cards, [record["reason"]]
+    run = _tool.run_tool(module, [info["path"]] + _amd_smi.LIST_ARGS, budget, clock=clock)
+    record.update(cmd=run.cmd, rc=run.rc, elapsed_s=round(run.elapsed, 3), timed_out=run.timed_out)
+    found, count = ({}, 0)
+    if run.ran and not run.rc:
+        doc = _amd_smi.extract_json(clean_text(run.stdout))
+        found, count = _amd_smi.address_map(doc) if doc is not None else ({}, 0)
+    wanted = sorted(card["index"] for card in cards if card.get("index") is not None)
+    if not run.ran or run.rc:
+        why = run.describe() if not run.ran else "exited %s, %s" % (
+            run.rc, first_line(clean_text(run.stderr)) or first_line(clean_text(run.stdout)) or "no output")
+        record.update(outcome=TIMEOUT if run.timed_out else _rocm_smi.FAILED, reason=why)
+    elif not count:
+        record.update(outcome=_rocm_smi.UNPARSEABLE, reason="printed no GPU entries: %s" % (
+            first_line(clean_text(run.stdout)) or first_line(clean_text(run.stderr)) or "nothing"))
+    elif count != len(cards) or sorted(found) != wanted:
+        record.update(outcome="mismatch", reason="numbers %d GPU(s), %d with a PCI address (%s), where metric numbered "
+                      "%d (%s)" % (count, len(found), ", ".join(str(i) for i in sorted(found)) or "none", len(cards),
+                                   _indices(cards)))
+    else:
+        record.update(outcome=_rocm_smi.ANSWERED)
+        return [dict(card, bdf=card.get("bdf") or found.get(card.get("index"))) for card in cards], []
+    return cards, ["amd-smi list --json (for the PCI addresses metric does not print) %s: no addresses from it"
+                   % record["reason"]]
 
 
 def run_nvidia_tool(module, nvidia_smi, timeout, clock=time.monotonic, tool="auto"):
@@ -300,6 +346,7 @@ def join(cards, sysfs_gpus, order, tool_name, tool_listed):
     place = positions(sysfs_gpus, order)
     by_bdf = dict((g["bdf"], g) for g in sysfs_gpus)
     placed, unplaced, why = place_cards(cards, sysfs_gpus, place, tool_name)
+    shortfall = None
     gpus, notes, taken, shared = {}, [], set(), {}
     if why:
         notes.append(why + ": that data is given to no GPU")
@@ -336,7 +383,12 @@ def join(cards, sysfs_gpus, order, tool_name, tool_listed):
                 gpu["in_tool_output"] = None
                 gpu["_unattributed"] = "which %s entry describes it cannot be told: %s" % (tool_name, why)
         _add_sysfs(gpu, sysgpu)
-    return sorted(gpus.values(), key=_sort_key), notes
+    listed_count = len(set(card.get("index") for card in cards))
+    if unplaced and place and listed_count < len(place):
+        # no GPU split (place is empty then): the tool numbers one entry per GPU, so this many are gone from it
+        shortfall = {"shown": len(place), "listed": listed_count, "missing": len(place) - listed_count,
+                     "gpus": sorted(bdf for bdf, g in gpus.items() if g.get("_unattributed")), "why": why}
+    return sorted(gpus.values(), key=_sort_key), notes, shortfall
 
 
 _NVIDIA_CARD_FIELDS = ("model", "uuid", "vram_total_bytes", "vram_used_bytes", "vram_free_bytes", "busy_percent",
@@ -533,7 +585,10 @@ def collect(module, tool="auto", rocm_smi="rocm-smi", amd_smi="amd-smi", sysfs_r
             order = resolve_index_order(index_order, info["name"], doc, info["path"])
             info["index_order"] = order
             info["driver_version"] = system.get("driver_version")
-            joined, join_notes = join(cards, mine, order, info["name"] or "tool", info["listed"])
+            if info["name"] == "amd-smi" and info["listed"] and cards:
+                cards, list_notes = place_by_list(module, info, cards, mine, order, timeout - (clock() - start), clock)
+                notes.extend(list_notes)
+            joined, join_notes, info["shortfall"] = join(cards, mine, order, info["name"] or "tool", info["listed"])
             process_lists[name] = kfd_available
         else:
             if outcome.ok:

@@ -204,3 +204,25 @@ def test_metrics_for_node_exporter_when_asked(cluster, preflight, cleanup, tmp_p
     # off by default, and a folder that is not there is a note, never a failed run
     run = preflight(inventory, 3, "preflight_textfile_dir=%s" % (tmp_path / "missing"))
     assert any(n.startswith("metrics not written to") for n in run.summary["notes"])
+
+
+def test_gpu_gone_from_amd_smi_blocks_on_an_amd_smi_only_host(cluster, preflight):
+    """The SMU-hang incident with amd-smi as the tool: the GPU stays in sysfs and leaves amd-smi's list, whose
+    metric entries carry no address. ``amd-smi list`` names the gone GPU; when it fails too, the shortfall blocks."""
+    made = cluster({RIG: {"gpus": 4, "amd_smi": "list"}})
+    gone = made[RIG].vanish_from_tool(2).bdf
+    run = preflight(made.write_inventory(), 3, "preflight_gpu_tool=amd-smi")
+    assert run.rc != 0
+    [(host, check, message)] = run.items("hard_failures")
+    assert (host, check) == (RIG, "gpu_health")
+    assert message == "rig-6600: GPU %s is degraded: amd-smi no longer reports it while it is still on the PCI bus" % gone
+    assert made[RIG].tool_calls("amd-smi") == ["metric --json", "list --json"]
+    made[RIG].clear_calls("amd-smi")
+    made[RIG].set_tool_mode("fail", tool="amd-smi", subcommand="list", rc=2)
+    run = preflight(made.write_inventory(), 3, "preflight_gpu_tool=amd-smi")
+    assert run.rc != 0
+    [(host, check, message)] = run.items("hard_failures")
+    assert (host, check) == (RIG, "gpu_health")
+    assert "amd-smi lists 3 GPU(s) where sysfs shows 4 with a DRM card: 1 no longer answers it" in message
+    assert [g["health"] for g in run.host(RIG)["gpus"]] == ["unknown"] * 4
+    assert (RIG, "gpu_count") in [(h, c) for h, c, _m in run.items("warnings")]

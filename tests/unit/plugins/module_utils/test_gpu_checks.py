@@ -294,3 +294,64 @@ def test_gpus_are_named_by_pci_address_on_a_two_vendor_host():
     assert [_pci.gpu_name(g, True) for g in gpus] == ["0000:03:00.0", "0000:41:00.0", "0000:51:00.0"]
     assert [_pci.gpu_name(g) for g in gpus[1:]] == [0, 1]
     assert _pci.gpu_name({"index": None, "bdf": "0000:61:00.0"}) == "0000:61:00.0"   # unbound: no index
+
+
+# ---------------------------------------------------------------- a GPU gone from amd-smi (SMU hang), through the probe
+
+def probed_view(tmp_path, listing, lost=False):
+    """The real probe of three GPUs in sysfs, 06 gone from amd-smi (its two metric entries renumbered 0 and 1)."""
+    from ansible_collections.gpuops.preflight.plugins.module_utils import _gpus
+    from ansible_collections.gpuops.preflight.tests.unit.plugins.module_utils import test_gpus as probing
+    from ansible_collections.gpuops.preflight.tests.unit.plugins.module_utils.sysfs_tree import add_gpu
+
+    root = str(tmp_path / "sys")
+    for card, bus in enumerate((3, 6, 9)):
+        add_gpu(root, "0000:%02x:00.0" % bus, card=card + 1, lost=lost and bus == 6)
+    result = probing.amd_probe(root, probing.amd_metric(0, 1), listing=listing)
+    return [dict(g, excluded=False, watchlisted=False) for g in result["gpus"]], result["tool"], _gpus
+
+
+def run_three(gpus, tool, **params):
+    return dict((check, evaluate(_preflight.FAMILY, check, gpus, tool=tool, probe={"tools": {"amd": tool}}, **params))
+                for check in ("gpu_health", "gpu_count", "gpu_available"))
+
+
+def test_gpu_gone_from_amd_smi_placed_by_list_blocks_the_step(tmp_path):
+    from ansible_collections.gpuops.preflight.tests.unit.plugins.module_utils import test_gpus as probing
+    gpus, tool, _gpus = probed_view(tmp_path, probing.amd_list((0, "0000:03:00.0"), (1, "0000:09:00.0")))
+    got = run_three(gpus, tool, expected_gpu_count=3)
+    [health] = got["gpu_health"][0]
+    assert (health["status"], health["gpu"]["bdf"]) == ("fail", "0000:06:00.0")
+    [count] = got["gpu_count"][0]
+    assert count["status"] == _preflight.FAMILY.checks["gpu_count"].fail_status
+    assert count["message"].startswith("expected 3 GPUs, found 2; not responding: GPU 0000:06:00.0 degraded")
+    assert got["gpu_available"] == ([], "2 usable GPU(s)")
+
+
+def test_gpu_gone_from_amd_smi_without_a_list_still_blocks_the_step(tmp_path):
+    from ansible_collections.gpuops.preflight.tests.unit.plugins.module_utils import test_gpus as probing
+    gpus, tool, _gpus = probed_view(tmp_path, probing.LIST_FAILED)
+    assert [g["health"] for g in gpus] == ["unknown"] * 3  # which one is gone cannot be told
+    got = run_three(gpus, tool, expected_gpu_count=3)
+    gone = [p for p in got["gpu_health"][0] if p["status"] == "fail"]
+    assert [p["message"] for p in gone] == [
+        "amd-smi lists 2 GPU(s) where sysfs shows 3 with a DRM card: 1 no longer answers it, which cannot be told "
+        "(amd-smi printed no PCI addresses and numbers 2 GPU(s) (0, 1) where sysfs shows 3 with a DRM card)"]
+    assert [p["status"] for p in got["gpu_health"][0] if p not in gone] == ["unknown"] * 3
+    [count] = got["gpu_count"][0]
+    assert count["status"] == _preflight.FAMILY.checks["gpu_count"].fail_status
+    assert count["message"].startswith("expected 3 GPUs, found 2 (amd-smi lists 2 GPU(s)")
+    assert got["gpu_available"] == ([], "2 usable GPU(s)")
+    assert run_three(gpus, tool)["gpu_count"][1].startswith("2 GPU(s) responding")
+
+
+def test_a_lost_gpu_explains_the_shortfall(tmp_path):
+    """06 fell off the bus: it is the one gone from amd-smi's list as far as anyone can tell, counted once."""
+    from ansible_collections.gpuops.preflight.tests.unit.plugins.module_utils import test_gpus as probing
+    gpus, tool, _gpus = probed_view(tmp_path, probing.LIST_FAILED, lost=True)
+    got = run_three(gpus, tool, expected_gpu_count=3)
+    assert [p["message"] for p in got["gpu_health"][0] if p["status"] == "fail"] == [
+        "GPU 1 (0000:06:00.0) is lost: PCI config space reads all-ones: the GPU is lost from the bus"]
+    message = got["gpu_count"][0][0]["message"]
+    assert message.startswith("expected 3 GPUs, found 2 ")
+    assert message.endswith("not responding: GPU 1 (0000:06:00.0) lost")

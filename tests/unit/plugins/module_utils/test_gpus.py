@@ -24,6 +24,8 @@ class FakeModule(object):
 
     def run_command(self, cmd, **kwargs):
         self.calls.append(cmd)
+        if isinstance(self.answer, dict):  # per subcommand (amd-smi metric, list), after timeout's 4 words
+            return self.answer[cmd[5]]
         return self.answer
 
 
@@ -461,8 +463,15 @@ def amd_metric(*indices, bdfs=None):
     return doc
 
 
-def amd_probe(root, doc, **kwargs):
-    module = FakeModule(tools=("amd-smi", "timeout"), answer=(0, json.dumps(doc, indent=4), ""))
+LIST_FAILED = (1, "", "")
+LIST_FAILED_NOTE = "amd-smi list --json (for the PCI addresses metric does not print) exited 1, no output: no addresses from it"
+
+
+def amd_probe(root, doc, listing=LIST_FAILED, **kwargs):
+    """amd-smi answering ``metric`` with ``doc`` and ``list`` with ``listing`` (rc, stdout, stderr): by default the
+    list call fails, so only what metric printed can place its entries."""
+    module = FakeModule(tools=("amd-smi", "timeout"), answer={"metric": (0, json.dumps(doc, indent=4), ""),
+                                                              "list": listing})
     return gpus.probe(module, sysfs_root=root, **kwargs)
 
 
@@ -489,7 +498,7 @@ def test_amd_smi_listing_fewer_gpus_without_addresses_gives_no_gpu_another_ones_
         assert (gpu["health"], gpu["in_tool_output"], gpu["responding"]) == ("unknown", None, None)
         assert gpu["temperature_edge_c"] is None and gpu["sources"] == ["sysfs"]  # none of amd-smi's data
         assert gpu["problems"] == ["which amd-smi entry describes it cannot be told: " + why]
-    assert result["notes"] == [why + ": that data is given to no GPU"]
+    assert result["notes"] == [LIST_FAILED_NOTE, why + ": that data is given to no GPU"]
 
 
 def test_amd_smi_listing_fewer_gpus_with_addresses_is_joined_by_address(rig_lost_middle):
@@ -519,7 +528,8 @@ def test_amd_smi_numbering_partitions_without_addresses_is_not_matched_by_index(
     result = amd_probe(root, amd_metric(*indices))
     assert [(g["bdf"], g["health"], g["in_tool_output"]) for g in result["gpus"]] == [
         ("0000:05:00.0", "unknown", None), ("0000:26:00.0", "unknown", None)]
-    assert result["notes"] == ["amd-smi printed no PCI addresses and numbers each compute partition as a GPU; sysfs "
+    assert result["notes"] == [LIST_FAILED_NOTE,
+                               "amd-smi printed no PCI addresses and numbers each compute partition as a GPU; sysfs "
                                "shows split (or cannot tell): 0000:05:00.0 (DPX), 0000:26:00.0 (DPX): that data is "
                                "given to no GPU"]
     assert [g["index"] for g in result["gpus"]] == [None, None]  # PCI ranks are not amd-smi's numbers of partitions
@@ -532,7 +542,7 @@ def test_unreadable_partition_mode_is_no_proof_for_a_join_by_index(tmp_path):
     os.makedirs(os.path.join(dev, "current_compute_partition"))  # a read that fails: not a regular file
     result = amd_probe(root, amd_metric(0, 1))
     assert set(g["health"] for g in result["gpus"]) == {"unknown"}
-    assert "0000:06:00.0 (unknown)" in result["notes"][0]
+    assert "0000:06:00.0 (unknown)" in result["notes"][1]
 
 
 def dpx_doc():
@@ -586,7 +596,7 @@ def test_an_entry_without_address_among_addressed_ones_is_given_to_no_gpu(rig):
     got = by_bdf(result)
     assert [got[b]["health"] for b in sorted(got)] == ["ok", "unknown", "ok"]
     assert got["0000:06:00.0"]["in_tool_output"] is None
-    assert result["notes"][0] == "amd-smi printed no PCI address for its GPU 1, only for the others: that data is given to no GPU"
+    assert result["notes"][1] == "amd-smi printed no PCI address for its GPU 1, only for the others: that data is given to no GPU"
 
 
 def test_a_rocm_smi_card_without_its_pci_bus_is_given_to_no_gpu(rig):
@@ -597,3 +607,82 @@ def test_a_rocm_smi_card_without_its_pci_bus_is_given_to_no_gpu(rig):
     assert [got[b]["health"] for b in sorted(got)] == ["ok", "unknown", "ok"]
     assert got["0000:06:00.0"]["problems"] == ["which rocm-smi entry describes it cannot be told: rocm-smi printed no "
                                                "PCI address for its GPU 1, only for the others"]
+
+
+# ---------------------------------------------------------------- amd-smi list: addresses for metric's entries
+
+def amd_list(*pairs, wrapped=False):
+    """``amd-smi list --json`` answer: the recorded entry (Strix Halo, ROCm 6.3.1) per (index, bdf)."""
+    entry = json.loads(recording("amd-smi", "rocm6.3.1_list_json_strix_halo_gkm.json"))[0]
+    items = [dict(entry, gpu=index, bdf=bdf) for index, bdf in pairs]
+    return (0, json.dumps({"gpu_data": items} if wrapped else items, indent=4), "")
+
+
+def test_recorded_list_maps_amd_smi_index_to_address():
+    from ansible_collections.gpuops.preflight.plugins.module_utils import _amd_smi
+    doc = _amd_smi.extract_json(recording("amd-smi", "rocm6.3.1_list_json_strix_halo_gkm.json"))
+    assert _amd_smi.address_map(doc) == ({0: "0000:c4:00.0"}, 1)
+
+
+def test_healthy_amd_smi_host_is_one_call(rig):
+    module = FakeModule(tools=("amd-smi", "timeout"), answer={"metric": (0, json.dumps(amd_metric(0, 1, 2)), "")})
+    result = gpus.probe(module, sysfs_root=rig)
+    assert [g["health"] for g in result["gpus"]] == ["ok", "ok", "ok"]
+    assert [c[5] for c in module.calls] == ["metric"] and result["tool"]["list"] is None
+
+
+@pytest.mark.parametrize("wrapped", [False, True])
+def test_gpu_gone_from_amd_smi_is_found_by_list_and_degraded(rig, wrapped):
+    """SMU hang: 06 stays in sysfs, amd-smi renumbers the two it sees 0 and 1; list names their addresses."""
+    result = amd_probe(rig, amd_metric(0, 1), listing=amd_list((0, "0000:03:00.0"), (1, "0000:09:00.0"), wrapped=wrapped))
+    got = by_bdf(result)
+    assert [(got[b]["index"], got[b]["health"], got[b]["responding"]) for b in sorted(got)] == [
+        (0, "ok", True), (None, "degraded", False), (1, "ok", True)]  # amd-smi renumbered: 1 is 09's
+    assert got["0000:06:00.0"]["problems"] == ["amd-smi no longer reports it while it is still on the PCI bus"]
+    assert got["0000:09:00.0"]["temperature_edge_c"] == 36.0
+    assert result["tool"]["list"]["outcome"] == "answered" and result["tool"]["list"]["cmd"] == [
+        "/usr/bin/amd-smi", "list", "--json"]
+    assert result["tool"]["shortfall"] is None
+    assert result["notes"] == ["cannot place GPU 0000:06:00.0 in amd-smi's numbering (index 1 is another GPU's)"]
+
+
+def test_partitions_are_placed_by_list(tmp_path):
+    """MI300X in DPX (amdsmi #132): metric numbers partitions 0..3 without addresses; the second device's are gone."""
+    root = str(tmp_path / "sys")
+    add_gpu(root, "0000:05:00.0", card=0, device="0x74a1", partition="DPX")
+    add_gpu(root, "0000:26:00.0", card=8, device="0x74a1", partition="DPX")
+    result = amd_probe(root, amd_metric(0, 1), listing=amd_list(*amd_smi_gpu_choices()[:2]))
+    assert [(g["index"], g["bdf"], g["health"]) for g in result["gpus"]] == [
+        (0, "0000:05:00.0", "ok"), (1, "0000:05:00.1", "ok"), (None, "0000:26:00.0", "degraded")]
+    assert result["tool"]["shortfall"] is None  # split GPUs: no count of them could be told
+
+
+@pytest.mark.parametrize("listing, reason", [
+    (LIST_FAILED, "exited 1, no output"),
+    ((2, "", "AMDSMI_STATUS_DRM_ERROR - DRM error\n"), "exited 2, AMDSMI_STATUS_DRM_ERROR - DRM error"),
+    ((0, "garbage {not json\n", ""), "printed no GPU entries: garbage {not json"),
+    ((0, "[]", ""), "printed no GPU entries: []"),
+    ((0, '{"error": "x"}', ""), "printed no GPU entries: {\"error\": \"x\"}"),
+    (amd_list((0, "0000:03:00.0"), (1, "0000:06:00.0"), (2, "0000:09:00.0")),
+     "numbers 3 GPU(s), 3 with a PCI address (0, 1, 2), where metric numbered 2 (0, 1)"),
+    (amd_list((0, "0000:03:00.0"), (1, "AMDSMI_STATUS_NOT_SUPPORTED - Feature not supported")),
+     "numbers 2 GPU(s), 1 with a PCI address (0), where metric numbered 2 (0, 1)"),
+])
+def test_no_usable_list_leaves_the_gpus_unknown_and_counts_the_shortfall(rig, listing, reason):
+    result = amd_probe(rig, amd_metric(0, 1), listing=listing)
+    assert [g["health"] for g in result["gpus"]] == ["unknown"] * 3
+    assert result["tool"]["list"]["reason"] == reason
+    assert result["notes"][0] == ("amd-smi list --json (for the PCI addresses metric does not print) %s: no addresses "
+                                  "from it" % reason)
+    short = result["tool"]["shortfall"]
+    assert (short["shown"], short["listed"], short["missing"], short["gpus"]) == (
+        3, 2, 1, ["0000:03:00.0", "0000:06:00.0", "0000:09:00.0"])
+
+
+def test_list_call_gets_only_what_is_left_of_the_probe_time(rig):
+    ticks = iter([0.0, 0.0, 14.5] + [14.5] * 50)  # metric took 14.5 of the 15 s
+    module = FakeModule(tools=("amd-smi", "timeout"), answer={"metric": (0, json.dumps(amd_metric(0, 1)), "")})
+    result = gpus.probe(module, sysfs_root=rig, clock=lambda: next(ticks))
+    assert [c[5] for c in module.calls] == ["metric"]
+    assert result["tool"]["list"]["reason"] == "no time left in the probe's 15s for amd-smi list"
+    assert result["tool"]["shortfall"]["missing"] == 1
