@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from ansible_collections.gpuops.preflight.plugins.module_utils import _caches, _clocks, _gpu_checks, _sysfs
 from ansible_collections.gpuops.preflight.plugins.module_utils._checks import (
-    CONTROLLER, SOFT, WARN, CheckSpec, Family, problem, registry)
+    CONTROLLER, SOFT, UNKNOWN, WARN, CheckSpec, Family, problem, registry)
 from ansible_collections.gpuops.preflight.plugins.module_utils._gpu_checks import GPU_NEEDS, KERNEL_LOG_NEEDS
 from ansible_collections.gpuops.preflight.plugins.module_utils._host_runner import Collector
 
@@ -109,9 +109,15 @@ def evaluate_clocks(ctx, spec):
     vendors = report.get("vendors") or [ctx.params.get("gpu_vendor")]
     fix = " ".join(CLOCK_FIXES[v] for v in ("amd", "nvidia") if v in vendors) or spec.fix
     problems = [problem(spec.name, WARN, text, fix) for text in report["problems"]]
+    # a level that could not be read is not a level at its default
+    problems += [problem(spec.name, UNKNOWN, text, fix) for text in report.get("unverified") or ()]
+    unsupported = report.get("unsupported") or []
+    none = "; %d GPU(s) without clock control (not supported): %s" % (len(unsupported), ", ".join(unsupported)) \
+        if unsupported else ""
     if report["needed"]:
-        return problems, "reset %d GPU(s) to their default clocks" % len(report["needed"])
-    return problems, "every GPU already at its default clocks"
+        return problems, "%s %d GPU(s) to their default clocks%s" % (
+            "would reset" if ctx.check_mode else "reset", len(report["needed"]), none)
+    return problems, "every GPU %salready at its default clocks%s" % ("with clock control " if none else "", none)
 
 
 def _clocks_not_asked(params):

@@ -15,24 +15,30 @@ clocks" reason (``nvmlClocksEventReasonUserDefinedClocks`` is the same bit). Onl
 are ``nvidia-smi -rgc`` and ``-rmc`` run (both need root; ``-rmc`` is "not supported" before
 Ampere, which is no failure), and the reasons are read back through ``nvidia-smi -q -x -d
 PERFORMANCE``: a GPU that still has it is reported (application clocks need ``-rac``).
+
+Both: only what is read back counts as reset (``changed``); a GPU whose clocks could not be read,
+before or after, is ``unverified`` (the check's ``unknown``), never taken for one at its default.
 """
 
 from __future__ import annotations
 
 import os
 
-from ansible_collections.gpuops.preflight.plugins.module_utils import _nvidia_smi, _sysfs, _tool, _toolpath
+from ansible_collections.gpuops.preflight.plugins.module_utils import _deadline, _nvidia_smi, _sysfs, _tool, _toolpath
 from ansible_collections.gpuops.preflight.plugins.module_utils._values import clean_text, first_line
 
 NVIDIA_QUERY = ["-q", "-x", "-d", "PERFORMANCE"]
 NVIDIA_RESETS = ("-rgc", "-rmc")
 USER_DEFINED = "user_defined"
+PERF_LEVEL_FILE = "power_dpm_force_performance_level"
 DEFAULT = "default"
 
 
 def reset_clocks(module, rocm_smi="rocm-smi", sysfs_root="/sys", timeout=30, check_mode=False, geteuid=os.geteuid,
                  vendor="amd", nvidia_smi="nvidia-smi"):
-    """Reset clocks where a GPU is not at its default. Returns {changed, needed, gpus, problems, tool}.
+    """Reset clocks where a GPU is not at its default. Returns {changed, needed, reset, gpus, problems,
+    unverified, unsupported, tool} (see ``_outcome``); ``changed`` only for a reset read back, or one to do in
+    check mode.
 
     ``vendor``: 'amd', 'nvidia' or 'auto' (the vendors whose GPUs sysfs shows; both on a mixed
     host, their answers merged, with ``vendors`` listing them). ``gpus``: [{bdf, before, after}]
@@ -46,11 +52,11 @@ def reset_clocks(module, rocm_smi="rocm-smi", sysfs_root="/sys", timeout=30, che
         raise ValueError("vendor must be auto, amd or nvidia, not %r" % (vendor,))
     present = set(v for _b, _d, _c, v in _sysfs.enumerate_gpus(sysfs_root, ["amd", "nvidia"]))
     vendors = [name for name in ("amd", "nvidia") if _sysfs.VENDOR_IDS[name] in present] or ["amd"]
-    merged = {"changed": False, "needed": [], "gpus": [], "problems": [], "tool": None, "vendors": vendors}
+    merged = _outcome(vendors=vendors)
     for name in vendors:
         got = reset_clocks(module, rocm_smi, sysfs_root, timeout, check_mode, geteuid, name, nvidia_smi)
         merged["changed"] = merged["changed"] or got["changed"]
-        for key in ("needed", "gpus", "problems"):
+        for key in ("needed", "reset", "gpus", "problems", "unverified", "unsupported"):
             merged[key].extend(got[key])
         merged["tool"] = merged["tool"] or got["tool"]
     return merged
@@ -59,13 +65,24 @@ def reset_clocks(module, rocm_smi="rocm-smi", sysfs_root="/sys", timeout=30, che
 def reset_amd_clocks(module, rocm_smi="rocm-smi", sysfs_root="/sys", timeout=30, check_mode=False, geteuid=os.geteuid):
     """``rocm-smi --resetclocks`` where an AMD GPU is not at 'auto', verified through sysfs.
 
-    Every GPU is read under the probe's per-GPU deadline: a read stuck in a hung driver leaves that GPU
-    out (its state is the GPU probe's to report), never the module hanging."""
+    Every GPU is read under the probe's per-GPU deadline, before and after: a read stuck in a hung driver
+    leaves that GPU out or unverified (its state is the GPU probe's to report), never the module hanging.
+    A level the driver refused to give (EPERM while runtime-suspended or in reset) is ``unverified``, never
+    taken for 'auto'; a GPU without the file (an SR-IOV VF) is ``unsupported``: it has no level to reset."""
     gpus = [g for g in _sysfs.scan_gpus(sysfs_root, timeout=_sysfs.GPU_READ_TIMEOUT)
             if g.get("driver") == "amdgpu" and not g.get("lost") and not g.get("hung")]
-    levels = [{"bdf": g["bdf"], "before": g.get("perf_level"), "after": g.get("perf_level")} for g in gpus]
-    needed = [item["bdf"] for item in levels if item["before"] not in (None, "auto")]
-    outcome = {"changed": False, "needed": needed, "gpus": levels, "problems": [], "tool": None}
+    outcome = _outcome()
+    for gpu in gpus:
+        level = gpu.get("perf_level") or None  # an empty answer is no level (older kernels on a VF)
+        error = gpu["read_errors"].get(PERF_LEVEL_FILE)
+        outcome["gpus"].append({"bdf": gpu["bdf"], "before": level, "after": level})
+        if level is None and error:
+            outcome["unverified"].append("could not read the performance level of GPU %s (%s): its clocks were not "
+                                         "checked" % (gpu["bdf"], error))
+        elif level is None:
+            outcome["unsupported"].append(gpu["bdf"])
+        elif level != "auto":
+            outcome["needed"].append(gpu["bdf"])
     if not _may_reset(outcome, check_mode, geteuid, "resetting clocks needs root (rocm-smi re-runs itself through "
                                                     "sudo otherwise): run the cleanup with become"):
         return outcome
@@ -78,12 +95,35 @@ def reset_amd_clocks(module, rocm_smi="rocm-smi", sysfs_root="/sys", timeout=30,
     outcome["tool"] = run.as_dict()
     if not run.ran:
         outcome["problems"].append("rocm-smi --resetclocks: %s" % run.describe())
-    after = dict((g["bdf"], _sysfs.read_perf_level(g)) for g in gpus)
-    for item in levels:
-        item["after"] = after.get(item["bdf"])
-        if item["bdf"] in needed and item["after"] != "auto":
+    # rocm-smi exits 0 whatever it managed: only the levels read back say what was reset
+    readback = _deadline.run_all(dict((g["bdf"], (lambda g=g: _sysfs.read_perf_level(g), _sysfs.GPU_READ_TIMEOUT))
+                                      for g in gpus))
+    for item in outcome["gpus"]:
+        got = readback[item["bdf"]]
+        level, error = got.value if got.ok else (None, got.describe_failure())
+        item["after"] = level or None
+        if item["bdf"] not in outcome["needed"]:
+            continue
+        if item["after"] == "auto":
+            outcome["reset"].append(item["bdf"])
+        elif item["after"] is None:
+            outcome["unverified"].append(
+                "could not read the performance level of GPU %s back after rocm-smi --resetclocks (%s)%s"
+                % (item["bdf"], error or "empty", ": the GPU may have left the bus" if error == "ENOENT" else ""))
+        else:
             outcome["problems"].append("GPU %s is still at performance level %r after rocm-smi --resetclocks"
                                        % (item["bdf"], item["after"]))
+    outcome["changed"] = bool(outcome["reset"])
+    return outcome
+
+
+def _outcome(**more):
+    """A clock reset's report. ``needed``: GPUs off their defaults; ``reset``: those read back at their defaults;
+    ``unverified``: why a GPU's clocks could not be read (before or after); ``unsupported``: GPUs with no clock
+    control to read or reset."""
+    outcome = {"changed": False, "needed": [], "reset": [], "gpus": [], "problems": [], "unverified": [],
+               "unsupported": [], "tool": None}
+    outcome.update(more)
     return outcome
 
 
@@ -122,9 +162,10 @@ def reset_nvidia_clocks(module, nvidia_smi="nvidia-smi", timeout=30, check_mode=
     """``nvidia-smi -rgc`` and ``-rmc`` where an NVIDIA GPU runs user-defined clocks, verified through nvidia-smi.
 
     At most four calls (read, -rgc, -rmc, read back), each under a quarter of ``timeout``.
-    ``tool`` is the -rgc run; ``runs`` every reset run.
+    ``tool`` is the -rgc run; ``runs`` every reset run. A GPU whose clock event reasons read N/A is
+    ``unsupported``; one missing from the answer read back is ``unverified``, never reset.
     """
-    outcome = {"changed": False, "needed": [], "gpus": [], "problems": [], "tool": None, "runs": []}
+    outcome = _outcome(runs=[])
     path, why_not = _toolpath.locate(module, nvidia_smi or "nvidia-smi")
     if not path:
         outcome["problems"].append("cannot check NVIDIA clocks: %s" % why_not)
@@ -136,6 +177,7 @@ def reset_nvidia_clocks(module, nvidia_smi="nvidia-smi", timeout=30, check_mode=
         return outcome
     outcome["gpus"] = [{"bdf": bdf, "before": state, "after": state} for bdf, state in sorted(before.items())]
     outcome["needed"] = [bdf for bdf, state in sorted(before.items()) if state == USER_DEFINED]
+    outcome["unsupported"] = [bdf for bdf, state in sorted(before.items()) if state is None]
     if not _may_reset(outcome, check_mode, geteuid, "resetting NVIDIA clocks needs root (nvidia-smi -rgc/-rmc): "
                                                     "run the cleanup with become"):
         return outcome
@@ -151,11 +193,21 @@ def reset_nvidia_clocks(module, nvidia_smi="nvidia-smi", timeout=30, check_mode=
     outcome["tool"] = outcome["runs"][0]
     after, error = nvidia_clock_states(module, path, each)
     if error:
-        outcome["problems"].append("could not verify the clock reset: %s" % error)
+        outcome["unverified"].append("could not verify the clock reset: %s" % error)
     for item in outcome["gpus"]:
         item["after"] = after.get(item["bdf"])
-        if item["bdf"] in outcome["needed"] and not error and item["after"] != DEFAULT:
+        if item["bdf"] not in outcome["needed"] or error:
+            continue
+        if item["after"] == DEFAULT:
+            outcome["reset"].append(item["bdf"])
+        elif item["after"] is None:
+            outcome["unverified"].append("could not read the clocks of GPU %s back after nvidia-smi -rgc/-rmc (%s)" % (
+                item["bdf"], "not in nvidia-smi's answer" if item["bdf"] not in after else "clock event reasons N/A"))
+        else:
             outcome["problems"].append(
                 "GPU %s still runs user-defined clocks after nvidia-smi -rgc/-rmc (application clocks set with -ac "
                 "need nvidia-smi -rac)" % item["bdf"])
+    # unverifiable: -rgc's own word that it ran is all there is
+    outcome["changed"] = bool(outcome["reset"]) or bool(error and outcome["runs"][0]["rc"] == 0
+                                                        and not outcome["runs"][0]["timed_out"])
     return outcome

@@ -415,7 +415,8 @@ def kfd_processes(sysfs_root="/sys", nodes=None, proc_root="/proc"):
 
 
 def read_perf_level(gpu):
-    return _read_text(os.path.join(gpu["device_dir"], "power_dpm_force_performance_level"))
+    """(level, error): ``power_dpm_force_performance_level`` now, or the errno name it failed with."""
+    return _read(os.path.join(gpu["device_dir"], "power_dpm_force_performance_level"))
 
 
 def rocm_version(tool_path):

@@ -61,6 +61,8 @@ options:
         C(rocm-smi --resetclocks) (it resets every GPU), and verify through sysfs that every GPU's
         C(power_dpm_force_performance_level) reads C(auto). Nothing runs when all are at C(auto).
       - This needs root; use C(become). In check mode the clocks are not reset.
+      - A GPU whose level cannot be read (amdgpu refuses the read while the GPU is runtime-suspended or in reset)
+        is warned about and never counted as reset; a GPU without the file (an SR-IOV VF) has no level to reset.
     type: bool
     default: false
   rocm_smi:
@@ -169,7 +171,9 @@ errors:
       type: str
       returned: always
 clocks:
-  description: What the clock reset did, as returned by the clock reset.
+  description:
+    - What the clock reset did (C(needed), C(reset) (those read back at C(auto)), C(gpus) with levels before and
+      after, C(problems), C(unverified) (levels that could not be read, also given as warnings), C(unsupported)).
   returned: when O(reset_clocks=true)
   type: dict
 diff:
@@ -253,7 +257,7 @@ def main():
                                       timeout=params["timeout"], check_mode=module.check_mode)
         result["clocks"] = clocks
         result["changed"] = result["changed"] or clocks["changed"]
-        for text in clocks["problems"]:
+        for text in clocks["problems"] + clocks["unverified"]:
             module.warn(text)
 
     module.exit_json(**result)

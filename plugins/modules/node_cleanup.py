@@ -101,7 +101,10 @@ caches:
   returned: always
   type: dict
 clocks:
-  description: The clock reset (C(needed), C(gpus) with levels before and after, C(problems)); null when not asked.
+  description:
+    - The clock reset (C(needed), C(reset) (those read back at their defaults), C(gpus) with levels before and after,
+      C(problems), C(unverified), C(unsupported)); null when not asked.
+    - C(changed) is true only for a reset read back, or in check mode for one that would be done.
   returned: always
   type: dict
 bytes_freed:

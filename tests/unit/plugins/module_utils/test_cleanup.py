@@ -44,3 +44,28 @@ def test_bad_cache_paths_are_refused_by_the_plan_before_any_host():
     ]
     fine = {"cleanup_extra_paths": [".triton/cache"], "cleanup_home_dirs": [], "cleanup_users": ["nobody-here"]}
     assert _plan.variable_problems(_cleanup.FAMILY, fine) == []
+
+
+def test_clock_report_says_what_was_not_done():
+    """Check mode resets nothing and says so; a level that could not be read is unknown, never a pass; a GPU
+    without clock control is named, not a problem."""
+    from ansible_collections.gpuops.preflight.plugins.module_utils._host_runner import Context
+
+    class CheckMode(object):
+        check_mode = True
+
+    def clocks(report, module=None):
+        ctx = Context(_cleanup.FAMILY, module, {"gpu_vendor": "amd"}, ["clocks"], {})
+        ctx.values["clocks"] = report
+        spec = _cleanup.CHECKS["clocks"]
+        return spec.evaluate(ctx, spec)
+
+    base = {"needed": ["0000:03:00.0"], "problems": [], "unverified": [], "unsupported": []}
+    assert clocks(base, CheckMode()) == ([], "would reset 1 GPU(s) to their default clocks")
+    assert clocks(base) == ([], "reset 1 GPU(s) to their default clocks")
+    unread = "could not read the performance level of GPU 0000:06:00.0 (EPERM): its clocks were not checked"
+    problems, _text = clocks(dict(base, needed=[], unverified=[unread]))
+    assert [(p["status"], p["message"]) for p in problems] == [("unknown", unread)]
+    assert clocks(dict(base, needed=[], unsupported=["0000:09:00.0"])) == (
+        [], "every GPU with clock control already at its default clocks; 1 GPU(s) without clock control (not "
+            "supported): 0000:09:00.0")

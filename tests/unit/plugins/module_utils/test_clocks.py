@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 
 from ansible_collections.gpuops.preflight.plugins.module_utils import _clocks, _sysfs
@@ -11,19 +12,23 @@ from ansible_collections.gpuops.preflight.tests.unit.plugins.module_utils.sysfs_
 class Module(object):
     """rocm-smi --resetclocks stand-in: writes 'auto' back like the real tool does (unless broken)."""
 
-    def __init__(self, devices, works=True):
-        self.devices, self.works, self.cmds = devices, works, []
+    def __init__(self, devices, works=True, refuse=(), vanish=None):
+        self.devices, self.works, self.refuse, self.vanish, self.cmds = devices, works, refuse, vanish, []
+        self.said = "Successfully reset clocks\n"
 
     def get_bin_path(self, name, required=False, opt_dirs=None):
         return "/usr/bin/%s" % name
 
     def run_command(self, cmd, **kwargs):
         self.cmds.append(cmd)
+        if self.vanish:
+            shutil.rmtree(self.vanish)
         if self.works:
             for dev in self.devices:
-                with open(os.path.join(dev, "power_dpm_force_performance_level"), "w") as handle:
-                    handle.write("auto\n")
-        return 0, "Successfully reset clocks\n", ""
+                if dev not in self.refuse and dev != self.vanish:
+                    with open(os.path.join(dev, "power_dpm_force_performance_level"), "w") as handle:
+                        handle.write("auto\n")
+        return 0, self.said, ""
 
 
 def rig(tmp_path, levels):
@@ -53,10 +58,65 @@ def test_reset_and_verify(tmp_path):
     assert out["gpus"][0] == {"bdf": "0000:03:00.0", "before": "manual", "after": "auto"}
 
 
-def test_reset_that_did_not_take_is_reported(tmp_path):
+def test_reset_that_did_not_take_is_reported_and_not_changed(tmp_path):
+    """rocm-smi exits 0 and says 'Unable to reset clocks' per GPU: nothing changed, so changed is false."""
     root, devices = rig(tmp_path, ["high"])
-    out = _clocks.reset_clocks(Module(devices, works=False), sysfs_root=root, geteuid=lambda: 0)
+    module = Module(devices, works=False)
+    module.said = "GPU[0]\t\t: Unable to reset clocks\n"
+    out = _clocks.reset_clocks(module, sysfs_root=root, geteuid=lambda: 0)
     assert out["problems"] == ["GPU 0000:03:00.0 is still at performance level 'high' after rocm-smi --resetclocks"]
+    assert (out["changed"], out["reset"]) == (False, [])
+
+
+def test_twelve_gpus_one_refuses_the_others_reset_and_reported_then_idempotent(tmp_path):
+    root, devices = rig(tmp_path, ["manual"] * 12)
+    module = Module(devices, refuse=(devices[5],))
+    out = _clocks.reset_clocks(module, sysfs_root=root, geteuid=lambda: 0)
+    bdfs = ["0000:%02x:00.0" % (3 + 3 * n) for n in range(12)]
+    assert out["changed"] is True and out["needed"] == bdfs
+    assert out["reset"] == bdfs[:5] + bdfs[6:]
+    assert out["problems"] == ["GPU %s is still at performance level 'manual' after rocm-smi --resetclocks" % bdfs[5]]
+    with open(os.path.join(devices[5], "power_dpm_force_performance_level"), "w") as handle:
+        handle.write("auto\n")
+    again = _clocks.reset_clocks(module, sysfs_root=root, geteuid=lambda: 0)
+    assert (again["changed"], again["needed"], len(module.cmds)) == (False, [], 1)
+
+
+def test_a_level_the_driver_refuses_is_unverified_never_auto(tmp_path, monkeypatch):
+    """amdgpu answers a read of power_dpm_force_performance_level with EPERM while the GPU is runtime-suspended
+    (pm_runtime_get_if_active) or in reset: its level is unknown, not 'auto', and nothing says it was reset."""
+    root, devices = rig(tmp_path, ["manual", "auto"])
+    real = _sysfs._read_bytes
+
+    def read(path, limit):
+        if "0000:03:00.0" in path and path.endswith("power_dpm_force_performance_level"):
+            return None, "EPERM"
+        return real(path, limit)
+    monkeypatch.setattr(_sysfs, "_read_bytes", read)
+    module = Module(devices)
+    out = _clocks.reset_clocks(module, sysfs_root=root, geteuid=lambda: 0)
+    assert (out["changed"], out["needed"], out["problems"], module.cmds) == (False, [], [], [])
+    assert out["unverified"] == ["could not read the performance level of GPU 0000:03:00.0 (EPERM): its clocks were "
+                                 "not checked"]
+
+
+def test_a_gpu_without_a_performance_level_is_unsupported_not_a_failure(tmp_path):
+    """An SR-IOV VF has no power_dpm_force_performance_level (older kernels gave an empty answer instead)."""
+    root, devices = rig(tmp_path, ["auto", ""])
+    os.remove(os.path.join(devices[0], "power_dpm_force_performance_level"))
+    module = Module(devices)
+    out = _clocks.reset_clocks(module, sysfs_root=root, geteuid=lambda: 0)
+    assert (out["changed"], out["problems"], out["unverified"], module.cmds) == (False, [], [], [])
+    assert out["unsupported"] == ["0000:03:00.0", "0000:06:00.0"]
+
+
+def test_a_gpu_gone_between_the_check_and_the_read_back_is_unverified(tmp_path):
+    root, devices = rig(tmp_path, ["manual", "high"])
+    module = Module(devices, vanish=devices[1])
+    out = _clocks.reset_clocks(module, sysfs_root=root, geteuid=lambda: 0)
+    assert (out["changed"], out["reset"], out["problems"]) == (True, ["0000:03:00.0"], [])
+    assert out["unverified"] == ["could not read the performance level of GPU 0000:06:00.0 back after rocm-smi "
+                                 "--resetclocks (ENOENT): the GPU may have left the bus"]
 
 
 def test_check_mode_and_non_root_do_not_run_the_tool(tmp_path):
@@ -77,8 +137,8 @@ ACTIVE = "<clocks_event_reason_applications_clocks_setting>Active</clocks_event_
 class NvidiaModule(object):
     """nvidia-smi stand-in: GPUs with user-defined clocks show the reason active until -rgc works."""
 
-    def __init__(self, locked=(0,), works=True, rmc=(0, "All done.\n", "")):
-        self.locked, self.works, self.rmc, self.cmds = set(locked), works, rmc, []
+    def __init__(self, locked=(0,), works=True, rmc=(0, "All done.\n", ""), rgc=(0, "All done.\n", "")):
+        self.locked, self.works, self.rmc, self.rgc, self.cmds = set(locked), works, rmc, rgc, []
 
     def get_bin_path(self, name, required=False, opt_dirs=None):
         return "/usr/bin/%s" % name
@@ -95,7 +155,7 @@ class NvidiaModule(object):
         if cmd[5] == "-rgc":
             if self.works:
                 self.locked.clear()
-            return 0, "All done.\n", ""
+            return self.rgc
         if cmd[5] == "-rmc":
             return self.rmc
         return 0, self.xml(), ""
@@ -109,6 +169,37 @@ def test_nvidia_locked_clocks_reset_and_verified():
                            {"bdf": "0000:c1:00.0", "before": "user_defined", "after": "default"}]
     assert module.cmds == [["/usr/bin/nvidia-smi", "-q", "-x", "-d", "PERFORMANCE"], ["/usr/bin/nvidia-smi", "-rgc"],
                            ["/usr/bin/nvidia-smi", "-rmc"], ["/usr/bin/nvidia-smi", "-q", "-x", "-d", "PERFORMANCE"]]
+
+
+def test_nvidia_reset_refused_by_the_driver_is_named_and_not_changed():
+    """Root in a container without CAP_SYS_ADMIN (or WSL2): -rgc and -rmc are refused with exit 4."""
+    said = training("nvidia-smi-clocks", "wsl2_rtx4050_610.88_rgc_permission_denied.txt")
+    module = NvidiaModule(locked=(0,), works=False, rgc=(4, said, ""), rmc=(4, said, ""))
+    out = _clocks.reset_clocks(module, vendor="nvidia", geteuid=lambda: 0)
+    refused = "exited 4: The current user does not have permission to change clocks for GPU 00000000:01:00.0."
+    assert out["problems"] == [
+        "nvidia-smi -rgc " + refused, "nvidia-smi -rmc " + refused,
+        "GPU 0000:81:00.0 still runs user-defined clocks after nvidia-smi -rgc/-rmc (application clocks set with -ac "
+        "need nvidia-smi -rac)"]
+    assert (out["changed"], out["reset"]) == (False, [])
+
+
+def test_nvidia_gpu_missing_from_the_read_back_is_unverified_not_still_locked():
+    module = NvidiaModule(locked=(0, 1))
+    queries = []
+
+    def xml():
+        queries.append(1)
+        text = NvidiaModule.xml(module)
+        if len(queries) == 1:
+            return text
+        parts = text.split("<gpu id=")   # the second GPU fell off the bus during the reset
+        return "<gpu id=".join(parts[:2]) + "</nvidia_smi_log>\n"
+    module.xml = xml
+    out = _clocks.reset_clocks(module, vendor="nvidia", geteuid=lambda: 0)
+    assert (out["changed"], out["reset"], out["problems"]) == (True, ["0000:81:00.0"], [])
+    assert out["unverified"] == ["could not read the clocks of GPU 0000:c1:00.0 back after nvidia-smi -rgc/-rmc "
+                                 "(not in nvidia-smi's answer)"]
 
 
 def test_nvidia_default_clocks_change_nothing():
@@ -162,3 +253,23 @@ def test_a_gpu_whose_sysfs_read_hangs_is_left_out_not_waited_for(tmp_path, monke
         release.set()
     assert out["needed"] == ["0000:03:00.0"] and [g["bdf"] for g in out["gpus"]] == ["0000:03:00.0"]
     assert out["gpus"][0]["after"] == "auto" and out["problems"] == []
+
+
+def test_a_read_back_stuck_in_a_hung_driver_is_bounded_and_unverified(tmp_path, monkeypatch):
+    root, devices = rig(tmp_path, ["manual", "manual"])
+    module = Module(devices)
+    release, real = threading.Event(), _sysfs._read_bytes
+
+    def read(path, limit):   # the GPU hangs once rocm-smi has touched it
+        if module.cmds and "0000:06:00.0" in path and path.endswith("power_dpm_force_performance_level"):
+            release.wait(30)
+        return real(path, limit)
+    monkeypatch.setattr(_sysfs, "_read_bytes", read)
+    monkeypatch.setattr(_sysfs, "GPU_READ_TIMEOUT", 0.3)
+    try:
+        out = _clocks.reset_clocks(module, sysfs_root=root, timeout=20, geteuid=lambda: 0)
+    finally:
+        release.set()
+    assert (out["reset"], out["problems"]) == (["0000:03:00.0"], [])
+    assert out["unverified"] == ["could not read the performance level of GPU 0000:06:00.0 back after rocm-smi "
+                                 "--resetclocks (timed out after 0.3s)"]
