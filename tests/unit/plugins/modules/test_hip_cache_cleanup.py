@@ -206,3 +206,30 @@ def test_framework_caches_only_when_asked(tmp_path, capsys):
     assert sorted(r["path"] for r in result["removed"]) == [os.path.join(home, p) for p in (
         ".cache/torch/kernels", ".triton/cache")]
     assert os.path.isfile(os.path.join(home, ".cache/torch/hub/checkpoints/model.pth"))
+
+
+def test_reset_clocks_in_check_mode_resets_nothing_and_warns_of_an_unreadable_level(tmp_path, capsys, mocker):
+    from ansible_collections.gpuops.preflight.plugins.module_utils import _sysfs
+    from ansible_collections.gpuops.preflight.tests.unit.plugins.module_utils.sysfs_tree import add_gpu
+    root = str(tmp_path / "sys")
+    manual = add_gpu(root, "0000:03:00.0", card=0)
+    with open(os.path.join(manual, "power_dpm_force_performance_level"), "w") as handle:
+        handle.write("manual\n")
+    add_gpu(root, "0000:06:00.0", card=1)
+    real = _sysfs._read_bytes
+
+    def read(path, limit):  # amdgpu's answer for a runtime-suspended GPU
+        if "0000:06:00.0" in path and path.endswith("power_dpm_force_performance_level"):
+            return None, "EPERM"
+        return real(path, limit)
+    mocker.patch.object(_sysfs, "_read_bytes", read)
+    home = make_home(tmp_path, files={})
+    rc, result = run_module(capsys, {"home_dirs": [home], "reset_clocks": True, "sysfs_root": root,
+                                     "rocm_smi": str(tmp_path / "no-rocm-smi"), "_ansible_check_mode": True})
+    assert rc == 0 and result["changed"] is True
+    assert (result["clocks"]["needed"], result["clocks"]["reset"]) == (["0000:03:00.0"], [])
+    unread = "could not read the performance level of GPU 0000:06:00.0 (EPERM): its clocks were not checked"
+    # (ansible-core keeps earlier tests' warnings in the process: only this module's GPU ones are looked at)
+    assert [warning_text(w) for w in result["warnings"] if "GPU" in warning_text(w)] == [unread]
+    with open(os.path.join(manual, "power_dpm_force_performance_level")) as handle:
+        assert handle.read() == "manual\n"
