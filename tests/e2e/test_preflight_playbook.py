@@ -226,3 +226,13 @@ def test_gpu_gone_from_amd_smi_blocks_on_an_amd_smi_only_host(cluster, preflight
     assert "amd-smi lists 3 GPU(s) where sysfs shows 4 with a DRM card: 1 no longer answers it" in message
     assert [g["health"] for g in run.host(RIG)["gpus"]] == ["unknown"] * 4
     assert (RIG, "gpu_count") in [(h, c) for h, c, _m in run.items("warnings")]
+
+
+def test_a_host_without_rocm_smi_is_probed_with_amd_smi_and_a_gone_gpu_blocks(cluster, preflight):
+    # ROCm 7 hosts may have amd-smi only: the tool chosen by default (auto) must still find the gone GPU
+    made = cluster({RIG: {"gpus": 4, "amd_smi": "list"}})
+    gone = made[RIG].vanish_from_tool(1).bdf
+    run = preflight(made.write_inventory(), 3, "preflight_rocm_smi=/nonexistent/rocm-smi")
+    assert run.rc != 0 and run.host(RIG)["gpu_tool"]["name"] == "amd-smi"
+    [(host, check, message)] = run.items("hard_failures")
+    assert (host, check) == (RIG, "gpu_health") and gone in message and "amd-smi no longer reports it" in message
