@@ -71,6 +71,15 @@ def _count(value, name, minimum=0, allow_none=False):
     return int(value)
 
 
+def _seconds(value):
+    """A duration: a finite number >= 0, or None (unknown); ValueError otherwise."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise ValueError("duration_s must be a number of seconds >= 0, got %s" % _shown(value))
+    return value
+
+
 def _shown(value):
     """How a message shows a value: ``text 'abc'``, ``int 5``, ``bool True``, else its type as
     ``_values.type_name`` names it (``list`` for Ansible's ``_AnsibleTaggedList`` of an inventory value)."""
@@ -118,7 +127,8 @@ def normalize(record):
     """A history record with checked values (a copy), or raise ValueError saying what is wrong.
 
     ``trials`` and ``max_seeds`` are required; ``completed_trials`` and ``survivors`` may be null
-    (unknown; a run still in progress has no survivors yet). Other keys are kept as they are, their
+    (unknown; a run still in progress has no survivors yet), ``duration_s`` is a number >= 0 or null
+    (a NaN duration is not a run's). Other keys are kept as they are, their
     texts made valid UTF-8 (``_values.clean_text``: a JSON ``\\udcff`` escape reads back as a lone
     surrogate, which no UTF-8 output can carry).
     """
@@ -129,16 +139,14 @@ def normalize(record):
     out["max_seeds"] = _count(record.get("max_seeds"), "max_seeds", 1)
     out["completed_trials"] = _count(record.get("completed_trials"), "completed_trials", 0, allow_none=True)
     out["survivors"] = _count(record.get("survivors"), "survivors", 0, allow_none=True)
+    _seconds(record.get("duration_s"))
     return out
 
 
 def make_record(trials, completed_trials, max_seeds, survivors, duration_s=None, study=None, outcome="completed",
                 step=1, when=None):
     """The history line for one run, every value checked (ValueError names the bad one)."""
-    if duration_s is not None:
-        if isinstance(duration_s, bool) or not isinstance(duration_s, (int, float)) or not math.isfinite(duration_s) \
-                or duration_s < 0:
-            raise ValueError("duration_s must be a number of seconds >= 0, got %s" % _shown(duration_s))
+    duration_s = _seconds(duration_s)
     for name, value in (("study", study), ("outcome", outcome)):
         if value is not None and (not isinstance(value, str) or not value.strip() or len(value) > 256):
             raise ValueError("%s must be a non-empty text of at most 256 characters, got %s" % (name, _shown(value)))
@@ -211,17 +219,33 @@ def read_history(path, max_bytes=MAX_HISTORY_BYTES):
     out = _empty(path, True)
     if start:
         out["truncated"] = True
+        if b"\n" not in data:  # one line longer than max_bytes (a runaway writer): not a run, and said so
+            out["corrupt"], out["corrupt_lines"] = 1, [1]
         data = data[data.find(b"\n") + 1:] if b"\n" in data else b""
     for number, raw in enumerate(data.split(b"\n"), 1):
         line = raw.decode("utf-8", "replace").strip()
         if not line:
             continue
         try:
-            out["records"].append(normalize(json.loads(line)))
+            out["records"].append(normalize(json.loads(line, parse_constant=_not_json, parse_float=_finite)))
         except (ValueError, RecursionError):  # json's own errors are ValueErrors; a line nested too deep recurses
             out["corrupt"] += 1
             out["corrupt_lines"].append(number)
     return out
+
+
+def _not_json(word):
+    """NaN, Infinity, -Infinity: Python's json reads them, JSON has no such values (and no writer of the
+    history writes them: append_record refuses them), so the line is corrupt."""
+    raise ValueError("%s is not a JSON value" % word)
+
+
+def _finite(text):
+    """A JSON number too large for a float (1e999) would read as infinity: the line is corrupt."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError("%s is out of range" % text)
+    return value
 
 
 def records_of(history, max_bytes=MAX_HISTORY_BYTES):

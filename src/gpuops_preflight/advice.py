@@ -24,6 +24,7 @@ HistoryError = _advice.HistoryError
 KEYS = _advice.KEYS
 DEFAULT_BOUNDS = dict(_advice.DEFAULT_BOUNDS)
 DEFAULT_THRESHOLDS = dict(_advice.DEFAULT_THRESHOLDS)
+MAX_HISTORY_BYTES = _advice.MAX_HISTORY_BYTES
 
 PathLike = Union[str, "os.PathLike[str]"]
 History = Union[PathLike, Sequence[Mapping[str, Any]], None]

@@ -145,3 +145,15 @@ def test_advise_from_a_shell_without_a_history_exits_2(tmp_path):
     done = subprocess.run([os.path.join(BIN, "gpuops-preflight"), "advise"], env=env, capture_output=True, text=True,
                           timeout=120, check=False, cwd=str(tmp_path))
     assert done.returncode == 0 and done.stdout.startswith("suggested: 50 trials x 100,000 seeds"), done.stderr
+
+
+def test_advise_says_when_the_history_was_only_partly_read(tmp_path, capsys):
+    """A history larger than the read limit whose newest part holds no whole line (a runaway writer's line
+    of 1 GB without a newline): the output says so, and memory stays bounded (the file is sparse)."""
+    path = tmp_path / "h.jsonl"
+    with open(path, "wb") as handle:
+        handle.truncate(advice.MAX_HISTORY_BYTES + 4096)
+    assert cli.main(["advise", "--history", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "suggested: 50 trials x 100,000 seeds (rule default)" in out
+    assert "history: %s (0 run(s), only its newest 16,777,216 bytes read, 1 corrupt line(s) skipped (lines 1))" % path in out

@@ -33,8 +33,8 @@ def _row(rec: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .. import advice
     try:
-        from .. import advice
         if args.schema:
             print(json.dumps(advice.parameter_schema(), indent=2))
             return EXIT_OK
@@ -54,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
         lines.append("based on:")
         lines.extend(_row(rec) for rec in got["based_on"])
     state = "%d run(s)" % summary["runs"] if summary["exists"] else "no runs recorded yet"
+    if summary["truncated"]:
+        state += ", only its newest %s bytes read" % format(advice.MAX_HISTORY_BYTES, ",")
     if summary["corrupt"]:
         state += ", %d corrupt line(s) skipped (lines %s)" % (
             summary["corrupt"], ", ".join(str(n) for n in summary["corrupt_lines"][:10]))

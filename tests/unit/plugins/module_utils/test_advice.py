@@ -221,6 +221,32 @@ def test_a_line_nested_deeper_than_the_json_parser_recurses_is_a_corrupt_line(tm
     assert problems == [] and details["corrupt_lines"] == 1
 
 
+def test_nan_and_infinite_numbers_are_corrupt_lines_not_records(tmp_path):
+    """Python's json reads NaN/Infinity (not JSON) and 1e999 (as infinity); a record keeping one made the
+    advise --json output invalid JSON, and a NaN or negative duration is no run's."""
+    lines = [json.dumps(PROVEN), json.dumps(dict(BRUTE, duration_s=float("nan"))),
+             json.dumps(dict(BRUTE, duration_s=float("-inf"))), json.dumps(dict(BRUTE, extra=float("inf"))),
+             json.dumps(BRUTE).replace('"duration_s": 7200.0', '"duration_s": 1e999'),
+             json.dumps(dict(BRUTE, duration_s=-1)), json.dumps(dict(BRUTE, duration_s="7200"))]
+    got = _advice.read_history(write(tmp_path / "h.jsonl", "\n".join(lines) + "\n"))
+    assert got["records"] == [PROVEN] and got["corrupt_lines"] == [2, 3, 4, 5, 6, 7]
+    json.dumps(_advice.suggest(got), allow_nan=False)
+    with pytest.raises(ValueError, match="duration_s must be a number of seconds >= 0, got float nan"):
+        _advice.normalize(dict(BRUTE, duration_s=float("nan")))
+
+
+def test_a_line_longer_than_the_read_limit_is_counted_as_corrupt(tmp_path):
+    """A runaway writer's line with no newline in the newest max_bytes: not silently an empty history."""
+    path = write(tmp_path / "h.jsonl", json.dumps(PROVEN) + "\n" + "x" * 5000)
+    got = _advice.read_history(path, max_bytes=1000)
+    assert got["truncated"] and got["records"] == [] and (got["corrupt"], got["corrupt_lines"]) == (1, [1])
+    assert "1 corrupt history line(s) skipped" in _advice.suggest(got)["reason"]
+    # a cut line followed by whole ones is only the older part of the history: not corrupt
+    path = write(tmp_path / "h2.jsonl", "x" * 5000 + "\n" + json.dumps(BRUTE) + "\n")
+    got = _advice.read_history(path, max_bytes=1000)
+    assert got["truncated"] and got["records"] == [BRUTE] and got["corrupt"] == 0
+
+
 def test_non_utf8_bytes_inside_a_text_value_keep_the_record(tmp_path):
     raw = json.dumps(dict(PROVEN, study="STUDY")).encode().replace(b"STUDY", b"win\xffdow")
     got = _advice.read_history(write(tmp_path / "h.jsonl", raw + b"\n"))
