@@ -26,6 +26,7 @@ import logging
 import math
 import os
 import re
+import stat
 import threading
 import time
 from collections.abc import Iterator
@@ -68,9 +69,38 @@ def default_storage() -> str:
     return "sqlite:///" + os.path.abspath(os.path.expanduser(path))
 
 
+# libpq takes a password as a query parameter too (password=, sslpassword=)
+_QUERY_SECRET = re.compile(r"([?&][^=&]*password=)([^&]*)", re.IGNORECASE)
+
+
+def _password_span(url: str) -> tuple[int, int] | None:
+    """Where the password of ``user:PASSWORD@host`` is in ``url``: from the first ":" after the scheme to the
+    last "@" (a password may hold "/", "@" or "?": hiding too much of an odd URL is safe, a part of a
+    password is not). A URL without "://" (a typo) is read the same way from its start."""
+    start = url.index("://") + 3 if "://" in url else 0
+    at = url.rfind("@")
+    colon = url.find(":", start)
+    return (colon + 1, at) if start <= colon < at else None
+
+
 def shown(url: str) -> str:
-    """The storage URL with its password hidden, for messages."""
-    return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
+    """The storage URL with its passwords hidden, for messages and --json."""
+    span = _password_span(url)
+    if span:
+        url = url[:span[0]] + "***" + url[span[1]:]
+    return _QUERY_SECRET.sub(r"\1***", url)
+
+
+def scrubbed(text: str, url: str) -> str:
+    """``text`` (a driver's or SQLAlchemy's message) with every password ``url`` carries replaced by ***,
+    as written and percent-decoded."""
+    from urllib.parse import unquote
+    span = _password_span(url)
+    secrets = [url[span[0]:span[1]]] if span else []
+    secrets += [m.group(2) for m in _QUERY_SECRET.finditer(url)]
+    for secret in sorted({form for raw in secrets if raw for form in (raw, unquote(raw))}, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
 
 
 def _first_line(exc: BaseException) -> str:
@@ -90,8 +120,11 @@ def _first_line(exc: BaseException) -> str:
 def _check_name(name: object) -> str:
     if not isinstance(name, str) or not name.strip():
         raise StudyError("the study name must be a non-empty text, got %r" % (name,))
-    if len(name) > MAX_NAME or any(ord(c) < 32 or ord(c) == 127 for c in name):
-        raise StudyError("the study name %r is not usable: at most %d printable characters" % (name[:80], MAX_NAME))
+    # printable: no control, format (bidi overrides), line-separator or surrogate characters (what an
+    # undecodable byte in argv becomes), which the database cannot store or a message cannot show
+    if len(name) > MAX_NAME or not name.isprintable() or name != name.strip():
+        raise StudyError("the study name %r is not usable: at most %d printable characters, no spaces at either "
+                         "end" % (name[:80], MAX_NAME))
     return name
 
 
@@ -108,7 +141,7 @@ class _Storage:
         self.url = url if url is not None else default_storage()
         if not isinstance(self.url, str) or "://" not in self.url:
             raise StudyError("storage must be an Optuna storage URL such as sqlite:////path/optuna.db or "
-                             "postgresql+psycopg://user@host/db, got %r" % (self.url,))
+                             "postgresql+psycopg://user@host/db, got %r" % (shown(self.url),))
         self.shown = shown(self.url)
         self.dialect = self.url.split("://", 1)[0].split("+", 1)[0].lower()
         self.timeout = timeout
@@ -120,6 +153,24 @@ class _Storage:
         elif self.dialect not in ("postgresql",):
             raise StudyError("storage %s: only sqlite and postgresql storages are supported here (the lock that "
                              "makes warm start and imports safe is written for those two)" % self.shown)
+        else:
+            self._check_authority()
+
+    def _check_authority(self) -> None:
+        """An "@" in a password must be written %40: SQLAlchemy ends the password at the first "@" and takes
+        the rest of it for the host, which the driver then names in its error (a part of the password)."""
+        try:
+            from sqlalchemy.engine import make_url
+        except ImportError:
+            return  # _optuna() says how to install the study extra
+        try:
+            host = make_url(self.url).host or ""
+        except Exception as exc:  # noqa: BLE001 -- SQLAlchemy's ArgumentError, a bad port's ValueError
+            raise StudyError("storage %s: not a usable URL: %s" % (self.shown, scrubbed(_first_line(exc), self.url))) \
+                from None
+        if "@" in host:
+            raise StudyError("storage %s: the user part holds an \"@\" of its own: percent-encode it in the "
+                             "password (%%40), or keep the password in ~/.pgpass" % self.shown)
 
     def engine_kwargs(self) -> dict:
         seconds = max(1, int(math.ceil(self.timeout)))
@@ -131,7 +182,8 @@ class _Storage:
                 "pool_pre_ping": True, "pool_timeout": self.timeout}
 
     def fail(self, what: str, exc: BaseException) -> StudyError:
-        return StudyError("optuna storage %s: %s: %s (timeout %g s)" % (self.shown, what, _first_line(exc), self.timeout))
+        reason = scrubbed(_first_line(exc), self.url)  # a driver may repeat what it was given
+        return StudyError("optuna storage %s: %s: %s (timeout %g s)" % (self.shown, what, reason, self.timeout))
 
     @contextlib.contextmanager
     def exclusive(self, what: str) -> Iterator[None]:
@@ -176,10 +228,8 @@ class _Storage:
     @contextlib.contextmanager
     def _advisory_lock(self, what: str, deadline: float) -> Iterator[None]:
         import sqlalchemy
-        from sqlalchemy.pool import NullPool
         try:
-            engine = sqlalchemy.create_engine(self.url, poolclass=NullPool, **{
-                k: v for k, v in self.engine_kwargs().items() if k == "connect_args"})
+            engine = self.engine()
             conn = engine.connect()
         except Exception as exc:  # noqa: BLE001 -- any driver error: the storage is unusable
             raise self.fail("%s: cannot connect" % what, exc) from exc
@@ -206,16 +256,61 @@ class _Storage:
             conn.close()
             engine.dispose()
 
-    def rdb(self, **kwargs: Any) -> Any:
-        """Optuna's RDBStorage (tables created when missing); call it under ``exclusive``."""
-        optuna = _optuna()
-        if self.sqlite_path is not None:
+    def engine(self) -> Any:
+        """A SQLAlchemy engine without a pool, its connects bounded by the timeout (for our own statements)."""
+        import sqlalchemy
+        from sqlalchemy.pool import NullPool
+        return sqlalchemy.create_engine(self.url, poolclass=NullPool, connect_args=self.engine_kwargs()["connect_args"])
+
+    def _check_file(self, create: bool) -> None:
+        """A SQLite storage's file: made later when missing and ``create``; refused when missing and not, or
+        when it is a folder, a FIFO, a device (SQLite's own words for them are "unable to open database
+        file" and "disk I/O error")."""
+        path = os.path.abspath(self.sqlite_path)
+        try:
+            mode = os.stat(path).st_mode
+        except FileNotFoundError:
+            if not create:
+                raise StudyError("optuna storage %s: no such database file (no study was ever opened there)"
+                                 % self.shown) from None
             try:
-                os.makedirs(os.path.dirname(os.path.abspath(self.sqlite_path)), exist_ok=True)
+                os.makedirs(os.path.dirname(path), exist_ok=True)
             except OSError as exc:
                 raise self.fail("cannot create the database's folder", exc) from exc
+            return
+        except OSError as exc:
+            raise self.fail("cannot read the database file", exc) from exc
+        if not stat.S_ISREG(mode):
+            raise StudyError("optuna storage %s: %s is %s, not a database file"
+                             % (self.shown, path, module_utils("_files").kind(mode)))
+
+    def _require_tables(self) -> None:
+        """Reading must not write: Optuna creates its tables in any database it is given (another
+        program's, an empty file), so a storage without them is refused before Optuna sees it."""
         try:
-            return optuna.storages.RDBStorage(self.url, engine_kwargs=self.engine_kwargs(), **kwargs)
+            engine = self.engine()
+            try:
+                import sqlalchemy
+                tables = set(sqlalchemy.inspect(engine).get_table_names())
+            finally:
+                engine.dispose()
+        except Exception as exc:  # noqa: BLE001 -- any driver error: the storage is unusable
+            raise self.fail("cannot open", exc) from exc
+        if not {"studies", "version_info"} <= tables:
+            raise StudyError("optuna storage %s: not an Optuna storage (no Optuna tables: no study was ever "
+                             "opened there); left as it was" % self.shown)
+
+    def rdb(self, create: bool = True, **kwargs: Any) -> Any:
+        """Optuna's RDBStorage; ``create``: its tables are created when missing (call it under ``exclusive``),
+        else a storage without them is refused and nothing is written."""
+        optuna = _optuna()
+        if self.sqlite_path is not None:
+            self._check_file(create)
+        if not create:
+            self._require_tables()
+        try:
+            return optuna.storages.RDBStorage(self.url, engine_kwargs=self.engine_kwargs(),
+                                              skip_table_creation=not create, **kwargs)
         except Exception as exc:  # noqa: BLE001 -- sqlalchemy, the driver, Optuna's own: all mean "unusable"
             raise self.fail("cannot open", exc) from exc
 
@@ -397,13 +492,12 @@ def describe_study(name: str, storage: str | None = None, timeout: float = DEFAU
     name = _check_name(name)
     st = _Storage(storage, _check_timeout(timeout))
     optuna = _optuna()
-    if st.sqlite_path is not None and not os.path.exists(st.sqlite_path):
-        raise StudyError("optuna storage %s: no such database file (no study was ever opened there)" % st.shown)
-    rdb = st.rdb()
+    rdb = st.rdb(create=False)
     with _guarded(st, "reading study %r" % name):
         names = optuna.get_all_study_names(rdb)
         if name not in names:
-            listed = ", ".join(sorted(names)[:20]) or "none"
+            printable = module_utils("_values").printable
+            listed = ", ".join(printable(other, 80) for other in sorted(names)[:20]) or "none"
             raise StudyError("optuna storage %s: no study named %r (studies there: %s)" % (st.shown, name, listed))
         study = optuna.load_study(study_name=name, storage=rdb)
         trials = study.get_trials(deepcopy=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -210,6 +211,83 @@ def test_describe_a_missing_study_lists_the_ones_there(sqlite_url, tmp_path):
     assert not (tmp_path / "none.db").exists()
 
 
+def test_show_never_writes_into_a_database_without_optuna_tables(tmp_path):
+    """Optuna creates its tables in any database it opens: show (a reader) must leave another program's
+    database, or an empty file, byte for byte as it was."""
+    other = tmp_path / "other.db"
+    conn = sqlite3.connect(str(other))
+    conn.execute("CREATE TABLE mine (x)")
+    conn.commit()
+    conn.close()
+    empty = tmp_path / "empty.db"
+    empty.write_bytes(b"")
+    for path in (other, empty):
+        before = path.read_bytes()
+        with pytest.raises(studies.StudyError, match="not an Optuna storage .*left as it was"):
+            studies.describe_study("step1", storage="sqlite:///%s" % path)
+        assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("make,kind", [
+    (lambda p: (p.mkdir(), p)[1], "a directory"),
+    (lambda p: (os.mkfifo(str(p)), p)[1], "a fifo"),
+])
+@pytest.mark.parametrize("call", [studies.open_study, studies.describe_study, studies.import_legacy_studies])
+def test_a_database_path_that_is_not_a_file_is_named(tmp_path, make, kind, call):
+    """SQLite's own words are "unable to open database file" (a folder) and "disk I/O error" (a FIFO)."""
+    path = make(tmp_path / "optuna.db")
+    with pytest.raises(studies.StudyError) as err:
+        call("step1", storage="sqlite:///%s" % path)
+    assert str(err.value) == "optuna storage sqlite:///%s: %s is %s, not a database file" % (path, path, kind)
+
+
+@pytest.mark.parametrize("url,secret", [
+    ("postgresql+psycopg://u:SeC/r3t@127.0.0.1:1/db", "SeC/r3t"),
+    ("postgresql+psycopg://u:SeC@r3t@127.0.0.1:1/db", "SeC@r3t"),
+    ("postgresql+psycopg://u@/db?host=/nonexistent&password=SeCrEt", "SeCrEt"),
+    ("postgresql+psycopg://u@/db?host=/nonexistent&sslpassword=SeCrEt", "SeCrEt"),
+    ("postgresql:/u:SeCrEt@host/db", "SeCrEt"),
+])
+@pytest.mark.parametrize("action", ["show", "import"])
+def test_passwords_are_never_shown_whatever_they_hold(capsys, url, secret, action):
+    """A password holding "/" or "@" (written without percent-encoding), or given as libpq's password
+    query parameter, was shown whole or in part."""
+    from gpuops_preflight import cli
+    assert cli.main(["study", action, "step1", "--storage", url, "--timeout", "2", "--json"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith("gpuops-preflight study: ") and "***" in captured.err
+    for part in [secret] + re.split("[/@]", secret):  # a part of it neither
+        assert part not in captured.err + captured.out
+
+
+def test_a_password_the_driver_repeats_is_hidden():
+    url = "postgresql+psycopg://u:p%40ss/x@h/db?password=q"
+    assert studies.scrubbed('bad password "p@ss/x" or p%40ss/x or q for "u"', url) == \
+        'bad password "***" or *** or *** for "u"'
+
+
+@pytest.mark.parametrize("name", ["bad\udcffname", "x\u202ey", "a\u2028b", "a\x85b", "a\u200bb", " step1", "step1 "])
+def test_study_names_that_cannot_be_stored_or_shown_are_refused(sqlite_url, capsys, name):
+    """An undecodable byte in argv (a surrogate: SQLite cannot store it), a bidi override, a line
+    separator, C1 controls, zero-width or surrounding spaces: refused by name, nothing written."""
+    from gpuops_preflight import cli
+    assert cli.main(["study", "import", name, "--storage", sqlite_url]) == 2
+    assert "is not usable: at most 512 printable characters, no spaces at either end" in capsys.readouterr().err
+    with pytest.raises(studies.StudyError, match="is not usable"):
+        studies.open_study(name, storage=sqlite_url)
+    assert optuna.get_all_study_names(sqlite_url) == []
+
+
+def test_the_names_listed_for_a_missing_study_are_printable_and_short(sqlite_url, capsys):
+    from gpuops_preflight import cli
+    raw_study(sqlite_url, "evil\x1b]0;title\x07\nname")  # made with Optuna itself, not through us
+    raw_study(sqlite_url, "l" * 500)
+    assert cli.main(["study", "show", "step1", "--storage", sqlite_url]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "\x1b" not in err and "evil name" in err and "l" * 77 + "..." in err
+    assert "l" * 78 not in err
+
+
 def test_without_optuna_the_error_says_how_to_install_it(tmp_path):
     code = ("import sys; sys.modules['optuna'] = None\n"
             "from gpuops_preflight import studies\n"
@@ -240,6 +318,21 @@ def test_cli_study_import_then_show(sqlite_url, capsys):
     assert cli.main(["study", "show", "step1", "--storage", sqlite_url, "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["trials"] == {"complete": 3, "fail": 1, "pruned": 1, "waiting": 1} and info["best"]["number"] == 4
+
+
+def test_cli_json_is_strict_json_with_infinite_values(sqlite_url, capsys):
+    """A legacy objective that returned -inf: Python's json wrote a bare -Infinity, which jq refuses."""
+    from gpuops_preflight import cli
+    old = raw_study(sqlite_url, "window_opt_1767000000")
+    add(old, (1.0, 2, 3.0), (2.0, 2, float("-inf")), (3.0, 2, float("inf")))
+    assert cli.main(["study", "import", "step1", "--storage", sqlite_url, "--json"]) == 0
+    capsys.readouterr()
+    assert cli.main(["study", "show", "step1", "--storage", sqlite_url, "--json"]) == 0
+
+    def refuse(word):
+        raise ValueError(word)
+    info = json.loads(capsys.readouterr().out, parse_constant=refuse)
+    assert info["best"] == {"number": 1, "value": "-inf", "params": {"x": 2.0, "k": 2}}
 
 
 @pytest.mark.parametrize("argv,words", [

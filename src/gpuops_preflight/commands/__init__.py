@@ -55,3 +55,22 @@ def say(*lines: object, stream: Any = None) -> None:
         # is written as an escape, never a traceback in place of the verdict
         encoding = getattr(stream, "encoding", None) or "ascii"
         print(text.encode(encoding, "backslashreplace").decode(encoding), file=stream, flush=True)
+
+
+def json_text(value: Any) -> str:
+    """``value`` as strict JSON for ``--json`` (indented, keys sorted): JSON has no NaN or infinity, which
+    Python's json writes as bare NaN/Infinity that jq and most parsers refuse, so such a number (a trial
+    value of -inf from an old objective) is written as the text Python gives it ("-inf")."""
+    import json
+    import math
+
+    def safe(item: Any) -> Any:
+        if isinstance(item, float) and not math.isfinite(item):
+            return str(item)
+        if isinstance(item, dict):
+            return {key: safe(val) for key, val in item.items()}
+        if isinstance(item, (list, tuple)):
+            return [safe(val) for val in item]
+        return item
+
+    return json.dumps(safe(value), indent=2, sort_keys=True, default=str, allow_nan=False)

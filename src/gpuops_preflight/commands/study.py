@@ -9,9 +9,10 @@ Exit 0 when done; 2 when Optuna is missing, the storage is down or locked, or th
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
+
+from . import json_text, say
 
 EXIT_OK, EXIT_NOT_RUN = 0, 2
 
@@ -68,9 +69,13 @@ def run(args: argparse.Namespace) -> int:
                                                    timeout=args.timeout)
             lines = _import_lines(result)
     except studies.StudyError as exc:
-        print("gpuops-preflight study: %s" % exc, file=sys.stderr)
+        say("gpuops-preflight study: %s" % exc, stream=sys.stderr)
         return EXIT_NOT_RUN
-    print(json.dumps(result, indent=2, sort_keys=True, default=str) if args.json else "\n".join(lines))
+    # names, parameters and attributes come from the database: said (printable), or strict JSON
+    if args.json:
+        print(json_text(result))
+    else:
+        say(*lines)
     return EXIT_OK
 
 
