@@ -148,7 +148,12 @@ class _Storage:
         self.sqlite_path: str | None = None
         if self.dialect == "sqlite":
             path = self.url.split("://", 1)[1]
-            path = path[1:] if path.startswith("/") else path  # sqlite:///rel or sqlite:////abs
+            if path and not path.startswith("/"):
+                # a host or user part (sqlite://user:pw@/x.db) would be read as a relative path: a folder named
+                # after it, the password in its name
+                raise StudyError("storage %s: a SQLite URL has no host or user part: sqlite:////absolute/path.db "
+                                 "or sqlite:///relative/path.db" % self.shown)
+            path = path[1:]  # sqlite:///rel or sqlite:////abs
             self.sqlite_path = None if path in ("", ":memory:") or path.startswith("file:") else path
         elif self.dialect not in ("postgresql",):
             raise StudyError("storage %s: only sqlite and postgresql storages are supported here (the lock that "

@@ -260,6 +260,18 @@ def test_passwords_are_never_shown_whatever_they_hold(capsys, url, secret, actio
         assert part not in captured.err + captured.out
 
 
+@pytest.mark.parametrize("url", ["sqlite://u:SeCrEt@/optuna.db", "sqlite://host/optuna.db"])
+def test_a_sqlite_url_with_a_user_or_host_part_is_refused_and_makes_no_folder(capsys, tmp_path, monkeypatch, url):
+    # it was read as a relative path: a folder named "u:SeCrEt@" in the current folder, the password in its name
+    from gpuops_preflight import cli
+    monkeypatch.chdir(tmp_path)
+    for action in ("show", "import"):
+        assert cli.main(["study", action, "step1", "--storage", url]) == 2
+        err = capsys.readouterr().err
+        assert "a SQLite URL has no host or user part" in err and "SeCrEt" not in err
+    assert os.listdir(str(tmp_path)) == []
+
+
 def test_a_password_the_driver_repeats_is_hidden():
     url = "postgresql+psycopg://u:p%40ss/x@h/db?password=q"
     assert studies.scrubbed('bad password "p@ss/x" or p%40ss/x or q for "u"', url) == \
