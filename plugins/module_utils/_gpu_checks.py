@@ -411,6 +411,17 @@ def evaluate_available(ctx, spec):
     return [problem(spec.name, spec.fail_status, why, spec.fix)], why
 
 
+def unverified_note(unverified, tools):
+    """' (N not verified: why)' for GPUs counted without a word from their tool: it gave no answer, or it
+    answered without saying which GPU an entry is (amd-smi's metric prints no address; see gpu_health)."""
+    if not unverified:
+        return ""
+    answered = [g for g in unverified if (tools.get(g.get("vendor") or _gpus.AMD) or {}).get("answered")]
+    whys = [(len(unverified) - len(answered), "the GPU tool gave no answer"),
+            (len(answered), "the GPU tool's answer could not be matched to them, see gpu_health")]
+    return " (%s)" % "; ".join("%d not verified: %s" % (count, why) for count, why in whys if count)
+
+
 def evaluate_count(ctx, spec):
     """Responding GPUs against expected_gpu_count minus the excluded ones; GPU names that match nothing."""
     view = ctx.value("gpu_view")
@@ -431,7 +442,7 @@ def evaluate_count(ctx, spec):
     excluded_count = len([g for g in gpus if g["excluded"]])
     want = max(expected - excluded_count, 0)
     want_text = "%d" % want if not excluded_count else "%d (%d minus %d excluded)" % (want, expected, excluded_count)
-    note = " (%d not verified: the GPU tool gave no answer)" % len(unverified) if unverified else ""
+    note = unverified_note(unverified, view["probe"]["tools"])
     if gone:
         note = " (%s)" % "; ".join(text for _tool, _count, text in gone)
     if found_count != want:

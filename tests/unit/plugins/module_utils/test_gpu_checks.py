@@ -169,6 +169,16 @@ def test_gpu_count_with_excluded_and_unknown_names():
     assert "nvidia-smi" in problems[0]["fix"] and "rocm-smi" in problems[0]["fix"]  # either vendor's numbering
 
 
+def test_gpu_count_says_why_gpus_are_not_verified():
+    gpus = [gpu(i, "0000:%02x:00.0" % i, health="unknown", responding=None) for i in range(2)]
+    silent = {"answered": False, "outcome": "failed", "reason": "rocm-smi exited 1"}
+    _problems, text = evaluate(_preflight.FAMILY, "gpu_count", gpus, tool=silent, expected_gpu_count=2)
+    assert text == "expected 2 GPUs, found 2 (2 not verified: the GPU tool gave no answer)"
+    _problems, text = evaluate(_preflight.FAMILY, "gpu_count", gpus, expected_gpu_count=2)   # the tool answered
+    assert text == ("expected 2 GPUs, found 2 (2 not verified: the GPU tool's answer could not be matched to them, "
+                    "see gpu_health)")
+
+
 def test_hot_gpu_and_vram_holders():
     gpus = [gpu(0, "0000:03:00.0", temp=91.0), gpu(1, "0000:06:00.0", temp=60.0)]
     problems, text = evaluate(_preflight.FAMILY, "gpu_temperature", gpus, gpu_temp_warn_c=85.0)
@@ -353,5 +363,6 @@ def test_a_lost_gpu_explains_the_shortfall(tmp_path):
     assert [p["message"] for p in got["gpu_health"][0] if p["status"] == "fail"] == [
         "GPU 1 (0000:06:00.0) is lost: PCI config space reads all-ones: the GPU is lost from the bus"]
     message = got["gpu_count"][0][0]["message"]
-    assert message.startswith("expected 3 GPUs, found 2 ")
-    assert message.endswith("not responding: GPU 1 (0000:06:00.0) lost")
+    # amd-smi answered: the two it left unplaced are not "GPUs the tool gave no answer for"
+    assert message == ("expected 3 GPUs, found 2 (2 not verified: the GPU tool's answer could not be matched to them, "
+                       "see gpu_health); not responding: GPU 1 (0000:06:00.0) lost")
