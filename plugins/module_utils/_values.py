@@ -81,6 +81,27 @@ def printable(value, limit=None):
     return text
 
 
+def escaped(text):
+    """``text`` on one printable line, every character that is not printable written as its escape: a newline
+    as ``\\n``, ESC as ``\\x1b``, a byte that is not UTF-8 (decoded with surrogate escapes) as ``\\xff``.
+
+    How a message names a path or a file name that holds such characters: unlike ``printable`` it keeps
+    them apart (``a\\nb.json`` is not ``a b.json``), and nothing reaches a terminal or breaks a log line.
+    """
+    text = str(text)
+    if text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        if ch.isprintable():
+            out.append(ch)
+        elif "\udc80" <= ch <= "\udcff":   # an undecodable byte, kept by surrogateescape
+            out.append("\\x%02x" % (ord(ch) - 0xdc00))
+        else:
+            out.append(ch.encode("unicode_escape").decode("ascii"))
+    return "".join(out)
+
+
 # Lone surrogates that are not surrogate-escaped bytes (those are U+DC80..U+DCFF).
 _LONE_SURROGATE = re.compile("[\ud800-\udc7f\udd00-\udfff]")
 

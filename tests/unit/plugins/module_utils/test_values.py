@@ -7,7 +7,7 @@ import json
 import pytest
 
 from ansible_collections.gpuops.preflight.plugins.module_utils._values import (
-    clean_text, is_within, parse_seconds, printable, seconds_text, without_escapes)
+    clean_text, escaped, is_within, parse_seconds, printable, seconds_text, without_escapes)
 
 
 @pytest.mark.parametrize("text, clean", [
@@ -65,3 +65,16 @@ def test_seconds_are_a_positive_number_or_its_text_within_a_week():
             parse_seconds(bad, "GATE_TIMEOUT")
     with pytest.raises(ValueError, match="budget must be a number of seconds above 0 and at most 604800, got 604801"):
         parse_seconds(604801, "budget")
+
+
+@pytest.mark.parametrize("text, shown", [
+    ("train.json", "train.json"),
+    ("a\nb.json", "a\\nb.json"),                      # one line, and not mistaken for "a b.json"
+    ("bad\udcffname", "bad\\xffname"),                # a byte that is not UTF-8, as surrogateescape keeps it
+    ("x\x1b[31mred\r", "x\\x1b[31mred\\r"),          # no escape sequence reaches a terminal
+    ("lone\ud800", "lone\\ud800"),
+    ("caf\u00e9 data", "caf\u00e9 data"),
+])
+def test_escaped_names_stay_on_one_printable_line(text, shown):
+    assert escaped(text) == shown
+    assert escaped(text).isprintable()
