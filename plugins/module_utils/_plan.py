@@ -18,7 +18,8 @@ import os
 import re
 import time
 
-from ansible_collections.gpuops.preflight.plugins.module_utils import _checks, _deadline, _families, _files, _steps
+from ansible_collections.gpuops.preflight.plugins.module_utils import (
+    _checks, _deadline, _families, _files, _ramdisk, _steps)
 from ansible_collections.gpuops.preflight.plugins.module_utils._pci import parse_gpu_refs
 from ansible_collections.gpuops.preflight.plugins.module_utils._timeparse import iso, parse_time
 from ansible_collections.gpuops.preflight.plugins.module_utils._values import (
@@ -118,13 +119,12 @@ def normalize_steps(steps):
             if not path.startswith("/"):
                 problems.append("preflight_steps[%s].inputs: %r is not an absolute path" % (step, path))
         for name in entry["ramdisk"]:
-            if name.startswith("/") or ".." in name.split("/"):
+            if _ramdisk.name_refusal(name, _steps.folder_name(step)):   # the host refuses the same names
                 problems.append("preflight_steps[%s].ramdisk: %r must be a name inside the step's ramdisk folder"
                                 % (step, name))
         folder = spec.get("ramdisk_dir")
         if folder not in (None, ""):
-            if not isinstance(folder, str) or folder.startswith("/") or ".." in folder.split("/") \
-                    or not folder.strip("/"):
+            if _ramdisk.folder_refused(folder):   # the host refuses the same folders ('.' is the root itself)
                 problems.append("preflight_steps[%s].ramdisk_dir: %r must be a folder name inside the ramdisk root"
                                 % (step, folder))
             else:

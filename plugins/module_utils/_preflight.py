@@ -36,6 +36,10 @@ FILE_FIXES = {
                  "preflight_validate_json: never if the step writes JSON this large on purpose.",
     "missing_root": "Create the ramdisk root (mkdir -p) or correct preflight_ramdisk_root.",
     "not_tmpfs": "Put the ramdisk root on a tmpfs (/dev/shm is one), or set preflight_require_tmpfs: false.",
+    "low_inodes": "Remove old step folders (many small files use inodes, not space), or give the tmpfs more "
+                  "inodes (mount -o remount,nr_inodes=...).",
+    "unsafe_root": "Re-create the ramdisk root as the pipeline's user, writable by nobody else (rm -rf it, "
+                   "mkdir -m 0755), and re-stage the step's files.",
 }
 
 

@@ -19,11 +19,12 @@ import errno
 import json
 import math
 import os
+import pwd
 import stat
 import time
 
 from ansible_collections.gpuops.preflight.plugins.module_utils import _files, _mounts, _steps
-from ansible_collections.gpuops.preflight.plugins.module_utils._values import human_bytes, is_number, is_within
+from ansible_collections.gpuops.preflight.plugins.module_utils._values import escaped, human_bytes, is_number, is_within
 
 MISSING_STEP_FOLDER = "missing_step_folder"
 ESCAPES_ROOT = "escapes_root"
@@ -38,8 +39,10 @@ MISSING_ROOT = "missing_root"
 NOT_TMPFS = "not_tmpfs"
 LOW_SPACE = "low_space"
 TOO_LARGE = "too_large"
+LOW_INODES = "low_inodes"
+UNSAFE_ROOT = "unsafe_root"
 PROBLEM_CODES = (MISSING_STEP_FOLDER, ESCAPES_ROOT, NOT_ABSOLUTE, MISSING, NOT_REGULAR, UNREADABLE, EMPTY,
-                 INVALID_JSON, TOO_LARGE, TOO_OLD, MISSING_ROOT, NOT_TMPFS, LOW_SPACE)
+                 INVALID_JSON, TOO_LARGE, TOO_OLD, MISSING_ROOT, NOT_TMPFS, LOW_SPACE, LOW_INODES, UNSAFE_ROOT)
 
 VALIDATE_JSON_CHOICES = ("auto", "always", "never")
 DEFAULT_ROOT = "/dev/shm/prng"
@@ -50,13 +53,20 @@ MIB = 1024 * 1024
 # --------------------------------------------------------------------------------------------
 # input validation (bad input raises ValueError with a message that names the problem)
 
+def folder_refused(folder):
+    """True when ``folder`` (``preflight_steps.<N>.ramdisk_dir``) does not name a folder inside the ramdisk
+    root: absolute, empty, the root itself (``.``, ``./``), a ``..`` component or a NUL byte. The plan and
+    the host refuse the same names."""
+    return (not isinstance(folder, str) or not folder.strip("/") or folder.startswith("/") or "\0" in folder
+            or ".." in folder.split("/") or os.path.normpath(folder.strip("/")) == ".")
+
+
 def step_folder(root, step, folder=None):
     """``<root>/<folder>``: the step's own folder, ``step<N>`` (``step3``, ``step2.5``) unless the
     pipeline names it otherwise (``folder``, a name inside the root)."""
     if folder is None:
         folder = _steps.folder_name(_steps.parse_step(step))
-    elif not isinstance(folder, str) or not folder.strip("/") or folder.startswith("/") or "\0" in folder \
-            or ".." in folder.split("/") or os.path.normpath(folder.strip("/")) == ".":
+    elif folder_refused(folder):
         raise ValueError("the step's ramdisk folder must be a name inside the ramdisk root, not %r" % (folder,))
     return os.path.join(_clean_root(root), folder.strip("/"))
 
@@ -109,7 +119,8 @@ def _with_slash(path):
 # one file
 
 def _problem(name, path, code, message, **extra):
-    item = {"file": name, "path": path, "problem": code, "message": message}
+    # One printable line, whatever the names in it hold (a newline, an escape, a byte that is not UTF-8).
+    item = {"file": name, "path": path, "problem": code, "message": escaped(message)}
     item.update(extra)
     return item
 
@@ -221,8 +232,8 @@ def _parse_json(data):
 # --------------------------------------------------------------------------------------------
 # the step folder
 
-def _refusal(name, step_dir):
-    """Why a required file name is refused before touching the filesystem, or None."""
+def name_refusal(name, step_dir):
+    """Why a required file name is refused before touching the filesystem, or None (the plan refuses the same)."""
     if name == "":
         return "an empty file name does not name a file inside %s" % _with_slash(step_dir)
     if "\0" in name:
@@ -252,7 +263,7 @@ def check_step_files(root, step, files, validate_json="auto", max_age=None, json
 
     problems, infos, good = [], [], []
     for name in files:
-        why = _refusal(name, step_dir)
+        why = name_refusal(name, step_dir)
         if why is None:
             good.append(name)
             continue
@@ -260,20 +271,20 @@ def check_step_files(root, step, files, validate_json="auto", max_age=None, json
         problems.append(_problem(name, path, ESCAPES_ROOT, why))
         infos.append(_info(name, path))
 
-    what = None
+    what, code = None, MISSING_STEP_FOLDER
     try:
         st = os.stat(step_dir)
     except OSError as exc:
         if exc.errno in (errno.ENOENT, errno.ENOTDIR):
             what = "is missing"
-        else:
-            what = "cannot be read (%s)" % (exc.strerror or exc)
+        else:  # a read problem (no search permission on the root, a link another user owns): not "missing"
+            what, code = "cannot be read (%s)" % (exc.strerror or exc), UNREADABLE
     else:
         if not stat.S_ISDIR(st.st_mode):
             what = "is %s, not a directory" % _files.kind(st.st_mode)
     if what is not None:
         required = ", ".join(good) if good else "no files listed"
-        problems.insert(0, _problem(None, shown, MISSING_STEP_FOLDER, "step folder %s %s (required: %s)"
+        problems.insert(0, _problem(None, shown, code, "step folder %s %s (required: %s)"
                                     % (shown, what, required), files=list(good)))
         infos.extend(_info(name, os.path.join(step_dir, name)) for name in good)
         return _in_order(files, problems, "file"), _in_order(files, infos, "name")
@@ -352,20 +363,84 @@ def _fmt_percent(value):
     return ("%d" % value if value == int(value) else "%.1f" % value) + "%"
 
 
+def _owner(uid):
+    try:
+        return "%s (uid %d)" % (pwd.getpwuid(uid).pw_name, uid)
+    except (KeyError, OverflowError):
+        return "uid %d" % uid
+
+
+def _open_to_others(st):
+    """Anyone may create, rename or remove entries: written by others and no sticky bit."""
+    return bool(st.st_mode & stat.S_IWOTH) and not st.st_mode & stat.S_ISVTX
+
+
+def unsafe_root(real, st, euid=None):
+    """Why another user could plant or replace step data under the ramdisk root ``real`` (resolved, its
+    ``os.stat`` ``st``), or None: the root or a folder above it is writable by every user without the sticky
+    bit, or the root belongs to another user (not told when the check runs as root: it cannot know the
+    pipeline's user)."""
+    euid = os.geteuid() if euid is None else euid
+    if _open_to_others(st):
+        return "ramdisk root %s is writable by every user (mode %04o, no sticky bit): anyone on the host can " \
+               "plant or replace step data" % (real, stat.S_IMODE(st.st_mode))
+    if euid != 0 and st.st_uid not in (0, euid):
+        return "ramdisk root %s belongs to %s, not to %s who checks it, nor root: its owner can plant or " \
+               "replace step data" % (real, _owner(st.st_uid), _owner(euid))
+    parent = os.path.dirname(real)
+    while parent != real:
+        try:
+            above = os.stat(parent)
+        except OSError:
+            break  # not searchable: the root itself could not have been resolved through it either
+        if _open_to_others(above):
+            return "%s, above the ramdisk root %s, is writable by every user (mode %04o, no sticky bit): anyone " \
+                   "on the host can replace the root and its step data" % (parent, real, stat.S_IMODE(above.st_mode))
+        real, parent = parent, os.path.dirname(parent)
+    return None
+
+
+def _inode_problem(root, vfs, free):
+    """The file system has (almost) no inode left: no file can be created there, whatever bytes are free."""
+    if not vfs.f_files or vfs.f_favail * 100 >= vfs.f_files:   # no f_files: no inode limit (tmpfs nr_inodes=0)
+        return None
+    if vfs.f_favail == 0:
+        left = "no inode free (all %d used)" % vfs.f_files
+    else:
+        left = "only %d of %d inodes free" % (vfs.f_favail, vfs.f_files)
+    return _problem(None, root, LOW_INODES, "%s has %s: the step cannot create its files there, although %s is free"
+                    % (root, left, _fmt_mib(free)), inodes_free=vfs.f_favail, inodes_total=vfs.f_files)
+
+
 def check_space(root, min_free_bytes=None, min_free_percent=None, require_tmpfs=True,
                 mountinfo_path="/proc/self/mountinfo"):
-    """Check that ``root`` is on a tmpfs with enough free space; returns (problems, space_info)."""
+    """Check that ``root`` is on a tmpfs with enough free space (and inodes: under 1 % left is a problem when a
+    threshold is given), and that no other user can plant data in it; returns (problems, space_info)."""
     root = _clean_root(root)
     _check_number("min_free_bytes", min_free_bytes)
     _check_number("min_free_percent", min_free_percent, maximum=100)
     info = {"root": root, "realpath": None, "mount_point": None, "fstype": None, "source": None,
-            "total_bytes": None, "free_bytes": None, "free_percent": None, "note": None}
+            "total_bytes": None, "free_bytes": None, "free_percent": None, "inodes_total": None,
+            "inodes_free": None, "note": None}
     problems = []
-    if not os.path.exists(root):
-        problems.append(_problem(None, root, MISSING_ROOT, "ramdisk root %s does not exist" % root))
+    try:
+        root_st = os.stat(root)
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            problems.append(_problem(None, root, MISSING_ROOT, "ramdisk root %s does not exist" % root))
+        else:  # a read problem is not a missing root: no search permission, a link another user owns
+            problems.append(_problem(None, root, UNREADABLE, "ramdisk root %s cannot be read: %s"
+                                     % (root, exc.strerror or exc)))
+        return problems, info
+    if not stat.S_ISDIR(root_st.st_mode):
+        problems.append(_problem(None, root, MISSING_ROOT, "ramdisk root %s is %s, not a directory"
+                                 % (root, _files.kind(root_st.st_mode))))
         return problems, info
     real = os.path.realpath(root)
     info["realpath"] = real
+    unsafe = unsafe_root(real, root_st)
+    if unsafe:
+        problems.append(_problem(None, root, UNSAFE_ROOT, unsafe))
 
     mounts, info["note"] = _mounts.read_mounts(mountinfo_path)
     mount = _mounts.find_mount(real, mounts)
@@ -391,7 +466,8 @@ def check_space(root, min_free_bytes=None, min_free_percent=None, require_tmpfs=
     total = vfs.f_blocks * vfs.f_frsize
     free = vfs.f_bavail * vfs.f_frsize
     percent = (free * 100.0 / total) if total else 0.0
-    info.update(total_bytes=total, free_bytes=free, free_percent=math.floor(percent * 100.0) / 100.0)
+    info.update(total_bytes=total, free_bytes=free, free_percent=math.floor(percent * 100.0) / 100.0,
+                inodes_total=vfs.f_files or None, inodes_free=vfs.f_favail if vfs.f_files else None)
     below = []
     if min_free_bytes is not None and free < min_free_bytes:
         below.append("the %s minimum" % _fmt_limit_mib(min_free_bytes))
@@ -401,4 +477,8 @@ def check_space(root, min_free_bytes=None, min_free_percent=None, require_tmpfs=
         problems.append(_problem(None, root, LOW_SPACE, "%s has %s free (%s), below %s"
                                  % (root, _fmt_mib(free), _fmt_percent(percent), " and ".join(below)),
                                  free_bytes=free, free_percent=info["free_percent"]))
+    if min_free_bytes is not None or min_free_percent is not None:
+        inodes = _inode_problem(root, vfs, free)
+        if inodes is not None:
+            problems.append(inodes)
     return problems, info

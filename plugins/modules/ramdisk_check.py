@@ -62,7 +62,10 @@ options:
     type: bool
     default: true
   min_free_mb:
-    description: When set, less free space than this many MiB (1024 x 1024 bytes) in the ramdisk root is a problem.
+    description:
+      - When set, less free space than this many MiB (1024 x 1024 bytes) in the ramdisk root is a problem.
+      - When this or O(min_free_percent) is set, a filesystem with under 1% of its inodes free is a problem too
+        (V(low_inodes)), whatever bytes are free.
     type: int
   min_free_percent:
     description: When set, less free space than this percentage of the ramdisk's size is a problem.
@@ -128,7 +131,10 @@ problems:
     problem:
       description: >-
         What is wrong: V(missing_step_folder), V(escapes_root), V(not_absolute), V(missing), V(not_regular),
-        V(unreadable), V(empty), V(invalid_json), V(too_old), V(missing_root), V(not_tmpfs) or V(low_space).
+        V(unreadable) (also a step folder or ramdisk root that cannot be read), V(empty), V(invalid_json),
+        V(too_large), V(too_old), V(missing_root) (also a root that is not a directory), V(not_tmpfs),
+        V(low_space), V(low_inodes), or V(unsafe_root) (the root, or a folder above it, is writable by every user
+        without the sticky bit, or the root belongs to another user than the one checking, root excepted).
       type: str
       returned: always
     message:
@@ -216,6 +222,14 @@ space:
       description: Free space as a percentage of the size.
       type: float
       returned: always
+    inodes_total:
+      description: The filesystem's inodes; null when it has no inode limit.
+      type: int
+      returned: always
+    inodes_free:
+      description: Inodes available to unprivileged users; null when the filesystem has no inode limit.
+      type: int
+      returned: always
     note:
       description: Why some of the above is unknown, or null.
       type: str
@@ -229,6 +243,8 @@ space:
     total_bytes: 33554432000
     free_bytes: 327155712
     free_percent: 0.97
+    inodes_total: 4096000
+    inodes_free: 4095712
     note: null
 """
 

@@ -55,6 +55,19 @@ def test_step_keys_are_compared_as_numbers():
     assert "preflight_steps[3].ramdisk_dir: '../elsewhere' must be a folder name inside the ramdisk root" in str(err.value)
 
 
+@pytest.mark.parametrize("entry, text", [
+    ({"ramdisk_dir": "."}, "preflight_steps[3].ramdisk_dir: '.' must be a folder name inside the ramdisk root"),
+    ({"ramdisk_dir": "./"}, "preflight_steps[3].ramdisk_dir: './' must be a folder name inside the ramdisk root"),
+    ({"ramdisk_dir": "a\x00b"}, "preflight_steps[3].ramdisk_dir: 'a\\x00b' must be a folder name inside"),
+    ({"ramdisk": ["a\x00.json"]}, "preflight_steps[3].ramdisk: 'a\\x00.json' must be a name inside the step's"),
+])
+def test_step_entries_the_host_would_refuse_are_refused_before_contact(entry, text):
+    # The host refuses them too: accepted here, the hard ramdisk check became "unknown" (a warning) on every host.
+    with pytest.raises(_plan.PlanError) as err:
+        plan(steps={3: entry})
+    assert text in str(err.value)
+
+
 def test_every_problem_reported_at_once_naming_host_and_field():
     with pytest.raises(_plan.PlanError) as err:
         plan(steps={3: {"ramdisk": ["../escape.json"], "inputs": ["relative.txt"], "extra": 1}},

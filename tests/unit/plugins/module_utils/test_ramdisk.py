@@ -407,6 +407,7 @@ def test_check_space_low_space(tmp_path, mocker):
         f_frsize = 4096
         f_blocks = 26214400 // 4096 * 1024  # 25 GiB
         f_bavail = 312 * MIB // 4096  # 312 MiB
+        f_files = f_favail = 0  # no inode limit
 
     mocker.patch.object(rd.os, "statvfs", return_value=Vfs())
     problems, info = rd.check_space(str(tmp_path), min_free_bytes=1024 * MIB, mountinfo_path=info_path)
@@ -497,3 +498,132 @@ def test_a_step_folder_that_links_out_of_the_ramdisk_is_refused(tmp_path):
     (root / "real3" / "a.json").write_text("{}")
     os.symlink("real3", str(root / "step3"))
     assert rd.check_step_files(str(root), 3, ["a.json"], now=NOW)[0] == []
+
+
+# --------------------------------------------------------------------------------------------
+# hostile names, roots another user controls, read problems, inodes
+
+
+def test_messages_stay_one_printable_line_whatever_the_names_hold(tmp_path):
+    folder = make_step(tmp_path, files={"ok\nnewline.json": "{}"})
+    with open(os.path.join(str(folder).encode(), b"bad\xffname"), "w") as handle:
+        handle.write("")
+    os.symlink("/tmp/evil\ntarget\x1b[2J", str(folder / "link"))
+    problems, _infos = rd.check_step_files(str(tmp_path), 3, ["ok\nnewline.json", "gone\nname.json",
+                                                              "bad\udcffname", "link"], now=NOW)
+    assert codes(problems) == [("gone\nname.json", "missing"), ("bad\udcffname", "empty"), ("link", "escapes_root")]
+    assert [p["message"] for p in problems] == [
+        "gone\\nname.json is missing from %s/" % folder,
+        "bad\\xffname in %s/ is empty (0 bytes)" % folder,
+        "link in %s/ leads outside the step folder (to /tmp/evil\\ntarget\\x1b[2J)" % folder]
+    assert problems[0]["file"] == "gone\nname.json"   # the name itself, as given, stays in its own field
+
+
+def test_a_step_folder_that_cannot_be_read_is_a_read_problem_not_missing(tmp_path, mocker):
+    make_step(tmp_path, files={"a.json": "{}"})
+    step_dir = str(tmp_path / "step3")
+    real_stat = os.stat
+
+    def fake_stat(path, *args, **kwargs):   # what a user without search permission on the root gets
+        if path == step_dir:
+            raise PermissionError(13, "Permission denied", path)
+        return real_stat(path, *args, **kwargs)
+
+    mocker.patch.object(rd.os, "stat", side_effect=fake_stat)
+    problems, _infos = rd.check_step_files(str(tmp_path), 3, ["a.json"], now=NOW)
+    assert codes(problems) == [(None, "unreadable")]
+    assert problems[0]["message"] == "step folder %s/ cannot be read (Permission denied) (required: a.json)" % step_dir
+
+
+def test_a_root_that_cannot_be_read_is_not_reported_missing(tmp_path, mocker):
+    root = str(tmp_path / "prng")
+    os.mkdir(root)
+    real_stat = os.stat
+
+    def fake_stat(path, *args, **kwargs):
+        if path == root:   # a link another user planted in sticky /dev/shm: protected_symlinks refuses it
+            raise PermissionError(13, "Permission denied", path)
+        return real_stat(path, *args, **kwargs)
+
+    mocker.patch.object(rd.os, "stat", side_effect=fake_stat)
+    problems, _info = rd.check_space(root, min_free_bytes=MIB)
+    assert [(p["problem"], p["message"]) for p in problems] == [
+        ("unreadable", "ramdisk root %s cannot be read: Permission denied" % root)]
+
+
+def test_a_root_that_is_a_file_is_named_as_one(tmp_path):
+    (tmp_path / "prng").write_text("x")
+    problems, _info = rd.check_space(str(tmp_path / "prng"), min_free_bytes=MIB)
+    assert [(p["problem"], p["message"]) for p in problems] == [
+        ("missing_root", "ramdisk root %s is a regular file, not a directory" % (tmp_path / "prng"))]
+
+
+def test_a_root_anyone_can_write_without_sticky_bit_is_unsafe(tmp_path):
+    root = tmp_path / "prng"
+    root.mkdir()
+    os.chmod(str(root), 0o777)
+    problems, _info = rd.check_space(str(root), require_tmpfs=False)
+    assert [(p["problem"], p["message"]) for p in problems] == [
+        ("unsafe_root", "ramdisk root %s is writable by every user (mode 0777, no sticky bit): anyone on the host "
+         "can plant or replace step data" % root)]
+    os.chmod(str(root), 0o1777)   # /dev/shm's own mode: others cannot touch what is not theirs
+    assert rd.check_space(str(root), require_tmpfs=False)[0] == []
+
+
+def test_a_folder_above_the_root_anyone_can_write_is_unsafe(tmp_path):
+    shared = tmp_path / "shared"
+    (shared / "prng").mkdir(parents=True)
+    os.chmod(str(shared), 0o777)
+    problems, _info = rd.check_space(str(shared / "prng"), require_tmpfs=False)
+    assert [p["problem"] for p in problems] == ["unsafe_root"]
+    assert problems[0]["message"].startswith("%s, above the ramdisk root %s, is writable by every user (mode 0777"
+                                             % (shared, shared / "prng"))
+
+
+def test_a_root_of_another_user_is_unsafe_unless_checked_as_root(tmp_path):
+    root = tmp_path / "prng"
+    root.mkdir()
+    if os.geteuid() == 0:   # a folder root owns is always trusted: give it to a user
+        os.chown(str(root), 4242, 4242)
+    st = os.stat(str(root))
+    other = st.st_uid + 1
+    assert "belongs to %s, not to uid %d who checks it, nor root" % (rd._owner(st.st_uid), other) \
+        in rd.unsafe_root(str(root), st, euid=other)
+    assert rd.unsafe_root(str(root), st, euid=st.st_uid) is None
+    assert rd.unsafe_root(str(root), st, euid=0) is None   # root cannot tell which user the pipeline runs as
+
+
+class _Vfs(object):
+    f_frsize = 4096
+    f_blocks = 1024 * MIB // 4096     # 1 GiB, all free
+    f_bavail = 1024 * MIB // 4096
+
+    def __init__(self, files, favail):
+        self.f_files, self.f_favail = files, favail
+
+
+@pytest.mark.parametrize("files, favail, message", [
+    (8, 0, "{root} has no inode free (all 8 used): the step cannot create its files there, although 1024 MiB is free"),
+    (100000, 900, "{root} has only 900 of 100000 inodes free: the step cannot create its files there, although "
+                  "1024 MiB is free"),
+    (100000, 1000, None),    # 1 % left: enough
+    (0, 0, None),            # tmpfs nr_inodes=0: no limit
+])
+def test_inodes_exhausted_with_bytes_free(tmp_path, mocker, files, favail, message):
+    mocker.patch.object(rd.os, "statvfs", return_value=_Vfs(files, favail))
+    problems, info = rd.check_space(str(tmp_path), min_free_bytes=512 * MIB, require_tmpfs=False)
+    if message is None:
+        assert problems == []
+    else:
+        assert [(p["problem"], p["message"]) for p in problems] == [("low_inodes", message.format(root=tmp_path))]
+    assert info["inodes_free"] == (favail if files else None)
+    # no threshold asked: nothing is judged, inodes no more than bytes
+    assert rd.check_space(str(tmp_path), require_tmpfs=False)[0] == []
+
+
+def test_real_dev_shm_reports_its_inodes(shm_root):
+    # /dev/shm has inodes to spare: the count is the kernel's
+    problems, info = rd.check_space(shm_root, min_free_bytes=0)
+    assert "low_inodes" not in [p["problem"] for p in problems]
+    vfs = os.statvfs(shm_root)
+    assert info["inodes_total"] == (vfs.f_files or None)
