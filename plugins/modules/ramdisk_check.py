@@ -134,7 +134,7 @@ problems:
         V(unreadable) (also a step folder or ramdisk root that cannot be read), V(empty), V(invalid_json),
         V(too_large), V(too_old), V(missing_root) (also a root that is not a directory), V(not_tmpfs),
         V(low_space), V(low_inodes), or V(unsafe_root) (the root, or a folder above it, is writable by every user
-        without the sticky bit, or the root belongs to another user than the one checking, root excepted).
+        without the sticky bit).
       type: str
       returned: always
     message:
