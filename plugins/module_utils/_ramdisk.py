@@ -362,7 +362,6 @@ def _fmt_percent(value):
     return ("%d" % value if value == int(value) else "%.1f" % value) + "%"
 
 
-
 def _open_to_others(st):
     """Anyone may create, rename or remove entries: written by others and no sticky bit."""
     return bool(st.st_mode & stat.S_IWOTH) and not st.st_mode & stat.S_ISVTX
