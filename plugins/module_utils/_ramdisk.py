@@ -157,6 +157,8 @@ def _check_one(name, path, subject, missing_message, validate_json, max_age, jso
         st = os.stat(path)  # follows symlinks: the caller has already refused links that lead out
     except OSError as exc:
         if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            if any(c in os.path.basename(path) for c in "*?["):  # a glob was meant: say it is read as a name
+                missing_message += " (names are taken as written: wildcards are not expanded)"
             problems.append(_problem(name, path, MISSING, missing_message))
         else:
             problems.append(_problem(name, path, UNREADABLE, "%s cannot be read: %s"

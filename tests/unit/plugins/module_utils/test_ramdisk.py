@@ -624,3 +624,11 @@ def test_real_dev_shm_reports_its_inodes(shm_root):
     assert "low_inodes" not in [p["problem"] for p in problems]
     vfs = os.statvfs(shm_root)
     assert info["inodes_total"] == (vfs.f_files or None)
+
+
+def test_a_missing_name_with_wildcards_says_they_are_not_expanded(tmp_path):
+    make_step(tmp_path, files={"train_1.json": "{}"})
+    problems, dummy = rd.check_step_files(str(tmp_path), 3, ["train_*.json", "plain.json"], now=NOW)
+    assert codes(problems) == [("train_*.json", "missing"), ("plain.json", "missing")]
+    assert problems[0]["message"].endswith("(names are taken as written: wildcards are not expanded)")
+    assert "wildcards" not in problems[1]["message"]
