@@ -62,9 +62,18 @@ HOST_FACTS = {
 # ---------------------------------------------------------------- judging
 
 
+def _one_line(text):
+    """Text from ssh or a host (CR LF, banners, tracebacks) as one line: a problem's message is one line."""
+    return " ".join((text or "").split())
+
+
+def _last_line(text):
+    lines = [line.strip() for line in (text or "").replace("\r", "\n").splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
 def _short_ssh_error(message):
-    text = (message or "").strip().splitlines()
-    text = text[-1] if text else "no answer"
+    text = _last_line(message) or "no answer"
     text = re.sub(r"^(Task failed:\s*)?(Failed to connect to the host via ssh:\s*)?(ssh:\s*)?", "", text)
     if text.endswith(":"):
         # e.g. 'Data could not be sent to remote host "x". Make sure that this host can be reached over ssh:'
@@ -73,27 +82,81 @@ def _short_ssh_error(message):
     return text[:240]
 
 
+# SSH failures where the host answered and the remedy is not "is it up, is its address right": (reason, fix).
+def _ssh_cause(message, address):
+    text = message or ""
+    if "REMOTE HOST IDENTIFICATION HAS CHANGED" in text or "has changed and you have requested strict checking" in text:
+        offending = re.search(r"Offending \S+ key in (\S+?):(\d+)", text)
+        where = " (the old key: %s line %s)" % offending.groups() if offending else ""
+        return ("Host key verification failed: its SSH host key is not the one known_hosts holds%s" % where,
+                "If the host was reinstalled or its key replaced, compare the new key's fingerprint with the host's "
+                "console, then replace the old entry (ssh-keygen -R %s -f <known_hosts>); otherwise treat it as a "
+                "possible man-in-the-middle and do not run the step there. Host key checking stays on." % address)
+    if "Host key verification failed" in text:
+        return ("Host key verification failed: known_hosts holds no key for it",
+                "Add the host's key to the known_hosts file ssh uses (ssh-keyscan %s, its fingerprint compared with "
+                "the host's console). Host key checking stays on." % address)
+    denied = re.search(r"(\S+@\S+?): Permission denied \(([^)]*)\)", text)
+    if denied:
+        return ("SSH login refused (%s: Permission denied (%s))" % denied.groups(),
+                "The host answers but refuses the login: check ansible_user and ansible_ssh_private_key_file in "
+                "the inventory, and that the key's public half is in that user's authorized_keys on the host.")
+    return None
+
+
+# The AnsiballZ wrapper writes the module's payload into the host's temp folder before the module can start
+# (with pipelining: $TMPDIR, else /tmp, /var/tmp, the home folder; without it: ~/.ansible/tmp first).
+TEMP_FIX = ("Free space in the host's temp folder ($TMPDIR, else /tmp; ~/.ansible/tmp when pipelining is off), or make "
+            "one writable: Ansible unpacks every module there before it runs.")
+LOGIN_FIX = ("Check that `ssh <user>@%s true` (the inventory's user) returns at once: if it hangs, the user's shell rc "
+             "file (~/.bashrc, ~/.profile) or an sshd ForceCommand waits, and every command waits with it; fix it "
+             "there. If it returns, a read on the host is stuck (a hung GPU driver): run with -vvv.")
+
+
+def _wrapper_failed(stderr):
+    """Whether a traceback ends in the AnsiballZ wrapper itself (or the tempfile calls it makes), before the
+    module ran: a module that raised has frames of its own below ``_ansiballz_main``."""
+    frames = re.findall(r'File "([^"]+)", line \d+, in (\S+)', stderr or "")
+    starts = [i for i, (_path, function) in enumerate(frames) if function == "_ansiballz_main"]
+    return bool(starts) and all(os.path.basename(path) == "tempfile.py" for path, _function in frames[starts[-1] + 1:])
+
+
 def _host_problem(kind, host, address, res, plan):
-    """(check, message) when the host gave no check results, else None."""
+    """(check, message, fix) when the host gave no check results, else None; fix None: the check's own."""
     where = host if not address or address == host else "%s (%s)" % (host, address)
     if res is None:
-        return _checks.PROBE, "%s: no result from the host (it did not run the %s)" % (where, kind)
+        return _checks.PROBE, "%s: no result from the host (it did not run the %s)" % (where, kind), None
     if res.get("unreachable"):
-        return _checks.SSH, "%s unreachable: %s" % (where, _short_ssh_error(res.get("msg")))
+        cause = _ssh_cause(res.get("msg"), address or host)
+        if cause:
+            return _checks.SSH, "%s unreachable: %s" % (where, cause[0]), cause[1]
+        return _checks.SSH, "%s unreachable: %s" % (where, _short_ssh_error(res.get("msg"))), None
     if "checks" in res and not res.get("failed"):
         unreadable = _checks.unreadable_results(res["checks"])
         if unreadable is None:
             return None
-        return _checks.PROBE, "%s: the %s module's result cannot be read: %s" % (where, kind, unreadable)
-    msg = (res.get("msg") or "").strip()
+        return _checks.PROBE, "%s: the %s module's result cannot be read: %s" % (where, kind, unreadable), None
+    msg = _one_line(res.get("msg"))
     if res.get("timedout") or "timed out" in msg:
-        return _checks.PROBE, "%s: the %s module did not finish within %ss; no check result came back" % (
-            where, kind, plan.get("host_timeout"))
+        # The task backstop: nothing came back, and a login that never starts the module looks the same.
+        return _checks.PROBE, ("%s: the %s module did not finish within %ss; no check result came back (the login may "
+                               "hang before it starts)" % (where, kind, plan.get("host_timeout"))), \
+            LOGIN_FIX % (address or host)
+    stderr = _last_line(res.get("module_stderr"))
+    stdout = (res.get("module_stdout") or "").strip()
+    if stderr and _wrapper_failed(res.get("module_stderr")):
+        # The wrapper failed before the module started: it could not write the payload.
+        return _checks.PROBE, "%s: the %s module could not start: Ansible could not unpack it into the host's temp " \
+            "folder: %s" % (where, kind, stderr[:300]), TEMP_FIX
+    # Without pipelining the module is copied to ~/.ansible/tmp first.
+    fix = TEMP_FIX if "failed to transfer file" in msg and "No space left on device" in msg else None
     detail = msg or "module failure"
-    stderr = (res.get("module_stderr") or "").strip().splitlines()
+    if stdout and not stdout.startswith("{"):
+        # No JSON: what the host printed instead (a login shell such as nologin: "This account is currently not available.")
+        detail += ": the host printed: %s" % _last_line(stdout)
     if stderr:
-        detail += ": " + stderr[-1]
-    return _checks.PROBE, "%s: the %s module failed: %s" % (where, kind, detail[:400])
+        detail += ": " + stderr
+    return _checks.PROBE, "%s: the %s module failed: %s" % (where, kind, _one_line(detail)[:400]), fix
 
 
 def build_summary(plan, host_results, finished=None, pending=()):
@@ -114,16 +177,17 @@ def build_summary(plan, host_results, finished=None, pending=()):
         if host in pending:
             entry.update(reachable=None, status="pending")
         elif failure:
-            check, message = failure
+            check, message, fix = failure
+            fix = fix or registry[check].fix
             entry["reachable"] = check != _checks.SSH
             entry["status"] = "unreachable" if check == _checks.SSH else "failed"
             entry["error"] = message
             if check not in plan["skip"]:
-                problems.append(_checks.problem(check, _checks.FAIL, message, registry[check].fix))
+                problems.append(_checks.problem(check, _checks.FAIL, message, fix))
             else:
                 # Skipping the check does not make the host's silence a pass: none of its checks ran.
                 problems.append(_checks.problem(check, _checks.UNKNOWN, "%s; none of its checks ran (%s is in %s_skip)"
-                                                % (message, check, family.option_prefix), registry[check].fix))
+                                                % (message, check, family.option_prefix), fix))
         else:
             for name, result in _checks.read_results(res["checks"]).items():
                 entry["checks"][name] = dict((k, result.get(k)) for k in ("status", "message", "elapsed_s", "timed_out"))

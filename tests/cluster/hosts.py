@@ -348,6 +348,28 @@ class SshHost(object):
         self.exec(["mount", "-o", "remount,bind,ro", path])
         return path
 
+    def fill(self, path, free_kb=0):
+        """Fill the file system at ``path`` (a tmpfs from ``mount_tmpfs``) until ENOSPC, then give back
+        ``free_kb`` KiB: a full folder, or one with too little room for an Ansible module payload."""
+        filler = os.path.join(path, "filler")
+        self.exec(["dd", "if=/dev/zero", "of=%s" % filler, "bs=4k"], check=False)
+        if free_kb:
+            self.exec(["truncate", "-s", "-%dK" % free_kb, filler])
+        return filler
+
+    def hang_login(self, seconds=100000):
+        """The login user's shell rc file (``~/.bashrc``: bash reads it for commands over SSH) sleeps: every SSH
+        command authenticates, then never starts. Inside the host only (gone with its processes). Returns the
+        rc file."""
+        rc_file = self.cluster.login_rc_file()
+        if not (self.cluster.mask_shell_rc and rc_file):
+            raise ClusterError("%s: no login rc file to replace (%s)" % (self.name, rc_file))
+        hung = os.path.join(self.dir, "hung_bashrc")
+        with open(hung, "w") as handle:
+            handle.write("# gpuops.preflight test host: a login that hangs after authentication\nsleep %d\n" % seconds)
+        self.exec(["mount", "--bind", hung, rc_file])
+        return rc_file
+
     def umount(self, path):
         return self.exec(["umount", "-l", path], check=False).returncode == 0
 

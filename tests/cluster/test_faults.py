@@ -216,6 +216,120 @@ def test_host_accepting_tcp_but_silent_fails_at_connect_timeout(testcluster):
         assert_healthy(summary, testcluster[name])
 
 
+def test_login_refused_and_changed_host_key_are_named_with_what_to_do(testcluster, tmp_path):
+    """rig01 is offered a key it does not authorize (the wrong ansible_ssh_private_key_file); rig02's entry
+    in known_hosts holds another key than the one it presents (a reinstalled host, or someone else at its
+    address), with StrictHostKeyChecking=yes. Both are hard ``ssh`` failures that say which (login refused,
+    host key changed, the old key's file and line) and whose fix is about the key, not about the host
+    being down; rig03 is complete."""
+    rig01, rig02, rig03 = (testcluster[n] for n in ("rig01", "rig02", "rig03"))
+    stranger = str(tmp_path / "stranger")
+    netns.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", stranger])
+    with open(stranger + ".pub") as handle:
+        key_type, key = handle.read().split()[:2]
+    known_hosts = str(tmp_path / "known_hosts")
+    with open(testcluster.known_hosts) as handle:
+        entries = handle.read().splitlines()
+    line = [i for i, entry in enumerate(entries) if entry.startswith(rig02.address + " ")][0] + 1
+    entries[line - 1] = "%s %s %s" % (rig02.address, key_type, key)
+    with open(known_hosts, "w") as handle:
+        handle.write("\n".join(entries) + "\n")
+    common_args = " ".join(testcluster.ssh_options()).replace(testcluster.known_hosts, known_hosts)
+    inventory = testcluster.write_inventory(str(tmp_path / "inventory.yml"), host_overrides={
+        "rig01": {"ansible_ssh_private_key_file": stranger}, "rig02": {"ansible_ssh_common_args": common_args}})
+
+    run = playbook.playbook(inventory, "preflight", STEP)
+
+    assert run.rc == 2, run.tail()
+    summary = run.summary
+    refused = assert_only_ssh_failure(summary, rig01)
+    assert refused["message"] == "rig01 (%s) unreachable: SSH login refused (root@%s: Permission denied (publickey))" % (
+        rig01.address, rig01.address)
+    assert "ansible_user and ansible_ssh_private_key_file" in refused["fix"]
+    changed = assert_only_ssh_failure(summary, rig02)
+    assert changed["message"] == ("rig02 (%s) unreachable: Host key verification failed: its SSH host key is not the "
+                                  "one known_hosts holds (the old key: %s line %d)" % (rig02.address, known_hosts, line))
+    assert "ssh-keygen -R %s" % rig02.address in changed["fix"] and "man-in-the-middle" in changed["fix"]
+    assert_healthy(summary, rig03)
+    assert "Preflight BLOCKED: ssh: rig02 (%s) unreachable: Host key verification failed" % rig02.address in run.stdout
+
+
+def test_full_remote_temp_folder_is_a_probe_failure_that_names_it(testcluster):
+    """With pipelining (the repository's ansible.cfg) AnsiballZ writes each module's payload into the host's
+    temp folder ($TMPDIR, here the host's own folder; else /tmp), not ~/.ansible/tmp. rig02's temp folder is
+    a 1 MiB tmpfs: filled to the last block, Python's tempfile passes it over (/tmp has room) and rig02 is
+    complete; with 100 KiB left the payload does not fit (ENOSPC): rig02 is a hard ``probe`` failure that
+    says the module could not start for want of temp space, and what to free, never a hardware verdict.
+    The wrapper removes its half-written folder; nothing but sshd is left on rig02."""
+    rig02 = testcluster["rig02"]
+    temp = rig02.temp_dir
+    rig02.mount_tmpfs(temp, size="1m")
+    try:
+        filler = rig02.fill(temp)
+        assert rig02.exec(["df", "--output=avail", temp]).stdout.split()[-1] == "0"
+        full = playbook.playbook(testcluster.inventory, "preflight", STEP)
+        rig02.exec(["truncate", "-s", "-100K", filler])
+        short = playbook.playbook(testcluster.inventory, "preflight", STEP)
+        left = rig02.exec(["ls", "-A", temp]).stdout.split()
+    finally:
+        rig02.umount(temp)
+    assert temp not in rig02.mounts()
+
+    assert full.rc == 0, full.tail()
+    for host in testcluster.hosts:
+        assert_healthy(full.summary, host)
+
+    assert short.rc == 2, short.tail()
+    summary = short.summary
+    entry = summary["hosts"]["rig02"]
+    assert entry["status"] == "blocked" and entry["reachable"] is True and entry["checks"] == {}
+    assert [(i["check"], i["status"], i["message"]) for i in items(summary, rig02)] == [
+        ("probe", "fail", "rig02 (%s): the preflight module could not start: Ansible could not unpack it into the "
+         "host's temp folder: OSError: [Errno 28] No space left on device" % rig02.address)]
+    assert items(summary, rig02)[0]["fix"].startswith("Free space in the host's temp folder ($TMPDIR, else /tmp")
+    assert entry["gpus"] == [] and entry["usable_gpus"] == []
+    for name in ("rig01", "rig03"):
+        assert_healthy(summary, testcluster[name])
+    assert left == ["filler"]
+    assert_only_sshd(rig02)
+
+
+def test_login_hanging_after_authentication_is_bounded_and_named(testcluster):
+    """rig02's login user's ~/.bashrc sleeps: SSH authenticates, the session opens (ServerAlive is answered),
+    and the command that would start the module never runs. Through the bridge, as WATCHER runs it: the
+    task backstop (``host_timeout`` of the plan: the longest check timeout + 20 s) bounds it, rig02 is a hard
+    ``probe`` failure that names the backstop and says the login may hang, with how to tell; rig01 and rig03
+    are complete. Nothing of the run is left on the controller (no marked process, no ControlPersist
+    master). The sleeping shell on rig02 stays: it never ran anything of ours, and sshd does not signal a
+    session without a terminal when its channel closes."""
+    import gpuops_preflight
+    from gpuops_preflight import procs
+
+    hung = testcluster["rig02"]
+    hung.hang_login()
+    timeouts = dict((name, 5) for name in PREFLIGHT_CHECKS)
+    report = gpuops_preflight.run_preflight(STEP, inventory=testcluster.inventory, summary_dir=testcluster.summary_dir,
+                                            extravars={"preflight_timeouts": timeouts, "preflight_gpu_tool_timeout": 3},
+                                            log=False)
+
+    assert report.status == "blocked" and report.passed is False, report.as_dict()
+    summary = report.summary
+    host_timeout = 5 + 20
+    assert [(i.host, i.check, i.message) for i in report.hard_failures] == [
+        ("rig02", "probe", "rig02 (%s): the preflight module did not finish within %ss; no check result came back "
+         "(the login may hang before it starts)" % (hung.address, host_timeout))]
+    assert report.hard_failures[0].fix.startswith("Check that `ssh <user>@%s true`" % hung.address)
+    assert summary["hosts"]["rig02"]["status"] == "blocked" and summary["hosts"]["rig02"]["checks"] == {}
+    assert report.as_step_result()["error"].startswith("Preflight BLOCKED: PROBE_FAILED: rig02 (")
+    for name in ("rig01", "rig03"):
+        assert_healthy(summary, testcluster[name])
+    assert procs.marked(report.run_id) == []
+    folders = (testcluster.control_dir, "gpuops-preflight-%d" % os.getuid())
+    masters = [p for p in os.listdir("/proc") if p.isdigit() and netns.process_name(int(p)) == "ssh"
+               and any(f in (netns.process_cmdline(int(p)) or "") for f in folders)]
+    assert masters == [], [netns.process_cmdline(int(p)) for p in masters]
+
+
 # ---------------------------------------------------------------- GPU tool
 
 

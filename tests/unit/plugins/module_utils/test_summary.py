@@ -237,3 +237,65 @@ def test_a_host_fact_of_another_shape_is_left_out_and_said_never_a_traceback(fac
     else:
         assert entry["unreadable_facts"] == [fact] and entry[fact] != value
     assert _summary.render_lines(summary) and json.dumps(summary)
+
+
+# Real results (ansible-core 2.21, OpenSSH 9.2) of hosts that answered but did not run the module.
+CHANGED_HOST_KEY = (
+    'Task failed: Data could not be sent to remote host "10.0.0.7". Make sure this host can be reached over ssh: '
+    "@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@\r\n@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!"
+    "     @\r\n@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@\r\nIT IS POSSIBLE THAT SOMEONE IS DOING "
+    "SOMETHING NASTY!\r\nAdd correct host key in /home/w/.ssh/known_hosts to get rid of this message.\r\nOffending "
+    "ED25519 key in /home/w/.ssh/known_hosts:2\r\n  remove with:\r\n  ssh-keygen -f \"/home/w/.ssh/known_hosts\" -R "
+    "\"10.0.0.7\"\r\nHost key for 10.0.0.7 has changed and you have requested strict checking.\r\nHost key verification "
+    "failed.")
+WRAPPER_ENOSPC = ('Traceback (most recent call last):\n  File "<stdin>", line 266, in <module>\n  File "<stdin>", line '
+                  '255, in _ansiballz_main\nOSError: [Errno 28] No space left on device\n')
+MODULE_RAISED = ('Traceback (most recent call last):\n  File "<stdin>", line 266, in <module>\n  File "<stdin>", line '
+                 '258, in _ansiballz_main\n  File "<stdin>", line 101, in invoke_module\n  File "<frozen runpy>", line '
+                 '226, in run_module\nOSError: [Errno 28] No space left on device\n')
+
+
+def test_connection_failures_name_their_cause_and_what_to_do():
+    deserialize = "Module result deserialization failed: No start of json char found"
+    summary = _summary.build_summary(plan(), [
+        ("a", "10.0.0.7", {"unreachable": True, "msg": CHANGED_HOST_KEY}),
+        ("b", "10.0.0.8", {"unreachable": True, "msg": 'Data could not be sent to remote host "10.0.0.8". Make sure '
+                           "this host can be reached over ssh: root@10.0.0.8: Permission denied (publickey)."}),
+        ("c", "10.0.0.9", {"unreachable": True, "msg": "No ED25519 host key is known for 10.0.0.9 and you have "
+                           "requested strict checking.\r\nHost key verification failed."}),
+        ("d", "10.0.0.10", {"failed": True, "msg": deserialize, "module_stderr": WRAPPER_ENOSPC, "module_stdout": ""}),
+        ("e", "e", {"failed": True, "msg": deserialize, "module_stderr": MODULE_RAISED, "module_stdout": ""}),
+        ("f", "f", {"failed": True, "msg": deserialize, "module_stdout": "This account is currently not available.\n",
+                    "module_stderr": "Could not chdir to home directory /nonexistent: No such file or directory\n"}),
+        ("g", "g", {"failed": True, "msg": "Task failed: failed to transfer file to /x /root/.ansible/tmp/a/m.py:\n\ndd: "
+                    "error writing '/root/.ansible/tmp/a/m.py': No space left on device\n0 bytes copied"}),
+    ])
+    got = dict((i["host"], (i["check"], i["message"], i["fix"])) for i in summary["hard_failures"])
+    assert got["a"][:2] == ("ssh", "a (10.0.0.7) unreachable: Host key verification failed: its SSH host key is not "
+                            "the one known_hosts holds (the old key: /home/w/.ssh/known_hosts line 2)")
+    assert "ssh-keygen -R 10.0.0.7" in got["a"][2] and "man-in-the-middle" in got["a"][2]
+    assert got["b"][:2] == ("ssh", "b (10.0.0.8) unreachable: SSH login refused (root@10.0.0.8: Permission denied "
+                            "(publickey))")
+    assert "ansible_user and ansible_ssh_private_key_file" in got["b"][2]
+    assert got["c"][:2] == ("ssh", "c (10.0.0.9) unreachable: Host key verification failed: known_hosts holds no key "
+                            "for it")
+    assert got["d"] == ("probe", "d (10.0.0.10): the preflight module could not start: Ansible could not unpack it into "
+                        "the host's temp folder: OSError: [Errno 28] No space left on device", _summary.TEMP_FIX)
+    # the module's own traceback is not the wrapper's: the generic probe failure, with the check's own fix
+    assert got["e"] == ("probe", "e: the preflight module failed: %s: OSError: [Errno 28] No space left on device"
+                        % deserialize, "Run the preflight with -vvv to see the module error; check that python3 works on the host.")
+    assert got["f"][1] == ("f: the preflight module failed: %s: the host printed: This account is currently not "
+                           "available.: Could not chdir to home directory /nonexistent: No such file or directory"
+                           % deserialize)
+    assert "\n" not in got["g"][1] and got["g"][2] == _summary.TEMP_FIX
+    assert all("\n" not in i["message"] and "\r" not in i["message"] for i in summary["hard_failures"])
+
+
+def test_a_timed_out_module_says_the_login_may_hang_and_how_to_tell():
+    the_plan = plan()
+    summary = _summary.build_summary(the_plan, [
+        ("a", "10.0.0.5", {"failed": True, "msg": "Task failed: Timed out after 50 second(s).", "timedout": {"period": 50}})])
+    item = summary["hard_failures"][0]
+    assert item["message"] == ("a (10.0.0.5): the preflight module did not finish within %ss; no check result came back "
+                               "(the login may hang before it starts)" % the_plan["host_timeout"])
+    assert item["fix"].startswith("Check that `ssh <user>@10.0.0.5 true` (the inventory's user) returns at once")
