@@ -82,25 +82,37 @@ def _short_ssh_error(message):
     return text[:240]
 
 
-# SSH failures where the host answered and the remedy is not "is it up, is its address right": (reason, fix).
+# SSH failures where the host answered and the remedy is not "is it up, is its address right", first match first:
+# (what ssh printed, the reason, the fix). The reason is filled from the match's named groups and ``where`` (the
+# old key's file and line, when ssh names them); the fix from ``address``.
+SSH_CAUSES = (
+    (r"REMOTE HOST IDENTIFICATION HAS CHANGED|has changed and you have requested strict checking",
+     "Host key verification failed: its SSH host key is not the one known_hosts holds%(where)s",
+     "If the host was reinstalled or its key replaced, compare the new key's fingerprint with the host's console, "
+     "then replace the old entry (ssh-keygen -R %(address)s -f <known_hosts>); otherwise treat it as a possible "
+     "man-in-the-middle and do not run the step there. Host key checking stays on."),
+    (r"Host key verification failed",
+     "Host key verification failed: known_hosts holds no key for it",
+     "Add the host's key to the known_hosts file ssh uses (ssh-keyscan %(address)s, its fingerprint compared with the "
+     "host's console). Host key checking stays on."),
+    (r"(?P<login>\S+@\S+?): Permission denied \((?P<methods>[^)]*)\)",
+     "SSH login refused (%(login)s: Permission denied (%(methods)s))",
+     "The host answers but refuses the login: check ansible_user and ansible_ssh_private_key_file in the inventory, "
+     "and that the key's public half is in that user's authorized_keys on the host."),
+)
+_OFFENDING_KEY = re.compile(r"Offending \S+ key in (\S+?):(\d+)")
+
+
 def _ssh_cause(message, address):
+    """(reason, fix) of the first SSH_CAUSES entry ssh's ``message`` matches, else None."""
     text = message or ""
-    if "REMOTE HOST IDENTIFICATION HAS CHANGED" in text or "has changed and you have requested strict checking" in text:
-        offending = re.search(r"Offending \S+ key in (\S+?):(\d+)", text)
-        where = " (the old key: %s line %s)" % offending.groups() if offending else ""
-        return ("Host key verification failed: its SSH host key is not the one known_hosts holds%s" % where,
-                "If the host was reinstalled or its key replaced, compare the new key's fingerprint with the host's "
-                "console, then replace the old entry (ssh-keygen -R %s -f <known_hosts>); otherwise treat it as a "
-                "possible man-in-the-middle and do not run the step there. Host key checking stays on." % address)
-    if "Host key verification failed" in text:
-        return ("Host key verification failed: known_hosts holds no key for it",
-                "Add the host's key to the known_hosts file ssh uses (ssh-keyscan %s, its fingerprint compared with "
-                "the host's console). Host key checking stays on." % address)
-    denied = re.search(r"(\S+@\S+?): Permission denied \(([^)]*)\)", text)
-    if denied:
-        return ("SSH login refused (%s: Permission denied (%s))" % denied.groups(),
-                "The host answers but refuses the login: check ansible_user and ansible_ssh_private_key_file in "
-                "the inventory, and that the key's public half is in that user's authorized_keys on the host.")
+    for pattern, reason, fix in SSH_CAUSES:
+        found = re.search(pattern, text)
+        if found:
+            offending = _OFFENDING_KEY.search(text)
+            values = dict(found.groupdict(), address=address,
+                          where=" (the old key: %s line %s)" % offending.groups() if offending else "")
+            return reason % values, fix % values
     return None
 
 

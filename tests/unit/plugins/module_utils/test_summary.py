@@ -299,3 +299,20 @@ def test_a_timed_out_module_says_the_login_may_hang_and_how_to_tell():
     assert item["message"] == ("a (10.0.0.5): the preflight module did not finish within %ss; no check result came back "
                                "(the login may hang before it starts)" % the_plan["host_timeout"])
     assert item["fix"].startswith("Check that `ssh <user>@10.0.0.5 true` (the inventory's user) returns at once")
+
+
+@pytest.mark.parametrize("ssh_said, reason, fix_part", [
+    ("Failed to connect to the host via ssh: @@@@@@@@@@@\r\n@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\r\n"
+     "Offending ECDSA key in /root/.ssh/known_hosts:7\r\nHost key verification failed.",
+     "Host key verification failed: its SSH host key is not the one known_hosts holds (the old key: "
+     "/root/.ssh/known_hosts line 7)", "ssh-keygen -R 10.0.0.2"),
+    ("Failed to connect to the host via ssh: Host key verification failed.",
+     "Host key verification failed: known_hosts holds no key for it", "ssh-keyscan 10.0.0.2"),
+    ("Failed to connect to the host via ssh: rig@10.0.0.2: Permission denied (publickey,password).",
+     "SSH login refused (rig@10.0.0.2: Permission denied (publickey,password))", "authorized_keys"),
+])
+def test_an_ssh_failure_of_a_host_that_answered_names_its_cause_and_fix(ssh_said, reason, fix_part):
+    summary = _summary.build_summary(plan(), [("rig-6600", "10.0.0.2", {"unreachable": True, "msg": ssh_said})])
+    [item] = summary["hard_failures"]
+    assert item["check"] == "ssh" and item["message"] == "rig-6600 (10.0.0.2) unreachable: " + reason
+    assert fix_part in item["fix"]
