@@ -52,6 +52,13 @@ options:
   kernel_log_since:
     description: Only read kernel-log lines from this time on (epoch seconds or ISO 8601). Default, the current boot.
     type: str
+  controller_time:
+    description:
+      - The controller's clock when it sent the task (epoch seconds or ISO 8601). O(kernel_log_since) is a controller
+        time; on a host whose clock is more than 60 s off this one, the kernel-log window is moved by the difference
+        (the host dates its log lines by its own clock) and the kernel-log check warns about the clock. The roles set
+        it; unset, O(kernel_log_since) is taken as it is.
+    type: str
   excluded_gpus:
     description:
       - GPUs not to be used, by the GPU tool's index (V(10)) or PCI address (V(0000:22:00.0)), or as a mapping with

@@ -150,13 +150,29 @@ def _kernel_log():
     return scanner
 
 
+# Seconds a host clock may be off the controller's before a controller-time kernel_log_since is moved by the
+# difference (the task's own transit and templating take a second or two).
+CLOCK_SKEW_TOLERANCE = 60
+
+
+def since_on_host(since, controller_time, host_now):
+    """(``kernel_log_since`` on the host's clock, the host clock's offset in seconds or None). The host dates its
+    log lines by its own clock: one a year behind the controller's took every line for older than the step, one
+    ahead took every line since boot for new."""
+    if since is None or controller_time is None or abs(host_now - controller_time) <= CLOCK_SKEW_TOLERANCE:
+        return since, None
+    return since + (host_now - controller_time), round(host_now - controller_time)
+
+
 def _collect_kernel_log(ctx, deadline):
     source, path = kernel_log_source(ctx.params["kernel_log"])
-    since = ctx.params.get("kernel_log_since")
+    since, skew = since_on_host(ctx.params.get("kernel_log_since"), ctx.params.get("controller_time"), ctx.now)
     # room inside the deadline for auto's fallback from the journal to dmesg
     read, findings = _kernel_log().scan_kernel_log(ctx.module, source, path, since, max(deadline - 3, 1))
     info = {"source": read.source, "read": not (read.error or read.timed_out), "since": since, "error": read.error,
             "timed_out": read.timed_out, "lines_scanned": len(read.lines), "elapsed_s": round(read.elapsed, 3)}
+    if skew is not None:
+        info["clock_offset_s"] = skew
     if read.note:
         info["note"] = read.note
     if read.unscanned:
@@ -574,11 +590,23 @@ def evaluate_kernel_log(ctx, spec):
     return problems, "%d finding(s): %d reported here, %d under gpu_health" % (len(findings), len(problems), folded)
 
 
+def _clock_offset(view, spec):
+    """A warning when the host's clock is off the controller's (the window was moved: since_on_host)."""
+    offset = view["log_info"].get("clock_offset_s")
+    if offset is None:
+        return []
+    return [problem(spec.name, WARN, "the host's clock is %s %s the controller's: the kernel log was read from the "
+                    "step's start on the host's own clock" % (duration(abs(offset)), "ahead of" if offset > 0 else
+                                                               "behind"),
+                    "Synchronise the host's clock (timedatectl set-ntp true; chronyc tracking shows the offset): log "
+                    "lines, summaries and file ages are compared across hosts.")]
+
+
 def evaluate_new_kernel_findings(ctx, spec):
     """After a step: every finding since the step started is news worth a warning."""
     view = ctx.value("gpu_view")
     by_bdf = dict((g["bdf"], g) for g in view["gpus"])
-    problems = _unscanned(ctx, view, spec)
+    problems = _unscanned(ctx, view, spec) + _clock_offset(view, spec)
     for finding in view["findings"]:
         gpu = by_bdf.get(finding.get("bdf"))
         where = label(gpu) if gpu else (finding.get("bdf") or "a GPU the log line does not name")

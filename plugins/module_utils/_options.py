@@ -24,6 +24,7 @@ PROBE_OPTIONS = dict(
     sysfs_root=dict(type="path", default="/sys"),
     kernel_log=dict(type="str", default="auto"),
     kernel_log_since=dict(type="str"),
+    controller_time=dict(type="str"),
     excluded_gpus=dict(type="list", elements="raw", default=[]),
     index_map=dict(type="dict", default={}),
     vram_min_mb=dict(type="int", default=0),
@@ -83,10 +84,11 @@ def _probe_problems(params):
     for index, bdf in params["index_map"].items():
         if not str(index).isdigit() or normalize_bdf(str(bdf)) is None:
             problems.append("index_map: %r: %r is not a GPU index and its PCI address" % (index, bdf))
-    try:
-        params["kernel_log_since"] = parse_time(params["kernel_log_since"], "kernel_log_since")
-    except ValueError as exc:
-        problems.append(str(exc))
+    for name in ("kernel_log_since", "controller_time"):
+        try:
+            params[name] = parse_time(params.get(name), name)
+        except ValueError as exc:
+            problems.append(str(exc))
     return problems
 
 

@@ -366,3 +366,40 @@ def test_a_lost_gpu_explains_the_shortfall(tmp_path):
     # amd-smi answered: the two it left unplaced are not "GPUs the tool gave no answer for"
     assert message == ("expected 3 GPUs, found 2 (2 not verified: the GPU tool's answer could not be matched to them, "
                        "see gpu_health); not responding: GPU 1 (0000:06:00.0) lost")
+
+
+YEAR = 365 * 86400
+
+
+@pytest.mark.parametrize("offset", [-YEAR, YEAR, 3600])
+def test_a_host_clock_off_the_controllers_moves_the_kernel_log_window_and_warns(mocker, offset):
+    # the step's start is a controller time; the host dates its log lines by its own clock: a year behind, every
+    # line was older than the window ("no new kernel errors", nothing read); a year ahead, every line since boot new
+    from ansible_collections.gpuops.preflight.plugins.module_utils import _kernel_log
+    seen = {}
+
+    class Read(object):
+        source, error, timed_out, lines, elapsed, note, unscanned = "file", None, False, [], 0.0, None, None
+
+    def scan(_module, _source, _path, since, _timeout):
+        seen["since"] = since
+        return Read(), []
+    mocker.patch.object(_kernel_log, "scan_kernel_log", scan)
+    controller_now, step_start = NOW, NOW - 1800
+    params = {"kernel_log": "/var/log/kern.log", "kernel_log_since": step_start, "controller_time": controller_now}
+    ctx = Context(_cleanup.FAMILY, None, params, ["kernel_log"], {}, now=controller_now + offset)
+    log = _gpu_checks._collect_kernel_log(ctx, 30)
+    assert seen["since"] == step_start + offset and log["info"]["clock_offset_s"] == offset
+    view = {"gpus": [], "findings": [], "log_info": log["info"]}
+    ctx.values["gpu_view"] = view
+    spec = _cleanup.FAMILY.checks["kernel_log"]
+    problems, _text = spec.evaluate(ctx, spec)
+    assert [p["status"] for p in problems] == ["warn"]
+    assert problems[0]["message"].startswith("the host's clock is %s the controller's" % (
+        "365 days behind" if offset == -YEAR else "365 days ahead of" if offset > 3600 else "60 min ahead of"))
+
+
+def test_a_host_clock_within_a_minute_of_the_controllers_leaves_the_window_and_says_nothing():
+    assert _gpu_checks.since_on_host(1000.0, 5000.0, 5030.0) == (1000.0, None)
+    assert _gpu_checks.since_on_host(None, 5000.0, 9e9) == (None, None)     # from boot: nothing to move
+    assert _gpu_checks.since_on_host(1000.0, None, 9e9) == (1000.0, None)   # a controller that did not say
