@@ -59,6 +59,7 @@ options:
         (the host dates its log lines by its own clock) and the kernel-log check warns about the clock. The roles set
         it; unset, O(kernel_log_since) is taken as it is.
     type: str
+    version_added: 3.0.0
   excluded_gpus:
     description:
       - GPUs not to be used, by the GPU tool's index (V(10)) or PCI address (V(0000:22:00.0)), or as a mapping with
