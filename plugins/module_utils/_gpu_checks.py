@@ -595,9 +595,9 @@ def _clock_offset(view, spec):
     offset = view["log_info"].get("clock_offset_s")
     if offset is None:
         return []
+    side = "ahead of" if offset > 0 else "behind"
     return [problem(spec.name, WARN, "the host's clock is %s %s the controller's: the kernel log was read from the "
-                    "step's start on the host's own clock" % (duration(abs(offset)), "ahead of" if offset > 0 else
-                                                               "behind"),
+                    "step's start on the host's own clock" % (duration(abs(offset)), side),
                     "Synchronise the host's clock (timedatectl set-ntp true; chronyc tracking shows the offset): log "
                     "lines, summaries and file ages are compared across hosts.")]
 
