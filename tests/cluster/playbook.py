@@ -114,9 +114,11 @@ def playbook(inventory, name, step, extra_vars=None, summary_dir=None, timeout=3
     under the cluster's ``summaries/``), passed as an extra var so that the run's document is the
     only one there."""
     if summary_dir is None:
-        # Under the cluster's folder when the inventory is a cluster's (removed with it by down()).
-        parent = os.path.join(os.path.dirname(os.path.abspath(inventory)), "summaries")
-        summary_dir = tempfile.mkdtemp(prefix="run-", dir=parent if os.path.isdir(parent) else None)
+        # Under the cluster's folder when the inventory is a cluster's (removed with it by down()), else beside
+        # the inventory (a test's own folder): never in /tmp, where nothing would remove it.
+        folder = os.path.dirname(os.path.abspath(inventory))
+        parent = os.path.join(folder, "summaries")
+        summary_dir = tempfile.mkdtemp(prefix="run-", dir=parent if os.path.isdir(parent) else folder)
     argv = [os.path.join(bin_dir(), "ansible-playbook"), "-i", inventory,
             os.path.join(REPO, "playbooks", "%s.yml" % name), "-e", "step=%s" % step,
             "-e", json.dumps({"preflight_summary_dir": summary_dir, "cleanup_summary_dir": summary_dir})]
