@@ -19,7 +19,7 @@ import time
 
 from ansible_collections.gpuops.preflight.plugins.module_utils import _checks, _families, _files, _pci, _plan, _steps
 from ansible_collections.gpuops.preflight.plugins.module_utils._timeparse import file_stamp, iso
-from ansible_collections.gpuops.preflight.plugins.module_utils._values import human_bytes, printable
+from ansible_collections.gpuops.preflight.plugins.module_utils._values import human_bytes, is_number, printable
 
 SCHEMA = _plan.SUMMARY_SCHEMA
 SCHEMA_VERSION = 1
@@ -33,6 +33,14 @@ def is_run_item(item, summary):
     return item.get("host") == RUN_HOST and item.get("check") in (summary.get("run_checks") or {})
 
 
+def _list(value):
+    return isinstance(value, list)
+
+
+def _mapping(value):
+    return isinstance(value, dict)
+
+
 def _mappings(value):
     return isinstance(value, list) and all(isinstance(item, dict) for item in value)
 
@@ -41,21 +49,14 @@ def _whole(value):
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _number(value):
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 # Host facts a node result gives the summary, when it has them, each with the shape the judge, the report and
 # the history read it in. The result comes from a host module that may not be this one (another version, a host
 # changed by hand): a fact of another shape is left out and said in the host's ``unreadable_facts``, never a
 # traceback that costs the verdict.
 HOST_FACTS = {
-    "gpus": _mappings, "gpu_count": _whole, "expected_gpu_count": _whole,
-    "usable_gpus": lambda value: isinstance(value, list), "unverified_gpus": lambda value: isinstance(value, list),
-    "gpu_tool": lambda value: isinstance(value, dict), "processes": _mappings,
-    "kernel_log": lambda value: isinstance(value, dict), "elapsed_s": _number,
-    "caches": lambda value: isinstance(value, dict), "clocks": lambda value: isinstance(value, dict),
-    "bytes_freed": _whole, "fix": lambda value: isinstance(value, dict),
+    "gpus": _mappings, "gpu_count": _whole, "expected_gpu_count": _whole, "usable_gpus": _list,
+    "unverified_gpus": _list, "gpu_tool": _mapping, "processes": _mappings, "kernel_log": _mapping,
+    "elapsed_s": is_number, "caches": _mapping, "clocks": _mapping, "bytes_freed": _whole, "fix": _mapping,
 }
 
 

@@ -225,7 +225,7 @@ def test_the_judge_reads_each_check_row_on_its_own_and_a_malformed_one_is_unknow
 
 @pytest.mark.parametrize("fact, value", [
     ("gpus", ["x"]), ("gpus", "x"), ("gpus", None), ("usable_gpus", None), ("unverified_gpus", 3),
-    ("processes", "x"), ("gpu_tool", ["x"]), ("gpu_count", "12"), ("elapsed_s", True)])
+    ("processes", "x"), ("gpu_tool", ["x"]), ("gpu_count", "12"), ("elapsed_s", True), ("elapsed_s", float("nan"))])
 def test_a_host_fact_of_another_shape_is_left_out_and_said_never_a_traceback(fact, value):
     # a host module that is not this collection's (another version, changed by hand) may send anything
     res = node_result(**{fact: value})
@@ -236,7 +236,7 @@ def test_a_host_fact_of_another_shape_is_left_out_and_said_never_a_traceback(fac
         assert entry[fact] in (None, []) and "unreadable_facts" not in entry
     else:
         assert entry["unreadable_facts"] == [fact] and entry[fact] != value
-    assert _summary.render_lines(summary) and json.dumps(summary)
+    assert _summary.render_lines(summary) and json.dumps(summary, allow_nan=False)
 
 
 # Real results (ansible-core 2.21, OpenSSH 9.2) of hosts that answered but did not run the module.
