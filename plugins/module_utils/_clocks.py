@@ -30,7 +30,6 @@ from ansible_collections.gpuops.preflight.plugins.module_utils._values import cl
 NVIDIA_QUERY = ["-q", "-x", "-d", "PERFORMANCE"]
 NVIDIA_RESETS = ("-rgc", "-rmc")
 USER_DEFINED = "user_defined"
-PERF_LEVEL_FILE = "power_dpm_force_performance_level"
 DEFAULT = "default"
 
 
@@ -74,7 +73,7 @@ def reset_amd_clocks(module, rocm_smi="rocm-smi", sysfs_root="/sys", timeout=30,
     outcome = _outcome()
     for gpu in gpus:
         level = gpu.get("perf_level") or None  # an empty answer is no level (older kernels on a VF)
-        error = gpu["read_errors"].get(PERF_LEVEL_FILE)
+        error = gpu["read_errors"].get(_sysfs.PERF_LEVEL_FILE)
         outcome["gpus"].append({"bdf": gpu["bdf"], "before": level, "after": level})
         if level is None and error:
             outcome["unverified"].append("could not read the performance level of GPU %s (%s): its clocks were not "

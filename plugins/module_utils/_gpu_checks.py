@@ -159,9 +159,12 @@ def since_on_host(since, controller_time, host_now):
     """(``kernel_log_since`` on the host's clock, the host clock's offset in seconds or None). The host dates its
     log lines by its own clock: one a year behind the controller's took every line for older than the step, one
     ahead took every line since boot for new."""
-    if since is None or controller_time is None or abs(host_now - controller_time) <= CLOCK_SKEW_TOLERANCE:
+    if since is None or controller_time is None:
         return since, None
-    return since + (host_now - controller_time), round(host_now - controller_time)
+    offset = host_now - controller_time
+    if abs(offset) <= CLOCK_SKEW_TOLERANCE:
+        return since, None
+    return since + offset, round(offset)
 
 
 def _collect_kernel_log(ctx, deadline):

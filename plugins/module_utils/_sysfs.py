@@ -44,6 +44,8 @@ GPU_READ_TIMEOUT = 2
 GPU_CLASSES = {AMD_VENDOR: ("0x03", "0x12"), NVIDIA_VENDOR: ("0x0300", "0x0302")}
 # amdgpu's compute partition mode of a partitionable GPU (MI300): SPX (one GPU), DPX, TPX, QPX, CPX
 PARTITION_FILE = "current_compute_partition"
+# amdgpu's performance level (auto, manual, profile_*): what a clock reset sets back to auto
+PERF_LEVEL_FILE = "power_dpm_force_performance_level"
 
 
 def _read(path, limit=4096):
@@ -268,7 +270,7 @@ def _identity(bdf, device_dir, drm_card, vendor=None, progress=None):
     progress["file"] = "config"
     gpu["lost"] = config_space_lost(device_dir)
     gpu["runtime_status"] = text(os.path.join("power", "runtime_status"))
-    gpu["perf_level"] = text("power_dpm_force_performance_level")
+    gpu["perf_level"] = text(PERF_LEVEL_FILE)
     gpu["vram_total_bytes"] = integer("mem_info_vram_total")
     gpu["vram_used_bytes"] = integer("mem_info_vram_used")
     gpu["unique_id"] = text("unique_id") or None
@@ -415,8 +417,8 @@ def kfd_processes(sysfs_root="/sys", nodes=None, proc_root="/proc"):
 
 
 def read_perf_level(gpu):
-    """(level, error): ``power_dpm_force_performance_level`` now, or the errno name it failed with."""
-    return _read(os.path.join(gpu["device_dir"], "power_dpm_force_performance_level"))
+    """(level, error): ``PERF_LEVEL_FILE`` now, or the errno name it failed with."""
+    return _read(os.path.join(gpu["device_dir"], PERF_LEVEL_FILE))
 
 
 def rocm_version(tool_path):
