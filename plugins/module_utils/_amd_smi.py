@@ -16,7 +16,9 @@ from __future__ import annotations
 import json
 import math
 
+from ansible_collections.gpuops.preflight.plugins.module_utils import _rocm_smi
 from ansible_collections.gpuops.preflight.plugins.module_utils._pci import normalize_bdf
+from ansible_collections.gpuops.preflight.plugins.module_utils._values import first_line
 
 # One call: metrics (usage, power, temperature, VRAM). The builds read print no PCI address with it
 # (``list`` and ``static`` do: ``bdf``, ``bus.bdf``, used when present); _gpus.place_cards says when
@@ -45,12 +47,31 @@ def extract_json(stdout):
 
 
 def gpu_entries(doc):
-    """The per-GPU objects, whatever the top-level shape."""
+    """The per-GPU objects, whatever the top-level shape: those that name their ``gpu``. Other JSON is no GPU:
+    finding none, amd-smi 26 prints its version record (``[{"tool": "AMDSMI Tool", "version": ...}]``) and exits 255."""
     if isinstance(doc, dict):
-        doc = doc.get("gpu_data", [doc] if "gpu" in doc else [])
+        doc = doc.get("gpu_data", [doc])
     if not isinstance(doc, list):
         return []
-    return [entry for entry in doc if isinstance(entry, dict)]
+    return [entry for entry in doc if isinstance(entry, dict) and "gpu" in entry]
+
+
+def classify(stdout, stderr, rc):
+    """(outcome, document, reason) for one run that ended by itself, in _rocm_smi's outcomes. GPU entries are an
+    answer whatever the exit status; without any, a failed exit is a failure even when JSON was printed (the
+    version record above), and only a clean exit with a document is a list of no GPU."""
+    doc = extract_json(stdout)
+    if gpu_entries(doc):
+        return _rocm_smi.ANSWERED, doc, None
+    text = "%s\n%s" % (stdout or "", stderr or "")
+    said = first_line(stderr) or first_line(stdout)
+    if _rocm_smi.says_no_driver(text):
+        return _rocm_smi.NO_DRIVER, doc, _rocm_smi.NO_DRIVER_REASON
+    if rc:
+        return _rocm_smi.FAILED, doc, "amd-smi exited %s: %s" % (rc, said or "no output")
+    if doc is not None:
+        return _rocm_smi.NO_DATA, doc, "amd-smi reported no GPU: %s" % (said or "exit 0")
+    return _rocm_smi.UNPARSEABLE, doc, "amd-smi printed no JSON: %s" % (said or "exit 0")
 
 
 def value(node, unit_scale=None):

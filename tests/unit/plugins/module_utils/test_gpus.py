@@ -442,6 +442,35 @@ def test_built_in_amdgpu_is_not_called_unloaded(rig, tools, answer):
     assert set(g["health"] for g in result["gpus"]) == {"unknown"}
 
 
+AMD_SMI_VERSION_JSON = json.dumps([{"tool": "AMDSMI Tool", "version": "26.1.0+b5522cc8",
+                                    "amdsmi_library_version": "26.1.0", "rocm_version": "N/A"}], indent=4)
+AMD_SMI_NO_GPU = "ERROR:root:Unable to detect any GPU devices, check amdgpu version and module status (sudo modprobe amdgpu)\n"
+
+
+@pytest.mark.parametrize("sysfs", [True, False])
+def test_amd_smi_finding_no_gpu_is_a_failure_and_its_version_record_no_gpu(tmp_path, sysfs):
+    """amd-smi 26 finding no GPU (no access to the devices, a container) prints its version record as JSON and
+    exits 255 (amdsmi #172, hand-made JSON form): the GPUs are unknown, and without sysfs no phantom GPU appears."""
+    root = str(tmp_path / "sys")
+    if sysfs:
+        add_gpu(root, "0000:03:00.0", card=1)
+        add_gpu(root, "0000:43:00.0", card=2)
+    module = FakeModule(tools=("amd-smi", "timeout"), answer=(255, AMD_SMI_VERSION_JSON, AMD_SMI_NO_GPU))
+    result = gpus.probe(module, sysfs_root=root)
+    assert (result["tool"]["outcome"], result["tool"]["answered"], result["tool"]["listed"]) == ("failed", False, False)
+    assert result["tool"]["reason"] == "amd-smi exited 255: " + AMD_SMI_NO_GPU.strip()
+    assert [(g["bdf"], g["health"]) for g in result["gpus"]] == (
+        [("0000:03:00.0", "unknown"), ("0000:43:00.0", "unknown")] if sysfs else [])
+
+
+def test_amd_smi_built_in_driver_with_version_json_is_not_called_unloaded(rig):
+    stderr = "ERROR:root:Unable to get devices, driver not initialized (amdgpu not found in modules)\n" + AMD_SMI_NO_GPU
+    result = gpus.probe(FakeModule(tools=("amd-smi", "timeout"), answer=(255, AMD_SMI_VERSION_JSON, stderr)),
+                        sysfs_root=rig)
+    assert result["tool"]["outcome"] == "no_driver" and "built into the kernel" in result["tool"]["reason"]
+    assert set(g["health"] for g in result["gpus"]) == {"unknown"}
+
+
 def test_driver_not_loaded_without_amdgpu_gpus_says_so(tmp_path):
     root = str(tmp_path / "sys")
     add_gpu(root, "0000:03:00.0", card=None, driver=None)
