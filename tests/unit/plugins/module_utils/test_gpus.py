@@ -155,6 +155,21 @@ def test_no_tool_installed_uses_sysfs_metrics(tmp_path):
     assert asleep["health"] == "unknown"
 
 
+def test_sysfs_temperature_of_a_gpu_without_edge_sensor_is_its_junction(tmp_path):
+    """MI300A (SMU 13.0.6): hwmon has no temp1 (edge), only temp2 'junction' and temp3 'mem' (values recorded in
+    nvtop #514); with no tool installed its temperature is the junction's, as a tool's answer is read."""
+    root = str(tmp_path / "sys")
+    dev = add_gpu(root, "0000:03:00.0", card=1, busy=0)
+    hwmon = os.path.join(dev, "hwmon", "hwmon1")
+    os.remove(os.path.join(hwmon, "temp1_label"))
+    for name, text in (("temp2_label", "junction"), ("temp2_input", "43000"), ("temp3_label", "mem"),
+                       ("temp3_input", "37000"), ("power1_input", "120000000")):
+        with open(os.path.join(hwmon, name), "w") as handle:
+            handle.write(text + "\n")
+    gpu = gpus.probe(FakeModule(tools=("timeout",)), sysfs_root=root)["gpus"][0]
+    assert (gpu["temperature_edge_c"], gpu["power_w"], gpu["health"]) == (43.0, 120.0, "ok")
+
+
 def test_smu_and_bus_findings_from_kernel_log(rig):
     findings = [
         {"category": "smu_no_response", "bdf": "0000:06:00.0", "summary": "SMU not answering (0xFFFFFFFF)", "count": 3,
