@@ -18,7 +18,7 @@ import math
 
 from ansible_collections.gpuops.preflight.plugins.module_utils import _rocm_smi
 from ansible_collections.gpuops.preflight.plugins.module_utils._pci import normalize_bdf
-from ansible_collections.gpuops.preflight.plugins.module_utils._values import first_line
+from ansible_collections.gpuops.preflight.plugins.module_utils._values import first_line, gpu_temperature
 
 # One call: metrics (usage, power, temperature, VRAM). The builds read print no PCI address with it
 # (``list`` and ``static`` do: ``bdf``, ``bus.bdf``, used when present); _gpus.place_cards says when
@@ -142,8 +142,8 @@ def parse_entry(entry):
         "vram_used_bytes": _mem_bytes(_first(entry, ("mem_usage", "used_vram"))),
         "vram_used_percent": None,
         "busy_percent": value(_first(entry, ("usage", "gfx_activity"), ("usage", "gfx_usage"))),
-        "temperature_edge_c": _float(value(_first(entry, ("temperature", "edge")))),
-        "temperature_junction_c": _float(value(_first(entry, ("temperature", "hotspot")))),
+        "temperature_edge_c": gpu_temperature(value(_first(entry, ("temperature", "edge")))),
+        "temperature_junction_c": gpu_temperature(value(_first(entry, ("temperature", "hotspot")))),
         "power_w": value(_first(entry, ("power", "socket_power"), ("power", "current_power"),
                                 ("power", "average_socket_power"))),
         "perf_level": _perf_level(entry.get("perf_level")),
@@ -151,10 +151,6 @@ def parse_entry(entry):
         "vbios_version": _first(entry, ("vbios", "part_number")),
         "key_count": len(entry),
     }
-
-
-def _float(num):
-    return None if num is None else float(num)
 
 
 def _perf_level(raw):

@@ -17,7 +17,7 @@ import math
 import re
 
 from ansible_collections.gpuops.preflight.plugins.module_utils._pci import normalize_bdf
-from ansible_collections.gpuops.preflight.plugins.module_utils._values import first_line
+from ansible_collections.gpuops.preflight.plugins.module_utils._values import first_line, gpu_temperature
 
 # The one call the preflight makes: a concise set of facts. -a is slower, noisier and prints
 # text on stdout (the KFD PID warning); VRAM holders are read from KFD sysfs instead of --showpids.
@@ -185,8 +185,8 @@ def parse_card(index, card):
         "vram_used_bytes": _int(card.get("VRAM Total Used Memory (B)")),
         "vram_used_percent": _int(card.get("GPU Memory Allocated (VRAM%)")),
         "busy_percent": _int(card.get("GPU use (%)")),
-        "temperature_edge_c": _float(card.get("Temperature (Sensor edge) (C)")),
-        "temperature_junction_c": _float(card.get("Temperature (Sensor junction) (C)")),
+        "temperature_edge_c": gpu_temperature(number(card.get("Temperature (Sensor edge) (C)"))),
+        "temperature_junction_c": gpu_temperature(number(card.get("Temperature (Sensor junction) (C)"))),
         "power_w": power,
         "perf_level": _text(card.get("Performance Level")),
         "unique_id": _text(card.get("Unique ID")),

@@ -29,6 +29,7 @@ import re
 
 from ansible_collections.gpuops.preflight.plugins.module_utils import _deadline, _files
 from ansible_collections.gpuops.preflight.plugins.module_utils._pci import bdf_from_location_id, normalize_bdf
+from ansible_collections.gpuops.preflight.plugins.module_utils._values import gpu_temperature
 
 AMD_VENDOR = "0x1002"
 NVIDIA_VENDOR = "0x10de"
@@ -340,7 +341,7 @@ def read_metrics(gpu):
     if hwmon:
         temp, err = _read_int(_temp_file(hwmon))
         if temp is not None:
-            found["temperature_edge_c"] = temp / 1000.0
+            found["temperature_edge_c"] = gpu_temperature(temp / 1000.0)
         elif err != "ENOENT":
             found["read_errors"]["temp_input"] = err
         for name in ("power1_input", "power1_average"):

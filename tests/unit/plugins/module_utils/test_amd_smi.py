@@ -158,3 +158,12 @@ def test_version_record_printed_on_finding_no_gpu_is_no_gpu_entry(stderr, outcom
 ])
 def test_classify_outcomes(stdout, rc, outcome):
     assert amd_smi.classify(stdout, "", rc)[0] == outcome
+
+
+@pytest.mark.parametrize("reading,want", [(2112, None), (511, None), (65535, None), (-300, None), (96, 96.0)])
+def test_a_temperature_no_sensor_reads_is_none(reading, want):
+    """A torn firmware read gave 2112 C on MI350X (rocm-systems PR 6931: rocm_smi_lib now calls anything above 500 C
+    N/A); older builds pass such values through. A glitch is no temperature, never an overheating GPU."""
+    doc = [{"gpu": 0, "temperature": {"edge": {"value": reading, "unit": "C"}, "hotspot": {"value": reading, "unit": "C"}}}]
+    card = amd_smi.parse(doc)[0][0]
+    assert (card["temperature_edge_c"], card["temperature_junction_c"]) == (want, want)

@@ -170,6 +170,14 @@ def test_sysfs_temperature_of_a_gpu_without_edge_sensor_is_its_junction(tmp_path
     assert (gpu["temperature_edge_c"], gpu["power_w"], gpu["health"]) == (43.0, 120.0, "ok")
 
 
+def test_sysfs_temperature_glitch_is_no_temperature(tmp_path):
+    """hwmon reading 511 C (a glitch, lm-sensors #289) on a GPU read from sysfs: no temperature, never 511 C."""
+    root = str(tmp_path / "sys")
+    add_gpu(root, "0000:03:00.0", card=1, busy=0, temp_mc=511000, power_uw=30000000)
+    gpu = gpus.probe(FakeModule(tools=("timeout",)), sysfs_root=root)["gpus"][0]
+    assert (gpu["temperature_edge_c"], gpu["power_w"], gpu["health"]) == (None, 30.0, "ok")
+
+
 def test_smu_and_bus_findings_from_kernel_log(rig):
     findings = [
         {"category": "smu_no_response", "bdf": "0000:06:00.0", "summary": "SMU not answering (0xFFFFFFFF)", "count": 3,

@@ -170,3 +170,11 @@ def test_bare_nan_and_infinity_tokens_are_unreadable_values():
     card = rocm_smi.parse(doc)[0][0]
     assert (card["vram_total_bytes"], card["busy_percent"], card["temperature_edge_c"]) == (None, None, None)
     assert card["bdf"] == "0000:03:00.0"
+
+
+@pytest.mark.parametrize("reading,want", [("2112.0", None), ("511.0", None), ("-273.2", None), ("45.0", 45.0)])
+def test_a_temperature_no_sensor_reads_is_none(reading, want):
+    """rocm-smi prints what the sensor file gave: a torn firmware read (2112 C on MI350X, rocm-systems PR 6931) or a
+    hwmon glitch (511 C) is no temperature, never an overheating GPU."""
+    card = rocm_smi.parse_card(0, {"Temperature (Sensor edge) (C)": reading, "Temperature (Sensor junction) (C)": reading})
+    assert (card["temperature_edge_c"], card["temperature_junction_c"]) == (want, want)
