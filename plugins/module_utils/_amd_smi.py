@@ -32,18 +32,40 @@ _MIB = 1024 * 1024
 
 
 def extract_json(stdout):
-    """The amd-smi document (list or dict) in ``stdout``, or None. Watch mode prints a text banner first."""
+    """The amd-smi document (list or dict) in ``stdout``, or None. Watch mode prints a text banner first. Several
+    documents one after another (amd-smi 25.5 printed one array per section, rocm-systems PR 667) are one
+    ``{"gpu_data": [...]}`` of their GPU entries, in order."""
     if not stdout:
         return None
     lines = stdout.splitlines()
     starts = [pos for pos, line in enumerate(lines) if line.lstrip()[:1] in ("[", "{")]
     # A few candidates only: garbage full of brackets must not cost quadratic time.
     for pos in starts[:5]:
-        try:
-            return json.loads("\n".join(lines[pos:]))
-        except (ValueError, RecursionError):  # garbage nested deeply enough hits the recursion limit
-            continue
+        docs = _documents("\n".join(lines[pos:]))
+        if len(docs) == 1:
+            return docs[0]
+        if docs:
+            return {"gpu_data": [entry for doc in docs for entry in gpu_entries(doc)]}
     return None
+
+
+_DECODER = json.JSONDecoder()
+
+
+def _documents(text):
+    """The JSON documents ``text`` is made of, with only white space between them; [] when it holds anything else
+    (text after a document, or a document cut short: never a part of one taken for the whole)."""
+    docs, pos = [], 0
+    while True:
+        while pos < len(text) and text[pos].isspace():
+            pos += 1
+        if pos == len(text):
+            return docs
+        try:
+            doc, pos = _DECODER.raw_decode(text, pos)
+        except (ValueError, RecursionError):  # garbage nested deeply enough hits the recursion limit
+            return []
+        docs.append(doc)
 
 
 def gpu_entries(doc):

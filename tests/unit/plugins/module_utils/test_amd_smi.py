@@ -167,3 +167,21 @@ def test_a_temperature_no_sensor_reads_is_none(reading, want):
     doc = [{"gpu": 0, "temperature": {"edge": {"value": reading, "unit": "C"}, "hotspot": {"value": reading, "unit": "C"}}}]
     card = amd_smi.parse(doc)[0][0]
     assert (card["temperature_edge_c"], card["temperature_junction_c"]) == (want, want)
+
+
+def test_documents_one_after_another_give_every_gpu_entry():
+    """amd-smi 25.5.1 printed one JSON array per section (rocm-systems PR 667); a CPU section first hides no GPU.
+    Hand-made from the recorded RX 6600 metric entry."""
+    entry = json.loads(recording("amd-smi", "rx6600_gfx1032_metric_proxmox.json"))[0]
+    second = dict(entry, gpu=1)
+    text = "\n".join(json.dumps(doc, indent=4) for doc in ([{"cpu": 0, "power": "N/A"}], [entry], [second]))
+    cards, _system = amd_smi.parse(amd_smi.extract_json(text))
+    assert [(c["index"], c["busy_percent"]) for c in cards] == [(0, 1), (1, 1)]
+
+
+@pytest.mark.parametrize("text", [
+    '[\n    {"gpu": 0, "usage": "N/A"},\n    {"gpu": 1,',          # cut short: no part of it is taken
+    '[\n    {"gpu": 0, "usage": "N/A"}\n]\nTraceback (most recent call last):',
+])
+def test_a_document_with_anything_after_it_or_cut_short_is_none(text):
+    assert amd_smi.extract_json(text) is None
