@@ -185,3 +185,27 @@ def test_documents_one_after_another_give_every_gpu_entry():
 ])
 def test_a_document_with_anything_after_it_or_cut_short_is_none(text):
     assert amd_smi.extract_json(text) is None
+
+
+BANNER_RECORDING = "rocm7.1.1_amdsmi26.2.0_4x_mi250x_permission_banner_default_table_amdsmi-184.txt"
+GROUPS_RECORDING = "rocm7.0_runtimeerror_missing_groups_amdsmi-184.txt"
+
+
+def test_permission_banner_before_the_json_is_skipped():
+    """amd-smi 26.2 (ROCm 7.1.1) prints its 'Permission needed ...' banner on stdout ahead of its output, exit 0
+    (amdsmi #184). The recorded banner ahead of the recorded RX 6600 metric document (hand-made joint)."""
+    recorded = recording("amd-smi", BANNER_RECORDING)
+    banner = recorded[:recorded.index("+---")]
+    outcome, doc, _reason = amd_smi.classify(banner + recording("amd-smi", "rx6600_gfx1032_metric_proxmox.json"), "", 0)
+    assert outcome == "answered" and amd_smi.parse(doc)[0][0]["busy_percent"] == 1
+
+
+@pytest.mark.parametrize("name,rc,outcome", [
+    (BANNER_RECORDING, 0, "unparseable"),   # the table without --json: no GPU is judged missing from it
+    (GROUPS_RECORDING, 0, "unparseable"),   # ROCm 7.0: the missing-groups check was fatal
+    (GROUPS_RECORDING, 1, "failed"),
+])
+def test_recorded_permission_failures_are_no_list_of_gpus(name, rc, outcome):
+    got, doc, reason = amd_smi.classify(recording("amd-smi", name), "", rc)
+    assert (got, doc) == (outcome, None)
+    assert "Permission needed" in reason or "missing the following required groups" in reason
