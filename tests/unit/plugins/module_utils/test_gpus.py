@@ -3,6 +3,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import shutil
 
 import pytest
 
@@ -738,3 +739,49 @@ def test_list_call_gets_only_what_is_left_of_the_probe_time(rig):
     assert [c[5] for c in module.calls] == ["metric"]
     assert result["tool"]["list"]["reason"] == "no time left in the probe's 15s for amd-smi list"
     assert result["tool"]["shortfall"]["missing"] == 1
+
+
+# ---------------------------------------------------------------- real amdgpu sysfs files (tests/fixtures/gpu/sysfs)
+
+def _sysfs_dump(name):
+    """{relative path: content} of a recorded ``==> file <==`` dump of /sys/class/drm/cardN/device."""
+    files, current = {}, None
+    for line in recording("sysfs", name).splitlines():
+        if line.startswith("==> ") and line.endswith(" <=="):
+            current = line[4:-4]
+            files[current] = ""
+        elif current is not None:
+            files[current] += line + "\n"
+    return files
+
+
+# dump: (busy %, temperature C, power W, VRAM total, VRAM used, performance level) as the files say
+SYSFS_DUMPS = {
+    "rx580_sysfs_dump.txt": (11, 44.0, 41.045, 4294967296, 536870912, "auto"),
+    "rx7800xt_sysfs_dump.txt": (0, 37.0, 10.0, None, None, None),
+    "rx9070xt_sysfs_dump.txt": (9, 39.0, 19.0, None, None, "auto"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SYSFS_DUMPS))
+def test_recorded_amdgpu_sysfs_files_read_without_a_tool(tmp_path, name):
+    """The recorded device files of real cards under a GPU's sysfs entry, no GPU tool: its facts are the files'."""
+    root = str(tmp_path / "sys")
+    dev = add_gpu(root, "0000:03:00.0", card=1)
+    for made in ("hwmon", "mem_info_vram_total", "mem_info_vram_used", "power_dpm_force_performance_level"):
+        path = os.path.join(dev, made)
+        if os.path.isdir(path):
+            shutil.rmtree(path)
+        else:
+            os.remove(path)
+    for rel, text in _sysfs_dump(name).items():
+        if rel in ("vendor", "device", "class"):
+            continue  # the PCI identity add_gpu made (an AMD display controller) stands
+        os.makedirs(os.path.dirname(os.path.join(dev, rel)), exist_ok=True)
+        with open(os.path.join(dev, rel), "w") as handle:
+            handle.write(text)
+    gpu = gpus.probe(FakeModule(tools=("timeout",)), sysfs_root=root)["gpus"][0]
+    got = (gpu["busy_percent"], gpu["temperature_edge_c"], gpu["power_w"], gpu["vram_total_bytes"], gpu["vram_used_bytes"],
+           gpu["perf_level"])
+    assert got == SYSFS_DUMPS[name]
+    assert (gpu["health"], gpu["responding"]) == ("ok", True)
