@@ -18,7 +18,7 @@ import math
 
 from ansible_collections.gpuops.preflight.plugins.module_utils import _rocm_smi
 from ansible_collections.gpuops.preflight.plugins.module_utils._pci import normalize_bdf
-from ansible_collections.gpuops.preflight.plugins.module_utils._values import first_line, gpu_temperature
+from ansible_collections.gpuops.preflight.plugins.module_utils._values import gpu_temperature
 
 # One call: metrics (usage, power, temperature, VRAM). The builds read print no PCI address with it
 # (``list`` and ``static`` do: ``bdf``, ``bus.bdf``, used when present); _gpus.place_cards says when
@@ -86,7 +86,7 @@ def classify(stdout, stderr, rc):
     if gpu_entries(doc):
         return _rocm_smi.ANSWERED, doc, None
     text = "%s\n%s" % (stdout or "", stderr or "")
-    said = first_line(stderr) or first_line(stdout)
+    said = _rocm_smi.telling_line(stderr) or _rocm_smi.telling_line(stdout)
     if _rocm_smi.says_no_driver(text):
         return _rocm_smi.NO_DRIVER, doc, _rocm_smi.NO_DRIVER_REASON
     if rc:

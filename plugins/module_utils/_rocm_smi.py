@@ -88,8 +88,20 @@ def classify(stdout, stderr, rc):
     if "No JSON data to report" in text or (doc is not None and not rc):
         return NO_DATA, doc, "rocm-smi reported no data for any GPU"
     if rc:
-        return FAILED, doc, "rocm-smi exited %s: %s" % (rc, first_line(stderr) or first_line(stdout) or "no output")
-    return UNPARSEABLE, doc, "rocm-smi printed no JSON: %s" % (first_line(stdout) or first_line(stderr) or "no output")
+        return FAILED, doc, "rocm-smi exited %s: %s" % (rc, telling_line(stderr) or telling_line(stdout) or "no output")
+    return UNPARSEABLE, doc, "rocm-smi printed no JSON: %s" % (telling_line(stdout) or telling_line(stderr) or "no output")
+
+
+_BARE_LABEL = re.compile(r"^\W*[A-Za-z]+\W*:\W*$")
+
+
+def telling_line(text):
+    """The first line of a tool's output that says something, as ``first_line`` quotes it: a bare 'ERROR:' heading
+    (rsmi_init's failure, llvmlite #717) is skipped for the line after it."""
+    for line in (text or "").splitlines():
+        if line.strip() and not _BARE_LABEL.match(line):
+            return first_line(line)
+    return first_line(text)
 
 
 NO_DRIVER_REASON = "the amdgpu driver is not loaded"

@@ -178,3 +178,12 @@ def test_a_temperature_no_sensor_reads_is_none(reading, want):
     hwmon glitch (511 C) is no temperature, never an overheating GPU."""
     card = rocm_smi.parse_card(0, {"Temperature (Sensor edge) (C)": reading, "Temperature (Sensor junction) (C)": reading})
     assert (card["temperature_edge_c"], card["temperature_junction_c"]) == (want, want)
+
+
+def test_recorded_rsmi_init_failure_is_a_failure_named_by_its_telling_line():
+    """ROCm 4.1 rocm-smi whose rsmi_init failed (llvmlite #717): its errors on stderr under a bare 'ERROR:' heading,
+    exit with rsmi's status 8. The GPUs are unknown; the reason quotes what went wrong, not the heading."""
+    stderr = recording("rocm-smi", "rocm4.1_rsmi_init_failed_kfd_domain_llvmlite-717.txt")
+    outcome, doc, reason = rocm_smi.classify("", stderr, 8)
+    assert (outcome, doc) == (rocm_smi.FAILED, None)
+    assert reason == 'rocm-smi exited 8: Failed to get "domain" properity from properties files for kfd node 1.'
