@@ -75,6 +75,10 @@ EXPECTED = {
     "rx6600_gfx1032_static_proxmox.json": (1, {"index": 0, "bdf": "0000:0b:00.0", "device_id": "0x73ff"}),
     "rx6600_gfx1032_topology_proxmox.json": (1, {"index": 0}),
     "rocm6.3.1_list_json_strix_halo_gkm.json": (1, {"index": 0, "bdf": "0000:c4:00.0"}),
+    "rocm6.3.1_static_json_strix_halo_gkm.json": (1, {
+        "index": 0, "bdf": "0000:c4:00.0", "device_id": "0x1586", "gfx_version": "gfx1151", "vram_total_bytes": 32768 * MIB,
+        "model": "Strix Halo [Radeon Graphics / Radeon 8050S Graphics / Radeon 8060S Graphics]", "power_w": None,
+        "temperature_edge_c": None, "vbios_version": "113-STRXLGEN-001"}),
     "rocm6.1_metric_power_json_changelog.json": (1, {"index": 0, "power_w": 10}),
     "rocm6.2_process_json_multi_process_changelog.json": (1, {"index": 0}),
     "rocm6.3_metric_json_list_1gpu_46064MB_jkoudela-amd-smi-exporter.json": (1, {
