@@ -134,11 +134,15 @@ def _first(entry, *paths):
     return None
 
 
-_MEM_SCALE = {"MB": _MIB, "MiB": _MIB, "GB": 1024 * _MIB, "KB": 1024, "B": 1}
+# amd-smi's memory units, in bytes (its MB, GB and KB are binary: integer-divided MiB, GiB, KiB)
+_MEM_SCALE = {"MB": _MIB, "MiB": _MIB, "GB": 1024 * _MIB, "GiB": 1024 * _MIB, "KB": 1024, "KiB": 1024, "B": 1}
 
 
 def _mem_bytes(node):
-    # amd-smi reports VRAM in MB meaning MiB (integer-divided); ROCm 6.0 printed a bare MB integer.
+    """VRAM in bytes from {"value": N, "unit": "MB"}, or a bare MB integer (ROCm 6.0). A unit not in _MEM_SCALE (or
+    none in a leaf) gives None: an unscaled number would be a wrong size."""
+    if isinstance(node, dict) and node.get("unit") not in _MEM_SCALE:
+        return None
     got = value(node, _MEM_SCALE)
     if got is None:
         return None

@@ -213,3 +213,12 @@ def test_recorded_permission_failures_are_no_list_of_gpus(name, rc, outcome):
     got, doc, reason = amd_smi.classify(recording("amd-smi", name), "", rc)
     assert (got, doc) == (outcome, None)
     assert "Permission needed" in reason or "missing the following required groups" in reason
+
+
+@pytest.mark.parametrize("unit,want", [("MB", 8176 * MIB), ("GiB", 8176 * 1024 * MIB), ("MiB", 8176 * MIB),
+                                       ("TB", None), (None, None), ("pages", None)])
+def test_vram_in_a_unit_not_known_is_no_size(unit, want):
+    """A unit amd-smi has not been seen to print gives no VRAM size rather than an unscaled, wrong one."""
+    leaf = {"value": 8176} if unit is None else {"value": 8176, "unit": unit}
+    card = amd_smi.parse([{"gpu": 0, "mem_usage": {"total_vram": leaf}}])[0][0]
+    assert card["vram_total_bytes"] == want
