@@ -785,3 +785,19 @@ def test_recorded_amdgpu_sysfs_files_read_without_a_tool(tmp_path, name):
            gpu["perf_level"])
     assert got == SYSFS_DUMPS[name]
     assert (gpu["health"], gpu["responding"]) == ("ok", True)
+
+
+def test_recorded_mi100_rig_in_drm_order_with_one_gpu_gone(tmp_path):
+    """The recorded 4x MI100 (ROCm 4.x, DRM order the reverse of PCI order, determined-ai) with card2 taken out
+    (hand-made: a GPU that vanished from rocm-smi): the others are ok at their own addresses, 0000:26:00.0 is degraded
+    and keeps its DRM-order index 2."""
+    root = str(tmp_path / "sys")
+    for card, bus in ((0, 0x63), (1, 0x43), (2, 0x26), (3, 0x03)):
+        add_gpu(root, "0000:%02x:00.0" % bus, card=card, device="0x738c")
+    doc = json.loads(recording("rocm-smi", "rocm4.x_4x_mi100_id_uniqueid_productname_bus_reserialized_determined.json"))
+    del doc["card2"]
+    result = gpus.probe(FakeModule(answer=(0, json.dumps(doc), "")), sysfs_root=root)
+    assert result["index_order"] == "drm"
+    assert [(g["index"], g["bdf"], g["health"]) for g in result["gpus"]] == [
+        (0, "0000:63:00.0", "ok"), (1, "0000:43:00.0", "ok"), (2, "0000:26:00.0", "degraded"), (3, "0000:03:00.0", "ok")]
+    assert result["gpus"][2]["problems"] == ["rocm-smi no longer reports it while it is still on the PCI bus"]
