@@ -171,8 +171,9 @@ PATTERNS = [
     _P("process_killed", r"\bOut of memory: Kill(?:ed)? process\b", "kernel OOM killer"),
     _P("process_killed", r"\bMemory cgroup out of memory\b", "cgroup OOM killer"),
     _P("process_killed", r"\binvoked oom-killer\b|\boom-kill:|\boom_reaper\b|\bkilled by the OOM killer\b|"
-                         r"\bresult '?oom-kill'?|\boom[-_]kill event|\bOOM[- ]?Killed\b|\btask \d+: Out Of Memory\b",
-       "OOM killer"),  # Slurm's step cgroup ("Detected 1 oom-kill event", srun's "task 0: Out Of Memory"), k8s
+                         r"\bresult '?oom-kill'?|\boom[-_]kill event|\bOOM[- ]?Killed\b|\btask \d+: Out Of Memory\b|"
+                         r"\bsystemd-oomd\[\d+\]: Killed\b|\bsystemd-oomd killed \d+ process",
+       "OOM killer"),  # Slurm's step cgroup ("Detected 1 oom-kill event", srun's "task 0: Out Of Memory"), k8s, systemd-oomd
     # "[:=]" is optional after its own spaces only: "\s*[:=]?\s*" would backtrack over a run of spaces.
     _P("process_killed", r"\b(?:exit|return) ?(?:code|status)\s*(?:[:=]\s*)?(?:-9|137)\b|"
                          r"\bexited with code\s+(?:-9|137)\b|\breturned non-zero exit status (?:-9|137)\b",
@@ -187,7 +188,10 @@ PATTERNS = [
     _P("process_killed", r"^\W{0,3}Killed\s*$|(?:^|:\s+)\d+\s+Killed\s+\S", "Killed (shell)"),
     # GPU kernel failures.
     _P("gpu_error", r"\billegal memory access\b", "illegal memory access"),
-    _P("gpu_error", r"\bdevice-side assert", "device-side assert"),
+    # the assert itself, not torch's hint after every CUDA/HIP error ("Compile with `TORCH_USE_CUDA_DSA` to enable
+    # device-side assertions.", "Device-side assertion tracking was not enabled by user.")
+    _P("gpu_error", r"\bdevice-side assert triggered\b|\bdevice-side assertion failures? (?:were|was) found\b",
+       "device-side assert"),
     _P("gpu_error", r"\.(?:cu|cuh|hip)[:\]]\d*\b.*\bAssertion\b.*\bfailed\b", "device-side assertion failed"),
     _P("gpu_error", r"\buncorrectable ECC error\b|\bECC error(?:s)? (?:encountered|detected)\b", "ECC error"),
     _P("gpu_error", r"\bunspecified launch failure\b|\blaunch failed\b|\bthe launch timed out and was terminated\b|"
@@ -201,6 +205,8 @@ PATTERNS = [
     _P("gpu_error", r"\b(?:Cuda|HIP) failure\b|^\W{0,3}Error .{1,200}? at line \d+ in file .{1,300}?\.(?:cu|cuh)\b|"
                     r"\berror from (?:cuda|hip)GetDeviceCount\(\)", "CUDA call failed"),
     _P("gpu_error", r"\bMemory access fault by GPU\b", "GPU memory access fault"),
+    # ROCm's runtime on a GPU hardware exception ("HW Exception by GPU node-9 (Agent handle: 0x..) reason :GPU Hang")
+    _P("gpu_error", r"\bHW Exception by GPU\b", "GPU hardware exception (ROCm)"),
     _P("gpu_error", r"\bGPU has fallen off the bus\b|\bNVRM: Xid\b", "GPU fault (Xid / off the bus)"),
     # Collectives: NCCL/RCCL, gloo, the c10d store and rendezvous.
     _P("nccl_timeout", r"\bWatchdog caught collective operation timeout\b|\bcollective operation timeout\b",
@@ -231,16 +237,23 @@ PATTERNS = [
                     r"\b(?:out of|insufficient) shared memory\b", "shared memory (/dev/shm) full", fix=SHM_FIX),
     _P("disk_full", r"\bNo space left on device\b|\[Errno 28\]|\bENOSPC\b|\bStorageFull\b", "no space left on device"),
     _P("disk_full", r"\bDisk quota exceeded\b|\[Errno 122\]|\bEDQUOT\b", "disk quota exceeded"),
+    # datasets' check before it writes its cache ("OSError: Not enough disk space. Needed: 134.92 GiB (download: ...")
+    _P("disk_full", r"\bNot enough disk space\. Needed\b", "not enough disk space for the dataset cache"),
     _P("disk_full", r"\bPytorchStreamWriter failed writing\b|\bunexpected pos \d+ vs \d+\b|"
                     r"\bError while serializing: IoError\b", "checkpoint write failed"),
     # NaN/inf loss. A NaN/inf grad_norm beside a finite loss gives nothing: under fp16/AMP it is a step the
     # loss scaler skips (normal); a real divergence shows in the loss, the loss scale at its minimum, or sampling.
-    _P("nan_loss", r"\b\w*loss['\"]?\s*[:=]\s*" + _NONFINITE, "loss is NaN/inf"),
+    # any metric named for a loss: loss, eval_loss, avr_loss, loss_net, Lightning's train_loss_step
+    _P("nan_loss", r"\b\w*loss\w*['\"]?\s*[:=]\s*" + _NONFINITE, "loss is NaN/inf"),
     _P("nan_loss", r"\bloss\b.{0,30}\b(?:is|became|was|of)\s+(?:nan|inf)\b|\bnan loss\b|\bnon-finite loss\b|"
                    r"\bloss\s+[-+]?(?:nan|inf)\b", "loss is NaN/inf"),
     _P("nan_loss", r"\b(?:rewards|logps|logits)/(?:chosen|rejected)['\"]?\s*[:=]\s*" + _NONFINITE,
        "DPO rewards/log-probabilities are NaN/inf"),
     _P("nan_loss", r"\bloss scale already at minimum\b", "fp16 loss scale at its minimum"),
+    # Megatron-LM's checks, which stop the run: "found NaN in local grad norm in backward pass before data-parallel
+    # communication collective", "found Inf in local forward loss calculation", its rerun machine's "Unexpected result nan"
+    _P("nan_loss", r"\bfound (?:NaN|Inf) in local (?:grad norm|forward loss)\b|\bUnexpected result (?:nan|inf)\b",
+       "Megatron found NaN/inf in the loss or the gradients"),
     _P("nan_loss", r"\bprobability tensor contains either\b", "sampling from NaN/inf probabilities"),
     _P("nan_loss", r"\breturned nan values in its \d+\w* output\b|\bis non-finite, so it cannot be clipped\b",
        "NaN in the backward pass"),
@@ -277,6 +290,9 @@ _QUIET_LINES = re.compile("|".join((
     r"^\s*\u2502\s*(?:\u2771\s*)?\d+\s*\u2502",     # a source line in rich's traceback box (box-drawing bars)
     r"^Error caught was: ",                        # xformers: an optional dependency (triton) is missing
     r"\bentering retry loop\b",                    # wandb retries a network error on its own
+    # huggingface_hub's warning on a failed request, which it retries or answers from its cache; a request that fails
+    # for good raises after it (requests' ...Timeout, transformers' "We couldn't connect to 'https://huggingface.co'")
+    r"\)'\s*thrown while requesting [A-Z]+ \S+\s*$",
 )))
 _TRACEBACK_FRAME = re.compile(r'\bFile "[^"]*", line \d+')
 _LEVEL_WINDOW = 200

@@ -93,6 +93,13 @@ CASES = [
     ("srun: error: sdumont6156: task 0: Out Of Memory", "process_killed"),
     ("train-1 exited with code 137", "process_killed"),  # docker compose
     ("      Reason:       OOMKilled", "process_killed"),  # kubectl describe pod
+    # systemd-oomd (memory pressure), https://github.com/systemd/systemd/issues/23606
+    ("Dec 18 19:34:56 user-desktop systemd-oomd[840]: Killed /user.slice/user-1001.slice/user@1001.service/app.slice/"
+     "app-org.gnome.Terminal.slice/vte-spawn-dbb4a75e-031f-480d-924b-5de5af7579d2.scope due to memory pressure for "
+     "/user.slice/user-1001.slice/user@1001.service being 51.07% > 50.00% for > 20s with reclaim activity",
+     "process_killed"),
+    ("Dec 18 19:34:56 user-desktop systemd[1837]: vte-spawn-dbb4a75e-031f-480d-924b-5de5af7579d2.scope: systemd-oomd "
+     "killed 12 process(es) in this unit.", "process_killed"),
     # GPU kernel failures
     ("RuntimeError: CUDA error: device-side assert triggered", "gpu_error"),
     ("RuntimeError: CUDA error: an illegal instruction was encountered", "gpu_error"),
@@ -101,6 +108,18 @@ CASES = [
     ("RuntimeError: CUDA error: the launch timed out and was terminated", "gpu_error"),
     ("RuntimeError: HIP error: hipErrorLaunchFailure", "gpu_error"),
     ("Memory access fault by GPU node-1 (Agent handle: 0x55e0) on address 0x7f00. Reason: Page not present", "gpu_error"),
+    # ROCm's GPU hang, https://github.com/pytorch/ao/issues/2890 (after a test id on the same line)
+    ("test/dtypes/test_uintx.py::test_uintx_weight_only_model_quant[cuda-128-dtype6] HW Exception by GPU node-3 "
+     "(Agent handle: 0x19a5a420) reason :GPU Hang", "gpu_error"),
+    # torch's hint after a CUDA error, joined to it on one line: the error decides,
+    # https://github.com/OpenMOSS/MOSS/issues/367, https://github.com/deepbeepmeep/Wan2GP/issues/731
+    ("RuntimeError: CUDA error: no kernel image is available for execution on the device CUDA kernel errors might be "
+     "asynchronously reported at some other API call, so the stacktrace below might be incorrect. For debugging "
+     "consider passing CUDA_LAUNCH_BLOCKING=1. Compile with `TORCH_USE_CUDA_DSA` to enable device-side assertions.",
+     "gpu_error"),
+    ("CUDA error: out of memory CUDA kernel errors might be asynchronously reported at some other API call, so the "
+     "stacktrace below might be incorrect. For debugging consider passing CUDA_LAUNCH_BLOCKING=1 Compile with "
+     "`TORCH_USE_CUDA_DSA` to enable device-side assertions.", "cuda_oom"),
     ("[rank0]: NCCL watchdog thread terminated with exception: CUDA error: an illegal memory access was encountered",
      "gpu_error"),
     # GPU libraries: https://github.com/ROCm/rocBLAS/issues/1339, https://github.com/brknsoul/ROCmLibs/issues/4
@@ -176,6 +195,12 @@ CASES = [
     # disk
     ("OSError: [Errno 28] No space left on device: '/srv/training/current_model/checkpoint-500'", "disk_full"),
     ("OSError: [Errno 122] Disk quota exceeded", "disk_full"),
+    # datasets' own check before it writes its cache: https://github.com/huggingface/datasets/issues/2972,
+    # https://github.com/hiyouga/LlamaFactory/issues/3869
+    ("OSError: Not enough disk space. Needed: 134.92 GiB (download: 41.97 GiB, generated: 92.95 GiB, post-processed: "
+     "Unknown size)", "disk_full"),
+    ("OSError: Not enough disk space. Needed: Unknown size (download: Unknown size, generated: Unknown size, "
+     "post-processed: Unknown size)", "disk_full"),
     ("RuntimeError: [enforce fail at inline_container.cc:595] . unexpected pos 1471349952 vs 1471349840", "disk_full"),
     ("RuntimeError: PytorchStreamWriter failed writing file data/12: file write failed", "disk_full"),
     ("safetensors_rust.SafetensorError: Error while serializing: IoError(Os { code: 28, kind: StorageFull })",
@@ -195,6 +220,20 @@ CASES = [
      "'rewards/accuracies': 0.0, 'rewards/margins': nan, 'logps/rejected': nan, 'logps/chosen': nan, 'epoch': 0.01}",
      "nan_loss"),
     ("RuntimeError: probability tensor contains either `inf`, `nan` or element < 0", "nan_loss"),
+    # a loss metric with a suffix: https://github.com/christianpayer/MedicalDataAugmentationTool-VerSe/issues/31
+    ("02:31:56: train iter: 100 loss_net: nan loss_scale: 785.4200 norm: nan norm_average: 0.8729 seconds: 122.871",
+     "nan_loss"),
+    ("Epoch 1:  10%|#         | 100/1000 [00:10<01:30, 10.0it/s, v_num=0, train_loss_step=nan]", "nan_loss"),  # hand-made
+    # https://github.com/kohya-ss/sd-scripts/issues/2137
+    ("steps:   1%|\u258b                                                        | 41/3280 [00:50<1:06:54,  1.24s/it, "
+     "avr_loss=nan]", "nan_loss"),
+    # Megatron-LM's checks stop the run: https://github.com/alibaba/Pai-Megatron-Patch/issues/366,
+    # https://github.com/NVIDIA-NeMo/Speech/issues/14348
+    ("AssertionError: Rank 11: found NaN in local grad norm in backward pass before data-parallel communication "
+     "collective. Device: 3", "nan_loss"),
+    ("i.pretrain/0 [default2]:[rank2]: RuntimeError: Rank 2, node dcfai-xe9680-01, device 2, iteration -1: Unexpected "
+     "result nan (message='found NaN in local grad norm for bucket #0 in backward pass before data-parallel "
+     "communication collective')", "nan_loss"),
     ("ValueError: Loss is nan, stopping training", "nan_loss"),
     ("RuntimeError: Function 'MulBackward0' returned nan values in its 0th output.", "nan_loss"),
     ("RuntimeError: The total norm of order 2.0 for gradients from `parameters` is non-finite, so it cannot be clipped.",
@@ -329,6 +368,20 @@ HARMLESS = [
     "{'loss': 0.0, 'grad_norm': nan, 'learning_rate': 9.997509960159361e-07, 'completion_length': 303.75, "
     "'rewards/accuracy_reward': 0.0, 'reward': 0.25, 'reward_std': nan, 'kl': 0.00072479248046875, 'epoch': 0.0}",
     "NaN or Inf found in input tensor.",  # tensorboard's note on a NaN scalar it was asked to log
+    # finite loss metrics with a suffix, https://github.com/christianpayer/MedicalDataAugmentationTool-VerSe/issues/31
+    "02:29:53: train iter: 0 loss_net: 0.9443 loss_scale: 32768.0000 norm: 21.8862 norm_average: 1.0100 seconds: 445.463",
+    "ddp_timeout=1800, logging_nan_inf_filter=True, loss_type=None, average_tokens_across_devices=False",
+    # torch's hint after any CUDA error (an out-of-memory one too) names no assert that fired,
+    # https://github.com/dhcode-cpp/X-R1/issues/37
+    "[rank0]: Compile with `TORCH_USE_CUDA_DSA` to enable device-side assertions.",
+    # huggingface_hub's warning on a request it retries (https://github.com/ostris/ai-toolkit/issues/468), with and
+    # without the logging prefix; a request that fails for good raises after it
+    "'(MaxRetryError('HTTPSConnectionPool(host=\\'huggingface.co\\', port=443): Max retries exceeded with url: "
+    "/Qwen/Qwen-Image/resolve/main/transformer/config.json (Caused by NameResolutionError(\"<urllib3.connection."
+    "HTTPSConnection object at 0x000001AD4959C880>: Failed to resolve \\'huggingface.co\\' ([Errno 11001] getaddrinfo "
+    "failed)\"))'), '(Request ID: fbd62a1e-cec5-4e02-9bde-ba194eb4dc58)')' thrown while requesting HEAD "
+    "https://huggingface.co/Qwen/Qwen-Image/resolve/main/transformer/config.json",
+    "WARNING:huggingface_hub.utils._http:Retrying in 1s [Retry 1/5].",
 ]
 
 
