@@ -128,6 +128,10 @@ HOST_MEMORY_FIX = (
     "Host memory ran out: PyTorch's CPU allocator (DefaultCPUAllocator) could not allocate a tensor. Hold less in "
     "host memory (fewer dataloader workers, load the model with low_cpu_mem_usage=True or straight to the GPU) or "
     "raise the memory limit; 'free -g' shows what is left.")
+NO_GPU_FIX = (
+    "The training process saw no usable GPU: CUDA_VISIBLE_DEVICES (or HIP_VISIBLE_DEVICES) empty or naming a GPU that "
+    "is not there, the driver not loaded or replaced by an update without a reboot, or a container started without "
+    "GPUs. Check nvidia-smi / amd-smi on the host and in the daemon's environment, and dmesg for the driver.")
 TIME_LIMIT_FIX = (
     "Slurm stopped the job at its time limit. Raise the limit (sbatch --time) or save checkpoints often enough to "
     "resume from the last one in a requeued job.")
@@ -196,6 +200,9 @@ PATTERNS = [
     _P("gpu_error", r"\buncorrectable ECC error\b|\bECC error(?:s)? (?:encountered|detected)\b", "ECC error"),
     _P("gpu_error", r"\bunspecified launch failure\b|\blaunch failed\b|\bthe launch timed out and was terminated\b|"
                     r"\bmisaligned address\b", "kernel launch failure"),
+    # no GPU at all (torch's lazy CUDA init, the driver's own status): the GPU is not usable, with its own fix
+    _P("gpu_error", r"\bNo CUDA GPUs are available\b|\bFound no NVIDIA driver on your system\b|"
+                    r"\b(?:CUDA|HIP) error: no (?:CUDA|ROCm)-capable device is detected\b", "no usable GPU", fix=NO_GPU_FIX),
     _P("gpu_error", r"\b(?:CUDA|HIP) (?:driver )?error:", "CUDA/HIP error"),
     # Any status but success (an allocation failure is cuda_oom, above).
     _P("gpu_error", r"\b(?:cudaError(?!MemoryAllocation)\w+|hipError(?!OutOfMemory)\w+|CUBLAS_STATUS_(?!SUCCESS\b)\w+|"

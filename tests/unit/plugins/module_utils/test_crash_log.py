@@ -288,6 +288,11 @@ def test_pattern_table_gives_the_most_specific_category(line, category):
     ("ERROR: Unexpected bus error encountered in worker. This might be caused by insufficient shared memory (shm).",
      "disk_full", "/dev/shm"),
     ("host:12:34 [0] NCCL WARN Call to posix_fallocate failed : No space left on device", "disk_full", "/dev/shm"),
+    # no usable GPU: https://github.com/princeton-nlp/SimCSE/issues/244, https://github.com/Grace9994/CoMoSVC/issues/6
+    ("RuntimeError: Found no NVIDIA driver on your system. Please check that you have an NVIDIA GPU and installed a "
+     "driver from http://www.nvidia.com/Download/index.aspx", "gpu_error", "CUDA_VISIBLE_DEVICES"),
+    ("RuntimeError: No CUDA GPUs are available", "gpu_error", "CUDA_VISIBLE_DEVICES"),
+    ("RuntimeError: CUDA error: no CUDA-capable device is detected", "gpu_error", "CUDA_VISIBLE_DEVICES"),
     # the job's own time limit, not the network
     ("slurmstepd: error: *** JOB 1234567 ON gpu042 CANCELLED AT 2024-05-01T03:00:12 DUE TO TIME LIMIT ***", "timeout",
      "--time"),
