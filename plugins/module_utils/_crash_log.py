@@ -167,6 +167,9 @@ PATTERNS = [
                    r"CUDNN_STATUS_ALLOC_FAILED|HIPBLAS_STATUS_ALLOC_FAILED|rocblas_status_memory_error|"
                    r"miopenStatusAllocFailed|HSA_STATUS_ERROR_OUT_OF_RESOURCES)\b", "GPU library allocation failed"),
     _P("cuda_oom", r"\bcudaMalloc\w*\b.{0,60}\bout of memory\b", "cudaMalloc out of memory"),
+    # PyTorch < 1.5's THC check of a CUDA call ("THCudaCheck FAIL file=.../THCStorage.cu line=58 error=2 : out of
+    # memory"); a THCudaCheck of another error alone is no verdict (RTX cards printed some while training went on)
+    _P("cuda_oom", r"\bTHCudaCheck FAIL\b.{0,300}?\berror=2 : out of memory\b", "CUDA out of memory (THC)"),
     _P("cuda_oom", r"\bRESOURCE_EXHAUSTED:\s*Out of memory while trying to allocate\b", "XLA GPU out of memory"),
     _P("cuda_oom", r"\bOOM when allocating tensor\b.*\bGPU\b", "TensorFlow GPU out of memory"),
     # accelerate's find_executable_batch_size halved the batch on each GPU OOM down to nothing

@@ -67,6 +67,10 @@ CASES = [
     ("RuntimeError: CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`", "cuda_oom"),
     ("jaxlib.xla_extension.XlaRuntimeError: RESOURCE_EXHAUSTED: Out of memory while trying to allocate 1.2GiB.",
      "cuda_oom"),
+    # PyTorch < 1.5: https://github.com/espnet/espnet/issues/219, https://github.com/Ybowei/P-CNN/issues/6
+    ("THCudaCheck FAIL file=/pytorch/torch/lib/THC/generic/THCStorage.cu line=58 error=2 : out of memory", "cuda_oom"),
+    ("Exception in main training loop: cuda runtime error (2) : out of memory at "
+     "/pytorch/torch/lib/THC/generic/THCStorage.cu:58", "cuda_oom"),
     # https://github.com/huggingface/accelerate/issues/1934 (auto_find_batch_size halved the batch to zero on OOMs)
     ("RuntimeError: No executable batch size found, reached zero.", "cuda_oom"),
     # the kernel's or a cgroup's OOM killer, SIGKILL: process_killed, never cuda_oom
@@ -373,6 +377,8 @@ HARMLESS = [
     "{'loss': 0.0, 'grad_norm': nan, 'learning_rate': 9.997509960159361e-07, 'completion_length': 303.75, "
     "'rewards/accuracy_reward': 0.0, 'reward': 0.25, 'reward_std': nan, 'kl': 0.00072479248046875, 'epoch': 0.0}",
     "NaN or Inf found in input tensor.",  # tensorboard's note on a NaN scalar it was asked to log
+    # a THC check of another error while training went on: https://github.com/pytorch/pytorch/issues/20133
+    "THCudaCheck FAIL file=/pytorch/aten/src/THC/THCGeneral.cpp",
     # finite loss metrics with a suffix, https://github.com/christianpayer/MedicalDataAugmentationTool-VerSe/issues/31
     "02:29:53: train iter: 0 loss_net: 0.9443 loss_scale: 32768.0000 norm: 21.8862 norm_average: 1.0100 seconds: 445.463",
     "ddp_timeout=1800, logging_nan_inf_filter=True, loss_type=None, average_tokens_across_devices=False",
