@@ -279,7 +279,9 @@ PATTERNS = [
     # out of reach (transformers' "We couldn't connect to 'https://huggingface.co'", a gateway's 504).
     _P("timeout", r"\b\w*TimeoutError\b|\btimed out\b|\bsocket\.timeout\b|\b(?:Read|Connect|Connection|Pool)"
                   r"Timeout(?:Error)?\b|\bTimeoutExpired\b|\bDeadline ?Exceeded\b|\btimeout (?:expired|exceeded)\b|"
-                  r"\bGateway Time-?out\b|\bcould(?:n't| not) connect to\b", "operation timed out"),
+                  r"\bGateway Time-?out\b|\bcould(?:n't| not) connect to\b|"
+                  # huggingface_hub's LocalEntryNotFoundError: the Hub out of reach and the file not in its cache
+                  r"\bcannot find the requested files in the (?:local|disk) cache\b", "operation timed out"),
 ]
 
 # -- harmless lines ---------------------------------------------------------------------------

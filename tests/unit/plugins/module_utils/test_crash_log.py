@@ -268,6 +268,13 @@ CASES = [
      "config.json.", "timeout"),
     ("huggingface_hub.errors.HfHubHTTPError: 504 Server Error: Gateway Time-out for url: "
      "https://huggingface.co/api/models/meta-llama/Llama-2-7b-hf", "timeout"),
+    # huggingface_hub's LocalEntryNotFoundError, before and after 0.17: https://github.com/caoyunkang/Segment-Any-Anomaly/
+    # issues/18, https://github.com/mattyamonaca/layerdivider/issues/53
+    ("huggingface_hub.utils._errors.LocalEntryNotFoundError: Connection error, and we cannot find the requested files in "
+     "the disk cache. Please try again or make sure your Internet connection is on.", "timeout"),
+    ("huggingface_hub.errors.LocalEntryNotFoundError: An error happened while trying to locate the file on the Hub and "
+     "we cannot find the requested files in the local cache. Please check your connection and try again or make sure "
+     "your Internet connection is on.", "timeout"),
     # any exception class named ...TimeoutError (datasets streaming through fsspec/aiohttp)
     ("aiohttp.client_exceptions.ServerTimeoutError: Timeout on reading data from socket", "timeout"),
     ("fsspec.exceptions.FSTimeoutError", "timeout"),
