@@ -172,6 +172,9 @@ PATTERNS = [
     _P("cuda_oom", r"\bTHCudaCheck FAIL\b.{0,300}?\berror=2 : out of memory\b", "CUDA out of memory (THC)"),
     _P("cuda_oom", r"\bRESOURCE_EXHAUSTED:\s*Out of memory while trying to allocate\b", "XLA GPU out of memory"),
     _P("cuda_oom", r"\bOOM when allocating tensor\b.*\bGPU\b", "TensorFlow GPU out of memory"),
+    # bitsandbytes' check of a CUDA call that failed to allocate ("Error out of memory at line 380 in file
+    # .../csrc/pythonInterface.c": its paged optimizer's managed memory; ".../csrc/ops.cu"), before its other failures
+    _P("cuda_oom", r"^\W{0,3}Error out of memory at line \d+ in file\b", "CUDA allocation failed (bitsandbytes)"),
     # accelerate's find_executable_batch_size halved the batch on each GPU OOM down to nothing
     _P("cuda_oom", r"\bNo executable batch size found\b", "no batch size fits in GPU memory"),
     # Killed: SIGKILL, the kernel's or a cgroup's OOM killer (before anything that says "out of memory").
@@ -179,8 +182,11 @@ PATTERNS = [
     _P("process_killed", r"\bMemory cgroup out of memory\b", "cgroup OOM killer"),
     _P("process_killed", r"\binvoked oom-killer\b|\boom-kill:|\boom_reaper\b|\bkilled by the OOM killer\b|"
                          r"\bresult '?oom-kill'?|\boom[-_]kill event|\bOOM[- ]?Killed\b|\btask \d+: Out Of Memory\b|"
-                         r"\bsystemd-oomd\[\d+\]: Killed\b|\bsystemd-oomd killed \d+ process",
-       "OOM killer"),  # Slurm's step cgroup ("Detected 1 oom-kill event", srun's "task 0: Out Of Memory"), k8s, systemd-oomd
+                         r"\bsystemd-oomd\[\d+\]: Killed\b|\bsystemd-oomd killed \d+ process|"
+                         # Ray's memory monitor (verl, OpenRLHF): "Task was killed due to the node running low on memory"
+                         r"\bkilled due to the node running low on memory\b|\bkilled due to memory pressure \(OOM\)|"
+                         r"\bNODE_OUT_OF_MEMORY\b",
+       "OOM killer"),  # Slurm's step cgroup ("Detected 1 oom-kill event", srun's "task 0: Out Of Memory"), k8s, systemd-oomd, Ray
     # "[:=]" is optional after its own spaces only: "\s*[:=]?\s*" would backtrack over a run of spaces.
     _P("process_killed", r"\b(?:exit|return) ?(?:code|status)\s*(?:[:=]\s*)?(?:-9|137)\b|"
                          r"\bexited with code\s+(?:-9|137)\b|\breturned non-zero exit status (?:-9|137)\b",

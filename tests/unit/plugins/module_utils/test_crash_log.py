@@ -67,6 +67,12 @@ CASES = [
     ("RuntimeError: CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`", "cuda_oom"),
     ("jaxlib.xla_extension.XlaRuntimeError: RESOURCE_EXHAUSTED: Out of memory while trying to allocate 1.2GiB.",
      "cuda_oom"),
+    # bitsandbytes' CUDA check on an allocation (its paged optimizer, its kernels): https://github.com/InternLM/xtuner/
+    # issues/319, https://github.com/jllllll/bitsandbytes-windows-webui/issues/14
+    ("Error out of memory at line 380 in file /mmfs1/gscratch/zlab/timdettmers/git/bitsandbytes/csrc/pythonInterface.c",
+     "cuda_oom"),
+    ("Error out of memory at line 88 in file D:\\a\\bitsandbytes-windows-webui\\bitsandbytes-windows-webui\\csrc\\ops.cu",
+     "cuda_oom"),
     # PyTorch < 1.5: https://github.com/espnet/espnet/issues/219, https://github.com/Ybowei/P-CNN/issues/6
     ("THCudaCheck FAIL file=/pytorch/torch/lib/THC/generic/THCStorage.cu line=58 error=2 : out of memory", "cuda_oom"),
     ("Exception in main training loop: cuda runtime error (2) : out of memory at "
@@ -104,6 +110,13 @@ CASES = [
      "process_killed"),
     ("Dec 18 19:34:56 user-desktop systemd[1837]: vte-spawn-dbb4a75e-031f-480d-924b-5de5af7579d2.scope: systemd-oomd "
      "killed 12 process(es) in this unit.", "process_killed"),
+    # Ray's memory monitor kills a worker on host memory: https://github.com/real-stanford/flingbot/issues/11,
+    # https://github.com/WM-PO/WMPO/issues/3, https://github.com/primihub/primihub-platform/issues/122
+    ("ray.exceptions.OutOfMemoryError: Task was killed due to the node running low on memory.", "process_killed"),
+    ("(raylet) [2025-12-07 09:57:19,206 E 393463 393463] (raylet) node_manager.cc:3277: 2 Workers (tasks / actors) "
+     "killed due to memory pressure (OOM), 0 Workers crashed due to other reasons at ", "process_killed"),
+    ("2023-05-22T03:06:53.935285161Z The actor is dead because its worker process has died. Worker exit type: "
+     "NODE_OUT_OF_MEMORY Worker exit detail: Task was killed due to the node running low on memory.", "process_killed"),
     # GPU kernel failures
     ("RuntimeError: CUDA error: device-side assert triggered", "gpu_error"),
     ("RuntimeError: CUDA error: an illegal instruction was encountered", "gpu_error"),
