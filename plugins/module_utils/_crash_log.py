@@ -311,6 +311,8 @@ _QUIET_LINES = re.compile("|".join((
     # huggingface_hub's warning on a failed request, which it retries or answers from its cache; a request that fails
     # for good raises after it (requests' ...Timeout, transformers' "We couldn't connect to 'https://huggingface.co'")
     r"\)'\s*thrown while requesting [A-Z]+ \S+\s*$",
+    # gRPC's notice at process exit (wandb, Google Cloud and TensorFlow load it), logged at level E
+    r"\bgrpc_wait_for_shutdown_with_timeout\(\) timed out\b",
 )))
 _TRACEBACK_FRAME = re.compile(r'\bFile "[^"]*", line \d+')
 _LEVEL_WINDOW = 200

@@ -413,6 +413,8 @@ HARMLESS = [
     "failed)\"))'), '(Request ID: fbd62a1e-cec5-4e02-9bde-ba194eb4dc58)')' thrown while requesting HEAD "
     "https://huggingface.co/Qwen/Qwen-Image/resolve/main/transformer/config.json",
     "WARNING:huggingface_hub.utils._http:Retrying in 1s [Retry 1/5].",
+    # gRPC's notice at process exit, https://github.com/grpc/grpc/issues/38490 (as public READMEs quote it, "ignore")
+    "E0000 00:00:1738205048.894250    2795 init.cc:232] grpc_wait_for_shutdown_with_timeout() timed out.",
 ]
 
 
