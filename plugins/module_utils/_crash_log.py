@@ -247,6 +247,10 @@ PATTERNS = [
        "NCCL network failure"),
     _P("nccl_timeout", r"\bProcessGroup(?:NCCL|Gloo)\b.*\b(?:timed out|timeout)\b|\bgloo\b.*\bTimed out\b",
        "collective timeout"),
+    # gloo lost a peer in a collective: that rank died or its connection broke
+    # ("[../third_party/gloo/gloo/transport/tcp/pair.cc:534] Connection closed by peer [127.0.0.1]:38032")
+    _P("nccl_timeout", r"\bgloo/transport/tcp/pair\.cc:\d+\]\s*(?:Connection closed by peer|Read error|Write error)\b",
+       "gloo lost a peer"),
     # Disk full and failed checkpoint writes; first /dev/shm, where DataLoader workers (torch_*) and NCCL
     # (posix_fallocate) share tensors.
     _P("disk_full", r"\bunable to write to file </torch_|\bposix_fallocate failed\b|"

@@ -195,6 +195,12 @@ CASES = [
      "nccl_timeout"),
     ("RuntimeError: [1] is setting up NCCL communicator and retrieving ncclUniqueId from [0] via c10d key-value store "
      "by key '0', but store->get('0') got error: Connection reset by peer", "nccl_timeout"),  # torch 2.0/2.1
+    # gloo lost a peer: https://github.com/hkust-nlp/simpleRL-reason/issues/17,
+    # https://github.com/RVC-Project/Retrieval-based-Voice-Conversion-WebUI/issues/1882
+    ("RuntimeError: [../third_party/gloo/gloo/transport/tcp/pair.cc:534] Connection closed by peer [127.0.0.1]:38032",
+     "nccl_timeout"),
+    ("RuntimeError: [../third_party/gloo/gloo/transport/tcp/pair.cc:589] Read error [192.168.70.92]:25266: Connection "
+     "reset by peer", "nccl_timeout"),
     # NCCL's network failures (NCCL WARN), https://github.com/NVIDIA/nccl/issues/1814
     ("hostname-test:984:1357 [4] ib_plugin.c:1615 NCCL WARN NET/IB : Got completion from peer 172.36.143.59<44206> "
      "with status=12 opcode=129 len=65536 vendor err 129 (Recv) localGid ::ffff:29.87.88.182 "
@@ -397,6 +403,10 @@ HARMLESS = [
     "{'loss': 0.0, 'grad_norm': nan, 'learning_rate': 9.997509960159361e-07, 'completion_length': 303.75, "
     "'rewards/accuracy_reward': 0.0, 'reward': 0.25, 'reward_std': nan, 'kl': 0.00072479248046875, 'epoch': 0.0}",
     "NaN or Inf found in input tensor.",  # tensorboard's note on a NaN scalar it was asked to log
+    # detectron2's loss line, https://github.com/facebookresearch/detectron2/issues/817
+    "[02/05 23:05:59 d2.utils.events]: eta: 9:07:04  iter: 3659  total_loss: 1.117  loss_cls: 0.345  loss_box_reg: 0.285  "
+    "loss_mask: 0.343  loss_rpn_cls: 0.077  loss_rpn_loc: 0.105  time: 0.3771  data_time: 0.0084  lr: 0.010000  "
+    "max_mem: 3402M",
     # a THC check of another error while training went on: https://github.com/pytorch/pytorch/issues/20133
     "THCudaCheck FAIL file=/pytorch/aten/src/THC/THCGeneral.cpp",
     # finite loss metrics with a suffix, https://github.com/christianpayer/MedicalDataAugmentationTool-VerSe/issues/31
