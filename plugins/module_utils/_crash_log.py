@@ -291,7 +291,9 @@ PATTERNS = [
                   r"Timeout(?:Error)?\b|\bTimeoutExpired\b|\bDeadline ?Exceeded\b|\btimeout (?:expired|exceeded)\b|"
                   r"\bGateway Time-?out\b|\bcould(?:n't| not) connect to\b|"
                   # huggingface_hub's LocalEntryNotFoundError: the Hub out of reach and the file not in its cache
-                  r"\bcannot find the requested files in the (?:local|disk) cache\b", "operation timed out"),
+                  r"\bcannot find the requested files in the (?:local|disk) cache\b|"
+                  # urllib3 gave up on a request (under requests' ConnectionError): the host could not reach the server
+                  r"\bMax retries exceeded with url\b", "operation timed out"),
 ]
 
 # -- harmless lines ---------------------------------------------------------------------------

@@ -294,6 +294,11 @@ CASES = [
     ("huggingface_hub.errors.LocalEntryNotFoundError: An error happened while trying to locate the file on the Hub and "
      "we cannot find the requested files in the local cache. Please check your connection and try again or make sure "
      "your Internet connection is on.", "timeout"),
+    # a request that gave up, no timeout in its words: https://github.com/tomaarsen/SpanMarkerNER/issues/52
+    ("MaxRetryError: HTTPSConnectionPool(host='huggingface.co', port=443): Max retries exceeded with url: "
+     "/bert-base-uncased/resolve/main/config.json (Caused by NewConnectionError('<urllib3.connection.HTTPSConnection "
+     "object at 0x783edf828070>: Failed to establish a new connection: [Errno -3] Temporary failure in name "
+     "resolution'))", "timeout"),
     # any exception class named ...TimeoutError (datasets streaming through fsspec/aiohttp)
     ("aiohttp.client_exceptions.ServerTimeoutError: Timeout on reading data from socket", "timeout"),
     ("fsspec.exceptions.FSTimeoutError", "timeout"),
