@@ -61,6 +61,18 @@ def test_recorded_lora_checkpoint_is_lora_and_resumable(tmp_path):
     assert entry["resumable"] is True
 
 
+def test_recorded_lora_checkpoint_with_a_2025_trainer_state_and_fp16_scaler_is_resumable(tmp_path):
+    # transformers' newer state keys (best_global_step, stateful_callbacks) and the fp16 scaler.pt change nothing
+    listing = "gemma3-1b_lora_kaggle_checkpoint-1200_listing.txt"
+    folder = lay_out(tmp_path, listing, state="gemma3-1b_lora_kaggle_checkpoint-1200_trainer_state.json")
+    entry = ck.inspect(folder)
+    assert (entry["layout"], entry["step"], entry["global_step"], entry["max_steps"]) == ("lora", 1200, 1200, 3765)
+    assert entry["resumable"] is True and entry["missing"] == [] and entry["problems"] == []
+    # the same LoRA-era checkpoint under a full fine-tuning config: the full weights are what is missing
+    entry = ck.inspect(folder, expect_layout=ck.FULL)
+    assert entry["resumable"] is False and entry["missing"] == ["model.safetensors"]
+
+
 def test_recorded_safetensors_listing_without_its_state_is_full_but_not_resumable(tmp_path):
     # The spam-classifier listing's trainer_state.json was not recorded: laid out sparse (zeros), it does not parse.
     folder = lay_out(tmp_path, fixtures.FULL_SAFETENSORS_LISTING)
