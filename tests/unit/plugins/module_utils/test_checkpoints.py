@@ -73,6 +73,17 @@ def test_recorded_lora_checkpoint_with_a_2025_trainer_state_and_fp16_scaler_is_r
     assert entry["resumable"] is False and entry["missing"] == ["model.safetensors"]
 
 
+def test_a_trainer_state_that_logged_nan_is_still_read(tmp_path):
+    # transformers writes trainer_state.json with json.dumps, which writes a NaN loss as a bare NaN (hand-made, in the
+    # shape of a real log_history: {"loss": 0.0, "grad_norm": NaN}, {"eval_loss": NaN})
+    folder = files(tmp_path / "checkpoint-50", ["model.safetensors"] + RESUME[:3])
+    with open(os.path.join(folder, "trainer_state.json"), "w") as handle:
+        handle.write('{\n  "global_step": 50,\n  "log_history": [\n    {"grad_norm": NaN, "loss": 0.0, "step": 50},\n'
+                     '    {"eval_loss": NaN, "step": 50}\n  ],\n  "best_metric": Infinity,\n  "max_steps": 56\n}\n')
+    entry = ck.inspect(folder)
+    assert (entry["global_step"], entry["max_steps"], entry["resumable"]) == (50, 56, True), entry["problems"]
+
+
 def test_recorded_safetensors_listing_without_its_state_is_full_but_not_resumable(tmp_path):
     # The spam-classifier listing's trainer_state.json was not recorded: laid out sparse (zeros), it does not parse.
     folder = lay_out(tmp_path, fixtures.FULL_SAFETENSORS_LISTING)
