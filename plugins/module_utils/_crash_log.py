@@ -264,7 +264,8 @@ PATTERNS = [
     # NaN/inf loss. A NaN/inf grad_norm beside a finite loss gives nothing: under fp16/AMP it is a step the
     # loss scaler skips (normal); a real divergence shows in the loss, the loss scale at its minimum, or sampling.
     # any metric named for a loss: loss, eval_loss, avr_loss, loss_net, Lightning's train_loss_step
-    _P("nan_loss", r"\b\w*loss\w*['\"]?\s*[:=]\s*" + _NONFINITE, "loss is NaN/inf"),
+    # (bounded: a long run of word characters must not make the match quadratic)
+    _P("nan_loss", r"\b\w{0,40}loss\w{0,20}['\"]?\s*[:=]\s*" + _NONFINITE, "loss is NaN/inf"),
     _P("nan_loss", r"\bloss\b.{0,30}\b(?:is|became|was|of)\s+(?:nan|inf)\b|\bnan loss\b|\bnon-finite loss\b|"
                    r"\bloss\s+[-+]?(?:nan|inf)\b", "loss is NaN/inf"),
     _P("nan_loss", r"\b(?:rewards|logps|logits)/(?:chosen|rejected)['\"]?\s*[:=]\s*" + _NONFINITE,

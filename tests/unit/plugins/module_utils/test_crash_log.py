@@ -460,6 +460,15 @@ def test_source_line_of_a_traceback_frame_is_not_a_crash():
                           prefixed).category == "disk_full"
 
 
+def test_a_long_run_of_word_characters_is_matched_in_linear_time():
+    # a metric name is matched with bounded repeats: "loss" x 1024 took 75 ms a line with \w*loss\w* (quadratic)
+    start = time.monotonic()
+    for _ in range(100):
+        assert crash.classify("loss" * 1024) is None
+        assert crash.classify("xloss_" * 680) is None
+    assert time.monotonic() - start < 3.0
+
+
 def test_very_long_and_odd_lines_are_bounded():
     # the first 4096 characters and the last 1024 count, not the middle
     assert crash.classify("x" * 1000000 + " CUDA out of memory").category == "cuda_oom"
