@@ -205,7 +205,9 @@ PATTERNS = [
     # device-side assertions.", "Device-side assertion tracking was not enabled by user.")
     _P("gpu_error", r"\bdevice-side assert triggered\b|\bdevice-side assertion failures? (?:were|was) found\b",
        "device-side assert"),
-    _P("gpu_error", r"\.(?:cu|cuh|hip)[:\]]\d*\b.*\bAssertion\b.*\bfailed\b", "device-side assertion failed"),
+    # (bounded gaps: ".*" twice was cubic on a long line of .cu mentions and Assertions without "failed")
+    _P("gpu_error", r"\.(?:cu|cuh|hip)[:\]]\d*\b(?:(?!\bAssertion\b).){0,300}\bAssertion\b(?:(?!\bAssertion\b).){0,300}?\bfailed\b",
+       "device-side assertion failed"),
     _P("gpu_error", r"\buncorrectable ECC error\b|\bECC error(?:s)? (?:encountered|detected)\b", "ECC error"),
     _P("gpu_error", r"\bunspecified launch failure\b|\blaunch failed\b|\bthe launch timed out and was terminated\b|"
                     r"\bmisaligned address\b", "kernel launch failure"),

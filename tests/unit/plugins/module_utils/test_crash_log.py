@@ -461,11 +461,12 @@ def test_source_line_of_a_traceback_frame_is_not_a_crash():
 
 
 def test_a_long_run_of_word_characters_is_matched_in_linear_time():
-    # a metric name is matched with bounded repeats: "loss" x 1024 took 75 ms a line with \w*loss\w* (quadratic)
+    # bounded repeats: "loss" x 1024 took 75 ms a line with \w*loss\w* (quadratic), the .cu assert 700 ms (".*" twice)
     start = time.monotonic()
     for _ in range(100):
         assert crash.classify("loss" * 1024) is None
         assert crash.classify("xloss_" * 680) is None
+        assert crash.classify("a.cu:1 Assertion " * 240) is None  # ".cu ... Assertion ... failed" with no "failed"
     assert time.monotonic() - start < 3.0
 
 
