@@ -128,6 +128,11 @@ HOST_MEMORY_FIX = (
     "Host memory ran out: PyTorch's CPU allocator (DefaultCPUAllocator) could not allocate a tensor. Hold less in "
     "host memory (fewer dataloader workers, load the model with low_cpu_mem_usage=True or straight to the GPU) or "
     "raise the memory limit; 'free -g' shows what is left.")
+OP_BUILD_FIX = (
+    "A compiled op (DeepSpeed's cpu_adam/fused_adam, a torch C++/CUDA extension) could not be built at start: the CUDA "
+    "toolkit (nvcc, its headers and libraries such as cusparse) or a C++ compiler is missing, or its version does not "
+    "match torch's CUDA. Install the toolkit that matches torch's CUDA and set CUDA_HOME, or pre-build the ops into the "
+    "environment (DS_BUILD_OPS=1 pip install deepspeed).")
 NO_GPU_FIX = (
     "The training process saw no usable GPU: CUDA_VISIBLE_DEVICES (or HIP_VISIBLE_DEVICES) empty or naming a GPU that "
     "is not there, the driver not loaded or replaced by an update without a reboot, or a container started without "
@@ -286,6 +291,9 @@ PATTERNS = [
     _P("import_error", r"\bcannot open shared object file\b|\bDLL load failed\b|\.so[\w.]*: undefined symbol\b",
        "shared library missing or mismatched"),
     _P("import_error", r"\bCUDA Setup failed\b", "bitsandbytes found no usable CUDA library"),
+    # a JIT-compiled op that could not be built: its shared library is what is missing
+    _P("import_error", r"\bError building extension '\w+'|\bCUDA_HOME does not exist\b", "op build failed",
+       fix=OP_BUILD_FIX),
     # Plain timeouts (after the collectives and the GPU launch timeout).
     _P("timeout", r"\bDUE TO TIME LIMIT\b", "Slurm time limit", fix=TIME_LIMIT_FIX),
     # Any exception class named ...TimeoutError (aiohttp's ServerTimeoutError, fsspec's FSTimeoutError); the Hub

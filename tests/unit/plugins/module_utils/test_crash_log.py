@@ -328,6 +328,10 @@ def test_pattern_table_gives_the_most_specific_category(line, category):
      "driver from http://www.nvidia.com/Download/index.aspx", "gpu_error", "CUDA_VISIBLE_DEVICES"),
     ("RuntimeError: No CUDA GPUs are available", "gpu_error", "CUDA_VISIBLE_DEVICES"),
     ("RuntimeError: CUDA error: no CUDA-capable device is detected", "gpu_error", "CUDA_VISIBLE_DEVICES"),
+    # a JIT op build that failed (DeepSpeed's cpu_adam), https://github.com/deepspeedai/DeepSpeed/issues/2682,
+    # https://github.com/NExT-GPT/NExT-GPT/issues/65
+    ("RuntimeError: Error building extension 'cpu_adam'", "import_error", "CUDA_HOME"),
+    ("RuntimeError: Error building extension 'fused_adam'", "import_error", "CUDA_HOME"),
     # the job's own time limit, not the network
     ("slurmstepd: error: *** JOB 1234567 ON gpu042 CANCELLED AT 2024-05-01T03:00:12 DUE TO TIME LIMIT ***", "timeout",
      "--time"),
