@@ -260,7 +260,7 @@ PATTERNS = [
        "gloo lost a peer"),
     # Disk full and failed checkpoint writes; first /dev/shm, where DataLoader workers (torch_*) and NCCL
     # (posix_fallocate) share tensors.
-    _P("disk_full", r"\bunable to write to file </torch_|\bposix_fallocate failed\b|"
+    _P("disk_full", r"\bunable to write to file </torch_|\bposix_fallocate failed\b|\bfailed to extend /dev/shm/|"
                     r"\b(?:out of|insufficient) shared memory\b", "shared memory (/dev/shm) full", fix=SHM_FIX),
     _P("disk_full", r"\bNo space left on device\b|\[Errno 28\]|\bENOSPC\b|\bStorageFull\b", "no space left on device"),
     _P("disk_full", r"\bDisk quota exceeded\b|\[Errno 122\]|\bEDQUOT\b", "disk quota exceeded"),

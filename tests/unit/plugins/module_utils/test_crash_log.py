@@ -323,6 +323,15 @@ def test_pattern_table_gives_the_most_specific_category(line, category):
     ("ERROR: Unexpected bus error encountered in worker. This might be caused by insufficient shared memory (shm).",
      "disk_full", "/dev/shm"),
     ("host:12:34 [0] NCCL WARN Call to posix_fallocate failed : No space left on device", "disk_full", "/dev/shm"),
+    # NCCL >= 2.12 growing its segment, without and with the errno: https://github.com/NVIDIA/nccl-tests/issues/166,
+    # https://github.com/kserve/kserve/issues/3791, https://github.com/pytorch/ci-infra/pull/490
+    ("ubuntu:9621:9691 [6] misc/shmutils.cc:71 NCCL WARN Error: failed to extend /dev/shm/nccl-fjwOOB to 5967876 bytes",
+     "disk_full", "/dev/shm"),
+    ("hugging-model-1-predictor-00001-deployment-5c86c57756-p7ghj:1:1 [0] misc/shmutils.cc:72 NCCL WARN Error: failed "
+     "to extend /dev/shm/nccl-H1dBqY to 9637892 bytes", "disk_full", "/dev/shm"),
+    ("[2026-04-22 21:34:20] mt-l-x86iavx512-45-172-t4-4-csmpw-runner-g4sfw-workflow:202016:202235 [0] misc/shmutils.cc:88 "
+     "NCCL WARN Error: failed to extend /dev/shm/nccl-WU88OE to 9637892 bytes, error: No space left on device (28)",
+     "disk_full", "/dev/shm"),
     # no usable GPU: https://github.com/princeton-nlp/SimCSE/issues/244, https://github.com/Grace9994/CoMoSVC/issues/6
     ("RuntimeError: Found no NVIDIA driver on your system. Please check that you have an NVIDIA GPU and installed a "
      "driver from http://www.nvidia.com/Download/index.aspx", "gpu_error", "CUDA_VISIBLE_DEVICES"),
