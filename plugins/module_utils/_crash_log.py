@@ -13,8 +13,9 @@ Parts:
   the kernel's OOM killer, GPU errors before NCCL errors, NCCL/collective timeouts before plain
   timeouts). Harmless lines give nothing: warnings (Python ``...Warning:``, logging level WARNING,
   glog/absl ``W`` and ``I`` lines), ``NCCL INFO`` lines, known notices (xformers' missing triton,
-  wandb's retry loop), source lines that a traceback prints under ``File "...", line N`` or in rich's
-  box, and metrics whose names only look alarming (``eval_loss``, ``error_rate``) with finite values.
+  wandb's retry loop, huggingface_hub's warning on a request it retries, gRPC's exit notice), source
+  lines that a traceback prints under ``File "...", line N`` or in rich's box, and metrics whose names
+  only look alarming (``eval_loss``, ``error_rate``) with finite values.
 * ``scan_lines`` / ``collapse``: matches per (file, category) collapsed into one crash
   ``{category, severity, file, line, count, first_seen, last_seen, fix}`` (``line`` is the newest
   matching line), and split into *events* (matches more than ``EVENT_GAP_LINES`` lines or
