@@ -13,8 +13,9 @@ Parts:
   the kernel's OOM killer, GPU errors before NCCL errors, NCCL/collective timeouts before plain
   timeouts). Harmless lines give nothing: warnings (Python ``...Warning:``, logging level WARNING,
   glog/absl ``W`` and ``I`` lines), ``NCCL INFO`` lines, known notices (xformers' missing triton,
-  wandb's retry loop), source lines that a traceback prints under ``File "...", line N`` or in rich's
-  box, and metrics whose names only look alarming (``eval_loss``, ``error_rate``) with finite values.
+  wandb's retry loop, huggingface_hub's warning on a request it retries, gRPC's exit notice), source
+  lines that a traceback prints under ``File "...", line N`` or in rich's box, and metrics whose names
+  only look alarming (``eval_loss``, ``error_rate``) with finite values.
 * ``scan_lines`` / ``collapse``: matches per (file, category) collapsed into one crash
   ``{category, severity, file, line, count, first_seen, last_seen, fix}`` (``line`` is the newest
   matching line), and split into *events* (matches more than ``EVENT_GAP_LINES`` lines or
@@ -128,6 +129,15 @@ HOST_MEMORY_FIX = (
     "Host memory ran out: PyTorch's CPU allocator (DefaultCPUAllocator) could not allocate a tensor. Hold less in "
     "host memory (fewer dataloader workers, load the model with low_cpu_mem_usage=True or straight to the GPU) or "
     "raise the memory limit; 'free -g' shows what is left.")
+OP_BUILD_FIX = (
+    "A compiled op (DeepSpeed's cpu_adam/fused_adam, a torch C++/CUDA extension) could not be built at start: the CUDA "
+    "toolkit (nvcc, its headers and libraries such as cusparse) or a C++ compiler is missing, or its version does not "
+    "match torch's CUDA. Install the toolkit that matches torch's CUDA and set CUDA_HOME, or pre-build the ops into the "
+    "environment (DS_BUILD_OPS=1 pip install deepspeed).")
+NO_GPU_FIX = (
+    "The training process saw no usable GPU: CUDA_VISIBLE_DEVICES (or HIP_VISIBLE_DEVICES) empty or naming a GPU that "
+    "is not there, the driver not loaded or replaced by an update without a reboot, or a container started without "
+    "GPUs. Check nvidia-smi / amd-smi on the host and in the daemon's environment, and dmesg for the driver.")
 TIME_LIMIT_FIX = (
     "Slurm stopped the job at its time limit. Raise the limit (sbatch --time) or save checkpoints often enough to "
     "resume from the last one in a requeued job.")
@@ -163,16 +173,26 @@ PATTERNS = [
                    r"CUDNN_STATUS_ALLOC_FAILED|HIPBLAS_STATUS_ALLOC_FAILED|rocblas_status_memory_error|"
                    r"miopenStatusAllocFailed|HSA_STATUS_ERROR_OUT_OF_RESOURCES)\b", "GPU library allocation failed"),
     _P("cuda_oom", r"\bcudaMalloc\w*\b.{0,60}\bout of memory\b", "cudaMalloc out of memory"),
+    # PyTorch < 1.5's THC check of a CUDA call ("THCudaCheck FAIL file=.../THCStorage.cu line=58 error=2 : out of
+    # memory"); a THCudaCheck of another error alone is no verdict (RTX cards printed some while training went on)
+    _P("cuda_oom", r"\bTHCudaCheck FAIL\b.{0,300}?\berror=2 : out of memory\b", "CUDA out of memory (THC)"),
     _P("cuda_oom", r"\bRESOURCE_EXHAUSTED:\s*Out of memory while trying to allocate\b", "XLA GPU out of memory"),
     _P("cuda_oom", r"\bOOM when allocating tensor\b.*\bGPU\b", "TensorFlow GPU out of memory"),
+    # bitsandbytes' check of a CUDA call that failed to allocate ("Error out of memory at line 380 in file
+    # .../csrc/pythonInterface.c": its paged optimizer's managed memory; ".../csrc/ops.cu"), before its other failures
+    _P("cuda_oom", r"^\W{0,3}Error out of memory at line \d+ in file\b", "CUDA allocation failed (bitsandbytes)"),
     # accelerate's find_executable_batch_size halved the batch on each GPU OOM down to nothing
     _P("cuda_oom", r"\bNo executable batch size found\b", "no batch size fits in GPU memory"),
     # Killed: SIGKILL, the kernel's or a cgroup's OOM killer (before anything that says "out of memory").
     _P("process_killed", r"\bOut of memory: Kill(?:ed)? process\b", "kernel OOM killer"),
     _P("process_killed", r"\bMemory cgroup out of memory\b", "cgroup OOM killer"),
     _P("process_killed", r"\binvoked oom-killer\b|\boom-kill:|\boom_reaper\b|\bkilled by the OOM killer\b|"
-                         r"\bresult '?oom-kill'?|\boom[-_]kill event|\bOOM[- ]?Killed\b|\btask \d+: Out Of Memory\b",
-       "OOM killer"),  # Slurm's step cgroup ("Detected 1 oom-kill event", srun's "task 0: Out Of Memory"), k8s
+                         r"\bresult '?oom-kill'?|\boom[-_]kill event|\bOOM[- ]?Killed\b|\btask \d+: Out Of Memory\b|"
+                         r"\bsystemd-oomd\[\d+\]: Killed\b|\bsystemd-oomd killed \d+ process|"
+                         # Ray's memory monitor (verl, OpenRLHF): "Task was killed due to the node running low on memory"
+                         r"\bkilled due to the node running low on memory\b|\bkilled due to memory pressure \(OOM\)|"
+                         r"\bNODE_OUT_OF_MEMORY\b",
+       "OOM killer"),  # Slurm's step cgroup ("Detected 1 oom-kill event", srun's "task 0: Out Of Memory"), k8s, systemd-oomd, Ray
     # "[:=]" is optional after its own spaces only: "\s*[:=]?\s*" would backtrack over a run of spaces.
     _P("process_killed", r"\b(?:exit|return) ?(?:code|status)\s*(?:[:=]\s*)?(?:-9|137)\b|"
                          r"\bexited with code\s+(?:-9|137)\b|\breturned non-zero exit status (?:-9|137)\b",
@@ -187,11 +207,19 @@ PATTERNS = [
     _P("process_killed", r"^\W{0,3}Killed\s*$|(?:^|:\s+)\d+\s+Killed\s+\S", "Killed (shell)"),
     # GPU kernel failures.
     _P("gpu_error", r"\billegal memory access\b", "illegal memory access"),
-    _P("gpu_error", r"\bdevice-side assert", "device-side assert"),
-    _P("gpu_error", r"\.(?:cu|cuh|hip)[:\]]\d*\b.*\bAssertion\b.*\bfailed\b", "device-side assertion failed"),
+    # the assert itself, not torch's hint after every CUDA/HIP error ("Compile with `TORCH_USE_CUDA_DSA` to enable
+    # device-side assertions.", "Device-side assertion tracking was not enabled by user.")
+    _P("gpu_error", r"\bdevice-side assert triggered\b|\bdevice-side assertion failures? (?:were|was) found\b",
+       "device-side assert"),
+    # (bounded gaps: ".*" twice was cubic on a long line of .cu mentions and Assertions without "failed")
+    _P("gpu_error", r"\.(?:cu|cuh|hip)[:\]]\d*\b(?:(?!\bAssertion\b).){0,300}\bAssertion\b(?:(?!\bAssertion\b).){0,300}?\bfailed\b",
+       "device-side assertion failed"),
     _P("gpu_error", r"\buncorrectable ECC error\b|\bECC error(?:s)? (?:encountered|detected)\b", "ECC error"),
     _P("gpu_error", r"\bunspecified launch failure\b|\blaunch failed\b|\bthe launch timed out and was terminated\b|"
                     r"\bmisaligned address\b", "kernel launch failure"),
+    # no GPU at all (torch's lazy CUDA init, the driver's own status): the GPU is not usable, with its own fix
+    _P("gpu_error", r"\bNo CUDA GPUs are available\b|\bFound no NVIDIA driver on your system\b|"
+                    r"\b(?:CUDA|HIP) error: no (?:CUDA|ROCm)-capable device is detected\b", "no usable GPU", fix=NO_GPU_FIX),
     _P("gpu_error", r"\b(?:CUDA|HIP) (?:driver )?error:", "CUDA/HIP error"),
     # Any status but success (an allocation failure is cuda_oom, above).
     _P("gpu_error", r"\b(?:cudaError(?!MemoryAllocation)\w+|hipError(?!OutOfMemory)\w+|CUBLAS_STATUS_(?!SUCCESS\b)\w+|"
@@ -201,6 +229,8 @@ PATTERNS = [
     _P("gpu_error", r"\b(?:Cuda|HIP) failure\b|^\W{0,3}Error .{1,200}? at line \d+ in file .{1,300}?\.(?:cu|cuh)\b|"
                     r"\berror from (?:cuda|hip)GetDeviceCount\(\)", "CUDA call failed"),
     _P("gpu_error", r"\bMemory access fault by GPU\b", "GPU memory access fault"),
+    # ROCm's runtime on a GPU hardware exception ("HW Exception by GPU node-9 (Agent handle: 0x..) reason :GPU Hang")
+    _P("gpu_error", r"\bHW Exception by GPU\b", "GPU hardware exception (ROCm)"),
     _P("gpu_error", r"\bGPU has fallen off the bus\b|\bNVRM: Xid\b", "GPU fault (Xid / off the bus)"),
     # Collectives: NCCL/RCCL, gloo, the c10d store and rendezvous.
     _P("nccl_timeout", r"\bWatchdog caught collective operation timeout\b|\bcollective operation timeout\b",
@@ -225,22 +255,34 @@ PATTERNS = [
        "NCCL network failure"),
     _P("nccl_timeout", r"\bProcessGroup(?:NCCL|Gloo)\b.*\b(?:timed out|timeout)\b|\bgloo\b.*\bTimed out\b",
        "collective timeout"),
+    # gloo lost a peer in a collective: that rank died or its connection broke
+    # ("[../third_party/gloo/gloo/transport/tcp/pair.cc:534] Connection closed by peer [127.0.0.1]:38032")
+    _P("nccl_timeout", r"\bgloo/transport/tcp/pair\.cc:\d+\]\s*(?:Connection closed by peer|Read error|Write error)\b",
+       "gloo lost a peer"),
     # Disk full and failed checkpoint writes; first /dev/shm, where DataLoader workers (torch_*) and NCCL
     # (posix_fallocate) share tensors.
-    _P("disk_full", r"\bunable to write to file </torch_|\bposix_fallocate failed\b|"
+    _P("disk_full", r"\bunable to write to file </torch_|\bposix_fallocate failed\b|\bfailed to extend /dev/shm/|"
                     r"\b(?:out of|insufficient) shared memory\b", "shared memory (/dev/shm) full", fix=SHM_FIX),
     _P("disk_full", r"\bNo space left on device\b|\[Errno 28\]|\bENOSPC\b|\bStorageFull\b", "no space left on device"),
     _P("disk_full", r"\bDisk quota exceeded\b|\[Errno 122\]|\bEDQUOT\b", "disk quota exceeded"),
+    # datasets' check before it writes its cache ("OSError: Not enough disk space. Needed: 134.92 GiB (download: ...")
+    _P("disk_full", r"\bNot enough disk space\. Needed\b", "not enough disk space for the dataset cache"),
     _P("disk_full", r"\bPytorchStreamWriter failed writing\b|\bunexpected pos \d+ vs \d+\b|"
                     r"\bError while serializing: IoError\b", "checkpoint write failed"),
     # NaN/inf loss. A NaN/inf grad_norm beside a finite loss gives nothing: under fp16/AMP it is a step the
     # loss scaler skips (normal); a real divergence shows in the loss, the loss scale at its minimum, or sampling.
-    _P("nan_loss", r"\b\w*loss['\"]?\s*[:=]\s*" + _NONFINITE, "loss is NaN/inf"),
+    # any metric named for a loss: loss, eval_loss, avr_loss, loss_net, Lightning's train_loss_step
+    # (bounded: a long run of word characters must not make the match quadratic)
+    _P("nan_loss", r"\b\w{0,40}loss\w{0,20}['\"]?\s*[:=]\s*" + _NONFINITE, "loss is NaN/inf"),
     _P("nan_loss", r"\bloss\b.{0,30}\b(?:is|became|was|of)\s+(?:nan|inf)\b|\bnan loss\b|\bnon-finite loss\b|"
                    r"\bloss\s+[-+]?(?:nan|inf)\b", "loss is NaN/inf"),
     _P("nan_loss", r"\b(?:rewards|logps|logits)/(?:chosen|rejected)['\"]?\s*[:=]\s*" + _NONFINITE,
        "DPO rewards/log-probabilities are NaN/inf"),
     _P("nan_loss", r"\bloss scale already at minimum\b", "fp16 loss scale at its minimum"),
+    # Megatron-LM's checks, which stop the run: "found NaN in local grad norm in backward pass before data-parallel
+    # communication collective", "found Inf in local forward loss calculation", its rerun machine's "Unexpected result nan"
+    _P("nan_loss", r"\bfound (?:NaN|Inf) in local (?:grad norm|forward loss)\b|\bUnexpected result (?:nan|inf)\b",
+       "Megatron found NaN/inf in the loss or the gradients"),
     _P("nan_loss", r"\bprobability tensor contains either\b", "sampling from NaN/inf probabilities"),
     _P("nan_loss", r"\breturned nan values in its \d+\w* output\b|\bis non-finite, so it cannot be clipped\b",
        "NaN in the backward pass"),
@@ -250,13 +292,20 @@ PATTERNS = [
     _P("import_error", r"\bcannot open shared object file\b|\bDLL load failed\b|\.so[\w.]*: undefined symbol\b",
        "shared library missing or mismatched"),
     _P("import_error", r"\bCUDA Setup failed\b", "bitsandbytes found no usable CUDA library"),
+    # a JIT-compiled op that could not be built: its shared library is what is missing
+    _P("import_error", r"\bError building extension '\w+'|\bCUDA_HOME does not exist\b", "op build failed",
+       fix=OP_BUILD_FIX),
     # Plain timeouts (after the collectives and the GPU launch timeout).
     _P("timeout", r"\bDUE TO TIME LIMIT\b", "Slurm time limit", fix=TIME_LIMIT_FIX),
     # Any exception class named ...TimeoutError (aiohttp's ServerTimeoutError, fsspec's FSTimeoutError); the Hub
     # out of reach (transformers' "We couldn't connect to 'https://huggingface.co'", a gateway's 504).
     _P("timeout", r"\b\w*TimeoutError\b|\btimed out\b|\bsocket\.timeout\b|\b(?:Read|Connect|Connection|Pool)"
                   r"Timeout(?:Error)?\b|\bTimeoutExpired\b|\bDeadline ?Exceeded\b|\btimeout (?:expired|exceeded)\b|"
-                  r"\bGateway Time-?out\b|\bcould(?:n't| not) connect to\b", "operation timed out"),
+                  r"\bGateway Time-?out\b|\bcould(?:n't| not) connect to\b|"
+                  # huggingface_hub's LocalEntryNotFoundError: the Hub out of reach and the file not in its cache
+                  r"\bcannot find the requested files in the (?:local|disk) cache\b|"
+                  # urllib3 gave up on a request (under requests' ConnectionError): the host could not reach the server
+                  r"\bMax retries exceeded with url\b", "operation timed out"),
 ]
 
 # -- harmless lines ---------------------------------------------------------------------------
@@ -277,6 +326,11 @@ _QUIET_LINES = re.compile("|".join((
     r"^\s*\u2502\s*(?:\u2771\s*)?\d+\s*\u2502",     # a source line in rich's traceback box (box-drawing bars)
     r"^Error caught was: ",                        # xformers: an optional dependency (triton) is missing
     r"\bentering retry loop\b",                    # wandb retries a network error on its own
+    # huggingface_hub's warning on a failed request, which it retries or answers from its cache; a request that fails
+    # for good raises after it (requests' ...Timeout, transformers' "We couldn't connect to 'https://huggingface.co'")
+    r"\)'\s*thrown while requesting [A-Z]+ \S+\s*$",
+    # gRPC's notice at process exit (wandb, Google Cloud and TensorFlow load it), logged at level E
+    r"\bgrpc_wait_for_shutdown_with_timeout\(\) timed out\b",
 )))
 _TRACEBACK_FRAME = re.compile(r'\bFile "[^"]*", line \d+')
 _LEVEL_WINDOW = 200

@@ -61,6 +61,29 @@ def test_recorded_lora_checkpoint_is_lora_and_resumable(tmp_path):
     assert entry["resumable"] is True
 
 
+def test_recorded_lora_checkpoint_with_a_2025_trainer_state_and_fp16_scaler_is_resumable(tmp_path):
+    # transformers' newer state keys (best_global_step, stateful_callbacks) and the fp16 scaler.pt change nothing
+    listing = "gemma3-1b_lora_kaggle_checkpoint-1200_listing.txt"
+    folder = lay_out(tmp_path, listing, state="gemma3-1b_lora_kaggle_checkpoint-1200_trainer_state.json")
+    entry = ck.inspect(folder)
+    assert (entry["layout"], entry["step"], entry["global_step"], entry["max_steps"]) == ("lora", 1200, 1200, 3765)
+    assert entry["resumable"] is True and entry["missing"] == [] and entry["problems"] == []
+    # the same LoRA-era checkpoint under a full fine-tuning config: the full weights are what is missing
+    entry = ck.inspect(folder, expect_layout=ck.FULL)
+    assert entry["resumable"] is False and entry["missing"] == ["model.safetensors"]
+
+
+def test_a_trainer_state_that_logged_nan_is_still_read(tmp_path):
+    # transformers writes trainer_state.json with json.dumps, which writes a NaN loss as a bare NaN (hand-made, in the
+    # shape of a real log_history: {"loss": 0.0, "grad_norm": NaN}, {"eval_loss": NaN})
+    folder = files(tmp_path / "checkpoint-50", ["model.safetensors"] + RESUME[:3])
+    with open(os.path.join(folder, "trainer_state.json"), "w") as handle:
+        handle.write('{\n  "global_step": 50,\n  "log_history": [\n    {"grad_norm": NaN, "loss": 0.0, "step": 50},\n'
+                     '    {"eval_loss": NaN, "step": 50}\n  ],\n  "best_metric": Infinity,\n  "max_steps": 56\n}\n')
+    entry = ck.inspect(folder)
+    assert (entry["global_step"], entry["max_steps"], entry["resumable"]) == (50, 56, True), entry["problems"]
+
+
 def test_recorded_safetensors_listing_without_its_state_is_full_but_not_resumable(tmp_path):
     # The spam-classifier listing's trainer_state.json was not recorded: laid out sparse (zeros), it does not parse.
     folder = lay_out(tmp_path, fixtures.FULL_SAFETENSORS_LISTING)
