@@ -473,14 +473,12 @@ def test_source_line_of_a_traceback_frame_is_not_a_crash():
                           prefixed).category == "disk_full"
 
 
-def test_a_long_run_of_word_characters_is_matched_in_linear_time():
-    # bounded repeats: "loss" x 1024 took 75 ms a line with \w*loss\w* (quadratic), the .cu assert 700 ms (".*" twice)
-    start = time.monotonic()
-    for _ in range(100):
-        assert crash.classify("loss" * 1024) is None
-        assert crash.classify("xloss_" * 680) is None
-        assert crash.classify("a.cu:1 Assertion " * 240) is None  # ".cu ... Assertion ... failed" with no "failed"
-    assert time.monotonic() - start < 3.0
+def test_long_runs_that_once_backtracked_give_nothing():
+    # the lines that made \w*loss\w* quadratic and ".cu ... Assertion ... failed" cubic (75 ms and 700 ms a line):
+    # the patterns' repeats are bounded now; what each line costs is measured by benchmarks/, not asserted here
+    assert crash.classify("loss" * 1024) is None
+    assert crash.classify("xloss_" * 680) is None
+    assert crash.classify("a.cu:1 Assertion " * 240) is None  # ".cu ... Assertion ... failed" with no "failed"
 
 
 def test_very_long_and_odd_lines_are_bounded():
