@@ -73,12 +73,11 @@ def test_hang_ignores_sigterm_and_only_dies_with_sigkill_of_its_group(rig, spawn
 def test_hang_under_coreutils_timeout_like_the_product(rig):
     rig.set_tool_mode("hang")
     timeout = shutil.which("timeout")
-    start = time.monotonic()
+    # (subprocess's own timeout=10 fails the test if the hung stand-in outlives coreutils' kill)
     out = subprocess.run([timeout, "-k", "0.5", "0.3", rig.rocm_smi, "--json"], capture_output=True, timeout=10, check=False)
     # timeout SIGKILLs its whole group, itself included: a parent that is not a shell sees -9,
     # a shell sees 137. Either way: killed, nothing on stdout.
     assert out.returncode in (-9, 137) and out.stdout == b""
-    assert time.monotonic() - start < 5
 
 
 def test_slow_sleeps_then_replays(rig):
