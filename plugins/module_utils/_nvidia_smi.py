@@ -91,7 +91,8 @@ CONDITIONS = {
                                "a memory channel repair is pending: reset the GPU (or reboot) to apply it"),
     "tpc_repair_pending": (("ecc_errors/tpc_repair_pending",), (),
                            "a TPC repair is pending: reset the GPU (or reboot) to apply it"),
-    "sram_threshold_exceeded": (("ecc_errors/aggregate/sram_threshold_exceeded",), (),
+    "sram_threshold_exceeded": (("ecc_errors/aggregate/sram_threshold_exceeded",),
+                                ("ecc.errors.uncorrected.aggregate.sram.thresholdExceeded",),
                                 "uncorrectable SRAM errors are over NVIDIA's threshold: the GPU needs service"),
 }
 
@@ -500,6 +501,11 @@ _CSV_FIELDS = {
     "ecc.errors.corrected.aggregate.total": ("ecc.aggregate_corrected", "int"),
     "retired_pages.pending": ("retired_pages.pending", "flag"),
     "retired_pages.sbe": ("retired_pages.single_bit", "int"), "retired_pages.dbe": ("retired_pages.double_bit", "int"),
+    # the header names a field by its long name whatever alias the query used (sbe, dbe)
+    "retired_pages.single_bit_ecc.count": ("retired_pages.single_bit", "int"),
+    "retired_pages.double_bit.count": ("retired_pages.double_bit", "int"),
+    "fabric.state": ("fabric.state", "text"), "fabric.status": ("fabric.status", "raw"),
+    "gpu_recovery_action": ("recovery_action", "text"),
     "remapped_rows.pending": ("remapped_rows.pending", "flag"), "remapped_rows.failure": ("remapped_rows.failure", "flag"),
     "remapped_rows.correctable": ("remapped_rows.corrected", "int"),
     "remapped_rows.uncorrectable": ("remapped_rows.uncorrected", "int"),
@@ -514,7 +520,8 @@ _CSV_KEY_FIELD = {"model": "model", "vram_total_bytes": "vram_total", "vram_used
                   "fan_percent": "fan_percent", "persistence_mode": "persistence_mode", "compute_mode": "compute_mode",
                   "mig_mode": "mig_mode", "ecc.mode": "ecc_mode", "power_limit_w": "power_limit"}
 _REASON_PREFIXES = ("clocks_event_reasons.", "clocks_throttle_reasons.", "clocks_throttle_reason.")
-_HEADER_CELL = re.compile(r"^([a-z_][a-z0-9_.]*)(?:\s*\[([^\]]*)\])?$")
+# Field names are lower case but for a few in camelCase (pci.baseClass, fabric.cliqueId, encoder.stats.sessionCount).
+_HEADER_CELL = re.compile(r"^([A-Za-z_][A-Za-z0-9_.]*)(?:\s*\[([^\]]*)\])?$")
 
 
 def _csv_header(cells):
@@ -549,7 +556,7 @@ def parse_csv(stdout, fields=None):
             continue  # a wrapped or foreign line
         card = blank_card(position)
         reads = _Reads(card)
-        reasons = []
+        reasons, seen, known = [], set(), set()
         for (field, unit), cell in zip(header, cells):
             if field.startswith(_REASON_PREFIXES):
                 if flag(cell):
@@ -560,8 +567,15 @@ def parse_csv(stdout, fields=None):
             if spec is None:
                 continue
             key, kind = spec
-            _put(card, key, _convert(cell, kind, unit))
-            reads.note(_CSV_KEY_FIELD.get(key, key), reading(cell)[1])
+            if key in known:
+                continue  # power.draw, .average, .instant: the first column that knows the value
+            value = _convert(cell, kind, unit)
+            _put(card, key, value)
+            if key not in seen:
+                seen.add(key)
+                reads.note(_CSV_KEY_FIELD.get(key, key), reading(cell)[1])
+            if value is not None:
+                known.add(key)
         cards.append(card)
     return cards, None
 
@@ -582,6 +596,8 @@ def _convert(cell, kind, unit):
         return _mode(cell)
     if kind == "bdf":
         return normalize_bdf(reading(cell)[0] or "")
+    if kind == "raw":  # kept as written, as the XML's fabric status: "Unknown Error" there is no failed read
+        return " ".join(cell.strip("[]").split()) or None
     return reading(cell)[0]
 
 

@@ -14,6 +14,8 @@ MIB = 1024 * 1024
 RTX3090 = "telegraf_1x_rtx3090_525.147.05_q-x.xml"
 A5000 = "telegraf_2x_rtx-a5000_590.44.01_q-x.xml"
 A100_MIG = "netdata_1x_a100-sxm4-40gb_mig_510.47.03_q-x.xml"
+H200_MIG_TABLE = "nvidia_gpu_exporter_1x_h200-mig_610.43.02_table_idle.txt"
+H200_MIG_CSV = "nvidia_gpu_exporter_1x_h200-mig_610.43.02_query-gpu_all_fields.csv"
 
 # Per recording: outcome, format, and per GPU (bdf, health, MiB free, processes on it).
 # SOURCES.md's "healthy"/"busy" are both health ok here (busy = memory held by processes).
@@ -29,6 +31,8 @@ EXPECTED = {
     "nvidia-docker-1553_query_one_gpu_unknown_error.txt": (nv.GPU_ERRORS, None, [("0000:09:00.0", nv.LOST, None, 0)]),
     "darknet-86_windows_gpu_is_lost.txt": (nv.GPU_ERRORS, None, [("0000:03:00.0", nv.LOST, None, 0)]),
     "shine-cluster-50_nvidia-smi_failed_to_communicate_with_driver.txt": (nv.NO_DRIVER, None, []),
+    H200_MIG_TABLE: (nv.ANSWERED, "table", [("0000:83:00.0", nv.OK, 143727, 0)]),
+    H200_MIG_CSV: (nv.ANSWERED, "csv", [("0000:83:00.0", nv.OK, 143105, 0)]),
 }
 
 
@@ -378,6 +382,41 @@ def test_csv_header_with_units_and_reasons():
     card = got["cards"][0]
     assert (got["outcome"], card["vram_total_bytes"], card["clocks_event_reasons"]) == (
         nv.ANSWERED, 24564 * MIB, ["hw_slowdown"])
+
+
+def test_csv_of_every_field_camel_case_header_cells_and_the_first_power_reading():
+    # 610.43.02 with all 241 fields: pci.baseClass, fabric.cliqueId ... in the header (it was refused whole)
+    got = nv.parse_output(training("nvidia-smi", H200_MIG_CSV))
+    card = got["cards"][0]
+    assert (got["outcome"], card["model"], card["mig_mode"], card["persistence_mode"]) == (
+        nv.ANSWERED, "NVIDIA H200", "enabled", True)
+    assert (card["vram_total_bytes"], card["vram_used_bytes"]) == (143771 * MIB, 44 * MIB)
+    assert (card["power_w"], card["power_limit_w"], card["temperature_edge_c"]) == (130.44, 700.0, 40.0)  # power.draw
+    assert card["ecc"] == {"mode": "enabled", "volatile_uncorrected": 0, "aggregate_uncorrected": 0,
+                           "volatile_corrected": 0, "aggregate_corrected": 0}
+    assert card["remapped_rows"]["pending"] is None  # [N/A] under MIG: unknown, not "No"
+    assert card["conditions"]["sram_threshold_exceeded"] is False
+    assert card["fabric"] == {"state": "Completed", "status": "Success"} and card["recovery_action"] == "None"
+    assert card["clocks_event_reasons"] == [] and nv.judge_card(card) == (nv.OK, [], [])
+
+
+@pytest.mark.parametrize("row,health,problem", [
+    ("0, 1, 0, Yes, Completed, Success, None", nv.DEGRADED,
+     "uncorrectable SRAM errors are over NVIDIA's threshold: the GPU needs service"),
+    ("0, 0, 0, No, In Progress, N/A, None", nv.DEGRADED,
+     "fabric manager not ready (fabric state In Progress): CUDA fails with error 802"),
+    ("0, 0, 0, No, Completed, Unknown Error, None", nv.DEGRADED,
+     "GPU fabric registration failed (status Unknown Error): CUDA fails with error 802"),
+    ("0, 0, 0, No, [N/A], [N/A], Reset", nv.DEGRADED, "the driver asks for recovery action 'Reset'"),
+    ("0, [N/A], [N/A], [N/A], [N/A], [N/A], [N/A]", nv.OK, None),
+])
+def test_csv_long_field_names_from_the_header(row, health, problem):
+    # hand-made rows under a real header's long names (nvidia-smi prints those whatever alias was asked)
+    header = ("index, retired_pages.single_bit_ecc.count, retired_pages.double_bit.count, "
+              "ecc.errors.uncorrected.aggregate.sram.thresholdExceeded, fabric.state, fabric.status, gpu_recovery_action\n")
+    card = nv.parse_output(header + row + "\n")["cards"][0]
+    assert nv.judge_card(card)[:2] == (health, [problem] if problem else [])
+    assert card["retired_pages"]["double_bit"] == (None if row.startswith("0, [N/A]") else 0)
 
 
 # ------------------------------------------------------------------------------ error texts and bad input
