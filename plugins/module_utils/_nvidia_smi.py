@@ -11,6 +11,8 @@ The preflight calls ``nvidia-smi -q -x`` once; this module reads whatever came b
   ``clocks_throttle_reasons`` became ``clocks_event_reasons``; ``power_readings/power_draw``
   became ``gpu_power_readings/{power_draw,average_power_draw,instant_power_draw}``. Elements are
   looked up by several names and ECC counts summed over whatever leaves the schema has;
+- the ``nvidia-smi -q`` (``-a``) text: its indented "Name : value" lines built into the XML's tree
+  (the names that differ declared in QTEXT_RENAMES), then read as the XML is;
 - the CSV of ``--query-gpu=... --format=csv[,noheader][,nounits]`` (units from the header);
 - the default table (best effort: identity, memory, utilisation, ERR! fields, processes);
 - the error texts nvidia-smi prints instead of any of these: the driver not answering ("couldn't
@@ -91,6 +93,8 @@ CONDITIONS = {
                                "a memory channel repair is pending: reset the GPU (or reboot) to apply it"),
     "tpc_repair_pending": (("ecc_errors/tpc_repair_pending",), (),
                            "a TPC repair is pending: reset the GPU (or reboot) to apply it"),
+    "unrepairable_memory": (("ecc_errors/unrepairable_memory",), (),
+                            "nvidia-smi reports unrepairable memory: the GPU needs service"),
     "sram_threshold_exceeded": (("ecc_errors/aggregate/sram_threshold_exceeded",),
                                 ("ecc.errors.uncorrected.aggregate.sram.thresholdExceeded",),
                                 "uncorrectable SRAM errors are over NVIDIA's threshold: the GPU needs service"),
@@ -325,11 +329,17 @@ def parse_xml(stdout):
     if root.tag != "nvidia_smi_log":
         return [], [], {}, "not nvidia-smi XML (root element <%s>)" % root.tag
     schema = _SCHEMA.search(stdout[:4096])
+    cards, processes, system = _from_tree(root, schema.group(1) if schema else None)
+    return cards, processes, system, None
+
+
+def _from_tree(root, schema):
+    """(cards, processes, system) from an <nvidia_smi_log> tree: the XML's, or the one built from the -q text."""
     system = {
         "driver_version": reading(root.findtext("driver_version"))[0],
         "cuda_version": reading(root.findtext("cuda_version"))[0],
         "attached_gpus": number(root.findtext("attached_gpus")),
-        "schema": schema.group(1) if schema else None,
+        "schema": schema,
     }
     cards, processes = [], []
     for position, gpu in enumerate(root.findall("gpu")):
@@ -337,7 +347,7 @@ def parse_xml(stdout):
         cards.append(card)
         for proc in gpu.findall("processes/process_info"):
             processes.append(_xml_process(proc, card))
-    return cards, processes, system, None
+    return cards, processes, system
 
 
 def _first(gpu, reads, field, *paths):
@@ -478,6 +488,127 @@ def process_name(command):
         return None
     first = command.split()[0] if command.split() else command
     return first.replace("\\", "/").rsplit("/", 1)[-1] or command
+
+
+# --------------------------------------------------------------------------------------------
+# the -q text (nvidia-smi -q, -a): the XML's tree written as indented "Name : value" lines
+
+_QTEXT_BANNER = re.compile(r"^=+\s*NVSMI LOG\s*=+\s*$", re.M)
+_QTEXT_GPU = re.compile(r"^GPU\s+" + _BDF_TEXT + r"\s*$")
+# "    Name    : value" (the colon followed by a blank or the end; the longest names touch it), or "    Section".
+_QTEXT_LINE = re.compile(r"^( *)(\S.*?)\s*:(?:\s+(.*?))?\s*$")
+# At the margin only "Name   : value" with blanks before the colon ("GPU 0000:01:00.0: Unknown Error" is an error).
+_QTEXT_KV = re.compile(r"^\S.*?\s+:(\s|$)")
+_QTEXT_DEPRECATED = re.compile(r"\s*\[Deprecated[^\]]*\]$")
+# Where a name of the text is not the XML's element: (section, name as text) -> path under the section.
+# Every other name is the XML's once lower-cased with "_" for what is not a letter or digit.
+QTEXT_RENAMES = {
+    ("gpu", "gpu_uuid"): "uuid",
+    ("gpu", "mig_device"): "mig_devices/mig_device",  # 610: each MIG device straight under the GPU
+    ("mig_mode", "current"): "current_mig",
+    ("ecc_mode", "current"): "current_ecc",
+    ("pci", "bus_id"): "pci_bus_id",
+    ("utilization", "gpu"): "gpu_util",
+    ("utilization", "memory"): "memory_util",
+    ("temperature", "gpu_current_temp"): "gpu_temp",
+    ("gpu_power_readings", "instantaneous_power_draw"): "instant_power_draw",
+    ("gpu_power_readings", "gpu_ceiling_power_limit"): "",  # 610: the limits one level down; "" = no level
+    ("retired_pages", "single_bit_ecc"): "multiple_single_bit_retirement/retired_count",
+    ("retired_pages", "double_bit_ecc"): "double_bit_retirement/retired_count",
+    ("retired_pages", "pending_page_blacklist"): "pending_blacklist",
+    ("retired_pages", "pending_page_retirement"): "pending_retirement",
+    ("retired_pages", "pending"): "pending_retirement",
+    ("remapped_rows", "correctable_error"): "remapped_row_corr",
+    ("remapped_rows", "uncorrectable_error"): "remapped_row_unc",
+    ("remapped_rows", "pending"): "remapped_row_pending",
+    ("remapped_rows", "remapping_failure_occurred"): "remapped_row_failure",
+    ("clocks_event_reasons", "idle"): "gpu_idle",
+    ("clocks_throttle_reasons", "idle"): "gpu_idle",
+    ("process_info", "process_id"): "pid",
+    ("process_info", "name"): "process_name",
+    ("process_info", "used_gpu_memory"): "used_memory",
+}
+# Sections whose lines are records, one element each: a name seen twice starts the next record.
+_QTEXT_RECORDS = {"processes": "process_info"}
+
+
+def _qtext_tag(name):
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_") or "_"
+
+
+def _qtext_put(parent, name, value):
+    """The element for ``name`` under ``parent`` (renamed per QTEXT_RENAMES; a record started where needed)."""
+    record = _QTEXT_RECORDS.get(parent.tag)
+    tag = _qtext_tag(name)
+    if record:
+        last = parent[-1] if len(parent) and parent[-1].tag == record else None
+        renamed = QTEXT_RENAMES.get((record, tag), tag)
+        if last is None or last.find(renamed) is not None:
+            last = ET.SubElement(parent, record)
+        parent, tag = last, renamed
+    renamed = QTEXT_RENAMES.get((parent.tag, tag), tag)
+    if not renamed:
+        return parent
+    path = renamed.split("/")
+    for step in path[:-1]:
+        found = parent.find(step)
+        parent = found if found is not None else ET.SubElement(parent, step)
+    element = ET.SubElement(parent, path[-1])
+    if value is not None:
+        element.text = _QTEXT_DEPRECATED.sub("", value)
+    return element
+
+
+def qtext_tree(stdout):
+    """The <nvidia_smi_log> tree of the ``-q`` text, None when there is no such text.
+
+    A line indented under a "Name : value" line (HW Thermal Slowdown under HW Slowdown, a process's
+    Type and Name under its Process ID) belongs to the section above, as in the XML. A line at the
+    margin that is neither "Name : value" nor "GPU <address>" (an error nvidia-smi printed between
+    GPUs) ends the GPU: what is indented under it is not read.
+    """
+    match = _QTEXT_BANNER.search(stdout)
+    if not match:
+        return None
+    root = ET.Element("nvidia_smi_log")
+    stack = [(-1, root)]
+    for line in stdout[match.end():].splitlines():
+        line = line.rstrip()
+        if not line.strip():
+            continue
+        gpu = _QTEXT_GPU.match(line)
+        if gpu:
+            stack = [(-1, root), (0, ET.SubElement(root, "gpu", id=gpu.group(1)))]
+            continue
+        line = line.replace("\t", "    ")
+        parsed = _QTEXT_LINE.match(line)
+        indent = len(line) - len(line.lstrip())
+        colon = bool(parsed) and (indent > 0 or bool(_QTEXT_KV.match(line)))
+        name, value = (parsed.group(2), parsed.group(3)) if colon else (line.strip(), None)
+        if indent == 0:
+            stack = [(-1, root)] if colon else [(-1, None)]
+            if colon:
+                _qtext_put(root, name, value or "")
+            continue
+        while len(stack) > 1 and stack[-1][0] >= indent:
+            stack.pop()
+        parent = stack[-1][1]
+        if parent is None:
+            continue
+        if colon:
+            _qtext_put(parent, name, value or "")
+        else:
+            stack.append((indent, _qtext_put(parent, name, None)))
+    return root
+
+
+def parse_qtext(stdout):
+    """(cards, processes, system, error) from ``nvidia-smi -q`` text, read as its XML would be."""
+    root = qtext_tree(stdout)
+    if root is None:
+        return [], [], {}, None
+    cards, processes, system = _from_tree(root, None)
+    return cards, processes, system, None if cards else "nvidia-smi -q text without any GPU"
 
 
 # --------------------------------------------------------------------------------------------
@@ -735,6 +866,11 @@ def gpu_errors(text):
     if start >= 0:
         end = text.find("</nvidia_smi_log>", start)
         text = text[:start] + "\n" + (text[end + len("</nvidia_smi_log>"):] if end >= 0 else "")
+    banner = _QTEXT_BANNER.search(text)
+    if banner:  # the -q text's own lines: indented, "Name : value", "GPU <address>"
+        document = [line for line in text[banner.end():].splitlines()
+                    if not (line[:1].isspace() or _QTEXT_GPU.match(line) or _QTEXT_KV.match(line))]
+        text = text[:banner.start()] + "\n" + "\n".join(document)
     prose = " ".join(line.strip() for line in text.splitlines() if _is_prose(line))
     found = {}
     for match in _HANDLE_ERROR.finditer(prose):
@@ -771,8 +907,8 @@ def _driver_down(text):
 def parse_output(stdout, stderr="", rc=0, csv_fields=None):
     """Everything nvidia-smi said, whatever it was asked.
 
-    Returns {outcome, format, cards, processes, errors, system, reason}: ``format`` is 'xml', 'csv',
-    'table' or None; ``errors`` the per-GPU failures (see ``gpu_errors``); ``reason`` one line when
+    Returns {outcome, format, cards, processes, errors, system, reason}: ``format`` is 'xml', 'text',
+    'csv', 'table' or None; ``errors`` the per-GPU failures (see ``gpu_errors``); ``reason`` one line when
     the outcome is not ``answered``.
     """
     stdout, stderr = clean_text(stdout), clean_text(stderr)
@@ -788,6 +924,9 @@ def parse_output(stdout, stderr="", rc=0, csv_fields=None):
     if "<nvidia_smi_log" in stdout:
         cards, processes, system, parse_error = parse_xml(stdout)
         result.update(format="xml", cards=cards, processes=processes, system=system)
+    elif _QTEXT_BANNER.search(stdout):
+        cards, processes, system, parse_error = parse_qtext(stdout)
+        result.update(format="text", cards=cards, processes=processes, system=system)
     elif "NVIDIA-SMI" in stdout and "|" in stdout:
         cards, processes = parse_table(stdout)
         result.update(format="table", cards=cards, processes=processes)

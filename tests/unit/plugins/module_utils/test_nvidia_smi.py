@@ -16,6 +16,9 @@ A5000 = "telegraf_2x_rtx-a5000_590.44.01_q-x.xml"
 A100_MIG = "netdata_1x_a100-sxm4-40gb_mig_510.47.03_q-x.xml"
 H200_MIG_TABLE = "nvidia_gpu_exporter_1x_h200-mig_610.43.02_table_idle.txt"
 H200_MIG_CSV = "nvidia_gpu_exporter_1x_h200-mig_610.43.02_query-gpu_all_fields.csv"
+H200_MIG_TEXT = "nvidia_gpu_exporter_1x_h200-mig_610.43.02_q_text_idle.txt"
+H100_TEXT = "gpud_8x_h100-80gb_535.183.01_q_text_first_gpu.txt"
+RTX4090_TEXT = "gpud_8x_rtx4090_535.154.05_q_text_first_gpu.txt"
 
 # Per recording: outcome, format, and per GPU (bdf, health, MiB free, processes on it).
 # SOURCES.md's "healthy"/"busy" are both health ok here (busy = memory held by processes).
@@ -33,6 +36,9 @@ EXPECTED = {
     "shine-cluster-50_nvidia-smi_failed_to_communicate_with_driver.txt": (nv.NO_DRIVER, None, []),
     H200_MIG_TABLE: (nv.ANSWERED, "table", [("0000:83:00.0", nv.OK, 143727, 0)]),
     H200_MIG_CSV: (nv.ANSWERED, "csv", [("0000:83:00.0", nv.OK, 143105, 0)]),
+    H200_MIG_TEXT: (nv.ANSWERED, "text", [("0000:83:00.0", nv.OK, 143105, 0)]),
+    H100_TEXT: (nv.ANSWERED, "text", [("0000:53:00.0", nv.OK, 81007, 0)]),
+    RTX4090_TEXT: (nv.ANSWERED, "text", [("0000:01:00.0", nv.OK, 2138, 1)]),
 }
 
 
@@ -417,6 +423,121 @@ def test_csv_long_field_names_from_the_header(row, health, problem):
     card = nv.parse_output(header + row + "\n")["cards"][0]
     assert nv.judge_card(card)[:2] == (health, [problem] if problem else [])
     assert card["retired_pages"]["double_bit"] == (None if row.startswith("0, [N/A]") else 0)
+
+
+# ------------------------------------------------------------------------------ the -q text
+
+def test_q_text_reads_as_the_xml_does():
+    got = nv.parse_output(training("nvidia-smi", H100_TEXT))
+    card = got["cards"][0]
+    assert got["system"] == {"driver_version": "535.183.01", "cuda_version": "12.2", "attached_gpus": 8, "schema": None}
+    assert (card["model"], card["uuid"], card["minor_number"], card["persistence_mode"], card["mig_mode"]) == (
+        "NVIDIA H100 80GB HBM3", "GPU-566e6f65-c38e-b12f-4824-6944218668b9", 0, True, "disabled")
+    assert (card["vram_total_bytes"], card["vram_used_bytes"], card["busy_percent"]) == (81559 * MIB, 0, 0)
+    assert (card["temperature_edge_c"], card["power_w"], card["power_limit_w"]) == (36.0, 71.97, 700.0)
+    assert card["ecc"] == {"mode": "enabled", "volatile_uncorrected": 0, "aggregate_uncorrected": 0,
+                           "volatile_corrected": 0, "aggregate_corrected": 0}  # the SRAM sources are not counted twice
+    assert card["remapped_rows"] == {"corrected": 0, "uncorrected": 0, "pending": False, "failure": False}
+    assert (card["conditions"]["reset_required"], card["conditions"]["sram_threshold_exceeded"]) == (False, False)
+    assert card["fabric"] == {"state": "Completed", "status": "Success"} and card["clocks_event_reasons"] == ["gpu_idle"]
+    rtx = nv.parse_output(training("nvidia-smi", RTX4090_TEXT))
+    assert [(p["pid"], p["name"], p["type"], p["vram_bytes"]) for p in rtx["processes"]] == [
+        (2180559, "python", "C", 22072 * MIB)]
+    assert rtx["cards"][0]["ecc"]["volatile_uncorrected"] is None  # GeForce: N/A, never 0
+
+
+def test_q_text_of_610_mig_deprecated_banner_and_nested_power_limit():
+    card = nv.parse_output(training("nvidia-smi", H200_MIG_TEXT))["cards"][0]
+    got = nv.parse_output(training("nvidia-smi", H200_MIG_TEXT))
+    assert (got["system"]["driver_version"], got["system"]["cuda_version"]) == ("610.43.02", "13.3")
+    assert (card["mig_mode"], card["mig_devices"], card["busy_percent"]) == ("enabled", 1, None)
+    assert (card["power_w"], card["power_limit_w"]) == (130.28, 700.0)  # the limit under "GPU Ceiling Power Limit"
+    assert card["conditions"]["unrepairable_memory"] is False and card["recovery_action"] == "None"
+
+
+def _h100_text(old, new):
+    text = training("nvidia-smi", H100_TEXT)
+    assert old in text, old
+    return text.replace(old, new, 1)
+
+
+# Hand-made faults on the real H100 text (the Remapped Rows one as pasted in leptonai/gpud PR #80).
+@pytest.mark.parametrize("text,health,problem", [
+    (_h100_text("        Uncorrectable Error               : 0\n        Pending                           : No",
+                "        Uncorrectable Error               : 4\n        Pending                           : Yes"),
+     nv.DEGRADED, "memory row remapping is pending: reset the GPU (or reboot) to apply it"),
+    (_h100_text("Remapping Failure Occurred        : No", "Remapping Failure Occurred        : Yes"),
+     nv.DEGRADED, "memory row remapping failed: the GPU has no spare rows left"),
+    (_h100_text("Reset Required                    : No", "Reset Required                    : Yes"),
+     nv.DEGRADED, "nvidia-smi says the GPU needs a reset: an unrecoverable error happened"),
+    (_h100_text("Pending Page Blacklist            : N/A", "Pending Page Blacklist            : Yes"),
+     nv.DEGRADED, "retired memory pages are pending: reset the GPU (or reboot) to retire them"),
+    (_h100_text("            DRAM Uncorrectable            : 0", "            DRAM Uncorrectable            : 2"),
+     nv.DEGRADED, "2 uncorrectable ECC error(s) since the driver loaded"),
+    (_h100_text("SRAM Threshold Exceeded       : No", "SRAM Threshold Exceeded       : Yes"),
+     nv.DEGRADED, "uncorrectable SRAM errors are over NVIDIA's threshold: the GPU needs service"),
+    (_h100_text("State                             : Completed", "State                             : In Progress"),
+     nv.DEGRADED, "fabric manager not ready (fabric state In Progress): CUDA fails with error 802"),
+    (_h100_text("GPU Current Temp                  : 36 C", "GPU Current Temp                  : GPU is lost"),
+     nv.LOST, "nvidia-smi reports the GPU is lost"),
+])
+def test_q_text_faults(text, health, problem):
+    got = nv.parse_output(text)
+    assert got["format"] == "text" and nv.judge_card(got["cards"][0])[:2] == (health, [problem])
+
+
+def test_q_text_nested_slowdown_is_read_and_unknown_error_everywhere_degrades():
+    text = _h100_text("            HW Thermal Slowdown           : Not Active", "            HW Thermal Slowdown           : Active")
+    assert nv.judge_card(nv.parse_output(text)["cards"][0]) == (nv.OK, [], ["clocks held down: hw_thermal_slowdown active"])
+    text = training("nvidia-smi", H100_TEXT)
+    for name in ("Product Name", "Persistence Mode", "Performance State", "Total", "Used", "Gpu", "Memory",
+                 "GPU Current Temp", "Power Draw", "Current Power Limit", "Compute Mode"):
+        text = re.sub(r"(\n +%s +: )[^\n]*" % re.escape(name), r"\1Unknown Error", text, count=1)
+    health, problems, _warnings = nv.judge_card(nv.parse_output(text)["cards"][0])
+    assert health == nv.DEGRADED and "the GPU stopped answering" in problems[0]
+
+
+def test_q_text_of_older_drivers_processes_and_ecc_by_bit_width():
+    # hand-made from the real 4090 text: the pre-450 process list (no instance ids) and the v10 ECC blocks
+    text = training("nvidia-smi", RTX4090_TEXT).replace(
+        "        GPU instance ID                   : N/A\n        Compute instance ID               : N/A\n", "")
+    text += ("        Process ID                        : 12\n            Type                          : G\n"
+             "            Name                          : /usr/lib/xorg/Xorg\n"
+             "            Used GPU Memory                 : 4 MiB\n")
+    text = re.sub(r"    ECC Errors\n.*?(?=    Retired Pages)", (
+        "    ECC Errors\n        Volatile\n            Single Bit\n                Device Memory     : 3\n"
+        "                Total             : 3\n            Double Bit\n                Device Memory     : 1\n"
+        "                Total             : 1\n        Aggregate\n            Single Bit\n"
+        "                Total             : 9\n            Double Bit\n                Total             : 1\n"),
+        text, flags=re.S)
+    got = nv.parse_output(text)
+    assert [(p["pid"], p["name"], p["vram_bytes"]) for p in got["processes"]] == [
+        (2180559, "python", 22072 * MIB), (12, "Xorg", 4 * MIB)]
+    ecc = got["cards"][0]["ecc"]
+    assert (ecc["volatile_uncorrected"], ecc["volatile_corrected"], ecc["aggregate_corrected"]) == (1, 3, 9)
+
+
+def test_q_text_error_between_gpus_is_an_error_and_takes_nothing_of_the_text():
+    text = training("nvidia-smi", RTX4090_TEXT)
+    text = text.replace("GPU 00000000:01:00.0\n", "Unable to determine the device handle for GPU 0000:02:00.0: Unknown Error\n"
+                        "GPU 00000000:01:00.0\n")
+    got = nv.parse_output(text + "Unable to determine the device handle for GPU0: 0000:03:00.0: Insufficient Permissions\n"
+                          "        Process ID                        : 99\n")
+    assert got["outcome"] == nv.ANSWERED and [c["bdf"] for c in got["cards"]] == ["0000:01:00.0"]
+    assert got["errors"] == [
+        {"bdf": "0000:02:00.0", "health": nv.LOST, "message": "nvidia-smi cannot open the GPU: Unknown Error"},
+        {"bdf": "0000:03:00.0", "health": nv.UNKNOWN, "message": "nvidia-smi cannot open the GPU: Insufficient Permissions"}]
+    assert [p["pid"] for p in got["processes"]] == [2180559]  # nothing read under the error line
+
+
+@pytest.mark.parametrize("text", [
+    "\n==============NVSMI LOG==============\n\nTimestamp : x\n",
+    "==============NVSMI LOG==============\nGPU 00000000:01:00.0\n    : \n  :\n\t\tx\n    Processes\n        : 1\n",
+    "==============NVSMI LOG==============\n" + "    " * 400 + "deep\n",
+])
+def test_q_text_odd_shapes_never_crash(text):
+    got = nv.parse_output(text, "", 0)
+    assert got["outcome"] in (nv.ANSWERED, nv.UNPARSEABLE)
 
 
 # ------------------------------------------------------------------------------ error texts and bad input
