@@ -749,7 +749,8 @@ _TABLE_ROW1 = re.compile(r"^\s*(\d+)\s+(.*?)\s+(On|Off|ERR!|N/A|" + "|".join(_DR
 # The banner: "Driver Version:" / "CUDA Version:", since 610 "KMD Version:" / "CUDA UMD Version:".
 _TABLE_VERSIONS = (("driver_version", re.compile(r"(?:Driver|KMD) Version:\s*(\S+)")),
                    ("cuda_version", re.compile(r"CUDA (?:UMD )?Version:\s*(\S+)")))
-_TABLE_PROC = re.compile(r"^\s*(\d+)\s+(\S+)\s+(\S+)\s+(\d+)\s+(\S+)\s+(.*?)\s+(\d+MiB|N/A)\s*$")
+# GPU [GI CI] PID Type Process-name Memory: the GI and CI columns came with MIG (450); older tables have none.
+_TABLE_PROC = re.compile(r"^\s*(\d+)\s+(?:(\S+)\s+(\S+)\s+)?(\d+)\s+(\S+)\s+(.*?)\s+(\d+MiB|N/A)\s*$")
 
 
 def parse_table(stdout):

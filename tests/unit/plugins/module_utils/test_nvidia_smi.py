@@ -19,6 +19,7 @@ H200_MIG_CSV = "nvidia_gpu_exporter_1x_h200-mig_610.43.02_query-gpu_all_fields.c
 H200_MIG_TEXT = "nvidia_gpu_exporter_1x_h200-mig_610.43.02_q_text_idle.txt"
 H100_TEXT = "gpud_8x_h100-80gb_535.183.01_q_text_first_gpu.txt"
 RTX4090_TEXT = "gpud_8x_rtx4090_535.154.05_q_text_first_gpu.txt"
+OLD_TABLE = "docker-cuda-xmr-stak_3x_gtx1080ti_390.77_table_3_processes.txt"
 
 # Per recording: outcome, format, and per GPU (bdf, health, MiB free, processes on it).
 # SOURCES.md's "healthy"/"busy" are both health ok here (busy = memory held by processes).
@@ -39,6 +40,8 @@ EXPECTED = {
     H200_MIG_TEXT: (nv.ANSWERED, "text", [("0000:83:00.0", nv.OK, 143105, 0)]),
     H100_TEXT: (nv.ANSWERED, "text", [("0000:53:00.0", nv.OK, 81007, 0)]),
     RTX4090_TEXT: (nv.ANSWERED, "text", [("0000:01:00.0", nv.OK, 2138, 1)]),
+    OLD_TABLE: (nv.ANSWERED, "table", [("0000:04:00.0", nv.OK, 8965, 1), ("0000:05:00.0", nv.OK, 8965, 1),
+                                       ("0000:06:00.0", nv.OK, 8965, 1)]),
 }
 
 
@@ -357,6 +360,15 @@ def test_windows_table_rows_with_the_driver_model_column():
     assert nv.judge_card(card) == (nv.OK, [], [])
     tcc = nv.parse_output(WINDOWS_TABLE.replace("  WDDM  |", "   TCC  |"))["cards"][0]
     assert (tcc["bdf"], tcc["persistence_mode"]) == ("0000:01:00.0", None)
+
+
+def test_pre_450_table_process_rows_without_instance_columns():
+    got = nv.parse_output(training("nvidia-smi", OLD_TABLE))
+    assert got["system"] == {"driver_version": "390.77", "cuda_version": None}
+    assert [(p["pid"], p["name"], p["type"], p["bdf"], p["vram_bytes"], p["gpu_instance_id"]) for p in got["processes"]] == [
+        (4910, "xmr-stak", "C", "0000:%s:00.0" % bus, 2203 * MIB, None) for bus in ("04", "05", "06")]
+    assert [(c["index"], c["persistence_mode"], c["busy_percent"], c["mig_mode"]) for c in got["cards"]] == [
+        (0, True, 100, None), (1, True, 100, None), (2, True, 100, None)]
 
 
 # ------------------------------------------------------------------------------ CSV
