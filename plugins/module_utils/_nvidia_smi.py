@@ -137,7 +137,8 @@ _GPU_NOTICES = (
      "nvidia-smi warns the infoROM is corrupted: the GPU runs, but the ECC and retirement records it keeps "
      "there may be lost (have it serviced)"),
 )
-_DOCTYPE = re.compile(r"<!DOCTYPE[^>\[]*>", re.IGNORECASE)
+# The DOCTYPE line, or with --dtd the whole DTD inside it (element declarations; one that declares an entity is refused).
+_DOCTYPE = re.compile(r"<!DOCTYPE[^>\[]*(?:\[.*?\]\s*)?>", re.IGNORECASE | re.DOTALL)
 _SCHEMA = re.compile(r"nvsmi_device_(v\d+)\.dtd")
 
 
@@ -309,7 +310,7 @@ def _safe_xml(stdout):
     if start < 0:
         return None, None
     text = stdout[start:]
-    if "<!ENTITY" in text or re.search(r"<!DOCTYPE[^>]*\[", text):
+    if "<!entity" in text.lower():
         return None, "nvidia-smi XML declares entities: refused (it is never written that way)"
     end = text.rfind("</nvidia_smi_log>")
     if end >= 0:

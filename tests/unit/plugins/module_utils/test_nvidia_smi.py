@@ -649,6 +649,17 @@ def test_entity_declarations_are_refused_without_expansion():
     assert got["outcome"] == nv.UNPARSEABLE and "declares entities" in got["reason"]
 
 
+def test_xml_with_its_dtd_embedded_parses():
+    # nvidia-smi -q -x --dtd puts the DTD inside the DOCTYPE (first lines as printed by a 5xx nvidia-smi --dtd)
+    dtd = ('<!DOCTYPE nvidia_smi_log [\n<!-- nvsmi_device_v12.dtd -->\n'
+           '<!ELEMENT nvidia_smi_log        (timestamp, driver_version, cuda_version, vgpu_driver_capability*,\n'
+           '                                 attached_gpus, error_string?, gpu*)>\n\n'
+           '<!ELEMENT timestamp             (#PCDATA)>\n<!ELEMENT gpu (product_name)>\n<!ATTLIST gpu id CDATA #REQUIRED>\n]>')
+    text = training("nvidia-smi", A5000).replace('<!DOCTYPE nvidia_smi_log SYSTEM "nvsmi_device_v13.dtd">', dtd)
+    got = nv.parse_output(text)
+    assert (got["outcome"], got["system"]["schema"], len(got["cards"])) == (nv.ANSWERED, "v12", 2)
+
+
 def test_output_over_the_limit_is_not_parsed(monkeypatch):
     monkeypatch.setattr(nv, "MAX_OUTPUT_CHARS", 1000)
     got = nv.parse_output(training("nvidia-smi", RTX3090))
