@@ -111,9 +111,10 @@ CLOSED_COMPUTE_MODES = {"prohibited": "compute mode is Prohibited: no CUDA conte
 _NUMBER = re.compile(r"^\s*([-+]?\d+(?:\.\d+)?)\s*([A-Za-z%/]*)\s*$")
 _BDF_TEXT = r"([0-9A-Fa-f]{4,8}:[0-9A-Fa-f]{2}:[0-9A-Fa-f]{2}\.[0-7])"
 # "for GPU 0000:01:00.0: <reason>" (older drivers), "for GPU0: 0000:01:00.0: <reason>" (newer: index first).
-_HANDLE_ERROR = re.compile(r"Unable to determine the device handle for (?:GPU|gpu)\s*(?:\d{1,3}\s*:\s*)?" + _BDF_TEXT
+# nvidia-smi.exe in a Hyper-V GPU-PV guest was reported saying "Unable to detect the device handle" (Easy-GPU-PV #276).
+_HANDLE_ERROR = re.compile(r"Unable to (?:determine|detect) the device handle for (?:GPU|gpu)\s*(?:\d{1,3}\s*:\s*)?" + _BDF_TEXT
                            + r"\s*:\s*(.*?)"
-                           r"(?=Unable to determine the device handle|NVIDIA-SMI |No devices were found|$)")
+                           r"(?=Unable to (?:determine|detect) the device handle|NVIDIA-SMI |No devices were found|$)")
 # What the reason of a handle error says about the GPU: the first entry it contains; else degraded.
 # NVML's "Insufficient Permissions" (the device node denied: a container, NVreg_DeviceFileMode) and
 # "Driver Not Loaded" are about who asks and the driver, not the hardware: unknown, never broken.

@@ -562,6 +562,8 @@ def test_q_text_odd_shapes_never_crash(text):
     ("Unable to determine the device handle for GPU 00000000:02:00.0: GPU is lost.  Reboot\n"
      "         the system to recover this GPU\n", "0000:02:00.0", nv.LOST),
     ("GPU 0000:04:00.0: GPU has fallen off the bus.\n", "0000:04:00.0", nv.LOST),
+    # nvidia-smi.exe in a GPU-PV guest, as quoted in jamesstringer90/Easy-GPU-PV#276
+    ("Unable to detect the device handle for GPU0000:B1:00.0: Unknown Error\n", "0000:b1:00.0", nv.LOST),
 ])
 def test_handle_errors_whatever_the_wrapping(text, bdf, health):
     got = nv.parse_output("", text, 15)
