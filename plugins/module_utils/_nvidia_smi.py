@@ -485,11 +485,17 @@ def _xml_process(proc, card):
 
 
 def process_name(command):
-    """'/root/src/llama.cpp/build/bin/llama-server --port 1' -> 'llama-server' (as comm names it)."""
+    """'/root/src/llama.cpp/build/bin/llama-server --port 1' -> 'llama-server' (as comm names it).
+
+    A Windows path is a path without arguments, blanks and all: '...IA App\\CEF\\NVIDIA Overlay.exe' ->
+    'NVIDIA Overlay.exe'.
+    """
     if not command:
         return None
+    if "\\" in command:
+        return command.strip().rsplit("\\", 1)[-1] or command
     first = command.split()[0] if command.split() else command
-    return first.replace("\\", "/").rsplit("/", 1)[-1] or command
+    return first.rsplit("/", 1)[-1] or command
 
 
 # --------------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ H200_MIG_TEXT = "nvidia_gpu_exporter_1x_h200-mig_610.43.02_q_text_idle.txt"
 H100_TEXT = "gpud_8x_h100-80gb_535.183.01_q_text_first_gpu.txt"
 RTX4090_TEXT = "gpud_8x_rtx4090_535.154.05_q_text_first_gpu.txt"
 OLD_TABLE = "docker-cuda-xmr-stak_3x_gtx1080ti_390.77_table_3_processes.txt"
+WINDOWS_610 = "nvidia_gpu_exporter_windows_1x_rtx2080super_610.62_table_idle.txt"
 
 # Per recording: outcome, format, and per GPU (bdf, health, MiB free, processes on it).
 # SOURCES.md's "healthy"/"busy" are both health ok here (busy = memory held by processes).
@@ -42,6 +43,7 @@ EXPECTED = {
     RTX4090_TEXT: (nv.ANSWERED, "text", [("0000:01:00.0", nv.OK, 2138, 1)]),
     OLD_TABLE: (nv.ANSWERED, "table", [("0000:04:00.0", nv.OK, 8965, 1), ("0000:05:00.0", nv.OK, 8965, 1),
                                        ("0000:06:00.0", nv.OK, 8965, 1)]),
+    WINDOWS_610: (nv.ANSWERED, "table", [("0000:0c:00.0", nv.OK, 7395, 19)]),
 }
 
 
@@ -369,6 +371,17 @@ def test_pre_450_table_process_rows_without_instance_columns():
         (4910, "xmr-stak", "C", "0000:%s:00.0" % bus, 2203 * MIB, None) for bus in ("04", "05", "06")]
     assert [(c["index"], c["persistence_mode"], c["busy_percent"], c["mig_mode"]) for c in got["cards"]] == [
         (0, True, 100, None), (1, True, 100, None), (2, True, 100, None)]
+
+
+def test_windows_610_table_processes_and_their_names():
+    got = nv.parse_output(training("nvidia-smi", WINDOWS_610))
+    assert got["system"] == {"driver_version": "610.62", "cuda_version": "13.3"}
+    assert got["cards"][0]["persistence_mode"] is None
+    procs = dict((p["pid"], p) for p in got["processes"])
+    assert (procs[2140]["name"], procs[2140]["type"], procs[2140]["vram_bytes"]) == ("dwm.exe", "C+G", None)  # WDDM: N/A
+    assert [procs[pid]["name"] for pid in (15964, 23988, 17840)] == [
+        "NVIDIA Overlay.exe", "msedge.exe", "msedgewebview2.exe"]  # a Windows path is not split at its blanks
+    assert nv.process_name("/usr/bin/python3 train.py --lr 1e-4") == "python3"
 
 
 # ------------------------------------------------------------------------------ CSV
