@@ -790,7 +790,8 @@ def parse_table(stdout):
             if match:
                 processes.append({"table_index": int(match.group(1)), "pid": int(match.group(4)),
                                   "type": match.group(5), "command": match.group(6),
-                                  "name": process_name(match.group(6)), "vram_bytes": mem_bytes(match.group(7))})
+                                  "name": process_name(match.group(6)), "vram_bytes": mem_bytes(match.group(7)),
+                                  "gpu_instance_id": number(match.group(2))})  # the GI column (MIG), N/A else
     if block:
         _table_card(block, cards)
     by_index = dict((c["index"], c) for c in cards)
@@ -798,7 +799,6 @@ def parse_table(stdout):
         card = by_index.get(proc.pop("table_index"))
         proc["bdf"] = card["bdf"] if card else None
         proc["gpu_position"] = card["position"] if card else None
-        proc["gpu_instance_id"] = None
     return cards, processes
 
 

@@ -21,6 +21,7 @@ H100_TEXT = "gpud_8x_h100-80gb_535.183.01_q_text_first_gpu.txt"
 RTX4090_TEXT = "gpud_8x_rtx4090_535.154.05_q_text_first_gpu.txt"
 OLD_TABLE = "docker-cuda-xmr-stak_3x_gtx1080ti_390.77_table_3_processes.txt"
 WINDOWS_610 = "nvidia_gpu_exporter_windows_1x_rtx2080super_610.62_table_idle.txt"
+H100_MIG_TABLE = "nvidia_gpu_exporter_1x_h100-mig_590.48.01_table_under_load.txt"
 
 # Per recording: outcome, format, and per GPU (bdf, health, MiB free, processes on it).
 # SOURCES.md's "healthy"/"busy" are both health ok here (busy = memory held by processes).
@@ -44,6 +45,7 @@ EXPECTED = {
     OLD_TABLE: (nv.ANSWERED, "table", [("0000:04:00.0", nv.OK, 8965, 1), ("0000:05:00.0", nv.OK, 8965, 1),
                                        ("0000:06:00.0", nv.OK, 8965, 1)]),
     WINDOWS_610: (nv.ANSWERED, "table", [("0000:0c:00.0", nv.OK, 7395, 19)]),
+    H100_MIG_TABLE: (nv.ANSWERED, "table", [("0000:00:09.0", nv.OK, 70434, 3)]),
 }
 
 
@@ -371,6 +373,15 @@ def test_pre_450_table_process_rows_without_instance_columns():
         (4910, "xmr-stak", "C", "0000:%s:00.0" % bus, 2203 * MIB, None) for bus in ("04", "05", "06")]
     assert [(c["index"], c["persistence_mode"], c["busy_percent"], c["mig_mode"]) for c in got["cards"]] == [
         (0, True, 100, None), (1, True, 100, None), (2, True, 100, None)]
+
+
+def test_mig_table_processes_keep_their_gpu_instance():
+    got = nv.parse_output(training("nvidia-smi", H100_MIG_TABLE))
+    assert [(p["pid"], p["name"], p["gpu_instance_id"], p["vram_bytes"]) for p in got["processes"]] == [
+        (21180, "memhog", 2, 2296 * MIB), (21181, "memhog", 2, 1272 * MIB), (21198, "gpu_burn", 2, 7484 * MIB)]
+    card = got["cards"][0]
+    assert (card["mig_mode"], card["busy_percent"], card["ecc"]["volatile_uncorrected"]) == ("enabled", None, None)
+    assert [p["gpu_instance_id"] for p in nv.parse_output(training("nvidia-smi", H100_TABLE))["processes"]] == [None] * 3
 
 
 def test_windows_610_table_processes_and_their_names():
