@@ -566,6 +566,38 @@ def test_q_text_error_between_gpus_is_an_error_and_takes_nothing_of_the_text():
     assert [p["pid"] for p in got["processes"]] == [2180559]  # nothing read under the error line
 
 
+# The Processes block of a 590.48.01 H100 MIG -q text under load (nvidia_gpu_exporter capture, commit c58c3331e071),
+# put in place of the H200 text's "Processes : None": three processes in GPU instance 2.
+MIG_PROCESSES = """    Processes
+        GPU instance ID                   : 2
+        Compute instance ID               : 0
+        Process ID                        : 21180
+            Type                          : C
+            Name                          : /root/tools/memhog
+            Used GPU Memory               : 2296 MiB
+        GPU instance ID                   : 2
+        Compute instance ID               : 0
+        Process ID                        : 21181
+            Type                          : C
+            Name                          : /root/tools/memhog
+            Used GPU Memory               : 1272 MiB
+        GPU instance ID                   : 2
+        Compute instance ID               : 0
+        Process ID                        : 21198
+            Type                          : C
+            Name                          : ./gpu_burn
+            Used GPU Memory               : 7484 MiB
+"""
+
+
+def test_q_text_mig_processes_one_record_each():
+    text = training("nvidia-smi", H200_MIG_TEXT)
+    text = re.sub(r"    Processes +: None\n", MIG_PROCESSES, text)
+    got = nv.parse_output(text)
+    assert [(p["pid"], p["name"], p["type"], p["gpu_instance_id"], p["vram_bytes"]) for p in got["processes"]] == [
+        (21180, "memhog", "C", 2, 2296 * MIB), (21181, "memhog", "C", 2, 1272 * MIB), (21198, "gpu_burn", "C", 2, 7484 * MIB)]
+
+
 @pytest.mark.parametrize("text", [
     "\n==============NVSMI LOG==============\n\nTimestamp : x\n",
     "==============NVSMI LOG==============\nGPU 00000000:01:00.0\n    : \n  :\n\t\tx\n    Processes\n        : 1\n",
