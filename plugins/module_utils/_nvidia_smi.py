@@ -501,7 +501,7 @@ def process_name(command):
 # --------------------------------------------------------------------------------------------
 # the -q text (nvidia-smi -q, -a): the XML's tree written as indented "Name : value" lines
 
-_QTEXT_BANNER = re.compile(r"^=+\s*NVSMI LOG\s*=+\s*$", re.M)
+_QTEXT_BANNER = re.compile(r"^([ \t]*)=+\s*NVSMI LOG\s*=+\s*$", re.M)
 _QTEXT_GPU = re.compile(r"^GPU\s+" + _BDF_TEXT + r"\s*$")
 # "    Name    : value" (the colon followed by a blank or the end; the longest names touch it), or "    Section".
 _QTEXT_LINE = re.compile(r"^( *)(\S.*?)\s*:(?:\s+(.*?))?\s*$")
@@ -580,10 +580,13 @@ def qtext_tree(stdout):
         return None
     root = ET.Element("nvidia_smi_log")
     stack = [(-1, root)]
+    margin = match.group(1)  # a text shifted as a whole (quoted, or behind a prompt's indent) is read from its margin
     for line in stdout[match.end():].splitlines():
         line = line.rstrip()
         if not line.strip():
             continue
+        if margin and line.startswith(margin):
+            line = line[len(margin):]
         gpu = _QTEXT_GPU.match(line)
         if gpu:
             stack = [(-1, root), (0, ET.SubElement(root, "gpu", id=gpu.group(1)))]
@@ -877,8 +880,10 @@ def gpu_errors(text):
         text = text[:start] + "\n" + (text[end + len("</nvidia_smi_log>"):] if end >= 0 else "")
     banner = _QTEXT_BANNER.search(text)
     if banner:  # the -q text's own lines: indented, "Name : value", "GPU <address>"
+        margin = banner.group(1)
         document = [line for line in text[banner.end():].splitlines()
-                    if not (line[:1].isspace() or _QTEXT_GPU.match(line) or _QTEXT_KV.match(line))]
+                    if not (line[len(margin):len(margin) + 1].isspace() or _QTEXT_GPU.match(line[len(margin):])
+                            or _QTEXT_KV.match(line[len(margin):]))]
         text = text[:banner.start()] + "\n" + "\n".join(document)
     prose = " ".join(line.strip() for line in text.splitlines() if _is_prose(line))
     found = {}

@@ -590,6 +590,12 @@ MIG_PROCESSES = """    Processes
 """
 
 
+def test_q_text_shifted_as_a_whole_is_read_from_its_margin():
+    text = training("nvidia-smi", RTX4090_TEXT)
+    shifted = "".join("    " + line if line.strip() else line for line in text.splitlines(True))
+    assert nv.parse_output(shifted)["cards"] == nv.parse_output(text)["cards"]
+
+
 def test_q_text_mig_processes_one_record_each():
     text = training("nvidia-smi", H200_MIG_TEXT)
     text = re.sub(r"    Processes +: None\n", MIG_PROCESSES, text)
