@@ -338,8 +338,9 @@ def parse_xml(stdout):
 def _from_tree(root, schema):
     """(cards, processes, system) from an <nvidia_smi_log> tree: the XML's, or the one built from the -q text."""
     system = {
-        "driver_version": reading(root.findtext("driver_version"))[0],
-        "cuda_version": reading(root.findtext("cuda_version"))[0],
+        # 610+: "KMD Version" / "CUDA UMD Version" beside the deprecated names ("610.43.02 [Deprecated; ...]")
+        "driver_version": _version(root, "kmd_version", "driver_version"),
+        "cuda_version": _version(root, "cuda_umd_version", "cuda_version"),
         "attached_gpus": number(root.findtext("attached_gpus")),
         "schema": schema,
     }
@@ -350,6 +351,14 @@ def _from_tree(root, schema):
         for proc in gpu.findall("processes/process_info"):
             processes.append(_xml_process(proc, card))
     return cards, processes, system
+
+
+def _version(root, *names):
+    for name in names:
+        value = reading(_QTEXT_DEPRECATED.sub("", root.findtext(name) or ""))[0]
+        if value:
+            return value
+    return None
 
 
 def _first(gpu, reads, field, *paths):

@@ -85,6 +85,18 @@ def test_wrapped_windows_error_is_joined():
                                            "recover this GPU")
 
 
+def test_xml_of_610_reads_the_kmd_version_not_the_deprecated_one():
+    # hand-made: the -q text of 610.43.02 prints both names; an XML doing the same is read the same way
+    text = training("nvidia-smi", A5000).replace(
+        "<driver_version>590.44.01</driver_version>",
+        "<driver_version>610.43.02 [Deprecated; will be removed in CUDA 14.0. Use KMD Version instead]</driver_version>")
+    assert nv.parse_output(text)["system"]["driver_version"] == "610.43.02"
+    text = text.replace("<cuda_version>13.1</cuda_version>", "<cuda_version>13.1</cuda_version><kmd_version>610.43.02"
+                        "</kmd_version><cuda_umd_version>13.3</cuda_umd_version>")
+    assert (nv.parse_output(text)["system"]["driver_version"], nv.parse_output(text)["system"]["cuda_version"]) == (
+        "610.43.02", "13.3")
+
+
 def test_rtx3090_v12_facts():
     card = nv.parse_output(training("nvidia-smi", RTX3090))["cards"][0]
     assert (card["model"], card["uuid"], card["vram_total_bytes"], card["vram_used_bytes"]) == (
