@@ -46,6 +46,7 @@ EXPECTED = {
                                        ("0000:06:00.0", nv.OK, 8965, 1)]),
     WINDOWS_610: (nv.ANSWERED, "table", [("0000:0c:00.0", nv.OK, 7395, 19)]),
     H100_MIG_TABLE: (nv.ANSWERED, "table", [("0000:00:09.0", nv.OK, 70434, 3)]),
+    "jetson-containers-1403_agx_orin_540.4.0_table.txt": (nv.ANSWERED, "table", [(None, nv.OK, None, 0)]),
 }
 
 
