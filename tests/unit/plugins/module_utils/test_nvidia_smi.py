@@ -47,6 +47,7 @@ EXPECTED = {
     WINDOWS_610: (nv.ANSWERED, "table", [("0000:0c:00.0", nv.OK, 7395, 19)]),
     H100_MIG_TABLE: (nv.ANSWERED, "table", [("0000:00:09.0", nv.OK, 70434, 3)]),
     "jetson-containers-1403_agx_orin_540.4.0_table.txt": (nv.ANSWERED, "table", [(None, nv.OK, None, 0)]),
+    "syno_nvidia_gpu_driver-22_tesla_p4_unknown_error_no_space.txt": (nv.GPU_ERRORS, None, [("0000:07:00.0", nv.LOST, None, 0)]),
 }
 
 
