@@ -319,6 +319,25 @@ def _safe_xml(stdout):
     return _DOCTYPE.sub("", text, count=1), None
 
 
+# nvidia-smi writes a leaf's text unescaped, one leaf a line: a process name holding "&", "<" or control
+# bytes (arbitrary bytes when nvidia-smi runs concurrently, cwltool PR 1910) makes the document ill-formed.
+_XML_BAD_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+_XML_LEAF_LINE = re.compile(r"^(\s*<([A-Za-z_][\w.-]*)>)(.*)(</\2>\s*)$")
+_XML_STRAY_AMP = re.compile(r"&(?!(?:amp|lt|gt|quot|apos|#\d+|#x[0-9A-Fa-f]+);)")
+
+
+def _repair_xml(text):
+    """The document with control characters dropped and every leaf's text escaped (tried once it fails to parse)."""
+    lines = []
+    for line in _XML_BAD_CHARS.sub("", text).splitlines():
+        match = _XML_LEAF_LINE.match(line)
+        if match:
+            inner = _XML_STRAY_AMP.sub("&amp;", match.group(3)).replace("<", "&lt;").replace(">", "&gt;")
+            line = match.group(1) + inner + match.group(4)
+        lines.append(line)
+    return "\n".join(lines)
+
+
 def parse_xml(stdout):
     """(cards, processes, system, error) from ``nvidia-smi -q -x`` output; cards in document order."""
     text, refused = _safe_xml(stdout)
@@ -327,7 +346,10 @@ def parse_xml(stdout):
     try:
         root = ET.fromstring(text)
     except (ET.ParseError, ValueError, RecursionError) as exc:
-        return [], [], {}, "nvidia-smi XML does not parse: %s" % exc
+        try:
+            root = ET.fromstring(_repair_xml(text))
+        except (ET.ParseError, ValueError, RecursionError):
+            return [], [], {}, "nvidia-smi XML does not parse: %s" % exc
     if root.tag != "nvidia_smi_log":
         return [], [], {}, "not nvidia-smi XML (root element <%s>)" % root.tag
     schema = _SCHEMA.search(stdout[:4096])
@@ -348,7 +370,8 @@ def _from_tree(root, schema):
     for position, gpu in enumerate(root.findall("gpu")):
         card = _xml_card(gpu, position)
         cards.append(card)
-        for proc in gpu.findall("processes/process_info"):
+        # Schemas up to v6 (drivers to 340) list them under compute_processes.
+        for proc in gpu.findall("processes/process_info") + gpu.findall("compute_processes/process_info"):
             processes.append(_xml_process(proc, card))
     return cards, processes, system
 

@@ -193,6 +193,16 @@ def test_v13_sram_parity_and_secded_are_summed():
             card["ecc"]["aggregate_uncorrected"]) == (3, 5, 7)
 
 
+def test_v6_compute_processes():
+    # the v6 block as a 2014 -q -x shows it (pid, process_name, used_memory in MB), in place of <processes>
+    block = ("<compute_processes>\n\t\t\t<process_info>\n\t\t\t\t<pid>26931</pid>\n"
+             "\t\t\t\t<process_name>/usr/bin/python</process_name>\n\t\t\t\t<used_memory>2577 MB</used_memory>\n"
+             "\t\t\t</process_info>\n\t\t</compute_processes>")
+    text = re.sub(r"<processes>.*?</processes>", block, training("nvidia-smi", RTX3090), count=1, flags=re.S)
+    got = nv.parse_output(text)
+    assert [(p["pid"], p["name"], p["vram_bytes"], p["type"]) for p in got["processes"]] == [(26931, "python", 2577 * MIB, None)]
+
+
 def test_power_readings_of_every_schema():
     old = "<power_readings>"
     for element, value in (("power_draw", 11.5), ("average_power_draw", 12.5), ("instant_power_draw", 13.5)):
@@ -716,6 +726,21 @@ def test_one_gpu_error_beside_the_xml_of_the_others():
 def test_failures_are_named_never_crash(stdout, stderr, rc, outcome):
     got = nv.parse_output(stdout, stderr, rc)
     assert got["outcome"] == outcome and got["reason"] and got["cards"] == []
+
+
+@pytest.mark.parametrize("name,expected", [
+    ("\ufffd\ufffd\x01\x1b[0m\ufffd", "\ufffd\ufffd[0m\ufffd"),  # the bytes of a concurrent run (cwltool PR 1910)
+    ("/opt/run.sh a&b", "run.sh"),
+    ("/opt/x<y>z --flag", "x<y>z"),
+    ("/usr/bin/python3 &amp; fine", "python3"),
+])
+def test_process_name_that_breaks_the_xml_loses_no_gpu(name, expected):
+    # hand-made: the real A5000 XML with one process name nvidia-smi did not escape
+    text = re.sub(r"<process_name>[^<]*</process_name>", lambda m: "<process_name>%s</process_name>" % name,
+                  training("nvidia-smi", A5000), count=1)
+    got = nv.parse_output(text)
+    assert (got["outcome"], len(got["cards"]), len(got["processes"])) == (nv.ANSWERED, 2, 2)
+    assert got["processes"][0]["name"] == expected and got["processes"][0]["pid"] == 100477
 
 
 def test_entity_declarations_are_refused_without_expansion():
