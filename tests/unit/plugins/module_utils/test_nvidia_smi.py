@@ -22,6 +22,7 @@ RTX4090_TEXT = "gpud_8x_rtx4090_535.154.05_q_text_first_gpu.txt"
 OLD_TABLE = "docker-cuda-xmr-stak_3x_gtx1080ti_390.77_table_3_processes.txt"
 WINDOWS_610 = "nvidia_gpu_exporter_windows_1x_rtx2080super_610.62_table_idle.txt"
 H100_MIG_TABLE = "nvidia_gpu_exporter_1x_h100-mig_590.48.01_table_under_load.txt"
+NOHEADER_CSV = "telegraf-7659_v100_440.64_query-gpu_noheader_nounits.csv"
 
 # Per recording: outcome, format, and per GPU (bdf, health, MiB free, processes on it).
 # SOURCES.md's "healthy"/"busy" are both health ok here (busy = memory held by processes).
@@ -48,6 +49,7 @@ EXPECTED = {
     H100_MIG_TABLE: (nv.ANSWERED, "table", [("0000:00:09.0", nv.OK, 70434, 3)]),
     "jetson-containers-1403_agx_orin_540.4.0_table.txt": (nv.ANSWERED, "table", [(None, nv.OK, None, 0)]),
     "syno_nvidia_gpu_driver-22_tesla_p4_unknown_error_no_space.txt": (nv.GPU_ERRORS, None, [("0000:07:00.0", nv.LOST, None, 0)]),
+    NOHEADER_CSV: (nv.UNPARSEABLE, None, []),  # no header, no field names: never guessed
 }
 
 
@@ -438,6 +440,17 @@ def test_csv_noheader_nounits_with_the_query_fields():
     assert health == nv.DEGRADED and warnings == ["nvidia-smi could not read the GPU utilisation (ERR!)"]
     assert problems == ["3 uncorrectable ECC error(s) since the driver loaded",
                         "memory row remapping is pending: reset the GPU (or reboot) to apply it"]
+
+
+def test_real_noheader_nounits_csv_with_its_query_fields():
+    fields = ("fan.speed,memory.total,memory.used,memory.free,pstate,temperature.gpu,name,uuid,utilization.gpu,"
+              "utilization.memory,index").split(",")
+    got = nv.parse_output(training("nvidia-smi", NOHEADER_CSV), csv_fields=fields)
+    card = got["cards"][0]
+    assert (got["outcome"], card["index"], card["model"], card["vram_free_bytes"]) == (
+        nv.ANSWERED, 3, "Tesla V100-SXM2-32GB", 32510 * MIB)
+    assert (card["fan_percent"], card["temperature_edge_c"], card["busy_percent"]) == (None, 35.0, 0)
+    assert nv.judge_card(card) == (nv.OK, [], [])
 
 
 def test_csv_header_with_units_and_reasons():
