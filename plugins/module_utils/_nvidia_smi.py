@@ -58,7 +58,7 @@ _UNIT_BYTES = {"b": 1, "kib": 1024, "kb": 1024, "mib": _MIB, "mb": _MIB, "gib": 
 
 # What a field can say instead of a value (compared lower case, without brackets).
 _UNKNOWN = ("n/a", "not supported", "not available", "requested functionality has been deprecated",
-            "insufficient permissions", "unknown", "")
+            "insufficient permissions", "unknown", "not found", "")
 _FAILED = ("err!", "unknown error")
 _LOST = ("gpu is lost",)
 _RESET = ("gpu requires reset",)
@@ -385,13 +385,13 @@ def _version(root, *names):
 
 
 def _first(gpu, reads, field, *paths):
-    """The text of the first of ``paths`` that is present; its state is noted under ``field``."""
-    for path in paths:
-        text = gpu.findtext(path)
-        if text is not None:
-            reads.note(field, reading(text)[1])
-            return text
-    return None
+    """The text of the first of ``paths`` that holds a value, else of the first present (N/A, ERR!); its state
+    is noted under ``field``. Blackwell boards print ``power_draw`` N/A beside a known ``instant_power_draw``."""
+    present = [text for text in map(gpu.findtext, paths) if text is not None]
+    chosen = next((text for text in present if reading(text)[1] == "ok"), present[0] if present else None)
+    if chosen is not None:
+        reads.note(field, reading(chosen)[1])
+    return chosen
 
 
 def _xml_card(gpu, position):

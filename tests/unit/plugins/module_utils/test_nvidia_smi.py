@@ -213,6 +213,19 @@ def test_power_readings_of_every_schema():
         assert nv.parse_output(text)["cards"][0]["power_w"] == value
 
 
+def test_power_from_the_first_reading_that_knows_it():
+    # hand-made after netdata's RTX PRO 6000 Blackwell (580) test data: power_draw and average N/A, instant known
+    readings = ("<gpu_power_readings><power_draw> N/A </power_draw><average_power_draw> N/A </average_power_draw>"
+                "<instant_power_draw> 66.84 W </instant_power_draw></gpu_power_readings>")
+    text = re.sub(r"<power_readings>.*?</power_readings>", readings, training("nvidia-smi", RTX3090), count=1, flags=re.S)
+    card = nv.parse_output(text)["cards"][0]
+    assert card["power_w"] == 66.84 and nv.judge_card(card) == (nv.OK, [], [])
+    text = re.sub(r"<power_readings>.*?</power_readings>", readings.replace("66.84 W", "ERR!"),
+                  training("nvidia-smi", RTX3090), count=1, flags=re.S)
+    card = nv.parse_output(text)["cards"][0]
+    assert card["power_w"] is None and nv.judge_card(card)[2] == []  # N/A first: unknown, not a failed read
+
+
 @pytest.mark.parametrize("extra,health,text", [
     ("<remapped_rows><remapped_row_pending>Yes</remapped_row_pending></remapped_rows>", nv.DEGRADED,
      "memory row remapping is pending: reset the GPU (or reboot) to apply it"),
