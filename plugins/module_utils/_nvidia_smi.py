@@ -534,6 +534,9 @@ def process_name(command):
 # the -q text (nvidia-smi -q, -a): the XML's tree written as indented "Name : value" lines
 
 _QTEXT_BANNER = re.compile(r"^([ \t]*)=+\s*NVSMI LOG\s*=+\s*$", re.M)
+# Without its banner (a paste that lost it): the header lines, then a GPU block.
+_QTEXT_HEAD = re.compile(r"^([ \t]*)(?:Timestamp|Driver Version|Attached GPUs)[ \t]+:", re.M)
+_QTEXT_GPU_ANYWHERE = re.compile(r"^[ \t]*GPU[ \t]+" + _BDF_TEXT + r"[ \t]*$", re.M)
 _QTEXT_GPU = re.compile(r"^GPU\s+" + _BDF_TEXT + r"\s*$")
 # "    Name    : value" (the colon followed by a blank or the end; the longest names touch it), or "    Section".
 _QTEXT_LINE = re.compile(r"^( *)(\S.*?)\s*:(?:\s+(.*?))?\s*$")
@@ -599,6 +602,16 @@ def _qtext_put(parent, name, value):
     return element
 
 
+def qtext_start(text):
+    """(offset, margin) where the -q text's lines begin (after its banner, else at its first header line), or None."""
+    match = _QTEXT_BANNER.search(text)
+    if match:
+        return match.end(), match.group(1)
+    gpu = _QTEXT_GPU_ANYWHERE.search(text)
+    match = _QTEXT_HEAD.search(text, 0, gpu.start()) if gpu else None
+    return (match.start(), match.group(1)) if match else None
+
+
 def qtext_tree(stdout):
     """The <nvidia_smi_log> tree of the ``-q`` text, None when there is no such text.
 
@@ -607,13 +620,13 @@ def qtext_tree(stdout):
     margin that is neither "Name : value" nor "GPU <address>" (an error nvidia-smi printed between
     GPUs) ends the GPU: what is indented under it is not read.
     """
-    match = _QTEXT_BANNER.search(stdout)
-    if not match:
+    start = qtext_start(stdout)
+    if start is None:
         return None
     root = ET.Element("nvidia_smi_log")
     stack = [(-1, root)]
-    margin = match.group(1)  # a text shifted as a whole (quoted, or behind a prompt's indent) is read from its margin
-    for line in stdout[match.end():].splitlines():
+    begin, margin = start  # a text shifted as a whole (quoted, or behind a prompt's indent) is read from its margin
+    for line in stdout[begin:].splitlines():
         line = line.rstrip()
         if not line.strip():
             continue
@@ -910,13 +923,13 @@ def gpu_errors(text):
     if start >= 0:
         end = text.find("</nvidia_smi_log>", start)
         text = text[:start] + "\n" + (text[end + len("</nvidia_smi_log>"):] if end >= 0 else "")
-    banner = _QTEXT_BANNER.search(text)
-    if banner:  # the -q text's own lines: indented, "Name : value", "GPU <address>"
-        margin = banner.group(1)
-        document = [line for line in text[banner.end():].splitlines()
+    start = qtext_start(text)
+    if start:  # the -q text's own lines: indented, "Name : value", "GPU <address>"
+        begin, margin = start
+        document = [line for line in text[begin:].splitlines()
                     if not (line[len(margin):len(margin) + 1].isspace() or _QTEXT_GPU.match(line[len(margin):])
                             or _QTEXT_KV.match(line[len(margin):]))]
-        text = text[:banner.start()] + "\n" + "\n".join(document)
+        text = text[:begin] + "\n" + "\n".join(document)
     prose = " ".join(line.strip() for line in text.splitlines() if _is_prose(line))
     found = {}
     for match in _HANDLE_ERROR.finditer(prose):
@@ -970,7 +983,7 @@ def parse_output(stdout, stderr="", rc=0, csv_fields=None):
     if "<nvidia_smi_log" in stdout:
         cards, processes, system, parse_error = parse_xml(stdout)
         result.update(format="xml", cards=cards, processes=processes, system=system)
-    elif _QTEXT_BANNER.search(stdout):
+    elif qtext_start(stdout):
         cards, processes, system, parse_error = parse_qtext(stdout)
         result.update(format="text", cards=cards, processes=processes, system=system)
     elif "NVIDIA-SMI" in stdout and "|" in stdout:

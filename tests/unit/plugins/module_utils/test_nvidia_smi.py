@@ -646,6 +646,14 @@ def test_q_text_shifted_as_a_whole_is_read_from_its_margin():
     assert nv.parse_output(shifted)["cards"] == nv.parse_output(text)["cards"]
 
 
+def test_q_text_without_its_banner():
+    # as pasted in NVIDIA/nvidia-docker#1724 (`nvidia-smi -a` starting at "Timestamp"): the banner lost
+    text = training("nvidia-smi", RTX4090_TEXT).replace("==============NVSMI LOG==============\n\n", "")
+    got = nv.parse_output(text)
+    assert (got["format"], [c["bdf"] for c in got["cards"]], len(got["processes"])) == ("text", ["0000:01:00.0"], 1)
+    assert nv.parse_output("Timestamp : now\nno GPU block here\n")["outcome"] == nv.UNPARSEABLE
+
+
 def test_q_text_mig_processes_one_record_each():
     text = training("nvidia-smi", H200_MIG_TEXT)
     text = re.sub(r"    Processes +: None\n", MIG_PROCESSES, text)
