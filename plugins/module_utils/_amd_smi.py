@@ -16,7 +16,9 @@ from __future__ import annotations
 import json
 import math
 
+from ansible_collections.gpuops.preflight.plugins.module_utils import _rocm_smi
 from ansible_collections.gpuops.preflight.plugins.module_utils._pci import normalize_bdf
+from ansible_collections.gpuops.preflight.plugins.module_utils._values import gpu_temperature
 
 # One call: metrics (usage, power, temperature, VRAM). The builds read print no PCI address with it
 # (``list`` and ``static`` do: ``bdf``, ``bus.bdf``, used when present); _gpus.place_cards says when
@@ -30,27 +32,68 @@ _MIB = 1024 * 1024
 
 
 def extract_json(stdout):
-    """The amd-smi document (list or dict) in ``stdout``, or None. Watch mode prints a text banner first."""
+    """The amd-smi document (list or dict) in ``stdout``, or None. Watch mode prints a text banner first. Several
+    documents one after another (amd-smi 25.5 printed one array per section, rocm-systems PR 667) are one
+    ``{"gpu_data": [...]}`` of their GPU entries, in order."""
     if not stdout:
         return None
     lines = stdout.splitlines()
     starts = [pos for pos, line in enumerate(lines) if line.lstrip()[:1] in ("[", "{")]
     # A few candidates only: garbage full of brackets must not cost quadratic time.
     for pos in starts[:5]:
-        try:
-            return json.loads("\n".join(lines[pos:]))
-        except (ValueError, RecursionError):  # garbage nested deeply enough hits the recursion limit
-            continue
+        docs = _documents("\n".join(lines[pos:]))
+        if len(docs) == 1:
+            return docs[0]
+        if docs:
+            return {"gpu_data": [entry for doc in docs for entry in gpu_entries(doc)]}
     return None
 
 
+_DECODER = json.JSONDecoder()
+
+
+def _documents(text):
+    """The JSON documents ``text`` is made of, with only white space between them; [] when it holds anything else
+    (text after a document, or a document cut short: never a part of one taken for the whole)."""
+    docs, pos = [], 0
+    while True:
+        while pos < len(text) and text[pos].isspace():
+            pos += 1
+        if pos == len(text):
+            return docs
+        try:
+            doc, pos = _DECODER.raw_decode(text, pos)
+        except (ValueError, RecursionError):  # garbage nested deeply enough hits the recursion limit
+            return []
+        docs.append(doc)
+
+
 def gpu_entries(doc):
-    """The per-GPU objects, whatever the top-level shape."""
+    """The per-GPU objects, whatever the top-level shape: those that name their ``gpu``. Other JSON is no GPU:
+    finding none, amd-smi 26 prints its version record (``[{"tool": "AMDSMI Tool", "version": ...}]``) and exits 255."""
     if isinstance(doc, dict):
-        doc = doc.get("gpu_data", [doc] if "gpu" in doc else [])
+        doc = doc.get("gpu_data", [doc])
     if not isinstance(doc, list):
         return []
-    return [entry for entry in doc if isinstance(entry, dict)]
+    return [entry for entry in doc if isinstance(entry, dict) and "gpu" in entry]
+
+
+def classify(stdout, stderr, rc):
+    """(outcome, document, reason) for one run that ended by itself, in _rocm_smi's outcomes. GPU entries are an
+    answer whatever the exit status; without any, a failed exit is a failure even when JSON was printed (the
+    version record above), and only a clean exit with a document is a list of no GPU."""
+    doc = extract_json(stdout)
+    if gpu_entries(doc):
+        return _rocm_smi.ANSWERED, doc, None
+    text = "%s\n%s" % (stdout or "", stderr or "")
+    said = _rocm_smi.telling_line(stderr) or _rocm_smi.telling_line(stdout)
+    if _rocm_smi.says_no_driver(text):
+        return _rocm_smi.NO_DRIVER, doc, _rocm_smi.NO_DRIVER_REASON
+    if rc:
+        return _rocm_smi.FAILED, doc, "amd-smi exited %s: %s" % (rc, said or "no output")
+    if doc is not None:
+        return _rocm_smi.NO_DATA, doc, "amd-smi reported no GPU: %s" % (said or "exit 0")
+    return _rocm_smi.UNPARSEABLE, doc, "amd-smi printed no JSON: %s" % (said or "exit 0")
 
 
 def value(node, unit_scale=None):
@@ -91,11 +134,15 @@ def _first(entry, *paths):
     return None
 
 
-_MEM_SCALE = {"MB": _MIB, "MiB": _MIB, "GB": 1024 * _MIB, "KB": 1024, "B": 1}
+# amd-smi's memory units, in bytes (its MB, GB and KB are binary: integer-divided MiB, GiB, KiB)
+_MEM_SCALE = {"MB": _MIB, "MiB": _MIB, "GB": 1024 * _MIB, "GiB": 1024 * _MIB, "KB": 1024, "KiB": 1024, "B": 1}
 
 
 def _mem_bytes(node):
-    # amd-smi reports VRAM in MB meaning MiB (integer-divided); ROCm 6.0 printed a bare MB integer.
+    """VRAM in bytes from {"value": N, "unit": "MB"}, or a bare MB integer (ROCm 6.0). A unit not in _MEM_SCALE (or
+    none in a leaf) gives None: an unscaled number would be a wrong size."""
+    if isinstance(node, dict) and node.get("unit") not in _MEM_SCALE:
+        return None
     got = value(node, _MEM_SCALE)
     if got is None:
         return None
@@ -121,8 +168,8 @@ def parse_entry(entry):
         "vram_used_bytes": _mem_bytes(_first(entry, ("mem_usage", "used_vram"))),
         "vram_used_percent": None,
         "busy_percent": value(_first(entry, ("usage", "gfx_activity"), ("usage", "gfx_usage"))),
-        "temperature_edge_c": _float(value(_first(entry, ("temperature", "edge")))),
-        "temperature_junction_c": _float(value(_first(entry, ("temperature", "hotspot")))),
+        "temperature_edge_c": gpu_temperature(value(_first(entry, ("temperature", "edge")))),
+        "temperature_junction_c": gpu_temperature(value(_first(entry, ("temperature", "hotspot")))),
         "power_w": value(_first(entry, ("power", "socket_power"), ("power", "current_power"),
                                 ("power", "average_socket_power"))),
         "perf_level": _perf_level(entry.get("perf_level")),
@@ -130,10 +177,6 @@ def parse_entry(entry):
         "vbios_version": _first(entry, ("vbios", "part_number")),
         "key_count": len(entry),
     }
-
-
-def _float(num):
-    return None if num is None else float(num)
 
 
 def _perf_level(raw):

@@ -366,7 +366,12 @@ def evaluate_health(ctx, spec):
             unknown.setdefault(gpu.get("vendor") or _gpus.AMD, []).append(gpu)
     silent = {}
     for vendor, tool in tools.items():
-        if not tool["answered"] and tool["outcome"] != _gpus.NOT_USED and unknown.get(vendor):
+        if tool["answered"] or tool["outcome"] == _gpus.NOT_USED:
+            continue
+        # A tool that gave no list on a host where sysfs shows none of its GPUs (a container hiding sysfs): their
+        # state is as unknown as that of GPUs sysfs does show. A missing tool is said below either way.
+        if unknown.get(vendor) or (not _gpus.listed(tool) and tool["outcome"] != _gpus.MISSING
+                                   and not any((g.get("vendor") or _gpus.AMD) == vendor for g in gpus)):
             silent[vendor] = tool
     for gpu in gpus:
         if gpu["health"] in (_gpus.LOST, _gpus.DEGRADED):
@@ -386,9 +391,11 @@ def evaluate_health(ctx, spec):
     for _tool, _count, text in gone_untold(view):
         problems.append(problem(spec.name, spec.fail_status, text, spec.fix))  # as a GPU missing from the tool
     for vendor, tool in sorted(silent.items()):
+        shown = len(unknown.get(vendor, ()))
         problems.append(problem(
             spec.name, UNKNOWN,
-            "GPU state unknown: %s; sysfs shows %d GPU(s) on the bus and none lost" % (tool["reason"], len(unknown[vendor])),
+            "GPU state unknown: %s; %s" % (tool["reason"], "sysfs shows %d GPU(s) on the bus and none lost" % shown
+                                           if shown else "sysfs shows none of its GPUs either"),
             missing_tool_fix(ctx.family) if tool["outcome"] == _gpus.MISSING
             else SILENT_TOOL_FIX.get(vendor, SILENT_TOOL_FIX[_gpus.AMD])))
     for tool in tools.values():

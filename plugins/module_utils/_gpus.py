@@ -160,16 +160,8 @@ def run_gpu_tool(module, tool, rocm_smi, amd_smi, timeout, clock=time.monotonic)
         outcome, doc, reason = _rocm_smi.classify(stdout, stderr, run.rc)
         cards, system = _rocm_smi.parse(doc) if doc is not None else ([], {})
     else:
-        doc = _amd_smi.extract_json(stdout)
+        outcome, doc, reason = _amd_smi.classify(stdout, stderr, run.rc)
         cards, system = _amd_smi.parse(doc) if doc is not None else ([], {})
-        outcome, reason = _rocm_smi.ANSWERED, None
-        if not cards and doc is None and _rocm_smi.says_no_driver("%s\n%s" % (stdout, stderr)):
-            outcome, reason = _rocm_smi.NO_DRIVER, _rocm_smi.NO_DRIVER_REASON
-        elif not cards:
-            outcome = _rocm_smi.NO_DATA if doc is not None else (_rocm_smi.FAILED if run.rc else _rocm_smi.UNPARSEABLE)
-            reason = "amd-smi %s: %s" % ("reported no GPU" if doc is not None else "printed no JSON",
-                                         first_line(stderr) or first_line(stdout)
-                                         or "exit %s" % run.rc)
     # NO_DATA is an answer too: the tool ran and listed no GPU, so every GPU sysfs shows is missing from it
     info.update(outcome=outcome, reason=reason, answered=outcome == _rocm_smi.ANSWERED,
                 listed=outcome in (_rocm_smi.ANSWERED, _rocm_smi.NO_DATA))

@@ -17,7 +17,7 @@ import math
 import re
 
 from ansible_collections.gpuops.preflight.plugins.module_utils._pci import normalize_bdf
-from ansible_collections.gpuops.preflight.plugins.module_utils._values import first_line
+from ansible_collections.gpuops.preflight.plugins.module_utils._values import first_line, gpu_temperature
 
 # The one call the preflight makes: a concise set of facts. -a is slower, noisier and prints
 # text on stdout (the KFD PID warning); VRAM holders are read from KFD sysfs instead of --showpids.
@@ -88,8 +88,20 @@ def classify(stdout, stderr, rc):
     if "No JSON data to report" in text or (doc is not None and not rc):
         return NO_DATA, doc, "rocm-smi reported no data for any GPU"
     if rc:
-        return FAILED, doc, "rocm-smi exited %s: %s" % (rc, first_line(stderr) or first_line(stdout) or "no output")
-    return UNPARSEABLE, doc, "rocm-smi printed no JSON: %s" % (first_line(stdout) or first_line(stderr) or "no output")
+        return FAILED, doc, "rocm-smi exited %s: %s" % (rc, telling_line(stderr) or telling_line(stdout) or "no output")
+    return UNPARSEABLE, doc, "rocm-smi printed no JSON: %s" % (telling_line(stdout) or telling_line(stderr) or "no output")
+
+
+_BARE_LABEL = re.compile(r"^\W*[A-Za-z]+\W*:\W*$")
+
+
+def telling_line(text):
+    """The first line of a tool's output that says something, as ``first_line`` quotes it: a bare 'ERROR:' heading
+    (rsmi_init's failure, llvmlite #717) is skipped for the line after it."""
+    for line in (text or "").splitlines():
+        if line.strip() and not _BARE_LABEL.match(line):
+            return first_line(line)
+    return first_line(text)
 
 
 NO_DRIVER_REASON = "the amdgpu driver is not loaded"
@@ -185,8 +197,8 @@ def parse_card(index, card):
         "vram_used_bytes": _int(card.get("VRAM Total Used Memory (B)")),
         "vram_used_percent": _int(card.get("GPU Memory Allocated (VRAM%)")),
         "busy_percent": _int(card.get("GPU use (%)")),
-        "temperature_edge_c": _float(card.get("Temperature (Sensor edge) (C)")),
-        "temperature_junction_c": _float(card.get("Temperature (Sensor junction) (C)")),
+        "temperature_edge_c": gpu_temperature(number(card.get("Temperature (Sensor edge) (C)"))),
+        "temperature_junction_c": gpu_temperature(number(card.get("Temperature (Sensor junction) (C)"))),
         "power_w": power,
         "perf_level": _text(card.get("Performance Level")),
         "unique_id": _text(card.get("Unique ID")),

@@ -29,6 +29,7 @@ import re
 
 from ansible_collections.gpuops.preflight.plugins.module_utils import _deadline, _files
 from ansible_collections.gpuops.preflight.plugins.module_utils._pci import bdf_from_location_id, normalize_bdf
+from ansible_collections.gpuops.preflight.plugins.module_utils._values import gpu_temperature
 
 AMD_VENDOR = "0x1002"
 NVIDIA_VENDOR = "0x10de"
@@ -303,16 +304,26 @@ def _hwmon_dir(device_dir):
     return os.path.join(base, names[0]) if names else None
 
 
-def _edge_temp_file(hwmon):
-    """The edge sensor: the tempN_input whose label is 'edge' (temp1 on every amdgpu part seen)."""
+# The temperature a GPU reports, by hwmon label in order of preference: its edge sensor, else its junction (the
+# MI300 family's SMU 13.0.6 has no edge sensor: hwmon shows only temp2 'junction' and temp3 'mem', nvtop #514),
+# as the tools' answers are read (_gpus.join).
+TEMP_LABELS = ("edge", "junction")
+
+
+def _temp_file(hwmon):
+    """The tempN_input of the first of TEMP_LABELS hwmon labels (edge is temp1 on every part that has one);
+    temp1_input when no label is readable."""
+    labels = {}
     for n in range(1, 6):
-        if _read_text(os.path.join(hwmon, "temp%d_label" % n)) == "edge":
-            return os.path.join(hwmon, "temp%d_input" % n)
+        labels.setdefault(_read_text(os.path.join(hwmon, "temp%d_label" % n)), n)
+    for label in TEMP_LABELS:
+        if label in labels:
+            return os.path.join(hwmon, "temp%d_input" % labels[label])
     return os.path.join(hwmon, "temp1_input")
 
 
 def read_metrics(gpu):
-    """Busy %, edge temperature and power of one GPU from sysfs: SMU-touching reads, may block.
+    """Busy %, temperature (TEMP_LABELS) and power of one GPU from sysfs: SMU-touching reads, may block.
 
     Returns {busy_percent, temperature_edge_c, power_w, read_errors}. Never reads a GPU that is
     runtime-suspended (a read would wake it, and can re-crash a flaky card).
@@ -328,9 +339,9 @@ def read_metrics(gpu):
     found["busy_percent"] = busy
     hwmon = gpu.get("hwmon")
     if hwmon:
-        temp, err = _read_int(_edge_temp_file(hwmon))
+        temp, err = _read_int(_temp_file(hwmon))
         if temp is not None:
-            found["temperature_edge_c"] = temp / 1000.0
+            found["temperature_edge_c"] = gpu_temperature(temp / 1000.0)
         elif err != "ENOENT":
             found["read_errors"]["temp_input"] = err
         for name in ("power1_input", "power1_average"):

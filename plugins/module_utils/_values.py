@@ -185,6 +185,19 @@ def parse_seconds(value, option, minimum=0.001, maximum=MAX_SECONDS):
     return float(str(value).strip())
 
 
+# The highest temperature an AMD GPU sensor really reports, in C: rocm_smi_lib's own limit (a gpu_metrics temperature
+# above it is N/A since a torn firmware read gave 2112 C on MI350X, rocm-systems PR 6931); hwmon glitches read 511 C.
+MAX_GPU_TEMPERATURE_C = 500
+
+
+def gpu_temperature(value):
+    """A GPU sensor reading in C, or None when no sensor could have read it: not a finite number, below absolute
+    zero, or above MAX_GPU_TEMPERATURE_C (a glitch, never a GPU on fire)."""
+    if not is_number(value) or math.isinf(value) or value < -273.15 or value > MAX_GPU_TEMPERATURE_C:
+        return None
+    return float(value)
+
+
 # Range rules for option values (role variables, module options): each returns the problem, or None.
 
 

@@ -403,3 +403,21 @@ def test_a_host_clock_within_a_minute_of_the_controllers_leaves_the_window_and_s
     assert _gpu_checks.since_on_host(1000.0, 5000.0, 5030.0) == (1000.0, None)
     assert _gpu_checks.since_on_host(None, 5000.0, 9e9) == (None, None)     # from boot: nothing to move
     assert _gpu_checks.since_on_host(1000.0, None, 9e9) == (1000.0, None)   # a controller that did not say
+
+
+@pytest.mark.parametrize("tool,said", [
+    ({"answered": False, "listed": False, "outcome": "failed",
+      "reason": "amd-smi exited 255: ERROR:root:Unable to detect any GPU devices"}, True),
+    ({"answered": False, "listed": False, "outcome": "timeout", "reason": "rocm-smi timed out after 15s"}, True),
+    ({"answered": False, "listed": True, "outcome": "no_data", "reason": "rocm-smi reported no data for any GPU"}, False),
+    ({"answered": False, "listed": False, "outcome": "not_used", "reason": None}, False),
+])
+def test_a_tool_without_an_answer_on_a_host_showing_no_gpu_is_unknown_never_passed(tool, said):
+    """sysfs shows no GPU (a container hiding it) and the GPU tool failed: their state is unknown, not '0 GPUs, ok'.
+    A tool that listed no GPU (rocm-smi's 'No JSON data to report') is an answer: nothing is unknown then."""
+    problems, _text = evaluate(_preflight.FAMILY, "gpu_health", [], tool=tool, gpu_tool="auto")
+    if said:
+        assert [(p["status"], p["message"]) for p in problems] == [
+            ("unknown", "GPU state unknown: %s; sysfs shows none of its GPUs either" % tool["reason"])]
+    else:
+        assert problems == []

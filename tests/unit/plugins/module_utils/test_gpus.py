@@ -3,6 +3,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import shutil
 
 import pytest
 
@@ -153,6 +154,29 @@ def test_no_tool_installed_uses_sysfs_metrics(tmp_path):
     assert awake["health"] == "ok" and awake["responding"] is True
     assert asleep["temperature_edge_c"] is None  # never woken to read it
     assert asleep["health"] == "unknown"
+
+
+def test_sysfs_temperature_of_a_gpu_without_edge_sensor_is_its_junction(tmp_path):
+    """MI300A (SMU 13.0.6): hwmon has no temp1 (edge), only temp2 'junction' and temp3 'mem' (values recorded in
+    nvtop #514); with no tool installed its temperature is the junction's, as a tool's answer is read."""
+    root = str(tmp_path / "sys")
+    dev = add_gpu(root, "0000:03:00.0", card=1, busy=0)
+    hwmon = os.path.join(dev, "hwmon", "hwmon1")
+    os.remove(os.path.join(hwmon, "temp1_label"))
+    for name, text in (("temp2_label", "junction"), ("temp2_input", "43000"), ("temp3_label", "mem"),
+                       ("temp3_input", "37000"), ("power1_input", "120000000")):
+        with open(os.path.join(hwmon, name), "w") as handle:
+            handle.write(text + "\n")
+    gpu = gpus.probe(FakeModule(tools=("timeout",)), sysfs_root=root)["gpus"][0]
+    assert (gpu["temperature_edge_c"], gpu["power_w"], gpu["health"]) == (43.0, 120.0, "ok")
+
+
+def test_sysfs_temperature_glitch_is_no_temperature(tmp_path):
+    """hwmon reading 511 C (a glitch, lm-sensors #289) on a GPU read from sysfs: no temperature, never 511 C."""
+    root = str(tmp_path / "sys")
+    add_gpu(root, "0000:03:00.0", card=1, busy=0, temp_mc=511000, power_uw=30000000)
+    gpu = gpus.probe(FakeModule(tools=("timeout",)), sysfs_root=root)["gpus"][0]
+    assert (gpu["temperature_edge_c"], gpu["power_w"], gpu["health"]) == (None, 30.0, "ok")
 
 
 def test_smu_and_bus_findings_from_kernel_log(rig):
@@ -442,6 +466,35 @@ def test_built_in_amdgpu_is_not_called_unloaded(rig, tools, answer):
     assert set(g["health"] for g in result["gpus"]) == {"unknown"}
 
 
+AMD_SMI_VERSION_JSON = json.dumps([{"tool": "AMDSMI Tool", "version": "26.1.0+b5522cc8",
+                                    "amdsmi_library_version": "26.1.0", "rocm_version": "N/A"}], indent=4)
+AMD_SMI_NO_GPU = "ERROR:root:Unable to detect any GPU devices, check amdgpu version and module status (sudo modprobe amdgpu)\n"
+
+
+@pytest.mark.parametrize("sysfs", [True, False])
+def test_amd_smi_finding_no_gpu_is_a_failure_and_its_version_record_no_gpu(tmp_path, sysfs):
+    """amd-smi 26 finding no GPU (no access to the devices, a container) prints its version record as JSON and
+    exits 255 (amdsmi #172, hand-made JSON form): the GPUs are unknown, and without sysfs no phantom GPU appears."""
+    root = str(tmp_path / "sys")
+    if sysfs:
+        add_gpu(root, "0000:03:00.0", card=1)
+        add_gpu(root, "0000:43:00.0", card=2)
+    module = FakeModule(tools=("amd-smi", "timeout"), answer=(255, AMD_SMI_VERSION_JSON, AMD_SMI_NO_GPU))
+    result = gpus.probe(module, sysfs_root=root)
+    assert (result["tool"]["outcome"], result["tool"]["answered"], result["tool"]["listed"]) == ("failed", False, False)
+    assert result["tool"]["reason"] == "amd-smi exited 255: " + AMD_SMI_NO_GPU.strip()
+    assert [(g["bdf"], g["health"]) for g in result["gpus"]] == (
+        [("0000:03:00.0", "unknown"), ("0000:43:00.0", "unknown")] if sysfs else [])
+
+
+def test_amd_smi_built_in_driver_with_version_json_is_not_called_unloaded(rig):
+    stderr = "ERROR:root:Unable to get devices, driver not initialized (amdgpu not found in modules)\n" + AMD_SMI_NO_GPU
+    result = gpus.probe(FakeModule(tools=("amd-smi", "timeout"), answer=(255, AMD_SMI_VERSION_JSON, stderr)),
+                        sysfs_root=rig)
+    assert result["tool"]["outcome"] == "no_driver" and "built into the kernel" in result["tool"]["reason"]
+    assert set(g["health"] for g in result["gpus"]) == {"unknown"}
+
+
 def test_driver_not_loaded_without_amdgpu_gpus_says_so(tmp_path):
     root = str(tmp_path / "sys")
     add_gpu(root, "0000:03:00.0", card=None, driver=None)
@@ -686,3 +739,65 @@ def test_list_call_gets_only_what_is_left_of_the_probe_time(rig):
     assert [c[5] for c in module.calls] == ["metric"]
     assert result["tool"]["list"]["reason"] == "no time left in the probe's 15s for amd-smi list"
     assert result["tool"]["shortfall"]["missing"] == 1
+
+
+# ---------------------------------------------------------------- real amdgpu sysfs files (tests/fixtures/gpu/sysfs)
+
+def _sysfs_dump(name):
+    """{relative path: content} of a recorded ``==> file <==`` dump of /sys/class/drm/cardN/device."""
+    files, current = {}, None
+    for line in recording("sysfs", name).splitlines():
+        if line.startswith("==> ") and line.endswith(" <=="):
+            current = line[4:-4]
+            files[current] = ""
+        elif current is not None:
+            files[current] += line + "\n"
+    return files
+
+
+# dump: (busy %, temperature C, power W, VRAM total, VRAM used, performance level) as the files say
+SYSFS_DUMPS = {
+    "rx580_sysfs_dump.txt": (11, 44.0, 41.045, 4294967296, 536870912, "auto"),
+    "rx7800xt_sysfs_dump.txt": (0, 37.0, 10.0, None, None, None),
+    "rx9070xt_sysfs_dump.txt": (9, 39.0, 19.0, None, None, "auto"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SYSFS_DUMPS))
+def test_recorded_amdgpu_sysfs_files_read_without_a_tool(tmp_path, name):
+    """The recorded device files of real cards under a GPU's sysfs entry, no GPU tool: its facts are the files'."""
+    root = str(tmp_path / "sys")
+    dev = add_gpu(root, "0000:03:00.0", card=1)
+    for made in ("hwmon", "mem_info_vram_total", "mem_info_vram_used", "power_dpm_force_performance_level"):
+        path = os.path.join(dev, made)
+        if os.path.isdir(path):
+            shutil.rmtree(path)
+        else:
+            os.remove(path)
+    for rel, text in _sysfs_dump(name).items():
+        if rel in ("vendor", "device", "class"):
+            continue  # the PCI identity add_gpu made (an AMD display controller) stands
+        os.makedirs(os.path.dirname(os.path.join(dev, rel)), exist_ok=True)
+        with open(os.path.join(dev, rel), "w") as handle:
+            handle.write(text)
+    gpu = gpus.probe(FakeModule(tools=("timeout",)), sysfs_root=root)["gpus"][0]
+    got = (gpu["busy_percent"], gpu["temperature_edge_c"], gpu["power_w"], gpu["vram_total_bytes"], gpu["vram_used_bytes"],
+           gpu["perf_level"])
+    assert got == SYSFS_DUMPS[name]
+    assert (gpu["health"], gpu["responding"]) == ("ok", True)
+
+
+def test_recorded_mi100_rig_in_drm_order_with_one_gpu_gone(tmp_path):
+    """The recorded 4x MI100 (ROCm 4.x, DRM order the reverse of PCI order, determined-ai) with card2 taken out
+    (hand-made: a GPU that vanished from rocm-smi): the others are ok at their own addresses, 0000:26:00.0 is degraded
+    and keeps its DRM-order index 2."""
+    root = str(tmp_path / "sys")
+    for card, bus in ((0, 0x63), (1, 0x43), (2, 0x26), (3, 0x03)):
+        add_gpu(root, "0000:%02x:00.0" % bus, card=card, device="0x738c")
+    doc = json.loads(recording("rocm-smi", "rocm4.x_4x_mi100_id_uniqueid_productname_bus_reserialized_determined.json"))
+    del doc["card2"]
+    result = gpus.probe(FakeModule(answer=(0, json.dumps(doc), "")), sysfs_root=root)
+    assert result["index_order"] == "drm"
+    assert [(g["index"], g["bdf"], g["health"]) for g in result["gpus"]] == [
+        (0, "0000:63:00.0", "ok"), (1, "0000:43:00.0", "ok"), (2, "0000:26:00.0", "degraded"), (3, "0000:03:00.0", "ok")]
+    assert result["gpus"][2]["problems"] == ["rocm-smi no longer reports it while it is still on the PCI bus"]

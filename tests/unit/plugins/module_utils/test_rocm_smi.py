@@ -47,6 +47,9 @@ EXPECTED = {
         "temperature_edge_c": 49.0, "temperature_junction_c": 52.0, "power_w": 40.0, "busy_percent": 0,
         "vram_used_percent": 8, "perf_level": "auto", "gfx_version": "gfx1100", "vram_total_bytes": None,
         "vram_used_bytes": None}),
+    "rocm4.x_4x_mi100_id_uniqueid_productname_bus_reserialized_determined.json": (rocm_smi.ANSWERED, 4, "drm", {
+        "bdf": "0000:63:00.0", "model": None, "device_id": "0x738c", "unique_id": "0x7ef570db1b346018",
+        "temperature_edge_c": None, "power_w": None}),
     "rocm5.2_stderr_mutex_init_failure_multigpu_rocm_smi_lib-88.txt": (rocm_smi.MUTEX, 0, None, None),
     "rocm6.x_json_showrasinfo_no_json_data_legacy-rocm-build-4374.txt": (rocm_smi.NO_DATA, 0, None, None),
 }
@@ -170,3 +173,30 @@ def test_bare_nan_and_infinity_tokens_are_unreadable_values():
     card = rocm_smi.parse(doc)[0][0]
     assert (card["vram_total_bytes"], card["busy_percent"], card["temperature_edge_c"]) == (None, None, None)
     assert card["bdf"] == "0000:03:00.0"
+
+
+@pytest.mark.parametrize("reading,want", [("2112.0", None), ("511.0", None), ("-273.2", None), ("45.0", 45.0)])
+def test_a_temperature_no_sensor_reads_is_none(reading, want):
+    """rocm-smi prints what the sensor file gave: a torn firmware read (2112 C on MI350X, rocm-systems PR 6931) or a
+    hwmon glitch (511 C) is no temperature, never an overheating GPU."""
+    card = rocm_smi.parse_card(0, {"Temperature (Sensor edge) (C)": reading, "Temperature (Sensor junction) (C)": reading})
+    assert (card["temperature_edge_c"], card["temperature_junction_c"]) == (want, want)
+
+
+def test_recorded_rsmi_init_failure_is_a_failure_named_by_its_telling_line():
+    """ROCm 4.1 rocm-smi whose rsmi_init failed (llvmlite #717): its errors on stderr under a bare 'ERROR:' heading,
+    exit with rsmi's status 8. The GPUs are unknown; the reason quotes what went wrong, not the heading."""
+    stderr = recording("rocm-smi", "rocm4.1_rsmi_init_failed_kfd_domain_llvmlite-717.txt")
+    outcome, doc, reason = rocm_smi.classify("", stderr, 8)
+    assert (outcome, doc) == (rocm_smi.FAILED, None)
+    assert reason == 'rocm-smi exited 8: Failed to get "domain" properity from properties files for kfd node 1.'
+
+
+def test_recorded_mi100_cards_keep_their_own_addresses_whatever_the_key_order():
+    """4x MI100 on ROCm 4.x (determined-ai): cards listed out of order, DRM order the reverse of PCI order, product keys
+    holding the vendor id: each card keeps its own address, and no '0x1002' is taken for a model."""
+    doc = rocm_smi.extract_json(recording("rocm-smi", "rocm4.x_4x_mi100_id_uniqueid_productname_bus_reserialized_determined.json"))
+    cards, _system = rocm_smi.parse(doc)
+    assert [(c["index"], c["bdf"], c["unique_id"]) for c in cards] == [
+        (0, "0000:63:00.0", "0x7ef570db1b346018"), (1, "0000:43:00.0", "0x6be2ee3b2b314cfc"),
+        (2, "0000:26:00.0", "0xa8a0e90b7ea1c0ad"), (3, "0000:03:00.0", "0x2f94151ef4b53e39")]
