@@ -112,9 +112,15 @@ _NUMBER = re.compile(r"^\s*([-+]?\d+(?:\.\d+)?)\s*([A-Za-z%/]*)\s*$")
 _BDF_TEXT = r"([0-9A-Fa-f]{4,8}:[0-9A-Fa-f]{2}:[0-9A-Fa-f]{2}\.[0-7])"
 # "for GPU 0000:01:00.0: <reason>" (older drivers), "for GPU0: 0000:01:00.0: <reason>" (newer: index first).
 # nvidia-smi.exe in a Hyper-V GPU-PV guest was reported saying "Unable to detect the device handle" (Easy-GPU-PV #276).
+# What ends the reason of a handle error (wrapped lines are joined before): the next error, or the start of
+# what nvidia-smi prints next (the table's timestamp line, a banner, a warning).
+_REASON_ENDS = (
+    r"Unable to (?:determine|detect) the device handle", r"NVIDIA-SMI ", r"No devices were found",
+    r"Failed to initialize NVML", r"WARNING: ", r"=+\s*NVSMI LOG",
+    r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) (?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) +\d{1,2} \d\d:\d\d:\d\d \d{4}",
+)
 _HANDLE_ERROR = re.compile(r"Unable to (?:determine|detect) the device handle for (?:GPU|gpu)\s*(?:\d{1,3}\s*:\s*)?" + _BDF_TEXT
-                           + r"\s*:\s*(.*?)"
-                           r"(?=Unable to (?:determine|detect) the device handle|NVIDIA-SMI |No devices were found|$)")
+                           + r"\s*:\s*(.*?)(?=" + "|".join(_REASON_ENDS) + r"|$)")
 # What the reason of a handle error says about the GPU: the first entry it contains; else degraded.
 # NVML's "Insufficient Permissions" (the device node denied: a container, NVreg_DeviceFileMode) and
 # "Driver Not Loaded" are about who asks and the driver, not the hardware: unknown, never broken.

@@ -740,6 +740,17 @@ def test_new_handle_error_beside_the_xml_and_the_table_of_the_others():
     assert got["format"] == "table" and [e["bdf"] for e in got["errors"]] == ["0000:01:00.0"]
 
 
+@pytest.mark.parametrize("after", [
+    training("nvidia-smi", "nvidia_gpu_exporter_1x_h100-80gb_590.48.01_table_under_load.txt"),  # its timestamp line
+    "WARNING: infoROM is corrupted at gpu 0000:05:00.0\n", "Failed to initialize NVML: Unknown Error\n",
+    "\n==============NVSMI LOG==============\n",
+])
+def test_handle_error_reason_ends_where_the_next_output_begins(after):
+    got = nv.parse_output("Unable to determine the device handle for GPU0000:A1:00.0: Insufficient Permissions\n" + after)
+    assert got["errors"] == [{"bdf": "0000:a1:00.0", "health": nv.UNKNOWN,
+                              "message": "nvidia-smi cannot open the GPU: Insufficient Permissions"}]
+
+
 def test_one_gpu_error_beside_the_xml_of_the_others():
     text = "Unable to determine the device handle for GPU 0000:07:00.0: GPU is lost.\n" + training("nvidia-smi", A5000)
     got = nv.parse_output(text)
