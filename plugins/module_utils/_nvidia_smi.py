@@ -15,6 +15,7 @@ The preflight calls ``nvidia-smi -q -x`` once; this module reads whatever came b
   (the names that differ declared in QTEXT_RENAMES), then read as the XML is;
 - the CSV of ``--query-gpu=... --format=csv[,noheader][,nounits]`` (units from the header);
 - the default table (best effort: identity, memory, utilisation, ERR! fields, processes);
+- the list of ``-L`` (index, name, UUID, MIG devices: a count, nothing about health);
 - the error texts nvidia-smi prints instead of any of these: the driver not answering ("couldn't
   communicate with the NVIDIA driver", "Failed to initialize NVML"), one GPU it cannot open
   ("Unable to determine the device handle for GPU <bdf>: GPU is lost / Unknown Error", newer
@@ -803,6 +804,28 @@ def _put(card, key, value):
 
 
 # --------------------------------------------------------------------------------------------
+# the list (nvidia-smi -L): index, name and UUID of each GPU it can open, its MIG devices under it
+
+_LIST_GPU = re.compile(r"^\s*GPU\s+(\d+):\s*(.*?)\s*\(UUID:\s*(GPU-[^)\s]+)\)\s*$", re.M)
+_LIST_MIG = re.compile(r"^\s+MIG\s+.*?Device\s+\d+:\s*\(UUID:\s*MIG-[^)\s]+\)\s*$")
+
+
+def parse_list(stdout):
+    """Cards from ``nvidia-smi -L``: index, model, uuid and the number of MIG devices; nothing else is known."""
+    cards = []
+    for line in stdout.splitlines():
+        match = _LIST_GPU.match(line)
+        if match:
+            card = blank_card(len(cards))
+            card.update(index=int(match.group(1)), model=reading(match.group(2))[0], uuid=match.group(3))
+            _Reads(card).note("model", reading(match.group(2))[1])
+            cards.append(card)
+        elif cards and _LIST_MIG.match(line):
+            cards[-1]["mig_devices"] += 1
+    return cards
+
+
+# --------------------------------------------------------------------------------------------
 # the default table (plain nvidia-smi): best effort
 
 # The first row's last column: persistence mode (Linux), or the driver model (Windows, "Driver-Model").
@@ -973,7 +996,7 @@ def parse_output(stdout, stderr="", rc=0, csv_fields=None):
     """Everything nvidia-smi said, whatever it was asked.
 
     Returns {outcome, format, cards, processes, errors, system, reason}: ``format`` is 'xml', 'text',
-    'csv', 'table' or None; ``errors`` the per-GPU failures (see ``gpu_errors``); ``reason`` one line when
+    'csv', 'table', 'list' (``-L``) or None; ``errors`` the per-GPU failures (see ``gpu_errors``); ``reason`` one line when
     the outcome is not ``answered``.
     """
     stdout, stderr = clean_text(stdout), clean_text(stderr)
@@ -997,6 +1020,8 @@ def parse_output(stdout, stderr="", rc=0, csv_fields=None):
         result.update(format="table", cards=cards, processes=processes)
         found = [(key, regex.search(stdout)) for key, regex in _TABLE_VERSIONS]
         result["system"] = dict((key, match.group(1) if match else None) for key, match in found)
+    elif _LIST_GPU.search(stdout):
+        result.update(format="list", cards=parse_list(stdout))
     else:
         cards, parse_error = parse_csv(stdout, csv_fields)
         if cards:

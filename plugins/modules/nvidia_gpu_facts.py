@@ -200,7 +200,8 @@ ansible_facts:
           description: Why nvidia-smi gave no answer (naming the path when it is missing or not executable); null when it answered.
           type: str
           returned: always
-        format: {description: "What nvidia-smi printed: V(xml), V(text) (the -q text), V(csv), V(table) or null.", type: str, returned: always}
+        format: {description: "What nvidia-smi printed: V(xml), V(text) (the -q text), V(csv), V(table), V(list) (-L) or null.",
+                 type: str, returned: always}
         schema:
           description: The XML schema (V(v10) ... V(v13)) when the DOCTYPE names it, else null.
           type: str

@@ -50,6 +50,7 @@ EXPECTED = {
     "jetson-containers-1403_agx_orin_540.4.0_table.txt": (nv.ANSWERED, "table", [(None, nv.OK, None, 0)]),
     "syno_nvidia_gpu_driver-22_tesla_p4_unknown_error_no_space.txt": (nv.GPU_ERRORS, None, [("0000:07:00.0", nv.LOST, None, 0)]),
     NOHEADER_CSV: (nv.UNPARSEABLE, None, []),  # no header, no field names: never guessed
+    "nvidia_gpu_exporter_1x_h200-mig_610.43.02_list.txt": (nv.ANSWERED, "list", [(None, nv.OK, None, 0)]),
 }
 
 
@@ -453,6 +454,17 @@ def test_csv_noheader_nounits_with_the_query_fields():
     assert health == nv.DEGRADED and warnings == ["nvidia-smi could not read the GPU utilisation (ERR!)"]
     assert problems == ["3 uncorrectable ECC error(s) since the driver loaded",
                         "memory row remapping is pending: reset the GPU (or reboot) to apply it"]
+
+
+def test_list_of_gpus_and_its_errors():
+    card = nv.parse_output(training("nvidia-smi", "nvidia_gpu_exporter_1x_h200-mig_610.43.02_list.txt"))["cards"][0]
+    assert (card["index"], card["model"], card["uuid"], card["mig_devices"]) == (
+        0, "NVIDIA H200", "GPU-00000000-0000-0000-0000-000000000000", 1)
+    # hand-made: a second GPU nvidia-smi -L cannot open
+    got = nv.parse_output("GPU 0: NVIDIA A100-SXM4-80GB (UUID: GPU-6b7298f4-721f-9e24-a277-9ec909ba76f0)\n"
+                          "Unable to determine the device handle for GPU1: 0000:47:00.0: Unknown Error\n")
+    assert ([c["index"] for c in got["cards"]], [(e["bdf"], e["health"]) for e in got["errors"]]) == (
+        [0], [("0000:47:00.0", nv.LOST)])
 
 
 def test_real_noheader_nounits_csv_with_its_query_fields():
