@@ -23,6 +23,7 @@ OLD_TABLE = "docker-cuda-xmr-stak_3x_gtx1080ti_390.77_table_3_processes.txt"
 WINDOWS_610 = "nvidia_gpu_exporter_windows_1x_rtx2080super_610.62_table_idle.txt"
 H100_MIG_TABLE = "nvidia_gpu_exporter_1x_h100-mig_590.48.01_table_under_load.txt"
 NOHEADER_CSV = "telegraf-7659_v100_440.64_query-gpu_noheader_nounits.csv"
+REMAP_PENDING_TEXT = "ml-engineering_a100-sxm4-80gb_510.73.08_q_text_xid63_remap_pending_excerpt.txt"
 
 # Per recording: outcome, format, and per GPU (bdf, health, MiB free, processes on it).
 # SOURCES.md's "healthy"/"busy" are both health ok here (busy = memory held by processes).
@@ -51,6 +52,7 @@ EXPECTED = {
     "syno_nvidia_gpu_driver-22_tesla_p4_unknown_error_no_space.txt": (nv.GPU_ERRORS, None, [("0000:07:00.0", nv.LOST, None, 0)]),
     NOHEADER_CSV: (nv.UNPARSEABLE, None, []),  # no header, no field names: never guessed
     "nvidia_gpu_exporter_1x_h200-mig_610.43.02_list.txt": (nv.ANSWERED, "list", [(None, nv.OK, None, 0)]),
+    REMAP_PENDING_TEXT: (nv.ANSWERED, "text", [("0000:10:1c.0", nv.DEGRADED, None, 0)]),
 }
 
 
@@ -656,6 +658,13 @@ def test_q_text_shifted_as_a_whole_is_read_from_its_margin():
     text = training("nvidia-smi", RTX4090_TEXT)
     shifted = "".join("    " + line if line.strip() else line for line in text.splitlines(True))
     assert nv.parse_output(shifted)["cards"] == nv.parse_output(text)["cards"]
+
+
+def test_q_text_of_a_real_remap_pending_a100():
+    card = nv.parse_output(training("nvidia-smi", REMAP_PENDING_TEXT))["cards"][0]
+    assert card["remapped_rows"] == {"corrected": 1, "uncorrected": 0, "pending": True, "failure": False}
+    assert (card["ecc"]["volatile_corrected"], card["ecc"]["volatile_uncorrected"]) == (177, 0)
+    assert nv.judge_card(card) == (nv.DEGRADED, ["memory row remapping is pending: reset the GPU (or reboot) to apply it"], [])
 
 
 def test_q_text_without_its_banner():
