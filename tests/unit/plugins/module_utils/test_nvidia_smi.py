@@ -24,6 +24,7 @@ WINDOWS_610 = "nvidia_gpu_exporter_windows_1x_rtx2080super_610.62_table_idle.txt
 H100_MIG_TABLE = "nvidia_gpu_exporter_1x_h100-mig_590.48.01_table_under_load.txt"
 NOHEADER_CSV = "telegraf-7659_v100_440.64_query-gpu_noheader_nounits.csv"
 REMAP_PENDING_TEXT = "ml-engineering_a100-sxm4-80gb_510.73.08_q_text_xid63_remap_pending_excerpt.txt"
+AZURE_INFOROM = "azhpc-diagnostics_8x_v100_460.32.03_table_inforom_corrupted.txt"
 
 # Per recording: outcome, format, and per GPU (bdf, health, MiB free, processes on it).
 # SOURCES.md's "healthy"/"busy" are both health ok here (busy = memory held by processes).
@@ -53,6 +54,7 @@ EXPECTED = {
     NOHEADER_CSV: (nv.UNPARSEABLE, None, []),  # no header, no field names: never guessed
     "nvidia_gpu_exporter_1x_h200-mig_610.43.02_list.txt": (nv.ANSWERED, "list", [(None, nv.OK, None, 0)]),
     REMAP_PENDING_TEXT: (nv.ANSWERED, "text", [("0000:10:1c.0", nv.DEGRADED, None, 0)]),
+    AZURE_INFOROM: (nv.ANSWERED, "table", [("%04x:00:00.0" % d, nv.OK, 32510, 0) for d in range(1, 9)]),
 }
 
 
@@ -357,6 +359,12 @@ def test_prohibited_compute_mode_in_the_csv_and_the_table():
     table = training("nvidia-smi", H100_TABLE).replace("Default |", "Prohibited |")
     assert nv.judge_card(nv.parse_output(table)["cards"][0])[1] == [
         "compute mode is Prohibited: no CUDA context is allowed on the GPU"]
+
+
+def test_corrupted_inforom_after_a_table_of_hyper_v_domains():
+    got = nv.parse_output(training("nvidia-smi", AZURE_INFOROM))
+    warned = [(c["index"], c["bdf"]) for c in got["cards"] if nv.judge_card(c)[2]]
+    assert warned == [(7, "0008:00:00.0")]  # "0008:00:00.0" in the warning is "00000008:00:00.0" in the table
 
 
 def test_corrupted_inforom_is_a_warning_on_the_gpu_it_names():
