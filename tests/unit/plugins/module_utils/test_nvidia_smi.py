@@ -55,6 +55,7 @@ EXPECTED = {
     "nvidia_gpu_exporter_1x_h200-mig_610.43.02_list.txt": (nv.ANSWERED, "list", [(None, nv.OK, None, 0)]),
     REMAP_PENDING_TEXT: (nv.ANSWERED, "text", [("0000:10:1c.0", nv.DEGRADED, None, 0)]),
     AZURE_INFOROM: (nv.ANSWERED, "table", [("%04x:00:00.0" % d, nv.OK, 32510, 0) for d in range(1, 9)]),
+    "azhpc-diagnostics_8x_a100-sxm4-40gb_460.32.03_q_text_first_gpu.txt": (nv.ANSWERED, "text", [("0001:00:00.0", nv.OK, 40536, 0)]),
 }
 
 
@@ -552,6 +553,13 @@ def test_q_text_reads_as_the_xml_does():
     assert [(p["pid"], p["name"], p["type"], p["vram_bytes"]) for p in rtx["processes"]] == [
         (2180559, "python", "C", 22072 * MIB)]
     assert rtx["cards"][0]["ecc"]["volatile_uncorrected"] is None  # GeForce: N/A, never 0
+
+
+def test_q_text_of_460_wording():
+    card = nv.parse_output(training("nvidia-smi", "azhpc-diagnostics_8x_a100-sxm4-40gb_460.32.03_q_text_first_gpu.txt"))["cards"][0]
+    assert (card["ecc"]["mode"], card["power_w"], card["power_limit_w"], card["temperature_edge_c"]) == (
+        "enabled", 55.63, 400.0, 41.0)  # "Ecc Mode", "Power Readings"/"Power Limit"
+    assert card["clocks_event_reasons"] == ["gpu_idle"] and card["conditions"]["reset_required"] is None
 
 
 def test_q_text_of_610_mig_deprecated_banner_and_nested_power_limit():
