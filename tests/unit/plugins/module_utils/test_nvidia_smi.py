@@ -683,6 +683,50 @@ def test_q_text_of_a_real_remap_pending_a100():
     assert nv.judge_card(card) == (nv.DEGRADED, ["memory row remapping is pending: reset the GPU (or reboot) to apply it"], [])
 
 
+# -q -d PAGE_RETIREMENT as Azure's health checks test it (Azure/azurehpc-health-checks test/data/bad_nvsmi8_output.txt
+# at 758a9406f2aa: counts edited by hand into a "bad" node; the layout is nvidia-smi's), first four GPUs.
+PAGE_RETIREMENT = """
+==============NVSMI LOG==============
+
+Timestamp                                 : Thu Mar 14 20:46:07 2024
+Driver Version                            : 535.86.10
+CUDA Version                              : 12.2
+
+Attached GPUs                             : 8
+GPU 00000001:00:00.0
+    Retired Pages
+        Single Bit ECC                    : 60
+        Double Bit ECC                    : 5
+        Pending Page Blacklist            : No
+
+GPU 00000002:00:00.0
+    Retired Pages
+        Single Bit ECC                    : 2
+        Double Bit ECC                    : 61
+        Pending Page Blacklist            : Yes
+
+GPU 00000003:00:00.0
+    Retired Pages
+        Single Bit ECC                    : 0
+        Double Bit ECC                    : 0
+        Pending Page Blacklist            : No
+
+GPU 00000004:00:00.0
+    Retired Pages
+        Single Bit ECC                    : 6
+        Double Bit ECC                    : 0
+        Pending Page Blacklist            : Yes
+
+"""
+
+
+def test_q_text_of_one_display_section_page_retirement():
+    got = nv.parse_output(PAGE_RETIREMENT)
+    assert [(c["bdf"], c["retired_pages"]["single_bit"], c["retired_pages"]["double_bit"], nv.judge_card(c)[0])
+            for c in got["cards"]] == [("0001:00:00.0", 60, 5, nv.OK), ("0002:00:00.0", 2, 61, nv.DEGRADED),
+                                       ("0003:00:00.0", 0, 0, nv.OK), ("0004:00:00.0", 6, 0, nv.DEGRADED)]
+
+
 def test_q_text_without_its_banner():
     # as pasted in NVIDIA/nvidia-docker#1724 (`nvidia-smi -a` starting at "Timestamp"): the banner lost
     text = training("nvidia-smi", RTX4090_TEXT).replace("==============NVSMI LOG==============\n\n", "")
