@@ -589,7 +589,7 @@ def collect(module, tool="auto", rocm_smi="rocm-smi", amd_smi="amd-smi", sysfs_r
                 info, parsed = _failed_job(module, name, outcome, timeout), _no_nvidia_answer()
             joined, join_notes = join_nvidia(parsed, mine, info["listed"])
             processes.extend(_nvidia_processes(parsed["processes"]))
-            process_lists[name] = bool(info["answered"] and info.get("format") in ("xml", "table"))
+            process_lists[name] = bool(info["answered"] and info.get("format") in ("xml", "text", "table"))
         tools[name] = info
         gpus.extend(joined)
         notes.extend(join_notes)

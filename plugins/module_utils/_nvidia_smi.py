@@ -11,8 +11,11 @@ The preflight calls ``nvidia-smi -q -x`` once; this module reads whatever came b
   ``clocks_throttle_reasons`` became ``clocks_event_reasons``; ``power_readings/power_draw``
   became ``gpu_power_readings/{power_draw,average_power_draw,instant_power_draw}``. Elements are
   looked up by several names and ECC counts summed over whatever leaves the schema has;
+- the ``nvidia-smi -q`` (``-a``) text: its indented "Name : value" lines built into the XML's tree
+  (the names that differ declared in QTEXT_RENAMES), then read as the XML is;
 - the CSV of ``--query-gpu=... --format=csv[,noheader][,nounits]`` (units from the header);
 - the default table (best effort: identity, memory, utilisation, ERR! fields, processes);
+- the list of ``-L`` (index, name, UUID, MIG devices: a count, nothing about health);
 - the error texts nvidia-smi prints instead of any of these: the driver not answering ("couldn't
   communicate with the NVIDIA driver", "Failed to initialize NVML"), one GPU it cannot open
   ("Unable to determine the device handle for GPU <bdf>: GPU is lost / Unknown Error", newer
@@ -56,7 +59,7 @@ _UNIT_BYTES = {"b": 1, "kib": 1024, "kb": 1024, "mib": _MIB, "mb": _MIB, "gib": 
 
 # What a field can say instead of a value (compared lower case, without brackets).
 _UNKNOWN = ("n/a", "not supported", "not available", "requested functionality has been deprecated",
-            "insufficient permissions", "unknown", "")
+            "insufficient permissions", "unknown", "not found", "")
 _FAILED = ("err!", "unknown error")
 _LOST = ("gpu is lost",)
 _RESET = ("gpu requires reset",)
@@ -91,7 +94,10 @@ CONDITIONS = {
                                "a memory channel repair is pending: reset the GPU (or reboot) to apply it"),
     "tpc_repair_pending": (("ecc_errors/tpc_repair_pending",), (),
                            "a TPC repair is pending: reset the GPU (or reboot) to apply it"),
-    "sram_threshold_exceeded": (("ecc_errors/aggregate/sram_threshold_exceeded",), (),
+    "unrepairable_memory": (("ecc_errors/unrepairable_memory",), (),
+                            "nvidia-smi reports unrepairable memory: the GPU needs service"),
+    "sram_threshold_exceeded": (("ecc_errors/aggregate/sram_threshold_exceeded",),
+                                ("ecc.errors.uncorrected.aggregate.sram.thresholdExceeded",),
                                 "uncorrectable SRAM errors are over NVIDIA's threshold: the GPU needs service"),
 }
 
@@ -106,9 +112,16 @@ CLOSED_COMPUTE_MODES = {"prohibited": "compute mode is Prohibited: no CUDA conte
 _NUMBER = re.compile(r"^\s*([-+]?\d+(?:\.\d+)?)\s*([A-Za-z%/]*)\s*$")
 _BDF_TEXT = r"([0-9A-Fa-f]{4,8}:[0-9A-Fa-f]{2}:[0-9A-Fa-f]{2}\.[0-7])"
 # "for GPU 0000:01:00.0: <reason>" (older drivers), "for GPU0: 0000:01:00.0: <reason>" (newer: index first).
-_HANDLE_ERROR = re.compile(r"Unable to determine the device handle for (?:GPU|gpu)\s*(?:\d{1,3}\s*:\s*)?" + _BDF_TEXT
-                           + r"\s*:\s*(.*?)"
-                           r"(?=Unable to determine the device handle|NVIDIA-SMI |No devices were found|$)")
+# nvidia-smi.exe in a Hyper-V GPU-PV guest was reported saying "Unable to detect the device handle" (Easy-GPU-PV #276).
+# What ends the reason of a handle error (wrapped lines are joined before): the next error, or the start of
+# what nvidia-smi prints next (the table's timestamp line, a banner, a warning).
+_REASON_ENDS = (
+    r"Unable to (?:determine|detect) the device handle", r"NVIDIA-SMI ", r"No devices were found",
+    r"Failed to initialize NVML", r"WARNING: ", r"=+\s*NVSMI LOG",
+    r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) (?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) +\d{1,2} \d\d:\d\d:\d\d \d{4}",
+)
+_HANDLE_ERROR = re.compile(r"Unable to (?:determine|detect) the device handle for (?:GPU|gpu)\s*(?:\d{1,3}\s*:\s*)?" + _BDF_TEXT
+                           + r"\s*:\s*(.*?)(?=" + "|".join(_REASON_ENDS) + r"|$)")
 # What the reason of a handle error says about the GPU: the first entry it contains; else degraded.
 # NVML's "Insufficient Permissions" (the device node denied: a container, NVreg_DeviceFileMode) and
 # "Driver Not Loaded" are about who asks and the driver, not the hardware: unknown, never broken.
@@ -132,7 +145,8 @@ _GPU_NOTICES = (
      "nvidia-smi warns the infoROM is corrupted: the GPU runs, but the ECC and retirement records it keeps "
      "there may be lost (have it serviced)"),
 )
-_DOCTYPE = re.compile(r"<!DOCTYPE[^>\[]*>", re.IGNORECASE)
+# The DOCTYPE line, or with --dtd the whole DTD inside it (element declarations; one that declares an entity is refused).
+_DOCTYPE = re.compile(r"<!DOCTYPE[^>\[]*(?:\[.*?\]\s*)?>", re.IGNORECASE | re.DOTALL)
 _SCHEMA = re.compile(r"nvsmi_device_(v\d+)\.dtd")
 
 
@@ -304,12 +318,31 @@ def _safe_xml(stdout):
     if start < 0:
         return None, None
     text = stdout[start:]
-    if "<!ENTITY" in text or re.search(r"<!DOCTYPE[^>]*\[", text):
+    if "<!entity" in text.lower():
         return None, "nvidia-smi XML declares entities: refused (it is never written that way)"
     end = text.rfind("</nvidia_smi_log>")
     if end >= 0:
         text = text[:end + len("</nvidia_smi_log>")]
     return _DOCTYPE.sub("", text, count=1), None
+
+
+# nvidia-smi writes a leaf's text unescaped, one leaf a line: a process name holding "&", "<" or control
+# bytes (arbitrary bytes when nvidia-smi runs concurrently, cwltool PR 1910) makes the document ill-formed.
+_XML_BAD_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+_XML_LEAF_LINE = re.compile(r"^(\s*<([A-Za-z_][\w.-]*)>)(.*)(</\2>\s*)$")
+_XML_STRAY_AMP = re.compile(r"&(?!(?:amp|lt|gt|quot|apos|#\d+|#x[0-9A-Fa-f]+);)")
+
+
+def _repair_xml(text):
+    """The document with control characters dropped and every leaf's text escaped (tried once it fails to parse)."""
+    lines = []
+    for line in _XML_BAD_CHARS.sub("", text).splitlines():
+        match = _XML_LEAF_LINE.match(line)
+        if match:
+            inner = _XML_STRAY_AMP.sub("&amp;", match.group(3)).replace("<", "&lt;").replace(">", "&gt;")
+            line = match.group(1) + inner + match.group(4)
+        lines.append(line)
+    return "\n".join(lines)
 
 
 def parse_xml(stdout):
@@ -320,33 +353,52 @@ def parse_xml(stdout):
     try:
         root = ET.fromstring(text)
     except (ET.ParseError, ValueError, RecursionError) as exc:
-        return [], [], {}, "nvidia-smi XML does not parse: %s" % exc
+        try:
+            root = ET.fromstring(_repair_xml(text))
+        except (ET.ParseError, ValueError, RecursionError):
+            return [], [], {}, "nvidia-smi XML does not parse: %s" % exc
     if root.tag != "nvidia_smi_log":
         return [], [], {}, "not nvidia-smi XML (root element <%s>)" % root.tag
     schema = _SCHEMA.search(stdout[:4096])
+    cards, processes, system = _from_tree(root, schema.group(1) if schema else None)
+    return cards, processes, system, None
+
+
+def _from_tree(root, schema):
+    """(cards, processes, system) from an <nvidia_smi_log> tree: the XML's, or the one built from the -q text."""
     system = {
-        "driver_version": reading(root.findtext("driver_version"))[0],
-        "cuda_version": reading(root.findtext("cuda_version"))[0],
+        # 610+: "KMD Version" / "CUDA UMD Version" beside the deprecated names ("610.43.02 [Deprecated; ...]")
+        "driver_version": _version(root, "kmd_version", "driver_version"),
+        "cuda_version": _version(root, "cuda_umd_version", "cuda_version"),
         "attached_gpus": number(root.findtext("attached_gpus")),
-        "schema": schema.group(1) if schema else None,
+        "schema": schema,
     }
     cards, processes = [], []
     for position, gpu in enumerate(root.findall("gpu")):
         card = _xml_card(gpu, position)
         cards.append(card)
-        for proc in gpu.findall("processes/process_info"):
+        # Schemas up to v6 (drivers to 340) list them under compute_processes.
+        for proc in gpu.findall("processes/process_info") + gpu.findall("compute_processes/process_info"):
             processes.append(_xml_process(proc, card))
-    return cards, processes, system, None
+    return cards, processes, system
+
+
+def _version(root, *names):
+    for name in names:
+        value = reading(_QTEXT_DEPRECATED.sub("", root.findtext(name) or ""))[0]
+        if value:
+            return value
+    return None
 
 
 def _first(gpu, reads, field, *paths):
-    """The text of the first of ``paths`` that is present; its state is noted under ``field``."""
-    for path in paths:
-        text = gpu.findtext(path)
-        if text is not None:
-            reads.note(field, reading(text)[1])
-            return text
-    return None
+    """The text of the first of ``paths`` that holds a value, else of the first present (N/A, ERR!); its state
+    is noted under ``field``. Blackwell boards print ``power_draw`` N/A beside a known ``instant_power_draw``."""
+    present = [text for text in map(gpu.findtext, paths) if text is not None]
+    chosen = next((text for text in present if reading(text)[1] == "ok"), present[0] if present else None)
+    if chosen is not None:
+        reads.note(field, reading(chosen)[1])
+    return chosen
 
 
 def _xml_card(gpu, position):
@@ -472,11 +524,154 @@ def _xml_process(proc, card):
 
 
 def process_name(command):
-    """'/root/src/llama.cpp/build/bin/llama-server --port 1' -> 'llama-server' (as comm names it)."""
+    """'/root/src/llama.cpp/build/bin/llama-server --port 1' -> 'llama-server' (as comm names it).
+
+    A Windows path is a path without arguments, blanks and all: '...IA App\\CEF\\NVIDIA Overlay.exe' ->
+    'NVIDIA Overlay.exe'.
+    """
     if not command:
         return None
+    if "\\" in command:
+        return command.strip().rsplit("\\", 1)[-1] or command
     first = command.split()[0] if command.split() else command
-    return first.replace("\\", "/").rsplit("/", 1)[-1] or command
+    return first.rsplit("/", 1)[-1] or command
+
+
+# --------------------------------------------------------------------------------------------
+# the -q text (nvidia-smi -q, -a): the XML's tree written as indented "Name : value" lines
+
+_QTEXT_BANNER = re.compile(r"^([ \t]*)=+\s*NVSMI LOG\s*=+\s*$", re.M)
+# Without its banner (a paste that lost it): the header lines, then a GPU block.
+_QTEXT_HEAD = re.compile(r"^([ \t]*)(?:Timestamp|Driver Version|Attached GPUs)[ \t]+:", re.M)
+_QTEXT_GPU_ANYWHERE = re.compile(r"^[ \t]*GPU[ \t]+" + _BDF_TEXT + r"[ \t]*$", re.M)
+_QTEXT_GPU = re.compile(r"^GPU\s+" + _BDF_TEXT + r"\s*$")
+# "    Name    : value" (the colon followed by a blank or the end; the longest names touch it), or "    Section".
+_QTEXT_LINE = re.compile(r"^( *)(\S.*?)\s*:(?:\s+(.*?))?\s*$")
+# At the margin only "Name   : value" with blanks before the colon ("GPU 0000:01:00.0: Unknown Error" is an error).
+_QTEXT_KV = re.compile(r"^\S.*?\s+:(\s|$)")
+_QTEXT_DEPRECATED = re.compile(r"\s*\[Deprecated[^\]]*\]$")
+# Where a name of the text is not the XML's element: (section, name as text) -> path under the section.
+# Every other name is the XML's once lower-cased with "_" for what is not a letter or digit.
+QTEXT_RENAMES = {
+    ("gpu", "gpu_uuid"): "uuid",
+    ("gpu", "mig_device"): "mig_devices/mig_device",  # 610: each MIG device straight under the GPU
+    ("mig_mode", "current"): "current_mig",
+    ("ecc_mode", "current"): "current_ecc",
+    ("pci", "bus_id"): "pci_bus_id",
+    ("utilization", "gpu"): "gpu_util",
+    ("utilization", "memory"): "memory_util",
+    ("temperature", "gpu_current_temp"): "gpu_temp",
+    ("gpu_power_readings", "instantaneous_power_draw"): "instant_power_draw",
+    ("gpu_power_readings", "gpu_ceiling_power_limit"): "",  # 610: the limits one level down; "" = no level
+    ("retired_pages", "single_bit_ecc"): "multiple_single_bit_retirement/retired_count",
+    ("retired_pages", "double_bit_ecc"): "double_bit_retirement/retired_count",
+    ("retired_pages", "pending_page_blacklist"): "pending_blacklist",
+    ("retired_pages", "pending_page_retirement"): "pending_retirement",
+    ("retired_pages", "pending"): "pending_retirement",
+    ("remapped_rows", "correctable_error"): "remapped_row_corr",
+    ("remapped_rows", "uncorrectable_error"): "remapped_row_unc",
+    ("remapped_rows", "pending"): "remapped_row_pending",
+    ("remapped_rows", "remapping_failure_occurred"): "remapped_row_failure",
+    ("clocks_event_reasons", "idle"): "gpu_idle",
+    ("clocks_throttle_reasons", "idle"): "gpu_idle",
+    ("process_info", "process_id"): "pid",
+    ("process_info", "name"): "process_name",
+    ("process_info", "used_gpu_memory"): "used_memory",
+}
+# Sections whose lines are records, one element each: a name seen twice starts the next record.
+_QTEXT_RECORDS = {"processes": "process_info"}
+
+
+def _qtext_tag(name):
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_") or "_"
+
+
+def _qtext_put(parent, name, value):
+    """The element for ``name`` under ``parent`` (renamed per QTEXT_RENAMES; a record started where needed)."""
+    record = _QTEXT_RECORDS.get(parent.tag)
+    tag = _qtext_tag(name)
+    if record:
+        last = parent[-1] if len(parent) and parent[-1].tag == record else None
+        renamed = QTEXT_RENAMES.get((record, tag), tag)
+        if last is None or last.find(renamed) is not None:
+            last = ET.SubElement(parent, record)
+        parent, tag = last, renamed
+    renamed = QTEXT_RENAMES.get((parent.tag, tag), tag)
+    if not renamed:
+        return parent
+    path = renamed.split("/")
+    for step in path[:-1]:
+        found = parent.find(step)
+        parent = found if found is not None else ET.SubElement(parent, step)
+    element = ET.SubElement(parent, path[-1])
+    if value is not None:
+        element.text = _QTEXT_DEPRECATED.sub("", value)
+    return element
+
+
+def qtext_start(text):
+    """(offset, margin) where the -q text's lines begin (after its banner, else at its first header line), or None."""
+    match = _QTEXT_BANNER.search(text)
+    if match:
+        return match.end(), match.group(1)
+    gpu = _QTEXT_GPU_ANYWHERE.search(text)
+    match = _QTEXT_HEAD.search(text, 0, gpu.start()) if gpu else None
+    return (match.start(), match.group(1)) if match else None
+
+
+def qtext_tree(stdout):
+    """The <nvidia_smi_log> tree of the ``-q`` text, None when there is no such text.
+
+    A line indented under a "Name : value" line (HW Thermal Slowdown under HW Slowdown, a process's
+    Type and Name under its Process ID) belongs to the section above, as in the XML. A line at the
+    margin that is neither "Name : value" nor "GPU <address>" (an error nvidia-smi printed between
+    GPUs) ends the GPU: what is indented under it is not read.
+    """
+    start = qtext_start(stdout)
+    if start is None:
+        return None
+    root = ET.Element("nvidia_smi_log")
+    stack = [(-1, root)]
+    begin, margin = start  # a text shifted as a whole (quoted, or behind a prompt's indent) is read from its margin
+    for line in stdout[begin:].splitlines():
+        line = line.rstrip()
+        if not line.strip():
+            continue
+        if margin and line.startswith(margin):
+            line = line[len(margin):]
+        gpu = _QTEXT_GPU.match(line)
+        if gpu:
+            stack = [(-1, root), (0, ET.SubElement(root, "gpu", id=gpu.group(1)))]
+            continue
+        line = line.replace("\t", "    ")
+        parsed = _QTEXT_LINE.match(line)
+        indent = len(line) - len(line.lstrip())
+        colon = bool(parsed) and (indent > 0 or bool(_QTEXT_KV.match(line)))
+        name, value = (parsed.group(2), parsed.group(3)) if colon else (line.strip(), None)
+        if indent == 0:
+            stack = [(-1, root)] if colon else [(-1, None)]
+            if colon:
+                _qtext_put(root, name, value or "")
+            continue
+        while len(stack) > 1 and stack[-1][0] >= indent:
+            stack.pop()
+        parent = stack[-1][1]
+        if parent is None:
+            continue
+        if colon:
+            _qtext_put(parent, name, value or "")
+        else:
+            stack.append((indent, _qtext_put(parent, name, None)))
+    return root
+
+
+def parse_qtext(stdout):
+    """(cards, processes, system, error) from ``nvidia-smi -q`` text, read as its XML would be."""
+    root = qtext_tree(stdout)
+    if root is None:
+        return [], [], {}, None
+    cards, processes, system = _from_tree(root, None)
+    return cards, processes, system, None if cards else "nvidia-smi -q text without any GPU"
 
 
 # --------------------------------------------------------------------------------------------
@@ -500,6 +695,11 @@ _CSV_FIELDS = {
     "ecc.errors.corrected.aggregate.total": ("ecc.aggregate_corrected", "int"),
     "retired_pages.pending": ("retired_pages.pending", "flag"),
     "retired_pages.sbe": ("retired_pages.single_bit", "int"), "retired_pages.dbe": ("retired_pages.double_bit", "int"),
+    # the header names a field by its long name whatever alias the query used (sbe, dbe)
+    "retired_pages.single_bit_ecc.count": ("retired_pages.single_bit", "int"),
+    "retired_pages.double_bit.count": ("retired_pages.double_bit", "int"),
+    "fabric.state": ("fabric.state", "text"), "fabric.status": ("fabric.status", "raw"),
+    "gpu_recovery_action": ("recovery_action", "text"),
     "remapped_rows.pending": ("remapped_rows.pending", "flag"), "remapped_rows.failure": ("remapped_rows.failure", "flag"),
     "remapped_rows.correctable": ("remapped_rows.corrected", "int"),
     "remapped_rows.uncorrectable": ("remapped_rows.uncorrected", "int"),
@@ -514,7 +714,8 @@ _CSV_KEY_FIELD = {"model": "model", "vram_total_bytes": "vram_total", "vram_used
                   "fan_percent": "fan_percent", "persistence_mode": "persistence_mode", "compute_mode": "compute_mode",
                   "mig_mode": "mig_mode", "ecc.mode": "ecc_mode", "power_limit_w": "power_limit"}
 _REASON_PREFIXES = ("clocks_event_reasons.", "clocks_throttle_reasons.", "clocks_throttle_reason.")
-_HEADER_CELL = re.compile(r"^([a-z_][a-z0-9_.]*)(?:\s*\[([^\]]*)\])?$")
+# Field names are lower case but for a few in camelCase (pci.baseClass, fabric.cliqueId, encoder.stats.sessionCount).
+_HEADER_CELL = re.compile(r"^([A-Za-z_][A-Za-z0-9_.]*)(?:\s*\[([^\]]*)\])?$")
 
 
 def _csv_header(cells):
@@ -549,7 +750,7 @@ def parse_csv(stdout, fields=None):
             continue  # a wrapped or foreign line
         card = blank_card(position)
         reads = _Reads(card)
-        reasons = []
+        reasons, seen, known = [], set(), set()
         for (field, unit), cell in zip(header, cells):
             if field.startswith(_REASON_PREFIXES):
                 if flag(cell):
@@ -560,8 +761,15 @@ def parse_csv(stdout, fields=None):
             if spec is None:
                 continue
             key, kind = spec
-            _put(card, key, _convert(cell, kind, unit))
-            reads.note(_CSV_KEY_FIELD.get(key, key), reading(cell)[1])
+            if key in known:
+                continue  # power.draw, .average, .instant: the first column that knows the value
+            value = _convert(cell, kind, unit)
+            _put(card, key, value)
+            if key not in seen:
+                seen.add(key)
+                reads.note(_CSV_KEY_FIELD.get(key, key), reading(cell)[1])
+            if value is not None:
+                known.add(key)
         cards.append(card)
     return cards, None
 
@@ -582,6 +790,8 @@ def _convert(cell, kind, unit):
         return _mode(cell)
     if kind == "bdf":
         return normalize_bdf(reading(cell)[0] or "")
+    if kind == "raw":  # kept as written, as the XML's fabric status: "Unknown Error" there is no failed read
+        return " ".join(cell.strip("[]").split()) or None
     return reading(cell)[0]
 
 
@@ -594,6 +804,28 @@ def _put(card, key, value):
 
 
 # --------------------------------------------------------------------------------------------
+# the list (nvidia-smi -L): index, name and UUID of each GPU it can open, its MIG devices under it
+
+_LIST_GPU = re.compile(r"^\s*GPU\s+(\d+):\s*(.*?)\s*\(UUID:\s*(GPU-[^)\s]+)\)\s*$", re.M)
+_LIST_MIG = re.compile(r"^\s+MIG\s+.*?Device\s+\d+:\s*\(UUID:\s*MIG-[^)\s]+\)\s*$")
+
+
+def parse_list(stdout):
+    """Cards from ``nvidia-smi -L``: index, model, uuid and the number of MIG devices; nothing else is known."""
+    cards = []
+    for line in stdout.splitlines():
+        match = _LIST_GPU.match(line)
+        if match:
+            card = blank_card(len(cards))
+            card.update(index=int(match.group(1)), model=reading(match.group(2))[0], uuid=match.group(3))
+            _Reads(card).note("model", reading(match.group(2))[1])
+            cards.append(card)
+        elif cards and _LIST_MIG.match(line):
+            cards[-1]["mig_devices"] += 1
+    return cards
+
+
+# --------------------------------------------------------------------------------------------
 # the default table (plain nvidia-smi): best effort
 
 # The first row's last column: persistence mode (Linux), or the driver model (Windows, "Driver-Model").
@@ -602,7 +834,8 @@ _TABLE_ROW1 = re.compile(r"^\s*(\d+)\s+(.*?)\s+(On|Off|ERR!|N/A|" + "|".join(_DR
 # The banner: "Driver Version:" / "CUDA Version:", since 610 "KMD Version:" / "CUDA UMD Version:".
 _TABLE_VERSIONS = (("driver_version", re.compile(r"(?:Driver|KMD) Version:\s*(\S+)")),
                    ("cuda_version", re.compile(r"CUDA (?:UMD )?Version:\s*(\S+)")))
-_TABLE_PROC = re.compile(r"^\s*(\d+)\s+(\S+)\s+(\S+)\s+(\d+)\s+(\S+)\s+(.*?)\s+(\d+MiB|N/A)\s*$")
+# GPU [GI CI] PID Type Process-name Memory: the GI and CI columns came with MIG (450); older tables have none.
+_TABLE_PROC = re.compile(r"^\s*(\d+)\s+(?:(\S+)\s+(\S+)\s+)?(\d+)\s+(\S+)\s+(.*?)\s+(\d+MiB|N/A)\s*$")
 
 
 def parse_table(stdout):
@@ -634,7 +867,8 @@ def parse_table(stdout):
             if match:
                 processes.append({"table_index": int(match.group(1)), "pid": int(match.group(4)),
                                   "type": match.group(5), "command": match.group(6),
-                                  "name": process_name(match.group(6)), "vram_bytes": mem_bytes(match.group(7))})
+                                  "name": process_name(match.group(6)), "vram_bytes": mem_bytes(match.group(7)),
+                                  "gpu_instance_id": number(match.group(2))})  # the GI column (MIG), N/A else
     if block:
         _table_card(block, cards)
     by_index = dict((c["index"], c) for c in cards)
@@ -642,7 +876,6 @@ def parse_table(stdout):
         card = by_index.get(proc.pop("table_index"))
         proc["bdf"] = card["bdf"] if card else None
         proc["gpu_position"] = card["position"] if card else None
-        proc["gpu_instance_id"] = None
     return cards, processes
 
 
@@ -719,6 +952,13 @@ def gpu_errors(text):
     if start >= 0:
         end = text.find("</nvidia_smi_log>", start)
         text = text[:start] + "\n" + (text[end + len("</nvidia_smi_log>"):] if end >= 0 else "")
+    start = qtext_start(text)
+    if start:  # the -q text's own lines: indented, "Name : value", "GPU <address>"
+        begin, margin = start
+        document = [line for line in text[begin:].splitlines()
+                    if not (line[len(margin):len(margin) + 1].isspace() or _QTEXT_GPU.match(line[len(margin):])
+                            or _QTEXT_KV.match(line[len(margin):]))]
+        text = text[:begin] + "\n" + "\n".join(document)
     prose = " ".join(line.strip() for line in text.splitlines() if _is_prose(line))
     found = {}
     for match in _HANDLE_ERROR.finditer(prose):
@@ -755,8 +995,8 @@ def _driver_down(text):
 def parse_output(stdout, stderr="", rc=0, csv_fields=None):
     """Everything nvidia-smi said, whatever it was asked.
 
-    Returns {outcome, format, cards, processes, errors, system, reason}: ``format`` is 'xml', 'csv',
-    'table' or None; ``errors`` the per-GPU failures (see ``gpu_errors``); ``reason`` one line when
+    Returns {outcome, format, cards, processes, errors, system, reason}: ``format`` is 'xml', 'text',
+    'csv', 'table', 'list' (``-L``) or None; ``errors`` the per-GPU failures (see ``gpu_errors``); ``reason`` one line when
     the outcome is not ``answered``.
     """
     stdout, stderr = clean_text(stdout), clean_text(stderr)
@@ -772,11 +1012,16 @@ def parse_output(stdout, stderr="", rc=0, csv_fields=None):
     if "<nvidia_smi_log" in stdout:
         cards, processes, system, parse_error = parse_xml(stdout)
         result.update(format="xml", cards=cards, processes=processes, system=system)
+    elif qtext_start(stdout):
+        cards, processes, system, parse_error = parse_qtext(stdout)
+        result.update(format="text", cards=cards, processes=processes, system=system)
     elif "NVIDIA-SMI" in stdout and "|" in stdout:
         cards, processes = parse_table(stdout)
         result.update(format="table", cards=cards, processes=processes)
         found = [(key, regex.search(stdout)) for key, regex in _TABLE_VERSIONS]
         result["system"] = dict((key, match.group(1) if match else None) for key, match in found)
+    elif _LIST_GPU.search(stdout):
+        result.update(format="list", cards=parse_list(stdout))
     else:
         cards, parse_error = parse_csv(stdout, csv_fields)
         if cards:

@@ -13,16 +13,18 @@ description:
   - The NVIDIA counterpart of M(gpuops.preflight.rocm_gpu_facts), with the same GPU fact keys and units.
   - Calls C(nvidia-smi -q -x) B(once) under a hard timeout, in a process group of its own that is killed when
     the time is up (a GPU that fell off the bus can make nvidia-smi hang).
-  - Parses the XML of every schema (C(nvsmi_device_v10.dtd) to C(v13) and later); also the C(--query-gpu) CSV,
-    the default table and the error texts nvidia-smi prints instead (the driver not answering, a GPU it cannot
-    open), whatever it was asked. C(N/A), C([Not Supported]), C(Unknown Error) and C(ERR!) are unknown values,
-    never zeros; C(ERR!) in one field is a warning, in most fields of a GPU it makes the GPU C(degraded).
+  - Parses the XML of every schema (C(nvsmi_device_v10.dtd) to C(v13) and later); also the C(nvidia-smi -q) text,
+    the C(--query-gpu) CSV, the default table and the error texts nvidia-smi prints instead (the driver not
+    answering, a GPU it cannot open), whatever it was asked. C(N/A), C([Not Supported]), C(Unknown Error) and
+    C(ERR!) are unknown values, never zeros; C(ERR!) in one field is a warning, in most fields of a GPU it makes
+    the GPU C(degraded).
   - A GPU nvidia-smi cannot open ("Unable to determine the device handle for GPU 0000:01:00.0" or, newer, "for
     GPU0 0000:01:00.0") is C(lost) when the reason is "GPU is lost" or "Unknown Error", C(unknown) when it is
     "Insufficient Permissions" or "Driver Not Loaded" (not the hardware), else C(degraded).
   - Also C(degraded) - a reset required or a drain and reset recommended (an unrecoverable error happened), a
-    memory channel or TPC repair pending, SRAM errors over NVIDIA's threshold, a fabric (NVSwitch systems) whose
-    state is not Completed or whose status is not Success (CUDA fails with error 802), compute mode Prohibited.
+    memory channel or TPC repair pending, unrepairable memory (610+), SRAM errors over NVIDIA's threshold, a
+    fabric (NVSwitch systems) whose state is not Completed or whose status is not Success (CUDA fails with error
+    802), compute mode Prohibited.
   - Joins the tool's answer with sysfs on the PCI address. A GPU is a PCI function of vendor C(0x10de) and class
     C(0x0300) or C(0x0302) (a card's HD-audio or USB functions are not GPUs). A GPU bound to another driver than
     C(nvidia) is C(degraded); one whose PCI config space reads all-ones is C(lost); one in sysfs that nvidia-smi
@@ -198,7 +200,8 @@ ansible_facts:
           description: Why nvidia-smi gave no answer (naming the path when it is missing or not executable); null when it answered.
           type: str
           returned: always
-        format: {description: "What nvidia-smi printed: V(xml), V(csv), V(table) or null.", type: str, returned: always}
+        format: {description: "What nvidia-smi printed: V(xml), V(text) (the -q text), V(csv), V(table), V(list) (-L) or null.",
+                 type: str, returned: always}
         schema:
           description: The XML schema (V(v10) ... V(v13)) when the DOCTYPE names it, else null.
           type: str

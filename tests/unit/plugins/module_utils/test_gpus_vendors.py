@@ -334,3 +334,15 @@ def test_a_gpu_gone_from_sysfs_after_xid_79_is_a_lost_ghost_at_function_0(nvrig)
     ghost = result["0000:02:00.0"]
     assert (ghost["vendor"], ghost["health"], ghost["sources"]) == ("nvidia", "lost", ["kernel_log"])
     assert result["0000:81:00.0"]["health"] == "ok" and len(result) == 3
+
+
+def test_nvidia_smi_q_text_answer_lists_gpus_and_processes(tmp_path):
+    # a wrapper that prints the -q text (recorded, leptonai/gpud) instead of the XML: GPUs, processes, verdict
+    root = str(tmp_path / "sys")
+    add_nvidia_gpu(root, "0000:01:00.0")
+    module = FakeModule({"nvidia-smi": (0, training("nvidia-smi", "gpud_8x_rtx4090_535.154.05_q_text_first_gpu.txt"), "")})
+    result = gpus.probe(module, sysfs_root=root)
+    assert [(g["index"], g["bdf"], g["health"], g["model"]) for g in result["gpus"]] == [
+        (0, "0000:01:00.0", "ok", "NVIDIA GeForce RTX 4090")]
+    assert result["tool"]["format"] == "text" and result["processes_available"] is True
+    assert [(p["pid"], p["bdf"]) for p in result["processes"]] == [(2180559, "0000:01:00.0")]
