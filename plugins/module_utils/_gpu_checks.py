@@ -302,7 +302,9 @@ SILENT_TOOL_FIX = {
                "read the kernel log. Clear a stuck rocm_smi mutex by deleting /dev/shm/rocm_smi*.",
     _gpus.NVIDIA: "Check nvidia-smi on the host by hand (nvidia-smi -q); a hung nvidia-smi often means a hung GPU or "
                   "driver: read the kernel log (NVRM Xid lines). \"couldn't communicate with the NVIDIA driver\" means "
-                  "the nvidia kernel module is not loaded or failed (lsmod | grep nvidia; dmesg | grep NVRM).",
+                  "the nvidia kernel module is not loaded or failed (lsmod | grep nvidia; dmesg | grep NVRM); \"Insufficient "
+                  "Permissions\" means the user the check runs as may not open /dev/nvidia* (run it with become, or "
+                  "pass the GPUs into the container).",
 }
 MIXED_INDEX_FIX = ("Name the GPU by its PCI address in excluded_gpus / gpu_watchlist (e.g. 0000:41:00.0, as lspci "
                    "-D or the summary's gpus list shows it): on a host with AMD and NVIDIA GPUs, rocm-smi and nvidia-smi "

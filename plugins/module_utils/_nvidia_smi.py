@@ -130,13 +130,18 @@ _HANDLE_REASONS = (
     ("lost", LOST), ("fallen off the bus", LOST), ("unknown error", LOST),
 )
 _FELL_OFF = re.compile(r"(?:GPU|gpu)\s*" + _BDF_TEXT + r"\s*(?::\s*(?:GPU\s+)?)?(?:has fallen off the bus|is lost)")
+# A line saying nvidia-smi got no answer from the driver, and what it means: (marker, reason's start), the first
+# marker a line contains wins. NVML's "Insufficient Permissions" at init ("Failed to initialize NVML: Insufficient
+# Permissions": /dev/nvidia* not open to the user, a container without its GPUs) is about who asks, not the driver.
+_DRIVER_SILENT = "nvidia-smi cannot talk to the NVIDIA driver"
 _DRIVER_DOWN = (
-    "couldn't communicate with the nvidia driver",
-    "failed to initialize nvml",
-    "couldn't find libnvidia-ml",
-    "driver/library version mismatch",
-    "nvml library version mismatch",
-    "unable to load the nvidia",
+    ("insufficient permissions", "nvidia-smi may not open the GPUs' device files (/dev/nvidia*)"),
+    ("couldn't communicate with the nvidia driver", _DRIVER_SILENT),
+    ("failed to initialize nvml", _DRIVER_SILENT),
+    ("couldn't find libnvidia-ml", _DRIVER_SILENT),
+    ("driver/library version mismatch", _DRIVER_SILENT),
+    ("nvml library version mismatch", _DRIVER_SILENT),
+    ("unable to load the nvidia", _DRIVER_SILENT),
 )
 _NO_DEVICES = "no devices were found"
 # Warnings nvidia-smi prints about one GPU before its answer: (regex naming the address, warning).
@@ -985,10 +990,12 @@ def _add_notices(cards, text):
 
 
 def _driver_down(text):
+    """The reason of the first line saying the driver did not answer (_DRIVER_DOWN), the line quoted; or None."""
     for line in (text or "").splitlines():
         lowered = line.lower()
-        if any(marker in lowered for marker in _DRIVER_DOWN):
-            return " ".join(line.split())[:300]
+        for marker, meaning in _DRIVER_DOWN:
+            if marker in lowered:
+                return "%s: %s" % (meaning, " ".join(line.split())[:300])
     return None
 
 
@@ -1035,7 +1042,7 @@ def parse_output(stdout, stderr="", rc=0, csv_fields=None):
         result.update(outcome=GPU_ERRORS, reason="; ".join(
             "%s: %s" % (e["bdf"], e["message"]) for e in result["errors"]))
     elif driver:
-        result.update(outcome=NO_DRIVER, reason="nvidia-smi cannot talk to the NVIDIA driver: %s" % driver)
+        result.update(outcome=NO_DRIVER, reason=driver)
     elif _NO_DEVICES in combined.lower():
         result.update(outcome=NO_DATA, reason="nvidia-smi found no GPU (No devices were found)")
     elif rc:

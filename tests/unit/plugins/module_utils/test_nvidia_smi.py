@@ -900,3 +900,14 @@ def test_undecodable_bytes_become_valid_text():
     message = got["errors"][0]["message"]
     message.encode("utf-8")  # no lone surrogate left: the module result stays deliverable
     assert "\ufffd" in message
+
+
+def test_nvml_refusing_the_user_is_named_as_access_not_as_the_driver():
+    # the text nvidia-smi prints when NVML may not open /dev/nvidia* (e.g. NVIDIA/nvidia-docker issues); hand-made line
+    got = nv.parse_output("Failed to initialize NVML: Insufficient Permissions\n", rc=4)
+    assert got["outcome"] == nv.NO_DRIVER
+    assert got["reason"] == ("nvidia-smi may not open the GPUs' device files (/dev/nvidia*): Failed to initialize NVML: "
+                             "Insufficient Permissions")
+    # an init failure of another kind still says the driver did not answer
+    other = nv.parse_output("Failed to initialize NVML: Driver/library version mismatch\n", rc=18)
+    assert other["reason"].startswith("nvidia-smi cannot talk to the NVIDIA driver: Failed to initialize NVML")
