@@ -44,6 +44,8 @@ _XID = r"\bXid \((?:PCI:)?(?P<bdf>" + _ADDR + r")[^)]*\):\s*"
 
 ADDRESSES = [
     r"NVRM: GPU (?:at )?(?:PCI:)?(" + _ADDR + r")",
+    # "NVRM: The NVIDIA GPU 0000:b3:00.0 / (PCI ID: 10de:26b5) installed in this system has / fallen off the bus"
+    r"NVRM: The NVIDIA GPU (?:PCI:)?(" + _ADDR + r")",
     r"(?:^|\s)nvidia (" + _BDF + r"):",
     r"NVRM: Xid \((?:PCI:)?(" + _ADDR + r")",
 ]
@@ -166,7 +168,10 @@ ROWS = [
     ("init_failed", "probe", r"\bnvidia: probe of (?P<bdf>" + _BDF + r") failed", "NVIDIA probe failed", {}),
     ("init_failed", "power cables", r"necessary power cables", "GPU power cables not connected", {"own": True}),
     ("gpu_hang", "locked", r"\bGPU is probably locked\b", "RC watchdog: GPU locked", {"own": True}),
-    ("firmware_error", "heartbeat", r"\bGSP RM heartbeat timed out\b", "GSP firmware heartbeat timed out", {"own": True}),
+    # "GSP RM heartbeat timed out" (_kgspRpcRecvPoll) and "_kgspIsHeartbeatTimedOut: Heartbeat timed out" (595.x);
+    # the GPU is named by its index (GPU6), not its address.
+    ("firmware_error", "heartbeat", r"\b(?:GSP RM heartbeat|_kgspIsHeartbeatTimedOut: Heartbeat) timed out\b",
+     "GSP firmware heartbeat timed out", {"own": True}),
 ]
 
 BENIGN = []

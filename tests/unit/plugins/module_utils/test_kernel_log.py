@@ -79,6 +79,8 @@ AMD_SAMPLES = [
     ("amdgpu 0000:03:00.0: amdgpu: early_init of IP block <smu> failed -19", "init_failed"),
     ("amdgpu 0000:05:00.0: amdgpu: Fatal error during GPU init", "init_failed"),
     ("amdgpu 0000:05:00.0: amdgpu: memory training failed", "init_failed"),
+    ("[drm:psp_hw_start [amdgpu]] *ERROR* PSP create ring failed!", "init_failed"),
+    ("[drm:psp_hw_init [amdgpu]] *ERROR* PSP firmware loading failed", "init_failed"),
     ("amdgpu: probe of 0000:05:00.0 failed with error -22", "init_failed"),
     ("amdgpu 0000:05:00.0: probe with driver amdgpu failed with error -22", "init_failed"),
     ("kfd kfd: amdgpu: skipped device 1002:67e3, PCI rejects atomics 730<0", "init_failed"),
@@ -151,6 +153,8 @@ NVIDIA_SAMPLES = [
     ("NVRM: GPU 0000:01:00.0: GPU does not have the necessary power cables connected.", "init_failed"),
     ("NVRM: GPU0 krcWatchdog_IMPL: RC watchdog: GPU is probably locked!  Notify Timeout Seconds: 7", "gpu_hang"),
     ("NVRM: GPU0 _kgspRpcRecvPoll: GSP RM heartbeat timed out (diff ~8000ms > timeout 5200ms)", "firmware_error"),
+    ("NVRM: GPU6 _kgspIsHeartbeatTimedOut: Heartbeat timed out, currentTimeMs 812751949 heartbeat 1899482 "
+     "heartbeatWithOffsetMs 812745879 diff 6070 timeout 5200", "firmware_error"),
     ("nvidia-nvswitch2: SXid (PCI:0000:07:00.0): 24007, Fatal, Link 45 LTSSM Fault Up", "nvlink_error"),
     ("nvidia-nvswitch0: SXid (PCI:0000:05:00.0): 19084, Non-fatal, Link 32 AN1 Heartbeat Timeout Error", "nvlink_error"),
 ]
@@ -384,6 +388,39 @@ def test_no_finding(line):
 def test_bdf_attribution(line, bdf):
     findings = kl.scan([line])
     assert len(findings) == 1 and findings[0]["bdf"] == bdf
+
+
+# NVRM prints "fallen off the bus" without an Xid as ONE message of three lines (NVIDIA/NVSentinel#155); dmesg
+# and the journal indent the lines after the first and give them no stamp; rsyslog writes it on one line with
+# "#012" for each newline.
+FALLEN = ["NVRM: The NVIDIA GPU %s", "NVRM: (PCI ID: 10de:26b5) installed in this system has",
+          "NVRM: fallen off the bus and is not responding to commands."]
+
+
+def test_a_multi_line_message_names_its_gpu_on_its_first_line():
+    dmesg = ["[ 1843.308145] " + FALLEN[0] % "0000:b3:00.0", "               " + FALLEN[1],
+             "               " + FALLEN[2]]
+    head = "2026-11-25T15:00:00.123456+0000 rig07 kernel: "
+    journal = [head + FALLEN[0] % "0000:b3:00.0"] + [" " * len(head) + line for line in FALLEN[1:]]
+    rsyslog = ["Nov 25 15:00:00 rig07 kernel: " + "#012".join(FALLEN) % "0000:b3:00.0"]
+    for lines in (dmesg, journal, rsyslog):
+        findings = kl.scan(lines, boot_time=0.0)
+        assert [(f["category"], f["severity"], f["bdf"], f["gpu_health"]) for f in findings] == [
+            ("bus_lost", kl.HARD, "0000:b3:00.0", "lost")], lines
+
+
+def test_a_continuation_takes_the_gpu_of_its_own_message_only():
+    two = []
+    for seconds, bdf in ((1.0, "0000:b3:00.0"), (2.0, "0000:c4:00.0")):
+        two += ["[%12.6f] " % seconds + FALLEN[0] % bdf, "               " + FALLEN[1], "               " + FALLEN[2]]
+    assert [(f["bdf"], f["count"]) for f in kl.scan(two, boot_time=0.0)] == [("0000:b3:00.0", 1), ("0000:c4:00.0", 1)]
+    # another message between: the continuation's message is that one, which names no GPU
+    between = ["[ 1.0] " + FALLEN[0] % "0000:b3:00.0", "[ 1.1] usb 1-4: new high-speed USB device number 3",
+               "               " + FALLEN[2]]
+    # lines that are not indented are messages of their own, even without stamps
+    flat = [FALLEN[0] % "0000:b3:00.0", FALLEN[1], FALLEN[2]]
+    for lines in (between, flat):
+        assert [f["bdf"] for f in kl.scan(lines, boot_time=0.0)] == [None], lines
 
 
 def test_same_message_on_two_gpus_stays_two_findings():

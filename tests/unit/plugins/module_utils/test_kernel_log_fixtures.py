@@ -132,6 +132,7 @@ EXPECTED = {
         ('gpu_reset', S, '0000:83:00.0', None, 1),
         ('gpu_reset', S, None, None, 2),
         ('gpu_reset', S, '0000:03:00.0', None, 1),
+        ('init_failed', H, None, None, 2),       # "PSP create ring failed!" at resume
         ('gpu_reset_failed', H, None, None, 2),
         ('gpu_reset_failed', H, None, None, 2),
     ],
@@ -188,11 +189,46 @@ EXPECTED = {
     'vm_l2_protection_fault_no_retry_ROCm-amdgpu-172.txt': [
         ('page_fault', S, '0000:c6:00.0', None, 2),
     ],
+    # The PSP did not start at load (no "hw_init of IP block <psp> failed" in the excerpt): the GPU has no firmware.
+    'mi210_psp_create_ring_failed_dmesg-T_legacy-rocm-build-2747.txt': [
+        ('init_failed', H, None, None, 1),
+    ],
+    # dmesg -T: reset begun, KIQ dead, the SMU busy: hard, nothing recovered.
+    'navi_gpu_reset_kiq_smu_not_done_dmesg-T_nixpkgs-176915.txt': [
+        ('gpu_reset', S, '0000:03:00.0', None, 1),
+        ('smu_message_failed', H, '0000:03:00.0', None, 1),
+        ('gpu_hang', H, '0000:03:00.0', None, 2),
+        ('smu_message_failed', H, '0000:03:00.0', None, 1),
+        ('smu_message_failed', H, '0000:03:00.0', None, 1),
+    ],
+    # talosctl dmesg with the kmsg dictionary lines (" SUBSYSTEM=pci", " DEVICE=+pci:...") between the messages.
+    'carrizo_gfx_firmware_missing_talosctl_dmesg_talos-8072.txt': [
+        ('init_failed', H, None, None, 1),
+        ('init_failed', H, '0000:00:01.0', None, 1),
+    ],
+    # syslog without a host name ("Feb  2 08:03:20 kernel: [...]"); the excerpt ends at the MODE1 reset.
+    'ring_gfx_timeout_kiq_mode1_syslog_no_host_pop-2132.txt': [
+        ('ring_timeout', S, None, None, 1),
+        ('ring_timeout', S, None, None, 1),
+        ('gpu_reset', S, '0000:03:00.0', None, 1),
+        ('gpu_hang', H, '0000:03:00.0', None, 2),
+        ('gpu_hang', H, None, None, 1),
+        ('gpu_reset', S, '0000:03:00.0', None, 1),
+    ],
+    # Ring reset failed -> full (BACO) reset -> "GPU reset succeeded, trying to resume": recovered (soft); the
+    # excerpt ends on "VRAM is lost", a reset line after the recovery: soft.
+    'rx5700xt_ring_reset_failed_baco_reset_resume_cosmic-epoch-3764.txt': [
+        ('gpu_reset', S, '0000:28:00.0', None, 1),
+        ('gpu_reset', S, '0000:28:00.0', None, 1),
+    ],
     'rdna_boot_kern_log_syslog.txt': [
     ],
     'rx6600_2gpu_boot_dmesg.txt': [
     ],
     'rx6600_runtime_resume_journal.txt': [
+    ],
+    # A real runtime resume (DPMS off/on), dmesg -T: "SMU driver if version not matched" on every resume.
+    'sway-6971_navi2x_dpms_runtime_resume_dmesg-T.txt': [
     ],
     # dmesg -T. Application Xids 43 (x2) and 31 soft; 94 (contained ECC error) hard. NVRM's partial addresses.
     'akash-support-244_multi_gpu_535.183.01_dmesg-T_xid43_xid31_xid94.txt': [
@@ -214,6 +250,16 @@ EXPECTED = {
         ('memory_remap_failed', H, '0000:07:00', 64, 1),
     ],
     'ollama-1769_multi_gpu_dmesg_healthy_nvidia_drm_uvm_load.txt': [
+    ],
+    # No Xid: one three-line NVRM message names the GPU on its first line and says "fallen off the bus" on its
+    # third (an indented continuation): the finding is that GPU's, and it is lost.
+    'NVSentinel-155_570.158.01_dmesg_fallen_off_bus_multiline_no_xid.txt': [
+        ('bus_lost', H, '0000:b3:00.0', None, 1),
+        ('init_failed', H, None, None, 1),
+    ],
+    # 595.x GSP heartbeat timeout (the GPU named by index, GPU6): firmware error, host level.
+    'open-gpu-kernel-modules-1230_595.71.05_dmesg_gsp_heartbeat_timeout.txt': [
+        ('firmware_error', H, None, None, 2),
     ],
     # Xid 45 'caused by previous Xid 149/145': folded into the NVLink cause, which is what is judged.
     'open-gpu-kernel-modules-1150_590.48.01_journal_xid45_after_nvlink_xid149_xid145.txt': [
@@ -284,8 +330,14 @@ RESTAMP = {
 @pytest.mark.parametrize("fmt", sorted(RESTAMP))
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_same_findings_under_every_stamp_format(name, fmt):
-    bodies = [_kernel_time.split_line(line)[2] for line in load(PATHS[name])]
-    lines = [RESTAMP[fmt](body) for body in bodies if body]
+    # A continuation line of a multi-line message has no stamp in any format: it stays as it is.
+    lines = []
+    for line in load(PATHS[name]):
+        stamp, _epoch, body = _kernel_time.split_line(line)
+        if stamp is None and line[:1].isspace():
+            lines.append(line)
+        elif body:
+            lines.append(RESTAMP[fmt](body))
     findings = kl.scan(lines, boot_time=0.0)
     assert shape(findings) == EXPECTED[name]
     for finding in findings:
