@@ -25,6 +25,9 @@ host/facility prefixes never stay in the body, even when the time cannot be read
 * ``dmesg -T``: ``[Mon Feb 25 19:15:17 2026]`` (strftime ``%a %b %e %H:%M:%S %Y`` in the locale,
   so ``[po úno 25 ...]`` or ``[水  2月 25 ...]``), local time.
 * ``dmesg -e`` / ``--reltime``: ``[Feb25 19:15]``, ``[  +0.000012]``: stripped, not dated.
+* ``journalctl -o short-unix``: ``1764687600.123456 host kernel:``: epoch seconds.
+* ``/dev/kmsg`` records as read (``cat /dev/kmsg``, tools that save them): ``6,1234,5678901,-;<message>``
+  (priority, sequence, microseconds since the boot, flags): monotonic, like dmesg's.
 * dmesg monotonic ``[ 1234.567890]`` (also ``[ 1234.5 <  0.000123>]`` of ``dmesg -d``): seconds
   since the boot, epoch = ``boot_time`` + value. A value larger than this boot's uptime cannot be
   from this boot and is not dated.
@@ -57,6 +60,8 @@ _FULL = re.compile(r"^[^\W\d_]{2,4}\.?,? (\d{4})-(\d\d)-(\d\d) (\d\d):(\d\d):(\d
 _CTIME = re.compile(r"^\[([^\[\]]{1,40}?)\s+(\d{1,2}) (\d\d):(\d\d):(\d\d) (\d{4})\]")
 _SYSLOG = re.compile(r"^\s*(?:(\d{4}) +)?([^\W\d_]{2,9}\.?|\d{1,2}\s?[\u6708\uc6d4]) +(\d{1,2}) (\d\d):(\d\d):(\d\d)"
                      r"(?:\.\d{1,9})? +(\S+) +")
+_UNIX = re.compile(r"^(\d{9,11}\.\d{1,9})(?=\s)")               # journalctl -o short-unix
+_KMSG = re.compile(r"^\d{1,4},\d+,(\d{1,16}),[^;\s]*;")         # /dev/kmsg: prio,seq,usec,flags;
 _RELTIME = re.compile(r"^\[(?:[^\W\d_]{2,9}\.?\d{1,2} \d\d:\d\d|\s*[+-]\d+\.\d+)\]")
 _MONOTONIC = re.compile(r"^\[\s*(\d{1,10}\.\d{1,9})(?:\s*<\s*[\d.]+>)?\]")
 _CALLER = re.compile(r"^\[\s*[TC]\d+\]\s*")            # printk caller id: [    T140]
@@ -222,7 +227,16 @@ def split_line(line, boot_time=None, now=None):
                 epoch = _syslog_epoch(match, time.time() if now is None else now)
                 body = _HOST_KERNEL.sub("", body[match.end():], count=1)
             else:
-                body = _BARE_KERNEL.sub("", body, count=1)
+                match = _UNIX.match(body) or _KMSG.match(body)
+                if match is None:
+                    body = _BARE_KERNEL.sub("", body, count=1)
+                elif match.re is _UNIX:
+                    stamp, epoch = match.group(1), float(match.group(1))
+                    body = _HOST_KERNEL.sub("", body[match.end():].lstrip(), count=1)
+                else:
+                    stamp = match.group(1)
+                    epoch = _monotonic_epoch(int(match.group(1)) / 1e6, boot_time, now)
+                    body = body[match.end():]
     # A monotonic stamp: on its own (dmesg) or inside a syslog line (then the wall clock wins).
     match = _MONOTONIC.match(body)
     if match:

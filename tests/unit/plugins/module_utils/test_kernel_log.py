@@ -596,6 +596,23 @@ def test_rfc5424_and_year_first_syslog_lines_are_dated_and_their_headers_dropped
     assert kl.scan(lines[:1])[0]["first_epoch"] == T - 100 + 0.123456
 
 
+def test_journal_short_unix_and_kmsg_records_are_dated():
+    lines = [
+        "1764082800.250000 rig07 kernel: amdgpu 0000:03:00.0: amdgpu: SMU: No response msg_reg: 12 resp_reg: 0",
+        # /dev/kmsg as read: priority, sequence, microseconds since the boot, flags (a caller id among them)
+        "4,9921,9370042162,-;NVRM: Xid (PCI:0000:17:00): 119, pid=5678, name=python3, Timeout waiting for RPC from GSP",
+        "3,9922,9371000000,-,caller=T140;NVRM: Xid (PCI:0000:17:00): 119, pid=5678, name=python3, Timeout waiting",
+        " SUBSYSTEM=pci",
+        " DEVICE=+pci:0000:17:00.0",
+    ]
+    findings = kl.scan(lines, boot_time=1764000000.0, now=1764100000.0)
+    assert [(f["category"], f["bdf"], f["count"], f["first_seen"], f["first_epoch"], f["last_epoch"], f["message"][:12])
+            for f in findings] == [
+        ("smu_no_response", GPU03, 1, "1764082800.250000", 1764082800.25, 1764082800.25, "amdgpu 0000:"),
+        ("firmware_error", "0000:17:00", 2, "9370042162", 1764009370.042162, 1764009371.0, "NVRM: Xid (P"),
+    ]
+
+
 @pytest.mark.parametrize("line", [
     "[Thu Jan  1 00:00:00 2026] [ T1234] NVRM: Xid (PCI:0000:3b:00): 79, GPU has fallen off the bus.",
     "2026-01-01T00:00:00,000000+00:00 [    T140] NVRM: Xid (PCI:0000:3b:00): 79, GPU has fallen off the bus.",

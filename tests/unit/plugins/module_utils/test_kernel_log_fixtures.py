@@ -324,6 +324,9 @@ RESTAMP = {
     "syslog_ng_year": lambda body: "2026 Nov 25 15:00:00 rig07 kernel: " + body,
     "dmesg_T_caller": lambda body: "[Wed Nov 25 15:00:00 2026] [ T1234] " + body,
     "dmesg_iso_caller": lambda body: "2026-11-25T15:00:00,123456+00:00 [    C3] " + body,
+    "journal_short_unix": lambda body: "1764082800.123456 rig07 kernel: " + body,
+    "kmsg": lambda body: "6,1234,1234567890,-;" + body,
+    "kmsg_caller": lambda body: "4,98765,1234567890,-,caller=T140;" + body,
 }
 
 
