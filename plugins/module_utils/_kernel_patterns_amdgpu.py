@@ -186,6 +186,14 @@ ROWS = [
     ("ras_uncorrectable", "hardware error", r"\[Hardware Error\]:?\s*Accelerator Check Architecture events logged",
      "ACA hardware error logged", _OWN_DEGRADES),
     ("ras_uncorrectable", "poison", r"\bpoison", "RAS poison", _OWN_DEGRADES),
+    # The GPU retired more bad pages than the RAS threshold allows: AMD's RMA criterion (amdgpu_ras_eeprom.c,
+    # "RAS records:%d exceed threshold:%d[, GPU will not be initialized. Replace this GPU ...]"; older
+    # kernels "Saved bad pages %d reaches threshold value %d").
+    ("memory_remap_failed", "threshold", r"\b(?:RAS records:\s*\d+ exceed threshold|Saved bad pages \d+ reaches threshold)",
+     "retired memory pages over the RAS threshold (replace the GPU)",
+     {"own": True, "gpu": DEGRADED,
+      "fix": "The GPU has retired more bad memory pages than its RAS threshold allows (AMD's replacement criterion): "
+             "take it out of service, check 'amd-smi bad-pages', and replace it."}),
     ("ras_correctable", "hardware error", r"(?<!\b0 )\bcorrectable hardware errors? detected", "correctable hardware errors",
      {"own": True}),
     ("ras_correctable", "count", r"\bce[ _]count\b(?![:=\s]*0\b)", "correctable error count", {"own": True}),

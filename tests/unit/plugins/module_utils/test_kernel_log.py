@@ -121,6 +121,10 @@ AMD_SAMPLES = [
     ("amdgpu 0000:c1:00.0: amdgpu: socket: 4, die: 0 1 correctable hardware errors detected in total in gfx block, "
      "no user action is needed.", "ras_correctable"),
     ("amdgpu 0000:c1:00.0: amdgpu: umc ce count: 3", "ras_correctable"),
+    # hand-made from the driver's format strings (amdgpu_ras_eeprom.c), no recorded log found
+    ("amdgpu 0000:c1:00.0: amdgpu: RAS records:130 exceed threshold:128, GPU will not be initialized. Replace this GPU "
+     "or increase the threshold", "memory_remap_failed"),
+    ("amdgpu 0000:c1:00.0: amdgpu: Saved bad pages 129 reaches threshold value 128", "memory_remap_failed"),
     ("amdgpu 0000:0b:00.0: ring gfx_0.0.0 timeout, signaled seq=5671512, emitted seq=5671512", "ring_timeout"),
     ("[drm:amdgpu_dm_atomic_commit_tail [amdgpu]] *ERROR* Waiting for fences timed out!", "ring_timeout"),
     ("amdgpu 0000:0b:00.0: amdgpu: GPU reset begin!", "gpu_reset"),
