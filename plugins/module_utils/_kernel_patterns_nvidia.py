@@ -168,6 +168,11 @@ ROWS = [
     ("init_failed", "probe", r"\bnvidia: probe of (?P<bdf>" + _BDF + r") failed", "NVIDIA probe failed", {}),
     ("init_failed", "power cables", r"necessary power cables", "GPU power cables not connected", {"own": True}),
     ("gpu_hang", "locked", r"\bGPU is probably locked\b", "RC watchdog: GPU locked", {"own": True}),
+    # The PCIe core after an uncorrectable error on the GPU's link: the NVIDIA driver has no AER handlers, so
+    # the GPU is left as the error left it. Names the GPU that the bridge's own AER lines do not; soft: the
+    # bridge's Fatal line is hard by itself, and a non-fatal error often leaves the GPU working.
+    ("pcie_error", "can't recover", r"(?:^|\s)nvidia (?P<bdf>" + _BDF + r"): AER: can't recover",
+     "uncorrectable PCIe error on the GPU's link (the driver cannot recover it)", {"severity": SOFT}),
     # "GSP RM heartbeat timed out" (_kgspRpcRecvPoll) and "_kgspIsHeartbeatTimedOut: Heartbeat timed out" (595.x);
     # the GPU is named by its index (GPU6), not its address.
     ("firmware_error", "heartbeat", r"\b(?:GSP RM heartbeat|_kgspIsHeartbeatTimedOut: Heartbeat) timed out\b",

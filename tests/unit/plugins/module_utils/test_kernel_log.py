@@ -156,6 +156,7 @@ NVIDIA_SAMPLES = [
     ("nvidia: probe of 0000:01:00.0 failed with error -1", "init_failed"),
     ("NVRM: GPU 0000:01:00.0: GPU does not have the necessary power cables connected.", "init_failed"),
     ("NVRM: GPU0 krcWatchdog_IMPL: RC watchdog: GPU is probably locked!  Notify Timeout Seconds: 7", "gpu_hang"),
+    ("nvidia 0000:03:00.0: AER: can't recover (no error_detected callback)", "pcie_error"),
     ("NVRM: GPU0 _kgspRpcRecvPoll: GSP RM heartbeat timed out (diff ~8000ms > timeout 5200ms)", "firmware_error"),
     ("NVRM: GPU6 _kgspIsHeartbeatTimedOut: Heartbeat timed out, currentTimeMs 812751949 heartbeat 1899482 "
      "heartbeatWithOffsetMs 812745879 diff 6070 timeout 5200", "firmware_error"),
@@ -342,6 +343,10 @@ def test_unknown_vendor_is_a_clear_error(vendors):
     "NVRM: GPU at PCI:0000:00:05: GPU-efbdfde9-5798-a6e7-4c46-12518fa15375",
     "nvidia_uvm: module uses symbols from proprietary module nvidia, inheriting taint.",
     "nvidia 0000:02:00.0: device has no AER-aware driver",
+    # other drivers' devices on a bridge with an uncorrectable error (and nvidia-gpu, Turing's USB-C controller)
+    "ahci 0000:01:00.0: AER: can't recover (no error_detected callback)",
+    "snd_hda_intel 0000:03:00.1: AER: can't recover (no error_detected callback)",
+    "nvidia-gpu 0000:01:00.3: AER: can't recover (no error_detected callback)",
     "pcieport 0000:00:02.0: AER: Corrected error received: id=0010",
     "pcieport 0000:00:01.1: pciehp: Slot #0 AttnBtn- PwrCtrl- MRL- AttnInd- PwrInd- HotPlug+ Surprise+",
     # A reset while the driver initialises (AMD's node-agent excludes "init context").
@@ -388,6 +393,7 @@ def test_no_finding(line):
     ("NVRM: GPU 0000:2b:00.0: GPU has fallen off the bus.", "0000:2b:00.0"),
     ("NVRM: GPU at PCI:0000:2b:00: GPU has fallen off the bus.", "0000:2b:00"),
     ("NVRM: GPU0 krcWatchdog_IMPL: RC watchdog: GPU is probably locked!", None),
+    ("nvidia 0000:63:00.0: AER: can't recover (no error_detected callback)", "0000:63:00.0"),
 ])
 def test_bdf_attribution(line, bdf):
     findings = kl.scan([line])

@@ -257,6 +257,12 @@ EXPECTED = {
         ('bus_lost', H, '0000:b3:00.0', None, 1),
         ('init_failed', H, None, None, 1),
     ],
+    # dmesg with relative stamps ([  +0.000844]): a Fatal AER error (SDES, CmpltTO) on the root port is hard and
+    # host level; "nvidia 0000:03:00.0: AER: can't recover" names the GPU behind it (soft by itself).
+    'returnn-1500_dmesg-reltime_aer_fatal_sdes_nvidia_cant_recover.txt': [
+        ('pcie_error', S, '0000:03:00.0', None, 2),
+        ('pcie_error', H, None, None, 1),
+    ],
     # 595.x GSP heartbeat timeout (the GPU named by index, GPU6): firmware error, host level.
     'open-gpu-kernel-modules-1230_595.71.05_dmesg_gsp_heartbeat_timeout.txt': [
         ('firmware_error', H, None, None, 2),
