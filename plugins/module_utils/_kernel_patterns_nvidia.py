@@ -166,6 +166,8 @@ ROWS = [
     ("init_failed", "rm_init_adapter", r"\brm_init_adapter failed\b", "rm_init_adapter failed (GPU not initialised)", {}),
     ("init_failed", "probe", r"\bNVIDIA probe routine failed\b", "NVIDIA probe failed", {}),
     ("init_failed", "probe", r"\bnvidia: probe of (?P<bdf>" + _BDF + r") failed", "NVIDIA probe failed", {}),
+    # the same on kernels 6.x (drivers/base/dd.c): "nvidia 0000:2c:00.0: probe with driver nvidia failed with error -1"
+    ("init_failed", "probe", r"\bprobe with driver nvidia failed", "NVIDIA probe failed", {}),
     ("init_failed", "power cables", r"necessary power cables", "GPU power cables not connected", {"own": True}),
     ("gpu_hang", "locked", r"\bGPU is probably locked\b", "RC watchdog: GPU locked", {"own": True}),
     # The PCIe core after an uncorrectable error on the GPU's link: the NVIDIA driver has no AER handlers, so

@@ -154,6 +154,7 @@ NVIDIA_SAMPLES = [
     ("NVRM: GPU 0000:0a:00.0: rm_init_adapter failed, device minor number 5", "init_failed"),
     ("NVRM: The NVIDIA probe routine failed for 1 device(s).", "init_failed"),
     ("nvidia: probe of 0000:01:00.0 failed with error -1", "init_failed"),
+    ("nvidia 0000:2c:00.0: probe with driver nvidia failed with error -1", "init_failed"),
     ("NVRM: GPU 0000:01:00.0: GPU does not have the necessary power cables connected.", "init_failed"),
     ("NVRM: GPU0 krcWatchdog_IMPL: RC watchdog: GPU is probably locked!  Notify Timeout Seconds: 7", "gpu_hang"),
     ("nvidia 0000:03:00.0: AER: can't recover (no error_detected callback)", "pcie_error"),
@@ -394,6 +395,7 @@ def test_no_finding(line):
     ("NVRM: GPU at PCI:0000:2b:00: GPU has fallen off the bus.", "0000:2b:00"),
     ("NVRM: GPU0 krcWatchdog_IMPL: RC watchdog: GPU is probably locked!", None),
     ("nvidia 0000:63:00.0: AER: can't recover (no error_detected callback)", "0000:63:00.0"),
+    ("nvidia 0000:2c:00.0: probe with driver nvidia failed with error -1", "0000:2c:00.0"),
 ])
 def test_bdf_attribution(line, bdf):
     findings = kl.scan([line])

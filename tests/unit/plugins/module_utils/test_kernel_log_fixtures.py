@@ -263,6 +263,11 @@ EXPECTED = {
         ('pcie_error', S, '0000:03:00.0', None, 2),
         ('pcie_error', H, None, None, 1),
     ],
+    # The open module refuses a GPU without GSP (an indented eight-line NVRM message), then the kernel 6.x probe
+    # failure ("probe with driver nvidia failed"): the GPU is not initialised.
+    'cosmic-epoch-3411_dmesg_open_module_gpu_without_gsp_probe_failed.txt': [
+        ('init_failed', H, '0000:2c:00.0', None, 1),
+    ],
     # 595.x GSP heartbeat timeout (the GPU named by index, GPU6): firmware error, host level.
     'open-gpu-kernel-modules-1230_595.71.05_dmesg_gsp_heartbeat_timeout.txt': [
         ('firmware_error', H, None, None, 2),
