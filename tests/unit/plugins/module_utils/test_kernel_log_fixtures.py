@@ -268,6 +268,13 @@ EXPECTED = {
     'cosmic-epoch-3411_dmesg_open_module_gpu_without_gsp_probe_failed.txt': [
         ('init_failed', H, '0000:2c:00.0', None, 1),
     ],
+    # Xid 79 and the Xid-less "GPU has fallen off the bus" on the same GPU (partial and full address); the crash-dump
+    # note is an indented three-line message; the GPU's USB-C functions (nvidia-gpu, xhci_hcd) dying with it and a
+    # corrected AER error are no findings of their own.
+    'nvidia-docker-1553_dmesg_xid79_crash_dump_multiline_usbc_died.txt': [
+        ('bus_lost', H, '0000:09:00', 79, 1),
+        ('bus_lost', H, '0000:09:00.0', None, 1),
+    ],
     # 595.x GSP heartbeat timeout (the GPU named by index, GPU6): firmware error, host level.
     'open-gpu-kernel-modules-1230_595.71.05_dmesg_gsp_heartbeat_timeout.txt': [
         ('firmware_error', H, None, None, 2),
