@@ -24,7 +24,9 @@ host/facility prefixes never stay in the body, even when the time cannot be read
   (``2026 Nov 25 15:00:00 host kernel:``, syslog-ng ``$YEAR $DATE``) that year is used.
 * ``dmesg -T``: ``[Mon Feb 25 19:15:17 2026]`` (strftime ``%a %b %e %H:%M:%S %Y`` in the locale,
   so ``[po úno 25 ...]`` or ``[水  2月 25 ...]``), local time.
-* ``dmesg -e`` / ``--reltime``: ``[Feb25 19:15]``, ``[  +0.000012]``: stripped, not dated.
+* ``dmesg -e`` / ``--reltime``: ``[Feb25 19:15]``, ``[  +0.000012]``; ``dmesg --time-format delta``:
+  ``[<    0.000012>]``: stripped, not dated. ``dmesg -d`` adds ``<    0.000012>`` (the time since the
+  message before) to a monotonic or ``-T`` stamp: dropped.
 * ``journalctl -o short-unix``: ``1764687600.123456 host kernel:``: epoch seconds.
 * ``/dev/kmsg`` records as read (``cat /dev/kmsg``, tools that save them): ``6,1234,5678901,-;<message>``
   (priority, sequence, microseconds since the boot, flags): monotonic, like dmesg's.
@@ -57,13 +59,14 @@ _RFC5424_VERSION = re.compile(r"^1 (?=\d{4}-\d\d-\d\dT)")
 _RFC5424_HEADER = re.compile(r"^\S+ \S+ \S+ \S+ (?:-|(?:\[(?:[^\]\\]|\\.)*\])+)(?: \ufeff?|$)")
 _FULL = re.compile(r"^[^\W\d_]{2,4}\.?,? (\d{4})-(\d\d)-(\d\d) (\d\d):(\d\d):(\d\d)(?:\.\d{1,9})? "
                    r"([A-Za-z]{1,6}|[+-]\d{4}) +(\S+) +")
-_CTIME = re.compile(r"^\[([^\[\]]{1,40}?)\s+(\d{1,2}) (\d\d):(\d\d):(\d\d) (\d{4})\]")
+_DELTA = r"(?:\s*<\s*\d+\.\d+>)"   # dmesg -d: the time since the message before, after the stamp
+_CTIME = re.compile(r"^\[([^\[\]]{1,40}?)\s+(\d{1,2}) (\d\d):(\d\d):(\d\d) (\d{4})" + _DELTA + r"?\]")
 _SYSLOG = re.compile(r"^\s*(?:(\d{4}) +)?([^\W\d_]{2,9}\.?|\d{1,2}\s?[\u6708\uc6d4]) +(\d{1,2}) (\d\d):(\d\d):(\d\d)"
                      r"(?:\.\d{1,9})? +(\S+) +")
 _UNIX = re.compile(r"^(\d{9,11}\.\d{1,9})(?=\s)")               # journalctl -o short-unix
 _KMSG = re.compile(r"^\d{1,4},\d+,(\d{1,16}),[^;\s]*;")         # /dev/kmsg: prio,seq,usec,flags;
-_RELTIME = re.compile(r"^\[(?:[^\W\d_]{2,9}\.?\d{1,2} \d\d:\d\d|\s*[+-]\d+\.\d+)\]")
-_MONOTONIC = re.compile(r"^\[\s*(\d{1,10}\.\d{1,9})(?:\s*<\s*[\d.]+>)?\]")
+_RELTIME = re.compile(r"^\[(?:[^\W\d_]{2,9}\.?\d{1,2} \d\d:\d\d|\s*[+-]\d+\.\d+|" + _DELTA + r")\]")
+_MONOTONIC = re.compile(r"^\[\s*(\d{1,10}\.\d{1,9})" + _DELTA + r"?\]")
 _CALLER = re.compile(r"^\[\s*[TC]\d+\]\s*")            # printk caller id: [    T140]
 _HOST_KERNEL = re.compile(r"^(?:\S+\s+)?kernel(?:\[\d+\])?:\s*")
 _BARE_KERNEL = re.compile(r"^kernel(?:\[\d+\])?:\s+")        # a journal line pasted without its stamp
@@ -208,7 +211,7 @@ def split_line(line, boot_time=None, now=None):
     elif body[:1] == "[":
         match = _CTIME.match(body)
         if match:
-            stamp, epoch = match.group(0)[1:-1], _ctime_epoch(match)
+            stamp, epoch = body[1:match.end(6)], _ctime_epoch(match)
             body = body[match.end():].lstrip()
         else:
             match = _RELTIME.match(body)

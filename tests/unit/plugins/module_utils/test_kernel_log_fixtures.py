@@ -344,6 +344,9 @@ RESTAMP = {
     "dmesg_iso_caller": lambda body: "2026-11-25T15:00:00,123456+00:00 [    C3] " + body,
     "journal_short_unix": lambda body: "1764082800.123456 rig07 kernel: " + body,
     "kmsg": lambda body: "6,1234,1234567890,-;" + body,
+    "dmesg_T_delta": lambda body: "[Wed Nov 25 15:00:00 2026 <    0.000012>] " + body,
+    "dmesg_monotonic_delta": lambda body: "[ 1234.567890 <    0.000123>] " + body,
+    "dmesg_delta_only": lambda body: "[<    0.000012>] " + body,
     "kmsg_caller": lambda body: "4,98765,1234567890,-,caller=T140;" + body,
 }
 
@@ -363,7 +366,7 @@ def test_same_findings_under_every_stamp_format(name, fmt):
     assert shape(findings) == EXPECTED[name]
     for finding in findings:
         assert finding["message"] == " ".join(bodies_of(finding["line"]).split())[:kl.MAX_MESSAGE_CHARS]
-        if fmt not in ("reltime", "syslog_unknown_locale"):
+        if fmt not in ("reltime", "syslog_unknown_locale", "dmesg_delta_only"):
             assert finding["first_epoch"] is not None, (fmt, finding["line"])
 
 
