@@ -189,6 +189,16 @@ EXPECTED = {
     'vm_l2_protection_fault_no_retry_ROCm-amdgpu-172.txt': [
         ('page_fault', S, '0000:c6:00.0', None, 2),
     ],
+    # MI50, dmesg -T: an ATHUB RAS interrupt (uncorrectable), the reset begun, the SMU never answering (response 0x0)
+    # and powerplay failing to disable its features; "MEM/SRAM ECC is active" is no finding.
+    'mi50_athub_ras_uncorrectable_reset_smu_response_0_dmesg-T_legacy-rocm-build-1886.txt': [
+        ('ras_uncorrectable', H, '0000:e3:00.0', None, 1),
+        ('gpu_reset', S, '0000:e3:00.0', None, 1),
+        ('smu_no_response', H, '0000:e3:00.0', None, 2),
+        ('smu_message_failed', H, None, None, 1),
+        ('smu_message_failed', H, None, None, 1),
+        ('smu_message_failed', H, None, None, 1),
+    ],
     # The PSP did not start at load (no "hw_init of IP block <psp> failed" in the excerpt): the GPU has no firmware.
     'mi210_psp_create_ring_failed_dmesg-T_legacy-rocm-build-2747.txt': [
         ('init_failed', H, None, None, 1),
