@@ -350,6 +350,17 @@ def test_unknown_vendor_is_a_clear_error(vendors):
     "nvidia-gpu 0000:01:00.3: AER: can't recover (no error_detected callback)",
     "pcieport 0000:00:02.0: AER: Corrected error received: id=0010",
     "pcieport 0000:00:01.1: pciehp: Slot #0 AttnBtn- PwrCtrl- MRL- AttnInd- PwrInd- HotPlug+ Surprise+",
+    # Real boot warnings of a healthy RX 9070 XT (ROCm/legacy-rocm-build#6073, "The system is functional")
+    "amdgpu 0000:03:00.0: [drm] REG_WAIT timeout 1us * 150000 tries - optc401_disable_crtc line:235",
+    "amdgpu 0000:03:00.0: amdgpu: [drm] Failed to setup vendor infoframe on connector HDMI-A-1: -22",
+    "amdgpu 0000:03:00.0: amdgpu: MES FW version must be >= 0x82 to enable LR compute workaround.",
+    # nvidia-modeset and NVRM lines that accompany a lost display or a crash, not failures by themselves
+    "nvidia-modeset: WARNING: GPU:0: Lost display notification (0:0x00000000); continuing.",
+    "NVRM: A GPU crash dump has been created. If possible, please run",
+    "nvidia: module verification failed: signature and/or required key missing - tainting kernel",
+    # a GPU bound to vfio-pci being reset by vendor-reset for a VM (gnif/vendor-reset#25): not amdgpu's
+    "vfio-pci 0000:0c:00.0: SMU error 0xfd",
+    "vfio-pci 0000:0c:00.0: AMD_NAVI14: mode1 reset succeeded",
     # A reset while the driver initialises (AMD's node-agent excludes "init context").
     "amdgpu 0000:03:00.0: amdgpu: GPU reset succeeded in init context",
     # Zero counts and non-zero responses are not "no response".
