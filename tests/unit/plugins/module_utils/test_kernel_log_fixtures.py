@@ -237,6 +237,9 @@ EXPECTED = {
     ],
     'rx6600_runtime_resume_journal.txt': [
     ],
+    # A real runtime resume in plain dmesg, repeated all day on an idle card ("Flood in dmesg").
+    'pop-1543_navi_runtime_resume_flood_dmesg.txt': [
+    ],
     # A real runtime resume (DPMS off/on), dmesg -T: "SMU driver if version not matched" on every resume.
     'sway-6971_navi2x_dpms_runtime_resume_dmesg-T.txt': [
     ],
