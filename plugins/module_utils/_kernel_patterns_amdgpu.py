@@ -164,6 +164,10 @@ ROWS = [
     ("gpu_hang", "kiq", r"timeout waiting for kiq fence|wait for kiq fence error", "KIQ fence timeout",
      {"own": True, "role": "hang"}),
     ("gpu_hang", "timeout", r"qcm fence wait loop timeout expired", "queue preemption timed out", _HANG),
+    # KFD's hardware scheduler did not preempt the queues (kfd_device_queue_manager.c): the only line of such a
+    # hang that names the GPU ("Failed to evict process queues" after it names none).
+    ("gpu_hang", "preemption time", r"\bQueue preemption time ?out\b", "queue preemption timed out (HIQ)",
+     {"own": True, "role": "hang"}),
     ("gpu_hang", "unrecoverable", r"The cp might be in an unrecoverable state", "CP in unrecoverable state",
      {"own": True, "role": "hang"}),
     ("gpu_hang", "fail", r"Failed to evict (?:process )?queues?\b", "queue eviction failed", {"own": True, "role": "hang"}),

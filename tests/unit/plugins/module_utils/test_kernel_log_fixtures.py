@@ -199,6 +199,12 @@ EXPECTED = {
         ('smu_message_failed', H, None, None, 1),
         ('smu_message_failed', H, None, None, 1),
     ],
+    # KFD's queue preemption times out every 4 s: the HIQ line names the GPU (hard hang); the eviction failures after
+    # it name none.
+    'kfd_hiq_queue_preemption_timeout_evict_failed_ollama-738.txt': [
+        ('gpu_hang', H, '0000:03:00.0', None, 6),
+        ('gpu_hang', H, None, None, 3),
+    ],
     # The PSP did not start at load (no "hw_init of IP block <psp> failed" in the excerpt): the GPU has no firmware.
     'mi210_psp_create_ring_failed_dmesg-T_legacy-rocm-build-2747.txt': [
         ('init_failed', H, None, None, 1),
