@@ -205,6 +205,18 @@ EXPECTED = {
         ('gpu_hang', H, '0000:03:00.0', None, 6),
         ('gpu_hang', H, None, None, 3),
     ],
+    # Strix Halo (MES 0x83): MES stops answering, queues cannot be evicted, a reset begins (no end in the excerpt);
+    # "Freeing queue vital buffer" is no finding.
+    'strix_halo_mes_remove_queue_evict_failed_gpu_reset_legacy-rocm-build-5724.txt': [
+        ('gpu_hang', H, '0000:c5:00.0', None, 2),
+        ('gpu_hang', H, '0000:c5:00.0', None, 1),
+        ('gpu_hang', H, '0000:c5:00.0', None, 1),
+        ('gpu_hang', H, '0000:c5:00.0', None, 2),
+        ('gpu_hang', H, '0000:c5:00.0', None, 1),
+        ('gpu_reset', S, '0000:c5:00.0', None, 1),
+        ('gpu_hang', H, None, None, 1),
+        ('gpu_hang', H, '0000:c5:00.0', None, 1),
+    ],
     # The PSP did not start at load (no "hw_init of IP block <psp> failed" in the excerpt): the GPU has no firmware.
     'mi210_psp_create_ring_failed_dmesg-T_legacy-rocm-build-2747.txt': [
         ('init_failed', H, None, None, 1),
