@@ -217,6 +217,18 @@ EXPECTED = {
         ('gpu_hang', H, None, None, 1),
         ('gpu_hang', H, '0000:c5:00.0', None, 1),
     ],
+    # amdgpu.gpu_recovery=0: two ring timeouts (no address), each followed by "GPU recovery disabled." on 06:00.0:
+    # the hang stays, and the GPU is degraded until a reboot.
+    'ring_timeout_gpu_recovery_disabled_syslog_nixpkgs-176915-r9-280x.txt': [
+        ('ring_timeout', S, None, None, 1),
+        ('gpu_hang', H, '0000:06:00.0', None, 2),
+        ('ring_timeout', S, None, None, 1),
+    ],
+    # Pasted without stamps: sdma0 timeout (no address), reset begun on 33:00.0, MODE2, "GPU reset succeeded, trying
+    # to resume" and a clean resume: ONE recovered reset (soft).
+    'sdma_timeout_mode2_reset_resumed_no_stamps_yoga-linux-38.txt': [
+        ('gpu_reset', S, '0000:33:00.0', None, 1),
+    ],
     # The PSP did not start at load (no "hw_init of IP block <psp> failed" in the excerpt): the GPU has no firmware.
     'mi210_psp_create_ring_failed_dmesg-T_legacy-rocm-build-2747.txt': [
         ('init_failed', H, None, None, 1),
