@@ -555,16 +555,17 @@ def _record_address(pattern, recent):
     One kernel message may span several lines: dmesg and the journal print the lines after the first
     indented and without a stamp (NVRM's "The NVIDIA GPU <bdf> / (PCI ID: ...) installed in this
     system has / fallen off the bus ..."). ``recent``: the lines read so far, the continuation last;
-    the record is the indented lines before it back to and including the first line not indented.
+    the record is the indented lines before it back to and including the first line that has a stamp
+    or is not indented.
     """
     older = list(recent)[:-1]
     for text in reversed(older):
-        body = split_line(text)[2]
+        stamp, _epoch, body = split_line(text)
         for regex in pattern.addresses:
             found = regex.search(body)
             if found:
                 return normalize_address(found.group(1))
-        if not text[:1].isspace():
+        if stamp is not None or not text[:1].isspace():
             break
     return None
 

@@ -196,7 +196,8 @@ def split_line(line, boot_time=None, now=None):
     returns one (asked only when a monotonic stamp is met). ``now`` (epoch, default the clock)
     dates syslog stamps, which have no year, and bounds monotonic ones.
     """
-    text = to_text(line)
+    # Leading blanks (a log pasted into an indented block) do not hide the stamp after them.
+    text = to_text(line).lstrip()
     body = _PRIORITY_PREFIX.sub("", _DECODE_PREFIX.sub("", text, count=1), count=1)
     stamp, epoch = None, None
     rfc5424 = _RFC5424_VERSION.match(body)

@@ -443,7 +443,10 @@ def test_a_continuation_takes_the_gpu_of_its_own_message_only():
                "               " + FALLEN[2]]
     # lines that are not indented are messages of their own, even without stamps
     flat = [FALLEN[0] % "0000:b3:00.0", FALLEN[1], FALLEN[2]]
-    for lines in (between, flat):
+    # a log pasted indented: a stamped line is the first line of its message, however far it is indented
+    indented = ["    [ 1.0] " + FALLEN[0] % "0000:b3:00.0", "    [ 1.1] usb 1-4: new high-speed USB device number 3",
+                "                   " + FALLEN[2]]
+    for lines in (between, flat, indented):
         assert [f["bdf"] for f in kl.scan(lines, boot_time=0.0)] == [None], lines
 
 

@@ -387,6 +387,8 @@ RESTAMP = {
     "dmesg_iso_caller": lambda body: "2026-11-25T15:00:00,123456+00:00 [    C3] " + body,
     "journal_short_unix": lambda body: "1764082800.123456 rig07 kernel: " + body,
     "kmsg": lambda body: "6,1234,1234567890,-;" + body,
+    "indented_dmesg": lambda body: "    [ 1234.567890] " + body,
+    "indented_journal": lambda body: "    Nov 25 15:00:00 rig07 kernel: " + body,
     "dmesg_T_delta": lambda body: "[Wed Nov 25 15:00:00 2026 <    0.000012>] " + body,
     "dmesg_monotonic_delta": lambda body: "[ 1234.567890 <    0.000123>] " + body,
     "dmesg_delta_only": lambda body: "[<    0.000012>] " + body,
