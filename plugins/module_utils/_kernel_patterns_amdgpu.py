@@ -152,6 +152,10 @@ ROWS = [
     ("gpu_reset_failed", "fail", r"amdgpu_device_ip_resume failed", "device resume failed",
      {"role": "failed", "gpu": DEGRADED}),
     ("gpu_reset_failed", "fail", r"PSP resume failed", "PSP resume failed", _FAILED_DEGRADES),
+    # amdgpu's own recovery after an uncorrectable PCIe (AER) error failed: the PCI core disconnects the GPU
+    # (amdgpu_pci_slot_reset, "PCIe error recovery failed, err:%d").
+    ("gpu_reset_failed", "recovery failed", r"\bPCIe error recovery failed", "recovery from a PCIe error failed",
+     _FAILED_DEGRADES),
     ("gpu_reset_failed", "fail", r"\bsuspend of IP block <?[^>\s]+>? failed", "IP block suspend failed",
      {"own": True, "role": "step_failed"}),
     # Firmware / queue hangs (MES, KIQ and MES-era mes_kiq rings, CP, SDMA).

@@ -79,6 +79,9 @@ AMD_SAMPLES = [
     ("amdgpu 0000:03:00.0: amdgpu: early_init of IP block <smu> failed -19", "init_failed"),
     ("amdgpu 0000:05:00.0: amdgpu: Fatal error during GPU init", "init_failed"),
     ("amdgpu 0000:05:00.0: amdgpu: memory training failed", "init_failed"),
+    # hand-made from the driver's format string (amdgpu_pci_slot_reset), old DRM_ERROR and new dev_err forms
+    ("[drm:amdgpu_pci_slot_reset [amdgpu]] *ERROR* PCIe error recovery failed, err:-22", "gpu_reset_failed"),
+    ("amdgpu 0000:c1:00.0: amdgpu: PCIe error recovery failed, err:-110", "gpu_reset_failed"),
     ("[drm:psp_hw_start [amdgpu]] *ERROR* PSP create ring failed!", "init_failed"),
     ("[drm:psp_hw_init [amdgpu]] *ERROR* PSP firmware loading failed", "init_failed"),
     ("amdgpu: probe of 0000:05:00.0 failed with error -22", "init_failed"),
@@ -362,6 +365,7 @@ def test_unknown_vendor_is_a_clear_error(vendors):
     # a GPU bound to vfio-pci being reset by vendor-reset for a VM (gnif/vendor-reset#25): not amdgpu's
     "vfio-pci 0000:0c:00.0: SMU error 0xfd",
     "vfio-pci 0000:0c:00.0: AMD_NAVI14: mode1 reset succeeded",
+    "amdgpu 0000:c1:00.0: amdgpu: PCIe error recovery succeeded",
     # A reset while the driver initialises (AMD's node-agent excludes "init context").
     "amdgpu 0000:03:00.0: amdgpu: GPU reset succeeded in init context",
     # Zero counts and non-zero responses are not "no response".
