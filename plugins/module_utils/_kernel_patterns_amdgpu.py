@@ -127,7 +127,9 @@ ROWS = [
     ("init_failed", "fail", r"memory training failed", "memory training failed", _OWN_DEGRADES),
     # The PSP (the security processor that loads every other firmware) did not start: psp_hw_start and
     # psp_hw_init, at load and at resume (then "PSP resume failed" follows); the GPU has no firmware and cannot run.
-    ("init_failed", "fail", r"\bPSP (?:create ring|firmware loading) failed", "PSP firmware processor did not start",
+    ("init_failed", "fail",
+     r"\bPSP (?:create ring|firmware loading|tmr init|load (?:kdb|spl|sys drv|soc drv|intf drv|dbg drv|ras drv"
+     r"|ipkeymgr drv|sos|tmr|toc)) failed", "PSP firmware processor did not start",
      _FAILED_DEGRADES),
     ("init_failed", "fail", r"\bamdgpu: probe of (?P<bdf>" + _BDF + r") failed", "amdgpu probe failed", _DEGRADES),
     ("init_failed", "fail", r"probe with driver amdgpu failed", "amdgpu probe failed", _DEGRADES),

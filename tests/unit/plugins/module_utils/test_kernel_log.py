@@ -84,6 +84,8 @@ AMD_SAMPLES = [
     ("amdgpu 0000:c1:00.0: amdgpu: PCIe error recovery failed, err:-110", "gpu_reset_failed"),
     ("[drm:psp_hw_start [amdgpu]] *ERROR* PSP create ring failed!", "init_failed"),
     ("[drm:psp_hw_init [amdgpu]] *ERROR* PSP firmware loading failed", "init_failed"),
+    ("[drm:psp_hw_start [amdgpu]] *ERROR* PSP load tmr failed!", "init_failed"),
+    ("amdgpu 0000:03:00.0: amdgpu: PSP load sys drv failed!", "init_failed"),
     ("amdgpu: probe of 0000:05:00.0 failed with error -22", "init_failed"),
     ("amdgpu 0000:05:00.0: probe with driver amdgpu failed with error -22", "init_failed"),
     ("kfd kfd: amdgpu: skipped device 1002:67e3, PCI rejects atomics 730<0", "init_failed"),
