@@ -174,6 +174,9 @@ ROWS = [
     # hang that names the GPU ("Failed to evict process queues" after it names none).
     ("gpu_hang", "preemption time", r"\bQueue preemption time ?out\b", "queue preemption timed out (HIQ)",
      {"own": True, "role": "hang"}),
+    # The same from the queue manager's own preemption of one hardware queue (amdgpu_amdkfd_gfx_v*.c hqd_destroy).
+    ("gpu_hang", "preemption failed", r"\bcp queue pipe \d+ queue \d+ preemption failed", "queue preemption failed",
+     {"own": True, "role": "hang"}),
     ("gpu_hang", "unrecoverable", r"The cp might be in an unrecoverable state", "CP in unrecoverable state",
      {"own": True, "role": "hang"}),
     ("gpu_hang", "fail", r"Failed to evict (?:process )?queues?\b", "queue eviction failed", {"own": True, "role": "hang"}),

@@ -111,6 +111,7 @@ AMD_SAMPLES = [
     ("amdgpu 0000:0b:00.0: amdgpu: wait for kiq fence error: 0.", "gpu_hang"),
     ("amdgpu 0000:0b:00.0: qcm fence wait loop timeout expired", "gpu_hang"),
     ("amdgpu 0000:03:00.0: amdgpu: HIQ MQD's queue_doorbell_id0 is not 0, Queue preemption time out", "gpu_hang"),
+    ("amdgpu: cp queue pipe 4 queue 0 preemption failed", "gpu_hang"),
     ("amdgpu 0000:0b:00.0: The cp might be in an unrecoverable state due to an unsuccessful queues preemption", "gpu_hang"),
     ("amdgpu: Failed to evict queue 10", "gpu_hang"),
     ("amdgpu: Failed to suspend process 0x800c", "gpu_hang"),
