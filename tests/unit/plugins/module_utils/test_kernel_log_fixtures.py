@@ -229,6 +229,19 @@ EXPECTED = {
     'sdma_timeout_mode2_reset_resumed_no_stamps_yoga-linux-38.txt': [
         ('gpu_reset', S, '0000:33:00.0', None, 1),
     ],
+    # Older wording (no "amdgpu:" tag): vce0 timeout, reset, a suspend step failed, MODE1 reset, "trying to resume"
+    # (not enough after a failed step), the VCE ring test and resume fail, "GPU reset(1) failed": nothing recovered.
+    'vce0_timeout_mode1_reset_resume_failed_libva-utils-291.txt': [
+        ('ring_timeout', S, None, None, 1),
+        ('gpu_reset', S, '0000:03:00.0', None, 1),
+        ('gpu_reset_failed', H, None, None, 1),
+        ('gpu_reset', S, '0000:03:00.0', None, 1),
+        ('gpu_reset', S, '0000:03:00.0', None, 1),
+        ('gpu_hang', H, '0000:03:00.0', None, 1),
+        ('gpu_reset_failed', H, None, None, 1),
+        ('gpu_reset_failed', H, '0000:03:00.0', None, 1),
+        ('gpu_reset_failed', H, '0000:03:00.0', None, 1),
+    ],
     # The PSP did not start at load (no "hw_init of IP block <psp> failed" in the excerpt): the GPU has no firmware.
     'mi210_psp_create_ring_failed_dmesg-T_legacy-rocm-build-2747.txt': [
         ('init_failed', H, None, None, 1),
