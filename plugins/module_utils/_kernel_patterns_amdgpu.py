@@ -242,4 +242,5 @@ BENIGN = [
     r"poison setting is inconsistent",        # DF/UMC poison setting on consumer boards at boot
     r"\b(?:MEM|SRAM) ECC is not presented",
     r"\bras initialized successfully",
+    r"\bamdgpu: debug: ",                      # what the amdgpu.debug_mask option turns on, printed at load
 ]

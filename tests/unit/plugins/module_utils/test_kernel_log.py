@@ -369,6 +369,8 @@ def test_unknown_vendor_is_a_clear_error(vendors):
     "vfio-pci 0000:0c:00.0: SMU error 0xfd",
     "vfio-pci 0000:0c:00.0: AMD_NAVI14: mode1 reset succeeded",
     "amdgpu 0000:c1:00.0: amdgpu: PCIe error recovery succeeded",
+    # amdgpu.debug_mask notices at load (amdgpu_drv.c), not events
+    "amdgpu: debug: enable mode2 reset for poison consumption recovery",
     # A reset while the driver initialises (AMD's node-agent excludes "init context").
     "amdgpu 0000:03:00.0: amdgpu: GPU reset succeeded in init context",
     # Zero counts and non-zero responses are not "no response".
