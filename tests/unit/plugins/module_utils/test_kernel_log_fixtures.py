@@ -242,6 +242,17 @@ EXPECTED = {
         ('gpu_reset_failed', H, '0000:03:00.0', None, 1),
         ('gpu_reset_failed', H, '0000:03:00.0', None, 1),
     ],
+    # RX 480 mining rig (Linux dmesg): smu7 prints "amdgpu:" and its message on an indented second line, every
+    # 2 s: the SMU never answers (ret is 0), hard; the GPU could not be reset.
+    'rx480_smu7_multiline_failed_to_send_message_ret_0_acominer-9.txt': [
+        ('smu_no_response', H, None, None, 2),
+        ('smu_no_response', H, None, None, 2),
+    ],
+    # Polish journal ("maj 08"): gfx ring timeout, per-queue ring reset succeeded, "device wedged, but recovered":
+    # ONE recovered reset (soft); the excerpt ends at the start of a second dump.
+    'apu_ring_reset_wedged_recovered_journal_pl_locale_llama.cpp-21724.txt': [
+        ('gpu_reset', S, '0000:c2:00.0', None, 1),
+    ],
     # The PSP did not start at load (no "hw_init of IP block <psp> failed" in the excerpt): the GPU has no firmware.
     'mi210_psp_create_ring_failed_dmesg-T_legacy-rocm-build-2747.txt': [
         ('init_failed', H, None, None, 1),
