@@ -78,9 +78,11 @@ ROWS = [
     ("smu_no_response", "smu", r"SMU: No response msg_reg", "SMU not answering (no response)", _DEGRADES),
     ("smu_no_response", "smu", r"SMU is in hanged state", "SMU marked hung by the driver", _DEGRADES),
     ("smu_no_response", "timeout", r"is timeout \(no response\)", "SMU message timed out (no response)", _DEGRADES),
-    # smu7 (its continuation lines, split from "amdgpu: [powerplay]", name no driver) ...
-    ("smu_no_response", "fail", r"(?:\bfailed to send (?:pre )?message \S+|\blast message was failed) ret is\s+0+(?![0-9a-fx])",
-     "SMU never answered a message (response 0)", _DEGRADES),
+    # smu7 (its continuation lines, split from "amdgpu: [powerplay]", name no driver): its response field is 16
+    # bits, so 65535 is the all-ones read of a register that no longer answers ...
+    ("smu_no_response", "fail",
+     r"(?:\bfailed to send (?:pre )?message \S+|\blast message was failed) ret is\s+(?:0+|65535)(?![0-9a-fx])",
+     "SMU never answered a message (response 0 or all-ones)", _DEGRADES),
     # ... smu9/vega, smu_v11, smu_v12.
     ("smu_no_response", "fail",
      r"(?:\bfailed send message:.*?\bresponse|\bFailed to send message 0x[0-9a-f]+, response"

@@ -54,6 +54,9 @@ AMD_SAMPLES = [
     ("amdgpu: [powerplay] [PowerOffAsic] Failed to disable DPM!", "smu_message_failed"),
     ("amdgpu: [powerplay] last message was failed ret is 255", "smu_message_failed"),
     ("amdgpu: [powerplay] last message was failed ret is 0", "smu_no_response"),
+    ("amdgpu: [powerplay] last message was failed ret is 65535", "smu_no_response"),   # 16-bit field all-ones
+    (" failed to send message 261 ret is 65535 ", "smu_no_response"),
+    (" failed to send message 261 ret is 655350", "smu_message_failed"),
     ("amdgpu 0000:0b:00.0: amdgpu: Msg issuing pre-check failed and SMU may be not in the right state!", "smu_message_failed"),
     ("amdgpu 0000:0b:00.0: amdgpu: Failed to disallow df cstate", "smu_message_failed"),
     ("amdgpu 0000:0b:00.0: amdgpu: [SetDfCstate] failed!", "smu_message_failed"),

@@ -253,6 +253,14 @@ EXPECTED = {
     'apu_ring_reset_wedged_recovered_journal_pl_locale_llama.cpp-21724.txt': [
         ('gpu_reset', S, '0000:c2:00.0', None, 1),
     ],
+    # Journal, smu7 powerplay on two lines each: "ret is 65535" is the 16-bit response field read as all-ones (the
+    # SMU no longer answers), as "ret is 0" is no answer: smu_no_response, hard.
+    'smu7_ret_65535_all_ones_after_gfx_timeout_journal_mesa-183.txt': [
+        ('ring_timeout', S, None, None, 1),
+        ('gpu_reset', S, '0000:1d:00.0', None, 1),
+        ('smu_no_response', H, None, None, 4),
+        ('smu_no_response', H, None, None, 3),
+    ],
     # The PSP did not start at load (no "hw_init of IP block <psp> failed" in the excerpt): the GPU has no firmware.
     'mi210_psp_create_ring_failed_dmesg-T_legacy-rocm-build-2747.txt': [
         ('init_failed', H, None, None, 1),
