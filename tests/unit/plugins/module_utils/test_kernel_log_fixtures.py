@@ -261,6 +261,16 @@ EXPECTED = {
         ('smu_no_response', H, None, None, 4),
         ('smu_no_response', H, None, None, 3),
     ],
+    # dmesg -T, kernel 6.16: the per-queue reset fails because MES does not answer RESET, a full reset begins and MES
+    # does not answer REMOVE_QUEUE either (the excerpt ends there): hard, nothing recovered yet.
+    'navi33_mes_no_reset_ring_reset_failed_gpu_reset_dmesg-T_steamos-2802.txt': [
+        ('ring_timeout', S, '0000:03:00.0', None, 1),
+        ('gpu_reset', S, '0000:03:00.0', None, 1),
+        ('gpu_hang', H, '0000:03:00.0', None, 1),
+        ('gpu_reset_failed', H, '0000:03:00.0', None, 1),
+        ('gpu_reset', S, '0000:03:00.0', None, 1),
+        ('gpu_hang', H, '0000:03:00.0', None, 1),
+    ],
     # The PSP did not start at load (no "hw_init of IP block <psp> failed" in the excerpt): the GPU has no firmware.
     'mi210_psp_create_ring_failed_dmesg-T_legacy-rocm-build-2747.txt': [
         ('init_failed', H, None, None, 1),
