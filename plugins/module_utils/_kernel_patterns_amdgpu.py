@@ -25,6 +25,8 @@ amdgpu_ring.c, pm/powerplay smu7/smu9/vega*, pm/swsmu smu_v11_0/smu_v12_0/smu_cm
 
 from __future__ import annotations
 
+from ansible_collections.gpuops.preflight.plugins.module_utils import _checks
+
 VENDOR = "amd"
 NEEDS = "amdgpu"
 
@@ -121,6 +123,12 @@ ROWS = [
     ("bus_lost", "lost", r"device lost from bus", "GPU lost from the PCIe bus", {"own": True, "gpu": LOST}),
     ("bus_lost", "inaccessible", r"(?:^|\s)amdgpu " + _BDF + r":.*\bdevice inaccessible", "device inaccessible on the PCIe bus",
      {"gpu": LOST}),
+    # The GPU itself reported an uncorrectable PCIe error (its own AER line, after the bridge's "AER: ... received
+    # from <bdf>"): names the GPU the bridge's line does not. Kernels 6.x say "Uncorrectable", older "Uncorrected".
+    ("pcie_error", "pcie bus error", r"(?:^|\s)amdgpu " + _BDF + r": (?:AER: )?PCIe Bus Error: severity=Uncorrect(?:ed|able) \(Fatal\)",
+     "fatal uncorrected PCIe error reported by the GPU", {}),
+    ("pcie_error", "pcie bus error", r"(?:^|\s)amdgpu " + _BDF + r": (?:AER: )?PCIe Bus Error: severity=Uncorrect(?:ed|able) \(Non-Fatal\)",
+     "non-fatal uncorrected PCIe error reported by the GPU", {"severity": _checks.SOFT}),
     # Init failures (any init phase of an IP block: early_init, sw_init, hw_init, late_init).
     ("init_failed", "init of ip block", r"\b(?:early_init|sw_init|hw_init|late_init) of IP block <?[^>\s]+>? failed",
      "IP block init failed", {"own": True, "role": "failed", "gpu": DEGRADED}),

@@ -170,6 +170,11 @@ ROWS = [
     ("init_failed", "probe", r"\bprobe with driver nvidia failed", "NVIDIA probe failed", {}),
     ("init_failed", "power cables", r"necessary power cables", "GPU power cables not connected", {"own": True}),
     ("gpu_hang", "locked", r"\bGPU is probably locked\b", "RC watchdog: GPU locked", {"own": True}),
+    # The GPU itself reported an uncorrectable PCIe error (its own AER line; see _kernel_patterns_amdgpu).
+    ("pcie_error", "pcie bus error", r"(?:^|\s)nvidia " + _BDF + r": (?:AER: )?PCIe Bus Error: severity=Uncorrect(?:ed|able) \(Fatal\)",
+     "fatal uncorrected PCIe error reported by the GPU", {}),
+    ("pcie_error", "pcie bus error", r"(?:^|\s)nvidia " + _BDF + r": (?:AER: )?PCIe Bus Error: severity=Uncorrect(?:ed|able) \(Non-Fatal\)",
+     "non-fatal uncorrected PCIe error reported by the GPU", {"severity": SOFT}),
     # The PCIe core after an uncorrectable error on the GPU's link: the NVIDIA driver has no AER handlers, so
     # the GPU is left as the error left it. Names the GPU that the bridge's own AER lines do not; soft: the
     # bridge's Fatal line is hard by itself, and a non-fatal error often leaves the GPU working.

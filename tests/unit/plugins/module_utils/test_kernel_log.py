@@ -81,6 +81,11 @@ AMD_SAMPLES = [
     ("[drm:amdgpu_device_ip_init [amdgpu]] *ERROR* sw_init of IP block <gfx_v11_0> failed -22", "init_failed"),
     ("amdgpu 0000:03:00.0: amdgpu: early_init of IP block <smu> failed -19", "init_failed"),
     ("amdgpu 0000:05:00.0: amdgpu: Fatal error during GPU init", "init_failed"),
+    # hand-made in aer.c's wording (the GPU endpoint's own line), old and 6.x forms
+    ("amdgpu 0000:03:00.0: PCIe Bus Error: severity=Uncorrected (Fatal), type=Transaction Layer, (Requester ID)",
+     "pcie_error"),
+    ("amdgpu 0000:03:00.0: PCIe Bus Error: severity=Uncorrectable (Non-Fatal), type=Transaction Layer, (Requester ID)",
+     "pcie_error"),
     ("amdgpu 0000:05:00.0: amdgpu: memory training failed", "init_failed"),
     # hand-made from the driver's format string (amdgpu_pci_slot_reset), old DRM_ERROR and new dev_err forms
     ("[drm:amdgpu_pci_slot_reset [amdgpu]] *ERROR* PCIe error recovery failed, err:-22", "gpu_reset_failed"),
@@ -168,6 +173,10 @@ NVIDIA_SAMPLES = [
     ("NVRM: GPU 0000:01:00.0: GPU does not have the necessary power cables connected.", "init_failed"),
     ("NVRM: GPU0 krcWatchdog_IMPL: RC watchdog: GPU is probably locked!  Notify Timeout Seconds: 7", "gpu_hang"),
     ("nvidia 0000:03:00.0: AER: can't recover (no error_detected callback)", "pcie_error"),
+    ("nvidia 0000:63:00.0: AER: PCIe Bus Error: severity=Uncorrected (Fatal), type=Transaction Layer, (Receiver ID)",
+     "pcie_error"),
+    ("nvidia 0000:63:00.0: PCIe Bus Error: severity=Uncorrectable (Non-Fatal), type=Transaction Layer, (Requester ID)",
+     "pcie_error"),
     ("NVRM: GPU0 _kgspRpcRecvPoll: GSP RM heartbeat timed out (diff ~8000ms > timeout 5200ms)", "firmware_error"),
     ("NVRM: GPU6 _kgspIsHeartbeatTimedOut: Heartbeat timed out, currentTimeMs 812751949 heartbeat 1899482 "
      "heartbeatWithOffsetMs 812745879 diff 6070 timeout 5200", "firmware_error"),
@@ -268,6 +277,23 @@ def test_xid_154_back_to_none_recovers_what_it_asked_for():
         ("gpu_reset", kl.SOFT, 154, True, "GPU Reset Required"),
     ]
     assert kinds(kl.scan(lines[:2], boot_time=0.0))[1] == ("recovery_required", kl.HARD, "0000:01:00")
+
+
+@pytest.mark.parametrize("line,bdf,severity", [
+    ("amdgpu 0000:03:00.0: PCIe Bus Error: severity=Uncorrected (Fatal), type=Transaction Layer, (Requester ID)",
+     "0000:03:00.0", kl.HARD),
+    ("amdgpu 0000:03:00.0: PCIe Bus Error: severity=Uncorrectable (Non-Fatal), type=Transaction Layer, (Requester ID)",
+     "0000:03:00.0", kl.SOFT),
+    ("nvidia 0000:63:00.0: PCIe Bus Error: severity=Uncorrectable (Fatal), type=Data Link Layer, (Receiver ID)",
+     "0000:63:00.0", kl.HARD),
+    # the bridge's own line stays host level; corrected errors are no findings
+    ("pcieport 0000:00:01.1: PCIe Bus Error: severity=Uncorrected (Fatal), type=Transaction Layer, (Requester ID)",
+     None, None),
+    ("amdgpu 0000:03:00.0: PCIe Bus Error: severity=Corrected, type=Physical Layer, (Receiver ID)", None, None),
+])
+def test_a_gpus_own_uncorrected_pcie_error_names_it(line, bdf, severity):
+    findings = kl.scan(["[ 9.1] " + line], boot_time=0.0)
+    assert [(f["category"], f["bdf"], f["severity"]) for f in findings] == ([("pcie_error", bdf, severity)] if severity else [])
 
 
 @pytest.mark.parametrize("line,severity", [
