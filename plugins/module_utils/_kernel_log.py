@@ -19,6 +19,10 @@ Four parts:
 * ``resolve_addresses(findings, gpu_bdfs)``: NVRM names GPUs ``PCI:0000:01:00`` (no function);
   this completes such an address to the one GPU function that matches it.
 
+A message of several lines (dmesg and the journal indent the lines after its first and give them no
+stamp) is read as one for its GPU: a continuation line that names no GPU takes the one its message
+names on an earlier line (``_record_address``).
+
 Recovery in sequence, per GPU: a hang (ring timeout, a per-queue ring reset that failed, a
 firmware or queue hang: rows with role ``hang``) followed by a reset that succeeded (role
 ``recovered``: "GPU reset(N) succeeded!", "Ring X reset succeeded", "device wedged, but recovered
@@ -46,6 +50,7 @@ a preflight that drops evidence it cannot date would pass a broken GPU.
 
 from __future__ import annotations
 
+import collections
 import math
 import os
 import re
@@ -301,6 +306,7 @@ class _Clock(object):
         self.stamp = None
         self.epoch = None
         self.pending = []
+        self.continued = False  # the last parsed line had no stamp of its own
 
     def skip(self, text):
         self.pending.append(text)
@@ -313,6 +319,7 @@ class _Clock(object):
     def parse(self, text):
         """Parse a line; return (stamp, epoch, body), inheriting both when it has no stamp."""
         stamp, epoch, body = split_line(text, self.boot_time, self.now)
+        self.continued = stamp is None
         if stamp is None:
             for older in reversed(self.pending[-_PENDING:]):
                 older_stamp, older_epoch = split_line(older, self.boot_time, self.now)[:2]
@@ -538,6 +545,31 @@ class _Recovery(object):
         self.folded += 1
 
 
+# Lines kept to find the first line of a multi-line message (a record; see _record_address).
+_RECORD_LINES = 16
+
+
+def _record_address(pattern, recent):
+    """The GPU address a continuation line's record names on an earlier line, or None.
+
+    One kernel message may span several lines: dmesg and the journal print the lines after the first
+    indented and without a stamp (NVRM's "The NVIDIA GPU <bdf> / (PCI ID: ...) installed in this
+    system has / fallen off the bus ..."). ``recent``: the lines read so far, the continuation last;
+    the record is the indented lines before it back to and including the first line that has a stamp
+    or is not indented.
+    """
+    older = list(recent)[:-1]
+    for text in reversed(older):
+        stamp, _epoch, body = split_line(text)
+        for regex in pattern.addresses:
+            found = regex.search(body)
+            if found:
+                return normalize_address(found.group(1))
+        if stamp is not None or not text[:1].isspace():
+            break
+    return None
+
+
 def _lines_of(lines):
     if isinstance(lines, (bytes, bytearray)):
         lines = bytes(lines).decode("utf-8", "replace")
@@ -586,15 +618,18 @@ def scan(lines, since=None, boot_time=None, stats=None, vendors=None, now=None):
     classified = {}
     counts = {"lines": 0, "matched": 0, "too_old": 0}
     index = 0
+    recent = collections.deque(maxlen=_RECORD_LINES)
     for raw in _lines_of(lines):
         if raw is GAP:
             clock.gap()
             recovery.gap()
+            recent.clear()
             continue
         index += 1
         counts["lines"] += 1
         try:
             text = _kernel_time.to_text(raw)
+            recent.append(text)
             if not _keys_in(text.lower()):
                 clock.skip(text)
                 continue
@@ -612,6 +647,11 @@ def scan(lines, since=None, boot_time=None, stats=None, vendors=None, now=None):
             if since is not None and epoch is not None and epoch < since:
                 counts["too_old"] += 1
                 continue
+            if known[2] is None and clock.continued and text[:1].isspace() and known[0].addresses:
+                # a continuation line: its GPU may be named on the first line of its message
+                bdf = _record_address(known[0], recent)
+                if bdf is not None:
+                    known = known[:2] + (bdf, known[3], _key(known[1], bdf, known[6], known[3])) + known[5:]
         except Exception:  # one unreadable line must not hide the others
             continue
         pattern, rule, bdf, message, key, hung = known[:6]
@@ -639,15 +679,20 @@ def _known(body, chosen):
     bdf = _bdf_of(pattern, body, match)
     # a line that names its device by PCI id only (KFD's "skipped device 1002:67df"): vendor:device, lower case
     pci_id = match.group("pci_id").lower() if "pci_id" in match.re.groupindex and match.group("pci_id") else None
-    if rule[4] is not None:
-        key = (rule[0], bdf, "xid", rule[4])
-    else:
-        key = (rule[0], bdf, pci_id, _normalise(message))
+    key = _key(rule, bdf, pci_id, message)
     hung = None
     if pattern.role == "hang":
         hung = match.group("hung") if "hung" in match.re.groupindex and match.group("hung") else rule[2]
         hung = clean_text(" ".join(hung.split()))
     return pattern, rule, bdf, message, key, hung, pci_id
+
+
+def _key(rule, bdf, pci_id, message):
+    """The collapsing key of a finding: (category, GPU, Xid) for an Xid, else (category, GPU, PCI id, message
+    with numbers normalised)."""
+    if rule[4] is not None:
+        return (rule[0], bdf, "xid", rule[4])
+    return (rule[0], bdf, pci_id, _normalise(message))
 
 
 def severity_counts(findings):

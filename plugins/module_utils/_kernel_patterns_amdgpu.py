@@ -25,6 +25,8 @@ amdgpu_ring.c, pm/powerplay smu7/smu9/vega*, pm/swsmu smu_v11_0/smu_v12_0/smu_cm
 
 from __future__ import annotations
 
+from ansible_collections.gpuops.preflight.plugins.module_utils import _checks
+
 VENDOR = "amd"
 NEEDS = "amdgpu"
 
@@ -78,9 +80,11 @@ ROWS = [
     ("smu_no_response", "smu", r"SMU: No response msg_reg", "SMU not answering (no response)", _DEGRADES),
     ("smu_no_response", "smu", r"SMU is in hanged state", "SMU marked hung by the driver", _DEGRADES),
     ("smu_no_response", "timeout", r"is timeout \(no response\)", "SMU message timed out (no response)", _DEGRADES),
-    # smu7 (its continuation lines, split from "amdgpu: [powerplay]", name no driver) ...
-    ("smu_no_response", "fail", r"(?:\bfailed to send (?:pre )?message \S+|\blast message was failed) ret is\s+0+(?![0-9a-fx])",
-     "SMU never answered a message (response 0)", _DEGRADES),
+    # smu7 (its continuation lines, split from "amdgpu: [powerplay]", name no driver): its response field is 16
+    # bits, so 65535 is the all-ones read of a register that no longer answers ...
+    ("smu_no_response", "fail",
+     r"(?:\bfailed to send (?:pre )?message \S+|\blast message was failed) ret is\s+(?:0+|65535)(?![0-9a-fx])",
+     "SMU never answered a message (response 0 or all-ones)", _DEGRADES),
     # ... smu9/vega, smu_v11, smu_v12.
     ("smu_no_response", "fail",
      r"(?:\bfailed send message:.*?\bresponse|\bFailed to send message 0x[0-9a-f]+, response"
@@ -119,12 +123,24 @@ ROWS = [
     ("bus_lost", "lost", r"device lost from bus", "GPU lost from the PCIe bus", {"own": True, "gpu": LOST}),
     ("bus_lost", "inaccessible", r"(?:^|\s)amdgpu " + _BDF + r":.*\bdevice inaccessible", "device inaccessible on the PCIe bus",
      {"gpu": LOST}),
+    # The GPU itself reported an uncorrectable PCIe error (its own AER line, after the bridge's "AER: ... received
+    # from <bdf>"): names the GPU the bridge's line does not. Kernels 6.x say "Uncorrectable", older "Uncorrected".
+    ("pcie_error", "pcie bus error", r"(?:^|\s)amdgpu " + _BDF + r": (?:AER: )?PCIe Bus Error: severity=Uncorrect(?:ed|able) \(Fatal\)",
+     "fatal uncorrected PCIe error reported by the GPU", {}),
+    ("pcie_error", "pcie bus error", r"(?:^|\s)amdgpu " + _BDF + r": (?:AER: )?PCIe Bus Error: severity=Uncorrect(?:ed|able) \(Non-Fatal\)",
+     "non-fatal uncorrected PCIe error reported by the GPU", {"severity": _checks.SOFT}),
     # Init failures (any init phase of an IP block: early_init, sw_init, hw_init, late_init).
     ("init_failed", "init of ip block", r"\b(?:early_init|sw_init|hw_init|late_init) of IP block <?[^>\s]+>? failed",
      "IP block init failed", {"own": True, "role": "failed", "gpu": DEGRADED}),
     ("init_failed", "fatal", r"Fatal error during GPU init", "fatal error during GPU init",
      {"own": True, "role": "failed", "gpu": DEGRADED}),
     ("init_failed", "fail", r"memory training failed", "memory training failed", _OWN_DEGRADES),
+    # The PSP (the security processor that loads every other firmware) did not start: psp_hw_start and
+    # psp_hw_init, at load and at resume (then "PSP resume failed" follows); the GPU has no firmware and cannot run.
+    ("init_failed", "fail",
+     r"\bPSP (?:create ring|firmware loading|tmr init|load (?:kdb|spl|sys drv|soc drv|intf drv|dbg drv|ras drv"
+     r"|ipkeymgr drv|sos|tmr|toc)) failed", "PSP firmware processor did not start",
+     _FAILED_DEGRADES),
     ("init_failed", "fail", r"\bamdgpu: probe of (?P<bdf>" + _BDF + r") failed", "amdgpu probe failed", _DEGRADES),
     ("init_failed", "fail", r"probe with driver amdgpu failed", "amdgpu probe failed", _DEGRADES),
     # KFD (ROCm's compute side) leaves out a GPU whose PCIe path has no atomics (common behind risers and
@@ -148,6 +164,10 @@ ROWS = [
     ("gpu_reset_failed", "fail", r"amdgpu_device_ip_resume failed", "device resume failed",
      {"role": "failed", "gpu": DEGRADED}),
     ("gpu_reset_failed", "fail", r"PSP resume failed", "PSP resume failed", _FAILED_DEGRADES),
+    # amdgpu's own recovery after an uncorrectable PCIe (AER) error failed: the PCI core disconnects the GPU
+    # (amdgpu_pci_slot_reset, "PCIe error recovery failed, err:%d").
+    ("gpu_reset_failed", "recovery failed", r"\bPCIe error recovery failed", "recovery from a PCIe error failed",
+     _FAILED_DEGRADES),
     ("gpu_reset_failed", "fail", r"\bsuspend of IP block <?[^>\s]+>? failed", "IP block suspend failed",
      {"own": True, "role": "step_failed"}),
     # Firmware / queue hangs (MES, KIQ and MES-era mes_kiq rings, CP, SDMA).
@@ -160,6 +180,13 @@ ROWS = [
     ("gpu_hang", "kiq", r"timeout waiting for kiq fence|wait for kiq fence error", "KIQ fence timeout",
      {"own": True, "role": "hang"}),
     ("gpu_hang", "timeout", r"qcm fence wait loop timeout expired", "queue preemption timed out", _HANG),
+    # KFD's hardware scheduler did not preempt the queues (kfd_device_queue_manager.c): the only line of such a
+    # hang that names the GPU ("Failed to evict process queues" after it names none).
+    ("gpu_hang", "preemption time", r"\bQueue preemption time ?out\b", "queue preemption timed out (HIQ)",
+     {"own": True, "role": "hang"}),
+    # The same from the queue manager's own preemption of one hardware queue (amdgpu_amdkfd_gfx_v*.c hqd_destroy).
+    ("gpu_hang", "preemption failed", r"\bcp queue pipe \d+ queue \d+ preemption failed", "queue preemption failed",
+     {"own": True, "role": "hang"}),
     ("gpu_hang", "unrecoverable", r"The cp might be in an unrecoverable state", "CP in unrecoverable state",
      {"own": True, "role": "hang"}),
     ("gpu_hang", "fail", r"Failed to evict (?:process )?queues?\b", "queue eviction failed", {"own": True, "role": "hang"}),
@@ -182,6 +209,14 @@ ROWS = [
     ("ras_uncorrectable", "hardware error", r"\[Hardware Error\]:?\s*Accelerator Check Architecture events logged",
      "ACA hardware error logged", _OWN_DEGRADES),
     ("ras_uncorrectable", "poison", r"\bpoison", "RAS poison", _OWN_DEGRADES),
+    # The GPU retired more bad pages than the RAS threshold allows: AMD's RMA criterion (amdgpu_ras_eeprom.c,
+    # "RAS records:%d exceed threshold:%d[, GPU will not be initialized. Replace this GPU ...]"; older
+    # kernels "Saved bad pages %d reaches threshold value %d").
+    ("memory_remap_failed", "threshold", r"\b(?:RAS records:\s*\d+ exceed threshold|Saved bad pages \d+ reaches threshold)",
+     "retired memory pages over the RAS threshold (replace the GPU)",
+     {"own": True, "gpu": DEGRADED,
+      "fix": "The GPU has retired more bad memory pages than its RAS threshold allows (AMD's replacement criterion): "
+             "take it out of service, check 'amd-smi bad-pages', and replace it."}),
     ("ras_correctable", "hardware error", r"(?<!\b0 )\bcorrectable hardware errors? detected", "correctable hardware errors",
      {"own": True}),
     ("ras_correctable", "count", r"\bce[ _]count\b(?![:=\s]*0\b)", "correctable error count", {"own": True}),
@@ -217,4 +252,5 @@ BENIGN = [
     r"poison setting is inconsistent",        # DF/UMC poison setting on consumer boards at boot
     r"\b(?:MEM|SRAM) ECC is not presented",
     r"\bras initialized successfully",
+    r"\bamdgpu: debug: ",                      # what the amdgpu.debug_mask option turns on, printed at load
 ]

@@ -44,6 +44,8 @@ _XID = r"\bXid \((?:PCI:)?(?P<bdf>" + _ADDR + r")[^)]*\):\s*"
 
 ADDRESSES = [
     r"NVRM: GPU (?:at )?(?:PCI:)?(" + _ADDR + r")",
+    # "NVRM: The NVIDIA GPU 0000:b3:00.0 / (PCI ID: 10de:26b5) installed in this system has / fallen off the bus"
+    r"NVRM: The NVIDIA GPU (?:PCI:)?(" + _ADDR + r")",
     r"(?:^|\s)nvidia (" + _BDF + r"):",
     r"NVRM: Xid \((?:PCI:)?(" + _ADDR + r")",
 ]
@@ -164,9 +166,24 @@ ROWS = [
     ("init_failed", "rm_init_adapter", r"\brm_init_adapter failed\b", "rm_init_adapter failed (GPU not initialised)", {}),
     ("init_failed", "probe", r"\bNVIDIA probe routine failed\b", "NVIDIA probe failed", {}),
     ("init_failed", "probe", r"\bnvidia: probe of (?P<bdf>" + _BDF + r") failed", "NVIDIA probe failed", {}),
+    # the same on kernels 6.x (drivers/base/dd.c): "nvidia 0000:2c:00.0: probe with driver nvidia failed with error -1"
+    ("init_failed", "probe", r"\bprobe with driver nvidia failed", "NVIDIA probe failed", {}),
     ("init_failed", "power cables", r"necessary power cables", "GPU power cables not connected", {"own": True}),
     ("gpu_hang", "locked", r"\bGPU is probably locked\b", "RC watchdog: GPU locked", {"own": True}),
-    ("firmware_error", "heartbeat", r"\bGSP RM heartbeat timed out\b", "GSP firmware heartbeat timed out", {"own": True}),
+    # The GPU itself reported an uncorrectable PCIe error (its own AER line; see _kernel_patterns_amdgpu).
+    ("pcie_error", "pcie bus error", r"(?:^|\s)nvidia " + _BDF + r": (?:AER: )?PCIe Bus Error: severity=Uncorrect(?:ed|able) \(Fatal\)",
+     "fatal uncorrected PCIe error reported by the GPU", {}),
+    ("pcie_error", "pcie bus error", r"(?:^|\s)nvidia " + _BDF + r": (?:AER: )?PCIe Bus Error: severity=Uncorrect(?:ed|able) \(Non-Fatal\)",
+     "non-fatal uncorrected PCIe error reported by the GPU", {"severity": SOFT}),
+    # The PCIe core after an uncorrectable error on the GPU's link: the NVIDIA driver has no AER handlers, so
+    # the GPU is left as the error left it. Names the GPU that the bridge's own AER lines do not; soft: the
+    # bridge's Fatal line is hard by itself, and a non-fatal error often leaves the GPU working.
+    ("pcie_error", "can't recover", r"(?:^|\s)nvidia (?P<bdf>" + _BDF + r"): AER: can't recover",
+     "uncorrectable PCIe error on the GPU's link (the driver cannot recover it)", {"severity": SOFT}),
+    # "GSP RM heartbeat timed out" (_kgspRpcRecvPoll) and "_kgspIsHeartbeatTimedOut: Heartbeat timed out" (595.x);
+    # the GPU is named by its index (GPU6), not its address.
+    ("firmware_error", "heartbeat", r"\b(?:GSP RM heartbeat|_kgspIsHeartbeatTimedOut: Heartbeat) timed out\b",
+     "GSP firmware heartbeat timed out", {"own": True}),
 ]
 
 BENIGN = []

@@ -24,7 +24,12 @@ host/facility prefixes never stay in the body, even when the time cannot be read
   (``2026 Nov 25 15:00:00 host kernel:``, syslog-ng ``$YEAR $DATE``) that year is used.
 * ``dmesg -T``: ``[Mon Feb 25 19:15:17 2026]`` (strftime ``%a %b %e %H:%M:%S %Y`` in the locale,
   so ``[po úno 25 ...]`` or ``[水  2月 25 ...]``), local time.
-* ``dmesg -e`` / ``--reltime``: ``[Feb25 19:15]``, ``[  +0.000012]``: stripped, not dated.
+* ``dmesg -e`` / ``--reltime``: ``[Feb25 19:15]``, ``[  +0.000012]``; ``dmesg --time-format delta``:
+  ``[<    0.000012>]``: stripped, not dated. ``dmesg -d`` adds ``<    0.000012>`` (the time since the
+  message before) to a monotonic or ``-T`` stamp: dropped.
+* ``journalctl -o short-unix``: ``1764687600.123456 host kernel:``: epoch seconds.
+* ``/dev/kmsg`` records as read (``cat /dev/kmsg``, tools that save them): ``6,1234,5678901,-;<message>``
+  (priority, sequence, microseconds since the boot, flags): monotonic, like dmesg's.
 * dmesg monotonic ``[ 1234.567890]`` (also ``[ 1234.5 <  0.000123>]`` of ``dmesg -d``): seconds
   since the boot, epoch = ``boot_time`` + value. A value larger than this boot's uptime cannot be
   from this boot and is not dated.
@@ -54,11 +59,14 @@ _RFC5424_VERSION = re.compile(r"^1 (?=\d{4}-\d\d-\d\dT)")
 _RFC5424_HEADER = re.compile(r"^\S+ \S+ \S+ \S+ (?:-|(?:\[(?:[^\]\\]|\\.)*\])+)(?: \ufeff?|$)")
 _FULL = re.compile(r"^[^\W\d_]{2,4}\.?,? (\d{4})-(\d\d)-(\d\d) (\d\d):(\d\d):(\d\d)(?:\.\d{1,9})? "
                    r"([A-Za-z]{1,6}|[+-]\d{4}) +(\S+) +")
-_CTIME = re.compile(r"^\[([^\[\]]{1,40}?)\s+(\d{1,2}) (\d\d):(\d\d):(\d\d) (\d{4})\]")
+_DELTA = r"(?:\s*<\s*\d+\.\d+>)"   # dmesg -d: the time since the message before, after the stamp
+_CTIME = re.compile(r"^\[([^\[\]]{1,40}?)\s+(\d{1,2}) (\d\d):(\d\d):(\d\d) (\d{4})" + _DELTA + r"?\]")
 _SYSLOG = re.compile(r"^\s*(?:(\d{4}) +)?([^\W\d_]{2,9}\.?|\d{1,2}\s?[\u6708\uc6d4]) +(\d{1,2}) (\d\d):(\d\d):(\d\d)"
                      r"(?:\.\d{1,9})? +(\S+) +")
-_RELTIME = re.compile(r"^\[(?:[^\W\d_]{2,9}\.?\d{1,2} \d\d:\d\d|\s*[+-]\d+\.\d+)\]")
-_MONOTONIC = re.compile(r"^\[\s*(\d{1,10}\.\d{1,9})(?:\s*<\s*[\d.]+>)?\]")
+_UNIX = re.compile(r"^(\d{9,11}\.\d{1,9})(?=\s)")               # journalctl -o short-unix
+_KMSG = re.compile(r"^\d{1,4},\d+,(\d{1,16}),[^;\s]*;")         # /dev/kmsg: prio,seq,usec,flags;
+_RELTIME = re.compile(r"^\[(?:[^\W\d_]{2,9}\.?\d{1,2} \d\d:\d\d|\s*[+-]\d+\.\d+|" + _DELTA + r")\]")
+_MONOTONIC = re.compile(r"^\[\s*(\d{1,10}\.\d{1,9})" + _DELTA + r"?\]")
 _CALLER = re.compile(r"^\[\s*[TC]\d+\]\s*")            # printk caller id: [    T140]
 _HOST_KERNEL = re.compile(r"^(?:\S+\s+)?kernel(?:\[\d+\])?:\s*")
 _BARE_KERNEL = re.compile(r"^kernel(?:\[\d+\])?:\s+")        # a journal line pasted without its stamp
@@ -188,7 +196,8 @@ def split_line(line, boot_time=None, now=None):
     returns one (asked only when a monotonic stamp is met). ``now`` (epoch, default the clock)
     dates syslog stamps, which have no year, and bounds monotonic ones.
     """
-    text = to_text(line)
+    # Leading blanks (a log pasted into an indented block) do not hide the stamp after them.
+    text = to_text(line).lstrip()
     body = _PRIORITY_PREFIX.sub("", _DECODE_PREFIX.sub("", text, count=1), count=1)
     stamp, epoch = None, None
     rfc5424 = _RFC5424_VERSION.match(body)
@@ -203,7 +212,7 @@ def split_line(line, boot_time=None, now=None):
     elif body[:1] == "[":
         match = _CTIME.match(body)
         if match:
-            stamp, epoch = match.group(0)[1:-1], _ctime_epoch(match)
+            stamp, epoch = body[1:match.end(6)], _ctime_epoch(match)
             body = body[match.end():].lstrip()
         else:
             match = _RELTIME.match(body)
@@ -222,7 +231,16 @@ def split_line(line, boot_time=None, now=None):
                 epoch = _syslog_epoch(match, time.time() if now is None else now)
                 body = _HOST_KERNEL.sub("", body[match.end():], count=1)
             else:
-                body = _BARE_KERNEL.sub("", body, count=1)
+                match = _UNIX.match(body) or _KMSG.match(body)
+                if match is None:
+                    body = _BARE_KERNEL.sub("", body, count=1)
+                elif match.re is _UNIX:
+                    stamp, epoch = match.group(1), float(match.group(1))
+                    body = _HOST_KERNEL.sub("", body[match.end():].lstrip(), count=1)
+                else:
+                    stamp = match.group(1)
+                    epoch = _monotonic_epoch(int(match.group(1)) / 1e6, boot_time, now)
+                    body = body[match.end():]
     # A monotonic stamp: on its own (dmesg) or inside a syslog line (then the wall clock wins).
     match = _MONOTONIC.match(body)
     if match:

@@ -54,9 +54,10 @@ options:
         O(source=auto) also reads the file.
       - Understood stamps are ISO 8601 (journal, C(dmesg --time-format iso)), RFC 5424 syslog,
         C(talosctl dmesg), syslog and C(journalctl -o short) in English and other locales (also
-        with the year in front, as syslog-ng can write it), C(dmesg -T) in any of
-        those locales, and dmesg monotonic stamps (C([ 1234.567890])), which are taken as seconds
-        since the current boot. Stamps that cannot be read are removed from the messages.
+        with the year in front, as syslog-ng can write it), C(dmesg -T) (also with C(-d)) in any of
+        those locales, C(journalctl -o short-unix), and dmesg monotonic stamps (C([ 1234.567890]))
+        and C(/dev/kmsg) records (C(6,1234,5678901,-;)), which are taken as time since the current
+        boot. Stamps that cannot be read are removed from the messages.
     type: path
   since:
     description:

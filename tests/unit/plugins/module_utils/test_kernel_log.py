@@ -54,6 +54,9 @@ AMD_SAMPLES = [
     ("amdgpu: [powerplay] [PowerOffAsic] Failed to disable DPM!", "smu_message_failed"),
     ("amdgpu: [powerplay] last message was failed ret is 255", "smu_message_failed"),
     ("amdgpu: [powerplay] last message was failed ret is 0", "smu_no_response"),
+    ("amdgpu: [powerplay] last message was failed ret is 65535", "smu_no_response"),   # 16-bit field all-ones
+    (" failed to send message 261 ret is 65535 ", "smu_no_response"),
+    (" failed to send message 261 ret is 655350", "smu_message_failed"),
     ("amdgpu 0000:0b:00.0: amdgpu: Msg issuing pre-check failed and SMU may be not in the right state!", "smu_message_failed"),
     ("amdgpu 0000:0b:00.0: amdgpu: Failed to disallow df cstate", "smu_message_failed"),
     ("amdgpu 0000:0b:00.0: amdgpu: [SetDfCstate] failed!", "smu_message_failed"),
@@ -78,7 +81,19 @@ AMD_SAMPLES = [
     ("[drm:amdgpu_device_ip_init [amdgpu]] *ERROR* sw_init of IP block <gfx_v11_0> failed -22", "init_failed"),
     ("amdgpu 0000:03:00.0: amdgpu: early_init of IP block <smu> failed -19", "init_failed"),
     ("amdgpu 0000:05:00.0: amdgpu: Fatal error during GPU init", "init_failed"),
+    # hand-made in aer.c's wording (the GPU endpoint's own line), old and 6.x forms
+    ("amdgpu 0000:03:00.0: PCIe Bus Error: severity=Uncorrected (Fatal), type=Transaction Layer, (Requester ID)",
+     "pcie_error"),
+    ("amdgpu 0000:03:00.0: PCIe Bus Error: severity=Uncorrectable (Non-Fatal), type=Transaction Layer, (Requester ID)",
+     "pcie_error"),
     ("amdgpu 0000:05:00.0: amdgpu: memory training failed", "init_failed"),
+    # hand-made from the driver's format string (amdgpu_pci_slot_reset), old DRM_ERROR and new dev_err forms
+    ("[drm:amdgpu_pci_slot_reset [amdgpu]] *ERROR* PCIe error recovery failed, err:-22", "gpu_reset_failed"),
+    ("amdgpu 0000:c1:00.0: amdgpu: PCIe error recovery failed, err:-110", "gpu_reset_failed"),
+    ("[drm:psp_hw_start [amdgpu]] *ERROR* PSP create ring failed!", "init_failed"),
+    ("[drm:psp_hw_init [amdgpu]] *ERROR* PSP firmware loading failed", "init_failed"),
+    ("[drm:psp_hw_start [amdgpu]] *ERROR* PSP load tmr failed!", "init_failed"),
+    ("amdgpu 0000:03:00.0: amdgpu: PSP load sys drv failed!", "init_failed"),
     ("amdgpu: probe of 0000:05:00.0 failed with error -22", "init_failed"),
     ("amdgpu 0000:05:00.0: probe with driver amdgpu failed with error -22", "init_failed"),
     ("kfd kfd: amdgpu: skipped device 1002:67e3, PCI rejects atomics 730<0", "init_failed"),
@@ -103,6 +118,8 @@ AMD_SAMPLES = [
     ("[drm:amdgpu_ib_ring_tests [amdgpu]] *ERROR* IB test failed on gfx_0.0.0 (-110).", "gpu_hang"),
     ("amdgpu 0000:0b:00.0: amdgpu: wait for kiq fence error: 0.", "gpu_hang"),
     ("amdgpu 0000:0b:00.0: qcm fence wait loop timeout expired", "gpu_hang"),
+    ("amdgpu 0000:03:00.0: amdgpu: HIQ MQD's queue_doorbell_id0 is not 0, Queue preemption time out", "gpu_hang"),
+    ("amdgpu: cp queue pipe 4 queue 0 preemption failed", "gpu_hang"),
     ("amdgpu 0000:0b:00.0: The cp might be in an unrecoverable state due to an unsuccessful queues preemption", "gpu_hang"),
     ("amdgpu: Failed to evict queue 10", "gpu_hang"),
     ("amdgpu: Failed to suspend process 0x800c", "gpu_hang"),
@@ -119,6 +136,10 @@ AMD_SAMPLES = [
     ("amdgpu 0000:c1:00.0: amdgpu: socket: 4, die: 0 1 correctable hardware errors detected in total in gfx block, "
      "no user action is needed.", "ras_correctable"),
     ("amdgpu 0000:c1:00.0: amdgpu: umc ce count: 3", "ras_correctable"),
+    # hand-made from the driver's format strings (amdgpu_ras_eeprom.c), no recorded log found
+    ("amdgpu 0000:c1:00.0: amdgpu: RAS records:130 exceed threshold:128, GPU will not be initialized. Replace this GPU "
+     "or increase the threshold", "memory_remap_failed"),
+    ("amdgpu 0000:c1:00.0: amdgpu: Saved bad pages 129 reaches threshold value 128", "memory_remap_failed"),
     ("amdgpu 0000:0b:00.0: ring gfx_0.0.0 timeout, signaled seq=5671512, emitted seq=5671512", "ring_timeout"),
     ("[drm:amdgpu_dm_atomic_commit_tail [amdgpu]] *ERROR* Waiting for fences timed out!", "ring_timeout"),
     ("amdgpu 0000:0b:00.0: amdgpu: GPU reset begin!", "gpu_reset"),
@@ -148,9 +169,17 @@ NVIDIA_SAMPLES = [
     ("NVRM: GPU 0000:0a:00.0: rm_init_adapter failed, device minor number 5", "init_failed"),
     ("NVRM: The NVIDIA probe routine failed for 1 device(s).", "init_failed"),
     ("nvidia: probe of 0000:01:00.0 failed with error -1", "init_failed"),
+    ("nvidia 0000:2c:00.0: probe with driver nvidia failed with error -1", "init_failed"),
     ("NVRM: GPU 0000:01:00.0: GPU does not have the necessary power cables connected.", "init_failed"),
     ("NVRM: GPU0 krcWatchdog_IMPL: RC watchdog: GPU is probably locked!  Notify Timeout Seconds: 7", "gpu_hang"),
+    ("nvidia 0000:03:00.0: AER: can't recover (no error_detected callback)", "pcie_error"),
+    ("nvidia 0000:63:00.0: AER: PCIe Bus Error: severity=Uncorrected (Fatal), type=Transaction Layer, (Receiver ID)",
+     "pcie_error"),
+    ("nvidia 0000:63:00.0: PCIe Bus Error: severity=Uncorrectable (Non-Fatal), type=Transaction Layer, (Requester ID)",
+     "pcie_error"),
     ("NVRM: GPU0 _kgspRpcRecvPoll: GSP RM heartbeat timed out (diff ~8000ms > timeout 5200ms)", "firmware_error"),
+    ("NVRM: GPU6 _kgspIsHeartbeatTimedOut: Heartbeat timed out, currentTimeMs 812751949 heartbeat 1899482 "
+     "heartbeatWithOffsetMs 812745879 diff 6070 timeout 5200", "firmware_error"),
     ("nvidia-nvswitch2: SXid (PCI:0000:07:00.0): 24007, Fatal, Link 45 LTSSM Fault Up", "nvlink_error"),
     ("nvidia-nvswitch0: SXid (PCI:0000:05:00.0): 19084, Non-fatal, Link 32 AN1 Heartbeat Timeout Error", "nvlink_error"),
 ]
@@ -250,6 +279,23 @@ def test_xid_154_back_to_none_recovers_what_it_asked_for():
     assert kinds(kl.scan(lines[:2], boot_time=0.0))[1] == ("recovery_required", kl.HARD, "0000:01:00")
 
 
+@pytest.mark.parametrize("line,bdf,severity", [
+    ("amdgpu 0000:03:00.0: PCIe Bus Error: severity=Uncorrected (Fatal), type=Transaction Layer, (Requester ID)",
+     "0000:03:00.0", kl.HARD),
+    ("amdgpu 0000:03:00.0: PCIe Bus Error: severity=Uncorrectable (Non-Fatal), type=Transaction Layer, (Requester ID)",
+     "0000:03:00.0", kl.SOFT),
+    ("nvidia 0000:63:00.0: PCIe Bus Error: severity=Uncorrectable (Fatal), type=Data Link Layer, (Receiver ID)",
+     "0000:63:00.0", kl.HARD),
+    # the bridge's own line stays host level; corrected errors are no findings
+    ("pcieport 0000:00:01.1: PCIe Bus Error: severity=Uncorrected (Fatal), type=Transaction Layer, (Requester ID)",
+     None, None),
+    ("amdgpu 0000:03:00.0: PCIe Bus Error: severity=Corrected, type=Physical Layer, (Receiver ID)", None, None),
+])
+def test_a_gpus_own_uncorrected_pcie_error_names_it(line, bdf, severity):
+    findings = kl.scan(["[ 9.1] " + line], boot_time=0.0)
+    assert [(f["category"], f["bdf"], f["severity"]) for f in findings] == ([("pcie_error", bdf, severity)] if severity else [])
+
+
 @pytest.mark.parametrize("line,severity", [
     ("pciehp 0000:00:1c.5:pcie004: Slot(0-1): Card not present", kl.SOFT),   # an NVMe drive pulled
     ("pcieport 0000:00:01.1: pciehp: Slot(0): Card not present", kl.SOFT),
@@ -334,8 +380,26 @@ def test_unknown_vendor_is_a_clear_error(vendors):
     "NVRM: GPU at PCI:0000:00:05: GPU-efbdfde9-5798-a6e7-4c46-12518fa15375",
     "nvidia_uvm: module uses symbols from proprietary module nvidia, inheriting taint.",
     "nvidia 0000:02:00.0: device has no AER-aware driver",
+    # other drivers' devices on a bridge with an uncorrectable error (and nvidia-gpu, Turing's USB-C controller)
+    "ahci 0000:01:00.0: AER: can't recover (no error_detected callback)",
+    "snd_hda_intel 0000:03:00.1: AER: can't recover (no error_detected callback)",
+    "nvidia-gpu 0000:01:00.3: AER: can't recover (no error_detected callback)",
     "pcieport 0000:00:02.0: AER: Corrected error received: id=0010",
     "pcieport 0000:00:01.1: pciehp: Slot #0 AttnBtn- PwrCtrl- MRL- AttnInd- PwrInd- HotPlug+ Surprise+",
+    # Real boot warnings of a healthy RX 9070 XT (ROCm/legacy-rocm-build#6073, "The system is functional")
+    "amdgpu 0000:03:00.0: [drm] REG_WAIT timeout 1us * 150000 tries - optc401_disable_crtc line:235",
+    "amdgpu 0000:03:00.0: amdgpu: [drm] Failed to setup vendor infoframe on connector HDMI-A-1: -22",
+    "amdgpu 0000:03:00.0: amdgpu: MES FW version must be >= 0x82 to enable LR compute workaround.",
+    # nvidia-modeset and NVRM lines that accompany a lost display or a crash, not failures by themselves
+    "nvidia-modeset: WARNING: GPU:0: Lost display notification (0:0x00000000); continuing.",
+    "NVRM: A GPU crash dump has been created. If possible, please run",
+    "nvidia: module verification failed: signature and/or required key missing - tainting kernel",
+    # a GPU bound to vfio-pci being reset by vendor-reset for a VM (gnif/vendor-reset#25): not amdgpu's
+    "vfio-pci 0000:0c:00.0: SMU error 0xfd",
+    "vfio-pci 0000:0c:00.0: AMD_NAVI14: mode1 reset succeeded",
+    "amdgpu 0000:c1:00.0: amdgpu: PCIe error recovery succeeded",
+    # amdgpu.debug_mask notices at load (amdgpu_drv.c), not events
+    "amdgpu: debug: enable mode2 reset for poison consumption recovery",
     # A reset while the driver initialises (AMD's node-agent excludes "init context").
     "amdgpu 0000:03:00.0: amdgpu: GPU reset succeeded in init context",
     # Zero counts and non-zero responses are not "no response".
@@ -380,10 +444,48 @@ def test_no_finding(line):
     ("NVRM: GPU 0000:2b:00.0: GPU has fallen off the bus.", "0000:2b:00.0"),
     ("NVRM: GPU at PCI:0000:2b:00: GPU has fallen off the bus.", "0000:2b:00"),
     ("NVRM: GPU0 krcWatchdog_IMPL: RC watchdog: GPU is probably locked!", None),
+    ("nvidia 0000:63:00.0: AER: can't recover (no error_detected callback)", "0000:63:00.0"),
+    ("nvidia 0000:2c:00.0: probe with driver nvidia failed with error -1", "0000:2c:00.0"),
 ])
 def test_bdf_attribution(line, bdf):
     findings = kl.scan([line])
     assert len(findings) == 1 and findings[0]["bdf"] == bdf
+
+
+# NVRM prints "fallen off the bus" without an Xid as ONE message of three lines (NVIDIA/NVSentinel#155); dmesg
+# and the journal indent the lines after the first and give them no stamp; rsyslog writes it on one line with
+# "#012" for each newline.
+FALLEN = ["NVRM: The NVIDIA GPU %s", "NVRM: (PCI ID: 10de:26b5) installed in this system has",
+          "NVRM: fallen off the bus and is not responding to commands."]
+
+
+def test_a_multi_line_message_names_its_gpu_on_its_first_line():
+    dmesg = ["[ 1843.308145] " + FALLEN[0] % "0000:b3:00.0", "               " + FALLEN[1],
+             "               " + FALLEN[2]]
+    head = "2026-11-25T15:00:00.123456+0000 rig07 kernel: "
+    journal = [head + FALLEN[0] % "0000:b3:00.0"] + [" " * len(head) + line for line in FALLEN[1:]]
+    rsyslog = ["Nov 25 15:00:00 rig07 kernel: " + "#012".join(FALLEN) % "0000:b3:00.0"]
+    for lines in (dmesg, journal, rsyslog):
+        findings = kl.scan(lines, boot_time=0.0)
+        assert [(f["category"], f["severity"], f["bdf"], f["gpu_health"]) for f in findings] == [
+            ("bus_lost", kl.HARD, "0000:b3:00.0", "lost")], lines
+
+
+def test_a_continuation_takes_the_gpu_of_its_own_message_only():
+    two = []
+    for seconds, bdf in ((1.0, "0000:b3:00.0"), (2.0, "0000:c4:00.0")):
+        two += ["[%12.6f] " % seconds + FALLEN[0] % bdf, "               " + FALLEN[1], "               " + FALLEN[2]]
+    assert [(f["bdf"], f["count"]) for f in kl.scan(two, boot_time=0.0)] == [("0000:b3:00.0", 1), ("0000:c4:00.0", 1)]
+    # another message between: the continuation's message is that one, which names no GPU
+    between = ["[ 1.0] " + FALLEN[0] % "0000:b3:00.0", "[ 1.1] usb 1-4: new high-speed USB device number 3",
+               "               " + FALLEN[2]]
+    # lines that are not indented are messages of their own, even without stamps
+    flat = [FALLEN[0] % "0000:b3:00.0", FALLEN[1], FALLEN[2]]
+    # a log pasted indented: a stamped line is the first line of its message, however far it is indented
+    indented = ["    [ 1.0] " + FALLEN[0] % "0000:b3:00.0", "    [ 1.1] usb 1-4: new high-speed USB device number 3",
+                "                   " + FALLEN[2]]
+    for lines in (between, flat, indented):
+        assert [f["bdf"] for f in kl.scan(lines, boot_time=0.0)] == [None], lines
 
 
 def test_same_message_on_two_gpus_stays_two_findings():
@@ -557,6 +659,23 @@ def test_rfc5424_and_year_first_syslog_lines_are_dated_and_their_headers_dropped
     assert findings[1]["first_seen"] == "2026 Jan 01 00:00:05"
     assert findings[1]["first_epoch"] == _timeparse.local_epoch(2026, 1, 1, 0, 0, 5)
     assert kl.scan(lines[:1])[0]["first_epoch"] == T - 100 + 0.123456
+
+
+def test_journal_short_unix_and_kmsg_records_are_dated():
+    lines = [
+        "1764082800.250000 rig07 kernel: amdgpu 0000:03:00.0: amdgpu: SMU: No response msg_reg: 12 resp_reg: 0",
+        # /dev/kmsg as read: priority, sequence, microseconds since the boot, flags (a caller id among them)
+        "4,9921,9370042162,-;NVRM: Xid (PCI:0000:17:00): 119, pid=5678, name=python3, Timeout waiting for RPC from GSP",
+        "3,9922,9371000000,-,caller=T140;NVRM: Xid (PCI:0000:17:00): 119, pid=5678, name=python3, Timeout waiting",
+        " SUBSYSTEM=pci",
+        " DEVICE=+pci:0000:17:00.0",
+    ]
+    findings = kl.scan(lines, boot_time=1764000000.0, now=1764100000.0)
+    assert [(f["category"], f["bdf"], f["count"], f["first_seen"], f["first_epoch"], f["last_epoch"], f["message"][:12])
+            for f in findings] == [
+        ("smu_no_response", GPU03, 1, "1764082800.250000", 1764082800.25, 1764082800.25, "amdgpu 0000:"),
+        ("firmware_error", "0000:17:00", 2, "9370042162", 1764009370.042162, 1764009371.0, "NVRM: Xid (P"),
+    ]
 
 
 @pytest.mark.parametrize("line", [

@@ -132,6 +132,7 @@ EXPECTED = {
         ('gpu_reset', S, '0000:83:00.0', None, 1),
         ('gpu_reset', S, None, None, 2),
         ('gpu_reset', S, '0000:03:00.0', None, 1),
+        ('init_failed', H, None, None, 2),       # "PSP create ring failed!" at resume
         ('gpu_reset_failed', H, None, None, 2),
         ('gpu_reset_failed', H, None, None, 2),
     ],
@@ -188,11 +189,131 @@ EXPECTED = {
     'vm_l2_protection_fault_no_retry_ROCm-amdgpu-172.txt': [
         ('page_fault', S, '0000:c6:00.0', None, 2),
     ],
+    # MI50, dmesg -T: an ATHUB RAS interrupt (uncorrectable), the reset begun, the SMU never answering (response 0x0)
+    # and powerplay failing to disable its features; "MEM/SRAM ECC is active" is no finding.
+    'mi50_athub_ras_uncorrectable_reset_smu_response_0_dmesg-T_legacy-rocm-build-1886.txt': [
+        ('ras_uncorrectable', H, '0000:e3:00.0', None, 1),
+        ('gpu_reset', S, '0000:e3:00.0', None, 1),
+        ('smu_no_response', H, '0000:e3:00.0', None, 2),
+        ('smu_message_failed', H, None, None, 1),
+        ('smu_message_failed', H, None, None, 1),
+        ('smu_message_failed', H, None, None, 1),
+    ],
+    # KFD's queue preemption times out every 4 s: the HIQ line names the GPU (hard hang); the eviction failures after
+    # it name none.
+    'kfd_hiq_queue_preemption_timeout_evict_failed_ollama-738.txt': [
+        ('gpu_hang', H, '0000:03:00.0', None, 6),
+        ('gpu_hang', H, None, None, 3),
+    ],
+    # Strix Halo (MES 0x83): MES stops answering, queues cannot be evicted, a reset begins (no end in the excerpt);
+    # "Freeing queue vital buffer" is no finding.
+    'strix_halo_mes_remove_queue_evict_failed_gpu_reset_legacy-rocm-build-5724.txt': [
+        ('gpu_hang', H, '0000:c5:00.0', None, 2),
+        ('gpu_hang', H, '0000:c5:00.0', None, 1),
+        ('gpu_hang', H, '0000:c5:00.0', None, 1),
+        ('gpu_hang', H, '0000:c5:00.0', None, 2),
+        ('gpu_hang', H, '0000:c5:00.0', None, 1),
+        ('gpu_reset', S, '0000:c5:00.0', None, 1),
+        ('gpu_hang', H, None, None, 1),
+        ('gpu_hang', H, '0000:c5:00.0', None, 1),
+    ],
+    # amdgpu.gpu_recovery=0: two ring timeouts (no address), each followed by "GPU recovery disabled." on 06:00.0:
+    # the hang stays, and the GPU is degraded until a reboot.
+    'ring_timeout_gpu_recovery_disabled_syslog_nixpkgs-176915-r9-280x.txt': [
+        ('ring_timeout', S, None, None, 1),
+        ('gpu_hang', H, '0000:06:00.0', None, 2),
+        ('ring_timeout', S, None, None, 1),
+    ],
+    # Pasted without stamps: sdma0 timeout (no address), reset begun on 33:00.0, MODE2, "GPU reset succeeded, trying
+    # to resume" and a clean resume: ONE recovered reset (soft).
+    'sdma_timeout_mode2_reset_resumed_no_stamps_yoga-linux-38.txt': [
+        ('gpu_reset', S, '0000:33:00.0', None, 1),
+    ],
+    # Older wording (no "amdgpu:" tag): vce0 timeout, reset, a suspend step failed, MODE1 reset, "trying to resume"
+    # (not enough after a failed step), the VCE ring test and resume fail, "GPU reset(1) failed": nothing recovered.
+    'vce0_timeout_mode1_reset_resume_failed_libva-utils-291.txt': [
+        ('ring_timeout', S, None, None, 1),
+        ('gpu_reset', S, '0000:03:00.0', None, 1),
+        ('gpu_reset_failed', H, None, None, 1),
+        ('gpu_reset', S, '0000:03:00.0', None, 1),
+        ('gpu_reset', S, '0000:03:00.0', None, 1),
+        ('gpu_hang', H, '0000:03:00.0', None, 1),
+        ('gpu_reset_failed', H, None, None, 1),
+        ('gpu_reset_failed', H, '0000:03:00.0', None, 1),
+        ('gpu_reset_failed', H, '0000:03:00.0', None, 1),
+    ],
+    # RX 480 mining rig (Linux dmesg): smu7 prints "amdgpu:" and its message on an indented second line, every
+    # 2 s: the SMU never answers (ret is 0), hard; the GPU could not be reset.
+    'rx480_smu7_multiline_failed_to_send_message_ret_0_acominer-9.txt': [
+        ('smu_no_response', H, None, None, 2),
+        ('smu_no_response', H, None, None, 2),
+    ],
+    # Polish journal ("maj 08"): gfx ring timeout, per-queue ring reset succeeded, "device wedged, but recovered":
+    # ONE recovered reset (soft); the excerpt ends at the start of a second dump.
+    'apu_ring_reset_wedged_recovered_journal_pl_locale_llama.cpp-21724.txt': [
+        ('gpu_reset', S, '0000:c2:00.0', None, 1),
+    ],
+    # Journal, smu7 powerplay on two lines each: "ret is 65535" is the 16-bit response field read as all-ones (the
+    # SMU no longer answers), as "ret is 0" is no answer: smu_no_response, hard.
+    'smu7_ret_65535_all_ones_after_gfx_timeout_journal_mesa-183.txt': [
+        ('ring_timeout', S, None, None, 1),
+        ('gpu_reset', S, '0000:1d:00.0', None, 1),
+        ('smu_no_response', H, None, None, 4),
+        ('smu_no_response', H, None, None, 3),
+    ],
+    # dmesg -T, kernel 6.16: the per-queue reset fails because MES does not answer RESET, a full reset begins and MES
+    # does not answer REMOVE_QUEUE either (the excerpt ends there): hard, nothing recovered yet.
+    'navi33_mes_no_reset_ring_reset_failed_gpu_reset_dmesg-T_steamos-2802.txt': [
+        ('ring_timeout', S, '0000:03:00.0', None, 1),
+        ('gpu_reset', S, '0000:03:00.0', None, 1),
+        ('gpu_hang', H, '0000:03:00.0', None, 1),
+        ('gpu_reset_failed', H, '0000:03:00.0', None, 1),
+        ('gpu_reset', S, '0000:03:00.0', None, 1),
+        ('gpu_hang', H, '0000:03:00.0', None, 1),
+    ],
+    # The PSP did not start at load (no "hw_init of IP block <psp> failed" in the excerpt): the GPU has no firmware.
+    'mi210_psp_create_ring_failed_dmesg-T_legacy-rocm-build-2747.txt': [
+        ('init_failed', H, None, None, 1),
+    ],
+    # dmesg -T: reset begun, KIQ dead, the SMU busy: hard, nothing recovered.
+    'navi_gpu_reset_kiq_smu_not_done_dmesg-T_nixpkgs-176915.txt': [
+        ('gpu_reset', S, '0000:03:00.0', None, 1),
+        ('smu_message_failed', H, '0000:03:00.0', None, 1),
+        ('gpu_hang', H, '0000:03:00.0', None, 2),
+        ('smu_message_failed', H, '0000:03:00.0', None, 1),
+        ('smu_message_failed', H, '0000:03:00.0', None, 1),
+    ],
+    # talosctl dmesg with the kmsg dictionary lines (" SUBSYSTEM=pci", " DEVICE=+pci:...") between the messages.
+    'carrizo_gfx_firmware_missing_talosctl_dmesg_talos-8072.txt': [
+        ('init_failed', H, None, None, 1),
+        ('init_failed', H, '0000:00:01.0', None, 1),
+    ],
+    # syslog without a host name ("Feb  2 08:03:20 kernel: [...]"); the excerpt ends at the MODE1 reset.
+    'ring_gfx_timeout_kiq_mode1_syslog_no_host_pop-2132.txt': [
+        ('ring_timeout', S, None, None, 1),
+        ('ring_timeout', S, None, None, 1),
+        ('gpu_reset', S, '0000:03:00.0', None, 1),
+        ('gpu_hang', H, '0000:03:00.0', None, 2),
+        ('gpu_hang', H, None, None, 1),
+        ('gpu_reset', S, '0000:03:00.0', None, 1),
+    ],
+    # Ring reset failed -> full (BACO) reset -> "GPU reset succeeded, trying to resume": recovered (soft); the
+    # excerpt ends on "VRAM is lost", a reset line after the recovery: soft.
+    'rx5700xt_ring_reset_failed_baco_reset_resume_cosmic-epoch-3764.txt': [
+        ('gpu_reset', S, '0000:28:00.0', None, 1),
+        ('gpu_reset', S, '0000:28:00.0', None, 1),
+    ],
     'rdna_boot_kern_log_syslog.txt': [
     ],
     'rx6600_2gpu_boot_dmesg.txt': [
     ],
     'rx6600_runtime_resume_journal.txt': [
+    ],
+    # A real runtime resume in plain dmesg, repeated all day on an idle card ("Flood in dmesg").
+    'pop-1543_navi_runtime_resume_flood_dmesg.txt': [
+    ],
+    # A real runtime resume (DPMS off/on), dmesg -T: "SMU driver if version not matched" on every resume.
+    'sway-6971_navi2x_dpms_runtime_resume_dmesg-T.txt': [
     ],
     # dmesg -T. Application Xids 43 (x2) and 31 soft; 94 (contained ECC error) hard. NVRM's partial addresses.
     'akash-support-244_multi_gpu_535.183.01_dmesg-T_xid43_xid31_xid94.txt': [
@@ -214,6 +335,34 @@ EXPECTED = {
         ('memory_remap_failed', H, '0000:07:00', 64, 1),
     ],
     'ollama-1769_multi_gpu_dmesg_healthy_nvidia_drm_uvm_load.txt': [
+    ],
+    # No Xid: one three-line NVRM message names the GPU on its first line and says "fallen off the bus" on its
+    # third (an indented continuation): the finding is that GPU's, and it is lost.
+    'NVSentinel-155_570.158.01_dmesg_fallen_off_bus_multiline_no_xid.txt': [
+        ('bus_lost', H, '0000:b3:00.0', None, 1),
+        ('init_failed', H, None, None, 1),
+    ],
+    # dmesg with relative stamps ([  +0.000844]): a Fatal AER error (SDES, CmpltTO) on the root port is hard and
+    # host level; "nvidia 0000:03:00.0: AER: can't recover" names the GPU behind it (soft by itself).
+    'returnn-1500_dmesg-reltime_aer_fatal_sdes_nvidia_cant_recover.txt': [
+        ('pcie_error', S, '0000:03:00.0', None, 2),
+        ('pcie_error', H, None, None, 1),
+    ],
+    # The open module refuses a GPU without GSP (an indented eight-line NVRM message), then the kernel 6.x probe
+    # failure ("probe with driver nvidia failed"): the GPU is not initialised.
+    'cosmic-epoch-3411_dmesg_open_module_gpu_without_gsp_probe_failed.txt': [
+        ('init_failed', H, '0000:2c:00.0', None, 1),
+    ],
+    # Xid 79 and the Xid-less "GPU has fallen off the bus" on the same GPU (partial and full address); the crash-dump
+    # note is an indented three-line message; the GPU's USB-C functions (nvidia-gpu, xhci_hcd) dying with it and a
+    # corrected AER error are no findings of their own.
+    'nvidia-docker-1553_dmesg_xid79_crash_dump_multiline_usbc_died.txt': [
+        ('bus_lost', H, '0000:09:00', 79, 1),
+        ('bus_lost', H, '0000:09:00.0', None, 1),
+    ],
+    # 595.x GSP heartbeat timeout (the GPU named by index, GPU6): firmware error, host level.
+    'open-gpu-kernel-modules-1230_595.71.05_dmesg_gsp_heartbeat_timeout.txt': [
+        ('firmware_error', H, None, None, 2),
     ],
     # Xid 45 'caused by previous Xid 149/145': folded into the NVLink cause, which is what is judged.
     'open-gpu-kernel-modules-1150_590.48.01_journal_xid45_after_nvlink_xid149_xid145.txt': [
@@ -278,19 +427,33 @@ RESTAMP = {
     "syslog_ng_year": lambda body: "2026 Nov 25 15:00:00 rig07 kernel: " + body,
     "dmesg_T_caller": lambda body: "[Wed Nov 25 15:00:00 2026] [ T1234] " + body,
     "dmesg_iso_caller": lambda body: "2026-11-25T15:00:00,123456+00:00 [    C3] " + body,
+    "journal_short_unix": lambda body: "1764082800.123456 rig07 kernel: " + body,
+    "kmsg": lambda body: "6,1234,1234567890,-;" + body,
+    "indented_dmesg": lambda body: "    [ 1234.567890] " + body,
+    "indented_journal": lambda body: "    Nov 25 15:00:00 rig07 kernel: " + body,
+    "dmesg_T_delta": lambda body: "[Wed Nov 25 15:00:00 2026 <    0.000012>] " + body,
+    "dmesg_monotonic_delta": lambda body: "[ 1234.567890 <    0.000123>] " + body,
+    "dmesg_delta_only": lambda body: "[<    0.000012>] " + body,
+    "kmsg_caller": lambda body: "4,98765,1234567890,-,caller=T140;" + body,
 }
 
 
 @pytest.mark.parametrize("fmt", sorted(RESTAMP))
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_same_findings_under_every_stamp_format(name, fmt):
-    bodies = [_kernel_time.split_line(line)[2] for line in load(PATHS[name])]
-    lines = [RESTAMP[fmt](body) for body in bodies if body]
+    # A continuation line of a multi-line message has no stamp in any format: it stays as it is.
+    lines = []
+    for line in load(PATHS[name]):
+        stamp, _epoch, body = _kernel_time.split_line(line)
+        if stamp is None and line[:1].isspace():
+            lines.append(line)
+        elif body:
+            lines.append(RESTAMP[fmt](body))
     findings = kl.scan(lines, boot_time=0.0)
     assert shape(findings) == EXPECTED[name]
     for finding in findings:
         assert finding["message"] == " ".join(bodies_of(finding["line"]).split())[:kl.MAX_MESSAGE_CHARS]
-        if fmt not in ("reltime", "syslog_unknown_locale"):
+        if fmt not in ("reltime", "syslog_unknown_locale", "dmesg_delta_only"):
             assert finding["first_epoch"] is not None, (fmt, finding["line"])
 
 

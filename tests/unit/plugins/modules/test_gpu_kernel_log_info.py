@@ -178,6 +178,16 @@ def test_nvidia_log_with_partial_addresses_completed_from_sysfs(capsys, tmp_path
     assert all(f["vendor"] == "nvidia" and f["first_epoch"] for f in result["findings"])
 
 
+def test_xid_less_fallen_off_the_bus_names_the_gpu_from_its_message(capsys, tmp_path):
+    # NVIDIA/NVSentinel#155: one NVRM message over three dmesg lines; the GPU is on the first, the words on the third
+    path = log_file(tmp_path, "NVSentinel-155_570.158.01_dmesg_fallen_off_bus_multiline_no_xid.txt", NVIDIA)
+    rc, result = run_module(capsys, {"path": path})
+    assert rc == 0 and (result["hard_count"], result["soft_count"]) == (2, 0)
+    assert [(f["category"], f["bdf"], f["gpu_health"], f["vendor"]) for f in result["findings"]] == [
+        ("bus_lost", "0000:b3:00.0", "lost", "nvidia"), ("init_failed", None, None, "nvidia")]
+    assert result["findings"][0]["message"] == "NVRM: fallen off the bus and is not responding to commands."
+
+
 @pytest.mark.parametrize("vendor,expected", [("auto", 4), ("nvidia", 4), ("amd", 0)])
 def test_vendor_option(capsys, tmp_path, vendor, expected):
     path = log_file(tmp_path, "open-gpu-kernel-modules-1150_590.48.01_journal_xid45_after_nvlink_xid149_xid145.txt", NVIDIA)
