@@ -352,7 +352,7 @@ ROWS = [
     # Xid 94 that asks for a reset (RST: Yes / D-RST: Yes) is hard; one that does not is XIDS's (soft).
     ("ras_uncorrectable", "xid", _XID + r"(?P<xid>94),.*?\bRST: Yes\b", "Xid", {"lookup": RESET_ASKED, "unknown": UNKNOWN_XID}),
     # NVLink 5 Xids the driver calls Nonfatal (before the generic row: a Fatal one is XIDS's, hard).
-    ("nvlink_error", "xid", _XID + r"(?P<xid>14[4-9]|150),(?:\s*pid=[^,]*,\s*name=[^,]*,)?\s*[A-Z0-9_/]+\s+Nonfatal\b", "Xid",
+    ("nvlink_error", "xid", _XID + r"(?P<xid>14[4-9]|150),(?:\s*pid=[^,]*,\s*name=[^,]*,)?\s*[A-Z0-9_/]+\s+Non-?fatal\b", "Xid",
      {"lookup": NVLINK5_NONFATAL, "unknown": UNKNOWN_XID}),
     # Every other Xid: looked up in XIDS; "caused by previous Xid N" is judged as Xid N; informational ones are none.
     ("gpu_error", "xid", _XID + r"(?P<xid>\d{1,4})\b(?:.*?\bcaused by previous Xid (?P<cause>\d{1,4}))?",

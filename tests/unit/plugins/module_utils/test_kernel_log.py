@@ -298,6 +298,9 @@ def test_every_known_xid_gives_its_rows_verdict(xid):
      "nvlink_error", kl.SOFT, 144),
     ("NVRM: Xid (PCI:0000:04:00): 144, SAW_MVB Fatal XC0 i0 Link 00 (0x00000001 0x00000002 0x00000000 0x00000000)",
      "nvlink_error", kl.HARD, 144),
+    # hand-made: pid and name before the unit (as gpud's parser allows), "Non-fatal" spelled as the SXids do
+    ("NVRM: Xid (PCI:0000:04:00): 146, pid=7, name=python3, TLW_RX_PIPE1 Non-fatal XC0 i0 Link 03 (0x00000010)",
+     "nvlink_error", kl.SOFT, 146),
 ])
 def test_real_xid_lines_get_nvidias_verdict(line, category, severity, xid):
     findings = kl.scan([line], boot_time=0.0)
