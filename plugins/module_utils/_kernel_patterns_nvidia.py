@@ -339,9 +339,10 @@ RESET_ASKED = {
 # hardware, firmware and link error classes (143-172 were); the informational ones are listed above, so an unknown
 # number is never one NVIDIA calls harmless. A preflight must not put work on a GPU in an error state it cannot
 # judge; preflight_downgrade: [kernel_log] softens it while the Xid is looked up.
-UNKNOWN_XID = ("gpu_error", HARD, "Xid %d (not in the Xid table)", _fix(
-    "CONTACT_SUPPORT", "Look the Xid up in NVIDIA's Xid catalog (docs.nvidia.com/deploy/xid-errors); reset the GPU "
-    "(nvidia-smi -r) or reboot before new work."))
+UNKNOWN_XID = ("gpu_error", HARD, "Xid %d (not in the Xid table)", (
+    "Look the Xid up in NVIDIA's Xid catalog (docs.nvidia.com/deploy/xid-errors): an Xid it lists as Unused means "
+    "contact support. Until it is known, reset the GPU (nvidia-smi -r) or reboot before new work, or downgrade "
+    "kernel_log (preflight_downgrade) if the catalog says the GPU may keep working."))
 
 ROWS = [
     # Xid 154 says what the GPU needs now: back to None means it recovered.
