@@ -336,7 +336,7 @@ RESET_ASKED = {
 
 # An Xid the table does not know ("%d" is the number). Hard: what the catalog lists and the table leaves out is
 # "Unused" from Ampere on (CONTACT_SUPPORT: not expected on a healthy GPU), and the numbers NVIDIA adds are new
-# hardware, firmware and link error classes (143-172 were); the informational ones are listed above, so an unknown
+# hardware, firmware and link error classes (most of 143-172 were); the informational ones are listed above, so an unknown
 # number is never one NVIDIA calls harmless. A preflight must not put work on a GPU in an error state it cannot
 # judge; preflight_downgrade: [kernel_log] softens it while the Xid is looked up.
 UNKNOWN_XID = ("gpu_error", HARD, "Xid %d (not in the Xid table)", (
