@@ -291,6 +291,11 @@ def test_every_known_xid_gives_its_rows_verdict(xid):
      "ras_uncorrectable", kl.HARD, 94),
     ("NVRM: Xid (PCI:0000:00:08): 94, pid='<unknown>', name=<unknown>, Contained: SM (0x1). RST: No, D-RST: Yes",
      "ras_uncorrectable", kl.HARD, 94),
+    # leptonai/gpud#1174 (GB200 kmsg lines quoted in the PR): Nonfatal -> soft, Fatal -> RESET_GPU
+    ("NVRM: Xid (PCI:0018:01:00): 145, RLW_RXPIPE Nonfatal XC0 i0 Link 13 (0x0409a0c2 0x00000008 0x00000001 "
+     "0x00000000 0x00100000 0x00000004)", "nvlink_error", kl.SOFT, 145),
+    ("NVRM: Xid (PCI:0019:01:00): 149, NETIR Fatal XC0 i0 Link -1 (0x000fe406 0x00000000 0x00000000 0x00000000 "
+     "0x00000000 0x00000000)", "nvlink_error", kl.HARD, 149),
     # test data of leptonai/gpud and NVIDIA/NVSentinel (the driver's V2 format): Fatal -> RESET_GPU
     ("NVRM: Xid (PCI:0009:01:00): 149, NETIR_LINK_EVT  Fatal   XC0 i0 Link 01 (0x021425c6 0x00000000 0x00000000 "
      "0x00000000 0x00000000 0x00000000)", "nvlink_error", kl.HARD, 149),
@@ -305,6 +310,27 @@ def test_every_known_xid_gives_its_rows_verdict(xid):
 def test_real_xid_lines_get_nvidias_verdict(line, category, severity, xid):
     findings = kl.scan([line], boot_time=0.0)
     assert [(f["category"], f["severity"], f["xid"]) for f in findings] == [(category, severity, xid)]
+
+
+def test_real_dmesg_application_xids_then_context_switch_timeout():
+    # leptonai/gpud#46: dmesg --ctime of an H100 node (the lines as quoted in the PR): three Xid 13 lines of one
+    # fault (RESTART_APP: soft, counted), then Xid 109 (RESET_GPU: hard)
+    lines = [
+        "[Fri Aug 30 11:11:22 2024] nvidia-peermem nv_get_p2p_free_callback:127 ERROR detected invalid context, "
+        "skipping further processing",
+        "[Fri Aug 30 11:43:09 2024] NVRM: Xid (PCI:0000:cb:00): 13, pid='<unknown>', name=<unknown>, Graphics SM Warp "
+        "Exception on (GPC 7, TPC 7, SM 0): Illegal Instruction Parameter",
+        "[Fri Aug 30 11:43:09 2024] NVRM: Xid (PCI:0000:cb:00): 13, pid='<unknown>', name=<unknown>, Graphics SM "
+        "Global Exception on (GPC 7, TPC 7, SM 0): Multiple Warp Errors",
+        "[Fri Aug 30 11:43:09 2024] NVRM: Xid (PCI:0000:cb:00): 13, pid='<unknown>', name=<unknown>, Graphics "
+        "Exception: ESR 0x57c730=0xc04000b 0x57c734=0x24 0x57c728=0x1f81fb60 0x57c72c=0x1174",
+        "[Fri Aug 30 11:43:14 2024] NVRM: Xid (PCI:0000:cb:00): 109, pid=1797828, name=pt_main_thread, Ch 00000008, "
+        "errorString CTX SWITCH TIMEOUT, Info 0x58005",
+    ]
+    findings = kl.scan(lines, boot_time=0.0)
+    assert [(f["category"], f["severity"], f["xid"], f["count"], f["bdf"]) for f in findings] == [
+        ("app_fault", kl.SOFT, 13, 3, "0000:cb:00"), ("gpu_hang", kl.HARD, 109, 1, "0000:cb:00")]
+    assert findings[1]["fix"].startswith("NVIDIA: reset the GPU")
 
 
 # Hand-made from the catalog's rows (no public line found): the Xids it added after 150, and its informational ones.
