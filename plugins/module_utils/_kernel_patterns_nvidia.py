@@ -141,7 +141,8 @@ def _engines(numbers, what):
 # "Trigger Conditions" text). Xids the catalog marks "Unused" on Ampere and newer are left to UNKNOWN_XID. Second
 # opinions: NVIDIA/k8s-device-plugin internal/rm/health.go keeps a GPU healthy through 13, 31, 43, 45 and 68
 # ("Application errors: the GPU should still be healthy"); NVIDIA/NVSentinel's xiderrorsmapping.csv gives the same
-# buckets (RESTART_APP/IGNORE NONFATAL, the others FATAL).
+# buckets (RESTART_APP/IGNORE NONFATAL, the others FATAL) but for 160 (RESTART_BM there, IGNORE in the catalog) and
+# 159 (NONFATAL there; hard here: CUDA always uses UVM).
 XIDS = {
     8: ("app_fault", SOFT, "Xid 8: GPU stopped processing (application timeout)", _fix("RESTART_APP", _APP)),
     11: ("app_fault", SOFT, "Xid 11: invalid or corrupted push buffer stream (application)", _fix("RESTART_APP", _APP)),
