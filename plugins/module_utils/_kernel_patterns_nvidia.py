@@ -213,10 +213,13 @@ XIDS = {
     93: ("gpu_error", SOFT, "Xid 93: InfoROM wear limit exceeded (non-fatal)", _fix(
         "IGNORE", "Clear the InfoROM erase limit (nvflash --elsessionclear); report it to NVIDIA if that fails.")),
     # RESTART_APP: "contained to one application ... All other applications running at the time of the Xid are
-    # unaffected. It is recommended to reset the GPU when convenient. Applications can continue to be run"
-    94: ("ras_uncorrectable", SOFT, "Xid 94: contained ECC error (one application killed)", _fix(
-        "RESTART_APP", "The error was contained to that application; reset the GPU (nvidia-smi -r) when convenient "
-        "so the memory is repaired, and check nvidia-smi -q -d ECC,ROW_REMAPPER.")),
+    # unaffected. It is recommended to reset the GPU when convenient. Applications can continue to be run".
+    # Hard here all the same (STRICTER_THAN_CATALOG): the memory is repaired only by that reset.
+    94: ("ras_uncorrectable", HARD, "Xid 94: contained ECC error (one application killed)", _fix(
+        "RESTART_APP", "The error was contained to that application, but the faulty memory is repaired (its row "
+        "remapped) only when the GPU is reset: reset it (nvidia-smi -r, or reboot the node) before the next long "
+        "step, and check nvidia-smi -q -d ECC,ROW_REMAPPER. preflight_downgrade: [kernel_log] lets work start "
+        "meanwhile.")),
     # RESET_GPU: "the affected GPU must be reset before applications can restart"
     95: ("ras_uncorrectable", HARD, "Xid 95: uncontained ECC error", _fix(
         "RESET_GPU", "Check nvidia-smi -q -d ECC,ROW_REMAPPER; replace the GPU if it recurs.")),
@@ -329,9 +332,17 @@ NVLINK5_NONFATAL = dict(
         "IGNORE", "Non-fatal: if an Xid 154 follows, do what it says; check nvidia-smi nvlink -e if it repeats.")))
     for xid in range(144, 151))
 
+# Xids judged harder than the catalog's immediate action, and why. A preflight decides whether a GPU takes the next
+# multi-hour step, not whether the running application may go on: a contained ECC error leaves a memory row that
+# is repaired only by the reset the catalog recommends "when convenient", and the pipeline cannot tell whether its
+# next step will land on it (akash-network/support#244: the operator had to reboot the node).
+STRICTER_THAN_CATALOG = {
+    94: "contained ECC error: the faulty memory stays in use until the GPU is reset",
+}
+
 # Xid 94 whose line says the driver wants the GPU reset: its "RST: Yes" / "D-RST: Yes" are bGpuResetReqd and
 # bGpuDrainAndResetReqd (open-gpu-kernel-modules src/nvidia/src/kernel/gpu/arch/*/kern_gpu_error_cont_*.c): hard,
-# whatever the catalog's usual RESTART_APP. ("RST: No, D-RST: No" is the contained case: XIDS, soft.)
+# with the driver's own words. ("RST: No, D-RST: No" is the contained case: XIDS, hard too, STRICTER_THAN_CATALOG.)
 RESET_ASKED = {
     94: ("ras_uncorrectable", HARD, "Xid 94: contained ECC error, the driver asks for a GPU reset", _fix(
         "RESET_GPU", "The driver printed RST: Yes or D-RST: Yes (drain the GPU, then reset it); check "

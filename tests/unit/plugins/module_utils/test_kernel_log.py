@@ -222,14 +222,14 @@ def test_every_row_has_a_sample_and_the_tables_are_well_formed():
 
 
 # The Xids issue 9 names, with the severity the table must give them: NVIDIA's Xid catalog's immediate action
-# (RESTART_APP / IGNORE: soft; RESET_GPU, RESTART_BM and the ECC/NVLink workflows: hard). 68, 69 and 94 are
-# RESTART_APP in the catalog (94: "Applications can continue to be run until the reset can be performed").
+# (RESTART_APP / IGNORE: soft; RESET_GPU, RESTART_BM and the ECC/NVLink workflows: hard). 68 and 69 are
+# RESTART_APP in the catalog; so is 94, hard here (STRICTER_THAN_CATALOG: its memory is repaired only by a reset).
 @pytest.mark.parametrize("xid,category,severity", [
     (13, "app_fault", kl.SOFT), (31, "page_fault", kl.SOFT), (43, "app_fault", kl.SOFT), (45, "app_fault", kl.SOFT),
     (32, "pcie_error", kl.SOFT), (48, "ras_uncorrectable", kl.HARD), (61, "firmware_error", kl.HARD),
     (62, "firmware_error", kl.HARD), (63, "memory_remap", kl.SOFT), (64, "memory_remap_failed", kl.HARD),
     (68, "app_fault", kl.SOFT), (69, "app_fault", kl.SOFT), (74, "nvlink_error", kl.HARD), (79, "bus_lost", kl.HARD),
-    (92, "ras_correctable", kl.SOFT), (94, "ras_uncorrectable", kl.SOFT), (95, "ras_uncorrectable", kl.HARD),
+    (92, "ras_correctable", kl.SOFT), (94, "ras_uncorrectable", kl.HARD), (95, "ras_uncorrectable", kl.HARD),
     (109, "gpu_hang", kl.HARD), (119, "firmware_error", kl.HARD), (120, "firmware_error", kl.HARD),
     (144, "nvlink_error", kl.HARD), (145, "nvlink_error", kl.HARD), (146, "nvlink_error", kl.HARD),
     (147, "nvlink_error", kl.HARD), (148, "nvlink_error", kl.HARD), (149, "nvlink_error", kl.HARD),
@@ -255,9 +255,11 @@ def test_every_known_xid_gives_its_rows_verdict(xid):
     assert [(f["category"], f["severity"], f["xid"], f["summary"]) for f in findings] == [
         (category, severity, xid, summary)]
     assert fix is None or (findings[0]["fix"] == fix and fix.startswith("NVIDIA: "))
-    # the soft ones are those the catalog lets the GPU keep working through
+    # the soft ones are those the catalog lets the GPU keep working through, but those judged stricter (and why)
     actions = [a for a in nv_table._ACTIONS if fix and fix.startswith(nv_table._ACTIONS[a])]
-    assert (severity == kl.SOFT) == (actions in (["RESTART_APP"], ["IGNORE"])), (xid, actions)
+    catalog_soft = actions in (["RESTART_APP"], ["IGNORE"])
+    assert (severity == kl.SOFT) == (catalog_soft and xid not in nv_table.STRICTER_THAN_CATALOG), (xid, actions)
+    assert xid not in nv_table.STRICTER_THAN_CATALOG or (catalog_soft and severity == kl.HARD)
 
 
 # Real lines (the source of each named), and the verdict NVIDIA's catalog gives them.
@@ -283,9 +285,10 @@ def test_every_known_xid_gives_its_rows_verdict(xid):
      kl.HARD, 119),
     # NVIDIA/TensorRT-LLM#4816 (B200): Nonfatal NVLink 5 -> the decode sheet's IGNORE / XID_154_EVAL
     ("NVRM: Xid (PCI:0000:5f:00): 145, RLW_REMAP Nonfatal XC0 i0 Link 02", "nvlink_error", kl.SOFT, 145),
-    # akash-network/support#244 (535.183.01): contained, "RST: No, D-RST: No" -> RESTART_APP
+    # akash-network/support#244 (535.183.01): contained, "RST: No, D-RST: No" -> RESTART_APP, hard here
+    # (STRICTER_THAN_CATALOG; the reporter had to reboot the node)
     ("[Fri Aug  9 13:32:56 2024] NVRM: Xid (PCI:0000:00:08): 94, pid='<unknown>', name=<unknown>, Contained: SM "
-     "(0x1). RST: No, D-RST: No", "ras_uncorrectable", kl.SOFT, 94),
+     "(0x1). RST: No, D-RST: No", "ras_uncorrectable", kl.HARD, 94),
     # the same line, hand-made with the driver asking for a (drain and) reset: hard
     ("NVRM: Xid (PCI:0000:00:08): 94, pid='<unknown>', name=<unknown>, Contained: SM (0x1). RST: Yes, D-RST: No",
      "ras_uncorrectable", kl.HARD, 94),
