@@ -138,7 +138,7 @@ class Pattern(object):
     """
 
     __slots__ = ("category", "severity", "source", "_regex", "summary", "fix", "fixes", "key", "needs", "vendor",
-                 "role", "lookup", "unknown", "xid", "addresses", "gpu_health", "after_hang")
+                 "role", "lookup", "unknown", "ignore", "xid", "addresses", "gpu_health", "after_hang")
 
     def __init__(self, table, row):
         category, key, regex, summary, options = row
@@ -157,6 +157,7 @@ class Pattern(object):
         self.after_hang = bool(options.get("after_hang"))
         self.lookup = options.get("lookup")
         self.unknown = options.get("unknown")
+        self.ignore = options.get("ignore") or {}
         self.xid = options.get("xid")
         self.addresses = _ADDRESSES[table.__name__]
 
@@ -172,12 +173,15 @@ class Pattern(object):
         return "Pattern(%s, %r)" % (self.category, self.source)
 
     def rule(self, match):
-        """(category, severity, summary, fix, xid, follow-up xid, gpu health) of one match of this row."""
+        """(category, severity, summary, fix, xid, follow-up xid, gpu health) of one match of this row, or None
+        for a number the lookup row's ``ignore`` lists (informational: no finding)."""
         if self.lookup is None:
             return self.category, self.severity, self.summary, self.fix, self.xid, None, self.gpu_health
         own = int(match.group("xid"))
         cause = match.group("cause") if "cause" in self.regex.groupindex else None
         xid = int(cause) if cause else own
+        if xid in self.ignore:
+            return None
         entry = self.lookup.get(xid)
         if entry is None:
             category, severity, summary, fix = self.unknown
@@ -675,6 +679,8 @@ def _known(body, chosen):
     if pattern is None:
         return (None,)
     rule = pattern.rule(match)
+    if rule is None:
+        return (None,)
     message = clean_text(" ".join(body.split())[:MAX_MESSAGE_CHARS])
     bdf = _bdf_of(pattern, body, match)
     # a line that names its device by PCI id only (KFD's "skipped device 1002:67df"): vendor:device, lower case
@@ -688,10 +694,11 @@ def _known(body, chosen):
 
 
 def _key(rule, bdf, pci_id, message):
-    """The collapsing key of a finding: (category, GPU, Xid) for an Xid, else (category, GPU, PCI id, message
-    with numbers normalised)."""
+    """The collapsing key of a finding: (category, GPU, Xid, severity) for an Xid (a Fatal and a Nonfatal NVLink Xid
+    of one number are two findings: the hard one is never counted into a soft one), else (category, GPU, PCI id,
+    message with numbers normalised)."""
     if rule[4] is not None:
-        return (rule[0], bdf, "xid", rule[4])
+        return (rule[0], bdf, "xid", rule[4], rule[1])
     return (rule[0], bdf, pci_id, _normalise(message))
 
 

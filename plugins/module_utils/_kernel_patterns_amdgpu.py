@@ -16,7 +16,9 @@ Read by the one scan engine in ``_kernel_log``. Every row is
   ``severity`` / ``fix`` (override the category's), ``gpu`` (the health the finding gives the GPU
   it names, ``degraded`` or ``lost``; without it the finding is the kernel_log check's alone; a
   lookup row maps the categories it looks up instead), ``after_hang`` (a finding only while a hang
-  or reset of its GPU is under way: wording healthy boots and resumes print too).
+  or reset of its GPU is under way: wording healthy boots and resumes print too); a lookup row
+  (NVIDIA's Xids) has ``lookup`` (number -> (category, severity, summary, fix)), ``unknown`` (the
+  entry for a number it lacks) and ``ignore`` (numbers that are no finding).
 
 Rows are ordered: the first row that matches wins, so specific wording comes before general.
 The wording is the driver's own (drivers/gpu/drm/amd: amdgpu_device.c, amdgpu_job.c,

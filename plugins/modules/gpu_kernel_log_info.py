@@ -19,9 +19,12 @@ description:
   - A hang (ring timeout, a per-queue ring reset that failed) that a GPU reset then recovered from,
     with no resume or init failure after it, is one soft C(gpu_reset) finding with C(recovered=true)
     that names what hung. A reset that did not succeed stays a hard finding.
-  - NVIDIA's application Xids (13, 31, 43, 45) are soft; Xids that mean the GPU, its memory, its
-    firmware, NVLink or the bus are hard; an Xid the table does not know is hard. A follow-up Xid
-    logged as "caused by previous Xid N" counts as Xid N.
+  - An NVIDIA Xid is judged by the immediate action of NVIDIA's Xid catalog, which its fix names first.
+    The application's faults (13, 31, 43, 45 ...) and corrected errors are soft; Xids that need a GPU
+    reset, a reboot or support (the GPU, its memory, firmware, NVLink or the bus) are hard, and so is a
+    contained ECC error (94), whose memory only a reset repairs; NVLink 5 Xids are soft when the driver says C(Nonfatal); informational Xids (test
+    messages) give no finding; an Xid the table does not know is hard. A follow-up Xid logged as
+    "caused by previous Xid N" counts as Xid N.
   - "Lines that look alarming but appear on healthy boots (for example C(SMU driver if version not
     matched), C(SMU is resuming...), C(RAP: optional rap ta ucode is not available)) never give a
     finding."

@@ -182,6 +182,11 @@ NVIDIA_SAMPLES = [
      "heartbeatWithOffsetMs 812745879 diff 6070 timeout 5200", "firmware_error"),
     ("nvidia-nvswitch2: SXid (PCI:0000:07:00.0): 24007, Fatal, Link 45 LTSSM Fault Up", "nvlink_error"),
     ("nvidia-nvswitch0: SXid (PCI:0000:05:00.0): 19084, Non-fatal, Link 32 AN1 Heartbeat Timeout Error", "nvlink_error"),
+    # real, B200 HGX (NVIDIA/TensorRT-LLM#4816): an NVLink 5 Xid the driver calls Nonfatal
+    ("NVRM: Xid (PCI:0000:5f:00): 145, RLW_REMAP Nonfatal XC0 i0 Link 02", "nvlink_error"),
+    # hand-made from the driver's format (kern_gpu_error_cont_*.c): a contained error the driver wants reset
+    ("NVRM: Xid (PCI:0000:00:08): 94, pid='<unknown>', name=<unknown>, Contained: SM (0x1). RST: No, D-RST: Yes",
+     "ras_uncorrectable"),
 ]
 
 
@@ -208,17 +213,22 @@ def test_every_row_has_a_sample_and_the_tables_are_well_formed():
     for table in kl.TABLES:
         for category in getattr(table, "FIXES", {}):
             assert category in kl.CATEGORIES
-    for xid, (category, severity, summary, fix) in nv_table.XIDS.items():
-        assert category in kl.CATEGORIES and severity in (kl.HARD, kl.SOFT)
-        assert summary.startswith("Xid %d: " % xid) and fix is None or isinstance(fix, str)
+    for table in (nv_table.XIDS, nv_table.NVLINK5_NONFATAL):
+        for xid, (category, severity, summary, fix) in table.items():
+            assert category in kl.CATEGORIES and severity in (kl.HARD, kl.SOFT)
+            assert summary.startswith("Xid %d: " % xid) and (fix is None or isinstance(fix, str))
+    for xid, summary in nv_table.INFORMATIONAL.items():
+        assert summary.startswith("Xid %d: " % xid) and xid not in nv_table.XIDS
 
 
-# The Xids issue 9 names, with the severity the table must give them.
+# The Xids issue 9 names, with the severity the table must give them: NVIDIA's Xid catalog's immediate action
+# (RESTART_APP / IGNORE: soft; RESET_GPU, RESTART_BM and the ECC/NVLink workflows: hard). 68 and 69 are
+# RESTART_APP in the catalog; so is 94, hard here (STRICTER_THAN_CATALOG: its memory is repaired only by a reset).
 @pytest.mark.parametrize("xid,category,severity", [
     (13, "app_fault", kl.SOFT), (31, "page_fault", kl.SOFT), (43, "app_fault", kl.SOFT), (45, "app_fault", kl.SOFT),
-    (32, "pcie_error", kl.HARD), (48, "ras_uncorrectable", kl.HARD), (61, "firmware_error", kl.HARD),
+    (32, "pcie_error", kl.SOFT), (48, "ras_uncorrectable", kl.HARD), (61, "firmware_error", kl.HARD),
     (62, "firmware_error", kl.HARD), (63, "memory_remap", kl.SOFT), (64, "memory_remap_failed", kl.HARD),
-    (68, "gpu_error", kl.HARD), (69, "gpu_error", kl.HARD), (74, "nvlink_error", kl.HARD), (79, "bus_lost", kl.HARD),
+    (68, "app_fault", kl.SOFT), (69, "app_fault", kl.SOFT), (74, "nvlink_error", kl.HARD), (79, "bus_lost", kl.HARD),
     (92, "ras_correctable", kl.SOFT), (94, "ras_uncorrectable", kl.HARD), (95, "ras_uncorrectable", kl.HARD),
     (109, "gpu_hang", kl.HARD), (119, "firmware_error", kl.HARD), (120, "firmware_error", kl.HARD),
     (144, "nvlink_error", kl.HARD), (145, "nvlink_error", kl.HARD), (146, "nvlink_error", kl.HARD),
@@ -232,7 +242,143 @@ def test_xid_table(xid, category, severity):
     assert [(f["category"], f["severity"], f["xid"], f["vendor"], f["bdf"]) for f in findings] == [
         (category, severity, xid, "nvidia", "0000:41:00")]
     assert ("not in the Xid table" in findings[0]["summary"]) == (xid == 999)
-    assert findings[0]["fix"] == nv_table.FIXES[category]  # NVIDIA's own wording, not amdgpu's
+    entry = nv_table.XIDS.get(xid, nv_table.UNKNOWN_XID)
+    assert findings[0]["fix"] == (entry[3] or nv_table.FIXES[category])  # NVIDIA's own wording, not amdgpu's
+
+
+# Every Xid the table knows, on a line built from the catalog's format (hand-made): its row's verdict, and a fix
+# that starts with NVIDIA's immediate action.
+@pytest.mark.parametrize("xid", sorted(nv_table.XIDS))
+def test_every_known_xid_gives_its_rows_verdict(xid):
+    category, severity, summary, fix = nv_table.XIDS[xid]
+    findings = kl.scan(["NVRM: Xid (PCI:0000:41:00): %d, pid=77, name=python3, hand-made" % xid], boot_time=0.0)
+    assert [(f["category"], f["severity"], f["xid"], f["summary"]) for f in findings] == [
+        (category, severity, xid, summary)]
+    assert fix is None or (findings[0]["fix"] == fix and fix.startswith("NVIDIA: "))
+    # the soft ones are those the catalog lets the GPU keep working through, but those judged stricter (and why)
+    actions = [a for a in nv_table._ACTIONS if fix and fix.startswith(nv_table._ACTIONS[a])]
+    catalog_soft = actions in (["RESTART_APP"], ["IGNORE"])
+    assert (severity == kl.SOFT) == (catalog_soft and xid not in nv_table.STRICTER_THAN_CATALOG), (xid, actions)
+    assert xid not in nv_table.STRICTER_THAN_CATALOG or (catalog_soft and severity == kl.HARD)
+
+
+# Real lines (the source of each named), and the verdict NVIDIA's catalog gives them.
+@pytest.mark.parametrize("line,category,severity,xid", [
+    # RTX 5090 with unstable clocks, Pop!_OS 580.82.09 (forums.developer.nvidia.com/t/5090-hard-crashes/342157,
+    # quoted in a public repository's notes): RESTART_APP
+    ("NVRM: Xid (PCI:0000:01:00): 69, pid=3728, name=Xorg, Class Error: channel 0x00000003", "app_fault", kl.SOFT, 69),
+    # a GeForce on NixOS 6.1.50, journal pasted in a public GitHub issue: RESTART_APP (a PCIe-quality hint, no reset)
+    ("Sep 09 12:24:31 nixos kernel: NVRM: Xid (PCI:0000:01:00): 32, pid=3911, name=X, Channel ID 00000018 intr "
+     "00008000", "pcie_error", kl.SOFT, 32),
+    # bbs.archlinux.org/viewtopic.php?id=283219 (as pasted, cut after the pid): IGNORE (driver firmware error)
+    ("Feb 01 14:25:31 archbox kernel: NVRM: Xid (PCI:0000:01:00): 38, pid=1659,", "firmware_error", kl.SOFT, 38),
+    # stas00/ml-engineering compute/accelerator/nvidia/debug.md: IGNORE / IGNORE (applied at the next reset)
+    ("NVRM: Xid (PCI:0000:10:1c): 63, pid=1896, Row Remapper: New row marked for remapping, reset gpu to activate.",
+     "memory_remap", kl.SOFT, 63),
+    # forums.developer.nvidia.com/t/.../292539: WORKFLOW_NVLINK_ERR, "A GPU reset or node reboot is needed"
+    ("kernel: NVRM: Xid (PCI:0000:c1:00): 74, pid='<unknown>', name=<unknown>, NVLink: fatal error detected on link 1",
+     "nvlink_error", kl.HARD, 74),
+    # bbs.archlinux.org/viewtopic.php?id=283219: RESET_GPU
+    ("[ 1720.336960] NVRM: Xid (PCI:0000:01:00): 109, pid=2075, name=Stray-Win64-Shi, ...", "gpu_hang", kl.HARD, 109),
+    # NVIDIA/open-gpu-kernel-modules#461: RESET_GPU
+    ("NVRM: Xid (PCI:0004:01:00): 119, pid=430, name=nv_queue, Timeout waiting for RPC from GSP!", "firmware_error",
+     kl.HARD, 119),
+    # NVIDIA/TensorRT-LLM#4816 (B200): Nonfatal NVLink 5 -> the decode sheet's IGNORE / XID_154_EVAL
+    ("NVRM: Xid (PCI:0000:5f:00): 145, RLW_REMAP Nonfatal XC0 i0 Link 02", "nvlink_error", kl.SOFT, 145),
+    # akash-network/support#244 (535.183.01): contained, "RST: No, D-RST: No" -> RESTART_APP, hard here
+    # (STRICTER_THAN_CATALOG; the reporter had to reboot the node)
+    ("[Fri Aug  9 13:32:56 2024] NVRM: Xid (PCI:0000:00:08): 94, pid='<unknown>', name=<unknown>, Contained: SM "
+     "(0x1). RST: No, D-RST: No", "ras_uncorrectable", kl.HARD, 94),
+    # the same line, hand-made with the driver asking for a (drain and) reset: hard
+    ("NVRM: Xid (PCI:0000:00:08): 94, pid='<unknown>', name=<unknown>, Contained: SM (0x1). RST: Yes, D-RST: No",
+     "ras_uncorrectable", kl.HARD, 94),
+    ("NVRM: Xid (PCI:0000:00:08): 94, pid='<unknown>', name=<unknown>, Contained: SM (0x1). RST: No, D-RST: Yes",
+     "ras_uncorrectable", kl.HARD, 94),
+    # leptonai/gpud#1174 (GB200 kmsg lines quoted in the PR): Nonfatal -> soft, Fatal -> RESET_GPU
+    ("NVRM: Xid (PCI:0018:01:00): 145, RLW_RXPIPE Nonfatal XC0 i0 Link 13 (0x0409a0c2 0x00000008 0x00000001 "
+     "0x00000000 0x00100000 0x00000004)", "nvlink_error", kl.SOFT, 145),
+    ("NVRM: Xid (PCI:0019:01:00): 149, NETIR Fatal XC0 i0 Link -1 (0x000fe406 0x00000000 0x00000000 0x00000000 "
+     "0x00000000 0x00000000)", "nvlink_error", kl.HARD, 149),
+    # test data of leptonai/gpud and NVIDIA/NVSentinel (the driver's V2 format): Fatal -> RESET_GPU
+    ("NVRM: Xid (PCI:0009:01:00): 149, NETIR_LINK_EVT  Fatal   XC0 i0 Link 01 (0x021425c6 0x00000000 0x00000000 "
+     "0x00000000 0x00000000 0x00000000)", "nvlink_error", kl.HARD, 149),
+    ("NVRM: Xid (PCI:0000:04:00): 144, SAW_MVB Nonfatal XC0 i0 Link 00 (0x00000001 0x00000001 0x00000000 0x00000000)",
+     "nvlink_error", kl.SOFT, 144),
+    ("NVRM: Xid (PCI:0000:04:00): 144, SAW_MVB Fatal XC0 i0 Link 00 (0x00000001 0x00000002 0x00000000 0x00000000)",
+     "nvlink_error", kl.HARD, 144),
+    # hand-made: pid and name before the unit (as gpud's parser allows), "Non-fatal" spelled as the SXids do
+    ("NVRM: Xid (PCI:0000:04:00): 146, pid=7, name=python3, TLW_RX_PIPE1 Non-fatal XC0 i0 Link 03 (0x00000010)",
+     "nvlink_error", kl.SOFT, 146),
+])
+def test_real_xid_lines_get_nvidias_verdict(line, category, severity, xid):
+    findings = kl.scan([line], boot_time=0.0)
+    assert [(f["category"], f["severity"], f["xid"]) for f in findings] == [(category, severity, xid)]
+
+
+def test_real_dmesg_application_xids_then_context_switch_timeout():
+    # leptonai/gpud#46: dmesg --ctime of an H100 node (the lines as quoted in the PR): three Xid 13 lines of one
+    # fault (RESTART_APP: soft, counted), then Xid 109 (RESET_GPU: hard)
+    lines = [
+        "[Fri Aug 30 11:11:22 2024] nvidia-peermem nv_get_p2p_free_callback:127 ERROR detected invalid context, "
+        "skipping further processing",
+        "[Fri Aug 30 11:43:09 2024] NVRM: Xid (PCI:0000:cb:00): 13, pid='<unknown>', name=<unknown>, Graphics SM Warp "
+        "Exception on (GPC 7, TPC 7, SM 0): Illegal Instruction Parameter",
+        "[Fri Aug 30 11:43:09 2024] NVRM: Xid (PCI:0000:cb:00): 13, pid='<unknown>', name=<unknown>, Graphics SM "
+        "Global Exception on (GPC 7, TPC 7, SM 0): Multiple Warp Errors",
+        "[Fri Aug 30 11:43:09 2024] NVRM: Xid (PCI:0000:cb:00): 13, pid='<unknown>', name=<unknown>, Graphics "
+        "Exception: ESR 0x57c730=0xc04000b 0x57c734=0x24 0x57c728=0x1f81fb60 0x57c72c=0x1174",
+        "[Fri Aug 30 11:43:14 2024] NVRM: Xid (PCI:0000:cb:00): 109, pid=1797828, name=pt_main_thread, Ch 00000008, "
+        "errorString CTX SWITCH TIMEOUT, Info 0x58005",
+    ]
+    findings = kl.scan(lines, boot_time=0.0)
+    assert [(f["category"], f["severity"], f["xid"], f["count"], f["bdf"]) for f in findings] == [
+        ("app_fault", kl.SOFT, 13, 3, "0000:cb:00"), ("gpu_hang", kl.HARD, 109, 1, "0000:cb:00")]
+    assert findings[1]["fix"].startswith("NVIDIA: reset the GPU")
+
+
+# Hand-made from the catalog's rows (no public line found): the Xids it added after 150, and its informational ones.
+@pytest.mark.parametrize("xid,category,severity", [
+    (151, "gpu_error", kl.HARD),            # RESTART_VM
+    (155, "nvlink_error", kl.HARD),         # RESET_GPU
+    (156, "memory_remap", kl.HARD),         # RESET_GPU: the retirement takes effect at the reset
+    (157, "memory_remap_failed", kl.SOFT),  # IGNORE: "You may still run workloads"
+    (158, "gpu_hang", kl.HARD),             # RESET_GPU
+    (159, "nvlink_error", kl.HARD),         # CHECK_UVM: reset when UVM is in use (CUDA)
+    (160, "gpu_error", kl.SOFT), (161, "gpu_error", kl.SOFT),  # IGNORE
+    (163, "gpu_error", kl.SOFT), (164, "gpu_error", kl.SOFT), (165, "gpu_error", kl.SOFT),  # power smoothing
+    (166, "nvlink_error", kl.HARD), (167, "pcie_error", kl.HARD),
+    (168, "ras_uncorrectable", kl.HARD),    # enable ECC or reboot
+    (169, "firmware_error", kl.HARD),       # micro-controller halt, as 62
+    (170, "nvlink_error", kl.HARD),
+    (171, "ras_uncorrectable", kl.HARD), (172, "ras_uncorrectable", kl.HARD),  # details of Xid 48
+    (54, "init_failed", kl.HARD),           # CHECK_MECHANICALS: auxiliary power not connected
+    (78, "init_failed", kl.HARD),           # UPDATE_SWFW: vGPU cannot start
+    (40, "app_fault", kl.SOFT), (83, "app_fault", kl.SOFT), (99, "app_fault", kl.SOFT),  # engine exceptions
+    (93, "gpu_error", kl.SOFT),             # IGNORE: InfoROM wear limit
+    (173, "gpu_error", kl.HARD),            # not in the catalog: unknown, hard
+])
+def test_newer_and_engine_xids(xid, category, severity):
+    line = "NVRM: Xid (PCI:0000:41:00): %d, pid='<unknown>', name=<unknown>, hand-made" % xid
+    assert [(f["category"], f["severity"]) for f in kl.scan([line], boot_time=0.0)] == [(category, severity)]
+
+
+@pytest.mark.parametrize("xid", [14, 106, 107, 162])
+def test_informational_xids_are_no_finding(xid):
+    # hand-made: 14 "Fake or injected error from userspace", 106/107 SMBPBI test messages, 162 power smoothing back
+    lines = ["NVRM: Xid (PCI:0000:41:00): %d, pid='<unknown>', name=<unknown>, hand-made" % xid,
+             "NVRM: Xid (PCI:0000:41:00): 45, pid=9, name=python3, Ch 00000001 caused by previous Xid %d" % xid]
+    assert kl.scan(lines, boot_time=0.0) == []
+    assert xid not in nv_table.XIDS and xid in nv_table.INFORMATIONAL
+
+
+def test_a_fatal_nvlink_xid_is_never_counted_into_a_nonfatal_one():
+    # hand-made from the driver's format: the same number on one GPU, first Nonfatal then Fatal
+    lines = ["[ 1.0] NVRM: Xid (PCI:0000:04:00): 145, RLW_SRC_TRACK Nonfatal XC0 i0 Link 03 (0x00000007 0x00000002)",
+             "[ 2.0] NVRM: Xid (PCI:0000:04:00): 145, RLW_SRC_TRACK Fatal XC0 i0 Link 03 (0x00000007 0x00000001)",
+             "[ 2.1] NVRM: Xid (PCI:0000:04:00): 45, pid=5, name=python3, Ch 00000002 caused by previous Xid 145"]
+    findings = kl.scan(lines, boot_time=0.0)
+    assert [(f["severity"], f["xid"], f["count"], f["caused_xids"]) for f in findings] == [
+        (kl.SOFT, 145, 1, []), (kl.HARD, 145, 2, [45])]
 
 
 def test_xid_forms_and_collapse_per_gpu_and_xid():
@@ -829,10 +975,14 @@ def test_doc_lists_every_xid_with_its_category_and_severity():
         if row[0] == "any other":
             documented["other"] = (row[1].strip("`"), row[2])
             continue
-        first, _dash, last = row[0].partition("-")
-        for xid in range(int(first), int(last or first) + 1):
-            documented[xid] = (row[1].strip("`"), row[2])
-    assert sorted(x for x in documented if x != "other") == sorted(nv_table.XIDS)
+        for part in row[0].split(","):
+            first, _dash, last = part.strip().partition("-")
+            for xid in range(int(first), int(last or first) + 1):
+                assert xid not in documented, xid
+                documented[xid] = (row[1].strip("`"), row[2])
+    informational = sorted(x for x in documented if documented[x] == ("none", "none"))
+    assert informational == sorted(nv_table.INFORMATIONAL)
+    assert sorted(x for x in documented if x != "other" and x not in informational) == sorted(nv_table.XIDS)
     for xid, (category, severity, _summary, _fix) in nv_table.XIDS.items():
         assert documented[xid] == (category, severity), xid
     assert documented["other"] == nv_table.UNKNOWN_XID[:2]

@@ -315,7 +315,9 @@ EXPECTED = {
     # A real runtime resume (DPMS off/on), dmesg -T: "SMU driver if version not matched" on every resume.
     'sway-6971_navi2x_dpms_runtime_resume_dmesg-T.txt': [
     ],
-    # dmesg -T. Application Xids 43 (x2) and 31 soft; 94 (contained ECC error) hard. NVRM's partial addresses.
+    # dmesg -T. Application Xids 43 (x2) and 31 soft; 94 (contained ECC error, "RST: No, D-RST: No") hard: the
+    # catalog's RESTART_APP, but its memory is repaired only by a reset (STRICTER_THAN_CATALOG; the reporter
+    # rebooted the node). NVRM's partial addresses.
     'akash-support-244_multi_gpu_535.183.01_dmesg-T_xid43_xid31_xid94.txt': [
         ('app_fault', S, '0000:00:05', 43, 2),
         ('page_fault', S, '0000:00:07', 31, 1),

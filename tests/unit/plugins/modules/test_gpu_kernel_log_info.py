@@ -173,7 +173,7 @@ def test_nvidia_log_with_partial_addresses_completed_from_sysfs(capsys, tmp_path
     assert [(f["xid"], f["bdf"], f["severity"], f["count"]) for f in result["findings"]] == [
         (43, "0000:00:05.0", "soft", 2),      # completed: one display function
         (31, "0000:00:07.0", "soft", 1),      # the audio function 07:00.1 is not a GPU
-        (94, "0000:00:08", "hard", 1),        # not in sysfs: left as logged
+        (94, "0000:00:08", "hard", 1),        # not in sysfs: left as logged; contained ECC: repaired only by a reset
     ]
     assert all(f["vendor"] == "nvidia" and f["first_epoch"] for f in result["findings"])
 
