@@ -15,9 +15,33 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.gpuops.preflight.plugins.module_utils import _host_runner, _options, _watchdog
 
 
+class _Module(AnsibleModule):
+    """AnsibleModule whose every result, its own refusals of bad arguments too, echoes the parameters
+    (``invocation``) through the family's ``redact``, as the rest of the result. AnsibleModule would add them
+    raw when none is given (ansible-core 2.19 and 2.20 always; later ones when ``inject_invocation`` is on,
+    and drop it otherwise): a URL's user name, password or token would leave the host in the task result,
+    the runner events and the package's failure log."""
+
+    def __init__(self, redact, **kwargs):
+        self._redact = redact
+        super(_Module, self).__init__(**kwargs)
+
+    def _invocation(self):
+        params = dict(getattr(self, "params", None) or {})
+        return {"module_args": self._redact(params) if self._redact is not None else params}
+
+    def exit_json(self, **kwargs):
+        kwargs.setdefault("invocation", self._invocation())
+        super(_Module, self).exit_json(**kwargs)
+
+    def fail_json(self, msg, **kwargs):
+        kwargs.setdefault("invocation", self._invocation())
+        super(_Module, self).fail_json(msg, **kwargs)
+
+
 def run_module(family, own_options, validate_own=None):
     """The whole host module: options, validation (every problem at once), the family's checks."""
-    module = AnsibleModule(argument_spec=_options.argument_spec(family, **own_options), supports_check_mode=True)
+    module = _Module(family.redact, argument_spec=_options.argument_spec(family, **own_options), supports_check_mode=True)
     params = dict(module.params)
     problems = _options.validate(params, family)
     if validate_own is not None:

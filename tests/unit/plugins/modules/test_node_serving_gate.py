@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from ansible.module_utils.common.parameters import PASS_VARS
 from ansible.module_utils.testing import patch_module_args
 
 import simserve
@@ -112,3 +113,27 @@ def test_credentials_never_reach_the_result_the_summary_or_the_verdict(capsys, l
                                   bus_url="http://127.0.0.1:9/health?token=T0kenVal"))
     assert rc == 1 and "'http://***@127.0.0.1:%d': user names or passwords" % sim.port in result["msg"]
     assert not any(secret in json.dumps(result) for secret in simserve.SECRETS)
+
+
+def test_the_invocation_a_result_carries_has_the_credentials_of_its_urls_redacted(capsys, layout, orchestrator):
+    """ansible-core adds ``invocation.module_args`` to a module's result: 2.19 and 2.20 always, later ones when
+    inject_invocation is on (``_ansible_inject_invocation``, passed here where this ansible-core knows it). A
+    URL with a password or a token is refused, and the refusal's invocation must not quote it whole either (nor
+    that of a bad argument AnsibleModule itself refuses): it reaches the runner events and the package's
+    failure log (``module_args``)."""
+    inject = {"_ansible_inject_invocation": True} if "inject_invocation" in PASS_VARS else {}
+    sim = orchestrator(models=["org/crawl-7b", "org/tools-3b"])
+    url, bus_url = "http://gate:S3cretPw@127.0.0.1:%d" % sim.port, "http://127.0.0.1:9/health?token=T0kenVal"
+    rc, result = run(capsys, dict(layout, url=url, bus_url=bus_url, **inject))
+    assert rc == 1 and "user names or passwords in the URL are not supported" in result["msg"]
+    assert result["invocation"]["module_args"]["url"] == "http://***@127.0.0.1:%d" % sim.port
+    assert result["invocation"]["module_args"]["bus_url"] == "http://127.0.0.1:9/health?token=***"
+    assert result["invocation"]["module_args"]["store_root"] == layout["store_root"]  # the rest as given
+    assert not any(secret in json.dumps(result) for secret in simserve.SECRETS)
+    rc, result = run(capsys, dict(layout, url=url, gate_timeout="soon", **inject))  # refused by AnsibleModule
+    assert rc == 1 and "gate_timeout" in result["msg"]
+    assert not any(secret in json.dumps(result) for secret in simserve.SECRETS), result
+    # a run that goes through echoes its (credential-free) arguments as given
+    rc, result = run(capsys, dict(layout, url=sim.url, gate_timeout=20, instance="crawler", **inject))
+    assert rc == 0 and result["invocation"]["module_args"]["url"] == sim.url
+    assert result["invocation"]["module_args"]["instance"] == "crawler"
