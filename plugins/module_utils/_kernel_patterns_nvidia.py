@@ -11,7 +11,8 @@ no finding; any other number gives ``UNKNOWN_XID``.
 
 Severity is the catalog's "Resolution Bucket (Immediate Action)" (``_ACTIONS``; each row's fix starts
 with it): RESTART_APP and IGNORE leave the GPU able to take work (the application's faults, corrected
-errors, a contained ECC error): soft; RESET_GPU, RESTART_BM, RESTART_VM, UPDATE_SWFW, CHECK_MECHANICALS,
+errors): soft, but for the few judged stricter, said why in ``STRICTER_THAN_CATALOG`` (a contained ECC
+error, Xid 94); RESET_GPU, RESTART_BM, RESTART_VM, UPDATE_SWFW, CHECK_MECHANICALS,
 CONTACT_SUPPORT and the Xid 48 / NVLink workflows: hard. NVLink 5 Xids (144-150) the driver prints as
 ``Nonfatal`` are soft (``NVLINK5_NONFATAL``, the catalog's decode sheet), ``Fatal`` ones hard. An
 unknown Xid is hard (see ``UNKNOWN_XID``), and ``preflight_downgrade: [kernel_log]`` softens it while
@@ -113,7 +114,7 @@ _ACTIONS = {
     "RESET_GPU": "NVIDIA: reset the GPU (nvidia-smi -r once no process uses it) or reboot the node before new work.",
     "RESTART_BM": "NVIDIA: restart the node (bare metal) before new work.",
     "RESTART_VM": "NVIDIA: restart the VM that owns the GPU (no GPU reset or node reboot needed).",
-    "RESTART_APP": "NVIDIA: restart the application; the GPU needs no reset.",
+    "RESTART_APP": "NVIDIA: restart the application; the GPU can keep working.",
     "IGNORE": "NVIDIA: no action needed on the GPU.",
     "UPDATE_SWFW": "NVIDIA: update the driver and firmware before the GPU can be used.",
     "CHECK_MECHANICALS": "NVIDIA: check that the card is seated and all its connections are secure before new work.",
@@ -365,7 +366,7 @@ ROWS = [
      {"role": "recovered", "xid": 154}),
     ("recovery_required", "xid", _XID + r"154\b.*?\bto 0x[0-9a-f]+ \((?P<hung>[^)]*)\)",
      "Xid 154: GPU needs recovery", {"role": "hang", "xid": 154}),
-    # Xid 94 that asks for a reset (RST: Yes / D-RST: Yes) is hard; one that does not is XIDS's (soft).
+    # Xid 94 that asks for a reset (RST: Yes / D-RST: Yes) says so; one that does not is XIDS's (hard as well).
     ("ras_uncorrectable", "xid", _XID + r"(?P<xid>94),.*?\bRST: Yes\b", "Xid", {"lookup": RESET_ASKED, "unknown": UNKNOWN_XID}),
     # NVLink 5 Xids the driver calls Nonfatal (before the generic row: a Fatal one is XIDS's, hard).
     ("nvlink_error", "xid", _XID + r"(?P<xid>14[4-9]|150),(?:\s*pid=[^,]*,\s*name=[^,]*,)?\s*[A-Z0-9_/]+\s+Non-?fatal\b", "Xid",
