@@ -365,7 +365,7 @@ def evaluate_health(ctx, spec):
     unknown = {}
     for gpu in gpus:
         if gpu["health"] == _gpus.UNKNOWN:
-            unknown.setdefault(gpu.get("vendor") or _gpus.AMD, []).append(gpu)
+            unknown.setdefault(_gpus.vendor_of(gpu), []).append(gpu)
     silent = {}
     for vendor, tool in tools.items():
         if tool["answered"] or tool["outcome"] == _gpus.NOT_USED:
@@ -373,13 +373,13 @@ def evaluate_health(ctx, spec):
         # A tool that gave no list on a host where sysfs shows none of its GPUs (a container hiding sysfs): their
         # state is as unknown as that of GPUs sysfs does show. A missing tool is said below either way.
         if unknown.get(vendor) or (not _gpus.listed(tool) and tool["outcome"] != _gpus.MISSING
-                                   and not any((g.get("vendor") or _gpus.AMD) == vendor for g in gpus)):
+                                   and not any(_gpus.vendor_of(g) == vendor for g in gpus)):
             silent[vendor] = tool
     for gpu in gpus:
         if gpu["health"] in (_gpus.LOST, _gpus.DEGRADED):
             problems.append(problem(spec.name, spec.fail_status, "%s is %s: %s" % (
                 label(gpu), gpu["health"], "; ".join(gpu["problems"])), _fix_for(gpu, spec.fix), gpu=gpu_ref(gpu)))
-        elif gpu["health"] == _gpus.UNKNOWN and (gpu.get("vendor") or _gpus.AMD) not in silent:
+        elif gpu["health"] == _gpus.UNKNOWN and _gpus.vendor_of(gpu) not in silent:
             problems.append(problem(spec.name, UNKNOWN, "%s state unknown: %s" % (label(gpu), "; ".join(gpu["problems"])),
                                     "Check the GPU by hand (rocm-smi or nvidia-smi, dmesg).", gpu=gpu_ref(gpu)))
         elif view["watch_hits"].get(gpu["bdf"]):
@@ -410,7 +410,7 @@ def evaluate_health(ctx, spec):
     for refusal in view.get("policy_refused") or ():
         problems.append(problem(spec.name, spec.fail_status, refusal, MIXED_INDEX_FIX))
     if view["log_failure"]:
-        vendors = set(g.get("vendor") or _gpus.AMD for g in gpus) or set([_gpus.AMD])
+        vendors = set(_gpus.vendor_of(g) for g in gpus) or set([_gpus.AMD])
         unchecked = " and ".join(LOG_FINDINGS[v] for v in _gpus.VENDORS if v in vendors)
         problems.append(problem(spec.name, UNKNOWN, "%s not checked: could not read the kernel log (%s)"
                                 % (unchecked, view["log_failure"]), ctx.family.collectors["kernel_log"].hint))
@@ -444,7 +444,7 @@ def unverified_note(unverified, tools):
     answered without saying which GPU an entry is (amd-smi's metric prints no address; see gpu_health)."""
     if not unverified:
         return ""
-    answered = [g for g in unverified if (tools.get(g.get("vendor") or _gpus.AMD) or {}).get("answered")]
+    answered = [g for g in unverified if (tools.get(_gpus.vendor_of(g)) or {}).get("answered")]
     whys = [(len(unverified) - len(answered), "the GPU tool gave no answer"),
             (len(answered), "the GPU tool's answer could not be matched to them, see gpu_health")]
     return " (%s)" % "; ".join("%d not verified: %s" % (count, why) for count, why in whys if count)
@@ -517,7 +517,7 @@ def evaluate_vram(ctx, spec):
     not be read, naming why (the processes the other vendor's list shows are still reported)."""
     view = ctx.value("gpu_view")
     gpus, probe = view["gpus"], view["probe"]
-    vendors = set(g.get("vendor") or _gpus.AMD for g in gpus)
+    vendors = set(_gpus.vendor_of(g) for g in gpus)
     missing = [(v, why) for v, why in missing_process_lists(probe) if v in vendors]
     unknown = [problem(spec.name, UNKNOWN, "no process list for the %s GPUs: %s; cannot tell who holds VRAM on them"
                        % (VENDOR_NAMES[vendor], why), VRAM_UNKNOWN_FIX[vendor]) for vendor, why in missing]

@@ -71,6 +71,11 @@ SYSFS_TIMEOUT = _sysfs.GPU_READ_TIMEOUT
 _KILL_AFTER = 2    # _tool.run_tool's SIGKILL grace
 
 
+def vendor_of(gpu):
+    """A GPU's vendor; AMD for an entry that names none (the AMD-only facts before NVIDIA came)."""
+    return gpu.get("vendor") or AMD
+
+
 def listed(tool_info):
     """Whether the tool's answer is its list of GPUs (possibly empty): a GPU sysfs shows that it leaves out is
     missing from it. A tool that could not run lists nothing (its GPUs are unknown, not missing)."""
@@ -456,7 +461,7 @@ def assess(gpu, sysgpu, tool_info, kernel_findings, metrics_ok):
     """Set gpu['health'], gpu['problems'], gpu['warnings'] and gpu['responding'] from all the evidence."""
     problems = []
     health = OK
-    vendor_id = _sysfs.VENDOR_IDS.get(gpu.get("vendor") or AMD, _sysfs.AMD_VENDOR)
+    vendor_id = _sysfs.VENDOR_IDS.get(vendor_of(gpu), _sysfs.AMD_VENDOR)
     driver = _sysfs.DRIVERS[vendor_id]
     if sysgpu is not None:
         if sysgpu.get("lost"):
@@ -683,7 +688,7 @@ def join_findings(findings, gpus):
 
 
 def _pci_id(gpu):
-    vendor = _sysfs.VENDOR_IDS.get(gpu.get("vendor") or AMD, "")
+    vendor = _sysfs.VENDOR_IDS.get(vendor_of(gpu), "")
     device = gpu.get("device_id") or ""
     return "%s:%s" % (vendor[2:], device[2:]) if vendor and device.startswith("0x") else None
 
