@@ -8,7 +8,8 @@ A script, not a test (the test suite asserts outcomes, never durations). It time
 * real: every line of the real crash and healthy logs of tests/fixtures/training/crash-logs, repeated to
   1000 lines (what one log's scan reads by default);
 * adversarial: 1000 lines of 4 KiB built from what the patterns repeat (runs of spaces after "exit code",
-  colons, "NCCL WARN", "Error"), the worst a log line can cost.
+  colons, "NCCL WARN", "Error", "loss" in a run of word characters, ".cu" and "Assertion"), the worst a log
+  line can cost.
 
 Prints the median seconds per 1000 lines of each, and the machine. A pattern that backtracks shows as
 seconds, not milliseconds, on the adversarial set.
@@ -33,7 +34,10 @@ from ansible_collections.gpuops.preflight.plugins.module_utils import _crash_log
 
 FIXTURES = os.path.join(REPO, "tests", "fixtures", "training", "crash-logs")
 ADVERSARIAL = ["exit code" + " " * 4090, "exit status " + " " * 4080 + "x", ": " * 2048, "loss" + " " * 4090,
-               "killed by signal" + " " * 4080, "NCCL WARN " * 409, "Error " * 682, "at line 1 in file " * 227]
+               "killed by signal" + " " * 4080, "NCCL WARN " * 409, "Error " * 682, "at line 1 in file " * 227,
+               # runs of word characters around "loss", and ".cu ... Assertion" without "failed": 75 ms and 700 ms a
+               # line before those patterns' repeats were bounded (test_crash_log asserts these lines give nothing)
+               "loss" * 1024, "xloss_" * 680, "a.cu:1 Assertion " * 240]
 
 
 def real_lines(count=1000):
