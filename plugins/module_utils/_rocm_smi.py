@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""PRIVATE to gpuops.preflight: pure parser of rocm-smi's JSON, ROCm 4.3 to 7.x.
+"""PRIVATE to gpuops.preflight: pure parser of rocm-smi's JSON, ROCm 2.x to 7.x.
 
 What the output really looks like (docs/gpu-formats.md in the project notes): one line of
 ``json.dumps`` on stdout, every value a string, keys renamed across versions (GPU ID -> Device ID
@@ -38,8 +38,26 @@ _CARD_KEY = re.compile(r"^card(\d+)$")
 _NUMBER = re.compile(r"^\s*[-+]?\d+(?:\.\d+)?\s*$")
 _HEX = re.compile(r"^0x[0-9a-fA-F]+$")
 
-_MODEL_KEYS = ("Device Name", "Card Series", "Card series")
-_POWER_KEYS = ("Current Socket Graphics Package Power (W)", "Average Graphics Package Power (W)")
+# Each fact's keys, the first that holds a value wins. They are matched without regard to case: the sysfs-based
+# rocm-smi of ROCm <= 3.8 wrote 'vram Total Memory (B)' (its memory types lower case) and builds of it wrote
+# 'Temperature (Sensor edge) (c)'; 'Card series' became 'Card Series' at 6.2. A sensor without a hwmon label was
+# 'Temperature (Sensor #N) (C)' there; amdgpu's temp1 is the edge (GPU) sensor.
+_KEYS = {
+    "model": ("Device Name", "Card Series"),
+    "device_id": ("Device ID", "GPU ID"),
+    "bdf": ("PCI Bus",),
+    "gfx_version": ("GFX Version",),
+    "vram_total_bytes": ("VRAM Total Memory (B)",),
+    "vram_used_bytes": ("VRAM Total Used Memory (B)",),
+    "vram_used_percent": ("GPU Memory Allocated (VRAM%)",),
+    "busy_percent": ("GPU use (%)",),
+    "temperature_edge_c": ("Temperature (Sensor edge) (C)", "Temperature (Sensor #1) (C)"),
+    "temperature_junction_c": ("Temperature (Sensor junction) (C)",),
+    "power_w": ("Current Socket Graphics Package Power (W)", "Average Graphics Package Power (W)"),
+    "perf_level": ("Performance Level",),
+    "unique_id": ("Unique ID",),
+    "vbios_version": ("VBIOS version",),
+}
 
 
 def extract_json(stdout):
@@ -170,39 +188,46 @@ def gfx_from_target_version(value):
     return "gfx%d%d%x" % (value // 10000, (value // 100) % 100, value % 100)
 
 
-def _model(card):
-    for key in _MODEL_KEYS:
-        text = _text(card.get(key))
-        # ROCm 4.3 on RDNA2 filled the product keys with the vendor id "0x1002".
-        if text and not _HEX.match(text):
-            return text
+def _first(folded, field, convert):
+    """The first of ``field``'s values (``_KEYS`` order) in a card whose keys are lower-cased (``folded``) that
+    ``convert`` makes something of, or None."""
+    for key in _KEYS[field]:
+        got = convert(folded[key.lower()]) if key.lower() in folded else None
+        if got is not None:
+            return got
     return None
+
+
+def _temperature(value):
+    return gpu_temperature(number(value))
+
+
+def _model_name(value):
+    # ROCm 4.3 on RDNA2 filled the product keys with the vendor id "0x1002".
+    text = _text(value)
+    return text if text and not _HEX.match(text) else None
 
 
 def parse_card(index, card):
     """One GPU's facts from its rocm-smi entry; absent keys stay None (absent = the read failed)."""
-    power = None
-    for key in _POWER_KEYS:
-        power = _float(card.get(key))
-        if power is not None:
-            break
-    device_id = _text(card.get("Device ID")) or _text(card.get("GPU ID"))
+    folded = dict((key.lower(), value) for key, value in card.items() if isinstance(key, str))
+    device_id = _first(folded, "device_id", _text)
     return {
         "index": index,
-        "bdf": normalize_bdf(card.get("PCI Bus")),
-        "model": _model(card),
+        "bdf": _first(folded, "bdf", normalize_bdf),
+        "model": _first(folded, "model", _model_name),
         "device_id": device_id.lower() if device_id else None,
-        "gfx_version": normalize_gfx(card.get("GFX Version")),
-        "vram_total_bytes": _int(card.get("VRAM Total Memory (B)")),
-        "vram_used_bytes": _int(card.get("VRAM Total Used Memory (B)")),
-        "vram_used_percent": _int(card.get("GPU Memory Allocated (VRAM%)")),
-        "busy_percent": _int(card.get("GPU use (%)")),
-        "temperature_edge_c": gpu_temperature(number(card.get("Temperature (Sensor edge) (C)"))),
-        "temperature_junction_c": gpu_temperature(number(card.get("Temperature (Sensor junction) (C)"))),
-        "power_w": power,
-        "perf_level": _text(card.get("Performance Level")),
-        "unique_id": _text(card.get("Unique ID")),
-        "vbios_version": _text(card.get("VBIOS version")),
+        "gfx_version": _first(folded, "gfx_version", normalize_gfx),
+        "vram_total_bytes": _first(folded, "vram_total_bytes", _int),
+        "vram_used_bytes": _first(folded, "vram_used_bytes", _int),
+        "vram_used_percent": _first(folded, "vram_used_percent", _int),
+        "busy_percent": _first(folded, "busy_percent", _int),
+        "temperature_edge_c": _first(folded, "temperature_edge_c", _temperature),
+        "temperature_junction_c": _first(folded, "temperature_junction_c", _temperature),
+        "power_w": _first(folded, "power_w", _float),
+        "perf_level": _first(folded, "perf_level", _text),
+        "unique_id": _first(folded, "unique_id", _text),
+        "vbios_version": _first(folded, "vbios_version", _text),
         "key_count": len(card),
     }
 

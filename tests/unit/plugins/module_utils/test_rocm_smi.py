@@ -52,6 +52,8 @@ EXPECTED = {
         "temperature_edge_c": None, "power_w": None}),
     "rocm5.2_stderr_mutex_init_failure_multigpu_rocm_smi_lib-88.txt": (rocm_smi.MUTEX, 0, None, None),
     "rocm6.x_json_showrasinfo_no_json_data_legacy-rocm-build-4374.txt": (rocm_smi.NO_DATA, 0, None, None),
+    "rocm2.x_f_t_P_json_lowercase_c_sensor_keys_rainbowminer-749.json": (rocm_smi.ANSWERED, 1, None, {
+        "temperature_edge_c": 77.0, "temperature_junction_c": 103.0, "power_w": 222.0}),
 }
 TEXT_ONLY = rocm_smi.UNPARSEABLE  # concise tables, CSV, tracebacks: not JSON, never crash
 
@@ -200,3 +202,29 @@ def test_recorded_mi100_cards_keep_their_own_addresses_whatever_the_key_order():
     assert [(c["index"], c["bdf"], c["unique_id"]) for c in cards] == [
         (0, "0000:63:00.0", "0x7ef570db1b346018"), (1, "0000:43:00.0", "0x6be2ee3b2b314cfc"),
         (2, "0000:26:00.0", "0xa8a0e90b7ea1c0ad"), (3, "0000:03:00.0", "0x2f94151ef4b53e39")]
+
+
+def test_recorded_lower_case_sensor_keys_of_the_sysfs_rocm_smi_are_read():
+    """rocm-smi of late 2019 (RainbowMiner #749) wrote 'Temperature (Sensor edge) (c)': the same sensor, never a GPU
+    without temperature."""
+    doc = rocm_smi.extract_json(recording("rocm-smi", "rocm2.x_f_t_P_json_lowercase_c_sensor_keys_rainbowminer-749.json"))
+    card = rocm_smi.parse(doc)[0][0]
+    assert (card["temperature_edge_c"], card["temperature_junction_c"], card["power_w"]) == (77.0, 103.0, 222.0)
+
+
+def test_sysfs_rocm_smi_memory_and_unlabelled_sensor_keys_are_read():
+    """Hand-made from the sysfs-based rocm_smi.py 1.4.1 (ROCm <= 3.8, ROCm/ROC-smi): its memory types are lower
+    case ('%s Total Memory (B)' % 'vram') and a hwmon sensor without a label is 'Temperature (Sensor #1) (C)'
+    (amdgpu's temp1 is the edge sensor). Its card keys are the DRM card names."""
+    card = rocm_smi.parse_card(1, {
+        "GPU ID": "0x687f", "PCI Bus": "0000:03:00.0", "Temperature (Sensor #1) (C)": "25.0",
+        "Average Graphics Package Power (W)": "10.0", "GPU use (%)": "0",
+        "vram Total Memory (B)": "8573157376", "vram Total Used Memory (B)": "12713984"})
+    assert (card["device_id"], card["bdf"], card["temperature_edge_c"], card["power_w"], card["busy_percent"]) == (
+        "0x687f", "0000:03:00.0", 25.0, 10.0, 0)
+    assert (card["vram_total_bytes"], card["vram_used_bytes"]) == (8573157376, 12713984)
+
+
+def test_a_labelled_edge_sensor_wins_over_the_unlabelled_one():
+    card = rocm_smi.parse_card(0, {"Temperature (Sensor #1) (C)": "30.0", "Temperature (Sensor edge) (C)": "41.0"})
+    assert card["temperature_edge_c"] == 41.0
