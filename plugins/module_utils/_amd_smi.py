@@ -87,8 +87,9 @@ def classify(stdout, stderr, rc):
         return _rocm_smi.ANSWERED, doc, None
     text = "%s\n%s" % (stdout or "", stderr or "")
     said = _rocm_smi.telling_line(stderr) or _rocm_smi.telling_line(stdout)
-    if _rocm_smi.says_no_driver(text):
-        return _rocm_smi.NO_DRIVER, doc, _rocm_smi.NO_DRIVER_REASON
+    rule = _rocm_smi.said_outcome(text, "amd-smi")
+    if rule and (rule[0] != _rocm_smi.NONE_SEEN or not rc):  # seeing no GPU and exiting non-zero is a failure
+        return rule[0], doc, rule[1]
     if rc:
         return _rocm_smi.FAILED, doc, "amd-smi exited %s: %s" % (rc, said or "no output")
     if doc is not None:

@@ -30,6 +30,7 @@ SHOW_ARGS = [
 ANSWERED = "answered"          # JSON with at least one card
 NO_DATA = "no_data"            # 'No JSON data to report': no card had a readable value
 NO_DRIVER = "no_driver"        # amdgpu is not loaded
+NONE_SEEN = "none_seen"        # 'No AMD GPUs specified': the tool reaches no AMD GPU at all (it cannot tell)
 MUTEX = "mutex"                # the shared-memory mutex of rocm_smi_lib is stuck
 UNPARSEABLE = "unparseable"    # stdout is not rocm-smi JSON
 FAILED = "failed"              # non-zero exit without JSON
@@ -98,11 +99,9 @@ def classify(stdout, stderr, rc):
     if doc is not None and any(_CARD_KEY.match(k) for k in doc):
         return ANSWERED, doc, None
     text = "%s\n%s" % (stdout or "", stderr or "")
-    if "RSMI device mutex" in text or "rocm_smi* shared memory" in text:
-        return MUTEX, doc, ("rocm_smi_lib's shared-memory mutex is stuck (a previous rocm-smi did not exit "
-                            "cleanly): stop all rocm-smi users and delete /dev/shm/rocm_smi*")
-    if says_no_driver(text):
-        return NO_DRIVER, doc, NO_DRIVER_REASON
+    said = said_outcome(text, "rocm-smi")
+    if said:
+        return said[0], doc, said[1]
     if "No JSON data to report" in text or (doc is not None and not rc):
         return NO_DATA, doc, "rocm-smi reported no data for any GPU"
     if rc:
@@ -111,25 +110,67 @@ def classify(stdout, stderr, rc):
 
 
 _BARE_LABEL = re.compile(r"^\W*[A-Za-z]+\W*:\W*$")
+# Python's own words before the tool's: a warning ('/opt/rocm-6.2.4/libexec/amdsmi_cli/BDF.py:126: SyntaxWarning:
+# invalid escape sequence', then the source line, indented) and a traceback, whose telling line is its last (the
+# exception), after the indented frames.
+_PY_WARNING = re.compile(r"^\S+:\d+: \w*Warning: ")
+_TRACEBACK = "Traceback (most recent call last):"
 
 
 def telling_line(text):
     """The first line of a tool's output that says something, as ``first_line`` quotes it: a bare 'ERROR:' heading
-    (rsmi_init's failure, llvmlite #717) is skipped for the line after it."""
-    for line in (text or "").splitlines():
-        if line.strip() and not _BARE_LABEL.match(line):
+    (rsmi_init's failure, llvmlite #717) is skipped for the line after it, a Python warning with its source line
+    for what follows; of a traceback, the exception it ends with."""
+    lines = (text or "").splitlines()
+    pos = 0
+    while pos < len(lines):
+        line = lines[pos]
+        pos += 1
+        if _PY_WARNING.match(line):
+            while pos < len(lines) and lines[pos][:1] in (" ", "\t"):
+                pos += 1
+        elif line.strip() == _TRACEBACK:
+            while pos < len(lines) and (lines[pos][:1] in (" ", "\t") or not lines[pos].strip()):
+                pos += 1
+            return first_line(lines[pos]) if pos < len(lines) else first_line(line)
+        elif line.strip() and not _BARE_LABEL.match(line):
             return first_line(line)
     return first_line(text)
 
 
 NO_DRIVER_REASON = "the amdgpu driver is not loaded"
 
+# What a tool's words say about its run, whatever else it printed (rocm-smi and amd-smi alike): the first row one of
+# whose phrases (lower case) is in its output gives the outcome and the reason (``%(tool)s``: the tool's name).
+TEXT_OUTCOMES = (
+    (MUTEX, ("rsmi device mutex", "rocm_smi* shared memory"),
+     "rocm_smi_lib's shared-memory mutex is stuck (a previous rocm-smi did not exit cleanly): stop all rocm-smi "
+     "users and delete /dev/shm/rocm_smi*"),
+    # both tools look for the module in /proc/modules, so a built-in amdgpu reads the same
+    (NO_DRIVER, ("driver not initialized", "amdgpu not found in modules"), NO_DRIVER_REASON),
+    # rocm-smi enumerates no AMD GPU (amd-smi: "Unable to detect any GPU devices"): in a container without /dev/kfd
+    # and /dev/dri (ROCm#1592-style setups), GPUs KFD skipped (ROCm#1742: PCI atomics), partitions it does not
+    # enumerate (DRA/CPX), an eGPU whose BARs did not fit (ROCm#6176). It says nothing about the GPUs.
+    (NONE_SEEN, ("no amd gpus specified", "unable to detect any gpu devices"),
+     "%(tool)s reaches no AMD GPU (\"%(said)s\"): it cannot see them here (no /dev/kfd or /dev/dri in a container, "
+     "GPUs KFD skipped or did not enumerate), so it cannot tell how they are"),
+)
+
+
+def said_outcome(text, tool, rows=TEXT_OUTCOMES):
+    """(outcome, reason) of the first of ``rows`` whose phrase a line of ``text`` holds (any case), or None."""
+    lines = (text or "").splitlines()
+    for outcome, phrases, reason in rows:
+        for line in lines:
+            if any(phrase in line.lower() for phrase in phrases):
+                return outcome, reason % {"tool": tool, "said": first_line(line)} if "%(" in reason else reason
+    return None
+
 
 def says_no_driver(text):
     """Whether rocm-smi's or amd-smi's output says amdgpu is not loaded: 'Driver not initialized (amdgpu not found
-    in modules)' (both tools look for the module in /proc/modules, so a built-in amdgpu reads the same)."""
-    lower = (text or "").lower()
-    return "driver not initialized" in lower or "amdgpu not found in modules" in lower
+    in modules)'."""
+    return said_outcome(text, "", [row for row in TEXT_OUTCOMES if row[0] == NO_DRIVER]) is not None
 
 
 def number(value):

@@ -169,8 +169,9 @@ ansible_facts:
           returned: always
         outcome:
           description:
-            - V(answered), V(no_data), V(no_driver), V(mutex), V(unparseable), V(failed), V(timeout), V(missing),
-              V(error) or V(not_used).
+            - V(answered), V(no_data), V(no_driver), V(none_seen) (the tool reaches no AMD GPU at all, C(No AMD GPUs
+              specified): it cannot tell), V(mutex), V(unparseable), V(failed), V(timeout), V(missing), V(error) or
+              V(not_used).
           type: str
           returned: always
         answered: {description: Whether the tool reported at least one GPU., type: bool, returned: always}

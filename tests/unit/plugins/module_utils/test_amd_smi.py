@@ -255,3 +255,19 @@ def test_a_failed_read_that_prints_error_text_leaves_the_other_paths_to_be_read(
     cards, _system = amd_smi.parse([{"gpu": 0, "bdf": failed, "bus": {"bdf": "0000:03:00.0"},
                                      "power": {"current_power": failed, "average_socket_power": 41}}])
     assert (cards[0]["bdf"], cards[0]["power_w"]) == ("0000:03:00.0", 41)
+
+
+UNABLE_TO_DETECT = "rocm6.2.4_unable_to_detect_any_gpu_devices_mi50_egpu_ROCm-6176.txt"
+
+
+@pytest.mark.parametrize("stdout,rc,outcome", [
+    ("", 0, "none_seen"),
+    ("[]\n", 0, "none_seen"),    # hand-made: an empty list with it is no list of none either
+    ("", 1, "failed"),
+])
+def test_recorded_amd_smi_that_detects_no_gpu_cannot_tell(stdout, rc, outcome):
+    """amd-smi 6.2.4 with an MI50 whose BARs did not fit (ROCm#6176): "Unable to detect any GPU devices" after a
+    Python SyntaxWarning. It reached no GPU: whatever it exits with, that is never its list of GPUs."""
+    got, _doc, reason = amd_smi.classify(stdout, recording("amd-smi", UNABLE_TO_DETECT), rc)
+    assert got == outcome
+    assert "Unable to detect any GPU devices" in reason

@@ -54,6 +54,8 @@ EXPECTED = {
     "rocm6.x_json_showrasinfo_no_json_data_legacy-rocm-build-4374.txt": (rocm_smi.NO_DATA, 0, None, None),
     "rocm2.x_f_t_P_json_lowercase_c_sensor_keys_rainbowminer-749.json": (rocm_smi.ANSWERED, 1, None, {
         "temperature_edge_c": 77.0, "temperature_junction_c": 103.0, "power_w": 222.0}),
+    "rocm6.4_concise_no_amd_gpus_specified_mi50_egpu_ROCm-6176.txt": (rocm_smi.NONE_SEEN, 0, None, None),
+    "rocm3.0-5.1_concise_no_amd_gpus_specified_12x_rx580_kfd_skipped_ROCm-1742.txt": (rocm_smi.NONE_SEEN, 0, None, None),
 }
 TEXT_ONLY = rocm_smi.UNPARSEABLE  # concise tables, CSV, tracebacks: not JSON, never crash
 
@@ -228,3 +230,40 @@ def test_sysfs_rocm_smi_memory_and_unlabelled_sensor_keys_are_read():
 def test_a_labelled_edge_sensor_wins_over_the_unlabelled_one():
     card = rocm_smi.parse_card(0, {"Temperature (Sensor #1) (C)": "30.0", "Temperature (Sensor edge) (C)": "41.0"})
     assert card["temperature_edge_c"] == 41.0
+
+
+@pytest.mark.parametrize("stdout,stderr", [
+    ('{"system": {"Driver version": "6.8.5"}}\n', "WARNING: No AMD GPUs specified\n"),   # --showdriverversion still prints
+    ("", "WARNING: No AMD GPUs specified\nWARNING: No JSON data to report\n"),
+])
+def test_a_rocm_smi_that_reaches_no_gpu_cannot_tell(stdout, stderr):
+    """'No AMD GPUs specified' (recorded in ROCm#1742 and #6176, concise form): rocm-smi enumerated no AMD GPU at all,
+    in a container without the device files, or where KFD skipped every GPU. In JSON mode (hand-made from
+    rocm_smi.py: the warning on stderr, the driver version still printed) that is no list of GPUs: not 'no_data',
+    whose GPUs would be judged gone from it."""
+    outcome, _doc, reason = rocm_smi.classify(stdout, stderr, 0)
+    assert outcome == rocm_smi.NONE_SEEN
+    assert reason.startswith('rocm-smi reaches no AMD GPU ("WARNING: No AMD GPUs specified")')
+
+
+def test_recorded_no_amd_gpus_specified_reason_quotes_the_tool():
+    text = recording("rocm-smi", "rocm6.4_concise_no_amd_gpus_specified_mi50_egpu_ROCm-6176.txt")
+    outcome, doc, reason = rocm_smi.classify(text, "", 0)
+    assert (outcome, doc) == (rocm_smi.NONE_SEEN, None)
+    assert '"WARNING: No AMD GPUs specified"' in reason
+
+
+def test_a_tool_that_crashed_is_named_by_its_exception():
+    """A rocm-smi that died of a Python exception (recorded, ROC-smi #15: the table, then the traceback): the failure
+    quotes the exception, not 'Traceback (most recent call last):'."""
+    text = recording("rocm-smi", "rocm1.7_concise_mining_rig_7gpus_traceback_ROC-smi-15.txt")
+    traceback = text[text.index("Traceback"):]
+    outcome, _doc, reason = rocm_smi.classify("", traceback, 1)
+    assert (outcome, reason) == (rocm_smi.FAILED, "rocm-smi exited 1: ValueError: invalid literal for int() with base 10: ''")
+
+
+def test_python_warnings_before_the_tools_words_are_not_its_words():
+    """amd-smi 6.2.4 under Python 3.12 (ROCm#6176, recorded) prints a SyntaxWarning about its own BDF.py, with the
+    source line, before its error: the error is what it said."""
+    text = recording("amd-smi", "rocm6.2.4_unable_to_detect_any_gpu_devices_mi50_egpu_ROCm-6176.txt")
+    assert rocm_smi.telling_line(text) == "ERROR: Unable to detect any GPU devices, check amdgpu version and module status"
