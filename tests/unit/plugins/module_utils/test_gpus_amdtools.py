@@ -35,3 +35,17 @@ def test_a_tool_that_reaches_no_gpu_leaves_the_gpus_unknown_not_degraded(rig, to
     for gpu in result["gpus"]:
         assert (gpu["health"], gpu["in_tool_output"], gpu["responding"]) == ("unknown", None, None)
         assert any("reaches no AMD GPU" in problem for problem in gpu["problems"])
+
+
+def test_a_tool_that_reaches_no_gpu_where_sysfs_shows_none_is_unknown_never_passed(tmp_path):
+    """A container that hides the GPUs from sysfs and from rocm-smi alike ('No AMD GPUs specified' on stderr, the driver
+    version on stdout, hand-made from rocm_smi.py): gpu_health says their state is unknown, never '0 GPUs, fine'."""
+    from ansible_collections.gpuops.preflight.plugins.module_utils import _preflight
+    from ansible_collections.gpuops.preflight.tests.unit.plugins.module_utils.test_gpu_checks import evaluate
+
+    answer = (0, json.dumps({"system": {"Driver version": "6.8.5"}}) + "\n", "WARNING: No AMD GPUs specified\n")
+    result = gpus.probe(FakeModule(answer=answer), sysfs_root=str(tmp_path), vendor="amd")
+    assert result["gpus"] == [] and result["tool"]["outcome"] == "none_seen"
+    problems, _text = evaluate(_preflight.FAMILY, "gpu_health", [], tool=result["tool"], gpu_tool="auto")
+    assert [p["status"] for p in problems] == ["unknown"]
+    assert "reaches no AMD GPU" in problems[0]["message"]
