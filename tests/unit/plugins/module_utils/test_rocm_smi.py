@@ -56,6 +56,9 @@ EXPECTED = {
         "temperature_edge_c": 77.0, "temperature_junction_c": 103.0, "power_w": 222.0}),
     "rocm6.4_concise_no_amd_gpus_specified_mi50_egpu_ROCm-6176.txt": (rocm_smi.NONE_SEEN, 0, None, None),
     "rocm3.0-5.1_concise_no_amd_gpus_specified_12x_rx580_kfd_skipped_ROCm-1742.txt": (rocm_smi.NONE_SEEN, 0, None, None),
+    "rocm6.x_7900xt_productname_use_meminfo_vram_json_marimo-9237.json": (rocm_smi.ANSWERED, 1, "bdf", {
+        "bdf": None, "model": "Radeon RX 7900 XT", "device_id": None, "gfx_version": "gfx1100", "busy_percent": 0,
+        "vram_total_bytes": 21458059264, "vram_used_bytes": 27856896, "temperature_edge_c": None, "power_w": None}),
 }
 TEXT_ONLY = rocm_smi.UNPARSEABLE  # concise tables, CSV, tracebacks: not JSON, never crash
 
