@@ -148,8 +148,8 @@ TEXT_OUTCOMES = (
      "users and delete /dev/shm/rocm_smi*"),
     # both tools look for the module in /proc/modules, so a built-in amdgpu reads the same
     (NO_DRIVER, ("driver not initialized", "amdgpu not found in modules"), NO_DRIVER_REASON),
-    # rocm-smi enumerates no AMD GPU (amd-smi: "Unable to detect any GPU devices"): in a container without /dev/kfd
-    # and /dev/dri (ROCm#1592-style setups), GPUs KFD skipped (ROCm#1742: PCI atomics), partitions it does not
+    # rocm-smi enumerates no AMD GPU (amd-smi: "Unable to detect any GPU devices"): in a container without the device
+    # files (jrcichra/rocm-pytorch-gfx803#1), GPUs KFD skipped (ROCm#1742: PCI atomics), partitions it does not
     # enumerate (DRA/CPX), an eGPU whose BARs did not fit (ROCm#6176). It says nothing about the GPUs.
     (NONE_SEEN, ("no amd gpus specified", "unable to detect any gpu devices"),
      "%(tool)s reaches no AMD GPU (\"%(said)s\"): it cannot see them here (no /dev/kfd or /dev/dri in a container, "
