@@ -49,3 +49,16 @@ def test_a_tool_that_reaches_no_gpu_where_sysfs_shows_none_is_unknown_never_pass
     problems, _text = evaluate(_preflight.FAMILY, "gpu_health", [], tool=result["tool"], gpu_tool="auto")
     assert [p["status"] for p in problems] == ["unknown"]
     assert "reaches no AMD GPU" in problems[0]["message"]
+
+
+def test_recorded_amd_smi_that_crashed_leaves_the_gpus_unknown_and_names_the_exception(rig):
+    """TheRock #2440 (recorded): the pip 'rocm' package's amd-smi wrapper dies with a Python 3.12 traceback (frames with
+    '^^^^' markers) ending in FileNotFoundError; a traceback exits 1. The GPUs are unknown and the reason is the
+    exception, not 'Traceback (most recent call last):'."""
+    from ansible_collections.gpuops.preflight.tests.unit.plugins.module_utils.fixtures import recording
+
+    stderr = recording("amd-smi", "rocm7.x_pip_wrapper_traceback_filenotfound_therock-2440.txt")
+    result = gpus.probe(FakeModule(tools=("amd-smi", "timeout"), answer=(1, "", stderr)), sysfs_root=rig)
+    assert result["tool"]["outcome"] == "failed"
+    assert result["tool"]["reason"] == "amd-smi exited 1: FileNotFoundError: [Errno 2] No such file or directory"
+    assert set(g["health"] for g in result["gpus"]) == {"unknown"}
