@@ -17,9 +17,10 @@ DeepSpeed write them):
 * training state, needed to resume, by the engine that wrote it (``ENGINES``): the Trainer's ``optimizer.pt``
   and ``scheduler.pt``; FSDP's ``optimizer.bin`` or ``optimizer_0/`` and ``scheduler.pt``; DeepSpeed's
   ``latest`` and the optimizer states in the ``global_step<N>/`` it names (DeepSpeed keeps the scheduler
-  there too); always the RNG state (``rng_state.pth``, or ``rng_state_<rank>.pth`` per process) and
-  ``trainer_state.json`` (present, readable, its ``global_step`` a whole number). A final export has
-  weights only: not resumable.
+  there too); always ``trainer_state.json`` (present, readable, its ``global_step`` a whole number), and
+  the RNG state (``rng_state.pth``, or ``rng_state_<rank>.pth`` per process) when there (absent, the
+  Trainer resumes without it: transformers before 4.6 wrote none). A final export has weights only: not
+  resumable.
 
 Nothing here writes. Sizes are not checked beyond "not empty" (weights are not opened), so a
 checkpoint is judged by its listing; ``trainer_state.json`` and shard indexes are read bounded.
@@ -102,6 +103,10 @@ class Engine(object):
 
 
 _RNG_PART = ("rng_state.pth", lambda folder, names: _named(names, _RNG.match))
+# Parts resuming can do without when absent (present, they must not be empty): transformers' _load_rng_state logs
+# "Didn't find an RNG file" and goes on, its random draws (dropout) then not reproduced; transformers before 4.6
+# wrote none.
+OPTIONAL_PARTS = frozenset((_RNG_PART[0],))
 _STATE_PART = (TRAINER_STATE, lambda folder, names: _named(names, lambda n: n == TRAINER_STATE))
 _SCHEDULER_PART = ("scheduler.pt", lambda folder, names: _named(names, lambda n: n == "scheduler.pt"))
 
@@ -286,21 +291,22 @@ def _empty_files(folder, names):
 def inspect(folder, expect_layout=AUTO):
     """One checkpoint folder.
 
-    Returns {path, name, step, layout, engine, engine_weights, resumable, missing, empty, global_step, max_steps,
-    mtime, problems, error}.
+    Returns {path, name, step, layout, engine, engine_weights, resumable, missing, optional_missing, empty,
+    global_step, max_steps, mtime, problems, error}.
 
     ``error``: why the folder could not be looked at (it cannot be listed), else None; nothing is known
     of it then but its name (``step`` from ``checkpoint-<N>``).
 
     ``missing`` lists the expected file names that are absent: the weights of ``expect_layout``
-    (of the detected layout for ``auto``) and the training state its engine (``ENGINES``) needs.
+    (of the detected layout for ``auto``) and the training state its engine (``ENGINES``) needs;
+    ``optional_missing`` the absent ones resuming can do without (``OPTIONAL_PARTS``: the RNG state).
     ``engine_weights``: the weights are the engine's own shards (DeepSpeed, FSDP), whose layout is not told.
     """
     folder = os.path.normpath(folder)
     name = os.path.basename(folder)
     entry = {"path": folder, "name": name, "step": None, "layout": None, "engine": None, "engine_weights": False,
-             "resumable": False, "missing": [], "empty": [], "global_step": None, "max_steps": None, "mtime": None,
-             "problems": [], "error": None}
+             "resumable": False, "missing": [], "optional_missing": [], "empty": [], "global_step": None,
+             "max_steps": None, "mtime": None, "problems": [], "error": None}
     match = CHECKPOINT_DIR.match(name)
     folder_step = int(match.group(1)) if match else None
     try:
@@ -331,7 +337,7 @@ def inspect(folder, expect_layout=AUTO):
         files = held(folder, names)
         found.extend(files)
         if not files:
-            missing.append(label)
+            (entry["optional_missing"] if label in OPTIONAL_PARTS else missing).append(label)
     entry["missing"] = missing
     entry["empty"] = _empty_files(folder, found)
     entry["problems"].extend("%s/%s is empty (0 bytes)" % (folder, n) for n in entry["empty"])

@@ -678,8 +678,10 @@ def evaluate_checkpoint_resume(checkpoints, config, status, fix, expect_layout=_
                         match[0]["name"], target["name"]), fix))
     if problems:
         return problems, None, details
-    return [], "newest checkpoint %s (%s, step %s) is resumable%s" % (
+    optional = latest.get("optional_missing") or []
+    return [], "newest checkpoint %s (%s, step %s) is resumable%s%s" % (
         latest["name"], latest["layout"] or "weights in %s's shards" % latest.get("engine"), latest["step"],
+        " (without %s: the Trainer resumes, its random draws not reproduced)" % ", ".join(optional) if optional else "",
         "; training status at step %s" % step if step is not None else ""), details
 
 

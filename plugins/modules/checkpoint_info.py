@@ -16,8 +16,10 @@ description:
     or C(adapter_model.bin) with C(adapter_config.json)) - and whether it is resumable - the training state
     the engine that wrote it needs (the Trainer's C(optimizer.pt) and C(scheduler.pt); FSDP's C(optimizer.bin)
     or C(optimizer_0/) and C(scheduler.pt); DeepSpeed's C(latest) and the optimizer states in the
-    C(global_step<N>/) it names), the RNG state and a readable C(trainer_state.json) are there, none of them
-    empty. A final export without optimizer state is not resumable.
+    C(global_step<N>/) it names) and a readable C(trainer_state.json) are there, none of them empty. The RNG state
+    (C(rng_state.pth)) must not be empty when there; absent (transformers before 4.6 wrote none), the Trainer
+    resumes without it, so it is only named in RV(checkpoints[].optional_missing). A final export without
+    optimizer state is not resumable.
   - Weights DeepSpeed ZeRO-3 or FSDP keep in their own shards count as weights of any layout.
   - Compares C(trainer_state.json)'s C(global_step) with the folder name and with the training status file,
     and checks the config - a LoRA checkpoint under a full fine-tuning config, or the reverse, fails.
@@ -120,12 +122,19 @@ checkpoints:
       returned: always
     resumable:
       description: >-
-        Whether training can resume from it (weights of the expected layout, optimizer, scheduler, RNG state,
-        a readable trainer_state.json).
+        Whether training can resume from it (weights of the expected layout, optimizer, scheduler, a readable
+        trainer_state.json; the RNG state when there).
       type: bool
       returned: always
     missing:
       description: The expected file names that are absent.
+      type: list
+      elements: str
+      returned: always
+    optional_missing:
+      description: >-
+        Absent files resuming can do without - the RNG state (V(rng_state.pth)): the Trainer resumes, its random
+        draws not reproduced.
       type: list
       elements: str
       returned: always
@@ -160,6 +169,7 @@ checkpoints:
       engine_weights: false
       resumable: true
       missing: []
+      optional_missing: []
       empty: []
       global_step: 1000
       max_steps: 8660

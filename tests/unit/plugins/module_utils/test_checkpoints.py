@@ -118,7 +118,8 @@ def test_final_export_is_not_resumable_and_names_what_is_missing(tmp_path):
     export = files(tmp_path / "final", ["model.safetensors", "config.json", "generation_config.json"])
     entry = ck.find(export)["latest"]
     assert entry["layout"] == "full" and entry["resumable"] is False
-    assert entry["missing"] == RESUME and entry["step"] is None
+    assert entry["missing"] == ["optimizer.pt", "scheduler.pt", "trainer_state.json"] and entry["step"] is None
+    assert entry["optional_missing"] == ["rng_state.pth"]
 
 
 def test_expect_layout_follows_the_config_and_lists_the_missing_weights(tmp_path):
@@ -321,3 +322,35 @@ def test_an_unreadable_checkpoint_folder_is_reported(tmp_path):
     shutil.rmtree(str(folder))
     entry = ck.inspect(str(folder))
     assert entry["resumable"] is False and "cannot be listed" in entry["problems"][0]
+
+
+OLD_LISTING = "bart-large-cnn-samsum_full_ft_sagemaker_2021_checkpoint-500_listing.txt"
+OLD_STATE = "bart-large-cnn-samsum_full_ft_sagemaker_2021_checkpoint-500_trainer_state.json"
+
+
+def test_recorded_checkpoint_of_a_transformers_without_rng_state_is_resumable(tmp_path):
+    # transformers before 4.6 wrote no rng_state.pth (nor scaler.pt); today's _load_rng_state logs "Didn't find an RNG
+    # file" and goes on: the run resumes, only its random draws (dropout) are not reproduced
+    folder = lay_out(tmp_path, OLD_LISTING, state=OLD_STATE)
+    entry = ck.inspect(folder)
+    assert (entry["layout"], entry["step"], entry["global_step"], entry["max_steps"]) == ("full", 500, 500, 693)
+    assert entry["resumable"] is True and entry["missing"] == [] and entry["problems"] == []
+    assert entry["optional_missing"] == ["rng_state.pth"]
+    report = ck.find(str(tmp_path))
+    assert [(e["name"], e["resumable"]) for e in report["checkpoints"]] == [("checkpoint-500", True)]
+
+
+def test_an_empty_rng_state_still_stops_the_resume(tmp_path):
+    # absent, the RNG state is skipped; present but empty (a power loss), torch.load fails on it (hand-made)
+    folder = lay_out(tmp_path, OLD_LISTING, state=OLD_STATE)
+    files(folder, ["rng_state.pth"], size=0)
+    entry = ck.inspect(folder)
+    assert entry["empty"] == ["rng_state.pth"] and entry["resumable"] is False and entry["optional_missing"] == []
+
+
+def test_a_recorded_checkpoint_with_its_rng_state_has_nothing_optional_missing(tmp_path):
+    folder = lay_out(tmp_path, fixtures.FULL_LISTING, "checkpoint-5000", fixtures.FULL_STATE)
+    assert ck.inspect(folder)["optional_missing"] == []
+    multi = files(tmp_path / "checkpoint-10", ["model.safetensors", "optimizer.pt", "scheduler.pt", "rng_state_1.pth"])
+    state(multi, 10)
+    assert ck.inspect(multi)["optional_missing"] == []

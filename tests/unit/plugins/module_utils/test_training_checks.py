@@ -624,3 +624,20 @@ def test_training_doc_lists_every_check_category_and_rule():
     for key, _level, _why in _training_config.LOCK_RULES:
         assert "`%s`" % key in doc, key
     assert "## Watchdog and job control\n" in doc
+
+
+def test_a_recorded_checkpoint_without_rng_state_resumes_with_a_note(tmp_path):
+    # transformers before 4.6 wrote no rng_state.pth: resume_from_checkpoint true takes it, and today's Trainer goes
+    # on without it (a false "not resumable" would block a resume that works)
+    from ansible_collections.gpuops.preflight.plugins.module_utils import _checkpoints
+    from simtrain import fixtures
+    from simtrain.host import sparse
+    for rel, size in fixtures.listing("bart-large-cnn-samsum_full_ft_sagemaker_2021_checkpoint-500_listing.txt"):
+        if not rel.endswith("/trainer_state.json"):
+            sparse(str(tmp_path / rel), size)
+    state = fixtures.trainer_state_path("bart-large-cnn-samsum_full_ft_sagemaker_2021_checkpoint-500_trainer_state.json")
+    (tmp_path / "checkpoint-500" / "trainer_state.json").write_text(state.read_text())
+    problems, text, _details = resume(_checkpoints.find(str(tmp_path)), status=dict(STATUS, current_step=500))
+    assert problems == [] and text == ("newest checkpoint checkpoint-500 (full, step 500) is resumable (without "
+                                       "rng_state.pth: the Trainer resumes, its random draws not reproduced); "
+                                       "training status at step 500")
