@@ -23,7 +23,8 @@ DeepSpeed write them):
   resumable.
 
 Nothing here writes. Sizes are not checked beyond "not empty" (weights are not opened), so a
-checkpoint is judged by its listing; ``trainer_state.json`` and shard indexes are read bounded.
+checkpoint is judged by its listing; ``trainer_state.json`` and shard indexes are read bounded, and one
+look parses at most ``WHOLE_BUDGET`` of the states whole (newest first; older ones are read at their ends).
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ _SHARD = re.compile(r"^(model|pytorch_model)-(\d+)-of-(\d+)\.(safetensors|bin)$"
 MAX_ENTRIES = 20000          # folder entries looked at in the checkpoint root
 STATE_LIMIT = 16 * 1024 * 1024   # trainer_state.json and shard indexes, parsed whole
 EDGE_BYTES = 64 * 1024           # read at each end of a larger trainer_state.json
+WHOLE_BUDGET = 64 * 1024 * 1024  # trainer_state.json bytes one find() parses whole, newest checkpoints first
 
 FULL_SINGLE = ("model.safetensors", "pytorch_model.bin")
 FULL_INDEXES = (("model.safetensors.index.json", "model", "safetensors"),
@@ -263,15 +265,25 @@ def _large_state(path):
     return step, _top_level_int(tail, "max_steps"), None
 
 
-def _trainer_state(folder):
-    """(global_step or None, max_steps or None, error or None) from trainer_state.json."""
+def _trainer_state(folder, budget=None):
+    """(global_step or None, max_steps or None, error or None) from trainer_state.json.
+
+    ``budget``: [bytes still to parse whole] shared by the checkpoints of one look, newest first; a file past it
+    that transformers wrote is read at its ends (``_large_state``), one whose ends do not tell is parsed whole."""
     path = os.path.join(folder, TRAINER_STATE)
+    size = _size(path)
+    if budget is not None and size is not None and 2 * EDGE_BYTES < size <= STATE_LIMIT and size > budget[0]:
+        step, max_steps, error = _large_state(path)
+        if error is None:
+            return step, max_steps, None
     try:
         doc = _config.read_json(path, STATE_LIMIT)
     except _config.JsonFileError as exc:
         if exc.state == _config.TOO_LARGE:
             return _large_state(path)
         return None, None, None if exc.state == _config.MISSING else exc.message
+    if budget is not None and size is not None:
+        budget[0] -= size
     return _state_fields(doc, path)
 
 
@@ -288,8 +300,8 @@ def _empty_files(folder, names):
     return empty
 
 
-def inspect(folder, expect_layout=AUTO):
-    """One checkpoint folder.
+def inspect(folder, expect_layout=AUTO, budget=None):
+    """One checkpoint folder (``budget``: see ``_trainer_state``; None parses trainer_state.json whole up to its limit).
 
     Returns {path, name, step, layout, engine, engine_weights, resumable, missing, optional_missing, empty,
     global_step, max_steps, mtime, problems, error}.
@@ -346,7 +358,7 @@ def inspect(folder, expect_layout=AUTO):
             entry["mtime"] = max(entry["mtime"], os.stat(os.path.join(folder, TRAINER_STATE)).st_mtime)
         except OSError:
             pass
-    step, max_steps, error = _trainer_state(folder)
+    step, max_steps, error = _trainer_state(folder, budget)
     entry["global_step"], entry["max_steps"] = step, max_steps
     if error:
         entry["problems"].append(error)
@@ -365,6 +377,12 @@ def _is_checkpoint(path, names):
 
 def _order(entry):
     return (entry["step"] is not None, entry["step"] or 0, entry["mtime"] or 0)
+
+
+def _name_order(name):
+    """Newest first by the folder name alone: last-checkpoint (the newest, pushed), then checkpoint-<N> by N."""
+    match = CHECKPOINT_DIR.match(name)
+    return (match is not None, -int(match.group(1)) if match else 0)
 
 
 def find(path, expect_layout=AUTO):
@@ -396,7 +414,8 @@ def find(path, expect_layout=AUTO):
         report["single"] = True
         entries = [inspect(path, expect_layout)]
     else:
-        entries = [inspect(os.path.join(path, n), expect_layout) for n in children]
+        budget = [WHOLE_BUDGET]   # the newest checkpoints' states parsed whole, older ones read at their ends
+        entries = [inspect(os.path.join(path, n), expect_layout, budget) for n in sorted(children, key=_name_order)]
     entries.sort(key=_order, reverse=True)
     report["checkpoints"] = entries
     report["latest"] = entries[0] if entries else None

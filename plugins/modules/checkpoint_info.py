@@ -28,7 +28,8 @@ description:
     not resumable while the config sets C(resume_from_checkpoint) to true, which takes the newest as it is.
     Other doubts (the newest checkpoint not resumable, a step that does not match) are warnings.
   - Reads are bounded - a C(trainer_state.json) larger than 16 MiB is read only at its ends, where transformers
-    writes C(global_step) and C(max_steps). Nothing is written.
+    writes C(global_step) and C(max_steps); so are older checkpoints' states once 64 MiB of them, newest first, were
+    parsed whole. Nothing is written.
 options:
   training_base_dir:
     description: >-

@@ -354,3 +354,40 @@ def test_a_recorded_checkpoint_with_its_rng_state_has_nothing_optional_missing(t
     multi = files(tmp_path / "checkpoint-10", ["model.safetensors", "optimizer.pt", "scheduler.pt", "rng_state_1.pth"])
     state(multi, 10)
     assert ck.inspect(multi)["optional_missing"] == []
+
+
+def test_many_large_trainer_states_are_parsed_whole_only_for_the_newest_checkpoints(tmp_path, monkeypatch):
+    # A long run that logs every step and keeps every checkpoint (no save_total_limit): 300 checkpoints whose
+    # trainer_state.json grow to 16 MiB took 31 s to parse whole, past checkpoint_resume's 30 s. One look parses
+    # WHOLE_BUDGET bytes whole, newest first; older transformers-written states are read at their ends (hand-made).
+    history = []
+    for step in range(100, 1001, 100):
+        history.extend({"epoch": i / 1000.0, "loss": 1.25, "step": i} for i in range(step - 99, step + 1))
+        folder = files(tmp_path / ("checkpoint-%d" % step), ["model.safetensors"] + RESUME[:3])
+        with open(os.path.join(folder, "trainer_state.json"), "w") as handle:
+            json.dump({"global_step": step, "log_history": history, "logging_steps": 1, "max_steps": 1000}, handle,
+                      indent=2, sort_keys=True)
+    sizes = dict((s, os.path.getsize(str(tmp_path / ("checkpoint-%d" % s) / "trainer_state.json")))
+                 for s in range(100, 1001, 100))
+    monkeypatch.setattr(ck, "EDGE_BYTES", 2048)   # the files scaled down: 7 to 80 kB
+    assert sizes[100] > 2 * ck.EDGE_BYTES
+    monkeypatch.setattr(ck, "WHOLE_BUDGET", sizes[1000] + sizes[900])
+    whole = []
+    read_json = ck._config.read_json
+    monkeypatch.setattr(ck._config, "read_json", lambda path, limit: whole.append(path) or read_json(path, limit))
+    report = ck.find(str(tmp_path))
+    assert [(e["step"], e["global_step"], e["max_steps"], e["resumable"]) for e in report["checkpoints"]] == [
+        (s, s, 1000, True) for s in range(1000, 0, -100)]
+    assert sorted(os.path.basename(os.path.dirname(p)) for p in whole) == ["checkpoint-1000", "checkpoint-900"]
+    # an older state that is not in transformers' layout (its ends do not tell) is still parsed whole
+    with open(str(tmp_path / "checkpoint-500" / "trainer_state.json"), "w") as handle:
+        json.dump({"global_step": 500, "log_history": history}, handle)
+    del whole[:]
+    entry = [e for e in ck.find(str(tmp_path))["checkpoints"] if e["step"] == 500][0]
+    assert (entry["global_step"], entry["resumable"]) == (500, True)
+    assert any(p.endswith("checkpoint-500/trainer_state.json") for p in whole)
+    # and one cut off while being written is still found out from its ends
+    with open(str(tmp_path / "checkpoint-300" / "trainer_state.json"), "r+") as handle:
+        handle.truncate(sizes[300] // 2)
+    entry = [e for e in ck.find(str(tmp_path))["checkpoints"] if e["step"] == 300][0]
+    assert entry["resumable"] is False and "not valid JSON" in entry["problems"][0]
