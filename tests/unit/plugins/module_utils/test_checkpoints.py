@@ -391,3 +391,22 @@ def test_many_large_trainer_states_are_parsed_whole_only_for_the_newest_checkpoi
         handle.truncate(sizes[300] // 2)
     entry = [e for e in ck.find(str(tmp_path))["checkpoints"] if e["step"] == 300][0]
     assert entry["resumable"] is False and "not valid JSON" in entry["problems"][0]
+
+
+def test_recorded_fsdp_sharded_checkpoint_ls_is_resumable_with_its_layout_untold(tmp_path):
+    # accelerate issue 2603: `ls` of a Trainer checkpoint under FSDP SHARDED_STATE_DICT; the two names without an
+    # extension are the folders accelerate writes with torch.distributed.checkpoint (.metadata and one
+    # __<rank>_0.distcp per process inside, as accelerate's docs list them)
+    names = (fixtures.CHECKPOINTS / "accelerate-2603_gemma-2b_fsdp_sharded_checkpoint_ls.txt").read_text().split()
+    folder = tmp_path / "checkpoint-500"
+    for name in names:
+        if name in ("optimizer_0", "pytorch_model_fsdp_0"):
+            files(folder / name, [".metadata", "__0_0.distcp", "__1_0.distcp"])
+        elif name == "trainer_state.json":
+            state(folder, 500)
+        else:
+            files(folder, [name])
+    for expect in ("auto", "full", "lora"):
+        entry = ck.inspect(str(folder), expect)
+        assert (entry["engine"], entry["layout"], entry["engine_weights"], entry["resumable"], entry["missing"]) == (
+            "fsdp", None, True, True, []), expect
