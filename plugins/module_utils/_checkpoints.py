@@ -16,7 +16,7 @@ DeepSpeed write them):
   ``global_step<N>/*model_states.pt``, FSDP's ``pytorch_model_fsdp_0/`` or ``pytorch_model_fsdp.bin``;
 * training state, needed to resume, by the engine that wrote it (``ENGINES``): the Trainer's ``optimizer.pt``
   and ``scheduler.pt``; FSDP's ``optimizer.bin`` or ``optimizer_0/`` and ``scheduler.pt``; DeepSpeed's
-  ``latest`` and the optimizer states in the ``global_step<N>/`` it names (DeepSpeed keeps the scheduler
+  ``latest`` and the optimizer and model states in the ``global_step<N>/`` it names (DeepSpeed keeps the scheduler
   there too); always ``trainer_state.json`` (present, readable, its ``global_step`` a whole number), and
   the RNG state (``rng_state.pth``, or ``rng_state_<rank>.pth`` per process) when there (absent, the
   Trainer resumes without it: transformers before 4.6 wrote none). A final export has weights only: not
@@ -60,6 +60,7 @@ TRAINER_STATE = "trainer_state.json"
 DEEPSPEED_LATEST = "latest"
 _RNG = re.compile(r"^rng_state(?:_\d+)?\.pth$")
 _DEEPSPEED_TAG = re.compile(r"^global_step(\d+)$")
+_DEEPSPEED_FILES = frozenset((DEEPSPEED_LATEST, "zero_to_fp32.py"))   # written beside the global_step<N>/ folder
 _FSDP_WEIGHTS = re.compile(r"^pytorch_model_fsdp(?:_\d+|_rank\d+)?(?:\.bin)?$")   # accelerate's save_fsdp_model
 _FSDP_OPTIMIZER = re.compile(r"^optimizer_\d+$")                                   # a folder: sharded state dict
 
@@ -116,11 +117,15 @@ _SCHEDULER_PART = ("scheduler.pt", lambda folder, names: _named(names, lambda n:
 # transformers' Trainer, accelerate and DeepSpeed write them); the Trainer alone is the last, and always applies.
 ENGINES = (
     # DeepSpeed restores optimizer and scheduler from its own folder (transformers writes scheduler.pt only for
-    # a scheduler DeepSpeed does not wrap) and finds that folder through ``latest``.
-    Engine("deepspeed", lambda names: any(d and _DEEPSPEED_TAG.match(n) for n, d in names.items()),
+    # a scheduler DeepSpeed does not wrap) and finds that folder through ``latest``; its load_checkpoint needs the
+    # model states there whatever the weights beside them (it asserts that it found some). Told by that folder, or,
+    # when the folder was deleted, by what DeepSpeed leaves beside it.
+    Engine("deepspeed", lambda names: any((d and _DEEPSPEED_TAG.match(n)) or (not d and n in _DEEPSPEED_FILES)
+                                          for n, d in names.items()),
            lambda folder, names: _in_tag(folder, names, "model_states.pt"),
            ((DEEPSPEED_LATEST, lambda folder, names: [DEEPSPEED_LATEST] if _deepspeed_tag(folder, names) else []),
             ("global_step<N>/*optim_states.pt", lambda folder, names: _in_tag(folder, names, "optim_states.pt")),
+            ("global_step<N>/*model_states.pt", lambda folder, names: _in_tag(folder, names, "model_states.pt")),
             _RNG_PART, _STATE_PART)),
     Engine("fsdp", lambda names: any(_FSDP_WEIGHTS.match(n) or (d and _FSDP_OPTIMIZER.match(n))
                                      for n, d in names.items()),

@@ -15,7 +15,7 @@ description:
     with C(model.safetensors.index.json), or C(pytorch_model.bin)) or V(lora) (C(adapter_model.safetensors)
     or C(adapter_model.bin) with C(adapter_config.json)) - and whether it is resumable - the training state
     the engine that wrote it needs (the Trainer's C(optimizer.pt) and C(scheduler.pt); FSDP's C(optimizer.bin)
-    or C(optimizer_0/) and C(scheduler.pt); DeepSpeed's C(latest) and the optimizer states in the
+    or C(optimizer_0/) and C(scheduler.pt); DeepSpeed's C(latest) and the optimizer and model states in the
     C(global_step<N>/) it names) and a readable C(trainer_state.json) are there, none of them empty. The RNG state
     (C(rng_state.pth)) must not be empty when there; absent (transformers before 4.6 wrote none), the Trainer
     resumes without it, so it is only named in RV(checkpoints[].optional_missing). A final export without

@@ -198,7 +198,7 @@ def test_a_deepspeed_checkpoint_cut_off_while_saving_is_not_resumable(tmp_path):
     state(folder, 1000)
     entry = ck.inspect(folder)
     assert entry["resumable"] is False
-    assert entry["missing"] == ["latest", "global_step<N>/*optim_states.pt"]
+    assert entry["missing"] == ["latest", "global_step<N>/*optim_states.pt", "global_step<N>/*model_states.pt"]
 
 
 def test_deepspeed_s_latest_must_name_a_folder_that_holds_the_optimizer_states(tmp_path):
@@ -206,7 +206,8 @@ def test_deepspeed_s_latest_must_name_a_folder_that_holds_the_optimizer_states(t
     files(folder, ["model.safetensors"])
     with open(os.path.join(folder, "latest"), "w") as handle:
         handle.write("global_step999")                          # a tag that is not there
-    assert ck.inspect(folder)["missing"] == ["latest", "global_step<N>/*optim_states.pt"]
+    assert ck.inspect(folder)["missing"] == ["latest", "global_step<N>/*optim_states.pt",
+                                             "global_step<N>/*model_states.pt"]
 
 
 def test_zero3_weights_kept_by_deepspeed_alone_count_as_weights_of_an_untold_layout(tmp_path):
@@ -410,3 +411,27 @@ def test_recorded_fsdp_sharded_checkpoint_ls_is_resumable_with_its_layout_untold
         entry = ck.inspect(str(folder), expect)
         assert (entry["engine"], entry["layout"], entry["engine_weights"], entry["resumable"], entry["missing"]) == (
             "fsdp", None, True, True, []), expect
+
+
+def test_deepspeed_needs_its_model_states_beside_a_lora_adapter(tmp_path):
+    # LLaMA-Factory issue 206: a LoRA run under DeepSpeed, whose global_step<N>/mp_rank_00_model_states.pt is 50 GB;
+    # its maintainer answers that it is not used and may be deleted. Deleted, resuming fails: DeepSpeed's
+    # load_checkpoint asserts that it found model states (hand-made from that layout)
+    folder = deepspeed(tmp_path / "checkpoint-400", 400)
+    files(folder, ["adapter_model.safetensors", "adapter_config.json"])
+    assert ck.inspect(folder)["resumable"] is True
+    os.remove(os.path.join(folder, "global_step400", "mp_rank_00_model_states.pt"))
+    entry = ck.inspect(folder)
+    assert (entry["engine"], entry["layout"], entry["resumable"]) == ("deepspeed", "lora", False)
+    assert entry["missing"] == ["global_step<N>/*model_states.pt"]
+
+
+def test_a_deepspeed_checkpoint_whose_global_step_folder_was_deleted_names_deepspeed_s_parts(tmp_path):
+    # deleting global_step<N>/ to save space (LLaMA-Factory issue 1126: "only by hand") leaves latest and zero_to_fp32.py:
+    # transformers then finds no DeepSpeed checkpoint to resume from; what is missing is DeepSpeed's, not optimizer.pt
+    folder = deepspeed(tmp_path / "checkpoint-600", 600)
+    files(folder, ["model.safetensors"])
+    shutil.rmtree(os.path.join(folder, "global_step600"))
+    entry = ck.inspect(folder)
+    assert (entry["engine"], entry["resumable"]) == ("deepspeed", False)
+    assert entry["missing"] == ["latest", "global_step<N>/*optim_states.pt", "global_step<N>/*model_states.pt"]
