@@ -11,7 +11,8 @@ DeepSpeed write them):
 * weights, full model: ``model.safetensors`` or ``pytorch_model.bin``, or shards
   ``model-00001-of-00003.safetensors`` / ``pytorch_model-00001-of-00003.bin`` with their index
   ``model.safetensors.index.json`` / ``pytorch_model.bin.index.json``;
-* weights, LoRA/PEFT: ``adapter_model.safetensors`` or ``adapter_model.bin`` plus ``adapter_config.json``;
+* weights, LoRA/PEFT: ``adapter_model.safetensors`` or ``adapter_model.bin`` plus ``adapter_config.json``, at
+  the top or, for adapters PEFT saves under their names (all but ``default``), in a sub-folder per adapter;
 * weights kept by the training engine itself, whose layout the files do not tell: DeepSpeed ZeRO-3's
   ``global_step<N>/*model_states.pt``, FSDP's ``pytorch_model_fsdp_0/`` or ``pytorch_model_fsdp.bin``;
 * training state, needed to resume, by the engine that wrote it (``ENGINES``): the Trainer's ``optimizer.pt``
@@ -202,13 +203,48 @@ def _full_weights(folder, names):
     return [], ["model.safetensors"]
 
 
-def _lora_weights(folder, names):
-    found = [n for n in LORA_WEIGHTS if names.get(n) is False]
+def _is_file(path):
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _adapter_folders(folder, names):
+    """{sub-folder: {adapter file name: False}} of the sub-folders that hold adapter weights: PEFT saves every
+    adapter but "default" in a folder of its name, and transformers' _load_from_checkpoint loads each."""
+    held = {}
+    for sub in sorted(n for n, is_dir in names.items() if is_dir):
+        inside = dict((n, False) for n in LORA_WEIGHTS + (LORA_CONFIG,) if _is_file(os.path.join(folder, sub, n)))
+        if any(n in inside for n in LORA_WEIGHTS):
+            held[sub] = inside
+    return held
+
+
+def _one_adapter(names, prefix=""):
+    """(found, missing) of one adapter: its weights and its adapter_config.json, names under ``prefix``."""
+    found = [prefix + n for n in LORA_WEIGHTS if names.get(n) is False]
     if not found:
-        return [], ["adapter_model.safetensors"] + ([] if names.get(LORA_CONFIG) is False else [LORA_CONFIG])
+        return [], [prefix + "adapter_model.safetensors"] + ([] if names.get(LORA_CONFIG) is False
+                                                             else [prefix + LORA_CONFIG])
     if names.get(LORA_CONFIG) is not False:
-        return found, [LORA_CONFIG]
-    return found + [LORA_CONFIG], []
+        return found, [prefix + LORA_CONFIG]
+    return found + [prefix + LORA_CONFIG], []
+
+
+def _lora_weights(folder, names):
+    found, missing = _one_adapter(names)
+    if found:
+        return found, missing
+    subs = _adapter_folders(folder, names)
+    if not subs:
+        return found, missing
+    found, missing = [], []
+    for sub, inside in sorted(subs.items()):
+        sub_found, sub_missing = _one_adapter(inside, sub + "/")
+        found.extend(sub_found)
+        missing.extend(sub_missing)
+    return found, missing
 
 
 # layout -> weights(folder, names) -> (files found, expected files missing)

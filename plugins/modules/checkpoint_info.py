@@ -13,7 +13,7 @@ description:
     newest first by step number (numeric order, so C(checkpoint-1000) is newer than C(checkpoint-999)).
   - Tells each checkpoint's layout - V(full) (C(model.safetensors), sharded C(model-0000x-of-0000y.safetensors)
     with C(model.safetensors.index.json), or C(pytorch_model.bin)) or V(lora) (C(adapter_model.safetensors)
-    or C(adapter_model.bin) with C(adapter_config.json)) - and whether it is resumable - the training state
+    or C(adapter_model.bin) with C(adapter_config.json), at the top or in a sub-folder per named adapter) - and whether it is resumable - the training state
     the engine that wrote it needs (the Trainer's C(optimizer.pt) and C(scheduler.pt); FSDP's C(optimizer.bin)
     or C(optimizer_0/) and C(scheduler.pt); DeepSpeed's C(latest) and the optimizer and model states in the
     C(global_step<N>/) it names) and a readable C(trainer_state.json) are there, none of them empty. The RNG state

@@ -435,3 +435,21 @@ def test_a_deepspeed_checkpoint_whose_global_step_folder_was_deleted_names_deeps
     entry = ck.inspect(folder)
     assert (entry["engine"], entry["resumable"]) == ("deepspeed", False)
     assert entry["missing"] == ["latest", "global_step<N>/*optim_states.pt", "global_step<N>/*model_states.pt"]
+
+
+def test_adapters_peft_saved_in_folders_of_their_names_are_a_resumable_lora_checkpoint(tmp_path):
+    # PEFT's save_pretrained writes every adapter but "default" into a folder of its name (TRL's DPO with
+    # model_adapter_name="train", ref_adapter_name="reference"); transformers' _load_from_checkpoint loads each
+    # of these adapter_subdirs. Hand-made in that layout.
+    folder = files(tmp_path / "checkpoint-300", ["train/adapter_model.safetensors", "train/adapter_config.json",
+                                                 "reference/adapter_model.safetensors", "reference/adapter_config.json",
+                                                 "runs/events.out.tfevents"] + RESUME[:3])
+    state(folder, 300)
+    entry = ck.inspect(folder)
+    assert (entry["layout"], entry["resumable"], entry["missing"]) == ("lora", True, [])
+    assert ck.inspect(folder, "full")["missing"] == ["model.safetensors"]
+    os.remove(os.path.join(folder, "reference", "adapter_config.json"))   # PEFT's load_adapter needs it
+    entry = ck.inspect(folder)
+    assert (entry["layout"], entry["resumable"], entry["missing"]) == ("lora", False, ["reference/adapter_config.json"])
+    files(folder, ["train/adapter_model.safetensors"], size=0)             # cut off: empty
+    assert ck.inspect(folder)["empty"] == ["train/adapter_model.safetensors"]
