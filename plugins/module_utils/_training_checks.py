@@ -195,8 +195,8 @@ def collect_status(ctx):
     if isinstance(doc, _progress.StatusError):
         report["state"], report["error"] = doc.reason, doc.message
         return report
-    step = doc.get("current_step")
-    if isinstance(step, int) and not isinstance(step, bool) and step >= 0:
+    step = _progress.step_number(doc.get("current_step"))   # read as the stall check reads it ("0", 1200.0)
+    if step is not None and step >= 0:
         report["current_step"] = step
     if isinstance(doc.get("phase"), str):
         report["phase"] = doc["phase"]

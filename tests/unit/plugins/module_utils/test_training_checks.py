@@ -641,3 +641,16 @@ def test_a_recorded_checkpoint_without_rng_state_resumes_with_a_note(tmp_path):
     assert problems == [] and text == ("newest checkpoint checkpoint-500 (full, step 500) is resumable (without "
                                        "rng_state.pth: the Trainer resumes, its random draws not reproduced); "
                                        "training status at step 500")
+
+
+@pytest.mark.parametrize("written, step", [("0", 0), (0.0, 0), ("1200", 1200), (1200.0, 1200), (1200, 1200),
+                                           (12.5, None), ("12a", None), (True, None), (-1, None)])
+def test_the_resume_check_reads_current_step_as_the_stall_check_does(tmp_path, written, step):
+    # the progress check reads "0", 0.0 and 1200.0 as steps; checkpoint_resume read only whole ints, so a status
+    # file that says "current_step": "0" beside a resumable checkpoint passed where it must fail (hand-made)
+    import json
+    base = tmp_path / "t"
+    (base / "status").mkdir(parents=True)
+    (base / "status" / "training_status.json").write_text(json.dumps({"current_step": written}))
+    ctx = tc.settings(str(base), now=NOW)
+    assert tc.collect_status(ctx)["current_step"] == step
