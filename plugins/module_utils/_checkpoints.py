@@ -23,9 +23,10 @@ DeepSpeed write them):
   Trainer resumes without it: transformers before 4.6 wrote none). A final export has weights only: not
   resumable.
 
-Nothing here writes. Sizes are not checked beyond "not empty" (weights are not opened), so a
-checkpoint is judged by its listing; ``trainer_state.json`` and shard indexes are read bounded, and one
-look parses at most ``WHOLE_BUDGET`` of the states whole (newest first; older ones are read at their ends).
+Nothing here writes. Files are not checked beyond "not empty" and "not a Git LFS pointer" (the first bytes of
+files up to 1 KiB; weights are not opened), so a checkpoint is judged by its listing; ``trainer_state.json`` and
+shard indexes are read bounded, and one look parses at most ``WHOLE_BUDGET`` of the states whole (newest first;
+older ones are read at their ends).
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ MAX_ENTRIES = 20000          # folder entries looked at in the checkpoint root
 STATE_LIMIT = 16 * 1024 * 1024   # trainer_state.json and shard indexes, parsed whole
 EDGE_BYTES = 64 * 1024           # read at each end of a larger trainer_state.json
 WHOLE_BUDGET = 64 * 1024 * 1024  # trainer_state.json bytes one find() parses whole, newest checkpoints first
+LFS_POINTER_MAX = 1024           # a Git LFS pointer file is about 130 bytes
+_LFS_POINTER = b"version https://git-lfs.github.com/spec/"
 
 FULL_SINGLE = ("model.safetensors", "pytorch_model.bin")
 FULL_INDEXES = (("model.safetensors.index.json", "model", "safetensors"),
@@ -328,6 +331,23 @@ def _trainer_state(folder, budget=None):
     return _state_fields(doc, path)
 
 
+def _lfs_pointers(folder, names):
+    """The regular files among ``names`` that are Git LFS pointers (a clone without git-lfs): small files that begin
+    as the pointer format does; torch.load fails on them ("invalid load key, 'v'")."""
+    pointers = []
+    for name in names:
+        path = os.path.join(folder, name)
+        try:
+            st = os.stat(path)
+            if not stat.S_ISREG(st.st_mode) or not 0 < st.st_size <= LFS_POINTER_MAX or name in pointers:
+                continue
+            if _files.read_regular(path, LFS_POINTER_MAX).startswith(_LFS_POINTER):
+                pointers.append(name)
+        except (OSError, _files.FileProblem):
+            continue
+    return pointers
+
+
 def _empty_files(folder, names):
     """The regular files among ``names`` (relative to ``folder``) that are empty."""
     empty = []
@@ -345,7 +365,7 @@ def inspect(folder, expect_layout=AUTO, budget=None):
     """One checkpoint folder (``budget``: see ``_trainer_state``; None parses trainer_state.json whole up to its limit).
 
     Returns {path, name, step, layout, engine, engine_weights, resumable, missing, optional_missing, empty,
-    global_step, max_steps, mtime, problems, error}.
+    lfs_pointers, global_step, max_steps, mtime, problems, error}.
 
     ``error``: why the folder could not be looked at (it cannot be listed), else None; nothing is known
     of it then but its name (``step`` from ``checkpoint-<N>``).
@@ -358,8 +378,8 @@ def inspect(folder, expect_layout=AUTO, budget=None):
     folder = os.path.normpath(folder)
     name = os.path.basename(folder)
     entry = {"path": folder, "name": name, "step": None, "layout": None, "engine": None, "engine_weights": False,
-             "resumable": False, "missing": [], "optional_missing": [], "empty": [], "global_step": None,
-             "max_steps": None, "mtime": None, "problems": [], "error": None}
+             "resumable": False, "missing": [], "optional_missing": [], "empty": [], "lfs_pointers": [],
+             "global_step": None, "max_steps": None, "mtime": None, "problems": [], "error": None}
     match = CHECKPOINT_DIR.match(name)
     folder_step = int(match.group(1)) if match else None
     try:
@@ -394,6 +414,9 @@ def inspect(folder, expect_layout=AUTO, budget=None):
     entry["missing"] = missing
     entry["empty"] = _empty_files(folder, found)
     entry["problems"].extend("%s/%s is empty (0 bytes)" % (folder, n) for n in entry["empty"])
+    entry["lfs_pointers"] = _lfs_pointers(folder, found)
+    entry["problems"].extend("%s/%s is a Git LFS pointer (%s bytes), not the file itself" % (
+        folder, n, _size(os.path.join(folder, n))) for n in entry["lfs_pointers"])
     if names.get(TRAINER_STATE) is False:
         try:
             entry["mtime"] = max(entry["mtime"], os.stat(os.path.join(folder, TRAINER_STATE)).st_mtime)
@@ -407,7 +430,8 @@ def inspect(folder, expect_layout=AUTO, budget=None):
     if folder_step is not None and step is not None and step != folder_step:
         entry["problems"].append("%s: trainer_state.json says global_step %d, the folder name says %d"
                                  % (folder, step, folder_step))
-    entry["resumable"] = not missing and not entry["empty"] and error is None and step is not None
+    entry["resumable"] = (not missing and not entry["empty"] and not entry["lfs_pointers"] and error is None
+                          and step is not None)
     return entry
 
 

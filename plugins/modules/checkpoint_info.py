@@ -13,13 +13,13 @@ description:
     newest first by step number (numeric order, so C(checkpoint-1000) is newer than C(checkpoint-999)).
   - Tells each checkpoint's layout - V(full) (C(model.safetensors), sharded C(model-0000x-of-0000y.safetensors)
     with C(model.safetensors.index.json), or C(pytorch_model.bin)) or V(lora) (C(adapter_model.safetensors)
-    or C(adapter_model.bin) with C(adapter_config.json), at the top or in a sub-folder per named adapter) - and whether it is resumable - the training state
-    the engine that wrote it needs (the Trainer's C(optimizer.pt) and C(scheduler.pt); FSDP's C(optimizer.bin)
-    or C(optimizer_0/) and C(scheduler.pt); DeepSpeed's C(latest) and the optimizer and model states in the
-    C(global_step<N>/) it names) and a readable C(trainer_state.json) are there, none of them empty. The RNG state
-    (C(rng_state.pth)) must not be empty when there; absent (transformers before 4.6 wrote none), the Trainer
-    resumes without it, so it is only named in RV(checkpoints[].optional_missing). A final export without
-    optimizer state is not resumable.
+    or C(adapter_model.bin) with C(adapter_config.json), at the top or in a sub-folder per named adapter) - and
+    whether it is resumable - the training state the engine that wrote it needs (the Trainer's C(optimizer.pt)
+    and C(scheduler.pt); FSDP's C(optimizer.bin) or C(optimizer_0/) and C(scheduler.pt); DeepSpeed's C(latest)
+    and the optimizer and model states in the C(global_step<N>/) it names) and a readable C(trainer_state.json)
+    are there, none of them empty or a Git LFS pointer. The RNG state (C(rng_state.pth)) must not be empty when
+    there; absent (transformers before 4.6 wrote none), the Trainer resumes without it, so it is only named in
+    RV(checkpoints[].optional_missing). A final export without optimizer state is not resumable.
   - Weights DeepSpeed ZeRO-3 or FSDP keep in their own shards count as weights of any layout.
   - Compares C(trainer_state.json)'s C(global_step) with the folder name and with the training status file,
     and checks the config - a LoRA checkpoint under a full fine-tuning config, or the reverse, fails.
@@ -144,6 +144,13 @@ checkpoints:
       type: list
       elements: str
       returned: always
+    lfs_pointers:
+      description: >-
+        Expected files that are Git LFS pointers in place of the files (a clone without git-lfs); they make it
+        not resumable.
+      type: list
+      elements: str
+      returned: always
     global_step:
       description: C(global_step) from C(trainer_state.json), or null.
       type: int
@@ -172,6 +179,7 @@ checkpoints:
       missing: []
       optional_missing: []
       empty: []
+      lfs_pointers: []
       global_step: 1000
       max_steps: 8660
       mtime: 1767225600.0

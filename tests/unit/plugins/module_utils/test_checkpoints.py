@@ -453,3 +453,21 @@ def test_adapters_peft_saved_in_folders_of_their_names_are_a_resumable_lora_chec
     assert (entry["layout"], entry["resumable"], entry["missing"]) == ("lora", False, ["reference/adapter_config.json"])
     files(folder, ["train/adapter_model.safetensors"], size=0)             # cut off: empty
     assert ck.inspect(folder)["empty"] == ["train/adapter_model.safetensors"]
+
+
+def test_git_lfs_pointers_in_place_of_the_files_make_it_not_resumable(tmp_path):
+    # a clone of a repository of checkpoints without git-lfs leaves the pointers git stores (135 bytes, real ones
+    # here): torch.load fails on them with "UnpicklingError: invalid load key, 'v'"
+    folder = lay_out(tmp_path, OLD_LISTING, state=OLD_STATE)
+    assert ck.inspect(folder)["resumable"] is True
+    for name in ("pytorch_model.bin", "optimizer.pt"):
+        pointer = fixtures.CHECKPOINTS / ("bart-large-cnn-samsum_checkpoint-500_%s_git-lfs_pointer.txt" % name)
+        shutil.copyfile(str(pointer), os.path.join(folder, name))
+    entry = ck.inspect(folder)
+    assert (entry["layout"], entry["resumable"], entry["missing"], entry["empty"]) == ("full", False, [], [])
+    assert entry["lfs_pointers"] == ["pytorch_model.bin", "optimizer.pt"]
+    assert entry["problems"] == ["%s/pytorch_model.bin is a Git LFS pointer (135 bytes), not the file itself" % folder,
+                                 "%s/optimizer.pt is a Git LFS pointer (135 bytes), not the file itself" % folder]
+    # a small file that is no pointer (a real scheduler.pt is about 600 bytes) is no problem
+    files(folder, ["scheduler.pt"], size=600)
+    assert ck.inspect(folder)["lfs_pointers"] == ["pytorch_model.bin", "optimizer.pt"]
