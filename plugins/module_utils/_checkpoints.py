@@ -148,14 +148,18 @@ _CHECKPOINT_MARKERS = frozenset(FULL_SINGLE + LORA_WEIGHTS + (TRAINER_STATE, "op
 
 
 def _listing(path):
-    """{name: is_dir} for a folder (symlinks followed for the type), or raises OSError."""
+    """{name: is_dir} for a folder (symlinks followed for the type; a link to nothing is left out: there is no
+    file to load), or raises OSError."""
     names = {}
     with os.scandir(path) as entries:
         for count, entry in enumerate(entries):
             if count >= MAX_ENTRIES:
                 break
             try:
-                names[entry.name] = entry.is_dir()
+                is_dir = entry.is_dir()
+                if not is_dir and entry.is_symlink() and not os.path.exists(entry.path):
+                    continue
+                names[entry.name] = is_dir
             except OSError:
                 names[entry.name] = False
     return names

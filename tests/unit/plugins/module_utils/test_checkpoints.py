@@ -471,3 +471,16 @@ def test_git_lfs_pointers_in_place_of_the_files_make_it_not_resumable(tmp_path):
     # a small file that is no pointer (a real scheduler.pt is about 600 bytes) is no problem
     files(folder, ["scheduler.pt"], size=600)
     assert ck.inspect(folder)["lfs_pointers"] == ["pytorch_model.bin", "optimizer.pt"]
+
+
+def test_a_link_to_nothing_is_a_missing_file_not_a_present_one(tmp_path):
+    # files linked in from elsewhere (a scratch disk, the hub cache's blobs) whose target was removed: os.scandir
+    # still lists the link, torch.load fails on it (hand-made)
+    folder = files(tmp_path / "checkpoint-50", ["model.safetensors", "scheduler.pt", "rng_state.pth"])
+    state(folder, 50)
+    os.symlink(str(tmp_path / "scratch" / "optimizer.pt"), os.path.join(folder, "optimizer.pt"))
+    entry = ck.inspect(folder)
+    assert (entry["resumable"], entry["missing"]) == (False, ["optimizer.pt"])
+    os.makedirs(str(tmp_path / "scratch"))
+    files(tmp_path / "scratch", ["optimizer.pt"])
+    assert ck.inspect(folder)["resumable"] is True          # the same link, its target back
