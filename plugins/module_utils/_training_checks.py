@@ -633,6 +633,8 @@ def evaluate_checkpoint_resume(checkpoints, config, status, fix, expect_layout=_
         reasons = (["missing %s" % ", ".join(latest["missing"])] if latest["missing"] else []) + latest["problems"]
         older = ("the newest resumable one is %s (step %s)" % (resumable[0]["name"], resumable[0]["step"])
                  if resumable else "no checkpoint is resumable")
+        fetch = (" Or fetch the files behind its Git LFS pointers (git lfs install; git lfs pull)."
+                 if latest.get("lfs_pointers") else "")
         if resume is True and not checkpoints.get("single"):
             # resume_from_checkpoint=True takes the highest-numbered checkpoint as it is (transformers'
             # get_last_checkpoint): it would fail on this one, or load it and start over at step 0
@@ -640,14 +642,14 @@ def evaluate_checkpoint_resume(checkpoints, config, status, fix, expect_layout=_
                                "resume_from_checkpoint true takes the newest: the daemon would fail on it or start "
                                "over at step 0; %s" % (latest["path"], "; ".join(reasons), older),
                                "Move %s out of %s (nothing here deletes it), or set resume_from_checkpoint to the "
-                               "path of a resumable checkpoint." % (latest["name"], checkpoints["path"]),
+                               "path of a resumable checkpoint.%s" % (latest["name"], checkpoints["path"], fetch),
                                missing=latest["missing"]))
         else:
             problems.append(_p(name, WARN, "newest checkpoint %s is not resumable (%s); a resume that takes the "
                                "newest checkpoint would use it; %s" % (latest["path"], "; ".join(reasons), older),
                                "A final export (weights only) cannot resume training; keep the optimizer, scheduler "
                                "and RNG state (do not set save_only_model), and move a checkpoint cut off while "
-                               "saving out of the checkpoint folder.", missing=latest["missing"]))
+                               "saving out of the checkpoint folder." + fetch, missing=latest["missing"]))
     for text in latest["problems"]:
         if "global_step" in text and "folder name" in text:
             problems.append(_p(name, WARN, text, "Check that the folder was not renamed or copied from another run."))

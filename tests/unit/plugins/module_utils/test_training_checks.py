@@ -654,3 +654,24 @@ def test_the_resume_check_reads_current_step_as_the_stall_check_does(tmp_path, w
     (base / "status" / "training_status.json").write_text(json.dumps({"current_step": written}))
     ctx = tc.settings(str(base), now=NOW)
     assert tc.collect_status(ctx)["current_step"] == step
+
+
+def test_a_newest_checkpoint_of_git_lfs_pointers_fails_with_the_fetch_named(tmp_path):
+    # the real pointers of the bart-large-cnn-samsum checkpoint in place of its weights and optimizer state
+    from ansible_collections.gpuops.preflight.plugins.module_utils import _checkpoints
+    from simtrain import fixtures
+    from simtrain.host import sparse
+    for rel, size in fixtures.listing("bart-large-cnn-samsum_full_ft_sagemaker_2021_checkpoint-500_listing.txt"):
+        name = rel.split("/", 1)[1]
+        pointer = fixtures.CHECKPOINTS / ("bart-large-cnn-samsum_checkpoint-500_%s_git-lfs_pointer.txt" % name)
+        if pointer.exists():
+            (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / rel).write_bytes(pointer.read_bytes())
+        elif name != "trainer_state.json":
+            sparse(str(tmp_path / rel), size)
+    state = fixtures.trainer_state_path("bart-large-cnn-samsum_full_ft_sagemaker_2021_checkpoint-500_trainer_state.json")
+    (tmp_path / "checkpoint-500" / "trainer_state.json").write_text(state.read_text())
+    problems = resume(_checkpoints.find(str(tmp_path)), status=dict(STATUS, current_step=500))[0]
+    assert statuses(problems) == ["fail"]
+    assert "pytorch_model.bin is a Git LFS pointer (135 bytes), not the file itself" in problems[0]["message"]
+    assert problems[0]["fix"].endswith("Or fetch the files behind its Git LFS pointers (git lfs install; git lfs pull).")
