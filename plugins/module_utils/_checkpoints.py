@@ -18,10 +18,10 @@ DeepSpeed write them):
 * training state, needed to resume, by the engine that wrote it (``ENGINES``): the Trainer's ``optimizer.pt``
   and ``scheduler.pt``; FSDP's ``optimizer.bin`` or ``optimizer_0/`` and ``scheduler.pt``; DeepSpeed's
   ``latest`` and the optimizer and model states in the ``global_step<N>/`` it names (DeepSpeed keeps the scheduler
-  there too); always ``trainer_state.json`` (present, readable, its ``global_step`` a whole number), and
-  the RNG state (``rng_state.pth``, or ``rng_state_<rank>.pth`` per process) when there (absent, the
-  Trainer resumes without it: transformers before 4.6 wrote none). A final export has weights only: not
-  resumable.
+  there too); always the RNG state (``rng_state.pth``, or ``rng_state_<rank>.pth`` per process) and
+  ``trainer_state.json`` (present, readable, its ``global_step`` a whole number). A final export has weights
+  only: not resumable. Without its RNG state alone a checkpoint is not resumable, yet the Trainer resumes from it
+  (``trainer_resumes``: transformers before 4.6 wrote none), its random draws not reproduced.
 
 Nothing here writes. Files are not checked beyond "not empty" and "not a Git LFS pointer" (the first bytes of
 files up to 1 KiB; weights are not opened), so a checkpoint is judged by its listing; ``trainer_state.json`` and
@@ -110,10 +110,10 @@ class Engine(object):
 
 
 _RNG_PART = ("rng_state.pth", lambda folder, names: _named(names, _RNG.match))
-# Parts resuming can do without when absent (present, they must not be empty): transformers' _load_rng_state logs
-# "Didn't find an RNG file" and goes on, its random draws (dropout) then not reproduced; transformers before 4.6
-# wrote none.
-OPTIONAL_PARTS = frozenset((_RNG_PART[0],))
+# Parts a checkpoint is not resumable without, that the Trainer still resumes from when they alone are absent:
+# transformers' _load_rng_state logs "Didn't find an RNG file" and goes on, its random draws (dropout) then not
+# reproduced; transformers before 4.6 wrote none. Present, they must not be empty.
+TRAINER_DOES_WITHOUT = frozenset((_RNG_PART[0],))
 _STATE_PART = (TRAINER_STATE, lambda folder, names: _named(names, lambda n: n == TRAINER_STATE))
 _SCHEDULER_PART = ("scheduler.pt", lambda folder, names: _named(names, lambda n: n == "scheduler.pt"))
 
@@ -368,7 +368,7 @@ def _empty_files(folder, names):
 def inspect(folder, expect_layout=AUTO, budget=None):
     """One checkpoint folder (``budget``: see ``_trainer_state``; None parses trainer_state.json whole up to its limit).
 
-    Returns {path, name, step, layout, engine, engine_weights, resumable, missing, optional_missing, empty,
+    Returns {path, name, step, layout, engine, engine_weights, resumable, trainer_resumes, missing, empty,
     lfs_pointers, global_step, max_steps, mtime, problems, error}.
 
     ``error``: why the folder could not be looked at (it cannot be listed), else None; nothing is known
@@ -376,13 +376,14 @@ def inspect(folder, expect_layout=AUTO, budget=None):
 
     ``missing`` lists the expected file names that are absent: the weights of ``expect_layout``
     (of the detected layout for ``auto``) and the training state its engine (``ENGINES``) needs;
-    ``optional_missing`` the absent ones resuming can do without (``OPTIONAL_PARTS``: the RNG state).
+    ``trainer_resumes``: the Trainer would resume from it - it is resumable, or only what the Trainer does without
+    (``TRAINER_DOES_WITHOUT``: the RNG state) is missing.
     ``engine_weights``: the weights are the engine's own shards (DeepSpeed, FSDP), whose layout is not told.
     """
     folder = os.path.normpath(folder)
     name = os.path.basename(folder)
     entry = {"path": folder, "name": name, "step": None, "layout": None, "engine": None, "engine_weights": False,
-             "resumable": False, "missing": [], "optional_missing": [], "empty": [], "lfs_pointers": [],
+             "resumable": False, "trainer_resumes": False, "missing": [], "empty": [], "lfs_pointers": [],
              "global_step": None, "max_steps": None, "mtime": None, "problems": [], "error": None}
     match = CHECKPOINT_DIR.match(name)
     folder_step = int(match.group(1)) if match else None
@@ -414,7 +415,7 @@ def inspect(folder, expect_layout=AUTO, budget=None):
         files = held(folder, names)
         found.extend(files)
         if not files:
-            (entry["optional_missing"] if label in OPTIONAL_PARTS else missing).append(label)
+            missing.append(label)
     entry["missing"] = missing
     entry["empty"] = _empty_files(folder, found)
     entry["problems"].extend("%s/%s is empty (0 bytes)" % (folder, n) for n in entry["empty"])
@@ -434,8 +435,9 @@ def inspect(folder, expect_layout=AUTO, budget=None):
     if folder_step is not None and step is not None and step != folder_step:
         entry["problems"].append("%s: trainer_state.json says global_step %d, the folder name says %d"
                                  % (folder, step, folder_step))
-    entry["resumable"] = (not missing and not entry["empty"] and not entry["lfs_pointers"] and error is None
-                          and step is not None)
+    loads = not entry["empty"] and not entry["lfs_pointers"] and error is None and step is not None
+    entry["resumable"] = loads and not missing
+    entry["trainer_resumes"] = loads and set(missing) <= TRAINER_DOES_WITHOUT
     return entry
 
 

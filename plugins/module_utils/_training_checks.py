@@ -627,9 +627,16 @@ def evaluate_checkpoint_resume(checkpoints, config, status, fix, expect_layout=_
             "Point output_dir/current_model at the checkpoints of this config, or correct finetuning_type; "
             "a LoRA checkpoint cannot resume a full fine-tune nor the reverse.", layout=latest["layout"],
             expected=expected))
-    resumable = [e for e in entries if e["resumable"]]
+    # what the Trainer resumes from: a resumable checkpoint, or one without its RNG state alone
+    resumable = [e for e in entries if e["resumable"] or e.get("trainer_resumes")]
     resume = cfg.get("resume_from_checkpoint") if cfg is not None else None
-    if not latest["resumable"]:
+    if not latest["resumable"] and latest.get("trainer_resumes"):
+        problems.append(_p(name, WARN, "newest checkpoint %s is not resumable as it is: missing %s; the Trainer "
+                           "resumes from it all the same (it logs \"Didn't find an RNG file\"), its random draws "
+                           "(dropout, data order) not reproduced" % (latest["path"], ", ".join(latest["missing"])),
+                           "Nothing to do for a checkpoint of transformers before 4.6, which wrote no RNG state; "
+                           "otherwise check that the save was not cut off.", missing=latest["missing"]))
+    elif not latest["resumable"]:
         reasons = (["missing %s" % ", ".join(latest["missing"])] if latest["missing"] else []) + latest["problems"]
         older = ("the newest resumable one is %s (step %s)" % (resumable[0]["name"], resumable[0]["step"])
                  if resumable else "no checkpoint is resumable")
@@ -680,10 +687,8 @@ def evaluate_checkpoint_resume(checkpoints, config, status, fix, expect_layout=_
                         match[0]["name"], target["name"]), fix))
     if problems:
         return problems, None, details
-    optional = latest.get("optional_missing") or []
-    return [], "newest checkpoint %s (%s, step %s) is resumable%s%s" % (
+    return [], "newest checkpoint %s (%s, step %s) is resumable%s" % (
         latest["name"], latest["layout"] or "weights in %s's shards" % latest.get("engine"), latest["step"],
-        " (without %s: the Trainer resumes, its random draws not reproduced)" % ", ".join(optional) if optional else "",
         "; training status at step %s" % step if step is not None else ""), details
 
 

@@ -16,10 +16,11 @@ description:
     or C(adapter_model.bin) with C(adapter_config.json), at the top or in a sub-folder per named adapter) - and
     whether it is resumable - the training state the engine that wrote it needs (the Trainer's C(optimizer.pt)
     and C(scheduler.pt); FSDP's C(optimizer.bin) or C(optimizer_0/) and C(scheduler.pt); DeepSpeed's C(latest)
-    and the optimizer and model states in the C(global_step<N>/) it names) and a readable C(trainer_state.json)
-    are there, none of them empty or a Git LFS pointer. The RNG state (C(rng_state.pth)) must not be empty when
-    there; absent (transformers before 4.6 wrote none), the Trainer resumes without it, so it is only named in
-    RV(checkpoints[].optional_missing). A final export without optimizer state is not resumable.
+    and the optimizer and model states in the C(global_step<N>/) it names), the RNG state (C(rng_state.pth)) and
+    a readable C(trainer_state.json) are there, none of them empty or a Git LFS pointer. A final export without
+    optimizer state is not resumable. Without its RNG state alone (transformers before 4.6 wrote none) a
+    checkpoint is not resumable, yet the Trainer resumes from it (RV(checkpoints[].trainer_resumes)), its random
+    draws not reproduced - a warning, not a failure.
   - Weights DeepSpeed ZeRO-3 or FSDP keep in their own shards count as weights of any layout.
   - Compares C(trainer_state.json)'s C(global_step) with the folder name and with the training status file,
     and checks the config - a LoRA checkpoint under a full fine-tuning config, or the reverse, fails.
@@ -123,8 +124,8 @@ checkpoints:
       returned: always
     resumable:
       description: >-
-        Whether training can resume from it (weights of the expected layout, optimizer, scheduler, a readable
-        trainer_state.json; the RNG state when there).
+        Whether training can resume from it (weights of the expected layout, optimizer, scheduler, RNG state, a
+        readable trainer_state.json).
       type: bool
       returned: always
     missing:
@@ -132,12 +133,11 @@ checkpoints:
       type: list
       elements: str
       returned: always
-    optional_missing:
+    trainer_resumes:
       description: >-
-        Absent files resuming can do without - the RNG state (V(rng_state.pth)): the Trainer resumes, its random
-        draws not reproduced.
-      type: list
-      elements: str
+        Whether the Hugging Face Trainer would resume from it - it is resumable, or only its RNG state
+        (V(rng_state.pth)) is missing, which the Trainer does without, its random draws not reproduced.
+      type: bool
       returned: always
     empty:
       description: Expected files that are there but empty (0 bytes).
@@ -177,7 +177,7 @@ checkpoints:
       engine_weights: false
       resumable: true
       missing: []
-      optional_missing: []
+      trainer_resumes: true
       empty: []
       lfs_pointers: []
       global_step: 1000

@@ -118,8 +118,8 @@ def test_final_export_is_not_resumable_and_names_what_is_missing(tmp_path):
     export = files(tmp_path / "final", ["model.safetensors", "config.json", "generation_config.json"])
     entry = ck.find(export)["latest"]
     assert entry["layout"] == "full" and entry["resumable"] is False
-    assert entry["missing"] == ["optimizer.pt", "scheduler.pt", "trainer_state.json"] and entry["step"] is None
-    assert entry["optional_missing"] == ["rng_state.pth"]
+    assert entry["missing"] == ["optimizer.pt", "scheduler.pt", "rng_state.pth", "trainer_state.json"]
+    assert entry["step"] is None and entry["trainer_resumes"] is False
 
 
 def test_expect_layout_follows_the_config_and_lists_the_missing_weights(tmp_path):
@@ -329,32 +329,35 @@ OLD_LISTING = "bart-large-cnn-samsum_full_ft_sagemaker_2021_checkpoint-500_listi
 OLD_STATE = "bart-large-cnn-samsum_full_ft_sagemaker_2021_checkpoint-500_trainer_state.json"
 
 
-def test_recorded_checkpoint_of_a_transformers_without_rng_state_is_resumable(tmp_path):
-    # transformers before 4.6 wrote no rng_state.pth (nor scaler.pt); today's _load_rng_state logs "Didn't find an RNG
-    # file" and goes on: the run resumes, only its random draws (dropout) are not reproduced
+def test_recorded_checkpoint_of_a_transformers_without_rng_state_is_not_resumable_yet_the_trainer_resumes(tmp_path):
+    # transformers before 4.6 wrote no rng_state.pth (nor scaler.pt): without its RNG state a checkpoint is not
+    # resumable (issue 10), yet today's _load_rng_state logs "Didn't find an RNG file" and goes on: the run resumes,
+    # only its random draws (dropout) are not reproduced
     folder = lay_out(tmp_path, OLD_LISTING, state=OLD_STATE)
     entry = ck.inspect(folder)
     assert (entry["layout"], entry["step"], entry["global_step"], entry["max_steps"]) == ("full", 500, 500, 693)
-    assert entry["resumable"] is True and entry["missing"] == [] and entry["problems"] == []
-    assert entry["optional_missing"] == ["rng_state.pth"]
+    assert entry["resumable"] is False and entry["missing"] == ["rng_state.pth"] and entry["problems"] == []
+    assert entry["trainer_resumes"] is True
     report = ck.find(str(tmp_path))
-    assert [(e["name"], e["resumable"]) for e in report["checkpoints"]] == [("checkpoint-500", True)]
+    assert [(e["name"], e["resumable"]) for e in report["checkpoints"]] == [("checkpoint-500", False)]
 
 
-def test_an_empty_rng_state_still_stops_the_resume(tmp_path):
-    # absent, the RNG state is skipped; present but empty (a power loss), torch.load fails on it (hand-made)
+def test_an_empty_rng_state_stops_the_resume(tmp_path):
+    # absent, the Trainer does without the RNG state; present but empty (a power loss), torch.load fails on it
+    # (hand-made)
     folder = lay_out(tmp_path, OLD_LISTING, state=OLD_STATE)
     files(folder, ["rng_state.pth"], size=0)
     entry = ck.inspect(folder)
-    assert entry["empty"] == ["rng_state.pth"] and entry["resumable"] is False and entry["optional_missing"] == []
+    assert entry["empty"] == ["rng_state.pth"] and entry["resumable"] is False and entry["trainer_resumes"] is False
 
 
-def test_a_recorded_checkpoint_with_its_rng_state_has_nothing_optional_missing(tmp_path):
+def test_a_recorded_checkpoint_with_its_rng_state_is_resumable(tmp_path):
     folder = lay_out(tmp_path, fixtures.FULL_LISTING, "checkpoint-5000", fixtures.FULL_STATE)
-    assert ck.inspect(folder)["optional_missing"] == []
+    entry = ck.inspect(folder)
+    assert entry["resumable"] is True and entry["trainer_resumes"] is True
     multi = files(tmp_path / "checkpoint-10", ["model.safetensors", "optimizer.pt", "scheduler.pt", "rng_state_1.pth"])
     state(multi, 10)
-    assert ck.inspect(multi)["optional_missing"] == []
+    assert ck.inspect(multi)["resumable"] is True
 
 
 def test_many_large_trainer_states_are_parsed_whole_only_for_the_newest_checkpoints(tmp_path, monkeypatch):
@@ -459,6 +462,7 @@ def test_git_lfs_pointers_in_place_of_the_files_make_it_not_resumable(tmp_path):
     # a clone of a repository of checkpoints without git-lfs leaves the pointers git stores (135 bytes, real ones
     # here): torch.load fails on them with "UnpicklingError: invalid load key, 'v'"
     folder = lay_out(tmp_path, OLD_LISTING, state=OLD_STATE)
+    files(folder, ["rng_state.pth"], size=14583)
     assert ck.inspect(folder)["resumable"] is True
     for name in ("pytorch_model.bin", "optimizer.pt"):
         pointer = fixtures.CHECKPOINTS / ("bart-large-cnn-samsum_checkpoint-500_%s_git-lfs_pointer.txt" % name)

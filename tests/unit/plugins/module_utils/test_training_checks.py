@@ -626,9 +626,9 @@ def test_training_doc_lists_every_check_category_and_rule():
     assert "## Watchdog and job control\n" in doc
 
 
-def test_a_recorded_checkpoint_without_rng_state_resumes_with_a_note(tmp_path):
-    # transformers before 4.6 wrote no rng_state.pth: resume_from_checkpoint true takes it, and today's Trainer goes
-    # on without it (a false "not resumable" would block a resume that works)
+def test_a_recorded_checkpoint_without_rng_state_warns_and_does_not_block(tmp_path):
+    # transformers before 4.6 wrote no rng_state.pth: not resumable as it is, yet resume_from_checkpoint true takes
+    # it and today's Trainer goes on without it, so a warning, not "the daemon would fail on it" (a hard failure)
     from ansible_collections.gpuops.preflight.plugins.module_utils import _checkpoints
     from simtrain import fixtures
     from simtrain.host import sparse
@@ -637,10 +637,15 @@ def test_a_recorded_checkpoint_without_rng_state_resumes_with_a_note(tmp_path):
             sparse(str(tmp_path / rel), size)
     state = fixtures.trainer_state_path("bart-large-cnn-samsum_full_ft_sagemaker_2021_checkpoint-500_trainer_state.json")
     (tmp_path / "checkpoint-500" / "trainer_state.json").write_text(state.read_text())
-    problems, text, _details = resume(_checkpoints.find(str(tmp_path)), status=dict(STATUS, current_step=500))
-    assert problems == [] and text == ("newest checkpoint checkpoint-500 (full, step 500) is resumable (without "
-                                       "rng_state.pth: the Trainer resumes, its random draws not reproduced); "
-                                       "training status at step 500")
+    found = _checkpoints.find(str(tmp_path))
+    problems, text, _details = resume(found, status=dict(STATUS, current_step=500))
+    assert [(p["status"], p["details"]["missing"]) for p in problems] == [("warn", ["rng_state.pth"])]
+    assert text is None
+    assert "the Trainer resumes from it all the same" in problems[0]["message"]
+    # and it is a checkpoint to resume from: a status at step 0 beside it is a start from scratch
+    problems, _text, _details = resume(found, status=dict(STATUS, current_step=0))
+    assert "fail" in [p["status"] for p in problems]
+    assert any("would start from scratch" in p["message"] for p in problems)
 
 
 @pytest.mark.parametrize("written, step", [("0", 0), (0.0, 0), ("1200", 1200), (1200.0, 1200), (1200, 1200),
