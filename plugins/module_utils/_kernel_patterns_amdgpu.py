@@ -152,6 +152,13 @@ ROWS = [
      {"gpu": DEGRADED, "fix": "KFD skipped this GPU: the PCIe path to it does not support atomic operations, so ROCm "
                               "cannot use it. Move it to a slot or riser with PCIe atomics (a CPU-attached slot), "
                               "or add it to excluded_gpus."}),
+    # DRM's wedged event when the driver asks for more than a reset (a rebind or a bus reset: amdgpu after a DMUB
+    # firmware reset that failed): the GPU takes no work until then (drm_drv.c drm_dev_wedged_event). Its
+    # "but recovered through reset" counterpart is a recovery (below).
+    ("recovery_required", "wedged", r"\bdevice wedged, needs recovery", "GPU wedged: the driver asks for a rebind or bus reset",
+     {"own": True, "role": "failed", "gpu": DEGRADED,
+      "fix": "amdgpu declared the GPU wedged and asks for a recovery a reset cannot give (a driver rebind or a PCIe "
+             "bus reset). Reboot the rig (power-cycle if it comes back) before new work."}),
     # Failed resets and resumes (before the plain reset lines). A reset or resume that failed degrades its
     # GPU (a reset that succeeded after a failed step folds the step away); a failed per-ring reset (a full
     # reset follows) or suspend step does not by itself.
@@ -175,7 +182,8 @@ ROWS = [
     # Firmware / queue hangs (MES, KIQ and MES-era mes_kiq rings, CP, SDMA).
     ("gpu_hang", "fail", r"\bMES(?:\(\d+\))? failed to respon", "MES firmware not responding", _HANG),
     ("gpu_hang", "unrecoverable", r"MES might be in unrecoverable state", "MES in unrecoverable state", _HANG),
-    ("gpu_hang", "fail", r"failed to remove hardware queue from MES", "MES could not remove a queue", _HANG),
+    ("gpu_hang", "fail", r"failed to (?:remove|add) hardware queue (?:from|to) MES", "MES could not remove or add a queue",
+     _HANG),
     ("gpu_hang", "hung", r"(?P<hung>IP block:\s*\S+ is hung)", "IP block hung", _HANG),
     ("gpu_hang", "fail", r"\b(?P<hung>ring \S+ test failed)", "ring test failed", _HANG),
     ("gpu_hang", "fail", r"\b(?P<hung>IB test failed on \S+)", "IB test failed", {"own": True, "role": "hang"}),
@@ -222,7 +230,10 @@ ROWS = [
     ("ras_correctable", "hardware error", r"(?<!\b0 )\bcorrectable hardware errors? detected", "correctable hardware errors",
      {"own": True}),
     ("ras_correctable", "count", r"\bce[ _]count\b(?![:=\s]*0\b)", "correctable error count", {"own": True}),
-    # Job and queue hangs the driver may recover from (soft unless nothing recovers them).
+    # Job and queue hangs the driver may recover from (soft unless nothing recovers them). A timeout the driver
+    # "soft recovered" (amdgpu_job.c: it killed the hung waves, no reset follows) is over: no hang under way.
+    ("ring_timeout", "soft recovered", r"\bring \S+ timeout, but soft recovered", "ring timeout, soft-recovered (no reset)",
+     {"own": True}),
     ("ring_timeout", "timeout", r"\b(?P<hung>ring \S+ timeout)\b", "ring timeout", {"own": True, "role": "hang"}),
     ("ring_timeout", "timed out", r"Waiting for fences timed out", "fence wait timed out", {"own": True, "role": "hang"}),
     # Resets: in progress, and how they ended.

@@ -156,6 +156,9 @@ AMD_SAMPLES = [
     ("amdgpu 0000:01:00.0: GPU fault detected: 146 0x0c88480c for process python pid 1234 thread python pid 1234", "page_fault"),
     ("Memory access fault by GPU node-2 (Agent handle: 0x5561f711dfd0) on address 0x7fb7a0d67000. "
      "Reason: Page not present or supervisor privilege.", "page_fault"),
+    # amdkernel: the driver's format strings (amdgpu_job.c, drm_drv.c)
+    ("amdgpu 0000:03:00.0: amdgpu: ring gfx_0.0.0 timeout, but soft recovered", "ring_timeout"),
+    ("amdgpu 0000:03:00.0: [drm] device wedged, needs recovery", "recovery_required"),
 ]
 
 NVIDIA_SAMPLES = [

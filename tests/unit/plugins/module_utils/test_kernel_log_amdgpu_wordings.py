@@ -1,0 +1,83 @@
+"""amdgpu wordings of the kernel log found in real logs and the driver's sources (amdkernel).
+
+The sample lines are the driver's format strings filled in (hand-made where no recording was found, as
+each test says); the recorded logs are in ``tests/fixtures/gpu/dmesg`` (``test_kernel_log_fixtures.py``).
+"""
+
+from __future__ import annotations
+
+from ansible_collections.gpuops.preflight.plugins.module_utils import _kernel_log as kl
+
+GPU03, APU = "0000:03:00.0", "0000:04:00.0"
+
+
+def amd(bdf, text, seconds):
+    return "[%10.6f] amdgpu %s: amdgpu: %s" % (seconds, bdf, text)
+
+
+def shape(findings):
+    return [(f["category"], f["severity"], f["bdf"], f["recovered"], f["gpu_health"]) for f in findings]
+
+
+# amdgpu_job.c: "ring %s timeout, but soft recovered" (DRM_ERROR before 6.x, dev_err since). The driver killed
+# the hung waves and the ring went on: no reset follows, the hang is over.
+SOFT_RECOVERED_NEW = amd(APU, "ring gfx_0.0.0 timeout, but soft recovered", 100.0)
+SOFT_RECOVERED_OLD = "[  100.000000] [drm:amdgpu_job_timedout [amdgpu]] *ERROR* ring gfx timeout, but soft recovered"
+
+
+def test_a_soft_recovered_ring_timeout_is_soft_and_says_so():
+    for line in (SOFT_RECOVERED_NEW, SOFT_RECOVERED_OLD):
+        findings = kl.scan([line], boot_time=0.0)
+        assert [(f["category"], f["severity"], f["hung"]) for f in findings] == [("ring_timeout", kl.SOFT, None)]
+        assert "soft-recovered" in findings[0]["summary"]
+
+
+def test_a_soft_recovered_ring_timeout_leaves_no_hang_under_way():
+    """An APU prints 'MODE2 reset' at every resume: after a soft-recovered timeout it is still no finding
+    (it was one, and the resume's reset was read as part of a recovery that never began)."""
+    for hang in (SOFT_RECOVERED_NEW, SOFT_RECOVERED_OLD):
+        lines = [hang, amd(APU, "MODE2 reset", 130.0)]
+        assert [f["category"] for f in kl.scan(lines, boot_time=0.0)] == ["ring_timeout"], hang
+
+
+def test_a_soft_recovered_timeout_is_not_what_a_later_reset_recovered_from():
+    lines = [SOFT_RECOVERED_NEW,
+             amd(APU, "ring sdma0 timeout, signaled seq=10, emitted seq=12", 4000.0),
+             amd(APU, "GPU reset begin!", 4000.1),
+             amd(APU, "GPU reset(1) succeeded!", 4001.0)]
+    findings = kl.scan(lines, boot_time=0.0)
+    assert [(f["category"], f["recovered"], f["hung"]) for f in findings] == [
+        ("ring_timeout", False, None), ("gpu_reset", True, "ring sdma0 timeout")]
+
+
+# drm_drv.c drm_dev_wedged_event(): "device wedged, needs recovery" when the driver asks for a rebind or a bus
+# reset (amdgpu: a DMUB firmware reset that failed); "but recovered through reset" otherwise. Hand-made from the
+# format string: no amdgpu recording of it was found (xe's are the same text).
+WEDGED = amd(GPU03, "[drm] device wedged, needs recovery", 200.0).replace("amdgpu: [drm]", "[drm]")
+
+
+def test_device_wedged_needs_recovery_is_hard_and_degrades():
+    findings = kl.scan([WEDGED], boot_time=0.0)
+    assert shape(findings) == [("recovery_required", kl.HARD, GPU03, False, "degraded")]
+
+
+def test_device_wedged_needs_recovery_after_a_hang_is_no_recovery():
+    lines = [amd(GPU03, "ring gfx_0.0.0 timeout, signaled seq=1, emitted seq=3", 199.0),
+             amd(GPU03, "GPU reset begin!", 199.1),
+             amd(GPU03, "GPU reset succeeded, trying to resume", 199.5),
+             WEDGED]
+    findings = kl.scan(lines, boot_time=0.0)
+    assert not [f for f in findings if f["recovered"]]
+    assert ("recovery_required", kl.HARD, GPU03, False, "degraded") in shape(findings)
+
+
+def test_other_drivers_wedged_lines_are_not_amdgpus():
+    assert kl.scan(["[ 5.0] xe 0000:03:00.0: [drm] device wedged, needs recovery"], boot_time=0.0) == []
+
+
+def test_mes_failing_to_add_a_queue_is_a_hang():
+    # kfd_device_queue_manager.c add_queue_mes(), pr_err before 6.x, dev_err since
+    for line in ("[  203.051365] amdgpu: failed to add hardware queue to MES, doorbell=0x1a02",
+                 amd(GPU03, "failed to add hardware queue to MES, doorbell=0x1a02", 203.0)):
+        findings = kl.scan([line], boot_time=0.0)
+        assert [(f["category"], f["severity"]) for f in findings] == [("gpu_hang", kl.HARD)], line
