@@ -373,6 +373,59 @@ EXPECTED = {
         ('nvlink_error', H, '0000:ba:00', 145, 2),
         ('nvlink_error', H, '0000:97:00', 145, 1),
     ],
+    # amdkernel. RX 6800 XT (Sienna Cichlid), syslog with dmesg stamps, kernel 5.11: the display's fence waits and
+    # the gfx ring time out (older DRM_ERROR lines: no address), a reset of 0000:0c:00.0 begins and the KIQ is dead;
+    # the excerpt ends before any success line: the hang lines stay (hard KIQ), nothing folded.
+    'rx6800xt_fence_gfx_timeout_kiq_reset_no_end_syslog_yuzu-2559.txt': [
+        ('ring_timeout', S, None, None, 2),
+        ('ring_timeout', S, None, None, 1),
+        ('gpu_reset', S, '0000:0c:00.0', None, 1),
+        ('gpu_hang', H, '0000:0c:00.0', None, 2),
+    ],
+    # Journal: a gfx timeout naming no GPU, "GPU reset begin!" on 0000:0c:00.0, the display's REG_WAIT timeouts
+    # (no finding), MODE2 reset, "trying to resume" and a clean PSP/RAS resume: ONE recovered reset (soft).
+    'ring_gfx_timeout_mode2_reset_resumed_journal_picom-1390.txt': [
+        ('gpu_reset', S, '0000:0c:00.0', None, 1),
+    ],
+    # Phoenix APU (780M), kernel 6.x: the per-queue reset fails, MES does not answer REMOVE_QUEUE during the full
+    # reset, MODE2 reset, "trying to resume" and the SMU resumes: no reset step failed, ONE recovered reset (soft).
+    'phoenix_ring_reset_failed_mes_mode2_resumed_legacy-rocm-build-6273.txt': [
+        ('gpu_reset', S, '0000:c5:00.0', None, 1),
+    ],
+    # RX 6800 XT, dmesg -T, kernel 7.1: gfxhub page faults of kwin (TCP client); the first lines are the tail of a
+    # fault whose header was cut; the detail lines are no findings of their own.
+    'rx6800xt_gfxhub_page_fault_tcp_dmesg-T_cachyos-960.txt': [
+        ('page_fault', S, '0000:0d:00.0', None, 2),
+    ],
+    # RX 6900 XT on Void Linux: svlogd/socklog lines ("<ISO stamp> kern.err: [monotonic] amdgpu ..."): one gfxhub
+    # page fault of the SteamVR compositor, on 0000:03:00.0 (soft).
+    'rx6900xt_gfxhub_page_fault_void_svlogd_SteamVR-for-Linux-940.txt': [
+        ('page_fault', S, '0000:03:00.0', None, 1),
+    ],
+    # No stamps (pasted message bodies), RDNA3: gfx timeout, MES does not answer RESET, the ring reset fails, MODE1
+    # reset, "trying to resume": ONE recovered reset (soft); "VRAM is lost" after it, a second soft reset finding.
+    'navi3x_mes_reset_ring_reset_failed_mode1_resumed_no_stamps_wayvr-650.txt': [
+        ('gpu_reset', S, '0000:2d:00.0', None, 1),
+        ('gpu_reset', S, '0000:2d:00.0', None, 1),
+    ],
+    # RX 7900 XTX journal: MES stops answering (the first line names no GPU), queue removal and eviction fail, a reset
+    # begins, gfx_v11_0 is hung and a page fault follows; the excerpt ends there: hard, nothing recovered.
+    'rx7900xtx_mes_remove_queue_evict_reset_ip_hung_journal_legacy-rocm-build-3265.txt': [
+        ('gpu_hang', H, None, None, 1),
+        ('gpu_hang', H, '0000:03:00.0', None, 1),
+        ('gpu_hang', H, '0000:03:00.0', None, 1),
+        ('gpu_hang', H, '0000:03:00.0', None, 1),
+        ('gpu_hang', H, None, None, 1),
+        ('gpu_reset', S, '0000:03:00.0', None, 1),
+        ('gpu_hang', H, '0000:03:00.0', None, 1),
+        ('page_fault', S, '0000:03:00.0', None, 1),
+    ],
+    # Healthy Navi 21 boots (SMU firmware 58.86 / 58.88, "SMU driver if version not matched", securedisplay TA
+    # missing): nothing.
+    'rx6900xt_navi21_boot_smu_if_mismatch_dmesg_TT-CPU-Scheduler-23.txt': [
+    ],
+    'navi21_boot_psp_vcn_smu_journal_precise_Complete-Single-GPU-Passthrough-38.txt': [
+    ],
 }
 
 PATHS = dict((p.name, p) for p in logs())
