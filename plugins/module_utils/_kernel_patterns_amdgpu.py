@@ -115,12 +115,19 @@ ROWS = [
     ("smu_message_failed", "fail", r"\[PrepareMp1\] Failed", "SMU failed to prepare MP1", _DEGRADES),
     ("smu_message_failed", "fail", r"Failed to disable (?:all )?smu features", "SMU failed to disable features", _DEGRADES),
     ("smu_message_failed", "fail", r"Failed to disable DPM\b", "SMU failed to disable DPM", _OWN_DEGRADES),
+    # amdgpu_smu.c smu_smc_hw_cleanup() (suspend, unload, reset): "Fail to disable dpm features!"
+    ("smu_message_failed", "fail", r"\bFail to disable dpm features", "SMU failed to disable DPM features", _OWN_DEGRADES),
     ("smu_message_failed", "smc", r"SMC failed to set mp1 state", "SMU failed to set MP1 state", _DEGRADES),
     ("smu_message_failed", "fail", r"Failed to get current clock freq", "SMU clock query failed", _DEGRADES),
     ("smu_message_failed", "fail", r"Failed to disable gfxoff", "SMU failed to disable GFXOFF", _DEGRADES),
     # All-ones MMIO reads: the device is gone.
     ("register_access_failed", "fail", r"failed to (?:read|write) reg\b", "register access failed", _OWN_DEGRADES),
     ("register_access_failed", "0xffffffff", r"L2_PROTECTION_FAULT_STATUS:\s*0xFFFFFFFF\b", "fault status reads all-ones", _DEGRADES),
+    # The PSP's command buffer reads all-ones (amdgpu_psp.c psp_cmd_submit_buf: "psp gfx command %s(0x%X) failed and
+    # response status is (0x%X)"): the device no longer answers. Other statuses (0x7, 0xFFFF0007: an optional TA the
+    # firmware refuses at boot) are no finding.
+    ("register_access_failed", "0xffffffff", r"\bpsp gfx command .{0,40}failed and response status is \(0xFFFFFFFF\)",
+     "PSP command answered with all-ones", _DEGRADES),
     # Off the bus (a bridge's own lines are in the PCIe table).
     ("bus_lost", "lost", r"device lost from bus", "GPU lost from the PCIe bus", {"own": True, "gpu": LOST}),
     ("bus_lost", "inaccessible", r"(?:^|\s)amdgpu " + _BDF + r":.*\bdevice inaccessible", "device inaccessible on the PCIe bus",

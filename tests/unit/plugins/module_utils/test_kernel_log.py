@@ -159,6 +159,8 @@ AMD_SAMPLES = [
     # amdkernel: the driver's format strings (amdgpu_job.c, drm_drv.c)
     ("amdgpu 0000:03:00.0: amdgpu: ring gfx_0.0.0 timeout, but soft recovered", "ring_timeout"),
     ("amdgpu 0000:03:00.0: [drm] device wedged, needs recovery", "recovery_required"),
+    ("amdgpu 0000:03:00.0: amdgpu: Fail to disable dpm features!", "smu_message_failed"),
+    ("[drm] psp gfx command UNKNOWN CMD(0xFFFFFFFF) failed and response status is (0xFFFFFFFF)", "register_access_failed"),
 ]
 
 NVIDIA_SAMPLES = [

@@ -81,3 +81,31 @@ def test_mes_failing_to_add_a_queue_is_a_hang():
                  amd(GPU03, "failed to add hardware queue to MES, doorbell=0x1a02", 203.0)):
         findings = kl.scan([line], boot_time=0.0)
         assert [(f["category"], f["severity"]) for f in findings] == [("gpu_hang", kl.HARD)], line
+
+
+# Real lines (NixOS/nixpkgs#223690: a suspend that failed, the GPU then black): amdgpu_smu.c smu_smc_hw_cleanup()
+# says "Fail to disable dpm features!" when the SMU did not answer; the PSP's command buffer reads all-ones (the
+# device no longer answers) before the mode1 reset fails.
+SUSPEND_FAILED = [
+    "[ 3538.036645] amdgpu 0000:03:00.0: amdgpu: Fail to disable dpm features!",
+    "[ 3538.036646] [drm:amdgpu_device_ip_suspend_phase2 [amdgpu]] *ERROR* suspend of IP block <smu> failed -62",
+    "[ 3540.036736] [drm] psp gfx command UNKNOWN CMD(0xFFFFFFFF) failed and response status is (0xFFFFFFFF)",
+]
+
+
+def test_fail_to_disable_dpm_features_is_an_smu_failure():
+    findings = kl.scan(SUSPEND_FAILED[:1], boot_time=0.0)
+    assert shape(findings) == [("smu_message_failed", kl.HARD, GPU03, False, "degraded")]
+
+
+def test_a_psp_command_answered_with_all_ones_is_a_register_read_of_a_gone_device():
+    findings = kl.scan(SUSPEND_FAILED[2:], boot_time=0.0)
+    assert [(f["category"], f["severity"], f["gpu_health"]) for f in findings] == [
+        ("register_access_failed", kl.HARD, "degraded")]
+
+
+def test_psp_commands_refused_at_a_healthy_boot_are_no_finding():
+    """Optional TAs the firmware refuses at boot (status 0x7, 0xFFFF0007) are not a device gone."""
+    for line in ("[    5.1] amdgpu 0000:03:00.0: amdgpu: psp gfx command LOAD_TA(0x1) failed and response status is (0x7)",
+                 "[    5.2] [drm] psp gfx command LOAD_IP_FW(0x6) failed and response status is (0xFFFF0007)"):
+        assert kl.scan([line], boot_time=0.0) == [], line

@@ -420,6 +420,16 @@ EXPECTED = {
         ('gpu_hang', H, '0000:03:00.0', None, 1),
         ('page_fault', S, '0000:03:00.0', None, 1),
     ],
+    # dmesg of a suspend that failed (the screen stayed black after it): the SMU does not answer ("Fail to disable dpm
+    # features!", suspend of <smu> -62), the PSP's command buffer reads all-ones, suspend of <psp> fails and the mode1
+    # reset fails: hard; the suspend steps name no GPU, the SMU and reset lines name 0000:03:00.0.
+    'suspend_smu_psp_all_ones_mode1_failed_dmesg_nixpkgs-223690.txt': [
+        ('smu_message_failed', H, '0000:03:00.0', None, 1),
+        ('gpu_reset_failed', H, None, None, 1),
+        ('register_access_failed', H, None, None, 1),
+        ('gpu_reset_failed', H, None, None, 1),
+        ('gpu_reset_failed', H, '0000:03:00.0', None, 1),
+    ],
     # Healthy Navi 21 boots (SMU firmware 58.86 / 58.88, "SMU driver if version not matched", securedisplay TA
     # missing): nothing.
     'rx6900xt_navi21_boot_smu_if_mismatch_dmesg_TT-CPU-Scheduler-23.txt': [
