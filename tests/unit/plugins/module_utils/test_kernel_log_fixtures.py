@@ -345,9 +345,11 @@ EXPECTED = {
         ('init_failed', H, None, None, 1),
     ],
     # dmesg with relative stamps ([  +0.000844]): a Fatal AER error (SDES, CmpltTO) on the root port is hard and
-    # host level; "nvidia 0000:03:00.0: AER: can't recover" names the GPU behind it (soft by itself).
+    # host level; "nvidia 0000:03:00.0: AER: can't recover" names the GPU behind it (soft by itself); the port's
+    # "AER: device recovery failed" (x2) leaves what is behind it lost (hard, host level).
     'returnn-1500_dmesg-reltime_aer_fatal_sdes_nvidia_cant_recover.txt': [
         ('pcie_error', S, '0000:03:00.0', None, 2),
+        ('bus_lost', H, None, None, 2),
         ('pcie_error', H, None, None, 1),
     ],
     # The open module refuses a GPU without GSP (an indented eight-line NVRM message), then the kernel 6.x probe
