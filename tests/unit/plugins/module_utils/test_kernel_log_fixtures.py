@@ -432,6 +432,17 @@ EXPECTED = {
         ('gpu_reset_failed', H, None, None, 1),
         ('gpu_reset_failed', H, '0000:03:00.0', None, 1),
     ],
+    # MI300X that no longer initialises after a reboot: the IP discovery table is invalid, "Fatal error during GPU init"
+    # and the probe failure name 0000:05:00.0 (the first line, its "[" lost in the paste, and the discovery lines add
+    # nothing): hard, degraded.
+    'mi300x_ip_discovery_signature_fatal_init_probe_failed_dmesg_legacy-rocm-build-3856.txt': [
+        ('init_failed', H, '0000:05:00.0', None, 1),
+        ('init_failed', H, '0000:05:00.0', None, 1),
+    ],
+    # RX 6700M laptop (Navi 22) journal: the IP discovery binary in VRAM is invalid, the GPU is not initialised.
+    'rx6700m_navi22_ip_discovery_vram_fatal_init_journal_legacy-rocm-build-1896.txt': [
+        ('init_failed', H, '0000:03:00.0', None, 1),
+    ],
     # Healthy Navi 21 boots (SMU firmware 58.86 / 58.88, "SMU driver if version not matched", securedisplay TA
     # missing): nothing.
     'rx6900xt_navi21_boot_smu_if_mismatch_dmesg_TT-CPU-Scheduler-23.txt': [
