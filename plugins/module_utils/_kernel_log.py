@@ -31,7 +31,9 @@ resume", counts only when no reset step failed), with no resume, init or reset f
 (role ``failed``), is ONE soft ``gpu_reset`` finding with ``recovered: True`` and ``hung`` naming
 what hung, instead of the lines' own findings. A reset that did not succeed, or a failure after
 it, leaves every finding as it is (hard ones stay hard). A line of role ``no_recovery`` ("GPU
-recovery disabled.": the driver will not reset the GPU) ends a hang under way unrecovered. A row
+recovery disabled.": the driver will not reset the GPU) ends a hang under way unrecovered. A line of
+role ``resume_step`` ("VRAM is lost due to GPU reset!", printed while a reset resumes the GPU) joins the
+GPU's recovery under way, even one "trying to resume" already marked a success; alone it starts one. A row
 with ``after_hang`` gives a finding only while a hang or reset of its GPU is under way (or a hang
 that named no GPU came within 50 lines): alone, as at boot or resume ("MODE2 reset" on APUs, "GPU
 recovery disabled."), it is no finding. Lines without a role (SMU, bus loss, RAS, page faults) are
@@ -87,7 +89,7 @@ split_line = _kernel_time.split_line
 read_boot_time = _kernel_time.read_boot_time
 
 # How a row's line takes part in a recovery sequence (see the module docstring).
-ROLES = ("hang", "reset", "step_failed", "resumed", "recovered", "failed", "no_recovery")
+ROLES = ("hang", "reset", "step_failed", "resumed", "recovered", "failed", "no_recovery", "resume_step")
 
 # Category -> (default severity, vendor-neutral fix). Names are part of the interface; a
 # table may give its own fix per category (its FIXES) or per row.
@@ -474,7 +476,10 @@ class _Recovery(object):
             self._line_without_gpu(role, key, before, event)
             return
         episode = self.episodes.get(bdf)
-        if role in ("hang", "reset", "step_failed"):
+        if role == "resume_step" and episode is not None:
+            episode.join(key, before, role, event)   # printed while the reset under way resumes the GPU
+            return
+        if role in ("hang", "reset", "step_failed", "resume_step"):
             if episode is not None and episode.succeeded:
                 self._fold(episode)
                 episode = None

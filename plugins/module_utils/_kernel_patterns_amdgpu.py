@@ -66,7 +66,6 @@ FIXES = {
 }
 
 _HANG = {"role": "hang"}
-_RESET = {"role": "reset"}
 # What a finding does to the GPU it names (see ``gpu`` above).
 DEGRADED = "degraded"
 LOST = "lost"
@@ -251,7 +250,8 @@ ROWS = [
     ("gpu_reset", "reset", r"\bRing \S+ reset (?:succeeded|success)\b", "ring reset", {"own": True, "role": "recovered"}),
     ("gpu_reset", "reset", r"device wedged, but recovered through reset", "GPU wedged, recovered by reset",
      {"own": True, "role": "recovered"}),
-    ("gpu_reset", "reset", r"VRAM is lost due to GPU reset", "VRAM lost in a GPU reset", _RESET),
+    # Printed while a reset resumes the GPU (after "trying to resume"): part of that reset, never a new one.
+    ("gpu_reset", "reset", r"VRAM is lost due to GPU reset", "VRAM lost in a GPU reset", {"role": "resume_step"}),
     ("gpu_reset", "reset", r"soft reset failed, will fallback to full reset", "soft reset failed, full reset",
      {"own": True, "role": "reset"}),
     # Printed at every boot and resume on APUs (MODE2) and some dGPUs (MODE1): a finding only within a recovery.

@@ -109,3 +109,39 @@ def test_psp_commands_refused_at_a_healthy_boot_are_no_finding():
     for line in ("[    5.1] amdgpu 0000:03:00.0: amdgpu: psp gfx command LOAD_TA(0x1) failed and response status is (0x7)",
                  "[    5.2] [drm] psp gfx command LOAD_IP_FW(0x6) failed and response status is (0xFFFF0007)"):
         assert kl.scan([line], boot_time=0.0) == [], line
+
+
+# Kernels 6.x name the GPU on "VRAM is lost due to GPU reset!", printed while the reset resumes the GPU (after
+# "GPU reset succeeded, trying to resume", before "GPU reset(N) succeeded!"). Real lines of pop-os/cosmic-epoch#3764
+# (RX 5700 XT, kernel 7.0.11), and the final success line of the same kernel's reset.
+RESET_6X = [
+    "[  312.522692] amdgpu 0000:28:00.0: ring gfx_0.0.0 timeout, signaled seq=57638, emitted seq=57641",
+    "[  312.522700] amdgpu 0000:28:00.0:  Process cosmic-comp pid 2288 thread cosmic-com:cs0 pid 2316",
+    "[  312.522706] amdgpu 0000:28:00.0: Starting gfx_0.0.0 ring reset",
+    "[  312.774528] amdgpu 0000:28:00.0: Ring gfx_0.0.0 reset failed",
+    "[  312.774536] amdgpu 0000:28:00.0: GPU reset begin!. Source:  1",
+    "[  312.943480] amdgpu 0000:28:00.0: BACO reset",
+    "[  316.082456] amdgpu 0000:28:00.0: GPU reset succeeded, trying to resume",
+    "[  316.082650] amdgpu 0000:28:00.0: [drm] PCIE GART of 512M enabled (table at 0x0000008000300000).",
+    "[  316.082669] amdgpu 0000:28:00.0: VRAM is lost due to GPU reset!",
+]
+
+
+def test_vram_lost_during_the_resume_is_part_of_the_same_recovery():
+    for lines in (RESET_6X, RESET_6X + ["[  316.300000] amdgpu 0000:28:00.0: GPU reset(1) succeeded!"]):
+        stats = {}
+        findings = kl.scan(lines, boot_time=0.0, stats=stats)
+        assert [(f["category"], f["recovered"], f["hung"], f["count"]) for f in findings] == [
+            ("gpu_reset", True, "ring gfx_0.0.0 timeout", 1)], lines[-1]
+        assert stats["recovered"] == 1
+
+
+def test_vram_lost_alone_is_its_own_soft_finding():
+    findings = kl.scan([RESET_6X[-1]], boot_time=0.0)
+    assert [(f["category"], f["severity"], f["recovered"]) for f in findings] == [("gpu_reset", kl.SOFT, False)]
+
+
+def test_a_new_reset_after_a_recovery_is_a_new_recovery():
+    again = [line.replace("[  31", "[  41") for line in RESET_6X]
+    findings = kl.scan(RESET_6X + again, boot_time=0.0)
+    assert [(f["category"], f["recovered"], f["count"]) for f in findings] == [("gpu_reset", True, 2)]

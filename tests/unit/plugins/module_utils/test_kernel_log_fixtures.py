@@ -298,9 +298,8 @@ EXPECTED = {
         ('gpu_reset', S, '0000:03:00.0', None, 1),
     ],
     # Ring reset failed -> full (BACO) reset -> "GPU reset succeeded, trying to resume": recovered (soft); the
-    # excerpt ends on "VRAM is lost", a reset line after the recovery: soft.
+    # excerpt ends on "VRAM is lost", printed while that reset resumes the GPU: part of the same recovery.
     'rx5700xt_ring_reset_failed_baco_reset_resume_cosmic-epoch-3764.txt': [
-        ('gpu_reset', S, '0000:28:00.0', None, 1),
         ('gpu_reset', S, '0000:28:00.0', None, 1),
     ],
     'rdna_boot_kern_log_syslog.txt': [
@@ -405,9 +404,8 @@ EXPECTED = {
         ('page_fault', S, '0000:03:00.0', None, 1),
     ],
     # No stamps (pasted message bodies), RDNA3: gfx timeout, MES does not answer RESET, the ring reset fails, MODE1
-    # reset, "trying to resume": ONE recovered reset (soft); "VRAM is lost" after it, a second soft reset finding.
+    # reset, "trying to resume", "VRAM is lost" (of the same reset's resume): ONE recovered reset (soft).
     'navi3x_mes_reset_ring_reset_failed_mode1_resumed_no_stamps_wayvr-650.txt': [
-        ('gpu_reset', S, '0000:2d:00.0', None, 1),
         ('gpu_reset', S, '0000:2d:00.0', None, 1),
     ],
     # RX 7900 XTX journal: MES stops answering (the first line names no GPU), queue removal and eviction fail, a reset
