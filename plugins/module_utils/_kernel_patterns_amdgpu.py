@@ -183,6 +183,13 @@ ROWS = [
     # (amdgpu_pci_slot_reset, "PCIe error recovery failed, err:%d").
     ("gpu_reset_failed", "recovery failed", r"\bPCIe error recovery failed", "recovery from a PCIe error failed",
      _FAILED_DEGRADES),
+    # The kernel crashed (x86 "Oops: 0003 [#1] ...", 6.x "Oops: general protection fault ...", arm64 "Internal
+    # error: Oops: ...") while a GPU hang or reset was under way: the reset worker died, no result will come and the
+    # GPU stays hung (ollama#7723). Any other driver's crash, with no GPU recovering, is not this table's.
+    ("gpu_reset_failed", "oops", r"(?:^|Internal error: )Oops: ", "kernel crashed during a GPU reset (Oops)",
+     {"role": "failed", "after_hang": True, "gpu": DEGRADED,
+      "fix": "The kernel crashed (Oops) while the GPU was being reset: the reset never finished and the GPU stays "
+             "hung. Reboot the rig before new work; read the crash trace around it."}),
     ("gpu_reset_failed", "fail", r"\bsuspend of IP block <?[^>\s]+>? failed", "IP block suspend failed",
      {"own": True, "role": "step_failed"}),
     # Firmware / queue hangs (MES, KIQ and MES-era mes_kiq rings, CP, SDMA).

@@ -164,6 +164,7 @@ AMD_SAMPLES = [
     ("amdgpu 0000:03:00.0: [drm] device wedged, needs recovery", "recovery_required"),
     ("amdgpu 0000:03:00.0: amdgpu: Fail to disable dpm features!", "smu_message_failed"),
     ("[drm] psp gfx command UNKNOWN CMD(0xFFFFFFFF) failed and response status is (0xFFFFFFFF)", "register_access_failed"),
+    ("Oops: 0003 [#1] PREEMPT SMP NOPTI", "gpu_reset_failed"),   # a finding only while a GPU reset is under way
 ]
 
 NVIDIA_SAMPLES = [

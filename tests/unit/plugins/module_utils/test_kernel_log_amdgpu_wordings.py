@@ -145,3 +145,40 @@ def test_a_new_reset_after_a_recovery_is_a_new_recovery():
     again = [line.replace("[  31", "[  41") for line in RESET_6X]
     findings = kl.scan(RESET_6X + again, boot_time=0.0)
     assert [(f["category"], f["recovered"], f["count"]) for f in findings] == [("gpu_reset", True, 2)]
+
+
+# The kernel crashed in the reset worker while a GPU reset was under way (ollama/ollama#7723, kernel 6.8, journal):
+# no reset result will ever come, the GPU stays hung. Real kernel lines (the journal's user-space lines left out).
+RESET_OOPS = [
+    "Nov 19 20:00:11 torreTA kernel: [ 2448.344887] [drm:amdgpu_job_timedout [amdgpu]] *ERROR* ring sdma0 timeout, "
+    "signaled seq=857, emitted seq=859",
+    "Nov 19 20:00:11 torreTA kernel: [ 2448.345217] amdgpu 0000:08:00.0: amdgpu: GPU reset begin!",
+    "Nov 19 20:00:11 torreTA kernel: [ 2448.461681] amdgpu 0000:08:00.0: amdgpu: Dumping IP State",
+    "Nov 19 20:00:11 torreTA kernel: [ 2448.463844] BUG: unable to handle page fault for address: ffff90cf1c6b1060",
+    "Nov 19 20:00:11 torreTA kernel: [ 2448.463848] #PF: supervisor write access in kernel mode",
+    "Nov 19 20:00:11 torreTA kernel: [ 2448.463858] Oops: 0003 [#1] PREEMPT SMP NOPTI",
+    "Nov 19 20:00:11 torreTA kernel: [ 2448.463861] CPU: 9 PID: 3979 Comm: kworker/u64:1 Tainted: G           OE      "
+    "6.8.0-48-generic #48~22.04.1-Ubuntu",
+]
+
+
+def test_a_kernel_oops_during_a_gpu_reset_is_a_failed_reset():
+    findings = kl.scan(RESET_OOPS, boot_time=0.0)
+    assert [(f["category"], f["severity"]) for f in findings] == [
+        ("ring_timeout", kl.SOFT), ("gpu_reset", kl.SOFT), ("gpu_reset_failed", kl.HARD)]
+    assert "Oops" in findings[-1]["message"]
+
+
+def test_a_kernel_oops_with_no_gpu_reset_under_way_is_not_the_gpus():
+    oops = [RESET_OOPS[-2].replace("2448.", "9000.")]
+    assert kl.scan(oops, boot_time=0.0) == []
+    recovered = RESET_OOPS[:2] + ["Nov 19 20:00:12 torreTA kernel: [ 2449.0] amdgpu 0000:08:00.0: amdgpu: GPU reset(1) "
+                                  "succeeded!"] + oops
+    assert [(f["category"], f["recovered"]) for f in kl.scan(recovered, boot_time=0.0)] == [("gpu_reset", True)]
+
+
+def test_newer_oops_wordings_during_a_reset():
+    for oops in ("Oops: general protection fault, probably for non-canonical address 0xdead000000000100: 0000 [#1] SMP",
+                 "Internal error: Oops: 0000000096000004 [#1] PREEMPT SMP"):
+        lines = RESET_OOPS[:2] + ["[ 2448.5] " + oops]
+        assert kl.scan(lines, boot_time=0.0)[-1]["category"] == "gpu_reset_failed", oops

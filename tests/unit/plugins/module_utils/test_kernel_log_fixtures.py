@@ -441,6 +441,15 @@ EXPECTED = {
     'rx6700m_navi22_ip_discovery_vram_fatal_init_journal_legacy-rocm-build-1896.txt': [
         ('init_failed', H, '0000:03:00.0', None, 1),
     ],
+    # Journal (kernel and ollama lines): ROCr's "HW Exception ... GPU Hang" (user space, hard, host level), an sdma0
+    # timeout, a reset of 0000:08:00.0 begins and the kernel crashes in the reset worker (BUG ... Oops): the reset
+    # never finishes: hard, host level (the Oops line names no GPU).
+    'sdma_timeout_reset_kernel_oops_journal_ollama-7723.txt': [
+        ('gpu_hang', H, None, None, 1),
+        ('ring_timeout', S, None, None, 1),
+        ('gpu_reset', S, '0000:08:00.0', None, 1),
+        ('gpu_reset_failed', H, None, None, 1),
+    ],
     # Healthy Navi 21 boots (SMU firmware 58.86 / 58.88, "SMU driver if version not matched", securedisplay TA
     # missing): nothing.
     'rx6900xt_navi21_boot_smu_if_mismatch_dmesg_TT-CPU-Scheduler-23.txt': [
