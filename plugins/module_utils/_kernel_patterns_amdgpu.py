@@ -18,7 +18,8 @@ Read by the one scan engine in ``_kernel_log``. Every row is
   lookup row maps the categories it looks up instead), ``after_hang`` (a finding only while a hang
   or reset of its GPU is under way: wording healthy boots and resumes print too); a lookup row
   (NVIDIA's Xids) has ``lookup`` (number -> (category, severity, summary, fix)), ``unknown`` (the
-  entry for a number it lacks) and ``ignore`` (numbers that are no finding).
+  entry for a number it lacks) and ``ignore`` (numbers that are no finding); ``during_reset`` (a finding only
+  while a reset of its GPU has begun and not ended: a kernel crash or a task blocked behind a stuck reset).
 
 Rows are ordered: the first row that matches wins, so specific wording comes before general.
 The wording is the driver's own (drivers/gpu/drm/amd: amdgpu_device.c, amdgpu_job.c,
@@ -114,6 +115,9 @@ ROWS = [
     ("smu_message_failed", "fail", r"\[PrepareMp1\] Failed", "SMU failed to prepare MP1", _DEGRADES),
     ("smu_message_failed", "fail", r"Failed to disable (?:all )?smu features", "SMU failed to disable features", _DEGRADES),
     ("smu_message_failed", "fail", r"Failed to disable DPM\b", "SMU failed to disable DPM", _OWN_DEGRADES),
+    # amdgpu_smu.c smu_hw_init()/smu_resume(): the SMU could not be set up (at load, resume or after a reset); the
+    # IP block failure that follows often names no GPU, this line does.
+    ("smu_message_failed", "fail", r"\bFailed to setup smc hw\b", "SMU setup failed", _OWN_DEGRADES),
     # amdgpu_smu.c smu_smc_hw_cleanup() (suspend, unload, reset): "Fail to disable dpm features!"
     ("smu_message_failed", "fail", r"\bFail to disable dpm features", "SMU failed to disable DPM features", _OWN_DEGRADES),
     ("smu_message_failed", "smc", r"SMC failed to set mp1 state", "SMU failed to set MP1 state", _DEGRADES),
@@ -187,9 +191,16 @@ ROWS = [
     # error: Oops: ...") while a GPU hang or reset was under way: the reset worker died, no result will come and the
     # GPU stays hung (ollama#7723). Any other driver's crash, with no GPU recovering, is not this table's.
     ("gpu_reset_failed", "oops", r"(?:^|Internal error: )Oops: ", "kernel crashed during a GPU reset (Oops)",
-     {"role": "failed", "after_hang": True, "gpu": DEGRADED,
+     {"role": "failed", "during_reset": True, "gpu": DEGRADED,
       "fix": "The kernel crashed (Oops) while the GPU was being reset: the reset never finished and the GPU stays "
              "hung. Reboot the rig before new work; read the crash trace around it."}),
+    # The hung-task detector ("INFO: task <comm>:<pid> blocked for more than 122 seconds.") while a GPU reset is
+    # under way: the reset has run for minutes, it is stuck (nixpkgs#176915, #223690: the reset worker itself).
+    ("gpu_reset_failed", "blocked for more than", r"\bINFO: task \S+ blocked for more than \d+ seconds",
+     "GPU reset stuck (a task blocked for minutes while it ran)",
+     {"role": "failed", "during_reset": True, "gpu": DEGRADED,
+      "fix": "A GPU reset began and has not finished for minutes (the kernel reports tasks blocked behind it): the "
+             "GPU is hung. Reboot the rig (power-cycle if it comes back) before new work."}),
     ("gpu_reset_failed", "fail", r"\bsuspend of IP block <?[^>\s]+>? failed", "IP block suspend failed",
      {"own": True, "role": "step_failed"}),
     # Firmware / queue hangs (MES, KIQ and MES-era mes_kiq rings, CP, SDMA).

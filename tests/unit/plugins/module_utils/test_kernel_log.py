@@ -165,6 +165,8 @@ AMD_SAMPLES = [
     ("amdgpu 0000:03:00.0: amdgpu: Fail to disable dpm features!", "smu_message_failed"),
     ("[drm] psp gfx command UNKNOWN CMD(0xFFFFFFFF) failed and response status is (0xFFFFFFFF)", "register_access_failed"),
     ("Oops: 0003 [#1] PREEMPT SMP NOPTI", "gpu_reset_failed"),   # a finding only while a GPU reset is under way
+    ("INFO: task InputThread:1375 blocked for more than 122 seconds.", "gpu_reset_failed"),   # the same
+    ("amdgpu 0000:03:00.0: amdgpu: Failed to setup smc hw!", "smu_message_failed"),
 ]
 
 NVIDIA_SAMPLES = [

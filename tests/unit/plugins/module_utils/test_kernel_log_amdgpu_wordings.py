@@ -182,3 +182,36 @@ def test_newer_oops_wordings_during_a_reset():
                  "Internal error: Oops: 0000000096000004 [#1] PREEMPT SMP"):
         lines = RESET_OOPS[:2] + ["[ 2448.5] " + oops]
         assert kl.scan(lines, boot_time=0.0)[-1]["category"] == "gpu_reset_failed", oops
+
+
+def test_a_kernel_oops_long_after_an_unresolved_hang_without_a_reset_is_not_the_gpus():
+    """A display fence wait that timed out (no reset followed) is no GPU reset under way hours later."""
+    lines = ["[  100.0] [drm:amdgpu_dm_commit_planes [amdgpu]] *ERROR* Waiting for fences timed out!",
+             "[  101.0] amdgpu 0000:08:00.0: amdgpu: ring gfx_0.0.0 timeout, signaled seq=1, emitted seq=3",
+             "[ 9000.0] Oops: 0003 [#1] PREEMPT SMP NOPTI"]
+    assert [f["category"] for f in kl.scan(lines, boot_time=0.0)] == ["ring_timeout", "ring_timeout"]
+
+
+# The hung-task detector while a GPU reset is under way: the reset has run for minutes and is stuck
+# (NixOS/nixpkgs#176915: "GPU reset begin!" at 16:35:32, the task report at 16:38:26, dmesg -T; real lines).
+RESET_STUCK = [
+    "[Wed Jun  8 16:35:32 2022] [drm:amdgpu_job_timedout [amdgpu]] *ERROR* ring gfx_0.0.0 timeout, signaled "
+    "seq=22025769, emitted seq=22025769",
+    "[Wed Jun  8 16:35:32 2022] [drm:amdgpu_job_timedout [amdgpu]] *ERROR* Process information: process chrome pid 2379 "
+    "thread chrome:cs0 pid 2391",
+    "[Wed Jun  8 16:35:32 2022] amdgpu 0000:03:00.0: amdgpu: GPU reset begin!",
+    "[Wed Jun  8 16:38:26 2022] INFO: task InputThread:1375 blocked for more than 122 seconds.",
+    "[Wed Jun  8 16:38:26 2022]       Not tainted 5.15.41 #1-NixOS",
+]
+
+
+def test_a_task_blocked_for_minutes_during_a_gpu_reset_is_a_stuck_reset():
+    findings = kl.scan(RESET_STUCK, boot_time=0.0)
+    assert [(f["category"], f["severity"]) for f in findings] == [
+        ("ring_timeout", kl.SOFT), ("gpu_reset", kl.SOFT), ("gpu_reset_failed", kl.HARD)]
+
+
+def test_a_blocked_task_with_no_gpu_reset_under_way_is_not_the_gpus():
+    assert kl.scan(RESET_STUCK[3:], boot_time=0.0) == []
+    hang_only = RESET_STUCK[:2] + RESET_STUCK[3:]          # a timeout, but no reset began
+    assert [f["category"] for f in kl.scan(hang_only, boot_time=0.0)] == ["ring_timeout"]

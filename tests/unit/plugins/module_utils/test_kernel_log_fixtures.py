@@ -450,6 +450,18 @@ EXPECTED = {
         ('gpu_reset', S, '0000:08:00.0', None, 1),
         ('gpu_reset_failed', H, None, None, 1),
     ],
+    # dmesg -T, kernel 5.15: a reset whose SMU resume failed ("Failed to setup smc hw!" names the GPU, the IP block
+    # line does not), "GPU reset(2) failed"; then a new gfx timeout and reset that never ends: three minutes later the
+    # kernel reports a task blocked behind it (hard, host level).
+    'gpu_reset_failed_then_reset_stuck_hung_task_dmesg-T_nixpkgs-176915.txt': [
+        ('smu_message_failed', H, '0000:03:00.0', None, 1),
+        ('gpu_reset_failed', H, None, None, 1),
+        ('gpu_reset_failed', H, '0000:03:00.0', None, 1),
+        ('gpu_reset_failed', H, '0000:03:00.0', None, 1),
+        ('ring_timeout', S, None, None, 1),
+        ('gpu_reset', S, '0000:03:00.0', None, 1),
+        ('gpu_reset_failed', H, None, None, 1),
+    ],
     # Healthy Navi 21 boots (SMU firmware 58.86 / 58.88, "SMU driver if version not matched", securedisplay TA
     # missing): nothing.
     'rx6900xt_navi21_boot_smu_if_mismatch_dmesg_TT-CPU-Scheduler-23.txt': [
