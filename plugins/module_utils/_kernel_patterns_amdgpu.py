@@ -118,6 +118,9 @@ ROWS = [
     # amdgpu_smu.c smu_hw_init()/smu_resume(): the SMU could not be set up (at load, resume or after a reset); the
     # IP block failure that follows often names no GPU, this line does.
     ("smu_message_failed", "fail", r"\bFailed to setup smc hw\b", "SMU setup failed", _OWN_DEGRADES),
+    # amdgpu_smu.c smu_baco_enter()/smu_baco_exit(): the SMU failed the BACO (bus active, chip off) sequence of a
+    # runtime suspend/resume or a BACO reset; a GPU that cannot leave BACO is unusable.
+    ("smu_message_failed", "baco", r"\bFailed to (?:enter|exit) BACO state", "SMU failed a BACO enter/exit", _OWN_DEGRADES),
     # amdgpu_smu.c smu_smc_hw_cleanup() (suspend, unload, reset): "Fail to disable dpm features!"
     ("smu_message_failed", "fail", r"\bFail to disable dpm features", "SMU failed to disable DPM features", _OWN_DEGRADES),
     ("smu_message_failed", "smc", r"SMC failed to set mp1 state", "SMU failed to set MP1 state", _DEGRADES),

@@ -167,6 +167,7 @@ AMD_SAMPLES = [
     ("Oops: 0003 [#1] PREEMPT SMP NOPTI", "gpu_reset_failed"),   # a finding only while a GPU reset is under way
     ("INFO: task InputThread:1375 blocked for more than 122 seconds.", "gpu_reset_failed"),   # the same
     ("amdgpu 0000:03:00.0: amdgpu: Failed to setup smc hw!", "smu_message_failed"),
+    ("amdgpu 0000:03:00.0: amdgpu: Failed to exit BACO state!", "smu_message_failed"),
 ]
 
 NVIDIA_SAMPLES = [

@@ -215,3 +215,11 @@ def test_a_blocked_task_with_no_gpu_reset_under_way_is_not_the_gpus():
     assert kl.scan(RESET_STUCK[3:], boot_time=0.0) == []
     hang_only = RESET_STUCK[:2] + RESET_STUCK[3:]          # a timeout, but no reset began
     assert [f["category"] for f in kl.scan(hang_only, boot_time=0.0)] == ["ring_timeout"]
+
+
+def test_baco_enter_or_exit_failing_is_an_smu_failure():
+    """amdgpu_smu.c smu_baco_enter()/smu_baco_exit() (runtime PM of a headless GPU, BACO resets); hand-made from
+    the driver's format strings."""
+    for text in ("Failed to enter BACO state!", "Failed to exit BACO state!"):
+        findings = kl.scan([amd(GPU03, text, 50.0)], boot_time=0.0)
+        assert shape(findings) == [("smu_message_failed", kl.HARD, GPU03, False, "degraded")], text
