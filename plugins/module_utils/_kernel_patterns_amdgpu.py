@@ -16,10 +16,10 @@ Read by the one scan engine in ``_kernel_log``. Every row is
   ``severity`` / ``fix`` (override the category's), ``gpu`` (the health the finding gives the GPU
   it names, ``degraded`` or ``lost``; without it the finding is the kernel_log check's alone; a
   lookup row maps the categories it looks up instead), ``after_hang`` (a finding only while a hang
-  or reset of its GPU is under way: wording healthy boots and resumes print too); a lookup row
-  (NVIDIA's Xids) has ``lookup`` (number -> (category, severity, summary, fix)), ``unknown`` (the
-  entry for a number it lacks) and ``ignore`` (numbers that are no finding); ``during_reset`` (a finding only
-  while a reset of its GPU has begun and not ended: a kernel crash or a task blocked behind a stuck reset).
+  or reset of its GPU is under way: wording healthy boots and resumes print too), ``during_reset`` (a
+  finding only while a reset of its GPU has begun and not ended: a kernel crash or a task blocked behind
+  a stuck reset); a lookup row (NVIDIA's Xids) has ``lookup`` (number -> (category, severity, summary,
+  fix)), ``unknown`` (the entry for a number it lacks) and ``ignore`` (numbers that are no finding).
 
 Rows are ordered: the first row that matches wins, so specific wording comes before general.
 The wording is the driver's own (drivers/gpu/drm/amd: amdgpu_device.c, amdgpu_job.c,
@@ -191,8 +191,8 @@ ROWS = [
     ("gpu_reset_failed", "recovery failed", r"\bPCIe error recovery failed", "recovery from a PCIe error failed",
      _FAILED_DEGRADES),
     # The kernel crashed (x86 "Oops: 0003 [#1] ...", 6.x "Oops: general protection fault ...", arm64 "Internal
-    # error: Oops: ...") while a GPU hang or reset was under way: the reset worker died, no result will come and the
-    # GPU stays hung (ollama#7723). Any other driver's crash, with no GPU recovering, is not this table's.
+    # error: Oops: ...") while a GPU reset was under way: the reset worker died, no result will come and the GPU
+    # stays hung (ollama#7723). Any other driver's crash, with no GPU reset under way, is not this table's.
     ("gpu_reset_failed", "oops", r"(?:^|Internal error: )Oops: ", "kernel crashed during a GPU reset (Oops)",
      {"role": "failed", "during_reset": True, "gpu": DEGRADED,
       "fix": "The kernel crashed (Oops) while the GPU was being reset: the reset never finished and the GPU stays "
