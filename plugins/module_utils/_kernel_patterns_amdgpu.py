@@ -92,6 +92,10 @@ ROWS = [
      r"(?:\bfailed send message:.*?\bresponse|\bFailed to send message 0x[0-9a-f]+, response"
      r"|\bFailed message: 0x[0-9a-f]+, input parameter: 0x[0-9a-f]+, error code:)\s+(?:0x)?0+(?![0-9a-fx])",
      "SMU never answered a message (response 0)", _OWN_DEGRADES),
+    # ... and the same messages whose response register read all-ones (the device no longer answers; ROCm#858).
+    ("smu_no_response", "fail",
+     r"(?:\bfailed send message:.*?\bresponse|\bFailed to send message 0x[0-9a-f]+, response)\s+0xffffffff\b",
+     "SMU not answering (response reads all-ones)", _OWN_DEGRADES),
     ("smu_no_response", "smc", r"\bSMC is not ready", "SMC not ready", _OWN_DEGRADES),
     ("smu_no_response", "smc", r"SMC engine is not correctly up", "SMC engine not up", _DEGRADES),
     # The SMU answers, but a message failed (smu_cmn.c wording, then older powerplay/swsmu).
@@ -144,6 +148,12 @@ ROWS = [
      "fatal uncorrected PCIe error reported by the GPU", {}),
     ("pcie_error", "pcie bus error", r"(?:^|\s)amdgpu " + _BDF + r": (?:AER: )?PCIe Bus Error: severity=Uncorrect(?:ed|able) \(Non-Fatal\)",
      "non-fatal uncorrected PCIe error reported by the GPU", {"severity": _checks.SOFT}),
+    # The PCIe core found no AER handler in the driver (kernels before amdgpu had them: "device has no AER-aware
+    # driver"; later "AER: can't recover (no error_detected callback)"): names the GPU behind a port's uncorrectable
+    # error (the port's own line names only the port). Soft alone, as NVIDIA's; the port's Fatal line is hard.
+    ("pcie_error", "aer", r"(?:^|\s)amdgpu " + _BDF + r": (?:device has no AER-aware driver"
+     r"|AER: can't recover \(no error_detected callback\))", "uncorrected PCIe error on the GPU's link (no AER recovery)",
+     {"severity": _checks.SOFT}),
     # Init failures (any init phase of an IP block: early_init, sw_init, hw_init, late_init).
     ("init_failed", "init of ip block", r"\b(?:early_init|sw_init|hw_init|late_init) of IP block <?[^>\s]+>? failed",
      "IP block init failed", {"own": True, "role": "failed", "gpu": DEGRADED}),

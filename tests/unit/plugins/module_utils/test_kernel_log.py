@@ -168,6 +168,9 @@ AMD_SAMPLES = [
     ("INFO: task InputThread:1375 blocked for more than 122 seconds.", "gpu_reset_failed"),   # the same
     ("amdgpu 0000:03:00.0: amdgpu: Failed to setup smc hw!", "smu_message_failed"),
     ("amdgpu 0000:03:00.0: amdgpu: Failed to exit BACO state!", "smu_message_failed"),
+    ("amdgpu: [powerplay] Failed to send message 0x10, response 0xffffffff", "smu_no_response"),
+    ("amdgpu 0000:0a:00.0: device has no AER-aware driver", "pcie_error"),
+    ("amdgpu 0000:0a:00.0: AER: can't recover (no error_detected callback)", "pcie_error"),
 ]
 
 NVIDIA_SAMPLES = [

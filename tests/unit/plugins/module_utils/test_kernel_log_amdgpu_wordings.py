@@ -223,3 +223,22 @@ def test_baco_enter_or_exit_failing_is_an_smu_failure():
     for text in ("Failed to enter BACO state!", "Failed to exit BACO state!"):
         findings = kl.scan([amd(GPU03, text, 50.0)], boot_time=0.0)
         assert shape(findings) == [("smu_message_failed", kl.HARD, GPU03, False, "degraded")], text
+
+
+# ROCm/ROCm#858 (2x Radeon VII, kernel 4.15, syslog; real lines): an uncorrectable PCIe error on the root port, the
+# GPU behind it has no AER handler in that driver, and the SMU's response register then reads all-ones.
+def test_an_smu_response_read_as_all_ones_is_no_response():
+    for line in ("[ 3182.429577] amdgpu: [powerplay] Failed to send message 0x10, response 0xffffffff",
+                 # the smu_v11 / smu_cmn wording of 5.x (the response register as read), hand-made from the format
+                 "[ 10.0] amdgpu 0000:03:00.0: amdgpu: failed send message: TransferTableSmu2Dram (18) \tparam: "
+                 "0x00000006 response 0xffffffff"):
+        findings = kl.scan([line], boot_time=0.0)
+        assert [(f["category"], f["severity"]) for f in findings] == [("smu_no_response", kl.HARD)], line
+
+
+def test_a_gpu_without_an_aer_handler_is_named_behind_its_port():
+    line = "Aug  8 01:33:26 localhost kernel: [ 3181.632294] amdgpu 0000:0a:00.0: device has no AER-aware driver"
+    findings = kl.scan([line], boot_time=0.0)
+    assert [(f["category"], f["severity"], f["bdf"]) for f in findings] == [("pcie_error", kl.SOFT, "0000:0a:00.0")]
+    other = "Aug  8 01:33:26 localhost kernel: [ 3181.632296] snd_hda_intel 0000:0a:00.1: device has no AER-aware driver"
+    assert kl.scan([other], boot_time=0.0) == []

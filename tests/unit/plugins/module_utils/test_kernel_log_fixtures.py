@@ -462,6 +462,16 @@ EXPECTED = {
         ('gpu_reset', S, '0000:03:00.0', None, 1),
         ('gpu_reset_failed', H, None, None, 1),
     ],
+    # syslog, 2x Radeon VII, kernel 4.15: a Fatal AER error on the root port (hard), the GPU behind it named by "device
+    # has no AER-aware driver" (soft), then the SMU's response register reads all-ones (no response, x8: the
+    # message numbers collapse), metrics exports fail (x4) and the port's recovery fails (bus_lost): hard.
+    'aer_fatal_radeon_vii_no_aer_driver_smu_all_ones_syslog_ROCm-858.txt': [
+        ('pcie_error', H, None, None, 1),
+        ('pcie_error', S, '0000:0a:00.0', None, 1),
+        ('smu_no_response', H, None, None, 8),
+        ('smu_message_failed', H, None, None, 4),
+        ('bus_lost', H, None, None, 1),
+    ],
     # Healthy Navi 21 boots (SMU firmware 58.86 / 58.88, "SMU driver if version not matched", securedisplay TA
     # missing): nothing.
     'rx6900xt_navi21_boot_smu_if_mismatch_dmesg_TT-CPU-Scheduler-23.txt': [
