@@ -217,7 +217,11 @@ ROWS = [
     ("gpu_reset_failed", "fail", r"\bsuspend of IP block <?[^>\s]+>? failed", "IP block suspend failed",
      {"own": True, "role": "step_failed"}),
     # Firmware / queue hangs (MES, KIQ and MES-era mes_kiq rings, CP, SDMA).
-    ("gpu_hang", "fail", r"\bMES(?:\(\d+\))? failed to respon", "MES firmware not responding", _HANG),
+    # "MES failed to response msg=3" (6.x), "MES(1) failed to respond to msg=..." (per pipe), "MES(0, 1) ..." (per XCC
+    # and pipe, mes_v12_1).
+    ("gpu_hang", "fail", r"\bMES(?:\(\d+(?:,\s*\d+)?\))? failed to respon", "MES firmware not responding", _HANG),
+    ("gpu_hang", "fail", r"\bfailed to (?:suspend|resume) (?:all )?gangs\b", "MES could not suspend or resume the queues",
+     {"own": True, "role": "hang"}),
     ("gpu_hang", "unrecoverable", r"MES might be in unrecoverable state", "MES in unrecoverable state", _HANG),
     ("gpu_hang", "fail", r"failed to (?:remove|add) hardware queue (?:from|to) MES", "MES could not remove or add a queue",
      _HANG),

@@ -171,6 +171,7 @@ AMD_SAMPLES = [
     ("amdgpu: [powerplay] Failed to send message 0x10, response 0xffffffff", "smu_no_response"),
     ("amdgpu 0000:0a:00.0: device has no AER-aware driver", "pcie_error"),
     ("amdgpu 0000:0a:00.0: AER: can't recover (no error_detected callback)", "pcie_error"),
+    ("amdgpu 0000:c5:00.0: amdgpu: failed to suspend all gangs", "gpu_hang"),
 ]
 
 NVIDIA_SAMPLES = [

@@ -242,3 +242,12 @@ def test_a_gpu_without_an_aer_handler_is_named_behind_its_port():
     assert [(f["category"], f["severity"], f["bdf"]) for f in findings] == [("pcie_error", kl.SOFT, "0000:0a:00.0")]
     other = "Aug  8 01:33:26 localhost kernel: [ 3181.632296] snd_hda_intel 0000:0a:00.1: device has no AER-aware driver"
     assert kl.scan([other], boot_time=0.0) == []
+
+
+def test_mes_wordings_of_newer_kernels_are_hangs():
+    """mes_v12_1 (several XCCs) names the XCC and the pipe ("MES(%d, %d) failed to respond to msg=%s (%s)", hand-made
+    from the format string); MES not suspending the gangs (amdgpu_mes.c) precedes the reset (lines as recorded)."""
+    for text in ("MES(0, 0) failed to respond to msg=REMOVE_QUEUE", "MES(1, 0) failed to respond to msg=MISC (WAIT_REG_MEM)",
+                 "MES failed to respond to msg=SUSPEND", "failed to suspend all gangs", "failed to suspend gangs from MES"):
+        findings = kl.scan([amd("0000:c5:00.0", text, 811.4)], boot_time=0.0)
+        assert [(f["category"], f["severity"], f["bdf"]) for f in findings] == [("gpu_hang", kl.HARD, "0000:c5:00.0")], text
