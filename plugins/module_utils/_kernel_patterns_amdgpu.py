@@ -223,8 +223,11 @@ ROWS = [
     ("gpu_hang", "fail", r"\bfailed to (?:suspend|resume) (?:all )?gangs\b", "MES could not suspend or resume the queues",
      {"own": True, "role": "hang"}),
     ("gpu_hang", "unrecoverable", r"MES might be in unrecoverable state", "MES in unrecoverable state", _HANG),
-    ("gpu_hang", "fail", r"failed to (?:remove|add) hardware queue (?:from|to) MES", "MES could not remove or add a queue",
+    ("gpu_hang", "fail", r"failed to (?:remove|add) (?:hardware )?queue (?:from|to) MES", "MES could not remove or add a queue",
      _HANG),
+    # amdgpu_mes.c amdgpu_mes_detect_and_reset_hung_queues(): MES could not even find the hung queues.
+    ("gpu_hang", "fail", r"\bFailed to (?:detect|reset) hung queues\b", "MES could not detect or reset the hung queues",
+     {"own": True, "role": "hang"}),
     ("gpu_hang", "hung", r"(?P<hung>IP block:\s*\S+ is hung)", "IP block hung", _HANG),
     ("gpu_hang", "fail", r"\b(?P<hung>ring \S+ test failed)", "ring test failed", _HANG),
     ("gpu_hang", "fail", r"\b(?P<hung>IB test failed on \S+)", "IB test failed", {"own": True, "role": "hang"}),

@@ -172,6 +172,7 @@ AMD_SAMPLES = [
     ("amdgpu 0000:0a:00.0: device has no AER-aware driver", "pcie_error"),
     ("amdgpu 0000:0a:00.0: AER: can't recover (no error_detected callback)", "pcie_error"),
     ("amdgpu 0000:c5:00.0: amdgpu: failed to suspend all gangs", "gpu_hang"),
+    ("amdgpu 0000:c5:00.0: amdgpu: Failed to detect hung queues", "gpu_hang"),
 ]
 
 NVIDIA_SAMPLES = [

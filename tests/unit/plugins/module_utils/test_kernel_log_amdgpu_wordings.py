@@ -248,6 +248,9 @@ def test_mes_wordings_of_newer_kernels_are_hangs():
     """mes_v12_1 (several XCCs) names the XCC and the pipe ("MES(%d, %d) failed to respond to msg=%s (%s)", hand-made
     from the format string); MES not suspending the gangs (amdgpu_mes.c) precedes the reset (lines as recorded)."""
     for text in ("MES(0, 0) failed to respond to msg=REMOVE_QUEUE", "MES(1, 0) failed to respond to msg=MISC (WAIT_REG_MEM)",
-                 "MES failed to respond to msg=SUSPEND", "failed to suspend all gangs", "failed to suspend gangs from MES"):
+                 "MES failed to respond to msg=SUSPEND", "failed to suspend all gangs", "failed to suspend gangs from MES",
+                 # amdgpu_mes.c of kernels 6.18+/7.x (the format strings)
+                 "MES(0,0) failed to respond to msg=RESET", "Failed to detect hung queues", "Failed to reset hung queues",
+                 "failed to resume all gangs", "failed to remove queue from MES, doorbell=0x2a2c"):
         findings = kl.scan([amd("0000:c5:00.0", text, 811.4)], boot_time=0.0)
         assert [(f["category"], f["severity"], f["bdf"]) for f in findings] == [("gpu_hang", kl.HARD, "0000:c5:00.0")], text
