@@ -472,6 +472,12 @@ EXPECTED = {
         ('smu_message_failed', H, None, None, 4),
         ('bus_lost', H, None, None, 1),
     ],
+    # RX 6600 (Ubuntu 22.04, kernel 5.15), journal -o short-precise in the Polish locale ("maj 29 14:30:45.472809"):
+    # DMUB idle waits and the HDMI audio function failing (no findings), the display's fence wait times out (soft, no
+    # address); the excerpt ends before the sdma1 timeout (its line cut).
+    'rx6600_dmub_idle_fence_timeout_journal_pl_short-precise_pop-2132.txt': [
+        ('ring_timeout', S, None, None, 1),
+    ],
     # Healthy Navi 21 boots (SMU firmware 58.86 / 58.88, "SMU driver if version not matched", securedisplay TA
     # missing): nothing.
     'rx6900xt_navi21_boot_smu_if_mismatch_dmesg_TT-CPU-Scheduler-23.txt': [
