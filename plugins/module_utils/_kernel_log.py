@@ -31,10 +31,14 @@ resume", counts only when no reset step failed), with no resume, init or reset f
 (role ``failed``), is ONE soft ``gpu_reset`` finding with ``recovered: True`` and ``hung`` naming
 what hung, instead of the lines' own findings. A reset that did not succeed, or a failure after
 it, leaves every finding as it is (hard ones stay hard). A line of role ``no_recovery`` ("GPU
-recovery disabled.": the driver will not reset the GPU) ends a hang under way unrecovered. A row
+recovery disabled.": the driver will not reset the GPU) ends a hang under way unrecovered. A line of
+role ``resume_step`` ("VRAM is lost due to GPU reset!", printed while a reset resumes the GPU) joins the
+GPU's recovery under way, even one "trying to resume" already marked a success; alone it starts one. A row
 with ``after_hang`` gives a finding only while a hang or reset of its GPU is under way (or a hang
 that named no GPU came within 50 lines): alone, as at boot or resume ("MODE2 reset" on APUs, "GPU
-recovery disabled."), it is no finding. Lines without a role (SMU, bus loss, RAS, page faults) are
+recovery disabled."), it is no finding. A row with ``during_reset`` gives a finding only while a reset of
+its GPU (of the one GPU recovering, for a line that names none) has begun and not ended: a kernel Oops or
+a task blocked for minutes then means the reset never finishes. Lines without a role (SMU, bus loss, RAS, page faults) are
 never folded. A hang line that names no GPU joins the one GPU whose recovery is
 under way, or the next GPU that starts one within 50 lines; else it stays on its own. A line of
 role ``failed`` that names no GPU cancels every recovery under way; other GPU-less lines of a
@@ -87,7 +91,7 @@ split_line = _kernel_time.split_line
 read_boot_time = _kernel_time.read_boot_time
 
 # How a row's line takes part in a recovery sequence (see the module docstring).
-ROLES = ("hang", "reset", "step_failed", "resumed", "recovered", "failed", "no_recovery")
+ROLES = ("hang", "reset", "step_failed", "resumed", "recovered", "failed", "no_recovery", "resume_step")
 
 # Category -> (default severity, vendor-neutral fix). Names are part of the interface; a
 # table may give its own fix per category (its FIXES) or per row.
@@ -138,7 +142,7 @@ class Pattern(object):
     """
 
     __slots__ = ("category", "severity", "source", "_regex", "summary", "fix", "fixes", "key", "needs", "vendor",
-                 "role", "lookup", "unknown", "ignore", "xid", "addresses", "gpu_health", "after_hang")
+                 "role", "lookup", "unknown", "ignore", "xid", "addresses", "gpu_health", "after_hang", "during_reset")
 
     def __init__(self, table, row):
         category, key, regex, summary, options = row
@@ -155,6 +159,7 @@ class Pattern(object):
         self.role = options.get("role")
         self.gpu_health = options.get("gpu")
         self.after_hang = bool(options.get("after_hang"))
+        self.during_reset = bool(options.get("during_reset"))
         self.lookup = options.get("lookup")
         self.unknown = options.get("unknown")
         self.ignore = options.get("ignore") or {}
@@ -418,7 +423,7 @@ class _Findings(object):
 class _Episode(object):
     """One GPU's hang-and-reset sequence under way (see the module docstring)."""
 
-    __slots__ = ("bdf", "vendor", "first", "hung", "keys", "needs_strong", "succeeded", "success")
+    __slots__ = ("bdf", "vendor", "first", "hung", "keys", "needs_strong", "succeeded", "success", "resetting")
 
     def __init__(self, bdf, vendor, event):
         self.bdf = bdf
@@ -429,6 +434,7 @@ class _Episode(object):
         self.needs_strong = False   # a reset step failed: "trying to resume" is not enough
         self.succeeded = False
         self.success = None
+        self.resetting = False      # a reset (or a reset step) of this GPU began
 
     def join(self, key, before, role, event):
         entry = self.keys.get(key)
@@ -440,6 +446,8 @@ class _Episode(object):
             self.hung = event[5]
         if role == "step_failed":
             self.needs_strong = True
+        if role in ("reset", "step_failed", "resume_step"):
+            self.resetting = True
 
 
 class _Recovery(object):
@@ -466,6 +474,13 @@ class _Recovery(object):
                 return True
         return any(index - event[0] <= self.WINDOW for _key, _before, event in self.pending)
 
+    def resetting(self, bdf):
+        """Whether a reset of this GPU (bdf None: of the one GPU recovering) began and has not ended."""
+        open_ = [e for e in self.episodes.values() if not e.succeeded]
+        if bdf is None:
+            return len(open_) == 1 and open_[0].resetting
+        return any(e.bdf == bdf and e.resetting for e in open_)
+
     def line(self, role, bdf, vendor, key, before, event):
         if role == "no_recovery":
             self._no_recovery(bdf)
@@ -474,7 +489,10 @@ class _Recovery(object):
             self._line_without_gpu(role, key, before, event)
             return
         episode = self.episodes.get(bdf)
-        if role in ("hang", "reset", "step_failed"):
+        if role == "resume_step" and episode is not None:
+            episode.join(key, before, role, event)   # printed while the reset under way resumes the GPU
+            return
+        if role in ("hang", "reset", "step_failed", "resume_step"):
             if episode is not None and episode.succeeded:
                 self._fold(episode)
                 episode = None
@@ -661,6 +679,8 @@ def scan(lines, since=None, boot_time=None, stats=None, vendors=None, now=None):
         pattern, rule, bdf, message, key, hung = known[:6]
         if pattern.after_hang and not recovery.under_way(bdf, index):
             continue  # alone (at boot or resume) it says nothing
+        if pattern.during_reset and not recovery.resetting(bdf):
+            continue  # not while a GPU reset is under way: not the GPU's
         counts["matched"] += 1
         key, before = findings.add(key, known, text, stamp, epoch, index)
         if pattern.role:

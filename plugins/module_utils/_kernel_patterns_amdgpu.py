@@ -16,9 +16,10 @@ Read by the one scan engine in ``_kernel_log``. Every row is
   ``severity`` / ``fix`` (override the category's), ``gpu`` (the health the finding gives the GPU
   it names, ``degraded`` or ``lost``; without it the finding is the kernel_log check's alone; a
   lookup row maps the categories it looks up instead), ``after_hang`` (a finding only while a hang
-  or reset of its GPU is under way: wording healthy boots and resumes print too); a lookup row
-  (NVIDIA's Xids) has ``lookup`` (number -> (category, severity, summary, fix)), ``unknown`` (the
-  entry for a number it lacks) and ``ignore`` (numbers that are no finding).
+  or reset of its GPU is under way: wording healthy boots and resumes print too), ``during_reset`` (a
+  finding only while a reset of its GPU has begun and not ended: a kernel crash or a task blocked behind
+  a stuck reset); a lookup row (NVIDIA's Xids) has ``lookup`` (number -> (category, severity, summary,
+  fix)), ``unknown`` (the entry for a number it lacks) and ``ignore`` (numbers that are no finding).
 
 Rows are ordered: the first row that matches wins, so specific wording comes before general.
 The wording is the driver's own (drivers/gpu/drm/amd: amdgpu_device.c, amdgpu_job.c,
@@ -66,7 +67,6 @@ FIXES = {
 }
 
 _HANG = {"role": "hang"}
-_RESET = {"role": "reset"}
 # What a finding does to the GPU it names (see ``gpu`` above).
 DEGRADED = "degraded"
 LOST = "lost"
@@ -92,6 +92,10 @@ ROWS = [
      r"(?:\bfailed send message:.*?\bresponse|\bFailed to send message 0x[0-9a-f]+, response"
      r"|\bFailed message: 0x[0-9a-f]+, input parameter: 0x[0-9a-f]+, error code:)\s+(?:0x)?0+(?![0-9a-fx])",
      "SMU never answered a message (response 0)", _OWN_DEGRADES),
+    # ... and the same messages whose response register read all-ones (the device no longer answers; ROCm#858).
+    ("smu_no_response", "fail",
+     r"(?:\bfailed send message:.*?\bresponse|\bFailed to send message 0x[0-9a-f]+, response)\s+0xffffffff\b",
+     "SMU not answering (response reads all-ones)", _OWN_DEGRADES),
     ("smu_no_response", "smc", r"\bSMC is not ready", "SMC not ready", _OWN_DEGRADES),
     ("smu_no_response", "smc", r"SMC engine is not correctly up", "SMC engine not up", _DEGRADES),
     # The SMU answers, but a message failed (smu_cmn.c wording, then older powerplay/swsmu).
@@ -115,12 +119,25 @@ ROWS = [
     ("smu_message_failed", "fail", r"\[PrepareMp1\] Failed", "SMU failed to prepare MP1", _DEGRADES),
     ("smu_message_failed", "fail", r"Failed to disable (?:all )?smu features", "SMU failed to disable features", _DEGRADES),
     ("smu_message_failed", "fail", r"Failed to disable DPM\b", "SMU failed to disable DPM", _OWN_DEGRADES),
+    # amdgpu_smu.c smu_hw_init()/smu_resume(): the SMU could not be set up (at load, resume or after a reset); the
+    # IP block failure that follows often names no GPU, this line does.
+    ("smu_message_failed", "fail", r"\bFailed to setup smc hw\b", "SMU setup failed", _OWN_DEGRADES),
+    # amdgpu_smu.c smu_baco_enter()/smu_baco_exit(): the SMU failed the BACO (bus active, chip off) sequence of a
+    # runtime suspend/resume or a BACO reset; a GPU that cannot leave BACO is unusable.
+    ("smu_message_failed", "baco", r"\bFailed to (?:enter|exit) BACO state", "SMU failed a BACO enter/exit", _OWN_DEGRADES),
+    # amdgpu_smu.c smu_smc_hw_cleanup() (suspend, unload, reset): "Fail to disable dpm features!"
+    ("smu_message_failed", "fail", r"\bFail to disable dpm features", "SMU failed to disable DPM features", _OWN_DEGRADES),
     ("smu_message_failed", "smc", r"SMC failed to set mp1 state", "SMU failed to set MP1 state", _DEGRADES),
     ("smu_message_failed", "fail", r"Failed to get current clock freq", "SMU clock query failed", _DEGRADES),
     ("smu_message_failed", "fail", r"Failed to disable gfxoff", "SMU failed to disable GFXOFF", _DEGRADES),
     # All-ones MMIO reads: the device is gone.
     ("register_access_failed", "fail", r"failed to (?:read|write) reg\b", "register access failed", _OWN_DEGRADES),
     ("register_access_failed", "0xffffffff", r"L2_PROTECTION_FAULT_STATUS:\s*0xFFFFFFFF\b", "fault status reads all-ones", _DEGRADES),
+    # The PSP's command buffer reads all-ones (amdgpu_psp.c psp_cmd_submit_buf: "psp gfx command %s(0x%X) failed and
+    # response status is (0x%X)"): the device no longer answers. Other statuses (0x7, 0xFFFF0007: an optional TA the
+    # firmware refuses at boot) are no finding.
+    ("register_access_failed", "0xffffffff", r"\bpsp gfx command .{0,40}failed and response status is \(0xFFFFFFFF\)",
+     "PSP command answered with all-ones", _DEGRADES),
     # Off the bus (a bridge's own lines are in the PCIe table).
     ("bus_lost", "lost", r"device lost from bus", "GPU lost from the PCIe bus", {"own": True, "gpu": LOST}),
     ("bus_lost", "inaccessible", r"(?:^|\s)amdgpu " + _BDF + r":.*\bdevice inaccessible", "device inaccessible on the PCIe bus",
@@ -131,6 +148,12 @@ ROWS = [
      "fatal uncorrected PCIe error reported by the GPU", {}),
     ("pcie_error", "pcie bus error", r"(?:^|\s)amdgpu " + _BDF + r": (?:AER: )?PCIe Bus Error: severity=Uncorrect(?:ed|able) \(Non-Fatal\)",
      "non-fatal uncorrected PCIe error reported by the GPU", {"severity": _checks.SOFT}),
+    # The PCIe core found no AER handler in the driver (kernels before amdgpu had them: "device has no AER-aware
+    # driver"; later "AER: can't recover (no error_detected callback)"): names the GPU behind a port's uncorrectable
+    # error (the port's own line names only the port). Soft alone, as NVIDIA's; the port's Fatal line is hard.
+    ("pcie_error", "aer", r"(?:^|\s)amdgpu " + _BDF + r": (?:device has no AER-aware driver"
+     r"|AER: can't recover \(no error_detected callback\))", "uncorrected PCIe error on the GPU's link (no AER recovery)",
+     {"severity": _checks.SOFT}),
     # Init failures (any init phase of an IP block: early_init, sw_init, hw_init, late_init).
     ("init_failed", "init of ip block", r"\b(?:early_init|sw_init|hw_init|late_init) of IP block <?[^>\s]+>? failed",
      "IP block init failed", {"own": True, "role": "failed", "gpu": DEGRADED}),
@@ -152,6 +175,13 @@ ROWS = [
      {"gpu": DEGRADED, "fix": "KFD skipped this GPU: the PCIe path to it does not support atomic operations, so ROCm "
                               "cannot use it. Move it to a slot or riser with PCIe atomics (a CPU-attached slot), "
                               "or add it to excluded_gpus."}),
+    # DRM's wedged event when the driver asks for more than a reset (a rebind or a bus reset: amdgpu after a DMUB
+    # firmware reset that failed): the GPU takes no work until then (drm_drv.c drm_dev_wedged_event). Its
+    # "but recovered through reset" counterpart is a recovery (below).
+    ("recovery_required", "wedged", r"\bdevice wedged, needs recovery", "GPU wedged: the driver asks for a rebind or bus reset",
+     {"own": True, "role": "failed", "gpu": DEGRADED,
+      "fix": "amdgpu declared the GPU wedged and asks for a recovery a reset cannot give (a driver rebind or a PCIe "
+             "bus reset). Reboot the rig (power-cycle if it comes back) before new work."}),
     # Failed resets and resumes (before the plain reset lines). A reset or resume that failed degrades its
     # GPU (a reset that succeeded after a failed step folds the step away); a failed per-ring reset (a full
     # reset follows) or suspend step does not by itself.
@@ -170,12 +200,34 @@ ROWS = [
     # (amdgpu_pci_slot_reset, "PCIe error recovery failed, err:%d").
     ("gpu_reset_failed", "recovery failed", r"\bPCIe error recovery failed", "recovery from a PCIe error failed",
      _FAILED_DEGRADES),
+    # The kernel crashed (x86 "Oops: 0003 [#1] ...", 6.x "Oops: general protection fault ...", arm64 "Internal
+    # error: Oops: ...") while a GPU reset was under way: the reset worker died, no result will come and the GPU
+    # stays hung (ollama#7723). Any other driver's crash, with no GPU reset under way, is not this table's.
+    ("gpu_reset_failed", "oops", r"(?:^|Internal error: )Oops: ", "kernel crashed during a GPU reset (Oops)",
+     {"role": "failed", "during_reset": True, "gpu": DEGRADED,
+      "fix": "The kernel crashed (Oops) while the GPU was being reset: the reset never finished and the GPU stays "
+             "hung. Reboot the rig before new work; read the crash trace around it."}),
+    # The hung-task detector ("INFO: task <comm>:<pid> blocked for more than 122 seconds.") while a GPU reset is
+    # under way: the reset has run for minutes, it is stuck (nixpkgs#176915, #223690: the reset worker itself).
+    ("gpu_reset_failed", "blocked for more than", r"\bINFO: task \S+ blocked for more than \d+ seconds",
+     "GPU reset stuck (a task blocked for minutes while it ran)",
+     {"role": "failed", "during_reset": True, "gpu": DEGRADED,
+      "fix": "A GPU reset began and has not finished for minutes (the kernel reports tasks blocked behind it): the "
+             "GPU is hung. Reboot the rig (power-cycle if it comes back) before new work."}),
     ("gpu_reset_failed", "fail", r"\bsuspend of IP block <?[^>\s]+>? failed", "IP block suspend failed",
      {"own": True, "role": "step_failed"}),
     # Firmware / queue hangs (MES, KIQ and MES-era mes_kiq rings, CP, SDMA).
-    ("gpu_hang", "fail", r"\bMES(?:\(\d+\))? failed to respon", "MES firmware not responding", _HANG),
+    # "MES failed to response msg=3" (6.x), "MES(1) failed to respond to msg=..." (per pipe), "MES(0, 1) ..." (per XCC
+    # and pipe, mes_v12_1).
+    ("gpu_hang", "fail", r"\bMES(?:\(\d+(?:,\s*\d+)?\))? failed to respon", "MES firmware not responding", _HANG),
+    ("gpu_hang", "fail", r"\bfailed to (?:suspend|resume) (?:all )?gangs\b", "MES could not suspend or resume the queues",
+     {"own": True, "role": "hang"}),
     ("gpu_hang", "unrecoverable", r"MES might be in unrecoverable state", "MES in unrecoverable state", _HANG),
-    ("gpu_hang", "fail", r"failed to remove hardware queue from MES", "MES could not remove a queue", _HANG),
+    ("gpu_hang", "fail", r"failed to (?:remove|add) (?:hardware )?queue (?:from|to) MES", "MES could not remove or add a queue",
+     _HANG),
+    # amdgpu_mes.c amdgpu_mes_detect_and_reset_hung_queues(): MES could not even find the hung queues.
+    ("gpu_hang", "fail", r"\bFailed to (?:detect|reset) hung queues\b", "MES could not detect or reset the hung queues",
+     {"own": True, "role": "hang"}),
     ("gpu_hang", "hung", r"(?P<hung>IP block:\s*\S+ is hung)", "IP block hung", _HANG),
     ("gpu_hang", "fail", r"\b(?P<hung>ring \S+ test failed)", "ring test failed", _HANG),
     ("gpu_hang", "fail", r"\b(?P<hung>IB test failed on \S+)", "IB test failed", {"own": True, "role": "hang"}),
@@ -222,7 +274,10 @@ ROWS = [
     ("ras_correctable", "hardware error", r"(?<!\b0 )\bcorrectable hardware errors? detected", "correctable hardware errors",
      {"own": True}),
     ("ras_correctable", "count", r"\bce[ _]count\b(?![:=\s]*0\b)", "correctable error count", {"own": True}),
-    # Job and queue hangs the driver may recover from (soft unless nothing recovers them).
+    # Job and queue hangs the driver may recover from (soft unless nothing recovers them). A timeout the driver
+    # "soft recovered" (amdgpu_job.c: it killed the hung waves, no reset follows) is over: no hang under way.
+    ("ring_timeout", "soft recovered", r"\bring \S+ timeout, but soft recovered", "ring timeout, soft-recovered (no reset)",
+     {"own": True}),
     ("ring_timeout", "timeout", r"\b(?P<hung>ring \S+ timeout)\b", "ring timeout", {"own": True, "role": "hang"}),
     ("ring_timeout", "timed out", r"Waiting for fences timed out", "fence wait timed out", {"own": True, "role": "hang"}),
     # Resets: in progress, and how they ended.
@@ -233,7 +288,8 @@ ROWS = [
     ("gpu_reset", "reset", r"\bRing \S+ reset (?:succeeded|success)\b", "ring reset", {"own": True, "role": "recovered"}),
     ("gpu_reset", "reset", r"device wedged, but recovered through reset", "GPU wedged, recovered by reset",
      {"own": True, "role": "recovered"}),
-    ("gpu_reset", "reset", r"VRAM is lost due to GPU reset", "VRAM lost in a GPU reset", _RESET),
+    # Printed while a reset resumes the GPU (after "trying to resume"): part of that reset, never a new one.
+    ("gpu_reset", "reset", r"VRAM is lost due to GPU reset", "VRAM lost in a GPU reset", {"role": "resume_step"}),
     ("gpu_reset", "reset", r"soft reset failed, will fallback to full reset", "soft reset failed, full reset",
      {"own": True, "role": "reset"}),
     # Printed at every boot and resume on APUs (MODE2) and some dGPUs (MODE1): a finding only within a recovery.

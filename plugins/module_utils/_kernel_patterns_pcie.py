@@ -7,7 +7,7 @@ A PCIe bridge (pcieport, pciehp, AER) reports the link to a GPU going down. Its 
 bridge, not the GPU, so their findings carry no GPU address (``bdf`` None) and no vendor: find
 the GPU behind the bridge with ``lspci -tv``. Same row format as ``_kernel_patterns_amdgpu``.
 The wording is the kernel's own (drivers/pci/hotplug/pciehp_ctrl.c, drivers/pci/pcie/aer.c,
-drivers/pci/pci.c).
+drivers/pci/pcie/dpc.c, drivers/pci/pcie/err.c, drivers/pci/pci.c).
 """
 
 from __future__ import annotations
@@ -37,10 +37,18 @@ ROWS = [
          "its riser, cable and PCIe power).")}),
     ("bus_lost", "inaccessible", r"(?:^|\s)pcieport " + _BDF + r":.*\bdevice inaccessible", "PCIe bridge inaccessible", _LOST),
     ("bus_lost", "surprise down", r"\bSurprise Down Error\b", "PCIe link went down (AER Surprise Down)", _LOST),
+    # The AER recovery of an uncorrectable error failed (err.c pcie_do_recovery: "device recovery failed", "Device
+    # recovery failed" before 5.x): what is behind the port stays disconnected until a reboot.
+    ("bus_lost", "recovery failed", r"\bAER: [Dd]evice recovery failed\b", "PCIe error recovery failed (devices behind the port lost)",
+     _LOST),
     # "Uncorrected" until kernel 6.x, "Uncorrectable" since ("... error message received from <bdf>").
     ("pcie_error", "uncorrect", r"\bAER: (?:Multiple )?Uncorrect(?:ed|able) \(Fatal\) error", "fatal uncorrected PCIe error (AER)", {}),
     ("pcie_error", "uncorrect", r"\bAER: (?:Multiple )?Uncorrect(?:ed|able) \(Non-Fatal\) error",
      "non-fatal uncorrected PCIe error (AER)", {"severity": _checks.SOFT}),
+    # Downstream Port Containment (dpc.c): the port disabled its link on an uncorrectable error, so the devices
+    # behind it lost their work (the port prints no "AER: ... error received" line then). One line per event:
+    # "DPC: containment event, status:... source:..." (4.x "DPC containment event"; 6.x adds the trigger reason).
+    ("pcie_error", "containment event", r"\bDPC:? containment event\b", "PCIe port contained an uncorrectable error (DPC)", {}),
 ]
 
 BENIGN = []

@@ -32,11 +32,14 @@ RX6600_VRAM_TOTAL = 8573157376
 _BDF_RE = re.compile(r"\b([0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7])\b")
 _TS_RE = re.compile(r"^\[\s*(\d+)\.(\d+)\]\s?")
 # The wall-clock prefix of a recorded line: syslog "Feb 25 19:15:17 minty kernel: ", "Jun 09 17:19:35 - kernel: ",
-# "kvě 25 19:29:48 bc250 kernel: ", "Feb  2 08:03:20 kernel: " (no host); dmesg -T "[Wed Jun  8 16:34:49 2022] ";
-# talosctl dmesg "192.168.2.205: kern:     err: [2023-12-14T11:16:10.461245972Z]: ".
-_SYSLOG_RE = re.compile(r"^(?:\S+\s+\d+\s+\d\d:\d\d:\d\d\s+(?:\S+\s+)?kernel:\s?"
+# "kvě 25 19:29:48 bc250 kernel: ", "Feb  2 08:03:20 kernel: " (no host), journalctl -o short-precise
+# "maj 29 14:30:45.472809 buttran kernel: "; dmesg -T "[Wed Jun  8 16:34:49 2022] ";
+# talosctl dmesg "192.168.2.205: kern:     err: [2023-12-14T11:16:10.461245972Z]: "; svlogd/socklog (Void Linux)
+# "2026-09-11T19:39:22.96925 kern.err: ".
+_SYSLOG_RE = re.compile(r"^(?:\S+\s+\d+\s+\d\d:\d\d:\d\d(?:\.\d+)?\s+(?:\S+\s+)?kernel:\s?"
                         r"|\[[^\[\]]*\d\d:\d\d:\d\d \d{4}\]\s?"
-                        r"|(?:\S+: )?kern:\s+\w+: \[[^\[\]]+\]: )")
+                        r"|(?:\S+: )?kern:\s+\w+: \[[^\[\]]+\]: "
+                        r"|\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)? kern\.\w+: )")
 _COUNT_SUFFIX_RE = re.compile(r"\s+\d+\s*$")
 
 

@@ -77,6 +77,9 @@ AMD_SAMPLES = [
     ("pcieport 0000:00:02.0: AER: Multiple Uncorrected (Non-Fatal) error received: 0000:02:00.0", "pcie_error"),
     ("pcieport 0000:00:01.1: AER: Uncorrectable (Fatal) error message received from 0000:03:00.0", "pcie_error"),
     ("pcieport 0000:00:01.1: AER: Uncorrectable (Non-Fatal) error message received from 0000:03:00.0", "pcie_error"),
+    # amdkernel: the port's failed AER recovery and a DPC containment event (err.c, dpc.c; linux-pci mails)
+    ("pcieport 0000:00:03.0: AER: device recovery failed", "bus_lost"),
+    ("pcieport 0000:00:01.4: DPC: containment event, status:0x1f01 source:0x0000", "pcie_error"),
     ("[drm:amdgpu_device_ip_init [amdgpu]] *ERROR* hw_init of IP block <gfx_v10_0> failed -110", "init_failed"),
     ("[drm:amdgpu_device_ip_init [amdgpu]] *ERROR* sw_init of IP block <gfx_v11_0> failed -22", "init_failed"),
     ("amdgpu 0000:03:00.0: amdgpu: early_init of IP block <smu> failed -19", "init_failed"),
@@ -156,6 +159,20 @@ AMD_SAMPLES = [
     ("amdgpu 0000:01:00.0: GPU fault detected: 146 0x0c88480c for process python pid 1234 thread python pid 1234", "page_fault"),
     ("Memory access fault by GPU node-2 (Agent handle: 0x5561f711dfd0) on address 0x7fb7a0d67000. "
      "Reason: Page not present or supervisor privilege.", "page_fault"),
+    # amdkernel: the driver's format strings (amdgpu_job.c, drm_drv.c)
+    ("amdgpu 0000:03:00.0: amdgpu: ring gfx_0.0.0 timeout, but soft recovered", "ring_timeout"),
+    ("amdgpu 0000:03:00.0: [drm] device wedged, needs recovery", "recovery_required"),
+    ("amdgpu 0000:03:00.0: amdgpu: Fail to disable dpm features!", "smu_message_failed"),
+    ("[drm] psp gfx command UNKNOWN CMD(0xFFFFFFFF) failed and response status is (0xFFFFFFFF)", "register_access_failed"),
+    ("Oops: 0003 [#1] PREEMPT SMP NOPTI", "gpu_reset_failed"),   # a finding only while a GPU reset is under way
+    ("INFO: task InputThread:1375 blocked for more than 122 seconds.", "gpu_reset_failed"),   # the same
+    ("amdgpu 0000:03:00.0: amdgpu: Failed to setup smc hw!", "smu_message_failed"),
+    ("amdgpu 0000:03:00.0: amdgpu: Failed to exit BACO state!", "smu_message_failed"),
+    ("amdgpu: [powerplay] Failed to send message 0x10, response 0xffffffff", "smu_no_response"),
+    ("amdgpu 0000:0a:00.0: device has no AER-aware driver", "pcie_error"),
+    ("amdgpu 0000:0a:00.0: AER: can't recover (no error_detected callback)", "pcie_error"),
+    ("amdgpu 0000:c5:00.0: amdgpu: failed to suspend all gangs", "gpu_hang"),
+    ("amdgpu 0000:c5:00.0: amdgpu: Failed to detect hung queues", "gpu_hang"),
 ]
 
 NVIDIA_SAMPLES = [

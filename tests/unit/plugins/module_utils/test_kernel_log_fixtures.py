@@ -298,9 +298,8 @@ EXPECTED = {
         ('gpu_reset', S, '0000:03:00.0', None, 1),
     ],
     # Ring reset failed -> full (BACO) reset -> "GPU reset succeeded, trying to resume": recovered (soft); the
-    # excerpt ends on "VRAM is lost", a reset line after the recovery: soft.
+    # excerpt ends on "VRAM is lost", printed while that reset resumes the GPU: part of the same recovery.
     'rx5700xt_ring_reset_failed_baco_reset_resume_cosmic-epoch-3764.txt': [
-        ('gpu_reset', S, '0000:28:00.0', None, 1),
         ('gpu_reset', S, '0000:28:00.0', None, 1),
     ],
     'rdna_boot_kern_log_syslog.txt': [
@@ -345,9 +344,11 @@ EXPECTED = {
         ('init_failed', H, None, None, 1),
     ],
     # dmesg with relative stamps ([  +0.000844]): a Fatal AER error (SDES, CmpltTO) on the root port is hard and
-    # host level; "nvidia 0000:03:00.0: AER: can't recover" names the GPU behind it (soft by itself).
+    # host level; "nvidia 0000:03:00.0: AER: can't recover" names the GPU behind it (soft by itself); the port's
+    # "AER: device recovery failed" (x2) leaves what is behind it lost (hard, host level).
     'returnn-1500_dmesg-reltime_aer_fatal_sdes_nvidia_cant_recover.txt': [
         ('pcie_error', S, '0000:03:00.0', None, 2),
+        ('bus_lost', H, None, None, 2),
         ('pcie_error', H, None, None, 1),
     ],
     # The open module refuses a GPU without GSP (an indented eight-line NVRM message), then the kernel 6.x probe
@@ -372,6 +373,116 @@ EXPECTED = {
         ('nvlink_error', H, '0000:ed:00', 145, 2),
         ('nvlink_error', H, '0000:ba:00', 145, 2),
         ('nvlink_error', H, '0000:97:00', 145, 1),
+    ],
+    # amdkernel. RX 6800 XT (Sienna Cichlid), syslog with dmesg stamps, kernel 5.11: the display's fence waits and
+    # the gfx ring time out (older DRM_ERROR lines: no address), a reset of 0000:0c:00.0 begins and the KIQ is dead;
+    # the excerpt ends before any success line: the hang lines stay (hard KIQ), nothing folded.
+    'rx6800xt_fence_gfx_timeout_kiq_reset_no_end_syslog_yuzu-2559.txt': [
+        ('ring_timeout', S, None, None, 2),
+        ('ring_timeout', S, None, None, 1),
+        ('gpu_reset', S, '0000:0c:00.0', None, 1),
+        ('gpu_hang', H, '0000:0c:00.0', None, 2),
+    ],
+    # Journal: a gfx timeout naming no GPU, "GPU reset begin!" on 0000:0c:00.0, the display's REG_WAIT timeouts
+    # (no finding), MODE2 reset, "trying to resume" and a clean PSP/RAS resume: ONE recovered reset (soft).
+    'ring_gfx_timeout_mode2_reset_resumed_journal_picom-1390.txt': [
+        ('gpu_reset', S, '0000:0c:00.0', None, 1),
+    ],
+    # Phoenix APU (780M), kernel 6.x: the per-queue reset fails, MES does not answer REMOVE_QUEUE during the full
+    # reset, MODE2 reset, "trying to resume" and the SMU resumes: no reset step failed, ONE recovered reset (soft).
+    'phoenix_ring_reset_failed_mes_mode2_resumed_legacy-rocm-build-6273.txt': [
+        ('gpu_reset', S, '0000:c5:00.0', None, 1),
+    ],
+    # RX 6800 XT, dmesg -T, kernel 7.1: gfxhub page faults of kwin (TCP client); the first lines are the tail of a
+    # fault whose header was cut; the detail lines are no findings of their own.
+    'rx6800xt_gfxhub_page_fault_tcp_dmesg-T_cachyos-960.txt': [
+        ('page_fault', S, '0000:0d:00.0', None, 2),
+    ],
+    # RX 6900 XT on Void Linux: svlogd/socklog lines ("<ISO stamp> kern.err: [monotonic] amdgpu ..."): one gfxhub
+    # page fault of the SteamVR compositor, on 0000:03:00.0 (soft).
+    'rx6900xt_gfxhub_page_fault_void_svlogd_SteamVR-for-Linux-940.txt': [
+        ('page_fault', S, '0000:03:00.0', None, 1),
+    ],
+    # No stamps (pasted message bodies), RDNA3: gfx timeout, MES does not answer RESET, the ring reset fails, MODE1
+    # reset, "trying to resume", "VRAM is lost" (of the same reset's resume): ONE recovered reset (soft).
+    'navi3x_mes_reset_ring_reset_failed_mode1_resumed_no_stamps_wayvr-650.txt': [
+        ('gpu_reset', S, '0000:2d:00.0', None, 1),
+    ],
+    # RX 7900 XTX journal: MES stops answering (the first line names no GPU), queue removal and eviction fail, a reset
+    # begins, gfx_v11_0 is hung and a page fault follows; the excerpt ends there: hard, nothing recovered.
+    'rx7900xtx_mes_remove_queue_evict_reset_ip_hung_journal_legacy-rocm-build-3265.txt': [
+        ('gpu_hang', H, None, None, 1),
+        ('gpu_hang', H, '0000:03:00.0', None, 1),
+        ('gpu_hang', H, '0000:03:00.0', None, 1),
+        ('gpu_hang', H, '0000:03:00.0', None, 1),
+        ('gpu_hang', H, None, None, 1),
+        ('gpu_reset', S, '0000:03:00.0', None, 1),
+        ('gpu_hang', H, '0000:03:00.0', None, 1),
+        ('page_fault', S, '0000:03:00.0', None, 1),
+    ],
+    # dmesg of a suspend that failed (the screen stayed black after it): the SMU does not answer ("Fail to disable dpm
+    # features!", suspend of <smu> -62), the PSP's command buffer reads all-ones, suspend of <psp> fails and the mode1
+    # reset fails: hard; the suspend steps name no GPU, the SMU and reset lines name 0000:03:00.0.
+    'suspend_smu_psp_all_ones_mode1_failed_dmesg_nixpkgs-223690.txt': [
+        ('smu_message_failed', H, '0000:03:00.0', None, 1),
+        ('gpu_reset_failed', H, None, None, 1),
+        ('register_access_failed', H, None, None, 1),
+        ('gpu_reset_failed', H, None, None, 1),
+        ('gpu_reset_failed', H, '0000:03:00.0', None, 1),
+    ],
+    # MI300X that no longer initialises after a reboot: the IP discovery table is invalid, "Fatal error during GPU init"
+    # and the probe failure name 0000:05:00.0 (the first line, its "[" lost in the paste, and the discovery lines add
+    # nothing): hard, degraded.
+    'mi300x_ip_discovery_signature_fatal_init_probe_failed_dmesg_legacy-rocm-build-3856.txt': [
+        ('init_failed', H, '0000:05:00.0', None, 1),
+        ('init_failed', H, '0000:05:00.0', None, 1),
+    ],
+    # RX 6700M laptop (Navi 22) journal: the IP discovery binary in VRAM is invalid, the GPU is not initialised.
+    'rx6700m_navi22_ip_discovery_vram_fatal_init_journal_legacy-rocm-build-1896.txt': [
+        ('init_failed', H, '0000:03:00.0', None, 1),
+    ],
+    # Journal (kernel and ollama lines): ROCr's "HW Exception ... GPU Hang" (user space, hard, host level), an sdma0
+    # timeout, a reset of 0000:08:00.0 begins and the kernel crashes in the reset worker (BUG ... Oops): the reset
+    # never finishes: hard, host level (the Oops line names no GPU).
+    'sdma_timeout_reset_kernel_oops_journal_ollama-7723.txt': [
+        ('gpu_hang', H, None, None, 1),
+        ('ring_timeout', S, None, None, 1),
+        ('gpu_reset', S, '0000:08:00.0', None, 1),
+        ('gpu_reset_failed', H, None, None, 1),
+    ],
+    # dmesg -T, kernel 5.15: a reset whose SMU resume failed ("Failed to setup smc hw!" names the GPU, the IP block
+    # line does not), "GPU reset(2) failed"; then a new gfx timeout and reset that never ends: three minutes later the
+    # kernel reports a task blocked behind it (hard, host level).
+    'gpu_reset_failed_then_reset_stuck_hung_task_dmesg-T_nixpkgs-176915.txt': [
+        ('smu_message_failed', H, '0000:03:00.0', None, 1),
+        ('gpu_reset_failed', H, None, None, 1),
+        ('gpu_reset_failed', H, '0000:03:00.0', None, 1),
+        ('gpu_reset_failed', H, '0000:03:00.0', None, 1),
+        ('ring_timeout', S, None, None, 1),
+        ('gpu_reset', S, '0000:03:00.0', None, 1),
+        ('gpu_reset_failed', H, None, None, 1),
+    ],
+    # syslog, 2x Radeon VII, kernel 4.15: a Fatal AER error on the root port (hard), the GPU behind it named by "device
+    # has no AER-aware driver" (soft), then the SMU's response register reads all-ones (no response, x8: the
+    # message numbers collapse), metrics exports fail (x4) and the port's recovery fails (bus_lost): hard.
+    'aer_fatal_radeon_vii_no_aer_driver_smu_all_ones_syslog_ROCm-858.txt': [
+        ('pcie_error', H, None, None, 1),
+        ('pcie_error', S, '0000:0a:00.0', None, 1),
+        ('smu_no_response', H, None, None, 8),
+        ('smu_message_failed', H, None, None, 4),
+        ('bus_lost', H, None, None, 1),
+    ],
+    # RX 6600 (Ubuntu 22.04, kernel 5.15), journal -o short-precise in the Polish locale ("maj 29 14:30:45.472809"):
+    # DMUB idle waits and the HDMI audio function failing (no findings), the display's fence wait times out (soft, no
+    # address); the excerpt ends before the sdma1 timeout (its line cut).
+    'rx6600_dmub_idle_fence_timeout_journal_pl_short-precise_pop-2132.txt': [
+        ('ring_timeout', S, None, None, 1),
+    ],
+    # Healthy Navi 21 boots (SMU firmware 58.86 / 58.88, "SMU driver if version not matched", securedisplay TA
+    # missing): nothing.
+    'rx6900xt_navi21_boot_smu_if_mismatch_dmesg_TT-CPU-Scheduler-23.txt': [
+    ],
+    'navi21_boot_psp_vcn_smu_journal_precise_Complete-Single-GPU-Passthrough-38.txt': [
     ],
 }
 
