@@ -28,6 +28,8 @@ host/facility prefixes never stay in the body, even when the time cannot be read
   ``[<    0.000012>]``: stripped, not dated. ``dmesg -d`` adds ``<    0.000012>`` (the time since the
   message before) to a monotonic or ``-T`` stamp: dropped.
 * ``journalctl -o short-unix``: ``1764687600.123456 host kernel:``: epoch seconds.
+* svlogd with socklog (Void Linux): ``2026-09-11T19:39:22.96925 kern.err: [13485.421102]``: the ISO stamp
+  dates the line; the ``facility.priority:`` tag and the monotonic stamp after it are dropped.
 * ``/dev/kmsg`` records as read (``cat /dev/kmsg``, tools that save them): ``6,1234,5678901,-;<message>``
   (priority, sequence, microseconds since the boot, flags): monotonic, like dmesg's.
 * dmesg monotonic ``[ 1234.567890]`` (also ``[ 1234.5 <  0.000123>]`` of ``dmesg -d``): seconds
@@ -51,6 +53,8 @@ _PRIORITY = r"(?:emerg|alert|crit|err|warning|warn|notice|info|debug)"
 # dmesg --decode ("kern  :err   : ") and Talos ("172.20.0.2: kern:    info: ").
 _DECODE_PREFIX = re.compile(r"^(?:\S+:\s+)?" + _FACILITY + r"\s*:\s*" + _PRIORITY + r"\s*:\s*")
 _PRIORITY_PREFIX = re.compile(r"^<\d{1,3}>")
+# socklog's "facility.priority:" tag, after svlogd's ISO stamp (Void Linux: "2026-09-11T19:39:22.96925 kern.err: [...")
+_FACILITY_TAG = re.compile(r"^" + _FACILITY + r"\." + _PRIORITY + r":\s*")
 _ISO_TEXT = r"(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)(?:[.,](\d{1,9}))?(Z|[+-]\d\d(?::?\d\d)?)?"
 _ISO = re.compile(r"^" + _ISO_TEXT + r"(?=\s|$)")
 _BRACKET_ISO = re.compile(r"^\[" + _ISO_TEXT + r"\]:?(?=\s|$)")
@@ -208,7 +212,7 @@ def split_line(line, boot_time=None, now=None):
         stamp, epoch = match.group(0).strip("[]:"), _iso_epoch(match)
         body = body[match.end():].lstrip()
         header = _RFC5424_HEADER.match(body) if rfc5424 else None
-        body = body[header.end():] if header else _HOST_KERNEL.sub("", body, count=1)
+        body = body[header.end():] if header else _HOST_KERNEL.sub("", _FACILITY_TAG.sub("", body, count=1), count=1)
     elif body[:1] == "[":
         match = _CTIME.match(body)
         if match:

@@ -506,7 +506,7 @@ def test_log_gives_its_expected_findings(name):
         # The message is the line without its stamp, host and facility prefixes.
         stamp = _kernel_time.split_line(finding["line"])[0]
         assert stamp is None or stamp not in finding["message"]
-        assert not re.match(r"^(?:\[\s*\d+\.\d+\]|\d{4}-\d\d-\d\d|[A-Za-z]{3} +\d+ \d\d:|kernel:)", finding["message"])
+        assert not re.match(r"^(?:\[\s*\d+\.\d+\]|\d{4}-\d\d-\d\d|[A-Za-z]{3} +\d+ \d\d:|kernel:|kern\.[a-z]+:)", finding["message"])
 
 
 @pytest.mark.parametrize("name", [n for n in sorted(EXPECTED) if not EXPECTED[n]])
