@@ -141,6 +141,20 @@ NO_GPU_FIX = (
 TIME_LIMIT_FIX = (
     "Slurm stopped the job at its time limit. Raise the limit (sbatch --time) or save checkpoints often enough to "
     "resume from the last one in a requeued job.")
+CUDNN_HANDLE_FIX = (
+    "cuDNN could not create its handle (CUDNN_STATUS_NOT_INITIALIZED, 'Could not create cudnn handle'): almost always the "
+    "GPU memory was already taken when cuDNN started, by this process or another one (TensorFlow takes all of it unless "
+    "TF_FORCE_GPU_ALLOW_GROWTH=true). Check nvidia-smi for other processes, lower the batch size; if memory is free, the "
+    "cuDNN, CUDA and driver versions do not match.")
+GPU_ARCH_FIX = (
+    "The installed build has no GPU code for this GPU's architecture (hipErrorNoBinaryForGpu, 'invalid device function', "
+    "'no kernel image is available'): install a PyTorch/ROCm/CUDA build (or rebuild the extension) for this GPU. On an AMD "
+    "card ROCm does not list, HSA_OVERRIDE_GFX_VERSION set to the nearest supported one (10.3.0 for RDNA2, 11.0.0 for "
+    "RDNA3) in the daemon's environment makes it load; HSA_STATUS_ERROR_INVALID_ISA means that override is wrong.")
+PORT_IN_USE_FIX = (
+    "The port the job listens on is held by another process (EADDRINUSE): usually the rendezvous port of "
+    "torch.distributed (MASTER_PORT, torchrun --master_port, 29500 by default) taken by a run still alive or a second "
+    "job on the same host. Stop the old run ('ss -ltnp' shows who holds the port) or give each job its own port.")
 
 
 class Pattern(object):
@@ -171,7 +185,14 @@ PATTERNS = [
        "PyTorch OutOfMemoryError"),
     _P("cuda_oom", r"\b(?:cudaErrorMemoryAllocation|hipErrorOutOfMemory|CUBLAS_STATUS_ALLOC_FAILED|"
                    r"CUDNN_STATUS_ALLOC_FAILED|HIPBLAS_STATUS_ALLOC_FAILED|rocblas_status_memory_error|"
-                   r"miopenStatusAllocFailed|HSA_STATUS_ERROR_OUT_OF_RESOURCES)\b", "GPU library allocation failed"),
+                   r"miopenStatusAllocFailed|HSA_STATUS_ERROR_OUT_OF_RESOURCES|"
+                   # the CUDA driver API's name (TensorFlow's "failed to allocate 128.00M (134217728 bytes) from device:
+                   # CUDA_ERROR_OUT_OF_MEMORY", https://github.com/tkuanlun350/3DUnet-Tensorflow-Brats18/issues/25)
+                   r"CUDA_ERROR_OUT_OF_MEMORY)\b", "GPU library allocation failed"),
+    # cuDNN could not create its handle: GPU memory already full when it started (https://github.com/haotian-liu/LLaVA/
+    # issues/392, https://github.com/seanie12/Info-HCVAE/issues/7, https://github.com/flexflow/flexflow-train/issues/51)
+    _P("cuda_oom", r"\bCUDNN_STATUS_NOT_INITIALIZED\b|\bcould not create cudnn handle\b", "cuDNN could not start (GPU memory)",
+       fix=CUDNN_HANDLE_FIX),
     _P("cuda_oom", r"\bcudaMalloc\w*\b.{0,60}\bout of memory\b", "cudaMalloc out of memory"),
     # PyTorch < 1.5's THC check of a CUDA call ("THCudaCheck FAIL file=.../THCStorage.cu line=58 error=2 : out of
     # memory"); a THCudaCheck of another error alone is no verdict (RTX cards printed some while training went on)
@@ -219,11 +240,28 @@ PATTERNS = [
                     r"\bmisaligned address\b", "kernel launch failure"),
     # no GPU at all (torch's lazy CUDA init, the driver's own status): the GPU is not usable, with its own fix
     _P("gpu_error", r"\bNo CUDA GPUs are available\b|\bFound no NVIDIA driver on your system\b|"
-                    r"\b(?:CUDA|HIP) error: no (?:CUDA|ROCm)-capable device is detected\b", "no usable GPU", fix=NO_GPU_FIX),
+                    r"\b(?:CUDA|HIP) error: no (?:CUDA|ROCm)-capable device is detected\b|"
+                    # torch's lazy init, https://github.com/Kai-46/ARF-svox2/issues/9 (its UserWarning form is a warning)
+                    r"\bCUDA driver initialization failed\b|"
+                    # the driver API's status (TensorFlow's "failed call to cuInit: CUDA_ERROR_NO_DEVICE: no CUDA-capable
+                    # device is detected", https://github.com/rail-berkeley/softlearning/issues/150: it then trains on the CPU)
+                    r"\bCUDA_ERROR_NO_DEVICE\b", "no usable GPU", fix=NO_GPU_FIX),
+    # no GPU code for this architecture: ROCm on a card it does not list (https://github.com/ROCm/legacy-rocm-build/issues/
+    # 2536, a wrong HSA_OVERRIDE_GFX_VERSION: https://github.com/likelovewant/ROCmLibs-for-gfx1103-AMD780M-APU/issues/37,
+    # the HIP runtime's own line: https://github.com/ggml-org/llama.cpp/issues/19949), a CUDA build without the arch
+    _P("gpu_error", r"\bhipErrorNoBinaryForGpu\b|\bUnable to find code object for all current devices\b|"
+                    r"\bNo compatible code objects found for\b|\bHSA_STATUS_ERROR_INVALID_ISA\b|"
+                    r"\binvalid device function\b|\bhipErrorInvalidDeviceFunction\b|"
+                    r"\bno kernel image is available for execution\b", "no GPU code for this architecture", fix=GPU_ARCH_FIX),
     _P("gpu_error", r"\b(?:CUDA|HIP) (?:driver )?error:", "CUDA/HIP error"),
     # Any status but success (an allocation failure is cuda_oom, above).
-    _P("gpu_error", r"\b(?:cudaError(?!MemoryAllocation)\w+|hipError(?!OutOfMemory)\w+|CUBLAS_STATUS_(?!SUCCESS\b)\w+|"
-                    r"CUDNN_STATUS_(?!SUCCESS\b)\w+|HSA_STATUS_ERROR_\w+)\b|"
+    # (a query on work still running answers cudaErrorNotReady / hipErrorNotReady / CUDA_ERROR_NOT_READY: no error)
+    _P("gpu_error", r"\b(?:cudaError(?!MemoryAllocation|NotReady\b)\w+|hipError(?!OutOfMemory|NotReady\b)\w+|"
+                    r"CUBLAS_STATUS_(?!SUCCESS\b)\w+|CUDNN_STATUS_(?!SUCCESS\b)\w+|HSA_STATUS_ERROR_\w+|"
+                    # MIOpen's and hipBLAS's statuses (https://github.com/ROCm/MIOpen/issues/3943: "RuntimeError:
+                    # miopenStatusUnknownError"), the CUDA driver API's (JAX, TensorFlow, CuPy: CUDA_ERROR_ILLEGAL_ADDRESS)
+                    r"miopenStatus(?!Success\b|GpuOperationsSkipped\b)\w+|HIPBLAS_STATUS_(?!SUCCESS\b)\w+|"
+                    r"CUDA_ERROR_(?!NOT_READY\b)\w+)\b|"
                     r"\b(?:rocBLAS|hipBLAS(?:Lt)?|MIOpen|cuBLAS(?:Lt)?|cuDNN) error:", "CUDA/HIP library error"),
     # NCCL's and bitsandbytes' checks of a CUDA call, torch's first CUDA call.
     _P("gpu_error", r"\b(?:Cuda|HIP) failure\b|^\W{0,3}Error .{1,200}? at line \d+ in file .{1,300}?\.(?:cu|cuh)\b|"
@@ -241,6 +279,10 @@ PATTERNS = [
        "NCCL communicator aborted"),
     _P("nccl_timeout", r"\b(?:NCCL|RCCL) (?:error|timeout)\b|\b(?:nccl|rccl)(?:SystemError|InternalError|"
                        r"InvalidUsage|UnhandledCudaError|RemoteError|InvalidArgument)\b", "NCCL error"),
+    # the rendezvous port taken (torch < 1.11's TCPStore: "RuntimeError: Address already in use",
+    # https://github.com/NVIDIA/tacotron2/issues/181; libuv's "address already in use", https://github.com/pytorch/pytorch/
+    # issues/191560; "The server socket has failed to bind to [::]:29500 (errno: 98 - Address already in use)")
+    _P("nccl_timeout", r"\bAddress already in use\b|\bEADDRINUSE\b", "port already in use", fix=PORT_IN_USE_FIX),
     _P("nccl_timeout", r"\bDistBackendError\b|\bDistStoreError\b|\bDistNetworkError\b|"
                        r"\bRendezvous(?:Timeout|Connection|Closed|State)Error\b", "distributed backend error"),
     # A rank that cannot reach the c10d store or its peers (whatever exception class carries it: TimeoutError,
@@ -325,6 +367,9 @@ _QUIET_LINES = re.compile("|".join((
     r"^\s*warnings\.warn(?:_explicit)?\(",       # the source line a Python warning prints under itself
     r"^\s*\u2502\s*(?:\u2771\s*)?\d+\s*\u2502",     # a source line in rich's traceback box (box-drawing bars)
     r"^Error caught was: ",                        # xformers: an optional dependency (triton) is missing
+    # a model's optional package missing, logged without a level (Phi-3's "`flash-attention` package not found, consider
+    # installing for better performance: No module named 'flash_attn'.", github.com/ChintanShahDS/MultiModal_FineTuning)
+    r"\bconsider installing\b.{0,40}?\bfor better performance\b",
     r"\bentering retry loop\b",                    # wandb retries a network error on its own
     # huggingface_hub's warning on a failed request, which it retries or answers from its cache; a request that fails
     # for good raises after it (requests' ...Timeout, transformers' "We couldn't connect to 'https://huggingface.co'")
