@@ -371,6 +371,10 @@ _QUIET_LINES = re.compile("|".join((
     # installing for better performance: No module named 'flash_attn'.", github.com/ChintanShahDS/MultiModal_FineTuning)
     r"\bconsider installing\b.{0,40}?\bfor better performance\b",
     r"\bentering retry loop\b",                    # wandb retries a network error on its own
+    # wandb's own request to its server failed and is retried (https://github.com/wandb/wandb/issues/5372: "wandb: ERROR
+    # Error while calling W&B API: context deadline exceeded (<Response [500]>)", /11162: "wandb:   ERROR retrying: Post
+    # ...: context deadline exceeded"): the experiment tracker's trouble, not the training's
+    r"\bwandb:\s+ERROR (?:Error while calling W&B API:|retrying:)",
     # huggingface_hub's warning on a failed request, which it retries or answers from its cache; a request that fails
     # for good raises after it (requests' ...Timeout, transformers' "We couldn't connect to 'https://huggingface.co'")
     r"\)'\s*thrown while requesting [A-Z]+ \S+\s*$",

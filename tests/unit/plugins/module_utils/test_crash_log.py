@@ -891,3 +891,12 @@ def test_an_optional_package_notice_is_not_an_import_error():
     assert crash.classify("`flash-attention` package not found, consider installing for better performance: No module "
                           "named 'flash_attn'.") is None
     assert crash.classify("ModuleNotFoundError: No module named 'flash_attn'").category == "import_error"
+
+
+def test_wandb_retrying_its_own_requests_is_no_timeout():
+    # https://github.com/wandb/wandb/issues/11162 (the issue #5372's lines are a fixture)
+    assert crash.classify('wandb:   ERROR retrying: Post "https://api.wandb.ai/graphql": context deadline exceeded '
+                          '(Client.Timeout exceeded while awaiting headers)') is None
+    # wandb that gave up (wandb.init raises after it, the run stops) is a timeout still, as wandb's public
+    # troubleshooting notes quote it
+    assert crash.classify("wandb: ERROR Run initialization has timed out after 90.0 sec.").category == "timeout"
