@@ -383,6 +383,37 @@ _QUIET_LINES = re.compile("|".join((
 )))
 _TRACEBACK_FRAME = re.compile(r'\bFile "[^"]*", line \d+')
 _LEVEL_WINDOW = 200
+# Notices that print the traceback of the import they caught right under themselves (an optional dependency missing at
+# start): that traceback, its exception line included, belongs to the notice.
+_NOTICES_WITH_TRACEBACK = re.compile("|".join((
+    # xformers without triton, the versions that print the whole traceback (https://github.com/Nerogar/OneTrainer/issues/
+    # 223; https://github.com/derrian-distro/LoRA_Easy_Training_Scripts/issues/287, the maintainer: "won't affect training")
+    r"\bA matching Triton is not available, some optimizations will not be enabled\b",
+)))
+_TRACEBACK_START = re.compile(r"^\W{0,3}Traceback \(most recent call last\):\s*$")
+
+
+class _NoticeTraceback(object):
+    """Follows a log's lines one by one: ``owns(text)`` is True for the lines of a traceback that a notice of
+    ``_NOTICES_WITH_TRACEBACK`` printed right under itself (its frames, source lines and exception line)."""
+
+    __slots__ = ("state",)
+
+    def __init__(self):
+        self.state = None  # "notice": the line before was one; "traceback": inside the notice's traceback
+
+    def owns(self, text):
+        state, self.state = self.state, None
+        if state == "traceback":
+            if not text.strip() or text[:1] in " \t" or _TRACEBACK_FRAME.search(text):
+                self.state = "traceback"  # a frame, its source line, a caret line
+            return True  # ... or the exception line, the traceback's last
+        if state == "notice" and _TRACEBACK_START.search(text):
+            self.state = "traceback"
+            return True
+        if _NOTICES_WITH_TRACEBACK.search(text):
+            self.state = "notice"
+        return False
 
 
 def _source_line(text, previous):
@@ -607,6 +638,7 @@ def scan_lines(lines, path, now=None):
     """
     now = time.time() if now is None else now
     matches, previous, current_time = [], "", None
+    notices = _NoticeTraceback()
     for index, item in enumerate(lines):
         offset, line = item if isinstance(item, tuple) else (None, item)
         found = None  # (rank, pattern, text): a line redrawn in parts still gives one category, the most specific
@@ -614,7 +646,7 @@ def scan_lines(lines, path, now=None):
             stamp = line_time(text, now)
             if stamp is not None:
                 current_time = stamp
-            pattern = classify(text, previous)
+            pattern = None if notices.owns(text) else classify(text, previous)
             previous = text
             if pattern is not None:
                 rank = PATTERNS.index(pattern)  # PATTERNS is ordered from the most specific

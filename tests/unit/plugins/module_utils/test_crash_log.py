@@ -900,3 +900,30 @@ def test_wandb_retrying_its_own_requests_is_no_timeout():
     # wandb that gave up (wandb.init raises after it, the run stops) is a timeout still, as wandb's public
     # troubleshooting notes quote it
     assert crash.classify("wandb: ERROR Run initialization has timed out after 90.0 sec.").category == "timeout"
+
+
+# The lines of https://github.com/derrian-distro/LoRA_Easy_Training_Scripts/issues/287 (rich's logging; the maintainer:
+# "normal and won't affect training"): xformers' notice, then the traceback of the import it caught.
+XFORMERS_NOTICE = [
+    "WARNING  A matching Triton is not available, some optimizations will not be enabled   __init__.py:61",
+    "Traceback (most recent call last):",
+    '  File "D:\\AI\\Packages\\Training\\Kohya_ss\\LoRA_Easy_Training_Scripts\\backend\\sd_scripts\\venv\\Lib\\site-packages'
+    '\\xformers\\__init__.py", line 57, in _is_triton_available',
+    "    import triton  # noqa",
+    "    ^^^^^^^^^^^^^",
+    "ModuleNotFoundError: No module named 'triton'",
+]
+
+
+def test_the_traceback_a_notice_prints_under_itself_is_the_notice():
+    assert crash.scan_lines(XFORMERS_NOTICE, "train.log", now=NOW) == []
+    # the traceback ends at its exception line: a failure after it gives its category
+    after = XFORMERS_NOTICE + ["ModuleNotFoundError: No module named 'accelerate'"]
+    (match,) = crash.scan_lines(after, "train.log", now=NOW)
+    assert (match["category"], match["index"]) == ("import_error", 6)
+    # the same traceback without the notice right above it is a failure
+    (match,) = crash.scan_lines(XFORMERS_NOTICE[1:], "train.log", now=NOW)
+    assert (match["category"], match["index"]) == ("import_error", 4)
+    # a notice followed by anything but a traceback: the next line is classified as usual
+    lines = [XFORMERS_NOTICE[0], "RuntimeError: CUDA error: out of memory"]
+    assert [m["category"] for m in crash.scan_lines(lines, "train.log", now=NOW)] == ["cuda_oom"]
