@@ -320,12 +320,21 @@ PATTERNS = [
                    r"\bloss\s+[-+]?(?:nan|inf)\b", "loss is NaN/inf"),
     _P("nan_loss", r"\b(?:rewards|logps|logits)/(?:chosen|rejected)['\"]?\s*[:=]\s*" + _NONFINITE,
        "DPO rewards/log-probabilities are NaN/inf"),
-    _P("nan_loss", r"\bloss scale already at minimum\b", "fp16 loss scale at its minimum"),
+    # DeepSpeed's, and fairseq's "FloatingPointError: Minimum loss scale reached (0.0001). Your loss is probably exploding."
+    # (https://github.com/facebookresearch/fairseq/issues/3185)
+    _P("nan_loss", r"\bloss scale already at minimum\b|\bMinimum loss scale reached\b", "fp16 loss scale at its minimum"),
     # Megatron-LM's checks, which stop the run: "found NaN in local grad norm in backward pass before data-parallel
     # communication collective", "found Inf in local forward loss calculation", its rerun machine's "Unexpected result nan"
     _P("nan_loss", r"\bfound (?:NaN|Inf) in local (?:grad norm|forward loss)\b|\bUnexpected result (?:nan|inf)\b",
        "Megatron found NaN/inf in the loss or the gradients"),
+    # detectron2's check, which stops the run: "FloatingPointError: Loss became infinite or NaN at iteration=2137!"
+    # (https://github.com/facebookresearch/detectron2/issues/838, https://github.com/gist-ailab/uoais/issues/16)
+    _P("nan_loss", r"\bLoss became infinite or NaN\b", "detectron2 found the loss infinite or NaN"),
     _P("nan_loss", r"\bprobability tensor contains either\b", "sampling from NaN/inf probabilities"),
+    # torch.distributions' check of a policy's output (PPO in legged_gym, RLlib, SB3): the Real() constraint fails on NaN
+    # only (https://github.com/leggedrobotics/legged_gym/issues/16, https://github.com/JinmiaoChenLab/scTM/issues/6)
+    _P("nan_loss", r"\bto satisfy the constraint Real\(\), but found invalid values\b",
+       "distribution parameters are NaN"),
     _P("nan_loss", r"\breturned nan values in its \d+\w* output\b|\bis non-finite, so it cannot be clipped\b",
        "NaN in the backward pass"),
     # Missing modules and libraries.

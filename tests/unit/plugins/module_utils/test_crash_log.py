@@ -927,3 +927,33 @@ def test_the_traceback_a_notice_prints_under_itself_is_the_notice():
     # a notice followed by anything but a traceback: the next line is classified as usual
     lines = [XFORMERS_NOTICE[0], "RuntimeError: CUDA error: out of memory"]
     assert [m["category"] for m in crash.scan_lines(lines, "train.log", now=NOW)] == ["cuda_oom"]
+
+
+@pytest.mark.parametrize("line", [
+    # detectron2's anomaly check: https://github.com/facebookresearch/detectron2/issues/838 (the fixture of
+    # gist-ailab/uoais#16 has it at the end of a traceback)
+    "FloatingPointError: Loss became infinite or NaN at iteration=2137!",
+    # fairseq's fp16 loss scaler gave up: https://github.com/facebookresearch/fairseq/issues/3185, its older
+    # "Exception: Minimum loss scale reached" (https://github.com/facebookresearch/fairseq/issues/282)
+    "FloatingPointError: Minimum loss scale reached (0.0001). Your loss is probably exploding. Try lowering the "
+    "learning rate, using gradient clipping or increasing the batch size.",
+    # a policy's distribution with NaN parameters (the Real() constraint fails on NaN only):
+    # https://github.com/BayraktarLab/cell2location/issues/384 (its title), https://github.com/JinmiaoChenLab/scTM/issues/6
+    "ValueError: Expected parameter loc (Parameter of shape (23, 1)) of distribution Normal(loc: torch.Size([23, 1]), "
+    "scale: torch.Size([23, 1])) to satisfy the constraint Real(), but found invalid values:",
+    "tensor([nan], device='cuda:0', requires_grad=True), scale: tensor([nan], device='cuda:0', "
+    "grad_fn=<AddBackward0>)) to satisfy the constraint Real(), but found invalid values:",
+])
+def test_framework_checks_that_stop_a_diverged_run_are_nan_loss(line):
+    assert crash.classify(line).category == "nan_loss"
+
+
+def test_fp16_overflow_notes_of_a_run_still_going_give_nothing():
+    # fairseq lowers its loss scale on an overflow and goes on (https://github.com/facebookresearch/fairseq/issues/512,
+    # /1895); its epoch summary names loss_scale and best_loss
+    for line in ["| WARNING: overflow detected, setting loss scale to: 0.0001220703125",
+                 "2020-03-23 11:41:18 | INFO | fairseq.trainer | NOTE: overflow detected, setting loss scale to: "
+                 "0.00048828125",
+                 "| epoch 028 | valid on 'valid' subset | loss 9.329 | nll_loss 8.088 | ppl 272.04 | num_updates 9165 | "
+                 "best_loss 9.11817"]:
+        assert crash.classify(line) is None, line
