@@ -252,7 +252,12 @@ PATTERNS = [
     _P("gpu_error", r"\bhipErrorNoBinaryForGpu\b|\bUnable to find code object for all current devices\b|"
                     r"\bNo compatible code objects found for\b|\bHSA_STATUS_ERROR_INVALID_ISA\b|"
                     r"\binvalid device function\b|\bhipErrorInvalidDeviceFunction\b|"
-                    r"\bno kernel image is available for execution\b", "no GPU code for this architecture", fix=GPU_ARCH_FIX),
+                    r"\bno kernel image is available for execution\b|"
+                    # rocBLAS/hipBLASLt without kernels for the GPU ("rocBLAS error: Cannot read .../TensileLibrary.dat: Illegal
+                    # seek for GPU arch : gfx900", https://github.com/pytorch/pytorch/issues/179865; "rocblaslt error: Could
+                    # not load "TensileLibrary_lazy_gfx1101.dat"", https://github.com/ROCm/TheRock/issues/754)
+                    r"\b(?:rocBLAS|rocblaslt) error: (?:Cannot read|Could not load)\b.{0,300}?\bTensileLibrary",
+       "no GPU code for this architecture", fix=GPU_ARCH_FIX),
     _P("gpu_error", r"\b(?:CUDA|HIP) (?:driver )?error:", "CUDA/HIP error"),
     # Any status but success (an allocation failure is cuda_oom, above).
     # (a query on work still running answers cudaErrorNotReady / hipErrorNotReady / CUDA_ERROR_NOT_READY: no error)
@@ -262,7 +267,7 @@ PATTERNS = [
                     # miopenStatusUnknownError"), the CUDA driver API's (JAX, TensorFlow, CuPy: CUDA_ERROR_ILLEGAL_ADDRESS)
                     r"miopenStatus(?!Success\b|GpuOperationsSkipped\b)\w+|HIPBLAS_STATUS_(?!SUCCESS\b)\w+|"
                     r"CUDA_ERROR_(?!NOT_READY\b)\w+)\b|"
-                    r"\b(?:rocBLAS|hipBLAS(?:Lt)?|MIOpen|cuBLAS(?:Lt)?|cuDNN) error:", "CUDA/HIP library error"),
+                    r"\b(?:rocBLAS|rocblaslt|hipBLAS(?:Lt)?|MIOpen|cuBLAS(?:Lt)?|cuDNN) error:", "CUDA/HIP library error"),
     # NCCL's and bitsandbytes' checks of a CUDA call, torch's first CUDA call.
     _P("gpu_error", r"\b(?:Cuda|HIP) failure\b|^\W{0,3}Error .{1,200}? at line \d+ in file .{1,300}?\.(?:cu|cuh)\b|"
                     r"\berror from (?:cuda|hip)GetDeviceCount\(\)", "CUDA call failed"),

@@ -957,3 +957,19 @@ def test_fp16_overflow_notes_of_a_run_still_going_give_nothing():
                  "| epoch 028 | valid on 'valid' subset | loss 9.329 | nll_loss 8.088 | ppl 272.04 | num_updates 9165 | "
                  "best_loss 9.11817"]:
         assert crash.classify(line) is None, line
+
+
+@pytest.mark.parametrize("line", [
+    # rocBLAS/hipBLASLt shipped without kernels for the GPU's architecture: https://github.com/ROCm/TheRock/issues/754
+    # (RX 7800 XT, gfx1101), https://github.com/pytorch/pytorch/issues/179865 (a Vega 56, gfx900, left out of a nightly),
+    # https://github.com/brknsoul/ROCmLibs/issues/4 (gfx1103)
+    'rocblaslt error: Cannot read "TensileLibrary_lazy_gfx1101.dat": No error',
+    'rocblaslt error: Could not load "TensileLibrary_lazy_gfx1101.dat"',
+    "rocBLAS error: Cannot read /media/HDD/programs/AI/ComfyUI/venv-linux/lib/python3.12/site-packages/torch/lib/rocblas/"
+    "library/TensileLibrary.dat: Illegal seek for GPU arch : gfx900",
+    "rocBLAS error: Cannot read C:\\Program Files\\AMD\\ROCm\\6.1\\bin\\/rocblas/library/TensileLibrary.dat: No such "
+    "file or directory for GPU arch : gfx1103",
+])
+def test_a_gpu_library_without_kernels_for_the_gpu_names_the_architecture(line):
+    pattern = crash.classify(line)
+    assert pattern.category == "gpu_error" and pattern.fix == crash.GPU_ARCH_FIX
