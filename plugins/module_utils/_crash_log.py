@@ -361,7 +361,10 @@ PATTERNS = [
                   # huggingface_hub's LocalEntryNotFoundError: the Hub out of reach and the file not in its cache
                   r"\bcannot find the requested files in the (?:local|disk) cache\b|"
                   # urllib3 gave up on a request (under requests' ConnectionError): the host could not reach the server
-                  r"\bMax retries exceeded with url\b", "operation timed out"),
+                  r"\bMax retries exceeded with url\b|"
+                  # datasets' own ConnectionError ("Couldn't reach https://raw.githubusercontent.com/...", https://github.com/
+                  # huggingface/datasets/issues/1764; "Couldn't reach 'org/name' on the Hub (ConnectionError)")
+                  r"\bCouldn['\u2019]t reach (?:https?://|'[^']{1,200}' on the Hub\b)", "operation timed out"),
 ]
 
 # -- harmless lines ---------------------------------------------------------------------------

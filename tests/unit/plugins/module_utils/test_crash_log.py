@@ -973,3 +973,16 @@ def test_fp16_overflow_notes_of_a_run_still_going_give_nothing():
 def test_a_gpu_library_without_kernels_for_the_gpu_names_the_architecture(line):
     pattern = crash.classify(line)
     assert pattern.category == "gpu_error" and pattern.fix == crash.GPU_ARCH_FIX
+
+
+@pytest.mark.parametrize("line", [
+    # datasets' ConnectionError after its own retries: https://github.com/huggingface/datasets/issues/5988, /759 (pasted
+    # with a typographic apostrophe)
+    "ConnectionError: Couldn't reach https://huggingface.co/datasets/codeparrot/codeparrot-clean-train/resolve/main/"
+    "dataset_infos.json (ConnectionError(ProtocolError('Connection aborted.', ConnectionResetError(104, 'Connection "
+    "reset by peer'))))",
+    "ConnectionError: Couldn\u2019t reach https://raw.githubusercontent.com/huggingface/datasets/1.1.2/datasets/"
+    "cnn_dailymail/cnn_dailymail.py",
+])
+def test_datasets_that_could_not_reach_the_hub_is_a_timeout(line):
+    assert crash.classify(line).category == "timeout"
