@@ -151,6 +151,12 @@ GPU_ARCH_FIX = (
     "'no kernel image is available'): install a PyTorch/ROCm/CUDA build (or rebuild the extension) for this GPU. On an AMD "
     "card ROCm does not list, HSA_OVERRIDE_GFX_VERSION set to the nearest supported one (10.3.0 for RDNA2, 11.0.0 for "
     "RDNA3) in the daemon's environment makes it load; HSA_STATUS_ERROR_INVALID_ISA means that override is wrong.")
+ENGINE_MEMORY_FIX = (
+    "The inference engine (vLLM, SGLang: the rollout of RL training) found too little GPU memory for its weights and KV "
+    "cache: another process holds GPU memory (or the trainer's own model on the same GPU, not offloaded before the "
+    "rollout), or max_model_len is too long for the share it was given. Free the GPU (nvidia-smi), lower max_model_len, "
+    "or raise gpu_memory_utilization / --mem-fraction-static (lower it when vLLM says free memory at start is less than "
+    "it asks for).")
 PORT_IN_USE_FIX = (
     "The port the job listens on is held by another process (EADDRINUSE): usually the rendezvous port of "
     "torch.distributed (MASTER_PORT, torchrun --master_port, 29500 by default) taken by a run still alive or a second "
@@ -202,6 +208,13 @@ PATTERNS = [
     # bitsandbytes' check of a CUDA call that failed to allocate ("Error out of memory at line 380 in file
     # .../csrc/pythonInterface.c": its paged optimizer's managed memory; ".../csrc/ops.cu"), before its other failures
     _P("cuda_oom", r"^\W{0,3}Error out of memory at line \d+ in file\b", "CUDA allocation failed (bitsandbytes)"),
+    # an inference engine with too little GPU memory at start (vLLM: https://github.com/vllm-project/vllm/issues/10439,
+    # /10517, https://github.com/pytorch/pytorch/issues/175666; SGLang's check of --mem-fraction-static)
+    _P("cuda_oom", r"\bNo available memory for the cache blocks\b|"
+                   r"\bthan the maximum number of tokens that can be stored in KV cache\b|"
+                   r"\bon startup is less than desired GPU memory utilization\b|"
+                   r"\bNot enough memory\. Please try to increase --mem-fraction-static\b",
+       "inference engine: too little GPU memory for its KV cache", fix=ENGINE_MEMORY_FIX),
     # accelerate's find_executable_batch_size halved the batch on each GPU OOM down to nothing
     _P("cuda_oom", r"\bNo executable batch size found\b", "no batch size fits in GPU memory"),
     # Killed: SIGKILL, the kernel's or a cgroup's OOM killer (before anything that says "out of memory").

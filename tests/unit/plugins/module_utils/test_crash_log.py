@@ -986,3 +986,35 @@ def test_a_gpu_library_without_kernels_for_the_gpu_names_the_architecture(line):
 ])
 def test_datasets_that_could_not_reach_the_hub_is_a_timeout(line):
     assert crash.classify(line).category == "timeout"
+
+
+@pytest.mark.parametrize("line", [
+    # https://github.com/vllm-project/vllm/issues/10439 (vLLM 0.6 in docker compose)
+    "vllm-1  | ERROR 11-18 18:07:28 engine.py:366] ValueError: No available memory for the cache blocks. Try increasing "
+    "`gpu_memory_utilization` when initializing the engine.",
+    # https://github.com/pytorch/pytorch/issues/175666 (vLLM v1's check at start)
+    "[2026-02-24T20:21:58Z] (EngineCore_DP0 pid=6940) ValueError: Free memory on device cuda:1 (19.77/22.05 GiB) on "
+    "startup is less than desired GPU memory utilization (0.9, 19.84 GiB). Decrease GPU memory utilization or reduce GPU "
+    "memory used by other processes.",
+    # https://github.com/basalam/product-catalog-generator/issues/10
+    "ValueError: The model's max seq len (4096) is larger than the maximum number of tokens that can be stored in KV "
+    "cache (3664). Try increasing gpu_memory_utilization or decreasing max_model_len when initializing the engine.",
+])
+def test_an_inference_engine_without_gpu_memory_for_its_kv_cache_is_cuda_oom(line):
+    pattern = crash.classify(line)
+    assert pattern.category == "cuda_oom" and pattern.fix == crash.ENGINE_MEMORY_FIX
+
+
+def test_an_inference_engine_that_started_gives_nothing():
+    # the "20k - OK" block of https://github.com/vllm-project/vllm/issues/10517 (its failing block is a fixture)
+    lines = ["Loading model weights took 14.9888 GB",
+             "Memory profiling results: total_gpu_memory=23.58GiB initial_memory_usage=15.34GiB peak_torch_memory=17.06GiB "
+             "memory_usage_post_profile=15.35GiB non_torch_memory=0.35GiB kv_cache_size=3.81GiB gpu_memory_utilization=0.90",
+             "GPU blocks: 1952, # CPU blocks: 2048",
+             "Maximum concurrency for 20000 tokens per request: 1.56x"]
+    assert crash.scan_lines(lines, "rollout.log", now=NOW) == []
+    # its source line under a frame (https://github.com/vllm-project/vllm/issues/10439) gives nothing either
+    frame = ('vllm-1  | ERROR 11-18 18:07:28 engine.py:366]   File "/usr/local/lib/python3.12/dist-packages/vllm/worker/'
+             'worker.py", line 493, in raise_if_cache_size_invalid')
+    assert crash.classify('vllm-1  | ERROR 11-18 18:07:28 engine.py:366]     raise ValueError("No available memory for '
+                          'the cache blocks. "', frame) is None
