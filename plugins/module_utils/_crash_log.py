@@ -126,7 +126,8 @@ SHM_FIX = (
     "64 MiB by default. Give it more (docker --shm-size=16g; in Kubernetes an emptyDir with medium: Memory mounted "
     "on /dev/shm), lower num_workers, and remove what crashed runs left there (/dev/shm/torch_*, nccl-*).")
 HOST_MEMORY_FIX = (
-    "Host memory ran out: PyTorch's CPU allocator (DefaultCPUAllocator) could not allocate a tensor. Hold less in "
+    "Host memory ran out: PyTorch's CPU allocator (DefaultCPUAllocator) could not allocate a tensor, or Python / numpy "
+    "an array (MemoryError). Hold less in "
     "host memory (fewer dataloader workers, load the model with low_cpu_mem_usage=True or straight to the GPU) or "
     "raise the memory limit; 'free -g' shows what is left.")
 OP_BUILD_FIX = (
@@ -235,8 +236,12 @@ PATTERNS = [
                          r"\bkilled by signal:?\s*(?:9\b|SIGKILL\b|Killed\b)|"
                          r"\b(?:received|got|terminated by|died with)\b.{0,20}\bSIGKILL\b|status=9/KILL\b",
        "SIGKILL"),
-    _P("process_killed", r"\bDefaultCPUAllocator: (?:can't allocate|not enough) memory\b", "host memory exhausted",
-       fix=HOST_MEMORY_FIX),
+    _P("process_killed", r"\bDefaultCPUAllocator: (?:can't allocate|not enough) memory\b|"
+                         # numpy's ("numpy.core._exceptions._ArrayMemoryError: Unable to allocate 7.91 GiB for an array",
+                         # https://github.com/open-mmlab/mmhuman3d/issues/331) and Python's bare MemoryError
+                         # (https://github.com/NRauschmayr/Anomaly_Detection/issues/2)
+                         r"\b(?:_Array)?MemoryError: Unable to allocate\b|^\W{0,3}MemoryError\s*$",
+       "host memory exhausted", fix=HOST_MEMORY_FIX),
     # bash's job report pads the PID: "line 28:  8156 Killed    python3 main.py"
     _P("process_killed", r"^\W{0,3}Killed\s*$|(?:^|:\s+)\d+\s+Killed\s+\S", "Killed (shell)"),
     # GPU kernel failures.

@@ -1018,3 +1018,22 @@ def test_an_inference_engine_that_started_gives_nothing():
              'worker.py", line 493, in raise_if_cache_size_invalid')
     assert crash.classify('vllm-1  | ERROR 11-18 18:07:28 engine.py:366]     raise ValueError("No available memory for '
                           'the cache blocks. "', frame) is None
+
+
+@pytest.mark.parametrize("line", [
+    # https://github.com/open-mmlab/mmhuman3d/issues/331 (training), https://github.com/MIC-DKFZ/nnUNet/issues/2675
+    # (numpy 2's module name), https://github.com/NRauschmayr/Anomaly_Detection/issues/2 (a bare MemoryError)
+    "numpy.core._exceptions.MemoryError: Unable to allocate 7.91 GiB for an array with shape (1396913, 190, 4) and data "
+    "type float64",
+    "numpy._core._exceptions._ArrayMemoryError: Unable to allocate 1.37 GiB for an array with shape (1, 546, 820, 820) "
+    "and data type float32",
+    "MemoryError",
+])
+def test_host_memory_that_python_could_not_allocate_is_host_memory(line):
+    pattern = crash.classify(line)
+    assert pattern.category == "process_killed" and pattern.fix == crash.HOST_MEMORY_FIX
+
+
+def test_gpu_out_of_memory_errors_named_like_memory_errors_stay_cuda_oom():
+    assert crash.classify("torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 132.00 MiB.").category == "cuda_oom"
+    assert crash.classify("torch.cuda.OutOfMemoryError: HIP out of memory.").category == "cuda_oom"
