@@ -338,7 +338,10 @@ PATTERNS = [
     # loss scaler skips (normal); a real divergence shows in the loss, the loss scale at its minimum, or sampling.
     # any metric named for a loss: loss, eval_loss, avr_loss, loss_net, Lightning's train_loss_step
     # (bounded: a long run of word characters must not make the match quadratic)
-    _P("nan_loss", r"\b\w{0,40}loss\w{0,20}['\"]?\s*[:=]\s*" + _NONFINITE, "loss is NaN/inf"),
+    # ... but not the running minimum of a loss at its start value, inf, printed before the first validation ("best_loss=inf",
+    # "min_valid_loss=inf": kh-kim/simple-ntc's trainer at 008adf37 prints it so on its first epoch)
+    _P("nan_loss", r"\b(?!(?:best|lowest|min(?:imum)?)_?\w{0,40}['\"]?\s*[:=]\s*['\"]?\+?inf(?:inity)?\b)"
+                   r"\w{0,40}loss\w{0,20}['\"]?\s*[:=]\s*" + _NONFINITE, "loss is NaN/inf"),
     _P("nan_loss", r"\bloss\b.{0,30}\b(?:is|became|was|of)\s+(?:nan|inf)\b|\bnan loss\b|\bnon-finite loss\b|"
                    r"\bloss\s+[-+]?(?:nan|inf)\b", "loss is NaN/inf"),
     _P("nan_loss", r"\b(?:rewards|logps|logits)/(?:chosen|rejected)['\"]?\s*[:=]\s*" + _NONFINITE,

@@ -1037,3 +1037,16 @@ def test_host_memory_that_python_could_not_allocate_is_host_memory(line):
 def test_gpu_out_of_memory_errors_named_like_memory_errors_stay_cuda_oom():
     assert crash.classify("torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 132.00 MiB.").category == "cuda_oom"
     assert crash.classify("torch.cuda.OutOfMemoryError: HIP out of memory.").category == "cuda_oom"
+
+
+def test_the_start_value_of_a_running_minimum_loss_is_no_divergence():
+    # A healthy first epoch of kh-kim/simple-ntc (its ignite trainer prints the best loss before updating it), as a
+    # public blog post in a GitHub repository quotes it (the index does not name the repository); the plain trainer of
+    # kh-kim/simple-ntc at 008adf37987b prints 'epoch: %d/%d\tmin_valid_loss=%.4e' with its start value, inf (hand-made
+    # line of that format below).
+    assert crash.classify("Validation - loss=9.4383e-01 accuracy=0.6521 best_loss=inf") is None
+    assert crash.classify("epoch: 1/10\tmin_valid_loss=inf") is None
+    # a best or lowest loss that is NaN, and any other loss that is inf, are still a divergence
+    assert crash.classify("Validation - loss=nan accuracy=0.6521 best_loss=inf").category == "nan_loss"
+    assert crash.classify("Validation - loss=9.4383e-01 accuracy=0.6521 best_loss=nan").category == "nan_loss"
+    assert crash.classify("{'train_loss': inf, 'epoch': 1.0}").category == "nan_loss"
