@@ -287,7 +287,7 @@ PATTERNS = [
                     r"CUDA_ERROR_(?!NOT_READY\b)\w+)\b|"
                     r"\b(?:rocBLAS|rocblaslt|hipBLAS(?:Lt)?|MIOpen|cuBLAS(?:Lt)?|cuDNN) error:", "CUDA/HIP library error"),
     # NCCL's and bitsandbytes' checks of a CUDA call, torch's first CUDA call.
-    _P("gpu_error", r"\b(?:Cuda|HIP) failure\b|^\W{0,3}Error .{1,200}? at line \d+ in file .{1,300}?\.(?:cu|cuh)\b|"
+    _P("gpu_error", r"\b(?:Cuda|HIP) failure\b|^\W{0,3}Error .{1,200}? at line \d+ in file .{1,300}?\.(?:cu|cuh|hip)\b|"
                     r"\berror from (?:cuda|hip)GetDeviceCount\(\)", "CUDA call failed"),
     _P("gpu_error", r"\bMemory access fault by GPU\b", "GPU memory access fault"),
     # ROCm's runtime on a GPU hardware exception ("HW Exception by GPU node-9 (Agent handle: 0x..) reason :GPU Hang")

@@ -1050,3 +1050,12 @@ def test_the_start_value_of_a_running_minimum_loss_is_no_divergence():
     assert crash.classify("Validation - loss=nan accuracy=0.6521 best_loss=inf").category == "nan_loss"
     assert crash.classify("Validation - loss=9.4383e-01 accuracy=0.6521 best_loss=nan").category == "nan_loss"
     assert crash.classify("{'train_loss': inf, 'epoch': 1.0}").category == "nan_loss"
+
+
+def test_bitsandbytes_rocm_check_names_its_hip_source():
+    # ROCm's bitsandbytes fork checks its HIP calls as the CUDA one does: https://github.com/ROCm/bitsandbytes/issues/29
+    # (its title; HSA_OVERRIDE_GFX_VERSION=11.0.0 fixed it), and the same check on an error of no other row (hand-made
+    # from that line's form)
+    pattern = crash.classify("Error invalid device function at line 679 in file /bitsandbytes/csrc/ops.hip")
+    assert pattern.category == "gpu_error" and pattern.fix == crash.GPU_ARCH_FIX
+    assert crash.classify("Error operation not supported at line 679 in file /bitsandbytes/csrc/ops.hip").category == "gpu_error"
