@@ -408,6 +408,11 @@ _QUIET_LINES = re.compile("|".join((
     # a model's optional package missing, logged without a level (Phi-3's "`flash-attention` package not found, consider
     # installing for better performance: No module named 'flash_attn'.", github.com/ChintanShahDS/MultiModal_FineTuning)
     r"\bconsider installing\b.{0,40}?\bfor better performance\b",
+    # rocBLAS found no hipBLASLt kernel for a GEMM and falls back to its Tensile ones (printed once, then "rocBLAS warning:
+    # hipBlasLT failed, falling back to tensile."): ROCm/rocBLAS library/src/hipblaslt_host.cpp and tensile_host.cpp at
+    # bd1fc7ba9b22; a run that ends in a failure says so in its own words
+    r"^\W{0,3}(?:rocBLAS error: No hipBLASLt solution found|hipBLASLt error: (?:Heuristic Fetch Failed|Cannot find "
+    r"specified solution index|algo not supported)|hipblaslt: algo not supported)\b",
     r"\bentering retry loop\b",                    # wandb retries a network error on its own
     # wandb's own request to its server failed and is retried (https://github.com/wandb/wandb/issues/5372: "wandb: ERROR
     # Error while calling W&B API: context deadline exceeded (<Response [500]>)", /11162: "wandb:   ERROR retrying: Post

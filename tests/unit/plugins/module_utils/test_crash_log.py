@@ -1059,3 +1059,24 @@ def test_bitsandbytes_rocm_check_names_its_hip_source():
     pattern = crash.classify("Error invalid device function at line 679 in file /bitsandbytes/csrc/ops.hip")
     assert pattern.category == "gpu_error" and pattern.fix == crash.GPU_ARCH_FIX
     assert crash.classify("Error operation not supported at line 679 in file /bitsandbytes/csrc/ops.hip").category == "gpu_error"
+
+
+def test_rocblas_falling_back_from_hipblaslt_is_no_gpu_error():
+    # the block a healthy ROCm run prints once (rocBLAS' hipblaslt_host.cpp / tensile_host.cpp at bd1fc7ba9b22), as a
+    # gfx1151 benchmark log in a public repository quotes it with its results after it (the index does not name the
+    # repository); with ROCBLAS_VERBOSE_HIPBLASLT_ERROR=1 it repeats ("spams a lot of these: 'hipBLASLt error: algo not
+    # supported.'", https://github.com/ROCm/legacy-rocm-build/issues/5040)
+    block = ["rocBLAS error: No hipBLASLt solution found",
+             "This message will be only be displayed once, unless the ROCBLAS_VERBOSE_HIPBLASLT_ERROR environment variable "
+             "is set.",
+             "",
+             "rocBLAS warning: hipBlasLT failed, falling back to tensile.",
+             "This message will be only be displayed once, unless the ROCBLAS_VERBOSE_TENSILE_ERROR environment variable is "
+             "set.",
+             "hipBLASLt error: algo not supported."]
+    assert crash.scan_lines(block, "train.log", now=NOW) == []
+    # rocBLAS without any kernel for a GEMM has nothing to fall back to:
+    # https://github.com/advanced-lvl-up/Rx470-Vega10-Rx580-gfx803-gfx900-fix-AMD-GPU/issues/4
+    assert crash.classify('rocBLAS error: No Tensile solution found for { a_type: "f16_r", b_type: "f16_r", c_type: '
+                          '"f16_r", d_type: "f16_r", compute_type: "f32_r", transA: \'N\', transB: \'N\', M: 1, N: 8192, '
+                          'K: 512 }').category == "gpu_error"
