@@ -243,7 +243,9 @@ PATTERNS = [
                          r"\b(?:_Array)?MemoryError: Unable to allocate\b|^\W{0,3}MemoryError\s*$",
        "host memory exhausted", fix=HOST_MEMORY_FIX),
     # bash's job report pads the PID: "line 28:  8156 Killed    python3 main.py"
-    _P("process_killed", r"^\W{0,3}Killed\s*$|(?:^|:\s+)\d+\s+Killed\s+\S", "Killed (shell)"),
+    # ... and written straight after a progress bar that had no newline ("3it [05:29, 105.48s/it]Killed",
+    # github.com/marcochen11/EECS545_Final_Proj README at fef9a27df92f)
+    _P("process_killed", r"^\W{0,3}Killed\s*$|(?:^|:\s+)\d+\s+Killed\s+\S|\]Killed\s*$", "Killed (shell)"),
     # GPU kernel failures.
     _P("gpu_error", r"\billegal memory access\b", "illegal memory access"),
     # the assert itself, not torch's hint after every CUDA/HIP error ("Compile with `TORCH_USE_CUDA_DSA` to enable

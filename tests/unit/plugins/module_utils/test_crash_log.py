@@ -1080,3 +1080,19 @@ def test_rocblas_falling_back_from_hipblaslt_is_no_gpu_error():
     assert crash.classify('rocBLAS error: No Tensile solution found for { a_type: "f16_r", b_type: "f16_r", c_type: '
                           '"f16_r", d_type: "f16_r", compute_type: "f32_r", transA: \'N\', transB: \'N\', M: 1, N: 8192, '
                           'K: 512 }').category == "gpu_error"
+
+
+@pytest.mark.parametrize("line", [
+    # bash's report glued to a progress bar without a newline (the fixture of marcochen11/EECS545_Final_Proj has another);
+    # hand-made from the Loading-checkpoint line a public repository's notes quote (its bar shortened here; the index
+    # does not name the repository)
+    "Loading checkpoint shards:  63%|\u2588\u2588\u2588\u2588\u2588\u258f   | 19/30 [15:42<09:19, 50.86s/it]Killed",
+])
+def test_killed_written_after_a_progress_bar_is_process_killed(line):
+    assert crash.classify(line).category == "process_killed"
+
+
+def test_killed_inside_a_sentence_is_no_kill():
+    # the bar-end form needs the report at the end of the line (hand-made near misses)
+    assert crash.classify("[rank0] stage [setup]Killed processes: 0, restarted: 0") is None
+    assert crash.classify("Epoch 3 [train] loss=0.12 [Killed=0]") is None
