@@ -1096,3 +1096,12 @@ def test_killed_inside_a_sentence_is_no_kill():
     # the bar-end form needs the report at the end of the line (hand-made near misses)
     assert crash.classify("[rank0] stage [setup]Killed processes: 0, restarted: 0") is None
     assert crash.classify("Epoch 3 [train] loss=0.12 [Killed=0]") is None
+
+
+def test_grpo_without_a_reference_model_logs_kl_nan_and_trains_on():
+    # TRL's GRPO with beta=0 has no reference model and logs its KL as nan while the run goes on
+    # (https://github.com/huggingface/open-r1/issues/704); the line as a public repository's GRPO log has it (the index
+    # does not name the repository)
+    assert crash.classify("{'loss': -0.0, 'grad_norm': 0.05871136859059334, 'learning_rate': 9.550000000000002e-06, "
+                          "'rewards/reward_fn': 0.46000000089406967, 'reward': 0.46000000089406967, 'reward_std': "
+                          "0.34648232338950036, 'completion_length': 244.1, 'kl': nan, 'epoch': 0.06}") is None
