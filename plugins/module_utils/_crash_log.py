@@ -137,8 +137,9 @@ OP_BUILD_FIX = (
     "environment (DS_BUILD_OPS=1 pip install deepspeed).")
 NO_GPU_FIX = (
     "The training process saw no usable GPU: CUDA_VISIBLE_DEVICES (or HIP_VISIBLE_DEVICES) empty or naming a GPU that "
-    "is not there, the driver not loaded or replaced by an update without a reboot, or a container started without "
-    "GPUs. Check nvidia-smi / amd-smi on the host and in the daemon's environment, and dmesg for the driver.")
+    "is not there, the driver not loaded, replaced by an update without a reboot or older than the CUDA version the "
+    "installed PyTorch needs, or a container started without GPUs. Check nvidia-smi / amd-smi on the host and in the "
+    "daemon's environment, and dmesg for the driver.")
 TIME_LIMIT_FIX = (
     "Slurm stopped the job at its time limit. Raise the limit (sbatch --time) or save checkpoints often enough to "
     "resume from the last one in a requeued job.")
@@ -265,7 +266,13 @@ PATTERNS = [
                     r"\bCUDA driver initialization failed\b|"
                     # the driver API's status (TensorFlow's "failed call to cuInit: CUDA_ERROR_NO_DEVICE: no CUDA-capable
                     # device is detected", https://github.com/rail-berkeley/softlearning/issues/150: it then trains on the CPU)
-                    r"\bCUDA_ERROR_NO_DEVICE\b", "no usable GPU", fix=NO_GPU_FIX),
+                    r"\bCUDA_ERROR_NO_DEVICE\b|"
+                    # torch's driver check and its lazy init on a broken driver (https://github.com/ai4d-iasc/trixie/issues/9,
+                    # https://github.com/serend1p1ty/SeqNet/issues/36; https://github.com/pytorch/pytorch/issues/65461):
+                    # their UserWarning forms ("CUDA initialization: ...") are warnings
+                    r"\bThe NVIDIA driver on your system is too old\b|"
+                    r"\bCUDA unknown error - this may be due to an incorrectly set up environment\b",
+       "no usable GPU", fix=NO_GPU_FIX),
     # no GPU code for this architecture: ROCm on a card it does not list (https://github.com/ROCm/legacy-rocm-build/issues/
     # 2536, a wrong HSA_OVERRIDE_GFX_VERSION: https://github.com/likelovewant/ROCmLibs-for-gfx1103-AMD780M-APU/issues/37,
     # the HIP runtime's own line: https://github.com/ggml-org/llama.cpp/issues/19949), a CUDA build without the arch

@@ -1105,3 +1105,31 @@ def test_grpo_without_a_reference_model_logs_kl_nan_and_trains_on():
     assert crash.classify("{'loss': -0.0, 'grad_norm': 0.05871136859059334, 'learning_rate': 9.550000000000002e-06, "
                           "'rewards/reward_fn': 0.46000000089406967, 'reward': 0.46000000089406967, 'reward_std': "
                           "0.34648232338950036, 'completion_length': 244.1, 'kl': nan, 'epoch': 0.06}") is None
+
+
+@pytest.mark.parametrize("line", [
+    # https://github.com/serend1p1ty/SeqNet/issues/36 (torch >= 1.8 wording; the fixture of ai4d-iasc/trixie#9 has the
+    # older one), https://github.com/pytorch/pytorch/issues/65461
+    "RuntimeError: The NVIDIA driver on your system is too old (found version 11040). Please update your GPU driver by "
+    "downloading and installing a new version from the URL: http://www.nvidia.com/Download/index.aspx Alternatively, go "
+    "to: https://pytorch.org to install a PyTorch version that has been compiled with your version of the CUDA driver.",
+    "RuntimeError: CUDA unknown error - this may be due to an incorrectly set up environment, e.g. changing env variable "
+    "CUDA_VISIBLE_DEVICES after program start. Setting the available devices to be zero.",
+])
+def test_torch_that_cannot_start_cuda_names_no_usable_gpu(line):
+    pattern = crash.classify(line)
+    assert pattern.category == "gpu_error" and pattern.fix == crash.NO_GPU_FIX
+
+
+def test_torch_cuda_initialization_warnings_stay_warnings():
+    # https://github.com/IEIT-Yuan/Yuan-2.0/issues/65, https://github.com/zhanghang1989/PyTorch-Encoding/issues/368
+    for line in ["/usr/local/lib/python3.10/dist-packages/torch/cuda/__init__.py:124: UserWarning: CUDA initialization: The "
+                 "NVIDIA driver on your system is too old (found version 11000). Please update your GPU driver by "
+                 "downloading and installing a new version from the URL: http://www.nvidia.com/Download/index.aspx "
+                 "Alternatively, go to: https://pytorch.org to install a PyTorch version that has been compiled with your "
+                 "version of the CUDA driver. (Triggered internally at /opt/pytorch/pytorch/c10/cuda/CUDAFunctions.cpp:108.)",
+                 "/home/mona/venv/torchenc/lib/python3.8/site-packages/torch/cuda/__init__.py:52: UserWarning: CUDA "
+                 "initialization: CUDA unknown error - this may be due to an incorrectly set up environment, e.g. changing "
+                 "env variable CUDA_VISIBLE_DEVICES after program start. Setting the available devices to be zero. "
+                 "(Triggered internally at  /pytorch/c10/cuda/CUDAFunctions.cpp:100.)"]:
+        assert crash.classify(line) is None
