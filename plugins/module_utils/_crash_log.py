@@ -271,7 +271,10 @@ PATTERNS = [
                     # https://github.com/serend1p1ty/SeqNet/issues/36; https://github.com/pytorch/pytorch/issues/65461):
                     # their UserWarning forms ("CUDA initialization: ...") are warnings
                     r"\bThe NVIDIA driver on your system is too old\b|"
-                    r"\bCUDA unknown error - this may be due to an incorrectly set up environment\b",
+                    r"\bCUDA unknown error - this may be due to an incorrectly set up environment\b|"
+                    # a CUDA checkpoint loaded where torch sees no GPU (https://github.com/prophesier/diff-svc/issues/38: an
+                    # RTX 3090 host resuming its training)
+                    r"\bAttempting to deserialize object on a CUDA device but torch\.cuda\.is_available\(\) is False\b",
        "no usable GPU", fix=NO_GPU_FIX),
     # no GPU code for this architecture: ROCm on a card it does not list (https://github.com/ROCm/legacy-rocm-build/issues/
     # 2536, a wrong HSA_OVERRIDE_GFX_VERSION: https://github.com/likelovewant/ROCmLibs-for-gfx1103-AMD780M-APU/issues/37,

@@ -1115,6 +1115,10 @@ def test_grpo_without_a_reference_model_logs_kl_nan_and_trains_on():
     "to: https://pytorch.org to install a PyTorch version that has been compiled with your version of the CUDA driver.",
     "RuntimeError: CUDA unknown error - this may be due to an incorrectly set up environment, e.g. changing env variable "
     "CUDA_VISIBLE_DEVICES after program start. Setting the available devices to be zero.",
+    # https://github.com/nicolai256/Stable-textual-inversion_win/issues/26 (an RTX 3080 Ti host, training)
+    "RuntimeError: Attempting to deserialize object on a CUDA device but torch.cuda.is_available() is False. If you are "
+    "running on a CPU-only machine, please use torch.load with map_location=torch.device('cpu') to map your storages to "
+    "the CPU.",
 ])
 def test_torch_that_cannot_start_cuda_names_no_usable_gpu(line):
     pattern = crash.classify(line)
