@@ -12,10 +12,12 @@ Parts:
   pattern that matches (more specific wording first: the CUDA/HIP allocator's out-of-memory before
   the kernel's OOM killer, GPU errors before NCCL errors, NCCL/collective timeouts before plain
   timeouts). Harmless lines give nothing: warnings (Python ``...Warning:``, logging level WARNING,
-  glog/absl ``W`` and ``I`` lines), ``NCCL INFO`` lines, known notices (xformers' missing triton,
-  wandb's retry loop, huggingface_hub's warning on a request it retries, gRPC's exit notice), source
-  lines that a traceback prints under ``File "...", line N`` or in rich's box, and metrics whose names
-  only look alarming (``eval_loss``, ``error_rate``) with finite values.
+  glog/absl ``W`` and ``I`` lines), ``NCCL INFO`` lines, known notices (xformers' missing triton and
+  the traceback some versions print under it, a model's optional package, wandb's retry loop and its
+  retried API calls, huggingface_hub's warning on a request it retries, rocBLAS falling back from
+  hipBLASLt, gRPC's exit notice), source lines that a traceback prints under ``File "...", line N`` or
+  in rich's box, and metrics whose names only look alarming (``eval_loss``, ``error_rate``, a best loss
+  still at its start value inf) with finite values.
 * ``scan_lines`` / ``collapse``: matches per (file, category) collapsed into one crash
   ``{category, severity, file, line, count, first_seen, last_seen, fix}`` (``line`` is the newest
   matching line), and split into *events* (matches more than ``EVENT_GAP_LINES`` lines or
