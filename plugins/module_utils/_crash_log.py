@@ -357,7 +357,10 @@ PATTERNS = [
     _P("nan_loss", r"\b(?!(?:best|lowest|min(?:imum)?)_?\w{0,40}['\"]?\s*[:=]\s*['\"]?\+?inf(?:inity)?\b)"
                    r"\w{0,40}loss\w{0,20}['\"]?\s*[:=]\s*" + _NONFINITE, "loss is NaN/inf"),
     _P("nan_loss", r"\bloss\b.{0,30}\b(?:is|became|was|of)\s+(?:nan|inf)\b|\bnan loss\b|\bnon-finite loss\b|"
-                   r"\bloss\s+[-+]?(?:nan|inf)\b", "loss is NaN/inf"),
+                   r"\bloss\s+[-+]?(?:nan|inf)\b|"
+                   # a loss in the table stable-baselines prints ("| value_loss         | 63.725853     |",
+                   # https://github.com/hill-a/stable-baselines/issues/178; its "ep_rewmean | nan" is no loss)
+                   r"\b\w{0,40}loss\w{0,20}\s*\|\s*[-+]?(?:nan|inf)\b", "loss is NaN/inf"),
     _P("nan_loss", r"\b(?:rewards|logps|logits)/(?:chosen|rejected)['\"]?\s*[:=]\s*" + _NONFINITE,
        "DPO rewards/log-probabilities are NaN/inf"),
     # DeepSpeed's, and fairseq's "FloatingPointError: Minimum loss scale reached (0.0001). Your loss is probably exploding."

@@ -1137,3 +1137,20 @@ def test_torch_cuda_initialization_warnings_stay_warnings():
                  "env variable CUDA_VISIBLE_DEVICES after program start. Setting the available devices to be zero. "
                  "(Triggered internally at  /pytorch/c10/cuda/CUDAFunctions.cpp:100.)"]:
         assert crash.classify(line) is None
+
+
+def test_stable_baselines_table_rows():
+    # the table of https://github.com/hill-a/stable-baselines/issues/178 (a healthy run: no episode ended yet, so its
+    # episode means are nan); a loss row at nan is hand-made in that table's form (the issues with one show it as a
+    # screenshot, https://github.com/hill-a/stable-baselines/issues/634)
+    table = ["--------------------------------------",
+             "| approxkl           | 6.6147855e-05 |",
+             "| clipfrac           | 0.0           |",
+             "| ep_rewmean         | nan           |",
+             "| eplenmean          | nan           |",
+             "| explained_variance | 0.126         |",
+             "| policy_loss        | 0.0006248371  |",
+             "| value_loss         | 63.725853     |",
+             "--------------------------------------"]
+    assert crash.scan_lines(table, "train.log", now=NOW) == []
+    assert crash.classify("| policy_loss        | nan           |").category == "nan_loss"
