@@ -140,8 +140,8 @@ OP_BUILD_FIX = (
 NO_GPU_FIX = (
     "The training process saw no usable GPU: CUDA_VISIBLE_DEVICES (or HIP_VISIBLE_DEVICES) empty or naming a GPU that "
     "is not there, the driver not loaded, replaced by an update without a reboot or older than the CUDA version the "
-    "installed PyTorch needs, or a container started without GPUs. Check nvidia-smi / amd-smi on the host and in the "
-    "daemon's environment, and dmesg for the driver.")
+    "installed PyTorch needs, a CPU-only PyTorch build in the environment, or a container started without GPUs. Check "
+    "nvidia-smi / amd-smi on the host and in the daemon's environment, and dmesg for the driver.")
 TIME_LIMIT_FIX = (
     "Slurm stopped the job at its time limit. Raise the limit (sbatch --time) or save checkpoints often enough to "
     "resume from the last one in a requeued job.")
@@ -276,7 +276,10 @@ PATTERNS = [
                     r"\bCUDA unknown error - this may be due to an incorrectly set up environment\b|"
                     # a CUDA checkpoint loaded where torch sees no GPU (https://github.com/prophesier/diff-svc/issues/38: an
                     # RTX 3090 host resuming its training)
-                    r"\bAttempting to deserialize object on a CUDA device but torch\.cuda\.is_available\(\) is False\b",
+                    r"\bAttempting to deserialize object on a CUDA device but torch\.cuda\.is_available\(\) is False\b|"
+                    # a CPU-only PyTorch in the training environment (https://github.com/karpathy/nanoGPT/issues/281,
+                    # https://github.com/EagleW/Describing_a_Knowledge_Base/issues/8)
+                    r"\bTorch not compiled with CUDA enabled\b",
        "no usable GPU", fix=NO_GPU_FIX),
     # no GPU code for this architecture: ROCm on a card it does not list (https://github.com/ROCm/legacy-rocm-build/issues/
     # 2536, a wrong HSA_OVERRIDE_GFX_VERSION: https://github.com/likelovewant/ROCmLibs-for-gfx1103-AMD780M-APU/issues/37,

@@ -1119,6 +1119,8 @@ def test_grpo_without_a_reference_model_logs_kl_nan_and_trains_on():
     "RuntimeError: Attempting to deserialize object on a CUDA device but torch.cuda.is_available() is False. If you are "
     "running on a CPU-only machine, please use torch.load with map_location=torch.device('cpu') to map your storages to "
     "the CPU.",
+    # a CPU-only torch: https://github.com/karpathy/nanoGPT/issues/281 (train.py), EagleW/Describing_a_Knowledge_Base#8
+    "AssertionError: Torch not compiled with CUDA enabled",
 ])
 def test_torch_that_cannot_start_cuda_names_no_usable_gpu(line):
     pattern = crash.classify(line)
@@ -1154,3 +1156,9 @@ def test_stable_baselines_table_rows():
              "--------------------------------------"]
     assert crash.scan_lines(table, "train.log", now=NOW) == []
     assert crash.classify("| policy_loss        | nan           |").category == "nan_loss"
+
+
+def test_the_source_line_that_raises_the_cpu_only_assertion_is_no_verdict():
+    # the frame and its source line before the exception line: https://github.com/EagleW/Describing_a_Knowledge_Base/issues/8
+    frame = '  File "C:\\Users\\Anaconda3\\lib\\site-packages\\torch\\cuda\\__init__.py", line 210, in _lazy_init'
+    assert crash.classify('    raise AssertionError("Torch not compiled with CUDA enabled")', frame) is None
