@@ -199,9 +199,11 @@ PATTERNS = [
                    # the CUDA driver API's name (TensorFlow's "failed to allocate 128.00M (134217728 bytes) from device:
                    # CUDA_ERROR_OUT_OF_MEMORY", https://github.com/tkuanlun350/3DUnet-Tensorflow-Brats18/issues/25)
                    r"CUDA_ERROR_OUT_OF_MEMORY)\b", "GPU library allocation failed"),
-    # cuDNN could not create its handle: GPU memory already full when it started (https://github.com/haotian-liu/LLaVA/
-    # issues/392, https://github.com/seanie12/Info-HCVAE/issues/7, https://github.com/flexflow/flexflow-train/issues/51)
-    _P("cuda_oom", r"\bCUDNN_STATUS_NOT_INITIALIZED\b|\bcould not create cudnn handle\b", "cuDNN could not start (GPU memory)",
+    # cuDNN could not create its handle: mostly GPU memory already full when it started (https://github.com/haotian-liu/
+    # LLaVA/issues/392, https://github.com/seanie12/Info-HCVAE/issues/7, https://github.com/flexflow/flexflow-train/
+    # issues/51), else mismatched cuDNN/CUDA/driver versions. Not the allocator's out-of-memory (cuda_oom is that alone):
+    # gpu_error, its fix naming the memory first. Before the generic CUDNN_STATUS_ row, for its fix.
+    _P("gpu_error", r"\bCUDNN_STATUS_NOT_INITIALIZED\b|\bcould not create cudnn handle\b", "cuDNN could not start",
        fix=CUDNN_HANDLE_FIX),
     _P("cuda_oom", r"\bcudaMalloc\w*\b.{0,60}\bout of memory\b", "cudaMalloc out of memory"),
     # PyTorch < 1.5's THC check of a CUDA call ("THCudaCheck FAIL file=.../THCStorage.cu line=58 error=2 : out of
