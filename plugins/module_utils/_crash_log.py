@@ -12,10 +12,12 @@ Parts:
   pattern that matches (more specific wording first: the CUDA/HIP allocator's out-of-memory before
   the kernel's OOM killer, GPU errors before NCCL errors, NCCL/collective timeouts before plain
   timeouts). Harmless lines give nothing: warnings (Python ``...Warning:``, logging level WARNING,
-  glog/absl ``W`` and ``I`` lines), ``NCCL INFO`` lines, known notices (xformers' missing triton,
-  wandb's retry loop, huggingface_hub's warning on a request it retries, gRPC's exit notice), source
-  lines that a traceback prints under ``File "...", line N`` or in rich's box, and metrics whose names
-  only look alarming (``eval_loss``, ``error_rate``) with finite values.
+  glog/absl ``W`` and ``I`` lines), ``NCCL INFO`` lines, known notices (xformers' missing triton and
+  the traceback some versions print under it, a model's optional package, wandb's retry loop and its
+  retried API calls, huggingface_hub's warning on a request it retries, rocBLAS falling back from
+  hipBLASLt, gRPC's exit notice), source lines that a traceback prints under ``File "...", line N`` or
+  in rich's box, and metrics whose names only look alarming (``eval_loss``, ``error_rate``, a best loss
+  still at its start value inf) with finite values.
 * ``scan_lines`` / ``collapse``: matches per (file, category) collapsed into one crash
   ``{category, severity, file, line, count, first_seen, last_seen, fix}`` (``line`` is the newest
   matching line), and split into *events* (matches more than ``EVENT_GAP_LINES`` lines or
@@ -126,7 +128,8 @@ SHM_FIX = (
     "64 MiB by default. Give it more (docker --shm-size=16g; in Kubernetes an emptyDir with medium: Memory mounted "
     "on /dev/shm), lower num_workers, and remove what crashed runs left there (/dev/shm/torch_*, nccl-*).")
 HOST_MEMORY_FIX = (
-    "Host memory ran out: PyTorch's CPU allocator (DefaultCPUAllocator) could not allocate a tensor. Hold less in "
+    "Host memory ran out: PyTorch's CPU allocator (DefaultCPUAllocator) could not allocate a tensor, or Python / numpy "
+    "an array (MemoryError). Hold less in "
     "host memory (fewer dataloader workers, load the model with low_cpu_mem_usage=True or straight to the GPU) or "
     "raise the memory limit; 'free -g' shows what is left.")
 OP_BUILD_FIX = (
@@ -136,11 +139,32 @@ OP_BUILD_FIX = (
     "environment (DS_BUILD_OPS=1 pip install deepspeed).")
 NO_GPU_FIX = (
     "The training process saw no usable GPU: CUDA_VISIBLE_DEVICES (or HIP_VISIBLE_DEVICES) empty or naming a GPU that "
-    "is not there, the driver not loaded or replaced by an update without a reboot, or a container started without "
-    "GPUs. Check nvidia-smi / amd-smi on the host and in the daemon's environment, and dmesg for the driver.")
+    "is not there, the driver not loaded, replaced by an update without a reboot or older than the CUDA version the "
+    "installed PyTorch needs, a CPU-only PyTorch build in the environment, or a container started without GPUs. Check "
+    "nvidia-smi / amd-smi on the host and in the daemon's environment, and dmesg for the driver.")
 TIME_LIMIT_FIX = (
     "Slurm stopped the job at its time limit. Raise the limit (sbatch --time) or save checkpoints often enough to "
     "resume from the last one in a requeued job.")
+CUDNN_HANDLE_FIX = (
+    "cuDNN could not create its handle (CUDNN_STATUS_NOT_INITIALIZED, 'Could not create cudnn handle'): almost always the "
+    "GPU memory was already taken when cuDNN started, by this process or another one (TensorFlow takes all of it unless "
+    "TF_FORCE_GPU_ALLOW_GROWTH=true). Check nvidia-smi for other processes, lower the batch size; if memory is free, the "
+    "cuDNN, CUDA and driver versions do not match.")
+GPU_ARCH_FIX = (
+    "The installed build has no GPU code for this GPU's architecture (hipErrorNoBinaryForGpu, 'invalid device function', "
+    "'no kernel image is available'): install a PyTorch/ROCm/CUDA build (or rebuild the extension) for this GPU. On an AMD "
+    "card ROCm does not list, HSA_OVERRIDE_GFX_VERSION set to the nearest supported one (10.3.0 for RDNA2, 11.0.0 for "
+    "RDNA3) in the daemon's environment makes it load; HSA_STATUS_ERROR_INVALID_ISA means that override is wrong.")
+ENGINE_MEMORY_FIX = (
+    "The inference engine (vLLM, SGLang: the rollout of RL training) found too little GPU memory for its weights and KV "
+    "cache: another process holds GPU memory (or the trainer's own model on the same GPU, not offloaded before the "
+    "rollout), or max_model_len is too long for the share it was given. Free the GPU (nvidia-smi), lower max_model_len, "
+    "or raise gpu_memory_utilization / --mem-fraction-static (lower it when vLLM says free memory at start is less than "
+    "it asks for).")
+PORT_IN_USE_FIX = (
+    "The port the job listens on is held by another process (EADDRINUSE): usually the rendezvous port of "
+    "torch.distributed (MASTER_PORT, torchrun --master_port, 29500 by default) taken by a run still alive or a second "
+    "job on the same host. Stop the old run ('ss -ltnp' shows who holds the port) or give each job its own port.")
 
 
 class Pattern(object):
@@ -171,7 +195,16 @@ PATTERNS = [
        "PyTorch OutOfMemoryError"),
     _P("cuda_oom", r"\b(?:cudaErrorMemoryAllocation|hipErrorOutOfMemory|CUBLAS_STATUS_ALLOC_FAILED|"
                    r"CUDNN_STATUS_ALLOC_FAILED|HIPBLAS_STATUS_ALLOC_FAILED|rocblas_status_memory_error|"
-                   r"miopenStatusAllocFailed|HSA_STATUS_ERROR_OUT_OF_RESOURCES)\b", "GPU library allocation failed"),
+                   r"miopenStatusAllocFailed|HSA_STATUS_ERROR_OUT_OF_RESOURCES|"
+                   # the CUDA driver API's name (TensorFlow's "failed to allocate 128.00M (134217728 bytes) from device:
+                   # CUDA_ERROR_OUT_OF_MEMORY", https://github.com/tkuanlun350/3DUnet-Tensorflow-Brats18/issues/25)
+                   r"CUDA_ERROR_OUT_OF_MEMORY)\b", "GPU library allocation failed"),
+    # cuDNN could not create its handle: mostly GPU memory already full when it started (https://github.com/haotian-liu/
+    # LLaVA/issues/392, https://github.com/seanie12/Info-HCVAE/issues/7, https://github.com/flexflow/flexflow-train/
+    # issues/51), else mismatched cuDNN/CUDA/driver versions. Not the allocator's out-of-memory (cuda_oom is that alone):
+    # gpu_error, its fix naming the memory first. Before the generic CUDNN_STATUS_ row, for its fix.
+    _P("gpu_error", r"\bCUDNN_STATUS_NOT_INITIALIZED\b|\bcould not create cudnn handle\b", "cuDNN could not start",
+       fix=CUDNN_HANDLE_FIX),
     _P("cuda_oom", r"\bcudaMalloc\w*\b.{0,60}\bout of memory\b", "cudaMalloc out of memory"),
     # PyTorch < 1.5's THC check of a CUDA call ("THCudaCheck FAIL file=.../THCStorage.cu line=58 error=2 : out of
     # memory"); a THCudaCheck of another error alone is no verdict (RTX cards printed some while training went on)
@@ -181,6 +214,13 @@ PATTERNS = [
     # bitsandbytes' check of a CUDA call that failed to allocate ("Error out of memory at line 380 in file
     # .../csrc/pythonInterface.c": its paged optimizer's managed memory; ".../csrc/ops.cu"), before its other failures
     _P("cuda_oom", r"^\W{0,3}Error out of memory at line \d+ in file\b", "CUDA allocation failed (bitsandbytes)"),
+    # an inference engine with too little GPU memory at start (vLLM: https://github.com/vllm-project/vllm/issues/10439,
+    # /10517, https://github.com/pytorch/pytorch/issues/175666; SGLang's check of --mem-fraction-static)
+    _P("cuda_oom", r"\bNo available memory for the cache blocks\b|"
+                   r"\bthan the maximum number of tokens that can be stored in KV cache\b|"
+                   r"\bon startup is less than desired GPU memory utilization\b|"
+                   r"\bNot enough memory\. Please try to increase --mem-fraction-static\b",
+       "inference engine: too little GPU memory for its KV cache", fix=ENGINE_MEMORY_FIX),
     # accelerate's find_executable_batch_size halved the batch on each GPU OOM down to nothing
     _P("cuda_oom", r"\bNo executable batch size found\b", "no batch size fits in GPU memory"),
     # Killed: SIGKILL, the kernel's or a cgroup's OOM killer (before anything that says "out of memory").
@@ -201,10 +241,16 @@ PATTERNS = [
                          r"\bkilled by signal:?\s*(?:9\b|SIGKILL\b|Killed\b)|"
                          r"\b(?:received|got|terminated by|died with)\b.{0,20}\bSIGKILL\b|status=9/KILL\b",
        "SIGKILL"),
-    _P("process_killed", r"\bDefaultCPUAllocator: (?:can't allocate|not enough) memory\b", "host memory exhausted",
-       fix=HOST_MEMORY_FIX),
+    _P("process_killed", r"\bDefaultCPUAllocator: (?:can't allocate|not enough) memory\b|"
+                         # numpy's ("numpy.core._exceptions._ArrayMemoryError: Unable to allocate 7.91 GiB for an array",
+                         # https://github.com/open-mmlab/mmhuman3d/issues/331) and Python's bare MemoryError
+                         # (https://github.com/NRauschmayr/Anomaly_Detection/issues/2)
+                         r"\b(?:_Array)?MemoryError: Unable to allocate\b|^\W{0,3}MemoryError\s*$",
+       "host memory exhausted", fix=HOST_MEMORY_FIX),
     # bash's job report pads the PID: "line 28:  8156 Killed    python3 main.py"
-    _P("process_killed", r"^\W{0,3}Killed\s*$|(?:^|:\s+)\d+\s+Killed\s+\S", "Killed (shell)"),
+    # ... and written straight after a progress bar that had no newline ("3it [05:29, 105.48s/it]Killed",
+    # github.com/marcochen11/EECS545_Final_Proj README at fef9a27df92f)
+    _P("process_killed", r"^\W{0,3}Killed\s*$|(?:^|:\s+)\d+\s+Killed\s+\S|\]Killed\s*$", "Killed (shell)"),
     # GPU kernel failures.
     _P("gpu_error", r"\billegal memory access\b", "illegal memory access"),
     # the assert itself, not torch's hint after every CUDA/HIP error ("Compile with `TORCH_USE_CUDA_DSA` to enable
@@ -219,14 +265,48 @@ PATTERNS = [
                     r"\bmisaligned address\b", "kernel launch failure"),
     # no GPU at all (torch's lazy CUDA init, the driver's own status): the GPU is not usable, with its own fix
     _P("gpu_error", r"\bNo CUDA GPUs are available\b|\bFound no NVIDIA driver on your system\b|"
-                    r"\b(?:CUDA|HIP) error: no (?:CUDA|ROCm)-capable device is detected\b", "no usable GPU", fix=NO_GPU_FIX),
+                    r"\b(?:CUDA|HIP) error: no (?:CUDA|ROCm)-capable device is detected\b|"
+                    # torch's lazy init, https://github.com/Kai-46/ARF-svox2/issues/9 (its UserWarning form is a warning)
+                    r"\bCUDA driver initialization failed\b|"
+                    # the driver API's status (TensorFlow's "failed call to cuInit: CUDA_ERROR_NO_DEVICE: no CUDA-capable
+                    # device is detected", https://github.com/rail-berkeley/softlearning/issues/150: it then trains on the CPU)
+                    r"\bCUDA_ERROR_NO_DEVICE\b|"
+                    # torch's driver check and its lazy init on a broken driver (https://github.com/ai4d-iasc/trixie/issues/9,
+                    # https://github.com/serend1p1ty/SeqNet/issues/36; https://github.com/pytorch/pytorch/issues/65461):
+                    # their UserWarning forms ("CUDA initialization: ...") are warnings
+                    r"\bThe NVIDIA driver on your system is too old\b|"
+                    r"\bCUDA unknown error - this may be due to an incorrectly set up environment\b|"
+                    # a CUDA checkpoint loaded where torch sees no GPU (https://github.com/prophesier/diff-svc/issues/38: an
+                    # RTX 3090 host resuming its training)
+                    r"\bAttempting to deserialize object on a CUDA device but torch\.cuda\.is_available\(\) is False\b|"
+                    # a CPU-only PyTorch in the training environment (https://github.com/karpathy/nanoGPT/issues/281,
+                    # https://github.com/EagleW/Describing_a_Knowledge_Base/issues/8)
+                    r"\bTorch not compiled with CUDA enabled\b",
+       "no usable GPU", fix=NO_GPU_FIX),
+    # no GPU code for this architecture: ROCm on a card it does not list (https://github.com/ROCm/legacy-rocm-build/issues/
+    # 2536, a wrong HSA_OVERRIDE_GFX_VERSION: https://github.com/likelovewant/ROCmLibs-for-gfx1103-AMD780M-APU/issues/37,
+    # the HIP runtime's own line: https://github.com/ggml-org/llama.cpp/issues/19949), a CUDA build without the arch
+    _P("gpu_error", r"\bhipErrorNoBinaryForGpu\b|\bUnable to find code object for all current devices\b|"
+                    r"\bNo compatible code objects found for\b|\bHSA_STATUS_ERROR_INVALID_ISA\b|"
+                    r"\binvalid device function\b|\bhipErrorInvalidDeviceFunction\b|"
+                    r"\bno kernel image is available for execution\b|"
+                    # rocBLAS/hipBLASLt without kernels for the GPU ("rocBLAS error: Cannot read .../TensileLibrary.dat: Illegal
+                    # seek for GPU arch : gfx900", https://github.com/pytorch/pytorch/issues/179865; "rocblaslt error: Could
+                    # not load "TensileLibrary_lazy_gfx1101.dat"", https://github.com/ROCm/TheRock/issues/754)
+                    r"\b(?:rocBLAS|rocblaslt) error: (?:Cannot read|Could not load)\b.{0,300}?\bTensileLibrary",
+       "no GPU code for this architecture", fix=GPU_ARCH_FIX),
     _P("gpu_error", r"\b(?:CUDA|HIP) (?:driver )?error:", "CUDA/HIP error"),
     # Any status but success (an allocation failure is cuda_oom, above).
-    _P("gpu_error", r"\b(?:cudaError(?!MemoryAllocation)\w+|hipError(?!OutOfMemory)\w+|CUBLAS_STATUS_(?!SUCCESS\b)\w+|"
-                    r"CUDNN_STATUS_(?!SUCCESS\b)\w+|HSA_STATUS_ERROR_\w+)\b|"
-                    r"\b(?:rocBLAS|hipBLAS(?:Lt)?|MIOpen|cuBLAS(?:Lt)?|cuDNN) error:", "CUDA/HIP library error"),
+    # (a query on work still running answers cudaErrorNotReady / hipErrorNotReady / CUDA_ERROR_NOT_READY: no error)
+    _P("gpu_error", r"\b(?:cudaError(?!MemoryAllocation|NotReady\b)\w+|hipError(?!OutOfMemory|NotReady\b)\w+|"
+                    r"CUBLAS_STATUS_(?!SUCCESS\b)\w+|CUDNN_STATUS_(?!SUCCESS\b)\w+|HSA_STATUS_ERROR_\w+|"
+                    # MIOpen's and hipBLAS's statuses (https://github.com/ROCm/MIOpen/issues/3943: "RuntimeError:
+                    # miopenStatusUnknownError"), the CUDA driver API's (JAX, TensorFlow, CuPy: CUDA_ERROR_ILLEGAL_ADDRESS)
+                    r"miopenStatus(?!Success\b|GpuOperationsSkipped\b)\w+|HIPBLAS_STATUS_(?!SUCCESS\b)\w+|"
+                    r"CUDA_ERROR_(?!NOT_READY\b)\w+)\b|"
+                    r"\b(?:rocBLAS|rocblaslt|hipBLAS(?:Lt)?|MIOpen|cuBLAS(?:Lt)?|cuDNN) error:", "CUDA/HIP library error"),
     # NCCL's and bitsandbytes' checks of a CUDA call, torch's first CUDA call.
-    _P("gpu_error", r"\b(?:Cuda|HIP) failure\b|^\W{0,3}Error .{1,200}? at line \d+ in file .{1,300}?\.(?:cu|cuh)\b|"
+    _P("gpu_error", r"\b(?:Cuda|HIP) failure\b|^\W{0,3}Error .{1,200}? at line \d+ in file .{1,300}?\.(?:cu|cuh|hip)\b|"
                     r"\berror from (?:cuda|hip)GetDeviceCount\(\)", "CUDA call failed"),
     _P("gpu_error", r"\bMemory access fault by GPU\b", "GPU memory access fault"),
     # ROCm's runtime on a GPU hardware exception ("HW Exception by GPU node-9 (Agent handle: 0x..) reason :GPU Hang")
@@ -241,6 +321,10 @@ PATTERNS = [
        "NCCL communicator aborted"),
     _P("nccl_timeout", r"\b(?:NCCL|RCCL) (?:error|timeout)\b|\b(?:nccl|rccl)(?:SystemError|InternalError|"
                        r"InvalidUsage|UnhandledCudaError|RemoteError|InvalidArgument)\b", "NCCL error"),
+    # the rendezvous port taken (torch < 1.11's TCPStore: "RuntimeError: Address already in use",
+    # https://github.com/NVIDIA/tacotron2/issues/181; libuv's "address already in use", https://github.com/pytorch/pytorch/
+    # issues/191560; "The server socket has failed to bind to [::]:29500 (errno: 98 - Address already in use)")
+    _P("nccl_timeout", r"\bAddress already in use\b|\bEADDRINUSE\b", "port already in use", fix=PORT_IN_USE_FIX),
     _P("nccl_timeout", r"\bDistBackendError\b|\bDistStoreError\b|\bDistNetworkError\b|"
                        r"\bRendezvous(?:Timeout|Connection|Closed|State)Error\b", "distributed backend error"),
     # A rank that cannot reach the c10d store or its peers (whatever exception class carries it: TimeoutError,
@@ -273,17 +357,32 @@ PATTERNS = [
     # loss scaler skips (normal); a real divergence shows in the loss, the loss scale at its minimum, or sampling.
     # any metric named for a loss: loss, eval_loss, avr_loss, loss_net, Lightning's train_loss_step
     # (bounded: a long run of word characters must not make the match quadratic)
-    _P("nan_loss", r"\b\w{0,40}loss\w{0,20}['\"]?\s*[:=]\s*" + _NONFINITE, "loss is NaN/inf"),
+    # ... but not the running minimum of a loss at its start value, inf, printed before the first validation ("best_loss=inf",
+    # "min_valid_loss=inf": kh-kim/simple-ntc's trainer at 008adf37 prints it so on its first epoch)
+    _P("nan_loss", r"\b(?!(?:best|lowest|min(?:imum)?)_?\w{0,40}['\"]?\s*[:=]\s*['\"]?\+?inf(?:inity)?\b)"
+                   r"\w{0,40}loss\w{0,20}['\"]?\s*[:=]\s*" + _NONFINITE, "loss is NaN/inf"),
     _P("nan_loss", r"\bloss\b.{0,30}\b(?:is|became|was|of)\s+(?:nan|inf)\b|\bnan loss\b|\bnon-finite loss\b|"
-                   r"\bloss\s+[-+]?(?:nan|inf)\b", "loss is NaN/inf"),
+                   r"\bloss\s+[-+]?(?:nan|inf)\b|"
+                   # a loss in the table stable-baselines prints ("| value_loss         | 63.725853     |",
+                   # https://github.com/hill-a/stable-baselines/issues/178; its "ep_rewmean | nan" is no loss)
+                   r"\b\w{0,40}loss\w{0,20}\s*\|\s*[-+]?(?:nan|inf)\b", "loss is NaN/inf"),
     _P("nan_loss", r"\b(?:rewards|logps|logits)/(?:chosen|rejected)['\"]?\s*[:=]\s*" + _NONFINITE,
        "DPO rewards/log-probabilities are NaN/inf"),
-    _P("nan_loss", r"\bloss scale already at minimum\b", "fp16 loss scale at its minimum"),
+    # DeepSpeed's, and fairseq's "FloatingPointError: Minimum loss scale reached (0.0001). Your loss is probably exploding."
+    # (https://github.com/facebookresearch/fairseq/issues/3185)
+    _P("nan_loss", r"\bloss scale already at minimum\b|\bMinimum loss scale reached\b", "fp16 loss scale at its minimum"),
     # Megatron-LM's checks, which stop the run: "found NaN in local grad norm in backward pass before data-parallel
     # communication collective", "found Inf in local forward loss calculation", its rerun machine's "Unexpected result nan"
     _P("nan_loss", r"\bfound (?:NaN|Inf) in local (?:grad norm|forward loss)\b|\bUnexpected result (?:nan|inf)\b",
        "Megatron found NaN/inf in the loss or the gradients"),
+    # detectron2's check, which stops the run: "FloatingPointError: Loss became infinite or NaN at iteration=2137!"
+    # (https://github.com/facebookresearch/detectron2/issues/838, https://github.com/gist-ailab/uoais/issues/16)
+    _P("nan_loss", r"\bLoss became infinite or NaN\b", "detectron2 found the loss infinite or NaN"),
     _P("nan_loss", r"\bprobability tensor contains either\b", "sampling from NaN/inf probabilities"),
+    # torch.distributions' check of a policy's output (PPO in legged_gym, RLlib, SB3): the Real() constraint fails on NaN
+    # only (https://github.com/leggedrobotics/legged_gym/issues/16, https://github.com/JinmiaoChenLab/scTM/issues/6)
+    _P("nan_loss", r"\bto satisfy the constraint Real\(\), but found invalid values\b",
+       "distribution parameters are NaN"),
     _P("nan_loss", r"\breturned nan values in its \d+\w* output\b|\bis non-finite, so it cannot be clipped\b",
        "NaN in the backward pass"),
     # Missing modules and libraries.
@@ -305,7 +404,10 @@ PATTERNS = [
                   # huggingface_hub's LocalEntryNotFoundError: the Hub out of reach and the file not in its cache
                   r"\bcannot find the requested files in the (?:local|disk) cache\b|"
                   # urllib3 gave up on a request (under requests' ConnectionError): the host could not reach the server
-                  r"\bMax retries exceeded with url\b", "operation timed out"),
+                  r"\bMax retries exceeded with url\b|"
+                  # datasets' own ConnectionError ("Couldn't reach https://raw.githubusercontent.com/...", https://github.com/
+                  # huggingface/datasets/issues/1764; "Couldn't reach 'org/name' on the Hub (ConnectionError)")
+                  r"\bCouldn['\u2019]t reach (?:https?://|'[^']{1,200}' on the Hub\b)", "operation timed out"),
 ]
 
 # -- harmless lines ---------------------------------------------------------------------------
@@ -325,7 +427,19 @@ _QUIET_LINES = re.compile("|".join((
     r"^\s*warnings\.warn(?:_explicit)?\(",       # the source line a Python warning prints under itself
     r"^\s*\u2502\s*(?:\u2771\s*)?\d+\s*\u2502",     # a source line in rich's traceback box (box-drawing bars)
     r"^Error caught was: ",                        # xformers: an optional dependency (triton) is missing
+    # a model's optional package missing, logged without a level (Phi-3's "`flash-attention` package not found, consider
+    # installing for better performance: No module named 'flash_attn'.", github.com/ChintanShahDS/MultiModal_FineTuning)
+    r"\bconsider installing\b.{0,40}?\bfor better performance\b",
+    # rocBLAS found no hipBLASLt kernel for a GEMM and falls back to its Tensile ones (printed once, then "rocBLAS warning:
+    # hipBlasLT failed, falling back to tensile."): ROCm/rocBLAS library/src/hipblaslt_host.cpp and tensile_host.cpp at
+    # bd1fc7ba9b22; a run that ends in a failure says so in its own words
+    r"^\W{0,3}(?:rocBLAS error: No hipBLASLt solution found|hipBLASLt error: (?:Heuristic Fetch Failed|Cannot find "
+    r"specified solution index|algo not supported)|hipblaslt: algo not supported)\b",
     r"\bentering retry loop\b",                    # wandb retries a network error on its own
+    # wandb's own request to its server failed and is retried (https://github.com/wandb/wandb/issues/5372: "wandb: ERROR
+    # Error while calling W&B API: context deadline exceeded (<Response [500]>)", /11162: "wandb:   ERROR retrying: Post
+    # ...: context deadline exceeded"): the experiment tracker's trouble, not the training's
+    r"\bwandb:\s+ERROR (?:Error while calling W&B API:|retrying:)",
     # huggingface_hub's warning on a failed request, which it retries or answers from its cache; a request that fails
     # for good raises after it (requests' ...Timeout, transformers' "We couldn't connect to 'https://huggingface.co'")
     r"\)'\s*thrown while requesting [A-Z]+ \S+\s*$",
@@ -334,6 +448,37 @@ _QUIET_LINES = re.compile("|".join((
 )))
 _TRACEBACK_FRAME = re.compile(r'\bFile "[^"]*", line \d+')
 _LEVEL_WINDOW = 200
+# Notices that print the traceback of the import they caught right under themselves (an optional dependency missing at
+# start): that traceback, its exception line included, belongs to the notice.
+_NOTICES_WITH_TRACEBACK = re.compile("|".join((
+    # xformers without triton, the versions that print the whole traceback (https://github.com/Nerogar/OneTrainer/issues/
+    # 223; https://github.com/derrian-distro/LoRA_Easy_Training_Scripts/issues/287, the maintainer: "won't affect training")
+    r"\bA matching Triton is not available, some optimizations will not be enabled\b",
+)))
+_TRACEBACK_START = re.compile(r"^\W{0,3}Traceback \(most recent call last\):\s*$")
+
+
+class _NoticeTraceback(object):
+    """Follows a log's lines one by one: ``owns(text)`` is True for the lines of a traceback that a notice of
+    ``_NOTICES_WITH_TRACEBACK`` printed right under itself (its frames, source lines and exception line)."""
+
+    __slots__ = ("state",)
+
+    def __init__(self):
+        self.state = None  # "notice": the line before was one; "traceback": inside the notice's traceback
+
+    def owns(self, text):
+        state, self.state = self.state, None
+        if state == "traceback":
+            if not text.strip() or text[:1] in " \t" or _TRACEBACK_FRAME.search(text):
+                self.state = "traceback"  # a frame, its source line, a caret line
+            return True  # ... or the exception line, the traceback's last
+        if state == "notice" and _TRACEBACK_START.search(text):
+            self.state = "traceback"
+            return True
+        if _NOTICES_WITH_TRACEBACK.search(text):
+            self.state = "notice"
+        return False
 
 
 def _source_line(text, previous):
@@ -558,6 +703,7 @@ def scan_lines(lines, path, now=None):
     """
     now = time.time() if now is None else now
     matches, previous, current_time = [], "", None
+    notices = _NoticeTraceback()
     for index, item in enumerate(lines):
         offset, line = item if isinstance(item, tuple) else (None, item)
         found = None  # (rank, pattern, text): a line redrawn in parts still gives one category, the most specific
@@ -565,7 +711,7 @@ def scan_lines(lines, path, now=None):
             stamp = line_time(text, now)
             if stamp is not None:
                 current_time = stamp
-            pattern = classify(text, previous)
+            pattern = None if notices.owns(text) else classify(text, previous)
             previous = text
             if pattern is not None:
                 rank = PATTERNS.index(pattern)  # PATTERNS is ordered from the most specific

@@ -35,7 +35,8 @@ def test_recorded_crash_log_is_classified_as_written(name):
     assert report["categories"] == ([] if want == "none" else [want])
     assert report["files"][0]["error"] is None and report["files"][0]["complete"] is True
     for item in report["crashes"]:
-        assert item["fix"] == crash.CATEGORIES[want][1]
+        # the category's fix, or the own fix of one of its rows (a port in use, cuDNN's handle)
+        assert item["fix"] in set(p.fix for p in crash.PATTERNS if p.category == want)
         assert item["line"] and "\n" not in item["line"]
 
 
@@ -453,8 +454,9 @@ def test_harmless_lines_give_nothing(line):
 
 @pytest.mark.parametrize("line, category", [
     # a failure at an error level, or after one, is not made harmless by a level letter or NCCL INFO after it
+    # (the driver's status names no GPU: TensorFlow goes on without one, the more specific verdict)
     ("2024-12-02 14:46:38.268417: E tensorflow/compiler/xla/stream_executor/cuda/cuda_driver.cc:266] failed call to "
-     "cuInit: CUDA_ERROR_NO_DEVICE: no CUDA-capable device is detected; ImportError: libcuda.so.1", "import_error"),
+     "cuInit: CUDA_ERROR_NO_DEVICE: no CUDA-capable device is detected; ImportError: libcuda.so.1", "gpu_error"),
     ("RuntimeError: NCCL error: unhandled system error, NCCL version 2.18.1; last: NCCL INFO Bootstrap", "nccl_timeout"),
     ("host:123:456 [0] NCCL WARN Cuda failure 'out of memory'", "cuda_oom"),
 ])
@@ -809,3 +811,355 @@ def test_scan_reports_unreadable_logs_and_records_nothing_when_disabled(tmp_path
     report = crash.scan([str(tmp_path / "missing.log"), str(tmp_path / "*.nothing")], history_file=None, now=NOW)
     assert report["categories"] == [] and report["history"]["state"] == "disabled"
     assert [f["error"] for f in report["files"]] == ["%s is missing" % (tmp_path / "missing.log")]
+
+
+# -- driver-API names, cuDNN's handle, GPU architectures, the rendezvous port --------------------------
+
+@pytest.mark.parametrize("line, category", [
+    # TensorFlow's allocator names the driver API's status only:
+    # https://github.com/tkuanlun350/3DUnet-Tensorflow-Brats18/issues/25
+    ("2019-04-29 11:34:02.983765: E tensorflow/stream_executor/cuda/cuda_driver.cc:936] failed to allocate 128.00M "
+     "(134217728 bytes) from device: CUDA_ERROR_OUT_OF_MEMORY", "cuda_oom"),
+    # https://github.com/philip-huang/PIXOR/issues/31 (its title)
+    ("failed to allocate 17.79G (19104890880 bytes) from device: CUDA_ERROR_OUT_OF_MEMORY: out of memory", "cuda_oom"),
+    # a driver-API status with its words: https://github.com/jax-ml/jax/issues/3017
+    ("> Program hit CUDA_ERROR_ILLEGAL_ADDRESS (error 700) due to \"an illegal memory access was encountered\" on CUDA "
+     "API call to cuMemcpyDtoHAsync_v2", "gpu_error"),
+    # MIOpen's status: https://github.com/ROCm/MIOpen/issues/3943
+    ("RuntimeError: miopenStatusUnknownError", "gpu_error"),
+])
+def test_driver_api_and_rocm_library_statuses_are_classified(line, category):
+    assert crash.classify(line).category == category
+
+
+@pytest.mark.parametrize("line, category, fix_names", [
+    # cuDNN could not create its handle: mostly GPU memory full when it started (the maintainers and reporters:
+    # https://github.com/seanie12/Info-HCVAE/issues/7, https://github.com/flexflow/flexflow-train/issues/51), but not
+    # the allocator's out-of-memory: gpu_error, its fix naming the memory
+    ("RuntimeError: cuDNN error: CUDNN_STATUS_NOT_INITIALIZED", "gpu_error", "TF_FORCE_GPU_ALLOW_GROWTH"),
+    # https://github.com/stephen-v/tensorflow_alexnet_classify/issues/4
+    ("2019-01-23 21:21:11.073710: E tensorflow/stream_executor/cuda/cuda_dnn.cc:455] could not create cudnn handle: "
+     "CUDNN_STATUS_NOT_INITIALIZED", "gpu_error", "TF_FORCE_GPU_ALLOW_GROWTH"),
+    # no GPU code for this GPU (ROCm on an unlisted card, a wrong HSA_OVERRIDE_GFX_VERSION, a CUDA build without the
+    # arch): https://github.com/ROCm/legacy-rocm-build/issues/2536, https://github.com/ggml-org/llama.cpp/issues/19949,
+    # https://github.com/likelovewant/ROCmLibs-for-gfx1103-AMD780M-APU/issues/37
+    ("RuntimeError: HIP error: invalid device function", "gpu_error", "HSA_OVERRIDE_GFX_VERSION"),
+    (":1:hip_fatbin.cpp           :687 : 114369963532 us:  No compatible code objects found for: gfx1152, value of "
+     "HIP_FORCE_SPIRV_CODEOBJECT: 0", "gpu_error", "HSA_OVERRIDE_GFX_VERSION"),
+    (":0:rocdevice.cpp            :3018: 128688649210d us:  Callback: Queue 0x7f7f4d000000 aborting with error : "
+     "HSA_STATUS_ERROR_INVALID_ISA: The instruction set architecture is invalid. code: 0x100f", "gpu_error",
+     "HSA_OVERRIDE_GFX_VERSION"),
+    ("RuntimeError: HIP error: hipErrorNoBinaryForGpu: Unable to find code object for all current devices!",
+     "gpu_error", "HSA_OVERRIDE_GFX_VERSION"),
+    # torch's lazy CUDA init on a host whose driver does not start: https://github.com/Kai-46/ARF-svox2/issues/9
+    ("RuntimeError: CUDA driver initialization failed, you might not have a CUDA gpu.", "gpu_error",
+     "CUDA_VISIBLE_DEVICES"),
+    # TensorFlow found no GPU and goes on without one: https://github.com/rail-berkeley/softlearning/issues/150
+    ("(pid=152519) 2020-09-14 16:54:07.442265: E tensorflow/stream_executor/cuda/cuda_driver.cc:313] failed call to "
+     "cuInit: CUDA_ERROR_NO_DEVICE: no CUDA-capable device is detected", "gpu_error", "CUDA_VISIBLE_DEVICES"),
+    # the rendezvous port taken: https://github.com/NVIDIA/tacotron2/issues/181, https://github.com/NVIDIA/Megatron-LM/
+    # issues/343 (torch < 1.11's TCPStore), torch >= 1.11's socket
+    ("RuntimeError: Address already in use", "nccl_timeout", "MASTER_PORT"),
+    ("RuntimeError: The server socket has failed to listen on any local network address. The server socket has "
+     "failed to bind to [::]:29500 (errno: 98 - Address already in use).", "nccl_timeout", "MASTER_PORT"),
+])
+def test_rows_with_their_own_fix_for_gpu_start_and_port_failures(line, category, fix_names):
+    pattern = crash.classify(line)
+    assert pattern.category == category
+    assert fix_names in pattern.fix and pattern.fix != crash.CATEGORIES[category][1]
+
+
+def test_cudnn_failures_other_than_its_handle_stay_gpu_errors():
+    # https://github.com/seanie12/Info-HCVAE/issues/7 (the reporter's second error), the existing CUDNN_STATUS rows
+    assert crash.classify("RuntimeError: cuDNN error: CUDNN_STATUS_EXECUTION_FAILED").category == "gpu_error"
+    assert crash.classify("RuntimeError: cuDNN error: CUDNN_STATUS_INTERNAL_ERROR").fix == crash.CATEGORIES["gpu_error"][1]
+
+
+def test_a_status_query_that_is_not_ready_is_no_error():
+    # Hand-made, in the form of the HIP runtime's AMD_LOG_LEVEL=3 trace (https://github.com/ROCm/clr/issues/126): a query
+    # on work still running answers hipErrorNotReady / cudaErrorNotReady (HIP's and CUDA's documented "not yet"), which
+    # a healthy run traced at that level prints again and again.
+    assert crash.classify(":3:hip_event.cpp            :323 : 14902600514 us: [pid:32899 tid:0x71038c239180] "
+                          "hipEventQuery: Returned hipErrorNotReady : ") is None
+    assert crash.classify("cudaEventQuery returned cudaErrorNotReady") is None
+    assert crash.classify(":3:hip_module.cpp           :669 : 14629861952 us: [pid:31113 tid:0x7fa5a37fe700] "
+                          "hipLaunchKernel: Returned hipErrorInvalidDeviceFunction : ").category == "gpu_error"
+
+
+def test_an_optional_package_notice_is_not_an_import_error():
+    # Phi-3's remote code logs it at WARNING without a level in the output:
+    # github.com/ChintanShahDS/MultiModal_FineTuning README.md at f966be422f36 (the whole log is a fixture)
+    assert crash.classify("`flash-attention` package not found, consider installing for better performance: No module "
+                          "named 'flash_attn'.") is None
+    assert crash.classify("ModuleNotFoundError: No module named 'flash_attn'").category == "import_error"
+
+
+def test_wandb_retrying_its_own_requests_is_no_timeout():
+    # https://github.com/wandb/wandb/issues/11162 (the issue #5372's lines are a fixture)
+    assert crash.classify('wandb:   ERROR retrying: Post "https://api.wandb.ai/graphql": context deadline exceeded '
+                          '(Client.Timeout exceeded while awaiting headers)') is None
+    # wandb that gave up (wandb.init raises after it, the run stops) is a timeout still, as wandb's public
+    # troubleshooting notes quote it
+    assert crash.classify("wandb: ERROR Run initialization has timed out after 90.0 sec.").category == "timeout"
+
+
+# The lines of https://github.com/derrian-distro/LoRA_Easy_Training_Scripts/issues/287 (rich's logging; the maintainer:
+# "normal and won't affect training"): xformers' notice, then the traceback of the import it caught.
+XFORMERS_NOTICE = [
+    "WARNING  A matching Triton is not available, some optimizations will not be enabled   __init__.py:61",
+    "Traceback (most recent call last):",
+    '  File "D:\\AI\\Packages\\Training\\Kohya_ss\\LoRA_Easy_Training_Scripts\\backend\\sd_scripts\\venv\\Lib\\site-packages'
+    '\\xformers\\__init__.py", line 57, in _is_triton_available',
+    "    import triton  # noqa",
+    "    ^^^^^^^^^^^^^",
+    "ModuleNotFoundError: No module named 'triton'",
+]
+
+
+def test_the_traceback_a_notice_prints_under_itself_is_the_notice():
+    assert crash.scan_lines(XFORMERS_NOTICE, "train.log", now=NOW) == []
+    # the traceback ends at its exception line: a failure after it gives its category
+    after = XFORMERS_NOTICE + ["ModuleNotFoundError: No module named 'accelerate'"]
+    (match,) = crash.scan_lines(after, "train.log", now=NOW)
+    assert (match["category"], match["index"]) == ("import_error", 6)
+    # the same traceback without the notice right above it is a failure
+    (match,) = crash.scan_lines(XFORMERS_NOTICE[1:], "train.log", now=NOW)
+    assert (match["category"], match["index"]) == ("import_error", 4)
+    # a notice followed by anything but a traceback: the next line is classified as usual
+    lines = [XFORMERS_NOTICE[0], "RuntimeError: CUDA error: out of memory"]
+    assert [m["category"] for m in crash.scan_lines(lines, "train.log", now=NOW)] == ["cuda_oom"]
+
+
+@pytest.mark.parametrize("line", [
+    # detectron2's anomaly check: https://github.com/facebookresearch/detectron2/issues/838 (the fixture of
+    # gist-ailab/uoais#16 has it at the end of a traceback)
+    "FloatingPointError: Loss became infinite or NaN at iteration=2137!",
+    # fairseq's fp16 loss scaler gave up: https://github.com/facebookresearch/fairseq/issues/3185, its older
+    # "Exception: Minimum loss scale reached" (https://github.com/facebookresearch/fairseq/issues/282)
+    "FloatingPointError: Minimum loss scale reached (0.0001). Your loss is probably exploding. Try lowering the "
+    "learning rate, using gradient clipping or increasing the batch size.",
+    # a policy's distribution with NaN parameters (the Real() constraint fails on NaN only):
+    # https://github.com/BayraktarLab/cell2location/issues/384 (its title), https://github.com/JinmiaoChenLab/scTM/issues/6
+    "ValueError: Expected parameter loc (Parameter of shape (23, 1)) of distribution Normal(loc: torch.Size([23, 1]), "
+    "scale: torch.Size([23, 1])) to satisfy the constraint Real(), but found invalid values:",
+    "tensor([nan], device='cuda:0', requires_grad=True), scale: tensor([nan], device='cuda:0', "
+    "grad_fn=<AddBackward0>)) to satisfy the constraint Real(), but found invalid values:",
+])
+def test_framework_checks_that_stop_a_diverged_run_are_nan_loss(line):
+    assert crash.classify(line).category == "nan_loss"
+
+
+def test_fp16_overflow_notes_of_a_run_still_going_give_nothing():
+    # fairseq lowers its loss scale on an overflow and goes on (https://github.com/facebookresearch/fairseq/issues/512,
+    # /1895); its epoch summary names loss_scale and best_loss
+    for line in ["| WARNING: overflow detected, setting loss scale to: 0.0001220703125",
+                 "2020-03-23 11:41:18 | INFO | fairseq.trainer | NOTE: overflow detected, setting loss scale to: "
+                 "0.00048828125",
+                 "| epoch 028 | valid on 'valid' subset | loss 9.329 | nll_loss 8.088 | ppl 272.04 | num_updates 9165 | "
+                 "best_loss 9.11817"]:
+        assert crash.classify(line) is None, line
+
+
+@pytest.mark.parametrize("line", [
+    # rocBLAS/hipBLASLt shipped without kernels for the GPU's architecture: https://github.com/ROCm/TheRock/issues/754
+    # (RX 7800 XT, gfx1101), https://github.com/pytorch/pytorch/issues/179865 (a Vega 56, gfx900, left out of a nightly),
+    # https://github.com/brknsoul/ROCmLibs/issues/4 (gfx1103)
+    'rocblaslt error: Cannot read "TensileLibrary_lazy_gfx1101.dat": No error',
+    'rocblaslt error: Could not load "TensileLibrary_lazy_gfx1101.dat"',
+    "rocBLAS error: Cannot read /media/HDD/programs/AI/ComfyUI/venv-linux/lib/python3.12/site-packages/torch/lib/rocblas/"
+    "library/TensileLibrary.dat: Illegal seek for GPU arch : gfx900",
+    "rocBLAS error: Cannot read C:\\Program Files\\AMD\\ROCm\\6.1\\bin\\/rocblas/library/TensileLibrary.dat: No such "
+    "file or directory for GPU arch : gfx1103",
+])
+def test_a_gpu_library_without_kernels_for_the_gpu_names_the_architecture(line):
+    pattern = crash.classify(line)
+    assert pattern.category == "gpu_error" and pattern.fix == crash.GPU_ARCH_FIX
+
+
+@pytest.mark.parametrize("line", [
+    # datasets' ConnectionError after its own retries: https://github.com/huggingface/datasets/issues/5988, /759 (pasted
+    # with a typographic apostrophe)
+    "ConnectionError: Couldn't reach https://huggingface.co/datasets/codeparrot/codeparrot-clean-train/resolve/main/"
+    "dataset_infos.json (ConnectionError(ProtocolError('Connection aborted.', ConnectionResetError(104, 'Connection "
+    "reset by peer'))))",
+    "ConnectionError: Couldn\u2019t reach https://raw.githubusercontent.com/huggingface/datasets/1.1.2/datasets/"
+    "cnn_dailymail/cnn_dailymail.py",
+])
+def test_datasets_that_could_not_reach_the_hub_is_a_timeout(line):
+    assert crash.classify(line).category == "timeout"
+
+
+@pytest.mark.parametrize("line", [
+    # https://github.com/vllm-project/vllm/issues/10439 (vLLM 0.6 in docker compose)
+    "vllm-1  | ERROR 11-18 18:07:28 engine.py:366] ValueError: No available memory for the cache blocks. Try increasing "
+    "`gpu_memory_utilization` when initializing the engine.",
+    # https://github.com/pytorch/pytorch/issues/175666 (vLLM v1's check at start)
+    "[2026-02-24T20:21:58Z] (EngineCore_DP0 pid=6940) ValueError: Free memory on device cuda:1 (19.77/22.05 GiB) on "
+    "startup is less than desired GPU memory utilization (0.9, 19.84 GiB). Decrease GPU memory utilization or reduce GPU "
+    "memory used by other processes.",
+    # https://github.com/basalam/product-catalog-generator/issues/10
+    "ValueError: The model's max seq len (4096) is larger than the maximum number of tokens that can be stored in KV "
+    "cache (3664). Try increasing gpu_memory_utilization or decreasing max_model_len when initializing the engine.",
+])
+def test_an_inference_engine_without_gpu_memory_for_its_kv_cache_is_cuda_oom(line):
+    pattern = crash.classify(line)
+    assert pattern.category == "cuda_oom" and pattern.fix == crash.ENGINE_MEMORY_FIX
+
+
+def test_an_inference_engine_that_started_gives_nothing():
+    # the "20k - OK" block of https://github.com/vllm-project/vllm/issues/10517 (its failing block is a fixture)
+    lines = ["Loading model weights took 14.9888 GB",
+             "Memory profiling results: total_gpu_memory=23.58GiB initial_memory_usage=15.34GiB peak_torch_memory=17.06GiB "
+             "memory_usage_post_profile=15.35GiB non_torch_memory=0.35GiB kv_cache_size=3.81GiB gpu_memory_utilization=0.90",
+             "GPU blocks: 1952, # CPU blocks: 2048",
+             "Maximum concurrency for 20000 tokens per request: 1.56x"]
+    assert crash.scan_lines(lines, "rollout.log", now=NOW) == []
+    # its source line under a frame (https://github.com/vllm-project/vllm/issues/10439) gives nothing either
+    frame = ('vllm-1  | ERROR 11-18 18:07:28 engine.py:366]   File "/usr/local/lib/python3.12/dist-packages/vllm/worker/'
+             'worker.py", line 493, in raise_if_cache_size_invalid')
+    assert crash.classify('vllm-1  | ERROR 11-18 18:07:28 engine.py:366]     raise ValueError("No available memory for '
+                          'the cache blocks. "', frame) is None
+
+
+@pytest.mark.parametrize("line", [
+    # https://github.com/open-mmlab/mmhuman3d/issues/331 (training), https://github.com/MIC-DKFZ/nnUNet/issues/2675
+    # (numpy 2's module name), https://github.com/NRauschmayr/Anomaly_Detection/issues/2 (a bare MemoryError)
+    "numpy.core._exceptions.MemoryError: Unable to allocate 7.91 GiB for an array with shape (1396913, 190, 4) and data "
+    "type float64",
+    "numpy._core._exceptions._ArrayMemoryError: Unable to allocate 1.37 GiB for an array with shape (1, 546, 820, 820) "
+    "and data type float32",
+    "MemoryError",
+])
+def test_host_memory_that_python_could_not_allocate_is_host_memory(line):
+    pattern = crash.classify(line)
+    assert pattern.category == "process_killed" and pattern.fix == crash.HOST_MEMORY_FIX
+
+
+def test_gpu_out_of_memory_errors_named_like_memory_errors_stay_cuda_oom():
+    assert crash.classify("torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 132.00 MiB.").category == "cuda_oom"
+    assert crash.classify("torch.cuda.OutOfMemoryError: HIP out of memory.").category == "cuda_oom"
+
+
+def test_the_start_value_of_a_running_minimum_loss_is_no_divergence():
+    # A healthy first epoch of kh-kim/simple-ntc (its ignite trainer prints the best loss before updating it), as a
+    # public blog post in a GitHub repository quotes it (the index does not name the repository); the plain trainer of
+    # kh-kim/simple-ntc at 008adf37987b prints 'epoch: %d/%d\tmin_valid_loss=%.4e' with its start value, inf (hand-made
+    # line of that format below).
+    assert crash.classify("Validation - loss=9.4383e-01 accuracy=0.6521 best_loss=inf") is None
+    assert crash.classify("epoch: 1/10\tmin_valid_loss=inf") is None
+    # a best or lowest loss that is NaN, and any other loss that is inf, are still a divergence
+    assert crash.classify("Validation - loss=nan accuracy=0.6521 best_loss=inf").category == "nan_loss"
+    assert crash.classify("Validation - loss=9.4383e-01 accuracy=0.6521 best_loss=nan").category == "nan_loss"
+    assert crash.classify("{'train_loss': inf, 'epoch': 1.0}").category == "nan_loss"
+
+
+def test_bitsandbytes_rocm_check_names_its_hip_source():
+    # ROCm's bitsandbytes fork checks its HIP calls as the CUDA one does: https://github.com/ROCm/bitsandbytes/issues/29
+    # (its title; HSA_OVERRIDE_GFX_VERSION=11.0.0 fixed it), and the same check on an error of no other row (hand-made
+    # from that line's form)
+    pattern = crash.classify("Error invalid device function at line 679 in file /bitsandbytes/csrc/ops.hip")
+    assert pattern.category == "gpu_error" and pattern.fix == crash.GPU_ARCH_FIX
+    assert crash.classify("Error operation not supported at line 679 in file /bitsandbytes/csrc/ops.hip").category == "gpu_error"
+
+
+def test_rocblas_falling_back_from_hipblaslt_is_no_gpu_error():
+    # the block a healthy ROCm run prints once (rocBLAS' hipblaslt_host.cpp / tensile_host.cpp at bd1fc7ba9b22), as a
+    # gfx1151 benchmark log in a public repository quotes it with its results after it (the index does not name the
+    # repository); with ROCBLAS_VERBOSE_HIPBLASLT_ERROR=1 it repeats ("spams a lot of these: 'hipBLASLt error: algo not
+    # supported.'", https://github.com/ROCm/legacy-rocm-build/issues/5040)
+    block = ["rocBLAS error: No hipBLASLt solution found",
+             "This message will be only be displayed once, unless the ROCBLAS_VERBOSE_HIPBLASLT_ERROR environment variable "
+             "is set.",
+             "",
+             "rocBLAS warning: hipBlasLT failed, falling back to tensile.",
+             "This message will be only be displayed once, unless the ROCBLAS_VERBOSE_TENSILE_ERROR environment variable is "
+             "set.",
+             "hipBLASLt error: algo not supported."]
+    assert crash.scan_lines(block, "train.log", now=NOW) == []
+    # rocBLAS without any kernel for a GEMM has nothing to fall back to:
+    # https://github.com/advanced-lvl-up/Rx470-Vega10-Rx580-gfx803-gfx900-fix-AMD-GPU/issues/4
+    assert crash.classify('rocBLAS error: No Tensile solution found for { a_type: "f16_r", b_type: "f16_r", c_type: '
+                          '"f16_r", d_type: "f16_r", compute_type: "f32_r", transA: \'N\', transB: \'N\', M: 1, N: 8192, '
+                          'K: 512 }').category == "gpu_error"
+
+
+@pytest.mark.parametrize("line", [
+    # bash's report glued to a progress bar without a newline (the fixture of marcochen11/EECS545_Final_Proj has another);
+    # hand-made from the Loading-checkpoint line a public repository's notes quote (its bar shortened here; the index
+    # does not name the repository)
+    "Loading checkpoint shards:  63%|\u2588\u2588\u2588\u2588\u2588\u258f   | 19/30 [15:42<09:19, 50.86s/it]Killed",
+])
+def test_killed_written_after_a_progress_bar_is_process_killed(line):
+    assert crash.classify(line).category == "process_killed"
+
+
+def test_killed_inside_a_sentence_is_no_kill():
+    # the bar-end form needs the report at the end of the line (hand-made near misses)
+    assert crash.classify("[rank0] stage [setup]Killed processes: 0, restarted: 0") is None
+    assert crash.classify("Epoch 3 [train] loss=0.12 [Killed=0]") is None
+
+
+def test_grpo_without_a_reference_model_logs_kl_nan_and_trains_on():
+    # TRL's GRPO with beta=0 has no reference model and logs its KL as nan while the run goes on
+    # (https://github.com/huggingface/open-r1/issues/704); the line as a public repository's GRPO log has it (the index
+    # does not name the repository)
+    assert crash.classify("{'loss': -0.0, 'grad_norm': 0.05871136859059334, 'learning_rate': 9.550000000000002e-06, "
+                          "'rewards/reward_fn': 0.46000000089406967, 'reward': 0.46000000089406967, 'reward_std': "
+                          "0.34648232338950036, 'completion_length': 244.1, 'kl': nan, 'epoch': 0.06}") is None
+
+
+@pytest.mark.parametrize("line", [
+    # https://github.com/serend1p1ty/SeqNet/issues/36 (torch >= 1.8 wording; the fixture of ai4d-iasc/trixie#9 has the
+    # older one), https://github.com/pytorch/pytorch/issues/65461
+    "RuntimeError: The NVIDIA driver on your system is too old (found version 11040). Please update your GPU driver by "
+    "downloading and installing a new version from the URL: http://www.nvidia.com/Download/index.aspx Alternatively, go "
+    "to: https://pytorch.org to install a PyTorch version that has been compiled with your version of the CUDA driver.",
+    "RuntimeError: CUDA unknown error - this may be due to an incorrectly set up environment, e.g. changing env variable "
+    "CUDA_VISIBLE_DEVICES after program start. Setting the available devices to be zero.",
+    # https://github.com/nicolai256/Stable-textual-inversion_win/issues/26 (an RTX 3080 Ti host, training)
+    "RuntimeError: Attempting to deserialize object on a CUDA device but torch.cuda.is_available() is False. If you are "
+    "running on a CPU-only machine, please use torch.load with map_location=torch.device('cpu') to map your storages to "
+    "the CPU.",
+    # a CPU-only torch: https://github.com/karpathy/nanoGPT/issues/281 (train.py), EagleW/Describing_a_Knowledge_Base#8
+    "AssertionError: Torch not compiled with CUDA enabled",
+])
+def test_torch_that_cannot_start_cuda_names_no_usable_gpu(line):
+    pattern = crash.classify(line)
+    assert pattern.category == "gpu_error" and pattern.fix == crash.NO_GPU_FIX
+
+
+def test_torch_cuda_initialization_warnings_stay_warnings():
+    # https://github.com/IEIT-Yuan/Yuan-2.0/issues/65, https://github.com/zhanghang1989/PyTorch-Encoding/issues/368
+    for line in ["/usr/local/lib/python3.10/dist-packages/torch/cuda/__init__.py:124: UserWarning: CUDA initialization: The "
+                 "NVIDIA driver on your system is too old (found version 11000). Please update your GPU driver by "
+                 "downloading and installing a new version from the URL: http://www.nvidia.com/Download/index.aspx "
+                 "Alternatively, go to: https://pytorch.org to install a PyTorch version that has been compiled with your "
+                 "version of the CUDA driver. (Triggered internally at /opt/pytorch/pytorch/c10/cuda/CUDAFunctions.cpp:108.)",
+                 "/home/mona/venv/torchenc/lib/python3.8/site-packages/torch/cuda/__init__.py:52: UserWarning: CUDA "
+                 "initialization: CUDA unknown error - this may be due to an incorrectly set up environment, e.g. changing "
+                 "env variable CUDA_VISIBLE_DEVICES after program start. Setting the available devices to be zero. "
+                 "(Triggered internally at  /pytorch/c10/cuda/CUDAFunctions.cpp:100.)"]:
+        assert crash.classify(line) is None
+
+
+def test_stable_baselines_table_rows():
+    # the table of https://github.com/hill-a/stable-baselines/issues/178 (a healthy run: no episode ended yet, so its
+    # episode means are nan); a loss row at nan is hand-made in that table's form (the issues with one show it as a
+    # screenshot, https://github.com/hill-a/stable-baselines/issues/634)
+    table = ["--------------------------------------",
+             "| approxkl           | 6.6147855e-05 |",
+             "| clipfrac           | 0.0           |",
+             "| ep_rewmean         | nan           |",
+             "| eplenmean          | nan           |",
+             "| explained_variance | 0.126         |",
+             "| policy_loss        | 0.0006248371  |",
+             "| value_loss         | 63.725853     |",
+             "--------------------------------------"]
+    assert crash.scan_lines(table, "train.log", now=NOW) == []
+    assert crash.classify("| policy_loss        | nan           |").category == "nan_loss"
+
+
+def test_the_source_line_that_raises_the_cpu_only_assertion_is_no_verdict():
+    # the frame and its source line before the exception line: https://github.com/EagleW/Describing_a_Knowledge_Base/issues/8
+    frame = '  File "C:\\Users\\Anaconda3\\lib\\site-packages\\torch\\cuda\\__init__.py", line 210, in _lazy_init'
+    assert crash.classify('    raise AssertionError("Torch not compiled with CUDA enabled")', frame) is None
