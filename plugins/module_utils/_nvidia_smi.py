@@ -14,7 +14,8 @@ The preflight calls ``nvidia-smi -q -x`` once; this module reads whatever came b
 - the ``nvidia-smi -q`` (``-a``) text: its indented "Name : value" lines built into the XML's tree
   (the names that differ declared in QTEXT_RENAMES), then read as the XML is;
 - the CSV of ``--query-gpu=... --format=csv[,noheader][,nounits]`` (units from the header);
-- the default table (best effort: identity, memory, utilisation, ERR! fields, processes);
+- the default table (best effort: identity, memory, utilisation, ERR! fields, processes), also an excerpt of
+  its GPU rows without the banner and the column titles (as pasted in issue reports);
 - the list of ``-L`` (index, name, UUID, MIG devices: a count, nothing about health);
 - the error texts nvidia-smi prints instead of any of these: the driver not answering ("couldn't
   communicate with the NVIDIA driver", "Failed to initialize NVML"), one GPU it cannot open
@@ -811,7 +812,8 @@ def _put(card, key, value):
 # --------------------------------------------------------------------------------------------
 # the list (nvidia-smi -L): index, name and UUID of each GPU it can open, its MIG devices under it
 
-_LIST_GPU = re.compile(r"^\s*GPU\s+(\d+):\s*(.*?)\s*\(UUID:\s*(GPU-[^)\s]+)\)\s*$", re.M)
+# [ \t], not \s: searched over the whole output, "^\s*" would rescan every run of blank lines from each of its lines.
+_LIST_GPU = re.compile(r"^[ \t]*GPU[ \t]+(\d+):[ \t]*(.*?)[ \t]*\(UUID:[ \t]*(GPU-[^)\s]+)\)[ \t]*$", re.M)
 _LIST_MIG = re.compile(r"^\s+MIG\s+.*?Device\s+\d+:\s*\(UUID:\s*MIG-[^)\s]+\)\s*$")
 
 
@@ -839,6 +841,10 @@ _TABLE_ROW1 = re.compile(r"^\s*(\d+)\s+(.*?)\s+(On|Off|ERR!|N/A|" + "|".join(_DR
 # The banner: "Driver Version:" / "CUDA Version:", since 610 "KMD Version:" / "CUDA UMD Version:".
 _TABLE_VERSIONS = (("driver_version", re.compile(r"(?:Driver|KMD) Version:\s*(\S+)")),
                    ("cuda_version", re.compile(r"CUDA (?:UMD )?Version:\s*(\S+)")))
+# A GPU's first framed row: "|  13  <name>  On  |   00000000:C9:00.0 Off |  Off |" (the address N/A on an integrated
+# GPU). It makes a table of a paste that lost the banner and the column titles (an excerpt of the GPUs in question).
+_TABLE_GPU_LINE = re.compile(r"^[ \t]*\|[ \t]*\d+[ \t]+[^|\n]*\|[ \t]*(?:" + _BDF_TEXT + r"|N/A)[ \t]+\S+[ \t]*\|[^|\n]*\|[ \t]*$",
+                             re.M)
 # GPU [GI CI] PID Type Process-name Memory: the GI and CI columns came with MIG (450); older tables have none.
 _TABLE_PROC = re.compile(r"^\s*(\d+)\s+(?:(\S+)\s+(\S+)\s+)?(\d+)\s+(\S+)\s+(.*?)\s+(\d+MiB|N/A)\s*$")
 
@@ -853,6 +859,8 @@ def parse_table(stdout):
         if "GPU  Name" in line:
             section = "gpus"
             continue
+        if section is None and _TABLE_GPU_LINE.match(line):
+            section = "gpus"  # no column titles above it: an excerpt of the table
         if "Processes:" in line:
             section = "processes"
             continue
@@ -1022,7 +1030,7 @@ def parse_output(stdout, stderr="", rc=0, csv_fields=None):
     elif qtext_start(stdout):
         cards, processes, system, parse_error = parse_qtext(stdout)
         result.update(format="text", cards=cards, processes=processes, system=system)
-    elif "NVIDIA-SMI" in stdout and "|" in stdout:
+    elif ("NVIDIA-SMI" in stdout and "|" in stdout) or _TABLE_GPU_LINE.search(stdout):
         cards, processes = parse_table(stdout)
         result.update(format="table", cards=cards, processes=processes)
         found = [(key, regex.search(stdout)) for key, regex in _TABLE_VERSIONS]

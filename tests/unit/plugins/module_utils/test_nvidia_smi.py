@@ -56,6 +56,10 @@ EXPECTED = {
     REMAP_PENDING_TEXT: (nv.ANSWERED, "text", [("0000:10:1c.0", nv.DEGRADED, None, 0)]),
     AZURE_INFOROM: (nv.ANSWERED, "table", [("%04x:00:00.0" % d, nv.OK, 32510, 0) for d in range(1, 9)]),
     "azhpc-diagnostics_8x_a100-sxm4-40gb_460.32.03_q_text_first_gpu.txt": (nv.ANSWERED, "text", [("0001:00:00.0", nv.OK, 40536, 0)]),
+    # table excerpts pasted without the banner and the column titles: still the table
+    "nvidia_gpu_exporter-393_rtx4000-ada_table_excerpt_fan_ERR.txt": (
+        nv.ANSWERED, "table", [("0000:c9:00.0", nv.OK, 20474, 0), ("0000:cc:00.0", nv.OK, 20474, 0)]),
+    "azhpc-diagnostics-77_v100-pcie_table_excerpt_power_ERR.txt": (nv.ANSWERED, "table", [("8ed0:00:00.0", nv.OK, 15567, 0)]),
 }
 
 

@@ -1,0 +1,51 @@
+"""_nvidia_smi on real outputs pasted in other projects' issues and test data (tests/fixtures/training/SOURCES.md):
+the GPUs, their values and the verdict, and what could not be told left unknown."""
+
+from __future__ import annotations
+
+import time
+
+from ansible_collections.gpuops.preflight.plugins.module_utils import _nvidia_smi as nv
+from ansible_collections.gpuops.preflight.tests.unit.plugins.module_utils.fixtures import training
+
+MIB = 1024 * 1024
+ADA_EXCERPT = "nvidia_gpu_exporter-393_rtx4000-ada_table_excerpt_fan_ERR.txt"
+V100_EXCERPT = "azhpc-diagnostics-77_v100-pcie_table_excerpt_power_ERR.txt"
+
+
+def test_table_excerpt_without_banner_keeps_the_tables_own_indices_and_names_the_err_field():
+    got = nv.parse_output(training("nvidia-smi", ADA_EXCERPT))
+    assert (got["outcome"], got["format"], got["system"]) == (
+        nv.ANSWERED, "table", {"driver_version": None, "cuda_version": None})
+    first, second = got["cards"]
+    assert [(c["index"], c["bdf"], c["model"], c["persistence_mode"]) for c in got["cards"]] == [
+        (13, "0000:c9:00.0", "NVIDIA RTX 4000 Ada Gene...", True), (14, "0000:cc:00.0", "NVIDIA RTX 4000 Ada Gene...", True)]
+    assert (second["fan_percent"], second["temperature_edge_c"], second["power_w"], second["busy_percent"]) == (
+        None, 68.0, 99.0, 93)
+    assert (second["vram_used_bytes"], second["vram_total_bytes"]) == (1 * MIB, 20475 * MIB)
+    assert second["ecc"]["volatile_uncorrected"] is None  # the ECC column says Off: ECC disabled, no count
+    assert nv.judge_card(first) == (nv.OK, [], [])
+    assert nv.judge_card(second) == (nv.OK, [], ["nvidia-smi could not read the fan speed (ERR!)"])
+
+
+def test_table_excerpt_of_one_gpu_with_a_hyper_v_domain_and_power_err():
+    got = nv.parse_output(training("nvidia-smi", V100_EXCERPT))
+    card, = got["cards"]
+    assert (card["index"], card["bdf"], card["power_w"], card["power_limit_w"]) == (1, "8ed0:00:00.0", None, 250.0)
+    assert (card["ecc"]["volatile_uncorrected"], card["vram_free_bytes"]) == (0, 15567 * MIB)
+    assert nv.judge_card(card) == (nv.OK, [], ["nvidia-smi could not read the power draw (ERR!)"])
+
+
+def test_framed_rows_that_are_no_gpu_row_make_no_table():
+    # hand-made: a process row and a MIG row without the rest of the table are not GPUs
+    text = ("|    0   N/A  N/A     21198      C   ./gpu_burn                             7484MiB |\n"
+            "|  0    2   0   0  |            2296MiB / 19968MiB    | 32      0 |  2   0    1    0    0 |\n")
+    assert nv.parse_output(text)["outcome"] == nv.UNPARSEABLE
+
+
+def test_blank_lines_are_read_in_linear_time():
+    # hand-made: the -L pattern once rescanned every run of blank lines from each of its lines (~40 s here)
+    started = time.monotonic()
+    got = nv.parse_output("\n" * 200000 + "No devices were found\n")
+    assert got["outcome"] == nv.NO_DATA
+    assert time.monotonic() - started < 5
