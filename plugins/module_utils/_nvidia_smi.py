@@ -107,6 +107,18 @@ CONDITIONS = {
 # State N/A (or Not Supported) means the GPU has no fabric: nothing to say.
 FABRIC_READY = ("completed", "success")
 
+# A vGPU guest's licence (-q "vGPU Software Licensed Product / License Status", XML
+# vgpu_software_licensed_product/license_status; NVML's states as DCGM names them). Unlicensed, a vGPU runs at full
+# speed for a 20-minute grace period ("Unlicensed (Unrestricted)"), then its compute drops to an idle level
+# ("Unlicensed (Restricted)") until a licence is acquired (NVIDIA AI Enterprise licensing guide). "Licensed (Expiry:
+# ...)" and the host's "N/A" say nothing. (status prefix, health, text): the first prefix the status starts with
+# wins; a health of OK makes the text a warning.
+VGPU_LICENSE_STATES = (
+    ("unlicensed (restricted)", DEGRADED, "the vGPU is unlicensed and restricted (%s): NVIDIA holds its compute at an "
+                                          "idle level until a licence is acquired"),
+    ("unlicensed", OK, "the vGPU is unlicensed (%s): NVIDIA restricts it after a 20-minute grace period"),
+)
+
 # Compute modes that let no work run on the GPU (the others only limit how many processes share it).
 CLOSED_COMPUTE_MODES = {"prohibited": "compute mode is Prohibited: no CUDA context is allowed on the GPU"}
 
@@ -230,7 +242,7 @@ def blank_card(position):
                 "aggregate_corrected": None},
         "retired_pages": {"single_bit": None, "double_bit": None, "pending": None},
         "remapped_rows": {"corrected": None, "uncorrected": None, "pending": None, "failure": None},
-        "clocks_event_reasons": None, "recovery_action": None, "minor_number": None,
+        "clocks_event_reasons": None, "recovery_action": None, "minor_number": None, "vgpu_license": None,
         "conditions": dict.fromkeys(CONDITIONS), "fabric": {"state": None, "status": None},
         "failed_fields": [], "fields_read": 0, "markers": [], "notices": [],
     }
@@ -295,6 +307,14 @@ def judge_card(card):
     closed = CLOSED_COMPUTE_MODES.get((card["compute_mode"] or "").lower())
     if closed:
         health = worse(DEGRADED, closed)
+    license_status = card.get("vgpu_license") or ""
+    for prefix, level, text in VGPU_LICENSE_STATES:
+        if license_status.lower().startswith(prefix):
+            if level == OK:
+                warnings.append(text % license_status)
+            else:
+                health = worse(level, text % license_status)
+            break
     warnings.extend(card["notices"])
     for reason in card["clocks_event_reasons"] or ():
         if reason in SLOWDOWN_REASONS:
@@ -455,6 +475,7 @@ def _xml_card(gpu, position):
     }
     card["clocks_event_reasons"] = _xml_reasons(gpu)
     card["recovery_action"] = reading(gpu.findtext("gpu_recovery_action"))[0]
+    card["vgpu_license"] = reading(gpu.findtext("vgpu_software_licensed_product/license_status"))[0]
     for name, (paths, _fields, _problem) in CONDITIONS.items():
         card["conditions"][name] = flag(next((t for t in map(gpu.findtext, paths) if t is not None), None))
     # The status is kept as written: "Unknown Error" is a failed registration here, not a failed read.

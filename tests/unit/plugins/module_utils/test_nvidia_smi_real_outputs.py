@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from ansible_collections.gpuops.preflight.plugins.module_utils import _nvidia_smi as nv
 from ansible_collections.gpuops.preflight.tests.unit.plugins.module_utils.fixtures import training
 
@@ -49,3 +51,49 @@ def test_blank_lines_are_read_in_linear_time():
     got = nv.parse_output("\n" * 200000 + "No devices were found\n")
     assert got["outcome"] == nv.NO_DATA
     assert time.monotonic() - started < 5
+
+
+# ------------------------------------------------------------------------------ vGPU guests: the licence
+
+H100_TEXT = "gpud_8x_h100-80gb_535.183.01_q_text_first_gpu.txt"
+RTX3090 = "telegraf_1x_rtx3090_525.147.05_q-x.xml"
+
+
+def _vgpu_guest_text(status):
+    # hand-made: the real H100 -q text as a vGPU guest prints it, with the licence block the guest driver adds (its
+    # lines as vGPU guests print them: "vGPU Software Licensed Product / Product Name / License Status")
+    text = training("nvidia-smi", H100_TEXT)
+    old = "        Virtualization Mode               : Pass-Through\n        Host VGPU Mode                    : N/A\n"
+    assert old in text
+    return text.replace(old, "        Virtualization Mode               : VGPU\n        Host VGPU Mode                    : N/A\n"
+                             "    vGPU Software Licensed Product\n"
+                             "        Product Name                      : NVIDIA Virtual Compute Server\n"
+                             "        License Status                    : %s\n" % status)
+
+
+@pytest.mark.parametrize("status,health,problems,warnings", [
+    ("Unlicensed (Restricted)", nv.DEGRADED,
+     ["the vGPU is unlicensed and restricted (Unlicensed (Restricted)): NVIDIA holds its compute at an idle level until "
+      "a licence is acquired"], []),
+    ("Unlicensed (Unrestricted)", nv.OK, [],
+     ["the vGPU is unlicensed (Unlicensed (Unrestricted)): NVIDIA restricts it after a 20-minute grace period"]),
+    ("Unlicensed", nv.OK, [], ["the vGPU is unlicensed (Unlicensed): NVIDIA restricts it after a 20-minute grace period"]),
+    ("Licensed (Expiry: 2024-10-19 6:51:17 GMT)", nv.OK, [], []),
+    ("N/A (Expiry: N/A)", nv.OK, [], []),
+])
+def test_vgpu_guest_licence_in_the_q_text(status, health, problems, warnings):
+    got = nv.parse_output(_vgpu_guest_text(status))
+    card, = got["cards"]
+    assert card["vgpu_license"] == status
+    assert nv.judge_card(card) == (health, problems, warnings)
+
+
+def test_vgpu_guest_licence_in_the_xml():
+    # hand-made: the real RTX 3090 XML with the licence block of a restricted guest
+    text = training("nvidia-smi", RTX3090).replace(
+        "</gpu_virtualization_mode>", "</gpu_virtualization_mode>\n<vgpu_software_licensed_product>"
+        "<licensed_product_name>NVIDIA RTX Virtual Workstation</licensed_product_name>"
+        "<license_status>Unlicensed (Restricted)</license_status></vgpu_software_licensed_product>", 1)
+    card, = nv.parse_output(text)["cards"]
+    assert nv.judge_card(card)[0] == nv.DEGRADED
+    assert nv.parse_output(training("nvidia-smi", RTX3090))["cards"][0]["vgpu_license"] is None  # bare metal: none
