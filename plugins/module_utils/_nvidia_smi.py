@@ -64,6 +64,22 @@ _UNKNOWN = ("n/a", "not supported", "not available", "requested functionality ha
 _FAILED = ("err!", "unknown error")
 _LOST = ("gpu is lost",)
 _RESET = ("gpu requires reset",)
+# nvidia-smi writes NVML's error string (nvmlErrorString) where a field's read fails; NVIDIA's own nvidia-smi test
+# harness (DCGM testing, NvidiaSmiApp.forbidden_strings) lists the ones it must never print: "Timeout", "Driver Not
+# Loaded", "Corrupted infoROM" ... Those that say the GPU did not answer are failed reads, as ERR! is; those about who
+# asks, the library or the driver are unknown. Never a value: "Timeout" is no performance state, recovery action or
+# fabric state. (words, state) rows; GPU is lost / requires reset as above (pynvml words it "requires restart").
+NVML_ERROR_STATES = (
+    ("timeout", "failed"), ("interrupt request issue", "failed"), ("insufficient external power", "failed"),
+    ("corrupted inforom", "failed"), ("gpu requires restart", "reset"),
+    ("uninitialized", "unknown"), ("invalid argument", "unknown"), ("already initialized", "unknown"),
+    ("insufficient size", "unknown"), ("driver not loaded", "unknown"), ("nvml shared library not found", "unknown"),
+    ("function not found", "unknown"), ("gpu access blocked by the operating system", "unknown"),
+    ("the operating system has blocked the request", "unknown"), ("driver/library version mismatch", "unknown"),
+    ("in use by another client", "unknown"), ("insufficient memory", "unknown"), ("insufficient resources", "unknown"),
+    ("no data", "unknown"), ("argument version mismatch", "unknown"), ("not ready", "unknown"),
+)
+_NVML_ERRORS = dict(NVML_ERROR_STATES)
 
 # Facts whose reads count towards "most fields failed" (the key fields of every format).
 FIELD_NAMES = {
@@ -185,6 +201,8 @@ def reading(text):
         return None, "lost"
     if key in _RESET:
         return None, "reset"
+    if key in _NVML_ERRORS:
+        return None, _NVML_ERRORS[key]
     return value, "ok"
 
 
@@ -328,7 +346,9 @@ def _fabric_problem(fabric):
         return None
     if state.lower() != FABRIC_READY[0]:
         return "fabric manager not ready (fabric state %s): CUDA fails with error 802" % state
-    if status and status.lower() != FABRIC_READY[1] and reading(status)[1] not in ("unknown", "absent"):
+    # The status is NVML's return code as text: "Not Ready", "Insufficient Resources" here are the registration's
+    # outcome, not a failed read; only the words for no value say nothing.
+    if status and status.lower() != FABRIC_READY[1] and status.strip("[]").strip().lower() not in _UNKNOWN:
         return "GPU fabric registration failed (status %s): CUDA fails with error 802" % status
     return None
 

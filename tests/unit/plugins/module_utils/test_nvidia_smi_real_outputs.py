@@ -97,3 +97,53 @@ def test_vgpu_guest_licence_in_the_xml():
     card, = nv.parse_output(text)["cards"]
     assert nv.judge_card(card)[0] == nv.DEGRADED
     assert nv.parse_output(training("nvidia-smi", RTX3090))["cards"][0]["vgpu_license"] is None  # bare metal: none
+
+
+# ------------------------------------------------------------------------------ NVML's error strings as values
+
+A5000 = "telegraf_2x_rtx-a5000_590.44.01_q-x.xml"
+P100_CSV = "netdata_1x_tesla-p100_510.47.03_query-gpu.csv"
+
+
+def _a5000(*replace):
+    text = training("nvidia-smi", A5000)
+    for old, new in replace:
+        assert old in text, old
+        text = text.replace(old, new, 1)
+    return nv.parse_output(text)["cards"][0]
+
+
+@pytest.mark.parametrize("error", ["Timeout", "Driver Not Loaded", "In use by another client",
+                                   "The operating system has blocked the request."])
+def test_nvml_error_string_is_no_recovery_action_nor_fabric_state(error):
+    # hand-made: the real A5000 XML with NVML's error string where the recovery action and the fabric state are read
+    card = _a5000(("<gpu_recovery_action>None</gpu_recovery_action>", "<gpu_recovery_action>%s</gpu_recovery_action>" % error),
+                  ("<state>N/A</state>", "<state>%s</state>" % error))
+    assert (card["recovery_action"], card["fabric"]["state"]) == (None, None)
+    assert nv.judge_card(card) == (nv.OK, [], [])
+
+
+def test_fabric_registration_failure_is_still_a_problem():
+    # hand-made: a registration that completed with NVML's "Insufficient Resources" is a failed registration
+    card = _a5000(("<state>N/A</state>", "<state>Completed</state>"),
+                  ("<status>N/A</status>", "<status>Insufficient Resources</status>"))
+    health, problems, _warnings = nv.judge_card(card)
+    assert health == nv.DEGRADED and problems == [
+        "GPU fabric registration failed (status Insufficient Resources): CUDA fails with error 802"]
+
+
+@pytest.mark.parametrize("cell,state", [
+    ("[Timeout]", "failed"), ("[Interrupt Request Issue]", "failed"), ("[Insufficient External Power]", "failed"),
+    ("[Corrupted infoROM]", "failed"), ("[Driver Not Loaded]", "unknown"), ("[Function Not Found]", "unknown"),
+    ("[GPU requires restart]", "reset"),
+])
+def test_nvml_error_string_in_a_csv_cell_is_no_value(cell, state):
+    # hand-made: the real P100 CSV row with one cell failing as nvidia-smi writes it (NVML's error string in brackets)
+    text = training("nvidia-smi", P100_CSV).replace(", P0, ", ", %s, " % cell, 1)
+    card, = nv.parse_output(text)["cards"]
+    assert card["performance_state"] is None and nv.reading(cell) == (None, state)
+    health, problems, warnings = nv.judge_card(card)
+    expected = {"failed": (nv.OK, [], ["nvidia-smi could not read the performance state (ERR!)"]),
+                "unknown": (nv.OK, [], []),
+                "reset": (nv.DEGRADED, ["nvidia-smi says the GPU requires a reset"], [])}[state]
+    assert (health, problems, warnings) == expected
