@@ -60,6 +60,8 @@ EXPECTED = {
     "nvidia_gpu_exporter-393_rtx4000-ada_table_excerpt_fan_ERR.txt": (
         nv.ANSWERED, "table", [("0000:c9:00.0", nv.OK, 20474, 0), ("0000:cc:00.0", nv.OK, 20474, 0)]),
     "azhpc-diagnostics-77_v100-pcie_table_excerpt_power_ERR.txt": (nv.ANSWERED, "table", [("8ed0:00:00.0", nv.OK, 15567, 0)]),
+    "mindminer-627_windows_rtx2080ti_442.19_query-gpu_nounits_unknown_error_cell.csv": (nv.ANSWERED, "csv", [(None, nv.OK, None, 0)]),
+    "slurm-ocr-incident_query-gpu_gpu_requires_reset.csv": (nv.ANSWERED, "csv", [(None, nv.DEGRADED, None, 0)]),
 }
 
 

@@ -147,3 +147,21 @@ def test_nvml_error_string_in_a_csv_cell_is_no_value(cell, state):
                 "unknown": (nv.OK, [], []),
                 "reset": (nv.DEGRADED, ["nvidia-smi says the GPU requires a reset"], [])}[state]
     assert (health, problems, warnings) == expected
+
+
+# ------------------------------------------------------------------------------ --query-gpu CSV
+
+def test_csv_unknown_error_in_a_cell_we_do_not_judge_says_nothing():
+    got = nv.parse_output(training("nvidia-smi", "mindminer-627_windows_rtx2080ti_442.19_query-gpu_nounits_unknown_error_cell.csv"))
+    card, = got["cards"]
+    assert (card["model"], card["busy_percent"], card["memory_busy_percent"], card["temperature_edge_c"]) == (
+        "GeForce RTX 2080 Ti", 100, 37, 56.0)
+    assert (card["power_w"], card["power_limit_w"], card["fan_percent"], card["failed_fields"]) == (228.82, 210.0, 56, [])
+    assert nv.judge_card(card) == (nv.OK, [], [])
+
+
+def test_csv_gpu_requires_reset_in_its_cells():
+    got = nv.parse_output(training("nvidia-smi", "slurm-ocr-incident_query-gpu_gpu_requires_reset.csv"))
+    card, = got["cards"]
+    assert (card["index"], card["temperature_edge_c"], card["busy_percent"], card["vram_used_bytes"]) == (0, None, None, 0)
+    assert nv.judge_card(card) == (nv.DEGRADED, ["nvidia-smi says the GPU requires a reset"], [])
