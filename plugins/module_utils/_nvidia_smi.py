@@ -1048,6 +1048,9 @@ def _driver_down(text):
     return None
 
 
+_LINE_ENDS = re.compile(r"\r\n?")
+
+
 def parse_output(stdout, stderr="", rc=0, csv_fields=None):
     """Everything nvidia-smi said, whatever it was asked.
 
@@ -1055,7 +1058,9 @@ def parse_output(stdout, stderr="", rc=0, csv_fields=None):
     'csv', 'table', 'list' (``-L``) or None; ``errors`` the per-GPU failures (see ``gpu_errors``); ``reason`` one line when
     the outcome is not ``answered``.
     """
-    stdout, stderr = clean_text(stdout), clean_text(stderr)
+    # nvidia-smi.exe writes CRLF (a Windows console's text mode); a bare CR ends a line too. One line end for every
+    # reader below, whose patterns end a line at "$".
+    stdout, stderr = (_LINE_ENDS.sub("\n", clean_text(text or "")) for text in (stdout, stderr))
     result = {"outcome": None, "format": None, "cards": [], "processes": [], "errors": [], "system": {},
               "reason": None}
     if len(stdout) + len(stderr) > MAX_OUTPUT_CHARS:

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from ansible_collections.gpuops.preflight.plugins.module_utils import _nvidia_smi as nv
-from ansible_collections.gpuops.preflight.tests.unit.plugins.module_utils.fixtures import training
+from ansible_collections.gpuops.preflight.tests.unit.plugins.module_utils.fixtures import training, training_listing
 
 MIB = 1024 * 1024
 ADA_EXCERPT = "nvidia_gpu_exporter-393_rtx4000-ada_table_excerpt_fan_ERR.txt"
@@ -165,3 +165,17 @@ def test_csv_gpu_requires_reset_in_its_cells():
     card, = got["cards"]
     assert (card["index"], card["temperature_edge_c"], card["busy_percent"], card["vram_used_bytes"]) == (0, None, None, 0)
     assert nv.judge_card(card) == (nv.DEGRADED, ["nvidia-smi says the GPU requires a reset"], [])
+
+
+# ------------------------------------------------------------------------------ line ends
+
+def _verdicts(got):
+    return (got["outcome"], got["format"], got["errors"], got["processes"],
+            [(c["index"], c["bdf"], c["vram_free_bytes"], nv.judge_card(c)) for c in got["cards"]])
+
+
+@pytest.mark.parametrize("name", training_listing("nvidia-smi"))
+def test_windows_line_ends_read_as_the_same_output(name):
+    # hand-made from each real recording: nvidia-smi.exe writes CRLF (a console's text mode)
+    text = training("nvidia-smi", name)
+    assert _verdicts(nv.parse_output(text.replace("\n", "\r\n"))) == _verdicts(nv.parse_output(text))
