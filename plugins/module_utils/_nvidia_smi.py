@@ -263,6 +263,7 @@ def blank_card(position):
         "clocks_event_reasons": None, "recovery_action": None, "minor_number": None, "vgpu_license": None,
         "conditions": dict.fromkeys(CONDITIONS), "fabric": {"state": None, "status": None},
         "failed_fields": [], "fields_read": 0, "markers": [], "notices": [],
+        "processes_unknown": None,  # what nvidia-smi wrote instead of the GPU's process list ("Not Supported"), if it did
     }
 
 
@@ -423,10 +424,24 @@ def _from_tree(root, schema):
     for position, gpu in enumerate(root.findall("gpu")):
         card = _xml_card(gpu, position)
         cards.append(card)
+        section = gpu.find("processes")
+        if section is None:
+            section = gpu.find("compute_processes")
+        card["processes_unknown"] = _no_process_list(section.text if section is not None and not len(section) else None)
         # Schemas up to v6 (drivers to 340) list them under compute_processes.
         for proc in gpu.findall("processes/process_info") + gpu.findall("compute_processes/process_info"):
             processes.append(_xml_process(proc, card))
     return cards, processes, system
+
+
+def _no_process_list(text):
+    """What a process section says instead of a list ("N/A", "Not Supported", an error), else None: empty and "None"
+    are a list of no process. Old GeForce drivers and some guests cannot list processes: who holds memory is unknown."""
+    text = " ".join((text or "").split())
+    if not text or text.lower().startswith("no running processes"):
+        return None
+    value, state = reading(re.sub(r"^ERROR:\s*", "", text))
+    return None if state == "ok" else text
 
 
 def _version(root, *names):
@@ -886,6 +901,8 @@ _TABLE_VERSIONS = (("driver_version", re.compile(r"(?:Driver|KMD) Version:\s*(\S
 # GPU). It makes a table of a paste that lost the banner and the column titles (an excerpt of the GPUs in question).
 _TABLE_GPU_LINE = re.compile(r"^[ \t]*\|[ \t]*\d+[ \t]+[^|\n]*\|[ \t]*(?:" + _BDF_TEXT + r"|N/A)[ \t]+\S+[ \t]*\|[^|\n]*\|[ \t]*$",
                              re.M)
+# A process row that holds no process: "0   Not Supported" (GeForce on drivers to the 340s): the list is unknown.
+_TABLE_PROC_GAP = re.compile(r"^\s*(\d+)\s+(\S.*?)\s*$")
 # GPU [GI CI] PID Type Process-name Memory: the GI and CI columns came with MIG (450); older tables have none.
 _TABLE_PROC = re.compile(r"^\s*(\d+)\s+(?:(\S+)\s+(\S+)\s+)?(\d+)\s+(\S+)\s+(.*?)\s+(\d+MiB|N/A)\s*$")
 
@@ -893,7 +910,7 @@ _TABLE_PROC = re.compile(r"^\s*(\d+)\s+(?:(\S+)\s+(\S+)\s+)?(\d+)\s+(\S+)\s+(.*?
 def parse_table(stdout):
     """(cards, processes) from the default table; cards carry the table's own GPU index."""
     lines = stdout.splitlines()
-    cards, processes, section = [], [], None
+    cards, processes, section, gaps = [], [], None, {}
     block = []
     for line in lines:
         stripped = line.strip()
@@ -902,7 +919,7 @@ def parse_table(stdout):
             continue
         if section is None and _TABLE_GPU_LINE.match(line):
             section = "gpus"  # no column titles above it: an excerpt of the table
-        if "Processes:" in line:
+        if "processes:" in line.lower():  # "Compute processes:" in tables to the 340s
             section = "processes"
             continue
         if section is None or not stripped.startswith("|"):
@@ -918,6 +935,9 @@ def parse_table(stdout):
             block.append(cells)
         elif section == "processes":
             match = _TABLE_PROC.match(stripped.strip("|"))
+            gap = None if match else _TABLE_PROC_GAP.match(stripped.strip("|"))
+            if gap and _no_process_list(gap.group(2)):
+                gaps[int(gap.group(1))] = " ".join(gap.group(2).split())
             if match:
                 processes.append({"table_index": int(match.group(1)), "pid": int(match.group(4)),
                                   "type": match.group(5), "command": match.group(6),
@@ -926,6 +946,9 @@ def parse_table(stdout):
     if block:
         _table_card(block, cards)
     by_index = dict((c["index"], c) for c in cards)
+    for index, text in gaps.items():
+        if index in by_index:
+            by_index[index]["processes_unknown"] = text
     for proc in processes:
         card = by_index.get(proc.pop("table_index"))
         proc["bdf"] = card["bdf"] if card else None

@@ -62,6 +62,8 @@ EXPECTED = {
     "azhpc-diagnostics-77_v100-pcie_table_excerpt_power_ERR.txt": (nv.ANSWERED, "table", [("8ed0:00:00.0", nv.OK, 15567, 0)]),
     "mindminer-627_windows_rtx2080ti_442.19_query-gpu_nounits_unknown_error_cell.csv": (nv.ANSWERED, "csv", [(None, nv.OK, None, 0)]),
     "slurm-ocr-incident_query-gpu_gpu_requires_reset.csv": (nv.ANSWERED, "csv", [(None, nv.DEGRADED, None, 0)]),
+    "tensorflow-notes_1x_geforce210_340.98_table_processes_not_supported.txt": (
+        nv.ANSWERED, "table", [("0000:07:00.0", nv.OK, 1021, 0)]),
 }
 
 

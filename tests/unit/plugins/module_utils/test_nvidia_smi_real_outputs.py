@@ -3,6 +3,7 @@ the GPUs, their values and the verdict, and what could not be told left unknown.
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -179,3 +180,41 @@ def test_windows_line_ends_read_as_the_same_output(name):
     # hand-made from each real recording: nvidia-smi.exe writes CRLF (a console's text mode)
     text = training("nvidia-smi", name)
     assert _verdicts(nv.parse_output(text.replace("\n", "\r\n"))) == _verdicts(nv.parse_output(text))
+
+
+# ------------------------------------------------------------------------------ a process list nvidia-smi cannot give
+
+GEFORCE_340 = "tensorflow-notes_1x_geforce210_340.98_table_processes_not_supported.txt"
+
+
+def test_table_of_the_340s_compute_processes_not_supported_is_no_list():
+    got = nv.parse_output(training("nvidia-smi", GEFORCE_340))
+    card, = got["cards"]
+    assert (got["system"]["driver_version"], card["bdf"], card["model"], card["persistence_mode"]) == (
+        "340.98", "0000:07:00.0", "GeForce 210", False)
+    assert (card["vram_used_bytes"], card["vram_total_bytes"], card["temperature_edge_c"]) == (2 * MIB, 1023 * MIB, 47.0)
+    assert got["processes"] == [] and card["processes_unknown"] == "Not Supported"
+    assert nv.judge_card(card) == (nv.OK, [], [])
+
+
+@pytest.mark.parametrize("section,unknown", [
+    ("<processes>N/A</processes>", "N/A"),
+    ("<processes>Not Supported</processes>", "Not Supported"),
+    ("<processes>\n\t\t</processes>", None),
+    ("<processes>None</processes>", None),
+])
+def test_xml_process_section_that_is_no_list(section, unknown):
+    # hand-made: the real RTX 3090 XML with what some drivers and guests write instead of the process list
+    text = re.sub(r"<processes>.*?</processes>", lambda m: section, training("nvidia-smi", RTX3090), count=1, flags=re.S)
+    card, = nv.parse_output(text)["cards"]
+    assert card["processes_unknown"] == unknown
+
+
+def test_q_text_process_section_that_is_no_list():
+    # hand-made: the real H100 -q text with "Processes : Not Supported" in place of "Processes : None"
+    text = training("nvidia-smi", H100_TEXT)
+    assert "    Processes                             : None\n" in text
+    card, = nv.parse_output(text.replace("    Processes                             : None\n",
+                                         "    Processes                             : Not Supported\n"))["cards"]
+    assert card["processes_unknown"] == "Not Supported"
+    assert nv.parse_output(text)["cards"][0]["processes_unknown"] is None
