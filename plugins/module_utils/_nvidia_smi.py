@@ -154,10 +154,12 @@ _HANDLE_ERROR = re.compile(r"Unable to (?:determine|detect) the device handle fo
 # What the reason of a handle error says about the GPU: the first entry it contains; else degraded.
 # NVML's "Insufficient Permissions" (the device node denied: a container, NVreg_DeviceFileMode) and
 # "Driver Not Loaded" are about who asks and the driver, not the hardware: unknown, never broken.
+# Then every NVML error NVML_ERROR_STATES calls unknown (about the caller, the library or the operating system:
+# "GPU access blocked by the operating system" in a WSL or Hyper-V guest) is unknown here too.
 _HANDLE_REASONS = (
     ("insufficient permissions", UNKNOWN), ("driver not loaded", UNKNOWN),
     ("lost", LOST), ("fallen off the bus", LOST), ("unknown error", LOST),
-)
+) + tuple((words, UNKNOWN) for words, state in NVML_ERROR_STATES if state == "unknown")
 _FELL_OFF = re.compile(r"(?:GPU|gpu)\s*" + _BDF_TEXT + r"\s*(?::\s*(?:GPU\s+)?)?(?:has fallen off the bus|is lost)")
 # A line saying nvidia-smi got no answer from the driver, and what it means: (marker, reason's start), the first
 # marker a line contains wins. NVML's "Insufficient Permissions" at init ("Failed to initialize NVML: Insufficient
@@ -165,6 +167,8 @@ _FELL_OFF = re.compile(r"(?:GPU|gpu)\s*" + _BDF_TEXT + r"\s*(?::\s*(?:GPU\s+)?)?
 _DRIVER_SILENT = "nvidia-smi cannot talk to the NVIDIA driver"
 _DRIVER_DOWN = (
     ("insufficient permissions", "nvidia-smi may not open the GPUs' device files (/dev/nvidia*)"),
+    ("blocked by the operating system", "the operating system blocks nvidia-smi's access to the GPUs"),
+    ("operating system has blocked", "the operating system blocks nvidia-smi's access to the GPUs"),
     ("couldn't communicate with the nvidia driver", _DRIVER_SILENT),
     ("failed to initialize nvml", _DRIVER_SILENT),
     ("couldn't find libnvidia-ml", _DRIVER_SILENT),

@@ -218,3 +218,23 @@ def test_q_text_process_section_that_is_no_list():
                                          "    Processes                             : Not Supported\n"))["cards"]
     assert card["processes_unknown"] == "Not Supported"
     assert nv.parse_output(text)["cards"][0]["processes_unknown"] is None
+
+
+@pytest.mark.parametrize("reason,health", [
+    ("GPU access blocked by the operating system", nv.UNKNOWN),
+    ("Function Not Found", nv.UNKNOWN),
+    ("Insufficient Permissions", nv.UNKNOWN),
+    ("Timeout", nv.DEGRADED),
+    ("Unknown Error", nv.LOST),
+])
+def test_handle_error_reasons_follow_the_nvml_error_table(reason, health):
+    # hand-made: the handle error line of the real syno recording with NVML's other error strings as its reason
+    text = "Unable to determine the device handle for GPU0000:07:00.0: %s\n" % reason
+    got = nv.parse_output(text, "", 15)
+    assert (got["outcome"], [(e["bdf"], e["health"]) for e in got["errors"]]) == (nv.GPU_ERRORS, [("0000:07:00.0", health)])
+
+
+def test_nvml_refused_by_the_operating_system_is_named_so():
+    got = nv.parse_output("Failed to initialize NVML: GPU access blocked by the operating system\n", "", 255)
+    assert got["outcome"] == nv.NO_DRIVER
+    assert got["reason"].startswith("the operating system blocks nvidia-smi's access to the GPUs: Failed to initialize NVML")
