@@ -1024,15 +1024,19 @@ def gpu_errors(text):
     """Per-GPU failures nvidia-smi printed: [{bdf, health, message}] (wrapped lines joined); health is
     lost, degraded, or unknown where the reason is not the GPU's (see _HANDLE_REASONS).
 
-    Only the prose counts: the XML document, the table's framed lines and CSV rows are left out.
+    Only the prose counts: the XML document (not a line printed between its elements, as when stderr is merged into
+    it), the table's framed lines and CSV rows are left out.
     """
     text = text or ""
     start = text.find("<?xml")
     if start < 0:
         start = text.find("<nvidia_smi_log")
-    if start >= 0:
+    if start >= 0:  # the XML's own lines, but an error line printed between its elements (stderr merged into it)
         end = text.find("</nvidia_smi_log>", start)
-        text = text[:start] + "\n" + (text[end + len("</nvidia_smi_log>"):] if end >= 0 else "")
+        end = end + len("</nvidia_smi_log>") if end >= 0 else len(text)
+        between = [line for line in text[start:end].splitlines()
+                   if not line.strip().startswith("<") and (_HANDLE_ERROR.search(line) or _FELL_OFF.search(line))]
+        text = text[:start] + "\n" + "\n".join(between) + "\n" + text[end:]
     start = qtext_start(text)
     if start:  # the -q text's own lines: indented, "Name : value", "GPU <address>"
         begin, margin = start

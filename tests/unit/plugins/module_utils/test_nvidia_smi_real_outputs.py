@@ -238,3 +238,14 @@ def test_nvml_refused_by_the_operating_system_is_named_so():
     got = nv.parse_output("Failed to initialize NVML: GPU access blocked by the operating system\n", "", 255)
     assert got["outcome"] == nv.NO_DRIVER
     assert got["reason"].startswith("the operating system blocks nvidia-smi's access to the GPUs: Failed to initialize NVML")
+
+
+@pytest.mark.parametrize("before", ["<attached_gpus>", '<gpu id="00000000:C1:00.0">', "</nvidia_smi_log>"])
+def test_handle_error_printed_inside_the_xml_is_kept(before):
+    # hand-made: the real A5000 XML with a handle error where nvidia-smi's stderr lands when merged into stdout (2>&1)
+    text = training("nvidia-smi", A5000)
+    i = text.index(before)
+    got = nv.parse_output(text[:i] + "Unable to determine the device handle for GPU0000:3B:00.0: Unknown Error\n" + text[i:])
+    assert (got["outcome"], len(got["cards"])) == (nv.ANSWERED, 2)
+    assert [(e["bdf"], e["health"]) for e in got["errors"]] == [("0000:3b:00.0", nv.LOST)]
+    assert nv.parse_output(text)["errors"] == []
