@@ -64,6 +64,8 @@ EXPECTED = {
     "slurm-ocr-incident_query-gpu_gpu_requires_reset.csv": (nv.ANSWERED, "csv", [(None, nv.DEGRADED, None, 0)]),
     "tensorflow-notes_1x_geforce210_340.98_table_processes_not_supported.txt": (
         nv.ANSWERED, "table", [("0000:07:00.0", nv.OK, 1021, 0)]),
+    "dgx-spark-k8s-notes_1x_gb10_580.105.08_table_memory_not_supported.txt": (
+        nv.ANSWERED, "table", [("000f:01:00.0", nv.OK, None, 0)]),
 }
 
 

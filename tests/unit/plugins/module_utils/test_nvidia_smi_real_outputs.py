@@ -249,3 +249,13 @@ def test_handle_error_printed_inside_the_xml_is_kept(before):
     assert (got["outcome"], len(got["cards"])) == (nv.ANSWERED, 2)
     assert [(e["bdf"], e["health"]) for e in got["errors"]] == [("0000:3b:00.0", nv.LOST)]
     assert nv.parse_output(text)["errors"] == []
+
+
+def test_unified_memory_gb10_table_leaves_memory_unknown():
+    got = nv.parse_output(training("nvidia-smi", "dgx-spark-k8s-notes_1x_gb10_580.105.08_table_memory_not_supported.txt"))
+    card, = got["cards"]
+    assert (card["bdf"], card["model"], card["temperature_edge_c"], card["power_w"], card["power_limit_w"]) == (
+        "000f:01:00.0", "NVIDIA GB10", 39.0, 4.0, None)
+    assert (card["vram_total_bytes"], card["vram_used_bytes"], card["vram_free_bytes"]) == (None, None, None)
+    assert got["processes"] == [] and card["processes_unknown"] is None
+    assert nv.judge_card(card) == (nv.OK, [], [])
