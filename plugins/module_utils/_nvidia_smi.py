@@ -45,7 +45,7 @@ QUERY_ARGS = ["-q", "-x"]
 ANSWERED = "answered"        # at least one GPU described
 GPU_ERRORS = "gpu_errors"    # only per-GPU "Unable to determine the device handle" lines
 NO_DRIVER = "no_driver"      # the driver does not answer (not loaded, version mismatch, NVML init failed)
-NO_DATA = "no_data"          # "No devices were found"
+NO_DATA = "no_data"          # "No devices were found" (-L: "No devices found.")
 UNPARSEABLE = "unparseable"  # none of the formats, exit 0
 FAILED = "failed"            # none of the formats, non-zero exit
 
@@ -145,7 +145,7 @@ _BDF_TEXT = r"([0-9A-Fa-f]{4,8}:[0-9A-Fa-f]{2}:[0-9A-Fa-f]{2}\.[0-7])"
 # What ends the reason of a handle error (wrapped lines are joined before): the next error, or the start of
 # what nvidia-smi prints next (the table's timestamp line, a banner, a warning).
 _REASON_ENDS = (
-    r"Unable to (?:determine|detect) the device handle", r"NVIDIA-SMI ", r"No devices were found",
+    r"Unable to (?:determine|detect) the device handle", r"NVIDIA-SMI ", r"No devices (?:were )?found",
     r"Failed to initialize NVML", r"WARNING: ", r"=+\s*NVSMI LOG",
     r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) (?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) +\d{1,2} \d\d:\d\d:\d\d \d{4}",
 )
@@ -176,7 +176,8 @@ _DRIVER_DOWN = (
     ("nvml library version mismatch", _DRIVER_SILENT),
     ("unable to load the nvidia", _DRIVER_SILENT),
 )
-_NO_DEVICES = "no devices were found"
+# The query's "No devices were found", and -L's "No devices found." (a Slurm job or a pod given no GPU).
+_NO_DEVICES = re.compile(r"\bno devices (?:were )?found\b", re.IGNORECASE)
 # Warnings nvidia-smi prints about one GPU before its answer: (regex naming the address, warning).
 _GPU_NOTICES = (
     (re.compile(r"infoROM is corrupted at gpu\s*" + _BDF_TEXT, re.IGNORECASE),
@@ -1128,8 +1129,8 @@ def parse_output(stdout, stderr="", rc=0, csv_fields=None):
             "%s: %s" % (e["bdf"], e["message"]) for e in result["errors"]))
     elif driver:
         result.update(outcome=NO_DRIVER, reason=driver)
-    elif _NO_DEVICES in combined.lower():
-        result.update(outcome=NO_DATA, reason="nvidia-smi found no GPU (No devices were found)")
+    elif _NO_DEVICES.search(combined):
+        result.update(outcome=NO_DATA, reason="nvidia-smi found no GPU (%s)" % _NO_DEVICES.search(combined).group(0))
     elif rc:
         result.update(outcome=FAILED, reason="nvidia-smi exited %s: %s" % (
             rc, parse_error or first_line(stderr) or first_line(stdout) or "no output"))

@@ -66,6 +66,7 @@ EXPECTED = {
         nv.ANSWERED, "table", [("0000:07:00.0", nv.OK, 1021, 0)]),
     "dgx-spark-k8s-notes_1x_gb10_580.105.08_table_memory_not_supported.txt": (
         nv.ANSWERED, "table", [("000f:01:00.0", nv.OK, None, 0)]),
+    "slurm-lab-notes_list_no_devices_found.txt": (nv.NO_DATA, None, []),
 }
 
 

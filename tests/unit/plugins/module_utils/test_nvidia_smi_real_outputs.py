@@ -259,3 +259,9 @@ def test_unified_memory_gb10_table_leaves_memory_unknown():
     assert (card["vram_total_bytes"], card["vram_used_bytes"], card["vram_free_bytes"]) == (None, None, None)
     assert got["processes"] == [] and card["processes_unknown"] is None
     assert nv.judge_card(card) == (nv.OK, [], [])
+
+
+def test_list_says_no_devices_found_in_its_own_words():
+    got = nv.parse_output(training("nvidia-smi", "slurm-lab-notes_list_no_devices_found.txt"), "", 6)
+    assert (got["outcome"], got["reason"], got["cards"]) == (nv.NO_DATA, "nvidia-smi found no GPU (No devices found)", [])
+    assert nv.parse_output("No devices were found\n", "", 6)["reason"] == "nvidia-smi found no GPU (No devices were found)"
