@@ -87,8 +87,9 @@ def classify(stdout, stderr, rc):
         return _rocm_smi.ANSWERED, doc, None
     text = "%s\n%s" % (stdout or "", stderr or "")
     said = _rocm_smi.telling_line(stderr) or _rocm_smi.telling_line(stdout)
-    if _rocm_smi.says_no_driver(text):
-        return _rocm_smi.NO_DRIVER, doc, _rocm_smi.NO_DRIVER_REASON
+    rule = _rocm_smi.said_outcome(text, "amd-smi")
+    if rule and (rule[0] != _rocm_smi.NONE_SEEN or not rc):  # seeing no GPU and exiting non-zero is a failure
+        return rule[0], doc, rule[1]
     if rc:
         return _rocm_smi.FAILED, doc, "amd-smi exited %s: %s" % (rc, said or "no output")
     if doc is not None:
@@ -126,14 +127,6 @@ def _path(entry, *keys):
     return node
 
 
-def _first(entry, *paths):
-    for path in paths:
-        got = _path(entry, *path)
-        if got is not None and got != "N/A":
-            return got
-    return None
-
-
 # amd-smi's memory units, in bytes (its MB, GB and KB are binary: integer-divided MiB, GiB, KiB)
 _MEM_SCALE = {"MB": _MIB, "MiB": _MIB, "GB": 1024 * _MIB, "GiB": 1024 * _MIB, "KB": 1024, "KiB": 1024, "B": 1}
 
@@ -151,32 +144,68 @@ def _mem_bytes(node):
     return int(got)
 
 
+# Where each fact is, by amd-smi release; the first path that holds a value wins. ``metric`` of ROCm 6.1+:
+# usage.gfx_activity, power.socket_power, mem_usage.*_vram; the first amd-smi (ROCm 5.7/6.0): bare numbers,
+# fb_usage.vram_total/vram_used (MB) and power.average_socket_power; its gpuvsmi-compatible names
+# usage.gfx_usage and power.current_power; releases between them power.current_power, or
+# power.average_power where the current reading is N/A (RDNA, MI200).
+_PATHS = {
+    "bdf": (("bdf",), ("bus", "bdf")),
+    "device_id": (("asic", "device_id"),),
+    "model": (("asic", "market_name"),),
+    "gfx_version": (("asic", "target_graphics_version"),),
+    "vram_total": (("mem_usage", "total_vram"), ("vram", "size"), ("fb_usage", "vram_total")),
+    "vram_used": (("mem_usage", "used_vram"), ("fb_usage", "vram_used")),
+    "busy": (("usage", "gfx_activity"), ("usage", "gfx_usage")),
+    "edge": (("temperature", "edge"),),
+    "hotspot": (("temperature", "hotspot"),),
+    "power": (("power", "socket_power"), ("power", "current_power"), ("power", "average_socket_power"),
+              ("power", "average_power")),
+    "vbios": (("vbios", "part_number"),),
+}
+
+
 def parse_entry(entry):
     """One GPU's facts from a ``metric`` (or ``static``/``list``) entry."""
     index = entry.get("gpu")
-    bdf = normalize_bdf(_first(entry, ("bdf",), ("bus", "bdf")))
-    device_id = _first(entry, ("asic", "device_id"))
-    model = _first(entry, ("asic", "market_name"))
-    gfx = _first(entry, ("asic", "target_graphics_version"))
+    device_id = _first_of(entry, "device_id", _name)
     return {
         "index": index if isinstance(index, int) and not isinstance(index, bool) else None,
-        "bdf": bdf,
-        "model": model if isinstance(model, str) else None,
-        "device_id": device_id.lower() if isinstance(device_id, str) else None,
-        "gfx_version": gfx if isinstance(gfx, str) else None,
-        "vram_total_bytes": _mem_bytes(_first(entry, ("mem_usage", "total_vram"), ("vram", "size"))),
-        "vram_used_bytes": _mem_bytes(_first(entry, ("mem_usage", "used_vram"))),
+        "bdf": _first_of(entry, "bdf", normalize_bdf),
+        "model": _first_of(entry, "model", _name),
+        "device_id": device_id.lower() if device_id else None,
+        "gfx_version": _first_of(entry, "gfx_version", _name),
+        "vram_total_bytes": _first_of(entry, "vram_total", _mem_bytes),
+        "vram_used_bytes": _first_of(entry, "vram_used", _mem_bytes),
         "vram_used_percent": None,
-        "busy_percent": value(_first(entry, ("usage", "gfx_activity"), ("usage", "gfx_usage"))),
-        "temperature_edge_c": gpu_temperature(value(_first(entry, ("temperature", "edge")))),
-        "temperature_junction_c": gpu_temperature(value(_first(entry, ("temperature", "hotspot")))),
-        "power_w": value(_first(entry, ("power", "socket_power"), ("power", "current_power"),
-                                ("power", "average_socket_power"))),
+        "busy_percent": _first_of(entry, "busy", value),
+        "temperature_edge_c": _first_of(entry, "edge", _temperature),
+        "temperature_junction_c": _first_of(entry, "hotspot", _temperature),
+        "power_w": _first_of(entry, "power", value),
         "perf_level": _perf_level(entry.get("perf_level")),
         "unique_id": None,
-        "vbios_version": _first(entry, ("vbios", "part_number")),
+        "vbios_version": _first_of(entry, "vbios", _name),
         "key_count": len(entry),
     }
+
+
+def _first_of(entry, field, convert):
+    """The first of ``field``'s paths whose leaf ``convert`` makes something of, or None: a read that failed
+    holds "N/A" or amd-smi's error text there, and another release's path may hold the value."""
+    for path in _PATHS[field]:
+        node = _path(entry, *path)
+        got = convert(node) if node is not None else None
+        if got is not None:
+            return got
+    return None
+
+
+def _name(node):
+    return node if isinstance(node, str) and node.strip() and node != "N/A" else None
+
+
+def _temperature(node):
+    return gpu_temperature(value(node))
 
 
 def _perf_level(raw):

@@ -11,18 +11,22 @@ DeepSpeed write them):
 * weights, full model: ``model.safetensors`` or ``pytorch_model.bin``, or shards
   ``model-00001-of-00003.safetensors`` / ``pytorch_model-00001-of-00003.bin`` with their index
   ``model.safetensors.index.json`` / ``pytorch_model.bin.index.json``;
-* weights, LoRA/PEFT: ``adapter_model.safetensors`` or ``adapter_model.bin`` plus ``adapter_config.json``;
+* weights, LoRA/PEFT: ``adapter_model.safetensors`` or ``adapter_model.bin`` plus ``adapter_config.json``, at
+  the top or, for adapters PEFT saves under their names (all but ``default``), in a sub-folder per adapter;
 * weights kept by the training engine itself, whose layout the files do not tell: DeepSpeed ZeRO-3's
   ``global_step<N>/*model_states.pt``, FSDP's ``pytorch_model_fsdp_0/`` or ``pytorch_model_fsdp.bin``;
 * training state, needed to resume, by the engine that wrote it (``ENGINES``): the Trainer's ``optimizer.pt``
   and ``scheduler.pt``; FSDP's ``optimizer.bin`` or ``optimizer_0/`` and ``scheduler.pt``; DeepSpeed's
-  ``latest`` and the optimizer states in the ``global_step<N>/`` it names (DeepSpeed keeps the scheduler
+  ``latest`` and the optimizer and model states in the ``global_step<N>/`` it names (DeepSpeed keeps the scheduler
   there too); always the RNG state (``rng_state.pth``, or ``rng_state_<rank>.pth`` per process) and
-  ``trainer_state.json`` (present, readable, its ``global_step`` a whole number). A final export has
-  weights only: not resumable.
+  ``trainer_state.json`` (present, readable, its ``global_step`` a whole number). A final export has weights
+  only: not resumable. Without its RNG state alone a checkpoint is not resumable, yet the Trainer resumes from it
+  (``trainer_resumes``: transformers before 4.6 wrote none), its random draws not reproduced.
 
-Nothing here writes. Sizes are not checked beyond "not empty" (weights are not opened), so a
-checkpoint is judged by its listing; ``trainer_state.json`` and shard indexes are read bounded.
+Nothing here writes. Files are not checked beyond "not empty" and "not a Git LFS pointer" (the first bytes of
+files up to 1 KiB; weights are not opened), so a checkpoint is judged by its listing; ``trainer_state.json`` and
+shard indexes are read bounded, and one look parses at most ``WHOLE_BUDGET`` of the states whole (newest first;
+older ones are read at their ends).
 """
 
 from __future__ import annotations
@@ -47,6 +51,9 @@ _SHARD = re.compile(r"^(model|pytorch_model)-(\d+)-of-(\d+)\.(safetensors|bin)$"
 MAX_ENTRIES = 20000          # folder entries looked at in the checkpoint root
 STATE_LIMIT = 16 * 1024 * 1024   # trainer_state.json and shard indexes, parsed whole
 EDGE_BYTES = 64 * 1024           # read at each end of a larger trainer_state.json
+WHOLE_BUDGET = 64 * 1024 * 1024  # trainer_state.json bytes one find() parses whole, newest checkpoints first
+LFS_POINTER_MAX = 1024           # a Git LFS pointer file is about 130 bytes
+_LFS_POINTER = b"version https://git-lfs.github.com/spec/"
 
 FULL_SINGLE = ("model.safetensors", "pytorch_model.bin")
 FULL_INDEXES = (("model.safetensors.index.json", "model", "safetensors"),
@@ -57,6 +64,7 @@ TRAINER_STATE = "trainer_state.json"
 DEEPSPEED_LATEST = "latest"
 _RNG = re.compile(r"^rng_state(?:_\d+)?\.pth$")
 _DEEPSPEED_TAG = re.compile(r"^global_step(\d+)$")
+_DEEPSPEED_FILES = frozenset((DEEPSPEED_LATEST, "zero_to_fp32.py"))   # written beside the global_step<N>/ folder
 _FSDP_WEIGHTS = re.compile(r"^pytorch_model_fsdp(?:_\d+|_rank\d+)?(?:\.bin)?$")   # accelerate's save_fsdp_model
 _FSDP_OPTIMIZER = re.compile(r"^optimizer_\d+$")                                   # a folder: sharded state dict
 
@@ -102,6 +110,10 @@ class Engine(object):
 
 
 _RNG_PART = ("rng_state.pth", lambda folder, names: _named(names, _RNG.match))
+# Parts a checkpoint is not resumable without, that the Trainer still resumes from when they alone are absent:
+# transformers' _load_rng_state logs "Didn't find an RNG file" and goes on, its random draws (dropout) then not
+# reproduced; transformers before 4.6 wrote none. Present, they must not be empty.
+TRAINER_DOES_WITHOUT = frozenset((_RNG_PART[0],))
 _STATE_PART = (TRAINER_STATE, lambda folder, names: _named(names, lambda n: n == TRAINER_STATE))
 _SCHEDULER_PART = ("scheduler.pt", lambda folder, names: _named(names, lambda n: n == "scheduler.pt"))
 
@@ -109,11 +121,15 @@ _SCHEDULER_PART = ("scheduler.pt", lambda folder, names: _named(names, lambda n:
 # transformers' Trainer, accelerate and DeepSpeed write them); the Trainer alone is the last, and always applies.
 ENGINES = (
     # DeepSpeed restores optimizer and scheduler from its own folder (transformers writes scheduler.pt only for
-    # a scheduler DeepSpeed does not wrap) and finds that folder through ``latest``.
-    Engine("deepspeed", lambda names: any(d and _DEEPSPEED_TAG.match(n) for n, d in names.items()),
+    # a scheduler DeepSpeed does not wrap) and finds that folder through ``latest``; its load_checkpoint needs the
+    # model states there whatever the weights beside them (it asserts that it found some). Told by that folder, or,
+    # when the folder was deleted, by what DeepSpeed leaves beside it.
+    Engine("deepspeed", lambda names: any((d and _DEEPSPEED_TAG.match(n)) or (not d and n in _DEEPSPEED_FILES)
+                                          for n, d in names.items()),
            lambda folder, names: _in_tag(folder, names, "model_states.pt"),
            ((DEEPSPEED_LATEST, lambda folder, names: [DEEPSPEED_LATEST] if _deepspeed_tag(folder, names) else []),
             ("global_step<N>/*optim_states.pt", lambda folder, names: _in_tag(folder, names, "optim_states.pt")),
+            ("global_step<N>/*model_states.pt", lambda folder, names: _in_tag(folder, names, "model_states.pt")),
             _RNG_PART, _STATE_PART)),
     Engine("fsdp", lambda names: any(_FSDP_WEIGHTS.match(n) or (d and _FSDP_OPTIMIZER.match(n))
                                      for n, d in names.items()),
@@ -132,14 +148,18 @@ _CHECKPOINT_MARKERS = frozenset(FULL_SINGLE + LORA_WEIGHTS + (TRAINER_STATE, "op
 
 
 def _listing(path):
-    """{name: is_dir} for a folder (symlinks followed for the type), or raises OSError."""
+    """{name: is_dir} for a folder (symlinks followed for the type; a link to nothing is left out: there is no
+    file to load), or raises OSError."""
     names = {}
     with os.scandir(path) as entries:
         for count, entry in enumerate(entries):
             if count >= MAX_ENTRIES:
                 break
             try:
-                names[entry.name] = entry.is_dir()
+                is_dir = entry.is_dir()
+                if not is_dir and entry.is_symlink() and not os.path.exists(entry.path):
+                    continue
+                names[entry.name] = is_dir
             except OSError:
                 names[entry.name] = False
     return names
@@ -190,13 +210,48 @@ def _full_weights(folder, names):
     return [], ["model.safetensors"]
 
 
-def _lora_weights(folder, names):
-    found = [n for n in LORA_WEIGHTS if names.get(n) is False]
+def _is_file(path):
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _adapter_folders(folder, names):
+    """{sub-folder: {adapter file name: False}} of the sub-folders that hold adapter weights: PEFT saves every
+    adapter but "default" in a folder of its name, and transformers' _load_from_checkpoint loads each."""
+    held = {}
+    for sub in sorted(n for n, is_dir in names.items() if is_dir):
+        inside = dict((n, False) for n in LORA_WEIGHTS + (LORA_CONFIG,) if _is_file(os.path.join(folder, sub, n)))
+        if any(n in inside for n in LORA_WEIGHTS):
+            held[sub] = inside
+    return held
+
+
+def _one_adapter(names, prefix=""):
+    """(found, missing) of one adapter: its weights and its adapter_config.json, names under ``prefix``."""
+    found = [prefix + n for n in LORA_WEIGHTS if names.get(n) is False]
     if not found:
-        return [], ["adapter_model.safetensors"] + ([] if names.get(LORA_CONFIG) is False else [LORA_CONFIG])
+        return [], [prefix + "adapter_model.safetensors"] + ([] if names.get(LORA_CONFIG) is False
+                                                             else [prefix + LORA_CONFIG])
     if names.get(LORA_CONFIG) is not False:
-        return found, [LORA_CONFIG]
-    return found + [LORA_CONFIG], []
+        return found, [prefix + LORA_CONFIG]
+    return found + [prefix + LORA_CONFIG], []
+
+
+def _lora_weights(folder, names):
+    found, missing = _one_adapter(names)
+    if found:
+        return found, missing
+    subs = _adapter_folders(folder, names)
+    if not subs:
+        return found, missing
+    found, missing = [], []
+    for sub, inside in sorted(subs.items()):
+        sub_found, sub_missing = _one_adapter(inside, sub + "/")
+        found.extend(sub_found)
+        missing.extend(sub_missing)
+    return found, missing
 
 
 # layout -> weights(folder, names) -> (files found, expected files missing)
@@ -258,16 +313,43 @@ def _large_state(path):
     return step, _top_level_int(tail, "max_steps"), None
 
 
-def _trainer_state(folder):
-    """(global_step or None, max_steps or None, error or None) from trainer_state.json."""
+def _trainer_state(folder, budget=None):
+    """(global_step or None, max_steps or None, error or None) from trainer_state.json.
+
+    ``budget``: [bytes still to parse whole] shared by the checkpoints of one look, newest first; a file past it
+    that transformers wrote is read at its ends (``_large_state``), one whose ends do not tell is parsed whole."""
     path = os.path.join(folder, TRAINER_STATE)
+    size = _size(path)
+    if budget is not None and size is not None and 2 * EDGE_BYTES < size <= STATE_LIMIT and size > budget[0]:
+        step, max_steps, error = _large_state(path)
+        if error is None:
+            return step, max_steps, None
     try:
         doc = _config.read_json(path, STATE_LIMIT)
     except _config.JsonFileError as exc:
         if exc.state == _config.TOO_LARGE:
             return _large_state(path)
         return None, None, None if exc.state == _config.MISSING else exc.message
+    if budget is not None and size is not None:
+        budget[0] -= size
     return _state_fields(doc, path)
+
+
+def _lfs_pointers(folder, names):
+    """The regular files among ``names`` that are Git LFS pointers (a clone without git-lfs): small files that begin
+    as the pointer format does; torch.load fails on them ("invalid load key, 'v'")."""
+    pointers = []
+    for name in names:
+        path = os.path.join(folder, name)
+        try:
+            st = os.stat(path)
+            if not stat.S_ISREG(st.st_mode) or not 0 < st.st_size <= LFS_POINTER_MAX or name in pointers:
+                continue
+            if _files.read_regular(path, LFS_POINTER_MAX).startswith(_LFS_POINTER):
+                pointers.append(name)
+        except (OSError, _files.FileProblem):
+            continue
+    return pointers
 
 
 def _empty_files(folder, names):
@@ -283,24 +365,26 @@ def _empty_files(folder, names):
     return empty
 
 
-def inspect(folder, expect_layout=AUTO):
-    """One checkpoint folder.
+def inspect(folder, expect_layout=AUTO, budget=None):
+    """One checkpoint folder (``budget``: see ``_trainer_state``; None parses trainer_state.json whole up to its limit).
 
-    Returns {path, name, step, layout, engine, engine_weights, resumable, missing, empty, global_step, max_steps,
-    mtime, problems, error}.
+    Returns {path, name, step, layout, engine, engine_weights, resumable, trainer_resumes, missing, empty,
+    lfs_pointers, global_step, max_steps, mtime, problems, error}.
 
     ``error``: why the folder could not be looked at (it cannot be listed), else None; nothing is known
     of it then but its name (``step`` from ``checkpoint-<N>``).
 
     ``missing`` lists the expected file names that are absent: the weights of ``expect_layout``
-    (of the detected layout for ``auto``) and the training state its engine (``ENGINES``) needs.
+    (of the detected layout for ``auto``) and the training state its engine (``ENGINES``) needs;
+    ``trainer_resumes``: the Trainer would resume from it - it is resumable, or only what the Trainer does without
+    (``TRAINER_DOES_WITHOUT``: the RNG state) is missing.
     ``engine_weights``: the weights are the engine's own shards (DeepSpeed, FSDP), whose layout is not told.
     """
     folder = os.path.normpath(folder)
     name = os.path.basename(folder)
     entry = {"path": folder, "name": name, "step": None, "layout": None, "engine": None, "engine_weights": False,
-             "resumable": False, "missing": [], "empty": [], "global_step": None, "max_steps": None, "mtime": None,
-             "problems": [], "error": None}
+             "resumable": False, "trainer_resumes": False, "missing": [], "empty": [], "lfs_pointers": [],
+             "global_step": None, "max_steps": None, "mtime": None, "problems": [], "error": None}
     match = CHECKPOINT_DIR.match(name)
     folder_step = int(match.group(1)) if match else None
     try:
@@ -335,12 +419,15 @@ def inspect(folder, expect_layout=AUTO):
     entry["missing"] = missing
     entry["empty"] = _empty_files(folder, found)
     entry["problems"].extend("%s/%s is empty (0 bytes)" % (folder, n) for n in entry["empty"])
+    entry["lfs_pointers"] = _lfs_pointers(folder, found)
+    entry["problems"].extend("%s/%s is a Git LFS pointer (%s bytes), not the file itself" % (
+        folder, n, _size(os.path.join(folder, n))) for n in entry["lfs_pointers"])
     if names.get(TRAINER_STATE) is False:
         try:
             entry["mtime"] = max(entry["mtime"], os.stat(os.path.join(folder, TRAINER_STATE)).st_mtime)
         except OSError:
             pass
-    step, max_steps, error = _trainer_state(folder)
+    step, max_steps, error = _trainer_state(folder, budget)
     entry["global_step"], entry["max_steps"] = step, max_steps
     if error:
         entry["problems"].append(error)
@@ -348,7 +435,9 @@ def inspect(folder, expect_layout=AUTO):
     if folder_step is not None and step is not None and step != folder_step:
         entry["problems"].append("%s: trainer_state.json says global_step %d, the folder name says %d"
                                  % (folder, step, folder_step))
-    entry["resumable"] = not missing and not entry["empty"] and error is None and step is not None
+    loads = not entry["empty"] and not entry["lfs_pointers"] and error is None and step is not None
+    entry["resumable"] = loads and not missing
+    entry["trainer_resumes"] = loads and set(missing) <= TRAINER_DOES_WITHOUT
     return entry
 
 
@@ -359,6 +448,12 @@ def _is_checkpoint(path, names):
 
 def _order(entry):
     return (entry["step"] is not None, entry["step"] or 0, entry["mtime"] or 0)
+
+
+def _name_order(name):
+    """Newest first by the folder name alone: last-checkpoint (the newest, pushed), then checkpoint-<N> by N."""
+    match = CHECKPOINT_DIR.match(name)
+    return (match is not None, -int(match.group(1)) if match else 0)
 
 
 def find(path, expect_layout=AUTO):
@@ -390,7 +485,8 @@ def find(path, expect_layout=AUTO):
         report["single"] = True
         entries = [inspect(path, expect_layout)]
     else:
-        entries = [inspect(os.path.join(path, n), expect_layout) for n in children]
+        budget = [WHOLE_BUDGET]   # the newest checkpoints' states parsed whole, older ones read at their ends
+        entries = [inspect(os.path.join(path, n), expect_layout, budget) for n in sorted(children, key=_name_order)]
     entries.sort(key=_order, reverse=True)
     report["checkpoints"] = entries
     report["latest"] = entries[0] if entries else None

@@ -19,7 +19,7 @@ sysfs only for AMD GPUs the tool gave none for. Health per GPU:
   hung; not judged while it is runtime-suspended); no driver (or the wrong one) is bound to it;
   NVIDIA: uncorrectable ECC errors since the driver loaded, retired pages or remapped rows pending,
   row remapping failed, a recovery action asked for, ERR! in most of its fields;
-- ``unknown``: the tool failed, timed out, is missing or the driver does not answer, and sysfs
+- ``unknown``: the tool failed, timed out, is missing, reaches no GPU or the driver does not answer, and sysfs
   shows nothing wrong; or a sysfs read of this GPU did not return in time (the file is named);
 - ``ok``: the tool answered for it (or, AMD with no tool installed, sysfs metric reads worked).
 

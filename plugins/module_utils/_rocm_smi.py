@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""PRIVATE to gpuops.preflight: pure parser of rocm-smi's JSON, ROCm 4.3 to 7.x.
+"""PRIVATE to gpuops.preflight: pure parser of rocm-smi's JSON, ROCm 2.x to 7.x.
 
 What the output really looks like (docs/gpu-formats.md in the project notes): one line of
 ``json.dumps`` on stdout, every value a string, keys renamed across versions (GPU ID -> Device ID
@@ -30,6 +30,7 @@ SHOW_ARGS = [
 ANSWERED = "answered"          # JSON with at least one card
 NO_DATA = "no_data"            # 'No JSON data to report': no card had a readable value
 NO_DRIVER = "no_driver"        # amdgpu is not loaded
+NONE_SEEN = "none_seen"        # 'No AMD GPUs specified': the tool reaches no AMD GPU at all (it cannot tell)
 MUTEX = "mutex"                # the shared-memory mutex of rocm_smi_lib is stuck
 UNPARSEABLE = "unparseable"    # stdout is not rocm-smi JSON
 FAILED = "failed"              # non-zero exit without JSON
@@ -38,8 +39,26 @@ _CARD_KEY = re.compile(r"^card(\d+)$")
 _NUMBER = re.compile(r"^\s*[-+]?\d+(?:\.\d+)?\s*$")
 _HEX = re.compile(r"^0x[0-9a-fA-F]+$")
 
-_MODEL_KEYS = ("Device Name", "Card Series", "Card series")
-_POWER_KEYS = ("Current Socket Graphics Package Power (W)", "Average Graphics Package Power (W)")
+# Each fact's keys, the first that holds a value wins. They are matched without regard to case: the sysfs-based
+# rocm-smi of ROCm <= 3.8 wrote 'vram Total Memory (B)' (its memory types lower case) and builds of it wrote
+# 'Temperature (Sensor edge) (c)'; 'Card series' became 'Card Series' at 6.2. A sensor without a hwmon label was
+# 'Temperature (Sensor #N) (C)' there; amdgpu's temp1 is the edge (GPU) sensor.
+_KEYS = {
+    "model": ("Device Name", "Card Series"),
+    "device_id": ("Device ID", "GPU ID"),
+    "bdf": ("PCI Bus",),
+    "gfx_version": ("GFX Version",),
+    "vram_total_bytes": ("VRAM Total Memory (B)",),
+    "vram_used_bytes": ("VRAM Total Used Memory (B)",),
+    "vram_used_percent": ("GPU Memory Allocated (VRAM%)",),
+    "busy_percent": ("GPU use (%)",),
+    "temperature_edge_c": ("Temperature (Sensor edge) (C)", "Temperature (Sensor #1) (C)"),
+    "temperature_junction_c": ("Temperature (Sensor junction) (C)",),
+    "power_w": ("Current Socket Graphics Package Power (W)", "Average Graphics Package Power (W)"),
+    "perf_level": ("Performance Level",),
+    "unique_id": ("Unique ID",),
+    "vbios_version": ("VBIOS version",),
+}
 
 
 def extract_json(stdout):
@@ -80,11 +99,9 @@ def classify(stdout, stderr, rc):
     if doc is not None and any(_CARD_KEY.match(k) for k in doc):
         return ANSWERED, doc, None
     text = "%s\n%s" % (stdout or "", stderr or "")
-    if "RSMI device mutex" in text or "rocm_smi* shared memory" in text:
-        return MUTEX, doc, ("rocm_smi_lib's shared-memory mutex is stuck (a previous rocm-smi did not exit "
-                            "cleanly): stop all rocm-smi users and delete /dev/shm/rocm_smi*")
-    if says_no_driver(text):
-        return NO_DRIVER, doc, NO_DRIVER_REASON
+    said = said_outcome(text, "rocm-smi")
+    if said:
+        return said[0], doc, said[1]
     if "No JSON data to report" in text or (doc is not None and not rc):
         return NO_DATA, doc, "rocm-smi reported no data for any GPU"
     if rc:
@@ -93,25 +110,67 @@ def classify(stdout, stderr, rc):
 
 
 _BARE_LABEL = re.compile(r"^\W*[A-Za-z]+\W*:\W*$")
+# Python's own words before the tool's: a warning ('/opt/rocm-6.2.4/libexec/amdsmi_cli/BDF.py:126: SyntaxWarning:
+# invalid escape sequence', then the source line, indented) and a traceback, whose telling line is its last (the
+# exception), after the indented frames.
+_PY_WARNING = re.compile(r"^\S+:\d+: \w*Warning: ")
+_TRACEBACK = "Traceback (most recent call last):"
 
 
 def telling_line(text):
     """The first line of a tool's output that says something, as ``first_line`` quotes it: a bare 'ERROR:' heading
-    (rsmi_init's failure, llvmlite #717) is skipped for the line after it."""
-    for line in (text or "").splitlines():
-        if line.strip() and not _BARE_LABEL.match(line):
+    (rsmi_init's failure, llvmlite #717) is skipped for the line after it, a Python warning with its source line
+    for what follows; of a traceback, the exception it ends with."""
+    lines = (text or "").splitlines()
+    pos = 0
+    while pos < len(lines):
+        line = lines[pos]
+        pos += 1
+        if _PY_WARNING.match(line):
+            while pos < len(lines) and lines[pos][:1] in (" ", "\t"):
+                pos += 1
+        elif line.strip() == _TRACEBACK:
+            while pos < len(lines) and (lines[pos][:1] in (" ", "\t") or not lines[pos].strip()):
+                pos += 1
+            return first_line(lines[pos]) if pos < len(lines) else first_line(line)
+        elif line.strip() and not _BARE_LABEL.match(line):
             return first_line(line)
     return first_line(text)
 
 
 NO_DRIVER_REASON = "the amdgpu driver is not loaded"
 
+# What a tool's words say about its run, whatever else it printed (rocm-smi and amd-smi alike): the first row one of
+# whose phrases (lower case) is in its output gives the outcome and the reason (``%(tool)s``: the tool's name).
+TEXT_OUTCOMES = (
+    (MUTEX, ("rsmi device mutex", "rocm_smi* shared memory"),
+     "rocm_smi_lib's shared-memory mutex is stuck (a previous rocm-smi did not exit cleanly): stop all rocm-smi "
+     "users and delete /dev/shm/rocm_smi*"),
+    # both tools look for the module in /proc/modules, so a built-in amdgpu reads the same
+    (NO_DRIVER, ("driver not initialized", "amdgpu not found in modules"), NO_DRIVER_REASON),
+    # rocm-smi enumerates no AMD GPU (amd-smi: "Unable to detect any GPU devices"): in a container without the device
+    # files (jrcichra/rocm-pytorch-gfx803#1), GPUs KFD skipped (ROCm#1742: PCI atomics), partitions it does not
+    # enumerate (DRA/CPX), an eGPU whose BARs did not fit (ROCm#6176). It says nothing about the GPUs.
+    (NONE_SEEN, ("no amd gpus specified", "unable to detect any gpu devices"),
+     "%(tool)s reaches no AMD GPU (\"%(said)s\"): it cannot see them here (no /dev/kfd or /dev/dri in a container, "
+     "GPUs KFD skipped or did not enumerate), so it cannot tell how they are"),
+)
+
+
+def said_outcome(text, tool, rows=TEXT_OUTCOMES):
+    """(outcome, reason) of the first of ``rows`` whose phrase a line of ``text`` holds (any case), or None."""
+    lines = (text or "").splitlines()
+    for outcome, phrases, reason in rows:
+        for line in lines:
+            if any(phrase in line.lower() for phrase in phrases):
+                return outcome, reason % {"tool": tool, "said": first_line(line)} if "%(" in reason else reason
+    return None
+
 
 def says_no_driver(text):
     """Whether rocm-smi's or amd-smi's output says amdgpu is not loaded: 'Driver not initialized (amdgpu not found
-    in modules)' (both tools look for the module in /proc/modules, so a built-in amdgpu reads the same)."""
-    lower = (text or "").lower()
-    return "driver not initialized" in lower or "amdgpu not found in modules" in lower
+    in modules)'."""
+    return said_outcome(text, "", [row for row in TEXT_OUTCOMES if row[0] == NO_DRIVER]) is not None
 
 
 def number(value):
@@ -170,39 +229,46 @@ def gfx_from_target_version(value):
     return "gfx%d%d%x" % (value // 10000, (value // 100) % 100, value % 100)
 
 
-def _model(card):
-    for key in _MODEL_KEYS:
-        text = _text(card.get(key))
-        # ROCm 4.3 on RDNA2 filled the product keys with the vendor id "0x1002".
-        if text and not _HEX.match(text):
-            return text
+def _first(folded, field, convert):
+    """The first of ``field``'s values (``_KEYS`` order) in a card whose keys are lower-cased (``folded``) that
+    ``convert`` makes something of, or None."""
+    for key in _KEYS[field]:
+        got = convert(folded[key.lower()]) if key.lower() in folded else None
+        if got is not None:
+            return got
     return None
+
+
+def _temperature(value):
+    return gpu_temperature(number(value))
+
+
+def _model_name(value):
+    # ROCm 4.3 on RDNA2 filled the product keys with the vendor id "0x1002".
+    text = _text(value)
+    return text if text and not _HEX.match(text) else None
 
 
 def parse_card(index, card):
     """One GPU's facts from its rocm-smi entry; absent keys stay None (absent = the read failed)."""
-    power = None
-    for key in _POWER_KEYS:
-        power = _float(card.get(key))
-        if power is not None:
-            break
-    device_id = _text(card.get("Device ID")) or _text(card.get("GPU ID"))
+    folded = dict((key.lower(), value) for key, value in card.items() if isinstance(key, str))
+    device_id = _first(folded, "device_id", _text)
     return {
         "index": index,
-        "bdf": normalize_bdf(card.get("PCI Bus")),
-        "model": _model(card),
+        "bdf": _first(folded, "bdf", normalize_bdf),
+        "model": _first(folded, "model", _model_name),
         "device_id": device_id.lower() if device_id else None,
-        "gfx_version": normalize_gfx(card.get("GFX Version")),
-        "vram_total_bytes": _int(card.get("VRAM Total Memory (B)")),
-        "vram_used_bytes": _int(card.get("VRAM Total Used Memory (B)")),
-        "vram_used_percent": _int(card.get("GPU Memory Allocated (VRAM%)")),
-        "busy_percent": _int(card.get("GPU use (%)")),
-        "temperature_edge_c": gpu_temperature(number(card.get("Temperature (Sensor edge) (C)"))),
-        "temperature_junction_c": gpu_temperature(number(card.get("Temperature (Sensor junction) (C)"))),
-        "power_w": power,
-        "perf_level": _text(card.get("Performance Level")),
-        "unique_id": _text(card.get("Unique ID")),
-        "vbios_version": _text(card.get("VBIOS version")),
+        "gfx_version": _first(folded, "gfx_version", normalize_gfx),
+        "vram_total_bytes": _first(folded, "vram_total_bytes", _int),
+        "vram_used_bytes": _first(folded, "vram_used_bytes", _int),
+        "vram_used_percent": _first(folded, "vram_used_percent", _int),
+        "busy_percent": _first(folded, "busy_percent", _int),
+        "temperature_edge_c": _first(folded, "temperature_edge_c", _temperature),
+        "temperature_junction_c": _first(folded, "temperature_junction_c", _temperature),
+        "power_w": _first(folded, "power_w", _float),
+        "perf_level": _first(folded, "perf_level", _text),
+        "unique_id": _first(folded, "unique_id", _text),
+        "vbios_version": _first(folded, "vbios_version", _text),
         "key_count": len(card),
     }
 

@@ -195,8 +195,8 @@ def collect_status(ctx):
     if isinstance(doc, _progress.StatusError):
         report["state"], report["error"] = doc.reason, doc.message
         return report
-    step = doc.get("current_step")
-    if isinstance(step, int) and not isinstance(step, bool) and step >= 0:
+    step = _progress.step_number(doc.get("current_step"))   # read as the stall check reads it ("0", 1200.0)
+    if step is not None and step >= 0:
         report["current_step"] = step
     if isinstance(doc.get("phase"), str):
         report["phase"] = doc["phase"]
@@ -627,12 +627,21 @@ def evaluate_checkpoint_resume(checkpoints, config, status, fix, expect_layout=_
             "Point output_dir/current_model at the checkpoints of this config, or correct finetuning_type; "
             "a LoRA checkpoint cannot resume a full fine-tune nor the reverse.", layout=latest["layout"],
             expected=expected))
-    resumable = [e for e in entries if e["resumable"]]
+    # what the Trainer resumes from: a resumable checkpoint, or one without its RNG state alone
+    resumable = [e for e in entries if e["resumable"] or e.get("trainer_resumes")]
     resume = cfg.get("resume_from_checkpoint") if cfg is not None else None
-    if not latest["resumable"]:
+    if not latest["resumable"] and latest.get("trainer_resumes"):
+        problems.append(_p(name, WARN, "newest checkpoint %s is not resumable as it is: missing %s; the Trainer "
+                           "resumes from it all the same (it logs \"Didn't find an RNG file\"), its random draws "
+                           "(dropout, data order) not reproduced" % (latest["path"], ", ".join(latest["missing"])),
+                           "Nothing to do for a checkpoint of transformers before 4.6, which wrote no RNG state; "
+                           "otherwise check that the save was not cut off.", missing=latest["missing"]))
+    elif not latest["resumable"]:
         reasons = (["missing %s" % ", ".join(latest["missing"])] if latest["missing"] else []) + latest["problems"]
         older = ("the newest resumable one is %s (step %s)" % (resumable[0]["name"], resumable[0]["step"])
                  if resumable else "no checkpoint is resumable")
+        fetch = (" Or fetch the files behind its Git LFS pointers (git lfs install; git lfs pull)."
+                 if latest.get("lfs_pointers") else "")
         if resume is True and not checkpoints.get("single"):
             # resume_from_checkpoint=True takes the highest-numbered checkpoint as it is (transformers'
             # get_last_checkpoint): it would fail on this one, or load it and start over at step 0
@@ -640,14 +649,14 @@ def evaluate_checkpoint_resume(checkpoints, config, status, fix, expect_layout=_
                                "resume_from_checkpoint true takes the newest: the daemon would fail on it or start "
                                "over at step 0; %s" % (latest["path"], "; ".join(reasons), older),
                                "Move %s out of %s (nothing here deletes it), or set resume_from_checkpoint to the "
-                               "path of a resumable checkpoint." % (latest["name"], checkpoints["path"]),
+                               "path of a resumable checkpoint.%s" % (latest["name"], checkpoints["path"], fetch),
                                missing=latest["missing"]))
         else:
             problems.append(_p(name, WARN, "newest checkpoint %s is not resumable (%s); a resume that takes the "
                                "newest checkpoint would use it; %s" % (latest["path"], "; ".join(reasons), older),
                                "A final export (weights only) cannot resume training; keep the optimizer, scheduler "
                                "and RNG state (do not set save_only_model), and move a checkpoint cut off while "
-                               "saving out of the checkpoint folder.", missing=latest["missing"]))
+                               "saving out of the checkpoint folder." + fetch, missing=latest["missing"]))
     for text in latest["problems"]:
         if "global_step" in text and "folder name" in text:
             problems.append(_p(name, WARN, text, "Check that the folder was not renamed or copied from another run."))

@@ -438,7 +438,7 @@ def parse_stamp(value):
     return value
 
 
-def _number(value):
+def step_number(value):
     """An int-like step count (int, integral float or digits), else None."""
     if isinstance(value, bool):
         return None
@@ -547,8 +547,8 @@ def assess(status, now, stall_timeout=DEFAULT_STALL_TIMEOUT, eval_timeout=DEFAUL
         raise ValueError("status must be the status document (a dict) or a StatusError, not %s" % type_name(status))
 
     step_value = status.get("current_step")
-    step = _number(step_value)
-    total = _number(status.get("total_steps"))
+    step = step_number(step_value)
+    total = step_number(status.get("total_steps"))
     phase = _phase(status)
     facts = {"current_step": step if step is not None else step_value, "phase": phase}
     if step_value is not None and step is None:
@@ -657,7 +657,7 @@ def track_step(status, previous, now):
     the first time counts from the file's last write (it cannot have moved later than that)."""
     if not isinstance(status, dict) or status.get("updated_at") is not None:
         return None, previous
-    step = _number(status.get("current_step"))
+    step = step_number(status.get("current_step"))
     if step is None:
         return None, previous
     path = getattr(status, "path", None)

@@ -13,11 +13,14 @@ description:
     newest first by step number (numeric order, so C(checkpoint-1000) is newer than C(checkpoint-999)).
   - Tells each checkpoint's layout - V(full) (C(model.safetensors), sharded C(model-0000x-of-0000y.safetensors)
     with C(model.safetensors.index.json), or C(pytorch_model.bin)) or V(lora) (C(adapter_model.safetensors)
-    or C(adapter_model.bin) with C(adapter_config.json)) - and whether it is resumable - the training state
-    the engine that wrote it needs (the Trainer's C(optimizer.pt) and C(scheduler.pt); FSDP's C(optimizer.bin)
-    or C(optimizer_0/) and C(scheduler.pt); DeepSpeed's C(latest) and the optimizer states in the
-    C(global_step<N>/) it names), the RNG state and a readable C(trainer_state.json) are there, none of them
-    empty. A final export without optimizer state is not resumable.
+    or C(adapter_model.bin) with C(adapter_config.json), at the top or in a sub-folder per named adapter) - and
+    whether it is resumable - the training state the engine that wrote it needs (the Trainer's C(optimizer.pt)
+    and C(scheduler.pt); FSDP's C(optimizer.bin) or C(optimizer_0/) and C(scheduler.pt); DeepSpeed's C(latest)
+    and the optimizer and model states in the C(global_step<N>/) it names), the RNG state (C(rng_state.pth)) and
+    a readable C(trainer_state.json) are there, none of them empty or a Git LFS pointer. A final export without
+    optimizer state is not resumable. Without its RNG state alone (transformers before 4.6 wrote none) a
+    checkpoint is not resumable, yet the Trainer resumes from it (RV(checkpoints[].trainer_resumes)), its random
+    draws not reproduced - a warning, not a failure.
   - Weights DeepSpeed ZeRO-3 or FSDP keep in their own shards count as weights of any layout.
   - Compares C(trainer_state.json)'s C(global_step) with the folder name and with the training status file,
     and checks the config - a LoRA checkpoint under a full fine-tuning config, or the reverse, fails.
@@ -26,7 +29,8 @@ description:
     not resumable while the config sets C(resume_from_checkpoint) to true, which takes the newest as it is.
     Other doubts (the newest checkpoint not resumable, a step that does not match) are warnings.
   - Reads are bounded - a C(trainer_state.json) larger than 16 MiB is read only at its ends, where transformers
-    writes C(global_step) and C(max_steps). Nothing is written.
+    writes C(global_step) and C(max_steps); so are older checkpoints' states once 64 MiB of them, newest first, were
+    parsed whole. Nothing is written.
 options:
   training_base_dir:
     description: >-
@@ -120,8 +124,8 @@ checkpoints:
       returned: always
     resumable:
       description: >-
-        Whether training can resume from it (weights of the expected layout, optimizer, scheduler, RNG state,
-        a readable trainer_state.json).
+        Whether training can resume from it (weights of the expected layout, optimizer, scheduler, RNG state, a
+        readable trainer_state.json).
       type: bool
       returned: always
     missing:
@@ -129,8 +133,21 @@ checkpoints:
       type: list
       elements: str
       returned: always
+    trainer_resumes:
+      description: >-
+        Whether the Hugging Face Trainer would resume from it - it is resumable, or only its RNG state
+        (V(rng_state.pth)) is missing, which the Trainer does without, its random draws not reproduced.
+      type: bool
+      returned: always
     empty:
       description: Expected files that are there but empty (0 bytes).
+      type: list
+      elements: str
+      returned: always
+    lfs_pointers:
+      description: >-
+        Expected files that are Git LFS pointers in place of the files (a clone without git-lfs); they make it
+        not resumable.
       type: list
       elements: str
       returned: always
@@ -160,7 +177,9 @@ checkpoints:
       engine_weights: false
       resumable: true
       missing: []
+      trainer_resumes: true
       empty: []
+      lfs_pointers: []
       global_step: 1000
       max_steps: 8660
       mtime: 1767225600.0

@@ -13,7 +13,7 @@ description:
   - Calls the GPU tool B(once) (C(rocm-smi), or C(amd-smi) where rocm-smi is absent) under a hard timeout, in a
     process group of its own that is killed when the time is up. A rig with a dead SMU makes rocm-smi take
     minutes or hang for ever.
-  - Parses rocm-smi JSON of every ROCm release from 4.3 to 7.x (keys differ between versions, values are
+  - Parses rocm-smi JSON of every ROCm release from 2.x to 7.x (keys differ between versions, values are
     strings, failed metrics are omitted, a dead GPU can vanish from the output, the exit status is 0 on
     failure) and amd-smi JSON in both of its shapes (a list, or an object with a C(gpu_data) list).
   - Joins the tool's output with sysfs on the PCI address, never on C(cardN). Reads sysfs directly too, for
@@ -169,8 +169,9 @@ ansible_facts:
           returned: always
         outcome:
           description:
-            - V(answered), V(no_data), V(no_driver), V(mutex), V(unparseable), V(failed), V(timeout), V(missing),
-              V(error) or V(not_used).
+            - V(answered), V(no_data), V(no_driver), V(none_seen) (the tool reaches no AMD GPU at all, C(No AMD GPUs
+              specified): it cannot tell), V(mutex), V(unparseable), V(failed), V(timeout), V(missing), V(error) or
+              V(not_used).
           type: str
           returned: always
         answered: {description: Whether the tool reported at least one GPU., type: bool, returned: always}

@@ -222,3 +222,52 @@ def test_vram_in_a_unit_not_known_is_no_size(unit, want):
     leaf = {"value": 8176} if unit is None else {"value": 8176, "unit": unit}
     card = amd_smi.parse([{"gpu": 0, "mem_usage": {"total_vram": leaf}}])[0][0]
     assert card["vram_total_bytes"] == want
+
+
+def test_first_amd_smi_frame_buffer_section_and_bare_numbers():
+    """Hand-made from amdsmi_cli/amdsmi_commands.py of the first amd-smi (ROCm 5.7/6.0, ROCm/amdsmi): ``metric`` printed
+    VRAM as ``fb_usage`` {vram_total, vram_used} in MB and bare numbers elsewhere."""
+    cards, _system = amd_smi.parse([{
+        "gpu": 0, "usage": {"gfx_activity": 3, "umc_activity": 0, "mm_activity": 0},
+        "fb_usage": {"vram_total": 16368, "vram_used": 1023},
+        "power": {"average_socket_power": 35, "gfx_voltage": 806, "soc_voltage": "AMDSMI_STATUS_NOT_YET_IMPLEMENTED",
+                  "mem_voltage": "AMDSMI_STATUS_NOT_YET_IMPLEMENTED", "power_limit": 303},
+        "temperature": {"edge": 41, "hotspot": 44, "mem": 52}}])
+    card = cards[0]
+    assert (card["vram_total_bytes"], card["vram_used_bytes"]) == (16368 * MIB, 1023 * MIB)
+    assert (card["busy_percent"], card["power_w"], card["temperature_edge_c"], card["temperature_junction_c"]) == (
+        3, 35, 41.0, 44.0)
+
+
+def test_average_power_where_the_current_reading_is_na():
+    """Hand-made from amdsmi_commands.py of ROCm 6.1-era amd-smi: ``current_power`` holds the socket's current power,
+    and where that reads N/A (RDNA cards, MI200) ``average_power`` is added with the average."""
+    cards, _system = amd_smi.parse([{"gpu": 0, "power": {
+        "current_power": "N/A", "average_power": 94, "current_gfx_voltage": 806, "power_limit": 500,
+        "power_management": "ENABLED", "throttle_status": "UNTHROTTLED"}}])
+    assert cards[0]["power_w"] == 94
+
+
+def test_a_failed_read_that_prints_error_text_leaves_the_other_paths_to_be_read():
+    """amd-smi puts the error text of a failed read where the value goes ("AMDSMI_STATUS_NOT_SUPPORTED - ..."):
+    that is no value, and a later path (another release's name for it) is still read. Hand-made."""
+    failed = "AMDSMI_STATUS_NOT_SUPPORTED - Feature not supported"
+    cards, _system = amd_smi.parse([{"gpu": 0, "bdf": failed, "bus": {"bdf": "0000:03:00.0"},
+                                     "power": {"current_power": failed, "average_socket_power": 41}}])
+    assert (cards[0]["bdf"], cards[0]["power_w"]) == ("0000:03:00.0", 41)
+
+
+UNABLE_TO_DETECT = "rocm6.2.4_unable_to_detect_any_gpu_devices_mi50_egpu_ROCm-6176.txt"
+
+
+@pytest.mark.parametrize("stdout,rc,outcome", [
+    ("", 0, "none_seen"),
+    ("[]\n", 0, "none_seen"),    # hand-made: an empty list with it is no list of none either
+    ("", 1, "failed"),
+])
+def test_recorded_amd_smi_that_detects_no_gpu_cannot_tell(stdout, rc, outcome):
+    """amd-smi 6.2.4 with an MI50 whose BARs did not fit (ROCm#6176): "Unable to detect any GPU devices" after a
+    Python SyntaxWarning. It reached no GPU: whatever it exits with, that is never its list of GPUs."""
+    got, _doc, reason = amd_smi.classify(stdout, recording("amd-smi", UNABLE_TO_DETECT), rc)
+    assert got == outcome
+    assert "Unable to detect any GPU devices" in reason

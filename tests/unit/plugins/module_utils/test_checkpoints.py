@@ -118,7 +118,8 @@ def test_final_export_is_not_resumable_and_names_what_is_missing(tmp_path):
     export = files(tmp_path / "final", ["model.safetensors", "config.json", "generation_config.json"])
     entry = ck.find(export)["latest"]
     assert entry["layout"] == "full" and entry["resumable"] is False
-    assert entry["missing"] == RESUME and entry["step"] is None
+    assert entry["missing"] == ["optimizer.pt", "scheduler.pt", "rng_state.pth", "trainer_state.json"]
+    assert entry["step"] is None and entry["trainer_resumes"] is False
 
 
 def test_expect_layout_follows_the_config_and_lists_the_missing_weights(tmp_path):
@@ -197,7 +198,7 @@ def test_a_deepspeed_checkpoint_cut_off_while_saving_is_not_resumable(tmp_path):
     state(folder, 1000)
     entry = ck.inspect(folder)
     assert entry["resumable"] is False
-    assert entry["missing"] == ["latest", "global_step<N>/*optim_states.pt"]
+    assert entry["missing"] == ["latest", "global_step<N>/*optim_states.pt", "global_step<N>/*model_states.pt"]
 
 
 def test_deepspeed_s_latest_must_name_a_folder_that_holds_the_optimizer_states(tmp_path):
@@ -205,7 +206,8 @@ def test_deepspeed_s_latest_must_name_a_folder_that_holds_the_optimizer_states(t
     files(folder, ["model.safetensors"])
     with open(os.path.join(folder, "latest"), "w") as handle:
         handle.write("global_step999")                          # a tag that is not there
-    assert ck.inspect(folder)["missing"] == ["latest", "global_step<N>/*optim_states.pt"]
+    assert ck.inspect(folder)["missing"] == ["latest", "global_step<N>/*optim_states.pt",
+                                             "global_step<N>/*model_states.pt"]
 
 
 def test_zero3_weights_kept_by_deepspeed_alone_count_as_weights_of_an_untold_layout(tmp_path):
@@ -321,3 +323,168 @@ def test_an_unreadable_checkpoint_folder_is_reported(tmp_path):
     shutil.rmtree(str(folder))
     entry = ck.inspect(str(folder))
     assert entry["resumable"] is False and "cannot be listed" in entry["problems"][0]
+
+
+OLD_LISTING = "bart-large-cnn-samsum_full_ft_sagemaker_2021_checkpoint-500_listing.txt"
+OLD_STATE = "bart-large-cnn-samsum_full_ft_sagemaker_2021_checkpoint-500_trainer_state.json"
+
+
+def test_recorded_checkpoint_of_a_transformers_without_rng_state_is_not_resumable_yet_the_trainer_resumes(tmp_path):
+    # transformers before 4.6 wrote no rng_state.pth (nor scaler.pt): without its RNG state a checkpoint is not
+    # resumable (issue 10), yet today's _load_rng_state logs "Didn't find an RNG file" and goes on: the run resumes,
+    # only its random draws (dropout) are not reproduced
+    folder = lay_out(tmp_path, OLD_LISTING, state=OLD_STATE)
+    entry = ck.inspect(folder)
+    assert (entry["layout"], entry["step"], entry["global_step"], entry["max_steps"]) == ("full", 500, 500, 693)
+    assert entry["resumable"] is False and entry["missing"] == ["rng_state.pth"] and entry["problems"] == []
+    assert entry["trainer_resumes"] is True
+    report = ck.find(str(tmp_path))
+    assert [(e["name"], e["resumable"]) for e in report["checkpoints"]] == [("checkpoint-500", False)]
+
+
+def test_an_empty_rng_state_stops_the_resume(tmp_path):
+    # absent, the Trainer does without the RNG state; present but empty (a power loss), torch.load fails on it
+    # (hand-made)
+    folder = lay_out(tmp_path, OLD_LISTING, state=OLD_STATE)
+    files(folder, ["rng_state.pth"], size=0)
+    entry = ck.inspect(folder)
+    assert entry["empty"] == ["rng_state.pth"] and entry["resumable"] is False and entry["trainer_resumes"] is False
+
+
+def test_a_recorded_checkpoint_with_its_rng_state_is_resumable(tmp_path):
+    folder = lay_out(tmp_path, fixtures.FULL_LISTING, "checkpoint-5000", fixtures.FULL_STATE)
+    entry = ck.inspect(folder)
+    assert entry["resumable"] is True and entry["trainer_resumes"] is True
+    multi = files(tmp_path / "checkpoint-10", ["model.safetensors", "optimizer.pt", "scheduler.pt", "rng_state_1.pth"])
+    state(multi, 10)
+    assert ck.inspect(multi)["resumable"] is True
+
+
+def test_many_large_trainer_states_are_parsed_whole_only_for_the_newest_checkpoints(tmp_path, monkeypatch):
+    # A long run that logs every step and keeps every checkpoint (no save_total_limit): 300 checkpoints whose
+    # trainer_state.json grow to 16 MiB took 31 s to parse whole, past checkpoint_resume's 30 s. One look parses
+    # WHOLE_BUDGET bytes whole, newest first; older transformers-written states are read at their ends (hand-made).
+    history = []
+    for step in range(100, 1001, 100):
+        history.extend({"epoch": i / 1000.0, "loss": 1.25, "step": i} for i in range(step - 99, step + 1))
+        folder = files(tmp_path / ("checkpoint-%d" % step), ["model.safetensors"] + RESUME[:3])
+        with open(os.path.join(folder, "trainer_state.json"), "w") as handle:
+            json.dump({"global_step": step, "log_history": history, "logging_steps": 1, "max_steps": 1000}, handle,
+                      indent=2, sort_keys=True)
+    sizes = dict((s, os.path.getsize(str(tmp_path / ("checkpoint-%d" % s) / "trainer_state.json")))
+                 for s in range(100, 1001, 100))
+    monkeypatch.setattr(ck, "EDGE_BYTES", 2048)   # the files scaled down: 7 to 80 kB
+    assert sizes[100] > 2 * ck.EDGE_BYTES
+    monkeypatch.setattr(ck, "WHOLE_BUDGET", sizes[1000] + sizes[900])
+    whole = []
+    read_json = ck._config.read_json
+    monkeypatch.setattr(ck._config, "read_json", lambda path, limit: whole.append(path) or read_json(path, limit))
+    report = ck.find(str(tmp_path))
+    assert [(e["step"], e["global_step"], e["max_steps"], e["resumable"]) for e in report["checkpoints"]] == [
+        (s, s, 1000, True) for s in range(1000, 0, -100)]
+    assert sorted(os.path.basename(os.path.dirname(p)) for p in whole) == ["checkpoint-1000", "checkpoint-900"]
+    # an older state that is not in transformers' layout (its ends do not tell) is still parsed whole
+    with open(str(tmp_path / "checkpoint-500" / "trainer_state.json"), "w") as handle:
+        json.dump({"global_step": 500, "log_history": history}, handle)
+    del whole[:]
+    entry = [e for e in ck.find(str(tmp_path))["checkpoints"] if e["step"] == 500][0]
+    assert (entry["global_step"], entry["resumable"]) == (500, True)
+    assert any(p.endswith("checkpoint-500/trainer_state.json") for p in whole)
+    # and one cut off while being written is still found out from its ends
+    with open(str(tmp_path / "checkpoint-300" / "trainer_state.json"), "r+") as handle:
+        handle.truncate(sizes[300] // 2)
+    entry = [e for e in ck.find(str(tmp_path))["checkpoints"] if e["step"] == 300][0]
+    assert entry["resumable"] is False and "not valid JSON" in entry["problems"][0]
+
+
+def test_recorded_fsdp_sharded_checkpoint_ls_is_resumable_with_its_layout_untold(tmp_path):
+    # accelerate issue 2603: `ls` of a Trainer checkpoint under FSDP SHARDED_STATE_DICT; the two names without an
+    # extension are the folders accelerate writes with torch.distributed.checkpoint (.metadata and one
+    # __<rank>_0.distcp per process inside, as accelerate's docs list them)
+    names = (fixtures.CHECKPOINTS / "accelerate-2603_gemma-2b_fsdp_sharded_checkpoint_ls.txt").read_text().split()
+    folder = tmp_path / "checkpoint-500"
+    for name in names:
+        if name in ("optimizer_0", "pytorch_model_fsdp_0"):
+            files(folder / name, [".metadata", "__0_0.distcp", "__1_0.distcp"])
+        elif name == "trainer_state.json":
+            state(folder, 500)
+        else:
+            files(folder, [name])
+    for expect in ("auto", "full", "lora"):
+        entry = ck.inspect(str(folder), expect)
+        assert (entry["engine"], entry["layout"], entry["engine_weights"], entry["resumable"], entry["missing"]) == (
+            "fsdp", None, True, True, []), expect
+
+
+def test_deepspeed_needs_its_model_states_beside_a_lora_adapter(tmp_path):
+    # LLaMA-Factory issue 206: a LoRA run under DeepSpeed, whose global_step<N>/mp_rank_00_model_states.pt is 50 GB;
+    # its maintainer answers that it is not used and may be deleted. Deleted, resuming fails: DeepSpeed's
+    # load_checkpoint asserts that it found model states (hand-made from that layout)
+    folder = deepspeed(tmp_path / "checkpoint-400", 400)
+    files(folder, ["adapter_model.safetensors", "adapter_config.json"])
+    assert ck.inspect(folder)["resumable"] is True
+    os.remove(os.path.join(folder, "global_step400", "mp_rank_00_model_states.pt"))
+    entry = ck.inspect(folder)
+    assert (entry["engine"], entry["layout"], entry["resumable"]) == ("deepspeed", "lora", False)
+    assert entry["missing"] == ["global_step<N>/*model_states.pt"]
+
+
+def test_a_deepspeed_checkpoint_whose_global_step_folder_was_deleted_names_deepspeed_s_parts(tmp_path):
+    # deleting global_step<N>/ to save space (LLaMA-Factory issue 1126: "only by hand") leaves latest and zero_to_fp32.py:
+    # transformers then finds no DeepSpeed checkpoint to resume from; what is missing is DeepSpeed's, not optimizer.pt
+    folder = deepspeed(tmp_path / "checkpoint-600", 600)
+    files(folder, ["model.safetensors"])
+    shutil.rmtree(os.path.join(folder, "global_step600"))
+    entry = ck.inspect(folder)
+    assert (entry["engine"], entry["resumable"]) == ("deepspeed", False)
+    assert entry["missing"] == ["latest", "global_step<N>/*optim_states.pt", "global_step<N>/*model_states.pt"]
+
+
+def test_adapters_peft_saved_in_folders_of_their_names_are_a_resumable_lora_checkpoint(tmp_path):
+    # PEFT's save_pretrained writes every adapter but "default" into a folder of its name (TRL's DPO with
+    # model_adapter_name="train", ref_adapter_name="reference"); transformers' _load_from_checkpoint loads each
+    # of these adapter_subdirs. Hand-made in that layout.
+    folder = files(tmp_path / "checkpoint-300", ["train/adapter_model.safetensors", "train/adapter_config.json",
+                                                 "reference/adapter_model.safetensors", "reference/adapter_config.json",
+                                                 "runs/events.out.tfevents"] + RESUME[:3])
+    state(folder, 300)
+    entry = ck.inspect(folder)
+    assert (entry["layout"], entry["resumable"], entry["missing"]) == ("lora", True, [])
+    assert ck.inspect(folder, "full")["missing"] == ["model.safetensors"]
+    os.remove(os.path.join(folder, "reference", "adapter_config.json"))   # PEFT's load_adapter needs it
+    entry = ck.inspect(folder)
+    assert (entry["layout"], entry["resumable"], entry["missing"]) == ("lora", False, ["reference/adapter_config.json"])
+    files(folder, ["train/adapter_model.safetensors"], size=0)             # cut off: empty
+    assert ck.inspect(folder)["empty"] == ["train/adapter_model.safetensors"]
+
+
+def test_git_lfs_pointers_in_place_of_the_files_make_it_not_resumable(tmp_path):
+    # a clone of a repository of checkpoints without git-lfs leaves the pointers git stores (135 bytes, real ones
+    # here): torch.load fails on them with "UnpicklingError: invalid load key, 'v'"
+    folder = lay_out(tmp_path, OLD_LISTING, state=OLD_STATE)
+    files(folder, ["rng_state.pth"], size=14583)
+    assert ck.inspect(folder)["resumable"] is True
+    for name in ("pytorch_model.bin", "optimizer.pt"):
+        pointer = fixtures.CHECKPOINTS / ("bart-large-cnn-samsum_checkpoint-500_%s_git-lfs_pointer.txt" % name)
+        shutil.copyfile(str(pointer), os.path.join(folder, name))
+    entry = ck.inspect(folder)
+    assert (entry["layout"], entry["resumable"], entry["missing"], entry["empty"]) == ("full", False, [], [])
+    assert entry["lfs_pointers"] == ["pytorch_model.bin", "optimizer.pt"]
+    assert entry["problems"] == ["%s/pytorch_model.bin is a Git LFS pointer (135 bytes), not the file itself" % folder,
+                                 "%s/optimizer.pt is a Git LFS pointer (135 bytes), not the file itself" % folder]
+    # a small file that is no pointer (a real scheduler.pt is about 600 bytes) is no problem
+    files(folder, ["scheduler.pt"], size=600)
+    assert ck.inspect(folder)["lfs_pointers"] == ["pytorch_model.bin", "optimizer.pt"]
+
+
+def test_a_link_to_nothing_is_a_missing_file_not_a_present_one(tmp_path):
+    # files linked in from elsewhere (a scratch disk, the hub cache's blobs) whose target was removed: os.scandir
+    # still lists the link, torch.load fails on it (hand-made)
+    folder = files(tmp_path / "checkpoint-50", ["model.safetensors", "scheduler.pt", "rng_state.pth"])
+    state(folder, 50)
+    os.symlink(str(tmp_path / "scratch" / "optimizer.pt"), os.path.join(folder, "optimizer.pt"))
+    entry = ck.inspect(folder)
+    assert (entry["resumable"], entry["missing"]) == (False, ["optimizer.pt"])
+    os.makedirs(str(tmp_path / "scratch"))
+    files(tmp_path / "scratch", ["optimizer.pt"])
+    assert ck.inspect(folder)["resumable"] is True          # the same link, its target back

@@ -52,6 +52,13 @@ EXPECTED = {
         "temperature_edge_c": None, "power_w": None}),
     "rocm5.2_stderr_mutex_init_failure_multigpu_rocm_smi_lib-88.txt": (rocm_smi.MUTEX, 0, None, None),
     "rocm6.x_json_showrasinfo_no_json_data_legacy-rocm-build-4374.txt": (rocm_smi.NO_DATA, 0, None, None),
+    "rocm2.x_f_t_P_json_lowercase_c_sensor_keys_rainbowminer-749.json": (rocm_smi.ANSWERED, 1, None, {
+        "temperature_edge_c": 77.0, "temperature_junction_c": 103.0, "power_w": 222.0}),
+    "rocm6.4_concise_no_amd_gpus_specified_mi50_egpu_ROCm-6176.txt": (rocm_smi.NONE_SEEN, 0, None, None),
+    "rocm3.0-5.1_concise_no_amd_gpus_specified_12x_rx580_kfd_skipped_ROCm-1742.txt": (rocm_smi.NONE_SEEN, 0, None, None),
+    "rocm6.x_7900xt_productname_use_meminfo_vram_json_marimo-9237.json": (rocm_smi.ANSWERED, 1, "bdf", {
+        "bdf": None, "model": "Radeon RX 7900 XT", "device_id": None, "gfx_version": "gfx1100", "busy_percent": 0,
+        "vram_total_bytes": 21458059264, "vram_used_bytes": 27856896, "temperature_edge_c": None, "power_w": None}),
 }
 TEXT_ONLY = rocm_smi.UNPARSEABLE  # concise tables, CSV, tracebacks: not JSON, never crash
 
@@ -200,3 +207,66 @@ def test_recorded_mi100_cards_keep_their_own_addresses_whatever_the_key_order():
     assert [(c["index"], c["bdf"], c["unique_id"]) for c in cards] == [
         (0, "0000:63:00.0", "0x7ef570db1b346018"), (1, "0000:43:00.0", "0x6be2ee3b2b314cfc"),
         (2, "0000:26:00.0", "0xa8a0e90b7ea1c0ad"), (3, "0000:03:00.0", "0x2f94151ef4b53e39")]
+
+
+def test_recorded_lower_case_sensor_keys_of_the_sysfs_rocm_smi_are_read():
+    """rocm-smi of late 2019 (RainbowMiner #749) wrote 'Temperature (Sensor edge) (c)': the same sensor, never a GPU
+    without temperature."""
+    doc = rocm_smi.extract_json(recording("rocm-smi", "rocm2.x_f_t_P_json_lowercase_c_sensor_keys_rainbowminer-749.json"))
+    card = rocm_smi.parse(doc)[0][0]
+    assert (card["temperature_edge_c"], card["temperature_junction_c"], card["power_w"]) == (77.0, 103.0, 222.0)
+
+
+def test_sysfs_rocm_smi_memory_and_unlabelled_sensor_keys_are_read():
+    """Hand-made from the sysfs-based rocm_smi.py 1.4.1 (ROCm <= 3.8, ROCm/ROC-smi): its memory types are lower
+    case ('%s Total Memory (B)' % 'vram') and a hwmon sensor without a label is 'Temperature (Sensor #1) (C)'
+    (amdgpu's temp1 is the edge sensor). Its card keys are the DRM card names."""
+    card = rocm_smi.parse_card(1, {
+        "GPU ID": "0x687f", "PCI Bus": "0000:03:00.0", "Temperature (Sensor #1) (C)": "25.0",
+        "Average Graphics Package Power (W)": "10.0", "GPU use (%)": "0",
+        "vram Total Memory (B)": "8573157376", "vram Total Used Memory (B)": "12713984"})
+    assert (card["device_id"], card["bdf"], card["temperature_edge_c"], card["power_w"], card["busy_percent"]) == (
+        "0x687f", "0000:03:00.0", 25.0, 10.0, 0)
+    assert (card["vram_total_bytes"], card["vram_used_bytes"]) == (8573157376, 12713984)
+
+
+def test_a_labelled_edge_sensor_wins_over_the_unlabelled_one():
+    card = rocm_smi.parse_card(0, {"Temperature (Sensor #1) (C)": "30.0", "Temperature (Sensor edge) (C)": "41.0"})
+    assert card["temperature_edge_c"] == 41.0
+
+
+@pytest.mark.parametrize("stdout,stderr", [
+    ('{"system": {"Driver version": "6.8.5"}}\n', "WARNING: No AMD GPUs specified\n"),   # --showdriverversion still prints
+    ("", "WARNING: No AMD GPUs specified\nWARNING: No JSON data to report\n"),
+])
+def test_a_rocm_smi_that_reaches_no_gpu_cannot_tell(stdout, stderr):
+    """'No AMD GPUs specified' (recorded in ROCm#1742 and #6176, concise form): rocm-smi enumerated no AMD GPU at all,
+    in a container without the device files, or where KFD skipped every GPU. In JSON mode (hand-made from
+    rocm_smi.py: the warning on stderr, the driver version still printed) that is no list of GPUs: not 'no_data',
+    whose GPUs would be judged gone from it."""
+    outcome, _doc, reason = rocm_smi.classify(stdout, stderr, 0)
+    assert outcome == rocm_smi.NONE_SEEN
+    assert reason.startswith('rocm-smi reaches no AMD GPU ("WARNING: No AMD GPUs specified")')
+
+
+def test_recorded_no_amd_gpus_specified_reason_quotes_the_tool():
+    text = recording("rocm-smi", "rocm6.4_concise_no_amd_gpus_specified_mi50_egpu_ROCm-6176.txt")
+    outcome, doc, reason = rocm_smi.classify(text, "", 0)
+    assert (outcome, doc) == (rocm_smi.NONE_SEEN, None)
+    assert '"WARNING: No AMD GPUs specified"' in reason
+
+
+def test_a_tool_that_crashed_is_named_by_its_exception():
+    """A rocm-smi that died of a Python exception (recorded, ROC-smi #15: the table, then the traceback): the failure
+    quotes the exception, not 'Traceback (most recent call last):'."""
+    text = recording("rocm-smi", "rocm1.7_concise_mining_rig_7gpus_traceback_ROC-smi-15.txt")
+    traceback = text[text.index("Traceback"):]
+    outcome, _doc, reason = rocm_smi.classify("", traceback, 1)
+    assert (outcome, reason) == (rocm_smi.FAILED, "rocm-smi exited 1: ValueError: invalid literal for int() with base 10: ''")
+
+
+def test_python_warnings_before_the_tools_words_are_not_its_words():
+    """amd-smi 6.2.4 under Python 3.12 (ROCm#6176, recorded) prints a SyntaxWarning about its own BDF.py, with the
+    source line, before its error: the error is what it said."""
+    text = recording("amd-smi", "rocm6.2.4_unable_to_detect_any_gpu_devices_mi50_egpu_ROCm-6176.txt")
+    assert rocm_smi.telling_line(text) == "ERROR: Unable to detect any GPU devices, check amdgpu version and module status"

@@ -624,3 +624,59 @@ def test_training_doc_lists_every_check_category_and_rule():
     for key, _level, _why in _training_config.LOCK_RULES:
         assert "`%s`" % key in doc, key
     assert "## Watchdog and job control\n" in doc
+
+
+def test_a_recorded_checkpoint_without_rng_state_warns_and_does_not_block(tmp_path):
+    # transformers before 4.6 wrote no rng_state.pth: not resumable as it is, yet resume_from_checkpoint true takes
+    # it and today's Trainer goes on without it, so a warning, not "the daemon would fail on it" (a hard failure)
+    from ansible_collections.gpuops.preflight.plugins.module_utils import _checkpoints
+    from simtrain import fixtures
+    from simtrain.host import sparse
+    for rel, size in fixtures.listing("bart-large-cnn-samsum_full_ft_sagemaker_2021_checkpoint-500_listing.txt"):
+        if not rel.endswith("/trainer_state.json"):
+            sparse(str(tmp_path / rel), size)
+    state = fixtures.trainer_state_path("bart-large-cnn-samsum_full_ft_sagemaker_2021_checkpoint-500_trainer_state.json")
+    (tmp_path / "checkpoint-500" / "trainer_state.json").write_text(state.read_text())
+    found = _checkpoints.find(str(tmp_path))
+    problems, text, _details = resume(found, status=dict(STATUS, current_step=500))
+    assert [(p["status"], p["details"]["missing"]) for p in problems] == [("warn", ["rng_state.pth"])]
+    assert text is None
+    assert "the Trainer resumes from it all the same" in problems[0]["message"]
+    # and it is a checkpoint to resume from: a status at step 0 beside it is a start from scratch
+    problems, _text, _details = resume(found, status=dict(STATUS, current_step=0))
+    assert "fail" in [p["status"] for p in problems]
+    assert any("would start from scratch" in p["message"] for p in problems)
+
+
+@pytest.mark.parametrize("written, step", [("0", 0), (0.0, 0), ("1200", 1200), (1200.0, 1200), (1200, 1200),
+                                           (12.5, None), ("12a", None), (True, None), (-1, None)])
+def test_the_resume_check_reads_current_step_as_the_stall_check_does(tmp_path, written, step):
+    # the progress check reads "0", 0.0 and 1200.0 as steps; checkpoint_resume read only whole ints, so a status
+    # file that says "current_step": "0" beside a resumable checkpoint passed where it must fail (hand-made)
+    import json
+    base = tmp_path / "t"
+    (base / "status").mkdir(parents=True)
+    (base / "status" / "training_status.json").write_text(json.dumps({"current_step": written}))
+    ctx = tc.settings(str(base), now=NOW)
+    assert tc.collect_status(ctx)["current_step"] == step
+
+
+def test_a_newest_checkpoint_of_git_lfs_pointers_fails_with_the_fetch_named(tmp_path):
+    # the real pointers of the bart-large-cnn-samsum checkpoint in place of its weights and optimizer state
+    from ansible_collections.gpuops.preflight.plugins.module_utils import _checkpoints
+    from simtrain import fixtures
+    from simtrain.host import sparse
+    for rel, size in fixtures.listing("bart-large-cnn-samsum_full_ft_sagemaker_2021_checkpoint-500_listing.txt"):
+        name = rel.split("/", 1)[1]
+        pointer = fixtures.CHECKPOINTS / ("bart-large-cnn-samsum_checkpoint-500_%s_git-lfs_pointer.txt" % name)
+        if pointer.exists():
+            (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / rel).write_bytes(pointer.read_bytes())
+        elif name != "trainer_state.json":
+            sparse(str(tmp_path / rel), size)
+    state = fixtures.trainer_state_path("bart-large-cnn-samsum_full_ft_sagemaker_2021_checkpoint-500_trainer_state.json")
+    (tmp_path / "checkpoint-500" / "trainer_state.json").write_text(state.read_text())
+    problems = resume(_checkpoints.find(str(tmp_path)), status=dict(STATUS, current_step=500))[0]
+    assert statuses(problems) == ["fail"]
+    assert "pytorch_model.bin is a Git LFS pointer (135 bytes), not the file itself" in problems[0]["message"]
+    assert problems[0]["fix"].endswith("Or fetch the files behind its Git LFS pointers (git lfs install; git lfs pull).")

@@ -91,3 +91,20 @@ def test_a_file_as_path_fails(capsys, tmp_path):
     (tmp_path / "f").write_text("x")
     rc, result = run_module(capsys, {"path": str(tmp_path / "f")})
     assert rc == 1 and result["msg"].endswith("%s is a regular file, not a folder" % (tmp_path / "f"))
+
+
+def test_a_recorded_checkpoint_without_rng_state_warns_under_resume_from_checkpoint_true(full, capsys):
+    # bart-large-cnn-samsum checkpoint-500 (transformers < 4.6: no rng_state.pth) as the newest checkpoint of a full
+    # fine-tune whose config.json sets resume_from_checkpoint true: not resumable, yet the Trainer resumes from it,
+    # so a warning and no failure
+    host = full
+    host.add_checkpoint("bart-large-cnn-samsum_full_ft_sagemaker_2021_checkpoint-500_listing.txt",
+                        "bart-large-cnn-samsum_full_ft_sagemaker_2021_checkpoint-500_trainer_state.json",
+                        step=6000, global_step=6000)
+    with open(host.path("status", "training_status.json"), "w") as handle:
+        json.dump({"current_step": 6000, "updated_at": "2026-01-01T00:00:00"}, handle)
+    rc, result = run_module(capsys, {"training_base_dir": host.base})
+    assert rc == 0 and [p["status"] for p in result["problems"]] == ["warn"], result.get("msg")
+    latest = result["latest"]
+    assert (latest["step"], latest["resumable"], latest["missing"], latest["trainer_resumes"]) == (
+        6000, False, ["rng_state.pth"], True)
