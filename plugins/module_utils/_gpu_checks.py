@@ -494,7 +494,7 @@ def missing_process_lists(probe):
             continue
         if vendor == _gpus.NVIDIA:
             tool = (probe.get("tools") or {}).get(vendor) or {}
-            why = tool.get("reason") or "nvidia-smi answered in %s format, which has no process list" % (
+            why = tool.get("process_list") or tool.get("reason") or "nvidia-smi answered in %s format, which has no process list" % (
                 tool.get("format") or "another")
             missing.append((vendor, why))
         else:

@@ -94,7 +94,8 @@ def _tool_info(name, vendor, path, timeout):
             "timed_out": False, "answered": False, "listed": False, "outcome": NOT_USED, "reason": None,
             "stderr": "", "timeout_s": timeout}
     if vendor == NVIDIA:
-        info.update(format=None, index_order="bdf", driver_version=None, cuda_version=None, schema=None)
+        # process_list: why nvidia-smi's answer holds no process list for some GPU, else null
+        info.update(format=None, index_order="bdf", driver_version=None, cuda_version=None, schema=None, process_list=None)
     else:
         # list: the one extra amd-smi call for addresses (place_by_list); shortfall: GPUs gone from the tool's list
         # that cannot be told apart (join)
@@ -594,7 +595,12 @@ def collect(module, tool="auto", rocm_smi="rocm-smi", amd_smi="amd-smi", sysfs_r
                 info, parsed = _failed_job(module, name, outcome, timeout), _no_nvidia_answer()
             joined, join_notes = join_nvidia(parsed, mine, info["listed"])
             processes.extend(_nvidia_processes(parsed["processes"]))
-            process_lists[name] = bool(info["answered"] and info.get("format") in ("xml", "text", "table"))
+            unlisted = ["%s (%s)" % (c["bdf"] or "GPU %s" % c["index"], c["processes_unknown"])
+                        for c in parsed["cards"] if c.get("processes_unknown")]
+            if unlisted:
+                info["process_list"] = "nvidia-smi gives no process list for %s" % ", ".join(unlisted)
+            process_lists[name] = bool(info["answered"] and info.get("format") in ("xml", "text", "table")
+                                       and not unlisted)
         tools[name] = info
         gpus.extend(joined)
         notes.extend(join_notes)

@@ -14,7 +14,8 @@ The preflight calls ``nvidia-smi -q -x`` once; this module reads whatever came b
 - the ``nvidia-smi -q`` (``-a``) text: its indented "Name : value" lines built into the XML's tree
   (the names that differ declared in QTEXT_RENAMES), then read as the XML is;
 - the CSV of ``--query-gpu=... --format=csv[,noheader][,nounits]`` (units from the header);
-- the default table (best effort: identity, memory, utilisation, ERR! fields, processes);
+- the default table (best effort: identity, memory, utilisation, ERR! fields, processes), also an excerpt of
+  its GPU rows without the banner and the column titles (as pasted in issue reports);
 - the list of ``-L`` (index, name, UUID, MIG devices: a count, nothing about health);
 - the error texts nvidia-smi prints instead of any of these: the driver not answering ("couldn't
   communicate with the NVIDIA driver", "Failed to initialize NVML"), one GPU it cannot open
@@ -44,7 +45,7 @@ QUERY_ARGS = ["-q", "-x"]
 ANSWERED = "answered"        # at least one GPU described
 GPU_ERRORS = "gpu_errors"    # only per-GPU "Unable to determine the device handle" lines
 NO_DRIVER = "no_driver"      # the driver does not answer (not loaded, version mismatch, NVML init failed)
-NO_DATA = "no_data"          # "No devices were found"
+NO_DATA = "no_data"          # "No devices were found" (-L: "No devices found.")
 UNPARSEABLE = "unparseable"  # none of the formats, exit 0
 FAILED = "failed"            # none of the formats, non-zero exit
 
@@ -63,6 +64,22 @@ _UNKNOWN = ("n/a", "not supported", "not available", "requested functionality ha
 _FAILED = ("err!", "unknown error")
 _LOST = ("gpu is lost",)
 _RESET = ("gpu requires reset",)
+# nvidia-smi writes NVML's error string (nvmlErrorString) where a field's read fails; NVIDIA's own nvidia-smi test
+# harness (DCGM testing, NvidiaSmiApp.forbidden_strings) lists the ones it must never print: "Timeout", "Driver Not
+# Loaded", "Corrupted infoROM" ... Those that say the GPU did not answer are failed reads, as ERR! is; those about who
+# asks, the library or the driver are unknown. Never a value: "Timeout" is no performance state, recovery action or
+# fabric state. (words, state) rows; GPU is lost / requires reset as above (pynvml words it "requires restart").
+NVML_ERROR_STATES = (
+    ("timeout", "failed"), ("interrupt request issue", "failed"), ("insufficient external power", "failed"),
+    ("corrupted inforom", "failed"), ("gpu requires restart", "reset"),
+    ("uninitialized", "unknown"), ("invalid argument", "unknown"), ("already initialized", "unknown"),
+    ("insufficient size", "unknown"), ("driver not loaded", "unknown"), ("nvml shared library not found", "unknown"),
+    ("function not found", "unknown"), ("gpu access blocked by the operating system", "unknown"),
+    ("the operating system has blocked the request", "unknown"), ("driver/library version mismatch", "unknown"),
+    ("in use by another client", "unknown"), ("insufficient memory", "unknown"), ("insufficient resources", "unknown"),
+    ("no data", "unknown"), ("argument version mismatch", "unknown"), ("not ready", "unknown"),
+)
+_NVML_ERRORS = dict(NVML_ERROR_STATES)
 
 # Facts whose reads count towards "most fields failed" (the key fields of every format).
 FIELD_NAMES = {
@@ -106,6 +123,18 @@ CONDITIONS = {
 # State N/A (or Not Supported) means the GPU has no fabric: nothing to say.
 FABRIC_READY = ("completed", "success")
 
+# A vGPU guest's licence (-q "vGPU Software Licensed Product / License Status", XML
+# vgpu_software_licensed_product/license_status; NVML's states as DCGM names them). Unlicensed, a vGPU runs at full
+# speed for a 20-minute grace period ("Unlicensed (Unrestricted)"), then its compute drops to an idle level
+# ("Unlicensed (Restricted)") until a licence is acquired (NVIDIA AI Enterprise licensing guide). "Licensed (Expiry:
+# ...)" and the host's "N/A" say nothing. (status prefix, health, text): the first prefix the status starts with
+# wins; a health of OK makes the text a warning.
+VGPU_LICENSE_STATES = (
+    ("unlicensed (restricted)", DEGRADED, "the vGPU is unlicensed and restricted (%s): NVIDIA holds its compute at an "
+                                          "idle level until a licence is acquired"),
+    ("unlicensed", OK, "the vGPU is unlicensed (%s): NVIDIA restricts it after a 20-minute grace period"),
+)
+
 # Compute modes that let no work run on the GPU (the others only limit how many processes share it).
 CLOSED_COMPUTE_MODES = {"prohibited": "compute mode is Prohibited: no CUDA context is allowed on the GPU"}
 
@@ -116,7 +145,7 @@ _BDF_TEXT = r"([0-9A-Fa-f]{4,8}:[0-9A-Fa-f]{2}:[0-9A-Fa-f]{2}\.[0-7])"
 # What ends the reason of a handle error (wrapped lines are joined before): the next error, or the start of
 # what nvidia-smi prints next (the table's timestamp line, a banner, a warning).
 _REASON_ENDS = (
-    r"Unable to (?:determine|detect) the device handle", r"NVIDIA-SMI ", r"No devices were found",
+    r"Unable to (?:determine|detect) the device handle", r"NVIDIA-SMI ", r"No devices (?:were )?found",
     r"Failed to initialize NVML", r"WARNING: ", r"=+\s*NVSMI LOG",
     r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) (?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) +\d{1,2} \d\d:\d\d:\d\d \d{4}",
 )
@@ -125,10 +154,12 @@ _HANDLE_ERROR = re.compile(r"Unable to (?:determine|detect) the device handle fo
 # What the reason of a handle error says about the GPU: the first entry it contains; else degraded.
 # NVML's "Insufficient Permissions" (the device node denied: a container, NVreg_DeviceFileMode) and
 # "Driver Not Loaded" are about who asks and the driver, not the hardware: unknown, never broken.
+# Then every NVML error NVML_ERROR_STATES calls unknown (about the caller, the library or the operating system:
+# "GPU access blocked by the operating system" in a WSL or Hyper-V guest) is unknown here too.
 _HANDLE_REASONS = (
     ("insufficient permissions", UNKNOWN), ("driver not loaded", UNKNOWN),
     ("lost", LOST), ("fallen off the bus", LOST), ("unknown error", LOST),
-)
+) + tuple((words, UNKNOWN) for words, state in NVML_ERROR_STATES if state == "unknown")
 _FELL_OFF = re.compile(r"(?:GPU|gpu)\s*" + _BDF_TEXT + r"\s*(?::\s*(?:GPU\s+)?)?(?:has fallen off the bus|is lost)")
 # A line saying nvidia-smi got no answer from the driver, and what it means: (marker, reason's start), the first
 # marker a line contains wins. NVML's "Insufficient Permissions" at init ("Failed to initialize NVML: Insufficient
@@ -136,6 +167,8 @@ _FELL_OFF = re.compile(r"(?:GPU|gpu)\s*" + _BDF_TEXT + r"\s*(?::\s*(?:GPU\s+)?)?
 _DRIVER_SILENT = "nvidia-smi cannot talk to the NVIDIA driver"
 _DRIVER_DOWN = (
     ("insufficient permissions", "nvidia-smi may not open the GPUs' device files (/dev/nvidia*)"),
+    ("blocked by the operating system", "the operating system blocks nvidia-smi's access to the GPUs"),
+    ("operating system has blocked", "the operating system blocks nvidia-smi's access to the GPUs"),
     ("couldn't communicate with the nvidia driver", _DRIVER_SILENT),
     ("failed to initialize nvml", _DRIVER_SILENT),
     ("couldn't find libnvidia-ml", _DRIVER_SILENT),
@@ -143,7 +176,8 @@ _DRIVER_DOWN = (
     ("nvml library version mismatch", _DRIVER_SILENT),
     ("unable to load the nvidia", _DRIVER_SILENT),
 )
-_NO_DEVICES = "no devices were found"
+# The query's "No devices were found", and -L's "No devices found." (a Slurm job or a pod given no GPU).
+_NO_DEVICES = re.compile(r"\bno devices (?:were )?found\b", re.IGNORECASE)
 # Warnings nvidia-smi prints about one GPU before its answer: (regex naming the address, warning).
 _GPU_NOTICES = (
     (re.compile(r"infoROM is corrupted at gpu\s*" + _BDF_TEXT, re.IGNORECASE),
@@ -172,6 +206,8 @@ def reading(text):
         return None, "lost"
     if key in _RESET:
         return None, "reset"
+    if key in _NVML_ERRORS:
+        return None, _NVML_ERRORS[key]
     return value, "ok"
 
 
@@ -229,9 +265,10 @@ def blank_card(position):
                 "aggregate_corrected": None},
         "retired_pages": {"single_bit": None, "double_bit": None, "pending": None},
         "remapped_rows": {"corrected": None, "uncorrected": None, "pending": None, "failure": None},
-        "clocks_event_reasons": None, "recovery_action": None, "minor_number": None,
+        "clocks_event_reasons": None, "recovery_action": None, "minor_number": None, "vgpu_license": None,
         "conditions": dict.fromkeys(CONDITIONS), "fabric": {"state": None, "status": None},
         "failed_fields": [], "fields_read": 0, "markers": [], "notices": [],
+        "processes_unknown": None,  # what nvidia-smi wrote instead of the GPU's process list ("Not Supported"), if it did
     }
 
 
@@ -294,6 +331,14 @@ def judge_card(card):
     closed = CLOSED_COMPUTE_MODES.get((card["compute_mode"] or "").lower())
     if closed:
         health = worse(DEGRADED, closed)
+    license_status = card.get("vgpu_license") or ""
+    for prefix, level, text in VGPU_LICENSE_STATES:
+        if license_status.lower().startswith(prefix):
+            if level == OK:
+                warnings.append(text % license_status)
+            else:
+                health = worse(level, text % license_status)
+            break
     warnings.extend(card["notices"])
     for reason in card["clocks_event_reasons"] or ():
         if reason in SLOWDOWN_REASONS:
@@ -307,7 +352,9 @@ def _fabric_problem(fabric):
         return None
     if state.lower() != FABRIC_READY[0]:
         return "fabric manager not ready (fabric state %s): CUDA fails with error 802" % state
-    if status and status.lower() != FABRIC_READY[1] and reading(status)[1] not in ("unknown", "absent"):
+    # The status is NVML's return code as text: "Not Ready", "Insufficient Resources" here are the registration's
+    # outcome, not a failed read; only the words for no value say nothing.
+    if status and status.lower() != FABRIC_READY[1] and status.strip("[]").strip().lower() not in _UNKNOWN:
         return "GPU fabric registration failed (status %s): CUDA fails with error 802" % status
     return None
 
@@ -382,10 +429,24 @@ def _from_tree(root, schema):
     for position, gpu in enumerate(root.findall("gpu")):
         card = _xml_card(gpu, position)
         cards.append(card)
+        section = gpu.find("processes")
+        if section is None:
+            section = gpu.find("compute_processes")
+        card["processes_unknown"] = _no_process_list(section.text if section is not None and not len(section) else None)
         # Schemas up to v6 (drivers to 340) list them under compute_processes.
         for proc in gpu.findall("processes/process_info") + gpu.findall("compute_processes/process_info"):
             processes.append(_xml_process(proc, card))
     return cards, processes, system
+
+
+def _no_process_list(text):
+    """What a process section says instead of a list ("N/A", "Not Supported", an error), else None: empty and "None"
+    are a list of no process. Old GeForce drivers and some guests cannot list processes: who holds memory is unknown."""
+    text = " ".join((text or "").split())
+    if not text or text.lower().startswith("no running processes"):
+        return None
+    value, state = reading(re.sub(r"^ERROR:\s*", "", text))
+    return None if state == "ok" else text
 
 
 def _version(root, *names):
@@ -454,6 +515,7 @@ def _xml_card(gpu, position):
     }
     card["clocks_event_reasons"] = _xml_reasons(gpu)
     card["recovery_action"] = reading(gpu.findtext("gpu_recovery_action"))[0]
+    card["vgpu_license"] = reading(gpu.findtext("vgpu_software_licensed_product/license_status"))[0]
     for name, (paths, _fields, _problem) in CONDITIONS.items():
         card["conditions"][name] = flag(next((t for t in map(gpu.findtext, paths) if t is not None), None))
     # The status is kept as written: "Unknown Error" is a failed registration here, not a failed read.
@@ -811,7 +873,8 @@ def _put(card, key, value):
 # --------------------------------------------------------------------------------------------
 # the list (nvidia-smi -L): index, name and UUID of each GPU it can open, its MIG devices under it
 
-_LIST_GPU = re.compile(r"^\s*GPU\s+(\d+):\s*(.*?)\s*\(UUID:\s*(GPU-[^)\s]+)\)\s*$", re.M)
+# [ \t], not \s: searched over the whole output, "^\s*" would rescan every run of blank lines from each of its lines.
+_LIST_GPU = re.compile(r"^[ \t]*GPU[ \t]+(\d+):[ \t]*(.*?)[ \t]*\(UUID:[ \t]*(GPU-[^)\s]+)\)[ \t]*$", re.M)
 _LIST_MIG = re.compile(r"^\s+MIG\s+.*?Device\s+\d+:\s*\(UUID:\s*MIG-[^)\s]+\)\s*$")
 
 
@@ -839,6 +902,12 @@ _TABLE_ROW1 = re.compile(r"^\s*(\d+)\s+(.*?)\s+(On|Off|ERR!|N/A|" + "|".join(_DR
 # The banner: "Driver Version:" / "CUDA Version:", since 610 "KMD Version:" / "CUDA UMD Version:".
 _TABLE_VERSIONS = (("driver_version", re.compile(r"(?:Driver|KMD) Version:\s*(\S+)")),
                    ("cuda_version", re.compile(r"CUDA (?:UMD )?Version:\s*(\S+)")))
+# A GPU's first framed row: "|  13  <name>  On  |   00000000:C9:00.0 Off |  Off |" (the address N/A on an integrated
+# GPU). It makes a table of a paste that lost the banner and the column titles (an excerpt of the GPUs in question).
+_TABLE_GPU_LINE = re.compile(r"^[ \t]*\|[ \t]*\d+[ \t]+[^|\n]*\|[ \t]*(?:" + _BDF_TEXT + r"|N/A)[ \t]+\S+[ \t]*\|[^|\n]*\|[ \t]*$",
+                             re.M)
+# A process row that holds no process: "0   Not Supported" (GeForce on drivers to the 340s): the list is unknown.
+_TABLE_PROC_GAP = re.compile(r"^\s*(\d+)\s+(\S.*?)\s*$")
 # GPU [GI CI] PID Type Process-name Memory: the GI and CI columns came with MIG (450); older tables have none.
 _TABLE_PROC = re.compile(r"^\s*(\d+)\s+(?:(\S+)\s+(\S+)\s+)?(\d+)\s+(\S+)\s+(.*?)\s+(\d+MiB|N/A)\s*$")
 
@@ -846,14 +915,16 @@ _TABLE_PROC = re.compile(r"^\s*(\d+)\s+(?:(\S+)\s+(\S+)\s+)?(\d+)\s+(\S+)\s+(.*?
 def parse_table(stdout):
     """(cards, processes) from the default table; cards carry the table's own GPU index."""
     lines = stdout.splitlines()
-    cards, processes, section = [], [], None
+    cards, processes, section, gaps = [], [], None, {}
     block = []
     for line in lines:
         stripped = line.strip()
         if "GPU  Name" in line:
             section = "gpus"
             continue
-        if "Processes:" in line:
+        if section is None and _TABLE_GPU_LINE.match(line):
+            section = "gpus"  # no column titles above it: an excerpt of the table
+        if "processes:" in line.lower():  # "Compute processes:" in tables to the 340s
             section = "processes"
             continue
         if section is None or not stripped.startswith("|"):
@@ -869,6 +940,9 @@ def parse_table(stdout):
             block.append(cells)
         elif section == "processes":
             match = _TABLE_PROC.match(stripped.strip("|"))
+            gap = None if match else _TABLE_PROC_GAP.match(stripped.strip("|"))
+            if gap and _no_process_list(gap.group(2)):
+                gaps[int(gap.group(1))] = " ".join(gap.group(2).split())
             if match:
                 processes.append({"table_index": int(match.group(1)), "pid": int(match.group(4)),
                                   "type": match.group(5), "command": match.group(6),
@@ -877,6 +951,9 @@ def parse_table(stdout):
     if block:
         _table_card(block, cards)
     by_index = dict((c["index"], c) for c in cards)
+    for index, text in gaps.items():
+        if index in by_index:
+            by_index[index]["processes_unknown"] = text
     for proc in processes:
         card = by_index.get(proc.pop("table_index"))
         proc["bdf"] = card["bdf"] if card else None
@@ -948,15 +1025,19 @@ def gpu_errors(text):
     """Per-GPU failures nvidia-smi printed: [{bdf, health, message}] (wrapped lines joined); health is
     lost, degraded, or unknown where the reason is not the GPU's (see _HANDLE_REASONS).
 
-    Only the prose counts: the XML document, the table's framed lines and CSV rows are left out.
+    Only the prose counts: the XML document (not a line printed between its elements, as when stderr is merged into
+    it), the table's framed lines and CSV rows are left out.
     """
     text = text or ""
     start = text.find("<?xml")
     if start < 0:
         start = text.find("<nvidia_smi_log")
-    if start >= 0:
+    if start >= 0:  # the XML's own lines, but an error line printed between its elements (stderr merged into it)
         end = text.find("</nvidia_smi_log>", start)
-        text = text[:start] + "\n" + (text[end + len("</nvidia_smi_log>"):] if end >= 0 else "")
+        end = end + len("</nvidia_smi_log>") if end >= 0 else len(text)
+        between = [line for line in text[start:end].splitlines()
+                   if not line.strip().startswith("<") and (_HANDLE_ERROR.search(line) or _FELL_OFF.search(line))]
+        text = text[:start] + "\n" + "\n".join(between) + "\n" + text[end:]
     start = qtext_start(text)
     if start:  # the -q text's own lines: indented, "Name : value", "GPU <address>"
         begin, margin = start
@@ -999,6 +1080,9 @@ def _driver_down(text):
     return None
 
 
+_LINE_ENDS = re.compile(r"\r\n?")
+
+
 def parse_output(stdout, stderr="", rc=0, csv_fields=None):
     """Everything nvidia-smi said, whatever it was asked.
 
@@ -1006,7 +1090,9 @@ def parse_output(stdout, stderr="", rc=0, csv_fields=None):
     'csv', 'table', 'list' (``-L``) or None; ``errors`` the per-GPU failures (see ``gpu_errors``); ``reason`` one line when
     the outcome is not ``answered``.
     """
-    stdout, stderr = clean_text(stdout), clean_text(stderr)
+    # nvidia-smi.exe writes CRLF (a Windows console's text mode); a bare CR ends a line too. One line end for every
+    # reader below, whose patterns end a line at "$".
+    stdout, stderr = (_LINE_ENDS.sub("\n", clean_text(text or "")) for text in (stdout, stderr))
     result = {"outcome": None, "format": None, "cards": [], "processes": [], "errors": [], "system": {},
               "reason": None}
     if len(stdout) + len(stderr) > MAX_OUTPUT_CHARS:
@@ -1022,7 +1108,7 @@ def parse_output(stdout, stderr="", rc=0, csv_fields=None):
     elif qtext_start(stdout):
         cards, processes, system, parse_error = parse_qtext(stdout)
         result.update(format="text", cards=cards, processes=processes, system=system)
-    elif "NVIDIA-SMI" in stdout and "|" in stdout:
+    elif ("NVIDIA-SMI" in stdout and "|" in stdout) or _TABLE_GPU_LINE.search(stdout):
         cards, processes = parse_table(stdout)
         result.update(format="table", cards=cards, processes=processes)
         found = [(key, regex.search(stdout)) for key, regex in _TABLE_VERSIONS]
@@ -1043,8 +1129,8 @@ def parse_output(stdout, stderr="", rc=0, csv_fields=None):
             "%s: %s" % (e["bdf"], e["message"]) for e in result["errors"]))
     elif driver:
         result.update(outcome=NO_DRIVER, reason=driver)
-    elif _NO_DEVICES in combined.lower():
-        result.update(outcome=NO_DATA, reason="nvidia-smi found no GPU (No devices were found)")
+    elif _NO_DEVICES.search(combined):
+        result.update(outcome=NO_DATA, reason="nvidia-smi found no GPU (%s)" % _NO_DEVICES.search(combined).group(0))
     elif rc:
         result.update(outcome=FAILED, reason="nvidia-smi exited %s: %s" % (
             rc, parse_error or first_line(stderr) or first_line(stdout) or "no output"))

@@ -56,6 +56,17 @@ EXPECTED = {
     REMAP_PENDING_TEXT: (nv.ANSWERED, "text", [("0000:10:1c.0", nv.DEGRADED, None, 0)]),
     AZURE_INFOROM: (nv.ANSWERED, "table", [("%04x:00:00.0" % d, nv.OK, 32510, 0) for d in range(1, 9)]),
     "azhpc-diagnostics_8x_a100-sxm4-40gb_460.32.03_q_text_first_gpu.txt": (nv.ANSWERED, "text", [("0001:00:00.0", nv.OK, 40536, 0)]),
+    # table excerpts pasted without the banner and the column titles: still the table
+    "nvidia_gpu_exporter-393_rtx4000-ada_table_excerpt_fan_ERR.txt": (
+        nv.ANSWERED, "table", [("0000:c9:00.0", nv.OK, 20474, 0), ("0000:cc:00.0", nv.OK, 20474, 0)]),
+    "azhpc-diagnostics-77_v100-pcie_table_excerpt_power_ERR.txt": (nv.ANSWERED, "table", [("8ed0:00:00.0", nv.OK, 15567, 0)]),
+    "mindminer-627_windows_rtx2080ti_442.19_query-gpu_nounits_unknown_error_cell.csv": (nv.ANSWERED, "csv", [(None, nv.OK, None, 0)]),
+    "slurm-ocr-incident_query-gpu_gpu_requires_reset.csv": (nv.ANSWERED, "csv", [(None, nv.DEGRADED, None, 0)]),
+    "tensorflow-notes_1x_geforce210_340.98_table_processes_not_supported.txt": (
+        nv.ANSWERED, "table", [("0000:07:00.0", nv.OK, 1021, 0)]),
+    "dgx-spark-k8s-notes_1x_gb10_580.105.08_table_memory_not_supported.txt": (
+        nv.ANSWERED, "table", [("000f:01:00.0", nv.OK, None, 0)]),
+    "slurm-lab-notes_list_no_devices_found.txt": (nv.NO_DATA, None, []),
 }
 
 
