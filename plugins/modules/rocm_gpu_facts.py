@@ -170,7 +170,7 @@ ansible_facts:
         outcome:
           description:
             - V(answered), V(no_data), V(no_driver), V(none_seen) (the tool reaches no AMD GPU at all, C(No AMD GPUs
-              specified): it cannot tell), V(mutex), V(unparseable), V(failed), V(timeout), V(missing), V(error) or
+              specified), so it cannot tell), V(mutex), V(unparseable), V(failed), V(timeout), V(missing), V(error) or
               V(not_used).
           type: str
           returned: always
