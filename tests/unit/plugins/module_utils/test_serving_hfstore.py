@@ -1,0 +1,169 @@
+"""_serving: the model store check on REAL Hugging Face cache listings (tests/fixtures/serving/SOURCES.md).
+
+Each listing (``tree`` output) is laid out again under tmp_path by ``build_tree``: its folders, its
+symbolic links exactly as listed, and each file with content fit for its name (a blob gets the content
+of the file the snapshot links it as: a JSON config, a valid safetensors file, an index naming the
+snapshot's shards, ...), so that the gate judges the listing's shape, not made-up bytes. Variants of a
+real listing made by hand for a fault are said to be hand-made.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+
+from simserve import store as st
+from simserve.fixtures import open_tmp  # noqa: F401  # pylint: disable=unused-import
+
+from ansible_collections.gpuops.preflight.plugins.module_utils import _serving
+
+FIXTURES = os.path.join(os.path.dirname(__file__), "..", "..", "..", "fixtures", "serving")
+SVC = {"name": "svc", "uid": 4242, "gid": 4242, "groups": [4242], "source": "given"}
+ROOT_USER = dict(SVC, uid=0, gid=0, groups=[0])
+
+_BRANCH = re.compile(r"^((?:(?:\u2502|\s)\s\s\s)*)(?:\u251c|\u2514)\u2500\u2500 (.*)$")
+_CACHE_DIRS = ("blobs", "refs", "snapshots", ".no_exist", ".locks")
+
+
+def parse_tree(text):
+    """``tree`` output -> [(relative path, kind, link target)], kind 'dir', 'file' or 'link'. The root line,
+    the summary line and blank lines carry no entry; a line is a folder when the next one is deeper."""
+    rows = []
+    for line in text.replace("\u00a0", " ").splitlines():
+        match = _BRANCH.match(line)
+        if match:
+            rows.append((len(match.group(1)) // 4, match.group(2)))
+    out, stack = [], []
+    for number, (depth, name) in enumerate(rows):
+        del stack[depth:]
+        target = None
+        if " -> " in name:
+            name, target = name.split(" -> ", 1)
+        path = os.path.join(*(stack + [name]))
+        deeper = number + 1 < len(rows) and rows[number + 1][0] > depth
+        if target is not None:
+            out.append((path, "link", target))
+        elif deeper or name in _CACHE_DIRS:
+            out.append((path, "dir", None))
+        else:
+            out.append((path, "file", None))
+        stack.append(name)
+    return out
+
+
+def _content(name, siblings):
+    """Bytes a complete file called ``name`` would hold; ``siblings``: the names beside it."""
+    if name.endswith(".incomplete"):
+        return b""  # an unfinished download: what huggingface_hub leaves
+    if name == "config.json":
+        return b'{"model_type": "qwen2"}'
+    if name.endswith(".index.json"):
+        ext = ".safetensors" if ".safetensors." in name else ".bin"
+        shards = sorted(n for n in siblings if n.endswith(ext))
+        return json.dumps({"metadata": {"total_size": 1}, "weight_map": dict(("w%d" % i, n) for i, n in
+                                                                               enumerate(shards))}).encode()
+    if name.endswith(".safetensors"):
+        return st.safetensors_bytes([("weight", 64)], {"format": "pt"})
+    if name.endswith(".bin"):
+        return st.torch_zip_bytes()
+    return b"x\n"
+
+
+def build_tree(text, root):
+    """Lay the listing out under ``root``; refs/main gets the name of its repo's only snapshot."""
+    entries = parse_tree(text)
+    names_in = {}
+    for path, _kind, _target in entries:
+        names_in.setdefault(os.path.dirname(path), []).append(os.path.basename(path))
+    blob_names = {}
+    for path, kind, target in entries:
+        if kind == "link":
+            blob_names[os.path.normpath(os.path.join(os.path.dirname(path), target))] = (
+                os.path.basename(path), names_in[os.path.dirname(path)])
+    for path, kind, target in entries:
+        full = os.path.join(root, path)
+        if kind == "dir":
+            os.makedirs(full, exist_ok=True)
+            continue
+        os.makedirs(os.path.dirname(full), exist_ok=True)
+        if kind == "link":
+            os.symlink(target, full)
+        elif path.endswith(os.path.join("refs", "main")):
+            repo = os.path.dirname(os.path.dirname(path))
+            snaps = names_in.get(os.path.join(repo, "snapshots") if repo else "snapshots", [])
+            st.write(full, (snaps[0] if len(snaps) == 1 else "0" * 40).encode())
+        else:
+            name, siblings = blob_names.get(os.path.normpath(path), (os.path.basename(path), []))
+            st.write(full, _content(name, siblings))
+    return root
+
+
+def fixture(name):
+    with open(os.path.join(FIXTURES, name), encoding="utf-8") as handle:
+        return handle.read()
+
+
+def judge(root, models, ident=ROOT_USER):
+    """models: {agent: (model id, path)} -> (problems, ok_text, details)."""
+    entries = [{"agent": agent, "model": model, "path": path, "files": []} for agent, (model, path) in models.items()]
+    found = _serving.inspect_model_store(entries, str(root), ident)
+    return _serving.evaluate_model_store(found)
+
+
+def by_model(problems):
+    out = {}
+    for problem in problems:
+        out.setdefault(problem["details"]["model"], []).append(problem["message"].split("): ", 1)[1])
+    return out
+
+
+def test_parse_tree_reads_folders_links_and_files():
+    rows = parse_tree(fixture("hf_cache_interrupted_safetensors.txt"))
+    assert ("blobs", "dir", None) in rows and ("refs/main", "file", None) in rows
+    assert ("blobs/f47f71177f32bcd101b7573ec9171e6a57f4f4d31148d38e382306f42996874b.incomplete", "file", None) in rows
+    assert ("snapshots/c1899de289a04d12100db370d81485cdf75e47ca/config.json", "link",
+            "../../blobs/f5c3703b78ae2a478ae15b247e9f855e0ce2107b") in rows
+    assert len(parse_tree(fixture("hub_tree_omnisvg_qwen25vl.txt"))) == 26 - 1 + 82  # tree's own count, less the root
+
+
+def test_a_real_hub_cache_healthy_models_pass_and_checkpoints_without_config_fail(open_tmp):
+    """xiaoyao9184/docker-omnisvg: `tree -a` of a hub cache after `hf download`. The Qwen2.5-VL models
+    (2 and 5 safetensors shards with their index) and OmniSVG (config.json + pytorch_model.bin) are
+    complete; OmniSVG1.1_4B/8B hold a bare pytorch_model.bin without config.json: not a Hugging Face model
+    folder a loader can open."""
+    root = build_tree(fixture("hub_tree_omnisvg_qwen25vl.txt"), str(open_tmp / "hub"))
+    models = dict((name.split("--", 1)[1].replace("--", "/"), name) for name in sorted(os.listdir(root)))
+    problems, ok_text, details = judge(root, dict((m.replace("/", "_"), (m, p)) for m, p in models.items()))
+    assert by_model(problems) == {
+        "OmniSVG/OmniSVG1.1_4B": ["%s/models--OmniSVG--OmniSVG1.1_4B/snapshots/e4d03a89aaa28468520b45dc2541098102264d4e/"
+                                  "config.json is missing" % root],
+        "OmniSVG/OmniSVG1.1_8B": ["%s/models--OmniSVG--OmniSVG1.1_8B/snapshots/ce0d49d5b92b27590e2d7747a31c17d70e914c8b/"
+                                  "config.json is missing" % root],
+    }
+    complete = dict((m["model"], m["complete"]) for m in details["models"])
+    assert complete == {"OmniSVG/OmniSVG": True, "OmniSVG/OmniSVG1.1_4B": False, "OmniSVG/OmniSVG1.1_8B": False,
+                        "Qwen/Qwen2.5-VL-3B-Instruct": True, "Qwen/Qwen2.5-VL-7B-Instruct": True}
+    qwen7 = [m for m in details["models"] if m["model"] == "Qwen/Qwen2.5-VL-7B-Instruct"][0]
+    assert qwen7["layout"] == "hf_cache" and "model-00005-of-00005.safetensors" in qwen7["files"]
+    assert ok_text is None
+
+
+def test_a_snapshot_with_the_tokenizer_only_has_no_model(open_tmp):
+    """thesephist/hfm#1: AutoTokenizer alone fetched gpt-j-6B's tokenizer files: no config.json, no weights."""
+    root = build_tree(fixture("hub_tree_gptj_tokenizer_only.txt"), str(open_tmp / "hub"))
+    snapshot = "%s/models--EleutherAI--gpt-j-6B/snapshots/918ad376364058dee23512629bc385380c98e57d" % root
+    problems, ok_text, _d = judge(root, {"crawler": ("EleutherAI/gpt-j-6B", "models--EleutherAI--gpt-j-6B")})
+    assert ok_text is None and by_model(problems) == {"EleutherAI/gpt-j-6B": [
+        "%s/config.json is missing" % snapshot,
+        "%s has no weights (*.safetensors, pytorch_model*.bin, or a sharded index)" % snapshot]}
+
+
+def test_an_interrupted_download_is_named_as_unfinished_with_no_weights(open_tmp):
+    """AinzRimuru/HuggingfaceProxy#1: the weights' blob still *.incomplete, the snapshot without model.safetensors."""
+    repo = build_tree(fixture("hf_cache_interrupted_safetensors.txt"), str(open_tmp / "hub" / "models--org--m"))
+    snapshot = os.path.join(repo, "snapshots", "c1899de289a04d12100db370d81485cdf75e47ca")
+    problems, ok_text, _d = judge(open_tmp / "hub", {"a": ("org/m", "models--org--m")})
+    assert ok_text is None and by_model(problems) == {"org/m": [
+        "%s/blobs holds 1 unfinished download(s) (*.incomplete)" % repo,
+        "%s has no weights (*.safetensors, pytorch_model*.bin, or a sharded index)" % snapshot]}
