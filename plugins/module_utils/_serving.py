@@ -860,12 +860,19 @@ def _check_weights(walk, folder, names, findings, checked):
         _check_file(walk, folder, shard, findings, checked, _weights_content(shard))
 
 
+INCOMPLETE = ".incomplete"
+
+
 def _unfinished_downloads(folder, findings):
     """A finding when ``folder`` holds downloads huggingface_hub has not finished (``*.incomplete``):
-    a cache's ``blobs/``, or a ``--local-dir`` download's ``.cache/huggingface/download/`` (its tree)."""
+    a cache's ``blobs/``, or a ``--local-dir`` download's ``.cache/huggingface/download/`` (its tree).
+    An ``<x>.incomplete`` beside its finished ``<x>`` is the leftover of a retried or concurrent
+    download that did finish (the finished file was renamed into place): it is not counted."""
     partial = 0
     for _current, _dirs, files in os.walk(folder):  # nothing there: nothing walked
-        partial += sum(1 for n in files[:MAX_DIR_ENTRIES] if n.endswith(".incomplete"))
+        files = files[:MAX_DIR_ENTRIES]
+        finished = set(files)
+        partial += sum(1 for n in files if n.endswith(INCOMPLETE) and n[:-len(INCOMPLETE)] not in finished)
     if partial:
         findings.append(_finding("incomplete", folder, "%s holds %d unfinished download(s) (*.incomplete)"
                                  % (folder, partial)))
@@ -901,6 +908,11 @@ def _check_readable(walk, folder, name, findings):
                                  % (path, _user_text(walk.ident), _owner_text(st))))
 
 
+# What marks a folder as a Hugging Face cache repo (models--org--name): huggingface_hub writes refs/main and
+# the blobs first, the snapshots/ links only once a file is complete (an interrupted first download has no snapshots/).
+HF_CACHE_PARTS = ("snapshots", "refs", "blobs")
+
+
 def _hf_cache_snapshot(walk, folder, findings):
     """A Hugging Face cache repo folder (models--org--name with refs/, snapshots/, blobs/): the
     snapshot its refs/main names (or its only snapshot); None with a finding when there is none."""
@@ -917,6 +929,21 @@ def _hf_cache_snapshot(walk, folder, findings):
         if not _HEX_REF.match(revision):
             findings.append(_finding("missing_snapshot", ref_file, "%s does not hold a commit hash" % ref_file))
             return None
+        # huggingface_hub reads refs/main to resolve the revision 'main': the service user must read it too
+        blocked = walk.search_problem(ref_file)
+        st, _exc = walk.stat(ref_file)
+        if blocked:
+            findings.append(_finding(*blocked))
+            return None
+        if st is not None and not walk.allows(ref_file, st, R_OK):
+            findings.append(_finding("unreadable", ref_file, "%s is not readable by %s: %s"
+                                     % (ref_file, _user_text(walk.ident), _owner_text(st))))
+            return None
+    elif not os.path.isdir(snapshots):
+        findings.append(_finding("missing_snapshot", folder, "%s has no snapshots/ folder and no refs/main: no file "
+                                                             "of the model was ever downloaded completely"
+                                 % folder))
+        return None
     else:
         try:
             found = sorted(n for n in os.listdir(snapshots) if not n.startswith("."))
@@ -929,8 +956,10 @@ def _hf_cache_snapshot(walk, folder, findings):
         revision = found[0]
     snapshot = os.path.join(snapshots, revision)
     if not os.path.isdir(snapshot):
-        findings.append(_finding("missing_snapshot", snapshot, "snapshot %s named by refs/main is missing from %s"
-                                 % (revision, snapshots)))
+        findings.append(_finding("missing_snapshot", snapshot, "snapshot %s named by refs/main is missing from %s%s"
+                                 % (revision, snapshots, "" if os.path.isdir(snapshots) else
+                                    " (there is no snapshots/ folder: no file of the model was ever downloaded "
+                                    "completely)")))
         return None
     return snapshot
 
@@ -977,7 +1006,8 @@ def _inspect_model(walk, entry, base):
         return findings, facts
     model_dir = real
     facts["layout"] = "model_dir"
-    if (not os.path.lexists(os.path.join(real, "config.json")) and os.path.isdir(os.path.join(real, "snapshots"))):
+    if (not os.path.lexists(os.path.join(real, "config.json"))
+            and any(os.path.isdir(os.path.join(real, part)) for part in HF_CACHE_PARTS)):
         facts["layout"] = "hf_cache"
         model_dir = _hf_cache_snapshot(walk, real, findings)
         if model_dir is None:

@@ -61,8 +61,8 @@ def _content(name, siblings):
     if name.endswith(".index.json"):
         ext = ".safetensors" if ".safetensors." in name else ".bin"
         shards = sorted(n for n in siblings if n.endswith(ext))
-        return json.dumps({"metadata": {"total_size": 1}, "weight_map": dict(("w%d" % i, n) for i, n in
-                                                                               enumerate(shards))}).encode()
+        weight_map = dict(("w%d" % i, n) for i, n in enumerate(shards))
+        return json.dumps({"metadata": {"total_size": 1}, "weight_map": weight_map}).encode()
     if name.endswith(".safetensors"):
         return st.safetensors_bytes([("weight", 64)], {"format": "pt"})
     if name.endswith(".bin"):
@@ -167,3 +167,64 @@ def test_an_interrupted_download_is_named_as_unfinished_with_no_weights(open_tmp
     assert ok_text is None and by_model(problems) == {"org/m": [
         "%s/blobs holds 1 unfinished download(s) (*.incomplete)" % repo,
         "%s has no weights (*.safetensors, pytorch_model*.bin, or a sharded index)" % snapshot]}
+
+
+def test_an_incomplete_blob_left_beside_its_finished_blob_is_not_a_download_in_progress(open_tmp):
+    """Hand-made on the real Qwen2.5-VL-3B listing: a retried or concurrent download leaves <blob>.incomplete
+    beside the finished <blob> that the snapshot links (jamiepine/voicebox#967 saw it in real caches). The
+    model loads: the gate must not fail it. Without the finished blob it is a download in progress."""
+    root = build_tree(fixture("hub_tree_omnisvg_qwen25vl.txt"), str(open_tmp / "hub"))
+    blobs = os.path.join(root, "models--Qwen--Qwen2.5-VL-3B-Instruct", "blobs")
+    shard = "41a8895c164b4d32bae6b302f4603fcbc1797f32dafa45c7e9bcda23c6755df8"
+    st.write(os.path.join(blobs, shard + ".incomplete"), b"")
+    models = {"a": ("Qwen/Qwen2.5-VL-3B-Instruct", "models--Qwen--Qwen2.5-VL-3B-Instruct")}
+    problems, ok_text, _d = judge(root, models)
+    assert problems == [] and ok_text.startswith("1 of 1 model(s) complete"), by_model(problems)
+    os.remove(os.path.join(blobs, shard))
+    problems, ok_text, _d = judge(root, models)
+    assert ok_text is None and "%s holds 1 unfinished download(s) (*.incomplete)" % blobs in by_model(problems)[
+        "Qwen/Qwen2.5-VL-3B-Instruct"]
+
+
+def test_a_cache_folder_whose_first_download_never_finished_is_named_so(open_tmp):
+    """Hand-made after debpalash/VoiceStudio#622 ("model folder has only refs/"): huggingface_hub writes
+    refs/main and the blobs before any snapshot link, so an interrupted first download leaves no snapshots/.
+    The gate named config.json and the weights missing from models--org--m itself, as if it were a plain
+    model folder; it names the unfinished download now."""
+    repo = os.path.join(str(open_tmp / "hub"), "models--org--m")
+    st.write(os.path.join(repo, "refs", "main"), st.COMMIT.encode())
+    st.write(os.path.join(repo, "blobs", "a" * 64 + ".incomplete"), b"\0" * 1024)
+    problems, ok_text, details = judge(open_tmp / "hub", {"a": ("org/m", "models--org--m")})
+    assert ok_text is None and by_model(problems) == {"org/m": [
+        "%s/blobs holds 1 unfinished download(s) (*.incomplete)" % repo,
+        "snapshot %s named by refs/main is missing from %s/snapshots (there is no snapshots/ folder: no file of "
+        "the model was ever downloaded completely)" % (st.COMMIT, repo)]}
+    assert details["models"][0]["layout"] == "hf_cache"
+    assert [p["details"]["cause"] for p in problems] == ["incomplete", "missing_snapshot"]
+    os.remove(os.path.join(repo, "refs", "main"))  # only blobs/: not even refs/main
+    problems, _ok, _d = judge(open_tmp / "hub", {"a": ("org/m", "models--org--m")})
+    assert by_model(problems)["org/m"][-1] == ("%s has no snapshots/ folder and no refs/main: no file of the model "
+                                               "was ever downloaded completely" % repo)
+
+
+def test_refs_main_unreadable_by_the_service_user_fails(open_tmp):
+    """Hand-made on the real Qwen2.5-VL-3B listing: huggingface_hub resolves the revision 'main' by reading
+    refs/main; written by root with umask 077 (mode 0600), the service user's loader cannot, although every
+    blob is readable."""
+    root = build_tree(fixture("hub_tree_omnisvg_qwen25vl.txt"), str(open_tmp / "hub"))
+    os.chmod(str(open_tmp), 0o755)
+    for folder, _dirs, files in os.walk(root):
+        os.chmod(folder, 0o755)
+        for name in files:
+            if not os.path.islink(os.path.join(folder, name)):
+                os.chmod(os.path.join(folder, name), 0o644)
+    models = {"a": ("Qwen/Qwen2.5-VL-7B-Instruct", "models--Qwen--Qwen2.5-VL-7B-Instruct")}
+    assert judge(root, models, SVC)[0] == []
+    ref = os.path.join(root, "models--Qwen--Qwen2.5-VL-7B-Instruct", "refs", "main")
+    os.chmod(ref, 0o600)
+    problems, ok_text, _d = judge(root, models, SVC)
+    assert ok_text is None and [(p["details"]["cause"], p["message"].split("): ", 1)[1]) for p in problems] == [
+        ("unreadable", "%s is not readable by user 'svc' (uid 4242): mode 0600 root:root" % ref)]
+    os.chmod(os.path.dirname(ref), 0o700)
+    problems, _ok, _d = judge(root, models, SVC)
+    assert [p["details"]["cause"] for p in problems] == ["no_search"]
