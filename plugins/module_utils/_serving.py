@@ -1013,6 +1013,10 @@ def _inspect_model(walk, entry, base):
         if model_dir is None:
             return findings, facts
         facts["snapshot"] = model_dir
+        blocked = walk.search_problem(model_dir)  # snapshots/ too: the loader opens snapshots/<commit>/<file>
+        if blocked:
+            findings.append(_finding(*blocked))
+            return findings, facts
         sst, _exc = walk.stat(model_dir)
         if sst is None or not walk.allows(model_dir, sst, R_OK | X_OK):
             findings.append(_finding("unreadable", model_dir, "%s cannot be listed and entered (r-x) by %s%s"

@@ -228,3 +228,23 @@ def test_refs_main_unreadable_by_the_service_user_fails(open_tmp):
     os.chmod(os.path.dirname(ref), 0o700)
     problems, _ok, _d = judge(root, models, SVC)
     assert [p["details"]["cause"] for p in problems] == ["no_search"]
+
+
+def test_a_snapshots_folder_the_service_user_cannot_search_fails(open_tmp):
+    """Hand-made on the real Qwen2.5-VL-7B listing: the loader opens snapshots/<commit>/config.json, so it
+    must pass through snapshots/ (x) as well as blobs/. With snapshots/ at 0700 root every file's blob was
+    still readable and the snapshot folder itself r-x, and the gate passed a model the service user cannot open."""
+    root = build_tree(fixture("hub_tree_omnisvg_qwen25vl.txt"), str(open_tmp / "hub"))
+    os.chmod(str(open_tmp), 0o755)
+    for folder, _dirs, files in os.walk(root):
+        os.chmod(folder, 0o755)
+        for name in files:
+            if not os.path.islink(os.path.join(folder, name)):
+                os.chmod(os.path.join(folder, name), 0o644)
+    models = {"a": ("Qwen/Qwen2.5-VL-7B-Instruct", "models--Qwen--Qwen2.5-VL-7B-Instruct")}
+    snapshots = os.path.join(root, "models--Qwen--Qwen2.5-VL-7B-Instruct", "snapshots")
+    os.chmod(snapshots, 0o700)
+    problems, ok_text, _d = judge(root, models, SVC)
+    assert ok_text is None and [(p["details"]["cause"], p["message"].split("): ", 1)[1]) for p in problems] == [
+        ("no_search", "parent directory %s is not searchable (x) by user 'svc' (uid 4242): mode 0700 root:root"
+         % snapshots)]
