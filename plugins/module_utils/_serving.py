@@ -650,8 +650,7 @@ def _check_file(walk, folder, name, findings, checked, content=None):
         findings.append(_finding(*escape))
         return None
     if stat.S_ISLNK(lst.st_mode) and not os.path.exists(real):
-        findings.append(_finding("incomplete", path, "%s is a symbolic link to %s, which is missing "
-                                                     "(a blob not downloaded or not copied)" % (path, real)))
+        findings.append(_finding("incomplete", path, _dangling_text(walk, path, real)))
         return None
     blocked = walk.search_problem(real)
     if blocked:
@@ -681,6 +680,24 @@ def _check_file(walk, folder, name, findings, checked, content=None):
             findings.append(_finding("incomplete", path, "%s %s" % (path, why)))
             return None
     return real
+
+
+def _dangling_text(walk, path, real):
+    """Why the link ``path`` leads to nothing (``real``): a blob not downloaded or not copied, unless a
+    ``blobs/`` folder of a cache repo above the link (inside the store) holds the blob it names: then the
+    link itself is wrong (huggingface_hub 0.13.1 wrote links relative to the working directory)."""
+    name = os.path.basename(real)
+    folder = os.path.dirname(path)
+    while name and (is_within(folder, walk.real_root) or is_within(folder, walk.root)):
+        blob = os.path.join(folder, "blobs", name)
+        if os.path.isfile(blob):
+            return ("%s is a symbolic link to %s, which is missing; %s is there: the link is wrong, not the "
+                    "download (re-create the link, or download the model again)" % (path, real, blob))
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            break
+        folder = parent
+    return "%s is a symbolic link to %s, which is missing (a blob not downloaded or not copied)" % (path, real)
 
 
 def _is_lfs_pointer(path):
@@ -900,8 +917,7 @@ def _check_readable(walk, folder, name, findings):
     st, _exc = walk.stat(real)
     if st is None:
         if stat.S_ISLNK(lst.st_mode):
-            findings.append(_finding("incomplete", path, "%s is a symbolic link to %s, which is missing "
-                                                         "(a blob not downloaded or not copied)" % (path, real)))
+            findings.append(_finding("incomplete", path, _dangling_text(walk, path, real)))
         return
     if stat.S_ISREG(st.st_mode) and not walk.allows(real, st, R_OK):
         findings.append(_finding("unreadable", path, "%s is not readable by %s: %s"

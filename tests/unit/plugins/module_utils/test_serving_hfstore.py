@@ -248,3 +248,29 @@ def test_a_snapshots_folder_the_service_user_cannot_search_fails(open_tmp):
     assert ok_text is None and [(p["details"]["cause"], p["message"].split("): ", 1)[1]) for p in problems] == [
         ("no_search", "parent directory %s is not searchable (x) by user 'svc' (uid 4242): mode 0700 root:root"
          % snapshots)]
+
+
+def test_a_hub_cache_with_a_bare_pytorch_model_bin_passes(open_tmp):
+    """huggingface/transformers#33425: ~/.cache/huggingface with hub/version.txt and codet5p-770m (config.json
+    and one pytorch_model.bin, links into blobs/): complete."""
+    root = build_tree(fixture("hub_tree_codet5p_bin.txt"), str(open_tmp / "hf"))
+    problems, ok_text, details = judge(root, {"a": ("Salesforce/codet5p-770m", "hub/models--Salesforce--codet5p-770m")})
+    assert problems == [] and ok_text.startswith("1 of 1 model(s) complete"), by_model(problems)
+    assert details["models"][0]["files"] == ["config.json", "pytorch_model.bin"]
+
+
+def test_a_link_that_misses_its_blob_although_the_blob_is_there_is_named_as_a_broken_link(open_tmp):
+    """huggingface/huggingface_hub#1388: huggingface_hub 0.13.1 with a relative cache_dir wrote links relative
+    to the working directory (config.json -> tmp/xlmrb/models--.../blobs/<blob>), which lead nowhere from the
+    snapshot; the blob is in blobs/. The gate said 'a blob not downloaded or not copied': a new download
+    would not be needed; it names the broken link and the blob it names now."""
+    root = build_tree(fixture("hf_cache_hub013_broken_relative_link.txt"), str(open_tmp / "store"))
+    repo = os.path.join(root, "xlmrb", "models--xlm-roberta-base")
+    snapshot = os.path.join(repo, "snapshots", "42f548f32366559214515ec137cdd16002968bf6")
+    blob = "1960141250d189366dfb76630ba794a9c104ec07"
+    problems, ok_text, _d = judge(root, {"a": ("xlm-roberta-base", "xlmrb/models--xlm-roberta-base")})
+    assert ok_text is None and by_model(problems) == {"xlm-roberta-base": [
+        "%s/config.json is a symbolic link to %s/tmp/xlmrb/models--xlm-roberta-base/blobs/%s, which is missing; "
+        "%s/blobs/%s is there: the link is wrong, not the download (re-create the link, or download the model "
+        "again)" % (snapshot, snapshot, blob, repo, blob),
+        "%s has no weights (*.safetensors, pytorch_model*.bin, or a sharded index)" % snapshot]}
