@@ -80,6 +80,9 @@ FIXES = {
                 "user).",
         "lfs_pointer": "The model was cloned with git without git-lfs: run git lfs pull in the model's folder (or "
                        "download it with huggingface-cli), then run the gate again.",
+        "link_as_text": "The model was copied by a tool that could not keep its symbolic links (a Windows or SMB copy, "
+                        "git with core.symlinks=false): copy the Hugging Face cache again with rsync -a, cp -a or tar "
+                        "on Linux, or copy the snapshot with its links followed (cp -rL) into a plain model folder.",
     },
     "preload": {
         "failed": "Read the orchestrator's error for the model (out of GPU memory, missing or corrupt weights, "
@@ -128,7 +131,20 @@ _HEX_REF = re.compile(r"^[0-9a-f]{7,64}$")
 # A file cloned with git but without git-lfs is a small text pointer in place of its content (the
 # git-lfs spec: a pointer starts with this line and is under 1024 bytes).
 LFS_POINTER = b"version https://git-lfs.github.com/spec/v1"
-LFS_POINTER_MAX_BYTES = 1024
+_LINK_NOT_KEPT = ", not the file: the copy did not keep symbolic links"
+# Small files that stand in for the real one, each (how it starts, cause, what it is; %(head)s: its first
+# line): a clone without git-lfs, and what a copy that cannot keep a symbolic link leaves in its place (a Hugging
+# Face cache is links into blobs/): git with core.symlinks=false writes the link's text, an SMB/CIFS share
+# mounted with mfsymlinks an "XSym" file (1067 bytes), Cygwin without native links a "!<symlink>" file.
+PLACEHOLDER_MAX_BYTES = 2048
+PLACEHOLDERS = (
+    (re.compile(re.escape(LFS_POINTER)), "lfs_pointer", "is a git-lfs pointer, not the file: run git lfs pull"),
+    (re.compile(br"(?:[^\x00\r\n]*/)?blobs/[0-9a-f]{40,64}\s*$"), "link_as_text",
+     "is a text file holding the target of a symbolic link (%(head)s)" + _LINK_NOT_KEPT),
+    (re.compile(br"XSym\n"), "link_as_text", "is an SMB/CIFS symlink file (XSym, mount option mfsymlinks)"
+     + _LINK_NOT_KEPT),
+    (re.compile(br"!<symlink>"), "link_as_text", "is a Cygwin symlink file (!<symlink>)" + _LINK_NOT_KEPT),
+)
 # What a 2xx health answer (the orchestrator's /health, the bus) may say about itself, judged by one rule
 # (``not_ready_said``): a phrase of NOT_READY_WORDS, compared word by word (case and the _ - . between words
 # ignored: OUT_OF_SERVICE, "loading model", NOT_SERVING), in the text under a HEALTH_STATE_KEYS key, in a short
@@ -671,8 +687,9 @@ def _check_file(walk, folder, name, findings, checked, content=None):
                                  % (path, _user_text(walk.ident), _owner_text(st))))
         return None
     checked.append({"name": name, "bytes": st.st_size})
-    if st.st_size <= LFS_POINTER_MAX_BYTES and _is_lfs_pointer(real):
-        findings.append(_finding("lfs_pointer", path, "%s is a git-lfs pointer, not the file: run git lfs pull" % path))
+    placeholder = _placeholder(real) if st.st_size <= PLACEHOLDER_MAX_BYTES else None
+    if placeholder:
+        findings.append(_finding(placeholder[0], path, "%s %s" % (path, placeholder[1])))
         return None
     if content is not None:
         why = content(real, st.st_size)
@@ -700,9 +717,14 @@ def _dangling_text(walk, path, real):
     return "%s is a symbolic link to %s, which is missing (a blob not downloaded or not copied)" % (path, real)
 
 
-def _is_lfs_pointer(path):
-    data, _error = read_bounded(path, LFS_POINTER_MAX_BYTES)
-    return bool(data) and data.startswith(LFS_POINTER)
+def _placeholder(path):
+    """(cause, text) when the small file ``path`` stands in for the real one (``PLACEHOLDERS``), else None."""
+    data, _error = read_bounded(path, PLACEHOLDER_MAX_BYTES)
+    for pattern, cause, text in PLACEHOLDERS:
+        if data and pattern.match(data):
+            head = data.split(b"\n", 1)[0].decode("utf-8", "replace").strip()
+            return cause, text % {"head": one_line(head, 200)}
+    return None
 
 
 def _json_object_content(limit):

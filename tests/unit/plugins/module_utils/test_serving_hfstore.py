@@ -274,3 +274,39 @@ def test_a_link_that_misses_its_blob_although_the_blob_is_there_is_named_as_a_br
         "%s/blobs/%s is there: the link is wrong, not the download (re-create the link, or download the model "
         "again)" % (snapshot, snapshot, blob, repo, blob),
         "%s has no weights (*.safetensors, pytorch_model*.bin, or a sharded index)" % snapshot]}
+
+
+LINK_TEXT_FORMS = [
+    # git with core.symlinks=false (git-config(1): "checked out as small plain files that contain the link text")
+    (lambda target: target.encode(), "is a text file holding the target of a symbolic link (%s)"),
+    # mount.cifs -o mfsymlinks (Minshall+French symlinks: a 1067-byte file, "XSym\n", length, md5, target)
+    (lambda target: (b"XSym\n%04d\n" % len(target)) + b"0" * 32 + b"\n" + target.encode() + b"\n" +
+     b" " * (1067 - 44 - len(target)), "is an SMB/CIFS symlink file (XSym, mount option mfsymlinks)"),
+    # Cygwin without native links: a system file "!<symlink>" followed by the target in UTF-16 with a BOM
+    (lambda target: b"!<symlink>\xff\xfe" + target.encode("utf-16-le") + b"\0\0", "is a Cygwin symlink file (!<symlink>)"),
+]
+
+
+def test_a_cache_copied_without_its_symbolic_links_is_named_so(open_tmp):
+    """Hand-made on the real Qwen2.5-VL-3B listing: a cache copied by a tool that cannot keep symbolic links
+    leaves, in each link's place, a small file holding the link (three documented forms). The gate said
+    config.json 'is not valid JSON' and the shards 'not a safetensors file'; it names the copy now."""
+    for make, said in LINK_TEXT_FORMS:
+        root = build_tree(fixture("hub_tree_omnisvg_qwen25vl.txt"), str(open_tmp / "hub"))
+        snapshot = os.path.join(root, "models--Qwen--Qwen2.5-VL-3B-Instruct", "snapshots",
+                                "66285546d2b821cf421d4f5eb2576359d3770cd3")
+        for name in ("config.json", "model-00002-of-00002.safetensors"):
+            path = os.path.join(snapshot, name)
+            target = os.readlink(path)
+            os.remove(path)
+            st.write(path, make(target))
+        problems, ok_text, _d = judge(root, {"a": ("Qwen/Qwen2.5-VL-3B-Instruct",
+                                                   "models--Qwen--Qwen2.5-VL-3B-Instruct")})
+        found = [(p["details"]["cause"], p["message"].split("): ", 1)[1]) for p in problems]
+        assert ok_text is None and [c for c, _m in found] == ["link_as_text", "link_as_text"], found
+        config_said = said % "../../blobs/0ae1866f05ab0153ad293bdc92bb1b842c4d95b1" if "%s" in said else said
+        assert found[0][1] == ("%s/config.json %s, not the file: the copy did not keep symbolic links"
+                               % (snapshot, config_said)), found
+        assert problems[0]["fix"] == _serving.FIXES["model_store"]["link_as_text"]
+        import shutil
+        shutil.rmtree(root)
