@@ -80,9 +80,9 @@ FIXES = {
                 "user).",
         "lfs_pointer": "The model was cloned with git without git-lfs: run git lfs pull in the model's folder (or "
                        "download it with huggingface-cli), then run the gate again.",
-        "link_as_text": "The model was copied by a tool that could not keep its symbolic links (a Windows or SMB copy, "
-                        "git with core.symlinks=false): copy the Hugging Face cache again with rsync -a, cp -a or tar "
-                        "on Linux, or copy the snapshot with its links followed (cp -rL) into a plain model folder.",
+        "links_not_kept": "The model was copied by a tool that did not keep its symbolic links (rsync without -a or -l, "
+                          "a Windows or SMB copy, git with core.symlinks=false): copy the Hugging Face cache again with rsync -a, cp -a or tar "
+                          "on Linux, or copy the snapshot with its links followed (cp -rL) into a plain model folder.",
     },
     "preload": {
         "failed": "Read the orchestrator's error for the model (out of GPU memory, missing or corrupt weights, "
@@ -139,11 +139,11 @@ _LINK_NOT_KEPT = ", not the file: the copy did not keep symbolic links"
 PLACEHOLDER_MAX_BYTES = 2048
 PLACEHOLDERS = (
     (re.compile(re.escape(LFS_POINTER)), "lfs_pointer", "is a git-lfs pointer, not the file: run git lfs pull"),
-    (re.compile(br"(?:[^\x00\r\n]*/)?blobs/[0-9a-f]{40,64}\s*$"), "link_as_text",
+    (re.compile(br"(?:[^\x00\r\n]*/)?blobs/[0-9a-f]{40,64}\s*$"), "links_not_kept",
      "is a text file holding the target of a symbolic link (%(head)s)" + _LINK_NOT_KEPT),
-    (re.compile(br"XSym\n"), "link_as_text", "is an SMB/CIFS symlink file (XSym, mount option mfsymlinks)"
+    (re.compile(br"XSym\n"), "links_not_kept", "is an SMB/CIFS symlink file (XSym, mount option mfsymlinks)"
      + _LINK_NOT_KEPT),
-    (re.compile(br"!<symlink>"), "link_as_text", "is a Cygwin symlink file (!<symlink>)" + _LINK_NOT_KEPT),
+    (re.compile(br"!<symlink>"), "links_not_kept", "is a Cygwin symlink file (!<symlink>)" + _LINK_NOT_KEPT),
 )
 # What a 2xx health answer (the orchestrator's /health, the bus) may say about itself, judged by one rule
 # (``not_ready_said``): a phrase of NOT_READY_WORDS, compared word by word (case and the _ - . between words
@@ -946,8 +946,9 @@ def _check_readable(walk, folder, name, findings):
                                  % (path, _user_text(walk.ident), _owner_text(st))))
 
 
-# What marks a folder as a Hugging Face cache repo (models--org--name): huggingface_hub writes refs/main and
-# the blobs first, the snapshots/ links only once a file is complete (an interrupted first download has no snapshots/).
+# What marks a folder as a Hugging Face cache repo (models--org--name): snapshot_download writes refs/main
+# before any file, and a file's download makes blobs/ and snapshots/<commit>/ first: a download that failed
+# before its first file leaves refs/ alone (no snapshots/ to tell it by).
 HF_CACHE_PARTS = ("snapshots", "refs", "blobs")
 
 
@@ -1000,6 +1001,30 @@ def _hf_cache_snapshot(walk, folder, findings):
                                     "completely)")))
         return None
     return snapshot
+
+
+def _empty_snapshot(snapshot, repo, findings):
+    """True, with a finding that says why, when a cache's snapshot folder holds nothing: huggingface_hub makes
+    it before the first file's download, so with no finished blob nothing was ever downloaded; with finished
+    blobs, a copy left out the snapshot's links (rsync -r without -l skips them as non-regular files)."""
+    try:
+        if any(not name.startswith(".") for name in os.listdir(snapshot)):
+            return False
+    except OSError:
+        return False  # the checks that follow say why it cannot be listed
+    blobs = os.path.join(repo, "blobs")
+    try:
+        finished = [n for n in os.listdir(blobs)[:MAX_DIR_ENTRIES] if not n.endswith(INCOMPLETE)]
+    except OSError:
+        finished = []
+    if finished:
+        findings.append(_finding("links_not_kept", snapshot, "snapshot folder %s is empty while %s holds %d file(s): "
+                                                             "a copy that left out the symbolic links (rsync "
+                                                             "without -l or -a?)" % (snapshot, blobs, len(finished))))
+    else:
+        findings.append(_finding("incomplete", snapshot, "snapshot folder %s is empty: no file of the model was ever "
+                                                         "downloaded completely" % snapshot))
+    return True
 
 
 def _inspect_model(walk, entry, base):
@@ -1061,6 +1086,8 @@ def _inspect_model(walk, entry, base):
                                      % (model_dir, _user_text(walk.ident),
                                         ": " + _owner_text(sst) if sst is not None else "")))
             return findings, facts
+    if facts["layout"] == "hf_cache" and _empty_snapshot(model_dir, real, findings):
+        return findings, facts
     checked = []
     if facts["layout"] == "model_dir":
         _unfinished_downloads(os.path.join(model_dir, LOCAL_DIR_DOWNLOADS), findings)

@@ -187,8 +187,8 @@ def test_an_incomplete_blob_left_beside_its_finished_blob_is_not_a_download_in_p
 
 
 def test_a_cache_folder_whose_first_download_never_finished_is_named_so(open_tmp):
-    """Hand-made after debpalash/VoiceStudio#622 ("model folder has only refs/"): huggingface_hub writes
-    refs/main and the blobs before any snapshot link, so an interrupted first download leaves no snapshots/.
+    """Hand-made after debpalash/VoiceStudio#622 ("model folder has only refs/"): snapshot_download writes
+    refs/main before any file, so a download that failed before its first file leaves no snapshots/.
     The gate named config.json and the weights missing from models--org--m itself, as if it were a plain
     model folder; it names the unfinished download now."""
     repo = os.path.join(str(open_tmp / "hub"), "models--org--m")
@@ -303,10 +303,35 @@ def test_a_cache_copied_without_its_symbolic_links_is_named_so(open_tmp):
         problems, ok_text, _d = judge(root, {"a": ("Qwen/Qwen2.5-VL-3B-Instruct",
                                                    "models--Qwen--Qwen2.5-VL-3B-Instruct")})
         found = [(p["details"]["cause"], p["message"].split("): ", 1)[1]) for p in problems]
-        assert ok_text is None and [c for c, _m in found] == ["link_as_text", "link_as_text"], found
+        assert ok_text is None and [c for c, _m in found] == ["links_not_kept", "links_not_kept"], found
         config_said = said % "../../blobs/0ae1866f05ab0153ad293bdc92bb1b842c4d95b1" if "%s" in said else said
         assert found[0][1] == ("%s/config.json %s, not the file: the copy did not keep symbolic links"
                                % (snapshot, config_said)), found
-        assert problems[0]["fix"] == _serving.FIXES["model_store"]["link_as_text"]
+        assert problems[0]["fix"] == _serving.FIXES["model_store"]["links_not_kept"]
         import shutil
         shutil.rmtree(root)
+
+
+def test_an_empty_snapshot_says_whether_the_links_were_left_out_or_nothing_was_downloaded(open_tmp):
+    """Hand-made on the real Qwen2.5-VL-7B listing. rsync -r without -l (or -a) skips every symbolic link
+    ("skipping non-regular file"): the copy has all blobs and an empty snapshot folder. huggingface_hub makes
+    blobs/ and snapshots/<commit>/ before the first file's download: one that never finished leaves the
+    snapshot empty and blobs/ with *.incomplete only. The gate said 'config.json is missing' and 'has no
+    weights' for both; it names each now."""
+    root = build_tree(fixture("hub_tree_omnisvg_qwen25vl.txt"), str(open_tmp / "hub"))
+    repo = os.path.join(root, "models--Qwen--Qwen2.5-VL-7B-Instruct")
+    snapshot = os.path.join(repo, "snapshots", "cc594898137f460bfe9f0759e9844b3ce807cfb5")
+    for name in os.listdir(snapshot):
+        os.remove(os.path.join(snapshot, name))
+    models = {"a": ("Qwen/Qwen2.5-VL-7B-Instruct", "models--Qwen--Qwen2.5-VL-7B-Instruct")}
+    problems, ok_text, _d = judge(root, models)
+    assert ok_text is None and [(p["details"]["cause"], p["message"].split("): ", 1)[1]) for p in problems] == [
+        ("links_not_kept", "snapshot folder %s is empty while %s/blobs holds 16 file(s): a copy that left out the "
+                           "symbolic links (rsync without -l or -a?)" % (snapshot, repo))]
+    for name in os.listdir(os.path.join(repo, "blobs")):
+        os.remove(os.path.join(repo, "blobs", name))
+    st.write(os.path.join(repo, "blobs", "e" * 64 + ".incomplete"), b"\0" * 10)
+    problems, ok_text, _d = judge(root, models)
+    assert ok_text is None and [p["message"].split("): ", 1)[1] for p in problems] == [
+        "%s/blobs holds 1 unfinished download(s) (*.incomplete)" % repo,
+        "snapshot folder %s is empty: no file of the model was ever downloaded completely" % snapshot]
