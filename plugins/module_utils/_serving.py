@@ -78,6 +78,8 @@ FIXES = {
                    "that leads outside the store with the real files.",
         "root": "Set MODEL_STORE_ROOT to the model store's folder (it must exist and be searchable by the service "
                 "user).",
+        "ref_whitespace": "Write the ref without a newline or spaces (printf '%s' \"$(cat refs/main)\" > refs/main in the "
+                          "model's cache folder): huggingface_hub compares it with the snapshot names as it is.",
         "lfs_pointer": "The model was cloned with git without git-lfs: run git lfs pull in the model's folder (or "
                        "download it with huggingface-cli), then run the gate again.",
         "links_not_kept": "The model was copied by a tool that did not keep its symbolic links (rsync without -a or -l, "
@@ -127,7 +129,9 @@ STALE_POLLS = 3  # polls after a preload before errors shown unchanged since bef
 MAP_FIELDS = ("model", "path", "files")
 _AGENT_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@\\-]{0,199}$")
 _SHARD = re.compile(r"^(?P<prefix>.+)-(?P<num>\d+)-of-(?P<total>\d+)(?P<ext>\.safetensors|\.bin)$")
-_HEX_REF = re.compile(r"^[0-9a-f]{7,64}$")
+# What refs/main may name: huggingface_hub writes a commit hash, and resolves any name of a snapshot folder
+# (hand-built caches name theirs: refs/main "local", snapshots/local/); one path component, no control characters.
+_REF_NAME = re.compile(r"^[^/\\\x00-\x1f\x7f]{1,255}$")
 # A file cloned with git but without git-lfs is a small text pointer in place of its content (the
 # git-lfs spec: a pointer starts with this line and is under 1024 bytes).
 LFS_POINTER = b"version https://git-lfs.github.com/spec/v1"
@@ -964,10 +968,18 @@ def _hf_cache_snapshot(walk, folder, findings):
         if error:
             findings.append(_finding("unreadable", ref_file, error))
             return None
-        revision = data.decode("utf-8", "replace").strip()
-        if not _HEX_REF.match(revision):
-            findings.append(_finding("missing_snapshot", ref_file, "%s does not hold a commit hash" % ref_file))
+        raw = data.decode("utf-8", "replace")
+        revision = raw.strip()
+        if not _REF_NAME.match(revision) or revision in (".", ".."):
+            findings.append(_finding("missing_snapshot", ref_file, "%s does not hold a snapshot name (a commit hash)"
+                                     % ref_file))
             return None
+        if raw != revision:  # huggingface_hub reads a ref with f.read(), never stripped
+            shown = ("%s followed by '%s'" % (revision, json.dumps(raw[len(revision):])[1:-1])
+                     if raw.startswith(revision) else "'%s'" % json.dumps(raw)[1:-1])
+            findings.append(_finding("ref_whitespace", ref_file, "%s holds %s: huggingface_hub reads the file as it is "
+                                                                 "and finds no snapshot of that name, so loading "
+                                                                 "offline fails" % (ref_file, shown)))
         # huggingface_hub reads refs/main to resolve the revision 'main': the service user must read it too
         blocked = walk.search_problem(ref_file)
         st, _exc = walk.stat(ref_file)

@@ -335,3 +335,50 @@ def test_an_empty_snapshot_says_whether_the_links_were_left_out_or_nothing_was_d
     assert ok_text is None and [p["message"].split("): ", 1)[1] for p in problems] == [
         "%s/blobs holds 1 unfinished download(s) (*.incomplete)" % repo,
         "snapshot folder %s is empty: no file of the model was ever downloaded completely" % snapshot]
+
+
+def test_refs_main_with_a_trailing_newline_fails_as_huggingface_hub_reads_it_as_is(open_tmp):
+    """Hand-made on the real Qwen2.5-VL-3B listing, after huggingface/huggingface_hub#4133 and
+    MiaAI-Lab/Qwen3.8-Flash-Next-Dual-DGX-Sparks#36: a hand-staged cache's refs/main written with
+    `echo $SHA > refs/main` ends with a newline; huggingface_hub (1.28 still) reads it without strip(), looks
+    for snapshots/<sha>\\n and, offline, fails to load a model whose snapshot is complete. The gate stripped
+    the ref and passed."""
+    root = build_tree(fixture("hub_tree_omnisvg_qwen25vl.txt"), str(open_tmp / "hub"))
+    repo = os.path.join(root, "models--Qwen--Qwen2.5-VL-3B-Instruct")
+    ref = os.path.join(repo, "refs", "main")
+    models = {"a": ("Qwen/Qwen2.5-VL-3B-Instruct", "models--Qwen--Qwen2.5-VL-3B-Instruct")}
+    assert judge(root, models)[0] == []
+    with open(ref, "a") as handle:
+        handle.write("\n")
+    problems, ok_text, details = judge(root, models)
+    assert ok_text is None and [(p["details"]["cause"], p["message"].split("): ", 1)[1]) for p in problems] == [
+        ("ref_whitespace", "%s holds 66285546d2b821cf421d4f5eb2576359d3770cd3 followed by '\\n': huggingface_hub "
+                           "reads the file as it is and finds no snapshot of that name, so loading offline fails" % ref)]
+    assert problems[0]["fix"] == _serving.FIXES["model_store"]["ref_whitespace"]
+    assert details["models"][0]["snapshot"].endswith("66285546d2b821cf421d4f5eb2576359d3770cd3")  # still checked
+
+
+def test_a_hand_built_cache_with_a_named_snapshot_passes(open_tmp):
+    """Hand-made after openshift/lightspeed-service#2961 (its Containerfile pre-populates the cache so that models
+    load by id offline: snapshots/local/ with links to the model's files, refs/main naming "local"):
+    huggingface_hub resolves any snapshot name refs/main holds. The gate refused every name but a commit hash;
+    that PR's own `echo "local" > refs/main` adds a newline, which fails (as huggingface_hub reads it)."""
+    root = str(open_tmp / "store")
+    files = os.path.join(root, "embeddings_model", "all-mpnet-base-v2")
+    st.model_dir(files)
+    repo = os.path.join(root, "hub", "models--sentence-transformers--all-mpnet-base-v2")
+    os.makedirs(os.path.join(repo, "snapshots", "local"))
+    for name in os.listdir(files):
+        os.symlink(os.path.join(files, name), os.path.join(repo, "snapshots", "local", name))
+    st.write(os.path.join(repo, "refs", "main"), b"local")
+    models = {"a": ("sentence-transformers/all-mpnet-base-v2", os.path.relpath(repo, root))}
+    problems, ok_text, details = judge(root, models)
+    assert problems == [] and ok_text.startswith("1 of 1 model(s) complete"), by_model(problems)
+    assert details["models"][0]["snapshot"] == os.path.join(repo, "snapshots", "local")
+    st.write(os.path.join(repo, "refs", "main"), b"local\n")
+    problems, _ok, _d = judge(root, models)
+    assert [p["details"]["cause"] for p in problems] == ["ref_whitespace"]
+    st.write(os.path.join(repo, "refs", "main"), b"../x")
+    problems, _ok, _d = judge(root, models)
+    assert by_model(problems)["sentence-transformers/all-mpnet-base-v2"] == [
+        "%s/refs/main does not hold a snapshot name (a commit hash)" % repo]
