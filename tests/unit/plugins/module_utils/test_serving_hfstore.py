@@ -382,3 +382,34 @@ def test_a_hand_built_cache_with_a_named_snapshot_passes(open_tmp):
     problems, _ok, _d = judge(root, models)
     assert by_model(problems)["sentence-transformers/all-mpnet-base-v2"] == [
         "%s/refs/main does not hold a snapshot name (a commit hash)" % repo]
+
+
+def _open_to_all(open_tmp, root):
+    os.chmod(str(open_tmp), 0o755)
+    for folder, _dirs, files in os.walk(root):
+        os.chmod(folder, 0o755)
+        for name in files:
+            if not os.path.islink(os.path.join(folder, name)):
+                os.chmod(os.path.join(folder, name), 0o644)
+
+
+def test_a_cache_downloaded_by_root_with_umask_077_is_unreadable_for_the_service_user(open_tmp):
+    """Hand-made on the real Qwen2.5-VL-7B listing: `sudo huggingface-cli download` with root's umask 077 makes
+    every folder of the repo 0700 and every blob 0600 (the store root itself open): the gate names the first
+    thing the service user cannot enter; root may read it all."""
+    root = build_tree(fixture("hub_tree_omnisvg_qwen25vl.txt"), str(open_tmp / "hub"))
+    _open_to_all(open_tmp, root)
+    repo = os.path.join(root, "models--Qwen--Qwen2.5-VL-7B-Instruct")
+    for folder, _dirs, files in os.walk(repo):
+        os.chmod(folder, 0o700)
+        for name in files:
+            if not os.path.islink(os.path.join(folder, name)):
+                os.chmod(os.path.join(folder, name), 0o600)
+    models = {"a": ("Qwen/Qwen2.5-VL-7B-Instruct", "models--Qwen--Qwen2.5-VL-7B-Instruct")}
+    problems, ok_text, _d = judge(root, models, SVC)
+    assert ok_text is None and [(p["details"]["cause"], p["message"].split("): ", 1)[1]) for p in problems] == [
+        ("unreadable", "%s cannot be listed and entered (r-x) by user 'svc' (uid 4242): mode 0700 root:root" % repo)]
+    assert judge(root, models)[0] == []
+    os.chmod(repo, 0o755)  # the repo folder opened, nothing below it
+    problems, _ok, _d = judge(root, models, SVC)
+    assert [p["details"]["cause"] for p in problems] == ["no_search"], by_model(problems)
