@@ -80,6 +80,9 @@ FIXES = {
                 "user).",
         "ref_whitespace": "Write the ref without a newline or spaces (printf '%s' \"$(cat refs/main)\" > refs/main in the "
                           "model's cache folder): huggingface_hub compares it with the snapshot names as it is.",
+        "no_ref": "Write the snapshot's commit to refs/main (printf '%s' <commit> > refs/main in the model's cache "
+                  "folder), or download the model again with huggingface-cli download --cache-dir <store>, so that "
+                  "loading it by its id finds the snapshot offline.",
         "lfs_pointer": "The model was cloned with git without git-lfs: run git lfs pull in the model's folder (or "
                        "download it with huggingface-cli), then run the gate again.",
         "links_not_kept": "The model was copied by a tool that did not keep its symbolic links (rsync without -a or -l, "
@@ -1005,6 +1008,9 @@ def _hf_cache_snapshot(walk, folder, findings):
                                                                     "choose one" % (snapshots, len(found) or "no")))
             return None
         revision = found[0]
+        findings.append(_finding("no_ref", os.path.dirname(ref_file), "%s has no refs/main: huggingface_hub resolves "
+                                 "the revision 'main' through it, so loading the model by its id offline fails (the "
+                                 "gate checked the only snapshot, %s)" % (folder, revision)))
     snapshot = os.path.join(snapshots, revision)
     if not os.path.isdir(snapshot):
         findings.append(_finding("missing_snapshot", snapshot, "snapshot %s named by refs/main is missing from %s%s"
@@ -1170,6 +1176,10 @@ def inspect_model_store(entries, root, ident, base_dir=None):
     return out
 
 
+# Findings that warn and do not block: the model is complete, but a loader may not find it the way it is laid out.
+WARN_CAUSES = ("no_ref",)
+
+
 def evaluate_model_store(store, strict=True):
     """Pure: the model_store check from ``inspect_model_store``'s observations.
 
@@ -1188,11 +1198,12 @@ def evaluate_model_store(store, strict=True):
         who = _who(item["agents"], item["model"])
         details["models"].append(dict((k, item.get(k)) for k in ("model", "agents", "dir", "layout", "snapshot",
                                                                  "files", "bytes")))
-        details["models"][-1]["complete"] = not item["findings"]
-        if not item["findings"]:
+        blocking = [f for f in item["findings"] if f["cause"] not in WARN_CAUSES]
+        details["models"][-1]["complete"] = not blocking
+        if not blocking:
             complete += 1
         for found in item["findings"]:
-            status = _checks.FAIL
+            status = _checks.WARN if found["cause"] in WARN_CAUSES else _checks.FAIL
             text = found["text"]
             if found["cause"] == "missing":
                 if strict:

@@ -413,3 +413,20 @@ def test_a_cache_downloaded_by_root_with_umask_077_is_unreadable_for_the_service
     os.chmod(repo, 0o755)  # the repo folder opened, nothing below it
     problems, _ok, _d = judge(root, models, SVC)
     assert [p["details"]["cause"] for p in problems] == ["no_search"], by_model(problems)
+
+
+def test_a_cache_without_refs_main_warns_that_loading_by_id_offline_fails(open_tmp):
+    """Hand-made on the real Qwen2.5-VL-3B listing, after tenstorrent/tt-metal#43184: a hub cache missing
+    refs/main made every from_pretrained("google/gemma-3-4b-it") fail offline, the snapshot complete. The gate
+    passed silently; it passes with a warning that names the cause (a loader given the snapshot folder still
+    loads it, so it does not block)."""
+    root = build_tree(fixture("hub_tree_omnisvg_qwen25vl.txt"), str(open_tmp / "hub"))
+    repo = os.path.join(root, "models--Qwen--Qwen2.5-VL-3B-Instruct")
+    os.remove(os.path.join(repo, "refs", "main"))
+    problems, ok_text, details = judge(root, {"a": ("Qwen/Qwen2.5-VL-3B-Instruct", "models--Qwen--Qwen2.5-VL-3B-Instruct")})
+    assert ok_text.startswith("1 of 1 model(s) complete") and details["models"][0]["complete"] is True
+    assert [(p["status"], p["details"]["cause"], p["message"].split("): ", 1)[1]) for p in problems] == [
+        ("warn", "no_ref", "%s has no refs/main: huggingface_hub resolves the revision 'main' through it, so loading "
+                           "the model by its id offline fails (the gate checked the only snapshot, "
+                           "66285546d2b821cf421d4f5eb2576359d3770cd3)" % repo)]
+    assert problems[0]["fix"] == _serving.FIXES["model_store"]["no_ref"]
