@@ -430,3 +430,57 @@ def test_a_cache_without_refs_main_warns_that_loading_by_id_offline_fails(open_t
                            "the model by its id offline fails (the gate checked the only snapshot, "
                            "66285546d2b821cf421d4f5eb2576359d3770cd3)" % repo)]
     assert problems[0]["fix"] == _serving.FIXES["model_store"]["no_ref"]
+
+
+def test_a_download_interrupted_between_shards_names_the_missing_shards_and_the_unfinished_blob(open_tmp):
+    """Hand-made on the real Qwen2.5-VL-7B listing: the index and shards 1-3 linked, shard 4's blob still
+    *.incomplete, shard 5 not started (huggingface_hub links a file only once its blob is complete)."""
+    root = build_tree(fixture("hub_tree_omnisvg_qwen25vl.txt"), str(open_tmp / "hub"))
+    repo = os.path.join(root, "models--Qwen--Qwen2.5-VL-7B-Instruct")
+    snapshot = os.path.join(repo, "snapshots", "cc594898137f460bfe9f0759e9844b3ce807cfb5")
+    for number in (4, 5):
+        link = os.path.join(snapshot, "model-%05d-of-00005.safetensors" % number)
+        blob = os.path.normpath(os.path.join(snapshot, os.readlink(link)))
+        os.remove(link)
+        if number == 4:
+            os.rename(blob, blob + ".incomplete")
+        else:
+            os.remove(blob)
+    problems, ok_text, _d = judge(root, {"a": ("Qwen/Qwen2.5-VL-7B-Instruct", "models--Qwen--Qwen2.5-VL-7B-Instruct")})
+    assert ok_text is None and by_model(problems)["Qwen/Qwen2.5-VL-7B-Instruct"] == [
+        "%s/blobs holds 1 unfinished download(s) (*.incomplete)" % repo,
+        "%s/model-00004-of-00005.safetensors is missing" % snapshot,
+        "%s/model-00005-of-00005.safetensors is missing" % snapshot]
+
+
+def test_absolute_links_into_another_cache_lead_outside_the_store(open_tmp):
+    """Hand-made on the real codet5p listing: huggingface_hub 0.13.0 wrote absolute links (huggingface/huggingface_hub
+    #1390, reverted in #1399); a cache made by it and copied into the store still points at the old cache."""
+    old = build_tree(fixture("hub_tree_codet5p_bin.txt"), str(open_tmp / "home" / ".cache" / "huggingface"))
+    root = str(open_tmp / "store")
+    import shutil
+    shutil.copytree(old, os.path.join(root, "hf"), symlinks=True)
+    snapshot = os.path.join(root, "hf", "hub", "models--Salesforce--codet5p-770m", "snapshots",
+                            "627d346e49cb68e600895ab8744e0e1efd5c4536")
+    for name in os.listdir(snapshot):
+        link = os.path.join(snapshot, name)
+        target = os.path.normpath(os.path.join(old, "hub", "models--Salesforce--codet5p-770m", "snapshots",
+                                               "627d346e49cb68e600895ab8744e0e1efd5c4536", os.readlink(link)))
+        os.remove(link)
+        os.symlink(target, link)
+    problems, ok_text, _d = judge(root, {"a": ("Salesforce/codet5p-770m", "hf/hub/models--Salesforce--codet5p-770m")})
+    assert ok_text is None and [p["details"]["cause"] for p in problems] == ["escapes", "escapes"]
+    assert by_model(problems)["Salesforce/codet5p-770m"][0].startswith(
+        "%s/config.json leads outside the store root %s (to %s/hub/models--Salesforce--codet5p-770m/blobs/"
+        % (snapshot, root, old))
+
+
+def test_no_exist_markers_beside_a_complete_snapshot_pass(open_tmp):
+    """Hand-made on the real codet5p listing: huggingface_hub records files a repo lacks as empty files under
+    .no_exist/<commit>/ (transformers asks for model.safetensors and its index first); they do not matter."""
+    root = build_tree(fixture("hub_tree_codet5p_bin.txt"), str(open_tmp / "hf"))
+    repo = os.path.join(root, "hub", "models--Salesforce--codet5p-770m")
+    for name in ("model.safetensors", "model.safetensors.index.json", "adapter_config.json"):
+        st.write(os.path.join(repo, ".no_exist", "627d346e49cb68e600895ab8744e0e1efd5c4536", name), b"")
+    problems, ok_text, _d = judge(root, {"a": ("Salesforce/codet5p-770m", "hub/models--Salesforce--codet5p-770m")})
+    assert problems == [] and ok_text.startswith("1 of 1 model(s) complete"), by_model(problems)
