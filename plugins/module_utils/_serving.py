@@ -951,6 +951,10 @@ def _check_readable(walk, folder, name, findings):
     if stat.S_ISREG(st.st_mode) and not walk.allows(real, st, R_OK):
         findings.append(_finding("unreadable", path, "%s is not readable by %s: %s"
                                  % (path, _user_text(walk.ident), _owner_text(st))))
+        return
+    placeholder = _placeholder(real) if stat.S_ISREG(st.st_mode) and 0 < st.st_size <= PLACEHOLDER_MAX_BYTES else None
+    if placeholder:  # the loader reads the tokenizer files too: a stand-in fails it as surely as one for the weights
+        findings.append(_finding(placeholder[0], path, "%s %s" % (path, placeholder[1])))
 
 
 # What marks a folder as a Hugging Face cache repo (models--org--name): snapshot_download writes refs/main

@@ -484,3 +484,24 @@ def test_no_exist_markers_beside_a_complete_snapshot_pass(open_tmp):
         st.write(os.path.join(repo, ".no_exist", "627d346e49cb68e600895ab8744e0e1efd5c4536", name), b"")
     problems, ok_text, _d = judge(root, {"a": ("Salesforce/codet5p-770m", "hub/models--Salesforce--codet5p-770m")})
     assert problems == [] and ok_text.startswith("1 of 1 model(s) complete"), by_model(problems)
+
+
+def test_a_placeholder_in_place_of_a_file_the_map_does_not_list_fails_too(open_tmp):
+    """Hand-made on the real Qwen2.5-VL-3B listing: a clone without git-lfs leaves tokenizer.json (stored in
+    LFS by many repos) as a pointer, and a copy without links leaves the link's text; the loader reads the
+    tokenizer, but only the map's files were checked for it, so the gate passed."""
+    root = build_tree(fixture("hub_tree_omnisvg_qwen25vl.txt"), str(open_tmp / "hub"))
+    snapshot = os.path.join(root, "models--Qwen--Qwen2.5-VL-3B-Instruct", "snapshots",
+                            "66285546d2b821cf421d4f5eb2576359d3770cd3")
+    tokenizer = os.path.join(snapshot, "tokenizer.json")
+    os.remove(tokenizer)
+    st.write(tokenizer, b"version https://git-lfs.github.com/spec/v1\noid sha256:" + b"a" * 64 + b"\nsize 7031645\n")
+    vocab = os.path.join(snapshot, "vocab.json")
+    target = os.readlink(vocab)
+    os.remove(vocab)
+    st.write(vocab, target.encode())
+    problems, ok_text, _d = judge(root, {"a": ("Qwen/Qwen2.5-VL-3B-Instruct", "models--Qwen--Qwen2.5-VL-3B-Instruct")})
+    assert ok_text is None and [(p["details"]["cause"], p["message"].split("): ", 1)[1]) for p in problems] == [
+        ("lfs_pointer", "%s is a git-lfs pointer, not the file: run git lfs pull" % tokenizer),
+        ("links_not_kept", "%s is a text file holding the target of a symbolic link (%s), not the file: the copy did "
+                           "not keep symbolic links" % (vocab, target))]
