@@ -904,6 +904,11 @@ def _check_weights(walk, folder, names, findings, checked):
         return
     for shard in shards:
         _check_file(walk, folder, shard, findings, checked, _weights_content(shard))
+    # Other weight files of the format beside an index: loaders differ on which they read (transformers opens a
+    # single model.safetensors before any index), so each one there must be whole too.
+    for name in files:
+        if name not in shards:
+            _check_file(walk, folder, name, findings, checked, _weights_content(name))
 
 
 INCOMPLETE = ".incomplete"

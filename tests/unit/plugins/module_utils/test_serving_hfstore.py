@@ -505,3 +505,21 @@ def test_a_placeholder_in_place_of_a_file_the_map_does_not_list_fails_too(open_t
         ("lfs_pointer", "%s is a git-lfs pointer, not the file: run git lfs pull" % tokenizer),
         ("links_not_kept", "%s is a text file holding the target of a symbolic link (%s), not the file: the copy did "
                            "not keep symbolic links" % (vocab, target))]
+
+
+def test_a_truncated_weights_file_beside_a_complete_index_fails(open_tmp):
+    """Hand-made on the real Qwen2.5-VL-7B listing: the shards of the index are complete, and a single-file
+    model.safetensors beside them stopped early. transformers loads model.safetensors before any index, so
+    the model fails to load; only the index's shards were checked, and the gate passed."""
+    root = build_tree(fixture("hub_tree_omnisvg_qwen25vl.txt"), str(open_tmp / "hub"))
+    snapshot = os.path.join(root, "models--Qwen--Qwen2.5-VL-7B-Instruct", "snapshots",
+                            "cc594898137f460bfe9f0759e9844b3ce807cfb5")
+    single = os.path.join(snapshot, "model.safetensors")
+    st.write(single, st.safetensors_bytes([("weight", 4096)], {"format": "pt"}))
+    models = {"a": ("Qwen/Qwen2.5-VL-7B-Instruct", "models--Qwen--Qwen2.5-VL-7B-Instruct")}
+    assert judge(root, models)[0] == []
+    st.truncate(single, 1000)
+    problems, ok_text, _d = judge(root, models)
+    assert ok_text is None and [p["message"].split("): ", 1)[1] for p in problems] == [
+        "%s is truncated: 1000 of %d bytes (a copy that did not finish)" % (
+            single, len(st.safetensors_bytes([("weight", 4096)], {"format": "pt"})))]
