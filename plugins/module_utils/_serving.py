@@ -78,8 +78,16 @@ FIXES = {
                    "that leads outside the store with the real files.",
         "root": "Set MODEL_STORE_ROOT to the model store's folder (it must exist and be searchable by the service "
                 "user).",
+        "ref_whitespace": "Write the ref without a newline or spaces (printf '%s' \"$(cat refs/main)\" > refs/main in the "
+                          "model's cache folder): huggingface_hub compares it with the snapshot names as it is.",
+        "no_ref": "Write the snapshot's commit to refs/main (printf '%s' <commit> > refs/main in the model's cache "
+                  "folder), or download the model again with huggingface-cli download --cache-dir <store>, so that "
+                  "loading it by its id finds the snapshot offline.",
         "lfs_pointer": "The model was cloned with git without git-lfs: run git lfs pull in the model's folder (or "
                        "download it with huggingface-cli), then run the gate again.",
+        "links_not_kept": "The model was copied by a tool that did not keep its symbolic links (rsync without -a or -l, "
+                          "a Windows or SMB copy, git with core.symlinks=false): copy the Hugging Face cache again with rsync -a, cp -a or tar "
+                          "on Linux, or copy the snapshot with its links followed (cp -rL) into a plain model folder.",
     },
     "preload": {
         "failed": "Read the orchestrator's error for the model (out of GPU memory, missing or corrupt weights, "
@@ -124,11 +132,26 @@ STALE_POLLS = 3  # polls after a preload before errors shown unchanged since bef
 MAP_FIELDS = ("model", "path", "files")
 _AGENT_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@\\-]{0,199}$")
 _SHARD = re.compile(r"^(?P<prefix>.+)-(?P<num>\d+)-of-(?P<total>\d+)(?P<ext>\.safetensors|\.bin)$")
-_HEX_REF = re.compile(r"^[0-9a-f]{7,64}$")
+# What refs/main may name: huggingface_hub writes a commit hash, and resolves any name of a snapshot folder
+# (hand-built caches name theirs: refs/main "local", snapshots/local/); one path component, no control characters.
+_REF_NAME = re.compile(r"^[^/\\\x00-\x1f\x7f]{1,255}$")
 # A file cloned with git but without git-lfs is a small text pointer in place of its content (the
 # git-lfs spec: a pointer starts with this line and is under 1024 bytes).
 LFS_POINTER = b"version https://git-lfs.github.com/spec/v1"
-LFS_POINTER_MAX_BYTES = 1024
+_LINK_NOT_KEPT = ", not the file: the copy did not keep symbolic links"
+# Small files that stand in for the real one, each (how it starts, cause, what it is; %(head)s: its first
+# line): a clone without git-lfs, and what a copy that cannot keep a symbolic link leaves in its place (a Hugging
+# Face cache is links into blobs/): git with core.symlinks=false writes the link's text, an SMB/CIFS share
+# mounted with mfsymlinks an "XSym" file (1067 bytes), Cygwin without native links a "!<symlink>" file.
+PLACEHOLDER_MAX_BYTES = 2048
+PLACEHOLDERS = (
+    (re.compile(re.escape(LFS_POINTER)), "lfs_pointer", "is a git-lfs pointer, not the file: run git lfs pull"),
+    (re.compile(br"(?:[^\x00\r\n]*/)?blobs/[0-9a-f]{40,64}\s*$"), "links_not_kept",
+     "is a text file holding the target of a symbolic link (%(head)s)" + _LINK_NOT_KEPT),
+    (re.compile(br"XSym\n"), "links_not_kept", "is an SMB/CIFS symlink file (XSym, mount option mfsymlinks)"
+     + _LINK_NOT_KEPT),
+    (re.compile(br"!<symlink>"), "links_not_kept", "is a Cygwin symlink file (!<symlink>)" + _LINK_NOT_KEPT),
+)
 # What a 2xx health answer (the orchestrator's /health, the bus) may say about itself, judged by one rule
 # (``not_ready_said``): a phrase of NOT_READY_WORDS, compared word by word (case and the _ - . between words
 # ignored: OUT_OF_SERVICE, "loading model", NOT_SERVING), in the text under a HEALTH_STATE_KEYS key, in a short
@@ -650,8 +673,7 @@ def _check_file(walk, folder, name, findings, checked, content=None):
         findings.append(_finding(*escape))
         return None
     if stat.S_ISLNK(lst.st_mode) and not os.path.exists(real):
-        findings.append(_finding("incomplete", path, "%s is a symbolic link to %s, which is missing "
-                                                     "(a blob not downloaded or not copied)" % (path, real)))
+        findings.append(_finding("incomplete", path, _dangling_text(walk, path, real)))
         return None
     blocked = walk.search_problem(real)
     if blocked:
@@ -672,8 +694,9 @@ def _check_file(walk, folder, name, findings, checked, content=None):
                                  % (path, _user_text(walk.ident), _owner_text(st))))
         return None
     checked.append({"name": name, "bytes": st.st_size})
-    if st.st_size <= LFS_POINTER_MAX_BYTES and _is_lfs_pointer(real):
-        findings.append(_finding("lfs_pointer", path, "%s is a git-lfs pointer, not the file: run git lfs pull" % path))
+    placeholder = _placeholder(real) if st.st_size <= PLACEHOLDER_MAX_BYTES else None
+    if placeholder:
+        findings.append(_finding(placeholder[0], path, "%s %s" % (path, placeholder[1])))
         return None
     if content is not None:
         why = content(real, st.st_size)
@@ -683,9 +706,32 @@ def _check_file(walk, folder, name, findings, checked, content=None):
     return real
 
 
-def _is_lfs_pointer(path):
-    data, _error = read_bounded(path, LFS_POINTER_MAX_BYTES)
-    return bool(data) and data.startswith(LFS_POINTER)
+def _dangling_text(walk, path, real):
+    """Why the link ``path`` leads to nothing (``real``): a blob not downloaded or not copied, unless a
+    ``blobs/`` folder of a cache repo above the link (inside the store) holds the blob it names: then the
+    link itself is wrong (huggingface_hub 0.13.1 wrote links relative to the working directory)."""
+    name = os.path.basename(real)
+    folder = os.path.dirname(path)
+    while name and (is_within(folder, walk.real_root) or is_within(folder, walk.root)):
+        blob = os.path.join(folder, "blobs", name)
+        if os.path.isfile(blob):
+            return ("%s is a symbolic link to %s, which is missing; %s is there: the link is wrong, not the "
+                    "download (re-create the link, or download the model again)" % (path, real, blob))
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            break
+        folder = parent
+    return "%s is a symbolic link to %s, which is missing (a blob not downloaded or not copied)" % (path, real)
+
+
+def _placeholder(path):
+    """(cause, text) when the small file ``path`` stands in for the real one (``PLACEHOLDERS``), else None."""
+    data, _error = read_bounded(path, PLACEHOLDER_MAX_BYTES)
+    for pattern, cause, text in PLACEHOLDERS:
+        if data and pattern.match(data):
+            head = data.split(b"\n", 1)[0].decode("utf-8", "replace").strip()
+            return cause, text % {"head": one_line(head, 200)}
+    return None
 
 
 def _json_object_content(limit):
@@ -858,14 +904,26 @@ def _check_weights(walk, folder, names, findings, checked):
         return
     for shard in shards:
         _check_file(walk, folder, shard, findings, checked, _weights_content(shard))
+    # Other weight files of the format beside an index: loaders differ on which they read (transformers opens a
+    # single model.safetensors before any index), so each one there must be whole too.
+    for name in files:
+        if name not in shards:
+            _check_file(walk, folder, name, findings, checked, _weights_content(name))
+
+
+INCOMPLETE = ".incomplete"
 
 
 def _unfinished_downloads(folder, findings):
     """A finding when ``folder`` holds downloads huggingface_hub has not finished (``*.incomplete``):
-    a cache's ``blobs/``, or a ``--local-dir`` download's ``.cache/huggingface/download/`` (its tree)."""
+    a cache's ``blobs/``, or a ``--local-dir`` download's ``.cache/huggingface/download/`` (its tree).
+    An ``<x>.incomplete`` beside its finished ``<x>`` is the leftover of a retried or concurrent
+    download that did finish (the finished file was renamed into place): it is not counted."""
     partial = 0
     for _current, _dirs, files in os.walk(folder):  # nothing there: nothing walked
-        partial += sum(1 for n in files[:MAX_DIR_ENTRIES] if n.endswith(".incomplete"))
+        files = files[:MAX_DIR_ENTRIES]
+        finished = set(files)
+        partial += sum(1 for n in files if n.endswith(INCOMPLETE) and n[:-len(INCOMPLETE)] not in finished)
     if partial:
         findings.append(_finding("incomplete", folder, "%s holds %d unfinished download(s) (*.incomplete)"
                                  % (folder, partial)))
@@ -893,12 +951,21 @@ def _check_readable(walk, folder, name, findings):
     st, _exc = walk.stat(real)
     if st is None:
         if stat.S_ISLNK(lst.st_mode):
-            findings.append(_finding("incomplete", path, "%s is a symbolic link to %s, which is missing "
-                                                         "(a blob not downloaded or not copied)" % (path, real)))
+            findings.append(_finding("incomplete", path, _dangling_text(walk, path, real)))
         return
     if stat.S_ISREG(st.st_mode) and not walk.allows(real, st, R_OK):
         findings.append(_finding("unreadable", path, "%s is not readable by %s: %s"
                                  % (path, _user_text(walk.ident), _owner_text(st))))
+        return
+    placeholder = _placeholder(real) if stat.S_ISREG(st.st_mode) and 0 < st.st_size <= PLACEHOLDER_MAX_BYTES else None
+    if placeholder:  # the loader reads the tokenizer files too: a stand-in fails it as surely as one for the weights
+        findings.append(_finding(placeholder[0], path, "%s %s" % (path, placeholder[1])))
+
+
+# What marks a folder as a Hugging Face cache repo (models--org--name): snapshot_download writes refs/main
+# before any file, and a file's download makes blobs/ and snapshots/<commit>/ first: a download that failed
+# before its first file leaves refs/ alone (no snapshots/ to tell it by).
+HF_CACHE_PARTS = ("snapshots", "refs", "blobs")
 
 
 def _hf_cache_snapshot(walk, folder, findings):
@@ -913,10 +980,33 @@ def _hf_cache_snapshot(walk, folder, findings):
         if error:
             findings.append(_finding("unreadable", ref_file, error))
             return None
-        revision = data.decode("utf-8", "replace").strip()
-        if not _HEX_REF.match(revision):
-            findings.append(_finding("missing_snapshot", ref_file, "%s does not hold a commit hash" % ref_file))
+        raw = data.decode("utf-8", "replace")
+        revision = raw.strip()
+        if not _REF_NAME.match(revision) or revision in (".", ".."):
+            findings.append(_finding("missing_snapshot", ref_file, "%s does not hold a snapshot name (a commit hash)"
+                                     % ref_file))
             return None
+        if raw != revision:  # huggingface_hub reads a ref with f.read(), never stripped
+            shown = ("%s followed by '%s'" % (revision, json.dumps(raw[len(revision):])[1:-1])
+                     if raw.startswith(revision) else "'%s'" % json.dumps(raw)[1:-1])
+            findings.append(_finding("ref_whitespace", ref_file, "%s holds %s: huggingface_hub reads the file as it is "
+                                                                 "and finds no snapshot of that name, so loading "
+                                                                 "offline fails" % (ref_file, shown)))
+        # huggingface_hub reads refs/main to resolve the revision 'main': the service user must read it too
+        blocked = walk.search_problem(ref_file)
+        st, _exc = walk.stat(ref_file)
+        if blocked:
+            findings.append(_finding(*blocked))
+            return None
+        if st is not None and not walk.allows(ref_file, st, R_OK):
+            findings.append(_finding("unreadable", ref_file, "%s is not readable by %s: %s"
+                                     % (ref_file, _user_text(walk.ident), _owner_text(st))))
+            return None
+    elif not os.path.isdir(snapshots):
+        findings.append(_finding("missing_snapshot", folder, "%s has no snapshots/ folder and no refs/main: no file "
+                                                             "of the model was ever downloaded completely"
+                                 % folder))
+        return None
     else:
         try:
             found = sorted(n for n in os.listdir(snapshots) if not n.startswith("."))
@@ -927,12 +1017,41 @@ def _hf_cache_snapshot(walk, folder, findings):
                                                                     "choose one" % (snapshots, len(found) or "no")))
             return None
         revision = found[0]
+        findings.append(_finding("no_ref", os.path.dirname(ref_file), "%s has no refs/main: huggingface_hub resolves "
+                                 "the revision 'main' through it, so loading the model by its id offline fails (the "
+                                 "gate checked the only snapshot, %s)" % (folder, revision)))
     snapshot = os.path.join(snapshots, revision)
     if not os.path.isdir(snapshot):
-        findings.append(_finding("missing_snapshot", snapshot, "snapshot %s named by refs/main is missing from %s"
-                                 % (revision, snapshots)))
+        findings.append(_finding("missing_snapshot", snapshot, "snapshot %s named by refs/main is missing from %s%s"
+                                 % (revision, snapshots, "" if os.path.isdir(snapshots) else
+                                    " (there is no snapshots/ folder: no file of the model was ever downloaded "
+                                    "completely)")))
         return None
     return snapshot
+
+
+def _empty_snapshot(snapshot, repo, findings):
+    """True, with a finding that says why, when a cache's snapshot folder holds nothing: huggingface_hub makes
+    it before the first file's download, so with no finished blob nothing was ever downloaded; with finished
+    blobs, a copy left out the snapshot's links (rsync -r without -l skips them as non-regular files)."""
+    try:
+        if any(not name.startswith(".") for name in os.listdir(snapshot)):
+            return False
+    except OSError:
+        return False  # the checks that follow say why it cannot be listed
+    blobs = os.path.join(repo, "blobs")
+    try:
+        finished = [n for n in os.listdir(blobs)[:MAX_DIR_ENTRIES] if not n.endswith(INCOMPLETE)]
+    except OSError:
+        finished = []
+    if finished:
+        findings.append(_finding("links_not_kept", snapshot, "snapshot folder %s is empty while %s holds %d file(s): "
+                                                             "a copy that left out the symbolic links (rsync "
+                                                             "without -l or -a?)" % (snapshot, blobs, len(finished))))
+    else:
+        findings.append(_finding("incomplete", snapshot, "snapshot folder %s is empty: no file of the model was ever "
+                                                         "downloaded completely" % snapshot))
+    return True
 
 
 def _inspect_model(walk, entry, base):
@@ -977,18 +1096,25 @@ def _inspect_model(walk, entry, base):
         return findings, facts
     model_dir = real
     facts["layout"] = "model_dir"
-    if (not os.path.lexists(os.path.join(real, "config.json")) and os.path.isdir(os.path.join(real, "snapshots"))):
+    if (not os.path.lexists(os.path.join(real, "config.json"))
+            and any(os.path.isdir(os.path.join(real, part)) for part in HF_CACHE_PARTS)):
         facts["layout"] = "hf_cache"
         model_dir = _hf_cache_snapshot(walk, real, findings)
         if model_dir is None:
             return findings, facts
         facts["snapshot"] = model_dir
+        blocked = walk.search_problem(model_dir)  # snapshots/ too: the loader opens snapshots/<commit>/<file>
+        if blocked:
+            findings.append(_finding(*blocked))
+            return findings, facts
         sst, _exc = walk.stat(model_dir)
         if sst is None or not walk.allows(model_dir, sst, R_OK | X_OK):
             findings.append(_finding("unreadable", model_dir, "%s cannot be listed and entered (r-x) by %s%s"
                                      % (model_dir, _user_text(walk.ident),
                                         ": " + _owner_text(sst) if sst is not None else "")))
             return findings, facts
+    if facts["layout"] == "hf_cache" and _empty_snapshot(model_dir, real, findings):
+        return findings, facts
     checked = []
     if facts["layout"] == "model_dir":
         _unfinished_downloads(os.path.join(model_dir, LOCAL_DIR_DOWNLOADS), findings)
@@ -1059,6 +1185,10 @@ def inspect_model_store(entries, root, ident, base_dir=None):
     return out
 
 
+# Findings that warn and do not block: the model is complete, but a loader may not find it the way it is laid out.
+WARN_CAUSES = ("no_ref",)
+
+
 def evaluate_model_store(store, strict=True):
     """Pure: the model_store check from ``inspect_model_store``'s observations.
 
@@ -1077,11 +1207,12 @@ def evaluate_model_store(store, strict=True):
         who = _who(item["agents"], item["model"])
         details["models"].append(dict((k, item.get(k)) for k in ("model", "agents", "dir", "layout", "snapshot",
                                                                  "files", "bytes")))
-        details["models"][-1]["complete"] = not item["findings"]
-        if not item["findings"]:
+        blocking = [f for f in item["findings"] if f["cause"] not in WARN_CAUSES]
+        details["models"][-1]["complete"] = not blocking
+        if not blocking:
             complete += 1
         for found in item["findings"]:
-            status = _checks.FAIL
+            status = _checks.WARN if found["cause"] in WARN_CAUSES else _checks.FAIL
             text = found["text"]
             if found["cause"] == "missing":
                 if strict:

@@ -358,7 +358,9 @@ def test_hf_cache_without_refs_uses_its_only_snapshot_and_refuses_to_guess_betwe
     root, entries = make_store(open_tmp, crawler=("org/e", "models--org--e", None))
     repo = st.hf_cache_repo(root, "org/e")
     os.remove(os.path.join(repo, "refs", "main"))
-    assert inspect(root, entries)[0] == []
+    problems, ok_text, _d = inspect(root, entries)  # complete, with a warning: loading by id offline needs refs/main
+    assert ok_text.startswith("1 of 1 model(s) complete") and [(p["status"], p["details"]["cause"]) for p in problems] == [
+        (_checks.WARN, "no_ref")]
     os.makedirs(os.path.join(repo, "snapshots", "1" * 40))
     problems, _ok, _d = inspect(root, entries)
     assert "has 2 snapshot(s) and no refs/main to choose one" in problems[0]["message"]
