@@ -102,12 +102,13 @@ FIXES = {
 # Fixes of rows whose wording says more than their category's fix.
 _FIXES_BY_WORDING = {
     "probe not called": (
-        "Another driver (nouveau, or a framebuffer driver) owns the NVIDIA GPUs, so the NVIDIA driver cannot use "
-        "them: blacklist nouveau (and rebuild the initramfs) or unbind that driver, then reload nvidia or reboot."),
+        "Another driver owns NVIDIA GPUs, so the NVIDIA driver cannot use them: check lspci -k. Unless they are bound "
+        "to vfio-pci on purpose, blacklist nouveau (and rebuild the initramfs) or unbind that driver, then reload "
+        "nvidia or reboot."),
     "api mismatch": (
         "The NVIDIA user-space driver (libraries, nvidia-smi, CUDA) and the loaded kernel module are of different "
-        "versions (the message names both): NVML and CUDA fail until they match. Reboot after a driver update, or "
-        "unload and reload the nvidia modules; reinstall the driver if it persists."),
+        "versions (the message names both): that client's NVML and CUDA calls fail until they match. Reboot after a "
+        "driver update, or unload and reload the nvidia modules; a container must use the host's driver libraries."),
     "reset required": (
         "The NVIDIA driver refuses new work on a GPU until it is reset (CUDA: 'busy or unavailable'): find it with "
         "nvidia-smi -q (GPU Recovery Action, 'GPU requires reset'), stop its processes and reset it (nvidia-smi -r) "
@@ -409,15 +410,18 @@ ROWS = [
     # the same on kernels 6.x (drivers/base/dd.c): "nvidia 0000:2c:00.0: probe with driver nvidia failed with error -1"
     ("init_failed", "probe", r"\bprobe with driver nvidia failed", "NVIDIA probe failed", {}),
     ("init_failed", "power cables", r"necessary power cables", "GPU power cables not connected", {"own": True}),
-    # Another driver (nouveau, a framebuffer driver) holds NVIDIA GPUs: the NVIDIA driver never saw them
-    # (kernel-open/nvidia/nv.c: "The NVIDIA probe routine was not called for %d device(s).").
+    # Another driver holds NVIDIA GPUs: the NVIDIA driver never saw them ("The NVIDIA probe routine was not called
+    # for %d device(s)."). Soft, host level: the line cannot tell nouveau holding every GPU (none usable) from a GPU
+    # bound to vfio-pci on purpose; the GPU facts say which GPU has which driver (no nvidia driver bound: degraded).
     ("init_failed", "probe", r"\bNVIDIA probe routine was not called for \d+ device", "NVIDIA GPUs held by another "
-     "driver (the NVIDIA probe was not called)", {"own": True, "fix": _FIXES_BY_WORDING["probe not called"]}),
+     "driver (the NVIDIA probe was not called)", {"own": True, "severity": SOFT, "fix": _FIXES_BY_WORDING["probe not called"]}),
     # A client of another driver version than the kernel module ("NVRM: API mismatch: the client has the version
     # 570.153.02, but / NVRM: this kernel module has the version 570.144", or "the client 'kwin_wayland' (pid 1005)"):
-    # NVML and CUDA fail until they match (a driver updated without a reboot).
+    # that client fails. Soft, host level: after a driver update without a reboot every client fails, and nvidia-smi
+    # says so itself ("Driver/library version mismatch"); a container with its own driver libraries fails alone, and
+    # the line stays in the log after the modules are reloaded.
     ("init_failed", "api mismatch", r"\bNVRM: API mismatch\b", "NVIDIA driver version mismatch (a user-space client "
-     "and the kernel module)", {"fix": _FIXES_BY_WORDING["api mismatch"]}),
+     "and the kernel module)", {"severity": SOFT, "fix": _FIXES_BY_WORDING["api mismatch"]}),
     # The driver loaded with no GPU to drive: soft, host level. A GPU that failed says so on its own (hard) lines
     # before these; with none, there is no NVIDIA GPU for it (or they are bound to vfio-pci on purpose).
     ("init_failed", "no nvidia", r"\bNo NVIDIA (?:GPU found|graphics adapter (?:found|probed)|devices probed)",

@@ -31,18 +31,19 @@ def shape(findings):
       "kernel: xhci_hcd 0000:01:00.2: can't change power state from D3cold to D0 (config space inaccessible)",
       "kernel: snd_hda_intel 0000:01:00.1: can't change power state from D3cold to D0 (config space inaccessible)"],
      []),
-    # Frogging-Family/nvidia-all#394 (595.x names the client; the message goes on on indented lines): hard, host level.
+    # Frogging-Family/nvidia-all#394 (595.x names the client; the message goes on on indented lines): soft, host level
+    # (that client fails; nvidia-smi says so itself when it is the one).
     (["[    9.424670] NVRM: API mismatch: the client 'kwin_wayland' (pid 1005)",
       "               NVRM: has the version 595.84, but this kernel module has",
       "               NVRM: the version 595.80.  Please make sure that this",
       "               NVRM: kernel module and all NVIDIA driver components",
       "               NVRM: have the same version."],
-     [("init_failed", H, None, None, 1)]),
+     [("init_failed", S, None, None, 1)]),
     # stackhpc/ansible-slurm-appliance#287: rsyslog's one-line form (#012 for each newline).
     (["Jun 30 11:07:05 gpu-0 kernel: NVRM: API mismatch: the client has the version 535.54.03, but#012NVRM: this "
       "kernel module has the version 530.30.02.  Please#012NVRM: make sure that this kernel module and all NVIDIA "
       "driver#012NVRM: components have the same version."],
-     [("init_failed", H, None, None, 1)]),
+     [("init_failed", S, None, None, 1)]),
     # ValveSoftware/SteamOS#209: the NVIDIA module loaded on a host whose GPU is an AMD one: soft, host level.
     (["[  441.170986] NVRM: No NVIDIA graphics adapter found!",
       "[  441.171021] NVRM: NVIDIA init module failed!"],
@@ -57,16 +58,17 @@ def test_driver_load_wordings(lines, expected):
     assert shape(kl.scan(lines, boot_time=0.0)) == expected
 
 
-def test_probe_not_called_is_hard_and_names_the_other_driver():
-    # mattshma/bigdata#133: nouveau owns the GPUs.
+def test_probe_not_called_is_soft_and_names_the_other_driver():
+    # mattshma/bigdata#133: nouveau owns the GPUs (the GPU facts make each of them degraded: no nvidia driver bound).
     findings = kl.scan(["[188549.976351] NVRM: The NVIDIA probe routine was not called for 3 device(s)."], boot_time=0.0)
-    assert shape(findings) == [("init_failed", H, None, None, 1)]
+    assert shape(findings) == [("init_failed", S, None, None, 1)]
     assert "nouveau" in findings[0]["fix"] and findings[0]["vendor"] == "nvidia"
 
 
 def test_api_mismatch_fix_says_reboot_or_reload():
     findings = kl.scan(["NVRM: API mismatch: the client has the version 570.153.02, but"], vendors="nvidia")
     assert findings and "Reboot" in findings[0]["fix"] and "mismatch" in findings[0]["summary"]
+    assert findings[0]["severity"] == S
     # an AMD-only scan does not read NVIDIA's rows
     assert kl.scan(["NVRM: API mismatch: the client has the version 570.153.02, but"], vendors="amd") == []
 
