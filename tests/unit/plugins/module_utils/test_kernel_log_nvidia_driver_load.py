@@ -53,6 +53,9 @@ def shape(findings):
     (["[    2.870841] NVRM objClInitPcieChipset: *** Chipset Setup Function Error!",
       "[   67.112494] Asynchronous wait on fence NVIDIA:nvidia.prime:0 timed out (hint:submit_notify [i915])"],
      []),
+    # CachyOS/CachyOS-PKGBUILDS#1038 ("The system is stable"): the interrupt fallback is no finding.
+    (["[    4.302611] NVRM: GPU 0000:01:00.0: Failed to enable MSI; falling back to PCIe virtual-wire interrupts."],
+     []),
 ])
 def test_driver_load_wordings(lines, expected):
     assert shape(kl.scan(lines, boot_time=0.0)) == expected
