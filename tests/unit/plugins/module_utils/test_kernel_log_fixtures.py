@@ -537,6 +537,14 @@ EXPECTED.update({
     'open-gpu-kernel-modules-688_dgx_station_a100_journal_nv_err_gpu_is_lost_no_xid.txt': [
         ('bus_lost', H, None, None, 3),
     ],
+    # syslog with dmesg stamps: the slot's link goes down (hard, host level; "Card not present" soft), Xid 79 and the
+    # Xid-less line on the GPU behind it; the X server's NVIDIA errors are user space, no findings.
+    'pop-3363_syslog_pciehp_link_down_xid79_xorg_lines.txt': [
+        ('bus_lost', H, None, None, 1),
+        ('bus_lost', S, None, None, 1),
+        ('bus_lost', H, '0000:01:00', 79, 1),
+        ('bus_lost', H, '0000:01:00.0', None, 1),
+    ],
 })
 
 PATHS = dict((p.name, p) for p in logs())
