@@ -116,6 +116,10 @@ _FIXES_BY_WORDING = {
     "uvm fatal": (
         "nvidia-uvm hit a global fatal error: CUDA fails on every GPU of the node (nvidia-smi may still look fine) until "
         "the node is rebooted. Reboot it before new work; check the Xids before this line for the cause."),
+    "nvlink discovery": (
+        "The driver could not bring up the NVLinks to a peer GPU when it loaded: check nvidia-smi nvlink -s and "
+        "nvidia-smi topo -m, and reboot the node before new multi-GPU work (the links stay down until then); if it "
+        "recurs, check the NVLink bridges or baseboard."),
     "no gpu": (
         "The NVIDIA driver loaded but found no GPU it could drive: check lspci for the NVIDIA GPUs, which driver "
         "holds them (lspci -k: vfio-pci, nouveau), and the kernel log before this line."),
@@ -455,6 +459,11 @@ ROWS = [
     # node reboots; CUDA fails while nvidia-smi may still look healthy.
     ("recovery_required", "uvm encountered global fatal error", r"\buvm encountered global fatal error 0x[0-9a-f]+",
      "nvidia-uvm fatal error: a reboot is required", {"fix": _FIXES_BY_WORDING["uvm fatal"]}),
+    # NVLink discovery failed at driver load (knvlinkDiscoverPostRxDetLinks_GH100: "Getting peer0's postRxDetLinkMask
+    # failed!", and knvlinkUpdatePostRxDetectLinkMask_*): the links to that peer stay down until a reboot; multi-GPU
+    # work falls back to PCIe or fails. No Xid; the line names the peer by index: host level.
+    ("nvlink_error", "postrx", r"\bknvlink\w*PostRx\w*:.*\bfailed\b", "NVLink discovery failed at driver load (links "
+     "to a peer GPU down)", {"own": True, "fix": _FIXES_BY_WORDING["nvlink discovery"]}),
     # A GSP RPC timeout without Xid 119 (drivers before it, or printed beside it): the GPU's firmware did not answer.
     # These and NV_ERR_RESET_REQUIRED are hangs (role): naming no GPU, they join the one GPU whose Xid 154 asks for a
     # reset, and an Xid 154 back to None after them is a recovery (see _kernel_log).

@@ -219,6 +219,7 @@ NVIDIA_SAMPLES = [
     ("NVRM: _issueRpcAndWait: rpcRecvPoll timedout for fn 76 sequence 4129!", "firmware_error"),
     ("NVRM: nvAssertFailedNoLog: Assertion failed: Back to back GSP RPC timeout detected! GPU marked for reset @ "
      "kernel_gsp.c:2387", "firmware_error"),
+    ("NVRM: knvlinkDiscoverPostRxDetLinks_GH100: Getting peer0's postRxDetLinkMask failed!", "nvlink_error"),
 ]
 
 

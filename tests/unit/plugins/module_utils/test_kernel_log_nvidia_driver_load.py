@@ -112,3 +112,13 @@ def test_gsp_timeouts_stay_hard_until_the_gpu_recovers():
     assert [(f["category"], f["severity"], f["bdf"], f["recovered"]) for f in findings] == [
         ("gpu_reset", S, "0000:0b:00", True)]
     assert findings[0]["hung"].startswith("GSP firmware RPC timed out")
+
+
+def test_nvlink_discovery_failure_at_load_is_hard_and_host_level():
+    # leptonai/gpud#1271 (a production journal line; gpud#1272 reports the node unhealthy and recommends a reboot)
+    line = "Jul 09 10:42:47 pool0-0082 kernel: NVRM: knvlinkDiscoverPostRxDetLinks_GH100: Getting peer0's postRxDetLinkMask failed!"
+    findings = kl.scan([line], boot_time=0.0)
+    assert shape(findings) == [("nvlink_error", H, None, None, 1)]
+    assert "reboot" in findings[0]["fix"] and findings[0]["message"].startswith("NVRM: knvlinkDiscoverPostRxDetLinks_GH100")
+    # the same function's healthy notices give nothing
+    assert kl.scan(["NVRM: knvlinkDiscoverPostRxDetLinks_GH100: peer0 postRxDetLinkMask 0x3ffff"], boot_time=0.0) == []
