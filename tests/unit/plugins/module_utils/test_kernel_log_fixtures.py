@@ -545,6 +545,11 @@ EXPECTED.update({
         ('bus_lost', H, '0000:01:00', 79, 1),
         ('bus_lost', H, '0000:01:00.0', None, 1),
     ],
+    # NVSwitch probing in a TDX guest (H100 PPCIe), then SXid 22013 "Non-fatal, Link NN Minion Link DLREQ interrupt" on two
+    # links: one soft nvlink_error of the host (the address is the switch's), x2; its Severity and Data lines give nothing.
+    'nvtrust-124_h100_ppcie_tdx_dmesg_nvswitch_probe_sxid22013_nonfatal.txt': [
+        ('nvlink_error', S, None, None, 2),
+    ],
 })
 
 PATHS = dict((p.name, p) for p in logs())
