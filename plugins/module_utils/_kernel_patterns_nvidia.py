@@ -116,6 +116,10 @@ _FIXES_BY_WORDING = {
     "uvm fatal": (
         "nvidia-uvm hit a global fatal error: CUDA fails on every GPU of the node (nvidia-smi may still look fine) until "
         "the node is rebooted. Reboot it before new work; check the Xids before this line for the cause."),
+    "fabric mismatch": (
+        "nvidia-fabricmanager (or another NVSwitch client) is of another version than the loaded driver (the message "
+        "names both): it cannot start, and CUDA on an NVSwitch system fails until it does. Install the fabric manager "
+        "of the driver's exact version (or reboot after a driver update) and start it."),
     "nvlink discovery": (
         "The driver could not bring up the NVLinks to a peer GPU when it loaded: check nvidia-smi nvlink -s and "
         "nvidia-smi topo -m, and reboot the node before new multi-GPU work (the links stay down until then); if it "
@@ -426,6 +430,12 @@ ROWS = [
     # the line stays in the log after the modules are reloaded.
     ("init_failed", "api mismatch", r"\bNVRM: API mismatch\b", "NVIDIA driver version mismatch (a user-space client "
      "and the kernel module)", {"severity": SOFT, "fix": _FIXES_BY_WORDING["api mismatch"]}),
+    # The same for the NVSwitch / NVLink core drivers and their user-space client, nvidia-fabricmanager
+    # ("nvidia-nvswitch: Version mismatch, kernel version 450.80.02 user version 450.51.06"): the fabric manager cannot
+    # start, and CUDA on an NVSwitch system then fails with 802 (system not yet initialized), which nvidia-smi reports.
+    ("init_failed", "version mismatch, kernel version", r"\bnvidia-nv(?:switch|link): (?:\w+: )?version mismatch, "
+     r"kernel version \S+ user version", "NVSwitch driver and nvidia-fabricmanager of different versions",
+     {"severity": SOFT, "fix": _FIXES_BY_WORDING["fabric mismatch"]}),
     # The driver loaded with no GPU to drive: soft, host level. A GPU that failed says so on its own (hard) lines
     # before these; with none, there is no NVIDIA GPU for it (or they are bound to vfio-pci on purpose).
     ("init_failed", "no nvidia", r"\bNo NVIDIA (?:GPU found|graphics adapter (?:found|probed)|devices probed)",

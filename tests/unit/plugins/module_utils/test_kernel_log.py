@@ -220,6 +220,7 @@ NVIDIA_SAMPLES = [
     ("NVRM: nvAssertFailedNoLog: Assertion failed: Back to back GSP RPC timeout detected! GPU marked for reset @ "
      "kernel_gsp.c:2387", "firmware_error"),
     ("NVRM: knvlinkDiscoverPostRxDetLinks_GH100: Getting peer0's postRxDetLinkMask failed!", "nvlink_error"),
+    ("nvidia-nvswitch: Version mismatch, kernel version 450.80.02 user version 450.51.06", "init_failed"),
 ]
 
 

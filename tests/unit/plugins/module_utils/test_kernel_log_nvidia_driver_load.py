@@ -122,3 +122,11 @@ def test_nvlink_discovery_failure_at_load_is_hard_and_host_level():
     assert "reboot" in findings[0]["fix"] and findings[0]["message"].startswith("NVRM: knvlinkDiscoverPostRxDetLinks_GH100")
     # the same function's healthy notices give nothing
     assert kl.scan(["NVRM: knvlinkDiscoverPostRxDetLinks_GH100: peer0 postRxDetLinkMask 0x3ffff"], boot_time=0.0) == []
+
+
+def test_nvswitch_version_mismatch_is_a_soft_host_warning():
+    # NVIDIA/gpu-operator#121 (its title quotes the kernel line): the fabric manager of another driver version
+    line = "[  123.456789] nvidia-nvswitch: Version mismatch, kernel version 450.80.02 user version 450.51.06"
+    findings = kl.scan([line], boot_time=0.0)
+    assert shape(findings) == [("init_failed", S, None, None, 1)]
+    assert "fabric manager" in findings[0]["fix"]
