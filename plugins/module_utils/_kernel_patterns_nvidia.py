@@ -475,8 +475,8 @@ ROWS = [
     ("nvlink_error", "postrx", r"\bknvlink\w*PostRx\w*:.*\bfailed\b", "NVLink discovery failed at driver load (links "
      "to a peer GPU down)", {"own": True, "fix": _FIXES_BY_WORDING["nvlink discovery"]}),
     # A GSP RPC timeout without Xid 119 (drivers before it, or printed beside it): the GPU's firmware did not answer.
-    # These and NV_ERR_RESET_REQUIRED are hangs (role): naming no GPU, they join the one GPU whose Xid 154 asks for a
-    # reset, and an Xid 154 back to None after them is a recovery (see _kernel_log).
+    # These, the heartbeat timeouts below and NV_ERR_RESET_REQUIRED are hangs (role): naming no GPU, they join the one
+    # GPU whose Xid 154 asks for a reset, and an Xid 154 back to None after them is a recovery (see _kernel_log).
     ("firmware_error", "rpcrecvpoll timedout", r"\brpcRecvPoll timedout for fn \d+", "GSP firmware RPC timed out",
      {"own": True, "role": "hang"}),
     ("firmware_error", "gsp rpc timeout", r"\bBack to back GSP RPC timeout detected", "GSP firmware RPC timed out "
@@ -484,7 +484,7 @@ ROWS = [
     # "GSP RM heartbeat timed out" (_kgspRpcRecvPoll) and "_kgspIsHeartbeatTimedOut: Heartbeat timed out" (595.x);
     # the GPU is named by its index (GPU6), not its address.
     ("firmware_error", "heartbeat", r"\b(?:GSP RM heartbeat|_kgspIsHeartbeatTimedOut: Heartbeat) timed out\b",
-     "GSP firmware heartbeat timed out", {"own": True}),
+     "GSP firmware heartbeat timed out", {"own": True, "role": "hang"}),
 ]
 
 BENIGN = []

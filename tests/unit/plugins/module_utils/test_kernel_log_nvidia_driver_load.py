@@ -130,3 +130,18 @@ def test_nvswitch_version_mismatch_is_a_soft_host_warning():
     findings = kl.scan([line], boot_time=0.0)
     assert shape(findings) == [("init_failed", S, None, None, 1)]
     assert "fabric manager" in findings[0]["fix"]
+
+
+def test_gsp_heartbeat_timeout_then_reset_and_recovery_is_one_recovered_reset():
+    # Hand-made after the sequence of NVIDIA/open-gpu-kernel-modules#1353 (GSP heartbeat timeout, Xid 154 asking for a
+    # reset), ending with the recovery action back to None. Without that end the heartbeat stays hard.
+    lines = ["[ 10.0] NVRM: GPU0 _kgspRpcRecvPoll: GSP RM heartbeat timed out (diff ~8000ms > timeout 5200ms)",
+             "[ 10.1] NVRM: Xid (PCI:0000:01:00): 154, GPU recovery action changed from 0x0 (None) to 0x1 (GPU Reset "
+             "Required)"]
+    assert [(f["category"], f["severity"]) for f in kl.scan(lines, boot_time=0.0)] == [
+        ("firmware_error", H), ("recovery_required", H)]
+    lines.append("[ 60.0] NVRM: Xid (PCI:0000:01:00): 154, GPU recovery action changed from 0x1 (GPU Reset Required) "
+                 "to 0x0 (None)")
+    findings = kl.scan(lines, boot_time=0.0)
+    assert [(f["category"], f["severity"], f["bdf"], f["recovered"]) for f in findings] == [
+        ("gpu_reset", S, "0000:01:00", True)]
