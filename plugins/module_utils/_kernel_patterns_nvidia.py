@@ -99,6 +99,36 @@ FIXES = {
         "The GPU recovered (recovery action back to None); no action unless it repeats."),
 }
 
+# Fixes of rows whose wording says more than their category's fix.
+_FIXES_BY_WORDING = {
+    "probe not called": (
+        "Another driver owns NVIDIA GPUs, so the NVIDIA driver cannot use them: check lspci -k. Unless they are bound "
+        "to vfio-pci on purpose, blacklist nouveau (and rebuild the initramfs) or unbind that driver, then reload "
+        "nvidia or reboot."),
+    "api mismatch": (
+        "The NVIDIA user-space driver (libraries, nvidia-smi, CUDA) and the loaded kernel module are of different "
+        "versions (the message names both): that client's NVML and CUDA calls fail until they match. Reboot after a "
+        "driver update, or unload and reload the nvidia modules; a container must use the host's driver libraries."),
+    "reset required": (
+        "The NVIDIA driver refuses new work on a GPU until it is reset (CUDA: 'busy or unavailable'): find it with "
+        "nvidia-smi -q (GPU Recovery Action, 'GPU requires reset'), stop its processes and reset it (nvidia-smi -r) "
+        "or reboot the node before new work."),
+    "uvm fatal": (
+        "nvidia-uvm hit a global fatal error: CUDA fails on every GPU of the node (nvidia-smi may still look fine) until "
+        "the node is rebooted. Reboot it before new work; check the Xids before this line for the cause."),
+    "fabric mismatch": (
+        "nvidia-fabricmanager (or another NVSwitch client) is of another version than the loaded driver (the message "
+        "names both): it cannot start, and CUDA on an NVSwitch system fails until it does. Install the fabric manager "
+        "of the driver's exact version (or reboot after a driver update) and start it."),
+    "nvlink discovery": (
+        "The driver could not bring up the NVLinks to a peer GPU when it loaded: check nvidia-smi nvlink -s and "
+        "nvidia-smi topo -m, and reboot the node before new multi-GPU work (the links stay down until then); if it "
+        "recurs, check the NVLink bridges or baseboard."),
+    "no gpu": (
+        "The NVIDIA driver loaded but found no GPU it could drive: check lspci for the NVIDIA GPUs, which driver "
+        "holds them (lspci -k: vfio-pci, nouveau), and the kernel log before this line."),
+}
+
 _SXID_FIX = (
     "An NVSwitch reported an NVLink fabric error (SXid, in the message): check nvidia-fabricmanager's log and "
     "nvidia-smi nvlink -s on the GPUs; a fatal SXid needs the GPUs and switches reset (or the node rebooted) "
@@ -388,6 +418,35 @@ ROWS = [
     # the same on kernels 6.x (drivers/base/dd.c): "nvidia 0000:2c:00.0: probe with driver nvidia failed with error -1"
     ("init_failed", "probe", r"\bprobe with driver nvidia failed", "NVIDIA probe failed", {}),
     ("init_failed", "power cables", r"necessary power cables", "GPU power cables not connected", {"own": True}),
+    # Another driver holds NVIDIA GPUs: the NVIDIA driver never saw them ("The NVIDIA probe routine was not called
+    # for %d device(s)."). Soft, host level: the line cannot tell nouveau holding every GPU (none usable) from a GPU
+    # bound to vfio-pci on purpose; the GPU facts say which GPU has which driver (no nvidia driver bound: degraded).
+    ("init_failed", "probe", r"\bNVIDIA probe routine was not called for \d+ device", "NVIDIA GPUs held by another "
+     "driver (the NVIDIA probe was not called)", {"own": True, "severity": SOFT, "fix": _FIXES_BY_WORDING["probe not called"]}),
+    # A client of another driver version than the kernel module ("NVRM: API mismatch: the client has the version
+    # 570.153.02, but / NVRM: this kernel module has the version 570.144", or "the client 'kwin_wayland' (pid 1005)"):
+    # that client fails. Soft, host level: after a driver update without a reboot every client fails, and nvidia-smi
+    # says so itself ("Driver/library version mismatch"); a container with its own driver libraries fails alone, and
+    # the line stays in the log after the modules are reloaded.
+    ("init_failed", "api mismatch", r"\bNVRM: API mismatch\b", "NVIDIA driver version mismatch (a user-space client "
+     "and the kernel module)", {"severity": SOFT, "fix": _FIXES_BY_WORDING["api mismatch"]}),
+    # The same for the NVSwitch / NVLink core drivers and their user-space client, nvidia-fabricmanager
+    # ("nvidia-nvswitch: Version mismatch, kernel version 450.80.02 user version 450.51.06"): the fabric manager cannot
+    # start, and CUDA on an NVSwitch system then fails with 802 (system not yet initialized), which nvidia-smi reports.
+    ("init_failed", "version mismatch, kernel version", r"\bnvidia-nv(?:switch|link): (?:\w+: )?version mismatch, "
+     r"kernel version \S+ user version", "NVSwitch driver and nvidia-fabricmanager of different versions",
+     {"severity": SOFT, "fix": _FIXES_BY_WORDING["fabric mismatch"]}),
+    # The driver loaded with no GPU to drive: soft, host level. A GPU that failed says so on its own (hard) lines
+    # before these; with none, there is no NVIDIA GPU for it (or they are bound to vfio-pci on purpose).
+    ("init_failed", "no nvidia", r"\bNo NVIDIA (?:GPU found|graphics adapter (?:found|probed)|devices probed)",
+     "the NVIDIA driver found no GPU to drive", {"own": True, "severity": SOFT, "fix": _FIXES_BY_WORDING["no gpu"]}),
+    ("init_failed", "init module failed", r"\bNVIDIA init module failed\b", "the NVIDIA driver found no GPU to drive",
+     {"own": True, "severity": SOFT, "fix": _FIXES_BY_WORDING["no gpu"]}),
+    # The PCI core could not bring the GPU back from D3cold (runtime power management, a VM hand-over): its config
+    # space reads all-ones and it is gone until the node is power-cycled. Kernels 6.x: "Unable to change power state
+    # from D3cold to D0, device inaccessible"; older ones: "can't change power state ... (config space inaccessible)".
+    ("bus_lost", "inaccessible", r"(?:^|\s)nvidia " + _BDF + r": .*\b(?:device|config space) inaccessible\b",
+     "GPU inaccessible on the PCIe bus (it did not power up)", {"gpu": "lost"}),
     ("gpu_hang", "locked", r"\bGPU is probably locked\b", "RC watchdog: GPU locked", {"own": True}),
     # The GPU itself reported an uncorrectable PCIe error (its own AER line; see _kernel_patterns_amdgpu).
     ("pcie_error", "pcie bus error", r"(?:^|\s)nvidia " + _BDF + r": (?:AER: )?PCIe Bus Error: severity=Uncorrect(?:ed|able) \(Fatal\)",
@@ -399,10 +458,33 @@ ROWS = [
     # bridge's Fatal line is hard by itself, and a non-fatal error often leaves the GPU working.
     ("pcie_error", "can't recover", r"(?:^|\s)nvidia (?P<bdf>" + _BDF + r"): AER: can't recover",
      "uncorrectable PCIe error on the GPU's link (the driver cannot recover it)", {"severity": SOFT}),
+    # The driver's own status codes in its assertion lines ("NVRM: nvAssertOkFailedNoLog: Assertion failed: GPU lost
+    # from the bus [NV_ERR_GPU_IS_LOST] (0x0000000F) returned from ..."), printed with or without an Xid: the GPU is
+    # named by its index at most (GPU0), so the findings are the host's.
+    ("bus_lost", "nv_err_gpu_is_lost", r"\[NV_ERR_GPU_IS_LOST\]", "the NVIDIA driver reports a GPU lost from the bus "
+     "(NV_ERR_GPU_IS_LOST)", {"own": True}),
+    ("recovery_required", "nv_err_reset_required", r"\[NV_ERR_RESET_REQUIRED\]", "the NVIDIA driver refuses work "
+     "until a GPU is reset (NV_ERR_RESET_REQUIRED)", {"own": True, "role": "hang", "fix": _FIXES_BY_WORDING["reset required"]}),
+    # nvidia-uvm's global fatal error (nv_gpu_ops.c nvGpuOpsReportFatalError): UVM refuses work on every GPU until the
+    # node reboots; CUDA fails while nvidia-smi may still look healthy.
+    ("recovery_required", "uvm encountered global fatal error", r"\buvm encountered global fatal error 0x[0-9a-f]+",
+     "nvidia-uvm fatal error: a reboot is required", {"fix": _FIXES_BY_WORDING["uvm fatal"]}),
+    # NVLink discovery failed at driver load (knvlinkDiscoverPostRxDetLinks_GH100: "Getting peer0's postRxDetLinkMask
+    # failed!", and knvlinkUpdatePostRxDetectLinkMask_*): the links to that peer stay down until a reboot; multi-GPU
+    # work falls back to PCIe or fails. No Xid; the line names the peer by index: host level.
+    ("nvlink_error", "postrx", r"\bknvlink\w*PostRx\w*:.*\bfailed\b", "NVLink discovery failed at driver load (links "
+     "to a peer GPU down)", {"own": True, "fix": _FIXES_BY_WORDING["nvlink discovery"]}),
+    # A GSP RPC timeout without Xid 119 (drivers before it, or printed beside it): the GPU's firmware did not answer.
+    # These, the heartbeat timeouts below and NV_ERR_RESET_REQUIRED are hangs (role): naming no GPU, they join the one
+    # GPU whose Xid 154 asks for a reset, and an Xid 154 back to None after them is a recovery (see _kernel_log).
+    ("firmware_error", "rpcrecvpoll timedout", r"\brpcRecvPoll timedout for fn \d+", "GSP firmware RPC timed out",
+     {"own": True, "role": "hang"}),
+    ("firmware_error", "gsp rpc timeout", r"\bBack to back GSP RPC timeout detected", "GSP firmware RPC timed out "
+     "repeatedly (GPU marked for reset)", {"own": True, "role": "hang"}),
     # "GSP RM heartbeat timed out" (_kgspRpcRecvPoll) and "_kgspIsHeartbeatTimedOut: Heartbeat timed out" (595.x);
     # the GPU is named by its index (GPU6), not its address.
     ("firmware_error", "heartbeat", r"\b(?:GSP RM heartbeat|_kgspIsHeartbeatTimedOut: Heartbeat) timed out\b",
-     "GSP firmware heartbeat timed out", {"own": True}),
+     "GSP firmware heartbeat timed out", {"own": True, "role": "hang"}),
 ]
 
 BENIGN = []

@@ -204,6 +204,23 @@ NVIDIA_SAMPLES = [
     # hand-made from the driver's format (kern_gpu_error_cont_*.c): a contained error the driver wants reset
     ("NVRM: Xid (PCI:0000:00:08): 94, pid='<unknown>', name=<unknown>, Contained: SM (0x1). RST: No, D-RST: Yes",
      "ras_uncorrectable"),
+    # nvkernel: real lines without an Xid (test_kernel_log_nvidia_driver_load.py cites each)
+    ("NVRM: The NVIDIA probe routine was not called for 3 device(s).", "init_failed"),
+    ("NVRM: API mismatch: the client has the version 570.153.02, but", "init_failed"),
+    ("NVRM: No NVIDIA graphics adapter found!", "init_failed"),
+    ("NVRM: NVIDIA init module failed!", "init_failed"),
+    ("nvidia 0000:01:00.0: Unable to change power state from D3cold to D0, device inaccessible", "bus_lost"),
+    ("NVRM: nvAssertOkFailedNoLog: Assertion failed: GPU lost from the bus [NV_ERR_GPU_IS_LOST] (0x0000000F) returned "
+     "from rmStatus @ kernel_ce_gv100.c:106", "bus_lost"),
+    ("NVRM: nvAssertOkFailedNoLog: Assertion failed: Reset required [NV_ERR_RESET_REQUIRED] (0x00000062) returned from "
+     "status @ kernel_channel.c:2874", "recovery_required"),
+    ("NVRM: nvGpuOpsReportFatalError: uvm encountered global fatal error 0x60, requiring os reboot to recover.",
+     "recovery_required"),
+    ("NVRM: _issueRpcAndWait: rpcRecvPoll timedout for fn 76 sequence 4129!", "firmware_error"),
+    ("NVRM: nvAssertFailedNoLog: Assertion failed: Back to back GSP RPC timeout detected! GPU marked for reset @ "
+     "kernel_gsp.c:2387", "firmware_error"),
+    ("NVRM: knvlinkDiscoverPostRxDetLinks_GH100: Getting peer0's postRxDetLinkMask failed!", "nvlink_error"),
+    ("nvidia-nvswitch: Version mismatch, kernel version 450.80.02 user version 450.51.06", "init_failed"),
 ]
 
 

@@ -486,6 +486,72 @@ EXPECTED = {
     ],
 }
 
+# nvkernel: NVIDIA driver loads, healthy and failed (tests/fixtures/kernel_log_healthy/SOURCES.md,
+# tests/fixtures/training/SOURCES.md).
+EXPECTED.update({
+    # Healthy: an 8x B200 VM loading the open module with initcall_debug ("probe of <bdf> returned 0 after ..."), a
+    # Spanish-locale journal of a driver load (module taints, nvidia-modeset, nvidia-drm), and a mixed host's good
+    # boot (amdgpu iGPU with "Overdrive is enabled", nvidia 0000:08:00.0): nothing.
+    'nvrc-159_8x_b200_590.48.01_dmesg_initcall_debug_probe_returned_0.txt': [
+    ],
+    'bugtracker-2237_530.30.02_journal_es_locale_module_taint_modeset_load.txt': [
+    ],
+    'bazzite-2612_amdgpu_igpu_nvidia_open_570.133.07_good_boot_journal.txt': [
+    ],
+    # nouveau holds 3 GPUs: the earlier load found no GPU, the reload says the probe was not called for 3 devices (both
+    # soft, host level: the line cannot tell this from a GPU bound to vfio-pci on purpose; the GPU facts judge each
+    # GPU by the driver bound to it).
+    'bigdata-133_dmesg_probe_routine_not_called_nouveau_owns_3_gpus.txt': [
+        ('init_failed', S, None, None, 1),
+        ('init_failed', S, None, None, 1),
+    ],
+    # User space updated without the kernel module: the API mismatch (x3, soft, host level: nvidia-smi fails on its
+    # own then), then the GSP firmware of the loaded module's version is missing and 07:00.0 does not initialise (hard).
+    'bazzite-2668_570.144_dmesg_api_mismatch_gsp_firmware_missing_rminitadapter.txt': [
+        ('init_failed', S, None, None, 3),
+        ('init_failed', H, '0000:07:00.0', None, 1),
+        ('init_failed', H, '0000:07:00.0', None, 1),
+    ],
+    # The GPU does not come back from D3cold ("device inaccessible", x4): lost; each open retries RmInitAdapter.
+    'gpu-passthrough-tutorial-39_dmesg_d3cold_device_inaccessible_rminitadapter.txt': [
+        ('bus_lost', H, '0000:01:00.0', None, 4),
+        ('init_failed', H, '0000:01:00.0', None, 3),
+        ('init_failed', H, '0000:01:00.0', None, 3),
+    ],
+    # Older kernels' wording ("config space inaccessible") on the GPU, then Xid 79; the card's USB and audio functions
+    # (xhci_hcd, snd_hda_intel, pci) failing with it are no findings of their own.
+    'firmware-open-259_journal_d3cold_config_space_inaccessible_xid79.txt': [
+        ('bus_lost', H, '0000:01:00.0', None, 1),
+        ('bus_lost', H, '0000:01:00', 79, 1),
+        ('bus_lost', H, '0000:01:00.0', None, 1),
+    ],
+    # talosctl dmesg, no Xid 119: "Back to back GSP RPC timeout detected! GPU marked for reset" and "rpcRecvPoll timedout"
+    # (hard, host level: they name no GPU), then Xid 154 asks for a reset of 0b:00 (nothing recovered in the excerpt).
+    'open-gpu-kernel-modules-446_talosctl_gsp_rpc_timeout_no_xid119_xid154_reset_required.txt': [
+        ('firmware_error', H, None, None, 1),
+        ('firmware_error', H, None, None, 1),
+        ('recovery_required', H, '0000:0b:00', 154, 1),
+    ],
+    # DGX Station A100 journal: "GPU lost from the bus [NV_ERR_GPU_IS_LOST]" (x3) without an Xid in the excerpt: hard,
+    # host level; the RPC send failures after it are no findings of their own.
+    'open-gpu-kernel-modules-688_dgx_station_a100_journal_nv_err_gpu_is_lost_no_xid.txt': [
+        ('bus_lost', H, None, None, 3),
+    ],
+    # syslog with dmesg stamps: the slot's link goes down (hard, host level; "Card not present" soft), Xid 79 and the
+    # Xid-less line on the GPU behind it; the X server's NVIDIA errors are user space, no findings.
+    'pop-3363_syslog_pciehp_link_down_xid79_xorg_lines.txt': [
+        ('bus_lost', H, None, None, 1),
+        ('bus_lost', S, None, None, 1),
+        ('bus_lost', H, '0000:01:00', 79, 1),
+        ('bus_lost', H, '0000:01:00.0', None, 1),
+    ],
+    # NVSwitch probing in a TDX guest (H100 PPCIe), then SXid 22013 "Non-fatal, Link NN Minion Link DLREQ interrupt" on two
+    # links: one soft nvlink_error of the host (the address is the switch's), x2; its Severity and Data lines give nothing.
+    'nvtrust-124_h100_ppcie_tdx_dmesg_nvswitch_probe_sxid22013_nonfatal.txt': [
+        ('nvlink_error', S, None, None, 2),
+    ],
+})
+
 PATHS = dict((p.name, p) for p in logs())
 
 
