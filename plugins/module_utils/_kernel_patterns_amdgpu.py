@@ -140,8 +140,10 @@ ROWS = [
      "PSP command answered with all-ones", _DEGRADES),
     # Off the bus (a bridge's own lines are in the PCIe table).
     ("bus_lost", "lost", r"device lost from bus", "GPU lost from the PCIe bus", {"own": True, "gpu": LOST}),
-    ("bus_lost", "inaccessible", r"(?:^|\s)amdgpu " + _BDF + r":.*\bdevice inaccessible", "device inaccessible on the PCIe bus",
-     {"gpu": LOST}),
+    # "Unable to change power state from D3cold to D0, device inaccessible"; kernels before 5.x: "can't change power
+    # state from D3cold to D0 (config space inaccessible)"
+    ("bus_lost", "inaccessible", r"(?:^|\s)amdgpu " + _BDF + r":.*\b(?:device|config space) inaccessible\b",
+     "device inaccessible on the PCIe bus", {"gpu": LOST}),
     # The GPU itself reported an uncorrectable PCIe error (its own AER line, after the bridge's "AER: ... received
     # from <bdf>"): names the GPU the bridge's line does not. Kernels 6.x say "Uncorrectable", older "Uncorrected".
     ("pcie_error", "pcie bus error", r"(?:^|\s)amdgpu " + _BDF + r": (?:AER: )?PCIe Bus Error: severity=Uncorrect(?:ed|able) \(Fatal\)",

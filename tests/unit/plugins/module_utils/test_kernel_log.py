@@ -69,6 +69,8 @@ AMD_SAMPLES = [
     ("amdgpu 0000:0b:00.0: amdgpu: GCVM_L2_PROTECTION_FAULT_STATUS:0xFFFFFFFF", "register_access_failed"),
     ("amdgpu 0000:0b:00.0: amdgpu: device lost from bus!", "bus_lost"),
     ("amdgpu 0000:0b:00.0: Unable to change power state from D3cold to D0, device inaccessible", "bus_lost"),
+    # the older kernels' wording (NVIDIA's own recording, system76/firmware-open#259, with the amdgpu driver's name)
+    ("amdgpu 0000:0b:00.0: can't change power state from D3cold to D0 (config space inaccessible)", "bus_lost"),
     ("pcieport 0000:00:01.1: pciehp: Slot(0): Card not present", "bus_lost"),
     ("pcieport 0000:00:01.1: pciehp: Slot(0): Link Down", "bus_lost"),
     ("pcieport 0000:00:01.1: Unable to change power state from D0 to D3hot, device inaccessible", "bus_lost"),
