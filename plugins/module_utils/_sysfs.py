@@ -101,12 +101,20 @@ def _link_name(path):
         return None
 
 
+# The config-space dword the kernel's own "device lost from bus!" test reads (amdgpu_device_health_check:
+# PCI_COMMAND, with the status register beside it): all-ones there is a function that no longer answers. Never
+# the vendor/device dword at 0: an SR-IOV virtual function reads all-ones there by the standard (its ids are
+# the physical function's; pciutils #154), while its command and status registers answer.
+PCI_COMMAND_OFFSET = 4
+
+
 def config_space_lost(device_dir):
-    """True when PCI config space reads all-ones (GPU lost from the bus), False when sane, None when unreadable."""
-    head, err = _read_bytes(os.path.join(device_dir, "config"), 8)
-    if err or len(head) < 4:
+    """True when the PCI_COMMAND dword of config space reads all-ones (GPU lost from the bus), False when sane,
+    None when unreadable."""
+    head, err = _read_bytes(os.path.join(device_dir, "config"), PCI_COMMAND_OFFSET + 4)
+    if err or len(head) < PCI_COMMAND_OFFSET + 4:
         return None
-    return head[:4] == b"\xff\xff\xff\xff"
+    return head[PCI_COMMAND_OFFSET:PCI_COMMAND_OFFSET + 4] == b"\xff\xff\xff\xff"
 
 
 def _drm_cards(sysfs_root):
