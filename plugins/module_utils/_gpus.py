@@ -16,7 +16,7 @@ sysfs only for AMD GPUs the tool gave none for. Health per GPU:
   init, uncorrectable RAS errors, an unrecovered hang, KFD skipping it); the tool answered (listing
   other GPUs, or none: rocm-smi's "No JSON data to report") but no longer for this one; the tool
   lists it but gives neither temperature nor power and its sysfs hwmon reads fail too (its SMU may be
-  hung; not judged while it is runtime-suspended); no driver (or the wrong one) is bound to it;
+  hung; not judged while it is runtime-suspended, nor for reads the driver refuses: EPERM); no driver (or the wrong one) is bound to it;
   NVIDIA: uncorrectable ECC errors since the driver loaded, retired pages or remapped rows pending,
   row remapping failed, a recovery action asked for, ERR! in most of its fields;
 - ``unknown``: the tool failed, timed out, is missing, reaches no GPU or the driver does not answer, and sysfs
@@ -644,12 +644,15 @@ def _amd_extras(gpus, by_bdf, sysfs_root, proc_root, metrics_timeout, processes)
                       for node in kfd.values())
     for gpu in amd:
         got = metrics.get(gpu["bdf"]) or {}
+        if got.get("runtime_status") == "suspended":
+            gpu["runtime_status"] = "suspended"  # asleep since the scan: not read, not judged
         for key in METRIC_KEYS:
             if gpu[key] is None:
                 gpu[key] = got.get(key)
         gpu["_metrics_ok"] = any(got.get(k) is not None for k in METRIC_KEYS)
+        # a read the driver refused (EPERM: not runtime-active, in reset) is no sensor failing to answer
         failed = sorted("%s %s" % (name, why) for name, why in (got.get("read_errors") or {}).items()
-                        if name in _SENSOR_FILES)
+                        if name in _SENSOR_FILES and why not in _sysfs.REFUSED)
         if gpu["in_tool_output"] and _no_sensors(gpu) and failed and gpu.get("runtime_status") != "suspended":
             gpu["_sensors_silent"] = ", ".join(failed)
         if gpu["gfx_version"] is None:

@@ -330,17 +330,28 @@ def _temp_file(hwmon):
     return os.path.join(hwmon, "temp1_input")
 
 
+# errno names amdgpu answers a power-management read with when it does not let the GPU be read now, not because a
+# read failed: EPERM while the GPU is not runtime-active (suspended, suspending, resuming), in a reset, or the system
+# suspends (amdgpu_pm.c, amdgpu_pm_get_access_if_active). They say nothing against the GPU's sensors.
+REFUSED = ("EPERM",)
+
+
 def read_metrics(gpu):
     """Busy %, temperature (TEMP_LABELS) and power of one GPU from sysfs: SMU-touching reads, may block.
 
-    Returns {busy_percent, temperature_edge_c, power_w, read_errors}. Never reads a GPU that is
-    runtime-suspended (a read would wake it, and can re-crash a flaky card).
+    Returns {busy_percent, temperature_edge_c, power_w, read_errors, runtime_status}. Never reads a GPU that is
+    runtime-suspended (a read would wake it, and can re-crash a flaky card): neither one the scan saw suspended nor
+    one that went to sleep since (an idle GPU suspends seconds after the GPU tool's reads), as ``runtime_status``,
+    read again first, says.
     """
-    found = {"busy_percent": None, "temperature_edge_c": None, "power_w": None, "read_errors": {}}
-    if gpu.get("runtime_status") == "suspended":
+    device_dir = gpu["device_dir"]
+    now = _read_text(os.path.join(device_dir, "power", "runtime_status"))
+    found = {"busy_percent": None, "temperature_edge_c": None, "power_w": None, "read_errors": {},
+             "runtime_status": now or gpu.get("runtime_status")}
+    if "suspended" in (gpu.get("runtime_status"), now):
+        found["runtime_status"] = "suspended"
         found["read_errors"]["all"] = "runtime-suspended: not woken"
         return found
-    device_dir = gpu["device_dir"]
     busy, err = _read_int(os.path.join(device_dir, "gpu_busy_percent"))
     if err and err != "ENOENT":
         found["read_errors"]["gpu_busy_percent"] = err

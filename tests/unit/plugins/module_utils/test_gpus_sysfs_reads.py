@@ -8,7 +8,8 @@ import struct
 from ansible_collections.gpuops.preflight.plugins.module_utils import _gpus as gpus
 from ansible_collections.gpuops.preflight.plugins.module_utils import _sysfs
 from ansible_collections.gpuops.preflight.tests.unit.plugins.module_utils.sysfs_tree import add_gpu
-from ansible_collections.gpuops.preflight.tests.unit.plugins.module_utils.test_gpus import FakeModule
+from ansible_collections.gpuops.preflight.tests.unit.plugins.module_utils.test_gpus import (
+    FakeModule, by_bdf, listed_without_sensors)
 
 
 def _write(path, data, mode="w"):
@@ -36,3 +37,52 @@ def test_all_ones_command_register_is_lost_and_a_short_config_read_tells_nothing
     assert _sysfs.config_space_lost(dev) is True
     _write(os.path.join(dev, "config"), b"\xff" * 4, "wb")  # vendor/device only: the command register not read
     assert _sysfs.config_space_lost(dev) is None
+
+
+def _three(tmp_path):
+    root = str(tmp_path / "sys")
+    for bus, card in ((3, 1), (6, 2), (9, 3)):
+        add_gpu(root, "0000:%02x:00.0" % bus, card=card, busy=0, temp_mc=41000, power_uw=9000000)
+    return root
+
+
+def test_sensor_reads_the_driver_refuses_are_not_a_hung_smu(tmp_path, monkeypatch):
+    """amdgpu answers hwmon and gpu_busy_percent reads with EPERM while the GPU is not runtime-active or is in a reset
+    (amdgpu_pm_get_access_if_active); rocm-smi then omits its temperature and power. That is no sensor failing to
+    answer: the GPU the tool lists is not degraded for it (hand-made EPERM answers)."""
+    root = _three(tmp_path)
+    real = _sysfs._read_bytes
+
+    def read(path, limit):
+        if "0000:06:00.0" in path and ("hwmon" in path or path.endswith("gpu_busy_percent")):
+            return None, "EPERM"
+        return real(path, limit)
+    monkeypatch.setattr(_sysfs, "_read_bytes", read)
+    result = by_bdf(gpus.probe(FakeModule(answer=(0, listed_without_sensors(6), "")), sysfs_root=root))
+    refused = result["0000:06:00.0"]
+    assert (refused["health"], refused["responding"], refused["problems"]) == ("ok", True, [])
+    assert (refused["temperature_edge_c"], refused["power_w"]) == (None, None)
+
+
+def test_gpu_that_went_to_sleep_after_the_scan_is_not_read_nor_judged(tmp_path, monkeypatch):
+    """An idle GPU runtime-suspends seconds after the last read (amdgpu's autosuspend delay): one the identity scan saw
+    active but that sleeps when its metrics are read is not read (a gpu_busy_percent read wakes it on kernels before
+    amdgpu_pm_get_access_if_active) and its silent sensors are no verdict."""
+    root = _three(tmp_path)
+    identity = _sysfs._identity
+
+    def scan_then_sleep(bdf, device_dir, *args, **kwargs):
+        gpu = identity(bdf, device_dir, *args, **kwargs)
+        if bdf == "0000:06:00.0":
+            _write(os.path.join(device_dir, "power", "runtime_status"), "suspended\n")
+        return gpu
+    monkeypatch.setattr(_sysfs, "_identity", scan_then_sleep)
+    result = by_bdf(gpus.probe(FakeModule(answer=(0, listed_without_sensors(6), "")), sysfs_root=root))
+    asleep = result["0000:06:00.0"]
+    assert (asleep["health"], asleep["runtime_status"], asleep["busy_percent"]) == ("ok", "suspended", 0)
+    assert (asleep["temperature_edge_c"], asleep["power_w"]) == (None, None)
+    assert asleep["problems"] == ["runtime-suspended (idle): metrics not read, to avoid waking it"]
+    # no GPU tool: its busy %, temperature and power are not read from sysfs either
+    nothing = gpus.probe(FakeModule(tools=("timeout",)), sysfs_root=_three(tmp_path / "again"))["gpus"][1]
+    assert (nothing["bdf"], nothing["runtime_status"], nothing["health"]) == ("0000:06:00.0", "suspended", "unknown")
+    assert (nothing["busy_percent"], nothing["temperature_edge_c"], nothing["power_w"]) == (None, None, None)
