@@ -16,7 +16,9 @@ sysfs only for AMD GPUs the tool gave none for. Health per GPU:
   init, uncorrectable RAS errors, an unrecovered hang, KFD skipping it); the tool answered (listing
   other GPUs, or none: rocm-smi's "No JSON data to report") but no longer for this one; the tool
   lists it but gives neither temperature nor power and its sysfs hwmon reads fail too (its SMU may be
-  hung; not judged while it is runtime-suspended, nor for reads the driver refuses: EPERM); no driver (or the wrong one) is bound to it;
+  hung; not judged while it is runtime-suspended, nor for reads the driver refuses: EPERM); no driver
+  (or the wrong one) is bound to it; its ``power/runtime_status`` reads ``error``
+  (RUNTIME_STATUS_HEALTH);
   NVIDIA: uncorrectable ECC errors since the driver loaded, retired pages or remapped rows pending,
   row remapping failed, a recovery action asked for, ERR! in most of its fields;
 - ``unknown``: the tool failed, timed out, is missing, reaches no GPU or the driver does not answer, and sysfs
@@ -67,6 +69,15 @@ ERROR = "error"
 NOT_USED = "not_used"
 
 METRIC_KEYS = ("busy_percent", "temperature_edge_c", "power_w")
+
+# What a GPU's ``power/runtime_status`` says of it beyond being awake or asleep: {status: (health, problem)}. The PM
+# core shows "error" once a runtime suspend or resume callback of the driver failed (an SMU that did not come back from
+# BACO, ROCm/amdgpu #183); the error latches: every later wake fails with EINVAL, so nothing can open the GPU until
+# its driver is rebound (drivers/base/power: runtime_status_show, rpm_resume).
+RUNTIME_STATUS_HEALTH = {
+    "error": (DEGRADED, "its runtime power management failed (power/runtime_status: error): the driver could not "
+                        "suspend or resume it, and every later wake fails until the driver is rebound"),
+}
 SYSFS_TIMEOUT = _sysfs.GPU_READ_TIMEOUT
 _KILL_AFTER = 2    # _tool.run_tool's SIGKILL grace
 
@@ -471,6 +482,10 @@ def assess(gpu, sysgpu, tool_info, kernel_findings, metrics_ok):
         elif sysgpu.get("driver") != driver:
             health = DEGRADED
             problems.append("no %s driver bound to it (driver: %s)" % (driver, sysgpu.get("driver") or "none"))
+        if sysgpu.get("runtime_status") in RUNTIME_STATUS_HEALTH:
+            level, text = RUNTIME_STATUS_HEALTH[sysgpu["runtime_status"]]
+            health = worst(health, level)
+            problems.append(text)
     seen = {}  # the same failure worded several ways is one problem, with the counts added up
     for finding in kernel_findings:
         level = health_level(finding)

@@ -9,7 +9,7 @@ from ansible_collections.gpuops.preflight.plugins.module_utils import _gpus as g
 from ansible_collections.gpuops.preflight.plugins.module_utils import _sysfs
 from ansible_collections.gpuops.preflight.tests.unit.plugins.module_utils.sysfs_tree import add_gpu
 from ansible_collections.gpuops.preflight.tests.unit.plugins.module_utils.test_gpus import (
-    FakeModule, by_bdf, listed_without_sensors)
+    FakeModule, by_bdf, listed_without_sensors, rocm_doc)
 
 
 def _write(path, data, mode="w"):
@@ -86,3 +86,19 @@ def test_gpu_that_went_to_sleep_after_the_scan_is_not_read_nor_judged(tmp_path, 
     nothing = gpus.probe(FakeModule(tools=("timeout",)), sysfs_root=_three(tmp_path / "again"))["gpus"][1]
     assert (nothing["bdf"], nothing["runtime_status"], nothing["health"]) == ("0000:06:00.0", "suspended", "unknown")
     assert (nothing["busy_percent"], nothing["temperature_edge_c"], nothing["power_w"]) == (None, None, None)
+
+
+def test_runtime_pm_error_latched_on_a_gpu_is_degraded(tmp_path):
+    """The PM core shows power/runtime_status "error" once a driver's runtime suspend or resume failed (ROCm/amdgpu
+    #183: MI100s whose SMU did not resume with runtime PM on); every later wake then fails with EINVAL until the driver
+    is rebound (hand-made status file). rocm-smi still lists the GPU: it is degraded, not ok."""
+    root = _three(tmp_path)
+    _write(os.path.join(root, "devices", "pci0000:00", "0000:06:00.0", "power", "runtime_status"), "error\n")
+    result = by_bdf(gpus.probe(FakeModule(answer=(0, rocm_doc((0, 3), (1, 6), (2, 9)), "")), sysfs_root=root))
+    latched = result["0000:06:00.0"]
+    assert (latched["health"], latched["runtime_status"]) == ("degraded", "error")
+    assert latched["problems"] == [gpus.RUNTIME_STATUS_HEALTH["error"][1]]
+    assert "power/runtime_status: error" in latched["problems"][0]
+    assert [result[b]["health"] for b in ("0000:03:00.0", "0000:09:00.0")] == ["ok", "ok"]
+    alone = by_bdf(gpus.probe(FakeModule(tools=("timeout",)), sysfs_root=root))["0000:06:00.0"]
+    assert alone["health"] == "degraded"
