@@ -117,8 +117,30 @@ def config_space_lost(device_dir):
     return head[PCI_COMMAND_OFFSET:PCI_COMMAND_OFFSET + 4] == b"\xff\xff\xff\xff"
 
 
+def _uevent(device_dir):
+    """{KEY: value} of a device's ``uevent`` file (DRIVER, PCI_ID, PCI_SLOT_NAME, ...); {} when unreadable."""
+    found = {}
+    for line in (_read_text(os.path.join(device_dir, "uevent")) or "").splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            found[key.strip()] = value.strip()
+    return found
+
+
+def _device_address(device_dir):
+    """The PCI address of a DRM card's ``device``: the folder its link resolves to, else (a copied tree, where
+    ``device`` is a plain folder: sosreports, test fixtures) the PCI_SLOT_NAME its ``uevent`` names."""
+    return (normalize_bdf(_link_name(device_dir) or "")
+            or normalize_bdf(_uevent(device_dir).get("PCI_SLOT_NAME") or ""))
+
+
+def _driver_name(device_dir):
+    """The driver bound to a PCI function: its ``driver`` link, else the DRIVER its ``uevent`` names; None for none."""
+    return _link_name(os.path.join(device_dir, "driver")) or _uevent(device_dir).get("DRIVER") or None
+
+
 def _drm_cards(sysfs_root):
-    """{bdf: drm card number} of every DRM card whose device link names a PCI address."""
+    """{bdf: drm card number} of every DRM card whose device names a PCI address (``_device_address``)."""
     base = os.path.join(sysfs_root, "class", "drm")
     cards = {}
     try:
@@ -129,7 +151,7 @@ def _drm_cards(sysfs_root):
         match = _CARD.match(name)
         if not match:
             continue  # connectors (card0-DP-1), renderD nodes, version
-        bdf = normalize_bdf(_link_name(os.path.join(base, name, "device")) or "")
+        bdf = _device_address(os.path.join(base, name, "device"))
         if bdf and (bdf not in cards or int(match.group(1)) < cards[bdf]):
             cards[bdf] = int(match.group(1))
     return cards
@@ -191,7 +213,7 @@ def enumerate_gpus(sysfs_root="/sys", vendors=(AMD_VENDOR,)):
         device_dir = os.path.join(sysfs_root, "class", "drm", "card%d" % cards[bdf], "device")
         vendor = (_read_text(os.path.join(device_dir, "vendor")) or "").lower()
         if vendor not in vendors:
-            vendor = drivers.get(_link_name(os.path.join(device_dir, "driver")))
+            vendor = drivers.get(_driver_name(device_dir))
         if vendor in vendors:  # a BMC's ASPEED card or another vendor's GPU is not ours
             devices[bdf] = (device_dir, vendor)
     return [(bdf, devices[bdf][0], cards.get(bdf), devices[bdf][1]) for bdf in sorted(devices)]
@@ -233,7 +255,7 @@ def scan_gpus(sysfs_root="/sys", vendors=(AMD_VENDOR,), timeout=None, found=None
 def _base_entry(bdf, device_dir, drm_card, vendor):
     return {
         "bdf": bdf, "drm_card": drm_card, "device_dir": device_dir,
-        "driver": _link_name(os.path.join(device_dir, "driver")), "vendor": vendor,
+        "driver": _driver_name(device_dir), "vendor": vendor,
         "vendor_name": VENDOR_NAMES.get(vendor), "device_id": None, "revision": None, "lost": None,
         "runtime_status": None, "perf_level": None, "vram_total_bytes": None, "vram_used_bytes": None,
         "unique_id": None, "vbios_version": None, "hwmon": None, "read_errors": {}, "hung": None,

@@ -7,6 +7,7 @@ import struct
 
 from ansible_collections.gpuops.preflight.plugins.module_utils import _gpus as gpus
 from ansible_collections.gpuops.preflight.plugins.module_utils import _sysfs
+from ansible_collections.gpuops.preflight.tests.unit.plugins.module_utils.fixtures import read
 from ansible_collections.gpuops.preflight.tests.unit.plugins.module_utils.sysfs_tree import add_gpu
 from ansible_collections.gpuops.preflight.tests.unit.plugins.module_utils.test_gpus import (
     FakeModule, by_bdf, listed_without_sensors, rocm_doc)
@@ -102,3 +103,40 @@ def test_runtime_pm_error_latched_on_a_gpu_is_degraded(tmp_path):
     assert [result[b]["health"] for b in ("0000:03:00.0", "0000:09:00.0")] == ["ok", "ok"]
     alone = by_bdf(gpus.probe(FakeModule(tools=("timeout",)), sysfs_root=root))["0000:06:00.0"]
     assert alone["health"] == "degraded"
+
+
+def _untar(text, root):
+    """Write a ttar archive (prometheus/procfs test fixtures: Directory / Path + Lines + Mode / Path + SymlinkTo)."""
+    lines, i = text.split("\n"), 0
+    while i < len(lines):
+        line = lines[i]
+        if line.startswith("Directory: "):
+            os.makedirs(os.path.join(root, line[len("Directory: "):]), exist_ok=True)
+        elif line.startswith("Path: ") and lines[i + 1].startswith("SymlinkTo: "):
+            path = os.path.join(root, line[len("Path: "):])
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            os.symlink(lines[i + 1][len("SymlinkTo: "):], path)
+            i += 1
+        elif line.startswith("Path: "):
+            count = int(lines[i + 1][len("Lines: "):])
+            _write(os.path.join(root, line[len("Path: "):]), "".join(part + "\n" for part in lines[i + 2:i + 2 + count]))
+            i += 1 + count
+        i += 1
+
+
+def test_recorded_vega10_class_drm_tree_copied_as_plain_folders(tmp_path):
+    """prometheus/procfs's recorded /sys/class/drm/card0 of a Vega 10 (RX Vega 56/64, 0x687f): a copied tree, where
+    card0/device is a plain folder and bus/pci is absent; its uevent names the PCI address. One AMD GPU at
+    0000:09:00.0 with the files' values, no hwmon (no temperature, no power), performance level manual."""
+    root = str(tmp_path / "sys")
+    _untar(read("sysfs", "vega10_class_drm_card0_procfs.ttar"), root)
+    result = gpus.probe(FakeModule(tools=("timeout",)), sysfs_root=root)
+    assert [g["bdf"] for g in result["gpus"]] == ["0000:09:00.0"]
+    gpu = result["gpus"][0]
+    assert (gpu["drm_card"], gpu["device_id"], gpu["busy_percent"], gpu["vram_total_bytes"], gpu["vram_used_bytes"],
+            gpu["perf_level"]) == (0, "0x687f", 4, 8573157376, 1490378752, "manual")
+    assert (gpu["temperature_edge_c"], gpu["power_w"], gpu["health"], gpu["responding"]) == (None, None, "ok", True)
+    (scanned,) = _sysfs.scan_gpus(root)
+    assert (scanned["driver"], scanned["unique_id"], scanned["vbios_version"], scanned["revision"]) == (
+        "amdgpu", "0123456789abcdef", "115-D050PIL-100", "0xc1")
+    assert (scanned["lost"], scanned["runtime_status"], scanned["hwmon"]) == (None, None, None)
