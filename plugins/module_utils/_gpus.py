@@ -504,6 +504,7 @@ def assess(gpu, sysgpu, tool_info, kernel_findings, metrics_ok):
         problems.extend(tool_problems)
         gpu["warnings"] = list(gpu.get("warnings") or []) + list(tool_warnings)
     unattributed = gpu.pop("_unattributed", None)  # the tool answered, but may have spoken of it without its address
+    unread = gpu.pop("_metrics_unread", None)  # why no busy %, temperature or power came from sysfs
     if listed(tool_info) and not unattributed:
         gpu["responding"] = bool(gpu["in_tool_output"]) and health != LOST
         if not gpu["in_tool_output"] and health == OK:
@@ -520,7 +521,10 @@ def assess(gpu, sysgpu, tool_info, kernel_findings, metrics_ok):
         gpu["responding"] = False if health == LOST else None
         if health == OK:
             health = UNKNOWN
-            problems.append(unattributed or "%s; sysfs shows it on the bus" % (tool_info["reason"] or "GPU tool gave no answer"))
+            why = unattributed or "%s; sysfs shows it on the bus" % (tool_info["reason"] or "GPU tool gave no answer")
+            if unread and tool_info["outcome"] in (MISSING, NOT_USED):
+                why += "; its sysfs metric reads gave nothing (%s)" % unread
+            problems.append(why)
     hung = (sysgpu or {}).get("hung")
     if hung:
         problems.append("sysfs read of %s timed out after %ss" % (hung["file"], hung["timeout_s"]))
@@ -665,6 +669,9 @@ def _amd_extras(gpus, by_bdf, sysfs_root, proc_root, metrics_timeout, processes)
             if gpu[key] is None:
                 gpu[key] = got.get(key)
         gpu["_metrics_ok"] = any(got.get(k) is not None for k in METRIC_KEYS)
+        errors = got.get("read_errors") or {}
+        if errors and not gpu["_metrics_ok"]:  # why sysfs gave none of them, for a GPU judged without its tool
+            gpu["_metrics_unread"] = errors.get("all") or ", ".join(sorted("%s %s" % item for item in errors.items()))
         # a read the driver refused (EPERM: not runtime-active, in reset) is no sensor failing to answer
         failed = sorted("%s %s" % (name, why) for name, why in (got.get("read_errors") or {}).items()
                         if name in _SENSOR_FILES and why not in _sysfs.REFUSED)

@@ -85,13 +85,17 @@ def _read_text(path):
 
 
 def _read_int(path):
+    """(integer, error): the number a file starts with, or why there is none: the errno name its read failed with,
+    'empty' (amdgpu's hwmon files can read empty when the SMU does not answer) or 'not a number: <text>'."""
     text, err = _read(path)
     if text is None:
         return None, err
+    if not text:
+        return None, "empty"
     try:
         return int(text.split()[0]), None
-    except (ValueError, IndexError):
-        return None, "EINVAL"
+    except ValueError:
+        return None, "not a number: %r" % text[:40]
 
 
 def _link_name(path):

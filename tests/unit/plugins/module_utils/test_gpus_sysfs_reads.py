@@ -140,3 +140,23 @@ def test_recorded_vega10_class_drm_tree_copied_as_plain_folders(tmp_path):
     assert (scanned["driver"], scanned["unique_id"], scanned["vbios_version"], scanned["revision"]) == (
         "amdgpu", "0123456789abcdef", "115-D050PIL-100", "0xc1")
     assert (scanned["lost"], scanned["runtime_status"], scanned["hwmon"]) == (None, None, None)
+
+
+def test_gpu_judged_from_sysfs_alone_says_why_its_metrics_are_missing(tmp_path):
+    """No GPU tool (or tool=sysfs) and every metric file reads empty, as amdgpu's do when the SMU does not answer
+    (rocm_smi_lib #85; hand-made files): the GPU is unknown, never ok, and the problem says what sysfs answered
+    ('empty', not an errno the kernel never gave). A runtime-suspended one says it was not woken."""
+    root = str(tmp_path / "sys")
+    dev = add_gpu(root, "0000:03:00.0", card=1, busy=0, temp_mc=40000, power_uw=9000000)
+    add_gpu(root, "0000:06:00.0", card=2, runtime_status="suspended", busy=0, temp_mc=30000)
+    for rel in ("gpu_busy_percent", "hwmon/hwmon1/temp1_input", "hwmon/hwmon1/power1_average"):
+        _write(os.path.join(dev, rel), "")
+    for module, tool in ((FakeModule(tools=("timeout",)), "auto"), (FakeModule(), "sysfs")):
+        result = by_bdf(gpus.probe(module, sysfs_root=root, tool=tool))
+        silent, asleep = result["0000:03:00.0"], result["0000:06:00.0"]
+        assert (silent["health"], silent["responding"], asleep["health"]) == ("unknown", None, "unknown")
+        assert silent["problems"][0].endswith("sysfs shows it on the bus; its sysfs metric reads gave nothing "
+                                              "(gpu_busy_percent empty, power1_average empty, temp_input empty)")
+        assert asleep["problems"][0].endswith("its sysfs metric reads gave nothing (runtime-suspended: not woken)")
+    _write(os.path.join(dev, "gpu_busy_percent"), "N/A\n")
+    assert _sysfs._read_int(os.path.join(dev, "gpu_busy_percent")) == (None, "not a number: 'N/A'")
