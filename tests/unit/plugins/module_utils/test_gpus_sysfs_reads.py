@@ -129,7 +129,7 @@ def test_recorded_vega10_class_drm_tree_copied_as_plain_folders(tmp_path):
     card0/device is a plain folder and bus/pci is absent; its uevent names the PCI address. One AMD GPU at
     0000:09:00.0 with the files' values, no hwmon (no temperature, no power), performance level manual."""
     root = str(tmp_path / "sys")
-    _untar(read("sysfs", "vega10_class_drm_card0_procfs.ttar"), root)
+    _untar(read("sysfs-trees", "vega10_class_drm_card0_procfs.ttar"), root)
     result = gpus.probe(FakeModule(tools=("timeout",)), sysfs_root=root)
     assert [g["bdf"] for g in result["gpus"]] == ["0000:09:00.0"]
     gpu = result["gpus"][0]
