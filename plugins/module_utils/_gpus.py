@@ -677,6 +677,11 @@ def _amd_extras(gpus, by_bdf, sysfs_root, proc_root, metrics_timeout, processes)
                         if name in _SENSOR_FILES and why not in _sysfs.REFUSED)
         if gpu["in_tool_output"] and _no_sensors(gpu) and failed and gpu.get("runtime_status") != "suspended":
             gpu["_sensors_silent"] = ", ".join(failed)
+        refused = sorted(name for name, why in (got.get("read_errors") or {}).items()
+                         if name in _SENSOR_FILES and why in _sysfs.REFUSED)
+        if _no_sensors(gpu) and refused and not failed:
+            gpu["warnings"].append("amdgpu refused its sensor reads (%s: %s): it is in a reset or not runtime-active; "
+                                   "its temperature and power are unknown" % (", ".join(refused), "/".join(_sysfs.REFUSED)))
         if gpu["gfx_version"] is None:
             gpu["gfx_version"] = gfx_by_bdf.get(gpu["bdf"])
     for proc in _sysfs.kfd_processes(sysfs_root, kfd, proc_root):

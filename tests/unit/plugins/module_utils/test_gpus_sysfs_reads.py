@@ -55,7 +55,8 @@ def test_sensor_reads_the_driver_refuses_are_not_a_hung_smu(tmp_path, monkeypatc
     real = _sysfs._read_bytes
 
     def read(path, limit):
-        if "0000:06:00.0" in path and ("hwmon" in path or path.endswith("gpu_busy_percent")):
+        measured = path.endswith(("_input", "_average", "gpu_busy_percent")) and os.path.exists(path)
+        if "0000:06:00.0" in path and measured:  # a label is no measurement: amdgpu serves it without the SMU
             return None, "EPERM"
         return real(path, limit)
     monkeypatch.setattr(_sysfs, "_read_bytes", read)
@@ -63,6 +64,8 @@ def test_sensor_reads_the_driver_refuses_are_not_a_hung_smu(tmp_path, monkeypatc
     refused = result["0000:06:00.0"]
     assert (refused["health"], refused["responding"], refused["problems"]) == ("ok", True, [])
     assert (refused["temperature_edge_c"], refused["power_w"]) == (None, None)
+    assert refused["warnings"] == ["amdgpu refused its sensor reads (power1_average, temp_input: EPERM): it is in a "
+                                   "reset or not runtime-active; its temperature and power are unknown"]
 
 
 def test_gpu_that_went_to_sleep_after_the_scan_is_not_read_nor_judged(tmp_path, monkeypatch):
