@@ -163,3 +163,27 @@ def test_gpu_judged_from_sysfs_alone_says_why_its_metrics_are_missing(tmp_path):
         assert asleep["problems"][0].endswith("its sysfs metric reads gave nothing (runtime-suspended: not woken)")
     _write(os.path.join(dev, "gpu_busy_percent"), "N/A\n")
     assert _sysfs._read_int(os.path.join(dev, "gpu_busy_percent")) == (None, "not a number: 'N/A'")
+
+
+def test_busy_file_the_driver_does_not_support_leaves_the_gpu_ok_and_its_busy_unknown(tmp_path, monkeypatch):
+    """AMD BC-250 (Cyan Skillfish, 1002:13fe): `cat gpu_busy_percent` answers "Operation not supported" while hwmon
+    temperature and power work (btop #1794); a Raven APU answers EINVAL (MangoHud #464). With no GPU tool the GPU is
+    ok from its hwmon reads and its busy % is unknown (None), never 0; the errno is kept (hand-made answers)."""
+    root = str(tmp_path / "sys")
+    add_gpu(root, "0000:01:00.0", card=1, device="0x13fe", busy=0, temp_mc=49000, power_uw=66000000)
+    add_gpu(root, "0000:04:00.0", card=2, device="0x15dd", busy=0, temp_mc=41000, power_uw=3103000)
+    real = _sysfs._read_bytes
+    answers = {"0000:01:00.0": "EOPNOTSUPP", "0000:04:00.0": "EINVAL"}
+
+    def read(path, limit):
+        for bdf, err in answers.items():
+            if bdf in path and path.endswith("gpu_busy_percent"):
+                return None, err
+        return real(path, limit)
+    monkeypatch.setattr(_sysfs, "_read_bytes", read)
+    result = by_bdf(gpus.probe(FakeModule(tools=("timeout",)), sysfs_root=root))
+    got = [(b, g["health"], g["busy_percent"], g["temperature_edge_c"], g["power_w"]) for b, g in sorted(result.items())]
+    assert got == [("0000:01:00.0", "ok", None, 49.0, 66.0), ("0000:04:00.0", "ok", None, 41.0, 3.103)]
+    gpu = {"bdf": "0000:01:00.0", "device_dir": os.path.join(root, "devices", "pci0000:00", "0000:01:00.0"),
+           "runtime_status": "active", "hwmon": None}
+    assert _sysfs.read_metrics(gpu)["read_errors"] == {"gpu_busy_percent": "EOPNOTSUPP"}
