@@ -9,8 +9,8 @@ A GPU is a PCI function of a known vendor (``0x1002`` AMD, ``0x10de`` NVIDIA) an
 
 Two kinds of reads, kept apart on purpose:
 - identity and liveness (``scan_gpus``): PCI ids, config space, driver, VRAM counters, runtime-PM
-  state. These do not talk to the SMU, so they are cheap and safe on a sick GPU. A first
-  config-space dword of all-ones is the kernel's own "device lost from bus" test. With a
+  state. These do not talk to the SMU, so they are cheap and safe on a sick GPU. A PCI_COMMAND
+  dword (config space bytes 4-7) of all-ones is the kernel's own "device lost from bus" test. With a
   ``timeout``, each GPU is read in a thread of its own under that deadline: a read that blocks
   on one GPU is reported for that GPU (which file, after how long) and hides no other GPU.
 - metrics (``read_metrics``): busy %, temperature, power. These go through the SMU (about 2 s per
@@ -227,7 +227,7 @@ def scan_gpus(sysfs_root="/sys", vendors=(AMD_VENDOR,), timeout=None, found=None
     """The vendors' GPUs from sysfs, identity and liveness only (no SMU traffic). Sorted by PCI address.
 
     Each entry: bdf, drm_card, device_dir, driver, vendor, vendor_name ('amd'/'nvidia'), device_id,
-    revision, lost (config space all-ones; None when unreadable), runtime_status, perf_level,
+    revision, lost (PCI_COMMAND dword all-ones; None when unreadable), runtime_status, perf_level,
     vram_total_bytes, vram_used_bytes, unique_id, vbios_version, hwmon (folder or None),
     read_errors ({file: errno name}), hung (None, or {file, timeout_s}: the read that did not return).
     With ``timeout`` (seconds) every GPU is read in its own thread under that deadline. ``found``:
