@@ -113,11 +113,15 @@ PCI_COMMAND_OFFSET = 4
 
 
 def config_space_lost(device_dir):
-    """True when the PCI_COMMAND dword of config space reads all-ones (GPU lost from the bus), False when sane,
-    None when unreadable."""
+    """True when config space reads all-ones (GPU lost from the bus), False when sane, None when unreadable.
+
+    Judged on the PCI_COMMAND dword; a file cut short before it (a copied or hand-made tree) is judged on the
+    vendor/device dword it has."""
     head, err = _read_bytes(os.path.join(device_dir, "config"), PCI_COMMAND_OFFSET + 4)
-    if err or len(head) < PCI_COMMAND_OFFSET + 4:
+    if err or len(head) < 4:
         return None
+    if len(head) < PCI_COMMAND_OFFSET + 4:
+        return head[:4] == b"\xff\xff\xff\xff"
     return head[PCI_COMMAND_OFFSET:PCI_COMMAND_OFFSET + 4] == b"\xff\xff\xff\xff"
 
 

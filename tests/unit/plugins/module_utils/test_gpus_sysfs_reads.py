@@ -31,12 +31,19 @@ def test_sriov_virtual_function_is_not_lost_for_its_all_ones_ids(tmp_path):
     assert (gpu["health"], gpu["problems"]) == ("ok", [])
 
 
-def test_all_ones_command_register_is_lost_and_a_short_config_read_tells_nothing(tmp_path):
+def test_all_ones_command_register_is_lost_and_a_short_config_read_is_judged_on_what_it_has(tmp_path):
     root = str(tmp_path / "sys")
     dev = add_gpu(root, "0000:03:00.0", card=1)
     _write(os.path.join(dev, "config"), struct.pack("<HH", 0x1002, 0x73ff) + b"\xff" * 4 + b"\0" * 56, "wb")
     assert _sysfs.config_space_lost(dev) is True
-    _write(os.path.join(dev, "config"), b"\xff" * 4, "wb")  # vendor/device only: the command register not read
+    _write(os.path.join(dev, "config"), b"\xff" * 256, "wb")  # a GPU gone from the bus: all-ones everywhere
+    assert _sysfs.config_space_lost(dev) is True
+    # a file cut short before the command register (a copied or hand-made tree): its vendor/device dword decides
+    _write(os.path.join(dev, "config"), b"\xff" * 4, "wb")
+    assert _sysfs.config_space_lost(dev) is True
+    _write(os.path.join(dev, "config"), struct.pack("<HH", 0x1002, 0x73ff), "wb")
+    assert _sysfs.config_space_lost(dev) is False
+    _write(os.path.join(dev, "config"), b"\xff\xff", "wb")  # not even one dword: nothing to tell
     assert _sysfs.config_space_lost(dev) is None
 
 
