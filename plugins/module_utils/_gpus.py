@@ -16,7 +16,9 @@ sysfs only for AMD GPUs the tool gave none for. Health per GPU:
   init, uncorrectable RAS errors, an unrecovered hang, KFD skipping it); the tool answered (listing
   other GPUs, or none: rocm-smi's "No JSON data to report") but no longer for this one; the tool
   lists it but gives neither temperature nor power and its sysfs hwmon reads fail too (its SMU may be
-  hung; not judged while it is runtime-suspended); no driver (or the wrong one) is bound to it;
+  hung; not judged while it is runtime-suspended, nor for reads the driver refuses: EPERM); no driver
+  (or the wrong one) is bound to it; its ``power/runtime_status`` reads ``error``
+  (RUNTIME_STATUS_HEALTH);
   NVIDIA: uncorrectable ECC errors since the driver loaded, retired pages or remapped rows pending,
   row remapping failed, a recovery action asked for, ERR! in most of its fields;
 - ``unknown``: the tool failed, timed out, is missing, reaches no GPU or the driver does not answer, and sysfs
@@ -67,6 +69,15 @@ ERROR = "error"
 NOT_USED = "not_used"
 
 METRIC_KEYS = ("busy_percent", "temperature_edge_c", "power_w")
+
+# What a GPU's ``power/runtime_status`` says of it beyond being awake or asleep: {status: (health, problem)}. The PM
+# core shows "error" once a runtime suspend or resume callback of the driver failed (an SMU that did not come back from
+# BACO, ROCm/amdgpu #183); the error latches: every later wake fails with EINVAL, so nothing can open the GPU until
+# its driver is rebound (drivers/base/power: runtime_status_show, rpm_resume).
+RUNTIME_STATUS_HEALTH = {
+    "error": (DEGRADED, "its runtime power management failed (power/runtime_status: error): the driver could not "
+                        "suspend or resume it, and every later wake fails until the driver is rebound"),
+}
 SYSFS_TIMEOUT = _sysfs.GPU_READ_TIMEOUT
 _KILL_AFTER = 2    # _tool.run_tool's SIGKILL grace
 
@@ -471,6 +482,10 @@ def assess(gpu, sysgpu, tool_info, kernel_findings, metrics_ok):
         elif sysgpu.get("driver") != driver:
             health = DEGRADED
             problems.append("no %s driver bound to it (driver: %s)" % (driver, sysgpu.get("driver") or "none"))
+        if sysgpu.get("runtime_status") in RUNTIME_STATUS_HEALTH:
+            level, text = RUNTIME_STATUS_HEALTH[sysgpu["runtime_status"]]
+            health = worst(health, level)
+            problems.append(text)
     seen = {}  # the same failure worded several ways is one problem, with the counts added up
     for finding in kernel_findings:
         level = health_level(finding)
@@ -489,6 +504,7 @@ def assess(gpu, sysgpu, tool_info, kernel_findings, metrics_ok):
         problems.extend(tool_problems)
         gpu["warnings"] = list(gpu.get("warnings") or []) + list(tool_warnings)
     unattributed = gpu.pop("_unattributed", None)  # the tool answered, but may have spoken of it without its address
+    unread = gpu.pop("_metrics_unread", None)  # why no busy %, temperature or power came from sysfs
     if listed(tool_info) and not unattributed:
         gpu["responding"] = bool(gpu["in_tool_output"]) and health != LOST
         if not gpu["in_tool_output"] and health == OK:
@@ -505,7 +521,10 @@ def assess(gpu, sysgpu, tool_info, kernel_findings, metrics_ok):
         gpu["responding"] = False if health == LOST else None
         if health == OK:
             health = UNKNOWN
-            problems.append(unattributed or "%s; sysfs shows it on the bus" % (tool_info["reason"] or "GPU tool gave no answer"))
+            why = unattributed or "%s; sysfs shows it on the bus" % (tool_info["reason"] or "GPU tool gave no answer")
+            if unread and tool_info["outcome"] in (MISSING, NOT_USED):
+                why += "; its sysfs metric reads gave nothing (%s)" % unread
+            problems.append(why)
     hung = (sysgpu or {}).get("hung")
     if hung:
         problems.append("sysfs read of %s timed out after %ss" % (hung["file"], hung["timeout_s"]))
@@ -644,14 +663,25 @@ def _amd_extras(gpus, by_bdf, sysfs_root, proc_root, metrics_timeout, processes)
                       for node in kfd.values())
     for gpu in amd:
         got = metrics.get(gpu["bdf"]) or {}
+        if got.get("runtime_status") == "suspended":
+            gpu["runtime_status"] = "suspended"  # asleep since the scan: not read, not judged
         for key in METRIC_KEYS:
             if gpu[key] is None:
                 gpu[key] = got.get(key)
         gpu["_metrics_ok"] = any(got.get(k) is not None for k in METRIC_KEYS)
+        errors = got.get("read_errors") or {}
+        if errors and not gpu["_metrics_ok"]:  # why sysfs gave none of them, for a GPU judged without its tool
+            gpu["_metrics_unread"] = errors.get("all") or ", ".join(sorted("%s %s" % item for item in errors.items()))
+        # a read the driver refused (EPERM: not runtime-active, in reset) is no sensor failing to answer
         failed = sorted("%s %s" % (name, why) for name, why in (got.get("read_errors") or {}).items()
-                        if name in _SENSOR_FILES)
+                        if name in _SENSOR_FILES and why not in _sysfs.REFUSED)
         if gpu["in_tool_output"] and _no_sensors(gpu) and failed and gpu.get("runtime_status") != "suspended":
             gpu["_sensors_silent"] = ", ".join(failed)
+        refused = sorted(name for name, why in (got.get("read_errors") or {}).items()
+                         if name in _SENSOR_FILES and why in _sysfs.REFUSED)
+        if _no_sensors(gpu) and refused and not failed:
+            gpu["warnings"].append("amdgpu refused its sensor reads (%s: %s): it is in a reset or not runtime-active; "
+                                   "its temperature and power are unknown" % (", ".join(refused), "/".join(_sysfs.REFUSED)))
         if gpu["gfx_version"] is None:
             gpu["gfx_version"] = gfx_by_bdf.get(gpu["bdf"])
     for proc in _sysfs.kfd_processes(sysfs_root, kfd, proc_root):

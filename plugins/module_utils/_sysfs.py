@@ -9,8 +9,8 @@ A GPU is a PCI function of a known vendor (``0x1002`` AMD, ``0x10de`` NVIDIA) an
 
 Two kinds of reads, kept apart on purpose:
 - identity and liveness (``scan_gpus``): PCI ids, config space, driver, VRAM counters, runtime-PM
-  state. These do not talk to the SMU, so they are cheap and safe on a sick GPU. A first
-  config-space dword of all-ones is the kernel's own "device lost from bus" test. With a
+  state. These do not talk to the SMU, so they are cheap and safe on a sick GPU. A PCI_COMMAND
+  dword (config space bytes 4-7) of all-ones is the kernel's own "device lost from bus" test. With a
   ``timeout``, each GPU is read in a thread of its own under that deadline: a read that blocks
   on one GPU is reported for that GPU (which file, after how long) and hides no other GPU.
 - metrics (``read_metrics``): busy %, temperature, power. These go through the SMU (about 2 s per
@@ -85,13 +85,17 @@ def _read_text(path):
 
 
 def _read_int(path):
+    """(integer, error): the number a file starts with, or why there is none: the errno name its read failed with,
+    'empty' (amdgpu's hwmon files can read empty when the SMU does not answer) or 'not a number: <text>'."""
     text, err = _read(path)
     if text is None:
         return None, err
+    if not text:
+        return None, "empty"
     try:
         return int(text.split()[0]), None
-    except (ValueError, IndexError):
-        return None, "EINVAL"
+    except ValueError:
+        return None, "not a number: %r" % text[:40]
 
 
 def _link_name(path):
@@ -101,16 +105,50 @@ def _link_name(path):
         return None
 
 
+# The config-space dword the kernel's own "device lost from bus!" test reads (amdgpu_device_health_check:
+# PCI_COMMAND, with the status register beside it): all-ones there is a function that no longer answers. Never
+# the vendor/device dword at 0: an SR-IOV virtual function reads all-ones there by the standard (its ids are
+# the physical function's; pciutils #154), while its command and status registers answer.
+PCI_COMMAND_OFFSET = 4
+
+
 def config_space_lost(device_dir):
-    """True when PCI config space reads all-ones (GPU lost from the bus), False when sane, None when unreadable."""
-    head, err = _read_bytes(os.path.join(device_dir, "config"), 8)
+    """True when config space reads all-ones (GPU lost from the bus), False when sane, None when unreadable.
+
+    Judged on the PCI_COMMAND dword; a file cut short before it (a copied or hand-made tree) is judged on the
+    vendor/device dword it has."""
+    head, err = _read_bytes(os.path.join(device_dir, "config"), PCI_COMMAND_OFFSET + 4)
     if err or len(head) < 4:
         return None
-    return head[:4] == b"\xff\xff\xff\xff"
+    if len(head) < PCI_COMMAND_OFFSET + 4:
+        return head[:4] == b"\xff\xff\xff\xff"
+    return head[PCI_COMMAND_OFFSET:PCI_COMMAND_OFFSET + 4] == b"\xff\xff\xff\xff"
+
+
+def _uevent(device_dir):
+    """{KEY: value} of a device's ``uevent`` file (DRIVER, PCI_ID, PCI_SLOT_NAME, ...); {} when unreadable."""
+    found = {}
+    for line in (_read_text(os.path.join(device_dir, "uevent")) or "").splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            found[key.strip()] = value.strip()
+    return found
+
+
+def _device_address(device_dir):
+    """The PCI address of a DRM card's ``device``: the folder its link resolves to, else (a copied tree, where
+    ``device`` is a plain folder: sosreports, test fixtures) the PCI_SLOT_NAME its ``uevent`` names."""
+    return (normalize_bdf(_link_name(device_dir) or "")
+            or normalize_bdf(_uevent(device_dir).get("PCI_SLOT_NAME") or ""))
+
+
+def _driver_name(device_dir):
+    """The driver bound to a PCI function: its ``driver`` link, else the DRIVER its ``uevent`` names; None for none."""
+    return _link_name(os.path.join(device_dir, "driver")) or _uevent(device_dir).get("DRIVER") or None
 
 
 def _drm_cards(sysfs_root):
-    """{bdf: drm card number} of every DRM card whose device link names a PCI address."""
+    """{bdf: drm card number} of every DRM card whose device names a PCI address (``_device_address``)."""
     base = os.path.join(sysfs_root, "class", "drm")
     cards = {}
     try:
@@ -121,7 +159,7 @@ def _drm_cards(sysfs_root):
         match = _CARD.match(name)
         if not match:
             continue  # connectors (card0-DP-1), renderD nodes, version
-        bdf = normalize_bdf(_link_name(os.path.join(base, name, "device")) or "")
+        bdf = _device_address(os.path.join(base, name, "device"))
         if bdf and (bdf not in cards or int(match.group(1)) < cards[bdf]):
             cards[bdf] = int(match.group(1))
     return cards
@@ -183,7 +221,7 @@ def enumerate_gpus(sysfs_root="/sys", vendors=(AMD_VENDOR,)):
         device_dir = os.path.join(sysfs_root, "class", "drm", "card%d" % cards[bdf], "device")
         vendor = (_read_text(os.path.join(device_dir, "vendor")) or "").lower()
         if vendor not in vendors:
-            vendor = drivers.get(_link_name(os.path.join(device_dir, "driver")))
+            vendor = drivers.get(_driver_name(device_dir))
         if vendor in vendors:  # a BMC's ASPEED card or another vendor's GPU is not ours
             devices[bdf] = (device_dir, vendor)
     return [(bdf, devices[bdf][0], cards.get(bdf), devices[bdf][1]) for bdf in sorted(devices)]
@@ -193,7 +231,7 @@ def scan_gpus(sysfs_root="/sys", vendors=(AMD_VENDOR,), timeout=None, found=None
     """The vendors' GPUs from sysfs, identity and liveness only (no SMU traffic). Sorted by PCI address.
 
     Each entry: bdf, drm_card, device_dir, driver, vendor, vendor_name ('amd'/'nvidia'), device_id,
-    revision, lost (config space all-ones; None when unreadable), runtime_status, perf_level,
+    revision, lost (PCI_COMMAND dword all-ones; None when unreadable), runtime_status, perf_level,
     vram_total_bytes, vram_used_bytes, unique_id, vbios_version, hwmon (folder or None),
     read_errors ({file: errno name}), hung (None, or {file, timeout_s}: the read that did not return).
     With ``timeout`` (seconds) every GPU is read in its own thread under that deadline. ``found``:
@@ -225,7 +263,7 @@ def scan_gpus(sysfs_root="/sys", vendors=(AMD_VENDOR,), timeout=None, found=None
 def _base_entry(bdf, device_dir, drm_card, vendor):
     return {
         "bdf": bdf, "drm_card": drm_card, "device_dir": device_dir,
-        "driver": _link_name(os.path.join(device_dir, "driver")), "vendor": vendor,
+        "driver": _driver_name(device_dir), "vendor": vendor,
         "vendor_name": VENDOR_NAMES.get(vendor), "device_id": None, "revision": None, "lost": None,
         "runtime_status": None, "perf_level": None, "vram_total_bytes": None, "vram_used_bytes": None,
         "unique_id": None, "vbios_version": None, "hwmon": None, "read_errors": {}, "hung": None,
@@ -322,17 +360,28 @@ def _temp_file(hwmon):
     return os.path.join(hwmon, "temp1_input")
 
 
+# errno names amdgpu answers a power-management read with when it does not let the GPU be read now, not because a
+# read failed: EPERM while the GPU is not runtime-active (suspended, suspending, resuming), in a reset, or the system
+# suspends (amdgpu_pm.c, amdgpu_pm_get_access_if_active). They say nothing against the GPU's sensors.
+REFUSED = ("EPERM",)
+
+
 def read_metrics(gpu):
     """Busy %, temperature (TEMP_LABELS) and power of one GPU from sysfs: SMU-touching reads, may block.
 
-    Returns {busy_percent, temperature_edge_c, power_w, read_errors}. Never reads a GPU that is
-    runtime-suspended (a read would wake it, and can re-crash a flaky card).
+    Returns {busy_percent, temperature_edge_c, power_w, read_errors, runtime_status}. Never reads a GPU that is
+    runtime-suspended (a read would wake it, and can re-crash a flaky card): neither one the scan saw suspended nor
+    one that went to sleep since (an idle GPU suspends seconds after the GPU tool's reads), as ``runtime_status``,
+    read again first, says.
     """
-    found = {"busy_percent": None, "temperature_edge_c": None, "power_w": None, "read_errors": {}}
-    if gpu.get("runtime_status") == "suspended":
+    device_dir = gpu["device_dir"]
+    now = _read_text(os.path.join(device_dir, "power", "runtime_status"))
+    found = {"busy_percent": None, "temperature_edge_c": None, "power_w": None, "read_errors": {},
+             "runtime_status": now or gpu.get("runtime_status")}
+    if "suspended" in (gpu.get("runtime_status"), now):
+        found["runtime_status"] = "suspended"
         found["read_errors"]["all"] = "runtime-suspended: not woken"
         return found
-    device_dir = gpu["device_dir"]
     busy, err = _read_int(os.path.join(device_dir, "gpu_busy_percent"))
     if err and err != "ENOENT":
         found["read_errors"]["gpu_busy_percent"] = err

@@ -22,7 +22,8 @@ description:
   - Metrics are read from sysfs only for GPUs the tool did not report or gave neither temperature nor power for
     (each such read costs SMU traffic), and never from a runtime-suspended GPU, which a read would wake. A GPU
     the tool lists whose temperature and power neither the tool nor sysfs can read is C(degraded) (its SMU may
-    be hung).
+    be hung), unless amdgpu refused the reads with EPERM (in a reset, or not runtime-active), which only warns. A GPU
+    whose C(power/runtime_status) reads C(error) (a failed runtime suspend or resume, latched) is C(degraded).
   - A tool that answers but lists no GPU (rocm-smi's C(No JSON data to report)) makes every GPU sysfs shows
     bound to amdgpu C(degraded), as one GPU that vanished from its output is.
   - Reports the processes holding VRAM, from the KFD sysfs tree.
