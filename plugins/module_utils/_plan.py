@@ -23,7 +23,7 @@ from ansible_collections.gpuops.preflight.plugins.module_utils import (
 from ansible_collections.gpuops.preflight.plugins.module_utils._pci import parse_gpu_refs
 from ansible_collections.gpuops.preflight.plugins.module_utils._timeparse import iso, parse_time
 from ansible_collections.gpuops.preflight.plugins.module_utils._values import (
-    absolute_path, at_least, between, parse_seconds, type_name)
+    absolute_path, at_least, between, parse_seconds, timeout_problem, type_name)
 
 # What a preflight_steps entry may say about its step.
 STEP_KEYS = ("ramdisk", "inputs", "ramdisk_dir")
@@ -52,7 +52,7 @@ COMMON_RULES = {
     "ramdisk_root": absolute_path,
     "sysfs_root": absolute_path,
     "kernel_log": _kernel_log,
-    "gpu_tool_timeout": at_least(1, "a whole number of seconds"),
+    "gpu_tool_timeout": lambda value: at_least(1, "a whole number of seconds")(value) or timeout_problem(value),
     "ramdisk_min_free_mb": at_least(0),
     "vram_min_mb": at_least(0),
     "gpu_temp_warn_c": between(0, 200),
@@ -140,7 +140,7 @@ def normalize_steps(steps):
 def _int_or_none(value, option):
     if value is None or value == "":
         return None
-    if isinstance(value, bool) or isinstance(value, float) and value != int(value):
+    if isinstance(value, bool) or isinstance(value, float) and (not math.isfinite(value) or value != int(value)):
         raise ValueError("%s must be a whole number, got %r" % (option, value))
     try:
         number = int(str(value).strip()) if not isinstance(value, float) else int(value)
@@ -225,8 +225,9 @@ def build_plan(kind, step, steps=None, skip=None, downgrade=None, hosts=(), host
         except ValueError as exc:
             problems.append(str(exc))
             continue
-        if not clean_timeouts[name]:
-            problems.append("%s_timeouts.%s must be at least 1 second" % (prefix, name))
+        why = timeout_problem(clean_timeouts[name] or 0)
+        if why:
+            problems.append("%s_timeouts.%s %s" % (prefix, name, why))
     hostvars = hostvars or {}
     for host in hosts:
         problems.extend(validate_host(host, hostvars.get(host) or {}))

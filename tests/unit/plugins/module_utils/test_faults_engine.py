@@ -1,0 +1,168 @@
+"""Fault injection into the engine every family runs on (host runner, deadlines, options) and into the judge.
+
+Every input here is hand-made: a host result cut short or from another module, a timeout no thread can wait
+for, a YAML ``.inf``. The promises: a check that was not reported or could not run is ``unknown`` (never a
+pass), bad input is an error that names the option, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+
+from ansible_collections.gpuops.preflight.plugins.module_utils import (
+    _checks, _deadline, _families, _gpu_facts, _options, _plan, _summary)
+
+KINDS = ("preflight", "cleanup", "training_health", "serving_gate")
+
+
+def a_plan(kind):
+    family = _families.family(kind)
+    return _plan.build_plan(kind, "3" if family.steps else None, hosts=["h1"], hostvars={"h1": {}}, now=1000.0)
+
+
+# ---------------------------------------------------------------- the judge: a host result cut short
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_host_result_without_any_check_never_passes(kind):
+    # {"checks": {}}: a result cut short, or a module that knows none of the run's checks
+    the_plan = a_plan(kind)
+    summary = _summary.build_summary(the_plan, [("h1", "10.0.0.1", {"checks": {}, "changed": False})])
+    entry = summary["hosts"]["h1"]
+    assert entry["status"] != "passed"
+    assert sorted(entry["checks"]) == sorted(the_plan["host_checks"])
+    assert set(c["status"] for c in entry["checks"].values()) == {"unknown"}
+    said = [i for i in summary["hard_failures"] + summary["warnings"] if i["check"] == the_plan["host_checks"][0]]
+    assert said and "the host gave no %s result" % the_plan["host_checks"][0] in said[0]["message"]
+    assert said[0]["status"] == "unknown"
+    if _families.family(kind).unknown_blocks:
+        assert summary["ready"] is False
+
+
+def test_a_check_the_host_left_out_is_unknown_and_the_others_are_kept():
+    the_plan = a_plan("preflight")
+    first, rest = the_plan["host_checks"][0], the_plan["host_checks"][1:]
+    checks = dict((name, _checks.result(name)) for name in rest)
+    summary = _summary.build_summary(the_plan, [("h1", "h1", {"checks": checks})])
+    statuses = dict((n, c["status"]) for n, c in summary["hosts"]["h1"]["checks"].items())
+    assert statuses[first] == "unknown" and set(statuses[n] for n in rest) == {"ok"}
+    assert summary["hosts"]["h1"]["status"] == "warnings" and summary["passed"] is True  # unknown is not broken
+
+
+def test_a_check_skipped_by_the_run_is_not_expected_from_the_host():
+    family = _families.family("preflight")
+    skip = family.host_checks[0]
+    the_plan = _plan.build_plan("preflight", "3", skip=[skip], hosts=["h1"], hostvars={"h1": {}}, now=1000.0)
+    checks = dict((name, _checks.result(name)) for name in the_plan["host_checks"])
+    summary = _summary.build_summary(the_plan, [("h1", "h1", {"checks": checks})])
+    assert summary["hosts"]["h1"]["status"] == "passed" and skip not in summary["hosts"]["h1"]["checks"]
+
+
+@pytest.mark.parametrize("res", [
+    "module output", [], 42,
+    {"failed": True, "msg": None, "module_stderr": 5, "module_stdout": 7},
+    {"failed": True, "msg": ["a", "list"]},
+    {"unreachable": True, "msg": 42},
+    {"unreachable": True, "msg": {"text": "Permission denied"}},
+])
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_malformed_host_result_is_a_probe_failure_never_a_traceback(kind, res):
+    summary = _summary.build_summary(a_plan(kind), [("h1", "10.0.0.1", res)])
+    entry = summary["hosts"]["h1"]
+    assert entry["status"] not in ("passed", "warnings") or _families.family(kind).never_block
+    assert entry["error"].startswith("h1 (10.0.0.1")
+    items = summary["hard_failures"] + summary["warnings"]
+    assert [i["check"] for i in items] in (["probe"], ["ssh"])
+    if not isinstance(res, dict):
+        assert "result cannot be read: it is" in entry["error"] and "not a mapping" in entry["error"]
+    assert _summary.render_lines(summary) and json.dumps(summary, allow_nan=False)
+
+
+# ---------------------------------------------------------------- timeouts no wait can take
+
+
+def test_a_deadline_longer_than_a_thread_can_wait_is_waited_for_not_a_traceback():
+    # threading's wait raises OverflowError past threading.TIMEOUT_MAX: the module died with a traceback
+    outcomes = _deadline.run_all({"slow": (lambda: threading.Event().wait(0.2) or 7, 10 ** 20),
+                                  "endless": (lambda: 8, float("inf"))})
+    assert outcomes["slow"].ok and outcomes["slow"].value == 7
+    assert outcomes["endless"].ok and outcomes["endless"].value == 8
+
+
+def params_for(kind, **changes):
+    family = _families.family(kind)
+    params = _options.defaults(_options.argument_spec(family))
+    params.update(step="3" if family.steps else None, timeouts={})
+    params.update(changes)
+    return family, params
+
+
+@pytest.mark.parametrize("seconds, said", [
+    (10 ** 20, "must be at most 604800 seconds (7 days)"),
+    (1e300, "must be at most 604800 seconds (7 days)"),
+    (float("inf"), "must be a whole number of seconds"),
+    (0, "must be at least 1 second, got 0"),
+    (True, "must be a whole number of seconds, got True"),
+])
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_host_module_timeout_out_of_range_is_refused_by_name(kind, seconds, said):
+    family, params = params_for(kind)
+    check = family.host_checks[0]
+    params["timeouts"] = {check: seconds}
+    problems = _options.validate(params, family)
+    assert len(problems) == 1 and problems[0].startswith("timeouts: %s " % check) and said in problems[0]
+    assert len(problems[0]) < 200  # a huge number is shortened, not printed whole
+
+
+@pytest.mark.parametrize("seconds", [10 ** 9, 604801])
+def test_a_gpu_tool_timeout_out_of_range_is_refused_by_name(seconds):
+    family, params = params_for("preflight", gpu_tool_timeout=seconds)
+    assert _options.validate(params, family) == [
+        "gpu_tool_timeout must be at most 604800 seconds (7 days), got %d" % seconds]
+    problems = _plan.variable_problems(family, {"preflight_gpu_tool_timeout": seconds})
+    assert problems == ["preflight_gpu_tool_timeout must be at most 604800 seconds (7 days), got %d" % seconds]
+
+
+def test_a_week_is_the_longest_timeout_taken():
+    family, params = params_for("preflight", gpu_tool_timeout=604800)
+    params["timeouts"] = {family.host_checks[0]: 604800}
+    assert _options.validate(params, family) == []
+
+
+class FactsModule(object):
+    def __init__(self, **params):
+        self.params = params
+
+    def fail_json(self, msg):
+        raise SystemExit(msg)
+
+
+def test_a_facts_module_timeout_out_of_range_is_refused_by_name():
+    with pytest.raises(SystemExit, match=r"^timeout must be at most 604800 seconds \(7 days\), got 100000"):
+        _gpu_facts.check_timeouts(FactsModule(timeout=10 ** 20), ["timeout"])
+    with pytest.raises(SystemExit, match=r"^timeout must be at least 1 second, got 0$"):
+        _gpu_facts.check_timeouts(FactsModule(timeout=0), ["timeout"])
+    _gpu_facts.check_timeouts(FactsModule(timeout=15), ["timeout"])
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("seconds, said", [
+    (float("inf"), "must be a whole number, got inf"),
+    (float("-inf"), "must be a whole number, got -inf"),
+    (10 ** 20, "must be at most 604800 seconds (7 days)"),
+])
+def test_a_plan_timeout_out_of_range_is_refused_by_name(kind, seconds, said):
+    # YAML's .inf reached int() and the plan action died with OverflowError
+    family = _families.family(kind)
+    check = family.host_checks[0]
+    with pytest.raises(_plan.PlanError) as caught:
+        _plan.build_plan(kind, "3" if family.steps else None, timeouts={check: seconds}, now=1000.0)
+    assert "%s_timeouts.%s %s" % (family.option_prefix, check, said) in str(caught.value)
+
+
+def test_an_infinite_expected_gpu_count_is_refused_by_name():
+    assert _plan.validate_host("rig", {"expected_gpu_count": float("inf")}) == [
+        "rig: expected_gpu_count must be a whole number, got inf"]
