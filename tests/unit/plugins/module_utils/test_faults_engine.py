@@ -13,7 +13,7 @@ import threading
 import pytest
 
 from ansible_collections.gpuops.preflight.plugins.module_utils import (
-    _checks, _deadline, _families, _gpu_facts, _options, _plan, _summary)
+    _checks, _deadline, _families, _gpu_facts, _host_runner, _options, _plan, _summary)
 
 KINDS = ("preflight", "cleanup", "training_health", "serving_gate")
 
@@ -166,3 +166,82 @@ def test_a_plan_timeout_out_of_range_is_refused_by_name(kind, seconds, said):
 def test_an_infinite_expected_gpu_count_is_refused_by_name():
     assert _plan.validate_host("rig", {"expected_gpu_count": float("inf")}) == [
         "rig: expected_gpu_count must be a whole number, got inf"]
+
+
+# ---------------------------------------------------------------- the host runner: a check's own code fails
+
+def _boom(*_args):
+    raise RuntimeError("kaboom")
+
+
+def throwaway_family(check=None, collector=None):
+    """A family of two hand-made checks: ``check`` (declared by the test) and ``good``, which must keep its result."""
+    good = _checks.CheckSpec("good", _checks.HARD, 5, "s", "f", "GOOD", "Good", needs=("other",),
+                             evaluate=lambda ctx, spec: ([], "fine"))
+    collectors = {"value": collector or _host_runner.Collector("value", lambda ctx, deadline: 1, lambda p: "the value"),
+                  "other": _host_runner.Collector("other", lambda ctx, deadline: 2, lambda p: "the other value")}
+    return _checks.Family("throwaway", "Throwaway", _checks.registry(check, good), collectors, "node_throwaway",
+                          "gpuops_throwaway", "throwaway", "throwaway", steps=False)
+
+
+def a_check(evaluate=lambda ctx, spec: ([], "fine"), applies=None):
+    return _checks.CheckSpec("broken", _checks.HARD, 5, "s", "f", "BROKEN", "Broken", needs=("value",),
+                             evaluate=evaluate, applies=applies)
+
+
+@pytest.mark.parametrize("evaluate, said", [
+    (_boom, "evaluating broken failed: RuntimeError: kaboom"),
+    (lambda ctx, spec: None, "evaluating broken failed: TypeError: it returned null, not (problems, text)"),
+    (lambda ctx, spec: "all good", "evaluating broken failed: TypeError: it returned text"),
+    (lambda ctx, spec: ([],), "evaluating broken failed: TypeError: it returned list"),
+    (lambda ctx, spec: ([{"status": "fail"}], "x"), "evaluating broken failed: KeyError: 'message'"),
+    (lambda ctx, spec: ("oops", "x"), "evaluating broken failed: TypeError"),
+    # a problem that says "ok": the result would claim a pass with a problem in it
+    (lambda ctx, spec: ([{"check": "broken", "status": "ok", "message": "m"}], "x"),
+     "evaluating broken failed: TypeError: it returned a malformed result (the host's broken result cannot be read"),
+])
+def test_a_check_whose_evaluation_breaks_is_unknown_naming_it_and_the_others_keep_their_results(evaluate, said):
+    result = _host_runner.run(throwaway_family(a_check(evaluate)), None, {"timeouts": {}})
+    broken = result["checks"]["broken"]
+    assert broken["status"] == "unknown" and broken["message"].startswith(said)
+    assert "bug of gpuops.preflight" in broken["problems"][0]["fix"]
+    assert result["checks"]["good"]["status"] == "ok"
+    json.dumps(result)
+
+
+def test_a_check_whose_applies_raises_is_unknown_not_a_traceback():
+    result = _host_runner.run(throwaway_family(a_check(applies=_boom)), None, {"timeouts": {}})
+    assert result["checks"]["broken"]["status"] == "unknown"
+    assert result["checks"]["broken"]["message"] == "deciding whether broken applies failed: RuntimeError: kaboom"
+    assert result["checks"]["good"]["status"] == "ok"
+
+
+def test_a_collector_whose_wording_raises_still_makes_its_checks_unknown():
+    collector = _host_runner.Collector("value", _boom, _boom)  # it fails, and naming it fails too
+    result = _host_runner.run(throwaway_family(a_check(), collector), None, {"timeouts": {}})
+    broken = result["checks"]["broken"]
+    assert broken["status"] == "unknown" and broken["message"] == "the value collector: failed: RuntimeError: kaboom"
+    assert result["checks"]["good"]["status"] == "ok"
+
+
+def test_a_collector_whose_wanted_raises_is_collected():
+    seen = []
+    collector = _host_runner.Collector("value", lambda ctx, deadline: seen.append(1) or 1, lambda p: "the value",
+                                       wanted=_boom)
+    result = _host_runner.run(throwaway_family(a_check(), collector), None, {"timeouts": {}})
+    assert seen == [1] and result["checks"]["broken"]["status"] == "ok"
+
+
+def test_a_collector_whose_publish_raises_leaves_its_checks_unknown_not_a_traceback():
+    collector = _host_runner.Collector("value", lambda ctx, deadline: 1, lambda p: "the value", publish=_boom)
+    result = _host_runner.run(throwaway_family(a_check(), collector), None, {"timeouts": {}})
+    broken = result["checks"]["broken"]
+    assert broken["status"] == "unknown"
+    assert broken["message"] == "publishing what the value collector gathered failed: RuntimeError: kaboom"
+    assert result["checks"]["good"]["status"] == "ok"
+
+
+def test_a_collector_that_cannot_say_whether_it_changed_the_host_says_changed():
+    collector = _host_runner.Collector("value", lambda ctx, deadline: 1, lambda p: "the value", changed=_boom)
+    result = _host_runner.run(throwaway_family(a_check(), collector), None, {"timeouts": {}})
+    assert result["changed"] is True and result["checks"]["broken"]["status"] == "ok"
