@@ -344,6 +344,10 @@ def judge(item, family, downgrade=()):
     message = item["message"]
     spec = family.checks.get(item["check"])
     blocking = (FAIL, UNKNOWN) if family.unknown_blocks else (FAIL,)
+    if spec is None and not family.never_block and item["status"] in blocking:
+        # a host module of another version: its check's severity is not known here, so it cannot block; say so
+        return WARNING, "%s (%s is not a check of this controller's gpuops.preflight: judged as a warning)" % (
+            message, item["check"])
     if family.never_block or item["status"] not in blocking or spec is None or spec.severity != HARD:
         return WARNING, message
     gpu = item.get("gpu") or {}

@@ -245,3 +245,16 @@ def test_a_collector_that_cannot_say_whether_it_changed_the_host_says_changed():
     collector = _host_runner.Collector("value", lambda ctx, deadline: 1, lambda p: "the value", changed=_boom)
     result = _host_runner.run(throwaway_family(a_check(), collector), None, {"timeouts": {}})
     assert result["changed"] is True and result["checks"]["broken"]["status"] == "ok"
+
+
+@pytest.mark.parametrize("kind", ("preflight", "training_health", "serving_gate"))
+def test_a_failure_of_a_check_the_controller_does_not_know_is_a_warning_that_says_why(kind):
+    the_plan = a_plan(kind)
+    checks = dict((name, _checks.result(name)) for name in the_plan["host_checks"])
+    failed = _checks.problem("from_the_future", _checks.FAIL, "it failed", "fix it")
+    checks["from_the_future"] = _checks.result("from_the_future", [failed])
+    summary = _summary.build_summary(the_plan, [("h1", "h1", {"checks": checks})])
+    assert [(w["check"], w["message"]) for w in summary["warnings"]] == [(
+        "from_the_future", "h1: it failed (from_the_future is not a check of this controller's gpuops.preflight: "
+                           "judged as a warning)")]
+    assert summary["hosts"]["h1"]["checks"]["from_the_future"]["status"] == "fail"
