@@ -429,7 +429,12 @@ def evaluate_available(ctx, spec):
     if usable_count > 0:
         return [], "%d usable GPU(s)" % usable_count
     if not gpus:
-        why = "no GPU found (sysfs shows none, and the GPU tool reports none)"
+        # only a tool that answered reported none; one that hung, crashed or printed garbage said nothing
+        silent = ["%s: %s" % (VENDOR_NAMES.get(vendor, vendor), tool["reason"]) for vendor, tool
+                  in sorted(view["probe"]["tools"].items()) if not tool["answered"] and tool["reason"]
+                  and tool["outcome"] not in (_gpus.NOT_USED, _gpus.MISSING)]
+        why = "no GPU found (sysfs shows none, and %s)" % (
+            "the GPU tool gave no answer: %s" % "; ".join(silent) if silent else "the GPU tool reports none")
     else:
         counts = {}
         for gpu in gpus:

@@ -258,3 +258,32 @@ def test_a_failure_of_a_check_the_controller_does_not_know_is_a_warning_that_say
         "from_the_future", "h1: it failed (from_the_future is not a check of this controller's gpuops.preflight: "
                            "judged as a warning)")]
     assert summary["hosts"]["h1"]["checks"]["from_the_future"]["status"] == "fail"
+
+
+# ---------------------------------------------------------------- no GPU found: what the tool really said
+
+def no_gpu_view(**tool):
+    info = dict({"answered": False, "outcome": "timeout", "reason": "nvidia-smi timed out after 15s and was killed"},
+                **tool)
+    return {"gpus": [], "findings": [], "unmatched": [], "log_failure": None, "log_info": {}, "policy_notes": [],
+            "policy_refused": [], "watch_hits": {},
+            "probe": {"tool": info, "tools": {"nvidia": info}, "processes": [], "kfd_available": False,
+                      "processes_available": False}}
+
+
+@pytest.mark.parametrize("tool, said", [
+    # a hung, killed or babbling tool reported nothing: "reports none" was false
+    ({}, "no GPU found (sysfs shows none, and the GPU tool gave no answer: NVIDIA: nvidia-smi timed out after 15s "
+         "and was killed)"),
+    ({"outcome": "failed", "reason": "nvidia-smi exited -11: no output"},
+     "no GPU found (sysfs shows none, and the GPU tool gave no answer: NVIDIA: nvidia-smi exited -11: no output)"),
+    ({"answered": True, "outcome": "answered", "reason": None},
+     "no GPU found (sysfs shows none, and the GPU tool reports none)"),
+])
+def test_no_gpu_found_says_what_the_gpu_tool_really_said(tool, said):
+    family = _families.family("preflight")
+    ctx = _host_runner.Context(family, None, {"expected_gpu_count": None}, ["gpu_available"], {})
+    ctx.values["gpu_view"] = no_gpu_view(**tool)
+    spec = family.checks["gpu_available"]
+    problems, _text = spec.evaluate(ctx, spec)
+    assert [(p["status"], p["message"]) for p in problems] == [("fail", said)]
