@@ -20,7 +20,7 @@ import time
 
 from ansible_collections.gpuops.preflight.plugins.module_utils import (
     _checks, _deadline, _families, _files, _ramdisk, _steps)
-from ansible_collections.gpuops.preflight.plugins.module_utils._pci import parse_gpu_refs
+from ansible_collections.gpuops.preflight.plugins.module_utils._pci import normalize_bdf, parse_gpu_refs
 from ansible_collections.gpuops.preflight.plugins.module_utils._timeparse import iso, parse_time
 from ansible_collections.gpuops.preflight.plugins.module_utils._values import (
     absolute_path, at_least, between, parse_seconds, timeout_problem, type_name)
@@ -314,18 +314,16 @@ def index_maps(summary_dir, hosts, limit=20):
     for _stamp, name in stamped[:limit]:
         if not wanted - set(maps):
             break
-        try:
-            document = json.loads(_files.read_regular(os.path.join(folder, name), SUMMARY_MAX_BYTES).decode("utf-8"))
-            entries = document.get("hosts") or {} if document.get("schema") == SUMMARY_SCHEMA else {}
-        except (OSError, ValueError, AttributeError):
-            continue
+        document = read_summary(os.path.join(folder, name))
+        entries = (document.get("hosts") or {}) if document and document.get("schema") == SUMMARY_SCHEMA else {}
         for host in wanted - set(maps):
             entry = entries.get(host) if isinstance(entries, dict) else None
-            if not isinstance(entry, dict) or not (entry.get("gpu_tool") or {}).get("answered"):
+            tool = entry.get("gpu_tool") if isinstance(entry, dict) else None
+            if not isinstance(tool, dict) or not tool.get("answered") or not isinstance(entry.get("gpus"), list):
                 continue
-            known = dict((str(g["index"]), g["bdf"]) for g in entry.get("gpus") or []
-                         if isinstance(g, dict) and g.get("index") is not None and g.get("bdf")
-                         and g.get("in_tool_output"))
+            known = dict((str(g["index"]), g["bdf"]) for g in entry["gpus"]
+                         if isinstance(g, dict) and isinstance(g.get("index"), int) and not isinstance(g["index"], bool)
+                         and isinstance(g.get("bdf"), str) and normalize_bdf(g["bdf"]) and g.get("in_tool_output"))
             if known:
                 maps[host] = known
     return maps
@@ -384,9 +382,24 @@ def latest_start(summary_dir, kind, step):
     except OSError:
         return None
     for _stamp, _attempt, name in sorted(found, reverse=True):
-        try:
-            document = json.loads(_files.read_regular(os.path.join(folder, name), SUMMARY_MAX_BYTES).decode("utf-8"))
-            return parse_time(document.get("started_at"))
-        except (OSError, ValueError, AttributeError):
+        document = read_summary(os.path.join(folder, name))
+        if document is None:
             continue
+        try:
+            started = parse_time(document.get("started_at"))
+        except (TypeError, ValueError):
+            continue
+        if started is not None:  # one that says no start time cannot give it: an older one may
+            return started
     return None
+
+
+def read_summary(path):
+    """An earlier summary file as a mapping, or None when it cannot be one: unreadable, not a regular file (a FIFO
+    must not hang the plan), larger than SUMMARY_MAX_BYTES, not JSON, nested deeper than json can read (a
+    RecursionError once stopped every later plan of the folder with a traceback), or not an object."""
+    try:
+        document = json.loads(_files.read_regular(path, SUMMARY_MAX_BYTES).decode("utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return None
+    return document if isinstance(document, dict) else None

@@ -287,3 +287,41 @@ def test_no_gpu_found_says_what_the_gpu_tool_really_said(tool, said):
     spec = family.checks["gpu_available"]
     problems, _text = spec.evaluate(ctx, spec)
     assert [(p["status"], p["message"]) for p in problems] == [("fail", said)]
+
+
+# ---------------------------------------------------------------- the plan reads earlier summaries
+
+SCHEMA = "gpuops.preflight.summary"
+
+
+def earlier_summary(folder, text, stamp="20261201T000000.000000Z"):
+    name = "%s_step3_%s.json" % (_families.family("preflight").file_prefix, stamp)
+    (folder / name).write_text(text)
+
+
+@pytest.mark.parametrize("text", [
+    "[" * 100000 + "]" * 100000,   # deeper than json can read: RecursionError, not a ValueError
+    json.dumps([{"schema": SCHEMA}]),
+    json.dumps({"schema": SCHEMA, "started_at": ["x"], "hosts": {"rig": {"gpu_tool": ["answered"], "gpus": []}}}),
+    json.dumps({"schema": SCHEMA, "hosts": {"rig": {"gpu_tool": "answered", "gpus": "0000:03:00.0"}}}),
+])
+@pytest.mark.parametrize("kind", ("preflight", "cleanup"))
+def test_a_broken_earlier_summary_is_passed_over_never_a_traceback(tmp_path, kind, text):
+    # the newest summary is broken: the cleanup takes its start time from the older one
+    earlier_summary(tmp_path, json.dumps({"schema": SCHEMA, "started_at": "2026-11-30T00:00:00Z", "hosts": {
+        "rig": {"gpu_tool": {"answered": True}, "gpus": [{"index": 0, "bdf": "0000:03:00.0", "in_tool_output": True}]}}}),
+        stamp="20261130T000000.000000Z")
+    earlier_summary(tmp_path, text)
+    the_plan = _plan.build_plan(kind, "3", summary_dir=str(tmp_path), hosts=["rig"], hostvars={"rig": {}}, now=1e9 * 1.8)
+    assert the_plan["index_maps"] == {"rig": {"0": "0000:03:00.0"}}
+    if kind == "cleanup":
+        assert the_plan["since"] == 1796083200.0 - 86400 and the_plan["since_source"] == "preflight summary"
+
+
+def test_an_earlier_summary_gpu_without_a_pci_address_gives_no_index(tmp_path):
+    earlier_summary(tmp_path, json.dumps({"schema": SCHEMA, "hosts": {"rig": {"gpu_tool": {"answered": True}, "gpus": [
+        {"index": 0, "bdf": ["0000:03:00.0"], "in_tool_output": True}, {"index": True, "bdf": "0000:04:00.0",
+                                                                        "in_tool_output": True},
+        {"index": 2, "bdf": "not an address", "in_tool_output": True},
+        {"index": 3, "bdf": "0000:06:00.0", "in_tool_output": True}]}}}))
+    assert _plan.index_maps(str(tmp_path), ["rig"]) == {"rig": {"3": "0000:06:00.0"}}
