@@ -23,7 +23,7 @@ from ansible_collections.gpuops.preflight.plugins.module_utils import (
 from ansible_collections.gpuops.preflight.plugins.module_utils._pci import normalize_bdf, parse_gpu_refs
 from ansible_collections.gpuops.preflight.plugins.module_utils._timeparse import iso, parse_time
 from ansible_collections.gpuops.preflight.plugins.module_utils._values import (
-    absolute_path, at_least, between, parse_seconds, timeout_problem, type_name)
+    absolute_path, at_least, between, duration, parse_seconds, timeout_problem, type_name)
 
 # What a preflight_steps entry may say about its step.
 STEP_KEYS = ("ramdisk", "inputs", "ramdisk_dir")
@@ -31,6 +31,8 @@ STEP_KEYS = ("ramdisk", "inputs", "ramdisk_dir")
 DEFAULT_CLEANUP_STEPS = ("1", "2", "3")
 # Seconds the task backstop allows beyond the longest check timeout (connection, module start-up).
 BACKSTOP_MARGIN = 20
+# Seconds a given since time may lie ahead of the controller's clock (a time taken on another machine).
+SINCE_AHEAD_TOLERANCE = 60
 # A summary file read for the cleanup's start time is never larger than this.
 SUMMARY_MAX_BYTES = 16 * 1024 * 1024
 # The summary document's schema name (_summary writes it; here because the plan reads earlier summaries).
@@ -240,11 +242,16 @@ def build_plan(kind, step, steps=None, skip=None, downgrade=None, hosts=(), host
         except ValueError as exc:
             problems.append(str(exc))
         applies = step_id in wanted
+    now = time.time() if now is None else now
     try:
         since_epoch = parse_time(since, "%s_since" % prefix)
     except ValueError as exc:
         problems.append(str(exc))
         since_epoch = None
+    if since_epoch is not None and since_epoch > now + SINCE_AHEAD_TOLERANCE:
+        # the kernel log would be read for an empty window, and read clean
+        problems.append("%s_since %r is in the future (%s from now): nothing can have happened since then "
+                        "(epoch milliseconds instead of seconds?)" % (prefix, since, duration(since_epoch - now)))
     if budget is not None:
         try:
             budget = parse_seconds(budget, "budget")
@@ -253,7 +260,6 @@ def build_plan(kind, step, steps=None, skip=None, downgrade=None, hosts=(), host
     if problems:
         raise PlanError(problems)
 
-    now = time.time() if now is None else now
     since_source = "given" if since_epoch is not None else None
     if family.since_from and since_epoch is None and summary_dir:
         since_epoch = latest_start(summary_dir, family.since_from, step_id)

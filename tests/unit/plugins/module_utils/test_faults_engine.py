@@ -325,3 +325,55 @@ def test_an_earlier_summary_gpu_without_a_pci_address_gives_no_index(tmp_path):
         {"index": 2, "bdf": "not an address", "in_tool_output": True},
         {"index": 3, "bdf": "0000:06:00.0", "in_tool_output": True}]}}}))
     assert _plan.index_maps(str(tmp_path), ["rig"]) == {"rig": {"3": "0000:06:00.0"}}
+
+
+# ---------------------------------------------------------------- a since time no log line can follow
+
+class NoTools(object):
+    check_mode = False
+
+    def get_bin_path(self, name, required=False, opt_dirs=None):
+        return "/usr/bin/timeout" if name == "timeout" else None
+
+    def run_command(self, cmd, **kwargs):
+        return 127, "", ""
+
+
+HOST_NOW = 1796120000.0  # 2026-12-01 10:13:20 UTC
+
+
+@pytest.mark.parametrize("since", ["1796112000000", 10 ** 30, "2999-01-01T00:00:00Z"])
+def test_a_kernel_log_since_in_the_future_is_unknown_never_a_clean_log(tmp_path, since):
+    # hand-made log: a GPU reset 13 minutes before the check. A since in milliseconds (or a typo year) read it
+    # for an empty window: kernel_log "ok, 0 findings", the reset hidden
+    log = tmp_path / "kern.log"
+    log.write_text("2026-12-01T10:00:00+0000 rig kernel: amdgpu 0000:03:00.0: amdgpu: GPU reset begin!\n")
+    family, params = params_for("preflight", checks=["kernel_log"], kernel_log=str(log), kernel_log_since=since,
+                                gpu_tool="sysfs", sysfs_root=str(tmp_path / "sys"))
+    assert _options.validate(params, family) == []
+    result = _host_runner.run(family, NoTools(), params, now=HOST_NOW)
+    check = result["checks"]["kernel_log"]
+    assert check["status"] == "unknown"
+    assert "in the future of this host's clock: no kernel log line can be that new" in check["message"]
+    assert "kernel_log_since" in check["message"]
+
+
+def test_a_kernel_log_since_a_little_ahead_is_a_clock_difference_and_read(tmp_path):
+    log = tmp_path / "kern.log"
+    log.write_text("2026-12-01T10:13:30+0000 rig kernel: amdgpu 0000:03:00.0: amdgpu: GPU reset begin!\n")
+    family, params = params_for("preflight", checks=["kernel_log"], kernel_log=str(log),
+                                kernel_log_since=str(HOST_NOW + 30), gpu_tool="sysfs", sysfs_root=str(tmp_path / "sys"))
+    assert _options.validate(params, family) == []
+    check = _host_runner.run(family, NoTools(), params, now=HOST_NOW)["checks"]["kernel_log"]
+    assert check["status"] != "unknown"
+
+
+@pytest.mark.parametrize("since, said", [
+    ("1796112000000", "cleanup_since '1796112000000' is in the future (20767544 days from now)"),
+    ("2999-01-01T00:00:00Z", "cleanup_since '2999-01-01T00:00:00Z' is in the future (355046 days from now)"),
+])
+def test_a_cleanup_since_in_the_future_is_refused_by_name(since, said):
+    with pytest.raises(_plan.PlanError) as caught:
+        _plan.build_plan("cleanup", "3", since=since, now=HOST_NOW)
+    assert said in str(caught.value) and "epoch milliseconds instead of seconds?" in str(caught.value)
+    assert _plan.build_plan("cleanup", "3", since=str(HOST_NOW + 30), now=HOST_NOW)["since"] == HOST_NOW + 30
