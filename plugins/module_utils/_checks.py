@@ -223,7 +223,7 @@ def unreadable_results(checks):
         type_name(checks), _shown(checks))
 
 
-def read_results(checks):
+def read_results(checks, expected=()):
     """A host's ``checks`` (a mapping: ``unreadable_results``), each result read on its own.
 
     A well-formed result is kept as it is. A malformed one (not a mapping, no status or one outside
@@ -231,7 +231,8 @@ def read_results(checks):
     problems, a field of the wrong type) becomes an ``unknown`` result saying what was wrong: never a
     pass, and a ``fail`` when the row itself says fail (what it failed on cannot be read, but that it
     failed is never weakened to a warning). Its well-formed problems stay with it, so a failure it did
-    report still counts.
+    report still counts. A check of ``expected`` (the run's enabled host checks) the host gave no result for
+    (a result cut short, a module of another version) is ``unknown``: what was not reported never passes.
     """
     out = {}
     for key, raw in checks.items():
@@ -243,6 +244,11 @@ def read_results(checks):
         why = printable("the host's %s result cannot be read: %s" % (name, "; ".join(faults)), MAX_UNREADABLE_CHARS)
         claimed = FAIL if isinstance(raw, dict) and raw.get("status") == FAIL else UNKNOWN
         out[name] = result(name, [problem(name, claimed, why, UNREADABLE_FIX)] + kept)
+    for name in expected:
+        if name not in out:
+            out[name] = result(name, [problem(name, UNKNOWN, "the host gave no %s result (its module's result was "
+                                              "cut short, or that module does not know the check)" % name,
+                                              UNREADABLE_FIX)])
     return out
 
 
@@ -338,6 +344,10 @@ def judge(item, family, downgrade=()):
     message = item["message"]
     spec = family.checks.get(item["check"])
     blocking = (FAIL, UNKNOWN) if family.unknown_blocks else (FAIL,)
+    if spec is None and not family.never_block and item["status"] in blocking:
+        # a host module of another version: its check's severity is not known here, so it cannot block; say so
+        return WARNING, "%s (%s is not a check of this controller's gpuops.preflight: judged as a warning)" % (
+            message, item["check"])
     if family.never_block or item["status"] not in blocking or spec is None or spec.severity != HARD:
         return WARNING, message
     gpu = item.get("gpu") or {}

@@ -73,7 +73,8 @@ def run_all(jobs, clock=time.monotonic):
         thread.daemon = True
         thread.start()
     for name, outcome in outcomes.items():
-        remaining = start + outcome.timeout - clock()
+        # A thread cannot wait longer than threading.TIMEOUT_MAX (OverflowError): a longer deadline is that long.
+        remaining = min(start + outcome.timeout - clock(), threading.TIMEOUT_MAX)
         if not done[name].wait(max(remaining, 0)):
             outcome.timed_out = True
             outcome.elapsed = clock() - start

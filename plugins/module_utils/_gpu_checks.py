@@ -22,6 +22,7 @@ from ansible_collections.gpuops.preflight.plugins.module_utils import _checks, _
 from ansible_collections.gpuops.preflight.plugins.module_utils._checks import UNKNOWN, WARN, problem
 from ansible_collections.gpuops.preflight.plugins.module_utils._host_runner import Collector, CollectorError
 from ansible_collections.gpuops.preflight.plugins.module_utils._pci import gpu_name, parse_gpu_refs, ref_matches
+from ansible_collections.gpuops.preflight.plugins.module_utils._timeparse import iso
 from ansible_collections.gpuops.preflight.plugins.module_utils._values import duration
 
 GIB = 1024.0 ** 3
@@ -170,6 +171,11 @@ def since_on_host(since, controller_time, host_now):
 def _collect_kernel_log(ctx, deadline):
     source, path = kernel_log_source(ctx.params["kernel_log"])
     since, skew = since_on_host(ctx.params.get("kernel_log_since"), ctx.params.get("controller_time"), ctx.now)
+    if since is not None and since > ctx.now + CLOCK_SKEW_TOLERANCE:
+        # no line can be that new: the log would read clean having been read for nothing
+        raise CollectorError("kernel_log_since %s is %s in the future of this host's clock: no kernel log line can be "
+                             "that new (epoch milliseconds instead of seconds?)"
+                             % (iso(since) if since < 253402300800 else repr(since), duration(since - ctx.now)))
     # room inside the deadline for auto's fallback from the journal to dmesg
     read, findings = _kernel_log().scan_kernel_log(ctx.module, source, path, since, max(deadline - 3, 1))
     info = {"source": read.source, "read": not (read.error or read.timed_out), "since": since, "error": read.error,
@@ -429,7 +435,12 @@ def evaluate_available(ctx, spec):
     if usable_count > 0:
         return [], "%d usable GPU(s)" % usable_count
     if not gpus:
-        why = "no GPU found (sysfs shows none, and the GPU tool reports none)"
+        # only a tool that answered reported none; one that hung, crashed or printed garbage said nothing
+        silent = ["%s: %s" % (VENDOR_NAMES.get(vendor, vendor), tool["reason"]) for vendor, tool
+                  in sorted(view["probe"]["tools"].items()) if not tool["answered"] and tool["reason"]
+                  and tool["outcome"] not in (_gpus.NOT_USED, _gpus.MISSING)]
+        why = "no GPU found (sysfs shows none, and %s)" % (
+            "the GPU tool gave no answer: %s" % "; ".join(silent) if silent else "the GPU tool reports none")
     else:
         counts = {}
         for gpu in gpus:

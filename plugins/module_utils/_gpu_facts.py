@@ -10,13 +10,15 @@ check of their timeout options. The probe itself is ``_gpus.probe``.
 from __future__ import annotations
 
 from ansible_collections.gpuops.preflight.plugins.module_utils import _gpus, _kernel_log
+from ansible_collections.gpuops.preflight.plugins.module_utils._values import timeout_problem
 
 
 def check_timeouts(module, names):
-    """Fail the module when a timeout option is below one second, naming it."""
+    """Fail the module when a timeout option is out of range (``timeout_problem``), naming it."""
     for name in names:
-        if module.params[name] < 1:
-            module.fail_json(msg="%s must be at least 1 second, got %s" % (name, module.params[name]))
+        why = timeout_problem(module.params[name])
+        if why:
+            module.fail_json(msg="%s %s" % (name, why))
 
 
 def kernel_findings(module, vendors=None):

@@ -28,7 +28,7 @@ from __future__ import annotations
 import time
 
 from ansible_collections.gpuops.preflight.plugins.module_utils import _checks, _deadline
-from ansible_collections.gpuops.preflight.plugins.module_utils._values import clean_text
+from ansible_collections.gpuops.preflight.plugins.module_utils._values import clean_text, type_name
 
 
 class Collector(object):
@@ -102,8 +102,19 @@ def enabled_and_timeouts(family, params):
 
 
 def _not_applying(spec, params):
-    """The reason a check does not run here (e.g. the kernel log is switched off), or None."""
-    return spec.applies(params) if spec.applies is not None else None
+    """The reason a check does not run here (e.g. the kernel log is switched off), or None. One whose
+    ``applies`` raised applies (its evaluation then says what went wrong: ``_evaluate``)."""
+    try:
+        return spec.applies(params) if spec.applies is not None else None
+    except Exception:  # a bug in one check must not cost the others their results
+        return None
+
+
+def _bug(name, doing, exc, elapsed=None):
+    """The result of a check whose own code failed: unknown, naming the exception; never a pass, never a traceback."""
+    return _checks.could_not_run(name, "%s failed: %s: %s" % (doing, type(exc).__name__, exc),
+                                 "Report this as a bug of gpuops.preflight, with the module result (-vvv).",
+                                 elapsed=elapsed)
 
 
 def _needed(family, enabled, params):
@@ -116,7 +127,7 @@ def _needed(family, enabled, params):
         if name in needed:
             continue
         collector = family.collectors[name]
-        if collector.wanted is not None and not collector.wanted(params):
+        if collector.wanted is not None and not _guarded(collector.wanted, params, True):
             continue
         needed.append(name)
         todo.extend(collector.after)
@@ -162,9 +173,20 @@ def _collect(ctx, needed, clock):
         done.update(wave)
 
 
+def _guarded(func, arg, fallback):
+    """``func(arg)``, or ``fallback`` when it raised (a collector's own small functions: wanted, what, hung)."""
+    try:
+        return func(arg)
+    except Exception:  # the collector's evidence, not its wording, decides the checks
+        return fallback
+
+
 def _evaluate(ctx, name):
     spec = ctx.family.checks[name]
-    reason = _not_applying(spec, ctx.params)
+    try:
+        reason = spec.applies(ctx.params) if spec.applies is not None else None
+    except Exception as exc:
+        return _bug(name, "deciding whether %s applies" % name, exc)
     if reason:
         return _checks.skipped(name, reason)
     needed = [n for n in spec.needs if n in ctx.outcomes]
@@ -175,19 +197,25 @@ def _evaluate(ctx, name):
             collector = ctx.family.collectors[collector_name]
             said = collector.hung if outcome.timed_out and collector.hung is not None else collector.what
             return _checks.could_not_run(
-                name, "%s: %s" % (said(ctx.params), _why(outcome)),
+                name, "%s: %s" % (_guarded(said, ctx.params, "the %s collector" % collector_name), _why(outcome)),
                 collector.hint or "Re-run the %s; if it keeps failing, look at the host by hand."
                 % ctx.family.word.lower(),
                 elapsed=elapsed, timed_out=outcome.timed_out or bool(getattr(outcome.error, "timed_out", False)))
     try:
+        # a bug in one evaluation (it raised, or returned something that is not its problems and text) must not
+        # hide the other checks, nor pass
         evaluated = spec.evaluate(ctx, spec)
-    except Exception as exc:  # a bug in one evaluation must not hide the other checks
-        return _checks.could_not_run(name, "evaluating %s failed: %s: %s" % (name, type(exc).__name__, exc),
-                                     "Report this as a bug of gpuops.preflight, with the module result (-vvv).",
-                                     elapsed=elapsed)
-    problems, ok_text = evaluated[0], evaluated[1]
-    details = evaluated[2] if len(evaluated) > 2 else None
-    return _checks.result(name, problems, elapsed=elapsed, details=details, message=None if problems else ok_text)
+        if not isinstance(evaluated, (tuple, list)) or len(evaluated) not in (2, 3):
+            raise TypeError("it returned %s, not (problems, text) or (problems, text, details)" % type_name(evaluated))
+        problems, ok_text = evaluated[0], evaluated[1]
+        details = evaluated[2] if len(evaluated) > 2 else None
+        res = _checks.result(name, problems, elapsed=elapsed, details=details, message=None if problems else ok_text)
+        read = _checks.read_results({name: res})[name]  # as the judge will read it
+        if read is not res:
+            raise TypeError("it returned a malformed result (%s)" % read["problems"][0]["message"])
+    except Exception as exc:
+        return _bug(name, "evaluating %s" % name, exc, elapsed)
+    return res
 
 
 def _why(outcome):
@@ -221,8 +249,14 @@ def run(family, module, params, clock=time.monotonic, now=None):
     result = {"changed": False, "step": params.get("step"), "checks": checks}
     for name, collector in family.collectors.items():
         if collector.publish is not None:
-            result.update(collector.publish(ctx))
-        if collector.changed is not None and name in ctx.values and collector.changed(ctx.values[name]):
+            try:
+                result.update(collector.publish(ctx))
+            except Exception as exc:  # its facts are missing: the checks that read them are not verified
+                for check in enabled:
+                    if name in family.checks[check].needs and checks[check]["status"] != _checks.SKIPPED:
+                        checks[check] = _bug(check, "publishing what the %s collector gathered" % name, exc)
+        # a collector that cannot say whether it changed the host may have: changed
+        if collector.changed is not None and name in ctx.values and _guarded(collector.changed, ctx.values[name], True):
             result["changed"] = True
     result["elapsed_s"] = round(clock() - start, 3)
     return clean_text(family.redact(result) if family.redact is not None else result)

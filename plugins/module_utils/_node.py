@@ -13,6 +13,7 @@ from __future__ import annotations
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.gpuops.preflight.plugins.module_utils import _host_runner, _options, _watchdog
+from ansible_collections.gpuops.preflight.plugins.module_utils._values import printable
 
 
 class _Module(AnsibleModule):
@@ -26,6 +27,14 @@ class _Module(AnsibleModule):
         self._redact = redact
         super(_Module, self).__init__(**kwargs)
 
+    def _log_invocation(self):
+        # AnsibleModule logs its arguments first: a NUL byte stopped it with "Failed to log to syslog (embedded
+        # null character)", naming no option, and text that is not UTF-8 with a traceback. Say which option.
+        problems = unusable_text(getattr(self, "params", None) or {})
+        if problems:
+            self.fail_json(msg="; ".join(problems))
+        super(_Module, self)._log_invocation()
+
     def _invocation(self):
         params = dict(getattr(self, "params", None) or {})
         return {"module_args": self._redact(params) if self._redact is not None else params}
@@ -37,6 +46,26 @@ class _Module(AnsibleModule):
     def fail_json(self, msg, **kwargs):
         kwargs.setdefault("invocation", self._invocation())
         super(_Module, self).fail_json(msg, **kwargs)
+
+
+def unusable_text(params, where=None):
+    """Problems with text in the module's arguments that no path, name or log line can hold, each naming the option:
+    a NUL byte, or a character that is not UTF-8 (a lone surrogate: a name in another encoding)."""
+    problems = []
+    items = params.items() if isinstance(params, dict) else enumerate(params if isinstance(params, list) else ())
+    for key, value in items:
+        name = "%s%s" % (where, "[%r]" % (key,)) if where else str(key)
+        if isinstance(value, (dict, list)):
+            problems.extend(unusable_text(value, name))
+        elif isinstance(value, str) and "\0" in value:
+            problems.append("%s: %s holds a NUL byte, which no path or name can" % (name, printable(repr(value), 120)))
+        elif isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                problems.append("%s: %s is not UTF-8 text (a name in another encoding?)"
+                                % (name, printable(ascii(value), 120)))
+    return problems
 
 
 def run_module(family, own_options, validate_own=None):

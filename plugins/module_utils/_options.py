@@ -13,6 +13,7 @@ from __future__ import annotations
 from ansible_collections.gpuops.preflight.plugins.module_utils import _steps
 from ansible_collections.gpuops.preflight.plugins.module_utils._pci import normalize_bdf, parse_gpu_refs
 from ansible_collections.gpuops.preflight.plugins.module_utils._timeparse import parse_time
+from ansible_collections.gpuops.preflight.plugins.module_utils._values import timeout_problem
 
 PROBE_OPTIONS = dict(
     gpu_vendor=dict(type="str", choices=["auto", "amd", "nvidia"], default="auto"),
@@ -59,12 +60,13 @@ def validate(params, family):
             problems.append("timeouts: unknown check %r; valid checks are: %s" % (name, ", ".join(host_checks)))
             continue
         try:
-            params["timeouts"][name] = int(seconds)
+            params["timeouts"][name] = seconds if isinstance(seconds, bool) else int(seconds)
         except (TypeError, ValueError, OverflowError):
             problems.append("timeouts: %s must be a whole number of seconds, got %r" % (name, seconds))
             continue
-        if params["timeouts"][name] < 1:
-            problems.append("timeouts: %s must be at least 1 second" % name)
+        why = timeout_problem(params["timeouts"][name])
+        if why:
+            problems.append("timeouts: %s %s" % (name, why))
     if family.probes_gpus:
         problems.extend(_probe_problems(params))
     return problems
@@ -73,8 +75,9 @@ def validate(params, family):
 def _probe_problems(params):
     """Problems with the GPU and kernel-log probe options; normalises the since time."""
     problems = []
-    if params["gpu_tool_timeout"] < 1:
-        problems.append("gpu_tool_timeout must be at least 1 second")
+    why = timeout_problem(params["gpu_tool_timeout"])
+    if why:
+        problems.append("gpu_tool_timeout %s" % why)
     if params["vram_min_mb"] < 0:
         problems.append("vram_min_mb must be 0 or more, got %s" % params["vram_min_mb"])
     try:

@@ -20,10 +20,10 @@ import time
 
 from ansible_collections.gpuops.preflight.plugins.module_utils import (
     _checks, _deadline, _families, _files, _ramdisk, _steps)
-from ansible_collections.gpuops.preflight.plugins.module_utils._pci import parse_gpu_refs
+from ansible_collections.gpuops.preflight.plugins.module_utils._pci import normalize_bdf, parse_gpu_refs
 from ansible_collections.gpuops.preflight.plugins.module_utils._timeparse import iso, parse_time
 from ansible_collections.gpuops.preflight.plugins.module_utils._values import (
-    absolute_path, at_least, between, parse_seconds, type_name)
+    absolute_path, at_least, between, duration, parse_seconds, timeout_problem, type_name)
 
 # What a preflight_steps entry may say about its step.
 STEP_KEYS = ("ramdisk", "inputs", "ramdisk_dir")
@@ -31,6 +31,8 @@ STEP_KEYS = ("ramdisk", "inputs", "ramdisk_dir")
 DEFAULT_CLEANUP_STEPS = ("1", "2", "3")
 # Seconds the task backstop allows beyond the longest check timeout (connection, module start-up).
 BACKSTOP_MARGIN = 20
+# Seconds a given since time may lie ahead of the controller's clock (a time taken on another machine).
+SINCE_AHEAD_TOLERANCE = 60
 # A summary file read for the cleanup's start time is never larger than this.
 SUMMARY_MAX_BYTES = 16 * 1024 * 1024
 # The summary document's schema name (_summary writes it; here because the plan reads earlier summaries).
@@ -52,7 +54,7 @@ COMMON_RULES = {
     "ramdisk_root": absolute_path,
     "sysfs_root": absolute_path,
     "kernel_log": _kernel_log,
-    "gpu_tool_timeout": at_least(1, "a whole number of seconds"),
+    "gpu_tool_timeout": lambda value: at_least(1, "a whole number of seconds")(value) or timeout_problem(value),
     "ramdisk_min_free_mb": at_least(0),
     "vram_min_mb": at_least(0),
     "gpu_temp_warn_c": between(0, 200),
@@ -140,7 +142,7 @@ def normalize_steps(steps):
 def _int_or_none(value, option):
     if value is None or value == "":
         return None
-    if isinstance(value, bool) or isinstance(value, float) and value != int(value):
+    if isinstance(value, bool) or isinstance(value, float) and (not math.isfinite(value) or value != int(value)):
         raise ValueError("%s must be a whole number, got %r" % (option, value))
     try:
         number = int(str(value).strip()) if not isinstance(value, float) else int(value)
@@ -225,8 +227,9 @@ def build_plan(kind, step, steps=None, skip=None, downgrade=None, hosts=(), host
         except ValueError as exc:
             problems.append(str(exc))
             continue
-        if not clean_timeouts[name]:
-            problems.append("%s_timeouts.%s must be at least 1 second" % (prefix, name))
+        why = timeout_problem(clean_timeouts[name] or 0)
+        if why:
+            problems.append("%s_timeouts.%s %s" % (prefix, name, why))
     hostvars = hostvars or {}
     for host in hosts:
         problems.extend(validate_host(host, hostvars.get(host) or {}))
@@ -239,11 +242,16 @@ def build_plan(kind, step, steps=None, skip=None, downgrade=None, hosts=(), host
         except ValueError as exc:
             problems.append(str(exc))
         applies = step_id in wanted
+    now = time.time() if now is None else now
     try:
         since_epoch = parse_time(since, "%s_since" % prefix)
     except ValueError as exc:
         problems.append(str(exc))
         since_epoch = None
+    if since_epoch is not None and since_epoch > now + SINCE_AHEAD_TOLERANCE:
+        # the kernel log would be read for an empty window, and read clean
+        problems.append("%s_since %r is in the future (%s from now): nothing can have happened since then "
+                        "(epoch milliseconds instead of seconds?)" % (prefix, since, duration(since_epoch - now)))
     if budget is not None:
         try:
             budget = parse_seconds(budget, "budget")
@@ -252,7 +260,6 @@ def build_plan(kind, step, steps=None, skip=None, downgrade=None, hosts=(), host
     if problems:
         raise PlanError(problems)
 
-    now = time.time() if now is None else now
     since_source = "given" if since_epoch is not None else None
     if family.since_from and since_epoch is None and summary_dir:
         since_epoch = latest_start(summary_dir, family.since_from, step_id)
@@ -313,18 +320,16 @@ def index_maps(summary_dir, hosts, limit=20):
     for _stamp, name in stamped[:limit]:
         if not wanted - set(maps):
             break
-        try:
-            document = json.loads(_files.read_regular(os.path.join(folder, name), SUMMARY_MAX_BYTES).decode("utf-8"))
-            entries = document.get("hosts") or {} if document.get("schema") == SUMMARY_SCHEMA else {}
-        except (OSError, ValueError, AttributeError):
-            continue
+        document = read_summary(os.path.join(folder, name))
+        entries = (document.get("hosts") or {}) if document and document.get("schema") == SUMMARY_SCHEMA else {}
         for host in wanted - set(maps):
             entry = entries.get(host) if isinstance(entries, dict) else None
-            if not isinstance(entry, dict) or not (entry.get("gpu_tool") or {}).get("answered"):
+            tool = entry.get("gpu_tool") if isinstance(entry, dict) else None
+            if not isinstance(tool, dict) or not tool.get("answered") or not isinstance(entry.get("gpus"), list):
                 continue
-            known = dict((str(g["index"]), g["bdf"]) for g in entry.get("gpus") or []
-                         if isinstance(g, dict) and g.get("index") is not None and g.get("bdf")
-                         and g.get("in_tool_output"))
+            known = dict((str(g["index"]), g["bdf"]) for g in entry["gpus"]
+                         if isinstance(g, dict) and isinstance(g.get("index"), int) and not isinstance(g["index"], bool)
+                         and isinstance(g.get("bdf"), str) and normalize_bdf(g["bdf"]) and g.get("in_tool_output"))
             if known:
                 maps[host] = known
     return maps
@@ -383,9 +388,24 @@ def latest_start(summary_dir, kind, step):
     except OSError:
         return None
     for _stamp, _attempt, name in sorted(found, reverse=True):
-        try:
-            document = json.loads(_files.read_regular(os.path.join(folder, name), SUMMARY_MAX_BYTES).decode("utf-8"))
-            return parse_time(document.get("started_at"))
-        except (OSError, ValueError, AttributeError):
+        document = read_summary(os.path.join(folder, name))
+        if document is None:
             continue
+        try:
+            started = parse_time(document.get("started_at"))
+        except (TypeError, ValueError):
+            continue
+        if started is not None:  # one that says no start time cannot give it: an older one may
+            return started
     return None
+
+
+def read_summary(path):
+    """An earlier summary file as a mapping, or None when it cannot be one: unreadable, not a regular file (a FIFO
+    must not hang the plan), larger than SUMMARY_MAX_BYTES, not JSON, nested deeper than json can read (a
+    RecursionError once stopped every later plan of the folder with a traceback), or not an object."""
+    try:
+        document = json.loads(_files.read_regular(path, SUMMARY_MAX_BYTES).decode("utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return None
+    return document if isinstance(document, dict) else None

@@ -19,7 +19,7 @@ import time
 
 from ansible_collections.gpuops.preflight.plugins.module_utils import _checks, _families, _files, _pci, _plan, _steps
 from ansible_collections.gpuops.preflight.plugins.module_utils._timeparse import file_stamp, iso
-from ansible_collections.gpuops.preflight.plugins.module_utils._values import human_bytes, is_number, printable
+from ansible_collections.gpuops.preflight.plugins.module_utils._values import human_bytes, is_number, printable, type_name
 
 SCHEMA = _plan.SUMMARY_SCHEMA
 SCHEMA_VERSION = 1
@@ -61,6 +61,15 @@ HOST_FACTS = {
 
 
 # ---------------------------------------------------------------- judging
+
+
+# The fields of a failed or unreachable host's result that the judge quotes.
+_SAID = ("msg", "module_stderr", "module_stdout")
+
+
+def _text(value):
+    """A field the judge quotes, as text whatever it holds (None stays None: said nothing)."""
+    return value if value is None or isinstance(value, str) else str(value)
 
 
 def _one_line(text):
@@ -139,6 +148,11 @@ def _host_problem(kind, host, address, res, plan):
     where = host if not address or address == host else "%s (%s)" % (host, address)
     if res is None:
         return _checks.PROBE, "%s: no result from the host (it did not run the %s)" % (where, kind), None
+    if not isinstance(res, dict):
+        return _checks.PROBE, "%s: the %s module's result cannot be read: it is %s (%s), not a mapping" % (
+            where, kind, type_name(res), printable(repr(res), 60)), None
+    # What Ansible and ssh said is text; a result from elsewhere (a module of another version) may hold anything.
+    res = dict(res, **dict((key, _text(res[key])) for key in _SAID if key in res))
     if res.get("unreachable"):
         cause = _ssh_cause(res.get("msg"), address or host)
         if cause:
@@ -202,7 +216,7 @@ def build_summary(plan, host_results, finished=None, pending=()):
                 problems.append(_checks.problem(check, _checks.UNKNOWN, "%s; none of its checks ran (%s is in %s_skip)"
                                                 % (message, check, family.option_prefix), fix))
         else:
-            for name, result in _checks.read_results(res["checks"]).items():
+            for name, result in _checks.read_results(res["checks"], plan.get("host_checks") or ()).items():
                 entry["checks"][name] = dict((k, result.get(k)) for k in ("status", "message", "elapsed_s", "timed_out"))
                 for item in result.get("problems", []):
                     problems.append(dict(item, message="%s: %s" % (host, item["message"])))

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import re
+import reprlib
 
 _NAMES = (("bool", (bool,)), ("list", (list, tuple, set)), ("mapping", (dict,)), ("text", (str,)),
           ("number", (int, float)))
@@ -174,6 +175,19 @@ def seconds_problem(value, minimum=0.001, maximum=MAX_SECONDS):
         return "must be a number of seconds, got %r" % (value,)
     if math.isnan(number) or number < minimum or number > maximum:
         return "must be a number of seconds above 0 and at most %d, got %r" % (maximum, value)
+    return None
+
+
+def timeout_problem(value):
+    """What is wrong with ``value`` as a timeout in whole seconds (a check's, a GPU tool's), or None: from 1 to
+    MAX_SECONDS. A longer one cannot be waited for (a thread's wait and coreutils timeout have limits of their
+    own) and is never meant; the rule of every timeout the host module and the plan take."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return "must be a whole number of seconds, got %s" % reprlib.repr(value)
+    if value < 1:
+        return "must be at least 1 second, got %d" % value
+    if value > MAX_SECONDS:
+        return "must be at most %d seconds (7 days), got %s" % (MAX_SECONDS, reprlib.repr(value))
     return None
 
 
