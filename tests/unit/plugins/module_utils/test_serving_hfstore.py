@@ -104,8 +104,9 @@ def fixture(name):
         return handle.read()
 
 
-def judge(root, models, ident=ROOT_USER):
-    """models: {agent: (model id, path)} -> (problems, ok_text, details)."""
+def judge(root, models, ident=None):
+    """models: {agent: (model id, path)} -> (problems, ok_text, details); judged as root unless told."""
+    ident = ROOT_USER if ident is None else ident
     entries = [{"agent": agent, "model": model, "path": path, "files": []} for agent, (model, path) in models.items()]
     found = _serving.inspect_model_store(entries, str(root), ident)
     return _serving.evaluate_model_store(found)
