@@ -312,6 +312,9 @@ SILENT_TOOL_FIX = {
                   "Permissions\" means the user the check runs as may not open /dev/nvidia* (run it with become, or "
                   "pass the GPUs into the container).",
 }
+# What a usable GPU's warning suggests (each warning says what it is about; the GPU may take work).
+GPU_WARNING_FIX = ("The GPU may take work: act on the warning when convenient (it says what to do); nvidia-smi -q, "
+                   "rocm-smi or amd-smi on the host tell more.")
 MIXED_INDEX_FIX = ("Name the GPU by its PCI address in excluded_gpus / gpu_watchlist (e.g. 0000:41:00.0, as lspci "
                    "-D or the summary's gpus list shows it): on a host with AMD and NVIDIA GPUs, rocm-smi and nvidia-smi "
                    "each number their own GPUs from 0.")
@@ -396,6 +399,11 @@ def evaluate_health(ctx, spec):
                 label(gpu), seen, duration(ctx.params["gpu_watch_window"]))
             problems.append(problem(spec.name, spec.fail_status, message, _fix_for(gpu, WATCH_FIX), gpu=gpu_ref(gpu),
                                     last_epoch=newest.get("last_epoch")))
+        if gpu["health"] not in (_gpus.LOST, _gpus.DEGRADED) and not gpu.get("excluded"):
+            # a GPU still in use: each of its notes is a warning of its own (a sick one's failure says it all)
+            for warning in gpu.get("warnings") or ():
+                problems.append(problem(spec.name, WARN, "%s: %s" % (label(gpu), warning), GPU_WARNING_FIX,
+                                        gpu=gpu_ref(gpu)))
     for _tool, _count, text in gone_untold(view):
         problems.append(problem(spec.name, spec.fail_status, text, spec.fix))  # as a GPU missing from the tool
     for vendor, tool in sorted(silent.items()):

@@ -421,3 +421,26 @@ def test_a_tool_without_an_answer_on_a_host_showing_no_gpu_is_unknown_never_pass
             ("unknown", "GPU state unknown: %s; sysfs shows none of its GPUs either" % tool["reason"])]
     else:
         assert problems == []
+
+
+@pytest.mark.parametrize("family", [_preflight.FAMILY, _cleanup.FAMILY])
+def test_every_warning_of_a_usable_gpu_is_reported(family):
+    nv_warnings = ["nvidia-smi could not read the fan speed (ERR!)",
+                   "memory row remapping is pending: reset the GPU (nvidia-smi -r) at the next chance to apply it",
+                   "clocks held down: hw_slowdown active"]
+    amd_warning = ("amdgpu refused its sensor reads (power1_average, temp_input: EPERM): it is in a reset or not "
+                   "runtime-active; its temperature and power are unknown")
+    gpus = [dict(gpu(0, "0000:81:00.0"), vendor="nvidia", warnings=nv_warnings),
+            dict(gpu(1, "0000:03:00.0"), vendor="amd", warnings=[amd_warning]),
+            # an excluded GPU is not used, and a sick one's failure says it all: no warnings of theirs
+            dict(gpu(2, "0000:06:00.0", excluded=True), warnings=["clocks held down: hw_slowdown active"]),
+            dict(gpu(3, "0000:09:00.0", health="degraded"), warnings=["nvidia-smi could not read the fan speed (ERR!)"])]
+    problems, text = evaluate(family, "gpu_health", gpus)
+    assert [(p["status"], p["gpu"]["index"], p["message"]) for p in problems] == [
+        ("warn", 0, "GPU 0 (0000:81:00.0): " + nv_warnings[0]),
+        ("warn", 0, "GPU 0 (0000:81:00.0): " + nv_warnings[1]),
+        ("warn", 0, "GPU 0 (0000:81:00.0): " + nv_warnings[2]),
+        ("warn", 1, "GPU 1 (0000:03:00.0): " + amd_warning),
+        (family.checks["gpu_health"].fail_status, 3, "GPU 3 (0000:09:00.0) is degraded: ")]
+    assert all(p["fix"] == _gpu_checks.GPU_WARNING_FIX for p in problems[:4])
+    assert text == "4 GPU(s): 3 ok, 1 degraded"  # the verdicts themselves are unchanged
