@@ -312,6 +312,10 @@ SILENT_TOOL_FIX = {
                   "Permissions\" means the user the check runs as may not open /dev/nvidia* (run it with become, or "
                   "pass the GPUs into the container).",
 }
+UNKNOWN_GPU_FIX = "Check the GPU by hand (rocm-smi or nvidia-smi, dmesg)."
+# A GPU a job or a container hides from the GPU tool (_gpus.confinement): the host itself can tell.
+HIDDEN_FIX = ("It is hidden from this job or container, not judged: run the check on the host itself (outside the job "
+              "or container) to judge every GPU; inside, only the GPUs given to the job are checked.")
 # What a usable GPU's warning suggests (each warning says what it is about; the GPU may take work).
 GPU_WARNING_FIX = ("The GPU may take work: act on the warning when convenient (it says what to do); nvidia-smi -q, "
                    "rocm-smi or amd-smi on the host tell more.")
@@ -390,7 +394,7 @@ def evaluate_health(ctx, spec):
                 label(gpu), gpu["health"], "; ".join(gpu["problems"])), _fix_for(gpu, spec.fix), gpu=gpu_ref(gpu)))
         elif gpu["health"] == _gpus.UNKNOWN and _gpus.vendor_of(gpu) not in silent:
             problems.append(problem(spec.name, UNKNOWN, "%s state unknown: %s" % (label(gpu), "; ".join(gpu["problems"])),
-                                    "Check the GPU by hand (rocm-smi or nvidia-smi, dmesg).", gpu=gpu_ref(gpu)))
+                                    HIDDEN_FIX if gpu.get("hidden_from_tool") else UNKNOWN_GPU_FIX, gpu=gpu_ref(gpu)))
         elif view["watch_hits"].get(gpu["bdf"]):
             hits = view["watch_hits"][gpu["bdf"]]
             newest = max(hits, key=lambda f: (f.get("last_epoch") is None, f.get("last_epoch") or 0))
@@ -463,9 +467,11 @@ def unverified_note(unverified, tools):
     answered without saying which GPU an entry is (amd-smi's metric prints no address; see gpu_health)."""
     if not unverified:
         return ""
-    answered = [g for g in unverified if (tools.get(_gpus.vendor_of(g)) or {}).get("answered")]
-    whys = [(len(unverified) - len(answered), "the GPU tool gave no answer"),
-            (len(answered), "the GPU tool's answer could not be matched to them, see gpu_health")]
+    hidden = [g for g in unverified if g.get("hidden_from_tool")]
+    answered = [g for g in unverified if (tools.get(_gpus.vendor_of(g)) or {}).get("answered") and g not in hidden]
+    whys = [(len(unverified) - len(answered) - len(hidden), "the GPU tool gave no answer"),
+            (len(answered), "the GPU tool's answer could not be matched to them, see gpu_health"),
+            (len(hidden), "hidden from the GPU tool in this job or container, see gpu_health")]
     return " (%s)" % "; ".join("%d not verified: %s" % (count, why) for count, why in whys if count)
 
 

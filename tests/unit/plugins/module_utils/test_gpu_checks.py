@@ -444,3 +444,19 @@ def test_every_warning_of_a_usable_gpu_is_reported(family):
         (family.checks["gpu_health"].fail_status, 3, "GPU 3 (0000:09:00.0) is degraded: ")]
     assert all(p["fix"] == _gpu_checks.GPU_WARNING_FIX for p in problems[:4])
     assert text == "4 GPU(s): 3 ok, 1 degraded"  # the verdicts themselves are unchanged
+
+
+def test_gpus_hidden_in_a_job_are_unknown_and_counted_as_not_verified():
+    why = "SLURM_JOB_ID=4242: a Slurm job"
+    hidden = dict(gpu(None, "0000:41:00.0", health="unknown", responding=None), vendor="nvidia", hidden_from_tool=why)
+    hidden["problems"] = ["nvidia-smi does not list it: this process runs confined (%s), which shows nvidia-smi only "
+                          "the GPUs given to it" % why]
+    seen = dict(gpu(0, "0000:81:00.0"), vendor="nvidia")
+    tool = {"answered": True, "outcome": "answered", "reason": None}
+    problems, _text = evaluate(_preflight.FAMILY, "gpu_health", [seen, hidden], tool=tool, probe={"tools": {"nvidia": tool}})
+    assert [(p["status"], p["message"], p["fix"]) for p in problems] == [
+        ("unknown", "GPU 0000:41:00.0 state unknown: " + hidden["problems"][0], _gpu_checks.HIDDEN_FIX)]
+    problems, text = evaluate(_preflight.FAMILY, "gpu_count", [seen, hidden], tool=tool,
+                              probe={"tools": {"nvidia": tool}}, expected_gpu_count=2)
+    assert problems == [] and text == "expected 2 GPUs, found 2 (1 not verified: hidden from the GPU tool in this job " \
+                                      "or container, see gpu_health)"
