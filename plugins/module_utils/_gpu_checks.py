@@ -442,7 +442,9 @@ def evaluate_available(ctx, spec):
     gpus, expected = view["gpus"], ctx.params.get("expected_gpu_count")
     if expected == 0:
         return [], "no GPU expected (expected_gpu_count: 0)"
-    usable = [g for g in gpus if not g["excluded"] and g["health"] in (_gpus.OK, _gpus.UNKNOWN)]
+    # a GPU hidden from the tool in a job or a container is not this job's to use
+    usable = [g for g in gpus if not g["excluded"] and g["health"] in (_gpus.OK, _gpus.UNKNOWN)
+              and not g.get("hidden_from_tool")]
     usable_count = len(usable) - sum(count for _tool, count, _text in gone_untold(view))
     if usable_count > 0:
         return [], "%d usable GPU(s)" % usable_count
@@ -456,7 +458,8 @@ def evaluate_available(ctx, spec):
     else:
         counts = {}
         for gpu in gpus:
-            state = "excluded" if gpu["excluded"] else gpu["health"]
+            state = "excluded" if gpu["excluded"] else (
+                "hidden from the GPU tool (unknown)" if gpu.get("hidden_from_tool") else gpu["health"])
             counts[state] = counts.get(state, 0) + 1
         why = "%d GPU(s), none usable: %s" % (len(gpus), ", ".join("%d %s" % (n, s) for s, n in sorted(counts.items())))
     return [problem(spec.name, spec.fail_status, why, spec.fix)], why

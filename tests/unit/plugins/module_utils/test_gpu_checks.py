@@ -460,3 +460,14 @@ def test_gpus_hidden_in_a_job_are_unknown_and_counted_as_not_verified():
                               probe={"tools": {"nvidia": tool}}, expected_gpu_count=2)
     assert problems == [] and text == "expected 2 GPUs, found 2 (1 not verified: hidden from the GPU tool in this job " \
                                       "or container, see gpu_health)"
+
+
+def test_gpus_hidden_in_a_job_are_not_the_job_s_usable_gpus():
+    hidden = [dict(gpu(None, "0000:%02x:00.0" % bus, health="unknown", responding=None), vendor="nvidia",
+                   hidden_from_tool="SLURM_JOB_ID=4242: a Slurm job") for bus in (0x41, 0xa1)]
+    broken = [dict(gpu(0, "0000:81:00.0", health="degraded"), vendor="nvidia")]
+    problems, why = evaluate(_preflight.FAMILY, "gpu_available", broken + hidden, expected_gpu_count=3)
+    assert [p["status"] for p in problems] == ["fail"]
+    assert why == "3 GPU(s), none usable: 1 degraded, 2 hidden from the GPU tool (unknown)"
+    ok = [dict(gpu(0, "0000:81:00.0"), vendor="nvidia")]
+    assert evaluate(_preflight.FAMILY, "gpu_available", ok + hidden, expected_gpu_count=3)[1] == "1 usable GPU(s)"
