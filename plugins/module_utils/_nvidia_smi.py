@@ -136,9 +136,10 @@ VGPU_LICENSE_STATES = (
 )
 
 # Memory repair states (page retirement before Ampere, row remapping since), NVIDIA's "GPU Memory Error Management"
-# guide: a retirement or remap that is pending takes effect at the next GPU reset (or reboot), and until then the
-# driver keeps the failing page or row out of new allocations, so the GPU may take work: a warning to reset it at
-# the next chance. A remapping failure (no spare rows left) needs service. A page retired for a double-bit
+# guide (docs.nvidia.com/deploy/a100-gpu-mem-error-mgmt, "Error Recovery and Response Flags": with the row-remapping
+# pending flag set "unaffected applications can continue running ... and new workloads can be launched"): a
+# retirement or remap that is pending takes effect at the next GPU reset (or reboot), so the GPU may take work: a
+# warning to reset it at the next chance. A remapping failure (no spare rows left) needs service. A page retired for a double-bit
 # (uncorrectable) error and still pending is that error's: the GPU must be reset before new work, as after Xid 48.
 # (group, test on (remapped_rows, retired_pages), health: DEGRADED blocks, OK is a warning, text): the first match
 # of each group counts.
