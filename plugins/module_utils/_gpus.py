@@ -19,10 +19,12 @@ sysfs only for AMD GPUs the tool gave none for. Health per GPU:
   hung; not judged while it is runtime-suspended, nor for reads the driver refuses: EPERM); no driver
   (or the wrong one) is bound to it; its ``power/runtime_status`` reads ``error``
   (RUNTIME_STATUS_HEALTH);
-  NVIDIA: uncorrectable ECC errors since the driver loaded, retired pages or remapped rows pending,
-  row remapping failed, a recovery action asked for, ERR! in most of its fields;
+  NVIDIA: uncorrectable ECC errors since the driver loaded, row remapping failed, a page retirement pending for
+  double-bit errors, a recovery action asked for, ERR! in most of its fields (a remap or retirement merely
+  pending is a warning);
 - ``unknown``: the tool failed, timed out, is missing, reaches no GPU or the driver does not answer, and sysfs
-  shows nothing wrong; or a sysfs read of this GPU did not return in time (the file is named);
+  shows nothing wrong; or a sysfs read of this GPU did not return in time (the file is named); or (NVIDIA) this
+  process runs in a job or a container that hides the GPU from nvidia-smi (``hidden_from_tool``, ``confinement``);
 - ``ok``: the tool answered for it (or, AMD with no tool installed, sysfs metric reads worked).
 
 AMD tool entries are joined to sysfs by the address the tool printed, by the tool's index only where
