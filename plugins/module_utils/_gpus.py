@@ -87,12 +87,12 @@ _KILL_AFTER = 2    # _tool.run_tool's SIGKILL grace
 # A scheduler's job or a container may let this process open only some of the host's GPUs (cgroup device rules, the
 # NVIDIA container runtime): nvidia-smi then lists only those, while sysfs, /proc/driver/nvidia and /dev show the
 # host's. A GPU missing from nvidia-smi there is hidden, not failed: its state is unknown (``hidden_from_tool``).
-# What tells that this process runs confined, declared once; the first that holds is named.
+# What tells that this process runs confined, declared once; the first that holds is named. Not CUDA_VISIBLE_DEVICES:
+# it narrows what CUDA programs see, never nvidia-smi (NVML lists every GPU the process may open).
 CONFINED_BY_ENV = (                     # (environment variable, what it says)
     ("SLURM_JOB_ID", "a Slurm job"),
     ("PBS_JOBID", "a PBS job"),
     ("LSB_JOBID", "an LSF job"),
-    ("CUDA_VISIBLE_DEVICES", "a GPU assignment"),
     ("NVIDIA_VISIBLE_DEVICES", "a container of the NVIDIA runtime"),
 )
 CONFINED_BY_FILE = (                    # (file under the host's root, what it says)

@@ -394,7 +394,8 @@ def test_gpus_a_job_or_container_hides_from_nvidia_smi_are_unknown_not_lost(tmp_
 
 
 def test_outside_a_job_a_gpu_missing_from_nvidia_smi_is_still_degraded(tmp_path):
-    got = _probe(_host(tmp_path), {"HOME": "/root", "CUDA_VISIBLE_DEVICES_UNRELATED": "1"})
+    # CUDA_VISIBLE_DEVICES hides GPUs from CUDA programs, not from nvidia-smi: no excuse for a GPU it lost
+    got = _probe(_host(tmp_path), {"HOME": "/root", "CUDA_VISIBLE_DEVICES": "1"})
     missing = got["0000:41:00.0"]
     assert (missing["health"], missing["hidden_from_tool"], missing["responding"]) == ("degraded", None, False)
     assert missing["problems"] == ["nvidia-smi no longer reports it while it is still on the PCI bus"]
