@@ -312,6 +312,13 @@ SILENT_TOOL_FIX = {
                   "Permissions\" means the user the check runs as may not open /dev/nvidia* (run it with become, or "
                   "pass the GPUs into the container).",
 }
+UNKNOWN_GPU_FIX = "Check the GPU by hand (rocm-smi or nvidia-smi, dmesg)."
+# A GPU a job or a container hides from the GPU tool (_gpus.confinement): the host itself can tell.
+HIDDEN_FIX = ("It is hidden from this job or container, not judged: run the check on the host itself (outside the job "
+              "or container) to judge every GPU; inside, only the GPUs given to the job are checked.")
+# What a usable GPU's warning suggests (each warning says what it is about; the GPU may take work).
+GPU_WARNING_FIX = ("The GPU may take work: act on the warning when convenient (it says what to do); nvidia-smi -q, "
+                   "rocm-smi or amd-smi on the host tell more.")
 MIXED_INDEX_FIX = ("Name the GPU by its PCI address in excluded_gpus / gpu_watchlist (e.g. 0000:41:00.0, as lspci "
                    "-D or the summary's gpus list shows it): on a host with AMD and NVIDIA GPUs, rocm-smi and nvidia-smi "
                    "each number their own GPUs from 0.")
@@ -387,7 +394,7 @@ def evaluate_health(ctx, spec):
                 label(gpu), gpu["health"], "; ".join(gpu["problems"])), _fix_for(gpu, spec.fix), gpu=gpu_ref(gpu)))
         elif gpu["health"] == _gpus.UNKNOWN and _gpus.vendor_of(gpu) not in silent:
             problems.append(problem(spec.name, UNKNOWN, "%s state unknown: %s" % (label(gpu), "; ".join(gpu["problems"])),
-                                    "Check the GPU by hand (rocm-smi or nvidia-smi, dmesg).", gpu=gpu_ref(gpu)))
+                                    HIDDEN_FIX if gpu.get("hidden_from_tool") else UNKNOWN_GPU_FIX, gpu=gpu_ref(gpu)))
         elif view["watch_hits"].get(gpu["bdf"]):
             hits = view["watch_hits"][gpu["bdf"]]
             newest = max(hits, key=lambda f: (f.get("last_epoch") is None, f.get("last_epoch") or 0))
@@ -396,6 +403,11 @@ def evaluate_health(ctx, spec):
                 label(gpu), seen, duration(ctx.params["gpu_watch_window"]))
             problems.append(problem(spec.name, spec.fail_status, message, _fix_for(gpu, WATCH_FIX), gpu=gpu_ref(gpu),
                                     last_epoch=newest.get("last_epoch")))
+        if gpu["health"] not in (_gpus.LOST, _gpus.DEGRADED) and not gpu.get("excluded"):
+            # a GPU still in use: each of its notes is a warning of its own (a sick one's failure says it all)
+            for warning in gpu.get("warnings") or ():
+                problems.append(problem(spec.name, WARN, "%s: %s" % (label(gpu), warning), GPU_WARNING_FIX,
+                                        gpu=gpu_ref(gpu)))
     for _tool, _count, text in gone_untold(view):
         problems.append(problem(spec.name, spec.fail_status, text, spec.fix))  # as a GPU missing from the tool
     for vendor, tool in sorted(silent.items()):
@@ -430,7 +442,9 @@ def evaluate_available(ctx, spec):
     gpus, expected = view["gpus"], ctx.params.get("expected_gpu_count")
     if expected == 0:
         return [], "no GPU expected (expected_gpu_count: 0)"
-    usable = [g for g in gpus if not g["excluded"] and g["health"] in (_gpus.OK, _gpus.UNKNOWN)]
+    # a GPU hidden from the tool in a job or a container is not this job's to use
+    usable = [g for g in gpus if not g["excluded"] and g["health"] in (_gpus.OK, _gpus.UNKNOWN)
+              and not g.get("hidden_from_tool")]
     usable_count = len(usable) - sum(count for _tool, count, _text in gone_untold(view))
     if usable_count > 0:
         return [], "%d usable GPU(s)" % usable_count
@@ -444,7 +458,8 @@ def evaluate_available(ctx, spec):
     else:
         counts = {}
         for gpu in gpus:
-            state = "excluded" if gpu["excluded"] else gpu["health"]
+            state = "excluded" if gpu["excluded"] else (
+                "hidden from the GPU tool (unknown)" if gpu.get("hidden_from_tool") else gpu["health"])
             counts[state] = counts.get(state, 0) + 1
         why = "%d GPU(s), none usable: %s" % (len(gpus), ", ".join("%d %s" % (n, s) for s, n in sorted(counts.items())))
     return [problem(spec.name, spec.fail_status, why, spec.fix)], why
@@ -455,9 +470,11 @@ def unverified_note(unverified, tools):
     answered without saying which GPU an entry is (amd-smi's metric prints no address; see gpu_health)."""
     if not unverified:
         return ""
-    answered = [g for g in unverified if (tools.get(_gpus.vendor_of(g)) or {}).get("answered")]
-    whys = [(len(unverified) - len(answered), "the GPU tool gave no answer"),
-            (len(answered), "the GPU tool's answer could not be matched to them, see gpu_health")]
+    hidden = [g for g in unverified if g.get("hidden_from_tool")]
+    answered = [g for g in unverified if (tools.get(_gpus.vendor_of(g)) or {}).get("answered") and g not in hidden]
+    whys = [(len(unverified) - len(answered) - len(hidden), "the GPU tool gave no answer"),
+            (len(answered), "the GPU tool's answer could not be matched to them, see gpu_health"),
+            (len(hidden), "hidden from the GPU tool in this job or container, see gpu_health")]
     return " (%s)" % "; ".join("%d not verified: %s" % (count, why) for count, why in whys if count)
 
 

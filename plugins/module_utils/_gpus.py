@@ -19,10 +19,12 @@ sysfs only for AMD GPUs the tool gave none for. Health per GPU:
   hung; not judged while it is runtime-suspended, nor for reads the driver refuses: EPERM); no driver
   (or the wrong one) is bound to it; its ``power/runtime_status`` reads ``error``
   (RUNTIME_STATUS_HEALTH);
-  NVIDIA: uncorrectable ECC errors since the driver loaded, retired pages or remapped rows pending,
-  row remapping failed, a recovery action asked for, ERR! in most of its fields;
+  NVIDIA: uncorrectable ECC errors since the driver loaded, row remapping failed, a page retirement pending for
+  double-bit errors, a recovery action asked for, ERR! in most of its fields (a remap or retirement merely
+  pending is a warning);
 - ``unknown``: the tool failed, timed out, is missing, reaches no GPU or the driver does not answer, and sysfs
-  shows nothing wrong; or a sysfs read of this GPU did not return in time (the file is named);
+  shows nothing wrong; or a sysfs read of this GPU did not return in time (the file is named); or (NVIDIA) this
+  process runs in a job or a container that hides the GPU from nvidia-smi (``hidden_from_tool``, ``confinement``);
 - ``ok``: the tool answered for it (or, AMD with no tool installed, sysfs metric reads worked).
 
 AMD tool entries are joined to sysfs by the address the tool printed, by the tool's index only where
@@ -39,9 +41,10 @@ indices collide: ``mixed_vendors`` is true and GPUs are best named by PCI addres
 from __future__ import annotations
 
 import os
+import re
 import time
 
-from ansible_collections.gpuops.preflight.plugins.module_utils import _deadline, _rocm_smi, _sysfs, _tool, _toolpath
+from ansible_collections.gpuops.preflight.plugins.module_utils import _deadline, _files, _rocm_smi, _sysfs, _tool, _toolpath
 from ansible_collections.gpuops.preflight.plugins.module_utils._pci import is_partial, mixed_vendors, normalize_bdf
 from ansible_collections.gpuops.preflight.plugins.module_utils._values import clean_text, first_line
 
@@ -80,6 +83,33 @@ RUNTIME_STATUS_HEALTH = {
 }
 SYSFS_TIMEOUT = _sysfs.GPU_READ_TIMEOUT
 _KILL_AFTER = 2    # _tool.run_tool's SIGKILL grace
+
+# A scheduler's job or a container may let this process open only some of the host's GPUs (cgroup device rules, the
+# NVIDIA container runtime): nvidia-smi then lists only those, while sysfs, /proc/driver/nvidia and /dev show the
+# host's. A GPU missing from nvidia-smi there is hidden, not failed: its state is unknown (``hidden_from_tool``).
+# What tells that this process runs confined, declared once; the first that holds is named. Not CUDA_VISIBLE_DEVICES:
+# it narrows what CUDA programs see, never nvidia-smi (NVML lists every GPU the process may open).
+CONFINED_BY_ENV = (                     # (environment variable, what it says)
+    ("SLURM_JOB_ID", "a Slurm job"),
+    ("PBS_JOBID", "a PBS job"),
+    ("LSB_JOBID", "an LSF job"),
+    ("NVIDIA_VISIBLE_DEVICES", "a container of the NVIDIA runtime"),
+)
+CONFINED_BY_FILE = (                    # (file under the host's root, what it says)
+    (".dockerenv", "a Docker container"),
+    ("run/.containerenv", "a Podman container"),
+)
+CONFINED_BY_CGROUP = (                  # (word in a line of /proc/self/cgroup, what it says)
+    ("kubepods", "a Kubernetes pod"),
+    ("slurm", "a Slurm job"),
+    ("/pbs", "a PBS job"),
+    ("/lsf/", "an LSF job"),
+    ("docker", "a Docker container"),
+    ("libpod", "a Podman container"),
+    ("containerd", "a container"),
+    ("/lxc", "an LXC container"),
+)
+_DEVICE_NODE = re.compile(r"^nvidia\d+$")
 
 
 def vendor_of(gpu):
@@ -291,7 +321,8 @@ def _blank(index, bdf, vendor=AMD):
            "responding": None}
     if vendor == NVIDIA:
         gpu.update(uuid=None, mig_mode=None, persistence_mode=None, xid_errors=[], ecc=None, retired_pages=None,
-                   remapped_rows=None, clocks_event_reasons=None, performance_state=None, vram_free_bytes=None)
+                   remapped_rows=None, clocks_event_reasons=None, performance_state=None, vram_free_bytes=None,
+                   hidden_from_tool=None)
     return gpu
 
 
@@ -405,16 +436,19 @@ _NVIDIA_CARD_FIELDS = ("model", "uuid", "vram_total_bytes", "vram_used_bytes", "
                        "clocks_event_reasons")
 
 
-def join_nvidia(parsed, sysfs_gpus, tool_listed):
+def join_nvidia(parsed, sysfs_gpus, tool_listed, confined=None, driver_gpus=()):
     """NVIDIA GPU entries from nvidia-smi's answer (cards and per-GPU errors) and sysfs, on the PCI address.
 
     nvidia-smi numbers the GPUs the nvidia driver holds in PCI-address order; a GPU it cannot open
     keeps its place. The XML prints no index, so it is that rank; the table and CSV print their own.
+    ``confined``: why this process may see only some of the host's GPUs (``confinement``), or None. nvidia-smi
+    then numbers only the GPUs given to it, and a GPU of the host it does not list (sysfs, or ``driver_gpus``:
+    /proc/driver/nvidia/gpus) is hidden from it, its ``hidden_from_tool`` saying why.
     """
     from ansible_collections.gpuops.preflight.plugins.module_utils._nvidia_smi import judge_card
 
     cards, errors = parsed["cards"], parsed["errors"]
-    held = [g["bdf"] for g in sysfs_gpus if g.get("driver") == "nvidia"]
+    held = [g["bdf"] for g in sysfs_gpus if g.get("driver") == "nvidia"] if not confined else []
     known = set(held) | set(c["bdf"] for c in cards if c["bdf"]) | set(e["bdf"] for e in errors)
     rank = dict((bdf, i) for i, bdf in enumerate(sorted(known)))
     held_at = dict((i, bdf) for i, bdf in enumerate(sorted(held)))
@@ -451,9 +485,62 @@ def join_nvidia(parsed, sysfs_gpus, tool_listed):
                 index = None
             gpu = gpus[sysgpu["bdf"]] = _blank(index, sysgpu["bdf"], NVIDIA)
             gpu["in_tool_output"] = False if tool_listed else None
+            if tool_listed and confined:
+                gpu["hidden_from_tool"] = confined
         _add_sysfs(gpu, sysgpu)
         gpu["perf_level"] = None  # an amdgpu file; NVIDIA's is performance_state
+    for bdf in driver_gpus if tool_listed and confined else ():
+        if bdf not in gpus:  # the driver's own list names a GPU sysfs does not show (sysfs masked)
+            gpu = gpus[bdf] = _blank(None, bdf, NVIDIA)
+            gpu.update(in_tool_output=False, hidden_from_tool=confined, sources=["/proc/driver/nvidia"])
     return sorted(gpus.values(), key=_sort_key), notes
+
+
+def host_root(sysfs_root):
+    """The root of the host the probe looks at: '/' for the real /sys, else the folder a simulated sysfs is in (the
+    tree of a simulated host, or a support bundle: this process's own environment is not that host's)."""
+    real = os.path.realpath(sysfs_root or "/sys") == "/sys"
+    return "/" if real else os.path.dirname(os.path.normpath(sysfs_root)), real
+
+
+def confinement(environ, root="/"):
+    """Why this process may see only some of the host's GPUs ('SLURM_JOB_ID=4242: a Slurm job'), or None.
+
+    ``environ``: the process environment; ``root``: the host's root (its ``.dockerenv``, ``proc/self/cgroup``).
+    """
+    for name, what in CONFINED_BY_ENV:
+        value = (environ or {}).get(name)
+        if value:
+            return "%s=%s: %s" % (name, clean_text(value)[:64], what)
+    for name, what in CONFINED_BY_FILE:
+        if os.path.lexists(os.path.join(root, name)):
+            return "/%s exists: %s" % (name, what)
+    try:
+        text = _files.read_regular(os.path.join(root, "proc", "self", "cgroup"), 64 * 1024).decode("utf-8", "replace")
+    except (OSError, _files.FileProblem):
+        return None
+    for line in text.splitlines():
+        for word, what in CONFINED_BY_CGROUP:
+            if word in line.split(":", 2)[-1]:
+                return "cgroup %s: %s" % (clean_text(line.strip())[:160], what)
+    return None
+
+
+def nvidia_driver_gpus(root="/"):
+    """The GPUs the nvidia driver lists in /proc/driver/nvidia/gpus (their PCI addresses), [] when it cannot be read."""
+    try:
+        names = os.listdir(os.path.join(root, "proc", "driver", "nvidia", "gpus"))
+    except OSError:
+        return []
+    return sorted(set(b for b in (normalize_bdf(n) for n in names) if b))
+
+
+def nvidia_device_nodes(root="/"):
+    """How many /dev/nvidia<N> nodes the host's /dev has (one per GPU the driver holds), or None when unreadable."""
+    try:
+        return sum(1 for name in os.listdir(os.path.join(root, "dev")) if _DEVICE_NODE.match(name))
+    except OSError:
+        return None
 
 
 # --------------------------------------------------------------------------------------------
@@ -505,9 +592,15 @@ def assess(gpu, sysgpu, tool_info, kernel_findings, metrics_ok):
         gpu["warnings"] = list(gpu.get("warnings") or []) + list(tool_warnings)
     unattributed = gpu.pop("_unattributed", None)  # the tool answered, but may have spoken of it without its address
     unread = gpu.pop("_metrics_unread", None)  # why no busy %, temperature or power came from sysfs
+    hidden = gpu.get("hidden_from_tool")
     if listed(tool_info) and not unattributed:
         gpu["responding"] = bool(gpu["in_tool_output"]) and health != LOST
-        if not gpu["in_tool_output"] and health == OK:
+        if not gpu["in_tool_output"] and health == OK and hidden:
+            gpu["responding"] = None  # not asked: the tool may not see it here
+            health = UNKNOWN
+            problems.append("%s does not list it: this process runs confined (%s), which shows %s only the GPUs "
+                            "given to it" % (tool_info["name"], hidden, tool_info["name"]))
+        elif not gpu["in_tool_output"] and health == OK:
             health = DEGRADED
             problems.append("%s no longer reports it while it is still on the PCI bus" % tool_info["name"])
         silent = gpu.pop("_sensors_silent", None)
@@ -561,8 +654,12 @@ def _vendors_to_probe(module, vendor, found, tool, nvidia_smi, rocm_smi="rocm-sm
 
 def collect(module, tool="auto", rocm_smi="rocm-smi", amd_smi="amd-smi", sysfs_root="/sys", timeout=15,
             metrics_timeout=5, index_order="auto", proc_root="/proc", clock=time.monotonic, vendor="auto",
-            nvidia_smi="nvidia-smi", sysfs_timeout=SYSFS_TIMEOUT):
-    """Everything the GPU tools and sysfs say about the host's GPUs, before any health verdict."""
+            nvidia_smi="nvidia-smi", sysfs_timeout=SYSFS_TIMEOUT, environ=None):
+    """Everything the GPU tools and sysfs say about the host's GPUs, before any health verdict.
+
+    ``environ``: the environment that tells whether this process runs in a job or a container (``confinement``);
+    None: this process's own for the real /sys, none for a simulated sysfs tree (``host_root``).
+    """
     start = clock()
     found = _sysfs.enumerate_gpus(sysfs_root, [_sysfs.AMD_VENDOR, _sysfs.NVIDIA_VENDOR])
     vendors = _vendors_to_probe(module, vendor, found, tool, nvidia_smi, rocm_smi, amd_smi)
@@ -612,7 +709,15 @@ def collect(module, tool="auto", rocm_smi="rocm-smi", amd_smi="amd-smi", sysfs_r
                 info, parsed = outcome.value
             else:
                 info, parsed = _failed_job(module, name, outcome, timeout), _no_nvidia_answer()
-            joined, join_notes = join_nvidia(parsed, mine, info["listed"])
+            root, real = host_root(sysfs_root)
+            confined = confinement(os.environ if environ is None and real else environ, root) if info["listed"] else None
+            joined, join_notes = join_nvidia(parsed, mine, info["listed"], confined,
+                                             nvidia_driver_gpus(root) if confined else ())
+            nodes = nvidia_device_nodes(root) if confined else None
+            shown = sum(1 for g in joined if g["in_tool_output"])
+            if nodes is not None and nodes > shown:
+                join_notes.append("the host has %d NVIDIA device node(s) (/dev/nvidia0 ...) where nvidia-smi lists %d "
+                                  "GPU(s): the others are hidden from this process (%s)" % (nodes, shown, confined))
             processes.extend(_nvidia_processes(parsed["processes"]))
             unlisted = ["%s (%s)" % (c["bdf"] or "GPU %s" % c["index"], c["processes_unknown"])
                         for c in parsed["cards"] if c.get("processes_unknown")]

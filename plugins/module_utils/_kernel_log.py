@@ -571,25 +571,66 @@ class _Recovery(object):
 _RECORD_LINES = 16
 
 
-def _record_address(pattern, recent):
+def _record_address(pattern, recent, unstamped):
     """The GPU address a continuation line's record names on an earlier line, or None.
 
-    One kernel message may span several lines: dmesg and the journal print the lines after the first
-    indented and without a stamp (NVRM's "The NVIDIA GPU <bdf> / (PCI ID: ...) installed in this
-    system has / fallen off the bus ..."). ``recent``: the lines read so far, the continuation last;
-    the record is the indented lines before it back to and including the first line that has a stamp
-    or is not indented.
+    One kernel message may span several lines (NVRM's "The NVIDIA GPU <bdf> / (PCI ID: ...) installed in
+    this system has / fallen off the bus ..."); only its first line names the GPU. ``recent``: the lines
+    read so far, the continuation last. Two ways of writing such a record are known:
+
+    - ``unstamped``: dmesg and the journal print the lines after the first indented and without a stamp;
+      the record is the indented lines before it back to and including the first line that has a stamp
+      or is not indented.
+    - every line with its own copy of the prefix: the kernel's syslog interface (rsyslog/klogd files,
+      busybox ``dmesg``, ``dmesg -S``) repeats the record's stamp on each of its lines. The record is the
+      lines before it with the very same prefix (host, stamps) and the same driver tag (``NVRM:``), each
+      left unfinished (a line that ends a sentence is a message of its own, which keeps a neighbour's
+      message in the same second from lending its GPU).
     """
     older = list(recent)[:-1]
-    for text in reversed(older):
-        stamp, _epoch, body = split_line(text)
-        for regex in pattern.addresses:
-            found = regex.search(body)
+    if unstamped:
+        for text in reversed(older):
+            stamp, _epoch, body = split_line(text)
+            found = _address_in(pattern, body)
             if found:
-                return normalize_address(found.group(1))
-        if stamp is not None or not text[:1].isspace():
-            break
+                return found
+            if stamp is not None or not text[:1].isspace():
+                break
+        return None
+    prefix, tag = _prefix_and_tag(recent[-1])
+    if prefix is None or tag is None:
+        return None
+    for text in reversed(older):
+        if _prefix_and_tag(text) != (prefix, tag):
+            return None
+        body = split_line(text)[2].rstrip()
+        if body.endswith((".", "!")):
+            return None
+        found = _address_in(pattern, body)
+        if found:
+            return found
     return None
+
+
+def _address_in(pattern, body):
+    for regex in pattern.addresses:
+        found = regex.search(body)
+        if found:
+            return normalize_address(found.group(1))
+    return None
+
+
+# The driver tag a message line starts with ("NVRM:", "nvidia-nvswitch0:").
+_TAG = re.compile(r"^([\w.-]+:)\s")
+
+
+def _prefix_and_tag(text):
+    """(what comes before the message body: stamps and host; the body's driver tag), None where unknown."""
+    stamp, _epoch, body = split_line(text)
+    if stamp is None or not body or not text.endswith(body):
+        return None, None
+    tag = _TAG.match(body)
+    return text[:len(text) - len(body)].strip(), (tag.group(1) if tag else None)
 
 
 def _lines_of(lines):
@@ -669,9 +710,9 @@ def scan(lines, since=None, boot_time=None, stats=None, vendors=None, now=None):
             if since is not None and epoch is not None and epoch < since:
                 counts["too_old"] += 1
                 continue
-            if known[2] is None and clock.continued and text[:1].isspace() and known[0].addresses:
+            if known[2] is None and known[0].addresses and (text[:1].isspace() or not clock.continued):
                 # a continuation line: its GPU may be named on the first line of its message
-                bdf = _record_address(known[0], recent)
+                bdf = _record_address(known[0], recent, clock.continued)
                 if bdf is not None:
                     known = known[:2] + (bdf, known[3], _key(known[1], bdf, known[6], known[3])) + known[5:]
         except Exception:  # one unreadable line must not hide the others

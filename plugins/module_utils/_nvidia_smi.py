@@ -135,6 +135,25 @@ VGPU_LICENSE_STATES = (
     ("unlicensed", OK, "the vGPU is unlicensed (%s): NVIDIA restricts it after a 20-minute grace period"),
 )
 
+# Memory repair states (page retirement before Ampere, row remapping since), NVIDIA's "GPU Memory Error Management"
+# guide (docs.nvidia.com/deploy/a100-gpu-mem-error-mgmt, "Error Recovery and Response Flags": with the row-remapping
+# pending flag set "unaffected applications can continue running ... and new workloads can be launched"): a
+# retirement or remap that is pending takes effect at the next GPU reset (or reboot), so the GPU may take work: a
+# warning to reset it at the next chance. A remapping failure (no spare rows left) needs service. A page retired for a double-bit
+# (uncorrectable) error and still pending is that error's: the GPU must be reset before new work, as after Xid 48.
+# (group, test on (remapped_rows, retired_pages), health: DEGRADED blocks, OK is a warning, text): the first match
+# of each group counts.
+MEMORY_REPAIRS = (
+    ("rows", lambda rows, pages: rows["failure"], DEGRADED,
+     "memory row remapping failed: the GPU has no spare rows left"),
+    ("rows", lambda rows, pages: rows["pending"], OK,
+     "memory row remapping is pending: reset the GPU (nvidia-smi -r) at the next chance to apply it"),
+    ("pages", lambda rows, pages: pages["pending"] and pages["double_bit"], DEGRADED,
+     "a page retirement for a double-bit ECC error is pending: reset the GPU (or reboot) before new work"),
+    ("pages", lambda rows, pages: pages["pending"], OK,
+     "retired memory pages are pending: reset the GPU (or reboot) at the next chance to retire them"),
+)
+
 # Compute modes that let no work run on the GPU (the others only limit how many processes share it).
 CLOSED_COMPUTE_MODES = {"prohibited": "compute mode is Prohibited: no CUDA context is allowed on the GPU"}
 
@@ -312,13 +331,14 @@ def judge_card(card):
     elif ecc["aggregate_uncorrected"]:
         warnings.append("%d uncorrectable ECC error(s) in the GPU's lifetime (none since the driver loaded)"
                         % ecc["aggregate_uncorrected"])
-    if card["retired_pages"]["pending"]:
-        health = worse(DEGRADED, "retired memory pages are pending: reset the GPU (or reboot) to retire them")
-    rows = card["remapped_rows"]
-    if rows["failure"]:
-        health = worse(DEGRADED, "memory row remapping failed: the GPU has no spare rows left")
-    if rows["pending"]:
-        health = worse(DEGRADED, "memory row remapping is pending: reset the GPU (or reboot) to apply it")
+    matched = set()
+    for group, test, level, text in MEMORY_REPAIRS:
+        if group not in matched and test(card["remapped_rows"], card["retired_pages"]):
+            matched.add(group)
+            if level == OK:
+                warnings.append(text)
+            else:
+                health = worse(level, text)
     action = card["recovery_action"]
     if action and action.lower() not in ("none", "gpu_recovery_action_none"):
         health = worse(DEGRADED, "the driver asks for recovery action %r" % action)

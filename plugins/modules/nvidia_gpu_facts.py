@@ -131,7 +131,10 @@ ansible_facts:
         - One entry per GPU, sorted by nvidia-smi index. Metrics are null when unknown.
         - C(health) is V(ok), V(degraded), V(lost) or V(unknown); C(problems) says why it is not V(ok);
           C(warnings) lists what is worth a look on a GPU that is still usable (a field read as C(ERR!),
-          lifetime ECC errors, clocks held down by a hardware slowdown, a corrupted infoROM).
+          lifetime ECC errors, a pending row remap or page retirement, clocks held down by a hardware slowdown,
+          a corrupted infoROM).
+        - C(hidden_from_tool) says why nvidia-smi cannot see a GPU of the host here (the module runs in a
+          Slurm, PBS or LSF job or a container); such a GPU is V(unknown), never lost. Null otherwise.
         - C(ecc) has C(mode), C(volatile_uncorrected), C(aggregate_uncorrected), C(volatile_corrected) and
           C(aggregate_corrected); C(retired_pages) has C(single_bit), C(double_bit) and C(pending);
           C(remapped_rows) has C(corrected), C(uncorrected), C(pending) and C(failure);
@@ -171,6 +174,7 @@ ansible_facts:
           sources: [nvidia-smi, sysfs]
           in_tool_output: true
           responding: true
+          hidden_from_tool: null
     nvidia_gpu_count:
       description: The number of GPUs found (all of them, whatever their health).
       returned: always

@@ -81,7 +81,7 @@ def test_lost_nvidia_gpu_blocks(cluster, preflight, with_xid):
 
 @pytest.mark.parametrize("fault, text", [
     ("ecc_error", "is degraded: 1 uncorrectable ECC error(s) since the driver loaded"),
-    ("remap_pending", "is degraded: memory row remapping is pending"),
+    ("remap_failure", "is degraded: memory row remapping failed: the GPU has no spare rows left"),
     ("answer_err", "is degraded: nvidia-smi answers ERR! for 12 of 15 fields (name, persistence mode,"),
 ])
 def test_degraded_nvidia_gpu_blocks(cluster, preflight, fault, text):

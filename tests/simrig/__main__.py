@@ -30,7 +30,7 @@ FAULTS = ("lose_gpu", "vanish_from_tool", "heal_gpu", "smu_failure", "kernel_lin
           "corrupt_json", "symlink_out", "add_caches", "break_resetclocks", "reset_tool", "clear_calls",
           "set_inventory")
 # NvidiaGpus methods (simrig.nvidia), as nvidia.<method>
-NVIDIA_FAULTS = ("lose_gpu", "vanish_gpu", "answer_err", "ecc_error", "remap_pending", "lock_clocks", "unbind",
+NVIDIA_FAULTS = ("lose_gpu", "vanish_gpu", "answer_err", "ecc_error", "remap_pending", "remap_failure", "lock_clocks", "unbind",
                  "heal_gpu", "add_process", "remove_process", "driver_down", "set_mode", "reset_tool", "xid",
                  "add_cuda_caches", "break_clock_reset")
 

@@ -397,7 +397,12 @@ class NvidiaGpus(object):
         return self._change(ref, ecc_volatile=volatile, ecc_aggregate=volatile if aggregate is None else aggregate)
 
     def remap_pending(self, ref, failure=False):
+        """Row remapping pending (a reset applies it: a warning); ``failure``: it failed instead (see remap_failure)."""
         return self._change(ref, remap_pending=not failure, remap_failure=bool(failure))
+
+    def remap_failure(self, ref):
+        """Row remapping failed: no spare rows left (the GPU needs service)."""
+        return self.remap_pending(ref, failure=True)
 
     def lock_clocks(self, ref):
         """Clocks locked with -lgc: the "applications clocks setting" (user-defined clocks) reason is active."""

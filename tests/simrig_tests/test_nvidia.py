@@ -84,7 +84,7 @@ def test_lost_gpu_with_its_xid_and_handle_error(capsys, nv8):
     ("vanish_gpu", "nvidia-smi no longer reports it while it is still on the PCI bus"),
     ("answer_err", "the GPU stopped answering"),
     ("ecc_error", "1 uncorrectable ECC error(s) since the driver loaded"),
-    ("remap_pending", "memory row remapping is pending"),
+    ("remap_failure", "memory row remapping failed: the GPU has no spare rows left"),
 ])
 def test_degraded_faults(capsys, nv8, fault, text):
     getattr(nv8, fault)(5)
@@ -92,6 +92,14 @@ def test_degraded_faults(capsys, nv8, fault, text):
     sick = gpus["0000:91:00.0"]
     assert sick["health"] == "degraded" and any(text in p for p in sick["problems"]), sick["problems"]
     assert sum(1 for g in gpus.values() if g["health"] == "ok") == 7
+
+
+def test_pending_remap_is_a_warning_on_a_usable_gpu(capsys, nv8):
+    nv8.remap_pending(5)
+    gpu = by_bdf(facts(capsys, nv8))["0000:91:00.0"]
+    assert (gpu["health"], gpu["problems"]) == ("ok", [])
+    assert gpu["warnings"] == ["memory row remapping is pending: reset the GPU (nvidia-smi -r) at the next chance to "
+                               "apply it"]
 
 
 def test_unbound_gpu_loses_its_index(capsys, nv8):

@@ -421,3 +421,53 @@ def test_a_tool_without_an_answer_on_a_host_showing_no_gpu_is_unknown_never_pass
             ("unknown", "GPU state unknown: %s; sysfs shows none of its GPUs either" % tool["reason"])]
     else:
         assert problems == []
+
+
+@pytest.mark.parametrize("family", [_preflight.FAMILY, _cleanup.FAMILY])
+def test_every_warning_of_a_usable_gpu_is_reported(family):
+    nv_warnings = ["nvidia-smi could not read the fan speed (ERR!)",
+                   "memory row remapping is pending: reset the GPU (nvidia-smi -r) at the next chance to apply it",
+                   "clocks held down: hw_slowdown active"]
+    amd_warning = ("amdgpu refused its sensor reads (power1_average, temp_input: EPERM): it is in a reset or not "
+                   "runtime-active; its temperature and power are unknown")
+    gpus = [dict(gpu(0, "0000:81:00.0"), vendor="nvidia", warnings=nv_warnings),
+            dict(gpu(1, "0000:03:00.0"), vendor="amd", warnings=[amd_warning]),
+            # an excluded GPU is not used, and a sick one's failure says it all: no warnings of theirs
+            dict(gpu(2, "0000:06:00.0", excluded=True), warnings=["clocks held down: hw_slowdown active"]),
+            dict(gpu(3, "0000:09:00.0", health="degraded"), warnings=["nvidia-smi could not read the fan speed (ERR!)"])]
+    problems, text = evaluate(family, "gpu_health", gpus)
+    assert [(p["status"], p["gpu"]["index"], p["message"]) for p in problems] == [
+        ("warn", 0, "GPU 0 (0000:81:00.0): " + nv_warnings[0]),
+        ("warn", 0, "GPU 0 (0000:81:00.0): " + nv_warnings[1]),
+        ("warn", 0, "GPU 0 (0000:81:00.0): " + nv_warnings[2]),
+        ("warn", 1, "GPU 1 (0000:03:00.0): " + amd_warning),
+        (family.checks["gpu_health"].fail_status, 3, "GPU 3 (0000:09:00.0) is degraded: ")]
+    assert all(p["fix"] == _gpu_checks.GPU_WARNING_FIX for p in problems[:4])
+    assert text == "4 GPU(s): 3 ok, 1 degraded"  # the verdicts themselves are unchanged
+
+
+def test_gpus_hidden_in_a_job_are_unknown_and_counted_as_not_verified():
+    why = "SLURM_JOB_ID=4242: a Slurm job"
+    hidden = dict(gpu(None, "0000:41:00.0", health="unknown", responding=None), vendor="nvidia", hidden_from_tool=why)
+    hidden["problems"] = ["nvidia-smi does not list it: this process runs confined (%s), which shows nvidia-smi only "
+                          "the GPUs given to it" % why]
+    seen = dict(gpu(0, "0000:81:00.0"), vendor="nvidia")
+    tool = {"answered": True, "outcome": "answered", "reason": None}
+    problems, _text = evaluate(_preflight.FAMILY, "gpu_health", [seen, hidden], tool=tool, probe={"tools": {"nvidia": tool}})
+    assert [(p["status"], p["message"], p["fix"]) for p in problems] == [
+        ("unknown", "GPU 0000:41:00.0 state unknown: " + hidden["problems"][0], _gpu_checks.HIDDEN_FIX)]
+    problems, text = evaluate(_preflight.FAMILY, "gpu_count", [seen, hidden], tool=tool,
+                              probe={"tools": {"nvidia": tool}}, expected_gpu_count=2)
+    assert problems == [] and text == "expected 2 GPUs, found 2 (1 not verified: hidden from the GPU tool in this job " \
+                                      "or container, see gpu_health)"
+
+
+def test_gpus_hidden_in_a_job_are_not_the_job_s_usable_gpus():
+    hidden = [dict(gpu(None, "0000:%02x:00.0" % bus, health="unknown", responding=None), vendor="nvidia",
+                   hidden_from_tool="SLURM_JOB_ID=4242: a Slurm job") for bus in (0x41, 0xa1)]
+    broken = [dict(gpu(0, "0000:81:00.0", health="degraded"), vendor="nvidia")]
+    problems, why = evaluate(_preflight.FAMILY, "gpu_available", broken + hidden, expected_gpu_count=3)
+    assert [p["status"] for p in problems] == ["fail"]
+    assert why == "3 GPU(s), none usable: 1 degraded, 2 hidden from the GPU tool (unknown)"
+    ok = [dict(gpu(0, "0000:81:00.0"), vendor="nvidia")]
+    assert evaluate(_preflight.FAMILY, "gpu_available", ok + hidden, expected_gpu_count=3)[1] == "1 usable GPU(s)"

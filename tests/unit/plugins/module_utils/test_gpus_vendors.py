@@ -346,3 +346,75 @@ def test_nvidia_smi_q_text_answer_lists_gpus_and_processes(tmp_path):
         (0, "0000:01:00.0", "ok", "NVIDIA GeForce RTX 4090")]
     assert result["tool"]["format"] == "text" and result["processes_available"] is True
     assert [(p["pid"], p["bdf"]) for p in result["processes"]] == [(2180559, "0000:01:00.0")]
+
+
+# -- GPUs a job or a container hides from nvidia-smi ------------------------------------------------------------------
+
+def _host(tmp_path, cgroup="0::/user.slice/user-1000.slice/session-3.scope\n", files=(), driver_gpus=(), dev_nodes=4):
+    """A simulated host: sysfs with four NVIDIA GPUs (nvidia-smi's A5000 answer lists two of them), /proc, /dev."""
+    root = tmp_path / "host"
+    sysfs = str(root / "sys")
+    for bdf in ("0000:41:00.0", "0000:81:00.0", "0000:a1:00.0", "0000:c1:00.0"):
+        add_nvidia_gpu(sysfs, bdf)
+    (root / "proc" / "self").mkdir(parents=True)
+    (root / "proc" / "self" / "cgroup").write_text(cgroup)
+    for bdf in driver_gpus:
+        (root / "proc" / "driver" / "nvidia" / "gpus" / bdf).mkdir(parents=True)
+    (root / "dev").mkdir()
+    for n in range(dev_nodes):
+        (root / "dev" / ("nvidia%d" % n)).write_text("")
+    for name in files:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text("")
+    return sysfs
+
+
+def _probe(sysfs, environ):
+    return by_bdf(gpus.probe(FakeModule({"nvidia-smi": xml()}), sysfs_root=sysfs, environ=environ))
+
+
+@pytest.mark.parametrize("environ,host,why", [
+    ({"SLURM_JOB_ID": "4242"}, {}, "SLURM_JOB_ID=4242: a Slurm job"),
+    ({"PBS_JOBID": "77.pbs01"}, {}, "PBS_JOBID=77.pbs01: a PBS job"),
+    ({"LSB_JOBID": "9"}, {}, "LSB_JOBID=9: an LSF job"),
+    ({}, {"files": [".dockerenv"]}, "/.dockerenv exists: a Docker container"),
+    ({}, {"cgroup": "0::/kubepods.slice/kubepods-besteffort.slice/cri-containerd-1f2e.scope\n"},
+     "cgroup 0::/kubepods.slice/kubepods-besteffort.slice/cri-containerd-1f2e.scope: a Kubernetes pod"),
+    ({}, {"cgroup": "4:devices:/slurm/uid_1000/job_4242/step_0\n"}, "cgroup 4:devices:/slurm/uid_1000/job_4242/step_0: a Slurm job"),
+])
+def test_gpus_a_job_or_container_hides_from_nvidia_smi_are_unknown_not_lost(tmp_path, environ, host, why):
+    got = _probe(_host(tmp_path, **host), environ)
+    assert [(b, g["index"], g["health"], g["hidden_from_tool"]) for b, g in sorted(got.items())] == [
+        ("0000:41:00.0", None, "unknown", why), ("0000:81:00.0", 0, "ok", None),
+        ("0000:a1:00.0", None, "unknown", why), ("0000:c1:00.0", 1, "ok", None)]
+    hidden = got["0000:41:00.0"]
+    assert (hidden["in_tool_output"], hidden["responding"]) == (False, None)
+    assert hidden["problems"] == ["nvidia-smi does not list it: this process runs confined (%s), which shows nvidia-smi "
+                                  "only the GPUs given to it" % why]
+
+
+def test_outside_a_job_a_gpu_missing_from_nvidia_smi_is_still_degraded(tmp_path):
+    # CUDA_VISIBLE_DEVICES hides GPUs from CUDA programs, not from nvidia-smi: no excuse for a GPU it lost
+    got = _probe(_host(tmp_path), {"HOME": "/root", "CUDA_VISIBLE_DEVICES": "1"})
+    missing = got["0000:41:00.0"]
+    assert (missing["health"], missing["hidden_from_tool"], missing["responding"]) == ("degraded", None, False)
+    assert missing["problems"] == ["nvidia-smi no longer reports it while it is still on the PCI bus"]
+    # a GPU of the job that nvidia-smi cannot open is judged as ever, confined or not
+    assert [g["health"] for b, g in sorted(got.items())] == ["degraded", "ok", "degraded", "ok"]
+
+
+def test_a_container_hides_host_gpus_that_only_the_driver_lists(tmp_path):
+    # /proc/driver/nvidia/gpus names a GPU sysfs does not show (sysfs masked): still one of the host's, hidden
+    sysfs = _host(tmp_path, files=[".dockerenv"], driver_gpus=["0000:81:00.0", "0000:e1:00.0"])
+    result = gpus.probe(FakeModule({"nvidia-smi": xml()}), sysfs_root=sysfs, environ={})
+    extra = by_bdf(result)["0000:e1:00.0"]
+    assert (extra["health"], extra["hidden_from_tool"], extra["sources"]) == (
+        "unknown", "/.dockerenv exists: a Docker container", ["/proc/driver/nvidia"])
+    assert "the host has 4 NVIDIA device node(s) (/dev/nvidia0 ...) where nvidia-smi lists 2 GPU(s)" in " ".join(
+        result["notes"])
+
+
+def test_a_simulated_host_never_takes_this_process_s_own_confinement(tmp_path, monkeypatch):
+    monkeypatch.setenv("SLURM_JOB_ID", "1")  # this test process in a job: not the simulated host's
+    got = by_bdf(gpus.probe(FakeModule({"nvidia-smi": xml()}), sysfs_root=_host(tmp_path)))
+    assert got["0000:41:00.0"]["health"] == "degraded"

@@ -670,6 +670,46 @@ def test_a_continuation_takes_the_gpu_of_its_own_message_only():
         assert [f["bdf"] for f in kl.scan(lines, boot_time=0.0)] == [None], lines
 
 
+# The kernel's syslog interface (rsyslog/klogd files, busybox dmesg, dmesg -S) repeats a multi-line record's
+# prefix on every line: the same syslog stamp, host and monotonic stamp. This is the wording and layout of a
+# real /var/log/syslog excerpt (an H800 node, driver 525.125.06, published in a public Chinese GPU-operator
+# troubleshooting note).
+SYSLOG_HEAD = "Jan  3 07:39:45 ubuntu kernel: [17257.355375] "
+SYSLOG_FALLEN = [SYSLOG_HEAD + "NVRM: The NVIDIA GPU 0000:5d:00.0",
+                 SYSLOG_HEAD + "NVRM: (PCI ID: 10de:2330) installed in this system has",
+                 SYSLOG_HEAD + "NVRM: fallen off the bus and is not responding to commands.",
+                 "Jan  3 07:39:45 ubuntu kernel: [17257.355551] nvidia: probe of 0000:5d:00.0 failed with error -1"]
+
+
+def test_a_record_with_its_prefix_on_every_line_names_its_gpu_on_its_first_line():
+    findings = kl.scan(SYSLOG_FALLEN, boot_time=0.0, now=1767500000.0)
+    assert [(f["category"], f["bdf"], f["gpu_health"]) for f in findings] == [
+        ("bus_lost", "0000:5d:00.0", "lost"), ("init_failed", "0000:5d:00.0", None)]
+    # busybox dmesg / dmesg -S: the monotonic stamp on every line
+    busybox = ["[ 1843.308145] " + line % "0000:b3:00.0" if "%s" in line else "[ 1843.308145] " + line
+               for line in FALLEN]
+    assert [(f["bdf"], f["gpu_health"]) for f in kl.scan(busybox, boot_time=0.0)] == [("0000:b3:00.0", "lost")]
+
+
+def test_a_stamped_continuation_takes_no_other_messages_gpu():
+    # the line before has another stamp: another record
+    other_stamp = ["[ 1.000000] " + FALLEN[0] % "0000:b3:00.0", "[ 1.000000] " + FALLEN[1],
+                   "[ 2.000000] " + FALLEN[2]]
+    # the line before ends its sentence: a message of its own, though printed in the same second
+    finished = ["Jan  3 07:39:45 h kernel: NVRM: GPU 0000:c4:00.0: GPU has fallen off the bus.",
+                "Jan  3 07:39:45 h kernel: NVRM: fallen off the bus and is not responding to commands."]
+    # another driver's line between
+    other_tag = ["[ 1.0] " + FALLEN[0] % "0000:b3:00.0", "[ 1.0] usb 1-4: new high-speed USB device number 3",
+                 "[ 1.0] " + FALLEN[2]]
+    assert [f["bdf"] for f in kl.scan(other_stamp, boot_time=0.0)] == [None]
+    assert [f["bdf"] for f in kl.scan(finished, boot_time=0.0, now=1767500000.0)] == ["0000:c4:00.0", None]
+    assert [f["bdf"] for f in kl.scan(other_tag, boot_time=0.0)] == [None]
+    # two GPUs' records one after the other, same second: each continuation takes its own record's GPU
+    two = [line.replace("0000:5d", "0000:3b") for line in SYSLOG_FALLEN[:3]] + SYSLOG_FALLEN[:3]
+    assert [(f["bdf"], f["count"]) for f in kl.scan(two, boot_time=0.0, now=1767500000.0)] == [
+        ("0000:3b:00.0", 1), ("0000:5d:00.0", 1)]
+
+
 def test_same_message_on_two_gpus_stays_two_findings():
     lines = [
         "[1.0] amdgpu 0000:03:00.0: amdgpu: SMU: response:0xFFFFFFFF for index:59 param:0x00000000 message:DFCstateControl?",

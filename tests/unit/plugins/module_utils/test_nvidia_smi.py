@@ -23,6 +23,8 @@ OLD_TABLE = "docker-cuda-xmr-stak_3x_gtx1080ti_390.77_table_3_processes.txt"
 WINDOWS_610 = "nvidia_gpu_exporter_windows_1x_rtx2080super_610.62_table_idle.txt"
 H100_MIG_TABLE = "nvidia_gpu_exporter_1x_h100-mig_590.48.01_table_under_load.txt"
 NOHEADER_CSV = "telegraf-7659_v100_440.64_query-gpu_noheader_nounits.csv"
+ROWS_PENDING = "memory row remapping is pending: reset the GPU (nvidia-smi -r) at the next chance to apply it"
+PAGES_PENDING = "retired memory pages are pending: reset the GPU (or reboot) at the next chance to retire them"
 REMAP_PENDING_TEXT = "ml-engineering_a100-sxm4-80gb_510.73.08_q_text_xid63_remap_pending_excerpt.txt"
 AZURE_INFOROM = "azhpc-diagnostics_8x_v100_460.32.03_table_inforom_corrupted.txt"
 
@@ -53,7 +55,7 @@ EXPECTED = {
     "syno_nvidia_gpu_driver-22_tesla_p4_unknown_error_no_space.txt": (nv.GPU_ERRORS, None, [("0000:07:00.0", nv.LOST, None, 0)]),
     NOHEADER_CSV: (nv.UNPARSEABLE, None, []),  # no header, no field names: never guessed
     "nvidia_gpu_exporter_1x_h200-mig_610.43.02_list.txt": (nv.ANSWERED, "list", [(None, nv.OK, None, 0)]),
-    REMAP_PENDING_TEXT: (nv.ANSWERED, "text", [("0000:10:1c.0", nv.DEGRADED, None, 0)]),
+    REMAP_PENDING_TEXT: (nv.ANSWERED, "text", [("0000:10:1c.0", nv.OK, None, 0)]),  # pending: a warning
     AZURE_INFOROM: (nv.ANSWERED, "table", [("%04x:00:00.0" % d, nv.OK, 32510, 0) for d in range(1, 9)]),
     "azhpc-diagnostics_8x_a100-sxm4-40gb_460.32.03_q_text_first_gpu.txt": (nv.ANSWERED, "text", [("0001:00:00.0", nv.OK, 40536, 0)]),
     # table excerpts pasted without the banner and the column titles: still the table
@@ -243,22 +245,37 @@ def test_power_from_the_first_reading_that_knows_it():
     assert card["power_w"] is None and nv.judge_card(card)[2] == []  # N/A first: unknown, not a failed read
 
 
-@pytest.mark.parametrize("extra,health,text", [
-    ("<remapped_rows><remapped_row_pending>Yes</remapped_row_pending></remapped_rows>", nv.DEGRADED,
-     "memory row remapping is pending: reset the GPU (or reboot) to apply it"),
-    ("<remapped_rows><remapped_row_failure>Yes</remapped_row_failure></remapped_rows>", nv.DEGRADED,
-     "memory row remapping failed: the GPU has no spare rows left"),
-    ("<retired_pages><pending_retirement>Yes</pending_retirement></retired_pages>", nv.DEGRADED,
-     "retired memory pages are pending: reset the GPU (or reboot) to retire them"),
-    ("<gpu_recovery_action>Node Reboot</gpu_recovery_action>", nv.DEGRADED,
-     "the driver asks for recovery action 'Node Reboot'"),
+# NVIDIA's "GPU Memory Error Management": a pending remap or retirement is applied at the next reset, the failing
+# memory kept out of new allocations meanwhile: a warning. A remap failure, or a double-bit error's retirement still
+# pending (Xid 48's reset), blocks.
+@pytest.mark.parametrize("extra,verdict", [
+    ("<remapped_rows><remapped_row_pending>Yes</remapped_row_pending></remapped_rows>",
+     (nv.OK, [], [ROWS_PENDING])),
+    ("<remapped_rows><remapped_row_unc>2</remapped_row_unc><remapped_row_pending>Yes</remapped_row_pending>"
+     "</remapped_rows>", (nv.OK, [], [ROWS_PENDING])),
+    ("<remapped_rows><remapped_row_failure>Yes</remapped_row_failure></remapped_rows>",
+     (nv.DEGRADED, ["memory row remapping failed: the GPU has no spare rows left"], [])),
+    ("<remapped_rows><remapped_row_pending>Yes</remapped_row_pending><remapped_row_failure>Yes</remapped_row_failure>"
+     "</remapped_rows>", (nv.DEGRADED, ["memory row remapping failed: the GPU has no spare rows left"], [])),
+    ("<retired_pages><pending_retirement>Yes</pending_retirement></retired_pages>", (nv.OK, [], [PAGES_PENDING])),
+    ("<retired_pages><multiple_single_bit_retirement><retired_count>3</retired_count></multiple_single_bit_retirement>"
+     "<double_bit_retirement><retired_count>0</retired_count></double_bit_retirement>"
+     "<pending_retirement>Yes</pending_retirement></retired_pages>", (nv.OK, [], [PAGES_PENDING])),
+    ("<retired_pages><double_bit_retirement><retired_count>1</retired_count></double_bit_retirement>"
+     "<pending_retirement>Yes</pending_retirement></retired_pages>",
+     (nv.DEGRADED, ["a page retirement for a double-bit ECC error is pending: reset the GPU (or reboot) before new "
+                    "work"], [])),
+    ("<retired_pages><double_bit_retirement><retired_count>1</retired_count></double_bit_retirement>"
+     "<pending_retirement>No</pending_retirement></retired_pages>", (nv.OK, [], [])),  # retired long ago: done
+    ("<gpu_recovery_action>Node Reboot</gpu_recovery_action>",
+     (nv.DEGRADED, ["the driver asks for recovery action 'Node Reboot'"], [])),
 ])
-def test_pending_memory_repairs_degrade(extra, health, text):
+def test_pending_memory_repairs_warn_and_failed_ones_degrade(extra, verdict):
     base = training("nvidia-smi", RTX3090)
     base = base.replace("<remapped_rows>N/A</remapped_rows>", "")
     base = re.sub(r"<retired_pages>.*?</retired_pages>", "", base, flags=re.S)
     card = nv.parse_output(base.replace("</gpu>", extra + "</gpu>", 1))["cards"][0]
-    assert nv.judge_card(card)[:2] == (health, [text])
+    assert nv.judge_card(card) == verdict
 
 
 def test_one_err_field_is_a_warning_most_fields_degraded():
@@ -473,9 +490,8 @@ def test_csv_noheader_nounits_with_the_query_fields():
         0, "0000:3b:00.0", 81920 * MIB, 1024 * MIB, 88.5)
     assert (second["vram_used_bytes"], second["busy_percent"], second["power_w"]) == (None, None, None)
     health, problems, warnings = nv.judge_card(second)
-    assert health == nv.DEGRADED and warnings == ["nvidia-smi could not read the GPU utilisation (ERR!)"]
-    assert problems == ["3 uncorrectable ECC error(s) since the driver loaded",
-                        "memory row remapping is pending: reset the GPU (or reboot) to apply it"]
+    assert health == nv.DEGRADED and warnings == ["nvidia-smi could not read the GPU utilisation (ERR!)", ROWS_PENDING]
+    assert problems == ["3 uncorrectable ECC error(s) since the driver loaded"]
 
 
 def test_list_of_gpus_and_its_errors():
@@ -590,15 +606,10 @@ def _h100_text(old, new):
 
 # Hand-made faults on the real H100 text (the Remapped Rows one as pasted in leptonai/gpud PR #80).
 @pytest.mark.parametrize("text,health,problem", [
-    (_h100_text("        Uncorrectable Error               : 0\n        Pending                           : No",
-                "        Uncorrectable Error               : 4\n        Pending                           : Yes"),
-     nv.DEGRADED, "memory row remapping is pending: reset the GPU (or reboot) to apply it"),
     (_h100_text("Remapping Failure Occurred        : No", "Remapping Failure Occurred        : Yes"),
      nv.DEGRADED, "memory row remapping failed: the GPU has no spare rows left"),
     (_h100_text("Reset Required                    : No", "Reset Required                    : Yes"),
      nv.DEGRADED, "nvidia-smi says the GPU needs a reset: an unrecoverable error happened"),
-    (_h100_text("Pending Page Blacklist            : N/A", "Pending Page Blacklist            : Yes"),
-     nv.DEGRADED, "retired memory pages are pending: reset the GPU (or reboot) to retire them"),
     (_h100_text("            DRAM Uncorrectable            : 0", "            DRAM Uncorrectable            : 2"),
      nv.DEGRADED, "2 uncorrectable ECC error(s) since the driver loaded"),
     (_h100_text("SRAM Threshold Exceeded       : No", "SRAM Threshold Exceeded       : Yes"),
@@ -611,6 +622,14 @@ def _h100_text(old, new):
 def test_q_text_faults(text, health, problem):
     got = nv.parse_output(text)
     assert got["format"] == "text" and nv.judge_card(got["cards"][0])[:2] == (health, [problem])
+
+
+def test_q_text_pending_memory_repairs_are_warnings():
+    rows = _h100_text("        Uncorrectable Error               : 0\n        Pending                           : No",
+                      "        Uncorrectable Error               : 4\n        Pending                           : Yes")
+    pages = _h100_text("Pending Page Blacklist            : N/A", "Pending Page Blacklist            : Yes")
+    for text, warning in ((rows, ROWS_PENDING), (pages, PAGES_PENDING)):
+        assert nv.judge_card(nv.parse_output(text)["cards"][0]) == (nv.OK, [], [warning])
 
 
 def test_q_text_nested_slowdown_is_read_and_unknown_error_everywhere_degrades():
@@ -691,7 +710,7 @@ def test_q_text_of_a_real_remap_pending_a100():
     card = nv.parse_output(training("nvidia-smi", REMAP_PENDING_TEXT))["cards"][0]
     assert card["remapped_rows"] == {"corrected": 1, "uncorrected": 0, "pending": True, "failure": False}
     assert (card["ecc"]["volatile_corrected"], card["ecc"]["volatile_uncorrected"]) == (177, 0)
-    assert nv.judge_card(card) == (nv.DEGRADED, ["memory row remapping is pending: reset the GPU (or reboot) to apply it"], [])
+    assert nv.judge_card(card) == (nv.OK, [], [ROWS_PENDING])
 
 
 # -q -d PAGE_RETIREMENT as Azure's health checks test it (Azure/azurehpc-health-checks test/data/bad_nvsmi8_output.txt
@@ -735,7 +754,10 @@ def test_q_text_of_one_display_section_page_retirement():
     got = nv.parse_output(PAGE_RETIREMENT)
     assert [(c["bdf"], c["retired_pages"]["single_bit"], c["retired_pages"]["double_bit"], nv.judge_card(c)[0])
             for c in got["cards"]] == [("0001:00:00.0", 60, 5, nv.OK), ("0002:00:00.0", 2, 61, nv.DEGRADED),
-                                       ("0003:00:00.0", 0, 0, nv.OK), ("0004:00:00.0", 6, 0, nv.DEGRADED)]
+                                       ("0003:00:00.0", 0, 0, nv.OK), ("0004:00:00.0", 6, 0, nv.OK)]
+    # GPU 2: double-bit errors with their retirement pending blocks; GPU 4: single-bit retirements pending warn
+    assert nv.judge_card(got["cards"][3])[2] == [
+        PAGES_PENDING]
 
 
 def test_q_text_without_its_banner():
