@@ -238,12 +238,23 @@ def _matches(directory, part):
         return sorted(entry.name for entry in entries if fnmatch.fnmatchcase(entry.name, part))
 
 
-def find_cache_targets(homes, patterns, keep=(MIOPEN_USER_DB,), errors=None):
+def _mount_point(path, st, mounted):
+    """True when the folder or file ``path`` (its ``lstat`` ``st``) is something mounted: on another device than
+    its parent folder, or in the mount table ``mounted`` (a bind mount keeps its device number)."""
+    try:
+        parent = os.lstat(os.path.dirname(path))
+    except OSError:
+        parent = None
+    return (parent is not None and parent.st_dev != st.st_dev) or os.path.realpath(path) in mounted
+
+
+def find_cache_targets(homes, patterns, keep=(MIOPEN_USER_DB,), errors=None, mountinfo=_mounts.MOUNTINFO):
     """Cache paths to remove under each home: (targets, skipped).
 
     ``homes``: [(label, home_path)]; ``patterns``: globs relative to each home whose first component
     is a plain name (the cache root); ``keep``: paths relative to each home that are never targets
-    (by default the MIOpen user database), nor is anything that holds them.
+    (by default the MIOpen user database), nor is anything that holds them. A match that is a mount point (a
+    cache shared over NFS, a bind mount) is never a target: emptying it would empty what it shows.
     targets: [{home, label, root, path, kind, bytes, entries, dev, ino}], nested matches folded into the outer one;
     skipped: [{path, reason}], left alone on purpose.
     A path that cannot be looked at (permissions) is appended to ``errors`` as {path, message} when a
@@ -256,6 +267,7 @@ def find_cache_targets(homes, patterns, keep=(MIOPEN_USER_DB,), errors=None):
             raise ValueError("cache pattern %r must be relative, stay in the home and start with a plain name"
                              % (pattern,))
     targets, skipped, seen = [], [], set()
+    mounted = _mounts.mount_points(_mounts.read_mounts(mountinfo)[0])
 
     def skip(path, reason):
         if path not in seen:
@@ -290,6 +302,9 @@ def find_cache_targets(homes, patterns, keep=(MIOPEN_USER_DB,), errors=None):
                 continue
             if any(_inside(path, t["path"]) for t in targets if t["home"] == home):
                 continue  # inside a target already planned
+            if not stat.S_ISLNK(st.st_mode) and _mount_point(path, st, mounted):
+                skip(path, "%s is a mount point: left as it is, nothing in it removed" % path)
+                continue
             nbytes, entries = measure(path) if stat.S_ISDIR(st.st_mode) else (st.st_size, 1)
             targets.append({"home": home, "label": label, "root": os.path.join(home, _split(
                 os.path.relpath(path, home))[0]), "path": path, "kind": _kind(st.st_mode), "bytes": nbytes,
@@ -328,7 +343,8 @@ def _match_pattern(home, parts, found, skip, fail):
             try:
                 names = _matches(directory, part)
             except OSError as exc:
-                fail(directory, exc, "list")
+                if exc.errno not in (errno.ENOENT, errno.ENOTDIR):   # gone meanwhile: nothing to clean there
+                    fail(directory, exc, "list")
                 continue
             for name in names:
                 path = os.path.join(directory, name)
@@ -454,6 +470,10 @@ def _remove_one(target, parts, mounted=frozenset()):
                 st.st_ino != target["ino"] or st.st_dev != target.get("dev"))):
             return False, [{"path": path, "message": "left %s alone: it was replaced since it was planned (now a %s)"
                             % (path, _kind(st.st_mode))}], 0
+        if target["kind"] != SYMLINK and (os.fstat(fd).st_dev != st.st_dev or (
+                mounted and os.path.join(_real_path(fd, parent), name) in mounted)):
+            return False, [{"path": path, "message": "cannot remove %s: a mount point (another file system): left as "
+                            "it is" % path}], 0
         if target["kind"] != DIR:
             try:
                 os.unlink(name, dir_fd=fd)
@@ -517,7 +537,8 @@ def _remove_tree(parent_fd, name, path, failures, mounted=frozenset()):
     try:
         top = os.open(name, _files.O_DIR_NOFOLLOW, dir_fd=parent_fd)
     except OSError as exc:
-        failures.append((path, exc))
+        if exc.errno != errno.ENOENT:   # gone meanwhile (another cleanup): what was wanted
+            failures.append((path, exc))
         return
     try:
         device = os.fstat(top).st_dev
@@ -537,7 +558,8 @@ def _remove_tree(parent_fd, name, path, failures, mounted=frozenset()):
                 try:
                     os.rmdir(os.path.basename(folder), dir_fd=stack[-1][0] if stack else parent_fd)
                 except OSError as exc:
-                    failures.append((folder, exc))
+                    if exc.errno != errno.ENOENT:
+                        failures.append((folder, exc))
                 continue
             child_path = os.path.join(folder, child)
             try:
@@ -558,7 +580,8 @@ def _remove_tree(parent_fd, name, path, failures, mounted=frozenset()):
             try:
                 child_fd = os.open(child, _files.O_DIR_NOFOLLOW, dir_fd=fd)
             except OSError as exc:   # ELOOP/ENOTDIR: swapped for a link or a file since its lstat
-                failures.append((child_path, exc))
+                if exc.errno != errno.ENOENT:
+                    failures.append((child_path, exc))
                 continue
             opened = os.fstat(child_fd)
             if (opened.st_dev, opened.st_ino) != (st.st_dev, st.st_ino):

@@ -660,3 +660,106 @@ def test_nvidia_root_symlink_skipped_and_check_mode(tmp_path):
     assert sorted(r["path"] for r in removed) == sorted(os.path.join(home, p) for p in (
         ".cache/torch/kernels", ".triton/cache"))
     assert tree(home) == before and os.path.isdir(str(outside / "ComputeCache"))
+
+
+# ---------------------------------------------------------------- a cache folder that is itself a mount point
+
+
+def bind_table(tmp_path, mount_point):
+    """A mount table where ``mount_point`` is a bind mount of a folder of the same file system."""
+    table = write(tmp_path, "mountinfo", 0)
+    with open(table, "w") as handle:
+        handle.write("22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n"
+                     "99 22 8:1 /data/kernels %s rw,relatime shared:1 - ext4 /dev/sda1 rw\n"
+                     % mount_point.replace(" ", "\\040"))
+    return table
+
+
+def test_a_cache_folder_that_is_a_mount_point_is_left_when_planned(tmp_path):
+    # ~/.cache/miopen bind-mounted from shared storage: emptying it would wipe every rig's kernels
+    home = make_home(tmp_path, {".cache/miopen/shared.ukdb": 30, ".cache/hip_x/k.co": 5})
+    miopen = os.path.join(home, ".cache/miopen")
+    table = bind_table(tmp_path, miopen)
+    targets, skipped = caches.find_cache_targets([("tester", home)], caches.cache_patterns(), mountinfo=table)
+    assert [t["path"] for t in targets] == [os.path.join(home, ".cache/hip_x")]
+    assert skipped == [{"path": miopen, "reason": "%s is a mount point: left as it is, nothing in it removed"
+                        % miopen}]
+    removed, errors, _freed = caches.remove_targets(targets, check_mode=False, mountinfo=table)
+    assert errors == [] and [r["path"] for r in removed] == [os.path.join(home, ".cache/hip_x")]
+    assert open(os.path.join(miopen, "shared.ukdb"), "rb").read() == b"x" * 30
+
+
+def test_a_cache_folder_on_another_device_is_left_when_planned(tmp_path, monkeypatch):
+    home = make_home(tmp_path, {".cache/miopen/shared.ukdb": 30})
+    miopen = os.path.join(home, ".cache/miopen")
+    real_lstat = os.lstat
+
+    def lstat(path, *args, **kwargs):
+        result = real_lstat(path, *args, **kwargs)
+        if path == miopen:   # an NFS mount: another device than its parent folder
+            return os.stat_result((result.st_mode, result.st_ino, result.st_dev + 1) + tuple(result)[3:])
+        return result
+    monkeypatch.setattr(os, "lstat", lstat)
+    targets, skipped = caches.find_cache_targets([("tester", home)], caches.cache_patterns())
+    assert targets == []
+    assert [s["path"] for s in skipped] == [miopen]
+
+
+def test_a_cache_folder_that_became_a_mount_point_after_planning_is_not_emptied(tmp_path):
+    home = make_home(tmp_path, {".cache/miopen/shared.ukdb": 30})
+    miopen = os.path.join(home, ".cache/miopen")
+    targets, _skipped = plan(home)   # the real table: not a mount point then
+    assert [t["path"] for t in targets] == [miopen]
+    removed, errors, freed = caches.remove_targets(targets, check_mode=False, mountinfo=bind_table(tmp_path, miopen))
+    assert open(os.path.join(miopen, "shared.ukdb"), "rb").read() == b"x" * 30
+    assert removed == [] and freed == 0
+    assert [e["message"] for e in errors] == ["cannot remove %s: a mount point (another file system): left as it is"
+                                              % miopen]
+
+
+# ---------------------------------------------------------------- races: what vanished meanwhile is no error
+
+
+def test_a_folder_that_vanishes_before_it_is_listed_is_not_an_error(tmp_path, monkeypatch):
+    home = make_home(tmp_path, {".cache/hip_x/k.co": 5})
+    real_scandir = os.scandir
+
+    def scandir(path):
+        if path == os.path.join(home, ".cache"):
+            raise FileNotFoundError(2, "No such file or directory", path)
+        return real_scandir(path)
+    monkeypatch.setattr(os, "scandir", scandir)
+    targets, skipped = plan(home)   # asserts no error
+    assert targets == [] and skipped == []
+
+
+def test_a_folder_removed_by_someone_else_mid_removal_is_not_an_error(tmp_path, monkeypatch):
+    home = make_home(tmp_path, {".cache/hip_x/kernels/k.co": 5, ".cache/hip_x/a.co": 1})
+    kernels = os.path.join(home, ".cache/hip_x/kernels")
+    targets, _skipped = plan(home)
+    real_open = os.open
+
+    def racing_open(path, flags, *args, **kwargs):
+        if path == "kernels" and os.path.isdir(kernels):
+            shutil.rmtree(kernels)   # the step's own cleanup got there first
+        return real_open(path, flags, *args, **kwargs)
+    monkeypatch.setattr(os, "open", racing_open)
+    removed, errors, _freed = caches.remove_targets(targets, check_mode=False)
+    assert errors == []
+    assert [r["path"] for r in removed] == [os.path.join(home, ".cache/hip_x")]
+    assert not os.path.exists(os.path.join(home, ".cache/hip_x"))
+
+
+def test_a_folder_removed_by_someone_else_before_its_rmdir_is_not_an_error(tmp_path, monkeypatch):
+    home = make_home(tmp_path, {".cache/hip_x/kernels/k.co": 5})
+    targets, _skipped = plan(home)
+    real_rmdir = os.rmdir
+
+    def racing_rmdir(path, *args, **kwargs):
+        real_rmdir(path, *args, **kwargs)
+        if path == "kernels":
+            raise FileNotFoundError(2, "No such file or directory", path)   # as if another process won the race
+    monkeypatch.setattr(os, "rmdir", racing_rmdir)
+    removed, errors, _freed = caches.remove_targets(targets, check_mode=False)
+    assert errors == []
+    assert [r["path"] for r in removed] == [os.path.join(home, ".cache/hip_x")]
