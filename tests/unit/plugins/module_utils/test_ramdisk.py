@@ -344,8 +344,8 @@ def write_mountinfo(tmp_path, **mounts):
 
 def test_parse_mountinfo_decodes_escapes_and_optional_fields():
     mounts = _mounts.parse_mountinfo(MOUNTINFO.format(ram="/mnt/my\\040ram\\011x\\134y", ram_sub="/x"))
-    assert mounts[0] == {"mount_point": "/", "fstype": "ext4", "source": "/dev/sda1"}
-    assert mounts[3] == {"mount_point": "/mnt/my ram\tx\\y", "fstype": "tmpfs", "source": "ramfs disk"}
+    assert mounts[0] == {"mount_point": "/", "fstype": "ext4", "source": "/dev/sda1", "read_only": False}
+    assert mounts[3] == {"mount_point": "/mnt/my ram\tx\\y", "fstype": "tmpfs", "source": "ramfs disk", "read_only": False}
     assert _mounts.find_mount("/dev/shm/prng", mounts)["mount_point"] == "/dev/shm"
     assert _mounts.find_mount("/dev/shmx", mounts)["mount_point"] == "/dev"  # a prefix by component, not by text
     assert _mounts.find_mount("/mnt/my ram\tx\\y/step3", mounts)["fstype"] == "tmpfs"
@@ -632,3 +632,72 @@ def test_a_missing_name_with_wildcards_says_they_are_not_expanded(tmp_path):
     assert codes(problems) == [("train_*.json", "missing"), ("plain.json", "missing")]
     assert problems[0]["message"].endswith("(names are taken as written: wildcards are not expanded)")
     assert "wildcards" not in problems[1]["message"]
+
+
+# --------------------------------------------------------------------------------------------
+# what statvfs or the mount table cannot tell is unknown, never "0 bytes free" nor a broken ramdisk
+
+
+class _SizelessVfs(object):
+    f_files = f_favail = 0
+
+    def __init__(self, frsize, blocks, bavail):
+        self.f_frsize, self.f_blocks, self.f_bavail = frsize, blocks, bavail
+
+
+@pytest.mark.parametrize("frsize, blocks, bavail, why", [
+    (4096, 0, 0, "its tmpfs has no size limit (size=0 or nr_blocks=0): it may fill the host's memory"),
+    (0, 262144, 262144, "the file system reports no block size (statvfs f_frsize 0)"),
+])
+def test_a_size_statvfs_cannot_tell_is_unknown_not_0_bytes_free(tmp_path, mocker, frsize, blocks, bavail, why):
+    info_path = write_mountinfo(tmp_path, ram=str(tmp_path), ram_sub="/unused")
+    mocker.patch.object(rd.os, "statvfs", return_value=_SizelessVfs(frsize, blocks, bavail))
+    problems, info = rd.check_space(str(tmp_path), min_free_bytes=1024 * MIB, mountinfo_path=info_path)
+    message = "cannot tell the free space of %s: %s" % (tmp_path, why)
+    assert [(p["problem"], p["message"], p.get("unknown")) for p in problems] == [("low_space", message, True)]
+    assert (info["total_bytes"], info["free_bytes"], info["free_percent"]) == (None, None, None)
+    assert info["note"] == message
+    # no threshold asked: nothing judged, the figures are still not made up
+    problems, info = rd.check_space(str(tmp_path), mountinfo_path=info_path)
+    assert problems == [] and info["free_bytes"] is None
+
+
+def test_an_unreadable_mount_table_is_unknown_not_a_failed_ramdisk(tmp_path):
+    problems, dummy = rd.check_space(str(tmp_path), mountinfo_path=str(tmp_path / "no-mountinfo"))
+    assert [(p["problem"], p.get("unknown")) for p in problems] == [("not_tmpfs", True)]
+    # an ext4 the table does show is a real finding, not an unknown one
+    info_path = write_mountinfo(tmp_path, ram="/mnt/ram", ram_sub="/mnt/ram/sub")
+    problems, dummy = rd.check_space(str(tmp_path), mountinfo_path=info_path)
+    assert [(p["problem"], p.get("unknown")) for p in problems] == [("not_tmpfs", None)]
+
+
+def test_the_preflight_space_check_says_unknown_for_what_it_could_not_tell(tmp_path, mocker):
+    from ansible_collections.gpuops.preflight.plugins.module_utils import _preflight
+    from ansible_collections.gpuops.preflight.plugins.module_utils._host_runner import Context
+    mocker.patch.object(rd.os, "statvfs", return_value=_SizelessVfs(4096, 0, 0))
+    info_path = write_mountinfo(tmp_path, ram=str(tmp_path), ram_sub="/unused")
+    ctx = Context(_preflight.FAMILY, None, {}, ["ramdisk_space"], {})
+    ctx.values["space"] = rd.check_space(str(tmp_path), min_free_bytes=MIB, mountinfo_path=info_path)
+    spec = _preflight.FAMILY.checks["ramdisk_space"]
+    problems, text, dummy = spec.evaluate(ctx, spec)
+    assert [p["status"] for p in problems] == ["unknown"]
+    assert text == "%s: free space unknown (tmpfs)" % tmp_path
+
+
+def test_a_read_only_ramdisk_is_a_problem(tmp_path):
+    text = ("1 0 8:1 / / rw - ext4 /dev/sda1 rw\n"
+            "2 1 0:5 / %s ro,nosuid,nodev,noexec shared:7 - tmpfs tmpfs rw,size=65536k\n" % tmp_path)
+    path = tmp_path / "mountinfo"
+    path.write_text(text)
+    problems, info = rd.check_space(str(tmp_path), mountinfo_path=str(path))
+    assert [(p["problem"], p["message"]) for p in problems] == [
+        ("read_only", "%s is on a read-only mount (%s): the step cannot write there" % (tmp_path, tmp_path))]
+    assert info["read_only"] is True
+    assert _mounts.parse_mountinfo(text)[1]["read_only"] is True
+    assert _mounts.parse_mountinfo(text)[0]["read_only"] is False
+
+
+def test_a_super_block_mounted_read_only_is_read_only_too():
+    # the per-mount options say rw, the file system's own (after the source) say ro
+    text = "2 1 0:5 / /dev/shm rw,nosuid shared:7 - tmpfs tmpfs ro,size=65536k\n"
+    assert _mounts.parse_mountinfo(text)[0]["read_only"] is True
