@@ -29,7 +29,9 @@ def _unescape(field):
 def parse_mountinfo(text):
     """Mounts from /proc/<pid>/mountinfo text, in file order: [{mount_point, fstype, source, read_only}]."""
     mounts = []
-    for line in text.splitlines():
+    # only "\n" ends a line: the kernel leaves a form feed, \x1c or U+2028 in a mount point raw, and
+    # str.splitlines() would cut the line there and lose the mount
+    for line in text.split("\n"):
         fields = line.split(" ")
         if len(fields) < 7 or "-" not in fields[6:]:
             continue
@@ -37,6 +39,8 @@ def parse_mountinfo(text):
         if len(fields) < sep + 2:
             continue
         mounts.append({
+            "mount_id": _number(fields[0]),
+            "parent_id": _number(fields[1]),
             "mount_point": _unescape(fields[4]),
             "fstype": fields[sep + 1],
             "source": _unescape(fields[sep + 2]) if len(fields) > sep + 2 else None,
@@ -55,13 +59,34 @@ def read_mounts(path=MOUNTINFO):
     return parse_mountinfo(data.decode("utf-8", "surrogateescape")), None
 
 
+def _number(field):
+    return int(field) if field.isdigit() else None
+
+
+def _mounted_on(mount, other, by_id):
+    """True when ``mount`` was mounted inside ``other`` (``other`` is in its chain of parents)."""
+    seen = set()
+    parent = mount.get("parent_id")
+    while parent is not None and parent not in seen:
+        if parent == other.get("mount_id"):
+            return True
+        seen.add(parent)
+        parent = by_id.get(parent, {}).get("parent_id")
+    return False
+
+
 def find_mount(path, mounts):
-    """The mount that holds ``path`` (absolute, resolved): the longest mount-point prefix, the last of equals."""
+    """The mount that holds ``path`` (absolute, resolved): of the mounts on it or on a folder above it, the deepest
+    one still in reach, the last of equals. A later mount on the same point or on a folder above, that was not
+    mounted inside it, hides it (a fresh tmpfs over /dev/shm hides what was mounted under the old one)."""
+    holding = [mount for mount in mounts if is_within(path, mount["mount_point"])]
+    by_id = dict((mount["mount_id"], mount) for mount in mounts if mount.get("mount_id") is not None)
     best = None
-    for mount in mounts:
-        if is_within(path, mount["mount_point"]):
-            if best is None or len(mount["mount_point"]) >= len(best["mount_point"]):
-                best = mount
+    for index, mount in enumerate(holding):
+        hidden = any(is_within(mount["mount_point"], later["mount_point"]) and not _mounted_on(later, mount, by_id)
+                     and not _mounted_on(mount, later, by_id) for later in holding[index + 1:])
+        if not hidden and (best is None or len(mount["mount_point"]) >= len(best["mount_point"])):
+            best = mount
     return best
 
 

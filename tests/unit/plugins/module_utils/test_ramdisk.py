@@ -344,8 +344,10 @@ def write_mountinfo(tmp_path, **mounts):
 
 def test_parse_mountinfo_decodes_escapes_and_optional_fields():
     mounts = _mounts.parse_mountinfo(MOUNTINFO.format(ram="/mnt/my\\040ram\\011x\\134y", ram_sub="/x"))
-    assert mounts[0] == {"mount_point": "/", "fstype": "ext4", "source": "/dev/sda1", "read_only": False}
-    assert mounts[3] == {"mount_point": "/mnt/my ram\tx\\y", "fstype": "tmpfs", "source": "ramfs disk", "read_only": False}
+    assert mounts[0] == {"mount_id": 22, "parent_id": 1, "mount_point": "/", "fstype": "ext4", "source": "/dev/sda1",
+                         "read_only": False}
+    assert mounts[3] == {"mount_id": 40, "parent_id": 22, "mount_point": "/mnt/my ram\tx\\y", "fstype": "tmpfs",
+                         "source": "ramfs disk", "read_only": False}
     assert _mounts.find_mount("/dev/shm/prng", mounts)["mount_point"] == "/dev/shm"
     assert _mounts.find_mount("/dev/shmx", mounts)["mount_point"] == "/dev"  # a prefix by component, not by text
     assert _mounts.find_mount("/mnt/my ram\tx\\y/step3", mounts)["fstype"] == "tmpfs"
@@ -701,3 +703,36 @@ def test_a_super_block_mounted_read_only_is_read_only_too():
     # the per-mount options say rw, the file system's own (after the source) say ro
     text = "2 1 0:5 / /dev/shm rw,nosuid shared:7 - tmpfs tmpfs ro,size=65536k\n"
     assert _mounts.parse_mountinfo(text)[0]["read_only"] is True
+
+
+def test_a_mount_point_with_a_character_python_reads_as_a_line_break_is_one_mount():
+    # the kernel escapes only space, tab, newline and backslash: a form feed, \x1c or U+2028 in a name stays raw,
+    # and str.splitlines() would cut the line there and lose the mount
+    for odd in ("\x0c", "\x1c", "\u2028", "\x85"):
+        text = ("1 0 8:1 / / rw - ext4 /dev/sda1 rw\n"
+                "2 1 0:5 / /dev/shm rw - tmpfs tmpfs rw\n"
+                "3 2 8:2 / /dev/shm/a%sb rw - ext4 /dev/sdb1 rw\n" % odd)
+        mounts = _mounts.parse_mountinfo(text)
+        assert [m["mount_point"] for m in mounts] == ["/", "/dev/shm", "/dev/shm/a%sb" % odd]
+        assert _mounts.find_mount("/dev/shm/a%sb/step3" % odd, mounts)["fstype"] == "ext4"
+
+
+def test_a_mount_hidden_by_a_later_mount_on_a_folder_above_it_does_not_hold_the_path():
+    # /dev/shm/prng was an ext4 mount; then a fresh tmpfs was mounted over /dev/shm (a container runtime, a
+    # remount by hand): the path now lies in the new tmpfs, the ext4 below it is out of reach
+    text = ("1 0 8:1 / / rw - ext4 /dev/sda1 rw\n"
+            "27 1 0:23 / /dev/shm rw - tmpfs tmpfs rw\n"
+            "40 27 8:2 / /dev/shm/prng rw - ext4 /dev/sdb1 rw\n"
+            "50 27 0:60 / /dev/shm rw - tmpfs shm rw,size=65536k\n")
+    mounts = _mounts.parse_mountinfo(text)
+    assert _mounts.find_mount("/dev/shm/prng/step3", mounts)["source"] == "shm"
+    # the other way round: a tmpfs stacked on the ext4 at its own point is what holds it
+    text = ("1 0 8:1 / / rw - ext4 /dev/sda1 rw\n"
+            "27 1 0:23 / /dev/shm rw - tmpfs tmpfs rw\n"
+            "40 27 8:2 / /dev/shm/prng rw - ext4 /dev/sdb1 rw\n"
+            "41 40 0:61 / /dev/shm/prng rw - tmpfs ram rw\n"
+            "42 41 0:62 / /dev/shm/prng/step3 rw - xfs /dev/sdc1 rw\n")
+    mounts = _mounts.parse_mountinfo(text)
+    assert _mounts.find_mount("/dev/shm/prng/step2", mounts)["source"] == "ram"
+    assert _mounts.find_mount("/dev/shm/prng/step3/x", mounts)["fstype"] == "xfs"
+    assert _mounts.find_mount("/dev/shm/other", mounts)["mount_point"] == "/dev/shm"
