@@ -303,7 +303,7 @@ def find_cache_targets(homes, patterns, keep=(MIOPEN_USER_DB,), errors=None, mou
             if any(_inside(path, t["path"]) for t in targets if t["home"] == home):
                 continue  # inside a target already planned
             if not stat.S_ISLNK(st.st_mode) and _mount_point(path, st, mounted):
-                skip(path, "%s is a mount point: left as it is, nothing in it removed" % path)
+                skip(path, "a mount point (a file system or bind mount of its own): nothing in it removed")
                 continue
             nbytes, entries = measure(path) if stat.S_ISDIR(st.st_mode) else (st.st_size, 1)
             targets.append({"home": home, "label": label, "root": os.path.join(home, _split(

@@ -682,8 +682,8 @@ def test_a_cache_folder_that_is_a_mount_point_is_left_when_planned(tmp_path):
     table = bind_table(tmp_path, miopen)
     targets, skipped = caches.find_cache_targets([("tester", home)], caches.cache_patterns(), mountinfo=table)
     assert [t["path"] for t in targets] == [os.path.join(home, ".cache/hip_x")]
-    assert skipped == [{"path": miopen, "reason": "%s is a mount point: left as it is, nothing in it removed"
-                        % miopen}]
+    assert skipped == [{"path": miopen, "reason": "a mount point (a file system or bind mount of its own): nothing in "
+                                                  "it removed"}]
     removed, errors, _freed = caches.remove_targets(targets, check_mode=False, mountinfo=table)
     assert errors == [] and [r["path"] for r in removed] == [os.path.join(home, ".cache/hip_x")]
     assert open(os.path.join(miopen, "shared.ukdb"), "rb").read() == b"x" * 30
