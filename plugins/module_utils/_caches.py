@@ -479,9 +479,9 @@ def _remove_one(target, parts, mounted=frozenset()):
                 os.unlink(name, dir_fd=fd)
             except OSError as exc:
                 return False, [{"path": path, "message": "cannot remove %s: %s" % (path, _message(exc))}], 0
-            return True, [], target["bytes"]
+            return True, [], st.st_size   # its size now: a file still being written may have grown
         failures = []
-        _remove_tree(fd, name, path, failures, mounted)
+        freed, gone_entries = _remove_tree(fd, name, path, failures, mounted)
         try:
             after = os.stat(name, dir_fd=fd, follow_symlinks=False)
             gone = False
@@ -490,14 +490,12 @@ def _remove_one(target, parts, mounted=frozenset()):
     finally:
         os.close(fd)
     # what is left is measured only where the target still is (not through a link swapped in since)
-    left_bytes, left_entries = (0, 0) if gone or (after.st_dev, after.st_ino) != (st.st_dev, st.st_ino) \
-        else measure(path)
-    freed = max(target["bytes"] - left_bytes, 0)
+    left_bytes = 0 if gone or (after.st_dev, after.st_ino) != (st.st_dev, st.st_ino) else measure(path)[0]
     errors = _root_causes(failures)
     if not gone:
         if not errors:
             errors.append({"path": path, "message": "%s is still there after removal" % _shown(path)})
-        if left_entries < target.get("entries", left_entries + 1):
+        if gone_entries:
             errors[0]["message"] += " (%s partly removed: %d bytes freed, %d bytes left)" % (
                 _shown(path), freed, left_bytes)
     return gone, errors, freed
@@ -533,20 +531,23 @@ def _remove_tree(parent_fd, name, path, failures, mounted=frozenset()):
     One directory fd per level, no recursion: a link is unlinked, never followed; a directory something is
     mounted on (another device, or a path of ``mounted``: a bind mount keeps its device number), one deeper
     than MAX_DEPTH, or one replaced between its lstat and its open, is left as it is.
-    failures: [(path, OSError)] for everything that could not be removed."""
+    failures: [(path, OSError)] for everything that could not be removed. Returns (bytes, entries) removed: the
+    lstat sizes of the files and links unlinked, counted as they go (a cache still being written may end up
+    larger than it was planned, and still have had files removed)."""
+    freed, entries = 0, 0
     try:
         top = os.open(name, _files.O_DIR_NOFOLLOW, dir_fd=parent_fd)
     except OSError as exc:
         if exc.errno != errno.ENOENT:   # gone meanwhile (another cleanup): what was wanted
             failures.append((path, exc))
-        return
+        return freed, entries
     try:
         device = os.fstat(top).st_dev
         names = iter(sorted(os.listdir(top)))
     except OSError as exc:
         os.close(top)
         failures.append((path, exc))
-        return
+        return freed, entries
     stack = [(top, path, names)]
     try:
         while stack:
@@ -557,6 +558,7 @@ def _remove_tree(parent_fd, name, path, failures, mounted=frozenset()):
                 os.close(fd)
                 try:
                     os.rmdir(os.path.basename(folder), dir_fd=stack[-1][0] if stack else parent_fd)
+                    entries += 1
                 except OSError as exc:
                     if exc.errno != errno.ENOENT:
                         failures.append((folder, exc))
@@ -566,6 +568,7 @@ def _remove_tree(parent_fd, name, path, failures, mounted=frozenset()):
                 st = os.stat(child, dir_fd=fd, follow_symlinks=False)
                 if not stat.S_ISDIR(st.st_mode):
                     os.unlink(child, dir_fd=fd)
+                    freed, entries = freed + st.st_size, entries + 1
                     continue
             except OSError as exc:
                 if exc.errno != errno.ENOENT:
@@ -602,3 +605,4 @@ def _remove_tree(parent_fd, name, path, failures, mounted=frozenset()):
     finally:
         for fd, _folder, _names in stack:
             os.close(fd)
+    return freed, entries

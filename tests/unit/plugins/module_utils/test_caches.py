@@ -763,3 +763,23 @@ def test_a_folder_removed_by_someone_else_before_its_rmdir_is_not_an_error(tmp_p
     removed, errors, _freed = caches.remove_targets(targets, check_mode=False)
     assert errors == []
     assert [r["path"] for r in removed] == [os.path.join(home, ".cache/hip_x")]
+
+
+def test_a_cache_written_while_it_is_removed_reports_what_was_really_freed(tmp_path, monkeypatch):
+    # a job still compiling kernels writes into the cache while it goes: what was removed is freed and changed the
+    # host, even when more has been written than was removed
+    home = make_home(tmp_path, {".cache/hip_x/a.co": 10, ".cache/hip_x/b.co": 20})
+    cache = os.path.join(home, ".cache/hip_x")
+    targets, _skipped = plan(home)
+    real_unlink = os.unlink
+
+    def unlink_while_written(path, *args, **kwargs):
+        real_unlink(path, *args, **kwargs)
+        if path == "a.co":
+            write(cache, "new/big.co", 500)   # lands after the folder was listed: it stays
+    monkeypatch.setattr(os, "unlink", unlink_while_written)
+    removed, errors, freed = caches.remove_targets(targets, check_mode=False)
+    assert freed == 30
+    assert removed == []
+    assert [e["message"] for e in errors] == [
+        "cannot remove %s: Directory not empty (%s partly removed: 30 bytes freed, 500 bytes left)" % (cache, cache)]
