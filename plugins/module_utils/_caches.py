@@ -50,6 +50,8 @@ SYMLINK = "symlink"
 
 MAX_DEPTH = 256      # levels below a cache folder removed (one open fd each); no real cache comes near
 _SHOWN_PATH = 240    # characters of a path a message shows (a pathological tree has paths of megabytes)
+_MOUNT_WHY = "a mount point (another file system): left as it is"
+_MOUNT_LEFT = "cannot remove %s: " + _MOUNT_WHY
 
 
 # --------------------------------------------------------------------------------------------
@@ -169,9 +171,10 @@ def _kind(mode):
     return FILE
 
 
-def measure(path):
-    """(bytes, entries) under ``path`` without following links nor entering another file system: lstat sizes
-    of every non-directory."""
+def measure(path, mounted=frozenset(), mounts=None):
+    """(bytes, entries) under ``path`` without following links nor entering a mount (another file system, or a
+    path of ``mounted``: a bind mount keeps its device number): lstat sizes of every non-directory. The mount
+    points met are appended to ``mounts`` when a list is given: removal leaves them, and what is in them."""
     try:
         st = os.lstat(path)
     except OSError:
@@ -179,21 +182,25 @@ def measure(path):
     if not stat.S_ISDIR(st.st_mode):
         return st.st_size, 1
     total, count = 0, 1
-    stack = [path]
+    # no link is followed, so a folder's real path is its parent's plus its name
+    stack = [(path, os.path.realpath(path) if mounted else path)]
     while stack:
-        current = stack.pop()
+        current, real = stack.pop()
         try:
             with os.scandir(current) as entries:
                 for entry in entries:
                     count += 1
                     try:
                         entry_st = entry.stat(follow_symlinks=False)
-                        if not stat.S_ISDIR(entry_st.st_mode):
-                            total += entry_st.st_size
-                        elif entry_st.st_dev == st.st_dev:
-                            stack.append(entry.path)
                     except OSError:
                         continue
+                    if not stat.S_ISDIR(entry_st.st_mode):
+                        total += entry_st.st_size
+                    elif entry_st.st_dev != st.st_dev or os.path.join(real, entry.name) in mounted:
+                        if mounts is not None:
+                            mounts.append(entry.path)
+                    else:
+                        stack.append((entry.path, os.path.join(real, entry.name)))
         except OSError:
             continue
     return total, count
@@ -305,10 +312,11 @@ def find_cache_targets(homes, patterns, keep=(MIOPEN_USER_DB,), errors=None, mou
             if not stat.S_ISLNK(st.st_mode) and _mount_point(path, st, mounted):
                 skip(path, "a mount point (a file system or bind mount of its own): nothing in it removed")
                 continue
-            nbytes, entries = measure(path) if stat.S_ISDIR(st.st_mode) else (st.st_size, 1)
+            inside = []
+            nbytes, entries = measure(path, mounted, inside) if stat.S_ISDIR(st.st_mode) else (st.st_size, 1)
             targets.append({"home": home, "label": label, "root": os.path.join(home, _split(
                 os.path.relpath(path, home))[0]), "path": path, "kind": _kind(st.st_mode), "bytes": nbytes,
-                "entries": entries, "dev": st.st_dev, "ino": st.st_ino})
+                "entries": entries, "dev": st.st_dev, "ino": st.st_ino, "mounts": sorted(inside)})
     return targets, skipped
 
 
@@ -433,7 +441,11 @@ def remove_targets(targets, check_mode, mountinfo=_mounts.MOUNTINFO):
                            % (path, target.get("home"))})
             continue
         if check_mode:
-            removed.append({"path": path, "bytes": target["bytes"], "kind": target["kind"]})
+            # what a run would do: a mount inside the cache stays (and so does the cache folder), the rest goes
+            left = target.get("mounts") or []
+            errors.extend({"path": mount, "message": _MOUNT_LEFT % mount} for mount in left)
+            if not left:
+                removed.append({"path": path, "bytes": target["bytes"], "kind": target["kind"]})
             freed += target["bytes"]
             continue
         try:
@@ -472,8 +484,7 @@ def _remove_one(target, parts, mounted=frozenset()):
                             % (path, _kind(st.st_mode))}], 0
         if target["kind"] != SYMLINK and (os.fstat(fd).st_dev != st.st_dev or (
                 mounted and os.path.join(_real_path(fd, parent), name) in mounted)):
-            return False, [{"path": path, "message": "cannot remove %s: a mount point (another file system): left as "
-                            "it is" % path}], 0
+            return False, [{"path": path, "message": _MOUNT_LEFT % path}], 0
         if target["kind"] != DIR:
             try:
                 os.unlink(name, dir_fd=fd)
@@ -490,7 +501,8 @@ def _remove_one(target, parts, mounted=frozenset()):
     finally:
         os.close(fd)
     # what is left is measured only where the target still is (not through a link swapped in since)
-    left_bytes = 0 if gone or (after.st_dev, after.st_ino) != (st.st_dev, st.st_ino) else measure(path)[0]
+    left_bytes = 0 if gone or (after.st_dev, after.st_ino) != (st.st_dev, st.st_ino) \
+        else measure(path, mounted or frozenset())[0]
     errors = _root_causes(failures)
     if not gone:
         if not errors:
@@ -575,7 +587,7 @@ def _remove_tree(parent_fd, name, path, failures, mounted=frozenset()):
                     failures.append((child_path, exc))
                 continue
             if st.st_dev != device:
-                failures.append(_left(child_path, "a mount point (another file system): left as it is", errno.EXDEV))
+                failures.append(_left(child_path, _MOUNT_WHY, errno.EXDEV))
                 continue
             if len(stack) >= MAX_DEPTH:
                 failures.append(_left(child_path, "more than %d levels deep: left as it is" % MAX_DEPTH))
@@ -593,7 +605,7 @@ def _remove_tree(parent_fd, name, path, failures, mounted=frozenset()):
                 continue
             if mounted and _real_path(child_fd, child_path) in mounted:
                 os.close(child_fd)
-                failures.append(_left(child_path, "a mount point (another file system): left as it is", errno.EXDEV))
+                failures.append(_left(child_path, _MOUNT_WHY, errno.EXDEV))
                 continue
             try:
                 names_in = iter(sorted(os.listdir(child_fd)))

@@ -783,3 +783,27 @@ def test_a_cache_written_while_it_is_removed_reports_what_was_really_freed(tmp_p
     assert removed == []
     assert [e["message"] for e in errors] == [
         "cannot remove %s: Directory not empty (%s partly removed: 30 bytes freed, 500 bytes left)" % (cache, cache)]
+
+
+def test_check_mode_says_what_a_run_does_to_a_cache_holding_a_mount_and_both_settle(tmp_path):
+    # a bind mount inside a cache is never removed: check mode must not promise it, and once the rest is gone
+    # neither a run nor check mode has anything left to change
+    home = make_home(tmp_path, {".cache/miopen/a.ukdb": 10, ".cache/miopen/shared/train.bin": 20})
+    shared = os.path.join(home, ".cache/miopen/shared")
+    table = bind_table(tmp_path, shared)
+    note = "cannot remove %s: a mount point (another file system): left as it is" % shared
+
+    def run(check_mode):
+        targets, _skipped = caches.find_cache_targets([("tester", home)], caches.cache_patterns(), mountinfo=table)
+        return caches.remove_targets(targets, check_mode=check_mode, mountinfo=table)
+
+    removed, errors, freed = run(True)
+    assert (removed, freed) == ([], 10)
+    assert [e["message"] for e in errors] == [note]
+    removed, errors, freed = run(False)
+    assert (removed, freed) == ([], 10)
+    assert [e["message"] for e in errors][0].startswith(note)
+    for check_mode in (True, False):   # settled: nothing to change, in check mode or not
+        removed, errors, freed = run(check_mode)
+        assert (removed, freed) == ([], 0)
+    assert open(os.path.join(shared, "train.bin"), "rb").read() == b"x" * 20
