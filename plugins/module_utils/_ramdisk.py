@@ -78,6 +78,8 @@ def _clean_root(root):
         raise ValueError("root must be a path, not %r" % (root,))
     if "\0" in root:
         raise ValueError("root %r contains a NUL byte" % (root,))
+    if not root.startswith("/"):   # relative to wherever the module runs: never the ramdisk meant
+        raise ValueError("root must be an absolute path, not %r" % (root,))
     return root.rstrip("/") or "/"
 
 

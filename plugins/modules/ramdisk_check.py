@@ -20,7 +20,7 @@ description:
   - The module only reads; it never writes anything and always returns C(changed=false).
 options:
   root:
-    description: The ramdisk folder that holds the step folders.
+    description: The ramdisk folder that holds the step folders, an absolute path (a relative one is refused).
     type: path
     default: /dev/shm/prng
   step:
