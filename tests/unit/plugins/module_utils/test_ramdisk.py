@@ -736,3 +736,14 @@ def test_a_mount_hidden_by_a_later_mount_on_a_folder_above_it_does_not_hold_the_
     assert _mounts.find_mount("/dev/shm/prng/step2", mounts)["source"] == "ram"
     assert _mounts.find_mount("/dev/shm/prng/step3/x", mounts)["fstype"] == "xfs"
     assert _mounts.find_mount("/dev/shm/other", mounts)["mount_point"] == "/dev/shm"
+
+
+def test_a_table_listing_mounts_before_the_mount_they_sit_in_still_finds_the_deepest():
+    # mountinfo is not in mount order: Fedora's lists /proc and /dev before / (docker's pkg/mount test
+    # recordings show it); a later line for a folder above is no hiding mount when the path's mount sits in it
+    text = ("17 35 0:5 / /dev rw,nosuid shared:2 - devtmpfs devtmpfs rw,size=8056484k,mode=755\n"
+            "20 17 0:16 / /dev/shm rw,nosuid,nodev shared:3 - tmpfs tmpfs rw,seclabel\n"
+            "35 1 253:2 / / rw,relatime shared:1 - ext4 /dev/mapper/root rw,seclabel\n")
+    mounts = _mounts.parse_mountinfo(text)
+    assert _mounts.find_mount("/dev/shm/prng/step3", mounts)["mount_point"] == "/dev/shm"
+    assert _mounts.find_mount("/home/x", mounts)["mount_point"] == "/"
