@@ -249,7 +249,8 @@ def _mount_point(path, st, mounted):
     """True when the folder or file ``path`` (its ``lstat`` ``st``) is something mounted: on another device than
     its parent folder, or in the mount table ``mounted`` (a bind mount keeps its device number)."""
     try:
-        parent = os.lstat(os.path.dirname(path))
+        # followed: the parent is a folder checked not to be a link, or the home, which may be one (/home/u -> /data/u)
+        parent = os.stat(os.path.dirname(path))
     except OSError:
         parent = None
     return (parent is not None and parent.st_dev != st.st_dev) or os.path.realpath(path) in mounted

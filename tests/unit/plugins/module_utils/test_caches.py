@@ -807,3 +807,20 @@ def test_check_mode_says_what_a_run_does_to_a_cache_holding_a_mount_and_both_set
         removed, errors, freed = run(check_mode)
         assert (removed, freed) == ([], 0)
     assert open(os.path.join(shared, "train.bin"), "rb").read() == b"x" * 20
+
+
+def test_a_single_component_cache_under_a_symlinked_home_is_no_mount_point(tmp_path, monkeypatch):
+    # /home/alice -> /data/alice: the link lives on /home's file system, the home and its caches on /data's
+    real_home = make_home(tmp_path, {".triton/cache/k.bin": 7})
+    home = str(tmp_path / "alice")
+    os.symlink(real_home, home)
+    real_lstat = os.lstat
+
+    def lstat(path, *args, **kwargs):
+        result = real_lstat(path, *args, **kwargs)
+        if path == home:   # the link itself: another device than what it points to
+            return os.stat_result((result.st_mode, result.st_ino, result.st_dev + 1) + tuple(result)[3:])
+        return result
+    monkeypatch.setattr(os, "lstat", lstat)
+    targets, skipped = caches.find_cache_targets([("alice", home)], [".triton"])
+    assert (skipped, [t["path"] for t in targets]) == ([], [os.path.join(home, ".triton")])
