@@ -18,7 +18,8 @@ component at a time with ``os.lstat``/``os.scandir`` (hidden names match wildcar
 inode), and only then unlinks it or removes its tree (``_remove_tree``): one directory fd at a time, on
 every Python, without recursion; a link in it is removed, never followed; a directory on another file
 system (a mount inside the cache, such as a shared cache over NFS) is never entered nor removed; a tree
-deeper than ``MAX_DEPTH`` is left. A target that is not below a cache root of its home is never touched.
+deeper than ``MAX_DEPTH`` is left. A target that is not below a cache root of its home is never touched,
+nor is a match that is itself a mount point (skipped when planned, refused when removed).
 Errors are collected per path, never raised.
 """
 
@@ -263,7 +264,8 @@ def find_cache_targets(homes, patterns, keep=(MIOPEN_USER_DB,), errors=None, mou
     is a plain name (the cache root); ``keep``: paths relative to each home that are never targets
     (by default the MIOpen user database), nor is anything that holds them. A match that is a mount point (a
     cache shared over NFS, a bind mount) is never a target: emptying it would empty what it shows.
-    targets: [{home, label, root, path, kind, bytes, entries, dev, ino}], nested matches folded into the outer one;
+    targets: [{home, label, root, path, kind, bytes, entries, dev, ino, mounts}], nested matches folded into the
+    outer one (``mounts``: the mount points inside a folder target, which removal leaves);
     skipped: [{path, reason}], left alone on purpose.
     A path that cannot be looked at (permissions) is appended to ``errors`` as {path, message} when a
     list is given, else reported in skipped with the reason; it is never raised.
