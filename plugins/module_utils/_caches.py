@@ -41,6 +41,9 @@ MIOPEN_USER_DB = ".config/miopen"
 # Triton's compiled kernels (TRITON_CACHE_DIR, default ~/.triton/cache). Downloaded models
 # (~/.cache/torch/hub, ~/.cache/huggingface) are data, never caches to remove.
 VENDOR_PATTERNS = {"amd": DEFAULT_PATTERNS, "nvidia": (".nv/ComputeCache",)}
+# Downloaded models: kept like the MIOpen user database, so that an extra path reaching them (.cache, .cache/*)
+# never takes them along; a folder that holds them is left whole.
+DATA_PATHS = (".cache/huggingface", ".cache/torch/hub")
 FRAMEWORK_PATTERNS = (".cache/torch/kernels", ".triton/cache")
 VENDOR_CHOICES = ("amd", "nvidia", "all")
 _GLOB_CHARS = ("*", "?", "[")
@@ -125,8 +128,9 @@ def cache_patterns(include_miopen_user_db=False, extra_paths=(), vendor="amd", f
 
 
 def keep_paths(include_miopen_user_db=False):
-    """The paths never removed, relative to each home: the MIOpen user database unless it is included."""
-    return () if include_miopen_user_db else (MIOPEN_USER_DB,)
+    """The paths never removed, relative to each home: downloaded models, and the MIOpen user database unless it
+    is included."""
+    return DATA_PATHS + (() if include_miopen_user_db else (MIOPEN_USER_DB,))
 
 
 def resolve_homes(users=(), home_dirs=(), getpwnam=None, getpwuid=None, geteuid=None):
@@ -229,8 +233,13 @@ def _protected(path, home, keep):
 
 
 def _kept_reason(path, kept, home):
-    what = "the MIOpen user database" if kept == os.path.join(home, MIOPEN_USER_DB) else "a kept path"
-    how = " (set include_miopen_user_db to remove it)" if what != "a kept path" else ""
+    how = ""
+    if kept == os.path.join(home, MIOPEN_USER_DB):
+        what, how = "the MIOpen user database", " (set include_miopen_user_db to remove it)"
+    elif any(kept == os.path.join(home, rel) for rel in DATA_PATHS):
+        what = "downloaded models (data, not a cache)"
+    else:
+        what = "a kept path"
     if path == kept:
         return "%s is %s%s" % (path, what, how)
     if _inside(path, kept):
@@ -257,12 +266,12 @@ def _mount_point(path, st, mounted):
     return (parent is not None and parent.st_dev != st.st_dev) or os.path.realpath(path) in mounted
 
 
-def find_cache_targets(homes, patterns, keep=(MIOPEN_USER_DB,), errors=None, mountinfo=_mounts.MOUNTINFO):
+def find_cache_targets(homes, patterns, keep=DATA_PATHS + (MIOPEN_USER_DB,), errors=None, mountinfo=_mounts.MOUNTINFO):
     """Cache paths to remove under each home: (targets, skipped).
 
     ``homes``: [(label, home_path)]; ``patterns``: globs relative to each home whose first component
     is a plain name (the cache root); ``keep``: paths relative to each home that are never targets
-    (by default the MIOpen user database), nor is anything that holds them. A match that is a mount point (a
+    (by default downloaded models and the MIOpen user database), nor is anything that holds them. A match that is a mount point (a
     cache shared over NFS, a bind mount) is never a target: emptying it would empty what it shows.
     targets: [{home, label, root, path, kind, bytes, entries, dev, ino, mounts}], nested matches folded into the
     outer one (``mounts``: the mount points inside a folder target, which removal leaves);

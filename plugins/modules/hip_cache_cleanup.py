@@ -47,7 +47,8 @@ options:
     description:
       - Also remove the kernel caches that GPU frameworks keep per user on ROCm and CUDA alike, PyTorch's
         jitted kernels C(.cache/torch/kernels) and Triton's compiled kernels C(.triton/cache).
-      - Downloaded models (C(.cache/torch/hub), C(.cache/huggingface)) are never removed.
+      - Downloaded models (C(.cache/torch/hub), C(.cache/huggingface)) are never removed, nor is a folder that holds
+        them, whatever O(extra_paths) reaches them (C(.cache), C(.cache/*)); they are reported in RV(skipped_paths).
     type: bool
     default: false
     version_added: 2.0.0

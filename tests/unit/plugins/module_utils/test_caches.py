@@ -530,10 +530,11 @@ def test_bad_extra_paths(extra, text):
 def test_extra_paths_are_normalised():
     patterns = caches.cache_patterns(False, ["./.triton//cache/", ".triton/cache", ".cache/miopen"])
     assert patterns == [".cache/hip_*", ".cache/comgr_cache", ".cache/miopen", ".triton/cache"]
-    assert caches.keep_paths(False) == (".config/miopen",)
-    assert ".config/miopen" in caches.cache_patterns(True, []) and caches.keep_paths(True) == ()
-    # find_cache_targets keeps the MIOpen user database by default
-    assert caches.find_cache_targets.__defaults__[0] == (".config/miopen",)
+    assert caches.keep_paths(False) == (".cache/huggingface", ".cache/torch/hub", ".config/miopen")
+    assert ".config/miopen" in caches.cache_patterns(True, [])
+    assert caches.keep_paths(True) == (".cache/huggingface", ".cache/torch/hub")
+    # find_cache_targets keeps downloaded models and the MIOpen user database by default
+    assert caches.find_cache_targets.__defaults__[0] == (".cache/huggingface", ".cache/torch/hub", ".config/miopen")
 
 
 class Entry(object):
@@ -824,3 +825,18 @@ def test_a_single_component_cache_under_a_symlinked_home_is_no_mount_point(tmp_p
     monkeypatch.setattr(os, "lstat", lstat)
     targets, skipped = caches.find_cache_targets([("alice", home)], [".triton"])
     assert (skipped, [t["path"] for t in targets]) == ([], [os.path.join(home, ".triton")])
+
+
+@pytest.mark.parametrize("extra", [".cache", ".cache/*", ".cache/torch", ".cache/huggingface/hub"])
+def test_downloaded_models_are_never_removed_whatever_extra_path_reaches_them(tmp_path, extra):
+    # an extra path that reaches ~/.cache whole (or a glob over it) must not take the downloaded models with it
+    home = make_home(tmp_path, {".cache/huggingface/hub/models--x/blob.safetensors": 40,
+                                ".cache/torch/hub/checkpoints/resnet.pth": 30, ".cache/hip_x/k.co": 5})
+    patterns = caches.cache_patterns(False, [extra])
+    targets, skipped = caches.find_cache_targets([("tester", home)], patterns, keep=caches.keep_paths(False))
+    caches.remove_targets(targets, check_mode=False)
+    left = tree(home)
+    assert left[".cache/huggingface/hub/models--x/blob.safetensors"] == b"x" * 40
+    assert left[".cache/torch/hub/checkpoints/resnet.pth"] == b"x" * 30
+    assert ".cache/hip_x" not in left
+    assert skipped and all("downloaded models (data, not a cache)" in s["reason"] for s in skipped)
