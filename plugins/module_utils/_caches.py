@@ -18,7 +18,8 @@ component at a time with ``os.lstat``/``os.scandir`` (hidden names match wildcar
 inode), and only then unlinks it or removes its tree (``_remove_tree``): one directory fd at a time, on
 every Python, without recursion; a link in it is removed, never followed; a directory on another file
 system (a mount inside the cache, such as a shared cache over NFS) is never entered nor removed; a tree
-deeper than ``MAX_DEPTH`` is left. A target that is not below a cache root of its home is never touched.
+deeper than ``MAX_DEPTH`` is left. A target that is not below a cache root of its home is never touched,
+nor is a match that is itself a mount point (skipped when planned, refused when removed).
 Errors are collected per path, never raised.
 """
 
@@ -40,6 +41,9 @@ MIOPEN_USER_DB = ".config/miopen"
 # Triton's compiled kernels (TRITON_CACHE_DIR, default ~/.triton/cache). Downloaded models
 # (~/.cache/torch/hub, ~/.cache/huggingface) are data, never caches to remove.
 VENDOR_PATTERNS = {"amd": DEFAULT_PATTERNS, "nvidia": (".nv/ComputeCache",)}
+# Downloaded models: kept like the MIOpen user database, so that an extra path reaching them (.cache, .cache/*)
+# never takes them along; a folder that holds them is left whole.
+DATA_PATHS = (".cache/huggingface", ".cache/torch/hub")
 FRAMEWORK_PATTERNS = (".cache/torch/kernels", ".triton/cache")
 VENDOR_CHOICES = ("amd", "nvidia", "all")
 _GLOB_CHARS = ("*", "?", "[")
@@ -50,6 +54,8 @@ SYMLINK = "symlink"
 
 MAX_DEPTH = 256      # levels below a cache folder removed (one open fd each); no real cache comes near
 _SHOWN_PATH = 240    # characters of a path a message shows (a pathological tree has paths of megabytes)
+_MOUNT_WHY = "a mount point (another file system): left as it is"
+_MOUNT_LEFT = "cannot remove %s: " + _MOUNT_WHY
 
 
 # --------------------------------------------------------------------------------------------
@@ -122,8 +128,9 @@ def cache_patterns(include_miopen_user_db=False, extra_paths=(), vendor="amd", f
 
 
 def keep_paths(include_miopen_user_db=False):
-    """The paths never removed, relative to each home: the MIOpen user database unless it is included."""
-    return () if include_miopen_user_db else (MIOPEN_USER_DB,)
+    """The paths never removed, relative to each home: downloaded models, and the MIOpen user database unless it
+    is included."""
+    return DATA_PATHS + (() if include_miopen_user_db else (MIOPEN_USER_DB,))
 
 
 def resolve_homes(users=(), home_dirs=(), getpwnam=None, getpwuid=None, geteuid=None):
@@ -169,9 +176,10 @@ def _kind(mode):
     return FILE
 
 
-def measure(path):
-    """(bytes, entries) under ``path`` without following links nor entering another file system: lstat sizes
-    of every non-directory."""
+def measure(path, mounted=frozenset(), mounts=None):
+    """(bytes, entries) under ``path`` without following links nor entering a mount (another file system, or a
+    path of ``mounted``: a bind mount keeps its device number): lstat sizes of every non-directory. The mount
+    points met are appended to ``mounts`` when a list is given: removal leaves them, and what is in them."""
     try:
         st = os.lstat(path)
     except OSError:
@@ -179,21 +187,25 @@ def measure(path):
     if not stat.S_ISDIR(st.st_mode):
         return st.st_size, 1
     total, count = 0, 1
-    stack = [path]
+    # no link is followed, so a folder's real path is its parent's plus its name
+    stack = [(path, os.path.realpath(path) if mounted else path)]
     while stack:
-        current = stack.pop()
+        current, real = stack.pop()
         try:
             with os.scandir(current) as entries:
                 for entry in entries:
                     count += 1
                     try:
                         entry_st = entry.stat(follow_symlinks=False)
-                        if not stat.S_ISDIR(entry_st.st_mode):
-                            total += entry_st.st_size
-                        elif entry_st.st_dev == st.st_dev:
-                            stack.append(entry.path)
                     except OSError:
                         continue
+                    if not stat.S_ISDIR(entry_st.st_mode):
+                        total += entry_st.st_size
+                    elif entry_st.st_dev != st.st_dev or os.path.join(real, entry.name) in mounted:
+                        if mounts is not None:
+                            mounts.append(entry.path)
+                    else:
+                        stack.append((entry.path, os.path.join(real, entry.name)))
         except OSError:
             continue
     return total, count
@@ -221,8 +233,13 @@ def _protected(path, home, keep):
 
 
 def _kept_reason(path, kept, home):
-    what = "the MIOpen user database" if kept == os.path.join(home, MIOPEN_USER_DB) else "a kept path"
-    how = " (set include_miopen_user_db to remove it)" if what != "a kept path" else ""
+    how = ""
+    if kept == os.path.join(home, MIOPEN_USER_DB):
+        what, how = "the MIOpen user database", " (set include_miopen_user_db to remove it)"
+    elif any(kept == os.path.join(home, rel) for rel in DATA_PATHS):
+        what = "downloaded models (data, not a cache)"
+    else:
+        what = "a kept path"
     if path == kept:
         return "%s is %s%s" % (path, what, how)
     if _inside(path, kept):
@@ -238,13 +255,26 @@ def _matches(directory, part):
         return sorted(entry.name for entry in entries if fnmatch.fnmatchcase(entry.name, part))
 
 
-def find_cache_targets(homes, patterns, keep=(MIOPEN_USER_DB,), errors=None):
+def _mount_point(path, st, mounted):
+    """True when the folder or file ``path`` (its ``lstat`` ``st``) is something mounted: on another device than
+    its parent folder, or in the mount table ``mounted`` (a bind mount keeps its device number)."""
+    try:
+        # followed: the parent is a folder checked not to be a link, or the home, which may be one (/home/u -> /data/u)
+        parent = os.stat(os.path.dirname(path))
+    except OSError:
+        parent = None
+    return (parent is not None and parent.st_dev != st.st_dev) or os.path.realpath(path) in mounted
+
+
+def find_cache_targets(homes, patterns, keep=DATA_PATHS + (MIOPEN_USER_DB,), errors=None, mountinfo=_mounts.MOUNTINFO):
     """Cache paths to remove under each home: (targets, skipped).
 
     ``homes``: [(label, home_path)]; ``patterns``: globs relative to each home whose first component
     is a plain name (the cache root); ``keep``: paths relative to each home that are never targets
-    (by default the MIOpen user database), nor is anything that holds them.
-    targets: [{home, label, root, path, kind, bytes, entries, dev, ino}], nested matches folded into the outer one;
+    (by default downloaded models and the MIOpen user database), nor is anything that holds them. A match that is a mount point (a
+    cache shared over NFS, a bind mount) is never a target: emptying it would empty what it shows.
+    targets: [{home, label, root, path, kind, bytes, entries, dev, ino, mounts}], nested matches folded into the
+    outer one (``mounts``: the mount points inside a folder target, which removal leaves);
     skipped: [{path, reason}], left alone on purpose.
     A path that cannot be looked at (permissions) is appended to ``errors`` as {path, message} when a
     list is given, else reported in skipped with the reason; it is never raised.
@@ -256,6 +286,7 @@ def find_cache_targets(homes, patterns, keep=(MIOPEN_USER_DB,), errors=None):
             raise ValueError("cache pattern %r must be relative, stay in the home and start with a plain name"
                              % (pattern,))
     targets, skipped, seen = [], [], set()
+    mounted = _mounts.mount_points(_mounts.read_mounts(mountinfo)[0])
 
     def skip(path, reason):
         if path not in seen:
@@ -290,10 +321,14 @@ def find_cache_targets(homes, patterns, keep=(MIOPEN_USER_DB,), errors=None):
                 continue
             if any(_inside(path, t["path"]) for t in targets if t["home"] == home):
                 continue  # inside a target already planned
-            nbytes, entries = measure(path) if stat.S_ISDIR(st.st_mode) else (st.st_size, 1)
+            if not stat.S_ISLNK(st.st_mode) and _mount_point(path, st, mounted):
+                skip(path, "a mount point (a file system or bind mount of its own): nothing in it removed")
+                continue
+            inside = []
+            nbytes, entries = measure(path, mounted, inside) if stat.S_ISDIR(st.st_mode) else (st.st_size, 1)
             targets.append({"home": home, "label": label, "root": os.path.join(home, _split(
                 os.path.relpath(path, home))[0]), "path": path, "kind": _kind(st.st_mode), "bytes": nbytes,
-                "entries": entries, "dev": st.st_dev, "ino": st.st_ino})
+                "entries": entries, "dev": st.st_dev, "ino": st.st_ino, "mounts": sorted(inside)})
     return targets, skipped
 
 
@@ -328,7 +363,8 @@ def _match_pattern(home, parts, found, skip, fail):
             try:
                 names = _matches(directory, part)
             except OSError as exc:
-                fail(directory, exc, "list")
+                if exc.errno not in (errno.ENOENT, errno.ENOTDIR):   # gone meanwhile: nothing to clean there
+                    fail(directory, exc, "list")
                 continue
             for name in names:
                 path = os.path.join(directory, name)
@@ -417,7 +453,11 @@ def remove_targets(targets, check_mode, mountinfo=_mounts.MOUNTINFO):
                            % (path, target.get("home"))})
             continue
         if check_mode:
-            removed.append({"path": path, "bytes": target["bytes"], "kind": target["kind"]})
+            # what a run would do: a mount inside the cache stays (and so does the cache folder), the rest goes
+            left = target.get("mounts") or []
+            errors.extend({"path": mount, "message": _MOUNT_LEFT % mount} for mount in left)
+            if not left:
+                removed.append({"path": path, "bytes": target["bytes"], "kind": target["kind"]})
             freed += target["bytes"]
             continue
         try:
@@ -454,14 +494,17 @@ def _remove_one(target, parts, mounted=frozenset()):
                 st.st_ino != target["ino"] or st.st_dev != target.get("dev"))):
             return False, [{"path": path, "message": "left %s alone: it was replaced since it was planned (now a %s)"
                             % (path, _kind(st.st_mode))}], 0
+        if target["kind"] != SYMLINK and (os.fstat(fd).st_dev != st.st_dev or (
+                mounted and os.path.join(_real_path(fd, parent), name) in mounted)):
+            return False, [{"path": path, "message": _MOUNT_LEFT % path}], 0
         if target["kind"] != DIR:
             try:
                 os.unlink(name, dir_fd=fd)
             except OSError as exc:
                 return False, [{"path": path, "message": "cannot remove %s: %s" % (path, _message(exc))}], 0
-            return True, [], target["bytes"]
+            return True, [], st.st_size   # its size now: a file still being written may have grown
         failures = []
-        _remove_tree(fd, name, path, failures, mounted)
+        freed, gone_entries = _remove_tree(fd, name, path, failures, mounted)
         try:
             after = os.stat(name, dir_fd=fd, follow_symlinks=False)
             gone = False
@@ -470,14 +513,13 @@ def _remove_one(target, parts, mounted=frozenset()):
     finally:
         os.close(fd)
     # what is left is measured only where the target still is (not through a link swapped in since)
-    left_bytes, left_entries = (0, 0) if gone or (after.st_dev, after.st_ino) != (st.st_dev, st.st_ino) \
-        else measure(path)
-    freed = max(target["bytes"] - left_bytes, 0)
+    left_bytes = 0 if gone or (after.st_dev, after.st_ino) != (st.st_dev, st.st_ino) \
+        else measure(path, mounted or frozenset())[0]
     errors = _root_causes(failures)
     if not gone:
         if not errors:
             errors.append({"path": path, "message": "%s is still there after removal" % _shown(path)})
-        if left_entries < target.get("entries", left_entries + 1):
+        if gone_entries:
             errors[0]["message"] += " (%s partly removed: %d bytes freed, %d bytes left)" % (
                 _shown(path), freed, left_bytes)
     return gone, errors, freed
@@ -513,19 +555,23 @@ def _remove_tree(parent_fd, name, path, failures, mounted=frozenset()):
     One directory fd per level, no recursion: a link is unlinked, never followed; a directory something is
     mounted on (another device, or a path of ``mounted``: a bind mount keeps its device number), one deeper
     than MAX_DEPTH, or one replaced between its lstat and its open, is left as it is.
-    failures: [(path, OSError)] for everything that could not be removed."""
+    failures: [(path, OSError)] for everything that could not be removed. Returns (bytes, entries) removed: the
+    lstat sizes of the files and links unlinked, counted as they go (a cache still being written may end up
+    larger than it was planned, and still have had files removed)."""
+    freed, entries = 0, 0
     try:
         top = os.open(name, _files.O_DIR_NOFOLLOW, dir_fd=parent_fd)
     except OSError as exc:
-        failures.append((path, exc))
-        return
+        if exc.errno != errno.ENOENT:   # gone meanwhile (another cleanup): what was wanted
+            failures.append((path, exc))
+        return freed, entries
     try:
         device = os.fstat(top).st_dev
         names = iter(sorted(os.listdir(top)))
     except OSError as exc:
         os.close(top)
         failures.append((path, exc))
-        return
+        return freed, entries
     stack = [(top, path, names)]
     try:
         while stack:
@@ -536,21 +582,24 @@ def _remove_tree(parent_fd, name, path, failures, mounted=frozenset()):
                 os.close(fd)
                 try:
                     os.rmdir(os.path.basename(folder), dir_fd=stack[-1][0] if stack else parent_fd)
+                    entries += 1
                 except OSError as exc:
-                    failures.append((folder, exc))
+                    if exc.errno != errno.ENOENT:
+                        failures.append((folder, exc))
                 continue
             child_path = os.path.join(folder, child)
             try:
                 st = os.stat(child, dir_fd=fd, follow_symlinks=False)
                 if not stat.S_ISDIR(st.st_mode):
                     os.unlink(child, dir_fd=fd)
+                    freed, entries = freed + st.st_size, entries + 1
                     continue
             except OSError as exc:
                 if exc.errno != errno.ENOENT:
                     failures.append((child_path, exc))
                 continue
             if st.st_dev != device:
-                failures.append(_left(child_path, "a mount point (another file system): left as it is", errno.EXDEV))
+                failures.append(_left(child_path, _MOUNT_WHY, errno.EXDEV))
                 continue
             if len(stack) >= MAX_DEPTH:
                 failures.append(_left(child_path, "more than %d levels deep: left as it is" % MAX_DEPTH))
@@ -558,7 +607,8 @@ def _remove_tree(parent_fd, name, path, failures, mounted=frozenset()):
             try:
                 child_fd = os.open(child, _files.O_DIR_NOFOLLOW, dir_fd=fd)
             except OSError as exc:   # ELOOP/ENOTDIR: swapped for a link or a file since its lstat
-                failures.append((child_path, exc))
+                if exc.errno != errno.ENOENT:
+                    failures.append((child_path, exc))
                 continue
             opened = os.fstat(child_fd)
             if (opened.st_dev, opened.st_ino) != (st.st_dev, st.st_ino):
@@ -567,7 +617,7 @@ def _remove_tree(parent_fd, name, path, failures, mounted=frozenset()):
                 continue
             if mounted and _real_path(child_fd, child_path) in mounted:
                 os.close(child_fd)
-                failures.append(_left(child_path, "a mount point (another file system): left as it is", errno.EXDEV))
+                failures.append(_left(child_path, _MOUNT_WHY, errno.EXDEV))
                 continue
             try:
                 names_in = iter(sorted(os.listdir(child_fd)))
@@ -579,3 +629,4 @@ def _remove_tree(parent_fd, name, path, failures, mounted=frozenset()):
     finally:
         for fd, _folder, _names in stack:
             os.close(fd)
+    return freed, entries

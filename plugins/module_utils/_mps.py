@@ -26,6 +26,7 @@ from __future__ import annotations
 import errno
 import os
 import pwd
+import re
 import stat
 
 from ansible_collections.gpuops.preflight.plugins.module_utils import _files, _tool, _toolpath
@@ -41,6 +42,15 @@ _READ_LIMIT = 64 * 1024
 # The front end reads commands from stdin; the pipe directory is passed as an argument, never
 # spliced into the script.
 _QUERY = 'echo get_server_list | CUDA_MPS_PIPE_DIRECTORY="$1" "$0"'
+# ASCII digits, as few as a PID has: str.isdecimal() takes any script's digits, and int() refuses text over
+# 4300 digits with its own error
+_PID = re.compile(r"^[0-9]{1,10}$")
+
+
+def _pid(text):
+    """The PID ``text`` names, or None."""
+    text = text.strip()
+    return int(text) if _PID.match(text) else None
 
 
 def _read_small(path):
@@ -107,20 +117,19 @@ def find_daemon(proc_root, pipe_dir):
     file there names it; else /proc is searched for a daemon whose pipe directory is ``pipe_dir``.
     ``others``: the daemons found that serve another folder, [{pid, pipe_dir}] (pipe_dir None when it
     cannot be read). running is None when /proc cannot be read."""
-    text = _read_small(os.path.join(pipe_dir, PID_FILE))
-    if text and text.strip().isdecimal():
-        pid = int(text.strip())
-        if _is_daemon(cmdline(proc_root, pid)):
-            return pid, True, []
+    pid = _pid(_read_small(os.path.join(pipe_dir, PID_FILE)) or "")
+    if pid is not None and _is_daemon(cmdline(proc_root, pid)):
+        return pid, True, []
     try:
         names = os.listdir(proc_root)
     except OSError:
         return None, None, []
-    ours, others = os.path.normpath(pipe_dir), []
-    for name in sorted((n for n in names if n.isdecimal()), key=int):
+    # the same folder however it is reached (/tmp/nvidia-mps may be a link to /run/nvidia-mps)
+    ours, others = os.path.realpath(pipe_dir), []
+    for name in sorted((n for n in names if _pid(n) is not None), key=int):
         if _is_daemon(cmdline(proc_root, name)):
             served = daemon_pipe_dir(proc_root, name)
-            if served == ours:
+            if served is not None and os.path.realpath(served) == ours:
                 return int(name), True, others
             others.append({"pid": int(name), "pipe_dir": served})
     return None, False, others
@@ -146,9 +155,9 @@ def parse_server_list(stdout):
     """PIDs, one a line; anything else on stdout is ignored."""
     pids = []
     for line in (stdout or "").splitlines():
-        line = line.strip()
-        if line.isdecimal() and int(line) not in pids:
-            pids.append(int(line))
+        pid = _pid(line)
+        if pid is not None and pid not in pids:
+            pids.append(pid)
     return pids
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from ansible_collections.gpuops.preflight.plugins.module_utils import _gpu_checks, _ramdisk
 from ansible_collections.gpuops.preflight.plugins.module_utils._checks import (
-    CONTROLLER, HARD, SOFT, CheckSpec, Family, problem, registry)
+    CONTROLLER, HARD, SOFT, UNKNOWN, CheckSpec, Family, problem, registry)
 from ansible_collections.gpuops.preflight.plugins.module_utils._gpu_checks import GPU_NEEDS, KERNEL_LOG_NEEDS
 from ansible_collections.gpuops.preflight.plugins.module_utils._host_runner import Collector
 
@@ -38,13 +38,16 @@ FILE_FIXES = {
     "not_tmpfs": "Put the ramdisk root on a tmpfs (/dev/shm is one), or set preflight_require_tmpfs: false.",
     "low_inodes": "Remove old step folders (many small files use inodes, not space), or give the tmpfs more "
                   "inodes (mount -o remount,nr_inodes=...).",
+    "read_only": "Remount the ramdisk read-write (mount -o remount,rw <mount point>), or point preflight_ramdisk_root "
+                 "at a writable tmpfs.",
     "unsafe_root": "Re-create the ramdisk root as the pipeline's user, writable by nobody else (rm -rf it, "
                    "mkdir -m 0755), and re-stage the step's files.",
 }
 
 
 def _file_problems(spec, found):
-    return [problem(spec.name, spec.fail_status, item["message"], FILE_FIXES.get(item.get("problem"), spec.fix),
+    # what could not be told (no mount table, no size from statvfs) is unknown, never a broken ramdisk
+    return [problem(spec.name, UNKNOWN if item.get("unknown") else spec.fail_status, item["message"], FILE_FIXES.get(item.get("problem"), spec.fix),
                     file=item.get("file"), code=item.get("problem"))
             for item in found]
 
@@ -106,8 +109,9 @@ def evaluate_inputs(ctx, spec):
 def evaluate_space(ctx, spec):
     found, info = ctx.value("space")
     free = info.get("free_bytes")
-    text = "ok" if free is None else "%s: %.1f GiB free (%s)" % (
-        info.get("mount_point") or "ramdisk", free / GIB, info.get("fstype") or "?")
+    where = info.get("mount_point") or "ramdisk"
+    text = "%s: free space unknown (%s)" % (where, info.get("fstype") or "?") if free is None else \
+        "%s: %.1f GiB free (%s)" % (where, free / GIB, info.get("fstype") or "?")
     return _file_problems(spec, found), text, info
 
 

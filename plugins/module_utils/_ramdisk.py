@@ -9,8 +9,9 @@ symlink that leads out of the folder), present, regular, readable, non-empty, va
 asked, and recent enough where asked. Every problem is reported, not only the first.
 
 Each problem is a plain dict: ``file`` (the name as given), ``path``, ``problem`` (a code, see
-``PROBLEM_CODES``) and ``message`` (one line that names the file and its full path). Nothing here
-writes anything.
+``PROBLEM_CODES``) and ``message`` (one line that names the file and its full path); ``unknown: True``
+when the problem is that it could not be told (no mount table, no size from statvfs), not that the
+ramdisk is wrong. Nothing here writes anything.
 """
 
 from __future__ import annotations
@@ -40,8 +41,10 @@ LOW_SPACE = "low_space"
 TOO_LARGE = "too_large"
 LOW_INODES = "low_inodes"
 UNSAFE_ROOT = "unsafe_root"
+READ_ONLY = "read_only"
 PROBLEM_CODES = (MISSING_STEP_FOLDER, ESCAPES_ROOT, NOT_ABSOLUTE, MISSING, NOT_REGULAR, UNREADABLE, EMPTY,
-                 INVALID_JSON, TOO_LARGE, TOO_OLD, MISSING_ROOT, NOT_TMPFS, LOW_SPACE, LOW_INODES, UNSAFE_ROOT)
+                 INVALID_JSON, TOO_LARGE, TOO_OLD, MISSING_ROOT, NOT_TMPFS, LOW_SPACE, LOW_INODES, UNSAFE_ROOT,
+                 READ_ONLY)
 
 VALIDATE_JSON_CHOICES = ("auto", "always", "never")
 DEFAULT_ROOT = "/dev/shm/prng"
@@ -75,6 +78,8 @@ def _clean_root(root):
         raise ValueError("root must be a path, not %r" % (root,))
     if "\0" in root:
         raise ValueError("root %r contains a NUL byte" % (root,))
+    if not root.startswith("/"):   # relative to wherever the module runs: never the ramdisk meant
+        raise ValueError("root must be an absolute path, not %r" % (root,))
     return root.rstrip("/") or "/"
 
 
@@ -390,6 +395,17 @@ def unsafe_root(real, st):
     return None
 
 
+def _size_unknown(vfs, fstype):
+    """Why statvfs tells no size (a size of 0 is no size, not a full file system), or None."""
+    if not vfs.f_frsize:
+        return "the file system reports no block size (statvfs f_frsize 0)"
+    if not vfs.f_blocks:
+        if fstype == "tmpfs":
+            return "its tmpfs has no size limit (size=0 or nr_blocks=0): it may fill the host's memory"
+        return "the file system reports no size (statvfs f_blocks 0)"
+    return None
+
+
 def _inode_problem(root, vfs, free):
     """The file system has (almost) no inode left: no file can be created there, whatever bytes are free."""
     if not vfs.f_files or vfs.f_favail * 100 >= vfs.f_files:   # no f_files: no inode limit (tmpfs nr_inodes=0)
@@ -398,8 +414,9 @@ def _inode_problem(root, vfs, free):
         left = "no inode free (all %d used)" % vfs.f_files
     else:
         left = "only %d of %d inodes free" % (vfs.f_favail, vfs.f_files)
-    return _problem(None, root, LOW_INODES, "%s has %s: the step cannot create its files there, although %s is free"
-                    % (root, left, _fmt_mib(free)), inodes_free=vfs.f_favail, inodes_total=vfs.f_files)
+    although = "" if free is None else ", although %s is free" % _fmt_mib(free)
+    return _problem(None, root, LOW_INODES, "%s has %s: the step cannot create its files there%s"
+                    % (root, left, although), inodes_free=vfs.f_favail, inodes_total=vfs.f_files)
 
 
 def check_space(root, min_free_bytes=None, min_free_percent=None, require_tmpfs=True,
@@ -410,7 +427,7 @@ def check_space(root, min_free_bytes=None, min_free_percent=None, require_tmpfs=
     _check_number("min_free_bytes", min_free_bytes)
     _check_number("min_free_percent", min_free_percent, maximum=100)
     info = {"root": root, "realpath": None, "mount_point": None, "fstype": None, "source": None,
-            "total_bytes": None, "free_bytes": None, "free_percent": None, "inodes_total": None,
+            "read_only": None, "total_bytes": None, "free_bytes": None, "free_percent": None, "inodes_total": None,
             "inodes_free": None, "note": None}
     problems = []
     try:
@@ -435,15 +452,19 @@ def check_space(root, min_free_bytes=None, min_free_percent=None, require_tmpfs=
     mounts, info["note"] = _mounts.read_mounts(mountinfo_path)
     mount = _mounts.find_mount(real, mounts)
     if mount is not None:
-        info.update(mount_point=mount["mount_point"], fstype=mount["fstype"], source=mount["source"])
+        info.update(mount_point=mount["mount_point"], fstype=mount["fstype"], source=mount["source"],
+                    read_only=mount["read_only"])
     if require_tmpfs and info["fstype"] != "tmpfs":
         if info["fstype"] is None:
             why = info["note"] or "no mount in %s holds it" % mountinfo_path
-            message = "cannot tell whether %s is on a tmpfs: %s" % (root, why)
+            problems.append(_problem(None, root, NOT_TMPFS, "cannot tell whether %s is on a tmpfs: %s" % (root, why),
+                                     fstype=None, unknown=True))
         else:
-            message = "%s is on %s (mounted at %s), not on a tmpfs ramdisk" % (
-                root, info["fstype"], info["mount_point"])
-        problems.append(_problem(None, root, NOT_TMPFS, message, fstype=info["fstype"]))
+            problems.append(_problem(None, root, NOT_TMPFS, "%s is on %s (mounted at %s), not on a tmpfs ramdisk" % (
+                root, info["fstype"], info["mount_point"]), fstype=info["fstype"]))
+    if info["read_only"]:
+        problems.append(_problem(None, root, READ_ONLY, "%s is on a read-only mount (%s): the step cannot write there"
+                                 % (root, info["mount_point"])))
 
     try:
         vfs = os.statvfs(real)
@@ -451,13 +472,23 @@ def check_space(root, min_free_bytes=None, min_free_percent=None, require_tmpfs=
         info["note"] = "cannot read the free space: %s" % (exc.strerror or exc)
         if min_free_bytes is not None or min_free_percent is not None:
             problems.append(_problem(None, root, LOW_SPACE, "cannot tell the free space of %s: %s"
-                                     % (root, exc.strerror or exc)))
+                                     % (root, exc.strerror or exc), unknown=True))
+        return problems, info
+    info.update(inodes_total=vfs.f_files or None, inodes_free=vfs.f_favail if vfs.f_files else None)
+    asked = min_free_bytes is not None or min_free_percent is not None
+    why = _size_unknown(vfs, info["fstype"])
+    if why is not None:
+        info["note"] = "cannot tell the free space of %s: %s" % (root, why)
+        if asked:
+            problems.append(_problem(None, root, LOW_SPACE, info["note"], unknown=True))
+            inodes = _inode_problem(root, vfs, None)
+            if inodes is not None:
+                problems.append(inodes)
         return problems, info
     total = vfs.f_blocks * vfs.f_frsize
     free = vfs.f_bavail * vfs.f_frsize
-    percent = (free * 100.0 / total) if total else 0.0
-    info.update(total_bytes=total, free_bytes=free, free_percent=math.floor(percent * 100.0) / 100.0,
-                inodes_total=vfs.f_files or None, inodes_free=vfs.f_favail if vfs.f_files else None)
+    percent = free * 100.0 / total
+    info.update(total_bytes=total, free_bytes=free, free_percent=math.floor(percent * 100.0) / 100.0)
     below = []
     if min_free_bytes is not None and free < min_free_bytes:
         below.append("the %s minimum" % _fmt_limit_mib(min_free_bytes))
@@ -467,7 +498,7 @@ def check_space(root, min_free_bytes=None, min_free_percent=None, require_tmpfs=
         problems.append(_problem(None, root, LOW_SPACE, "%s has %s free (%s), below %s"
                                  % (root, _fmt_mib(free), _fmt_percent(percent), " and ".join(below)),
                                  free_bytes=free, free_percent=info["free_percent"]))
-    if min_free_bytes is not None or min_free_percent is not None:
+    if asked:
         inodes = _inode_problem(root, vfs, free)
         if inodes is not None:
             problems.append(inodes)

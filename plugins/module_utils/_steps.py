@@ -23,6 +23,11 @@ from ansible_collections.gpuops.preflight.plugins.module_utils._values import ty
 _STEP = re.compile(r"^[0-9]+(?:\.[0-9]+)?$")
 MAX_DIGITS = 9
 EXAMPLE = "e.g. -e step=3 or -e step=2.5"
+_SHOWN = 40   # characters of a refused step a message shows (a pasted blob must not fill the screen)
+
+
+def _shown(text):
+    return text if len(text) <= _SHOWN else "%s... (%d characters)" % (text[:_SHOWN], len(text))
 
 
 def parse_step(value, option="step"):
@@ -36,17 +41,20 @@ def parse_step(value, option="step"):
             raise ValueError("%s must be a step number (%s), got %r" % (option, EXAMPLE, value))
         text = repr(value)
     elif isinstance(value, int):
+        if abs(value) >= 10 ** (4 * MAX_DIGITS):   # str() of a huge int is slow, and refused past 4300 digits
+            raise ValueError("%s must be a step number of at most %d digits on a side of the point (%s), got a number "
+                             "of %d digits" % (option, MAX_DIGITS, EXAMPLE, int(math.log10(abs(value))) + 1))
         text = str(value)
     elif isinstance(value, str):
         text = value.strip()
     else:
         raise ValueError("%s must be a step number (%s), got a %s" % (option, EXAMPLE, type_name(value)))
     if not _STEP.match(text):
-        raise ValueError("%s must be a step number of 0 or more, whole or decimal (%s), got %r"
-                         % (option, EXAMPLE, value if not isinstance(value, str) else text))
+        raise ValueError("%s must be a step number of 0 or more, whole or decimal (%s), got %s"
+                         % (option, EXAMPLE, _shown(repr(value if not isinstance(value, str) else text))))
     if any(len(side) > MAX_DIGITS for side in text.split(".")):
         raise ValueError("%s %s has more than %d digits on a side of the point: not a pipeline step (%s)"
-                         % (option, text, MAX_DIGITS, EXAMPLE))
+                         % (option, _shown(text), MAX_DIGITS, EXAMPLE))
     return canonical(Decimal(text))
 
 

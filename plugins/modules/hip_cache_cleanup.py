@@ -16,8 +16,11 @@ description:
   - Links are never followed. When a cache root (C(.cache), C(.config), or the first component of an
     extra path) or any directory between the root and a cache is a symlink, nothing under it is removed
     and it is reported in RV(skipped_paths). A cache that is itself a symlink is removed as a link; what it
-    points to is left alone. Trees are removed with C(shutil.rmtree) relative to an open parent folder,
-    after checking that the path is still what was planned.
+    points to is left alone. Trees are removed one folder at a time relative to an open parent folder,
+    after checking that the path is still what was planned; a folder on another file system or in the
+    mount table (a cache shared over NFS, a bind mount) is never entered nor removed.
+  - A cache folder that is itself a mount point is left as it is and reported in RV(skipped_paths).
+    What vanishes while it is removed (another cleanup got there first) is no error.
   - A path that cannot be looked at or removed (permissions, a file in use) is reported in RV(errors) with a
     warning; it does not make the task fail, so the cleanup never blocks. Only bad input (an unknown user,
     a relative home, an extra path that leaves the home) fails the task.
@@ -44,7 +47,8 @@ options:
     description:
       - Also remove the kernel caches that GPU frameworks keep per user on ROCm and CUDA alike, PyTorch's
         jitted kernels C(.cache/torch/kernels) and Triton's compiled kernels C(.triton/cache).
-      - Downloaded models (C(.cache/torch/hub), C(.cache/huggingface)) are never removed.
+      - Downloaded models (C(.cache/torch/hub), C(.cache/huggingface)) are never removed, nor is a folder that holds
+        them, whatever O(extra_paths) reaches them (C(.cache), C(.cache/*)); they are reported in RV(skipped_paths).
     type: bool
     default: false
     version_added: 2.0.0

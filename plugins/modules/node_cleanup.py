@@ -53,7 +53,10 @@ options:
     type: bool
     default: false
   extra_paths:
-    description: More cache globs relative to each home, e.g. C(.triton/cache).
+    description:
+      - More cache globs relative to each home, e.g. C(.triton/cache).
+      - Downloaded models (C(.cache/torch/hub), C(.cache/huggingface)) and the MIOpen user database (unless
+        O(include_miopen_user_db)) are never removed, nor is a folder that holds them (C(.cache), C(.cache/*)).
     type: list
     elements: str
     default: []

@@ -20,7 +20,7 @@ description:
   - The module only reads; it never writes anything and always returns C(changed=false).
 options:
   root:
-    description: The ramdisk folder that holds the step folders.
+    description: The ramdisk folder that holds the step folders, an absolute path (a relative one is refused).
     type: path
     default: /dev/shm/prng
   step:
@@ -133,10 +133,16 @@ problems:
         What is wrong: V(missing_step_folder), V(escapes_root), V(not_absolute), V(missing), V(not_regular),
         V(unreadable) (also a step folder or ramdisk root that cannot be read), V(empty), V(invalid_json),
         V(too_large), V(too_old), V(missing_root) (also a root that is not a directory), V(not_tmpfs),
-        V(low_space), V(low_inodes), or V(unsafe_root) (the root, or a folder above it, is writable by every user
-        without the sticky bit).
+        V(low_space), V(low_inodes), V(unsafe_root) (the root, or a folder above it, is writable by every user
+        without the sticky bit), or V(read_only) (the root is on a read-only mount).
       type: str
       returned: always
+    unknown:
+      description:
+        - V(true) when the problem is that something could not be told (the mount table could not be read, statvfs
+          gives no size, as for a tmpfs mounted with C(size=0)), not that the ramdisk is wrong.
+      type: bool
+      returned: when true
     message:
       description: One line that names the file and its full path.
       type: str
@@ -210,16 +216,20 @@ space:
       description: The mount's source.
       type: str
       returned: always
+    read_only:
+      description: Whether the mount (or its file system) is read-only; null when no mount was found.
+      type: bool
+      returned: always
     total_bytes:
-      description: The filesystem's size.
+      description: The filesystem's size; null when statvfs gives none (a tmpfs without a size limit).
       type: int
       returned: always
     free_bytes:
-      description: Free bytes available to unprivileged users.
+      description: Free bytes available to unprivileged users; null when the size is unknown.
       type: int
       returned: always
     free_percent:
-      description: Free space as a percentage of the size.
+      description: Free space as a percentage of the size; null when the size is unknown.
       type: float
       returned: always
     inodes_total:
@@ -240,6 +250,7 @@ space:
     mount_point: /dev/shm
     fstype: tmpfs
     source: tmpfs
+    read_only: false
     total_bytes: 33554432000
     free_bytes: 327155712
     free_percent: 0.97

@@ -530,10 +530,11 @@ def test_bad_extra_paths(extra, text):
 def test_extra_paths_are_normalised():
     patterns = caches.cache_patterns(False, ["./.triton//cache/", ".triton/cache", ".cache/miopen"])
     assert patterns == [".cache/hip_*", ".cache/comgr_cache", ".cache/miopen", ".triton/cache"]
-    assert caches.keep_paths(False) == (".config/miopen",)
-    assert ".config/miopen" in caches.cache_patterns(True, []) and caches.keep_paths(True) == ()
-    # find_cache_targets keeps the MIOpen user database by default
-    assert caches.find_cache_targets.__defaults__[0] == (".config/miopen",)
+    assert caches.keep_paths(False) == (".cache/huggingface", ".cache/torch/hub", ".config/miopen")
+    assert ".config/miopen" in caches.cache_patterns(True, [])
+    assert caches.keep_paths(True) == (".cache/huggingface", ".cache/torch/hub")
+    # find_cache_targets keeps downloaded models and the MIOpen user database by default
+    assert caches.find_cache_targets.__defaults__[0] == (".cache/huggingface", ".cache/torch/hub", ".config/miopen")
 
 
 class Entry(object):
@@ -660,3 +661,182 @@ def test_nvidia_root_symlink_skipped_and_check_mode(tmp_path):
     assert sorted(r["path"] for r in removed) == sorted(os.path.join(home, p) for p in (
         ".cache/torch/kernels", ".triton/cache"))
     assert tree(home) == before and os.path.isdir(str(outside / "ComputeCache"))
+
+
+# ---------------------------------------------------------------- a cache folder that is itself a mount point
+
+
+def bind_table(tmp_path, mount_point):
+    """A mount table where ``mount_point`` is a bind mount of a folder of the same file system."""
+    table = write(tmp_path, "mountinfo", 0)
+    with open(table, "w") as handle:
+        handle.write("22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n"
+                     "99 22 8:1 /data/kernels %s rw,relatime shared:1 - ext4 /dev/sda1 rw\n"
+                     % mount_point.replace(" ", "\\040"))
+    return table
+
+
+def test_a_cache_folder_that_is_a_mount_point_is_left_when_planned(tmp_path):
+    # ~/.cache/miopen bind-mounted from shared storage: emptying it would wipe every rig's kernels
+    home = make_home(tmp_path, {".cache/miopen/shared.ukdb": 30, ".cache/hip_x/k.co": 5})
+    miopen = os.path.join(home, ".cache/miopen")
+    table = bind_table(tmp_path, miopen)
+    targets, skipped = caches.find_cache_targets([("tester", home)], caches.cache_patterns(), mountinfo=table)
+    assert [t["path"] for t in targets] == [os.path.join(home, ".cache/hip_x")]
+    assert skipped == [{"path": miopen, "reason": "a mount point (a file system or bind mount of its own): nothing in "
+                                                  "it removed"}]
+    removed, errors, _freed = caches.remove_targets(targets, check_mode=False, mountinfo=table)
+    assert errors == [] and [r["path"] for r in removed] == [os.path.join(home, ".cache/hip_x")]
+    assert open(os.path.join(miopen, "shared.ukdb"), "rb").read() == b"x" * 30
+
+
+def test_a_cache_folder_on_another_device_is_left_when_planned(tmp_path, monkeypatch):
+    home = make_home(tmp_path, {".cache/miopen/shared.ukdb": 30})
+    miopen = os.path.join(home, ".cache/miopen")
+    real_lstat = os.lstat
+
+    def lstat(path, *args, **kwargs):
+        result = real_lstat(path, *args, **kwargs)
+        if path == miopen:   # an NFS mount: another device than its parent folder
+            return os.stat_result((result.st_mode, result.st_ino, result.st_dev + 1) + tuple(result)[3:])
+        return result
+    monkeypatch.setattr(os, "lstat", lstat)
+    targets, skipped = caches.find_cache_targets([("tester", home)], caches.cache_patterns())
+    assert targets == []
+    assert [s["path"] for s in skipped] == [miopen]
+
+
+def test_a_cache_folder_that_became_a_mount_point_after_planning_is_not_emptied(tmp_path):
+    home = make_home(tmp_path, {".cache/miopen/shared.ukdb": 30})
+    miopen = os.path.join(home, ".cache/miopen")
+    targets, _skipped = plan(home)   # the real table: not a mount point then
+    assert [t["path"] for t in targets] == [miopen]
+    removed, errors, freed = caches.remove_targets(targets, check_mode=False, mountinfo=bind_table(tmp_path, miopen))
+    assert open(os.path.join(miopen, "shared.ukdb"), "rb").read() == b"x" * 30
+    assert removed == [] and freed == 0
+    assert [e["message"] for e in errors] == ["cannot remove %s: a mount point (another file system): left as it is"
+                                              % miopen]
+
+
+# ---------------------------------------------------------------- races: what vanished meanwhile is no error
+
+
+def test_a_folder_that_vanishes_before_it_is_listed_is_not_an_error(tmp_path, monkeypatch):
+    home = make_home(tmp_path, {".cache/hip_x/k.co": 5})
+    real_scandir = os.scandir
+
+    def scandir(path):
+        if path == os.path.join(home, ".cache"):
+            raise FileNotFoundError(2, "No such file or directory", path)
+        return real_scandir(path)
+    monkeypatch.setattr(os, "scandir", scandir)
+    targets, skipped = plan(home)   # asserts no error
+    assert targets == [] and skipped == []
+
+
+def test_a_folder_removed_by_someone_else_mid_removal_is_not_an_error(tmp_path, monkeypatch):
+    home = make_home(tmp_path, {".cache/hip_x/kernels/k.co": 5, ".cache/hip_x/a.co": 1})
+    kernels = os.path.join(home, ".cache/hip_x/kernels")
+    targets, _skipped = plan(home)
+    real_open = os.open
+
+    def racing_open(path, flags, *args, **kwargs):
+        if path == "kernels" and os.path.isdir(kernels):
+            shutil.rmtree(kernels)   # the step's own cleanup got there first
+        return real_open(path, flags, *args, **kwargs)
+    monkeypatch.setattr(os, "open", racing_open)
+    removed, errors, _freed = caches.remove_targets(targets, check_mode=False)
+    assert errors == []
+    assert [r["path"] for r in removed] == [os.path.join(home, ".cache/hip_x")]
+    assert not os.path.exists(os.path.join(home, ".cache/hip_x"))
+
+
+def test_a_folder_removed_by_someone_else_before_its_rmdir_is_not_an_error(tmp_path, monkeypatch):
+    home = make_home(tmp_path, {".cache/hip_x/kernels/k.co": 5})
+    targets, _skipped = plan(home)
+    real_rmdir = os.rmdir
+
+    def racing_rmdir(path, *args, **kwargs):
+        real_rmdir(path, *args, **kwargs)
+        if path == "kernels":
+            raise FileNotFoundError(2, "No such file or directory", path)   # as if another process won the race
+    monkeypatch.setattr(os, "rmdir", racing_rmdir)
+    removed, errors, _freed = caches.remove_targets(targets, check_mode=False)
+    assert errors == []
+    assert [r["path"] for r in removed] == [os.path.join(home, ".cache/hip_x")]
+
+
+def test_a_cache_written_while_it_is_removed_reports_what_was_really_freed(tmp_path, monkeypatch):
+    # a job still compiling kernels writes into the cache while it goes: what was removed is freed and changed the
+    # host, even when more has been written than was removed
+    home = make_home(tmp_path, {".cache/hip_x/a.co": 10, ".cache/hip_x/b.co": 20})
+    cache = os.path.join(home, ".cache/hip_x")
+    targets, _skipped = plan(home)
+    real_unlink = os.unlink
+
+    def unlink_while_written(path, *args, **kwargs):
+        real_unlink(path, *args, **kwargs)
+        if path == "a.co":
+            write(cache, "new/big.co", 500)   # lands after the folder was listed: it stays
+    monkeypatch.setattr(os, "unlink", unlink_while_written)
+    removed, errors, freed = caches.remove_targets(targets, check_mode=False)
+    assert freed == 30
+    assert removed == []
+    assert [e["message"] for e in errors] == [
+        "cannot remove %s: Directory not empty (%s partly removed: 30 bytes freed, 500 bytes left)" % (cache, cache)]
+
+
+def test_check_mode_says_what_a_run_does_to_a_cache_holding_a_mount_and_both_settle(tmp_path):
+    # a bind mount inside a cache is never removed: check mode must not promise it, and once the rest is gone
+    # neither a run nor check mode has anything left to change
+    home = make_home(tmp_path, {".cache/miopen/a.ukdb": 10, ".cache/miopen/shared/train.bin": 20})
+    shared = os.path.join(home, ".cache/miopen/shared")
+    table = bind_table(tmp_path, shared)
+    note = "cannot remove %s: a mount point (another file system): left as it is" % shared
+
+    def run(check_mode):
+        targets, _skipped = caches.find_cache_targets([("tester", home)], caches.cache_patterns(), mountinfo=table)
+        return caches.remove_targets(targets, check_mode=check_mode, mountinfo=table)
+
+    removed, errors, freed = run(True)
+    assert (removed, freed) == ([], 10)
+    assert [e["message"] for e in errors] == [note]
+    removed, errors, freed = run(False)
+    assert (removed, freed) == ([], 10)
+    assert [e["message"] for e in errors][0].startswith(note)
+    for check_mode in (True, False):   # settled: nothing to change, in check mode or not
+        removed, errors, freed = run(check_mode)
+        assert (removed, freed) == ([], 0)
+    assert open(os.path.join(shared, "train.bin"), "rb").read() == b"x" * 20
+
+
+def test_a_single_component_cache_under_a_symlinked_home_is_no_mount_point(tmp_path, monkeypatch):
+    # /home/alice -> /data/alice: the link lives on /home's file system, the home and its caches on /data's
+    real_home = make_home(tmp_path, {".triton/cache/k.bin": 7})
+    home = str(tmp_path / "alice")
+    os.symlink(real_home, home)
+    real_lstat = os.lstat
+
+    def lstat(path, *args, **kwargs):
+        result = real_lstat(path, *args, **kwargs)
+        if path == home:   # the link itself: another device than what it points to
+            return os.stat_result((result.st_mode, result.st_ino, result.st_dev + 1) + tuple(result)[3:])
+        return result
+    monkeypatch.setattr(os, "lstat", lstat)
+    targets, skipped = caches.find_cache_targets([("alice", home)], [".triton"])
+    assert (skipped, [t["path"] for t in targets]) == ([], [os.path.join(home, ".triton")])
+
+
+@pytest.mark.parametrize("extra", [".cache", ".cache/*", ".cache/torch", ".cache/huggingface/hub"])
+def test_downloaded_models_are_never_removed_whatever_extra_path_reaches_them(tmp_path, extra):
+    # an extra path that reaches ~/.cache whole (or a glob over it) must not take the downloaded models with it
+    home = make_home(tmp_path, {".cache/huggingface/hub/models--x/blob.safetensors": 40,
+                                ".cache/torch/hub/checkpoints/resnet.pth": 30, ".cache/hip_x/k.co": 5})
+    patterns = caches.cache_patterns(False, [extra])
+    targets, skipped = caches.find_cache_targets([("tester", home)], patterns, keep=caches.keep_paths(False))
+    caches.remove_targets(targets, check_mode=False)
+    left = tree(home)
+    assert left[".cache/huggingface/hub/models--x/blob.safetensors"] == b"x" * 40
+    assert left[".cache/torch/hub/checkpoints/resnet.pth"] == b"x" * 30
+    assert ".cache/hip_x" not in left
+    assert skipped and all("downloaded models (data, not a cache)" in s["reason"] for s in skipped)

@@ -183,3 +183,23 @@ def test_other_digits_in_the_pid_file_proc_and_server_list_are_no_pids(host):
     got = status(host)
     assert (got["control_daemon_running"], got["control_daemon_pid"], got["error"]) == (True, 77, None)
     assert [s["pid"] for s in got["servers"]] == [1201]
+
+
+def test_a_pid_file_or_server_line_of_thousands_of_digits_is_no_pid_not_a_traceback(host):
+    # int() refuses text over 4300 digits with its own ValueError: a garbled PID file must not end the probe
+    (host["pipe"] / _mps.PID_FILE).write_text("9" * 5000 + "\n")
+    add_process(host["proc"], 77, ["nvidia-cuda-mps-control", "-d"], pipe_dir=host["pipe"])
+    (host["pipe"] / "servers").write_text("1201\n%s\n\u0661\u0662\n" % ("8" * 5000))
+    got = status(host)
+    assert (got["control_daemon_running"], got["control_daemon_pid"], got["error"]) == (True, 77, None)
+    assert [s["pid"] for s in got["servers"]] == [1201]   # Arabic-Indic digits are no PID either
+
+
+def test_a_daemon_serving_the_pipe_directory_through_a_symlink_serves_this_one(host, tmp_path):
+    # the pipe directory is reached as /tmp/nvidia-mps -> /run/nvidia-mps; the daemon's environment names the other
+    link = tmp_path / "pipe-link"
+    link.symlink_to(host["pipe"])
+    add_process(host["proc"], 77, ["nvidia-cuda-mps-control", "-d"], pipe_dir=host["pipe"])
+    (host["pipe"] / "servers").write_text("")
+    got = _mps.status(host["module"], pipe_dir=str(link), log_dir=str(host["logs"]), proc_root=str(host["proc"]))
+    assert (got["control_daemon_running"], got["control_daemon_pid"], got["daemons_elsewhere"]) == (True, 77, [])

@@ -344,8 +344,10 @@ def write_mountinfo(tmp_path, **mounts):
 
 def test_parse_mountinfo_decodes_escapes_and_optional_fields():
     mounts = _mounts.parse_mountinfo(MOUNTINFO.format(ram="/mnt/my\\040ram\\011x\\134y", ram_sub="/x"))
-    assert mounts[0] == {"mount_point": "/", "fstype": "ext4", "source": "/dev/sda1"}
-    assert mounts[3] == {"mount_point": "/mnt/my ram\tx\\y", "fstype": "tmpfs", "source": "ramfs disk"}
+    assert mounts[0] == {"mount_id": 22, "parent_id": 1, "mount_point": "/", "fstype": "ext4", "source": "/dev/sda1",
+                         "read_only": False}
+    assert mounts[3] == {"mount_id": 40, "parent_id": 22, "mount_point": "/mnt/my ram\tx\\y", "fstype": "tmpfs",
+                         "source": "ramfs disk", "read_only": False}
     assert _mounts.find_mount("/dev/shm/prng", mounts)["mount_point"] == "/dev/shm"
     assert _mounts.find_mount("/dev/shmx", mounts)["mount_point"] == "/dev"  # a prefix by component, not by text
     assert _mounts.find_mount("/mnt/my ram\tx\\y/step3", mounts)["fstype"] == "tmpfs"
@@ -632,3 +634,116 @@ def test_a_missing_name_with_wildcards_says_they_are_not_expanded(tmp_path):
     assert codes(problems) == [("train_*.json", "missing"), ("plain.json", "missing")]
     assert problems[0]["message"].endswith("(names are taken as written: wildcards are not expanded)")
     assert "wildcards" not in problems[1]["message"]
+
+
+# --------------------------------------------------------------------------------------------
+# what statvfs or the mount table cannot tell is unknown, never "0 bytes free" nor a broken ramdisk
+
+
+class _SizelessVfs(object):
+    f_files = f_favail = 0
+
+    def __init__(self, frsize, blocks, bavail):
+        self.f_frsize, self.f_blocks, self.f_bavail = frsize, blocks, bavail
+
+
+@pytest.mark.parametrize("frsize, blocks, bavail, why", [
+    (4096, 0, 0, "its tmpfs has no size limit (size=0 or nr_blocks=0): it may fill the host's memory"),
+    (0, 262144, 262144, "the file system reports no block size (statvfs f_frsize 0)"),
+])
+def test_a_size_statvfs_cannot_tell_is_unknown_not_0_bytes_free(tmp_path, mocker, frsize, blocks, bavail, why):
+    info_path = write_mountinfo(tmp_path, ram=str(tmp_path), ram_sub="/unused")
+    mocker.patch.object(rd.os, "statvfs", return_value=_SizelessVfs(frsize, blocks, bavail))
+    problems, info = rd.check_space(str(tmp_path), min_free_bytes=1024 * MIB, mountinfo_path=info_path)
+    message = "cannot tell the free space of %s: %s" % (tmp_path, why)
+    assert [(p["problem"], p["message"], p.get("unknown")) for p in problems] == [("low_space", message, True)]
+    assert (info["total_bytes"], info["free_bytes"], info["free_percent"]) == (None, None, None)
+    assert info["note"] == message
+    # no threshold asked: nothing judged, the figures are still not made up
+    problems, info = rd.check_space(str(tmp_path), mountinfo_path=info_path)
+    assert problems == [] and info["free_bytes"] is None
+
+
+def test_an_unreadable_mount_table_is_unknown_not_a_failed_ramdisk(tmp_path):
+    problems, dummy = rd.check_space(str(tmp_path), mountinfo_path=str(tmp_path / "no-mountinfo"))
+    assert [(p["problem"], p.get("unknown")) for p in problems] == [("not_tmpfs", True)]
+    # an ext4 the table does show is a real finding, not an unknown one
+    info_path = write_mountinfo(tmp_path, ram="/mnt/ram", ram_sub="/mnt/ram/sub")
+    problems, dummy = rd.check_space(str(tmp_path), mountinfo_path=info_path)
+    assert [(p["problem"], p.get("unknown")) for p in problems] == [("not_tmpfs", None)]
+
+
+def test_the_preflight_space_check_says_unknown_for_what_it_could_not_tell(tmp_path, mocker):
+    from ansible_collections.gpuops.preflight.plugins.module_utils import _preflight
+    from ansible_collections.gpuops.preflight.plugins.module_utils._host_runner import Context
+    mocker.patch.object(rd.os, "statvfs", return_value=_SizelessVfs(4096, 0, 0))
+    info_path = write_mountinfo(tmp_path, ram=str(tmp_path), ram_sub="/unused")
+    ctx = Context(_preflight.FAMILY, None, {}, ["ramdisk_space"], {})
+    ctx.values["space"] = rd.check_space(str(tmp_path), min_free_bytes=MIB, mountinfo_path=info_path)
+    spec = _preflight.FAMILY.checks["ramdisk_space"]
+    problems, text, dummy = spec.evaluate(ctx, spec)
+    assert [p["status"] for p in problems] == ["unknown"]
+    assert text == "%s: free space unknown (tmpfs)" % tmp_path
+
+
+def test_a_read_only_ramdisk_is_a_problem(tmp_path):
+    text = ("1 0 8:1 / / rw - ext4 /dev/sda1 rw\n"
+            "2 1 0:5 / %s ro,nosuid,nodev,noexec shared:7 - tmpfs tmpfs rw,size=65536k\n" % tmp_path)
+    path = tmp_path / "mountinfo"
+    path.write_text(text)
+    problems, info = rd.check_space(str(tmp_path), mountinfo_path=str(path))
+    assert [(p["problem"], p["message"]) for p in problems] == [
+        ("read_only", "%s is on a read-only mount (%s): the step cannot write there" % (tmp_path, tmp_path))]
+    assert info["read_only"] is True
+    assert _mounts.parse_mountinfo(text)[1]["read_only"] is True
+    assert _mounts.parse_mountinfo(text)[0]["read_only"] is False
+
+
+def test_a_super_block_mounted_read_only_is_read_only_too():
+    # the per-mount options say rw, the file system's own (after the source) say ro
+    text = "2 1 0:5 / /dev/shm rw,nosuid shared:7 - tmpfs tmpfs ro,size=65536k\n"
+    assert _mounts.parse_mountinfo(text)[0]["read_only"] is True
+
+
+def test_a_mount_point_with_a_character_python_reads_as_a_line_break_is_one_mount():
+    # the kernel escapes only space, tab, newline and backslash: a form feed, \x1c or U+2028 in a name stays raw,
+    # and str.splitlines() would cut the line there and lose the mount
+    for odd in ("\x0c", "\x1c", "\u2028", "\x85"):
+        text = ("1 0 8:1 / / rw - ext4 /dev/sda1 rw\n"
+                "2 1 0:5 / /dev/shm rw - tmpfs tmpfs rw\n"
+                "3 2 8:2 / /dev/shm/a%sb rw - ext4 /dev/sdb1 rw\n" % odd)
+        mounts = _mounts.parse_mountinfo(text)
+        assert [m["mount_point"] for m in mounts] == ["/", "/dev/shm", "/dev/shm/a%sb" % odd]
+        assert _mounts.find_mount("/dev/shm/a%sb/step3" % odd, mounts)["fstype"] == "ext4"
+
+
+def test_a_mount_hidden_by_a_later_mount_on_a_folder_above_it_does_not_hold_the_path():
+    # /dev/shm/prng was an ext4 mount; then a fresh tmpfs was mounted over /dev/shm (a container runtime, a
+    # remount by hand): the path now lies in the new tmpfs, the ext4 below it is out of reach
+    text = ("1 0 8:1 / / rw - ext4 /dev/sda1 rw\n"
+            "27 1 0:23 / /dev/shm rw - tmpfs tmpfs rw\n"
+            "40 27 8:2 / /dev/shm/prng rw - ext4 /dev/sdb1 rw\n"
+            "50 27 0:60 / /dev/shm rw - tmpfs shm rw,size=65536k\n")
+    mounts = _mounts.parse_mountinfo(text)
+    assert _mounts.find_mount("/dev/shm/prng/step3", mounts)["source"] == "shm"
+    # the other way round: a tmpfs stacked on the ext4 at its own point is what holds it
+    text = ("1 0 8:1 / / rw - ext4 /dev/sda1 rw\n"
+            "27 1 0:23 / /dev/shm rw - tmpfs tmpfs rw\n"
+            "40 27 8:2 / /dev/shm/prng rw - ext4 /dev/sdb1 rw\n"
+            "41 40 0:61 / /dev/shm/prng rw - tmpfs ram rw\n"
+            "42 41 0:62 / /dev/shm/prng/step3 rw - xfs /dev/sdc1 rw\n")
+    mounts = _mounts.parse_mountinfo(text)
+    assert _mounts.find_mount("/dev/shm/prng/step2", mounts)["source"] == "ram"
+    assert _mounts.find_mount("/dev/shm/prng/step3/x", mounts)["fstype"] == "xfs"
+    assert _mounts.find_mount("/dev/shm/other", mounts)["mount_point"] == "/dev/shm"
+
+
+def test_a_table_listing_mounts_before_the_mount_they_sit_in_still_finds_the_deepest():
+    # mountinfo is not in mount order: Fedora's lists /proc and /dev before / (docker's pkg/mount test
+    # recordings show it); a later line for a folder above is no hiding mount when the path's mount sits in it
+    text = ("17 35 0:5 / /dev rw,nosuid shared:2 - devtmpfs devtmpfs rw,size=8056484k,mode=755\n"
+            "20 17 0:16 / /dev/shm rw,nosuid,nodev shared:3 - tmpfs tmpfs rw,seclabel\n"
+            "35 1 253:2 / / rw,relatime shared:1 - ext4 /dev/mapper/root rw,seclabel\n")
+    mounts = _mounts.parse_mountinfo(text)
+    assert _mounts.find_mount("/dev/shm/prng/step3", mounts)["mount_point"] == "/dev/shm"
+    assert _mounts.find_mount("/home/x", mounts)["mount_point"] == "/"

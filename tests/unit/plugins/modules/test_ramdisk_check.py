@@ -141,6 +141,9 @@ def test_step_given_as_a_string_of_digits_works(tmp_path, capsys):
     ({"min_free_mb": -1}, "'min_free_mb' must be >= 0"),
     ({"min_free_percent": 150}, "'min_free_percent' must be <= 100"),
     ({"validate_json": "sometimes"}, "validate_json"),
+    # relative to wherever the module happens to run (Ansible's temporary folder): never the ramdisk meant
+    ({"root": "prng"}, "root must be an absolute path, not 'prng'"),
+    ({"root": "~nosuchuser/prng"}, "root must be an absolute path, not '~nosuchuser/prng'"),
 ])
 def test_bad_options(tmp_path, capsys, args, text):
     rc, result = run_module(capsys, dict({"root": str(tmp_path), "step": 0}, **args))
