@@ -14,11 +14,10 @@ split into compute partitions (MI300 DPX ... CPX) each partition is a GPU, at a 
 from __future__ import annotations
 
 import json
-import math
 
 from ansible_collections.gpuops.preflight.plugins.module_utils import _rocm_smi
 from ansible_collections.gpuops.preflight.plugins.module_utils._pci import normalize_bdf
-from ansible_collections.gpuops.preflight.plugins.module_utils._values import gpu_temperature
+from ansible_collections.gpuops.preflight.plugins.module_utils._values import finite, plausible_reading, scaled, to_number
 
 # One call: metrics (usage, power, temperature, VRAM). The builds read print no PCI address with it
 # (``list`` and ``static`` do: ``bdf``, ``bus.bdf``, used when present); _gpus.place_cards says when
@@ -49,7 +48,7 @@ def extract_json(stdout):
     return None
 
 
-_DECODER = json.JSONDecoder()
+_DECODER = json.JSONDecoder(parse_int=to_number)
 
 
 def _documents(text):
@@ -98,24 +97,20 @@ def classify(stdout, stderr, rc):
 
 
 def value(node, unit_scale=None):
-    """A leaf as a number: {"value": 6, "unit": "W"}, a bare number, or None for "N/A"."""
+    """A leaf as a number: {"value": 6, "unit": "W"}, a bare number or its text, or None for "N/A". inf and NaN
+    (bare tokens, '1e999') and integers of any length stay what they are, for PLAUSIBLE to judge. With
+    ``unit_scale`` ({unit: factor}), a leaf's value in a unit it holds is scaled."""
     unit = None
     if isinstance(node, dict):
         unit = node.get("unit")
         node = node.get("value")
-    if isinstance(node, bool) or not isinstance(node, (int, float)):
-        if isinstance(node, str):
-            try:
-                node = float(node) if "." in node else int(node)
-            except ValueError:
-                return None
-        else:
-            return None
-    if isinstance(node, float) and not math.isfinite(node):
-        return None  # a bare NaN/Infinity token: an unreadable value
-    if unit_scale and unit in unit_scale:
-        node = node * unit_scale[unit]
-    return node
+    node = to_number(node)
+    if node is None or not unit_scale or unit not in unit_scale:
+        return node
+    factor = unit_scale[unit]
+    if isinstance(node, int):
+        return node * factor  # bytes stay exact
+    return scaled(node, factor)
 
 
 def _path(entry, *keys):
@@ -133,15 +128,37 @@ _MEM_SCALE = {"MB": _MIB, "MiB": _MIB, "GB": 1024 * _MIB, "GiB": 1024 * _MIB, "K
 
 def _mem_bytes(node):
     """VRAM in bytes from {"value": N, "unit": "MB"}, or a bare MB integer (ROCm 6.0). A unit not in _MEM_SCALE (or
-    none in a leaf) gives None: an unscaled number would be a wrong size."""
+    none in a leaf) gives None: an unscaled number would be a wrong size; so does a number that is no size (inf)."""
     if isinstance(node, dict) and node.get("unit") not in _MEM_SCALE:
         return None
     got = value(node, _MEM_SCALE)
-    if got is None:
+    if got is None or finite(got) is None:
         return None
     if not isinstance(node, dict):
         got = got * _MIB
     return int(got)
+
+
+# The units amd-smi writes each reading in, and how many of them make the unit PLAUSIBLE holds it to: power in W (its
+# JSON says "W"; builds that pass the C library's fields through count mW or uW, the micro spelt u, a micro sign or a
+# Greek mu), temperature in C, busy in %. A bare number (ROCm 6.0), or a leaf without a unit, is in that unit; a leaf in
+# a unit not listed is not read (an unscaled number would be a wrong reading).
+_UNITS = {
+    "power_w": {None: 1, "W": 1, "mW": 10 ** 3, "uW": 10 ** 6, "\u00b5W": 10 ** 6, "\u03bcW": 10 ** 6},
+    "temperature_edge_c": {None: 1, "C": 1, "\u00b0C": 1, "mC": 10 ** 3},
+    "temperature_junction_c": {None: 1, "C": 1, "\u00b0C": 1, "mC": 10 ** 3},
+    "busy_percent": {None: 1, "%": 1},
+}
+
+
+def _in_unit(node, units):
+    """A reading leaf as a number in its base unit (``units``: {unit: how many make one}), or None: no number, or a
+    unit ``units`` does not list."""
+    unit = node.get("unit") if isinstance(node, dict) else None
+    if unit not in units:
+        return None
+    got = value(node)
+    return got if got is None or units[unit] == 1 else scaled(got, divisor=units[unit])
 
 
 # Where each fact is, by amd-smi release; the first path that holds a value wins. ``metric`` of ROCm 6.1+:
@@ -156,11 +173,11 @@ _PATHS = {
     "gfx_version": (("asic", "target_graphics_version"),),
     "vram_total": (("mem_usage", "total_vram"), ("vram", "size"), ("fb_usage", "vram_total")),
     "vram_used": (("mem_usage", "used_vram"), ("fb_usage", "vram_used")),
-    "busy": (("usage", "gfx_activity"), ("usage", "gfx_usage")),
-    "edge": (("temperature", "edge"),),
-    "hotspot": (("temperature", "hotspot"),),
-    "power": (("power", "socket_power"), ("power", "current_power"), ("power", "average_socket_power"),
-              ("power", "average_power")),
+    "busy_percent": (("usage", "gfx_activity"), ("usage", "gfx_usage")),
+    "temperature_edge_c": (("temperature", "edge"),),
+    "temperature_junction_c": (("temperature", "hotspot"),),
+    "power_w": (("power", "socket_power"), ("power", "current_power"), ("power", "average_socket_power"),
+                ("power", "average_power")),
     "vbios": (("vbios", "part_number"),),
 }
 
@@ -169,6 +186,7 @@ def parse_entry(entry):
     """One GPU's facts from a ``metric`` (or ``static``/``list``) entry."""
     index = entry.get("gpu")
     device_id = _first_of(entry, "device_id", _name)
+    implausible = []
     return {
         "index": index if isinstance(index, int) and not isinstance(index, bool) else None,
         "bdf": _first_of(entry, "bdf", normalize_bdf),
@@ -178,14 +196,15 @@ def parse_entry(entry):
         "vram_total_bytes": _first_of(entry, "vram_total", _mem_bytes),
         "vram_used_bytes": _first_of(entry, "vram_used", _mem_bytes),
         "vram_used_percent": None,
-        "busy_percent": _first_of(entry, "busy", value),
-        "temperature_edge_c": _first_of(entry, "edge", _temperature),
-        "temperature_junction_c": _first_of(entry, "hotspot", _temperature),
-        "power_w": _first_of(entry, "power", value),
+        "busy_percent": _reading(entry, "busy_percent", implausible),
+        "temperature_edge_c": _reading(entry, "temperature_edge_c", implausible),
+        "temperature_junction_c": _reading(entry, "temperature_junction_c", implausible),
+        "power_w": _reading(entry, "power_w", implausible),
         "perf_level": _perf_level(entry.get("perf_level")),
         "unique_id": None,
         "vbios_version": _first_of(entry, "vbios", _name),
         "key_count": len(entry),
+        "implausible": implausible,
     }
 
 
@@ -204,8 +223,16 @@ def _name(node):
     return node if isinstance(node, str) and node.strip() and node != "N/A" else None
 
 
-def _temperature(node):
-    return gpu_temperature(value(node))
+def _reading(entry, field, implausible):
+    """The first of ``field``'s paths that holds a plausible reading (``_values.PLAUSIBLE``, in its unit: _UNITS), or
+    None; each reading outside its range is added to ``implausible``, never used."""
+    for path in _PATHS[field]:
+        got, record = plausible_reading(field, _in_unit(_path(entry, *path), _UNITS[field]), "amd-smi")
+        if record:
+            implausible.append(record)
+        if got is not None:
+            return got
+    return None
 
 
 def _perf_level(raw):

@@ -23,7 +23,7 @@ from ansible_collections.gpuops.preflight.plugins.module_utils._checks import UN
 from ansible_collections.gpuops.preflight.plugins.module_utils._host_runner import Collector, CollectorError
 from ansible_collections.gpuops.preflight.plugins.module_utils._pci import gpu_name, parse_gpu_refs, ref_matches
 from ansible_collections.gpuops.preflight.plugins.module_utils._timeparse import iso
-from ansible_collections.gpuops.preflight.plugins.module_utils._values import duration
+from ansible_collections.gpuops.preflight.plugins.module_utils._values import duration, implausible_text
 
 GIB = 1024.0 ** 3
 # What GPU checks and the kernel-log check read.
@@ -547,17 +547,33 @@ def evaluate_vram(ctx, spec):
     return problems + unknown, "%d process(es) holding VRAM" % len(problems)
 
 
+# What to do about a GPU whose temperature sensor gave a reading no sensor can give (65535 C, inf).
+IMPLAUSIBLE_TEMPERATURE_FIX = ("Read the GPU's sensors by hand (rocm-smi --showtemp, amd-smi metric -t, or "
+                               "/sys/class/drm/card*/device/hwmon/hwmon*/temp*_input in millidegrees): a sentinel such as "
+                               "65535 C is a failed sensor read; if it persists, check the kernel log for SMU errors.")
+TEMPERATURE_FIELDS = ("temperature_edge_c", "temperature_junction_c")
+
+
 def evaluate_temperature(ctx, spec):
-    """GPUs at or above the warning temperature before work starts."""
+    """GPUs at or above the warning temperature before work starts; unknown for a GPU whose temperature reading was
+    no temperature (outside _values.PLAUSIBLE: a sentinel, inf): it is not used, and not taken for a cool GPU."""
     gpus, warn_c = ctx.value("gpu_view")["gpus"], ctx.params["gpu_temp_warn_c"]
     problems = []
+    unknown = 0
     for gpu in gpus:
         temp = gpu.get("temperature_edge_c")
+        garbage = [r for r in gpu.get("implausible_readings") or () if r.get("field") in TEMPERATURE_FIELDS]
+        if temp is None and garbage:
+            unknown += 1
+            problems.append(problem(spec.name, UNKNOWN, "%s temperature unknown: %s, not a temperature (not used)" % (
+                label(gpu), "; ".join(implausible_text(r) for r in garbage)), IMPLAUSIBLE_TEMPERATURE_FIX,
+                gpu=gpu_ref(gpu)))
         if temp is not None and temp >= warn_c:
             problems.append(problem(spec.name, WARN, "%s is at %.0f C (edge), at or above %.0f C before work starts"
                                     % (label(gpu), temp, warn_c), spec.fix, gpu=gpu_ref(gpu)))
     temps = [g["temperature_edge_c"] for g in gpus if g.get("temperature_edge_c") is not None]
-    return problems, "hottest GPU %s" % ("%.0f C" % max(temps) if temps else "unknown")
+    text = "hottest GPU %s" % ("%.0f C" % max(temps) if temps else "unknown")
+    return problems, text + ("; %d GPU(s) with an implausible temperature reading" % unknown if unknown else "")
 
 
 def _unscanned(ctx, view, spec):

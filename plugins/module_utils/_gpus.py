@@ -289,6 +289,8 @@ def _blank(index, bdf, vendor=AMD):
            "temperature_edge_c": None, "power_w": None, "perf_level": None, "runtime_status": None,
            "health": UNKNOWN, "problems": [], "warnings": [], "sources": [], "in_tool_output": None,
            "responding": None}
+    if vendor == AMD:
+        gpu["implausible_readings"] = []  # readings outside _values.PLAUSIBLE, not used: {field, value, unit, source}
     if vendor == NVIDIA:
         gpu.update(uuid=None, mig_mode=None, persistence_mode=None, xid_errors=[], ecc=None, retired_pages=None,
                    remapped_rows=None, clocks_event_reasons=None, performance_state=None, vram_free_bytes=None)
@@ -374,6 +376,7 @@ def join(cards, sysfs_gpus, order, tool_name, tool_listed):
         for field, value in mine.items():
             if gpu[field] is None and value is not None:
                 gpu[field] = value
+        gpu.setdefault("implausible_readings", []).extend(card.get("implausible") or ())
         gpu["in_tool_output"] = True
         taken.add(card.get("index"))
     for key, indices in sorted(shared.items()):
@@ -668,6 +671,7 @@ def _amd_extras(gpus, by_bdf, sysfs_root, proc_root, metrics_timeout, processes)
         for key in METRIC_KEYS:
             if gpu[key] is None:
                 gpu[key] = got.get(key)
+        gpu.setdefault("implausible_readings", []).extend(got.get("implausible") or ())
         gpu["_metrics_ok"] = any(got.get(k) is not None for k in METRIC_KEYS)
         errors = got.get("read_errors") or {}
         if errors and not gpu["_metrics_ok"]:  # why sysfs gave none of them, for a GPU judged without its tool

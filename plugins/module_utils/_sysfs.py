@@ -29,7 +29,7 @@ import re
 
 from ansible_collections.gpuops.preflight.plugins.module_utils import _deadline, _files
 from ansible_collections.gpuops.preflight.plugins.module_utils._pci import bdf_from_location_id, normalize_bdf
-from ansible_collections.gpuops.preflight.plugins.module_utils._values import gpu_temperature
+from ansible_collections.gpuops.preflight.plugins.module_utils._values import plausible_reading, scaled
 
 AMD_VENDOR = "0x1002"
 NVIDIA_VENDOR = "0x10de"
@@ -369,7 +369,8 @@ REFUSED = ("EPERM",)
 def read_metrics(gpu):
     """Busy %, temperature (TEMP_LABELS) and power of one GPU from sysfs: SMU-touching reads, may block.
 
-    Returns {busy_percent, temperature_edge_c, power_w, read_errors, runtime_status}. Never reads a GPU that is
+    Returns {busy_percent, temperature_edge_c, power_w, read_errors, runtime_status, implausible}: a reading outside
+    ``_values.PLAUSIBLE`` is not used but listed in ``implausible`` ({field, value, unit, source}). Never reads a GPU that is
     runtime-suspended (a read would wake it, and can re-crash a flaky card): neither one the scan saw suspended nor
     one that went to sleep since (an idle GPU suspends seconds after the GPU tool's reads), as ``runtime_status``,
     read again first, says.
@@ -377,7 +378,14 @@ def read_metrics(gpu):
     device_dir = gpu["device_dir"]
     now = _read_text(os.path.join(device_dir, "power", "runtime_status"))
     found = {"busy_percent": None, "temperature_edge_c": None, "power_w": None, "read_errors": {},
-             "runtime_status": now or gpu.get("runtime_status")}
+             "runtime_status": now or gpu.get("runtime_status"), "implausible": []}
+
+    def held(field, reading):
+        got, record = plausible_reading(field, reading, "sysfs")
+        if record:
+            found["implausible"].append(record)
+        return got
+
     if "suspended" in (gpu.get("runtime_status"), now):
         found["runtime_status"] = "suspended"
         found["read_errors"]["all"] = "runtime-suspended: not woken"
@@ -385,19 +393,22 @@ def read_metrics(gpu):
     busy, err = _read_int(os.path.join(device_dir, "gpu_busy_percent"))
     if err and err != "ENOENT":
         found["read_errors"]["gpu_busy_percent"] = err
-    found["busy_percent"] = busy
+    found["busy_percent"] = held("busy_percent", busy)
     hwmon = gpu.get("hwmon")
     if hwmon:
         temp, err = _read_int(_temp_file(hwmon))
         if temp is not None:
-            found["temperature_edge_c"] = gpu_temperature(temp / 1000.0)
+            found["temperature_edge_c"] = held("temperature_edge_c", scaled(temp, divisor=1000))  # millidegrees
         elif err != "ENOENT":
             found["read_errors"]["temp_input"] = err
         for name in ("power1_input", "power1_average"):
             micro, err = _read_int(os.path.join(hwmon, name))
             if micro is not None:
-                found["power_w"] = round(micro / 1e6, 3)
-                break
+                watts = held("power_w", scaled(micro, divisor=10 ** 6))  # microwatts
+                if watts is not None:
+                    found["power_w"] = round(watts, 3)
+                    break
+                continue  # a garbage reading: power1_average may still hold a real one
             if err != "ENOENT":
                 found["read_errors"][name] = err
     return found
@@ -413,7 +424,7 @@ def read_metrics_all(gpus, timeout):
             results[bdf] = outcome.value
         else:
             results[bdf] = {"busy_percent": None, "temperature_edge_c": None, "power_w": None,
-                            "read_errors": {"all": outcome.describe_failure()}}
+                            "read_errors": {"all": outcome.describe_failure()}, "implausible": []}
     return results
 
 

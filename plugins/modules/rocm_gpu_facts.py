@@ -127,6 +127,10 @@ ansible_facts:
         - C(health) is V(ok), V(degraded), V(lost) or V(unknown); C(problems) says why it is not V(ok);
           C(warnings) lists what is worth a look on a GPU that is still usable. C(vendor) is V(amd).
         - On a host with NVIDIA GPUs too, only the AMD GPUs are listed here (see M(gpuops.preflight.nvidia_gpu_facts)).
+        - C(implausible_readings) lists the readings no GPU can give (busy outside 0-100 %, temperature outside
+          -40..500 C, power outside 0-4000 W, or not finite; for example 65535 C, negative watts, C(inf)), each
+          C({field, value, unit, source}) with C(value) as text and C(source) V(rocm-smi), V(amd-smi) or V(sysfs).
+          Such a reading is not used (the metric stays null); V([]) when there is none.
       returned: always
       type: list
       elements: dict
@@ -151,6 +155,7 @@ ansible_facts:
           sources: [rocm-smi, sysfs]
           in_tool_output: true
           responding: true
+          implausible_readings: []
     rocm_gpu_count:
       description: The number of GPUs found (all of them, whatever their health).
       returned: always
