@@ -33,14 +33,17 @@ _MIB = 1024 * 1024
 def extract_json(stdout):
     """The amd-smi document (list or dict) in ``stdout``, or None. Watch mode prints a text banner first. Several
     documents one after another (amd-smi 25.5 printed one array per section, rocm-systems PR 667) are one
-    ``{"gpu_data": [...]}`` of their GPU entries, in order."""
+    ``{"gpu_data": [...]}`` of their GPU entries, in order; lines of text between them (a warning amd-smi logs
+    between sections) are skipped, but not text after the last (``_documents``)."""
     if not stdout:
         return None
     lines = stdout.splitlines()
     starts = [pos for pos, line in enumerate(lines) if line.lstrip()[:1] in ("[", "{")]
     # A few candidates only: garbage full of brackets must not cost quadratic time.
     for pos in starts[:5]:
-        docs = _documents("\n".join(lines[pos:]))
+        docs, whole = _documents("\n".join(lines[pos:]))
+        if docs and not whole:
+            return None  # a document, then one cut short or broken: never a part of the output taken for the whole
         if len(docs) == 1:
             return docs[0]
         if docs:
@@ -48,23 +51,39 @@ def extract_json(stdout):
     return None
 
 
+# Integers too long for int() (over 4300 digits) are read as floats (inf), not refused with the whole document.
 _DECODER = json.JSONDecoder(parse_int=to_number)
 
 
 def _documents(text):
-    """The JSON documents ``text`` is made of, with only white space between them; [] when it holds anything else
-    (text after a document, or a document cut short: never a part of one taken for the whole)."""
-    docs, pos = [], 0
+    """(documents, whole): the JSON documents (objects, arrays) ``text`` starts with, and whether the rest of it is
+    only white space and lines of text between them. A line of its own that is no document on that line (a warning
+    amd-smi logs between sections; a log line that starts with a date, which JSON would read as a number) is text
+    when a document follows it. Not whole: a document that fails on a later line or at the end of ``text`` (cut
+    short), or text after the last document (a traceback: the tool died before printing the rest)."""
+    docs, pos, after_text = [], 0, False
     while True:
+        ended = pos
         while pos < len(text) and text[pos].isspace():
             pos += 1
         if pos == len(text):
-            return docs
+            return docs, not after_text
+        line_end = text.find("\n", pos)
+        line_end = len(text) if line_end < 0 else line_end
         try:
-            doc, pos = _DECODER.raw_decode(text, pos)
-        except (ValueError, RecursionError):  # garbage nested deeply enough hits the recursion limit
-            return []
+            doc, end = _DECODER.raw_decode(text, pos)
+            text_line = not isinstance(doc, (dict, list)) or (end <= line_end and text[end:line_end].strip())
+        except RecursionError:  # garbage nested deeply enough hits the recursion limit
+            return docs, False
+        except ValueError as exc:
+            end, text_line = None, getattr(exc, "pos", len(text)) < line_end
+        if text_line and docs and "\n" in text[ended:pos]:
+            pos, after_text = line_end, True  # a line of text after a document: skipped if another one follows
+            continue
+        if end is None or text_line:
+            return docs, False
         docs.append(doc)
+        pos, after_text = end, False
 
 
 def gpu_entries(doc):
