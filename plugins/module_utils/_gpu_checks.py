@@ -403,7 +403,7 @@ def evaluate_health(ctx, spec):
         problems.append(problem(
             spec.name, UNKNOWN,
             "GPU state unknown: %s; %s" % (tool["reason"], "sysfs shows %d GPU(s) on the bus and none lost" % shown
-                                           if shown else "sysfs shows none of its GPUs either"),
+                                           if shown else sysfs_unread_text(view) or "sysfs shows none of its GPUs either"),
             missing_tool_fix(ctx.family) if tool["outcome"] == _gpus.MISSING
             else SILENT_TOOL_FIX.get(vendor, SILENT_TOOL_FIX[_gpus.AMD])))
     for tool in tools.values():
@@ -434,6 +434,10 @@ def evaluate_available(ctx, spec):
     usable_count = len(usable) - sum(count for _tool, count, _text in gone_untold(view))
     if usable_count > 0:
         return [], "%d usable GPU(s)" % usable_count
+    unread = sysfs_unread_text(view)
+    if unread and not gpus:  # none seen where the bus could not be looked at: not "no GPU"
+        why = "no GPU found, but %s" % unread
+        return [problem(spec.name, UNKNOWN, why, SYSFS_UNREAD_FIX)], why
     if not gpus:
         # only a tool that answered reported none; one that hung, crashed or printed garbage said nothing
         silent = ["%s: %s" % (VENDOR_NAMES.get(vendor, vendor), tool["reason"]) for vendor, tool
@@ -448,6 +452,16 @@ def evaluate_available(ctx, spec):
             counts[state] = counts.get(state, 0) + 1
         why = "%d GPU(s), none usable: %s" % (len(gpus), ", ".join("%d %s" % (n, s) for s, n in sorted(counts.items())))
     return [problem(spec.name, spec.fail_status, why, spec.fix)], why
+
+
+SYSFS_UNREAD_FIX = ("Let the check read /sys/bus/pci/devices: run it on the host itself, or give the container the "
+                    "host's /sys (a read-only bind mount) and the GPU device files (/dev/kfd, /dev/dri, /dev/nvidia*).")
+
+
+def sysfs_unread_text(view):
+    """'sysfs could not be read (cannot list ...)' when the GPU probe could not list the PCI bus, else ''."""
+    unread = (view.get("probe") or {}).get("sysfs_unread")
+    return "sysfs could not be read (%s)" % unread if unread else ""
 
 
 def unverified_note(unverified, tools):
@@ -484,6 +498,11 @@ def evaluate_count(ctx, spec):
     note = unverified_note(unverified, view["probe"]["tools"])
     if gone:
         note = " (%s)" % "; ".join(text for _tool, _count, text in gone)
+    unread = sysfs_unread_text(view)
+    if found_count < want and unread:  # GPUs sysfs would show cannot be looked for: fewer found is no count
+        why = "expected %s GPUs, found %d%s, and %s" % (want_text, found_count, note, unread)
+        problems.append(problem(spec.name, UNKNOWN, why, SYSFS_UNREAD_FIX))
+        return problems, why
     if found_count != want:
         missing = [g for g in counted if g["responding"] is False]
         detail = ""

@@ -567,7 +567,7 @@ def collect(module, tool="auto", rocm_smi="rocm-smi", amd_smi="amd-smi", sysfs_r
             nvidia_smi="nvidia-smi", sysfs_timeout=SYSFS_TIMEOUT):
     """Everything the GPU tools and sysfs say about the host's GPUs, before any health verdict."""
     start = clock()
-    found = _sysfs.enumerate_gpus(sysfs_root, [_sysfs.AMD_VENDOR, _sysfs.NVIDIA_VENDOR])
+    found, sysfs_unread = _sysfs.enumerate_gpus_read(sysfs_root, [_sysfs.AMD_VENDOR, _sysfs.NVIDIA_VENDOR])
     vendors = _vendors_to_probe(module, vendor, found, tool, nvidia_smi, rocm_smi, amd_smi)
     wanted_ids = [_sysfs.VENDOR_IDS[v] for v in vendors]
 
@@ -582,13 +582,15 @@ def collect(module, tool="auto", rocm_smi="rocm-smi", amd_smi="amd-smi", sysfs_r
     done = _deadline.run_all(jobs)
     sysfs_gpus = done["sysfs"].value if done["sysfs"].ok else []
     notes = [] if done["sysfs"].ok else ["sysfs scan %s" % done["sysfs"].describe_failure()]
+    if sysfs_unread:
+        notes.append("sysfs: " + sysfs_unread)
 
     gpus, tools, processes, order = [], {}, [], "bdf"
     kfd_available = os.path.isdir(os.path.join(sysfs_root, "class", "kfd", "kfd"))
     process_lists = {}  # per vendor: whether its list of processes holding GPU memory could be read
     for name in vendors:
         mine = [g for g in sysfs_gpus if g.get("vendor_name") == name]
-        if not mine:
+        if not mine and not sysfs_unread:
             notes.append("sysfs: no %s GPU found under %s" % (name.upper() if name == AMD else "NVIDIA", sysfs_root))
         outcome = done[name]
         if name == AMD:
@@ -636,7 +638,7 @@ def collect(module, tool="auto", rocm_smi="rocm-smi", amd_smi="amd-smi", sysfs_r
     tools[primary]["probe_elapsed_s"] = round(clock() - start, 3)
     return {"gpus": gpus, "tool": tools[primary], "tools": tools, "processes": processes, "index_order": order,
             "notes": notes, "kfd_available": kfd_available, "processes_available": all(process_lists.values()),
-            "process_lists": process_lists, "vendors": vendors, "_sysfs": by_bdf}
+            "process_lists": process_lists, "vendors": vendors, "sysfs_unread": sysfs_unread, "_sysfs": by_bdf}
 
 
 def _failed_job(module, vendor, outcome, timeout):
@@ -764,7 +766,8 @@ def apply_health(collected, kernel_findings=()):
     return {"gpus": gpus, "count": len(gpus), "tool": tool_info, "tools": tools, "processes": collected["processes"],
             "index_order": collected["index_order"], "notes": collected["notes"],
             "kfd_available": collected["kfd_available"], "processes_available": collected["processes_available"],
-            "process_lists": collected["process_lists"], "vendors": collected["vendors"], "mixed_vendors": mixed_vendors(gpus)}
+            "process_lists": collected["process_lists"], "vendors": collected["vendors"], "mixed_vendors": mixed_vendors(gpus),
+            "sysfs_unread": collected.get("sysfs_unread")}
 
 
 def _function_zero(finding):

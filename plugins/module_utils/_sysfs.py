@@ -182,7 +182,8 @@ def is_gpu(vendor, pci_class):
 
 
 def _pci_gpus(sysfs_root, vendors):
-    """{bdf: (device dir, vendor id)} of the vendors' GPUs on the PCI bus, bound to a driver or not.
+    """({bdf: (device dir, vendor id)} of the vendors' GPUs on the PCI bus, bound to a driver or not, why the bus could
+    not be listed or None).
 
     ``vendor`` and ``class`` come from the kernel's copy of the device's header: they never block.
     """
@@ -190,8 +191,8 @@ def _pci_gpus(sysfs_root, vendors):
     found = {}
     try:
         names = os.listdir(base)
-    except OSError:
-        return found
+    except OSError as exc:
+        return found, unread_reason(base, exc)
     for name in names:
         bdf = normalize_bdf(name)
         if not bdf:
@@ -202,18 +203,41 @@ def _pci_gpus(sysfs_root, vendors):
             continue
         if is_gpu(vendor, _read_text(os.path.join(device_dir, "class"))):
             found[bdf] = (device_dir, vendor)
-    return found
+    return found, None
+
+
+# Why a folder that lists the PCI bus could not be read, per errno: what it means for the host.
+_UNREAD_MEANING = {
+    "ENOENT": "missing (a container without the host's /sys, or sysfs not mounted)",
+    "EACCES": "permission denied",
+    "EPERM": "operation not permitted",
+    "ENOTDIR": "not a directory",
+}
+
+
+def unread_reason(path, exc):
+    """'cannot list /sys/bus/pci/devices: EACCES, permission denied: the GPUs on the bus are unknown'."""
+    name = _errno_name(exc)
+    return "cannot list %s: %s%s: which GPUs are on the PCI bus is unknown, not none" % (
+        path, name, ", " + _UNREAD_MEANING[name] if name in _UNREAD_MEANING else "")
 
 
 def enumerate_gpus(sysfs_root="/sys", vendors=(AMD_VENDOR,)):
     """[(bdf, device_dir, drm_card, vendor id)] of the vendors' GPUs, sorted by PCI address. Cheap: no device read.
+    Where it matters that the bus could not be listed (none found is then no answer), ``enumerate_gpus_read``."""
+    return enumerate_gpus_read(sysfs_root, vendors)[0]
+
+
+def enumerate_gpus_read(sysfs_root="/sys", vendors=(AMD_VENDOR,)):
+    """(``enumerate_gpus``' list, why ``bus/pci/devices`` could not be listed or None): permission denied, or missing
+    in a container, reads as no GPU unless the reason is looked at.
 
     A DRM card whose PCI function is not listed under bus/pci (a partial tree) is kept when its
     vendor is one of ``vendors``, or, vendor unreadable, when its driver is theirs.
     """
     vendors = _vendor_ids(vendors)
     cards = _drm_cards(sysfs_root)
-    devices = _pci_gpus(sysfs_root, vendors)
+    devices, unread = _pci_gpus(sysfs_root, vendors)
     drivers = dict((DRIVERS[v], v) for v in vendors)
     for bdf in cards:
         if bdf in devices:
@@ -224,7 +248,7 @@ def enumerate_gpus(sysfs_root="/sys", vendors=(AMD_VENDOR,)):
             vendor = drivers.get(_driver_name(device_dir))
         if vendor in vendors:  # a BMC's ASPEED card or another vendor's GPU is not ours
             devices[bdf] = (device_dir, vendor)
-    return [(bdf, devices[bdf][0], cards.get(bdf), devices[bdf][1]) for bdf in sorted(devices)]
+    return [(bdf, devices[bdf][0], cards.get(bdf), devices[bdf][1]) for bdf in sorted(devices)], unread
 
 
 def scan_gpus(sysfs_root="/sys", vendors=(AMD_VENDOR,), timeout=None, found=None):

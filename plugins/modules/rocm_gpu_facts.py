@@ -197,6 +197,13 @@ ansible_facts:
           description: How GPUs are numbered, V(bdf) or V(drm).
           type: str
           returned: always
+    rocm_gpu_sysfs_unread:
+      description:
+        - Why C(/sys/bus/pci/devices) could not be listed (permission denied, missing in a container); null when it
+          could. When set, no GPU seen in sysfs means the GPUs on the bus are unknown, not that there are none.
+      returned: always
+      type: str
+      sample: "cannot list /sys/bus/pci/devices: EACCES, permission denied: which GPUs are on the PCI bus is unknown, not none"
     rocm_gpu_processes:
       description: Processes known to KFD with the VRAM they hold per GPU (0 bytes for a process that only opened it).
       returned: always
@@ -247,6 +254,8 @@ def main():
     )
     if not result["tool"]["answered"] and result["tool"]["outcome"] != _gpus.NOT_USED:
         module.warn("GPU tool gave no answer: %s" % result["tool"]["reason"])
+    if result.get("sysfs_unread"):
+        module.warn("sysfs: %s" % result["sysfs_unread"])
     output = dict(
         changed=False,
         ansible_facts=dict(
@@ -254,6 +263,7 @@ def main():
             rocm_gpu_count=result["count"],
             rocm_gpu_tool=result["tool"],
             rocm_gpu_processes=result["processes"],
+            rocm_gpu_sysfs_unread=result.get("sysfs_unread"),
         ),
     )
     if log_info is not None:

@@ -131,9 +131,9 @@ def test_non_executable_rocm_smi_is_named(mocker, capsys, tmp_path):
     assert "is not executable" in json.dumps(result.get("warnings", []))
 
 
-def test_implausible_readings_come_back_as_json(mocker, capsys, tmp_path):
+def test_implausible_readings_and_an_unlisted_bus_come_back_as_json(mocker, capsys, tmp_path):
     """The recorded RX 6700 XT card with a 65535 C sentinel and a 400-digit power reading: neither is used, both are
-    named, and the result is valid JSON (no Infinity)."""
+    named, and the result is valid JSON (no Infinity). sysfs here has no bus/pci/devices: said, not read as none."""
     doc = json.loads(recording("rocm-smi", "telegraf_rx6700xt_rocm602.json"))
     doc["card0"].update({"Temperature (Sensor edge) (C)": "65535.0", "Average Graphics Package Power (W)": "9" * 400})
     doc["card0"].pop("Temperature (Sensor junction) (C)")  # else the junction stands in, as on an MI300X
@@ -143,3 +143,5 @@ def test_implausible_readings_come_back_as_json(mocker, capsys, tmp_path):
     assert rc == 0 and (gpu["temperature_edge_c"], gpu["power_w"]) == (None, None)
     assert [(r["field"], r["value"]) for r in gpu["implausible_readings"]] == [
         ("temperature_edge_c", "65535.0"), ("power_w", "a 400-digit number")]
+    assert "ENOENT" in facts["rocm_gpu_sysfs_unread"]
+    assert "ENOENT" in json.dumps(result["warnings"])  # ansible-core 2.19+ returns warnings as structured summaries
