@@ -147,15 +147,17 @@ _MEM_SCALE = {"MB": _MIB, "MiB": _MIB, "GB": 1024 * _MIB, "GiB": 1024 * _MIB, "K
 
 def _mem_bytes(node):
     """VRAM in bytes from {"value": N, "unit": "MB"}, or a bare MB integer (ROCm 6.0). A unit not in _MEM_SCALE (or
-    none in a leaf) gives None: an unscaled number would be a wrong size; so does a number that is no size (inf)."""
+    none in a leaf) gives None: an unscaled number would be a wrong size. A number no float holds once in bytes
+    stays inf (NaN), for PLAUSIBLE to judge; never an OverflowError."""
     if isinstance(node, dict) and node.get("unit") not in _MEM_SCALE:
         return None
     got = value(node, _MEM_SCALE)
-    if got is None or finite(got) is None:
-        return None
-    if not isinstance(node, dict):
-        got = got * _MIB
-    return int(got)
+    if got is not None and not isinstance(node, dict):
+        got = got * _MIB if isinstance(got, int) else scaled(got, _MIB)
+    if got is None or isinstance(got, int):
+        return got
+    number = finite(got)
+    return got if number is None else int(number)
 
 
 # The units amd-smi writes each reading in, and how many of them make the unit PLAUSIBLE holds it to: power in W (its
@@ -190,8 +192,8 @@ _PATHS = {
     "device_id": (("asic", "device_id"),),
     "model": (("asic", "market_name"),),
     "gfx_version": (("asic", "target_graphics_version"),),
-    "vram_total": (("mem_usage", "total_vram"), ("vram", "size"), ("fb_usage", "vram_total")),
-    "vram_used": (("mem_usage", "used_vram"), ("fb_usage", "vram_used")),
+    "vram_total_bytes": (("mem_usage", "total_vram"), ("vram", "size"), ("fb_usage", "vram_total")),
+    "vram_used_bytes": (("mem_usage", "used_vram"), ("fb_usage", "vram_used")),
     "busy_percent": (("usage", "gfx_activity"), ("usage", "gfx_usage")),
     "temperature_edge_c": (("temperature", "edge"),),
     "temperature_junction_c": (("temperature", "hotspot"),),
@@ -212,8 +214,8 @@ def parse_entry(entry):
         "model": _first_of(entry, "model", _name),
         "device_id": device_id.lower() if device_id else None,
         "gfx_version": _first_of(entry, "gfx_version", _name),
-        "vram_total_bytes": _first_of(entry, "vram_total", _mem_bytes),
-        "vram_used_bytes": _first_of(entry, "vram_used", _mem_bytes),
+        "vram_total_bytes": _reading(entry, "vram_total_bytes", implausible, _mem_bytes),
+        "vram_used_bytes": _reading(entry, "vram_used_bytes", implausible, _mem_bytes),
         "vram_used_percent": None,
         "busy_percent": _reading(entry, "busy_percent", implausible),
         "temperature_edge_c": _reading(entry, "temperature_edge_c", implausible),
@@ -242,11 +244,13 @@ def _name(node):
     return node if isinstance(node, str) and node.strip() and node != "N/A" else None
 
 
-def _reading(entry, field, implausible):
-    """The first of ``field``'s paths that holds a plausible reading (``_values.PLAUSIBLE``, in its unit: _UNITS), or
-    None; each reading outside its range is added to ``implausible``, never used."""
+def _reading(entry, field, implausible, convert=None):
+    """The first of ``field``'s paths that holds a plausible reading (``_values.PLAUSIBLE``; ``convert`` makes the leaf
+    a number in its unit, by default _UNITS'), or None; each reading outside its range is added to ``implausible``,
+    never used."""
     for path in _PATHS[field]:
-        got, record = plausible_reading(field, _in_unit(_path(entry, *path), _UNITS[field]), "amd-smi")
+        node = _path(entry, *path)
+        got, record = plausible_reading(field, convert(node) if convert else _in_unit(node, _UNITS[field]), "amd-smi")
         if record:
             implausible.append(record)
         if got is not None:

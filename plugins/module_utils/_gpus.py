@@ -307,6 +307,8 @@ def _add_sysfs(gpu, sysgpu):
     for field in ("device_id", "vram_total_bytes", "vram_used_bytes", "perf_level"):
         if gpu.get(field) is None and sysgpu.get(field) is not None:
             gpu[field] = sysgpu[field]
+    if "implausible_readings" in gpu:  # AMD: amdgpu's VRAM counters held to _values.PLAUSIBLE
+        gpu["implausible_readings"].extend(sysgpu.get("implausible") or ())
     gpu["sources"].append("sysfs")
 
 

@@ -257,7 +257,8 @@ def scan_gpus(sysfs_root="/sys", vendors=(AMD_VENDOR,), timeout=None, found=None
     Each entry: bdf, drm_card, device_dir, driver, vendor, vendor_name ('amd'/'nvidia'), device_id,
     revision, lost (PCI_COMMAND dword all-ones; None when unreadable), runtime_status, perf_level,
     vram_total_bytes, vram_used_bytes, unique_id, vbios_version, hwmon (folder or None),
-    read_errors ({file: errno name}), hung (None, or {file, timeout_s}: the read that did not return).
+    read_errors ({file: errno name}), hung (None, or {file, timeout_s}: the read that did not return), implausible
+    (VRAM readings outside ``_values.PLAUSIBLE``, not used).
     With ``timeout`` (seconds) every GPU is read in its own thread under that deadline. ``found``:
     the ``enumerate_gpus`` answer when the caller has it already.
     """
@@ -291,7 +292,7 @@ def _base_entry(bdf, device_dir, drm_card, vendor):
         "vendor_name": VENDOR_NAMES.get(vendor), "device_id": None, "revision": None, "lost": None,
         "runtime_status": None, "perf_level": None, "vram_total_bytes": None, "vram_used_bytes": None,
         "unique_id": None, "vbios_version": None, "hwmon": None, "read_errors": {}, "hung": None,
-        "compute_partition": None,
+        "compute_partition": None, "implausible": [],
     }
 
 
@@ -334,8 +335,10 @@ def _identity(bdf, device_dir, drm_card, vendor=None, progress=None):
     gpu["lost"] = config_space_lost(device_dir)
     gpu["runtime_status"] = text(os.path.join("power", "runtime_status"))
     gpu["perf_level"] = text(PERF_LEVEL_FILE)
-    gpu["vram_total_bytes"] = integer("mem_info_vram_total")
-    gpu["vram_used_bytes"] = integer("mem_info_vram_used")
+    for field, name in (("vram_total_bytes", "mem_info_vram_total"), ("vram_used_bytes", "mem_info_vram_used")):
+        gpu[field], record = plausible_reading(field, integer(name), "sysfs")
+        if record:
+            gpu["implausible"].append(record)
     gpu["unique_id"] = text("unique_id") or None
     gpu["vbios_version"] = text("vbios_version") or None
     # MI300-style compute partitioning (SPX, DPX, ... CPX): the tools list one GPU per partition

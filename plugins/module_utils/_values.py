@@ -203,15 +203,19 @@ def parse_seconds(value, option, minimum=0.001, maximum=MAX_SECONDS):
 # above it is N/A since a torn firmware read gave 2112 C on MI350X, rocm-systems PR 6931); hwmon glitches read 511 C.
 MAX_GPU_TEMPERATURE_C = 500
 
-# What a GPU reading can really be, per fact: (lowest, highest, unit). Every AMD parser (rocm-smi, amd-smi, sysfs) holds
-# its readings to this one table. Outside it is a sentinel or garbage, never a measurement: 65535 C (0xFFFF, a failed
-# sensor read), 6553.5 % (0xFFFF tenths), negative watts; no GPU sensor reads below -40 C (its rated storage minimum),
-# and no board draws 4 kW (an MI355X OAM module is rated 1.4 kW).
+# What a GPU reading can really be, per fact: (lowest, highest, unit, type it is given as: None for as it came). Every
+# AMD parser (rocm-smi, amd-smi, sysfs) holds its readings to this one table. Outside it is a sentinel or garbage,
+# never a measurement: 65535 C (0xFFFF, a failed sensor read), 6553.5 % (0xFFFF tenths), negative watts, VRAM of
+# 18446744073709551615 bytes (UINT64_MAX); no GPU sensor reads below -40 C (its rated storage minimum), no board draws
+# 4 kW (an MI355X OAM module is rated 1.4 kW), and none holds 1 PiB of VRAM (an MI355X has 288 GB).
 PLAUSIBLE = {
-    "busy_percent": (0, 100, "%"),
-    "temperature_edge_c": (-40, MAX_GPU_TEMPERATURE_C, "C"),
-    "temperature_junction_c": (-40, MAX_GPU_TEMPERATURE_C, "C"),
-    "power_w": (0, 4000, "W"),
+    "busy_percent": (0, 100, "%", None),
+    "temperature_edge_c": (-40, MAX_GPU_TEMPERATURE_C, "C", float),
+    "temperature_junction_c": (-40, MAX_GPU_TEMPERATURE_C, "C", float),
+    "power_w": (0, 4000, "W", float),
+    "vram_total_bytes": (0, 2 ** 50, "B", int),
+    "vram_used_bytes": (0, 2 ** 50, "B", int),
+    "vram_used_percent": (0, 100, "%", int),
 }
 
 # A number as tools write one: decimal, optional fraction and exponent; or inf/infinity/nan (Python's and C's printf
@@ -276,29 +280,26 @@ def reading_text(value):
 
 
 def plausible_reading(field, value, source):
-    """(value, record): a reading of ``field`` held to PLAUSIBLE. (``value``, None) when it is in range (a float, but
-    busy % as it came); (None, ``{field, value, unit, source}``) when it is a number outside it or not finite (inf,
-    NaN, too big for a float), the reading as text; (None, None) when there is no reading (None, not a number)."""
+    """(value, record): a reading of ``field`` held to PLAUSIBLE. (``value``, None) when it is in range (as the type
+    the table gives, else as it came); (None, ``{field, value, unit, source}``) when it is a number outside it or not
+    finite (inf, NaN, too big for a float), the reading as text; (None, None) when there is no reading (None, not a
+    number)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None, None
-    low, high, unit = PLAUSIBLE[field]
+    low, high, unit, kind = PLAUSIBLE[field]
     number = finite(value)
     if number is None or not low <= number <= high:
         return None, {"field": field, "value": reading_text(value), "unit": unit, "source": source}
-    return (value if field == "busy_percent" else number), None
+    if kind is None or isinstance(value, kind):
+        return value, None
+    return kind(value), None
 
 
 def implausible_text(record):
     """'rocm-smi reported temperature_edge_c 65535 C': how a message names an implausible reading."""
-    low, high, _unit = PLAUSIBLE.get(record["field"], (None, None, None))
+    low, high = PLAUSIBLE[record["field"]][:2] if record.get("field") in PLAUSIBLE else (None, None)
     where = " (outside %s..%s %s)" % (low, high, record["unit"]) if low is not None else ""
     return "%s reported %s %s %s%s" % (record["source"], record["field"], record["value"], record["unit"], where)
-
-
-def gpu_temperature(value):
-    """A GPU sensor reading in C, or None when no sensor could have read it: not a finite number, or outside
-    PLAUSIBLE (above MAX_GPU_TEMPERATURE_C: a glitch, never a GPU on fire)."""
-    return plausible_reading("temperature_edge_c", value, None)[0]
 
 
 # Range rules for option values (role variables, module options): each returns the problem, or None.

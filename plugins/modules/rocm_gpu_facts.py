@@ -128,7 +128,8 @@ ansible_facts:
           C(warnings) lists what is worth a look on a GPU that is still usable. C(vendor) is V(amd).
         - On a host with NVIDIA GPUs too, only the AMD GPUs are listed here (see M(gpuops.preflight.nvidia_gpu_facts)).
         - C(implausible_readings) lists the readings no GPU can give (busy outside 0-100 %, temperature outside
-          -40..500 C, power outside 0-4000 W, or not finite; for example 65535 C, negative watts, C(inf)), each
+          -40..500 C, power outside 0-4000 W, VRAM outside 0-1 PiB, or not finite; for example 65535 C, negative watts,
+          C(inf), 18446744073709551615 bytes), each
           C({field, value, unit, source}) with C(value) as text and C(source) V(rocm-smi), V(amd-smi) or V(sysfs).
           Such a reading is not used (the metric stays null); V([]) when there is none.
       returned: always

@@ -101,7 +101,8 @@ def test_rocm_smi_overflowing_numbers_do_not_crash_the_parser(reading):
                                                "VRAM Total Memory (B)": reading}))
     assert (card["temperature_edge_c"], card["busy_percent"], card["power_w"], card["vram_total_bytes"]) == (
         None, None, None, None)
-    assert sorted(r["field"] for r in card["implausible"]) == ["busy_percent", "power_w", "temperature_edge_c"]
+    assert sorted(r["field"] for r in card["implausible"]) == ["busy_percent", "power_w", "temperature_edge_c",
+                                                               "vram_total_bytes"]
     json.dumps(card, allow_nan=False)  # what a module returns must be JSON
 
 
@@ -147,6 +148,44 @@ def test_amd_smi_document_with_an_integer_too_long_for_int_is_read():
     text = json.dumps([amd_entry()], indent=4).replace('"gpu": 0', '"gpu": 0, "firmware_timestamp": %s' % HUGER)
     cards, _system = amd_smi.parse(amd_smi.extract_json(text))
     assert (cards[0]["index"], cards[0]["busy_percent"]) == (0, 1)
+
+
+# ---------------------------------------------------------------- VRAM
+
+UINT64_MAX = str(2 ** 64 - 1)  # what an unread 64-bit counter holds
+
+
+def test_rocm_smi_vram_sentinels_are_no_sizes():
+    card = rocm_smi.parse_card(0, rocm_card(**{"VRAM Total Used Memory (B)": UINT64_MAX, "VRAM Total Memory (B)": "-1",
+                                               "GPU Memory Allocated (VRAM%)": "655"}))
+    assert (card["vram_total_bytes"], card["vram_used_bytes"], card["vram_used_percent"]) == (None, None, None)
+    assert [(r["field"], r["value"], r["unit"]) for r in card["implausible"]] == [
+        ("vram_total_bytes", "-1", "B"), ("vram_used_bytes", UINT64_MAX, "B"), ("vram_used_percent", "655", "%")]
+
+
+@pytest.mark.parametrize("leaf", [1e308, "1e308", {"value": 1e308, "unit": "GB"}, {"value": -5, "unit": "MB"},
+                                  {"value": UINT64_MAX, "unit": "B"}])
+def test_amd_smi_vram_that_is_no_size_does_not_crash_and_is_recorded(leaf):
+    """A bare number is in MB (ROCm 6.0): 1e308 MB overflowed a float and crashed int() with OverflowError."""
+    card = amd_smi.parse_entry(amd_entry(mem_usage={"used_vram": leaf}))
+    assert card["vram_used_bytes"] is None
+    assert [r["field"] for r in card["implausible"]] == ["vram_used_bytes"]
+
+
+def test_amd_smi_vram_stays_exact_bytes():
+    card = amd_smi.parse_entry(amd_entry(mem_usage={"total_vram": {"value": 46064, "unit": "MB"}}))
+    assert card["vram_total_bytes"] == 46064 * 1024 * 1024 and isinstance(card["vram_total_bytes"], int)
+
+
+def test_sysfs_vram_counter_sentinel_is_recorded(tmp_path):
+    root = str(tmp_path / "sys")
+    add_gpu(root, "0000:03:00.0", card=1, vram=(8573157376, 2 ** 64 - 1))
+    gpu = _sysfs.scan_gpus(root)[0]
+    assert (gpu["vram_total_bytes"], gpu["vram_used_bytes"]) == (8573157376, None)
+    result = gpus.probe(FakeModule(tools=("timeout",)), sysfs_root=root)["gpus"][0]
+    assert result["vram_used_bytes"] is None
+    assert result["implausible_readings"] == [
+        {"field": "vram_used_bytes", "value": UINT64_MAX, "unit": "B", "source": "sysfs"}]
 
 
 # ---------------------------------------------------------------- sysfs
