@@ -60,3 +60,11 @@ def test_gpu_count_with_an_unreadable_bus_still_counts_what_the_tool_lists():
     unread = {"sysfs_unread": "cannot list /sys/bus/pci/devices: EACCES"}
     assert evaluate(_preflight.FAMILY, "gpu_count", listed, probe=unread, expected_gpu_count=2)[0] == []
     assert evaluate(_preflight.FAMILY, "gpu_available", listed, probe=unread)[0] == []
+
+
+def test_gpu_health_names_the_unread_bus_when_the_tool_is_silent_too():
+    unread = "cannot list /sys/bus/pci/devices: EACCES, permission denied"
+    tool = {"answered": False, "listed": False, "outcome": "failed", "reason": "rocm-smi exited 1: boom", "name": "rocm-smi"}
+    problems, _text = evaluate(_preflight.FAMILY, "gpu_health", [], tool=tool, probe={"sysfs_unread": unread})
+    assert [p["status"] for p in problems] == ["unknown"]
+    assert problems[0]["message"] == "GPU state unknown: rocm-smi exited 1: boom; sysfs could not be read (%s)" % unread
