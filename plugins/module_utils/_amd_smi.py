@@ -161,9 +161,10 @@ def _mem_bytes(node):
 
 
 # The units amd-smi writes each reading in, and how many of them make the unit PLAUSIBLE holds it to: power in W (its
-# JSON says "W"; builds that pass the C library's fields through count mW or uW, the micro spelt u, a micro sign or a
-# Greek mu), temperature in C, busy in %. A bare number (ROCm 6.0), or a leaf without a unit, is in that unit; a leaf in
-# a unit not listed is not read (an unscaled number would be a wrong reading).
+# JSON says "W"; the C library counts some powers in mW (rocm-systems PR 5232) and power caps in uW (amdsmi PR 174),
+# and builds that pass them through write the micro as u, a micro sign or a Greek mu), temperature in C, busy in %.
+# A bare number (ROCm 6.0), or a leaf without a unit, is in that unit; a leaf in a unit not listed is not read (an
+# unscaled number would be a wrong reading).
 _UNITS = {
     "power_w": {None: 1, "W": 1, "mW": 10 ** 3, "uW": 10 ** 6, "\u00b5W": 10 ** 6, "\u03bcW": 10 ** 6},
     "temperature_edge_c": {None: 1, "C": 1, "\u00b0C": 1, "mC": 10 ** 3},

@@ -34,7 +34,10 @@ MUTEX = "mutex"                # the shared-memory mutex of rocm_smi_lib is stuc
 UNPARSEABLE = "unparseable"    # stdout is not rocm-smi JSON
 FAILED = "failed"              # non-zero exit without JSON
 
-_CARD_KEY = re.compile(r"^card(\d+)$")
+# rocm-smi's card index and a process id are small numbers: a key with more digits than int() converts (4300) is
+# garbage, not a card or a process (and would raise ValueError)
+_CARD_KEY = re.compile(r"^card([0-9]{1,9})$")
+_PID_KEY = re.compile(r"^PID([0-9]{1,10})$")
 _HEX = re.compile(r"^0x[0-9a-fA-F]+$")
 
 # Each fact's keys, the first that holds a value wins. They are matched without regard to case: the sysfs-based
@@ -291,11 +294,12 @@ def _processes(system):
     """--showpids (or -a) entries: "PID<pid>": "<name>, <gpu count>, <vram bytes>, <sdma>, <cu%>"."""
     procs = []
     for key, value in system.items():
-        if not key.startswith("PID") or not key[3:].isdecimal() or not isinstance(value, str):
+        match = _PID_KEY.match(key) if isinstance(key, str) else None
+        if not match or not isinstance(value, str):
             continue
         fields = [f.strip() for f in value.split(",")]
         procs.append({
-            "pid": int(key[3:]),
+            "pid": int(match.group(1)),
             "name": fields[0] if fields else None,
             "gpu_count": _int(fields[1]) if len(fields) > 1 else None,
             "vram_bytes": _int(fields[2]) if len(fields) > 2 else None,

@@ -245,3 +245,14 @@ def test_a_gpu_without_any_temperature_reading_stays_as_it_was():
     gpu = {"index": 0, "bdf": "0000:03:00.0", "health": "ok", "excluded": False, "temperature_edge_c": None,
            "implausible_readings": [{"field": "power_w", "value": "-5.0", "unit": "W", "source": "rocm-smi"}]}
     assert evaluate(_preflight.FAMILY, "gpu_temperature", [gpu], gpu_temp_warn_c=85.0) == ([], "hottest GPU unknown")
+
+
+@pytest.mark.parametrize("doc", [
+    {"card" + HUGER: rocm_card(), "card0": rocm_card()},
+    {"card0": rocm_card(), "system": {"PID" + HUGER: "python3, 1, 2147483648, 0, 0", "PID42": "python3, 1, 1024, 0, 0"}},
+], ids=["card-key", "pid-key"])
+def test_rocm_smi_keys_with_more_digits_than_int_converts_are_garbage_not_a_crash(doc):
+    outcome, parsed, _reason = rocm_smi.classify(json.dumps(doc), "", 0)
+    cards, system = rocm_smi.parse(parsed)
+    assert outcome == "answered" and [c["index"] for c in cards] == [0]
+    assert [p["pid"] for p in system["processes"]] == ([42] if "system" in doc else [])
