@@ -14,11 +14,10 @@ split into compute partitions (MI300 DPX ... CPX) each partition is a GPU, at a 
 from __future__ import annotations
 
 import json
-import math
 
 from ansible_collections.gpuops.preflight.plugins.module_utils import _rocm_smi
 from ansible_collections.gpuops.preflight.plugins.module_utils._pci import normalize_bdf
-from ansible_collections.gpuops.preflight.plugins.module_utils._values import gpu_temperature
+from ansible_collections.gpuops.preflight.plugins.module_utils._values import finite, plausible_reading, scaled, to_number
 
 # One call: metrics (usage, power, temperature, VRAM). The builds read print no PCI address with it
 # (``list`` and ``static`` do: ``bdf``, ``bus.bdf``, used when present); _gpus.place_cards says when
@@ -34,14 +33,17 @@ _MIB = 1024 * 1024
 def extract_json(stdout):
     """The amd-smi document (list or dict) in ``stdout``, or None. Watch mode prints a text banner first. Several
     documents one after another (amd-smi 25.5 printed one array per section, rocm-systems PR 667) are one
-    ``{"gpu_data": [...]}`` of their GPU entries, in order."""
+    ``{"gpu_data": [...]}`` of their GPU entries, in order; lines of text between them (a warning amd-smi logs
+    between sections) are skipped, but not text after the last (``_documents``)."""
     if not stdout:
         return None
     lines = stdout.splitlines()
     starts = [pos for pos, line in enumerate(lines) if line.lstrip()[:1] in ("[", "{")]
     # A few candidates only: garbage full of brackets must not cost quadratic time.
     for pos in starts[:5]:
-        docs = _documents("\n".join(lines[pos:]))
+        docs, whole = _documents("\n".join(lines[pos:]))
+        if docs and not whole:
+            return None  # a document, then one cut short or broken: never a part of the output taken for the whole
         if len(docs) == 1:
             return docs[0]
         if docs:
@@ -49,23 +51,39 @@ def extract_json(stdout):
     return None
 
 
-_DECODER = json.JSONDecoder()
+# Integers too long for int() (over 4300 digits) are read as floats (inf), not refused with the whole document.
+_DECODER = json.JSONDecoder(parse_int=to_number)
 
 
 def _documents(text):
-    """The JSON documents ``text`` is made of, with only white space between them; [] when it holds anything else
-    (text after a document, or a document cut short: never a part of one taken for the whole)."""
-    docs, pos = [], 0
+    """(documents, whole): the JSON documents (objects, arrays) ``text`` starts with, and whether the rest of it is
+    only white space and lines of text between them. A line of its own that is no document on that line (a warning
+    amd-smi logs between sections; a log line that starts with a date, which JSON would read as a number) is text
+    when a document follows it. Not whole: a document that fails on a later line or at the end of ``text`` (cut
+    short), or text after the last document (a traceback: the tool died before printing the rest)."""
+    docs, pos, after_text = [], 0, False
     while True:
+        ended = pos
         while pos < len(text) and text[pos].isspace():
             pos += 1
         if pos == len(text):
-            return docs
+            return docs, not after_text
+        line_end = text.find("\n", pos)
+        line_end = len(text) if line_end < 0 else line_end
         try:
-            doc, pos = _DECODER.raw_decode(text, pos)
-        except (ValueError, RecursionError):  # garbage nested deeply enough hits the recursion limit
-            return []
+            doc, end = _DECODER.raw_decode(text, pos)
+            text_line = not isinstance(doc, (dict, list)) or (end <= line_end and text[end:line_end].strip())
+        except RecursionError:  # garbage nested deeply enough hits the recursion limit
+            return docs, False
+        except ValueError as exc:
+            end, text_line = None, getattr(exc, "pos", len(text)) < line_end
+        if text_line and docs and "\n" in text[ended:pos]:
+            pos, after_text = line_end, True  # a line of text after a document: skipped if another one follows
+            continue
+        if end is None or text_line:
+            return docs, False
         docs.append(doc)
+        pos, after_text = end, False
 
 
 def gpu_entries(doc):
@@ -98,24 +116,20 @@ def classify(stdout, stderr, rc):
 
 
 def value(node, unit_scale=None):
-    """A leaf as a number: {"value": 6, "unit": "W"}, a bare number, or None for "N/A"."""
+    """A leaf as a number: {"value": 6, "unit": "W"}, a bare number or its text, or None for "N/A". inf and NaN
+    (bare tokens, '1e999') and integers of any length stay what they are, for PLAUSIBLE to judge. With
+    ``unit_scale`` ({unit: factor}), a leaf's value in a unit it holds is scaled."""
     unit = None
     if isinstance(node, dict):
         unit = node.get("unit")
         node = node.get("value")
-    if isinstance(node, bool) or not isinstance(node, (int, float)):
-        if isinstance(node, str):
-            try:
-                node = float(node) if "." in node else int(node)
-            except ValueError:
-                return None
-        else:
-            return None
-    if isinstance(node, float) and not math.isfinite(node):
-        return None  # a bare NaN/Infinity token: an unreadable value
-    if unit_scale and unit in unit_scale:
-        node = node * unit_scale[unit]
-    return node
+    node = to_number(node)
+    if node is None or not unit_scale or unit not in unit_scale:
+        return node
+    factor = unit_scale[unit]
+    if isinstance(node, int):
+        return node * factor  # bytes stay exact
+    return scaled(node, factor)
 
 
 def _path(entry, *keys):
@@ -133,15 +147,40 @@ _MEM_SCALE = {"MB": _MIB, "MiB": _MIB, "GB": 1024 * _MIB, "GiB": 1024 * _MIB, "K
 
 def _mem_bytes(node):
     """VRAM in bytes from {"value": N, "unit": "MB"}, or a bare MB integer (ROCm 6.0). A unit not in _MEM_SCALE (or
-    none in a leaf) gives None: an unscaled number would be a wrong size."""
+    none in a leaf) gives None: an unscaled number would be a wrong size. A number no float holds once in bytes
+    stays inf (NaN), for PLAUSIBLE to judge; never an OverflowError."""
     if isinstance(node, dict) and node.get("unit") not in _MEM_SCALE:
         return None
     got = value(node, _MEM_SCALE)
-    if got is None:
+    if got is not None and not isinstance(node, dict):
+        got = got * _MIB if isinstance(got, int) else scaled(got, _MIB)
+    if got is None or isinstance(got, int):
+        return got
+    number = finite(got)
+    return got if number is None else int(number)
+
+
+# The units amd-smi writes each reading in, and how many of them make the unit PLAUSIBLE holds it to: power in W (its
+# JSON says "W"; the C library counts some powers in mW (rocm-systems PR 5232) and power caps in uW (amdsmi PR 174),
+# and builds that pass them through write the micro as u, a micro sign or a Greek mu), temperature in C, busy in %.
+# A bare number (ROCm 6.0), or a leaf without a unit, is in that unit; a leaf in a unit not listed is not read (an
+# unscaled number would be a wrong reading).
+_UNITS = {
+    "power_w": {None: 1, "W": 1, "mW": 10 ** 3, "uW": 10 ** 6, "\u00b5W": 10 ** 6, "\u03bcW": 10 ** 6},
+    "temperature_edge_c": {None: 1, "C": 1, "\u00b0C": 1, "mC": 10 ** 3},
+    "temperature_junction_c": {None: 1, "C": 1, "\u00b0C": 1, "mC": 10 ** 3},
+    "busy_percent": {None: 1, "%": 1},
+}
+
+
+def _in_unit(node, units):
+    """A reading leaf as a number in its base unit (``units``: {unit: how many make one}), or None: no number, or a
+    unit ``units`` does not list."""
+    unit = node.get("unit") if isinstance(node, dict) else None
+    if unit not in units:
         return None
-    if not isinstance(node, dict):
-        got = got * _MIB
-    return int(got)
+    got = value(node)
+    return got if got is None or units[unit] == 1 else scaled(got, divisor=units[unit])
 
 
 # Where each fact is, by amd-smi release; the first path that holds a value wins. ``metric`` of ROCm 6.1+:
@@ -154,13 +193,13 @@ _PATHS = {
     "device_id": (("asic", "device_id"),),
     "model": (("asic", "market_name"),),
     "gfx_version": (("asic", "target_graphics_version"),),
-    "vram_total": (("mem_usage", "total_vram"), ("vram", "size"), ("fb_usage", "vram_total")),
-    "vram_used": (("mem_usage", "used_vram"), ("fb_usage", "vram_used")),
-    "busy": (("usage", "gfx_activity"), ("usage", "gfx_usage")),
-    "edge": (("temperature", "edge"),),
-    "hotspot": (("temperature", "hotspot"),),
-    "power": (("power", "socket_power"), ("power", "current_power"), ("power", "average_socket_power"),
-              ("power", "average_power")),
+    "vram_total_bytes": (("mem_usage", "total_vram"), ("vram", "size"), ("fb_usage", "vram_total")),
+    "vram_used_bytes": (("mem_usage", "used_vram"), ("fb_usage", "vram_used")),
+    "busy_percent": (("usage", "gfx_activity"), ("usage", "gfx_usage")),
+    "temperature_edge_c": (("temperature", "edge"),),
+    "temperature_junction_c": (("temperature", "hotspot"),),
+    "power_w": (("power", "socket_power"), ("power", "current_power"), ("power", "average_socket_power"),
+                ("power", "average_power")),
     "vbios": (("vbios", "part_number"),),
 }
 
@@ -169,23 +208,25 @@ def parse_entry(entry):
     """One GPU's facts from a ``metric`` (or ``static``/``list``) entry."""
     index = entry.get("gpu")
     device_id = _first_of(entry, "device_id", _name)
+    implausible = []
     return {
         "index": index if isinstance(index, int) and not isinstance(index, bool) else None,
         "bdf": _first_of(entry, "bdf", normalize_bdf),
         "model": _first_of(entry, "model", _name),
         "device_id": device_id.lower() if device_id else None,
         "gfx_version": _first_of(entry, "gfx_version", _name),
-        "vram_total_bytes": _first_of(entry, "vram_total", _mem_bytes),
-        "vram_used_bytes": _first_of(entry, "vram_used", _mem_bytes),
+        "vram_total_bytes": _reading(entry, "vram_total_bytes", implausible, _mem_bytes),
+        "vram_used_bytes": _reading(entry, "vram_used_bytes", implausible, _mem_bytes),
         "vram_used_percent": None,
-        "busy_percent": _first_of(entry, "busy", value),
-        "temperature_edge_c": _first_of(entry, "edge", _temperature),
-        "temperature_junction_c": _first_of(entry, "hotspot", _temperature),
-        "power_w": _first_of(entry, "power", value),
+        "busy_percent": _reading(entry, "busy_percent", implausible),
+        "temperature_edge_c": _reading(entry, "temperature_edge_c", implausible),
+        "temperature_junction_c": _reading(entry, "temperature_junction_c", implausible),
+        "power_w": _reading(entry, "power_w", implausible),
         "perf_level": _perf_level(entry.get("perf_level")),
         "unique_id": None,
         "vbios_version": _first_of(entry, "vbios", _name),
         "key_count": len(entry),
+        "implausible": implausible,
     }
 
 
@@ -204,8 +245,18 @@ def _name(node):
     return node if isinstance(node, str) and node.strip() and node != "N/A" else None
 
 
-def _temperature(node):
-    return gpu_temperature(value(node))
+def _reading(entry, field, implausible, convert=None):
+    """The first of ``field``'s paths that holds a plausible reading (``_values.PLAUSIBLE``; ``convert`` makes the leaf
+    a number in its unit, by default _UNITS'), or None; each reading outside its range is added to ``implausible``,
+    never used."""
+    for path in _PATHS[field]:
+        node = _path(entry, *path)
+        got, record = plausible_reading(field, convert(node) if convert else _in_unit(node, _UNITS[field]), "amd-smi")
+        if record:
+            implausible.append(record)
+        if got is not None:
+            return got
+    return None
 
 
 def _perf_level(raw):

@@ -68,9 +68,12 @@ def reset_amd_clocks(module, rocm_smi="rocm-smi", sysfs_root="/sys", timeout=30,
     leaves that GPU out or unverified (its state is the GPU probe's to report), never the module hanging.
     A level the driver refused to give (EPERM while runtime-suspended or in reset) is ``unverified``, never
     taken for 'auto'; a GPU without the file (an SR-IOV VF) is ``unsupported``: it has no level to reset."""
-    gpus = [g for g in _sysfs.scan_gpus(sysfs_root, timeout=_sysfs.GPU_READ_TIMEOUT)
+    found, unread = _sysfs.enumerate_gpus_read(sysfs_root, [_sysfs.AMD_VENDOR])
+    gpus = [g for g in _sysfs.scan_gpus(sysfs_root, timeout=_sysfs.GPU_READ_TIMEOUT, found=found)
             if g.get("driver") == "amdgpu" and not g.get("lost") and not g.get("hung")]
     outcome = _outcome()
+    if unread:  # no GPU seen on a bus that could not be listed is no GPU at its defaults
+        outcome["unverified"].append("sysfs %s: the clocks of GPUs not seen through a DRM card were not checked" % unread)
     for gpu in gpus:
         level = gpu.get("perf_level") or None  # an empty answer is no level (older kernels on a VF)
         error = gpu["read_errors"].get(_sysfs.PERF_LEVEL_FILE)

@@ -23,7 +23,7 @@ from ansible_collections.gpuops.preflight.plugins.module_utils._checks import UN
 from ansible_collections.gpuops.preflight.plugins.module_utils._host_runner import Collector, CollectorError
 from ansible_collections.gpuops.preflight.plugins.module_utils._pci import gpu_name, parse_gpu_refs, ref_matches
 from ansible_collections.gpuops.preflight.plugins.module_utils._timeparse import iso
-from ansible_collections.gpuops.preflight.plugins.module_utils._values import duration
+from ansible_collections.gpuops.preflight.plugins.module_utils._values import duration, implausible_text
 
 GIB = 1024.0 ** 3
 # What GPU checks and the kernel-log check read.
@@ -415,7 +415,7 @@ def evaluate_health(ctx, spec):
         problems.append(problem(
             spec.name, UNKNOWN,
             "GPU state unknown: %s; %s" % (tool["reason"], "sysfs shows %d GPU(s) on the bus and none lost" % shown
-                                           if shown else "sysfs shows none of its GPUs either"),
+                                           if shown else sysfs_unread_text(view) or "sysfs shows none of its GPUs either"),
             missing_tool_fix(ctx.family) if tool["outcome"] == _gpus.MISSING
             else SILENT_TOOL_FIX.get(vendor, SILENT_TOOL_FIX[_gpus.AMD])))
     for tool in tools.values():
@@ -448,6 +448,10 @@ def evaluate_available(ctx, spec):
     usable_count = len(usable) - sum(count for _tool, count, _text in gone_untold(view))
     if usable_count > 0:
         return [], "%d usable GPU(s)" % usable_count
+    unread = sysfs_unread_text(view)
+    if unread and not gpus:  # none seen where the bus could not be looked at: not "no GPU"
+        why = "no GPU found, but %s" % unread
+        return [problem(spec.name, UNKNOWN, why, SYSFS_UNREAD_FIX)], why
     if not gpus:
         # only a tool that answered reported none; one that hung, crashed or printed garbage said nothing
         silent = ["%s: %s" % (VENDOR_NAMES.get(vendor, vendor), tool["reason"]) for vendor, tool
@@ -463,6 +467,16 @@ def evaluate_available(ctx, spec):
             counts[state] = counts.get(state, 0) + 1
         why = "%d GPU(s), none usable: %s" % (len(gpus), ", ".join("%d %s" % (n, s) for s, n in sorted(counts.items())))
     return [problem(spec.name, spec.fail_status, why, spec.fix)], why
+
+
+SYSFS_UNREAD_FIX = ("Let the check read /sys/bus/pci/devices: run it on the host itself, or give the container the "
+                    "host's /sys (a read-only bind mount) and the GPU device files (/dev/kfd, /dev/dri, /dev/nvidia*).")
+
+
+def sysfs_unread_text(view):
+    """'sysfs could not be read (cannot list ...)' when the GPU probe could not list the PCI bus, else ''."""
+    unread = (view.get("probe") or {}).get("sysfs_unread")
+    return "sysfs could not be read (%s)" % unread if unread else ""
 
 
 def unverified_note(unverified, tools):
@@ -501,6 +515,11 @@ def evaluate_count(ctx, spec):
     note = unverified_note(unverified, view["probe"]["tools"])
     if gone:
         note = " (%s)" % "; ".join(text for _tool, _count, text in gone)
+    unread = sysfs_unread_text(view)
+    if found_count < want and unread:  # GPUs sysfs would show cannot be looked for: fewer found is no count
+        why = "expected %s GPUs, found %d%s, and %s" % (want_text, found_count, note, unread)
+        problems.append(problem(spec.name, UNKNOWN, why, SYSFS_UNREAD_FIX))
+        return problems, why
     if found_count != want:
         missing = [g for g in counted if g["responding"] is False]
         detail = ""
@@ -564,17 +583,33 @@ def evaluate_vram(ctx, spec):
     return problems + unknown, "%d process(es) holding VRAM" % len(problems)
 
 
+# What to do about a GPU whose temperature sensor gave a reading no sensor can give (65535 C, inf).
+IMPLAUSIBLE_TEMPERATURE_FIX = ("Read the GPU's sensors by hand (rocm-smi --showtemp, amd-smi metric -t, or "
+                               "/sys/class/drm/card*/device/hwmon/hwmon*/temp*_input in millidegrees): a sentinel such as "
+                               "65535 C is a failed sensor read; if it persists, check the kernel log for SMU errors.")
+TEMPERATURE_FIELDS = ("temperature_edge_c", "temperature_junction_c")
+
+
 def evaluate_temperature(ctx, spec):
-    """GPUs at or above the warning temperature before work starts."""
+    """GPUs at or above the warning temperature before work starts; unknown for a GPU whose temperature reading was
+    no temperature (outside _values.PLAUSIBLE: a sentinel, inf): it is not used, and not taken for a cool GPU."""
     gpus, warn_c = ctx.value("gpu_view")["gpus"], ctx.params["gpu_temp_warn_c"]
     problems = []
+    unknown = 0
     for gpu in gpus:
         temp = gpu.get("temperature_edge_c")
+        garbage = [r for r in gpu.get("implausible_readings") or () if r.get("field") in TEMPERATURE_FIELDS]
+        if temp is None and garbage:
+            unknown += 1
+            problems.append(problem(spec.name, UNKNOWN, "%s temperature unknown: %s, not a temperature (not used)" % (
+                label(gpu), "; ".join(implausible_text(r) for r in garbage)), IMPLAUSIBLE_TEMPERATURE_FIX,
+                gpu=gpu_ref(gpu)))
         if temp is not None and temp >= warn_c:
             problems.append(problem(spec.name, WARN, "%s is at %.0f C (edge), at or above %.0f C before work starts"
                                     % (label(gpu), temp, warn_c), spec.fix, gpu=gpu_ref(gpu)))
     temps = [g["temperature_edge_c"] for g in gpus if g.get("temperature_edge_c") is not None]
-    return problems, "hottest GPU %s" % ("%.0f C" % max(temps) if temps else "unknown")
+    text = "hottest GPU %s" % ("%.0f C" % max(temps) if temps else "unknown")
+    return problems, text + ("; %d GPU(s) with an implausible temperature reading" % unknown if unknown else "")
 
 
 def _unscanned(ctx, view, spec):

@@ -319,6 +319,8 @@ def _blank(index, bdf, vendor=AMD):
            "temperature_edge_c": None, "power_w": None, "perf_level": None, "runtime_status": None,
            "health": UNKNOWN, "problems": [], "warnings": [], "sources": [], "in_tool_output": None,
            "responding": None}
+    if vendor == AMD:
+        gpu["implausible_readings"] = []  # readings outside _values.PLAUSIBLE, not used: {field, value, unit, source}
     if vendor == NVIDIA:
         gpu.update(uuid=None, mig_mode=None, persistence_mode=None, xid_errors=[], ecc=None, retired_pages=None,
                    remapped_rows=None, clocks_event_reasons=None, performance_state=None, vram_free_bytes=None,
@@ -336,6 +338,8 @@ def _add_sysfs(gpu, sysgpu):
     for field in ("device_id", "vram_total_bytes", "vram_used_bytes", "perf_level"):
         if gpu.get(field) is None and sysgpu.get(field) is not None:
             gpu[field] = sysgpu[field]
+    if "implausible_readings" in gpu:  # AMD: amdgpu's VRAM counters held to _values.PLAUSIBLE
+        gpu["implausible_readings"].extend(sysgpu.get("implausible") or ())
     gpu["sources"].append("sysfs")
 
 
@@ -405,6 +409,7 @@ def join(cards, sysfs_gpus, order, tool_name, tool_listed):
         for field, value in mine.items():
             if gpu[field] is None and value is not None:
                 gpu[field] = value
+        gpu.setdefault("implausible_readings", []).extend(card.get("implausible") or ())
         gpu["in_tool_output"] = True
         taken.add(card.get("index"))
     for key, indices in sorted(shared.items()):
@@ -661,7 +666,7 @@ def collect(module, tool="auto", rocm_smi="rocm-smi", amd_smi="amd-smi", sysfs_r
     None: this process's own for the real /sys, none for a simulated sysfs tree (``host_root``).
     """
     start = clock()
-    found = _sysfs.enumerate_gpus(sysfs_root, [_sysfs.AMD_VENDOR, _sysfs.NVIDIA_VENDOR])
+    found, sysfs_unread = _sysfs.enumerate_gpus_read(sysfs_root, [_sysfs.AMD_VENDOR, _sysfs.NVIDIA_VENDOR])
     vendors = _vendors_to_probe(module, vendor, found, tool, nvidia_smi, rocm_smi, amd_smi)
     wanted_ids = [_sysfs.VENDOR_IDS[v] for v in vendors]
 
@@ -676,13 +681,15 @@ def collect(module, tool="auto", rocm_smi="rocm-smi", amd_smi="amd-smi", sysfs_r
     done = _deadline.run_all(jobs)
     sysfs_gpus = done["sysfs"].value if done["sysfs"].ok else []
     notes = [] if done["sysfs"].ok else ["sysfs scan %s" % done["sysfs"].describe_failure()]
+    if sysfs_unread:
+        notes.append("sysfs: " + sysfs_unread)
 
     gpus, tools, processes, order = [], {}, [], "bdf"
     kfd_available = os.path.isdir(os.path.join(sysfs_root, "class", "kfd", "kfd"))
     process_lists = {}  # per vendor: whether its list of processes holding GPU memory could be read
     for name in vendors:
         mine = [g for g in sysfs_gpus if g.get("vendor_name") == name]
-        if not mine:
+        if not mine and not sysfs_unread:
             notes.append("sysfs: no %s GPU found under %s" % (name.upper() if name == AMD else "NVIDIA", sysfs_root))
         outcome = done[name]
         if name == AMD:
@@ -738,7 +745,7 @@ def collect(module, tool="auto", rocm_smi="rocm-smi", amd_smi="amd-smi", sysfs_r
     tools[primary]["probe_elapsed_s"] = round(clock() - start, 3)
     return {"gpus": gpus, "tool": tools[primary], "tools": tools, "processes": processes, "index_order": order,
             "notes": notes, "kfd_available": kfd_available, "processes_available": all(process_lists.values()),
-            "process_lists": process_lists, "vendors": vendors, "_sysfs": by_bdf}
+            "process_lists": process_lists, "vendors": vendors, "sysfs_unread": sysfs_unread, "_sysfs": by_bdf}
 
 
 def _failed_job(module, vendor, outcome, timeout):
@@ -773,6 +780,7 @@ def _amd_extras(gpus, by_bdf, sysfs_root, proc_root, metrics_timeout, processes)
         for key in METRIC_KEYS:
             if gpu[key] is None:
                 gpu[key] = got.get(key)
+        gpu.setdefault("implausible_readings", []).extend(got.get("implausible") or ())
         gpu["_metrics_ok"] = any(got.get(k) is not None for k in METRIC_KEYS)
         errors = got.get("read_errors") or {}
         if errors and not gpu["_metrics_ok"]:  # why sysfs gave none of them, for a GPU judged without its tool
@@ -865,7 +873,8 @@ def apply_health(collected, kernel_findings=()):
     return {"gpus": gpus, "count": len(gpus), "tool": tool_info, "tools": tools, "processes": collected["processes"],
             "index_order": collected["index_order"], "notes": collected["notes"],
             "kfd_available": collected["kfd_available"], "processes_available": collected["processes_available"],
-            "process_lists": collected["process_lists"], "vendors": collected["vendors"], "mixed_vendors": mixed_vendors(gpus)}
+            "process_lists": collected["process_lists"], "vendors": collected["vendors"], "mixed_vendors": mixed_vendors(gpus),
+            "sysfs_unread": collected.get("sysfs_unread")}
 
 
 def _function_zero(finding):

@@ -13,11 +13,10 @@ can precede the JSON, so only a line that starts with ``{`` is taken as JSON.
 from __future__ import annotations
 
 import json
-import math
 import re
 
 from ansible_collections.gpuops.preflight.plugins.module_utils._pci import normalize_bdf
-from ansible_collections.gpuops.preflight.plugins.module_utils._values import first_line, gpu_temperature
+from ansible_collections.gpuops.preflight.plugins.module_utils._values import finite, first_line, plausible_reading, to_number
 
 # The one call the preflight makes: a concise set of facts. -a is slower, noisier and prints
 # text on stdout (the KFD PID warning); VRAM holders are read from KFD sysfs instead of --showpids.
@@ -35,8 +34,10 @@ MUTEX = "mutex"                # the shared-memory mutex of rocm_smi_lib is stuc
 UNPARSEABLE = "unparseable"    # stdout is not rocm-smi JSON
 FAILED = "failed"              # non-zero exit without JSON
 
-_CARD_KEY = re.compile(r"^card(\d+)$")
-_NUMBER = re.compile(r"^\s*[-+]?\d+(?:\.\d+)?\s*$")
+# rocm-smi's card index and a process id are small numbers: a key with more digits than int() converts (4300) is
+# garbage, not a card or a process (and would raise ValueError)
+_CARD_KEY = re.compile(r"^card([0-9]{1,9})$")
+_PID_KEY = re.compile(r"^PID([0-9]{1,10})$")
 _HEX = re.compile(r"^0x[0-9a-fA-F]+$")
 
 # Each fact's keys, the first that holds a value wins. They are matched without regard to case: the sysfs-based
@@ -87,7 +88,7 @@ def extract_json(stdout):
 
 def _loads_dict(text):
     try:
-        doc = json.loads(text)
+        doc = json.loads(text, parse_int=to_number)  # an integer too long for int() is inf, not the whole output lost
     except (ValueError, RecursionError):  # garbage nested deeply enough hits the recursion limit
         return None
     return doc if isinstance(doc, dict) else None
@@ -174,25 +175,15 @@ def says_no_driver(text):
 
 
 def number(value):
-    """rocm-smi values are strings: '45.0', '0', 'N/A', 'N/A (Secondary die)'. None when not a number
-    (bare NaN/Infinity JSON tokens included: an unreadable value)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str) and _NUMBER.match(value):
-        return float(value) if "." in value else int(value)
-    return None
+    """rocm-smi values are strings: '45.0', '0', 'N/A', 'N/A (Secondary die)'. The number (``_values.to_number``: inf
+    or NaN, as '1e999', 'nan' or a bare NaN/Infinity token, and integers of any length included; PLAUSIBLE judges
+    them), or None when it is no number."""
+    return to_number(value)
 
 
 def _int(value):
-    num = number(value)
+    num = finite(number(value))
     return None if num is None else int(num)
-
-
-def _float(value):
-    num = number(value)
-    return None if num is None else float(num)
 
 
 def _text(value):
@@ -239,8 +230,16 @@ def _first(folded, field, convert):
     return None
 
 
-def _temperature(value):
-    return gpu_temperature(number(value))
+def _reading(folded, field, implausible):
+    """The first of ``field``'s keys that holds a plausible reading (``_values.PLAUSIBLE``), or None; each reading
+    outside its range is added to ``implausible``, never used."""
+    for key in _KEYS[field]:
+        got, record = plausible_reading(field, number(folded.get(key.lower())), "rocm-smi")
+        if record:
+            implausible.append(record)
+        if got is not None:
+            return got
+    return None
 
 
 def _model_name(value):
@@ -253,23 +252,26 @@ def parse_card(index, card):
     """One GPU's facts from its rocm-smi entry; absent keys stay None (absent = the read failed)."""
     folded = dict((key.lower(), value) for key, value in card.items() if isinstance(key, str))
     device_id = _first(folded, "device_id", _text)
+    implausible = []
+    busy = _reading(folded, "busy_percent", implausible)
     return {
         "index": index,
         "bdf": _first(folded, "bdf", normalize_bdf),
         "model": _first(folded, "model", _model_name),
         "device_id": device_id.lower() if device_id else None,
         "gfx_version": _first(folded, "gfx_version", normalize_gfx),
-        "vram_total_bytes": _first(folded, "vram_total_bytes", _int),
-        "vram_used_bytes": _first(folded, "vram_used_bytes", _int),
-        "vram_used_percent": _first(folded, "vram_used_percent", _int),
-        "busy_percent": _first(folded, "busy_percent", _int),
-        "temperature_edge_c": _first(folded, "temperature_edge_c", _temperature),
-        "temperature_junction_c": _first(folded, "temperature_junction_c", _temperature),
-        "power_w": _first(folded, "power_w", _float),
+        "vram_total_bytes": _reading(folded, "vram_total_bytes", implausible),
+        "vram_used_bytes": _reading(folded, "vram_used_bytes", implausible),
+        "vram_used_percent": _reading(folded, "vram_used_percent", implausible),
+        "busy_percent": None if busy is None else int(busy),
+        "temperature_edge_c": _reading(folded, "temperature_edge_c", implausible),
+        "temperature_junction_c": _reading(folded, "temperature_junction_c", implausible),
+        "power_w": _reading(folded, "power_w", implausible),
         "perf_level": _first(folded, "perf_level", _text),
         "unique_id": _first(folded, "unique_id", _text),
         "vbios_version": _first(folded, "vbios_version", _text),
         "key_count": len(card),
+        "implausible": implausible,
     }
 
 
@@ -292,11 +294,12 @@ def _processes(system):
     """--showpids (or -a) entries: "PID<pid>": "<name>, <gpu count>, <vram bytes>, <sdma>, <cu%>"."""
     procs = []
     for key, value in system.items():
-        if not key.startswith("PID") or not key[3:].isdecimal() or not isinstance(value, str):
+        match = _PID_KEY.match(key) if isinstance(key, str) else None
+        if not match or not isinstance(value, str):
             continue
         fields = [f.strip() for f in value.split(",")]
         procs.append({
-            "pid": int(key[3:]),
+            "pid": int(match.group(1)),
             "name": fields[0] if fields else None,
             "gpu_count": _int(fields[1]) if len(fields) > 1 else None,
             "vram_bytes": _int(fields[2]) if len(fields) > 2 else None,

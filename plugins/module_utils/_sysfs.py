@@ -29,7 +29,7 @@ import re
 
 from ansible_collections.gpuops.preflight.plugins.module_utils import _deadline, _files
 from ansible_collections.gpuops.preflight.plugins.module_utils._pci import bdf_from_location_id, normalize_bdf
-from ansible_collections.gpuops.preflight.plugins.module_utils._values import gpu_temperature
+from ansible_collections.gpuops.preflight.plugins.module_utils._values import plausible_reading, scaled
 
 AMD_VENDOR = "0x1002"
 NVIDIA_VENDOR = "0x10de"
@@ -182,7 +182,8 @@ def is_gpu(vendor, pci_class):
 
 
 def _pci_gpus(sysfs_root, vendors):
-    """{bdf: (device dir, vendor id)} of the vendors' GPUs on the PCI bus, bound to a driver or not.
+    """({bdf: (device dir, vendor id)} of the vendors' GPUs on the PCI bus, bound to a driver or not, why the bus could
+    not be listed or None).
 
     ``vendor`` and ``class`` come from the kernel's copy of the device's header: they never block.
     """
@@ -190,8 +191,8 @@ def _pci_gpus(sysfs_root, vendors):
     found = {}
     try:
         names = os.listdir(base)
-    except OSError:
-        return found
+    except OSError as exc:
+        return found, unread_reason(base, exc)
     for name in names:
         bdf = normalize_bdf(name)
         if not bdf:
@@ -202,18 +203,41 @@ def _pci_gpus(sysfs_root, vendors):
             continue
         if is_gpu(vendor, _read_text(os.path.join(device_dir, "class"))):
             found[bdf] = (device_dir, vendor)
-    return found
+    return found, None
+
+
+# Why a folder that lists the PCI bus could not be read, per errno: what it means for the host.
+_UNREAD_MEANING = {
+    "ENOENT": "missing (a container without the host's /sys, or sysfs not mounted)",
+    "EACCES": "permission denied",
+    "EPERM": "operation not permitted",
+    "ENOTDIR": "not a directory",
+}
+
+
+def unread_reason(path, exc):
+    """'cannot list /sys/bus/pci/devices: EACCES, permission denied: the GPUs on the bus are unknown'."""
+    name = _errno_name(exc)
+    return "cannot list %s: %s%s: which GPUs are on the PCI bus is unknown, not none" % (
+        path, name, ", " + _UNREAD_MEANING[name] if name in _UNREAD_MEANING else "")
 
 
 def enumerate_gpus(sysfs_root="/sys", vendors=(AMD_VENDOR,)):
     """[(bdf, device_dir, drm_card, vendor id)] of the vendors' GPUs, sorted by PCI address. Cheap: no device read.
+    Where it matters that the bus could not be listed (none found is then no answer), ``enumerate_gpus_read``."""
+    return enumerate_gpus_read(sysfs_root, vendors)[0]
+
+
+def enumerate_gpus_read(sysfs_root="/sys", vendors=(AMD_VENDOR,)):
+    """(``enumerate_gpus``' list, why ``bus/pci/devices`` could not be listed or None): permission denied, or missing
+    in a container, reads as no GPU unless the reason is looked at.
 
     A DRM card whose PCI function is not listed under bus/pci (a partial tree) is kept when its
     vendor is one of ``vendors``, or, vendor unreadable, when its driver is theirs.
     """
     vendors = _vendor_ids(vendors)
     cards = _drm_cards(sysfs_root)
-    devices = _pci_gpus(sysfs_root, vendors)
+    devices, unread = _pci_gpus(sysfs_root, vendors)
     drivers = dict((DRIVERS[v], v) for v in vendors)
     for bdf in cards:
         if bdf in devices:
@@ -224,7 +248,7 @@ def enumerate_gpus(sysfs_root="/sys", vendors=(AMD_VENDOR,)):
             vendor = drivers.get(_driver_name(device_dir))
         if vendor in vendors:  # a BMC's ASPEED card or another vendor's GPU is not ours
             devices[bdf] = (device_dir, vendor)
-    return [(bdf, devices[bdf][0], cards.get(bdf), devices[bdf][1]) for bdf in sorted(devices)]
+    return [(bdf, devices[bdf][0], cards.get(bdf), devices[bdf][1]) for bdf in sorted(devices)], unread
 
 
 def scan_gpus(sysfs_root="/sys", vendors=(AMD_VENDOR,), timeout=None, found=None):
@@ -233,7 +257,8 @@ def scan_gpus(sysfs_root="/sys", vendors=(AMD_VENDOR,), timeout=None, found=None
     Each entry: bdf, drm_card, device_dir, driver, vendor, vendor_name ('amd'/'nvidia'), device_id,
     revision, lost (PCI_COMMAND dword all-ones; None when unreadable), runtime_status, perf_level,
     vram_total_bytes, vram_used_bytes, unique_id, vbios_version, hwmon (folder or None),
-    read_errors ({file: errno name}), hung (None, or {file, timeout_s}: the read that did not return).
+    read_errors ({file: errno name}), hung (None, or {file, timeout_s}: the read that did not return), implausible
+    (VRAM readings outside ``_values.PLAUSIBLE``, not used).
     With ``timeout`` (seconds) every GPU is read in its own thread under that deadline. ``found``:
     the ``enumerate_gpus`` answer when the caller has it already.
     """
@@ -267,7 +292,7 @@ def _base_entry(bdf, device_dir, drm_card, vendor):
         "vendor_name": VENDOR_NAMES.get(vendor), "device_id": None, "revision": None, "lost": None,
         "runtime_status": None, "perf_level": None, "vram_total_bytes": None, "vram_used_bytes": None,
         "unique_id": None, "vbios_version": None, "hwmon": None, "read_errors": {}, "hung": None,
-        "compute_partition": None,
+        "compute_partition": None, "implausible": [],
     }
 
 
@@ -310,8 +335,10 @@ def _identity(bdf, device_dir, drm_card, vendor=None, progress=None):
     gpu["lost"] = config_space_lost(device_dir)
     gpu["runtime_status"] = text(os.path.join("power", "runtime_status"))
     gpu["perf_level"] = text(PERF_LEVEL_FILE)
-    gpu["vram_total_bytes"] = integer("mem_info_vram_total")
-    gpu["vram_used_bytes"] = integer("mem_info_vram_used")
+    for field, name in (("vram_total_bytes", "mem_info_vram_total"), ("vram_used_bytes", "mem_info_vram_used")):
+        gpu[field], record = plausible_reading(field, integer(name), "sysfs")
+        if record:
+            gpu["implausible"].append(record)
     gpu["unique_id"] = text("unique_id") or None
     gpu["vbios_version"] = text("vbios_version") or None
     # MI300-style compute partitioning (SPX, DPX, ... CPX): the tools list one GPU per partition
@@ -369,7 +396,8 @@ REFUSED = ("EPERM",)
 def read_metrics(gpu):
     """Busy %, temperature (TEMP_LABELS) and power of one GPU from sysfs: SMU-touching reads, may block.
 
-    Returns {busy_percent, temperature_edge_c, power_w, read_errors, runtime_status}. Never reads a GPU that is
+    Returns {busy_percent, temperature_edge_c, power_w, read_errors, runtime_status, implausible}: a reading outside
+    ``_values.PLAUSIBLE`` is not used but listed in ``implausible`` ({field, value, unit, source}). Never reads a GPU that is
     runtime-suspended (a read would wake it, and can re-crash a flaky card): neither one the scan saw suspended nor
     one that went to sleep since (an idle GPU suspends seconds after the GPU tool's reads), as ``runtime_status``,
     read again first, says.
@@ -377,7 +405,14 @@ def read_metrics(gpu):
     device_dir = gpu["device_dir"]
     now = _read_text(os.path.join(device_dir, "power", "runtime_status"))
     found = {"busy_percent": None, "temperature_edge_c": None, "power_w": None, "read_errors": {},
-             "runtime_status": now or gpu.get("runtime_status")}
+             "runtime_status": now or gpu.get("runtime_status"), "implausible": []}
+
+    def held(field, reading):
+        got, record = plausible_reading(field, reading, "sysfs")
+        if record:
+            found["implausible"].append(record)
+        return got
+
     if "suspended" in (gpu.get("runtime_status"), now):
         found["runtime_status"] = "suspended"
         found["read_errors"]["all"] = "runtime-suspended: not woken"
@@ -385,19 +420,22 @@ def read_metrics(gpu):
     busy, err = _read_int(os.path.join(device_dir, "gpu_busy_percent"))
     if err and err != "ENOENT":
         found["read_errors"]["gpu_busy_percent"] = err
-    found["busy_percent"] = busy
+    found["busy_percent"] = held("busy_percent", busy)
     hwmon = gpu.get("hwmon")
     if hwmon:
         temp, err = _read_int(_temp_file(hwmon))
         if temp is not None:
-            found["temperature_edge_c"] = gpu_temperature(temp / 1000.0)
+            found["temperature_edge_c"] = held("temperature_edge_c", scaled(temp, divisor=1000))  # millidegrees
         elif err != "ENOENT":
             found["read_errors"]["temp_input"] = err
         for name in ("power1_input", "power1_average"):
             micro, err = _read_int(os.path.join(hwmon, name))
             if micro is not None:
-                found["power_w"] = round(micro / 1e6, 3)
-                break
+                watts = held("power_w", scaled(micro, divisor=10 ** 6))  # microwatts
+                if watts is not None:
+                    found["power_w"] = round(watts, 3)
+                    break
+                continue  # a garbage reading: power1_average may still hold a real one
             if err != "ENOENT":
                 found["read_errors"][name] = err
     return found
@@ -413,7 +451,7 @@ def read_metrics_all(gpus, timeout):
             results[bdf] = outcome.value
         else:
             results[bdf] = {"busy_percent": None, "temperature_edge_c": None, "power_w": None,
-                            "read_errors": {"all": outcome.describe_failure()}}
+                            "read_errors": {"all": outcome.describe_failure()}, "implausible": []}
     return results
 
 

@@ -203,21 +203,114 @@ def parse_seconds(value, option, minimum=0.001, maximum=MAX_SECONDS):
 # above it is N/A since a torn firmware read gave 2112 C on MI350X, rocm-systems PR 6931); hwmon glitches read 511 C.
 MAX_GPU_TEMPERATURE_C = 500
 
+# What a GPU reading can really be, per fact: (lowest, highest, unit, type it is given as: None for as it came). Every
+# AMD parser (rocm-smi, amd-smi, sysfs) holds its readings to this one table. Outside it is a sentinel or garbage,
+# never a measurement: 65535 C (0xFFFF, a failed sensor read), 6553.5 % (0xFFFF tenths), negative watts, VRAM of
+# 18446744073709551615 bytes (UINT64_MAX); no GPU sensor reads below -40 C (its rated storage minimum), no board draws
+# 4 kW (an MI355X OAM module is rated 1.4 kW), and none holds 1 PiB of VRAM (an MI355X has 288 GB).
+PLAUSIBLE = {
+    "busy_percent": (0, 100, "%", None),
+    "temperature_edge_c": (-40, MAX_GPU_TEMPERATURE_C, "C", float),
+    "temperature_junction_c": (-40, MAX_GPU_TEMPERATURE_C, "C", float),
+    "power_w": (0, 4000, "W", float),
+    "vram_total_bytes": (0, 2 ** 50, "B", int),
+    "vram_used_bytes": (0, 2 ** 50, "B", int),
+    "vram_used_percent": (0, 100, "%", int),
+}
 
-def gpu_temperature(value):
-    """A GPU sensor reading in C, or None when no sensor could have read it: not a finite number, below absolute
-    zero, or above MAX_GPU_TEMPERATURE_C (a glitch, never a GPU on fire)."""
-    if not is_number(value) or math.isinf(value) or value < -273.15 or value > MAX_GPU_TEMPERATURE_C:
+# A number as tools write one: decimal, optional fraction and exponent; or inf/infinity/nan (Python's and C's printf
+# spellings). Nothing else (no '1_000', no hex): text that is no number stays text.
+_NUMBER_TEXT = re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$|^[-+]?(?:inf|infinity|nan)$", re.IGNORECASE)
+
+
+def to_number(value):
+    """An int or float from a tool's number or its text ('45', '45.0', '1e999', 'inf', a 5000-digit integer), or None
+    when it is no number (None, a bool, 'N/A', ''). Never raises: a number too big for a float is inf, and
+    ``plausible_reading`` judges it; an integer too long for Python's int() limit is read as a float (inf)."""
+    if isinstance(value, bool):
         return None
-    return float(value)
+    if isinstance(value, (int, float)):
+        return value
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if not _NUMBER_TEXT.match(text):
+        return None
+    if text.lstrip("+-").isdigit():
+        try:
+            return int(text)
+        except ValueError:  # more digits than int() converts (sys.int_info.str_digits_check_threshold)
+            return float(text)
+    return float(text)
+
+
+def finite(value):
+    """``value`` as a float when it is a finite number a float holds, else None (inf, NaN, a 400-digit integer)."""
+    if not is_number(value):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def scaled(value, factor=1, divisor=1):
+    """``value`` * ``factor`` / ``divisor`` as a float (unit conversions of untrusted numbers: millidegrees are
+    divided by 1000, as exactly as a float can): inf, with its sign, where a float cannot hold it (a 400-digit
+    integer); NaN stays NaN; None for no number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        return float(value) * factor / divisor
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
+
+
+def reading_text(value):
+    """A reading as a record names it: '65535', '-5.0', 'inf', 'nan', or 'a 400-digit number' (never the digits)."""
+    if isinstance(value, float):
+        return repr(value)
+    try:
+        text = str(value)
+    except ValueError:  # more digits than str() converts
+        return "a number of about %d digits" % int(abs(value).bit_length() * math.log10(2))
+    digits = len(text.lstrip("-"))
+    return "a %d-digit number" % digits if digits > 24 else text
+
+
+def plausible_reading(field, value, source):
+    """(value, record): a reading of ``field`` held to PLAUSIBLE. (``value``, None) when it is in range (as the type
+    the table gives, else as it came); (None, ``{field, value, unit, source}``) when it is a number outside it or not
+    finite (inf, NaN, too big for a float), the reading as text; (None, None) when there is no reading (None, not a
+    number)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None, None
+    low, high, unit, kind = PLAUSIBLE[field]
+    number = finite(value)
+    if number is None or not low <= number <= high:
+        return None, {"field": field, "value": reading_text(value), "unit": unit, "source": source}
+    if kind is None or isinstance(value, kind):
+        return value, None
+    return kind(value), None
+
+
+def implausible_text(record):
+    """'rocm-smi reported temperature_edge_c 65535 C': how a message names an implausible reading."""
+    low, high = PLAUSIBLE[record["field"]][:2] if record.get("field") in PLAUSIBLE else (None, None)
+    where = " (outside %s..%s %s)" % (low, high, record["unit"]) if low is not None else ""
+    return "%s reported %s %s %s%s" % (record["source"], record["field"], record["value"], record["unit"], where)
 
 
 # Range rules for option values (role variables, module options): each returns the problem, or None.
 
 
 def is_number(value):
-    """True for an int or float that is not NaN (a bool is not a number here)."""
-    return not isinstance(value, bool) and isinstance(value, (int, float)) and not math.isnan(value)
+    """True for an int or float that is not NaN (a bool is not a number here). Never raises: an int too big for a
+    float (a 400-digit integer) is a number, and is no NaN."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return isinstance(value, int) or not math.isnan(value)
 
 
 def at_least(low, what="a number"):

@@ -225,6 +225,12 @@ ansible_facts:
       description: Whether nvidia-smi gave a process list (so an empty RV(ansible_facts.nvidia_gpu_processes) means none).
       returned: always
       type: bool
+    nvidia_gpu_sysfs_unread:
+      description:
+        - Why C(/sys/bus/pci/devices) could not be listed (permission denied, missing in a container); null when it
+          could. When set, no GPU seen in sysfs means the GPUs on the bus are unknown, not that there are none.
+      returned: always
+      type: str
     nvidia_mps:
       description: The Multi-Process Service state.
       returned: when O(mps=true)
@@ -292,12 +298,15 @@ def main():
     tool = result["tool"]
     if not tool["answered"]:
         module.warn("nvidia-smi gave no answer: %s" % tool["reason"])
+    if result.get("sysfs_unread"):
+        module.warn("sysfs: %s" % result["sysfs_unread"])
     facts = dict(
         nvidia_gpus=result["gpus"],
         nvidia_gpu_count=result["count"],
         nvidia_gpu_tool=tool,
         nvidia_gpu_processes=result["processes"],
         nvidia_gpu_processes_available=result["processes_available"],
+        nvidia_gpu_sysfs_unread=result.get("sysfs_unread"),
     )
     if params["mps"]:
         facts["nvidia_mps"] = _mps.status(module, pipe_dir=params["mps_pipe_dir"], log_dir=params["mps_log_dir"],

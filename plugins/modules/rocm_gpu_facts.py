@@ -127,6 +127,11 @@ ansible_facts:
         - C(health) is V(ok), V(degraded), V(lost) or V(unknown); C(problems) says why it is not V(ok);
           C(warnings) lists what is worth a look on a GPU that is still usable. C(vendor) is V(amd).
         - On a host with NVIDIA GPUs too, only the AMD GPUs are listed here (see M(gpuops.preflight.nvidia_gpu_facts)).
+        - C(implausible_readings) lists the readings no GPU can give (busy outside 0-100 %, temperature outside
+          -40..500 C, power outside 0-4000 W, VRAM outside 0-1 PiB, or not finite; for example 65535 C, negative watts,
+          C(inf), 18446744073709551615 bytes), each
+          C({field, value, unit, source}) with C(value) as text and C(source) V(rocm-smi), V(amd-smi) or V(sysfs).
+          Such a reading is not used (the metric stays null); V([]) when there is none.
       returned: always
       type: list
       elements: dict
@@ -151,6 +156,7 @@ ansible_facts:
           sources: [rocm-smi, sysfs]
           in_tool_output: true
           responding: true
+          implausible_readings: []
     rocm_gpu_count:
       description: The number of GPUs found (all of them, whatever their health).
       returned: always
@@ -192,6 +198,13 @@ ansible_facts:
           description: How GPUs are numbered, V(bdf) or V(drm).
           type: str
           returned: always
+    rocm_gpu_sysfs_unread:
+      description:
+        - Why C(/sys/bus/pci/devices) could not be listed (permission denied, missing in a container); null when it
+          could. When set, no GPU seen in sysfs means the GPUs on the bus are unknown, not that there are none.
+      returned: always
+      type: str
+      sample: "cannot list /sys/bus/pci/devices: EACCES, permission denied: which GPUs are on the PCI bus is unknown, not none"
     rocm_gpu_processes:
       description: Processes known to KFD with the VRAM they hold per GPU (0 bytes for a process that only opened it).
       returned: always
@@ -242,6 +255,8 @@ def main():
     )
     if not result["tool"]["answered"] and result["tool"]["outcome"] != _gpus.NOT_USED:
         module.warn("GPU tool gave no answer: %s" % result["tool"]["reason"])
+    if result.get("sysfs_unread"):
+        module.warn("sysfs: %s" % result["sysfs_unread"])
     output = dict(
         changed=False,
         ansible_facts=dict(
@@ -249,6 +264,7 @@ def main():
             rocm_gpu_count=result["count"],
             rocm_gpu_tool=result["tool"],
             rocm_gpu_processes=result["processes"],
+            rocm_gpu_sysfs_unread=result.get("sysfs_unread"),
         ),
     )
     if log_info is not None:

@@ -69,7 +69,7 @@ def test_local_as_a_start_gate_refuses_a_host_without_a_gpu_unless_told_it_has_n
     (it would crash, or train on the CPU for days); a host that trains without GPUs on purpose says so."""
     with host_set("bridge-train-") as made:
         host = made.make("gpuless", gpus=0)
-        (tmp_path / "sys").mkdir()   # sysfs with no GPU, and no GPU tool
+        (tmp_path / "sys" / "bus" / "pci" / "devices").mkdir(parents=True)   # sysfs with no GPU, and no GPU tool
         gate = ["training-health", "--local", "--skip", "daemon", "--base-dir", host.base, "--sysfs-root",
                 str(tmp_path / "sys"), "--kernel-log", "none", "--min-free-gb", "0.001", "-o",
                 "meminfo=%s" % host.host_vars(prefix="")["meminfo"]] + [

@@ -273,3 +273,10 @@ def test_a_read_back_stuck_in_a_hung_driver_is_bounded_and_unverified(tmp_path, 
     assert (out["reset"], out["problems"]) == (["0000:03:00.0"], [])
     assert out["unverified"] == ["could not read the performance level of GPU 0000:06:00.0 back after rocm-smi "
                                  "--resetclocks (timed out after 0.3s)"]
+
+
+def test_a_bus_that_cannot_be_listed_leaves_the_clocks_unverified(tmp_path):
+    """An unreadable /sys/bus/pci/devices (a container without the host's /sys) showed no GPU: 'nothing to reset'."""
+    out = _clocks.reset_clocks(Module([]), sysfs_root=str(tmp_path / "nowhere"), geteuid=lambda: 0, vendor="auto")
+    assert out["changed"] is False and out["needed"] == []
+    assert len(out["unverified"]) == 1 and "cannot list" in out["unverified"][0] and "ENOENT" in out["unverified"][0]

@@ -252,7 +252,11 @@ def test_no_sysfs_at_all_keeps_tool_facts(tmp_path):
     module = FakeModule(answer=(0, rocm_doc((0, 3), (1, 6)), ""))
     result = gpus.probe(module, sysfs_root=str(tmp_path / "nowhere"))
     assert [g["health"] for g in result["gpus"]] == ["ok", "ok"]
-    assert result["notes"] == ["sysfs: no AMD GPU found under %s" % (tmp_path / "nowhere")]
+    # no sysfs is no "no GPU": the notes say it could not be read
+    assert result["notes"] == ["sysfs: cannot list %s: ENOENT, missing (a container without the host's /sys, or sysfs not "
+                               "mounted): which GPUs are on the PCI bus is unknown, not none"
+                               % (tmp_path / "nowhere" / "bus" / "pci" / "devices")]
+    assert result["sysfs_unread"] == result["notes"][0][len("sysfs: "):]
 
 
 B03 = "0000:03:00.0"

@@ -163,6 +163,7 @@ def test_base_model_change_blocks_only_while_checkpoints_exist(hosts):
 def test_a_host_without_any_gpu_is_blocked(hosts, tmp_path):
     host = hosts(gpus=0)
     host.start_daemon()
+    (tmp_path / "bus" / "pci" / "devices").mkdir(parents=True)  # a PCI bus without a GPU (none at all is unknown)
     result = run_checks(host, ["gpu"], gpu_tool="sysfs", sysfs_root=str(tmp_path))["gpu"]
     assert result["status"] == "fail" and "no GPU found" in result["message"]
 

@@ -118,3 +118,10 @@ def test_check_mode_and_bad_timeouts(mocker, capsys, tmp_path):
     for option in ("timeout", "kernel_log_timeout", "mps_timeout"):
         rc, result, _run = run_module(mocker, capsys, {option: 0}, (0, "", ""))
         assert rc == 1 and result["msg"] == "%s must be at least 1 second, got 0" % option
+
+
+def test_a_pci_bus_that_cannot_be_listed_is_said(mocker, capsys, tmp_path):
+    """A container without the host's /sys: no GPU in sysfs is not "no GPU", and the facts say why."""
+    rc, result, _run = run_module(mocker, capsys, {"sysfs_root": str(tmp_path / "nowhere")}, (0, "", ""), tools=("timeout",))
+    assert rc == 0 and "ENOENT" in result["ansible_facts"]["nvidia_gpu_sysfs_unread"]
+    assert "cannot list" in warnings(result)

@@ -129,3 +129,19 @@ def test_non_executable_rocm_smi_is_named(mocker, capsys, tmp_path):
     assert (tool["outcome"], run.call_count) == ("missing", 0)
     assert tool["reason"] == "no GPU tool found: %s is not executable (mode 0o644)" % plain
     assert "is not executable" in json.dumps(result.get("warnings", []))
+
+
+def test_implausible_readings_and_an_unlisted_bus_come_back_as_json(mocker, capsys, tmp_path):
+    """The recorded RX 6700 XT card with a 65535 C sentinel and a 400-digit power reading: neither is used, both are
+    named, and the result is valid JSON (no Infinity). sysfs here has no bus/pci/devices: said, not read as none."""
+    doc = json.loads(recording("rocm-smi", "telegraf_rx6700xt_rocm602.json"))
+    doc["card0"].update({"Temperature (Sensor edge) (C)": "65535.0", "Average Graphics Package Power (W)": "9" * 400})
+    doc["card0"].pop("Temperature (Sensor junction) (C)")  # else the junction stands in, as on an MI300X
+    rc, result, _run = run_module(mocker, capsys, {"sysfs_root": str(tmp_path)}, (0, json.dumps(doc), ""))
+    facts = result["ansible_facts"]
+    gpu = facts["rocm_gpus"][0]
+    assert rc == 0 and (gpu["temperature_edge_c"], gpu["power_w"]) == (None, None)
+    assert [(r["field"], r["value"]) for r in gpu["implausible_readings"]] == [
+        ("temperature_edge_c", "65535.0"), ("power_w", "a 400-digit number")]
+    assert "ENOENT" in facts["rocm_gpu_sysfs_unread"]
+    assert "ENOENT" in json.dumps(result["warnings"])  # ansible-core 2.19+ returns warnings as structured summaries
