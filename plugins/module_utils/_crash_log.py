@@ -129,6 +129,11 @@ SHM_FIX = (
     "Shared memory (/dev/shm) is full: DataLoader workers and NCCL pass tensors through it, and a container gets "
     "64 MiB by default. Give it more (docker --shm-size=16g; in Kubernetes an emptyDir with medium: Memory mounted "
     "on /dev/shm), lower num_workers, and remove what crashed runs left there (/dev/shm/torch_*, nccl-*).")
+SIGBUS_FIX = (
+    "A training process died of SIGBUS (bus error): in a container almost always shared memory (/dev/shm) that could not "
+    "back a page NCCL, the DataLoader or the inference shards mapped (a container gets 64 MiB by default: docker "
+    "--shm-size=16g or --ipc=host; in Kubernetes an emptyDir with medium: Memory on /dev/shm; in Slurm enough --mem). "
+    "Else a file mapped in memory shrank while it was read (a dataset or checkpoint rewritten on shared storage).")
 HOST_MEMORY_FIX = (
     "Host memory ran out: PyTorch's CPU allocator (DefaultCPUAllocator) could not allocate a tensor, or Python / numpy "
     "an array (MemoryError). Hold less in "
@@ -381,6 +386,14 @@ PATTERNS = [
                     r"\bError while creating shared memory segment\b|"
                     r"/dev/shm/\S{0,200}.{0,200}?\bNo space left on device\b",
        "shared memory (/dev/shm) full", fix=SHM_FIX),
+    # a process (not a DataLoader worker, above) that died of SIGBUS: torchrun's summary ("exitcode  : -7 (pid: 10)",
+    # "traceback : Signal 7 (SIGBUS) received by PID 10"), UCX's handler under NCCL ("Caught signal 7 (Bus error:
+    # nonexistent physical address)", https://github.com/msr-fiddle/pipedream/issues/76: docker's 64 MiB /dev/shm),
+    # mp.spawn's, the shell's; text-generation-inference warns of /dev/shm on it (https://github.com/IBM/
+    # text-generation-inference/pull/34)
+    _P("disk_full", r"\bSignal 7 \(SIGBUS\)|\bCaught signal 7 \(Bus error\b|\bterminated with signal SIGBUS\b|"
+                    r"\b(?:exit|return) ?(?:code|status)\s*(?:[:=]\s*)?(?:-7|135)\b|\bexited with code\s+135\b|"
+                    r"^\W{0,3}Bus error(?: \(core dumped\))?\s*$", "SIGBUS (bus error)", fix=SIGBUS_FIX),
     _P("disk_full", r"\bNo space left on device\b|\[Errno 28\]|\bENOSPC\b|\bStorageFull\b", "no space left on device"),
     _P("disk_full", r"\bDisk quota exceeded\b|\[Errno 122\]|\bEDQUOT\b", "disk quota exceeded"),
     # datasets' check before it writes its cache ("OSError: Not enough disk space. Needed: 134.92 GiB (download: ...")

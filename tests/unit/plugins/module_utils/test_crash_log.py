@@ -1349,3 +1349,21 @@ def test_the_rows_of_the_new_kinds_say_what_to_do():
     # a child that ended on another signal is no kill
     assert crash.classify("torch.multiprocessing.spawn.ProcessExitedException: process 1 terminated with signal SIGABRT") \
         is None
+
+
+@pytest.mark.parametrize("line", [
+    # torchrun's summary of a child that died of SIGBUS (the form of its -9 one, ml-recurrent-drafter#5's fixture)
+    "  exitcode  : -7 (pid: 10)",
+    "  traceback : Signal 7 (SIGBUS) received by PID 10",
+    # UCX's handler under NCCL in a container with docker's 64 MiB /dev/shm: https://github.com/msr-fiddle/pipedream/issues/76
+    "[8d6bf97c3bf4:3039 :0:3095] Caught signal 7 (Bus error: nonexistent physical address)",
+    "torch.multiprocessing.spawn.ProcessExitedException: process 0 terminated with signal SIGBUS",
+    # the shell's report (https://github.com/google/fuzzbench/pull/1450 raised --shm-size for it)
+    "Bus error (core dumped)",
+])
+def test_a_process_that_died_of_sigbus_names_shared_memory(line):
+    pattern = crash.classify(line)
+    assert (pattern.category, pattern.fix) == ("disk_full", crash.SIGBUS_FIX) and "/dev/shm" in pattern.fix
+    # a -9 stays a kill, and "bus error" inside a sentence is no crash
+    assert crash.classify("  exitcode  : -9 (pid: 3309)").category == "process_killed"
+    assert crash.classify("INFO: retrying after a bus error on the PCIe link was corrected") is None
