@@ -360,8 +360,12 @@ PATTERNS = [
     # NCCL's network failures (its NCCL INFO lines, retries included, are harmless).
     # (the IB plugins' wordings: "NET/IB : Got completion from peer ... vendor err 129", https://github.com/NVIDIA/nccl/
     # issues/1814; "NET/IBP:Got completion ...", /1664; a verbs call that failed: "misc/ibvwrap.cc:280 NCCL WARN Call to
-    # ibv_create_qp failed", /1129, "Call to ibv_modify_qp failed with error No such device", /925; an async port event)
-    _P("nccl_timeout", r"\bNET/IB\w{0,8}\s*:\s*Got (?:completion from peer|async event)\b|\bNCCL WARN\b.{0,200}?"
+    # ibv_create_qp failed", /1129, "Call to ibv_modify_qp failed with error No such device", /925; an async error event
+    # of the HCA: "NET/IB : mlx5_0:1 Got async event : port error", as net_ib.cc logs every event)
+    _P("nccl_timeout", r"\bNET/IB\w{0,8}\s*:\s*Got completion from peer\b|"
+                       # an async event that is an error (port error, QP fatal, local catastrophic error); not a GID
+                       # table change or a port that came up
+                       r"\bNET/IB\w{0,8}\s*:.{0,60}?\bGot async event\s*:\s*(?:[\w ]{0,40}?\b(?:error|fatal|catastrophic)\b)|\bNCCL WARN\b.{0,200}?"
                        r"(?:\bpoll\(\) failed\b|\bConnection (?:timed out|refused|reset|closed)\b|"
                        r"\bCall to ibv_\w+ failed\b|\bNET/IB\w{0,8}\s*:.{0,100}?\bibv_\w+ failed\b)",
        "NCCL network failure"),

@@ -1367,3 +1367,14 @@ def test_a_process_that_died_of_sigbus_names_shared_memory(line):
     # a -9 stays a kill, and "bus error" inside a sentence is no crash
     assert crash.classify("  exitcode  : -9 (pid: 3309)").category == "process_killed"
     assert crash.classify("INFO: retrying after a bus error on the PCIe link was corrected") is None
+
+
+def test_nccl_ib_async_events_that_are_errors_count_and_the_others_do_not():
+    # net_ib.cc logs every async event of the HCA as "NCCL WARN NET/IB : <dev>:<port> Got async event : <ibv_event_type_str>"
+    # (NVIDIA/nccl src/transport/net_ib.cc); a triage list of real logs counts "local catastrophic error" as an IB error
+    # and keeps "client reregistration" / "port active" out
+    prefix = "node1:100:200 [0] NCCL WARN NET/IB : mlx5_0:1 Got async event : "
+    for event in ("port error", "local catastrophic error", "local work queue catastrophic error", "CQ error"):
+        assert crash.classify(prefix + event).category == "nccl_timeout", event
+    for event in ("port active", "client reregistration", "GID table change", "LID change"):
+        assert crash.classify(prefix + event) is None, event
