@@ -469,9 +469,10 @@ PATTERNS = [
 
 class Streak(object):
     """One row of the streak table: lines whose value alone is no failure, but a run of them is. A line that carries
-    the value (the regex's group ``value``) and passes ``holds`` continues the run, one that carries another value ends
-    it; lines without the value leave it as it is. From the ``length``-th line of a run on, each line gives the category
-    (a line that matches ``PATTERNS`` gives that instead: the more specific)."""
+    the value (the regex's group ``value``) and passes ``holds(value, line)`` continues the run, one that carries
+    another value (or whose line says otherwise) ends it; lines without the value leave it as it is. From the
+    ``length``-th line of a run on, each line gives the category (a line that matches ``PATTERNS`` gives that instead:
+    the more specific)."""
 
     __slots__ = ("pattern", "holds", "length")
 
@@ -484,11 +485,19 @@ class Streak(object):
         return "Streak(%s, %r, %d)" % (self.pattern.category, self.pattern.regex.pattern, self.length)
 
 
-def _exactly_zero(value):
+_GRAD_NORM = re.compile(r"(?<![\w.])grad_norm['\"]?\s*[:=]\s*['\"]?(?:tensor\()?([-+]?\d{1,20}(?:\.\d{0,20})?(?:[eE][-+]?\d{1,4})?)")
+
+
+def _zero_loss_not_training(value, line):
+    """A loss of exactly 0 (-0.0 too) on a line that shows no gradient: TRL's GRPO logs {'loss': -0.0, 'grad_norm':
+    0.0587, ...} while it trains (its loss is the KL term, 0 with beta=0), so a non-zero grad_norm beside it ends the run."""
     try:
-        return float(value) == 0.0
+        if float(value) != 0.0:
+            return False
     except ValueError:
         return False
+    grad = _GRAD_NORM.search(line)
+    return grad is None or float(grad.group(1)) == 0.0
 
 
 ZERO_LOSS_FIX = (
@@ -502,11 +511,12 @@ ZERO_LOSS_FIX = (
 _TRAIN_LOSS = (r"(?<![\w.])(?:train_)?loss['\"]?\s*[:=]\s*['\"]?(?:tensor\()?"
                r"(?P<value>[-+]?\d{1,20}(?:\.\d{0,20})?(?:[eE][-+]?\d{1,4})?)(?![\w.])")
 
-# Ordered like PATTERNS. A run of 3: one loss of 0.0 (a small loss rounded to 4 places, a batch that was all padding) is
-# no failure; a loss that stays at exactly 0 is (https://github.com/wwxu21/CUT/issues/2: "{'loss': 0.0, ...}" from the
-# second log on; https://github.com/dwzhu-pku/PoSE/issues/16, loss 0 and then DeepSpeed's loss scale at its minimum).
+# Ordered like PATTERNS. A run of 3: one loss of 0.0 (a small loss rounded to 4 places, a batch that was all padding)
+# is no failure, nor a zero loss beside a non-zero grad_norm (GRPO); a loss that stays at exactly 0 is
+# (https://github.com/wwxu21/CUT/issues/2: "{'loss': 0.0, ...}" from the second log on;
+# https://github.com/dwzhu-pku/PoSE/issues/16, loss 0 and then DeepSpeed's loss scale at its minimum).
 STREAKS = [
-    Streak("nan_loss", _TRAIN_LOSS, "loss exactly 0, step after step", _exactly_zero, 3, fix=ZERO_LOSS_FIX),
+    Streak("nan_loss", _TRAIN_LOSS, "loss exactly 0, step after step", _zero_loss_not_training, 3, fix=ZERO_LOSS_FIX),
 ]
 
 
@@ -835,7 +845,7 @@ def scan_lines(lines, path, now=None):
                     found = (rank, pattern, text)
         for number, (value, text) in sorted(values.items()):
             streak = STREAKS[number]
-            runs[number] = runs[number] + 1 if streak.holds(value) else 0
+            runs[number] = runs[number] + 1 if streak.holds(value, text) else 0
             if found is None and runs[number] >= streak.length:
                 found = (len(PATTERNS) + number, streak.pattern, text)
         if found is not None:

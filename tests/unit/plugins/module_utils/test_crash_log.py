@@ -1283,6 +1283,15 @@ def test_a_run_that_logs_zero_once_or_twice_or_only_evaluates_to_zero_is_not_fla
     assert _categories([bar]) == []
     # a warning that mentions a loss of 0 is a warning
     assert _categories(["UserWarning: loss: 0.0 (the batch was empty)"] * 3) == []
+    # TRL's GRPO logs a loss of -0.0 / 0.0 while it trains (its gradient is not 0): the line of
+    # test_grpo_without_a_reference_model_logs_kl_nan_and_trains_on, three times, and with its KL finite
+    grpo = ("{'loss': -0.0, 'grad_norm': 0.05871136859059334, 'learning_rate': 9.550000000000002e-06, 'rewards/reward_fn': "
+            "0.46000000089406967, 'reward': 0.46000000089406967, 'reward_std': 0.34648232338950036, 'completion_length': "
+            "244.1, 'kl': nan, 'epoch': 0.06}")
+    assert _categories([grpo] * 3) == []
+    assert _categories([ZERO, ZERO, grpo, ZERO, ZERO]) == []
+    # ... while a zero loss with a zero gradient is still a run
+    assert _categories(["{'loss': 0.0, 'grad_norm': 0.0, 'learning_rate': 2e-05, 'epoch': 0.5}"] * 3) == [(2, "nan_loss")]
 
 
 def test_a_more_specific_row_wins_over_a_run_of_zero_losses():
