@@ -257,7 +257,11 @@ def _adapters_named_as_model(folder, names):
         if names.get(name) is not False:
             continue
         try:
-            head = _files.read_regular(os.path.join(folder, name), ADAPTER_PEEK_BYTES)
+            fd = _files.open_regular(os.path.join(folder, name))
+            try:
+                head = _files.read_fd(fd, ADAPTER_PEEK_BYTES)   # the start of a file of any size (an adapter is MBs)
+            finally:
+                os.close(fd)
         except (OSError, _files.FileProblem):
             continue
         if _LORA_TENSOR.search(head):

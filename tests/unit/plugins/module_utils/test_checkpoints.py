@@ -514,14 +514,15 @@ def test_a_deepspeed_stage_0_checkpoint_keeps_its_optimizer_in_the_model_states_
     assert ck.inspect(folder)["missing"] == ["global_step<N>/*optim_states.pt", "global_step<N>/*model_states.pt"]
 
 
-def torch_zip(path, keys):
-    """A file laid out as torch.save writes one (a stored zip whose first record, archive/data.pkl, pickles the state
-    dict's keys); the tensors themselves left out."""
+def torch_zip(path, keys, tensor_bytes=2 * 1024 * 1024):
+    """A file laid out as torch.save writes one: a stored zip whose first record, archive/data.pkl, pickles the state
+    dict's keys, then the tensors' bytes (here zeros, 2 MiB: an adapter of a 7B model is 16 MB or more)."""
     import pickle
     import zipfile
     with zipfile.ZipFile(str(path), "w", zipfile.ZIP_STORED) as archive:
         archive.writestr("archive/data.pkl", pickle.dumps(dict((key, None) for key in keys), protocol=2))
         archive.writestr("archive/byteorder", "little")
+        archive.writestr("archive/data/0", b"\0" * tensor_bytes)
     return str(path)
 
 
