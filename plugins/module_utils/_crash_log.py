@@ -388,7 +388,9 @@ PATTERNS = [
                     # ci-infra/pull/490; include/shm.h's "nccl-shm-recv-...", https://github.com/NVIDIA/nccl/issues/525).
                     # Attaching to one that is gone ("No such file or directory") is another failure.
                     r"\bError while creating shared memory segment\b|"
-                    r"/dev/shm/\S{0,200}.{0,200}?\bNo space left on device\b",
+                    r"/dev/shm/\S{0,200}.{0,200}?\bNo space left on device\b|"
+                    # Python's wording names the path after it: "OSError: [Errno 28] No space left on device: '/dev/shm/x'"
+                    r"\bNo space left on device\b.{0,40}?/dev/shm/",
        "shared memory (/dev/shm) full", fix=SHM_FIX),
     # a process (not a DataLoader worker, above) that died of SIGBUS: torchrun's summary ("exitcode  : -7 (pid: 10)",
     # "traceback : Signal 7 (SIGBUS) received by PID 10"), UCX's handler under NCCL ("Caught signal 7 (Bus error:

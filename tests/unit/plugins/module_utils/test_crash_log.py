@@ -1178,6 +1178,8 @@ def test_the_source_line_that_raises_the_cpu_only_assertion_is_no_verdict():
     "(size 5967872)",
     "[3] include/shm.h:48 NCCL WARN Error while creating shared memory segment nccl-shm-recv-1462445a6f01cbfc-1-2-3 "
     "(size 9637888)",
+    # Python's ENOSPC naming a file in /dev/shm after the message (the form of dolly#139's fixture, on /dev/shm)
+    "OSError: [Errno 28] No space left on device: '/dev/shm/torch_18692_1954506624'",
     # a DataLoader worker's SIGBUS in torch's older wording, without the shm hint: https://github.com/pytorch/pytorch/issues/5040
     "RuntimeError: DataLoader worker (pid 13) is killed by signal: Bus error.",
     # ... and the current one: https://github.com/hkchengrex/STCN/issues/132
