@@ -155,7 +155,17 @@ _SCHEDULER_PART = ("scheduler.pt", lambda folder, names: _named(names, lambda n:
 
 # The first engine whose marker is in the folder says what resuming needs besides the weights (names as
 # transformers' Trainer, accelerate and DeepSpeed write them); the Trainer alone is the last, and always applies.
+# accelerate's save_state comes first: under DeepSpeed it leaves DeepSpeed's ``latest`` too, but none of the Trainer's
+# files.
 ENGINES = (
+    # accelerate's own save_state (a script with Accelerator, no Trainer): no trainer_state.json, no rng_state.pth; its
+    # optimizer and random states beside the weights (FSDP's shards, or DeepSpeed's folder that ``latest`` names, when
+    # it ran under those), the scheduler only when one was prepared
+    Engine("accelerate", lambda names: any(not d and _ACCELERATE_RNG.match(n) for n, d in names.items())
+           and names.get(TRAINER_STATE) is not False,
+           lambda folder, names: _fsdp_weights(folder, names) or _in_tag(folder, names, "model_states.pt"),
+           (("optimizer.bin", _accelerate_optimizer),
+            ("random_states_0.pkl", lambda folder, names: _named(names, _ACCELERATE_RNG.match)))),
     # DeepSpeed restores optimizer and scheduler from its own folder (transformers writes scheduler.pt only for
     # a scheduler DeepSpeed does not wrap) and finds that folder through ``latest``; its load_checkpoint needs the
     # model states there whatever the weights beside them (it asserts that it found some). Told by that folder, or,
@@ -167,14 +177,6 @@ ENGINES = (
             ("global_step<N>/*optim_states.pt", _deepspeed_optimizer),
             ("global_step<N>/*model_states.pt", lambda folder, names: _in_tag(folder, names, "model_states.pt")),
             _RNG_PART, _STATE_PART)),
-    # accelerate's own save_state (a script with Accelerator, no Trainer): no trainer_state.json, no rng_state.pth; its
-    # optimizer and random states beside the weights (FSDP's shards, or DeepSpeed's folder that ``latest`` names, when
-    # it ran under those), the scheduler only when one was prepared
-    Engine("accelerate", lambda names: any(not d and _ACCELERATE_RNG.match(n) for n, d in names.items())
-           and names.get(TRAINER_STATE) is not False,
-           lambda folder, names: _fsdp_weights(folder, names) or _in_tag(folder, names, "model_states.pt"),
-           (("optimizer.bin", _accelerate_optimizer),
-            ("random_states_0.pkl", lambda folder, names: _named(names, _ACCELERATE_RNG.match)))),
     Engine("fsdp", lambda names: any(_FSDP_WEIGHTS.match(n) or (d and _FSDP_OPTIMIZER.match(n))
                                      for n, d in names.items()),
            _fsdp_weights,

@@ -601,3 +601,21 @@ def test_an_accelerate_fsdp_full_state_save_is_resumable_with_its_layout_untold(
     # a Trainer checkpoint (trainer_state.json) is still judged as the Trainer's, whatever accelerate wrote into it
     state(folder, 158)
     assert ck.inspect(folder)["engine"] == "fsdp"
+
+
+def test_an_accelerate_save_state_under_deepspeed_is_accelerate_s_and_resumable(tmp_path):
+    # accelerate's save_state under DeepSpeed: DeepSpeedEngine.save_checkpoint(output_dir, "pytorch_model") writes the
+    # tag folder pytorch_model/, latest and (with ZeRO) zero_to_fp32.py; accelerate adds its random states, no Trainer file
+    folder = str(tmp_path / "checkpoint_3")
+    files(os.path.join(folder, "pytorch_model"), ["mp_rank_00_model_states.pt", "zero_pp_rank_0_mp_rank_00_optim_states.pt",
+                                                  "zero_pp_rank_1_mp_rank_00_optim_states.pt"])
+    files(folder, ["zero_to_fp32.py", "random_states_0.pkl", "random_states_1.pkl"])
+    with open(os.path.join(folder, "latest"), "w") as handle:
+        handle.write("pytorch_model")
+    entry = ck.inspect(folder)
+    assert (entry["engine"], entry["engine_weights"], entry["resumable"], entry["missing"]) == ("accelerate", True, True,
+                                                                                                [])
+    for name in ("zero_pp_rank_0_mp_rank_00_optim_states.pt", "zero_pp_rank_1_mp_rank_00_optim_states.pt"):
+        os.remove(os.path.join(folder, "pytorch_model", name))
+    entry = ck.inspect(folder)
+    assert (entry["resumable"], entry["missing"]) == (False, ["optimizer.bin"])
