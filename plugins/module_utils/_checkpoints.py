@@ -52,6 +52,9 @@ EXPECT_CHOICES = (AUTO, FULL, LORA)
 
 CHECKPOINT_DIR = re.compile(r"^checkpoint-(\d+)$")
 LAST_CHECKPOINT = "last-checkpoint"   # the Trainer's hub_strategy="checkpoint" copy of the newest checkpoint
+# accelerate's automatic_checkpoint_naming (ProjectConfiguration): checkpoints/checkpoint_<n>, n the save's index from 0,
+# not a step
+ACCELERATE_DIR = re.compile(r"^checkpoint_(\d+)$")
 _SHARD = re.compile(r"^(model|pytorch_model)-(\d+)-of-(\d+)\.(safetensors|bin)$")
 MAX_ENTRIES = 20000          # folder entries looked at in the checkpoint root
 STATE_LIMIT = 16 * 1024 * 1024   # trainer_state.json and shard indexes, parsed whole
@@ -521,20 +524,28 @@ def _is_checkpoint(path, names):
         n for n, is_dir in names.items() if not is_dir))
 
 
+def _save_index(name):
+    """The index of accelerate's checkpoint_<n>, or -1."""
+    match = ACCELERATE_DIR.match(name)
+    return int(match.group(1)) if match else -1
+
+
 def _order(entry):
-    return (entry["step"] is not None, entry["step"] or 0, entry["mtime"] or 0)
+    return (entry["step"] is not None, entry["step"] or 0, _save_index(entry["name"]), entry["mtime"] or 0)
 
 
 def _name_order(name):
-    """Newest first by the folder name alone: last-checkpoint (the newest, pushed), then checkpoint-<N> by N."""
+    """Newest first by the folder name alone: last-checkpoint (the newest, pushed), accelerate's checkpoint_<n> by n, then
+    checkpoint-<N> by N."""
     match = CHECKPOINT_DIR.match(name)
-    return (match is not None, -int(match.group(1)) if match else 0)
+    return (match is not None, _save_index(name) >= 0, -int(match.group(1)) if match else -_save_index(name))
 
 
 def find(path, expect_layout=AUTO):
     """{path, single, checkpoints (newest first), latest, error}.
 
-    ``path`` is the checkpoint root (its ``checkpoint-<N>`` folders and ``last-checkpoint`` are the checkpoints) or, when it
+    ``path`` is the checkpoint root (its ``checkpoint-<N>`` folders, ``last-checkpoint`` and accelerate's
+    ``checkpoint_<n>`` are the checkpoints; the latter have no step, the highest n is their newest) or, when it
     has no such folder and holds checkpoint files itself, one checkpoint or a final export (the
     only entry). The newest checkpoint is the one with the highest step number (numeric order).
     """
@@ -555,7 +566,8 @@ def find(path, expect_layout=AUTO):
     except OSError as exc:
         report["error"] = "%s cannot be listed: %s" % (path, exc.strerror or exc)
         return report
-    children = [n for n, is_dir in names.items() if is_dir and (CHECKPOINT_DIR.match(n) or n == LAST_CHECKPOINT)]
+    children = [n for n, is_dir in names.items()
+                if is_dir and (CHECKPOINT_DIR.match(n) or n == LAST_CHECKPOINT or ACCELERATE_DIR.match(n))]
     if not children and _is_checkpoint(path, names):
         report["single"] = True
         entries = [inspect(path, expect_layout)]

@@ -10,6 +10,7 @@ short_description: Find the newest training checkpoint, tell its layout, and che
 version_added: 2.0.0
 description:
   - Lists the Hugging Face Trainer checkpoints (C(checkpoint-<step>) folders, and C(last-checkpoint)) under O(path),
+    and accelerate's C(checkpoint_<n>) (newest by n; they tell no step),
     newest first by step number (numeric order, so C(checkpoint-1000) is newer than C(checkpoint-999)).
   - Tells each checkpoint's layout - V(full) (C(model.safetensors), sharded C(model-0000x-of-0000y.safetensors)
     with C(model.safetensors.index.json), or C(pytorch_model.bin)) or V(lora) (C(adapter_model.safetensors)

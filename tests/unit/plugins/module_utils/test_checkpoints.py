@@ -619,3 +619,16 @@ def test_an_accelerate_save_state_under_deepspeed_is_accelerate_s_and_resumable(
         os.remove(os.path.join(folder, "pytorch_model", name))
     entry = ck.inspect(folder)
     assert (entry["resumable"], entry["missing"]) == (False, ["optimizer.bin"])
+
+
+def test_accelerate_s_automatically_named_checkpoints_are_found_newest_by_their_index(tmp_path):
+    # ProjectConfiguration(automatic_checkpoint_naming=True): save_state() writes checkpoints/checkpoint_<n>, n counting
+    # the saves from 0 (a save index, not a step: no step is told)
+    root = tmp_path / "checkpoints"
+    for index in (0, 1, 2, 10):
+        files(root / ("checkpoint_%d" % index), ["model.safetensors", "optimizer.bin", "random_states_0.pkl"])
+    os.utime(str(root / "checkpoint_2"), None)          # touched last: the index, not the time, tells the newest
+    report = ck.find(str(root))
+    assert [e["name"] for e in report["checkpoints"]] == ["checkpoint_10", "checkpoint_2", "checkpoint_1", "checkpoint_0"]
+    assert (report["latest"]["step"], report["latest"]["engine"], report["latest"]["resumable"]) == (None, "accelerate",
+                                                                                                     True)
