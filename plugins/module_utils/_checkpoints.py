@@ -12,19 +12,24 @@ DeepSpeed write them):
   ``model-00001-of-00003.safetensors`` / ``pytorch_model-00001-of-00003.bin`` with their index
   ``model.safetensors.index.json`` / ``pytorch_model.bin.index.json``;
 * weights, LoRA/PEFT: ``adapter_model.safetensors`` or ``adapter_model.bin`` plus ``adapter_config.json``, at
-  the top or, for adapters PEFT saves under their names (all but ``default``), in a sub-folder per adapter;
+  the top or, for adapters PEFT saves under their names (all but ``default``), in a sub-folder per adapter; or
+  an adapter the Trainer saved under the full model's name (``pytorch_model.bin`` without ``config.json``, whose
+  first bytes name LoRA tensors: alpaca-lora's checkpoints);
 * weights kept by the training engine itself, whose layout the files do not tell: DeepSpeed ZeRO-3's
   ``global_step<N>/*model_states.pt``, FSDP's ``pytorch_model_fsdp_0/`` or ``pytorch_model_fsdp.bin``;
 * training state, needed to resume, by the engine that wrote it (``ENGINES``): the Trainer's ``optimizer.pt``
   and ``scheduler.pt``; FSDP's ``optimizer.bin`` or ``optimizer_0/`` and ``scheduler.pt``; DeepSpeed's
   ``latest`` and the optimizer and model states in the ``global_step<N>/`` it names (DeepSpeed keeps the scheduler
-  there too); always the RNG state (``rng_state.pth``, or ``rng_state_<rank>.pth`` per process) and
+  there too; without ZeRO it writes no optimizer states, the optimizer is in the model states); accelerate's own
+  ``save_state`` (no Trainer): ``optimizer.bin`` and ``random_states_<process>.pkl``, no trainer_state.json;
+  else always the RNG state (``rng_state.pth``, or ``rng_state_<rank>.pth`` per process) and
   ``trainer_state.json`` (present, readable, its ``global_step`` a whole number). A final export has weights
   only: not resumable. Without its RNG state alone a checkpoint is not resumable, yet the Trainer resumes from it
   (``trainer_resumes``: transformers before 4.6 wrote none), its random draws not reproduced.
 
 Nothing here writes. Files are not checked beyond "not empty" and "not a Git LFS pointer" (the first bytes of
-files up to 1 KiB; weights are not opened), so a checkpoint is judged by its listing; ``trainer_state.json`` and
+files up to 1 KiB; weights are not opened, but for the first 64 KiB of a pytorch_model.bin / model.safetensors
+without config.json beside it), so a checkpoint is judged by its listing; ``trainer_state.json`` and
 shard indexes are read bounded, and one look parses at most ``WHOLE_BUDGET`` of the states whole (newest first;
 older ones are read at their ends).
 """
@@ -47,6 +52,9 @@ EXPECT_CHOICES = (AUTO, FULL, LORA)
 
 CHECKPOINT_DIR = re.compile(r"^checkpoint-(\d+)$")
 LAST_CHECKPOINT = "last-checkpoint"   # the Trainer's hub_strategy="checkpoint" copy of the newest checkpoint
+# accelerate's automatic_checkpoint_naming (ProjectConfiguration): checkpoints/checkpoint_<n>, n the save's index from 0,
+# not a step
+ACCELERATE_DIR = re.compile(r"^checkpoint_(\d+)$")
 _SHARD = re.compile(r"^(model|pytorch_model)-(\d+)-of-(\d+)\.(safetensors|bin)$")
 MAX_ENTRIES = 20000          # folder entries looked at in the checkpoint root
 STATE_LIMIT = 16 * 1024 * 1024   # trainer_state.json and shard indexes, parsed whole
@@ -67,6 +75,15 @@ _DEEPSPEED_TAG = re.compile(r"^global_step(\d+)$")
 _DEEPSPEED_FILES = frozenset((DEEPSPEED_LATEST, "zero_to_fp32.py"))   # written beside the global_step<N>/ folder
 _FSDP_WEIGHTS = re.compile(r"^pytorch_model_fsdp(?:_\d+|_rank\d+)?(?:\.bin)?$")   # accelerate's save_fsdp_model
 _FSDP_OPTIMIZER = re.compile(r"^optimizer_\d+$")                                   # a folder: sharded state dict
+# accelerate's save_state (Accelerator.save_state, no Trainer): random_states_<process>.pkl, optimizer.bin (optimizer_1.bin
+# for a second one), scheduler.bin when a scheduler was prepared, model.safetensors / model_1.safetensors, scaler.pt
+_ACCELERATE_RNG = re.compile(r"^random_states_\d+\.pkl$")
+_ACCELERATE_OPTIMIZER = re.compile(r"^optimizer(?:_\d+)?\.bin$")
+# A LoRA adapter's tensors, as PEFT names them ("...q_proj.lora_A.weight"): what the first bytes of a torch file (its
+# pickle, written first) or a safetensors file (its JSON header) name when the file holds an adapter
+_LORA_TENSOR = re.compile(rb"\.lora_(?:A|B|embedding_A|embedding_B|magnitude_vector)\b")
+ADAPTER_PEEK_BYTES = 64 * 1024
+MODEL_CONFIG = "config.json"   # save_pretrained writes it beside a full model's weights
 
 
 def _named(names, test):
@@ -85,6 +102,17 @@ def _deepspeed_tag(folder, names):
     return tag if names.get(tag) is True else None
 
 
+def _deepspeed_optimizer(folder, names):
+    """The files that hold DeepSpeed's optimizer state in the folder ``latest`` names: ZeRO's (and bf16's)
+    ``*optim_states.pt``. Without ZeRO (stage 0, fp16 or fp32) DeepSpeed writes none: the optimizer is in the model
+    states (``mp_rank_00_model_states.pt``), and it copies no ``zero_to_fp32.py`` beside ``latest`` (it does so with
+    each ZeRO checkpoint)."""
+    zero = _in_tag(folder, names, "optim_states.pt")
+    if zero or names.get("zero_to_fp32.py") is False:
+        return zero
+    return _in_tag(folder, names, "model_states.pt")
+
+
 def _in_tag(folder, names, suffix):
     """The files ending in ``suffix`` in the DeepSpeed folder ``latest`` names ('global_step500/x'), or []."""
     tag = _deepspeed_tag(folder, names)
@@ -95,6 +123,17 @@ def _in_tag(folder, names, suffix):
     except OSError:
         return []
     return ["%s/%s" % (tag, n) for n in _named(inside, lambda n: n.endswith(suffix))]
+
+
+def _fsdp_weights(folder, names):
+    return sorted(n for n in names if _FSDP_WEIGHTS.match(n))
+
+
+def _accelerate_optimizer(folder, names):
+    """accelerate's save_state optimizer: optimizer.bin (optimizer_1.bin ...), FSDP's sharded optimizer_<N>/, or under
+    DeepSpeed the optimizer states in the folder ``latest`` names."""
+    own = sorted(n for n, d in names.items() if (not d and _ACCELERATE_OPTIMIZER.match(n)) or (d and _FSDP_OPTIMIZER.match(n)))
+    return own + _deepspeed_optimizer(folder, names)
 
 
 class Engine(object):
@@ -119,7 +158,17 @@ _SCHEDULER_PART = ("scheduler.pt", lambda folder, names: _named(names, lambda n:
 
 # The first engine whose marker is in the folder says what resuming needs besides the weights (names as
 # transformers' Trainer, accelerate and DeepSpeed write them); the Trainer alone is the last, and always applies.
+# accelerate's save_state comes first: under DeepSpeed it leaves DeepSpeed's ``latest`` too, but none of the Trainer's
+# files.
 ENGINES = (
+    # accelerate's own save_state (a script with Accelerator, no Trainer): no trainer_state.json, no rng_state.pth; its
+    # optimizer and random states beside the weights (FSDP's shards, or DeepSpeed's folder that ``latest`` names, when
+    # it ran under those), the scheduler only when one was prepared
+    Engine("accelerate", lambda names: any(not d and _ACCELERATE_RNG.match(n) for n, d in names.items())
+           and names.get(TRAINER_STATE) is not False,
+           lambda folder, names: _fsdp_weights(folder, names) or _in_tag(folder, names, "model_states.pt"),
+           (("optimizer.bin", _accelerate_optimizer),
+            ("random_states_0.pkl", lambda folder, names: _named(names, _ACCELERATE_RNG.match)))),
     # DeepSpeed restores optimizer and scheduler from its own folder (transformers writes scheduler.pt only for
     # a scheduler DeepSpeed does not wrap) and finds that folder through ``latest``; its load_checkpoint needs the
     # model states there whatever the weights beside them (it asserts that it found some). Told by that folder, or,
@@ -128,12 +177,12 @@ ENGINES = (
                                           for n, d in names.items()),
            lambda folder, names: _in_tag(folder, names, "model_states.pt"),
            ((DEEPSPEED_LATEST, lambda folder, names: [DEEPSPEED_LATEST] if _deepspeed_tag(folder, names) else []),
-            ("global_step<N>/*optim_states.pt", lambda folder, names: _in_tag(folder, names, "optim_states.pt")),
+            ("global_step<N>/*optim_states.pt", _deepspeed_optimizer),
             ("global_step<N>/*model_states.pt", lambda folder, names: _in_tag(folder, names, "model_states.pt")),
             _RNG_PART, _STATE_PART)),
     Engine("fsdp", lambda names: any(_FSDP_WEIGHTS.match(n) or (d and _FSDP_OPTIMIZER.match(n))
                                      for n, d in names.items()),
-           lambda folder, names: sorted(n for n in names if _FSDP_WEIGHTS.match(n)),
+           _fsdp_weights,
            (("optimizer.bin", lambda folder, names: sorted(
                n for n, d in names.items() if (n == "optimizer.bin" and not d) or (d and _FSDP_OPTIMIZER.match(n)))),
             _SCHEDULER_PART, _RNG_PART, _STATE_PART)),
@@ -143,7 +192,7 @@ ENGINES = (
 )
 
 # Any of these names makes a folder a checkpoint (or an export) by itself.
-_CHECKPOINT_MARKERS = frozenset(FULL_SINGLE + LORA_WEIGHTS + (TRAINER_STATE, "optimizer.pt", LORA_CONFIG)
+_CHECKPOINT_MARKERS = frozenset(FULL_SINGLE + LORA_WEIGHTS + (TRAINER_STATE, "optimizer.pt", "optimizer.bin", LORA_CONFIG)
                                 + tuple(row[0] for row in FULL_INDEXES))
 
 
@@ -201,8 +250,33 @@ def _sharded(folder, names):
     return found, missing
 
 
+def _adapters_named_as_model(folder, names):
+    """The files of ``FULL_SINGLE`` that hold a LoRA adapter: a PeftModel that the Trainer could not save_pretrained
+    (transformers before PEFT support, alpaca-lora's finetune.py that swaps model.state_dict for the adapter's) has its
+    adapter written as pytorch_model.bin, with no config.json and no adapter_config.json. Looked at only without a
+    config.json (a full model's save_pretrained writes one): the first ``ADAPTER_PEEK_BYTES`` name its tensors."""
+    if names.get(MODEL_CONFIG) is False:
+        return []
+    held = []
+    for name in FULL_SINGLE:
+        if names.get(name) is not False:
+            continue
+        try:
+            fd = _files.open_regular(os.path.join(folder, name))
+            try:
+                head = _files.read_fd(fd, ADAPTER_PEEK_BYTES)   # the start of a file of any size (an adapter is MBs)
+            finally:
+                os.close(fd)
+        except (OSError, _files.FileProblem):
+            continue
+        if _LORA_TENSOR.search(head):
+            held.append(name)
+    return held
+
+
 def _full_weights(folder, names):
-    found = [n for n in FULL_SINGLE if names.get(n) is False]
+    adapters = _adapters_named_as_model(folder, names)
+    found = [n for n in FULL_SINGLE if names.get(n) is False and n not in adapters]
     shard_found, shard_missing = _sharded(folder, names)
     found.extend(shard_found)
     if found:
@@ -243,6 +317,9 @@ def _lora_weights(folder, names):
     found, missing = _one_adapter(names)
     if found:
         return found, missing
+    named_as_model = _adapters_named_as_model(folder, names)
+    if named_as_model:   # no adapter_config.json there: the script that wrote it builds the adapter and loads it
+        return named_as_model, []
     subs = _adapter_folders(folder, names)
     if not subs:
         return found, missing
@@ -435,7 +512,8 @@ def inspect(folder, expect_layout=AUTO, budget=None):
     if folder_step is not None and step is not None and step != folder_step:
         entry["problems"].append("%s: trainer_state.json says global_step %d, the folder name says %d"
                                  % (folder, step, folder_step))
-    loads = not entry["empty"] and not entry["lfs_pointers"] and error is None and step is not None
+    needs_step = any(label == TRAINER_STATE for label, _held in engine.parts)   # accelerate's save_state keeps none
+    loads = not entry["empty"] and not entry["lfs_pointers"] and error is None and (step is not None or not needs_step)
     entry["resumable"] = loads and not missing
     entry["trainer_resumes"] = loads and set(missing) <= TRAINER_DOES_WITHOUT
     return entry
@@ -446,20 +524,28 @@ def _is_checkpoint(path, names):
         n for n, is_dir in names.items() if not is_dir))
 
 
+def _save_index(name):
+    """The index of accelerate's checkpoint_<n>, or -1."""
+    match = ACCELERATE_DIR.match(name)
+    return int(match.group(1)) if match else -1
+
+
 def _order(entry):
-    return (entry["step"] is not None, entry["step"] or 0, entry["mtime"] or 0)
+    return (entry["step"] is not None, entry["step"] or 0, _save_index(entry["name"]), entry["mtime"] or 0)
 
 
 def _name_order(name):
-    """Newest first by the folder name alone: last-checkpoint (the newest, pushed), then checkpoint-<N> by N."""
+    """Newest first by the folder name alone: last-checkpoint (the newest, pushed), accelerate's checkpoint_<n> by n, then
+    checkpoint-<N> by N."""
     match = CHECKPOINT_DIR.match(name)
-    return (match is not None, -int(match.group(1)) if match else 0)
+    return (match is not None, _save_index(name) >= 0, -int(match.group(1)) if match else -_save_index(name))
 
 
 def find(path, expect_layout=AUTO):
     """{path, single, checkpoints (newest first), latest, error}.
 
-    ``path`` is the checkpoint root (its ``checkpoint-<N>`` folders and ``last-checkpoint`` are the checkpoints) or, when it
+    ``path`` is the checkpoint root (its ``checkpoint-<N>`` folders, ``last-checkpoint`` and accelerate's
+    ``checkpoint_<n>`` are the checkpoints; the latter have no step, the highest n is their newest) or, when it
     has no such folder and holds checkpoint files itself, one checkpoint or a final export (the
     only entry). The newest checkpoint is the one with the highest step number (numeric order).
     """
@@ -480,7 +566,8 @@ def find(path, expect_layout=AUTO):
     except OSError as exc:
         report["error"] = "%s cannot be listed: %s" % (path, exc.strerror or exc)
         return report
-    children = [n for n, is_dir in names.items() if is_dir and (CHECKPOINT_DIR.match(n) or n == LAST_CHECKPOINT)]
+    children = [n for n, is_dir in names.items()
+                if is_dir and (CHECKPOINT_DIR.match(n) or n == LAST_CHECKPOINT or ACCELERATE_DIR.match(n))]
     if not children and _is_checkpoint(path, names):
         report["single"] = True
         entries = [inspect(path, expect_layout)]

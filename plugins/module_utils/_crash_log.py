@@ -18,6 +18,8 @@ Parts:
   hipBLASLt, gRPC's exit notice), source lines that a traceback prints under ``File "...", line N`` or
   in rich's box, and metrics whose names only look alarming (``eval_loss``, ``error_rate``, a best loss
   still at its start value inf) with finite values.
+* ``STREAKS``: failures that only a run of lines shows, each line harmless alone (a training loss of exactly 0,
+  three logged in a row); declared like the patterns, counted by ``scan_lines``.
 * ``scan_lines`` / ``collapse``: matches per (file, category) collapsed into one crash
   ``{category, severity, file, line, count, first_seen, last_seen, fix}`` (``line`` is the newest
   matching line), and split into *events* (matches more than ``EVENT_GAP_LINES`` lines or
@@ -127,6 +129,11 @@ SHM_FIX = (
     "Shared memory (/dev/shm) is full: DataLoader workers and NCCL pass tensors through it, and a container gets "
     "64 MiB by default. Give it more (docker --shm-size=16g; in Kubernetes an emptyDir with medium: Memory mounted "
     "on /dev/shm), lower num_workers, and remove what crashed runs left there (/dev/shm/torch_*, nccl-*).")
+SIGBUS_FIX = (
+    "A training process died of SIGBUS (bus error): in a container almost always shared memory (/dev/shm) that could not "
+    "back a page NCCL, the DataLoader or the inference shards mapped (a container gets 64 MiB by default: docker "
+    "--shm-size=16g or --ipc=host; in Kubernetes an emptyDir with medium: Memory on /dev/shm; in Slurm enough --mem). "
+    "Else a file mapped in memory shrank while it was read (a dataset or checkpoint rewritten on shared storage).")
 HOST_MEMORY_FIX = (
     "Host memory ran out: PyTorch's CPU allocator (DefaultCPUAllocator) could not allocate a tensor, or Python / numpy "
     "an array (MemoryError). Hold less in "
@@ -161,6 +168,12 @@ ENGINE_MEMORY_FIX = (
     "rollout), or max_model_len is too long for the share it was given. Free the GPU (nvidia-smi), lower max_model_len, "
     "or raise gpu_memory_utilization / --mem-fraction-static (lower it when vLLM says free memory at start is less than "
     "it asks for).")
+TRITON_RESOURCES_FIX = (
+    "A Triton kernel (torch.compile/inductor, flash/linear attention, fused MoE or fp8 kernels) asked for more on-chip "
+    "shared memory (or registers) per block than this GPU has: consumer and older GPUs have far less than an A100/H100 "
+    "(101376 bytes on an RTX 3090/4090, 65536 on an RTX 20xx). Not GPU memory (VRAM) and not /dev/shm. Use a kernel "
+    "configuration for this GPU (smaller block sizes, fewer num_stages), a library version that has one, or switch the "
+    "Triton path off (torch.compile off, the library's non-Triton backend).")
 PORT_IN_USE_FIX = (
     "The port the job listens on is held by another process (EADDRINUSE): usually the rendezvous port of "
     "torch.distributed (MASTER_PORT, torchrun --master_port, 29500 by default) taken by a run still alive or a second "
@@ -239,7 +252,7 @@ PATTERNS = [
        "exit code -9 / 137 (SIGKILL)"),
     _P("process_killed", r"\bSignal 9 \(SIGKILL\)|\bSignals\.SIGKILL\b|"
                          r"\bkilled by signal:?\s*(?:9\b|SIGKILL\b|Killed\b)|"
-                         r"\b(?:received|got|terminated by|died with)\b.{0,20}\bSIGKILL\b|status=9/KILL\b",
+                         r"\b(?:received|got|terminated by|terminated with signal|died with)\b.{0,20}\bSIGKILL\b|status=9/KILL\b",
        "SIGKILL"),
     _P("process_killed", r"\bDefaultCPUAllocator: (?:can't allocate|not enough) memory\b|"
                          # numpy's ("numpy.core._exceptions._ArrayMemoryError: Unable to allocate 7.91 GiB for an array",
@@ -283,6 +296,13 @@ PATTERNS = [
                     # https://github.com/EagleW/Describing_a_Knowledge_Base/issues/8)
                     r"\bTorch not compiled with CUDA enabled\b",
        "no usable GPU", fix=NO_GPU_FIX),
+    # a Triton kernel that needs more on-chip shared memory than this GPU has ("triton.runtime.errors.OutOfResources: out
+    # of resource: shared memory, Required: 126978, Hardware limit: 101376. Reducing block sizes or `num_stages` may help.",
+    # https://github.com/Yuliang-Liu/MonkeyOCR/issues/86; triton.runtime.autotuner's, https://github.com/state-spaces/mamba/
+    # issues/387): the GPU's per-block limit, neither VRAM (cuda_oom) nor /dev/shm (disk_full)
+    _P("gpu_error", r"\bOutOfResources: out of resource: (?:shared memory|registers|threads)\b|"
+                    r"\bout of resource: shared memory, Required: \d+, Hardware limit: \d+",
+       "Triton kernel exceeds the GPU's shared memory per block", fix=TRITON_RESOURCES_FIX),
     # no GPU code for this architecture: ROCm on a card it does not list (https://github.com/ROCm/legacy-rocm-build/issues/
     # 2536, a wrong HSA_OVERRIDE_GFX_VERSION: https://github.com/likelovewant/ROCmLibs-for-gfx1103-AMD780M-APU/issues/37,
     # the HIP runtime's own line: https://github.com/ggml-org/llama.cpp/issues/19949), a CUDA build without the arch
@@ -333,9 +353,21 @@ PATTERNS = [
                        r"\bTCP client failed to connect\b|\bTimed out initializing process group\b|"
                        r"\bc10d key-value store\b.{0,200}?\bgot error\b|\bRuntimeError: Socket Timeout\b|"
                        r"\bconnectFullMesh failed\b", "c10d store or peers unreachable"),
+    # torch.distributed.monitored_barrier: rank 0 names the ranks that did not reach it in time ("RuntimeError: [Rank 0]:
+    # Rank 1 failed to pass monitoredBarrier in 30000 ms", ProcessGroupGloo.cpp), the others say they saw rank 0 fail
+    _P("nccl_timeout", r"\bfailed to pass monitoredBarrier\b|\bMonitored Barrier encountered error\b|"
+                       r"\breached monitoredBarrier, but received errors\b", "monitored barrier: a rank did not arrive"),
     # NCCL's network failures (its NCCL INFO lines, retries included, are harmless).
-    _P("nccl_timeout", r"\bNET/IB\s*:\s*Got completion from peer\b|\bNCCL WARN\b.{0,200}?"
-                       r"(?:\bpoll\(\) failed\b|\bConnection (?:timed out|refused|reset|closed)\b)",
+    # (the IB plugins' wordings: "NET/IB : Got completion from peer ... vendor err 129", https://github.com/NVIDIA/nccl/
+    # issues/1814; "NET/IBP:Got completion ...", /1664; a verbs call that failed: "misc/ibvwrap.cc:280 NCCL WARN Call to
+    # ibv_create_qp failed", /1129, "Call to ibv_modify_qp failed with error No such device", /925; an async error event
+    # of the HCA: "NET/IB : mlx5_0:1 Got async event : port error", as net_ib.cc logs every event)
+    _P("nccl_timeout", r"\bNET/IB\w{0,8}\s*:\s*Got completion from peer\b|"
+                       # an async event that is an error (port error, QP fatal, local catastrophic error); not a GID
+                       # table change or a port that came up
+                       r"\bNET/IB\w{0,8}\s*:.{0,60}?\bGot async event\s*:\s*(?:[\w ]{0,40}?\b(?:error|fatal|catastrophic)\b)|\bNCCL WARN\b.{0,200}?"
+                       r"(?:\bpoll\(\) failed\b|\bConnection (?:timed out|refused|reset|closed)\b|"
+                       r"\bCall to ibv_\w+ failed\b|\bNET/IB\w{0,8}\s*:.{0,100}?\bibv_\w+ failed\b)",
        "NCCL network failure"),
     _P("nccl_timeout", r"\bProcessGroup(?:NCCL|Gloo)\b.*\b(?:timed out|timeout)\b|\bgloo\b.*\bTimed out\b",
        "collective timeout"),
@@ -346,7 +378,28 @@ PATTERNS = [
     # Disk full and failed checkpoint writes; first /dev/shm, where DataLoader workers (torch_*) and NCCL
     # (posix_fallocate) share tensors.
     _P("disk_full", r"\bunable to write to file </torch_|\bposix_fallocate failed\b|\bfailed to extend /dev/shm/|"
-                    r"\b(?:out of|insufficient) shared memory\b", "shared memory (/dev/shm) full", fix=SHM_FIX),
+                    r"\b(?:out of|insufficient) shared memory\b|"
+                    # a DataLoader worker's SIGBUS, torch < 1.4's wording without the shm hint ("RuntimeError: DataLoader worker
+                    # (pid 13) is killed by signal: Bus error.", https://github.com/pytorch/pytorch/issues/5040): its shared
+                    # memory pages could not be backed
+                    r"\bDataLoader worker \(pid\(?s?\)? ?[\d, ]+\) is killed by signal: Bus error\b|"
+                    # NCCL creating its segment in /dev/shm (misc/shmutils.cc "Error while creating shared memory segment
+                    # /dev/shm/nccl-WU88OE (size 9637888), error: No space left on device (28)", https://github.com/pytorch/
+                    # ci-infra/pull/490; include/shm.h's "nccl-shm-recv-...", https://github.com/NVIDIA/nccl/issues/525).
+                    # Attaching to one that is gone ("No such file or directory") is another failure.
+                    r"\bError while creating shared memory segment\b|"
+                    r"/dev/shm/\S{0,200}.{0,200}?\bNo space left on device\b|"
+                    # Python's wording names the path after it: "OSError: [Errno 28] No space left on device: '/dev/shm/x'"
+                    r"\bNo space left on device\b.{0,40}?/dev/shm/",
+       "shared memory (/dev/shm) full", fix=SHM_FIX),
+    # a process (not a DataLoader worker, above) that died of SIGBUS: torchrun's summary ("exitcode  : -7 (pid: 10)",
+    # "traceback : Signal 7 (SIGBUS) received by PID 10"), UCX's handler under NCCL ("Caught signal 7 (Bus error:
+    # nonexistent physical address)", https://github.com/msr-fiddle/pipedream/issues/76: docker's 64 MiB /dev/shm),
+    # mp.spawn's, the shell's; text-generation-inference warns of /dev/shm on it (https://github.com/IBM/
+    # text-generation-inference/pull/34)
+    _P("disk_full", r"\bSignal 7 \(SIGBUS\)|\bCaught signal 7 \(Bus error\b|\bterminated with signal SIGBUS\b|"
+                    r"\b(?:exit|return) ?(?:code|status)\s*(?:[:=]\s*)?(?:-7|135)\b|\bexited with code\s+135\b|"
+                    r"^\W{0,3}Bus error(?: \(core dumped\))?\s*$", "SIGBUS (bus error)", fix=SIGBUS_FIX),
     _P("disk_full", r"\bNo space left on device\b|\[Errno 28\]|\bENOSPC\b|\bStorageFull\b", "no space left on device"),
     _P("disk_full", r"\bDisk quota exceeded\b|\[Errno 122\]|\bEDQUOT\b", "disk quota exceeded"),
     # datasets' check before it writes its cache ("OSError: Not enough disk space. Needed: 134.92 GiB (download: ...")
@@ -373,7 +426,10 @@ PATTERNS = [
     _P("nan_loss", r"\bloss scale already at minimum\b|\bMinimum loss scale reached\b", "fp16 loss scale at its minimum"),
     # Megatron-LM's checks, which stop the run: "found NaN in local grad norm in backward pass before data-parallel
     # communication collective", "found Inf in local forward loss calculation", its rerun machine's "Unexpected result nan"
-    _P("nan_loss", r"\bfound (?:NaN|Inf) in local (?:grad norm|forward loss)\b|\bUnexpected result (?:nan|inf)\b",
+    # ... and its log line's count of iterations whose gradients held NaN ("| number of nan iterations:   0 |" every interval,
+    # https://github.com/NVIDIA/Megatron-LM/issues/1880: only a count above 0 says so)
+    _P("nan_loss", r"\bfound (?:NaN|Inf) in local (?:grad norm|forward loss)\b|\bUnexpected result (?:nan|inf)\b|"
+                   r"\bnumber of nan iterations:\s*0*[1-9]\d*",
        "Megatron found NaN/inf in the loss or the gradients"),
     # detectron2's check, which stops the run: "FloatingPointError: Loss became infinite or NaN at iteration=2137!"
     # (https://github.com/facebookresearch/detectron2/issues/838, https://github.com/gist-ailab/uoais/issues/16)
@@ -410,6 +466,62 @@ PATTERNS = [
                   r"\bCouldn['\u2019]t reach (?:https?://|'[^']{1,200}' on the Hub\b)", "operation timed out"),
 ]
 
+
+# -- runs of lines ---------------------------------------------------------------------------
+
+class Streak(object):
+    """One row of the streak table: lines whose value alone is no failure, but a run of them is. A line that carries
+    the value (the regex's group ``value``) and passes ``holds(value, line)`` continues the run, one that carries
+    another value (or whose line says otherwise) ends it; lines without the value leave it as it is. From the
+    ``length``-th line of a run on, each line gives the category (a line that matches ``PATTERNS`` gives that instead:
+    the more specific)."""
+
+    __slots__ = ("pattern", "holds", "length")
+
+    def __init__(self, category, regex, summary, holds, length, fix=None):
+        self.pattern = Pattern(category, regex, summary, fix)
+        self.holds = holds
+        self.length = length
+
+    def __repr__(self):
+        return "Streak(%s, %r, %d)" % (self.pattern.category, self.pattern.regex.pattern, self.length)
+
+
+_GRAD_NORM = re.compile(r"(?<![\w.])grad_norm['\"]?\s*[:=]\s*['\"]?(?:tensor\()?([-+]?\d{1,20}(?:\.\d{0,20})?(?:[eE][-+]?\d{1,4})?)")
+
+
+def _zero_loss_not_training(value, line):
+    """A loss of exactly 0 (-0.0 too) on a line that shows no gradient: TRL's GRPO logs {'loss': -0.0, 'grad_norm':
+    0.0587, ...} while it trains (its loss is the KL term, 0 with beta=0), so a non-zero grad_norm beside it ends the run."""
+    try:
+        if float(value) != 0.0:
+            return False
+    except ValueError:
+        return False
+    grad = _GRAD_NORM.search(line)
+    return grad is None or float(grad.group(1)) == 0.0
+
+
+ZERO_LOSS_FIX = (
+    "The training loss is exactly 0 on step after step: it no longer measures anything. Usually every label is masked "
+    "(-100: a prompt template or collator that masks the answer too, or sequences cut before the answer), or fp16 loss "
+    "scaling collapsed (DeepSpeed's loss scale at its minimum) or the run diverged and logs 0 where it means NaN. Check the "
+    "labels of one batch, use bf16 instead of fp16, lower the learning rate, and resume from a checkpoint before the zeros.")
+
+# The training loss as a number: the Trainer's {'loss': 0.0, ...}, "loss=0.000", "train_loss: 0", Megatron's "lm loss:
+# 0.000000E+00"; not eval_loss, val_loss (an evaluation can be perfect) or a loss_* component
+_TRAIN_LOSS = (r"(?<![\w.])(?:train_)?loss['\"]?\s*[:=]\s*['\"]?(?:tensor\()?"
+               r"(?P<value>[-+]?\d{1,20}(?:\.\d{0,20})?(?:[eE][-+]?\d{1,4})?)(?![\w.])")
+
+# Ordered like PATTERNS. A run of 3: one loss of 0.0 (a small loss rounded to 4 places, a batch that was all padding)
+# is no failure, nor a zero loss beside a non-zero grad_norm (GRPO); a loss that stays at exactly 0 is
+# (https://github.com/wwxu21/CUT/issues/2: "{'loss': 0.0, ...}" from the second log on;
+# https://github.com/dwzhu-pku/PoSE/issues/16, loss 0 and then DeepSpeed's loss scale at its minimum).
+STREAKS = [
+    Streak("nan_loss", _TRAIN_LOSS, "loss exactly 0, step after step", _zero_loss_not_training, 3, fix=ZERO_LOSS_FIX),
+]
+
+
 # -- harmless lines ---------------------------------------------------------------------------
 
 # The first level marker of a line decides: a quiet marker before any error marker makes the line harmless.
@@ -419,8 +531,12 @@ PATTERNS = [
 # not a warning here.
 _LEVEL = re.compile(
     r"(?P<quiet>\b[A-Z]\w*Warning\b:|(?<![\w.])(?<!NCCL )(?:WARNING|WARN|Warning|warning)(?=[\s\]|:>),-]|$)|"
-    r"\bNCCL INFO\b|(?:^|[\s\[\]:])[WI](?:\d{3,4} \d\d:\d\d:\d\d| [\w./-]+:\d+\]))"
+    r"\bNCCL INFO\b|(?:^|[\s\[\]:])[WI](?:\d{3,4} \d\d:\d\d:\d\d| [\w./-]+:\d+\])|"
+    # NeMo's and NVIDIA's tools' own format, "[NeMo W 2024-04-25 14:47:17 nemo_logging:393] ..." (its level letter after
+    # the logger's name: D, I, W quiet; E, C errors)
+    r"\[[A-Za-z][\w.-]{0,30} [DIW] \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\b)"
     r"|(?P<error>\b\w*(?:Error|Exception)\b:|\b(?:ERROR|CRITICAL|FATAL|Traceback)\b|"
+    r"\[[A-Za-z][\w.-]{0,30} [EC] \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\b|"
     r"(?:^|[\s\[\]:])[EF](?:\d{3,4} \d\d:\d\d| [\w./-]+:\d+\]))")
 # Lines that are notices, whatever words they hold.
 _QUIET_LINES = re.compile("|".join((
@@ -445,6 +561,11 @@ _QUIET_LINES = re.compile("|".join((
     r"\)'\s*thrown while requesting [A-Z]+ \S+\s*$",
     # gRPC's notice at process exit (wandb, Google Cloud and TensorFlow load it), logged at level E
     r"\bgrpc_wait_for_shutdown_with_timeout\(\) timed out\b",
+    # a CUDA/HIP call made while the process exits, after the driver was torn down (a static object's destructor, an event
+    # still polled): "CUDA_ERROR_DEINITIALIZED" (4) and cudaErrorCudartUnloading (29), "driver shutting down"
+    # (https://github.com/tensorflow/tensorflow/issues/8483 after a finished run, https://github.com/AlexeyAB/darknet/
+    # issues/1829): teardown noise, never the cause; a run that failed says so before it
+    r"\b(?:CUDA_ERROR_DEINITIALIZED|cudaErrorCudartUnloading|hipErrorDeinitialized)\b|\bdriver shutting down\b",
 )))
 _TRACEBACK_FRAME = re.compile(r'\bFile "[^"]*", line \d+')
 _LEVEL_WINDOW = 200
@@ -704,19 +825,31 @@ def scan_lines(lines, path, now=None):
     now = time.time() if now is None else now
     matches, previous, current_time = [], "", None
     notices = _NoticeTraceback()
+    runs = [0] * len(STREAKS)   # the length of each streak's current run
     for index, item in enumerate(lines):
         offset, line = item if isinstance(item, tuple) else (None, item)
         found = None  # (rank, pattern, text): a line redrawn in parts still gives one category, the most specific
+        values = {}   # streak -> (its value, the part) of this line: the last part that shows one (a redrawn bar counts once)
         for text in segments(line):
             stamp = line_time(text, now)
             if stamp is not None:
                 current_time = stamp
-            pattern = None if notices.owns(text) else classify(text, previous)
+            owned = notices.owns(text)
+            pattern = None if owned else classify(text, previous)
+            for number, streak in enumerate(STREAKS):
+                value = None if owned else streak.pattern.regex.search(text[:MAX_LINE_CHARS])
+                if value is not None and not harmless(text[:MAX_LINE_CHARS], previous):
+                    values[number] = (value.group("value"), text)
             previous = text
             if pattern is not None:
                 rank = PATTERNS.index(pattern)  # PATTERNS is ordered from the most specific
                 if found is None or rank < found[0]:
                     found = (rank, pattern, text)
+        for number, (value, text) in sorted(values.items()):
+            streak = STREAKS[number]
+            runs[number] = runs[number] + 1 if streak.holds(value, text) else 0
+            if found is None and runs[number] >= streak.length:
+                found = (len(PATTERNS) + number, streak.pattern, text)
         if found is not None:
             _rank, pattern, text = found
             matches.append({"category": pattern.category, "pattern": pattern, "offset": offset, "index": index,

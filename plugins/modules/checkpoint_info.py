@@ -10,14 +10,19 @@ short_description: Find the newest training checkpoint, tell its layout, and che
 version_added: 2.0.0
 description:
   - Lists the Hugging Face Trainer checkpoints (C(checkpoint-<step>) folders, and C(last-checkpoint)) under O(path),
+    and accelerate's C(checkpoint_<n>) (newest by n; they tell no step),
     newest first by step number (numeric order, so C(checkpoint-1000) is newer than C(checkpoint-999)).
   - Tells each checkpoint's layout - V(full) (C(model.safetensors), sharded C(model-0000x-of-0000y.safetensors)
     with C(model.safetensors.index.json), or C(pytorch_model.bin)) or V(lora) (C(adapter_model.safetensors)
-    or C(adapter_model.bin) with C(adapter_config.json), at the top or in a sub-folder per named adapter) - and
+    or C(adapter_model.bin) with C(adapter_config.json), at the top or in a sub-folder per named adapter; or a
+    C(pytorch_model.bin) without C(config.json) whose first bytes name LoRA tensors - an adapter the Trainer saved
+    under the model's name, as alpaca-lora's checkpoints hold it) - and
     whether it is resumable - the training state the engine that wrote it needs (the Trainer's C(optimizer.pt)
     and C(scheduler.pt); FSDP's C(optimizer.bin) or C(optimizer_0/) and C(scheduler.pt); DeepSpeed's C(latest)
-    and the optimizer and model states in the C(global_step<N>/) it names), the RNG state (C(rng_state.pth)) and
-    a readable C(trainer_state.json) are there, none of them empty or a Git LFS pointer. A final export without
+    and the optimizer and model states in the C(global_step<N>/) it names, the optimizer inside the model states
+    without ZeRO; accelerate's own C(save_state) - C(optimizer.bin) and C(random_states_<N>.pkl), no
+    C(trainer_state.json) needed), the RNG state (C(rng_state.pth)) and a readable C(trainer_state.json) are there,
+    none of them empty or a Git LFS pointer. A final export without
     optimizer state is not resumable. Without its RNG state alone (transformers before 4.6 wrote none) a
     checkpoint is not resumable, yet the Trainer resumes from it (RV(checkpoints[].trainer_resumes)), its random
     draws not reproduced - a warning, not a failure.
@@ -115,11 +120,13 @@ checkpoints:
       returned: always
     engine:
       description: >-
-        What wrote its training state, and so what resuming needs - V(deepspeed), V(fsdp) or V(trainer).
+        What wrote its training state, and so what resuming needs - V(accelerate) (its C(save_state), no
+        Trainer), V(deepspeed), V(fsdp) or V(trainer).
       type: str
       returned: always
     engine_weights:
-      description: The weights are DeepSpeed's or FSDP's own shards, whose layout the files do not tell.
+      description: The weights are DeepSpeed's or FSDP's own shards (also under accelerate), whose layout the files
+        do not tell.
       type: bool
       returned: always
     resumable:

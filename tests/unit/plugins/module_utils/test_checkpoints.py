@@ -488,3 +488,147 @@ def test_a_link_to_nothing_is_a_missing_file_not_a_present_one(tmp_path):
     os.makedirs(str(tmp_path / "scratch"))
     files(tmp_path / "scratch", ["optimizer.pt"])
     assert ck.inspect(folder)["resumable"] is True          # the same link, its target back
+
+
+# -- DeepSpeed without ZeRO, an adapter saved under the model's name, accelerate's save_state --------------------------
+
+def test_a_deepspeed_stage_0_checkpoint_keeps_its_optimizer_in_the_model_states_and_is_resumable(tmp_path):
+    # ZeRO stage 0 (fp16/fp32): DeepSpeed writes no *optim_states.pt (the optimizer goes into mp_rank_00_model_states.pt)
+    # and copies no zero_to_fp32.py; switching such a run to stage 1 fails on the missing zero_pp_rank_*_optim_states.pt
+    # (https://github.com/hiyouga/LlamaFactory/issues/1253: "stage: 0", then stage 1)
+    folder = str(tmp_path / "checkpoint-300")
+    files(os.path.join(folder, "global_step300"), ["mp_rank_00_model_states.pt"])
+    files(folder, ["model.safetensors", "training_args.bin", "rng_state_0.pth", "rng_state_1.pth"])
+    with open(os.path.join(folder, "latest"), "w") as handle:
+        handle.write("global_step300")
+    state(folder, 300)
+    entry = ck.inspect(folder)
+    assert (entry["engine"], entry["layout"], entry["resumable"], entry["missing"]) == ("deepspeed", "full", True, [])
+    # ... but a ZeRO checkpoint (zero_to_fp32.py beside it) without its optimizer states is not
+    files(folder, ["zero_to_fp32.py"])
+    entry = ck.inspect(folder)
+    assert (entry["resumable"], entry["missing"]) == (False, ["global_step<N>/*optim_states.pt"])
+    # and without its model states neither is one without ZeRO
+    os.remove(os.path.join(folder, "zero_to_fp32.py"))
+    os.remove(os.path.join(folder, "global_step300", "mp_rank_00_model_states.pt"))
+    assert ck.inspect(folder)["missing"] == ["global_step<N>/*optim_states.pt", "global_step<N>/*model_states.pt"]
+
+
+def torch_zip(path, keys, tensor_bytes=2 * 1024 * 1024):
+    """A file laid out as torch.save writes one: a stored zip whose first record, archive/data.pkl, pickles the state
+    dict's keys, then the tensors' bytes (here zeros, 2 MiB: an adapter of a 7B model is 16 MB or more)."""
+    import pickle
+    import zipfile
+    with zipfile.ZipFile(str(path), "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr("archive/data.pkl", pickle.dumps(dict((key, None) for key in keys), protocol=2))
+        archive.writestr("archive/byteorder", "little")
+        archive.writestr("archive/data/0", b"\0" * tensor_bytes)
+    return str(path)
+
+
+# PEFT's names of an adapter's tensors, as in https://github.com/tloen/alpaca-lora/issues/334 (q_proj/v_proj, r=8)
+LORA_KEYS = ["base_model.model.model.layers.%d.self_attn.%s_proj.lora_%s.weight" % (layer, proj, ab)
+             for layer in range(32) for proj in ("q", "v") for ab in ("A", "B")]
+FULL_KEYS = ["model.layers.%d.self_attn.%s_proj.weight" % (layer, proj) for layer in range(32) for proj in "qkvo"]
+
+
+def alpaca_lora_output(root):
+    """The output folder of github.com/Kimiko-AI/LoRa-traingcode lora-alpaca/ (names as recorded), an adapter's tensors in
+    checkpoint-600/pytorch_model.bin."""
+    lines = (fixtures.CHECKPOINTS / "alpaca-lora_Kimiko-AI_lora-alpaca_output_dir_names.txt").read_text().splitlines()
+    top, inside = lines[0].split(), lines[2].split()
+    output = str(root / "lora-alpaca")
+    files(output, [n for n in top if not n.startswith(("checkpoint-", "runs"))])
+    folder = os.path.join(output, "checkpoint-600")
+    files(folder, [n for n in inside if n not in ("pytorch_model.bin", "trainer_state.json")])
+    torch_zip(os.path.join(folder, "pytorch_model.bin"), LORA_KEYS)
+    state(folder, 600)
+    return output, folder
+
+
+def test_an_alpaca_lora_checkpoint_whose_pytorch_model_bin_is_the_adapter_is_lora(tmp_path):
+    output, folder = alpaca_lora_output(tmp_path)
+    entry = ck.inspect(folder)
+    assert (entry["layout"], entry["engine"], entry["resumable"], entry["missing"]) == ("lora", "trainer", True, [])
+    assert ck.inspect(folder, "lora")["resumable"] is True
+    full = ck.inspect(folder, "full")
+    assert (full["resumable"], full["missing"]) == (False, ["model.safetensors"])
+    assert ck.find(output)["latest"]["layout"] == "lora"
+
+
+def test_a_full_model_pytorch_model_bin_stays_full(tmp_path):
+    # its tensors are the model's own; with a config.json beside it (save_pretrained) its content is not looked at
+    folder = files(tmp_path / "checkpoint-10", RESUME[:-1])
+    state(folder, 10)
+    torch_zip(os.path.join(folder, "pytorch_model.bin"), FULL_KEYS)
+    assert ck.inspect(folder)["layout"] == "full"
+    torch_zip(os.path.join(folder, "pytorch_model.bin"), LORA_KEYS)
+    files(folder, ["config.json"])
+    assert ck.inspect(folder)["layout"] == "full"
+    # an adapter_model.bin is the adapter, as before
+    other = files(tmp_path / "checkpoint-20", RESUME[:-1] + ["adapter_model.bin", "adapter_config.json"])
+    state(other, 20)
+    assert (ck.inspect(other)["layout"], ck.inspect(other)["resumable"]) == ("lora", True)
+
+
+def test_an_accelerate_save_state_folder_is_recognised_and_resumable_without_a_trainer_state(tmp_path):
+    # Accelerator.save_state: accelerate's own names (src/accelerate/utils/constants.py: MODEL_NAME "pytorch_model",
+    # SAFE_MODEL_NAME "model", OPTIMIZER_NAME "optimizer", SCHEDULER_NAME "scheduler", RNG_STATE_NAME "random_states"
+    # with the process index, SCALER_NAME "scaler.pt"); no trainer_state.json, no rng_state.pth
+    folder = files(tmp_path / "step_500", ["model.safetensors", "optimizer.bin", "scheduler.bin", "scaler.pt",
+                                           "random_states_0.pkl", "random_states_1.pkl"])
+    report = ck.find(folder)
+    entry = report["latest"]
+    assert report["single"] is True
+    assert (entry["engine"], entry["layout"], entry["resumable"], entry["missing"], entry["step"]) == (
+        "accelerate", "full", True, [], None)
+    os.remove(os.path.join(folder, "scheduler.bin"))     # a run without a scheduler saves none
+    assert ck.inspect(folder)["resumable"] is True
+    os.remove(os.path.join(folder, "optimizer.bin"))
+    entry = ck.inspect(folder)
+    assert (entry["resumable"], entry["missing"]) == (False, ["optimizer.bin"])
+
+
+def test_an_accelerate_fsdp_full_state_save_is_resumable_with_its_layout_untold(tmp_path):
+    # accelerate's save_state under FSDP FULL_STATE_DICT, 8 processes (an InstructLab phase-1 run's
+    # checkpoints/full_state/epoch_0: optimizer.bin, pytorch_model_fsdp.bin, random_states_0..7.pkl, scheduler.bin,
+    # training_metadata.json)
+    folder = files(tmp_path / "epoch_0", ["optimizer.bin", "pytorch_model_fsdp.bin", "scheduler.bin",
+                                          "training_metadata.json"] + ["random_states_%d.pkl" % r for r in range(8)])
+    entry = ck.inspect(folder)
+    assert (entry["engine"], entry["layout"], entry["engine_weights"]) == ("accelerate", None, True)
+    assert (entry["resumable"], entry["missing"]) == (True, [])
+    # a Trainer checkpoint (trainer_state.json) is still judged as the Trainer's, whatever accelerate wrote into it
+    state(folder, 158)
+    assert ck.inspect(folder)["engine"] == "fsdp"
+
+
+def test_an_accelerate_save_state_under_deepspeed_is_accelerate_s_and_resumable(tmp_path):
+    # accelerate's save_state under DeepSpeed: DeepSpeedEngine.save_checkpoint(output_dir, "pytorch_model") writes the
+    # tag folder pytorch_model/, latest and (with ZeRO) zero_to_fp32.py; accelerate adds its random states, no Trainer file
+    folder = str(tmp_path / "checkpoint_3")
+    files(os.path.join(folder, "pytorch_model"), ["mp_rank_00_model_states.pt", "zero_pp_rank_0_mp_rank_00_optim_states.pt",
+                                                  "zero_pp_rank_1_mp_rank_00_optim_states.pt"])
+    files(folder, ["zero_to_fp32.py", "random_states_0.pkl", "random_states_1.pkl"])
+    with open(os.path.join(folder, "latest"), "w") as handle:
+        handle.write("pytorch_model")
+    entry = ck.inspect(folder)
+    assert (entry["engine"], entry["engine_weights"], entry["resumable"], entry["missing"]) == ("accelerate", True, True,
+                                                                                                [])
+    for name in ("zero_pp_rank_0_mp_rank_00_optim_states.pt", "zero_pp_rank_1_mp_rank_00_optim_states.pt"):
+        os.remove(os.path.join(folder, "pytorch_model", name))
+    entry = ck.inspect(folder)
+    assert (entry["resumable"], entry["missing"]) == (False, ["optimizer.bin"])
+
+
+def test_accelerate_s_automatically_named_checkpoints_are_found_newest_by_their_index(tmp_path):
+    # ProjectConfiguration(automatic_checkpoint_naming=True): save_state() writes checkpoints/checkpoint_<n>, n counting
+    # the saves from 0 (a save index, not a step: no step is told)
+    root = tmp_path / "checkpoints"
+    for index in (0, 1, 2, 10):
+        files(root / ("checkpoint_%d" % index), ["model.safetensors", "optimizer.bin", "random_states_0.pkl"])
+    os.utime(str(root / "checkpoint_2"), None)          # touched last: the index, not the time, tells the newest
+    report = ck.find(str(root))
+    assert [e["name"] for e in report["checkpoints"]] == ["checkpoint_10", "checkpoint_2", "checkpoint_1", "checkpoint_0"]
+    assert (report["latest"]["step"], report["latest"]["engine"], report["latest"]["resumable"]) == (None, "accelerate",
+                                                                                                     True)

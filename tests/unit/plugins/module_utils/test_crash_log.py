@@ -35,8 +35,9 @@ def test_recorded_crash_log_is_classified_as_written(name):
     assert report["categories"] == ([] if want == "none" else [want])
     assert report["files"][0]["error"] is None and report["files"][0]["complete"] is True
     for item in report["crashes"]:
-        # the category's fix, or the own fix of one of its rows (a port in use, cuDNN's handle)
-        assert item["fix"] in set(p.fix for p in crash.PATTERNS if p.category == want)
+        # the category's fix, or the own fix of one of its rows (a port in use, cuDNN's handle, a run of zero losses)
+        rows = crash.PATTERNS + [streak.pattern for streak in crash.STREAKS]
+        assert item["fix"] in set(p.fix for p in rows if p.category == want)
         assert item["line"] and "\n" not in item["line"]
 
 
@@ -1163,3 +1164,228 @@ def test_the_source_line_that_raises_the_cpu_only_assertion_is_no_verdict():
     # the frame and its source line before the exception line: https://github.com/EagleW/Describing_a_Knowledge_Base/issues/8
     frame = '  File "C:\\Users\\Anaconda3\\lib\\site-packages\\torch\\cuda\\__init__.py", line 210, in _lazy_init'
     assert crash.classify('    raise AssertionError("Torch not compiled with CUDA enabled")', frame) is None
+
+
+# -- shared memory, teardown, NeMo levels, runs of zero losses, and more real error kinds ----------------------------
+
+@pytest.mark.parametrize("line", [
+    # NCCL creating its segment in /dev/shm: https://github.com/pytorch/ci-infra/pull/490 (the whole block is a fixture),
+    # https://github.com/NVIDIA/nccl-tests/issues/166, https://github.com/NVIDIA/nccl/issues/525
+    "[2026-04-22 21:34:20] mt-l-x86iavx512-45-172-t4-4-csmpw-runner-g4sfw-workflow:202016:202235 [0] misc/shmutils.cc:132 "
+    "NCCL WARN Error while creating shared memory segment /dev/shm/nccl-WU88OE (size 9637888), error: No space left on "
+    "device (28)",
+    "ubuntu:9621:9691 [6] misc/shmutils.cc:112 NCCL WARN Error while creating shared memory segment /dev/shm/nccl-fjwOOB "
+    "(size 5967872)",
+    "[3] include/shm.h:48 NCCL WARN Error while creating shared memory segment nccl-shm-recv-1462445a6f01cbfc-1-2-3 "
+    "(size 9637888)",
+    # Python's ENOSPC naming a file in /dev/shm after the message (the form of dolly#139's fixture, on /dev/shm)
+    "OSError: [Errno 28] No space left on device: '/dev/shm/torch_18692_1954506624'",
+    # a DataLoader worker's SIGBUS in torch's older wording, without the shm hint: https://github.com/pytorch/pytorch/issues/5040
+    "RuntimeError: DataLoader worker (pid 13) is killed by signal: Bus error.",
+    # ... and the current one: https://github.com/hkchengrex/STCN/issues/132
+    "RuntimeError: DataLoader worker (pid 46794) is killed by signal: Bus error. It is possible that dataloader's workers "
+    "are out of shared memory. Please try to raise your shared memory limit.",
+])
+def test_shared_memory_full_names_dev_shm(line):
+    pattern = crash.classify(line)
+    assert pattern.category == "disk_full" and pattern.fix == crash.SHM_FIX and "shm-size" in pattern.fix
+
+
+def test_a_shared_memory_log_reports_the_dev_shm_fix_and_a_disk_full_one_does_not():
+    report = crash.scan([str(fixtures.crash_log_path("pytorch-ci-infra-pr490_nccl_failed_to_extend_dev_shm_no_space.txt"))],
+                        record=False, now=NOW)
+    (item,) = report["crashes"]
+    assert (item["category"], item["count"], item["fix"]) == ("disk_full", 2, crash.SHM_FIX)
+    assert "Error while creating shared memory segment" in item["line"]
+    # a full disk is still the disk (dolly#139's torch.save), and NCCL attaching to a segment that is gone is no shm space
+    assert crash.classify("OSError: [Errno 28] No space left on device").fix == crash.CATEGORIES["disk_full"][1]
+    assert crash.classify("g148:14937:69361 [0] misc/shmutils.cc:129 NCCL WARN Error while attaching to shared memory "
+                          "segment /dev/shm/nccl-glnlGK (size 14156128), error: No such file or directory (2)") is None
+
+
+@pytest.mark.parametrize("line", [
+    # https://github.com/tensorflow/tensorflow/issues/8483 (after step 9990 of 10000; the block is a fixture)
+    "E tensorflow/stream_executor/cuda/cuda_event.cc:49] Error polling for event status: failed to query event: "
+    "CUDA_ERROR_DEINITIALIZED",
+    # https://github.com/AlexeyAB/darknet/issues/1829, https://github.com/MrNeRF/LichtFeld-Studio/pull/864,
+    # https://github.com/NVIDIA/DIGITS/issues/1145 (the model had trained)
+    "cudaStreamDestroy() failed. Reason: driver shutting down",
+    "pinned_memory_allocator.cpp:270  CUDA error at C:\\Users\\miriam\\OneDrive\\Desktop\\LichtFeld-Studio\\src\\core\\tensor\\"
+    "pinned_memory_allocator.cpp:270 - cudaErrorCudartUnloading: driver shutting down",
+    "ERROR: Check failed: error == cudaSuccess (29 vs. 0) driver shutting down",
+])
+def test_the_driver_shutting_down_at_exit_is_no_gpu_error(line):
+    assert crash.classify(line) is None
+
+
+def test_a_finished_run_that_met_the_driver_torn_down_gives_nothing_but_a_real_gpu_error_stays():
+    report = crash.scan([str(fixtures.crash_log_path("tensorflow-8483_finished_run_cuda_error_deinitialized_at_exit.txt"))],
+                        record=False, now=NOW)
+    assert report["crashes"] == []
+    assert crash.classify("RuntimeError: CUDA error: an illegal memory access was encountered").category == "gpu_error"
+    assert crash.classify("jax._src.traceback_util.UnfilteredStackTrace: XlaRuntimeError: INTERNAL: CUDA_ERROR_ILLEGAL_ADDRESS"
+                          ).category == "gpu_error"
+
+
+@pytest.mark.parametrize("line", [
+    # NeMo's format "[NeMo <level letter> <date> <time> <module>:<line>]" (real lines: https://github.com/NVIDIA-NeMo/Speech/
+    # issues/7647, /13234, https://github.com/chainguard-images/images/issues/2578); the messages that name an error are
+    # written in that form to show that the level decides, as it does for logging's WARNING
+    "[NeMo W 2023-10-05 22:24:59 nemo_logging:393] megatron-core was not found. Please see the NeMo README for installation "
+    "instructions: https://github.com/NVIDIA/NeMo#megatron-gpt.",
+    "[NeMo W 2024-04-25 14:47:17 nemo_logging:393] Transformer Engine was not found. transformer_engine: No module named "
+    "'transformer_engine'",
+    "[NeMo W 2024-04-25 14:47:17 nemo_logging:393] Could not import the fused kernels; ImportError: cannot import name "
+    "'fused_layer_norm_cuda'",
+    "[NeMo D 2024-03-20 12:38:16 logging_utils:18 rank:0] ******** bnmo_debug ******** ModuleNotFoundError: No module named 'x'",
+    "[NeMo D 2025-09-27 10:45:08] Successfully dequantized model.layers.23.mlp.experts.gate_up_proj",
+    "[NeMo I 2024-11-28 09:58:12 megatron_parallel:524]  > number of parameters on (tensor, pipeline) model parallel rank "
+    "(0, 0): 26313472",
+])
+def test_nemo_warning_debug_and_info_lines_are_no_errors(line):
+    assert crash.classify(line) is None
+
+
+def test_nemo_error_lines_still_give_their_category():
+    assert crash.classify("[NeMo E 2022-11-02 09:07:07 common:506] ImportError: No module named 'apex'").category == \
+        "import_error"
+    # a glog/NCCL warning marker later in a NeMo error line does not hide it
+    assert crash.classify("[NeMo E 2024-01-01 00:00:00 train:1] CUDA out of memory. Tried to allocate 2.00 GiB "
+                          "(WARNING: fragmentation)").category == "cuda_oom"
+
+
+ZERO = "{'loss': 0.0, 'learning_rate': 8.000000000000001e-06, 'epoch': 0.03}"   # https://github.com/wwxu21/CUT/issues/2
+LOSS = "{'loss': 1.6736, 'learning_rate': 4.000000000000001e-06, 'epoch': 0.02}"
+
+
+def _categories(lines):
+    return [(m["index"], m["category"]) for m in crash.scan_lines(lines, "train.log", now=NOW)]
+
+
+def test_three_losses_of_exactly_zero_in_a_row_are_nan_loss():
+    report = crash.scan([str(fixtures.crash_log_path("CUT-2_hf_trainer_loss_exactly_zero_from_the_second_log.txt"))],
+                        record=False, now=NOW)
+    (item,) = report["crashes"]
+    assert (item["category"], item["count"], item["fix"]) == ("nan_loss", 9, crash.ZERO_LOSS_FIX)
+    # from the third zero on; lines without a loss (a progress bar, an eval dict) neither break nor make the run
+    assert _categories([LOSS, ZERO, ZERO, ZERO]) == [(3, "nan_loss")]
+    assert _categories([ZERO, "  5%|5         | 140/2724 [5:10:48<95:22:59, 132.89s/it]", "{'eval_loss': 0.0}", ZERO,
+                        ZERO]) == [(4, "nan_loss")]
+    # Megatron's and a plain logger's forms
+    assert _categories([" iteration       10/ 1000 | lm loss: 0.000000E+00 | loss scale: 1.0 |"] * 3)[-1][1] == "nan_loss"
+    assert _categories(["step 3 loss=0"] * 3) == [(2, "nan_loss")]
+
+
+def test_a_run_that_logs_zero_once_or_twice_or_only_evaluates_to_zero_is_not_flagged():
+    assert _categories([LOSS, ZERO, LOSS, ZERO, ZERO, LOSS, ZERO]) == []
+    assert _categories(["{'eval_loss': 0.0, 'eval_runtime': 1.2, 'epoch': 1.0}"] * 5) == []
+    assert _categories(["{'loss': 0.0001, 'learning_rate': 1e-05, 'epoch': 0.5}"] * 5) == []
+    # tqdm redrawing one bar with loss=0.000 many times is one line, not a run
+    bar = "\r".join(["100%|##########| 5/5 [00:01<00:00, 4.1it/s, loss=0.000]"] * 5)
+    assert _categories([bar]) == []
+    # a warning that mentions a loss of 0 is a warning
+    assert _categories(["UserWarning: loss: 0.0 (the batch was empty)"] * 3) == []
+    # TRL's GRPO logs a loss of -0.0 / 0.0 while it trains (its gradient is not 0): the line of
+    # test_grpo_without_a_reference_model_logs_kl_nan_and_trains_on, three times, and with its KL finite
+    grpo = ("{'loss': -0.0, 'grad_norm': 0.05871136859059334, 'learning_rate': 9.550000000000002e-06, 'rewards/reward_fn': "
+            "0.46000000089406967, 'reward': 0.46000000089406967, 'reward_std': 0.34648232338950036, 'completion_length': "
+            "244.1, 'kl': nan, 'epoch': 0.06}")
+    assert _categories([grpo] * 3) == []
+    assert _categories([ZERO, ZERO, grpo, ZERO, ZERO]) == []
+    # ... while a zero loss with a zero gradient is still a run
+    assert _categories(["{'loss': 0.0, 'grad_norm': 0.0, 'learning_rate': 2e-05, 'epoch': 0.5}"] * 3) == [(2, "nan_loss")]
+
+
+def test_a_more_specific_row_wins_over_a_run_of_zero_losses():
+    nan = "{'loss': nan, 'grad_norm': nan, 'learning_rate': 1e-05, 'epoch': 0.2}"
+    matches = crash.scan_lines([ZERO, ZERO, ZERO, nan], "train.log", now=NOW)
+    assert [(m["index"], m["pattern"].fix) for m in matches] == [(2, crash.ZERO_LOSS_FIX),
+                                                                 (3, crash.CATEGORIES["nan_loss"][1])]
+
+
+@pytest.mark.parametrize("line,category", [
+    # Triton kernels asking for more on-chip shared memory than the GPU has: https://github.com/Yuliang-Liu/MonkeyOCR/issues/86,
+    # https://github.com/state-spaces/mamba/issues/387, https://github.com/Knowledgator/TurboT5/issues/8
+    ("triton.runtime.errors.OutOfResources: out of resource: shared memory, Required: 126978, Hardware limit: 101376. "
+     "Reducing block sizes or `num_stages` may help.", "gpu_error"),
+    ("triton.runtime.autotuner.OutOfResources: out of resource: shared memory, Required: 663808, Hardware limit: 101376. "
+     "Reducing block sizes or `num_stages` may help.", "gpu_error"),
+    ("OutOfResources: out of resource: shared memory, Required: 114688, Hardware limit: 101376. Reducing block sizes or "
+     "`num_stages` may help.", "gpu_error"),
+    # torch.distributed.monitored_barrier (ProcessGroupGloo.cpp's message; PyTorch's docs and tests)
+    ("RuntimeError: [Rank 0]: Rank 1 failed to pass monitoredBarrier in 30000 ms", "nccl_timeout"),
+    ("RuntimeError: Rank 1 failed to pass monitoredBarrier in 2000 ms", "nccl_timeout"),
+    ("[Rank 0]: Ranks 2 failed to pass monitoredBarrier in 1800000 ms", "nccl_timeout"),
+    # Megatron's checks and its count of NaN iterations (https://github.com/alibaba/Pai-Megatron-Patch/issues/366,
+    # /60, https://github.com/modelscope/ms-swift/issues/9791; the log line: https://github.com/NVIDIA/Megatron-LM/issues/1880
+    # with its count set above 0)
+    ("AssertionError: Rank 11: found NaN in local grad norm in backward pass before data-parallel communication "
+     "collective. Device: 3", "nan_loss"),
+    ("AssertionError: Rank 3: found NaN in local grad norm in backwards pass. Device: 3, node: set-zw04-kubernetes-pc133.mt",
+     "nan_loss"),
+    ("found NaN in local grad norm for bucket #0 in backward pass before data-parallel communication collective", "nan_loss"),
+    (" | learning rate: 5.333333E-06 | global batch size:     4 | lm loss: 1.420515E+00 | loss scale: 1.0 | grad norm: "
+     "13.636 | number of skipped iterations:   0 | number of nan iterations:   2 |", "nan_loss"),
+    # DeepSpeed's fp16 loss scaler giving up: https://github.com/ymcui/Chinese-LLaMA-Alpaca/issues/534
+    ("Exception: Current loss scale already at minimum - cannot decrease scale anymore. Exiting run.", "nan_loss"),
+    # a child of mp.spawn killed (the OOM killer): https://github.com/lyu-yx/ACUMEN/issues/4, https://github.com/jeffffffli/
+    # HybrIK/issues/198; torchrun's: https://github.com/hpcaitech/ColossalAI/issues/3514
+    ("torch.multiprocessing.spawn.ProcessExitedException: process 0 terminated with signal SIGKILL", "process_killed"),
+    ("Exception: process 3 terminated with signal SIGKILL", "process_killed"),
+    ("ERROR:torch.distributed.elastic.multiprocessing.api:failed (exitcode: -9) local_rank: 3 (pid: 812917) of binary: "
+     "/data/chenhao/anaconda3/envs/ColossalAI-Chat/bin/python", "process_killed"),
+    # NCCL over InfiniBand: https://github.com/NVIDIA/nccl/issues/1814, /1664, /928, /1129, /562
+    ("hostname-test:984:1357 [4] ib_plugin.c:1615 NCCL WARN NET/IB : Got completion from peer 172.36.143.59<44206> with "
+     "status=12 opcode=129 len=65536 vendor err 129 (Recv) localGid ::ffff:29.87.88.182 remoteGids::ffff:29.87.4.221",
+     "nccl_timeout"),
+    ("NET/IBP:Got completion from peer 7.6.13.83<36315> with status=12 opcode=32698 len=32696 vendor err 129 (Send)",
+     "nccl_timeout"),
+    ("H100-2:19989:20082 [1] transport/net_ib.cc:1295 NCCL WARN NET/IB : Got completion from peer "
+     "fe80::966d:ae03:8b:df78%ib0<53249> with error 4, opcode 32564, len 32564, vendor err 81 (Send)", "nccl_timeout"),
+    ("node08:6561:6600 [0] misc/ibvwrap.cc:280 NCCL WARN Call to ibv_create_qp failed", "nccl_timeout"),
+    ("hai-a100-3:3778851:3779883 [4] ibvwrap.c:130 NCCL WARN Call to ibv_create_qp failed", "nccl_timeout"),
+])
+def test_more_real_error_kinds(line, category):
+    assert crash.classify(line).category == category
+
+
+def test_the_rows_of_the_new_kinds_say_what_to_do():
+    triton = crash.classify("triton.runtime.errors.OutOfResources: out of resource: shared memory, Required: 126978, "
+                            "Hardware limit: 101376. Reducing block sizes or `num_stages` may help.")
+    assert triton.fix == crash.TRITON_RESOURCES_FIX and "num_stages" in triton.fix and "/dev/shm" in triton.fix
+    # Megatron's healthy interval line (no NaN iteration) and NCCL's IB notices give nothing
+    assert crash.classify(" | learning rate: 5.333333E-06 | global batch size:     4 | lm loss: 1.420515E+00 | loss scale: "
+                          "1.0 | grad norm: 13.636 | number of skipped iterations:   0 | number of nan iterations:   0 |") is None
+    assert crash.classify("node08:6561:6561 [0] NCCL INFO NET/IB : Using [0]mlx5_0:1/IB ; OOB ibs3:10.252.0.211<0>") is None
+    # a child that ended on another signal is no kill
+    assert crash.classify("torch.multiprocessing.spawn.ProcessExitedException: process 1 terminated with signal SIGABRT") \
+        is None
+
+
+@pytest.mark.parametrize("line", [
+    # torchrun's summary of a child that died of SIGBUS (the form of its -9 one, ml-recurrent-drafter#5's fixture)
+    "  exitcode  : -7 (pid: 10)",
+    "  traceback : Signal 7 (SIGBUS) received by PID 10",
+    # UCX's handler under NCCL in a container with docker's 64 MiB /dev/shm: https://github.com/msr-fiddle/pipedream/issues/76
+    "[8d6bf97c3bf4:3039 :0:3095] Caught signal 7 (Bus error: nonexistent physical address)",
+    "torch.multiprocessing.spawn.ProcessExitedException: process 0 terminated with signal SIGBUS",
+    # the shell's report (https://github.com/google/fuzzbench/pull/1450 raised --shm-size for it)
+    "Bus error (core dumped)",
+])
+def test_a_process_that_died_of_sigbus_names_shared_memory(line):
+    pattern = crash.classify(line)
+    assert (pattern.category, pattern.fix) == ("disk_full", crash.SIGBUS_FIX) and "/dev/shm" in pattern.fix
+    # a -9 stays a kill, and "bus error" inside a sentence is no crash
+    assert crash.classify("  exitcode  : -9 (pid: 3309)").category == "process_killed"
+    assert crash.classify("INFO: retrying after a bus error on the PCIe link was corrected") is None
+
+
+def test_nccl_ib_async_events_that_are_errors_count_and_the_others_do_not():
+    # net_ib.cc logs every async event of the HCA as "NCCL WARN NET/IB : <dev>:<port> Got async event : <ibv_event_type_str>"
+    # (NVIDIA/nccl src/transport/net_ib.cc); a triage list of real logs counts "local catastrophic error" as an IB error
+    # and keeps "client reregistration" / "port active" out
+    prefix = "node1:100:200 [0] NCCL WARN NET/IB : mlx5_0:1 Got async event : "
+    for event in ("port error", "local catastrophic error", "local work queue catastrophic error", "CQ error"):
+        assert crash.classify(prefix + event).category == "nccl_timeout", event
+    for event in ("port active", "client reregistration", "GID table change", "LID change"):
+        assert crash.classify(prefix + event) is None, event
