@@ -69,6 +69,7 @@ DEFAULTS = {
     "expect_layout": _checkpoints.AUTO,
     "proc_root": "/proc",
     "meminfo": "/proc/meminfo",
+    "cgroup_root": "/sys/fs/cgroup",   # 'none': no cgroup limit looked at
     "check_mode": False,            # fix mode and the crash history change nothing in check mode
     "deadline": None,               # a time.monotonic() value: long reads (the logs) stop there
 }
@@ -116,6 +117,8 @@ def settings(base_dir, now=None, **overrides):
         else:
             ctx[key] = None
     ctx["logs"] = [p if os.path.isabs(p) else os.path.join(base, p) for p in ctx["logs"]]
+    if ctx["cgroup_root"] == "none":
+        ctx["cgroup_root"] = None
     ctx["now"] = time.time() if now is None else now
     return ctx
 
@@ -140,31 +143,151 @@ def collect_disk(ctx):
             "error": None}
 
 
+# The /proc/meminfo lines the memory check reads; each, when present, is a whole number of kB no larger than MemTotal.
+MEMINFO_KEYS = ("MemTotal", "MemAvailable", "MemFree", "Buffers", "Cached")
+_KB_VALUE = re.compile(r"^\s*([0-9]+)(?:\s+kB)?\s*$")   # [0-9]: \d would take other scripts' digits
+
+
 def parse_meminfo(text):
-    """/proc/meminfo -> {available_bytes, total_bytes, estimated}: MemAvailable, else MemFree + Buffers + Cached."""
+    """/proc/meminfo -> {available_bytes, total_bytes, estimated}: MemAvailable, else MemFree + Buffers + Cached.
+
+    ValueError naming the problem for a file that cannot be believed (a value that is no number, negative, larger
+    than MemTotal, a line twice, MemTotal or both MemAvailable and MemFree missing): never a figure made of it."""
     values = {}
     for line in text.splitlines():
-        match = re.match(r"^(\w+):\s+(\d+)(?:\s+kB)?\s*$", line)
-        if match:
-            values[match.group(1)] = int(match.group(2)) * 1024
+        key, sep, rest = line.partition(":")
+        key = key.strip()
+        if not sep or key not in MEMINFO_KEYS:
+            continue
+        if key in values:
+            raise ValueError("%s appears twice" % key)
+        match = _KB_VALUE.match(rest)
+        if not match:
+            raise ValueError("%s is not a number of kB: %r" % (key, rest.strip()[:40]))
+        values[key] = int(match.group(1)) * 1024
+    total = values.get("MemTotal")
+    if not total:
+        raise ValueError("it has no MemTotal line" if total is None else "MemTotal is 0")
+    for key in MEMINFO_KEYS[1:]:
+        if values.get(key, 0) > total:
+            raise ValueError("%s (%d kB) is more than MemTotal (%d kB): impossible" % (
+                key, values[key] // 1024, total // 1024))
     if "MemAvailable" in values:
-        return {"available_bytes": values["MemAvailable"], "total_bytes": values.get("MemTotal"), "estimated": False}
-    parts = [values.get(k) for k in ("MemFree", "Buffers", "Cached")]
-    if parts[0] is None:
+        return {"available_bytes": values["MemAvailable"], "total_bytes": total, "estimated": False}
+    if "MemFree" not in values:
+        raise ValueError("it has neither a MemAvailable nor a MemFree line")
+    estimate = sum(values.get(k, 0) for k in ("MemFree", "Buffers", "Cached"))
+    return {"available_bytes": min(estimate, total), "total_bytes": total, "estimated": True}
+
+
+# The memory limits of a cgroup, per version: (version, the controller's name in /proc/<pid>/cgroup ('' for v2's
+# single hierarchy), its folder under cgroup_root, the limit file, the usage file, the memory.stat key of the page
+# cache the kernel reclaims before it hits the limit). "max" (v2) or a v1 value beyond the memory is no limit.
+CGROUP_MEMORY = (
+    ("v2", "", "", "memory.max", "memory.current", "inactive_file"),
+    ("v1", "memory", "memory", "memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file"),
+)
+
+
+def _cgroup_paths(text):
+    """/proc/<pid>/cgroup text -> {controller: cgroup path} ('' for the v2 hierarchy)."""
+    paths = {}
+    for line in text.splitlines():
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        for controller in (parts[1].split(",") if parts[1] else [""]):
+            paths.setdefault(controller, parts[2].strip())
+    return paths
+
+
+def _cgroup_number(path):
+    """The whole number in a cgroup file; None for 'max' or a missing file; ValueError naming other text."""
+    try:
+        text = _config.read_bounded(path, 4096).decode("utf-8", "replace").strip()
+    except _config.JsonFileError as exc:
+        if not os.path.exists(path):
+            return None
+        raise ValueError(exc.message)
+    if text == "max":
         return None
-    return {"available_bytes": sum(p or 0 for p in parts), "total_bytes": values.get("MemTotal"), "estimated": True}
+    if not re.match(r"^[0-9]+$", text):
+        raise ValueError("%s holds %r, not a number of bytes" % (path, text[:40]))
+    return int(text)
+
+
+def _reclaimable(path, key):
+    try:
+        text = _config.read_bounded(path, 65536).decode("utf-8", "replace")
+    except _config.JsonFileError:
+        return 0
+    for line in text.splitlines():
+        words = line.split()
+        if len(words) == 2 and words[0] == key and words[1].isdigit() and words[1].isascii():
+            return int(words[1])
+    return 0
+
+
+def cgroup_memory(proc_root, cgroup_root, pid="self"):
+    """The tightest memory limit over this process's cgroup and the cgroups above it:
+    {headroom_bytes, limit_bytes, usage_bytes, path, version}, or None without a limit (or without cgroups).
+    headroom = limit - (usage - reclaimable page cache). ValueError naming a limit or usage file that holds garbage."""
+    if not cgroup_root:
+        return None
+    try:
+        paths = _cgroup_paths(_config.read_bounded(os.path.join(proc_root, str(pid), "cgroup"), 65536)
+                              .decode("utf-8", "replace"))
+    except _config.JsonFileError:
+        return None
+    tightest = None
+    for version, controller, folder, limit_file, usage_file, cache_key in CGROUP_MEMORY:
+        if controller not in paths:
+            continue
+        top = os.path.join(cgroup_root, folder) if folder else cgroup_root
+        if not os.path.isdir(top):
+            continue
+        # in a container with its own cgroup namespace (or a bind mount of its subtree) the path is not below
+        # cgroup_root: the mount itself is the container's cgroup
+        here = os.path.normpath(os.path.join(top, paths[controller].lstrip("/")))
+        if not os.path.isdir(here) or not (here + os.sep).startswith(top.rstrip(os.sep) + os.sep):
+            here = top
+        while True:
+            limit = _cgroup_number(os.path.join(here, limit_file))
+            if limit is not None:
+                usage = _cgroup_number(os.path.join(here, usage_file)) or 0
+                used = max(usage - _reclaimable(os.path.join(here, "memory.stat"), cache_key), 0)
+                headroom = max(limit - used, 0)
+                if tightest is None or headroom < tightest["headroom_bytes"]:
+                    tightest = {"headroom_bytes": headroom, "limit_bytes": limit, "usage_bytes": usage,
+                                "path": os.path.join(here, limit_file), "version": version}
+            if os.path.normpath(here) == os.path.normpath(top):
+                break
+            here = os.path.dirname(here)
+    return tightest
 
 
 def collect_memory(ctx):
+    """{available_bytes, total_bytes, estimated, cgroup, error, source}: what the host's memory leaves, and where
+    a cgroup limit leaves less (a container, a systemd unit's MemoryMax), what the limit leaves."""
+    report = {"available_bytes": None, "total_bytes": None, "estimated": None, "cgroup": None, "error": None,
+              "source": ctx["meminfo"]}
     try:
-        parsed = parse_meminfo(_config.read_bounded(ctx["meminfo"], 65536).decode("utf-8", "replace"))
+        report.update(parse_meminfo(_config.read_bounded(ctx["meminfo"], 65536).decode("utf-8", "replace")))
     except _config.JsonFileError as exc:
-        return {"available_bytes": None, "error": exc.message, "source": ctx["meminfo"]}
-    if parsed is None:
-        return {"available_bytes": None, "error": "%s has no MemAvailable or MemFree line" % ctx["meminfo"],
-                "source": ctx["meminfo"]}
-    parsed.update(error=None, source=ctx["meminfo"])
-    return parsed
+        report["error"] = exc.message
+        return report
+    except ValueError as exc:
+        report["error"] = "%s cannot be believed: %s" % (ctx["meminfo"], exc)
+        return report
+    try:
+        limit = cgroup_memory(ctx["proc_root"], ctx["cgroup_root"])
+    except ValueError as exc:
+        report.update(available_bytes=None, error="the cgroup memory limit cannot be read: %s" % exc)
+        return report
+    if limit is not None and limit["headroom_bytes"] < report["available_bytes"]:
+        report["cgroup"] = limit
+        report["available_bytes"] = limit["headroom_bytes"]
+    return report
 
 
 def collect_config(ctx):
@@ -376,11 +499,17 @@ def evaluate_disk_space(disk, fix, min_free_bytes=DEFAULTS["min_free_bytes"]):
 
 def evaluate_memory(memory, fix, min_available_bytes=DEFAULTS["min_available_bytes"]):
     name = "memory"
+    cgroup = memory.get("cgroup")
     details = {"available_bytes": memory.get("available_bytes"), "min_available_bytes": min_available_bytes,
-               "estimated": memory.get("estimated")}
+               "estimated": memory.get("estimated"), "cgroup_limit_bytes": (cgroup or {}).get("limit_bytes")}
     if memory.get("error"):
-        return [_p(name, UNKNOWN, memory["error"], "Check that /proc is mounted.")], None, details
+        return [_p(name, UNKNOWN, "memory not judged: %s" % memory["error"],
+                   "Check that /proc is mounted, and in a container that LXCFS (or what provides /proc/meminfo) "
+                   "runs.")], None, details
     how = " (estimated: no MemAvailable)" if memory.get("estimated") else ""
+    if cgroup:
+        how += " under the cgroup limit of %s (%s, %s in use)" % (
+            _gb(cgroup["limit_bytes"]), cgroup["path"], _gb(cgroup["usage_bytes"]))
     if memory["available_bytes"] < min_available_bytes:
         return [_p(name, WARN, "only %s of memory available%s (needs %s)" % (
             _gb(memory["available_bytes"]), how, _gb(min_available_bytes)), fix)], None, details

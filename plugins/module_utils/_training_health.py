@@ -71,6 +71,7 @@ OPTIONS = dict(
     expected_gpu_count=dict(type="int"),
     meminfo=dict(type="path", default=DEFAULTS["meminfo"]),
     proc_root=dict(type="path", default=DEFAULTS["proc_root"]),
+    cgroup_root=dict(type="str", default=DEFAULTS["cgroup_root"]),
     fix=dict(type="bool", default=False),
 )
 # options -> _training_checks.settings keys, where the name or the unit differs
@@ -78,7 +79,7 @@ _SETTING_NAMES = {"min_free_gb": "min_free_bytes", "min_memory_gb": "min_availab
                   "checkpoint_max_age": "checkpoint_max_age_s"}
 _SAME = ("config_file", "pid_file", "status_file", "logs", "checkpoint_dir", "lock_file", "history_file",
          "required_dirs", "required_files", "daemon_match", "service_user", "crash_log_lines", "record_crashes",
-         "expect_layout", "meminfo", "proc_root")
+         "expect_layout", "meminfo", "proc_root", "cgroup_root")
 
 
 def defaults():

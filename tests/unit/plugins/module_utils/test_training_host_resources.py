@@ -1,0 +1,142 @@
+"""The training host's resource and daemon checks on odd hosts: impossible /proc/meminfo, cgroup limits, statvfs
+without a fragment size or that never answers, paths that do not exist yet, ACLs, garbage PID files, PID
+namespaces, stopped daemons, status files read mid-rewrite, LXCFS uptime. Real /proc samples are in
+tests/fixtures/training/proc (sources in tests/fixtures/training/SOURCES.md)."""
+
+from __future__ import annotations
+
+import functools
+import os
+
+import pytest
+
+from ansible_collections.gpuops.preflight.plugins.module_utils import _training_checks as tc
+
+from .fixtures import TRAINING
+
+NOW = 1767225600.0
+FIX = "the check's own suggested fix"
+PROC = os.path.join(TRAINING, "proc")
+evaluate_memory = functools.partial(tc.evaluate_memory, fix=FIX)
+
+
+def proc_sample(name):
+    with open(os.path.join(PROC, name), encoding="utf-8") as handle:
+        return handle.read()
+
+
+def write(path, text):
+    os.makedirs(os.path.dirname(str(path)), exist_ok=True)
+    with open(str(path), "w", encoding="utf-8") as handle:
+        handle.write(text)
+    return str(path)
+
+
+# -- memory: /proc/meminfo that cannot be believed -----------------------------------------------
+
+@pytest.mark.parametrize("name, available_kb, total_kb", [
+    ("meminfo_coroot_64g_host.txt", 23826720, 65871236),
+    ("meminfo_marlinraker_32g_zswap.txt", 24552156, 32805556),
+    ("meminfo_lxcfs-120_container_4g.txt", 2716972, 4194304),   # LXCFS: Active above MemTotal, not read
+])
+def test_real_meminfo_samples_parse(name, available_kb, total_kb):
+    parsed = tc.parse_meminfo(proc_sample(name))
+    assert parsed == {"available_bytes": available_kb * 1024, "total_bytes": total_kb * 1024, "estimated": False}
+
+
+@pytest.mark.parametrize("text, words", [
+    ("MemTotal: 1000 kB\nMemFree: 10 kB\nMemAvailable: 2000 kB\n", "MemAvailable (2000 kB) is more than MemTotal"),
+    ("MemTotal: 1000 kB\nMemFree: -5 kB\nMemAvailable: 20 kB\n", "MemFree is not a number of kB: '-5 kB'"),
+    ("MemTotal: 1000 kB\nMemAvailable: lots kB\n", "MemAvailable is not a number of kB: 'lots kB'"),
+    ("MemTotal: 1000 MB\nMemAvailable: 20 kB\n", "MemTotal is not a number of kB: '1000 MB'"),
+    ("MemTotal: \u0661\u0662 kB\nMemAvailable: 2 kB\n", "MemTotal is not a number of kB"),   # Arabic-Indic digits
+    ("MemFree: 10 kB\nMemAvailable: 20 kB\n", "no MemTotal line"),
+    ("MemTotal: 0 kB\nMemAvailable: 0 kB\n", "MemTotal is 0"),
+    ("MemTotal: 1000 kB\nSwapFree: 10 kB\n", "neither a MemAvailable nor a MemFree line"),
+    ("MemTotal: 1000 kB\nMemAvailable: 20 kB\nMemAvailable: 30 kB\n", "MemAvailable appears twice"),
+    ("garbage\n\x00", "no MemTotal line"),
+    ("", "no MemTotal line"),
+])
+def test_impossible_meminfo_is_refused_naming_the_problem(text, words):
+    with pytest.raises(ValueError) as err:
+        tc.parse_meminfo(text)
+    assert words in str(err.value)
+
+
+@pytest.mark.parametrize("text", [
+    "MemTotal: 1000 kB\nMemFree: 10 kB\nMemAvailable: 2000 kB\n",
+    "MemTotal: 1000 kB\nMemFree: -5 kB\nMemAvailable: 20 kB\n",
+    "MemFree: 10 kB\nMemAvailable: 20000000 kB\n",
+])
+def test_the_memory_check_is_unknown_on_an_impossible_meminfo(tmp_path, text):
+    ctx = tc.settings(str(tmp_path), meminfo=write(tmp_path / "meminfo", text), cgroup_root="none")
+    problems, ok_text, details = evaluate_memory(tc.collect_memory(ctx), min_available_bytes=0)
+    assert [p["status"] for p in problems] == ["unknown"] and ok_text is None
+    assert problems[0]["message"].startswith("memory not judged: %s cannot be believed: " % ctx["meminfo"])
+
+
+def test_an_estimate_never_exceeds_the_total():
+    parsed = tc.parse_meminfo("MemTotal: 1000 kB\nMemFree: 600 kB\nBuffers: 300 kB\nCached: 400 kB\n")
+    assert parsed["estimated"] and parsed["available_bytes"] == 1000 * 1024
+
+
+# -- memory: a cgroup limit below MemAvailable is the figure judged -------------------------------
+
+def _host(tmp_path, cgroup_line, files, meminfo="meminfo_coroot_64g_host.txt"):
+    proc = tmp_path / "proc"
+    write(proc / "self" / "cgroup", cgroup_line)
+    for rel, text in files.items():
+        write(tmp_path / "cgroup" / rel, text)
+    os.makedirs(str(tmp_path / "cgroup"), exist_ok=True)
+    return tc.settings(str(tmp_path), meminfo=os.path.join(PROC, meminfo), proc_root=str(proc),
+                       cgroup_root=str(tmp_path / "cgroup"))
+
+
+GIB = 1024 ** 3
+
+
+def test_cgroup_v2_limit_in_a_container_namespace(tmp_path):
+    # a container with its own cgroup namespace: /proc/self/cgroup says "0::/", the mount is its cgroup
+    ctx = _host(tmp_path, "0::/\n", {"memory.max": "%d\n" % (8 * GIB), "memory.current": "%d\n" % (6 * GIB),
+                                     "memory.stat": "anon 5368709120\ninactive_file %d\n" % (GIB // 2)})
+    memory = tc.collect_memory(ctx)
+    assert memory["available_bytes"] == int(2.5 * GIB) and memory["cgroup"]["version"] == "v2"
+    problems, _ok, details = evaluate_memory(memory, min_available_bytes=4 * 1000 ** 3)
+    assert [p["status"] for p in problems] == ["warn"] and details["cgroup_limit_bytes"] == 8 * GIB
+    assert "under the cgroup limit of 8.6 GB (%s" % os.path.join(ctx["cgroup_root"], "memory.max") \
+        in problems[0]["message"]
+
+
+def test_cgroup_v2_limit_of_a_parent_and_a_nested_path(tmp_path):
+    ctx = _host(tmp_path, "0::/system.slice/training.service\n", {
+        "system.slice/memory.max": "%d\n" % (3 * GIB), "system.slice/memory.current": "%d\n" % GIB,
+        "system.slice/training.service/memory.max": "max\n",
+        "system.slice/training.service/memory.current": "%d\n" % GIB})
+    memory = tc.collect_memory(ctx)
+    assert memory["available_bytes"] == 2 * GIB
+    assert memory["cgroup"]["path"] == os.path.join(ctx["cgroup_root"], "system.slice", "memory.max")
+
+
+def test_cgroup_v1_limit(tmp_path):
+    ctx = _host(tmp_path, "12:pids:/docker/abc\n4:memory:/docker/abc\n1:name=systemd:/docker/abc\n", {
+        "memory/memory.limit_in_bytes": "%d\n" % (2 * GIB), "memory/memory.usage_in_bytes": "%d\n" % GIB,
+        "memory/memory.stat": "cache 0\ntotal_inactive_file 0\n"})
+    memory = tc.collect_memory(ctx)
+    assert memory["available_bytes"] == GIB and memory["cgroup"]["version"] == "v1"
+
+
+def test_no_cgroup_limit_or_a_higher_one_leaves_meminfo(tmp_path):
+    v1_unlimited = "9223372036854771712\n"
+    ctx = _host(tmp_path, "4:memory:/\n", {"memory/memory.limit_in_bytes": v1_unlimited,
+                                           "memory/memory.usage_in_bytes": "%d\n" % GIB})
+    memory = tc.collect_memory(ctx)
+    assert memory["available_bytes"] == 23826720 * 1024 and memory["cgroup"] is None
+    ctx = _host(tmp_path, "0::/\n", {"memory.max": "max\n", "memory.current": "1\n"})
+    assert tc.collect_memory(ctx)["available_bytes"] == 23826720 * 1024
+
+
+def test_a_cgroup_limit_file_with_garbage_makes_memory_unknown(tmp_path):
+    ctx = _host(tmp_path, "0::/\n", {"memory.max": "lots\n", "memory.current": "1\n"})
+    problems = evaluate_memory(tc.collect_memory(ctx))[0]
+    assert [p["status"] for p in problems] == ["unknown"]
+    assert "memory.max holds 'lots', not a number of bytes" in problems[0]["message"]
