@@ -134,13 +134,21 @@ def collect_daemon(ctx):
 
 def collect_disk(ctx):
     """{path, free_bytes, total_bytes, error} of the base folder's filesystem (space an unprivileged user may use)."""
+    report = {"path": ctx["base_dir"], "free_bytes": None, "total_bytes": None, "error": None}
     try:
         st = os.statvfs(ctx["base_dir"])
     except OSError as exc:
-        return {"path": ctx["base_dir"], "free_bytes": None, "total_bytes": None,
-                "error": "statvfs %s failed: %s" % (ctx["base_dir"], exc.strerror or exc)}
-    return {"path": ctx["base_dir"], "free_bytes": st.f_bavail * st.f_frsize, "total_bytes": st.f_blocks * st.f_frsize,
-            "error": None}
+        report["error"] = "statvfs %s failed: %s" % (ctx["base_dir"], exc.strerror or exc)
+        return report
+    # f_frsize is the unit of the counts; some FUSE and overlay filesystems leave it 0 (f_bsize is then the unit)
+    unit = st.f_frsize or st.f_bsize
+    if not unit or not st.f_blocks or st.f_bavail > st.f_blocks:
+        report["error"] = ("statvfs %s gives no usable size (fragment size %d, block size %d, %d blocks, %d "
+                           "available): the filesystem does not say how full it is" % (
+                               ctx["base_dir"], st.f_frsize, st.f_bsize, st.f_blocks, st.f_bavail))
+        return report
+    report.update(free_bytes=st.f_bavail * unit, total_bytes=st.f_blocks * unit)
+    return report
 
 
 # The /proc/meminfo lines the memory check reads; each, when present, is a whole number of kB no larger than MemTotal.
@@ -490,7 +498,8 @@ def evaluate_disk_space(disk, fix, min_free_bytes=DEFAULTS["min_free_bytes"]):
     name = "disk_space"
     details = {"free_bytes": disk.get("free_bytes"), "min_free_bytes": min_free_bytes, "path": disk.get("path")}
     if disk.get("error"):
-        return [_p(name, UNKNOWN, disk["error"], "Check that the base folder exists and is readable.")], None, details
+        return [_p(name, UNKNOWN, disk["error"], "Check that the base folder exists and is readable, and that its "
+                   "filesystem (df %s) reports its size." % disk.get("path"))], None, details
     if disk["free_bytes"] < min_free_bytes:
         return [_p(name, WARN, "only %s free on the filesystem of %s (needs %s)" % (
             _gb(disk["free_bytes"]), disk["path"], _gb(min_free_bytes)), fix)], None, details

@@ -203,7 +203,9 @@ def _scan_changed(scan):
 # and what its Collector has beyond the shared part (the reading, its words, coming after AFTER).
 READERS = {
     "daemon": ("reading the PID file and /proc", {"wanted": lambda params: params.get("pid_file") != "none"}),
-    "disk": ("statvfs of the base folder", {}),
+    "disk": ("statvfs of the base folder", {
+        "hung": lambda params: "the filesystem of %s did not answer (a hung mount?)" % params.get("training_base_dir"),
+        "hint": "Look for a hung network or FUSE mount under the base folder (df, mount); remount it."}),
     "memory": ("reading /proc/meminfo", {}),
     "config": ("reading config.json", {}),
     "lock": ("reading the config lock", {}),

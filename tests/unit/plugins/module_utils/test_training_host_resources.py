@@ -140,3 +140,62 @@ def test_a_cgroup_limit_file_with_garbage_makes_memory_unknown(tmp_path):
     problems = evaluate_memory(tc.collect_memory(ctx))[0]
     assert [p["status"] for p in problems] == ["unknown"]
     assert "memory.max holds 'lots', not a number of bytes" in problems[0]["message"]
+
+
+# -- disk: statvfs without a fragment size, without a size, or that never answers ---------------
+
+def _statvfs(frsize, bsize, blocks, bavail):
+    # (f_bsize, f_frsize, f_blocks, f_bfree, f_bavail, f_files, f_ffree, f_favail, f_flag, f_namemax)
+    return os.statvfs_result((bsize, frsize, blocks, bavail, bavail, 100, 50, 50, 0, 255))
+
+
+def test_a_zero_fragment_size_falls_back_to_the_block_size(tmp_path, monkeypatch):
+    monkeypatch.setattr(tc.os, "statvfs", lambda path: _statvfs(0, 4096, 25000000, 24000000))
+    disk = tc.collect_disk(tc.settings(str(tmp_path)))
+    assert disk == {"path": str(tmp_path), "free_bytes": 24000000 * 4096, "total_bytes": 25000000 * 4096,
+                    "error": None}
+    problems, ok_text, _details = tc.evaluate_disk_space(disk, fix=FIX)
+    assert problems == [] and ok_text.startswith("98.3 GB free")
+
+
+@pytest.mark.parametrize("result", [_statvfs(0, 0, 1000, 10), _statvfs(4096, 4096, 0, 0), _statvfs(512, 512, 10, 20)])
+def test_a_filesystem_that_gives_no_usable_size_is_unknown(tmp_path, monkeypatch, result):
+    monkeypatch.setattr(tc.os, "statvfs", lambda path: result)
+    problems = tc.evaluate_disk_space(tc.collect_disk(tc.settings(str(tmp_path))), fix=FIX)[0]
+    assert [p["status"] for p in problems] == ["unknown"]
+    assert "gives no usable size" in problems[0]["message"]
+
+
+def _run(params):
+    from gpuops_preflight.collection import LocalModule
+    from ansible_collections.gpuops.preflight.plugins.module_utils import _host_runner
+    from ansible_collections.gpuops.preflight.plugins.module_utils import _training_health as th
+    return _host_runner.run(th.FAMILY, LocalModule(), params, now=NOW)
+
+
+def _params(base, checks, **extra):
+    from ansible_collections.gpuops.preflight.plugins.module_utils import _training_health as th
+    params = dict(th.defaults(), training_base_dir=str(base), checks=list(checks), timeouts={}, gpu_tool="sysfs",
+                  kernel_log="none", cgroup_root="none")
+    params.update(extra)
+    return params
+
+
+def test_a_hung_mount_is_unknown_saying_the_filesystem_did_not_answer(tmp_path, monkeypatch):
+    import threading
+    release = threading.Event()
+    real = os.statvfs
+
+    def hung(path):
+        if str(path) == str(tmp_path):
+            release.wait(30)
+        return real(path)
+    monkeypatch.setattr(tc.os, "statvfs", hung)
+    try:
+        result = _run(_params(tmp_path, ["disk_space"], timeouts={"disk_space": 1}))
+    finally:
+        release.set()
+    disk = result["checks"]["disk_space"]
+    assert disk["status"] == "unknown"
+    assert disk["problems"][0]["message"].startswith(
+        "the filesystem of %s did not answer (a hung mount?): timed out after 1" % tmp_path)
