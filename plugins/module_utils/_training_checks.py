@@ -491,7 +491,11 @@ def evaluate_daemon(daemon, fix):
                    "processes).")], None, details
     if not daemon.get("alive"):
         return [_p("daemon", FAIL, daemon.get("message") or "the training daemon is not running", fix)], None, details
-    return [], "training daemon pid %d (from %s) is running" % (daemon["pid"], daemon["pid_file"]), details
+    if daemon.get("stopped"):
+        return [_p("daemon", WARN, daemon["message"], "Resume it (kill -CONT %d) unless someone stopped it on purpose "
+                   "(a debugger, a paused job)." % daemon["pid"])], None, details
+    inner = (" (PID %d in its own PID namespace)" % daemon["namespace_pid"]) if daemon.get("namespace_pid") else ""
+    return [], "training daemon pid %d%s (from %s) is running" % (daemon["pid"], inner, daemon["pid_file"]), details
 
 
 def evaluate_disk_space(disk, fix, min_free_bytes=DEFAULTS["min_free_bytes"]):

@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import signal
 import socket
 import stat
@@ -57,6 +58,8 @@ PF_KTHREAD = 0x00200000             # /proc/<pid>/stat flags: a kernel thread
 SKEW_TOLERANCE = 60                 # seconds a stamp may lie in the future before it is clock skew
 MIN_WALL_CLOCK = 946684800.0        # 2000-01-01 UTC: an updated_at before it is no wall-clock time (a monotonic clock)
 PID_REUSE_SLACK = 5                 # seconds a process may start after its PID file was written (see _reused)
+PID_MAX = 4194304                   # PID_MAX_LIMIT of a 64-bit kernel (2^22): no PID is larger
+STOPPED_STATES = ("T", "t")         # /proc/<pid>/stat: stopped by a signal (SIGSTOP, Ctrl-Z), stopped by a tracer
 LOG_MAX_BYTES = 10 * 1024 * 1024    # watchdog.log is rotated to watchdog.log.1 beyond this
 
 # Relative to the training base dir (issue 10's layout).
@@ -367,17 +370,21 @@ IDENTITY_RULES = (_own_process, _stat_unreadable, _gone, _kernel_thread, _not_ma
 
 
 def daemon_info(pid_file, proc_root="/proc", now=None, match=None):
-    """What the PID file says about the daemon: {pid, alive, unknown, pgid, started_at, message, pid_file}.
+    """What the PID file says about the daemon: {pid, alive, unknown, pgid, started_at, message, pid_file, state,
+    stopped, namespace_pid}.
 
     ``alive`` is True only for a process proven to be the daemon (``IDENTITY_RULES``); False when the
     PID file is missing or unreadable, names a process that is gone, a kernel thread, a process started
     after the file was written (its PID was reused), or, with ``match``, a process whose command line
     does not contain ``match``. ``unknown`` when it cannot be told (/proc hides the process, its command
     line cannot be read). ``message`` says which. PID 1 may be the daemon (in a container): only
-    stopping it is refused (``refuse_to_stop``)."""
+    stopping it is refused (``refuse_to_stop``). A PID file written inside a container (another PID namespace)
+    names the daemon by its PID there: with ``match``, the one process whose innermost PID it is and whose command
+    line matches is the daemon (``pid`` is then its PID here, ``namespace_pid`` the file's). ``stopped``: alive but
+    stopped (state T or t), ``message`` then says so.""" 
     now = time.time() if now is None else now
     info = {"pid": None, "alive": False, "unknown": False, "pgid": None, "started_at": None, "message": None,
-            "pid_file": pid_file}
+            "pid_file": pid_file, "state": None, "stopped": False, "namespace_pid": None}
     try:
         data, written = _read_file(pid_file, SMALL_LIMIT)
     except (FileNotFoundError, NotADirectoryError):
@@ -389,15 +396,53 @@ def daemon_info(pid_file, proc_root="/proc", now=None, match=None):
     except OSError as exc:
         info.update(unknown=True, message="PID file %s could not be read: %s" % (pid_file, exc.strerror or exc))
         return info
-    # a byte-order mark, NUL padding (a file cut by a crash) are no part of the PID
-    words = data.decode("utf-8", "replace").lstrip("\ufeff").replace("\0", " ").split()
-    if not words or not words[0].isdecimal() or int(words[0]) < 1:
-        info["message"] = "PID file %s does not hold a PID (%s)" % (
-            pid_file, repr(data[:40].decode("utf-8", "replace")) if data.strip() else "it is empty")
+    pid, why = parse_pid(data)
+    if pid is None:
+        info["message"] = "PID file %s does not hold a PID: %s" % (pid_file, why)
         return info
-    pid = info["pid"] = int(words[0])
+    info["pid"] = pid
+    verdict, proc = _identify(pid, pid_file, written, proc_root, now, match)
+    if verdict and verdict[0] is False and match:
+        # a daemon in a container writes its PID as its own PID namespace numbers it: look for the process
+        # whose innermost PID (NSpid in /proc/<pid>/status) is the file's, and whose command line is the daemon's
+        inner = [p for p in _namespaced(pid, proc_root)
+                 if not _identify(p, pid_file, written, proc_root, now, match)[0]]
+        if len(inner) == 1:
+            info["namespace_pid"] = pid
+            pid = info["pid"] = inner[0]
+            verdict, proc = _identify(pid, pid_file, written, proc_root, now, match)
+    info.update(pgid=proc["pgid"], started_at=proc["started_at"], state=proc["state"])
+    if verdict:
+        info.update(unknown=verdict[0] is None, message=verdict[1])
+        return info
+    info["alive"] = True
+    if proc["state"] in STOPPED_STATES:
+        info["stopped"] = True
+        info["message"] = "the daemon (PID %d, from %s) is stopped (state %s: %s): it makes no progress until it " \
+                          "gets SIGCONT" % (pid, pid_file, proc["state"], "by a signal such as SIGSTOP or Ctrl-Z"
+                                            if proc["state"] == "T" else "by a debugger or tracer")
+    return info
+
+
+def parse_pid(data):
+    """(PID, None) from a PID file's bytes, or (None, why not: the text named). A byte-order mark, NUL padding (a
+    file cut by a crash) and the line end are no part of it; anything else is: '12abc' is no PID."""
+    text = data.decode("utf-8", "replace").lstrip("\ufeff").replace("\0", " ")
+    words = text.split()
+    if not words:
+        return None, "it is empty"
+    shown = repr(text.strip()[:40])
+    if not re.match(r"^[0-9]+$", words[0]):   # ASCII digits only: '١٢' is no PID
+        return None, "%s is not a whole number" % shown
+    pid = int(words[0])
+    if not 1 <= pid <= PID_MAX:
+        return None, "%s is no process ID (PIDs run from 1 to %d)" % (shown, PID_MAX)
+    return pid, None
+
+
+def _identify(pid, pid_file, written, proc_root, now, match):
+    """(the first IDENTITY_RULES verdict on ``pid``, or None: it is the daemon; its process_info)."""
     proc = process_info(pid, proc_root, now)
-    info.update(pgid=proc["pgid"], started_at=proc["started_at"])
     cmdline, cut, cmdline_error = _cmdline(pid, proc_root) if proc["alive"] else ("", False, None)
     facts = {"pid": pid, "pid_file": pid_file, "written": written, "proc": proc, "cmdline": cmdline, "cut": cut,
              "cmdline_error": cmdline_error, "match": match,
@@ -405,10 +450,32 @@ def daemon_info(pid_file, proc_root="/proc", now=None, match=None):
     for rule in IDENTITY_RULES:
         verdict = rule(facts)
         if verdict:
-            info.update(unknown=verdict[0] is None, message=verdict[1])
-            return info
-    info["alive"] = True
-    return info
+            return verdict, proc
+    return None, proc
+
+
+def _namespaced(inner_pid, proc_root):
+    """PIDs (as ``proc_root`` numbers them) of the processes of nested PID namespaces whose innermost PID is
+    ``inner_pid`` (the last field of NSpid in /proc/<pid>/status)."""
+    found = []
+    try:
+        names = os.listdir(proc_root)
+    except OSError:
+        return found
+    for name in names:
+        if not name.isdigit() or not name.isascii() or int(name) == inner_pid:
+            continue
+        try:
+            text = read_text(os.path.join(proc_root, name, "status"))
+        except (OSError, ValueError):
+            continue
+        for line in text.splitlines():
+            if line.startswith("NSpid:"):
+                ids = line.split()[1:]
+                if len(ids) > 1 and ids[-1] == str(inner_pid):
+                    found.append(int(name))
+                break
+    return sorted(found)
 
 
 # ---------------------------------------------------------------------------------------------

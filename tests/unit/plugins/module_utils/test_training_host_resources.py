@@ -199,3 +199,84 @@ def test_a_hung_mount_is_unknown_saying_the_filesystem_did_not_answer(tmp_path, 
     assert disk["status"] == "unknown"
     assert disk["problems"][0]["message"].startswith(
         "the filesystem of %s did not answer (a hung mount?): timed out after 1" % tmp_path)
+
+
+# -- daemon: garbage PID files, PID namespaces, a stopped daemon -----------------------------------
+
+from ansible_collections.gpuops.preflight.plugins.module_utils import _training_progress as tp  # noqa: E402
+
+
+@pytest.mark.parametrize("content, words", [
+    ("", "it is empty"),
+    ("\n\n", "it is empty"),
+    ("12abc\n", "'12abc' is not a whole number"),
+    ("-5\n", "'-5' is not a whole number"),
+    ("+7\n", "'+7' is not a whole number"),
+    ("\u0661\u0662\n", "is not a whole number"),   # Arabic-Indic 12: int() takes it, no kernel writes it
+    ("99999999999999999999999\n", "'99999999999999999999999' is no process ID (PIDs run from 1 to 4194304)"),
+    ("4194305\n", "is no process ID"),
+    ("0\n", "'0' is no process ID"),
+])
+def test_a_pid_file_with_garbage_fails_naming_the_text(tmp_path, content, words):
+    pid_file = write(tmp_path / ".daemon.pid", content)
+    info = tp.daemon_info(pid_file, match="training_daemon")
+    assert info["alive"] is False and info["unknown"] is False and info["pid"] is None
+    assert info["message"].startswith("PID file %s does not hold a PID: " % pid_file) and words in info["message"]
+    problems = tc.evaluate_daemon(info, fix=FIX)[0]
+    assert [p["status"] for p in problems] == ["fail"] and words in problems[0]["message"]
+
+
+def _proc(root, pid, comm, state, cmdline, nspid=None, starttime=100):
+    # /proc/<pid>/stat: pid (comm) state ppid pgrp session tty_nr tpgid flags ... starttime (field 22)
+    fields = [state, "1", str(pid), str(pid), "0", "-1", "4194560"] + ["0"] * 12 + [str(starttime), "0", "0"]
+    write(root / str(pid) / "stat", "%d (%s) %s\n" % (pid, comm, " ".join(fields)))
+    write(root / str(pid) / "cmdline", "\0".join(cmdline.split()) + "\0")
+    write(root / str(pid) / "status", "Name:\t%s\nState:\t%s\nNSpid:\t%s\n" % (
+        comm, state, "\t".join(str(n) for n in (nspid or [pid]))))
+
+
+@pytest.fixture
+def fake_proc(tmp_path):
+    root = tmp_path / "proc"
+    write(root / "uptime", "5000.00 4000.00\n")
+    write(root / "stat", "cpu  1 2 3 4\nbtime %d\n" % int(NOW - 5000))
+    return root
+
+
+def test_a_daemon_in_a_container_is_found_by_its_innermost_pid(tmp_path, fake_proc):
+    pid_file = write(tmp_path / ".daemon.pid", "7\n")   # written inside the container: its own PID 7
+    _proc(fake_proc, 7, "bash", "S", "/bin/bash")       # PID 7 here: someone else's shell
+    _proc(fake_proc, 4242, "python", "S", "python core/training_daemon.py", nspid=[4242, 7])
+    info = tp.daemon_info(pid_file, str(fake_proc), NOW, match="training_daemon")
+    assert (info["alive"], info["pid"], info["namespace_pid"]) == (True, 4242, 7)
+    problems, ok_text, _details = tc.evaluate_daemon(info, fix=FIX)
+    assert problems == [] and ok_text.startswith("training daemon pid 4242 (PID 7 in its own PID namespace)")
+
+
+def test_a_container_pid_not_on_this_host_is_looked_up_too(tmp_path, fake_proc):
+    pid_file = write(tmp_path / ".daemon.pid", "1\n")   # the daemon is its container's PID 1
+    _proc(fake_proc, 1, "systemd", "S", "/sbin/init")
+    _proc(fake_proc, 977, "python", "S", "python core/training_daemon.py", nspid=[977, 1])
+    info = tp.daemon_info(pid_file, str(fake_proc), NOW, match="training_daemon")
+    assert (info["alive"], info["pid"], info["namespace_pid"]) == (True, 977, 1)
+
+
+def test_two_container_daemons_with_the_same_inner_pid_are_not_guessed(tmp_path, fake_proc):
+    pid_file = write(tmp_path / ".daemon.pid", "7\n")
+    _proc(fake_proc, 7, "bash", "S", "/bin/bash")
+    _proc(fake_proc, 500, "python", "S", "python core/training_daemon.py", nspid=[500, 7])
+    _proc(fake_proc, 600, "python", "S", "python core/training_daemon.py", nspid=[600, 7])
+    info = tp.daemon_info(pid_file, str(fake_proc), NOW, match="training_daemon")
+    assert info["alive"] is False and info["pid"] == 7 and "not the daemon" in info["message"]
+
+
+@pytest.mark.parametrize("state, words", [("T", "SIGSTOP"), ("t", "debugger")])
+def test_a_stopped_daemon_warns(tmp_path, fake_proc, state, words):
+    pid_file = write(tmp_path / ".daemon.pid", "4242\n")
+    _proc(fake_proc, 4242, "python", state, "python core/training_daemon.py")
+    info = tp.daemon_info(pid_file, str(fake_proc), NOW, match="training_daemon")
+    assert info["alive"] is True and info["stopped"] is True
+    problems = tc.evaluate_daemon(info, fix=FIX)[0]
+    assert [p["status"] for p in problems] == ["warn"]
+    assert "is stopped (state %s" % state in problems[0]["message"] and words in problems[0]["message"]
+    assert "kill -CONT 4242" in problems[0]["fix"]
