@@ -381,7 +381,7 @@ def daemon_info(pid_file, proc_root="/proc", now=None, match=None):
     stopping it is refused (``refuse_to_stop``). A PID file written inside a container (another PID namespace)
     names the daemon by its PID there: with ``match``, the one process whose innermost PID it is and whose command
     line matches is the daemon (``pid`` is then its PID here, ``namespace_pid`` the file's). ``stopped``: alive but
-    stopped (state T or t), ``message`` then says so.""" 
+    stopped (state T or t), ``message`` then says so."""
     now = time.time() if now is None else now
     info = {"pid": None, "alive": False, "unknown": False, "pgid": None, "started_at": None, "message": None,
             "pid_file": pid_file, "state": None, "stopped": False, "namespace_pid": None}
