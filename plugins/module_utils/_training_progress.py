@@ -52,6 +52,7 @@ DEFAULT_STALL_TIMEOUT = 900
 DEFAULT_EVAL_TIMEOUT = 1800
 DEFAULT_KILL_TIMEOUT = 30
 STATUS_LIMIT = 1024 * 1024          # bytes of the status file read at most
+REREAD_PAUSE = 0.25                 # seconds before a status file that reads as corrupt is read once more
 SMALL_LIMIT = 4096                  # a PID file, /proc/<pid>/stat, /proc/uptime
 CMDLINE_LIMIT = 128 * 1024          # bytes of /proc/<pid>/cmdline read: torchrun and deepspeed launches run past 4 KiB
 PF_KTHREAD = 0x00200000             # /proc/<pid>/stat flags: a kernel thread
@@ -147,9 +148,23 @@ def _mtime(path):
         return None
 
 
-def read_status(path, limit=STATUS_LIMIT):
+def read_status(path, limit=STATUS_LIMIT, pause=REREAD_PAUSE, sleep=time.sleep):
     """The status document (``StatusDoc``), or a ``StatusError`` saying why there is none. Never raises
-    for what is on disk; never reads more than ``limit`` bytes; a FIFO or a directory is an error."""
+    for what is on disk; never reads more than ``limit`` bytes; a FIFO or a directory is an error.
+
+    A daemon that rewrites its status file in place leaves it empty or cut short for a moment: a file that reads
+    as corrupt is read once more after ``pause`` seconds before it is judged corrupt."""
+    first = _read_status_once(path, limit)
+    if not isinstance(first, StatusError) or first.reason != STATUS_CORRUPT or first.unreadable or not pause:
+        return first
+    sleep(pause)
+    second = _read_status_once(path, limit)
+    if isinstance(second, StatusError) and second.reason == STATUS_CORRUPT and not second.unreadable:
+        second.message += " (read twice, %g s apart)" % pause
+    return second
+
+
+def _read_status_once(path, limit):
     try:
         data, mtime = _read_file(path, limit)
     except _files.FileProblem as exc:
@@ -506,14 +521,15 @@ def parse_stamp(value):
 
 
 def step_number(value):
-    """An int-like step count (int, integral float or digits), else None."""
+    """An int-like step count (int, integral float or ASCII digits), else None. It may be negative (a total_steps
+    of -1 means "by epochs"); a current_step may not (``assess``)."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
         return value
     if isinstance(value, float) and value.is_integer():
         return int(value)
-    if isinstance(value, str) and value.strip().isdecimal():
+    if isinstance(value, str) and re.match(r"^[0-9]+$", value.strip()):   # not '\u0661\u0662': no daemon writes it
         return int(value.strip())
     return None
 
@@ -620,6 +636,9 @@ def assess(status, now, stall_timeout=DEFAULT_STALL_TIMEOUT, eval_timeout=DEFAUL
     facts = {"current_step": step if step is not None else step_value, "phase": phase}
     if step_value is not None and step is None:
         return _verdict(STATUS_CORRUPT, "current_step %r in the status file%s is not a step number"
+                        % (step_value, where), **facts)
+    if step is not None and step < 0:
+        return _verdict(STATUS_CORRUPT, "current_step %r in the status file%s is negative: no step number"
                         % (step_value, where), **facts)
     stamp_value = status.get("updated_at")
     stamp = stamp_problem = None

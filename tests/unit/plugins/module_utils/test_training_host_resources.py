@@ -280,3 +280,48 @@ def test_a_stopped_daemon_warns(tmp_path, fake_proc, state, words):
     assert [p["status"] for p in problems] == ["warn"]
     assert "is stopped (state %s" % state in problems[0]["message"] and words in problems[0]["message"]
     assert "kill -CONT 4242" in problems[0]["fix"]
+
+
+# -- progress: a current_step that is no step, a status file read mid-rewrite ---------------------
+
+@pytest.mark.parametrize("step, words", [
+    (-5, "current_step -5 in the status file is negative"),
+    (-3.0, "current_step -3.0 in the status file is negative"),
+    ("-5", "current_step '-5' in the status file is not a step number"),
+    (12.5, "current_step 12.5 in the status file is not a step number"),
+    ("\u0661\u0662", "is not a step number"),
+    (float("nan"), "is not a step number"),
+    (True, "is not a step number"),
+])
+def test_a_current_step_that_is_no_step_makes_the_status_corrupt(step, words):
+    result = tp.assess({"current_step": step, "updated_at": NOW - 10}, NOW)
+    assert result["reason"] == tp.STATUS_CORRUPT and words in result["message"]
+
+
+def test_a_status_file_read_mid_rewrite_is_read_again(tmp_path):
+    path = write(tmp_path / "training_status.json", "")
+    pauses = []
+
+    def rewritten(seconds):   # the daemon finishes writing while the reader waits
+        pauses.append(seconds)
+        write(path, '{"current_step": 120, "updated_at": %d}' % NOW)
+    doc = tp.read_status(path, sleep=rewritten)
+    assert not isinstance(doc, tp.StatusError) and doc["current_step"] == 120 and pauses == [tp.REREAD_PAUSE]
+    write(path, '{"current_step": 12')   # cut short, then complete
+    assert tp.read_status(path, sleep=rewritten)["current_step"] == 120
+
+
+@pytest.mark.parametrize("content, words", [("", "is empty"), ('{"current_step": 12', "is not valid JSON")])
+def test_a_status_file_corrupt_on_both_reads_is_corrupt(tmp_path, content, words):
+    path = write(tmp_path / "training_status.json", content)
+    pauses = []
+    result = tp.read_status(path, sleep=pauses.append)
+    assert isinstance(result, tp.StatusError) and result.reason == tp.STATUS_CORRUPT
+    assert words in result.message and result.message.endswith("(read twice, 0.25 s apart)") and len(pauses) == 1
+
+
+def test_a_missing_or_good_status_file_is_read_once(tmp_path):
+    pauses = []
+    assert tp.read_status(str(tmp_path / "none.json"), sleep=pauses.append).reason == tp.STATUS_MISSING
+    path = write(tmp_path / "training_status.json", '{"current_step": 1}')
+    assert tp.read_status(path, sleep=pauses.append)["current_step"] == 1 and pauses == []
