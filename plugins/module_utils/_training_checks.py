@@ -534,6 +534,9 @@ def evaluate_config(config, fix):
     details = {"path": config["path"], "codes": [p["code"] for p in config.get("problems") or []]}
     if config.get("state") == "disabled":
         return [], "no config file configured", details
+    if config.get("state") == _config.UNREADABLE:   # this check may not read it: the daemon's user may
+        return [_p(name, UNKNOWN, "config not checked: %s" % config["error"],
+                   "Run the health check as root or as the service user (training_health_become).")], None, details
     if config.get("error"):
         return [_p(name, FAIL, config["error"], fix)], None, details
     problems = [_p(name, FAIL, item["message"], fix, key=item["key"], code=item["code"])
@@ -601,6 +604,10 @@ def evaluate_layout(layout, fix):
     entries = layout["entries"]
     base = entries[0]
     details = {"missing": [e["rel"] for e in entries if e["actual"] == "missing"]}
+    if base["actual"] == "unknown":   # it may well be there: this check cannot see it (a parent it may not enter)
+        return [_p(name, UNKNOWN, "training base folder %s cannot be looked at: %s" % (base["path"], base["error"]),
+                   "Run the health check as root or as the service user (training_health_become), or let it "
+                   "enter the folders above the base folder.")], None, details
     if base["actual"] != "dir":
         what = "is missing" if base["actual"] == "missing" else "is %s, not a folder" % base["actual"]
         return [_p(name, FAIL, "training base folder %s %s" % (base["path"], what),

@@ -54,6 +54,7 @@ DEFAULT_KILL_TIMEOUT = 30
 STATUS_LIMIT = 1024 * 1024          # bytes of the status file read at most
 REREAD_PAUSE = 0.25                 # seconds before a status file that reads as corrupt is read once more
 SMALL_LIMIT = 4096                  # a PID file, /proc/<pid>/stat, /proc/uptime
+STAT_LIMIT = 4 * 1024 * 1024        # /proc/stat: its intr line runs long on a host with many CPUs and interrupts
 CMDLINE_LIMIT = 128 * 1024          # bytes of /proc/<pid>/cmdline read: torchrun and deepspeed launches run past 4 KiB
 PF_KTHREAD = 0x00200000             # /proc/<pid>/stat flags: a kernel thread
 SKEW_TOLERANCE = 60                 # seconds a stamp may lie in the future before it is clock skew
@@ -234,9 +235,24 @@ def _stat_fields(pid, proc_root):
 
 def _uptime(proc_root):
     try:
-        return float(read_text(os.path.join(proc_root, "uptime")).split()[0])
+        value = float(read_text(os.path.join(proc_root, "uptime")).split()[0])
     except (OSError, ValueError, IndexError):
         return None
+    return value if value >= 0 and not math.isinf(value) else None   # nan fails >= 0
+
+
+def boot_time(proc_root="/proc"):
+    """Epoch seconds of the host's boot, ``btime`` of /proc/stat, or None. Process start times count from it: in a
+    container LXCFS gives /proc/uptime the container's age, but neither btime nor the start times."""
+    try:
+        text = read_text(os.path.join(proc_root, "stat"), STAT_LIMIT)
+    except (OSError, ValueError):
+        return None
+    for line in text.splitlines():
+        words = line.split()
+        if len(words) == 2 and words[0] == "btime" and re.match(r"^[0-9]+$", words[1]):
+            return float(words[1])
+    return None
 
 
 def process_info(pid, proc_root="/proc", now=None, uptime=None):
@@ -256,11 +272,18 @@ def process_info(pid, proc_root="/proc", now=None, uptime=None):
         ticks = int(fields[19])
     except ValueError:
         return info
+    hertz = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    since_boot = float(ticks) / hertz
+    now = time.time() if now is None else now
+    boot = boot_time(proc_root) if uptime is None else None
+    if boot is not None and boot + since_boot <= now + SKEW_TOLERANCE:
+        info["started_at"] = boot + since_boot
+        return info
+    # no btime (or one that puts the start in the future): the uptime, unless it is shorter than the time since
+    # boot the process started at (LXCFS's container uptime): then the start time is not known, never "now"
     uptime = _uptime(proc_root) if uptime is None else uptime
-    if uptime is not None:
-        hertz = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-        now = time.time() if now is None else now
-        info["started_at"] = now - max(uptime - float(ticks) / hertz, 0.0)
+    if uptime is not None and uptime >= since_boot:
+        info["started_at"] = now - (uptime - since_boot)
     return info
 
 

@@ -325,3 +325,84 @@ def test_a_missing_or_good_status_file_is_read_once(tmp_path):
     assert tp.read_status(str(tmp_path / "none.json"), sleep=pauses.append).reason == tp.STATUS_MISSING
     path = write(tmp_path / "training_status.json", '{"current_step": 1}')
     assert tp.read_status(path, sleep=pauses.append)["current_step"] == 1 and pauses == []
+
+
+# -- uptime: LXCFS gives /proc/uptime the container's age; start times count from the host's boot ---
+
+HZ = os.sysconf("SC_CLK_TCK")
+
+
+def _lxcfs_proc(tmp_path, with_btime, running_for=600.0):
+    """A container under LXCFS (lxcfs#191's recorded uptimes): the daemon started ``running_for`` s ago."""
+    root = tmp_path / "proc"
+    write(root / "uptime", proc_sample("uptime_lxcfs-191_container.txt"))   # 629 s: the container's age
+    host_uptime = float(proc_sample("uptime_lxcfs-191_host.txt").split()[0])
+    stat = proc_sample("stat_coroot_host_truncated.txt")
+    stat = stat.replace("btime 1552305792", "btime %d" % int(NOW - host_uptime)) if with_btime else \
+        "\n".join(line for line in stat.splitlines() if not line.startswith("btime")) + "\n"
+    write(root / "stat", stat)
+    _proc(root, 4242, "python", "S", "python core/training_daemon.py",
+          starttime=int((host_uptime - running_for) * HZ))
+    return root
+
+
+def test_real_uptime_and_btime_samples_read():
+    assert float(proc_sample("uptime_coroot_host.txt").split()[0]) == 2659150.03
+    assert float(proc_sample("uptime_lxcfs-232_container.txt").split()[0]) < \
+        float(proc_sample("uptime_lxcfs-232_host.txt").split()[0])
+
+
+def test_btime_of_a_real_proc_stat(tmp_path):
+    write(tmp_path / "stat", proc_sample("stat_coroot_host_truncated.txt"))
+    assert tp.boot_time(str(tmp_path)) == 1552305792.0
+
+
+def test_a_start_time_counts_from_btime_under_lxcfs(tmp_path):
+    root = _lxcfs_proc(tmp_path, with_btime=True)
+    started = tp.process_info(4242, str(root), NOW)["started_at"]
+    assert abs(started - (NOW - 600)) < 1
+
+
+def test_without_btime_a_container_uptime_gives_no_start_time_never_now(tmp_path):
+    root = _lxcfs_proc(tmp_path, with_btime=False)
+    assert tp.process_info(4242, str(root), NOW)["started_at"] is None
+
+
+def test_a_stall_under_lxcfs_is_not_hidden_as_a_fresh_restart(tmp_path):
+    root = _lxcfs_proc(tmp_path, with_btime=True, running_for=3 * 86400 / 100)   # started long before the stall
+    pid_file = write(tmp_path / ".daemon.pid", "4242\n")
+    os.utime(pid_file, (NOW - 4000, NOW - 4000))
+    daemon = tp.daemon_info(pid_file, str(root), NOW, match="training_daemon")
+    assert daemon["alive"]
+    result = tp.assess({"current_step": 50, "updated_at": NOW - 2000}, NOW, stall_timeout=900, pid_info=daemon)
+    assert result["reason"] == tp.STEP_STALL and result["measured_from"] == "updated_at"
+
+
+def test_a_base_folder_that_cannot_be_looked_at_is_unknown_not_missing(tmp_path, monkeypatch):
+    ctx = tc.settings(str(tmp_path / "training"))
+    real = os.lstat
+
+    def refused(path, *args, **kwargs):
+        if str(path).startswith(ctx["base_dir"]):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path, *args, **kwargs)
+    monkeypatch.setattr(tc.os, "lstat", refused)
+    problems, ok_text, _details = tc.evaluate_layout(tc.collect_layout(ctx), fix=FIX)
+    assert [p["status"] for p in problems] == ["unknown"] and ok_text is None
+    assert problems[0]["message"] == "training base folder %s cannot be looked at: Permission denied" % ctx["base_dir"]
+
+
+def test_a_config_this_check_may_not_read_is_unknown_not_invalid(tmp_path, monkeypatch):
+    ctx = tc.settings(str(tmp_path))
+    write(ctx["config_file"], "{}")
+    from ansible_collections.gpuops.preflight.plugins.module_utils import _files
+    real = _files.open_regular
+
+    def refused(path, *args, **kwargs):
+        if str(path) == ctx["config_file"]:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path, *args, **kwargs)
+    monkeypatch.setattr(_files, "open_regular", refused)
+    problems = tc.evaluate_config(tc.collect_config(ctx), fix=FIX)[0]
+    assert [p["status"] for p in problems] == ["unknown"]
+    assert problems[0]["message"] == "config not checked: %s cannot be read: Permission denied" % ctx["config_file"]
