@@ -35,6 +35,7 @@ from ansible_collections.gpuops.preflight.plugins.module_utils import _checks
 from ansible_collections.gpuops.preflight.plugins.module_utils import _checkpoints
 from ansible_collections.gpuops.preflight.plugins.module_utils import _crash_log
 from ansible_collections.gpuops.preflight.plugins.module_utils import _files
+from ansible_collections.gpuops.preflight.plugins.module_utils import _serving
 from ansible_collections.gpuops.preflight.plugins.module_utils import _training_config as _config
 from ansible_collections.gpuops.preflight.plugins.module_utils import _training_progress as _progress
 
@@ -381,7 +382,6 @@ def collect_layout(ctx):
 
 def resolve_user(user, base_entry=None):
     """{name, uid, gid, gids, error}: a user name or uid; None = the owner of the base folder."""
-    import grp
     import pwd
     info = {"name": None, "uid": None, "gid": None, "gids": [], "error": None}
     try:
@@ -406,11 +406,12 @@ def resolve_user(user, base_entry=None):
     except KeyError:
         info["error"] = "service user %r does not exist" % (user,)
         return info
-    gids = set([record.pw_gid])
-    for group in grp.getgrall():
-        if record.pw_name in group.gr_mem:
-            gids.add(group.gr_gid)
-    info.update(name=record.pw_name, uid=record.pw_uid, gid=record.pw_gid, gids=sorted(gids))
+    # the groups the kernel gives the user's processes: NSS (LDAP, SSSD) included, as initgroups() does
+    try:
+        gids = set(os.getgrouplist(record.pw_name, record.pw_gid))
+    except OSError:
+        gids = set([record.pw_gid])
+    info.update(name=record.pw_name, uid=record.pw_uid, gid=record.pw_gid, gids=sorted(gids | set([record.pw_gid])))
     return info
 
 
@@ -423,8 +424,37 @@ PERMISSION_NEEDS = (
 )
 
 
+def _folder_facts(path, cache):
+    """{mode, uid, gid, acl, error} of a folder one passes through (os.stat follows links, as the kernel does)."""
+    if path not in cache:
+        try:
+            st = os.stat(path)
+            cache[path] = {"st_mode": st.st_mode, "uid": st.st_uid, "gid": st.st_gid, "acl": _serving.read_acl(path),
+                           "error": None}
+        except OSError as exc:
+            cache[path] = {"st_mode": None, "uid": None, "gid": None, "acl": None,
+                           "error": None if exc.errno in (errno.ENOENT, errno.ENOTDIR) else (exc.strerror or str(exc))}
+    return cache[path]
+
+
+def _reach(entry, folders):
+    """Add what the user passes through to reach ``entry``: ``ancestors`` (the real folders from / down), and for
+    a path that does not exist yet, ``parent``: the nearest existing folder it would be created in."""
+    real = os.path.realpath(entry["path"])
+    entry["acl"] = _serving.read_acl(real) if entry["mode"] is not None else None
+    entry["ancestors"] = []
+    for folder in _serving.ancestors(real):
+        facts = _folder_facts(folder, folders)
+        if facts["st_mode"] is None and facts["error"] is None:
+            break   # a missing folder: the deepest existing one above is where it would be created
+        entry["ancestors"].append(folder)
+    entry["parent"] = entry["ancestors"][-1] if entry["actual"] == "missing" and entry["ancestors"] else None
+    return entry
+
+
 def collect_permissions(ctx):
-    """{user, entries}: every path the service user needs, with what it needs, its mode and owner."""
+    """{user, entries, folders}: every path the service user needs, with what it needs, its mode, owner and ACL, the
+    folders on the way to it; ``folders``: {path: {st_mode, uid, gid, acl, error}} of those folders."""
     base = ctx["base_dir"]
     base_entry = _entry(base, "", "dir")
     user = resolve_user(ctx["service_user"], base_entry)
@@ -445,7 +475,10 @@ def collect_permissions(ctx):
         entry = _entry(base, rel, "dir")
         entry.update(need="rwx", optional=False, own=True)  # the daemon's own folders: fix mode repairs them
         entries.append(entry)
-    return {"user": user, "entries": entries}
+    folders = {}
+    for entry in entries:
+        _reach(entry, folders)
+    return {"user": user, "entries": entries, "folders": folders}
 
 
 # collector name -> function(ctx). The runner calls each collector a check needs once per host.
@@ -550,29 +583,58 @@ def evaluate_config(config, fix):
         "LoRA" if mode == "lora" else "full fine-tuning" if mode == "full" else "mode not stated"), details
 
 
+class _Stat(object):
+    """What ``_serving.may_access`` reads of a stat result, from collected facts."""
+
+    def __init__(self, st_mode, uid, gid):
+        self.st_mode, self.st_uid, self.st_gid = st_mode, uid, gid
+
+
+_LETTERS = (("r", _serving.R_OK), ("w", _serving.W_OK), ("x", _serving.X_OK))
+
+
+def _lacking(st, ident, need, acl):
+    """The letters of ``need`` the user lacks on ``st`` (owner, groups, mode and POSIX ACL: ``_serving.may_access``)."""
+    return "".join(letter for letter, bit in _LETTERS if letter in need and not _serving.may_access(st, ident, bit, acl))
+
+
+def _entry_stat(entry):
+    kind = stat.S_IFDIR if entry["actual"] == "dir" else stat.S_IFREG
+    return _Stat(kind | entry["mode"], entry["uid"], entry["gid"])
+
+
 def _access(entry, user):
     """The letters of entry['need'] the user lacks ('' when it has them all)."""
-    mode, need = entry["mode"], entry["need"]
-    if user["uid"] == 0:
-        lacking = ""
-        if "x" in need and entry["actual"] != "dir" and not mode & 0o111:
-            lacking = "x"
-        return lacking
-    if entry["uid"] == user["uid"]:
-        bits = (mode >> 6) & 7
-    elif entry["gid"] in user["gids"]:
-        bits = (mode >> 3) & 7
-    else:
-        bits = mode & 7
-    return "".join(letter for letter, bit in (("r", 4), ("w", 2), ("x", 1)) if letter in need and not bits & bit)
+    return _lacking(_entry_stat(entry), _ident(user), entry["need"], entry.get("acl"))
+
+
+def _ident(user):
+    return {"uid": user["uid"], "gid": user["gid"] if user["gid"] is not None else -1, "groups": user["gids"]}
 
 
 _VERBS = {"r": "read", "w": "write", "x": "enter"}
 
 
+def _mode_text(st_mode, uid, gid, acl=None):
+    return "%s%s, owner %s:%s" % (stat.filemode(st_mode), "+" if acl else "", uid, gid)
+
+
 def _owner(entry):
     kind = stat.S_IFDIR if entry["actual"] == "dir" else stat.S_IFREG
-    return "%s, owner %s:%s" % (stat.filemode(kind | entry["mode"]), entry["uid"], entry["gid"])
+    return _mode_text(kind | entry["mode"], entry["uid"], entry["gid"], entry.get("acl"))
+
+
+def _blocked(entry, folders, ident):
+    """(folder, facts, error) of the first folder on the way to ``entry`` the user may not enter, or that cannot
+    be looked at; None when every one lets it through."""
+    for folder in entry.get("ancestors") or []:
+        facts = folders[folder]
+        if facts["error"]:
+            return folder, facts, facts["error"]
+        if not _serving.may_access(_Stat(facts["st_mode"], facts["uid"], facts["gid"]), ident, _serving.X_OK,
+                                   facts["acl"]):
+            return folder, facts, None
+    return None
 
 
 def evaluate_permissions(permissions, fix):
@@ -581,22 +643,66 @@ def evaluate_permissions(permissions, fix):
     details = {"user": user.get("name"), "uid": user.get("uid")}
     if user.get("error"):
         return [_p(name, UNKNOWN, user["error"], "Set training_health_service_user (--service-user with --local) to the daemon's user.")], None, details
-    problems = []
+    ident = _ident(user)
+    folders = permissions.get("folders") or {}
+    who = "service user %s (uid %s)" % (user["name"], user["uid"])
+    problems, checked = [], 0
+    # a folder that is itself a needed path the user may not enter is reported once, as that path
+    blocked_seen = set(os.path.realpath(e["path"]) for e in permissions["entries"]
+                       if e["actual"] == "dir" and e["mode"] is not None and "x" in _access(dict(e, need="x"), user))
     for entry in permissions["entries"]:
-        if entry["actual"] == "missing" or entry["mode"] is None:
-            continue  # the layout check names what is missing
+        if entry["actual"] == "unknown":
+            problems.append(_p(name, UNKNOWN, "cannot tell whether %s can use %s: it cannot be looked at: %s" % (
+                who, entry["path"], entry["error"]), "Run the health check as root (training_health_become).",
+                path=entry["path"]))
+            continue
+        if entry["actual"] == "missing" and "w" not in entry["need"]:
+            continue  # it is read, not created: the layout check names what is missing
+        if entry["mode"] is None and entry["actual"] != "missing":
+            continue  # a broken link: the layout check names it
+        blocked = _blocked(entry, folders, ident)
+        if blocked:
+            folder, facts, error = blocked
+            if folder in blocked_seen:
+                continue
+            blocked_seen.add(folder)
+            if error:
+                problems.append(_p(name, UNKNOWN, "cannot tell whether %s can reach %s: %s cannot be looked at: %s"
+                                   % (who, entry["path"], folder, error),
+                                   "Run the health check as root (training_health_become).", path=folder))
+            else:
+                problems.append(_p(name, WARN, "%s cannot enter %s (%s), so it cannot reach %s" % (
+                    who, folder, _mode_text(facts["st_mode"], facts["uid"], facts["gid"], facts["acl"]),
+                    entry["path"]), "chmod o+x %s (or give the service user's group, or an ACL, x on it)." % folder,
+                    path=folder, lacking="x"))
+            continue
+        checked += 1
+        if entry["actual"] == "missing":
+            parent = entry.get("parent")
+            facts = folders.get(parent) if parent else None
+            if not facts:
+                problems.append(_p(name, UNKNOWN, "cannot tell whether %s can create %s: no folder above it can be "
+                                   "looked at" % (who, entry["path"]), "Check training_base_dir.", path=entry["path"]))
+                continue
+            lacking = _lacking(_Stat(facts["st_mode"], facts["uid"], facts["gid"]), ident, "wx", facts["acl"])
+            if lacking:
+                problems.append(_p(name, WARN, "%s cannot create %s: it cannot %s %s (%s)" % (
+                    who, entry["path"], " or ".join(_VERBS[c] for c in lacking), parent,
+                    _mode_text(facts["st_mode"], facts["uid"], facts["gid"], facts["acl"])),
+                    ("It is one of the daemon's own folders: %s creates it." % FIX_HINT if entry["own"]
+                     else "chown/chmod %s so that %s can write in it." % (parent, user["name"])),
+                    path=entry["path"], lacking=lacking))
+            continue
         lacking = _access(entry, user)
         if lacking:
             verbs = " or ".join(_VERBS[c] if entry["actual"] == "dir" or c != "x" else "execute" for c in lacking)
             how = ("It is one of the daemon's own folders: %s repairs owner and mode." % FIX_HINT if entry["own"]
                    else "chown/chmod %s so that %s can %s it." % (entry["path"], user["name"], verbs))
-            problems.append(_checks.problem(name, WARN, "service user %s (uid %s) cannot %s %s (%s)" % (
-                user["name"], user["uid"], verbs, entry["path"], _owner(entry)), how,
-                path=entry["path"], lacking=lacking))
+            problems.append(_checks.problem(name, WARN, "%s cannot %s %s (%s)" % (
+                who, verbs, entry["path"], _owner(entry)), how, path=entry["path"], lacking=lacking))
     if problems:
         return problems, None, details
-    return [], "service user %s can use every path it needs (%d checked)" % (
-        user["name"], len([e for e in permissions["entries"] if e["mode"] is not None])), details
+    return [], "service user %s can use every path it needs (%d checked)" % (user["name"], checked), details
 
 
 def evaluate_layout(layout, fix):

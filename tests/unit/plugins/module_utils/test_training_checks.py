@@ -166,11 +166,16 @@ def test_a_service_user_of_digits_int_refuses_is_a_name_that_does_not_exist():
 
 
 def test_permissions_evaluation():
+    queue = dict(entry("queue", "dir", None, actual="missing"), ancestors=["/t"], parent="/t")
     permissions = {"user": USER, "entries": [entry("logs", "dir", 0o755, uid=0, gid=0),
                                              entry("config.json", "file", 0o600, uid=0, gid=0, need="r", own=False),
-                                             entry("queue", "dir", 0o700, actual="missing")]}
+                                             queue],
+                   "folders": {"/t": {"st_mode": stat.S_IFDIR | 0o755, "uid": 0, "gid": 0, "acl": None,
+                                      "error": None}}}
     problems, _ok_text, details = evaluate_permissions(permissions)
-    assert statuses(problems) == ["warn", "warn"] and details == {"user": "svc", "uid": 1000}
+    assert statuses(problems) == ["warn", "warn", "warn"] and details == {"user": "svc", "uid": 1000}
+    assert problems[2]["message"] == ("service user svc (uid 1000) cannot create /t/queue: it cannot write /t "
+                                      "(drwxr-xr-x, owner 0:0)")
     assert problems[0]["message"] == "service user svc (uid 1000) cannot write /t/logs (drwxr-xr-x, owner 0:0)"
     assert "training_health_fix: true" in problems[0]["fix"]
     assert problems[1]["message"].startswith("service user svc (uid 1000) cannot read /t/config.json")

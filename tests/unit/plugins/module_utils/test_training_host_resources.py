@@ -406,3 +406,99 @@ def test_a_config_this_check_may_not_read_is_unknown_not_invalid(tmp_path, monke
     problems = tc.evaluate_config(tc.collect_config(ctx), fix=FIX)[0]
     assert [p["status"] for p in problems] == ["unknown"]
     assert problems[0]["message"] == "config not checked: %s cannot be read: Permission denied" % ctx["config_file"]
+
+
+# -- permissions: paths not there yet, ACLs, supplementary groups, folders on the way ---------------
+
+import pwd  # noqa: E402
+import stat  # noqa: E402
+import struct  # noqa: E402
+
+from simserve.fixtures import open_tmp  # noqa: F401,E402  # pylint: disable=unused-import
+
+NOBODY = pwd.getpwnam("nobody")
+
+
+def _tree(root, base_mode=0o755, base_gid=0, outer_mode=0o755):
+    outer = root / "outer"
+    base = outer / "training"
+    os.makedirs(str(base))
+    os.chmod(str(outer), outer_mode)
+    os.chown(str(base), 0, base_gid)
+    os.chmod(str(base), base_mode)
+    return tc.settings(str(base), service_user="nobody", config_file="none", status_file="none", required_dirs=[],
+                       required_files=[])
+
+
+def _permissions(ctx):
+    return tc.evaluate_permissions(tc.collect_permissions(ctx), fix=FIX)
+
+
+def test_a_pid_file_not_there_yet_is_judged_by_its_folder(open_tmp):  # noqa: F811
+    ctx = _tree(open_tmp, base_mode=0o777)
+    problems, ok_text, _details = _permissions(ctx)
+    assert problems == [] and ok_text.endswith("(2 checked)")   # the base, and where the PID file will be
+    os.chmod(ctx["base_dir"], 0o755)   # root's: nobody cannot create the PID file there
+    problems = _permissions(ctx)[0]
+    assert [p["status"] for p in problems] == ["warn", "warn"]
+    assert problems[1]["message"] == "service user nobody (uid %d) cannot create %s: it cannot write %s " \
+        "(drwxr-xr-x, owner 0:0)" % (NOBODY.pw_uid, ctx["pid_file"], ctx["base_dir"])
+
+
+def _set_acl(path, entries):
+    os.setxattr(path, "system.posix_acl_access",
+                struct.pack("<I", 2) + b"".join(struct.pack("<HHI", t, p, i) for t, p, i in entries))
+
+
+def test_an_acl_that_grants_the_service_user_is_honoured(open_tmp):  # noqa: F811
+    ctx = _tree(open_tmp, base_mode=0o770)
+    problems = _permissions(ctx)[0]   # the base, once: not again as what blocks the PID file
+    assert [p["message"] for p in problems] == ["service user nobody (uid %d) cannot read or write or enter %s "
+                                                "(drwxrwx---, owner 0:0)" % (NOBODY.pw_uid, ctx["base_dir"])]
+    # user::rwx, user:nobody:rwx, group::rwx, mask::rwx, other::---
+    _set_acl(ctx["base_dir"], [(0x01, 7, 0xFFFFFFFF), (0x02, 7, NOBODY.pw_uid), (0x04, 7, 0xFFFFFFFF),
+                               (0x10, 7, 0xFFFFFFFF), (0x20, 0, 0xFFFFFFFF)])
+    problems, ok_text, _details = _permissions(ctx)
+    assert problems == [] and ok_text.startswith("service user nobody can use every path it needs")
+
+
+def test_an_acl_mask_that_takes_the_grant_away_is_honoured(open_tmp):  # noqa: F811
+    ctx = _tree(open_tmp, base_mode=0o777)
+    _set_acl(ctx["base_dir"], [(0x01, 7, 0xFFFFFFFF), (0x02, 7, NOBODY.pw_uid), (0x04, 7, 0xFFFFFFFF),
+                               (0x10, 5, 0xFFFFFFFF), (0x20, 7, 0xFFFFFFFF)])   # mask r-x: no write
+    problems = _permissions(ctx)[0]
+    assert problems and "cannot write %s (drwxr-x" % ctx["base_dir"] in problems[0]["message"]
+    assert "+, owner 0:0)" in problems[0]["message"]   # the ACL is shown as ls shows it
+
+
+def test_supplementary_groups_come_from_getgrouplist(open_tmp, monkeypatch):  # noqa: F811
+    ctx = _tree(open_tmp, base_mode=0o770, base_gid=54321)
+    assert _permissions(ctx)[0]   # nobody is in no group 54321
+    calls = []
+
+    def grouplist(name, gid):
+        calls.append((name, gid))
+        return [gid, 54321]   # what NSS (LDAP, SSSD) gives: /etc/group need not list it
+    monkeypatch.setattr(tc.os, "getgrouplist", grouplist)
+    assert tc.resolve_user("nobody")["gids"] == sorted([NOBODY.pw_gid, 54321])
+    assert _permissions(ctx)[0] == [] and calls[-1] == ("nobody", NOBODY.pw_gid)
+
+
+def test_a_folder_above_without_x_blocks_every_path_below(open_tmp):  # noqa: F811
+    ctx = _tree(open_tmp, base_mode=0o777, outer_mode=0o700)
+    problems = _permissions(ctx)[0]
+    outer = os.path.dirname(ctx["base_dir"])
+    assert [p["status"] for p in problems] == ["warn"]
+    assert problems[0]["message"] == "service user nobody (uid %d) cannot enter %s (drwx------, owner 0:0), so it " \
+        "cannot reach %s" % (NOBODY.pw_uid, outer, ctx["base_dir"])
+    assert "chmod o+x %s" % outer in problems[0]["fix"]
+
+
+def test_a_path_that_cannot_be_looked_at_is_unknown_never_ok(tmp_path):
+    ctx = tc.settings(str(tmp_path), service_user="0", config_file="none", status_file="none", required_dirs=[],
+                      required_files=[])
+    permissions = tc.collect_permissions(ctx)
+    permissions["entries"][1].update(actual="unknown", error="Permission denied", mode=None)
+    problems = tc.evaluate_permissions(permissions, fix=FIX)[0]
+    assert [p["status"] for p in problems] == ["unknown"]
+    assert "cannot tell whether service user root (uid 0) can use %s" % ctx["pid_file"] in problems[0]["message"]
