@@ -34,7 +34,7 @@ import stat
 import time
 
 from ansible_collections.gpuops.preflight.plugins.module_utils import _checks, _deadline, _files
-from ansible_collections.gpuops.preflight.plugins.module_utils import _timeparse, _tool
+from ansible_collections.gpuops.preflight.plugins.module_utils import _kernel_time, _timeparse, _tool
 from ansible_collections.gpuops.preflight.plugins.module_utils._values import (
     clean_text, duration, first_line, human_bytes, type_name)
 
@@ -245,14 +245,9 @@ def boot_time(proc_root="/proc"):
     """Epoch seconds of the host's boot, ``btime`` of /proc/stat, or None. Process start times count from it: in a
     container LXCFS gives /proc/uptime the container's age, but neither btime nor the start times."""
     try:
-        text = read_text(os.path.join(proc_root, "stat"), STAT_LIMIT)
+        return _kernel_time.parse_btime(read_text(os.path.join(proc_root, "stat"), STAT_LIMIT))
     except (OSError, ValueError):
         return None
-    for line in text.splitlines():
-        words = line.split()
-        if len(words) == 2 and words[0] == "btime" and re.match(r"^[0-9]+$", words[1]):
-            return float(words[1])
-    return None
 
 
 def process_info(pid, proc_root="/proc", now=None, uptime=None):

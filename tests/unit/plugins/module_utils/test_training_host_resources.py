@@ -502,3 +502,13 @@ def test_a_path_that_cannot_be_looked_at_is_unknown_never_ok(tmp_path):
     problems = tc.evaluate_permissions(permissions, fix=FIX)[0]
     assert [p["status"] for p in problems] == ["unknown"]
     assert "cannot tell whether service user root (uid 0) can use %s" % ctx["pid_file"] in problems[0]["message"]
+
+
+def test_the_kernel_logs_boot_time_is_btime_under_lxcfs(tmp_path):
+    from ansible_collections.gpuops.preflight.plugins.module_utils import _kernel_time
+    uptime = write(tmp_path / "proc" / "uptime", proc_sample("uptime_lxcfs-232_container.txt"))
+    assert _kernel_time.read_boot_time(uptime, now=NOW) == NOW - 12378.0   # no /proc/stat beside it: the uptime
+    write(tmp_path / "proc" / "stat", proc_sample("stat_coroot_host_truncated.txt"))
+    assert _kernel_time.read_boot_time(uptime, now=NOW) == 1552305792.0
+    # a btime after now is no boot time: the uptime again
+    assert _kernel_time.read_boot_time(uptime, now=1552305000.0) == 1552305000.0 - 12378.0
