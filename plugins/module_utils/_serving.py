@@ -496,7 +496,8 @@ def _identity(user, environ):
     if user not in (None, ""):
         text = str(user).strip()
         try:
-            entry = pwd.getpwuid(int(text)) if text.isdigit() else pwd.getpwnam(text)
+            # a uid is ASCII digits: int() takes other scripts' digits, and '²' is a digit it refuses
+            entry = pwd.getpwuid(int(text)) if text.isdecimal() and text.isascii() else pwd.getpwnam(text)
         except (KeyError, OverflowError):
             raise ValueError("service user %r does not exist on this host" % (user,))
         return {"name": entry.pw_name, "uid": entry.pw_uid, "gid": entry.pw_gid,

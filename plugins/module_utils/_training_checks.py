@@ -395,7 +395,7 @@ def resolve_user(user, base_entry=None):
                 info.update(name=str(base_entry["uid"]), uid=base_entry["uid"], gid=base_entry["gid"],
                             gids=[base_entry["gid"]])
                 return info
-        elif isinstance(user, int) or (isinstance(user, str) and user.isdecimal()):
+        elif isinstance(user, int) or (isinstance(user, str) and user.isdecimal() and user.isascii()):
             try:
                 record = pwd.getpwuid(int(user))
             except KeyError:

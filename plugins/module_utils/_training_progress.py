@@ -60,6 +60,7 @@ PF_KTHREAD = 0x00200000             # /proc/<pid>/stat flags: a kernel thread
 SKEW_TOLERANCE = 60                 # seconds a stamp may lie in the future before it is clock skew
 MIN_WALL_CLOCK = 946684800.0        # 2000-01-01 UTC: an updated_at before it is no wall-clock time (a monotonic clock)
 PID_REUSE_SLACK = 5                 # seconds a process may start after its PID file was written (see _reused)
+_NUMBER = re.compile(r"^[0-9]+(?:\.[0-9]*)?(?:[eE][+-]?[0-9]+)?$")   # epoch seconds as text, ASCII only
 PID_MAX = 4194304                   # PID_MAX_LIMIT of a 64-bit kernel (2^22): no PID is larger
 STOPPED_STATES = ("T", "t")         # /proc/<pid>/stat: stopped by a signal (SIGSTOP, Ctrl-Z), stopped by a tracer
 LOG_MAX_BYTES = 10 * 1024 * 1024    # watchdog.log is rotated to watchdog.log.1 beyond this
@@ -523,6 +524,8 @@ def parse_stamp(value):
     if isinstance(value, str):
         text = value.strip()
         try:
+            if not _NUMBER.match(text):   # float() also takes '1_000', 'inf' and other scripts' digits
+                raise ValueError(text)
             value = float(text)
         except ValueError:
             # no offset: UTC, as datetime.utcnow().isoformat() writes it

@@ -512,3 +512,37 @@ def test_the_kernel_logs_boot_time_is_btime_under_lxcfs(tmp_path):
     assert _kernel_time.read_boot_time(uptime, now=NOW) == 1552305792.0
     # a btime after now is no boot time: the uptime again
     assert _kernel_time.read_boot_time(uptime, now=1552305000.0) == 1552305000.0 - 12378.0
+
+
+# -- times and users written in digits no clock or kernel writes ------------------------------------
+
+@pytest.mark.parametrize("text", ["\u0661\u0667\u0666\u0667\u0662\u0662\u0665\u0666\u0660\u0660",   # Arabic-Indic
+                                  "\u0662\u0660\u0662\u0666-01-15T07:59:18Z", "2026-01-15T\u0660\u0667:59:18Z"])
+def test_times_in_other_scripts_digits_are_refused(text):
+    from ansible_collections.gpuops.preflight.plugins.module_utils import _timeparse
+    with pytest.raises(ValueError):
+        _timeparse.parse_time(text, "since")
+    with pytest.raises(ValueError):
+        tp.parse_stamp(text)
+
+
+@pytest.mark.parametrize("text", ["1_767_225_600", "inf", "nan", "\u0661\u0662"])
+def test_an_updated_at_that_float_alone_would_take_is_no_time(text):
+    with pytest.raises(ValueError):
+        tp.parse_stamp(text)
+    result = tp.assess({"current_step": 5, "updated_at": text}, NOW)
+    assert result["reason"] == tp.STATUS_CORRUPT
+
+
+def test_epoch_text_still_reads():
+    assert tp.parse_stamp(" 1767225600.5 ") == 1767225600.5 and tp.parse_stamp("1767225600000") == 1767225600.0
+    assert tp.parse_stamp("2026-01-01T00:00:00Z") == 1767225600.0
+
+
+@pytest.mark.parametrize("user", ["\u0661\u0662", "\u00b2"])
+def test_a_service_user_in_other_digits_is_a_name_not_a_uid(user):
+    from ansible_collections.gpuops.preflight.plugins.module_utils import _serving
+    assert tc.resolve_user(user)["error"] == "service user %r does not exist" % user
+    with pytest.raises(ValueError) as err:
+        _serving.service_identity(user, timeout=None)
+    assert str(err.value) == "service user %r does not exist on this host" % user
