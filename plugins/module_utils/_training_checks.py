@@ -120,6 +120,8 @@ def settings(base_dir, now=None, **overrides):
     ctx["logs"] = [p if os.path.isabs(p) else os.path.join(base, p) for p in ctx["logs"]]
     if ctx["cgroup_root"] == "none":
         ctx["cgroup_root"] = None
+    elif not isinstance(ctx["cgroup_root"], str) or not os.path.isabs(ctx["cgroup_root"]) or "\0" in ctx["cgroup_root"]:
+        raise ValueError("cgroup_root must be an absolute path or 'none', not %r" % (ctx["cgroup_root"],))
     ctx["now"] = time.time() if now is None else now
     return ctx
 

@@ -546,3 +546,11 @@ def test_a_service_user_in_other_digits_is_a_name_not_a_uid(user):
     with pytest.raises(ValueError) as err:
         _serving.service_identity(user, timeout=None)
     assert str(err.value) == "service user %r does not exist on this host" % user
+
+
+@pytest.mark.parametrize("value", ["sys/fs/cgroup", "", 5])
+def test_cgroup_root_must_be_absolute_or_none(value):
+    with pytest.raises(ValueError) as err:
+        tc.settings("/srv/training", cgroup_root=value)
+    assert "cgroup_root must be an absolute path or 'none'" in str(err.value)
+    assert tc.settings("/srv/training", cgroup_root="none")["cgroup_root"] is None
