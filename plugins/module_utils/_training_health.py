@@ -201,19 +201,24 @@ def _scan_changed(scan):
 
 # Each reader of _training_checks: what it looks at, as an operator reads "<what>: timed out after 10s",
 # and what its Collector has beyond the shared part (the reading, its words, coming after AFTER).
+def _hung(what):
+    """What a timeout of a small read under the base folder means: its filesystem did not answer."""
+    return {"hung": lambda params: "the filesystem of %s did not answer %s (a hung mount?)" % (
+        params.get("training_base_dir"), what),
+        "hint": "Look for a hung network or FUSE mount under the base folder (df, mount); remount it."}
+
+
 READERS = {
     "daemon": ("reading the PID file and /proc", {"wanted": lambda params: params.get("pid_file") != "none"}),
-    "disk": ("statvfs of the base folder", {
-        "hung": lambda params: "the filesystem of %s did not answer (a hung mount?)" % params.get("training_base_dir"),
-        "hint": "Look for a hung network or FUSE mount under the base folder (df, mount); remount it."}),
+    "disk": ("statvfs of the base folder", _hung("statvfs")),
     "memory": ("reading /proc/meminfo", {}),
-    "config": ("reading config.json", {}),
-    "lock": ("reading the config lock", {}),
+    "config": ("reading config.json", _hung("reading config.json")),
+    "lock": ("reading the config lock", _hung("reading the config lock")),
     "checkpoints": ("listing the checkpoints", {}),
-    "status": ("reading the status file", {}),
+    "status": ("reading the status file", _hung("reading the status file")),
     "crash_log": ("scanning the training logs", {"changed": _scan_changed}),
-    "layout": ("looking at the required folders and files", {}),
-    "permissions": ("looking at owners and modes", {}),
+    "layout": ("looking at the required folders and files", _hung("looking at the required folders and files")),
+    "permissions": ("looking at owners and modes", _hung("looking at owners and modes")),
 }
 AFTER = ("settings", "fix")   # every reading waits for the settings and, when asked, for fix mode
 

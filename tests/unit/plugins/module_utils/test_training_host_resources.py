@@ -198,7 +198,27 @@ def test_a_hung_mount_is_unknown_saying_the_filesystem_did_not_answer(tmp_path, 
     disk = result["checks"]["disk_space"]
     assert disk["status"] == "unknown"
     assert disk["problems"][0]["message"].startswith(
-        "the filesystem of %s did not answer (a hung mount?): timed out after 1" % tmp_path)
+        "the filesystem of %s did not answer statvfs (a hung mount?): timed out after 1" % tmp_path)
+    assert "hung network or FUSE mount" in disk["problems"][0]["fix"]
+
+
+def test_a_hung_mount_under_small_reads_says_the_filesystem_did_not_answer(tmp_path, monkeypatch):
+    import threading
+    release = threading.Event()
+    real = os.lstat
+
+    def hung(path, *args, **kwargs):
+        if str(path).startswith(str(tmp_path)):
+            release.wait(30)
+        return real(path, *args, **kwargs)
+    monkeypatch.setattr(tc.os, "lstat", hung)
+    try:
+        result = _run(_params(tmp_path, ["layout"], timeouts={"layout": 1}))
+    finally:
+        release.set()
+    layout = result["checks"]["layout"]
+    assert layout["status"] == "unknown" and layout["problems"][0]["message"].startswith(
+        "the filesystem of %s did not answer looking at the required folders and files (a hung mount?)" % tmp_path)
 
 
 # -- daemon: garbage PID files, PID namespaces, a stopped daemon -----------------------------------
