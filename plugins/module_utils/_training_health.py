@@ -292,6 +292,9 @@ def evaluate_progress(ctx, spec):
         # The daemon check reports (and blocks on) a dead daemon: no second verdict about the same thing.
         return [], "no progress expected: the training daemon is not running (see the daemon check)", {
             "reason": _progress.DAEMON_DEAD}
+    if daemon is not None and daemon.get("stopped"):   # the daemon check warns about it: once is enough
+        return [], "no progress expected: the training daemon is stopped (see the daemon check)", {
+            "reason": _progress.DAEMON_STOPPED}
     seen = ctx.value("progress")
     assessment = _progress.assess(seen["status"], ctx.now, ctx.params["stall_timeout"], ctx.params["eval_timeout"],
                                   pid_info=daemon, step_since=seen["step_since"])

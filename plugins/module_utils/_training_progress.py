@@ -46,7 +46,9 @@ STATUS_CORRUPT = "status_corrupt"
 DAEMON_DEAD = "daemon_dead"
 CLOCK_SKEW = "clock_skew"
 DAEMON_ERROR = "daemon_error"
-REASONS = (OK, STEP_STALL, EVAL_STALL, STATUS_MISSING, STATUS_CORRUPT, DAEMON_DEAD, CLOCK_SKEW, DAEMON_ERROR)
+DAEMON_STOPPED = "daemon_stopped"
+REASONS = (OK, STEP_STALL, EVAL_STALL, STATUS_MISSING, STATUS_CORRUPT, DAEMON_DEAD, CLOCK_SKEW, DAEMON_ERROR,
+           DAEMON_STOPPED)
 
 DEFAULT_STALL_TIMEOUT = 900
 DEFAULT_EVAL_TIMEOUT = 1800
@@ -102,6 +104,9 @@ VERDICTS = {
                                 "(journalctl -u <unit>, logs/*.log)."),
     CLOCK_SKEW: (_checks.WARN, "Synchronise the clocks (timedatectl, chrony); updated_at must be UTC or carry its "
                                "offset (datetime.now(timezone.utc).isoformat())."),
+    # stopped on purpose as often as not (a scheduler suspends a job with SIGSTOP, a debugger): never stopped here
+    DAEMON_STOPPED: (_checks.WARN, "Resume it (kill -CONT <pid>) unless it was stopped on purpose (a suspended job, "
+                                   "a debugger); nothing stops a stopped daemon."),
     DAEMON_ERROR: (_checks.WARN, "Read the daemon's log (logs/*.log, journalctl -u <unit>) for the error it reports; "
                                  "restart it (systemctl restart <unit>) once the cause is fixed."),
 }
@@ -630,6 +635,8 @@ def assess(status, now, stall_timeout=DEFAULT_STALL_TIMEOUT, eval_timeout=DEFAUL
     started = (pid_info or {}).get("started_at")
     if pid_info is not None and not pid_info.get("alive"):
         return _verdict(DAEMON_DEAD, pid_info.get("message") or "the training daemon is not running")
+    if pid_info is not None and pid_info.get("stopped"):
+        return _verdict(DAEMON_STOPPED, pid_info.get("message") or "the training daemon is stopped")
     alive_for = now - started if pid_info is not None and started is not None else None
 
     if isinstance(status, StatusError):

@@ -164,8 +164,8 @@ stalled:
   type: bool
 reason:
   description: >-
-    V(ok), V(step_stall), V(eval_stall), V(status_missing), V(status_corrupt), V(daemon_dead), V(clock_skew) or
-    V(daemon_error).
+    V(ok), V(step_stall), V(eval_stall), V(status_missing), V(status_corrupt), V(daemon_dead), V(clock_skew),
+    V(daemon_error) or V(daemon_stopped).
   returned: always
   type: str
 message:

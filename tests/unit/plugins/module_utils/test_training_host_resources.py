@@ -574,3 +574,27 @@ def test_cgroup_root_must_be_absolute_or_none(value):
         tc.settings("/srv/training", cgroup_root=value)
     assert "cgroup_root must be an absolute path or 'none'" in str(err.value)
     assert tc.settings("/srv/training", cgroup_root="none")["cgroup_root"] is None
+
+
+def test_a_stopped_daemon_is_no_stall_and_never_stopped(tmp_path, fake_proc):
+    pid_file = write(tmp_path / ".daemon.pid", "4242\n")
+    _proc(fake_proc, 4242, "python", "T", "python core/training_daemon.py")
+    daemon = tp.daemon_info(pid_file, str(fake_proc), NOW, match="training_daemon")
+    result = tp.assess({"current_step": 50, "updated_at": NOW - 5000}, NOW, stall_timeout=900, pid_info=daemon)
+    assert (result["reason"], result["status"], result["stalled"]) == (tp.DAEMON_STOPPED, "warn", False)
+    assert "is stopped (state T" in result["message"] and "kill -CONT" in result["fix"]
+
+
+def test_a_stopped_daemon_on_a_simulated_host_warns_once(tmp_path):
+    import signal
+    from simtrain import host_set, run_checks
+    with host_set() as made:
+        host = made.make(scenario="healthy")
+        pid = host.proc.pid
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            results = run_checks(host, ["daemon", "progress"])
+        finally:
+            os.kill(pid, signal.SIGCONT)
+    assert results["daemon"]["status"] == "warn" and "is stopped (state T" in results["daemon"]["message"]
+    assert results["progress"]["status"] == "ok" and "the training daemon is stopped" in results["progress"]["message"]
