@@ -587,14 +587,37 @@ def test_a_stopped_daemon_is_no_stall_and_never_stopped(tmp_path, fake_proc):
 
 def test_a_stopped_daemon_on_a_simulated_host_warns_once(tmp_path):
     import signal
+    import time
     from simtrain import host_set, run_checks
     with host_set() as made:
         host = made.make(scenario="healthy")
         pid = host.proc.pid
         os.kill(pid, signal.SIGSTOP)
         try:
+            for _wait in range(500):   # the signal is delivered when the process is next scheduled
+                if tp.process_info(pid)["state"] == "T":
+                    break
+                time.sleep(0.02)
             results = run_checks(host, ["daemon", "progress"])
         finally:
             os.kill(pid, signal.SIGCONT)
     assert results["daemon"]["status"] == "warn" and "is stopped (state T" in results["daemon"]["message"]
     assert results["progress"]["status"] == "ok" and "the training daemon is stopped" in results["progress"]["message"]
+
+
+def test_a_log_folder_that_cannot_be_listed_is_unknown_not_no_log(tmp_path, monkeypatch):
+    from ansible_collections.gpuops.preflight.plugins.module_utils import _crash_log
+    logs = tmp_path / "logs"
+    os.makedirs(str(logs))
+    real = os.listdir
+
+    def refused(path="."):
+        if str(path) == str(logs):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+    monkeypatch.setattr(_crash_log.os, "listdir", refused)
+    monkeypatch.setattr(_crash_log.glob, "glob", lambda pattern: [])   # what glob gives for a folder it cannot list
+    ctx = tc.settings(str(tmp_path), history_file="none")
+    problems, ok_text, _details = tc.evaluate_crash_log(tc.collect_crash_log(ctx), fix=FIX)
+    assert [p["status"] for p in problems] == ["unknown"] and ok_text is None
+    assert problems[0]["message"] == "log not scanned: cannot list %s for its logs: Permission denied" % logs
