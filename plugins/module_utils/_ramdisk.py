@@ -398,8 +398,9 @@ def _inode_problem(root, vfs, free):
         left = "no inode free (all %d used)" % vfs.f_files
     else:
         left = "only %d of %d inodes free" % (vfs.f_favail, vfs.f_files)
-    return _problem(None, root, LOW_INODES, "%s has %s: the step cannot create its files there, although %s is free"
-                    % (root, left, _fmt_mib(free)), inodes_free=vfs.f_favail, inodes_total=vfs.f_files)
+    return _problem(None, root, LOW_INODES, "%s has %s: the step cannot create its files there, although %s"
+                    % (root, left, "its space is not limited" if free is None else "%s is free" % _fmt_mib(free)),
+                    inodes_free=vfs.f_favail, inodes_total=vfs.f_files)
 
 
 def check_space(root, min_free_bytes=None, min_free_percent=None, require_tmpfs=True,
@@ -453,21 +454,31 @@ def check_space(root, min_free_bytes=None, min_free_percent=None, require_tmpfs=
             problems.append(_problem(None, root, LOW_SPACE, "cannot tell the free space of %s: %s"
                                      % (root, exc.strerror or exc)))
         return problems, info
-    total = vfs.f_blocks * vfs.f_frsize
-    free = vfs.f_bavail * vfs.f_frsize
-    percent = (free * 100.0 / total) if total else 0.0
-    info.update(total_bytes=total, free_bytes=free, free_percent=math.floor(percent * 100.0) / 100.0,
-                inodes_total=vfs.f_files or None, inodes_free=vfs.f_favail if vfs.f_files else None)
-    below = []
-    if min_free_bytes is not None and free < min_free_bytes:
-        below.append("the %s minimum" % _fmt_limit_mib(min_free_bytes))
-    if min_free_percent is not None and percent < min_free_percent:
-        below.append("the %g%% minimum" % min_free_percent)
-    if below:
-        problems.append(_problem(None, root, LOW_SPACE, "%s has %s free (%s), below %s"
-                                 % (root, _fmt_mib(free), _fmt_percent(percent), " and ".join(below)),
-                                 free_bytes=free, free_percent=info["free_percent"]))
-    if min_free_bytes is not None or min_free_percent is not None:
+    free, total = _files.space(vfs)
+    info.update(inodes_total=vfs.f_files or None, inodes_free=vfs.f_favail if vfs.f_files else None)
+    judged = min_free_bytes is not None or min_free_percent is not None
+    if free is None and info["fstype"] == "tmpfs" and not vfs.f_blocks:
+        # a tmpfs mounted with size=0 has no limit but the memory: no byte limit to judge (its inodes still are)
+        info["note"] = "a tmpfs without a size limit (size=0): its space is the host's free memory"
+    elif free is None:
+        info["note"] = _files.space_unknown(real, vfs)
+        if judged:
+            problems.append(_problem(None, root, LOW_SPACE, "cannot tell the free space of %s: %s"
+                                     % (root, info["note"])))
+        return problems, info
+    else:
+        percent = free * 100.0 / total
+        info.update(total_bytes=total, free_bytes=free, free_percent=math.floor(percent * 100.0) / 100.0)
+        below = []
+        if min_free_bytes is not None and free < min_free_bytes:
+            below.append("the %s minimum" % _fmt_limit_mib(min_free_bytes))
+        if min_free_percent is not None and percent < min_free_percent:
+            below.append("the %g%% minimum" % min_free_percent)
+        if below:
+            problems.append(_problem(None, root, LOW_SPACE, "%s has %s free (%s), below %s"
+                                     % (root, _fmt_mib(free), _fmt_percent(percent), " and ".join(below)),
+                                     free_bytes=free, free_percent=info["free_percent"]))
+    if judged:
         inodes = _inode_problem(root, vfs, free)
         if inodes is not None:
             problems.append(inodes)

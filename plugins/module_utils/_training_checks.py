@@ -143,14 +143,9 @@ def collect_disk(ctx):
     except OSError as exc:
         report["error"] = "statvfs %s failed: %s" % (ctx["base_dir"], exc.strerror or exc)
         return report
-    # f_frsize is the unit of the counts; some FUSE and overlay filesystems leave it 0 (f_bsize is then the unit)
-    unit = st.f_frsize or st.f_bsize
-    if not unit or not st.f_blocks or st.f_bavail > st.f_blocks:
-        report["error"] = ("statvfs %s gives no usable size (fragment size %d, block size %d, %d blocks, %d "
-                           "available): the filesystem does not say how full it is" % (
-                               ctx["base_dir"], st.f_frsize, st.f_bsize, st.f_blocks, st.f_bavail))
-        return report
-    report.update(free_bytes=st.f_bavail * unit, total_bytes=st.f_blocks * unit)
+    report["free_bytes"], report["total_bytes"] = _files.space(st)
+    if report["free_bytes"] is None:
+        report["error"] = _files.space_unknown(ctx["base_dir"], st)
     return report
 
 

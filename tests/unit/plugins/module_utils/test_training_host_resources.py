@@ -621,3 +621,40 @@ def test_a_log_folder_that_cannot_be_listed_is_unknown_not_no_log(tmp_path, monk
     problems, ok_text, _details = tc.evaluate_crash_log(tc.collect_crash_log(ctx), fix=FIX)
     assert [p["status"] for p in problems] == ["unknown"] and ok_text is None
     assert problems[0]["message"] == "log not scanned: cannot list %s for its logs: Permission denied" % logs
+
+
+# -- the ramdisk's space (preflight): the same statvfs rules, one helper (_files.space) -------------
+
+def _ramdisk_host(tmp_path, fstype):
+    ram = tmp_path / "ram"
+    ram.mkdir()
+    mountinfo = write(tmp_path / "mountinfo", "22 1 8:1 / / rw - ext4 /dev/sda1 rw\n"
+                      "40 22 0:40 / %s rw,relatime - %s none rw\n" % (ram, fstype))
+    return str(ram), mountinfo
+
+
+def test_the_ramdisk_space_counts_in_f_bsize_when_f_frsize_is_0(tmp_path, monkeypatch):
+    from ansible_collections.gpuops.preflight.plugins.module_utils import _ramdisk
+    ram, mountinfo = _ramdisk_host(tmp_path, "fuse.sshfs")
+    monkeypatch.setattr(_ramdisk.os, "statvfs", lambda path: _statvfs(0, 4096, 262144, 131072))
+    problems, info = _ramdisk.check_space(ram, min_free_bytes=256 * 1024 * 1024, require_tmpfs=False,
+                                          mountinfo_path=mountinfo)
+    assert problems == [] and info["free_bytes"] == 512 * 1024 * 1024 and info["free_percent"] == 50.0
+
+
+def test_an_unlimited_tmpfs_is_no_low_space(tmp_path, monkeypatch):
+    from ansible_collections.gpuops.preflight.plugins.module_utils import _ramdisk
+    ram, mountinfo = _ramdisk_host(tmp_path, "tmpfs")
+    monkeypatch.setattr(_ramdisk.os, "statvfs", lambda path: _statvfs(4096, 4096, 0, 0))   # mounted with size=0
+    problems, info = _ramdisk.check_space(ram, min_free_bytes=1, min_free_percent=5, mountinfo_path=mountinfo)
+    assert problems == [] and info["free_bytes"] is None and "without a size limit" in info["note"]
+
+
+def test_a_ramdisk_filesystem_without_a_size_cannot_tell(tmp_path, monkeypatch):
+    from ansible_collections.gpuops.preflight.plugins.module_utils import _ramdisk
+    ram, mountinfo = _ramdisk_host(tmp_path, "fuse.x")
+    monkeypatch.setattr(_ramdisk.os, "statvfs", lambda path: _statvfs(0, 0, 0, 0))
+    problems, _info = _ramdisk.check_space(ram, min_free_bytes=1, require_tmpfs=False, mountinfo_path=mountinfo)
+    assert [p["message"] for p in problems] == ["cannot tell the free space of %s: statvfs %s gives no usable size "
+                                                "(fragment size 0, block size 0, 0 blocks, 0 available): the "
+                                                "filesystem does not say how full it is" % (ram, ram)]
