@@ -7,10 +7,17 @@ from __future__ import annotations
 
 import functools
 import os
+import pwd
+import signal
+import struct
+import threading
+import time
 
 import pytest
 
 from ansible_collections.gpuops.preflight.plugins.module_utils import _training_checks as tc
+from ansible_collections.gpuops.preflight.plugins.module_utils import _training_progress as tp
+from simserve.fixtures import open_tmp  # noqa: F401  # pylint: disable=unused-import
 
 from .fixtures import TRAINING
 
@@ -182,7 +189,6 @@ def _params(base, checks, **extra):
 
 
 def test_a_hung_mount_is_unknown_saying_the_filesystem_did_not_answer(tmp_path, monkeypatch):
-    import threading
     release = threading.Event()
     real = os.statvfs
 
@@ -203,7 +209,6 @@ def test_a_hung_mount_is_unknown_saying_the_filesystem_did_not_answer(tmp_path, 
 
 
 def test_a_hung_mount_under_small_reads_says_the_filesystem_did_not_answer(tmp_path, monkeypatch):
-    import threading
     release = threading.Event()
     real = os.lstat
 
@@ -222,8 +227,6 @@ def test_a_hung_mount_under_small_reads_says_the_filesystem_did_not_answer(tmp_p
 
 
 # -- daemon: garbage PID files, PID namespaces, a stopped daemon -----------------------------------
-
-from ansible_collections.gpuops.preflight.plugins.module_utils import _training_progress as tp  # noqa: E402
 
 
 @pytest.mark.parametrize("content, words", [
@@ -357,10 +360,10 @@ def _lxcfs_proc(tmp_path, with_btime, running_for=600.0):
     root = tmp_path / "proc"
     write(root / "uptime", proc_sample("uptime_lxcfs-191_container.txt"))   # 629 s: the container's age
     host_uptime = float(proc_sample("uptime_lxcfs-191_host.txt").split()[0])
-    stat = proc_sample("stat_coroot_host_truncated.txt")
-    stat = stat.replace("btime 1552305792", "btime %d" % int(NOW - host_uptime)) if with_btime else \
-        "\n".join(line for line in stat.splitlines() if not line.startswith("btime")) + "\n"
-    write(root / "stat", stat)
+    stat_text = proc_sample("stat_coroot_host_truncated.txt")
+    stat_text = stat_text.replace("btime 1552305792", "btime %d" % int(NOW - host_uptime)) if with_btime else \
+        "\n".join(line for line in stat_text.splitlines() if not line.startswith("btime")) + "\n"
+    write(root / "stat", stat_text)
     _proc(root, 4242, "python", "S", "python core/training_daemon.py",
           starttime=int((host_uptime - running_for) * HZ))
     return root
@@ -430,11 +433,6 @@ def test_a_config_this_check_may_not_read_is_unknown_not_invalid(tmp_path, monke
 
 # -- permissions: paths not there yet, ACLs, supplementary groups, folders on the way ---------------
 
-import pwd  # noqa: E402
-import stat  # noqa: E402
-import struct  # noqa: E402
-
-from simserve.fixtures import open_tmp  # noqa: F401,E402  # pylint: disable=unused-import
 
 NOBODY = pwd.getpwnam("nobody")
 
@@ -585,9 +583,7 @@ def test_a_stopped_daemon_is_no_stall_and_never_stopped(tmp_path, fake_proc):
     assert "is stopped (state T" in result["message"] and "kill -CONT" in result["fix"]
 
 
-def test_a_stopped_daemon_on_a_simulated_host_warns_once(tmp_path):
-    import signal
-    import time
+def test_a_stopped_daemon_on_a_simulated_host_warns_once():
     from simtrain import host_set, run_checks
     with host_set() as made:
         host = made.make(scenario="healthy")
