@@ -234,16 +234,22 @@ def _reclaimable(path, key):
     return 0
 
 
-def cgroup_memory(proc_root, cgroup_root, pid="self"):
-    """The tightest memory limit over this process's cgroup and the cgroups above it:
-    {headroom_bytes, limit_bytes, usage_bytes, path, version}, or None without a limit (or without cgroups).
-    headroom = limit - (usage - reclaimable page cache). ValueError naming a limit or usage file that holds garbage."""
+def cgroup_memory(proc_root, cgroup_root, pids=("self",)):
+    """The tightest memory limit over the cgroup of the first of ``pids`` whose /proc/<pid>/cgroup can be read (the
+    daemon's, else this process's) and the cgroups above it: {headroom_bytes, limit_bytes, usage_bytes, path, version,
+    pid}, or None without a limit (or without cgroups). headroom = limit - (usage - reclaimable page cache).
+    ValueError naming a limit or usage file that holds garbage."""
     if not cgroup_root:
         return None
-    try:
-        paths = _cgroup_paths(_config.read_bounded(os.path.join(proc_root, str(pid), "cgroup"), 65536)
-                              .decode("utf-8", "replace"))
-    except _config.JsonFileError:
+    paths = pid = None
+    for pid in pids:
+        try:
+            paths = _cgroup_paths(_config.read_bounded(os.path.join(proc_root, str(pid), "cgroup"), 65536)
+                                  .decode("utf-8", "replace"))
+            break
+        except _config.JsonFileError:
+            continue
+    if paths is None:
         return None
     tightest = None
     for version, controller, folder, limit_file, usage_file, cache_key in CGROUP_MEMORY:
@@ -265,7 +271,7 @@ def cgroup_memory(proc_root, cgroup_root, pid="self"):
                 headroom = max(limit - used, 0)
                 if tightest is None or headroom < tightest["headroom_bytes"]:
                     tightest = {"headroom_bytes": headroom, "limit_bytes": limit, "usage_bytes": usage,
-                                "path": os.path.join(here, limit_file), "version": version}
+                                "path": os.path.join(here, limit_file), "version": version, "pid": pid}
             if os.path.normpath(here) == os.path.normpath(top):
                 break
             here = os.path.dirname(here)
@@ -274,7 +280,9 @@ def cgroup_memory(proc_root, cgroup_root, pid="self"):
 
 def collect_memory(ctx):
     """{available_bytes, total_bytes, estimated, cgroup, error, source}: what the host's memory leaves, and where
-    a cgroup limit leaves less (a container, a systemd unit's MemoryMax), what the limit leaves."""
+    a cgroup limit leaves less (a container, a systemd unit's MemoryMax), what the limit leaves. The cgroup is the
+    running daemon's (``ctx['daemon']``, when the daemon collector found it), else this check's own (a container's
+    is both; on a host, an SSH session's limits are not the daemon's)."""
     report = {"available_bytes": None, "total_bytes": None, "estimated": None, "cgroup": None, "error": None,
               "source": ctx["meminfo"]}
     try:
@@ -286,7 +294,9 @@ def collect_memory(ctx):
         report["error"] = "%s cannot be believed: %s" % (ctx["meminfo"], exc)
         return report
     try:
-        limit = cgroup_memory(ctx["proc_root"], ctx["cgroup_root"])
+        daemon = ctx.get("daemon") or {}
+        pids = ((daemon["pid"],) if daemon.get("alive") and daemon.get("pid") else ()) + ("self",)
+        limit = cgroup_memory(ctx["proc_root"], ctx["cgroup_root"], pids)
     except ValueError as exc:
         report.update(available_bytes=None, error="the cgroup memory limit cannot be read: %s" % exc)
         return report
@@ -551,8 +561,9 @@ def evaluate_memory(memory, fix, min_available_bytes=DEFAULTS["min_available_byt
                    "runs.")], None, details
     how = " (estimated: no MemAvailable)" if memory.get("estimated") else ""
     if cgroup:
-        how += " under the cgroup limit of %s (%s, %s in use)" % (
-            _gb(cgroup["limit_bytes"]), cgroup["path"], _gb(cgroup["usage_bytes"]))
+        how += " under the cgroup limit of %s (%s, %s in use; the cgroup of %s)" % (
+            _gb(cgroup["limit_bytes"]), cgroup["path"], _gb(cgroup["usage_bytes"]),
+            "this check" if cgroup.get("pid") == "self" else "the daemon, PID %s" % cgroup.get("pid"))
     if memory["available_bytes"] < min_available_bytes:
         return [_p(name, WARN, "only %s of memory available%s (needs %s)" % (
             _gb(memory["available_bytes"]), how, _gb(min_available_bytes)), fix)], None, details

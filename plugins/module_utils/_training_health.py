@@ -147,13 +147,14 @@ def _settings(ctx, _deadline):
     return host_settings(ctx.params, now=ctx.now, check_mode=ctx.check_mode)
 
 
-def _reader(name):
-    """A collector of _training_checks.COLLECTORS run with the run's settings; a long read (the log scan)
-    stops a second before the collector's own deadline."""
+def _reader(name, uses=()):
+    """A collector of _training_checks.COLLECTORS run with the run's settings and the values of the collectors it
+    ``uses`` (under their names); a long read (the log scan) stops a second before the collector's own deadline."""
     read = tc.COLLECTORS[name]
 
     def collect(ctx, deadline):
-        return read(dict(ctx.value("settings"), deadline=time.monotonic() + max(deadline - 1, 1)))
+        return read(dict(ctx.value("settings"), deadline=time.monotonic() + max(deadline - 1, 1),
+                         **dict((other, ctx.value(other)) for other in uses)))
     return collect
 
 
@@ -199,8 +200,6 @@ def _scan_changed(scan):
     return bool(history["recorded"] or history["would_record"])
 
 
-# Each reader of _training_checks: what it looks at, as an operator reads "<what>: timed out after 10s",
-# and what its Collector has beyond the shared part (the reading, its words, coming after AFTER).
 def _hung(what):
     """What a timeout of a small read under the base folder means: its filesystem did not answer."""
     return {"hung": lambda params: "the filesystem of %s did not answer %s (a hung mount?)" % (
@@ -208,10 +207,14 @@ def _hung(what):
         "hint": "Look for a hung network or FUSE mount under the base folder (df, mount); remount it."}
 
 
+# Each reader of _training_checks: what it looks at, as an operator reads "<what>: timed out after 10s",
+# and what its Collector has beyond the shared part (the reading, its words, coming after AFTER); ``uses``: the
+# collectors whose values it reads too (it comes after them).
 READERS = {
     "daemon": ("reading the PID file and /proc", {"wanted": lambda params: params.get("pid_file") != "none"}),
     "disk": ("statvfs of the base folder", _hung("statvfs")),
-    "memory": ("reading /proc/meminfo", {}),
+    # the daemon's cgroup limits its memory, not this check's (an SSH session's)
+    "memory": ("reading /proc/meminfo", {"uses": ("daemon",)}),
     "config": ("reading config.json", _hung("reading config.json")),
     "lock": ("reading the config lock", _hung("reading the config lock")),
     "checkpoints": ("listing the checkpoints", {}),
@@ -237,7 +240,9 @@ def _collectors():
                               after=AFTER + ("status",), wanted=lambda params: params.get("status_file") != "none"),
     }
     for name, (what, extra) in READERS.items():
-        found[name] = Collector(name, _reader(name), _words(what), after=AFTER, **extra)
+        extra = dict(extra)
+        uses = extra.pop("uses", ())
+        found[name] = Collector(name, _reader(name, uses), _words(what), after=AFTER + tuple(uses), **extra)
     # The GPU probe and the kernel log: after fix mode too (it never touches them, but nothing reads before it).
     found.update(_gpu_checks.collectors(after=("fix",)))
     return found

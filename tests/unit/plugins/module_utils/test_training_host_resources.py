@@ -124,6 +124,21 @@ def test_cgroup_v2_limit_of_a_parent_and_a_nested_path(tmp_path):
     assert memory["cgroup"]["path"] == os.path.join(ctx["cgroup_root"], "system.slice", "memory.max")
 
 
+def test_the_daemons_cgroup_is_judged_not_the_ssh_sessions(tmp_path):
+    ctx = _host(tmp_path, "0::/user.slice/user-0.slice/session-1.scope\n", {
+        "user.slice/memory.max": "%d\n" % GIB, "user.slice/memory.current": "%d\n" % (GIB // 2),
+        "user.slice/user-0.slice/session-1.scope/memory.current": "1\n",
+        "system.slice/training.service/memory.max": "%d\n" % (8 * GIB),
+        "system.slice/training.service/memory.current": "%d\n" % (2 * GIB)})
+    write(tmp_path / "proc" / "4242" / "cgroup", "0::/system.slice/training.service\n")
+    memory = tc.collect_memory(dict(ctx, daemon={"alive": True, "pid": 4242}))
+    assert memory["available_bytes"] == 6 * GIB and memory["cgroup"]["pid"] == 4242
+    assert "the cgroup of the daemon, PID 4242" in evaluate_memory(memory, min_available_bytes=10 ** 12)[0][0]["message"]
+    # no daemon (or its cgroup cannot be read): this check's own cgroup
+    assert tc.collect_memory(dict(ctx, daemon={"alive": False, "pid": None}))["available_bytes"] == GIB // 2
+    assert tc.collect_memory(dict(ctx, daemon={"alive": True, "pid": 999}))["cgroup"]["pid"] == "self"
+
+
 def test_cgroup_v1_limit(tmp_path):
     ctx = _host(tmp_path, "12:pids:/docker/abc\n4:memory:/docker/abc\n1:name=systemd:/docker/abc\n", {
         "memory/memory.limit_in_bytes": "%d\n" % (2 * GIB), "memory/memory.usage_in_bytes": "%d\n" % GIB,
