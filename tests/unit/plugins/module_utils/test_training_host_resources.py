@@ -203,42 +203,28 @@ def _params(base, checks, **extra):
     return params
 
 
-def test_a_hung_mount_is_unknown_saying_the_filesystem_did_not_answer(tmp_path, monkeypatch):
+@pytest.mark.parametrize("call, check, words", [
+    ("statvfs", "disk_space", "statvfs"),
+    ("lstat", "layout", "looking at the required folders and files"),
+])
+def test_a_hung_mount_is_unknown_saying_the_filesystem_did_not_answer(tmp_path, monkeypatch, call, check, words):
     release = threading.Event()
-    real = os.statvfs
-
-    def hung(path):
-        if str(path) == str(tmp_path):
-            release.wait(30)
-        return real(path)
-    monkeypatch.setattr(tc.os, "statvfs", hung)
-    try:
-        result = _run(_params(tmp_path, ["disk_space"], timeouts={"disk_space": 1}))
-    finally:
-        release.set()
-    disk = result["checks"]["disk_space"]
-    assert disk["status"] == "unknown"
-    assert disk["problems"][0]["message"].startswith(
-        "the filesystem of %s did not answer statvfs (a hung mount?): timed out after 1" % tmp_path)
-    assert "hung network or FUSE mount" in disk["problems"][0]["fix"]
-
-
-def test_a_hung_mount_under_small_reads_says_the_filesystem_did_not_answer(tmp_path, monkeypatch):
-    release = threading.Event()
-    real = os.lstat
+    real = getattr(os, call)
 
     def hung(path, *args, **kwargs):
         if str(path).startswith(str(tmp_path)):
             release.wait(30)
         return real(path, *args, **kwargs)
-    monkeypatch.setattr(tc.os, "lstat", hung)
+    monkeypatch.setattr(tc.os, call, hung)
     try:
-        result = _run(_params(tmp_path, ["layout"], timeouts={"layout": 1}))
+        result = _run(_params(tmp_path, [check], timeouts={check: 1}))
     finally:
         release.set()
-    layout = result["checks"]["layout"]
-    assert layout["status"] == "unknown" and layout["problems"][0]["message"].startswith(
-        "the filesystem of %s did not answer looking at the required folders and files (a hung mount?)" % tmp_path)
+    found = result["checks"][check]
+    assert found["status"] == "unknown"
+    assert found["problems"][0]["message"].startswith(
+        "the filesystem of %s did not answer %s (a hung mount?): timed out after 1" % (tmp_path, words))
+    assert "hung network or FUSE mount" in found["problems"][0]["fix"]
 
 
 # -- daemon: garbage PID files, PID namespaces, a stopped daemon -----------------------------------
