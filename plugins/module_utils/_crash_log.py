@@ -928,6 +928,24 @@ def expand_logs(patterns):
     return found, note
 
 
+def unlisted_folders(patterns):
+    """[(folder, why)] of the globs whose folder exists but cannot be listed (permission, I/O): a glob matches nothing
+    there, which is not "no log"."""
+    out = []
+    for pattern in patterns:
+        if not glob.has_magic(pattern):
+            continue
+        folder = os.path.dirname(pattern)
+        while folder and glob.has_magic(folder):
+            folder = os.path.dirname(folder)
+        try:
+            os.listdir(folder or os.curdir)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOENT, errno.ENOTDIR) and folder not in [f for f, _w in out]:
+                out.append((folder, exc.strerror or str(exc)))
+    return out
+
+
 # -- the history ------------------------------------------------------------------------------
 
 def load_history(path):
@@ -1025,6 +1043,10 @@ def scan(patterns, lines=DEFAULT_LINES, history_file=None, record=True, check_mo
     now = time.time() if now is None else now
     paths, note = expand_logs(patterns)
     files, matches = [], []
+    for folder, why in unlisted_folders(patterns):
+        unlisted = Tail(folder)
+        unlisted.error = "cannot list %s for its logs: %s" % (folder, why)
+        files.append(unlisted.as_dict())
     for path in paths:
         tail = read_tail(path, lines, deadline=deadline, clock=clock)
         files.append(tail.as_dict())

@@ -87,6 +87,23 @@ def kind(mode):
     return "an unknown kind of file"
 
 
+def space(vfs):
+    """(free_bytes, total_bytes) of an ``os.statvfs`` result: what an unprivileged process may use, counted in
+    f_frsize units (in f_bsize units where a FUSE or overlay filesystem leaves f_frsize 0); (None, None) when it gives
+    no usable size: no unit, no blocks (a tmpfs mounted with size=0 has no limit; some FUSE filesystems report
+    nothing), or more available than its size."""
+    unit = vfs.f_frsize or vfs.f_bsize
+    if not unit or not vfs.f_blocks or vfs.f_bavail > vfs.f_blocks:
+        return None, None
+    return vfs.f_bavail * unit, vfs.f_blocks * unit
+
+
+def space_unknown(path, vfs):
+    """Why ``space(vfs)`` gave nothing, naming ``path`` and the figures."""
+    return ("statvfs %s gives no usable size (fragment size %d, block size %d, %d blocks, %d available): the "
+            "filesystem does not say how full it is" % (path, vfs.f_frsize, vfs.f_bsize, vfs.f_blocks, vfs.f_bavail))
+
+
 def open_regular(path, append=False):
     """A file descriptor of ``path``, opened without blocking; FileProblem unless it is a regular file.
     ``append``: opened to append to, created (0644) when missing."""

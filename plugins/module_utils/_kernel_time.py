@@ -41,6 +41,7 @@ host/facility prefixes never stay in the body, even when the time cannot be read
 
 from __future__ import annotations
 
+import os
 import re
 import time
 
@@ -276,11 +277,32 @@ def _monotonic_epoch(seconds, boot_time, now):
     return epoch
 
 
-def read_boot_time(uptime_path="/proc/uptime", now=None):
-    """Epoch seconds of this boot (now minus the first field of /proc/uptime), or None."""
+def parse_btime(text):
+    """``btime`` of /proc/stat text: epoch seconds of the host's boot, or None."""
+    for line in text.splitlines():
+        words = line.split()
+        if len(words) == 2 and words[0] == "btime" and re.match(r"^[0-9]+$", words[1]):
+            return float(words[1])
+    return None
+
+
+def read_boot_time(uptime_path="/proc/uptime", now=None, stat_path=None):
+    """Epoch seconds of this boot, or None: ``btime`` of /proc/stat (``stat_path``, default: the ``stat`` beside
+    ``uptime_path``), else now minus the first field of /proc/uptime. btime first: in a container LXCFS gives
+    /proc/uptime the container's age, while the kernel's stamps (and process start times) count from the host's
+    boot."""
+    now = time.time() if now is None else now
+    stat_path = stat_path or os.path.join(os.path.dirname(uptime_path), "stat")
+    try:
+        with open(stat_path, "rb") as handle:   # procfs: no FIFO to block on; its intr line can be long
+            boot = parse_btime(handle.read(4 * 1024 * 1024).decode("utf-8", "replace"))
+    except (IOError, OSError):
+        boot = None
+    if boot is not None and boot <= now:
+        return boot
     try:
         with open(uptime_path) as handle:
             uptime = float(handle.read(64).split()[0])
     except (IOError, OSError, ValueError, IndexError):
         return None
-    return (time.time() if now is None else now) - uptime
+    return now - uptime

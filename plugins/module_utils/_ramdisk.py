@@ -395,17 +395,6 @@ def unsafe_root(real, st):
     return None
 
 
-def _size_unknown(vfs, fstype):
-    """Why statvfs tells no size (a size of 0 is no size, not a full file system), or None."""
-    if not vfs.f_frsize:
-        return "the file system reports no block size (statvfs f_frsize 0)"
-    if not vfs.f_blocks:
-        if fstype == "tmpfs":
-            return "its tmpfs has no size limit (size=0 or nr_blocks=0): it may fill the host's memory"
-        return "the file system reports no size (statvfs f_blocks 0)"
-    return None
-
-
 def _inode_problem(root, vfs, free):
     """The file system has (almost) no inode left: no file can be created there, whatever bytes are free."""
     if not vfs.f_files or vfs.f_favail * 100 >= vfs.f_files:   # no f_files: no inode limit (tmpfs nr_inodes=0)
@@ -476,8 +465,12 @@ def check_space(root, min_free_bytes=None, min_free_percent=None, require_tmpfs=
         return problems, info
     info.update(inodes_total=vfs.f_files or None, inodes_free=vfs.f_favail if vfs.f_files else None)
     asked = min_free_bytes is not None or min_free_percent is not None
-    why = _size_unknown(vfs, info["fstype"])
-    if why is not None:
+    free, total = _files.space(vfs)
+    if free is None:
+        if info["fstype"] == "tmpfs" and not vfs.f_blocks:
+            why = "its tmpfs has no size limit (size=0 or nr_blocks=0): it may fill the host's memory"
+        else:
+            why = _files.space_unknown(real, vfs)
         info["note"] = "cannot tell the free space of %s: %s" % (root, why)
         if asked:
             problems.append(_problem(None, root, LOW_SPACE, info["note"], unknown=True))
@@ -485,8 +478,6 @@ def check_space(root, min_free_bytes=None, min_free_percent=None, require_tmpfs=
             if inodes is not None:
                 problems.append(inodes)
         return problems, info
-    total = vfs.f_blocks * vfs.f_frsize
-    free = vfs.f_bavail * vfs.f_frsize
     percent = free * 100.0 / total
     info.update(total_bytes=total, free_bytes=free, free_percent=math.floor(percent * 100.0) / 100.0)
     below = []

@@ -496,7 +496,8 @@ def _identity(user, environ):
     if user not in (None, ""):
         text = str(user).strip()
         try:
-            entry = pwd.getpwuid(int(text)) if text.isdigit() else pwd.getpwnam(text)
+            # a uid is ASCII digits: int() takes other scripts' digits, and '²' is a digit it refuses
+            entry = pwd.getpwuid(int(text)) if text.isdecimal() and text.isascii() else pwd.getpwnam(text)
         except (KeyError, OverflowError):
             raise ValueError("service user %r does not exist on this host" % (user,))
         return {"name": entry.pw_name, "uid": entry.pw_uid, "gid": entry.pw_gid,
@@ -520,7 +521,7 @@ def _identity(user, environ):
             "source": "process"}
 
 
-def _read_acl(path):
+def read_acl(path):
     """The POSIX access ACL of ``path`` as [(tag, perm, id)], or None when it has none (or it cannot be read)."""
     getxattr = getattr(os, "getxattr", None)
     if getxattr is None:
@@ -591,7 +592,7 @@ def _user_text(ident):
     return "user '%s' (uid %d)" % (ident["name"], ident["uid"])
 
 
-def _ancestors(path):
+def ancestors(path):
     """'/a/b/c' -> ['/', '/a', '/a/b'] (the directories one passes through to reach ``path``)."""
     out, current = [], os.path.dirname(path)
     while True:
@@ -626,13 +627,13 @@ class _StoreWalk(object):
 
     def allows(self, path, st, want):
         if path not in self._acls:
-            self._acls[path] = _read_acl(path)
+            self._acls[path] = read_acl(path)
         return may_access(st, self.ident, want, self._acls[path])
 
     def search_problem(self, path):
         """(cause, path, text) for the first directory on the way to ``path`` that the user cannot
         search; None when every one can be searched (or one is missing: the caller reports that)."""
-        for directory in _ancestors(path):
+        for directory in ancestors(path):
             st, exc = self.stat(directory)
             if st is None:
                 if exc.errno in (errno.ENOENT, errno.ENOTDIR):

@@ -17,9 +17,10 @@ import math
 import re
 import time
 
-_EPOCH = re.compile(r"^@?\d+(?:\.\d+)?$")
+# re.ASCII: \d would take the digits of every script ('\u0661\u0662' is 12 to int()), which no clock writes
+_EPOCH = re.compile(r"^@?\d+(?:\.\d+)?$", re.ASCII)
 _ISO = re.compile(r"^(\d{4})-(\d\d)-(\d\d)(?:[T ](\d\d):(\d\d)(?::(\d\d)(?:[.,](\d{1,9}))?)?)?"
-                  r"\s*(Z|[+-]\d\d(?::?\d\d)?)?$", re.IGNORECASE)
+                  r"\s*(Z|[+-]\d\d(?::?\d\d)?)?$", re.IGNORECASE | re.ASCII)
 
 
 def _bad(option, value):

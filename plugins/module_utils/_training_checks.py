@@ -35,6 +35,7 @@ from ansible_collections.gpuops.preflight.plugins.module_utils import _checks
 from ansible_collections.gpuops.preflight.plugins.module_utils import _checkpoints
 from ansible_collections.gpuops.preflight.plugins.module_utils import _crash_log
 from ansible_collections.gpuops.preflight.plugins.module_utils import _files
+from ansible_collections.gpuops.preflight.plugins.module_utils import _serving
 from ansible_collections.gpuops.preflight.plugins.module_utils import _training_config as _config
 from ansible_collections.gpuops.preflight.plugins.module_utils import _training_progress as _progress
 
@@ -69,6 +70,7 @@ DEFAULTS = {
     "expect_layout": _checkpoints.AUTO,
     "proc_root": "/proc",
     "meminfo": "/proc/meminfo",
+    "cgroup_root": "/sys/fs/cgroup",   # 'none': no cgroup limit looked at
     "check_mode": False,            # fix mode and the crash history change nothing in check mode
     "deadline": None,               # a time.monotonic() value: long reads (the logs) stop there
 }
@@ -116,6 +118,10 @@ def settings(base_dir, now=None, **overrides):
         else:
             ctx[key] = None
     ctx["logs"] = [p if os.path.isabs(p) else os.path.join(base, p) for p in ctx["logs"]]
+    if ctx["cgroup_root"] == "none":
+        ctx["cgroup_root"] = None
+    elif not isinstance(ctx["cgroup_root"], str) or not os.path.isabs(ctx["cgroup_root"]) or "\0" in ctx["cgroup_root"]:
+        raise ValueError("cgroup_root must be an absolute path or 'none', not %r" % (ctx["cgroup_root"],))
     ctx["now"] = time.time() if now is None else now
     return ctx
 
@@ -131,40 +137,173 @@ def collect_daemon(ctx):
 
 def collect_disk(ctx):
     """{path, free_bytes, total_bytes, error} of the base folder's filesystem (space an unprivileged user may use)."""
+    report = {"path": ctx["base_dir"], "free_bytes": None, "total_bytes": None, "error": None}
     try:
         st = os.statvfs(ctx["base_dir"])
     except OSError as exc:
-        return {"path": ctx["base_dir"], "free_bytes": None, "total_bytes": None,
-                "error": "statvfs %s failed: %s" % (ctx["base_dir"], exc.strerror or exc)}
-    return {"path": ctx["base_dir"], "free_bytes": st.f_bavail * st.f_frsize, "total_bytes": st.f_blocks * st.f_frsize,
-            "error": None}
+        report["error"] = "statvfs %s failed: %s" % (ctx["base_dir"], exc.strerror or exc)
+        return report
+    report["free_bytes"], report["total_bytes"] = _files.space(st)
+    if report["free_bytes"] is None:
+        report["error"] = _files.space_unknown(ctx["base_dir"], st)
+    return report
+
+
+# The /proc/meminfo lines the memory check reads; each, when present, is a whole number of kB no larger than MemTotal.
+MEMINFO_KEYS = ("MemTotal", "MemAvailable", "MemFree", "Buffers", "Cached")
+_KB_VALUE = re.compile(r"^\s*([0-9]+)(?:\s+kB)?\s*$")   # [0-9]: \d would take other scripts' digits
 
 
 def parse_meminfo(text):
-    """/proc/meminfo -> {available_bytes, total_bytes, estimated}: MemAvailable, else MemFree + Buffers + Cached."""
+    """/proc/meminfo -> {available_bytes, total_bytes, estimated}: MemAvailable, else MemFree + Buffers + Cached.
+
+    ValueError naming the problem for a file that cannot be believed (a value that is no number, negative, larger
+    than MemTotal, a line twice, MemTotal or both MemAvailable and MemFree missing): never a figure made of it."""
     values = {}
     for line in text.splitlines():
-        match = re.match(r"^(\w+):\s+(\d+)(?:\s+kB)?\s*$", line)
-        if match:
-            values[match.group(1)] = int(match.group(2)) * 1024
+        key, sep, rest = line.partition(":")
+        key = key.strip()
+        if not sep or key not in MEMINFO_KEYS:
+            continue
+        if key in values:
+            raise ValueError("%s appears twice" % key)
+        match = _KB_VALUE.match(rest)
+        if not match:
+            raise ValueError("%s is not a number of kB: %r" % (key, rest.strip()[:40]))
+        values[key] = int(match.group(1)) * 1024
+    total = values.get("MemTotal")
+    if not total:
+        raise ValueError("it has no MemTotal line" if total is None else "MemTotal is 0")
+    for key in MEMINFO_KEYS[1:]:
+        if values.get(key, 0) > total:
+            raise ValueError("%s (%d kB) is more than MemTotal (%d kB): impossible" % (
+                key, values[key] // 1024, total // 1024))
     if "MemAvailable" in values:
-        return {"available_bytes": values["MemAvailable"], "total_bytes": values.get("MemTotal"), "estimated": False}
-    parts = [values.get(k) for k in ("MemFree", "Buffers", "Cached")]
-    if parts[0] is None:
+        return {"available_bytes": values["MemAvailable"], "total_bytes": total, "estimated": False}
+    if "MemFree" not in values:
+        raise ValueError("it has neither a MemAvailable nor a MemFree line")
+    estimate = sum(values.get(k, 0) for k in ("MemFree", "Buffers", "Cached"))
+    return {"available_bytes": min(estimate, total), "total_bytes": total, "estimated": True}
+
+
+# The memory limits of a cgroup, per version: (version, the controller's name in /proc/<pid>/cgroup ('' for v2's
+# single hierarchy), its folder under cgroup_root, the limit file, the usage file, the memory.stat key of the page
+# cache the kernel reclaims before it hits the limit). "max" (v2) or a v1 value beyond the memory is no limit.
+CGROUP_MEMORY = (
+    ("v2", "", "", "memory.max", "memory.current", "inactive_file"),
+    ("v1", "memory", "memory", "memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file"),
+)
+
+
+def _cgroup_paths(text):
+    """/proc/<pid>/cgroup text -> {controller: cgroup path} ('' for the v2 hierarchy)."""
+    paths = {}
+    for line in text.splitlines():
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        for controller in (parts[1].split(",") if parts[1] else [""]):
+            paths.setdefault(controller, parts[2].strip())
+    return paths
+
+
+def _cgroup_number(path):
+    """The whole number in a cgroup file; None for 'max' or a missing file; ValueError naming other text."""
+    try:
+        text = _config.read_bounded(path, 4096).decode("utf-8", "replace").strip()
+    except _config.JsonFileError as exc:
+        if not os.path.exists(path):
+            return None
+        raise ValueError(exc.message)
+    if text == "max":
         return None
-    return {"available_bytes": sum(p or 0 for p in parts), "total_bytes": values.get("MemTotal"), "estimated": True}
+    if not re.match(r"^[0-9]+$", text):
+        raise ValueError("%s holds %r, not a number of bytes" % (path, text[:40]))
+    return int(text)
+
+
+def _reclaimable(path, key):
+    try:
+        text = _config.read_bounded(path, 65536).decode("utf-8", "replace")
+    except _config.JsonFileError:
+        return 0
+    for line in text.splitlines():
+        words = line.split()
+        if len(words) == 2 and words[0] == key and words[1].isdigit() and words[1].isascii():
+            return int(words[1])
+    return 0
+
+
+def cgroup_memory(proc_root, cgroup_root, pids=("self",)):
+    """The tightest memory limit over the cgroup of the first of ``pids`` whose /proc/<pid>/cgroup can be read (the
+    daemon's, else this process's) and the cgroups above it: {headroom_bytes, limit_bytes, usage_bytes, path, version,
+    pid}, or None without a limit (or without cgroups). headroom = limit - (usage - reclaimable page cache).
+    ValueError naming a limit or usage file that holds garbage."""
+    if not cgroup_root:
+        return None
+    paths = pid = None
+    for pid in pids:
+        try:
+            paths = _cgroup_paths(_config.read_bounded(os.path.join(proc_root, str(pid), "cgroup"), 65536)
+                                  .decode("utf-8", "replace"))
+            break
+        except _config.JsonFileError:
+            continue
+    if paths is None:
+        return None
+    tightest = None
+    for version, controller, folder, limit_file, usage_file, cache_key in CGROUP_MEMORY:
+        if controller not in paths:
+            continue
+        top = os.path.join(cgroup_root, folder) if folder else cgroup_root
+        if not os.path.isdir(top):
+            continue
+        # in a container with its own cgroup namespace (or a bind mount of its subtree) the path is not below
+        # cgroup_root: the mount itself is the container's cgroup
+        here = os.path.normpath(os.path.join(top, paths[controller].lstrip("/")))
+        if not os.path.isdir(here) or not (here + os.sep).startswith(top.rstrip(os.sep) + os.sep):
+            here = top
+        while True:
+            limit = _cgroup_number(os.path.join(here, limit_file))
+            if limit is not None:
+                usage = _cgroup_number(os.path.join(here, usage_file)) or 0
+                used = max(usage - _reclaimable(os.path.join(here, "memory.stat"), cache_key), 0)
+                headroom = max(limit - used, 0)
+                if tightest is None or headroom < tightest["headroom_bytes"]:
+                    tightest = {"headroom_bytes": headroom, "limit_bytes": limit, "usage_bytes": usage,
+                                "path": os.path.join(here, limit_file), "version": version, "pid": pid}
+            if os.path.normpath(here) == os.path.normpath(top):
+                break
+            here = os.path.dirname(here)
+    return tightest
 
 
 def collect_memory(ctx):
+    """{available_bytes, total_bytes, estimated, cgroup, error, source}: what the host's memory leaves, and where
+    a cgroup limit leaves less (a container, a systemd unit's MemoryMax), what the limit leaves. The cgroup is the
+    running daemon's (``ctx['daemon']``, when the daemon collector found it), else this check's own (a container's
+    is both; on a host, an SSH session's limits are not the daemon's)."""
+    report = {"available_bytes": None, "total_bytes": None, "estimated": None, "cgroup": None, "error": None,
+              "source": ctx["meminfo"]}
     try:
-        parsed = parse_meminfo(_config.read_bounded(ctx["meminfo"], 65536).decode("utf-8", "replace"))
+        report.update(parse_meminfo(_config.read_bounded(ctx["meminfo"], 65536).decode("utf-8", "replace")))
     except _config.JsonFileError as exc:
-        return {"available_bytes": None, "error": exc.message, "source": ctx["meminfo"]}
-    if parsed is None:
-        return {"available_bytes": None, "error": "%s has no MemAvailable or MemFree line" % ctx["meminfo"],
-                "source": ctx["meminfo"]}
-    parsed.update(error=None, source=ctx["meminfo"])
-    return parsed
+        report["error"] = exc.message
+        return report
+    except ValueError as exc:
+        report["error"] = "%s cannot be believed: %s" % (ctx["meminfo"], exc)
+        return report
+    try:
+        daemon = ctx.get("daemon") or {}
+        pids = ((daemon["pid"],) if daemon.get("alive") and daemon.get("pid") else ()) + ("self",)
+        limit = cgroup_memory(ctx["proc_root"], ctx["cgroup_root"], pids)
+    except ValueError as exc:
+        report.update(available_bytes=None, error="the cgroup memory limit cannot be read: %s" % exc)
+        return report
+    if limit is not None and limit["headroom_bytes"] < report["available_bytes"]:
+        report["cgroup"] = limit
+        report["available_bytes"] = limit["headroom_bytes"]
+    return report
 
 
 def collect_config(ctx):
@@ -250,7 +389,6 @@ def collect_layout(ctx):
 
 def resolve_user(user, base_entry=None):
     """{name, uid, gid, gids, error}: a user name or uid; None = the owner of the base folder."""
-    import grp
     import pwd
     info = {"name": None, "uid": None, "gid": None, "gids": [], "error": None}
     try:
@@ -264,7 +402,7 @@ def resolve_user(user, base_entry=None):
                 info.update(name=str(base_entry["uid"]), uid=base_entry["uid"], gid=base_entry["gid"],
                             gids=[base_entry["gid"]])
                 return info
-        elif isinstance(user, int) or (isinstance(user, str) and user.isdecimal()):
+        elif isinstance(user, int) or (isinstance(user, str) and user.isdecimal() and user.isascii()):
             try:
                 record = pwd.getpwuid(int(user))
             except KeyError:
@@ -275,11 +413,12 @@ def resolve_user(user, base_entry=None):
     except KeyError:
         info["error"] = "service user %r does not exist" % (user,)
         return info
-    gids = set([record.pw_gid])
-    for group in grp.getgrall():
-        if record.pw_name in group.gr_mem:
-            gids.add(group.gr_gid)
-    info.update(name=record.pw_name, uid=record.pw_uid, gid=record.pw_gid, gids=sorted(gids))
+    # the groups the kernel gives the user's processes: NSS (LDAP, SSSD) included, as initgroups() does
+    try:
+        gids = set(os.getgrouplist(record.pw_name, record.pw_gid))
+    except OSError:
+        gids = set([record.pw_gid])
+    info.update(name=record.pw_name, uid=record.pw_uid, gid=record.pw_gid, gids=sorted(gids | set([record.pw_gid])))
     return info
 
 
@@ -292,8 +431,37 @@ PERMISSION_NEEDS = (
 )
 
 
+def _folder_facts(path, cache):
+    """{mode, uid, gid, acl, error} of a folder one passes through (os.stat follows links, as the kernel does)."""
+    if path not in cache:
+        try:
+            st = os.stat(path)
+            cache[path] = {"st_mode": st.st_mode, "uid": st.st_uid, "gid": st.st_gid, "acl": _serving.read_acl(path),
+                           "error": None}
+        except OSError as exc:
+            cache[path] = {"st_mode": None, "uid": None, "gid": None, "acl": None,
+                           "error": None if exc.errno in (errno.ENOENT, errno.ENOTDIR) else (exc.strerror or str(exc))}
+    return cache[path]
+
+
+def _reach(entry, folders):
+    """Add what the user passes through to reach ``entry``: ``ancestors`` (the real folders from / down), and for
+    a path that does not exist yet, ``parent``: the nearest existing folder it would be created in."""
+    real = os.path.realpath(entry["path"])
+    entry["acl"] = _serving.read_acl(real) if entry["mode"] is not None else None
+    entry["ancestors"] = []
+    for folder in _serving.ancestors(real):
+        facts = _folder_facts(folder, folders)
+        if facts["st_mode"] is None and facts["error"] is None:
+            break   # a missing folder: the deepest existing one above is where it would be created
+        entry["ancestors"].append(folder)
+    entry["parent"] = entry["ancestors"][-1] if entry["actual"] == "missing" and entry["ancestors"] else None
+    return entry
+
+
 def collect_permissions(ctx):
-    """{user, entries}: every path the service user needs, with what it needs, its mode and owner."""
+    """{user, entries, folders}: every path the service user needs, with what it needs, its mode, owner and ACL, the
+    folders on the way to it; ``folders``: {path: {st_mode, uid, gid, acl, error}} of those folders."""
     base = ctx["base_dir"]
     base_entry = _entry(base, "", "dir")
     user = resolve_user(ctx["service_user"], base_entry)
@@ -314,7 +482,10 @@ def collect_permissions(ctx):
         entry = _entry(base, rel, "dir")
         entry.update(need="rwx", optional=False, own=True)  # the daemon's own folders: fix mode repairs them
         entries.append(entry)
-    return {"user": user, "entries": entries}
+    folders = {}
+    for entry in entries:
+        _reach(entry, folders)
+    return {"user": user, "entries": entries, "folders": folders}
 
 
 # collector name -> function(ctx). The runner calls each collector a check needs once per host.
@@ -360,14 +531,19 @@ def evaluate_daemon(daemon, fix):
                    "processes).")], None, details
     if not daemon.get("alive"):
         return [_p("daemon", FAIL, daemon.get("message") or "the training daemon is not running", fix)], None, details
-    return [], "training daemon pid %d (from %s) is running" % (daemon["pid"], daemon["pid_file"]), details
+    if daemon.get("stopped"):
+        return [_p("daemon", WARN, daemon["message"], "Resume it (kill -CONT %d) unless someone stopped it on purpose "
+                   "(a debugger, a paused job)." % daemon["pid"])], None, details
+    inner = (" (PID %d in its own PID namespace)" % daemon["namespace_pid"]) if daemon.get("namespace_pid") else ""
+    return [], "training daemon pid %d%s (from %s) is running" % (daemon["pid"], inner, daemon["pid_file"]), details
 
 
 def evaluate_disk_space(disk, fix, min_free_bytes=DEFAULTS["min_free_bytes"]):
     name = "disk_space"
     details = {"free_bytes": disk.get("free_bytes"), "min_free_bytes": min_free_bytes, "path": disk.get("path")}
     if disk.get("error"):
-        return [_p(name, UNKNOWN, disk["error"], "Check that the base folder exists and is readable.")], None, details
+        return [_p(name, UNKNOWN, disk["error"], "Check that the base folder exists and is readable, and that its "
+                   "filesystem (df %s) reports its size." % disk.get("path"))], None, details
     if disk["free_bytes"] < min_free_bytes:
         return [_p(name, WARN, "only %s free on the filesystem of %s (needs %s)" % (
             _gb(disk["free_bytes"]), disk["path"], _gb(min_free_bytes)), fix)], None, details
@@ -376,11 +552,18 @@ def evaluate_disk_space(disk, fix, min_free_bytes=DEFAULTS["min_free_bytes"]):
 
 def evaluate_memory(memory, fix, min_available_bytes=DEFAULTS["min_available_bytes"]):
     name = "memory"
+    cgroup = memory.get("cgroup")
     details = {"available_bytes": memory.get("available_bytes"), "min_available_bytes": min_available_bytes,
-               "estimated": memory.get("estimated")}
+               "estimated": memory.get("estimated"), "cgroup_limit_bytes": (cgroup or {}).get("limit_bytes")}
     if memory.get("error"):
-        return [_p(name, UNKNOWN, memory["error"], "Check that /proc is mounted.")], None, details
+        return [_p(name, UNKNOWN, "memory not judged: %s" % memory["error"],
+                   "Check that /proc is mounted, and in a container that LXCFS (or what provides /proc/meminfo) "
+                   "runs.")], None, details
     how = " (estimated: no MemAvailable)" if memory.get("estimated") else ""
+    if cgroup:
+        how += " under the cgroup limit of %s (%s, %s in use; the cgroup of %s)" % (
+            _gb(cgroup["limit_bytes"]), cgroup["path"], _gb(cgroup["usage_bytes"]),
+            "this check" if cgroup.get("pid") == "self" else "the daemon, PID %s" % cgroup.get("pid"))
     if memory["available_bytes"] < min_available_bytes:
         return [_p(name, WARN, "only %s of memory available%s (needs %s)" % (
             _gb(memory["available_bytes"]), how, _gb(min_available_bytes)), fix)], None, details
@@ -392,6 +575,9 @@ def evaluate_config(config, fix):
     details = {"path": config["path"], "codes": [p["code"] for p in config.get("problems") or []]}
     if config.get("state") == "disabled":
         return [], "no config file configured", details
+    if config.get("state") == _config.UNREADABLE:   # this check may not read it: the daemon's user may
+        return [_p(name, UNKNOWN, "config not checked: %s" % config["error"],
+                   "Run the health check as root or as the service user (training_health_become).")], None, details
     if config.get("error"):
         return [_p(name, FAIL, config["error"], fix)], None, details
     problems = [_p(name, FAIL, item["message"], fix, key=item["key"], code=item["code"])
@@ -405,29 +591,58 @@ def evaluate_config(config, fix):
         "LoRA" if mode == "lora" else "full fine-tuning" if mode == "full" else "mode not stated"), details
 
 
+class _Stat(object):
+    """What ``_serving.may_access`` reads of a stat result, from collected facts."""
+
+    def __init__(self, st_mode, uid, gid):
+        self.st_mode, self.st_uid, self.st_gid = st_mode, uid, gid
+
+
+_LETTERS = (("r", _serving.R_OK), ("w", _serving.W_OK), ("x", _serving.X_OK))
+
+
+def _lacking(st, ident, need, acl):
+    """The letters of ``need`` the user lacks on ``st`` (owner, groups, mode and POSIX ACL: ``_serving.may_access``)."""
+    return "".join(letter for letter, bit in _LETTERS if letter in need and not _serving.may_access(st, ident, bit, acl))
+
+
+def _entry_stat(entry):
+    kind = stat.S_IFDIR if entry["actual"] == "dir" else stat.S_IFREG
+    return _Stat(kind | entry["mode"], entry["uid"], entry["gid"])
+
+
 def _access(entry, user):
     """The letters of entry['need'] the user lacks ('' when it has them all)."""
-    mode, need = entry["mode"], entry["need"]
-    if user["uid"] == 0:
-        lacking = ""
-        if "x" in need and entry["actual"] != "dir" and not mode & 0o111:
-            lacking = "x"
-        return lacking
-    if entry["uid"] == user["uid"]:
-        bits = (mode >> 6) & 7
-    elif entry["gid"] in user["gids"]:
-        bits = (mode >> 3) & 7
-    else:
-        bits = mode & 7
-    return "".join(letter for letter, bit in (("r", 4), ("w", 2), ("x", 1)) if letter in need and not bits & bit)
+    return _lacking(_entry_stat(entry), _ident(user), entry["need"], entry.get("acl"))
+
+
+def _ident(user):
+    return {"uid": user["uid"], "gid": user["gid"] if user["gid"] is not None else -1, "groups": user["gids"]}
 
 
 _VERBS = {"r": "read", "w": "write", "x": "enter"}
 
 
+def _mode_text(st_mode, uid, gid, acl=None):
+    return "%s%s, owner %s:%s" % (stat.filemode(st_mode), "+" if acl else "", uid, gid)
+
+
 def _owner(entry):
     kind = stat.S_IFDIR if entry["actual"] == "dir" else stat.S_IFREG
-    return "%s, owner %s:%s" % (stat.filemode(kind | entry["mode"]), entry["uid"], entry["gid"])
+    return _mode_text(kind | entry["mode"], entry["uid"], entry["gid"], entry.get("acl"))
+
+
+def _blocked(entry, folders, ident):
+    """(folder, facts, error) of the first folder on the way to ``entry`` the user may not enter, or that cannot
+    be looked at; None when every one lets it through."""
+    for folder in entry.get("ancestors") or []:
+        facts = folders[folder]
+        if facts["error"]:
+            return folder, facts, facts["error"]
+        if not _serving.may_access(_Stat(facts["st_mode"], facts["uid"], facts["gid"]), ident, _serving.X_OK,
+                                   facts["acl"]):
+            return folder, facts, None
+    return None
 
 
 def evaluate_permissions(permissions, fix):
@@ -436,22 +651,66 @@ def evaluate_permissions(permissions, fix):
     details = {"user": user.get("name"), "uid": user.get("uid")}
     if user.get("error"):
         return [_p(name, UNKNOWN, user["error"], "Set training_health_service_user (--service-user with --local) to the daemon's user.")], None, details
-    problems = []
+    ident = _ident(user)
+    folders = permissions.get("folders") or {}
+    who = "service user %s (uid %s)" % (user["name"], user["uid"])
+    problems, checked = [], 0
+    # a folder that is itself a needed path the user may not enter is reported once, as that path
+    blocked_seen = set(os.path.realpath(e["path"]) for e in permissions["entries"]
+                       if e["actual"] == "dir" and e["mode"] is not None and "x" in _access(dict(e, need="x"), user))
     for entry in permissions["entries"]:
-        if entry["actual"] == "missing" or entry["mode"] is None:
-            continue  # the layout check names what is missing
+        if entry["actual"] == "unknown":
+            problems.append(_p(name, UNKNOWN, "cannot tell whether %s can use %s: it cannot be looked at: %s" % (
+                who, entry["path"], entry["error"]), "Run the health check as root (training_health_become).",
+                path=entry["path"]))
+            continue
+        if entry["actual"] == "missing" and "w" not in entry["need"]:
+            continue  # it is read, not created: the layout check names what is missing
+        if entry["mode"] is None and entry["actual"] != "missing":
+            continue  # a broken link: the layout check names it
+        blocked = _blocked(entry, folders, ident)
+        if blocked:
+            folder, facts, error = blocked
+            if folder in blocked_seen:
+                continue
+            blocked_seen.add(folder)
+            if error:
+                problems.append(_p(name, UNKNOWN, "cannot tell whether %s can reach %s: %s cannot be looked at: %s"
+                                   % (who, entry["path"], folder, error),
+                                   "Run the health check as root (training_health_become).", path=folder))
+            else:
+                problems.append(_p(name, WARN, "%s cannot enter %s (%s), so it cannot reach %s" % (
+                    who, folder, _mode_text(facts["st_mode"], facts["uid"], facts["gid"], facts["acl"]),
+                    entry["path"]), "chmod o+x %s (or give the service user's group, or an ACL, x on it)." % folder,
+                    path=folder, lacking="x"))
+            continue
+        checked += 1
+        if entry["actual"] == "missing":
+            parent = entry.get("parent")
+            facts = folders.get(parent) if parent else None
+            if not facts:
+                problems.append(_p(name, UNKNOWN, "cannot tell whether %s can create %s: no folder above it can be "
+                                   "looked at" % (who, entry["path"]), "Check training_base_dir.", path=entry["path"]))
+                continue
+            lacking = _lacking(_Stat(facts["st_mode"], facts["uid"], facts["gid"]), ident, "wx", facts["acl"])
+            if lacking:
+                problems.append(_p(name, WARN, "%s cannot create %s: it cannot %s %s (%s)" % (
+                    who, entry["path"], " or ".join(_VERBS[c] for c in lacking), parent,
+                    _mode_text(facts["st_mode"], facts["uid"], facts["gid"], facts["acl"])),
+                    ("It is one of the daemon's own folders: %s creates it." % FIX_HINT if entry["own"]
+                     else "chown/chmod %s so that %s can write in it." % (parent, user["name"])),
+                    path=entry["path"], lacking=lacking))
+            continue
         lacking = _access(entry, user)
         if lacking:
             verbs = " or ".join(_VERBS[c] if entry["actual"] == "dir" or c != "x" else "execute" for c in lacking)
             how = ("It is one of the daemon's own folders: %s repairs owner and mode." % FIX_HINT if entry["own"]
                    else "chown/chmod %s so that %s can %s it." % (entry["path"], user["name"], verbs))
-            problems.append(_checks.problem(name, WARN, "service user %s (uid %s) cannot %s %s (%s)" % (
-                user["name"], user["uid"], verbs, entry["path"], _owner(entry)), how,
-                path=entry["path"], lacking=lacking))
+            problems.append(_checks.problem(name, WARN, "%s cannot %s %s (%s)" % (
+                who, verbs, entry["path"], _owner(entry)), how, path=entry["path"], lacking=lacking))
     if problems:
         return problems, None, details
-    return [], "service user %s can use every path it needs (%d checked)" % (
-        user["name"], len([e for e in permissions["entries"] if e["mode"] is not None])), details
+    return [], "service user %s can use every path it needs (%d checked)" % (user["name"], checked), details
 
 
 def evaluate_layout(layout, fix):
@@ -459,6 +718,10 @@ def evaluate_layout(layout, fix):
     entries = layout["entries"]
     base = entries[0]
     details = {"missing": [e["rel"] for e in entries if e["actual"] == "missing"]}
+    if base["actual"] == "unknown":   # it may well be there: this check cannot see it (a parent it may not enter)
+        return [_p(name, UNKNOWN, "training base folder %s cannot be looked at: %s" % (base["path"], base["error"]),
+                   "Run the health check as root or as the service user (training_health_become), or let it "
+                   "enter the folders above the base folder.")], None, details
     if base["actual"] != "dir":
         what = "is missing" if base["actual"] == "missing" else "is %s, not a folder" % base["actual"]
         return [_p(name, FAIL, "training base folder %s %s" % (base["path"], what),

@@ -71,6 +71,7 @@ OPTIONS = dict(
     expected_gpu_count=dict(type="int"),
     meminfo=dict(type="path", default=DEFAULTS["meminfo"]),
     proc_root=dict(type="path", default=DEFAULTS["proc_root"]),
+    cgroup_root=dict(type="str", default=DEFAULTS["cgroup_root"]),
     fix=dict(type="bool", default=False),
 )
 # options -> _training_checks.settings keys, where the name or the unit differs
@@ -78,7 +79,7 @@ _SETTING_NAMES = {"min_free_gb": "min_free_bytes", "min_memory_gb": "min_availab
                   "checkpoint_max_age": "checkpoint_max_age_s"}
 _SAME = ("config_file", "pid_file", "status_file", "logs", "checkpoint_dir", "lock_file", "history_file",
          "required_dirs", "required_files", "daemon_match", "service_user", "crash_log_lines", "record_crashes",
-         "expect_layout", "meminfo", "proc_root")
+         "expect_layout", "meminfo", "proc_root", "cgroup_root")
 
 
 def defaults():
@@ -146,13 +147,14 @@ def _settings(ctx, _deadline):
     return host_settings(ctx.params, now=ctx.now, check_mode=ctx.check_mode)
 
 
-def _reader(name):
-    """A collector of _training_checks.COLLECTORS run with the run's settings; a long read (the log scan)
-    stops a second before the collector's own deadline."""
+def _reader(name, uses=()):
+    """A collector of _training_checks.COLLECTORS run with the run's settings and the values of the collectors it
+    ``uses`` (under their names); a long read (the log scan) stops a second before the collector's own deadline."""
     read = tc.COLLECTORS[name]
 
     def collect(ctx, deadline):
-        return read(dict(ctx.value("settings"), deadline=time.monotonic() + max(deadline - 1, 1)))
+        return read(dict(ctx.value("settings"), deadline=time.monotonic() + max(deadline - 1, 1),
+                         **dict((other, ctx.value(other)) for other in uses)))
     return collect
 
 
@@ -198,19 +200,28 @@ def _scan_changed(scan):
     return bool(history["recorded"] or history["would_record"])
 
 
+def _hung(what):
+    """What a timeout of a small read under the base folder means: its filesystem did not answer."""
+    return {"hung": lambda params: "the filesystem of %s did not answer %s (a hung mount?)" % (
+        params.get("training_base_dir"), what),
+        "hint": "Look for a hung network or FUSE mount under the base folder (df, mount); remount it."}
+
+
 # Each reader of _training_checks: what it looks at, as an operator reads "<what>: timed out after 10s",
-# and what its Collector has beyond the shared part (the reading, its words, coming after AFTER).
+# and what its Collector has beyond the shared part (the reading, its words, coming after AFTER); ``uses``: the
+# collectors whose values it reads too (it comes after them).
 READERS = {
     "daemon": ("reading the PID file and /proc", {"wanted": lambda params: params.get("pid_file") != "none"}),
-    "disk": ("statvfs of the base folder", {}),
-    "memory": ("reading /proc/meminfo", {}),
-    "config": ("reading config.json", {}),
-    "lock": ("reading the config lock", {}),
+    "disk": ("statvfs of the base folder", _hung("statvfs")),
+    # the daemon's cgroup limits its memory, not this check's (an SSH session's)
+    "memory": ("reading /proc/meminfo", {"uses": ("daemon",)}),
+    "config": ("reading config.json", _hung("reading config.json")),
+    "lock": ("reading the config lock", _hung("reading the config lock")),
     "checkpoints": ("listing the checkpoints", {}),
-    "status": ("reading the status file", {}),
+    "status": ("reading the status file", _hung("reading the status file")),
     "crash_log": ("scanning the training logs", {"changed": _scan_changed}),
-    "layout": ("looking at the required folders and files", {}),
-    "permissions": ("looking at owners and modes", {}),
+    "layout": ("looking at the required folders and files", _hung("looking at the required folders and files")),
+    "permissions": ("looking at owners and modes", _hung("looking at owners and modes")),
 }
 AFTER = ("settings", "fix")   # every reading waits for the settings and, when asked, for fix mode
 
@@ -229,7 +240,9 @@ def _collectors():
                               after=AFTER + ("status",), wanted=lambda params: params.get("status_file") != "none"),
     }
     for name, (what, extra) in READERS.items():
-        found[name] = Collector(name, _reader(name), _words(what), after=AFTER, **extra)
+        extra = dict(extra)
+        uses = extra.pop("uses", ())
+        found[name] = Collector(name, _reader(name, uses), _words(what), after=AFTER + tuple(uses), **extra)
     # The GPU probe and the kernel log: after fix mode too (it never touches them, but nothing reads before it).
     found.update(_gpu_checks.collectors(after=("fix",)))
     return found
@@ -284,6 +297,9 @@ def evaluate_progress(ctx, spec):
         # The daemon check reports (and blocks on) a dead daemon: no second verdict about the same thing.
         return [], "no progress expected: the training daemon is not running (see the daemon check)", {
             "reason": _progress.DAEMON_DEAD}
+    if daemon is not None and daemon.get("stopped"):   # the daemon check warns about it: once is enough
+        return [], "no progress expected: the training daemon is stopped (see the daemon check)", {
+            "reason": _progress.DAEMON_STOPPED}
     seen = ctx.value("progress")
     assessment = _progress.assess(seen["status"], ctx.now, ctx.params["stall_timeout"], ctx.params["eval_timeout"],
                                   pid_info=daemon, step_since=seen["step_since"])

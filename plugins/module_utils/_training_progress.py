@@ -27,13 +27,14 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import signal
 import socket
 import stat
 import time
 
 from ansible_collections.gpuops.preflight.plugins.module_utils import _checks, _deadline, _files
-from ansible_collections.gpuops.preflight.plugins.module_utils import _timeparse, _tool
+from ansible_collections.gpuops.preflight.plugins.module_utils import _kernel_time, _timeparse, _tool
 from ansible_collections.gpuops.preflight.plugins.module_utils._values import (
     clean_text, duration, first_line, human_bytes, type_name)
 
@@ -45,18 +46,25 @@ STATUS_CORRUPT = "status_corrupt"
 DAEMON_DEAD = "daemon_dead"
 CLOCK_SKEW = "clock_skew"
 DAEMON_ERROR = "daemon_error"
-REASONS = (OK, STEP_STALL, EVAL_STALL, STATUS_MISSING, STATUS_CORRUPT, DAEMON_DEAD, CLOCK_SKEW, DAEMON_ERROR)
+DAEMON_STOPPED = "daemon_stopped"
+REASONS = (OK, STEP_STALL, EVAL_STALL, STATUS_MISSING, STATUS_CORRUPT, DAEMON_DEAD, CLOCK_SKEW, DAEMON_ERROR,
+           DAEMON_STOPPED)
 
 DEFAULT_STALL_TIMEOUT = 900
 DEFAULT_EVAL_TIMEOUT = 1800
 DEFAULT_KILL_TIMEOUT = 30
 STATUS_LIMIT = 1024 * 1024          # bytes of the status file read at most
+REREAD_PAUSE = 0.25                 # seconds before a status file that reads as corrupt is read once more
 SMALL_LIMIT = 4096                  # a PID file, /proc/<pid>/stat, /proc/uptime
+STAT_LIMIT = 4 * 1024 * 1024        # /proc/stat: its intr line runs long on a host with many CPUs and interrupts
 CMDLINE_LIMIT = 128 * 1024          # bytes of /proc/<pid>/cmdline read: torchrun and deepspeed launches run past 4 KiB
 PF_KTHREAD = 0x00200000             # /proc/<pid>/stat flags: a kernel thread
 SKEW_TOLERANCE = 60                 # seconds a stamp may lie in the future before it is clock skew
 MIN_WALL_CLOCK = 946684800.0        # 2000-01-01 UTC: an updated_at before it is no wall-clock time (a monotonic clock)
 PID_REUSE_SLACK = 5                 # seconds a process may start after its PID file was written (see _reused)
+_NUMBER = re.compile(r"^[0-9]+(?:\.[0-9]*)?(?:[eE][+-]?[0-9]+)?$")   # epoch seconds as text, ASCII only
+PID_MAX = 4194304                   # PID_MAX_LIMIT of a 64-bit kernel (2^22): no PID is larger
+STOPPED_STATES = ("T", "t")         # /proc/<pid>/stat: stopped by a signal (SIGSTOP, Ctrl-Z), stopped by a tracer
 LOG_MAX_BYTES = 10 * 1024 * 1024    # watchdog.log is rotated to watchdog.log.1 beyond this
 
 # Relative to the training base dir (issue 10's layout).
@@ -96,6 +104,9 @@ VERDICTS = {
                                 "(journalctl -u <unit>, logs/*.log)."),
     CLOCK_SKEW: (_checks.WARN, "Synchronise the clocks (timedatectl, chrony); updated_at must be UTC or carry its "
                                "offset (datetime.now(timezone.utc).isoformat())."),
+    # stopped on purpose as often as not (a scheduler suspends a job with SIGSTOP, a debugger): never stopped here
+    DAEMON_STOPPED: (_checks.WARN, "Resume it (kill -CONT <pid>) unless it was stopped on purpose (a suspended job, "
+                                   "a debugger); nothing stops a stopped daemon."),
     DAEMON_ERROR: (_checks.WARN, "Read the daemon's log (logs/*.log, journalctl -u <unit>) for the error it reports; "
                                  "restart it (systemctl restart <unit>) once the cause is fixed."),
 }
@@ -144,9 +155,23 @@ def _mtime(path):
         return None
 
 
-def read_status(path, limit=STATUS_LIMIT):
+def read_status(path, limit=STATUS_LIMIT, pause=REREAD_PAUSE, sleep=time.sleep):
     """The status document (``StatusDoc``), or a ``StatusError`` saying why there is none. Never raises
-    for what is on disk; never reads more than ``limit`` bytes; a FIFO or a directory is an error."""
+    for what is on disk; never reads more than ``limit`` bytes; a FIFO or a directory is an error.
+
+    A daemon that rewrites its status file in place leaves it empty or cut short for a moment: a file that reads
+    as corrupt is read once more after ``pause`` seconds before it is judged corrupt."""
+    first = _read_status_once(path, limit)
+    if not isinstance(first, StatusError) or first.reason != STATUS_CORRUPT or first.unreadable or not pause:
+        return first
+    sleep(pause)
+    second = _read_status_once(path, limit)
+    if isinstance(second, StatusError) and second.reason == STATUS_CORRUPT and not second.unreadable:
+        second.message += " (read twice, %g s apart)" % pause
+    return second
+
+
+def _read_status_once(path, limit):
     try:
         data, mtime = _read_file(path, limit)
     except _files.FileProblem as exc:
@@ -216,8 +241,18 @@ def _stat_fields(pid, proc_root):
 
 def _uptime(proc_root):
     try:
-        return float(read_text(os.path.join(proc_root, "uptime")).split()[0])
+        value = float(read_text(os.path.join(proc_root, "uptime")).split()[0])
     except (OSError, ValueError, IndexError):
+        return None
+    return value if value >= 0 and not math.isinf(value) else None   # nan fails >= 0
+
+
+def boot_time(proc_root="/proc"):
+    """Epoch seconds of the host's boot, ``btime`` of /proc/stat, or None. Process start times count from it: in a
+    container LXCFS gives /proc/uptime the container's age, but neither btime nor the start times."""
+    try:
+        return _kernel_time.parse_btime(read_text(os.path.join(proc_root, "stat"), STAT_LIMIT))
+    except (OSError, ValueError):
         return None
 
 
@@ -238,11 +273,18 @@ def process_info(pid, proc_root="/proc", now=None, uptime=None):
         ticks = int(fields[19])
     except ValueError:
         return info
+    hertz = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    since_boot = float(ticks) / hertz
+    now = time.time() if now is None else now
+    boot = boot_time(proc_root) if uptime is None else None
+    if boot is not None and boot + since_boot <= now + SKEW_TOLERANCE:
+        info["started_at"] = boot + since_boot
+        return info
+    # no btime (or one that puts the start in the future): the uptime, unless it is shorter than the time since
+    # boot the process started at (LXCFS's container uptime): then the start time is not known, never "now"
     uptime = _uptime(proc_root) if uptime is None else uptime
-    if uptime is not None:
-        hertz = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-        now = time.time() if now is None else now
-        info["started_at"] = now - max(uptime - float(ticks) / hertz, 0.0)
+    if uptime is not None and uptime >= since_boot:
+        info["started_at"] = now - (uptime - since_boot)
     return info
 
 
@@ -367,17 +409,21 @@ IDENTITY_RULES = (_own_process, _stat_unreadable, _gone, _kernel_thread, _not_ma
 
 
 def daemon_info(pid_file, proc_root="/proc", now=None, match=None):
-    """What the PID file says about the daemon: {pid, alive, unknown, pgid, started_at, message, pid_file}.
+    """What the PID file says about the daemon: {pid, alive, unknown, pgid, started_at, message, pid_file, state,
+    stopped, namespace_pid}.
 
     ``alive`` is True only for a process proven to be the daemon (``IDENTITY_RULES``); False when the
     PID file is missing or unreadable, names a process that is gone, a kernel thread, a process started
     after the file was written (its PID was reused), or, with ``match``, a process whose command line
     does not contain ``match``. ``unknown`` when it cannot be told (/proc hides the process, its command
     line cannot be read). ``message`` says which. PID 1 may be the daemon (in a container): only
-    stopping it is refused (``refuse_to_stop``)."""
+    stopping it is refused (``refuse_to_stop``). A PID file written inside a container (another PID namespace)
+    names the daemon by its PID there: with ``match``, the one process whose innermost PID it is and whose command
+    line matches is the daemon (``pid`` is then its PID here, ``namespace_pid`` the file's). ``stopped``: alive but
+    stopped (state T or t), ``message`` then says so."""
     now = time.time() if now is None else now
     info = {"pid": None, "alive": False, "unknown": False, "pgid": None, "started_at": None, "message": None,
-            "pid_file": pid_file}
+            "pid_file": pid_file, "state": None, "stopped": False, "namespace_pid": None}
     try:
         data, written = _read_file(pid_file, SMALL_LIMIT)
     except (FileNotFoundError, NotADirectoryError):
@@ -389,15 +435,53 @@ def daemon_info(pid_file, proc_root="/proc", now=None, match=None):
     except OSError as exc:
         info.update(unknown=True, message="PID file %s could not be read: %s" % (pid_file, exc.strerror or exc))
         return info
-    # a byte-order mark, NUL padding (a file cut by a crash) are no part of the PID
-    words = data.decode("utf-8", "replace").lstrip("\ufeff").replace("\0", " ").split()
-    if not words or not words[0].isdecimal() or int(words[0]) < 1:
-        info["message"] = "PID file %s does not hold a PID (%s)" % (
-            pid_file, repr(data[:40].decode("utf-8", "replace")) if data.strip() else "it is empty")
+    pid, why = parse_pid(data)
+    if pid is None:
+        info["message"] = "PID file %s does not hold a PID: %s" % (pid_file, why)
         return info
-    pid = info["pid"] = int(words[0])
+    info["pid"] = pid
+    verdict, proc = _identify(pid, pid_file, written, proc_root, now, match)
+    if verdict and verdict[0] is False and match:
+        # a daemon in a container writes its PID as its own PID namespace numbers it: look for the process
+        # whose innermost PID (NSpid in /proc/<pid>/status) is the file's, and whose command line is the daemon's
+        inner = [p for p in _namespaced(pid, proc_root)
+                 if not _identify(p, pid_file, written, proc_root, now, match)[0]]
+        if len(inner) == 1:
+            info["namespace_pid"] = pid
+            pid = info["pid"] = inner[0]
+            verdict, proc = _identify(pid, pid_file, written, proc_root, now, match)
+    info.update(pgid=proc["pgid"], started_at=proc["started_at"], state=proc["state"])
+    if verdict:
+        info.update(unknown=verdict[0] is None, message=verdict[1])
+        return info
+    info["alive"] = True
+    if proc["state"] in STOPPED_STATES:
+        info["stopped"] = True
+        info["message"] = "the daemon (PID %d, from %s) is stopped (state %s: %s): it makes no progress until it " \
+                          "gets SIGCONT" % (pid, pid_file, proc["state"], "by a signal such as SIGSTOP or Ctrl-Z"
+                                            if proc["state"] == "T" else "by a debugger or tracer")
+    return info
+
+
+def parse_pid(data):
+    """(PID, None) from a PID file's bytes, or (None, why not: the text named). A byte-order mark, NUL padding (a
+    file cut by a crash) and the line end are no part of it; anything else is: '12abc' is no PID."""
+    text = data.decode("utf-8", "replace").lstrip("\ufeff").replace("\0", " ")
+    words = text.split()
+    if not words:
+        return None, "it is empty"
+    shown = repr(text.strip()[:40])
+    if not re.match(r"^[0-9]+$", words[0]):   # ASCII digits only: '١٢' is no PID
+        return None, "%s is not a whole number" % shown
+    pid = int(words[0])
+    if not 1 <= pid <= PID_MAX:
+        return None, "%s is no process ID (PIDs run from 1 to %d)" % (shown, PID_MAX)
+    return pid, None
+
+
+def _identify(pid, pid_file, written, proc_root, now, match):
+    """(the first IDENTITY_RULES verdict on ``pid``, or None: it is the daemon; its process_info)."""
     proc = process_info(pid, proc_root, now)
-    info.update(pgid=proc["pgid"], started_at=proc["started_at"])
     cmdline, cut, cmdline_error = _cmdline(pid, proc_root) if proc["alive"] else ("", False, None)
     facts = {"pid": pid, "pid_file": pid_file, "written": written, "proc": proc, "cmdline": cmdline, "cut": cut,
              "cmdline_error": cmdline_error, "match": match,
@@ -405,10 +489,32 @@ def daemon_info(pid_file, proc_root="/proc", now=None, match=None):
     for rule in IDENTITY_RULES:
         verdict = rule(facts)
         if verdict:
-            info.update(unknown=verdict[0] is None, message=verdict[1])
-            return info
-    info["alive"] = True
-    return info
+            return verdict, proc
+    return None, proc
+
+
+def _namespaced(inner_pid, proc_root):
+    """PIDs (as ``proc_root`` numbers them) of the processes of nested PID namespaces whose innermost PID is
+    ``inner_pid`` (the last field of NSpid in /proc/<pid>/status)."""
+    found = []
+    try:
+        names = os.listdir(proc_root)
+    except OSError:
+        return found
+    for name in names:
+        if not name.isdigit() or not name.isascii() or int(name) == inner_pid:
+            continue
+        try:
+            text = read_text(os.path.join(proc_root, name, "status"))
+        except (OSError, ValueError):
+            continue
+        for line in text.splitlines():
+            if line.startswith("NSpid:"):
+                ids = line.split()[1:]
+                if len(ids) > 1 and ids[-1] == str(inner_pid):
+                    found.append(int(name))
+                break
+    return sorted(found)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -423,6 +529,8 @@ def parse_stamp(value):
     if isinstance(value, str):
         text = value.strip()
         try:
+            if not _NUMBER.match(text):   # float() also takes '1_000', 'inf' and other scripts' digits
+                raise ValueError(text)
             value = float(text)
         except ValueError:
             # no offset: UTC, as datetime.utcnow().isoformat() writes it
@@ -439,14 +547,15 @@ def parse_stamp(value):
 
 
 def step_number(value):
-    """An int-like step count (int, integral float or digits), else None."""
+    """An int-like step count (int, integral float or ASCII digits), else None. It may be negative (a total_steps
+    of -1 means "by epochs"); a current_step may not (``assess``)."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
         return value
     if isinstance(value, float) and value.is_integer():
         return int(value)
-    if isinstance(value, str) and value.strip().isdecimal():
+    if isinstance(value, str) and re.match(r"^[0-9]+$", value.strip()):   # not '\u0661\u0662': no daemon writes it
         return int(value.strip())
     return None
 
@@ -526,6 +635,8 @@ def assess(status, now, stall_timeout=DEFAULT_STALL_TIMEOUT, eval_timeout=DEFAUL
     started = (pid_info or {}).get("started_at")
     if pid_info is not None and not pid_info.get("alive"):
         return _verdict(DAEMON_DEAD, pid_info.get("message") or "the training daemon is not running")
+    if pid_info is not None and pid_info.get("stopped"):
+        return _verdict(DAEMON_STOPPED, pid_info.get("message") or "the training daemon is stopped")
     alive_for = now - started if pid_info is not None and started is not None else None
 
     if isinstance(status, StatusError):
@@ -553,6 +664,9 @@ def assess(status, now, stall_timeout=DEFAULT_STALL_TIMEOUT, eval_timeout=DEFAUL
     facts = {"current_step": step if step is not None else step_value, "phase": phase}
     if step_value is not None and step is None:
         return _verdict(STATUS_CORRUPT, "current_step %r in the status file%s is not a step number"
+                        % (step_value, where), **facts)
+    if step is not None and step < 0:
+        return _verdict(STATUS_CORRUPT, "current_step %r in the status file%s is negative: no step number"
                         % (step_value, where), **facts)
     stamp_value = status.get("updated_at")
     stamp = stamp_problem = None

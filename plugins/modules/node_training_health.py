@@ -154,6 +154,13 @@ options:
     description: Where procfs is mounted (the daemon's process).
     type: path
     default: /proc
+  cgroup_root:
+    description:
+      - Where the cgroup filesystem is mounted. Where a cgroup limit (v2 C(memory.max), v1
+        C(memory.limit_in_bytes)) of this run or a cgroup above it leaves less memory than /proc/meminfo says,
+        that is the figure judged. C(none) looks at no cgroup.
+    type: str
+    default: /sys/fs/cgroup
   fix:
     description:
       - Fix what is safe and reversible before checking (see the description); every change is in RV(fix) and the

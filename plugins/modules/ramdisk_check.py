@@ -82,7 +82,9 @@ attributes:
   platform:
     platforms: posix
 notes:
-  - Free space is what an unprivileged process may use (C(f_bavail)).
+  - Free space is what an unprivileged process may use (C(f_bavail)), in C(f_frsize) units (C(f_bsize) where a FUSE
+    or overlay filesystem leaves C(f_frsize) 0). A tmpfs mounted with C(size=0) has no byte limit to judge; a
+    filesystem that gives no usable size is reported as such, never as 0 free.
 author: [gpuops maintainers (@gpuops)]
 """
 

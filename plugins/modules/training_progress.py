@@ -164,8 +164,8 @@ stalled:
   type: bool
 reason:
   description: >-
-    V(ok), V(step_stall), V(eval_stall), V(status_missing), V(status_corrupt), V(daemon_dead), V(clock_skew) or
-    V(daemon_error).
+    V(ok), V(step_stall), V(eval_stall), V(status_missing), V(status_corrupt), V(daemon_dead), V(clock_skew),
+    V(daemon_error) or V(daemon_stopped).
   returned: always
   type: str
 message:
@@ -217,9 +217,12 @@ files:
   type: dict
 daemon:
   description:
-    - What the PID file says (pid, alive, unknown, pgid, started_at, message); null with O(pid_file=none).
+    - What the PID file says (pid, alive, unknown, pgid, started_at, message, pid_file, state, stopped,
+      namespace_pid); null with O(pid_file=none).
     - C(unknown) when it cannot be told whether the PID is the daemon (C(/proc) hides it, its command line cannot
       be read); a stall is then V(unknown) and nothing is stopped.
+    - C(namespace_pid) is the PID file's number when it names the daemon in its container's PID namespace (C(pid)
+      is then its PID on this host); C(stopped) when the daemon is stopped (C(state) T or t).
   returned: always
   type: dict
 unit:

@@ -2,8 +2,8 @@
 
 ``[ 1234.567890] message`` is seconds since boot (``dmesg`` without ``-T``). A line meant to have
 happened at wall-clock epoch ``E`` gets ``E - boot_epoch()``, where ``boot_epoch()`` is
-``time.time() - /proc/uptime``, so a product that converts back with the same formula (or asks
-``journalctl --since``) finds it at ``E`` to well within a second.
+the product's own boot time (``btime`` of /proc/stat, else ``time.time() - /proc/uptime``), so the product
+converting back (or ``journalctl --since``) finds it at ``E`` to well within a second.
 """
 
 from __future__ import annotations
@@ -26,8 +26,11 @@ def uptime():
 
 
 def boot_epoch():
-    """Wall-clock time of boot, as the kernel's monotonic stamps count from it."""
-    return time.time() - uptime()
+    """Wall-clock time of boot, as the kernel's monotonic stamps count from it: the product's own reading (btime of
+    /proc/stat, else /proc/uptime), so that a line converts back to exactly its time."""
+    from ansible_collections.gpuops.preflight.plugins.module_utils import _kernel_time
+    boot = _kernel_time.read_boot_time()
+    return boot if boot is not None else time.time() - uptime()
 
 
 def format_line(seconds, message):

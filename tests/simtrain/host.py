@@ -363,7 +363,8 @@ class TrainHost(object):
     def settings(self, **overrides):
         """The health-check settings of this host (_training_checks.settings) with the simulation's inputs."""
         from ansible_collections.gpuops.preflight.plugins.module_utils import _training_checks
-        values = {"meminfo": os.path.join(self.sim, "meminfo"), "min_free_bytes": 1024 * 1024}
+        values = {"meminfo": os.path.join(self.sim, "meminfo"), "min_free_bytes": 1024 * 1024,
+                  "cgroup_root": os.path.join(self.sim, "cgroup")}
         values.update(overrides)
         return _training_checks.settings(self.base, **values)
 
@@ -384,7 +385,9 @@ class TrainHost(object):
         """Inventory variables that point the training-health checks at this host (``training_base_dir`` and
         ``<prefix><option>``); the GPU options only when the host has a GPU rig."""
         out = {"training_base_dir": self.base}
-        own = {"meminfo": os.path.join(self.sim, "meminfo"), "min_free_gb": MIN_FREE_GB}
+        # the cgroups of the machine running the tests are no part of the simulated host
+        own = {"meminfo": os.path.join(self.sim, "meminfo"), "min_free_gb": MIN_FREE_GB,
+               "cgroup_root": os.path.join(self.sim, "cgroup")}
         if self.rig is not None:
             own.update(nvidia_smi=self.gpu.nvidia_smi, sysfs_root=self.rig.sys_root, kernel_log=self.rig.kernel_log)
         else:

@@ -641,7 +641,7 @@ def test_a_missing_name_with_wildcards_says_they_are_not_expanded(tmp_path):
 
 
 class _SizelessVfs(object):
-    f_files = f_favail = 0
+    f_files = f_favail = f_bsize = 0   # no f_bsize to fall back on either (as GNU df does)
 
     def __init__(self, frsize, blocks, bavail):
         self.f_frsize, self.f_blocks, self.f_bavail = frsize, blocks, bavail
@@ -649,9 +649,11 @@ class _SizelessVfs(object):
 
 @pytest.mark.parametrize("frsize, blocks, bavail, why", [
     (4096, 0, 0, "its tmpfs has no size limit (size=0 or nr_blocks=0): it may fill the host's memory"),
-    (0, 262144, 262144, "the file system reports no block size (statvfs f_frsize 0)"),
+    (0, 262144, 262144, "statvfs {root} gives no usable size (fragment size 0, block size 0, 262144 blocks, 262144 "
+                        "available): the filesystem does not say how full it is"),
 ])
 def test_a_size_statvfs_cannot_tell_is_unknown_not_0_bytes_free(tmp_path, mocker, frsize, blocks, bavail, why):
+    why = why.format(root=os.path.realpath(str(tmp_path)))
     info_path = write_mountinfo(tmp_path, ram=str(tmp_path), ram_sub="/unused")
     mocker.patch.object(rd.os, "statvfs", return_value=_SizelessVfs(frsize, blocks, bavail))
     problems, info = rd.check_space(str(tmp_path), min_free_bytes=1024 * MIB, mountinfo_path=info_path)

@@ -166,10 +166,10 @@ def test_acl_read_from_the_file_grants_the_service_user(open_tmp):
     path = open_tmp / "f"
     path.write_text("x")
     os.chmod(str(path), 0o600)
-    assert not _serving.may_access(os.stat(str(path)), SVC, _serving.R_OK, _serving._read_acl(str(path)))
+    assert not _serving.may_access(os.stat(str(path)), SVC, _serving.R_OK, _serving.read_acl(str(path)))
     set_acl(str(path), [(0x01, 6, 0xFFFFFFFF), (0x02, 4, 4242), (0x04, 0, 0xFFFFFFFF), (0x10, 4, 0xFFFFFFFF),
                         (0x20, 0, 0xFFFFFFFF)])
-    assert _serving.may_access(os.stat(str(path)), SVC, _serving.R_OK, _serving._read_acl(str(path)))
+    assert _serving.may_access(os.stat(str(path)), SVC, _serving.R_OK, _serving.read_acl(str(path)))
 
 
 def test_service_identity_of_a_named_user_and_under_sudo():

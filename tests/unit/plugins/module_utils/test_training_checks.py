@@ -112,11 +112,12 @@ def test_disk_space():
 
 
 def test_memory_and_meminfo():
-    parsed = tc.parse_meminfo("MemTotal: 100 kB\nMemFree: 10 kB\nMemAvailable: 3906250 kB\n")
-    assert parsed == {"available_bytes": 4 * 10 ** 9, "total_bytes": 102400, "estimated": False}
+    parsed = tc.parse_meminfo("MemTotal: 8000000 kB\nMemFree: 10 kB\nMemAvailable: 3906250 kB\n")
+    assert parsed == {"available_bytes": 4 * 10 ** 9, "total_bytes": 8000000 * 1024, "estimated": False}
     old_kernel = tc.parse_meminfo("MemTotal: 100 kB\nMemFree: 1 kB\nBuffers: 2 kB\nCached: 3 kB\n")
     assert old_kernel["available_bytes"] == 6 * 1024 and old_kernel["estimated"] is True
-    assert tc.parse_meminfo("garbage\n\x00") is None
+    with pytest.raises(ValueError):
+        tc.parse_meminfo("garbage\n\x00")
     problems, _ok_text, _details = evaluate_memory(dict(old_kernel, error=None))
     assert statuses(problems) == ["warn"] and "(estimated: no MemAvailable)" in problems[0]["message"]
     assert evaluate_memory(dict(parsed, error=None))[0] == []
@@ -165,11 +166,16 @@ def test_a_service_user_of_digits_int_refuses_is_a_name_that_does_not_exist():
 
 
 def test_permissions_evaluation():
+    queue = dict(entry("queue", "dir", None, actual="missing"), ancestors=["/t"], parent="/t")
     permissions = {"user": USER, "entries": [entry("logs", "dir", 0o755, uid=0, gid=0),
                                              entry("config.json", "file", 0o600, uid=0, gid=0, need="r", own=False),
-                                             entry("queue", "dir", 0o700, actual="missing")]}
+                                             queue],
+                   "folders": {"/t": {"st_mode": stat.S_IFDIR | 0o755, "uid": 0, "gid": 0, "acl": None,
+                                      "error": None}}}
     problems, _ok_text, details = evaluate_permissions(permissions)
-    assert statuses(problems) == ["warn", "warn"] and details == {"user": "svc", "uid": 1000}
+    assert statuses(problems) == ["warn", "warn", "warn"] and details == {"user": "svc", "uid": 1000}
+    assert problems[2]["message"] == ("service user svc (uid 1000) cannot create /t/queue: it cannot write /t "
+                                      "(drwxr-xr-x, owner 0:0)")
     assert problems[0]["message"] == "service user svc (uid 1000) cannot write /t/logs (drwxr-xr-x, owner 0:0)"
     assert "training_health_fix: true" in problems[0]["fix"]
     assert problems[1]["message"].startswith("service user svc (uid 1000) cannot read /t/config.json")

@@ -474,7 +474,9 @@ def test_daemon_info_from_the_pid_file(tmp_path, children):
 
 @pytest.mark.parametrize("content, words", [
     (None, "no PID file at"), ("", "does not hold a PID"), ("daemon\n", "does not hold a PID"),
-    ("0\n", "does not hold a PID"), ("999999999\n", "is gone"), ("99999999999999999999\n", "is gone"),
+    ("0\n", "does not hold a PID"), ("4194303\n", "is gone"),
+    ("999999999\n", "'999999999' is no process ID (PIDs run from 1 to 4194304)"),   # beyond any kernel's pid_max
+    ("99999999999999999999\n", "is no process ID"),
     ("\u00b2\n", "does not hold a PID"),   # a digit to str.isdigit, none to int()
 ])
 def test_daemon_info_bad_pid_files(tmp_path, content, words):
@@ -544,7 +546,7 @@ def test_a_stat_that_cannot_be_read_is_unknown(tmp_path, children, monkeypatch):
 
 
 def test_a_process_hidden_by_hidepid_is_unknown_not_gone(tmp_path, monkeypatch):
-    hidden = 999999999   # no /proc entry; the kernel answers EPERM: it exists, another user's (hidepid=2)
+    hidden = 4194303   # no /proc entry; the kernel answers EPERM: it exists, another user's (hidepid=2)
     real_kill = os.kill
 
     def kill(pid, sig):
