@@ -20,6 +20,7 @@ import errno
 import json
 import math
 import os
+import pwd
 import stat
 import time
 
@@ -120,6 +121,73 @@ def _with_slash(path):
 
 
 # --------------------------------------------------------------------------------------------
+# refused access (EACCES, EPERM): the pipeline's user, not the preflight's, is what counts
+
+REFUSED = (errno.EACCES, errno.EPERM)
+
+
+def _user(uid):
+    try:
+        return "%s (uid %d)" % (pwd.getpwuid(uid).pw_name, uid)
+    except KeyError:
+        return "uid %d" % uid
+
+
+def _searchable(folder):
+    if os.access in os.supports_effective_ids:   # the preflight may run setuid-less under sudo: judge its euid
+        return os.access(folder, os.X_OK, effective_ids=True)
+    return os.access(folder, os.X_OK)
+
+
+def blocking_folder(path):
+    """(folder, its os.stat) for the first folder on the way to ``path`` that the preflight's user cannot search,
+    or (None, None) when none is (a link another user owns in a sticky folder, a security module)."""
+    chain, folder = [], os.path.dirname(path)
+    while True:
+        chain.append(folder)
+        if os.path.dirname(folder) == folder:
+            break
+        folder = os.path.dirname(folder)
+    for folder in reversed(chain):
+        try:
+            st = os.stat(folder)
+        except OSError:
+            return None, None
+        if not _searchable(folder):
+            return folder, st
+    return None, None
+
+
+def refused(subject, path, exc):
+    """(message, unknown) for ``path``, that the preflight could not stat (EACCES, EPERM).
+
+    A folder above it that no user may search (no x bit: only root passes) refuses the pipeline's user too: a
+    real problem. Otherwise the preflight, that may connect as another user than the pipeline's, cannot tell:
+    unknown, naming the folder that stopped it."""
+    folder, st = blocking_folder(path)
+    if folder is None:
+        return ("cannot tell whether %s can be read: the preflight's user %s is refused (%s); the pipeline's user may "
+                "not be" % (subject, _user(os.geteuid()), exc.strerror or exc)), True
+    if not st.st_mode & 0o111:
+        return ("%s cannot be reached: the folder %s above it is searchable by no user (mode %04o, owner %s)"
+                % (subject, folder, stat.S_IMODE(st.st_mode), _user(st.st_uid))), False
+    return ("cannot tell whether %s can be read: the folder %s above it is not searchable by the preflight's user %s "
+            "(mode %04o, owner %s); the pipeline's user may be allowed"
+            % (subject, folder, _user(os.geteuid()), stat.S_IMODE(st.st_mode), _user(st.st_uid))), True
+
+
+def read_refused(subject, st, exc):
+    """(message, unknown) for a file the preflight may stat but not open (EACCES, EPERM): a file no user may read
+    (no r bit) is a real problem; one that its owner or group may read is unknown (the pipeline may be them)."""
+    mode = stat.S_IMODE(st.st_mode)
+    if not mode & 0o444:
+        return "%s cannot be read: %s (mode %04o: no user but root may read it)" % (
+            subject, exc.strerror or exc, mode), False
+    return ("cannot tell whether %s can be read by the pipeline's user: the preflight's user %s is refused (mode %04o, "
+            "owner %s, group %d)" % (subject, _user(os.geteuid()), mode, _user(st.st_uid), st.st_gid)), True
+
+
+# --------------------------------------------------------------------------------------------
 # one file
 
 def _problem(name, path, code, message, **extra):
@@ -127,6 +195,10 @@ def _problem(name, path, code, message, **extra):
     item = {"file": name, "path": path, "problem": code, "message": escaped(message)}
     item.update(extra)
     return item
+
+
+def _unknown(unknown):
+    return {"unknown": True} if unknown else {}
 
 
 def _info(name, path):
@@ -165,6 +237,9 @@ def _check_one(name, path, subject, missing_message, validate_json, max_age, jso
             if any(c in os.path.basename(path) for c in "*?["):  # a glob was meant: say it is read as a name
                 missing_message += " (names are taken as written: wildcards are not expanded)"
             problems.append(_problem(name, path, MISSING, missing_message))
+        elif exc.errno in REFUSED:
+            message, unknown = refused(subject, path, exc)
+            problems.append(_problem(name, path, UNREADABLE, message, **_unknown(unknown)))
         else:
             problems.append(_problem(name, path, UNREADABLE, "%s cannot be read: %s"
                                      % (subject, exc.strerror or exc)))
@@ -192,7 +267,12 @@ def _check_one(name, path, subject, missing_message, validate_json, max_age, jso
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
     except OSError as exc:
-        problems.append(_problem(name, path, UNREADABLE, "%s cannot be read: %s" % (subject, exc.strerror or exc)))
+        if exc.errno in REFUSED:
+            message, unknown = read_refused(subject, st, exc)
+            problems.append(_problem(name, path, UNREADABLE, message, **_unknown(unknown)))
+        else:
+            problems.append(_problem(name, path, UNREADABLE, "%s cannot be read: %s"
+                                     % (subject, exc.strerror or exc)))
         return problems, info
     try:
         try:
@@ -277,21 +357,24 @@ def check_step_files(root, step, files, validate_json="auto", max_age=None, json
         problems.append(_problem(name, path, ESCAPES_ROOT, why))
         infos.append(_info(name, path))
 
-    what, code = None, MISSING_STEP_FOLDER
+    what, code, extra = None, MISSING_STEP_FOLDER, {}
     try:
         st = os.stat(step_dir)
     except OSError as exc:
         if exc.errno in (errno.ENOENT, errno.ENOTDIR):
-            what = "is missing"
-        else:  # a read problem (no search permission on the root, a link another user owns): not "missing"
-            what, code = "cannot be read (%s)" % (exc.strerror or exc), UNREADABLE
+            what = "step folder %s is missing" % shown
+        elif exc.errno in REFUSED:  # no search permission on a folder above, a link another user owns: not missing
+            what, unknown = refused("step folder %s" % shown, step_dir, exc)
+            code, extra = UNREADABLE, _unknown(unknown)
+        else:
+            what, code = "step folder %s cannot be read (%s)" % (shown, exc.strerror or exc), UNREADABLE
     else:
         if not stat.S_ISDIR(st.st_mode):
-            what = "is %s, not a directory" % _files.kind(st.st_mode)
+            what = "step folder %s is %s, not a directory" % (shown, _files.kind(st.st_mode))
     if what is not None:
         required = ", ".join(good) if good else "no files listed"
-        problems.insert(0, _problem(None, shown, code, "step folder %s %s (required: %s)"
-                                    % (shown, what, required), files=list(good)))
+        problems.insert(0, _problem(None, shown, code, "%s (required: %s)" % (what, required), files=list(good),
+                                    **extra))
         infos.extend(_info(name, os.path.join(step_dir, name)) for name in good)
         return _in_order(files, problems, "file"), _in_order(files, infos, "name")
 
@@ -435,7 +518,10 @@ def check_space(root, min_free_bytes=None, min_free_percent=None, require_tmpfs=
     except OSError as exc:
         if exc.errno in (errno.ENOENT, errno.ENOTDIR):
             problems.append(_problem(None, root, MISSING_ROOT, "ramdisk root %s does not exist" % root))
-        else:  # a read problem is not a missing root: no search permission, a link another user owns
+        elif exc.errno in REFUSED:  # a read problem is not a missing root: no search permission, a link another user owns
+            message, unknown = refused("ramdisk root %s" % root, root, exc)
+            problems.append(_problem(None, root, UNREADABLE, message, **_unknown(unknown)))
+        else:
             problems.append(_problem(None, root, UNREADABLE, "ramdisk root %s cannot be read: %s"
                                      % (root, exc.strerror or exc)))
         return problems, info

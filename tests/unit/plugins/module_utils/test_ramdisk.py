@@ -254,7 +254,10 @@ def test_unreadable_file(tmp_path, mocker):
         mocker.patch.object(rd.os, "open", side_effect=fake_open)
     problems, infos = rd.check_step_files(str(tmp_path), 3, ["locked.json", "open.json"], now=NOW)
     assert codes(problems) == [("locked.json", "unreadable")]
-    assert problems[0]["message"] == "locked.json in %s/ cannot be read: Permission denied" % folder
+    # no user but root may read a mode-000 file: the pipeline's user is refused too, a real problem
+    assert problems[0]["message"] == ("locked.json in %s/ cannot be read: Permission denied (mode 0000: no user but "
+                                      "root may read it)" % folder)
+    assert "unknown" not in problems[0]
     assert infos[0]["size"] == 2  # stat still works
 
 
@@ -534,7 +537,11 @@ def test_a_step_folder_that_cannot_be_read_is_a_read_problem_not_missing(tmp_pat
     mocker.patch.object(rd.os, "stat", side_effect=fake_stat)
     problems, _infos = rd.check_step_files(str(tmp_path), 3, ["a.json"], now=NOW)
     assert codes(problems) == [(None, "unreadable")]
-    assert problems[0]["message"] == "step folder %s/ cannot be read (Permission denied) (required: a.json)" % step_dir
+    # every folder above is searchable here: the preflight cannot tell whether the pipeline's user is refused too
+    assert problems[0]["message"] == ("cannot tell whether step folder %s/ can be read: the preflight's user root (uid "
+                                      "0) is refused (Permission denied); the pipeline's user may not be (required: "
+                                      "a.json)" % step_dir)
+    assert problems[0]["unknown"] is True
 
 
 def test_a_root_that_cannot_be_read_is_not_reported_missing(tmp_path, mocker):
@@ -549,8 +556,9 @@ def test_a_root_that_cannot_be_read_is_not_reported_missing(tmp_path, mocker):
 
     mocker.patch.object(rd.os, "stat", side_effect=fake_stat)
     problems, _info = rd.check_space(root, min_free_bytes=MIB)
-    assert [(p["problem"], p["message"]) for p in problems] == [
-        ("unreadable", "ramdisk root %s cannot be read: Permission denied" % root)]
+    assert [(p["problem"], p["message"], p["unknown"]) for p in problems] == [
+        ("unreadable", "cannot tell whether ramdisk root %s can be read: the preflight's user root (uid 0) is refused "
+                       "(Permission denied); the pipeline's user may not be" % root, True)]
 
 
 def test_a_root_that_is_a_file_is_named_as_one(tmp_path):
