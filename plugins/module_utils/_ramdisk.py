@@ -25,6 +25,7 @@ import stat
 import time
 
 from ansible_collections.gpuops.preflight.plugins.module_utils import _files, _mounts, _steps
+from ansible_collections.gpuops.preflight.plugins.module_utils._training_checks import parse_meminfo
 from ansible_collections.gpuops.preflight.plugins.module_utils._values import escaped, human_bytes, is_number, is_within
 
 MISSING_STEP_FOLDER = "missing_step_folder"
@@ -51,6 +52,8 @@ VALIDATE_JSON_CHOICES = ("auto", "always", "never")
 DEFAULT_ROOT = "/dev/shm/prng"
 DEFAULT_JSON_MAX_BYTES = 64 * 1024 * 1024
 MIB = 1024 * 1024
+MEMINFO = "/proc/meminfo"
+MEMINFO_LIMIT = 1024 * 1024
 
 
 # --------------------------------------------------------------------------------------------
@@ -478,19 +481,43 @@ def unsafe_root(real, st):
     return None
 
 
-def _size_unknown(vfs, fstype):
-    """Why statvfs tells no size (a size of 0 is no size, not a full file system), or None."""
+def _size_unknown(vfs):
+    """Why statvfs tells no size (a size of 0 is no size, not a full file system; more free than the size is
+    garbage, not over 100 % free), or None."""
     if not vfs.f_frsize:
         return "the file system reports no block size (statvfs f_frsize 0)"
     if not vfs.f_blocks:
-        if fstype == "tmpfs":
-            return "its tmpfs has no size limit (size=0 or nr_blocks=0): it may fill the host's memory"
         return "the file system reports no size (statvfs f_blocks 0)"
+    if vfs.f_bavail > vfs.f_blocks:
+        return "statvfs gives more free blocks (f_bavail %d) than the file system has (f_blocks %d)" % (
+            vfs.f_bavail, vfs.f_blocks)
     return None
+
+
+def _host_memory(meminfo_path):
+    """(MemAvailable, MemTotal, None) in bytes, or (None, None, why) when they cannot be read."""
+    try:
+        data = _files.read_regular(meminfo_path, MEMINFO_LIMIT)
+    except (OSError, _files.FileProblem) as exc:
+        return None, None, "cannot read %s: %s" % (meminfo_path, getattr(exc, "strerror", None) or exc)
+    memory = parse_meminfo(data.decode("utf-8", "replace"))
+    # MemFree + Cached (kernels before 3.14) counts the tmpfs's own pages as free: no estimate, only the kernel's
+    if memory is None or memory["estimated"]:
+        return None, None, "%s has no MemAvailable line" % meminfo_path
+    return memory["available_bytes"], memory["total_bytes"] or None, None
+
+
+def _unlimited_tmpfs(vfs, fstype):
+    """A tmpfs mounted with size=0 or nr_blocks=0: no size of its own, it takes pages from the host's memory."""
+    return fstype == "tmpfs" and bool(vfs.f_frsize) and not vfs.f_blocks
 
 
 def _inode_problem(root, vfs, free):
     """The file system has (almost) no inode left: no file can be created there, whatever bytes are free."""
+    if vfs.f_files and vfs.f_favail > vfs.f_files:   # garbage, not over 100 % free
+        return _problem(None, root, LOW_INODES, "cannot tell the free inodes of %s: statvfs gives more free inodes "
+                        "(f_favail %d) than the file system has (f_files %d)" % (root, vfs.f_favail, vfs.f_files),
+                        unknown=True)
     if not vfs.f_files or vfs.f_favail * 100 >= vfs.f_files:   # no f_files: no inode limit (tmpfs nr_inodes=0)
         return None
     if vfs.f_favail == 0:
@@ -503,9 +530,12 @@ def _inode_problem(root, vfs, free):
 
 
 def check_space(root, min_free_bytes=None, min_free_percent=None, require_tmpfs=True,
-                mountinfo_path="/proc/self/mountinfo"):
+                mountinfo_path="/proc/self/mountinfo", meminfo_path=MEMINFO):
     """Check that ``root`` is on a tmpfs with enough free space (and inodes: under 1 % left is a problem when a
-    threshold is given), and that no other user can plant data in it; returns (problems, space_info)."""
+    threshold is given), and that no other user can plant data in it; returns (problems, space_info).
+
+    A tmpfs without a size limit is judged by the memory it can take: the host's MemAvailable, and its share
+    of MemTotal for ``min_free_percent``."""
     root = _clean_root(root)
     _check_number("min_free_bytes", min_free_bytes)
     _check_number("min_free_percent", min_free_percent, maximum=100)
@@ -560,9 +590,21 @@ def check_space(root, min_free_bytes=None, min_free_percent=None, require_tmpfs=
             problems.append(_problem(None, root, LOW_SPACE, "cannot tell the free space of %s: %s"
                                      % (root, exc.strerror or exc), unknown=True))
         return problems, info
-    info.update(inodes_total=vfs.f_files or None, inodes_free=vfs.f_favail if vfs.f_files else None)
+    garbage_inodes = bool(vfs.f_files) and vfs.f_favail > vfs.f_files
+    info.update(inodes_total=vfs.f_files if vfs.f_files and not garbage_inodes else None,
+                inodes_free=vfs.f_favail if vfs.f_files and not garbage_inodes else None)
     asked = min_free_bytes is not None or min_free_percent is not None
-    why = _size_unknown(vfs, info["fstype"])
+    unlimited = _unlimited_tmpfs(vfs, info["fstype"])
+    if unlimited:
+        free, total, why = _host_memory(meminfo_path)
+        if why is not None:
+            why = "its tmpfs has no size limit (size=0 or nr_blocks=0), so it takes the host's memory, and %s" % why
+        else:
+            info["note"] = ("%s is a tmpfs without a size limit (size=0 or nr_blocks=0): its free space is the memory "
+                            "the host has available (MemAvailable in %s)" % (root, meminfo_path))
+    else:
+        why = _size_unknown(vfs)
+        total, free = vfs.f_blocks * vfs.f_frsize, vfs.f_bavail * vfs.f_frsize
     if why is not None:
         info["note"] = "cannot tell the free space of %s: %s" % (root, why)
         if asked:
@@ -571,18 +613,24 @@ def check_space(root, min_free_bytes=None, min_free_percent=None, require_tmpfs=
             if inodes is not None:
                 problems.append(inodes)
         return problems, info
-    total = vfs.f_blocks * vfs.f_frsize
-    free = vfs.f_bavail * vfs.f_frsize
-    percent = free * 100.0 / total
-    info.update(total_bytes=total, free_bytes=free, free_percent=math.floor(percent * 100.0) / 100.0)
+    # a tmpfs without a limit: free is MemAvailable, the percentage its share of MemTotal (unknown without one)
+    percent = None if not total else free * 100.0 / total
+    info.update(total_bytes=None if unlimited else total, free_bytes=free,
+                free_percent=None if percent is None else math.floor(percent * 100.0) / 100.0)
     below = []
     if min_free_bytes is not None and free < min_free_bytes:
         below.append("the %s minimum" % _fmt_limit_mib(min_free_bytes))
-    if min_free_percent is not None and percent < min_free_percent:
+    if min_free_percent is not None and percent is not None and percent < min_free_percent:
         below.append("the %g%% minimum" % min_free_percent)
+    if min_free_percent is not None and percent is None:
+        problems.append(_problem(None, root, LOW_SPACE, "cannot tell the free percentage of %s: it is a tmpfs "
+                                 "without a size limit and %s gives no MemTotal" % (root, meminfo_path), unknown=True))
     if below:
-        problems.append(_problem(None, root, LOW_SPACE, "%s has %s free (%s), below %s"
-                                 % (root, _fmt_mib(free), _fmt_percent(percent), " and ".join(below)),
+        where = "%s free (%s)" % (_fmt_mib(free), "?" if percent is None else _fmt_percent(percent))
+        if unlimited:
+            where = "no size limit, and the host has %s of memory available (%s of its memory)" % (
+                _fmt_mib(free), "?" if percent is None else _fmt_percent(percent))
+        problems.append(_problem(None, root, LOW_SPACE, "%s has %s, below %s" % (root, where, " and ".join(below)),
                                  free_bytes=free, free_percent=info["free_percent"]))
     if asked:
         inodes = _inode_problem(root, vfs, free)

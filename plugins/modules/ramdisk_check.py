@@ -140,7 +140,8 @@ problems:
     unknown:
       description:
         - V(true) when the problem is that something could not be told (the mount table could not be read, statvfs
-          gives no size, as for a tmpfs mounted with C(size=0)), not that the ramdisk is wrong.
+          gives no size or more free than the size, a tmpfs mounted with C(size=0) on a host whose C(/proc/meminfo)
+          has no C(MemAvailable)), not that the ramdisk is wrong.
         - Also for a path the module is refused (EACCES, EPERM) while the pipeline's user may not be: a folder above
           it that the module's user cannot search (the message names it), or a file its owner or group may read. A
           file no user may read, or behind a folder no user may search, is a problem without it.
@@ -228,11 +229,15 @@ space:
       type: int
       returned: always
     free_bytes:
-      description: Free bytes available to unprivileged users; null when the size is unknown.
+      description:
+        - Free bytes available to unprivileged users; null when the size is unknown.
+        - For a tmpfs without a size limit, the memory the host has available (C(MemAvailable)).
       type: int
       returned: always
     free_percent:
-      description: Free space as a percentage of the size; null when the size is unknown.
+      description:
+        - Free space as a percentage of the size; null when the size is unknown.
+        - For a tmpfs without a size limit, C(MemAvailable) as a percentage of C(MemTotal).
       type: float
       returned: always
     inodes_total:
