@@ -535,13 +535,14 @@ def check_space(root, min_free_bytes=None, min_free_percent=None, require_tmpfs=
     threshold is given), and that no other user can plant data in it; returns (problems, space_info).
 
     A tmpfs without a size limit is judged by the memory it can take: the host's MemAvailable, and its share
-    of MemTotal for ``min_free_percent``."""
+    of MemTotal for ``min_free_percent``. Its ``noexec`` is reported, not judged: the step reads its data
+    there, it runs nothing from it."""
     root = _clean_root(root)
     _check_number("min_free_bytes", min_free_bytes)
     _check_number("min_free_percent", min_free_percent, maximum=100)
     info = {"root": root, "realpath": None, "mount_point": None, "fstype": None, "source": None,
-            "read_only": None, "total_bytes": None, "free_bytes": None, "free_percent": None, "inodes_total": None,
-            "inodes_free": None, "note": None}
+            "read_only": None, "noexec": None, "total_bytes": None, "free_bytes": None, "free_percent": None,
+            "inodes_total": None, "inodes_free": None, "note": None}
     problems = []
     try:
         root_st = os.stat(root)
@@ -569,7 +570,7 @@ def check_space(root, min_free_bytes=None, min_free_percent=None, require_tmpfs=
     mount = _mounts.find_mount(real, mounts)
     if mount is not None:
         info.update(mount_point=mount["mount_point"], fstype=mount["fstype"], source=mount["source"],
-                    read_only=mount["read_only"])
+                    read_only=mount["read_only"], noexec=mount["noexec"])
     if require_tmpfs and info["fstype"] != "tmpfs":
         if info["fstype"] is None:
             why = info["note"] or "no mount in %s holds it" % mountinfo_path

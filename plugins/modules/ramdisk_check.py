@@ -224,6 +224,12 @@ space:
       description: Whether the mount (or its file system) is read-only; null when no mount was found.
       type: bool
       returned: always
+    noexec:
+      description:
+        - Whether the mount is C(noexec); null when no mount was found. Reported, not judged (the step's data is
+          read, never run).
+      type: bool
+      returned: always
     total_bytes:
       description: The filesystem's size; null when statvfs gives none (a tmpfs without a size limit).
       type: int
@@ -259,6 +265,7 @@ space:
     fstype: tmpfs
     source: tmpfs
     read_only: false
+    noexec: false
     total_bytes: 33554432000
     free_bytes: 327155712
     free_percent: 0.97

@@ -350,7 +350,7 @@ def test_parse_mountinfo_decodes_escapes_and_optional_fields():
     assert mounts[0] == {"mount_id": 22, "parent_id": 1, "mount_point": "/", "fstype": "ext4", "source": "/dev/sda1",
                          "read_only": False, "noexec": False}
     assert mounts[3] == {"mount_id": 40, "parent_id": 22, "mount_point": "/mnt/my ram\tx\\y", "fstype": "tmpfs",
-                         "source": "ramfs disk", "read_only": False}
+                         "source": "ramfs disk", "read_only": False, "noexec": False}
     assert _mounts.find_mount("/dev/shm/prng", mounts)["mount_point"] == "/dev/shm"
     assert _mounts.find_mount("/dev/shmx", mounts)["mount_point"] == "/dev"  # a prefix by component, not by text
     assert _mounts.find_mount("/mnt/my ram\tx\\y/step3", mounts)["fstype"] == "tmpfs"
@@ -814,6 +814,16 @@ def test_the_preflight_space_check_passes_a_sizeless_tmpfs_with_memory_to_spare(
     spec = _preflight.FAMILY.checks["ramdisk_space"]
     problems, text, _details = spec.evaluate(ctx, spec)
     assert problems == [] and text == "%s: 8.0 GiB free (tmpfs)" % tmp_path
+
+
+def test_noexec_is_reported_not_judged(tmp_path):
+    # Docker mounts /dev/shm noexec by default; the step reads its data there and runs nothing from it
+    path = tmp_path / "mountinfo"
+    path.write_text("1 0 8:1 / / rw - ext4 /dev/sda1 rw\n"
+                    "2 1 0:5 / %s rw,nosuid,nodev,noexec,relatime - tmpfs shm rw,size=65536k\n" % tmp_path)
+    problems, info = rd.check_space(str(tmp_path), mountinfo_path=str(path))
+    assert problems == [] and info["noexec"] is True
+    assert [m["noexec"] for m in _mounts.parse_mountinfo(path.read_text())] == [False, True]
 
 
 def test_more_free_inodes_than_inodes_is_unknown_not_plenty(tmp_path, mocker):
