@@ -142,8 +142,8 @@ problems:
         - V(true) when the problem is that something could not be told (the mount table could not be read, statvfs
           gives no size or more free than the size, a tmpfs mounted with C(size=0) on a host whose C(/proc/meminfo)
           has no C(MemAvailable)), not that the ramdisk is wrong.
-        - Also for a path the module is refused (EACCES, EPERM) while the pipeline's user may not be: a folder above
-          it that the module's user cannot search (the message names it), or a file its owner or group may read. A
+        - Also for a path the module is refused (EACCES, EPERM) while the pipeline's user may not be (a folder above
+          it that the module's user cannot search, which the message names, or a file its owner or group may read). A
           file no user may read, or behind a folder no user may search, is a problem without it.
       type: bool
       returned: when true
