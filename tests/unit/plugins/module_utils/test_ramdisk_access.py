@@ -149,3 +149,6 @@ def test_the_preflight_ramdisk_check_is_unknown_not_failed_when_it_could_not_loo
     spec = _preflight.FAMILY.checks["ramdisk"]
     problems, _text, _details = spec.evaluate(ctx, spec)
     assert [(p["status"], p["details"]["file"]) for p in problems] == [("unknown", "a.json"), ("fail", "gone.json")]
+    # the fix of what could not be told is how to tell it, not a permission change the pipeline may not need
+    assert problems[0]["fix"] == _preflight.UNKNOWN_FIXES["unreadable"]
+    assert problems[1]["fix"] == _preflight.FILE_FIXES.get("missing", spec.fix)
