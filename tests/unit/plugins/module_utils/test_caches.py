@@ -856,7 +856,7 @@ def test_a_home_that_cannot_be_looked_at_is_an_error_not_missing(tmp_path, mocke
     errors = []
     assert caches.find_cache_targets([("alice", home)], caches.DEFAULT_PATTERNS, errors=errors) == ([], [])
     assert errors == [{"path": home, "message": "cannot look at the home of alice, %s: Permission denied" % home}]
-    targets, skipped = caches.find_cache_targets([("alice", home)], caches.DEFAULT_PATTERNS)
+    _targets, skipped = caches.find_cache_targets([("alice", home)], caches.DEFAULT_PATTERNS)
     assert skipped == [{"path": home, "reason": "cannot look at the home of alice, %s: Permission denied" % home}]
 
 
