@@ -507,9 +507,17 @@ def _host_memory(meminfo_path):
     return memory["available_bytes"], memory["total_bytes"] or None, None
 
 
-def _unlimited_tmpfs(vfs, fstype):
-    """A tmpfs mounted with size=0 or nr_blocks=0: no size of its own, it takes pages from the host's memory."""
-    return fstype == "tmpfs" and bool(vfs.f_frsize) and not vfs.f_blocks
+# Memory file systems that may have no size of their own (statvfs f_blocks 0): they take pages from the host's
+# memory, so what they can still take is the host's MemAvailable. How a message names each.
+NO_SIZE_LIMIT = {
+    "tmpfs": "is a tmpfs without a size limit (size=0 or nr_blocks=0)",
+    "ramfs": "is on a ramfs, which has no size limit",
+}
+
+
+def _no_size_limit(vfs, fstype):
+    """How ``fstype`` without a size of its own is named (NO_SIZE_LIMIT), or None."""
+    return NO_SIZE_LIMIT.get(fstype) if vfs.f_frsize and not vfs.f_blocks else None
 
 
 def _inode_problem(root, vfs, free):
@@ -534,7 +542,7 @@ def check_space(root, min_free_bytes=None, min_free_percent=None, require_tmpfs=
     """Check that ``root`` is on a tmpfs with enough free space (and inodes: under 1 % left is a problem when a
     threshold is given), and that no other user can plant data in it; returns (problems, space_info).
 
-    A tmpfs without a size limit is judged by the memory it can take: the host's MemAvailable, and its share
+    A tmpfs without a size limit (or a ramfs) is judged by the memory it can take: the host's MemAvailable, and its share
     of MemTotal for ``min_free_percent``. Its ``noexec`` is reported, not judged: the step reads its data
     there, it runs nothing from it."""
     root = _clean_root(root)
@@ -595,14 +603,14 @@ def check_space(root, min_free_bytes=None, min_free_percent=None, require_tmpfs=
     info.update(inodes_total=vfs.f_files if vfs.f_files and not garbage_inodes else None,
                 inodes_free=vfs.f_favail if vfs.f_files and not garbage_inodes else None)
     asked = min_free_bytes is not None or min_free_percent is not None
-    unlimited = _unlimited_tmpfs(vfs, info["fstype"])
+    unlimited = _no_size_limit(vfs, info["fstype"])
     if unlimited:
         free, total, why = _host_memory(meminfo_path)
         if why is not None:
-            why = "its tmpfs has no size limit (size=0 or nr_blocks=0), so it takes the host's memory, and %s" % why
+            why = "it %s, so it takes the host's memory, and %s" % (unlimited, why)
         else:
-            info["note"] = ("%s is a tmpfs without a size limit (size=0 or nr_blocks=0): its free space is the memory "
-                            "the host has available (MemAvailable in %s)" % (root, meminfo_path))
+            info["note"] = "%s %s: its free space is the memory the host has available (MemAvailable in %s)" % (
+                root, unlimited, meminfo_path)
     else:
         why = _size_unknown(vfs)
         total, free = vfs.f_blocks * vfs.f_frsize, vfs.f_bavail * vfs.f_frsize

@@ -657,8 +657,8 @@ class _SizelessVfs(object):
 
 @pytest.mark.parametrize("frsize, blocks, bavail, why", [
     # a tmpfs without a size limit is judged by the host's memory: unknown only when that cannot be read
-    (4096, 0, 0, "its tmpfs has no size limit (size=0 or nr_blocks=0), so it takes the host's memory, and cannot read "
-                 "{meminfo}: No such file or directory"),
+    (4096, 0, 0, "it is a tmpfs without a size limit (size=0 or nr_blocks=0), so it takes the host's memory, and cannot "
+                 "read {meminfo}: No such file or directory"),
     (0, 262144, 262144, "the file system reports no block size (statvfs f_frsize 0)"),
     # more free than the size is garbage, never over 100 % free
     (4096, 262144, 262145, "statvfs gives more free blocks (f_bavail 262145) than the file system has (f_blocks "
@@ -799,8 +799,9 @@ def test_a_tmpfs_without_a_size_limit_on_a_kernel_without_memavailable_is_unknow
     problems, info = rd.check_space(str(tmp_path), min_free_bytes=MIB, mountinfo_path=info_path, meminfo_path=meminfo)
     # MemFree + Cached would count the tmpfs's own pages as free: no guess
     assert [(p["problem"], p.get("unknown"), p["message"]) for p in problems] == [
-        ("low_space", True, "cannot tell the free space of %s: its tmpfs has no size limit (size=0 or nr_blocks=0), so "
-                            "it takes the host's memory, and %s has no MemAvailable line" % (tmp_path, meminfo))]
+        ("low_space", True, "cannot tell the free space of %s: it is a tmpfs without a size limit (size=0 or "
+                            "nr_blocks=0), so it takes the host's memory, and %s has no MemAvailable line"
+                            % (tmp_path, meminfo))]
     assert info["free_bytes"] is None
 
 
@@ -833,3 +834,19 @@ def test_more_free_inodes_than_inodes_is_unknown_not_plenty(tmp_path, mocker):
         ("low_inodes", True, "cannot tell the free inodes of %s: statvfs gives more free inodes (f_favail 5000) than "
                              "the file system has (f_files 1000)" % tmp_path)]
     assert (info["inodes_total"], info["inodes_free"]) == (None, None)
+
+
+def test_a_ramfs_root_is_judged_by_the_memory_the_host_has_available_too(tmp_path, mocker):
+    # a ramfs never has a size (statvfs f_blocks 0): like a size-less tmpfs, it takes the host's memory
+    mocker.patch.object(rd.os, "statvfs", return_value=_SizelessVfs(4096, 0, 0))
+    path = tmp_path / "mountinfo"
+    path.write_text("1 0 8:1 / / rw - ext4 /dev/sda1 rw\n2 1 0:50 / %s rw,relatime - ramfs ramfs rw\n" % tmp_path)
+    meminfo = os.path.join(MEMINFO_DIR, "meminfo_3.14_plus.txt")
+    problems, info = rd.check_space(str(tmp_path), min_free_bytes=10000 * MIB, require_tmpfs=False,
+                                    mountinfo_path=str(path), meminfo_path=meminfo)
+    assert [(p["problem"], p.get("unknown"), p["message"]) for p in problems] == [
+        ("low_space", None, "%s has no size limit, and the host has 8170.1 MiB of memory available (51.4%% of its "
+                            "memory), below the 10000 MiB minimum" % tmp_path)]
+    assert info["note"] == ("%s is on a ramfs, which has no size limit: its free space is the memory the host has "
+                            "available (MemAvailable in %s)" % (tmp_path, meminfo))
+    assert info["free_bytes"] == AVAILABLE
