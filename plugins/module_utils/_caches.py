@@ -304,11 +304,18 @@ def find_cache_targets(homes, patterns, keep=DATA_PATHS + (MIOPEN_USER_DB,), err
 
     for label, home in homes:
         home = os.path.normpath(home)
-        if not os.path.isdir(home):
-            if os.path.lexists(home):
-                skip(home, "the home of %s is not a directory" % label)
+        try:
+            home_st = os.stat(home)   # followed: a home may be a link (/home/u -> /data/u)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOENT, errno.ENOTDIR):
+                fail(home, exc, "look at the home of %s," % label)   # no permission is not "does not exist"
+            elif os.path.lexists(home):
+                skip(home, "the home of %s is a link to nowhere" % label)
             else:
                 skip(home, "the home of %s does not exist" % label)
+            continue
+        if not stat.S_ISDIR(home_st.st_mode):
+            skip(home, "the home of %s is not a directory" % label)
             continue
         found = {}
         for pattern in patterns:

@@ -4,7 +4,7 @@
 """PRIVATE to gpuops.preflight: the mount table (``/proc/self/mountinfo``), read and looked up.
 
 ``read_mounts(path)`` returns ``(mounts, error)``: the mounts in file order, each {mount_point, fstype, source,
-read_only} (escapes such as ``\\040`` decoded), or [] and why the table could not be read. ``find_mount`` tells which
+read_only, noexec} (escapes such as ``\\040`` decoded), or [] and why the table could not be read. ``find_mount`` tells which
 mount holds a path; ``mount_points`` the set of paths something is mounted on (a bind mount of a folder of
 the same file system has the same device number, so only the table tells it).
 """
@@ -27,7 +27,7 @@ def _unescape(field):
 
 
 def parse_mountinfo(text):
-    """Mounts from /proc/<pid>/mountinfo text, in file order: [{mount_point, fstype, source, read_only}]."""
+    """Mounts from /proc/<pid>/mountinfo text, in file order: [{mount_point, fstype, source, read_only, noexec}]."""
     mounts = []
     # only "\n" ends a line: the kernel leaves a form feed, \x1c or U+2028 in a mount point raw, and
     # str.splitlines() would cut the line there and lose the mount
@@ -46,6 +46,7 @@ def parse_mountinfo(text):
             "source": _unescape(fields[sep + 2]) if len(fields) > sep + 2 else None,
             # read-only by this mount's own options, or by the file system's (the super options after the source)
             "read_only": "ro" in fields[5].split(",") or (len(fields) > sep + 3 and "ro" in fields[sep + 3].split(",")),
+            "noexec": "noexec" in fields[5].split(","),   # a per-mount option, never a super option
         })
     return mounts
 

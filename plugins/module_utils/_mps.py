@@ -146,8 +146,17 @@ def control_entry(pipe_dir):
 
 
 def directory(path):
-    """{path, exists, writable} of a directory (a file or a link to nowhere does not count as existing)."""
-    exists = os.path.isdir(path)
+    """{path, exists, writable} of a directory (a file or a link to nowhere does not count as existing).
+    ``exists`` and ``writable`` are None when it cannot be told (no search permission on a folder above it):
+    a folder that could not be looked at is not a missing one; ``error`` then says why."""
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            return {"path": path, "exists": False, "writable": False}
+        return {"path": path, "exists": None, "writable": None,
+                "error": "cannot look at %s: %s" % (path, exc.strerror or exc)}
+    exists = stat.S_ISDIR(st.st_mode)
     return {"path": path, "exists": exists, "writable": bool(exists and os.access(path, os.W_OK | os.X_OK))}
 
 

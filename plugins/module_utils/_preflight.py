@@ -45,9 +45,19 @@ FILE_FIXES = {
 }
 
 
+# Suggested fixes where the problem is that it could not be told (``unknown``), per problem code.
+UNKNOWN_FIXES = {
+    "unreadable": "Connect the preflight as the pipeline's user (ansible_user), or let its user search the folder "
+                  "the message names; then it can tell whether the pipeline can read the step's files.",
+}
+
+
 def _file_problems(spec, found):
-    # what could not be told (no mount table, no size from statvfs) is unknown, never a broken ramdisk
-    return [problem(spec.name, UNKNOWN if item.get("unknown") else spec.fail_status, item["message"], FILE_FIXES.get(item.get("problem"), spec.fix),
+    # what could not be told (no mount table, no size from statvfs, a folder the preflight may not search) is
+    # unknown, never a broken ramdisk
+    return [problem(spec.name, UNKNOWN if item.get("unknown") else spec.fail_status, item["message"],
+                    (UNKNOWN_FIXES if item.get("unknown") else {}).get(item.get("problem"))
+                    or FILE_FIXES.get(item.get("problem"), spec.fix),
                     file=item.get("file"), code=item.get("problem"))
             for item in found]
 

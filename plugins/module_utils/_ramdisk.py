@@ -20,10 +20,11 @@ import errno
 import json
 import math
 import os
+import pwd
 import stat
 import time
 
-from ansible_collections.gpuops.preflight.plugins.module_utils import _files, _mounts, _steps
+from ansible_collections.gpuops.preflight.plugins.module_utils import _files, _memory, _mounts, _steps
 from ansible_collections.gpuops.preflight.plugins.module_utils._values import escaped, human_bytes, is_number, is_within
 
 MISSING_STEP_FOLDER = "missing_step_folder"
@@ -50,6 +51,8 @@ VALIDATE_JSON_CHOICES = ("auto", "always", "never")
 DEFAULT_ROOT = "/dev/shm/prng"
 DEFAULT_JSON_MAX_BYTES = 64 * 1024 * 1024
 MIB = 1024 * 1024
+MEMINFO = "/proc/meminfo"
+MEMINFO_LIMIT = 1024 * 1024
 
 
 # --------------------------------------------------------------------------------------------
@@ -120,6 +123,73 @@ def _with_slash(path):
 
 
 # --------------------------------------------------------------------------------------------
+# refused access (EACCES, EPERM): the pipeline's user, not the preflight's, is what counts
+
+REFUSED = (errno.EACCES, errno.EPERM)
+
+
+def _user(uid):
+    try:
+        return "%s (uid %d)" % (pwd.getpwuid(uid).pw_name, uid)
+    except KeyError:
+        return "uid %d" % uid
+
+
+def _searchable(folder):
+    if os.access in os.supports_effective_ids:   # the preflight may run setuid-less under sudo: judge its euid
+        return os.access(folder, os.X_OK, effective_ids=True)
+    return os.access(folder, os.X_OK)
+
+
+def blocking_folder(path):
+    """(folder, its os.stat) for the first folder on the way to ``path`` that the preflight's user cannot search,
+    or (None, None) when none is (a link another user owns in a sticky folder, a security module)."""
+    chain, folder = [], os.path.dirname(path)
+    while True:
+        chain.append(folder)
+        if os.path.dirname(folder) == folder:
+            break
+        folder = os.path.dirname(folder)
+    for folder in reversed(chain):
+        try:
+            st = os.stat(folder)
+        except OSError:
+            return None, None
+        if not _searchable(folder):
+            return folder, st
+    return None, None
+
+
+def refused(subject, path, exc):
+    """(message, unknown) for ``path``, that the preflight could not stat (EACCES, EPERM).
+
+    A folder above it that no user may search (no x bit: only root passes) refuses the pipeline's user too: a
+    real problem. Otherwise the preflight, that may connect as another user than the pipeline's, cannot tell:
+    unknown, naming the folder that stopped it."""
+    folder, st = blocking_folder(path)
+    if folder is None:
+        return ("cannot tell whether %s can be read: the preflight's user %s is refused (%s); the pipeline's user may "
+                "not be" % (subject, _user(os.geteuid()), exc.strerror or exc)), True
+    if not st.st_mode & 0o111:
+        return ("%s cannot be reached: the folder %s above it is searchable by no user (mode %04o, owner %s)"
+                % (subject, folder, stat.S_IMODE(st.st_mode), _user(st.st_uid))), False
+    return ("cannot tell whether %s can be read: the folder %s above it is not searchable by the preflight's user %s "
+            "(mode %04o, owner %s); the pipeline's user may be allowed"
+            % (subject, folder, _user(os.geteuid()), stat.S_IMODE(st.st_mode), _user(st.st_uid))), True
+
+
+def read_refused(subject, st, exc):
+    """(message, unknown) for a file the preflight may stat but not open (EACCES, EPERM): a file no user may read
+    (no r bit) is a real problem; one that its owner or group may read is unknown (the pipeline may be them)."""
+    mode = stat.S_IMODE(st.st_mode)
+    if not mode & 0o444:
+        return "%s cannot be read: %s (mode %04o: no user but root may read it)" % (
+            subject, exc.strerror or exc, mode), False
+    return ("cannot tell whether %s can be read by the pipeline's user: the preflight's user %s is refused (mode %04o, "
+            "owner %s, group %d)" % (subject, _user(os.geteuid()), mode, _user(st.st_uid), st.st_gid)), True
+
+
+# --------------------------------------------------------------------------------------------
 # one file
 
 def _problem(name, path, code, message, **extra):
@@ -127,6 +197,10 @@ def _problem(name, path, code, message, **extra):
     item = {"file": name, "path": path, "problem": code, "message": escaped(message)}
     item.update(extra)
     return item
+
+
+def _unknown(unknown):
+    return {"unknown": True} if unknown else {}
 
 
 def _info(name, path):
@@ -165,6 +239,9 @@ def _check_one(name, path, subject, missing_message, validate_json, max_age, jso
             if any(c in os.path.basename(path) for c in "*?["):  # a glob was meant: say it is read as a name
                 missing_message += " (names are taken as written: wildcards are not expanded)"
             problems.append(_problem(name, path, MISSING, missing_message))
+        elif exc.errno in REFUSED:
+            message, unknown = refused(subject, path, exc)
+            problems.append(_problem(name, path, UNREADABLE, message, **_unknown(unknown)))
         else:
             problems.append(_problem(name, path, UNREADABLE, "%s cannot be read: %s"
                                      % (subject, exc.strerror or exc)))
@@ -192,7 +269,12 @@ def _check_one(name, path, subject, missing_message, validate_json, max_age, jso
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
     except OSError as exc:
-        problems.append(_problem(name, path, UNREADABLE, "%s cannot be read: %s" % (subject, exc.strerror or exc)))
+        if exc.errno in REFUSED:
+            message, unknown = read_refused(subject, st, exc)
+            problems.append(_problem(name, path, UNREADABLE, message, **_unknown(unknown)))
+        else:
+            problems.append(_problem(name, path, UNREADABLE, "%s cannot be read: %s"
+                                     % (subject, exc.strerror or exc)))
         return problems, info
     try:
         try:
@@ -277,21 +359,24 @@ def check_step_files(root, step, files, validate_json="auto", max_age=None, json
         problems.append(_problem(name, path, ESCAPES_ROOT, why))
         infos.append(_info(name, path))
 
-    what, code = None, MISSING_STEP_FOLDER
+    what, code, extra = None, MISSING_STEP_FOLDER, {}
     try:
         st = os.stat(step_dir)
     except OSError as exc:
         if exc.errno in (errno.ENOENT, errno.ENOTDIR):
-            what = "is missing"
-        else:  # a read problem (no search permission on the root, a link another user owns): not "missing"
-            what, code = "cannot be read (%s)" % (exc.strerror or exc), UNREADABLE
+            what = "step folder %s is missing" % shown
+        elif exc.errno in REFUSED:  # no search permission on a folder above, a link another user owns: not missing
+            what, unknown = refused("step folder %s" % shown, step_dir, exc)
+            code, extra = UNREADABLE, _unknown(unknown)
+        else:
+            what, code = "step folder %s cannot be read (%s)" % (shown, exc.strerror or exc), UNREADABLE
     else:
         if not stat.S_ISDIR(st.st_mode):
-            what = "is %s, not a directory" % _files.kind(st.st_mode)
+            what = "step folder %s is %s, not a directory" % (shown, _files.kind(st.st_mode))
     if what is not None:
         required = ", ".join(good) if good else "no files listed"
-        problems.insert(0, _problem(None, shown, code, "step folder %s %s (required: %s)"
-                                    % (shown, what, required), files=list(good)))
+        problems.insert(0, _problem(None, shown, code, "%s (required: %s)" % (what, required), files=list(good),
+                                    **extra))
         infos.extend(_info(name, os.path.join(step_dir, name)) for name in good)
         return _in_order(files, problems, "file"), _in_order(files, infos, "name")
 
@@ -395,8 +480,41 @@ def unsafe_root(real, st):
     return None
 
 
+def _host_memory(meminfo_path):
+    """(MemAvailable, MemTotal, None) in bytes, or (None, None, why) when they cannot be read."""
+    try:
+        data = _files.read_regular(meminfo_path, MEMINFO_LIMIT)
+    except (OSError, _files.FileProblem) as exc:
+        return None, None, "cannot read %s: %s" % (meminfo_path, getattr(exc, "strerror", None) or exc)
+    try:
+        memory = _memory.parse_meminfo(data.decode("utf-8", "replace"))
+    except ValueError as exc:
+        return None, None, "%s cannot be believed: %s" % (meminfo_path, exc)
+    # MemFree + Cached (kernels before 3.14) counts the tmpfs's own pages as free: no estimate, only the kernel's
+    if memory["estimated"]:
+        return None, None, "%s has no MemAvailable line" % meminfo_path
+    return memory["available_bytes"], memory["total_bytes"] or None, None
+
+
+# Memory file systems that may have no size of their own (statvfs f_blocks 0): they take pages from the host's
+# memory, so what they can still take is the host's MemAvailable. How a message names each.
+NO_SIZE_LIMIT = {
+    "tmpfs": "is a tmpfs without a size limit (size=0 or nr_blocks=0)",
+    "ramfs": "is on a ramfs, which has no size limit",
+}
+
+
+def _no_size_limit(vfs, fstype):
+    """How ``fstype`` without a size of its own is named (NO_SIZE_LIMIT), or None."""
+    return NO_SIZE_LIMIT.get(fstype) if (vfs.f_frsize or vfs.f_bsize) and not vfs.f_blocks else None
+
+
 def _inode_problem(root, vfs, free):
     """The file system has (almost) no inode left: no file can be created there, whatever bytes are free."""
+    if vfs.f_files and vfs.f_favail > vfs.f_files:   # garbage, not over 100 % free
+        return _problem(None, root, LOW_INODES, "cannot tell the free inodes of %s: statvfs gives more free inodes "
+                        "(f_favail %d) than the file system has (f_files %d)" % (root, vfs.f_favail, vfs.f_files),
+                        unknown=True)
     if not vfs.f_files or vfs.f_favail * 100 >= vfs.f_files:   # no f_files: no inode limit (tmpfs nr_inodes=0)
         return None
     if vfs.f_favail == 0:
@@ -409,22 +527,29 @@ def _inode_problem(root, vfs, free):
 
 
 def check_space(root, min_free_bytes=None, min_free_percent=None, require_tmpfs=True,
-                mountinfo_path="/proc/self/mountinfo"):
+                mountinfo_path="/proc/self/mountinfo", meminfo_path=MEMINFO):
     """Check that ``root`` is on a tmpfs with enough free space (and inodes: under 1 % left is a problem when a
-    threshold is given), and that no other user can plant data in it; returns (problems, space_info)."""
+    threshold is given), and that no other user can plant data in it; returns (problems, space_info).
+
+    A tmpfs without a size limit (or a ramfs) is judged by the memory it can take: the host's MemAvailable, and its share
+    of MemTotal for ``min_free_percent``. Its ``noexec`` is reported, not judged: the step reads its data
+    there, it runs nothing from it."""
     root = _clean_root(root)
     _check_number("min_free_bytes", min_free_bytes)
     _check_number("min_free_percent", min_free_percent, maximum=100)
     info = {"root": root, "realpath": None, "mount_point": None, "fstype": None, "source": None,
-            "read_only": None, "total_bytes": None, "free_bytes": None, "free_percent": None, "inodes_total": None,
-            "inodes_free": None, "note": None}
+            "read_only": None, "noexec": None, "total_bytes": None, "free_bytes": None, "free_percent": None,
+            "inodes_total": None, "inodes_free": None, "note": None}
     problems = []
     try:
         root_st = os.stat(root)
     except OSError as exc:
         if exc.errno in (errno.ENOENT, errno.ENOTDIR):
             problems.append(_problem(None, root, MISSING_ROOT, "ramdisk root %s does not exist" % root))
-        else:  # a read problem is not a missing root: no search permission, a link another user owns
+        elif exc.errno in REFUSED:  # a read problem is not a missing root: no search permission, a link another user owns
+            message, unknown = refused("ramdisk root %s" % root, root, exc)
+            problems.append(_problem(None, root, UNREADABLE, message, **_unknown(unknown)))
+        else:
             problems.append(_problem(None, root, UNREADABLE, "ramdisk root %s cannot be read: %s"
                                      % (root, exc.strerror or exc)))
         return problems, info
@@ -442,7 +567,7 @@ def check_space(root, min_free_bytes=None, min_free_percent=None, require_tmpfs=
     mount = _mounts.find_mount(real, mounts)
     if mount is not None:
         info.update(mount_point=mount["mount_point"], fstype=mount["fstype"], source=mount["source"],
-                    read_only=mount["read_only"])
+                    read_only=mount["read_only"], noexec=mount["noexec"])
     if require_tmpfs and info["fstype"] != "tmpfs":
         if info["fstype"] is None:
             why = info["note"] or "no mount in %s holds it" % mountinfo_path
@@ -463,14 +588,22 @@ def check_space(root, min_free_bytes=None, min_free_percent=None, require_tmpfs=
             problems.append(_problem(None, root, LOW_SPACE, "cannot tell the free space of %s: %s"
                                      % (root, exc.strerror or exc), unknown=True))
         return problems, info
-    info.update(inodes_total=vfs.f_files or None, inodes_free=vfs.f_favail if vfs.f_files else None)
+    garbage_inodes = bool(vfs.f_files) and vfs.f_favail > vfs.f_files
+    info.update(inodes_total=vfs.f_files if vfs.f_files and not garbage_inodes else None,
+                inodes_free=vfs.f_favail if vfs.f_files and not garbage_inodes else None)
     asked = min_free_bytes is not None or min_free_percent is not None
-    free, total = _files.space(vfs)
-    if free is None:
-        if info["fstype"] == "tmpfs" and not vfs.f_blocks:
-            why = "its tmpfs has no size limit (size=0 or nr_blocks=0): it may fill the host's memory"
+    unlimited = _no_size_limit(vfs, info["fstype"])
+    if unlimited:
+        free, total, why = _host_memory(meminfo_path)
+        if why is not None:
+            why = "it %s, so it takes the host's memory, and %s" % (unlimited, why)
         else:
-            why = _files.space_unknown(real, vfs)
+            info["note"] = "%s %s: its free space is the memory the host has available (MemAvailable in %s)" % (
+                root, unlimited, meminfo_path)
+    else:
+        free, total = _files.space(vfs)
+        why = None if free is not None else _files.space_unknown(real, vfs)
+    if why is not None:
         info["note"] = "cannot tell the free space of %s: %s" % (root, why)
         if asked:
             problems.append(_problem(None, root, LOW_SPACE, info["note"], unknown=True))
@@ -478,16 +611,24 @@ def check_space(root, min_free_bytes=None, min_free_percent=None, require_tmpfs=
             if inodes is not None:
                 problems.append(inodes)
         return problems, info
-    percent = free * 100.0 / total
-    info.update(total_bytes=total, free_bytes=free, free_percent=math.floor(percent * 100.0) / 100.0)
+    # a tmpfs without a limit: free is MemAvailable, the percentage its share of MemTotal (unknown without one)
+    percent = None if not total else free * 100.0 / total
+    info.update(total_bytes=None if unlimited else total, free_bytes=free,
+                free_percent=None if percent is None else math.floor(percent * 100.0) / 100.0)
     below = []
     if min_free_bytes is not None and free < min_free_bytes:
         below.append("the %s minimum" % _fmt_limit_mib(min_free_bytes))
-    if min_free_percent is not None and percent < min_free_percent:
+    if min_free_percent is not None and percent is not None and percent < min_free_percent:
         below.append("the %g%% minimum" % min_free_percent)
+    if min_free_percent is not None and percent is None:
+        problems.append(_problem(None, root, LOW_SPACE, "cannot tell the free percentage of %s: it is a tmpfs "
+                                 "without a size limit and %s gives no MemTotal" % (root, meminfo_path), unknown=True))
     if below:
-        problems.append(_problem(None, root, LOW_SPACE, "%s has %s free (%s), below %s"
-                                 % (root, _fmt_mib(free), _fmt_percent(percent), " and ".join(below)),
+        where = "%s free (%s)" % (_fmt_mib(free), "?" if percent is None else _fmt_percent(percent))
+        if unlimited:
+            where = "no size limit, and the host has %s of memory available (%s of its memory)" % (
+                _fmt_mib(free), "?" if percent is None else _fmt_percent(percent))
+        problems.append(_problem(None, root, LOW_SPACE, "%s has %s, below %s" % (root, where, " and ".join(below)),
                                  free_bytes=free, free_percent=info["free_percent"]))
     if asked:
         inodes = _inode_problem(root, vfs, free)

@@ -248,9 +248,14 @@ ansible_facts:
           description: >-
             {path, exists, writable, control_pipe}: the pipe directory and whether the daemon's C(control) entry is
             there (a UNIX socket on current drivers, a FIFO on older ones; null when it cannot be examined).
+            C(exists) and C(writable) are null, and C(error) says why, when the folder cannot be looked at (no search
+            permission on a folder above it): not a missing folder.
           type: dict
           returned: always
-        log_dir: {description: "{path, exists, writable}: the log directory.", type: dict, returned: always}
+        log_dir:
+          description: "{path, exists, writable}: the log directory; C(exists) and C(writable) null (and C(error)) when it cannot be looked at."
+          type: dict
+          returned: always
         daemons_elsewhere:
           description: Control daemons that serve another pipe directory, as {pid, pipe_dir}.
           type: list

@@ -142,7 +142,11 @@ problems:
     unknown:
       description:
         - V(true) when the problem is that something could not be told (the mount table could not be read, statvfs
-          gives no size, as for a tmpfs mounted with C(size=0)), not that the ramdisk is wrong.
+          gives no size or more free than the size, a tmpfs mounted with C(size=0) on a host whose C(/proc/meminfo)
+          has no C(MemAvailable)), not that the ramdisk is wrong.
+        - Also for a path the module is refused (EACCES, EPERM) while the pipeline's user may not be (a folder above
+          it that the module's user cannot search, which the message names, or a file its owner or group may read). A
+          file no user may read, or behind a folder no user may search, is a problem without it.
       type: bool
       returned: when true
     message:
@@ -222,16 +226,26 @@ space:
       description: Whether the mount (or its file system) is read-only; null when no mount was found.
       type: bool
       returned: always
+    noexec:
+      description:
+        - Whether the mount is C(noexec); null when no mount was found. Reported, not judged (the step's data is
+          read, never run).
+      type: bool
+      returned: always
     total_bytes:
       description: The filesystem's size; null when statvfs gives none (a tmpfs without a size limit).
       type: int
       returned: always
     free_bytes:
-      description: Free bytes available to unprivileged users; null when the size is unknown.
+      description:
+        - Free bytes available to unprivileged users; null when the size is unknown.
+        - For a tmpfs without a size limit, the memory the host has available (C(MemAvailable)).
       type: int
       returned: always
     free_percent:
-      description: Free space as a percentage of the size; null when the size is unknown.
+      description:
+        - Free space as a percentage of the size; null when the size is unknown.
+        - For a tmpfs without a size limit, C(MemAvailable) as a percentage of C(MemTotal).
       type: float
       returned: always
     inodes_total:
@@ -253,6 +267,7 @@ space:
     fstype: tmpfs
     source: tmpfs
     read_only: false
+    noexec: false
     total_bytes: 33554432000
     free_bytes: 327155712
     free_percent: 0.97

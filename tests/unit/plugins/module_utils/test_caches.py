@@ -840,3 +840,30 @@ def test_downloaded_models_are_never_removed_whatever_extra_path_reaches_them(tm
     assert left[".cache/torch/hub/checkpoints/resnet.pth"] == b"x" * 30
     assert ".cache/hip_x" not in left
     assert skipped and all("downloaded models (data, not a cache)" in s["reason"] for s in skipped)
+
+
+def test_a_home_that_cannot_be_looked_at_is_an_error_not_missing(tmp_path, mocker):
+    home = str(tmp_path / "alice")
+    os.mkdir(home)
+    real_stat = os.stat
+
+    def fake_stat(path, *args, **kwargs):   # what a user without search permission on /home gets
+        if path == home:
+            raise PermissionError(13, "Permission denied", path)
+        return real_stat(path, *args, **kwargs)
+
+    mocker.patch.object(caches.os, "stat", side_effect=fake_stat)
+    errors = []
+    assert caches.find_cache_targets([("alice", home)], caches.DEFAULT_PATTERNS, errors=errors) == ([], [])
+    assert errors == [{"path": home, "message": "cannot look at the home of alice, %s: Permission denied" % home}]
+    _targets, skipped = caches.find_cache_targets([("alice", home)], caches.DEFAULT_PATTERNS)
+    assert skipped == [{"path": home, "reason": "cannot look at the home of alice, %s: Permission denied" % home}]
+
+
+def test_a_home_that_is_a_file_or_a_link_to_nowhere_is_named_as_such(tmp_path):
+    (tmp_path / "file").write_text("x")
+    os.symlink(str(tmp_path / "nowhere"), str(tmp_path / "dangling"))
+    homes = [("f", str(tmp_path / "file")), ("d", str(tmp_path / "dangling"))]
+    assert caches.find_cache_targets(homes, caches.DEFAULT_PATTERNS)[1] == [
+        {"path": str(tmp_path / "file"), "reason": "the home of f is not a directory"},
+        {"path": str(tmp_path / "dangling"), "reason": "the home of d is a link to nowhere"}]

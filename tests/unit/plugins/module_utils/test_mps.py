@@ -203,3 +203,51 @@ def test_a_daemon_serving_the_pipe_directory_through_a_symlink_serves_this_one(h
     (host["pipe"] / "servers").write_text("")
     got = _mps.status(host["module"], pipe_dir=str(link), log_dir=str(host["logs"]), proc_root=str(host["proc"]))
     assert (got["control_daemon_running"], got["control_daemon_pid"], got["daemons_elsewhere"]) == (True, 77, [])
+
+
+@pytest.mark.parametrize("errno_", [13, 1])   # EACCES, EPERM: a folder above it is not searchable
+def test_a_folder_that_cannot_be_looked_at_is_unknown_not_missing(tmp_path, mocker, errno_):
+    pipe = tmp_path / "nvidia-mps"
+    pipe.mkdir()
+    real_stat = os.stat
+
+    def fake_stat(path, *args, **kwargs):
+        if path == str(pipe):
+            raise OSError(errno_, os.strerror(errno_), path)
+        return real_stat(path, *args, **kwargs)
+
+    mocker.patch.object(_mps.os, "stat", side_effect=fake_stat)
+    assert _mps.directory(str(pipe)) == {"path": str(pipe), "exists": None, "writable": None,
+                                         "error": "cannot look at %s: %s" % (pipe, os.strerror(errno_))}
+
+
+def test_a_missing_folder_a_file_and_a_dangling_link_do_not_exist(tmp_path):
+    (tmp_path / "file").write_text("x")
+    os.symlink(str(tmp_path / "nowhere"), str(tmp_path / "link"))
+    for name in ("missing", "file", "link", "file/below"):
+        assert _mps.directory(str(tmp_path / name)) == {"path": str(tmp_path / name), "exists": False,
+                                                        "writable": False}
+    assert _mps.directory(str(tmp_path)) == {"path": str(tmp_path), "exists": True, "writable": True}
+
+
+def test_a_pipe_folder_behind_a_folder_the_module_cannot_search_makes_the_mps_check_unknown_not_failed(host, mocker):
+    from ansible_collections.gpuops.preflight.plugins.module_utils import _serving
+    add_process(host["proc"], 900, ["nvidia-cuda-mps-control", "-d"])
+    pipe = str(host["pipe"])
+    real_stat, real_lstat = os.stat, os.lstat
+
+    def refused(real):
+        def fake(path, *args, **kwargs):   # what a user without search permission on the folder above gets
+            if str(path) == pipe or str(path).startswith(pipe + "/"):
+                raise PermissionError(13, "Permission denied", path)
+            return real(path, *args, **kwargs)
+        return fake
+
+    mocker.patch.object(_mps.os, "stat", side_effect=refused(real_stat))
+    mocker.patch.object(_mps.os, "lstat", side_effect=refused(real_lstat))
+    got = status(host)
+    assert got["pipe_dir"] == {"path": pipe, "exists": None, "writable": None, "control_pipe": None,
+                               "error": "cannot look at %s: Permission denied" % pipe}
+    problems, _text, _details = _serving.evaluate_mps(got, None)
+    assert problems and set(p["status"] for p in problems) == {"unknown"}   # never "does not exist"
+    assert not [p for p in problems if "does not exist" in p["message"]]

@@ -254,7 +254,10 @@ def test_unreadable_file(tmp_path, mocker):
         mocker.patch.object(rd.os, "open", side_effect=fake_open)
     problems, infos = rd.check_step_files(str(tmp_path), 3, ["locked.json", "open.json"], now=NOW)
     assert codes(problems) == [("locked.json", "unreadable")]
-    assert problems[0]["message"] == "locked.json in %s/ cannot be read: Permission denied" % folder
+    # no user but root may read a mode-000 file: the pipeline's user is refused too, a real problem
+    assert problems[0]["message"] == ("locked.json in %s/ cannot be read: Permission denied (mode 0000: no user but "
+                                      "root may read it)" % folder)
+    assert "unknown" not in problems[0]
     assert infos[0]["size"] == 2  # stat still works
 
 
@@ -345,9 +348,9 @@ def write_mountinfo(tmp_path, **mounts):
 def test_parse_mountinfo_decodes_escapes_and_optional_fields():
     mounts = _mounts.parse_mountinfo(MOUNTINFO.format(ram="/mnt/my\\040ram\\011x\\134y", ram_sub="/x"))
     assert mounts[0] == {"mount_id": 22, "parent_id": 1, "mount_point": "/", "fstype": "ext4", "source": "/dev/sda1",
-                         "read_only": False}
+                         "read_only": False, "noexec": False}
     assert mounts[3] == {"mount_id": 40, "parent_id": 22, "mount_point": "/mnt/my ram\tx\\y", "fstype": "tmpfs",
-                         "source": "ramfs disk", "read_only": False}
+                         "source": "ramfs disk", "read_only": False, "noexec": False}
     assert _mounts.find_mount("/dev/shm/prng", mounts)["mount_point"] == "/dev/shm"
     assert _mounts.find_mount("/dev/shmx", mounts)["mount_point"] == "/dev"  # a prefix by component, not by text
     assert _mounts.find_mount("/mnt/my ram\tx\\y/step3", mounts)["fstype"] == "tmpfs"
@@ -534,7 +537,11 @@ def test_a_step_folder_that_cannot_be_read_is_a_read_problem_not_missing(tmp_pat
     mocker.patch.object(rd.os, "stat", side_effect=fake_stat)
     problems, _infos = rd.check_step_files(str(tmp_path), 3, ["a.json"], now=NOW)
     assert codes(problems) == [(None, "unreadable")]
-    assert problems[0]["message"] == "step folder %s/ cannot be read (Permission denied) (required: a.json)" % step_dir
+    # every folder above is searchable here: the preflight cannot tell whether the pipeline's user is refused too
+    assert problems[0]["message"] == ("cannot tell whether step folder %s/ can be read: the preflight's user root (uid "
+                                      "0) is refused (Permission denied); the pipeline's user may not be (required: "
+                                      "a.json)" % step_dir)
+    assert problems[0]["unknown"] is True
 
 
 def test_a_root_that_cannot_be_read_is_not_reported_missing(tmp_path, mocker):
@@ -549,8 +556,9 @@ def test_a_root_that_cannot_be_read_is_not_reported_missing(tmp_path, mocker):
 
     mocker.patch.object(rd.os, "stat", side_effect=fake_stat)
     problems, _info = rd.check_space(root, min_free_bytes=MIB)
-    assert [(p["problem"], p["message"]) for p in problems] == [
-        ("unreadable", "ramdisk root %s cannot be read: Permission denied" % root)]
+    assert [(p["problem"], p["message"], p["unknown"]) for p in problems] == [
+        ("unreadable", "cannot tell whether ramdisk root %s can be read: the preflight's user root (uid 0) is refused "
+                       "(Permission denied); the pipeline's user may not be" % root, True)]
 
 
 def test_a_root_that_is_a_file_is_named_as_one(tmp_path):
@@ -648,21 +656,28 @@ class _SizelessVfs(object):
 
 
 @pytest.mark.parametrize("frsize, blocks, bavail, why", [
-    (4096, 0, 0, "its tmpfs has no size limit (size=0 or nr_blocks=0): it may fill the host's memory"),
+    # a tmpfs without a size limit is judged by the host's memory: unknown only when that cannot be read
+    (4096, 0, 0, "it is a tmpfs without a size limit (size=0 or nr_blocks=0), so it takes the host's memory, and cannot "
+                 "read {meminfo}: No such file or directory"),
     (0, 262144, 262144, "statvfs {root} gives no usable size (fragment size 0, block size 0, 262144 blocks, 262144 "
                         "available): the filesystem does not say how full it is"),
+    # more free than the size is garbage, never over 100 % free
+    (4096, 262144, 262145, "statvfs {root} gives no usable size (fragment size 4096, block size 0, 262144 blocks, "
+                           "262145 available): the filesystem does not say how full it is"),
 ])
 def test_a_size_statvfs_cannot_tell_is_unknown_not_0_bytes_free(tmp_path, mocker, frsize, blocks, bavail, why):
-    why = why.format(root=os.path.realpath(str(tmp_path)))
     info_path = write_mountinfo(tmp_path, ram=str(tmp_path), ram_sub="/unused")
+    meminfo = str(tmp_path / "no-meminfo")
     mocker.patch.object(rd.os, "statvfs", return_value=_SizelessVfs(frsize, blocks, bavail))
-    problems, info = rd.check_space(str(tmp_path), min_free_bytes=1024 * MIB, mountinfo_path=info_path)
-    message = "cannot tell the free space of %s: %s" % (tmp_path, why)
+    problems, info = rd.check_space(str(tmp_path), min_free_bytes=1024 * MIB, mountinfo_path=info_path,
+                                    meminfo_path=meminfo)
+    message = "cannot tell the free space of %s: %s" % (tmp_path, why.format(meminfo=meminfo,
+                                                                             root=os.path.realpath(str(tmp_path))))
     assert [(p["problem"], p["message"], p.get("unknown")) for p in problems] == [("low_space", message, True)]
     assert (info["total_bytes"], info["free_bytes"], info["free_percent"]) == (None, None, None)
     assert info["note"] == message
     # no threshold asked: nothing judged, the figures are still not made up
-    problems, info = rd.check_space(str(tmp_path), mountinfo_path=info_path)
+    problems, info = rd.check_space(str(tmp_path), mountinfo_path=info_path, meminfo_path=meminfo)
     assert problems == [] and info["free_bytes"] is None
 
 
@@ -681,7 +696,8 @@ def test_the_preflight_space_check_says_unknown_for_what_it_could_not_tell(tmp_p
     mocker.patch.object(rd.os, "statvfs", return_value=_SizelessVfs(4096, 0, 0))
     info_path = write_mountinfo(tmp_path, ram=str(tmp_path), ram_sub="/unused")
     ctx = Context(_preflight.FAMILY, None, {}, ["ramdisk_space"], {})
-    ctx.values["space"] = rd.check_space(str(tmp_path), min_free_bytes=MIB, mountinfo_path=info_path)
+    ctx.values["space"] = rd.check_space(str(tmp_path), min_free_bytes=MIB, mountinfo_path=info_path,
+                                         meminfo_path=str(tmp_path / "no-meminfo"))
     spec = _preflight.FAMILY.checks["ramdisk_space"]
     problems, text, dummy = spec.evaluate(ctx, spec)
     assert [p["status"] for p in problems] == ["unknown"]
@@ -749,3 +765,90 @@ def test_a_table_listing_mounts_before_the_mount_they_sit_in_still_finds_the_dee
     mounts = _mounts.parse_mountinfo(text)
     assert _mounts.find_mount("/dev/shm/prng/step3", mounts)["mount_point"] == "/dev/shm"
     assert _mounts.find_mount("/home/x", mounts)["mount_point"] == "/"
+
+
+# --------------------------------------------------------------------------------------------
+# a tmpfs without a size limit takes the host's memory: judged by MemAvailable (real /proc/meminfo recordings)
+
+MEMINFO_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "..", "fixtures", "ramdisk")
+AVAILABLE = 8366284 * 1024   # MemAvailable of meminfo_3.14_plus.txt, of MemTotal 16268680 kB
+
+
+def sizeless_tmpfs(tmp_path, mocker):
+    mocker.patch.object(rd.os, "statvfs", return_value=_SizelessVfs(4096, 0, 0))
+    return write_mountinfo(tmp_path, ram=str(tmp_path), ram_sub="/unused")
+
+
+def test_a_tmpfs_without_a_size_limit_is_judged_by_the_memory_the_host_has_available(tmp_path, mocker):
+    info_path = sizeless_tmpfs(tmp_path, mocker)
+    meminfo = os.path.join(MEMINFO_DIR, "meminfo_3.14_plus.txt")
+    problems, info = rd.check_space(str(tmp_path), min_free_bytes=1024 * MIB, mountinfo_path=info_path,
+                                    meminfo_path=meminfo)
+    assert problems == []
+    assert (info["total_bytes"], info["free_bytes"], info["free_percent"]) == (None, AVAILABLE, 51.42)
+    assert info["note"] == ("%s is a tmpfs without a size limit (size=0 or nr_blocks=0): its free space is the memory "
+                            "the host has available (MemAvailable in %s)" % (tmp_path, meminfo))
+    problems, _info = rd.check_space(str(tmp_path), min_free_bytes=10000 * MIB, min_free_percent=60,
+                                     mountinfo_path=info_path, meminfo_path=meminfo)
+    assert [(p["problem"], p.get("unknown"), p["message"]) for p in problems] == [
+        ("low_space", None, "%s has no size limit, and the host has 8170.1 MiB of memory available (51.4%% of its "
+                            "memory), below the 10000 MiB minimum and the 60%% minimum" % tmp_path)]
+
+
+def test_a_tmpfs_without_a_size_limit_on_a_kernel_without_memavailable_is_unknown(tmp_path, mocker):
+    info_path = sizeless_tmpfs(tmp_path, mocker)
+    meminfo = os.path.join(MEMINFO_DIR, "meminfo_before_3.14.txt")
+    problems, info = rd.check_space(str(tmp_path), min_free_bytes=MIB, mountinfo_path=info_path, meminfo_path=meminfo)
+    # MemFree + Cached would count the tmpfs's own pages as free: no guess
+    assert [(p["problem"], p.get("unknown"), p["message"]) for p in problems] == [
+        ("low_space", True, "cannot tell the free space of %s: it is a tmpfs without a size limit (size=0 or "
+                            "nr_blocks=0), so it takes the host's memory, and %s has no MemAvailable line"
+                            % (tmp_path, meminfo))]
+    assert info["free_bytes"] is None
+
+
+def test_the_preflight_space_check_passes_a_sizeless_tmpfs_with_memory_to_spare(tmp_path, mocker):
+    from ansible_collections.gpuops.preflight.plugins.module_utils import _preflight
+    from ansible_collections.gpuops.preflight.plugins.module_utils._host_runner import Context
+    info_path = sizeless_tmpfs(tmp_path, mocker)
+    ctx = Context(_preflight.FAMILY, None, {}, ["ramdisk_space"], {})
+    ctx.values["space"] = rd.check_space(str(tmp_path), min_free_bytes=MIB, mountinfo_path=info_path,
+                                         meminfo_path=os.path.join(MEMINFO_DIR, "meminfo_3.14_plus.txt"))
+    spec = _preflight.FAMILY.checks["ramdisk_space"]
+    problems, text, _details = spec.evaluate(ctx, spec)
+    assert problems == [] and text == "%s: 8.0 GiB free (tmpfs)" % tmp_path
+
+
+def test_noexec_is_reported_not_judged(tmp_path):
+    # Docker mounts /dev/shm noexec by default; the step reads its data there and runs nothing from it
+    path = tmp_path / "mountinfo"
+    path.write_text("1 0 8:1 / / rw - ext4 /dev/sda1 rw\n"
+                    "2 1 0:5 / %s rw,nosuid,nodev,noexec,relatime - tmpfs shm rw,size=65536k\n" % tmp_path)
+    problems, info = rd.check_space(str(tmp_path), mountinfo_path=str(path))
+    assert problems == [] and info["noexec"] is True
+    assert [m["noexec"] for m in _mounts.parse_mountinfo(path.read_text())] == [False, True]
+
+
+def test_more_free_inodes_than_inodes_is_unknown_not_plenty(tmp_path, mocker):
+    mocker.patch.object(rd.os, "statvfs", return_value=_Vfs(1000, 5000))
+    problems, info = rd.check_space(str(tmp_path), min_free_bytes=MIB, require_tmpfs=False)
+    assert [(p["problem"], p.get("unknown"), p["message"]) for p in problems] == [
+        ("low_inodes", True, "cannot tell the free inodes of %s: statvfs gives more free inodes (f_favail 5000) than "
+                             "the file system has (f_files 1000)" % tmp_path)]
+    assert (info["inodes_total"], info["inodes_free"]) == (None, None)
+
+
+def test_a_ramfs_root_is_judged_by_the_memory_the_host_has_available_too(tmp_path, mocker):
+    # a ramfs never has a size (statvfs f_blocks 0): like a size-less tmpfs, it takes the host's memory
+    mocker.patch.object(rd.os, "statvfs", return_value=_SizelessVfs(4096, 0, 0))
+    path = tmp_path / "mountinfo"
+    path.write_text("1 0 8:1 / / rw - ext4 /dev/sda1 rw\n2 1 0:50 / %s rw,relatime - ramfs ramfs rw\n" % tmp_path)
+    meminfo = os.path.join(MEMINFO_DIR, "meminfo_3.14_plus.txt")
+    problems, info = rd.check_space(str(tmp_path), min_free_bytes=10000 * MIB, require_tmpfs=False,
+                                    mountinfo_path=str(path), meminfo_path=meminfo)
+    assert [(p["problem"], p.get("unknown"), p["message"]) for p in problems] == [
+        ("low_space", None, "%s has no size limit, and the host has 8170.1 MiB of memory available (51.4%% of its "
+                            "memory), below the 10000 MiB minimum" % tmp_path)]
+    assert info["note"] == ("%s is on a ramfs, which has no size limit: its free space is the memory the host has "
+                            "available (MemAvailable in %s)" % (tmp_path, meminfo))
+    assert info["free_bytes"] == AVAILABLE

@@ -9,6 +9,7 @@ import stat
 import pytest
 
 from ansible_collections.gpuops.preflight.plugins.module_utils import _checks
+from ansible_collections.gpuops.preflight.plugins.module_utils import _memory
 from ansible_collections.gpuops.preflight.plugins.module_utils import _training_checks as tc
 from ansible_collections.gpuops.preflight.plugins.module_utils import _training_health as th
 
@@ -112,12 +113,12 @@ def test_disk_space():
 
 
 def test_memory_and_meminfo():
-    parsed = tc.parse_meminfo("MemTotal: 8000000 kB\nMemFree: 10 kB\nMemAvailable: 3906250 kB\n")
+    parsed = _memory.parse_meminfo("MemTotal: 8000000 kB\nMemFree: 10 kB\nMemAvailable: 3906250 kB\n")
     assert parsed == {"available_bytes": 4 * 10 ** 9, "total_bytes": 8000000 * 1024, "estimated": False}
-    old_kernel = tc.parse_meminfo("MemTotal: 100 kB\nMemFree: 1 kB\nBuffers: 2 kB\nCached: 3 kB\n")
+    old_kernel = _memory.parse_meminfo("MemTotal: 100 kB\nMemFree: 1 kB\nBuffers: 2 kB\nCached: 3 kB\n")
     assert old_kernel["available_bytes"] == 6 * 1024 and old_kernel["estimated"] is True
     with pytest.raises(ValueError):
-        tc.parse_meminfo("garbage\n\x00")
+        _memory.parse_meminfo("garbage\n\x00")
     problems, _ok_text, _details = evaluate_memory(dict(old_kernel, error=None))
     assert statuses(problems) == ["warn"] and "(estimated: no MemAvailable)" in problems[0]["message"]
     assert evaluate_memory(dict(parsed, error=None))[0] == []

@@ -15,6 +15,7 @@ import time
 
 import pytest
 
+from ansible_collections.gpuops.preflight.plugins.module_utils import _memory
 from ansible_collections.gpuops.preflight.plugins.module_utils import _training_checks as tc
 from ansible_collections.gpuops.preflight.plugins.module_utils import _training_progress as tp
 from simserve.fixtures import open_tmp  # noqa: F401  # pylint: disable=unused-import
@@ -47,7 +48,7 @@ def write(path, text):
     ("meminfo_lxcfs-120_container_4g.txt", 2716972, 4194304),   # LXCFS: Active above MemTotal, not read
 ])
 def test_real_meminfo_samples_parse(name, available_kb, total_kb):
-    parsed = tc.parse_meminfo(proc_sample(name))
+    parsed = _memory.parse_meminfo(proc_sample(name))
     assert parsed == {"available_bytes": available_kb * 1024, "total_bytes": total_kb * 1024, "estimated": False}
 
 
@@ -66,7 +67,7 @@ def test_real_meminfo_samples_parse(name, available_kb, total_kb):
 ])
 def test_impossible_meminfo_is_refused_naming_the_problem(text, words):
     with pytest.raises(ValueError) as err:
-        tc.parse_meminfo(text)
+        _memory.parse_meminfo(text)
     assert words in str(err.value)
 
 
@@ -83,7 +84,7 @@ def test_the_memory_check_is_unknown_on_an_impossible_meminfo(tmp_path, text):
 
 
 def test_an_estimate_never_exceeds_the_total():
-    parsed = tc.parse_meminfo("MemTotal: 1000 kB\nMemFree: 600 kB\nBuffers: 300 kB\nCached: 400 kB\n")
+    parsed = _memory.parse_meminfo("MemTotal: 1000 kB\nMemFree: 600 kB\nBuffers: 300 kB\nCached: 400 kB\n")
     assert parsed["estimated"] and parsed["available_bytes"] == 1000 * 1024
 
 
@@ -637,16 +638,6 @@ def test_the_ramdisk_space_counts_in_f_bsize_when_f_frsize_is_0(tmp_path, monkey
     problems, info = _ramdisk.check_space(ram, min_free_bytes=256 * 1024 * 1024, require_tmpfs=False,
                                           mountinfo_path=mountinfo)
     assert problems == [] and info["free_bytes"] == 512 * 1024 * 1024 and info["free_percent"] == 50.0
-
-
-def test_an_unlimited_tmpfs_is_not_a_full_one(tmp_path, monkeypatch):
-    from ansible_collections.gpuops.preflight.plugins.module_utils import _ramdisk
-    ram, mountinfo = _ramdisk_host(tmp_path, "tmpfs")
-    monkeypatch.setattr(_ramdisk.os, "statvfs", lambda path: _statvfs(4096, 4096, 0, 0))   # mounted with size=0
-    problems, info = _ramdisk.check_space(ram, min_free_bytes=1, min_free_percent=5, mountinfo_path=mountinfo)
-    # no size of its own to judge: unknown, never "0 bytes free"
-    assert [(p["problem"], p.get("unknown")) for p in problems] == [("low_space", True)]
-    assert info["free_bytes"] is None and "no size limit" in info["note"]
 
 
 def test_a_ramdisk_filesystem_without_a_size_cannot_tell(tmp_path, monkeypatch):
