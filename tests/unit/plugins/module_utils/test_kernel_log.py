@@ -82,6 +82,7 @@ AMD_SAMPLES = [
     # amdkernel: the port's failed AER recovery and a DPC containment event (err.c, dpc.c; linux-pci mails)
     ("pcieport 0000:00:03.0: AER: device recovery failed", "bus_lost"),
     ("pcieport 0000:00:01.4: DPC: containment event, status:0x1f01 source:0x0000", "pcie_error"),
+    ("pcieport 0000:00:01.0: AER: Corrected error message received from 0000:01:00.0", "pcie_error"),
     ("[drm:amdgpu_device_ip_init [amdgpu]] *ERROR* hw_init of IP block <gfx_v10_0> failed -110", "init_failed"),
     ("[drm:amdgpu_device_ip_init [amdgpu]] *ERROR* sw_init of IP block <gfx_v11_0> failed -22", "init_failed"),
     ("amdgpu 0000:03:00.0: amdgpu: early_init of IP block <smu> failed -19", "init_failed"),
@@ -468,7 +469,8 @@ def test_xid_154_back_to_none_recovers_what_it_asked_for():
      "0000:03:00.0", kl.SOFT),
     ("nvidia 0000:63:00.0: PCIe Bus Error: severity=Uncorrectable (Fatal), type=Data Link Layer, (Receiver ID)",
      "0000:63:00.0", kl.HARD),
-    # the bridge's own line stays host level; corrected errors are no findings
+    # the bridge's own line stays host level; a corrected error's detail line is no finding (the port's
+    # "AER: Corrected error received" header is the soft one)
     ("pcieport 0000:00:01.1: PCIe Bus Error: severity=Uncorrected (Fatal), type=Transaction Layer, (Requester ID)",
      None, None),
     ("amdgpu 0000:03:00.0: PCIe Bus Error: severity=Corrected, type=Physical Layer, (Receiver ID)", None, None),
@@ -566,7 +568,6 @@ def test_unknown_vendor_is_a_clear_error(vendors):
     "ahci 0000:01:00.0: AER: can't recover (no error_detected callback)",
     "snd_hda_intel 0000:03:00.1: AER: can't recover (no error_detected callback)",
     "nvidia-gpu 0000:01:00.3: AER: can't recover (no error_detected callback)",
-    "pcieport 0000:00:02.0: AER: Corrected error received: id=0010",
     "pcieport 0000:00:01.1: pciehp: Slot #0 AttnBtn- PwrCtrl- MRL- AttnInd- PwrInd- HotPlug+ Surprise+",
     # Real boot warnings of a healthy RX 9070 XT (ROCm/legacy-rocm-build#6073, "The system is functional")
     "amdgpu 0000:03:00.0: [drm] REG_WAIT timeout 1us * 150000 tries - optc401_disable_crtc line:235",
