@@ -256,12 +256,17 @@ ROWS = [
      {"own": True, "role": "no_recovery", "after_hang": True, "gpu": DEGRADED,
       "fix": "The GPU hung and the driver will not reset it (GPU recovery is disabled, amdgpu.gpu_recovery=0): it "
              "stays hung until the rig reboots. Reboot before new work."}),
-    # RAS.
-    ("ras_uncorrectable", "hardware error", r"(?<!\b0 )\buncorrectable hardware errors?\b", "uncorrectable hardware error",
-     _OWN_DEGRADES),
+    # RAS. A zero count ("0 uncorrectable ...", "0 new ...", "... in total" lines of a block without errors) is no
+    # error.
+    ("ras_uncorrectable", "hardware error", r"(?<!\b0 )(?<!\b0 new )\buncorrectable hardware errors?\b",
+     "uncorrectable hardware error", _OWN_DEGRADES),
+    # Kernels 5.5-5.9 (amdgpu_ras.c, amdgpu_umc.c, nbio_v7_4.c before "hardware" was added): "%ld uncorrectable
+    # errors detected in %s block"; nbio's DRM_INFO form ("[drm] ...") names no driver.
+    ("ras_uncorrectable", "errors detected in", r"(?<!\b0 )\buncorrectable errors detected in \S+ block",
+     "uncorrectable hardware error", _DEGRADES),
     # Deferred errors: uncorrectable data the hardware marked poisoned instead of halting on it.
-    ("ras_uncorrectable", "hardware error", r"(?<!\b0 )\bdeferred hardware errors?\b", "deferred (uncorrectable) hardware error",
-     _OWN_DEGRADES),
+    ("ras_uncorrectable", "hardware error", r"(?<!\b0 )(?<!\b0 new )\bdeferred hardware errors?\b",
+     "deferred (uncorrectable) hardware error", _OWN_DEGRADES),
     ("ras_uncorrectable", "hardware error", r"\[Hardware Error\]:?\s*Accelerator Check Architecture events logged",
      "ACA hardware error logged", _OWN_DEGRADES),
     ("ras_uncorrectable", "poison", r"\bpoison", "RAS poison", _OWN_DEGRADES),
@@ -273,8 +278,10 @@ ROWS = [
      {"own": True, "gpu": DEGRADED,
       "fix": "The GPU has retired more bad memory pages than its RAS threshold allows (AMD's replacement criterion): "
              "take it out of service, check 'amd-smi bad-pages', and replace it."}),
-    ("ras_correctable", "hardware error", r"(?<!\b0 )\bcorrectable hardware errors? detected", "correctable hardware errors",
-     {"own": True}),
+    ("ras_correctable", "hardware error", r"(?<!\b0 )(?<!\b0 new )\bcorrectable hardware errors? detected",
+     "correctable hardware errors", {"own": True}),
+    ("ras_correctable", "errors detected in", r"(?<!\b0 )\bcorrectable errors detected in \S+ block", "correctable hardware errors",
+     {}),
     ("ras_correctable", "count", r"\bce[ _]count\b(?![:=\s]*0\b)", "correctable error count", {"own": True}),
     # Job and queue hangs the driver may recover from (soft unless nothing recovers them). A timeout the driver
     # "soft recovered" (amdgpu_job.c: it killed the hung waves, no reset follows) is over: no hang under way.

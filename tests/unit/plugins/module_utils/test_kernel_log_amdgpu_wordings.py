@@ -254,3 +254,35 @@ def test_mes_wordings_of_newer_kernels_are_hangs():
                  "failed to resume all gangs", "failed to remove queue from MES, doorbell=0x2a2c"):
         findings = kl.scan([amd("0000:c5:00.0", text, 811.4)], boot_time=0.0)
         assert [(f["category"], f["severity"], f["bdf"]) for f in findings] == [("gpu_hang", kl.HARD, "0000:c5:00.0")], text
+
+
+# Kernels 5.5-5.9 counted RAS errors without the word "hardware" (amdgpu_ras.c amdgpu_ras_error_query,
+# amdgpu_umc.c amdgpu_umc_process_ras_data_cb: dev_info "%ld uncorrectable errors detected in %s block"; nbio_v7_4.c:
+# DRM_INFO, "[drm] ..."); the wording changed in the amd-gfx patch "drm/amdgpu: ... hardware errors". Hand-made
+# from those format strings (no recording found).
+def test_ras_counts_of_kernels_before_the_hardware_wording():
+    lines = [("[ 1.0] amdgpu %s: 2 uncorrectable errors detected in UMC block" % GPU03, "ras_uncorrectable", kl.HARD,
+              GPU03, "degraded"),
+             ("[ 1.0] [drm] 1 uncorrectable errors detected in pcie_bif block", "ras_uncorrectable", kl.HARD, None,
+              "degraded"),
+             ("[ 1.0] amdgpu %s: 3 correctable errors detected in umc block" % GPU03, "ras_correctable", kl.SOFT, GPU03,
+              None)]
+    for line, category, severity, bdf, health in lines:
+        assert [(f["category"], f["severity"], f["bdf"], f["gpu_health"]) for f in kl.scan([line], boot_time=0.0)] == [
+            (category, severity, bdf, health)], line
+
+
+def test_zero_ras_counts_are_no_error_in_any_wording():
+    """Zero counts: 'N new ...' (6.x amdgpu_ras_error_print_error_data), '... in total ...', and the older form."""
+    lines = [amd(GPU03, "socket: 0, die: 0, 0 new uncorrectable hardware errors detected in umc block", 1.0),
+             amd(GPU03, "socket: 0, die: 0, 0 new deferred hardware errors detected in umc block", 1.0),
+             amd(GPU03, "socket: 0, die: 0, 0 new correctable hardware errors detected in umc block", 1.0),
+             amd(GPU03, "socket: 0, die: 0, 0 uncorrectable hardware errors detected in total in umc block", 1.0),
+             "[ 1.0] amdgpu %s: 0 uncorrectable errors detected in umc block" % GPU03,
+             "[ 1.0] [drm] 0 correctable errors detected in pcie_bif block"]
+    for line in lines:
+        assert kl.scan([line], boot_time=0.0) == [], line
+    # ten is not zero
+    assert [f["category"] for f in kl.scan([amd(GPU03, "socket: 0, die: 0, 10 new uncorrectable hardware errors "
+                                                       "detected in umc block", 1.0)], boot_time=0.0)] == [
+        "ras_uncorrectable"]
