@@ -96,6 +96,11 @@ ROWS = [
     ("smu_no_response", "fail",
      r"(?:\bfailed send message:.*?\bresponse|\bFailed to send message 0x[0-9a-f]+, response)\s+0xffffffff\b",
      "SMU not answering (response reads all-ones)", _OWN_DEGRADES),
+    # ... and swsmu's of kernels 5.3-5.9, which print the wait's error code as the "response": 0xffffffc2 is -ETIME
+    # (smu_v11_0/smu_v12_0 wait_for_response: no answer before the timeout); 0xfffffffb (-EIO) is an answer.
+    ("smu_no_response", "fail",
+     r"(?:\bfailed send message:.*?\bresponse|\bFailed to send message 0x[0-9a-f]+, response)\s+0xffffffc2\b",
+     "SMU never answered a message (timed out)", _OWN_DEGRADES),
     ("smu_no_response", "smc", r"\bSMC is not ready", "SMC not ready", _OWN_DEGRADES),
     ("smu_no_response", "smc", r"SMC engine is not correctly up", "SMC engine not up", _DEGRADES),
     # The SMU answers, but a message failed (smu_cmn.c wording, then older powerplay/swsmu).

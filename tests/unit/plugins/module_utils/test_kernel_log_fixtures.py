@@ -63,8 +63,9 @@ EXPECTED = {
         ('smu_message_failed', H, '0000:03:00.0', None, 1),
         ('ring_timeout', S, '0000:03:00.0', None, 1),
     ],
+    # 'response 0xffffffc2' is -ETIME: the SMU never answered; the metrics export failing after it is the follow-up.
     'powerplay_failed_send_message_response_0xffffffc2_sysfs_read_oserror_amdgpu-fan-22.txt': [
-        ('smu_message_failed', H, None, None, 1),
+        ('smu_no_response', H, None, None, 1),
         ('smu_message_failed', H, None, None, 1),
     ],
     # smu7 powerplay: 'ret is 0' means the SMU never answered (response register still 0).
