@@ -167,6 +167,9 @@ ROWS = [
     ("init_failed", "fatal", r"Fatal error during GPU init", "fatal error during GPU init",
      {"own": True, "role": "failed", "gpu": DEGRADED}),
     ("init_failed", "fail", r"memory training failed", "memory training failed", _OWN_DEGRADES),
+    # amdgpu_device_init(): the reset a GPU needs before its init (left dirty by a previous driver, a VM, a
+    # hot-plug) failed; "Fatal error during GPU init" follows, unless the log was cut.
+    ("init_failed", "fail", r"\basic reset on init failed", "reset before GPU init failed", _FAILED_DEGRADES),
     # The PSP (the security processor that loads every other firmware) did not start: psp_hw_start and
     # psp_hw_init, at load and at resume (then "PSP resume failed" follows); the GPU has no firmware and cannot run.
     ("init_failed", "fail",

@@ -286,3 +286,22 @@ def test_zero_ras_counts_are_no_error_in_any_wording():
     assert [f["category"] for f in kl.scan([amd(GPU03, "socket: 0, die: 0, 10 new uncorrectable hardware errors "
                                                        "detected in umc block", 1.0)], boot_time=0.0)] == [
         "ras_uncorrectable"]
+
+
+# amd-gfx mailing list, "Re: amdgpu driver probe error" (2024-09-17, RX 6700S after a hot-plug, kernel 6.10.8):
+# Message-ID <CADnq5_NDPJpieW0++z4MzthaUrY=SqEO_tZOQLNMrU2FRmRdgg@mail.gmail.com> (the reporter's lines, as quoted)
+PROBE_ERROR = ["amdgpu 0000:03:00.0: amdgpu: SMU: response:0xFFFFFFFF for index:2 param:0x00000000 message:GetSmuVersion?",
+               "amdgpu 0000:03:00.0: amdgpu: GPU mode1 reset failed",
+               "amdgpu 0000:03:00.0: amdgpu: asic reset on init failed",
+               "amdgpu 0000:03:00.0: amdgpu: Fatal error during GPU init"]
+
+
+def test_a_failed_reset_before_init_is_an_init_failure_of_that_gpu():
+    findings = kl.scan(PROBE_ERROR, boot_time=0.0)
+    assert [(f["category"], f["severity"], f["bdf"], f["gpu_health"]) for f in findings] == [
+        ("smu_no_response", kl.HARD, GPU03, "degraded"),
+        ("gpu_reset_failed", kl.HARD, GPU03, "degraded"),
+        ("init_failed", kl.HARD, GPU03, "degraded"),
+        ("init_failed", kl.HARD, GPU03, "degraded")]
+    # a log cut before the "Fatal error" line still names the failed init
+    assert [f["category"] for f in kl.scan(PROBE_ERROR[2:3], boot_time=0.0)] == ["init_failed"]
