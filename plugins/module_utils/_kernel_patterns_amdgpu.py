@@ -166,6 +166,14 @@ ROWS = [
      "IP block init failed", {"own": True, "role": "failed", "gpu": DEGRADED}),
     ("init_failed", "fatal", r"Fatal error during GPU init", "fatal error during GPU init",
      {"own": True, "role": "failed", "gpu": DEGRADED}),
+    # A firmware file the driver needs is missing or unreadable (gfx8: Failed to load firmware "amdgpu/x.bin", Failed to
+    # load gfx/psp/gpu_info firmware): the IP block and the whole init fail after it. The firmware loader's own "Direct
+    # firmware load for amdgpu/... failed with error -2" is no finding: it is printed for optional files too.
+    ("init_failed", "firmware", r"\bFailed to load (?:\w+ )?firmware\b", "GPU firmware file could not be loaded",
+     {"own": True, "role": "failed", "gpu": DEGRADED,
+      "fix": "amdgpu could not load a firmware file it needs (its name is in the message). Install or update the "
+             "firmware package for this kernel (linux-firmware, or the amdgpu-dkms firmware of the ROCm release), "
+             "rebuild the initramfs if amdgpu loads from it, and reboot."}),
     ("init_failed", "fail", r"memory training failed", "memory training failed", _OWN_DEGRADES),
     # amdgpu_device_init(): the reset a GPU needs before its init (left dirty by a previous driver, a VM, a
     # hot-plug) failed; "Fatal error during GPU init" follows, unless the log was cut.

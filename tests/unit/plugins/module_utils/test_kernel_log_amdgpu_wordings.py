@@ -305,3 +305,23 @@ def test_a_failed_reset_before_init_is_an_init_failure_of_that_gpu():
         ("init_failed", kl.HARD, GPU03, "degraded")]
     # a log cut before the "Fatal error" line still names the failed init
     assert [f["category"] for f in kl.scan(PROBE_ERROR[2:3], boot_time=0.0)] == ["init_failed"]
+
+
+# siderolabs/talos#8072 (talosctl dmesg, Carrizo APU without its gfx firmware; the fixture has the whole excerpt) and
+# the same IP blocks' DRM_ERROR forms (gfx_v8_0.c, psp_v11_0.c, amdgpu_device.c amdgpu_device_parse_gpu_info_fw).
+def test_a_firmware_file_that_cannot_be_loaded_fails_the_init_and_says_so():
+    named = "amdgpu 0000:00:01.0: amdgpu: gfx8: Failed to load firmware \"amdgpu/carrizo_pfp.bin\""
+    findings = kl.scan([named], boot_time=0.0)
+    assert [(f["category"], f["severity"], f["bdf"], f["gpu_health"]) for f in findings] == [
+        ("init_failed", kl.HARD, "0000:00:01.0", "degraded")]
+    assert "firmware package" in findings[0]["fix"]
+    for line in ("[drm:amdgpu_device_init [amdgpu]] *ERROR* Failed to load gpu_info firmware \"amdgpu/navi10_gpu_info.bin\"",
+                 "[drm:psp_sw_init [amdgpu]] *ERROR* Failed to load psp firmware!"):
+        assert [f["category"] for f in kl.scan([line], boot_time=0.0)] == ["init_failed"], line
+
+
+def test_the_firmware_loaders_own_line_and_other_drivers_firmware_are_no_finding():
+    """Optional files (TA, DMCU) print the loader's line too; other drivers' firmware is not a GPU's."""
+    for line in ("amdgpu 0000:00:01.0: Direct firmware load for amdgpu/carrizo_pfp.bin failed with error -2",
+                 "iwlwifi 0000:02:00.0: Failed to load firmware chunk!"):
+        assert kl.scan([line], boot_time=0.0) == [], line

@@ -293,7 +293,9 @@ EXPECTED = {
         ('smu_message_failed', H, '0000:03:00.0', None, 1),
     ],
     # talosctl dmesg with the kmsg dictionary lines (" SUBSYSTEM=pci", " DEVICE=+pci:...") between the messages.
+    # The missing firmware file is named on the GPU's own line (its finding tells to install the firmware).
     'carrizo_gfx_firmware_missing_talosctl_dmesg_talos-8072.txt': [
+        ('init_failed', H, '0000:00:01.0', None, 1),
         ('init_failed', H, None, None, 1),
         ('init_failed', H, '0000:00:01.0', None, 1),
     ],
