@@ -81,6 +81,10 @@ ROWS = [
     ("smu_no_response", "smu", r"SMU: response:\s*0xFFFFFFFF\b", "SMU not answering (0xFFFFFFFF)", _DEGRADES),
     ("smu_no_response", "smu", r"SMU: No response msg_reg", "SMU not answering (no response)", _DEGRADES),
     ("smu_no_response", "smu", r"SMU is in hanged state", "SMU marked hung by the driver", _DEGRADES),
+    # powerplay smu9/vega10/vega12/vega20 (*_wait_for_response): the response register stayed 0 until the timeout.
+    # Its "Failed message: ..., error code: 0x0" may follow (below), or not (a message sent without waiting).
+    ("smu_no_response", "no response from smu", r"\bNo response from smu\b", "SMU not answering (no response)",
+     _OWN_DEGRADES),
     ("smu_no_response", "timeout", r"is timeout \(no response\)", "SMU message timed out (no response)", _DEGRADES),
     # smu7 (its continuation lines, split from "amdgpu: [powerplay]", name no driver): its response field is 16
     # bits, so 65535 is the all-ones read of a register that no longer answers ...

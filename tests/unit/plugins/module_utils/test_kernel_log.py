@@ -88,6 +88,7 @@ AMD_SAMPLES = [
     ("pcieport 0000:00:01.0: AER: Corrected error message received from 0000:01:00.0", "pcie_error"),
     ("amdgpu 0000:03:00.0: 2 uncorrectable errors detected in UMC block", "ras_uncorrectable"),
     ("amdgpu 0000:03:00.0: amdgpu: asic reset on init failed", "init_failed"),
+    ("amdgpu: [powerplay] No response from smu", "smu_no_response"),
     ("amdgpu 0000:00:01.0: amdgpu: gfx8: Failed to load firmware \"amdgpu/carrizo_pfp.bin\"", "init_failed"),
     ("[drm] 3 correctable errors detected in pcie_bif block", "ras_correctable"),
     ("[drm:amdgpu_device_ip_init [amdgpu]] *ERROR* hw_init of IP block <gfx_v10_0> failed -110", "init_failed"),

@@ -325,3 +325,12 @@ def test_the_firmware_loaders_own_line_and_other_drivers_firmware_are_no_finding
     for line in ("amdgpu 0000:00:01.0: Direct firmware load for amdgpu/carrizo_pfp.bin failed with error -2",
                  "iwlwifi 0000:02:00.0: Failed to load firmware chunk!"):
         assert kl.scan([line], boot_time=0.0) == [], line
+
+
+# freedesktop.org bug 109955, comment #96 (https://bugs.freedesktop.org/show_bug.cgi?id=109955, RX Vega 64, kernel
+# 5.2.11): powerplay's vega10 wait for the SMU's answer timed out; only some of them are followed by "Failed message".
+def test_powerplay_no_response_from_smu_is_no_response():
+    lines = ["[46993.962192] amdgpu: [powerplay] No response from smu",
+             "[46994.277773] amdgpu: [powerplay] No response from smu"]
+    assert [(f["category"], f["severity"], f["count"], f["gpu_health"]) for f in kl.scan(lines, boot_time=0.0)] == [
+        ("smu_no_response", kl.HARD, 2, "degraded")]
