@@ -612,6 +612,15 @@ def test_unknown_vendor_is_a_clear_error(vendors):
     "amdgpu 0000:03:00.0: amdgpu: GCVM_L2_PROTECTION_FAULT_STATUS:0x00801031",
     "amdgpu 0000:03:00.0: amdgpu:      Faulty UTCL2 client ID: TCP (0x8)",
     "amdgpu 0000:4e:00.0: {1}[Hardware Error]: aca entry[00].STATUS=0xfaa00000000d080b",
+    # Display-only errors: a headless compute GPU has no display to lose (NixOS/nixpkgs#419838, #176915,
+    # freedesktop.org bug 109955).
+    "amdgpu 0000:03:00.0: [drm] *ERROR* dc_dmub_srv_log_diagnostic_data: DMCUB error - collecting diagnostic data",
+    "[drm:dc_dmub_srv_wait_idle [amdgpu]] *ERROR* Error waiting for DMUB idle: status=3",
+    "[drm:amdgpu_dm_atomic_check [amdgpu]] *ERROR* [CRTC:47:crtc-0] hw_done or flip_done timed out",
+    # The firmware loader's line, which optional files print too; zero RAS counts; a reset's stale jobs.
+    "amdgpu 0000:00:01.0: Direct firmware load for amdgpu/carrizo_pfp.bin failed with error -2",
+    "amdgpu 0000:03:00.0: amdgpu: socket: 0, die: 0, 0 new uncorrectable hardware errors detected in umc block",
+    "[drm] Skip scheduling IBs!",
     # Call trace lines naming reset functions.
     " amdgpu_device_gpu_recover.cold+0x47a/0xb3f [amdgpu]",
     "Workqueue: amdgpu-reset-dev amdgpu_amdkfd_reset_work [amdgpu]",
