@@ -81,6 +81,10 @@ ROWS = [
     ("smu_no_response", "smu", r"SMU: response:\s*0xFFFFFFFF\b", "SMU not answering (0xFFFFFFFF)", _DEGRADES),
     ("smu_no_response", "smu", r"SMU: No response msg_reg", "SMU not answering (no response)", _DEGRADES),
     ("smu_no_response", "smu", r"SMU is in hanged state", "SMU marked hung by the driver", _DEGRADES),
+    # powerplay smu9/vega10/vega12/vega20 (*_wait_for_response): the response register stayed 0 until the timeout.
+    # Its "Failed message: ..., error code: 0x0" may follow (below), or not (a message sent without waiting).
+    ("smu_no_response", "no response from smu", r"\bNo response from smu\b", "SMU not answering (no response)",
+     _OWN_DEGRADES),
     ("smu_no_response", "timeout", r"is timeout \(no response\)", "SMU message timed out (no response)", _DEGRADES),
     # smu7 (its continuation lines, split from "amdgpu: [powerplay]", name no driver): its response field is 16
     # bits, so 65535 is the all-ones read of a register that no longer answers ...
@@ -96,6 +100,11 @@ ROWS = [
     ("smu_no_response", "fail",
      r"(?:\bfailed send message:.*?\bresponse|\bFailed to send message 0x[0-9a-f]+, response)\s+0xffffffff\b",
      "SMU not answering (response reads all-ones)", _OWN_DEGRADES),
+    # ... and swsmu's of kernels 5.3-5.9, which print the wait's error code as the "response": 0xffffffc2 is -ETIME
+    # (smu_v11_0/smu_v12_0 wait_for_response: no answer before the timeout); 0xfffffffb (-EIO) is an answer.
+    ("smu_no_response", "fail",
+     r"(?:\bfailed send message:.*?\bresponse|\bFailed to send message 0x[0-9a-f]+, response)\s+0xffffffc2\b",
+     "SMU never answered a message (timed out)", _OWN_DEGRADES),
     ("smu_no_response", "smc", r"\bSMC is not ready", "SMC not ready", _OWN_DEGRADES),
     ("smu_no_response", "smc", r"SMC engine is not correctly up", "SMC engine not up", _DEGRADES),
     # The SMU answers, but a message failed (smu_cmn.c wording, then older powerplay/swsmu).
@@ -161,7 +170,18 @@ ROWS = [
      "IP block init failed", {"own": True, "role": "failed", "gpu": DEGRADED}),
     ("init_failed", "fatal", r"Fatal error during GPU init", "fatal error during GPU init",
      {"own": True, "role": "failed", "gpu": DEGRADED}),
+    # A firmware file the driver needs is missing or unreadable (gfx8: Failed to load firmware "amdgpu/x.bin", Failed to
+    # load gfx/psp/gpu_info firmware): the IP block and the whole init fail after it. The firmware loader's own "Direct
+    # firmware load for amdgpu/... failed with error -2" is no finding: it is printed for optional files too.
+    ("init_failed", "firmware", r"\bFailed to load (?:\w+ )?firmware\b", "GPU firmware file could not be loaded",
+     {"own": True, "role": "failed", "gpu": DEGRADED,
+      "fix": "amdgpu could not load a firmware file it needs (its name is in the message). Install or update the "
+             "firmware package for this kernel (linux-firmware, or the amdgpu-dkms firmware of the ROCm release), "
+             "rebuild the initramfs if amdgpu loads from it, and reboot."}),
     ("init_failed", "fail", r"memory training failed", "memory training failed", _OWN_DEGRADES),
+    # amdgpu_device_init(): the reset a GPU needs before its init (left dirty by a previous driver, a VM, a
+    # hot-plug) failed; "Fatal error during GPU init" follows, unless the log was cut.
+    ("init_failed", "fail", r"\basic reset on init failed", "reset before GPU init failed", _FAILED_DEGRADES),
     # The PSP (the security processor that loads every other firmware) did not start: psp_hw_start and
     # psp_hw_init, at load and at resume (then "PSP resume failed" follows); the GPU has no firmware and cannot run.
     ("init_failed", "fail",
@@ -256,12 +276,17 @@ ROWS = [
      {"own": True, "role": "no_recovery", "after_hang": True, "gpu": DEGRADED,
       "fix": "The GPU hung and the driver will not reset it (GPU recovery is disabled, amdgpu.gpu_recovery=0): it "
              "stays hung until the rig reboots. Reboot before new work."}),
-    # RAS.
-    ("ras_uncorrectable", "hardware error", r"(?<!\b0 )\buncorrectable hardware errors?\b", "uncorrectable hardware error",
-     _OWN_DEGRADES),
+    # RAS. A zero count ("0 uncorrectable ...", "0 new ...", "... in total" lines of a block without errors) is no
+    # error.
+    ("ras_uncorrectable", "hardware error", r"(?<!\b0 )(?<!\b0 new )\buncorrectable hardware errors?\b",
+     "uncorrectable hardware error", _OWN_DEGRADES),
+    # Kernels 5.5-5.9 (amdgpu_ras.c, amdgpu_umc.c, nbio_v7_4.c before "hardware" was added): "%ld uncorrectable
+    # errors detected in %s block"; nbio's DRM_INFO form ("[drm] ...") names no driver.
+    ("ras_uncorrectable", "errors detected in", r"(?<!\b0 )\buncorrectable errors detected in \S+ block",
+     "uncorrectable hardware error", _DEGRADES),
     # Deferred errors: uncorrectable data the hardware marked poisoned instead of halting on it.
-    ("ras_uncorrectable", "hardware error", r"(?<!\b0 )\bdeferred hardware errors?\b", "deferred (uncorrectable) hardware error",
-     _OWN_DEGRADES),
+    ("ras_uncorrectable", "hardware error", r"(?<!\b0 )(?<!\b0 new )\bdeferred hardware errors?\b",
+     "deferred (uncorrectable) hardware error", _OWN_DEGRADES),
     ("ras_uncorrectable", "hardware error", r"\[Hardware Error\]:?\s*Accelerator Check Architecture events logged",
      "ACA hardware error logged", _OWN_DEGRADES),
     ("ras_uncorrectable", "poison", r"\bpoison", "RAS poison", _OWN_DEGRADES),
@@ -273,8 +298,10 @@ ROWS = [
      {"own": True, "gpu": DEGRADED,
       "fix": "The GPU has retired more bad memory pages than its RAS threshold allows (AMD's replacement criterion): "
              "take it out of service, check 'amd-smi bad-pages', and replace it."}),
-    ("ras_correctable", "hardware error", r"(?<!\b0 )\bcorrectable hardware errors? detected", "correctable hardware errors",
-     {"own": True}),
+    ("ras_correctable", "hardware error", r"(?<!\b0 )(?<!\b0 new )\bcorrectable hardware errors? detected",
+     "correctable hardware errors", {"own": True}),
+    ("ras_correctable", "errors detected in", r"(?<!\b0 )\bcorrectable errors detected in \S+ block", "correctable hardware errors",
+     {}),
     ("ras_correctable", "count", r"\bce[ _]count\b(?![:=\s]*0\b)", "correctable error count", {"own": True}),
     # Job and queue hangs the driver may recover from (soft unless nothing recovers them). A timeout the driver
     # "soft recovered" (amdgpu_job.c: it killed the hung waves, no reset follows) is over: no hang under way.

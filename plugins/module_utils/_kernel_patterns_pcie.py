@@ -45,6 +45,15 @@ ROWS = [
     ("pcie_error", "uncorrect", r"\bAER: (?:Multiple )?Uncorrect(?:ed|able) \(Fatal\) error", "fatal uncorrected PCIe error (AER)", {}),
     ("pcie_error", "uncorrect", r"\bAER: (?:Multiple )?Uncorrect(?:ed|able) \(Non-Fatal\) error",
      "non-fatal uncorrected PCIe error (AER)", {"severity": _checks.SOFT}),
+    # A corrected error (the link retried and recovered; "Corrected error received: <bdf>" until kernel 6.x,
+    # "Correctable error message received from <bdf>" since): nothing was lost, but a link that keeps retrying
+    # is marginal (riser, cable, slot), so it warns. Only the port's header line: the "PCIe Bus Error:
+    # severity=Corrected" and status lines after it describe the same event.
+    ("pcie_error", "correct", r"\bAER: (?:Multiple )?Correct(?:ed|able) error (?:message )?received\b",
+     "corrected PCIe error (AER)", {"severity": _checks.SOFT, "fix": (
+         "Corrected PCIe errors: the link retried and recovered, no work was lost. Many of them, or on the link "
+         "to a GPU (find what is behind this port with 'lspci -tv'), point to a marginal riser, cable or slot: "
+         "reseat or replace it, or lower the slot's PCIe generation in the BIOS.")}),
     # Downstream Port Containment (dpc.c): the port disabled its link on an uncorrectable error, so the devices
     # behind it lost their work (the port prints no "AER: ... error received" line then). One line per event:
     # "DPC: containment event, status:... source:..." (4.x "DPC containment event"; 6.x adds the trigger reason).

@@ -118,7 +118,8 @@ notes:
     C(docs/KERNEL_LOG.md).
   - A C(pcieport)/C(pciehp)/AER line names a PCIe bridge, and an NVSwitch C(SXid) line a switch, not
     a GPU, so its finding has no C(bdf). C(pciehp ... Card not present) is soft (any hot-plug slot
-    prints it); a C(Fatal) SXid is a hard C(nvlink_error), a C(Non-fatal) one soft.
+    prints it), so are a corrected and a non-fatal AER error (C(pcie_error), a warning); a C(Fatal)
+    SXid is a hard C(nvlink_error), a C(Non-fatal) one soft.
 seealso:
   - module: gpuops.preflight.rocm_gpu_facts
 author: [gpuops maintainers (@gpuops)]

@@ -254,3 +254,83 @@ def test_mes_wordings_of_newer_kernels_are_hangs():
                  "failed to resume all gangs", "failed to remove queue from MES, doorbell=0x2a2c"):
         findings = kl.scan([amd("0000:c5:00.0", text, 811.4)], boot_time=0.0)
         assert [(f["category"], f["severity"], f["bdf"]) for f in findings] == [("gpu_hang", kl.HARD, "0000:c5:00.0")], text
+
+
+# Kernels 5.5-5.9 counted RAS errors without the word "hardware" (amdgpu_ras.c amdgpu_ras_error_query,
+# amdgpu_umc.c amdgpu_umc_process_ras_data_cb: dev_info "%ld uncorrectable errors detected in %s block"; nbio_v7_4.c:
+# DRM_INFO, "[drm] ..."); the wording changed in the amd-gfx patch "drm/amdgpu: ... hardware errors". Hand-made
+# from those format strings (no recording found).
+def test_ras_counts_of_kernels_before_the_hardware_wording():
+    lines = [("[ 1.0] amdgpu %s: 2 uncorrectable errors detected in UMC block" % GPU03, "ras_uncorrectable", kl.HARD,
+              GPU03, "degraded"),
+             ("[ 1.0] [drm] 1 uncorrectable errors detected in pcie_bif block", "ras_uncorrectable", kl.HARD, None,
+              "degraded"),
+             ("[ 1.0] amdgpu %s: 3 correctable errors detected in umc block" % GPU03, "ras_correctable", kl.SOFT, GPU03,
+              None)]
+    for line, category, severity, bdf, health in lines:
+        assert [(f["category"], f["severity"], f["bdf"], f["gpu_health"]) for f in kl.scan([line], boot_time=0.0)] == [
+            (category, severity, bdf, health)], line
+
+
+def test_zero_ras_counts_are_no_error_in_any_wording():
+    """Zero counts: 'N new ...' (6.x amdgpu_ras_error_print_error_data), '... in total ...', and the older form."""
+    lines = [amd(GPU03, "socket: 0, die: 0, 0 new uncorrectable hardware errors detected in umc block", 1.0),
+             amd(GPU03, "socket: 0, die: 0, 0 new deferred hardware errors detected in umc block", 1.0),
+             amd(GPU03, "socket: 0, die: 0, 0 new correctable hardware errors detected in umc block", 1.0),
+             amd(GPU03, "socket: 0, die: 0, 0 uncorrectable hardware errors detected in total in umc block", 1.0),
+             "[ 1.0] amdgpu %s: 0 uncorrectable errors detected in umc block" % GPU03,
+             "[ 1.0] [drm] 0 correctable errors detected in pcie_bif block"]
+    for line in lines:
+        assert kl.scan([line], boot_time=0.0) == [], line
+    # ten is not zero
+    assert [f["category"] for f in kl.scan([amd(GPU03, "socket: 0, die: 0, 10 new uncorrectable hardware errors "
+                                                       "detected in umc block", 1.0)], boot_time=0.0)] == [
+        "ras_uncorrectable"]
+
+
+# amd-gfx mailing list, "Re: amdgpu driver probe error" (2024-09-17, RX 6700S after a hot-plug, kernel 6.10.8):
+# Message-ID <CADnq5_NDPJpieW0++z4MzthaUrY=SqEO_tZOQLNMrU2FRmRdgg@mail.gmail.com> (the reporter's lines, as quoted)
+PROBE_ERROR = ["amdgpu 0000:03:00.0: amdgpu: SMU: response:0xFFFFFFFF for index:2 param:0x00000000 message:GetSmuVersion?",
+               "amdgpu 0000:03:00.0: amdgpu: GPU mode1 reset failed",
+               "amdgpu 0000:03:00.0: amdgpu: asic reset on init failed",
+               "amdgpu 0000:03:00.0: amdgpu: Fatal error during GPU init"]
+
+
+def test_a_failed_reset_before_init_is_an_init_failure_of_that_gpu():
+    findings = kl.scan(PROBE_ERROR, boot_time=0.0)
+    assert [(f["category"], f["severity"], f["bdf"], f["gpu_health"]) for f in findings] == [
+        ("smu_no_response", kl.HARD, GPU03, "degraded"),
+        ("gpu_reset_failed", kl.HARD, GPU03, "degraded"),
+        ("init_failed", kl.HARD, GPU03, "degraded"),
+        ("init_failed", kl.HARD, GPU03, "degraded")]
+    # a log cut before the "Fatal error" line still names the failed init
+    assert [f["category"] for f in kl.scan(PROBE_ERROR[2:3], boot_time=0.0)] == ["init_failed"]
+
+
+# siderolabs/talos#8072 (talosctl dmesg, Carrizo APU without its gfx firmware; the fixture has the whole excerpt) and
+# the same IP blocks' DRM_ERROR forms (gfx_v8_0.c, psp_v11_0.c, amdgpu_device.c amdgpu_device_parse_gpu_info_fw).
+def test_a_firmware_file_that_cannot_be_loaded_fails_the_init_and_says_so():
+    named = "amdgpu 0000:00:01.0: amdgpu: gfx8: Failed to load firmware \"amdgpu/carrizo_pfp.bin\""
+    findings = kl.scan([named], boot_time=0.0)
+    assert [(f["category"], f["severity"], f["bdf"], f["gpu_health"]) for f in findings] == [
+        ("init_failed", kl.HARD, "0000:00:01.0", "degraded")]
+    assert "firmware package" in findings[0]["fix"]
+    for line in ("[drm:amdgpu_device_init [amdgpu]] *ERROR* Failed to load gpu_info firmware \"amdgpu/navi10_gpu_info.bin\"",
+                 "[drm:psp_sw_init [amdgpu]] *ERROR* Failed to load psp firmware!"):
+        assert [f["category"] for f in kl.scan([line], boot_time=0.0)] == ["init_failed"], line
+
+
+def test_the_firmware_loaders_own_line_and_other_drivers_firmware_are_no_finding():
+    """Optional files (TA, DMCU) print the loader's line too; other drivers' firmware is not a GPU's."""
+    for line in ("amdgpu 0000:00:01.0: Direct firmware load for amdgpu/carrizo_pfp.bin failed with error -2",
+                 "iwlwifi 0000:02:00.0: Failed to load firmware chunk!"):
+        assert kl.scan([line], boot_time=0.0) == [], line
+
+
+# freedesktop.org bug 109955, comment #96 (https://bugs.freedesktop.org/show_bug.cgi?id=109955, RX Vega 64, kernel
+# 5.2.11): powerplay's vega10 wait for the SMU's answer timed out; only some of them are followed by "Failed message".
+def test_powerplay_no_response_from_smu_is_no_response():
+    lines = ["[46993.962192] amdgpu: [powerplay] No response from smu",
+             "[46994.277773] amdgpu: [powerplay] No response from smu"]
+    assert [(f["category"], f["severity"], f["count"], f["gpu_health"]) for f in kl.scan(lines, boot_time=0.0)] == [
+        ("smu_no_response", kl.HARD, 2, "degraded")]

@@ -35,6 +35,14 @@ def shape(findings):
 
 
 EXPECTED = {
+    # Corrected AER errors (soft, host level: the port's lines) before the GPU fails to initialise.
+    'corrected_aer_navi_switch_mes_kiq_test_failed_fatal_init_coreboot-4.txt': [
+        ('pcie_error', S, None, None, 1),
+        ('pcie_error', S, None, None, 1),
+        ('gpu_hang', H, '0000:03:00.0', None, 1),
+        ('init_failed', H, None, None, 1),
+        ('init_failed', H, '0000:03:00.0', None, 1),
+    ],
     # The first six lines are the tail of a fault whose header was cut: not counted again.
     'gcvm_l2_protection_fault_opencl_legacy-rocm-build-2766.txt': [
         ('page_fault', S, '0000:83:00.0', None, 1),
@@ -55,8 +63,9 @@ EXPECTED = {
         ('smu_message_failed', H, '0000:03:00.0', None, 1),
         ('ring_timeout', S, '0000:03:00.0', None, 1),
     ],
+    # 'response 0xffffffc2' is -ETIME: the SMU never answered; the metrics export failing after it is the follow-up.
     'powerplay_failed_send_message_response_0xffffffc2_sysfs_read_oserror_amdgpu-fan-22.txt': [
-        ('smu_message_failed', H, None, None, 1),
+        ('smu_no_response', H, None, None, 1),
         ('smu_message_failed', H, None, None, 1),
     ],
     # smu7 powerplay: 'ret is 0' means the SMU never answered (response register still 0).
@@ -284,7 +293,9 @@ EXPECTED = {
         ('smu_message_failed', H, '0000:03:00.0', None, 1),
     ],
     # talosctl dmesg with the kmsg dictionary lines (" SUBSYSTEM=pci", " DEVICE=+pci:...") between the messages.
+    # The missing firmware file is named on the GPU's own line (its finding tells to install the firmware).
     'carrizo_gfx_firmware_missing_talosctl_dmesg_talos-8072.txt': [
+        ('init_failed', H, '0000:00:01.0', None, 1),
         ('init_failed', H, None, None, 1),
         ('init_failed', H, '0000:00:01.0', None, 1),
     ],
@@ -324,6 +335,7 @@ EXPECTED = {
     ],
     # AER fatal error and Surprise Down on the root port (no GPU), then Xid 79 on the GPU behind it.
     'gpu-burn-1_k40m_390.30_dmesg_aer_surprise_down_xid79.txt': [
+        ('pcie_error', S, None, None, 1),    # the corrected error a minute before
         ('pcie_error', H, None, None, 1),
         ('bus_lost', H, None, None, 1),
         ('bus_lost', H, '0000:02:00', 79, 1),
@@ -362,6 +374,7 @@ EXPECTED = {
     'nvidia-docker-1553_dmesg_xid79_crash_dump_multiline_usbc_died.txt': [
         ('bus_lost', H, '0000:09:00', 79, 1),
         ('bus_lost', H, '0000:09:00.0', None, 1),
+        ('pcie_error', S, None, None, 1),    # a corrected AER error later, on another port
     ],
     # 595.x GSP heartbeat timeout (the GPU named by index, GPU6): firmware error, host level.
     'open-gpu-kernel-modules-1230_595.71.05_dmesg_gsp_heartbeat_timeout.txt': [

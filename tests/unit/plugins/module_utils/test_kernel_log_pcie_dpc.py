@@ -48,3 +48,34 @@ def test_a_failed_aer_recovery_leaves_what_is_behind_the_port_lost(line):
 
 def test_a_successful_aer_recovery_is_no_finding():
     assert kl.scan(["[ 1.0] pcieport 0000:00:03.0: AER: device recovery successful"], boot_time=0.0) == []
+
+
+# Corrected AER errors, as ports print them (the link retried and recovered): kernels before 6.x
+# (GSConnect/gnome-shell-extension-gsconnect#1052, endlessm/linux#131, geerlingguy/raspberry-pi-pcie-devices#64)
+# and since (pop-os/pop#3363, qualcomm-linux/kernel#1118).
+CORRECTED_LINES = [
+    "фев 12 00:48:02 kernel: pcieport 0000:00:1c.5: AER: Corrected error received: 0000:00:1c.5",
+    "pcieport 0000:00:1c.5: AER: Corrected error received: id=00e5",
+    "[    3.499148] pcieport 0000:00:1d.0: AER: Multiple Corrected error received: id=00e8",
+    "Sep 19 16:18:02 bubz kernel: [68183.615790] pcieport 0000:00:03.1: AER: Correctable error message received from "
+    "0000:00:00.0",
+    "[   36.772366][  T291] pcieport 0000:00:00.0: AER: Multiple Correctable error message received from 0000:00:00.0",
+]
+
+
+@pytest.mark.parametrize("line", CORRECTED_LINES)
+def test_a_corrected_aer_error_warns_on_the_port(line):
+    findings = kl.scan([line], boot_time=0.0)
+    assert [(f["category"], f["severity"], f["bdf"], f["vendor"], f["gpu_health"]) for f in findings] == [
+        ("pcie_error", kl.SOFT, None, None, None)]
+
+
+def test_one_corrected_event_is_one_finding_and_an_uncorrected_one_stays_hard():
+    """The detail lines after a corrected header are the same event; a fatal error on the port is still hard."""
+    lines = ["[ 4.9] pcieport 0000:00:01.0: AER: Corrected error message received from 0000:01:00.0",
+             "[ 4.9] pcieport 0000:01:00.0: PCIe Bus Error: severity=Corrected, type=Data Link Layer, (Receiver ID)",
+             "[ 4.9] pcieport 0000:01:00.0:   device [1002:1478] error status/mask=00000040/00002000",
+             "[ 4.9] pcieport 0000:01:00.0:    [ 6] BadTLP                ",
+             "[ 9.0] pcieport 0000:00:01.0: AER: Uncorrected (Fatal) error received: 0000:01:00.0"]
+    assert [(f["category"], f["severity"], f["count"]) for f in kl.scan(lines, boot_time=0.0)] == [
+        ("pcie_error", kl.SOFT, 1), ("pcie_error", kl.HARD, 1)]
