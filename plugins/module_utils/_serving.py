@@ -124,6 +124,13 @@ CONFIG_MAX_BYTES = 4 * 1024 * 1024
 INDEX_MAX_BYTES = 32 * 1024 * 1024
 SAFETENSORS_MAX_HEADER = 100 * 1024 * 1024   # the safetensors reference implementation's limit
 SAFETENSORS_PARSE_LIMIT = 32 * 1024 * 1024   # headers above this are size-checked, not parsed
+# Bits per element of each safetensors dtype (safetensors' Dtype::bitsize): a tensor's bytes are its element
+# count times these, over 8. A dtype not listed here (a newer one) has its offsets checked, not its size.
+SAFETENSORS_DTYPE_BITS = {
+    "BOOL": 8, "U8": 8, "I8": 8, "F8_E5M2": 8, "F8_E4M3": 8, "F8_E8M0": 8, "I16": 16, "U16": 16, "F16": 16,
+    "BF16": 16, "I32": 32, "U32": 32, "F32": 32, "F64": 64, "I64": 64, "U64": 64, "C64": 64, "F4": 4,
+    "F6_E2M3": 6, "F6_E3M2": 6,
+}
 BODY_MAX_BYTES = 1024 * 1024
 JSON_MAX_DEPTH = 100  # levels of lists and objects in any JSON the gate reads (decode_json)
 MAX_DIR_ENTRIES = 100000
@@ -785,21 +792,61 @@ def safetensors_problem(path, size):
     header, error = decode_json(raw)
     if error or not isinstance(header, dict):
         return "has a corrupt safetensors header (%s)" % (error or "not an object")
-    end = 0
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        offsets = info.get("data_offsets") if isinstance(info, dict) else None
-        if (not isinstance(offsets, list) or len(offsets) != 2
-                or not all(isinstance(o, int) and not isinstance(o, bool) and o >= 0 for o in offsets)):
-            return "has a corrupt safetensors header (tensor %s without valid data_offsets)" % one_line(name, 80)
-        end = max(end, offsets[1])
+    if not raw.startswith(b"{"):  # safetensors >= 0.4 refuses a header that does not open with '{'
+        return "has a corrupt safetensors header (it does not start with '{')"
+    end, why = _safetensors_data_end(header)
+    if why:
+        return "has a corrupt safetensors header (%s)" % why
     expected = 8 + length + end
     if expected > size:
         return "is truncated: %d of %d bytes (a copy that did not finish)" % (size, expected)
     if expected < size:
         return "has %d bytes after its last tensor: not a complete safetensors file" % (size - expected)
     return None
+
+
+def _safetensors_data_end(header):
+    """(end of the data, None) or (None, why) for a parsed safetensors header, checked as the reference
+    implementation loads it (Metadata::validate): tensors sorted by offsets must tile the data with no
+    gap or overlap, each exactly as long as its dtype and shape say; __metadata__ is a text-to-text map."""
+    metadata = header.get("__metadata__")
+    if metadata is not None and not (isinstance(metadata, dict)
+                                     and all(isinstance(v, str) for v in metadata.values())):
+        return None, "__metadata__ is not a map of texts"
+    tensors = []
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        shown = one_line(name, 80)
+        offsets = info.get("data_offsets") if isinstance(info, dict) else None
+        if (not isinstance(offsets, list) or len(offsets) != 2
+                or not all(isinstance(o, int) and not isinstance(o, bool) and o >= 0 for o in offsets)):
+            return None, "tensor %s without valid data_offsets" % shown
+        shape = info.get("shape")
+        if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
+                                                  for d in shape):
+            return None, "tensor %s without a valid shape" % shown
+        if not isinstance(info.get("dtype"), str):
+            return None, "tensor %s without a dtype" % shown
+        tensors.append((offsets[0], offsets[1], shown, info["dtype"], shape))
+    start = 0
+    for begin, end, shown, dtype, shape in sorted(tensors, key=lambda t: (t[0], t[1])):
+        if end < begin:
+            return None, "tensor %s has data_offsets [%d, %d]: it ends before it begins" % (shown, begin, end)
+        if begin != start:
+            return None, "tensor %s has data_offsets [%d, %d] where [%d, ...] was expected: its data overlaps " \
+                         "another's or leaves a gap" % (shown, begin, end, start)
+        start = end
+        bits = SAFETENSORS_DTYPE_BITS.get(dtype)
+        if bits is not None:
+            count = 1
+            for dim in shape:
+                count *= dim
+            if count * bits != (end - begin) * 8:
+                return None, "tensor %s (%s %s) needs %s bytes, its data_offsets give %d" % (
+                    shown, dtype, json.dumps(shape), "%d" % (count * bits // 8) if count * bits % 8 == 0 else
+                    "%.1f" % (count * bits / 8.0), end - begin)
+    return start, None
 
 
 def zip_weights_problem(path, size):

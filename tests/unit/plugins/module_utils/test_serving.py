@@ -505,6 +505,56 @@ def test_safetensors_headers(open_tmp, data, expected):
     assert expected in _serving.safetensors_problem(str(path), len(data))
 
 
+def safetensors_with(header, data_bytes):
+    """A safetensors file whose header is ``header`` as given (padded like the reference writer)."""
+    raw = json.dumps(header).encode()
+    raw += b" " * (-len(raw) % 8)
+    return struct.pack("<Q", len(raw)) + raw + b"\0" * data_bytes
+
+
+F32_16 = {"dtype": "F32", "shape": [16]}
+
+
+@pytest.mark.parametrize("data, expected", [
+    # header well-formed, the file exactly as long as it says, but the loader refuses it (Metadata::validate)
+    (safetensors_with({"a": dict(F32_16, data_offsets=[0, 64]), "b": dict(F32_16, data_offsets=[128, 192])}, 192),
+     "tensor b has data_offsets [128, 192] where [64, ...] was expected"),
+    (safetensors_with({"a": dict(F32_16, data_offsets=[0, 64]), "b": dict(F32_16, data_offsets=[32, 96])}, 96),
+     "tensor b has data_offsets [32, 96] where [64, ...] was expected"),
+    (safetensors_with({"a": dict(F32_16, data_offsets=[0, 64]), "b": dict(F32_16, data_offsets=[64, 8])}, 64),
+     "tensor b has data_offsets [64, 8]: it ends before it begins"),
+    (safetensors_with({"a": {"dtype": "F32", "shape": [1000], "data_offsets": [0, 64]}}, 64),
+     "tensor a (F32 [1000]) needs 4000 bytes, its data_offsets give 64"),
+    (safetensors_with({"a": {"dtype": "BF16", "shape": [4, 4], "data_offsets": [0, 64]}}, 64),
+     "tensor a (BF16 [4, 4]) needs 32 bytes"),
+    (safetensors_with({"a": {"dtype": "F32", "data_offsets": [0, 64]}}, 64), "tensor a without a valid shape"),
+    (safetensors_with({"a": {"shape": [16], "data_offsets": [0, 64]}}, 64), "tensor a without a dtype"),
+    (safetensors_with({"__metadata__": {"format": 1}, "a": dict(F32_16, data_offsets=[0, 64])}, 64),
+     "__metadata__ is not a map of texts"),
+    (struct.pack("<Q", 8) + b" {}     ", "it does not start with '{'"),
+])
+def test_safetensors_headers_the_loader_refuses(open_tmp, data, expected):
+    path = open_tmp / "x.safetensors"
+    path.write_bytes(data)
+    why = _serving.safetensors_problem(str(path), len(data))
+    assert why is not None and "corrupt safetensors header" in why and expected in why, why
+
+
+@pytest.mark.parametrize("header, data_bytes", [
+    ({"a": dict(F32_16, data_offsets=[64, 128]), "b": dict(F32_16, data_offsets=[0, 64])}, 128),  # any key order
+    ({"__metadata__": None, "s": {"dtype": "I64", "shape": [], "data_offsets": [0, 8]}}, 8),  # a scalar
+    ({"e": {"dtype": "F16", "shape": [0, 3], "data_offsets": [0, 0]}, "f": dict(F32_16, data_offsets=[0, 64])}, 64),
+    ({"n": {"dtype": "F4", "shape": [2, 8], "data_offsets": [0, 8]}}, 8),  # 4-bit floats: 16 of them in 8 bytes
+    ({"x": {"dtype": "Q9_NEW", "shape": [3], "data_offsets": [0, 5]}}, 5),  # a dtype newer than the gate
+    ({}, 0),
+])
+def test_safetensors_headers_the_loader_accepts_pass(open_tmp, header, data_bytes):
+    data = safetensors_with(header, data_bytes)
+    path = open_tmp / "x.safetensors"
+    path.write_bytes(data)
+    assert _serving.safetensors_problem(str(path), len(data)) is None
+
+
 def test_a_valid_safetensors_file_passes(open_tmp):
     path = open_tmp / "x.safetensors"
     path.write_bytes(st.safetensors_bytes([("a", 16), ("b", 32)], {"format": "pt"}))
