@@ -918,9 +918,13 @@ def _check_weights(walk, folder, names, findings, checked):
         data, error = read_bounded(real, INDEX_MAX_BYTES, "weights index")
         doc, jerror = (None, error) if error else decode_json(data)
         weight_map = doc.get("weight_map") if isinstance(doc, dict) else None
-        if jerror or not isinstance(weight_map, dict) or not weight_map:
+        # the loader joins every value to the folder: one that is not a file name breaks it (a corrupt index)
+        odd = sorted(k for k, v in weight_map.items() if not isinstance(v, str)) if isinstance(weight_map, dict) else []
+        if jerror or not isinstance(weight_map, dict) or not weight_map or odd:
+            why = jerror or ("weight_map gives tensor %s %s, not a shard's file name"
+                             % (json.dumps(odd[0]), json.dumps(weight_map[odd[0]])) if odd else "no weight_map")
             findings.append(_finding("incomplete", os.path.join(folder, index), "%s is not a valid weights index (%s)"
-                                     % (os.path.join(folder, index), jerror or "no weight_map")))
+                                     % (os.path.join(folder, index), one_line(why, 300))))
             continue
         for shard in sorted(set(v for v in weight_map.values() if isinstance(v, str))):
             why = _path_problem(shard) or ("is absolute" if shard.startswith("/") else None)

@@ -297,6 +297,31 @@ def test_half_copied_models_are_named_with_what_is_wrong(open_tmp, damage, cause
     assert all(p["message"].startswith("agent 'crawler' (model 'org/a'): ") for p in problems)
 
 
+def rewrite_index(folder, change):
+    path = os.path.join(folder, "model.safetensors.index.json")
+    with open(path) as handle:
+        doc = json.load(handle)
+    change(doc["weight_map"])
+    with open(path, "w") as handle:
+        json.dump(doc, handle)
+
+
+@pytest.mark.parametrize("change, shown", [
+    (lambda wm: wm.update({"layers.9.w0": None}), '"layers.9.w0" null'),
+    (lambda wm: wm.update({"layers.9.w0": 3}), '"layers.9.w0" 3'),
+    (lambda wm: wm.update({"layers.9.w0": ["model-00001-of-00003.safetensors"]}), '"layers.9.w0" ["model-00001'),
+])
+def test_an_index_naming_a_tensor_without_a_shard_file_name_is_not_valid(open_tmp, change, shown):
+    """transformers joins every weight_map value to the folder: one that is not a file name is a corrupt index,
+    even when every shard the other values name is there and whole."""
+    root, entries = make_store(open_tmp, crawler=("org/a", "org/a", lambda p: st.model_dir(p, shards=3)))
+    rewrite_index(os.path.join(root, "org/a"), change)
+    problems, ok_text, _d = inspect(root, entries)
+    assert ok_text is None
+    assert any("model.safetensors.index.json is not a valid weights index (weight_map gives tensor %s" % shown
+               in p["message"] for p in problems), messages(problems)
+
+
 def bin_index(folder, shards=2):
     names = ["pytorch_model-%05d-of-%05d.bin" % (i, shards) for i in range(1, shards + 1)]
     st.write(os.path.join(folder, "pytorch_model.bin.index.json"),
