@@ -1013,6 +1013,30 @@ def _check_readable(walk, folder, name, findings):
         findings.append(_finding(placeholder[0], path, "%s %s" % (path, placeholder[1])))
 
 
+def _snapshot_subfolder_links(walk, snapshot, findings):
+    """Links in a cache snapshot's sub-folders (sentence-transformers' ``1_Pooling/``, diffusers' ``unet/``):
+    huggingface_hub links every file of the repo into ``blobs/``, so one that leads to nothing is a download cut
+    short or a blob not copied, wherever it lies. The top level is checked file by file (``_check_file``,
+    ``_check_readable``); hidden entries are left alone; the walk is bounded (``MAX_DIR_ENTRIES``)."""
+    seen = 0
+    for current, dirs, files in os.walk(snapshot):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        if current == snapshot:
+            continue
+        for name in sorted(files):
+            seen += 1
+            if seen > MAX_DIR_ENTRIES:
+                return
+            path = os.path.join(current, name)
+            if name.startswith(".") or not os.path.islink(path):
+                continue
+            real, escape = walk.resolve(path)
+            if escape:
+                findings.append(_finding(*escape))
+            elif not os.path.exists(real):
+                findings.append(_finding("incomplete", path, _dangling_text(walk, path, real)))
+
+
 # What marks a folder as a Hugging Face cache repo (models--org--name): snapshot_download writes refs/main
 # before any file, and a file's download makes blobs/ and snapshots/<commit>/ first: a download that failed
 # before its first file leaves refs/ alone (no snapshots/ to tell it by).
@@ -1166,6 +1190,8 @@ def _inspect_model(walk, entry, base):
             return findings, facts
     if facts["layout"] == "hf_cache" and _empty_snapshot(model_dir, real, findings):
         return findings, facts
+    if facts["layout"] == "hf_cache":
+        _snapshot_subfolder_links(walk, model_dir, findings)
     checked = []
     if facts["layout"] == "model_dir":
         _unfinished_downloads(os.path.join(model_dir, LOCAL_DIR_DOWNLOADS), findings)

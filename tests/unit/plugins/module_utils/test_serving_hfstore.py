@@ -524,3 +524,24 @@ def test_a_truncated_weights_file_beside_a_complete_index_fails(open_tmp):
     assert ok_text is None and [p["message"].split("): ", 1)[1] for p in problems] == [
         "%s is truncated: 1000 of %d bytes (a copy that did not finish)" % (
             single, len(st.safetensors_bytes([("weight", 4096)], {"format": "pt"})))]
+
+
+def test_a_link_to_a_missing_blob_in_a_snapshot_sub_folder_fails(open_tmp):
+    """Hand-made on the real codet5p listing: sentence-transformers repos keep files in sub-folders of the
+    snapshot (1_Pooling/config.json -> ../../../blobs/<blob>); a download cut short leaves such a link to a blob
+    that never came. Only the snapshot's top level was looked at, so the gate passed; a whole one still passes."""
+    root = build_tree(fixture("hub_tree_codet5p_bin.txt"), str(open_tmp / "hf"))
+    repo = os.path.join(root, "hub", "models--Salesforce--codet5p-770m")
+    snapshot = os.path.join(repo, "snapshots", "627d346e49cb68e600895ab8744e0e1efd5c4536")
+    pooling = os.path.join(snapshot, "1_Pooling")
+    os.makedirs(pooling)
+    st.write(os.path.join(repo, "blobs", "d1514c3162bbe87b343f565fadc62e6c06f04f03"), b'{"word_embedding_dimension": 1024}')
+    os.symlink("../../../blobs/d1514c3162bbe87b343f565fadc62e6c06f04f03", os.path.join(pooling, "config.json"))
+    models = {"a": ("Salesforce/codet5p-770m", "hub/models--Salesforce--codet5p-770m")}
+    problems, ok_text, _d = judge(root, models)
+    assert problems == [] and ok_text.startswith("1 of 1 model(s) complete"), by_model(problems)
+    os.remove(os.path.join(repo, "blobs", "d1514c3162bbe87b343f565fadc62e6c06f04f03"))
+    problems, ok_text, _d = judge(root, models)
+    assert ok_text is None and [(p["details"]["cause"], p["message"].split("): ", 1)[1]) for p in problems] == [
+        ("incomplete", "%s/config.json is a symbolic link to %s/d1514c3162bbe87b343f565fadc62e6c06f04f03, which is "
+                       "missing (a blob not downloaded or not copied)" % (pooling, os.path.join(repo, "blobs")))]
