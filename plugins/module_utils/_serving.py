@@ -165,7 +165,7 @@ PLACEHOLDERS = (
 # plain-text body or a JSON string; false under either kind of key, or a JSON false. Anything else a 2xx says is
 # ready: nothing, null, UP, ok, healthy, SERVING, a word not in the table (2xx is the contract).
 HEALTH_STATE_KEYS = ("status", "state", "health", "readiness", "phase")
-HEALTH_FLAG_KEYS = ("ok", "healthy", "ready", "up", "alive", "live", "available")
+HEALTH_FLAG_KEYS = ("ok", "healthy", "ready", "up", "alive", "live", "available", "success")
 NOT_READY_WORDS = (
     "down", "unhealthy", "not healthy", "not ready", "unready", "not ok", "not serving", "out of service",
     "unavailable", "not available", "offline", "starting", "loading", "initializing", "initialising", "warming up",
@@ -173,6 +173,15 @@ NOT_READY_WORDS = (
     "errored", "critical", "fatal", "dead", "crashed", "stopping", "stopped", "shutting down", "draining",
     "maintenance")
 HEALTH_TEXT_MAX = 100  # characters: a longer text is a page or a report, not a state, and is not read for words
+# A 2xx body that reports an error (``error_said``; the health rule above counts it as not ready, and the
+# preload's POST as refused): an ERROR_KEYS key holding anything but nothing (null, false, "", [], {}:
+# {"error": "db unreachable"}, {"error": {"message": ...}} as OpenAI-style servers send), an ERROR_SHAPES
+# key/value ({"object": "error", ...}, vLLM's error answer), a HEALTH_STATE_KEYS key holding an HTTP error
+# status (400-599) or a FAILED_STATES word, or an ERROR_FLAG_KEYS flag that reads false.
+ERROR_KEYS = ("error", "errors")
+ERROR_SHAPES = (("object", "error"),)
+ERROR_FLAG_KEYS = ("ok", "success", "accepted")
+FALSE_TEXTS = ("false", "no", "0", "off")  # a flag sent as text or a number: "false", 0 read as false
 READY_STATES = ("ready", "loaded", "ok", "done", "available", "serving", "running")
 FAILED_STATES = ("failed", "error", "errored")
 
@@ -1586,19 +1595,64 @@ def _says_not_ready(text):
                for i in range(len(words) - len(phrase) + 1))
 
 
+def _reads_false(value):
+    """Whether a flag's value says no: false, 0, or a text of FALSE_TEXTS (any case)."""
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, (int, float)):
+        return value == 0
+    return isinstance(value, str) and value.strip().lower() in FALSE_TEXTS
+
+
+def _quoted(key, value):
+    """'key false' / 'key 503' / "key 'text'" (one line, bounded) for what a body said under ``key``."""
+    if isinstance(value, bool) or value is None:
+        return "%s %s" % (key, json.dumps(value))
+    if isinstance(value, (int, float)):
+        return "%s %s" % (key, value)
+    return "%s '%s'" % (key, one_line(value if isinstance(value, str) else value, 200))
+
+
+def error_said(data):
+    """What a 2xx JSON body (parsed) says that reports an error, quoted (``error 'db unreachable'``,
+    ``status 503``, ``success false``), or None: see ERROR_KEYS. Only the top level counts."""
+    if not isinstance(data, dict):
+        return None
+    fields = dict((k.lower(), v) for k, v in data.items() if isinstance(k, str))
+    for key in ERROR_KEYS:
+        if fields.get(key) not in (None, False, "", [], {}):
+            return _quoted(key, fields[key])
+    for key, value in ERROR_SHAPES:
+        if isinstance(fields.get(key), str) and fields[key].strip().lower() == value:
+            text = _first_str(fields, ("message", "detail"))
+            return _quoted(key, fields[key]) + (": '%s'" % one_line(text, 200) if text else "")
+    for key in HEALTH_STATE_KEYS:
+        value = fields.get(key)
+        if ((isinstance(value, int) and not isinstance(value, bool) and 400 <= value < 600)
+                or (isinstance(value, str) and value.strip().lower() in FAILED_STATES)):
+            return _quoted(key, value)
+    for key in ERROR_FLAG_KEYS:
+        if key in fields and _reads_false(fields[key]):
+            return _quoted(key, fields[key])
+    return None
+
+
 def not_ready_said(reply):
     """What a 2xx health answer (a Reply dict) says that means not ready, quoted one line and bounded
-    (``status 'DOWN'``, ``ready false``, ``'unhealthy'`` for a text body), or None: see NOT_READY_WORDS."""
+    (``status 'DOWN'``, ``ready false``, ``error '...'``, ``'unhealthy'`` for a text body), or None: see
+    NOT_READY_WORDS and ERROR_KEYS."""
     data = reply.get("data")
     if isinstance(data, dict):
         fields = dict((k.lower(), v) for k, v in data.items() if isinstance(k, str))
         for key in HEALTH_STATE_KEYS:
-            if fields.get(key) is False or _says_not_ready(fields.get(key)):
-                return "%s %s" % (key, "false" if fields[key] is False else "'%s'" % one_line(fields[key]))
+            value = fields.get(key)
+            # false or "false" only: a state of 0 or "0" is a success code in some APIs
+            if _says_not_ready(value) or value is False or (isinstance(value, str) and value.strip().lower() == "false"):
+                return _quoted(key, value)
         for key in HEALTH_FLAG_KEYS:
-            if fields.get(key) is False:
-                return "%s false" % key
-        return None
+            if key in fields and _reads_false(fields[key]):
+                return _quoted(key, fields[key])
+        return error_said(data)
     if data is False:
         return "false"
     text = data if isinstance(data, str) else None
@@ -1877,6 +1931,12 @@ def run_preload(client, entries, refresh=False, interval=0.5, max_interval=2.0, 
         trigger["attempts"] += 1
         reply = client.post("/models/preload", {"refresh": bool(refresh)})
         trigger["status"], trigger["answer"] = reply.status, reply.data if reply.data is not None else reply.text
+        refused = error_said(reply.data) if reply.ok else None
+        if refused:  # a 2xx whose body reports an error did not start a preload: waiting for one would be in vain
+            trigger["error"] = "POST /models/preload answered %d, but its body reports an error: %s" % (
+                reply.status, refused)
+            out["fatal"] = True
+            return finish()
         if reply.status is not None and (200 <= reply.status < 300 or reply.status == 409):
             trigger["error"] = None
             out["triggered"] = True

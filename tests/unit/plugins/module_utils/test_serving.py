@@ -820,6 +820,9 @@ def test_health_answers(orchestrator, body, content_type, verdict, why):
 
 
 JSON, TEXT = "application/json", "text/plain; charset=utf-8"
+with open(os.path.join(os.path.dirname(__file__), "..", "..", "..", "fixtures", "serving",
+                       "http_error_body_openai_compatible.json"), encoding="utf-8") as _handle:
+    OPENAI_ERROR_BODY = _handle.read()  # a real error answer of an OpenAI-compatible server (SOURCES.md)
 
 
 @pytest.mark.parametrize("body, content_type", [
@@ -837,6 +840,9 @@ JSON, TEXT = "application/json", "text/plain; charset=utf-8"
     ("ready", None),
     ("ok: 12 workers; last error 3 days ago, retried; queue empty; uptime 41 days; no pending jobs on any of them",
      TEXT),                                                          # a report, not a state
+    ('{"status": "ok", "error": null, "errors": []}', JSON),        # error keys holding nothing
+    ('{"status": 0, "msg": "success"}', JSON),                       # a status code 0: success in many APIs
+    ('{"status": "UP", "ok": true, "success": "true"}', JSON),
 ])
 def test_health_bodies_that_say_ready_or_nothing_clear_are_ready(orchestrator, body, content_type):
     sim = orchestrator(models=["m"], canned={"/health": {"status": 200, "body": body, "content_type": content_type}})
@@ -863,6 +869,18 @@ def test_health_bodies_that_say_ready_or_nothing_clear_are_ready(orchestrator, b
     ("unhealthy\n", TEXT, "'unhealthy'"),
     ("Service Unavailable", None, "'Service Unavailable'"),
     ("DOWN\x1b[2J\x07", TEXT, "'DOWN\\x1b[2J\\x07'"),                # sanitised: no escape reaches a terminal
+    # a 200 whose body reports an error, or a flag sent as text or a number
+    ('{"error": "database unreachable"}', JSON, "error 'database unreachable'"),
+    ('{"error": {"message": "model not loaded", "code": 503}}', JSON,
+     "error '{\"code\": 503, \"message\": \"model not loaded\"}'"),
+    ('{"status": "ok", "errors": ["cuda init failed"]}', JSON, "errors '[\"cuda init failed\"]'"),
+    (OPENAI_ERROR_BODY, JSON, "object 'error': 'Not the same number of function calls and responses'"),
+    ('{"status": 503, "message": "Service Unavailable"}', JSON, "status 503"),
+    ('{"status": "false"}', JSON, "status 'false'"),
+    ('{"healthy": "false"}', JSON, "healthy 'false'"),
+    ('{"ready": "no"}', JSON, "ready 'no'"),
+    ('{"ready": 0}', JSON, "ready 0"),
+    ('{"success": false, "data": null}', JSON, "success false"),
     ("down: https://svc:S3cretPw@db:5432/x?token=T0kenVal", TEXT, "'down: https://***@db:5432/x?token=***'"),
 ])
 def test_health_bodies_that_say_not_ready_are_waited_for_and_named(orchestrator, body, content_type, said):
@@ -1032,6 +1050,32 @@ def test_protocol_errors_fail_at_once(orchestrator, behaviour, expected):
     (problems, _ok, _d), observed, _p = preload(sim, seconds=30)
     assert observed["fatal"] and not observed["timed_out"]
     assert problems[0]["message"].startswith(expected), problems[0]["message"]
+
+
+@pytest.mark.parametrize("body, said", [
+    (None, "object 'error': 'Not the same number of function calls and responses'"),  # OPENAI_ERROR_BODY
+    ('{"accepted": false, "reason": "no GPU free"}', "accepted false"),
+    ('{"status": "error", "message": "model registry unreachable"}', "status 'error'"),
+    ('{"error": "preload already failed: CUDA out of memory"}', "error 'preload already failed: CUDA out of memory'"),
+])
+def test_a_preload_answered_2xx_with_an_error_body_is_refused_at_once(orchestrator, body, said):
+    """A 200 whose body reports an error started no preload: waiting for one used the whole budget and ended in
+    'models not ready within ...', without the orchestrator's own words."""
+    canned = {"status": 200, "body": OPENAI_ERROR_BODY if body is None else body, "content_type": JSON}
+    sim = orchestrator(models=["org/a"], canned={"/models/preload": canned})
+    (problems, _ok, _d), observed, _p = preload(sim, seconds=30)
+    assert observed["fatal"] and not observed["timed_out"] and observed["polls"] == 1
+    assert [p["message"] for p in problems] == [
+        "the orchestrator refused POST /models/preload: POST /models/preload answered 200, but its body reports an "
+        "error: %s" % said]
+
+
+def test_a_preload_accepted_with_a_plain_2xx_body_is_waited_for(orchestrator):
+    sim = orchestrator(models=["org/a"], canned={"/models/preload": {
+        "status": 200, "body": '{"accepted": true, "errors": []}', "content_type": JSON}})
+    (_problems, _ok, _d), observed, _p = preload(sim, seconds=0.5, clock=FakeClock())
+    assert observed["triggered"] and not observed["fatal"] and observed["trigger"]["error"] is None
+    assert observed["polls"] > 1  # it waited for the models (the stand-in's canned answer starts no load)
 
 
 def test_errors_items_of_every_shape():
