@@ -130,6 +130,12 @@ def test_values_are_quoted_for_systemd(role):
     ({"serving_gate_unit_model_map": "relative.json"}, "serving_gate_unit_model_map (an absolute path)"),
     ({"serving_gate_unit_store_root": ""}, "required while serving_gate_unit_strict_model_store is true"),
     ({"serving_gate_unit_environment": {"X": "a\nb"}}, "no control characters in any setting"),
+    # GATE_TIMEOUT set here would bypass the rule above: systemd would kill the gate before its verdict
+    ({"serving_gate_unit_environment": {"GATE_TIMEOUT": "600", "PRELOAD_REFRESH": "1"}},
+     "serving_gate_unit_environment sets GATE_TIMEOUT: give serving_gate_unit_timeout instead"),
+    ({"serving_gate_unit_environment": {"BUS_URL": "http://u:p@bus:9000", "GPU_ORCHESTRATOR_URL": "http://o:1"}},
+     "serving_gate_unit_environment sets GPU_ORCHESTRATOR_URL, BUS_URL: give serving_gate_unit_orchestrator_url, "
+     "serving_gate_unit_bus_url instead"),
     ({"serving_gate_unit_sudoers": True}, "the sudoers drop-in needs serving_gate_unit_service_user"),
 ])
 def test_bad_settings_fail_before_anything_changes(role, extra, expected):
