@@ -122,7 +122,12 @@ def test_values_are_quoted_for_systemd(role):
 @pytest.mark.parametrize("extra, expected", [
     ({"serving_gate_unit_timeout_start_sec": "5min"},
      "GATE_TIMEOUT (300 s) is not below the TimeoutStartSec of agent@crawler.service (5min, from "
-     "serving_gate_unit_timeout_start_sec): systemd would kill the gate"),
+     "serving_gate_unit_timeout_start_sec) by the 5 s the gate needs beyond GATE_TIMEOUT to start and say its "
+     "verdict: systemd would kill the gate"),
+    # below, but by less than the gate needs to start and print its verdict after GATE_TIMEOUT
+    ({"serving_gate_unit_timeout_start_sec": "90", "serving_gate_unit_timeout": 86},
+     "GATE_TIMEOUT (86 s) is not below the TimeoutStartSec of agent@crawler.service (90, from "
+     "serving_gate_unit_timeout_start_sec) by the 5 s"),
     ({"serving_gate_unit_timeout_start_sec": "soon"},
      "cannot tell the TimeoutStartSec of agent@crawler.service: not a systemd time span: 'soon'"),
     ({"serving_gate_unit_template": "agent.service"}, "serving_gate_unit_template must be a template unit"),
@@ -150,6 +155,7 @@ def test_timeouts_in_systemd_spans_below_the_gate_pass(role):
     assert proc.returncode == 0, proc.stdout
     assert "\nTimeoutStartSec=1min 30s\n" in role.read("systemd/agent@crawler.service.d/%s" % DROPIN)
     assert role.run(serving_gate_unit_timeout_start_sec="infinity").returncode == 0
+    assert role.run(serving_gate_unit_timeout_start_sec="90", serving_gate_unit_timeout=85).returncode == 0
 
 
 def stand_in_visudo(base, verdict):
