@@ -1350,6 +1350,11 @@ def _split_url(url):
     if not host_match:
         return None, "%r has no valid host[:port]" % shown
     host = host_match.group(1).strip("[]")
+    if host_match.group(1).startswith("["):
+        try:  # brackets hold an IPv6 address only (RFC 3986); anything else would fail each call as unresolvable
+            socket.inet_pton(socket.AF_INET6, host)
+        except (OSError, ValueError):
+            return None, "%r: [%s] is not an IPv6 address" % (shown, one_line(host, 100))
     port = int(host_match.group(2)) if host_match.group(2) else (443 if scheme == "https" else 80)
     if not 0 < port < 65536:
         return None, "%r: port %d is out of range" % (shown, port)
