@@ -1204,6 +1204,13 @@ def _inspect_model(walk, entry, base):
     checked = []
     if facts["layout"] == "model_dir":
         _unfinished_downloads(os.path.join(model_dir, LOCAL_DIR_DOWNLOADS), findings)
+        repo = os.path.dirname(os.path.dirname(model_dir))
+        if (os.path.basename(os.path.dirname(model_dir)) == "snapshots" and is_within(repo, walk.real_root)
+                and os.path.isdir(os.path.join(repo, "blobs"))):
+            # a map path naming a cache's snapshot folder itself (vLLM's --model .../snapshots/<commit>): its
+            # download may still be running, its files not yet linked in
+            _unfinished_downloads(os.path.join(repo, "blobs"), findings)
+            _snapshot_subfolder_links(walk, model_dir, findings)
     _check_file(walk, model_dir, "config.json", findings, checked, _json_object_content(CONFIG_MAX_BYTES))
     names = _list_dir(model_dir, findings)
     _check_weights(walk, model_dir, names, findings, checked)

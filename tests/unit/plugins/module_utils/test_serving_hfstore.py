@@ -545,3 +545,22 @@ def test_a_link_to_a_missing_blob_in_a_snapshot_sub_folder_fails(open_tmp):
     assert ok_text is None and [(p["details"]["cause"], p["message"].split("): ", 1)[1]) for p in problems] == [
         ("incomplete", "%s/config.json is a symbolic link to %s/d1514c3162bbe87b343f565fadc62e6c06f04f03, which is "
                        "missing (a blob not downloaded or not copied)" % (pooling, os.path.join(repo, "blobs")))]
+
+
+def test_a_map_path_naming_a_snapshot_folder_still_sees_the_cache_downloads_in_progress(open_tmp):
+    """AinzRimuru/HuggingfaceProxy#1, with the map naming the snapshot folder itself (as vLLM's or TEI's
+    --model /data/models--org--name/snapshots/<commit> does): the weights' blob is still *.incomplete. Judged as
+    a plain model folder, the download in progress went unseen (only 'has no weights' said anything, and a
+    snapshot whose unfinished blob is not a weight file passed)."""
+    repo = build_tree(fixture("hf_cache_interrupted_safetensors.txt"), str(open_tmp / "hub" / "models--org--m"))
+    rel = "models--org--m/snapshots/c1899de289a04d12100db370d81485cdf75e47ca"
+    problems, ok_text, _d = judge(open_tmp / "hub", {"a": ("org/m", rel)})
+    assert ok_text is None and by_model(problems) == {"org/m": [
+        "%s/blobs holds 1 unfinished download(s) (*.incomplete)" % repo,
+        "%s/%s has no weights (*.safetensors, pytorch_model*.bin, or a sharded index)" % (open_tmp / "hub", rel)]}
+    # hand-made: the weights there and whole, the unfinished blob another file's: still not ready
+    st.write(os.path.join(repo, "snapshots", "c1899de289a04d12100db370d81485cdf75e47ca", "model.safetensors"),
+             st.safetensors_bytes())
+    problems, ok_text, _d = judge(open_tmp / "hub", {"a": ("org/m", rel)})
+    assert ok_text is None and by_model(problems) == {"org/m": [
+        "%s/blobs holds 1 unfinished download(s) (*.incomplete)" % repo]}
