@@ -774,11 +774,12 @@ def _open_weights(path):
         return None, "cannot be opened: %s" % (exc.strerror or exc)
 
 
-def safetensors_problem(path, size):
+def safetensors_problem(path, size, tensors=None):
     """Why a .safetensors file is truncated or not one, or None. The format: 8 bytes little-endian
     header length N, N bytes of JSON ({tensor: {dtype, shape, data_offsets: [begin, end]}, optional
     __metadata__}), then the data, whose length is the largest ``end``: a complete file is exactly
-    8 + N + that long (the reference implementation refuses anything else)."""
+    8 + N + that long (the reference implementation refuses anything else). ``tensors``: the names a
+    sharded index places in this file, each of which its header must hold."""
     fd, why = _open_weights(path)
     if fd is None:
         return why
@@ -811,6 +812,10 @@ def safetensors_problem(path, size):
         return "is truncated: %d of %d bytes (a copy that did not finish)" % (size, expected)
     if expected < size:
         return "has %d bytes after its last tensor: not a complete safetensors file" % (size - expected)
+    lacking = sorted(set(tensors or ()) - set(header) - set(["__metadata__"]))
+    if lacking:  # a shard of another revision or model: loaders would miss these weights (or init them at random)
+        return "does not hold %d tensor(s) its index places in it (%s%s): a shard of another revision or model" % (
+            len(lacking), ", ".join(one_line(n, 80) for n in lacking[:3]), ", ..." if len(lacking) > 3 else "")
     return None
 
 
@@ -879,9 +884,9 @@ def zip_weights_problem(path, size):
     return None
 
 
-def _weights_content(name):
+def _weights_content(name, tensors=None):
     if name.endswith(".safetensors"):
-        return safetensors_problem
+        return lambda path, size: safetensors_problem(path, size, tensors)
     if name.endswith(".bin"):
         return zip_weights_problem
     return None
@@ -919,7 +924,7 @@ def _check_weights(walk, folder, names, findings, checked):
         files = [n for n in names if is_weights(n)]
         if indexes or files:
             break
-    shards = []
+    shards, placed = [], {}  # placed: shard -> the tensors its index says it holds
     for index in indexes:
         real = _check_file(walk, folder, index, findings, checked)
         if real is None:
@@ -935,6 +940,8 @@ def _check_weights(walk, folder, names, findings, checked):
             findings.append(_finding("incomplete", os.path.join(folder, index), "%s is not a valid weights index (%s)"
                                      % (os.path.join(folder, index), one_line(why, 300))))
             continue
+        for tensor, shard in weight_map.items():
+            placed.setdefault(shard, set()).add(tensor)
         for shard in sorted(set(v for v in weight_map.values() if isinstance(v, str))):
             why = _path_problem(shard) or ("is absolute" if shard.startswith("/") else None)
             if why:
@@ -963,7 +970,7 @@ def _check_weights(walk, folder, names, findings, checked):
                                                        "or a sharded index)" % folder))
         return
     for shard in shards:
-        _check_file(walk, folder, shard, findings, checked, _weights_content(shard))
+        _check_file(walk, folder, shard, findings, checked, _weights_content(shard, placed.get(shard)))
     # Other weight files of the format beside an index: loaders differ on which they read (transformers opens a
     # single model.safetensors before any index), so each one there must be whole too.
     for name in files:

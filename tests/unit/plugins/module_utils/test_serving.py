@@ -324,6 +324,25 @@ def test_an_index_naming_a_tensor_without_a_shard_file_name_is_not_valid(open_tm
                in p["message"] for p in problems), messages(problems)
 
 
+def test_a_shard_that_lacks_the_tensors_its_index_places_in_it_fails(open_tmp):
+    """A shard of another revision (a re-download that replaced some shards only, a copy mixing two versions):
+    whole and valid, so the gate passed, but the index places tensors in it that it does not hold; transformers
+    then loads the model with those weights missing (freshly initialised), vLLM fails."""
+    root, entries = make_store(open_tmp, crawler=("org/a", "org/a", lambda p: st.model_dir(p, shards=3)))
+    shard = os.path.join(root, "org/a", "model-00002-of-00003.safetensors")
+    st.write(shard, st.safetensors_bytes([("layers.1.w0", 128), ("layers.1.extra", 128)], {"format": "pt"}))
+    problems, ok_text, _d = inspect(root, entries)
+    assert ok_text is None and messages(problems) == [
+        "agent 'crawler' (model 'org/a'): %s does not hold 1 tensor(s) its index places in it (layers.1.w1): a shard "
+        "of another revision or model" % shard]
+    st.write(shard, st.safetensors_bytes([("x.%d" % i, 4) for i in range(5)], {"format": "pt"}))
+    assert "does not hold 2 tensor(s) its index places in it (layers.1.w0, layers.1.w1)" in messages(
+        inspect(root, entries)[0])[0]
+    # extra tensors in a shard are no harm (the index need not name every one): the set above, with both, passes
+    st.write(shard, st.safetensors_bytes([("layers.1.w0", 128), ("layers.1.w1", 128), ("layers.1.extra", 8)]))
+    assert inspect(root, entries)[0] == []
+
+
 def bin_index(folder, shards=2):
     names = ["pytorch_model-%05d-of-%05d.bin" % (i, shards) for i in range(1, shards + 1)]
     st.write(os.path.join(folder, "pytorch_model.bin.index.json"),

@@ -61,10 +61,10 @@ def _content(name, siblings):
     if name.endswith(".index.json"):
         ext = ".safetensors" if ".safetensors." in name else ".bin"
         shards = sorted(n for n in siblings if n.endswith(ext))
-        weight_map = dict(("w%d" % i, n) for i, n in enumerate(shards))
+        weight_map = dict(("%s.weight" % n, n) for n in shards)  # the tensor each shard below holds
         return json.dumps({"metadata": {"total_size": 1}, "weight_map": weight_map}).encode()
     if name.endswith(".safetensors"):
-        return st.safetensors_bytes([("weight", 64)], {"format": "pt"})
+        return st.safetensors_bytes([("%s.weight" % name, 64)], {"format": "pt"})
     if name.endswith(".bin"):
         return st.torch_zip_bytes()
     return b"x\n"
