@@ -135,6 +135,9 @@ def test_values_are_quoted_for_systemd(role):
     ({"serving_gate_unit_model_map": "relative.json"}, "serving_gate_unit_model_map (an absolute path)"),
     ({"serving_gate_unit_store_root": ""}, "required while serving_gate_unit_strict_model_store is true"),
     ({"serving_gate_unit_environment": {"X": "a\nb"}}, "no control characters in any setting"),
+    # not required, but still passed on as BUS_URL: the gate would refuse it (exit 2) at every start
+    ({"serving_gate_unit_bus_url": "http://svc:S3cret@bus:9000/health"}, "no user name, password or query string"),
+    ({"serving_gate_unit_require_bus": True}, "required with serving_gate_unit_require_bus"),
     # GATE_TIMEOUT set here would bypass the rule above: systemd would kill the gate before its verdict
     ({"serving_gate_unit_environment": {"GATE_TIMEOUT": "600", "PRELOAD_REFRESH": "1"}},
      "serving_gate_unit_environment sets GATE_TIMEOUT: give serving_gate_unit_timeout instead"),
