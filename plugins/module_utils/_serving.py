@@ -1920,6 +1920,11 @@ def run_preload(client, entries, refresh=False, interval=0.5, max_interval=2.0, 
             if not (reply.refused or reply.timed_out or reply.status is None or reply.status >= 500):
                 out["fatal"] = True
             return None
+        said = (error_said(reply.data) if isinstance(reply.data, dict) and not isinstance(reply.data.get("all_ready"), bool)
+                else None)
+        if said:  # an error answer sent with 200 (a dependency down while it starts): retried, and named at the end
+            out["error"] = "GET /models/status answered %d, but its body reports an error: %s" % (reply.status, said)
+            return None
         shape = _status_shape_error(reply.data)
         if shape:
             out["error"], out["fatal"] = shape, True

@@ -1132,6 +1132,22 @@ def test_a_preload_answered_2xx_with_an_error_body_is_refused_at_once(orchestrat
         "error: %s" % said]
 
 
+def test_a_status_answered_200_with_an_error_body_is_waited_for_then_quoted(orchestrator):
+    """GET /models/status answering 200 with an error and no all_ready (a dependency down while the orchestrator
+    starts) failed at once as 'not the orchestrator's API', without its words; now it is polled until the budget
+    is spent, and its error is the reason given."""
+    sim = orchestrator(models=["org/a"], status_body=OPENAI_ERROR_BODY)
+    (problems, _ok, _d), observed, _p = preload(sim, seconds=0.5, clock=FakeClock())
+    assert not observed["fatal"] and observed["polls"] > 1
+    assert [p["message"] for p in problems] == [
+        "models not ready within 0.5s: GET /models/status answered 200, but its body reports an error: object "
+        "'error': 'Not the same number of function calls and responses'"]
+    # a body with all_ready is a status: its errors are the orchestrator's errors list, read as before
+    sim.behaviour.status_body = {"all_ready": True, "in_progress": False, "errors": [], "error": None}
+    (problems, ok_text, _d), _o, _p = preload(sim, seconds=0.5, clock=FakeClock())
+    assert problems == [] and ok_text.startswith("all 2 model(s) ready")
+
+
 def test_a_preload_accepted_with_a_plain_2xx_body_is_waited_for(orchestrator):
     sim = orchestrator(models=["org/a"], canned={"/models/preload": {
         "status": 200, "body": '{"accepted": true, "errors": []}', "content_type": JSON}})
