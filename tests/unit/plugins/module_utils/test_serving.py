@@ -688,13 +688,28 @@ def test_no_call_once_the_time_is_up():
     assert reply.timed_out and reply.error == "GET /health: not tried, the gate's time is up"
 
 
+class OkHealth(http.server.BaseHTTPRequestHandler):
+    """A real server's handler that answers every GET with a healthy /health."""
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        body = b'{"status": "ok"}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
 @pytest.fixture
 def https_server(tmp_path):
     """A real HTTPS server on 127.0.0.1 answering /health with a self-signed certificate: (url, cert path)."""
     import datetime
     import ipaddress
     import ssl
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from http.server import ThreadingHTTPServer
 
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
@@ -716,19 +731,7 @@ def https_server(tmp_path):
     key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                            serialization.NoEncryption()))
 
-    class Health(BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-        def do_GET(self):
-            body = b'{"status": "ok"}'
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Health)
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), OkHealth)
     tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     tls.load_cert_chain(str(cert_path), str(key_path))
     httpd.socket = tls.wrap_socket(httpd.socket, server_side=True)
@@ -810,20 +813,8 @@ def test_an_orchestrator_on_an_ipv6_literal_answers():
     class V6Server(http.server.ThreadingHTTPServer):
         address_family = socket.AF_INET6
 
-    class Health(http.server.BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-        def do_GET(self):
-            body = b'{"status": "ok"}'
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
     try:
-        server = V6Server(("::1", 0), Health)
+        server = V6Server(("::1", 0), OkHealth)
     except OSError as exc:  # no IPv6 here: what the gate does with the literal is still checked below
         server = None
         reason = exc
