@@ -1573,6 +1573,11 @@ class Client(object):
                     reply.data = value
         elif data.strip() and _is_json_type(content_type):
             reply.data, reply.json_error = decode_json(data)
+        elif data.strip()[:1] in (b"{", b"[") and (content_type or "").split(";")[0].strip().lower() in ("text/plain", ""):
+            # JSON sent as plain text (Go's net/http sniffs JSON as text/plain): read as JSON when it is, else text
+            value, error = decode_json(data)
+            if error is None:
+                reply.data = value
         return reply
 
     def _describe_error(self, reply, exc, budget):

@@ -876,6 +876,9 @@ JSON, TEXT = "application/json", "text/plain; charset=utf-8"
 with open(os.path.join(os.path.dirname(__file__), "..", "..", "..", "fixtures", "serving",
                        "http_error_body_openai_compatible.json"), encoding="utf-8") as _handle:
     OPENAI_ERROR_BODY = _handle.read()  # a real error answer of an OpenAI-compatible server (SOURCES.md)
+with open(os.path.join(os.path.dirname(__file__), "..", "..", "..", "fixtures", "serving",
+                       "health_tyk_json_as_text_plain.json"), encoding="utf-8") as _handle:
+    TYK_HEALTH_BODY = _handle.read()  # a real health answer: JSON with a text/plain content type (SOURCES.md)
 
 
 @pytest.mark.parametrize("body, content_type", [
@@ -896,6 +899,7 @@ with open(os.path.join(os.path.dirname(__file__), "..", "..", "..", "fixtures", 
     ('{"status": "ok", "error": null, "errors": []}', JSON),        # error keys holding nothing
     ('{"status": 0, "msg": "success"}', JSON),                       # a status code 0: success in many APIs
     ('{"status": "UP", "ok": true, "success": "true"}', JSON),
+    (TYK_HEALTH_BODY, TEXT),                                         # JSON as text/plain (Go's content sniffing)
 ])
 def test_health_bodies_that_say_ready_or_nothing_clear_are_ready(orchestrator, body, content_type):
     sim = orchestrator(models=["m"], canned={"/health": {"status": 200, "body": body, "content_type": content_type}})
@@ -934,6 +938,11 @@ def test_health_bodies_that_say_ready_or_nothing_clear_are_ready(orchestrator, b
     ('{"ready": "no"}', JSON, "ready 'no'"),
     ('{"ready": 0}', JSON, "ready 0"),
     ('{"success": false, "data": null}', JSON, "success false"),
+    # JSON sent as text/plain, as Go's net/http labels it: read as JSON (was: its words only, and not at all past
+    # HEALTH_TEXT_MAX characters)
+    (TYK_HEALTH_BODY.replace('{"status":"pass"', '{"status":"fail"', 1), TEXT, "status 'fail'"),
+    ('{"ready": false}', TEXT, "ready false"),
+    ('{"ok": false, "checks": []}', None, "ok false"),
     ("down: https://svc:S3cretPw@db:5432/x?token=T0kenVal", TEXT, "'down: https://***@db:5432/x?token=***'"),
 ])
 def test_health_bodies_that_say_not_ready_are_waited_for_and_named(orchestrator, body, content_type, said):
