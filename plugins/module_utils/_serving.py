@@ -1833,6 +1833,7 @@ def preload_errors(doc, entries):
 
 
 _COUNT_KEYS = ("ready", "loaded", "loading", "pending", "failed", "total", "in_progress")
+UNREADABLE_STATE = "listed with a state the gate cannot read:"
 
 
 def model_states(summary, known=None):
@@ -1859,12 +1860,15 @@ def model_states(summary, known=None):
                 return "ready" if value["ready"] else "not ready"
         return None
 
+    def unread(value):  # a model listed with a state the gate cannot read: named as listed, never as ready
+        return "%s %s" % (UNREADABLE_STATE, one_line(json.dumps(value, sort_keys=True, default=str), 80))
+
     if isinstance(source, list):
         for item in source:
             if isinstance(item, dict):
                 name = _first_str(item, ("model", "model_id", "id", "name"))
-                if name and state_of(item):
-                    states[name] = state_of(item)
+                if name:
+                    states[name] = state_of(item) or unread(item)
         return states
     if isinstance(source, dict):
         for key, value in source.items():
@@ -1873,8 +1877,11 @@ def model_states(summary, known=None):
                     states[name] = key.lower()
             elif not isinstance(value, (int, float)) or isinstance(value, bool):
                 state = state_of(value)
-                if state and key not in _COUNT_KEYS and (not flat or known is None or key in known):
-                    states[key] = state
+                if key not in _COUNT_KEYS and (not flat or known is None or key in known):
+                    if state:
+                        states[key] = state
+                    elif not flat:
+                        states[key] = unread(value)
     return states
 
 

@@ -1156,6 +1156,21 @@ def test_a_preload_accepted_with_a_plain_2xx_body_is_waited_for(orchestrator):
     assert observed["polls"] > 1  # it waited for the models (the stand-in's canned answer starts no load)
 
 
+@pytest.mark.parametrize("models, shown", [
+    ({"org/a": {"loaded": True}, "org/b": {"status": "ready"}}, '{"loaded": true}'),
+    ([{"id": "org/a", "loaded": True}, {"id": "org/b", "status": "ready"}], '{"id": "org/a", "loaded": true}'),
+    ({"org/a": None, "org/b": "ready"}, "null"),
+])
+def test_a_model_listed_with_a_state_the_gate_cannot_read_is_named_as_listed(models, shown):
+    """summary.models lists the model, in a shape the gate does not read: it is not ready, and was said to be
+    'not listed in GET /models/status', which it is; the message now says what the status holds for it."""
+    doc = {"all_ready": True, "in_progress": False, "errors": [], "summary": {"models": models}}
+    problems, ok_text, _d = _serving.evaluate_preload({"status": doc}, ENTRIES, timeout=5)
+    assert ok_text is None and [p["message"] for p in problems] == [
+        "agent 'crawler' (model 'org/a') is 'listed with a state the gate cannot read: %s' and the orchestrator "
+        "loads nothing more (in_progress: false)" % shown]
+
+
 def test_errors_items_of_every_shape():
     doc = {"all_ready": False, "in_progress": False, "errors": [
         {"agent": "crawler", "message": "bad weights"},
