@@ -80,6 +80,9 @@ FIXES = {
                 "user).",
         "ref_whitespace": "Write the ref without a newline or spaces (printf '%s' \"$(cat refs/main)\" > refs/main in the "
                           "model's cache folder): huggingface_hub compares it with the snapshot names as it is.",
+        "downloads_unverified": "Let the gate list the folder (chmod o+r or g+r, with the gate's user in its group), or "
+                                "run it as root (serving_gate_unit_sudoers), so that a download still in progress "
+                                "there is seen.",
         "no_ref": "Write the snapshot's commit to refs/main (printf '%s' <commit> > refs/main in the model's cache "
                   "folder), or download the model again with huggingface-cli download --cache-dir <store>, so that "
                   "loading it by its id finds the snapshot offline.",
@@ -986,14 +989,19 @@ def _unfinished_downloads(folder, findings):
     a cache's ``blobs/``, or a ``--local-dir`` download's ``.cache/huggingface/download/`` (its tree).
     An ``<x>.incomplete`` beside its finished ``<x>`` is the leftover of a retried or concurrent
     download that did finish (the finished file was renamed into place): it is not counted."""
-    partial = 0
-    for _current, _dirs, files in os.walk(folder):  # nothing there: nothing walked
+    partial, errors = 0, []
+    for _current, _dirs, files in os.walk(folder, onerror=errors.append):  # nothing there: nothing walked
         files = files[:MAX_DIR_ENTRIES]
         finished = set(files)
         partial += sum(1 for n in files if n.endswith(INCOMPLETE) and n[:-len(INCOMPLETE)] not in finished)
     if partial:
         findings.append(_finding("incomplete", folder, "%s holds %d unfinished download(s) (*.incomplete)"
                                  % (folder, partial)))
+    unlisted = [e for e in errors if e.errno not in (errno.ENOENT, errno.ENOTDIR)]
+    if unlisted:  # a folder the gate cannot list (0711): a download in progress there is not seen, so say so
+        findings.append(_finding("downloads_unverified", unlisted[0].filename or folder,
+                                 "%s cannot be listed to look for unfinished downloads (*.incomplete): %s"
+                                 % (unlisted[0].filename or folder, unlisted[0].strerror or unlisted[0])))
 
 
 # Where huggingface-cli download --local-dir keeps its state inside the model folder.
@@ -1285,8 +1293,9 @@ def inspect_model_store(entries, root, ident, base_dir=None):
     return out
 
 
-# Findings that warn and do not block: the model is complete, but a loader may not find it the way it is laid out.
-WARN_CAUSES = ("no_ref",)
+# Findings that warn and do not block: the model is complete, but a loader may not find it the way it is laid out,
+# or a folder no loader lists (blobs/) could not be looked through for downloads in progress (said, not passed).
+WARN_CAUSES = ("no_ref", "downloads_unverified")
 
 
 def evaluate_model_store(store, strict=True):

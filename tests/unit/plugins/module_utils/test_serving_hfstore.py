@@ -564,3 +564,26 @@ def test_a_map_path_naming_a_snapshot_folder_still_sees_the_cache_downloads_in_p
     problems, ok_text, _d = judge(open_tmp / "hub", {"a": ("org/m", rel)})
     assert ok_text is None and by_model(problems) == {"org/m": [
         "%s/blobs holds 1 unfinished download(s) (*.incomplete)" % repo]}
+
+
+def test_a_blobs_folder_the_gate_cannot_list_is_said_not_passed(open_tmp, monkeypatch):
+    """Hand-made on the real codet5p listing: blobs/ that the gate's user may search but not list (0711; the
+    loader only follows the snapshot's links into it). A download in progress there cannot be seen, and the walk
+    that looks for one stopped silently: a complete-looking model passed with that part unchecked. Now a warning
+    says so (the files the snapshot links are all checked, so it does not block). Root lists everything, so the
+    refusal the kernel would give the service user is made here."""
+    root = build_tree(fixture("hub_tree_codet5p_bin.txt"), str(open_tmp / "hf"))
+    blobs = os.path.join(root, "hub", "models--Salesforce--codet5p-770m", "blobs")
+    real_walk = os.walk
+
+    def walk(top, onerror=None, **kw):
+        if top == blobs:
+            onerror(PermissionError(13, "Permission denied", top))
+            return iter(())
+        return real_walk(top, onerror=onerror, **kw)
+
+    monkeypatch.setattr(_serving.os, "walk", walk)
+    problems, ok_text, _d = judge(root, {"a": ("Salesforce/codet5p-770m", "hub/models--Salesforce--codet5p-770m")})
+    assert ok_text is not None and [(p["status"], p["message"].split("): ", 1)[1]) for p in problems] == [
+        ("warn", "%s cannot be listed to look for unfinished downloads (*.incomplete): Permission denied" % blobs)]
+    assert problems[0]["fix"] == _serving.FIXES["model_store"]["downloads_unverified"]
