@@ -239,3 +239,56 @@ def test_unit_file_assignments_of_the_service_section(tmp_path):
                     "; comment\nTimeoutSec=30\nTimeoutStartSec=\n")
     assert list(timeout_start.assignments(str(path))) == [("ExecStart", "/bin/a    --b"), ("TimeoutSec", "30"),
                                                           ("TimeoutStartSec", "")]
+
+
+def stand_in_unit(tmp_path, monkeypatch, drop_ins):
+    """agent@.service and its drop-ins {path under tmp_path: text}, as systemctl show would list them."""
+    fragment = tmp_path / "agent@.service"
+    fragment.write_text("[Service]\nExecStart=/bin/sleep infinity\nTimeoutStartSec=90\n")
+    paths = []
+    for rel, text in drop_ins.items():
+        path = tmp_path / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        paths.append(str(path))
+    paths.sort(key=os.path.basename)  # systemd's order: by file name, whatever the folder
+
+    def show(*args):
+        if args[0] == "--property=DefaultTimeoutStartUSec":
+            return {"DefaultTimeoutStartUSec": "1min 30s"}
+        return {"FragmentPath": str(fragment), "DropInPaths": " ".join(paths), "Type": "simple"}
+
+    monkeypatch.setattr(timeout_start, "show", show)
+
+
+def test_a_drop_in_sorting_after_the_roles_overrides_the_timeout_it_sets(tmp_path, monkeypatch):
+    """systemctl edit writes override.conf, which sorts after 50-gpuops-serving-gate.conf: its TimeoutStartSec=
+    is the one systemd applies. With serving_gate_unit_timeout_start_sec the role took its own value alone, and
+    accepted a GATE_TIMEOUT above what systemd would allow."""
+    override = "agent@crawler.service.d/override.conf"
+    stand_in_unit(tmp_path, monkeypatch, {override: "[Service]\nTimeoutStartSec=60\n",
+                                          "agent@.service.d/10-env.conf": "[Service]\nTimeoutStartSec=20\n"})
+    assert timeout_start.unit_timeout("agent@crawler.service", DROPIN, "360") == {
+        "seconds": 60.0, "text": "60", "source": str(tmp_path / override)}
+
+
+def test_the_roles_timeout_wins_over_drop_ins_that_sort_before_it_and_the_unit(tmp_path, monkeypatch, capsys):
+    own = "agent@crawler.service.d/%s" % DROPIN
+    stand_in_unit(tmp_path, monkeypatch, {"agent@.service.d/10-env.conf": "[Service]\nTimeoutStartSec=20\n",
+                                          own: "[Service]\nTimeoutStartSec=30\n"})  # the role's, being replaced
+    assert timeout_start.main(["--unit", "agent@crawler.service", "--ignore", DROPIN, "--span", "6min"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"seconds": 360.0, "text": "6min",
+                                                   "source": "serving_gate_unit_timeout_start_sec"}
+    stand_in_unit(tmp_path, monkeypatch, {})  # the role's drop-in not written yet, nothing else
+    assert timeout_start.unit_timeout("agent@crawler.service", DROPIN, "6min")["seconds"] == 360.0
+    assert timeout_start.unit_timeout("agent@crawler.service", DROPIN)["seconds"] == 90.0  # the unit's own
+
+
+def test_without_systemd_to_ask_the_span_alone_is_the_answer(monkeypatch, capsys):
+    def show(*args):
+        raise OSError("systemctl show: System has not been booted with systemd as init system (PID 1)")
+
+    monkeypatch.setattr(timeout_start, "show", show)
+    assert timeout_start.main(["--unit", "agent@crawler.service", "--ignore", DROPIN, "--span", "6min"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"seconds": 360.0, "text": "6min",
+                                                   "source": "serving_gate_unit_timeout_start_sec"}
