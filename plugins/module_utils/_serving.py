@@ -1004,6 +1004,29 @@ def _unfinished_downloads(folder, findings):
                                  % (unlisted[0].filename or folder, unlisted[0].strerror or unlisted[0])))
 
 
+# Downloaders that write into the file itself (allocated at its full size first) and mark it unfinished with a
+# file beside it, removed when the download completes: suffix -> who writes it. aria2c leaves <file>.aria2, its
+# control file, when stopped (aria2/aria2#792); hfd.sh, a common Hugging Face downloader, runs aria2c.
+DOWNLOAD_MARKERS = ((".aria2", "aria2c's control file"),)
+
+
+def _marked_downloads(folder, findings):
+    """A finding for each file of the model folder (its sub-folders too, not hidden ones) that a downloader of
+    DOWNLOAD_MARKERS still marks unfinished: its size and even its header may look whole, its data is not."""
+    seen = 0
+    for current, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            seen += 1
+            if seen > MAX_DIR_ENTRIES:
+                return
+            for suffix, what in DOWNLOAD_MARKERS:
+                if name.endswith(suffix) and len(name) > len(suffix):
+                    target = os.path.join(current, name[:-len(suffix)])
+                    findings.append(_finding("incomplete", target, "%s is not completely downloaded: %s (%s) is "
+                                             "beside it" % (target, os.path.join(current, name), what)))
+
+
 # Where huggingface-cli download --local-dir keeps its state inside the model folder.
 LOCAL_DIR_DOWNLOADS = os.path.join(".cache", "huggingface", "download")
 
@@ -1219,6 +1242,7 @@ def _inspect_model(walk, entry, base):
     checked = []
     if facts["layout"] == "model_dir":
         _unfinished_downloads(os.path.join(model_dir, LOCAL_DIR_DOWNLOADS), findings)
+        _marked_downloads(model_dir, findings)
         repo = os.path.dirname(os.path.dirname(model_dir))
         if (os.path.basename(os.path.dirname(model_dir)) == "snapshots" and is_within(repo, walk.real_root)
                 and os.path.isdir(os.path.join(repo, "blobs"))):

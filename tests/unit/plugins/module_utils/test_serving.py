@@ -343,6 +343,30 @@ def test_a_shard_that_lacks_the_tensors_its_index_places_in_it_fails(open_tmp):
     assert inspect(root, entries)[0] == []
 
 
+def test_a_file_aria2c_has_not_finished_is_not_ready(open_tmp):
+    """aria2c (hfd.sh) allocates each file at its full size and writes into it, keeping <file>.aria2 beside it until
+    the download completes (aria2/aria2#792: stopped, it leaves the control file). The file's size and even its
+    header can look whole while the rest is zeros, so the gate passed; the control file now names it."""
+    def build(folder):
+        st.model_dir(folder, shards=3)
+        st.write(os.path.join(folder, "model-00003-of-00003.safetensors.aria2"), b"\x00\x01" + b"\x00" * 60)
+        st.write(os.path.join(folder, "1_Pooling", "config.json.aria2"), b"\x00\x01" + b"\x00" * 60)
+
+    root, entries = make_store(open_tmp, crawler=("org/a", "org/a", build))
+    folder = os.path.join(root, "org/a")
+    problems, ok_text, _d = inspect(root, entries)
+    assert ok_text is None and messages(problems) == [
+        "agent 'crawler' (model 'org/a'): %s/model-00003-of-00003.safetensors is not completely downloaded: "
+        "%s/model-00003-of-00003.safetensors.aria2 (aria2c's control file) is beside it" % (folder, folder),
+        "agent 'crawler' (model 'org/a'): %s/1_Pooling/config.json is not completely downloaded: "
+        "%s/1_Pooling/config.json.aria2 (aria2c's control file) is beside it" % (folder, folder)]
+    for current, _dirs, names in os.walk(folder):
+        for name in names:
+            if name.endswith(".aria2"):
+                os.remove(os.path.join(current, name))  # what aria2c does when the download completes
+    assert inspect(root, entries)[0] == []
+
+
 def bin_index(folder, shards=2):
     names = ["pytorch_model-%05d-of-%05d.bin" % (i, shards) for i in range(1, shards + 1)]
     st.write(os.path.join(folder, "pytorch_model.bin.index.json"),
