@@ -183,7 +183,8 @@ HEALTH_TEXT_MAX = 100  # characters: a longer text is a page or a report, not a 
 # status (400-599) or a FAILED_STATES word, or an ERROR_FLAG_KEYS flag that reads false.
 ERROR_KEYS = ("error", "errors")
 ERROR_SHAPES = (("object", "error"),)
-ERROR_FLAG_KEYS = ("ok", "success", "accepted")
+# not "accepted": {"accepted": false} may say a preload is already under way, which 409 says too (waited for)
+ERROR_FLAG_KEYS = ("ok", "success")
 FALSE_TEXTS = ("false", "no", "0", "off")  # a flag sent as text or a number: "false", 0 read as false
 READY_STATES = ("ready", "loaded", "ok", "done", "available", "serving", "running")
 FAILED_STATES = ("failed", "error", "errored")

@@ -1140,7 +1140,7 @@ def test_protocol_errors_fail_at_once(orchestrator, behaviour, expected):
 
 @pytest.mark.parametrize("body, said", [
     (None, "object 'error': 'Not the same number of function calls and responses'"),  # OPENAI_ERROR_BODY
-    ('{"accepted": false, "reason": "no GPU free"}', "accepted false"),
+    ('{"success": false, "reason": "no GPU free"}', "success false"),
     ('{"status": "error", "message": "model registry unreachable"}', "status 'error'"),
     ('{"error": "preload already failed: CUDA out of memory"}', "error 'preload already failed: CUDA out of memory'"),
 ])
@@ -1174,7 +1174,8 @@ def test_a_status_answered_200_with_an_error_body_is_waited_for_then_quoted(orch
 
 def test_a_preload_accepted_with_a_plain_2xx_body_is_waited_for(orchestrator):
     sim = orchestrator(models=["org/a"], canned={"/models/preload": {
-        "status": 200, "body": '{"accepted": true, "errors": []}', "content_type": JSON}})
+        "status": 200, "body": '{"accepted": false, "reason": "a preload is running", "errors": []}',
+        "content_type": JSON}})  # not an error: as a 409 would say, one is under way
     (_problems, _ok, _d), observed, _p = preload(sim, seconds=0.5, clock=FakeClock())
     assert observed["triggered"] and not observed["fatal"] and observed["trigger"]["error"] is None
     assert observed["polls"] > 1  # it waited for the models (the stand-in's canned answer starts no load)
