@@ -80,6 +80,9 @@ FIXES = {
                 "user).",
         "ref_whitespace": "Write the ref without a newline or spaces (printf '%s' \"$(cat refs/main)\" > refs/main in the "
                           "model's cache folder): huggingface_hub compares it with the snapshot names as it is.",
+        "downloads_unverified": "Let the gate list the folder (chmod o+r or g+r, with the gate's user in its group), or "
+                                "run it as root (serving_gate_unit_sudoers), so that a download still in progress "
+                                "there is seen.",
         "no_ref": "Write the snapshot's commit to refs/main (printf '%s' <commit> > refs/main in the model's cache "
                   "folder), or download the model again with huggingface-cli download --cache-dir <store>, so that "
                   "loading it by its id finds the snapshot offline.",
@@ -124,6 +127,13 @@ CONFIG_MAX_BYTES = 4 * 1024 * 1024
 INDEX_MAX_BYTES = 32 * 1024 * 1024
 SAFETENSORS_MAX_HEADER = 100 * 1024 * 1024   # the safetensors reference implementation's limit
 SAFETENSORS_PARSE_LIMIT = 32 * 1024 * 1024   # headers above this are size-checked, not parsed
+# Bits per element of each safetensors dtype (safetensors' Dtype::bitsize): a tensor's bytes are its element
+# count times these, over 8. A dtype not listed here (a newer one) has its offsets checked, not its size.
+SAFETENSORS_DTYPE_BITS = {
+    "BOOL": 8, "U8": 8, "I8": 8, "F8_E5M2": 8, "F8_E4M3": 8, "F8_E8M0": 8, "I16": 16, "U16": 16, "F16": 16,
+    "BF16": 16, "I32": 32, "U32": 32, "F32": 32, "F64": 64, "I64": 64, "U64": 64, "C64": 64, "F4": 4,
+    "F6_E2M3": 6, "F6_E3M2": 6,
+}
 BODY_MAX_BYTES = 1024 * 1024
 JSON_MAX_DEPTH = 100  # levels of lists and objects in any JSON the gate reads (decode_json)
 MAX_DIR_ENTRIES = 100000
@@ -158,7 +168,7 @@ PLACEHOLDERS = (
 # plain-text body or a JSON string; false under either kind of key, or a JSON false. Anything else a 2xx says is
 # ready: nothing, null, UP, ok, healthy, SERVING, a word not in the table (2xx is the contract).
 HEALTH_STATE_KEYS = ("status", "state", "health", "readiness", "phase")
-HEALTH_FLAG_KEYS = ("ok", "healthy", "ready", "up", "alive", "live", "available")
+HEALTH_FLAG_KEYS = ("ok", "healthy", "ready", "up", "alive", "live", "available", "success")
 NOT_READY_WORDS = (
     "down", "unhealthy", "not healthy", "not ready", "unready", "not ok", "not serving", "out of service",
     "unavailable", "not available", "offline", "starting", "loading", "initializing", "initialising", "warming up",
@@ -166,6 +176,16 @@ NOT_READY_WORDS = (
     "errored", "critical", "fatal", "dead", "crashed", "stopping", "stopped", "shutting down", "draining",
     "maintenance")
 HEALTH_TEXT_MAX = 100  # characters: a longer text is a page or a report, not a state, and is not read for words
+# A 2xx body that reports an error (``error_said``; the health rule above counts it as not ready, and the
+# preload's POST as refused): an ERROR_KEYS key holding anything but nothing (null, false, "", [], {}:
+# {"error": "db unreachable"}, {"error": {"message": ...}} as OpenAI-style servers send), an ERROR_SHAPES
+# key/value ({"object": "error", ...}, vLLM's error answer), a HEALTH_STATE_KEYS key holding an HTTP error
+# status (400-599) or a FAILED_STATES word, or an ERROR_FLAG_KEYS flag that reads false.
+ERROR_KEYS = ("error", "errors")
+ERROR_SHAPES = (("object", "error"),)
+# not "accepted": {"accepted": false} may say a preload is already under way, which 409 says too (waited for)
+ERROR_FLAG_KEYS = ("ok", "success")
+FALSE_TEXTS = ("false", "no", "0", "off")  # a flag sent as text or a number: "false", 0 read as false
 READY_STATES = ("ready", "loaded", "ok", "done", "available", "serving", "running")
 FAILED_STATES = ("failed", "error", "errored")
 
@@ -759,11 +779,12 @@ def _open_weights(path):
         return None, "cannot be opened: %s" % (exc.strerror or exc)
 
 
-def safetensors_problem(path, size):
+def safetensors_problem(path, size, tensors=None):
     """Why a .safetensors file is truncated or not one, or None. The format: 8 bytes little-endian
     header length N, N bytes of JSON ({tensor: {dtype, shape, data_offsets: [begin, end]}, optional
     __metadata__}), then the data, whose length is the largest ``end``: a complete file is exactly
-    8 + N + that long (the reference implementation refuses anything else)."""
+    8 + N + that long (the reference implementation refuses anything else). ``tensors``: the names a
+    sharded index places in this file, each of which its header must hold."""
     fd, why = _open_weights(path)
     if fd is None:
         return why
@@ -786,21 +807,65 @@ def safetensors_problem(path, size):
     header, error = decode_json(raw)
     if error or not isinstance(header, dict):
         return "has a corrupt safetensors header (%s)" % (error or "not an object")
-    end = 0
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        offsets = info.get("data_offsets") if isinstance(info, dict) else None
-        if (not isinstance(offsets, list) or len(offsets) != 2
-                or not all(isinstance(o, int) and not isinstance(o, bool) and o >= 0 for o in offsets)):
-            return "has a corrupt safetensors header (tensor %s without valid data_offsets)" % one_line(name, 80)
-        end = max(end, offsets[1])
+    if not raw.startswith(b"{"):  # safetensors >= 0.4 refuses a header that does not open with '{'
+        return "has a corrupt safetensors header (it does not start with '{')"
+    end, why = _safetensors_data_end(header)
+    if why:
+        return "has a corrupt safetensors header (%s)" % why
     expected = 8 + length + end
     if expected > size:
         return "is truncated: %d of %d bytes (a copy that did not finish)" % (size, expected)
     if expected < size:
         return "has %d bytes after its last tensor: not a complete safetensors file" % (size - expected)
+    lacking = sorted(set(tensors or ()) - set(header) - set(["__metadata__"]))
+    if lacking:  # a shard of another revision or model: loaders would miss these weights (or init them at random)
+        return "does not hold %d tensor(s) its index places in it (%s%s): a shard of another revision or model" % (
+            len(lacking), ", ".join(one_line(n, 80) for n in lacking[:3]), ", ..." if len(lacking) > 3 else "")
     return None
+
+
+def _safetensors_data_end(header):
+    """(end of the data, None) or (None, why) for a parsed safetensors header, checked as the reference
+    implementation loads it (Metadata::validate): tensors sorted by offsets must tile the data with no
+    gap or overlap, each exactly as long as its dtype and shape say; __metadata__ is a text-to-text map."""
+    metadata = header.get("__metadata__")
+    if metadata is not None and not (isinstance(metadata, dict)
+                                     and all(isinstance(v, str) for v in metadata.values())):
+        return None, "__metadata__ is not a map of texts"
+    tensors = []
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        shown = one_line(name, 80)
+        offsets = info.get("data_offsets") if isinstance(info, dict) else None
+        if (not isinstance(offsets, list) or len(offsets) != 2
+                or not all(isinstance(o, int) and not isinstance(o, bool) and o >= 0 for o in offsets)):
+            return None, "tensor %s without valid data_offsets" % shown
+        shape = info.get("shape")
+        if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
+                                                  for d in shape):
+            return None, "tensor %s without a valid shape" % shown
+        if not isinstance(info.get("dtype"), str):
+            return None, "tensor %s without a dtype" % shown
+        tensors.append((offsets[0], offsets[1], shown, info["dtype"], shape))
+    start = 0
+    for begin, end, shown, dtype, shape in sorted(tensors, key=lambda t: (t[0], t[1])):
+        if end < begin:
+            return None, "tensor %s has data_offsets [%d, %d]: it ends before it begins" % (shown, begin, end)
+        if begin != start:
+            return None, "tensor %s has data_offsets [%d, %d] where [%d, ...] was expected: its data overlaps " \
+                         "another's or leaves a gap" % (shown, begin, end, start)
+        start = end
+        bits = SAFETENSORS_DTYPE_BITS.get(dtype)
+        if bits is not None:
+            count = 1
+            for dim in shape:
+                count *= dim
+            if count * bits != (end - begin) * 8:
+                return None, "tensor %s (%s %s) needs %s bytes, its data_offsets give %d" % (
+                    shown, dtype, json.dumps(shape), "%d" % (count * bits // 8) if count * bits % 8 == 0 else
+                    "%.1f" % (count * bits / 8.0), end - begin)
+    return start, None
 
 
 def zip_weights_problem(path, size):
@@ -824,9 +889,9 @@ def zip_weights_problem(path, size):
     return None
 
 
-def _weights_content(name):
+def _weights_content(name, tensors=None):
     if name.endswith(".safetensors"):
-        return safetensors_problem
+        return lambda path, size: safetensors_problem(path, size, tensors)
     if name.endswith(".bin"):
         return zip_weights_problem
     return None
@@ -864,7 +929,7 @@ def _check_weights(walk, folder, names, findings, checked):
         files = [n for n in names if is_weights(n)]
         if indexes or files:
             break
-    shards = []
+    shards, placed = [], {}  # placed: shard -> the tensors its index says it holds
     for index in indexes:
         real = _check_file(walk, folder, index, findings, checked)
         if real is None:
@@ -872,10 +937,16 @@ def _check_weights(walk, folder, names, findings, checked):
         data, error = read_bounded(real, INDEX_MAX_BYTES, "weights index")
         doc, jerror = (None, error) if error else decode_json(data)
         weight_map = doc.get("weight_map") if isinstance(doc, dict) else None
-        if jerror or not isinstance(weight_map, dict) or not weight_map:
+        # the loader joins every value to the folder: one that is not a file name breaks it (a corrupt index)
+        odd = sorted(k for k, v in weight_map.items() if not isinstance(v, str)) if isinstance(weight_map, dict) else []
+        if jerror or not isinstance(weight_map, dict) or not weight_map or odd:
+            why = jerror or ("weight_map gives tensor %s %s, not a shard's file name"
+                             % (json.dumps(odd[0]), json.dumps(weight_map[odd[0]])) if odd else "no weight_map")
             findings.append(_finding("incomplete", os.path.join(folder, index), "%s is not a valid weights index (%s)"
-                                     % (os.path.join(folder, index), jerror or "no weight_map")))
+                                     % (os.path.join(folder, index), one_line(why, 300))))
             continue
+        for tensor, shard in weight_map.items():
+            placed.setdefault(shard, set()).add(tensor)
         for shard in sorted(set(v for v in weight_map.values() if isinstance(v, str))):
             why = _path_problem(shard) or ("is absolute" if shard.startswith("/") else None)
             if why:
@@ -904,7 +975,7 @@ def _check_weights(walk, folder, names, findings, checked):
                                                        "or a sharded index)" % folder))
         return
     for shard in shards:
-        _check_file(walk, folder, shard, findings, checked, _weights_content(shard))
+        _check_file(walk, folder, shard, findings, checked, _weights_content(shard, placed.get(shard)))
     # Other weight files of the format beside an index: loaders differ on which they read (transformers opens a
     # single model.safetensors before any index), so each one there must be whole too.
     for name in files:
@@ -920,14 +991,42 @@ def _unfinished_downloads(folder, findings):
     a cache's ``blobs/``, or a ``--local-dir`` download's ``.cache/huggingface/download/`` (its tree).
     An ``<x>.incomplete`` beside its finished ``<x>`` is the leftover of a retried or concurrent
     download that did finish (the finished file was renamed into place): it is not counted."""
-    partial = 0
-    for _current, _dirs, files in os.walk(folder):  # nothing there: nothing walked
+    partial, errors = 0, []
+    for _current, _dirs, files in os.walk(folder, onerror=errors.append):  # nothing there: nothing walked
         files = files[:MAX_DIR_ENTRIES]
         finished = set(files)
         partial += sum(1 for n in files if n.endswith(INCOMPLETE) and n[:-len(INCOMPLETE)] not in finished)
     if partial:
         findings.append(_finding("incomplete", folder, "%s holds %d unfinished download(s) (*.incomplete)"
                                  % (folder, partial)))
+    unlisted = [e for e in errors if e.errno not in (errno.ENOENT, errno.ENOTDIR)]
+    if unlisted:  # a folder the gate cannot list (0711): a download in progress there is not seen, so say so
+        findings.append(_finding("downloads_unverified", unlisted[0].filename or folder,
+                                 "%s cannot be listed to look for unfinished downloads (*.incomplete): %s"
+                                 % (unlisted[0].filename or folder, unlisted[0].strerror or unlisted[0])))
+
+
+# Downloaders that write into the file itself (allocated at its full size first) and mark it unfinished with a
+# file beside it, removed when the download completes: suffix -> who writes it. aria2c leaves <file>.aria2, its
+# control file, when stopped (aria2/aria2#792); hfd.sh, a common Hugging Face downloader, runs aria2c.
+DOWNLOAD_MARKERS = ((".aria2", "aria2c's control file"),)
+
+
+def _marked_downloads(folder, findings):
+    """A finding for each file of the model folder (its sub-folders too, not hidden ones) that a downloader of
+    DOWNLOAD_MARKERS still marks unfinished: its size and even its header may look whole, its data is not."""
+    seen = 0
+    for current, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            seen += 1
+            if seen > MAX_DIR_ENTRIES:
+                return
+            for suffix, what in DOWNLOAD_MARKERS:
+                if name.endswith(suffix) and len(name) > len(suffix):
+                    target = os.path.join(current, name[:-len(suffix)])
+                    findings.append(_finding("incomplete", target, "%s is not completely downloaded: %s (%s) is "
+                                             "beside it" % (target, os.path.join(current, name), what)))
 
 
 # Where huggingface-cli download --local-dir keeps its state inside the model folder.
@@ -961,6 +1060,30 @@ def _check_readable(walk, folder, name, findings):
     placeholder = _placeholder(real) if stat.S_ISREG(st.st_mode) and 0 < st.st_size <= PLACEHOLDER_MAX_BYTES else None
     if placeholder:  # the loader reads the tokenizer files too: a stand-in fails it as surely as one for the weights
         findings.append(_finding(placeholder[0], path, "%s %s" % (path, placeholder[1])))
+
+
+def _snapshot_subfolder_links(walk, snapshot, findings):
+    """Links in a cache snapshot's sub-folders (sentence-transformers' ``1_Pooling/``, diffusers' ``unet/``):
+    huggingface_hub links every file of the repo into ``blobs/``, so one that leads to nothing is a download cut
+    short or a blob not copied, wherever it lies. The top level is checked file by file (``_check_file``,
+    ``_check_readable``); hidden entries are left alone; the walk is bounded (``MAX_DIR_ENTRIES``)."""
+    seen = 0
+    for current, dirs, files in os.walk(snapshot):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        if current == snapshot:
+            continue
+        for name in sorted(files):
+            seen += 1
+            if seen > MAX_DIR_ENTRIES:
+                return
+            path = os.path.join(current, name)
+            if name.startswith(".") or not os.path.islink(path):
+                continue
+            real, escape = walk.resolve(path)
+            if escape:
+                findings.append(_finding(*escape))
+            elif not os.path.exists(real):
+                findings.append(_finding("incomplete", path, _dangling_text(walk, path, real)))
 
 
 # What marks a folder as a Hugging Face cache repo (models--org--name): snapshot_download writes refs/main
@@ -1116,9 +1239,19 @@ def _inspect_model(walk, entry, base):
             return findings, facts
     if facts["layout"] == "hf_cache" and _empty_snapshot(model_dir, real, findings):
         return findings, facts
+    if facts["layout"] == "hf_cache":
+        _snapshot_subfolder_links(walk, model_dir, findings)
     checked = []
     if facts["layout"] == "model_dir":
         _unfinished_downloads(os.path.join(model_dir, LOCAL_DIR_DOWNLOADS), findings)
+        _marked_downloads(model_dir, findings)
+        repo = os.path.dirname(os.path.dirname(model_dir))
+        if (os.path.basename(os.path.dirname(model_dir)) == "snapshots" and is_within(repo, walk.real_root)
+                and os.path.isdir(os.path.join(repo, "blobs"))):
+            # a map path naming a cache's snapshot folder itself (vLLM's --model .../snapshots/<commit>): its
+            # download may still be running, its files not yet linked in
+            _unfinished_downloads(os.path.join(repo, "blobs"), findings)
+            _snapshot_subfolder_links(walk, model_dir, findings)
     _check_file(walk, model_dir, "config.json", findings, checked, _json_object_content(CONFIG_MAX_BYTES))
     names = _list_dir(model_dir, findings)
     _check_weights(walk, model_dir, names, findings, checked)
@@ -1186,8 +1319,9 @@ def inspect_model_store(entries, root, ident, base_dir=None):
     return out
 
 
-# Findings that warn and do not block: the model is complete, but a loader may not find it the way it is laid out.
-WARN_CAUSES = ("no_ref",)
+# Findings that warn and do not block: the model is complete, but a loader may not find it the way it is laid out,
+# or a folder no loader lists (blobs/) could not be looked through for downloads in progress (said, not passed).
+WARN_CAUSES = ("no_ref", "downloads_unverified")
 
 
 def evaluate_model_store(store, strict=True):
@@ -1265,6 +1399,11 @@ def _split_url(url):
     if not host_match:
         return None, "%r has no valid host[:port]" % shown
     host = host_match.group(1).strip("[]")
+    if host_match.group(1).startswith("["):
+        try:  # brackets hold an IPv6 address only (RFC 3986); anything else would fail each call as unresolvable
+            socket.inet_pton(socket.AF_INET6, host)
+        except (OSError, ValueError):
+            return None, "%r: [%s] is not an IPv6 address" % (shown, one_line(host, 100))
     port = int(host_match.group(2)) if host_match.group(2) else (443 if scheme == "https" else 80)
     if not 0 < port < 65536:
         return None, "%r: port %d is out of range" % (shown, port)
@@ -1469,6 +1608,11 @@ class Client(object):
                     reply.data = value
         elif data.strip() and _is_json_type(content_type):
             reply.data, reply.json_error = decode_json(data)
+        elif data.strip()[:1] in (b"{", b"[") and (content_type or "").split(";")[0].strip().lower() in ("text/plain", ""):
+            # JSON sent as plain text (Go's net/http sniffs JSON as text/plain): read as JSON when it is, else text
+            value, error = decode_json(data)
+            if error is None:
+                reply.data = value
         return reply
 
     def _describe_error(self, reply, exc, budget):
@@ -1510,19 +1654,64 @@ def _says_not_ready(text):
                for i in range(len(words) - len(phrase) + 1))
 
 
+def _reads_false(value):
+    """Whether a flag's value says no: false, 0, or a text of FALSE_TEXTS (any case)."""
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, (int, float)):
+        return value == 0
+    return isinstance(value, str) and value.strip().lower() in FALSE_TEXTS
+
+
+def _quoted(key, value):
+    """'key false' / 'key 503' / "key 'text'" (one line, bounded) for what a body said under ``key``."""
+    if isinstance(value, bool) or value is None:
+        return "%s %s" % (key, json.dumps(value))
+    if isinstance(value, (int, float)):
+        return "%s %s" % (key, value)
+    return "%s '%s'" % (key, one_line(value if isinstance(value, str) else value, 200))
+
+
+def error_said(data):
+    """What a 2xx JSON body (parsed) says that reports an error, quoted (``error 'db unreachable'``,
+    ``status 503``, ``success false``), or None: see ERROR_KEYS. Only the top level counts."""
+    if not isinstance(data, dict):
+        return None
+    fields = dict((k.lower(), v) for k, v in data.items() if isinstance(k, str))
+    for key in ERROR_KEYS:
+        if fields.get(key) not in (None, False, "", [], {}):
+            return _quoted(key, fields[key])
+    for key, value in ERROR_SHAPES:
+        if isinstance(fields.get(key), str) and fields[key].strip().lower() == value:
+            text = _first_str(fields, ("message", "detail"))
+            return _quoted(key, fields[key]) + (": '%s'" % one_line(text, 200) if text else "")
+    for key in HEALTH_STATE_KEYS:
+        value = fields.get(key)
+        if ((isinstance(value, int) and not isinstance(value, bool) and 400 <= value < 600)
+                or (isinstance(value, str) and value.strip().lower() in FAILED_STATES)):
+            return _quoted(key, value)
+    for key in ERROR_FLAG_KEYS:
+        if key in fields and _reads_false(fields[key]):
+            return _quoted(key, fields[key])
+    return None
+
+
 def not_ready_said(reply):
     """What a 2xx health answer (a Reply dict) says that means not ready, quoted one line and bounded
-    (``status 'DOWN'``, ``ready false``, ``'unhealthy'`` for a text body), or None: see NOT_READY_WORDS."""
+    (``status 'DOWN'``, ``ready false``, ``error '...'``, ``'unhealthy'`` for a text body), or None: see
+    NOT_READY_WORDS and ERROR_KEYS."""
     data = reply.get("data")
     if isinstance(data, dict):
         fields = dict((k.lower(), v) for k, v in data.items() if isinstance(k, str))
         for key in HEALTH_STATE_KEYS:
-            if fields.get(key) is False or _says_not_ready(fields.get(key)):
-                return "%s %s" % (key, "false" if fields[key] is False else "'%s'" % one_line(fields[key]))
+            value = fields.get(key)
+            # false or "false" only: a state of 0 or "0" is a success code in some APIs
+            if _says_not_ready(value) or value is False or (isinstance(value, str) and value.strip().lower() == "false"):
+                return _quoted(key, value)
         for key in HEALTH_FLAG_KEYS:
-            if fields.get(key) is False:
-                return "%s false" % key
-        return None
+            if key in fields and _reads_false(fields[key]):
+                return _quoted(key, fields[key])
+        return error_said(data)
     if data is False:
         return "false"
     text = data if isinstance(data, str) else None
@@ -1679,6 +1868,7 @@ def preload_errors(doc, entries):
 
 
 _COUNT_KEYS = ("ready", "loaded", "loading", "pending", "failed", "total", "in_progress")
+UNREADABLE_STATE = "listed with a state the gate cannot read:"
 
 
 def model_states(summary, known=None):
@@ -1705,12 +1895,15 @@ def model_states(summary, known=None):
                 return "ready" if value["ready"] else "not ready"
         return None
 
+    def unread(value):  # a model listed with a state the gate cannot read: named as listed, never as ready
+        return "%s %s" % (UNREADABLE_STATE, one_line(json.dumps(value, sort_keys=True, default=str), 80))
+
     if isinstance(source, list):
         for item in source:
             if isinstance(item, dict):
                 name = _first_str(item, ("model", "model_id", "id", "name"))
-                if name and state_of(item):
-                    states[name] = state_of(item)
+                if name:
+                    states[name] = state_of(item) or unread(item)
         return states
     if isinstance(source, dict):
         for key, value in source.items():
@@ -1719,8 +1912,11 @@ def model_states(summary, known=None):
                     states[name] = key.lower()
             elif not isinstance(value, (int, float)) or isinstance(value, bool):
                 state = state_of(value)
-                if state and key not in _COUNT_KEYS and (not flat or known is None or key in known):
-                    states[key] = state
+                if key not in _COUNT_KEYS and (not flat or known is None or key in known):
+                    if state:
+                        states[key] = state
+                    elif not flat:
+                        states[key] = unread(value)
     return states
 
 
@@ -1771,6 +1967,11 @@ def run_preload(client, entries, refresh=False, interval=0.5, max_interval=2.0, 
             if not (reply.refused or reply.timed_out or reply.status is None or reply.status >= 500):
                 out["fatal"] = True
             return None
+        said = (error_said(reply.data) if isinstance(reply.data, dict) and not isinstance(reply.data.get("all_ready"), bool)
+                else None)
+        if said:  # an error answer sent with 200 (a dependency down while it starts): retried, and named at the end
+            out["error"] = "GET /models/status answered %d, but its body reports an error: %s" % (reply.status, said)
+            return None
         shape = _status_shape_error(reply.data)
         if shape:
             out["error"], out["fatal"] = shape, True
@@ -1801,6 +2002,12 @@ def run_preload(client, entries, refresh=False, interval=0.5, max_interval=2.0, 
         trigger["attempts"] += 1
         reply = client.post("/models/preload", {"refresh": bool(refresh)})
         trigger["status"], trigger["answer"] = reply.status, reply.data if reply.data is not None else reply.text
+        refused = error_said(reply.data) if reply.ok else None
+        if refused:  # a 2xx whose body reports an error did not start a preload: waiting for one would be in vain
+            trigger["error"] = "POST /models/preload answered %d, but its body reports an error: %s" % (
+                reply.status, refused)
+            out["fatal"] = True
+            return finish()
         if reply.status is not None and (200 <= reply.status < 300 or reply.status == 409):
             trigger["error"] = None
             out["triggered"] = True

@@ -118,3 +118,26 @@ def test_the_progress_line_passes_no_control_character(monkeypatch, capsys):
     err = capsys.readouterr().err
     assert err.startswith("gate: preload: in progress: org/m") and err.count("\n") == 2
     assert all(line.isprintable() for line in err.splitlines()), ascii(err)
+
+
+def test_sigterm_from_systemd_is_said_in_the_journal_and_never_ready(host, orchestrator):
+    """systemd ends an ExecStartPre= that outlives TimeoutStartSec= (or a stopped unit's) with SIGTERM: the gate
+    died without a word, so the journal did not say why the unit did not start."""
+    sim = orchestrator(models=host.models, never_ready=True)
+    full = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "src"))
+    full.update(host.env(sim.url), GATE_TIMEOUT="120")
+    proc = subprocess.Popen([sys.executable, "-m", "gpuops_preflight", "gate", "--instance", "crawler"], env=full,
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+    try:
+        first = proc.stderr.readline()  # the preload's first progress line: the gate is well under way
+        assert first.startswith("gate: preload: "), first
+        proc.terminate()
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 1, (proc.returncode, err)
+    assert ("gpuops-preflight gate: stopped by SIGTERM before its verdict (systemd's TimeoutStartSec= reached, or the "
+            "unit was stopped): instance crawler must not start (exit 1)") in err, err
+    assert "Traceback" not in err and "GATE READY" not in out

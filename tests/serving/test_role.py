@@ -122,7 +122,12 @@ def test_values_are_quoted_for_systemd(role):
 @pytest.mark.parametrize("extra, expected", [
     ({"serving_gate_unit_timeout_start_sec": "5min"},
      "GATE_TIMEOUT (300 s) is not below the TimeoutStartSec of agent@crawler.service (5min, from "
-     "serving_gate_unit_timeout_start_sec): systemd would kill the gate"),
+     "serving_gate_unit_timeout_start_sec) by the 5 s the gate needs beyond GATE_TIMEOUT to start and say its "
+     "verdict: systemd would kill the gate"),
+    # below, but by less than the gate needs to start and print its verdict after GATE_TIMEOUT
+    ({"serving_gate_unit_timeout_start_sec": "90", "serving_gate_unit_timeout": 86},
+     "GATE_TIMEOUT (86 s) is not below the TimeoutStartSec of agent@crawler.service (90, from "
+     "serving_gate_unit_timeout_start_sec) by the 5 s"),
     ({"serving_gate_unit_timeout_start_sec": "soon"},
      "cannot tell the TimeoutStartSec of agent@crawler.service: not a systemd time span: 'soon'"),
     ({"serving_gate_unit_template": "agent.service"}, "serving_gate_unit_template must be a template unit"),
@@ -130,6 +135,15 @@ def test_values_are_quoted_for_systemd(role):
     ({"serving_gate_unit_model_map": "relative.json"}, "serving_gate_unit_model_map (an absolute path)"),
     ({"serving_gate_unit_store_root": ""}, "required while serving_gate_unit_strict_model_store is true"),
     ({"serving_gate_unit_environment": {"X": "a\nb"}}, "no control characters in any setting"),
+    # not required, but still passed on as BUS_URL: the gate would refuse it (exit 2) at every start
+    ({"serving_gate_unit_bus_url": "http://svc:S3cret@bus:9000/health"}, "no user name, password or query string"),
+    ({"serving_gate_unit_require_bus": True}, "required with serving_gate_unit_require_bus"),
+    # GATE_TIMEOUT set here would bypass the rule above: systemd would kill the gate before its verdict
+    ({"serving_gate_unit_environment": {"GATE_TIMEOUT": "600", "PRELOAD_REFRESH": "1"}},
+     "serving_gate_unit_environment sets GATE_TIMEOUT: give serving_gate_unit_timeout instead"),
+    ({"serving_gate_unit_environment": {"BUS_URL": "http://u:p@bus:9000", "GPU_ORCHESTRATOR_URL": "http://o:1"}},
+     "serving_gate_unit_environment sets GPU_ORCHESTRATOR_URL, BUS_URL: give serving_gate_unit_orchestrator_url, "
+     "serving_gate_unit_bus_url instead"),
     ({"serving_gate_unit_sudoers": True}, "the sudoers drop-in needs serving_gate_unit_service_user"),
 ])
 def test_bad_settings_fail_before_anything_changes(role, extra, expected):
@@ -144,6 +158,7 @@ def test_timeouts_in_systemd_spans_below_the_gate_pass(role):
     assert proc.returncode == 0, proc.stdout
     assert "\nTimeoutStartSec=1min 30s\n" in role.read("systemd/agent@crawler.service.d/%s" % DROPIN)
     assert role.run(serving_gate_unit_timeout_start_sec="infinity").returncode == 0
+    assert role.run(serving_gate_unit_timeout_start_sec="90", serving_gate_unit_timeout=85).returncode == 0
 
 
 def stand_in_visudo(base, verdict):
@@ -224,3 +239,56 @@ def test_unit_file_assignments_of_the_service_section(tmp_path):
                     "; comment\nTimeoutSec=30\nTimeoutStartSec=\n")
     assert list(timeout_start.assignments(str(path))) == [("ExecStart", "/bin/a    --b"), ("TimeoutSec", "30"),
                                                           ("TimeoutStartSec", "")]
+
+
+def stand_in_unit(tmp_path, monkeypatch, drop_ins):
+    """agent@.service and its drop-ins {path under tmp_path: text}, as systemctl show would list them."""
+    fragment = tmp_path / "agent@.service"
+    fragment.write_text("[Service]\nExecStart=/bin/sleep infinity\nTimeoutStartSec=90\n")
+    paths = []
+    for rel, text in drop_ins.items():
+        path = tmp_path / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        paths.append(str(path))
+    paths.sort(key=os.path.basename)  # systemd's order: by file name, whatever the folder
+
+    def show(*args):
+        if args[0] == "--property=DefaultTimeoutStartUSec":
+            return {"DefaultTimeoutStartUSec": "1min 30s"}
+        return {"FragmentPath": str(fragment), "DropInPaths": " ".join(paths), "Type": "simple"}
+
+    monkeypatch.setattr(timeout_start, "show", show)
+
+
+def test_a_drop_in_sorting_after_the_roles_overrides_the_timeout_it_sets(tmp_path, monkeypatch):
+    """systemctl edit writes override.conf, which sorts after 50-gpuops-serving-gate.conf: its TimeoutStartSec=
+    is the one systemd applies. With serving_gate_unit_timeout_start_sec the role took its own value alone, and
+    accepted a GATE_TIMEOUT above what systemd would allow."""
+    override = "agent@crawler.service.d/override.conf"
+    stand_in_unit(tmp_path, monkeypatch, {override: "[Service]\nTimeoutStartSec=60\n",
+                                          "agent@.service.d/10-env.conf": "[Service]\nTimeoutStartSec=20\n"})
+    assert timeout_start.unit_timeout("agent@crawler.service", DROPIN, "360") == {
+        "seconds": 60.0, "text": "60", "source": str(tmp_path / override)}
+
+
+def test_the_roles_timeout_wins_over_drop_ins_that_sort_before_it_and_the_unit(tmp_path, monkeypatch, capsys):
+    own = "agent@crawler.service.d/%s" % DROPIN
+    stand_in_unit(tmp_path, monkeypatch, {"agent@.service.d/10-env.conf": "[Service]\nTimeoutStartSec=20\n",
+                                          own: "[Service]\nTimeoutStartSec=30\n"})  # the role's, being replaced
+    assert timeout_start.main(["--unit", "agent@crawler.service", "--ignore", DROPIN, "--span", "6min"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"seconds": 360.0, "text": "6min",
+                                                   "source": "serving_gate_unit_timeout_start_sec"}
+    stand_in_unit(tmp_path, monkeypatch, {})  # the role's drop-in not written yet, nothing else
+    assert timeout_start.unit_timeout("agent@crawler.service", DROPIN, "6min")["seconds"] == 360.0
+    assert timeout_start.unit_timeout("agent@crawler.service", DROPIN)["seconds"] == 90.0  # the unit's own
+
+
+def test_without_systemd_to_ask_the_span_alone_is_the_answer(monkeypatch, capsys):
+    def show(*args):
+        raise OSError("systemctl show: System has not been booted with systemd as init system (PID 1)")
+
+    monkeypatch.setattr(timeout_start, "show", show)
+    assert timeout_start.main(["--unit", "agent@crawler.service", "--ignore", DROPIN, "--span", "6min"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"seconds": 360.0, "text": "6min",
+                                                   "source": "serving_gate_unit_timeout_start_sec"}

@@ -12,7 +12,9 @@ where it comes from}; on a problem {"error": "..."} (exit 0 either way: the role
 the order ``systemctl show`` lists them, leaving out this role's own drop-in (whose earlier
 TimeoutStartSec= is being replaced), else the manager's DefaultTimeoutStartSec (no timeout for
 Type=oneshot). ``systemctl show`` itself would report the old drop-in's value. ``--span``: a time
-span as systemd reads it (systemd.time(7): "90", "90s", "1min 30s", "2h", "infinity").
+span as systemd reads it (systemd.time(7): "90", "90s", "1min 30s", "2h", "infinity"), the value the
+role's drop-in sets; with ``--unit`` too, a drop-in of the unit that sorts after the role's overrides it
+(where systemd cannot be asked, the span alone is the answer).
 Standard library only; runs on the managed host's python3.
 """
 
@@ -88,17 +90,26 @@ def assignments(path):
             yield key.strip(), value.strip()
 
 
-def unit_timeout(unit, ignore):
+def unit_timeout(unit, ignore, own_span=None):
+    """``own_span``: the TimeoutStartSec= this role's drop-in will set (None: it sets none). systemd applies the
+    drop-ins in the order of their file names, whatever their folder: one that sorts after the role's
+    (``override.conf`` from ``systemctl edit``) overrides it, and its value is the one that counts."""
     props = show(unit, "--property=FragmentPath,DropInPaths,Type")
-    files = [props.get("FragmentPath", "")] + props.get("DropInPaths", "").split()
+    fragment = props.get("FragmentPath", "")
     own = os.path.join(os.sep, "%s.d" % unit, ignore)
     value, source = None, None
-    for path in files:
-        if not path or path.endswith(own) or not os.path.isfile(path):
+    placed = own_span is None
+    for path in [fragment] + props.get("DropInPaths", "").split():
+        is_own = bool(path) and path.endswith(own)
+        if not placed and path != fragment and (is_own or os.path.basename(path) > ignore):
+            value, source, placed = own_span, "serving_gate_unit_timeout_start_sec", True
+        if not path or is_own or not os.path.isfile(path):
             continue
         for key, text in assignments(path):
             if key in ("TimeoutStartSec", "TimeoutSec"):
                 value, source = (text or None), path   # an empty assignment resets to the default
+    if not placed:
+        value, source = own_span, "serving_gate_unit_timeout_start_sec"
     if value is None:
         if props.get("Type") == "oneshot":
             return {"seconds": None, "text": "infinity", "source": "Type=oneshot"}
@@ -116,6 +127,10 @@ def main(argv=None):
     try:
         if args.span is not None:
             out = {"seconds": span(args.span), "text": args.span, "source": "serving_gate_unit_timeout_start_sec"}
+            try:  # a drop-in that sorts after the role's may set another value: that one counts
+                out = unit_timeout(args.unit, args.ignore, args.span) if args.unit else out
+            except OSError:
+                pass  # no systemd to ask (a container, a chroot): the role's own drop-in is all there is
         else:
             out = unit_timeout(args.unit, args.ignore)
     except (OSError, ValueError) as exc:

@@ -15,11 +15,21 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 
 from . import say
 
-EXIT_BAD_INPUT = 2
+EXIT_NOT_READY, EXIT_BAD_INPUT = 1, 2
+
+
+class _Stopped(BaseException):
+    """SIGTERM while the gate runs: systemd's TimeoutStartSec= reached, or the unit stopped (a BaseException:
+    no ``except Exception`` of the checks may take it for their own failure)."""
+
+
+def _stop(signum: int, _frame: object) -> None:
+    raise _Stopped(signal.Signals(signum).name)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -58,19 +68,31 @@ def run(args: argparse.Namespace) -> int:
     def progress(line: str) -> None:
         say("gate: preload: %s" % line, stream=sys.stderr)  # the orchestrator's text: printable
 
+    said = []  # the verdict lines, once out
+
     def show(lines: list[str]) -> None:
         say(*lines)
+        said.extend(lines)
 
+    # systemd ends a gate that outlives TimeoutStartSec= with SIGTERM: say so in the journal, rather than nothing
+    previous = signal.signal(signal.SIGTERM, _stop)
     try:
         settings = gate.settings_from(flags, os.environ)
         # the verdict is printed before the summary is written (a hung file system must not keep it unsaid)
         outcome = gate.run_gate(settings, progress=progress, show=None if args.json else show)
+    except _Stopped as exc:
+        when = "while writing its summary, after its verdict" if said else "before its verdict"
+        say("gpuops-preflight gate: stopped by %s %s (systemd's TimeoutStartSec= reached, or the unit was stopped): "
+            "instance %s must not start (exit %d)" % (exc, when, args.instance, EXIT_NOT_READY), stream=sys.stderr)
+        return EXIT_NOT_READY
     except (gate.GateInputError, ValueError) as exc:
         say("gpuops-preflight gate: %s" % exc, stream=sys.stderr)
         return EXIT_BAD_INPUT
     except Exception as exc:  # the gate could not run: say so in one line, never a traceback
         say("gpuops-preflight gate: the gate could not run: %s: %s" % (type(exc).__name__, exc), stream=sys.stderr)
         return EXIT_BAD_INPUT
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     if args.json:
         print(json.dumps(outcome.summary, indent=2, sort_keys=True, default=str))
     return outcome.exit_code

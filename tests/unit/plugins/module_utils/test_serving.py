@@ -8,9 +8,11 @@ by uid/gid/mode (and POSIX ACL), never with os.access (the tests run as root).
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import re
+import socket
 import stat
 import struct
 import threading
@@ -297,6 +299,74 @@ def test_half_copied_models_are_named_with_what_is_wrong(open_tmp, damage, cause
     assert all(p["message"].startswith("agent 'crawler' (model 'org/a'): ") for p in problems)
 
 
+def rewrite_index(folder, change):
+    path = os.path.join(folder, "model.safetensors.index.json")
+    with open(path) as handle:
+        doc = json.load(handle)
+    change(doc["weight_map"])
+    with open(path, "w") as handle:
+        json.dump(doc, handle)
+
+
+@pytest.mark.parametrize("change, shown", [
+    (lambda wm: wm.update({"layers.9.w0": None}), '"layers.9.w0" null'),
+    (lambda wm: wm.update({"layers.9.w0": 3}), '"layers.9.w0" 3'),
+    (lambda wm: wm.update({"layers.9.w0": ["model-00001-of-00003.safetensors"]}), '"layers.9.w0" ["model-00001'),
+])
+def test_an_index_naming_a_tensor_without_a_shard_file_name_is_not_valid(open_tmp, change, shown):
+    """transformers joins every weight_map value to the folder: one that is not a file name is a corrupt index,
+    even when every shard the other values name is there and whole."""
+    root, entries = make_store(open_tmp, crawler=("org/a", "org/a", lambda p: st.model_dir(p, shards=3)))
+    rewrite_index(os.path.join(root, "org/a"), change)
+    problems, ok_text, _d = inspect(root, entries)
+    assert ok_text is None
+    assert any("model.safetensors.index.json is not a valid weights index (weight_map gives tensor %s" % shown
+               in p["message"] for p in problems), messages(problems)
+
+
+def test_a_shard_that_lacks_the_tensors_its_index_places_in_it_fails(open_tmp):
+    """A shard of another revision (a re-download that replaced some shards only, a copy mixing two versions):
+    whole and valid, so the gate passed, but the index places tensors in it that it does not hold; transformers
+    then loads the model with those weights missing (freshly initialised), vLLM fails."""
+    root, entries = make_store(open_tmp, crawler=("org/a", "org/a", lambda p: st.model_dir(p, shards=3)))
+    shard = os.path.join(root, "org/a", "model-00002-of-00003.safetensors")
+    st.write(shard, st.safetensors_bytes([("layers.1.w0", 128), ("layers.1.extra", 128)], {"format": "pt"}))
+    problems, ok_text, _d = inspect(root, entries)
+    assert ok_text is None and messages(problems) == [
+        "agent 'crawler' (model 'org/a'): %s does not hold 1 tensor(s) its index places in it (layers.1.w1): a shard "
+        "of another revision or model" % shard]
+    st.write(shard, st.safetensors_bytes([("x.%d" % i, 4) for i in range(5)], {"format": "pt"}))
+    assert "does not hold 2 tensor(s) its index places in it (layers.1.w0, layers.1.w1)" in messages(
+        inspect(root, entries)[0])[0]
+    # extra tensors in a shard are no harm (the index need not name every one): the set above, with both, passes
+    st.write(shard, st.safetensors_bytes([("layers.1.w0", 128), ("layers.1.w1", 128), ("layers.1.extra", 8)]))
+    assert inspect(root, entries)[0] == []
+
+
+def test_a_file_aria2c_has_not_finished_is_not_ready(open_tmp):
+    """aria2c (hfd.sh) allocates each file at its full size and writes into it, keeping <file>.aria2 beside it until
+    the download completes (aria2/aria2#792: stopped, it leaves the control file). The file's size and even its
+    header can look whole while the rest is zeros, so the gate passed; the control file now names it."""
+    def build(folder):
+        st.model_dir(folder, shards=3)
+        st.write(os.path.join(folder, "model-00003-of-00003.safetensors.aria2"), b"\x00\x01" + b"\x00" * 60)
+        st.write(os.path.join(folder, "1_Pooling", "config.json.aria2"), b"\x00\x01" + b"\x00" * 60)
+
+    root, entries = make_store(open_tmp, crawler=("org/a", "org/a", build))
+    folder = os.path.join(root, "org/a")
+    problems, ok_text, _d = inspect(root, entries)
+    assert ok_text is None and messages(problems) == [
+        "agent 'crawler' (model 'org/a'): %s/model-00003-of-00003.safetensors is not completely downloaded: "
+        "%s/model-00003-of-00003.safetensors.aria2 (aria2c's control file) is beside it" % (folder, folder),
+        "agent 'crawler' (model 'org/a'): %s/1_Pooling/config.json is not completely downloaded: "
+        "%s/1_Pooling/config.json.aria2 (aria2c's control file) is beside it" % (folder, folder)]
+    for current, _dirs, names in os.walk(folder):
+        for name in names:
+            if name.endswith(".aria2"):
+                os.remove(os.path.join(current, name))  # what aria2c does when the download completes
+    assert inspect(root, entries)[0] == []
+
+
 def bin_index(folder, shards=2):
     names = ["pytorch_model-%05d-of-%05d.bin" % (i, shards) for i in range(1, shards + 1)]
     st.write(os.path.join(folder, "pytorch_model.bin.index.json"),
@@ -505,6 +575,56 @@ def test_safetensors_headers(open_tmp, data, expected):
     assert expected in _serving.safetensors_problem(str(path), len(data))
 
 
+def safetensors_with(header, data_bytes):
+    """A safetensors file whose header is ``header`` as given (padded like the reference writer)."""
+    raw = json.dumps(header).encode()
+    raw += b" " * (-len(raw) % 8)
+    return struct.pack("<Q", len(raw)) + raw + b"\0" * data_bytes
+
+
+F32_16 = {"dtype": "F32", "shape": [16]}
+
+
+@pytest.mark.parametrize("data, expected", [
+    # header well-formed, the file exactly as long as it says, but the loader refuses it (Metadata::validate)
+    (safetensors_with({"a": dict(F32_16, data_offsets=[0, 64]), "b": dict(F32_16, data_offsets=[128, 192])}, 192),
+     "tensor b has data_offsets [128, 192] where [64, ...] was expected"),
+    (safetensors_with({"a": dict(F32_16, data_offsets=[0, 64]), "b": dict(F32_16, data_offsets=[32, 96])}, 96),
+     "tensor b has data_offsets [32, 96] where [64, ...] was expected"),
+    (safetensors_with({"a": dict(F32_16, data_offsets=[0, 64]), "b": dict(F32_16, data_offsets=[64, 8])}, 64),
+     "tensor b has data_offsets [64, 8]: it ends before it begins"),
+    (safetensors_with({"a": {"dtype": "F32", "shape": [1000], "data_offsets": [0, 64]}}, 64),
+     "tensor a (F32 [1000]) needs 4000 bytes, its data_offsets give 64"),
+    (safetensors_with({"a": {"dtype": "BF16", "shape": [4, 4], "data_offsets": [0, 64]}}, 64),
+     "tensor a (BF16 [4, 4]) needs 32 bytes"),
+    (safetensors_with({"a": {"dtype": "F32", "data_offsets": [0, 64]}}, 64), "tensor a without a valid shape"),
+    (safetensors_with({"a": {"shape": [16], "data_offsets": [0, 64]}}, 64), "tensor a without a dtype"),
+    (safetensors_with({"__metadata__": {"format": 1}, "a": dict(F32_16, data_offsets=[0, 64])}, 64),
+     "__metadata__ is not a map of texts"),
+    (struct.pack("<Q", 8) + b" {}     ", "it does not start with '{'"),
+])
+def test_safetensors_headers_the_loader_refuses(open_tmp, data, expected):
+    path = open_tmp / "x.safetensors"
+    path.write_bytes(data)
+    why = _serving.safetensors_problem(str(path), len(data))
+    assert why is not None and "corrupt safetensors header" in why and expected in why, why
+
+
+@pytest.mark.parametrize("header, data_bytes", [
+    ({"a": dict(F32_16, data_offsets=[64, 128]), "b": dict(F32_16, data_offsets=[0, 64])}, 128),  # any key order
+    ({"__metadata__": None, "s": {"dtype": "I64", "shape": [], "data_offsets": [0, 8]}}, 8),  # a scalar
+    ({"e": {"dtype": "F16", "shape": [0, 3], "data_offsets": [0, 0]}, "f": dict(F32_16, data_offsets=[0, 64])}, 64),
+    ({"n": {"dtype": "F4", "shape": [2, 8], "data_offsets": [0, 8]}}, 8),  # 4-bit floats: 16 of them in 8 bytes
+    ({"x": {"dtype": "Q9_NEW", "shape": [3], "data_offsets": [0, 5]}}, 5),  # a dtype newer than the gate
+    ({}, 0),
+])
+def test_safetensors_headers_the_loader_accepts_pass(open_tmp, header, data_bytes):
+    data = safetensors_with(header, data_bytes)
+    path = open_tmp / "x.safetensors"
+    path.write_bytes(data)
+    assert _serving.safetensors_problem(str(path), len(data)) is None
+
+
 def test_a_valid_safetensors_file_passes(open_tmp):
     path = open_tmp / "x.safetensors"
     path.write_bytes(st.safetensors_bytes([("a", 16), ("b", 32)], {"format": "pt"}))
@@ -592,13 +712,28 @@ def test_no_call_once_the_time_is_up():
     assert reply.timed_out and reply.error == "GET /health: not tried, the gate's time is up"
 
 
+class OkHealth(http.server.BaseHTTPRequestHandler):
+    """A real server's handler that answers every GET with a healthy /health."""
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        body = b'{"status": "ok"}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
 @pytest.fixture
 def https_server(tmp_path):
     """A real HTTPS server on 127.0.0.1 answering /health with a self-signed certificate: (url, cert path)."""
     import datetime
     import ipaddress
     import ssl
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from http.server import ThreadingHTTPServer
 
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
@@ -620,19 +755,7 @@ def https_server(tmp_path):
     key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                            serialization.NoEncryption()))
 
-    class Health(BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-        def do_GET(self):
-            body = b'{"status": "ok"}'
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Health)
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), OkHealth)
     tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     tls.load_cert_chain(str(cert_path), str(key_path))
     httpd.socket = tls.wrap_socket(httpd.socket, server_side=True)
@@ -670,9 +793,12 @@ def test_https_calls_of_a_run_share_one_tls_context(https_server, monkeypatch):
     ("", "url is empty"), ("ftp://x", "is not an http:// or https:// URL"), ("http://", "has no valid host"),
     ("http://u:p@h:1", "user names or passwords"), ("http://h:99999", "port 99999 is out of range"),
     ("http://h:8014/x?y", "a query string or fragment"), ("http://h:8014/#top", "a query string or fragment"),
+    # brackets hold an IPv6 address only: these were taken, then every call failed as a name that does not resolve
+    ("http://[:::::]:8014", "[:::::] is not an IPv6 address"), ("http://[1.2.3.4]:8014", "[1.2.3.4] is not an IPv6"),
+    ("http://[12345::1]:8014", "[12345::1] is not an IPv6 address"),
 ])
 def test_bad_urls(url, expected):
-    with pytest.raises(ValueError, match=expected.replace("(", r"\(").replace("/", "/")):
+    with pytest.raises(ValueError, match=re.escape(expected)):
         _serving.parse_url(url)
 
 
@@ -702,6 +828,32 @@ def test_urls():
     assert _serving.parse_url("http://127.0.0.1:8014") == ("http", "127.0.0.1", 8014, "")
     assert _serving.parse_url("HTTPS://gw.example/api/") == ("https", "gw.example", 443, "/api")
     assert _serving.parse_url("http://[::1]:9") == ("http", "::1", 9, "")
+    assert _serving.parse_url("http://[::ffff:127.0.0.1]:8014") == ("http", "::ffff:127.0.0.1", 8014, "")
+    assert _serving.parse_url("https://[2001:db8::7]/api") == ("https", "2001:db8::7", 443, "/api")
+
+
+def test_an_orchestrator_on_an_ipv6_literal_answers():
+    """A real server on ::1 (where the host has IPv6): the client connects to the bracketed literal."""
+    class V6Server(http.server.ThreadingHTTPServer):
+        address_family = socket.AF_INET6
+
+    try:
+        server = V6Server(("::1", 0), OkHealth)
+    except OSError as exc:  # no IPv6 here: what the gate does with the literal is still checked below
+        server = None
+        reason = exc
+    if server is None:
+        reply = client("http://[::1]:%d" % simserve.free_port()).get("/health", want_json=False)
+        assert reply.error and "[::1]" in reply.error, (reason, reply.error)
+        return
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    try:
+        url = "http://[::1]:%d" % server.server_address[1]
+        observed = _serving.wait_for_health(client(url))
+        assert observed["ok"] and observed["reply"]["url"] == url + "/health", observed
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_ipv6_hosts_are_shown_in_brackets():
@@ -745,6 +897,12 @@ def test_health_answers(orchestrator, body, content_type, verdict, why):
 
 
 JSON, TEXT = "application/json", "text/plain; charset=utf-8"
+with open(os.path.join(os.path.dirname(__file__), "..", "..", "..", "fixtures", "serving",
+                       "http_error_body_openai_compatible.json"), encoding="utf-8") as _handle:
+    OPENAI_ERROR_BODY = _handle.read()  # a real error answer of an OpenAI-compatible server (SOURCES.md)
+with open(os.path.join(os.path.dirname(__file__), "..", "..", "..", "fixtures", "serving",
+                       "health_tyk_json_as_text_plain.json"), encoding="utf-8") as _handle:
+    TYK_HEALTH_BODY = _handle.read()  # a real health answer: JSON with a text/plain content type (SOURCES.md)
 
 
 @pytest.mark.parametrize("body, content_type", [
@@ -762,6 +920,10 @@ JSON, TEXT = "application/json", "text/plain; charset=utf-8"
     ("ready", None),
     ("ok: 12 workers; last error 3 days ago, retried; queue empty; uptime 41 days; no pending jobs on any of them",
      TEXT),                                                          # a report, not a state
+    ('{"status": "ok", "error": null, "errors": []}', JSON),        # error keys holding nothing
+    ('{"status": 0, "msg": "success"}', JSON),                       # a status code 0: success in many APIs
+    ('{"status": "UP", "ok": true, "success": "true"}', JSON),
+    (TYK_HEALTH_BODY, TEXT),                                         # JSON as text/plain (Go's content sniffing)
 ])
 def test_health_bodies_that_say_ready_or_nothing_clear_are_ready(orchestrator, body, content_type):
     sim = orchestrator(models=["m"], canned={"/health": {"status": 200, "body": body, "content_type": content_type}})
@@ -788,6 +950,23 @@ def test_health_bodies_that_say_ready_or_nothing_clear_are_ready(orchestrator, b
     ("unhealthy\n", TEXT, "'unhealthy'"),
     ("Service Unavailable", None, "'Service Unavailable'"),
     ("DOWN\x1b[2J\x07", TEXT, "'DOWN\\x1b[2J\\x07'"),                # sanitised: no escape reaches a terminal
+    # a 200 whose body reports an error, or a flag sent as text or a number
+    ('{"error": "database unreachable"}', JSON, "error 'database unreachable'"),
+    ('{"error": {"message": "model not loaded", "code": 503}}', JSON,
+     "error '{\"code\": 503, \"message\": \"model not loaded\"}'"),
+    ('{"status": "ok", "errors": ["cuda init failed"]}', JSON, "errors '[\"cuda init failed\"]'"),
+    (OPENAI_ERROR_BODY, JSON, "object 'error': 'Not the same number of function calls and responses'"),
+    ('{"status": 503, "message": "Service Unavailable"}', JSON, "status 503"),
+    ('{"status": "false"}', JSON, "status 'false'"),
+    ('{"healthy": "false"}', JSON, "healthy 'false'"),
+    ('{"ready": "no"}', JSON, "ready 'no'"),
+    ('{"ready": 0}', JSON, "ready 0"),
+    ('{"success": false, "data": null}', JSON, "success false"),
+    # JSON sent as text/plain, as Go's net/http labels it: read as JSON (was: its words only, and not at all past
+    # HEALTH_TEXT_MAX characters)
+    (TYK_HEALTH_BODY.replace('{"status":"pass"', '{"status":"fail"', 1), TEXT, "status 'fail'"),
+    ('{"ready": false}', TEXT, "ready false"),
+    ('{"ok": false, "checks": []}', None, "ok false"),
     ("down: https://svc:S3cretPw@db:5432/x?token=T0kenVal", TEXT, "'down: https://***@db:5432/x?token=***'"),
 ])
 def test_health_bodies_that_say_not_ready_are_waited_for_and_named(orchestrator, body, content_type, said):
@@ -957,6 +1136,64 @@ def test_protocol_errors_fail_at_once(orchestrator, behaviour, expected):
     (problems, _ok, _d), observed, _p = preload(sim, seconds=30)
     assert observed["fatal"] and not observed["timed_out"]
     assert problems[0]["message"].startswith(expected), problems[0]["message"]
+
+
+@pytest.mark.parametrize("body, said", [
+    (None, "object 'error': 'Not the same number of function calls and responses'"),  # OPENAI_ERROR_BODY
+    ('{"success": false, "reason": "no GPU free"}', "success false"),
+    ('{"status": "error", "message": "model registry unreachable"}', "status 'error'"),
+    ('{"error": "preload already failed: CUDA out of memory"}', "error 'preload already failed: CUDA out of memory'"),
+])
+def test_a_preload_answered_2xx_with_an_error_body_is_refused_at_once(orchestrator, body, said):
+    """A 200 whose body reports an error started no preload: waiting for one used the whole budget and ended in
+    'models not ready within ...', without the orchestrator's own words."""
+    canned = {"status": 200, "body": OPENAI_ERROR_BODY if body is None else body, "content_type": JSON}
+    sim = orchestrator(models=["org/a"], canned={"/models/preload": canned})
+    (problems, _ok, _d), observed, _p = preload(sim, seconds=30)
+    assert observed["fatal"] and not observed["timed_out"] and observed["polls"] == 1
+    assert [p["message"] for p in problems] == [
+        "the orchestrator refused POST /models/preload: POST /models/preload answered 200, but its body reports an "
+        "error: %s" % said]
+
+
+def test_a_status_answered_200_with_an_error_body_is_waited_for_then_quoted(orchestrator):
+    """GET /models/status answering 200 with an error and no all_ready (a dependency down while the orchestrator
+    starts) failed at once as 'not the orchestrator's API', without its words; now it is polled until the budget
+    is spent, and its error is the reason given."""
+    sim = orchestrator(models=["org/a"], status_body=OPENAI_ERROR_BODY)
+    (problems, _ok, _d), observed, _p = preload(sim, seconds=0.5, clock=FakeClock())
+    assert not observed["fatal"] and observed["polls"] > 1
+    assert [p["message"] for p in problems] == [
+        "models not ready within 0.5s: GET /models/status answered 200, but its body reports an error: object "
+        "'error': 'Not the same number of function calls and responses'"]
+    # a body with all_ready is a status: its errors are the orchestrator's errors list, read as before
+    sim.behaviour.status_body = {"all_ready": True, "in_progress": False, "errors": [], "error": None}
+    (problems, ok_text, _d), _o, _p = preload(sim, seconds=0.5, clock=FakeClock())
+    assert problems == [] and ok_text.startswith("all 2 model(s) ready")
+
+
+def test_a_preload_accepted_with_a_plain_2xx_body_is_waited_for(orchestrator):
+    sim = orchestrator(models=["org/a"], canned={"/models/preload": {
+        "status": 200, "body": '{"accepted": false, "reason": "a preload is running", "errors": []}',
+        "content_type": JSON}})  # not an error: as a 409 would say, one is under way
+    (_problems, _ok, _d), observed, _p = preload(sim, seconds=0.5, clock=FakeClock())
+    assert observed["triggered"] and not observed["fatal"] and observed["trigger"]["error"] is None
+    assert observed["polls"] > 1  # it waited for the models (the stand-in's canned answer starts no load)
+
+
+@pytest.mark.parametrize("models, shown", [
+    ({"org/a": {"loaded": True}, "org/b": {"status": "ready"}}, '{"loaded": true}'),
+    ([{"id": "org/a", "loaded": True}, {"id": "org/b", "status": "ready"}], '{"id": "org/a", "loaded": true}'),
+    ({"org/a": None, "org/b": "ready"}, "null"),
+])
+def test_a_model_listed_with_a_state_the_gate_cannot_read_is_named_as_listed(models, shown):
+    """summary.models lists the model, in a shape the gate does not read: it is not ready, and was said to be
+    'not listed in GET /models/status', which it is; the message now says what the status holds for it."""
+    doc = {"all_ready": True, "in_progress": False, "errors": [], "summary": {"models": models}}
+    problems, ok_text, _d = _serving.evaluate_preload({"status": doc}, ENTRIES, timeout=5)
+    assert ok_text is None and [p["message"] for p in problems] == [
+        "agent 'crawler' (model 'org/a') is 'listed with a state the gate cannot read: %s' and the orchestrator "
+        "loads nothing more (in_progress: false)" % shown]
 
 
 def test_errors_items_of_every_shape():

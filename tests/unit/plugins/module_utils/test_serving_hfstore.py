@@ -61,10 +61,10 @@ def _content(name, siblings):
     if name.endswith(".index.json"):
         ext = ".safetensors" if ".safetensors." in name else ".bin"
         shards = sorted(n for n in siblings if n.endswith(ext))
-        weight_map = dict(("w%d" % i, n) for i, n in enumerate(shards))
+        weight_map = dict(("%s.weight" % n, n) for n in shards)  # the tensor each shard below holds
         return json.dumps({"metadata": {"total_size": 1}, "weight_map": weight_map}).encode()
     if name.endswith(".safetensors"):
-        return st.safetensors_bytes([("weight", 64)], {"format": "pt"})
+        return st.safetensors_bytes([("%s.weight" % name, 64)], {"format": "pt"})
     if name.endswith(".bin"):
         return st.torch_zip_bytes()
     return b"x\n"
@@ -524,3 +524,66 @@ def test_a_truncated_weights_file_beside_a_complete_index_fails(open_tmp):
     assert ok_text is None and [p["message"].split("): ", 1)[1] for p in problems] == [
         "%s is truncated: 1000 of %d bytes (a copy that did not finish)" % (
             single, len(st.safetensors_bytes([("weight", 4096)], {"format": "pt"})))]
+
+
+def test_a_link_to_a_missing_blob_in_a_snapshot_sub_folder_fails(open_tmp):
+    """Hand-made on the real codet5p listing: sentence-transformers repos keep files in sub-folders of the
+    snapshot (1_Pooling/config.json -> ../../../blobs/<blob>); a download cut short leaves such a link to a blob
+    that never came. Only the snapshot's top level was looked at, so the gate passed; a whole one still passes."""
+    root = build_tree(fixture("hub_tree_codet5p_bin.txt"), str(open_tmp / "hf"))
+    repo = os.path.join(root, "hub", "models--Salesforce--codet5p-770m")
+    snapshot = os.path.join(repo, "snapshots", "627d346e49cb68e600895ab8744e0e1efd5c4536")
+    pooling = os.path.join(snapshot, "1_Pooling")
+    os.makedirs(pooling)
+    st.write(os.path.join(repo, "blobs", "d1514c3162bbe87b343f565fadc62e6c06f04f03"), b'{"word_embedding_dimension": 1024}')
+    os.symlink("../../../blobs/d1514c3162bbe87b343f565fadc62e6c06f04f03", os.path.join(pooling, "config.json"))
+    models = {"a": ("Salesforce/codet5p-770m", "hub/models--Salesforce--codet5p-770m")}
+    problems, ok_text, _d = judge(root, models)
+    assert problems == [] and ok_text.startswith("1 of 1 model(s) complete"), by_model(problems)
+    os.remove(os.path.join(repo, "blobs", "d1514c3162bbe87b343f565fadc62e6c06f04f03"))
+    problems, ok_text, _d = judge(root, models)
+    assert ok_text is None and [(p["details"]["cause"], p["message"].split("): ", 1)[1]) for p in problems] == [
+        ("incomplete", "%s/config.json is a symbolic link to %s/d1514c3162bbe87b343f565fadc62e6c06f04f03, which is "
+                       "missing (a blob not downloaded or not copied)" % (pooling, os.path.join(repo, "blobs")))]
+
+
+def test_a_map_path_naming_a_snapshot_folder_still_sees_the_cache_downloads_in_progress(open_tmp):
+    """AinzRimuru/HuggingfaceProxy#1, with the map naming the snapshot folder itself (as vLLM's or TEI's
+    --model /data/models--org--name/snapshots/<commit> does): the weights' blob is still *.incomplete. Judged as
+    a plain model folder, the download in progress went unseen (only 'has no weights' said anything, and a
+    snapshot whose unfinished blob is not a weight file passed)."""
+    repo = build_tree(fixture("hf_cache_interrupted_safetensors.txt"), str(open_tmp / "hub" / "models--org--m"))
+    rel = "models--org--m/snapshots/c1899de289a04d12100db370d81485cdf75e47ca"
+    problems, ok_text, _d = judge(open_tmp / "hub", {"a": ("org/m", rel)})
+    assert ok_text is None and by_model(problems) == {"org/m": [
+        "%s/blobs holds 1 unfinished download(s) (*.incomplete)" % repo,
+        "%s/%s has no weights (*.safetensors, pytorch_model*.bin, or a sharded index)" % (open_tmp / "hub", rel)]}
+    # hand-made: the weights there and whole, the unfinished blob another file's: still not ready
+    st.write(os.path.join(repo, "snapshots", "c1899de289a04d12100db370d81485cdf75e47ca", "model.safetensors"),
+             st.safetensors_bytes())
+    problems, ok_text, _d = judge(open_tmp / "hub", {"a": ("org/m", rel)})
+    assert ok_text is None and by_model(problems) == {"org/m": [
+        "%s/blobs holds 1 unfinished download(s) (*.incomplete)" % repo]}
+
+
+def test_a_blobs_folder_the_gate_cannot_list_is_said_not_passed(open_tmp, monkeypatch):
+    """Hand-made on the real codet5p listing: blobs/ that the gate's user may search but not list (0711; the
+    loader only follows the snapshot's links into it). A download in progress there cannot be seen, and the walk
+    that looks for one stopped silently: a complete-looking model passed with that part unchecked. Now a warning
+    says so (the files the snapshot links are all checked, so it does not block). Root lists everything, so the
+    refusal the kernel would give the service user is made here."""
+    root = build_tree(fixture("hub_tree_codet5p_bin.txt"), str(open_tmp / "hf"))
+    blobs = os.path.join(root, "hub", "models--Salesforce--codet5p-770m", "blobs")
+    real_walk = os.walk
+
+    def walk(top, onerror=None, **kw):
+        if top == blobs:
+            onerror(PermissionError(13, "Permission denied", top))
+            return iter(())
+        return real_walk(top, onerror=onerror, **kw)
+
+    monkeypatch.setattr(_serving.os, "walk", walk)
+    problems, ok_text, _d = judge(root, {"a": ("Salesforce/codet5p-770m", "hub/models--Salesforce--codet5p-770m")})
+    assert ok_text is not None and [(p["status"], p["message"].split("): ", 1)[1]) for p in problems] == [
+        ("warn", "%s cannot be listed to look for unfinished downloads (*.incomplete): Permission denied" % blobs)]
+    assert problems[0]["fix"] == _serving.FIXES["model_store"]["downloads_unverified"]
