@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import errno
 import os
-import re
 import stat
 import time
 

@@ -1281,8 +1281,8 @@ def test_a_run_that_logs_zero_once_or_twice_or_only_evaluates_to_zero_is_not_fla
     assert _categories(["{'eval_loss': 0.0, 'eval_runtime': 1.2, 'epoch': 1.0}"] * 5) == []
     assert _categories(["{'loss': 0.0001, 'learning_rate': 1e-05, 'epoch': 0.5}"] * 5) == []
     # tqdm redrawing one bar with loss=0.000 many times is one line, not a run
-    bar = "\r".join(["100%|##########| 5/5 [00:01<00:00, 4.1it/s, loss=0.000]"] * 5)
-    assert _categories([bar]) == []
+    tqdm_bar = "\r".join(["100%|##########| 5/5 [00:01<00:00, 4.1it/s, loss=0.000]"] * 5)
+    assert _categories([tqdm_bar]) == []
     # a warning that mentions a loss of 0 is a warning
     assert _categories(["UserWarning: loss: 0.0 (the batch was empty)"] * 3) == []
     # TRL's GRPO logs a loss of -0.0 / 0.0 while it trains (its gradient is not 0): the line of

@@ -837,6 +837,7 @@ def test_an_orchestrator_on_an_ipv6_literal_answers():
     class V6Server(http.server.ThreadingHTTPServer):
         address_family = socket.AF_INET6
 
+    reason = None
     try:
         server = V6Server(("::1", 0), OkHealth)
     except OSError as exc:  # no IPv6 here: what the gate does with the literal is still checked below
