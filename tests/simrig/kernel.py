@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import time
 
 from . import fixtures
@@ -28,6 +29,10 @@ def uptime():
 def boot_epoch():
     """Wall-clock time of boot, as the kernel's monotonic stamps count from it: the product's own reading (btime of
     /proc/stat, else /proc/uptime), so that a line converts back to exactly its time."""
+    collections = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                               ".collections")
+    if collections not in sys.path:   # run as `python -m simrig` (the demo), not under pytest's conftest
+        sys.path.append(collections)
     from ansible_collections.gpuops.preflight.plugins.module_utils import _kernel_time
     boot = _kernel_time.read_boot_time()
     return boot if boot is not None else time.time() - uptime()
