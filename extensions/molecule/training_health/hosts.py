@@ -10,6 +10,7 @@ container and starts the stand-in daemon there, as the service user (nobody). In
     /srv/training/          the training host (training_base_dir)
     /opt/simrig/rig/        its GPU rig (bin/nvidia-smi stand-in, sys/, kernel.log)
     /opt/simtrain/meminfo   the simulated /proc/meminfo
+    /opt/simtrain/cgroup/   an empty cgroup tree (training_health_cgroup_root): no memory limit but meminfo's
 
 ``hosts.json`` gives, per host (= container): the controller-side folders, ``host_vars`` (``TrainHost.host_vars()``
 with every path moved into the container; the scenario's static inventory must say the same, which prepare
@@ -37,6 +38,7 @@ from ansible_collections.gpuops.preflight.plugins.module_utils import _training_
 BASE = "/srv/training"
 RIG = "/opt/simrig/rig"
 MEMINFO = "/opt/simtrain/meminfo"
+CGROUP = "/opt/simtrain/cgroup"   # an empty cgroup tree: no memory limit but the simulated meminfo's
 START_STEP = 1010   # the LoRA checkpoint is at step 1000: the daemon resumed from it
 
 
@@ -45,7 +47,8 @@ def _translate(value, host):
     if isinstance(value, dict):
         return {k: _translate(v, host) for k, v in value.items()}
     if isinstance(value, str):
-        for here, inside in ((host.base, BASE), (host.rig.path, RIG), (os.path.join(host.sim, "meminfo"), MEMINFO)):
+        for here, inside in ((host.base, BASE), (host.rig.path, RIG), (os.path.join(host.sim, "meminfo"), MEMINFO),
+                             (os.path.join(host.sim, "cgroup"), CGROUP)):
             if value == here or value.startswith(here + "/"):
                 return inside + value[len(here):]
     return value
@@ -72,7 +75,7 @@ def build(out):
     setups = {healthy: {"expect": "passed", "statuses": {}, "created": []},
               warn: {"expect": "warnings", "statuses": {"crash_log": "fail"}, "created": ["queue"],
                      "crash_log": "logs/crash.log", "category": "cuda_oom"}}
-    doc = {"base": BASE, "rig": RIG, "meminfo": MEMINFO, "owner": NOBODY, "hosts": {}}
+    doc = {"base": BASE, "rig": RIG, "meminfo": MEMINFO, "cgroup": CGROUP, "owner": NOBODY, "hosts": {}}
     for host, setup in setups.items():
         name = os.path.basename(host.root)
         doc["hosts"][name] = {
