@@ -165,8 +165,30 @@ def append(path: str, records: Iterable[Mapping[str, Any]]) -> None:
         raise OSError(str(exc)) from None
     with os.fdopen(fd, "a", encoding="utf-8") as handle:
         files.flock_within(fd, APPEND_LOCK_TIMEOUT, path)
+        if not _ends_a_line(files, path, fd):
+            # A writer that died mid-line (killed, disk full): end its line, or the first record written
+            # now would be glued to it and lost with it (query skips lines that are not JSON).
+            lines = "\n" + lines
         handle.write(lines)
         handle.flush()
+
+
+def _ends_a_line(files: Any, path: str, fd: int) -> bool:
+    """Whether the log open on ``fd`` (write-only) is empty or ends with a newline; read through a second,
+    read-only descriptor of the same file (by its inode: never another file's last byte)."""
+    size = os.fstat(fd).st_size
+    if size == 0:
+        return True
+    try:
+        reader = files.open_regular(path)
+    except (OSError, files.FileProblem):
+        return True  # a log we may append to but not read: as before, append
+    try:
+        if os.fstat(reader).st_ino != os.fstat(fd).st_ino:
+            return True  # replaced meanwhile (rotated): the new file is not ours to judge
+        return os.pread(reader, 1, size - 1) == b"\n"
+    finally:
+        os.close(reader)
 
 
 def _epoch(value: object, option: str = "since") -> float:

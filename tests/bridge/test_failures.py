@@ -117,3 +117,38 @@ def test_the_gpu_state_of_a_result_keeps_only_facts_of_their_shape():
     assert state["usable_gpus"] == [0] and state["processes"] is None
     well_formed = failures.gpu_state({"gpus": [{"index": 0, "health": "ok", "extra": 1}], "gpu_count": 1})
     assert well_formed["gpus"] == [{"index": 0, "health": "ok"}] and well_formed["gpu_count"] == 1
+
+
+def test_a_line_left_half_written_never_costs_the_next_record(tmp_path):
+    """A writer killed mid-line (or a full disk) left a line without its newline: the next record starts a
+    line of its own, so it is read back; the earlier whole lines stay as they were."""
+    log = tmp_path / "f.jsonl"
+    failures.append(str(log), [{"host": "a"}])
+    with open(log, "a") as handle:
+        handle.write('{"host": "b", "cut')
+    failures.append(str(log), [{"host": "c"}])
+    failures.append(str(log), [{"host": "d"}])
+    assert [r["host"] for r in failures.query(str(log))] == ["a", "c", "d"]
+    assert log.read_text().splitlines()[1] == '{"host": "b", "cut'
+
+
+def test_concurrent_writers_keep_every_long_line_whole(tmp_path):
+    """Two WATCHER processes append at once, each record near the size limit: every line is read back whole."""
+    import multiprocessing
+
+    log = str(tmp_path / "f.jsonl")
+    ctx = multiprocessing.get_context("fork")
+    writers = [ctx.Process(target=_append_many, args=(log, name)) for name in ("p", "q")]
+    for proc in writers:
+        proc.start()
+    for proc in writers:
+        proc.join(60)
+        assert proc.exitcode == 0
+    records = failures.query(log)
+    assert sorted(r["host"] for r in records) == sorted("%s%d" % (n, i) for n in ("p", "q") for i in range(20))
+    assert all(len(r["message"]) == 3 * failures.MAX_TEXT for r in records)
+
+
+def _append_many(log, name):
+    for i in range(20):
+        failures.append(log, [{"host": "%s%d" % (name, i), "message": "m" * 3 * failures.MAX_TEXT}])
