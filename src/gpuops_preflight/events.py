@@ -102,12 +102,8 @@ def _action(data: Mapping[str, Any]) -> str:
     return str(data.get("resolved_action") or data.get("task_action") or "").rsplit(".", 1)[-1]
 
 
-def _res(data: Mapping[str, Any]) -> dict:
-    """A task's result as a mapping: a malformed one becomes its text as the message."""
-    res = data.get("res")
-    if isinstance(res, dict):
-        return res
-    return dict(res) if isinstance(res, Mapping) else ({} if res is None else {"msg": str(res)[:MAX_LINE_CHARS]})
+# A task's result as a mapping (failures.task_result: the failure record reads it the same way).
+_res = failures.task_result
 
 
 def _checks_of(res: Mapping[str, Any]) -> tuple[dict[str, dict], str | None]:
@@ -219,7 +215,7 @@ class Collector:
             self.report_result = res
             if self.summary is None and isinstance(res.get("summary"), dict):
                 self.summary = res["summary"]  # set_stats may never come (a cancel right after)
-        elif action == self.node_action:
+        elif action == self.node_action and host:  # a result naming no host is no host's result
             self.node_results[host] = res
             failures.GPU_STATES.remember(host, res, self.run_id)
             checks, unreadable = _checks_of(res)
@@ -238,17 +234,19 @@ class Collector:
         self._capture(rec)
         if action == PLAN_ACTION:
             self.plan_error = res.get("msg") or "the plan failed"
-        elif action == self.node_action:
+        elif action == self.node_action and host:
             self.node_results[host] = res
             checks, unreadable = _checks_of(res)
             self._emit(HostResult(self.kind, host, "failed", checks, message=res.get("msg") or unreadable))
         if not data.get("ignore_errors") and not verdict:
             self.fatal.append(str(res.get("msg") or "task %s failed on %s" % (data.get("task"), host)))
 
-    def _on_unreachable(self, event: Mapping[str, Any], host: str, res: dict) -> None:
-        self.unreachable[host] = res
+    def _on_unreachable(self, event: Mapping[str, Any], host: str | None, res: dict) -> None:
         self._capture(failures.record(event, run_id=self.run_id, kind=self.kind, step=self.step,
-                                      gpu=self._gpu_of(host)))
+                                      gpu=self._gpu_of(host) if host else None))
+        if not host:
+            return  # recorded; no host to judge unreachable
+        self.unreachable[host] = res
         self._emit(HostResult(self.kind, host, "unreachable", message=res.get("msg")))
 
     def _on_text(self, name: str, text: object) -> None:

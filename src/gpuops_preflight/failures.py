@@ -100,14 +100,25 @@ class GpuStates:
 GPU_STATES = GpuStates()
 
 
+def task_result(data: Mapping[str, Any]) -> dict:
+    """A task event's result as a mapping: a malformed one (text, a list) becomes its text as the message, so
+    its failure is still recorded and judged."""
+    res = data.get("res")
+    if isinstance(res, dict):
+        return res
+    return dict(res) if isinstance(res, Mapping) else ({} if res is None else {"msg": _text(str(res))})
+
+
 def record(event: Mapping[str, Any], *, run_id: str, kind: str, step: object,
            gpu: dict | None, verdict: bool = False) -> dict:
     """One failure record from a runner_on_failed / runner_on_unreachable event."""
-    data = event.get("event_data") or {}
-    res = data.get("res") or {}
+    data = event.get("event_data")
+    data = data if isinstance(data, Mapping) else {}
+    res = task_result(data)
     unreachable = event.get("event") == "runner_on_unreachable"
     message = res.get("msg")
-    invocation = res.get("invocation") or {}
+    invocation = res.get("invocation")
+    invocation = invocation if isinstance(invocation, Mapping) else {}
     exception = res.get("exception")
     now = time.time()
     return {

@@ -125,3 +125,38 @@ def test_malformed_check_rows_are_unknown_and_say_why_and_cost_no_other_row_or_h
         "status": "ok", "message": "12 usable"}
     assert results["h3"].message.startswith("the module's result cannot be read: its checks are list")
     assert results["h4"].message == "all good, trust me"
+
+
+def test_task_results_that_are_text_are_still_recorded_and_judged(tmp_path, monkeypatch):
+    """A failed node task or an unreachable host whose result is text, not a mapping: its failure record is
+    written and the host is judged (before, the record raised and the host's failure was lost)."""
+    log = str(tmp_path / "failures.jsonl")
+    c = ev.Collector("preflight", "run1", 3, failure_log=log)
+    c({"event": "runner_on_start", "event_data": dict(NODE, host="h1")})
+    c({"event": "runner_on_failed", "event_data": dict(NODE, host="h1", ignore_errors=True,
+                                                       res="MODULE FAILURE: Killed")})
+    c({"event": "runner_on_unreachable", "event_data": dict(NODE, host="h2",
+                                                            res="ssh: connect to host 10.0.0.9 port 22: No route")})
+    c({"event": "runner_on_unreachable", "event_data": {"res": {"msg": "no host named"}}})
+    c({"event": "runner_on_failed", "event_data": "garbage"})
+    records = gp_query(log)
+    assert [(r["host"], r["event"], r["message"]) for r in records] == [
+        ("h1", "runner_on_failed", "MODULE FAILURE: Killed"),
+        ("h2", "runner_on_unreachable", "ssh: connect to host 10.0.0.9 port 22: No route"),
+        (None, "runner_on_unreachable", "no host named"), (None, "runner_on_failed", None)]
+    assert records[1]["address"] == "10.0.0.9"
+    report = Report(kind="preflight", step=3, status="error", run_id="r", started_at=None, finished_at=None,
+                    duration_s=0.0, timeout_s=5)
+    monkeypatch.setattr(runner.addresses, "lookup", lambda *_args: ({}, []))  # no inventory to read here
+    runner._build(report, c, "timeout", None, {}, "/nonexistent")
+    assert report.status == "timeout" and report.error is None
+    assert sorted(report.hosts) == ["h1", "h2"]
+    failed = {(i.host, i.check) for i in report.hard_failures}
+    assert failed == {("h1", "probe"), ("h2", "ssh")}
+    assert [i.address for i in report.hard_failures if i.check == "ssh"] == ["10.0.0.9"]
+
+
+def gp_query(log):
+    from gpuops_preflight import failures
+
+    return failures.query(log)
