@@ -20,14 +20,15 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any, Union
 
 from . import addresses, environment, failures, locate, oplog, procs, workdir
 from .events import Collector, HostResult
 from .collection import module_utils
 from .names import INVENTORY_ENV
-from .report import CANCELED, ERROR, TIMEOUT, UNAVAILABLE, Report, fallback_lines, from_events, from_summary
+from .report import (CANCELED, ERROR, TIMEOUT, UNAVAILABLE, Report, fallback_lines, from_events, from_summary,
+                     summary_problem)
 
 LOG = logging.getLogger("gpuops_preflight.runner")
 # How often (seconds) ansible-runner checks the cancel callback while the playbook is quiet.
@@ -265,11 +266,18 @@ def _build(report: Report, events: Collector, stopped: str | None, integration: 
            env: Mapping[str, str], inventory: Any) -> None:
     report.failures = events.failed_tasks
     report.stats = events.stats
-    if events.summary is not None:
+    unreadable = _unreadable_summary(report, events)
+    if events.summary is not None and unreadable is None:
         # The verdict was taken before the stop: it stands (a cancel still cancels).
         from_summary(report, events.summary, (events.report_result or {}).get("lines"))
         if stopped == CANCELED:
             report.status, report.pending = CANCELED, events.pending()
+        elif report.passed and not stopped and (report.runner_status, report.rc) != ("successful", 0):
+            # A pass followed by a playbook that did not end well (killed, a task failed after the
+            # verdict, unreachable hosts): the run cannot be read as a pass; what it found stays listed.
+            report.status = ERROR
+            report.error = ("the playbook's verdict passed but the run ended with ansible-runner status %s, rc %s"
+                            % (report.runner_status, report.rc))
         return
     dark = events.dark_hosts()
     known: dict[str, str] = {}
@@ -289,9 +297,28 @@ def _build(report: Report, events: Collector, stopped: str | None, integration: 
         report.status = stopped
     else:
         report.status = ERROR
-        report.error = (events.plan_error or _first(events.fatal) or _first(events.error_lines)
+        report.error = (unreadable or events.plan_error or _first(events.fatal) or _first(events.error_lines)
                         or "the playbook ended without a summary (ansible-runner status %s, rc %s)"
                         % (report.runner_status, report.rc))
+
+
+def _unreadable_summary(report: Report, events: Collector) -> str | None:
+    """Why the summary the playbook published cannot be the run's verdict (report.summary_problem), in
+    words for the report's error; None when there is none or it can be read. The run is then judged
+    from its events, as a run without a summary is."""
+    if events.summary is None:
+        return None
+    problem = summary_problem(events.summary, report.kind, report.step)
+    if problem is None:
+        try:  # read as the report will read it (on a copy): its items, its verdict lines
+            from_summary(replace(report), events.summary, (events.report_result or {}).get("lines"))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            problem = "it cannot be read as a report (%s: %s)" % (type(exc).__name__, exc)
+    if problem is None:
+        return None
+    LOG.warning("the %s summary of run %s cannot be read: %s", report.kind, report.run_id, problem)
+    events.summary = None
+    return "the playbook's summary cannot be read: %s" % problem
 
 
 def _first(items: Sequence[str]) -> str | None:

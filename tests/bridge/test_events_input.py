@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from gpuops_preflight import events as ev
 from gpuops_preflight import runner
 from gpuops_preflight.report import Report
@@ -160,3 +162,70 @@ def gp_query(log):
     from gpuops_preflight import failures
 
     return failures.query(log)
+
+
+def _summary(**changes):
+    from gpuops_preflight.collection import module_utils
+
+    summary = module_utils("_summary").build_summary(module_utils("_plan").empty_plan("preflight", "3"), [])
+    summary.update(changes)
+    return summary
+
+
+def _built(summary, runner_status="successful", rc=0, stopped=None):
+    c = collector()
+    c({"event": "playbook_on_stats", "event_data": {"artifact_data": {c.stats_key: summary}}})
+    report = Report(kind="preflight", step="3", status="error", run_id="r", started_at=None, finished_at=None,
+                    duration_s=0.0, timeout_s=5, runner_status=runner_status, rc=rc)
+    runner._build(report, c, stopped, None, {}, "/nonexistent")
+    return report
+
+
+HARD = {"host": "h1", "check": "gpu_count", "message": "h1: 11 GPUs, 12 expected", "status": "fail"}
+
+
+@pytest.mark.parametrize("summary, said", [
+    ({"blocked": False}, "it has no kind"),
+    (_summary(blocked="false"), "its blocked is str ('false'), not bool"),
+    (_summary(passed=None), "its passed is null (None), not bool"),
+    (_summary(hosts=[]), "its hosts is list ([]), not dict"),
+    (_summary(kind="cleanup"), "it is a 'cleanup' summary, not a preflight one"),
+    (_summary(step=2), "it is step 2's summary, not step 3's"),
+    (_summary(step=None), "it is step None's summary, not step 3's"),
+    (_summary(hard_failures=[HARD]), "it says passed True and blocked False with 1 hard failure(s)"),
+    (_summary(passed=False), "it says passed False and blocked False with 0 hard failure(s)"),
+    (_summary(passed=False, blocked=True, hard_failures=[{"host": "h1"}]), "hard_failures entry 1: its check is null"),
+    (_summary(warnings=["VRAM busy"]), "warnings entry 1 is str, not a mapping"),
+    (_summary(totals=None), "it cannot be read as a report (TypeError"),
+])
+def test_a_summary_that_cannot_be_read_is_never_a_pass(summary, said):
+    """A set_stats summary that is malformed, another kind's or another step's is no verdict: the run could
+    not be read (error, naming what was wrong), never passed, never a traceback."""
+    report = _built(summary)
+    assert report.status == "error" and not report.passed, report.status
+    assert report.error.startswith("the playbook's summary cannot be read: ") and said in report.error, report.error
+    assert report.summary is None
+    assert report.as_step_result()["blocked_by"] == "preflight_error"
+
+
+def test_a_summary_that_can_be_read_is_the_verdict():
+    assert _built(_summary()).status == "passed"
+    blocked = _built(_summary(passed=False, blocked=True, hard_failures=[HARD]), "failed", 2)
+    assert blocked.status == "blocked" and [i.check for i in blocked.hard_failures] == ["gpu_count"]
+
+
+@pytest.mark.parametrize("runner_status, rc", [("failed", 0), ("failed", 2), ("successful", 4), ("failed", 4),
+                                               ("timeout", 254), ("canceled", -15), ("failed", -9), (None, None)])
+def test_a_pass_from_a_run_that_did_not_end_well_is_an_error(runner_status, rc):
+    """ansible-runner's status and rc disagree with a passed verdict (a task failed after it, unreachable
+    hosts, the playbook killed): the run cannot be read as a pass; what it found is kept."""
+    report = _built(_summary(warnings=[dict(HARD, status="warn")]), runner_status, rc)
+    assert report.status == "error" and report.blocked_by == "preflight_error"
+    assert report.error == ("the playbook's verdict passed but the run ended with ansible-runner status %s, rc %s"
+                            % (runner_status, rc))
+    assert [i.check for i in report.warnings] == ["gpu_count"]
+    assert "could not run" in report.reason() and str(rc) in report.reason()
+
+
+def test_a_pass_taken_before_a_timeout_stands():
+    assert _built(_summary(), "canceled", -15, stopped="timeout").status == "passed"
