@@ -181,8 +181,8 @@ def summary_problem(summary: Mapping[str, Any], kind: str, step: Any) -> str | N
                 return "%s entry %d is %s, not a mapping" % (name, number, _type(item))
             for key, kind_of in ITEM_FIELDS:
                 if not isinstance(item.get(key), kind_of):
-                    return "%s entry %d: its %s is %s, not %s" % (name, number, key, _type(item.get(key)),
-                                                                 kind_of.__name__)
+                    return "%s entry %d: its %s is %s, not %s" % (
+                        name, number, key, _type(item.get(key)), kind_of.__name__)
     if summary["kind"] != kind:
         return "it is a %s summary, not a %s one" % (_short(summary["kind"]), kind)
     if summary["passed"] == summary["blocked"] or summary["passed"] and summary["hard_failures"]:
