@@ -14,7 +14,8 @@ from typing import Any, TypeVar
 
 from .collection import module_utils
 from .report import UNAVAILABLE, Report
-from .runner import Cancel, Progress, run_cleanup, run_preflight
+from .locate import IntegrationUnavailable
+from .runner import Cancel, InputError, Progress, refused, run_cleanup, run_preflight
 
 LOG = logging.getLogger("gpuops_preflight")
 T = TypeVar("T")
@@ -49,7 +50,12 @@ def guard_step(step: Any, run: Callable[[], T], *, inventory: Any = None, extrav
     ``options`` go to both runs (summary_dir, failure_log, keep_artifacts, artifacts_dir,
     ansible_cfg, envvars, verbosity). ``on_report`` receives each report (preflight, then cleanup).
     """
-    cleanup_steps = tuple(cleanup_steps) if cleanup_steps is not None else None
+    try:
+        cleanup_steps = _cleanup_steps(cleanup_steps)
+    except InputError as exc:  # before the preflight: a step whose cleanup cannot run does not start
+        report = refused("preflight", step, str(exc), log=options.get("log", True))
+        _hand(on_report, report)
+        return report.as_step_result()
     report = run_preflight(step, inventory=inventory, extravars=extravars, timeout=timeout, cancel=cancel,
                            progress=progress, skip=skip, downgrade=downgrade, **options)
     _hand(on_report, report)
@@ -64,6 +70,24 @@ def guard_step(step: Any, run: Callable[[], T], *, inventory: Any = None, extrav
         if cleanup and is_distributed(step, cleanup_steps):
             _cleanup(step, inventory, cleanup_extravars if cleanup_extravars is not None else extravars,
                      cleanup_timeout, cancel, progress, cleanup_skip, cleanup_steps, on_report, options)
+
+
+def _cleanup_steps(value: Any) -> tuple | None:
+    """``cleanup_steps`` as the cleanup's plan reads them (a list, or text '1,2,3'; _steps.parse_steps), so
+    that a bad entry is refused here rather than silently costing the step its cleanup (is_distributed
+    answers False for what it cannot read). Unchecked without the collection: the preflight says why."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        if isinstance(value, (Mapping, bytes)) or not isinstance(value, Iterable):
+            raise InputError("cleanup_steps must be a list, got %s" % type(value).__name__)
+        value = list(value)
+    try:
+        return tuple(module_utils("_steps").parse_steps(value, "cleanup_steps"))
+    except IntegrationUnavailable:
+        return tuple(value) if isinstance(value, list) else (value,)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
 
 
 def _cleanup(step: Any, inventory: Any, extravars: Mapping[str, Any] | None, timeout: float | None,

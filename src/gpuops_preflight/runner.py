@@ -161,6 +161,18 @@ def execute(kind: str, step: Any, inventory: Any, own_values: Mapping[str, Any],
     return report
 
 
+def refused(kind: str, step: Any, error: str, log: bool = True) -> Report:
+    """The report of a run refused before it started (bad input found by a caller such as guard_step):
+    ``error``, never a pass; logged as execute logs its reports."""
+    now = time.time()
+    report = Report(kind=kind, step=step, status=ERROR, run_id=uuid.uuid4().hex, started_at=_iso(now),
+                    finished_at=_iso(now), duration_s=0.0, timeout_s=None, error=error)
+    report.lines = fallback_lines(report)
+    if log:
+        oplog.log_report(report)
+    return report
+
+
 def _execute(report: Report, inventory: Any, own_vars: Mapping[str, Any], options: RunOptions) -> None:
     integration = locate.find_integration()
     try:

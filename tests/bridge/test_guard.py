@@ -100,3 +100,32 @@ def test_a_decimal_step_behind_the_guard(scenario, tmp_path):
     assert gp.guard_step("2.5", lambda: "again", inventory=sc.inventory, on_report=reports.append,
                          **run_options(tmp_path)) == "again"
     assert [r.kind for r in reports] == ["preflight"]
+
+
+@pytest.mark.parametrize("cleanup_steps, said", [
+    (3, "cleanup_steps must be a list, got int"),
+    ({"3": True}, "cleanup_steps must be a list, got dict"),
+    ([1, 2, "three"], "three"),
+    ("1, 2, x", "x"),
+])
+def test_cleanup_steps_that_cannot_be_read_refuse_the_step_without_a_traceback(tmp_path, cleanup_steps, said):
+    """Before, an int raised TypeError at WATCHER, and a bad entry made is_distributed answer False: the
+    step ran and its cleanup was silently skipped."""
+    called, reports = [], []
+    result = gp.guard_step(3, lambda: called.append(1), inventory=str(tmp_path), cleanup_steps=cleanup_steps,
+                           on_report=reports.append, **run_options(tmp_path))
+    assert called == []
+    assert result["success"] is False and result["blocked_by"] == "preflight_error"
+    assert result["error"].startswith("Preflight could not run: cleanup_steps") and said in result["error"]
+    assert [(r.kind, r.status) for r in reports] == [("preflight", "error")]
+
+
+def test_cleanup_steps_as_text_are_read_as_the_cleanup_reads_them(scenario, tmp_path):
+    """'1,2,3' (the form -e cleanup_steps=1,2,3 takes) was split into characters: no cleanup ran."""
+    sc = scenario("dirty_after_step")
+    reports = []
+    result = gp.guard_step(sc.step, lambda: "done", inventory=sc.inventory, cleanup_steps="1,2,3",
+                           on_report=reports.append, **run_options(tmp_path))
+    assert result == "done"
+    assert [(r.kind, r.status) for r in reports] == [("preflight", "passed"), ("cleanup", "passed")]
+    assert reports[1].summary["totals"]["bytes_freed"] > 0
