@@ -16,6 +16,7 @@ import operator
 import os
 import re
 import reprlib
+import signal
 import threading
 import time
 import uuid
@@ -74,14 +75,18 @@ class RunOptions:
 class _Stopper:
     """ansible-runner's cancel_callback: the overall deadline, then the caller's cancel."""
 
-    def __init__(self, token: str, timeout: float | None, cancel: Cancel) -> None:
+    def __init__(self, token: str, timeout: float | None, cancel: Cancel,
+                 terminated: threading.Event | None = None) -> None:
         self.token = token
         self.deadline = time.monotonic() + timeout if timeout else None
         self.cancel = cancel.is_set if isinstance(cancel, threading.Event) else cancel
+        self.terminated = terminated  # SIGTERM to this process (_Termination)
         self.reason: str | None = None
 
     def requested(self) -> bool:
-        if self.deadline is not None and time.monotonic() >= self.deadline:
+        if self.terminated is not None and self.terminated.is_set():
+            self.reason = CANCELED
+        elif self.deadline is not None and time.monotonic() >= self.deadline:
             self.reason = TIMEOUT
         elif self.cancel is not None:
             try:
@@ -142,23 +147,50 @@ def execute(kind: str, step: Any, inventory: Any, own_values: Mapping[str, Any],
     started, clock = time.time(), time.monotonic()
     report = Report(kind=kind, step=step, status=ERROR, run_id=uuid.uuid4().hex, started_at=_iso(started),
                     finished_at=None, duration_s=0.0, timeout_s=options.timeout)
+    termination = _Termination()
     try:
-        report.step = _step(step)
-        _check_options(options)
-        _execute(report, inventory, _own_vars(kind, own_values), options)
-    except locate.IntegrationUnavailable as exc:
-        report.status, report.error = UNAVAILABLE, str(exc)
-    except InputError as exc:
-        report.status, report.error = ERROR, str(exc)
-    except Exception as exc:  # the bridge must hand WATCHER a report, whatever broke
-        LOG.exception("%s run failed", kind)
-        report.status, report.error = ERROR, "%s: %s" % (type(exc).__name__, exc)
-    report.finished_at, report.duration_s = _iso(time.time()), round(time.monotonic() - clock, 3)
-    if report.summary is None:
-        report.lines = fallback_lines(report)
-    if options.log:
-        oplog.log_report(report)
+        try:
+            report.step = _step(step)
+            _check_options(options)
+            _execute(report, inventory, _own_vars(kind, own_values), options, termination.requested)
+        except locate.IntegrationUnavailable as exc:
+            report.status, report.error = UNAVAILABLE, str(exc)
+        except InputError as exc:
+            report.status, report.error = ERROR, str(exc)
+        except Exception as exc:  # the bridge must hand WATCHER a report, whatever broke
+            LOG.exception("%s run failed", kind)
+            report.status, report.error = ERROR, "%s: %s" % (type(exc).__name__, exc)
+        report.finished_at, report.duration_s = _iso(time.time()), round(time.monotonic() - clock, 3)
+        if report.summary is None:
+            report.lines = fallback_lines(report)
+        if options.log:
+            oplog.log_report(report)
+    finally:
+        termination.close()  # a SIGTERM that came during the run ends the process now, the run stopped
     return report
+
+
+class _Termination:
+    """SIGTERM during a run stops the run first (as a cancel: every process of it, its folders), then ends
+    the process by SIGTERM as it would have at once: its default action would leave ansible-playbook's
+    tools (in process groups of their own) running. Only where the default action is in place and in the
+    main thread (only it may set a handler): a caller's own handler is never replaced."""
+
+    def __init__(self) -> None:
+        self.requested = threading.Event()
+        self._installed = (threading.current_thread() is threading.main_thread()
+                           and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL)
+        if self._installed:
+            signal.signal(signal.SIGTERM, lambda _signum, _frame: self.requested.set())
+
+    def close(self) -> None:
+        if not self._installed:
+            return
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        self._installed = False
+        if self.requested.is_set():
+            LOG.warning("SIGTERM during the run: the run is stopped, ending as asked")
+            os.kill(os.getpid(), signal.SIGTERM)
 
 
 def refused(kind: str, step: Any, error: str, log: bool = True) -> Report:
@@ -173,14 +205,15 @@ def refused(kind: str, step: Any, error: str, log: bool = True) -> Report:
     return report
 
 
-def _execute(report: Report, inventory: Any, own_vars: Mapping[str, Any], options: RunOptions) -> None:
+def _execute(report: Report, inventory: Any, own_vars: Mapping[str, Any], options: RunOptions,
+             terminated: threading.Event | None = None) -> None:
     integration = locate.find_integration()
     try:
         import ansible_runner
     except ImportError as exc:
         raise locate.IntegrationUnavailable("ansible-runner cannot be imported: %s" % exc)
     inventory = _inventory(inventory)
-    stopper = _Stopper(report.run_id, options.timeout, options.cancel)
+    stopper = _Stopper(report.run_id, options.timeout, options.cancel, terminated)
     if stopper.requested() and stopper.reason == CANCELED:
         report.status, report.pending = CANCELED, {"stage": "start", "hosts": [], "checks": {}, "started": []}
         return

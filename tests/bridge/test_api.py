@@ -258,3 +258,58 @@ def test_missing_inventory_is_an_error_before_anything_runs(tmp_path):
     assert report.status == "error" and "inventory not found" in report.error
     assert report.as_step_result()["blocked_by"] == "preflight_error"
     assert run_dirs(tmp_path) == []
+
+
+def test_a_keyboard_interrupt_mid_run_propagates_and_leaves_nothing_running(scenario, tmp_path):
+    """Ctrl-C in WATCHER (here: raised from the cancel check) while the hung tool runs: the interrupt reaches
+    the caller, and no process of the run (ansible-playbook, the module, the tool) nor its folder is left."""
+    sc = scenario("hanging_tool")
+    calls = os.path.join(sc[RIG].tool_dir("rocm-smi"), "calls.log")
+    token = new_token()
+
+    def interrupt():
+        if os.path.getsize(calls) > 0:
+            assert processes_with(token)  # the run is there to be stopped
+            raise KeyboardInterrupt
+        return False
+
+    with pytest.raises(KeyboardInterrupt):
+        gp.run_preflight(sc.step, inventory=sc.inventory, extravars=HANG_VARS, envvars=token, cancel=interrupt,
+                         timeout=60, **run_options(tmp_path))
+    assert processes_with(token) == []
+    assert run_dirs(tmp_path) == []
+
+
+def test_sigterm_to_watcher_mid_run_leaves_no_process_of_the_run_and_still_ends_it(scenario, tmp_path):
+    """WATCHER is stopped with SIGTERM (systemd, kill) while the hung tool runs: the process still ends by
+    SIGTERM, as it would without the bridge, but only after every process of the run is stopped."""
+    import signal
+    import sys
+    import time
+
+    sc = scenario("hanging_tool")
+    calls = os.path.join(sc[RIG].tool_dir("rocm-smi"), "calls.log")
+    token = new_token()
+    script = ("import json, sys, gpuops_preflight as gp\n"
+              "gp.run_preflight(sys.argv[1], inventory=sys.argv[2], extravars=json.loads(sys.argv[3]),"
+              " envvars=json.loads(sys.argv[4]), timeout=120, **json.loads(sys.argv[5]))\n")
+    watcher = subprocess.Popen([sys.executable, "-c", script, str(sc.step), sc.inventory, json.dumps(HANG_VARS),
+                                json.dumps(token), json.dumps(run_options(tmp_path))],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while os.path.getsize(calls) == 0 and watcher.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert os.path.getsize(calls) > 0 and watcher.poll() is None
+        watcher.send_signal(signal.SIGTERM)
+        assert watcher.wait(30) == -signal.SIGTERM
+        assert processes_with(token) == []
+        assert run_dirs(tmp_path) == []
+    finally:
+        watcher.kill()
+        watcher.wait()
+        for pid, _cmdline in processes_with(token):  # what a failed check left: never outlives the test
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
