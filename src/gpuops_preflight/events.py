@@ -102,6 +102,27 @@ def _action(data: Mapping[str, Any]) -> str:
     return str(data.get("resolved_action") or data.get("task_action") or "").rsplit(".", 1)[-1]
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _encodable(value: Any) -> Any:
+    """``value`` with every text that holds a lone surrogate made encodable (each one U+FFFD), the rest as it
+    is. Ansible reads a tool's bytes that are not UTF-8 as surrogate escapes, and they reach the events;
+    such text breaks every UTF-8 sink downstream (WATCHER's log handler, a print, a file), so it is mended
+    once, here, as it arrives. Containers are copied only when something in them changed."""
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value) if _SURROGATE.search(value) else value
+    if isinstance(value, Mapping):
+        items = [(_encodable(k), _encodable(v)) for k, v in value.items()]
+        if all(k is k0 and v is v0 for (k, v), (k0, v0) in zip(items, value.items())):
+            return value
+        return dict(items)
+    if isinstance(value, list):
+        mended = [_encodable(item) for item in value]
+        return value if all(a is b for a, b in zip(mended, value)) else mended
+    return value
+
+
 # A task's result as a mapping (failures.task_result: the failure record reads it the same way).
 _res = failures.task_result
 
@@ -155,6 +176,7 @@ class Collector:
     def __call__(self, event: Mapping[str, Any]) -> None:
         if not isinstance(event, Mapping):
             return
+        event = _encodable(event)
         name = event.get("event")
         data = event.get("event_data")
         data = data if isinstance(data, Mapping) else {}

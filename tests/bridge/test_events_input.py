@@ -229,3 +229,46 @@ def test_a_pass_from_a_run_that_did_not_end_well_is_an_error(runner_status, rc):
 
 def test_a_pass_taken_before_a_timeout_stands():
     assert _built(_summary(), "canceled", -15, stopped="timeout").status == "passed"
+
+
+def test_bytes_that_are_not_utf8_in_the_events_never_break_a_utf8_sink(tmp_path, monkeypatch):
+    """Ansible reads a tool's non-UTF-8 bytes as surrogate escapes ('\\udcff'); they reached the report's
+    reason and WATCHER's log handler, which failed to encode them (a 'Logging error' traceback, the line
+    lost). Each is now U+FFFD, everywhere the event's text goes."""
+    import io
+    import json
+    import logging
+
+    from gpuops_preflight import oplog
+
+    seen = []
+    c = ev.Collector("preflight", "run1", 3, progress=seen.append, failure_log=str(tmp_path / "f.jsonl"))
+    c({"event": "error", "stdout": "ERROR! inventory line \udcff\udcfe is not UTF-8"})
+    c({"event": "runner_on_start", "event_data": dict(NODE, host="h1")})
+    c({"event": "runner_on_failed", "event_data": dict(NODE, host="h1", ignore_errors=True,
+                                                       res={"msg": "rocm-smi said \udce9t\udce9", "stdout": "\udcff"})})
+    report = Report(kind="preflight", step=3, status="error", run_id="r", started_at=None, finished_at=None,
+                    duration_s=0.0, timeout_s=5, runner_status="failed", rc=2)
+    runner._build(report, c, None, None, {}, "/nonexistent")
+    assert report.error == "inventory line \ufffd\ufffd is not UTF-8"
+    assert "rocm-smi said \ufffdt\ufffd" in report.reason() and seen[0].message == "rocm-smi said \ufffdt\ufffd"
+    sink = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors="strict")
+    handler = logging.StreamHandler(sink)
+    monkeypatch.setattr(logging, "raiseExceptions", True)
+    errors = []
+    monkeypatch.setattr(handler, "handleError", errors.append)
+    logger = logging.getLogger("gpuops_preflight")
+    logger.addHandler(handler)
+    try:
+        oplog.log_report(report)
+    finally:
+        logger.removeHandler(handler)
+    sink.flush()
+    assert errors == [] and "inventory line \ufffd\ufffd is not UTF-8" in sink.buffer.getvalue().decode("utf-8")
+    json.dumps(report.as_dict(), ensure_ascii=False).encode("utf-8")
+    assert [r["message"] for r in gp_query(str(tmp_path / "f.jsonl"))] == ["rocm-smi said \ufffdt\ufffd"]
+
+
+def test_text_without_surrogates_is_the_same_object():
+    event = {"event": "runner_on_ok", "event_data": {"res": {"gpus": [{"model": "MI300X \U0001F680"}]}}}
+    assert ev._encodable(event) is event
