@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import fields
 from typing import Any, TypeVar
 
 from .collection import module_utils
-from .report import UNAVAILABLE, Report
 from .locate import IntegrationUnavailable
-from .runner import Cancel, InputError, Progress, refused, run_cleanup, run_preflight
+from .report import UNAVAILABLE, Report
+from .runner import Cancel, InputError, Progress, RunOptions, check_input, refused, run_cleanup, run_preflight
 
 LOG = logging.getLogger("gpuops_preflight")
 T = TypeVar("T")
@@ -52,6 +53,12 @@ def guard_step(step: Any, run: Callable[[], T], *, inventory: Any = None, extrav
     """
     try:
         cleanup_steps = _cleanup_steps(cleanup_steps)
+        if not callable(run):
+            raise InputError("run must be a callable that runs the step, got %r" % (run,))
+        if cleanup:
+            _check_cleanup(step, cleanup_steps, dict(options, extravars=cleanup_extravars if cleanup_extravars
+                                                     is not None else extravars, timeout=cleanup_timeout,
+                                                     cancel=cancel, progress=progress), cleanup_skip)
     except InputError as exc:  # before the preflight: a step whose cleanup cannot run does not start
         report = refused("preflight", step, str(exc), log=options.get("log", True))
         _hand(on_report, report)
@@ -88,6 +95,23 @@ def _cleanup_steps(value: Any) -> tuple | None:
         return tuple(value) if isinstance(value, list) else (value,)
     except ValueError as exc:
         raise InputError(str(exc)) from None
+
+
+def _check_cleanup(step: Any, cleanup_steps: tuple | None, values: Mapping[str, Any],
+                   skip: Iterable[str] | None) -> None:
+    """The cleanup's input, checked as its run will check it (runner.check_input), before the step runs: a
+    cleanup_timeout of nan or "600" would otherwise only show, as a logged warning, once the step is over
+    and its cleanup never ran. Unchecked without the collection (the preflight says why)."""
+    try:
+        if not is_distributed(step, cleanup_steps):
+            return
+        options = RunOptions(**{f.name: values[f.name] for f in fields(RunOptions) if f.name in values})
+        check_input("cleanup", step, dict(skip=skip, cleanup_steps=cleanup_steps,
+                                          summary_dir=values.get("summary_dir")), options)
+    except IntegrationUnavailable:
+        return
+    except InputError as exc:
+        raise InputError("the cleanup's input: %s" % exc) from None
 
 
 def _cleanup(step: Any, inventory: Any, extravars: Mapping[str, Any] | None, timeout: float | None,

@@ -150,9 +150,8 @@ def execute(kind: str, step: Any, inventory: Any, own_values: Mapping[str, Any],
     termination = _Termination()
     try:
         try:
-            report.step = _step(step)
-            _check_options(options)
-            _execute(report, inventory, _own_vars(kind, own_values), options, termination.requested)
+            report.step, own_vars = check_input(kind, step, own_values, options)
+            _execute(report, inventory, own_vars, options, termination.requested)
         except locate.IntegrationUnavailable as exc:
             report.status, report.error = UNAVAILABLE, str(exc)
         except InputError as exc:
@@ -168,6 +167,17 @@ def execute(kind: str, step: Any, inventory: Any, own_values: Mapping[str, Any],
     finally:
         termination.close()  # a SIGTERM that came during the run ends the process now, the run stopped
     return report
+
+
+def check_input(kind: str, step: Any, own_values: Mapping[str, Any], options: RunOptions) -> tuple[Any, dict]:
+    """The run's input checked as the run checks it before anything is made (InputError naming the problem):
+    the step as the run takes it and the keyword arguments' role variables. guard_step checks the cleanup's
+    input with it before the step runs."""
+    step = _step(step)
+    _check_options(options)
+    own_vars = _own_vars(kind, own_values)
+    _variables(step, own_vars, options.extravars)
+    return step, own_vars
 
 
 class _Termination:

@@ -129,3 +129,35 @@ def test_cleanup_steps_as_text_are_read_as_the_cleanup_reads_them(scenario, tmp_
     assert result == "done"
     assert [(r.kind, r.status) for r in reports] == [("preflight", "passed"), ("cleanup", "passed")]
     assert reports[1].summary["totals"]["bytes_freed"] > 0
+
+
+@pytest.mark.parametrize("kwargs, said", [
+    (dict(cleanup_timeout=float("nan")), "the cleanup's input: timeout must be a number of seconds"),
+    (dict(cleanup_timeout="600"), "the cleanup's input: timeout must be a number of seconds"),
+    (dict(cleanup_timeout=-1), "the cleanup's input: timeout must be a number of seconds"),
+    (dict(cleanup_extravars={"step": 4}), "the cleanup's input: extravars: step is set by the bridge itself"),
+    (dict(cleanup_skip=5), "the cleanup's input: skip must be a list, got int"),
+])
+def test_a_cleanup_that_could_not_run_refuses_the_step_before_it_runs(tmp_path, kwargs, said):
+    """Before, the step ran and only then its cleanup was refused (a logged warning): the step's leftovers stayed."""
+    called, reports = [], []
+    result = gp.guard_step(3, lambda: called.append(1), inventory=str(tmp_path), on_report=reports.append,
+                           **kwargs, **run_options(tmp_path))
+    assert called == []
+    assert result["success"] is False and result["blocked_by"] == "preflight_error"
+    assert result["error"].startswith("Preflight could not run: " + said), result["error"]
+    assert [(r.kind, r.status) for r in reports] == [("preflight", "error")]
+
+
+def test_the_cleanups_input_is_not_checked_for_a_step_without_a_cleanup_nor_without_one(tmp_path):
+    for kwargs in (dict(cleanup_steps=[1, 2]), dict(cleanup=False)):
+        reports = []
+        gp.guard_step(3, lambda: "ran", inventory=str(tmp_path / "missing.yml"), cleanup_timeout="600",
+                      on_report=reports.append, **kwargs, **run_options(tmp_path))
+        assert reports[0].error == "inventory not found: %s" % (tmp_path / "missing.yml")  # the preflight's own
+
+
+def test_a_run_that_is_not_callable_is_refused_before_the_preflight(tmp_path):
+    result = gp.guard_step(3, None, inventory=str(tmp_path), **run_options(tmp_path))
+    assert result == {"success": False, "blocked_by": "preflight_error",
+                      "error": "Preflight could not run: run must be a callable that runs the step, got None"}
