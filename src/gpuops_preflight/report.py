@@ -183,6 +183,10 @@ def summary_problem(summary: Mapping[str, Any], kind: str, step: Any) -> str | N
                 if not isinstance(item.get(key), kind_of):
                     return "%s entry %d: its %s is %s, not %s" % (
                         name, number, key, _type(item.get(key)), kind_of.__name__)
+    for host, facts in summary["hosts"].items():
+        problem = _host_problem(facts)
+        if problem:
+            return "host %s: %s" % (_short(host), problem)
     if summary["kind"] != kind:
         return "it is a %s summary, not a %s one" % (_short(summary["kind"]), kind)
     if summary["passed"] == summary["blocked"] or summary["passed"] and summary["hard_failures"]:
@@ -190,6 +194,24 @@ def summary_problem(summary: Mapping[str, Any], kind: str, step: Any) -> str | N
             summary["passed"], summary["blocked"], len(summary["hard_failures"]))
     if step is not None and not _same_step(summary.get("step"), step):
         return "it is step %s's summary, not step %s's" % (_short(summary.get("step")), step)
+    return None
+
+
+def _host_problem(facts: object) -> str | None:
+    """Why a summary's host entry cannot be read (the report, its log lines and the CLI's table read each
+    check's status and the facts the judge keeps, in the collection's shapes, _summary.HOST_FACTS)."""
+    if not isinstance(facts, Mapping):
+        return "its entry is %s, not a mapping" % _type(facts)
+    checks = facts.get("checks")
+    if checks is not None:
+        if not isinstance(checks, Mapping):
+            return "its checks are %s, not a mapping" % _type(checks)
+        for name, result in checks.items():
+            if not isinstance(result, Mapping):
+                return "its %s result is %s, not a mapping" % (_short(name), _type(result))
+    for key, shaped in module_utils("_summary").HOST_FACTS.items():
+        if facts.get(key) is not None and not shaped(facts[key]):
+            return "its %s is %s (%s), not of its shape" % (key, _type(facts[key]), _short(facts[key]))
     return None
 
 

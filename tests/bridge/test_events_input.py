@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gpuops_preflight import events as ev
-from gpuops_preflight import runner
+from gpuops_preflight import oplog, progress, runner
 from gpuops_preflight.report import Report
 
 NODE = dict(role="preflight", resolved_action="gpuops.preflight.node_preflight", task="Run the node checks")
@@ -197,11 +197,18 @@ HARD = {"host": "h1", "check": "gpu_count", "message": "h1: 11 GPUs, 12 expected
     (_summary(passed=False, blocked=True, hard_failures=[{"host": "h1"}]), "hard_failures entry 1: its check is null"),
     (_summary(warnings=["VRAM busy"]), "warnings entry 1 is str, not a mapping"),
     (_summary(totals=None), "it cannot be read as a report (TypeError"),
+    # a host entry the report's log lines, usable_gpus and the CLI's table read: a traceback at WATCHER before
+    (_summary(hosts={"h1": "passed"}), "host 'h1': its entry is str, not a mapping"),
+    (_summary(hosts={"h1": {"checks": ["ramdisk"]}}), "host 'h1': its checks are list, not a mapping"),
+    (_summary(hosts={"h1": {"checks": {"ramdisk": "ok"}}}), "host 'h1': its 'ramdisk' result is str, not a mapping"),
+    (_summary(hosts={"h1": {"usable_gpus": 12}}), "host 'h1': its usable_gpus is int (12), not of its shape"),
 ])
 def test_a_summary_that_cannot_be_read_is_never_a_pass(summary, said):
     """A set_stats summary that is malformed, another kind's or another step's is no verdict: the run could
     not be read (error, naming what was wrong), never passed, never a traceback."""
     report = _built(summary)
+    oplog.log_report(report)
+    assert report.usable_gpus == {} and progress.table_lines(report.hosts) == []
     assert report.status == "error" and not report.passed, report.status
     assert report.error.startswith("the playbook's summary cannot be read: ") and said in report.error, report.error
     assert report.summary is None
@@ -238,8 +245,6 @@ def test_bytes_that_are_not_utf8_in_the_events_never_break_a_utf8_sink(tmp_path,
     import io
     import json
     import logging
-
-    from gpuops_preflight import oplog
 
     seen = []
     c = ev.Collector("preflight", "run1", 3, progress=seen.append, failure_log=str(tmp_path / "f.jsonl"))
