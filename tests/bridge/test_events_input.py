@@ -277,3 +277,15 @@ def test_bytes_that_are_not_utf8_in_the_events_never_break_a_utf8_sink(tmp_path,
 def test_text_without_surrogates_is_the_same_object():
     event = {"event": "runner_on_ok", "event_data": {"res": {"gpus": [{"model": "MI300X \U0001F680"}]}}}
     assert ev._encodable(event) is event
+
+
+def test_a_stop_keeps_its_verdict_when_the_dict_inventory_is_not_of_an_inventorys_shape():
+    """A run stopped before the play named its hosts reads them from the inventory: a dict inventory with
+    hosts as a list raised AttributeError there, and the timeout became an error."""
+    inventory = {"rigs": {"hosts": ["rig-1", "rig-2"], "children": ["more"]},
+                 "all": {"children": {"rigs": {"hosts": {"rig-3": {"ansible_host": "10.0.0.3"}}}}}, "ungrouped": "x"}
+    report = Report(kind="preflight", step=3, status="error", run_id="r", started_at=None, finished_at=None,
+                    duration_s=0.0, timeout_s=5)
+    runner._build(report, collector(), "timeout", None, {}, inventory)
+    assert report.status == "timeout" and report.error is None
+    assert report.pending["stage"] == "plan" and report.pending["hosts"] == ["rig-3"]
