@@ -134,21 +134,20 @@ def test_a_line_left_half_written_never_costs_the_next_record(tmp_path):
 
 def test_concurrent_writers_keep_every_long_line_whole(tmp_path):
     """Two WATCHER processes append at once, each record near the size limit: every line is read back whole."""
-    import multiprocessing
+    import subprocess
+    import sys
 
     log = str(tmp_path / "f.jsonl")
-    ctx = multiprocessing.get_context("fork")
-    writers = [ctx.Process(target=_append_many, args=(log, name)) for name in ("p", "q")]
-    for proc in writers:
-        proc.start()
-    for proc in writers:
-        proc.join(60)
-        assert proc.exitcode == 0
+    script = ("import sys\nfrom gpuops_preflight import failures\n"
+              "for i in range(20):\n"
+              "    failures.append(sys.argv[1], [{'host': '%s%d' % (sys.argv[2], i), 'message': 'm' * 3 * failures.MAX_TEXT}])\n")
+    writers = [subprocess.Popen([sys.executable, "-c", script, log, name]) for name in ("p", "q")]
+    try:
+        assert [proc.wait(120) for proc in writers] == [0, 0]
+    finally:
+        for proc in writers:
+            proc.kill()
+            proc.wait()
     records = failures.query(log)
     assert sorted(r["host"] for r in records) == sorted("%s%d" % (n, i) for n in ("p", "q") for i in range(20))
     assert all(len(r["message"]) == 3 * failures.MAX_TEXT for r in records)
-
-
-def _append_many(log, name):
-    for i in range(20):
-        failures.append(log, [{"host": "%s%d" % (name, i), "message": "m" * 3 * failures.MAX_TEXT}])
