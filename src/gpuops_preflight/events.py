@@ -170,6 +170,8 @@ class Collector:
         self.fatal: list[str] = []  # messages of failed tasks that were not ignored
         self.error_lines: list[str] = []
         self._error_chars = 0
+        self.lost_events: list[str] = []  # events whose data could not be read: "<file>: <why>"
+        self.lost_count = 0
 
     # ---- the handler
 
@@ -285,6 +287,20 @@ class Collector:
             if line and (name == "error" or line.startswith(("[ERROR]", "ERROR!")) or _INVENTORY_ERROR.search(line)):
                 self.error_lines.append(_clean(line))
                 self._error_chars += len(self.error_lines[-1])
+
+    def lost(self, event: Mapping[str, Any], exc: Exception) -> None:
+        """An event ansible-runner could not read (its data file cut short): left out, and said."""
+        name = "%s-partial.json" % event.get("uuid") if isinstance(event, Mapping) else "an event"
+        self.lost_count += 1
+        if len(self.lost_events) < MAX_LINES:
+            self.lost_events.append(("%s: %s" % (name, exc))[:MAX_LINE_CHARS])
+        LOG.warning("event %s of run %s could not be read, left out: %s", name, self.run_id, exc)
+
+    def lost_text(self) -> str | None:
+        if not self.lost_count:
+            return None
+        return "%d event(s) of the run could not be read (their data files cut short), the first: %s" % (
+            self.lost_count, self.lost_events[0])
 
     # ---- helpers
 

@@ -257,11 +257,15 @@ def _execute(report: Report, inventory: Any, own_vars: Mapping[str, Any], option
             return bool(keep)  # events are written to the private folder only when it is kept
 
         try:
-            result = ansible_runner.run(
+            # ansible_runner.run is init_runner + Runner.run: the Runner is made first to read its events
+            # through _tolerant_events.
+            result = ansible_runner.interface.init_runner(
                 private_data_dir=private, ident=report.run_id, binary=integration.playbook_bin,
                 cmdline="%s.%s.%s" % (locate.NAMESPACE, locate.NAME, report.kind), inventory=inventory, extravars=variables, envvars=env,
                 quiet=True, suppress_env_files=True,
                 event_handler=on_event, cancel_callback=stopper, verbosity=options.verbosity or None)
+            _tolerant_events(result, events)
+            result.run()
             report.runner_status, report.rc = result.status, result.rc
         except BaseException:
             stopper.reason = stopper.reason or CANCELED  # e.g. KeyboardInterrupt: leave nothing running
@@ -279,6 +283,22 @@ def _execute(report: Report, inventory: Any, own_vars: Mapping[str, Any], option
         workdir.remove(control)
         workdir.remove(temp)
         report.private_dir = workdir.finish(private, keep)
+
+
+def _tolerant_events(runner: Any, events: Collector) -> None:
+    """ansible-runner reads each event's data from the ``<uuid>-partial.json`` file the callback wrote, and a
+    file cut short (the callback killed mid-write, a full disk) raised its JSONDecodeError out of the run,
+    which then stopped mid-way. Such an event is left out and named (Collector.lost); the run goes on, and a
+    run that ends without its summary says why."""
+    read = runner.event_callback
+
+    def event_callback(event_data: dict) -> None:
+        try:
+            read(event_data)
+        except ValueError as exc:
+            events.lost(event_data, exc)
+
+    runner.event_callback = event_callback
 
 
 def _run_folders(report: Report, artifacts_dir: str | None) -> tuple[str, str, str]:
@@ -352,7 +372,7 @@ def _build(report: Report, events: Collector, stopped: str | None, integration: 
         report.status = stopped
     else:
         report.status = ERROR
-        report.error = (unreadable or events.plan_error or _first(events.fatal) or _first(events.error_lines)
+        report.error = (unreadable or events.plan_error or events.lost_text() or _first(events.fatal) or _first(events.error_lines)
                         or "the playbook ended without a summary (ansible-runner status %s, rc %s)"
                         % (report.runner_status, report.rc))
 

@@ -313,3 +313,58 @@ def test_sigterm_to_watcher_mid_run_leaves_no_process_of_the_run_and_still_ends_
                 os.kill(pid, signal.SIGKILL)
             except OSError:
                 pass
+
+
+def _cut_partial_files(monkeypatch, *wanted):
+    """ansible-runner reads each event's data from a ``<uuid>-partial.json`` file the callback wrote: the files
+    whose text holds every string of one of ``wanted`` are cut to half their length as it opens them (a
+    callback killed mid-write, a full disk). Returns the paths cut."""
+    import codecs
+
+    import ansible_runner.runner
+
+    cut = []
+
+    class CutCodecs:
+        @staticmethod
+        def open(path, mode="r", *args, **kwargs):
+            if mode == "r" and str(path).endswith("-partial.json"):
+                with open(path, encoding="utf-8") as handle:
+                    text = handle.read()
+                if any(all(w in text for w in group) for group in wanted):
+                    with open(path, "w", encoding="utf-8") as handle:
+                        handle.write(text[:len(text) // 2])
+                    cut.append(path)
+            return codecs.open(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(ansible_runner.runner, "codecs", CutCodecs)
+    return cut
+
+
+def test_a_half_written_event_file_costs_its_event_not_the_run(scenario, tmp_path, monkeypatch):
+    """The node task's event data is cut short on disk: ansible-runner's json.load raised out of the run, which
+    was stopped mid-way and reported as an error (JSONDecodeError). Now the event is left out, said in the
+    log, and the playbook's verdict stands."""
+    sc = scenario("healthy")
+    cut = _cut_partial_files(monkeypatch, ['"runner_on_ok"', "node_preflight"])
+    seen = []
+    with captured_logs() as logs:
+        report = gp.run_preflight(sc.step, inventory=sc.inventory, progress=seen.append, **run_options(tmp_path))
+    assert cut, "no event file was cut: the test did not test anything"
+    assert report.status == "passed", report.reason()
+    assert report.hosts[RIG]["usable_gpus"] == list(range(12))  # from the summary, which was read whole
+    assert seen == []  # the host's own result event was the one lost
+    said = [m for _n, level, m in logs if level == logging.WARNING and "could not be read" in m]
+    assert said and os.path.basename(cut[0]) in said[0], logs
+
+
+def test_a_run_whose_verdict_event_was_cut_short_is_an_error_naming_it(scenario, tmp_path, monkeypatch):
+    """The verdict task's event and the play recap cut short: no summary can be read, and the error says why."""
+    sc = scenario("healthy")
+    cut = _cut_partial_files(monkeypatch, ['"runner_on_ok"', "preflight_report"], ["playbook_on_stats"])
+    report = gp.run_preflight(sc.step, inventory=sc.inventory, **run_options(tmp_path))
+    assert len(cut) == 2
+    assert report.status == "error" and report.summary is None
+    assert report.error.startswith("2 event(s) of the run could not be read (their data files cut short), the "
+                                   "first: "), report.error
+    assert run_dirs(tmp_path) == []
