@@ -180,6 +180,10 @@ class Collector:
             return
         event = _encodable(event)
         name = event.get("event")
+        if name is None and "uuid" in event:
+            # ansible-runner found no data file for it (a debug message only): the event came as its id alone
+            self.lost(event, "its data file is missing")
+            return
         data = event.get("event_data")
         data = data if isinstance(data, Mapping) else {}
         host = data.get("host") if isinstance(data.get("host"), str) else None
@@ -288,8 +292,8 @@ class Collector:
                 self.error_lines.append(_clean(line))
                 self._error_chars += len(self.error_lines[-1])
 
-    def lost(self, event: Mapping[str, Any], exc: Exception) -> None:
-        """An event ansible-runner could not read (its data file cut short): left out, and said."""
+    def lost(self, event: Mapping[str, Any], exc: object) -> None:
+        """An event ansible-runner could not read (its data file cut short or missing): left out, and said."""
         name = "%s-partial.json" % event.get("uuid") if isinstance(event, Mapping) else "an event"
         self.lost_count += 1
         if len(self.lost_events) < MAX_LINES:
@@ -299,7 +303,7 @@ class Collector:
     def lost_text(self) -> str | None:
         if not self.lost_count:
             return None
-        return "%d event(s) of the run could not be read (their data files cut short), the first: %s" % (
+        return "%d event(s) of the run could not be read (their data files cut short or missing), the first: %s" % (
             self.lost_count, self.lost_events[0])
 
     # ---- helpers

@@ -315,10 +315,10 @@ def test_sigterm_to_watcher_mid_run_leaves_no_process_of_the_run_and_still_ends_
                 pass
 
 
-def _cut_partial_files(monkeypatch, *wanted):
+def _cut_partial_files(monkeypatch, *wanted, cut_to_half=True):
     """ansible-runner reads each event's data from a ``<uuid>-partial.json`` file the callback wrote: the files
     whose text holds every string of one of ``wanted`` are cut to half their length as it opens them (a
-    callback killed mid-write, a full disk). Returns the paths cut."""
+    callback killed mid-write, a full disk), or removed (``cut_to_half=False``). Returns the paths cut."""
     import codecs
 
     import ansible_runner.runner
@@ -333,7 +333,9 @@ def _cut_partial_files(monkeypatch, *wanted):
                     text = handle.read()
                 if any(all(w in text for w in group) for group in wanted):
                     with open(path, "w", encoding="utf-8") as handle:
-                        handle.write(text[:len(text) // 2])
+                        handle.write(text[:len(text) // 2] if cut_to_half else "")
+                    if not cut_to_half:
+                        os.remove(path)
                     cut.append(path)
             return codecs.open(path, mode, *args, **kwargs)
 
@@ -365,6 +367,19 @@ def test_a_run_whose_verdict_event_was_cut_short_is_an_error_naming_it(scenario,
     report = gp.run_preflight(sc.step, inventory=sc.inventory, **run_options(tmp_path))
     assert len(cut) == 2
     assert report.status == "error" and report.summary is None
-    assert report.error.startswith("2 event(s) of the run could not be read (their data files cut short), the "
-                                   "first: "), report.error
+    assert report.error.startswith("2 event(s) of the run could not be read (their data files cut short or "
+                                   "missing), the first: "), report.error
     assert run_dirs(tmp_path) == []
+
+
+def test_a_run_whose_verdict_event_files_are_missing_is_an_error_naming_them(scenario, tmp_path, monkeypatch):
+    """ansible-runner delivers an event whose data file is gone as its id alone (and says so only at debug
+    level): the run ended as 'without a summary'. Now the error says the events were lost."""
+    sc = scenario("healthy")
+    cut = _cut_partial_files(monkeypatch, ['"runner_on_ok"', "preflight_report"], ["playbook_on_stats"],
+                             cut_to_half=False)
+    report = gp.run_preflight(sc.step, inventory=sc.inventory, **run_options(tmp_path))
+    assert len(cut) == 2
+    assert report.status == "error" and report.summary is None
+    assert report.error.startswith("2 event(s) of the run could not be read"), report.error
+    assert report.error.endswith("-partial.json: its data file is missing"), report.error
