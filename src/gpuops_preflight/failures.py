@@ -204,7 +204,10 @@ def _ends_a_line(files: Any, path: str, fd: int) -> bool:
 
 def _epoch(value: object, option: str = "since") -> float:
     """Epoch seconds or ISO 8601, read by the collection's one time parser."""
-    epoch = module_utils("_timeparse").parse_time(value, option)
+    try:
+        epoch = module_utils("_timeparse").parse_time(value, option)
+    except OverflowError:  # an int beyond any float
+        raise ValueError("%s: invalid time: a number too large to be a time" % option) from None
     if epoch is None:
         raise ValueError("%s: a time is required" % option)
     return epoch
@@ -225,7 +228,16 @@ def query(path: str | None = None, *, host: str | None = None, step: object = No
     """
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise ValueError("limit must be a whole number of 1 or more, got %r" % (limit,))
-    path = log_path(path)
+    for name, value in (("host", host), ("kind", kind), ("run_id", run_id), ("task", task)):
+        if value is not None and not isinstance(value, str):
+            raise ValueError("%s must be text, got %r" % (name, value))
+    if not isinstance(include_verdicts, bool):
+        raise ValueError("include_verdicts must be True or False, got %r" % (include_verdicts,))
+    if path is not None and not (isinstance(path, (str, os.PathLike)) and isinstance(os.fspath(path), str)):
+        raise ValueError("path must be the failure log's path, got %r" % (path,))
+    if path is not None and "\0" in os.fspath(path):
+        raise ValueError("path: a path cannot hold a NUL byte, got %r" % (path,))
+    path = log_path(os.fspath(path) if path is not None else None)
     if not path or not os.path.exists(path):
         return []
     floor = _epoch(since) if since is not None else None

@@ -151,3 +151,25 @@ def test_concurrent_writers_keep_every_long_line_whole(tmp_path):
     records = failures.query(log)
     assert sorted(r["host"] for r in records) == sorted("%s%d" % (n, i) for n in ("p", "q") for i in range(20))
     assert all(len(r["message"]) == 3 * failures.MAX_TEXT for r in records)
+
+
+@pytest.mark.parametrize("kwargs, said", [
+    (dict(path=5), "path must be the failure log's path, got 5"),
+    (dict(path="f.jsonl\0x"), "path: a path cannot hold a NUL byte"),
+    (dict(task=5), "task must be text, got 5"),
+    (dict(host=["a"]), "host must be text, got ['a']"),
+    (dict(kind=b"preflight"), "kind must be text, got b'preflight'"),
+    (dict(run_id=7), "run_id must be text, got 7"),
+    (dict(include_verdicts="no"), "include_verdicts must be True or False, got 'no'"),
+    (dict(since=10 ** 400), "since: invalid time: a number too large to be a time"),
+])
+def test_query_input_of_the_wrong_type_is_a_value_error_naming_it(tmp_path, kwargs, said):
+    """WATCHER's query_failures with bad input: a ValueError saying which argument, never TypeError,
+    AttributeError or OverflowError from deep inside, and never a silent empty answer (a NUL in the path)."""
+    log = str(tmp_path / "f.jsonl")
+    failures.append(log, [{"host": "a", "step": 3, "epoch": 5.0, "task": "t", "verdict": True}])
+    kwargs.setdefault("path", log)
+    with pytest.raises(ValueError) as raised:
+        failures.query(**kwargs)
+    assert said in str(raised.value)
+    assert [r["host"] for r in failures.query(log, include_verdicts=True)] == ["a"]
