@@ -106,6 +106,10 @@ def test_cleanup_step_cannot_come_from_extravars(tmp_path):
     ({"ANSIBLE_CONFIG": "/x.cfg"}, "envvars: ANSIBLE_CONFIG is set by the bridge itself"),
     ({"HTTP_PROXY": "a\x00b"}, "envvars: 'HTTP_PROXY' cannot be passed to a process"),
     ({"A=B": "c"}, "envvars: 'A=B' cannot be passed to a process"),
+    # str() made these "None", "True", "['a']": a proxy named None
+    ({"HTTP_PROXY": None}, "envvars: HTTP_PROXY must be text or a number, got None"),
+    ({"NO_PROXY": ["a", "b"]}, "envvars: NO_PROXY must be text or a number, got ['a', 'b']"),
+    ({"DEBUG": True}, "envvars: DEBUG must be text or a number, got True"),
 ])
 def test_envvars_cannot_override_the_runs_own_environment(tmp_path, envvars, fragment):
     report = gp.run_preflight(3, inventory=str(tmp_path), envvars=envvars, log=False, **run_options(tmp_path))
