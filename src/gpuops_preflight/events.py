@@ -366,7 +366,9 @@ class Collector:
     def pending(self) -> dict:
         """Where the run was, and which hosts and checks had not reported."""
         done = set(self.node_results) | set(self.unreachable)
-        checks = list((self.plan or {}).get("host_checks") or [])
+        listed = (self.plan or {}).get("host_checks")
+        # only check names: the report's reason joins them (text would be its letters, a number a TypeError)
+        checks = [c for c in listed if isinstance(c, str)] if isinstance(listed, list) else []
         if self.plan is None:
             stage = "plan"
         elif len(done) < len(self.play_hosts) or not self.play_hosts:

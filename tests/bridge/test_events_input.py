@@ -289,3 +289,25 @@ def test_a_stop_keeps_its_verdict_when_the_dict_inventory_is_not_of_an_inventory
     runner._build(report, collector(), "timeout", None, {}, inventory)
     assert report.status == "timeout" and report.error is None
     assert report.pending["stage"] == "plan" and report.pending["hosts"] == ["rig-3"]
+
+
+PLAN = dict(role="preflight", resolved_action="gpuops.preflight.preflight_plan", task="Plan the preflight")
+
+
+@pytest.mark.parametrize("host_checks, pending", [
+    (["ramdisk", 7, None, "vram"], ["ramdisk", "vram"]),   # a number raised TypeError out of run_preflight
+    ("ramdisk", []),                                       # text was listed letter by letter
+    ({"ramdisk": True}, []),
+])
+def test_a_plan_whose_check_list_is_malformed_never_breaks_the_timeouts_reason(host_checks, pending):
+    c = collector()
+    c({"event": "runner_on_start", "event_data": dict(NODE, host="h1")})
+    c({"event": "runner_on_ok", "event_data": dict(PLAN, host="localhost", res={"plan": {"host_checks": host_checks}})})
+    report = Report(kind="preflight", step=3, status="error", run_id="r", started_at=None, finished_at=None,
+                    duration_s=0.0, timeout_s=5)
+    runner._build(report, c, "timeout", None, {}, {"rigs": {"hosts": {"h1": {}}}})
+    assert report.status == "timeout" and report.pending["hosts"] == ["h1"]
+    assert report.pending["checks"] == ({"h1": pending} if pending else {})
+    assert report.reason() == "Preflight timed out after 5s; still pending: h1%s" % (
+        " (%s)" % ", ".join(pending) if pending else "")
+    assert runner.fallback_lines(report)[0] == report.reason()
