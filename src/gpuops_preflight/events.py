@@ -88,6 +88,12 @@ class RunProgress:
 _INVENTORY_ERROR = re.compile(r"Failed to parse inventory with '(?:[\w.]*\.)?(\w+)' plugin: (.+)")
 
 
+# Lines that say why a run failed, whatever event carries them: Ansible's error prefixes, an inventory that did
+# not parse, ansible-runner's own word for a binary it could not start (rc 127, no event of Ansible at all).
+_ERROR_LINES = (re.compile(r"^(\[ERROR\]|ERROR!)"), _INVENTORY_ERROR,
+                re.compile(r"^The command was not found or was not executable: "))
+
+
 def _clean(line: str) -> str:
     """``[WARNING]: Failed to parse inventory with 'ansible_collections....watcher_config' plugin: X``
     -> ``cannot parse the inventory (watcher_config): X``; display prefixes dropped."""
@@ -288,7 +294,7 @@ class Collector:
             line = line.strip()
             if len(line) > MAX_LINE_CHARS:
                 line = "%s... (%d characters)" % (line[:MAX_LINE_CHARS], len(line))
-            if line and (name == "error" or line.startswith(("[ERROR]", "ERROR!")) or _INVENTORY_ERROR.search(line)):
+            if line and (name == "error" or any(p.search(line) for p in _ERROR_LINES)):
                 self.error_lines.append(_clean(line))
                 self._error_chars += len(self.error_lines[-1])
 

@@ -211,3 +211,20 @@ def test_extravars_over_the_limit_by_one_byte_are_refused_the_runs_own_variable_
     assert report.status == "error" and report.error == (
         "extravars: 98305 bytes as JSON, more than the 98304 a command line argument may hold"), report.error
     assert os.listdir(tmp_path / "runs") == [] and os.listdir(base) == []
+
+
+def test_an_ansible_playbook_that_cannot_be_started_is_named(tmp_path, monkeypatch):
+    """ansible-playbook vanished (or lost its execute bit) after the integration was found: ansible-runner
+    says so in a line of its own, which the report's error now quotes instead of 'ended without a summary'."""
+    from gpuops_preflight import locate
+
+    found = locate.find_integration()
+    monkeypatch.setattr(locate, "find_integration",
+                        lambda: found._replace(playbook_bin=str(tmp_path / "gone" / "ansible-playbook")))
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text("rigs: {hosts: {rig-1: {}}}\n")
+    report = gp.run_preflight(3, inventory=str(inventory), log=False, **run_options(tmp_path))
+    assert report.status == "error" and (report.runner_status, report.rc) == ("failed", 127)
+    assert report.error == "The command was not found or was not executable: %s." % (
+        tmp_path / "gone" / "ansible-playbook")
+    assert report.as_step_result()["blocked_by"] == "preflight_error"
