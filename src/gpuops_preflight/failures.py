@@ -42,9 +42,10 @@ _SSH_ADDRESS = re.compile(r"(?:connect to host|resolve hostname|connection to) "
                           r"(?:\[([^\]\s]+)\]|(\S+?)(?=:\s|:?$|\s))")
 
 
-def ssh_address(message: str | None) -> str | None:
-    """The address in an SSH connection error ("connect to host 10.0.0.5 port 22: ..."), if any."""
-    match = _SSH_ADDRESS.search(message or "")
+def ssh_address(message: object) -> str | None:
+    """The address in an SSH connection error ("connect to host 10.0.0.5 port 22: ..."), if any; None for a
+    message that is not text (a connection plugin's structured result)."""
+    match = _SSH_ADDRESS.search(message) if isinstance(message, str) else None
     return (match.group(1) or match.group(2)) if match else None
 
 

@@ -311,3 +311,19 @@ def test_a_plan_whose_check_list_is_malformed_never_breaks_the_timeouts_reason(h
     assert report.reason() == "Preflight timed out after 5s; still pending: h1%s" % (
         " (%s)" % ", ".join(pending) if pending else "")
     assert runner.fallback_lines(report)[0] == report.reason()
+
+
+def test_an_unreachable_host_whose_message_is_not_text_is_still_recorded_and_judged(tmp_path, monkeypatch):
+    """res.msg a list: looking for the SSH address in it raised TypeError, and the host's unreachable event,
+    its failure record and its progress were lost."""
+    log = str(tmp_path / "failures.jsonl")
+    seen = []
+    c = ev.Collector("preflight", "run1", 3, progress=seen.append, failure_log=log)
+    c({"event": "runner_on_unreachable", "event_data": dict(NODE, host="h1", res={"msg": ["refused", 22]})})
+    assert [(r.host, r.status) for r in seen] == [("h1", "unreachable")]
+    assert [(r["host"], r["address"]) for r in gp_query(log)] == [("h1", None)]
+    report = Report(kind="preflight", step=3, status="error", run_id="r", started_at=None, finished_at=None,
+                    duration_s=0.0, timeout_s=5)
+    monkeypatch.setattr(runner.addresses, "lookup", lambda *_args: ({}, []))
+    runner._build(report, c, "timeout", None, {}, "/nonexistent")
+    assert [(i.host, i.check, i.address) for i in report.hard_failures] == [("h1", "ssh", "h1")]
