@@ -327,3 +327,37 @@ def test_an_unreachable_host_whose_message_is_not_text_is_still_recorded_and_jud
     monkeypatch.setattr(runner.addresses, "lookup", lambda *_args: ({}, []))
     runner._build(report, c, "timeout", None, {}, "/nonexistent")
     assert [(i.host, i.check, i.address) for i in report.hard_failures] == [("h1", "ssh", "h1")]
+
+
+def test_a_stream_cut_short_or_out_of_order_is_never_a_pass_and_never_raises(monkeypatch):
+    """Any prefix of any order of a run's events, with no summary among them, under each way a run ends:
+    the report is built (no exception) and it never passes."""
+    import random
+
+    from gpuops_preflight.collection import module_utils
+
+    monkeypatch.setattr(runner.addresses, "lookup", lambda *_args: ({}, ["h1", "h2", "h3"]))
+    report_task = dict(NODE, resolved_action="gpuops.preflight.preflight_report", task="Judge")
+    stream = [{"event": "runner_on_ok", "event_data": dict(PLAN, host="localhost", res={
+        "plan": module_utils("_plan").empty_plan("preflight", "3")})}]
+    stream += [{"event": "runner_on_start", "event_data": dict(NODE, host=h)} for h in ("h1", "h2", "h3")]
+    stream += [
+        {"event": "runner_on_ok", "event_data": dict(NODE, host="h1", res={
+            "checks": {"ramdisk": {"status": "ok", "message": "fine", "problems": []}}, "usable_gpus": [0]})},
+        {"event": "runner_on_unreachable", "event_data": dict(NODE, host="h2", res={"msg": "ssh: timed out"})},
+        {"event": "runner_on_failed", "event_data": dict(NODE, host="h3", ignore_errors=True, res={"msg": "boom"})},
+        {"event": "runner_on_start", "event_data": dict(report_task, host="h1")},
+        {"event": "playbook_on_stats", "event_data": {"ok": {"h1": 3}, "ignored": {"h2": 1}}},
+    ]
+    chance = random.Random(7)
+    for _ in range(150):
+        events = chance.sample(stream, chance.randint(0, len(stream)))
+        for stopped, status in ((None, "successful"), ("timeout", "canceled"), ("canceled", "canceled")):
+            c = collector()
+            for event in events:
+                c(event)
+            report = Report(kind="preflight", step=3, status="error", run_id="r", started_at=None, finished_at=None,
+                            duration_s=0.0, timeout_s=5, runner_status=status, rc=0)
+            runner._build(report, c, stopped, None, {}, "/nonexistent")
+            assert report.status == (stopped or "error") and not report.passed
+            assert runner.fallback_lines(report)[0] == report.reason()
