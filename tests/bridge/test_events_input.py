@@ -361,3 +361,26 @@ def test_a_stream_cut_short_or_out_of_order_is_never_a_pass_and_never_raises(mon
             runner._build(report, c, stopped, None, {}, "/nonexistent")
             assert report.status == (stopped or "error") and not report.passed
             assert runner.fallback_lines(report)[0] == report.reason()
+
+
+def test_a_real_unreachable_result_names_its_address_when_the_inventory_cannot(tmp_path, monkeypatch):
+    """A recorded UNREACHABLE result (tests/fixtures/ansible/SOURCES.md): a run stopped before its summary
+    reports the host as a hard ssh failure at the address ssh named, in the report and the failure record."""
+    import json
+    import os
+
+    fixture = os.path.join(os.path.dirname(__file__), "..", "fixtures", "ansible", "unreachable_connection_refused.json")
+    with open(fixture, encoding="utf-8") as handle:
+        res = json.load(handle)
+    log = str(tmp_path / "failures.jsonl")
+    c = ev.Collector("preflight", "run1", 3, failure_log=log)
+    c({"event": "runner_on_start", "event_data": dict(NODE, host="vm01")})
+    c({"event": "runner_on_unreachable", "event_data": dict(NODE, host="vm01", res=res)})
+    monkeypatch.setattr(runner.addresses, "lookup", lambda *_args: ({}, ["vm01"]))  # the inventory says nothing
+    report = Report(kind="preflight", step=3, status="error", run_id="r", started_at=None, finished_at=None,
+                    duration_s=0.0, timeout_s=5)
+    runner._build(report, c, "timeout", None, {}, "/nonexistent")
+    [item] = report.hard_failures
+    assert (item.host, item.check, item.address) == ("vm01", "ssh", "172.22.250.244")
+    assert item.log_text() == "SSH unreachable: 172.22.250.244"
+    assert [(r["host"], r["address"], r["unreachable"]) for r in gp_query(log)] == [("vm01", "172.22.250.244", True)]
