@@ -20,6 +20,9 @@ from .runner import Cancel, InputError, Progress, RunOptions, check_input, refus
 
 LOG = logging.getLogger("gpuops_preflight")
 T = TypeVar("T")
+# The **options guard_step passes to both runs: the run options it does not take by name, and summary_dir.
+OPTIONS = frozenset({f.name for f in fields(RunOptions)} - {"extravars", "timeout", "cancel", "progress"}
+                    | {"summary_dir"})
 
 
 def __getattr__(name: str) -> Any:
@@ -52,6 +55,10 @@ def guard_step(step: Any, run: Callable[[], T], *, inventory: Any = None, extrav
     ansible_cfg, envvars, verbosity). ``on_report`` receives each report (preflight, then cleanup).
     """
     try:
+        unknown = sorted(set(options) - OPTIONS)
+        if unknown:  # a misspelt option raised TypeError at WATCHER from inside run_preflight
+            raise InputError("guard_step: unknown option(s) %s (the options both runs take: %s)"
+                             % (", ".join(unknown), ", ".join(sorted(OPTIONS))))
         cleanup_steps = _cleanup_steps(cleanup_steps)
         if not callable(run):
             raise InputError("run must be a callable that runs the step, got %r" % (run,))

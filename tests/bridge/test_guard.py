@@ -161,3 +161,13 @@ def test_a_run_that_is_not_callable_is_refused_before_the_preflight(tmp_path):
     result = gp.guard_step(3, None, inventory=str(tmp_path), **run_options(tmp_path))
     assert result == {"success": False, "blocked_by": "preflight_error",
                       "error": "Preflight could not run: run must be a callable that runs the step, got None"}
+
+
+def test_a_misspelt_option_is_refused_naming_it_not_a_type_error(tmp_path):
+    called = []
+    result = gp.guard_step(3, lambda: called.append(1), inventory=str(tmp_path), summry_dir=str(tmp_path),
+                           **run_options(tmp_path))
+    assert called == [] and result["blocked_by"] == "preflight_error"
+    assert result["error"] == ("Preflight could not run: guard_step: unknown option(s) summry_dir (the options both "
+                               "runs take: ansible_cfg, artifacts_dir, envvars, failure_log, keep_artifacts, log, "
+                               "summary_dir, verbosity)")
