@@ -189,7 +189,8 @@ def summary_problem(summary: Mapping[str, Any], kind: str, step: Any) -> str | N
             return "host %s: %s" % (_short(host), problem)
     if summary["kind"] != kind:
         return "it is a %s summary, not a %s one" % (_short(summary["kind"]), kind)
-    if summary["passed"] == summary["blocked"] or summary["passed"] and summary["hard_failures"]:
+    # The collection's summary: blocked exactly when it lists a hard failure, passed its negation.
+    if summary["passed"] == summary["blocked"] or summary["blocked"] != bool(summary["hard_failures"]):
         return "it says passed %s and blocked %s with %d hard failure(s)" % (
             summary["passed"], summary["blocked"], len(summary["hard_failures"]))
     if step is not None and not _same_step(summary.get("step"), step):

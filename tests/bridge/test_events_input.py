@@ -194,6 +194,7 @@ HARD = {"host": "h1", "check": "gpu_count", "message": "h1: 11 GPUs, 12 expected
     (_summary(step=None), "it is step None's summary, not step 3's"),
     (_summary(hard_failures=[HARD]), "it says passed True and blocked False with 1 hard failure(s)"),
     (_summary(passed=False), "it says passed False and blocked False with 0 hard failure(s)"),
+    (_summary(passed=False, blocked=True), "it says passed False and blocked True with 0 hard failure(s)"),
     (_summary(passed=False, blocked=True, hard_failures=[{"host": "h1"}]), "hard_failures entry 1: its check is null"),
     (_summary(warnings=["VRAM busy"]), "warnings entry 1 is str, not a mapping"),
     (_summary(totals=None), "it cannot be read as a report (TypeError"),
