@@ -282,7 +282,11 @@ def _execute(report: Report, inventory: Any, own_vars: Mapping[str, Any], option
         procs.close_ssh_masters(control)
         workdir.remove(control)
         workdir.remove(temp)
-        report.private_dir = workdir.finish(private, keep)
+        try:
+            report.private_dir = workdir.finish(private, keep)
+        except OSError as exc:  # a full disk: the verdict stands; a folder never marked would never be pruned
+            LOG.warning("run %s: its folder %s could not be kept, removed: %s", report.run_id, private, exc)
+            workdir.remove(private)
 
 
 def _tolerant_events(runner: Any, events: Collector) -> None:

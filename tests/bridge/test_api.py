@@ -383,3 +383,16 @@ def test_a_run_whose_verdict_event_files_are_missing_is_an_error_naming_them(sce
     assert report.status == "error" and report.summary is None
     assert report.error.startswith("2 event(s) of the run could not be read"), report.error
     assert report.error.endswith("-partial.json: its data file is missing"), report.error
+
+
+def test_a_run_folder_that_cannot_be_kept_never_costs_the_verdict(healthy, tmp_path, monkeypatch):
+    """keep_artifacts on a full disk: the kept-folder marker cannot be written. The error raised out of the
+    run's clean-up and turned its verdict (here the plan's own error) into 'OSError: ...'; now the verdict
+    stands and the unmarked folder, which would never be pruned, is removed."""
+    sc = healthy[0]
+    monkeypatch.setattr(workdir, "KEPT_MARKER", os.path.join("no-such-folder", "kept"))
+    with captured_logs() as logs:
+        report = gp.run_preflight(9, inventory=sc.inventory, keep_artifacts=1, **run_options(tmp_path))
+    assert report.status == "error" and "step 9 is not in preflight_steps" in report.error, report.error
+    assert report.private_dir is None and run_dirs(tmp_path) == []
+    assert any(level == logging.WARNING and "could not be kept, removed" in m for _n, level, m in logs)
