@@ -53,6 +53,8 @@ def guard_step(step: Any, run: Callable[[], T], *, inventory: Any = None, extrav
 
     ``options`` go to both runs (summary_dir, failure_log, keep_artifacts, artifacts_dir,
     ansible_cfg, envvars, verbosity). ``on_report`` receives each report (preflight, then cleanup).
+    Input that would only fail later (an unknown option, cleanup_steps or the cleanup's own input that cannot
+    be read, a run that is not callable) refuses the step before the preflight: a preflight_error result.
     """
     try:
         unknown = sorted(set(options) - OPTIONS)
