@@ -40,12 +40,15 @@ def from_dict(inventory: Mapping[str, Any]) -> tuple[dict[str, str], list[str]]:
         if not isinstance(group, Mapping):
             return
         in_rigs = in_rigs or name == GROUP
-        for host, hostvars in (group.get("hosts") or {}).items():
+        # What is not of an inventory's shape is left out (the run itself says what is wrong with it): the
+        # addresses are asked for when a run stopped, whose timeout or cancel must not become an error here.
+        hosts, children = group.get("hosts"), group.get("children")
+        for host, hostvars in (hosts.items() if isinstance(hosts, Mapping) else ()):
             if isinstance(hostvars, Mapping) and hostvars.get("ansible_host"):
                 found[host] = str(hostvars["ansible_host"])
             if in_rigs and host not in rigs:
                 rigs.append(host)
-        for child, data in (group.get("children") or {}).items():
+        for child, data in (children.items() if isinstance(children, Mapping) else ()):
             walk(child, data, in_rigs)
 
     for name, group in inventory.items():

@@ -34,6 +34,9 @@ def check_extra(extra: Mapping[str, object]) -> None:
             raise ValueError("envvars: %s is set by the bridge itself and cannot be given" % name)
         if not name or "=" in name or "\0" in name or "\0" in str(value):
             raise ValueError("envvars: %r cannot be passed to a process (empty, '=' or a NUL byte)" % name)
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            # str() would pass None as "None" (a proxy named None), a list as its repr
+            raise ValueError("envvars: %s must be text or a number, got %r" % (name, value))
 
 
 def cfg_value(cfg: str | None, section: str, key: str) -> str | None:

@@ -88,6 +88,12 @@ class RunProgress:
 _INVENTORY_ERROR = re.compile(r"Failed to parse inventory with '(?:[\w.]*\.)?(\w+)' plugin: (.+)")
 
 
+# Lines that say why a run failed, whatever event carries them: Ansible's error prefixes, an inventory that did
+# not parse, ansible-runner's own word for a binary it could not start (rc 127, no event of Ansible at all).
+_ERROR_LINES = (re.compile(r"^(\[ERROR\]|ERROR!)"), _INVENTORY_ERROR,
+                re.compile(r"^The command was not found or was not executable: "))
+
+
 def _clean(line: str) -> str:
     """``[WARNING]: Failed to parse inventory with 'ansible_collections....watcher_config' plugin: X``
     -> ``cannot parse the inventory (watcher_config): X``; display prefixes dropped."""
@@ -102,12 +108,29 @@ def _action(data: Mapping[str, Any]) -> str:
     return str(data.get("resolved_action") or data.get("task_action") or "").rsplit(".", 1)[-1]
 
 
-def _res(data: Mapping[str, Any]) -> dict:
-    """A task's result as a mapping: a malformed one becomes its text as the message."""
-    res = data.get("res")
-    if isinstance(res, dict):
-        return res
-    return dict(res) if isinstance(res, Mapping) else ({} if res is None else {"msg": str(res)[:MAX_LINE_CHARS]})
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _encodable(value: Any) -> Any:
+    """``value`` with every text that holds a lone surrogate made encodable (each one U+FFFD), the rest as it
+    is. Ansible reads a tool's bytes that are not UTF-8 as surrogate escapes, and they reach the events;
+    such text breaks every UTF-8 sink downstream (WATCHER's log handler, a print, a file), so it is mended
+    once, here, as it arrives. Containers are copied only when something in them changed."""
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value) if _SURROGATE.search(value) else value
+    if isinstance(value, Mapping):
+        items = [(_encodable(k), _encodable(v)) for k, v in value.items()]
+        if all(k is k0 and v is v0 for (k, v), (k0, v0) in zip(items, value.items())):
+            return value
+        return dict(items)
+    if isinstance(value, list):
+        mended = [_encodable(item) for item in value]
+        return value if all(a is b for a, b in zip(mended, value)) else mended
+    return value
+
+
+# A task's result as a mapping (failures.task_result: the failure record reads it the same way).
+_res = failures.task_result
 
 
 def _checks_of(res: Mapping[str, Any]) -> tuple[dict[str, dict], str | None]:
@@ -153,13 +176,20 @@ class Collector:
         self.fatal: list[str] = []  # messages of failed tasks that were not ignored
         self.error_lines: list[str] = []
         self._error_chars = 0
+        self.lost_events: list[str] = []  # events whose data could not be read: "<file>: <why>"
+        self.lost_count = 0
 
     # ---- the handler
 
     def __call__(self, event: Mapping[str, Any]) -> None:
         if not isinstance(event, Mapping):
             return
+        event = _encodable(event)
         name = event.get("event")
+        if name is None and "uuid" in event:
+            # ansible-runner found no data file for it (a debug message only): the event came as its id alone
+            self.lost(event, "its data file is missing")
+            return
         data = event.get("event_data")
         data = data if isinstance(data, Mapping) else {}
         host = data.get("host") if isinstance(data.get("host"), str) else None
@@ -219,7 +249,7 @@ class Collector:
             self.report_result = res
             if self.summary is None and isinstance(res.get("summary"), dict):
                 self.summary = res["summary"]  # set_stats may never come (a cancel right after)
-        elif action == self.node_action:
+        elif action == self.node_action and host:  # a result naming no host is no host's result
             self.node_results[host] = res
             failures.GPU_STATES.remember(host, res, self.run_id)
             checks, unreadable = _checks_of(res)
@@ -238,17 +268,19 @@ class Collector:
         self._capture(rec)
         if action == PLAN_ACTION:
             self.plan_error = res.get("msg") or "the plan failed"
-        elif action == self.node_action:
+        elif action == self.node_action and host:
             self.node_results[host] = res
             checks, unreadable = _checks_of(res)
             self._emit(HostResult(self.kind, host, "failed", checks, message=res.get("msg") or unreadable))
         if not data.get("ignore_errors") and not verdict:
             self.fatal.append(str(res.get("msg") or "task %s failed on %s" % (data.get("task"), host)))
 
-    def _on_unreachable(self, event: Mapping[str, Any], host: str, res: dict) -> None:
-        self.unreachable[host] = res
+    def _on_unreachable(self, event: Mapping[str, Any], host: str | None, res: dict) -> None:
         self._capture(failures.record(event, run_id=self.run_id, kind=self.kind, step=self.step,
-                                      gpu=self._gpu_of(host)))
+                                      gpu=self._gpu_of(host) if host else None))
+        if not host:
+            return  # recorded; no host to judge unreachable
+        self.unreachable[host] = res
         self._emit(HostResult(self.kind, host, "unreachable", message=res.get("msg")))
 
     def _on_text(self, name: str, text: object) -> None:
@@ -262,9 +294,23 @@ class Collector:
             line = line.strip()
             if len(line) > MAX_LINE_CHARS:
                 line = "%s... (%d characters)" % (line[:MAX_LINE_CHARS], len(line))
-            if line and (name == "error" or line.startswith(("[ERROR]", "ERROR!")) or _INVENTORY_ERROR.search(line)):
+            if line and (name == "error" or any(p.search(line) for p in _ERROR_LINES)):
                 self.error_lines.append(_clean(line))
                 self._error_chars += len(self.error_lines[-1])
+
+    def lost(self, event: Mapping[str, Any], exc: object) -> None:
+        """An event ansible-runner could not read (its data file cut short or missing): left out, and said."""
+        name = "%s-partial.json" % event.get("uuid") if isinstance(event, Mapping) else "an event"
+        self.lost_count += 1
+        if len(self.lost_events) < MAX_LINES:
+            self.lost_events.append(("%s: %s" % (name, exc))[:MAX_LINE_CHARS])
+        LOG.warning("event %s of run %s could not be read, left out: %s", name, self.run_id, exc)
+
+    def lost_text(self) -> str | None:
+        if not self.lost_count:
+            return None
+        return "%d event(s) of the run could not be read (their data files cut short or missing), the first: %s" % (
+            self.lost_count, self.lost_events[0])
 
     # ---- helpers
 
@@ -326,7 +372,9 @@ class Collector:
     def pending(self) -> dict:
         """Where the run was, and which hosts and checks had not reported."""
         done = set(self.node_results) | set(self.unreachable)
-        checks = list((self.plan or {}).get("host_checks") or [])
+        listed = (self.plan or {}).get("host_checks")
+        # only check names: the report's reason joins them (text would be its letters, a number a TypeError)
+        checks = [c for c in listed if isinstance(c, str)] if isinstance(listed, list) else []
         if self.plan is None:
             stage = "plan"
         elif len(done) < len(self.play_hosts) or not self.play_hosts:

@@ -42,9 +42,10 @@ _SSH_ADDRESS = re.compile(r"(?:connect to host|resolve hostname|connection to) "
                           r"(?:\[([^\]\s]+)\]|(\S+?)(?=:\s|:?$|\s))")
 
 
-def ssh_address(message: str | None) -> str | None:
-    """The address in an SSH connection error ("connect to host 10.0.0.5 port 22: ..."), if any."""
-    match = _SSH_ADDRESS.search(message or "")
+def ssh_address(message: object) -> str | None:
+    """The address in an SSH connection error ("connect to host 10.0.0.5 port 22: ..."), if any; None for a
+    message that is not text (a connection plugin's structured result)."""
+    match = _SSH_ADDRESS.search(message) if isinstance(message, str) else None
     return (match.group(1) or match.group(2)) if match else None
 
 
@@ -100,14 +101,25 @@ class GpuStates:
 GPU_STATES = GpuStates()
 
 
+def task_result(data: Mapping[str, Any]) -> dict:
+    """A task event's result as a mapping: a malformed one (text, a list) becomes its text as the message, so
+    its failure is still recorded and judged."""
+    res = data.get("res")
+    if isinstance(res, dict):
+        return res
+    return dict(res) if isinstance(res, Mapping) else ({} if res is None else {"msg": _text(str(res))})
+
+
 def record(event: Mapping[str, Any], *, run_id: str, kind: str, step: object,
            gpu: dict | None, verdict: bool = False) -> dict:
     """One failure record from a runner_on_failed / runner_on_unreachable event."""
-    data = event.get("event_data") or {}
-    res = data.get("res") or {}
+    data = event.get("event_data")
+    data = data if isinstance(data, Mapping) else {}
+    res = task_result(data)
     unreachable = event.get("event") == "runner_on_unreachable"
     message = res.get("msg")
-    invocation = res.get("invocation") or {}
+    invocation = res.get("invocation")
+    invocation = invocation if isinstance(invocation, Mapping) else {}
     exception = res.get("exception")
     now = time.time()
     return {
@@ -165,13 +177,38 @@ def append(path: str, records: Iterable[Mapping[str, Any]]) -> None:
         raise OSError(str(exc)) from None
     with os.fdopen(fd, "a", encoding="utf-8") as handle:
         files.flock_within(fd, APPEND_LOCK_TIMEOUT, path)
+        if not _ends_a_line(files, path, fd):
+            # A writer that died mid-line (killed, disk full): end its line, or the first record written
+            # now would be glued to it and lost with it (query skips lines that are not JSON).
+            lines = "\n" + lines
         handle.write(lines)
         handle.flush()
 
 
+def _ends_a_line(files: Any, path: str, fd: int) -> bool:
+    """Whether the log open on ``fd`` (write-only) is empty or ends with a newline; read through a second,
+    read-only descriptor of the same file (by its inode: never another file's last byte)."""
+    size = os.fstat(fd).st_size
+    if size == 0:
+        return True
+    try:
+        reader = files.open_regular(path)
+    except (OSError, files.FileProblem):
+        return True  # a log we may append to but not read: as before, append
+    try:
+        if os.fstat(reader).st_ino != os.fstat(fd).st_ino:
+            return True  # replaced meanwhile (rotated): the new file is not ours to judge
+        return os.pread(reader, 1, size - 1) == b"\n"
+    finally:
+        os.close(reader)
+
+
 def _epoch(value: object, option: str = "since") -> float:
     """Epoch seconds or ISO 8601, read by the collection's one time parser."""
-    epoch = module_utils("_timeparse").parse_time(value, option)
+    try:
+        epoch = module_utils("_timeparse").parse_time(value, option)
+    except OverflowError:  # an int beyond any float
+        raise ValueError("%s: invalid time: a number too large to be a time" % option) from None
     if epoch is None:
         raise ValueError("%s: a time is required" % option)
     return epoch
@@ -192,7 +229,16 @@ def query(path: str | None = None, *, host: str | None = None, step: object = No
     """
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise ValueError("limit must be a whole number of 1 or more, got %r" % (limit,))
-    path = log_path(path)
+    for name, value in (("host", host), ("kind", kind), ("run_id", run_id), ("task", task)):
+        if value is not None and not isinstance(value, str):
+            raise ValueError("%s must be text, got %r" % (name, value))
+    if not isinstance(include_verdicts, bool):
+        raise ValueError("include_verdicts must be True or False, got %r" % (include_verdicts,))
+    if path is not None and not (isinstance(path, (str, os.PathLike)) and isinstance(os.fspath(path), str)):
+        raise ValueError("path must be the failure log's path, got %r" % (path,))
+    if path is not None and "\0" in os.fspath(path):
+        raise ValueError("path: a path cannot hold a NUL byte, got %r" % (path,))
+    path = log_path(os.fspath(path) if path is not None else None)
     if not path or not os.path.exists(path):
         return []
     floor = _epoch(since) if since is not None else None

@@ -12,6 +12,7 @@ Nothing here imports Ansible or ansible-runner, so the package imports without t
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import os
 import re
@@ -21,6 +22,8 @@ from typing import NamedTuple
 
 NAMESPACE, NAME = "gpuops", "preflight"
 DEFAULT_COLLECTIONS_PATHS = ("~/.ansible/collections", "/usr/share/ansible/collections")
+# The oldest ansible-runner the bridge runs with (pyproject.toml's dependency): the run passes options of 2.4.
+MIN_RUNNER = (2, 4)
 
 
 class IntegrationUnavailable(RuntimeError):
@@ -110,11 +113,38 @@ def _beside_interpreter(name: str) -> str | None:
     return None
 
 
+def runner_version_problem(version: str | None) -> str | None:
+    """Why ansible-runner ``version`` cannot run the bridge (it passes options 2.4 added, and reads its events
+    as 2.4 sends them); None when it can, or when no version is installed with it (a copy without package
+    metadata: as before, it is tried). A version given but not readable is not assumed to be new enough."""
+    if version is None:
+        return None
+    numbers = re.match(r"(\d+)\.(\d+)", version)
+    if numbers and tuple(int(n) for n in numbers.groups()) >= MIN_RUNNER:
+        return None
+    return ("ansible-runner %s is installed for %s; the bridge needs %s or newer (pip install 'ansible-runner>=%s')"
+            % (version, sys.executable, _dotted(MIN_RUNNER), _dotted(MIN_RUNNER)))
+
+
+def _dotted(version: tuple[int, ...]) -> str:
+    return ".".join(str(n) for n in version)
+
+
+def _runner_version() -> str | None:
+    try:
+        return importlib.metadata.version("ansible-runner")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
 def find_integration() -> Integration:
     """Everything a run needs, or IntegrationUnavailable saying what is missing."""
     if importlib.util.find_spec("ansible_runner") is None:
         raise IntegrationUnavailable("ansible-runner is not installed for %s (pip install ansible-runner)"
                                      % sys.executable)
+    problem = runner_version_problem(_runner_version())
+    if problem:
+        raise IntegrationUnavailable(problem)
     playbook = _beside_interpreter("ansible-playbook")
     inventory = _beside_interpreter("ansible-inventory")
     if not playbook or not inventory:

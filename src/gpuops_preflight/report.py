@@ -155,13 +155,87 @@ def _seconds(value: float | None) -> str:
 # ---------------------------------------------------------------- building
 
 
+# What the report takes from a summary, with the type it must have: a summary that lacks one, or holds it in
+# another type ("blocked": "false", a hard failure naming no host), is no verdict the bridge can pass on.
+SUMMARY_FIELDS = (("kind", str), ("blocked", bool), ("passed", bool), ("hard_failures", list), ("warnings", list),
+                  ("hosts", dict))
+ITEM_FIELDS = (("host", str), ("check", str), ("message", str))
+
+
+def _type(value: object) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def summary_problem(summary: Mapping[str, Any], kind: str, step: Any) -> str | None:
+    """Why ``summary`` (published by the playbook through set_stats or its verdict task) is no verdict for
+    this run: a field missing or of the wrong type, another kind's or another step's summary, a pass that
+    lists hard failures. None when it can be read."""
+    for name, kind_of in SUMMARY_FIELDS:
+        if name not in summary:
+            return "it has no %s" % name
+        if not isinstance(summary[name], kind_of):
+            return "its %s is %s (%s), not %s" % (name, _type(summary[name]), _short(summary[name]), kind_of.__name__)
+    for name in ("hard_failures", "warnings"):
+        for number, item in enumerate(summary[name], 1):
+            if not isinstance(item, Mapping):
+                return "%s entry %d is %s, not a mapping" % (name, number, _type(item))
+            for key, kind_of in ITEM_FIELDS:
+                if not isinstance(item.get(key), kind_of):
+                    return "%s entry %d: its %s is %s, not %s" % (
+                        name, number, key, _type(item.get(key)), kind_of.__name__)
+    for host, facts in summary["hosts"].items():
+        problem = _host_problem(facts)
+        if problem:
+            return "host %s: %s" % (_short(host), problem)
+    if summary["kind"] != kind:
+        return "it is a %s summary, not a %s one" % (_short(summary["kind"]), kind)
+    # The collection's summary: blocked exactly when it lists a hard failure, passed its negation.
+    if summary["passed"] == summary["blocked"] or summary["blocked"] != bool(summary["hard_failures"]):
+        return "it says passed %s and blocked %s with %d hard failure(s)" % (
+            summary["passed"], summary["blocked"], len(summary["hard_failures"]))
+    if step is not None and not _same_step(summary.get("step"), step):
+        return "it is step %s's summary, not step %s's" % (_short(summary.get("step")), step)
+    return None
+
+
+def _host_problem(facts: object) -> str | None:
+    """Why a summary's host entry cannot be read (the report, its log lines and the CLI's table read each
+    check's status and the facts the judge keeps, in the collection's shapes, _summary.HOST_FACTS)."""
+    if not isinstance(facts, Mapping):
+        return "its entry is %s, not a mapping" % _type(facts)
+    checks = facts.get("checks")
+    if checks is not None:
+        if not isinstance(checks, Mapping):
+            return "its checks are %s, not a mapping" % _type(checks)
+        for name, result in checks.items():
+            if not isinstance(result, Mapping):
+                return "its %s result is %s, not a mapping" % (_short(name), _type(result))
+    for key, shaped in module_utils("_summary").HOST_FACTS.items():
+        if facts.get(key) is not None and not shaped(facts[key]):
+            return "its %s is %s (%s), not of its shape" % (key, _type(facts[key]), _short(facts[key]))
+    return None
+
+
+def _short(value: object) -> str:
+    return repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+
+
+def _same_step(value: object, step: Any) -> bool:
+    steps = module_utils("_steps")
+    try:
+        return steps.parse_step(value) == steps.parse_step(step)
+    except ValueError:
+        return False
+
+
 def from_summary(report: Report, summary: dict, lines: list[str] | None) -> None:
     report.summary = summary
     report.step = summary.get("step", report.step)
     report.hard_failures = [Item.from_summary(i) for i in summary.get("hard_failures", [])]
     report.warnings = [Item.from_summary(i) for i in summary.get("warnings", [])]
     report.hosts = dict(summary.get("hosts") or {})
-    report.lines = list(lines or module_utils("_summary").render_lines(summary))
+    given = isinstance(lines, list) and lines and all(isinstance(line, str) for line in lines)
+    report.lines = list(lines) if given else module_utils("_summary").render_lines(summary)  # type: ignore[arg-type]
     report.status = BLOCKED if summary.get("blocked") else PASSED
 
 

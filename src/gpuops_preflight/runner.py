@@ -16,18 +16,20 @@ import operator
 import os
 import re
 import reprlib
+import signal
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any, Union
 
 from . import addresses, environment, failures, locate, oplog, procs, workdir
 from .events import Collector, HostResult
 from .collection import module_utils
 from .names import INVENTORY_ENV
-from .report import CANCELED, ERROR, TIMEOUT, UNAVAILABLE, Report, fallback_lines, from_events, from_summary
+from .report import (CANCELED, ERROR, TIMEOUT, UNAVAILABLE, Report, fallback_lines, from_events, from_summary,
+                     summary_problem)
 
 LOG = logging.getLogger("gpuops_preflight.runner")
 # How often (seconds) ansible-runner checks the cancel callback while the playbook is quiet.
@@ -73,14 +75,18 @@ class RunOptions:
 class _Stopper:
     """ansible-runner's cancel_callback: the overall deadline, then the caller's cancel."""
 
-    def __init__(self, token: str, timeout: float | None, cancel: Cancel) -> None:
+    def __init__(self, token: str, timeout: float | None, cancel: Cancel,
+                 terminated: threading.Event | None = None) -> None:
         self.token = token
         self.deadline = time.monotonic() + timeout if timeout else None
         self.cancel = cancel.is_set if isinstance(cancel, threading.Event) else cancel
+        self.terminated = terminated  # SIGTERM to this process (_Termination)
         self.reason: str | None = None
 
     def requested(self) -> bool:
-        if self.deadline is not None and time.monotonic() >= self.deadline:
+        if self.terminated is not None and self.terminated.is_set():
+            self.reason = CANCELED
+        elif self.deadline is not None and time.monotonic() >= self.deadline:
             self.reason = TIMEOUT
         elif self.cancel is not None:
             try:
@@ -141,33 +147,83 @@ def execute(kind: str, step: Any, inventory: Any, own_values: Mapping[str, Any],
     started, clock = time.time(), time.monotonic()
     report = Report(kind=kind, step=step, status=ERROR, run_id=uuid.uuid4().hex, started_at=_iso(started),
                     finished_at=None, duration_s=0.0, timeout_s=options.timeout)
+    termination = _Termination()
     try:
-        report.step = _step(step)
-        _check_options(options)
-        _execute(report, inventory, _own_vars(kind, own_values), options)
-    except locate.IntegrationUnavailable as exc:
-        report.status, report.error = UNAVAILABLE, str(exc)
-    except InputError as exc:
-        report.status, report.error = ERROR, str(exc)
-    except Exception as exc:  # the bridge must hand WATCHER a report, whatever broke
-        LOG.exception("%s run failed", kind)
-        report.status, report.error = ERROR, "%s: %s" % (type(exc).__name__, exc)
-    report.finished_at, report.duration_s = _iso(time.time()), round(time.monotonic() - clock, 3)
-    if report.summary is None:
-        report.lines = fallback_lines(report)
-    if options.log:
+        try:
+            report.step, own_vars = check_input(kind, step, own_values, options)
+            _execute(report, inventory, own_vars, options, termination.requested)
+        except locate.IntegrationUnavailable as exc:
+            report.status, report.error = UNAVAILABLE, str(exc)
+        except InputError as exc:
+            report.status, report.error = ERROR, str(exc)
+        except Exception as exc:  # the bridge must hand WATCHER a report, whatever broke
+            LOG.exception("%s run failed", kind)
+            report.status, report.error = ERROR, "%s: %s" % (type(exc).__name__, exc)
+        report.finished_at, report.duration_s = _iso(time.time()), round(time.monotonic() - clock, 3)
+        if report.summary is None:
+            report.lines = fallback_lines(report)
+        if options.log:
+            oplog.log_report(report)
+    finally:
+        termination.close()  # a SIGTERM that came during the run ends the process now, the run stopped
+    return report
+
+
+def check_input(kind: str, step: Any, own_values: Mapping[str, Any], options: RunOptions) -> tuple[Any, dict]:
+    """The run's input checked as the run checks it before anything is made (InputError naming the problem):
+    the step as the run takes it and the keyword arguments' role variables. guard_step checks the cleanup's
+    input with it before the step runs."""
+    step = _step(step)
+    _check_options(options)
+    own_vars = _own_vars(kind, own_values)
+    _variables(step, own_vars, options.extravars)
+    return step, own_vars
+
+
+class _Termination:
+    """SIGTERM during a run stops the run first (as a cancel: every process of it, its folders), then ends
+    the process by SIGTERM as it would have at once: its default action would leave ansible-playbook's
+    tools (in process groups of their own) running. Only where the default action is in place and in the
+    main thread (only it may set a handler): a caller's own handler is never replaced."""
+
+    def __init__(self) -> None:
+        self.requested = threading.Event()
+        self._installed = (threading.current_thread() is threading.main_thread()
+                           and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL)
+        if self._installed:
+            signal.signal(signal.SIGTERM, lambda _signum, _frame: self.requested.set())
+
+    def close(self) -> None:
+        if not self._installed:
+            return
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        self._installed = False
+        if self.requested.is_set():
+            LOG.warning("SIGTERM during the run: the run is stopped, ending as asked")
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+def refused(kind: str, step: Any, error: str, log: bool = True) -> Report:
+    """The report of a run refused before it started (bad input found by a caller such as guard_step):
+    ``error``, never a pass; logged as execute logs its reports."""
+    now = time.time()
+    report = Report(kind=kind, step=step, status=ERROR, run_id=uuid.uuid4().hex, started_at=_iso(now),
+                    finished_at=_iso(now), duration_s=0.0, timeout_s=None, error=error)
+    report.lines = fallback_lines(report)
+    if log:
         oplog.log_report(report)
     return report
 
 
-def _execute(report: Report, inventory: Any, own_vars: Mapping[str, Any], options: RunOptions) -> None:
+def _execute(report: Report, inventory: Any, own_vars: Mapping[str, Any], options: RunOptions,
+             terminated: threading.Event | None = None) -> None:
     integration = locate.find_integration()
     try:
         import ansible_runner
     except ImportError as exc:
         raise locate.IntegrationUnavailable("ansible-runner cannot be imported: %s" % exc)
     inventory = _inventory(inventory)
-    stopper = _Stopper(report.run_id, options.timeout, options.cancel)
+    stopper = _Stopper(report.run_id, options.timeout, options.cancel, terminated)
     if stopper.requested() and stopper.reason == CANCELED:
         report.status, report.pending = CANCELED, {"stage": "start", "hosts": [], "checks": {}, "started": []}
         return
@@ -201,11 +257,15 @@ def _execute(report: Report, inventory: Any, own_vars: Mapping[str, Any], option
             return bool(keep)  # events are written to the private folder only when it is kept
 
         try:
-            result = ansible_runner.run(
+            # ansible_runner.run is init_runner + Runner.run: the Runner is made first to read its events
+            # through _tolerant_events.
+            result = ansible_runner.interface.init_runner(
                 private_data_dir=private, ident=report.run_id, binary=integration.playbook_bin,
                 cmdline="%s.%s.%s" % (locate.NAMESPACE, locate.NAME, report.kind), inventory=inventory, extravars=variables, envvars=env,
                 quiet=True, suppress_env_files=True,
                 event_handler=on_event, cancel_callback=stopper, verbosity=options.verbosity or None)
+            _tolerant_events(result, events)
+            result.run()
             report.runner_status, report.rc = result.status, result.rc
         except BaseException:
             stopper.reason = stopper.reason or CANCELED  # e.g. KeyboardInterrupt: leave nothing running
@@ -222,7 +282,27 @@ def _execute(report: Report, inventory: Any, own_vars: Mapping[str, Any], option
         procs.close_ssh_masters(control)
         workdir.remove(control)
         workdir.remove(temp)
-        report.private_dir = workdir.finish(private, keep)
+        try:
+            report.private_dir = workdir.finish(private, keep)
+        except OSError as exc:  # a full disk: the verdict stands; a folder never marked would never be pruned
+            LOG.warning("run %s: its folder %s could not be kept, removed: %s", report.run_id, private, exc)
+            workdir.remove(private)
+
+
+def _tolerant_events(runner: Any, events: Collector) -> None:
+    """ansible-runner reads each event's data from the ``<uuid>-partial.json`` file the callback wrote, and a
+    file cut short (the callback killed mid-write, a full disk) raised its JSONDecodeError out of the run,
+    which then stopped mid-way. Such an event is left out and named (Collector.lost); the run goes on, and a
+    run that ends without its summary says why."""
+    read = runner.event_callback
+
+    def event_callback(event_data: dict) -> None:
+        try:
+            read(event_data)
+        except ValueError as exc:
+            events.lost(event_data, exc)
+
+    runner.event_callback = event_callback
 
 
 def _run_folders(report: Report, artifacts_dir: str | None) -> tuple[str, str, str]:
@@ -265,11 +345,18 @@ def _build(report: Report, events: Collector, stopped: str | None, integration: 
            env: Mapping[str, str], inventory: Any) -> None:
     report.failures = events.failed_tasks
     report.stats = events.stats
-    if events.summary is not None:
+    unreadable = _unreadable_summary(report, events)
+    if events.summary is not None and unreadable is None:
         # The verdict was taken before the stop: it stands (a cancel still cancels).
         from_summary(report, events.summary, (events.report_result or {}).get("lines"))
         if stopped == CANCELED:
             report.status, report.pending = CANCELED, events.pending()
+        elif report.passed and not stopped and (report.runner_status, report.rc) != ("successful", 0):
+            # A pass followed by a playbook that did not end well (killed, a task failed after the
+            # verdict, unreachable hosts): the run cannot be read as a pass; what it found stays listed.
+            report.status = ERROR
+            report.error = ("the playbook's verdict passed but the run ended with ansible-runner status %s, rc %s"
+                            % (report.runner_status, report.rc))
         return
     dark = events.dark_hosts()
     known: dict[str, str] = {}
@@ -289,9 +376,28 @@ def _build(report: Report, events: Collector, stopped: str | None, integration: 
         report.status = stopped
     else:
         report.status = ERROR
-        report.error = (events.plan_error or _first(events.fatal) or _first(events.error_lines)
+        report.error = (unreadable or events.plan_error or events.lost_text() or _first(events.fatal) or _first(events.error_lines)
                         or "the playbook ended without a summary (ansible-runner status %s, rc %s)"
                         % (report.runner_status, report.rc))
+
+
+def _unreadable_summary(report: Report, events: Collector) -> str | None:
+    """Why the summary the playbook published cannot be the run's verdict (report.summary_problem), in
+    words for the report's error; None when there is none or it can be read. The run is then judged
+    from its events, as a run without a summary is."""
+    if events.summary is None:
+        return None
+    problem = summary_problem(events.summary, report.kind, report.step)
+    if problem is None:
+        try:  # read as the report will read it (on a copy): its items, its verdict lines
+            from_summary(replace(report), events.summary, (events.report_result or {}).get("lines"))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            problem = "it cannot be read as a report (%s: %s)" % (type(exc).__name__, exc)
+    if problem is None:
+        return None
+    LOG.warning("the %s summary of run %s cannot be read: %s", report.kind, report.run_id, problem)
+    events.summary = None
+    return "the playbook's summary cannot be read: %s" % problem
 
 
 def _first(items: Sequence[str]) -> str | None:

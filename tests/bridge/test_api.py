@@ -258,3 +258,141 @@ def test_missing_inventory_is_an_error_before_anything_runs(tmp_path):
     assert report.status == "error" and "inventory not found" in report.error
     assert report.as_step_result()["blocked_by"] == "preflight_error"
     assert run_dirs(tmp_path) == []
+
+
+def test_a_keyboard_interrupt_mid_run_propagates_and_leaves_nothing_running(scenario, tmp_path):
+    """Ctrl-C in WATCHER (here: raised from the cancel check) while the hung tool runs: the interrupt reaches
+    the caller, and no process of the run (ansible-playbook, the module, the tool) nor its folder is left."""
+    sc = scenario("hanging_tool")
+    calls = os.path.join(sc[RIG].tool_dir("rocm-smi"), "calls.log")
+    token = new_token()
+
+    def interrupt():
+        if os.path.getsize(calls) > 0:
+            assert processes_with(token)  # the run is there to be stopped
+            raise KeyboardInterrupt
+        return False
+
+    with pytest.raises(KeyboardInterrupt):
+        gp.run_preflight(sc.step, inventory=sc.inventory, extravars=HANG_VARS, envvars=token, cancel=interrupt,
+                         timeout=60, **run_options(tmp_path))
+    assert processes_with(token) == []
+    assert run_dirs(tmp_path) == []
+
+
+def test_sigterm_to_watcher_mid_run_leaves_no_process_of_the_run_and_still_ends_it(scenario, tmp_path):
+    """WATCHER is stopped with SIGTERM (systemd, kill) while the hung tool runs: the process still ends by
+    SIGTERM, as it would without the bridge, but only after every process of the run is stopped."""
+    import signal
+    import sys
+    import time
+
+    sc = scenario("hanging_tool")
+    calls = os.path.join(sc[RIG].tool_dir("rocm-smi"), "calls.log")
+    token = new_token()
+    script = ("import json, sys, gpuops_preflight as gp\n"
+              "gp.run_preflight(sys.argv[1], inventory=sys.argv[2], extravars=json.loads(sys.argv[3]),"
+              " envvars=json.loads(sys.argv[4]), timeout=120, **json.loads(sys.argv[5]))\n")
+    watcher = subprocess.Popen([sys.executable, "-c", script, str(sc.step), sc.inventory, json.dumps(HANG_VARS),
+                                json.dumps(token), json.dumps(run_options(tmp_path))],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while os.path.getsize(calls) == 0 and watcher.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert os.path.getsize(calls) > 0 and watcher.poll() is None
+        watcher.send_signal(signal.SIGTERM)
+        assert watcher.wait(30) == -signal.SIGTERM
+        assert processes_with(token) == []
+        assert run_dirs(tmp_path) == []
+    finally:
+        watcher.kill()
+        watcher.wait()
+        for pid, _cmdline in processes_with(token):  # what a failed check left: never outlives the test
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+
+
+def _cut_partial_files(monkeypatch, *wanted, cut_to_half=True):
+    """ansible-runner reads each event's data from a ``<uuid>-partial.json`` file the callback wrote: the files
+    whose text holds every string of one of ``wanted`` are cut to half their length as it opens them (a
+    callback killed mid-write, a full disk), or removed (``cut_to_half=False``). Returns the paths cut."""
+    import codecs
+
+    import ansible_runner.runner
+
+    cut = []
+
+    class CutCodecs:
+        @staticmethod
+        def open(path, mode="r", *args, **kwargs):
+            if mode == "r" and str(path).endswith("-partial.json"):
+                with open(path, encoding="utf-8") as handle:
+                    text = handle.read()
+                if any(all(w in text for w in group) for group in wanted):
+                    with open(path, "w", encoding="utf-8") as handle:
+                        handle.write(text[:len(text) // 2] if cut_to_half else "")
+                    if not cut_to_half:
+                        os.remove(path)
+                    cut.append(path)
+            return codecs.open(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(ansible_runner.runner, "codecs", CutCodecs)
+    return cut
+
+
+def test_a_half_written_event_file_costs_its_event_not_the_run(scenario, tmp_path, monkeypatch):
+    """The node task's event data is cut short on disk: ansible-runner's json.load raised out of the run, which
+    was stopped mid-way and reported as an error (JSONDecodeError). Now the event is left out, said in the
+    log, and the playbook's verdict stands."""
+    sc = scenario("healthy")
+    cut = _cut_partial_files(monkeypatch, ['"runner_on_ok"', "node_preflight"])
+    seen = []
+    with captured_logs() as logs:
+        report = gp.run_preflight(sc.step, inventory=sc.inventory, progress=seen.append, **run_options(tmp_path))
+    assert cut, "no event file was cut: the test did not test anything"
+    assert report.status == "passed", report.reason()
+    assert report.hosts[RIG]["usable_gpus"] == list(range(12))  # from the summary, which was read whole
+    assert seen == []  # the host's own result event was the one lost
+    said = [m for _n, level, m in logs if level == logging.WARNING and "could not be read" in m]
+    assert said and os.path.basename(cut[0]) in said[0], logs
+
+
+def test_a_run_whose_verdict_event_was_cut_short_is_an_error_naming_it(scenario, tmp_path, monkeypatch):
+    """The verdict task's event and the play recap cut short: no summary can be read, and the error says why."""
+    sc = scenario("healthy")
+    cut = _cut_partial_files(monkeypatch, ['"runner_on_ok"', "preflight_report"], ["playbook_on_stats"])
+    report = gp.run_preflight(sc.step, inventory=sc.inventory, **run_options(tmp_path))
+    assert len(cut) == 2
+    assert report.status == "error" and report.summary is None
+    assert report.error.startswith("2 event(s) of the run could not be read (their data files cut short or "
+                                   "missing), the first: "), report.error
+    assert run_dirs(tmp_path) == []
+
+
+def test_a_run_whose_verdict_event_files_are_missing_is_an_error_naming_them(scenario, tmp_path, monkeypatch):
+    """ansible-runner delivers an event whose data file is gone as its id alone (and says so only at debug
+    level): the run ended as 'without a summary'. Now the error says the events were lost."""
+    sc = scenario("healthy")
+    cut = _cut_partial_files(monkeypatch, ['"runner_on_ok"', "preflight_report"], ["playbook_on_stats"],
+                             cut_to_half=False)
+    report = gp.run_preflight(sc.step, inventory=sc.inventory, **run_options(tmp_path))
+    assert len(cut) == 2
+    assert report.status == "error" and report.summary is None
+    assert report.error.startswith("2 event(s) of the run could not be read"), report.error
+    assert report.error.endswith("-partial.json: its data file is missing"), report.error
+
+
+def test_a_run_folder_that_cannot_be_kept_never_costs_the_verdict(healthy, tmp_path, monkeypatch):
+    """keep_artifacts on a full disk: the kept-folder marker cannot be written. The error raised out of the
+    run's clean-up and turned its verdict (here the plan's own error) into 'OSError: ...'; now the verdict
+    stands and the unmarked folder, which would never be pruned, is removed."""
+    sc = healthy[0]
+    monkeypatch.setattr(workdir, "KEPT_MARKER", os.path.join("no-such-folder", "kept"))
+    with captured_logs() as logs:
+        report = gp.run_preflight(9, inventory=sc.inventory, keep_artifacts=1, **run_options(tmp_path))
+    assert report.status == "error" and "step 9 is not in preflight_steps" in report.error, report.error
+    assert report.private_dir is None and run_dirs(tmp_path) == []
+    assert any(level == logging.WARNING and "could not be kept, removed" in m for _n, level, m in logs)

@@ -106,6 +106,10 @@ def test_cleanup_step_cannot_come_from_extravars(tmp_path):
     ({"ANSIBLE_CONFIG": "/x.cfg"}, "envvars: ANSIBLE_CONFIG is set by the bridge itself"),
     ({"HTTP_PROXY": "a\x00b"}, "envvars: 'HTTP_PROXY' cannot be passed to a process"),
     ({"A=B": "c"}, "envvars: 'A=B' cannot be passed to a process"),
+    # str() made these "None", "True", "['a']": a proxy named None
+    ({"HTTP_PROXY": None}, "envvars: HTTP_PROXY must be text or a number, got None"),
+    ({"NO_PROXY": ["a", "b"]}, "envvars: NO_PROXY must be text or a number, got ['a', 'b']"),
+    ({"DEBUG": True}, "envvars: DEBUG must be text or a number, got True"),
 ])
 def test_envvars_cannot_override_the_runs_own_environment(tmp_path, envvars, fragment):
     report = gp.run_preflight(3, inventory=str(tmp_path), envvars=envvars, log=False, **run_options(tmp_path))
@@ -207,3 +211,20 @@ def test_extravars_over_the_limit_by_one_byte_are_refused_the_runs_own_variable_
     assert report.status == "error" and report.error == (
         "extravars: 98305 bytes as JSON, more than the 98304 a command line argument may hold"), report.error
     assert os.listdir(tmp_path / "runs") == [] and os.listdir(base) == []
+
+
+def test_an_ansible_playbook_that_cannot_be_started_is_named(tmp_path, monkeypatch):
+    """ansible-playbook vanished (or lost its execute bit) after the integration was found: ansible-runner
+    says so in a line of its own, which the report's error now quotes instead of 'ended without a summary'."""
+    from gpuops_preflight import locate
+
+    found = locate.find_integration()
+    monkeypatch.setattr(locate, "find_integration",
+                        lambda: found._replace(playbook_bin=str(tmp_path / "gone" / "ansible-playbook")))
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text("rigs: {hosts: {rig-1: {}}}\n")
+    report = gp.run_preflight(3, inventory=str(inventory), log=False, **run_options(tmp_path))
+    assert report.status == "error" and (report.runner_status, report.rc) == ("failed", 127)
+    assert report.error == "The command was not found or was not executable: %s." % (
+        tmp_path / "gone" / "ansible-playbook")
+    assert report.as_step_result()["blocked_by"] == "preflight_error"

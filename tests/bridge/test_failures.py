@@ -117,3 +117,59 @@ def test_the_gpu_state_of_a_result_keeps_only_facts_of_their_shape():
     assert state["usable_gpus"] == [0] and state["processes"] is None
     well_formed = failures.gpu_state({"gpus": [{"index": 0, "health": "ok", "extra": 1}], "gpu_count": 1})
     assert well_formed["gpus"] == [{"index": 0, "health": "ok"}] and well_formed["gpu_count"] == 1
+
+
+def test_a_line_left_half_written_never_costs_the_next_record(tmp_path):
+    """A writer killed mid-line (or a full disk) left a line without its newline: the next record starts a
+    line of its own, so it is read back; the earlier whole lines stay as they were."""
+    log = tmp_path / "f.jsonl"
+    failures.append(str(log), [{"host": "a"}])
+    with open(log, "a") as handle:
+        handle.write('{"host": "b", "cut')
+    failures.append(str(log), [{"host": "c"}])
+    failures.append(str(log), [{"host": "d"}])
+    assert [r["host"] for r in failures.query(str(log))] == ["a", "c", "d"]
+    assert log.read_text().splitlines()[1] == '{"host": "b", "cut'
+
+
+def test_concurrent_writers_keep_every_long_line_whole(tmp_path):
+    """Two WATCHER processes append at once, each record near the size limit: every line is read back whole."""
+    import subprocess
+    import sys
+
+    log = str(tmp_path / "f.jsonl")
+    script = ("import sys\nfrom gpuops_preflight import failures\n"
+              "for i in range(20):\n"
+              "    failures.append(sys.argv[1], [{'host': '%s%d' % (sys.argv[2], i), 'message': 'm' * 3 * failures.MAX_TEXT}])\n")
+    writers = [subprocess.Popen([sys.executable, "-c", script, log, name]) for name in ("p", "q")]
+    try:
+        assert [proc.wait(120) for proc in writers] == [0, 0]
+    finally:
+        for proc in writers:
+            proc.kill()
+            proc.wait()
+    records = failures.query(log)
+    assert sorted(r["host"] for r in records) == sorted("%s%d" % (n, i) for n in ("p", "q") for i in range(20))
+    assert all(len(r["message"]) == 3 * failures.MAX_TEXT for r in records)
+
+
+@pytest.mark.parametrize("kwargs, said", [
+    (dict(path=5), "path must be the failure log's path, got 5"),
+    (dict(path="f.jsonl\0x"), "path: a path cannot hold a NUL byte"),
+    (dict(task=5), "task must be text, got 5"),
+    (dict(host=["a"]), "host must be text, got ['a']"),
+    (dict(kind=b"preflight"), "kind must be text, got b'preflight'"),
+    (dict(run_id=7), "run_id must be text, got 7"),
+    (dict(include_verdicts="no"), "include_verdicts must be True or False, got 'no'"),
+    (dict(since=10 ** 400), "since: invalid time: a number too large to be a time"),
+])
+def test_query_input_of_the_wrong_type_is_a_value_error_naming_it(tmp_path, kwargs, said):
+    """WATCHER's query_failures with bad input: a ValueError saying which argument, never TypeError,
+    AttributeError or OverflowError from deep inside, and never a silent empty answer (a NUL in the path)."""
+    log = str(tmp_path / "f.jsonl")
+    failures.append(log, [{"host": "a", "step": 3, "epoch": 5.0, "task": "t", "verdict": True}])
+    kwargs.setdefault("path", log)
+    with pytest.raises(ValueError) as raised:
+        failures.query(**kwargs)
+    assert said in str(raised.value)
+    assert [r["host"] for r in failures.query(log, include_verdicts=True)] == ["a"]

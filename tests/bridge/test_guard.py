@@ -100,3 +100,74 @@ def test_a_decimal_step_behind_the_guard(scenario, tmp_path):
     assert gp.guard_step("2.5", lambda: "again", inventory=sc.inventory, on_report=reports.append,
                          **run_options(tmp_path)) == "again"
     assert [r.kind for r in reports] == ["preflight"]
+
+
+@pytest.mark.parametrize("cleanup_steps, said", [
+    (3, "cleanup_steps must be a list, got int"),
+    ({"3": True}, "cleanup_steps must be a list, got dict"),
+    ([1, 2, "three"], "three"),
+    ("1, 2, x", "x"),
+])
+def test_cleanup_steps_that_cannot_be_read_refuse_the_step_without_a_traceback(tmp_path, cleanup_steps, said):
+    """Before, an int raised TypeError at WATCHER, and a bad entry made is_distributed answer False: the
+    step ran and its cleanup was silently skipped."""
+    called, reports = [], []
+    result = gp.guard_step(3, lambda: called.append(1), inventory=str(tmp_path), cleanup_steps=cleanup_steps,
+                           on_report=reports.append, **run_options(tmp_path))
+    assert called == []
+    assert result["success"] is False and result["blocked_by"] == "preflight_error"
+    assert result["error"].startswith("Preflight could not run: cleanup_steps") and said in result["error"]
+    assert [(r.kind, r.status) for r in reports] == [("preflight", "error")]
+
+
+def test_cleanup_steps_as_text_are_read_as_the_cleanup_reads_them(scenario, tmp_path):
+    """'1,2,3' (the form -e cleanup_steps=1,2,3 takes) was split into characters: no cleanup ran."""
+    sc = scenario("dirty_after_step")
+    reports = []
+    result = gp.guard_step(sc.step, lambda: "done", inventory=sc.inventory, cleanup_steps="1,2,3",
+                           on_report=reports.append, **run_options(tmp_path))
+    assert result == "done"
+    assert [(r.kind, r.status) for r in reports] == [("preflight", "passed"), ("cleanup", "passed")]
+    assert reports[1].summary["totals"]["bytes_freed"] > 0
+
+
+@pytest.mark.parametrize("kwargs, said", [
+    (dict(cleanup_timeout=float("nan")), "the cleanup's input: timeout must be a number of seconds"),
+    (dict(cleanup_timeout="600"), "the cleanup's input: timeout must be a number of seconds"),
+    (dict(cleanup_timeout=-1), "the cleanup's input: timeout must be a number of seconds"),
+    (dict(cleanup_extravars={"step": 4}), "the cleanup's input: extravars: step is set by the bridge itself"),
+    (dict(cleanup_skip=5), "the cleanup's input: skip must be a list, got int"),
+])
+def test_a_cleanup_that_could_not_run_refuses_the_step_before_it_runs(tmp_path, kwargs, said):
+    """Before, the step ran and only then its cleanup was refused (a logged warning): the step's leftovers stayed."""
+    called, reports = [], []
+    result = gp.guard_step(3, lambda: called.append(1), inventory=str(tmp_path), on_report=reports.append,
+                           **kwargs, **run_options(tmp_path))
+    assert called == []
+    assert result["success"] is False and result["blocked_by"] == "preflight_error"
+    assert result["error"].startswith("Preflight could not run: " + said), result["error"]
+    assert [(r.kind, r.status) for r in reports] == [("preflight", "error")]
+
+
+def test_the_cleanups_input_is_not_checked_for_a_step_without_a_cleanup_nor_without_one(tmp_path):
+    for kwargs in (dict(cleanup_steps=[1, 2]), dict(cleanup=False)):
+        reports = []
+        gp.guard_step(3, lambda: "ran", inventory=str(tmp_path / "missing.yml"), cleanup_timeout="600",
+                      on_report=reports.append, **kwargs, **run_options(tmp_path))
+        assert reports[0].error == "inventory not found: %s" % (tmp_path / "missing.yml")  # the preflight's own
+
+
+def test_a_run_that_is_not_callable_is_refused_before_the_preflight(tmp_path):
+    result = gp.guard_step(3, None, inventory=str(tmp_path), **run_options(tmp_path))
+    assert result == {"success": False, "blocked_by": "preflight_error",
+                      "error": "Preflight could not run: run must be a callable that runs the step, got None"}
+
+
+def test_a_misspelt_option_is_refused_naming_it_not_a_type_error(tmp_path):
+    called = []
+    result = gp.guard_step(3, lambda: called.append(1), inventory=str(tmp_path), summry_dir=str(tmp_path),
+                           **run_options(tmp_path))
+    assert called == [] and result["blocked_by"] == "preflight_error"
+    assert result["error"] == ("Preflight could not run: guard_step: unknown option(s) summry_dir (the options both "
+                               "runs take: ansible_cfg, artifacts_dir, envvars, failure_log, keep_artifacts, log, "
+                               "summary_dir, verbosity)")

@@ -130,3 +130,25 @@ def test_every_variable_of_the_runs_environment_but_tmpdir_is_reserved():
                             ansible_cfg=os.path.join(REPO, "ansible.cfg"), inventory="/x/distributed_config.json")
     assert set(env) - {"TMPDIR"} <= environment.RESERVED
     environment.check_extra({"TMPDIR": "/mine", "HTTPS_PROXY": "http://proxy:3128"})  # the caller's may be set
+
+
+def test_an_ansible_runner_too_old_makes_the_integration_unavailable_naming_its_version(monkeypatch):
+    """ansible-runner 2.3 was taken as the integration (INTEGRATION_AVAILABLE True) though the run passes
+    options and reads events of 2.4: now unavailable, saying which version was found and which is needed."""
+    monkeypatch.setattr(locate, "_runner_version", lambda: "2.3.6")
+    available, reason = locate.availability()
+    assert available is False
+    assert reason == ("ansible-runner 2.3.6 is installed for %s; the bridge needs 2.4 or newer "
+                      "(pip install 'ansible-runner>=2.4')" % sys.executable)
+    report = gp.run_preflight(3, inventory="nowhere.yml", log=False)
+    assert report.status == "unavailable" and report.error == reason and not report.passed
+    assert report.reason() == "Preflight unavailable: %s" % reason
+
+
+def test_ansible_runner_versions():
+    for version in ("2.4.0", "2.4.3", "2.10.1", "3.0.0", "2.4.0rc1"):
+        assert locate.runner_version_problem(version) is None, version
+    for version in ("2.3.6", "1.4.9", "2", "garbage", ""):
+        assert "the bridge needs 2.4 or newer" in locate.runner_version_problem(version), version
+    assert locate.runner_version_problem(None) is None  # no package metadata: tried, as before
+    assert locate.runner_version_problem(locate._runner_version()) is None  # the one installed here
