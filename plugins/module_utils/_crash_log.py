@@ -149,6 +149,23 @@ NO_GPU_FIX = (
     "is not there, the driver not loaded, replaced by an update without a reboot or older than the CUDA version the "
     "installed PyTorch needs, a CPU-only PyTorch build in the environment, or a container started without GPUs. Check "
     "nvidia-smi / amd-smi on the host and in the daemon's environment, and dmesg for the driver.")
+SEGFAULT_FIX = (
+    "A training process or a DataLoader worker died of SIGSEGV (segmentation fault): native code crashed; not host memory "
+    "running out (that is SIGKILL) and not the job being stopped. Usually a native library of the data pipeline (an image or "
+    "video decoder, OpenCV, a tokenizer) or a compiled extension built for another torch/CUDA version, rarely the driver. "
+    "Re-run with num_workers=0 and PYTHONFAULTHANDLER=1 to see where it crashed, and check that compiled extensions match "
+    "the installed torch.")
+DATALOADER_WORKER_FIX = (
+    "A DataLoader worker died and the training process found it gone. The lines before say how: 'killed by signal: Killed' is "
+    "the OOM killer (host memory: lower num_workers, hold less per worker), 'Bus error' is a full /dev/shm (a container gets "
+    "64 MiB by default: docker --shm-size=16g), 'Segmentation fault' a native library that crashed. Without them, check "
+    "'journalctl -k | grep -i oom' and 'df -h /dev/shm', and re-run with num_workers=0 for the worker's own error.")
+OPEN_FILES_FIX = (
+    "The process reached its open-files limit (EMFILE, 'Too many open files'; no disk is full): DataLoader workers pass "
+    "every tensor to the training process as a file descriptor (torch's default file_descriptor sharing strategy), so many "
+    "workers or large batches of small tensors exhaust a limit of 1024. Raise it for the job (ulimit -n 65536; systemd "
+    "LimitNOFILE=, docker --ulimit nofile=65536:65536) or call torch.multiprocessing.set_sharing_strategy('file_system') at "
+    "the start of the training script.")
 TIME_LIMIT_FIX = (
     "Slurm stopped the job at its time limit. Raise the limit (sbatch --time) or save checkpoints often enough to "
     "resume from the last one in a requeued job.")
@@ -260,6 +277,23 @@ PATTERNS = [
                          # (https://github.com/NRauschmayr/Anomaly_Detection/issues/2)
                          r"\b(?:_Array)?MemoryError: Unable to allocate\b|^\W{0,3}MemoryError\s*$",
        "host memory exhausted", fix=HOST_MEMORY_FIX),
+    # a process that died of SIGSEGV (native code crashed): a DataLoader worker ("RuntimeError: DataLoader worker (pid 25902)
+    # is killed by signal: Segmentation fault", https://github.com/MhLiao/DB/issues/94, and its handler's "ERROR: Unexpected
+    # segmentation fault encountered in worker."), torchrun's summary ("exitcode  : -11 (pid: 6421)", "traceback : Signal 11
+    # (SIGSEGV) received by PID 6421", https://github.com/NVIDIA/Megatron-LM/issues/1880; "failed (exitcode: -11) local_rank:
+    # 0", https://github.com/tusen-ai/Anchor3DLane/issues/8), torch.distributed.launch's "died with <Signals.SIGSEGV: 11>"
+    # (https://github.com/pytorch/pytorch/issues/61839), exit code 139, the shell's report. No category is a crash of native
+    # code; process_killed (a process a signal ended) is the nearest, with its own fix
+    _P("process_killed", r"\bkilled by signal: Segmentation fault\b|\bUnexpected segmentation fault encountered in worker\b|"
+                         r"\bSignal 11 \(SIGSEGV\)|\bSignals\.SIGSEGV\b|\bterminated with signal SIGSEGV\b|"
+                         r"\b(?:exit|return) ?(?:code|status)\s*(?:[:=]\s*)?(?:-11|139)\b|\bexited with code\s+(?:-11|139)\b|"
+                         r"^\W{0,3}Segmentation fault(?: \(core dumped\))?\s*$", "SIGSEGV (segmentation fault)", fix=SEGFAULT_FIX),
+    # the training process found a DataLoader worker gone ("RuntimeError: DataLoader worker (pid(s) 15927) exited unexpectedly",
+    # https://github.com/michuanhaohao/reid-strong-baseline/issues/29; raised under the worker's own "is killed by signal: ..."
+    # when torch saw it): most often the OOM killer. A worker that ended on a Python error ("exited unexpectedly with exit code
+    # 1") is no kill
+    _P("process_killed", r"\bDataLoader worker \(pid(?:\(s\))? [\d, ]{1,200}\) exited unexpectedly\b(?! with exit code)",
+       "DataLoader worker died", fix=DATALOADER_WORKER_FIX),
     # bash's job report pads the PID: "line 28:  8156 Killed    python3 main.py"
     # ... and written straight after a progress bar that had no newline ("3it [05:29, 105.48s/it]Killed",
     # github.com/marcochen11/EECS545_Final_Proj README at fef9a27df92f)
@@ -392,6 +426,14 @@ PATTERNS = [
                     # Python's wording names the path after it: "OSError: [Errno 28] No space left on device: '/dev/shm/x'"
                     r"\bNo space left on device\b.{0,40}?/dev/shm/",
        "shared memory (/dev/shm) full", fix=SHM_FIX),
+    # the open-files limit, where DataLoader workers pass each tensor as a file descriptor: "RuntimeError: unable to open shared
+    # memory object </torch_30997_2076642173> in read-write mode" (https://github.com/facebookresearch/maskrcnn-benchmark/issues/
+    # 158; newer torch adds ": Too many open files (24)", https://github.com/open-mmlab/mmpose/issues/2595), torch's "RuntimeError:
+    # Too many open files. Communication with the workers is no longer possible." (github.com/mit-han-lab/calo-cluster README),
+    # "OSError: [Errno 24] Too many open files". No disk is full, but no category is nearer than the host's file resources
+    # (the /dev/shm rows): disk_full, with its own fix
+    _P("disk_full", r"\bunable to open shared memory object </torch_|\bToo many open files\b|\[Errno 24\]|\bEMFILE\b",
+       "too many open files", fix=OPEN_FILES_FIX),
     # a process (not a DataLoader worker, above) that died of SIGBUS: torchrun's summary ("exitcode  : -7 (pid: 10)",
     # "traceback : Signal 7 (SIGBUS) received by PID 10"), UCX's handler under NCCL ("Caught signal 7 (Bus error:
     # nonexistent physical address)", https://github.com/msr-fiddle/pipedream/issues/76: docker's 64 MiB /dev/shm),
