@@ -18,6 +18,8 @@ Parts:
   hipBLASLt, gRPC's exit notice), source lines that a traceback prints under ``File "...", line N`` or
   in rich's box, and metrics whose names only look alarming (``eval_loss``, ``error_rate``, a best loss
   still at its start value inf) with finite values.
+  A row may report a consequence (``after``): its line gives nothing right after its cause (DataLoader's
+  'exited unexpectedly' after the worker's own 'is killed by signal: ...').
 * ``STREAKS``: failures that only a run of lines shows, each line harmless alone (a training loss of exactly 0,
   three logged in a row); declared like the patterns, counted by ``scan_lines``.
 * ``scan_lines`` / ``collapse``: matches per (file, category) collapsed into one crash
@@ -39,6 +41,7 @@ time of its own takes the time of the line before it.
 
 from __future__ import annotations
 
+import collections
 import errno
 import glob
 import hashlib
@@ -71,6 +74,7 @@ BYTES_PER_LINE = 8192         # the byte budget of a tail read: lines x this, at
 MAX_TAIL_BYTES = 64 * 1024 * 1024
 MAX_FILES = 256
 EVENT_GAP_LINES = 200
+CAUSE_WINDOW_LINES = 100      # lines (their carriage-return parts) a consequence row looks back for its cause: a traceback between
 EVENT_GAP_S = 600
 RECURRENCE_WINDOW_S = 86400
 HISTORY_LIMIT = 16 * 1024 * 1024
@@ -199,16 +203,19 @@ PORT_IN_USE_FIX = (
 
 class Pattern(object):
     """One row of the pattern table: a category, the regex (case-insensitive) that gives it, and the fix
-    (the category's, unless the row names its own)."""
+    (the category's, unless the row names its own). A row with ``after`` reports a consequence: in a log, its line gives
+    nothing when one of the ``CAUSE_WINDOW_LINES`` lines before it matched ``after`` (its cause, already reported in its
+    own words, or a stop from outside)."""
 
-    __slots__ = ("category", "severity", "fix", "regex", "summary")
+    __slots__ = ("category", "severity", "fix", "regex", "summary", "after")
 
-    def __init__(self, category, regex, summary, fix=None):
+    def __init__(self, category, regex, summary, fix=None, after=None):
         self.category = category
         self.severity, category_fix = CATEGORIES[category]
         self.fix = fix or category_fix
         self.regex = re.compile(regex, re.IGNORECASE)
         self.summary = summary
+        self.after = re.compile(after, re.IGNORECASE) if after else None
 
     def __repr__(self):
         return "Pattern(%s, %r)" % (self.category, self.regex.pattern)
@@ -292,8 +299,12 @@ PATTERNS = [
     # https://github.com/michuanhaohao/reid-strong-baseline/issues/29; raised under the worker's own "is killed by signal: ..."
     # when torch saw it): most often the OOM killer. A worker that ended on a Python error ("exited unexpectedly with exit code
     # 1") is no kill
+    # ... torch raises it from the worker's own verdict ("is killed by signal: Bus error.", "...: Terminated."): after one, it
+    # adds nothing
     _P("process_killed", r"\bDataLoader worker \(pid(?:\(s\))? [\d, ]{1,200}\) exited unexpectedly\b(?! with exit code)",
-       "DataLoader worker died", fix=DATALOADER_WORKER_FIX),
+       "DataLoader worker died", fix=DATALOADER_WORKER_FIX,
+       after=r"\bDataLoader worker \(pid(?:\(s\))? [\d, ]{1,200}\) is killed by signal\b|"
+             r"\bUnexpected (?:bus error|segmentation fault) encountered in worker\b"),
     # bash's job report pads the PID: "line 28:  8156 Killed    python3 main.py"
     # ... and written straight after a progress bar that had no newline ("3it [05:29, 105.48s/it]Killed",
     # github.com/marcochen11/EECS545_Final_Proj README at fef9a27df92f)
@@ -867,6 +878,7 @@ def scan_lines(lines, path, now=None):
     now = time.time() if now is None else now
     matches, previous, current_time = [], "", None
     notices = _NoticeTraceback()
+    recent = collections.deque(maxlen=CAUSE_WINDOW_LINES)  # the parts before this one, for the rows with ``after``
     runs = [0] * len(STREAKS)   # the length of each streak's current run
     for index, item in enumerate(lines):
         offset, line = item if isinstance(item, tuple) else (None, item)
@@ -878,6 +890,9 @@ def scan_lines(lines, path, now=None):
                 current_time = stamp
             owned = notices.owns(text)
             pattern = None if owned else classify(text, previous)
+            if pattern is not None and pattern.after is not None and any(pattern.after.search(t) for t in recent):
+                pattern = None
+            recent.append(text[:MAX_LINE_CHARS])
             for number, streak in enumerate(STREAKS):
                 value = None if owned else streak.pattern.regex.search(text[:MAX_LINE_CHARS])
                 if value is not None and not harmless(text[:MAX_LINE_CHARS], previous):

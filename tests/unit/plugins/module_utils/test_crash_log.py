@@ -1494,3 +1494,37 @@ def test_a_job_stopped_from_outside_and_healthy_lines_give_nothing(line):
 ])
 def test_rocm_failures_keep_their_categories(line, category):
     assert crash.classify(line).category == category
+
+
+# torch's chain when a DataLoader worker dies of a signal: the worker's verdict, then (its direct cause) "exited unexpectedly"
+# (https://github.com/pytorch/pytorch/issues/8976, comment of 2024-07-22: "is killed by signal: Killed." then "The above
+# exception was the direct cause of the following exception:" and the main process's traceback)
+def _worker_chain(verdict):
+    return [verdict, "", "The above exception was the direct cause of the following exception:", "",
+            "Traceback (most recent call last):",
+            '  File "train_meta.py", line 131, in <module>',
+            "    val_loader=[x for x in val_loader]",
+            '  File "/public/home/wl_ligexian/anaconda3/envs/py38/lib/python3.8/site-packages/torch/utils/data/dataloader.py", '
+            'line 1146, in _try_get_data',
+            "    raise RuntimeError(f'DataLoader worker (pid(s) {pids_str}) exited unexpectedly') from e",
+            "RuntimeError: DataLoader worker (pid(s) 1817) exited unexpectedly"]
+
+
+@pytest.mark.parametrize("verdict, categories, fix", [
+    ("RuntimeError: DataLoader worker (pid 1817) is killed by signal: Bus error. It is possible that dataloader's workers "
+     "are out of shared memory. Please try to raise your shared memory limit.", ["disk_full"], crash.SHM_FIX),
+    ("RuntimeError: DataLoader worker (pid 1817) is killed by signal: Killed. ", ["process_killed"],
+     crash.CATEGORIES["process_killed"][1]),
+    ("RuntimeError: DataLoader worker (pid 1817) is killed by signal: Segmentation fault", ["process_killed"],
+     crash.SEGFAULT_FIX),
+    ("RuntimeError: DataLoader worker (pid 1817) is killed by signal: Terminated.", [], None),
+])
+def test_a_worker_found_gone_after_its_own_verdict_adds_nothing(verdict, categories, fix):
+    path = "train.log"
+    crashes, _events = crash.collapse(crash.scan_lines(_worker_chain(verdict), path, now=NOW))
+    assert [c["category"] for c in crashes] == categories
+    assert [c["fix"] for c in crashes] == ([fix] if fix else [])
+    # far from any verdict, the line gives its own row
+    far = ["{'loss': 0.5}"] * (crash.CAUSE_WINDOW_LINES + 1)
+    crashes, _events = crash.collapse(crash.scan_lines([verdict] + far + _worker_chain("")[-1:], path, now=NOW))
+    assert crashes[-1]["fix"] == crash.DATALOADER_WORKER_FIX
