@@ -373,7 +373,9 @@ PATTERNS = [
     # NCCL's and bitsandbytes' checks of a CUDA call, torch's first CUDA call.
     _P("gpu_error", r"\b(?:Cuda|HIP) failure\b|^\W{0,3}Error .{1,200}? at line \d+ in file .{1,300}?\.(?:cu|cuh|hip)\b|"
                     r"\berror from (?:cuda|hip)GetDeviceCount\(\)", "CUDA call failed"),
-    _P("gpu_error", r"\bMemory access fault by GPU\b", "GPU memory access fault"),
+    # ... and the ROCm runtime's other memory fault of an agent ("Memory critical error by agent node-1 (Agent handle:
+    # 0x2aecc9cfe0) on address 0x3f8b182000. Reason: Memory in use.", https://github.com/ROCm/amdgpu/issues/188)
+    _P("gpu_error", r"\bMemory access fault by GPU\b|\bMemory critical error by agent node-\d+", "GPU memory access fault"),
     # ROCm's runtime on a GPU hardware exception ("HW Exception by GPU node-9 (Agent handle: 0x..) reason :GPU Hang")
     _P("gpu_error", r"\bHW Exception by GPU\b", "GPU hardware exception (ROCm)"),
     _P("gpu_error", r"\bGPU has fallen off the bus\b|\bNVRM: Xid\b", "GPU fault (Xid / off the bus)"),

@@ -1528,3 +1528,26 @@ def test_a_worker_found_gone_after_its_own_verdict_adds_nothing(verdict, categor
     far = ["{'loss': 0.5}"] * (crash.CAUSE_WINDOW_LINES + 1)
     crashes, _events = crash.collapse(crash.scan_lines([verdict] + far + _worker_chain("")[-1:], path, now=NOW))
     assert crashes[-1]["fix"] == crash.DATALOADER_WORKER_FIX
+
+
+def test_rocm_memory_critical_error_is_a_gpu_fault():
+    # the ROCm runtime's (https://github.com/ROCm/amdgpu/issues/188), beside its memory access fault
+    line = ("Memory critical error by agent node-1 (Agent handle: 0x2aecc9cfe0) on address 0x3f8b182000. Reason: Memory in "
+            "use.")
+    assert crash.classify(line).category == "gpu_error"
+
+
+@pytest.mark.parametrize("line", [
+    # MIOpen's own warnings while a run goes on: a missing kernel/performance database (https://github.com/ROCm/MIOpen/
+    # issues/1204, https://github.com/pytorch/pytorch/issues/18041, /60477), a CK library not built for the GPU (it falls
+    # back; https://github.com/ROCm/TheRock/issues/4681, with its CI time stamps), the compiler's xnack notice
+    "MIOpen(HIP): Warning [SQLiteBase] Unable to read system database file:/opt/rocm/miopen/share/miopen/db/gfx900_64.kdb "
+    "Performance may degrade",
+    "MIOpen(HIP): Warning [FindRecordUnsafe] File is unreadable: /opt/rocm/miopen/share/miopen/db/gfx803_32.cd.pdb.txt",
+    "MIOpen(HIP): Warning [FindWinogradSolutions] /MIOpen/src/sqlite_db.cpp:109: open memvfs: unable to open database file",
+    "2026-04-20T08:34:38.7581372Z MIOpen(HIP): Warning [OpenRuntimeLibraryForDevice] CK grouped conv library not found for "
+    "device gfx1103: libMIOpenCKGroupedConv_gfx1103.so: cannot open shared object file: No such file or directory",
+    "2026-04-20T08:34:38.8395164Z warning: xnack 'Off' was requested for a processor that does not support it!",
+])
+def test_miopen_warnings_give_nothing(line):
+    assert crash.classify(line) is None
