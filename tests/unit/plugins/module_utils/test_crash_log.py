@@ -1403,6 +1403,10 @@ def test_nccl_ib_async_events_that_are_errors_count_and_the_others_do_not():
     "/workspace/miniconda3/envs/lane3d/bin/python",
     "[2024-11-26 02:04:31,514] torch.distributed.elastic.multiprocessing.api: [ERROR] failed (exitcode: -11) local_rank: 1 "
     "(pid: 750662) of binary: /home/jinlin_li/anaconda3/envs/hallo/bin/python",
+    # DeepSpeed's launcher (https://github.com/deepspeedai/DeepSpeedExamples/issues/626)
+    "[2023-07-10 04:26:35,999] [ERROR] [launch.py:324:sigkill_handler] ['/global/D1/homes/sushant/sushanta/venv/bin/python3.10', "
+    "'-u', 'trainCLM.py', '--local_rank=1', '--deepspeed', '/home/sushant/D1/sushanta/try/nepaligpt/clm/config/"
+    "deepspeed_config.json'] exits with return code = -11",
     # torch.distributed.launch's (https://github.com/pytorch/pytorch/issues/29889), an IDE's
     # (https://github.com/pytorch/pytorch/issues/13123), the shell's
     "subprocess.CalledProcessError: Command XXXXX (my script params) died with <Signals.SIGSEGV: 11>.",
