@@ -294,7 +294,10 @@ PATTERNS = [
     _P("process_killed", r"\bkilled by signal: Segmentation fault\b|\bUnexpected segmentation fault encountered in worker\b|"
                          r"\bSignal 11 \(SIGSEGV\)|\bSignals\.SIGSEGV\b|\bterminated with signal SIGSEGV\b|"
                          r"\b(?:exit|return) ?(?:code|status)\s*(?:[:=]\s*)?(?:-11|139)\b|\bexited with code\s+(?:-11|139)\b|"
-                         r"^\W{0,3}Segmentation fault(?: \(core dumped\))?\s*$", "SIGSEGV (segmentation fault)", fix=SEGFAULT_FIX),
+                         r"^\W{0,3}Segmentation fault(?: \(core dumped\))?\s*$|(?:^|:\s+)\d+\s+Segmentation fault\s+\S|"
+                         # Python's faulthandler, also glued to a progress bar (https://github.com/threestudio-project/
+                         # threestudio/issues/369)
+                         r"\bFatal Python error: Segmentation fault\b", "SIGSEGV (segmentation fault)", fix=SEGFAULT_FIX),
     # the training process found a DataLoader worker gone ("RuntimeError: DataLoader worker (pid(s) 15927) exited unexpectedly",
     # https://github.com/michuanhaohao/reid-strong-baseline/issues/29; raised under the worker's own "is killed by signal: ..."
     # when torch saw it): most often the OOM killer. A worker that ended on a Python error ("exited unexpectedly with exit code
@@ -454,7 +457,8 @@ PATTERNS = [
     # text-generation-inference/pull/34)
     _P("disk_full", r"\bSignal 7 \(SIGBUS\)|\bCaught signal 7 \(Bus error\b|\bterminated with signal SIGBUS\b|"
                     r"\b(?:exit|return) ?(?:code|status)\s*(?:[:=]\s*)?(?:-7|135)\b|\bexited with code\s+135\b|"
-                    r"^\W{0,3}Bus error(?: \(core dumped\))?\s*$", "SIGBUS (bus error)", fix=SIGBUS_FIX),
+                    r"^\W{0,3}Bus error(?: \(core dumped\))?\s*$|\bFatal Python error: Bus error\b", "SIGBUS (bus error)",
+       fix=SIGBUS_FIX),
     _P("disk_full", r"\bNo space left on device\b|\[Errno 28\]|\bENOSPC\b|\bStorageFull\b", "no space left on device"),
     _P("disk_full", r"\bDisk quota exceeded\b|\[Errno 122\]|\bEDQUOT\b", "disk quota exceeded"),
     # datasets' check before it writes its cache ("OSError: Not enough disk space. Needed: 134.92 GiB (download: ...")

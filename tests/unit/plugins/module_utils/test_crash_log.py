@@ -1555,3 +1555,26 @@ def test_rocm_memory_critical_error_is_a_gpu_fault():
 ])
 def test_miopen_warnings_give_nothing(line):
     assert crash.classify(line) is None
+
+
+@pytest.mark.parametrize("line", [
+    # Python's faulthandler (faulthandler.enable(), PYTHONFAULTHANDLER=1), alone (https://github.com/ziyanx02/Genesis-backflip/
+    # issues/2) and written straight after a progress bar (https://github.com/threestudio-project/threestudio/issues/369,
+    # https://github.com/open-mmlab/mmpretrain/issues/699)
+    "Fatal Python error: Segmentation fault",
+    "Epoch 0: |                                     | 4540/? [07:57<00:00,  9.51it/s]Fatal Python error: Segmentation fault"
+    "                                          ",
+    "  0%|                                                                                                         | "
+    "6/1281167 [00:00<11:48:39, 30.13it/s]Fatal Python error: Segmentation fault",
+])
+def test_faulthandlers_segmentation_fault_is_a_native_crash(line):
+    assert crash.classify(line).fix == crash.SEGFAULT_FIX
+
+
+def test_the_same_reports_of_other_signals_keep_their_rows():
+    # faulthandler names SIGBUS "Bus error" (CPython Modules/faulthandler.c); bash's job report pads the PID as for Killed
+    assert crash.classify("Fatal Python error: Bus error").fix == crash.SIGBUS_FIX
+    assert crash.classify("./train.sh: line 12: 31337 Segmentation fault      (core dumped) python train.py").fix == \
+        crash.SEGFAULT_FIX
+    # SIGABRT fits no category: the failure it ends is printed before it in its own words
+    assert crash.classify("Fatal Python error: Aborted") is None
