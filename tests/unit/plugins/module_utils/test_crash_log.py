@@ -1472,6 +1472,10 @@ def test_too_many_open_files_names_the_open_files_limit(line):
     "100/100 [==============================] - 1s 6ms/step - loss: 0.0213 - mean_squared_error: 0.0213 - val_loss: 0.0251 - "
     "val_mean_squared_error: 0.0251",
     " 45%|####5     | 45/100 [00:10<nan, 4.50it/s]",
+    # an ETA not known yet, in the progress lines of detectron2, Keras and mmengine (their formats)
+    "[12/03 08:00:00 d2.utils.events]:  eta: nan  iter: 19  total_loss: 1.234  time: 0.5  data_time: 0.01  lr: 0.0001",
+    "  1/100 [..............................] - ETA: nan - loss: 0.6931",
+    "Epoch(train) [1][ 50/500]  lr: 1.0000e-03  eta: nan  time: 0.2  data_time: 0.01  memory: 1200  loss: 0.9",
     # ROCm notices: MIOpen's missing kernel database, rocBLAS falling back
     "MIOpen(HIP): Warning [SQLiteBase] Missing system database file: gfx1030_30.kdb Performance may degrade. Please follow "
     "instructions to install: https://github.com/ROCmSoftwarePlatform/MIOpen#installing-miopen-kernels-package",
