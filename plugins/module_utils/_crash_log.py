@@ -18,6 +18,8 @@ Parts:
   hipBLASLt, gRPC's exit notice), source lines that a traceback prints under ``File "...", line N`` or
   in rich's box, and metrics whose names only look alarming (``eval_loss``, ``error_rate``, a best loss
   still at its start value inf) with finite values.
+  A row may report a consequence (``after``): its line gives nothing right after its cause (DataLoader's
+  'exited unexpectedly' after the worker's own 'is killed by signal: ...').
 * ``STREAKS``: failures that only a run of lines shows, each line harmless alone (a training loss of exactly 0,
   three logged in a row); declared like the patterns, counted by ``scan_lines``.
 * ``scan_lines`` / ``collapse``: matches per (file, category) collapsed into one crash
@@ -39,6 +41,7 @@ time of its own takes the time of the line before it.
 
 from __future__ import annotations
 
+import collections
 import errno
 import glob
 import hashlib
@@ -71,6 +74,7 @@ BYTES_PER_LINE = 8192         # the byte budget of a tail read: lines x this, at
 MAX_TAIL_BYTES = 64 * 1024 * 1024
 MAX_FILES = 256
 EVENT_GAP_LINES = 200
+CAUSE_WINDOW_LINES = 100      # lines (their carriage-return parts) a consequence row looks back for its cause: a traceback between
 EVENT_GAP_S = 600
 RECURRENCE_WINDOW_S = 86400
 HISTORY_LIMIT = 16 * 1024 * 1024
@@ -149,6 +153,23 @@ NO_GPU_FIX = (
     "is not there, the driver not loaded, replaced by an update without a reboot or older than the CUDA version the "
     "installed PyTorch needs, a CPU-only PyTorch build in the environment, or a container started without GPUs. Check "
     "nvidia-smi / amd-smi on the host and in the daemon's environment, and dmesg for the driver.")
+SEGFAULT_FIX = (
+    "A training process or a DataLoader worker died of SIGSEGV (segmentation fault): native code crashed; not host memory "
+    "running out (that is SIGKILL) and not the job being stopped. Usually a native library of the data pipeline (an image or "
+    "video decoder, OpenCV, a tokenizer) or a compiled extension built for another torch/CUDA version, rarely the driver. "
+    "Re-run with num_workers=0 and PYTHONFAULTHANDLER=1 to see where it crashed, and check that compiled extensions match "
+    "the installed torch.")
+DATALOADER_WORKER_FIX = (
+    "A DataLoader worker died and the training process found it gone. The lines before say how: 'killed by signal: Killed' is "
+    "the OOM killer (host memory: lower num_workers, hold less per worker), 'Bus error' is a full /dev/shm (a container gets "
+    "64 MiB by default: docker --shm-size=16g), 'Segmentation fault' a native library that crashed. Without them, check "
+    "'journalctl -k | grep -i oom' and 'df -h /dev/shm', and re-run with num_workers=0 for the worker's own error.")
+OPEN_FILES_FIX = (
+    "The process reached its open-files limit (EMFILE, 'Too many open files'; no disk is full): DataLoader workers pass "
+    "every tensor to the training process as a file descriptor (torch's default file_descriptor sharing strategy), so many "
+    "workers or large batches of small tensors exhaust a limit of 1024. Raise it for the job (ulimit -n 65536; systemd "
+    "LimitNOFILE=, docker --ulimit nofile=65536:65536) or call torch.multiprocessing.set_sharing_strategy('file_system') at "
+    "the start of the training script.")
 TIME_LIMIT_FIX = (
     "Slurm stopped the job at its time limit. Raise the limit (sbatch --time) or save checkpoints often enough to "
     "resume from the last one in a requeued job.")
@@ -182,16 +203,19 @@ PORT_IN_USE_FIX = (
 
 class Pattern(object):
     """One row of the pattern table: a category, the regex (case-insensitive) that gives it, and the fix
-    (the category's, unless the row names its own)."""
+    (the category's, unless the row names its own). A row with ``after`` reports a consequence: in a log, its line gives
+    nothing when one of the ``CAUSE_WINDOW_LINES`` lines before it matched ``after`` (its cause, already reported in its
+    own words, or a stop from outside)."""
 
-    __slots__ = ("category", "severity", "fix", "regex", "summary")
+    __slots__ = ("category", "severity", "fix", "regex", "summary", "after")
 
-    def __init__(self, category, regex, summary, fix=None):
+    def __init__(self, category, regex, summary, fix=None, after=None):
         self.category = category
         self.severity, category_fix = CATEGORIES[category]
         self.fix = fix or category_fix
         self.regex = re.compile(regex, re.IGNORECASE)
         self.summary = summary
+        self.after = re.compile(after, re.IGNORECASE) if after else None
 
     def __repr__(self):
         return "Pattern(%s, %r)" % (self.category, self.regex.pattern)
@@ -260,6 +284,30 @@ PATTERNS = [
                          # (https://github.com/NRauschmayr/Anomaly_Detection/issues/2)
                          r"\b(?:_Array)?MemoryError: Unable to allocate\b|^\W{0,3}MemoryError\s*$",
        "host memory exhausted", fix=HOST_MEMORY_FIX),
+    # a process that died of SIGSEGV (native code crashed): a DataLoader worker ("RuntimeError: DataLoader worker (pid 25902)
+    # is killed by signal: Segmentation fault", https://github.com/MhLiao/DB/issues/94, and its handler's "ERROR: Unexpected
+    # segmentation fault encountered in worker."), torchrun's summary ("exitcode  : -11 (pid: 6421)", "traceback : Signal 11
+    # (SIGSEGV) received by PID 6421", https://github.com/NVIDIA/Megatron-LM/issues/1880; "failed (exitcode: -11) local_rank:
+    # 0", https://github.com/tusen-ai/Anchor3DLane/issues/8), torch.distributed.launch's "died with <Signals.SIGSEGV: 11>"
+    # (https://github.com/pytorch/pytorch/issues/61839), exit code 139, the shell's report. No category is a crash of native
+    # code; process_killed (a process a signal ended) is the nearest, with its own fix
+    _P("process_killed", r"\bkilled by signal: Segmentation fault\b|\bUnexpected segmentation fault encountered in worker\b|"
+                         r"\bSignal 11 \(SIGSEGV\)|\bSignals\.SIGSEGV\b|\bterminated with signal SIGSEGV\b|"
+                         r"\b(?:exit|return) ?(?:code|status)\s*(?:[:=]\s*)?(?:-11|139)\b|\bexited with code\s+(?:-11|139)\b|"
+                         r"^\W{0,3}Segmentation fault(?: \(core dumped\))?\s*$|(?:^|:\s+)\d+\s+Segmentation fault\s+\S|"
+                         # Python's faulthandler, also glued to a progress bar (https://github.com/threestudio-project/
+                         # threestudio/issues/369)
+                         r"\bFatal Python error: Segmentation fault\b", "SIGSEGV (segmentation fault)", fix=SEGFAULT_FIX),
+    # the training process found a DataLoader worker gone ("RuntimeError: DataLoader worker (pid(s) 15927) exited unexpectedly",
+    # https://github.com/michuanhaohao/reid-strong-baseline/issues/29; raised under the worker's own "is killed by signal: ..."
+    # when torch saw it): most often the OOM killer. A worker that ended on a Python error ("exited unexpectedly with exit code
+    # 1") is no kill
+    # ... torch raises it from the worker's own verdict ("is killed by signal: Bus error.", "...: Terminated."): after one, it
+    # adds nothing
+    _P("process_killed", r"\bDataLoader worker \(pid(?:\(s\))? [\d, ]{1,200}\) exited unexpectedly\b(?! with exit code)",
+       "DataLoader worker died", fix=DATALOADER_WORKER_FIX,
+       after=r"\bDataLoader worker \(pid(?:\(s\))? [\d, ]{1,200}\) is killed by signal\b|"
+             r"\bUnexpected (?:bus error|segmentation fault) encountered in worker\b"),
     # bash's job report pads the PID: "line 28:  8156 Killed    python3 main.py"
     # ... and written straight after a progress bar that had no newline ("3it [05:29, 105.48s/it]Killed",
     # github.com/marcochen11/EECS545_Final_Proj README at fef9a27df92f)
@@ -328,7 +376,9 @@ PATTERNS = [
     # NCCL's and bitsandbytes' checks of a CUDA call, torch's first CUDA call.
     _P("gpu_error", r"\b(?:Cuda|HIP) failure\b|^\W{0,3}Error .{1,200}? at line \d+ in file .{1,300}?\.(?:cu|cuh|hip)\b|"
                     r"\berror from (?:cuda|hip)GetDeviceCount\(\)", "CUDA call failed"),
-    _P("gpu_error", r"\bMemory access fault by GPU\b", "GPU memory access fault"),
+    # ... and the ROCm runtime's other memory fault of an agent ("Memory critical error by agent node-1 (Agent handle:
+    # 0x2aecc9cfe0) on address 0x3f8b182000. Reason: Memory in use.", https://github.com/ROCm/amdgpu/issues/188)
+    _P("gpu_error", r"\bMemory access fault by GPU\b|\bMemory critical error by agent node-\d+", "GPU memory access fault"),
     # ROCm's runtime on a GPU hardware exception ("HW Exception by GPU node-9 (Agent handle: 0x..) reason :GPU Hang")
     _P("gpu_error", r"\bHW Exception by GPU\b", "GPU hardware exception (ROCm)"),
     _P("gpu_error", r"\bGPU has fallen off the bus\b|\bNVRM: Xid\b", "GPU fault (Xid / off the bus)"),
@@ -392,6 +442,14 @@ PATTERNS = [
                     # Python's wording names the path after it: "OSError: [Errno 28] No space left on device: '/dev/shm/x'"
                     r"\bNo space left on device\b.{0,40}?/dev/shm/",
        "shared memory (/dev/shm) full", fix=SHM_FIX),
+    # the open-files limit, where DataLoader workers pass each tensor as a file descriptor: "RuntimeError: unable to open shared
+    # memory object </torch_30997_2076642173> in read-write mode" (https://github.com/facebookresearch/maskrcnn-benchmark/issues/
+    # 158; newer torch adds ": Too many open files (24)", https://github.com/open-mmlab/mmpose/issues/2595), torch's "RuntimeError:
+    # Too many open files. Communication with the workers is no longer possible." (github.com/mit-han-lab/calo-cluster README),
+    # "OSError: [Errno 24] Too many open files". No disk is full, but no category is nearer than the host's file resources
+    # (the /dev/shm rows): disk_full, with its own fix
+    _P("disk_full", r"\bunable to open shared memory object </torch_|\bToo many open files\b|\[Errno 24\]|\bEMFILE\b",
+       "too many open files", fix=OPEN_FILES_FIX),
     # a process (not a DataLoader worker, above) that died of SIGBUS: torchrun's summary ("exitcode  : -7 (pid: 10)",
     # "traceback : Signal 7 (SIGBUS) received by PID 10"), UCX's handler under NCCL ("Caught signal 7 (Bus error:
     # nonexistent physical address)", https://github.com/msr-fiddle/pipedream/issues/76: docker's 64 MiB /dev/shm),
@@ -399,7 +457,8 @@ PATTERNS = [
     # text-generation-inference/pull/34)
     _P("disk_full", r"\bSignal 7 \(SIGBUS\)|\bCaught signal 7 \(Bus error\b|\bterminated with signal SIGBUS\b|"
                     r"\b(?:exit|return) ?(?:code|status)\s*(?:[:=]\s*)?(?:-7|135)\b|\bexited with code\s+135\b|"
-                    r"^\W{0,3}Bus error(?: \(core dumped\))?\s*$", "SIGBUS (bus error)", fix=SIGBUS_FIX),
+                    r"^\W{0,3}Bus error(?: \(core dumped\))?\s*$|\bFatal Python error: Bus error\b", "SIGBUS (bus error)",
+       fix=SIGBUS_FIX),
     _P("disk_full", r"\bNo space left on device\b|\[Errno 28\]|\bENOSPC\b|\bStorageFull\b", "no space left on device"),
     _P("disk_full", r"\bDisk quota exceeded\b|\[Errno 122\]|\bEDQUOT\b", "disk quota exceeded"),
     # datasets' check before it writes its cache ("OSError: Not enough disk space. Needed: 134.92 GiB (download: ...")
@@ -825,6 +884,7 @@ def scan_lines(lines, path, now=None):
     now = time.time() if now is None else now
     matches, previous, current_time = [], "", None
     notices = _NoticeTraceback()
+    recent = collections.deque(maxlen=CAUSE_WINDOW_LINES)  # the parts before this one, for the rows with ``after``
     runs = [0] * len(STREAKS)   # the length of each streak's current run
     for index, item in enumerate(lines):
         offset, line = item if isinstance(item, tuple) else (None, item)
@@ -836,6 +896,9 @@ def scan_lines(lines, path, now=None):
                 current_time = stamp
             owned = notices.owns(text)
             pattern = None if owned else classify(text, previous)
+            if pattern is not None and pattern.after is not None and any(pattern.after.search(t) for t in recent):
+                pattern = None
+            recent.append(text[:MAX_LINE_CHARS])
             for number, streak in enumerate(STREAKS):
                 value = None if owned else streak.pattern.regex.search(text[:MAX_LINE_CHARS])
                 if value is not None and not harmless(text[:MAX_LINE_CHARS], previous):

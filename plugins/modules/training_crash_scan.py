@@ -14,12 +14,14 @@ description:
     one - V(cuda_oom) (the CUDA/HIP allocator's out-of-memory), V(gpu_error) (illegal memory access,
     device-side assert, ECC error, launch failure), V(nccl_timeout) (collective watchdog timeouts,
     NCCL/RCCL errors), V(process_killed) (SIGKILL, exit code -9/137, C(Killed), the kernel's or a cgroup's
-    OOM killer), V(timeout), V(import_error), V(nan_loss) (loss or gradient norm NaN/inf, or a training
+    OOM killer; a DataLoader worker found gone and a process that died of SIGSEGV, each with its own fix),
+    V(timeout), V(import_error), V(nan_loss) (loss or gradient norm NaN/inf, or a training
     loss of exactly 0 three log lines in a row) and V(disk_full) (ENOSPC, failed checkpoint writes, a full
-    C(/dev/shm) with its own fix).
+    C(/dev/shm), the open-files limit, each with its own fix).
   - Harmless lines give nothing - warnings (NeMo's C([NeMo W ...]) too), the source lines a traceback prints,
     CUDA calls made after the driver shut down at exit, metrics such as C(eval_loss) or C(error_rate) with
-    finite values.
+    finite values. A job stopped from outside (SIGTERM, SIGINT, SIGHUP, as torchrun's C(SignalException) reports them) is no
+    crash and gives nothing.
   - New crashes are appended to O(history_file) once each (a crash already recorded is not recorded
     again), with an atomic write, and each crash says how often its category occurred in the last
     24 hours (V(3rd cuda_oom in 24 h)). A history file that exists but is not one this collection

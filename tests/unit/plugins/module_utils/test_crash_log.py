@@ -1389,3 +1389,196 @@ def test_nccl_ib_async_events_that_are_errors_count_and_the_others_do_not():
         assert crash.classify(prefix + event).category == "nccl_timeout", event
     for event in ("port active", "client reregistration", "GID table change", "LID change"):
         assert crash.classify(prefix + event) is None, event
+
+
+@pytest.mark.parametrize("line", [
+    # a DataLoader worker that crashed in native code: https://github.com/MhLiao/DB/issues/94
+    "RuntimeError: DataLoader worker (pid 25902) is killed by signal: Segmentation fault",
+    "ERROR: Unexpected segmentation fault encountered in worker.",
+    # torchrun's summary and its agent's line: https://github.com/NVIDIA/Megatron-LM/issues/1880 (the fixture),
+    # https://github.com/tusen-ai/Anchor3DLane/issues/8, https://github.com/fudan-generative-vision/hallo2/issues/56
+    "  exitcode  : -11 (pid: 6421)",
+    "  traceback : Signal 11 (SIGSEGV) received by PID 6421",
+    "ERROR:torch.distributed.elastic.multiprocessing.api:failed (exitcode: -11) local_rank: 0 (pid: 1416) of binary: "
+    "/workspace/miniconda3/envs/lane3d/bin/python",
+    "[2024-11-26 02:04:31,514] torch.distributed.elastic.multiprocessing.api: [ERROR] failed (exitcode: -11) local_rank: 1 "
+    "(pid: 750662) of binary: /home/jinlin_li/anaconda3/envs/hallo/bin/python",
+    # DeepSpeed's launcher (https://github.com/deepspeedai/DeepSpeedExamples/issues/626)
+    "[2023-07-10 04:26:35,999] [ERROR] [launch.py:324:sigkill_handler] ['/global/D1/homes/sushant/sushanta/venv/bin/python3.10', "
+    "'-u', 'trainCLM.py', '--local_rank=1', '--deepspeed', '/home/sushant/D1/sushanta/try/nepaligpt/clm/config/"
+    "deepspeed_config.json'] exits with return code = -11",
+    # torch.distributed.launch's (https://github.com/pytorch/pytorch/issues/29889), an IDE's
+    # (https://github.com/pytorch/pytorch/issues/13123), the shell's
+    "subprocess.CalledProcessError: Command XXXXX (my script params) died with <Signals.SIGSEGV: 11>.",
+    "Process finished with exit code 139 (interrupted by signal 11: SIGSEGV)",
+    "Segmentation fault (core dumped)",
+])
+def test_a_process_that_died_of_sigsegv_is_a_native_crash_not_the_oom_killer(line):
+    pattern = crash.classify(line)
+    assert (pattern.category, pattern.fix) == ("process_killed", crash.SEGFAULT_FIX)
+    assert "num_workers=0" in pattern.fix and "PYTHONFAULTHANDLER" in pattern.fix
+
+
+def test_a_dataloader_worker_that_exited_unexpectedly_was_killed():
+    # https://github.com/michuanhaohao/reid-strong-baseline/issues/29, https://github.com/patrickloeber/pytorchTutorial/issues/3
+    for line in ("RuntimeError: DataLoader worker (pid(s) 15927) exited unexpectedly",
+                 "RuntimeError: DataLoader worker (pid(s) 1448, 8988) exited unexpectedly"):
+        pattern = crash.classify(line)
+        assert (pattern.category, pattern.fix) == ("process_killed", crash.DATALOADER_WORKER_FIX), line
+    # the worker's own verdict keeps its row: SIGKILL (https://github.com/hezhangsprinter/DCPDN/issues/12), SIGBUS /dev/shm
+    assert crash.classify("RuntimeError: DataLoader worker (pid 19597) is killed by signal: Killed.").fix == \
+        crash.CATEGORIES["process_killed"][1]
+    assert crash.classify("RuntimeError: DataLoader worker (pid 13) is killed by signal: Bus error.").fix == crash.SHM_FIX
+    # a worker that ended on a Python error in it is no kill
+    assert crash.classify("RuntimeError: DataLoader worker (pid 4028) exited unexpectedly with exit code 1. Details are lost "
+                          "due to multiprocessing. Rerunning with num_workers=0 may give better error information.") is None
+
+
+@pytest.mark.parametrize("line", [
+    # https://github.com/facebookresearch/maskrcnn-benchmark/issues/158 (the fixture), torch's newer wording with the errno
+    # (https://github.com/open-mmlab/mmpose/issues/2595, https://github.com/pytorch/pytorch/issues/13246)
+    "RuntimeError: unable to open shared memory object </torch_30997_2076642173> in read-write mode",
+    "RuntimeError: unable to open shared memory object </torch_7065_1741927742_3060> in read-write mode: Too many open files (24)",
+    "OSError: [Errno 24] Too many open files",
+    # torch/utils/data/dataloader.py's own check (github.com/mit-han-lab/calo-cluster README)
+    "RuntimeError: Too many open files. Communication with the workers is no longer possible. Please increase the limit using "
+    "`ulimit -n` in the shell or change the sharing strategy by calling `torch.multiprocessing.set_sharing_strategy("
+    "'file_system')` at the beginning of your code",
+])
+def test_too_many_open_files_names_the_open_files_limit(line):
+    pattern = crash.classify(line)
+    assert (pattern.category, pattern.fix) == ("disk_full", crash.OPEN_FILES_FIX)
+    assert "ulimit -n" in pattern.fix and "file_system" in pattern.fix and "no disk is full" in pattern.fix
+
+
+@pytest.mark.parametrize("line", [
+    # a job stopped from outside (a cancel, a closed terminal, Ctrl-C) is no crash of the host or its GPU:
+    # https://github.com/NVIDIA/nvidia-resiliency-ext/issues/18, https://github.com/zai-org/ChatGLM2-6B/issues/238,
+    # https://github.com/pytorch/pytorch/issues/150916, https://github.com/MCG-NJU/RTD-Action/issues/31,
+    # https://github.com/pytorch/pytorch/issues/4507
+    "torch.distributed.elastic.multiprocessing.api.SignalException: Process 293812 got signal: 15",
+    "torch.distributed.elastic.multiprocessing.api.SignalException: Process 8665 got signal: 1",
+    "torch.distributed.elastic.multiprocessing.api.SignalException: Process 4797 got signal: 2",
+    "W0409 07:28:49.530000 1359 torch/distributed/elastic/agent/server/api.py:719] Received 15 death signal, shutting down workers",
+    "WARNING:torch.distributed.elastic.multiprocessing.api:Sending process 4797 closing signal SIGINT",
+    "RuntimeError: DataLoader worker (pid 23616) is killed by signal: Terminated.",
+    "  exitcode  : -15 (pid: 165)",
+    "  traceback : Signal 15 (SIGTERM) received by PID 165",
+    "    raise SignalException(f\"Process {os.getpid()} got signal: {sigval}\", sigval=sigval)",
+    # healthy lines whose words only look alarming
+    "Signal handler installed",
+    "with model.no_sync():",
+    "{'eval_loss': 0.2, 'eval_mean_squared_error': 0.12, 'eval_error_rate': 0.03, 'epoch': 1.0}",
+    "100/100 [==============================] - 1s 6ms/step - loss: 0.0213 - mean_squared_error: 0.0213 - val_loss: 0.0251 - "
+    "val_mean_squared_error: 0.0251",
+    " 45%|####5     | 45/100 [00:10<nan, 4.50it/s]",
+    # an ETA not known yet, in the progress lines of detectron2, Keras and mmengine (their formats)
+    "[12/03 08:00:00 d2.utils.events]:  eta: nan  iter: 19  total_loss: 1.234  time: 0.5  data_time: 0.01  lr: 0.0001",
+    "  1/100 [..............................] - ETA: nan - loss: 0.6931",
+    "Epoch(train) [1][ 50/500]  lr: 1.0000e-03  eta: nan  time: 0.2  data_time: 0.01  memory: 1200  loss: 0.9",
+    # ROCm notices: MIOpen's missing kernel database, rocBLAS falling back
+    "MIOpen(HIP): Warning [SQLiteBase] Missing system database file: gfx1030_30.kdb Performance may degrade. Please follow "
+    "instructions to install: https://github.com/ROCmSoftwarePlatform/MIOpen#installing-miopen-kernels-package",
+    "rocBLAS warning: hipBlasLT failed, falling back to tensile.",
+])
+def test_a_job_stopped_from_outside_and_healthy_lines_give_nothing(line):
+    assert crash.classify(line) is None
+
+
+@pytest.mark.parametrize("line, category", [
+    # ROCm/HIP failures keep their categories: https://github.com/huggingface/autotrain-advanced/issues/737 (HIP OOM),
+    # https://github.com/ROCm/legacy-rocm-build/issues/4554, /1339 (memory access faults),
+    # https://github.com/AUTOMATIC1111/stable-diffusion-webui/issues/9283 (aperture violation)
+    ("torch.OutOfMemoryError: HIP out of memory. Tried to allocate 20.00 MiB. GPU 0 has a total capacity of 19.94 GiB",
+     "cuda_oom"),
+    ("RuntimeError: HIP error: hipErrorOutOfMemory", "cuda_oom"),
+    ("Memory access fault by GPU node-1 (Agent handle: 0x1f829860) on address 0x7a8a4be00000. Reason: Page not present or "
+     "supervisor privilege.", "gpu_error"),
+    ("Memory access fault by GPU node-4 (Agent handle: 0x152e220) on address (nil). Reason: Page not present or supervisor "
+     "privilege.", "gpu_error"),
+    (":0:rocdevice.cpp            :2673: 1263352162 us: 21870: [tid:0x7f64e3eff640] Device::callbackQueue aborting with "
+     "error : HSA_STATUS_ERROR_MEMORY_APERTURE_VIOLATION: The agent attempted to access memory beyond the largest legal "
+     "address. code: 0x29", "gpu_error"),
+])
+def test_rocm_failures_keep_their_categories(line, category):
+    assert crash.classify(line).category == category
+
+
+# torch's chain when a DataLoader worker dies of a signal: the worker's verdict, then (its direct cause) "exited unexpectedly"
+# (https://github.com/pytorch/pytorch/issues/8976, comment of 2024-07-22: "is killed by signal: Killed." then "The above
+# exception was the direct cause of the following exception:" and the main process's traceback)
+def _worker_chain(verdict):
+    return [verdict, "", "The above exception was the direct cause of the following exception:", "",
+            "Traceback (most recent call last):",
+            '  File "train_meta.py", line 131, in <module>',
+            "    val_loader=[x for x in val_loader]",
+            '  File "/public/home/wl_ligexian/anaconda3/envs/py38/lib/python3.8/site-packages/torch/utils/data/dataloader.py", '
+            'line 1146, in _try_get_data',
+            "    raise RuntimeError(f'DataLoader worker (pid(s) {pids_str}) exited unexpectedly') from e",
+            "RuntimeError: DataLoader worker (pid(s) 1817) exited unexpectedly"]
+
+
+@pytest.mark.parametrize("verdict, categories, fix", [
+    ("RuntimeError: DataLoader worker (pid 1817) is killed by signal: Bus error. It is possible that dataloader's workers "
+     "are out of shared memory. Please try to raise your shared memory limit.", ["disk_full"], crash.SHM_FIX),
+    ("RuntimeError: DataLoader worker (pid 1817) is killed by signal: Killed. ", ["process_killed"],
+     crash.CATEGORIES["process_killed"][1]),
+    ("RuntimeError: DataLoader worker (pid 1817) is killed by signal: Segmentation fault", ["process_killed"],
+     crash.SEGFAULT_FIX),
+    ("RuntimeError: DataLoader worker (pid 1817) is killed by signal: Terminated.", [], None),
+])
+def test_a_worker_found_gone_after_its_own_verdict_adds_nothing(verdict, categories, fix):
+    path = "train.log"
+    crashes, _events = crash.collapse(crash.scan_lines(_worker_chain(verdict), path, now=NOW))
+    assert [c["category"] for c in crashes] == categories
+    assert [c["fix"] for c in crashes] == ([fix] if fix else [])
+    # far from any verdict, the line gives its own row
+    far = ["{'loss': 0.5}"] * (crash.CAUSE_WINDOW_LINES + 1)
+    crashes, _events = crash.collapse(crash.scan_lines([verdict] + far + _worker_chain("")[-1:], path, now=NOW))
+    assert crashes[-1]["fix"] == crash.DATALOADER_WORKER_FIX
+
+
+def test_rocm_memory_critical_error_is_a_gpu_fault():
+    # the ROCm runtime's (https://github.com/ROCm/amdgpu/issues/188), beside its memory access fault
+    line = ("Memory critical error by agent node-1 (Agent handle: 0x2aecc9cfe0) on address 0x3f8b182000. Reason: Memory in "
+            "use.")
+    assert crash.classify(line).category == "gpu_error"
+
+
+@pytest.mark.parametrize("line", [
+    # MIOpen's own warnings while a run goes on: a missing kernel/performance database (https://github.com/ROCm/MIOpen/
+    # issues/1204, https://github.com/pytorch/pytorch/issues/18041, /60477), a CK library not built for the GPU (it falls
+    # back; https://github.com/ROCm/TheRock/issues/4681, with its CI time stamps), the compiler's xnack notice
+    "MIOpen(HIP): Warning [SQLiteBase] Unable to read system database file:/opt/rocm/miopen/share/miopen/db/gfx900_64.kdb "
+    "Performance may degrade",
+    "MIOpen(HIP): Warning [FindRecordUnsafe] File is unreadable: /opt/rocm/miopen/share/miopen/db/gfx803_32.cd.pdb.txt",
+    "MIOpen(HIP): Warning [FindWinogradSolutions] /MIOpen/src/sqlite_db.cpp:109: open memvfs: unable to open database file",
+    "2026-04-20T08:34:38.7581372Z MIOpen(HIP): Warning [OpenRuntimeLibraryForDevice] CK grouped conv library not found for "
+    "device gfx1103: libMIOpenCKGroupedConv_gfx1103.so: cannot open shared object file: No such file or directory",
+    "2026-04-20T08:34:38.8395164Z warning: xnack 'Off' was requested for a processor that does not support it!",
+])
+def test_miopen_warnings_give_nothing(line):
+    assert crash.classify(line) is None
+
+
+@pytest.mark.parametrize("line", [
+    # Python's faulthandler (faulthandler.enable(), PYTHONFAULTHANDLER=1), alone (https://github.com/ziyanx02/Genesis-backflip/
+    # issues/2) and written straight after a progress bar (https://github.com/threestudio-project/threestudio/issues/369,
+    # https://github.com/open-mmlab/mmpretrain/issues/699)
+    "Fatal Python error: Segmentation fault",
+    "Epoch 0: |                                     | 4540/? [07:57<00:00,  9.51it/s]Fatal Python error: Segmentation fault"
+    "                                          ",
+    "  0%|                                                                                                         | "
+    "6/1281167 [00:00<11:48:39, 30.13it/s]Fatal Python error: Segmentation fault",
+])
+def test_faulthandlers_segmentation_fault_is_a_native_crash(line):
+    assert crash.classify(line).fix == crash.SEGFAULT_FIX
+
+
+def test_the_same_reports_of_other_signals_keep_their_rows():
+    # faulthandler names SIGBUS "Bus error" (CPython Modules/faulthandler.c); bash's job report pads the PID as for Killed
+    assert crash.classify("Fatal Python error: Bus error").fix == crash.SIGBUS_FIX
+    assert crash.classify("./train.sh: line 12: 31337 Segmentation fault      (core dumped) python train.py").fix == \
+        crash.SEGFAULT_FIX
+    # SIGABRT fits no category: the failure it ends is printed before it in its own words
+    assert crash.classify("Fatal Python error: Aborted") is None
