@@ -15,6 +15,7 @@ import pytest
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 SCRIPTS = os.path.join(REPO, "roles", "host_tool", "files")
+MODULE_UTILS = os.path.join("ansible_collections", "gpuops", "preflight", "plugins", "module_utils")
 
 
 def sources(folder):
@@ -98,3 +99,101 @@ def test_a_bundle_that_does_not_run_here_never_replaces_the_one_in_place(tmp_pat
     assert done.returncode == 1 and "install_bundle:" in done.stderr
     assert os.readlink(opt / "lib") == os.path.join("versions", good["version"])
     assert sorted(os.listdir(opt / "versions")) == [good["version"]]
+
+
+# -- the command the role installs (templates/gpuops-preflight-local.j2): a tool that cannot run exits 2 -------
+
+def host_tool_role(folder):
+    """The host_tool role, run for real (ansible-playbook, local) into ``folder``: its wrapper's path."""
+    play = folder / "play.yml"
+    play.write_text("- hosts: localhost\n  connection: local\n  gather_facts: false\n  roles:\n"
+                    "    - role: gpuops.preflight.host_tool\n", encoding="utf-8")
+    extra = {"host_tool_root": str(folder / "opt"), "host_tool_wrapper": str(folder / "bin" / "gpuops-preflight-local"),
+             "host_tool_python": sys.executable, "ansible_python_interpreter": sys.executable}
+    (folder / "bin").mkdir()
+    (folder / "vars.json").write_text(json.dumps(extra), encoding="utf-8")
+    done = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", "localhost,",
+                           str(play), "-e", "@%s" % (folder / "vars.json")], cwd=REPO,
+                          env=dict(os.environ, ANSIBLE_NOCOLOR="1"), capture_output=True, text=True, timeout=300,
+                          check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return folder / "bin" / "gpuops-preflight-local"
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory):
+    return host_tool_role(tmp_path_factory.mktemp("host-tool"))
+
+
+@pytest.fixture
+def wrapper(installed, tmp_path):
+    """A copy of the installed host tool (command and bundle) that a test may break."""
+    shutil.copytree(installed.parent.parent / "opt", tmp_path / "opt", symlinks=True)
+    text = installed.read_text(encoding="utf-8").replace(str(installed.parent.parent / "opt"), str(tmp_path / "opt"))
+    path = tmp_path / "gpuops-preflight-local"
+    path.write_text(text, encoding="utf-8")
+    path.chmod(0o755)
+    return path
+
+
+def local(path, *args):
+    return subprocess.run([str(path)] + list(args), capture_output=True, text=True, timeout=120, check=False,
+                          cwd=str(path.parent))
+
+
+def installed_version(wrapper):
+    return os.path.realpath(wrapper.parent / "opt" / "lib")
+
+
+def could_not_run(done, *words, said_by="gpuops-preflight-local: cannot run: "):
+    assert done.returncode == 2, (done.returncode, done.stdout, done.stderr)
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(said_by), done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+    for word in words:
+        assert word in lines[0], lines[0]
+    return lines[0]
+
+
+def test_the_installed_command_runs_its_bundle(wrapper, tmp_path):
+    done = local(wrapper, "training-watch", "--once", "--base-dir", str(tmp_path / "nowhere"))
+    assert done.returncode == 2 and "nothing to watch" in done.stderr + done.stdout   # the tool's own answer
+    assert "cannot run" not in done.stderr
+
+
+def test_a_bundle_missing_a_module_exits_2_naming_it(wrapper):
+    cli = os.path.join(installed_version(wrapper), "gpuops_preflight", "cli.py")
+    os.remove(cli)
+    shutil.rmtree(os.path.join(os.path.dirname(cli), "__pycache__"))
+    could_not_run(local(wrapper, "gate", "--instance", "crawler"), "ModuleNotFoundError", "gpuops_preflight.cli")
+
+
+def test_a_bundle_whose_checks_do_not_import_exits_2_naming_them(wrapper):
+    # the stall check's own code, imported when the command runs (not at the package's import)
+    code = os.path.join(installed_version(wrapper), MODULE_UTILS, "_training_progress.py")
+    with open(code, "a", encoding="utf-8") as handle:
+        handle.write("\nimport gpuops_no_such_module\n")
+    could_not_run(local(wrapper, "training-watch", "--once", "--base-dir", "/"), "gpuops_no_such_module",
+                  "_training_progress", said_by="gpuops-preflight training-watch: cannot import")
+
+
+def test_a_bundle_with_a_syntax_error_exits_2(wrapper):
+    cli = os.path.join(installed_version(wrapper), "gpuops_preflight", "cli.py")
+    with open(cli, "w", encoding="utf-8") as handle:
+        handle.write("def broken(:\n")
+    could_not_run(local(wrapper, "gate", "--instance", "crawler"), "SyntaxError", "cli.py")
+
+
+def test_a_bundle_of_another_version_exits_2_naming_both(wrapper):
+    lib = wrapper.parent / "opt" / "lib"
+    mine = os.path.basename(os.path.realpath(lib))
+    other = wrapper.parent / "opt" / "versions" / "0123456789abcdef"
+    shutil.copytree(os.path.realpath(lib), other)
+    os.remove(lib)
+    os.symlink(os.path.join("versions", "0123456789abcdef"), lib)
+    could_not_run(local(wrapper, "gate", "--instance", "crawler"), "0123456789abcdef", mine)
+
+
+def test_no_bundle_installed_exits_2(wrapper):
+    os.remove(wrapper.parent / "opt" / "lib")
+    could_not_run(local(wrapper, "gate", "--instance", "crawler"), "no installed bundle at %s" % (wrapper.parent / "opt" / "lib"))
