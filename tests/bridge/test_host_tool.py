@@ -197,3 +197,54 @@ def test_a_bundle_of_another_version_exits_2_naming_both(wrapper):
 def test_no_bundle_installed_exits_2(wrapper):
     os.remove(wrapper.parent / "opt" / "lib")
     could_not_run(local(wrapper, "gate", "--instance", "crawler"), "no installed bundle at %s" % (wrapper.parent / "opt" / "lib"))
+
+
+# -- tasks/start_budget.yml: one rule (and margin) for every gate run as ExecStartPre= ------------------------
+
+def playbook(folder, tasks, extra):
+    play = folder / "play.yml"
+    play.write_text("- hosts: localhost\n  connection: local\n  gather_facts: false\n  tasks:\n" + tasks,
+                    encoding="utf-8")
+    (folder / "vars.json").write_text(json.dumps(dict(extra, ansible_python_interpreter=sys.executable)),
+                                      encoding="utf-8")
+    return subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", "localhost,",
+                           str(play), "-e", "@%s" % (folder / "vars.json")], cwd=REPO,
+                          env=dict(os.environ, ANSIBLE_NOCOLOR="1"), capture_output=True, text=True, timeout=300,
+                          check=False)
+
+
+BUDGET = ("    - ansible.builtin.include_role:\n        name: gpuops.preflight.host_tool\n"
+          "        tasks_from: start_budget\n")
+
+
+@pytest.mark.parametrize("start, fits", [(35, True), (34.5, False), (31, False), (None, True)])
+def test_a_gate_needs_its_budget_plus_the_start_margin(tmp_path, start, fits):
+    done = playbook(tmp_path, BUDGET, {"host_tool_gate_role": "some_role", "host_tool_gate_budget": 30,
+                                       "host_tool_gate_budget_name": "BUDGET", "host_tool_gate_timeout_start": start,
+                                       "host_tool_gate_unit": "x.service (here)", "host_tool_gate_fix": "Fix it."})
+    assert (done.returncode == 0) == fits, done.stdout
+    if not fits:
+        assert ("some_role: BUDGET (30 s) is not below the TimeoutStartSec of x.service (here) by the 5 s the gate "
+                "needs beyond BUDGET to start and say its verdict: systemd would kill the gate before it can say why "
+                "the unit may not start. Fix it.") in done.stdout
+
+
+def test_the_training_start_gate_needs_its_checks_time_plus_the_margin(tmp_path):
+    done = playbook(tmp_path, "    - ansible.builtin.include_role:\n        name: gpuops.preflight.training_watchdog\n",
+                    {"training_watchdog_base_dir": str(tmp_path), "training_watchdog_unit": "train.service",
+                     "training_watchdog_start_gate": True, "training_watchdog_start_gate_timeout": 34,
+                     "training_watchdog_systemd_dir": str(tmp_path / "systemd"), "host_tool_root": str(tmp_path / "opt"),
+                     "host_tool_wrapper": str(tmp_path / "gpuops-preflight-local")})
+    assert done.returncode != 0 and ("training_watchdog: the start gate's longest check timeout (30 s) is not below "
+                                     "the TimeoutStartSec of train.service (training_watchdog_start_gate_timeout) by "
+                                     "the 5 s") in done.stdout, done.stdout
+    assert not [name for name in ("systemd", "opt", "gpuops-preflight-local") if (tmp_path / name).exists()]   # before any change
+
+
+def test_the_training_start_gate_budget_is_its_longest_check_timeout():
+    from ansible_collections.gpuops.preflight.plugins.module_utils import _training_health
+    import yaml
+    with open(os.path.join(REPO, "roles", "training_watchdog", "vars", "main.yml"), encoding="utf-8") as handle:
+        declared = yaml.safe_load(handle)["training_watchdog__start_gate_budget"]
+    family = _training_health.FAMILY
+    assert declared == max(family.checks[name].timeout for name in family.host_checks)
