@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -103,26 +104,36 @@ def test_a_bundle_that_does_not_run_here_never_replaces_the_one_in_place(tmp_pat
 
 # -- the command the role installs (templates/gpuops-preflight-local.j2): a tool that cannot run exits 2 -------
 
-def host_tool_role(folder):
+def host_tool_role(folder, *args):
     """The host_tool role, run for real (ansible-playbook, local) into ``folder``: its wrapper's path."""
     play = folder / "play.yml"
     play.write_text("- hosts: localhost\n  connection: local\n  gather_facts: false\n  roles:\n"
                     "    - role: gpuops.preflight.host_tool\n", encoding="utf-8")
     extra = {"host_tool_root": str(folder / "opt"), "host_tool_wrapper": str(folder / "bin" / "gpuops-preflight-local"),
              "host_tool_python": sys.executable, "ansible_python_interpreter": sys.executable}
-    (folder / "bin").mkdir()
+    (folder / "bin").mkdir(exist_ok=True)
     (folder / "vars.json").write_text(json.dumps(extra), encoding="utf-8")
     done = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", "localhost,",
-                           str(play), "-e", "@%s" % (folder / "vars.json")], cwd=REPO,
+                           str(play), "-e", "@%s" % (folder / "vars.json")] + list(args), cwd=REPO,
                           env=dict(os.environ, ANSIBLE_NOCOLOR="1"), capture_output=True, text=True, timeout=300,
                           check=False)
     assert done.returncode == 0, done.stdout + done.stderr
-    return folder / "bin" / "gpuops-preflight-local"
+    return done
+
+
+def test_the_command_names_its_bundle_and_check_mode_changes_nothing(installed):
+    folder = installed.parent.parent
+    text = installed.read_text(encoding="utf-8")
+    assert 'BUNDLE = "%s"' % os.path.basename(os.path.realpath(folder / "opt" / "lib")) in text
+    again = host_tool_role(folder, "--check")
+    assert re.search(r"localhost\s+: ok=\d+\s+changed=0\s", again.stdout), again.stdout
 
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory):
-    return host_tool_role(tmp_path_factory.mktemp("host-tool"))
+    folder = tmp_path_factory.mktemp("host-tool")
+    host_tool_role(folder)
+    return folder / "bin" / "gpuops-preflight-local"
 
 
 @pytest.fixture
