@@ -195,6 +195,14 @@ def test_a_bundle_with_a_syntax_error_exits_2(wrapper):
     could_not_run(local(wrapper, "gate", "--instance", "crawler"), "SyntaxError", "cli.py")
 
 
+def test_a_failure_while_the_tool_runs_is_one_line_too(wrapper):
+    main = os.path.join(installed_version(wrapper), "gpuops_preflight", "__main__.py")
+    with open(main, "w", encoding="utf-8") as handle:
+        handle.write("raise RuntimeError('first line\\nsecond line')\n")
+    could_not_run(local(wrapper, "gate", "--instance", "crawler"), "RuntimeError: first line second line",
+                  "__main__.py:1")
+
+
 def test_a_bundle_of_another_version_exits_2_naming_both(wrapper):
     lib = wrapper.parent / "opt" / "lib"
     mine = os.path.basename(os.path.realpath(lib))
