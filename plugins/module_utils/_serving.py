@@ -2156,8 +2156,9 @@ def get_gpu_info(client):
 
 def evaluate_mps(host, gpu_info):
     """Pure: MPS operational from the host's MPS facts (``_mps.status``: ``{control_daemon_running,
-    pipe_dir: {path, exists, writable}, log_dir, servers, error}``, or None when they could not be
-    read) and the orchestrator's /gpu/info (a Reply dict, or None when not asked)."""
+    pipe_dir: {path, exists, writable, error}, log_dir, servers, error}``, or None when they could not be
+    read) and the orchestrator's /gpu/info (a Reply dict, or None when not asked). A pipe folder that
+    could not be looked at (``exists`` None with its ``error``) is unknown; the log folder is not judged."""
     fixes = FIXES["mps"]
     problems = []
     details = {"host": host, "gpu_info": (gpu_info or {}).get("data")}
@@ -2180,6 +2181,10 @@ def evaluate_mps(host, gpu_info):
                 % (host.get("error") or "no answer"), "unknown")
         if pipe.get("exists") is False:
             add(_checks.FAIL, "the MPS pipe directory %s does not exist" % pipe.get("path"), "pipe_dir")
+        elif pipe.get("exists") is None and pipe.get("error"):
+            # _mps.directory could not look (no search permission above it): not missing, and nothing inside is known
+            add(_checks.UNKNOWN, "cannot tell whether the MPS pipe directory %s exists: %s"
+                % (pipe.get("path"), pipe["error"]), "pipe_dir")
         else:
             if pipe.get("writable") is False:
                 add(_checks.FAIL, "the MPS pipe directory %s is not writable by the service user" % pipe.get("path"),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import pytest
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 SCRIPTS = os.path.join(REPO, "roles", "host_tool", "files")
+MODULE_UTILS = os.path.join("ansible_collections", "gpuops", "preflight", "plugins", "module_utils")
 
 
 def sources(folder):
@@ -98,3 +100,170 @@ def test_a_bundle_that_does_not_run_here_never_replaces_the_one_in_place(tmp_pat
     assert done.returncode == 1 and "install_bundle:" in done.stderr
     assert os.readlink(opt / "lib") == os.path.join("versions", good["version"])
     assert sorted(os.listdir(opt / "versions")) == [good["version"]]
+
+
+# -- the command the role installs (templates/gpuops-preflight-local.j2): a tool that cannot run exits 2 -------
+
+def host_tool_role(folder, *args):
+    """The host_tool role, run for real (ansible-playbook, local) into ``folder``: its wrapper's path."""
+    play = folder / "play.yml"
+    play.write_text("- hosts: localhost\n  connection: local\n  gather_facts: false\n  roles:\n"
+                    "    - role: gpuops.preflight.host_tool\n", encoding="utf-8")
+    extra = {"host_tool_root": str(folder / "opt"), "host_tool_wrapper": str(folder / "bin" / "gpuops-preflight-local"),
+             "host_tool_python": sys.executable, "ansible_python_interpreter": sys.executable}
+    (folder / "bin").mkdir(exist_ok=True)
+    (folder / "vars.json").write_text(json.dumps(extra), encoding="utf-8")
+    done = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", "localhost,",
+                           str(play), "-e", "@%s" % (folder / "vars.json")] + list(args), cwd=REPO,
+                          env=dict(os.environ, ANSIBLE_NOCOLOR="1"), capture_output=True, text=True, timeout=300,
+                          check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done
+
+
+def test_the_command_names_its_bundle_and_check_mode_changes_nothing(installed):
+    folder = installed.parent.parent
+    text = installed.read_text(encoding="utf-8")
+    assert 'BUNDLE = "%s"' % os.path.basename(os.path.realpath(folder / "opt" / "lib")) in text
+    again = host_tool_role(folder, "--check")
+    assert re.search(r"localhost\s+: ok=\d+\s+changed=0\s", again.stdout), again.stdout
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("host-tool")
+    host_tool_role(folder)
+    return folder / "bin" / "gpuops-preflight-local"
+
+
+@pytest.fixture
+def wrapper(installed, tmp_path):
+    """A copy of the installed host tool (command and bundle) that a test may break."""
+    shutil.copytree(installed.parent.parent / "opt", tmp_path / "opt", symlinks=True)
+    text = installed.read_text(encoding="utf-8").replace(str(installed.parent.parent / "opt"), str(tmp_path / "opt"))
+    path = tmp_path / "gpuops-preflight-local"
+    path.write_text(text, encoding="utf-8")
+    path.chmod(0o755)
+    return path
+
+
+def local(path, *args):
+    return subprocess.run([str(path)] + list(args), capture_output=True, text=True, timeout=120, check=False,
+                          cwd=str(path.parent))
+
+
+def installed_version(wrapper):
+    return os.path.realpath(wrapper.parent / "opt" / "lib")
+
+
+def could_not_run(done, *words, said_by="gpuops-preflight-local: cannot run: "):
+    assert done.returncode == 2, (done.returncode, done.stdout, done.stderr)
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(said_by), done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+    for word in words:
+        assert word in lines[0], lines[0]
+    return lines[0]
+
+
+def test_the_installed_command_runs_its_bundle(wrapper, tmp_path):
+    done = local(wrapper, "training-watch", "--once", "--base-dir", str(tmp_path / "nowhere"))
+    assert done.returncode == 2 and "nothing to watch" in done.stderr + done.stdout   # the tool's own answer
+    assert "cannot run" not in done.stderr
+
+
+def test_a_bundle_missing_a_module_exits_2_naming_it(wrapper):
+    cli = os.path.join(installed_version(wrapper), "gpuops_preflight", "cli.py")
+    os.remove(cli)
+    shutil.rmtree(os.path.join(os.path.dirname(cli), "__pycache__"))
+    could_not_run(local(wrapper, "gate", "--instance", "crawler"), "ModuleNotFoundError", "gpuops_preflight.cli")
+
+
+def test_a_bundle_whose_checks_do_not_import_exits_2_naming_them(wrapper):
+    # the stall check's own code, imported when the command runs (not at the package's import)
+    code = os.path.join(installed_version(wrapper), MODULE_UTILS, "_training_progress.py")
+    with open(code, "a", encoding="utf-8") as handle:
+        handle.write("\nimport gpuops_no_such_module\n")
+    could_not_run(local(wrapper, "training-watch", "--once", "--base-dir", "/"), "gpuops_no_such_module",
+                  "_training_progress", said_by="gpuops-preflight training-watch: cannot import")
+
+
+def test_a_bundle_with_a_syntax_error_exits_2(wrapper):
+    cli = os.path.join(installed_version(wrapper), "gpuops_preflight", "cli.py")
+    with open(cli, "w", encoding="utf-8") as handle:
+        handle.write("def broken(:\n")
+    could_not_run(local(wrapper, "gate", "--instance", "crawler"), "SyntaxError", "cli.py")
+
+
+def test_a_failure_while_the_tool_runs_is_one_line_too(wrapper):
+    main = os.path.join(installed_version(wrapper), "gpuops_preflight", "__main__.py")
+    with open(main, "w", encoding="utf-8") as handle:
+        handle.write("raise RuntimeError('first line\\nsecond line')\n")
+    could_not_run(local(wrapper, "gate", "--instance", "crawler"), "RuntimeError: first line second line",
+                  "__main__.py:1")
+
+
+def test_a_bundle_of_another_version_exits_2_naming_both(wrapper):
+    lib = wrapper.parent / "opt" / "lib"
+    mine = os.path.basename(os.path.realpath(lib))
+    other = wrapper.parent / "opt" / "versions" / "0123456789abcdef"
+    shutil.copytree(os.path.realpath(lib), other)
+    os.remove(lib)
+    os.symlink(os.path.join("versions", "0123456789abcdef"), lib)
+    could_not_run(local(wrapper, "gate", "--instance", "crawler"), "0123456789abcdef", mine)
+
+
+def test_no_bundle_installed_exits_2(wrapper):
+    os.remove(wrapper.parent / "opt" / "lib")
+    could_not_run(local(wrapper, "gate", "--instance", "crawler"), "no installed bundle at %s" % (wrapper.parent / "opt" / "lib"))
+
+
+# -- tasks/start_budget.yml: one rule (and margin) for every gate run as ExecStartPre= ------------------------
+
+def playbook(folder, tasks, extra):
+    play = folder / "play.yml"
+    play.write_text("- hosts: localhost\n  connection: local\n  gather_facts: false\n  tasks:\n" + tasks,
+                    encoding="utf-8")
+    (folder / "vars.json").write_text(json.dumps(dict(extra, ansible_python_interpreter=sys.executable)),
+                                      encoding="utf-8")
+    return subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", "localhost,",
+                           str(play), "-e", "@%s" % (folder / "vars.json")], cwd=REPO,
+                          env=dict(os.environ, ANSIBLE_NOCOLOR="1"), capture_output=True, text=True, timeout=300,
+                          check=False)
+
+
+BUDGET = ("    - ansible.builtin.include_role:\n        name: gpuops.preflight.host_tool\n"
+          "        tasks_from: start_budget\n")
+
+
+@pytest.mark.parametrize("start, fits", [(35, True), (34.5, False), (31, False), (None, True)])
+def test_a_gate_needs_its_budget_plus_the_start_margin(tmp_path, start, fits):
+    done = playbook(tmp_path, BUDGET, {"host_tool_gate_role": "some_role", "host_tool_gate_budget": 30,
+                                       "host_tool_gate_budget_name": "BUDGET", "host_tool_gate_timeout_start": start,
+                                       "host_tool_gate_unit": "x.service (here)", "host_tool_gate_fix": "Fix it."})
+    assert (done.returncode == 0) == fits, done.stdout
+    if not fits:
+        assert ("some_role: BUDGET (30 s) is not below the TimeoutStartSec of x.service (here) by the 5 s the gate "
+                "needs beyond BUDGET to start and say its verdict: systemd would kill the gate before it can say why "
+                "the unit may not start. Fix it.") in done.stdout
+
+
+def test_the_training_start_gate_needs_its_checks_time_plus_the_margin(tmp_path):
+    done = playbook(tmp_path, "    - ansible.builtin.include_role:\n        name: gpuops.preflight.training_watchdog\n",
+                    {"training_watchdog_base_dir": str(tmp_path), "training_watchdog_unit": "train.service",
+                     "training_watchdog_start_gate": True, "training_watchdog_start_gate_timeout": 34,
+                     "training_watchdog_systemd_dir": str(tmp_path / "systemd"), "host_tool_root": str(tmp_path / "opt"),
+                     "host_tool_wrapper": str(tmp_path / "gpuops-preflight-local")})
+    assert done.returncode != 0 and ("training_watchdog: the start gate's longest check timeout (30 s) is not below "
+                                     "the TimeoutStartSec of train.service (training_watchdog_start_gate_timeout) by "
+                                     "the 5 s") in done.stdout, done.stdout
+    assert not [name for name in ("systemd", "opt", "gpuops-preflight-local") if (tmp_path / name).exists()]   # before any change
+
+
+def test_the_training_start_gate_budget_is_its_longest_check_timeout():
+    from ansible_collections.gpuops.preflight.plugins.module_utils import _training_health
+    import yaml
+    with open(os.path.join(REPO, "roles", "training_watchdog", "vars", "main.yml"), encoding="utf-8") as handle:
+        declared = yaml.safe_load(handle)["training_watchdog__start_gate_budget"]
+    family = _training_health.FAMILY
+    assert declared == max(family.checks[name].timeout for name in family.host_checks)

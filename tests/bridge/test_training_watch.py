@@ -76,6 +76,36 @@ def test_a_stall_exits_1_and_is_stopped_only_with_act(capsys, base):
     assert [(e["event"], e["pid"], e["reason"]) for e in logged] == [("stopped", base.proc.pid, "step_stall")]
 
 
+def proc_status(pid):
+    """/proc/<pid>/status as {field: value}."""
+    with open("/proc/%d/status" % pid, encoding="utf-8") as handle:
+        return dict(line.rstrip("\n").split(":\t", 1) for line in handle if ":\t" in line)
+
+
+def test_a_daemon_stopped_with_sigstop_is_never_signalled_by_act(capsys, base):
+    # a scheduler suspending the job (SIGSTOP): its status goes stale, but stopping it would kill a paused run
+    write_status(base.dir, current_step=10, updated_at=utc_naive(3600))
+    os.kill(base.proc.pid, signal.SIGSTOP)
+    try:
+        for _wait in range(500):   # SIGSTOP is delivered when the process is next scheduled
+            if proc_status(base.proc.pid)["State"].startswith("T"):
+                break
+            time.sleep(0.02)
+        time.sleep(1.2)   # the daemon has run longer than the (scaled down) stall timeout
+        code, out, _err = run_cli(capsys, "--once", "--act", "--base-dir", str(base.dir), "--stall-timeout", "1",
+                                  "--daemon-match", "time.sleep", "--kill-timeout", "1", "--gpu-tool", "sysfs",
+                                  "--sysfs-root", str(base.dir / "nosys"), "--json")
+        result = json.loads(out)
+        after = proc_status(base.proc.pid)
+    finally:
+        os.kill(base.proc.pid, signal.SIGCONT)
+    assert code == 0 and (result["reason"], result["status"], result["stalled"]) == ("daemon_stopped", "warn", False)
+    assert result["action"] is None and result["changed"] is False
+    assert after["State"].startswith("T")   # still the paused process, and no signal waits for it
+    assert int(after["SigPnd"], 16) == 0 and int(after["ShdPnd"], 16) == 0, after
+    assert base.proc.poll() is None and not (base.dir / "logs" / "watchdog.log").exists()
+
+
 def test_a_dead_daemon_exits_1(capsys, base):
     os.killpg(base.proc.pid, signal.SIGKILL)
     base.proc.wait(5)

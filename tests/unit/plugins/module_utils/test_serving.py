@@ -1331,6 +1331,22 @@ def test_evaluate_mps(host, gpu_info, expected):
         assert ok_text == "MPS control daemon running, pipe directory /tmp/nvidia-mps, 1 server(s), /gpu/info mps_enabled"
 
 
+PIPE_UNSEEN = {"path": "/run/mps/pipe", "exists": None, "writable": None, "control_pipe": None,
+               "error": "cannot look at /run/mps/pipe: Permission denied"}
+
+
+@pytest.mark.parametrize("running", [True, False, None])
+def test_a_pipe_folder_that_cannot_be_looked_at_is_unknown_naming_it_and_why(running):
+    # _mps.directory: exists None with the error (no search permission above it); never silent, never "missing"
+    host = dict(MPS_OK, control_daemon_running=running, pipe_dir=PIPE_UNSEEN,
+                error=None if running is not None else "cannot read /proc")
+    problems, ok_text, _d = _serving.evaluate_mps(host, None)
+    pipe = [p for p in problems if "pipe directory" in p["message"]]
+    assert ok_text is None and [(p["status"], p["message"]) for p in pipe] == [
+        ("unknown", "cannot tell whether the MPS pipe directory /run/mps/pipe exists: cannot look at /run/mps/pipe: "
+                    "Permission denied")]
+
+
 def test_mps_ok_text_never_counts_a_server_list_it_could_not_read():
     host = dict(MPS_OK, servers=[], error="cannot list MPS servers: nvidia-cuda-mps-control not found")
     problems, ok_text, _d = _serving.evaluate_mps(host, {"data": {"mps_enabled": True}, "error": None})
