@@ -142,7 +142,8 @@ class Pattern(object):
     """
 
     __slots__ = ("category", "severity", "source", "_regex", "summary", "fix", "fixes", "key", "needs", "vendor",
-                 "role", "lookup", "unknown", "ignore", "xid", "addresses", "gpu_health", "after_hang", "during_reset")
+                 "role", "lookup", "unknown", "ignore", "xid", "addresses", "gpu_health", "after_hang", "during_reset",
+                 "device_forms", "record")
 
     def __init__(self, table, row):
         category, key, regex, summary, options = row
@@ -165,6 +166,9 @@ class Pattern(object):
         self.ignore = options.get("ignore") or {}
         self.xid = options.get("xid")
         self.addresses = _ADDRESSES[table.__name__]
+        # how the line names the PCI device it is about (a PCIe port's row: its table's DEVICES forms)
+        self.device_forms = _DEVICE_FORMS[table.__name__].get(options.get("devices"), ())
+        self.record = bool(options.get("record"))
 
     @property
     def regex(self):
@@ -199,6 +203,14 @@ class Pattern(object):
 
 
 _ADDRESSES = dict((table.__name__, [re.compile(r) for r in getattr(table, "ADDRESSES", [])]) for table in TABLES)
+_DEVICE_FORMS = dict((table.__name__, dict((name, [re.compile(r, re.IGNORECASE) for r in forms])
+                                           for name, forms in getattr(table, "DEVICES", {}).items()))
+                     for table in TABLES)
+# Lines naming a device that a following ``record`` row's line is about: (key, compiled regex), every table's.
+_RECORD = [(key, re.compile(regex, re.IGNORECASE)) for table in TABLES for key, regex in getattr(table, "RECORD", [])]
+_RECORD_KEYS = tuple(sorted(set(key for key, _regex in _RECORD)))
+# Lines a record's devices are kept for: a recovery prints its "can't recover" lines just before its end.
+_RECORD_WINDOW = 64
 PATTERNS = [Pattern(table, row) for table in TABLES for row in table.ROWS]
 BENIGN_SOURCES = [r for table in TABLES for r in getattr(table, "BENIGN", [])]
 _BENIGN = []
@@ -228,6 +240,47 @@ def normalize_address(value):
     if not isinstance(value, str):
         return None
     return _pci.normalize_bdf(value) or _pci.normalize_partial(value)
+
+
+def _devices_of(pattern, body):
+    """The PCI devices a line is about, as its row declares (``Pattern.device_forms``): [{bdf, driver}], or []."""
+    for regex in pattern.device_forms:
+        found = regex.search(body)
+        if found:
+            return [{"bdf": _pci.normalize_bdf(found.group(2)), "driver": found.group(1) or None}]
+    return []
+
+
+def _add_devices(finding, devices):
+    """Add devices to a finding's, each address once (a collapsed finding is about all its lines' devices)."""
+    known = set(d["bdf"] for d in finding["devices"])
+    for device in devices:
+        if device["bdf"] not in known:
+            known.add(device["bdf"])
+            finding["devices"].append(dict(device))
+
+
+class _Record(object):
+    """The devices the lines of a PCIe error recovery under way named (``RECORD`` wording), for the ``record``
+    row that ends it ("device recovery failed"): [(line index, {bdf, driver})], the newest last."""
+
+    def __init__(self):
+        self.devices = []
+
+    def note(self, text, lower, index):
+        for key, regex in _RECORD:
+            if key in lower:
+                found = regex.search(text)
+                if found:
+                    self.devices.append((index, {"bdf": _pci.normalize_bdf(found.group(2)), "driver": found.group(1)}))
+                    del self.devices[:-_RECORD_WINDOW]
+                    return
+
+    def take(self, index):
+        """The devices named within the window before ``index``; the record ends with the line that takes them."""
+        taken = [device for seen, device in self.devices if index - seen <= _RECORD_WINDOW]
+        self.devices = []
+        return taken
 
 
 def _bdf_of(pattern, body, match):
@@ -341,7 +394,7 @@ class _Clock(object):
         return stamp, epoch, body
 
 
-def _new_finding(rule, bdf, vendor, message, text, stamp, epoch, recovered=False, hung=None, pci_id=None):
+def _new_finding(rule, bdf, vendor, message, text, stamp, epoch, recovered=False, hung=None, pci_id=None, devices=()):
     """A finding (see ``scan``) from its first line, ``rule`` as ``Pattern.rule`` gives it; count 0 until
     ``_count_line`` counts the line in."""
     category, severity, summary, fix, xid = rule[:5]
@@ -365,6 +418,7 @@ def _new_finding(rule, bdf, vendor, message, text, stamp, epoch, recovered=False
         "recovered": recovered,
         "hung": hung,
         "caused_xids": [],
+        "devices": [dict(d) for d in devices],
     }
 
 
@@ -381,8 +435,9 @@ class _Findings(object):
         self.by_key = {}
         self.seq = {}
 
-    def add(self, key, known, text, stamp, epoch, index):
-        """Count one line into its finding; return (key, state of the finding before it)."""
+    def add(self, key, known, text, stamp, epoch, index, devices=()):
+        """Count one line into its finding; return (key, state of the finding before it). ``devices``: the PCI
+        devices the line is about (its own and its record's)."""
         pattern, rule, bdf, message = known[:4]
         finding = self.by_key.get(key)
         if finding is None and len(self.by_key) >= MAX_FINDINGS:
@@ -396,6 +451,7 @@ class _Findings(object):
         else:
             before = (finding["count"], finding["last_seen"], finding["last_epoch"])
         _count_line(finding, stamp, epoch)
+        _add_devices(finding, devices)
         follow_up = rule[5]
         if follow_up is not None and follow_up not in finding["caused_xids"]:
             finding["caused_xids"] = sorted(finding["caused_xids"] + [follow_up])
@@ -682,18 +738,23 @@ def scan(lines, since=None, boot_time=None, stats=None, vendors=None, now=None):
     counts = {"lines": 0, "matched": 0, "too_old": 0}
     index = 0
     recent = collections.deque(maxlen=_RECORD_LINES)
+    record = _Record()
     for raw in _lines_of(lines):
         if raw is GAP:
             clock.gap()
             recovery.gap()
             recent.clear()
+            record.take(index)
             continue
         index += 1
         counts["lines"] += 1
         try:
             text = _kernel_time.to_text(raw)
             recent.append(text)
-            if not _keys_in(text.lower()):
+            lower = text.lower()
+            if any(k in lower for k in _RECORD_KEYS):
+                record.note(text, lower, index)
+            if not _keys_in(lower):
                 clock.skip(text)
                 continue
             stamp, epoch, body = clock.parse(text)
@@ -723,7 +784,8 @@ def scan(lines, since=None, boot_time=None, stats=None, vendors=None, now=None):
         if pattern.during_reset and not recovery.resetting(bdf):
             continue  # not while a GPU reset is under way: not the GPU's
         counts["matched"] += 1
-        key, before = findings.add(key, known, text, stamp, epoch, index)
+        devices = known[7] + record.take(index) if pattern.record else known[7]
+        key, before = findings.add(key, known, text, stamp, epoch, index, devices)
         if pattern.role:
             recovery.line(pattern.role, bdf, pattern.vendor, key, before,
                           (index, stamp, epoch, message, text, hung, pattern, rule))
@@ -735,7 +797,7 @@ def scan(lines, since=None, boot_time=None, stats=None, vendors=None, now=None):
 
 
 def _known(body, chosen):
-    """What a message body gives: (pattern, rule, bdf, message, key, hung, pci_id), or (None,)."""
+    """What a message body gives: (pattern, rule, bdf, message, key, hung, pci_id, devices), or (None,)."""
     pattern, match = classify(body, chosen)
     if pattern is None:
         return (None,)
@@ -751,7 +813,7 @@ def _known(body, chosen):
     if pattern.role == "hang":
         hung = match.group("hung") if "hung" in match.re.groupindex and match.group("hung") else rule[2]
         hung = clean_text(" ".join(hung.split()))
-    return pattern, rule, bdf, message, key, hung, pci_id
+    return pattern, rule, bdf, message, key, hung, pci_id, _devices_of(pattern, body)
 
 
 def _key(rule, bdf, pci_id, message):
