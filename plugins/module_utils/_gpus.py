@@ -862,8 +862,9 @@ def join_port_findings(findings, gpus, topology=None):
     topology not read, a port whose slot is now empty: what sat there is unknown) it stays the host's as it was.
     """
     gpu_bdfs = sorted(set(g["bdf"] for g in gpus if g.get("bdf")))
-    placed = topology is not None and all(_placed(b, topology) for b in gpu_bdfs) and all(
-        _placed(f["bdf"], topology) for f in findings if f.get("bdf"))
+    # every GPU the host knows sits somewhere known (a GPU without an address, or not in sysfs, may be below any port)
+    placed = topology is not None and all(g.get("bdf") for g in gpus) and all(
+        _placed(b, topology) for b in gpu_bdfs) and all(_placed(f["bdf"], topology) for f in findings if f.get("bdf"))
     out = []
     for finding in findings:
         addresses = [d.get("bdf") for d in finding.get("devices") or () if d.get("bdf")]

@@ -84,6 +84,8 @@ def test_one_corrected_event_is_one_finding_and_an_uncorrected_one_stays_hard():
 @pytest.mark.parametrize("line, devices", [
     ("[ 9.0] pcieport 0000:00:01.1: pciehp: Slot(0): Link Down", [("0000:00:01.1", "pcieport")]),
     ("[ 9.0] pciehp 0000:00:1c.0:pcie004: Slot(0): Link Down", [("0000:00:1c.0", "pciehp")]),
+    # 4.x, dmesg -T in a pt_BR locale (lnls-dig/bpm-gw#73)
+    ("[Ter Set 19 06:01:41 2017] pciehp 0000:02:05.0:pcie24: slot(6): Link Down event", [("0000:02:05.0", "pciehp")]),
     ("[ 9.0] pci 0000:00:01.0: DPC: containment event, status:0x000d, ERR_FATAL received from 0000:02:00.0",
      [("0000:00:01.0", "pci")]),
     ("[ 4.9] pcieport 0000:00:01.0: AER: Corrected error message received from 0000:01:00.0", [("0000:01:00.0", None)]),

@@ -183,8 +183,9 @@ def test_an_empty_slot_or_an_unread_topology_leaves_the_finding_as_it_was(amd_ri
 def test_a_gpu_not_placed_in_the_topology_keeps_a_port_finding_hard(amd_rig):
     """A GPU the tool lists but sysfs does not show may sit below any port: nothing is known to hold no GPU."""
     findings = kl.scan(["[ 9.0] pcieport 0000:00:1c.0: AER: device recovery failed"], boot_time=0.0)
-    [kept] = _gpus.join_findings(findings, [{"bdf": GPU}, {"bdf": "0000:41:00.0"}], _sysfs.pci_topology(amd_rig))
-    assert (kept["severity"], kept["bdf"], kept.get("not_gpu")) == (kl.HARD, None, None)
+    for known in ({"bdf": "0000:41:00.0"}, {"bdf": None, "index": 1}):  # not in sysfs; listed without an address
+        [kept] = _gpus.join_findings(findings, [{"bdf": GPU}, known], _sysfs.pci_topology(amd_rig))
+        assert (kept["severity"], kept["bdf"], kept.get("not_gpu")) == (kl.HARD, None, None)
     [soft] = _gpus.join_findings(findings, [{"bdf": GPU}], _sysfs.pci_topology(amd_rig))
     assert (soft["severity"], soft["gpu_health"], soft.get("not_gpu")) == (kl.SOFT, None, True)
 
