@@ -856,9 +856,11 @@ def join_port_findings(findings, gpus, topology=None):
 
     Each GPU concerned gets a copy of it (``bdf`` its address): the GPU is a device it names, shares a card with one
     (the GPU's HD-audio function), or sits below one (``topology``: ``_sysfs.pci_topology``, the ports above each
-    function). With no GPU concerned, when every device it names is known to have no GPU below it (in the topology:
-    a function that is no bridge, or a bridge with functions below it, none a GPU's) and every GPU the host knows is
-    placed in the topology, it is no GPU's: soft, no GPU health (``NOT_A_GPU``), marked ``not_gpu``. Otherwise (a
+    function); and so does a GPU the log saw enumerated below the port (a device marked ``gpu``) that is no longer
+    found (a GPU behind a slot whose link went down is removed: ``apply_health`` keeps it as a lost one).
+    With no GPU concerned, when every device it names is known to have no GPU below it (in the topology: a function
+    that is no bridge, or a bridge with functions below it, none a GPU's) and every GPU the host knows is placed in
+    the topology, it is no GPU's: soft, no GPU health (``NOT_A_GPU``), marked ``not_gpu``. Otherwise (a
     topology not read, a port whose slot is now empty: what sat there is unknown) it stays the host's as it was.
     """
     gpu_bdfs = sorted(set(g["bdf"] for g in gpus if g.get("bdf")))
@@ -872,6 +874,9 @@ def join_port_findings(findings, gpus, topology=None):
             out.append(finding)
             continue
         hit = [b for b in gpu_bdfs if any(_concerns(a, b, topology) for a in addresses)]
+        # a GPU the log saw enumerated below the port, gone from the GPUs found (pciehp removed it): lost there
+        hit += sorted(set(d["bdf"] for d in finding["devices"] if d.get("gpu") and d.get("bdf")
+                          and d["bdf"] not in gpu_bdfs and not _placed(d["bdf"], topology)))
         if hit:
             out.extend(dict(finding, bdf=b, attributed=True) for b in hit)
         elif placed and all(_has_no_gpu_below(a, topology) for a in addresses):

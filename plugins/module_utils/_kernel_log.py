@@ -68,6 +68,7 @@ from ansible_collections.gpuops.preflight.plugins.module_utils import _kernel_pa
 from ansible_collections.gpuops.preflight.plugins.module_utils import _kernel_patterns_pcie
 from ansible_collections.gpuops.preflight.plugins.module_utils import _kernel_time
 from ansible_collections.gpuops.preflight.plugins.module_utils import _pci
+from ansible_collections.gpuops.preflight.plugins.module_utils import _sysfs
 from ansible_collections.gpuops.preflight.plugins.module_utils import _tool
 from ansible_collections.gpuops.preflight.plugins.module_utils import _toolpath
 from ansible_collections.gpuops.preflight.plugins.module_utils._values import clean_text, first_line, human_bytes
@@ -211,6 +212,9 @@ _RECORD = [(key, re.compile(regex, re.IGNORECASE)) for table in TABLES for key, 
 _RECORD_KEYS = tuple(sorted(set(key for key, _regex in _RECORD)))
 # Lines a record's devices are kept for: a recovery prints its "can't recover" lines just before its end.
 _RECORD_WINDOW = 64
+# The PCI enumeration lines (a table's ENUMERATION): {kind: (key, compiled regex)}
+_ENUMERATION = dict((kind, (key, re.compile(regex, re.IGNORECASE))) for table in TABLES
+                    for kind, (key, regex) in getattr(table, "ENUMERATION", {}).items())
 PATTERNS = [Pattern(table, row) for table in TABLES for row in table.ROWS]
 BENIGN_SOURCES = [r for table in TABLES for r in getattr(table, "BENIGN", [])]
 _BENIGN = []
@@ -281,6 +285,42 @@ class _Record(object):
         taken = [device for seen, device in self.devices if index - seen <= _RECORD_WINDOW]
         self.devices = []
         return taken
+
+
+class _Enumerated(object):
+    """What the log's PCI enumeration lines said: the GPUs ({bdf: vendor name}) and the bridges' bus ranges
+    ({bdf: (first, last)}), to tell which GPU sat below a port whose slot is now empty."""
+
+    def __init__(self):
+        self.gpus = {}
+        self.bridges = {}
+
+    def note(self, lower, body):
+        for kind, (key, regex) in _ENUMERATION.items():
+            if key not in lower:
+                continue
+            found = regex.search(body)
+            if not found:
+                continue
+            bdf = _pci.normalize_bdf(found.group(1))
+            if kind == "bridge":
+                self.bridges[bdf] = (int(found.group(2), 16), int(found.group(3) or found.group(2), 16))
+            elif _sysfs.is_gpu("0x" + found.group(2).lower(), found.group(4)):
+                self.gpus[bdf] = _sysfs.VENDOR_NAMES["0x" + found.group(2).lower()]
+
+    def below(self, devices):
+        """The GPUs enumerated below the bridges among ``devices`` (same domain, a bus in the bridge's range), as
+        devices marked with their vendor (``gpu``)."""
+        found = []
+        for device in devices:
+            span = self.bridges.get(device["bdf"])
+            if span is None:
+                continue
+            domain = device["bdf"][:5]
+            for bdf in sorted(self.gpus):
+                if bdf[:5] == domain and span[0] <= int(bdf[5:7], 16) <= span[1]:
+                    found.append({"bdf": bdf, "driver": None, "gpu": self.gpus[bdf]})
+        return found
 
 
 def _bdf_of(pattern, body, match):
@@ -739,6 +779,7 @@ def scan(lines, since=None, boot_time=None, stats=None, vendors=None, now=None):
     index = 0
     recent = collections.deque(maxlen=_RECORD_LINES)
     record = _Record()
+    enumerated = _Enumerated()
     for raw in _lines_of(lines):
         if raw is GAP:
             clock.gap()
@@ -754,6 +795,8 @@ def scan(lines, since=None, boot_time=None, stats=None, vendors=None, now=None):
             lower = text.lower()
             if any(k in lower for k in _RECORD_KEYS):
                 record.note(text, lower, index)
+            if "pci" in lower and any(key in lower for key, _regex in _ENUMERATION.values()):
+                enumerated.note(lower, split_line(text)[2])
             if not _keys_in(lower):
                 clock.skip(text)
                 continue
@@ -785,6 +828,8 @@ def scan(lines, since=None, boot_time=None, stats=None, vendors=None, now=None):
             continue  # not while a GPU reset is under way: not the GPU's
         counts["matched"] += 1
         devices = known[7] + record.take(index) if pattern.record else known[7]
+        if devices and enumerated.bridges:  # the GPUs the log saw enumerated below a port it names
+            devices = devices + enumerated.below(devices)
         key, before = findings.add(key, known, text, stamp, epoch, index, devices)
         if pattern.role:
             recovery.line(pattern.role, bdf, pattern.vendor, key, before,

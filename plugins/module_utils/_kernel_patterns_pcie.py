@@ -48,6 +48,18 @@ RECORD = [
 FIXES = {}
 
 # A link that went down takes the GPU behind it off the bus (when a finding is joined to a GPU).
+# The PCI enumeration lines (drivers/pci/probe.c, setup-bus.c), at boot and at a hot-add: what sat below each port,
+# for a port whose slot is now empty (pciehp removes what was below a link that went down, so sysfs no longer shows
+# the GPU that was there). (key, regex searched in the message body):
+# "function": "pci 0000:01:00.0: [1002:73bf] type 00 class 0x030000" (6.x adds "PCIe Legacy Endpoint" after):
+#   groups address, vendor id, device id, class;
+# "bridge": "pci 0000:00:01.1: PCI bridge to [bus 01-03]" ("[bus 01]" for one bus; also "pcieport"): groups address,
+#   first and last bus.
+ENUMERATION = {
+    "function": ("type 00 class", r"^\s*pci (" + _BDF + r"): \[([0-9a-f]{4}):([0-9a-f]{4})\] type 00 class (0x[0-9a-f]{6})\b"),
+    "bridge": ("pci bridge to", r"^\s*pci(?:eport)? (" + _BDF + r"): PCI bridge to \[bus ([0-9a-f]{2})(?:-([0-9a-f]{2}))?\]"),
+}
+
 _LOST = {"gpu": "lost", "devices": "port"}
 # Every line here is about the device it is printed for (the port), unless the row says otherwise.
 _PORT_ROW = {"devices": "port"}

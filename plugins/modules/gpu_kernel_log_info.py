@@ -253,6 +253,9 @@ findings:
         - The GPU health verdict gives the finding to every GPU at or below these devices (the PCI topology under
           the GPU probe's sysfs root); when none is a GPU and none has a GPU below it, the finding is a soft one of
           the host.
+        - A GPU the log's PCI enumeration lines showed below the port (C(pci 0000:01:00.0 [1002:73bf] type 00 class
+          0x030000)) is named too, with C(gpu) its vendor (C(amd) or C(nvidia)), so that a GPU removed from sysfs
+          after its slot's link went down is still judged lost.
         - Empty for a finding of a GPU driver's line.
       type: list
       elements: dict

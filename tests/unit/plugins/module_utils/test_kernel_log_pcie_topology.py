@@ -195,3 +195,34 @@ def test_without_a_topology_a_device_that_is_the_gpu_is_still_the_gpus():
                        boot_time=0.0)
     [joined] = _gpus.join_findings(findings, [{"bdf": GPU}], None)
     assert (joined["bdf"], joined["severity"]) == (GPU, kl.SOFT)
+
+
+# The boot's enumeration of a GPU behind root port 00:01.1, then the slot's link going down: pciehp removes the GPU
+# from sysfs. The enumeration wording is the kernel's (drivers/pci/probe.c), as real logs print it: "pci 0000:00:03.1:
+# [1022:1483] type 01 class 0x060400" (hamadmarri/TT-CPU-Scheduler#23), 6.x "... class 0x060400 PCIe Switch Downstream
+# Port" and "pci 0000:06:07.0: PCI bridge to [bus 0e]" (ilya-zlobintsev/LACT#1180).
+ENUMERATED_THEN_LINK_DOWN = [
+    "[    0.512000] pci 0000:00:01.1: [1022:1483] type 01 class 0x060400 PCIe Root Port",
+    "[    0.513000] pci 0000:01:00.0: [1002:73bf] type 00 class 0x030000 PCIe Legacy Endpoint",
+    "[    0.513100] pci 0000:01:00.1: [1002:ab28] type 00 class 0x040300 PCIe Legacy Endpoint",
+    "[    0.514000] pci 0000:03:00.0: [1b21:1164] type 00 class 0x010601 PCIe Legacy Endpoint",
+    "[    0.700000] pci 0000:00:01.1: PCI bridge to [bus 01]",
+    "[    0.700001] pci 0000:00:1c.0: PCI bridge to [bus 03-04]",
+    "[13600.900669] pcieport 0000:00:01.1: pciehp: Slot(0): Link Down",
+]
+
+
+def test_a_gpu_removed_behind_a_port_whose_link_went_down_is_a_lost_gpu(tmp_path):
+    """sysfs no longer shows the GPU (pciehp removed it), the tool no longer lists it: the log's enumeration does."""
+    root = str(tmp_path / "sys")
+    add_port(root, "0000:00:01.1")  # the slot, empty now
+    add_gpu(root, "0000:05:00.0", card=1, parent=add_port(root, "0000:00:02.1"))
+    result = amd_probe(root, ENUMERATED_THEN_LINK_DOWN, buses=(5,))
+    assert [(g["bdf"], g["health"]) for g in result["gpus"]] == [("0000:05:00.0", "ok"), ("0000:01:00.0", "lost")]
+
+
+def test_an_enumerated_sata_controller_below_an_emptied_slot_is_no_gpu(amd_rig):
+    """Only GPU-class functions of a GPU vendor count: the SATA controller enumerated below 00:1c.0 is not one."""
+    lines = ENUMERATED_THEN_LINK_DOWN[:-1] + ["[13600.9] pcieport 0000:00:1c.0: pciehp: Slot(3): Link Down"]
+    [finding] = kl.scan(lines, boot_time=0.0)
+    assert [d.get("gpu") for d in finding["devices"]] == [None]
