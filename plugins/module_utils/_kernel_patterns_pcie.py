@@ -29,11 +29,12 @@ ADDRESSES = []
 # driver or None, group 2 the address). "port": the device the line is printed for ("pcieport <bdf>:", "pci <bdf>:",
 # older "pciehp <bdf>:pcie004:"): a link event there is about everything below it. "source": the device an AER
 # header names as the error's source ("error received: <bdf>", 6.x "error message received from <bdf>"), else the
-# port (older kernels name it "id=00e5").
+# port (older kernels name it "id=00e5"). A source of 0000:00:00.0 is requester ID 0, which the port writes when
+# it cannot tell the source (the kernel then searches the bus for it): the port, not the host bridge at that address.
 _PORT = r"^\s*([\w.-]+) (" + _BDF + r")[:\s]"
 DEVICES = {
     "port": [_PORT],
-    "source": [r"\b()received(?: from|:) (" + _BDF + r")\b", _PORT],
+    "source": [r"\b()received(?: from|:) (?![0-9a-f]{4}:00:00\.0\b)(" + _BDF + r")\b", _PORT],
 }
 
 # Lines that name a device the AER recovery under way could not recover (err.c, for each device below the port whose

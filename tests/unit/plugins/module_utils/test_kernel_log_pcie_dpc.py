@@ -90,6 +90,11 @@ def test_one_corrected_event_is_one_finding_and_an_uncorrected_one_stays_hard():
      [("0000:00:01.0", "pci")]),
     ("[ 4.9] pcieport 0000:00:01.0: AER: Corrected error message received from 0000:01:00.0", [("0000:01:00.0", None)]),
     ("[ 4.9] pcieport 0000:00:03.1: AER: Multiple Uncorrected (Fatal) error received: id=0000", [("0000:00:03.1", "pcieport")]),
+    # requester ID 0: the port could not tell the source (a Pi 5's root port is 00:00.0 itself,
+    # geerlingguy/raspberry-pi-pcie-devices#600; on x86 that address is the host bridge, never a source)
+    ("[ 5.0] pcieport 0000:00:01.1: AER: Uncorrectable (Fatal) error message received from 0000:00:00.0",
+     [("0000:00:01.1", "pcieport")]),
+    ("[57.0] pcieport 0000:00:00.0: AER: Uncorrected (Non-Fatal) error received: 0000:00:00.0", [("0000:00:00.0", "pcieport")]),
 ])
 def test_a_port_finding_names_the_device_it_is_about(line, devices):
     """The port for a link event, the source an AER header names (else the port): for the GPU probe's topology."""
