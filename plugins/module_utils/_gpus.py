@@ -879,7 +879,7 @@ def join_port_findings(findings, gpus, topology=None):
                           and d["bdf"] not in gpu_bdfs and not _placed(d["bdf"], topology)))
         if hit:
             out.extend(dict(finding, bdf=b, attributed=True) for b in hit)
-        elif placed and all(_has_no_gpu_below(a, topology) for a in addresses):
+        elif placed and all(_has_no_gpu_below(a, topology, finding["devices"]) for a in addresses):
             out.append(dict(finding, not_gpu=True, **NOT_A_GPU))
         else:
             out.append(finding)
@@ -909,13 +909,17 @@ def _concerns(address, gpu_bdf, topology):
     return entry is not None and address in entry["upstream"]
 
 
-def _has_no_gpu_below(address, topology):
-    """Whether the topology shows what sits at ``address``: a function, or a bridge with something below it (an
-    empty slot may have held a GPU that went: unknown). Only called when no GPU is at or below it."""
+def _has_no_gpu_below(address, topology, devices):
+    """Whether what sits at ``address`` is known: in the topology, a function, or a bridge with something below it;
+    else what the log enumerated (``devices`` marked ``below`` a bridge): a function of no GPU class gone since, or
+    a bridge whose slot held such functions. A slot empty with nothing enumerated may have held a GPU that went:
+    unknown. Only called when no GPU is at or below it."""
+    enumerated = [d for d in devices if d.get("below")]
     entry = topology.get(address)
     if entry is None:
-        return False
-    return not entry["bridge"] or any(address in other["upstream"] for other in topology.values())
+        return any(d["bdf"] == address and not d.get("gpu") for d in enumerated)
+    return not entry["bridge"] or any(address in other["upstream"] for other in topology.values()) or any(
+        d["below"] == address for d in enumerated)
 
 
 def _pci_id(gpu):

@@ -288,11 +288,11 @@ class _Record(object):
 
 
 class _Enumerated(object):
-    """What the log's PCI enumeration lines said: the GPUs ({bdf: vendor name}) and the bridges' bus ranges
-    ({bdf: (first, last)}), to tell which GPU sat below a port whose slot is now empty."""
+    """What the log's PCI enumeration lines said: every function ({bdf: vendor name when it is a GPU, else None}) and
+    the bridges' bus ranges ({bdf: (first, last)}), to tell what sat below a port whose slot is now empty."""
 
     def __init__(self):
-        self.gpus = {}
+        self.functions = {}
         self.bridges = {}
 
     def note(self, lower, body):
@@ -305,21 +305,22 @@ class _Enumerated(object):
             bdf = _pci.normalize_bdf(found.group(1))
             if kind == "bridge":
                 self.bridges[bdf] = (int(found.group(2), 16), int(found.group(3) or found.group(2), 16))
-            elif _sysfs.is_gpu("0x" + found.group(2).lower(), found.group(4)):
-                self.gpus[bdf] = _sysfs.VENDOR_NAMES["0x" + found.group(2).lower()]
+            else:
+                vendor = "0x" + found.group(2).lower()
+                self.functions[bdf] = _sysfs.VENDOR_NAMES[vendor] if _sysfs.is_gpu(vendor, found.group(4)) else None
 
     def below(self, devices):
-        """The GPUs enumerated below the bridges among ``devices`` (same domain, a bus in the bridge's range), as
-        devices marked with their vendor (``gpu``)."""
+        """The functions enumerated below the bridges among ``devices`` (same domain, a bus in the bridge's range),
+        as devices with ``below`` (that bridge) and ``gpu`` (the vendor name of a GPU, else None)."""
         found = []
         for device in devices:
             span = self.bridges.get(device["bdf"])
             if span is None:
                 continue
             domain = device["bdf"][:5]
-            for bdf in sorted(self.gpus):
+            for bdf in sorted(self.functions):
                 if bdf[:5] == domain and span[0] <= int(bdf[5:7], 16) <= span[1]:
-                    found.append({"bdf": bdf, "driver": None, "gpu": self.gpus[bdf]})
+                    found.append({"bdf": bdf, "driver": None, "gpu": self.functions[bdf], "below": device["bdf"]})
         return found
 
 
@@ -828,7 +829,7 @@ def scan(lines, since=None, boot_time=None, stats=None, vendors=None, now=None):
             continue  # not while a GPU reset is under way: not the GPU's
         counts["matched"] += 1
         devices = known[7] + record.take(index) if pattern.record else known[7]
-        if devices and enumerated.bridges:  # the GPUs the log saw enumerated below a port it names
+        if devices and enumerated.bridges:  # what the log saw enumerated below a port it names
             devices = devices + enumerated.below(devices)
         key, before = findings.add(key, known, text, stamp, epoch, index, devices)
         if pattern.role:

@@ -253,9 +253,10 @@ findings:
         - The GPU health verdict gives the finding to every GPU at or below these devices (the PCI topology under
           the GPU probe's sysfs root); when none is a GPU and none has a GPU below it, the finding is a soft one of
           the host.
-        - A GPU the log's PCI enumeration lines showed below the port (C(pci 0000:01:00.0 [1002:73bf] type 00 class
-          0x030000)) is named too, with C(gpu) its vendor (C(amd) or C(nvidia)), so that a GPU removed from sysfs
-          after its slot's link went down is still judged lost.
+        - The functions the log's PCI enumeration lines showed below the port (C(pci 0000:01:00.0 [1002:73bf] type 00
+          class 0x030000)) are named too, with C(below) the port and C(gpu) the vendor of a GPU (C(amd) or C(nvidia);
+          else null), so that a GPU removed from sysfs after its slot's link went down is still judged lost, and a
+          slot that held no GPU (an NVMe drive pulled) is no GPU's.
         - Empty for a finding of a GPU driver's line.
       type: list
       elements: dict

@@ -225,4 +225,18 @@ def test_an_enumerated_sata_controller_below_an_emptied_slot_is_no_gpu(amd_rig):
     """Only GPU-class functions of a GPU vendor count: the SATA controller enumerated below 00:1c.0 is not one."""
     lines = ENUMERATED_THEN_LINK_DOWN[:-1] + ["[13600.9] pcieport 0000:00:1c.0: pciehp: Slot(3): Link Down"]
     [finding] = kl.scan(lines, boot_time=0.0)
-    assert [d.get("gpu") for d in finding["devices"]] == [None]
+    assert [(d["bdf"], d.get("gpu")) for d in finding["devices"]] == [("0000:00:1c.0", None), ("0000:03:00.0", None)]
+    [joined] = _gpus.join_findings([finding], [{"bdf": GPU}], _sysfs.pci_topology(amd_rig))
+    assert (joined["severity"], joined["bdf"], joined.get("not_gpu")) == (kl.SOFT, None, True)
+
+
+def test_a_link_down_on_a_slot_whose_nvme_drive_was_pulled_is_no_gpus(amd_rig):
+    """The slot 00:1d.0 is empty now, but the log enumerated an NVMe drive (class 0x010802) and nothing else below it."""
+    lines = ["[    0.600000] pci 0000:05:00.0: [144d:a808] type 00 class 0x010802 PCIe Endpoint",
+             "[    0.700000] pci 0000:00:1d.0: PCI bridge to [bus 05]",
+             "[ 9.0] pcieport 0000:00:1d.0: pciehp: Slot(3): Link Down",
+             "[ 9.0] pcieport 0000:00:1d.0: pciehp: Slot(3): Card not present"]
+    joined = _gpus.join_findings(kl.scan(lines, boot_time=0.0), [{"bdf": GPU}], _sysfs.pci_topology(amd_rig))
+    assert [(f["severity"], f["gpu_health"], f["bdf"], f.get("not_gpu")) for f in joined] == [
+        (kl.SOFT, None, None, True), (kl.SOFT, None, None, True)]
+    assert [(d["bdf"], d.get("gpu")) for d in joined[0]["devices"]] == [("0000:00:1d.0", None), ("0000:05:00.0", None)]
