@@ -212,6 +212,8 @@ _RECORD = [(key, re.compile(regex, re.IGNORECASE)) for table in TABLES for key, 
 _RECORD_KEYS = tuple(sorted(set(key for key, _regex in _RECORD)))
 # Lines a record's devices are kept for: a recovery prints its "can't recover" lines just before its end.
 _RECORD_WINDOW = 64
+# Functions and bridges kept from the enumeration lines: a large server has a few hundred; a cap bounds memory on garbage.
+_ENUMERATED_MAX = 4096
 # The PCI enumeration lines (a table's ENUMERATION): {kind: (key, compiled regex)}
 _ENUMERATION = dict((kind, (key, re.compile(regex, re.IGNORECASE))) for table in TABLES
                     for kind, (key, regex) in getattr(table, "ENUMERATION", {}).items())
@@ -256,12 +258,16 @@ def _devices_of(pattern, body):
 
 
 def _add_devices(finding, devices):
-    """Add devices to a finding's, each address once (a collapsed finding is about all its lines' devices)."""
-    known = set(d["bdf"] for d in finding["devices"])
+    """Add devices to a finding's, each address once, its entries merged (a collapsed finding is about all its lines'
+    devices; an address both named and enumerated keeps what each said)."""
+    known = dict((d["bdf"], d) for d in finding["devices"])
     for device in devices:
         if device["bdf"] not in known:
-            known.add(device["bdf"])
-            finding["devices"].append(dict(device))
+            known[device["bdf"]] = dict(device)
+            finding["devices"].append(known[device["bdf"]])
+        else:
+            same = known[device["bdf"]]
+            same.update((k, v) for k, v in device.items() if same.get(k) is None)
 
 
 class _Record(object):
@@ -294,6 +300,7 @@ class _Enumerated(object):
     def __init__(self):
         self.functions = {}
         self.bridges = {}
+        self._below = {}  # addresses -> what below() found, until the next enumeration line (floods repeat a port)
 
     def note(self, lower, body):
         for kind, (key, regex) in _ENUMERATION.items():
@@ -303,25 +310,31 @@ class _Enumerated(object):
             if not found:
                 continue
             bdf = _pci.normalize_bdf(found.group(1))
+            self._below = {}
             if kind == "bridge":
-                self.bridges[bdf] = (int(found.group(2), 16), int(found.group(3) or found.group(2), 16))
-            else:
+                if bdf in self.bridges or len(self.bridges) < _ENUMERATED_MAX:
+                    self.bridges[bdf] = (int(found.group(2), 16), int(found.group(3) or found.group(2), 16))
+            elif bdf in self.functions or len(self.functions) < _ENUMERATED_MAX:
                 vendor = "0x" + found.group(2).lower()
                 self.functions[bdf] = _sysfs.VENDOR_NAMES[vendor] if _sysfs.is_gpu(vendor, found.group(4)) else None
 
     def below(self, devices):
         """The functions enumerated below the bridges among ``devices`` (same domain, a bus in the bridge's range),
-        as devices with ``below`` (that bridge) and ``gpu`` (the vendor name of a GPU, else None)."""
-        found = []
-        for device in devices:
-            span = self.bridges.get(device["bdf"])
-            if span is None:
-                continue
-            domain = device["bdf"][:5]
-            for bdf in sorted(self.functions):
-                if bdf[:5] == domain and span[0] <= int(bdf[5:7], 16) <= span[1]:
-                    found.append({"bdf": bdf, "driver": None, "gpu": self.functions[bdf], "below": device["bdf"]})
-        return found
+        as devices with ``below`` (that bridge) and ``gpu`` (the vendor name of a GPU, else None). The same list
+        object for the same addresses until the next enumeration line."""
+        addresses = tuple(d["bdf"] for d in devices)
+        if addresses not in self._below:
+            found = []
+            for bridge in addresses:
+                span, domain = self.bridges.get(bridge), (bridge or "")[:5]
+                if span is not None:
+                    found.extend({"bdf": bdf, "driver": None, "gpu": self.functions[bdf], "below": bridge}
+                                 for bdf in sorted(self.functions)
+                                 if bdf[:5] == domain and span[0] <= int(bdf[5:7], 16) <= span[1])
+            if len(self._below) >= _ENUMERATED_MAX:
+                self._below = {}
+            self._below[addresses] = found
+        return self._below[addresses]
 
 
 def _bdf_of(pattern, body, match):
@@ -472,13 +485,17 @@ def _count_line(finding, stamp, epoch):
 class _Findings(object):
     """Findings keyed on (category, GPU, collapsing key), in the order of their first line."""
 
+    # Device lists merged into one finding that are remembered (and not merged again): a flood repeats its line's.
+    MERGED_LISTS = 16
+
     def __init__(self):
         self.by_key = {}
         self.seq = {}
+        self.merged = {}  # key -> {id: device list merged into the finding, held so that the id stays its own}
 
     def add(self, key, known, text, stamp, epoch, index, devices=()):
-        """Count one line into its finding; return (key, state of the finding before it). ``devices``: the PCI
-        devices the line is about (its own and its record's)."""
+        """Count one line into its finding; return (key, state of the finding before it). ``devices``: lists of the
+        PCI devices the line is about (its own, its record's, those enumerated below it)."""
         pattern, rule, bdf, message = known[:4]
         finding = self.by_key.get(key)
         if finding is None and len(self.by_key) >= MAX_FINDINGS:
@@ -492,7 +509,12 @@ class _Findings(object):
         else:
             before = (finding["count"], finding["last_seen"], finding["last_epoch"])
         _count_line(finding, stamp, epoch)
-        _add_devices(finding, devices)
+        merged = self.merged.setdefault(key, {})
+        for listed in devices:
+            if listed and id(listed) not in merged:
+                _add_devices(finding, listed)
+                if len(merged) < self.MERGED_LISTS:
+                    merged[id(listed)] = listed
         follow_up = rule[5]
         if follow_up is not None and follow_up not in finding["caused_xids"]:
             finding["caused_xids"] = sorted(finding["caused_xids"] + [follow_up])
@@ -501,6 +523,7 @@ class _Findings(object):
     def remove(self, key):
         self.by_key.pop(key, None)
         self.seq.pop(key, None)
+        self.merged.pop(key, None)
 
     def uncount(self, key, lines, before):
         """Take ``lines`` lines back out of a finding (``before``: its state before the first of them)."""
@@ -828,10 +851,10 @@ def scan(lines, since=None, boot_time=None, stats=None, vendors=None, now=None):
         if pattern.during_reset and not recovery.resetting(bdf):
             continue  # not while a GPU reset is under way: not the GPU's
         counts["matched"] += 1
+        # the devices it is about: its own, its record's, and what the log saw enumerated below a port it names
         devices = known[7] + record.take(index) if pattern.record else known[7]
-        if devices and enumerated.bridges:  # what the log saw enumerated below a port it names
-            devices = devices + enumerated.below(devices)
-        key, before = findings.add(key, known, text, stamp, epoch, index, devices)
+        below = enumerated.below(devices) if devices and enumerated.bridges else []
+        key, before = findings.add(key, known, text, stamp, epoch, index, (known[7], devices, below))
         if pattern.role:
             recovery.line(pattern.role, bdf, pattern.vendor, key, before,
                           (index, stamp, epoch, message, text, hung, pattern, rule))
