@@ -240,3 +240,16 @@ def test_a_link_down_on_a_slot_whose_nvme_drive_was_pulled_is_no_gpus(amd_rig):
     assert [(f["severity"], f["gpu_health"], f["bdf"], f.get("not_gpu")) for f in joined] == [
         (kl.SOFT, None, None, True), (kl.SOFT, None, None, True)]
     assert [(d["bdf"], d.get("gpu")) for d in joined[0]["devices"]] == [("0000:00:1d.0", None), ("0000:05:00.0", None)]
+
+
+def test_a_device_both_named_and_enumerated_keeps_what_each_said(amd_rig):
+    """The record names the NVMe drive the recovery gave up on; the enumeration says it sat below 00:1d.0 and was no
+    GPU: gone from sysfs since, it is still known to be no GPU's."""
+    lines = ["[    0.600000] pci 0000:05:00.0: [144d:a808] type 00 class 0x010802 PCIe Endpoint",
+             "[    0.700000] pci 0000:00:1d.0: PCI bridge to [bus 05]",
+             "[ 9.0] nvme 0000:05:00.0: AER: can't recover (no error_detected callback)",
+             "[ 9.0] pcieport 0000:00:1d.0: AER: device recovery failed"]
+    [finding] = kl.scan(lines, boot_time=0.0)
+    assert finding["devices"][1] == {"bdf": "0000:05:00.0", "driver": "nvme", "gpu": None, "below": "0000:00:1d.0"}
+    [joined] = _gpus.join_findings([finding], [{"bdf": GPU}], _sysfs.pci_topology(amd_rig))
+    assert (joined["severity"], joined["gpu_health"], joined.get("not_gpu")) == (kl.SOFT, None, True)
