@@ -491,6 +491,10 @@ EXPECTED = {
         ('pcie_error', S, None, None, 1),
         ('pcie_error', S, None, None, 1),
     ],
+    # A DPC containment the port recovered from: the event is hard; pciehp's 'Link Down/Up ignored' is no bus loss.
+    'dpc_edr_recovered_pciehp_link_down_up_ignored_linux-pci-2025-09.txt': [
+        ('pcie_error', H, None, None, 1),
+    ],
     'aer_fatal_radeon_vii_no_aer_driver_smu_all_ones_syslog_ROCm-858.txt': [
         ('pcie_error', H, None, None, 1),
         ('pcie_error', S, '0000:0a:00.0', None, 1),

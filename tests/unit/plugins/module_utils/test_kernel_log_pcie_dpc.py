@@ -116,3 +116,13 @@ def test_a_failed_recovery_is_about_the_devices_its_record_gave_up_on():
         (2, [("pcieport", "0000:80:1b.4"), ("thunderbolt", "0000:84:00.0"), ("xhci_hcd", "0000:97:00.0")])]
     assert [f["devices"] for f in kl.scan(["[ 1.0] amdgpu 0000:03:00.0: SMU: response:0xFFFFFFFF for index:9"],
                                           boot_time=0.0)] == [[]]
+
+
+@pytest.mark.parametrize("line", [
+    # linux-pci, Shuai Xue's AER patch of 2025-09-17 (tests/fixtures/gpu/SOURCES.md)
+    "pcieport 0015:00:00.0: pciehp: Slot(21): Link Down/Up ignored",
+    # pciehp_hpc.c since 6.x, the DPC-recovered form
+    "[ 217.0] pcieport 0000:a9:10.0: pciehp: Slot(3): Link Down/Up ignored (recovered by DPC)",
+])
+def test_a_link_flap_pciehp_ignores_is_no_bus_loss(line):
+    assert kl.scan([line], boot_time=0.0) == []
