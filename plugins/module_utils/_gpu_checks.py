@@ -210,7 +210,8 @@ def _derive_view(ctx, _deadline):
     collected = ctx.value("gpus")
     if collected is not None:
         findings = _kernel_log().resolve_addresses(findings, [g["bdf"] for g in collected["gpus"] if g.get("bdf")])
-        findings = attribute_host_findings(_gpus.join_findings(findings, collected["gpus"]), collected["gpus"])
+        findings = attribute_host_findings(
+            _gpus.join_findings(findings, collected["gpus"], collected.get("pci_topology")), collected["gpus"])
         probe = _gpus.apply_health(collected, findings)
         view.update(gpus=probe["gpus"], probe=probe, findings=findings)
         order_known = all(t.get("answered") for t in probe["tools"].values())
@@ -624,7 +625,12 @@ def _unscanned(ctx, view, spec):
 def _where(gpu, finding):
     if gpu is not None:
         return label(gpu)
-    return ("device %s" % finding["bdf"]) if finding.get("bdf") else "a GPU the log line does not name"
+    if finding.get("bdf"):
+        return "device %s" % finding["bdf"]
+    if finding.get("not_gpu"):  # _gpus.join_port_findings: the devices it names are no GPU's
+        return "PCI device %s (no GPU at or below it)" % ", ".join(
+            " ".join(x for x in (d.get("driver"), d.get("bdf")) if x) for d in finding.get("devices") or ())
+    return "a GPU the log line does not name"
 
 
 def evaluate_kernel_log(ctx, spec):
@@ -649,7 +655,7 @@ def evaluate_kernel_log(ctx, spec):
                 where, what, finding.get("message", "")), _fix_for(gpu or {}, finding.get("fix")),
                 gpu=gpu_ref(gpu) if gpu else None))
             continue
-        key = (finding.get("bdf"), finding["category"])
+        key = (finding.get("bdf"), finding["category"], bool(finding.get("not_gpu")))  # a device that is no GPU apart
         if key not in groups:
             groups[key] = {"gpu": gpu, "findings": []}
             order.append(key)
@@ -684,7 +690,7 @@ def evaluate_new_kernel_findings(ctx, spec):
     problems = _unscanned(ctx, view, spec) + _clock_offset(view, spec)
     for finding in view["findings"]:
         gpu = by_bdf.get(finding.get("bdf"))
-        where = label(gpu) if gpu else (finding.get("bdf") or "a GPU the log line does not name")
+        where = _where(gpu, finding)
         problems.append(problem(spec.name, WARN, "new since the step started on %s: %s%s: %s" % (
             where, finding.get("summary") or finding["category"], times_text(finding), finding.get("message", "")),
             finding.get("fix"), gpu=gpu_ref(gpu) if gpu else None))

@@ -43,7 +43,7 @@ def kernel_findings(module, vendors=None):
 
 def probe(module, findings, **kwargs):
     """``_gpus.probe`` with the kernel findings' NVRM partial addresses ('0000:01:00') completed to the GPUs found,
-    and findings that name a device by PCI id joined to the GPU with that id."""
+    and findings that name a device by PCI id, or a PCIe port above a GPU, joined to that GPU."""
     collected = _gpus.collect(module, **kwargs)
     findings = _kernel_log.resolve_addresses(findings, [g["bdf"] for g in collected["gpus"] if g["bdf"]])
-    return _gpus.apply_health(collected, _gpus.join_findings(findings, collected["gpus"]))
+    return _gpus.apply_health(collected, _gpus.join_findings(findings, collected["gpus"], collected.get("pci_topology")))

@@ -64,6 +64,7 @@ VENDORS = (AMD, NVIDIA)
 # hard finding that was not recovered (an Xid that means the GPU, its memory, firmware, links or bus;
 # application Xids are soft) is degraded.
 _HARD = "hard"  # _checks.HARD
+_SOFT = "soft"  # _checks.SOFT
 
 # How the tool run ended, beyond rocm-smi's own outcomes.
 TIMEOUT = "timeout"
@@ -672,7 +673,9 @@ def collect(module, tool="auto", rocm_smi="rocm-smi", amd_smi="amd-smi", sysfs_r
 
     # The tools and every GPU's sysfs identity reads run side by side, each under its own deadline.
     jobs = {"sysfs": (lambda: _sysfs.scan_gpus(sysfs_root, wanted_ids, timeout=sysfs_timeout, found=found),
-                      sysfs_timeout + 3)}
+                      sysfs_timeout + 3),
+            # which ports each GPU sits behind, for the PCIe ports' kernel-log lines (join_findings)
+            "topology": (lambda: _sysfs.pci_topology(sysfs_root), sysfs_timeout + 3)}
     tool_deadline = timeout + _KILL_AFTER + 3
     if AMD in vendors:
         jobs[AMD] = (lambda: run_gpu_tool(module, tool, rocm_smi, amd_smi, timeout, clock), tool_deadline)
@@ -745,7 +748,8 @@ def collect(module, tool="auto", rocm_smi="rocm-smi", amd_smi="amd-smi", sysfs_r
     tools[primary]["probe_elapsed_s"] = round(clock() - start, 3)
     return {"gpus": gpus, "tool": tools[primary], "tools": tools, "processes": processes, "index_order": order,
             "notes": notes, "kfd_available": kfd_available, "processes_available": all(process_lists.values()),
-            "process_lists": process_lists, "vendors": vendors, "sysfs_unread": sysfs_unread, "_sysfs": by_bdf}
+            "process_lists": process_lists, "vendors": vendors, "sysfs_unread": sysfs_unread, "_sysfs": by_bdf,
+            "pci_topology": done["topology"].value if done["topology"].ok else None}
 
 
 def _failed_job(module, vendor, outcome, timeout):
@@ -821,12 +825,23 @@ def _nvidia_processes(procs):
     return out
 
 
-def join_findings(findings, gpus):
+# What a PCIe port's finding becomes when the devices it is about are known not to be GPUs nor to have one below.
+NOT_A_GPU = {
+    "severity": _SOFT,
+    "gpu_health": None,
+    "fix": ("The PCIe error is on a device that is not a GPU and has no GPU below it (a drive, NIC, USB or Thunderbolt "
+            "controller): no GPU is affected. Check that device ('lspci -tv' shows where it sits); the GPUs' work can "
+            "go on."),
+}
+
+
+def join_findings(findings, gpus, topology=None):
     """Kernel findings that name their device by PCI id only (``pci_id`` '1002:67df', KFD's) get the address of
     the one GPU with that vendor and device id; with none or several (identical cards) the finding stays the
-    host's. Returns a new list; changed findings are copies marked ``attributed``."""
+    host's. A PCIe port's finding (``devices``, see ``join_port_findings``) goes to the GPUs at or below the
+    devices it names. Returns a new list; changed findings are copies marked ``attributed``."""
     out = []
-    for finding in findings or ():
+    for finding in join_port_findings(findings or (), gpus, topology):
         pci_id = finding.get("pci_id")
         if pci_id and not finding.get("bdf"):
             matches = [g["bdf"] for g in gpus if g.get("bdf") and _pci_id(g) == pci_id]
@@ -834,6 +849,77 @@ def join_findings(findings, gpus):
                 finding = dict(finding, bdf=matches[0], attributed=True)
         out.append(finding)
     return out
+
+
+def join_port_findings(findings, gpus, topology=None):
+    """A PCIe port's finding names the port, or the device whose error it reports (``devices``), not the GPU.
+
+    Each GPU concerned gets a copy of it (``bdf`` its address): the GPU is a device it names, shares a card with one
+    (the GPU's HD-audio function), or sits below one (``topology``: ``_sysfs.pci_topology``, the ports above each
+    function); and so does a GPU the log saw enumerated below the port (a device marked ``gpu``) that is no longer
+    found (a GPU behind a slot whose link went down is removed: ``apply_health`` keeps it as a lost one).
+    With no GPU concerned, when every device it names is known to have no GPU below it (in the topology: a function
+    that is no bridge, or a bridge with functions below it, none a GPU's) and every GPU the host knows is placed in
+    the topology, it is no GPU's: soft, no GPU health (``NOT_A_GPU``), marked ``not_gpu``. Otherwise (a
+    topology not read, a port whose slot is now empty: what sat there is unknown) it stays the host's as it was.
+    """
+    gpu_bdfs = sorted(set(g["bdf"] for g in gpus if g.get("bdf")))
+    # every GPU the host knows sits somewhere known (a GPU without an address, or not in sysfs, may be below any port)
+    placed = topology is not None and all(g.get("bdf") for g in gpus) and all(
+        _placed(b, topology) for b in gpu_bdfs) and all(_placed(f["bdf"], topology) for f in findings if f.get("bdf"))
+    out = []
+    for finding in findings:
+        addresses = [d.get("bdf") for d in finding.get("devices") or () if d.get("bdf")]
+        if finding.get("bdf") or not addresses:
+            out.append(finding)
+            continue
+        hit = [b for b in gpu_bdfs if any(_concerns(a, b, topology) for a in addresses)]
+        # a GPU the log saw enumerated below the port, gone from the GPUs found (pciehp removed it): lost there
+        hit += sorted(set(d["bdf"] for d in finding["devices"] if d.get("gpu") and d.get("bdf")
+                          and d["bdf"] not in gpu_bdfs and not _placed(d["bdf"], topology)))
+        if hit:
+            out.extend(dict(finding, bdf=b, attributed=True) for b in hit)
+        elif placed and all(_has_no_gpu_below(a, topology, finding["devices"]) for a in addresses):
+            out.append(dict(finding, not_gpu=True, **NOT_A_GPU))
+        else:
+            out.append(finding)
+    return out
+
+
+def _entry(bdf, topology):
+    """A GPU's topology entry: its own, else (an MI300-style partition) its physical function's."""
+    if not topology or not bdf:
+        return None
+    return topology.get(bdf) or topology.get(_physical(bdf) or "") or (
+        topology.get(bdf + ".0") if is_partial(bdf) else None)
+
+
+def _placed(bdf, topology):
+    return _entry(bdf, topology) is not None
+
+
+def _concerns(address, gpu_bdf, topology):
+    """Whether a failure of the device at ``address`` is the GPU's: it is the GPU, a function of the GPU's card,
+    or a bridge above it."""
+    if address == gpu_bdf:
+        return True
+    if address[:-1] == gpu_bdf[:-1]:  # the same device: a function of the GPU's card, never a port beside it
+        return not (topology or {}).get(address, {}).get("bridge")
+    entry = _entry(gpu_bdf, topology)
+    return entry is not None and address in entry["upstream"]
+
+
+def _has_no_gpu_below(address, topology, devices):
+    """Whether what sits at ``address`` is known: in the topology, a function, or a bridge with something below it;
+    else what the log enumerated (``devices`` marked ``below`` a bridge): a function of no GPU class gone since, or
+    a bridge whose slot held such functions. A slot empty with nothing enumerated may have held a GPU that went:
+    unknown. Only called when no GPU is at or below it."""
+    enumerated = [d for d in devices if d.get("below")]
+    entry = topology.get(address)
+    if entry is None:
+        return any(d["bdf"] == address and not d.get("gpu") for d in enumerated)
+    return not entry["bridge"] or any(address in other["upstream"] for other in topology.values()) or any(
+        d["below"] == address for d in enumerated)
 
 
 def _pci_id(gpu):

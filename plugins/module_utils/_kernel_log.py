@@ -68,6 +68,7 @@ from ansible_collections.gpuops.preflight.plugins.module_utils import _kernel_pa
 from ansible_collections.gpuops.preflight.plugins.module_utils import _kernel_patterns_pcie
 from ansible_collections.gpuops.preflight.plugins.module_utils import _kernel_time
 from ansible_collections.gpuops.preflight.plugins.module_utils import _pci
+from ansible_collections.gpuops.preflight.plugins.module_utils import _sysfs
 from ansible_collections.gpuops.preflight.plugins.module_utils import _tool
 from ansible_collections.gpuops.preflight.plugins.module_utils import _toolpath
 from ansible_collections.gpuops.preflight.plugins.module_utils._values import clean_text, first_line, human_bytes
@@ -142,7 +143,8 @@ class Pattern(object):
     """
 
     __slots__ = ("category", "severity", "source", "_regex", "summary", "fix", "fixes", "key", "needs", "vendor",
-                 "role", "lookup", "unknown", "ignore", "xid", "addresses", "gpu_health", "after_hang", "during_reset")
+                 "role", "lookup", "unknown", "ignore", "xid", "addresses", "gpu_health", "after_hang", "during_reset",
+                 "device_forms", "record")
 
     def __init__(self, table, row):
         category, key, regex, summary, options = row
@@ -165,6 +167,9 @@ class Pattern(object):
         self.ignore = options.get("ignore") or {}
         self.xid = options.get("xid")
         self.addresses = _ADDRESSES[table.__name__]
+        # how the line names the PCI device it is about (a PCIe port's row: its table's DEVICES forms)
+        self.device_forms = _DEVICE_FORMS[table.__name__].get(options.get("devices"), ())
+        self.record = bool(options.get("record"))
 
     @property
     def regex(self):
@@ -199,6 +204,19 @@ class Pattern(object):
 
 
 _ADDRESSES = dict((table.__name__, [re.compile(r) for r in getattr(table, "ADDRESSES", [])]) for table in TABLES)
+_DEVICE_FORMS = dict((table.__name__, dict((name, [re.compile(r, re.IGNORECASE) for r in forms])
+                                           for name, forms in getattr(table, "DEVICES", {}).items()))
+                     for table in TABLES)
+# Lines naming a device that a following ``record`` row's line is about: (key, compiled regex), every table's.
+_RECORD = [(key, re.compile(regex, re.IGNORECASE)) for table in TABLES for key, regex in getattr(table, "RECORD", [])]
+_RECORD_KEYS = tuple(sorted(set(key for key, _regex in _RECORD)))
+# Lines a record's devices are kept for: a recovery prints its "can't recover" lines just before its end.
+_RECORD_WINDOW = 64
+# Functions and bridges kept from the enumeration lines: a large server has a few hundred; a cap bounds memory on garbage.
+_ENUMERATED_MAX = 4096
+# The PCI enumeration lines (a table's ENUMERATION): {kind: (key, compiled regex)}
+_ENUMERATION = dict((kind, (key, re.compile(regex, re.IGNORECASE))) for table in TABLES
+                    for kind, (key, regex) in getattr(table, "ENUMERATION", {}).items())
 PATTERNS = [Pattern(table, row) for table in TABLES for row in table.ROWS]
 BENIGN_SOURCES = [r for table in TABLES for r in getattr(table, "BENIGN", [])]
 _BENIGN = []
@@ -228,6 +246,95 @@ def normalize_address(value):
     if not isinstance(value, str):
         return None
     return _pci.normalize_bdf(value) or _pci.normalize_partial(value)
+
+
+def _devices_of(pattern, body):
+    """The PCI devices a line is about, as its row declares (``Pattern.device_forms``): [{bdf, driver}], or []."""
+    for regex in pattern.device_forms:
+        found = regex.search(body)
+        if found:
+            return [{"bdf": _pci.normalize_bdf(found.group(2)), "driver": found.group(1) or None}]
+    return []
+
+
+def _add_devices(finding, devices):
+    """Add devices to a finding's, each address once, its entries merged (a collapsed finding is about all its lines'
+    devices; an address both named and enumerated keeps what each said)."""
+    known = dict((d["bdf"], d) for d in finding["devices"])
+    for device in devices:
+        if device["bdf"] not in known:
+            known[device["bdf"]] = dict(device)
+            finding["devices"].append(known[device["bdf"]])
+        else:
+            same = known[device["bdf"]]
+            same.update((k, v) for k, v in device.items() if same.get(k) is None)
+
+
+class _Record(object):
+    """The devices the lines of a PCIe error recovery under way named (``RECORD`` wording), for the ``record``
+    row that ends it ("device recovery failed"): [(line index, {bdf, driver})], the newest last."""
+
+    def __init__(self):
+        self.devices = []
+
+    def note(self, text, lower, index):
+        for key, regex in _RECORD:
+            if key in lower:
+                found = regex.search(text)
+                if found:
+                    self.devices.append((index, {"bdf": _pci.normalize_bdf(found.group(2)), "driver": found.group(1)}))
+                    del self.devices[:-_RECORD_WINDOW]
+                    return
+
+    def take(self, index):
+        """The devices named within the window before ``index``; the record ends with the line that takes them."""
+        taken = [device for seen, device in self.devices if index - seen <= _RECORD_WINDOW]
+        self.devices = []
+        return taken
+
+
+class _Enumerated(object):
+    """What the log's PCI enumeration lines said: every function ({bdf: vendor name when it is a GPU, else None}) and
+    the bridges' bus ranges ({bdf: (first, last)}), to tell what sat below a port whose slot is now empty."""
+
+    def __init__(self):
+        self.functions = {}
+        self.bridges = {}
+        self._below = {}  # addresses -> what below() found, until the next enumeration line (floods repeat a port)
+
+    def note(self, lower, body):
+        for kind, (key, regex) in _ENUMERATION.items():
+            if key not in lower:
+                continue
+            found = regex.search(body)
+            if not found:
+                continue
+            bdf = _pci.normalize_bdf(found.group(1))
+            self._below = {}
+            if kind == "bridge":
+                if bdf in self.bridges or len(self.bridges) < _ENUMERATED_MAX:
+                    self.bridges[bdf] = (int(found.group(2), 16), int(found.group(3) or found.group(2), 16))
+            elif bdf in self.functions or len(self.functions) < _ENUMERATED_MAX:
+                vendor = "0x" + found.group(2).lower()
+                self.functions[bdf] = _sysfs.VENDOR_NAMES[vendor] if _sysfs.is_gpu(vendor, found.group(4)) else None
+
+    def below(self, devices):
+        """The functions enumerated below the bridges among ``devices`` (same domain, a bus in the bridge's range),
+        as devices with ``below`` (that bridge) and ``gpu`` (the vendor name of a GPU, else None). The same list
+        object for the same addresses until the next enumeration line."""
+        addresses = tuple(d["bdf"] for d in devices)
+        if addresses not in self._below:
+            found = []
+            for bridge in addresses:
+                span, domain = self.bridges.get(bridge), (bridge or "")[:5]
+                if span is not None:
+                    found.extend({"bdf": bdf, "driver": None, "gpu": self.functions[bdf], "below": bridge}
+                                 for bdf in sorted(self.functions)
+                                 if bdf[:5] == domain and span[0] <= int(bdf[5:7], 16) <= span[1])
+            if len(self._below) >= _ENUMERATED_MAX:
+                self._below = {}
+            self._below[addresses] = found
+        return self._below[addresses]
 
 
 def _bdf_of(pattern, body, match):
@@ -341,7 +448,7 @@ class _Clock(object):
         return stamp, epoch, body
 
 
-def _new_finding(rule, bdf, vendor, message, text, stamp, epoch, recovered=False, hung=None, pci_id=None):
+def _new_finding(rule, bdf, vendor, message, text, stamp, epoch, recovered=False, hung=None, pci_id=None, devices=()):
     """A finding (see ``scan``) from its first line, ``rule`` as ``Pattern.rule`` gives it; count 0 until
     ``_count_line`` counts the line in."""
     category, severity, summary, fix, xid = rule[:5]
@@ -365,6 +472,7 @@ def _new_finding(rule, bdf, vendor, message, text, stamp, epoch, recovered=False
         "recovered": recovered,
         "hung": hung,
         "caused_xids": [],
+        "devices": [dict(d) for d in devices],
     }
 
 
@@ -377,12 +485,17 @@ def _count_line(finding, stamp, epoch):
 class _Findings(object):
     """Findings keyed on (category, GPU, collapsing key), in the order of their first line."""
 
+    # Device lists merged into one finding that are remembered (and not merged again): a flood repeats its line's.
+    MERGED_LISTS = 16
+
     def __init__(self):
         self.by_key = {}
         self.seq = {}
+        self.merged = {}  # key -> {id: device list merged into the finding, held so that the id stays its own}
 
-    def add(self, key, known, text, stamp, epoch, index):
-        """Count one line into its finding; return (key, state of the finding before it)."""
+    def add(self, key, known, text, stamp, epoch, index, devices=()):
+        """Count one line into its finding; return (key, state of the finding before it). ``devices``: lists of the
+        PCI devices the line is about (its own, its record's, those enumerated below it)."""
         pattern, rule, bdf, message = known[:4]
         finding = self.by_key.get(key)
         if finding is None and len(self.by_key) >= MAX_FINDINGS:
@@ -396,6 +509,12 @@ class _Findings(object):
         else:
             before = (finding["count"], finding["last_seen"], finding["last_epoch"])
         _count_line(finding, stamp, epoch)
+        merged = self.merged.setdefault(key, {})
+        for listed in devices:
+            if listed and id(listed) not in merged:
+                _add_devices(finding, listed)
+                if len(merged) < self.MERGED_LISTS:
+                    merged[id(listed)] = listed
         follow_up = rule[5]
         if follow_up is not None and follow_up not in finding["caused_xids"]:
             finding["caused_xids"] = sorted(finding["caused_xids"] + [follow_up])
@@ -404,6 +523,7 @@ class _Findings(object):
     def remove(self, key):
         self.by_key.pop(key, None)
         self.seq.pop(key, None)
+        self.merged.pop(key, None)
 
     def uncount(self, key, lines, before):
         """Take ``lines`` lines back out of a finding (``before``: its state before the first of them)."""
@@ -682,18 +802,26 @@ def scan(lines, since=None, boot_time=None, stats=None, vendors=None, now=None):
     counts = {"lines": 0, "matched": 0, "too_old": 0}
     index = 0
     recent = collections.deque(maxlen=_RECORD_LINES)
+    record = _Record()
+    enumerated = _Enumerated()
     for raw in _lines_of(lines):
         if raw is GAP:
             clock.gap()
             recovery.gap()
             recent.clear()
+            record.take(index)
             continue
         index += 1
         counts["lines"] += 1
         try:
             text = _kernel_time.to_text(raw)
             recent.append(text)
-            if not _keys_in(text.lower()):
+            lower = text.lower()
+            if any(k in lower for k in _RECORD_KEYS):
+                record.note(text, lower, index)
+            if "pci" in lower and any(key in lower for key, _regex in _ENUMERATION.values()):
+                enumerated.note(lower, split_line(text)[2])
+            if not _keys_in(lower):
                 clock.skip(text)
                 continue
             stamp, epoch, body = clock.parse(text)
@@ -723,7 +851,10 @@ def scan(lines, since=None, boot_time=None, stats=None, vendors=None, now=None):
         if pattern.during_reset and not recovery.resetting(bdf):
             continue  # not while a GPU reset is under way: not the GPU's
         counts["matched"] += 1
-        key, before = findings.add(key, known, text, stamp, epoch, index)
+        # the devices it is about: its own, its record's, and what the log saw enumerated below a port it names
+        devices = known[7] + record.take(index) if pattern.record else known[7]
+        below = enumerated.below(devices) if devices and enumerated.bridges else []
+        key, before = findings.add(key, known, text, stamp, epoch, index, (known[7], devices, below))
         if pattern.role:
             recovery.line(pattern.role, bdf, pattern.vendor, key, before,
                           (index, stamp, epoch, message, text, hung, pattern, rule))
@@ -735,7 +866,7 @@ def scan(lines, since=None, boot_time=None, stats=None, vendors=None, now=None):
 
 
 def _known(body, chosen):
-    """What a message body gives: (pattern, rule, bdf, message, key, hung, pci_id), or (None,)."""
+    """What a message body gives: (pattern, rule, bdf, message, key, hung, pci_id, devices), or (None,)."""
     pattern, match = classify(body, chosen)
     if pattern is None:
         return (None,)
@@ -751,7 +882,7 @@ def _known(body, chosen):
     if pattern.role == "hang":
         hung = match.group("hung") if "hung" in match.re.groupindex and match.group("hung") else rule[2]
         hung = clean_text(" ".join(hung.split()))
-    return pattern, rule, bdf, message, key, hung, pci_id
+    return pattern, rule, bdf, message, key, hung, pci_id, _devices_of(pattern, body)
 
 
 def _key(rule, bdf, pci_id, message):

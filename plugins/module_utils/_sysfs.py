@@ -206,6 +206,45 @@ def _pci_gpus(sysfs_root, vendors):
     return found, None
 
 
+# PCI class of a PCI-to-PCI bridge (a root or downstream port, a switch's upstream port, a riser's bridge).
+BRIDGE_CLASS = "0x0604"
+
+
+def pci_topology(sysfs_root="/sys"):
+    """{bdf: {"upstream": [the bridges above it, nearest last], "bridge": bool}} of every PCI function under
+    ``<sysfs_root>/bus/pci/devices``, or None when that folder cannot be listed (the topology is then unknown).
+
+    Each entry there is a link into /sys/devices (``../../../devices/pci0000:00/0000:00:01.1/0000:01:00.0``): the PCI
+    addresses in the path above a function are the ports it sits behind. A folder that is not a link (a copied tree)
+    has no upstream known from it. ``bridge`` is read from ``class`` (never blocks: the kernel's copy of the header).
+    """
+    base = os.path.join(sysfs_root, "bus", "pci", "devices")
+    try:
+        names = os.listdir(base)
+    except OSError:
+        return None
+    topology = {}
+    for name in names:
+        bdf = normalize_bdf(name)
+        if not bdf:
+            continue
+        path = os.path.join(base, name)
+        try:
+            parts = os.path.realpath(path).split(os.sep)
+        except OSError:
+            parts = [name]
+        chain = []
+        for part in reversed(parts):  # the trailing PCI addresses of the path: the function and its bridges
+            address = normalize_bdf(part)
+            if not address:
+                break
+            chain.insert(0, address)
+        pci_class = (_read_text(os.path.join(path, "class")) or "").lower()
+        topology[bdf] = {"upstream": chain[:-1] if chain and chain[-1] == bdf else [],
+                         "bridge": pci_class.startswith(BRIDGE_CLASS)}
+    return topology
+
+
 # Why a folder that lists the PCI bus could not be read, per errno: what it means for the host.
 _UNREAD_MEANING = {
     "ENOENT": "missing (a container without the host's /sys, or sysfs not mounted)",

@@ -244,6 +244,23 @@ findings:
       type: list
       elements: int
       sample: [45]
+    devices:
+      description:
+        - The PCI devices a PCIe port's finding is about (its line names the port, not the GPU), each with the
+          driver the log names it by (null when only its address is named) - the port itself for its link going
+          down or its DPC event, the source device an AER error message names, and for C(device recovery failed)
+          also the devices the recovery's earlier lines named as it gave up on them (C(can't recover)).
+        - The GPU health verdict gives the finding to every GPU at or below these devices (the PCI topology under
+          the GPU probe's sysfs root); when none is a GPU and none has a GPU below it, the finding is a soft one of
+          the host.
+        - The functions the log's PCI enumeration lines showed below the port (C(pci 0000:01:00.0 [1002:73bf] type 00
+          class 0x030000)) are named too, with C(below) the port and C(gpu) the vendor of a GPU (C(amd) or C(nvidia);
+          else null), so that a GPU removed from sysfs after its slot's link went down is still judged lost, and a
+          slot that held no GPU (an NVMe drive pulled) is no GPU's.
+        - Empty for a finding of a GPU driver's line.
+      type: list
+      elements: dict
+      sample: [{"bdf": "0000:00:01.1", "driver": "pcieport"}]
 hard_count:
   description: Number of hard findings (collapsed entries, before the O(severity) filter).
   returned: success

@@ -13,9 +13,10 @@ def _write(path, text, mode="w"):
 
 
 def add_gpu(root, bdf, card, device="0x73ff", lost=False, driver="amdgpu", runtime_status="active",
-            busy=None, temp_mc=None, power_uw=None, vram=(8573157376, 15728640), vendor="0x1002", partition=None):
+            busy=None, temp_mc=None, power_uw=None, vram=(8573157376, 15728640), vendor="0x1002", partition=None,
+            parent=None):
     dev = add_pci_function(root, bdf, vendor, device, "0x030000", driver=driver, lost=lost,
-                           runtime_status=runtime_status)
+                           runtime_status=runtime_status, parent=parent)
     if partition is not None:  # amdgpu's compute partition mode of an MI300-style GPU: SPX, DPX, ... CPX
         _write(os.path.join(dev, "current_compute_partition"), partition + "\n")
     _write(os.path.join(dev, "power_dpm_force_performance_level"), "auto\n")
@@ -55,9 +56,11 @@ def add_kfd(root, nodes, procs=()):
         _write(os.path.join(base, "proc", str(pid), "vram_%d" % gpu_id), "%d\n" % vram)
 
 
-def add_pci_function(root, bdf, vendor, device, pci_class, driver=None, lost=False, runtime_status="active"):
-    """Any PCI function (a GPU, its HD-audio or USB-C controller, a NIC): vendor, device, class, config, driver."""
-    dev = os.path.join(root, "devices", "pci0000:00", bdf)
+def add_pci_function(root, bdf, vendor, device, pci_class, driver=None, lost=False, runtime_status="active",
+                     parent=None):
+    """Any PCI function (a GPU, its HD-audio or USB-C controller, a NIC): vendor, device, class, config, driver.
+    ``parent``: the folder of the bridge it sits behind (``add_port``'s answer); else on the root bus."""
+    dev = os.path.join(parent or os.path.join(root, "devices", "pci0000:00"), bdf)
     os.makedirs(dev, exist_ok=True)
     _write(os.path.join(dev, "vendor"), vendor + "\n")
     _write(os.path.join(dev, "device"), device + "\n")
@@ -75,9 +78,16 @@ def add_pci_function(root, bdf, vendor, device, pci_class, driver=None, lost=Fal
     return dev
 
 
-def add_nvidia_gpu(root, bdf, device="0x2231", pci_class="0x030000", driver="nvidia", lost=False, audio=True):
+def add_nvidia_gpu(root, bdf, device="0x2231", pci_class="0x030000", driver="nvidia", lost=False, audio=True,
+                   parent=None):
     """An NVIDIA GPU as the nvidia driver shows it in sysfs (no hwmon, no amdgpu files), with its HD-audio function."""
-    dev = add_pci_function(root, bdf, "0x10de", device, pci_class, driver=driver, lost=lost)
+    dev = add_pci_function(root, bdf, "0x10de", device, pci_class, driver=driver, lost=lost, parent=parent)
     if audio:
-        add_pci_function(root, bdf[:-1] + "1", "0x10de", "0x1aef", "0x040300", driver="snd_hda_intel")
+        add_pci_function(root, bdf[:-1] + "1", "0x10de", "0x1aef", "0x040300", driver="snd_hda_intel", parent=parent)
     return dev
+
+
+def add_port(root, bdf, parent=None, vendor="0x1022", device="0x1483"):
+    """A PCIe root or downstream port (a PCI-to-PCI bridge, bound to pcieport); returns its folder, the ``parent`` of
+    what sits behind it."""
+    return add_pci_function(root, bdf, vendor, device, "0x060400", driver="pcieport", parent=parent)

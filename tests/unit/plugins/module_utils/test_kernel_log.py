@@ -17,7 +17,7 @@ GPU03, GPU83 = "0000:03:00.0", "0000:83:00.0"
 T = 1767225600.0  # 2026-01-01T00:00:00Z
 FIELDS = {"category", "severity", "gpu_health", "bdf", "pci_id", "vendor", "xid", "summary", "fix", "message", "line",
           "count",
-          "first_seen", "last_seen", "first_epoch", "last_epoch", "recovered", "hung", "caused_xids"}
+          "first_seen", "last_seen", "first_epoch", "last_epoch", "recovered", "hung", "caused_xids", "devices"}
 
 
 def kinds(findings):

@@ -478,6 +478,23 @@ EXPECTED = {
     # syslog, 2x Radeon VII, kernel 4.15: a Fatal AER error on the root port (hard), the GPU behind it named by "device
     # has no AER-aware driver" (soft), then the SMU's response register reads all-ones (no response, x8: the
     # message numbers collapse), metrics exports fail (x4) and the port's recovery fails (bus_lost): hard.
+    # A PCIe root port's AER recovery fails for a SATA controller (Raspberry Pi 5), and for a Thunderbolt and a USB
+    # controller (MS-02 Ultra): at scan, host level (the ports' lines name no GPU); the devices they are about are
+    # in `devices`, and the GPU probe's topology makes them no GPU's (test_kernel_log_pcie_topology.py).
+    'aer_recovery_failed_ahci_sata_not_a_gpu_pi5_raspberry-pi-pcie-devices-600.txt': [
+        ('bus_lost', H, None, None, 2),
+        ('pcie_error', S, None, None, 1),
+        ('pcie_error', S, None, None, 1),
+    ],
+    'aer_recovery_failed_thunderbolt_xhci_not_a_gpu_journal_MS-02-Ultra-10.txt': [
+        ('bus_lost', H, None, None, 2),
+        ('pcie_error', S, None, None, 1),
+        ('pcie_error', S, None, None, 1),
+    ],
+    # A DPC containment the port recovered from: the event is hard; pciehp's 'Link Down/Up ignored' is no bus loss.
+    'dpc_edr_recovered_pciehp_link_down_up_ignored_linux-pci-2025-09.txt': [
+        ('pcie_error', H, None, None, 1),
+    ],
     'aer_fatal_radeon_vii_no_aer_driver_smu_all_ones_syslog_ROCm-858.txt': [
         ('pcie_error', H, None, None, 1),
         ('pcie_error', S, '0000:0a:00.0', None, 1),

@@ -61,7 +61,8 @@ def test_file_source_on_a_recorded_log(capsys, tmp_path):
         "line": "[13600.900669] [    T140] pcieport 0000:00:01.1: pciehp: Slot(0): Link Down",
         "count": 1, "first_seen": "13600.900669", "last_seen": "13600.900669",
         "first_epoch": first["first_epoch"], "last_epoch": first["first_epoch"],
-        "recovered": False, "hung": None, "caused_xids": []}
+        "recovered": False, "hung": None, "caused_xids": [],
+        "devices": [{"bdf": "0000:00:01.1", "driver": "pcieport"}]}  # the port the line is about
     assert result["unscanned"] is None
     hanged = [f for f in result["findings"] if "SMU is in hanged state" in f["message"]]
     assert [(f["category"], f["bdf"]) for f in hanged] == [("smu_no_response", "0000:03:00.0")]
@@ -251,4 +252,4 @@ def test_documentation_matches_the_argument_spec():
     returned = yaml.safe_load(gpu_kernel_log_info.RETURN)
     assert set(returned["findings"]["contains"]) == {
         "category", "severity", "gpu_health", "bdf", "pci_id", "vendor", "xid", "summary", "fix", "message", "line", "count",
-        "first_seen", "last_seen", "first_epoch", "last_epoch", "recovered", "hung", "caused_xids"}
+        "first_seen", "last_seen", "first_epoch", "last_epoch", "recovered", "hung", "caused_xids", "devices"}
