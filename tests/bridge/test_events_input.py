@@ -351,7 +351,7 @@ def test_a_stream_cut_short_or_out_of_order_is_never_a_pass_and_never_raises(mon
         {"event": "playbook_on_stats", "event_data": {"ok": {"h1": 3}, "ignored": {"h2": 1}}},
     ]
     chance = random.Random(7)
-    for _ in range(150):
+    for dummy in range(150):
         events = chance.sample(stream, chance.randint(0, len(stream)))
         for stopped, status in ((None, "successful"), ("timeout", "canceled"), ("canceled", "canceled")):
             c = collector()

@@ -41,6 +41,8 @@ _SYSLOG_RE = re.compile(r"^(?:\S+\s+\d+\s+\d\d:\d\d:\d\d(?:\.\d+)?\s+(?:\S+\s+)?
                         r"|(?:\S+: )?kern:\s+\w+: \[[^\[\]]+\]: "
                         r"|\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)? kern\.\w+: )")
 _COUNT_SUFFIX_RE = re.compile(r"\s+\d+\s*$")
+# an unstamped kernel line as a patch mail or a bug report quotes it: "<driver> <PCI address>: <message>"
+_DEVICE_LINE_RE = re.compile(r"^[\w-]+ [0-9a-fA-F]{4,8}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]: ")
 
 
 class FixtureError(LookupError):
@@ -155,7 +157,8 @@ def dmesg_messages(name):
     The syslog/journal prefix and the ``[ sec.usec]`` stamp are taken off (the message keeps an
     optional ``[    T140]`` caller id, as dmesg prints it); ``[...]`` elision markers, ``#``
     comments and user-space lines of mixed recordings are dropped. The MI300 counts table
-    (``amdgpu: <message>    <count>``) yields its messages without the count column.
+    (``amdgpu: <message>    <count>``) yields its messages without the count column; a recording quoted
+    without stamps keeps its ``<driver> <PCI address>: <message>`` lines.
     """
     out = []
     stamped = any(_TS_RE.match(_SYSLOG_RE.sub("", l)) for l in body_lines("dmesg", name))
@@ -170,6 +173,8 @@ def dmesg_messages(name):
             out.append((None, line))  # syslog line without a monotonic stamp
         elif not stamped and raw == line and line.startswith("amdgpu"):
             out.append((None, _COUNT_SUFFIX_RE.sub("", line)))  # counts table
+        elif not stamped and raw == line and _DEVICE_LINE_RE.match(line):
+            out.append((None, line))  # quoted without stamps
         elif not stamped and raw != line:
             out.append((None, line))
     return out
