@@ -26,8 +26,10 @@ Values: ``N/A``, ``[N/A]``, ``[Not Supported]``, ``Requested functionality has b
 and ``Insufficient Permissions`` are unknown (None, never 0). ``ERR!`` and ``Unknown Error`` are
 failed reads: unknown too, and counted per field: one is a warning naming the field, most of a
 GPU's fields failing means the GPU stopped answering (degraded). Under MIG, N/A utilisation is
-normal and says nothing. The XML comes from a local tool, but it is still parsed defensively: its
-size is bounded and a document that declares entities is refused.
+normal and says nothing. The readings in HELD_READINGS are held to ``_values.PLAUSIBLE``, the table
+AMD's readings are held to: a sentinel, or no value where one belongs, is recorded in the card's
+``implausible``. The XML comes from a local tool, but it is still parsed defensively: its size is
+bounded, and a document that declares entities is refused.
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ import re
 import xml.etree.ElementTree as ET
 
 from ansible_collections.gpuops.preflight.plugins.module_utils._pci import normalize_bdf
-from ansible_collections.gpuops.preflight.plugins.module_utils._values import clean_text, first_line
+from ansible_collections.gpuops.preflight.plugins.module_utils._values import (
+    PLAUSIBLE, clean_text, finite, first_line, plausible_reading, printable, scaled, to_number)
 
 # The one call the probe makes.
 QUERY_ARGS = ["-q", "-x"]
@@ -157,7 +160,8 @@ MEMORY_REPAIRS = (
 # Compute modes that let no work run on the GPU (the others only limit how many processes share it).
 CLOSED_COMPUTE_MODES = {"prohibited": "compute mode is Prohibited: no CUDA context is allowed on the GPU"}
 
-_NUMBER = re.compile(r"^\s*([-+]?\d+(?:\.\d+)?)\s*([A-Za-z%/]*)\s*$")
+# A reading: a decimal number (an exponent too: garbage such as 1e999 is read, then judged) and its unit.
+_NUMBER = re.compile(r"^\s*([-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)\s*([A-Za-z%/]*)\s*$")
 _BDF_TEXT = r"([0-9A-Fa-f]{4,8}:[0-9A-Fa-f]{2}:[0-9A-Fa-f]{2}\.[0-7])"
 # "for GPU 0000:01:00.0: <reason>" (older drivers), "for GPU0: 0000:01:00.0: <reason>" (newer: index first).
 # nvidia-smi.exe in a Hyper-V GPU-PV guest was reported saying "Unable to detect the device handle" (Easy-GPU-PV #276).
@@ -237,19 +241,71 @@ def _measure(text):
     return (match.group(1), match.group(2)) if match else None
 
 
-def number(text):
-    """'24576 MiB' -> 24576, '27.23 W' -> 27.23, '37 C' -> 37; None when not a number."""
+def _raw_number(text):
+    """The number a reading holds, as ``_values.to_number`` reads it (inf, a 5000-digit int): never raises."""
     got = _measure(text)
-    if got is None:
+    return None if got is None else to_number(got[0])
+
+
+def number(text):
+    """'24576 MiB' -> 24576, '27.23 W' -> 27.23, '37 C' -> 37; None when not a number or not one a float holds
+    (1e999, a 5000-digit number: garbage, never a count)."""
+    got = _raw_number(text)
+    return got if finite(got) is not None else None
+
+
+def _raw_mem_bytes(text, unit=None):
+    """A memory reading in bytes as read (a float inf where none can hold it), None when it is no number."""
+    got = _measure(text)
+    scale = _UNIT_BYTES.get((got[1] or unit or "MiB").lower()) if got else None
+    if scale is None:
         return None
-    return float(got[0]) if "." in got[0] else int(got[0])
+    value = to_number(got[0])
+    if isinstance(value, int) and finite(value) is not None and abs(value) < 2 ** 53:
+        return value * scale  # exact bytes
+    return scaled(value, scale)
 
 
 def mem_bytes(text, unit=None):
-    """A memory reading in bytes: '22437 MiB', or a bare number in ``unit`` (CSV nounits)."""
-    got = _measure(text)
-    scale = _UNIT_BYTES.get((got[1] or unit or "MiB").lower()) if got else None
-    return None if scale is None else int(float(got[0]) * scale)
+    """A memory reading in bytes: '22437 MiB', or a bare number in ``unit`` (CSV nounits); None when no number a
+    float holds."""
+    got = finite(_raw_mem_bytes(text, unit))
+    return None if got is None else int(got)
+
+
+# Card keys held to the one plausible-range table (_values.PLAUSIBLE: the same rows as AMD's readings), and how each
+# is read. A reading outside its row, not finite, or no reading where the field is present (N/A, ERR!, Unknown Error,
+# GPU requires reset, text that is no number) is not used: it goes to the card's ``implausible`` ({field, value, unit,
+# source}), the value as written, and a check that needs it is unknown.
+HELD_READINGS = {
+    "temperature_edge_c": _raw_number, "power_w": _raw_number, "busy_percent": _raw_number,
+    "vram_total_bytes": _raw_mem_bytes, "vram_used_bytes": _raw_mem_bytes,
+}
+# Held fields whose N/A is normal where MIG is enabled (NVML has no utilisation of a GPU split into instances).
+MIG_NO_VALUE = ("busy_percent",)
+SOURCE = "nvidia-smi"
+
+
+def held_reading(field, text, unit=None, mig=None):
+    """(value, record) of a HELD_READINGS field read from ``text``: (value, None) for a plausible reading (a float for
+    temperature and power, exact bytes for VRAM); (None, record) for one that is not a measurement; (None, None) for
+    no text at all, or N/A of a MIG-enabled GPU's MIG_NO_VALUE field."""
+    value, state = reading(text)
+    if state == "absent" or (state == "unknown" and mig == "enabled" and field in MIG_NO_VALUE):
+        return None, None
+    got = HELD_READINGS[field](text, unit) if field.startswith("vram_") else HELD_READINGS[field](text)
+    if state == "ok" and got is not None:
+        return plausible_reading(field, got, SOURCE)
+    return None, {"field": field, "value": printable(" ".join(text.split()), 60), "unit": PLAUSIBLE[field][2],
+                  "source": SOURCE}
+
+
+def _hold(card, field, text, unit=None):
+    """Set ``card[field]`` from ``text`` (held_reading), its record, if any, added to the card's ``implausible``."""
+    value, record = held_reading(field, text, unit, card["mig_mode"])
+    card[field] = value
+    if record:
+        card["implausible"].append(record)
 
 
 def flag(text):
@@ -288,6 +344,7 @@ def blank_card(position):
         "conditions": dict.fromkeys(CONDITIONS), "fabric": {"state": None, "status": None},
         "failed_fields": [], "fields_read": 0, "markers": [], "notices": [],
         "processes_unknown": None,  # what nvidia-smi wrote instead of the GPU's process list ("Not Supported"), if it did
+        "implausible": [],  # HELD_READINGS that are no measurement: {field, value, unit, source}
     }
 
 
@@ -501,16 +558,16 @@ def _xml_card(gpu, position):
     card["fan_percent"] = number(_first(gpu, reads, "fan_percent", "fan_speed"))
     card["performance_state"] = reading(_first(gpu, reads, "performance_state", "performance_state"))[0]
     card["compute_mode"] = reading(_first(gpu, reads, "compute_mode", "compute_mode"))[0]
-    card["vram_total_bytes"] = mem_bytes(_first(gpu, reads, "vram_total", "fb_memory_usage/total"))
-    card["vram_used_bytes"] = mem_bytes(_first(gpu, reads, "vram_used", "fb_memory_usage/used"))
+    _hold(card, "vram_total_bytes", _first(gpu, reads, "vram_total", "fb_memory_usage/total"))
+    _hold(card, "vram_used_bytes", _first(gpu, reads, "vram_used", "fb_memory_usage/used"))
     card["vram_free_bytes"] = mem_bytes(gpu.findtext("fb_memory_usage/free"))
-    card["busy_percent"] = number(_first(gpu, reads, "busy_percent", "utilization/gpu_util"))
+    _hold(card, "busy_percent", _first(gpu, reads, "busy_percent", "utilization/gpu_util"))
     card["memory_busy_percent"] = number(_first(gpu, reads, "memory_busy_percent", "utilization/memory_util"))
-    card["temperature_edge_c"] = _float(number(_first(gpu, reads, "temperature", "temperature/gpu_temp")))
-    card["power_w"] = _float(number(_first(
+    _hold(card, "temperature_edge_c", _first(gpu, reads, "temperature", "temperature/gpu_temp"))
+    _hold(card, "power_w", _first(
         gpu, reads, "power", "gpu_power_readings/power_draw", "gpu_power_readings/average_power_draw",
         "gpu_power_readings/instant_power_draw", "power_readings/power_draw", "power_readings/average_power_draw",
-        "power_readings/instant_power_draw")))
+        "power_readings/instant_power_draw"))
     card["power_limit_w"] = _float(number(_first(
         gpu, reads, "power_limit", "gpu_power_readings/current_power_limit", "gpu_power_readings/power_limit",
         "power_readings/power_limit", "power_readings/enforced_power_limit")))
@@ -574,7 +631,8 @@ def _ecc_count(section, kind):
         if (kind == "uncorrectable" and is_unc) or (kind == "correctable" and "correctable" in tag and not is_unc):
             counts.append(number(child.text))
     known = [c for c in counts if c is not None]
-    return int(sum(known)) if known else None
+    total = finite(sum(known)) if known else None  # counts that overflow a float together are no count
+    return None if total is None else int(total)
 
 
 def _xml_reasons(gpu):
@@ -837,7 +895,7 @@ def parse_csv(stdout, fields=None):
             continue  # a wrapped or foreign line
         card = blank_card(position)
         reads = _Reads(card)
-        reasons, seen, known = [], set(), set()
+        reasons, seen, known, held = [], set(), set(), {}
         for (field, unit), cell in zip(header, cells):
             if field.startswith(_REASON_PREFIXES):
                 if flag(cell):
@@ -850,13 +908,20 @@ def parse_csv(stdout, fields=None):
             key, kind = spec
             if key in known:
                 continue  # power.draw, .average, .instant: the first column that knows the value
-            value = _convert(cell, kind, unit)
+            if key in HELD_READINGS:
+                value = held_reading(key, cell, unit)[0]
+                held.setdefault(key, (cell, unit))  # judged once every column is read (MIG mode, a later column)
+            else:
+                value = _convert(cell, kind, unit)
             _put(card, key, value)
             if key not in seen:
                 seen.add(key)
                 reads.note(_CSV_KEY_FIELD.get(key, key), reading(cell)[1])
             if value is not None:
                 known.add(key)
+        for key, (cell, unit) in held.items():
+            if key not in known:
+                _hold(card, key, cell, unit)
         cards.append(card)
     return cards, None
 
@@ -1009,25 +1074,27 @@ def _table_card(block, cards):
     parts = second[0].split()
     if len(parts) >= 4:
         card["fan_percent"] = number(cell("fan_percent", parts[0]).rstrip("%"))
-        card["temperature_edge_c"] = _float(number(cell("temperature", parts[1]).rstrip("C")))
+        _hold(card, "temperature_edge_c", cell("temperature", parts[1]).rstrip("C"))
         card["performance_state"] = reading(cell("performance_state", parts[2]))[0]
         watts = " ".join(parts[3:]).split("/")
-        card["power_w"] = _float(number(cell("power", watts[0].strip()).rstrip("W")))
+        _hold(card, "power_w", cell("power", watts[0].strip()).rstrip("W"))
         if len(watts) > 1:
             card["power_limit_w"] = _float(number(cell("power_limit", watts[1].strip()).rstrip("W")))
     memory = second[1].split("/")
     if len(memory) == 2:
-        card["vram_used_bytes"] = mem_bytes(cell("vram_used", memory[0].strip()))
-        card["vram_total_bytes"] = mem_bytes(cell("vram_total", memory[1].strip()))
+        _hold(card, "vram_used_bytes", cell("vram_used", memory[0].strip()))
+        _hold(card, "vram_total_bytes", cell("vram_total", memory[1].strip()))
         if card["vram_used_bytes"] is not None and card["vram_total_bytes"] is not None:
             card["vram_free_bytes"] = card["vram_total_bytes"] - card["vram_used_bytes"]
     util = second[2].split()
+    mig = block[2][-1].strip() if len(block) > 2 else None
+    card["mig_mode"] = _mode(mig)  # before the utilisation: its N/A is normal under MIG
     if util:
-        card["busy_percent"] = number(cell("busy_percent", util[0]).rstrip("%"))
+        _hold(card, "busy_percent", cell("busy_percent", util[0]).rstrip("%"))
     if len(util) > 1:
         card["compute_mode"] = reading(cell("compute_mode", util[1]))[0]
-    if len(block) > 2:
-        card["mig_mode"] = _mode(cell("mig_mode", block[2][-1].strip()))
+    if mig is not None:
+        cell("mig_mode", mig)
     cards.append(card)
 
 

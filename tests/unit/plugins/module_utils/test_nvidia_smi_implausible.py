@@ -1,0 +1,167 @@
+"""nvidia-smi readings held to the one plausible-range table (_values.PLAUSIBLE) in every format (XML, -q text, CSV,
+table): a sentinel or garbage is not used but recorded in ``implausible``, the checks that need it are unknown. The
+answers are the recorded ones (tests/fixtures/training/nvidia-smi, SOURCES.md) with one value changed."""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.gpuops.preflight.plugins.module_utils import _gpus
+from ansible_collections.gpuops.preflight.plugins.module_utils import _nvidia_smi as nv
+from ansible_collections.gpuops.preflight.plugins.module_utils import _preflight
+from ansible_collections.gpuops.preflight.tests.unit.plugins.module_utils.fixtures import training
+from ansible_collections.gpuops.preflight.tests.unit.plugins.module_utils.test_gpu_checks import evaluate
+
+HUGER = "9" * 5000        # more digits than Python's int() converts (ValueError)
+RTX3090 = "telegraf_1x_rtx3090_525.147.05_q-x.xml"
+P100_CSV = "netdata_1x_tesla-p100_510.47.03_query-gpu.csv"
+H100_TEXT = "gpud_8x_h100-80gb_535.183.01_q_text_first_gpu.txt"
+H100_TABLE = "nvidia_gpu_exporter_1x_h100-80gb_590.48.01_table_under_load.txt"
+A100_MIG = "netdata_1x_a100-sxm4-40gb_mig_510.47.03_q-x.xml"
+
+
+def recorded(name, old, new, count=1):
+    text = training("nvidia-smi", name)
+    assert text.count(old) >= count, old
+    return text.replace(old, new, count)
+
+
+def only_card(text):
+    parsed = nv.parse_output(text)
+    assert parsed["outcome"] == nv.ANSWERED, parsed["reason"]
+    return parsed["cards"][0]
+
+
+def records(card):
+    return [(r["field"], r["value"], r["unit"], r["source"]) for r in card["implausible"]]
+
+
+def test_recorded_readings_are_all_plausible():
+    for name in (RTX3090, P100_CSV, H100_TEXT, H100_TABLE, A100_MIG):
+        assert only_card(training("nvidia-smi", name))["implausible"] == [], name
+
+
+# ---------------------------------------------------------------- every format, the same table
+
+GARBAGE_TEMPERATURES = [
+    ("4294967295 C", "4294967295"), ("-273 C", "-273"), ("1e999 C", "inf"), (HUGER + " C", "inf"),
+    ("N/A", "N/A"), ("[N/A]", "[N/A]"), ("[Unknown Error]", "[Unknown Error]"), ("[GPU requires reset]", "[GPU requires reset]"),
+    ("ERR!", "ERR!"), ("37 C 37 C", "37 C 37 C"),
+]
+
+
+@pytest.mark.parametrize("text,value", GARBAGE_TEMPERATURES)
+def test_xml_temperature_that_is_no_reading_is_recorded_not_used(text, value):
+    card = only_card(recorded(RTX3090, "<gpu_temp>37 C</gpu_temp>", "<gpu_temp>%s</gpu_temp>" % text))
+    assert card["temperature_edge_c"] is None
+    assert records(card) == [("temperature_edge_c", value, "C", "nvidia-smi")]
+
+
+@pytest.mark.parametrize("text,value", [("-5.00 W", "-5.0"), ("1e999 W", "inf"), ("4294967.295 W", "4294967.295"),
+                                        ("[Unknown Error]", "[Unknown Error]")])
+def test_xml_power_that_is_no_reading_is_recorded_not_used(text, value):
+    card = only_card(recorded(RTX3090, "<power_draw>27.23 W</power_draw>", "<power_draw>%s</power_draw>" % text))
+    assert card["power_w"] is None
+    assert records(card) == [("power_w", value, "W", "nvidia-smi")]
+
+
+def test_xml_vram_and_utilisation_sentinels_are_recorded_not_used():
+    text = recorded(RTX3090, "<total>24576 MiB</total>", "<total>18446744073709551615 MiB</total>")
+    text = text.replace("<used>1 MiB</used>", "<used>4294967295 MiB</used>", 1)
+    text = text.replace("<gpu_util>0 %</gpu_util>", "<gpu_util>4294967295 %</gpu_util>")
+    card = only_card(text)
+    assert (card["vram_total_bytes"], card["vram_used_bytes"], card["busy_percent"]) == (None, None, None)
+    assert sorted(records(card)) == [
+        ("busy_percent", "4294967295", "%", "nvidia-smi"),
+        ("vram_total_bytes", "1.9342813113834067e+25", "B", "nvidia-smi"),
+        ("vram_used_bytes", "4503599626321920", "B", "nvidia-smi")]
+
+
+def test_q_text_temperature_sentinel_is_recorded_not_used():
+    card = only_card(recorded(H100_TEXT, "GPU Current Temp                  : 36 C",
+                              "GPU Current Temp                  : 4294967295 C"))
+    assert card["temperature_edge_c"] is None
+    assert records(card) == [("temperature_edge_c", "4294967295", "C", "nvidia-smi")]
+
+
+def test_q_text_power_n_a_of_the_module_reading_is_no_record_when_the_gpu_reading_is_known():
+    card = only_card(training("nvidia-smi", H100_TEXT))
+    assert card["power_w"] == 71.97 and card["implausible"] == []
+
+
+def test_csv_readings_that_are_no_readings_are_recorded_not_used():
+    card = only_card(recorded(P100_CSV, "0, 0, 37, 28.16,", "4294967295, 0, 1e999, -28.16,"))
+    assert (card["busy_percent"], card["temperature_edge_c"], card["power_w"]) == (None, None, None)
+    assert sorted(records(card)) == [("busy_percent", "4294967295", "%", "nvidia-smi"),
+                                     ("power_w", "-28.16", "W", "nvidia-smi"),
+                                     ("temperature_edge_c", "inf", "C", "nvidia-smi")]
+
+
+def test_csv_a_later_power_column_with_a_reading_leaves_no_record():
+    text = "name, power.draw [W], power.draw.instant [W], temperature.gpu\nNVIDIA B200, [N/A], 140.15, 31\n"
+    card = only_card(text)
+    assert card["power_w"] == 140.15 and card["implausible"] == []
+
+
+def test_csv_vram_sentinel_in_the_header_unit_is_recorded():
+    card = only_card("name, memory.total [MiB], memory.used [MiB]\nTesla P100, 16280, 18446744073709551615\n")
+    assert (card["vram_total_bytes"], card["vram_used_bytes"]) == (16280 * 1048576, None)
+    assert [r["field"] for r in card["implausible"]] == ["vram_used_bytes"]
+
+
+def test_table_temperature_and_power_garbage_are_recorded_not_used():
+    card = only_card(recorded(H100_TABLE, "59C    P0            629W", "65535C    P0           -629W"))
+    assert (card["temperature_edge_c"], card["power_w"]) == (None, None)
+    assert sorted(records(card)) == [("power_w", "-629", "W", "nvidia-smi"),
+                                     ("temperature_edge_c", "65535", "C", "nvidia-smi")]
+
+
+def test_mig_utilisation_n_a_is_normal_and_no_record():
+    card = only_card(training("nvidia-smi", A100_MIG))
+    assert card["mig_mode"] == "enabled" and card["busy_percent"] is None and card["implausible"] == []
+
+
+# ---------------------------------------------------------------- the checks that need them
+
+def nvidia_gpus(text):
+    gpus, _notes = _gpus.join_nvidia(nv.parse_output(text), [], True)
+    for gpu in gpus:
+        gpu.update(health="ok", excluded=False)
+    return gpus
+
+
+def test_nvidia_temperature_sentinel_makes_the_temperature_check_unknown():
+    gpus = nvidia_gpus(recorded(RTX3090, "<gpu_temp>37 C</gpu_temp>", "<gpu_temp>4294967295 C</gpu_temp>"))
+    assert gpus[0]["implausible_readings"] == [
+        {"field": "temperature_edge_c", "value": "4294967295", "unit": "C", "source": "nvidia-smi"}]
+    problems, text = evaluate(_preflight.FAMILY, "gpu_temperature", gpus, gpu_temp_warn_c=85.0)
+    assert [p["status"] for p in problems] == ["unknown"]
+    assert "nvidia-smi reported temperature_edge_c 4294967295 C" in problems[0]["message"]
+    assert "nvidia-smi" in problems[0]["fix"]
+    assert text == "hottest GPU unknown; 1 GPU(s) with an implausible temperature reading"
+
+
+def test_nvidia_failed_temperature_read_makes_the_temperature_check_unknown_not_ok():
+    gpus = nvidia_gpus(recorded(RTX3090, "<gpu_temp>37 C</gpu_temp>", "<gpu_temp>[Unknown Error]</gpu_temp>"))
+    problems, _text = evaluate(_preflight.FAMILY, "gpu_temperature", gpus, gpu_temp_warn_c=85.0)
+    assert [p["status"] for p in problems] == ["unknown"]
+
+
+def test_nvidia_plausible_temperature_still_judged():
+    gpus = nvidia_gpus(recorded(RTX3090, "<gpu_temp>37 C</gpu_temp>", "<gpu_temp>91 C</gpu_temp>"))
+    problems, _text = evaluate(_preflight.FAMILY, "gpu_temperature", gpus, gpu_temp_warn_c=85.0)
+    assert [p["status"] for p in problems] == ["warn"]
+
+
+def test_vram_sentinel_makes_the_vram_check_unknown_for_that_gpu():
+    gpus = nvidia_gpus(recorded(RTX3090, "<used>1 MiB</used>", "<used>4294967295 MiB</used>"))
+    probe = {"process_lists": {"nvidia": True}}
+    problems, _text = evaluate(_preflight.FAMILY, "vram", gpus, probe=probe)
+    assert [p["status"] for p in problems] == ["unknown"]
+    assert "vram_used_bytes" in problems[0]["message"] and problems[0]["gpu"]["bdf"] == "0000:00:10.0"
+
+
+def test_plausible_vram_leaves_the_vram_check_as_it_was():
+    gpus = nvidia_gpus(training("nvidia-smi", RTX3090))
+    problems, _text = evaluate(_preflight.FAMILY, "vram", gpus, probe={"process_lists": {"nvidia": True}})
+    assert problems == []
