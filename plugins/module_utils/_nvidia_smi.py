@@ -183,6 +183,8 @@ _HANDLE_REASONS = (
     ("insufficient permissions", UNKNOWN), ("driver not loaded", UNKNOWN),
     ("lost", LOST), ("fallen off the bus", LOST), ("unknown error", LOST),
 ) + tuple((words, UNKNOWN) for words, state in NVML_ERROR_STATES if state == "unknown")
+# How bad a GPU's handle error is, least first: of two for one GPU the worse is kept (gpu_errors).
+_ERROR_ORDER = (UNKNOWN, DEGRADED, LOST)
 _FELL_OFF = re.compile(r"(?:GPU|gpu)\s*" + _BDF_TEXT + r"\s*(?::\s*(?:GPU\s+)?)?(?:has fallen off the bus|is lost)")
 # A line saying nvidia-smi got no answer from the driver, and what it means: (marker, reason's start), the first
 # marker a line contains wins. NVML's "Insufficient Permissions" at init ("Failed to initialize NVML: Insufficient
@@ -1133,17 +1135,25 @@ def gpu_errors(text):
                             or _QTEXT_KV.match(line[len(margin):]))]
         text = text[:begin] + "\n" + "\n".join(document)
     prose = " ".join(line.strip() for line in text.splitlines() if _is_prose(line))
-    found = {}
-    for match in _HANDLE_ERROR.finditer(prose):
-        bdf = normalize_bdf(match.group(1))
-        reason = " ".join(match.group(2).split())[:200].rstrip(" .") or "no reason given"
+    found, ranks = {}, {}
+
+    def add(bdf, reason, message):
+        # Several errors for one GPU: the worst health wins, then the _HANDLE_REASONS entry listed first ("GPU is
+        # lost" over "Unknown Error"), then the first printed; never simply the last.
         lowered = reason.lower()
-        health = next((level for words, level in _HANDLE_REASONS if words in lowered), DEGRADED)
-        found[bdf] = {"bdf": bdf, "health": health, "message": "nvidia-smi cannot open the GPU: %s" % reason}
+        index = next((i for i, (words, _level) in enumerate(_HANDLE_REASONS) if words in lowered), len(_HANDLE_REASONS))
+        health = _HANDLE_REASONS[index][1] if index < len(_HANDLE_REASONS) else DEGRADED
+        rank = (_ERROR_ORDER.index(health), -index)
+        if bdf not in ranks or rank > ranks[bdf]:
+            ranks[bdf] = rank
+            found[bdf] = {"bdf": bdf, "health": health, "message": message}
+
+    for match in _HANDLE_ERROR.finditer(prose):
+        reason = " ".join(match.group(2).split())[:200].rstrip(" .") or "no reason given"
+        add(normalize_bdf(match.group(1)), reason, "nvidia-smi cannot open the GPU: %s" % reason)
     for match in _FELL_OFF.finditer(prose):
-        bdf = normalize_bdf(match.group(1))
-        if bdf not in found:
-            found[bdf] = {"bdf": bdf, "health": LOST, "message": "nvidia-smi: %s" % " ".join(match.group(0).split())}
+        words = " ".join(match.group(0).split())
+        add(normalize_bdf(match.group(1)), words, "nvidia-smi: %s" % words)
     return [found[bdf] for bdf in sorted(found)]
 
 

@@ -165,3 +165,34 @@ def test_plausible_vram_leaves_the_vram_check_as_it_was():
     gpus = nvidia_gpus(training("nvidia-smi", RTX3090))
     problems, _text = evaluate(_preflight.FAMILY, "vram", gpus, probe={"process_lists": {"nvidia": True}})
     assert problems == []
+
+
+# ---------------------------------------------------------------- two errors for one GPU: the worst wins
+
+HANDLE = "Unable to determine the device handle for GPU 0000:09:00.0: %s\n"
+
+
+@pytest.mark.parametrize("first,second", [("GPU is lost", "Unknown Error"), ("Unknown Error", "GPU is lost")])
+def test_gpu_is_lost_beats_unknown_error_in_either_order(first, second):
+    errors = nv.gpu_errors(HANDLE % first + HANDLE % second)
+    assert [(e["bdf"], e["health"], e["message"]) for e in errors] == [
+        ("0000:09:00.0", nv.LOST, "nvidia-smi cannot open the GPU: GPU is lost")]
+
+
+@pytest.mark.parametrize("first,second", [("Insufficient Permissions", "Unknown Error"),
+                                          ("Unknown Error", "Insufficient Permissions")])
+def test_a_failing_gpu_beats_a_reason_about_who_asks(first, second):
+    errors = nv.gpu_errors(HANDLE % first + HANDLE % second)
+    assert [(e["health"], e["message"]) for e in errors] == [(nv.LOST, "nvidia-smi cannot open the GPU: Unknown Error")]
+
+
+def test_fallen_off_the_bus_beats_an_earlier_unknown_reason():
+    errors = nv.gpu_errors(HANDLE % "Insufficient Permissions" + "GPU 0000:09:00.0: GPU has fallen off the bus.\n")
+    assert [(e["health"], e["message"]) for e in errors] == [
+        (nv.LOST, "nvidia-smi: GPU 0000:09:00.0: GPU has fallen off the bus")]
+
+
+def test_two_equal_errors_keep_the_first():
+    errors = nv.gpu_errors(HANDLE % "Unable to communicate with GPU" + HANDLE % "Something else")
+    assert [(e["health"], e["message"]) for e in errors] == [
+        (nv.DEGRADED, "nvidia-smi cannot open the GPU: Unable to communicate with GPU")]
