@@ -209,8 +209,6 @@ _GPU_NOTICES = (
      "nvidia-smi warns the infoROM is corrupted: the GPU runs, but the ECC and retirement records it keeps "
      "there may be lost (have it serviced)"),
 )
-# The DOCTYPE line, or with --dtd the whole DTD inside it (element declarations; one that declares an entity is refused).
-_DOCTYPE = re.compile(r"<!DOCTYPE[^>\[]*(?:\[.*?\]\s*)?>", re.IGNORECASE | re.DOTALL)
 _SCHEMA = re.compile(r"nvsmi_device_(v\d+)\.dtd")
 
 
@@ -454,7 +452,26 @@ def _safe_xml(stdout):
     end = text.rfind("</nvidia_smi_log>")
     if end >= 0:
         text = text[:end + len("</nvidia_smi_log>")]
-    return _DOCTYPE.sub("", text, count=1), None
+    return _without_doctype(text)
+
+
+def _without_doctype(text):
+    """(text without its DOCTYPE, None), or (None, reason) for a DOCTYPE that does not end. The DOCTYPE line, or with
+    --dtd the whole DTD inside it (element declarations; one that declares an entity is refused before), is found by
+    plain searches: a pattern would try each of many '<!DOCTYPE [' from every one of them (minutes of garbage)."""
+    start = text.lower().find("<!doctype")
+    if start < 0:
+        return text, None
+    head = len("<!doctype")
+    close, bracket = text.find(">", start + head), text.find("[", start + head)
+    if 0 <= bracket < close or (close < 0 <= bracket):
+        subset_end = text.find("]", bracket)
+        close = -1 if subset_end < 0 else text.find(">", subset_end)
+        if close >= 0 and text[subset_end + 1:close].strip():
+            close = -1
+    if close < 0:
+        return None, "nvidia-smi XML has a DOCTYPE that does not end: refused"
+    return text[:start] + text[close + 1:], None
 
 
 # nvidia-smi writes a leaf's text unescaped, one leaf a line: a process name holding "&", "<" or control
@@ -960,8 +977,9 @@ def _put(card, key, value):
 # --------------------------------------------------------------------------------------------
 # the list (nvidia-smi -L): index, name and UUID of each GPU it can open, its MIG devices under it
 
+# Indices and PIDs: at most 9 and 10 digits (a longer run is garbage, and int() refuses 4300 digits or more).
 # [ \t], not \s: searched over the whole output, "^\s*" would rescan every run of blank lines from each of its lines.
-_LIST_GPU = re.compile(r"^[ \t]*GPU[ \t]+(\d+):[ \t]*(.*?)[ \t]*\(UUID:[ \t]*(GPU-[^)\s]+)\)[ \t]*$", re.M)
+_LIST_GPU = re.compile(r"^[ \t]*GPU[ \t]+(\d{1,9}):[ \t]*(.*?)[ \t]*\(UUID:[ \t]*(GPU-[^)\s]+)\)[ \t]*$", re.M)
 _LIST_MIG = re.compile(r"^\s+MIG\s+.*?Device\s+\d+:\s*\(UUID:\s*MIG-[^)\s]+\)\s*$")
 
 
@@ -985,7 +1003,7 @@ def parse_list(stdout):
 
 # The first row's last column: persistence mode (Linux), or the driver model (Windows, "Driver-Model").
 _DRIVER_MODELS = ("WDDM", "TCC", "MCDM")
-_TABLE_ROW1 = re.compile(r"^\s*(\d+)\s+(.*?)\s+(On|Off|ERR!|N/A|" + "|".join(_DRIVER_MODELS) + r")\s*$")
+_TABLE_ROW1 = re.compile(r"^\s*(\d{1,9})\s+(.*?)\s+(On|Off|ERR!|N/A|" + "|".join(_DRIVER_MODELS) + r")\s*$")
 # The banner: "Driver Version:" / "CUDA Version:", since 610 "KMD Version:" / "CUDA UMD Version:".
 _TABLE_VERSIONS = (("driver_version", re.compile(r"(?:Driver|KMD) Version:\s*(\S+)")),
                    ("cuda_version", re.compile(r"CUDA (?:UMD )?Version:\s*(\S+)")))
@@ -994,9 +1012,9 @@ _TABLE_VERSIONS = (("driver_version", re.compile(r"(?:Driver|KMD) Version:\s*(\S
 _TABLE_GPU_LINE = re.compile(r"^[ \t]*\|[ \t]*\d+[ \t]+[^|\n]*\|[ \t]*(?:" + _BDF_TEXT + r"|N/A)[ \t]+\S+[ \t]*\|[^|\n]*\|[ \t]*$",
                              re.M)
 # A process row that holds no process: "0   Not Supported" (GeForce on drivers to the 340s): the list is unknown.
-_TABLE_PROC_GAP = re.compile(r"^\s*(\d+)\s+(\S.*?)\s*$")
+_TABLE_PROC_GAP = re.compile(r"^\s*(\d{1,9})\s+(\S.*?)\s*$")
 # GPU [GI CI] PID Type Process-name Memory: the GI and CI columns came with MIG (450); older tables have none.
-_TABLE_PROC = re.compile(r"^\s*(\d+)\s+(?:(\S+)\s+(\S+)\s+)?(\d+)\s+(\S+)\s+(.*?)\s+(\d+MiB|N/A)\s*$")
+_TABLE_PROC = re.compile(r"^\s*(\d{1,9})\s+(?:(\S+)\s+(\S+)\s+)?(\d{1,10})\s+(\S+)\s+(.*?)\s+(\d+MiB|N/A)\s*$")
 
 
 def parse_table(stdout):

@@ -4,6 +4,9 @@ answers are the recorded ones (tests/fixtures/training/nvidia-smi, SOURCES.md) w
 
 from __future__ import annotations
 
+import random
+import re
+
 import pytest
 
 from ansible_collections.gpuops.preflight.plugins.module_utils import _gpus
@@ -196,3 +199,90 @@ def test_two_equal_errors_keep_the_first():
     errors = nv.gpu_errors(HANDLE % "Unable to communicate with GPU" + HANDLE % "Something else")
     assert [(e["health"], e["message"]) for e in errors] == [
         (nv.DEGRADED, "nvidia-smi cannot open the GPU: Unable to communicate with GPU")]
+
+
+# ---------------------------------------------------------------- garbage never crashes nor hangs the parser
+
+OUTCOMES = (nv.ANSWERED, nv.GPU_ERRORS, nv.NO_DRIVER, nv.NO_DATA, nv.UNPARSEABLE, nv.FAILED)
+TABLE_3_PROCESSES = "docker-cuda-xmr-stak_3x_gtx1080ti_390.77_table_3_processes.txt"
+LIST = "nvidia_gpu_exporter_1x_h200-mig_610.43.02_list.txt"
+
+
+def parsed_without_crash(text):
+    got = nv.parse_output(text)
+    assert got["outcome"] in OUTCOMES
+    assert got["outcome"] == nv.ANSWERED or got["reason"]
+    return got
+
+
+@pytest.mark.parametrize("name,old", [
+    (RTX3090, "<minor_number>0</minor_number>"), (RTX3090, "<fan_speed>0 %</fan_speed>"),
+    (RTX3090, "<gpu_util>0 %</gpu_util>"), (RTX3090, "<total>24576 MiB</total>"), (P100_CSV, "16280"),
+    (H100_TABLE, "|   0  NVIDIA"), (H100_TABLE, "11327"), (H100_TABLE, "2566MiB"), (TABLE_3_PROCESSES, "|   0  GeForce"),
+    (LIST, "GPU 0:"), (H100_TEXT, "81559 MiB"),
+])
+def test_a_5000_digit_number_anywhere_is_no_crash(name, old):
+    digits = "".join(ch if not ch.isdigit() else HUGER for ch in old)
+    parsed_without_crash(recorded(name, old, digits))
+
+
+def test_a_5000_digit_ecc_count_and_counts_overflowing_together_are_unknown():
+    text = training("nvidia-smi", RTX3090)
+    assert "<sram_uncorrectable>" in text or "<double_bit>" in text or "<dram_uncorrectable>" in text
+    text = text.replace("<sram_uncorrectable>0</sram_uncorrectable>", "<sram_uncorrectable>1e308</sram_uncorrectable>")
+    text = text.replace("<dram_uncorrectable>0</dram_uncorrectable>", "<dram_uncorrectable>1e308</dram_uncorrectable>")
+    card = parsed_without_crash(text)["cards"][0]
+    assert card["ecc"]["volatile_uncorrected"] in (None, 0)
+
+
+@pytest.mark.parametrize("doctype", ["<!DOCTYPE [" * 100000, "<!DOCTYPE nvidia_smi_log [ <!ELEMENT a (#PCDATA)>"])
+def test_a_doctype_that_does_not_end_is_refused_naming_it(doctype):
+    text = recorded(RTX3090, "<nvidia_smi_log>", doctype + "<nvidia_smi_log>")
+    text = text.replace("<!DOCTYPE nvidia_smi_log SYSTEM", "<!-- -->", 1)
+    got = parsed_without_crash(text)
+    assert got["outcome"] == nv.UNPARSEABLE and "DOCTYPE that does not end" in got["reason"]
+
+
+def test_the_dtd_nvidia_smi_writes_inside_its_doctype_is_read():
+    head = '<!DOCTYPE nvidia_smi_log [\n<!ELEMENT nvidia_smi_log (timestamp, gpu*)>\n<!ELEMENT gpu (#PCDATA)>\n]>\n'
+    text = training("nvidia-smi", RTX3090)
+    start = text.index("<!DOCTYPE")
+    text = text[:start] + head + text[text.index(">", start) + 1:]
+    assert parsed_without_crash(text)["cards"][0]["temperature_edge_c"] == 37.0
+
+
+BILLION_LAUGHS = ('<?xml version="1.0"?>\n<!DOCTYPE nvidia_smi_log [\n <!ENTITY lol "lol">\n'
+                  ' <!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">\n'
+                  ' <!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">\n]>\n'
+                  '<nvidia_smi_log><gpu id="00000000:01:00.0"><product_name>&lol3;</product_name></gpu></nvidia_smi_log>\n')
+
+
+@pytest.mark.parametrize("text", [BILLION_LAUGHS, BILLION_LAUGHS.replace("<!ENTITY", "<!eNtItY\t")])
+def test_entities_are_refused_never_expanded(text):
+    got = parsed_without_crash(text)
+    assert got["outcome"] == nv.UNPARSEABLE and "declares entities" in got["reason"] and got["cards"] == []
+
+
+@pytest.mark.parametrize("garbage", ["\x00", "\udcff\udcfe", "\ufffe", "&", "<", "]]>", "&#0;"])
+def test_nul_bytes_invalid_utf8_and_markup_in_a_value_are_no_crash(garbage):
+    parsed_without_crash(recorded(RTX3090, "<gpu_temp>37 C</gpu_temp>", "<gpu_temp>3%s7 C</gpu_temp>" % garbage))
+    parsed_without_crash(recorded(P100_CSV, "Tesla P100", "Tesla%s P100" % garbage))
+    parsed_without_crash(recorded(H100_TEXT, "81559 MiB", "81%s559 MiB" % garbage))
+
+
+@pytest.mark.parametrize("name", [RTX3090, H100_TEXT, P100_CSV, H100_TABLE])
+def test_truncated_output_at_any_point_is_no_crash(name):
+    text = training("nvidia-smi", name)
+    for cut in range(0, len(text), max(1, len(text) // 150)):
+        parsed_without_crash(text[:cut])
+
+
+@pytest.mark.parametrize("name", [RTX3090, H100_TEXT, P100_CSV, H100_TABLE, LIST, TABLE_3_PROCESSES])
+def test_seeded_random_garbage_in_place_of_numbers_is_no_crash(name):
+    garbage = ["1e999", HUGER, "-1e999", "nan", "inf", "\x00", "\udcff", "4294967295", "18446744073709551615", "&",
+               "<", "]]>", "<!DOCTYPE x [", "&#xFFFFFFFF;", "-0", "1e-999", "1.2.3", "\n", "\r", ",", "|", ":"]
+    text = training("nvidia-smi", name)
+    rng = random.Random(name)
+    for _round in range(40):
+        mutated = re.sub(r"\d+(?:\.\d+)?", lambda m: rng.choice(garbage) if rng.random() < 0.15 else m.group(0), text)
+        parsed_without_crash(mutated)
