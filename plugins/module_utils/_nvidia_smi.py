@@ -241,8 +241,9 @@ def _measure(text):
     return (match.group(1), match.group(2)) if match else None
 
 
-def _raw_number(text):
-    """The number a reading holds, as ``_values.to_number`` reads it (inf, a 5000-digit int): never raises."""
+def _raw_number(text, _unit=None):
+    """The number a reading holds, as ``_values.to_number`` reads it (inf, a 5000-digit int): never raises. (A
+    unit, as for memory, is taken and not needed: every HELD_READINGS reader has one shape.)"""
     got = _measure(text)
     return None if got is None else to_number(got[0])
 
@@ -293,11 +294,24 @@ def held_reading(field, text, unit=None, mig=None):
     value, state = reading(text)
     if state == "absent" or (state == "unknown" and mig == "enabled" and field in MIG_NO_VALUE):
         return None, None
-    got = HELD_READINGS[field](text, unit) if field.startswith("vram_") else HELD_READINGS[field](text)
+    got = HELD_READINGS[field](text, unit)
     if state == "ok" and got is not None:
         return plausible_reading(field, got, SOURCE)
     return None, {"field": field, "value": printable(" ".join(text.split()), 60), "unit": PLAUSIBLE[field][2],
                   "source": SOURCE}
+
+
+def process_vram(text, pid, card):
+    """A process's memory in bytes, held to the vram_used_bytes row (it is VRAM use on its GPU): a number outside
+    it is None and recorded on ``card`` (the GPU's, when known), source 'nvidia-smi process <pid>'. N/A (Windows,
+    another user's process) is unknown, no record: a process list often lacks it."""
+    got = _raw_mem_bytes(text) if reading(text)[1] == "ok" else None
+    if got is None:
+        return None
+    value, record = plausible_reading("vram_used_bytes", got, "%s process %s" % (SOURCE, pid))
+    if record and card is not None:
+        card["implausible"].append(record)
+    return value
 
 
 def _hold(card, field, text, unit=None):
@@ -682,7 +696,7 @@ def _xml_process(proc, card):
         "type": reading(proc.findtext("type"))[0],
         "bdf": card["bdf"],
         "gpu_position": card["position"],
-        "vram_bytes": mem_bytes(proc.findtext("used_memory")),
+        "vram_bytes": process_vram(proc.findtext("used_memory"), pid, card),
         "gpu_instance_id": number(proc.findtext("gpu_instance_id")),
     }
 
@@ -1051,7 +1065,7 @@ def parse_table(stdout):
             if match:
                 processes.append({"table_index": int(match.group(1)), "pid": int(match.group(4)),
                                   "type": match.group(5), "command": match.group(6),
-                                  "name": process_name(match.group(6)), "vram_bytes": mem_bytes(match.group(7)),
+                                  "name": process_name(match.group(6)), "vram_bytes": match.group(7),
                                   "gpu_instance_id": number(match.group(2))})  # the GI column (MIG), N/A else
     if block:
         _table_card(block, cards)
@@ -1061,6 +1075,7 @@ def parse_table(stdout):
             by_index[index]["processes_unknown"] = text
     for proc in processes:
         card = by_index.get(proc.pop("table_index"))
+        proc["vram_bytes"] = process_vram(proc["vram_bytes"], proc["pid"], card)
         proc["bdf"] = card["bdf"] if card else None
         proc["gpu_position"] = card["position"] if card else None
     return cards, processes

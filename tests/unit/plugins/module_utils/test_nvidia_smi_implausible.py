@@ -286,3 +286,28 @@ def test_seeded_random_garbage_in_place_of_numbers_is_no_crash(name):
     for _round in range(40):
         mutated = re.sub(r"\d+(?:\.\d+)?", lambda m: rng.choice(garbage) if rng.random() < 0.15 else m.group(0), text)
         parsed_without_crash(mutated)
+
+
+# ---------------------------------------------------------------- a process's memory: the same row as VRAM use
+
+A5000 = "telegraf_2x_rtx-a5000_590.44.01_q-x.xml"
+
+
+@pytest.mark.parametrize("name,old,new", [
+    (A5000, "<used_memory>22430 MiB</used_memory>", "<used_memory>4294967295 MiB</used_memory>"),
+    (H100_TABLE, "2566MiB", "4294967295MiB"),
+])
+def test_a_process_memory_sentinel_is_no_size_and_makes_the_vram_check_unknown(name, old, new):
+    parsed = nv.parse_output(recorded(name, old, new))
+    bad = [p for p in parsed["processes"] if p["vram_bytes"] is None]
+    assert len(bad) == 1
+    card = [c for c in parsed["cards"] if c["bdf"] == bad[0]["bdf"]][0]
+    assert records(card) == [("vram_used_bytes", "4503599626321920", "B", "nvidia-smi process %d" % bad[0]["pid"])]
+    gpus, _notes = _gpus.join_nvidia(parsed, [], True)
+    for gpu in gpus:
+        gpu.update(health="ok", excluded=False)
+    processes = _gpus._nvidia_processes(parsed["processes"])
+    problems, _text = evaluate(_preflight.FAMILY, "vram", gpus, processes=processes,
+                               probe={"process_lists": {"nvidia": True}}, vram_min_mb=1 << 30)
+    assert [(p["status"], p["gpu"]["bdf"]) for p in problems] == [("unknown", bad[0]["bdf"])]
+    assert "nvidia-smi process %d reported vram_used_bytes" % bad[0]["pid"] in problems[0]["message"]
