@@ -1025,6 +1025,8 @@ _TABLE_VERSIONS = (("driver_version", re.compile(r"(?:Driver|KMD) Version:\s*(\S
 # GPU). It makes a table of a paste that lost the banner and the column titles (an excerpt of the GPUs in question).
 _TABLE_GPU_LINE = re.compile(r"^[ \t]*\|[ \t]*\d+[ \t]+[^|\n]*\|[ \t]*(?:" + _BDF_TEXT + r"|N/A)[ \t]+\S+[ \t]*\|[^|\n]*\|[ \t]*$",
                              re.M)
+# "629W /  700W", "N/A /  N/A": the slash between two cells, never the one inside N/A.
+_TABLE_PAIR = re.compile(r"(?<!N)/(?!A)")
 # A process row that holds no process: "0   Not Supported" (GeForce on drivers to the 340s): the list is unknown.
 _TABLE_PROC_GAP = re.compile(r"^\s*(\d{1,9})\s+(\S.*?)\s*$")
 # GPU [GI CI] PID Type Process-name Memory: the GI and CI columns came with MIG (450); older tables have none.
@@ -1111,11 +1113,11 @@ def _table_card(block, cards):
         card["fan_percent"] = number(cell("fan_percent", parts[0]).rstrip("%"))
         _hold(card, "temperature_edge_c", cell("temperature", parts[1]).rstrip("C"))
         card["performance_state"] = reading(cell("performance_state", parts[2]))[0]
-        watts = " ".join(parts[3:]).split("/")
+        watts = _TABLE_PAIR.split(" ".join(parts[3:]))
         _hold(card, "power_w", cell("power", watts[0].strip()).rstrip("W"))
         if len(watts) > 1:
             card["power_limit_w"] = _float(number(cell("power_limit", watts[1].strip()).rstrip("W")))
-    memory = second[1].split("/")
+    memory = _TABLE_PAIR.split(second[1])
     if len(memory) == 2:
         _hold(card, "vram_used_bytes", cell("vram_used", memory[0].strip()))
         _hold(card, "vram_total_bytes", cell("vram_total", memory[1].strip()))

@@ -311,3 +311,11 @@ def test_a_process_memory_sentinel_is_no_size_and_makes_the_vram_check_unknown(n
                                probe={"process_lists": {"nvidia": True}}, vram_min_mb=1 << 30)
     assert [(p["status"], p["gpu"]["bdf"]) for p in problems] == [("unknown", bad[0]["bdf"])]
     assert "nvidia-smi process %d reported vram_used_bytes" % bad[0]["pid"] in problems[0]["message"]
+
+
+def test_table_power_n_a_over_n_a_is_read_as_n_a_not_split_inside_it():
+    card = only_card(training("nvidia-smi", "tensorflow-notes_1x_geforce210_340.98_table_processes_not_supported.txt"))
+    assert (card["power_w"], card["power_limit_w"], card["vram_used_bytes"]) == (None, None, 2 * 1048576)
+    assert ("power_w", "N/A", "W", "nvidia-smi") in records(card)
+    card = only_card(recorded(H100_TABLE, "629W /  700W", "629W /  N/A"))
+    assert (card["power_w"], card["power_limit_w"]) == (629.0, None)
