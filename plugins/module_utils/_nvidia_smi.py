@@ -291,7 +291,7 @@ def held_reading(field, text, unit=None, mig=None):
     """(value, record) of a HELD_READINGS field read from ``text``: (value, None) for a plausible reading (a float for
     temperature and power, exact bytes for VRAM); (None, record) for one that is not a measurement; (None, None) for
     no text at all, or N/A of a MIG-enabled GPU's MIG_NO_VALUE field."""
-    value, state = reading(text)
+    state = reading(text)[1]
     if state == "absent" or (state == "unknown" and mig == "enabled" and field in MIG_NO_VALUE):
         return None, None
     got = HELD_READINGS[field](text, unit)
