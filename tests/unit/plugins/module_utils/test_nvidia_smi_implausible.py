@@ -319,3 +319,16 @@ def test_table_power_n_a_over_n_a_is_read_as_n_a_not_split_inside_it():
     assert ("power_w", "N/A", "W", "nvidia-smi") in records(card)
     card = only_card(recorded(H100_TABLE, "629W /  700W", "629W /  N/A"))
     assert (card["power_w"], card["power_limit_w"]) == (629.0, None)
+
+
+# ---------------------------------------------------------------- real recordings (tests/fixtures/training/SOURCES.md)
+
+@pytest.mark.parametrize("name,bdf", [
+    ("slurm-ocr-incident_query-gpu_gpu_requires_reset.csv", None),          # temperature [GPU requires reset]
+    ("gpu-operator-559_multi_a40_525.125.06_table_gpu0_ERR.txt", "0000:19:00.0"),  # temperature ERR!
+])
+def test_real_unreadable_temperatures_make_the_temperature_check_unknown_for_that_gpu_only(name, bdf):
+    gpus = nvidia_gpus(training("nvidia-smi", name))
+    problems, _text = evaluate(_preflight.FAMILY, "gpu_temperature", gpus, gpu_temp_warn_c=85.0)
+    assert [(p["status"], p["gpu"]["bdf"]) for p in problems] == [("unknown", bdf)]
+    assert "nvidia-smi reported temperature_edge_c" in problems[0]["message"]
