@@ -572,8 +572,9 @@ def evaluate_vram(ctx, spec):
         return unknown, "no process list"
     min_bytes = ctx.params["vram_min_mb"] * 1024 * 1024
     by_bdf = dict((g["bdf"], g) for g in gpus)
-    problems = implausible_unknowns(spec, gpus, VRAM_FIELDS, "VRAM use unknown",
+    unknown += implausible_unknowns(spec, gpus, VRAM_FIELDS, "VRAM use unknown",
                                     "the tool's memory figures cannot be trusted")
+    problems = []
     for proc in probe["processes"]:
         if (proc.get("vram_bytes") or 0) <= min_bytes:
             continue

@@ -159,8 +159,8 @@ def test_nvidia_plausible_temperature_still_judged():
 def test_vram_sentinel_makes_the_vram_check_unknown_for_that_gpu():
     gpus = nvidia_gpus(recorded(RTX3090, "<used>1 MiB</used>", "<used>4294967295 MiB</used>"))
     probe = {"process_lists": {"nvidia": True}}
-    problems, _text = evaluate(_preflight.FAMILY, "vram", gpus, probe=probe)
-    assert [p["status"] for p in problems] == ["unknown"]
+    problems, text = evaluate(_preflight.FAMILY, "vram", gpus, probe=probe)
+    assert [p["status"] for p in problems] == ["unknown"] and text == "0 process(es) holding VRAM"
     assert "vram_used_bytes" in problems[0]["message"] and problems[0]["gpu"]["bdf"] == "0000:00:10.0"
 
 
