@@ -129,7 +129,7 @@ def test_a_pci_bus_that_cannot_be_listed_is_said(mocker, capsys, tmp_path):
 
 
 def test_a_temperature_sentinel_is_an_implausible_reading_not_a_temperature(mocker, capsys, tmp_path):
-    text = re.sub("<gpu_temp>[^<]*</gpu_temp>", "<gpu_temp>4294967295 C</gpu_temp>", training("nvidia-smi", A5000), 1)
+    text = re.sub("<gpu_temp>[^<]*</gpu_temp>", "<gpu_temp>4294967295 C</gpu_temp>", training("nvidia-smi", A5000), count=1)
     rc, result, _run = run_module(mocker, capsys, {"sysfs_root": str(tmp_path)}, (0, text, ""))
     gpu = result["ansible_facts"]["nvidia_gpus"][0]
     assert rc == 0 and gpu["temperature_edge_c"] is None
