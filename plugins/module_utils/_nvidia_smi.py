@@ -282,17 +282,16 @@ HELD_READINGS = {
     "temperature_edge_c": _raw_number, "power_w": _raw_number, "busy_percent": _raw_number,
     "vram_total_bytes": _raw_mem_bytes, "vram_used_bytes": _raw_mem_bytes,
 }
-# Held fields whose N/A is normal where MIG is enabled (NVML has no utilisation of a GPU split into instances).
-MIG_NO_VALUE = ("busy_percent",)
 SOURCE = "nvidia-smi"
 
 
-def held_reading(field, text, unit=None, mig=None):
+def held_reading(field, text, unit=None):
     """(value, record) of a HELD_READINGS field read from ``text``: (value, None) for a plausible reading (a float for
-    temperature and power, exact bytes for VRAM); (None, record) for one that is not a measurement; (None, None) for
-    no text at all, or N/A of a MIG-enabled GPU's MIG_NO_VALUE field."""
+    temperature and power, exact bytes for VRAM); (None, record) for one that is not a measurement (a sentinel, ERR!,
+    [GPU requires reset], text that is no number); (None, None) for no text at all, or N/A / Not Supported: a reading
+    this GPU does not give (a Jetson's power, a MIG GPU's utilization) is no reading, not a garbage one."""
     state = reading(text)[1]
-    if state == "absent" or (state == "unknown" and mig == "enabled" and field in MIG_NO_VALUE):
+    if state in ("absent", "unknown"):
         return None, None
     got = HELD_READINGS[field](text, unit)
     if state == "ok" and got is not None:
@@ -316,7 +315,7 @@ def process_vram(text, pid, card):
 
 def _hold(card, field, text, unit=None):
     """Set ``card[field]`` from ``text`` (held_reading), its record, if any, added to the card's ``implausible``."""
-    value, record = held_reading(field, text, unit, card["mig_mode"])
+    value, record = held_reading(field, text, unit)
     card[field] = value
     if record:
         card["implausible"].append(record)

@@ -48,7 +48,7 @@ def test_recorded_readings_are_all_plausible():
 
 GARBAGE_TEMPERATURES = [
     ("4294967295 C", "4294967295"), ("-273 C", "-273"), ("1e999 C", "inf"), (HUGER + " C", "inf"),
-    ("N/A", "N/A"), ("[N/A]", "[N/A]"), ("[Unknown Error]", "[Unknown Error]"), ("[GPU requires reset]", "[GPU requires reset]"),
+    ("[Unknown Error]", "[Unknown Error]"), ("[GPU requires reset]", "[GPU requires reset]"),
     ("ERR!", "ERR!"), ("37 C 37 C", "37 C 37 C"),
 ]
 
@@ -58,6 +58,13 @@ def test_xml_temperature_that_is_no_reading_is_recorded_not_used(text, value):
     card = only_card(recorded(RTX3090, "<gpu_temp>37 C</gpu_temp>", "<gpu_temp>%s</gpu_temp>" % text))
     assert card["temperature_edge_c"] is None
     assert records(card) == [("temperature_edge_c", value, "C", "nvidia-smi")]
+
+
+@pytest.mark.parametrize("text", ["N/A", "[N/A]", "[Not Supported]"])
+def test_a_reading_the_gpu_does_not_give_is_no_reading_and_no_record(text):
+    # N/A is what a GPU without that sensor prints (a Jetson's power, an old GeForce's utilization): not garbage
+    card = only_card(recorded(RTX3090, "<gpu_temp>37 C</gpu_temp>", "<gpu_temp>%s</gpu_temp>" % text))
+    assert card["temperature_edge_c"] is None and records(card) == []
 
 
 @pytest.mark.parametrize("text,value", [("-5.00 W", "-5.0"), ("1e999 W", "inf"), ("4294967.295 W", "4294967.295"),
@@ -316,7 +323,7 @@ def test_a_process_memory_sentinel_is_no_size_and_makes_the_vram_check_unknown(n
 def test_table_power_n_a_over_n_a_is_read_as_n_a_not_split_inside_it():
     card = only_card(training("nvidia-smi", "tensorflow-notes_1x_geforce210_340.98_table_processes_not_supported.txt"))
     assert (card["power_w"], card["power_limit_w"], card["vram_used_bytes"]) == (None, None, 2 * 1048576)
-    assert ("power_w", "N/A", "W", "nvidia-smi") in records(card)
+    assert records(card) == []   # N/A: a reading this old GeForce does not give, no garbage
     card = only_card(recorded(H100_TABLE, "629W /  700W", "629W /  N/A"))
     assert (card["power_w"], card["power_limit_w"]) == (629.0, None)
 
