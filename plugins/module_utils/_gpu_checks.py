@@ -573,6 +573,8 @@ def evaluate_vram(ctx, spec):
         return unknown, "no process list"
     min_bytes = ctx.params["vram_min_mb"] * 1024 * 1024
     by_bdf = dict((g["bdf"], g) for g in gpus)
+    unknown += implausible_unknowns(spec, gpus, VRAM_FIELDS, "VRAM use unknown",
+                                    "the tool's memory figures cannot be trusted")
     problems = []
     for proc in probe["processes"]:
         if (proc.get("vram_bytes") or 0) <= min_bytes:
@@ -584,27 +586,43 @@ def evaluate_vram(ctx, spec):
     return problems + unknown, "%d process(es) holding VRAM" % len(problems)
 
 
-# What to do about a GPU whose temperature sensor gave a reading no sensor can give (65535 C, inf).
-IMPLAUSIBLE_TEMPERATURE_FIX = ("Read the GPU's sensors by hand (rocm-smi --showtemp, amd-smi metric -t, or "
-                               "/sys/class/drm/card*/device/hwmon/hwmon*/temp*_input in millidegrees): a sentinel such as "
-                               "65535 C is a failed sensor read; if it persists, check the kernel log for SMU errors.")
+# What to do about a GPU whose tool gave a reading no GPU can give (65535 C, inf, N/A or ERR! where a value belongs),
+# per vendor.
+IMPLAUSIBLE_READING_FIX = {
+    _gpus.AMD: ("Read the GPU's sensors by hand (rocm-smi --showtemp --showmeminfo vram, amd-smi metric, or "
+                "/sys/class/drm/card*/device/hwmon/hwmon*/temp*_input in millidegrees): a sentinel such as 65535 C is a "
+                "failed sensor read; if it persists, check the kernel log for SMU errors."),
+    _gpus.NVIDIA: ("Read the GPU by hand (nvidia-smi -q -d TEMPERATURE,MEMORY -i <bdf>): a sentinel such as 4294967295 "
+                   "or [Unknown Error] is a failed read; if it persists, check the kernel log for Xid errors and reset "
+                   "the GPU (nvidia-smi -r) or reboot."),
+}
 TEMPERATURE_FIELDS = ("temperature_edge_c", "temperature_junction_c")
+VRAM_FIELDS = ("vram_total_bytes", "vram_used_bytes")
+
+
+def implausible_unknowns(spec, gpus, fields, what, why):
+    """An unknown problem for each GPU with a reading of ``fields`` that is no measurement (its
+    ``implausible_readings``), naming it: the check that needs the reading cannot run on that GPU."""
+    problems = []
+    for gpu in gpus:
+        garbage = [r for r in gpu.get("implausible_readings") or () if r.get("field") in fields]
+        if garbage:
+            problems.append(problem(spec.name, UNKNOWN, "%s %s: %s, not a measurement (not used; %s)" % (
+                label(gpu), what, "; ".join(implausible_text(r) for r in garbage), why),
+                IMPLAUSIBLE_READING_FIX[_gpus.vendor_of(gpu)].replace("<bdf>", gpu.get("bdf") or "<bdf>"),
+                gpu=gpu_ref(gpu)))
+    return problems
 
 
 def evaluate_temperature(ctx, spec):
     """GPUs at or above the warning temperature before work starts; unknown for a GPU whose temperature reading was
     no temperature (outside _values.PLAUSIBLE: a sentinel, inf): it is not used, and not taken for a cool GPU."""
     gpus, warn_c = ctx.value("gpu_view")["gpus"], ctx.params["gpu_temp_warn_c"]
-    problems = []
-    unknown = 0
+    problems = implausible_unknowns(spec, [g for g in gpus if g.get("temperature_edge_c") is None],
+                                    TEMPERATURE_FIELDS, "temperature unknown", "not taken for a cool GPU")
+    unknown = len(problems)
     for gpu in gpus:
         temp = gpu.get("temperature_edge_c")
-        garbage = [r for r in gpu.get("implausible_readings") or () if r.get("field") in TEMPERATURE_FIELDS]
-        if temp is None and garbage:
-            unknown += 1
-            problems.append(problem(spec.name, UNKNOWN, "%s temperature unknown: %s, not a temperature (not used)" % (
-                label(gpu), "; ".join(implausible_text(r) for r in garbage)), IMPLAUSIBLE_TEMPERATURE_FIX,
-                gpu=gpu_ref(gpu)))
         if temp is not None and temp >= warn_c:
             problems.append(problem(spec.name, WARN, "%s is at %.0f C (edge), at or above %.0f C before work starts"
                                     % (label(gpu), temp, warn_c), spec.fix, gpu=gpu_ref(gpu)))

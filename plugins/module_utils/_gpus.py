@@ -319,9 +319,8 @@ def _blank(index, bdf, vendor=AMD):
            "gfx_version": None, "vram_total_bytes": None, "vram_used_bytes": None, "busy_percent": None,
            "temperature_edge_c": None, "power_w": None, "perf_level": None, "runtime_status": None,
            "health": UNKNOWN, "problems": [], "warnings": [], "sources": [], "in_tool_output": None,
-           "responding": None}
-    if vendor == AMD:
-        gpu["implausible_readings"] = []  # readings outside _values.PLAUSIBLE, not used: {field, value, unit, source}
+           "responding": None,
+           "implausible_readings": []}  # readings outside _values.PLAUSIBLE, not used: {field, value, unit, source}
     if vendor == NVIDIA:
         gpu.update(uuid=None, mig_mode=None, persistence_mode=None, xid_errors=[], ecc=None, retired_pages=None,
                    remapped_rows=None, clocks_event_reasons=None, performance_state=None, vram_free_bytes=None,
@@ -339,8 +338,7 @@ def _add_sysfs(gpu, sysgpu):
     for field in ("device_id", "vram_total_bytes", "vram_used_bytes", "perf_level"):
         if gpu.get(field) is None and sysgpu.get(field) is not None:
             gpu[field] = sysgpu[field]
-    if "implausible_readings" in gpu:  # AMD: amdgpu's VRAM counters held to _values.PLAUSIBLE
-        gpu["implausible_readings"].extend(sysgpu.get("implausible") or ())
+    gpu["implausible_readings"].extend(sysgpu.get("implausible") or ())  # amdgpu's VRAM counters, held
     gpu["sources"].append("sysfs")
 
 
@@ -410,7 +408,7 @@ def join(cards, sysfs_gpus, order, tool_name, tool_listed):
         for field, value in mine.items():
             if gpu[field] is None and value is not None:
                 gpu[field] = value
-        gpu.setdefault("implausible_readings", []).extend(card.get("implausible") or ())
+        gpu["implausible_readings"].extend(card.get("implausible") or ())
         gpu["in_tool_output"] = True
         taken.add(card.get("index"))
     for key, indices in sorted(shared.items()):
@@ -467,6 +465,7 @@ def join_nvidia(parsed, sysfs_gpus, tool_listed, confined=None, driver_gpus=()):
         gpu = gpus.setdefault(bdf or "index:%s" % index, _blank(index, bdf, NVIDIA))
         for field in _NVIDIA_CARD_FIELDS:
             gpu[field] = card[field]
+        gpu["implausible_readings"] = list(card["implausible"])
         gpu["ecc"] = dict(card["ecc"])
         gpu["retired_pages"] = dict(card["retired_pages"])
         gpu["remapped_rows"] = dict(card["remapped_rows"])

@@ -26,8 +26,10 @@ Values: ``N/A``, ``[N/A]``, ``[Not Supported]``, ``Requested functionality has b
 and ``Insufficient Permissions`` are unknown (None, never 0). ``ERR!`` and ``Unknown Error`` are
 failed reads: unknown too, and counted per field: one is a warning naming the field, most of a
 GPU's fields failing means the GPU stopped answering (degraded). Under MIG, N/A utilisation is
-normal and says nothing. The XML comes from a local tool, but it is still parsed defensively: its
-size is bounded and a document that declares entities is refused.
+normal and says nothing. The readings in HELD_READINGS are held to ``_values.PLAUSIBLE``, the table
+AMD's readings are held to: a sentinel, or no value where one belongs, is recorded in the card's
+``implausible``. The XML comes from a local tool, but it is still parsed defensively: its size is
+bounded, and a document that declares entities is refused.
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ import re
 import xml.etree.ElementTree as ET
 
 from ansible_collections.gpuops.preflight.plugins.module_utils._pci import normalize_bdf
-from ansible_collections.gpuops.preflight.plugins.module_utils._values import clean_text, first_line
+from ansible_collections.gpuops.preflight.plugins.module_utils._values import (
+    PLAUSIBLE, clean_text, finite, first_line, plausible_reading, printable, scaled, to_number)
 
 # The one call the probe makes.
 QUERY_ARGS = ["-q", "-x"]
@@ -157,7 +160,8 @@ MEMORY_REPAIRS = (
 # Compute modes that let no work run on the GPU (the others only limit how many processes share it).
 CLOSED_COMPUTE_MODES = {"prohibited": "compute mode is Prohibited: no CUDA context is allowed on the GPU"}
 
-_NUMBER = re.compile(r"^\s*([-+]?\d+(?:\.\d+)?)\s*([A-Za-z%/]*)\s*$")
+# A reading: a decimal number (an exponent too: garbage such as 1e999 is read, then judged) and its unit.
+_NUMBER = re.compile(r"^\s*([-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)\s*([A-Za-z%/]*)\s*$")
 _BDF_TEXT = r"([0-9A-Fa-f]{4,8}:[0-9A-Fa-f]{2}:[0-9A-Fa-f]{2}\.[0-7])"
 # "for GPU 0000:01:00.0: <reason>" (older drivers), "for GPU0: 0000:01:00.0: <reason>" (newer: index first).
 # nvidia-smi.exe in a Hyper-V GPU-PV guest was reported saying "Unable to detect the device handle" (Easy-GPU-PV #276).
@@ -179,6 +183,8 @@ _HANDLE_REASONS = (
     ("insufficient permissions", UNKNOWN), ("driver not loaded", UNKNOWN),
     ("lost", LOST), ("fallen off the bus", LOST), ("unknown error", LOST),
 ) + tuple((words, UNKNOWN) for words, state in NVML_ERROR_STATES if state == "unknown")
+# How bad a GPU's handle error is, least first: of two for one GPU the worse is kept (gpu_errors).
+_ERROR_ORDER = (UNKNOWN, DEGRADED, LOST)
 _FELL_OFF = re.compile(r"(?:GPU|gpu)\s*" + _BDF_TEXT + r"\s*(?::\s*(?:GPU\s+)?)?(?:has fallen off the bus|is lost)")
 # A line saying nvidia-smi got no answer from the driver, and what it means: (marker, reason's start), the first
 # marker a line contains wins. NVML's "Insufficient Permissions" at init ("Failed to initialize NVML: Insufficient
@@ -203,8 +209,6 @@ _GPU_NOTICES = (
      "nvidia-smi warns the infoROM is corrupted: the GPU runs, but the ECC and retirement records it keeps "
      "there may be lost (have it serviced)"),
 )
-# The DOCTYPE line, or with --dtd the whole DTD inside it (element declarations; one that declares an entity is refused).
-_DOCTYPE = re.compile(r"<!DOCTYPE[^>\[]*(?:\[.*?\]\s*)?>", re.IGNORECASE | re.DOTALL)
 _SCHEMA = re.compile(r"nvsmi_device_(v\d+)\.dtd")
 
 
@@ -237,19 +241,84 @@ def _measure(text):
     return (match.group(1), match.group(2)) if match else None
 
 
-def number(text):
-    """'24576 MiB' -> 24576, '27.23 W' -> 27.23, '37 C' -> 37; None when not a number."""
+def _raw_number(text, _unit=None):
+    """The number a reading holds, as ``_values.to_number`` reads it (inf, a 5000-digit int): never raises. (A
+    unit, as for memory, is taken and not needed: every HELD_READINGS reader has one shape.)"""
     got = _measure(text)
-    if got is None:
+    return None if got is None else to_number(got[0])
+
+
+def number(text):
+    """'24576 MiB' -> 24576, '27.23 W' -> 27.23, '37 C' -> 37; None when not a number or not one a float holds
+    (1e999, a 5000-digit number: garbage, never a count)."""
+    got = _raw_number(text)
+    return got if finite(got) is not None else None
+
+
+def _raw_mem_bytes(text, unit=None):
+    """A memory reading in bytes as read (a float inf where none can hold it), None when it is no number."""
+    got = _measure(text)
+    scale = _UNIT_BYTES.get((got[1] or unit or "MiB").lower()) if got else None
+    if scale is None:
         return None
-    return float(got[0]) if "." in got[0] else int(got[0])
+    value = to_number(got[0])
+    if isinstance(value, int) and finite(value) is not None and abs(value) < 2 ** 53:
+        return value * scale  # exact bytes
+    return scaled(value, scale)
 
 
 def mem_bytes(text, unit=None):
-    """A memory reading in bytes: '22437 MiB', or a bare number in ``unit`` (CSV nounits)."""
-    got = _measure(text)
-    scale = _UNIT_BYTES.get((got[1] or unit or "MiB").lower()) if got else None
-    return None if scale is None else int(float(got[0]) * scale)
+    """A memory reading in bytes: '22437 MiB', or a bare number in ``unit`` (CSV nounits); None when no number a
+    float holds."""
+    got = finite(_raw_mem_bytes(text, unit))
+    return None if got is None else int(got)
+
+
+# Card keys held to the one plausible-range table (_values.PLAUSIBLE: the same rows as AMD's readings), and how each
+# is read. A reading outside its row, not finite, or no reading where the field is present (N/A, ERR!, Unknown Error,
+# GPU requires reset, text that is no number) is not used: it goes to the card's ``implausible`` ({field, value, unit,
+# source}), the value as written, and a check that needs it is unknown.
+HELD_READINGS = {
+    "temperature_edge_c": _raw_number, "power_w": _raw_number, "busy_percent": _raw_number,
+    "vram_total_bytes": _raw_mem_bytes, "vram_used_bytes": _raw_mem_bytes,
+}
+SOURCE = "nvidia-smi"
+
+
+def held_reading(field, text, unit=None):
+    """(value, record) of a HELD_READINGS field read from ``text``: (value, None) for a plausible reading (a float for
+    temperature and power, exact bytes for VRAM); (None, record) for one that is not a measurement (a sentinel, ERR!,
+    [GPU requires reset], text that is no number); (None, None) for no text at all, or N/A / Not Supported: a reading
+    this GPU does not give (a Jetson's power, a MIG GPU's utilization) is no reading, not a garbage one."""
+    state = reading(text)[1]
+    if state in ("absent", "unknown"):
+        return None, None
+    got = HELD_READINGS[field](text, unit)
+    if state == "ok" and got is not None:
+        return plausible_reading(field, got, SOURCE)
+    return None, {"field": field, "value": printable(" ".join(text.split()), 60), "unit": PLAUSIBLE[field][2],
+                  "source": SOURCE}
+
+
+def process_vram(text, pid, card):
+    """A process's memory in bytes, held to the vram_used_bytes row (it is VRAM use on its GPU): a number outside
+    it is None and recorded on ``card`` (the GPU's, when known), source 'nvidia-smi process <pid>'. N/A (Windows,
+    another user's process) is unknown, no record: a process list often lacks it."""
+    got = _raw_mem_bytes(text) if reading(text)[1] == "ok" else None
+    if got is None:
+        return None
+    value, record = plausible_reading("vram_used_bytes", got, "%s process %s" % (SOURCE, pid))
+    if record and card is not None:
+        card["implausible"].append(record)
+    return value
+
+
+def _hold(card, field, text, unit=None):
+    """Set ``card[field]`` from ``text`` (held_reading), its record, if any, added to the card's ``implausible``."""
+    value, record = held_reading(field, text, unit)
+    card[field] = value
+    if record:
+        card["implausible"].append(record)
 
 
 def flag(text):
@@ -288,6 +357,7 @@ def blank_card(position):
         "conditions": dict.fromkeys(CONDITIONS), "fabric": {"state": None, "status": None},
         "failed_fields": [], "fields_read": 0, "markers": [], "notices": [],
         "processes_unknown": None,  # what nvidia-smi wrote instead of the GPU's process list ("Not Supported"), if it did
+        "implausible": [],  # HELD_READINGS that are no measurement: {field, value, unit, source}
     }
 
 
@@ -395,7 +465,26 @@ def _safe_xml(stdout):
     end = text.rfind("</nvidia_smi_log>")
     if end >= 0:
         text = text[:end + len("</nvidia_smi_log>")]
-    return _DOCTYPE.sub("", text, count=1), None
+    return _without_doctype(text)
+
+
+def _without_doctype(text):
+    """(text without its DOCTYPE, None), or (None, reason) for a DOCTYPE that does not end. The DOCTYPE line, or with
+    --dtd the whole DTD inside it (element declarations; one that declares an entity is refused before), is found by
+    plain searches: a pattern would try each of many '<!DOCTYPE [' from every one of them (minutes of garbage)."""
+    start = text.lower().find("<!doctype")
+    if start < 0:
+        return text, None
+    head = len("<!doctype")
+    close, bracket = text.find(">", start + head), text.find("[", start + head)
+    if 0 <= bracket < close or (close < 0 <= bracket):
+        subset_end = text.find("]", bracket)
+        close = -1 if subset_end < 0 else text.find(">", subset_end)
+        if close >= 0 and text[subset_end + 1:close].strip():
+            close = -1
+    if close < 0:
+        return None, "nvidia-smi XML has a DOCTYPE that does not end: refused"
+    return text[:start] + text[close + 1:], None
 
 
 # nvidia-smi writes a leaf's text unescaped, one leaf a line: a process name holding "&", "<" or control
@@ -501,16 +590,16 @@ def _xml_card(gpu, position):
     card["fan_percent"] = number(_first(gpu, reads, "fan_percent", "fan_speed"))
     card["performance_state"] = reading(_first(gpu, reads, "performance_state", "performance_state"))[0]
     card["compute_mode"] = reading(_first(gpu, reads, "compute_mode", "compute_mode"))[0]
-    card["vram_total_bytes"] = mem_bytes(_first(gpu, reads, "vram_total", "fb_memory_usage/total"))
-    card["vram_used_bytes"] = mem_bytes(_first(gpu, reads, "vram_used", "fb_memory_usage/used"))
+    _hold(card, "vram_total_bytes", _first(gpu, reads, "vram_total", "fb_memory_usage/total"))
+    _hold(card, "vram_used_bytes", _first(gpu, reads, "vram_used", "fb_memory_usage/used"))
     card["vram_free_bytes"] = mem_bytes(gpu.findtext("fb_memory_usage/free"))
-    card["busy_percent"] = number(_first(gpu, reads, "busy_percent", "utilization/gpu_util"))
+    _hold(card, "busy_percent", _first(gpu, reads, "busy_percent", "utilization/gpu_util"))
     card["memory_busy_percent"] = number(_first(gpu, reads, "memory_busy_percent", "utilization/memory_util"))
-    card["temperature_edge_c"] = _float(number(_first(gpu, reads, "temperature", "temperature/gpu_temp")))
-    card["power_w"] = _float(number(_first(
+    _hold(card, "temperature_edge_c", _first(gpu, reads, "temperature", "temperature/gpu_temp"))
+    _hold(card, "power_w", _first(
         gpu, reads, "power", "gpu_power_readings/power_draw", "gpu_power_readings/average_power_draw",
         "gpu_power_readings/instant_power_draw", "power_readings/power_draw", "power_readings/average_power_draw",
-        "power_readings/instant_power_draw")))
+        "power_readings/instant_power_draw"))
     card["power_limit_w"] = _float(number(_first(
         gpu, reads, "power_limit", "gpu_power_readings/current_power_limit", "gpu_power_readings/power_limit",
         "power_readings/power_limit", "power_readings/enforced_power_limit")))
@@ -574,7 +663,8 @@ def _ecc_count(section, kind):
         if (kind == "uncorrectable" and is_unc) or (kind == "correctable" and "correctable" in tag and not is_unc):
             counts.append(number(child.text))
     known = [c for c in counts if c is not None]
-    return int(sum(known)) if known else None
+    total = finite(sum(known)) if known else None  # counts that overflow a float together are no count
+    return None if total is None else int(total)
 
 
 def _xml_reasons(gpu):
@@ -605,7 +695,7 @@ def _xml_process(proc, card):
         "type": reading(proc.findtext("type"))[0],
         "bdf": card["bdf"],
         "gpu_position": card["position"],
-        "vram_bytes": mem_bytes(proc.findtext("used_memory")),
+        "vram_bytes": process_vram(proc.findtext("used_memory"), pid, card),
         "gpu_instance_id": number(proc.findtext("gpu_instance_id")),
     }
 
@@ -837,7 +927,7 @@ def parse_csv(stdout, fields=None):
             continue  # a wrapped or foreign line
         card = blank_card(position)
         reads = _Reads(card)
-        reasons, seen, known = [], set(), set()
+        reasons, seen, known, held = [], set(), set(), {}
         for (field, unit), cell in zip(header, cells):
             if field.startswith(_REASON_PREFIXES):
                 if flag(cell):
@@ -850,13 +940,20 @@ def parse_csv(stdout, fields=None):
             key, kind = spec
             if key in known:
                 continue  # power.draw, .average, .instant: the first column that knows the value
-            value = _convert(cell, kind, unit)
+            if key in HELD_READINGS:
+                value = held_reading(key, cell, unit)[0]
+                held.setdefault(key, (cell, unit))  # judged once every column is read (MIG mode, a later column)
+            else:
+                value = _convert(cell, kind, unit)
             _put(card, key, value)
             if key not in seen:
                 seen.add(key)
                 reads.note(_CSV_KEY_FIELD.get(key, key), reading(cell)[1])
             if value is not None:
                 known.add(key)
+        for key, (cell, unit) in held.items():
+            if key not in known:
+                _hold(card, key, cell, unit)
         cards.append(card)
     return cards, None
 
@@ -893,8 +990,9 @@ def _put(card, key, value):
 # --------------------------------------------------------------------------------------------
 # the list (nvidia-smi -L): index, name and UUID of each GPU it can open, its MIG devices under it
 
+# Indices and PIDs: at most 9 and 10 digits (a longer run is garbage, and int() refuses 4300 digits or more).
 # [ \t], not \s: searched over the whole output, "^\s*" would rescan every run of blank lines from each of its lines.
-_LIST_GPU = re.compile(r"^[ \t]*GPU[ \t]+(\d+):[ \t]*(.*?)[ \t]*\(UUID:[ \t]*(GPU-[^)\s]+)\)[ \t]*$", re.M)
+_LIST_GPU = re.compile(r"^[ \t]*GPU[ \t]+(\d{1,9}):[ \t]*(.*?)[ \t]*\(UUID:[ \t]*(GPU-[^)\s]+)\)[ \t]*$", re.M)
 _LIST_MIG = re.compile(r"^\s+MIG\s+.*?Device\s+\d+:\s*\(UUID:\s*MIG-[^)\s]+\)\s*$")
 
 
@@ -918,7 +1016,7 @@ def parse_list(stdout):
 
 # The first row's last column: persistence mode (Linux), or the driver model (Windows, "Driver-Model").
 _DRIVER_MODELS = ("WDDM", "TCC", "MCDM")
-_TABLE_ROW1 = re.compile(r"^\s*(\d+)\s+(.*?)\s+(On|Off|ERR!|N/A|" + "|".join(_DRIVER_MODELS) + r")\s*$")
+_TABLE_ROW1 = re.compile(r"^\s*(\d{1,9})\s+(.*?)\s+(On|Off|ERR!|N/A|" + "|".join(_DRIVER_MODELS) + r")\s*$")
 # The banner: "Driver Version:" / "CUDA Version:", since 610 "KMD Version:" / "CUDA UMD Version:".
 _TABLE_VERSIONS = (("driver_version", re.compile(r"(?:Driver|KMD) Version:\s*(\S+)")),
                    ("cuda_version", re.compile(r"CUDA (?:UMD )?Version:\s*(\S+)")))
@@ -926,10 +1024,12 @@ _TABLE_VERSIONS = (("driver_version", re.compile(r"(?:Driver|KMD) Version:\s*(\S
 # GPU). It makes a table of a paste that lost the banner and the column titles (an excerpt of the GPUs in question).
 _TABLE_GPU_LINE = re.compile(r"^[ \t]*\|[ \t]*\d+[ \t]+[^|\n]*\|[ \t]*(?:" + _BDF_TEXT + r"|N/A)[ \t]+\S+[ \t]*\|[^|\n]*\|[ \t]*$",
                              re.M)
+# "629W /  700W", "N/A /  N/A": the slash between two cells, never the one inside N/A.
+_TABLE_PAIR = re.compile(r"(?<!N)/(?!A)")
 # A process row that holds no process: "0   Not Supported" (GeForce on drivers to the 340s): the list is unknown.
-_TABLE_PROC_GAP = re.compile(r"^\s*(\d+)\s+(\S.*?)\s*$")
+_TABLE_PROC_GAP = re.compile(r"^\s*(\d{1,9})\s+(\S.*?)\s*$")
 # GPU [GI CI] PID Type Process-name Memory: the GI and CI columns came with MIG (450); older tables have none.
-_TABLE_PROC = re.compile(r"^\s*(\d+)\s+(?:(\S+)\s+(\S+)\s+)?(\d+)\s+(\S+)\s+(.*?)\s+(\d+MiB|N/A)\s*$")
+_TABLE_PROC = re.compile(r"^\s*(\d{1,9})\s+(?:(\S+)\s+(\S+)\s+)?(\d{1,10})\s+(\S+)\s+(.*?)\s+(\d+MiB|N/A)\s*$")
 
 
 def parse_table(stdout):
@@ -966,7 +1066,7 @@ def parse_table(stdout):
             if match:
                 processes.append({"table_index": int(match.group(1)), "pid": int(match.group(4)),
                                   "type": match.group(5), "command": match.group(6),
-                                  "name": process_name(match.group(6)), "vram_bytes": mem_bytes(match.group(7)),
+                                  "name": process_name(match.group(6)), "vram_bytes": match.group(7),
                                   "gpu_instance_id": number(match.group(2))})  # the GI column (MIG), N/A else
     if block:
         _table_card(block, cards)
@@ -976,6 +1076,7 @@ def parse_table(stdout):
             by_index[index]["processes_unknown"] = text
     for proc in processes:
         card = by_index.get(proc.pop("table_index"))
+        proc["vram_bytes"] = process_vram(proc["vram_bytes"], proc["pid"], card)
         proc["bdf"] = card["bdf"] if card else None
         proc["gpu_position"] = card["position"] if card else None
     return cards, processes
@@ -1009,25 +1110,27 @@ def _table_card(block, cards):
     parts = second[0].split()
     if len(parts) >= 4:
         card["fan_percent"] = number(cell("fan_percent", parts[0]).rstrip("%"))
-        card["temperature_edge_c"] = _float(number(cell("temperature", parts[1]).rstrip("C")))
+        _hold(card, "temperature_edge_c", cell("temperature", parts[1]).rstrip("C"))
         card["performance_state"] = reading(cell("performance_state", parts[2]))[0]
-        watts = " ".join(parts[3:]).split("/")
-        card["power_w"] = _float(number(cell("power", watts[0].strip()).rstrip("W")))
+        watts = _TABLE_PAIR.split(" ".join(parts[3:]))
+        _hold(card, "power_w", cell("power", watts[0].strip()).rstrip("W"))
         if len(watts) > 1:
             card["power_limit_w"] = _float(number(cell("power_limit", watts[1].strip()).rstrip("W")))
-    memory = second[1].split("/")
+    memory = _TABLE_PAIR.split(second[1])
     if len(memory) == 2:
-        card["vram_used_bytes"] = mem_bytes(cell("vram_used", memory[0].strip()))
-        card["vram_total_bytes"] = mem_bytes(cell("vram_total", memory[1].strip()))
+        _hold(card, "vram_used_bytes", cell("vram_used", memory[0].strip()))
+        _hold(card, "vram_total_bytes", cell("vram_total", memory[1].strip()))
         if card["vram_used_bytes"] is not None and card["vram_total_bytes"] is not None:
             card["vram_free_bytes"] = card["vram_total_bytes"] - card["vram_used_bytes"]
     util = second[2].split()
+    mig = block[2][-1].strip() if len(block) > 2 else None
+    card["mig_mode"] = _mode(mig)  # before the utilisation: its N/A is normal under MIG
     if util:
-        card["busy_percent"] = number(cell("busy_percent", util[0]).rstrip("%"))
+        _hold(card, "busy_percent", cell("busy_percent", util[0]).rstrip("%"))
     if len(util) > 1:
         card["compute_mode"] = reading(cell("compute_mode", util[1]))[0]
-    if len(block) > 2:
-        card["mig_mode"] = _mode(cell("mig_mode", block[2][-1].strip()))
+    if mig is not None:
+        cell("mig_mode", mig)
     cards.append(card)
 
 
@@ -1066,17 +1169,25 @@ def gpu_errors(text):
                             or _QTEXT_KV.match(line[len(margin):]))]
         text = text[:begin] + "\n" + "\n".join(document)
     prose = " ".join(line.strip() for line in text.splitlines() if _is_prose(line))
-    found = {}
-    for match in _HANDLE_ERROR.finditer(prose):
-        bdf = normalize_bdf(match.group(1))
-        reason = " ".join(match.group(2).split())[:200].rstrip(" .") or "no reason given"
+    found, ranks = {}, {}
+
+    def add(bdf, reason, message):
+        # Several errors for one GPU: the worst health wins, then the _HANDLE_REASONS entry listed first ("GPU is
+        # lost" over "Unknown Error"), then the first printed; never simply the last.
         lowered = reason.lower()
-        health = next((level for words, level in _HANDLE_REASONS if words in lowered), DEGRADED)
-        found[bdf] = {"bdf": bdf, "health": health, "message": "nvidia-smi cannot open the GPU: %s" % reason}
+        index = next((i for i, (words, _level) in enumerate(_HANDLE_REASONS) if words in lowered), len(_HANDLE_REASONS))
+        health = _HANDLE_REASONS[index][1] if index < len(_HANDLE_REASONS) else DEGRADED
+        rank = (_ERROR_ORDER.index(health), -index)
+        if bdf not in ranks or rank > ranks[bdf]:
+            ranks[bdf] = rank
+            found[bdf] = {"bdf": bdf, "health": health, "message": message}
+
+    for match in _HANDLE_ERROR.finditer(prose):
+        reason = " ".join(match.group(2).split())[:200].rstrip(" .") or "no reason given"
+        add(normalize_bdf(match.group(1)), reason, "nvidia-smi cannot open the GPU: %s" % reason)
     for match in _FELL_OFF.finditer(prose):
-        bdf = normalize_bdf(match.group(1))
-        if bdf not in found:
-            found[bdf] = {"bdf": bdf, "health": LOST, "message": "nvidia-smi: %s" % " ".join(match.group(0).split())}
+        words = " ".join(match.group(0).split())
+        add(normalize_bdf(match.group(1)), words, "nvidia-smi: %s" % words)
     return [found[bdf] for bdf in sorted(found)]
 
 

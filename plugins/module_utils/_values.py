@@ -204,10 +204,11 @@ def parse_seconds(value, option, minimum=0.001, maximum=MAX_SECONDS):
 MAX_GPU_TEMPERATURE_C = 500
 
 # What a GPU reading can really be, per fact: (lowest, highest, unit, type it is given as: None for as it came). Every
-# AMD parser (rocm-smi, amd-smi, sysfs) holds its readings to this one table. Outside it is a sentinel or garbage,
-# never a measurement: 65535 C (0xFFFF, a failed sensor read), 6553.5 % (0xFFFF tenths), negative watts, VRAM of
-# 18446744073709551615 bytes (UINT64_MAX); no GPU sensor reads below -40 C (its rated storage minimum), no board draws
-# 4 kW (an MI355X OAM module is rated 1.4 kW), and none holds 1 PiB of VRAM (an MI355X has 288 GB).
+# parser (rocm-smi, amd-smi, sysfs, nvidia-smi) holds its readings to this one table. Outside it is a sentinel or
+# garbage, never a measurement: 65535 C (0xFFFF, a failed sensor read), 6553.5 % (0xFFFF tenths), nvidia-smi's
+# 4294967295 (0xFFFFFFFF), negative watts, VRAM of 18446744073709551615 bytes (UINT64_MAX); no GPU sensor reads below
+# -40 C (its rated storage minimum), no board draws 4 kW (an MI355X OAM module is rated 1.4 kW), and none holds 1 PiB
+# of VRAM (an MI355X has 288 GB).
 PLAUSIBLE = {
     "busy_percent": (0, 100, "%", None),
     "temperature_edge_c": (-40, MAX_GPU_TEMPERATURE_C, "C", float),

@@ -139,6 +139,14 @@ ansible_facts:
           C(aggregate_corrected); C(retired_pages) has C(single_bit), C(double_bit) and C(pending);
           C(remapped_rows) has C(corrected), C(uncorrected), C(pending) and C(failure);
           C(clocks_event_reasons) lists the active ones.
+        - C(implausible_readings) lists the readings of C(temperature_edge_c), C(power_w), C(busy_percent),
+          C(vram_total_bytes) and C(vram_used_bytes) that are no measurement (outside the range any GPU can read,
+          busy outside 0-100 %, temperature outside -40..500 C, power outside 0-4000 W, VRAM outside 0-1 PiB; not
+          finite, C(1e999) or a 5000-digit number; or what nvidia-smi printed instead of a value, C(N/A),
+          C([Unknown Error]), C(ERR!), C([GPU requires reset])), and a process's memory outside the VRAM range;
+          each C({field, value, unit, source}) with C(value) as text and C(source) V(nvidia-smi) (or
+          C(nvidia-smi process <pid>)). Such a reading is not used (the metric is null), and the checks that need it
+          are unknown; V([]) when there is none. N/A utilisation on a GPU with MIG enabled is normal and not listed.
       returned: always
       type: list
       elements: dict
@@ -175,6 +183,7 @@ ansible_facts:
           in_tool_output: true
           responding: true
           hidden_from_tool: null
+          implausible_readings: []
     nvidia_gpu_count:
       description: The number of GPUs found (all of them, whatever their health).
       returned: always

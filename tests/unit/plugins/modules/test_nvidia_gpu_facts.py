@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import pytest
 from ansible.module_utils.testing import patch_module_args
@@ -125,3 +126,13 @@ def test_a_pci_bus_that_cannot_be_listed_is_said(mocker, capsys, tmp_path):
     rc, result, _run = run_module(mocker, capsys, {"sysfs_root": str(tmp_path / "nowhere")}, (0, "", ""), tools=("timeout",))
     assert rc == 0 and "ENOENT" in result["ansible_facts"]["nvidia_gpu_sysfs_unread"]
     assert "cannot list" in warnings(result)
+
+
+def test_a_temperature_sentinel_is_an_implausible_reading_not_a_temperature(mocker, capsys, tmp_path):
+    text = re.sub("<gpu_temp>[^<]*</gpu_temp>", "<gpu_temp>4294967295 C</gpu_temp>", training("nvidia-smi", A5000), count=1)
+    rc, result, _run = run_module(mocker, capsys, {"sysfs_root": str(tmp_path)}, (0, text, ""))
+    gpu = result["ansible_facts"]["nvidia_gpus"][0]
+    assert rc == 0 and gpu["temperature_edge_c"] is None
+    assert gpu["implausible_readings"] == [
+        {"field": "temperature_edge_c", "value": "4294967295", "unit": "C", "source": "nvidia-smi"}]
+    assert result["ansible_facts"]["nvidia_gpus"][1]["implausible_readings"] == []
