@@ -45,7 +45,7 @@ import os
 import re
 import time
 
-from ansible_collections.gpuops.preflight.plugins.module_utils._timeparse import local_epoch, utc_epoch, zone_offset
+from ansible_collections.gpuops.preflight.plugins.module_utils._timeparse import local_epoch, parse_btime, utc_epoch, zone_offset
 
 MAX_LINE_CHARS = 4096
 
@@ -275,15 +275,6 @@ def _monotonic_epoch(seconds, boot_time, now):
     if epoch > (time.time() if now is None else now) + 60:
         return None
     return epoch
-
-
-def parse_btime(text):
-    """``btime`` of /proc/stat text: epoch seconds of the host's boot, or None."""
-    for line in text.splitlines():
-        words = line.split()
-        if len(words) == 2 and words[0] == "btime" and re.match(r"^[0-9]+$", words[1]):
-            return float(words[1])
-    return None
 
 
 def read_boot_time(uptime_path="/proc/uptime", now=None, stat_path=None):

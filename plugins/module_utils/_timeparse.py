@@ -114,3 +114,13 @@ def file_stamp(epoch):
 def iso(epoch):
     """Epoch seconds -> ISO 8601 in UTC with microseconds, as summaries write it."""
     return datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc).isoformat()
+
+
+def parse_btime(text):
+    """``btime`` of /proc/stat text: epoch seconds of the host's boot, or None. (Here, not in _kernel_time, which
+    the watchdog's stall check would otherwise import for this alone.)"""
+    for line in text.splitlines():
+        words = line.split()
+        if len(words) == 2 and words[0] == "btime" and re.match(r"^[0-9]+$", words[1]):
+            return float(words[1])
+    return None

@@ -29,12 +29,11 @@ import math
 import os
 import re
 import signal
-import socket
 import stat
 import time
 
 from ansible_collections.gpuops.preflight.plugins.module_utils import _checks, _deadline, _files
-from ansible_collections.gpuops.preflight.plugins.module_utils import _kernel_time, _timeparse, _tool
+from ansible_collections.gpuops.preflight.plugins.module_utils import _timeparse, _tool
 from ansible_collections.gpuops.preflight.plugins.module_utils._values import (
     clean_text, duration, first_line, human_bytes, type_name)
 
@@ -251,7 +250,7 @@ def boot_time(proc_root="/proc"):
     """Epoch seconds of the host's boot, ``btime`` of /proc/stat, or None. Process start times count from it: in a
     container LXCFS gives /proc/uptime the container's age, but neither btime nor the start times."""
     try:
-        return _kernel_time.parse_btime(read_text(os.path.join(proc_root, "stat"), STAT_LIMIT))
+        return _timeparse.parse_btime(read_text(os.path.join(proc_root, "stat"), STAT_LIMIT))
     except (OSError, ValueError):
         return None
 
@@ -1236,7 +1235,7 @@ def event_record(result, action, unit):
     """The JSON line watchdog.log gets for one stop."""
     return {
         "time": _timeparse.iso(time.time()),
-        "host": socket.gethostname(),
+        "host": os.uname().nodename,   # gethostname's value, without importing socket for the stall check
         "event": "stopped" if action["gone"] else "stop_failed",
         "reason": result["reason"],
         "message": result["message"],

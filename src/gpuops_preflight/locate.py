@@ -12,7 +12,6 @@ Nothing here imports Ansible or ansible-runner, so the package imports without t
 
 from __future__ import annotations
 
-import importlib.metadata
 import importlib.util
 import os
 import re
@@ -131,6 +130,8 @@ def _dotted(version: tuple[int, ...]) -> str:
 
 
 def _runner_version() -> str | None:
+    # imported here: importlib.metadata costs ~20 ms, and the watchdog's stall check never asks
+    import importlib.metadata
     try:
         return importlib.metadata.version("ansible-runner")
     except importlib.metadata.PackageNotFoundError:
