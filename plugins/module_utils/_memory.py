@@ -28,6 +28,20 @@ MEMINFO_KEYS = ("MemTotal", "MemAvailable", "MemFree", "Buffers", "Cached")
 _KB_VALUE = re.compile(r"^\s*([0-9]+)(?:\s+kB)?\s*$")   # [0-9]: \d would take other scripts' digits
 
 
+MEMINFO_LIMIT = 64 * 1024   # /proc/meminfo is under 2 KB; anything larger is not it
+
+
+def read_meminfo(path):
+    """``parse_meminfo`` of the file ``path``: the one read of /proc/meminfo (the training memory check, the ramdisk
+    of a tmpfs without a size limit). OSError or ``_files.FileProblem`` when it cannot be read; ValueError
+    '<path> cannot be believed: ...' when what it holds cannot be true."""
+    text = _read(path, MEMINFO_LIMIT)
+    try:
+        return parse_meminfo(text)
+    except ValueError as exc:
+        raise ValueError("%s cannot be believed: %s" % (path, exc))
+
+
 def parse_meminfo(text):
     """/proc/meminfo -> {available_bytes, total_bytes, estimated}: MemAvailable, else MemFree + Buffers + Cached.
 

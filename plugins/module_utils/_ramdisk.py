@@ -52,7 +52,6 @@ DEFAULT_ROOT = "/dev/shm/prng"
 DEFAULT_JSON_MAX_BYTES = 64 * 1024 * 1024
 MIB = 1024 * 1024
 MEMINFO = "/proc/meminfo"
-MEMINFO_LIMIT = 1024 * 1024
 
 
 # --------------------------------------------------------------------------------------------
@@ -483,13 +482,11 @@ def unsafe_root(real, st):
 def _host_memory(meminfo_path):
     """(MemAvailable, MemTotal, None) in bytes, or (None, None, why) when they cannot be read."""
     try:
-        data = _files.read_regular(meminfo_path, MEMINFO_LIMIT)
+        memory = _memory.read_meminfo(meminfo_path)
     except (OSError, _files.FileProblem) as exc:
         return None, None, "cannot read %s: %s" % (meminfo_path, getattr(exc, "strerror", None) or exc)
-    try:
-        memory = _memory.parse_meminfo(data.decode("utf-8", "replace"))
     except ValueError as exc:
-        return None, None, "%s cannot be believed: %s" % (meminfo_path, exc)
+        return None, None, str(exc)
     # MemFree + Cached (kernels before 3.14) counts the tmpfs's own pages as free: no estimate, only the kernel's
     if memory["estimated"]:
         return None, None, "%s has no MemAvailable line" % meminfo_path

@@ -157,12 +157,12 @@ def collect_memory(ctx):
     report = {"available_bytes": None, "total_bytes": None, "estimated": None, "cgroup": None, "error": None,
               "source": ctx["meminfo"]}
     try:
-        report.update(_memory.parse_meminfo(_config.read_bounded(ctx["meminfo"], 65536).decode("utf-8", "replace")))
-    except _config.JsonFileError as exc:
-        report["error"] = exc.message
+        report.update(_memory.read_meminfo(ctx["meminfo"]))
+    except OSError as exc:
+        report["error"] = _config.read_error(ctx["meminfo"], exc).message
         return report
-    except ValueError as exc:
-        report["error"] = "%s cannot be believed: %s" % (ctx["meminfo"], exc)
+    except ValueError as exc:   # a FIFO, a huge file (_files.FileProblem, named), or figures that cannot be true
+        report["error"] = str(exc)
         return report
     try:
         daemon = ctx.get("daemon") or {}

@@ -57,7 +57,8 @@ class JsonFileError(Exception):
         self.message = message
 
 
-def _oserror(path, exc):
+def read_error(path, exc):
+    """The JsonFileError for an OSError reading ``path``: missing, or unreadable naming the reason."""
     if exc.errno in (errno.ENOENT, errno.ENOTDIR):
         return JsonFileError(MISSING, "%s is missing" % path)
     return JsonFileError(UNREADABLE, "%s cannot be read: %s" % (path, exc.strerror or exc))
@@ -72,7 +73,7 @@ def read_bounded(path, limit):
     except _files.TooLarge as exc:
         raise JsonFileError(TOO_LARGE, str(exc))
     except OSError as exc:
-        raise _oserror(path, exc)
+        raise read_error(path, exc)
 
 
 def parse_json_bytes(data, path):
