@@ -20,13 +20,19 @@ _PACKAGE = __name__.rpartition(".")[0]
 _LOADED = {}
 
 
+def declaration(kind):
+    """The module declaring the family of ``kind`` (its ``FAMILY``; ``OPTIONS`` and ``validate`` where the family
+    declares its host module's own options there); ValueError listing the known kinds."""
+    module = dict(MODULES).get(kind) if isinstance(kind, str) else None
+    if module is None:
+        raise ValueError("unknown kind %r; known: %s" % (kind, ", ".join(k for k, _module in MODULES)))
+    return import_module("%s.%s" % (_PACKAGE, module))
+
+
 def family(kind):
     """The family of ``kind``; ValueError listing the known kinds."""
     if kind not in _LOADED:
-        module = dict(MODULES).get(kind) if isinstance(kind, str) else None
-        if module is None:
-            raise ValueError("unknown kind %r; known: %s" % (kind, ", ".join(k for k, _module in MODULES)))
-        _LOADED[kind] = import_module("%s.%s" % (_PACKAGE, module)).FAMILY
+        _LOADED[kind] = declaration(kind).FAMILY
     return _LOADED[kind]
 
 

@@ -72,9 +72,7 @@ def run_module(family, own_options, validate_own=None):
     """The whole host module: options, validation (every problem at once), the family's checks."""
     module = _Module(family.redact, argument_spec=_options.argument_spec(family, **own_options), supports_check_mode=True)
     params = dict(module.params)
-    problems = _options.validate(params, family)
-    if validate_own is not None:
-        problems.extend(validate_own(params))
+    problems = _options.all_problems(params, family, validate_own)
     if problems:
         module.fail_json(msg="; ".join(problems))
     # The controller may stop waiting (cancel, timeout, a dropped connection): then stop at once.

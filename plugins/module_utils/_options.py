@@ -72,6 +72,14 @@ def validate(params, family):
     return problems
 
 
+def all_problems(params, family, validate_own=None):
+    """Every problem with a host run's input at once: the shared options, then the family's own (``validate_own``)."""
+    problems = validate(params, family)
+    if validate_own is not None:
+        problems.extend(validate_own(params))
+    return problems
+
+
 def _probe_problems(params):
     """Problems with the GPU and kernel-log probe options; normalises the since time."""
     problems = []

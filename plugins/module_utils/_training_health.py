@@ -73,6 +73,8 @@ OPTIONS = dict(
     proc_root=dict(type="path", default=DEFAULTS["proc_root"]),
     cgroup_root=dict(type="str", default=DEFAULTS["cgroup_root"]),
     fix=dict(type="bool", default=False),
+    # read on the controller by the task's action (plugins/plugin_utils/_node_action.py), not here
+    host_tool=dict(type="str", default="/usr/local/bin/gpuops-preflight-local"),
 )
 # options -> _training_checks.settings keys, where the name or the unit differs
 _SETTING_NAMES = {"min_free_gb": "min_free_bytes", "min_memory_gb": "min_available_bytes",

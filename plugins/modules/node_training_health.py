@@ -169,6 +169,16 @@ options:
         a warning of the C(layout) or C(permissions) check.
     type: bool
     default: false
+  host_tool:
+    description:
+      - The host tool's command on the host (the M(gpuops.preflight.host_tool) role's C(host_tool_wrapper)). Where it is
+        there and its bundle holds exactly the code this controller would ship, the checks run from it, compiled,
+        instead of from this module shipped for the run; the result is the same, and RV(ran_from) says which ran.
+      - Where it is absent the module is shipped, silently; where it is there but another version or broken, the
+        module is shipped with a warning that says why. An empty value always ships the module.
+      - Read on the controller; the module itself does not use it.
+    type: str
+    default: /usr/local/bin/gpuops-preflight-local
 seealso:
   - module: gpuops.preflight.node_preflight
   - module: gpuops.preflight.training_crash_scan
@@ -205,6 +215,13 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+ran_from:
+  description:
+    - V(host_tool) when the checks ran from the host tool's installed bundle (O(host_tool)), V(module) when this module
+      was shipped to the host for the run.
+  returned: always
+  type: str
+  sample: host_tool
 checks:
   description: One result per host check, keyed by check name, as in M(gpuops.preflight.node_preflight).
   returned: always

@@ -14,6 +14,8 @@ import tarfile
 
 import pytest
 
+from e2e.runner import collection_copy, install_host_tool
+
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 SCRIPTS = os.path.join(REPO, "roles", "host_tool", "files")
 MODULE_UTILS = os.path.join("ansible_collections", "gpuops", "preflight", "plugins", "module_utils")
@@ -21,13 +23,7 @@ MODULE_UTILS = os.path.join("ansible_collections", "gpuops", "preflight", "plugi
 
 def sources(folder):
     """A frozen copy of what is bundled (the working tree may change under a test)."""
-    root = folder / "collection"
-    shutil.copytree(os.path.join(REPO, "plugins", "module_utils"), root / "plugins" / "module_utils",
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copytree(os.path.join(REPO, "src", "gpuops_preflight"), root / "src" / "gpuops_preflight",
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(os.path.join(REPO, "galaxy.yml"), root / "galaxy.yml")
-    return root
+    return collection_copy(folder)
 
 
 def build(root, out):
@@ -105,20 +101,8 @@ def test_a_bundle_that_does_not_run_here_never_replaces_the_one_in_place(tmp_pat
 # -- the command the role installs (templates/gpuops-preflight-local.j2): a tool that cannot run exits 2 -------
 
 def host_tool_role(folder, *args):
-    """The host_tool role, run for real (ansible-playbook, local) into ``folder``: its wrapper's path."""
-    play = folder / "play.yml"
-    play.write_text("- hosts: localhost\n  connection: local\n  gather_facts: false\n  roles:\n"
-                    "    - role: gpuops.preflight.host_tool\n", encoding="utf-8")
-    extra = {"host_tool_root": str(folder / "opt"), "host_tool_wrapper": str(folder / "bin" / "gpuops-preflight-local"),
-             "host_tool_python": sys.executable, "ansible_python_interpreter": sys.executable}
-    (folder / "bin").mkdir(exist_ok=True)
-    (folder / "vars.json").write_text(json.dumps(extra), encoding="utf-8")
-    done = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", "localhost,",
-                           str(play), "-e", "@%s" % (folder / "vars.json")] + list(args), cwd=REPO,
-                          env=dict(os.environ, ANSIBLE_NOCOLOR="1"), capture_output=True, text=True, timeout=300,
-                          check=False)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done
+    """The host_tool role, run for real into ``folder`` (its command in folder/bin)."""
+    return install_host_tool(folder, *args)
 
 
 def test_the_command_names_its_bundle_and_check_mode_changes_nothing(installed):
@@ -267,3 +251,65 @@ def test_the_training_start_gate_budget_is_its_longest_check_timeout():
         declared = yaml.safe_load(handle)["training_watchdog__start_gate_budget"]
     family = _training_health.FAMILY
     assert declared == max(family.checks[name].timeout for name in family.host_checks)
+
+
+# -- node-run: what a node task runs on a host with the host tool (plugins/plugin_utils/_node_action.py) --------
+
+def test_the_bundle_names_the_digest_the_controller_computes(tmp_path):
+    """make_bundle writes into BUNDLE.json the digest a node action computes of the code it would ship: equal for the
+    same sources, different when one file differs, so a host runs the checks from its bundle only at this code."""
+    sys.path.insert(0, os.path.join(REPO, ".collections"))
+    from ansible_collections.gpuops.preflight.plugins.plugin_utils import _host_bundle
+
+    root = sources(tmp_path)
+    build(root, tmp_path / "a.tar")
+    with tarfile.open(tmp_path / "a.tar") as tar:
+        manifest = json.load(tar.extractfile("BUNDLE.json"))
+    assert manifest["sources_digest"] == _host_bundle.sources_digest(str(root))
+    assert _host_bundle.sources_digest(REPO) == _host_bundle.sources_digest(str(root))   # the copy is this tree
+    (root / "plugins" / "module_utils" / "_training_checks.py").write_text("# changed\n", encoding="utf-8")
+    assert _host_bundle.sources_digest(str(root)) != manifest["sources_digest"]
+    assert _host_bundle.sources_digest(str(tmp_path / "nothing-here")) is None
+
+
+def node_run(wrapper, request):
+    done = subprocess.run([str(wrapper), "node-run"], input=request if isinstance(request, bytes) else
+                          json.dumps(request).encode(), capture_output=True, timeout=120, check=False)
+    return done.returncode, json.loads(done.stdout.decode().strip().splitlines()[-1]), done.stderr.decode()
+
+
+def bundle_digest(wrapper):
+    with open(os.path.join(installed_version(wrapper), "BUNDLE.json"), encoding="utf-8") as handle:
+        return json.load(handle)["sources_digest"]
+
+
+@pytest.mark.parametrize("request_body, why", [
+    (b"not json", "the request is not JSON"),
+    ({"protocol": 2}, "not a node-run request of protocol 1"),
+    ({"protocol": 1, "sources_digest": "0" * 64, "kind": "training_health", "params": {}},
+     "the bundle holds other code"),
+    (b" " * (1 << 20) + b"{}", "the request is over 1048576 bytes"),
+])
+def test_node_run_runs_nothing_it_is_not_sure_of(wrapper, request_body, why):
+    rc, answer, stderr = node_run(wrapper, request_body)
+    assert (rc, answer["gpuops_node_run"], answer["ran"]) == (3, 1, False), (answer, stderr)
+    assert answer["why"].startswith(why), answer
+
+
+def test_node_run_refuses_an_unknown_family_and_reports_bad_options_as_the_module_would(wrapper, tmp_path):
+    digest = bundle_digest(wrapper)
+    rc, answer, _err = node_run(wrapper, {"protocol": 1, "sources_digest": digest, "kind": "nope", "params": {}})
+    assert rc == 3 and "unknown kind 'nope'" in answer["why"]
+    # options the controller validated for type, but wrong for the family: the module's own refusal, every problem
+    sys.path.insert(0, os.path.join(REPO, ".collections"))
+    from ansible_collections.gpuops.preflight.plugins.module_utils import _options, _training_health
+
+    params = _options.defaults(_options.argument_spec(_training_health.FAMILY, **_training_health.OPTIONS))
+    params.update(training_base_dir="~/train", gpu_tool_timeout=0, timeouts={"no_such_check": 5})
+    rc, answer, _err = node_run(wrapper, {"protocol": 1, "sources_digest": digest, "kind": "training_health",
+                                          "params": params})
+    assert (rc, answer["ran"], answer["result"]["failed"]) == (0, True, True)
+    assert "timeouts: unknown check 'no_such_check'" in answer["result"]["msg"]
+    assert "gpu_tool_timeout" in answer["result"]["msg"]
+    # a path option is expanded on the host, with its home, as AnsibleModule expands type=path
+    assert answer["result"]["invocation"]["module_args"]["training_base_dir"] == os.path.expanduser("~/train")

@@ -66,3 +66,43 @@ def run_family_playbook(kind, inventory, folder, *extra, flags=()):
         with open(os.path.join(summaries, written[0]), encoding="utf-8") as handle:
             summary = json.load(handle)
     return Run(proc, summary, summaries)
+
+
+def collection_copy(folder):
+    """A frozen copy of what the host tool bundles (plugins/module_utils, src/gpuops_preflight, galaxy.yml) in
+    <folder>/collection: a test may change it while the working tree stays as it is. Returns its path."""
+    import pathlib
+    import shutil
+
+    root = pathlib.Path(str(folder)) / "collection"
+    for part in (("plugins", "module_utils"), ("src", "gpuops_preflight")):
+        shutil.copytree(os.path.join(REPO, *part), root.joinpath(*part), ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(os.path.join(REPO, "galaxy.yml"), root / "galaxy.yml")
+    return root
+
+
+def install_host_tool(folder, *args, collection=None):
+    """The gpuops.preflight.host_tool role, run for real (ansible-playbook, local connection) into ``folder``: the
+    command at <folder>/bin/gpuops-preflight-local, its bundle under <folder>/opt; built from ``collection`` (a copy
+    of the collection with its src/gpuops_preflight) when given, else this one. ``args``: more ansible-playbook
+    options ("--check"). Returns the finished process; fails the test when the role failed."""
+    folder = str(folder)
+    os.makedirs(os.path.join(folder, "bin"), exist_ok=True)
+    play = os.path.join(folder, "host-tool.yml")
+    with open(play, "w", encoding="utf-8") as handle:
+        handle.write("- hosts: localhost\n  connection: local\n  gather_facts: false\n  roles:\n"
+                     "    - role: gpuops.preflight.host_tool\n")
+    extra = {"host_tool_root": os.path.join(folder, "opt"),
+             "host_tool_wrapper": os.path.join(folder, "bin", "gpuops-preflight-local"),
+             "host_tool_python": sys.executable, "ansible_python_interpreter": sys.executable}
+    if collection is not None:
+        extra.update(host_tool_collection_dir=str(collection),
+                     host_tool_package_dir=os.path.join(str(collection), "src", "gpuops_preflight"))
+    with open(os.path.join(folder, "host-tool-vars.json"), "w", encoding="utf-8") as handle:
+        json.dump(extra, handle)
+    done = subprocess.run([os.path.join(BIN, "ansible-playbook"), "-i", "localhost,", play,
+                           "-e", "@" + os.path.join(folder, "host-tool-vars.json")] + list(args), cwd=REPO,
+                          env=dict(os.environ, ANSIBLE_NOCOLOR="1"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          universal_newlines=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done

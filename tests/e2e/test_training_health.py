@@ -16,7 +16,7 @@ import stat
 import pytest
 
 from ansible_collections.gpuops.preflight.plugins.module_utils._training_health import FAMILY
-from e2e.runner import run_family_playbook
+from e2e.runner import collection_copy, install_host_tool, run_family_playbook
 from simtrain import SCENARIOS, fixtures, host_set, write_inventory
 from simtrain.trees import changed, tree_hash
 
@@ -31,19 +31,49 @@ def training():
         yield made.named
 
 
-def inventory(folder, hosts, **group_vars):
-    """The hosts in group training_hosts, each pointed at its simulated host (simtrain.write_inventory)."""
-    return write_inventory(os.path.join(str(folder), "inventory.yml"), hosts, **group_vars)
+def installed_host_tool(folder, collection=None):
+    """The host tool installed by its role into ``folder`` (e2e.runner.install_host_tool); its command's path."""
+    install_host_tool(folder, collection=collection)
+    return os.path.join(str(folder), "bin", "gpuops-preflight-local")
 
 
-def play(folder, inventory_path, *extra, flags=()):
-    """ansible-playbook playbooks/training_health.yml; returns a Run with the one summary it wrote."""
-    return run_family_playbook("training_health", inventory_path, folder, *extra, flags=flags)
+@pytest.fixture(scope="module")
+def host_tool(tmp_path_factory):
+    """The host tool, installed once for this file's tests: its command's path."""
+    return installed_host_tool(tmp_path_factory.mktemp("host-tool"))
 
 
-def test_healthy_hosts_pass(tmp_path, training):
+# How the checks reach the host: the module shipped for the run, or the host tool's installed bundle of the same
+# code (plugins/plugin_utils/_node_action.py). Both must give the same verdicts.
+VIA = ("module", "host_tool")
+
+
+def inventory(folder, hosts, tool="", **group_vars):
+    """The hosts in group training_hosts, each pointed at its simulated host (simtrain.write_inventory); ``tool``: the
+    host tool's command (default none: the module is shipped, whatever this machine has installed)."""
+    return write_inventory(os.path.join(str(folder), "inventory.yml"), hosts, training_health_host_tool=tool,
+                           **group_vars)
+
+
+def play(folder, inventory_path, *extra, flags=(), via=None):
+    """ansible-playbook playbooks/training_health.yml; returns a Run with the one summary it wrote. ``via``: how the
+    checks must have reached every host (the task results, shown with -v, say it)."""
+    run = run_family_playbook("training_health", inventory_path, folder, *extra,
+                              flags=tuple(flags) + (("-v",) if via else ()))
+    if via is not None:
+        ran = set(part.split('"')[0] for part in run.output.split('"ran_from": "')[1:])
+        assert ran == {via}, (ran, run.output[-3000:])
+    return run
+
+
+def tool_for(via, request):
+    return request.getfixturevalue("host_tool") if via == "host_tool" else ""
+
+
+@pytest.mark.parametrize("via", VIA)
+def test_healthy_hosts_pass(tmp_path, training, via, request):
     hosts = training("train-full:full", "train-lora:lora")
-    run = play(tmp_path, inventory(tmp_path, hosts))
+    run = play(tmp_path, inventory(tmp_path, hosts, tool_for(via, request)), via=via)
     assert run.rc == 0, run.output
     assert "Training health PASSED (2 host(s), 2 usable GPU(s))" in run.output
     summary = run.summary
@@ -62,9 +92,10 @@ def test_healthy_hosts_pass(tmp_path, training):
 BROKEN = sorted(name for name, scenario in SCENARIOS.items() if scenario.expect)
 
 
-def test_each_check_fails_on_its_own_with_the_right_message(tmp_path, training):
+@pytest.mark.parametrize("via", VIA)
+def test_each_check_fails_on_its_own_with_the_right_message(tmp_path, training, via, request):
     hosts = training(*BROKEN)
-    run = play(tmp_path, inventory(tmp_path, hosts))
+    run = play(tmp_path, inventory(tmp_path, hosts, tool_for(via, request)), via=via)
     assert run.rc != 0 and run.summary["blocked"] is True, run.output
     for name in BROKEN:
         scenario = SCENARIOS[name]
@@ -116,26 +147,28 @@ def break_host(host):
     shutil.copyfile(str(fixtures.crash_log_path(fixtures.OOM_LOG)), host.path("logs", "crash.log"))
 
 
-def test_check_mode_changes_nothing(tmp_path, training):
+@pytest.mark.parametrize("via", VIA)
+def test_check_mode_changes_nothing(tmp_path, training, via, request):
     hosts = training("train-1:full")
     host = hosts["train-1"]
     break_host(host)
     before = tree_hash(host.root, host.moving())
-    run = play(tmp_path, inventory(tmp_path, hosts, training_health_become=False), "training_health_fix=true",
-               flags=("--check", "--diff"))
+    run = play(tmp_path, inventory(tmp_path, hosts, tool_for(via, request), training_health_become=False),
+               "training_health_fix=true", flags=("--check", "--diff"), via=via)
     assert tree_hash(host.root, host.moving()) == before   # no folder made, no mode changed, no crash recorded
     assert "mkdir %s: absent" % host.path("queue") in run.output   # the diff of what fix mode would do
     assert "changed=1" in run.output
     assert run.host("train-1")["checks"]["layout"]["status"] == "fail"
 
 
-def test_fix_mode_repairs_exactly_the_safe_things_and_is_idempotent(tmp_path, training):
+@pytest.mark.parametrize("via", VIA)
+def test_fix_mode_repairs_exactly_the_safe_things_and_is_idempotent(tmp_path, training, via, request):
     hosts = training("train-1:full")
     host = hosts["train-1"]
     break_host(host)
     before = tree_hash(host.root, host.moving())
-    path = inventory(tmp_path, hosts, training_health_become=False)
-    run = play(tmp_path, path, "training_health_fix=true")
+    path = inventory(tmp_path, hosts, tool_for(via, request), training_health_become=False)
+    run = play(tmp_path, path, "training_health_fix=true", via=via)
     assert "changed=1" in run.output, run.output
     after = tree_hash(host.root, host.moving())
     expected = ["logs", "queue"] + (["inbox"] if os.geteuid() == 0 else [])
@@ -146,7 +179,7 @@ def test_fix_mode_repairs_exactly_the_safe_things_and_is_idempotent(tmp_path, tr
     checks = run.host("train-1")["checks"]
     assert checks["permissions"]["status"] == "ok"
     assert checks["layout"]["status"] == "fail" and checks["layout"]["message"].endswith("core/train.py is missing")
-    again = play(tmp_path, path, "training_health_fix=true")
+    again = play(tmp_path, path, "training_health_fix=true", via=via)
     assert "changed=0" in again.output, again.output
     assert tree_hash(host.root, host.moving()) == after
 
@@ -187,3 +220,47 @@ def test_metrics_for_node_exporter_when_asked(tmp_path, training):
     refused = play(tmp_path, path, "training_health_textfile_dir=rel/dir")
     assert refused.rc != 0 and refused.summary is None
     assert "training_health_textfile_dir must be an absolute path, got 'rel/dir'" in refused.output
+
+
+# ---------------------------------------------------------------- the host tool that cannot be used: the module is shipped
+
+
+def test_a_host_tool_of_other_code_is_not_used_and_says_so(tmp_path, training):
+    """Another version on the host (a bundle of this collection with one file changed): its checks may differ, so
+    the module is shipped, with a warning that says why and what to do."""
+    copy = collection_copy(tmp_path)
+    with open(copy / "plugins" / "module_utils" / "_training_checks.py", "a", encoding="utf-8") as handle:
+        handle.write("\n# another version\n")
+    tool = installed_host_tool(tmp_path / "tool", collection=copy)
+    run = play(tmp_path, inventory(tmp_path, training("train-full:full"), tool), via="module")
+    assert run.rc == 0 and run.summary["passed"] is True, run.output
+    assert "the host tool %s did not run the checks: the bundle holds other code" % tool in run.output
+    assert "the module was shipped instead (update the host tool: the gpuops.preflight.host_tool role)" in run.output
+
+
+def test_a_broken_host_tool_is_not_used_and_says_so(tmp_path, training):
+    tool = installed_host_tool(tmp_path / "tool")
+    os.unlink(tmp_path / "tool" / "opt" / "lib" / ".complete")   # an install that never finished
+    run = play(tmp_path, inventory(tmp_path, training("train-full:full"), tool), via="module")
+    assert run.rc == 0 and run.summary["passed"] is True, run.output
+    assert ("the host tool %s cannot run the checks (exit 2: gpuops-preflight-local: cannot run: no installed bundle"
+            % tool) in run.output
+
+
+def test_no_host_tool_ships_the_module_and_says_nothing(tmp_path, training):
+    run = play(tmp_path, inventory(tmp_path, training("train-full:full"), str(tmp_path / "not-installed")),
+               via="module")
+    assert run.rc == 0 and run.summary["passed"] is True, run.output
+    assert "host tool" not in run.output
+
+
+def test_a_host_tool_that_ends_without_an_answer_is_no_verdict(tmp_path, training):
+    """It started and gave no answer (killed, or garbage): in fix mode it may have changed the host, so the module
+    is not run behind it; the host has no check results and the run says why."""
+    tool = tmp_path / "garbage-tool"
+    tool.write_text("#!/bin/sh\ncat >/dev/null\necho 'Segmentation fault'\nexit 139\n", encoding="utf-8")
+    tool.chmod(0o755)
+    run = play(tmp_path, inventory(tmp_path, training("train-full:full"), str(tool)))
+    assert run.rc != 0 and run.summary["blocked"] is True
+    entry = run.host("train-full")
+    assert entry["checks"] == {} and "ended without an answer (exit 139): Segmentation fault" in entry["error"]

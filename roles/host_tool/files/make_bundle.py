@@ -7,8 +7,8 @@
 The tar holds ``gpuops_preflight/`` (the package, ``*.py`` only) and the collection's
 ``plugins/module_utils/*.py`` as ``ansible_collections/gpuops/preflight/plugins/module_utils/``
 (with empty ``__init__.py`` files, so they import as plain packages), plus ``BUNDLE.json`` (the
-collection version and the file list). Same sources, same bytes: names sorted, owner root, mode
-0644, one fixed time, so the role's copy of it is idempotent. Prints
+collection version, the file list and ``sources_digest``, which node actions compare). Same sources,
+same bytes: names sorted, owner root, mode 0644, one fixed time, so the role's copy of it is idempotent. Prints
 {"path", "sha256", "files", "version"} as JSON. Standard library only.
 """
 
@@ -19,62 +19,25 @@ import hashlib
 import io
 import json
 import os
-import re
 import sys
 import tarfile
 
-MODULE_UTILS = "ansible_collections/gpuops/preflight/plugins/module_utils"
-INITS = ("ansible_collections", "ansible_collections/gpuops", "ansible_collections/gpuops/preflight",
-         "ansible_collections/gpuops/preflight/plugins", MODULE_UTILS)
+# The file list and its digest live with the collection's controller code: a node action computes the same digest
+# of what it would ship, to run from a bundle only when it holds that very code (plugins/plugin_utils/_host_bundle.py).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "plugins", "plugin_utils"))
+import _host_bundle  # noqa: E402  pylint: disable=wrong-import-position
+
 FIXED_TIME = 1700000000   # a constant: the tar's bytes depend on the sources only
 
 
-def python_files(folder, recurse):
-    """{relative path: absolute path} of the *.py files under ``folder`` (no __pycache__)."""
-    found = {}
-    for here, dirs, names in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if d != "__pycache__" and not d.startswith(".")) if recurse else []
-        for name in names:
-            if name.endswith(".py"):
-                path = os.path.join(here, name)
-                found[os.path.relpath(path, folder).replace(os.sep, "/")] = path
-    return found
-
-
-def version(collection):
-    """The collection's version: MANIFEST.json of an installed copy, else galaxy.yml of a clone."""
-    try:
-        with open(os.path.join(collection, "MANIFEST.json"), encoding="utf-8") as handle:
-            return json.load(handle)["collection_info"]["version"]
-    except (OSError, ValueError, KeyError):
-        pass
-    try:
-        with open(os.path.join(collection, "galaxy.yml"), encoding="utf-8") as handle:
-            match = re.search(r"^version:\s*['\"]?([^'\"\s]+)", handle.read(), re.M)
-        return match.group(1) if match else None
-    except OSError:
-        return None
-
-
 def members(collection, package):
-    """{name in the tar: bytes}."""
-    utils = os.path.join(collection, "plugins", "module_utils")
-    for folder in (utils, package):
-        if not os.path.isfile(os.path.join(folder, "__init__.py" if folder == package else "_tool.py")):
-            raise SystemExit("make_bundle: %s is not %s" % (
-                folder, "the gpuops_preflight package" if folder == package else "the collection's module_utils"))
-    content = {}
-    for rel, path in python_files(package, recurse=True).items():
-        content["gpuops_preflight/" + rel] = path
-    for rel, path in python_files(utils, recurse=False).items():
-        content["%s/%s" % (MODULE_UTILS, rel)] = path
-    data = {}
-    for name, path in sorted(content.items()):
-        with open(path, "rb") as handle:
-            data[name] = handle.read()
-    for folder in INITS:
-        data.setdefault(folder + "/__init__.py", b"")
-    manifest = {"collection": "gpuops.preflight", "version": version(collection), "files": sorted(data)}
+    """{name in the tar: bytes}, BUNDLE.json (the version, the file list, the sources' digest) included."""
+    try:
+        data = _host_bundle.sources(collection, package)
+    except ValueError as exc:
+        raise SystemExit("make_bundle: %s" % exc) from None
+    manifest = {"collection": "gpuops.preflight", "version": _host_bundle.version(collection), "files": sorted(data),
+                "sources_digest": _host_bundle.digest(data)}
     data["BUNDLE.json"] = (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode("utf-8")
     return data, manifest
 

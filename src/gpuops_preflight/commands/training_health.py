@@ -198,7 +198,7 @@ def run_local(args: argparse.Namespace) -> int:
     try:
         params = local_params(args, health)
         # every input at once, as the module checks it (_node.run_module): the shared options, then its own
-        problems = options.validate(params, health.FAMILY) + health.validate(params)
+        problems = options.all_problems(params, health.FAMILY, health.validate)
         if problems:
             raise ValueError("; ".join(problems))
         plan = plan_mod.build_plan("training_health", None, skip=_names(args.skip), downgrade=_names(args.downgrade),
