@@ -229,8 +229,9 @@ def main(argv=None):
                        "training_health, module shipped": medians(shipped_phases)},
         "host_elapsed_s": median(host_s), "gpu_probe_s": median(probe_s), "payload_build_s": payload,
         "host_compile_s": compiled,
-        "goal_s": None, "runs": {"ping_s": [round(v, 3) for v in ping], "health_s": [round(v, 3) for v in health],
-                                  "health_module_shipped_s": [round(v, 3) for v in shipped]},
+        "goal_s": None,
+        "runs": {"ping_s": [round(v, 3) for v in ping], "health_s": [round(v, 3) for v in health],
+                 "health_module_shipped_s": [round(v, 3) for v in shipped]},
     }
     result["goal_s"] = round(result["ping_s"] + result["gpu_probe_s"] + SLACK_S, 3)
     print(json.dumps(result, indent=1))
