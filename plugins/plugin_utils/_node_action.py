@@ -101,6 +101,9 @@ class NodeAction(ActionBase):
         tool = args.get("host_tool")
         if not tool:
             return None, None
+        connection = self._connection
+        if not connection.has_pipelining or (connection.become and not connection.become.pipelining):
+            return None, None   # the request goes on the command's stdin, which this connection (or become) cannot feed
         declared = _families.declaration(self.KIND)
         spec = _options.argument_spec(declared.FAMILY, **declared.OPTIONS)
         validation = ArgumentSpecValidator(controller_spec(spec)).validate(args)
@@ -119,15 +122,16 @@ class NodeAction(ActionBase):
         rc = done.get("rc")
         answer = last_json_line(done.get("stdout"))
         if answer is not None and answer.get("gpuops_node_run") == PROTOCOL:
-            if answer.get("ran") and isinstance(answer.get("result"), dict):
+            if not answer.get("ran"):
+                return None, "the host tool %s did not run the checks: %s" % (tool, answer.get("why") or "no reason given")
+            if isinstance(answer.get("result"), dict):
                 return answer["result"], None
-            return None, "the host tool %s did not run the checks: %s" % (tool, answer.get("why"))
-        if rc in ABSENT:
+        elif rc in ABSENT:
             return None, None
-        if rc == TOOL_REFUSED:
+        elif rc == TOOL_REFUSED:
             return None, "the host tool %s cannot run the checks (exit 2: %s)" % (
                 tool, last_line(done.get("stderr")) or "no message")
         # It started and ended without an answer (killed, or output that is not one): it may have changed the
-        # host in fix mode, so the module is not run again behind it. The judge reports every check unknown.
+        # host in fix mode, so the module is not run again behind it. The judge says the host was not checked (probe).
         return dict(failed=True, msg="the host tool %s ended without an answer (exit %s): %s" % (
             tool, rc, last_line(done.get("stderr")) or last_line(done.get("stdout")) or "no output")), None
