@@ -20,6 +20,7 @@ author:
 """
 
 from ansible.plugins.callback import CallbackBase
+from ansible.plugins.loader import filter_loader
 
 from ansible_collections.gpuops.preflight.plugins.module_utils import _families, _summary
 
@@ -32,6 +33,12 @@ class CallbackModule(CallbackBase):
     CALLBACK_TYPE = "aggregate"
     CALLBACK_NAME = "gpuops.preflight.summary"
     CALLBACK_NEEDS_ENABLED = True
+
+    def v2_playbook_on_start(self, playbook):
+        # Load Ansible's built-in Jinja filters once, here in the main process: every worker whose task templates
+        # a filter (the roles' "| default(...)") is forked from this process and would otherwise load them again
+        # (about 10 ms each: the plan, the host task and the judge of every family, and the localhost checks).
+        filter_loader.get("default")
 
     def v2_playbook_on_task_start(self, task, is_conditional):
         # Import the run's family once, here in the main process, when its plan starts: the workers of the
