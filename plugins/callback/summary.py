@@ -19,7 +19,11 @@ author:
   - gpuops maintainers (@gpuops)
 """
 
+import atexit
+import gc
+
 from ansible.plugins.callback import CallbackBase
+from ansible.plugins.loader import filter_loader
 
 from ansible_collections.gpuops.preflight.plugins.module_utils import _families, _summary
 
@@ -33,6 +37,14 @@ class CallbackModule(CallbackBase):
     CALLBACK_NAME = "gpuops.preflight.summary"
     CALLBACK_NEEDS_ENABLED = True
 
+    _freezes_at_exit = False
+
+    def v2_playbook_on_start(self, playbook):
+        # Load Ansible's built-in Jinja filters once, here in the main process: every worker whose task templates
+        # a filter (the roles' "| default(...)") is forked from this process and would otherwise load them again
+        # (about 10 ms each: the plan, the host task and the judge of every family, and the localhost checks).
+        filter_loader.get("default")
+
     def v2_playbook_on_task_start(self, task, is_conditional):
         # Import the run's family once, here in the main process, when its plan starts: the workers of the
         # plan and the judge are forked from this process and find it imported instead of each compiling it
@@ -43,6 +55,7 @@ class CallbackModule(CallbackBase):
                 _families.family(kind)
 
     def v2_playbook_on_stats(self, stats):
+        self._freeze_at_exit()
         custom = (getattr(stats, "custom", None) or {}).get("_run", {})
         # Any published summary document: only its own family is imported (render_lines asks for it).
         for summary in custom.values():
@@ -53,3 +66,13 @@ class CallbackModule(CallbackBase):
             self._display.display("")
             for number, line in enumerate(_summary.render_lines(summary)):
                 self._display.display(line, color=color if number == 0 else None)
+
+    def _freeze_at_exit(self):
+        # The run is over: at exit, move every object the run built into the collector's permanent generation first.
+        # The interpreter's last collections then skip them (about 55 of the 75 ms this process took to finalize after
+        # a training health check); memory is returned with the process as always. Nothing is lost by it: the
+        # files and streams written are flushed explicitly (by the callbacks, logging's and multiprocessing's own
+        # exit handlers, and the interpreter for stdout and stderr), not by the collector.
+        if not self._freezes_at_exit:
+            self._freezes_at_exit = True
+            atexit.register(gc.freeze)

@@ -1,4 +1,4 @@
-"""Unit tests of the summary callback's task-start hook: the run's family imported once, in the main process.
+"""Unit tests of the summary callback's hooks: the run's family imported once, in the main process; the end of the run.
 
 The callback is controller code: importing it flips ``ansible.module_utils._internal.is_controller``
 for the whole process (see tests/unit/plugins/inventory/test_watcher_config.py), so it is imported
@@ -61,3 +61,23 @@ def test_a_plan_without_kind_is_the_preflight(callback, loaded, args):
 def test_other_tasks_and_unknown_kinds_import_nothing(callback, loaded, task):
     callback.v2_playbook_on_task_start(task, False)
     assert loaded == {}
+
+
+def test_the_end_of_the_run_freezes_the_collector_once_at_exit(callback, monkeypatch):
+    import gc
+
+    from ansible_collections.gpuops.preflight.plugins.callback import summary
+
+    registered = []
+    monkeypatch.setattr(summary.atexit, "register", registered.append)
+    stats = type("Stats", (), {"custom": {}})()
+    callback.v2_playbook_on_stats(stats)
+    callback.v2_playbook_on_stats(stats)
+    assert registered == [gc.freeze]
+
+
+def test_the_playbook_start_loads_the_builtin_filters_without_error(callback):
+    from ansible.plugins.loader import filter_loader
+
+    callback.v2_playbook_on_start(None)
+    assert filter_loader.get("default") is not None
