@@ -1,5 +1,10 @@
 """The node action (plugins/plugin_utils/_node_action.py): when node_training_health runs the checks from the host
-tool, and when it ships the module; the request it sends and how it reads the answer."""
+tool, and when it ships the module; the request it sends and how it reads the answer.
+
+The action plugin is controller code: importing it flips ``ansible.module_utils._internal.is_controller`` for the
+whole process (module tests would then lose their warnings), so it is imported inside a fixture that puts the flag
+back (as tests/unit/plugins/action/test_preflight_plan_argspecs.py does).
+"""
 
 from __future__ import annotations
 
@@ -8,16 +13,33 @@ from types import SimpleNamespace
 
 import pytest
 
-from ansible_collections.gpuops.preflight.plugins.action.node_training_health import ActionModule
-from ansible_collections.gpuops.preflight.plugins.plugin_utils import _host_bundle, _node_action
+from ansible_collections.gpuops.preflight.plugins.plugin_utils import _host_bundle
 
 TOOL = "/usr/local/bin/gpuops-preflight-local"
 ARGS = {"training_base_dir": "~/train", "host_tool": TOOL, "checks": ["daemon"]}
 
 
+@pytest.fixture(autouse=True)
+def controller():
+    """The action's modules, imported with the controller flag put back afterwards."""
+    from ansible.module_utils import _internal
+
+    before = _internal.is_controller
+    from ansible_collections.gpuops.preflight.plugins.action import node_training_health
+    from ansible_collections.gpuops.preflight.plugins.plugin_utils import _node_action
+
+    PLUGINS.update(ActionModule=node_training_health.ActionModule, node_action=_node_action)
+    yield
+    _internal.is_controller = before
+
+
+PLUGINS = {}
+
+
 def action(rc=0, stdout="", stderr="", pipelining=True, become=None, check_mode=False):
     """The action with its connection and the command it runs faked; ``sent``: the requests it sent."""
-    act = ActionModule.__new__(ActionModule)
+    action_module = PLUGINS["ActionModule"]
+    act = action_module.__new__(action_module)
     act._task = SimpleNamespace(check_mode=check_mode)
     act._connection = SimpleNamespace(has_pipelining=pipelining, become=become)
     act.sent = []
@@ -94,6 +116,6 @@ def test_a_host_tool_that_started_and_gave_no_answer_is_a_failed_run(rc, stdout,
 
 
 def test_path_options_are_checked_as_text_on_the_controller():
-    spec = _node_action.controller_spec({"a": {"type": "path"}, "b": {"type": "list", "elements": "path"},
-                                         "c": {"type": "int"}})
+    spec = PLUGINS["node_action"].controller_spec(
+        {"a": {"type": "path"}, "b": {"type": "list", "elements": "path"}, "c": {"type": "int"}})
     assert spec == {"a": {"type": "str"}, "b": {"type": "list", "elements": "str"}, "c": {"type": "int"}}
