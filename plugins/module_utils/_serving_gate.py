@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import time
 
-from ansible_collections.gpuops.preflight.plugins.module_utils import _serving
+from ansible_collections.gpuops.preflight.plugins.module_utils import _permissions, _serving
 from ansible_collections.gpuops.preflight.plugins.module_utils._checks import (
     CONTROLLER, FAIL, HARD, UNKNOWN, CheckSpec, Family, problem, registry)
 from ansible_collections.gpuops.preflight.plugins.module_utils._host_runner import Collector, CollectorError
@@ -116,7 +116,7 @@ def validate(params):
         problems.append("instance %r is not a service instance name" % (instance,))
     try:
         # Looked up once per run, here (it may wait on LDAP or SSSD); the identity collector reads it.
-        params["identity"] = _serving.service_identity(params.get("service_user"))
+        params["identity"] = _permissions.service_identity(params.get("service_user"))
     except ValueError as exc:
         problems.append(str(exc))
     if not problems:

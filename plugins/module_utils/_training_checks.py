@@ -35,7 +35,7 @@ from ansible_collections.gpuops.preflight.plugins.module_utils import _checkpoin
 from ansible_collections.gpuops.preflight.plugins.module_utils import _crash_log
 from ansible_collections.gpuops.preflight.plugins.module_utils import _files
 from ansible_collections.gpuops.preflight.plugins.module_utils import _memory
-from ansible_collections.gpuops.preflight.plugins.module_utils import _serving
+from ansible_collections.gpuops.preflight.plugins.module_utils import _permissions
 from ansible_collections.gpuops.preflight.plugins.module_utils import _training_config as _config
 from ansible_collections.gpuops.preflight.plugins.module_utils import _training_progress as _progress
 
@@ -307,7 +307,7 @@ def _folder_facts(path, cache):
     if path not in cache:
         try:
             st = os.stat(path)
-            cache[path] = {"st_mode": st.st_mode, "uid": st.st_uid, "gid": st.st_gid, "acl": _serving.read_acl(path),
+            cache[path] = {"st_mode": st.st_mode, "uid": st.st_uid, "gid": st.st_gid, "acl": _permissions.read_acl(path),
                            "error": None}
         except OSError as exc:
             cache[path] = {"st_mode": None, "uid": None, "gid": None, "acl": None,
@@ -319,9 +319,9 @@ def _reach(entry, folders):
     """Add what the user passes through to reach ``entry``: ``ancestors`` (the real folders from / down), and for
     a path that does not exist yet, ``parent``: the nearest existing folder it would be created in."""
     real = os.path.realpath(entry["path"])
-    entry["acl"] = _serving.read_acl(real) if entry["mode"] is not None else None
+    entry["acl"] = _permissions.read_acl(real) if entry["mode"] is not None else None
     entry["ancestors"] = []
-    for folder in _serving.ancestors(real):
+    for folder in _permissions.ancestors(real):
         facts = _folder_facts(folder, folders)
         if facts["st_mode"] is None and facts["error"] is None:
             break   # a missing folder: the deepest existing one above is where it would be created
@@ -463,18 +463,18 @@ def evaluate_config(config, fix):
 
 
 class _Stat(object):
-    """What ``_serving.may_access`` reads of a stat result, from collected facts."""
+    """What ``_permissions.may_access`` reads of a stat result, from collected facts."""
 
     def __init__(self, st_mode, uid, gid):
         self.st_mode, self.st_uid, self.st_gid = st_mode, uid, gid
 
 
-_LETTERS = (("r", _serving.R_OK), ("w", _serving.W_OK), ("x", _serving.X_OK))
+_LETTERS = (("r", _permissions.R_OK), ("w", _permissions.W_OK), ("x", _permissions.X_OK))
 
 
 def _lacking(st, ident, need, acl):
-    """The letters of ``need`` the user lacks on ``st`` (owner, groups, mode and POSIX ACL: ``_serving.may_access``)."""
-    return "".join(letter for letter, bit in _LETTERS if letter in need and not _serving.may_access(st, ident, bit, acl))
+    """The letters of ``need`` the user lacks on ``st`` (owner, groups, mode and POSIX ACL: ``_permissions.may_access``)."""
+    return "".join(letter for letter, bit in _LETTERS if letter in need and not _permissions.may_access(st, ident, bit, acl))
 
 
 def _entry_stat(entry):
@@ -510,8 +510,8 @@ def _blocked(entry, folders, ident):
         facts = folders[folder]
         if facts["error"]:
             return folder, facts, facts["error"]
-        if not _serving.may_access(_Stat(facts["st_mode"], facts["uid"], facts["gid"]), ident, _serving.X_OK,
-                                   facts["acl"]):
+        if not _permissions.may_access(_Stat(facts["st_mode"], facts["uid"], facts["gid"]), ident,
+                                       _permissions.X_OK, facts["acl"]):
             return folder, facts, None
     return None
 

@@ -23,7 +23,7 @@ import simserve
 from simserve import store as st
 from simserve.fixtures import open_tmp, orchestrator  # noqa: F401  # pylint: disable=unused-import
 
-from ansible_collections.gpuops.preflight.plugins.module_utils import _checks, _serving
+from ansible_collections.gpuops.preflight.plugins.module_utils import _checks, _permissions, _serving
 
 SVC = {"name": "svc", "uid": 4242, "gid": 4242, "groups": [4242], "source": "given"}
 
@@ -131,32 +131,32 @@ def fake_stat(mode, uid=0, gid=0):
 
 
 @pytest.mark.parametrize("mode, uid, gid, want, allowed", [
-    (0o100640, 4242, 0, _serving.R_OK, True),        # owner
-    (0o100040, 4242, 4242, _serving.R_OK, False),    # owner bits only, even when the group could
-    (0o100640, 0, 4242, _serving.R_OK, True),        # group
-    (0o100600, 0, 4242, _serving.R_OK, False),
-    (0o100604, 0, 0, _serving.R_OK, True),           # other
-    (0o040750, 0, 0, _serving.X_OK, False),          # a directory others cannot search
-    (0o040751, 0, 0, _serving.X_OK, True),
+    (0o100640, 4242, 0, _permissions.R_OK, True),        # owner
+    (0o100040, 4242, 4242, _permissions.R_OK, False),    # owner bits only, even when the group could
+    (0o100640, 0, 4242, _permissions.R_OK, True),        # group
+    (0o100600, 0, 4242, _permissions.R_OK, False),
+    (0o100604, 0, 0, _permissions.R_OK, True),           # other
+    (0o040750, 0, 0, _permissions.X_OK, False),          # a directory others cannot search
+    (0o040751, 0, 0, _permissions.X_OK, True),
 ])
 def test_may_access_follows_the_mode_for_the_service_user(mode, uid, gid, want, allowed):
-    assert _serving.may_access(fake_stat(mode, uid, gid), SVC, want) is allowed
+    assert _permissions.may_access(fake_stat(mode, uid, gid), SVC, want) is allowed
 
 
 def test_root_reads_everything_but_executes_only_with_an_x_bit():
     root = dict(SVC, uid=0, gid=0, groups=[0])
-    assert _serving.may_access(fake_stat(0o100000), root, _serving.R_OK)
-    assert _serving.may_access(fake_stat(0o040000), root, _serving.X_OK)
-    assert not _serving.may_access(fake_stat(0o100600), root, _serving.X_OK)
+    assert _permissions.may_access(fake_stat(0o100000), root, _permissions.R_OK)
+    assert _permissions.may_access(fake_stat(0o040000), root, _permissions.X_OK)
+    assert not _permissions.may_access(fake_stat(0o100600), root, _permissions.X_OK)
 
 
 def test_posix_acl_named_user_and_mask():
     acl = [(0x01, 6, 0), (0x02, 4, 4242), (0x04, 0, 0), (0x10, 4, 0), (0x20, 0, 0)]
-    assert _serving.may_access(fake_stat(0o100640), SVC, _serving.R_OK, acl)
+    assert _permissions.may_access(fake_stat(0o100640), SVC, _permissions.R_OK, acl)
     masked = [(0x01, 6, 0), (0x02, 6, 4242), (0x04, 0, 0), (0x10, 0, 0), (0x20, 0, 0)]
-    assert not _serving.may_access(fake_stat(0o100600), SVC, _serving.R_OK, masked)
+    assert not _permissions.may_access(fake_stat(0o100600), SVC, _permissions.R_OK, masked)
     group = [(0x01, 6, 0), (0x04, 0, 0), (0x08, 4, 4242), (0x10, 4, 0), (0x20, 0, 0)]
-    assert _serving.may_access(fake_stat(0o100640), SVC, _serving.R_OK, group)
+    assert _permissions.may_access(fake_stat(0o100640), SVC, _permissions.R_OK, group)
 
 
 def set_acl(path, entries):
@@ -168,19 +168,19 @@ def test_acl_read_from_the_file_grants_the_service_user(open_tmp):
     path = open_tmp / "f"
     path.write_text("x")
     os.chmod(str(path), 0o600)
-    assert not _serving.may_access(os.stat(str(path)), SVC, _serving.R_OK, _serving.read_acl(str(path)))
+    assert not _permissions.may_access(os.stat(str(path)), SVC, _permissions.R_OK, _permissions.read_acl(str(path)))
     set_acl(str(path), [(0x01, 6, 0xFFFFFFFF), (0x02, 4, 4242), (0x04, 0, 0xFFFFFFFF), (0x10, 4, 0xFFFFFFFF),
                         (0x20, 0, 0xFFFFFFFF)])
-    assert _serving.may_access(os.stat(str(path)), SVC, _serving.R_OK, _serving.read_acl(str(path)))
+    assert _permissions.may_access(os.stat(str(path)), SVC, _permissions.R_OK, _permissions.read_acl(str(path)))
 
 
 def test_service_identity_of_a_named_user_and_under_sudo():
-    ident = _serving.service_identity("root")
+    ident = _permissions.service_identity("root")
     assert (ident["uid"], ident["gid"], ident["source"]) == (0, 0, "given")
     with pytest.raises(ValueError, match="service user 'no-such-user-here' does not exist"):
-        _serving.service_identity("no-such-user-here")
+        _permissions.service_identity("no-such-user-here")
     if os.geteuid() == 0:
-        ident = _serving.service_identity(environ={"SUDO_UID": "65534", "SUDO_GID": "65534"})
+        ident = _permissions.service_identity(environ={"SUDO_UID": "65534", "SUDO_GID": "65534"})
         assert ident["uid"] == 65534 and ident["source"] == "sudo"
 
 
@@ -197,7 +197,7 @@ def test_a_user_database_that_does_not_answer_is_a_clear_error_within_the_bound(
     monkeypatch.setattr(pwd, "getpwnam", hung)
     try:
         with pytest.raises(ValueError, match="looking up the service user 'svc' took over 0.2s: is the user database"):
-            _serving.service_identity("svc", timeout=0.2)
+            _permissions.service_identity("svc", timeout=0.2)
     finally:
         released.set()
 

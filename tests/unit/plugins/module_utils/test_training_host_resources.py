@@ -561,10 +561,10 @@ def test_epoch_text_still_reads():
 
 @pytest.mark.parametrize("user", ["\u0661\u0662", "\u00b2"])
 def test_a_service_user_in_other_digits_is_a_name_not_a_uid(user):
-    from ansible_collections.gpuops.preflight.plugins.module_utils import _serving
+    from ansible_collections.gpuops.preflight.plugins.module_utils import _permissions
     assert tc.resolve_user(user)["error"] == "service user %r does not exist" % user
     with pytest.raises(ValueError) as err:
-        _serving.service_identity(user, timeout=None)
+        _permissions.service_identity(user, timeout=None)
     assert str(err.value) == "service user %r does not exist on this host" % user
 
 
