@@ -207,15 +207,31 @@ class Pattern(object):
     nothing when one of the ``CAUSE_WINDOW_LINES`` lines before it matched ``after`` (its cause, already reported in its
     own words, or a stop from outside)."""
 
-    __slots__ = ("category", "severity", "fix", "regex", "summary", "after")
+    __slots__ = ("category", "severity", "fix", "summary", "_sources", "_compiled")
 
     def __init__(self, category, regex, summary, fix=None, after=None):
         self.category = category
         self.severity, category_fix = CATEGORIES[category]
         self.fix = fix or category_fix
-        self.regex = re.compile(regex, re.IGNORECASE)
         self.summary = summary
-        self.after = re.compile(after, re.IGNORECASE) if after else None
+        self._sources = (regex, after)
+        self._compiled = None
+
+    def _regexes(self):
+        # Compiled when first matched: the controller imports this table with the training health family (the plan,
+        # the judge) and never matches a line; compiling every row at import cost it about 15 ms a run.
+        if self._compiled is None:
+            regex, after = self._sources
+            self._compiled = (re.compile(regex, re.IGNORECASE), re.compile(after, re.IGNORECASE) if after else None)
+        return self._compiled
+
+    @property
+    def regex(self):
+        return self._regexes()[0]
+
+    @property
+    def after(self):
+        return self._regexes()[1]
 
     def __repr__(self):
         return "Pattern(%s, %r)" % (self.category, self.regex.pattern)
