@@ -44,7 +44,9 @@ def role_argspecs():
     from ansible.parsing.dataloader import DataLoader
     from ansible_collections.gpuops.preflight.plugins.action import preflight_plan
 
-    read = lambda role: preflight_plan.ActionModule.role_argspecs(Plan(DataLoader()), role)
+    def read(role):
+        return preflight_plan.ActionModule.role_argspecs(Plan(DataLoader()), role)
+
     read.loader = DataLoader
     yield read
     _internal.is_controller = before
