@@ -249,3 +249,13 @@ def test_a_folder_with_neither_config_still_says_config_json_is_missing(open_tmp
     assert ok_text is None
     assert messages(problems)[0] == ("agent 'a' (model 'mistralai/Mistral-7B-Instruct-v0.3'): %s/m/config.json is "
                                      "missing" % root)
+
+
+def test_the_docs_list_every_layout():
+    """docs/SERVING_GATE.md's table of layouts holds one row per entry of MODEL_LAYOUTS, naming its config file."""
+    docs = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "docs", "SERVING_GATE.md")
+    with open(docs) as handle:
+        rows = [line for line in handle if line.startswith("| ") and "| `" in line]
+    configs = [layout["config"] for layout in _serving.MODEL_LAYOUTS]
+    listed = [c for c in configs if any(row.split("|")[2].strip() == "`%s`" % c for row in rows)]
+    assert listed == configs
