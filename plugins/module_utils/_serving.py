@@ -728,8 +728,8 @@ def _safetensors_data_end(header):
 
 
 def zip_weights_problem(path, size):
-    """A torch.save zip (pytorch_model*.bin since PyTorch 1.6) must end with its end-of-central-directory
-    record; a legacy pickle is only checked for being there and not empty."""
+    """A torch.save zip (pytorch_model*.bin since PyTorch 1.6, Mistral's consolidated.00.pth) must end with its
+    end-of-central-directory record; a legacy pickle is only checked for being there and not empty."""
     fd, why = _open_weights(path)
     if fd is None:
         return why
@@ -751,7 +751,7 @@ def zip_weights_problem(path, size):
 def _weights_content(name, tensors=None):
     if name.endswith(".safetensors"):
         return lambda path, size: safetensors_problem(path, size, tensors)
-    if name.endswith(".bin"):
+    if name.endswith((".bin", ".pth")):
         return zip_weights_problem
     return None
 
@@ -769,21 +769,46 @@ def _list_dir(folder, findings):
     return sorted(names)
 
 
-# The weights' formats in the order loaders pick them (transformers, vLLM), each (is its index, is a weight
-# file): a folder's weights are those of the first format it has any file of, so one complete format is enough.
-WEIGHT_FORMATS = (
-    (lambda n: n.endswith(".safetensors.index.json"), lambda n: n.endswith(".safetensors")),
-    (lambda n: n.startswith("pytorch_model") and n.endswith(".bin.index.json"),
-     lambda n: n.startswith("pytorch_model") and n.endswith(".bin")),
+_CONSOLIDATED_PTH = re.compile(r"^consolidated\.\d+\.pth$")
+
+# The model folder layouts the gate knows, each declared once: the config file that marks it (a JSON object),
+# its weights' formats in the order its loaders pick them, each (is its index, is a weight file): a folder's
+# weights are those of the first format it has any file of, so one complete format is enough; and what its
+# weights are called when it has none. A folder is of the first layout whose config file it has (a folder with
+# both is judged by its Hugging Face files, as transformers and vLLM's default load it), else of the first
+# (whose config file it then lacks). Every layout gets the same checks (_inspect_model, _check_weights).
+MODEL_LAYOUTS = (
+    # save_pretrained, --local-dir, a hub snapshot: transformers, vLLM's default --load-format
+    {"name": "hugging_face", "config": "config.json",
+     "weights": ((lambda n: n.endswith(".safetensors.index.json"), lambda n: n.endswith(".safetensors")),
+                 (lambda n: n.startswith("pytorch_model") and n.endswith(".bin.index.json"),
+                  lambda n: n.startswith("pytorch_model") and n.endswith(".bin"))),
+     "weights_text": "*.safetensors, pytorch_model*.bin, or a sharded index"},
+    # Mistral's own, "consolidated" (Mistral-7B-Instruct-v0.3, Nemo, Mixtral, Codestral, Pixtral): vLLM's
+    # --config-format mistral --load-format mistral reads params.json, consolidated*.safetensors and
+    # consolidated.safetensors.index.json; mistral-inference also the older consolidated.00.pth (torch.save)
+    {"name": "mistral", "config": "params.json",
+     "weights": ((lambda n: n.startswith("consolidated") and n.endswith(".safetensors.index.json"),
+                  lambda n: n.startswith("consolidated") and n.endswith(".safetensors")),
+                 (lambda n: False, _CONSOLIDATED_PTH.match)),
+     "weights_text": "consolidated*.safetensors or consolidated.*.pth, beside params.json"},
 )
 
 
-def _check_weights(walk, folder, names, findings, checked):
-    """The weights of a Hugging Face model folder, in the first of ``WEIGHT_FORMATS`` it has (so a folder
-    with both index files but only the safetensors downloaded is complete): by their index (sharded),
-    else the weight files, with every shard of an -NNNNN-of-NNNNN series present."""
+def _model_layout(folder):
+    """The entry of ``MODEL_LAYOUTS`` the model folder ``folder`` is judged by."""
+    for layout in MODEL_LAYOUTS:
+        if os.path.lexists(os.path.join(folder, layout["config"])):
+            return layout
+    return MODEL_LAYOUTS[0]
+
+
+def _check_weights(walk, folder, names, findings, checked, layout):
+    """The weights of a model folder of ``layout`` (``MODEL_LAYOUTS``), in the first of its formats it has
+    (so a folder with both index files but only the safetensors downloaded is complete): by their index
+    (sharded), else the weight files, with every shard of an -NNNNN-of-NNNNN series present."""
     indexes, files = [], []
-    for is_index, is_weights in WEIGHT_FORMATS:
+    for is_index, is_weights in layout["weights"]:
         indexes = [n for n in names if is_index(n)]
         files = [n for n in names if is_weights(n)]
         if indexes or files:
@@ -830,8 +855,7 @@ def _check_weights(walk, folder, names, findings, checked):
                                              "%s is missing (shard %d of %d)"
                                              % (os.path.join(folder, missing), number, count)))
     if not shards:
-        findings.append(_finding("incomplete", folder, "%s has no weights (*.safetensors, pytorch_model*.bin, "
-                                                       "or a sharded index)" % folder))
+        findings.append(_finding("incomplete", folder, "%s has no weights (%s)" % (folder, layout["weights_text"])))
         return
     for shard in shards:
         _check_file(walk, folder, shard, findings, checked, _weights_content(shard, placed.get(shard)))
@@ -1079,7 +1103,7 @@ def _inspect_model(walk, entry, base):
         return findings, facts
     model_dir = real
     facts["layout"] = "model_dir"
-    if (not os.path.lexists(os.path.join(real, "config.json"))
+    if (not any(os.path.lexists(os.path.join(real, layout["config"])) for layout in MODEL_LAYOUTS)
             and any(os.path.isdir(os.path.join(real, part)) for part in HF_CACHE_PARTS)):
         facts["layout"] = "hf_cache"
         model_dir = _hf_cache_snapshot(walk, real, findings)
@@ -1111,9 +1135,10 @@ def _inspect_model(walk, entry, base):
             # download may still be running, its files not yet linked in
             _unfinished_downloads(os.path.join(repo, "blobs"), findings)
             _snapshot_subfolder_links(walk, model_dir, findings)
-    _check_file(walk, model_dir, "config.json", findings, checked, _json_object_content(CONFIG_MAX_BYTES))
+    layout = _model_layout(model_dir)
+    _check_file(walk, model_dir, layout["config"], findings, checked, _json_object_content(CONFIG_MAX_BYTES))
     names = _list_dir(model_dir, findings)
-    _check_weights(walk, model_dir, names, findings, checked)
+    _check_weights(walk, model_dir, names, findings, checked, layout)
     for name in entry.get("files") or []:
         _check_file(walk, model_dir, name, findings, checked)
     seen = set(c["name"] for c in checked) | set(f["path"] for f in findings)  # names checked, paths found

@@ -4,8 +4,13 @@
   ``--local-dir`` layout): config.json, tokenizer.json, weights as real safetensors files (8-byte
   header length, JSON header with data_offsets, the data) or torch zip files, with an index when
   sharded (``model-00001-of-00002.safetensors`` + ``model.safetensors.index.json``).
+- ``mistral_dir(folder, shards=1, fmt="safetensors")``: a model folder in Mistral's own (consolidated)
+  layout, as Mistral's releases ship it and its README downloads it: params.json, the tokenizer
+  (``tokenizer.model.v3`` or ``tekken.json``), ``consolidated.safetensors`` (or
+  ``consolidated-00001-of-0000N.safetensors`` with ``consolidated.safetensors.index.json``), or the older
+  ``consolidated.00.pth``.
 - ``hf_cache_repo(root, model_id)``: the hub cache layout (``models--org--name/{refs/main,
-  snapshots/<commit>/<file> -> ../../blobs/<sha>, blobs/}``).
+  snapshots/<commit>/<file> -> ../../blobs/<sha>, blobs/}``), of a model_dir or another builder's folder.
 - ``model_map(path, entries)``: the agent -> model map file.
 """
 
@@ -72,11 +77,45 @@ def model_dir(folder, shards=1, fmt="safetensors", tensors_per_shard=2):
     return folder
 
 
-def hf_cache_repo(root, model_id, shards=1):
-    """``<root>/models--org--name`` in the hub cache layout (files are links into blobs/); returns it."""
+# Mistral-7B-Instruct-v0.3's params.json (mistralai/Mistral-7B-Instruct-v0.3 on the Hugging Face hub)
+MISTRAL_PARAMS = {"dim": 4096, "n_layers": 32, "head_dim": 128, "hidden_dim": 14336, "n_heads": 32, "n_kv_heads": 8,
+                  "norm_eps": 1e-05, "vocab_size": 32768, "rope_theta": 1000000.0}
+
+
+def mistral_dir(folder, shards=1, fmt="safetensors", tokenizer="tokenizer.model.v3", index=True,
+                tensors_per_shard=2):
+    """A complete model folder in Mistral's consolidated layout (no config.json); returns its path. ``index``:
+    a sharded folder has ``consolidated.safetensors.index.json`` (Mistral-Large-Instruct-2407 ships one)."""
+    write(os.path.join(folder, "params.json"), json.dumps(MISTRAL_PARAMS, indent=4))
+    if tokenizer == "tekken.json":
+        write(os.path.join(folder, tokenizer), json.dumps({"config": {"pattern": "x", "num_vocab_tokens": 131072},
+                                                           "vocab": [], "version": "v3"}))
+    elif tokenizer:
+        write(os.path.join(folder, tokenizer), b"\n\x0e\n\x05<unk>\x15\x00\x00\x00\x00\x18\x02" * 8)  # sentencepiece
+    if fmt == "pth":
+        names = ["consolidated.%02d.pth" % i for i in range(shards)]
+    elif shards == 1:
+        names = ["consolidated.safetensors"]
+    else:
+        names = ["consolidated-%05d-of-%05d.safetensors" % (i, shards) for i in range(1, shards + 1)]
+    weight_map = {}
+    for number, name in enumerate(names):
+        tensors = [("layers.%d.attention.w%d.weight" % (number, t), 128) for t in range(tensors_per_shard)]
+        write(os.path.join(folder, name), torch_zip_bytes() if fmt == "pth" else safetensors_bytes(tensors))
+        for tname, _length in tensors:
+            weight_map[tname] = name
+    if fmt != "pth" and shards > 1 and index:
+        write(os.path.join(folder, "consolidated.safetensors.index.json"),
+              json.dumps({"metadata": {"total_size": 1}, "weight_map": weight_map}))
+    return folder
+
+
+def hf_cache_repo(root, model_id, shards=1, build=None):
+    """``<root>/models--org--name`` in the hub cache layout (files are links into blobs/); returns it.
+    ``build(folder)`` lays out the snapshot's files (default: a model_dir of ``shards`` shards)."""
     repo = os.path.join(root, "models--" + model_id.replace("/", "--"))
     staging = os.path.join(repo, ".staging")
-    model_dir(staging, shards=shards)
+    (build or (lambda f: model_dir(f, shards=shards)))(staging)
     snapshot = os.path.join(repo, "snapshots", COMMIT)
     os.makedirs(snapshot)
     os.makedirs(os.path.join(repo, "blobs"), exist_ok=True)
