@@ -34,7 +34,8 @@ def extract_json(stdout):
     """The amd-smi document (list or dict) in ``stdout``, or None. Watch mode prints a text banner first. Several
     documents one after another (amd-smi 25.5 printed one array per section, rocm-systems PR 667) are one
     ``{"gpu_data": [...]}`` of their GPU entries, in order; lines of text between them (a warning amd-smi logs
-    between sections) are skipped, but not text after the last (``_documents``)."""
+    between sections) or after the last (a warning or notice printed at exit) are skipped, but not a traceback after
+    the last (``_documents``)."""
     if not stdout:
         return None
     lines = stdout.splitlines()
@@ -57,17 +58,18 @@ _DECODER = json.JSONDecoder(parse_int=to_number)
 
 def _documents(text):
     """(documents, whole): the JSON documents (objects, arrays) ``text`` starts with, and whether the rest of it is
-    only white space and lines of text between them. A line of its own that is no document on that line (a warning
-    amd-smi logs between sections; a log line that starts with a date, which JSON would read as a number) is text
-    when a document follows it. Not whole: a document that fails on a later line or at the end of ``text`` (cut
-    short), or text after the last document (a traceback: the tool died before printing the rest)."""
-    docs, pos, after_text = [], 0, False
+    only white space and lines of text between and after them. A line of its own that is no document on that line (a
+    warning amd-smi logs between sections or at exit; a log line that starts with a date, which JSON would read as a
+    number) is text when a document comes before it. Not whole: a document that fails on a later line or at the end
+    of ``text`` (cut short), text on a document's own line, or a traceback after the last document (the tool died,
+    maybe before printing the rest)."""
+    docs, pos, died = [], 0, False
     while True:
         ended = pos
         while pos < len(text) and text[pos].isspace():
             pos += 1
         if pos == len(text):
-            return docs, not after_text
+            return docs, not died
         line_end = text.find("\n", pos)
         line_end = len(text) if line_end < 0 else line_end
         try:
@@ -78,12 +80,14 @@ def _documents(text):
         except ValueError as exc:
             end, text_line = None, getattr(exc, "pos", len(text)) < line_end
         if text_line and docs and "\n" in text[ended:pos]:
-            pos, after_text = line_end, True  # a line of text after a document: skipped if another one follows
+            # a line of text after a document: skipped; a traceback no document follows says the tool died
+            died = died or text[pos:line_end].strip() == _rocm_smi.TRACEBACK
+            pos = line_end
             continue
         if end is None or text_line:
             return docs, False
         docs.append(doc)
-        pos, after_text = end, False
+        pos, died = end, False
 
 
 def gpu_entries(doc):

@@ -115,7 +115,7 @@ _BARE_LABEL = re.compile(r"^\W*[A-Za-z]+\W*:\W*$")
 # invalid escape sequence', then the source line, indented) and a traceback, whose telling line is its last (the
 # exception), after the indented frames.
 _PY_WARNING = re.compile(r"^\S+:\d+: \w*Warning: ")
-_TRACEBACK = "Traceback (most recent call last):"
+TRACEBACK = "Traceback (most recent call last):"
 
 
 def telling_line(text):
@@ -130,7 +130,7 @@ def telling_line(text):
         if _PY_WARNING.match(line):
             while pos < len(lines) and lines[pos][:1] in (" ", "\t"):
                 pos += 1
-        elif line.strip() == _TRACEBACK:
+        elif line.strip() == TRACEBACK:
             while pos < len(lines) and (lines[pos][:1] in (" ", "\t") or not lines[pos].strip()):
                 pos += 1
             return first_line(lines[pos]) if pos < len(lines) else first_line(line)

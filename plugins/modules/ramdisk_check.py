@@ -15,8 +15,11 @@ description:
     symlink that leads out of the folder), present, a regular file, readable, non-empty, valid JSON
     where O(validate_json) asks for it, and younger than O(max_age) when that is set. Symlinks that
     stay inside the step folder are followed.
-  - Every problem is reported, not only the first. When there is any, the module fails with a
-    message that lists them all, and still returns RV(problems), RV(files), RV(inputs) and RV(space).
+  - Every problem is reported, not only the first. When there is any that is not unknown (see
+    RV(problems[].unknown)), the module fails with a message that lists those, and still returns RV(problems),
+    RV(files), RV(inputs) and RV(space).
+  - A problem that could not be told (RV(problems[].unknown)) is never a pass and never a fault. Each is given as a
+    warning and returned in RV(problems), with RV(ok) false; when there are only such problems the task does not fail.
   - The module only reads; it never writes anything and always returns C(changed=false).
 options:
   root:
@@ -112,7 +115,9 @@ EXAMPLES = r"""
 
 RETURN = r"""
 ok:
-  description: Whether no problem was found.
+  description:
+    - Whether no problem was found.
+    - V(false) also when the only problems are unknown (RV(problems[].unknown)), although the task then does not fail.
   returned: always
   type: bool
   sample: false
@@ -147,6 +152,7 @@ problems:
         - Also for a path the module is refused (EACCES, EPERM) while the pipeline's user may not be (a folder above
           it that the module's user cannot search, which the message names, or a file its owner or group may read). A
           file no user may read, or behind a folder no user may search, is a problem without it.
+        - Such a problem does not fail the task; it is given as a warning too.
       type: bool
       returned: when true
     message:
@@ -321,9 +327,14 @@ def main():
     except ValueError as exc:
         module.fail_json(msg=str(exc), changed=False)
     result = dict(changed=False, ok=not problems, problems=problems, files=files, inputs=inputs, space=space)
-    if problems:
-        count = "1 problem" if len(problems) == 1 else "%d problems" % len(problems)
-        module.fail_json(msg="%s: %s" % (count, "; ".join(p["message"] for p in problems)), **result)
+    # What could not be told (unknown) is never a pass and never a fault: a warning; only what is wrong fails the task.
+    for problem in problems:
+        if problem.get("unknown"):
+            module.warn(problem["message"])
+    wrong = [problem for problem in problems if not problem.get("unknown")]
+    if wrong:
+        count = "1 problem" if len(wrong) == 1 else "%d problems" % len(wrong)
+        module.fail_json(msg="%s: %s" % (count, "; ".join(p["message"] for p in wrong)), **result)
     module.exit_json(**result)
 
 

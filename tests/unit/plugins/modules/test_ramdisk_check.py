@@ -15,6 +15,12 @@ def run_module(capsys, args):
     return exc.value.code, json.loads(capsys.readouterr().out)
 
 
+def warning_texts(result):
+    """The warnings' texts: ansible-core 2.19+ returns structured warnings ({"event": {"msg": ...}})."""
+    return [w.get("event", {}).get("msg", w.get("msg")) if isinstance(w, dict) else w
+            for w in result.get("warnings", [])]
+
+
 def stage(tmp_path, step, files):
     folder = tmp_path / ("step%d" % step)
     folder.mkdir(parents=True, exist_ok=True)
@@ -161,3 +167,63 @@ def test_max_age_applies_to_files_and_inputs(tmp_path, capsys):
                                      "max_age": 60, "require_tmpfs": False})
     assert rc == 1
     assert [(p["file"], p["problem"]) for p in result["problems"]] == [("a.json", "too_old"), (str(inp), "too_old")]
+
+
+def refuse_statvfs(mocker):
+    """statvfs of the ramdisk fails: its free space cannot be told (an unknown, not low space)."""
+    from ansible_collections.gpuops.preflight.plugins.module_utils import _ramdisk
+    mocker.patch.object(_ramdisk.os, "statvfs", side_effect=OSError(5, "Input/output error"))
+
+
+def refuse_below(mocker, blocked):
+    """stat of anything below ``blocked`` is refused (EACCES) and the module's user may not search ``blocked``, that
+    its owner and group may: whether the pipeline's user may read the step's files cannot be told."""
+    from ansible_collections.gpuops.preflight.plugins.module_utils import _ramdisk
+    real_stat = os.stat
+
+    def fake_stat(path, *args, **kwargs):
+        if str(path).startswith(blocked + "/"):
+            raise PermissionError(13, "Permission denied", path)
+        return real_stat(path, *args, **kwargs)
+
+    mocker.patch.object(_ramdisk.os, "stat", side_effect=fake_stat)
+    mocker.patch.object(_ramdisk, "_searchable", side_effect=lambda folder: folder != blocked)
+
+
+def test_unknowns_alone_do_not_fail_the_task_and_are_returned_and_warned(tmp_path, capsys, mocker):
+    stage(tmp_path, 2, {"config.json": "{}"})
+    refuse_statvfs(mocker)
+    rc, result = run_module(capsys, {"root": str(tmp_path), "step": 2, "files": ["config.json"],
+                                     "require_tmpfs": False, "min_free_mb": 1})
+    assert rc == 0, result
+    assert not result.get("failed")
+    assert result["ok"] is False   # an unknown is never a pass
+    assert [(p["problem"], p.get("unknown")) for p in result["problems"]] == [("low_space", True)]
+    assert result["problems"][0]["message"] in warning_texts(result)
+    assert result["space"]["note"] == "cannot read the free space: Input/output error"
+
+
+def test_a_step_folder_the_module_cannot_search_is_unknown_not_a_failure(tmp_path, capsys, mocker):
+    root = tmp_path / "prng"
+    stage(root, 3, {"a.json": "{}"})
+    os.chmod(str(root), 0o750)      # its owner and group may search it: the pipeline may be one of them
+    refuse_below(mocker, str(root))
+    rc, result = run_module(capsys, {"root": str(root), "step": 3, "files": ["a.json"], "require_tmpfs": False})
+    assert rc == 0, result
+    assert result["ok"] is False
+    assert [(p["problem"], p.get("unknown")) for p in result["problems"]] == [("unreadable", True)]
+    assert result["problems"][0]["message"] in warning_texts(result)
+
+
+def test_a_real_problem_fails_the_task_and_unknowns_are_still_returned_and_warned(tmp_path, capsys, mocker):
+    folder = stage(tmp_path, 2, {"config.json": "{}"})
+    refuse_statvfs(mocker)
+    rc, result = run_module(capsys, {"root": str(tmp_path), "step": 2, "files": ["config.json", "weights.bin"],
+                                     "require_tmpfs": False, "min_free_mb": 1})
+    assert rc == 1
+    assert result["failed"] is True
+    assert result["ok"] is False
+    assert [(p["problem"], p.get("unknown")) for p in result["problems"]] == [("low_space", True), ("missing", None)]
+    # the task fails for what is wrong; what could not be told is a warning, not a reason it failed
+    assert result["msg"] == "1 problem: weights.bin is missing from %s/" % folder
+    assert result["problems"][0]["message"] in warning_texts(result)
