@@ -73,11 +73,10 @@ from ansible.module_utils.common.text.converters import to_native
 from ansible.plugins.inventory import BaseInventoryPlugin
 
 from ansible_collections.gpuops.preflight.plugins.module_utils._files import FileProblem, read_regular
+from ansible_collections.gpuops.preflight.plugins.module_utils._inventory_sources import CONFIG_SUFFIXES, is_watcher_source
 from ansible_collections.gpuops.preflight.plugins.module_utils._pci import parse_gpu_ref
 from ansible_collections.gpuops.preflight.plugins.module_utils._values import pairs_noting_repeats
 
-JSON_NAME = "distributed_config.json"
-CONFIG_SUFFIXES = (".watcher.yml", ".watcher.yaml")
 # Per-node keys and what they become; anything else in a node is WATCHER's and is ignored.
 USER_KEYS = ("user", "ssh_user")
 PORT_KEYS = ("port", "ssh_port")
@@ -336,9 +335,9 @@ class InventoryModule(BaseInventoryPlugin):
     NAME = "gpuops.preflight.watcher_config"
 
     def verify_file(self, path: str) -> bool:
-        if not super().verify_file(path):
-            return False
-        return os.path.basename(path) == JSON_NAME or path.endswith(CONFIG_SUFFIXES)
+        # By name only, the rule the bridge decides a run's plugins by (_inventory_sources): any other .json file
+        # is an ordinary inventory for the yaml plugin, never this plugin's.
+        return bool(super().verify_file(path)) and is_watcher_source(path)
 
     def parse(self, inventory, loader, path: str, cache: bool = True) -> None:
         super().parse(inventory, loader, path, cache)

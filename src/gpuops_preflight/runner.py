@@ -223,6 +223,10 @@ def _execute(report: Report, inventory: Any, own_vars: Mapping[str, Any], option
     except ImportError as exc:
         raise locate.IntegrationUnavailable("ansible-runner cannot be imported: %s" % exc)
     inventory = _inventory(inventory)
+    try:
+        plugins = environment.inventory_plugins(inventory)  # which plugin reads which file: before anything is made
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
     stopper = _Stopper(report.run_id, options.timeout, options.cancel, terminated)
     if stopper.requested() and stopper.reason == CANCELED:
         report.status, report.pending = CANCELED, {"stage": "start", "hosts": [], "checks": {}, "started": []}
@@ -245,7 +249,7 @@ def _execute(report: Report, inventory: Any, own_vars: Mapping[str, Any], option
         collections = locate.link_collection(integration, private)
         env = environment.build(collections_dir=collections, private_dir=private, temp_dir=temp,
                                 token=report.run_id, ansible_cfg=options.ansible_cfg or integration.ansible_cfg,
-                                inventory=inventory, extra=options.envvars)
+                                plugins=plugins, extra=options.envvars)
         events = Collector(report.kind, report.run_id, report.step, options.progress, failure_log)
         _write_settings(private)
 
@@ -323,7 +327,8 @@ def _run_folders(report: Report, artifacts_dir: str | None) -> tuple[str, str, s
 
 def _inventory_file(inventory: Any, private: str) -> Any:
     """A dict inventory as a file of the run: ansible-runner would write it as hosts.json, which the
-    collection's ansible.cfg leaves to the watcher_config plugin (the yaml plugin reads .yml only)."""
+    collection's ansible.cfg leaves to the watcher_config plugin (the yaml plugin reads .yml only), and which
+    environment.inventory_plugins never sees (it decides before the run's folder is made)."""
     if not isinstance(inventory, dict):
         return inventory
     path = os.path.join(private, "inventory.yml")

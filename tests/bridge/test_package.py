@@ -81,7 +81,8 @@ def test_codes_and_labels_come_from_the_collection_s_registry():
 
 def test_run_environment():
     env = environment.build(collections_dir="/c", private_dir="/p", temp_dir="/t", token="t",
-                            ansible_cfg=os.path.join(REPO, "ansible.cfg"), inventory="/x/distributed_config.json",
+                            ansible_cfg=os.path.join(REPO, "ansible.cfg"),
+                            plugins=environment.inventory_plugins("/x/distributed_config.json"),
                             extra={"HTTPS_PROXY": "http://proxy:3128"})
     assert env["ANSIBLE_CONFIG"] == os.path.join(REPO, "ansible.cfg")
     assert env["ANSIBLE_COLLECTIONS_PATH"].startswith("/c" + os.pathsep)
@@ -90,7 +91,8 @@ def test_run_environment():
     assert env["ANSIBLE_INVENTORY_ENABLED"] == "gpuops.preflight.watcher_config"
     assert env["HTTPS_PROXY"] == "http://proxy:3128"
     other = environment.build(collections_dir="/c", private_dir="/p", temp_dir="/t", token="t", ansible_cfg=None,
-                              inventory=["/x/hosts.yml", "/x/distributed_config.json"], extra={"TMPDIR": "/mine"})
+                              plugins=environment.inventory_plugins(["/x/hosts.yml", "/x/distributed_config.json"]),
+                              extra={"TMPDIR": "/mine"})
     assert "ANSIBLE_INVENTORY_ENABLED" not in other and "ANSIBLE_CONFIG" not in other
     assert other["ANSIBLE_HOST_KEY_CHECKING"] == "True" and other["TMPDIR"] == "/mine"  # the caller's envvars win
 
@@ -127,8 +129,10 @@ def test_an_installed_collection_is_found_on_the_collections_path(scenario, tmp_
 
 def test_every_variable_of_the_runs_environment_but_tmpdir_is_reserved():
     env = environment.build(collections_dir="/c", private_dir="/p", temp_dir="/t", token="t",
-                            ansible_cfg=os.path.join(REPO, "ansible.cfg"), inventory="/x/distributed_config.json")
+                            ansible_cfg=os.path.join(REPO, "ansible.cfg"),
+                            plugins=environment.inventory_plugins("/x/distributed_config.json"))
     assert set(env) - {"TMPDIR"} <= environment.RESERVED
+    assert environment.YAML_EXTENSIONS_ENV in environment.RESERVED  # set for a .json Ansible inventory
     environment.check_extra({"TMPDIR": "/mine", "HTTPS_PROXY": "http://proxy:3128"})  # the caller's may be set
 
 

@@ -146,10 +146,17 @@ def test_plugin_reads_a_watcher_yml_config_relative_to_itself(plugin, tmp_path):
 
 
 def test_verify_file_declines_other_files(plugin, tmp_path):
-    for name in ("hosts.yml", "config.json", "watcher.yml"):
+    for name in ("hosts.yml", "config.json", "watcher.yml", "distributed_config.json.bak", "my-distributed_config.json"):
         (tmp_path / name).write_text("{}")
         assert not plugin.verify_file(str(tmp_path / name))
     assert not plugin.verify_file(str(tmp_path / "distributed_config.json"))  # missing
+    # A .json file under another name is left to the yaml plugin, even when it holds WATCHER's schema: the bridge
+    # names such a file before the run (environment.inventory_plugins, the same rule).
+    (tmp_path / "rigs.json").write_text(json.dumps(EXAMPLE))
+    assert not plugin.verify_file(str(tmp_path / "rigs.json"))
+    for name in ("distributed_config.json", "a.watcher.yml", "a.watcher.yaml"):
+        (tmp_path / name).write_text("{}")
+        assert plugin.verify_file(str(tmp_path / name)), name
 
 
 @pytest.mark.parametrize("content, message", [
