@@ -40,7 +40,8 @@ def store_of(open_tmp, **models):
     return str(root), entries
 
 
-def judge(root, entries, ident=ROOT_USER):
+def judge(root, entries, ident=None):
+    ident = ROOT_USER if ident is None else ident
     return _serving.evaluate_model_store(_serving.inspect_model_store(entries, root, ident))
 
 
