@@ -321,7 +321,7 @@ IMPLAUSIBLE_FIX = {
                "the kernel log (journalctl -k -b | grep -i -e amdgpu -e smu) for SMU, hang or reset lines, then reset the "
                "GPU with nothing running on it (rocm-smi --gpureset -d <index>, as root) or power-cycle the rig and check "
                "again; keep it out of work (excluded_gpus) until it reads real values.",
-    _gpus.NVIDIA: "Its sensors read only impossible values (all-ones), as they do when the GPU's firmware (GSP) or SMU "
+    _gpus.NVIDIA: "Its sensors read only impossible values or failed reads (all-ones, ERR!), as they do when the GPU's firmware (GSP) or SMU "
                   "stopped answering: read the kernel log (journalctl -k -b | grep NVRM) for Xid lines, then reset the GPU "
                   "with nothing running on it (nvidia-smi -r -i <index>, as root) or power-cycle the rig and check again; "
                   "keep it out of work (excluded_gpus) until it reads real values.",

@@ -649,8 +649,8 @@ def assess(gpu, sysgpu, tool_info, kernel_findings, metrics_ok):
 
 def implausible_sensors_text(records):
     """The problem of a GPU whose every sensor reading is implausible (``_values.all_sensors_implausible``)."""
-    return ("every sensor reading it gave is implausible, none a measurement (%s): the reads of a GPU whose SMU or "
-            "firmware stopped answering; its state cannot be verified" % "; ".join(implausible_text(r) for r in records))
+    return ("every sensor reading it gave is implausible, none a measurement (%s): what a GPU whose SMU or firmware "
+            "stopped answering reads; its state cannot be verified" % "; ".join(implausible_text(r) for r in records))
 
 
 # --------------------------------------------------------------------------------------------
