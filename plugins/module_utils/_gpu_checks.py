@@ -23,7 +23,7 @@ from ansible_collections.gpuops.preflight.plugins.module_utils._checks import UN
 from ansible_collections.gpuops.preflight.plugins.module_utils._host_runner import Collector, CollectorError
 from ansible_collections.gpuops.preflight.plugins.module_utils._pci import gpu_name, parse_gpu_refs, ref_matches
 from ansible_collections.gpuops.preflight.plugins.module_utils._timeparse import iso
-from ansible_collections.gpuops.preflight.plugins.module_utils._values import duration, implausible_text
+from ansible_collections.gpuops.preflight.plugins.module_utils._values import all_sensors_implausible, duration, implausible_text
 
 GIB = 1024.0 ** 3
 # What GPU checks and the kernel-log check read.
@@ -314,6 +314,18 @@ SILENT_TOOL_FIX = {
                   "pass the GPUs into the container).",
 }
 UNKNOWN_GPU_FIX = "Check the GPU by hand (rocm-smi or nvidia-smi, dmesg)."
+# A GPU whose every sensor reading is implausible (_values.all_sensors_implausible): the all-ones reads of an SMU or
+# firmware that stopped answering. Not verified, not proven broken: the kernel log tells, a reset usually clears it.
+IMPLAUSIBLE_FIX = {
+    _gpus.AMD: "Its sensors read only impossible values (all-ones), as they do when the GPU's SMU stopped answering: read "
+               "the kernel log (journalctl -k -b | grep -i -e amdgpu -e smu) for SMU, hang or reset lines, then reset the "
+               "GPU with nothing running on it (rocm-smi --gpureset -d <index>, as root) or power-cycle the rig and check "
+               "again; keep it out of work (excluded_gpus) until it reads real values.",
+    _gpus.NVIDIA: "Its sensors read only impossible values or failed reads (all-ones, ERR!), as they do when the GPU's firmware (GSP) or SMU "
+                  "stopped answering: read the kernel log (journalctl -k -b | grep NVRM) for Xid lines, then reset the GPU "
+                  "with nothing running on it (nvidia-smi -r -i <index>, as root) or power-cycle the rig and check again; "
+                  "keep it out of work (excluded_gpus) until it reads real values.",
+}
 # A GPU a job or a container hides from the GPU tool (_gpus.confinement): the host itself can tell.
 HIDDEN_FIX = ("It is hidden from this job or container, not judged: run the check on the host itself (outside the job "
               "or container) to judge every GPU; inside, only the GPUs given to the job are checked.")
@@ -346,6 +358,15 @@ def seen_text(finding, now):
 
 def _fix_for(gpu, fix):
     return EXCLUDED_FIX if gpu.get("excluded") else fix
+
+
+def _unknown_fix(gpu):
+    """What to do about a GPU whose state is unknown: hidden from the tool, every sensor implausible, or else."""
+    if gpu.get("hidden_from_tool"):
+        return HIDDEN_FIX
+    if all_sensors_implausible(gpu):
+        return IMPLAUSIBLE_FIX.get(_gpus.vendor_of(gpu), IMPLAUSIBLE_FIX[_gpus.AMD])
+    return UNKNOWN_GPU_FIX
 
 
 def gone_untold(view):
@@ -395,7 +416,7 @@ def evaluate_health(ctx, spec):
                 label(gpu), gpu["health"], "; ".join(gpu["problems"])), _fix_for(gpu, spec.fix), gpu=gpu_ref(gpu)))
         elif gpu["health"] == _gpus.UNKNOWN and _gpus.vendor_of(gpu) not in silent:
             problems.append(problem(spec.name, UNKNOWN, "%s state unknown: %s" % (label(gpu), "; ".join(gpu["problems"])),
-                                    HIDDEN_FIX if gpu.get("hidden_from_tool") else UNKNOWN_GPU_FIX, gpu=gpu_ref(gpu)))
+                                    _unknown_fix(gpu), gpu=gpu_ref(gpu)))
         elif view["watch_hits"].get(gpu["bdf"]):
             hits = view["watch_hits"][gpu["bdf"]]
             newest = max(hits, key=lambda f: (f.get("last_epoch") is None, f.get("last_epoch") or 0))
@@ -486,9 +507,12 @@ def unverified_note(unverified, tools):
     if not unverified:
         return ""
     hidden = [g for g in unverified if g.get("hidden_from_tool")]
-    answered = [g for g in unverified if (tools.get(_gpus.vendor_of(g)) or {}).get("answered") and g not in hidden]
-    whys = [(len(unverified) - len(answered) - len(hidden), "the GPU tool gave no answer"),
+    garbage = [g for g in unverified if g not in hidden and all_sensors_implausible(g)]
+    answered = [g for g in unverified if (tools.get(_gpus.vendor_of(g)) or {}).get("answered") and g not in hidden
+                and g not in garbage]
+    whys = [(len(unverified) - len(answered) - len(hidden) - len(garbage), "the GPU tool gave no answer"),
             (len(answered), "the GPU tool's answer could not be matched to them, see gpu_health"),
+            (len(garbage), "every sensor reading implausible, see gpu_health"),
             (len(hidden), "hidden from the GPU tool in this job or container, see gpu_health")]
     return " (%s)" % "; ".join("%d not verified: %s" % (count, why) for count, why in whys if count)
 

@@ -25,6 +25,8 @@ sysfs only for AMD GPUs the tool gave none for. Health per GPU:
 - ``unknown``: the tool failed, timed out, is missing, reaches no GPU or the driver does not answer, and sysfs
   shows nothing wrong; or a sysfs read of this GPU did not return in time (the file is named); or (NVIDIA) this
   process runs in a job or a container that hides the GPU from nvidia-smi (``hidden_from_tool``, ``confinement``);
+  or every sensor reading it gave, from any source, is implausible (``_values.all_sensors_implausible``: 65535 C,
+  4294967295 %, the all-ones reads of an SMU or firmware that stopped answering);
 - ``ok``: the tool answered for it (or, AMD with no tool installed, sysfs metric reads worked).
 
 AMD tool entries are joined to sysfs by the address the tool printed, by the tool's index only where
@@ -46,7 +48,8 @@ import time
 
 from ansible_collections.gpuops.preflight.plugins.module_utils import _deadline, _files, _rocm_smi, _sysfs, _tool, _toolpath
 from ansible_collections.gpuops.preflight.plugins.module_utils._pci import is_partial, mixed_vendors, normalize_bdf
-from ansible_collections.gpuops.preflight.plugins.module_utils._values import clean_text, first_line
+from ansible_collections.gpuops.preflight.plugins.module_utils._values import (
+    all_sensors_implausible, clean_text, first_line, implausible_text)
 
 OK = "ok"
 DEGRADED = "degraded"
@@ -623,6 +626,14 @@ def assess(gpu, sysgpu, tool_info, kernel_findings, metrics_ok):
             if unread and tool_info["outcome"] in (MISSING, NOT_USED):
                 why += "; its sysfs metric reads gave nothing (%s)" % unread
             problems.append(why)
+    garbage = all_sensors_implausible(gpu)
+    if garbage:
+        # the tool answered, but with no reading the GPU gave: nothing verified, nothing proven broken either
+        problems.append(implausible_sensors_text(garbage))
+        if health == OK:
+            health = UNKNOWN
+        if gpu.get("responding"):
+            gpu["responding"] = None
     hung = (sysgpu or {}).get("hung")
     if hung:
         problems.append("sysfs read of %s timed out after %ss" % (hung["file"], hung["timeout_s"]))
@@ -634,6 +645,12 @@ def assess(gpu, sysgpu, tool_info, kernel_findings, metrics_ok):
     gpu["problems"] = problems
     gpu.setdefault("warnings", [])
     return gpu
+
+
+def implausible_sensors_text(records):
+    """The problem of a GPU whose every sensor reading is implausible (``_values.all_sensors_implausible``)."""
+    return ("every sensor reading it gave is implausible, none a measurement (%s): what a GPU whose SMU or firmware "
+            "stopped answering reads; its state cannot be verified" % "; ".join(implausible_text(r) for r in records))
 
 
 # --------------------------------------------------------------------------------------------

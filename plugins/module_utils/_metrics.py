@@ -52,7 +52,7 @@ FAMILIES = {
     "run_hosts_reachable": ("Hosts that answered in the run", ("kind",)),
     "run_gpus": ("GPUs found on all hosts, whatever their health", ("kind",)),
     "run_gpus_usable": ("GPUs healthy and not excluded on all hosts", ("kind",)),
-    "run_gpus_unverified": ("GPUs whose state is unknown (the GPU tool gave no answer), not excluded", ("kind",)),
+    "run_gpus_unverified": ("GPUs whose state is unknown (the GPU tool gave no answer, or only implausible sensor readings), not excluded", ("kind",)),
     "run_freed_bytes": ("Bytes freed by removing GPU runtime caches (cleanup)", ("kind",)),
     "host_status": ("Host verdict as a state set: 1 for the current status, 0 for the others",
                     ("kind", "host", "status")),

@@ -303,6 +303,24 @@ def implausible_text(record):
     return "%s reported %s %s %s%s" % (record["source"], record["field"], record["value"], record["unit"], where)
 
 
+# The rows of PLAUSIBLE a GPU's own sensors answer (its SMU or firmware): busy %, temperatures, power. Not the VRAM
+# counters: they are the driver's bookkeeping (amdgpu's mem_info_vram_*, the size read at load) and read fine from a
+# GPU whose SMU or firmware stopped answering, so they can vouch for no sensor.
+SENSOR_READINGS = ("busy_percent", "temperature_edge_c", "temperature_junction_c", "power_w")
+
+
+def all_sensors_implausible(gpu):
+    """The implausible sensor readings of ``gpu`` (its ``implausible_readings`` of SENSOR_READINGS) when it has some
+    and no sensor of it holds a plausible reading from any source; else []. The one rule, for every vendor and tool
+    format, of a GPU whose sensors all read garbage (0xFFFF, 0xFFFFFFFF: an SMU or firmware that stopped answering):
+    it is not verified. A reading the GPU does not give (N/A, Not Supported, a key left out) is no reading, neither
+    plausible nor implausible."""
+    records = [r for r in gpu.get("implausible_readings") or () if r.get("field") in SENSOR_READINGS]
+    if records and all(gpu.get(field) is None for field in SENSOR_READINGS):
+        return records
+    return []
+
+
 # Range rules for option values (role variables, module options): each returns the problem, or None.
 
 

@@ -136,7 +136,7 @@ gpu_count:
 unverified_gpus:
   description:
     - Indices (PCI addresses on a host with GPUs of two vendors) of GPUs whose state is unknown (the GPU tool gave
-      no answer), not excluded.
+      no answer, or only implausible sensor readings), not excluded.
   returned: always
   type: list
   elements: raw

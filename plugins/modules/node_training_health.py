@@ -273,7 +273,8 @@ usable_gpus:
   type: list
   elements: int
 unverified_gpus:
-  description: Indices of GPUs whose state is unknown (the GPU tool gave no answer), not excluded.
+  description: Indices of GPUs whose state is unknown (the GPU tool gave no answer, or only implausible sensor readings),
+    not excluded.
   returned: always
   type: list
   elements: int

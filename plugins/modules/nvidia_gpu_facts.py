@@ -147,6 +147,8 @@ ansible_facts:
           each C({field, value, unit, source}) with C(value) as text and C(source) V(nvidia-smi) (or
           C(nvidia-smi process <pid>)). Such a reading is not used (the metric is null), and the checks that need it
           are unknown; V([]) when there is none. N/A utilisation on a GPU with MIG enabled is normal and not listed.
+          A GPU whose every utilisation, temperature and power reading is implausible (all-ones, as when its firmware
+          stopped answering), with no plausible one, is V(unknown), never V(ok).
       returned: always
       type: list
       elements: dict

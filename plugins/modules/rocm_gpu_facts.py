@@ -131,7 +131,9 @@ ansible_facts:
           -40..500 C, power outside 0-4000 W, VRAM outside 0-1 PiB, or not finite; for example 65535 C, negative watts,
           C(inf), 18446744073709551615 bytes), each
           C({field, value, unit, source}) with C(value) as text and C(source) V(rocm-smi), V(amd-smi) or V(sysfs).
-          Such a reading is not used (the metric stays null); V([]) when there is none.
+          Such a reading is not used (the metric stays null); V([]) when there is none. A GPU whose every busy,
+          temperature and power reading is implausible (all-ones, as when its SMU stopped answering), with no
+          plausible one from any source, is V(unknown), never V(ok).
       returned: always
       type: list
       elements: dict
