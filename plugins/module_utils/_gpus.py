@@ -666,7 +666,9 @@ def collect(module, tool="auto", rocm_smi="rocm-smi", amd_smi="amd-smi", sysfs_r
     None: this process's own for the real /sys, none for a simulated sysfs tree (``host_root``).
     """
     start = clock()
-    found, sysfs_unread = _sysfs.enumerate_gpus_read(sysfs_root, [_sysfs.AMD_VENDOR, _sysfs.NVIDIA_VENDOR])
+    # the bus is listed once per probe: the GPU discovery and the topology read share the listing
+    bus = _sysfs.list_pci_bus(sysfs_root)
+    found, sysfs_unread = _sysfs.enumerate_gpus_read(sysfs_root, [_sysfs.AMD_VENDOR, _sysfs.NVIDIA_VENDOR], bus)
     vendors = _vendors_to_probe(module, vendor, found, tool, nvidia_smi, rocm_smi, amd_smi)
     wanted_ids = [_sysfs.VENDOR_IDS[v] for v in vendors]
 
@@ -674,7 +676,7 @@ def collect(module, tool="auto", rocm_smi="rocm-smi", amd_smi="amd-smi", sysfs_r
     jobs = {"sysfs": (lambda: _sysfs.scan_gpus(sysfs_root, wanted_ids, timeout=sysfs_timeout, found=found),
                       sysfs_timeout + 3),
             # which ports each GPU sits behind, for the PCIe ports' kernel-log lines (join_findings)
-            "topology": (lambda: _sysfs.pci_topology(sysfs_root), sysfs_timeout + 3)}
+            "topology": (lambda: _sysfs.pci_topology(sysfs_root, bus), sysfs_timeout + 3)}
     tool_deadline = timeout + _KILL_AFTER + 3
     if AMD in vendors:
         jobs[AMD] = (lambda: run_gpu_tool(module, tool, rocm_smi, amd_smi, timeout, clock), tool_deadline)
