@@ -887,6 +887,20 @@ def join_port_findings(findings, gpus, topology=None):
     return out
 
 
+def join_port_findings_by_sysfs(findings, sysfs_root="/sys", listing=None):
+    """``join_port_findings`` for a reader of the kernel log without a GPU probe (``gpu_kernel_log_info``): the GPUs
+    (AMD and NVIDIA, whatever wording was scanned) and the PCI topology as sysfs shows them under ``sysfs_root``, read
+    from one listing of the bus (``listing``: ``_sysfs.list_pci_bus``' answer when the caller has it). sysfs is read
+    only when a finding is a PCIe port's. Returns a new list, as ``join_port_findings``."""
+    findings = list(findings or ())
+    if not any(f.get("devices") and not f.get("bdf") for f in findings):
+        return findings
+    listing = listing or _sysfs.list_pci_bus(sysfs_root)
+    found = _sysfs.enumerate_gpus_read(sysfs_root, [_sysfs.AMD_VENDOR, _sysfs.NVIDIA_VENDOR], listing)[0]
+    gpus = [{"bdf": entry[0], "vendor": _sysfs.VENDOR_NAMES.get(entry[3])} for entry in found]
+    return join_port_findings(findings, gpus, _sysfs.pci_topology(sysfs_root, listing))
+
+
 def _entry(bdf, topology):
     """A GPU's topology entry: its own, else (an MI300-style partition) its physical function's."""
     if not topology or not bdf:
