@@ -683,7 +683,9 @@ def collect(module, tool="auto", rocm_smi="rocm-smi", amd_smi="amd-smi", sysfs_r
     None: this process's own for the real /sys, none for a simulated sysfs tree (``host_root``).
     """
     start = clock()
-    found, sysfs_unread = _sysfs.enumerate_gpus_read(sysfs_root, [_sysfs.AMD_VENDOR, _sysfs.NVIDIA_VENDOR])
+    # the bus is listed once per probe: the GPU discovery and the topology read share the listing
+    bus = _sysfs.list_pci_bus(sysfs_root)
+    found, sysfs_unread = _sysfs.enumerate_gpus_read(sysfs_root, [_sysfs.AMD_VENDOR, _sysfs.NVIDIA_VENDOR], bus)
     vendors = _vendors_to_probe(module, vendor, found, tool, nvidia_smi, rocm_smi, amd_smi)
     wanted_ids = [_sysfs.VENDOR_IDS[v] for v in vendors]
 
@@ -691,7 +693,7 @@ def collect(module, tool="auto", rocm_smi="rocm-smi", amd_smi="amd-smi", sysfs_r
     jobs = {"sysfs": (lambda: _sysfs.scan_gpus(sysfs_root, wanted_ids, timeout=sysfs_timeout, found=found),
                       sysfs_timeout + 3),
             # which ports each GPU sits behind, for the PCIe ports' kernel-log lines (join_findings)
-            "topology": (lambda: _sysfs.pci_topology(sysfs_root), sysfs_timeout + 3)}
+            "topology": (lambda: _sysfs.pci_topology(sysfs_root, bus), sysfs_timeout + 3)}
     tool_deadline = timeout + _KILL_AFTER + 3
     if AMD in vendors:
         jobs[AMD] = (lambda: run_gpu_tool(module, tool, rocm_smi, amd_smi, timeout, clock), tool_deadline)
@@ -900,6 +902,20 @@ def join_port_findings(findings, gpus, topology=None):
         else:
             out.append(finding)
     return out
+
+
+def join_port_findings_by_sysfs(findings, sysfs_root="/sys", listing=None):
+    """``join_port_findings`` for a reader of the kernel log without a GPU probe (``gpu_kernel_log_info``): the GPUs
+    (AMD and NVIDIA, whatever wording was scanned) and the PCI topology as sysfs shows them under ``sysfs_root``, read
+    from one listing of the bus (``listing``: ``_sysfs.list_pci_bus``' answer when the caller has it). sysfs is read
+    only when a finding is a PCIe port's. Returns a new list, as ``join_port_findings``."""
+    findings = list(findings or ())
+    if not any(f.get("devices") and not f.get("bdf") for f in findings):
+        return findings
+    listing = listing or _sysfs.list_pci_bus(sysfs_root)
+    found = _sysfs.enumerate_gpus_read(sysfs_root, [_sysfs.AMD_VENDOR, _sysfs.NVIDIA_VENDOR], listing)[0]
+    gpus = [{"bdf": entry[0], "vendor": _sysfs.VENDOR_NAMES.get(entry[3])} for entry in found]
+    return join_port_findings(findings, gpus, _sysfs.pci_topology(sysfs_root, listing))
 
 
 def _entry(bdf, topology):

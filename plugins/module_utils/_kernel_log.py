@@ -922,17 +922,19 @@ def resolve_addresses(findings, gpu_bdfs):
     return resolved
 
 
-def display_functions(sysfs_root, partials):
+def display_functions(sysfs_root, partials, names=None):
     """PCI display-class functions (class 0x03xxxx) under ``<sysfs_root>/bus/pci/devices`` whose
-    address starts with one of the partial addresses. Unreadable entries are left out."""
+    address starts with one of the partial addresses. Unreadable entries are left out. ``names``:
+    that folder's listing when the caller has it already (None: it is listed here)."""
     wanted = set(p + "." for p in partials if _pci.is_partial(p))
     if not wanted:
         return []
     base = os.path.join(sysfs_root or "/sys", "bus", "pci", "devices")
-    try:
-        names = os.listdir(base)
-    except OSError:
-        return []
+    if names is None:
+        try:
+            names = os.listdir(base)
+        except OSError:
+            return []
     found = []
     for name in sorted(names):
         bdf = _pci.normalize_bdf(name)

@@ -181,18 +181,28 @@ def is_gpu(vendor, pci_class):
     return bool(vendor in GPU_CLASSES and pci_class and pci_class.lower().startswith(GPU_CLASSES[vendor]))
 
 
-def _pci_gpus(sysfs_root, vendors):
+def list_pci_bus(sysfs_root="/sys"):
+    """(the names under ``<sysfs_root>/bus/pci/devices``, None), or (None, why it could not be listed:
+    ``unread_reason``). The one listing of the bus a probe makes: the GPU discovery (``enumerate_gpus_read``) and the
+    topology (``pci_topology``) take it as ``listing``, so that both see the same bus, listed once."""
+    base = os.path.join(sysfs_root, "bus", "pci", "devices")
+    try:
+        return os.listdir(base), None
+    except OSError as exc:
+        return None, unread_reason(base, exc)
+
+
+def _pci_gpus(sysfs_root, vendors, listing=None):
     """({bdf: (device dir, vendor id)} of the vendors' GPUs on the PCI bus, bound to a driver or not, why the bus could
-    not be listed or None).
+    not be listed or None). ``listing``: ``list_pci_bus``' answer when the caller has it already.
 
     ``vendor`` and ``class`` come from the kernel's copy of the device's header: they never block.
     """
     base = os.path.join(sysfs_root, "bus", "pci", "devices")
     found = {}
-    try:
-        names = os.listdir(base)
-    except OSError as exc:
-        return found, unread_reason(base, exc)
+    names, unread = listing or list_pci_bus(sysfs_root)
+    if names is None:
+        return found, unread
     for name in names:
         bdf = normalize_bdf(name)
         if not bdf:
@@ -210,18 +220,18 @@ def _pci_gpus(sysfs_root, vendors):
 BRIDGE_CLASS = "0x0604"
 
 
-def pci_topology(sysfs_root="/sys"):
+def pci_topology(sysfs_root="/sys", listing=None):
     """{bdf: {"upstream": [the bridges above it, nearest last], "bridge": bool}} of every PCI function under
     ``<sysfs_root>/bus/pci/devices``, or None when that folder cannot be listed (the topology is then unknown).
+    ``listing``: ``list_pci_bus``' answer when the caller has it already (a probe lists the bus once).
 
     Each entry there is a link into /sys/devices (``../../../devices/pci0000:00/0000:00:01.1/0000:01:00.0``): the PCI
     addresses in the path above a function are the ports it sits behind. A folder that is not a link (a copied tree)
     has no upstream known from it. ``bridge`` is read from ``class`` (never blocks: the kernel's copy of the header).
     """
     base = os.path.join(sysfs_root, "bus", "pci", "devices")
-    try:
-        names = os.listdir(base)
-    except OSError:
+    names = (listing or list_pci_bus(sysfs_root))[0]
+    if names is None:
         return None
     topology = {}
     for name in names:
@@ -267,16 +277,17 @@ def enumerate_gpus(sysfs_root="/sys", vendors=(AMD_VENDOR,)):
     return enumerate_gpus_read(sysfs_root, vendors)[0]
 
 
-def enumerate_gpus_read(sysfs_root="/sys", vendors=(AMD_VENDOR,)):
+def enumerate_gpus_read(sysfs_root="/sys", vendors=(AMD_VENDOR,), listing=None):
     """(``enumerate_gpus``' list, why ``bus/pci/devices`` could not be listed or None): permission denied, or missing
-    in a container, reads as no GPU unless the reason is looked at.
+    in a container, reads as no GPU unless the reason is looked at. ``listing``: ``list_pci_bus``' answer when the
+    caller has it already.
 
     A DRM card whose PCI function is not listed under bus/pci (a partial tree) is kept when its
     vendor is one of ``vendors``, or, vendor unreadable, when its driver is theirs.
     """
     vendors = _vendor_ids(vendors)
     cards = _drm_cards(sysfs_root)
-    devices, unread = _pci_gpus(sysfs_root, vendors)
+    devices, unread = _pci_gpus(sysfs_root, vendors, listing)
     drivers = dict((DRIVERS[v], v) for v in vendors)
     for bdf in cards:
         if bdf in devices:

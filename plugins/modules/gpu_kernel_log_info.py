@@ -96,6 +96,13 @@ options:
       - Where sysfs is mounted. NVIDIA names a GPU by domain, bus and device only
         (C(PCI:0000:01:00)); the module completes such an address from the display-class PCI
         functions under C(<sysfs_root>/bus/pci/devices) when exactly one matches.
+      - The PCI topology is read from there too (the ports in each C(<sysfs_root>/bus/pci/devices)
+        link's path, listed once with the address completion). A PCIe port's finding goes to the
+        AMD and NVIDIA GPUs at or below the devices it names, as the GPU health verdict of
+        M(gpuops.preflight.node_preflight) and the GPU facts modules joins it. Read only when the
+        log has such a finding.
+      - For a log file saved on another host, point it at a copy of that host's sysfs, or at a path
+        that does not exist (the port findings then stay the host's).
     type: path
     default: /sys
 extends_documentation_fragment:
@@ -116,8 +123,12 @@ notes:
     C(recovery_required), C(init_failed). C(soft) - C(ring_timeout), C(gpu_reset), C(page_fault),
     C(app_fault), C(ras_correctable), C(memory_remap). The tables are in the collection's
     C(docs/KERNEL_LOG.md).
-  - A C(pcieport)/C(pciehp)/AER line names a PCIe bridge, and an NVSwitch C(SXid) line a switch, not
-    a GPU, so its finding has no C(bdf). C(pciehp ... Card not present) is soft (any hot-plug slot
+  - A C(pcieport)/C(pciehp)/AER line names a PCIe bridge, not a GPU. Its finding is given to the GPUs
+    at or below the devices it names (the PCI topology under O(sysfs_root)), one copy per GPU with
+    C(bdf) that GPU's and C(attributed=true); when the topology shows that none of them is or has a
+    GPU below it, it is soft with no C(gpu_health) and C(not_gpu=true); otherwise (a slot now empty,
+    a bus that cannot be listed) it stays the host's, with no C(bdf). An NVSwitch C(SXid) line names
+    a switch, so its finding has no C(bdf). C(pciehp ... Card not present) is soft (any hot-plug slot
     prints it), so are a corrected and a non-fatal AER error (C(pcie_error), a warning); a C(Fatal)
     SXid is a hard C(nvlink_error), a C(Non-fatal) one soft.
 seealso:
@@ -181,6 +192,8 @@ findings:
     bdf:
       description:
         - The GPU's PCI address (lower case), or null when the line names no GPU.
+        - For a PCIe port's finding, the address of the GPU at or below the devices it names
+          (C(attributed)); null when it is no GPU's or what sits below the port is unknown.
         - NVIDIA's partial address (C(0000:01:00)) when no single display function under
           O(sysfs_root) completes it.
       type: str
@@ -250,9 +263,9 @@ findings:
           driver the log names it by (null when only its address is named) - the port itself for its link going
           down or its DPC event, the source device an AER error message names, and for C(device recovery failed)
           also the devices the recovery's earlier lines named as it gave up on them (C(can't recover)).
-        - The GPU health verdict gives the finding to every GPU at or below these devices (the PCI topology under
-          the GPU probe's sysfs root); when none is a GPU and none has a GPU below it, the finding is a soft one of
-          the host.
+        - The finding is given to every GPU at or below these devices (the PCI topology under O(sysfs_root)), as
+          the GPU health verdict gives it; when none is a GPU and none has a GPU below it, the finding is a soft one
+          of the host (C(not_gpu)).
         - The functions the log's PCI enumeration lines showed below the port (C(pci 0000:01:00.0 [1002:73bf] type 00
           class 0x030000)) are named too, with C(below) the port and C(gpu) the vendor of a GPU (C(amd) or C(nvidia);
           else null), so that a GPU removed from sysfs after its slot's link went down is still judged lost, and a
@@ -261,6 +274,21 @@ findings:
       type: list
       elements: dict
       sample: [{"bdf": "0000:00:01.1", "driver": "pcieport"}]
+    attributed:
+      description:
+        - True on a PCIe port's finding given to a GPU at or below the devices it names (its C(bdf) that GPU's,
+          one copy per GPU). Present only then.
+      type: bool
+      returned: when a port's finding was given to a GPU
+      sample: true
+    not_gpu:
+      description:
+        - True on a PCIe port's finding whose devices the PCI topology shows are no GPU and have no GPU below them
+          (a SATA, NVMe, NIC, USB or Thunderbolt controller); it is then soft, with C(gpu_health) null. Present only
+          then.
+      type: bool
+      returned: when the port's devices hold no GPU
+      sample: true
 hard_count:
   description: Number of hard findings (collapsed entries, before the O(severity) filter).
   returned: success
@@ -326,7 +354,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.gpuops.preflight.plugins.module_utils import _kernel_log
+from ansible_collections.gpuops.preflight.plugins.module_utils import _gpus, _kernel_log, _sysfs
 from ansible_collections.gpuops.preflight.plugins.module_utils._pci import is_partial
 from ansible_collections.gpuops.preflight.plugins.module_utils._timeparse import parse_time
 
@@ -363,10 +391,14 @@ def main():
     read, findings = _kernel_log.scan_kernel_log(
         module, source=source, path=path, since=since, timeout=params["timeout"], stats=stats,
         vendors=params["vendor"])
+    sysfs_root, listing = params["sysfs_root"], None
     partial = [f["bdf"] for f in findings if is_partial(f["bdf"])]
     if partial:
+        listing = _sysfs.list_pci_bus(sysfs_root)  # listed once: the port join below reads the same listing
         findings = _kernel_log.resolve_addresses(
-            findings, _kernel_log.display_functions(params["sysfs_root"], partial))
+            findings, _kernel_log.display_functions(sysfs_root, partial, listing[0] or []))
+    # a PCIe port's finding to the GPUs at or below the port, as the GPU probe's verdict joins it
+    findings = _gpus.join_port_findings_by_sysfs(findings, sysfs_root, listing)
     elapsed = round(time.monotonic() - start, 3)
     if read.error is not None:
         module.fail_json(msg="could not read the kernel log: %s" % read.error, source=read.source,

@@ -253,3 +253,40 @@ def test_a_device_both_named_and_enumerated_keeps_what_each_said(amd_rig):
     assert finding["devices"][1] == {"bdf": "0000:05:00.0", "driver": "nvme", "gpu": None, "below": "0000:00:1d.0"}
     [joined] = _gpus.join_findings([finding], [{"bdf": GPU}], _sysfs.pci_topology(amd_rig))
     assert (joined["severity"], joined["gpu_health"], joined.get("not_gpu")) == (kl.SOFT, None, True)
+
+
+# One probe lists /sys/bus/pci/devices once: the GPU discovery and the topology read share that listing
+# ("pci_topology lists bus twice per probe").
+@pytest.fixture
+def bus_listings(monkeypatch):
+    """The folders os.listdir was asked for that end in bus/pci/devices, in order."""
+    calls = []
+    real = os.listdir
+
+    def counting(path="."):
+        if os.fspath(path).rstrip(os.sep).endswith(os.path.join("bus", "pci", "devices")):
+            calls.append(os.fspath(path))
+        return real(path)
+    monkeypatch.setattr(os, "listdir", counting)
+    return calls
+
+
+def test_one_amd_probe_lists_the_pci_bus_once(amd_rig, bus_listings):
+    [gpu] = amd_probe(amd_rig, [LINK_DOWN[0]])["gpus"]
+    assert gpu["health"] == "lost"  # the topology was read: the port's Link Down is the GPU's
+    assert bus_listings == [os.path.join(amd_rig, "bus", "pci", "devices")]
+
+
+def test_one_nvidia_probe_lists_the_pci_bus_once(nvidia_rig, bus_listings):
+    result = nvidia_probe(nvidia_rig, ["[ 9.0] pcieport 0000:c0:01.1: pciehp: Slot(2): Link Down"])
+    assert result["0000:c1:00.0"]["health"] == "lost"
+    assert len(bus_listings) == 1
+
+
+def test_a_bus_listed_once_and_unreadable_is_unread_for_both(tmp_path):
+    """The listing's failure reaches both readers: no GPU found with its reason, and no topology."""
+    listing = _sysfs.list_pci_bus(str(tmp_path / "nowhere"))
+    assert listing[0] is None and "ENOENT" in listing[1]
+    found, unread = _sysfs.enumerate_gpus_read(str(tmp_path / "nowhere"), listing=listing)
+    assert found == [] and unread == listing[1]
+    assert _sysfs.pci_topology(str(tmp_path / "nowhere"), listing) is None

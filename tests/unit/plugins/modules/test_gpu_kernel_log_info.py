@@ -13,8 +13,11 @@ import pytest
 
 from ansible.module_utils.testing import patch_module_args
 
-from ansible_collections.gpuops.preflight.plugins.module_utils import _kernel_log
+from ansible_collections.gpuops.preflight.plugins.module_utils import _gpu_facts, _kernel_log
 from ansible_collections.gpuops.preflight.plugins.modules import gpu_kernel_log_info
+from ansible_collections.gpuops.preflight.tests.unit.plugins.module_utils.sysfs_tree import (
+    add_gpu, add_nvidia_gpu, add_pci_function, add_port)
+from ansible_collections.gpuops.preflight.tests.unit.plugins.module_utils.test_gpus import FakeModule, rocm_doc
 
 ROOT = pathlib.Path(__file__).resolve().parents[4]
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -23,7 +26,13 @@ NVIDIA = FIXTURES / "training" / "kernel-nvidia"
 T = 1767225600.0  # 2026-01-01T00:00:00Z
 
 
+# The module joins a PCIe port's finding to the GPUs below the port from the PCI topology under sysfs_root: the tests
+# read a simulated tree (sysfs_tree), never the test machine's /sys, unless they give one.
+NO_SYSFS = "/nonexistent/gpuops-test-sysfs"
+
+
 def run_module(capsys, args):
+    args = dict({"sysfs_root": NO_SYSFS}, **args)
     with patch_module_args(args), pytest.raises(SystemExit) as exc:
         gpu_kernel_log_info.main()
     return exc.value.code, json.loads(capsys.readouterr().out)
@@ -252,4 +261,110 @@ def test_documentation_matches_the_argument_spec():
     returned = yaml.safe_load(gpu_kernel_log_info.RETURN)
     assert set(returned["findings"]["contains"]) == {
         "category", "severity", "gpu_health", "bdf", "pci_id", "vendor", "xid", "summary", "fix", "message", "line", "count",
-        "first_seen", "last_seen", "first_epoch", "last_epoch", "recovered", "hung", "caused_xids", "devices"}
+        "first_seen", "last_seen", "first_epoch", "last_epoch", "recovered", "hung", "caused_xids", "devices",
+        "attributed", "not_gpu"}
+
+
+# A PCIe port's line names the port, not the GPU: the module joins it to the GPU below the port as the GPU probe of
+# node_preflight and the GPU facts modules does (_gpus.join_findings, with the PCI topology under sysfs_root).
+# The log is LKML's Navi 2x laptop (tests/fixtures/gpu/SOURCES.md): root port 00:01.1, the card's own switch
+# (upstream 01:00.0, downstream 02:00.0), the GPU at 03:00.0.
+LKML = "smu_0xffffffff_hanged_state_pcie_link_down_lkml-2025-11.txt"
+LKML_GPU = "0000:03:00.0"
+
+
+def laptop_sysfs(tmp_path):
+    root = str(tmp_path / "sys")
+    switch_up = add_port(root, "0000:01:00.0", parent=add_port(root, "0000:00:01.1"), vendor="0x1002", device="0x1478")
+    switch_down = add_port(root, "0000:02:00.0", parent=switch_up, vendor="0x1002", device="0x1479")
+    add_gpu(root, LKML_GPU, card=1, device="0x73df", parent=switch_down)
+    return root
+
+
+def port_findings(result):
+    return [(f["category"], f["severity"], f["bdf"], f.get("attributed"), f.get("not_gpu"))
+            for f in result["findings"] if f["vendor"] is None]
+
+
+def test_a_ports_link_down_comes_out_on_the_gpu_below_the_port(capsys, tmp_path):
+    path = log_file(tmp_path, LKML)
+    rc, result = run_module(capsys, {"path": path, "sysfs_root": laptop_sysfs(tmp_path)})
+    assert rc == 0
+    assert port_findings(result) == [
+        ("bus_lost", "hard", LKML_GPU, True, None),   # pcieport 0000:00:01.1: pciehp: Slot(0): Link Down
+        ("bus_lost", "soft", LKML_GPU, True, None),   # ... Card not present
+        ("bus_lost", "hard", LKML_GPU, True, None),   # pcieport 0000:02:00.0: ... device inaccessible (the switch)
+        ("bus_lost", "hard", LKML_GPU, True, None),   # pcieport 0000:01:00.0: ... device inaccessible
+    ]
+    link_down = result["findings"][0]
+    assert link_down["message"] == "pcieport 0000:00:01.1: pciehp: Slot(0): Link Down"
+    assert (link_down["gpu_health"], link_down["devices"]) == ("lost", [{"bdf": "0000:00:01.1", "driver": "pcieport"}])
+    assert (result["hard_count"], result["soft_count"]) == (12, 1)
+    # the one line left the host's names no GPU: [drm:amdgpu_device_ip_suspend_phase2 [amdgpu]] *ERROR* SMC failed ...
+    assert [f["category"] for f in result["findings"] if f["bdf"] is None] == ["smu_message_failed"]
+
+
+def test_the_module_and_the_gpu_probe_agree_on_the_same_log(capsys, tmp_path):
+    """The same log and tree: the module's findings are the ones the GPU probe judges the GPU by."""
+    path, root = log_file(tmp_path, LKML), laptop_sysfs(tmp_path)
+    rc, result = run_module(capsys, {"path": path, "sysfs_root": root})
+    findings = _kernel_log.scan_kernel_log(FakeModule(), "file", path, None, 15)[1]
+    probe = _gpu_facts.probe(FakeModule(answer=(0, rocm_doc((0, 3)), "")), findings, sysfs_root=root)
+    [gpu] = probe["gpus"]
+    assert gpu["health"] == "lost" and gpu["bdf"] == LKML_GPU
+    assert "PCIe slot link down" in gpu["problems"][-1] and "PCIe bridge inaccessible (x2)" in gpu["problems"][-1]
+    assert {f["bdf"] for f in result["findings"] if f["vendor"] is None} == {gpu["bdf"]}
+
+
+def test_a_ports_finding_with_no_gpu_below_it_stays_the_hosts(capsys, tmp_path):
+    """The GPU sits behind another root port; 00:01.1's slot is empty now (what sat there is unknown): the host's."""
+    path = log_file(tmp_path, LKML)
+    root = str(tmp_path / "sys")
+    add_port(root, "0000:00:01.1")
+    add_gpu(root, LKML_GPU, card=1, parent=add_port(root, "0000:00:08.1"))
+    rc, result = run_module(capsys, {"path": path, "sysfs_root": root})
+    assert rc == 0
+    assert port_findings(result)[:2] == [("bus_lost", "hard", None, None, None), ("bus_lost", "soft", None, None, None)]
+    assert result["hard_count"] == 12
+
+
+def test_a_ports_finding_about_a_drive_is_a_soft_host_warning(capsys, tmp_path):
+    """The port above an NVMe drive, the GPU behind another port: the Link Down is no GPU's (soft, not_gpu)."""
+    path = tmp_path / "kern.log"
+    path.write_text("[ 9.0] pcieport 0000:00:01.1: pciehp: Slot(0): Link Down\n")
+    root = str(tmp_path / "sys")
+    add_pci_function(root, "0000:05:00.0", "0x144d", "0xa808", "0x010802", driver="nvme",
+                     parent=add_port(root, "0000:00:01.1"))
+    add_gpu(root, LKML_GPU, card=1, parent=add_port(root, "0000:00:08.1"))
+    rc, result = run_module(capsys, {"path": str(path), "sysfs_root": root})
+    assert port_findings(result) == [("bus_lost", "soft", None, None, True)]
+    assert result["findings"][0]["gpu_health"] is None
+    assert (result["hard_count"], result["soft_count"]) == (0, 1)
+
+
+def test_without_a_readable_bus_a_ports_finding_stays_the_hosts(capsys, tmp_path):
+    path = log_file(tmp_path, LKML)
+    rc, result = run_module(capsys, {"path": path, "sysfs_root": str(tmp_path / "nowhere")})
+    assert port_findings(result)[0] == ("bus_lost", "hard", None, None, None)
+
+
+def test_the_module_lists_the_pci_bus_once(capsys, tmp_path, monkeypatch):
+    """An NVIDIA partial address to complete and a port's finding to join: one listing of the bus for both."""
+    path = tmp_path / "kern.log"
+    path.write_text("[ 9.0] NVRM: Xid (PCI:0000:03:00): 79, pid='<unknown>', name=<unknown>, GPU has fallen off the bus.\n"
+                    "[ 9.1] pcieport 0000:00:01.1: pciehp: Slot(0): Link Down\n")
+    root = str(tmp_path / "sys")
+    add_nvidia_gpu(root, LKML_GPU, parent=add_port(root, "0000:00:01.1"))
+    bus = os.path.join(root, "bus", "pci", "devices")
+    calls = []
+    real = os.listdir
+
+    def counting(folder="."):
+        if os.fspath(folder) == bus:
+            calls.append(folder)
+        return real(folder)
+    monkeypatch.setattr(os, "listdir", counting)
+    rc, result = run_module(capsys, {"path": str(path), "sysfs_root": root})
+    assert rc == 0 and [(f["category"], f["bdf"]) for f in result["findings"]] == [
+        ("bus_lost", LKML_GPU), ("bus_lost", LKML_GPU)]
+    assert len(calls) == 1
