@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import re
 
+from ansible.errors import AnsibleError
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action import ActionBase
 
@@ -38,7 +39,7 @@ class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):
         result = super(ActionModule, self).run(tmp, task_vars)
         _validation, args = self.validate_argument_spec(argument_spec=self.ARGUMENT_SPEC)
-        role_problems = self.role_variable_problems(task_vars or {}, _families.family(args["kind"]))
+        role_problems = self.role_variable_problems(task_vars or {}, _families.family(args["kind"]), args["hosts"])
         hostvars = (task_vars or {}).get("hostvars", {})
         settings = {}
         for host in args["hosts"]:
@@ -62,25 +63,45 @@ class ActionModule(ActionBase):
         result.update(changed=False, plan=plan)
         return result
 
-    def role_variable_problems(self, task_vars, family):
+    def role_variable_problems(self, task_vars, family, hosts=()):
         """Validate the calling role's variables against its meta/argument_specs.yml, once per run.
 
         The playbooks import the roles with rolespec_validate: false because Ansible would otherwise
         run that validation as a task on every host (it grows linearly with the cluster). The ranges a
         spec cannot say (a negative max_age, an empty path) are checked too (``_plan.variable_problems``).
+        A host's own values (host or group variables of the other ``hosts``) that differ from this host's
+        are checked the same way, naming the host: the host task would refuse them (the serving gate's
+        URLs, by the gate's own rule), after the other hosts were contacted.
         """
         role = getattr(self._task, "_role", None)
         if role is None:
             return []
         options = ((self.role_argspecs(role) or {}).get("main") or {}).get("options") or {}
         values = self._templar.template(dict((name, task_vars[name]) for name in options if name in task_vars))
+        problems = self._variable_problems(family, options, values, "role %s: " % role.get_name())
+        hostvars, this_host = task_vars.get("hostvars") or {}, task_vars.get("inventory_hostname")
+        for host in hosts:
+            if host == this_host or host not in hostvars:
+                continue
+            known, prefix, own = hostvars[host], "role %s: %s: " % (role.get_name(), host), {}
+            for name in options:
+                try:
+                    if name in known and (name not in values or known[name] != values[name]):
+                        own[name] = known[name]
+                except AnsibleError as exc:  # a template of that host's that does not render: its task would fail
+                    problems.append("%s%s: %s" % (prefix, name, exc.message))
+            if own:
+                problems.extend(self._variable_problems(family, dict((name, options[name]) for name in own), own, prefix))
+        return problems
+
+    @staticmethod
+    def _variable_problems(family, options, values, prefix):
         validation = ArgumentSpecValidator(options).validate(values, validate_role_argument_spec=True)
         # Ansible's conversion errors end with the internal class of the value: noise for an operator.
         internal_class = re.compile(r": <class '[^']*'> cannot be converted to an? \w+$")
-        problems = ["role %s: %s" % (role.get_name(), internal_class.sub("", message))
-                    for message in validation.error_messages]
+        problems = [prefix + internal_class.sub("", message) for message in validation.error_messages]
         checked = dict((name, validation.validated_parameters.get(name)) for name in values)
-        return problems + ["role %s: %s" % (role.get_name(), p) for p in _plan.variable_problems(family, checked)]
+        return problems + [prefix + p for p in _plan.variable_problems(family, checked)]
 
     def role_argspecs(self, role):
         """The role's argument specs, as ``Role._get_role_argspecs`` reads them, without its deep copy.

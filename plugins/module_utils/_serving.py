@@ -1264,12 +1264,19 @@ def url_problem(url):
     return _split_url(url)[1]
 
 
+def _shown_url(text):
+    """A refused URL as its message quotes it: the user name and password, and each query value, as ***. ``redact``
+    reads a URL in a text up to the first white space; here the whole text is the URL, white space and all."""
+    match = re.match(r"^([^:/?#]*://|)([^/?#]*@)?([^?#]*)(\?[^#]*)?(#.*)?$", text, re.DOTALL)
+    return _redact_one(match) + (match.group(5) or "")  # matches any text
+
+
 def _split_url(url):
     """((scheme, host, port, path prefix), None) or (None, why)."""
     if not isinstance(url, str) or not url.strip():
         return None, "is empty: expected e.g. %s" % DEFAULT_URL
     text = url.strip()
-    shown = one_line(text, 300)
+    shown = one_line(_shown_url(text), 300)
     match = re.match(r"^(https?)://([^/?#]*)([^?#]*)(\?[^#]*)?(#.*)?$", text, re.IGNORECASE)
     if not match:
         return None, "%r is not an http:// or https:// URL (e.g. %s)" % (shown, DEFAULT_URL)
@@ -1279,6 +1286,9 @@ def _split_url(url):
     if match.group(4) is not None or match.group(5) is not None:
         return None, ("%r: a query string or fragment (?... #...) is not supported: give the service's base URL "
                       "(the gate adds its own paths)" % shown)
+    if re.search(r"[^\x21-\x7e]", text):  # http.client refuses them in every request (InvalidURL, or not ASCII)
+        return None, ("%r: white space, control characters and non-ASCII characters are not allowed in the URL "
+                      "(percent-encode them: %%20 for a space)" % shown)
     host_match = re.match(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(?::(\d{1,5}))?$", netloc)
     if not host_match:
         return None, "%r has no valid host[:port]" % shown

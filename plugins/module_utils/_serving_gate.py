@@ -96,11 +96,11 @@ def validate(params):
     except ValueError as exc:
         problems.append(str(exc))
     for option in ("url", "bus_url"):
-        if params.get(option) not in (None, ""):
-            try:
-                _serving.parse_url(params[option], option)
-            except ValueError as exc:
-                problems.append(str(exc))
+        # the plan's rules (VARIABLE_RULES): an empty bus_url means no bus; an empty url is refused (null comes as "")
+        if params.get(option) is not None and (option == "url" or params[option] != ""):
+            why = _serving.url_problem(params[option])
+            if why:
+                problems.append("%s %s" % (option, why))
     if params.get("require_bus") and not params.get("bus_url"):
         problems.append("require_bus is on but no bus_url is given")
     if not params.get("model_map") or not str(params["model_map"]).strip():

@@ -118,6 +118,39 @@ def test_bad_variables_are_refused_before_any_host_is_contacted(open_tmp, orches
     assert sim.requests == []
 
 
+@pytest.mark.parametrize("variable, url, words", [
+    ("serving_gate_url", "http://127.0.0.1:99999", "'http://127.0.0.1:99999': port 99999 is out of range"),
+    ("serving_gate_url", "http://[::1", "'http://[::1' has no valid host[:port]"),
+    ("serving_gate_url", "ftp://127.0.0.1", "'ftp://127.0.0.1' is not an http:// or https:// URL"),
+    ("serving_gate_url", "http:// 127.0.0.1", "'http:// 127.0.0.1': white space, control characters and non-ASCII characters are not allowed"),
+    ("serving_gate_url", "http://127.0.0.1/a b", "'http://127.0.0.1/a b': white space, control characters and non-ASCII characters are not allowed"),
+    ("serving_gate_bus_url", "http://admin:S3cretPass@127.0.0.1:9000",
+     "'http://***@127.0.0.1:9000': user names or passwords in the URL are not supported"),
+])
+def test_each_hosts_own_url_is_refused_before_any_host_is_contacted(open_tmp, orchestrator, variable, url, words):
+    """A host's own URL (a host variable) is judged by the gate's rule (_serving.url_problem) in the plan, like the
+    run-once host's: the gate would refuse it on that host, so the run stops before any host is contacted, naming
+    the host and the variable, in the gate's words (credentials redacted)."""
+    sim = orchestrator(models=ALL_MODELS, already_ready=True)
+    hosts = {"serve-1": serving_host(open_tmp, "serve-1", sim.url),
+             "serve-2": serving_host(open_tmp, "serve-2", sim.url, **{variable: url})}
+    run = play(open_tmp, inventory(open_tmp, hosts))
+    assert run.rc != 0 and run.summary is None, run.output
+    assert "role gpuops.preflight.serving_gate: serve-2: %s %s" % (variable, words) in run.output, run.output
+    assert "S3cretPass" not in run.output
+    assert sim.requests == []
+
+
+def test_a_hosts_own_variable_that_does_not_render_is_refused_naming_the_host(open_tmp, orchestrator):
+    sim = orchestrator(models=ALL_MODELS, already_ready=True)
+    hosts = {"serve-1": serving_host(open_tmp, "serve-1", sim.url),
+             "serve-2": serving_host(open_tmp, "serve-2", "{{ no_such_orchestrator_url }}")}
+    run = play(open_tmp, inventory(open_tmp, hosts))
+    assert run.rc != 0 and run.summary is None, run.output
+    assert "role gpuops.preflight.serving_gate: serve-2: serving_gate_url: " in run.output, run.output
+    assert "no_such_orchestrator_url" in run.output and sim.requests == []
+
+
 def test_the_map_is_required(open_tmp, orchestrator):
     sim = orchestrator(models=ALL_MODELS, already_ready=True)
     host = serving_host(open_tmp, "serve-1", sim.url)

@@ -796,6 +796,11 @@ def test_https_calls_of_a_run_share_one_tls_context(https_server, monkeypatch):
     # brackets hold an IPv6 address only: these were taken, then every call failed as a name that does not resolve
     ("http://[:::::]:8014", "[:::::] is not an IPv6 address"), ("http://[1.2.3.4]:8014", "[1.2.3.4] is not an IPv6"),
     ("http://[12345::1]:8014", "[12345::1] is not an IPv6 address"),
+    # http.client refuses them in every request (InvalidURL, or a request line that is not ASCII): refused here, once
+    ("http:// h:8014", "white space, control characters and non-ASCII characters are not allowed in the URL"),
+    ("http://h:8014/a b", "'http://h:8014/a b': white space, control characters and non-ASCII"),
+    ("http://h:8014/a\x07b", "'http://h:8014/a\\\\x07b': white space, control characters"),
+    ("http://h:8014/\u00e9", "white space, control characters and non-ASCII characters"),
 ])
 def test_bad_urls(url, expected):
     with pytest.raises(ValueError, match=re.escape(expected)):
@@ -806,6 +811,10 @@ def test_bad_urls(url, expected):
     ("http://admin:S3cretPass@127.0.0.1:8014", "'http://***@127.0.0.1:8014': user names or passwords"),
     ("http://127.0.0.1:8014/?token=S3cretTok&x=1", "'http://127.0.0.1:8014/?token=***&x=***': a query string"),
     ("ftp://u:S3cretPass@h/?S3cretTok", "'ftp://***@h/?***' is not an http:// or https:// URL"),
+    # white space in the credentials or before the query: redacted all the same (the whole text is the URL)
+    ("http://admin:S3cret Pass@127.0.0.1:8014", "'http://***@127.0.0.1:8014': user names or passwords"),
+    ("http://127.0.0.1:8014/a b?token=S3cretTok", "'http://127.0.0.1:8014/a b?token=***': a query string"),
+    ("http://a\tb:S3cretPass@h/a b", "'http://***@h/a b': user names or passwords"),
 ])
 def test_bad_urls_never_echo_their_credentials(url, shown):
     with pytest.raises(ValueError) as exc:
@@ -826,6 +835,7 @@ def test_credentials_in_any_message_are_redacted():
 
 def test_urls():
     assert _serving.parse_url("http://127.0.0.1:8014") == ("http", "127.0.0.1", 8014, "")
+    assert _serving.parse_url(" http://h:8014/%20x\n") == ("http", "h", 8014, "/%20x")  # around it: stripped
     assert _serving.parse_url("HTTPS://gw.example/api/") == ("https", "gw.example", 443, "/api")
     assert _serving.parse_url("http://[::1]:9") == ("http", "::1", 9, "")
     assert _serving.parse_url("http://[::ffff:127.0.0.1]:8014") == ("http", "::ffff:127.0.0.1", 8014, "")

@@ -10,6 +10,7 @@ sequence under one budget), unknown results that block, and the gate's own outpu
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 
@@ -125,6 +126,34 @@ def test_a_url_with_credentials_is_refused_without_echoing_them():
         "supported: give the service's base URL (the gate adds its own paths)",
         "serving_gate_url 'http://***@127.0.0.1:8014': user names or passwords in the URL are not supported (the "
         "gate sends no credentials)"]
+
+
+@pytest.mark.parametrize("url", [
+    "http://host:99999", "http://host:0", "http://host:", "http://[::1", "http://[::1]x", "http://[1.2.3.4]:8014",
+    "ftp://x", "localhost:8014", "http:// host", "http://host/a b", "http://host/a\tb", "http://host/a\x07b",
+    "http://host/\u00e9", "http://admin:S3cretPass@host:8014", "http://host:8014/?token=S3cretTok", " ", "",
+])
+def test_the_plan_the_module_and_the_local_gate_refuse_a_url_in_the_same_words(url):
+    """One rule (_serving.url_problem): the role's variables in the plan (serving_gate_url, serving_gate_bus_url),
+    the module's options (url, bus_url) and the local gate's flags say the same, each naming its own name."""
+    why = _serving.url_problem(url)
+    assert why and "S3cret" not in why
+    for variable, option in (("serving_gate_url", "url"), ("serving_gate_bus_url", "bus_url")):
+        if url == "" and option == "bus_url":
+            continue  # an empty bus_url means no bus, everywhere
+        assert _plan.variable_problems(FAMILY, {variable: url}) == ["%s %s" % (variable, why)]
+        values = dict(params({"map": "/m.json", "root": "/srv/models"}, "http://127.0.0.1:8014"), **{option: url})
+        assert ["%s %s" % (option, why)] == [p for p in _serving_gate.validate(values) if p.startswith(option + " ")]
+    with pytest.raises(ValueError, match="^--url %s$" % re.escape(why)):
+        _serving.parse_url(url, "--url")
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8014", "https://[::1]:8014/api/", " http://gw.example/%20x ",
+                                 "HTTP://host"])
+def test_the_plan_and_the_module_take_the_same_urls(url):
+    assert _plan.variable_problems(FAMILY, {"serving_gate_url": url, "serving_gate_bus_url": url}) == []
+    values = params({"map": "/m.json", "root": "/srv/models"}, url, bus_url=url)
+    assert [p for p in _serving_gate.validate(values) if "url" in p] == []
 
 
 # ---------------------------------------------------------------- the run

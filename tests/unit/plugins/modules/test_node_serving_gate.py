@@ -91,6 +91,17 @@ def test_bad_input_is_refused_with_every_problem_named(capsys, layout):
     assert rc == 1 and "missing required arguments: model_map" in result["msg"]
 
 
+@pytest.mark.parametrize("url, words", [
+    ("", "url is empty: expected e.g. http://127.0.0.1:8014"),  # the role's serving_gate_url: null comes as ""
+    (None, "url is empty: expected e.g. http://127.0.0.1:8014"),
+    ("http://127.0.0.1:8014/a b", "url 'http://127.0.0.1:8014/a b': white space, control characters and non-ASCII"),
+])
+def test_a_url_the_plan_refuses_is_refused_by_the_module_before_any_check(capsys, layout, url, words):
+    rc, result = run(capsys, dict(layout, url=url, gate_timeout=20))
+    assert rc == 1 and result["failed"] and words in result["msg"], result["msg"]
+    assert not result.get("checks")
+
+
 def test_credentials_never_reach_the_result_the_summary_or_the_verdict(capsys, layout, orchestrator, open_tmp):
     """What the orchestrator answers names a URL with a password and a token; a configured URL with either is
     refused. Neither secret is in the module result, the summary the controller writes from it, or its lines."""
