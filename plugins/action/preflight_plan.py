@@ -39,12 +39,11 @@ class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):
         result = super(ActionModule, self).run(tmp, task_vars)
         _validation, args = self.validate_argument_spec(argument_spec=self.ARGUMENT_SPEC)
-        role_problems = self.role_variable_problems(task_vars or {}, _families.family(args["kind"]), args["hosts"])
         hostvars = (task_vars or {}).get("hostvars", {})
-        settings = {}
-        for host in args["hosts"]:
-            known = hostvars[host] if host in hostvars else {}
-            settings[host] = dict((key, known.get(key)) for key in HOST_SETTINGS)
+        # each host's variables, built once (Ansible builds a host's whole variable set on every hostvars[host])
+        known = dict((host, hostvars[host] if host in hostvars else {}) for host in args["hosts"])
+        role_problems = self.role_variable_problems(task_vars or {}, _families.family(args["kind"]), known)
+        settings = dict((host, dict((key, known[host].get(key)) for key in HOST_SETTINGS)) for host in args["hosts"])
         try:
             plan = _plan.build_plan(
                 args["kind"], args["step"], steps=args["steps"], skip=args["skip"], downgrade=args["downgrade"],
@@ -63,15 +62,15 @@ class ActionModule(ActionBase):
         result.update(changed=False, plan=plan)
         return result
 
-    def role_variable_problems(self, task_vars, family, hosts=()):
+    def role_variable_problems(self, task_vars, family, known=None):
         """Validate the calling role's variables against its meta/argument_specs.yml, once per run.
 
         The playbooks import the roles with rolespec_validate: false because Ansible would otherwise
         run that validation as a task on every host (it grows linearly with the cluster). The ranges a
         spec cannot say (a negative max_age, an empty path) are checked too (``_plan.variable_problems``).
-        A host's own values (host or group variables of the other ``hosts``) that differ from this host's
-        are checked the same way, naming the host: the host task would refuse them (the serving gate's
-        URLs, by the gate's own rule), after the other hosts were contacted.
+        A host's own values (host or group variables of the other hosts in ``known``: {host: its variables})
+        that differ from this host's are checked the same way, naming the host: the host task would refuse
+        them (the serving gate's URLs, by the gate's own rule), after the other hosts were contacted.
         """
         role = getattr(self._task, "_role", None)
         if role is None:
@@ -79,15 +78,15 @@ class ActionModule(ActionBase):
         options = ((self.role_argspecs(role) or {}).get("main") or {}).get("options") or {}
         values = self._templar.template(dict((name, task_vars[name]) for name in options if name in task_vars))
         problems = self._variable_problems(family, options, values, "role %s: " % role.get_name())
-        hostvars, this_host = task_vars.get("hostvars") or {}, task_vars.get("inventory_hostname")
-        for host in hosts:
-            if host == this_host or host not in hostvars:
+        this_host = task_vars.get("inventory_hostname")
+        for host, theirs in (known or {}).items():
+            if host == this_host or not theirs:
                 continue
-            known, prefix, own = hostvars[host], "role %s: %s: " % (role.get_name(), host), {}
+            prefix, own = "role %s: %s: " % (role.get_name(), host), {}
             for name in options:
                 try:
-                    if name in known and (name not in values or known[name] != values[name]):
-                        own[name] = known[name]
+                    if name in theirs and (name not in values or theirs[name] != values[name]):
+                        own[name] = theirs[name]
                 except AnsibleError as exc:  # a template of that host's that does not render: its task would fail
                     problems.append("%s%s: %s" % (prefix, name, exc.message))
             if own:
