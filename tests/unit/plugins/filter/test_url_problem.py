@@ -6,11 +6,16 @@ the unit is refused when the role runs, in the gate's words, naming the variable
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import yaml
 
 from ansible_collections.gpuops.preflight.plugins.filter import url_problem as plugin
 from ansible_collections.gpuops.preflight.plugins.module_utils import _serving
+
+ROOT = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..")
+PRESENT = os.path.join(ROOT, "roles", "serving_gate_unit", "tasks", "present.yml")
 
 # taken by the role's former regex (^https?://[^/?#@ ]+(/[^?# ]*)?$), refused by the gate at every unit start
 LET_THROUGH = ["http://h:99999", "http://h:0", "http://h:", "http://[::1", "http://h:abc", "http://[1.2.3.4]:8014",
@@ -50,3 +55,11 @@ def test_the_plugin_is_documented():
     assert isinstance(yaml.safe_load(plugin.EXAMPLES), list)
     assert set(yaml.safe_load(plugin.RETURN)) == {"_value"}
 
+
+def test_the_unit_role_checks_both_urls_with_it():
+    with open(PRESENT) as handle:
+        text = handle.read()
+    assert "serving_gate_unit_orchestrator_url | gpuops.preflight.url_problem('serving_gate_unit_orchestrator_url')" \
+        in text
+    assert "serving_gate_unit_bus_url | gpuops.preflight.url_problem('serving_gate_unit_bus_url')" in text
+    assert "https?://" not in text  # no rule of its own beside the gate's
