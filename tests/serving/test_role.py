@@ -136,7 +136,8 @@ def test_values_are_quoted_for_systemd(role):
     ({"serving_gate_unit_store_root": ""}, "required while serving_gate_unit_strict_model_store is true"),
     ({"serving_gate_unit_environment": {"X": "a\nb"}}, "no control characters in any setting"),
     # not required, but still passed on as BUS_URL: the gate would refuse it (exit 2) at every start
-    ({"serving_gate_unit_bus_url": "http://svc:S3cret@bus:9000/health"}, "no user name, password or query string"),
+    ({"serving_gate_unit_bus_url": "http://svc:S3cret@bus:9000/health"},
+     "serving_gate_unit_bus_url 'http://***@bus:9000/health': user names or passwords in the URL are not supported"),
     ({"serving_gate_unit_require_bus": True}, "required with serving_gate_unit_require_bus"),
     # GATE_TIMEOUT set here would bypass the rule above: systemd would kill the gate before its verdict
     ({"serving_gate_unit_environment": {"GATE_TIMEOUT": "600", "PRELOAD_REFRESH": "1"}},
@@ -151,6 +152,42 @@ def test_bad_settings_fail_before_anything_changes(role, extra, expected):
     assert proc.returncode != 0 and proc.failed == 1
     assert expected in " ".join(proc.stdout.split()), proc.stdout
     assert not os.path.exists(role.systemd)
+
+
+# The gate's own rule (_serving.url_problem, through the filter gpuops.preflight.url_problem), in its words, naming
+# the variable: each of these passed the role's former regex, then the gate refused it at every start of the unit.
+@pytest.mark.parametrize("variable", ["serving_gate_unit_orchestrator_url", "serving_gate_unit_bus_url"])
+@pytest.mark.parametrize("url, expected", [
+    ("http://h:99999", "'http://h:99999': port 99999 is out of range"),
+    ("http://[::1", "'http://[::1' has no valid host[:port]"),
+    ("http://h:abc", "'http://h:abc' has no valid host[:port]"),
+    ("http://[1.2.3.4]:8014", "'http://[1.2.3.4]:8014': [1.2.3.4] is not an IPv6 address"),
+    ("http://h/\u00e9", "'http://h/\u00e9': white space, control characters and non-ASCII characters are not allowed"),
+])
+def test_a_url_the_gate_would_refuse_fails_in_the_gates_words(role, variable, url, expected):
+    proc = role.run(**{variable: url})
+    assert proc.returncode != 0 and proc.failed == 1, proc.stdout
+    assert "serving_gate_unit: %s %s" % (variable, expected) in " ".join(proc.stdout.split()), proc.stdout
+    assert not os.path.exists(role.systemd)
+
+
+def test_an_empty_orchestrator_url_is_refused_and_an_empty_bus_url_means_no_bus(role):
+    proc = role.run(serving_gate_unit_orchestrator_url="")
+    assert proc.returncode != 0 and "serving_gate_unit_orchestrator_url is empty: expected e.g. " \
+        "http://127.0.0.1:8014" in " ".join(proc.stdout.split()), proc.stdout
+    for empty in ("", None):
+        proc = role.run(serving_gate_unit_bus_url=empty)
+        assert proc.returncode == 0, proc.stdout
+        assert "BUS_URL" not in role.read("systemd/agent@crawler.service.d/%s" % DROPIN)
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8014", "https://[::1]:8443/health", "http://orchestrator.local/ready"])
+def test_urls_the_gate_takes_are_taken(role, url):
+    proc = role.run(serving_gate_unit_orchestrator_url=url, serving_gate_unit_bus_url=url,
+                    serving_gate_unit_require_bus=True)
+    assert proc.returncode == 0 and proc.failed == 0, proc.stdout
+    text = role.read("systemd/agent@crawler.service.d/%s" % DROPIN)
+    assert url in text and "BUS_URL" in text
 
 
 def test_timeouts_in_systemd_spans_below_the_gate_pass(role):
