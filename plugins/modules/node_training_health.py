@@ -179,6 +179,7 @@ options:
       - Read on the controller; the module itself does not use it.
     type: str
     default: /usr/local/bin/gpuops-preflight-local
+    version_added: 3.0.0
 seealso:
   - module: gpuops.preflight.node_preflight
   - module: gpuops.preflight.training_crash_scan
