@@ -18,8 +18,9 @@ Parts:
   hipBLASLt, gRPC's exit notice), source lines that a traceback prints under ``File "...", line N`` or
   in rich's box, and metrics whose names only look alarming (``eval_loss``, ``error_rate``, a best loss
   still at its start value inf) with finite values.
-  A row may report a consequence (``after``): its line gives nothing right after its cause (DataLoader's
-  'exited unexpectedly' after the worker's own 'is killed by signal: ...').
+  A row may report a consequence (``after``, ``after_categories``): its line gives nothing right after its cause (DataLoader's
+  'exited unexpectedly' after the worker's own 'is killed by signal: ...'; an abort after a line of a hard category, a CUDA
+  error or the NCCL watchdog thrown where nothing catches it).
 * ``STREAKS``: failures that only a run of lines shows, each line harmless alone (a training loss of exactly 0,
   three logged in a row); declared like the patterns, counted by ``scan_lines``.
 * ``scan_lines`` / ``collapse``: matches per (file, category) collapsed into one crash
@@ -159,6 +160,15 @@ SEGFAULT_FIX = (
     "video decoder, OpenCV, a tokenizer) or a compiled extension built for another torch/CUDA version, rarely the driver. "
     "Re-run with num_workers=0 and PYTHONFAULTHANDLER=1 to see where it crashed, and check that compiled extensions match "
     "the installed torch.")
+ABORT_FIX = (
+    "A training process died of SIGABRT (it aborted): native code gave up on an error it could not handle, most often a C++ "
+    "exception nobody caught ('terminate called after throwing an instance of ...'), else a failed check or assertion in a "
+    "library, or glibc finding its heap corrupted; not host memory running out (that is SIGKILL) and not the job being "
+    "stopped. The lines just above the abort say what failed: the exception's type and its 'what():' text, and the library "
+    "that threw it in the frames under it (libc10/libtorch, NCCL, a compiled extension, a data or tokenizer library). When "
+    "they are missing (the rank's own output went elsewhere), read the rank's log, re-run with PYTHONFAULTHANDLER=1, and let "
+    "it leave a core dump (ulimit -c unlimited in the job, then coredumpctl info / gdb -c core python and 'bt') to see where "
+    "it aborted; check that compiled extensions were built for the installed torch.")
 DATALOADER_WORKER_FIX = (
     "A DataLoader worker died and the training process found it gone. The lines before say how: 'killed by signal: Killed' is "
     "the OOM killer (host memory: lower num_workers, hold less per worker), 'Bus error' is a full /dev/shm (a container gets "
@@ -205,15 +215,17 @@ class Pattern(object):
     """One row of the pattern table: a category, the regex (case-insensitive) that gives it, and the fix
     (the category's, unless the row names its own). A row with ``after`` reports a consequence: in a log, its line gives
     nothing when one of the ``CAUSE_WINDOW_LINES`` lines before it matched ``after`` (its cause, already reported in its
-    own words, or a stop from outside)."""
+    own words, or a stop from outside). A row with ``after_categories`` gives nothing either when one of those lines gave
+    one of these categories (whichever row it matched, a consequence or not: a chain of consequences follows its cause)."""
 
-    __slots__ = ("category", "severity", "fix", "summary", "_sources", "_compiled")
+    __slots__ = ("category", "severity", "fix", "summary", "after_categories", "_sources", "_compiled")
 
-    def __init__(self, category, regex, summary, fix=None, after=None):
+    def __init__(self, category, regex, summary, fix=None, after=None, after_categories=()):
         self.category = category
         self.severity, category_fix = CATEGORIES[category]
         self.fix = fix or category_fix
         self.summary = summary
+        self.after_categories = frozenset(after_categories)
         self._sources = (regex, after)
         self._compiled = None
 
@@ -239,6 +251,17 @@ class Pattern(object):
 
 _P = Pattern
 _NONFINITE = r"['\"]?(?:tensor\()?[-+]?(?:nan|inf(?:inity)?)\b"  # nan, 'inf', -Infinity, tensor(nan, ...)
+
+# A CUDA/HIP call made while the process exits, after the driver was torn down (a static object's destructor, an event
+# still polled): "CUDA_ERROR_DEINITIALIZED" (4) and cudaErrorCudartUnloading (29), "driver shutting down"
+# (https://github.com/tensorflow/tensorflow/issues/8483 after a finished run, https://github.com/AlexeyAB/darknet/
+# issues/1829): teardown noise, never the cause; a run that failed says so before it. Harmless, and the abort it can end
+# in adds nothing (the recorded TensorFlow log: a finished run, then "Aborted (core dumped)")
+_TEARDOWN = r"\b(?:CUDA_ERROR_DEINITIALIZED|cudaErrorCudartUnloading|hipErrorDeinitialized)\b|\bdriver shutting down\b"
+# The failures an abort can follow, each reported in its own words before it (a CUDA error or the NCCL watchdog thrown
+# where nothing catches it, a failed checkpoint write, an earlier abort or kill): a hard category. A soft one (a timed-out
+# request the run survived) hides no abort after it.
+_HARD_CAUSES = tuple(name for name in CATEGORIES if CATEGORIES[name][0] == HARD)
 
 # Ordered: the first match wins, so the most specific wording comes first.
 PATTERNS = [
@@ -314,6 +337,21 @@ PATTERNS = [
                          # Python's faulthandler, also glued to a progress bar (https://github.com/threestudio-project/
                          # threestudio/issues/369)
                          r"\bFatal Python error: Segmentation fault\b", "SIGSEGV (segmentation fault)", fix=SEGFAULT_FIX),
+    # a process that died of SIGABRT (it aborted): torchrun's summary ("exitcode  : -6 (pid: 2385923)", "traceback : Signal
+    # 6 (SIGABRT) received by PID 2385923", https://github.com/open-mmlab/mmsegmentation/issues/3106) and its agent's
+    # "failed (exitcode: -6)", mp.spawn's "process 1 terminated with signal SIGABRT" (https://github.com/rshaojimmy/
+    # MultiModal-DeepFake/issues/24), "died with <Signals.SIGABRT: 6>", exit code 134, a DataLoader worker "is killed by
+    # signal: Aborted." (https://github.com/pytorch/pytorch/issues/80594), the shell's "Aborted (core dumped)" and its job
+    # report, faulthandler's "Fatal Python error: Aborted", libstdc++'s terminate handler without an exception to name.
+    # Mostly the end of a failure printed before it in its own words (a CUDA error or the NCCL watchdog thrown where nothing
+    # catches it: libstdc++'s "terminate called after throwing an instance of 'c10::Error'" and its "what():" line): after a
+    # line of a hard category, or the driver torn down at exit, it adds nothing
+    _P("process_killed", r"\bkilled by signal: Aborted\b|\bSignal 6 \(SIGABRT\)|\bSignals\.SIGABRT\b|"
+                         r"\bterminated with signal SIGABRT\b|"
+                         r"\b(?:exit|return) ?(?:code|status)\s*(?:[:=]\s*)?(?:-6|134)\b|\bexited with code\s+(?:-6|134)\b|"
+                         r"^\W{0,3}Aborted(?: \(core dumped\))?\s*$|(?:^|:\s+)\d+\s+Aborted\s+\S|"
+                         r"\bFatal Python error: Aborted\b|\bterminate called (?:without an active exception|recursively)\b",
+       "SIGABRT (aborted)", fix=ABORT_FIX, after=_TEARDOWN, after_categories=_HARD_CAUSES),
     # the training process found a DataLoader worker gone ("RuntimeError: DataLoader worker (pid(s) 15927) exited unexpectedly",
     # https://github.com/michuanhaohao/reid-strong-baseline/issues/29; raised under the worker's own "is killed by signal: ..."
     # when torch saw it): most often the OOM killer. A worker that ended on a Python error ("exited unexpectedly with exit code
@@ -539,6 +577,12 @@ PATTERNS = [
                   # datasets' own ConnectionError ("Couldn't reach https://raw.githubusercontent.com/...", https://github.com/
                   # huggingface/datasets/issues/1764; "Couldn't reach 'org/name' on the Hub (ConnectionError)")
                   r"\bCouldn['\u2019]t reach (?:https?://|'[^']{1,200}' on the Hub\b)", "operation timed out"),
+    # The message of a C++ exception nobody caught, under libstdc++'s "terminate called after throwing an instance of
+    # '...'" ("  what():  CUDA error: initialization error", https://github.com/CompVis/latent-diffusion/issues/17): the
+    # process aborts. Last: a message that any row above matches gives that row (a CUDA error, the NCCL watchdog, a
+    # failed checkpoint write); any other is this abort, reported by its own words.
+    _P("process_killed", r"(?:^|\]:)\s*what\(\):\s", "uncaught C++ exception (SIGABRT)", fix=ABORT_FIX, after=_TEARDOWN,
+       after_categories=_HARD_CAUSES),
 ]
 
 
@@ -636,11 +680,7 @@ _QUIET_LINES = re.compile("|".join((
     r"\)'\s*thrown while requesting [A-Z]+ \S+\s*$",
     # gRPC's notice at process exit (wandb, Google Cloud and TensorFlow load it), logged at level E
     r"\bgrpc_wait_for_shutdown_with_timeout\(\) timed out\b",
-    # a CUDA/HIP call made while the process exits, after the driver was torn down (a static object's destructor, an event
-    # still polled): "CUDA_ERROR_DEINITIALIZED" (4) and cudaErrorCudartUnloading (29), "driver shutting down"
-    # (https://github.com/tensorflow/tensorflow/issues/8483 after a finished run, https://github.com/AlexeyAB/darknet/
-    # issues/1829): teardown noise, never the cause; a run that failed says so before it
-    r"\b(?:CUDA_ERROR_DEINITIALIZED|cudaErrorCudartUnloading|hipErrorDeinitialized)\b|\bdriver shutting down\b",
+    _TEARDOWN,  # a CUDA/HIP call made after the driver was torn down at exit (see above)
 )))
 _TRACEBACK_FRAME = re.compile(r'\bFile "[^"]*", line \d+')
 _LEVEL_WINDOW = 200
@@ -892,6 +932,14 @@ def read_tail(path, lines=DEFAULT_LINES, max_bytes=None, deadline=None, clock=ti
 
 # -- scanning ---------------------------------------------------------------------------------
 
+def _follows_cause(pattern, recent, recent_categories):
+    """True when ``pattern`` reports a consequence whose cause is among the parts before: one that matches its ``after``,
+    or one that gave a category of its ``after_categories``."""
+    if pattern.after is not None and any(pattern.after.search(t) for t in recent):
+        return True
+    return bool(pattern.after_categories) and any(c in pattern.after_categories for c in recent_categories)
+
+
 def scan_lines(lines, path, now=None):
     """Matches of the pattern table in ``lines`` ([(offset, text)] or texts).
 
@@ -901,6 +949,7 @@ def scan_lines(lines, path, now=None):
     matches, previous, current_time = [], "", None
     notices = _NoticeTraceback()
     recent = collections.deque(maxlen=CAUSE_WINDOW_LINES)  # the parts before this one, for the rows with ``after``
+    recent_categories = collections.deque(maxlen=CAUSE_WINDOW_LINES)  # ... and the category each gave (None: none)
     runs = [0] * len(STREAKS)   # the length of each streak's current run
     for index, item in enumerate(lines):
         offset, line = item if isinstance(item, tuple) else (None, item)
@@ -912,9 +961,11 @@ def scan_lines(lines, path, now=None):
                 current_time = stamp
             owned = notices.owns(text)
             pattern = None if owned else classify(text, previous)
-            if pattern is not None and pattern.after is not None and any(pattern.after.search(t) for t in recent):
+            matched = pattern
+            if pattern is not None and _follows_cause(pattern, recent, recent_categories):
                 pattern = None
             recent.append(text[:MAX_LINE_CHARS])
+            recent_categories.append(matched.category if matched is not None else None)
             for number, streak in enumerate(STREAKS):
                 value = None if owned else streak.pattern.regex.search(text[:MAX_LINE_CHARS])
                 if value is not None and not harmless(text[:MAX_LINE_CHARS], previous):

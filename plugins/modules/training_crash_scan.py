@@ -14,7 +14,9 @@ description:
     one - V(cuda_oom) (the CUDA/HIP allocator's out-of-memory), V(gpu_error) (illegal memory access,
     device-side assert, ECC error, launch failure), V(nccl_timeout) (collective watchdog timeouts,
     NCCL/RCCL errors), V(process_killed) (SIGKILL, exit code -9/137, C(Killed), the kernel's or a cgroup's
-    OOM killer; a DataLoader worker found gone and a process that died of SIGSEGV, each with its own fix),
+    OOM killer; a DataLoader worker found gone, a process that died of SIGSEGV and one that aborted (SIGABRT,
+    exit code -6/134, an uncaught C++ exception), each with its own fix; an abort after a failure of another category,
+    such as the NCCL watchdog or a CUDA error, keeps that category),
     V(timeout), V(import_error), V(nan_loss) (loss or gradient norm NaN/inf, or a training
     loss of exactly 0 three log lines in a row) and V(disk_full) (ENOSPC, failed checkpoint writes, a full
     C(/dev/shm), the open-files limit, each with its own fix).

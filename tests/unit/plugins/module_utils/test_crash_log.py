@@ -1357,8 +1357,8 @@ def test_the_rows_of_the_new_kinds_say_what_to_do():
     assert crash.classify(" | learning rate: 5.333333E-06 | global batch size:     4 | lm loss: 1.420515E+00 | loss scale: "
                           "1.0 | grad norm: 13.636 | number of skipped iterations:   0 | number of nan iterations:   0 |") is None
     assert crash.classify("node08:6561:6561 [0] NCCL INFO NET/IB : Using [0]mlx5_0:1/IB ; OOB ibs3:10.252.0.211<0>") is None
-    # a child that ended on another signal is no kill
-    assert crash.classify("torch.multiprocessing.spawn.ProcessExitedException: process 1 terminated with signal SIGABRT") \
+    # a child that ended on a signal from outside is no kill (SIGABRT is a crash: see the abort tests below)
+    assert crash.classify("torch.multiprocessing.spawn.ProcessExitedException: process 1 terminated with signal SIGTERM") \
         is None
 
 
@@ -1580,5 +1580,166 @@ def test_the_same_reports_of_other_signals_keep_their_rows():
     assert crash.classify("Fatal Python error: Bus error").fix == crash.SIGBUS_FIX
     assert crash.classify("./train.sh: line 12: 31337 Segmentation fault      (core dumped) python train.py").fix == \
         crash.SEGFAULT_FIX
-    # SIGABRT fits no category: the failure it ends is printed before it in its own words
-    assert crash.classify("Fatal Python error: Aborted") is None
+    # faulthandler names SIGABRT "Aborted": an abort, with its own fix (the failure printed before it wins: see below)
+    assert crash.classify("Fatal Python error: Aborted").fix == crash.ABORT_FIX
+
+
+# -- SIGABRT: a process that aborted ----------------------------------------------------------------
+
+@pytest.mark.parametrize("line", [
+    # torchrun's ChildFailedError block and its agent's line (https://github.com/open-mmlab/mmsegmentation/issues/3106,
+    # https://github.com/open-compass/VLMEvalKit/issues/1131)
+    "  exitcode  : -6 (pid: 2385923)",
+    "  traceback : Signal 6 (SIGABRT) received by PID 2385923",
+    "ERROR:torch.distributed.elastic.multiprocessing.api:failed (exitcode: -6) local_rank: 0 (pid: 2380846) of binary: "
+    "/home/deshpand/anaconda3/envs/openmmlab/bin/python",
+    # mp.spawn's (https://github.com/rshaojimmy/MultiModal-DeepFake/issues/24), torch.distributed.launch's, DeepSpeed's,
+    # an IDE's: the forms of their SIGSEGV lines with signal 6
+    "torch.multiprocessing.spawn.ProcessExitedException: process 1 terminated with signal SIGABRT",
+    "subprocess.CalledProcessError: Command '['/usr/bin/python', '-u', 'train.py', '--local_rank=0']' died with "
+    "<Signals.SIGABRT: 6>.",
+    "[2023-07-10 04:26:35,999] [ERROR] [launch.py:324:sigkill_handler] ['/usr/bin/python3', '-u', 'train.py', "
+    "'--local_rank=1'] exits with return code = -6",
+    "Process finished with exit code 134 (interrupted by signal 6: SIGABRT)",
+    # a DataLoader worker (https://github.com/pytorch/pytorch/issues/80594)
+    "RuntimeError: DataLoader worker (pid 22822) is killed by signal: Aborted.",
+    # the shell's report and its job report (https://github.com/hku-mars/GS-SDF/issues/1), faulthandler's
+    "Aborted (core dumped)",
+    "Aborted",
+    "./train.sh: line 12: 31337 Aborted                 (core dumped) python train.py",
+    "Fatal Python error: Aborted",
+    # libstdc++'s terminate handler, when no exception was in flight or it was called again
+    "terminate called without an active exception",
+    "terminate called recursively",
+])
+def test_a_process_that_aborted_is_killed_with_its_own_fix(line):
+    pattern = crash.classify(line)
+    assert (pattern.category, pattern.fix) == ("process_killed", crash.ABORT_FIX), line
+    assert "ulimit -c" in pattern.fix and "what():" in pattern.fix and pattern.fix != crash.SEGFAULT_FIX
+    crashes, _events = crash.collapse(crash.scan_lines(["{'loss': 0.52, 'epoch': 1.0}", line], "train.log", now=NOW))
+    assert [(c["category"], c["fix"]) for c in crashes] == [("process_killed", crash.ABORT_FIX)]
+
+
+def _abort_crashes(lines):
+    crashes, _events = crash.collapse(crash.scan_lines(lines, "train.log", now=NOW))
+    return [(c["category"], c["fix"]) for c in crashes]
+
+
+# libstdc++'s terminate handler: the exception's type, then "  what():  " and its message (the CompVis/latent-diffusion#17
+# and arrival-ltd/catalyst-rl-tutorial#3 forms), its frames, then the shell's report
+def _terminate(kind, what):
+    return [" 45%|####5     | 45/100 [00:10<00:12, 4.50it/s]",
+            "terminate called after throwing an instance of '%s'" % kind,
+            "  what():  %s" % what,
+            "Exception raised from c10_cuda_check_implementation at ../c10/cuda/CUDAException.cpp:44 (most recent call first):",
+            "frame #0: c10::Error::Error(c10::SourceLocation, std::string) + 0x57 (0x7f3b2b6b9617 in "
+            "/usr/lib/python3/dist-packages/torch/lib/libc10.so)",
+            "frame #1: c10::detail::torchCheckFail(char const*, char const*, unsigned int, std::string const&) + 0x64 "
+            "(0x7f3b2b67498d in /usr/lib/python3/dist-packages/torch/lib/libc10.so)",
+            "",
+            "Aborted (core dumped)"]
+
+
+def test_an_uncaught_cpp_exception_is_reported_by_its_what_line():
+    lines = _terminate("c10::Error", "The size of tensor a (3) must match the size of tensor b (4) at non-singleton dimension 1")
+    crashes, _events = crash.collapse(crash.scan_lines(lines, "train.log", now=NOW))
+    assert [(c["category"], c["fix"], c["count"]) for c in crashes] == [("process_killed", crash.ABORT_FIX, 1)]
+    assert crashes[0]["line"].startswith("what():")  # the exception's own text; the abort after it adds nothing
+    # the terminate line alone names only the type: the what() under it is the report
+    assert crash.classify("terminate called after throwing an instance of 'std::runtime_error'") is None
+    assert crash.classify("[rank3]:   what():  basic_string::_M_construct null not valid").fix == crash.ABORT_FIX
+
+
+@pytest.mark.parametrize("kind, what, category", [
+    # a CUDA error thrown where nothing catches it keeps gpu_error (CompVis/latent-diffusion#17, catalyst-rl-tutorial#3)
+    ("c10::Error", "CUDA error: initialization error", "gpu_error"),
+    ("c10::CUDAError", "CUDA error: device-side assert triggered", "gpu_error"),
+    ("c10::Error", "CUDA error: an illegal memory access was encountered", "gpu_error"),
+    ("c10::OutOfMemoryError", "CUDA out of memory. Tried to allocate 20.00 MiB", "cuda_oom"),
+    # a checkpoint write that failed in the stream writer keeps disk_full
+    ("c10::Error", "[enforce fail at inline_container.cc:595] . unexpected pos 1634457600 vs 1634457488", "disk_full"),
+    # ProcessGroupNCCL's watchdog takes the process down: nccl_timeout, not an abort
+    ("c10::DistBackendError", "[PG 0 Rank 1] Process group watchdog thread terminated with exception: [Rank 1] Watchdog "
+     "caught collective operation timeout: WorkNCCL(SeqNum=3251, OpType=ALLREDUCE, NumelIn=1, NumelOut=1, Timeout(ms)=600000) "
+     "ran for 600016 milliseconds before timing out.", "nccl_timeout"),
+    ("std::runtime_error", "[Rank 0] Watchdog caught collective operation timeout: WorkNCCL(SeqNum=1, OpType=BROADCAST, "
+     "Timeout(ms)=1800000) ran for 1800497 milliseconds before timing out.", "nccl_timeout"),
+])
+def test_an_abort_after_a_reported_cause_keeps_the_cause(kind, what, category):
+    lines = _terminate(kind, what)
+    # ... and torchrun's summary of the rank that aborted, after its own traceback
+    lines += ["Traceback (most recent call last):", '  File "/usr/bin/torchrun", line 8, in <module>', "    sys.exit(main())",
+              "torch.distributed.elastic.multiprocessing.errors.ChildFailedError: ", "=" * 56, "train.py FAILED",
+              "-" * 56, "Failures:", "  <NO_OTHER_FAILURES>", "-" * 56, "Root Cause (first observed failure):", "[0]:",
+              "  time      : 2024-06-14_22:36:10", "  host      : node1", "  rank      : 1 (local_rank: 1)",
+              "  exitcode  : -6 (pid: 2385923)", "  error_file: <N/A>",
+              "  traceback : Signal 6 (SIGABRT) received by PID 2385923", "=" * 56]
+    assert [c for c, _fix in _abort_crashes(lines)] == [category]
+
+
+def test_the_nccl_watchdog_abort_stays_nccl_timeout():
+    # ProcessGroupNCCL's own lines before the terminate (the rank's log under torchrun's "[rank1]:" prefix), then faulthandler
+    lines = [
+        "[rank1]:[E ProcessGroupNCCL.cpp:563] [Rank 1] Watchdog caught collective operation timeout: WorkNCCL(SeqNum=3251, "
+        "OpType=ALLREDUCE, NumelIn=1, NumelOut=1, Timeout(ms)=600000) ran for 600016 milliseconds before timing out.",
+        "[rank1]:[E ProcessGroupNCCL.cpp:583] [Rank 1] To avoid data inconsistency, we are taking the entire process down.",
+        "[rank1]:terminate called after throwing an instance of 'c10::DistBackendError'",
+        "[rank1]:  what():  [PG 0 Rank 1] Process group watchdog thread terminated with exception: [Rank 1] Watchdog caught "
+        "collective operation timeout: WorkNCCL(SeqNum=3251, OpType=ALLREDUCE) ran for 600016 milliseconds before timing out.",
+        "Fatal Python error: Aborted",
+        "",
+        "Thread 0x00007f2b4effd640 (most recent call first):",
+        '  File "/usr/lib/python3.10/threading.py", line 324 in wait',
+    ] + ['  File "/opt/train.py", line %d in step' % n for n in range(60)] + [
+        "E0614 22:36:10.513000 139 torch/distributed/elastic/multiprocessing/api.py:826] failed (exitcode: -6) local_rank: 1 "
+        "(pid: 2385923) of binary: /usr/bin/python",
+        "Traceback (most recent call last):",
+    ] + ['  File "/usr/lib/python3/dist-packages/torch/distributed/run.py", line %d, in run' % n for n in range(50)] + [
+        "torch.distributed.elastic.multiprocessing.errors.ChildFailedError: ",
+        # more than CAUSE_WINDOW_LINES after the watchdog, but within them after the agent's abort line, itself a consequence
+        "  exitcode  : -6 (pid: 2385923)",
+        "  traceback : Signal 6 (SIGABRT) received by PID 2385923",
+    ]
+    assert len(lines) > crash.CAUSE_WINDOW_LINES + 5
+    assert _abort_crashes(lines) == [("nccl_timeout", crash.CATEGORIES["nccl_timeout"][1])]
+    # far from any cause, the abort gives its own row
+    far = ["{'loss': 0.5}"] * (crash.CAUSE_WINDOW_LINES + 1)
+    assert _abort_crashes(lines[:1] + far + lines[-2:]) == [("nccl_timeout", crash.CATEGORIES["nccl_timeout"][1]),
+                                                            ("process_killed", crash.ABORT_FIX)]
+
+
+def test_an_abort_after_a_soft_timeout_is_still_reported():
+    # a timed-out Hub request the run survived does not hide the abort that ended it later
+    lines = ["requests.exceptions.ReadTimeout: HTTPSConnectionPool(host='huggingface.co', port=443): Read timed out.",
+             "{'loss': 0.52, 'epoch': 1.0}", "Aborted (core dumped)"]
+    assert [c for c, _fix in _abort_crashes(lines)] == ["timeout", "process_killed"]
+
+
+@pytest.mark.parametrize("line", [
+    # "aborted" as a status word is no crash: a run stopped on purpose (early stopping, the operator) ended without a fault
+    "Training aborted by user",
+    "early stopping: run aborted",
+    "INFO:root:Run aborted after 3 epochs without improvement",
+    "[2024-06-14 22:36:10] checkpoint upload aborted, retrying",
+    "NCCL INFO comm 0x55d5c8c0 rank 0 nranks 8 cudaDev 0 busId 1000 - Abort COMPLETE",
+    # metrics and numbers that only look like the abort's
+    "{'eval_loss': 0.2, 'eval_aborted_ratio': 0.0, 'eval_exit_code_rate': 0.134, 'epoch': 1.0}",
+    "step 134, loss = 0.72 (242.4 examples/sec; 0.264 sec/batch)",
+    "exit_code: -6",
+    "  exitcode  : -60 (pid: 2385923)",
+    # libstdc++'s terminate line names the type only (the what() under it is classified)
+    "terminate called after throwing an instance of 'std::runtime_error'",
+    "    e.what():  not a terminate report",
+])
+def test_aborted_in_another_sense_gives_nothing(line):
+    assert crash.classify(line) is None
+
+
+def test_an_abort_after_the_driver_was_torn_down_at_exit_gives_nothing():
+    # the recorded TensorFlow log (tensorflow/tensorflow#8483): a finished run polled an event after the driver was gone
+    lines = ["2017-03-17 00:24:34.693612: step 9990, loss = 0.79 (208.4 examples/sec; 0.307 sec/batch)",
+             "E tensorflow/stream_executor/cuda/cuda_event.cc:49] Error polling for event status: failed to query event: "
+             "CUDA_ERROR_DEINITIALIZED",
+             "F tensorflow/core/common_runtime/gpu/gpu_event_mgr.cc:198] Unexpected Event status: 1",
+             "Aborted (core dumped)"]
+    assert _abort_crashes(lines) == []
