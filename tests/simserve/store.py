@@ -131,6 +131,15 @@ def hf_cache_repo(root, model_id, shards=1, build=None):
     return repo
 
 
+def readable_by_all(root):
+    """Every folder under ``root`` 0755 and every file 0644 (links left alone): a store any service user may read."""
+    for folder, _dirs, files in os.walk(root):
+        os.chmod(folder, 0o755)
+        for name in files:
+            if not os.path.islink(os.path.join(folder, name)):
+                os.chmod(os.path.join(folder, name), 0o644)
+
+
 def model_map(path, entries):
     """entries: {agent: (model, path)} or {agent: {...}} -> the JSON map file; returns its path."""
     doc = {}

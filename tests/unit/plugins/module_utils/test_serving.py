@@ -223,14 +223,6 @@ def inspect(root, entries, ident=None, strict=True, base_dir=None):
     return _serving.evaluate_model_store(found, strict=strict)
 
 
-def readable_by_all(root):
-    for folder, dirs, files in os.walk(root):
-        os.chmod(folder, 0o755)
-        for name in files:
-            if not os.path.islink(os.path.join(folder, name)):
-                os.chmod(os.path.join(folder, name), 0o644)
-
-
 def test_complete_models_in_every_layout_pass(open_tmp):
     root, entries = make_store(
         open_tmp,
@@ -241,7 +233,7 @@ def test_complete_models_in_every_layout_pass(open_tmp):
         e=("org/e", "models--org--e", None),
     )
     st.hf_cache_repo(root, "org/e", shards=2)
-    readable_by_all(root)
+    st.readable_by_all(root)
     problems, ok_text, details = inspect(root, entries, SVC)
     assert problems == [], messages(problems)
     assert ok_text.startswith("5 of 5 model(s) complete under %s, readable by user 'svc' (uid 4242)" % root)
@@ -438,7 +430,7 @@ def test_hf_cache_without_refs_uses_its_only_snapshot_and_refuses_to_guess_betwe
 
 def test_unreadable_file_for_the_service_user(open_tmp):
     root, entries = make_store(open_tmp, crawler=("org/a", "org/a", st.model_dir))
-    readable_by_all(root)
+    st.readable_by_all(root)
     weights = os.path.join(root, "org/a", "model.safetensors")
     os.chmod(weights, 0o600)
     problems, _ok, _d = inspect(root, entries, SVC)
@@ -451,7 +443,7 @@ def test_unreadable_file_for_the_service_user(open_tmp):
 
 def test_parent_directory_without_search_permission(open_tmp):
     root, entries = make_store(open_tmp, crawler=("org/a", "org/a", st.model_dir))
-    readable_by_all(root)
+    st.readable_by_all(root)
     os.chmod(os.path.join(root, "org"), 0o750)
     problems, _ok, _d = inspect(root, entries, SVC)
     assert messages(problems) == ["agent 'crawler' (model 'org/a'): parent directory %s/org is not searchable (x) "
@@ -466,7 +458,7 @@ def test_parent_directory_without_search_permission(open_tmp):
 
 def test_group_membership_and_an_acl_grant_access(open_tmp):
     root, entries = make_store(open_tmp, crawler=("org/a", "org/a", st.model_dir))
-    readable_by_all(root)
+    st.readable_by_all(root)
     folder = os.path.join(root, "org/a")
     os.chown(folder, 0, 4242)
     os.chmod(folder, 0o750)
@@ -547,7 +539,7 @@ def test_a_local_dir_download_in_progress_is_not_ready(open_tmp):
 
 def test_every_file_of_the_model_folder_must_be_readable(open_tmp):
     root, entries = make_store(open_tmp, a=("org/a", "a", st.model_dir))
-    readable_by_all(root)
+    st.readable_by_all(root)
     os.chmod(os.path.join(root, "a", "tokenizer.json"), 0o600)  # not one the map lists
     problems, ok_text, _d = inspect(root, entries, SVC)
     assert ok_text is None and [(p["details"]["cause"], p["message"]) for p in problems] == [

@@ -213,12 +213,7 @@ def test_refs_main_unreadable_by_the_service_user_fails(open_tmp):
     refs/main; written by root with umask 077 (mode 0600), the service user's loader cannot, although every
     blob is readable."""
     root = build_tree(fixture("hub_tree_omnisvg_qwen25vl.txt"), str(open_tmp / "hub"))
-    os.chmod(str(open_tmp), 0o755)
-    for folder, _dirs, files in os.walk(root):
-        os.chmod(folder, 0o755)
-        for name in files:
-            if not os.path.islink(os.path.join(folder, name)):
-                os.chmod(os.path.join(folder, name), 0o644)
+    _open_to_all(open_tmp, root)
     models = {"a": ("Qwen/Qwen2.5-VL-7B-Instruct", "models--Qwen--Qwen2.5-VL-7B-Instruct")}
     assert judge(root, models, SVC)[0] == []
     ref = os.path.join(root, "models--Qwen--Qwen2.5-VL-7B-Instruct", "refs", "main")
@@ -236,12 +231,7 @@ def test_a_snapshots_folder_the_service_user_cannot_search_fails(open_tmp):
     must pass through snapshots/ (x) as well as blobs/. With snapshots/ at 0700 root every file's blob was
     still readable and the snapshot folder itself r-x, and the gate passed a model the service user cannot open."""
     root = build_tree(fixture("hub_tree_omnisvg_qwen25vl.txt"), str(open_tmp / "hub"))
-    os.chmod(str(open_tmp), 0o755)
-    for folder, _dirs, files in os.walk(root):
-        os.chmod(folder, 0o755)
-        for name in files:
-            if not os.path.islink(os.path.join(folder, name)):
-                os.chmod(os.path.join(folder, name), 0o644)
+    _open_to_all(open_tmp, root)
     models = {"a": ("Qwen/Qwen2.5-VL-7B-Instruct", "models--Qwen--Qwen2.5-VL-7B-Instruct")}
     snapshots = os.path.join(root, "models--Qwen--Qwen2.5-VL-7B-Instruct", "snapshots")
     os.chmod(snapshots, 0o700)
@@ -387,11 +377,7 @@ def test_a_hand_built_cache_with_a_named_snapshot_passes(open_tmp):
 
 def _open_to_all(open_tmp, root):
     os.chmod(str(open_tmp), 0o755)
-    for folder, _dirs, files in os.walk(root):
-        os.chmod(folder, 0o755)
-        for name in files:
-            if not os.path.islink(os.path.join(folder, name)):
-                os.chmod(os.path.join(folder, name), 0o644)
+    st.readable_by_all(root)
 
 
 def test_a_cache_downloaded_by_root_with_umask_077_is_unreadable_for_the_service_user(open_tmp):

@@ -57,14 +57,6 @@ def cache(model_id, **kwargs):
     return lambda root, rel: st.hf_cache_repo(root, model_id, build=lambda f: st.mistral_dir(f, **kwargs))
 
 
-def readable_by_all(root):
-    for current, _dirs, files in os.walk(root):
-        os.chmod(current, 0o755)
-        for name in files:
-            if not os.path.islink(os.path.join(current, name)):
-                os.chmod(os.path.join(current, name), 0o644)
-
-
 def test_complete_mistral_folders_pass_in_every_form(open_tmp):
     """Mistral's README download (7B-Instruct-v0.3), Nemo's tekken.json, a sharded release with its index
     (Mistral-Large-Instruct-2407) and without, the older consolidated.00.pth, and a hub cache of Pixtral-12B-2409
@@ -79,7 +71,7 @@ def test_complete_mistral_folders_pass_in_every_form(open_tmp):
         f=("mistralai/Pixtral-12B-2409", "models--mistralai--Pixtral-12B-2409",
            cache("mistralai/Pixtral-12B-2409", tokenizer="tekken.json")),
     )
-    readable_by_all(root)
+    st.readable_by_all(root)
     assert not os.path.exists(os.path.join(root, "mistral-7b-v0.3", "config.json"))
     problems, ok_text, details = judge(root, entries, SVC)
     assert problems == [], messages(problems)
@@ -233,7 +225,7 @@ def test_a_mistral_cache_download_in_progress_fails(open_tmp):
 
 def test_an_unreadable_consolidated_file_fails_for_the_service_user(open_tmp):
     root, entries = store_of(open_tmp, a=("mistralai/Mistral-7B-Instruct-v0.3", "m", folder()))
-    readable_by_all(root)
+    st.readable_by_all(root)
     os.chmod(os.path.join(root, "m", "consolidated.safetensors"), 0o600)
     os.chmod(os.path.join(root, "m", "tokenizer.model.v3"), 0o600)
     problems, ok_text, _d = judge(root, entries, SVC)
