@@ -5,6 +5,8 @@ from __future__ import annotations
 import glob
 import json
 import os
+import pathlib
+import shutil
 import subprocess
 import sys
 
@@ -71,9 +73,6 @@ def run_family_playbook(kind, inventory, folder, *extra, flags=()):
 def collection_copy(folder):
     """A frozen copy of what the host tool bundles (plugins/module_utils, src/gpuops_preflight, galaxy.yml) in
     <folder>/collection: a test may change it while the working tree stays as it is. Returns its path."""
-    import pathlib
-    import shutil
-
     root = pathlib.Path(str(folder)) / "collection"
     for part in (("plugins", "module_utils"), ("src", "gpuops_preflight")):
         shutil.copytree(os.path.join(REPO, *part), root.joinpath(*part), ignore=shutil.ignore_patterns("__pycache__"))
